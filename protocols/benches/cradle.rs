@@ -1,0 +1,2 @@
+// Placeholder until the cradle benchmarks are written.
+fn main() {}

@@ -1,0 +1,2 @@
+// Placeholder until the ert benchmarks are written.
+fn main() {}

@@ -1,0 +1,2 @@
+// Placeholder until the mbus benchmarks are written.
+fn main() {}

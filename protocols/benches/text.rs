@@ -1,0 +1,2 @@
+// Placeholder until the text benchmarks are written.
+fn main() {}

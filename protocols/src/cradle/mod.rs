@@ -1,0 +1,1 @@
+//! The handheld recorder cradle link: frames, sliding window, session messages and records.

@@ -1,0 +1,294 @@
+//! Format detection and dispatch: one entry point that turns raw input (hex lines, JSON lines,
+//! or text telegrams) into [`Decoded`] frames, used by `meterd decode`, the golden fixture test
+//! and the ingest paths.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+
+use crate::decoded::Decoded;
+use crate::error::{Error, Result};
+use crate::{dsmr, ert, hexline, iec62056_21, mbus, wmbus};
+
+/// Every protocol `meterd decode` names in its output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    Scm,
+    ScmPlus,
+    Idm,
+    NetIdm,
+    R900,
+    R900Bcd,
+    Wmbus,
+    Mbus,
+    Iec62056_21,
+    Dsmr,
+}
+
+impl Protocol {
+    /// All protocols, in the order the contract lists them.
+    pub const ALL: [Protocol; 10] = [
+        Protocol::Scm,
+        Protocol::ScmPlus,
+        Protocol::Idm,
+        Protocol::NetIdm,
+        Protocol::R900,
+        Protocol::R900Bcd,
+        Protocol::Wmbus,
+        Protocol::Mbus,
+        Protocol::Iec62056_21,
+        Protocol::Dsmr,
+    ];
+
+    /// The contract name (`scm`, `scm+`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Scm => "scm",
+            Protocol::ScmPlus => "scm+",
+            Protocol::Idm => "idm",
+            Protocol::NetIdm => "netidm",
+            Protocol::R900 => "r900",
+            Protocol::R900Bcd => "r900bcd",
+            Protocol::Wmbus => "wmbus",
+            Protocol::Mbus => "mbus",
+            Protocol::Iec62056_21 => "iec62056-21",
+            Protocol::Dsmr => "dsmr",
+        }
+    }
+
+    /// Text protocols take raw bytes; the others take one hex frame per line.
+    pub fn is_text(self) -> bool {
+        matches!(self, Protocol::Iec62056_21 | Protocol::Dsmr)
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Protocol {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let lower = s.to_ascii_lowercase();
+        Protocol::ALL
+            .into_iter()
+            .find(|p| p.name() == lower || (lower == "scmplus" && *p == Protocol::ScmPlus))
+            .ok_or_else(|| Error::invalid("protocol", format!("unknown protocol {s:?}")))
+    }
+}
+
+/// Wireless M-Bus AES-128 keys by meter identification (8 digits).
+#[derive(Debug, Clone, Default)]
+pub struct Keys {
+    by_meter: HashMap<String, [u8; 16]>,
+}
+
+impl Keys {
+    /// No keys.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a key for a meter id (8 digits).
+    pub fn insert(&mut self, meter_id: &str, key: [u8; 16]) {
+        self.by_meter.insert(meter_id.to_owned(), key);
+    }
+
+    /// The key for a meter id, if any.
+    pub fn get(&self, meter_id: &str) -> Option<&[u8; 16]> {
+        self.by_meter.get(meter_id)
+    }
+
+    /// Number of keys held.
+    pub fn len(&self) -> usize {
+        self.by_meter.len()
+    }
+
+    /// True when no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.by_meter.is_empty()
+    }
+
+    /// Parses one `METER_ID=HEX` assignment (the `--key` option and a key file line).
+    pub fn parse_assignment(text: &str) -> Result<(String, [u8; 16])> {
+        let (id, key) = text
+            .split_once('=')
+            .ok_or_else(|| Error::invalid("key", "expected METER_ID=HEX"))?;
+        let id = id.trim();
+        if id.len() != 8 || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Error::invalid("key", format!("meter id {id:?} is not 8 digits")));
+        }
+        let bytes = hexline::parse(key)?;
+        let key: [u8; 16] = bytes
+            .try_into()
+            .map_err(|b: Vec<u8>| Error::invalid("key", format!("AES-128 key must be 16 bytes, got {}", b.len())))?;
+        Ok((id.to_owned(), key))
+    }
+
+    /// Parses a key file: one `METER_ID=HEX` per line, `#` comments and blank lines ignored.
+    /// Errors name the line.
+    pub fn parse_file(text: &str) -> Result<Self> {
+        let mut keys = Keys::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (id, key) = Self::parse_assignment(line)
+                .map_err(|e| Error::invalid("key", format!("line {}: {e}", n + 1)))?;
+            keys.insert(&id, key);
+        }
+        Ok(keys)
+    }
+}
+
+/// Detects the protocol of one binary frame from its length and leading bytes.
+pub fn detect_binary(frame: &[u8]) -> Option<Protocol> {
+    if let Some(p) = ert::detect(frame) {
+        return Some(p);
+    }
+    if mbus::looks_like(frame) {
+        return Some(Protocol::Mbus);
+    }
+    if wmbus::looks_like(frame) {
+        return Some(Protocol::Wmbus);
+    }
+    None
+}
+
+/// Decodes one binary frame with a known protocol.
+pub fn decode_binary(protocol: Protocol, frame: &[u8], keys: &Keys) -> Result<Decoded> {
+    match protocol {
+        Protocol::Scm => ert::scm::decode(frame),
+        Protocol::ScmPlus => ert::scm_plus::decode(frame),
+        Protocol::Idm => ert::idm::decode(frame, false),
+        Protocol::NetIdm => ert::idm::decode(frame, true),
+        Protocol::R900 => ert::r900::decode(frame, false),
+        Protocol::R900Bcd => ert::r900::decode(frame, true),
+        Protocol::Wmbus => wmbus::decode(frame, keys),
+        Protocol::Mbus => mbus::decode(frame),
+        Protocol::Iec62056_21 => iec62056_21::decode(frame),
+        Protocol::Dsmr => dsmr::decode(frame),
+    }
+}
+
+/// One unit of input and what became of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrameResult {
+    /// 1-based line number where the frame starts in the input.
+    pub line: usize,
+    /// The decoded frame or why it was refused.
+    pub result: Result<Decoded>,
+}
+
+/// Decodes a whole input: hex frames one per line, rtlamr JSON lines, gateway envelopes, or text
+/// telegrams (IEC 62056-21, DSMR). Without `protocol` the format is detected per frame.
+pub fn decode_input(input: &[u8], protocol: Option<Protocol>, keys: &Keys) -> Vec<FrameResult> {
+    let text_start = input.iter().position(|b| !b.is_ascii_whitespace());
+    let is_text = match (protocol, text_start) {
+        (Some(p), _) => p.is_text(),
+        (None, Some(i)) => input[i] == b'/',
+        (None, None) => false,
+    };
+    if is_text {
+        return split_telegrams(input)
+            .into_iter()
+            .map(|(line, unit)| {
+                let p = protocol.unwrap_or_else(|| detect_text(unit));
+                FrameResult { line, result: decode_binary(p, unit, keys) }
+            })
+            .collect();
+    }
+    let text = String::from_utf8_lossy(input);
+    let mut out = Vec::new();
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let result = if line.starts_with('{') {
+            ert::decode_json_line(line, keys)
+        } else {
+            hexline::parse(line).and_then(|frame| {
+                let p = match protocol {
+                    Some(p) => p,
+                    None => detect_binary(&frame).ok_or_else(|| {
+                        Error::Unrecognised(format!("{} bytes starting {}", frame.len(), hexline::format(&frame[..frame.len().min(4)])))
+                    })?,
+                };
+                decode_binary(p, &frame, keys)
+            })
+        };
+        out.push(FrameResult { line: n + 1, result });
+    }
+    out
+}
+
+/// IEC 62056-21 data messages carry STX; DSMR telegrams do not.
+fn detect_text(unit: &[u8]) -> Protocol {
+    if unit.contains(&0x02) { Protocol::Iec62056_21 } else { Protocol::Dsmr }
+}
+
+/// Splits text input into telegrams, each starting at a line that begins with `/`.
+fn split_telegrams(input: &[u8]) -> Vec<(usize, &[u8])> {
+    let mut starts = Vec::new();
+    let mut line = 1;
+    let mut at_line_start = true;
+    for (i, &b) in input.iter().enumerate() {
+        if at_line_start && b == b'/' {
+            starts.push((line, i));
+        }
+        at_line_start = b == b'\n';
+        if b == b'\n' {
+            line += 1;
+        }
+    }
+    if starts.is_empty() {
+        let trimmed = input.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(0);
+        return vec![(1, &input[trimmed..])];
+    }
+    starts
+        .iter()
+        .enumerate()
+        .map(|(k, &(line, start))| {
+            let end = starts.get(k + 1).map_or(input.len(), |&(_, s)| s);
+            (line, &input[start..end])
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocol_names_round_trip() {
+        for p in Protocol::ALL {
+            assert_eq!(p.name().parse::<Protocol>().unwrap(), p);
+        }
+        assert!("modbus".parse::<Protocol>().is_err());
+    }
+
+    #[test]
+    fn key_assignments_are_checked() {
+        let (id, key) = Keys::parse_assignment("12345678=000102030405060708090A0B0C0D0E0F").unwrap();
+        assert_eq!(id, "12345678");
+        assert_eq!(key[15], 0x0F);
+        assert!(Keys::parse_assignment("1234567=00").is_err());
+        assert!(Keys::parse_assignment("12345678=0001").is_err());
+        let err = Keys::parse_file("# keys\n12345678=000102030405060708090A0B0C0D0E0F\nbad\n").unwrap_err();
+        assert!(err.to_string().contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn telegrams_split_at_slash_lines() {
+        let input = b"/AAA5\r\n1(2)\r\n!\r\n/BBB5\r\n!\r\n";
+        let units = split_telegrams(input);
+        assert_eq!(units.len(), 2);
+        assert_eq!(units[0].0, 1);
+        assert_eq!(units[1].0, 4);
+        assert!(units[1].1.starts_with(b"/BBB5"));
+    }
+}

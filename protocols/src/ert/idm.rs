@@ -1,0 +1,8 @@
+//! Placeholder: decoding of this message is being written.
+use crate::decoded::Decoded;
+use crate::error::{Error, Result};
+
+/// Decodes one frame.
+pub fn decode(frame: &[u8], _variant: bool) -> Result<Decoded> {
+    Err(Error::Unsupported(format!("idm decoding is not written yet ({} bytes)", frame.len())))
+}

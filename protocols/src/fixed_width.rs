@@ -1,0 +1,1 @@
+//! Fixed-width record layouts described as data.
