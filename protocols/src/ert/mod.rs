@@ -55,7 +55,8 @@ pub fn detect(frame: &[u8]) -> Option<Protocol> {
     let idm = |ert_type: u8| if ert_type & 0x0F == 8 { Protocol::NetIdm } else { Protocol::Idm };
     match frame {
         [0xF9, 0x53, ..] if frame.len() == scm::LEN => Some(Protocol::Scm),
-        [0x16, 0xA3, 0x1E, ..] if frame.len() == scm_plus::LEN => Some(Protocol::ScmPlus),
+        // Any ProtocolID: decoding then says why a non-0x1E frame is refused.
+        [0x16, 0xA3, ..] if frame.len() == scm_plus::LEN => Some(Protocol::ScmPlus),
         [0x55, 0x55, 0x16, 0xA3, 0x1C, _, _, _, t, ..] if frame.len() == idm::LEN => Some(idm(*t)),
         [0x16, 0xA3, 0x1C, _, _, _, t, ..] if frame.len() == idm::LEN_WITHOUT_PREAMBLE => Some(idm(*t)),
         _ if frame.len() == r900::LEN && frame[r900::LEN - 1] & 0x7F == 0 => Some(Protocol::R900),
