@@ -151,7 +151,7 @@ pub fn date_g(b: &[u8]) -> Option<String> {
     let day = b0 & 0x1F;
     let month = b1 & 0x0F;
     let year = ((b0 & 0xE0) >> 5) | ((b1 & 0xF0) >> 1);
-    valid_date(day, month)?;
+    valid_date(day, month, year)?;
     Some(format!("{:04}-{:02}-{:02}", 2000 + u32::from(year), month, day))
 }
 
@@ -166,8 +166,9 @@ pub fn datetime_f(b: &[u8]) -> Option<String> {
     let hundred = (b1 & 0x60) >> 5;
     let day = b2 & 0x1F;
     let month = b3 & 0x0F;
-    let year = u32::from(((b2 & 0xE0) >> 5) | ((b3 & 0xF0) >> 1));
-    valid_date(day, month)?;
+    let year = ((b2 & 0xE0) >> 5) | ((b3 & 0xF0) >> 1);
+    valid_date(day, month, year)?;
+    let year = u32::from(year);
     if minute > 59 || hour > 23 {
         return None;
     }
@@ -194,15 +195,16 @@ pub fn datetime_i(b: &[u8]) -> Option<String> {
     let day = b3 & 0x1F;
     let month = b4 & 0x0F;
     let year = ((b3 & 0xE0) >> 5) | ((b4 & 0xF0) >> 1);
-    valid_date(day, month)?;
+    valid_date(day, month, year)?;
     if second > 59 || minute > 59 || hour > 23 {
         return None;
     }
     Some(format!("{:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}", 2000 + u32::from(year)))
 }
 
-fn valid_date(day: u8, month: u8) -> Option<()> {
-    ((1..=31).contains(&day) && (1..=12).contains(&month)).then_some(())
+/// Day 0, month 0 or 13+, and years past 99 (all bits set, 1.1.127, is "not set") are invalid.
+fn valid_date(day: u8, month: u8, year: u8) -> Option<()> {
+    ((1..=31).contains(&day) && (1..=12).contains(&month) && year <= 99).then_some(())
 }
 
 #[cfg(test)]
@@ -247,6 +249,7 @@ mod tests {
         assert_eq!(datetime_f(&[0xB2, 0x37, 0x1F, 0x15]), None, "IV bit set");
         assert_eq!(date_g(&[0x1F, 0x15]).as_deref(), Some("2008-05-31"));
         assert_eq!(date_g(&[0xFF, 0xFF]), None);
+        assert_eq!(date_g(&[0xE1, 0xF1]), None, "1.1.127 means not set");
         assert_eq!(datetime_i(&[0x05, 0x32, 0x17, 0x1F, 0x15, 0x00]).as_deref(), Some("2008-05-31T23:50:05"));
     }
 }
