@@ -278,4 +278,43 @@ mod tests {
         assert_eq!(d.fields["ci"], "0x52");
         assert_eq!(d.fields["c"], "SND_UD");
     }
+
+    fn long(ci: u8, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        frame::encode(&Frame::Long { c: 0x08, a: 1, ci, data }, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn more_records_follow_and_status_flags() {
+        let mut data = frame("78563412 2440 01 07 55 04 0000");
+        data.extend_from_slice(&[0x04, 0x13, 0x39, 0x30, 0x00, 0x00, 0x1F, 0x01, 0x02]);
+        let d = decode(&long(0x72, &data)).unwrap();
+        assert_eq!(d.fields["more_records_follow"], true);
+        assert_eq!(d.flags, ["low_battery"]);
+        assert_eq!(d.readings[0].value.to_string(), "12.345");
+        assert_eq!((d.readings[1].quantity.as_str(), d.readings[1].value.clone()), ("manufacturer_data", Value::from("0102")));
+    }
+
+    #[test]
+    fn msb_first_variable_data() {
+        let mut data = frame("78563412 2440 01 07 55 00 0000");
+        data.extend_from_slice(&[0x04, 0x13, 0x00, 0x00, 0x30, 0x39]);
+        let d = decode(&long(0x76, &data)).unwrap();
+        assert_eq!(d.readings[0].value.to_string(), "12.345");
+    }
+
+    #[test]
+    fn short_header_and_application_error() {
+        let d = decode(&long(0x7A, &[0x11, 0x03, 0x00, 0x00, 0x02, 0x5A, 0xC8, 0x00])).unwrap();
+        assert_eq!(d.fields["access_no"], 0x11);
+        assert_eq!(d.flags, ["alarm"]);
+        assert_eq!(d.readings[0].value.to_string(), "20");
+        let err = decode(&long(0x7A, &[0x11, 0x00, 0x10, 0x05, 0x2F, 0x2F])).unwrap_err();
+        assert!(matches!(err, Error::Unsupported(_)), "{err}");
+        let d = decode(&long(0x70, &[0x02])).unwrap();
+        assert_eq!(d.fields["application_error"], 2);
+        let err = decode(&long(0x72, &[0x78, 0x56])).unwrap_err();
+        assert!(matches!(err, Error::Invalid { field: "header", .. }), "{err}");
+    }
 }

@@ -67,7 +67,7 @@ pub fn afl(input: &[u8]) -> Result<(Afl, &[u8])> {
         Ok(a)
     };
     let fc = u16::from_le_bytes(take(2)?.try_into().unwrap_or_default());
-    if fc & 0x4000 != 0 || fc & 0x00FF > 1 {
+    if fc & 0x4000 != 0 {
         return Err(Error::Unsupported("fragmented AFL messages".into()));
     }
     let mut a = Afl { fc, ..Afl::default() };
@@ -282,7 +282,7 @@ fn tpl(ctx: &mut Context<'_>, cur: &mut [u8], afl: Option<&Afl>) -> Result<Decod
     if has_status {
         let cfg = h.signature;
         let mode = ((cfg >> 8) & 0x1F) as u8;
-        let blocks = usize::from((cfg >> 4) & 0x0F) as u8;
+        let blocks = usize::from((cfg >> 4) as u8 & 0x0F);
         ctx.fields.insert("security_mode".into(), Value::from(mode));
         if mode == 7 {
             records_at += 1; // configuration field extension
@@ -300,7 +300,7 @@ fn tpl(ctx: &mut Context<'_>, cur: &mut [u8], afl: Option<&Afl>) -> Result<Decod
                 let [a, b, c, d] = h.id;
                 [m0, m1, a, b, c, d, h.version, h.medium]
             };
-            decrypt_tpl(ctx, mode, usize::from(blocks), cur, records_at, m_a, h.access_no, afl)?;
+            decrypt_tpl(ctx, mode, blocks, cur, records_at, m_a, h.access_no, afl)?;
         }
     }
     header_fields(&mut ctx.fields, &h, has_status.then_some((h.access_no, h.status)));
