@@ -22,7 +22,7 @@ pub enum Event {
 
 /// Length of the complete telegram at the start of `buf` (which must start with `/`), through
 /// the end of its `!` line. [`Error::Incomplete`] while it is still arriving; [`Error::Invalid`]
-/// when another telegram starts before this one ended (the field names the position of the new
+/// when another telegram starts (a `/`, which no object may contain) before this one ended (the field names the position of the new
 /// start) or it grew past `max_len`.
 pub fn frame(buf: &[u8], max_len: usize) -> Result<usize> {
     match buf.first() {
@@ -35,7 +35,9 @@ pub fn frame(buf: &[u8], max_len: usize) -> Result<usize> {
         let line_start = buf[i - 1] == b'\n';
         match buf[i] {
             b'!' if line_start => return end_line(buf, i),
-            b'/' if line_start => return Err(Error::invalid("telegram", format!("cut short: new telegram at byte {i}"))),
+            // `/` may not appear inside a telegram, so it always starts the next one, even
+            // when the line before it was cut off.
+            b'/' => return Err(Error::invalid("telegram", format!("cut short: new telegram at byte {i}"))),
             _ => {}
         }
         if i >= max_len {

@@ -151,7 +151,7 @@ mod splitting {
         let telegrams: Vec<_> = events.iter().filter_map(|e| if let Event::Telegram(t) = e { Some(t) } else { None }).collect();
         assert_eq!(telegrams, vec![&V5.to_vec(), &V42.to_vec()]);
         let discarded: usize = events.iter().map(|e| if let Event::Discarded { bytes, .. } = e { bytes.len() } else { 0 }).sum();
-        assert_eq!(discarded, 13 + 2);
+        assert_eq!(discarded, 14 + 2);
         assert_eq!(s.pending(), 0);
         for t in telegrams {
             decode(t).unwrap();

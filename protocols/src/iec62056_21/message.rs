@@ -407,9 +407,11 @@ pub enum Message {
 }
 
 /// Parses the next message at the start of `i`, returning the bytes it used.
+/// `option_select_expected`: an ACK may start an option select (only a meter waiting after its
+/// identification says so); otherwise an ACK is a lone acknowledgement and never waits for more.
 /// Bytes that cannot start any message are [`Error::Invalid`]: the caller drops one byte and
 /// tries again (line noise, or the garbage a baud mismatch produces).
-pub fn parse_message(i: &[u8]) -> std::result::Result<(usize, Message), BlockError> {
+pub fn parse_message(i: &[u8], option_select_expected: bool) -> std::result::Result<(usize, Message), BlockError> {
     let Some(&first) = i.first() else { return Err(Error::Incomplete { needed: 1 }.into()) };
     let done = |rest: &[u8]| i.len() - rest.len();
     match first {
@@ -421,6 +423,7 @@ pub fn parse_message(i: &[u8]) -> std::result::Result<(usize, Message), BlockErr
             let (rest, m) = Identification::parse(i).map_err(Error::from)?;
             Ok((done(rest), Message::Identification(m)))
         }
+        ACK if !option_select_expected => Ok((1, Message::Ack)),
         ACK if i.len() == 1 => Err(Error::Incomplete { needed: 1 }.into()),
         // A lone ACK is followed by anything but the option select's V character.
         ACK if i[1].is_ascii_alphanumeric() => {
@@ -516,8 +519,10 @@ mod tests {
         let m = OptionSelect { protocol: b'0', baud_char: b'5', mode: b'1' };
         assert_eq!(m.encode(), b"\x06051\r\n");
         assert_eq!(OptionSelect::parse(b"\x06051\r\n").unwrap().1, m);
-        assert_eq!(parse_message(b"\x06051\r\n").unwrap(), (6, Message::OptionSelect(m)));
-        assert_eq!(parse_message(&[ACK, NAK]).unwrap(), (1, Message::Ack));
+        assert_eq!(parse_message(b"\x06051\r\n", true).unwrap(), (6, Message::OptionSelect(m)));
+        assert_eq!(parse_message(&[ACK, NAK], true).unwrap(), (1, Message::Ack));
+        assert_eq!(parse_message(&[ACK], false).unwrap(), (1, Message::Ack));
+        assert!(parse_message(&[ACK], true).is_err());
     }
 
     #[test]

@@ -255,7 +255,7 @@ impl MeterSim {
 
     fn process(&mut self) {
         while !self.rx.is_empty() && !matches!(self.state, State::Delaying | State::Asleep) {
-            match message::parse_message(&self.rx) {
+            match message::parse_message(&self.rx, self.state == State::AwaitOption) {
                 Ok((n, msg)) => {
                     self.rx.drain(..n);
                     self.on_message(msg);

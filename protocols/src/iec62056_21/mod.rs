@@ -230,7 +230,7 @@ mod tests {
             let ident = Identification { manufacturer: "ABC".into(), baud_char: b'5', enhanced: None, ident: "RT".into() };
             let wire = encode_readout(&ident, &sets).unwrap();
             let (n, block) = DataBlock::parse(&wire[ident.encode().unwrap().len()..]).unwrap();
-            prop_assert_eq!(n + 7, wire.len());
+            prop_assert_eq!(n + 9, wire.len());
             let reparsed = dataset::parse_lines(&block.data).unwrap();
             prop_assert_eq!(&reparsed, &sets);
             prop_assert_eq!(encode_readout(&ident, &reparsed).unwrap(), wire.clone());

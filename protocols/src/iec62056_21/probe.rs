@@ -472,7 +472,7 @@ impl ProbeSession {
                     return; // maybe the start of the echo; wait for more
                 }
             }
-            match message::parse_message(&self.rx) {
+            match message::parse_message(&self.rx, false) {
                 Ok((n, msg)) => {
                     self.rx.drain(..n);
                     self.on_message(msg);

@@ -91,7 +91,8 @@ impl Link {
     fn run(&mut self) -> Result<Readout, SessionError> {
         self.probe.start();
         self.pump(PROBE);
-        while !self.probe.is_done() {
+        // After the probe is done, let what it last sent reach the meter (the B0 break).
+        while !self.probe.is_done() || !self.deliveries.is_empty() {
             let next_delivery = self.deliveries.peek().map(|Reverse(d)| d.0);
             let timers = [self.ports[PROBE].timer, self.ports[METER].timer];
             let next_timer = timers.iter().flatten().min().copied();
@@ -165,7 +166,7 @@ fn readout_after_switching_to_the_proposed_rate() {
     let ack_time = link.sent.iter().find(|(_, s, b)| *s == PROBE && b[0] == 0x06).unwrap().0;
     let (switch_time, _, baud) = link.baud_changes.iter().find(|(_, s, _)| *s == PROBE).copied().unwrap();
     assert_eq!(baud, 9600);
-    assert!(switch_time >= ack_time + 6 * 10_000_000 / 300, "switched before the ACK had left");
+    assert!(switch_time >= ack_time + 6 * (10_000_000 / 300), "switched before the ACK had left");
     assert_eq!(link.meter.stats().sign_ons, 1);
 }
 
@@ -263,7 +264,7 @@ fn protocol_character_and_reaction_delay_are_configurable() {
     assert_eq!(link.sent_by(PROBE)[1], b"\x06250\r\n");
     let ident_end = {
         let (t, _, b) = link.sent.iter().find(|(_, s, _)| *s == METER).unwrap();
-        t + b.len() as u64 * 10_000_000 / 300
+        t + b.len() as u64 * (10_000_000 / 300)
     };
     let ack_time = link.sent.iter().find(|(_, s, b)| *s == PROBE && b[0] == 0x06).unwrap().0;
     assert_eq!(ack_time - ident_end, 700_000);
@@ -276,7 +277,7 @@ fn lower_case_manufacturer_means_a_short_reaction_time() {
     let mut link = Link::new(ProbeConfig::default(), m);
     link.run().unwrap();
     let (t, _, b) = link.sent.iter().find(|(_, s, _)| *s == METER).unwrap();
-    let ident_end = t + b.len() as u64 * 10_000_000 / 300;
+    let ident_end = t + b.len() as u64 * (10_000_000 / 300);
     let ack_time = link.sent.iter().find(|(_, s, b)| *s == PROBE && b[0] == 0x06).unwrap().0;
     assert_eq!(ack_time - ident_end, 25_000);
 }
