@@ -192,3 +192,4 @@ mod splitting {
         assert_eq!(s.next_event(), Some(Event::Telegram(V22.to_vec())));
     }
 }
+

@@ -447,7 +447,23 @@ pub fn readings(set: &DataSet) -> Vec<Reading> {
         r.at = stamp(&vals[0]);
         return vec![r];
     }
-    vals.iter().map(|v| reading(set, v)).collect()
+    vals.iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let mut r = reading(set, v);
+            // Extra groups after the value, such as the time of a maximum demand
+            // `1.6.0(00.632*kW)(21-03-04 10:15)`, are the meter's local time, not the quantity.
+            if i > 0 && v.unit.is_none() && number(&v.value).is_none() && looks_like_time(&v.value) {
+                r.quantity = "date_time".into();
+                r.function = None;
+            }
+            r
+        })
+        .collect()
+}
+
+fn looks_like_time(s: &str) -> bool {
+    s.bytes().any(|b| b.is_ascii_digit()) && s.bytes().all(|b| b.is_ascii_digit() || b" -:./".contains(&b))
 }
 
 #[cfg(test)]
@@ -528,6 +544,14 @@ mod tests {
         assert_eq!(function("1.6.0"), Some("maximum"));
         assert_eq!(hex_text("4B384547303034303436333935353037").as_deref(), Some("K8EG004046395507"));
         assert_eq!(hex_text("3960221976967177082151037881335713"), None);
+    }
+
+    #[test]
+    fn time_of_a_maximum_is_not_a_power() {
+        let set = &parse_line(b"1.6.0(00.632*kW)(21-03-04 10:15)").unwrap()[0];
+        let r = readings(set);
+        assert_eq!((r[0].quantity.as_str(), r[0].function.as_deref()), ("power", Some("maximum")));
+        assert_eq!((r[1].quantity.as_str(), r[1].value.clone()), ("date_time", json!("21-03-04 10:15")));
     }
 
     #[test]
