@@ -251,7 +251,7 @@ mod tests {
         let mut out = Vec::new();
         emit_read(&sample_read(), &mut out).unwrap();
         let line = std::str::from_utf8(&out).unwrap();
-        assert_eq!(line, "R0000000042R017      60012345    000000123411212026140509KH    LK          \r\n");
+        assert_eq!(line, "R0000000042R017      60012345    000000123411212026140509KH    LK      \r\n");
         assert_eq!(line.len(), READ_LINE_LEN + 2);
     }
 
@@ -259,7 +259,7 @@ mod tests {
     fn errors_name_field_and_column() {
         let mut out = Vec::new();
         emit_read(&sample_read(), &mut out).unwrap();
-        out[45] = b'X'; // inside the read date
+        out[43] = b'X'; // first column of the read date
         let err = parse_read(&out).unwrap_err().to_string();
         assert!(err.contains("read date") && err.contains("column 44"), "{err}");
         let mut bad_month = Vec::new();

@@ -314,6 +314,7 @@ impl Host {
     }
 
     pub fn poll_event(&mut self) -> Option<HostEvent> {
+        self.check_finished();
         self.events.pop_front()
     }
 
@@ -326,9 +327,7 @@ impl Host {
             self.feed_load(now);
         }
         let out = self.link.poll_transmit(now);
-        if self.phase == Phase::Closing && self.link.is_idle() {
-            self.finish();
-        }
+        self.check_finished();
         out
     }
 
@@ -343,6 +342,13 @@ impl Host {
         if !self.is_done() {
             self.phase = Phase::Failed;
             self.events.push_back(HostEvent::Failed(why));
+        }
+    }
+
+    /// BYE is acknowledged and nothing is owed: the session is complete.
+    fn check_finished(&mut self) {
+        if self.phase == Phase::Closing && self.link.is_idle() {
+            self.finish();
         }
     }
 

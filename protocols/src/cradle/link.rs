@@ -217,7 +217,11 @@ impl Link {
         self.decoder.push(bytes);
         while let Some(result) = self.decoder.next_frame() {
             match result {
-                Ok(frame) => self.handle_frame(frame, now),
+                Ok(frame) => {
+                    // The peer is alive: a noisy line is slow, not lost.
+                    self.retries = 0;
+                    self.handle_frame(frame, now)
+                }
                 Err(_) => {
                     // A damaged frame is most likely the DATA frame we expect: ask for it now
                     // rather than waiting for the sender's timer.
