@@ -10,11 +10,14 @@
 //! - [`billing`]: validated reads handed to the billing system in batches, each read once.
 //!
 //! Shared by all stages: [`model`] (meters, reads, flags, batches) and [`config`].
+//! At the edge: [`cli`] (the `meterd` commands) and [`demo`] (the sample town).
 //! Wire and file formats live in the sans-IO `meterd-protocols` crate.
 #![forbid(unsafe_code)]
 
 pub mod billing;
+pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod ingest;
 pub mod model;
 pub mod review;

@@ -328,23 +328,25 @@ impl fmt::Display for Rule {
 }
 
 /// A flag VEE raised, with the numbers behind it so a clerk sees *why*.
+///
+/// (No `skip_serializing_if` here or on any stored type: postcard is not self-describing.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Flag {
     pub rule: Rule,
     /// What VEE expected (e.g. ADU × days, or the previous period's consumption).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub expected: Option<Quantity>,
     /// The limit the read crossed (high or low limit, the register modulus for overflow).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub limit: Option<Quantity>,
     /// What the read showed (consumption, or the value for overflow and duplicates).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub actual: Option<Quantity>,
     /// Register modulus M for rollover-related flags.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub modulus: Option<Quantity>,
     /// Free text (the code that raised a code flag, the conflicting read id, ...).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub detail: Option<String>,
 }
 

@@ -18,7 +18,7 @@ use jiff::Timestamp;
 
 use crate::model::{Batch, BatchId, Meter, QuarantineEntry, ReadId, ReadStatus, StoredRead};
 
-pub use redb_engine::RedbStore;
+pub use redb_engine::{RedbStore, STORE_FILE};
 
 /// Schema version this build reads and writes.
 pub const SCHEMA_VERSION: u64 = 1;
