@@ -7,7 +7,7 @@
 
 use jiff::Timestamp;
 
-use crate::model::{Batch, BatchId, BatchStatus, ReadStatus, StoredRead};
+use crate::model::{Batch, BatchId, BatchStatus, ReadStatus, StoredRead, to_store_precision};
 use crate::store::{Result, Store, StoreError};
 
 /// The client name the CLI uses.
@@ -26,6 +26,7 @@ pub struct BatchWithReads {
 /// The client's open batch, or a new one of up to `max` billable reads (oldest read ids
 /// first). `None` when there is no open batch and nothing to bill.
 pub fn next_batch(store: &dyn Store, client: &str, max: usize, now: Timestamp) -> Result<Option<BatchWithReads>> {
+    let now = to_store_precision(now);
     let mut txn = store.begin_write()?;
     if let Some(batch) = txn.open_batch(client)? {
         let reads = batch_reads(txn.as_ref(), &batch)?;
@@ -80,6 +81,7 @@ pub enum AckOutcome {
 
 /// Acknowledge a batch: billing has it. Idempotent. Unknown ids are an error.
 pub fn ack_batch(store: &dyn Store, id: BatchId, now: Timestamp) -> Result<AckOutcome> {
+    let now = to_store_precision(now);
     let mut txn = store.begin_write()?;
     let mut batch = txn.batch(id)?.ok_or_else(|| StoreError::NotFound { what: "batch", id: id.to_string() })?;
     if batch.status == BatchStatus::Acked {

@@ -71,7 +71,7 @@ impl AcceptReport {
 /// reads before them only; later reads are not re-validated.
 pub fn accept_reads(store: &dyn Store, config: &VeeConfig, reads: Vec<Read>) -> Result<AcceptReport> {
     let mut txn = store.begin_write()?;
-    let report = accept_in(txn.as_mut(), config, reads, Timestamp::now())?;
+    let report = accept_in(txn.as_mut(), config, reads, to_store_precision(Timestamp::now()))?;
     txn.commit()?;
     Ok(report)
 }
