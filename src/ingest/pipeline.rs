@@ -86,10 +86,13 @@ pub fn accept_in(txn: &mut dyn WriteTxn, config: &VeeConfig, reads: Vec<Read>, r
         read.read_at = to_store_precision(read.read_at);
         by_meter.entry(read.meter_id.clone()).or_default().push(read);
     }
+    let mut to_store = Vec::new();
     for (meter_id, mut reads) in by_meter {
         reads.sort_by_key(|r| r.read_at);
-        accept_meter(txn, config, &meter_id, reads, received_at, &mut report)?;
+        accept_meter(txn, config, &meter_id, reads, received_at, &mut report, &mut to_store)?;
     }
+    report.read_ids = txn.insert_reads(&mut to_store)?;
+    report.imported = to_store.len() as u64;
     Ok(report)
 }
 
@@ -122,6 +125,7 @@ fn accept_meter(
     reads: Vec<Read>,
     received_at: Timestamp,
     report: &mut AcceptReport,
+    to_store: &mut Vec<StoredRead>,
 ) -> Result<()> {
     let (Some(first), Some(last)) = (reads.first(), reads.last()) else { return Ok(()) };
     let meter = txn.meter(meter_id)?;
@@ -166,10 +170,8 @@ fn accept_meter(
             received_at,
             batch: None,
         };
-        let id = txn.insert_read(&stored)?;
-        report.imported += 1;
-        report.read_ids.push(id);
         known.insert(hi, Known::of(&stored));
+        to_store.push(stored);
     }
     Ok(())
 }

@@ -86,6 +86,17 @@ pub trait WriteTxn: ReadTxn {
     fn put_meter(&mut self, meter: &Meter) -> Result<()>;
     /// Store a new read; its `id` field is ignored and a fresh id is assigned and returned.
     fn insert_read(&mut self, read: &StoredRead) -> Result<ReadId>;
+    /// Store many new reads, assigning each a fresh id (written into `reads` and returned in
+    /// order); engines may do this faster than one by one.
+    fn insert_reads(&mut self, reads: &mut [StoredRead]) -> Result<Vec<ReadId>> {
+        reads
+            .iter_mut()
+            .map(|r| {
+                r.id = self.insert_read(r)?;
+                Ok(r.id)
+            })
+            .collect()
+    }
     /// Replace a stored read (status, flags, value, batch), keeping the indexes right.
     fn update_read(&mut self, read: &StoredRead) -> Result<()>;
     /// Create a batch with a fresh id; it becomes the client's open batch.

@@ -321,18 +321,30 @@ impl WriteTxn for RedbWrite {
     }
 
     fn insert_read(&mut self, read: &StoredRead) -> Result<ReadId> {
-        let id = self.next_id(K_NEXT_READ)?;
-        let mut stored = read.clone();
-        stored.id = id;
-        let bytes = encode(&stored)?;
-        self.txn.open_table(READS).map_err(engine)?.insert(id, bytes.as_slice()).map_err(engine)?;
-        self.txn
-            .open_table(METER_TIME)
-            .map_err(engine)?
-            .insert((stored.read.meter_id.as_str(), us(stored.read.read_at), id), ())
-            .map_err(engine)?;
-        self.txn.open_table(STATUS_INDEX).map_err(engine)?.insert((stored.status.code(), id), ()).map_err(engine)?;
-        Ok(id)
+        Ok(self.insert_reads(&mut [read.clone()])?[0])
+    }
+
+    fn insert_reads(&mut self, reads: &mut [StoredRead]) -> Result<Vec<ReadId>> {
+        // Open each table once for the whole group: the bulk path of every import.
+        let mut meta = self.txn.open_table(META).map_err(engine)?;
+        let first = meta.get(K_NEXT_READ).map_err(engine)?.map(|v| v.value()).unwrap_or(1);
+        meta.insert(K_NEXT_READ, first + reads.len() as u64).map_err(engine)?;
+        let mut table = self.txn.open_table(READS).map_err(engine)?;
+        let mut by_time = self.txn.open_table(METER_TIME).map_err(engine)?;
+        let mut by_status = self.txn.open_table(STATUS_INDEX).map_err(engine)?;
+        let mut ids = Vec::with_capacity(reads.len());
+        let mut buf = Vec::new();
+        for (n, stored) in reads.iter_mut().enumerate() {
+            let id = first + n as u64;
+            stored.id = id;
+            buf.clear();
+            buf = postcard::to_extend(&*stored, buf).map_err(engine)?;
+            table.insert(id, buf.as_slice()).map_err(engine)?;
+            by_time.insert((stored.read.meter_id.as_str(), us(stored.read.read_at), id), ()).map_err(engine)?;
+            by_status.insert((stored.status.code(), id), ()).map_err(engine)?;
+            ids.push(id);
+        }
+        Ok(ids)
     }
 
     fn update_read(&mut self, read: &StoredRead) -> Result<()> {
