@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
-use crate::model::{Quantity, Read, ReadId, ReadStatus, Rule, StoredRead, to_store_precision};
-use crate::store::{Result, Store, WriteTxn};
-use crate::vee::{self, ADU_WINDOW, Context, HistoryRead, VeeConfig};
+use crate::model::{Meter, Quantity, Read, ReadId, ReadStatus, ReadSummary, Rule, StoredRead, to_store_precision};
+use crate::store::{HistoryQuery, Result, Store, WriteTxn};
+use crate::vee::{self, ADU_WINDOW, Context, VeeConfig};
 
 /// What [`accept_reads`] did. Everything counted here is committed durably.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -86,73 +86,57 @@ pub fn accept_in(txn: &mut dyn WriteTxn, config: &VeeConfig, reads: Vec<Read>, r
         read.read_at = to_store_precision(read.read_at);
         by_meter.entry(read.meter_id.clone()).or_default().push(read);
     }
+    let groups: Vec<(String, Vec<Read>)> = by_meter
+        .into_iter()
+        .map(|(id, mut reads)| {
+            reads.sort_by_key(|r| r.read_at);
+            (id, reads)
+        })
+        .collect();
+    // One bulk lookup of the meters and of their history windows: a year before each meter's
+    // first new read (the ADU window) up to its last new read (same-time duplicates).
+    let ids: Vec<&str> = groups.iter().map(|(id, _)| id.as_str()).collect();
+    let meters = txn.meters_by_id(&ids)?;
+    let queries: Vec<HistoryQuery<'_>> = groups
+        .iter()
+        .map(|(id, reads)| HistoryQuery {
+            meter_id: id,
+            from: reads[0].read_at.checked_sub(ADU_WINDOW).unwrap_or(Timestamp::MIN),
+            to: reads[reads.len() - 1].read_at.checked_add(SignedDuration::from_micros(1)).unwrap_or(Timestamp::MAX),
+        })
+        .collect();
+    let histories = txn.meter_histories(&queries)?;
+
     let mut to_store = Vec::new();
-    for (meter_id, mut reads) in by_meter {
-        reads.sort_by_key(|r| r.read_at);
-        accept_meter(txn, config, &meter_id, reads, received_at, &mut report, &mut to_store)?;
+    for (((_, reads), meter), known) in groups.into_iter().zip(meters).zip(histories) {
+        accept_meter(config, meter.as_ref(), known, reads, received_at, &mut report, &mut to_store);
     }
     report.read_ids = txn.insert_reads(&mut to_store)?;
     report.imported = to_store.len() as u64;
     Ok(report)
 }
 
-/// What the pipeline keeps of each known read of a meter while it works through new ones.
-#[derive(Debug, Clone, Copy)]
-struct Known {
-    history: HistoryRead,
-    /// Counts as history for VEE (not rejected, not a conflicting duplicate).
-    usable: bool,
-}
-
-impl Known {
-    fn of(r: &StoredRead) -> Self {
-        Known {
-            history: HistoryRead {
-                read_at: r.read.read_at,
-                value: r.read.value,
-                consumption: r.consumption,
-                status: r.status,
-            },
-            usable: r.status != ReadStatus::Rejected && !r.has_flag(Rule::Duplicate),
-        }
-    }
-}
-
+/// VEE for one meter's new reads (chronological), against `known` (its stored history window,
+/// oldest first), which grows with each accepted read.
 fn accept_meter(
-    txn: &mut dyn WriteTxn,
     config: &VeeConfig,
-    meter_id: &str,
+    meter: Option<&Meter>,
+    mut known: Vec<ReadSummary>,
     reads: Vec<Read>,
     received_at: Timestamp,
     report: &mut AcceptReport,
     to_store: &mut Vec<StoredRead>,
-) -> Result<()> {
-    let (Some(first), Some(last)) = (reads.first(), reads.last()) else { return Ok(()) };
-    let meter = txn.meter(meter_id)?;
-    // Stored reads from a year before the first new read up to the last new read: the ADU
-    // window and the same-time lookups. Plus the last usable read before that, as the
-    // previous read of a meter read rarely.
-    let from = first.read_at.checked_sub(ADU_WINDOW).unwrap_or(Timestamp::MIN);
-    let to = last.read_at.checked_add(SignedDuration::from_micros(1)).unwrap_or(Timestamp::MAX);
-    let mut known: Vec<Known> = txn.meter_reads(meter_id, from, to)?.iter().map(Known::of).collect();
-    if !known.iter().any(|k| k.usable && k.history.read_at < first.read_at) {
-        let mut before = txn.meter_reads_before(meter_id, from, 16)?.iter().map(Known::of).collect::<Vec<_>>();
-        if let Some(pos) = before.iter().position(|k| k.usable) {
-            known.insert(0, before.swap_remove(pos));
-        }
-    }
-
+) {
     for read in reads {
-        let lo = known.partition_point(|k| k.history.read_at < read.read_at);
-        let hi = known.partition_point(|k| k.history.read_at <= read.read_at);
-        let same: Vec<Quantity> = known[lo..hi].iter().map(|k| k.history.value).collect();
+        let lo = known.partition_point(|k| k.read_at < read.read_at);
+        let hi = known.partition_point(|k| k.read_at <= read.read_at);
+        let same: Vec<Quantity> = known[lo..hi].iter().map(|k| k.value).collect();
         if same.contains(&read.value) {
             report.duplicates_skipped += 1;
             continue;
         }
-        let history: Vec<HistoryRead> = known[..lo].iter().filter(|k| k.usable).map(|k| k.history).collect();
-        let ctx = Context { meter: meter.as_ref(), history: &history, same_time: &same };
-        let outcome = vee::validate(&ctx, &read, config);
+        let history: Vec<ReadSummary> = known[..lo].iter().filter(|k| k.is_history()).copied().collect();
+        let outcome = vee::validate(&Context { meter, history: &history, same_time: &same }, &read, config);
 
         for f in &outcome.flags {
             *report.by_rule.entry(f.rule).or_default() += 1;
@@ -170,8 +154,7 @@ fn accept_meter(
             received_at,
             batch: None,
         };
-        known.insert(hi, Known::of(&stored));
+        known.insert(hi, stored.summary());
         to_store.push(stored);
     }
-    Ok(())
 }

@@ -464,6 +464,37 @@ impl StoredRead {
     pub fn has_flag(&self, rule: Rule) -> bool {
         self.flags.iter().any(|f| f.rule == rule)
     }
+
+    /// The few numbers history needs (kept in the store's per-meter time index).
+    pub fn summary(&self) -> ReadSummary {
+        ReadSummary {
+            id: self.id,
+            read_at: self.read.read_at,
+            value: self.read.value,
+            consumption: self.consumption,
+            status: self.status,
+            duplicate: self.has_flag(Rule::Duplicate),
+        }
+    }
+}
+
+/// What VEE and the pipeline need of a stored read as history, without the whole record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadSummary {
+    pub id: ReadId,
+    pub read_at: Timestamp,
+    pub value: Quantity,
+    pub consumption: Option<Quantity>,
+    pub status: ReadStatus,
+    /// Flagged `duplicate`: a conflicting second value, not part of the meter's history.
+    pub duplicate: bool,
+}
+
+impl ReadSummary {
+    /// Counts as the meter's history: not rejected, not a conflicting duplicate.
+    pub fn is_history(&self) -> bool {
+        self.status != ReadStatus::Rejected && !self.duplicate
+    }
 }
 
 /// Whether a batch is still waiting for billing's ack.

@@ -16,7 +16,7 @@ mod redb_engine;
 
 use jiff::Timestamp;
 
-use crate::model::{Batch, BatchId, Meter, QuarantineEntry, ReadId, ReadStatus, StoredRead};
+use crate::model::{Batch, BatchId, Meter, QuarantineEntry, ReadId, ReadStatus, ReadSummary, StoredRead};
 
 pub use redb_engine::{RedbStore, STORE_FILE};
 
@@ -48,6 +48,14 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// One meter's history window for [`ReadTxn::meter_histories`].
+#[derive(Debug, Clone, Copy)]
+pub struct HistoryQuery<'a> {
+    pub meter_id: &'a str,
+    pub from: Timestamp,
+    pub to: Timestamp,
+}
+
 /// A store engine: hands out transactions.
 pub trait Store: Send + Sync {
     /// A consistent snapshot for reading; never blocks the writer.
@@ -61,7 +69,13 @@ pub trait ReadTxn {
     fn meter(&self, meter_id: &str) -> Result<Option<Meter>>;
     /// All meters, ordered by meter id.
     fn meters(&self) -> Result<Vec<Meter>>;
+    /// Many meters at once (`None` for unknown ids), in the order asked.
+    fn meters_by_id(&self, ids: &[&str]) -> Result<Vec<Option<Meter>>>;
     fn read(&self, id: ReadId) -> Result<Option<StoredRead>>;
+    /// History windows of many meters at once, for VEE. For each query: summaries of the
+    /// meter's reads with `from <= read_at < to`, preceded by its latest read before `from`
+    /// that counts as history ([`ReadSummary::is_history`]) if there is one; oldest first.
+    fn meter_histories(&self, queries: &[HistoryQuery<'_>]) -> Result<Vec<Vec<ReadSummary>>>;
     /// Reads of one meter with `from <= read_at < to`, oldest first (ties by id).
     fn meter_reads(&self, meter_id: &str, from: Timestamp, to: Timestamp) -> Result<Vec<StoredRead>>;
     /// Up to `limit` reads of one meter strictly before `before`, newest first.

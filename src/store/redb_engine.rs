@@ -7,7 +7,7 @@
 //! | `meta` | name | u64 | schema version, id counters |
 //! | `meters` | meter id | postcard [`Meter`] | |
 //! | `reads` | read id | postcard [`StoredRead`] | the reads themselves |
-//! | `meter_time` | (meter id, read_at µs, read id) | () | history per meter in time order; same-time lookup |
+//! | `meter_time` | (meter id, read_at µs, read id) | read summary | history per meter in time order; same-time lookup |
 //! | `status_index` | (status code, read id) | () | review queue, billable reads |
 //! | `batches` | batch id | postcard [`Batch`] | |
 //! | `open_batches` | client | batch id | "re-asking before ack returns the same batch" |
@@ -24,12 +24,34 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{ReadTxn, Result, SCHEMA_VERSION, Store, StoreError, WriteTxn};
-use crate::model::{Batch, BatchId, BatchStatus, Meter, QuarantineEntry, ReadId, ReadStatus, StoredRead};
+use crate::model::{Batch, BatchId, BatchStatus, Meter, Quantity, QuarantineEntry, ReadId, ReadStatus, ReadSummary, StoredRead};
+use super::HistoryQuery;
 
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 const METERS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meters");
 const READS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("reads");
-const METER_TIME: TableDefinition<'_, (&str, i64, u64), ()> = TableDefinition::new("meter_time");
+/// Value: the read's [`ReadSummary`] (value µ-units, consumption µ-units, status code,
+/// duplicate flag), so VEE history is one index scan without decoding whole reads.
+const METER_TIME: TableDefinition<'_, (&str, i64, u64), Summary> = TableDefinition::new("meter_time");
+
+type Summary = (i64, Option<i64>, u8, bool);
+
+fn summary_value(r: &StoredRead) -> Summary {
+    let s = r.summary();
+    (s.value.micros(), s.consumption.map(Quantity::micros), s.status.code(), s.duplicate)
+}
+
+fn summary_of(key: (&str, i64, u64), v: Summary) -> Result<ReadSummary> {
+    let corrupt = |detail: String| StoreError::Corrupt { what: "meter_time index", detail };
+    Ok(ReadSummary {
+        id: key.2,
+        read_at: Timestamp::from_microsecond(key.1).map_err(|e| corrupt(e.to_string()))?,
+        value: Quantity::from_micros(v.0),
+        consumption: v.1.map(Quantity::from_micros),
+        status: ReadStatus::from_code(v.2).ok_or_else(|| corrupt(format!("status code {}", v.2)))?,
+        duplicate: v.3,
+    })
+}
 const STATUS_INDEX: TableDefinition<'_, (u8, u64), ()> = TableDefinition::new("status_index");
 const BATCHES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("batches");
 const OPEN_BATCHES: TableDefinition<'_, &str, u64> = TableDefinition::new("open_batches");
@@ -159,8 +181,32 @@ fn fetch_reads(t: &impl ReadableTable<u64, &'static [u8]>, ids: impl IntoIterato
         .collect()
 }
 
+fn histories(t: &impl ReadableTable<(&'static str, i64, u64), Summary>, queries: &[HistoryQuery<'_>]) -> Result<Vec<Vec<ReadSummary>>> {
+    let mut out = Vec::with_capacity(queries.len());
+    for q in queries {
+        let (from, to) = (us(q.from), us(q.to).max(us(q.from)));
+        let mut window = Vec::new();
+        // The latest read before the window that counts as history: the previous read of a
+        // meter read rarely.
+        for e in t.range((q.meter_id, i64::MIN, 0u64)..(q.meter_id, from, 0u64)).map_err(engine)?.rev() {
+            let (k, v) = e.map_err(engine)?;
+            let s = summary_of(k.value(), v.value())?;
+            if s.is_history() {
+                window.push(s);
+                break;
+            }
+        }
+        for e in t.range((q.meter_id, from, 0u64)..(q.meter_id, to, 0u64)).map_err(engine)? {
+            let (k, v) = e.map_err(engine)?;
+            window.push(summary_of(k.value(), v.value())?);
+        }
+        out.push(window);
+    }
+    Ok(out)
+}
+
 fn meter_time_ids(
-    t: &impl ReadableTable<(&'static str, i64, u64), ()>,
+    t: &impl ReadableTable<(&'static str, i64, u64), Summary>,
     meter: &str,
     from: i64,
     to: i64,
@@ -172,7 +218,8 @@ fn meter_time_ids(
     }
     let range = t.range((meter, from, 0u64)..(meter, to, 0u64)).map_err(engine)?;
     let mut ids = Vec::new();
-    let mut push = |e: std::result::Result<(redb::AccessGuard<'_, (&str, i64, u64)>, redb::AccessGuard<'_, ()>), redb::StorageError>| -> Result<bool> {
+    type Entry<'a> = std::result::Result<(redb::AccessGuard<'a, (&'static str, i64, u64)>, redb::AccessGuard<'a, Summary>), redb::StorageError>;
+    let mut push = |e: Entry<'_>| -> Result<bool> {
         let (k, _) = e.map_err(engine)?;
         ids.push(k.value().2);
         Ok(ids.len() < limit)
@@ -214,6 +261,20 @@ macro_rules! impl_read_txn {
                     out.push(decode("meter", v.value())?);
                 }
                 Ok(out)
+            }
+
+            fn meters_by_id(&self, ids: &[&str]) -> Result<Vec<Option<Meter>>> {
+                let t = self.txn.open_table(METERS).map_err(engine)?;
+                ids.iter()
+                    .map(|id| match t.get(*id).map_err(engine)? {
+                        Some(v) => decode("meter", v.value()).map(Some),
+                        None => Ok(None),
+                    })
+                    .collect()
+            }
+
+            fn meter_histories(&self, queries: &[HistoryQuery<'_>]) -> Result<Vec<Vec<ReadSummary>>> {
+                histories(&self.txn.open_table(METER_TIME).map_err(engine)?, queries)
             }
 
             fn read(&self, id: ReadId) -> Result<Option<StoredRead>> {
@@ -340,7 +401,7 @@ impl WriteTxn for RedbWrite {
             buf.clear();
             buf = postcard::to_extend(&*stored, buf).map_err(engine)?;
             table.insert(id, buf.as_slice()).map_err(engine)?;
-            by_time.insert((stored.read.meter_id.as_str(), us(stored.read.read_at), id), ()).map_err(engine)?;
+            by_time.insert((stored.read.meter_id.as_str(), us(stored.read.read_at), id), summary_value(stored)).map_err(engine)?;
             by_status.insert((stored.status.code(), id), ()).map_err(engine)?;
             ids.push(id);
         }
@@ -357,11 +418,10 @@ impl WriteTxn for RedbWrite {
             idx.remove((old.status.code(), read.id)).map_err(engine)?;
             idx.insert((read.status.code(), read.id), ()).map_err(engine)?;
         }
-        if old.read.meter_id != read.read.meter_id || old.read.read_at != read.read.read_at {
-            let mut idx = self.txn.open_table(METER_TIME).map_err(engine)?;
-            idx.remove((old.read.meter_id.as_str(), us(old.read.read_at), read.id)).map_err(engine)?;
-            idx.insert((read.read.meter_id.as_str(), us(read.read.read_at), read.id), ()).map_err(engine)?;
-        }
+        // The time index carries the summary (value, consumption, status): always rewrite it.
+        let mut idx = self.txn.open_table(METER_TIME).map_err(engine)?;
+        idx.remove((old.read.meter_id.as_str(), us(old.read.read_at), read.id)).map_err(engine)?;
+        idx.insert((read.read.meter_id.as_str(), us(read.read.read_at), read.id), summary_value(read)).map_err(engine)?;
         Ok(())
     }
 

@@ -30,20 +30,13 @@ use jiff::{SignedDuration, Timestamp};
 
 pub use config::{ServiceFactors, VeeConfig};
 
-use crate::model::{Flag, Meter, MeterStatus, Quantity, Read, ReadStatus, Rule, codes};
+use crate::model::{Flag, Meter, MeterStatus, Quantity, Read, ReadStatus, ReadSummary, Rule, codes};
 
 /// How far back average daily usage looks.
 pub const ADU_WINDOW: SignedDuration = SignedDuration::from_hours(365 * 24);
 
 /// What VEE needs of an earlier read of the same meter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HistoryRead {
-    pub read_at: Timestamp,
-    pub value: Quantity,
-    /// Consumption of the period ending at this read, if it had a previous read.
-    pub consumption: Option<Quantity>,
-    pub status: ReadStatus,
-}
+pub type HistoryRead = ReadSummary;
 
 /// Everything [`validate`] looks at besides the read and the configuration.
 #[derive(Debug, Clone, Copy)]
