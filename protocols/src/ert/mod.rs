@@ -184,3 +184,66 @@ mod tests {
         assert_eq!(dedup_key(&n1).unwrap(), "netidm:7:11278109:246:0:5:0");
     }
 }
+
+/// Parse → emit → reparse round trips over arbitrary field values.
+#[cfg(test)]
+mod round_trips {
+    use super::idm::{Idm, NetIdm};
+    use super::r900::R900;
+    use super::scm::Scm;
+    use super::scm_plus::ScmPlus;
+    use crate::error::Check;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn scm(id in 1u32..1 << 26, t in 0u8..16, phy in 0u8..4, enc in 0u8..4, c in 0u32..1 << 24, flip in 0usize..80) {
+            let m = Scm { id, ert_type: t, tamper_phy: phy, tamper_enc: enc, consumption: c, checksum: 0 };
+            let frame = m.encode();
+            let back = Scm::parse(&frame).unwrap();
+            prop_assert_eq!(Scm { checksum: back.checksum, ..m }, back);
+            // Any single flipped bit after the sync is caught by the BCH.
+            let mut bad = frame;
+            let bit = 21 + flip % 75;
+            bad[bit / 8] ^= 0x80 >> (bit % 8);
+            prop_assert_eq!(Scm::parse(&bad).unwrap_err().failed_check(), Some(Check::Bch));
+        }
+
+        #[test]
+        fn scm_plus(t: u8, id in 1u32.., c: u32, tamper: u16, flip in 16usize..128) {
+            let m = ScmPlus { frame_sync: 0x16A3, protocol_id: 0x1E, endpoint_type: t, endpoint_id: id, consumption: c, tamper, packet_crc: 0 };
+            let frame = m.encode();
+            let back = ScmPlus::parse(&frame).unwrap();
+            prop_assert_eq!(ScmPlus { packet_crc: back.packet_crc, ..m }, back);
+            let mut bad = frame;
+            bad[flip / 8] ^= 0x80 >> (flip % 8);
+            prop_assert_eq!(ScmPlus::parse(&bad).unwrap_err().failed_check(), Some(Check::Crc));
+        }
+
+        #[test]
+        fn r900(id: u32, unkn1: u8, no_use in 0u8..64, back_flow in 0u8..4, c in 0u32..1 << 24, unkn3 in 0u8..4, leak in 0u8..16, leak_now in 0u8..4, sym in 0usize..21, flip in 1u8..32) {
+            let m = R900 { id, unkn1, no_use, back_flow, consumption: c, unkn3, leak, leak_now, parity: [0; 5] };
+            let back = R900::parse(&m.encode()).unwrap();
+            prop_assert_eq!(R900 { parity: back.parity, ..m }, back);
+            let mut symbols = m.symbols();
+            symbols[sym] ^= flip;
+            prop_assert_eq!(R900::from_symbols(&symbols).unwrap_err().failed_check(), Some(Check::ReedSolomon));
+        }
+
+        #[test]
+        fn idm(serial in 1u32.., count: u8, tamper: [u8; 6], outage: [u8; 6], last: u32, intervals in proptest::array::uniform32(0u16..512), tto: u16) {
+            let mut iv = [0u16; 47];
+            iv[..32].copy_from_slice(&intervals);
+            iv[46] = intervals[0];
+            let m = Idm {
+                packet_type_id: 0x1C, packet_length: 0x5C, hamming_code: 0xC6, application_version: 4, ert_type_byte: 0x17,
+                serial, interval_count: count, programming_state: 0xBC, tamper_counters: tamper, async_counters: 0,
+                power_outage_flags: outage, last_consumption: last, intervals: iv, transmit_time_offset: tto, serial_crc: 0, packet_crc: 0,
+            };
+            let frame = m.encode();
+            let back = Idm::parse(&frame).unwrap();
+            prop_assert_eq!(Idm { serial_crc: back.serial_crc, packet_crc: back.packet_crc, ..m }, back);
+            prop_assert!(NetIdm::parse(&frame).is_ok());
+        }
+    }
+}
