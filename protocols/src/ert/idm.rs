@@ -447,6 +447,28 @@ fn finish_crcs(out: &mut [u8; LEN]) {
     out[90..92].copy_from_slice(&packet_crc.to_be_bytes());
 }
 
+/// The intervals of a decoded IDM/NetIDM (from its rtlamr fields), newest first, with their
+/// interval numbers, for ingest's interval merge. `None` for other protocols.
+pub fn interval_reads_of(decoded: &Decoded, received_at: Option<Timestamp>) -> Option<Vec<IntervalRead>> {
+    if decoded.protocol != "idm" && decoded.protocol != "netidm" {
+        return None;
+    }
+    let count = u8::try_from(decoded.fields.get("ConsumptionIntervalCount")?.as_u64()?).ok()?;
+    let tto = u16::try_from(decoded.fields.get("TransmitTimeOffset")?.as_u64()?).ok()?;
+    let list = decoded.fields.get("DifferentialConsumptionIntervals")?.as_array()?;
+    list.iter()
+        .enumerate()
+        .map(|(index, v)| {
+            Some(IntervalRead {
+                index,
+                number: count.wrapping_sub(index as u8),
+                consumption: u16::try_from(v.as_u64()?).ok()?,
+                end: received_at.and_then(|t| interval_end(t, index, tto)),
+            })
+        })
+        .collect()
+}
+
 /// Decodes one IDM (`netidm` false) or NetIDM frame without a reception time (no `at`).
 pub fn decode(frame: &[u8], netidm: bool) -> Result<Decoded> {
     decode_at(frame, netidm, None)
@@ -542,6 +564,18 @@ mod tests {
         let d = m.to_decoded(Some(t));
         assert_eq!(d.readings[0].at.as_deref(), Some("2026-01-01T11:59:30.25Z"), "register at the boundary");
         assert_eq!(d.readings[47].at.as_deref(), Some("2026-01-01T08:09:30.25Z"));
+    }
+
+    #[test]
+    fn interval_reads_from_a_decoded_frame() {
+        let t: Timestamp = "2026-01-01T12:00:00Z".parse().unwrap();
+        let m = Idm::parse(&frame(I1)).unwrap();
+        let from_decoded = interval_reads_of(&m.to_decoded(None), Some(t)).unwrap();
+        assert_eq!(from_decoded, m.interval_reads(Some(t)).collect::<Vec<_>>());
+        let n = NetIdm::parse(&frame(I1)).unwrap();
+        assert_eq!(interval_reads_of(&n.to_decoded(None), None).unwrap().len(), NETIDM_INTERVALS);
+        let scm = crate::ert::scm::decode(&hex::decode("F95306F008951840EA0C101A").unwrap()).unwrap();
+        assert!(interval_reads_of(&scm, None).is_none());
     }
 
     #[test]

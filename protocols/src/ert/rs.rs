@@ -47,19 +47,24 @@ fn alpha_pow(n: usize) -> u8 {
     TABLES.exp[n % 31]
 }
 
+/// `acc · α^log_b` for a non-zero multiplier given by its logarithm.
+fn mul_log(acc: u8, log_b: usize) -> u8 {
+    if acc == 0 { 0 } else { TABLES.exp[TABLES.log[acc as usize & 31] as usize + log_b] }
+}
+
 /// The five syndromes of 21 received symbols (each < 32). All zero means the frame is a codeword.
 pub fn syndromes(symbols: &[u8; SYMBOLS]) -> [u8; PARITY] {
     let mut out = [0u8; PARITY];
     for (i, s) in out.iter_mut().enumerate() {
-        let root = alpha_pow(FIRST_ROOT + i);
+        let log_root = (FIRST_ROOT + i) % 31;
         let mut acc = 0u8;
         for &sym in &symbols[..DATA] {
-            acc = mul(acc, root) ^ sym;
+            acc = mul_log(acc, log_root) ^ sym;
         }
         // The ten shortening zeros only multiply the accumulator.
-        acc = mul(acc, alpha_pow((FIRST_ROOT + i) * 10));
+        acc = mul_log(acc, log_root * 10 % 31);
         for &sym in &symbols[DATA..] {
-            acc = mul(acc, root) ^ sym;
+            acc = mul_log(acc, log_root) ^ sym;
         }
         *s = acc;
     }
