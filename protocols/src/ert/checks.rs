@@ -35,7 +35,10 @@ pub const GENIBUS_RESIDUE: u16 = 0x1D0F;
 pub fn scm_bch(body: &[u8]) -> Result<()> {
     match SCM_BCH.checksum(body) {
         0 => Ok(()),
-        rem => Err(Error::check(Check::Bch, format!("remainder 0x{rem:04X} over bytes 2..11, expected 0"))),
+        rem => Err(Error::check(
+            Check::Bch,
+            format!("remainder 0x{rem:04X} over bytes 2..11, expected 0"),
+        )),
     }
 }
 
@@ -80,6 +83,9 @@ mod tests {
         assert_eq!(genibus_residue(&block), GENIBUS_RESIDUE);
         assert!(genibus(&block, "test").is_ok());
         block[0] ^= 1;
-        assert_eq!(genibus(&block, "test").unwrap_err().failed_check(), Some(Check::Crc));
+        assert_eq!(
+            genibus(&block, "test").unwrap_err().failed_check(),
+            Some(Check::Crc)
+        );
     }
 }

@@ -32,7 +32,9 @@ pub(crate) fn nom_bits<'a, O>(
     parser: impl FnMut(BitInput<'a>) -> IResult<BitInput<'a>, O>,
     input: &'a [u8],
 ) -> Result<O> {
-    let (_, out) = bits::<_, _, nom::error::Error<BitInput<'a>>, nom::error::Error<&'a [u8]>, _>(parser)(input)?;
+    let (_, out) = bits::<_, _, nom::error::Error<BitInput<'a>>, nom::error::Error<&'a [u8]>, _>(
+        parser,
+    )(input)?;
     Ok(out)
 }
 
@@ -40,7 +42,10 @@ pub(crate) fn nom_bits<'a, O>(
 pub(crate) fn exact_frame<'a, const N: usize>(frame: &'a [u8], what: &str) -> Result<&'a [u8; N]> {
     match frame.len() {
         n if n < N => Err(Error::Incomplete { needed: N - n }),
-        n if n > N => Err(Error::invalid("length", format!("{what} is {N} bytes, got {n}"))),
+        n if n > N => Err(Error::invalid(
+            "length",
+            format!("{what} is {N} bytes, got {n}"),
+        )),
         _ => Ok(frame.try_into().expect("length checked")),
     }
 }
@@ -52,13 +57,21 @@ pub(crate) fn exact_frame<'a, const N: usize>(frame: &'a [u8], what: &str) -> Re
 /// type 7), so type 8 is taken as NetIDM and everything else as IDM; `--protocol` overrides.
 /// R900 and R900BCD cannot be told apart either: detection says R900.
 pub fn detect(frame: &[u8]) -> Option<Protocol> {
-    let idm = |ert_type: u8| if ert_type & 0x0F == 8 { Protocol::NetIdm } else { Protocol::Idm };
+    let idm = |ert_type: u8| {
+        if ert_type & 0x0F == 8 {
+            Protocol::NetIdm
+        } else {
+            Protocol::Idm
+        }
+    };
     match frame {
         [0xF9, 0x53, ..] if frame.len() == scm::LEN => Some(Protocol::Scm),
         // Any ProtocolID: decoding then says why a non-0x1E frame is refused.
         [0x16, 0xA3, ..] if frame.len() == scm_plus::LEN => Some(Protocol::ScmPlus),
         [0x55, 0x55, 0x16, 0xA3, 0x1C, _, _, _, t, ..] if frame.len() == idm::LEN => Some(idm(*t)),
-        [0x16, 0xA3, 0x1C, _, _, _, t, ..] if frame.len() == idm::LEN_WITHOUT_PREAMBLE => Some(idm(*t)),
+        [0x16, 0xA3, 0x1C, _, _, _, t, ..] if frame.len() == idm::LEN_WITHOUT_PREAMBLE => {
+            Some(idm(*t))
+        }
         _ if frame.len() == r900::LEN && frame[r900::LEN - 1] & 0x7F == 0 => Some(Protocol::R900),
         _ => None,
     }
@@ -103,8 +116,21 @@ pub fn register_modulus(protocol: Protocol) -> Option<u64> {
 pub fn dedup_key(decoded: &Decoded) -> Option<String> {
     let f = |k: &str| decoded.fields.get(k).and_then(serde_json::Value::as_u64);
     Some(match decoded.protocol.as_str() {
-        "scm" => format!("scm:{}:{}:{}:{}:{}", f("Type")?, f("ID")?, f("Consumption")?, f("TamperPhy")?, f("TamperEnc")?),
-        "scm+" => format!("scm+:{}:{}:{}:{}", f("EndpointType")?, f("EndpointID")?, f("Consumption")?, f("Tamper")?),
+        "scm" => format!(
+            "scm:{}:{}:{}:{}:{}",
+            f("Type")?,
+            f("ID")?,
+            f("Consumption")?,
+            f("TamperPhy")?,
+            f("TamperEnc")?
+        ),
+        "scm+" => format!(
+            "scm+:{}:{}:{}:{}",
+            f("EndpointType")?,
+            f("EndpointID")?,
+            f("Consumption")?,
+            f("Tamper")?
+        ),
         "idm" => format!(
             "idm:{}:{}:{}:{}",
             f("ERTType")?,
@@ -136,9 +162,18 @@ mod tests {
 
     #[test]
     fn detection_by_length_and_sync() {
-        assert_eq!(detect(&hex!("F95306F008951840EA0C101A")), Some(Protocol::Scm));
-        assert_eq!(detect(&hex!("16A31EAB0410D35B00001AE3490039BE")), Some(Protocol::ScmPlus));
-        assert_eq!(detect(&hex!("5C24BB46A384062DFA0035B96E80")), Some(Protocol::R900));
+        assert_eq!(
+            detect(&hex!("F95306F008951840EA0C101A")),
+            Some(Protocol::Scm)
+        );
+        assert_eq!(
+            detect(&hex!("16A31EAB0410D35B00001AE3490039BE")),
+            Some(Protocol::ScmPlus)
+        );
+        assert_eq!(
+            detect(&hex!("5C24BB46A384062DFA0035B96E80")),
+            Some(Protocol::R900)
+        );
         let i1 = hex::decode(idm::tests_support::I1).unwrap();
         assert_eq!(detect(&i1), Some(Protocol::Idm));
         assert_eq!(detect(&i1[2..]), Some(Protocol::Idm));
@@ -171,13 +206,23 @@ mod tests {
         let p1 = scm_plus::decode(&hex!("16A31EAB0410D35B00001AE3490039BE")).unwrap();
         assert_eq!(dedup_key(&p1).unwrap(), "scm+:171:68211547:6883:18688");
         let r1 = r900::decode(&hex!("5C24BB46A384062DFA0035B96E80"), false).unwrap();
-        assert_eq!(dedup_key(&r1).unwrap(), "r900:1545911110:5C24BB46A384062DFA00");
+        assert_eq!(
+            dedup_key(&r1).unwrap(),
+            "r900:1545911110:5C24BB46A384062DFA00"
+        );
         let r5 = r900::decode(&hex!("58865A81A1000160003F490C8E80"), true).unwrap();
-        assert_eq!(dedup_key(&r5).unwrap(), "r900bcd:1485200001:58865A81A1000160003F");
+        assert_eq!(
+            dedup_key(&r5).unwrap(),
+            "r900bcd:1485200001:58865A81A1000160003F"
+        );
         let i1 = idm::decode(&hex::decode(idm::tests_support::I1).unwrap(), false).unwrap();
         let i3 = idm::decode(&hex::decode(idm::tests_support::I3).unwrap(), false).unwrap();
         assert_eq!(dedup_key(&i1).unwrap(), "idm:7:11278109:246:339972");
-        assert_eq!(dedup_key(&i1), dedup_key(&i3), "retransmission of the same interval");
+        assert_eq!(
+            dedup_key(&i1),
+            dedup_key(&i3),
+            "retransmission of the same interval"
+        );
         let i2 = idm::decode(&hex::decode(idm::tests_support::I2).unwrap(), false).unwrap();
         assert_ne!(dedup_key(&i1), dedup_key(&i2));
         let n1 = idm::decode(&hex::decode(idm::tests_support::I1).unwrap(), true).unwrap();

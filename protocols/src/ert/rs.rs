@@ -49,7 +49,11 @@ fn alpha_pow(n: usize) -> u8 {
 
 /// `acc · α^log_b` for a non-zero multiplier given by its logarithm.
 fn mul_log(acc: u8, log_b: usize) -> u8 {
-    if acc == 0 { 0 } else { TABLES.exp[TABLES.log[acc as usize & 31] as usize + log_b] }
+    if acc == 0 {
+        0
+    } else {
+        TABLES.exp[TABLES.log[acc as usize & 31] as usize + log_b]
+    }
 }
 
 /// The five syndromes of 21 received symbols (each < 32). All zero means the frame is a codeword.
@@ -104,8 +108,12 @@ pub fn parity(data: &[u8; DATA]) -> [u8; PARITY] {
 mod tests {
     use super::*;
 
-    const R1: [u8; 21] = [11, 16, 18, 11, 22, 17, 21, 3, 16, 16, 3, 2, 27, 30, 16, 0, 6, 22, 28, 22, 29];
-    const R5D: [u8; 21] = [11, 2, 3, 5, 21, 0, 13, 1, 0, 0, 0, 22, 0, 0, 1, 31, 9, 4, 6, 8, 29];
+    const R1: [u8; 21] = [
+        11, 16, 18, 11, 22, 17, 21, 3, 16, 16, 3, 2, 27, 30, 16, 0, 6, 22, 28, 22, 29,
+    ];
+    const R5D: [u8; 21] = [
+        11, 2, 3, 5, 21, 0, 13, 1, 0, 0, 0, 22, 0, 0, 1, 31, 9, 4, 6, 8, 29,
+    ];
 
     #[test]
     fn field_tables_are_a_permutation() {
