@@ -103,6 +103,28 @@ pub fn register_modulus(protocol: Protocol) -> Option<u64> {
     }
 }
 
+/// What an ERT meters, from the low nibble of its type (SCM `Type`, SCM+ `EndpointType`, IDM
+/// `ERTType`), per rtl_433's table (research amr-radio §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Commodity {
+    /// Types 4, 5, 7, 8.
+    Electric,
+    /// Types 0, 1, 2, 9, 12 (rtlamr's meter list also has one electric model with type 12).
+    Gas,
+    /// Types 3, 11, 13.
+    Water,
+}
+
+/// The commodity of an ERT type (only the low nibble counts: SCM+ sends 0xAB for water).
+pub fn commodity(ert_type: u8) -> Option<Commodity> {
+    match ert_type & 0x0F {
+        4 | 5 | 7 | 8 => Some(Commodity::Electric),
+        0 | 1 | 2 | 9 | 12 => Some(Commodity::Gas),
+        3 | 11 | 13 => Some(Commodity::Water),
+        _ => None,
+    }
+}
+
 /// The identity of one transmission, for storing it once however many gateways heard it and
 /// however often the meter repeated it. Keys start with the protocol (the same ERT sends SCM and
 /// IDM under one ID) and carry the meter type:
@@ -183,6 +205,16 @@ mod tests {
         assert_eq!(detect(&net), Some(Protocol::NetIdm));
         assert_eq!(detect(&net[2..]), Some(Protocol::NetIdm));
         assert_eq!(detect(&[0xF9, 0x53]), None);
+    }
+
+    #[test]
+    fn commodity_from_the_low_nibble() {
+        assert_eq!(commodity(0xAB), Some(Commodity::Water));
+        assert_eq!(commodity(0xBC), Some(Commodity::Gas));
+        assert_eq!(commodity(0x9C), Some(Commodity::Gas));
+        assert_eq!(commodity(0x07), Some(Commodity::Electric));
+        assert_eq!(commodity(0x17), Some(Commodity::Electric));
+        assert_eq!(commodity(6), None);
     }
 
     #[test]
