@@ -48,7 +48,7 @@ fn alpha_pow(n: usize) -> u8 {
 }
 
 /// `acc · α^log_b` for a non-zero multiplier given by its logarithm.
-fn mul_log(acc: u8, log_b: usize) -> u8 {
+const fn mul_log(acc: u8, log_b: usize) -> u8 {
     if acc == 0 {
         0
     } else {
@@ -56,19 +56,43 @@ fn mul_log(acc: u8, log_b: usize) -> u8 {
     }
 }
 
+/// Multiplication tables for the Horner steps: `STEP[i][x] = x · α^(29+i)` and
+/// `SHORTEN[i][x] = x · α^(10·(29+i))` (the ten shortening zeros in one step), so each step of
+/// the syndrome loop is one lookup.
+struct Steps {
+    step: [[u8; 32]; PARITY],
+    shorten: [[u8; 32]; PARITY],
+}
+
+const STEPS: Steps = {
+    let mut step = [[0u8; 32]; PARITY];
+    let mut shorten = [[0u8; 32]; PARITY];
+    let mut i = 0;
+    while i < PARITY {
+        let log_root = (FIRST_ROOT + i) % 31;
+        let mut x = 0;
+        while x < 32 {
+            step[i][x] = mul_log(x as u8, log_root);
+            shorten[i][x] = mul_log(x as u8, log_root * 10 % 31);
+            x += 1;
+        }
+        i += 1;
+    }
+    Steps { step, shorten }
+};
+
 /// The five syndromes of 21 received symbols (each < 32). All zero means the frame is a codeword.
 pub fn syndromes(symbols: &[u8; SYMBOLS]) -> [u8; PARITY] {
     let mut out = [0u8; PARITY];
     for (i, s) in out.iter_mut().enumerate() {
-        let log_root = (FIRST_ROOT + i) % 31;
+        let step = &STEPS.step[i];
         let mut acc = 0u8;
         for &sym in &symbols[..DATA] {
-            acc = mul_log(acc, log_root) ^ sym;
+            acc = step[acc as usize & 31] ^ sym;
         }
-        // The ten shortening zeros only multiply the accumulator.
-        acc = mul_log(acc, log_root * 10 % 31);
+        acc = STEPS.shorten[i][acc as usize & 31];
         for &sym in &symbols[DATA..] {
-            acc = mul_log(acc, log_root) ^ sym;
+            acc = step[acc as usize & 31] ^ sym;
         }
         *s = acc;
     }
