@@ -9,6 +9,8 @@ fuzz_target!(|data: &[u8]| {
         let _ = (m.to_decoded(false), m.to_decoded(true));
     }
     if let Ok(chips) = <[u8; 21]>::try_from(data) {
-        let _ = r900::digits_from_chips(&chips).and_then(|d| r900::symbols_from_digits(&d)).and_then(|s| R900::from_symbols(&s));
+        let _ = r900::digits_from_chips(&chips)
+            .and_then(|d| r900::symbols_from_digits(&d))
+            .and_then(|s| R900::from_symbols(&s));
     }
 });

@@ -123,9 +123,16 @@ pub struct IntervalRead {
 /// The end of interval `index` of a packet received at `received_at` (rtlamr-collect's rule):
 /// `received_at − index × 5 min − TransmitTimeOffset / 16 s`. Interval 0 ends where the
 /// current (unreported) interval began, which is also the moment `LastConsumptionCount` holds for.
-pub fn interval_end(received_at: Timestamp, index: usize, transmit_time_offset: u16) -> Option<Timestamp> {
-    let back = INTERVAL.checked_mul(index as i32)?
-        .checked_add(SignedDuration::from_nanos(i64::from(transmit_time_offset) * 62_500_000))?;
+pub fn interval_end(
+    received_at: Timestamp,
+    index: usize,
+    transmit_time_offset: u16,
+) -> Option<Timestamp> {
+    let back = INTERVAL
+        .checked_mul(index as i32)?
+        .checked_add(SignedDuration::from_nanos(
+            i64::from(transmit_time_offset) * 62_500_000,
+        ))?;
     received_at.checked_sub(back).ok()
 }
 
@@ -135,20 +142,41 @@ fn checked_body(frame: &[u8]) -> Result<&[u8]> {
         LEN if frame[..4] == PREAMBLE.to_be_bytes() => &frame[4..],
         LEN_WITHOUT_PREAMBLE if frame[..2] == PREAMBLE.to_be_bytes()[2..] => &frame[2..],
         LEN | LEN_WITHOUT_PREAMBLE => {
-            return Err(Error::invalid("sync", format!("IDM must start with 55 55 16 A3 (92 bytes) or 16 A3 (90 bytes), got {}", crate::hexline::format(&frame[..4]))));
+            return Err(Error::invalid(
+                "sync",
+                format!(
+                    "IDM must start with 55 55 16 A3 (92 bytes) or 16 A3 (90 bytes), got {}",
+                    crate::hexline::format(&frame[..4])
+                ),
+            ));
         }
-        n if n < LEN_WITHOUT_PREAMBLE => return Err(Error::Incomplete { needed: LEN_WITHOUT_PREAMBLE - n }),
+        n if n < LEN_WITHOUT_PREAMBLE => {
+            return Err(Error::Incomplete {
+                needed: LEN_WITHOUT_PREAMBLE - n,
+            });
+        }
         91 if frame[0] == 0x55 => return Err(Error::Incomplete { needed: 1 }),
-        n => return Err(Error::invalid("length", format!("IDM is 92 bytes (or 90 without 55 55), got {n}"))),
+        n => {
+            return Err(Error::invalid(
+                "length",
+                format!("IDM is 92 bytes (or 90 without 55 55), got {n}"),
+            ));
+        }
     };
     checks::genibus(body, "PacketCRC over bytes 4..91")?;
     let serial_block = [body[5], body[6], body[7], body[8], body[84], body[85]];
     checks::genibus(&serial_block, "SerialNumberCRC over bytes 9..12")?;
     if body[0] != PACKET_TYPE {
-        return Err(Error::invalid("PacketTypeID", format!("0x{:02X} is not an interval data message (0x1C)", body[0])));
+        return Err(Error::invalid(
+            "PacketTypeID",
+            format!("0x{:02X} is not an interval data message (0x1C)", body[0]),
+        ));
     }
     if body[5..9] == [0; 4] {
-        return Err(Error::invalid("ERTSerialNumber", "serial number 0 is not a meter"));
+        return Err(Error::invalid(
+            "ERTSerialNumber",
+            "serial number 0 is not a meter",
+        ));
     }
     Ok(body)
 }
@@ -187,11 +215,22 @@ fn six(input: &[u8]) -> IResult<&[u8], [u8; 6]> {
 fn idm_fields(body: &[u8]) -> Result<Idm> {
     let (rest, (packet_type_id, packet_length, hamming_code, application_version, ert_type_byte)) =
         (be_u8, be_u8, be_u8, be_u8, be_u8).parse(body)?;
-    let (rest, (serial, interval_count, programming_state, tamper_counters, async_counters, power_outage_flags, last_consumption)) =
-        (be_u32, be_u8, be_u8, six, be_u16, six, be_u32).parse(rest)?;
+    let (
+        rest,
+        (
+            serial,
+            interval_count,
+            programming_state,
+            tamper_counters,
+            async_counters,
+            power_outage_flags,
+            last_consumption,
+        ),
+    ) = (be_u32, be_u8, be_u8, six, be_u16, six, be_u32).parse(rest)?;
     let (bits_part, rest) = rest.split_at(53);
     let intervals = nom_bits(idm_intervals, bits_part)?;
-    let (_, (transmit_time_offset, serial_crc, packet_crc)) = (be_u16, be_u16, be_u16).parse(rest)?;
+    let (_, (transmit_time_offset, serial_crc, packet_crc)) =
+        (be_u16, be_u16, be_u16).parse(rest)?;
     Ok(Idm {
         packet_type_id,
         packet_length,
@@ -221,7 +260,8 @@ fn netidm_fields(body: &[u8]) -> Result<NetIdm> {
         (be_u24, be_u24, take_bytes(3usize), be_u32).parse(rest)?;
     let (bits_part, rest) = rest.split_at(48);
     let intervals = nom_bits(netidm_intervals, bits_part)?;
-    let (_, (transmit_time_offset, serial_crc, packet_crc)) = (be_u16, be_u16, be_u16).parse(rest)?;
+    let (_, (transmit_time_offset, serial_crc, packet_crc)) =
+        (be_u16, be_u16, be_u16).parse(rest)?;
     Ok(NetIdm {
         protocol_id,
         packet_length,
@@ -247,12 +287,15 @@ fn interval_reads<const N: usize>(
     tto: u16,
     received_at: Option<Timestamp>,
 ) -> impl Iterator<Item = IntervalRead> + '_ {
-    intervals.iter().enumerate().map(move |(index, &consumption)| IntervalRead {
-        index,
-        number: count.wrapping_sub(index as u8),
-        consumption,
-        end: received_at.and_then(|t| interval_end(t, index, tto)),
-    })
+    intervals
+        .iter()
+        .enumerate()
+        .map(move |(index, &consumption)| IntervalRead {
+            index,
+            number: count.wrapping_sub(index as u8),
+            consumption,
+            end: received_at.and_then(|t| interval_end(t, index, tto)),
+        })
 }
 
 fn readings(
@@ -293,15 +336,29 @@ impl Idm {
     }
 
     /// The 47 intervals, newest first, timestamped when the reception time is known.
-    pub fn interval_reads(&self, received_at: Option<Timestamp>) -> impl Iterator<Item = IntervalRead> + '_ {
-        interval_reads(&self.intervals, self.interval_count, self.transmit_time_offset, received_at)
+    pub fn interval_reads(
+        &self,
+        received_at: Option<Timestamp>,
+    ) -> impl Iterator<Item = IntervalRead> + '_ {
+        interval_reads(
+            &self.intervals,
+            self.interval_count,
+            self.transmit_time_offset,
+            received_at,
+        )
     }
 
     /// The 92 bytes a meter would send, with both CRCs recomputed.
     pub fn encode(&self) -> [u8; LEN] {
         let mut out = [0u8; LEN];
         out[..4].copy_from_slice(&PREAMBLE.to_be_bytes());
-        out[4..9].copy_from_slice(&[self.packet_type_id, self.packet_length, self.hamming_code, self.application_version, self.ert_type_byte]);
+        out[4..9].copy_from_slice(&[
+            self.packet_type_id,
+            self.packet_length,
+            self.hamming_code,
+            self.application_version,
+            self.ert_type_byte,
+        ]);
         out[9..13].copy_from_slice(&self.serial.to_be_bytes());
         out[13] = self.interval_count;
         out[14] = self.programming_state;
@@ -325,14 +382,32 @@ impl Idm {
         f.insert("ApplicationVersion".into(), self.application_version.into());
         f.insert("ERTType".into(), self.ert_type().into());
         f.insert("ERTSerialNumber".into(), self.serial.into());
-        f.insert("ConsumptionIntervalCount".into(), self.interval_count.into());
-        f.insert("ModuleProgrammingState".into(), self.programming_state.into());
-        f.insert("TamperCounters".into(), BASE64.encode(self.tamper_counters).into());
+        f.insert(
+            "ConsumptionIntervalCount".into(),
+            self.interval_count.into(),
+        );
+        f.insert(
+            "ModuleProgrammingState".into(),
+            self.programming_state.into(),
+        );
+        f.insert(
+            "TamperCounters".into(),
+            BASE64.encode(self.tamper_counters).into(),
+        );
         f.insert("AsynchronousCounters".into(), self.async_counters.into());
-        f.insert("PowerOutageFlags".into(), BASE64.encode(self.power_outage_flags).into());
+        f.insert(
+            "PowerOutageFlags".into(),
+            BASE64.encode(self.power_outage_flags).into(),
+        );
         f.insert("LastConsumptionCount".into(), self.last_consumption.into());
-        f.insert("DifferentialConsumptionIntervals".into(), self.intervals.iter().copied().collect());
-        f.insert("TransmitTimeOffset".into(), self.transmit_time_offset.into());
+        f.insert(
+            "DifferentialConsumptionIntervals".into(),
+            self.intervals.iter().copied().collect(),
+        );
+        f.insert(
+            "TransmitTimeOffset".into(),
+            self.transmit_time_offset.into(),
+        );
         f.insert("SerialNumberCRC".into(), self.serial_crc.into());
         f.insert("PacketCRC".into(), self.packet_crc.into());
         f
@@ -346,7 +421,11 @@ impl Idm {
             protocol: "idm".into(),
             meter_id: self.serial.to_string(),
             fields: self.rtlamr_fields(),
-            readings: readings(&[("register", self.last_consumption)], self.interval_reads(received_at), boundary),
+            readings: readings(
+                &[("register", self.last_consumption)],
+                self.interval_reads(received_at),
+                boundary,
+            ),
             flags: Vec::new(),
         }
     }
@@ -364,15 +443,29 @@ impl NetIdm {
     }
 
     /// The 27 intervals, newest first, timestamped when the reception time is known.
-    pub fn interval_reads(&self, received_at: Option<Timestamp>) -> impl Iterator<Item = IntervalRead> + '_ {
-        interval_reads(&self.intervals, self.interval_count, self.transmit_time_offset, received_at)
+    pub fn interval_reads(
+        &self,
+        received_at: Option<Timestamp>,
+    ) -> impl Iterator<Item = IntervalRead> + '_ {
+        interval_reads(
+            &self.intervals,
+            self.interval_count,
+            self.transmit_time_offset,
+            received_at,
+        )
     }
 
     /// The 92 bytes a meter would send (undecoded bytes zero), with both CRCs recomputed.
     pub fn encode(&self) -> [u8; LEN] {
         let mut out = [0u8; LEN];
         out[..4].copy_from_slice(&PREAMBLE.to_be_bytes());
-        out[4..9].copy_from_slice(&[self.protocol_id, self.packet_length, self.hamming_code, self.application_version, self.ert_type_byte]);
+        out[4..9].copy_from_slice(&[
+            self.protocol_id,
+            self.packet_length,
+            self.hamming_code,
+            self.application_version,
+            self.ert_type_byte,
+        ]);
         out[9..13].copy_from_slice(&self.serial.to_be_bytes());
         out[13] = self.interval_count;
         out[14] = self.programming_state;
@@ -395,13 +488,25 @@ impl NetIdm {
         f.insert("ApplicationVersion".into(), self.application_version.into());
         f.insert("ERTType".into(), self.ert_type().into());
         f.insert("ERTSerialNumber".into(), self.serial.into());
-        f.insert("ConsumptionIntervalCount".into(), self.interval_count.into());
+        f.insert(
+            "ConsumptionIntervalCount".into(),
+            self.interval_count.into(),
+        );
         f.insert("ProgrammingState".into(), self.programming_state.into());
         f.insert("LastGeneration".into(), self.last_generation.into());
         f.insert("LastConsumption".into(), self.last_consumption.into());
-        f.insert("LastConsumptionNet".into(), self.last_consumption_net.into());
-        f.insert("DifferentialConsumptionIntervals".into(), self.intervals.iter().copied().collect());
-        f.insert("TransmitTimeOffset".into(), self.transmit_time_offset.into());
+        f.insert(
+            "LastConsumptionNet".into(),
+            self.last_consumption_net.into(),
+        );
+        f.insert(
+            "DifferentialConsumptionIntervals".into(),
+            self.intervals.iter().copied().collect(),
+        );
+        f.insert(
+            "TransmitTimeOffset".into(),
+            self.transmit_time_offset.into(),
+        );
         f.insert("SerialNumberCRC".into(), self.serial_crc.into());
         f.insert("PacketCRC".into(), self.packet_crc.into());
         f
@@ -447,6 +552,34 @@ fn finish_crcs(out: &mut [u8; LEN]) {
     out[90..92].copy_from_slice(&packet_crc.to_be_bytes());
 }
 
+/// The intervals of a decoded IDM/NetIDM (from its rtlamr fields), newest first, with their
+/// interval numbers, for ingest's interval merge. `None` for other protocols.
+pub fn interval_reads_of(
+    decoded: &Decoded,
+    received_at: Option<Timestamp>,
+) -> Option<Vec<IntervalRead>> {
+    if decoded.protocol != "idm" && decoded.protocol != "netidm" {
+        return None;
+    }
+    let count = u8::try_from(decoded.fields.get("ConsumptionIntervalCount")?.as_u64()?).ok()?;
+    let tto = u16::try_from(decoded.fields.get("TransmitTimeOffset")?.as_u64()?).ok()?;
+    let list = decoded
+        .fields
+        .get("DifferentialConsumptionIntervals")?
+        .as_array()?;
+    list.iter()
+        .enumerate()
+        .map(|(index, v)| {
+            Some(IntervalRead {
+                index,
+                number: count.wrapping_sub(index as u8),
+                consumption: u16::try_from(v.as_u64()?).ok()?,
+                end: received_at.and_then(|t| interval_end(t, index, tto)),
+            })
+        })
+        .collect()
+}
+
 /// Decodes one IDM (`netidm` false) or NetIDM frame without a reception time (no `at`).
 pub fn decode(frame: &[u8], netidm: bool) -> Result<Decoded> {
     decode_at(frame, netidm, None)
@@ -489,7 +622,11 @@ mod tests {
 
     #[test]
     fn research_vectors_i1_to_i3() {
-        let cases = [(I1, 246, 476, 0x7C37, [24, 34, 44]), (I2, 245, 3334, 0xAA64, [23, 33, 43]), (I3, 246, 3367, 0x20A6, [24, 34, 44])];
+        let cases = [
+            (I1, 246, 476, 0x7C37, [24, 34, 44]),
+            (I2, 245, 3334, 0xAA64, [23, 33, 43]),
+            (I3, 246, 3367, 0x20A6, [24, 34, 44]),
+        ];
         for (h, count, tto, crc, ones) in cases {
             let m = Idm::parse(&frame(h)).unwrap();
             assert_eq!(m.packet_type_id, 28);
@@ -525,7 +662,10 @@ mod tests {
         assert_eq!(d.readings[0].value, 339972);
         assert_eq!(d.readings[25].quantity, "interval");
         assert_eq!(d.readings[25].value, 1, "interval index 24");
-        assert!(d.readings.iter().all(|r| r.at.is_none()), "no reception time, no at");
+        assert!(
+            d.readings.iter().all(|r| r.at.is_none()),
+            "no reception time, no at"
+        );
     }
 
     #[test]
@@ -534,14 +674,44 @@ mod tests {
         let m = Idm::parse(&frame(I1)).unwrap();
         let reads: Vec<_> = m.interval_reads(Some(t)).collect();
         assert_eq!(reads[0].number, 246);
-        assert_eq!(reads[0].end.unwrap().to_string(), "2026-01-01T11:59:30.25Z", "T − 29.75 s");
+        assert_eq!(
+            reads[0].end.unwrap().to_string(),
+            "2026-01-01T11:59:30.25Z",
+            "T − 29.75 s"
+        );
         assert_eq!(reads[1].number, 245);
         assert_eq!(reads[1].end.unwrap().to_string(), "2026-01-01T11:54:30.25Z");
         assert_eq!(reads[46].number, 200);
-        assert_eq!(reads[46].end.unwrap(), t - SignedDuration::from_secs(230 * 60) - SignedDuration::from_millis(29_750));
+        assert_eq!(
+            reads[46].end.unwrap(),
+            t - SignedDuration::from_secs(230 * 60) - SignedDuration::from_millis(29_750)
+        );
         let d = m.to_decoded(Some(t));
-        assert_eq!(d.readings[0].at.as_deref(), Some("2026-01-01T11:59:30.25Z"), "register at the boundary");
-        assert_eq!(d.readings[47].at.as_deref(), Some("2026-01-01T08:09:30.25Z"));
+        assert_eq!(
+            d.readings[0].at.as_deref(),
+            Some("2026-01-01T11:59:30.25Z"),
+            "register at the boundary"
+        );
+        assert_eq!(
+            d.readings[47].at.as_deref(),
+            Some("2026-01-01T08:09:30.25Z")
+        );
+    }
+
+    #[test]
+    fn interval_reads_from_a_decoded_frame() {
+        let t: Timestamp = "2026-01-01T12:00:00Z".parse().unwrap();
+        let m = Idm::parse(&frame(I1)).unwrap();
+        let from_decoded = interval_reads_of(&m.to_decoded(None), Some(t)).unwrap();
+        assert_eq!(from_decoded, m.interval_reads(Some(t)).collect::<Vec<_>>());
+        let n = NetIdm::parse(&frame(I1)).unwrap();
+        assert_eq!(
+            interval_reads_of(&n.to_decoded(None), None).unwrap().len(),
+            NETIDM_INTERVALS
+        );
+        let scm =
+            crate::ert::scm::decode(&hex::decode("F95306F008951840EA0C101A").unwrap()).unwrap();
+        assert!(interval_reads_of(&scm, None).is_none());
     }
 
     #[test]
@@ -580,7 +750,14 @@ mod tests {
         ];
         for (h, nonzero) in cases {
             let n = NetIdm::parse(&frame(h)).unwrap();
-            assert_eq!((n.last_generation, n.last_consumption, n.last_consumption_net), (5, 0, 0));
+            assert_eq!(
+                (
+                    n.last_generation,
+                    n.last_consumption,
+                    n.last_consumption_net
+                ),
+                (5, 0, 0)
+            );
             let mut want = [0u16; NETIDM_INTERVALS];
             for (i, v) in nonzero {
                 want[i] = v;
@@ -618,13 +795,28 @@ mod tests {
     #[test]
     fn framing_errors() {
         let f = frame(I1);
-        assert!(matches!(Idm::parse(&f[..50]), Err(Error::Incomplete { .. })));
-        assert!(matches!(Idm::parse(&f[..91]), Err(Error::Incomplete { needed: 1 })));
+        assert!(matches!(
+            Idm::parse(&f[..50]),
+            Err(Error::Incomplete { .. })
+        ));
+        assert!(matches!(
+            Idm::parse(&f[..91]),
+            Err(Error::Incomplete { needed: 1 })
+        ));
         let mut bad = f.clone();
         bad[0] = 0xAA;
-        assert!(matches!(Idm::parse(&bad), Err(Error::Invalid { field: "sync", .. })));
+        assert!(matches!(
+            Idm::parse(&bad),
+            Err(Error::Invalid { field: "sync", .. })
+        ));
         let mut long = f.clone();
         long.push(0);
-        assert!(matches!(Idm::parse(&long), Err(Error::Invalid { field: "length", .. })));
+        assert!(matches!(
+            Idm::parse(&long),
+            Err(Error::Invalid {
+                field: "length",
+                ..
+            })
+        ));
     }
 }

@@ -64,7 +64,8 @@ pub struct Envelope {
 /// Parses an RFC 3339 time with offset, as rtlamr (`Time`, local offset, nanoseconds) and
 /// envelopes write it.
 pub fn parse_time(field: &'static str, text: &str) -> Result<Timestamp> {
-    text.parse::<Timestamp>().map_err(|e| Error::invalid(field, format!("{text:?} is not an RFC 3339 time: {e}")))
+    text.parse::<Timestamp>()
+        .map_err(|e| Error::invalid(field, format!("{text:?} is not an RFC 3339 time: {e}")))
 }
 
 fn object(line: &str) -> Result<Map<String, Value>> {
@@ -79,7 +80,10 @@ fn text<'a>(map: &'a Map<String, Value>, key: &'static str) -> Result<Option<&'a
     match map.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(Error::invalid(key, format!("expected a string, got {other}"))),
+        Some(other) => Err(Error::invalid(
+            key,
+            format!("expected a string, got {other}"),
+        )),
     }
 }
 
@@ -91,11 +95,23 @@ impl Envelope {
     }
 
     fn from_map(map: &Map<String, Value>) -> Result<Envelope> {
-        let gateway = text(map, "gateway")?.ok_or_else(|| Error::invalid("gateway", "missing"))?.to_owned();
-        let received_at = text(map, "received_at")?.map(|t| parse_time("received_at", t)).transpose()?;
-        let protocol = text(map, "protocol")?.map(str::parse::<Protocol>).transpose()?;
-        let frame = hexline::parse(text(map, "hex")?.ok_or_else(|| Error::invalid("hex", "missing"))?)?;
-        Ok(Envelope { gateway, received_at, protocol, frame })
+        let gateway = text(map, "gateway")?
+            .ok_or_else(|| Error::invalid("gateway", "missing"))?
+            .to_owned();
+        let received_at = text(map, "received_at")?
+            .map(|t| parse_time("received_at", t))
+            .transpose()?;
+        let protocol = text(map, "protocol")?
+            .map(str::parse::<Protocol>)
+            .transpose()?;
+        let frame =
+            hexline::parse(text(map, "hex")?.ok_or_else(|| Error::invalid("hex", "missing"))?)?;
+        Ok(Envelope {
+            gateway,
+            received_at,
+            protocol,
+            frame,
+        })
     }
 
     /// Decodes the packet with the named (or detected) protocol; IDM/NetIDM intervals get their
@@ -103,8 +119,9 @@ impl Envelope {
     pub fn decode(&self, keys: &Keys) -> Result<(Protocol, Decoded)> {
         let protocol = match self.protocol {
             Some(p) => p,
-            None => detect_binary(&self.frame)
-                .ok_or_else(|| Error::Unrecognised(format!("{} bytes in envelope hex", self.frame.len())))?,
+            None => detect_binary(&self.frame).ok_or_else(|| {
+                Error::Unrecognised(format!("{} bytes in envelope hex", self.frame.len()))
+            })?,
         };
         let decoded = match protocol {
             Protocol::Idm => idm::decode_at(&self.frame, false, self.received_at)?,
@@ -132,7 +149,9 @@ pub fn parse_json_line(line: &str, keys: &Keys) -> Result<JsonLine> {
             source: Source::Envelope,
         });
     }
-    Err(Error::Unrecognised("JSON line is neither an rtlamr message (Message) nor a gateway envelope (hex)".into()))
+    Err(Error::Unrecognised(
+        "JSON line is neither an rtlamr message (Message) nor a gateway envelope (hex)".into(),
+    ))
 }
 
 /// The message type of an rtlamr line: its `Type`, or for rtlamr < 0.9.2 the keys of `Message`.
@@ -161,7 +180,9 @@ fn rtlamr_type(line: &Map<String, Value>, msg: &Map<String, Value>) -> Result<Pr
         // R900BCD has the same keys; without Type the binary reading is all that can be assumed.
         Ok(Protocol::R900)
     } else {
-        Err(Error::Unrecognised("rtlamr Message matches no known message type".into()))
+        Err(Error::Unrecognised(
+            "rtlamr Message matches no known message type".into(),
+        ))
     }
 }
 
@@ -169,7 +190,9 @@ fn rtlamr(line: &Map<String, Value>) -> Result<JsonLine> {
     let Some(Value::Object(msg)) = line.get("Message") else {
         return Err(Error::invalid("Message", "expected an object"));
     };
-    let received_at = text(line, "Time")?.map(|t| parse_time("Time", t)).transpose()?;
+    let received_at = text(line, "Time")?
+        .map(|t| parse_time("Time", t))
+        .transpose()?;
     let protocol = rtlamr_type(line, msg)?;
     let decoded = match protocol {
         Protocol::Scm => scm_from_fields(msg)?.to_decoded(),
@@ -180,7 +203,13 @@ fn rtlamr(line: &Map<String, Value>) -> Result<JsonLine> {
         Protocol::R900Bcd => r900_from_fields(msg, true)?.to_decoded(true)?,
         other => return Err(Error::Unsupported(format!("{other} in an rtlamr line"))),
     };
-    Ok(JsonLine { protocol, decoded, received_at, gateway: None, source: Source::Rtlamr })
+    Ok(JsonLine {
+        protocol,
+        decoded,
+        received_at,
+        gateway: None,
+        source: Source::Rtlamr,
+    })
 }
 
 /// An unsigned integer field of at most `bits` bits.
@@ -189,9 +218,17 @@ fn uint(msg: &Map<String, Value>, key: &'static str, bits: u32) -> Result<u64> {
         .get(key)
         .ok_or_else(|| Error::invalid(key, "missing"))?
         .as_u64()
-        .ok_or_else(|| Error::invalid(key, format!("expected an unsigned integer, got {}", msg[key])))?;
+        .ok_or_else(|| {
+            Error::invalid(
+                key,
+                format!("expected an unsigned integer, got {}", msg[key]),
+            )
+        })?;
     if bits < 64 && v >> bits != 0 {
-        return Err(Error::invalid(key, format!("{v} does not fit in {bits} bits")));
+        return Err(Error::invalid(
+            key,
+            format!("{v} does not fit in {bits} bits"),
+        ));
     }
     Ok(v)
 }
@@ -210,8 +247,11 @@ fn u32f(msg: &Map<String, Value>, key: &'static str, bits: u32) -> Result<u32> {
 
 fn bytes6(msg: &Map<String, Value>, key: &'static str) -> Result<[u8; 6]> {
     let s = text(msg, key)?.ok_or_else(|| Error::invalid(key, "missing"))?;
-    let v = BASE64.decode(s).map_err(|e| Error::invalid(key, format!("not base64: {e}")))?;
-    v.try_into().map_err(|v: Vec<u8>| Error::invalid(key, format!("expected 6 bytes, got {}", v.len())))
+    let v = BASE64
+        .decode(s)
+        .map_err(|e| Error::invalid(key, format!("not base64: {e}")))?;
+    v.try_into()
+        .map_err(|v: Vec<u8>| Error::invalid(key, format!("expected 6 bytes, got {}", v.len())))
 }
 
 fn intervals<const N: usize>(msg: &Map<String, Value>, bits: u32) -> Result<[u16; N]> {
@@ -220,13 +260,21 @@ fn intervals<const N: usize>(msg: &Map<String, Value>, bits: u32) -> Result<[u16
         return Err(Error::invalid(KEY, "missing or not an array"));
     };
     if list.len() != N {
-        return Err(Error::invalid(KEY, format!("expected {N} intervals, got {}", list.len())));
+        return Err(Error::invalid(
+            KEY,
+            format!("expected {N} intervals, got {}", list.len()),
+        ));
     }
     let mut out = [0u16; N];
     for (slot, v) in out.iter_mut().zip(list) {
         match v.as_u64() {
             Some(n) if n >> bits == 0 => *slot = n as u16,
-            _ => return Err(Error::invalid(KEY, format!("{v} is not a {bits}-bit unsigned interval"))),
+            _ => {
+                return Err(Error::invalid(
+                    KEY,
+                    format!("{v} is not a {bits}-bit unsigned interval"),
+                ));
+            }
         }
     }
     Ok(out)
@@ -237,11 +285,16 @@ fn serial_crc(serial: u32, crc: u16) -> Result<()> {
     if want != crc {
         return Err(Error::check(
             Check::Crc,
-            format!("SerialNumberCRC 0x{crc:04X} does not match ERTSerialNumber {serial} (0x{want:04X})"),
+            format!(
+                "SerialNumberCRC 0x{crc:04X} does not match ERTSerialNumber {serial} (0x{want:04X})"
+            ),
         ));
     }
     if serial == 0 {
-        return Err(Error::invalid("ERTSerialNumber", "serial number 0 is not a meter"));
+        return Err(Error::invalid(
+            "ERTSerialNumber",
+            "serial number 0 is not a meter",
+        ));
     }
     Ok(())
 }
@@ -262,7 +315,13 @@ pub fn scm_from_fields(msg: &Map<String, Value>) -> Result<Scm> {
         .map(|reserved| scm.encode_with(reserved))
         .find(|f| f[10..] == scm.checksum.to_be_bytes())
         .ok_or_else(|| {
-            Error::check(Check::Bch, format!("ChecksumVal 0x{:04X} does not match the other fields", scm.checksum))
+            Error::check(
+                Check::Bch,
+                format!(
+                    "ChecksumVal 0x{:04X} does not match the other fields",
+                    scm.checksum
+                ),
+            )
         })?;
     Scm::parse(&frame)
 }
@@ -304,7 +363,10 @@ pub fn idm_from_fields(msg: &Map<String, Value>) -> Result<Idm> {
         packet_crc: u16f(msg, "PacketCRC")?,
     };
     if m.packet_type_id != idm::PACKET_TYPE {
-        return Err(Error::invalid("PacketTypeID", format!("{} is not an interval data message (28)", m.packet_type_id)));
+        return Err(Error::invalid(
+            "PacketTypeID",
+            format!("{} is not an interval data message (28)", m.packet_type_id),
+        ));
     }
     serial_crc(m.serial, m.serial_crc)?;
     Ok(m)
@@ -330,7 +392,10 @@ pub fn netidm_from_fields(msg: &Map<String, Value>) -> Result<NetIdm> {
         packet_crc: u16f(msg, "PacketCRC")?,
     };
     if m.protocol_id != idm::PACKET_TYPE {
-        return Err(Error::invalid("ProtocolID", format!("{} is not an interval data message (28)", m.protocol_id)));
+        return Err(Error::invalid(
+            "ProtocolID",
+            format!("{} is not an interval data message (28)", m.protocol_id),
+        ));
     }
     serial_crc(m.serial, m.serial_crc)?;
     Ok(m)
@@ -344,9 +409,16 @@ pub fn r900_from_fields(msg: &Map<String, Value>, bcd: bool) -> Result<R900> {
         let value = u32f(msg, "Consumption", 32)?;
         if value == 0 && unkn1 != r900::UNKN1_BCD {
             // rtlamr prints 0 for a field that is not BCD: a binary meter read as BCD.
-            return Err(Error::invalid("Consumption", format!("R900BCD 0 from a meter with Unkn1 0x{unkn1:02X}: rtlamr's mark of a non-BCD value")));
+            return Err(Error::invalid(
+                "Consumption",
+                format!(
+                    "R900BCD 0 from a meter with Unkn1 0x{unkn1:02X}: rtlamr's mark of a non-BCD value"
+                ),
+            ));
         }
-        r900::to_bcd(value).ok_or_else(|| Error::invalid("Consumption", format!("{value} has more than six digits")))?
+        r900::to_bcd(value).ok_or_else(|| {
+            Error::invalid("Consumption", format!("{value} has more than six digits"))
+        })?
     } else {
         u32f(msg, "Consumption", 24)?
     };
@@ -382,23 +454,38 @@ mod tests {
         let l = parse_json_line(line, &keys()).unwrap();
         assert_eq!(l.protocol, Protocol::Scm);
         assert_eq!(l.source, Source::Rtlamr);
-        assert_eq!(l.received_at.unwrap().to_string(), "2020-02-08T03:09:28.963747635Z");
+        assert_eq!(
+            l.received_at.unwrap().to_string(),
+            "2020-02-08T03:09:28.963747635Z"
+        );
         assert_eq!(l.decoded.meter_id, "22277181");
         assert_eq!(l.decoded.readings[0].value, 7329333);
         assert_eq!(l.decoded.flags, ["tamper"]);
-        assert_eq!(Value::Object(l.decoded.fields), serde_json::from_str::<Value>(line).unwrap()["Message"]);
+        assert_eq!(
+            Value::Object(l.decoded.fields),
+            serde_json::from_str::<Value>(line).unwrap()["Message"]
+        );
     }
 
     #[test]
     fn rtlamr_lines_without_type_are_recognised_by_keys() {
         let scm = r#"{"Time":"2019-02-07T22:00:28.481Z","Offset":0,"Length":0,"Message":{"ID":54585868,"Type":12,"TamperPhy":3,"TamperEnc":0,"Consumption":562456,"ChecksumVal":4122}}"#;
-        let raw = crate::ert::scm::decode(&hex::decode("F95306F008951840EA0C101A").unwrap()).unwrap();
-        assert_eq!(decode_json_line_for_test(scm), raw, "JSON and raw decode alike");
+        let raw =
+            crate::ert::scm::decode(&hex::decode("F95306F008951840EA0C101A").unwrap()).unwrap();
+        assert_eq!(
+            decode_json_line_for_test(scm),
+            raw,
+            "JSON and raw decode alike"
+        );
         let r900 = r#"{"Time":"2018-10-11T17:10:45.999515724Z","Offset":0,"Length":0,"Message":{"ID":1545911110,"Unkn1":163,"NoUse":33,"BackFlow":0,"Consumption":404986,"Unkn3":0,"Leak":0,"LeakNow":0}}"#;
-        let raw = crate::ert::r900::decode(&hex::decode("5C24BB46A384062DFA0035B96E80").unwrap(), false).unwrap();
+        let raw =
+            crate::ert::r900::decode(&hex::decode("5C24BB46A384062DFA0035B96E80").unwrap(), false)
+                .unwrap();
         assert_eq!(decode_json_line_for_test(r900), raw);
         let scm_plus = r#"{"Time":"2022-07-09T11:02:29.285032816-07:00","Offset":0,"Length":0,"Message":{"FrameSync":5795,"ProtocolID":30,"EndpointType":171,"EndpointID":68211547,"Consumption":6883,"Tamper":18688,"PacketCRC":14782}}"#;
-        let raw = crate::ert::scm_plus::decode(&hex::decode("16A31EAB0410D35B00001AE3490039BE").unwrap()).unwrap();
+        let raw =
+            crate::ert::scm_plus::decode(&hex::decode("16A31EAB0410D35B00001AE3490039BE").unwrap())
+                .unwrap();
         assert_eq!(decode_json_line_for_test(scm_plus), raw);
     }
 
@@ -415,13 +502,23 @@ mod tests {
         assert_eq!(d.meter_id, "101100604");
         assert_eq!(d.readings[0].value, 162430);
         let bad = line.replace("162430", "162431");
-        assert_eq!(crate::ert::decode_json_line(&bad, &keys()).unwrap_err().failed_check(), Some(Check::Crc));
+        assert_eq!(
+            crate::ert::decode_json_line(&bad, &keys())
+                .unwrap_err()
+                .failed_check(),
+            Some(Check::Crc)
+        );
     }
 
     #[test]
     fn rtlamr_scm_with_wrong_checksum_is_refused() {
         let line = r#"{"Type":"SCM","Message":{"ID":54585868,"Type":12,"TamperPhy":3,"TamperEnc":0,"Consumption":562457,"ChecksumVal":4122}}"#;
-        assert_eq!(crate::ert::decode_json_line(line, &keys()).unwrap_err().failed_check(), Some(Check::Bch));
+        assert_eq!(
+            crate::ert::decode_json_line(line, &keys())
+                .unwrap_err()
+                .failed_check(),
+            Some(Check::Bch)
+        );
     }
 
     fn i1_json(time: &str) -> String {
@@ -434,9 +531,17 @@ mod tests {
     fn rtlamr_idm_line_matches_the_raw_packet_and_gets_interval_times() {
         let t = "2026-01-01T07:00:00-05:00";
         let l = parse_json_line(&i1_json(t), &keys()).unwrap();
-        let raw = idm::decode_at(&hex::decode(I1).unwrap(), false, Some(parse_time("t", t).unwrap())).unwrap();
+        let raw = idm::decode_at(
+            &hex::decode(I1).unwrap(),
+            false,
+            Some(parse_time("t", t).unwrap()),
+        )
+        .unwrap();
         assert_eq!(l.decoded, raw);
-        assert_eq!(l.decoded.readings[1].at.as_deref(), Some("2026-01-01T11:59:30.25Z"));
+        assert_eq!(
+            l.decoded.readings[1].at.as_deref(),
+            Some("2026-01-01T11:59:30.25Z")
+        );
         // Without Type (rtlamr < 0.9.2) the keys say IDM.
         let old = i1_json(t).replace(r#""Type":"IDM","#, "");
         assert_eq!(parse_json_line(&old, &keys()).unwrap().decoded, raw);
@@ -456,7 +561,10 @@ mod tests {
         assert_eq!(d.readings[0].value, 1978208);
         assert_eq!(d.readings[1].value, 26);
         // TTO 3911/16 s = 244.4375 s before reception.
-        assert_eq!(d.readings[1].at.as_deref(), Some("2025-05-05T21:21:00.454078823Z"));
+        assert_eq!(
+            d.readings[1].at.as_deref(),
+            Some("2025-05-05T21:21:00.454078823Z")
+        );
     }
 
     #[test]
@@ -467,15 +575,36 @@ mod tests {
         assert_eq!(l.protocol, Protocol::NetIdm);
         let d = l.decoded;
         assert_eq!(d.meter_id, "1550406067");
-        assert_eq!(Value::Object(d.fields.clone()), serde_json::from_str::<Value>(line).unwrap()["Message"]);
-        let q: Vec<(&str, &Value)> = d.readings.iter().take(3).map(|r| (r.quantity.as_str(), &r.value)).collect();
-        assert_eq!(q, [("register", &Value::from(0)), ("generation", &Value::from(125)), ("net_register", &Value::from(2223120656u32))]);
+        assert_eq!(
+            Value::Object(d.fields.clone()),
+            serde_json::from_str::<Value>(line).unwrap()["Message"]
+        );
+        let q: Vec<(&str, &Value)> = d
+            .readings
+            .iter()
+            .take(3)
+            .map(|r| (r.quantity.as_str(), &r.value))
+            .collect();
+        assert_eq!(
+            q,
+            [
+                ("register", &Value::from(0)),
+                ("generation", &Value::from(125)),
+                ("net_register", &Value::from(2223120656u32))
+            ]
+        );
         // TTO 2145/16 s = 134.0625 s before 12:22:08.569276915Z.
-        assert_eq!(d.readings[0].at.as_deref(), Some("2020-06-25T12:19:54.506776915Z"));
+        assert_eq!(
+            d.readings[0].at.as_deref(),
+            Some("2020-06-25T12:19:54.506776915Z")
+        );
         assert_eq!(d.readings.len(), 30);
         // Without Type, LastConsumptionNet marks NetIDM.
         let old = line.replace(r#""Type":"NetIDM","#, "");
-        assert_eq!(parse_json_line(&old, &keys()).unwrap().protocol, Protocol::NetIdm);
+        assert_eq!(
+            parse_json_line(&old, &keys()).unwrap().protocol,
+            Protocol::NetIdm
+        );
     }
 
     #[test]
@@ -484,29 +613,68 @@ mod tests {
         let d = decode_json_line_for_test(line);
         assert_eq!(d.protocol, "r900");
         assert_eq!(d.readings[0].value, 111051);
-        assert_eq!(d.flags, ["leak"], "Leak 1: leak on 1–2 days; NoUse 32: bucket 0");
+        assert_eq!(
+            d.flags,
+            ["leak"],
+            "Leak 1: leak on 1–2 days; NoUse 32: bucket 0"
+        );
         let bcd = r#"{"Type":"R900BCD","Message":{"ID":1485200001,"Unkn1":161,"NoUse":0,"BackFlow":0,"Consumption":16000,"Unkn3":0,"Leak":15,"LeakNow":3}}"#;
-        let raw = crate::ert::r900::decode(&hex::decode("58865A81A1000160003F490C8E80").unwrap(), true).unwrap();
+        let raw =
+            crate::ert::r900::decode(&hex::decode("58865A81A1000160003F490C8E80").unwrap(), true)
+                .unwrap();
         assert_eq!(decode_json_line_for_test(bcd), raw);
         let zero_from_binary = bcd.replace("16000", "0").replace("161", "163");
         let err = crate::ert::decode_json_line(&zero_from_binary, &keys()).unwrap_err();
-        assert!(matches!(err, Error::Invalid { field: "Consumption", .. }), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                Error::Invalid {
+                    field: "Consumption",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
     }
 
     #[test]
     fn rtlamr_field_errors_name_the_field() {
         let missing = r#"{"Type":"SCM","Message":{"ID":1,"Type":12,"TamperPhy":3,"TamperEnc":0,"ChecksumVal":4122}}"#;
-        assert!(matches!(crate::ert::decode_json_line(missing, &keys()), Err(Error::Invalid { field: "Consumption", .. })));
+        assert!(matches!(
+            crate::ert::decode_json_line(missing, &keys()),
+            Err(Error::Invalid {
+                field: "Consumption",
+                ..
+            })
+        ));
         let wide = r#"{"Type":"SCM","Message":{"ID":1,"Type":16,"TamperPhy":3,"TamperEnc":0,"Consumption":1,"ChecksumVal":4122}}"#;
-        assert!(matches!(crate::ert::decode_json_line(wide, &keys()), Err(Error::Invalid { field: "Type", .. })));
+        assert!(matches!(
+            crate::ert::decode_json_line(wide, &keys()),
+            Err(Error::Invalid { field: "Type", .. })
+        ));
         let neg = r#"{"Type":"R900","Message":{"ID":-1,"Unkn1":163,"NoUse":0,"BackFlow":0,"Consumption":1,"Unkn3":0,"Leak":0,"LeakNow":0}}"#;
-        assert!(matches!(crate::ert::decode_json_line(neg, &keys()), Err(Error::Invalid { field: "ID", .. })));
+        assert!(matches!(
+            crate::ert::decode_json_line(neg, &keys()),
+            Err(Error::Invalid { field: "ID", .. })
+        ));
         let unknown = r#"{"Type":"GPS","Message":{}}"#;
-        assert!(matches!(crate::ert::decode_json_line(unknown, &keys()), Err(Error::Unsupported(_))));
-        assert!(matches!(crate::ert::decode_json_line("{\"a\":1}", &keys()), Err(Error::Unrecognised(_))));
-        assert!(matches!(crate::ert::decode_json_line("{", &keys()), Err(Error::Invalid { field: "json", .. })));
+        assert!(matches!(
+            crate::ert::decode_json_line(unknown, &keys()),
+            Err(Error::Unsupported(_))
+        ));
+        assert!(matches!(
+            crate::ert::decode_json_line("{\"a\":1}", &keys()),
+            Err(Error::Unrecognised(_))
+        ));
+        assert!(matches!(
+            crate::ert::decode_json_line("{", &keys()),
+            Err(Error::Invalid { field: "json", .. })
+        ));
         let bad_time = r#"{"Time":"yesterday","Message":{"ID":54585868,"Type":12,"TamperPhy":3,"TamperEnc":0,"Consumption":562456,"ChecksumVal":4122}}"#;
-        assert!(matches!(crate::ert::decode_json_line(bad_time, &keys()), Err(Error::Invalid { field: "Time", .. })));
+        assert!(matches!(
+            crate::ert::decode_json_line(bad_time, &keys()),
+            Err(Error::Invalid { field: "Time", .. })
+        ));
     }
 
     #[test]
@@ -525,7 +693,9 @@ mod tests {
 
     #[test]
     fn envelope_idm_gets_interval_times_and_netidm_by_name() {
-        let line = format!(r#"{{"gateway":"g1","received_at":"2026-01-01T12:00:00Z","protocol":"idm","hex":"{I1}"}}"#);
+        let line = format!(
+            r#"{{"gateway":"g1","received_at":"2026-01-01T12:00:00Z","protocol":"idm","hex":"{I1}"}}"#
+        );
         let d = decode_json_line_for_test(&line);
         assert_eq!(d.readings[0].at.as_deref(), Some("2026-01-01T11:59:30.25Z"));
         let net = line.replace(r#""idm""#, r#""netidm""#);
@@ -537,14 +707,40 @@ mod tests {
     #[test]
     fn envelope_errors() {
         let bad_crc = r#"{"gateway":"g1","received_at":"2026-01-01T12:00:00Z","protocol":"scm+","hex":"16A31EAB0410D35B00001AE2490039BE"}"#;
-        assert_eq!(crate::ert::decode_json_line(bad_crc, &keys()).unwrap_err().failed_check(), Some(Check::Crc));
+        assert_eq!(
+            crate::ert::decode_json_line(bad_crc, &keys())
+                .unwrap_err()
+                .failed_check(),
+            Some(Check::Crc)
+        );
         let no_gw = r#"{"protocol":"scm","hex":"F95306F008951840EA0C101A"}"#;
-        assert!(matches!(Envelope::parse(no_gw), Err(Error::Invalid { field: "gateway", .. })));
+        assert!(matches!(
+            Envelope::parse(no_gw),
+            Err(Error::Invalid {
+                field: "gateway",
+                ..
+            })
+        ));
         let bad_proto = r#"{"gateway":"g","protocol":"zigbee","hex":"00"}"#;
-        assert!(matches!(Envelope::parse(bad_proto), Err(Error::Invalid { field: "protocol", .. })));
+        assert!(matches!(
+            Envelope::parse(bad_proto),
+            Err(Error::Invalid {
+                field: "protocol",
+                ..
+            })
+        ));
         let bad_hex = r#"{"gateway":"g","hex":"XYZ"}"#;
-        assert!(matches!(Envelope::parse(bad_hex), Err(Error::Invalid { field: "hex", .. })));
+        assert!(matches!(
+            Envelope::parse(bad_hex),
+            Err(Error::Invalid { field: "hex", .. })
+        ));
         let bad_time = r#"{"gateway":"g","received_at":"noon","hex":"00"}"#;
-        assert!(matches!(Envelope::parse(bad_time), Err(Error::Invalid { field: "received_at", .. })));
+        assert!(matches!(
+            Envelope::parse(bad_time),
+            Err(Error::Invalid {
+                field: "received_at",
+                ..
+            })
+        ));
     }
 }

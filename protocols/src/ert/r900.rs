@@ -68,7 +68,20 @@ fn data_fields(input: BitInput<'_>) -> IResult<BitInput<'_>, R900> {
     let (input, unkn3) = take(2usize)(input)?;
     let (input, leak) = take(4usize)(input)?;
     let (input, leak_now) = take(2usize)(input)?;
-    Ok((input, R900 { id, unkn1, no_use, back_flow, consumption, unkn3, leak, leak_now, parity: [0; PARITY] }))
+    Ok((
+        input,
+        R900 {
+            id,
+            unkn1,
+            no_use,
+            back_flow,
+            consumption,
+            unkn3,
+            leak,
+            leak_now,
+            parity: [0; PARITY],
+        },
+    ))
 }
 
 /// Packs 21 symbols into the 14-byte form (105 bits MSB first, 7 zero bits).
@@ -86,7 +99,11 @@ pub fn pack(symbols: &[u8; SYMBOLS]) -> [u8; LEN] {
 pub fn digits_from_chips(chips: &[u8; DIGITS / 2]) -> Result<[u8; DIGITS]> {
     let mut out = [0u8; DIGITS];
     for (i, d) in out.iter_mut().enumerate() {
-        let nibble = if i % 2 == 0 { chips[i / 2] >> 4 } else { chips[i / 2] & 0x0F };
+        let nibble = if i % 2 == 0 {
+            chips[i / 2] >> 4
+        } else {
+            chips[i / 2] & 0x0F
+        };
         *d = match nibble {
             0b0011 => 0,
             0b0101 => 1,
@@ -94,7 +111,12 @@ pub fn digits_from_chips(chips: &[u8; DIGITS / 2]) -> Result<[u8; DIGITS]> {
             0b1100 => 3,
             0b1010 => 4,
             0b1001 => 5,
-            other => return Err(Error::invalid("chips", format!("chip group {other:04b} at digit {i} is not a base-6 digit"))),
+            other => {
+                return Err(Error::invalid(
+                    "chips",
+                    format!("chip group {other:04b} at digit {i} is not a base-6 digit"),
+                ));
+            }
         };
     }
     Ok(out)
@@ -107,11 +129,17 @@ pub fn symbols_from_digits(digits: &[u8; DIGITS]) -> Result<[u8; SYMBOLS]> {
     for (i, s) in out.iter_mut().enumerate() {
         let (d1, d2) = (digits[2 * i], digits[2 * i + 1]);
         if d1 > 5 || d2 > 5 {
-            return Err(Error::invalid("digits", format!("pair {i} ({d1}{d2}) has a digit above 5")));
+            return Err(Error::invalid(
+                "digits",
+                format!("pair {i} ({d1}{d2}) has a digit above 5"),
+            ));
         }
         let v = 6 * d1 + d2;
         if v > 31 {
-            return Err(Error::invalid("symbol", format!("digit pair {i} ({d1}{d2}) = {v} is above 31")));
+            return Err(Error::invalid(
+                "symbol",
+                format!("digit pair {i} ({d1}{d2}) = {v} is above 31"),
+            ));
         }
         *s = v;
     }
@@ -151,7 +179,10 @@ impl R900 {
         let frame = exact_frame::<LEN>(frame, "R900")?;
         let (symbols, pad) = nom_bits(symbols, frame)?;
         if pad != 0 {
-            return Err(Error::invalid("padding", format!("the 7 bits after the 105 must be 0, got 0x{pad:02X}")));
+            return Err(Error::invalid(
+                "padding",
+                format!("the 7 bits after the 105 must be 0, got 0x{pad:02X}"),
+            ));
         }
         Self::from_symbols(&symbols)
     }
@@ -163,7 +194,10 @@ impl R900 {
         }
         let syndromes = rs::syndromes(symbols);
         if syndromes != [0; PARITY] {
-            return Err(Error::check(Check::ReedSolomon, format!("syndromes {syndromes:?}, expected all 0")));
+            return Err(Error::check(
+                Check::ReedSolomon,
+                format!("syndromes {syndromes:?}, expected all 0"),
+            ));
         }
         let packed = pack(symbols);
         let mut msg = nom_bits(data_fields, &packed[..10])?;
@@ -239,7 +273,13 @@ impl R900 {
         }
         if bcd {
             return from_bcd(self.consumption).map(Some).ok_or_else(|| {
-                Error::invalid("Consumption", format!("0x{:06X} is not BCD (a nibble above 9): not an R900BCD meter?", self.consumption))
+                Error::invalid(
+                    "Consumption",
+                    format!(
+                        "0x{:06X} is not BCD (a nibble above 9): not an R900BCD meter?",
+                        self.consumption
+                    ),
+                )
             });
         }
         if self.leak_bits_are_filler() {
@@ -252,7 +292,11 @@ impl R900 {
     /// rtlamr's `Consumption` for the variant: the raw field, or for R900BCD the hex digits read
     /// as decimal (0 when they are not BCD, as rtlamr prints).
     pub fn rtlamr_consumption(&self, bcd: bool) -> u32 {
-        if bcd { from_bcd(self.consumption).unwrap_or(0) } else { self.consumption }
+        if bcd {
+            from_bcd(self.consumption).unwrap_or(0)
+        } else {
+            self.consumption
+        }
     }
 
     /// rtlamr's JSON `Message` object.
@@ -274,7 +318,9 @@ impl R900 {
     /// (the 0xAAAAAA filler).
     pub fn flags(&self) -> Vec<String> {
         let mut flags = Vec::new();
-        if !self.leak_bits_are_filler() && ((1..=6).contains(&self.leak_bucket()) || (1..=2).contains(&self.leak_now)) {
+        if !self.leak_bits_are_filler()
+            && ((1..=6).contains(&self.leak_bucket()) || (1..=2).contains(&self.leak_now))
+        {
             flags.push("leak".to_owned());
         }
         if (1..=2).contains(&self.back_flow) {
@@ -317,10 +363,16 @@ mod tests {
 
     const R1_HEX: [u8; 14] = hex!("5C24BB46A384062DFA0035B96E80");
     const R5D_HEX: [u8; 14] = hex!("58865A81A1000160003F490C8E80");
-    const R1_SYMBOLS: [u8; 21] = [11, 16, 18, 11, 22, 17, 21, 3, 16, 16, 3, 2, 27, 30, 16, 0, 6, 22, 28, 22, 29];
+    const R1_SYMBOLS: [u8; 21] = [
+        11, 16, 18, 11, 22, 17, 21, 3, 16, 16, 3, 2, 27, 30, 16, 0, 6, 22, 28, 22, 29,
+    ];
 
     fn digits(pairs: &str) -> [u8; DIGITS] {
-        let v: Vec<u8> = pairs.bytes().filter(u8::is_ascii_digit).map(|b| b - b'0').collect();
+        let v: Vec<u8> = pairs
+            .bytes()
+            .filter(u8::is_ascii_digit)
+            .map(|b| b - b'0')
+            .collect();
         v.try_into().unwrap()
     }
 
@@ -328,13 +380,25 @@ mod tests {
     fn r1_from_chips_digits_symbols_to_fields() {
         let chips = hex!("596AC359CA69CC3C6A6A3C36AC936A3353CAAACAA9");
         let d = digits_from_chips(&chips).unwrap();
-        assert_eq!(d, digits("15 24 30 15 34 25 33 03 24 24 03 02 43 50 24 00 10 34 44 34 45"));
+        assert_eq!(
+            d,
+            digits("15 24 30 15 34 25 33 03 24 24 03 02 43 50 24 00 10 34 44 34 45")
+        );
         let s = symbols_from_digits(&d).unwrap();
         assert_eq!(s, R1_SYMBOLS);
         assert_eq!(pack(&s), R1_HEX);
         let m = R900::parse(&R1_HEX).unwrap();
         assert_eq!(
-            (m.id, m.unkn1, m.no_use, m.back_flow, m.consumption, m.unkn3, m.leak, m.leak_now),
+            (
+                m.id,
+                m.unkn1,
+                m.no_use,
+                m.back_flow,
+                m.consumption,
+                m.unkn3,
+                m.leak,
+                m.leak_now
+            ),
             (1545911110, 163, 33, 0, 404986, 0, 0, 0)
         );
         assert_eq!(m.parity, [6, 22, 28, 22, 29]);
@@ -348,7 +412,10 @@ mod tests {
             Value::Object(d.fields),
             serde_json::json!({"ID":1545911110,"Unkn1":163,"NoUse":33,"BackFlow":0,"Consumption":404986,"Unkn3":0,"Leak":0,"LeakNow":0})
         );
-        assert_eq!(d.readings, vec![Reading::new("register", 404986.into(), None)]);
+        assert_eq!(
+            d.readings,
+            vec![Reading::new("register", 404986.into(), None)]
+        );
         assert_eq!(d.flags, vec!["no_use"], "NoUse 33: bucket 1 (1–2 days)");
     }
 
@@ -357,21 +424,43 @@ mod tests {
         let m = R900::parse(&R1_HEX).unwrap();
         assert_eq!(m.rtlamr_consumption(true), 0, "what rtlamr would print");
         let err = decode(&R1_HEX, true).unwrap_err();
-        assert!(matches!(err, Error::Invalid { field: "Consumption", .. }), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                Error::Invalid {
+                    field: "Consumption",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
     }
 
     #[test]
     fn r5d_bcd_meter() {
         let m = R900::parse(&R5D_HEX).unwrap();
         assert_eq!(
-            (m.id, m.unkn1, m.no_use, m.back_flow, m.consumption, m.unkn3, m.leak, m.leak_now),
+            (
+                m.id,
+                m.unkn1,
+                m.no_use,
+                m.back_flow,
+                m.consumption,
+                m.unkn3,
+                m.leak,
+                m.leak_now
+            ),
             (1485200001, 161, 0, 0, 0x016000, 0, 15, 3)
         );
         let bcd = decode(&R5D_HEX, true).unwrap();
         assert_eq!(bcd.protocol, "r900bcd");
         assert_eq!(bcd.fields["Consumption"], 16000);
         assert_eq!(bcd.readings[0].value, 16000);
-        assert!(bcd.flags.is_empty(), "Leak 15 / LeakNow 3 are BCD filler: {:?}", bcd.flags);
+        assert!(
+            bcd.flags.is_empty(),
+            "Leak 15 / LeakNow 3 are BCD filler: {:?}",
+            bcd.flags
+        );
         let bin = decode(&R5D_HEX, false).unwrap();
         assert_eq!(bin.fields["Consumption"], 90112);
         assert_eq!(bin.readings[0].value, 90112, "filler wrap bit not counted");
@@ -391,9 +480,21 @@ mod tests {
         let mut d = digits("15 24 30 15 34 25 33 03 24 24 03 02 43 50 24 00 10 34 44 34 45");
         d[0] = 5;
         d[1] = 2; // pair "52" = 32
-        assert!(matches!(symbols_from_digits(&d), Err(Error::Invalid { field: "symbol", .. })));
+        assert!(matches!(
+            symbols_from_digits(&d),
+            Err(Error::Invalid {
+                field: "symbol",
+                ..
+            })
+        ));
         d[1] = 5; // "55" = 35
-        assert!(matches!(symbols_from_digits(&d), Err(Error::Invalid { field: "symbol", .. })));
+        assert!(matches!(
+            symbols_from_digits(&d),
+            Err(Error::Invalid {
+                field: "symbol",
+                ..
+            })
+        ));
         assert!(digits_from_chips(&[0xFF; 21]).is_err());
     }
 
@@ -401,8 +502,17 @@ mod tests {
     fn padding_and_length() {
         let mut f = R1_HEX;
         f[13] |= 1;
-        assert!(matches!(R900::parse(&f), Err(Error::Invalid { field: "padding", .. })));
-        assert!(matches!(R900::parse(&R1_HEX[..13]), Err(Error::Incomplete { needed: 1 })));
+        assert!(matches!(
+            R900::parse(&f),
+            Err(Error::Invalid {
+                field: "padding",
+                ..
+            })
+        ));
+        assert!(matches!(
+            R900::parse(&R1_HEX[..13]),
+            Err(Error::Incomplete { needed: 1 })
+        ));
     }
 
     #[test]
@@ -413,12 +523,47 @@ mod tests {
             f(&mut m);
             R900::parse(&m.encode()).unwrap().flags()
         };
-        assert_eq!(with(&|m| m.no_use = 32), Vec::<String>::new(), "high bits of NoUse are not the bucket");
-        assert_eq!(with(&|m| { m.no_use = 0; m.leak = 2 }), ["leak"]);
-        assert_eq!(with(&|m| { m.no_use = 0; m.leak_now = 2 }), ["leak"]);
-        assert_eq!(with(&|m| { m.no_use = 0; m.leak = 8 }), Vec::<String>::new(), "Leak 8 = wrap bit, bucket 0");
-        assert_eq!(with(&|m| { m.no_use = 0; m.back_flow = 1 }), ["reverse_flow"]);
-        assert_eq!(with(&|m| { m.no_use = 0; m.consumption = NO_READ }), ["no_read"]);
+        assert_eq!(
+            with(&|m| m.no_use = 32),
+            Vec::<String>::new(),
+            "high bits of NoUse are not the bucket"
+        );
+        assert_eq!(
+            with(&|m| {
+                m.no_use = 0;
+                m.leak = 2
+            }),
+            ["leak"]
+        );
+        assert_eq!(
+            with(&|m| {
+                m.no_use = 0;
+                m.leak_now = 2
+            }),
+            ["leak"]
+        );
+        assert_eq!(
+            with(&|m| {
+                m.no_use = 0;
+                m.leak = 8
+            }),
+            Vec::<String>::new(),
+            "Leak 8 = wrap bit, bucket 0"
+        );
+        assert_eq!(
+            with(&|m| {
+                m.no_use = 0;
+                m.back_flow = 1
+            }),
+            ["reverse_flow"]
+        );
+        assert_eq!(
+            with(&|m| {
+                m.no_use = 0;
+                m.consumption = NO_READ
+            }),
+            ["no_read"]
+        );
     }
 
     #[test]

@@ -47,19 +47,52 @@ fn alpha_pow(n: usize) -> u8 {
     TABLES.exp[n % 31]
 }
 
+/// `acc · α^log_b` for a non-zero multiplier given by its logarithm.
+const fn mul_log(acc: u8, log_b: usize) -> u8 {
+    if acc == 0 {
+        0
+    } else {
+        TABLES.exp[TABLES.log[acc as usize & 31] as usize + log_b]
+    }
+}
+
+/// Multiplication tables for the Horner steps: `STEP[i][x] = x · α^(29+i)` and
+/// `SHORTEN[i][x] = x · α^(10·(29+i))` (the ten shortening zeros in one step), so each step of
+/// the syndrome loop is one lookup.
+struct Steps {
+    step: [[u8; 32]; PARITY],
+    shorten: [[u8; 32]; PARITY],
+}
+
+const STEPS: Steps = {
+    let mut step = [[0u8; 32]; PARITY];
+    let mut shorten = [[0u8; 32]; PARITY];
+    let mut i = 0;
+    while i < PARITY {
+        let log_root = (FIRST_ROOT + i) % 31;
+        let mut x = 0;
+        while x < 32 {
+            step[i][x] = mul_log(x as u8, log_root);
+            shorten[i][x] = mul_log(x as u8, log_root * 10 % 31);
+            x += 1;
+        }
+        i += 1;
+    }
+    Steps { step, shorten }
+};
+
 /// The five syndromes of 21 received symbols (each < 32). All zero means the frame is a codeword.
 pub fn syndromes(symbols: &[u8; SYMBOLS]) -> [u8; PARITY] {
     let mut out = [0u8; PARITY];
     for (i, s) in out.iter_mut().enumerate() {
-        let root = alpha_pow(FIRST_ROOT + i);
+        let step = &STEPS.step[i];
         let mut acc = 0u8;
         for &sym in &symbols[..DATA] {
-            acc = mul(acc, root) ^ sym;
+            acc = step[acc as usize & 31] ^ sym;
         }
-        // The ten shortening zeros only multiply the accumulator.
-        acc = mul(acc, alpha_pow((FIRST_ROOT + i) * 10));
+        acc = STEPS.shorten[i][acc as usize & 31];
         for &sym in &symbols[DATA..] {
-            acc = mul(acc, root) ^ sym;
+            acc = step[acc as usize & 31] ^ sym;
         }
         *s = acc;
     }
@@ -99,8 +132,12 @@ pub fn parity(data: &[u8; DATA]) -> [u8; PARITY] {
 mod tests {
     use super::*;
 
-    const R1: [u8; 21] = [11, 16, 18, 11, 22, 17, 21, 3, 16, 16, 3, 2, 27, 30, 16, 0, 6, 22, 28, 22, 29];
-    const R5D: [u8; 21] = [11, 2, 3, 5, 21, 0, 13, 1, 0, 0, 0, 22, 0, 0, 1, 31, 9, 4, 6, 8, 29];
+    const R1: [u8; 21] = [
+        11, 16, 18, 11, 22, 17, 21, 3, 16, 16, 3, 2, 27, 30, 16, 0, 6, 22, 28, 22, 29,
+    ];
+    const R5D: [u8; 21] = [
+        11, 2, 3, 5, 21, 0, 13, 1, 0, 0, 0, 22, 0, 0, 1, 31, 9, 4, 6, 8, 29,
+    ];
 
     #[test]
     fn field_tables_are_a_permutation() {

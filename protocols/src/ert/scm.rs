@@ -42,7 +42,17 @@ fn body(input: BitInput<'_>) -> IResult<BitInput<'_>, Scm> {
     let (input, id_low): (_, u32) = take(24usize)(input)?;
     let (input, checksum) = take(16usize)(input)?;
     let id = id_high << 24 | id_low;
-    Ok((input, Scm { id, ert_type, tamper_phy, tamper_enc, consumption, checksum }))
+    Ok((
+        input,
+        Scm {
+            id,
+            ert_type,
+            tamper_phy,
+            tamper_enc,
+            consumption,
+            checksum,
+        },
+    ))
 }
 
 impl Scm {
@@ -51,12 +61,21 @@ impl Scm {
     pub fn parse(frame: &[u8]) -> Result<Scm> {
         let frame = exact_frame::<LEN>(frame, "SCM")?;
         if frame[..2] != SYNC || frame[2] & 0xF8 != 0 {
-            return Err(Error::invalid("sync", format!("SCM must start with F9 53 + 5 zero bits, got {:02X} {:02X} {:02X}", frame[0], frame[1], frame[2])));
+            return Err(Error::invalid(
+                "sync",
+                format!(
+                    "SCM must start with F9 53 + 5 zero bits, got {:02X} {:02X} {:02X}",
+                    frame[0], frame[1], frame[2]
+                ),
+            ));
         }
         checks::scm_bch(&frame[2..])?;
         let scm = nom_bits(body, &frame[2..])?;
         if scm.id == 0 {
-            return Err(Error::invalid("ID", "ID 0 is the all-zero codeword, not a meter"));
+            return Err(Error::invalid(
+                "ID",
+                "ID 0 is the all-zero codeword, not a meter",
+            ));
         }
         Ok(scm)
     }
@@ -120,18 +139,47 @@ mod tests {
     use crate::error::Check;
     use hex_literal::hex;
 
-    fn scm(id: u32, ert_type: u8, tamper_phy: u8, tamper_enc: u8, consumption: u32, checksum: u16) -> Scm {
-        Scm { id, ert_type, tamper_phy, tamper_enc, consumption, checksum }
+    fn scm(
+        id: u32,
+        ert_type: u8,
+        tamper_phy: u8,
+        tamper_enc: u8,
+        consumption: u32,
+        checksum: u16,
+    ) -> Scm {
+        Scm {
+            id,
+            ert_type,
+            tamper_phy,
+            tamper_enc,
+            consumption,
+            checksum,
+        }
     }
 
     #[test]
     fn research_vectors_s1_to_s5() {
         let cases = [
-            (hex!("F95306F008951840EA0C101A"), scm(54585868, 12, 3, 0, 562456, 0x101A)),
-            (hex!("F95306B00B17EA5BEBC9DBFC"), scm(56355785, 12, 2, 0, 727018, 0xDBFC)),
-            (hex!("F95300152A7986099C5811C5"), scm(629848, 5, 0, 1, 2783622, 0x11C5)),
-            (hex!("F95300152A7987099C58F327"), scm(629848, 5, 0, 1, 2783623, 0xF327)),
-            (hex!("F95300152A7988099C58F515"), scm(629848, 5, 0, 1, 2783624, 0xF515)),
+            (
+                hex!("F95306F008951840EA0C101A"),
+                scm(54585868, 12, 3, 0, 562456, 0x101A),
+            ),
+            (
+                hex!("F95306B00B17EA5BEBC9DBFC"),
+                scm(56355785, 12, 2, 0, 727018, 0xDBFC),
+            ),
+            (
+                hex!("F95300152A7986099C5811C5"),
+                scm(629848, 5, 0, 1, 2783622, 0x11C5),
+            ),
+            (
+                hex!("F95300152A7987099C58F327"),
+                scm(629848, 5, 0, 1, 2783623, 0xF327),
+            ),
+            (
+                hex!("F95300152A7988099C58F515"),
+                scm(629848, 5, 0, 1, 2783624, 0xF515),
+            ),
         ];
         for (frame, want) in cases {
             assert_eq!(Scm::parse(&frame).unwrap(), want);
@@ -148,7 +196,10 @@ mod tests {
             Value::Object(d.fields),
             serde_json::json!({"ID":54585868,"Type":12,"TamperPhy":3,"TamperEnc":0,"Consumption":562456,"ChecksumVal":4122})
         );
-        assert_eq!(d.readings, vec![Reading::new("register", 562456.into(), None)]);
+        assert_eq!(
+            d.readings,
+            vec![Reading::new("register", 562456.into(), None)]
+        );
         assert_eq!(d.flags, vec!["tamper"]);
         let s3 = decode(&hex!("F95300152A7986099C5811C5")).unwrap();
         assert_eq!(s3.flags, vec!["tamper"], "TamperEnc 1");
@@ -172,13 +223,25 @@ mod tests {
     #[test]
     fn length_and_sync_are_checked() {
         let s1 = hex!("F95306F008951840EA0C101A");
-        assert!(matches!(Scm::parse(&s1[..11]), Err(Error::Incomplete { needed: 1 })));
+        assert!(matches!(
+            Scm::parse(&s1[..11]),
+            Err(Error::Incomplete { needed: 1 })
+        ));
         let mut long = s1.to_vec();
         long.push(0);
-        assert!(matches!(Scm::parse(&long), Err(Error::Invalid { field: "length", .. })));
+        assert!(matches!(
+            Scm::parse(&long),
+            Err(Error::Invalid {
+                field: "length",
+                ..
+            })
+        ));
         let mut bad_sync = s1;
         bad_sync[2] |= 0x80;
-        assert!(matches!(Scm::parse(&bad_sync), Err(Error::Invalid { field: "sync", .. })));
+        assert!(matches!(
+            Scm::parse(&bad_sync),
+            Err(Error::Invalid { field: "sync", .. })
+        ));
     }
 
     #[test]
@@ -196,6 +259,9 @@ mod tests {
         let parsed = Scm::parse(&s.encode()).unwrap();
         assert_eq!(parsed.id, (1 << 26) - 1);
         assert_eq!(parsed.consumption, (1 << 24) - 1);
-        assert_eq!((parsed.ert_type, parsed.tamper_phy, parsed.tamper_enc), (15, 3, 3));
+        assert_eq!(
+            (parsed.ert_type, parsed.tamper_phy, parsed.tamper_enc),
+            (15, 3, 3)
+        );
     }
 }

@@ -37,9 +37,22 @@ pub struct ScmPlus {
 }
 
 fn fields(input: &[u8]) -> IResult<&[u8], ScmPlus> {
-    let (input, (frame_sync, protocol_id, endpoint_type, endpoint_id, consumption, tamper, packet_crc)) =
-        (be_u16, be_u8, be_u8, be_u32, be_u32, be_u16, be_u16).parse(input)?;
-    Ok((input, ScmPlus { frame_sync, protocol_id, endpoint_type, endpoint_id, consumption, tamper, packet_crc }))
+    let (
+        input,
+        (frame_sync, protocol_id, endpoint_type, endpoint_id, consumption, tamper, packet_crc),
+    ) = (be_u16, be_u8, be_u8, be_u32, be_u32, be_u16, be_u16).parse(input)?;
+    Ok((
+        input,
+        ScmPlus {
+            frame_sync,
+            protocol_id,
+            endpoint_type,
+            endpoint_id,
+            consumption,
+            tamper,
+            packet_crc,
+        },
+    ))
 }
 
 impl ScmPlus {
@@ -48,12 +61,21 @@ impl ScmPlus {
     pub fn parse(frame: &[u8]) -> Result<ScmPlus> {
         let frame = exact_frame::<LEN>(frame, "SCM+")?;
         if frame[..2] != FRAME_SYNC.to_be_bytes() {
-            return Err(Error::invalid("sync", format!("SCM+ must start with 16 A3, got {:02X} {:02X}", frame[0], frame[1])));
+            return Err(Error::invalid(
+                "sync",
+                format!(
+                    "SCM+ must start with 16 A3, got {:02X} {:02X}",
+                    frame[0], frame[1]
+                ),
+            ));
         }
         checks::genibus(&frame[2..], "PacketCRC over bytes 2..15")?;
         let (_, msg) = fields(frame)?;
         if msg.protocol_id != PROTOCOL_ID {
-            return Err(Error::invalid("ProtocolID", format!("0x{:02X} is not SCM+ (0x1E)", msg.protocol_id)));
+            return Err(Error::invalid(
+                "ProtocolID",
+                format!("0x{:02X} is not SCM+ (0x1E)", msg.protocol_id),
+            ));
         }
         if msg.endpoint_id == 0 {
             return Err(Error::invalid("EndpointID", "EndpointID 0 is not a meter"));
@@ -161,13 +183,35 @@ mod tests {
         let frame = hex!("16A31FAB0410D35B00001AE349003ACB");
         assert!(checks::genibus(&frame[2..], "x").is_ok());
         let err = ScmPlus::parse(&frame).unwrap_err();
-        assert!(matches!(err, Error::Invalid { field: "ProtocolID", .. }), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                Error::Invalid {
+                    field: "ProtocolID",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
     }
 
     #[test]
     fn zero_endpoint_and_short_frames_are_refused() {
-        let zero = ScmPlus { endpoint_id: 0, ..p(1, 0) }.encode();
-        assert!(matches!(ScmPlus::parse(&zero), Err(Error::Invalid { field: "EndpointID", .. })));
-        assert!(matches!(ScmPlus::parse(&zero[..10]), Err(Error::Incomplete { needed: 6 })));
+        let zero = ScmPlus {
+            endpoint_id: 0,
+            ..p(1, 0)
+        }
+        .encode();
+        assert!(matches!(
+            ScmPlus::parse(&zero),
+            Err(Error::Invalid {
+                field: "EndpointID",
+                ..
+            })
+        ));
+        assert!(matches!(
+            ScmPlus::parse(&zero[..10]),
+            Err(Error::Incomplete { needed: 6 })
+        ));
     }
 }
