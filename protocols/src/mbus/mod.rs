@@ -55,7 +55,7 @@ pub fn control_name(c: u8) -> String {
 }
 
 fn ci_string(ci: u8) -> Value {
-    Value::String(format!("0x{ci:02X}"))
+    Value::String(header::hex_byte(ci))
 }
 
 fn link_only(kind: &str, c: u8, a: u8, ci: Option<u8>) -> Decoded {
@@ -94,7 +94,7 @@ pub fn decode_frame(frame: &Frame<'_>) -> Result<Decoded> {
 /// Decodes the application layer of a long frame by its CI field.
 pub fn decode_user_data(ci: u8, data: &[u8]) -> Result<Decoded> {
     let mut fields = Map::new();
-    let mut readings = Vec::new();
+    let mut readings = Vec::with_capacity(8);
     let mut flags = Vec::new();
     let mut meter_id = String::new();
     fields.insert("ci".into(), ci_string(ci));

@@ -38,13 +38,16 @@ pub fn push_records(
     Ok(())
 }
 
-/// Value bytes in little-endian order, whatever the wire order was.
-fn le(rec: &Record<'_>) -> Vec<u8> {
-    let mut v = rec.raw.to_vec();
+/// Value bytes in little-endian order, whatever the wire order was (fixed fields are at most
+/// 8 bytes; longer LVAR values are cut, they never carry dates or versions).
+fn le(rec: &Record<'_>) -> ([u8; 8], usize) {
+    let n = rec.raw.len().min(8);
+    let mut v = [0u8; 8];
+    v[..n].copy_from_slice(&rec.raw[..n]);
     if rec.msb_first {
-        v.reverse();
+        v[..n].reverse();
     }
-    v
+    (v, n)
 }
 
 fn text(bytes: &[u8]) -> Value {
@@ -80,11 +83,12 @@ pub fn reading(rec: &Record<'_>) -> Reading {
         Meaning::Duration { quantity, unit } => (quantity.into(), number(&rec.data, exp), Some(unit.to_owned())),
         Meaning::Count { quantity } => (quantity.into(), number(&rec.data, exp), None),
         Meaning::Date { quantity } => {
-            let b = le(rec);
-            let v = match (&rec.data, b.len()) {
-                (Data::Int(_) | Data::Bcd(_) | Data::BcdInvalid { .. }, 2) => value::date_g(&b),
-                (Data::Int(_) | Data::Bcd(_) | Data::BcdInvalid { .. }, 4) => value::datetime_f(&b),
-                (Data::Int(_) | Data::Bcd(_) | Data::BcdInvalid { .. }, 6) => value::datetime_i(&b),
+            let (buf, n) = le(rec);
+            let b = &buf[..n];
+            let v = match (&rec.data, n) {
+                (Data::Int(_) | Data::Bcd(_) | Data::BcdInvalid { .. }, 2) => value::date_g(b),
+                (Data::Int(_) | Data::Bcd(_) | Data::BcdInvalid { .. }, 4) => value::datetime_f(b),
+                (Data::Int(_) | Data::Bcd(_) | Data::BcdInvalid { .. }, 6) => value::datetime_i(b),
                 _ => None,
             };
             let v = match v {
@@ -101,7 +105,8 @@ pub fn reading(rec: &Record<'_>) -> Reading {
                 Data::Int(v) if quantity == "fabrication_no" => Value::String(v.to_string()),
                 Data::Bcd(_) | Data::BcdInvalid { .. } | Data::Int(_) => {
                     // Versions, parameter sets and BCD identifiers read as their hex digits.
-                    Value::String(le(rec).iter().rev().map(|b| format!("{b:02X}")).collect())
+                    let (buf, n) = le(rec);
+                    Value::String(hex::encode_upper(buf[..n].iter().rev().copied().collect::<Vec<_>>()))
                 }
                 ref other => number(other, 0),
             };
