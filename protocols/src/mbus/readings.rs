@@ -69,7 +69,8 @@ fn number(data: &Data<'_>, exp: i32) -> Value {
 /// One reading from one record.
 pub fn reading(rec: &Record<'_>) -> Reading {
     // VIFEs after a manufacturer VIF are the manufacturer's too.
-    let mods = if rec.vib.table == Table::Manufacturer { vif::Modifiers::default() } else { vif::modifiers(rec.vib.vifes) };
+    let mods =
+        if rec.vib.table == Table::Manufacturer { vif::Modifiers::default() } else { vif::modifiers(rec.vib.vifes) };
     let meaning = vif::meaning(rec.vib.table, rec.vib.code);
     let exp = i32::from(mods.exp);
     let (quantity, value, unit): (std::borrow::Cow<'static, str>, Value, Option<String>) = match meaning {
@@ -159,13 +160,22 @@ mod tests {
     #[test]
     fn volumes_energy_and_flow_scale_exactly() {
         let r = one(&[0x03, 0x13, 0x15, 0x31, 0x00]);
-        assert_eq!((r.quantity.as_str(), r.value.to_string(), r.unit.as_deref()), ("volume", "12.565".into(), Some("m3")));
+        assert_eq!(
+            (r.quantity.as_str(), r.value.to_string(), r.unit.as_deref()),
+            ("volume", "12.565".into(), Some("m3"))
+        );
         let r = one(&[0x8B, 0x60, 0x04, 0x37, 0x18, 0x02]);
-        assert_eq!((r.quantity.as_str(), r.value.to_string(), r.unit.as_deref()), ("energy", "218370".into(), Some("Wh")));
+        assert_eq!(
+            (r.quantity.as_str(), r.value.to_string(), r.unit.as_deref()),
+            ("energy", "218370".into(), Some("Wh"))
+        );
         let r = one(&[0x04, 0x06, 0x10, 0x00, 0x00, 0x00]);
         assert_eq!((r.value.to_string(), r.unit.as_deref()), ("16".into(), Some("kWh")));
         let r = one(&[0x02, 0x5A, 0x2C, 0x01]);
-        assert_eq!((r.quantity.as_str(), r.value.to_string(), r.unit.as_deref()), ("flow_temperature", "30".into(), Some("°C")));
+        assert_eq!(
+            (r.quantity.as_str(), r.value.to_string(), r.unit.as_deref()),
+            ("flow_temperature", "30".into(), Some("°C"))
+        );
         let r = one(&[0x05, 0x13, 0x1F, 0x85, 0x45, 0x41]);
         assert_eq!(r.value.to_string(), "0.012345");
     }

@@ -167,7 +167,16 @@ fn cut(input: Cow<'_, [u8]>, n: usize) -> Cow<'_, [u8]> {
 /// Decrypts the TPL payload in place per security mode; `tpl` runs from the TPL CI to the end
 /// (what the mode-7 MAC covers) and `enc_at` is where the encrypted blocks start in it.
 #[allow(clippy::too_many_arguments)]
-fn decrypt_tpl(keys: &Keys, dll: &Dll, h: &LongHeader, mode: u8, blocks: usize, tpl: &mut [u8], enc_at: usize, afl: Option<&Afl>) -> Result<()> {
+fn decrypt_tpl(
+    keys: &Keys,
+    dll: &Dll,
+    h: &LongHeader,
+    mode: u8,
+    blocks: usize,
+    tpl: &mut [u8],
+    enc_at: usize,
+    afl: Option<&Afl>,
+) -> Result<()> {
     let avail = tpl.len() - enc_at;
     let len = if blocks == 0 { avail - avail % 16 } else { 16 * blocks };
     if len > avail || len == 0 {
