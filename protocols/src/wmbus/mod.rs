@@ -306,7 +306,15 @@ impl Telegram<'_> {
 
 /// Peels every layer and decrypts; the records are left for [`Telegram::records`].
 pub fn parse<'a>(frame: &'a [u8], keys: &Keys) -> Result<Telegram<'a>> {
-    let (telegram, format) = dll::strip(frame)?;
+    parse_as(frame, None, keys)
+}
+
+/// [`parse`] for a source that knows its frame format (`None`: detect it).
+pub fn parse_as<'a>(frame: &'a [u8], format: Option<dll::FrameFormat>, keys: &Keys) -> Result<Telegram<'a>> {
+    let (telegram, format) = match format {
+        None => dll::strip(frame)?,
+        Some(f) => (dll::strip_as(frame, f)?, f),
+    };
     let (dll, _) = dll::header(&telegram)?;
     let mut cur = cut(telegram, 10);
     let mut afl_layer = None;
