@@ -1,7 +1,7 @@
 //! Wired M-Bus: frame parser (streaming), whole-frame decode, and the record layer on raw bytes.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use meterd_protocols::mbus::{self, frame, link, record::Records, record::Item};
+use meterd_protocols::mbus::{self, frame, link, record::Item, record::Records};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok((f, used)) = frame::parse(data) {

@@ -37,7 +37,25 @@ pub fn address_id(input: &[u8]) -> IResult<&[u8], [u8; 4]> {
 /// The identification as the 8 digits printed on the meter (bytes reversed, BCD shown as hex so
 /// a non-BCD id still prints unambiguously).
 pub fn id_string(id: [u8; 4]) -> String {
-    format!("{:02X}{:02X}{:02X}{:02X}", id[3], id[2], id[1], id[0])
+    let mut s = String::with_capacity(8);
+    for b in id.iter().rev() {
+        push_hex(&mut s, *b);
+    }
+    s
+}
+
+/// `0x7A`-style hex of one byte (CI and C fields in `meterd decode` output).
+pub fn hex_byte(b: u8) -> String {
+    let mut s = String::with_capacity(4);
+    s.push_str("0x");
+    push_hex(&mut s, b);
+    s
+}
+
+fn push_hex(s: &mut String, b: u8) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    s.push(char::from(HEX[usize::from(b >> 4)]));
+    s.push(char::from(HEX[usize::from(b & 0x0F)]));
 }
 
 /// The three-letter manufacturer code (FLAG association), e.g. `0x2C2D` → `KAM`. The top bit

@@ -80,9 +80,11 @@ impl SecondaryAddress {
 
     /// True when a meter's address matches this (possibly wildcarded) pattern.
     pub fn matches(&self, meter: &SecondaryAddress) -> bool {
-        let nibbles_match = self.id.iter().zip(meter.id).all(|(p, m)| {
-            (p >> 4 == 0xF || p >> 4 == m >> 4) && (p & 0x0F == 0x0F || p & 0x0F == m & 0x0F)
-        });
+        let nibbles_match = self
+            .id
+            .iter()
+            .zip(meter.id)
+            .all(|(p, m)| (p >> 4 == 0xF || p >> 4 == m >> 4) && (p & 0x0F == 0x0F || p & 0x0F == m & 0x0F));
         nibbles_match
             && (self.manufacturer == 0xFFFF || self.manufacturer == meter.manufacturer)
             && (self.version == 0xFF || self.version == meter.version)
@@ -126,8 +128,8 @@ impl FromStr for SecondaryAddress {
             8 => Self::id_pattern(s),
             16 => {
                 let id = parse_id(&s[..8])?;
-                let rest = hex::decode(&s[8..])
-                    .map_err(|e| Error::invalid("secondary address", format!("{s:?}: {e}")))?;
+                let rest =
+                    hex::decode(&s[8..]).map_err(|e| Error::invalid("secondary address", format!("{s:?}: {e}")))?;
                 Ok(SecondaryAddress {
                     id,
                     manufacturer: u16::from_le_bytes([rest[0], rest[1]]),
@@ -357,7 +359,12 @@ mod tests {
     fn scan_finds_every_meter_on_a_segment() {
         let meters: Vec<SecondaryAddress> = ["12345678", "12345679", "12349999", "00000001", "99999999", "12345670"]
             .iter()
-            .map(|id| SecondaryAddress { manufacturer: 0x4024, version: 1, medium: 7, ..SecondaryAddress::id_pattern(id).unwrap() })
+            .map(|id| SecondaryAddress {
+                manufacturer: 0x4024,
+                version: 1,
+                medium: 7,
+                ..SecondaryAddress::id_pattern(id).unwrap()
+            })
             .collect();
         let mut scan = Scan::new(SecondaryAddress::id_pattern("FFFFFFFF").unwrap());
         while let Some(pattern) = scan.next_probe() {

@@ -55,7 +55,7 @@ pub fn control_name(c: u8) -> String {
 }
 
 fn ci_string(ci: u8) -> Value {
-    Value::String(format!("0x{ci:02X}"))
+    Value::String(header::hex_byte(ci))
 }
 
 fn link_only(kind: &str, c: u8, a: u8, ci: Option<u8>) -> Decoded {
@@ -94,7 +94,7 @@ pub fn decode_frame(frame: &Frame<'_>) -> Result<Decoded> {
 /// Decodes the application layer of a long frame by its CI field.
 pub fn decode_user_data(ci: u8, data: &[u8]) -> Result<Decoded> {
     let mut fields = Map::new();
-    let mut readings = Vec::new();
+    let mut readings = Vec::with_capacity(8);
     let mut flags = Vec::new();
     let mut meter_id = String::new();
     fields.insert("ci".into(), ci_string(ci));
@@ -170,7 +170,11 @@ fn fixed_data(
     let binary = status & 0x80 != 0;
     let stored = u64::from(status & 0x40 != 0);
     let counter = |b: &[u8]| -> value::Data<'static> {
-        if binary { value::Data::Int(i64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))) } else { value::bcd_le(b) }
+        if binary {
+            value::Data::Int(i64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+        } else {
+            value::bcd_le(b)
+        }
     };
     let unit1 = t1 & 0x3F;
     for (k, (unit, raw)) in [(unit1, &d[8..12]), (t2 & 0x3F, &d[12..16])].into_iter().enumerate() {
@@ -234,7 +238,10 @@ mod tests {
         assert_eq!(d.readings.len(), 3);
         assert_eq!((d.readings[0].quantity.as_str(), d.readings[0].value.to_string()), ("volume", "12.565".into()));
         let flow = &d.readings[1];
-        assert_eq!((flow.quantity.as_str(), flow.value.to_string(), flow.unit.as_deref()), ("volume_flow", "0.113".into(), Some("m3/h")));
+        assert_eq!(
+            (flow.quantity.as_str(), flow.value.to_string(), flow.unit.as_deref()),
+            ("volume_flow", "0.113".into(), Some("m3/h"))
+        );
         assert_eq!((flow.function.as_deref(), flow.storage), (Some("maximum"), Some(5)));
         let energy = &d.readings[2];
         assert_eq!((energy.value.to_string(), energy.tariff, energy.subunit), ("218370".into(), Some(2), Some(1)));
@@ -262,7 +269,9 @@ mod tests {
 
     #[test]
     fn checksum_and_trailing_bytes() {
-        let mut w1 = frame("68 1F 1F 68 08 02 72 78 56 34 12 24 40 01 07 55 00 00 00 03 13 15 31 00 DA 02 3B 13 01 8B 60 04 37 18 02 18 16");
+        let mut w1 = frame(
+            "68 1F 1F 68 08 02 72 78 56 34 12 24 40 01 07 55 00 00 00 03 13 15 31 00 DA 02 3B 13 01 8B 60 04 37 18 02 18 16",
+        );
         w1[20] ^= 1;
         assert_eq!(decode(&w1).unwrap_err().failed_check(), Some(Check::Checksum));
         assert!(decode(&[0xE5, 0xE5]).is_err());
@@ -293,7 +302,10 @@ mod tests {
         assert_eq!(d.fields["more_records_follow"], true);
         assert_eq!(d.flags, ["low_battery"]);
         assert_eq!(d.readings[0].value.to_string(), "12.345");
-        assert_eq!((d.readings[1].quantity.as_str(), d.readings[1].value.clone()), ("manufacturer_data", Value::from("0102")));
+        assert_eq!(
+            (d.readings[1].quantity.as_str(), d.readings[1].value.clone()),
+            ("manufacturer_data", Value::from("0102"))
+        );
     }
 
     #[test]

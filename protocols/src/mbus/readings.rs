@@ -38,13 +38,16 @@ pub fn push_records(
     Ok(())
 }
 
-/// Value bytes in little-endian order, whatever the wire order was.
-fn le(rec: &Record<'_>) -> Vec<u8> {
-    let mut v = rec.raw.to_vec();
+/// Value bytes in little-endian order, whatever the wire order was (fixed fields are at most
+/// 8 bytes; longer LVAR values are cut, they never carry dates or versions).
+fn le(rec: &Record<'_>) -> ([u8; 8], usize) {
+    let n = rec.raw.len().min(8);
+    let mut v = [0u8; 8];
+    v[..n].copy_from_slice(&rec.raw[..n]);
     if rec.msb_first {
-        v.reverse();
+        v[..n].reverse();
     }
-    v
+    (v, n)
 }
 
 fn text(bytes: &[u8]) -> Value {
@@ -66,7 +69,8 @@ fn number(data: &Data<'_>, exp: i32) -> Value {
 /// One reading from one record.
 pub fn reading(rec: &Record<'_>) -> Reading {
     // VIFEs after a manufacturer VIF are the manufacturer's too.
-    let mods = if rec.vib.table == Table::Manufacturer { vif::Modifiers::default() } else { vif::modifiers(rec.vib.vifes) };
+    let mods =
+        if rec.vib.table == Table::Manufacturer { vif::Modifiers::default() } else { vif::modifiers(rec.vib.vifes) };
     let meaning = vif::meaning(rec.vib.table, rec.vib.code);
     let exp = i32::from(mods.exp);
     let (quantity, value, unit): (std::borrow::Cow<'static, str>, Value, Option<String>) = match meaning {
@@ -80,11 +84,12 @@ pub fn reading(rec: &Record<'_>) -> Reading {
         Meaning::Duration { quantity, unit } => (quantity.into(), number(&rec.data, exp), Some(unit.to_owned())),
         Meaning::Count { quantity } => (quantity.into(), number(&rec.data, exp), None),
         Meaning::Date { quantity } => {
-            let b = le(rec);
-            let v = match (&rec.data, b.len()) {
-                (Data::Int(_) | Data::Bcd(_) | Data::BcdInvalid { .. }, 2) => value::date_g(&b),
-                (Data::Int(_) | Data::Bcd(_) | Data::BcdInvalid { .. }, 4) => value::datetime_f(&b),
-                (Data::Int(_) | Data::Bcd(_) | Data::BcdInvalid { .. }, 6) => value::datetime_i(&b),
+            let (buf, n) = le(rec);
+            let b = &buf[..n];
+            let v = match (&rec.data, n) {
+                (Data::Int(_) | Data::Bcd(_) | Data::BcdInvalid { .. }, 2) => value::date_g(b),
+                (Data::Int(_) | Data::Bcd(_) | Data::BcdInvalid { .. }, 4) => value::datetime_f(b),
+                (Data::Int(_) | Data::Bcd(_) | Data::BcdInvalid { .. }, 6) => value::datetime_i(b),
                 _ => None,
             };
             let v = match v {
@@ -101,7 +106,8 @@ pub fn reading(rec: &Record<'_>) -> Reading {
                 Data::Int(v) if quantity == "fabrication_no" => Value::String(v.to_string()),
                 Data::Bcd(_) | Data::BcdInvalid { .. } | Data::Int(_) => {
                     // Versions, parameter sets and BCD identifiers read as their hex digits.
-                    Value::String(le(rec).iter().rev().map(|b| format!("{b:02X}")).collect())
+                    let (buf, n) = le(rec);
+                    Value::String(hex::encode_upper(buf[..n].iter().rev().copied().collect::<Vec<_>>()))
                 }
                 ref other => number(other, 0),
             };
@@ -154,13 +160,22 @@ mod tests {
     #[test]
     fn volumes_energy_and_flow_scale_exactly() {
         let r = one(&[0x03, 0x13, 0x15, 0x31, 0x00]);
-        assert_eq!((r.quantity.as_str(), r.value.to_string(), r.unit.as_deref()), ("volume", "12.565".into(), Some("m3")));
+        assert_eq!(
+            (r.quantity.as_str(), r.value.to_string(), r.unit.as_deref()),
+            ("volume", "12.565".into(), Some("m3"))
+        );
         let r = one(&[0x8B, 0x60, 0x04, 0x37, 0x18, 0x02]);
-        assert_eq!((r.quantity.as_str(), r.value.to_string(), r.unit.as_deref()), ("energy", "218370".into(), Some("Wh")));
+        assert_eq!(
+            (r.quantity.as_str(), r.value.to_string(), r.unit.as_deref()),
+            ("energy", "218370".into(), Some("Wh"))
+        );
         let r = one(&[0x04, 0x06, 0x10, 0x00, 0x00, 0x00]);
         assert_eq!((r.value.to_string(), r.unit.as_deref()), ("16".into(), Some("kWh")));
         let r = one(&[0x02, 0x5A, 0x2C, 0x01]);
-        assert_eq!((r.quantity.as_str(), r.value.to_string(), r.unit.as_deref()), ("flow_temperature", "30".into(), Some("°C")));
+        assert_eq!(
+            (r.quantity.as_str(), r.value.to_string(), r.unit.as_deref()),
+            ("flow_temperature", "30".into(), Some("°C"))
+        );
         let r = one(&[0x05, 0x13, 0x1F, 0x85, 0x45, 0x41]);
         assert_eq!(r.value.to_string(), "0.012345");
     }

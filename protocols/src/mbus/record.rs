@@ -101,7 +101,11 @@ pub enum Item<'a> {
     Record(Record<'a>),
     /// DIF `0F`/`1F` (or another special DIF): the rest is manufacturer data, kept as bytes.
     /// `more_follows` is set for `1F`: poll again for the next telegram.
-    Manufacturer { dif: u8, data: &'a [u8], more_follows: bool },
+    Manufacturer {
+        dif: u8,
+        data: &'a [u8],
+        more_follows: bool,
+    },
 }
 
 /// Iterator over the records of a record area. After an error it stops.
@@ -202,10 +206,7 @@ fn dib(input: &[u8]) -> PResult<'_, Dib> {
         tariff |= u32::from((d >> 4) & 0x03) << (2 * k);
         subunit |= u32::from((d >> 6) & 1) << k;
     }
-    Ok((
-        input,
-        Dib { dif, data_field: dif & 0x0F, function: Function::from_dif(dif), storage, tariff, subunit },
-    ))
+    Ok((input, Dib { dif, data_field: dif & 0x0F, function: Function::from_dif(dif), storage, tariff, subunit }))
 }
 
 fn vib(input: &[u8]) -> PResult<'_, Vib<'_>> {
@@ -415,7 +416,8 @@ mod tests {
 
     #[test]
     fn lvar_codings() {
-        let items = records(&[0x0D, 0x78, 0x03, b'C', b'B', b'A', 0x0D, 0x13, 0xC2, 0x45, 0x23, 0x0D, 0x13, 0xD1, 0x07]);
+        let items =
+            records(&[0x0D, 0x78, 0x03, b'C', b'B', b'A', 0x0D, 0x13, 0xC2, 0x45, 0x23, 0x0D, 0x13, 0xD1, 0x07]);
         let Item::Record(a) = items[0] else { panic!() };
         assert_eq!(a.data, Data::Text(b"CBA"));
         let Item::Record(b) = items[1] else { panic!() };

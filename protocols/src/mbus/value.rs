@@ -152,7 +152,7 @@ pub fn date_g(b: &[u8]) -> Option<String> {
     let month = b1 & 0x0F;
     let year = ((b0 & 0xE0) >> 5) | ((b1 & 0xF0) >> 1);
     valid_date(day, month, year)?;
-    Some(format!("{:04}-{:02}-{:02}", 2000 + u32::from(year), month, day))
+    Some(iso(2000 + u32::from(year), month, day, None))
 }
 
 /// Date-time type F (4 bytes): `YYYY-MM-DDTHH:MM:00` local meter time, `None` when invalid.
@@ -180,7 +180,7 @@ pub fn datetime_f(b: &[u8]) -> Option<String> {
     } else {
         1900 + year
     };
-    Some(format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:00"))
+    Some(iso(year, month, day, Some((hour, minute, 0))))
 }
 
 /// Date-time type I (6 bytes): `YYYY-MM-DDTHH:MM:SS`, `None` when invalid.
@@ -199,10 +199,34 @@ pub fn datetime_i(b: &[u8]) -> Option<String> {
     if second > 59 || minute > 59 || hour > 23 {
         return None;
     }
-    Some(format!("{:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}", 2000 + u32::from(year)))
+    Some(iso(2000 + u32::from(year), month, day, Some((hour, minute, second))))
 }
 
 /// Day 0, month 0 or 13+, and years past 99 (all bits set, 1.1.127, is "not set") are invalid.
+/// `YYYY-MM-DD[THH:MM:SS]` without going through `format!` (dates are on the hot path).
+fn iso(year: u32, month: u8, day: u8, time: Option<(u8, u8, u8)>) -> String {
+    fn two(s: &mut String, v: u8) {
+        s.push(char::from(b'0' + v / 10));
+        s.push(char::from(b'0' + v % 10));
+    }
+    let mut s = String::with_capacity(19);
+    two(&mut s, (year / 100 % 100) as u8);
+    two(&mut s, (year % 100) as u8);
+    s.push('-');
+    two(&mut s, month);
+    s.push('-');
+    two(&mut s, day);
+    if let Some((h, m, sec)) = time {
+        s.push('T');
+        two(&mut s, h);
+        s.push(':');
+        two(&mut s, m);
+        s.push(':');
+        two(&mut s, sec);
+    }
+    s
+}
+
 fn valid_date(day: u8, month: u8, year: u8) -> Option<()> {
     ((1..=31).contains(&day) && (1..=12).contains(&month) && year <= 99).then_some(())
 }

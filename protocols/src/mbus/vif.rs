@@ -195,7 +195,10 @@ mod tests {
         assert_eq!(meaning(Table::Primary, 0x04), Meaning::Scaled { quantity: "energy", unit: "Wh", exp: 1 });
         assert_eq!(meaning(Table::Primary, 0x06), Meaning::Scaled { quantity: "energy", unit: "kWh", exp: 0 });
         assert_eq!(meaning(Table::Primary, 0x3B), Meaning::Scaled { quantity: "volume_flow", unit: "m3/h", exp: -3 });
-        assert_eq!(meaning(Table::Primary, 0x5A), Meaning::Scaled { quantity: "flow_temperature", unit: "°C", exp: -1 });
+        assert_eq!(
+            meaning(Table::Primary, 0x5A),
+            Meaning::Scaled { quantity: "flow_temperature", unit: "°C", exp: -1 }
+        );
         assert_eq!(meaning(Table::Fd, 0x17), Meaning::Count { quantity: "error_flags" });
         assert_eq!(meaning(Table::Primary, 0x6F), Meaning::Unknown);
     }

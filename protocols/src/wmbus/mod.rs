@@ -14,6 +14,8 @@
 pub mod crypto;
 pub mod dll;
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 use crate::decode::Keys;
@@ -90,24 +92,23 @@ pub fn afl(input: &[u8]) -> Result<(Afl, &[u8])> {
     Ok((a, after))
 }
 
-/// Security context gathered on the way up the layers.
-struct Context<'k> {
-    dll: Dll,
-    keys: &'k Keys,
-    fields: Map<String, Value>,
-}
-
-impl Context<'_> {
-    fn key(&self, id: &str, mode: &str) -> Result<[u8; 16]> {
-        let dll_id = header::id_string(self.dll.id);
-        self.keys.get(id).or_else(|| self.keys.get(&dll_id)).copied().ok_or_else(|| {
-            Error::check(Check::Decryption, format!("no key for meter {id} ({mode} encrypted telegram)"))
-        })
+/// Finds the key for a meter: by the TPL identity first, then by the DLL identity.
+fn key(keys: &Keys, id: [u8; 4], dll_id: [u8; 4], mode: &str) -> Result<[u8; 16]> {
+    let id_s = header::id_string(id);
+    if let Some(k) = keys.get(&id_s) {
+        return Ok(*k);
     }
+    if id != dll_id
+        && let Some(k) = keys.get(&header::id_string(dll_id))
+    {
+        return Ok(*k);
+    }
+    Err(Error::check(Check::Decryption, format!("no key for meter {id_s} ({mode} encrypted telegram)")))
 }
 
-/// Peels an ELL (input starts at its CI); returns the bytes after it, decrypted if need be.
-fn ell(ctx: &mut Context<'_>, input: &[u8]) -> Result<Vec<u8>> {
+/// Peels an ELL (input starts at its CI); returns its access number and the bytes after it,
+/// decrypted if need be.
+fn ell<'a>(dll: &Dll, keys: &Keys, input: Cow<'a, [u8]>) -> Result<(u8, Cow<'a, [u8]>)> {
     let ci = input[0];
     let header_len = match ci {
         0x8C => 2,
@@ -118,21 +119,18 @@ fn ell(ctx: &mut Context<'_>, input: &[u8]) -> Result<Vec<u8>> {
     };
     let h = input.get(1..1 + header_len).ok_or_else(|| too_short("ELL"))?;
     let (cc, acc) = (h[0], h[1]);
-    ctx.fields.insert("access_no".into(), Value::from(acc));
-    let rest = &input[1 + header_len..];
     if ci == 0x8C || ci == 0x8E {
-        return Ok(rest.to_vec());
+        return Ok((acc, cut(input, 1 + header_len)));
     }
     let sn: [u8; 4] = h[header_len - 4..].try_into().unwrap_or_default();
     let security = u32::from_le_bytes(sn) >> 29;
-    let mut payload = rest.to_vec();
+    let mut payload = input[1 + header_len..].to_vec();
     match security {
         0 => {}
         1 => {
-            let id = header::id_string(ctx.dll.id);
-            let key = ctx.key(&id, "ELL AES-CTR")?;
+            let key = key(keys, dll.id, dll.id, "ELL AES-CTR")?;
             let mut counter = [0u8; 16];
-            counter[..8].copy_from_slice(&ctx.dll.m_a());
+            counter[..8].copy_from_slice(&dll.m_a());
             counter[8] = cc & !0x12; // hop count and repeated-access bits are not part of it
             counter[9..13].copy_from_slice(&sn);
             crypto::ctr_apply(&key, &counter, &mut payload);
@@ -152,23 +150,33 @@ fn ell(ctx: &mut Context<'_>, input: &[u8]) -> Result<Vec<u8>> {
         });
     }
     payload.drain(..2);
-    Ok(payload)
+    Ok((acc, Cow::Owned(payload)))
 }
 
-/// Decrypts a TPL payload in place per security mode; `tpl` runs from the TPL CI to the end
+/// Drops the first `n` bytes, borrowing when possible.
+fn cut(input: Cow<'_, [u8]>, n: usize) -> Cow<'_, [u8]> {
+    match input {
+        Cow::Borrowed(b) => Cow::Borrowed(&b[n..]),
+        Cow::Owned(mut v) => {
+            v.drain(..n);
+            Cow::Owned(v)
+        }
+    }
+}
+
+/// Decrypts the TPL payload in place per security mode; `tpl` runs from the TPL CI to the end
 /// (what the mode-7 MAC covers) and `enc_at` is where the encrypted blocks start in it.
 #[allow(clippy::too_many_arguments)]
 fn decrypt_tpl(
-    ctx: &Context<'_>,
+    keys: &Keys,
+    dll: &Dll,
+    h: &LongHeader,
     mode: u8,
     blocks: usize,
     tpl: &mut [u8],
     enc_at: usize,
-    m_a: [u8; 8],
-    acc: u8,
     afl: Option<&Afl>,
 ) -> Result<()> {
-    let id = header::id_string([m_a[2], m_a[3], m_a[4], m_a[5]]);
     let avail = tpl.len() - enc_at;
     let len = if blocks == 0 { avail - avail % 16 } else { 16 * blocks };
     if len > avail || len == 0 {
@@ -176,18 +184,18 @@ fn decrypt_tpl(
     }
     match mode {
         5 => {
-            let key = ctx.key(&id, "mode 5")?;
-            let mut iv = [acc; 16];
-            iv[..8].copy_from_slice(&m_a);
+            let key = key(keys, h.id, dll.id, "mode 5")?;
+            let mut iv = [h.access_no; 16];
+            iv[..8].copy_from_slice(&m_a(h));
             crypto::cbc_decrypt(&key, &iv, &mut tpl[enc_at..enc_at + len]);
         }
         7 => {
-            let key = ctx.key(&id, "mode 7")?;
+            let key = key(keys, h.id, dll.id, "mode 7")?;
             let afl = afl.ok_or_else(|| Error::invalid("AFL", "mode 7 needs an AFL"))?;
             let (Some(mcl), Some(mcr), Some(mac)) = (afl.mcl, afl.mcr, afl.mac.as_deref()) else {
                 return Err(Error::invalid("AFL", "mode 7 needs the message counter and MAC"));
             };
-            let (kenc, kmac) = mode7_keys(&key, mcr, [m_a[2], m_a[3], m_a[4], m_a[5]]);
+            let (kenc, kmac) = mode7_keys(&key, mcr, h.id);
             let computed = crypto::cmac(&kmac, &[&[mcl], &mcr, tpl]);
             if computed[..mac.len()] != *mac {
                 return Err(Error::check(Check::Mac, "AFL MAC does not verify (wrong key or altered telegram)"));
@@ -205,6 +213,13 @@ fn decrypt_tpl(
     Ok(())
 }
 
+/// M ‖ A of a header as sent: the first half of the mode 5 IV.
+fn m_a(h: &LongHeader) -> [u8; 8] {
+    let [m0, m1] = h.manufacturer.to_le_bytes();
+    let [a, b, c, d] = h.id;
+    [m0, m1, a, b, c, d, h.version, h.medium]
+}
+
 /// Mode 7 ephemeral keys (KDF-A): `CMAC(K, 00|01 ‖ MCR ‖ ID ‖ 07×7)`.
 pub fn mode7_keys(key: &[u8; 16], mcr: [u8; 4], id: [u8; 4]) -> ([u8; 16], [u8; 16]) {
     let mut input = [0x07u8; 16];
@@ -217,37 +232,112 @@ pub fn mode7_keys(key: &[u8; 16], mcr: [u8; 4], id: [u8; 4]) -> ([u8; 16], [u8; 
     (kenc, kmac)
 }
 
-/// Decodes one telegram (from the L field, with or without DLL CRCs).
-pub fn decode(frame: &[u8], keys: &Keys) -> Result<Decoded> {
-    let (telegram, format) = dll::strip(frame)?;
-    let (dll, rest) = dll::header(&telegram)?;
-    let mut ctx = Context { dll, keys, fields: Map::new() };
-    ctx.fields.insert("c".into(), Value::String(format!("0x{:02X}", dll.c)));
-    ctx.fields.insert("frame_format".into(), Value::from(format.name()));
-    let mut cur = rest.to_vec();
+/// A telegram peeled down to its application layer (decrypted), records not yet walked.
+#[derive(Debug, Clone)]
+pub struct Telegram<'a> {
+    pub format: dll::FrameFormat,
+    pub dll: Dll,
+    /// ELL access number, when there is an ELL.
+    pub ell_access_no: Option<u8>,
+    pub afl: Option<Afl>,
+    /// The TPL CI (0x78, 0x7A, 0x72, or 0xA0–0xB7 manufacturer specific).
+    pub ci: u8,
+    /// The meter's identity and TPL fields: from the long header, else the DLL; access number,
+    /// status and configuration from the short/long header (zero without one).
+    pub header: LongHeader,
+    /// False for CI 0x78 and manufacturer CIs (no access number, status or configuration).
+    pub has_tpl_header: bool,
+    /// From the TPL header, when it has one.
+    pub security_mode: Option<u8>,
+    app: Cow<'a, [u8]>,
+    records_at: usize,
+}
+
+impl Telegram<'_> {
+    /// The records (after decryption).
+    pub fn records(&self) -> Records<'_> {
+        Records::new(&self.app[self.records_at..])
+    }
+
+    /// The application data after the TPL header, decrypted (records or manufacturer data).
+    pub fn application_data(&self) -> &[u8] {
+        &self.app[self.records_at..]
+    }
+
+    /// The 8-digit meter id (TPL identity when a long header names one, else the DLL's).
+    pub fn meter_id(&self) -> String {
+        header::id_string(self.header.id)
+    }
+
+    /// The `meterd decode` shape.
+    pub fn to_decoded(&self) -> Result<Decoded> {
+        let mut fields = Map::new();
+        let mut readings = Vec::with_capacity(8);
+        let mut flags = Vec::new();
+        let h = &self.header;
+        fields.insert("c".into(), Value::String(header::hex_byte(self.dll.c)));
+        fields.insert("frame_format".into(), Value::from(self.format.name()));
+        fields.insert("ci".into(), Value::String(header::hex_byte(self.ci)));
+        fields.insert("manufacturer".into(), Value::String(header::manufacturer_code(h.manufacturer)));
+        fields.insert("version".into(), Value::from(h.version));
+        fields.insert("medium".into(), Value::String(header::medium_name(h.medium)));
+        if self.has_tpl_header {
+            fields.insert("access_no".into(), Value::from(h.access_no));
+            fields.insert("status".into(), Value::from(h.status));
+            header::status_flags(h.status, &mut flags);
+        } else if let Some(acc) = self.ell_access_no {
+            fields.insert("access_no".into(), Value::from(acc));
+        }
+        if let Some(mode) = self.security_mode {
+            fields.insert("security_mode".into(), Value::from(mode));
+        }
+        if h.id != self.dll.id || h.manufacturer != self.dll.manufacturer {
+            fields.insert("dll_id".into(), Value::String(header::id_string(self.dll.id)));
+        }
+        if (0xA0..=0xB7).contains(&self.ci) {
+            let data = Value::String(hex::encode_upper(self.application_data()));
+            readings.push(Reading::new("manufacturer_data", data, None));
+        } else {
+            push_records(self.records(), &mut readings, &mut fields, &mut flags)?;
+        }
+        Ok(Decoded { protocol: "wmbus".into(), meter_id: self.meter_id(), fields, readings, flags })
+    }
+}
+
+/// Peels every layer and decrypts; the records are left for [`Telegram::records`].
+pub fn parse<'a>(frame: &'a [u8], keys: &Keys) -> Result<Telegram<'a>> {
+    parse_as(frame, None, keys)
+}
+
+/// [`parse`] for a source that knows its frame format (`None`: detect it).
+pub fn parse_as<'a>(frame: &'a [u8], format: Option<dll::FrameFormat>, keys: &Keys) -> Result<Telegram<'a>> {
+    let (telegram, format) = match format {
+        None => dll::strip(frame)?,
+        Some(f) => (dll::strip_as(frame, f)?, f),
+    };
+    let (dll, _) = dll::header(&telegram)?;
+    let mut cur = cut(telegram, 10);
     let mut afl_layer = None;
+    let mut ell_access_no = None;
     loop {
         let &ci = cur.first().ok_or_else(|| Error::invalid("CI", "telegram ends after the link layer"))?;
         match ci {
-            0x8C..=0x8F => cur = ell(&mut ctx, &cur)?,
+            0x8C..=0x8F => {
+                let (acc, rest) = ell(&dll, keys, cur)?;
+                ell_access_no = Some(acc);
+                cur = rest;
+            }
             0x90 => {
                 let (a, after) = afl(&cur[1..])?;
-                cur = after.to_vec();
+                let skip = cur.len() - after.len();
                 afl_layer = Some(a);
+                cur = cut(cur, skip);
             }
             _ => break,
         }
     }
-    tpl(&mut ctx, &mut cur, afl_layer.as_ref())
-}
-
-fn tpl(ctx: &mut Context<'_>, cur: &mut [u8], afl: Option<&Afl>) -> Result<Decoded> {
     let ci = cur[0];
-    let dll = ctx.dll;
-    let mut readings = Vec::new();
-    let mut flags = Vec::new();
-    ctx.fields.insert("ci".into(), Value::String(format!("0x{ci:02X}")));
-    let dll_header = LongHeader {
+    let mut h = LongHeader {
         id: dll.id,
         manufacturer: dll.manufacturer,
         version: dll.version,
@@ -256,34 +346,31 @@ fn tpl(ctx: &mut Context<'_>, cur: &mut [u8], afl: Option<&Afl>) -> Result<Decod
         status: 0,
         signature: 0,
     };
-    let (h, records_at, has_status) = match ci {
-        0x78 => (dll_header, 1, false),
+    let mut records_at = match ci {
+        0x78 | 0xA0..=0xB7 => 1,
         0x7A => {
             let [_, acc, status, c0, c1, ..] = *cur else { return Err(too_short("TPL")) };
-            (LongHeader { access_no: acc, status, signature: u16::from_le_bytes([c0, c1]), ..dll_header }, 5, true)
+            h = LongHeader { access_no: acc, status, signature: u16::from_le_bytes([c0, c1]), ..h };
+            5
         }
         0x72 => {
-            let (_, h) = header::long_header(&cur[1..]).map_err(|_| too_short("TPL"))?;
-            (h, 13, true)
+            h = header::long_header(&cur[1..]).map_err(|_| too_short("TPL"))?.1;
+            13
         }
         0x73 | 0x79 | 0x7B => {
             return Err(Error::Unsupported(format!(
                 "compact frame (CI 0x{ci:02X}): its format must first be learned from a full telegram"
             )));
         }
-        0xA0..=0xB7 => {
-            header_fields(&mut ctx.fields, &dll_header, None);
-            readings.push(Reading::new("manufacturer_data", Value::String(hex::encode_upper(&cur[1..])), None));
-            return Ok(finish(ctx, header::id_string(dll.id), readings, flags));
-        }
         other => return Err(Error::Unsupported(format!("CI 0x{other:02X} after the link layer"))),
     };
-    let mut records_at = records_at;
-    if has_status {
+    let has_tpl_header = matches!(ci, 0x7A | 0x72);
+    let mut security_mode = None;
+    if has_tpl_header {
         let cfg = h.signature;
         let mode = ((cfg >> 8) & 0x1F) as u8;
         let blocks = usize::from((cfg >> 4) as u8 & 0x0F);
-        ctx.fields.insert("security_mode".into(), Value::from(mode));
+        security_mode = Some(mode);
         if mode == 7 {
             records_at += 1; // configuration field extension
             let ext = *cur.get(records_at - 1).ok_or_else(|| too_short("TPL"))?;
@@ -295,37 +382,28 @@ fn tpl(ctx: &mut Context<'_>, cur: &mut [u8], afl: Option<&Afl>) -> Result<Decod
             return Err(too_short("TPL"));
         }
         if mode != 0 {
-            let m_a = {
-                let [m0, m1] = h.manufacturer.to_le_bytes();
-                let [a, b, c, d] = h.id;
-                [m0, m1, a, b, c, d, h.version, h.medium]
-            };
-            decrypt_tpl(ctx, mode, blocks, cur, records_at, m_a, h.access_no, afl)?;
+            let mut owned = cur.into_owned();
+            decrypt_tpl(keys, &dll, &h, mode, blocks, &mut owned, records_at, afl_layer.as_ref())?;
+            cur = Cow::Owned(owned);
         }
     }
-    header_fields(&mut ctx.fields, &h, has_status.then_some((h.access_no, h.status)));
-    if h.id != dll.id || h.manufacturer != dll.manufacturer {
-        ctx.fields.insert("dll_id".into(), Value::String(header::id_string(dll.id)));
-    }
-    if has_status {
-        header::status_flags(h.status, &mut flags);
-    }
-    push_records(Records::new(&cur[records_at..]), &mut readings, &mut ctx.fields, &mut flags)?;
-    Ok(finish(ctx, header::id_string(h.id), readings, flags))
+    Ok(Telegram {
+        format,
+        dll,
+        ell_access_no,
+        afl: afl_layer,
+        ci,
+        header: h,
+        has_tpl_header,
+        security_mode,
+        app: cur,
+        records_at,
+    })
 }
 
-fn header_fields(fields: &mut Map<String, Value>, h: &LongHeader, acc_status: Option<(u8, u8)>) {
-    fields.insert("manufacturer".into(), Value::String(header::manufacturer_code(h.manufacturer)));
-    fields.insert("version".into(), Value::from(h.version));
-    fields.insert("medium".into(), Value::String(header::medium_name(h.medium)));
-    if let Some((acc, status)) = acc_status {
-        fields.insert("access_no".into(), Value::from(acc));
-        fields.insert("status".into(), Value::from(status));
-    }
-}
-
-fn finish(ctx: &mut Context<'_>, meter_id: String, readings: Vec<Reading>, flags: Vec<String>) -> Decoded {
-    Decoded { protocol: "wmbus".into(), meter_id, fields: std::mem::take(&mut ctx.fields), readings, flags }
+/// Decodes one telegram (from the L field, with or without DLL CRCs).
+pub fn decode(frame: &[u8], keys: &Keys) -> Result<Decoded> {
+    parse(frame, keys)?.to_decoded()
 }
 
 #[cfg(test)]

@@ -205,3 +205,77 @@ proptest! {
         prop_assert_eq!(d.readings[0].value.to_string(), crate::mbus::value::scaled(i64::from(litres), -3).to_string());
     }
 }
+
+#[test]
+fn long_tpl_header_names_the_meter_behind_a_radio_module() {
+    // DLL: radio converter 11111111 (type 0x37); TPL long header: water meter 20096221 (DWZ).
+    let key = [0x5Au8; 16];
+    let tpl_id = [0x21, 0x62, 0x09, 0x20];
+    let mut plain = vec![0x2F, 0x2F, 0x04, 0x13, 0x6A, 0x00, 0x00, 0x00];
+    plain.resize(16, 0x2F);
+    let m_a = [0xFA, 0x12, tpl_id[0], tpl_id[1], tpl_id[2], tpl_id[3], 0x02, 0x07];
+    let mut iv = [0x36u8; 16];
+    iv[..8].copy_from_slice(&m_a);
+    crypto::cbc_encrypt(&key, &iv, &mut plain);
+    let mut t = vec![0, 0x44, 0xAE, 0x4C, 0x11, 0x11, 0x11, 0x11, 0x01, 0x37, 0x72];
+    t.extend_from_slice(&tpl_id); // long header: ID, then MAN, VER, TYPE
+    t.extend_from_slice(&[0xFA, 0x12, 0x02, 0x07]);
+    t.extend_from_slice(&[0x36, 0x00, 0x10, 0x05]);
+    t.extend_from_slice(&plain);
+    t[0] = (t.len() - 1) as u8;
+    let d = decode(&t, &keys("20096221", &hex::encode(key))).unwrap();
+    assert_eq!(d.meter_id, "20096221");
+    assert_eq!(d.fields["dll_id"], "11111111");
+    assert_eq!(d.fields["manufacturer"], "DWZ");
+    assert_eq!(d.fields["medium"], "water");
+    assert_eq!(values(&d), [("volume".into(), "0.106".into())]);
+    // A key filed under the radio module's id is used when the meter's id has none.
+    let d = decode(&t, &keys("11111111", &hex::encode(key))).unwrap();
+    assert_eq!(d.meter_id, "20096221");
+}
+
+#[test]
+fn format_b_with_two_crc_blocks() {
+    let mut t = bytes(R1);
+    for k in 0..40u8 {
+        t.extend_from_slice(&[0x01, 0xFD, 0x3A, k]); // 40 dimensionless counters
+    }
+    t[0] = (t.len() - 1) as u8;
+    assert!(t.len() > 128);
+    let mut b = t[..126].to_vec();
+    b.extend_from_slice(&dll::CRC.checksum(&t[..126]).to_be_bytes());
+    let second = b.len();
+    b.extend_from_slice(&t[126..]);
+    b[0] = (b.len() + 2 - 1) as u8;
+    let crc2 = dll::CRC.checksum(&b[second..]);
+    b.extend_from_slice(&crc2.to_be_bytes());
+    // The first CRC covers the rewritten L; recompute it now that L is final.
+    let crc1 = dll::CRC.checksum(&b[..126]).to_be_bytes();
+    b[126..128].copy_from_slice(&crc1);
+    assert!(looks_like(&b));
+    let d = decode(&b, &Keys::new()).unwrap();
+    assert_eq!(d.fields["frame_format"], "B");
+    assert_eq!(d.readings.len(), 42);
+    assert_eq!(d.readings[41].value, 39);
+    let mut bad = b.clone();
+    bad[140] ^= 0x04;
+    // A damaged format-B frame no longer verifies and is read as CRC-less: the trailing CRC
+    // bytes then make the record area malformed or differ, so it is never the same reading set.
+    assert_ne!(decode(&bad, &Keys::new()).ok().map(|d| d.readings), Some(d.readings));
+}
+
+#[test]
+fn ell_without_encryption_and_other_cis() {
+    // ELL I (CI 0x8C) in front of a short TPL.
+    let mut t = bytes("1844AE4C44552233680 78C2091 7A55000000041389E20100".replace(' ', "").as_str());
+    t[0] = (t.len() - 1) as u8;
+    let d = decode(&t, &Keys::new()).unwrap();
+    assert_eq!(d.fields["access_no"], 0x55, "the TPL access number wins over the ELL's");
+    assert_eq!(values(&d), [("volume".into(), "123.529".into())]);
+    // Manufacturer-specific CI: kept as bytes.
+    let d = decode(&bytes("0E44AE4C4455223368 07 A1 DEADBEEF"), &Keys::new()).unwrap();
+    assert_eq!(d.readings[0].value, "DEADBEEF");
+    // Compact frames need a learned format: a clear "unsupported", not garbage.
+    let err = decode(&bytes("0F44AE4C4455223368 07 79 1234 5678 00"), &Keys::new()).unwrap_err();
+    assert!(matches!(err, Error::Unsupported(_)), "{err}");
+}
