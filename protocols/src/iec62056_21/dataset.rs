@@ -153,6 +153,12 @@ impl<'a> Obis<'a> {
         Obis { a, b, c: parts.next().unwrap_or(""), d: parts.next(), e: parts.next() }
     }
 
+    /// True when `C.D.E` (or as much of it as is written) equals `reduced`, e.g. `"96.1.1"`.
+    pub fn is(&self, reduced: &str) -> bool {
+        let mut want = reduced.split('.');
+        want.next() == Some(self.c) && want.next() == self.d && want.next() == self.e && want.next().is_none()
+    }
+
     /// `C.D.E` (or as much of it as is written).
     pub fn reduced(&self) -> String {
         let mut s = self.c.to_owned();
@@ -281,7 +287,7 @@ pub fn number(s: &str) -> Option<Value> {
             if sig > 15 {
                 return None;
             }
-            let v: f64 = format!("{}{}.{}", if neg { "-" } else { "" }, if int.is_empty() { "0" } else { int }, f).parse().ok()?;
+            let v: f64 = s.parse().ok()?; // checked above to be a plain decimal
             if v.fract() == 0.0 && v.abs() < 1e15 {
                 // `000000.000` is the integer 0; keep integers integral in JSON.
                 return Some(Value::Number(Number::from(v as i64)));
@@ -512,6 +518,12 @@ mod tests {
         assert_eq!(number(""), None);
         assert_eq!(number("."), None);
         assert_eq!(number("1.2.3"), None);
+        assert_eq!(number(".5"), Some(json!(0.5)));
+        assert_eq!(number("+7.25"), Some(json!(7.25)));
+        assert_eq!(number("1e5"), None);
+        assert!(Obis::parse("1-3:0.2.8").is("0.2.8"));
+        assert!(!Obis::parse("1-3:0.2.8").is("0.2"));
+        assert!(Obis::parse("C.1.0").is("C.1.0"));
     }
 
     #[test]

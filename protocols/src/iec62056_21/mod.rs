@@ -91,7 +91,7 @@ fn decoded(ident: &Identification, option: Option<&OptionSelect>, sets: &[DataSe
         .iter()
         .find_map(|want| {
             sets.iter()
-                .find(|s| Obis::parse(&s.address).reduced() == *want)
+                .find(|s| Obis::parse(&s.address).is(want))
                 .and_then(|s| s.values.first())
                 .map(|v| v.value.trim().to_owned())
                 .filter(|v| !v.is_empty())
