@@ -299,7 +299,7 @@ pub fn number(s: &str) -> Option<Value> {
 
 /// Hex-encoded ASCII (`4B38...` → `K8...`) when every decoded byte is printable, else `None`.
 pub fn hex_text(s: &str) -> Option<String> {
-    if s.is_empty() || s.len() % 2 != 0 {
+    if s.is_empty() || !s.len().is_multiple_of(2) {
         return None;
     }
     let bytes = hex::decode(s).ok()?;

@@ -2,7 +2,8 @@
 //! the probe session is tested against (in pure Rust here, over pseudo-terminals in the daemon's
 //! tests). It is driven exactly like [`super::probe::ProbeSession`], with the same [`Action`]s.
 //!
-//! Quirks of real meters can be switched on: ignoring the baud rate it proposed, answering a
+//! Modes A, B and C follow from the identification's baud character. Quirks of real meters can
+//! be switched on: ignoring the baud rate it proposed, answering a
 //! readout with a bad BCC a number of times, sleeping until woken by NULs (battery meters),
 //! answering only one read command (R1 or R5) and acknowledging the other without data.
 
@@ -10,7 +11,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use super::dataset::{self, DataSet};
-use super::message::{self, ACK, BlockEnd, Command, DataBlock, Identification, Message, NAK};
+use super::message::{self, ACK, BlockEnd, Command, DataBlock, Identification, Message, Mode, NAK};
 use super::probe::Action;
 use crate::error::Error;
 
@@ -168,10 +169,10 @@ impl MeterSim {
             return;
         }
         // Silence: drop the session like a real meter does.
-        self.to_idle();
+        self.drop_session();
     }
 
-    fn to_idle(&mut self) {
+    fn drop_session(&mut self) {
         self.state = if self.cfg.wake_up_nuls > 0 { State::Asleep } else { State::Idle };
         self.nuls = 0;
         self.authenticated = false;
@@ -221,7 +222,18 @@ impl MeterSim {
             Next::Identification => {
                 let ident = self.cfg.identification.encode().unwrap_or_default();
                 self.send(ident);
-                self.listen(State::AwaitOption);
+                match self.cfg.identification.mode() {
+                    Mode::C => self.listen(State::AwaitOption),
+                    // Mode A sends the data right away; mode B first switches to the rate it
+                    // announced, without waiting for an option select.
+                    Mode::A => self.defer(Next::Readout),
+                    Mode::B => {
+                        if !self.cfg.ignores_proposed_baud {
+                            self.set_baud(self.cfg.identification.baud_rate().unwrap_or(300));
+                        }
+                        self.defer(Next::Readout);
+                    }
+                }
             }
             Next::Readout => {
                 let block = DataBlock::readout(&dataset::emit_lines(&self.cfg.data_sets)).encode();
@@ -277,13 +289,11 @@ impl MeterSim {
     fn on_message(&mut self, msg: Message) {
         match (self.state, msg) {
             // A sign-on restarts the session whatever state it finds the meter in.
-            (_, Message::Request(req)) => {
-                if req.address.is_empty() || req.address == self.cfg.address {
-                    self.stats.sign_ons += 1;
-                    self.authenticated = false;
-                    self.set_baud(300);
-                    self.defer(Next::Identification);
-                }
+            (_, Message::Request(req)) if req.address.is_empty() || req.address == self.cfg.address => {
+                self.stats.sign_ons += 1;
+                self.authenticated = false;
+                self.set_baud(300);
+                self.defer(Next::Identification);
             }
             (State::AwaitOption, Message::OptionSelect(o)) => {
                 let agreed = message::baud_rate(o.baud_char).unwrap_or(300);
@@ -293,14 +303,14 @@ impl MeterSim {
                 match o.mode {
                     b'0' => self.defer(Next::Readout),
                     b'1' => self.defer(Next::PasswordPrompt),
-                    _ => self.to_idle(),
+                    _ => self.drop_session(),
                 }
             }
             (State::ReadoutSent, Message::Nak) => {
                 self.stats.naks_received += 1;
                 self.defer(Next::Resend);
             }
-            (State::ReadoutSent, Message::Ack) => self.to_idle(),
+            (State::ReadoutSent, Message::Ack) => self.drop_session(),
             (State::Programming, Message::Nak) => {
                 self.stats.naks_received += 1;
                 self.defer(Next::Resend);
@@ -314,7 +324,7 @@ impl MeterSim {
         match (c.command, c.kind) {
             (b'B', _) => {
                 self.stats.breaks += 1;
-                self.to_idle();
+                self.drop_session();
             }
             (b'P', b'1') => {
                 let given = c.data.as_deref().unwrap_or_default();

@@ -31,14 +31,16 @@ impl Port {
     }
 }
 
+/// (time µs, sequence, receiver, byte, baud it was sent at)
+type Delivery = (u64, u64, usize, u8, u32);
+
 struct Link {
     now: u64,
     probe: ProbeSession,
     meter: MeterSim,
     ports: [Port; 2],
     seq: u64,
-    /// (time, seq, receiver, byte, baud it was sent at)
-    deliveries: BinaryHeap<Reverse<(u64, u64, usize, u8, u32)>>,
+    deliveries: BinaryHeap<Reverse<Delivery>>,
     /// Everything each side sent: (time µs, side, bytes) and speed changes.
     sent: Vec<(u64, usize, Vec<u8>)>,
     baud_changes: Vec<(u64, usize, u32)>,
@@ -339,4 +341,23 @@ fn addressed_sign_on_is_answered_only_by_that_meter() {
     let mut link = Link::new(cfg, m);
     assert_e350(&link.run().unwrap());
     assert_eq!(link.sent_by(PROBE)[0], b"/?45678903!\r\n");
+}
+
+#[test]
+fn mode_a_meter_sends_without_option_select() {
+    let mut link = Link::new(ProbeConfig::default(), meter(b'X'));
+    let readout = link.run().unwrap();
+    assert_e350(&readout);
+    assert_eq!(readout.baud, 300);
+    assert_eq!(link.sent_by(PROBE), vec![&b"/?!\r\n"[..]]);
+}
+
+#[test]
+fn mode_b_meter_switches_right_after_its_identification() {
+    let mut link = Link::new(ProbeConfig::default(), meter(b'C'));
+    let readout = link.run().unwrap();
+    assert_e350(&readout);
+    assert_eq!(readout.baud, 2400);
+    assert_eq!(link.sent_by(PROBE).len(), 1);
+    assert!(link.baud_changes.iter().any(|&(_, side, b)| side == PROBE && b == 2400));
 }
