@@ -210,7 +210,8 @@ pub fn classify(address: &str, unit: Option<&str>) -> (&'static str, ValueKind) 
         }
         (_, "32", _) => return ("voltage_sags", Number),
         (_, "36", _) => return ("voltage_swells", Number),
-        (_, "8", _) => return ("energy", Number),
+        // C above 80 is abstract or service data (96 = general service), not a quantity.
+        (_, "8", _) if electrical_c(c).is_some() && !medium_gas_or_water => return ("energy", Number),
         (_, "4" | "5" | "6" | "7", _) if !medium_gas_or_water => {
             if let Some(q) = electrical_quantity(c) {
                 return (q, Number);
@@ -234,8 +235,7 @@ pub fn classify(address: &str, unit: Option<&str>) -> (&'static str, ValueKind) 
 
 /// C (quantity) of an electricity OBIS code with D = instantaneous/average/maximum.
 fn electrical_quantity(c: &str) -> Option<&'static str> {
-    let c: u32 = c.parse().ok().filter(|&c| c <= 80)?;
-    Some(match c % 20 {
+    Some(match electrical_c(c)? % 20 {
         11 => "current",
         12 => "voltage",
         13 => "power_factor",
@@ -245,10 +245,15 @@ fn electrical_quantity(c: &str) -> Option<&'static str> {
     })
 }
 
+/// C of an electricity quantity (1..=80), if `c` is one.
+fn electrical_c(c: &str) -> Option<u32> {
+    c.parse().ok().filter(|c| (1..=80).contains(c))
+}
+
 /// The function of a register (M-Bus vocabulary): `maximum` for maximum demand (D = 6).
 pub fn function(address: &str) -> Option<&'static str> {
     let o = Obis::parse(address);
-    (o.d == Some("6") && o.c.parse::<u32>().is_ok()).then_some("maximum")
+    (o.d == Some("6") && electrical_c(o.c).is_some()).then_some("maximum")
 }
 
 /// An exact JSON number for a decimal written by a meter, or `None` when it is not a plain
@@ -554,6 +559,9 @@ mod tests {
         assert_eq!(q("3:14", Some("kWh")), "energy");
         assert_eq!(q("3:171.0", None), "value");
         assert_eq!(function("1.6.0"), Some("maximum"));
+        assert_eq!(function("0-0:96.6.1"), None);
+        assert_eq!(q("0-0:96.8.0", Some("s")), "duration");
+        assert_eq!(q("1-0:1.8.0*255", Some("kWh")), "energy");
         assert_eq!(hex_text("4B384547303034303436333935353037").as_deref(), Some("K8EG004046395507"));
         assert_eq!(hex_text("3960221976967177082151037881335713"), None);
     }

@@ -243,7 +243,8 @@ impl MeterSim {
             }
             Next::PasswordPrompt => {
                 let serial = self.cfg.address.clone();
-                self.send(Command::password(b'0', &serial).encode());
+                self.resend_state = State::Programming;
+                self.send_block(Command::password(b'0', &serial).encode());
                 self.listen(State::Programming);
             }
             Next::Resend => {
