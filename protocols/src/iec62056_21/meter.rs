@@ -243,8 +243,11 @@ impl MeterSim {
             }
             Next::PasswordPrompt => {
                 let serial = self.cfg.address.clone();
+                // Kept for a repeat after NAK, but not one of the corrupted answers.
+                let prompt = Command::password(b'0', &serial).encode();
+                self.last_block = prompt.clone();
                 self.resend_state = State::Programming;
-                self.send_block(Command::password(b'0', &serial).encode());
+                self.send(prompt);
                 self.listen(State::Programming);
             }
             Next::Resend => {

@@ -299,19 +299,20 @@ fn registers(read_command: u8, password: Option<&str>) -> ProbeConfig {
 fn programming_mode_register_reads() {
     let mut m = meter(b'5');
     m.password = Some("00000000".into());
-    // The password prompt and the first answer both arrive corrupt once.
-    m.bad_bcc_answers = 2;
+    // The first answer arrives corrupt once.
+    m.bad_bcc_answers = 1;
     let mut link = Link::new(registers(b'1', Some("00000000")), m);
     let readout = link.run().unwrap();
     assert_eq!(readout.data, b"1.8.0(000065.3*kWh)\r\nC.1.1(0000000074892473)\r\n(ERROR)\r\n!\r\n");
     let probe_sent = link.sent_by(PROBE);
     assert_eq!(probe_sent[1], b"\x06051\r\n");
-    assert_eq!(probe_sent[2], [0x15]); // NAK for the corrupt password prompt
-    assert_eq!(probe_sent[3], b"\x01P1\x02(00000000)\x03a");
+    assert_eq!(probe_sent[2], b"\x01P1\x02(00000000)\x03a");
+    assert_eq!(probe_sent[3], b"\x01R1\x021.8.0()\x03Z");
+    assert_eq!(probe_sent[4], [0x15]); // NAK for the corrupt answer
     assert_eq!(*probe_sent.last().unwrap(), b"\x01B0\x03q");
     assert_eq!(link.meter.stats().breaks, 1);
-    assert_eq!(link.meter.stats().naks_received, 2);
-    assert_eq!(readout.naks, 2);
+    assert_eq!(link.meter.stats().naks_received, 1);
+    assert_eq!(readout.naks, 1);
     let d = readout.decode().unwrap();
     assert_eq!(d.meter_id, "0000000074892473");
     assert_eq!(d.readings[0].value, json!(65.3));
