@@ -44,6 +44,8 @@ struct Link {
     /// Everything each side sent: (time µs, side, bytes) and speed changes.
     sent: Vec<(u64, usize, Vec<u8>)>,
     baud_changes: Vec<(u64, usize, u32)>,
+    /// The optical head hears its own transmission (many do).
+    probe_echo: bool,
 }
 
 impl Link {
@@ -57,6 +59,7 @@ impl Link {
             deliveries: BinaryHeap::new(),
             sent: Vec::new(),
             baud_changes: Vec::new(),
+            probe_echo: false,
         }
     }
 
@@ -75,6 +78,10 @@ impl Link {
                         t += per_byte;
                         self.seq += 1;
                         self.deliveries.push(Reverse((t, self.seq, 1 - side, b, baud)));
+                        if side == PROBE && self.probe_echo {
+                            self.seq += 1;
+                            self.deliveries.push(Reverse((t, self.seq, PROBE, b, baud)));
+                        }
                     }
                     port.busy_until = t;
                 }
@@ -365,4 +372,17 @@ fn mode_b_meter_switches_right_after_its_identification() {
     assert_eq!(readout.baud, 2400);
     assert_eq!(link.sent_by(PROBE).len(), 1);
     assert!(link.baud_changes.iter().any(|&(_, side, b)| side == PROBE && b == 2400));
+}
+
+#[test]
+fn optical_head_echo_is_not_taken_for_the_meter() {
+    for mode in [ReadMode::Readout, registers(b'1', None).mode] {
+        let mut m = meter(b'5');
+        m.bad_bcc_answers = 1;
+        let mut link = Link::new(ProbeConfig { mode, ..ProbeConfig::default() }, m);
+        link.probe_echo = true;
+        let readout = link.run().unwrap();
+        assert_eq!(readout.naks, 1);
+        assert!(readout.decode().unwrap().readings.iter().any(|r| r.obis.as_deref() == Some("1.8.0")));
+    }
 }
