@@ -484,6 +484,11 @@ mod tests {
 
     #[test]
     fn several_data_sets_per_line_and_values_per_set() {
+        let three = parse_line(b"12(12*kWh)13(13*kWh)14(14*kwh)").unwrap();
+        assert_eq!(three.len(), 3);
+        assert_eq!(three[0], DataSet { address: "12".into(), values: vec![DataValue::new("12", Some("kWh"))] });
+        assert_eq!(parse_line(b"3.1.0(100)").unwrap()[0].values, vec![DataValue::new("100", None)]);
+        assert!(parse_line(b"\"Tralalalala").is_err());
         let sets = parse_line(b"3:14(314*kWh)4:15(415*kWh)").unwrap();
         assert_eq!(sets.len(), 2);
         assert_eq!(sets[1], DataSet { address: "4:15".into(), values: vec![DataValue::new("415", Some("kWh"))] });

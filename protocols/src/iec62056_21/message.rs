@@ -542,6 +542,9 @@ mod tests {
         assert_eq!(err.failed_check(), Some(Check::Bcc));
         let err = DataBlock::parse_checked(b"\x023:171.0(0)\x03\x13X").unwrap_err();
         assert_eq!(err.consumed, Some(13));
+        assert_eq!(DataBlock::parse(b"\x023:171.0(0)\x03\x11").unwrap_err().failed_check(), Some(Check::Bcc));
+        let readout_x = b"\x023:14(314*kWh)4:15(415*kWh)\r\n!\r\n\x03x";
+        assert_eq!(DataBlock::parse(readout_x).unwrap_err().failed_check(), Some(Check::Bcc));
         assert_eq!(DataBlock::parse(b"\x023:171.0(0)"), Err(Error::Incomplete { needed: 2 }));
         assert_eq!(DataBlock::parse(b"\x023:171.0(0)\x03"), Err(Error::Incomplete { needed: 1 }));
     }
