@@ -39,6 +39,8 @@ pub struct MeterConfig {
     pub inactivity_timeout: Duration,
     /// Adds and checks 7E1 parity in software.
     pub software_parity: bool,
+    /// Sends the readout in partial blocks of this many data lines (0 = one data message).
+    pub lines_per_block: usize,
 }
 
 impl MeterConfig {
@@ -57,6 +59,7 @@ impl MeterConfig {
             reaction_time,
             inactivity_timeout: Duration::from_millis(1500),
             software_parity: false,
+            lines_per_block: 0,
         }
     }
 }
@@ -85,6 +88,7 @@ enum State {
 enum Next {
     Identification,
     Readout,
+    NextBlock,
     PasswordPrompt,
     Resend,
     Answer(State),
@@ -100,6 +104,8 @@ pub struct MeterSim {
     deferred: Option<Next>,
     pending: Vec<u8>,
     last_block: Vec<u8>,
+    /// Readout blocks still to send.
+    blocks: VecDeque<Vec<u8>>,
     /// The state to wait in after resending the last block.
     resend_state: State,
     baud: u32,
@@ -121,6 +127,7 @@ impl MeterSim {
             deferred: None,
             pending: Vec::new(),
             last_block: Vec::new(),
+            blocks: VecDeque::new(),
             resend_state: State::ReadoutSent,
             baud: 300,
             nuls: 0,
@@ -236,7 +243,11 @@ impl MeterSim {
                 }
             }
             Next::Readout => {
-                let block = DataBlock::readout(&dataset::emit_lines(&self.cfg.data_sets)).encode();
+                self.blocks = self.readout_blocks();
+                self.run(Next::NextBlock);
+            }
+            Next::NextBlock => {
+                let block = self.blocks.pop_front().unwrap_or_default();
                 self.resend_state = State::ReadoutSent;
                 self.send_block(block);
                 self.listen(State::ReadoutSent);
@@ -267,6 +278,26 @@ impl MeterSim {
                 self.listen(state);
             }
         }
+    }
+
+    /// The readout as one data message, or as partial blocks (EOT) of `lines_per_block` lines
+    /// and a last block (ETX), each acknowledged by the reader before the next is sent.
+    fn readout_blocks(&self) -> VecDeque<Vec<u8>> {
+        let sets = &self.cfg.data_sets;
+        let per = match self.cfg.lines_per_block {
+            0 => sets.len().max(1),
+            n => n,
+        };
+        let chunks: Vec<&[DataSet]> = if sets.is_empty() { vec![&[]] } else { sets.chunks(per).collect() };
+        let last = chunks.len() - 1;
+        chunks
+            .iter()
+            .enumerate()
+            .map(|(i, chunk)| {
+                let lines = dataset::emit_lines(chunk);
+                if i == last { DataBlock::readout(&lines) } else { DataBlock { data: lines, end: BlockEnd::Eot } }.encode()
+            })
+            .collect()
     }
 
     fn process(&mut self) {
@@ -314,6 +345,7 @@ impl MeterSim {
                 self.stats.naks_received += 1;
                 self.defer(Next::Resend);
             }
+            (State::ReadoutSent, Message::Ack) if !self.blocks.is_empty() => self.defer(Next::NextBlock),
             (State::ReadoutSent, Message::Ack) => self.drop_session(),
             (State::Programming, Message::Nak) => {
                 self.stats.naks_received += 1;

@@ -386,3 +386,20 @@ fn optical_head_echo_is_not_taken_for_the_meter() {
         assert!(readout.decode().unwrap().readings.iter().any(|r| r.obis.as_deref() == Some("1.8.0")));
     }
 }
+
+#[test]
+fn partial_blocks_are_acknowledged_one_by_one() {
+    for lines in [1, 3, 7] {
+        let mut m = meter(b'5');
+        m.lines_per_block = lines;
+        m.bad_bcc_answers = 1;
+        let mut link = Link::new(ProbeConfig::default(), m);
+        let readout = link.run().unwrap();
+        assert_e350(&readout);
+        let blocks = 7usize.div_ceil(lines) as u32;
+        assert_eq!(link.meter.stats().blocks_sent, blocks + 1, "{lines} lines per block");
+        let acks = link.sent_by(PROBE).iter().filter(|b| **b == [0x06]).count();
+        assert_eq!(acks as u32, blocks - 1);
+        assert_eq!(readout.naks, 1);
+    }
+}
