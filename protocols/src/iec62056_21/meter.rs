@@ -88,7 +88,7 @@ enum State {
 enum Next {
     Identification,
     Readout,
-    NextBlock,
+    Block,
     PasswordPrompt,
     Resend,
     Answer(State),
@@ -244,9 +244,9 @@ impl MeterSim {
             }
             Next::Readout => {
                 self.blocks = self.readout_blocks();
-                self.run(Next::NextBlock);
+                self.run(Next::Block);
             }
-            Next::NextBlock => {
+            Next::Block => {
                 let block = self.blocks.pop_front().unwrap_or_default();
                 self.resend_state = State::ReadoutSent;
                 self.send_block(block);
@@ -345,7 +345,7 @@ impl MeterSim {
                 self.stats.naks_received += 1;
                 self.defer(Next::Resend);
             }
-            (State::ReadoutSent, Message::Ack) if !self.blocks.is_empty() => self.defer(Next::NextBlock),
+            (State::ReadoutSent, Message::Ack) if !self.blocks.is_empty() => self.defer(Next::Block),
             (State::ReadoutSent, Message::Ack) => self.drop_session(),
             (State::Programming, Message::Nak) => {
                 self.stats.naks_received += 1;
