@@ -102,11 +102,11 @@ fn decoded(t: &Telegram<'_>, sets: &[DataSet]) -> Result<Decoded> {
     let find = |want: &str| {
         sets.iter().find(|s| {
             let o = Obis::parse(&s.address);
-            o.reduced() == want && o.b.is_none_or(|b| b == "0")
+            o.is(want) && o.b.is_none_or(|b| b == "0")
         })
     };
     // The version object is 1-3:0.2.8 (DSMR) or 0-0:96.1.4 (e-MUCS): any channel will do.
-    let any = |want: &str| sets.iter().find(|s| Obis::parse(&s.address).reduced() == want);
+    let any = |want: &str| sets.iter().find(|s| Obis::parse(&s.address).is(want));
     let version = any("0.2.8").or_else(|| any("96.1.4")).and_then(|s| s.values.first()).map(|v| v.value.clone());
     let major = version.as_deref().and_then(|v| v.get(..1)).and_then(|d| d.parse::<u8>().ok());
     if t.crc.is_none() && major.is_some_and(|m| m >= 4) {

@@ -25,27 +25,33 @@ pub enum Event {
 /// when another telegram starts (a `/`, which no object may contain) before this one ended (the field names the position of the new
 /// start) or it grew past `max_len`.
 pub fn frame(buf: &[u8], max_len: usize) -> Result<usize> {
+    scan(buf, 1, max_len).0
+}
+
+/// [`frame`], scanning from `from`; also returns where a later scan of the same telegram with
+/// more bytes may resume, so a telegram arriving in small reads is not rescanned each time.
+fn scan(buf: &[u8], from: usize, max_len: usize) -> (Result<usize>, usize) {
     match buf.first() {
-        None => return Err(Error::Incomplete { needed: 1 }),
+        None => return (Err(Error::Incomplete { needed: 1 }), 1),
         Some(b'/') => {}
-        Some(_) => return Err(Error::invalid("telegram", "does not start with '/'")),
+        Some(_) => return (Err(Error::invalid("telegram", "does not start with '/'")), 1),
     }
-    let mut i = 1;
+    let mut i = from.max(1);
     while i < buf.len() {
         let line_start = buf[i - 1] == b'\n';
         match buf[i] {
-            b'!' if line_start => return end_line(buf, i),
+            b'!' if line_start => return (end_line(buf, i), i),
             // `/` may not appear inside a telegram, so it always starts the next one, even
             // when the line before it was cut off.
-            b'/' => return Err(Error::invalid("telegram", format!("cut short: new telegram at byte {i}"))),
+            b'/' => return (Err(Error::invalid("telegram", format!("cut short: new telegram at byte {i}"))), i),
             _ => {}
         }
         if i >= max_len {
-            return Err(Error::invalid("telegram", format!("no end within {max_len} bytes")));
+            return (Err(Error::invalid("telegram", format!("no end within {max_len} bytes"))), i);
         }
         i += 1;
     }
-    Err(Error::Incomplete { needed: 1 })
+    (Err(Error::Incomplete { needed: 1 }), i)
 }
 
 /// The `!` line: `!` [4 hex digits] CR LF. A malformed end line still ends the telegram (the
@@ -70,6 +76,8 @@ fn end_line(buf: &[u8], bang: usize) -> Result<usize> {
 pub struct Splitter {
     buf: Vec<u8>,
     max_len: usize,
+    /// Where scanning the telegram at the start of `buf` resumes.
+    resume: usize,
 }
 
 impl Default for Splitter {
@@ -80,7 +88,7 @@ impl Default for Splitter {
 
 impl Splitter {
     pub fn new(max_len: usize) -> Self {
-        Splitter { buf: Vec::new(), max_len }
+        Splitter { buf: Vec::new(), max_len, resume: 1 }
     }
 
     /// Adds bytes received from the port. 7E1 ports (DSMR 2.2/3) may deliver the parity bit
@@ -105,9 +113,16 @@ impl Splitter {
         if start > 0 {
             return Some(self.discard(start, "bytes before a telegram start"));
         }
-        match frame(&self.buf, self.max_len) {
-            Ok(len) => Some(Event::Telegram(self.buf.drain(..len).collect())),
-            Err(Error::Incomplete { .. }) => None,
+        let (result, resume) = scan(&self.buf, self.resume, self.max_len);
+        match result {
+            Ok(len) => {
+                self.resume = 1;
+                Some(Event::Telegram(self.buf.drain(..len).collect()))
+            }
+            Err(Error::Incomplete { .. }) => {
+                self.resume = resume;
+                None
+            }
             Err(_) => {
                 // Resynchronise on the next '/' after this one.
                 let next = self.buf[1..].iter().position(|&b| b == b'/').map_or(self.buf.len(), |p| p + 1);
@@ -123,6 +138,7 @@ impl Splitter {
     }
 
     fn discard(&mut self, n: usize, reason: &'static str) -> Event {
+        self.resume = 1;
         Event::Discarded { bytes: self.buf.drain(..n).collect(), reason }
     }
 }

@@ -153,6 +153,12 @@ impl<'a> Obis<'a> {
         Obis { a, b, c: parts.next().unwrap_or(""), d: parts.next(), e: parts.next() }
     }
 
+    /// True when `C.D.E` (or as much of it as is written) equals `reduced`, e.g. `"96.1.1"`.
+    pub fn is(&self, reduced: &str) -> bool {
+        let mut want = reduced.split('.');
+        want.next() == Some(self.c) && want.next() == self.d && want.next() == self.e && want.next().is_none()
+    }
+
     /// `C.D.E` (or as much of it as is written).
     pub fn reduced(&self) -> String {
         let mut s = self.c.to_owned();
@@ -204,7 +210,8 @@ pub fn classify(address: &str, unit: Option<&str>) -> (&'static str, ValueKind) 
         }
         (_, "32", _) => return ("voltage_sags", Number),
         (_, "36", _) => return ("voltage_swells", Number),
-        (_, "8", _) => return ("energy", Number),
+        // C above 80 is abstract or service data (96 = general service), not a quantity.
+        (_, "8", _) if electrical_c(c).is_some() && !medium_gas_or_water => return ("energy", Number),
         (_, "4" | "5" | "6" | "7", _) if !medium_gas_or_water => {
             if let Some(q) = electrical_quantity(c) {
                 return (q, Number);
@@ -228,8 +235,7 @@ pub fn classify(address: &str, unit: Option<&str>) -> (&'static str, ValueKind) 
 
 /// C (quantity) of an electricity OBIS code with D = instantaneous/average/maximum.
 fn electrical_quantity(c: &str) -> Option<&'static str> {
-    let c: u32 = c.parse().ok().filter(|&c| c <= 80)?;
-    Some(match c % 20 {
+    Some(match electrical_c(c)? % 20 {
         11 => "current",
         12 => "voltage",
         13 => "power_factor",
@@ -239,10 +245,15 @@ fn electrical_quantity(c: &str) -> Option<&'static str> {
     })
 }
 
+/// C of an electricity quantity (1..=80), if `c` is one.
+fn electrical_c(c: &str) -> Option<u32> {
+    c.parse().ok().filter(|c| (1..=80).contains(c))
+}
+
 /// The function of a register (M-Bus vocabulary): `maximum` for maximum demand (D = 6).
 pub fn function(address: &str) -> Option<&'static str> {
     let o = Obis::parse(address);
-    (o.d == Some("6") && o.c.parse::<u32>().is_ok()).then_some("maximum")
+    (o.d == Some("6") && electrical_c(o.c).is_some()).then_some("maximum")
 }
 
 /// An exact JSON number for a decimal written by a meter, or `None` when it is not a plain
@@ -281,7 +292,7 @@ pub fn number(s: &str) -> Option<Value> {
             if sig > 15 {
                 return None;
             }
-            let v: f64 = format!("{}{}.{}", if neg { "-" } else { "" }, if int.is_empty() { "0" } else { int }, f).parse().ok()?;
+            let v: f64 = s.parse().ok()?; // checked above to be a plain decimal
             if v.fract() == 0.0 && v.abs() < 1e15 {
                 // `000000.000` is the integer 0; keep integers integral in JSON.
                 return Some(Value::Number(Number::from(v as i64)));
@@ -293,7 +304,7 @@ pub fn number(s: &str) -> Option<Value> {
 
 /// Hex-encoded ASCII (`4B38...` → `K8...`) when every decoded byte is printable, else `None`.
 pub fn hex_text(s: &str) -> Option<String> {
-    if s.is_empty() || s.len() % 2 != 0 {
+    if s.is_empty() || !s.len().is_multiple_of(2) {
         return None;
     }
     let bytes = hex::decode(s).ok()?;
@@ -473,6 +484,11 @@ mod tests {
 
     #[test]
     fn several_data_sets_per_line_and_values_per_set() {
+        let three = parse_line(b"12(12*kWh)13(13*kWh)14(14*kwh)").unwrap();
+        assert_eq!(three.len(), 3);
+        assert_eq!(three[0], DataSet { address: "12".into(), values: vec![DataValue::new("12", Some("kWh"))] });
+        assert_eq!(parse_line(b"3.1.0(100)").unwrap()[0].values, vec![DataValue::new("100", None)]);
+        assert!(parse_line(b"\"Tralalalala").is_err());
         let sets = parse_line(b"3:14(314*kWh)4:15(415*kWh)").unwrap();
         assert_eq!(sets.len(), 2);
         assert_eq!(sets[1], DataSet { address: "4:15".into(), values: vec![DataValue::new("415", Some("kWh"))] });
@@ -512,6 +528,12 @@ mod tests {
         assert_eq!(number(""), None);
         assert_eq!(number("."), None);
         assert_eq!(number("1.2.3"), None);
+        assert_eq!(number(".5"), Some(json!(0.5)));
+        assert_eq!(number("+7.25"), Some(json!(7.25)));
+        assert_eq!(number("1e5"), None);
+        assert!(Obis::parse("1-3:0.2.8").is("0.2.8"));
+        assert!(!Obis::parse("1-3:0.2.8").is("0.2"));
+        assert!(Obis::parse("C.1.0").is("C.1.0"));
     }
 
     #[test]
@@ -542,6 +564,9 @@ mod tests {
         assert_eq!(q("3:14", Some("kWh")), "energy");
         assert_eq!(q("3:171.0", None), "value");
         assert_eq!(function("1.6.0"), Some("maximum"));
+        assert_eq!(function("0-0:96.6.1"), None);
+        assert_eq!(q("0-0:96.8.0", Some("s")), "duration");
+        assert_eq!(q("1-0:1.8.0*255", Some("kWh")), "energy");
         assert_eq!(hex_text("4B384547303034303436333935353037").as_deref(), Some("K8EG004046395507"));
         assert_eq!(hex_text("3960221976967177082151037881335713"), None);
     }

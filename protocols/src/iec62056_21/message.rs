@@ -40,7 +40,7 @@ pub fn bcc(bytes: &[u8]) -> u8 {
 /// Sets bit 7 so the byte has even parity over its 7 data bits (7E1 sent over an 8N1 link).
 pub fn add_even_parity(byte: u8) -> u8 {
     let b = byte & 0x7F;
-    if b.count_ones() % 2 == 1 { b | 0x80 } else { b }
+    if b.count_ones().is_multiple_of(2) { b } else { b | 0x80 }
 }
 
 /// Adds even parity to every byte.
@@ -51,7 +51,7 @@ pub fn encode_7e1(bytes: &[u8]) -> Vec<u8> {
 /// Checks the even parity bit of one byte received over an 8N1 link and strips it.
 /// `None` when the parity is wrong.
 pub fn strip_even_parity(byte: u8) -> Option<u8> {
-    if byte.count_ones() % 2 == 0 { Some(byte & 0x7F) } else { None }
+    if byte.count_ones().is_multiple_of(2) { Some(byte & 0x7F) } else { None }
 }
 
 /// Checks and strips even parity on every byte; the error names the first bad byte's offset.
@@ -542,6 +542,9 @@ mod tests {
         assert_eq!(err.failed_check(), Some(Check::Bcc));
         let err = DataBlock::parse_checked(b"\x023:171.0(0)\x03\x13X").unwrap_err();
         assert_eq!(err.consumed, Some(13));
+        assert_eq!(DataBlock::parse(b"\x023:171.0(0)\x03\x11").unwrap_err().failed_check(), Some(Check::Bcc));
+        let readout_x = b"\x023:14(314*kWh)4:15(415*kWh)\r\n!\r\n\x03x";
+        assert_eq!(DataBlock::parse(readout_x).unwrap_err().failed_check(), Some(Check::Bcc));
         assert_eq!(DataBlock::parse(b"\x023:171.0(0)"), Err(Error::Incomplete { needed: 2 }));
         assert_eq!(DataBlock::parse(b"\x023:171.0(0)\x03"), Err(Error::Incomplete { needed: 1 }));
     }

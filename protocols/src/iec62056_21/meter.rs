@@ -2,7 +2,8 @@
 //! the probe session is tested against (in pure Rust here, over pseudo-terminals in the daemon's
 //! tests). It is driven exactly like [`super::probe::ProbeSession`], with the same [`Action`]s.
 //!
-//! Quirks of real meters can be switched on: ignoring the baud rate it proposed, answering a
+//! Modes A, B and C follow from the identification's baud character. Quirks of real meters can
+//! be switched on: ignoring the baud rate it proposed, answering a
 //! readout with a bad BCC a number of times, sleeping until woken by NULs (battery meters),
 //! answering only one read command (R1 or R5) and acknowledging the other without data.
 
@@ -10,7 +11,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use super::dataset::{self, DataSet};
-use super::message::{self, ACK, BlockEnd, Command, DataBlock, Identification, Message, NAK};
+use super::message::{self, ACK, BlockEnd, Command, DataBlock, Identification, Message, Mode, NAK};
 use super::probe::Action;
 use crate::error::Error;
 
@@ -38,6 +39,8 @@ pub struct MeterConfig {
     pub inactivity_timeout: Duration,
     /// Adds and checks 7E1 parity in software.
     pub software_parity: bool,
+    /// Sends the readout in partial blocks of this many data lines (0 = one data message).
+    pub lines_per_block: usize,
 }
 
 impl MeterConfig {
@@ -56,6 +59,7 @@ impl MeterConfig {
             reaction_time,
             inactivity_timeout: Duration::from_millis(1500),
             software_parity: false,
+            lines_per_block: 0,
         }
     }
 }
@@ -84,6 +88,7 @@ enum State {
 enum Next {
     Identification,
     Readout,
+    Block,
     PasswordPrompt,
     Resend,
     Answer(State),
@@ -99,6 +104,8 @@ pub struct MeterSim {
     deferred: Option<Next>,
     pending: Vec<u8>,
     last_block: Vec<u8>,
+    /// Readout blocks still to send.
+    blocks: VecDeque<Vec<u8>>,
     /// The state to wait in after resending the last block.
     resend_state: State,
     baud: u32,
@@ -120,6 +127,7 @@ impl MeterSim {
             deferred: None,
             pending: Vec::new(),
             last_block: Vec::new(),
+            blocks: VecDeque::new(),
             resend_state: State::ReadoutSent,
             baud: 300,
             nuls: 0,
@@ -168,10 +176,10 @@ impl MeterSim {
             return;
         }
         // Silence: drop the session like a real meter does.
-        self.to_idle();
+        self.drop_session();
     }
 
-    fn to_idle(&mut self) {
+    fn drop_session(&mut self) {
         self.state = if self.cfg.wake_up_nuls > 0 { State::Asleep } else { State::Idle };
         self.nuls = 0;
         self.authenticated = false;
@@ -221,17 +229,36 @@ impl MeterSim {
             Next::Identification => {
                 let ident = self.cfg.identification.encode().unwrap_or_default();
                 self.send(ident);
-                self.listen(State::AwaitOption);
+                match self.cfg.identification.mode() {
+                    Mode::C => self.listen(State::AwaitOption),
+                    // Mode A sends the data right away; mode B first switches to the rate it
+                    // announced, without waiting for an option select.
+                    Mode::A => self.defer(Next::Readout),
+                    Mode::B => {
+                        if !self.cfg.ignores_proposed_baud {
+                            self.set_baud(self.cfg.identification.baud_rate().unwrap_or(300));
+                        }
+                        self.defer(Next::Readout);
+                    }
+                }
             }
             Next::Readout => {
-                let block = DataBlock::readout(&dataset::emit_lines(&self.cfg.data_sets)).encode();
+                self.blocks = self.readout_blocks();
+                self.run(Next::Block);
+            }
+            Next::Block => {
+                let block = self.blocks.pop_front().unwrap_or_default();
                 self.resend_state = State::ReadoutSent;
                 self.send_block(block);
                 self.listen(State::ReadoutSent);
             }
             Next::PasswordPrompt => {
                 let serial = self.cfg.address.clone();
-                self.send(Command::password(b'0', &serial).encode());
+                // Kept for a repeat after NAK, but not one of the corrupted answers.
+                let prompt = Command::password(b'0', &serial).encode();
+                self.last_block = prompt.clone();
+                self.resend_state = State::Programming;
+                self.send(prompt);
                 self.listen(State::Programming);
             }
             Next::Resend => {
@@ -251,6 +278,26 @@ impl MeterSim {
                 self.listen(state);
             }
         }
+    }
+
+    /// The readout as one data message, or as partial blocks (EOT) of `lines_per_block` lines
+    /// and a last block (ETX), each acknowledged by the reader before the next is sent.
+    fn readout_blocks(&self) -> VecDeque<Vec<u8>> {
+        let sets = &self.cfg.data_sets;
+        let per = match self.cfg.lines_per_block {
+            0 => sets.len().max(1),
+            n => n,
+        };
+        let chunks: Vec<&[DataSet]> = if sets.is_empty() { vec![&[]] } else { sets.chunks(per).collect() };
+        let last = chunks.len() - 1;
+        chunks
+            .iter()
+            .enumerate()
+            .map(|(i, chunk)| {
+                let lines = dataset::emit_lines(chunk);
+                if i == last { DataBlock::readout(&lines) } else { DataBlock { data: lines, end: BlockEnd::Eot } }.encode()
+            })
+            .collect()
     }
 
     fn process(&mut self) {
@@ -277,13 +324,11 @@ impl MeterSim {
     fn on_message(&mut self, msg: Message) {
         match (self.state, msg) {
             // A sign-on restarts the session whatever state it finds the meter in.
-            (_, Message::Request(req)) => {
-                if req.address.is_empty() || req.address == self.cfg.address {
-                    self.stats.sign_ons += 1;
-                    self.authenticated = false;
-                    self.set_baud(300);
-                    self.defer(Next::Identification);
-                }
+            (_, Message::Request(req)) if req.address.is_empty() || req.address == self.cfg.address => {
+                self.stats.sign_ons += 1;
+                self.authenticated = false;
+                self.set_baud(300);
+                self.defer(Next::Identification);
             }
             (State::AwaitOption, Message::OptionSelect(o)) => {
                 let agreed = message::baud_rate(o.baud_char).unwrap_or(300);
@@ -293,14 +338,15 @@ impl MeterSim {
                 match o.mode {
                     b'0' => self.defer(Next::Readout),
                     b'1' => self.defer(Next::PasswordPrompt),
-                    _ => self.to_idle(),
+                    _ => self.drop_session(),
                 }
             }
             (State::ReadoutSent, Message::Nak) => {
                 self.stats.naks_received += 1;
                 self.defer(Next::Resend);
             }
-            (State::ReadoutSent, Message::Ack) => self.to_idle(),
+            (State::ReadoutSent, Message::Ack) if !self.blocks.is_empty() => self.defer(Next::Block),
+            (State::ReadoutSent, Message::Ack) => self.drop_session(),
             (State::Programming, Message::Nak) => {
                 self.stats.naks_received += 1;
                 self.defer(Next::Resend);
@@ -314,7 +360,7 @@ impl MeterSim {
         match (c.command, c.kind) {
             (b'B', _) => {
                 self.stats.breaks += 1;
-                self.to_idle();
+                self.drop_session();
             }
             (b'P', b'1') => {
                 let given = c.data.as_deref().unwrap_or_default();

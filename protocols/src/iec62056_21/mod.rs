@@ -27,8 +27,9 @@ pub use probe::{Action, ProbeConfig, ProbeSession, ReadMode, Readout, SessionErr
 
 /// Decodes a captured readout: the meter's identification line followed by its data message
 /// (`STX` data `!` CR LF `ETX` BCC). Tolerated around that: bytes with 7E1 parity still set (a
-/// capture taken on an 8N1 port), the reader's option select between identification and data, and
-/// a multi-block message (EOT-terminated partial blocks acknowledged by the reader).
+/// capture taken on an 8N1 port), the reader's wake-up NULs and sign-on request in front, its
+/// option select between identification and data, and a multi-block message (EOT-terminated
+/// partial blocks acknowledged by the reader).
 pub fn decode(input: &[u8]) -> Result<Decoded> {
     let owned;
     let input = if input.iter().any(|&b| b >= 0x80) {
@@ -37,6 +38,11 @@ pub fn decode(input: &[u8]) -> Result<Decoded> {
     } else {
         input
     };
+    // A two-way capture may start with the battery wake-up NULs and the sign-on request.
+    let mut input = &input[input.iter().position(|&b| b != 0).unwrap_or(input.len())..];
+    if let Ok((r, _)) = message::Request::parse(input) {
+        input = r;
+    }
     let (rest, ident) = Identification::parse(input).map_err(|e| match Error::from(e) {
         Error::Invalid { .. } => Error::invalid("identification", "expected /XXXZ[\\W]ident CR LF"),
         e => e,
@@ -91,7 +97,7 @@ fn decoded(ident: &Identification, option: Option<&OptionSelect>, sets: &[DataSe
         .iter()
         .find_map(|want| {
             sets.iter()
-                .find(|s| Obis::parse(&s.address).reduced() == *want)
+                .find(|s| Obis::parse(&s.address).is(want))
                 .and_then(|s| s.values.first())
                 .map(|v| v.value.trim().to_owned())
                 .filter(|v| !v.is_empty())
@@ -195,7 +201,7 @@ mod tests {
 
     #[test]
     fn two_way_capture_and_partial_blocks() {
-        let mut input = b"/ISk5MT174-0001\r\n\x06050\r\n".to_vec();
+        let mut input = b"\0\0\0/?!\r\n/ISk5MT174-0001\r\n\x06050\r\n".to_vec();
         input.extend_from_slice(&DataBlock { data: b"1.8.0(000123.4*kWh)\r\n".to_vec(), end: BlockEnd::Eot }.encode());
         input.push(message::ACK);
         input.extend_from_slice(&DataBlock::readout(b"F.F(01)\r\n").encode());

@@ -19,6 +19,8 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use super::message::{
     self, ACK, BlockEnd, Command, DataBlock, Identification, Message, Mode, NAK, OptionSelect, Request,
 };
@@ -41,11 +43,13 @@ pub enum Action {
 }
 
 /// Battery-powered meters sleep until woken by a train of NULs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct WakeUp {
     /// NULs to send (65 at 300 baud last about 2.2 s, which is what the meters want).
     pub nuls: usize,
     /// Silence between the NULs and the sign-on (1.5–1.7 s).
+    #[serde(rename = "pause_ms", with = "millis")]
     pub pause: Duration,
 }
 
@@ -56,23 +60,30 @@ impl Default for WakeUp {
 }
 
 /// Readout of the whole data message, or reading chosen registers in programming mode.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", deny_unknown_fields)]
 pub enum ReadMode {
     /// Mode control character `0`: the meter sends its readout list.
     Readout,
     /// Mode control character `1`: password exchange, then one read command per register.
     Registers {
         /// Command type of the read: `b'1'` (R1) normally, `b'5'` (R5) for meters that want it.
+        #[serde(with = "ascii_char")]
         read_command: u8,
         /// Sent with P1 when the meter asks for a password.
+        #[serde(default)]
         password: Option<String>,
         /// Register addresses to read, e.g. `1.8.0`.
         addresses: Vec<String>,
     },
 }
 
-/// Per-meter-type behaviour of a probe session.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Per-meter-type behaviour of a probe session. Deserialises from a meter-type profile in the
+/// daemon's configuration (durations in milliseconds, characters as one-character strings):
+/// `{"baud_switch": false, "protocol_char": "2", "mode": {"kind": "registers", "read_command":
+/// "5", "addresses": ["1.8.0"]}, "reaction_delay_ms": 300}`; unknown keys are refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ProbeConfig {
     /// Device address in the sign-on; empty for the one meter in front of the probe.
     pub address: String,
@@ -85,15 +96,19 @@ pub struct ProbeConfig {
     /// Never go faster than this.
     pub max_baud: u32,
     /// Protocol control character V of the option select (`0`; `2` for APA NORAX).
+    #[serde(with = "ascii_char")]
     pub protocol_char: u8,
     pub mode: ReadMode,
     /// Wait before each message to the meter; `None` uses 1.25 × the reaction time the
     /// identification announces (20 ms or 200 ms).
+    #[serde(rename = "reaction_delay_ms", with = "opt_millis")]
     pub reaction_delay: Option<Duration>,
     /// Wait between the option select having left the port (after `tcdrain`) and the speed
     /// change. A meter with a 20 ms reaction time answers at the new speed soon after.
+    #[serde(rename = "switch_delay_ms", with = "millis")]
     pub switch_delay: Duration,
     /// Silence after which the meter is taken not to answer.
+    #[serde(rename = "response_timeout_ms", with = "millis")]
     pub response_timeout: Duration,
     /// NAKs sent for one block before the session fails.
     pub max_repeats: u32,
@@ -626,5 +641,80 @@ impl ProbeSession {
         self.deferred = None;
         self.actions.push_back(Action::CancelTimer);
         self.actions.push_back(Action::Done);
+    }
+}
+
+/// Durations as whole milliseconds in configuration files.
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+mod opt_millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&(d.as_millis() as u64)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<u64>::deserialize(d).map(|ms| ms.map(Duration::from_millis))
+    }
+}
+
+/// A protocol character (`0`, `2`, `5`, ...) as a one-character string.
+mod ascii_char {
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(c: &u8, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&(*c as char).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_bytes() {
+            [c] if c.is_ascii_alphanumeric() => Ok(*c),
+            _ => Err(D::Error::custom(format!("expected one letter or digit, got {s:?}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meter_type_profiles_deserialise_strictly() {
+        let cfg: ProbeConfig = serde_json::from_str(
+            r#"{"baud_switch": false, "protocol_char": "2", "reaction_delay_ms": 300,
+                "wake_up": {"nuls": 70},
+                "mode": {"kind": "registers", "read_command": "5", "addresses": ["1.8.0"]}}"#,
+        )
+        .unwrap();
+        assert!(!cfg.baud_switch);
+        assert_eq!(cfg.protocol_char, b'2');
+        assert_eq!(cfg.reaction_delay, Some(Duration::from_millis(300)));
+        assert_eq!(cfg.wake_up, Some(WakeUp { nuls: 70, pause: Duration::from_millis(1600) }));
+        assert!(matches!(cfg.mode, ReadMode::Registers { read_command: b'5', .. }));
+        assert_eq!(cfg.max_repeats, ProbeConfig::default().max_repeats);
+        let back: ProbeConfig = serde_json::from_value(serde_json::to_value(&cfg).unwrap()).unwrap();
+        assert_eq!(back, cfg);
+        assert!(serde_json::from_str::<ProbeConfig>(r#"{"baud_swich": false}"#).is_err());
+        assert!(serde_json::from_str::<ProbeConfig>(r#"{"protocol_char": "22"}"#).is_err());
     }
 }

@@ -31,17 +31,21 @@ impl Port {
     }
 }
 
+/// (time µs, sequence, receiver, byte, baud it was sent at)
+type Delivery = (u64, u64, usize, u8, u32);
+
 struct Link {
     now: u64,
     probe: ProbeSession,
     meter: MeterSim,
     ports: [Port; 2],
     seq: u64,
-    /// (time, seq, receiver, byte, baud it was sent at)
-    deliveries: BinaryHeap<Reverse<(u64, u64, usize, u8, u32)>>,
+    deliveries: BinaryHeap<Reverse<Delivery>>,
     /// Everything each side sent: (time µs, side, bytes) and speed changes.
     sent: Vec<(u64, usize, Vec<u8>)>,
     baud_changes: Vec<(u64, usize, u32)>,
+    /// The optical head hears its own transmission (many do).
+    probe_echo: bool,
 }
 
 impl Link {
@@ -55,6 +59,7 @@ impl Link {
             deliveries: BinaryHeap::new(),
             sent: Vec::new(),
             baud_changes: Vec::new(),
+            probe_echo: false,
         }
     }
 
@@ -73,6 +78,10 @@ impl Link {
                         t += per_byte;
                         self.seq += 1;
                         self.deliveries.push(Reverse((t, self.seq, 1 - side, b, baud)));
+                        if side == PROBE && self.probe_echo {
+                            self.seq += 1;
+                            self.deliveries.push(Reverse((t, self.seq, PROBE, b, baud)));
+                        }
                     }
                     port.busy_until = t;
                 }
@@ -297,6 +306,7 @@ fn registers(read_command: u8, password: Option<&str>) -> ProbeConfig {
 fn programming_mode_register_reads() {
     let mut m = meter(b'5');
     m.password = Some("00000000".into());
+    // The first answer arrives corrupt once.
     m.bad_bcc_answers = 1;
     let mut link = Link::new(registers(b'1', Some("00000000")), m);
     let readout = link.run().unwrap();
@@ -304,8 +314,12 @@ fn programming_mode_register_reads() {
     let probe_sent = link.sent_by(PROBE);
     assert_eq!(probe_sent[1], b"\x06051\r\n");
     assert_eq!(probe_sent[2], b"\x01P1\x02(00000000)\x03a");
+    assert_eq!(probe_sent[3], b"\x01R1\x021.8.0()\x03Z");
+    assert_eq!(probe_sent[4], [0x15]); // NAK for the corrupt answer
     assert_eq!(*probe_sent.last().unwrap(), b"\x01B0\x03q");
     assert_eq!(link.meter.stats().breaks, 1);
+    assert_eq!(link.meter.stats().naks_received, 1);
+    assert_eq!(readout.naks, 1);
     let d = readout.decode().unwrap();
     assert_eq!(d.meter_id, "0000000074892473");
     assert_eq!(d.readings[0].value, json!(65.3));
@@ -339,4 +353,53 @@ fn addressed_sign_on_is_answered_only_by_that_meter() {
     let mut link = Link::new(cfg, m);
     assert_e350(&link.run().unwrap());
     assert_eq!(link.sent_by(PROBE)[0], b"/?45678903!\r\n");
+}
+
+#[test]
+fn mode_a_meter_sends_without_option_select() {
+    let mut link = Link::new(ProbeConfig::default(), meter(b'X'));
+    let readout = link.run().unwrap();
+    assert_e350(&readout);
+    assert_eq!(readout.baud, 300);
+    assert_eq!(link.sent_by(PROBE), vec![&b"/?!\r\n"[..]]);
+}
+
+#[test]
+fn mode_b_meter_switches_right_after_its_identification() {
+    let mut link = Link::new(ProbeConfig::default(), meter(b'C'));
+    let readout = link.run().unwrap();
+    assert_e350(&readout);
+    assert_eq!(readout.baud, 2400);
+    assert_eq!(link.sent_by(PROBE).len(), 1);
+    assert!(link.baud_changes.iter().any(|&(_, side, b)| side == PROBE && b == 2400));
+}
+
+#[test]
+fn optical_head_echo_is_not_taken_for_the_meter() {
+    for mode in [ReadMode::Readout, registers(b'1', None).mode] {
+        let mut m = meter(b'5');
+        m.bad_bcc_answers = 1;
+        let mut link = Link::new(ProbeConfig { mode, ..ProbeConfig::default() }, m);
+        link.probe_echo = true;
+        let readout = link.run().unwrap();
+        assert_eq!(readout.naks, 1);
+        assert!(readout.decode().unwrap().readings.iter().any(|r| r.obis.as_deref() == Some("1.8.0")));
+    }
+}
+
+#[test]
+fn partial_blocks_are_acknowledged_one_by_one() {
+    for lines in [1, 3, 7] {
+        let mut m = meter(b'5');
+        m.lines_per_block = lines;
+        m.bad_bcc_answers = 1;
+        let mut link = Link::new(ProbeConfig::default(), m);
+        let readout = link.run().unwrap();
+        assert_e350(&readout);
+        let blocks = 7usize.div_ceil(lines) as u32;
+        assert_eq!(link.meter.stats().blocks_sent, blocks + 1, "{lines} lines per block");
+        let acks = link.sent_by(PROBE).iter().filter(|b| **b == [0x06]).count();
+        assert_eq!(acks as u32, blocks - 1);
+        assert_eq!(readout.naks, 1);
+    }
 }
