@@ -10,14 +10,20 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use meterd_protocols::cradle::frame::{Frame, FrameDecoder, FrameKind};
-use meterd_protocols::cradle::sim::{HostApp, LineConfig, Simulation, XorShift64, read_routes, sample_route};
+use meterd_protocols::cradle::sim::{
+    HostApp, LineConfig, Simulation, XorShift64, read_routes, sample_route,
+};
 use meterd_protocols::cradle::{
-    Firmware, HostConfig, HostEvent, LineTiming, Message, ReadRecord, Recorder, RecorderConfig, RecorderData,
+    Firmware, HostConfig, HostEvent, LineTiming, Message, ReadRecord, Recorder, RecorderConfig,
+    RecorderData,
 };
 
 fn reads(n: usize) -> Vec<ReadRecord> {
     let route = sample_route("B01", n, &mut XorShift64::new(1));
-    let mut data = RecorderData { routes: vec![route], ..Default::default() };
+    let mut data = RecorderData {
+        routes: vec![route],
+        ..Default::default()
+    };
     read_routes(&mut data, &mut XorShift64::new(2), 1_795_339_805).unwrap();
     data.reads
 }
@@ -28,13 +34,32 @@ fn timing() -> LineTiming {
 
 /// Simulates an unload of `reads` and returns (unload time, payload time at line rate).
 fn unload(fw: Firmware, reads: &[ReadRecord]) -> (Duration, Duration) {
-    let data = RecorderData { reads: reads.to_vec(), next_seq: reads.len() as u32, ..Default::default() };
+    let data = RecorderData {
+        reads: reads.to_vec(),
+        next_seq: reads.len() as u32,
+        ..Default::default()
+    };
     let recorder = Recorder::new(RecorderConfig::new("HH-B", fw, timing()), data);
-    let line = LineConfig { timing: timing(), corrupt_rate: 0.0, seed: 1 };
-    let mut sim = Simulation::new(line, HostConfig::new(timing(), 1, 0), recorder, HostApp::new(vec![]));
+    let line = LineConfig {
+        timing: timing(),
+        corrupt_rate: 0.0,
+        seed: 1,
+    };
+    let mut sim = Simulation::new(
+        line,
+        HostConfig::new(timing(), 1, 0),
+        recorder,
+        HostApp::new(vec![]),
+    );
     sim.run(Duration::from_secs(3600));
-    let start = sim.app.time_of(|e| matches!(e, HostEvent::Docked(_))).unwrap();
-    let end = sim.app.time_of(|e| matches!(e, HostEvent::UnloadComplete { .. })).unwrap();
+    let start = sim
+        .app
+        .time_of(|e| matches!(e, HostEvent::Docked(_)))
+        .unwrap();
+    let end = sim
+        .app
+        .time_of(|e| matches!(e, HostEvent::UnloadComplete { .. }))
+        .unwrap();
     let payload: usize = reads.iter().map(|r| fw.read_len(r)).sum();
     (end - start, timing().bytes_time(payload))
 }
@@ -52,8 +77,16 @@ fn bench(c: &mut Criterion) {
     }
 
     // 512-byte payloads of binary reads, as firmware 2 sends them.
-    let batch = Message::Reads(reads[..14].to_vec()).encode(Firmware::V2).unwrap();
-    let frames: Vec<Vec<u8>> = (0..64u8).map(|s| Frame::new(FrameKind::Data, s, batch.clone()).encode().unwrap()).collect();
+    let batch = Message::Reads(reads[..14].to_vec())
+        .encode(Firmware::V2)
+        .unwrap();
+    let frames: Vec<Vec<u8>> = (0..64u8)
+        .map(|s| {
+            Frame::new(FrameKind::Data, s, batch.clone())
+                .encode()
+                .unwrap()
+        })
+        .collect();
     let stream: Vec<u8> = frames.concat();
 
     let mut g = c.benchmark_group("cradle_frame");
@@ -62,7 +95,9 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let mut out = Vec::with_capacity(stream.len());
             for s in 0..64u8 {
-                Frame::new(FrameKind::Data, s, black_box(batch.clone())).encode_into(&mut out).unwrap();
+                Frame::new(FrameKind::Data, s, black_box(batch.clone()))
+                    .encode_into(&mut out)
+                    .unwrap();
             }
             out
         })
@@ -118,7 +153,9 @@ fn bench(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("cradle_session");
     g.sample_size(10);
-    g.bench_function("simulate_unload_2000_reads_V2", |b| b.iter(|| unload(Firmware::V2, black_box(&reads))));
+    g.bench_function("simulate_unload_2000_reads_V2", |b| {
+        b.iter(|| unload(Firmware::V2, black_box(&reads)))
+    });
     g.finish();
 }
 

@@ -125,9 +125,16 @@ pub fn parse_frame(input: &[u8]) -> Result<(Frame, usize)> {
             return Err(Error::Incomplete { needed: n.get() });
         }
         Err(nom::Err::Incomplete(nom::Needed::Unknown)) => {
-            return Err(Error::Incomplete { needed: HEADER_LEN.saturating_sub(input.len()) });
+            return Err(Error::Incomplete {
+                needed: HEADER_LEN.saturating_sub(input.len()),
+            });
         }
-        Err(_) => return Err(Error::invalid("frame marker", "frame does not start with A5 5A")),
+        Err(_) => {
+            return Err(Error::invalid(
+                "frame marker",
+                "frame does not start with A5 5A",
+            ));
+        }
     };
     let computed = HEADER_CRC.checksum(&input[2..6]);
     if computed != hcrc {
@@ -137,11 +144,17 @@ pub fn parse_frame(input: &[u8]) -> Result<(Frame, usize)> {
         ));
     }
     let Some(kind) = FrameKind::from_byte(kind) else {
-        return Err(Error::invalid("frame kind", format!("unknown kind {kind:#04x}")));
+        return Err(Error::invalid(
+            "frame kind",
+            format!("unknown kind {kind:#04x}"),
+        ));
     };
     let len = usize::from(len);
     if len > MAX_PAYLOAD {
-        return Err(Error::invalid("frame length", format!("{len} exceeds {MAX_PAYLOAD}")));
+        return Err(Error::invalid(
+            "frame length",
+            format!("{len} exceeds {MAX_PAYLOAD}"),
+        ));
     }
     let body: NomResult<'_, (&[u8], u16)> = (|i| {
         let (i, payload) = take(len).parse(i)?;
@@ -151,7 +164,9 @@ pub fn parse_frame(input: &[u8]) -> Result<(Frame, usize)> {
     let (payload, crc) = match body {
         Ok((_, v)) => v,
         Err(_) => {
-            return Err(Error::Incomplete { needed: HEADER_LEN + len + 2 - input.len() });
+            return Err(Error::Incomplete {
+                needed: HEADER_LEN + len + 2 - input.len(),
+            });
         }
     };
     let mut digest = FRAME_CRC.digest();
@@ -161,10 +176,19 @@ pub fn parse_frame(input: &[u8]) -> Result<(Frame, usize)> {
     if computed != crc {
         return Err(Error::check(
             Check::Crc,
-            format!("frame CRC-16/IBM-SDLC {crc:04X} != computed {computed:04X} (kind {kind:?}, seq {seq})"),
+            format!(
+                "frame CRC-16/IBM-SDLC {crc:04X} != computed {computed:04X} (kind {kind:?}, seq {seq})"
+            ),
         ));
     }
-    Ok((Frame { kind, seq, payload: payload.to_vec() }, HEADER_LEN + len + 2))
+    Ok((
+        Frame {
+            kind,
+            seq,
+            payload: payload.to_vec(),
+        },
+        HEADER_LEN + len + 2,
+    ))
 }
 
 /// Counters a decoder keeps so a driver can log line quality.
@@ -218,32 +242,30 @@ impl FrameDecoder {
     /// The next frame: `None` when more bytes are needed, `Some(Err)` for a refused candidate
     /// (its first byte has been dropped, so calling again rescans), `Some(Ok)` for a frame.
     pub fn next_frame(&mut self) -> Option<Result<Frame>> {
-        loop {
-            let data = &self.buf[self.pos..];
-            // Skip to the next possible marker; a lone trailing A5 may be half a marker.
-            let start = data.windows(2).position(|w| w == MARKER);
-            let skip = match start {
-                Some(i) => i,
-                None => data.len() - usize::from(data.last() == Some(&MARKER[0])),
-            };
-            if skip > 0 {
-                self.pos += skip;
-                self.stats.skipped_bytes += skip as u64;
+        let data = &self.buf[self.pos..];
+        // Skip to the next possible marker; a lone trailing A5 may be half a marker.
+        let start = data.windows(2).position(|w| w == MARKER);
+        let skip = match start {
+            Some(i) => i,
+            None => data.len() - usize::from(data.last() == Some(&MARKER[0])),
+        };
+        if skip > 0 {
+            self.pos += skip;
+            self.stats.skipped_bytes += skip as u64;
+        }
+        start?;
+        match parse_frame(&self.buf[self.pos..]) {
+            Ok((frame, used)) => {
+                self.pos += used;
+                self.stats.frames += 1;
+                Some(Ok(frame))
             }
-            start?;
-            return match parse_frame(&self.buf[self.pos..]) {
-                Ok((frame, used)) => {
-                    self.pos += used;
-                    self.stats.frames += 1;
-                    Some(Ok(frame))
-                }
-                Err(Error::Incomplete { .. }) => None,
-                Err(e) => {
-                    self.pos += 1;
-                    self.stats.rejected += 1;
-                    Some(Err(e))
-                }
-            };
+            Err(Error::Incomplete { .. }) => None,
+            Err(e) => {
+                self.pos += 1;
+                self.stats.rejected += 1;
+                Some(Err(e))
+            }
         }
     }
 }
@@ -263,8 +285,15 @@ mod tests {
         let bytes = frame(FrameKind::Ack, 7, &[]);
         assert_eq!(&bytes[..6], &[0xA5, 0x5A, 0x04, 0x07, 0x00, 0x00]);
         assert_eq!(bytes[6], HEADER_CRC.checksum(&[0x04, 0x07, 0, 0]));
-        assert_eq!(u16::from_le_bytes([bytes[7], bytes[8]]), FRAME_CRC.checksum(&[0x04, 0x07, 0, 0]));
-        assert_eq!(FRAME_CRC.checksum(b"123456789"), 0x906E, "catalogue check value of X.25");
+        assert_eq!(
+            u16::from_le_bytes([bytes[7], bytes[8]]),
+            FRAME_CRC.checksum(&[0x04, 0x07, 0, 0])
+        );
+        assert_eq!(
+            FRAME_CRC.checksum(b"123456789"),
+            0x906E,
+            "catalogue check value of X.25"
+        );
     }
 
     #[test]
@@ -277,7 +306,10 @@ mod tests {
             }
         }
         let (f, used) = parse_frame(&bytes).unwrap();
-        assert_eq!((f.kind, f.seq, &f.payload[..], used), (FrameKind::Data, 3, &b"hello reads"[..], bytes.len()));
+        assert_eq!(
+            (f.kind, f.seq, &f.payload[..], used),
+            (FrameKind::Data, 3, &b"hello reads"[..], bytes.len())
+        );
     }
 
     #[test]
@@ -292,7 +324,10 @@ mod tests {
     fn a_corrupted_length_is_refused_at_once() {
         let mut bytes = frame(FrameKind::Data, 3, b"abc");
         bytes[4] = 0xFF;
-        assert_eq!(parse_frame(&bytes).unwrap_err().failed_check(), Some(Check::Crc));
+        assert_eq!(
+            parse_frame(&bytes).unwrap_err().failed_check(),
+            Some(Check::Crc)
+        );
     }
 
     #[test]
@@ -316,7 +351,10 @@ mod tests {
         }
         assert_eq!(
             got,
-            vec![(FrameKind::Data, 2, b"second".to_vec()), (FrameKind::Ack, 9, vec![])]
+            vec![
+                (FrameKind::Data, 2, b"second".to_vec()),
+                (FrameKind::Ack, 9, vec![])
+            ]
         );
         assert!(dec.stats().rejected >= 1);
         assert!(dec.stats().skipped_bytes >= 9);
@@ -324,7 +362,11 @@ mod tests {
 
     #[test]
     fn oversized_payload_is_refused_on_encode() {
-        assert!(Frame::new(FrameKind::Data, 0, vec![0; MAX_PAYLOAD + 1]).encode().is_err());
+        assert!(
+            Frame::new(FrameKind::Data, 0, vec![0; MAX_PAYLOAD + 1])
+                .encode()
+                .is_err()
+        );
     }
 
     proptest! {
@@ -346,8 +388,8 @@ mod tests {
             dec.push(&frame(FrameKind::Data, seq, b"payload after noise"));
             let mut found = false;
             while let Some(r) = dec.next_frame() {
-                if let Ok(f) = r {
-                    if f.payload == b"payload after noise" && f.seq == seq { found = true; }
+                if let Ok(f) = r && f.payload == b"payload after noise" && f.seq == seq {
+                    found = true;
                 }
             }
             // A noise prefix can swallow the frame only by forming a valid frame header whose

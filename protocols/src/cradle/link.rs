@@ -22,7 +22,10 @@ pub struct LineTiming {
 
 impl LineTiming {
     pub fn new(baud: u32, turnaround: Duration) -> Self {
-        LineTiming { baud: baud.max(1), turnaround }
+        LineTiming {
+            baud: baud.max(1),
+            turnaround,
+        }
     }
 
     /// Time `bytes` take on the line at 10 bits per byte.
@@ -125,7 +128,9 @@ impl Link {
     pub(crate) fn new(role: Role, timing: LineTiming, max_retries: u32) -> Self {
         let (window, max_payload, firmware) = match role {
             Role::Host { .. } => (1, Firmware::V1.max_payload(), None),
-            Role::Recorder { firmware } => (firmware.window(), firmware.max_payload(), Some(firmware)),
+            Role::Recorder { firmware } => {
+                (firmware.window(), firmware.max_payload(), Some(firmware))
+            }
         };
         Link {
             role,
@@ -163,7 +168,12 @@ impl Link {
 
     pub(crate) fn stats(&self) -> LinkStats {
         let d = self.decoder.stats();
-        LinkStats { frames_received: d.frames, frames_rejected: d.rejected, garbage_bytes: d.skipped_bytes, ..self.stats }
+        LinkStats {
+            frames_received: d.frames,
+            frames_rejected: d.rejected,
+            garbage_bytes: d.skipped_bytes,
+            ..self.stats
+        }
     }
 
     fn rto(&self) -> Duration {
@@ -187,17 +197,28 @@ impl Link {
 
     /// Nothing queued, unacknowledged or owed to the peer.
     pub(crate) fn is_idle(&self) -> bool {
-        self.outq.is_empty() && !self.ack_due && !self.nak_due && self.sync_ack_due.is_none() && !self.sync_due
+        self.outq.is_empty()
+            && !self.ack_due
+            && !self.nak_due
+            && self.sync_ack_due.is_none()
+            && !self.sync_due
     }
 
     /// Queues a session message payload. The caller keeps it within [`Self::max_payload`].
     pub(crate) fn send(&mut self, payload: Vec<u8>) -> Result<(), Error> {
         let mut bytes = Vec::with_capacity(payload.len() + OVERHEAD);
         if payload.len() > self.max_payload {
-            return Err(Error::invalid("frame length", format!("{} exceeds negotiated {}", payload.len(), self.max_payload)));
+            return Err(Error::invalid(
+                "frame length",
+                format!("{} exceeds negotiated {}", payload.len(), self.max_payload),
+            ));
         }
         encode_parts(FrameKind::Data, self.next_seq, &payload, &mut bytes)?;
-        self.outq.push_back(Outgoing { seq: self.next_seq, bytes, sent_before: false });
+        self.outq.push_back(Outgoing {
+            seq: self.next_seq,
+            bytes,
+            sent_before: false,
+        });
         self.next_seq = self.next_seq.wrapping_add(1);
         Ok(())
     }
@@ -234,7 +255,8 @@ impl Link {
     }
 
     fn request_resend(&mut self, now: Duration) {
-        let holdoff = self.timing.turnaround * 2 + self.timing.bytes_time(2 * (self.max_payload + OVERHEAD));
+        let holdoff =
+            self.timing.turnaround * 2 + self.timing.bytes_time(2 * (self.max_payload + OVERHEAD));
         if self.last_nak.is_none_or(|t| now >= t + holdoff) {
             self.nak_due = true;
             self.last_nak = Some(now);
@@ -244,7 +266,9 @@ impl Link {
     fn handle_frame(&mut self, frame: Frame, now: Duration) {
         match (frame.kind, self.role) {
             (FrameKind::Sync, Role::Recorder { firmware }) => {
-                let Some((nonce, window, max_payload)) = parse_sync(&frame.payload) else { return };
+                let Some((nonce, window, max_payload)) = parse_sync(&frame.payload) else {
+                    return;
+                };
                 if self.current_nonce != Some(nonce) {
                     self.reset_for(nonce, window, max_payload, firmware);
                 }
@@ -252,12 +276,18 @@ impl Link {
             }
             (FrameKind::SyncAck, Role::Host { nonce }) => {
                 let p = &frame.payload;
-                if p.len() != 8 || u32::from_le_bytes([p[0], p[1], p[2], p[3]]) != nonce || self.synced {
+                if p.len() != 8
+                    || u32::from_le_bytes([p[0], p[1], p[2], p[3]]) != nonce
+                    || self.synced
+                {
                     return;
                 }
-                let Ok(fw) = Firmware::from_code(p[4]) else { return };
+                let Ok(fw) = Firmware::from_code(p[4]) else {
+                    return;
+                };
                 self.window = p[5].clamp(1, HOST_WINDOW);
-                self.max_payload = usize::from(u16::from_le_bytes([p[6], p[7]])).clamp(MIN_PAYLOAD, HOST_MAX_PAYLOAD);
+                self.max_payload = usize::from(u16::from_le_bytes([p[6], p[7]]))
+                    .clamp(MIN_PAYLOAD, HOST_MAX_PAYLOAD);
                 self.payload_target = self.max_payload;
                 self.firmware = Some(fw);
                 self.synced = true;
@@ -314,21 +344,27 @@ impl Link {
     }
 
     fn acknowledge(&mut self, next_expected: u8, now: Duration) {
-        let Some(front) = self.outq.front() else { return };
+        let Some(front) = self.outq.front() else {
+            return;
+        };
         let k = usize::from(next_expected.wrapping_sub(front.seq));
         if k == 0 || k > self.outq.len() || k > usize::from(self.window) {
             return;
         }
         for _ in 0..k {
-            if let Some(o) = self.outq.pop_front() {
-                if !o.sent_before {
-                    self.clean_acks += 1;
-                }
+            if let Some(o) = self.outq.pop_front()
+                && !o.sent_before
+            {
+                self.clean_acks += 1;
             }
         }
         self.next_idx = self.next_idx.saturating_sub(k);
         self.retries = 0;
-        self.timer = if self.next_idx > 0 { Some(now + self.rto()) } else { None };
+        self.timer = if self.next_idx > 0 {
+            Some(now + self.rto())
+        } else {
+            None
+        };
         if self.clean_acks >= 16 && self.payload_target < self.max_payload {
             self.payload_target = (self.payload_target * 2).min(self.max_payload);
             self.clean_acks = 0;
@@ -378,7 +414,9 @@ impl Link {
             p.extend_from_slice(&(self.max_payload as u16).to_le_bytes());
             Some(Frame::new(FrameKind::SyncAck, 0, p))
         } else if self.sync_due {
-            let Role::Host { nonce } = self.role else { unreachable!("only hosts sync") };
+            let Role::Host { nonce } = self.role else {
+                unreachable!("only hosts sync")
+            };
             self.sync_due = false;
             self.timer = Some(now + self.timing.rto(1, MIN_PAYLOAD));
             let mut p = nonce.to_le_bytes().to_vec();
@@ -402,7 +440,10 @@ impl Link {
             self.stats.bytes_sent += bytes.len() as u64;
             return Some(bytes);
         }
-        if !self.synced || self.next_idx >= self.outq.len() || self.next_idx >= usize::from(self.window) {
+        if !self.synced
+            || self.next_idx >= self.outq.len()
+            || self.next_idx >= usize::from(self.window)
+        {
             return None;
         }
         let out = &mut self.outq[self.next_idx];
@@ -423,5 +464,11 @@ impl Link {
 }
 
 fn parse_sync(p: &[u8]) -> Option<(u32, u8, usize)> {
-    (p.len() == 7).then(|| (u32::from_le_bytes([p[0], p[1], p[2], p[3]]), p[4], usize::from(u16::from_le_bytes([p[5], p[6]]))))
+    (p.len() == 7).then(|| {
+        (
+            u32::from_le_bytes([p[0], p[1], p[2], p[3]]),
+            p[4],
+            usize::from(u16::from_le_bytes([p[5], p[6]])),
+        )
+    })
 }
