@@ -252,6 +252,12 @@ impl Host {
         self.link.stats()
     }
 
+    /// Reads delivered so far and the number the recorder announced in HELLO (for a
+    /// progress bar; the announcement includes reads a resumed unload skips).
+    pub fn unload_progress(&self) -> (u32, u32) {
+        (self.received, self.device.as_ref().map_or(0, |d| d.reads_pending))
+    }
+
     /// True once the session ended, successfully or not.
     pub fn is_done(&self) -> bool {
         matches!(self.phase, Phase::Finished | Phase::Failed)

@@ -51,6 +51,39 @@ impl XorShift64 {
     }
 }
 
+/// Alters bytes with a given probability each, reproducibly: the simulator CLI applies it to
+/// what it writes to a real pseudo-terminal, the virtual [`Line`] to what it carries.
+#[derive(Debug, Clone)]
+pub struct Corruptor {
+    rng: XorShift64,
+    rate: f64,
+    /// Bytes altered so far.
+    pub corrupted: u64,
+}
+
+impl Corruptor {
+    pub fn new(rate: f64, seed: u64) -> Self {
+        Corruptor {
+            rng: XorShift64::new(seed),
+            rate,
+            corrupted: 0,
+        }
+    }
+
+    /// Corrupts `bytes` in place; an altered byte always differs from the original.
+    pub fn apply(&mut self, bytes: &mut [u8]) {
+        if self.rate <= 0.0 {
+            return;
+        }
+        for b in bytes {
+            if self.rng.chance(self.rate) {
+                *b ^= 1 + self.rng.below(255) as u8;
+                self.corrupted += 1;
+            }
+        }
+    }
+}
+
 /// Which way bytes travel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Direction {
@@ -85,20 +118,22 @@ struct Lane {
 #[derive(Debug)]
 pub struct Line {
     config: LineConfig,
-    rng: XorShift64,
+    corruptor: Corruptor,
     lanes: [Lane; 2],
-    /// Bytes altered so far.
-    pub corrupted: u64,
 }
 
 impl Line {
     pub fn new(config: LineConfig) -> Self {
         Line {
             config,
-            rng: XorShift64::new(config.seed),
+            corruptor: Corruptor::new(config.corrupt_rate, config.seed),
             lanes: Default::default(),
-            corrupted: 0,
         }
+    }
+
+    /// Bytes altered so far.
+    pub fn corrupted(&self) -> u64 {
+        self.corruptor.corrupted
     }
 
     /// Puts bytes on the line at `now`; returns when the last byte reaches the far end.
@@ -109,14 +144,7 @@ impl Line {
         lane.free_at = start + timing.bytes_time(bytes.len());
         let arrival = lane.free_at + timing.turnaround;
         let mut bytes = bytes.to_vec();
-        if self.config.corrupt_rate > 0.0 {
-            for b in &mut bytes {
-                if self.rng.chance(self.config.corrupt_rate) {
-                    *b ^= 1 + self.rng.below(255) as u8;
-                    self.corrupted += 1;
-                }
-            }
-        }
+        self.corruptor.apply(&mut bytes);
         lane.in_flight.push_back((arrival, bytes));
         arrival
     }

@@ -194,6 +194,52 @@ fn full_load_read_unload_cycle_for_both_firmwares() {
 }
 
 #[test]
+fn several_routes_load_with_their_trouble_codes() {
+    let mut rng = XorShift64::new(12);
+    let routes = vec![
+        sample_route("R21", 30, &mut rng),
+        sample_route("R22", 25, &mut rng),
+    ];
+    for fw in [Firmware::V1, Firmware::V2] {
+        let recorder = Recorder::new(
+            RecorderConfig::new("HH-7", fw, timing()),
+            RecorderData::default(),
+        );
+        let mut sim = Simulation::new(
+            line(0.0, 1),
+            host_config(80),
+            recorder,
+            HostApp::new(routes.clone()),
+        );
+        assert!(sim.run(LIMIT));
+        assert_eq!(sim.recorder.data().routes, routes, "{fw:?}");
+        let loaded: Vec<&HostEvent> = sim
+            .app
+            .events
+            .iter()
+            .map(|(_, e)| e)
+            .filter(|e| matches!(e, HostEvent::RouteLoaded { .. }))
+            .collect();
+        assert_eq!(loaded.len(), 2);
+        // The next docking reports them in HELLO.
+        sim.redock();
+        sim.run_until(LIMIT, |s| s.host.device().is_some());
+        assert_eq!(sim.host.device().unwrap().routes, ["R21", "R22"]);
+    }
+}
+
+#[test]
+fn corruptor_alters_about_the_requested_share_of_bytes() {
+    let mut c = super::sim::Corruptor::new(0.01, 5);
+    let original = vec![0x55u8; 100_000];
+    let mut bytes = original.clone();
+    c.apply(&mut bytes);
+    let changed = bytes.iter().zip(&original).filter(|(a, b)| a != b).count() as u64;
+    assert_eq!(changed, c.corrupted);
+    assert!((800..1200).contains(&changed), "{changed}");
+}
+
+#[test]
 fn one_percent_corruption_loses_nothing_and_accepts_no_damaged_read() {
     for fw in [Firmware::V1, Firmware::V2] {
         let route = sample_route("R07", 300, &mut XorShift64::new(11));
@@ -211,9 +257,9 @@ fn one_percent_corruption_loses_nothing_and_accepts_no_damaged_read() {
             sim.app.events.last()
         );
         assert!(
-            sim.line.corrupted > 100,
+            sim.line.corrupted() > 100,
             "{fw:?}: the line did corrupt bytes ({})",
-            sim.line.corrupted
+            sim.line.corrupted()
         );
         let stats = sim.host.stats();
         assert!(stats.frames_rejected > 0, "{fw:?}: {stats:?}");
