@@ -255,7 +255,10 @@ impl Host {
     /// Reads delivered so far and the number the recorder announced in HELLO (for a
     /// progress bar; the announcement includes reads a resumed unload skips).
     pub fn unload_progress(&self) -> (u32, u32) {
-        (self.received, self.device.as_ref().map_or(0, |d| d.reads_pending))
+        (
+            self.received,
+            self.device.as_ref().map_or(0, |d| d.reads_pending),
+        )
     }
 
     /// True once the session ended, successfully or not.
@@ -277,6 +280,17 @@ impl Host {
     pub fn unload(&mut self, after: Option<u32>) -> Result<(), CommandError> {
         if self.phase != Phase::AwaitUnloadCommand {
             return Err(self.refuse("unload", "only after Docked and once per session"));
+        }
+        let next_seq = self.device.as_ref().map_or(0, |d| d.next_seq);
+        if let Some(a) = after.filter(|a| *a >= next_seq) {
+            // The recorder numbers reads below what the store already holds: its memory was
+            // reset. Resuming from this watermark could clear reads never stored, so stop.
+            let reason = format!(
+                "committed watermark {a} is not below the recorder's next sequence {next_seq}"
+            );
+            let err = self.refuse("unload", reason.clone());
+            self.fail(SessionFailure::Protocol(reason));
+            return Err(err);
         }
         self.resume_after = after;
         self.committed_through = after;

@@ -119,6 +119,10 @@ pub struct DeviceInfo {
     pub routes: Vec<String>,
     /// Reads waiting to be unloaded.
     pub reads_pending: u32,
+    /// Sequence number the recorder's next read will get. It never goes back; a host whose
+    /// store already holds reads at or above it is talking to a recorder whose memory was
+    /// reset, and must not trust its committed watermark for it.
+    pub next_seq: u32,
 }
 
 /// A session message.
@@ -250,6 +254,7 @@ impl Message {
                 put_str(&mut out, "firmware version", &d.firmware_version, 30)?;
                 out.extend_from_slice(&d.capacity.to_le_bytes());
                 out.extend_from_slice(&d.reads_pending.to_le_bytes());
+                out.extend_from_slice(&d.next_seq.to_le_bytes());
                 if d.routes.len() > 255 {
                     return Err(Error::invalid("routes", "more than 255 routes loaded"));
                 }
@@ -353,6 +358,7 @@ impl Message {
                 firmware_version: r.str("firmware version", 30)?,
                 capacity: r.u32("capacity")?,
                 reads_pending: r.u32("reads pending")?,
+                next_seq: r.u32("next sequence")?,
                 routes: {
                     let n = r.u8("route count")?;
                     (0..n)
@@ -515,6 +521,7 @@ mod tests {
             capacity: 5000,
             routes: vec!["R01".into(), "R02".into()],
             reads_pending: 17,
+            next_seq: 1017,
         });
         for fw in [Firmware::V1, Firmware::V2] {
             for m in [

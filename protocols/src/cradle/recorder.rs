@@ -225,6 +225,7 @@ impl Recorder {
             capacity: self.config.capacity,
             routes: self.data.routes.iter().map(|r| r.id.clone()).collect(),
             reads_pending: self.data.reads.len() as u32,
+            next_seq: self.data.next_seq,
         }
     }
 

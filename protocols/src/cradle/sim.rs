@@ -340,6 +340,8 @@ pub struct HostApp {
     /// Hold commits (to prove CLEAR waits for them); release with [`Simulation::commit_held`].
     pub hold_commits: bool,
     held: Vec<(String, Vec<ReadRecord>)>,
+    /// Commands the host refused.
+    pub refused: Vec<super::host::CommandError>,
     /// Every host event with its virtual time.
     pub events: Vec<(Duration, HostEvent)>,
 }
@@ -363,10 +365,14 @@ impl HostApp {
         match &event {
             HostEvent::Docked(info) => {
                 let after = self.store.committed_through(&info.serial);
-                host.unload(after).expect("unload right after Docked");
-                if self.load_on_dock {
-                    host.load(self.routes.clone())
-                        .expect("routes fit the recorder");
+                match host.unload(after) {
+                    Ok(()) if self.load_on_dock => {
+                        if let Err(e) = host.load(self.routes.clone()) {
+                            self.refused.push(e);
+                        }
+                    }
+                    Ok(()) => {}
+                    Err(e) => self.refused.push(e),
                 }
             }
             HostEvent::ReadsReceived { serial, reads } => {

@@ -632,6 +632,7 @@ impl Script {
             capacity: 100,
             routes: vec![],
             reads_pending: 3,
+            next_seq: 3,
         }));
         s
     }
@@ -755,5 +756,35 @@ fn an_undecodable_message_is_quarantined_and_nothing_is_cleared() {
         s.written
             .iter()
             .all(|m| !matches!(m, Message::Clear { .. }))
+    );
+}
+
+#[test]
+fn a_recorder_whose_sequence_went_back_is_never_cleared() {
+    // The store holds reads up to 5000 from this serial; the recorder (memory reset) numbers
+    // its reads from 1000.
+    let route = sample_route("R30", 20, &mut XorShift64::new(30));
+    let (recorder, taken) = recorder_with_reads(Firmware::V2, &route, 30);
+    let mut app = HostApp::new(vec![]);
+    app.store.commit(
+        "HH-0042",
+        &[ReadRecord {
+            seq: 5000,
+            ..taken[0].clone()
+        }],
+    );
+    let mut sim = Simulation::new(line(0.0, 1), host_config(90), recorder, app);
+    assert!(sim.run(LIMIT));
+    assert_eq!(sim.host.phase(), Phase::Failed);
+    assert!(
+        sim.app.refused[0].to_string().contains("next sequence 1020"),
+        "{:?}",
+        sim.app.refused
+    );
+    assert_eq!(sim.recorder.data().reads, taken);
+    assert!(
+        host_messages(&sim.transcript)
+            .iter()
+            .all(|(_, m)| !matches!(m, Message::Clear { .. }))
     );
 }
