@@ -80,9 +80,9 @@ fn bench(c: &mut Criterion) {
     let batch = Message::Reads(reads[..14].to_vec())
         .encode(Firmware::V2)
         .unwrap();
-    let frames: Vec<Vec<u8>> = (0..64u8)
+    let frames: Vec<Vec<u8>> = (0..64u32)
         .map(|s| {
-            Frame::new(FrameKind::Data, s, batch.clone())
+            Frame::new(FrameKind::Data, s * 512, batch.clone())
                 .encode()
                 .unwrap()
         })
@@ -94,7 +94,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("encode_64_frames", |b| {
         b.iter(|| {
             let mut out = Vec::with_capacity(stream.len());
-            for s in 0..64u8 {
+            for s in 0..64u32 {
                 Frame::new(FrameKind::Data, s, black_box(batch.clone()))
                     .encode_into(&mut out)
                     .unwrap();

@@ -654,8 +654,9 @@ impl Host {
         };
         while self.link.has_room() && self.load_cursor.0 < routes.len() {
             let route = &routes[self.load_cursor.0];
-            let budget = self.link.payload_target().saturating_sub(BATCH_HEADER_LEN);
-            let limit = self.link.max_payload() - BATCH_HEADER_LEN;
+            // Batches fill one frame on a clean line; on a noisy one the link cuts them smaller.
+            let limit = self.link.max_message() - BATCH_HEADER_LEN;
+            let budget = limit;
             let msg = match self.load_cursor.1 {
                 LoadStep::Header => {
                     self.load_cursor.1 = LoadStep::Codes(0);

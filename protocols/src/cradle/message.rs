@@ -1,4 +1,5 @@
-//! Session messages carried in DATA frames: one message per frame, first byte = message code.
+//! Session messages carried in the link's byte stream (length-prefixed there); first byte =
+//! message code.
 //! Integers are little-endian; strings are `len u8` + ASCII. Records inside `READS`, `METERS`
 //! and `CODES` use the firmware's record format (ASCII lines for firmware 1, binary for 2).
 
@@ -11,9 +12,9 @@ use crate::error::{Error, Result};
 /// Recorder firmware generation: decides the record format and the link window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Firmware {
-    /// Fixed-width ASCII records, stop-and-wait (window 1), payloads up to 256 bytes.
+    /// Fixed-width ASCII records, stop-and-wait (window 1), frame payloads up to 256 bytes.
     V1,
-    /// Binary records, sliding window of 8 frames, payloads up to 512 bytes.
+    /// Binary records, sliding window of 8 frames, frame payloads up to 512 bytes.
     V2,
 }
 
@@ -44,7 +45,7 @@ impl Firmware {
         }
     }
 
-    /// Largest DATA payload the firmware sends or accepts.
+    /// Largest DATA frame payload the firmware sends or accepts.
     pub fn max_payload(self) -> usize {
         match self {
             Firmware::V1 => 256,
@@ -242,7 +243,7 @@ impl Message {
         }
     }
 
-    /// Encodes the message for a DATA frame payload.
+    /// Encodes the message (the link adds the length prefix).
     pub fn encode(&self, fw: Firmware) -> Result<Vec<u8>> {
         let mut out = Vec::new();
         match self {
@@ -346,7 +347,7 @@ impl Message {
         Ok(out)
     }
 
-    /// Decodes a DATA frame payload.
+    /// Decodes one message as delivered by the link.
     pub fn decode(payload: &[u8], fw: Firmware) -> Result<Message> {
         let mut r = Reader(payload);
         let code = r.u8("message code")?;

@@ -211,7 +211,7 @@ impl Recorder {
 
     fn send(&mut self, msg: Message) {
         if let Ok(p) = msg.encode(self.config.firmware) {
-            // Only fails for a payload over the negotiated size, which batching prevents.
+            // Only fails for a message over 65535 bytes, which batching prevents.
             let _ = self.link.send(p);
         }
     }
@@ -387,8 +387,9 @@ impl Recorder {
                 self.send(done);
                 return;
             }
-            let budget = self.link.payload_target().saturating_sub(BATCH_HEADER_LEN);
-            let limit = self.link.max_payload() - BATCH_HEADER_LEN;
+            // Batches fill one frame on a clean line; on a noisy one the link cuts them smaller.
+            let limit = self.link.max_message() - BATCH_HEADER_LEN;
+            let budget = limit;
             let n = batch_len(&reads[u.next..], budget, limit, |r, out| {
                 fw.emit_read(r, out)
             });

@@ -49,9 +49,39 @@ fn host_config(nonce: u32) -> HostConfig {
     HostConfig::new(timing(), nonce, CLOCK)
 }
 
-/// Session messages the host wrote, with the time each frame was written.
+/// Rebuilds the message stream from DATA frames (offsets, re-cut retransmissions).
+#[derive(Default)]
+struct Reassembler {
+    expected: u32,
+    rx: Vec<u8>,
+}
+
+impl Reassembler {
+    fn push(&mut self, f: &super::Frame) -> Vec<Vec<u8>> {
+        let end = f.seq + f.payload.len() as u32;
+        if f.kind != FrameKind::Data || f.seq > self.expected || end <= self.expected {
+            return Vec::new();
+        }
+        self.rx
+            .extend_from_slice(&f.payload[(self.expected - f.seq) as usize..]);
+        self.expected = end;
+        let mut out = Vec::new();
+        while self.rx.len() >= 2 {
+            let len = usize::from(u16::from_le_bytes([self.rx[0], self.rx[1]]));
+            if self.rx.len() < 2 + len {
+                break;
+            }
+            out.push(self.rx[2..2 + len].to_vec());
+            self.rx.drain(..2 + len);
+        }
+        out
+    }
+}
+
+/// Session messages the host wrote, with the time the frame completing each was written.
 fn host_messages(t: &Transcript) -> Vec<(Duration, Message)> {
     let mut dec = FrameDecoder::new();
+    let mut stream = Reassembler::default();
     let mut out = Vec::new();
     for e in &t.entries {
         if let Entry::Bytes {
@@ -63,8 +93,12 @@ fn host_messages(t: &Transcript) -> Vec<(Duration, Message)> {
             dec.push(bytes);
             while let Some(f) = dec.next_frame() {
                 let f = f.expect("host frames are sent intact");
-                if f.kind == FrameKind::Data {
-                    out.push((*at, Message::decode(&f.payload, t.firmware).unwrap()));
+                if f.kind == FrameKind::Sync && f.seq == 0 && stream.expected > 0 {
+                    // A new docking: the stream restarts at offset 0.
+                    stream = Reassembler::default();
+                }
+                for m in stream.push(&f) {
+                    out.push((*at, Message::decode(&m, t.firmware).unwrap()));
                 }
             }
         }
@@ -603,7 +637,8 @@ fn captured_transcripts_replay_to_the_same_host_bytes_and_outcome() {
 /// Feeds the host hand-made recorder frames and collects every message the host writes.
 struct Script {
     host: super::Host,
-    seq: u8,
+    reassembler: Reassembler,
+    seq: u32,
     written: Vec<Message>,
     decoder: FrameDecoder,
 }
@@ -613,6 +648,7 @@ impl Script {
         let mut s = Script {
             host: super::Host::new(host_config(nonce), Duration::ZERO),
             seq: 0,
+            reassembler: Reassembler::default(),
             written: Vec::new(),
             decoder: FrameDecoder::new(),
         };
@@ -646,11 +682,13 @@ impl Script {
         self.send_raw(m.encode(Firmware::V2).unwrap());
     }
 
-    fn send_raw(&mut self, payload: Vec<u8>) {
-        let frame = super::Frame::new(FrameKind::Data, self.seq, payload)
+    fn send_raw(&mut self, message: Vec<u8>) {
+        let mut stream = (message.len() as u16).to_le_bytes().to_vec();
+        stream.extend_from_slice(&message);
+        let frame = super::Frame::new(FrameKind::Data, self.seq, stream.clone())
             .encode()
             .unwrap();
-        self.seq = self.seq.wrapping_add(1);
+        self.seq += stream.len() as u32;
         self.feed(frame);
     }
 
@@ -658,9 +696,9 @@ impl Script {
         while let Some(bytes) = self.host.poll_transmit(Duration::from_millis(1)) {
             self.decoder.push(&bytes);
             while let Some(Ok(f)) = self.decoder.next_frame() {
-                if f.kind == FrameKind::Data {
+                for m in self.reassembler.push(&f) {
                     self.written
-                        .push(Message::decode(&f.payload, Firmware::V2).unwrap());
+                        .push(Message::decode(&m, Firmware::V2).unwrap());
                 }
             }
         }
@@ -777,7 +815,9 @@ fn a_recorder_whose_sequence_went_back_is_never_cleared() {
     assert!(sim.run(LIMIT));
     assert_eq!(sim.host.phase(), Phase::Failed);
     assert!(
-        sim.app.refused[0].to_string().contains("next sequence 1020"),
+        sim.app.refused[0]
+            .to_string()
+            .contains("next sequence 1020"),
         "{:?}",
         sim.app.refused
     );
