@@ -61,7 +61,10 @@ struct Line<'a> {
 
 impl<'a> Line<'a> {
     fn err(&self, field: &'static str, start: usize, detail: impl std::fmt::Display) -> Error {
-        Error::invalid(field, format!("{} line column {start}: {detail}", self.record))
+        Error::invalid(
+            field,
+            format!("{} line column {start}: {detail}", self.record),
+        )
     }
 
     fn raw(&self, start: usize, len: usize) -> &'a [u8] {
@@ -81,9 +84,15 @@ impl<'a> Line<'a> {
     fn number(&self, field: &'static str, start: usize, len: usize) -> Result<u64> {
         let raw = self.raw(start, len);
         if !raw.iter().all(u8::is_ascii_digit) {
-            return Err(self.err(field, start, format!("{:?} is not {len} digits", String::from_utf8_lossy(raw))));
+            return Err(self.err(
+                field,
+                start,
+                format!("{:?} is not {len} digits", String::from_utf8_lossy(raw)),
+            ));
         }
-        Ok(raw.iter().fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0')))
+        Ok(raw
+            .iter()
+            .fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0')))
     }
 
     fn code(&self, field: &'static str, start: usize) -> Result<Option<String>> {
@@ -91,23 +100,51 @@ impl<'a> Line<'a> {
         if s.is_empty() {
             return Ok(None);
         }
-        super::record::check_code(field, &s).map_err(|_| self.err(field, start, format!("{s:?} is not a code")))?;
+        super::record::check_code(field, &s)
+            .map_err(|_| self.err(field, start, format!("{s:?} is not a code")))?;
         Ok(Some(s))
     }
 }
 
 /// Splits `input` into one line, checking its length, record type and CR LF.
-fn take_line<'a>(input: &'a [u8], record: &'static str, tag: u8, len: usize) -> Result<(Line<'a>, &'a [u8])> {
+fn take_line<'a>(
+    input: &'a [u8],
+    record: &'static str,
+    tag: u8,
+    len: usize,
+) -> Result<(Line<'a>, &'a [u8])> {
     if input.len() < len + 2 {
-        return Err(Error::invalid("line length", format!("{record} line needs {} bytes, {} left", len + 2, input.len())));
+        return Err(Error::invalid(
+            "line length",
+            format!(
+                "{record} line needs {} bytes, {} left",
+                len + 2,
+                input.len()
+            ),
+        ));
     }
     if input[0] != tag {
-        return Err(Error::invalid("record type", format!("expected {:?} for a {record} line, got {:?}", tag as char, input[0] as char)));
+        return Err(Error::invalid(
+            "record type",
+            format!(
+                "expected {:?} for a {record} line, got {:?}",
+                tag as char, input[0] as char
+            ),
+        ));
     }
     if &input[len..len + 2] != b"\r\n" {
-        return Err(Error::invalid("line length", format!("{record} line is not {len} characters + CR LF")));
+        return Err(Error::invalid(
+            "line length",
+            format!("{record} line is not {len} characters + CR LF"),
+        ));
     }
-    Ok((Line { record, bytes: &input[..len] }, &input[len + 2..]))
+    Ok((
+        Line {
+            record,
+            bytes: &input[..len],
+        },
+        &input[len + 2..],
+    ))
 }
 
 /// Appends a read line (with CR LF). The record must be valid.
@@ -122,7 +159,13 @@ pub fn emit_read(r: &ReadRecord, out: &mut Vec<u8>) -> Result<()> {
         None => left(out, "", 10),
     }
     let t = &r.taken_at;
-    out.extend_from_slice(format!("{:02}{:02}{:04}{:02}{:02}{:02}", t.month, t.day, t.year, t.hour, t.minute, t.second).as_bytes());
+    out.extend_from_slice(
+        format!(
+            "{:02}{:02}{:04}{:02}{:02}{:02}",
+            t.month, t.day, t.year, t.hour, t.minute, t.second
+        )
+        .as_bytes(),
+    );
     out.push(r.read_type.code());
     out.push(r.verified.code());
     left(out, r.skip_code.as_deref().unwrap_or(""), 4);
@@ -136,17 +179,24 @@ pub fn emit_read(r: &ReadRecord, out: &mut Vec<u8>) -> Result<()> {
 pub fn parse_read(input: &[u8]) -> Result<(ReadRecord, &[u8])> {
     let (l, rest) = take_line(input, "read", b'R', READ_LINE_LEN)?;
     let seq = l.number("read sequence", 2, 10)?;
-    let seq = u32::try_from(seq).map_err(|_| l.err("read sequence", 2, format!("{seq} exceeds 32 bits")))?;
-    let reading = if l.raw(34, 10) == b"          " { None } else { Some(l.number("reading", 34, 10)?) };
+    let seq = u32::try_from(seq)
+        .map_err(|_| l.err("read sequence", 2, format!("{seq} exceeds 32 bits")))?;
+    let reading = if l.raw(34, 10) == b"          " {
+        None
+    } else {
+        Some(l.number("reading", 34, 10)?)
+    };
     let month = l.number("read date", 44, 2)? as u8;
     let day = l.number("read date", 46, 2)? as u8;
     let year = l.number("read date", 48, 4)? as u16;
     let hour = l.number("read time", 52, 2)? as u8;
     let minute = l.number("read time", 54, 2)? as u8;
     let second = l.number("read time", 56, 2)? as u8;
-    let taken_at = ReadTime::new(year, month, day, hour, minute, second).map_err(|e| l.err("read date", 44, e))?;
+    let taken_at = ReadTime::new(year, month, day, hour, minute, second)
+        .map_err(|e| l.err("read date", 44, e))?;
     let read_type = ReadType::from_code(l.raw(58, 1)[0]).map_err(|e| l.err("read type", 58, e))?;
-    let verified = Verified::from_code(l.raw(59, 1)[0]).map_err(|e| l.err("verified flag", 59, e))?;
+    let verified =
+        Verified::from_code(l.raw(59, 1)[0]).map_err(|e| l.err("verified flag", 59, e))?;
     let skip_code = l.code("skip code", 60)?;
     let t1 = l.code("trouble code", 64)?;
     let t2 = l.code("trouble code", 68)?;
@@ -220,8 +270,13 @@ pub fn emit_code(c: &TroubleCode, out: &mut Vec<u8>) -> Result<()> {
 /// Parses one trouble-code line.
 pub fn parse_code(input: &[u8]) -> Result<(TroubleCode, &[u8])> {
     let (l, rest) = take_line(input, "trouble code", b'T', CODE_LINE_LEN)?;
-    let code = l.code("trouble code", 2)?.ok_or_else(|| l.err("trouble code", 2, "blank"))?;
-    let c = TroubleCode { code, text: l.text("trouble code text", 6, 30)? };
+    let code = l
+        .code("trouble code", 2)?
+        .ok_or_else(|| l.err("trouble code", 2, "blank"))?;
+    let c = TroubleCode {
+        code,
+        text: l.text("trouble code text", 6, 30)?,
+    };
     c.validate()?;
     Ok((c, rest))
 }
@@ -251,7 +306,10 @@ mod tests {
         let mut out = Vec::new();
         emit_read(&sample_read(), &mut out).unwrap();
         let line = std::str::from_utf8(&out).unwrap();
-        assert_eq!(line, "R0000000042R017      60012345    000000123411212026140509KH    LK      \r\n");
+        assert_eq!(
+            line,
+            "R0000000042R017      60012345    000000123411212026140509KH    LK      \r\n"
+        );
         assert_eq!(line.len(), READ_LINE_LEN + 2);
     }
 
@@ -261,12 +319,20 @@ mod tests {
         emit_read(&sample_read(), &mut out).unwrap();
         out[43] = b'X'; // first column of the read date
         let err = parse_read(&out).unwrap_err().to_string();
-        assert!(err.contains("read date") && err.contains("column 44"), "{err}");
+        assert!(
+            err.contains("read date") && err.contains("column 44"),
+            "{err}"
+        );
         let mut bad_month = Vec::new();
         emit_read(&sample_read(), &mut bad_month).unwrap();
         bad_month[43] = b'1';
         bad_month[44] = b'3';
-        assert!(parse_read(&bad_month).unwrap_err().to_string().contains("not a date"));
+        assert!(
+            parse_read(&bad_month)
+                .unwrap_err()
+                .to_string()
+                .contains("not a date")
+        );
     }
 
     proptest! {

@@ -11,10 +11,10 @@
 //!
 //! The field limits are those of the fixed-width layout (see [`super::record`]).
 
-use nom::{IResult, Parser};
 use nom::bytes::complete::take;
 use nom::multi::length_data;
 use nom::number::complete::{le_u16, le_u32, le_u64, u8 as byte};
+use nom::{IResult, Parser};
 
 use super::record::{ReadRecord, ReadTime, ReadType, RouteMeter, TroubleCode, Verified};
 use crate::error::{Error, Result};
@@ -26,10 +26,17 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 }
 
 fn truncated(record: &'static str) -> impl Fn(nom::Err<nom::error::Error<&[u8]>>) -> Error {
-    move |_| Error::invalid("record length", format!("binary {record} record is truncated"))
+    move |_| {
+        Error::invalid(
+            "record length",
+            format!("binary {record} record is truncated"),
+        )
+    }
 }
 
-fn string(field: &'static str) -> impl Fn(&[u8]) -> IResult<&[u8], std::result::Result<String, Error>> {
+fn string(
+    field: &'static str,
+) -> impl Fn(&[u8]) -> IResult<&[u8], std::result::Result<String, Error>> {
     move |input| {
         let (input, raw) = length_data(byte).parse(input)?;
         let s = std::str::from_utf8(raw)
@@ -41,9 +48,18 @@ fn string(field: &'static str) -> impl Fn(&[u8]) -> IResult<&[u8], std::result::
 
 /// Encoded size of a read record, without encoding it.
 pub fn read_len(r: &ReadRecord) -> usize {
-    4 + 1 + r.route_id.len() + 1 + r.meter_id.len() + 1 + if r.reading.is_some() { 8 } else { 0 } + 7 + 1
-        + 1 + r.skip_code.as_ref().map_or(0, String::len)
-        + 1 + r.trouble_codes.iter().map(|c| 1 + c.len()).sum::<usize>()
+    4 + 1
+        + r.route_id.len()
+        + 1
+        + r.meter_id.len()
+        + 1
+        + if r.reading.is_some() { 8 } else { 0 }
+        + 7
+        + 1
+        + 1
+        + r.skip_code.as_ref().map_or(0, String::len)
+        + 1
+        + r.trouble_codes.iter().map(|c| 1 + c.len()).sum::<usize>()
 }
 
 /// Appends a read record. The record must be valid.
@@ -63,7 +79,14 @@ pub fn emit_read(r: &ReadRecord, out: &mut Vec<u8>) -> Result<()> {
     }
     let t = &r.taken_at;
     out.extend_from_slice(&t.year.to_le_bytes());
-    out.extend_from_slice(&[t.month, t.day, t.hour, t.minute, t.second, r.read_type.code()]);
+    out.extend_from_slice(&[
+        t.month,
+        t.day,
+        t.hour,
+        t.minute,
+        t.second,
+        r.read_type.code(),
+    ]);
     put_str(out, r.skip_code.as_deref().unwrap_or(""));
     out.push(r.trouble_codes.len() as u8);
     for c in &r.trouble_codes {
@@ -80,7 +103,10 @@ pub fn parse_read(input: &[u8]) -> Result<(ReadRecord, &[u8])> {
     let (i, meter_id) = string("meter id")(i).map_err(&t)?;
     let (i, flags) = byte(i).map_err(&t)?;
     if flags & !0b111 != 0 {
-        return Err(Error::invalid("read flags", format!("reserved bits set in {flags:#04x}")));
+        return Err(Error::invalid(
+            "read flags",
+            format!("reserved bits set in {flags:#04x}"),
+        ));
     }
     let (i, reading) = if flags & 1 == 1 {
         let (i, v) = le_u64(i).map_err(&t)?;
@@ -102,7 +128,10 @@ pub fn parse_read(input: &[u8]) -> Result<(ReadRecord, &[u8])> {
     let skip = skip?;
     let (mut i, n) = byte(i).map_err(&t)?;
     if n > 2 {
-        return Err(Error::invalid("trouble codes", format!("{n} codes, at most 2")));
+        return Err(Error::invalid(
+            "trouble codes",
+            format!("{n} codes, at most 2"),
+        ));
     }
     let mut trouble_codes = Vec::with_capacity(usize::from(n));
     for _ in 0..n {
@@ -186,7 +215,10 @@ pub fn parse_code(input: &[u8]) -> Result<(TroubleCode, &[u8])> {
     let t = truncated("trouble code");
     let (i, code) = string("trouble code")(input).map_err(&t)?;
     let (i, text) = string("trouble code text")(i).map_err(&t)?;
-    let c = TroubleCode { code: code?, text: text? };
+    let c = TroubleCode {
+        code: code?,
+        text: text?,
+    };
     c.validate()?;
     Ok((c, i))
 }

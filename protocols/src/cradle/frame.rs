@@ -1,7 +1,7 @@
 //! Link frames: encoding, the pure parser and a resynchronising stream decoder.
 //!
 //! ```text
-//! A5 5A | kind | seq | len (u16 LE) | hcrc (CRC-8/SMBUS over kind..len) | payload | CRC-16/IBM-SDLC (LE) over kind..payload
+//! A5 5A | kind | seq (u32 LE) | len (u16 LE) | hcrc (CRC-8/SMBUS over kind..len) | payload | CRC-16/IBM-SDLC (LE) over kind..len + payload
 //! ```
 //! The header check lets a receiver refuse a corrupted length at once instead of waiting for
 //! up to `MAX_PAYLOAD` bytes that will never form a frame.
@@ -9,14 +9,14 @@
 use crc::{CRC_8_SMBUS, CRC_16_IBM_SDLC, Crc};
 use nom::Parser;
 use nom::bytes::streaming::{tag, take};
-use nom::number::streaming::{le_u16, u8 as byte};
+use nom::number::streaming::{le_u16, le_u32, u8 as byte};
 
 use crate::error::{Check, Error, Result};
 
 /// Start-of-frame marker.
 pub const MARKER: [u8; 2] = [0xA5, 0x5A];
 /// Bytes before the payload (marker, kind, seq, length, header check).
-pub const HEADER_LEN: usize = 7;
+pub const HEADER_LEN: usize = 10;
 /// Bytes a frame adds to its payload.
 pub const OVERHEAD: usize = HEADER_LEN + 2;
 /// Largest payload any firmware may send.
@@ -32,11 +32,11 @@ pub enum FrameKind {
     Sync = 0x01,
     /// Recorder → host: link started (payload: nonce u32, firmware u8, window u8, max payload u16).
     SyncAck = 0x02,
-    /// A sequenced session message.
+    /// A piece of the session byte stream; `seq` is the stream offset of its first byte.
     Data = 0x03,
-    /// Cumulative acknowledgement: `seq` is the next sequence number expected.
+    /// Cumulative acknowledgement: `seq` is the next stream offset expected.
     Ack = 0x04,
-    /// Negative acknowledgement: resend from `seq` (go-back-N).
+    /// Negative acknowledgement: resend from stream offset `seq` (go-back-N).
     Nak = 0x05,
 }
 
@@ -57,12 +57,12 @@ impl FrameKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
     pub kind: FrameKind,
-    pub seq: u8,
+    pub seq: u32,
     pub payload: Vec<u8>,
 }
 
 impl Frame {
-    pub fn new(kind: FrameKind, seq: u8, payload: Vec<u8>) -> Self {
+    pub fn new(kind: FrameKind, seq: u32, payload: Vec<u8>) -> Self {
         Frame { kind, seq, payload }
     }
 
@@ -80,7 +80,7 @@ impl Frame {
 }
 
 /// Encodes a frame from its parts without building a [`Frame`].
-pub fn encode_parts(kind: FrameKind, seq: u8, payload: &[u8], out: &mut Vec<u8>) -> Result<()> {
+pub fn encode_parts(kind: FrameKind, seq: u32, payload: &[u8], out: &mut Vec<u8>) -> Result<()> {
     if payload.len() > MAX_PAYLOAD {
         return Err(Error::invalid(
             "frame length",
@@ -90,13 +90,13 @@ pub fn encode_parts(kind: FrameKind, seq: u8, payload: &[u8], out: &mut Vec<u8>)
     let start = out.len();
     out.extend_from_slice(&MARKER);
     out.push(kind as u8);
-    out.push(seq);
+    out.extend_from_slice(&seq.to_le_bytes());
     out.extend_from_slice(&(payload.len() as u16).to_le_bytes());
-    let hcrc = HEADER_CRC.checksum(&out[start + 2..start + 6]);
+    let hcrc = HEADER_CRC.checksum(&out[start + 2..start + 9]);
     out.push(hcrc);
     out.extend_from_slice(payload);
     let mut digest = FRAME_CRC.digest();
-    digest.update(&out[start + 2..start + 6]);
+    digest.update(&out[start + 2..start + 9]);
     digest.update(payload);
     out.extend_from_slice(&digest.finalize().to_le_bytes());
     Ok(())
@@ -104,10 +104,10 @@ pub fn encode_parts(kind: FrameKind, seq: u8, payload: &[u8], out: &mut Vec<u8>)
 
 type NomResult<'a, T> = nom::IResult<&'a [u8], T>;
 
-fn header(input: &[u8]) -> NomResult<'_, (u8, u8, u16, u8)> {
+fn header(input: &[u8]) -> NomResult<'_, (u8, u32, u16, u8)> {
     let (input, _) = tag(&MARKER[..]).parse(input)?;
     let (input, kind) = byte(input)?;
-    let (input, seq) = byte(input)?;
+    let (input, seq) = le_u32(input)?;
     let (input, len) = le_u16(input)?;
     let (input, hcrc) = byte(input)?;
     Ok((input, (kind, seq, len, hcrc)))
@@ -125,11 +125,18 @@ pub fn parse_frame(input: &[u8]) -> Result<(Frame, usize)> {
             return Err(Error::Incomplete { needed: n.get() });
         }
         Err(nom::Err::Incomplete(nom::Needed::Unknown)) => {
-            return Err(Error::Incomplete { needed: HEADER_LEN.saturating_sub(input.len()) });
+            return Err(Error::Incomplete {
+                needed: HEADER_LEN.saturating_sub(input.len()),
+            });
         }
-        Err(_) => return Err(Error::invalid("frame marker", "frame does not start with A5 5A")),
+        Err(_) => {
+            return Err(Error::invalid(
+                "frame marker",
+                "frame does not start with A5 5A",
+            ));
+        }
     };
-    let computed = HEADER_CRC.checksum(&input[2..6]);
+    let computed = HEADER_CRC.checksum(&input[2..9]);
     if computed != hcrc {
         return Err(Error::check(
             Check::Crc,
@@ -137,11 +144,17 @@ pub fn parse_frame(input: &[u8]) -> Result<(Frame, usize)> {
         ));
     }
     let Some(kind) = FrameKind::from_byte(kind) else {
-        return Err(Error::invalid("frame kind", format!("unknown kind {kind:#04x}")));
+        return Err(Error::invalid(
+            "frame kind",
+            format!("unknown kind {kind:#04x}"),
+        ));
     };
     let len = usize::from(len);
     if len > MAX_PAYLOAD {
-        return Err(Error::invalid("frame length", format!("{len} exceeds {MAX_PAYLOAD}")));
+        return Err(Error::invalid(
+            "frame length",
+            format!("{len} exceeds {MAX_PAYLOAD}"),
+        ));
     }
     let body: NomResult<'_, (&[u8], u16)> = (|i| {
         let (i, payload) = take(len).parse(i)?;
@@ -151,20 +164,31 @@ pub fn parse_frame(input: &[u8]) -> Result<(Frame, usize)> {
     let (payload, crc) = match body {
         Ok((_, v)) => v,
         Err(_) => {
-            return Err(Error::Incomplete { needed: HEADER_LEN + len + 2 - input.len() });
+            return Err(Error::Incomplete {
+                needed: HEADER_LEN + len + 2 - input.len(),
+            });
         }
     };
     let mut digest = FRAME_CRC.digest();
-    digest.update(&input[2..6]);
+    digest.update(&input[2..9]);
     digest.update(payload);
     let computed = digest.finalize();
     if computed != crc {
         return Err(Error::check(
             Check::Crc,
-            format!("frame CRC-16/IBM-SDLC {crc:04X} != computed {computed:04X} (kind {kind:?}, seq {seq})"),
+            format!(
+                "frame CRC-16/IBM-SDLC {crc:04X} != computed {computed:04X} (kind {kind:?}, seq {seq})"
+            ),
         ));
     }
-    Ok((Frame { kind, seq, payload: payload.to_vec() }, HEADER_LEN + len + 2))
+    Ok((
+        Frame {
+            kind,
+            seq,
+            payload: payload.to_vec(),
+        },
+        HEADER_LEN + len + 2,
+    ))
 }
 
 /// Counters a decoder keeps so a driver can log line quality.
@@ -218,32 +242,30 @@ impl FrameDecoder {
     /// The next frame: `None` when more bytes are needed, `Some(Err)` for a refused candidate
     /// (its first byte has been dropped, so calling again rescans), `Some(Ok)` for a frame.
     pub fn next_frame(&mut self) -> Option<Result<Frame>> {
-        loop {
-            let data = &self.buf[self.pos..];
-            // Skip to the next possible marker; a lone trailing A5 may be half a marker.
-            let start = data.windows(2).position(|w| w == MARKER);
-            let skip = match start {
-                Some(i) => i,
-                None => data.len() - usize::from(data.last() == Some(&MARKER[0])),
-            };
-            if skip > 0 {
-                self.pos += skip;
-                self.stats.skipped_bytes += skip as u64;
+        let data = &self.buf[self.pos..];
+        // Skip to the next possible marker; a lone trailing A5 may be half a marker.
+        let start = data.windows(2).position(|w| w == MARKER);
+        let skip = match start {
+            Some(i) => i,
+            None => data.len() - usize::from(data.last() == Some(&MARKER[0])),
+        };
+        if skip > 0 {
+            self.pos += skip;
+            self.stats.skipped_bytes += skip as u64;
+        }
+        start?;
+        match parse_frame(&self.buf[self.pos..]) {
+            Ok((frame, used)) => {
+                self.pos += used;
+                self.stats.frames += 1;
+                Some(Ok(frame))
             }
-            start?;
-            return match parse_frame(&self.buf[self.pos..]) {
-                Ok((frame, used)) => {
-                    self.pos += used;
-                    self.stats.frames += 1;
-                    Some(Ok(frame))
-                }
-                Err(Error::Incomplete { .. }) => None,
-                Err(e) => {
-                    self.pos += 1;
-                    self.stats.rejected += 1;
-                    Some(Err(e))
-                }
-            };
+            Err(Error::Incomplete { .. }) => None,
+            Err(e) => {
+                self.pos += 1;
+                self.stats.rejected += 1;
+                Some(Err(e))
+            }
         }
     }
 }
@@ -253,18 +275,28 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn frame(kind: FrameKind, seq: u8, payload: &[u8]) -> Vec<u8> {
+    fn frame(kind: FrameKind, seq: u32, payload: &[u8]) -> Vec<u8> {
         Frame::new(kind, seq, payload.to_vec()).encode().unwrap()
     }
 
     #[test]
     fn known_encoding_of_an_ack() {
-        // CRC-8/SMBUS of 04 07 00 00 and CRC-16/IBM-SDLC of the same four bytes.
-        let bytes = frame(FrameKind::Ack, 7, &[]);
-        assert_eq!(&bytes[..6], &[0xA5, 0x5A, 0x04, 0x07, 0x00, 0x00]);
-        assert_eq!(bytes[6], HEADER_CRC.checksum(&[0x04, 0x07, 0, 0]));
-        assert_eq!(u16::from_le_bytes([bytes[7], bytes[8]]), FRAME_CRC.checksum(&[0x04, 0x07, 0, 0]));
-        assert_eq!(FRAME_CRC.checksum(b"123456789"), 0x906E, "catalogue check value of X.25");
+        // CRC-8/SMBUS of kind, seq, length and CRC-16/IBM-SDLC of the same seven bytes.
+        let bytes = frame(FrameKind::Ack, 0x0102_0307, &[]);
+        let header = [0x04, 0x07, 0x03, 0x02, 0x01, 0x00, 0x00];
+        assert_eq!(&bytes[..2], &MARKER);
+        assert_eq!(&bytes[2..9], &header);
+        assert_eq!(bytes[9], HEADER_CRC.checksum(&header));
+        assert_eq!(
+            u16::from_le_bytes([bytes[10], bytes[11]]),
+            FRAME_CRC.checksum(&header)
+        );
+        assert_eq!(bytes.len(), OVERHEAD);
+        assert_eq!(
+            FRAME_CRC.checksum(b"123456789"),
+            0x906E,
+            "catalogue check value of X.25"
+        );
     }
 
     #[test]
@@ -277,13 +309,16 @@ mod tests {
             }
         }
         let (f, used) = parse_frame(&bytes).unwrap();
-        assert_eq!((f.kind, f.seq, &f.payload[..], used), (FrameKind::Data, 3, &b"hello reads"[..], bytes.len()));
+        assert_eq!(
+            (f.kind, f.seq, &f.payload[..], used),
+            (FrameKind::Data, 3, &b"hello reads"[..], bytes.len())
+        );
     }
 
     #[test]
     fn a_flipped_payload_bit_fails_the_crc() {
         let mut bytes = frame(FrameKind::Data, 3, b"0012345678");
-        bytes[10] ^= 0x01;
+        bytes[HEADER_LEN + 2] ^= 0x01;
         let err = parse_frame(&bytes).unwrap_err();
         assert_eq!(err.failed_check(), Some(Check::Crc), "{err}");
     }
@@ -291,8 +326,11 @@ mod tests {
     #[test]
     fn a_corrupted_length_is_refused_at_once() {
         let mut bytes = frame(FrameKind::Data, 3, b"abc");
-        bytes[4] = 0xFF;
-        assert_eq!(parse_frame(&bytes).unwrap_err().failed_check(), Some(Check::Crc));
+        bytes[8] = 0x03; // length 0x0303: the frame would need 771 more bytes
+        assert_eq!(
+            parse_frame(&bytes).unwrap_err().failed_check(),
+            Some(Check::Crc)
+        );
     }
 
     #[test]
@@ -316,7 +354,10 @@ mod tests {
         }
         assert_eq!(
             got,
-            vec![(FrameKind::Data, 2, b"second".to_vec()), (FrameKind::Ack, 9, vec![])]
+            vec![
+                (FrameKind::Data, 2, b"second".to_vec()),
+                (FrameKind::Ack, 9, vec![])
+            ]
         );
         assert!(dec.stats().rejected >= 1);
         assert!(dec.stats().skipped_bytes >= 9);
@@ -324,12 +365,16 @@ mod tests {
 
     #[test]
     fn oversized_payload_is_refused_on_encode() {
-        assert!(Frame::new(FrameKind::Data, 0, vec![0; MAX_PAYLOAD + 1]).encode().is_err());
+        assert!(
+            Frame::new(FrameKind::Data, 0, vec![0; MAX_PAYLOAD + 1])
+                .encode()
+                .is_err()
+        );
     }
 
     proptest! {
         #[test]
-        fn parse_emit_reparse(kind in 1u8..=5, seq: u8, payload in proptest::collection::vec(any::<u8>(), 0..300)) {
+        fn parse_emit_reparse(kind in 1u8..=5, seq: u32, payload in proptest::collection::vec(any::<u8>(), 0..300)) {
             let kind = FrameKind::from_byte(kind).unwrap();
             let bytes = frame(kind, seq, &payload);
             let (f, used) = parse_frame(&bytes).unwrap();
@@ -340,14 +385,14 @@ mod tests {
         }
 
         #[test]
-        fn decoder_never_panics_and_finds_a_frame_after_noise(noise in proptest::collection::vec(any::<u8>(), 0..200), seq: u8) {
+        fn decoder_never_panics_and_finds_a_frame_after_noise(noise in proptest::collection::vec(any::<u8>(), 0..200), seq: u32) {
             let mut dec = FrameDecoder::new();
             dec.push(&noise);
             dec.push(&frame(FrameKind::Data, seq, b"payload after noise"));
             let mut found = false;
             while let Some(r) = dec.next_frame() {
-                if let Ok(f) = r {
-                    if f.payload == b"payload after noise" && f.seq == seq { found = true; }
+                if let Ok(f) = r && f.payload == b"payload after noise" && f.seq == seq {
+                    found = true;
                 }
             }
             // A noise prefix can swallow the frame only by forming a valid frame header whose

@@ -44,7 +44,13 @@ pub struct HostConfig {
 
 impl HostConfig {
     pub fn new(timing: LineTiming, session_nonce: u32, clock_at_start: i64) -> Self {
-        HostConfig { timing, session_nonce, clock_at_start, max_retries: 12, idle_timeout: Duration::from_secs(30) }
+        HostConfig {
+            timing,
+            session_nonce,
+            clock_at_start,
+            max_retries: 12,
+            idle_timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -106,16 +112,38 @@ pub enum HostEvent {
     Docked(DeviceInfo),
     /// Reads to store durably, in sequence order, already deduplicated. Call
     /// [`Host::committed`] with the last one's `seq` once they are committed.
-    ReadsReceived { serial: String, reads: Vec<ReadRecord> },
+    ReadsReceived {
+        serial: String,
+        reads: Vec<ReadRecord>,
+    },
     /// Every pending read has been sent.
-    UnloadComplete { serial: String, received: u32, last_seq: Option<u32> },
+    UnloadComplete {
+        serial: String,
+        received: u32,
+        last_seq: Option<u32>,
+    },
     /// The recorder deleted its reads up to the committed sequence and unloaded its routes.
-    Cleared { deleted: u32, remaining: u32 },
-    RouteLoaded { route_id: String, meters: u32 },
-    RouteRefused { route_id: String, reason: String },
-    ClockSet { previous: Option<i64>, now: i64 },
+    Cleared {
+        deleted: u32,
+        remaining: u32,
+    },
+    RouteLoaded {
+        route_id: String,
+        meters: u32,
+    },
+    RouteRefused {
+        route_id: String,
+        reason: String,
+    },
+    ClockSet {
+        previous: Option<i64>,
+        now: i64,
+    },
     /// A message that could not be decoded, kept for the quarantine.
-    Quarantined { payload: Vec<u8>, error: String },
+    Quarantined {
+        payload: Vec<u8>,
+        error: String,
+    },
     /// Session complete: the recorder may be taken from the cradle.
     Finished(SessionSummary),
     /// Session ended early.
@@ -178,7 +206,13 @@ fn max_opt(a: Option<u32>, b: Option<u32>) -> Option<u32> {
 
 impl Host {
     pub fn new(config: HostConfig, now: Duration) -> Self {
-        let link = Link::new(Role::Host { nonce: config.session_nonce }, config.timing, config.max_retries);
+        let link = Link::new(
+            Role::Host {
+                nonce: config.session_nonce,
+            },
+            config.timing,
+            config.max_retries,
+        );
         Host {
             config,
             link,
@@ -218,13 +252,26 @@ impl Host {
         self.link.stats()
     }
 
+    /// Reads delivered so far and the number the recorder announced in HELLO (for a
+    /// progress bar; the announcement includes reads a resumed unload skips).
+    pub fn unload_progress(&self) -> (u32, u32) {
+        (
+            self.received,
+            self.device.as_ref().map_or(0, |d| d.reads_pending),
+        )
+    }
+
     /// True once the session ended, successfully or not.
     pub fn is_done(&self) -> bool {
         matches!(self.phase, Phase::Finished | Phase::Failed)
     }
 
     fn refuse(&self, command: &'static str, reason: impl Into<String>) -> CommandError {
-        CommandError { command, phase: self.phase, reason: reason.into() }
+        CommandError {
+            command,
+            phase: self.phase,
+            reason: reason.into(),
+        }
     }
 
     /// Starts the unload. `after` is the highest read sequence of this device that the store
@@ -233,6 +280,17 @@ impl Host {
     pub fn unload(&mut self, after: Option<u32>) -> Result<(), CommandError> {
         if self.phase != Phase::AwaitUnloadCommand {
             return Err(self.refuse("unload", "only after Docked and once per session"));
+        }
+        let next_seq = self.device.as_ref().map_or(0, |d| d.next_seq);
+        if let Some(a) = after.filter(|a| *a >= next_seq) {
+            // The recorder numbers reads below what the store already holds: its memory was
+            // reset. Resuming from this watermark could clear reads never stored, so stop.
+            let reason = format!(
+                "committed watermark {a} is not below the recorder's next sequence {next_seq}"
+            );
+            let err = self.refuse("unload", reason.clone());
+            self.fail(SessionFailure::Protocol(reason));
+            return Err(err);
         }
         self.resume_after = after;
         self.committed_through = after;
@@ -245,7 +303,10 @@ impl Host {
     /// path to CLEAR.
     pub fn committed(&mut self, through: u32) -> Result<(), CommandError> {
         if self.emitted_through.is_none_or(|e| through > e) {
-            return Err(self.refuse("committed", format!("read {through} was never delivered in this session")));
+            return Err(self.refuse(
+                "committed",
+                format!("read {through} was never delivered in this session"),
+            ));
         }
         self.committed_through = max_opt(self.committed_through, Some(through));
         self.try_clear();
@@ -259,12 +320,16 @@ impl Host {
             return Err(self.refuse("load", "only once, after Docked"));
         }
         for r in &routes {
-            r.validate().map_err(|e| self.refuse("load", format!("route {:?}: {e}", r.id)))?;
+            r.validate()
+                .map_err(|e| self.refuse("load", format!("route {:?}: {e}", r.id)))?;
         }
         let capacity = self.device.as_ref().map_or(0, |d| d.capacity) as usize;
         let meters: usize = routes.iter().map(|r| r.meters.len()).sum();
         if meters > capacity {
-            return Err(self.refuse("load", format!("{meters} meters exceed the recorder's capacity of {capacity}")));
+            return Err(self.refuse(
+                "load",
+                format!("{meters} meters exceed the recorder's capacity of {capacity}"),
+            ));
         }
         self.routes = Some(routes);
         if self.phase == Phase::AwaitRoutes {
@@ -295,7 +360,9 @@ impl Host {
         if self.is_done() {
             return None;
         }
-        let idle = self.awaits_peer().then(|| self.last_heard + self.config.idle_timeout);
+        let idle = self
+            .awaits_peer()
+            .then(|| self.last_heard + self.config.idle_timeout);
         match (self.link.poll_timeout(), idle) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -308,7 +375,10 @@ impl Host {
         }
         self.link.handle_timeout(now);
         self.process(now);
-        if !self.is_done() && self.awaits_peer() && now >= self.last_heard + self.config.idle_timeout {
+        if !self.is_done()
+            && self.awaits_peer()
+            && now >= self.last_heard + self.config.idle_timeout
+        {
             self.fail(SessionFailure::Idle);
         }
     }
@@ -334,7 +404,12 @@ impl Host {
     fn awaits_peer(&self) -> bool {
         matches!(
             self.phase,
-            Phase::AwaitHello | Phase::Unloading | Phase::Clearing | Phase::Loading | Phase::SettingClock | Phase::Closing
+            Phase::AwaitHello
+                | Phase::Unloading
+                | Phase::Clearing
+                | Phase::Loading
+                | Phase::SettingClock
+                | Phase::Closing
         )
     }
 
@@ -368,7 +443,10 @@ impl Host {
         let fw = self.link.firmware().unwrap_or(Firmware::V1);
         match msg.encode(fw).and_then(|p| self.link.send(p)) {
             Ok(()) => {}
-            Err(e) => self.fail(SessionFailure::Protocol(format!("cannot send {}: {e}", msg.name()))),
+            Err(e) => self.fail(SessionFailure::Protocol(format!(
+                "cannot send {}: {e}",
+                msg.name()
+            ))),
         }
     }
 
@@ -382,21 +460,32 @@ impl Host {
                     }
                 }
                 LinkEvent::Failed => {
-                    let why = if self.phase == Phase::Syncing { SessionFailure::NoAnswer } else { SessionFailure::LinkLost };
+                    let why = if self.phase == Phase::Syncing {
+                        SessionFailure::NoAnswer
+                    } else {
+                        SessionFailure::LinkLost
+                    };
                     self.fail(why);
                 }
                 LinkEvent::Reset => {}
             }
         }
         while !self.is_done() {
-            let Some(payload) = self.link.recv() else { break };
+            let Some(payload) = self.link.recv() else {
+                break;
+            };
             let fw = self.link.firmware().unwrap_or(Firmware::V1);
             match Message::decode(&payload, fw) {
                 Ok(msg) => self.on_message(msg, now),
                 Err(e) => {
                     let error = e.to_string();
-                    self.events.push_back(HostEvent::Quarantined { payload, error: error.clone() });
-                    self.fail(SessionFailure::Protocol(format!("undecodable message: {error}")));
+                    self.events.push_back(HostEvent::Quarantined {
+                        payload,
+                        error: error.clone(),
+                    });
+                    self.fail(SessionFailure::Protocol(format!(
+                        "undecodable message: {error}"
+                    )));
                 }
             }
         }
@@ -411,7 +500,11 @@ impl Host {
         match (self.phase, msg) {
             (Phase::AwaitHello, Message::Hello(info)) => {
                 if Some(info.firmware) != self.link.firmware() {
-                    let detail = format!("HELLO says {:?}, link says {:?}", info.firmware, self.link.firmware());
+                    let detail = format!(
+                        "HELLO says {:?}, link says {:?}",
+                        info.firmware,
+                        self.link.firmware()
+                    );
                     return self.fail(SessionFailure::Protocol(detail));
                 }
                 self.device = Some(info.clone());
@@ -421,7 +514,9 @@ impl Host {
             (Phase::Unloading, Message::Reads(reads)) => self.on_reads(reads),
             (Phase::Unloading, Message::UnloadDone { sent, last_seq }) => {
                 let have = max_opt(self.highest_seen, self.resume_after);
-                if sent != self.received + self.duplicates_dropped() || last_seq.is_some_and(|l| have.is_none_or(|h| h < l)) {
+                if sent != self.received + self.duplicates_dropped()
+                    || last_seq.is_some_and(|l| have.is_none_or(|h| h < l))
+                {
                     let detail = format!(
                         "UNLOAD_DONE says {sent} reads through {last_seq:?}, received {} through {have:?}",
                         self.received
@@ -431,27 +526,43 @@ impl Host {
                 self.unload_last = last_seq;
                 self.phase = Phase::AwaitCommit;
                 let serial = self.serial();
-                self.events.push_back(HostEvent::UnloadComplete { serial, received: self.received, last_seq });
+                self.events.push_back(HostEvent::UnloadComplete {
+                    serial,
+                    received: self.received,
+                    last_seq,
+                });
                 self.try_clear();
             }
             (Phase::Clearing, Message::Cleared { deleted, remaining }) => {
-                self.events.push_back(HostEvent::Cleared { deleted, remaining });
-                self.phase = if self.routes.is_some() { Phase::Loading } else { Phase::AwaitRoutes };
+                self.events
+                    .push_back(HostEvent::Cleared { deleted, remaining });
+                self.phase = if self.routes.is_some() {
+                    Phase::Loading
+                } else {
+                    Phase::AwaitRoutes
+                };
             }
-            (Phase::Loading, Message::Loaded { route_id, meters }) if self.awaiting_loaded.front() == Some(&route_id) => {
+            (Phase::Loading, Message::Loaded { route_id, meters })
+                if self.awaiting_loaded.front() == Some(&route_id) =>
+            {
                 self.awaiting_loaded.pop_front();
                 self.routes_loaded.push(route_id.clone());
-                self.events.push_back(HostEvent::RouteLoaded { route_id, meters });
+                self.events
+                    .push_back(HostEvent::RouteLoaded { route_id, meters });
                 self.after_load_answer(now);
             }
             (Phase::Loading, Message::Refused { reason }) if !self.awaiting_loaded.is_empty() => {
                 let route_id = self.awaiting_loaded.pop_front().expect("checked non-empty");
-                self.events.push_back(HostEvent::RouteRefused { route_id, reason });
+                self.events
+                    .push_back(HostEvent::RouteRefused { route_id, reason });
                 self.after_load_answer(now);
             }
             (Phase::SettingClock, Message::ClockSet { previous }) => {
                 let now_local = self.clock_now(now);
-                self.events.push_back(HostEvent::ClockSet { previous, now: now_local });
+                self.events.push_back(HostEvent::ClockSet {
+                    previous,
+                    now: now_local,
+                });
                 self.send(Message::Bye);
                 self.phase = Phase::Closing;
             }
@@ -464,7 +575,10 @@ impl Host {
     }
 
     fn serial(&self) -> String {
-        self.device.as_ref().map(|d| d.serial.clone()).unwrap_or_default()
+        self.device
+            .as_ref()
+            .map(|d| d.serial.clone())
+            .unwrap_or_default()
     }
 
     fn on_reads(&mut self, reads: Vec<ReadRecord>) {
@@ -477,7 +591,10 @@ impl Host {
                 continue;
             }
             if self.highest_seen.is_some_and(|h| r.seq <= h) {
-                let detail = format!("read {} after read {:?}: sequence not increasing", r.seq, self.highest_seen);
+                let detail = format!(
+                    "read {} after read {:?}: sequence not increasing",
+                    r.seq, self.highest_seen
+                );
                 return self.fail(SessionFailure::Protocol(detail));
             }
             self.highest_seen = Some(r.seq);
@@ -487,7 +604,10 @@ impl Host {
             self.emitted_through = Some(last.seq);
             self.received += fresh.len() as u32;
             let serial = self.serial();
-            self.events.push_back(HostEvent::ReadsReceived { serial, reads: fresh });
+            self.events.push_back(HostEvent::ReadsReceived {
+                serial,
+                reads: fresh,
+            });
         }
     }
 
@@ -502,7 +622,9 @@ impl Host {
             Some(last) => self.committed_through.is_some_and(|c| c >= last),
         };
         if covered {
-            self.send(Message::Clear { through: self.unload_last });
+            self.send(Message::Clear {
+                through: self.unload_last,
+            });
             self.phase = Phase::Clearing;
         }
     }
@@ -512,9 +634,14 @@ impl Host {
     }
 
     fn after_load_answer(&mut self, now: Duration) {
-        let all_sent = self.routes.as_ref().is_some_and(|r| self.load_cursor.0 >= r.len());
+        let all_sent = self
+            .routes
+            .as_ref()
+            .is_some_and(|r| self.load_cursor.0 >= r.len());
         if all_sent && self.awaiting_loaded.is_empty() {
-            self.send(Message::SetClock { local_unix: self.clock_now(now) });
+            self.send(Message::SetClock {
+                local_unix: self.clock_now(now),
+            });
             self.phase = Phase::SettingClock;
         }
     }
@@ -522,11 +649,14 @@ impl Host {
     /// Queues route messages while the window has room, sized to the link's current target.
     fn feed_load(&mut self, now: Duration) {
         let fw = self.link.firmware().unwrap_or(Firmware::V1);
-        let Some(routes) = self.routes.take() else { return };
+        let Some(routes) = self.routes.take() else {
+            return;
+        };
         while self.link.has_room() && self.load_cursor.0 < routes.len() {
             let route = &routes[self.load_cursor.0];
-            let budget = self.link.payload_target().saturating_sub(BATCH_HEADER_LEN);
-            let limit = self.link.max_payload() - BATCH_HEADER_LEN;
+            // Batches fill one frame on a clean line; on a noisy one the link cuts them smaller.
+            let limit = self.link.max_message() - BATCH_HEADER_LEN;
+            let budget = limit;
             let msg = match self.load_cursor.1 {
                 LoadStep::Header => {
                     self.load_cursor.1 = LoadStep::Codes(0);
@@ -537,7 +667,9 @@ impl Host {
                     }
                 }
                 LoadStep::Codes(i) if i < route.trouble_codes.len() => {
-                    let n = batch_len(&route.trouble_codes[i..], budget, limit, |c, out| fw.emit_code(c, out));
+                    let n = batch_len(&route.trouble_codes[i..], budget, limit, |c, out| {
+                        fw.emit_code(c, out)
+                    });
                     self.load_cursor.1 = LoadStep::Codes(i + n);
                     Message::TroubleCodes(route.trouble_codes[i..i + n].to_vec())
                 }
@@ -546,7 +678,9 @@ impl Host {
                     continue;
                 }
                 LoadStep::Meters(i) if i < route.meters.len() => {
-                    let n = batch_len(&route.meters[i..], budget, limit, |m, out| fw.emit_meter(m, out));
+                    let n = batch_len(&route.meters[i..], budget, limit, |m, out| {
+                        fw.emit_meter(m, out)
+                    });
                     self.load_cursor.1 = LoadStep::Meters(i + n);
                     Message::Meters(route.meters[i..i + n].to_vec())
                 }

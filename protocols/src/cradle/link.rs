@@ -1,8 +1,13 @@
-//! The reliable link under the session: SYNC handshake, sequenced DATA frames, cumulative ACKs,
-//! go-back-N retransmission on NAK or timeout, and an adaptive payload size.
+//! The reliable link under the session: SYNC handshake, a byte stream of length-prefixed
+//! messages cut into DATA frames whose `seq` is the stream offset, cumulative ACKs, go-back-N
+//! retransmission on NAK or timeout, and an adaptive frame size.
 //!
-//! Firmware 1 negotiates a window of 1 (stop-and-wait), firmware 2 a window of 8, so one engine
-//! serves both. Time is whatever the caller passes as `now` (a `Duration` since session start).
+//! Because `seq` counts bytes, not frames, a retransmission may cut the unacknowledged bytes
+//! into smaller frames than the first attempt: on a noisy line a 500-byte frame almost never
+//! survives, so shrinking what is *already queued* is what keeps a transfer moving.
+//!
+//! Firmware 1 negotiates a window of 1 frame (stop-and-wait), firmware 2 a window of 8, so one
+//! engine serves both. Time is whatever the caller passes as `now`.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -22,7 +27,10 @@ pub struct LineTiming {
 
 impl LineTiming {
     pub fn new(baud: u32, turnaround: Duration) -> Self {
-        LineTiming { baud: baud.max(1), turnaround }
+        LineTiming {
+            baud: baud.max(1),
+            turnaround,
+        }
     }
 
     /// Time `bytes` take on the line at 10 bits per byte.
@@ -76,18 +84,13 @@ pub(crate) enum LinkEvent {
     Failed,
 }
 
-#[derive(Debug)]
-struct Outgoing {
-    seq: u8,
-    bytes: Vec<u8>,
-    sent_before: bool,
-}
-
 /// Host side offers up to this; the recorder's firmware caps it.
 const HOST_WINDOW: u8 = 16;
 const HOST_MAX_PAYLOAD: usize = super::frame::MAX_PAYLOAD;
-/// Smallest payload the adaptive sizing shrinks to (one record is always sent whole).
-pub(crate) const MIN_PAYLOAD: usize = 64;
+/// Smallest frame payload the adaptive sizing shrinks to.
+pub(crate) const MIN_PAYLOAD: usize = 32;
+/// Bytes of the length prefix of each message in the stream.
+pub(crate) const MESSAGE_PREFIX: usize = 2;
 
 #[derive(Debug)]
 pub(crate) struct Link {
@@ -101,18 +104,21 @@ pub(crate) struct Link {
     failed: bool,
     current_nonce: Option<u32>,
     decoder: FrameDecoder,
-    // Sender.
-    outq: VecDeque<Outgoing>,
-    next_idx: usize,
-    next_seq: u8,
+    // Sender: `stream` holds the bytes from offset `base` (unacknowledged, then unsent).
+    stream: VecDeque<u8>,
+    base: u32,
+    next: u32,
+    /// Highest offset ever sent, to tell retransmissions from first sends.
+    sent_max: u32,
     timer: Option<Duration>,
     retries: u32,
     payload_target: usize,
-    clean_acks: u32,
+    clean_frames: u32,
     sync_due: bool,
     sync_ack_due: Option<u32>,
     // Receiver.
-    expected: u8,
+    expected: u32,
+    rx: Vec<u8>,
     ack_due: bool,
     nak_due: bool,
     last_nak: Option<Duration>,
@@ -125,7 +131,9 @@ impl Link {
     pub(crate) fn new(role: Role, timing: LineTiming, max_retries: u32) -> Self {
         let (window, max_payload, firmware) = match role {
             Role::Host { .. } => (1, Firmware::V1.max_payload(), None),
-            Role::Recorder { firmware } => (firmware.window(), firmware.max_payload(), Some(firmware)),
+            Role::Recorder { firmware } => {
+                (firmware.window(), firmware.max_payload(), Some(firmware))
+            }
         };
         Link {
             role,
@@ -138,16 +146,18 @@ impl Link {
             failed: false,
             current_nonce: None,
             decoder: FrameDecoder::new(),
-            outq: VecDeque::new(),
-            next_idx: 0,
-            next_seq: 0,
+            stream: VecDeque::new(),
+            base: 0,
+            next: 0,
+            sent_max: 0,
             timer: None,
             retries: 0,
             payload_target: max_payload,
-            clean_acks: 0,
+            clean_frames: 0,
             sync_due: matches!(role, Role::Host { .. }),
             sync_ack_due: None,
             expected: 0,
+            rx: Vec::new(),
             ack_due: false,
             nak_due: false,
             last_nak: None,
@@ -163,42 +173,54 @@ impl Link {
 
     pub(crate) fn stats(&self) -> LinkStats {
         let d = self.decoder.stats();
-        LinkStats { frames_received: d.frames, frames_rejected: d.rejected, garbage_bytes: d.skipped_bytes, ..self.stats }
+        LinkStats {
+            frames_received: d.frames,
+            frames_rejected: d.rejected,
+            garbage_bytes: d.skipped_bytes,
+            ..self.stats
+        }
     }
 
+    /// Sized for a window of frames of the current size: after a shrink, an early expiry
+    /// costs a spurious resend, while a long timer would stall a noisy transfer.
     fn rto(&self) -> Duration {
-        self.timing.rto(self.window, self.max_payload)
+        self.timing.rto(self.window, self.payload_target)
     }
 
-    /// True when another DATA frame may be queued without exceeding the window.
+    fn window_bytes(&self) -> usize {
+        usize::from(self.window) * self.max_payload
+    }
+
+    /// True when the session may queue another message: less than a window is waiting, so
+    /// the line stays busy without the session building batches long before they are sent.
     pub(crate) fn has_room(&self) -> bool {
-        self.synced && !self.failed && self.outq.len() < usize::from(self.window)
+        self.synced && !self.failed && self.stream.len() < self.window_bytes()
     }
 
-    /// Payload size to aim for: the firmware maximum on a clean line, less after losses, so a
-    /// noisy line still gets frames through.
-    pub(crate) fn payload_target(&self) -> usize {
-        self.payload_target
-    }
-
-    pub(crate) fn max_payload(&self) -> usize {
-        self.max_payload
+    /// Largest message that travels in one frame on a clean line.
+    pub(crate) fn max_message(&self) -> usize {
+        self.max_payload - MESSAGE_PREFIX
     }
 
     /// Nothing queued, unacknowledged or owed to the peer.
     pub(crate) fn is_idle(&self) -> bool {
-        self.outq.is_empty() && !self.ack_due && !self.nak_due && self.sync_ack_due.is_none() && !self.sync_due
+        self.stream.is_empty()
+            && !self.ack_due
+            && !self.nak_due
+            && self.sync_ack_due.is_none()
+            && !self.sync_due
     }
 
-    /// Queues a session message payload. The caller keeps it within [`Self::max_payload`].
-    pub(crate) fn send(&mut self, payload: Vec<u8>) -> Result<(), Error> {
-        let mut bytes = Vec::with_capacity(payload.len() + OVERHEAD);
-        if payload.len() > self.max_payload {
-            return Err(Error::invalid("frame length", format!("{} exceeds negotiated {}", payload.len(), self.max_payload)));
-        }
-        encode_parts(FrameKind::Data, self.next_seq, &payload, &mut bytes)?;
-        self.outq.push_back(Outgoing { seq: self.next_seq, bytes, sent_before: false });
-        self.next_seq = self.next_seq.wrapping_add(1);
+    /// Queues one session message (at most 65535 bytes).
+    pub(crate) fn send(&mut self, message: Vec<u8>) -> Result<(), Error> {
+        let len = u16::try_from(message.len()).map_err(|_| {
+            Error::invalid(
+                "message length",
+                format!("{} bytes exceed 65535", message.len()),
+            )
+        })?;
+        self.stream.extend(len.to_le_bytes());
+        self.stream.extend(message);
         Ok(())
     }
 
@@ -234,7 +256,8 @@ impl Link {
     }
 
     fn request_resend(&mut self, now: Duration) {
-        let holdoff = self.timing.turnaround * 2 + self.timing.bytes_time(2 * (self.max_payload + OVERHEAD));
+        let holdoff =
+            self.timing.turnaround * 2 + self.timing.bytes_time(2 * (self.max_payload + OVERHEAD));
         if self.last_nak.is_none_or(|t| now >= t + holdoff) {
             self.nak_due = true;
             self.last_nak = Some(now);
@@ -244,7 +267,9 @@ impl Link {
     fn handle_frame(&mut self, frame: Frame, now: Duration) {
         match (frame.kind, self.role) {
             (FrameKind::Sync, Role::Recorder { firmware }) => {
-                let Some((nonce, window, max_payload)) = parse_sync(&frame.payload) else { return };
+                let Some((nonce, window, max_payload)) = parse_sync(&frame.payload) else {
+                    return;
+                };
                 if self.current_nonce != Some(nonce) {
                     self.reset_for(nonce, window, max_payload, firmware);
                 }
@@ -252,38 +277,31 @@ impl Link {
             }
             (FrameKind::SyncAck, Role::Host { nonce }) => {
                 let p = &frame.payload;
-                if p.len() != 8 || u32::from_le_bytes([p[0], p[1], p[2], p[3]]) != nonce || self.synced {
+                if p.len() != 8
+                    || u32::from_le_bytes([p[0], p[1], p[2], p[3]]) != nonce
+                    || self.synced
+                {
                     return;
                 }
-                let Ok(fw) = Firmware::from_code(p[4]) else { return };
+                let Ok(fw) = Firmware::from_code(p[4]) else {
+                    return;
+                };
                 self.window = p[5].clamp(1, HOST_WINDOW);
-                self.max_payload = usize::from(u16::from_le_bytes([p[6], p[7]])).clamp(MIN_PAYLOAD, HOST_MAX_PAYLOAD);
+                self.max_payload = usize::from(u16::from_le_bytes([p[6], p[7]]))
+                    .clamp(MIN_PAYLOAD, HOST_MAX_PAYLOAD);
                 self.payload_target = self.max_payload;
                 self.firmware = Some(fw);
                 self.synced = true;
                 self.sync_due = false;
                 self.timer = None;
-                self.retries = 0;
                 self.events.push_back(LinkEvent::Synced(fw));
             }
-            (FrameKind::Data, _) if self.synced => {
-                if frame.seq == self.expected {
-                    self.delivered.push_back(frame.payload);
-                    self.expected = self.expected.wrapping_add(1);
-                    self.ack_due = true;
-                    self.last_nak = None;
-                } else if self.expected.wrapping_sub(frame.seq) <= 128 {
-                    // A duplicate of something delivered: our ACK was lost, repeat it.
-                    self.ack_due = true;
-                } else {
-                    self.request_resend(now);
-                }
-            }
+            (FrameKind::Data, _) if self.synced => self.receive(frame.seq, &frame.payload, now),
             (FrameKind::Ack, _) if self.synced => self.acknowledge(frame.seq, now),
             (FrameKind::Nak, _) if self.synced => {
                 self.stats.naks_received += 1;
                 self.acknowledge(frame.seq, now);
-                if self.next_idx > 0 {
+                if self.next != self.base {
                     self.go_back();
                     self.timer = Some(now + self.rto());
                 }
@@ -292,19 +310,47 @@ impl Link {
         }
     }
 
-    /// A host started a new link: both directions restart at sequence 0.
+    fn receive(&mut self, offset: u32, payload: &[u8], now: Duration) {
+        let end = offset.wrapping_add(payload.len() as u32);
+        if offset > self.expected {
+            // A frame before this one was lost.
+            return self.request_resend(now);
+        }
+        // Re-cut retransmissions may overlap what we have: keep only the new tail.
+        self.ack_due = true;
+        if end <= self.expected {
+            return;
+        }
+        let fresh = &payload[(self.expected - offset) as usize..];
+        self.rx.extend_from_slice(fresh);
+        self.expected = end;
+        self.last_nak = None;
+        while self.rx.len() >= MESSAGE_PREFIX {
+            let len = usize::from(u16::from_le_bytes([self.rx[0], self.rx[1]]));
+            if self.rx.len() < MESSAGE_PREFIX + len {
+                break;
+            }
+            let message = self.rx[MESSAGE_PREFIX..MESSAGE_PREFIX + len].to_vec();
+            self.rx.drain(..MESSAGE_PREFIX + len);
+            self.delivered.push_back(message);
+        }
+    }
+
+    /// A host started a new link: both directions restart at offset 0.
     fn reset_for(&mut self, nonce: u32, window: u8, max_payload: usize, firmware: Firmware) {
         self.current_nonce = Some(nonce);
         self.window = window.clamp(1, firmware.window());
         self.max_payload = max_payload.clamp(MIN_PAYLOAD, firmware.max_payload());
         self.payload_target = self.max_payload;
-        self.outq.clear();
-        self.next_idx = 0;
-        self.next_seq = 0;
+        self.stream.clear();
+        self.base = 0;
+        self.next = 0;
+        self.sent_max = 0;
         self.timer = None;
         self.retries = 0;
-        self.clean_acks = 0;
+        self.clean_frames = 0;
         self.expected = 0;
+        self.rx.clear();
         self.ack_due = false;
         self.nak_due = false;
         self.last_nak = None;
@@ -313,31 +359,28 @@ impl Link {
         self.events.push_back(LinkEvent::Reset);
     }
 
-    fn acknowledge(&mut self, next_expected: u8, now: Duration) {
-        let Some(front) = self.outq.front() else { return };
-        let k = usize::from(next_expected.wrapping_sub(front.seq));
-        if k == 0 || k > self.outq.len() || k > usize::from(self.window) {
+    fn acknowledge(&mut self, next_expected: u32, now: Duration) {
+        let acked = next_expected.wrapping_sub(self.base) as usize;
+        if next_expected <= self.base || acked > self.stream.len() || next_expected > self.sent_max
+        {
             return;
         }
-        for _ in 0..k {
-            if let Some(o) = self.outq.pop_front() {
-                if !o.sent_before {
-                    self.clean_acks += 1;
-                }
-            }
+        self.stream.drain(..acked);
+        self.base = next_expected;
+        if self.next < self.base {
+            self.next = self.base;
         }
-        self.next_idx = self.next_idx.saturating_sub(k);
         self.retries = 0;
-        self.timer = if self.next_idx > 0 { Some(now + self.rto()) } else { None };
-        if self.clean_acks >= 16 && self.payload_target < self.max_payload {
-            self.payload_target = (self.payload_target * 2).min(self.max_payload);
-            self.clean_acks = 0;
-        }
+        self.timer = if self.next != self.base {
+            Some(now + self.rto())
+        } else {
+            None
+        };
     }
 
     fn go_back(&mut self) {
-        self.next_idx = 0;
-        self.clean_acks = 0;
+        self.next = self.base;
+        self.clean_frames = 0;
         self.payload_target = (self.payload_target / 2).max(MIN_PAYLOAD);
     }
 
@@ -378,7 +421,9 @@ impl Link {
             p.extend_from_slice(&(self.max_payload as u16).to_le_bytes());
             Some(Frame::new(FrameKind::SyncAck, 0, p))
         } else if self.sync_due {
-            let Role::Host { nonce } = self.role else { unreachable!("only hosts sync") };
+            let Role::Host { nonce } = self.role else {
+                unreachable!("only hosts sync")
+            };
             self.sync_due = false;
             self.timer = Some(now + self.timing.rto(1, MIN_PAYLOAD));
             let mut p = nonce.to_le_bytes().to_vec();
@@ -402,16 +447,43 @@ impl Link {
             self.stats.bytes_sent += bytes.len() as u64;
             return Some(bytes);
         }
-        if !self.synced || self.next_idx >= self.outq.len() || self.next_idx >= usize::from(self.window) {
+        if !self.synced {
             return None;
         }
-        let out = &mut self.outq[self.next_idx];
-        if out.sent_before {
-            self.stats.retransmissions += 1;
+        let in_flight = self.next.wrapping_sub(self.base) as usize;
+        let unsent = self.stream.len() - in_flight;
+        // The window counts frames of the current size: on a noisy line a go-back then
+        // resends a few small frames, not a whole kilobyte cut into crumbs.
+        let window_left =
+            (usize::from(self.window) * self.payload_target).saturating_sub(in_flight);
+        if self.window == 1 && in_flight > 0 {
+            // Stop-and-wait: one frame at a time.
+            return None;
         }
-        out.sent_before = true;
-        let bytes = out.bytes.clone();
-        self.next_idx += 1;
+        let n = unsent.min(window_left).min(self.payload_target);
+        if n == 0 {
+            return None;
+        }
+        let payload: Vec<u8> = self
+            .stream
+            .range(in_flight..in_flight + n)
+            .copied()
+            .collect();
+        let mut bytes = Vec::with_capacity(n + OVERHEAD);
+        encode_parts(FrameKind::Data, self.next, &payload, &mut bytes)
+            .expect("payload within MAX_PAYLOAD");
+        let end = self.next.wrapping_add(n as u32);
+        if self.next < self.sent_max {
+            self.stats.retransmissions += 1;
+        } else {
+            self.clean_frames += 1;
+            if self.clean_frames >= 16 && self.payload_target < self.max_payload {
+                self.payload_target = (self.payload_target * 2).min(self.max_payload);
+                self.clean_frames = 0;
+            }
+        }
+        self.sent_max = self.sent_max.max(end);
+        self.next = end;
         if self.timer.is_none() {
             self.timer = Some(now + self.rto());
         }
@@ -423,5 +495,11 @@ impl Link {
 }
 
 fn parse_sync(p: &[u8]) -> Option<(u32, u8, usize)> {
-    (p.len() == 7).then(|| (u32::from_le_bytes([p[0], p[1], p[2], p[3]]), p[4], usize::from(u16::from_le_bytes([p[5], p[6]]))))
+    (p.len() == 7).then(|| {
+        (
+            u32::from_le_bytes([p[0], p[1], p[2], p[3]]),
+            p[4],
+            usize::from(u16::from_le_bytes([p[5], p[6]])),
+        )
+    })
 }

@@ -1,4 +1,5 @@
-//! Session messages carried in DATA frames: one message per frame, first byte = message code.
+//! Session messages carried in the link's byte stream (length-prefixed there); first byte =
+//! message code.
 //! Integers are little-endian; strings are `len u8` + ASCII. Records inside `READS`, `METERS`
 //! and `CODES` use the firmware's record format (ASCII lines for firmware 1, binary for 2).
 
@@ -11,9 +12,9 @@ use crate::error::{Error, Result};
 /// Recorder firmware generation: decides the record format and the link window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Firmware {
-    /// Fixed-width ASCII records, stop-and-wait (window 1), payloads up to 256 bytes.
+    /// Fixed-width ASCII records, stop-and-wait (window 1), frame payloads up to 256 bytes.
     V1,
-    /// Binary records, sliding window of 8 frames, payloads up to 512 bytes.
+    /// Binary records, sliding window of 8 frames, frame payloads up to 512 bytes.
     V2,
 }
 
@@ -29,7 +30,10 @@ impl Firmware {
         match c {
             1 => Ok(Firmware::V1),
             2 => Ok(Firmware::V2),
-            _ => Err(Error::invalid("firmware", format!("unknown generation {c}"))),
+            _ => Err(Error::invalid(
+                "firmware",
+                format!("unknown generation {c}"),
+            )),
         }
     }
 
@@ -41,7 +45,7 @@ impl Firmware {
         }
     }
 
-    /// Largest DATA payload the firmware sends or accepts.
+    /// Largest DATA frame payload the firmware sends or accepts.
     pub fn max_payload(self) -> usize {
         match self {
             Firmware::V1 => 256,
@@ -116,6 +120,10 @@ pub struct DeviceInfo {
     pub routes: Vec<String>,
     /// Reads waiting to be unloaded.
     pub reads_pending: u32,
+    /// Sequence number the recorder's next read will get. It never goes back; a host whose
+    /// store already holds reads at or above it is talking to a recorder whose memory was
+    /// reset, and must not trust its committed watermark for it.
+    pub next_seq: u32,
 }
 
 /// A session message.
@@ -124,30 +132,53 @@ pub enum Message {
     /// R→H: the recorder's identity and state.
     Hello(DeviceInfo),
     /// H→R: send pending reads with a sequence number above `after` (all when `None`).
-    Unload { after: Option<u32> },
+    Unload {
+        after: Option<u32>,
+    },
     /// R→H: a batch of reads, in sequence order.
     Reads(Vec<ReadRecord>),
     /// R→H: the unload is complete; `last_seq` is the highest pending read (`None` = no reads).
-    UnloadDone { sent: u32, last_seq: Option<u32> },
+    UnloadDone {
+        sent: u32,
+        last_seq: Option<u32>,
+    },
     /// H→R: delete reads up to and including `through` and unload the routes. Sent only after
     /// the host committed every read up to `through`.
-    Clear { through: Option<u32> },
+    Clear {
+        through: Option<u32>,
+    },
     /// R→H: reads deleted and still held.
-    Cleared { deleted: u32, remaining: u32 },
+    Cleared {
+        deleted: u32,
+        remaining: u32,
+    },
     /// H→R: a route follows (`CODES`, `METERS`… then `LOAD_END`).
-    LoadRoute { route_id: String, meters: u32, codes: u32 },
+    LoadRoute {
+        route_id: String,
+        meters: u32,
+        codes: u32,
+    },
     TroubleCodes(Vec<TroubleCode>),
     Meters(Vec<RouteMeter>),
     /// H→R: the route announced by the last `LOAD_ROUTE` is complete.
     LoadEnd,
     /// R→H: a route was stored.
-    Loaded { route_id: String, meters: u32 },
+    Loaded {
+        route_id: String,
+        meters: u32,
+    },
     /// R→H: the last request could not be honoured (e.g. capacity).
-    Refused { reason: String },
+    Refused {
+        reason: String,
+    },
     /// H→R: set the recorder's clock (seconds since 1970, local civil time).
-    SetClock { local_unix: i64 },
+    SetClock {
+        local_unix: i64,
+    },
     /// R→H: the clock was set; `previous` is what it showed before.
-    ClockSet { previous: Option<i64> },
+    ClockSet {
+        previous: Option<i64>,
+    },
     /// H→R: session over; the reader may take the recorder.
     Bye,
 }
@@ -212,7 +243,7 @@ impl Message {
         }
     }
 
-    /// Encodes the message for a DATA frame payload.
+    /// Encodes the message (the link adds the length prefix).
     pub fn encode(&self, fw: Firmware) -> Result<Vec<u8>> {
         let mut out = Vec::new();
         match self {
@@ -224,6 +255,7 @@ impl Message {
                 put_str(&mut out, "firmware version", &d.firmware_version, 30)?;
                 out.extend_from_slice(&d.capacity.to_le_bytes());
                 out.extend_from_slice(&d.reads_pending.to_le_bytes());
+                out.extend_from_slice(&d.next_seq.to_le_bytes());
                 if d.routes.len() > 255 {
                     return Err(Error::invalid("routes", "more than 255 routes loaded"));
                 }
@@ -257,7 +289,11 @@ impl Message {
                 out.extend_from_slice(&deleted.to_le_bytes());
                 out.extend_from_slice(&remaining.to_le_bytes());
             }
-            Message::LoadRoute { route_id, meters, codes } => {
+            Message::LoadRoute {
+                route_id,
+                meters,
+                codes,
+            } => {
                 out.push(code::LOAD_ROUTE);
                 put_str(&mut out, "route id", route_id, 10)?;
                 out.extend_from_slice(&meters.to_le_bytes());
@@ -285,7 +321,11 @@ impl Message {
             }
             Message::Refused { reason } => {
                 out.push(code::REFUSED);
-                let reason: String = reason.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').take(200).collect();
+                let reason: String = reason
+                    .chars()
+                    .filter(|c| c.is_ascii_graphic() || *c == ' ')
+                    .take(200)
+                    .collect();
                 put_str(&mut out, "reason", reason.trim_end(), 200)?;
             }
             Message::SetClock { local_unix } => {
@@ -307,7 +347,7 @@ impl Message {
         Ok(out)
     }
 
-    /// Decodes a DATA frame payload.
+    /// Decodes one message as delivered by the link.
     pub fn decode(payload: &[u8], fw: Firmware) -> Result<Message> {
         let mut r = Reader(payload);
         let code = r.u8("message code")?;
@@ -319,16 +359,29 @@ impl Message {
                 firmware_version: r.str("firmware version", 30)?,
                 capacity: r.u32("capacity")?,
                 reads_pending: r.u32("reads pending")?,
+                next_seq: r.u32("next sequence")?,
                 routes: {
                     let n = r.u8("route count")?;
-                    (0..n).map(|_| r.str("route id", 10)).collect::<Result<_>>()?
+                    (0..n)
+                        .map(|_| r.str("route id", 10))
+                        .collect::<Result<_>>()?
                 },
             }),
-            code::UNLOAD => Message::Unload { after: r.opt_u32("unload after")? },
+            code::UNLOAD => Message::Unload {
+                after: r.opt_u32("unload after")?,
+            },
             code::READS => Message::Reads(r.records("reads", |i| fw.parse_read(i))?),
-            code::UNLOAD_DONE => Message::UnloadDone { sent: r.u32("sent")?, last_seq: r.opt_u32("last seq")? },
-            code::CLEAR => Message::Clear { through: r.opt_u32("clear through")? },
-            code::CLEARED => Message::Cleared { deleted: r.u32("deleted")?, remaining: r.u32("remaining")? },
+            code::UNLOAD_DONE => Message::UnloadDone {
+                sent: r.u32("sent")?,
+                last_seq: r.opt_u32("last seq")?,
+            },
+            code::CLEAR => Message::Clear {
+                through: r.opt_u32("clear through")?,
+            },
+            code::CLEARED => Message::Cleared {
+                deleted: r.u32("deleted")?,
+                remaining: r.u32("remaining")?,
+            },
             code::LOAD_ROUTE => Message::LoadRoute {
                 route_id: r.str("route id", 10)?,
                 meters: r.u32("meter count")?,
@@ -337,17 +390,36 @@ impl Message {
             code::CODES => Message::TroubleCodes(r.records("trouble codes", |i| fw.parse_code(i))?),
             code::METERS => Message::Meters(r.records("meters", |i| fw.parse_meter(i))?),
             code::LOAD_END => Message::LoadEnd,
-            code::LOADED => Message::Loaded { route_id: r.str("route id", 10)?, meters: r.u32("meters")? },
-            code::REFUSED => Message::Refused { reason: r.str("reason", 200)? },
-            code::SET_CLOCK => Message::SetClock { local_unix: r.i64("clock")? },
+            code::LOADED => Message::Loaded {
+                route_id: r.str("route id", 10)?,
+                meters: r.u32("meters")?,
+            },
+            code::REFUSED => Message::Refused {
+                reason: r.str("reason", 200)?,
+            },
+            code::SET_CLOCK => Message::SetClock {
+                local_unix: r.i64("clock")?,
+            },
             code::CLOCK_SET => Message::ClockSet {
-                previous: if r.u8("clock flag")? == 1 { Some(r.i64("previous clock")?) } else { None },
+                previous: if r.u8("clock flag")? == 1 {
+                    Some(r.i64("previous clock")?)
+                } else {
+                    None
+                },
             },
             code::BYE => Message::Bye,
-            other => return Err(Error::invalid("message code", format!("unknown message {other:#04x}"))),
+            other => {
+                return Err(Error::invalid(
+                    "message code",
+                    format!("unknown message {other:#04x}"),
+                ));
+            }
         };
         if !r.0.is_empty() {
-            return Err(Error::invalid("message length", format!("{} trailing bytes after {}", r.0.len(), msg.name())));
+            return Err(Error::invalid(
+                "message length",
+                format!("{} trailing bytes after {}", r.0.len(), msg.name()),
+            ));
         }
         Ok(msg)
     }
@@ -370,15 +442,21 @@ impl<'a> Reader<'a> {
     }
 
     fn u16(&mut self, field: &'static str) -> Result<u16> {
-        Ok(u16::from_le_bytes(self.take(field, 2)?.try_into().expect("2 bytes")))
+        Ok(u16::from_le_bytes(
+            self.take(field, 2)?.try_into().expect("2 bytes"),
+        ))
     }
 
     fn u32(&mut self, field: &'static str) -> Result<u32> {
-        Ok(u32::from_le_bytes(self.take(field, 4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(
+            self.take(field, 4)?.try_into().expect("4 bytes"),
+        ))
     }
 
     fn i64(&mut self, field: &'static str) -> Result<i64> {
-        Ok(i64::from_le_bytes(self.take(field, 8)?.try_into().expect("8 bytes")))
+        Ok(i64::from_le_bytes(
+            self.take(field, 8)?.try_into().expect("8 bytes"),
+        ))
     }
 
     fn opt_u32(&mut self, field: &'static str) -> Result<Option<u32>> {
@@ -392,17 +470,26 @@ impl<'a> Reader<'a> {
     fn str(&mut self, field: &'static str, max: usize) -> Result<String> {
         let n = usize::from(self.u8(field)?);
         let raw = self.take(field, n)?;
-        let s = std::str::from_utf8(raw).map_err(|_| Error::invalid(field, "not ASCII"))?.to_string();
+        let s = std::str::from_utf8(raw)
+            .map_err(|_| Error::invalid(field, "not ASCII"))?
+            .to_string();
         check_text(field, &s, max)?;
         Ok(s)
     }
 
-    fn records<T>(&mut self, field: &'static str, parse: impl Fn(&'a [u8]) -> Result<(T, &'a [u8])>) -> Result<Vec<T>> {
+    fn records<T>(
+        &mut self,
+        field: &'static str,
+        parse: impl Fn(&'a [u8]) -> Result<(T, &'a [u8])>,
+    ) -> Result<Vec<T>> {
         let n = self.u16(field)?;
         let mut out = Vec::with_capacity(usize::from(n).min(256));
         for k in 0..n {
             let (rec, rest) = parse(self.0).map_err(|e| match e {
-                Error::Invalid { field, detail } => Error::Invalid { field, detail: format!("record {} of {n}: {detail}", k + 1) },
+                Error::Invalid { field, detail } => Error::Invalid {
+                    field,
+                    detail: format!("record {} of {n}: {detail}", k + 1),
+                },
                 other => other,
             })?;
             out.push(rec);
@@ -435,21 +522,39 @@ mod tests {
             capacity: 5000,
             routes: vec!["R01".into(), "R02".into()],
             reads_pending: 17,
+            next_seq: 1017,
         });
         for fw in [Firmware::V1, Firmware::V2] {
             for m in [
                 hello.clone(),
                 Message::Unload { after: None },
                 Message::Unload { after: Some(99) },
-                Message::UnloadDone { sent: 3, last_seq: Some(7) },
+                Message::UnloadDone {
+                    sent: 3,
+                    last_seq: Some(7),
+                },
                 Message::Clear { through: Some(7) },
                 Message::Clear { through: None },
-                Message::Cleared { deleted: 3, remaining: 0 },
-                Message::LoadRoute { route_id: "R01".into(), meters: 3, codes: 2 },
+                Message::Cleared {
+                    deleted: 3,
+                    remaining: 0,
+                },
+                Message::LoadRoute {
+                    route_id: "R01".into(),
+                    meters: 3,
+                    codes: 2,
+                },
                 Message::LoadEnd,
-                Message::Loaded { route_id: "R01".into(), meters: 3 },
-                Message::Refused { reason: "capacity 10 meters".into() },
-                Message::SetClock { local_unix: 1_795_339_805 },
+                Message::Loaded {
+                    route_id: "R01".into(),
+                    meters: 3,
+                },
+                Message::Refused {
+                    reason: "capacity 10 meters".into(),
+                },
+                Message::SetClock {
+                    local_unix: 1_795_339_805,
+                },
                 Message::ClockSet { previous: Some(-5) },
                 Message::ClockSet { previous: None },
                 Message::Bye,

@@ -87,7 +87,12 @@ impl ReadType {
             b'K' => ReadType::Keyed,
             b'R' => ReadType::Radio,
             b'E' => ReadType::Probe,
-            _ => return Err(Error::invalid("read type", format!("unknown code {:?}", c as char))),
+            _ => {
+                return Err(Error::invalid(
+                    "read type",
+                    format!("unknown code {:?}", c as char),
+                ));
+            }
         })
     }
 }
@@ -118,7 +123,12 @@ impl Verified {
             b' ' => Verified::No,
             b'H' => Verified::High,
             b'L' => Verified::Low,
-            _ => return Err(Error::invalid("verified flag", format!("unknown code {:?}", c as char))),
+            _ => {
+                return Err(Error::invalid(
+                    "verified flag",
+                    format!("unknown code {:?}", c as char),
+                ));
+            }
         })
     }
 }
@@ -138,7 +148,9 @@ fn days_in_month(year: u16, month: u8) -> u8 {
     match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
+            29
+        }
         2 => 28,
         _ => 0,
     }
@@ -147,25 +159,41 @@ fn days_in_month(year: u16, month: u8) -> u8 {
 impl ReadTime {
     /// Validates the fields (years 2000–2099 only: the recorders' clocks cannot hold others).
     pub fn new(year: u16, month: u8, day: u8, hour: u8, minute: u8, second: u8) -> Result<Self> {
-        let t = ReadTime { year, month, day, hour, minute, second };
+        let t = ReadTime {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+        };
         t.validate()?;
         Ok(t)
     }
 
     pub fn validate(&self) -> Result<()> {
         if !(2000..=2099).contains(&self.year) {
-            return Err(Error::invalid("read date", format!("year {} outside 2000-2099", self.year)));
+            return Err(Error::invalid(
+                "read date",
+                format!("year {} outside 2000-2099", self.year),
+            ));
         }
         if self.month == 0 || self.day == 0 || self.day > days_in_month(self.year, self.month) {
             return Err(Error::invalid(
                 "read date",
-                format!("{:04}-{:02}-{:02} is not a date", self.year, self.month, self.day),
+                format!(
+                    "{:04}-{:02}-{:02} is not a date",
+                    self.year, self.month, self.day
+                ),
             ));
         }
         if self.hour > 23 || self.minute > 59 || self.second > 59 {
             return Err(Error::invalid(
                 "read time",
-                format!("{:02}:{:02}:{:02} is not a time", self.hour, self.minute, self.second),
+                format!(
+                    "{:02}:{:02}:{:02} is not a time",
+                    self.hour, self.minute, self.second
+                ),
             ));
         }
         Ok(())
@@ -181,7 +209,10 @@ impl ReadTime {
         let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(self.day) - 1;
         let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
         let days = era * 146_097 + doe - 719_468;
-        days * 86_400 + i64::from(self.hour) * 3600 + i64::from(self.minute) * 60 + i64::from(self.second)
+        days * 86_400
+            + i64::from(self.hour) * 3600
+            + i64::from(self.minute) * 60
+            + i64::from(self.second)
     }
 
     /// The civil time `secs` seconds after 1970-01-01T00:00:00.
@@ -197,8 +228,16 @@ impl ReadTime {
         let day = doy - (153 * mp + 2) / 5 + 1;
         let month = if mp < 10 { mp + 3 } else { mp - 9 };
         let year = yoe + era * 400 + i64::from(month <= 2);
-        let year = u16::try_from(year).map_err(|_| Error::invalid("read date", format!("year {year}")))?;
-        ReadTime::new(year, month as u8, day as u8, (sod / 3600) as u8, (sod / 60 % 60) as u8, (sod % 60) as u8)
+        let year =
+            u16::try_from(year).map_err(|_| Error::invalid("read date", format!("year {year}")))?;
+        ReadTime::new(
+            year,
+            month as u8,
+            day as u8,
+            (sod / 3600) as u8,
+            (sod / 60 % 60) as u8,
+            (sod % 60) as u8,
+        )
     }
 }
 
@@ -229,13 +268,22 @@ pub struct ReadRecord {
 /// (fixed-width fields are space-padded, so a trailing space could not survive a round trip).
 pub(crate) fn check_text(field: &'static str, value: &str, max: usize) -> Result<()> {
     if value.len() > max {
-        return Err(Error::invalid(field, format!("{value:?} is longer than {max} characters")));
+        return Err(Error::invalid(
+            field,
+            format!("{value:?} is longer than {max} characters"),
+        ));
     }
     if let Some(c) = value.bytes().find(|b| !(0x20..=0x7E).contains(b)) {
-        return Err(Error::invalid(field, format!("{value:?} holds non-printable byte {c:#04x}")));
+        return Err(Error::invalid(
+            field,
+            format!("{value:?} holds non-printable byte {c:#04x}"),
+        ));
     }
     if value.ends_with(' ') {
-        return Err(Error::invalid(field, format!("{value:?} ends with a space")));
+        return Err(Error::invalid(
+            field,
+            format!("{value:?} ends with a space"),
+        ));
     }
     Ok(())
 }
@@ -243,14 +291,20 @@ pub(crate) fn check_text(field: &'static str, value: &str, max: usize) -> Result
 /// Checks a skip or trouble code: 1–4 ASCII letters or digits.
 pub(crate) fn check_code(field: &'static str, value: &str) -> Result<()> {
     if value.is_empty() || value.len() > 4 || !value.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(Error::invalid(field, format!("{value:?} is not 1-4 letters or digits")));
+        return Err(Error::invalid(
+            field,
+            format!("{value:?} is not 1-4 letters or digits"),
+        ));
     }
     Ok(())
 }
 
 pub(crate) fn check_register(field: &'static str, value: u64) -> Result<()> {
     if value > MAX_REGISTER {
-        return Err(Error::invalid(field, format!("{value} has more than 10 digits")));
+        return Err(Error::invalid(
+            field,
+            format!("{value} has more than 10 digits"),
+        ));
     }
     Ok(())
 }
@@ -258,7 +312,10 @@ pub(crate) fn check_register(field: &'static str, value: u64) -> Result<()> {
 impl RouteMeter {
     pub fn validate(&self) -> Result<()> {
         if self.sequence > 999_999 {
-            return Err(Error::invalid("walk sequence", format!("{} exceeds 999999", self.sequence)));
+            return Err(Error::invalid(
+                "walk sequence",
+                format!("{} exceeds 999999", self.sequence),
+            ));
         }
         check_text("meter id", &self.meter_id, 12)?;
         if self.meter_id.trim().is_empty() {
@@ -268,7 +325,10 @@ impl RouteMeter {
         check_text("service address", &self.address, 20)?;
         check_text("customer name", &self.customer, 25)?;
         if !matches!(self.service, 'W' | 'G' | 'E' | 'P') {
-            return Err(Error::invalid("service type", format!("{:?} is not W, G, E or P", self.service)));
+            return Err(Error::invalid(
+                "service type",
+                format!("{:?} is not W, G, E or P", self.service),
+            ));
         }
         check_register("previous read", self.previous_read)?;
         check_register("low limit", self.low_limit)?;
@@ -280,7 +340,10 @@ impl RouteMeter {
             ));
         }
         if !(1..=10).contains(&self.dials) {
-            return Err(Error::invalid("dials", format!("{} outside 1-10", self.dials)));
+            return Err(Error::invalid(
+                "dials",
+                format!("{} outside 1-10", self.dials),
+            ));
         }
         check_text("location note", &self.location, 30)
     }
@@ -300,7 +363,9 @@ impl Route {
             return Err(Error::invalid("route id", "empty"));
         }
         self.meters.iter().try_for_each(RouteMeter::validate)?;
-        self.trouble_codes.iter().try_for_each(TroubleCode::validate)
+        self.trouble_codes
+            .iter()
+            .try_for_each(TroubleCode::validate)
     }
 }
 
@@ -316,11 +381,19 @@ impl ReadRecord {
             check_code("skip code", code)?;
         }
         if self.trouble_codes.len() > 2 {
-            return Err(Error::invalid("trouble codes", format!("{} codes, at most 2", self.trouble_codes.len())));
+            return Err(Error::invalid(
+                "trouble codes",
+                format!("{} codes, at most 2", self.trouble_codes.len()),
+            ));
         }
-        self.trouble_codes.iter().try_for_each(|c| check_code("trouble code", c))?;
+        self.trouble_codes
+            .iter()
+            .try_for_each(|c| check_code("trouble code", c))?;
         if self.reading.is_none() && self.verified != Verified::No {
-            return Err(Error::invalid("verified flag", "set on a read without a reading"));
+            return Err(Error::invalid(
+                "verified flag",
+                "set on a read without a reading",
+            ));
         }
         Ok(())
     }
@@ -357,24 +430,48 @@ pub(crate) mod strategies {
             text(12),
             proptest::option::of(0..=MAX_REGISTER),
             read_time(),
-            prop_oneof![Just(ReadType::Keyed), Just(ReadType::Radio), Just(ReadType::Probe)],
-            prop_oneof![Just(Verified::No), Just(Verified::High), Just(Verified::Low)],
+            prop_oneof![
+                Just(ReadType::Keyed),
+                Just(ReadType::Radio),
+                Just(ReadType::Probe)
+            ],
+            prop_oneof![
+                Just(Verified::No),
+                Just(Verified::High),
+                Just(Verified::Low)
+            ],
             proptest::option::of(code()),
             proptest::collection::vec(code(), 0..=2),
         )
-            .prop_map(|(seq, route_id, meter_id, reading, taken_at, read_type, verified, skip_code, trouble_codes)| {
-                ReadRecord {
+            .prop_map(
+                |(
                     seq,
                     route_id,
                     meter_id,
                     reading,
                     taken_at,
                     read_type,
-                    verified: if reading.is_some() { verified } else { Verified::No },
+                    verified,
                     skip_code,
                     trouble_codes,
-                }
-            })
+                )| {
+                    ReadRecord {
+                        seq,
+                        route_id,
+                        meter_id,
+                        reading,
+                        taken_at,
+                        read_type,
+                        verified: if reading.is_some() {
+                            verified
+                        } else {
+                            Verified::No
+                        },
+                        skip_code,
+                        trouble_codes,
+                    }
+                },
+            )
     }
 
     pub fn route_meter() -> impl Strategy<Value = RouteMeter> {
@@ -389,21 +486,33 @@ pub(crate) mod strategies {
             1u8..=10,
             text(30),
         )
-            .prop_map(|(sequence, meter_id, account, address, customer, service, (p, a, b), dials, location)| {
-                RouteMeter {
+            .prop_map(
+                |(
                     sequence,
                     meter_id,
                     account,
                     address,
                     customer,
                     service,
-                    previous_read: p,
-                    low_limit: a.min(b),
-                    high_limit: a.max(b),
+                    (p, a, b),
                     dials,
                     location,
-                }
-            })
+                )| {
+                    RouteMeter {
+                        sequence,
+                        meter_id,
+                        account,
+                        address,
+                        customer,
+                        service,
+                        previous_read: p,
+                        low_limit: a.min(b),
+                        high_limit: a.max(b),
+                        dials,
+                        location,
+                    }
+                },
+            )
     }
 
     pub fn trouble_code() -> impl Strategy<Value = TroubleCode> {
@@ -421,7 +530,10 @@ mod tests {
         let t = ReadTime::new(2026, 11, 22, 9, 30, 5).unwrap();
         assert_eq!(t.to_unix(), 1_795_339_805);
         assert_eq!(ReadTime::from_unix(1_795_339_805).unwrap(), t);
-        assert_eq!(ReadTime::new(2024, 2, 29, 0, 0, 0).unwrap().to_unix(), 1_709_164_800);
+        assert_eq!(
+            ReadTime::new(2024, 2, 29, 0, 0, 0).unwrap().to_unix(),
+            1_709_164_800
+        );
         assert!(ReadTime::new(2025, 2, 29, 0, 0, 0).is_err());
         assert!(ReadTime::new(2025, 1, 1, 24, 0, 0).is_err());
     }
@@ -443,7 +555,12 @@ mod tests {
         };
         m.validate().unwrap();
         m.address = "a very long service address".into();
-        assert!(m.validate().unwrap_err().to_string().contains("service address"));
+        assert!(
+            m.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("service address")
+        );
     }
 
     proptest! {

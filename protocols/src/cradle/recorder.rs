@@ -73,7 +73,9 @@ impl RecorderData {
 
     /// Meters on the loaded routes, in walk order, with their route.
     pub fn meters(&self) -> impl Iterator<Item = (&Route, &RouteMeter)> {
-        self.routes.iter().flat_map(|r| r.meters.iter().map(move |m| (r, m)))
+        self.routes
+            .iter()
+            .flat_map(|r| r.meters.iter().map(move |m| (r, m)))
     }
 }
 
@@ -82,11 +84,24 @@ impl RecorderData {
 pub enum RecorderEvent {
     /// A host started a session.
     Docked,
-    UnloadStarted { after: Option<u32>, reads: u32 },
-    Cleared { deleted: u32 },
-    RouteLoaded { route_id: String, meters: u32 },
-    RouteRefused { route_id: String, reason: String },
-    ClockSet { local_unix: i64 },
+    UnloadStarted {
+        after: Option<u32>,
+        reads: u32,
+    },
+    Cleared {
+        deleted: u32,
+    },
+    RouteLoaded {
+        route_id: String,
+        meters: u32,
+    },
+    RouteRefused {
+        route_id: String,
+        reason: String,
+    },
+    ClockSet {
+        local_unix: i64,
+    },
     /// The host said BYE.
     Bye,
     LinkFailed,
@@ -121,13 +136,32 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn new(config: RecorderConfig, data: RecorderData) -> Self {
-        let link = Link::new(Role::Recorder { firmware: config.firmware }, config.timing, config.max_retries);
-        Recorder { config, data, link, unloading: None, loading: None, events: VecDeque::new() }
+        let link = Link::new(
+            Role::Recorder {
+                firmware: config.firmware,
+            },
+            config.timing,
+            config.max_retries,
+        );
+        Recorder {
+            config,
+            data,
+            link,
+            unloading: None,
+            loading: None,
+            events: VecDeque::new(),
+        }
     }
 
     /// Puts the recorder in a cradle: a fresh link, waiting for a host's SYNC.
     pub fn dock(&mut self) {
-        self.link = Link::new(Role::Recorder { firmware: self.config.firmware }, self.config.timing, self.config.max_retries);
+        self.link = Link::new(
+            Role::Recorder {
+                firmware: self.config.firmware,
+            },
+            self.config.timing,
+            self.config.max_retries,
+        );
         self.unloading = None;
         self.loading = None;
     }
@@ -177,7 +211,7 @@ impl Recorder {
 
     fn send(&mut self, msg: Message) {
         if let Ok(p) = msg.encode(self.config.firmware) {
-            // Only fails for a payload over the negotiated size, which batching prevents.
+            // Only fails for a message over 65535 bytes, which batching prevents.
             let _ = self.link.send(p);
         }
     }
@@ -191,6 +225,7 @@ impl Recorder {
             capacity: self.config.capacity,
             routes: self.data.routes.iter().map(|r| r.id.clone()).collect(),
             reads_pending: self.data.reads.len() as u32,
+            next_seq: self.data.next_seq,
         }
     }
 
@@ -211,7 +246,9 @@ impl Recorder {
         while let Some(payload) = self.link.recv() {
             match Message::decode(&payload, self.config.firmware) {
                 Ok(msg) => self.on_message(msg),
-                Err(e) => self.send(Message::Refused { reason: format!("undecodable message: {e}") }),
+                Err(e) => self.send(Message::Refused {
+                    reason: format!("undecodable message: {e}"),
+                }),
             }
         }
     }
@@ -219,9 +256,15 @@ impl Recorder {
     fn on_message(&mut self, msg: Message) {
         match msg {
             Message::Unload { after } => {
-                let next = self.data.reads.iter().position(|r| after.is_none_or(|a| r.seq > a)).unwrap_or(self.data.reads.len());
+                let next = self
+                    .data
+                    .reads
+                    .iter()
+                    .position(|r| after.is_none_or(|a| r.seq > a))
+                    .unwrap_or(self.data.reads.len());
                 let reads = (self.data.reads.len() - next) as u32;
-                self.events.push_back(RecorderEvent::UnloadStarted { after, reads });
+                self.events
+                    .push_back(RecorderEvent::UnloadStarted { after, reads });
                 self.unloading = Some(Unloading { next, sent: 0 });
             }
             Message::Clear { through } => {
@@ -232,10 +275,23 @@ impl Recorder {
                 let deleted = (before - self.data.reads.len()) as u32;
                 self.data.routes.clear();
                 self.events.push_back(RecorderEvent::Cleared { deleted });
-                self.send(Message::Cleared { deleted, remaining: self.data.reads.len() as u32 });
+                self.send(Message::Cleared {
+                    deleted,
+                    remaining: self.data.reads.len() as u32,
+                });
             }
-            Message::LoadRoute { route_id, meters, codes } => {
-                self.loading = Some(Loading { route_id, meters_expected: meters, codes_expected: codes, meters: Vec::new(), codes: Vec::new() });
+            Message::LoadRoute {
+                route_id,
+                meters,
+                codes,
+            } => {
+                self.loading = Some(Loading {
+                    route_id,
+                    meters_expected: meters,
+                    codes_expected: codes,
+                    meters: Vec::new(),
+                    codes: Vec::new(),
+                });
             }
             Message::TroubleCodes(c) => {
                 if let Some(l) = &mut self.loading {
@@ -249,13 +305,27 @@ impl Recorder {
             }
             Message::LoadEnd => {
                 let Some(l) = self.loading.take() else {
-                    return self.send(Message::Refused { reason: "LOAD_END without LOAD_ROUTE".into() });
+                    return self.send(Message::Refused {
+                        reason: "LOAD_END without LOAD_ROUTE".into(),
+                    });
                 };
-                let held: usize = self.data.routes.iter().filter(|r| r.id != l.route_id).map(|r| r.meters.len()).sum();
-                let reason = if l.meters.len() as u32 != l.meters_expected || l.codes.len() as u32 != l.codes_expected {
+                let held: usize = self
+                    .data
+                    .routes
+                    .iter()
+                    .filter(|r| r.id != l.route_id)
+                    .map(|r| r.meters.len())
+                    .sum();
+                let reason = if l.meters.len() as u32 != l.meters_expected
+                    || l.codes.len() as u32 != l.codes_expected
+                {
                     Some(format!(
                         "route {} announced {} meters and {} codes, got {} and {}",
-                        l.route_id, l.meters_expected, l.codes_expected, l.meters.len(), l.codes.len()
+                        l.route_id,
+                        l.meters_expected,
+                        l.codes_expected,
+                        l.meters.len(),
+                        l.codes.len()
                     ))
                 } else if held + l.meters.len() > self.config.capacity as usize {
                     Some(format!("capacity {} meters exceeded", self.config.capacity))
@@ -264,25 +334,41 @@ impl Recorder {
                 };
                 match reason {
                     Some(reason) => {
-                        self.events.push_back(RecorderEvent::RouteRefused { route_id: l.route_id, reason: reason.clone() });
+                        self.events.push_back(RecorderEvent::RouteRefused {
+                            route_id: l.route_id,
+                            reason: reason.clone(),
+                        });
                         self.send(Message::Refused { reason });
                     }
                     None => {
                         let meters = l.meters.len() as u32;
                         self.data.routes.retain(|r| r.id != l.route_id);
-                        self.data.routes.push(Route { id: l.route_id.clone(), meters: l.meters, trouble_codes: l.codes });
-                        self.events.push_back(RecorderEvent::RouteLoaded { route_id: l.route_id.clone(), meters });
-                        self.send(Message::Loaded { route_id: l.route_id, meters });
+                        self.data.routes.push(Route {
+                            id: l.route_id.clone(),
+                            meters: l.meters,
+                            trouble_codes: l.codes,
+                        });
+                        self.events.push_back(RecorderEvent::RouteLoaded {
+                            route_id: l.route_id.clone(),
+                            meters,
+                        });
+                        self.send(Message::Loaded {
+                            route_id: l.route_id,
+                            meters,
+                        });
                     }
                 }
             }
             Message::SetClock { local_unix } => {
                 let previous = self.data.clock.replace(local_unix);
-                self.events.push_back(RecorderEvent::ClockSet { local_unix });
+                self.events
+                    .push_back(RecorderEvent::ClockSet { local_unix });
                 self.send(Message::ClockSet { previous });
             }
             Message::Bye => self.events.push_back(RecorderEvent::Bye),
-            other => self.send(Message::Refused { reason: format!("{} is not a host message", other.name()) }),
+            other => self.send(Message::Refused {
+                reason: format!("{} is not a host message", other.name()),
+            }),
         }
     }
 
@@ -293,14 +379,20 @@ impl Recorder {
             let Some(u) = &mut self.unloading else { return };
             let reads = &self.data.reads;
             if u.next >= reads.len() {
-                let done = Message::UnloadDone { sent: u.sent, last_seq: reads.last().map(|r| r.seq) };
+                let done = Message::UnloadDone {
+                    sent: u.sent,
+                    last_seq: reads.last().map(|r| r.seq),
+                };
                 self.unloading = None;
                 self.send(done);
                 return;
             }
-            let budget = self.link.payload_target().saturating_sub(BATCH_HEADER_LEN);
-            let limit = self.link.max_payload() - BATCH_HEADER_LEN;
-            let n = batch_len(&reads[u.next..], budget, limit, |r, out| fw.emit_read(r, out));
+            // Batches fill one frame on a clean line; on a noisy one the link cuts them smaller.
+            let limit = self.link.max_message() - BATCH_HEADER_LEN;
+            let budget = limit;
+            let n = batch_len(&reads[u.next..], budget, limit, |r, out| {
+                fw.emit_read(r, out)
+            });
             let batch = reads[u.next..u.next + n].to_vec();
             u.next += n;
             u.sent += n as u32;

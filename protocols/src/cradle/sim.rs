@@ -12,7 +12,9 @@ use std::time::Duration;
 use super::host::{Host, HostConfig, HostEvent};
 use super::link::LineTiming;
 use super::message::Firmware;
-use super::record::{MAX_REGISTER, ReadRecord, ReadTime, ReadType, Route, RouteMeter, TroubleCode, Verified};
+use super::record::{
+    MAX_REGISTER, ReadRecord, ReadTime, ReadType, Route, RouteMeter, TroubleCode, Verified,
+};
 use super::recorder::{Recorder, RecorderData, RecorderEvent};
 use crate::error::{Error, Result};
 
@@ -46,6 +48,39 @@ impl XorShift64 {
 
     pub fn chance(&mut self, p: f64) -> bool {
         self.next_f64() < p
+    }
+}
+
+/// Alters bytes with a given probability each, reproducibly: the simulator CLI applies it to
+/// what it writes to a real pseudo-terminal, the virtual [`Line`] to what it carries.
+#[derive(Debug, Clone)]
+pub struct Corruptor {
+    rng: XorShift64,
+    rate: f64,
+    /// Bytes altered so far.
+    pub corrupted: u64,
+}
+
+impl Corruptor {
+    pub fn new(rate: f64, seed: u64) -> Self {
+        Corruptor {
+            rng: XorShift64::new(seed),
+            rate,
+            corrupted: 0,
+        }
+    }
+
+    /// Corrupts `bytes` in place; an altered byte always differs from the original.
+    pub fn apply(&mut self, bytes: &mut [u8]) {
+        if self.rate <= 0.0 {
+            return;
+        }
+        for b in bytes {
+            if self.rng.chance(self.rate) {
+                *b ^= 1 + self.rng.below(255) as u8;
+                self.corrupted += 1;
+            }
+        }
     }
 }
 
@@ -83,15 +118,22 @@ struct Lane {
 #[derive(Debug)]
 pub struct Line {
     config: LineConfig,
-    rng: XorShift64,
+    corruptor: Corruptor,
     lanes: [Lane; 2],
-    /// Bytes altered so far.
-    pub corrupted: u64,
 }
 
 impl Line {
     pub fn new(config: LineConfig) -> Self {
-        Line { config, rng: XorShift64::new(config.seed), lanes: Default::default(), corrupted: 0 }
+        Line {
+            config,
+            corruptor: Corruptor::new(config.corrupt_rate, config.seed),
+            lanes: Default::default(),
+        }
+    }
+
+    /// Bytes altered so far.
+    pub fn corrupted(&self) -> u64 {
+        self.corruptor.corrupted
     }
 
     /// Puts bytes on the line at `now`; returns when the last byte reaches the far end.
@@ -102,21 +144,17 @@ impl Line {
         lane.free_at = start + timing.bytes_time(bytes.len());
         let arrival = lane.free_at + timing.turnaround;
         let mut bytes = bytes.to_vec();
-        if self.config.corrupt_rate > 0.0 {
-            for b in &mut bytes {
-                if self.rng.chance(self.config.corrupt_rate) {
-                    *b ^= 1 + self.rng.below(255) as u8;
-                    self.corrupted += 1;
-                }
-            }
-        }
+        self.corruptor.apply(&mut bytes);
         lane.in_flight.push_back((arrival, bytes));
         arrival
     }
 
     /// When the next chunk arrives, either way.
     pub fn next_arrival(&self) -> Option<Duration> {
-        self.lanes.iter().filter_map(|l| l.in_flight.front().map(|c| c.0)).min()
+        self.lanes
+            .iter()
+            .filter_map(|l| l.in_flight.front().map(|c| c.0))
+            .min()
     }
 
     /// The earliest chunk that has arrived by `now`.
@@ -128,7 +166,14 @@ impl Line {
             .filter_map(|(i, l)| l.in_flight.front().filter(|c| c.0 <= now).map(|c| (i, c.0)))
             .min_by_key(|&(i, t)| (t, i))?;
         let (_, bytes) = self.lanes[i].in_flight.pop_front()?;
-        Some((if i == 0 { Direction::HostToRecorder } else { Direction::RecorderToHost }, bytes))
+        Some((
+            if i == 0 {
+                Direction::HostToRecorder
+            } else {
+                Direction::RecorderToHost
+            },
+            bytes,
+        ))
     }
 
     /// The cable is pulled: everything in flight is lost.
@@ -143,7 +188,11 @@ impl Line {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
     /// Bytes written by the host (`H>R`, at write time) or received by it (`R>H`, at arrival).
-    Bytes { at: Duration, dir: Direction, bytes: Vec<u8> },
+    Bytes {
+        at: Duration,
+        dir: Direction,
+        bytes: Vec<u8>,
+    },
     /// The host's caller declared reads committed through `through`.
     Commit { at: Duration, through: u32 },
 }
@@ -168,7 +217,9 @@ pub struct Transcript {
 
 impl Transcript {
     pub fn to_text(&self) -> String {
-        let mut s = String::from("# meterd cradle transcript v1: virtual µs, H>R written by host, R>H received by host\n");
+        let mut s = String::from(
+            "# meterd cradle transcript v1: virtual µs, H>R written by host, R>H received by host\n",
+        );
         let _ = writeln!(s, "firmware {}", self.firmware.code());
         let _ = writeln!(s, "baud {}", self.timing.baud);
         let _ = writeln!(s, "turnaround_us {}", self.timing.turnaround.as_micros());
@@ -177,7 +228,13 @@ impl Transcript {
         for e in &self.entries {
             match e {
                 Entry::Bytes { at, dir, bytes } => {
-                    let _ = writeln!(s, "{} {} {}", at.as_micros(), dir.tag(), hex::encode_upper(bytes));
+                    let _ = writeln!(
+                        s,
+                        "{} {} {}",
+                        at.as_micros(),
+                        dir.tag(),
+                        hex::encode_upper(bytes)
+                    );
                 }
                 Entry::Commit { at, through } => {
                     let _ = writeln!(s, "{} COMMIT {through}", at.as_micros());
@@ -203,11 +260,16 @@ impl Transcript {
             let bad = |what: &str| Error::invalid("transcript", format!("line {}: {what}", n + 1));
             let mut parts = line.split_whitespace();
             let (a, b, c) = (parts.next(), parts.next(), parts.next());
-            let num = |s: Option<&str>| s.and_then(|s| s.parse::<i64>().ok()).ok_or_else(|| bad("bad number"));
+            let num = |s: Option<&str>| {
+                s.and_then(|s| s.parse::<i64>().ok())
+                    .ok_or_else(|| bad("bad number"))
+            };
             match (a, b, c) {
                 (Some("firmware"), v, None) => t.firmware = Firmware::from_code(num(v)? as u8)?,
                 (Some("baud"), v, None) => t.timing.baud = num(v)? as u32,
-                (Some("turnaround_us"), v, None) => t.timing.turnaround = Duration::from_micros(num(v)? as u64),
+                (Some("turnaround_us"), v, None) => {
+                    t.timing.turnaround = Duration::from_micros(num(v)? as u64)
+                }
                 (Some("nonce"), v, None) => t.nonce = num(v)? as u32,
                 (Some("clock_at_start"), v, None) => t.clock_at_start = num(v)?,
                 (Some(at), Some(dir), Some(rest)) => {
@@ -215,10 +277,17 @@ impl Transcript {
                     let entry = match dir {
                         "H>R" | "R>H" => Entry::Bytes {
                             at,
-                            dir: if dir == "H>R" { Direction::HostToRecorder } else { Direction::RecorderToHost },
+                            dir: if dir == "H>R" {
+                                Direction::HostToRecorder
+                            } else {
+                                Direction::RecorderToHost
+                            },
                             bytes: hex::decode(rest).map_err(|e| bad(&format!("bad hex: {e}")))?,
                         },
-                        "COMMIT" => Entry::Commit { at, through: rest.parse().map_err(|_| bad("bad sequence"))? },
+                        "COMMIT" => Entry::Commit {
+                            at,
+                            through: rest.parse().map_err(|_| bad("bad sequence"))?,
+                        },
                         _ => return Err(bad("unknown direction")),
                     };
                     t.entries.push(entry);
@@ -241,12 +310,19 @@ pub struct Store {
 impl Store {
     /// Highest committed sequence for a device: what [`Host::unload`] takes as `after`.
     pub fn committed_through(&self, serial: &str) -> Option<u32> {
-        self.reads.range((serial.to_string(), 0)..=(serial.to_string(), u32::MAX)).next_back().map(|(k, _)| k.1)
+        self.reads
+            .range((serial.to_string(), 0)..=(serial.to_string(), u32::MAX))
+            .next_back()
+            .map(|(k, _)| k.1)
     }
 
     pub fn commit(&mut self, serial: &str, reads: &[ReadRecord]) {
         for r in reads {
-            if self.reads.insert((serial.to_string(), r.seq), r.clone()).is_some() {
+            if self
+                .reads
+                .insert((serial.to_string(), r.seq), r.clone())
+                .is_some()
+            {
                 self.duplicates += 1;
             }
         }
@@ -264,22 +340,39 @@ pub struct HostApp {
     /// Hold commits (to prove CLEAR waits for them); release with [`Simulation::commit_held`].
     pub hold_commits: bool,
     held: Vec<(String, Vec<ReadRecord>)>,
+    /// Commands the host refused.
+    pub refused: Vec<super::host::CommandError>,
     /// Every host event with its virtual time.
     pub events: Vec<(Duration, HostEvent)>,
 }
 
 impl HostApp {
     pub fn new(routes: Vec<Route>) -> Self {
-        HostApp { routes, load_on_dock: true, ..Default::default() }
+        HostApp {
+            routes,
+            load_on_dock: true,
+            ..Default::default()
+        }
     }
 
-    fn handle(&mut self, host: &mut Host, event: HostEvent, now: Duration, transcript: &mut Vec<Entry>) {
+    fn handle(
+        &mut self,
+        host: &mut Host,
+        event: HostEvent,
+        now: Duration,
+        transcript: &mut Vec<Entry>,
+    ) {
         match &event {
             HostEvent::Docked(info) => {
                 let after = self.store.committed_through(&info.serial);
-                host.unload(after).expect("unload right after Docked");
-                if self.load_on_dock {
-                    host.load(self.routes.clone()).expect("routes fit the recorder");
+                match host.unload(after) {
+                    Ok(()) if self.load_on_dock => {
+                        if let Err(e) = host.load(self.routes.clone()) {
+                            self.refused.push(e);
+                        }
+                    }
+                    Ok(()) => {}
+                    Err(e) => self.refused.push(e),
                 }
             }
             HostEvent::ReadsReceived { serial, reads } => {
@@ -294,12 +387,17 @@ impl HostApp {
     }
 
     fn flush(&mut self, host: &mut Host, now: Duration, transcript: &mut Vec<Entry>) {
-        let Some(last) = self.held.last().and_then(|(_, r)| r.last()).map(|r| r.seq) else { return };
+        let Some(last) = self.held.last().and_then(|(_, r)| r.last()).map(|r| r.seq) else {
+            return;
+        };
         for (serial, reads) in self.held.drain(..) {
             self.store.commit(&serial, &reads);
         }
         host.committed(last).expect("committing delivered reads");
-        transcript.push(Entry::Commit { at: now, through: last });
+        transcript.push(Entry::Commit {
+            at: now,
+            through: last,
+        });
     }
 
     /// Virtual time of the first event matching `f`.
@@ -323,7 +421,12 @@ pub struct Simulation {
 
 impl Simulation {
     /// Docks `recorder` and starts a host session at virtual time zero.
-    pub fn new(line: LineConfig, host_config: HostConfig, mut recorder: Recorder, app: HostApp) -> Self {
+    pub fn new(
+        line: LineConfig,
+        host_config: HostConfig,
+        mut recorder: Recorder,
+        app: HostApp,
+    ) -> Self {
         recorder.dock();
         let transcript = Transcript {
             firmware: recorder.config().firmware,
@@ -348,12 +451,17 @@ impl Simulation {
         loop {
             let mut progress = false;
             while let Some(ev) = self.host.poll_event() {
-                self.app.handle(&mut self.host, ev, self.now, &mut self.transcript.entries);
+                self.app
+                    .handle(&mut self.host, ev, self.now, &mut self.transcript.entries);
                 progress = true;
             }
             while let Some(bytes) = self.host.poll_transmit(self.now) {
                 self.line.send(Direction::HostToRecorder, &bytes, self.now);
-                self.transcript.entries.push(Entry::Bytes { at: self.now, dir: Direction::HostToRecorder, bytes });
+                self.transcript.entries.push(Entry::Bytes {
+                    at: self.now,
+                    dir: Direction::HostToRecorder,
+                    bytes,
+                });
                 progress = true;
             }
             while let Some(ev) = self.recorder.poll_event() {
@@ -373,7 +481,14 @@ impl Simulation {
     /// Advances to the next arrival or timer. False when nothing is left to happen.
     pub fn step(&mut self) -> bool {
         self.pump();
-        let next = [self.line.next_arrival(), self.host.poll_timeout(), self.recorder.poll_timeout()].into_iter().flatten().min();
+        let next = [
+            self.line.next_arrival(),
+            self.host.poll_timeout(),
+            self.recorder.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let Some(t) = next else { return false };
         self.now = self.now.max(ceil_us(t));
         while let Some((dir, bytes)) = self.line.pop_arrival(self.now) {
@@ -381,7 +496,11 @@ impl Simulation {
                 Direction::HostToRecorder => self.recorder.handle_bytes(&bytes, self.now),
                 Direction::RecorderToHost => {
                     self.host.handle_bytes(&bytes, self.now);
-                    self.transcript.entries.push(Entry::Bytes { at: self.now, dir, bytes });
+                    self.transcript.entries.push(Entry::Bytes {
+                        at: self.now,
+                        dir,
+                        bytes,
+                    });
                 }
             }
         }
@@ -397,7 +516,11 @@ impl Simulation {
 
     /// Runs until the host session is over, `stop` says so, or `limit` of virtual time passed.
     /// Returns true if the host session is over.
-    pub fn run_until(&mut self, limit: Duration, mut stop: impl FnMut(&Simulation) -> bool) -> bool {
+    pub fn run_until(
+        &mut self,
+        limit: Duration,
+        mut stop: impl FnMut(&Simulation) -> bool,
+    ) -> bool {
         while !self.host.is_done() && self.now < limit && !stop(self) {
             if !self.step() {
                 break;
@@ -413,7 +536,8 @@ impl Simulation {
 
     /// Commits the reads held back by [`HostApp::hold_commits`].
     pub fn commit_held(&mut self) {
-        self.app.flush(&mut self.host, self.now, &mut self.transcript.entries);
+        self.app
+            .flush(&mut self.host, self.now, &mut self.transcript.entries);
         self.pump();
     }
 
@@ -438,7 +562,11 @@ impl Simulation {
 /// Replays a transcript's R>H bytes into a fresh host driven by a [`HostApp`] with `routes`, and
 /// returns that host's H>R entries (time and bytes) and its app, to compare with the capture.
 pub fn replay(transcript: &Transcript, routes: Vec<Route>) -> (Vec<Entry>, HostApp) {
-    let config = HostConfig::new(transcript.timing, transcript.nonce, transcript.clock_at_start);
+    let config = HostConfig::new(
+        transcript.timing,
+        transcript.nonce,
+        transcript.clock_at_start,
+    );
     let mut host = Host::new(config, Duration::ZERO);
     let mut app = HostApp::new(routes);
     let mut out = Vec::new();
@@ -450,7 +578,11 @@ pub fn replay(transcript: &Transcript, routes: Vec<Route>) -> (Vec<Entry>, HostA
             progress = true;
         }
         while let Some(bytes) = host.poll_transmit(now) {
-            out.push(Entry::Bytes { at: now, dir: Direction::HostToRecorder, bytes });
+            out.push(Entry::Bytes {
+                at: now,
+                dir: Direction::HostToRecorder,
+                bytes,
+            });
             progress = true;
         }
         if !progress {
@@ -463,7 +595,11 @@ pub fn replay(transcript: &Transcript, routes: Vec<Route>) -> (Vec<Entry>, HostA
         .entries
         .iter()
         .filter_map(|e| match e {
-            Entry::Bytes { at, dir: Direction::RecorderToHost, bytes } => Some((*at, bytes.as_slice())),
+            Entry::Bytes {
+                at,
+                dir: Direction::RecorderToHost,
+                bytes,
+            } => Some((*at, bytes.as_slice())),
             _ => None,
         })
         .collect();
@@ -506,26 +642,48 @@ fn ceil_us(d: Duration) -> Duration {
 /// Walks a recorder's loaded routes and "reads" every meter: mostly keyed reads a little above
 /// the previous read, some radio reads, a few skips with the route's codes, a few hi/lo
 /// anomalies confirmed by re-keying, the odd trouble code. Returns the reads taken.
-pub fn read_routes(data: &mut RecorderData, rng: &mut XorShift64, start_local: i64) -> Result<usize> {
+pub fn read_routes(
+    data: &mut RecorderData,
+    rng: &mut XorShift64,
+    start_local: i64,
+) -> Result<usize> {
     let mut taken = Vec::new();
     let mut t = start_local;
     for (route, meter) in data.meters() {
         t += 20 + rng.below(90) as i64;
         let codes: Vec<&TroubleCode> = route.trouble_codes.iter().collect();
         let pick = |rng: &mut XorShift64, fallback: &str| {
-            if codes.is_empty() { fallback.to_string() } else { codes[rng.below(codes.len() as u64) as usize].code.clone() }
+            if codes.is_empty() {
+                fallback.to_string()
+            } else {
+                codes[rng.below(codes.len() as u64) as usize].code.clone()
+            }
         };
-        let modulus = 10u64.pow(u32::from(meter.dials.min(10))).min(MAX_REGISTER + 1);
+        let modulus = 10u64
+            .pow(u32::from(meter.dials.min(10)))
+            .min(MAX_REGISTER + 1);
         let roll = rng.next_f64();
         let (reading, verified, skip) = if roll < 0.03 {
             (None, Verified::No, Some(pick(rng, "DOG")))
         } else if roll < 0.05 {
-            (Some((meter.high_limit + 1 + rng.below(500)) % modulus), Verified::High, None)
+            (
+                Some((meter.high_limit + 1 + rng.below(500)) % modulus),
+                Verified::High,
+                None,
+            )
         } else if roll < 0.06 {
-            (Some(meter.low_limit.saturating_sub(1 + rng.below(50)) % modulus), Verified::Low, None)
+            (
+                Some(meter.low_limit.saturating_sub(1 + rng.below(50)) % modulus),
+                Verified::Low,
+                None,
+            )
         } else {
             let span = meter.high_limit.saturating_sub(meter.previous_read).max(1);
-            (Some((meter.previous_read + rng.below(span)) % modulus), Verified::No, None)
+            (
+                Some((meter.previous_read + rng.below(span)) % modulus),
+                Verified::No,
+                None,
+            )
         };
         // A read that wrapped past the high limit is not "high" any more: keep flags honest.
         let verified = match (reading, verified) {
@@ -533,14 +691,22 @@ pub fn read_routes(data: &mut RecorderData, rng: &mut XorShift64, start_local: i
             (Some(r), Verified::Low) if r >= meter.low_limit => Verified::No,
             (_, v) => v,
         };
-        let trouble_codes = if reading.is_some() && rng.chance(0.02) { vec![pick(rng, "LEAK")] } else { Vec::new() };
+        let trouble_codes = if reading.is_some() && rng.chance(0.02) {
+            vec![pick(rng, "LEAK")]
+        } else {
+            Vec::new()
+        };
         taken.push(ReadRecord {
             seq: 0,
             route_id: route.id.clone(),
             meter_id: meter.meter_id.clone(),
             reading,
             taken_at: ReadTime::from_unix(t)?,
-            read_type: if rng.chance(0.1) { ReadType::Radio } else { ReadType::Keyed },
+            read_type: if rng.chance(0.1) {
+                ReadType::Radio
+            } else {
+                ReadType::Keyed
+            },
             verified,
             skip_code: skip,
             trouble_codes,
@@ -555,8 +721,22 @@ pub fn read_routes(data: &mut RecorderData, rng: &mut XorShift64, start_local: i
 
 /// A plausible route of `meters` water meters, for tests, benchmarks and demos.
 pub fn sample_route(id: &str, meters: usize, rng: &mut XorShift64) -> Route {
-    const STREETS: [&str; 6] = ["Main St", "Oak Ave", "Mill Rd", "Elm St", "Church Ln", "River Dr"];
-    const NOTES: [&str; 6] = ["front yard", "rear yard, dog", "left of driveway", "in pit by curb", "behind gate", ""];
+    const STREETS: [&str; 6] = [
+        "Main St",
+        "Oak Ave",
+        "Mill Rd",
+        "Elm St",
+        "Church Ln",
+        "River Dr",
+    ];
+    const NOTES: [&str; 6] = [
+        "front yard",
+        "rear yard, dog",
+        "left of driveway",
+        "in pit by curb",
+        "behind gate",
+        "",
+    ];
     const NAMES: [&str; 5] = ["J. Smith", "A. Garcia", "M. Chen", "P. Okafor", "L. Novak"];
     let meters = (0..meters)
         .map(|i| {
@@ -564,7 +744,11 @@ pub fn sample_route(id: &str, meters: usize, rng: &mut XorShift64) -> Route {
             let avg = 50 + rng.below(400);
             RouteMeter {
                 sequence: (i as u32 + 1) * 10,
-                meter_id: format!("{}{:07}", &id[..id.len().min(2)], 1_000_000 + i * 7 + rng.below(7) as usize),
+                meter_id: format!(
+                    "{}{:07}",
+                    &id[..id.len().min(2)],
+                    1_000_000 + i * 7 + rng.below(7) as usize
+                ),
                 account: format!("AC{:08}", 40_000_000 + i * 13),
                 address: format!("{} {}", 100 + i * 2, STREETS[i % STREETS.len()]),
                 customer: NAMES[rng.below(NAMES.len() as u64) as usize].to_string(),
@@ -581,10 +765,22 @@ pub fn sample_route(id: &str, meters: usize, rng: &mut XorShift64) -> Route {
         id: id.to_string(),
         meters,
         trouble_codes: vec![
-            TroubleCode { code: "DOG".into(), text: "Dog in yard".into() },
-            TroubleCode { code: "LOCK".into(), text: "Locked gate".into() },
-            TroubleCode { code: "BUR".into(), text: "Meter buried or covered".into() },
-            TroubleCode { code: "LEAK".into(), text: "Leak at meter".into() },
+            TroubleCode {
+                code: "DOG".into(),
+                text: "Dog in yard".into(),
+            },
+            TroubleCode {
+                code: "LOCK".into(),
+                text: "Locked gate".into(),
+            },
+            TroubleCode {
+                code: "BUR".into(),
+                text: "Meter buried or covered".into(),
+            },
+            TroubleCode {
+                code: "LEAK".into(),
+                text: "Leak at meter".into(),
+            },
         ],
     }
 }
