@@ -20,7 +20,7 @@ use meterd::store::RedbStore;
 use meterd::vee::VeeConfig;
 
 const METERS: usize = 100_000;
-const CHUNK: usize = 50_000;
+const CHUNK: usize = 100_000;
 
 fn meter_id(i: usize) -> String {
     format!("B{i:06}")
@@ -101,10 +101,20 @@ fn month_of_reads(c: &mut Criterion) {
     group.finish();
 }
 
+/// CPU seconds (user + system) of this process so far, from /proc (Linux); the machine is
+/// shared, so wall time alone says as much about the neighbours as about meterd.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
 fn one_million(config: &VeeConfig) {
     let (_dir, store) = fresh_store();
     let reads: Vec<Read> = (0..10).flat_map(|m| (0..METERS).map(move |i| read(i, m))).collect();
     let n = reads.len();
+    let cpu = cpu_seconds();
     let t = Instant::now();
     // The file importer's order: sorted by meter, then time, so each meter's reads arrive together.
     let mut sorted = reads;
@@ -113,6 +123,9 @@ fn one_million(config: &VeeConfig) {
     let secs = t.elapsed().as_secs_f64();
     assert_eq!(imported as usize, n);
     println!("ingest/one_million_reads: {n} reads over {METERS} meters in {secs:.2} s = {:.0} reads/s", n as f64 / secs);
+    if let (Some(a), Some(b)) = (cpu, cpu_seconds()) {
+        println!("ingest/one_million_reads: {:.2} CPU s = {:.0} reads per CPU second", b - a, n as f64 / (b - a));
+    }
 }
 
 fn main() {
