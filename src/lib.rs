@@ -2,10 +2,27 @@
 //!
 //! # Layout
 //! The data flows one way, one folder per stage:
-//! - [`ingest`]: where reads come from (files, handheld cradles on serial ports, MQTT gateways).
+//! - [`ingest`]: where reads come from (files, handheld cradles on serial ports, MQTT gateways),
+//!   and [`ingest::accept_reads`], the one entry every source uses to hand reads to the store.
 //! - [`store`]: the durable store behind a narrow interface (redb today).
 //! - [`vee`]: validation, estimation, editing: the rules that decide whether a read is billable.
 //! - [`review`]: what clerks do with the reads VEE held back.
 //! - [`billing`]: validated reads handed to the billing system in batches, each read once.
 //!
+//! Shared by all stages: [`model`] (meters, reads, flags, batches) and [`config`].
+//! At the edge: [`cli`] (the `meterd` commands), [`daemon`] (`meterd run`), [`secrets`] (key
+//! files with permission checks) and [`demo`] (the sample town).
 //! Wire and file formats live in the sans-IO `meterd-protocols` crate.
+#![forbid(unsafe_code)]
+
+pub mod billing;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod demo;
+pub mod ingest;
+pub mod model;
+pub mod review;
+pub mod secrets;
+pub mod store;
+pub mod vee;

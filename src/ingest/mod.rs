@@ -1,0 +1,10 @@
+//! Where reads come from. Every source decodes its input into [`crate::model::Read`]s and
+//! hands them to [`accept_reads`] (VEE + one durable transaction).
+//!
+//! - [`pipeline`]: [`accept_reads`] / [`accept_in`], the single entry into the store.
+//! - [`files`]: meter lists and read files (CSV, Sensus AutoRead route layout).
+
+pub mod files;
+pub mod pipeline;
+
+pub use pipeline::{AcceptReport, accept_in, accept_reads};

@@ -1,0 +1,139 @@
+//! Reads/s through import + VEE + durable commit: 1,000,000 reads over 100,000 meters.
+//!
+//! Two measurements:
+//! - criterion `ingest/month_of_100k_meters`: each iteration hands the next month's read of
+//!   every one of 100,000 meters to `accept_reads` (in transactions of `CHUNK` reads) on a
+//!   store that keeps growing; ten samples are ten months, i.e. 1,000,000 reads.
+//! - `ingest/one_million_reads` (printed): a fresh store, 1,000,000 reads (10 per meter, in
+//!   file order: month by month) through the same path as `meterd reads import`, timed once.
+//!
+//! Run: `cargo bench --bench ingest -- --warm-up-time 1 --measurement-time 3`
+
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, SamplingMode, Throughput};
+use jiff::{Timestamp, ToSpan};
+use meterd::ingest::accept_reads;
+use meterd::ingest::files::store_meters;
+use meterd::model::{Meter, MeterStatus, Origin, OriginKind, Quantity, Read, ReadType, Service};
+use meterd::store::RedbStore;
+use meterd::vee::VeeConfig;
+
+const METERS: usize = 100_000;
+const CHUNK: usize = 100_000;
+
+fn meter_id(i: usize) -> String {
+    format!("B{i:06}")
+}
+
+fn meters() -> Vec<Meter> {
+    (0..METERS)
+        .map(|i| Meter {
+            meter_id: meter_id(i),
+            account: format!("A{i}"),
+            route: format!("R{:03}", i / 500),
+            sequence: (i % 500) as u32,
+            service: Service::ALL[i % 3],
+            unit: "gal".into(),
+            dials: 8,
+            decimals: 0,
+            multiplier: Quantity::from_units(1).unwrap(),
+            status: MeterStatus::Active,
+            address: format!("{i} Main St"),
+            notes: String::new(),
+        })
+        .collect()
+}
+
+/// The read of meter `i` for month `month` (register grows 300 ± a little per month).
+fn read(i: usize, month: i64) -> Read {
+    let start: Timestamp = "2020-01-05T08:00:00Z".parse().unwrap();
+    let read_at = start.to_zoned(jiff::tz::TimeZone::UTC).checked_add(month.months()).unwrap().timestamp();
+    let value = 1000 + month * 300 + (i as i64 % 13) * month + (month * month) % 7;
+    Read {
+        meter_id: meter_id(i),
+        read_at,
+        value: Quantity::from_units(value).unwrap(),
+        raw: value.to_string(),
+        read_type: ReadType::Radio,
+        codes: Vec::new(),
+        reader: None,
+        origin: Origin { kind: OriginKind::File, source: "bench.csv".into(), locator: format!("line {}", i + 2) },
+    }
+}
+
+fn fresh_store() -> (tempfile::TempDir, RedbStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RedbStore::open_dir(dir.path()).unwrap();
+    store_meters(&store, &meters()).unwrap();
+    (dir, store)
+}
+
+fn import(store: &RedbStore, config: &VeeConfig, reads: Vec<Read>) -> u64 {
+    let mut n = 0;
+    let mut rest = reads;
+    while !rest.is_empty() {
+        let tail = rest.split_off(rest.len().min(CHUNK));
+        n += accept_reads(store, config, std::mem::replace(&mut rest, tail)).unwrap().imported;
+    }
+    n
+}
+
+fn month_of_reads(c: &mut Criterion) {
+    let config = VeeConfig::default();
+    let (_dir, store) = fresh_store();
+    let mut month = 0i64;
+    let mut group = c.benchmark_group("ingest");
+    group.sample_size(10).sampling_mode(SamplingMode::Flat).throughput(Throughput::Elements(METERS as u64));
+    group.bench_function("month_of_100k_meters", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let reads: Vec<Read> = (0..METERS).map(|i| read(i, month)).collect();
+                month += 1;
+                let t = Instant::now();
+                assert_eq!(import(&store, &config, reads), METERS as u64);
+                total += t.elapsed();
+            }
+            total
+        })
+    });
+    group.finish();
+}
+
+/// CPU seconds (user + system) of this process so far, from /proc (Linux); the machine is
+/// shared, so wall time alone says as much about the neighbours as about meterd.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+fn one_million(config: &VeeConfig) {
+    let (_dir, store) = fresh_store();
+    let reads: Vec<Read> = (0..10).flat_map(|m| (0..METERS).map(move |i| read(i, m))).collect();
+    let n = reads.len();
+    let cpu = cpu_seconds();
+    let t = Instant::now();
+    // The file importer's order: sorted by meter, then time, so each meter's reads arrive together.
+    let mut sorted = reads;
+    sorted.sort_by(|a, b| a.meter_id.cmp(&b.meter_id).then(a.read_at.cmp(&b.read_at)));
+    let imported = import(&store, config, sorted);
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(imported as usize, n);
+    println!("ingest/one_million_reads: {n} reads over {METERS} meters in {secs:.2} s = {:.0} reads/s", n as f64 / secs);
+    if let (Some(a), Some(b)) = (cpu, cpu_seconds()) {
+        println!("ingest/one_million_reads: {:.2} CPU s = {:.0} reads per CPU second", b - a, n as f64 / (b - a));
+    }
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    month_of_reads(&mut c);
+    c.final_summary();
+    // `cargo test --benches` runs this binary with `--bench` absent: keep that quick.
+    if std::env::args().any(|a| a == "--bench") {
+        one_million(&VeeConfig::default());
+    }
+}

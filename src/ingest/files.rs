@@ -1,0 +1,347 @@
+//! File imports: meter lists (CSV or the Sensus AutoRead route layout) and reads (CSV).
+//!
+//! A file is parsed and checked completely before anything is stored, so a bad file is
+//! refused as a whole with an error naming the file, line and field, and nothing of it is
+//! half-imported. Reads then go through [`accept_reads`] in chunks, each chunk one durable
+//! transaction; a progress callback hears about each commit (the CLI prints it, so that what
+//! meterd reported as committed is committed even if it is killed a moment later).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use jiff::Timestamp;
+use meterd_protocols::fixed_width;
+
+use super::pipeline::{AcceptReport, accept_reads};
+use crate::model::{Meter, MeterStatus, Origin, Quantity, Read, ReadType, Service};
+use crate::store::{Store, StoreError};
+use crate::vee::VeeConfig;
+
+/// Why a file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{file}: {source}")]
+    Io { file: String, source: std::io::Error },
+    #[error("{file}, line {line}, field {field}: {message}")]
+    Field { file: String, line: u64, field: String, message: String },
+    #[error("{file}, line {line}: {message}")]
+    Line { file: String, line: u64, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Reads per transaction for file imports: large enough to amortise the fsync, small enough
+/// that a crash loses little work (all of it is redone idempotently on re-import).
+pub const DEFAULT_CHUNK: usize = 20_000;
+
+/// The columns of a reads CSV. `meter_id`, `read_at` and `value` are required.
+pub const READ_COLUMNS: [&str; 6] = ["meter_id", "read_at", "value", "read_type", "codes", "reader"];
+const READ_REQUIRED: [&str; 3] = ["meter_id", "read_at", "value"];
+
+/// The columns of a meters CSV. All but `notes` are required.
+pub const METER_COLUMNS: [&str; 12] =
+    ["meter_id", "account", "route", "sequence", "service", "unit", "dials", "decimals", "multiplier", "status", "address", "notes"];
+
+/// A CSV file with a checked header: column name → index.
+struct Csv {
+    file: String,
+    reader: csv::Reader<std::fs::File>,
+    columns: HashMap<String, usize>,
+}
+
+impl Csv {
+    fn open(path: &Path, known: &[&str], required: &[&str]) -> Result<Self, ImportError> {
+        let file = path.display().to_string();
+        let f = std::fs::File::open(path).map_err(|source| ImportError::Io { file: file.clone(), source })?;
+        let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).trim(csv::Trim::All).from_reader(f);
+        let header = reader.headers().map_err(|e| csv_error(&file, e))?.clone();
+        if header.is_empty() || (header.len() == 1 && header[0].is_empty()) {
+            return Err(ImportError::Line { file, line: 1, message: "empty file: no header line".into() });
+        }
+        let mut columns = HashMap::new();
+        for (i, name) in header.iter().enumerate() {
+            if !known.contains(&name) {
+                return Err(ImportError::Field {
+                    file,
+                    line: 1,
+                    field: name.to_owned(),
+                    message: format!("unknown column (known columns: {})", known.join(", ")),
+                });
+            }
+            if columns.insert(name.to_owned(), i).is_some() {
+                return Err(ImportError::Field { file, line: 1, field: name.to_owned(), message: "column appears twice".into() });
+            }
+        }
+        if let Some(missing) = required.iter().find(|c| !columns.contains_key(**c)) {
+            return Err(ImportError::Field { file, line: 1, field: (*missing).to_owned(), message: "required column missing".into() });
+        }
+        Ok(Csv { file, reader, columns })
+    }
+
+    /// Every data row with its line number.
+    fn rows(&mut self) -> Result<Vec<(u64, csv::StringRecord)>, ImportError> {
+        let mut out = Vec::new();
+        let mut record = csv::StringRecord::new();
+        loop {
+            match self.reader.read_record(&mut record) {
+                Ok(false) => break,
+                Ok(true) => {
+                    let line = record.position().map(|p| p.line()).unwrap_or(0);
+                    if record.len() == 1 && record[0].is_empty() {
+                        continue; // blank line
+                    }
+                    out.push((line, record.clone()));
+                }
+                Err(e) => return Err(csv_error(&self.file, e)),
+            }
+        }
+        Ok(out)
+    }
+
+    fn get<'r>(&self, row: &'r csv::StringRecord, column: &str) -> Option<&'r str> {
+        self.columns.get(column).and_then(|&i| row.get(i))
+    }
+
+    fn field_error(&self, line: u64, field: &str, message: impl Into<String>) -> ImportError {
+        ImportError::Field { file: self.file.clone(), line, field: field.to_owned(), message: message.into() }
+    }
+
+    /// A required, non-empty text field.
+    fn text<'r>(&self, line: u64, row: &'r csv::StringRecord, column: &str) -> Result<&'r str, ImportError> {
+        match self.get(row, column) {
+            Some(v) if !v.is_empty() => Ok(v),
+            _ => Err(self.field_error(line, column, "empty")),
+        }
+    }
+
+    fn parse<T>(&self, line: u64, row: &csv::StringRecord, column: &str, what: &str, f: impl FnOnce(&str) -> Option<T>) -> Result<T, ImportError> {
+        let v = self.text(line, row, column)?;
+        f(v).ok_or_else(|| self.field_error(line, column, format!("{v:?} is not {what}")))
+    }
+}
+
+fn csv_error(file: &str, e: csv::Error) -> ImportError {
+    let line = e.position().map(|p| p.line()).unwrap_or(0);
+    let message = match e.kind() {
+        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+            format!("expected {expected_len} fields, found {len} (truncated or malformed line)")
+        }
+        csv::ErrorKind::Utf8 { .. } => "not valid UTF-8".to_owned(),
+        _ => e.to_string(),
+    };
+    ImportError::Line { file: file.to_owned(), line, message }
+}
+
+/// Parse and check a reads CSV (`meter_id,read_at,value,read_type,codes[,reader]`).
+pub fn parse_reads_csv(path: &Path) -> Result<Vec<Read>, ImportError> {
+    let mut csv = Csv::open(path, &READ_COLUMNS, &READ_REQUIRED)?;
+    let rows = csv.rows()?;
+    let mut reads = Vec::with_capacity(rows.len());
+    for (line, row) in rows {
+        let meter_id = csv.text(line, &row, "meter_id")?.to_owned();
+        let read_at: Timestamp = csv.parse(line, &row, "read_at", "an RFC 3339 time with offset (2025-01-31T08:00:00Z)", |v| v.parse().ok())?;
+        let raw = csv.text(line, &row, "value")?;
+        let value = Quantity::parse(raw).map_err(|e| csv.field_error(line, "value", format!("{raw:?} is not a register value: {e}")))?;
+        if value.is_negative() {
+            return Err(csv.field_error(line, "value", format!("{raw:?} is negative; a register value never is")));
+        }
+        let read_type = match csv.get(&row, "read_type") {
+            None | Some("") => ReadType::Manual,
+            Some(v) => ReadType::parse(v).ok_or_else(|| {
+                csv.field_error(
+                    line,
+                    "read_type",
+                    format!("{v:?} is not a read type ({})", ReadType::ALL.map(ReadType::as_str).join(", ")),
+                )
+            })?,
+        };
+        let codes = csv.get(&row, "codes").unwrap_or("").split(';').map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned).collect();
+        let reader = csv.get(&row, "reader").filter(|r| !r.is_empty()).map(str::to_owned);
+        reads.push(Read {
+            meter_id,
+            read_at,
+            value,
+            raw: raw.to_owned(),
+            read_type,
+            codes,
+            reader,
+            origin: Origin::file_line(&csv.file, line),
+        });
+    }
+    Ok(reads)
+}
+
+/// Parse and check a meters CSV.
+pub fn parse_meters_csv(path: &Path) -> Result<Vec<Meter>, ImportError> {
+    let mut csv = Csv::open(path, &METER_COLUMNS, &METER_COLUMNS[..11])?;
+    let rows = csv.rows()?;
+    let mut meters = Vec::with_capacity(rows.len());
+    let mut lines: HashMap<String, u64> = HashMap::new();
+    for (line, row) in rows {
+        let meter = Meter {
+            meter_id: csv.text(line, &row, "meter_id")?.to_owned(),
+            account: csv.get(&row, "account").unwrap_or("").to_owned(),
+            route: csv.text(line, &row, "route")?.to_owned(),
+            sequence: csv.parse(line, &row, "sequence", "a walk-order number", |v| v.parse().ok())?,
+            service: csv.parse(line, &row, "service", "a service (water, gas, electric)", Service::parse)?,
+            unit: csv.text(line, &row, "unit")?.to_owned(),
+            dials: csv.parse(line, &row, "dials", "a dial count", |v| v.parse().ok())?,
+            decimals: csv.parse(line, &row, "decimals", "a count of decimals", |v| v.parse().ok())?,
+            multiplier: csv.parse(line, &row, "multiplier", "a decimal number", |v| Quantity::parse(v).ok())?,
+            status: csv.parse(line, &row, "status", "a meter status (active, inactive)", MeterStatus::parse)?,
+            address: csv.get(&row, "address").unwrap_or("").to_owned(),
+            notes: csv.get(&row, "notes").unwrap_or("").to_owned(),
+        };
+        meter.check().map_err(|m| ImportError::Line { file: csv.file.clone(), line, message: m })?;
+        if let Some(first) = lines.insert(meter.meter_id.clone(), line) {
+            return Err(csv.field_error(line, "meter_id", format!("meter {} already listed on line {first}", meter.meter_id)));
+        }
+        meters.push(meter);
+    }
+    Ok(meters)
+}
+
+/// Options for a Sensus AutoRead route import; the layout carries neither route nor dials.
+#[derive(Debug, Clone)]
+pub struct RouteFileOptions {
+    /// Route the file's meters belong to (default: the file name without extension).
+    pub route: Option<String>,
+    pub dials: u8,
+    pub decimals: u8,
+}
+
+impl Default for RouteFileOptions {
+    fn default() -> Self {
+        RouteFileOptions { route: None, dials: 8, decimals: 0 }
+    }
+}
+
+/// Default unit of a service when the file does not say.
+fn default_unit(service: Service) -> &'static str {
+    match service {
+        Service::Water => "gal",
+        Service::Gas => "ccf",
+        Service::Electric => "kWh",
+    }
+}
+
+/// Parse a Sensus AutoRead 155-character route import file into meters, in walk order.
+pub fn parse_sensus_route(path: &Path, opts: &RouteFileOptions) -> Result<Vec<Meter>, ImportError> {
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| ImportError::Io { file: file.clone(), source })?;
+    let text = String::from_utf8(bytes).map_err(|e| ImportError::Line {
+        file: file.clone(),
+        line: 1 + e.as_bytes()[..e.utf8_error().valid_up_to()].iter().filter(|b| **b == b'\n').count() as u64,
+        message: "not valid UTF-8".into(),
+    })?;
+    let route = opts
+        .route
+        .clone()
+        .unwrap_or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "route".into()));
+    let layout = fixed_width::sensus_autoread_import();
+    let mut meters = Vec::new();
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    for (i, line_text) in text.split('\n').enumerate() {
+        let line = i as u64 + 1;
+        let line_text = line_text.strip_suffix('\r').unwrap_or(line_text);
+        if line_text.trim().is_empty() {
+            continue;
+        }
+        let rec = layout.parse(line_text).map_err(|e| ImportError::Line { file: file.clone(), line, message: e.to_string() })?;
+        let field = |name: &str| rec.get(name).unwrap_or("").to_owned();
+        let ferr = |name: &str, message: String| ImportError::Field { file: file.clone(), line, field: name.to_owned(), message };
+        let meter_id = field("meter_id");
+        if meter_id.is_empty() {
+            return Err(ferr("meter_id", "empty".into()));
+        }
+        let service = match field("meter_type").to_ascii_uppercase().as_str() {
+            "W" => Service::Water,
+            // AutoRead's `P` (propane) is a gas service for billing.
+            "G" | "P" => Service::Gas,
+            "E" => Service::Electric,
+            other => return Err(ferr("meter_type", format!("{other:?} is not a meter type (W, G, E, P)"))),
+        };
+        for numeric in ["previous_read", "low_limit", "high_limit"] {
+            let v = field(numeric);
+            if !v.is_empty() && Quantity::parse(&v).is_err() {
+                return Err(ferr(numeric, format!("{v:?} is not a number")));
+            }
+        }
+        if let Some(first) = seen.insert(meter_id.clone(), line) {
+            return Err(ferr("meter_id", format!("meter {meter_id} already listed on line {first}")));
+        }
+        let notes = [field("comment"), field("customer_name"), field("service_address_2")]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let meter = Meter {
+            meter_id,
+            account: field("account_id"),
+            route: route.clone(),
+            sequence: meters.len() as u32 + 1,
+            service,
+            unit: default_unit(service).to_owned(),
+            dials: opts.dials,
+            decimals: opts.decimals,
+            multiplier: Quantity::from_micros(crate::model::SCALE),
+            status: MeterStatus::Active,
+            address: field("service_address"),
+            notes,
+        };
+        meter.check().map_err(|m| ImportError::Line { file: file.clone(), line, message: m })?;
+        meters.push(meter);
+    }
+    Ok(meters)
+}
+
+/// What a meter import changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MeterImportReport {
+    pub added: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+}
+
+/// Store meters (insert or update) in one durable transaction.
+pub fn store_meters(store: &dyn Store, meters: &[Meter]) -> Result<MeterImportReport, StoreError> {
+    let mut txn = store.begin_write()?;
+    let mut report = MeterImportReport::default();
+    for m in meters {
+        match txn.meter(&m.meter_id)? {
+            None => report.added += 1,
+            Some(old) if &old == m => {
+                report.unchanged += 1;
+                continue;
+            }
+            Some(_) => report.updated += 1,
+        }
+        txn.put_meter(m)?;
+    }
+    txn.commit()?;
+    Ok(report)
+}
+
+/// Import a reads CSV: check the whole file, then store it in chunks of `chunk` reads, each
+/// one durable transaction; `on_commit` is called after each commit with the running totals.
+pub fn import_reads_file(
+    store: &dyn Store,
+    config: &VeeConfig,
+    path: &Path,
+    chunk: usize,
+    on_commit: &mut dyn FnMut(&AcceptReport),
+) -> Result<AcceptReport, ImportError> {
+    let mut reads = parse_reads_csv(path)?;
+    // Keep each meter's reads together and in order, so chunks split the file by meter and
+    // every chunk sees the earlier reads of its meters already stored.
+    reads.sort_by(|a, b| a.meter_id.cmp(&b.meter_id).then(a.read_at.cmp(&b.read_at)));
+    let mut total = AcceptReport::default();
+    let mut rest = reads;
+    while !rest.is_empty() {
+        let tail = rest.split_off(rest.len().min(chunk.max(1)));
+        let report = accept_reads(store, config, std::mem::replace(&mut rest, tail))?;
+        total.absorb(report);
+        on_commit(&total);
+    }
+    Ok(total)
+}

@@ -1,0 +1,160 @@
+//! The one way reads enter the store: [`accept_reads`].
+//!
+//! Files, handheld cradles, MQTT gateways and probes all decode their input into
+//! [`Read`]s and call [`accept_reads`]. It runs VEE and stores the reads in one durable
+//! transaction, so every source gets the same validation, the same idempotency and the same
+//! "acknowledge only after commit" guarantee.
+
+use std::collections::BTreeMap;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+
+use crate::model::{Meter, Quantity, Read, ReadId, ReadStatus, ReadSummary, Rule, StoredRead, to_store_precision};
+use crate::store::{HistoryQuery, Result, Store, WriteTxn};
+use crate::vee::{self, ADU_WINDOW, Context, VeeConfig};
+
+/// What [`accept_reads`] did. Everything counted here is committed durably.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AcceptReport {
+    /// Reads handed in.
+    pub received: u64,
+    /// Reads stored (validated + flagged).
+    pub imported: u64,
+    /// Reads skipped because the same meter, read_at and value were already stored (or came
+    /// twice in the input): re-importing is idempotent.
+    pub duplicates_skipped: u64,
+    /// Stored reads that passed VEE (including plausible rollovers).
+    pub validated: u64,
+    /// Stored reads held for review.
+    pub flagged: u64,
+    /// Flags raised, per rule id (a read may raise several).
+    pub by_rule: BTreeMap<Rule, u64>,
+    /// Ids of the stored reads, in the order they were stored (per meter, chronological).
+    #[serde(skip)]
+    pub read_ids: Vec<ReadId>,
+}
+
+impl AcceptReport {
+    /// Add another report's counts (for imports committed in several transactions).
+    pub fn absorb(&mut self, other: AcceptReport) {
+        self.received += other.received;
+        self.imported += other.imported;
+        self.duplicates_skipped += other.duplicates_skipped;
+        self.validated += other.validated;
+        self.flagged += other.flagged;
+        for (rule, n) in other.by_rule {
+            *self.by_rule.entry(rule).or_default() += n;
+        }
+        self.read_ids.extend(other.read_ids);
+    }
+}
+
+/// Validate and durably store a group of reads, in ONE write transaction.
+///
+/// For each meter, the reads are taken in chronological order (input order breaks ties), and
+/// each one is:
+/// 1. skipped if a read of the same meter, read_at and value is already stored or came
+///    earlier in `reads` (idempotent re-import: a handheld that unloads twice, a gateway that
+///    redelivers, a file imported again);
+/// 2. validated by [`vee::validate`] against the meter's history: the reads already stored
+///    *and* the earlier reads of this same call;
+/// 3. stored with its status, consumption and flags. A read for a meter that is not in the
+///    store is stored too, flagged `unknown_meter`: nothing is lost.
+///
+/// The function returns only after the transaction committed durably; only then may the
+/// caller acknowledge upstream (clear the recorder, ack the MQTT message, report the file
+/// imported). On error nothing of this call is stored.
+///
+/// Group many reads per call (thousands): the cost of a durable commit is paid once per call.
+/// Reads that arrive later than stored reads of the same meter are validated against the
+/// reads before them only; later reads are not re-validated.
+pub fn accept_reads(store: &dyn Store, config: &VeeConfig, reads: Vec<Read>) -> Result<AcceptReport> {
+    let mut txn = store.begin_write()?;
+    let report = accept_in(txn.as_mut(), config, reads, to_store_precision(Timestamp::now()))?;
+    txn.commit()?;
+    Ok(report)
+}
+
+/// [`accept_reads`] inside a caller's transaction (for sources that must store something
+/// else atomically with the reads, e.g. a de-duplication key or a cradle session record).
+/// The caller commits.
+pub fn accept_in(txn: &mut dyn WriteTxn, config: &VeeConfig, reads: Vec<Read>, received_at: Timestamp) -> Result<AcceptReport> {
+    let mut report = AcceptReport { received: reads.len() as u64, ..AcceptReport::default() };
+    let mut by_meter: BTreeMap<String, Vec<Read>> = BTreeMap::new();
+    for mut read in reads {
+        read.read_at = to_store_precision(read.read_at);
+        by_meter.entry(read.meter_id.clone()).or_default().push(read);
+    }
+    let groups: Vec<(String, Vec<Read>)> = by_meter
+        .into_iter()
+        .map(|(id, mut reads)| {
+            reads.sort_by_key(|r| r.read_at);
+            (id, reads)
+        })
+        .collect();
+    // One bulk lookup of the meters and of their history windows: a year before each meter's
+    // first new read (the ADU window) up to its last new read (same-time duplicates).
+    let ids: Vec<&str> = groups.iter().map(|(id, _)| id.as_str()).collect();
+    let meters = txn.meters_by_id(&ids)?;
+    let queries: Vec<HistoryQuery<'_>> = groups
+        .iter()
+        .map(|(id, reads)| HistoryQuery {
+            meter_id: id,
+            from: reads[0].read_at.checked_sub(ADU_WINDOW).unwrap_or(Timestamp::MIN),
+            to: reads[reads.len() - 1].read_at.checked_add(SignedDuration::from_micros(1)).unwrap_or(Timestamp::MAX),
+        })
+        .collect();
+    let histories = txn.meter_histories(&queries)?;
+
+    let mut to_store = Vec::new();
+    for (((_, reads), meter), known) in groups.into_iter().zip(meters).zip(histories) {
+        accept_meter(config, meter.as_ref(), known, reads, received_at, &mut report, &mut to_store);
+    }
+    report.read_ids = txn.insert_reads(&mut to_store)?;
+    report.imported = to_store.len() as u64;
+    Ok(report)
+}
+
+/// VEE for one meter's new reads (chronological), against `known` (its stored history window,
+/// oldest first), which grows with each accepted read.
+fn accept_meter(
+    config: &VeeConfig,
+    meter: Option<&Meter>,
+    mut known: Vec<ReadSummary>,
+    reads: Vec<Read>,
+    received_at: Timestamp,
+    report: &mut AcceptReport,
+    to_store: &mut Vec<StoredRead>,
+) {
+    for read in reads {
+        let lo = known.partition_point(|k| k.read_at < read.read_at);
+        let hi = known.partition_point(|k| k.read_at <= read.read_at);
+        let same: Vec<Quantity> = known[lo..hi].iter().map(|k| k.value).collect();
+        if same.contains(&read.value) {
+            report.duplicates_skipped += 1;
+            continue;
+        }
+        let history: Vec<ReadSummary> = known[..lo].iter().filter(|k| k.is_history()).copied().collect();
+        let outcome = vee::validate(&Context { meter, history: &history, same_time: &same }, &read, config);
+
+        for f in &outcome.flags {
+            *report.by_rule.entry(f.rule).or_default() += 1;
+        }
+        match outcome.status {
+            ReadStatus::Flagged => report.flagged += 1,
+            _ => report.validated += 1,
+        }
+        let stored = StoredRead {
+            id: 0,
+            read,
+            status: outcome.status,
+            flags: outcome.flags,
+            consumption: outcome.consumption,
+            received_at,
+            batch: None,
+        };
+        known.insert(hi, stored.summary());
+        to_store.push(stored);
+    }
+}

@@ -1,0 +1,481 @@
+//! The redb engine: one file, copy-on-write B-trees, fsync on every commit (redb's default
+//! `Durability::Immediate`), one writer and any number of snapshot readers.
+//!
+//! # Tables (schema version 1)
+//! | table | key | value | why |
+//! |---|---|---|---|
+//! | `meta` | name | u64 | schema version, id counters |
+//! | `meters` | meter id | postcard [`Meter`] | |
+//! | `reads` | read id | postcard [`StoredRead`] | the reads themselves |
+//! | `meter_time` | (meter id, read_at µs, read id) | read summary | history per meter in time order; same-time lookup |
+//! | `status_index` | (status code, read id) | () | review queue, billable reads |
+//! | `batches` | batch id | postcard [`Batch`] | |
+//! | `open_batches` | client | batch id | "re-asking before ack returns the same batch" |
+//! | `quarantine` | id | postcard [`QuarantineEntry`] | undecodable input, nothing lost |
+//! | `seen` | (namespace, key bytes) | first seen µs | gateway de-duplication |
+//!
+//! An append-only, hash-chained `audit` table is reserved for the clerk review work.
+
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{ReadTxn, Result, SCHEMA_VERSION, Store, StoreError, WriteTxn};
+use crate::model::{Batch, BatchId, BatchStatus, Meter, Quantity, QuarantineEntry, ReadId, ReadStatus, ReadSummary, StoredRead};
+use super::HistoryQuery;
+
+const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+const METERS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meters");
+const READS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("reads");
+/// Value: the read's [`ReadSummary`] (value µ-units, consumption µ-units, status code,
+/// duplicate flag), so VEE history is one index scan without decoding whole reads.
+const METER_TIME: TableDefinition<'_, (&str, i64, u64), Summary> = TableDefinition::new("meter_time");
+
+type Summary = (i64, Option<i64>, u8, bool);
+
+fn summary_value(r: &StoredRead) -> Summary {
+    let s = r.summary();
+    (s.value.micros(), s.consumption.map(Quantity::micros), s.status.code(), s.duplicate)
+}
+
+fn summary_of(key: (&str, i64, u64), v: Summary) -> Result<ReadSummary> {
+    let corrupt = |detail: String| StoreError::Corrupt { what: "meter_time index", detail };
+    Ok(ReadSummary {
+        id: key.2,
+        read_at: Timestamp::from_microsecond(key.1).map_err(|e| corrupt(e.to_string()))?,
+        value: Quantity::from_micros(v.0),
+        consumption: v.1.map(Quantity::from_micros),
+        status: ReadStatus::from_code(v.2).ok_or_else(|| corrupt(format!("status code {}", v.2)))?,
+        duplicate: v.3,
+    })
+}
+const STATUS_INDEX: TableDefinition<'_, (u8, u64), ()> = TableDefinition::new("status_index");
+const BATCHES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("batches");
+const OPEN_BATCHES: TableDefinition<'_, &str, u64> = TableDefinition::new("open_batches");
+const QUARANTINE: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("quarantine");
+const SEEN: TableDefinition<'_, (&str, &[u8]), i64> = TableDefinition::new("seen");
+
+const K_SCHEMA: &str = "schema_version";
+const K_NEXT_READ: &str = "next_read_id";
+const K_NEXT_BATCH: &str = "next_batch_id";
+const K_NEXT_QUARANTINE: &str = "next_quarantine_id";
+
+/// File name of the store inside the data directory.
+pub const STORE_FILE: &str = "meterd.redb";
+
+fn engine(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Engine(e.to_string())
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    postcard::to_allocvec(v).map_err(engine)
+}
+
+fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T> {
+    postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt { what, detail: e.to_string() })
+}
+
+/// The redb store.
+#[derive(Debug)]
+pub struct RedbStore {
+    db: Database,
+    path: PathBuf,
+}
+
+impl RedbStore {
+    /// Open the store in `data_dir` (creating the directory and the store when missing).
+    pub fn open_dir(data_dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| StoreError::Engine(format!("cannot create data directory {}: {e}", data_dir.display())))?;
+        Self::open(&data_dir.join(STORE_FILE))
+    }
+
+    /// Open (or create) the store file at `path` and check its schema version.
+    pub fn open(path: &Path) -> Result<Self> {
+        let shown = path.display().to_string();
+        let db = Database::create(path).map_err(|e| StoreError::Engine(format!("cannot open store {shown}: {e}")))?;
+        let txn = db.begin_write().map_err(engine)?;
+        {
+            let mut meta = txn.open_table(META).map_err(engine)?;
+            let version = meta.get(K_SCHEMA).map_err(engine)?.map(|v| v.value());
+            match version {
+                Some(SCHEMA_VERSION) => {}
+                Some(found) => {
+                    return Err(StoreError::SchemaVersion { path: shown, found, supported: SCHEMA_VERSION });
+                }
+                None => {
+                    let others = txn.list_tables().map_err(engine)?.filter(|t| t.name() != "meta").count();
+                    if others > 0 {
+                        return Err(StoreError::NotAStore { path: shown, detail: "no schema version recorded".into() });
+                    }
+                    meta.insert(K_SCHEMA, SCHEMA_VERSION).map_err(engine)?;
+                    for k in [K_NEXT_READ, K_NEXT_BATCH, K_NEXT_QUARANTINE] {
+                        meta.insert(k, 1).map_err(engine)?;
+                    }
+                }
+            }
+        }
+        // Create every table so read transactions never meet a missing one.
+        txn.open_table(METERS).map_err(engine)?;
+        txn.open_table(READS).map_err(engine)?;
+        txn.open_table(METER_TIME).map_err(engine)?;
+        txn.open_table(STATUS_INDEX).map_err(engine)?;
+        txn.open_table(BATCHES).map_err(engine)?;
+        txn.open_table(OPEN_BATCHES).map_err(engine)?;
+        txn.open_table(QUARANTINE).map_err(engine)?;
+        txn.open_table(SEEN).map_err(engine)?;
+        txn.commit().map_err(engine)?;
+        Ok(RedbStore { db, path: path.to_owned() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Overwrite the recorded schema version (for migration tooling and tests of the check).
+    pub fn set_schema_version(path: &Path, version: u64) -> Result<()> {
+        let db = Database::create(path).map_err(engine)?;
+        let txn = db.begin_write().map_err(engine)?;
+        txn.open_table(META).map_err(engine)?.insert(K_SCHEMA, version).map_err(engine)?;
+        txn.commit().map_err(engine)
+    }
+}
+
+impl Store for RedbStore {
+    fn begin_read(&self) -> Result<Box<dyn ReadTxn + '_>> {
+        Ok(Box::new(RedbRead { txn: self.db.begin_read().map_err(engine)? }))
+    }
+
+    fn begin_write(&self) -> Result<Box<dyn WriteTxn + '_>> {
+        // Durability stays at redb's default (Immediate): commit fsyncs before returning.
+        Ok(Box::new(RedbWrite { txn: self.db.begin_write().map_err(engine)? }))
+    }
+}
+
+struct RedbRead {
+    txn: redb::ReadTransaction,
+}
+
+struct RedbWrite {
+    txn: redb::WriteTransaction,
+}
+
+fn us(t: Timestamp) -> i64 {
+    t.as_microsecond()
+}
+
+fn get_read(t: &impl ReadableTable<u64, &'static [u8]>, id: ReadId) -> Result<Option<StoredRead>> {
+    match t.get(id).map_err(engine)? {
+        Some(v) => decode("read", v.value()).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Fetch the reads whose ids an index scan produced.
+fn fetch_reads(t: &impl ReadableTable<u64, &'static [u8]>, ids: impl IntoIterator<Item = ReadId>) -> Result<Vec<StoredRead>> {
+    ids.into_iter()
+        .map(|id| get_read(t, id)?.ok_or_else(|| StoreError::Corrupt { what: "index", detail: format!("read {id} missing") }))
+        .collect()
+}
+
+fn histories(t: &impl ReadableTable<(&'static str, i64, u64), Summary>, queries: &[HistoryQuery<'_>]) -> Result<Vec<Vec<ReadSummary>>> {
+    let mut out = Vec::with_capacity(queries.len());
+    for q in queries {
+        let (from, to) = (us(q.from), us(q.to).max(us(q.from)));
+        let mut window = Vec::new();
+        // The latest read before the window that counts as history: the previous read of a
+        // meter read rarely.
+        for e in t.range((q.meter_id, i64::MIN, 0u64)..(q.meter_id, from, 0u64)).map_err(engine)?.rev() {
+            let (k, v) = e.map_err(engine)?;
+            let s = summary_of(k.value(), v.value())?;
+            if s.is_history() {
+                window.push(s);
+                break;
+            }
+        }
+        for e in t.range((q.meter_id, from, 0u64)..(q.meter_id, to, 0u64)).map_err(engine)? {
+            let (k, v) = e.map_err(engine)?;
+            window.push(summary_of(k.value(), v.value())?);
+        }
+        out.push(window);
+    }
+    Ok(out)
+}
+
+fn meter_time_ids(
+    t: &impl ReadableTable<(&'static str, i64, u64), Summary>,
+    meter: &str,
+    from: i64,
+    to: i64,
+    newest_first: bool,
+    limit: usize,
+) -> Result<Vec<ReadId>> {
+    if from >= to {
+        return Ok(Vec::new());
+    }
+    let range = t.range((meter, from, 0u64)..(meter, to, 0u64)).map_err(engine)?;
+    let mut ids = Vec::new();
+    type Entry<'a> = std::result::Result<(redb::AccessGuard<'a, (&'static str, i64, u64)>, redb::AccessGuard<'a, Summary>), redb::StorageError>;
+    let mut push = |e: Entry<'_>| -> Result<bool> {
+        let (k, _) = e.map_err(engine)?;
+        ids.push(k.value().2);
+        Ok(ids.len() < limit)
+    };
+    if newest_first {
+        for e in range.rev() {
+            if !push(e)? {
+                break;
+            }
+        }
+    } else {
+        for e in range {
+            if !push(e)? {
+                break;
+            }
+        }
+    }
+    Ok(ids)
+}
+
+/// The queries, written once for both transaction kinds (redb's read and write transactions
+/// both have `open_table`, returning different table types with the same readable trait).
+macro_rules! impl_read_txn {
+    ($ty:ty) => {
+        impl ReadTxn for $ty {
+            fn meter(&self, meter_id: &str) -> Result<Option<Meter>> {
+                let t = self.txn.open_table(METERS).map_err(engine)?;
+                match t.get(meter_id).map_err(engine)? {
+                    Some(v) => decode("meter", v.value()).map(Some),
+                    None => Ok(None),
+                }
+            }
+
+            fn meters(&self) -> Result<Vec<Meter>> {
+                let t = self.txn.open_table(METERS).map_err(engine)?;
+                let mut out = Vec::new();
+                for e in t.iter().map_err(engine)? {
+                    let (_, v) = e.map_err(engine)?;
+                    out.push(decode("meter", v.value())?);
+                }
+                Ok(out)
+            }
+
+            fn meters_by_id(&self, ids: &[&str]) -> Result<Vec<Option<Meter>>> {
+                let t = self.txn.open_table(METERS).map_err(engine)?;
+                ids.iter()
+                    .map(|id| match t.get(*id).map_err(engine)? {
+                        Some(v) => decode("meter", v.value()).map(Some),
+                        None => Ok(None),
+                    })
+                    .collect()
+            }
+
+            fn meter_histories(&self, queries: &[HistoryQuery<'_>]) -> Result<Vec<Vec<ReadSummary>>> {
+                histories(&self.txn.open_table(METER_TIME).map_err(engine)?, queries)
+            }
+
+            fn read(&self, id: ReadId) -> Result<Option<StoredRead>> {
+                get_read(&self.txn.open_table(READS).map_err(engine)?, id)
+            }
+
+            fn meter_reads(&self, meter_id: &str, from: Timestamp, to: Timestamp) -> Result<Vec<StoredRead>> {
+                let idx = self.txn.open_table(METER_TIME).map_err(engine)?;
+                let ids = meter_time_ids(&idx, meter_id, us(from), us(to), false, usize::MAX)?;
+                fetch_reads(&self.txn.open_table(READS).map_err(engine)?, ids)
+            }
+
+            fn meter_reads_before(&self, meter_id: &str, before: Timestamp, limit: usize) -> Result<Vec<StoredRead>> {
+                if limit == 0 {
+                    return Ok(Vec::new());
+                }
+                let idx = self.txn.open_table(METER_TIME).map_err(engine)?;
+                let ids = meter_time_ids(&idx, meter_id, i64::MIN, us(before), true, limit)?;
+                fetch_reads(&self.txn.open_table(READS).map_err(engine)?, ids)
+            }
+
+            fn all_reads(&self) -> Result<Vec<StoredRead>> {
+                let idx = self.txn.open_table(METER_TIME).map_err(engine)?;
+                let mut ids = Vec::new();
+                for e in idx.iter().map_err(engine)? {
+                    ids.push(e.map_err(engine)?.0.value().2);
+                }
+                fetch_reads(&self.txn.open_table(READS).map_err(engine)?, ids)
+            }
+
+            fn reads_with_status(&self, status: ReadStatus, limit: usize) -> Result<Vec<StoredRead>> {
+                let idx = self.txn.open_table(STATUS_INDEX).map_err(engine)?;
+                let code = status.code();
+                let mut ids = Vec::new();
+                for e in idx.range((code, 0u64)..=(code, u64::MAX)).map_err(engine)? {
+                    if ids.len() >= limit {
+                        break;
+                    }
+                    ids.push(e.map_err(engine)?.0.value().1);
+                }
+                fetch_reads(&self.txn.open_table(READS).map_err(engine)?, ids)
+            }
+
+            fn count_reads(&self) -> Result<u64> {
+                self.txn.open_table(READS).map_err(engine)?.len().map_err(engine)
+            }
+
+            fn batch(&self, id: BatchId) -> Result<Option<Batch>> {
+                let t = self.txn.open_table(BATCHES).map_err(engine)?;
+                match t.get(id).map_err(engine)? {
+                    Some(v) => decode("batch", v.value()).map(Some),
+                    None => Ok(None),
+                }
+            }
+
+            fn open_batch(&self, client: &str) -> Result<Option<Batch>> {
+                let id = self.txn.open_table(OPEN_BATCHES).map_err(engine)?.get(client).map_err(engine)?.map(|v| v.value());
+                match id {
+                    Some(id) => self.batch(id),
+                    None => Ok(None),
+                }
+            }
+
+            fn quarantined(&self) -> Result<Vec<(u64, QuarantineEntry)>> {
+                let t = self.txn.open_table(QUARANTINE).map_err(engine)?;
+                let mut out = Vec::new();
+                for e in t.iter().map_err(engine)? {
+                    let (k, v) = e.map_err(engine)?;
+                    out.push((k.value(), decode("quarantine entry", v.value())?));
+                }
+                Ok(out)
+            }
+
+            fn seen(&self, namespace: &str, key: &[u8]) -> Result<Option<Timestamp>> {
+                let t = self.txn.open_table(SEEN).map_err(engine)?;
+                match t.get((namespace, key)).map_err(engine)? {
+                    Some(v) => Timestamp::from_microsecond(v.value())
+                        .map(Some)
+                        .map_err(|e| StoreError::Corrupt { what: "seen key", detail: e.to_string() }),
+                    None => Ok(None),
+                }
+            }
+        }
+    };
+}
+
+impl_read_txn!(RedbRead);
+impl_read_txn!(RedbWrite);
+
+impl RedbWrite {
+    /// Take the next value of an id counter.
+    fn next_id(&self, counter: &str) -> Result<u64> {
+        let mut meta = self.txn.open_table(META).map_err(engine)?;
+        let id = meta.get(counter).map_err(engine)?.map(|v| v.value()).unwrap_or(1);
+        meta.insert(counter, id + 1).map_err(engine)?;
+        Ok(id)
+    }
+}
+
+impl WriteTxn for RedbWrite {
+    fn put_meter(&mut self, meter: &Meter) -> Result<()> {
+        let bytes = encode(meter)?;
+        self.txn.open_table(METERS).map_err(engine)?.insert(meter.meter_id.as_str(), bytes.as_slice()).map_err(engine)?;
+        Ok(())
+    }
+
+    fn insert_read(&mut self, read: &StoredRead) -> Result<ReadId> {
+        Ok(self.insert_reads(&mut [read.clone()])?[0])
+    }
+
+    fn insert_reads(&mut self, reads: &mut [StoredRead]) -> Result<Vec<ReadId>> {
+        // Open each table once for the whole group: the bulk path of every import.
+        let mut meta = self.txn.open_table(META).map_err(engine)?;
+        let first = meta.get(K_NEXT_READ).map_err(engine)?.map(|v| v.value()).unwrap_or(1);
+        meta.insert(K_NEXT_READ, first + reads.len() as u64).map_err(engine)?;
+        let mut table = self.txn.open_table(READS).map_err(engine)?;
+        let mut by_time = self.txn.open_table(METER_TIME).map_err(engine)?;
+        let mut by_status = self.txn.open_table(STATUS_INDEX).map_err(engine)?;
+        let mut ids = Vec::with_capacity(reads.len());
+        let mut buf = Vec::new();
+        for (n, stored) in reads.iter_mut().enumerate() {
+            let id = first + n as u64;
+            stored.id = id;
+            buf.clear();
+            buf = postcard::to_extend(&*stored, buf).map_err(engine)?;
+            table.insert(id, buf.as_slice()).map_err(engine)?;
+            by_time.insert((stored.read.meter_id.as_str(), us(stored.read.read_at), id), summary_value(stored)).map_err(engine)?;
+            by_status.insert((stored.status.code(), id), ()).map_err(engine)?;
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    fn update_read(&mut self, read: &StoredRead) -> Result<()> {
+        let mut reads = self.txn.open_table(READS).map_err(engine)?;
+        let old = get_read(&reads, read.id)?.ok_or_else(|| StoreError::NotFound { what: "read", id: read.id.to_string() })?;
+        reads.insert(read.id, encode(read)?.as_slice()).map_err(engine)?;
+        drop(reads);
+        if old.status != read.status {
+            let mut idx = self.txn.open_table(STATUS_INDEX).map_err(engine)?;
+            idx.remove((old.status.code(), read.id)).map_err(engine)?;
+            idx.insert((read.status.code(), read.id), ()).map_err(engine)?;
+        }
+        // The time index carries the summary (value, consumption, status): always rewrite it.
+        let mut idx = self.txn.open_table(METER_TIME).map_err(engine)?;
+        idx.remove((old.read.meter_id.as_str(), us(old.read.read_at), read.id)).map_err(engine)?;
+        idx.insert((read.read.meter_id.as_str(), us(read.read.read_at), read.id), summary_value(read)).map_err(engine)?;
+        Ok(())
+    }
+
+    fn create_batch(&mut self, client: &str, read_ids: Vec<ReadId>, created_at: Timestamp) -> Result<Batch> {
+        let id = self.next_id(K_NEXT_BATCH)?;
+        let batch = Batch { id, client: client.to_owned(), read_ids, status: BatchStatus::Open, created_at, acked_at: None };
+        self.update_batch(&batch)?;
+        Ok(batch)
+    }
+
+    fn update_batch(&mut self, batch: &Batch) -> Result<()> {
+        self.txn.open_table(BATCHES).map_err(engine)?.insert(batch.id, encode(batch)?.as_slice()).map_err(engine)?;
+        let mut open = self.txn.open_table(OPEN_BATCHES).map_err(engine)?;
+        let current = open.get(batch.client.as_str()).map_err(engine)?.map(|v| v.value());
+        match batch.status {
+            BatchStatus::Open => {
+                open.insert(batch.client.as_str(), batch.id).map_err(engine)?;
+            }
+            BatchStatus::Acked if current == Some(batch.id) => {
+                open.remove(batch.client.as_str()).map_err(engine)?;
+            }
+            BatchStatus::Acked => {}
+        }
+        Ok(())
+    }
+
+    fn quarantine(&mut self, entry: &QuarantineEntry) -> Result<u64> {
+        let id = self.next_id(K_NEXT_QUARANTINE)?;
+        self.txn.open_table(QUARANTINE).map_err(engine)?.insert(id, encode(entry)?.as_slice()).map_err(engine)?;
+        Ok(id)
+    }
+
+    fn mark_seen(&mut self, namespace: &str, key: &[u8], at: Timestamp) -> Result<bool> {
+        let mut t = self.txn.open_table(SEEN).map_err(engine)?;
+        if t.get((namespace, key)).map_err(engine)?.is_some() {
+            return Ok(false);
+        }
+        t.insert((namespace, key), us(at)).map_err(engine)?;
+        Ok(true)
+    }
+
+    fn forget_seen_before(&mut self, namespace: &str, before: Timestamp) -> Result<u64> {
+        let mut t = self.txn.open_table(SEEN).map_err(engine)?;
+        let cutoff = us(before);
+        let empty: &[u8] = &[];
+        let mut removed = 0;
+        for e in t.extract_from_if((namespace, empty).., |k, v| k.0 == namespace && v < cutoff).map_err(engine)? {
+            e.map_err(engine)?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    fn commit(self: Box<Self>) -> Result<()> {
+        self.txn.commit().map_err(engine)
+    }
+}

@@ -1,0 +1,283 @@
+//! One test per rule at least, with the numbers, plus the boundaries.
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::*;
+use crate::model::{Meter, MeterStatus, Origin, Quantity, Read, ReadStatus, ReadType, Rule, Service};
+
+fn q(s: &str) -> Quantity {
+    Quantity::parse(s).unwrap()
+}
+
+fn day(d: i64) -> Timestamp {
+    "2025-01-01T08:00:00Z".parse::<Timestamp>().unwrap() + SignedDuration::from_hours(24 * d)
+}
+
+fn meter(dials: u8, decimals: u8) -> Meter {
+    Meter {
+        meter_id: "M1".into(),
+        account: "A1".into(),
+        route: "R1".into(),
+        sequence: 1,
+        service: Service::Water,
+        unit: "gal".into(),
+        dials,
+        decimals,
+        multiplier: q("1"),
+        status: MeterStatus::Active,
+        address: "1 Main St".into(),
+        notes: String::new(),
+    }
+}
+
+/// History from (day, value) pairs: consumption of each period = value difference.
+fn history(points: &[(i64, &str)]) -> Vec<HistoryRead> {
+    let mut out: Vec<HistoryRead> = Vec::new();
+    for &(d, v) in points {
+        let value = q(v);
+        let consumption = out.last().map(|p| value.checked_sub(p.value).unwrap());
+        out.push(HistoryRead { id: 0, read_at: day(d), value, consumption, status: ReadStatus::Validated, duplicate: false });
+    }
+    out
+}
+
+fn read(d: i64, value: &str, codes: &[&str]) -> Read {
+    Read {
+        meter_id: "M1".into(),
+        read_at: day(d),
+        value: q(value),
+        raw: value.into(),
+        read_type: ReadType::Manual,
+        codes: codes.iter().map(|c| c.to_string()).collect(),
+        reader: None,
+        origin: Origin::file_line("t.csv", 2),
+    }
+}
+
+fn run(m: &Meter, hist: &[HistoryRead], r: &Read) -> Outcome {
+    validate(&Context { meter: Some(m), history: hist, same_time: &[] }, r, &VeeConfig::default())
+}
+
+fn rules(o: &Outcome) -> Vec<Rule> {
+    o.flags.iter().map(|f| f.rule).collect()
+}
+
+fn flag(o: &Outcome, rule: Rule) -> &Flag {
+    o.flags.iter().find(|f| f.rule == rule).unwrap_or_else(|| panic!("no {rule} flag in {:?}", o.flags))
+}
+
+/// Three reads 30 days apart using 300 per period: ADU 10/day, so E = 300 for 30 days,
+/// H = max(1.8 × 300, 300 + 10) = 540, low limit 0.4 × 300 = 120.
+fn steady() -> Vec<HistoryRead> {
+    history(&[(0, "1000"), (30, "1300"), (60, "1600")])
+}
+
+#[test]
+fn rollover_8_dials_is_445_not_444() {
+    let o = run(&meter(8, 0), &history(&[(0, "99999678")]), &read(30, "00000123", &[]));
+    assert_eq!(rules(&o), vec![Rule::Rollover]);
+    assert_eq!(o.consumption, Some(q("445")));
+    let f = flag(&o, Rule::Rollover);
+    assert_eq!(f.actual, Some(q("445")));
+    assert_eq!(f.modulus, Some(q("100000000")));
+    // Too little history for H: plausible when W ≤ M/10.
+    assert_eq!(f.limit, Some(q("10000000")));
+    assert_eq!(o.status, ReadStatus::Validated, "a plausible rollover is not held");
+}
+
+#[test]
+fn rollover_with_decimals_wraps_at_10_to_the_dials_minus_decimals() {
+    // 8 dials, 3 decimals: M = 100000.
+    let o = run(&meter(8, 3), &history(&[(0, "99999.5")]), &read(30, "0.3", &[]));
+    assert_eq!(o.consumption, Some(q("0.8")));
+    assert_eq!(flag(&o, Rule::Rollover).modulus, Some(q("100000")));
+}
+
+#[test]
+fn rollover_is_judged_against_the_high_limit_when_history_allows() {
+    // Registers near the top of 8 dials, ADU 10/day: E = 300, H = 540.
+    let hist = history(&[(0, "99999000"), (30, "99999300"), (60, "99999600")]);
+    // W = (100 − 99999600) mod 10^8 = 500 ≤ 540: rollover.
+    let o = run(&meter(8, 0), &hist, &read(90, "100", &[]));
+    assert_eq!(rules(&o), vec![Rule::Rollover]);
+    assert_eq!(o.consumption, Some(q("500")));
+    assert_eq!(flag(&o, Rule::Rollover).limit, Some(q("540")));
+    // W = 540 exactly is still plausible; 541 is not.
+    assert_eq!(rules(&run(&meter(8, 0), &hist, &read(90, "140", &[]))), vec![Rule::Rollover]);
+    let o = run(&meter(8, 0), &hist, &read(90, "141", &[]));
+    assert_eq!(rules(&o), vec![Rule::NegativeUsage]);
+    let f = flag(&o, Rule::NegativeUsage);
+    assert_eq!(f.actual, Some(q("-99999459")));
+    assert_eq!(f.expected, Some(q("300")));
+    assert_eq!(f.limit, Some(q("540")));
+    assert_eq!(o.status, ReadStatus::Flagged);
+}
+
+#[test]
+fn negative_usage_when_not_a_plausible_rollover() {
+    let o = run(&meter(8, 0), &history(&[(0, "5000")]), &read(30, "4990", &[]));
+    assert_eq!(rules(&o), vec![Rule::NegativeUsage]);
+    assert_eq!(o.consumption, Some(q("-10")));
+    assert_eq!(flag(&o, Rule::NegativeUsage).actual, Some(q("-10")));
+    assert_eq!(o.status, ReadStatus::Flagged);
+    // Boundary without history: W = M/10 exactly is a rollover, one more is not.
+    let m = meter(4, 0); // M = 10000, M/10 = 1000
+    assert_eq!(run(&m, &history(&[(0, "9500")]), &read(30, "500", &[])).consumption, Some(q("1000")));
+    assert_eq!(rules(&run(&m, &history(&[(0, "9500")]), &read(30, "501", &[]))), vec![Rule::NegativeUsage]);
+}
+
+#[test]
+fn dial_overflow_at_the_modulus() {
+    let m = meter(4, 0);
+    let o = run(&m, &[], &read(0, "10000", &[]));
+    assert_eq!(rules(&o), vec![Rule::DialOverflow]);
+    let f = flag(&o, Rule::DialOverflow);
+    assert_eq!((f.limit, f.actual), (Some(q("10000")), Some(q("10000"))));
+    assert!(f.detail.as_deref().unwrap().contains("at most 9999"));
+    assert_eq!(o.consumption, None);
+    assert_eq!(o.status, ReadStatus::Flagged);
+    assert!(run(&m, &[], &read(0, "9999", &[])).flags.is_empty());
+    // 8 dials with 3 decimals show up to 99999.999.
+    assert!(run(&meter(8, 3), &[], &read(0, "99999.999", &[])).flags.is_empty());
+    assert_eq!(rules(&run(&meter(8, 3), &[], &read(0, "100000", &[]))), vec![Rule::DialOverflow]);
+}
+
+#[test]
+fn high_usage_above_h() {
+    let o = run(&meter(8, 0), &steady(), &read(90, "2141", &[]));
+    assert_eq!(rules(&o), vec![Rule::HighUsage]);
+    let f = flag(&o, Rule::HighUsage);
+    assert_eq!((f.expected, f.limit, f.actual), (Some(q("300")), Some(q("540")), Some(q("541"))));
+    assert_eq!(o.status, ReadStatus::Flagged);
+    // C = H exactly is not high.
+    assert!(run(&meter(8, 0), &steady(), &read(90, "2140", &[])).flags.is_empty());
+}
+
+#[test]
+fn high_limit_uses_min_high_delta_for_small_expectations() {
+    // ADU 1/30 per day: E = 1, 1.8 × E = 1.8 < E + 10 = 11.
+    let hist = history(&[(0, "100"), (30, "101"), (60, "102")]);
+    assert!(run(&meter(8, 0), &hist, &read(90, "113", &[])).flags.is_empty());
+    let o = run(&meter(8, 0), &hist, &read(90, "114", &[]));
+    assert_eq!(flag(&o, Rule::HighUsage).limit, Some(q("11")));
+}
+
+#[test]
+fn expected_scales_with_days_since_previous_read() {
+    // 45 days after the previous read: E = 10 × 45 = 450, H = 810.
+    let o = run(&meter(8, 0), &steady(), &read(105, "2411", &[]));
+    let f = flag(&o, Rule::HighUsage);
+    assert_eq!((f.expected, f.limit), (Some(q("450")), Some(q("810"))));
+}
+
+#[test]
+fn low_usage_below_low_factor() {
+    let o = run(&meter(8, 0), &steady(), &read(90, "1719", &[]));
+    assert_eq!(rules(&o), vec![Rule::LowUsage]);
+    let f = flag(&o, Rule::LowUsage);
+    assert_eq!((f.expected, f.limit, f.actual), (Some(q("300")), Some(q("120")), Some(q("119"))));
+    assert!(run(&meter(8, 0), &steady(), &read(90, "1720", &[])).flags.is_empty());
+}
+
+#[test]
+fn high_and_low_need_two_earlier_reads() {
+    let one = history(&[(0, "1000")]);
+    assert!(run(&meter(8, 0), &one, &read(30, "900000", &[])).flags.is_empty());
+    assert!(expectation(&one, day(30), &ServiceFactors::default()).is_none());
+}
+
+#[test]
+fn zero_usage_on_active_only() {
+    let o = run(&meter(8, 0), &steady(), &read(90, "1600", &[]));
+    assert_eq!(rules(&o), vec![Rule::ZeroUsage], "zero is zero_usage, not low_usage");
+    assert_eq!(flag(&o, Rule::ZeroUsage).expected, Some(q("300")));
+    let mut off = meter(8, 0);
+    off.status = MeterStatus::Inactive;
+    assert!(run(&off, &steady(), &read(90, "1600", &[])).flags.is_empty());
+}
+
+#[test]
+fn usage_on_inactive_meter() {
+    let mut off = meter(8, 0);
+    off.status = MeterStatus::Inactive;
+    let o = run(&off, &history(&[(0, "1000")]), &read(30, "1005", &[]));
+    assert_eq!(rules(&o), vec![Rule::UsageOnInactive]);
+    let f = flag(&o, Rule::UsageOnInactive);
+    assert_eq!((f.limit, f.actual), (Some(q("0")), Some(q("5"))));
+}
+
+#[test]
+fn exact_same_usage_as_previous_period() {
+    // Previous period used 300; this one too.
+    let o = run(&meter(8, 0), &steady(), &read(90, "1900", &[]));
+    assert_eq!(rules(&o), vec![Rule::ExactSameUsage]);
+    assert_eq!(flag(&o, Rule::ExactSameUsage).expected, Some(q("300")));
+    assert_eq!(o.status, ReadStatus::Flagged);
+    assert!(run(&meter(8, 0), &steady(), &read(90, "1901", &[])).flags.is_empty());
+}
+
+#[test]
+fn duplicate_with_another_value() {
+    let m = meter(8, 0);
+    let o = validate(
+        &Context { meter: Some(&m), history: &history(&[(0, "1000")]), same_time: &[q("1100")] },
+        &read(30, "1101", &[]),
+        &VeeConfig::default(),
+    );
+    assert_eq!(rules(&o), vec![Rule::Duplicate]);
+    let f = flag(&o, Rule::Duplicate);
+    assert_eq!((f.expected, f.actual), (Some(q("1100")), Some(q("1101"))));
+    assert_eq!(o.status, ReadStatus::Flagged);
+}
+
+#[test]
+fn endpoint_codes_raise_their_flags() {
+    let o = run(&meter(8, 0), &history(&[(0, "1000")]), &read(30, "1010", &["TC-12", "TAMPER", "leak", "reverse_flow"]));
+    assert_eq!(rules(&o), vec![Rule::Tamper, Rule::Leak, Rule::ReverseFlow]);
+    assert_eq!(o.status, ReadStatus::Flagged);
+    assert!(run(&meter(8, 0), &history(&[(0, "1000")]), &read(30, "1010", &["SC-04"])).flags.is_empty());
+}
+
+#[test]
+fn unknown_meter_is_kept_and_held() {
+    let o = validate(&Context { meter: None, history: &[], same_time: &[] }, &read(0, "5", &["leak"]), &VeeConfig::default());
+    assert_eq!(rules(&o), vec![Rule::UnknownMeter, Rule::Leak]);
+    assert_eq!(o.status, ReadStatus::Flagged);
+    assert_eq!(o.consumption, None);
+}
+
+#[test]
+fn adu_uses_only_trusted_periods_of_the_last_365_days() {
+    // A huge old period (day 0 → 10) and a 1/day period ending day 400. At day 430 only the
+    // latter is inside the window: E = 30, H = max(54, 40) = 54, low = 12.
+    let hist = history(&[(0, "0"), (10, "10000"), (400, "10390")]);
+    let e = expectation(&hist, day(430), &ServiceFactors::default()).unwrap();
+    assert_eq!((e.expected, e.high, e.low), (q("30"), q("54"), q("12")));
+    assert!(run(&meter(8, 0), &hist, &read(430, "10440", &[])).flags.is_empty());
+
+    // A flagged (unreviewed) period does not count: only the 10/day periods do.
+    let mut hist = history(&[(0, "1000"), (30, "1300"), (60, "1600"), (90, "9600")]);
+    hist[3].status = ReadStatus::Flagged;
+    let e = expectation(&hist, day(120), &ServiceFactors::default()).unwrap();
+    assert_eq!(e.expected, q("300"));
+}
+
+#[test]
+fn per_service_factors_apply() {
+    let mut cfg = VeeConfig::default();
+    cfg.water.high_factor = q("3");
+    // E = 300 → H = 900 with the water factor of 3.
+    let o = validate(&Context { meter: Some(&meter(8, 0)), history: &steady(), same_time: &[] }, &read(90, "2200", &[]), &cfg);
+    assert!(o.flags.is_empty());
+    let mut gas = meter(8, 0);
+    gas.service = Service::Gas;
+    let o = validate(&Context { meter: Some(&gas), history: &steady(), same_time: &[] }, &read(90, "2200", &[]), &cfg);
+    assert_eq!(flag(&o, Rule::HighUsage).limit, Some(q("540")));
+}
+
+#[test]
+fn first_read_has_no_consumption() {
+    let o = run(&meter(8, 0), &[], &read(0, "1234", &[]));
+    assert!(o.flags.is_empty());
+    assert_eq!((o.consumption, o.status), (None, ReadStatus::Validated));
+}

@@ -1,0 +1,188 @@
+//! The store and the pipeline through the library API, on real redb files.
+
+use jiff::Timestamp;
+use meterd::billing;
+use meterd::ingest::{accept_in, accept_reads};
+use meterd::model::{
+    Meter, MeterStatus, Origin, OriginKind, Quantity, QuarantineEntry, Read, ReadStatus, ReadType, Rule, Service,
+};
+use meterd::store::{HistoryQuery, RedbStore, Store, StoreError};
+use meterd::vee::VeeConfig;
+
+fn store() -> (tempfile::TempDir, RedbStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = RedbStore::open_dir(dir.path()).unwrap();
+    (dir, s)
+}
+
+fn meter(id: &str) -> Meter {
+    Meter {
+        meter_id: id.into(),
+        account: "A".into(),
+        route: "R1".into(),
+        sequence: 1,
+        service: Service::Water,
+        unit: "gal".into(),
+        dials: 8,
+        decimals: 0,
+        multiplier: Quantity::from_units(1).unwrap(),
+        status: MeterStatus::Active,
+        address: "1 Main St".into(),
+        notes: String::new(),
+    }
+}
+
+fn t(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+fn read(id: &str, at: &str, value: i64) -> Read {
+    Read {
+        meter_id: id.into(),
+        read_at: t(at),
+        value: Quantity::from_units(value).unwrap(),
+        raw: value.to_string(),
+        read_type: ReadType::Gateway,
+        codes: vec![],
+        reader: Some("gw-1".into()),
+        origin: Origin { kind: OriginKind::Gateway, source: "meters/+/scm".into(), locator: "pkid 7".into() },
+    }
+}
+
+fn add_meter(s: &RedbStore, m: &Meter) {
+    let mut txn = s.begin_write().unwrap();
+    txn.put_meter(m).unwrap();
+    txn.commit().unwrap();
+}
+
+#[test]
+fn reads_survive_reopen_with_stable_ids_and_indexes() {
+    let (dir, s) = store();
+    add_meter(&s, &meter("M1"));
+    let cfg = VeeConfig::default();
+    let r = accept_reads(&s, &cfg, vec![read("M1", "2025-02-01T00:00:00Z", 1300), read("M1", "2025-01-01T00:00:00Z", 1000)]).unwrap();
+    assert_eq!(r.imported, 2);
+    drop(s);
+    let s = RedbStore::open_dir(dir.path()).unwrap();
+    let txn = s.begin_read().unwrap();
+    let all = txn.all_reads().unwrap();
+    assert_eq!(all.iter().map(|r| r.read.value).collect::<Vec<_>>(), [Quantity::from_units(1000).unwrap(), Quantity::from_units(1300).unwrap()]);
+    assert_eq!(r.read_ids, all.iter().map(|r| r.id).collect::<Vec<_>>(), "ids in chronological order");
+    assert_eq!(all[1].consumption, Some(Quantity::from_units(300).unwrap()));
+    assert_eq!(txn.reads_with_status(ReadStatus::Validated, 10).unwrap().len(), 2);
+    let h = txn
+        .meter_histories(&[HistoryQuery { meter_id: "M1", from: t("2025-01-15T00:00:00Z"), to: Timestamp::MAX }])
+        .unwrap();
+    // The window plus the previous read before it.
+    assert_eq!(h[0].len(), 2);
+    assert_eq!(h[0][0].read_at, t("2025-01-01T00:00:00Z"));
+}
+
+#[test]
+fn update_read_moves_it_between_status_and_history_indexes() {
+    let (_dir, s) = store();
+    add_meter(&s, &meter("M1"));
+    accept_reads(&s, &VeeConfig::default(), vec![read("M1", "2025-01-01T00:00:00Z", 1000)]).unwrap();
+    let mut txn = s.begin_write().unwrap();
+    let mut r = txn.reads_with_status(ReadStatus::Validated, 1).unwrap().remove(0);
+    r.status = ReadStatus::Rejected;
+    txn.update_read(&r).unwrap();
+    txn.commit().unwrap();
+    let txn = s.begin_read().unwrap();
+    assert!(txn.reads_with_status(ReadStatus::Validated, 10).unwrap().is_empty());
+    assert_eq!(txn.reads_with_status(ReadStatus::Rejected, 10).unwrap()[0].id, r.id);
+    let h = txn.meter_histories(&[HistoryQuery { meter_id: "M1", from: Timestamp::MIN, to: Timestamp::MAX }]).unwrap();
+    assert_eq!(h[0][0].status, ReadStatus::Rejected);
+    // A rejected read is not the previous read of the next one: no consumption against it.
+    drop(txn);
+    let rep = accept_reads(&s, &VeeConfig::default(), vec![read("M1", "2025-02-01T00:00:00Z", 900)]).unwrap();
+    assert_eq!(rep.flagged, 0);
+    assert_eq!(s.begin_read().unwrap().read(rep.read_ids[0]).unwrap().unwrap().consumption, None);
+}
+
+#[test]
+fn nothing_of_an_uncommitted_transaction_is_stored() {
+    let (_dir, s) = store();
+    add_meter(&s, &meter("M1"));
+    let mut txn = s.begin_write().unwrap();
+    let r = accept_in(txn.as_mut(), &VeeConfig::default(), vec![read("M1", "2025-01-01T00:00:00Z", 1)], Timestamp::now()).unwrap();
+    assert_eq!(r.imported, 1);
+    drop(txn); // no commit
+    assert_eq!(s.begin_read().unwrap().count_reads().unwrap(), 0);
+}
+
+#[test]
+fn duplicates_within_one_call_and_unknown_meters() {
+    let (_dir, s) = store();
+    let cfg = VeeConfig::default();
+    let rep = accept_reads(
+        &s,
+        &cfg,
+        vec![read("GHOST", "2025-01-01T00:00:00Z", 5), read("GHOST", "2025-01-01T00:00:00Z", 5), read("GHOST", "2025-01-01T00:00:00Z", 6)],
+    )
+    .unwrap();
+    assert_eq!((rep.imported, rep.duplicates_skipped, rep.flagged), (2, 1, 2));
+    assert_eq!(rep.by_rule[&Rule::UnknownMeter], 2);
+    assert_eq!(rep.by_rule[&Rule::Duplicate], 1);
+}
+
+#[test]
+fn quarantine_and_seen_keys_are_durable() {
+    let (dir, s) = store();
+    let mut txn = s.begin_write().unwrap();
+    let q = QuarantineEntry { source: "meters/gw1".into(), reason: "CRC check failed".into(), payload: vec![0xde, 0xad], received_at: t("2025-01-01T00:00:00Z") };
+    let id = txn.quarantine(&q).unwrap();
+    assert!(txn.mark_seen("scm", b"123:456", t("2025-01-01T00:00:00Z")).unwrap());
+    assert!(!txn.mark_seen("scm", b"123:456", t("2025-01-01T00:01:00Z")).unwrap());
+    assert!(txn.mark_seen("scm", b"999", t("2025-01-02T00:00:00Z")).unwrap());
+    assert!(txn.mark_seen("idm", b"123:456", t("2025-01-01T00:00:00Z")).unwrap());
+    txn.commit().unwrap();
+    drop(s);
+    let s = RedbStore::open_dir(dir.path()).unwrap();
+    let txn = s.begin_read().unwrap();
+    assert_eq!(txn.quarantined().unwrap(), vec![(id, q)]);
+    assert_eq!(txn.seen("scm", b"123:456").unwrap(), Some(t("2025-01-01T00:00:00Z")));
+    drop(txn);
+    let mut txn = s.begin_write().unwrap();
+    assert_eq!(txn.forget_seen_before("scm", t("2025-01-01T12:00:00Z")).unwrap(), 1);
+    txn.commit().unwrap();
+    let txn = s.begin_read().unwrap();
+    assert_eq!(txn.seen("scm", b"123:456").unwrap(), None);
+    assert!(txn.seen("scm", b"999").unwrap().is_some());
+    assert!(txn.seen("idm", b"123:456").unwrap().is_some(), "other namespaces untouched");
+}
+
+#[test]
+fn batches_respect_max_and_never_share_a_read() {
+    let (_dir, s) = store();
+    add_meter(&s, &meter("M1"));
+    let reads = (1..=5).map(|m| read("M1", &format!("2025-0{m}-01T00:00:00Z"), 1000 + m * 100 + m * m)).collect();
+    accept_reads(&s, &VeeConfig::default(), reads).unwrap();
+    let now = Timestamp::now();
+    let a = billing::next_batch(&s, "cis", 2, now).unwrap().unwrap();
+    assert_eq!(a.reads.len(), 2);
+    assert_eq!(billing::next_batch(&s, "cis", 2, now).unwrap().unwrap().batch, a.batch);
+    // Another client gets other reads.
+    let b = billing::next_batch(&s, "other", 10, now).unwrap().unwrap();
+    assert_eq!(b.reads.len(), 3);
+    assert!(b.batch.read_ids.iter().all(|id| !a.batch.read_ids.contains(id)));
+    billing::ack_batch(&s, a.batch.id, now).unwrap();
+    assert_eq!(billing::ack_batch(&s, a.batch.id, now).unwrap(), billing::AckOutcome::AlreadyAcked);
+    assert!(billing::next_batch(&s, "cis", 2, now).unwrap().is_none());
+    assert!(matches!(billing::ack_batch(&s, 77, now), Err(StoreError::NotFound { .. })));
+}
+
+#[test]
+fn schema_version_and_foreign_files_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.redb");
+    drop(RedbStore::open(&path).unwrap());
+    RedbStore::set_schema_version(&path, 2).unwrap();
+    let e = RedbStore::open(&path).unwrap_err();
+    assert!(matches!(e, StoreError::SchemaVersion { found: 2, supported: 1, .. }), "{e}");
+
+    let garbage = dir.path().join("garbage.redb");
+    std::fs::write(&garbage, b"this is not a database at all, just text").unwrap();
+    let e = RedbStore::open(&garbage).unwrap_err().to_string();
+    assert!(e.contains("garbage.redb"), "{e}");
+}
