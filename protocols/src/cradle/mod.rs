@@ -3,7 +3,9 @@
 //! Sans-IO: nothing here reads a port or a clock. The daemon's tokio driver, the recorder
 //! simulator, the tests and the benchmark all drive the same two state machines,
 //! [`Host`] (meterd's end) and [`Recorder`] (the handheld), by passing bytes and
-//! `now: Duration` (time since session start) in and taking bytes, deadlines and events out.
+//! `now: Duration` in and taking bytes, deadlines and events out. `now` is monotonic time since
+//! any fixed origin (e.g. the driver's start): only differences matter, except that `SET_CLOCK`
+//! sends `HostConfig::clock_at_start + now`.
 //!
 #![doc = include_str!("PROTOCOL.md")]
 

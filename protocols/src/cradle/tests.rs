@@ -828,3 +828,39 @@ fn a_recorder_whose_sequence_went_back_is_never_cleared() {
             .all(|(_, m)| !matches!(m, Message::Clear { .. }))
     );
 }
+
+#[test]
+fn re_cut_and_overlapping_retransmissions_deliver_each_read_once() {
+    let mut s = Script::docked(73);
+    s.events();
+    s.host.unload(None).unwrap();
+    let reads = scripted_reads(&[1, 2, 3]);
+    let message = Message::Reads(reads.clone()).encode(Firmware::V2).unwrap();
+    let mut stream = (message.len() as u16).to_le_bytes().to_vec();
+    stream.extend_from_slice(&message);
+    let base = s.seq;
+    let frame = |from: usize, to: usize| {
+        super::Frame::new(
+            FrameKind::Data,
+            base + from as u32,
+            stream[from..to].to_vec(),
+        )
+        .encode()
+        .unwrap()
+    };
+    let n = stream.len();
+    // First attempt: a big frame of the first 40 bytes, then one from 60 (out of order, a NAK).
+    s.feed(frame(0, 40));
+    s.feed(frame(60, n));
+    assert!(s.events().is_empty(), "nothing complete yet");
+    // Go-back with smaller frames that overlap what arrived.
+    s.feed(frame(20, 50));
+    s.feed(frame(0, 30)); // a stale duplicate
+    s.feed(frame(50, n));
+    s.feed(frame(50, n)); // and a duplicate of the last
+    let events = s.events();
+    assert!(
+        matches!(&events[..], [HostEvent::ReadsReceived { reads: got, .. }] if *got == reads),
+        "{events:?}"
+    );
+}
