@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
-use crate::model::{Meter, Quantity, Read, ReadId, ReadStatus, ReadSummary, Rule, StoredRead, to_store_precision};
+use crate::model::{
+    Meter, MeterChange, Quantity, Read, ReadId, ReadStatus, ReadSummary, ReadType, Rule, StoredRead, to_store_precision,
+};
 use crate::store::{HistoryQuery, Result, Store, WriteTxn};
 use crate::vee::{self, ADU_WINDOW, Context, VeeConfig};
 
@@ -108,25 +110,48 @@ pub fn accept_in(txn: &mut dyn WriteTxn, config: &VeeConfig, reads: Vec<Read>, r
     let histories = txn.meter_histories(&queries)?;
 
     let mut to_store = Vec::new();
-    for (((_, reads), meter), known) in groups.into_iter().zip(meters).zip(histories) {
-        accept_meter(config, meter.as_ref(), known, reads, received_at, &mut report, &mut to_store);
+    for (((id, reads), meter), known) in groups.into_iter().zip(meters).zip(histories) {
+        let changes = txn.meter_changes(&id)?;
+        // Consecutive estimates right before this group (only looked up when it has one).
+        let prior = if reads.iter().any(|r| r.read_type == ReadType::Estimate) {
+            let before = txn.meter_reads_before(&id, reads[0].read_at, config.estimate_limit as usize + 1)?;
+            before.iter().filter(|r| r.summary().is_history()).take_while(|r| is_estimate(r)).count() as u32
+        } else {
+            0
+        };
+        let group = MeterGroup { meter: meter.as_ref(), changes: &changes, prior_estimates: prior };
+        accept_meter(config, group, known, reads, received_at, &mut report, &mut to_store);
     }
     report.read_ids = txn.insert_reads(&mut to_store)?;
     report.imported = to_store.len() as u64;
     Ok(report)
 }
 
+/// Whether a stored read is an estimate (estimated by a clerk, or sent as one).
+pub fn is_estimate(r: &StoredRead) -> bool {
+    r.read.read_type == ReadType::Estimate || r.status == ReadStatus::Estimated
+}
+
+/// What VEE needs of one meter besides its history.
+struct MeterGroup<'a> {
+    meter: Option<&'a Meter>,
+    changes: &'a [MeterChange],
+    prior_estimates: u32,
+}
+
 /// VEE for one meter's new reads (chronological), against `known` (its stored history window,
 /// oldest first), which grows with each accepted read.
 fn accept_meter(
     config: &VeeConfig,
-    meter: Option<&Meter>,
+    group: MeterGroup<'_>,
     mut known: Vec<ReadSummary>,
     reads: Vec<Read>,
     received_at: Timestamp,
     report: &mut AcceptReport,
     to_store: &mut Vec<StoredRead>,
 ) {
+    let meter = group.meter;
+    let mut prior_estimates = group.prior_estimates;
     for read in reads {
         let lo = known.partition_point(|k| k.read_at < read.read_at);
         let hi = known.partition_point(|k| k.read_at <= read.read_at);
@@ -136,7 +161,7 @@ fn accept_meter(
             continue;
         }
         let history: Vec<ReadSummary> = known[..lo].iter().filter(|k| k.is_history()).copied().collect();
-        let outcome = vee::validate(&Context { meter, history: &history, same_time: &same }, &read, config);
+        let outcome = vee::validate(&Context { meter, history: &history, same_time: &same, changes: group.changes, prior_estimates }, &read, config);
 
         for f in &outcome.flags {
             *report.by_rule.entry(f.rule).or_default() += 1;
@@ -144,6 +169,11 @@ fn accept_meter(
         match outcome.status {
             ReadStatus::Flagged => report.flagged += 1,
             _ => report.validated += 1,
+        }
+        if read.read_type == ReadType::Estimate {
+            prior_estimates += 1;
+        } else if !outcome.flags.iter().any(|f| f.rule == Rule::Duplicate) {
+            prior_estimates = 0;
         }
         let stored = StoredRead {
             id: 0,

@@ -5,6 +5,7 @@
 //! variants at the end only** (or bump the store's schema version).
 
 mod quantity;
+mod review;
 
 use std::fmt;
 
@@ -12,6 +13,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 pub use quantity::{QUANTITY_DECIMALS, Quantity, QuantityError, SCALE};
+pub use review::{AuditAction, AuditEntry, Correction, HASH_LEN, MeterChange, OrderStatus, ServiceOrder};
 
 /// Timestamps: RFC 3339 text for humans (JSON), microseconds since the epoch for the store.
 pub mod time_serde {
@@ -160,7 +162,7 @@ impl Meter {
 }
 
 /// How a read was taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReadType {
     Manual,
@@ -274,10 +276,13 @@ pub enum Rule {
     Leak,
     ReverseFlow,
     UnknownMeter,
+    MeterChange,
+    EstimateLimit,
+    Spike,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 13] = [
+    pub const ALL: [Rule; 16] = [
         Rule::DialOverflow,
         Rule::Rollover,
         Rule::NegativeUsage,
@@ -291,6 +296,9 @@ impl Rule {
         Rule::Leak,
         Rule::ReverseFlow,
         Rule::UnknownMeter,
+        Rule::MeterChange,
+        Rule::EstimateLimit,
+        Rule::Spike,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -308,6 +316,9 @@ impl Rule {
             Rule::Leak => "leak",
             Rule::ReverseFlow => "reverse_flow",
             Rule::UnknownMeter => "unknown_meter",
+            Rule::MeterChange => "meter_change",
+            Rule::EstimateLimit => "estimate_limit",
+            Rule::Spike => "spike",
         }
     }
 

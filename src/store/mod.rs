@@ -16,7 +16,10 @@ mod redb_engine;
 
 use jiff::Timestamp;
 
-use crate::model::{Batch, BatchId, Meter, QuarantineEntry, ReadId, ReadStatus, ReadSummary, StoredRead};
+use crate::model::{
+    AuditEntry, Batch, BatchId, Correction, Meter, MeterChange, QuarantineEntry, ReadId, ReadStatus, ReadSummary, ServiceOrder,
+    StoredRead,
+};
 
 pub use redb_engine::{RedbStore, STORE_FILE};
 
@@ -44,6 +47,9 @@ pub enum StoreError {
     /// An update referred to something that is not stored.
     #[error("{what} {id} not found")]
     NotFound { what: &'static str, id: String },
+    /// Another process has the store open (redb allows one at a time).
+    #[error("store {path} is open in another process (the daemon, or another clerk's command); try again")]
+    Locked { path: String },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -101,6 +107,28 @@ pub trait ReadTxn {
     fn quarantined(&self) -> Result<Vec<(u64, QuarantineEntry)>>;
     /// When a de-duplication key of `namespace` was first seen (MQTT gateway ingest).
     fn seen(&self, namespace: &str, key: &[u8]) -> Result<Option<Timestamp>>;
+
+    // --- clerk review: audit trail, service orders, corrections, meter changes ---
+    /// How many audit entries were appended (the chain's recorded length).
+    fn audit_len(&self) -> Result<u64>;
+    /// Every stored audit entry by key, oldest first; an entry that does not decode is kept
+    /// as its error text (`audit verify` reports it rather than stopping).
+    fn audit_scan(&self) -> Result<Vec<(u64, std::result::Result<AuditEntry, String>)>>;
+    /// Audit entries of one read, oldest first.
+    fn read_audit(&self, read_id: ReadId) -> Result<Vec<AuditEntry>>;
+    /// Audit entries of one meter's reads, oldest first.
+    fn meter_audit(&self, meter_id: &str) -> Result<Vec<AuditEntry>>;
+    /// The read as it was before the change recorded in audit entry `seq` (for undo).
+    fn undo_snapshot(&self, seq: u64) -> Result<Option<StoredRead>>;
+    /// All service orders, by id.
+    fn service_orders(&self) -> Result<Vec<ServiceOrder>>;
+    fn service_order(&self, id: u64) -> Result<Option<ServiceOrder>>;
+    /// The original of a read changed after billing had it.
+    fn correction(&self, read_id: ReadId) -> Result<Option<Correction>>;
+    /// Every pending correction, by read id.
+    fn corrections(&self) -> Result<Vec<Correction>>;
+    /// A meter's recorded exchanges, oldest first.
+    fn meter_changes(&self, meter_id: &str) -> Result<Vec<MeterChange>>;
 }
 
 /// Changes, all-or-nothing.
@@ -132,6 +160,17 @@ pub trait WriteTxn: ReadTxn {
     fn mark_seen(&mut self, namespace: &str, key: &[u8], at: Timestamp) -> Result<bool>;
     /// Drop de-duplication keys of `namespace` first seen before `before` (window expiry).
     fn forget_seen_before(&mut self, namespace: &str, before: Timestamp) -> Result<u64>;
+    // --- clerk review: audit trail, service orders, corrections, meter changes ---
+    /// Append an audit entry: the engine assigns `seq` (recorded length + 1), `prev_hash`
+    /// (the hash of entry `seq − 1`) and `hash`, and returns the stored entry. `before` is the
+    /// read as it was before the change (kept for undo).
+    fn append_audit(&mut self, entry: AuditEntry, before: Option<&StoredRead>) -> Result<AuditEntry>;
+    /// Insert (id 0: a fresh id is assigned) or replace a service order; returns its id.
+    fn put_service_order(&mut self, order: &ServiceOrder) -> Result<u64>;
+    fn put_correction(&mut self, correction: &Correction) -> Result<()>;
+    fn remove_correction(&mut self, read_id: ReadId) -> Result<()>;
+    fn put_meter_change(&mut self, change: &MeterChange) -> Result<()>;
+
     /// Make everything durable. Returns only after the data is on stable storage.
     fn commit(self: Box<Self>) -> Result<()>;
 }

@@ -14,7 +14,17 @@
 //! | `quarantine` | id | postcard [`QuarantineEntry`] | undecodable input, nothing lost |
 //! | `seen` | (namespace, key bytes) | first seen µs | gateway de-duplication |
 //!
-//! An append-only, hash-chained `audit` table is reserved for the clerk review work.
+//!
+//! Clerk review:
+//! | table | key | value | why |
+//! |---|---|---|---|
+//! | `audit` | seq | postcard [`AuditEntry`] | append-only, hash-chained trail of every change to a read |
+//! | `audit_by_read` | (read id, seq) | () | a read's history and revision |
+//! | `audit_by_meter` | (meter id, seq) | () | `audit show --meter` |
+//! | `undo_snapshots` | seq | postcard [`StoredRead`] | the read before the change, for undo |
+//! | `service_orders` | id | postcard [`ServiceOrder`] | re-read orders |
+//! | `corrections` | read id | postcard [`Correction`] | originals of reads changed after billing had them |
+//! | `meter_changes` | (meter id, at µs) | postcard [`MeterChange`] | meter exchanges |
 
 use std::path::{Path, PathBuf};
 
@@ -24,7 +34,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{ReadTxn, Result, SCHEMA_VERSION, Store, StoreError, WriteTxn};
-use crate::model::{Batch, BatchId, BatchStatus, Meter, Quantity, QuarantineEntry, ReadId, ReadStatus, ReadSummary, StoredRead};
+use crate::model::{
+    AuditEntry, Batch, BatchId, BatchStatus, Correction, HASH_LEN, Meter, MeterChange, Quantity, QuarantineEntry, ReadId,
+    ReadStatus, ReadSummary, ServiceOrder, StoredRead,
+};
 use super::HistoryQuery;
 
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
@@ -57,6 +70,18 @@ const BATCHES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("batches")
 const OPEN_BATCHES: TableDefinition<'_, &str, u64> = TableDefinition::new("open_batches");
 const QUARANTINE: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("quarantine");
 const SEEN: TableDefinition<'_, (&str, &[u8]), i64> = TableDefinition::new("seen");
+
+// --- clerk review ---
+/// The audit trail (public so tamper tests can open it with redb directly).
+pub const AUDIT: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("audit");
+const AUDIT_BY_READ: TableDefinition<'_, (u64, u64), ()> = TableDefinition::new("audit_by_read");
+const AUDIT_BY_METER: TableDefinition<'_, (&str, u64), ()> = TableDefinition::new("audit_by_meter");
+const UNDO_SNAPSHOTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("undo_snapshots");
+const SERVICE_ORDERS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("service_orders");
+const CORRECTIONS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("corrections");
+const METER_CHANGES: TableDefinition<'_, (&str, i64), &[u8]> = TableDefinition::new("meter_changes");
+const K_AUDIT_LEN: &str = "audit_len";
+const K_NEXT_ORDER: &str = "next_service_order_id";
 
 const K_SCHEMA: &str = "schema_version";
 const K_NEXT_READ: &str = "next_read_id";
@@ -96,7 +121,10 @@ impl RedbStore {
     /// Open (or create) the store file at `path` and check its schema version.
     pub fn open(path: &Path) -> Result<Self> {
         let shown = path.display().to_string();
-        let db = Database::create(path).map_err(|e| StoreError::Engine(format!("cannot open store {shown}: {e}")))?;
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked { path: shown.clone() },
+            e => StoreError::Engine(format!("cannot open store {shown}: {e}")),
+        })?;
         let txn = db.begin_write().map_err(engine)?;
         {
             let mut meta = txn.open_table(META).map_err(engine)?;
@@ -127,6 +155,13 @@ impl RedbStore {
         txn.open_table(OPEN_BATCHES).map_err(engine)?;
         txn.open_table(QUARANTINE).map_err(engine)?;
         txn.open_table(SEEN).map_err(engine)?;
+        txn.open_table(AUDIT).map_err(engine)?;
+        txn.open_table(AUDIT_BY_READ).map_err(engine)?;
+        txn.open_table(AUDIT_BY_METER).map_err(engine)?;
+        txn.open_table(UNDO_SNAPSHOTS).map_err(engine)?;
+        txn.open_table(SERVICE_ORDERS).map_err(engine)?;
+        txn.open_table(CORRECTIONS).map_err(engine)?;
+        txn.open_table(METER_CHANGES).map_err(engine)?;
         txn.commit().map_err(engine)?;
         Ok(RedbStore { db, path: path.to_owned() })
     }
@@ -357,8 +392,101 @@ macro_rules! impl_read_txn {
                     None => Ok(None),
                 }
             }
+
+            // --- clerk review ---
+            fn audit_len(&self) -> Result<u64> {
+                Ok(self.txn.open_table(META).map_err(engine)?.get(K_AUDIT_LEN).map_err(engine)?.map(|v| v.value()).unwrap_or(0))
+            }
+
+            fn audit_scan(&self) -> Result<Vec<(u64, std::result::Result<AuditEntry, String>)>> {
+                let t = self.txn.open_table(AUDIT).map_err(engine)?;
+                let mut out = Vec::new();
+                for e in t.iter().map_err(engine)? {
+                    let (k, v) = e.map_err(engine)?;
+                    out.push((k.value(), postcard::from_bytes(v.value()).map_err(|e| e.to_string())));
+                }
+                Ok(out)
+            }
+
+            fn read_audit(&self, read_id: ReadId) -> Result<Vec<AuditEntry>> {
+                let idx = self.txn.open_table(AUDIT_BY_READ).map_err(engine)?;
+                let mut seqs = Vec::new();
+                for e in idx.range((read_id, 0u64)..=(read_id, u64::MAX)).map_err(engine)? {
+                    seqs.push(e.map_err(engine)?.0.value().1);
+                }
+                audit_entries(&self.txn.open_table(AUDIT).map_err(engine)?, seqs)
+            }
+
+            fn meter_audit(&self, meter_id: &str) -> Result<Vec<AuditEntry>> {
+                let idx = self.txn.open_table(AUDIT_BY_METER).map_err(engine)?;
+                let mut seqs = Vec::new();
+                for e in idx.range((meter_id, 0u64)..=(meter_id, u64::MAX)).map_err(engine)? {
+                    seqs.push(e.map_err(engine)?.0.value().1);
+                }
+                audit_entries(&self.txn.open_table(AUDIT).map_err(engine)?, seqs)
+            }
+
+            fn undo_snapshot(&self, seq: u64) -> Result<Option<StoredRead>> {
+                let t = self.txn.open_table(UNDO_SNAPSHOTS).map_err(engine)?;
+                match t.get(seq).map_err(engine)? {
+                    Some(v) => decode("undo snapshot", v.value()).map(Some),
+                    None => Ok(None),
+                }
+            }
+
+            fn service_orders(&self) -> Result<Vec<ServiceOrder>> {
+                let t = self.txn.open_table(SERVICE_ORDERS).map_err(engine)?;
+                let mut out = Vec::new();
+                for e in t.iter().map_err(engine)? {
+                    out.push(decode("service order", e.map_err(engine)?.1.value())?);
+                }
+                Ok(out)
+            }
+
+            fn service_order(&self, id: u64) -> Result<Option<ServiceOrder>> {
+                let t = self.txn.open_table(SERVICE_ORDERS).map_err(engine)?;
+                match t.get(id).map_err(engine)? {
+                    Some(v) => decode("service order", v.value()).map(Some),
+                    None => Ok(None),
+                }
+            }
+
+            fn correction(&self, read_id: ReadId) -> Result<Option<Correction>> {
+                let t = self.txn.open_table(CORRECTIONS).map_err(engine)?;
+                match t.get(read_id).map_err(engine)? {
+                    Some(v) => decode("correction", v.value()).map(Some),
+                    None => Ok(None),
+                }
+            }
+
+            fn corrections(&self) -> Result<Vec<Correction>> {
+                let t = self.txn.open_table(CORRECTIONS).map_err(engine)?;
+                let mut out = Vec::new();
+                for e in t.iter().map_err(engine)? {
+                    out.push(decode("correction", e.map_err(engine)?.1.value())?);
+                }
+                Ok(out)
+            }
+
+            fn meter_changes(&self, meter_id: &str) -> Result<Vec<MeterChange>> {
+                let t = self.txn.open_table(METER_CHANGES).map_err(engine)?;
+                let mut out = Vec::new();
+                for e in t.range((meter_id, i64::MIN)..=(meter_id, i64::MAX)).map_err(engine)? {
+                    out.push(decode("meter change", e.map_err(engine)?.1.value())?);
+                }
+                Ok(out)
+            }
         }
     };
+}
+
+fn audit_entries(t: &impl ReadableTable<u64, &'static [u8]>, seqs: Vec<u64>) -> Result<Vec<AuditEntry>> {
+    seqs.into_iter()
+        .map(|seq| match t.get(seq).map_err(engine)? {
+            Some(v) => decode("audit entry", v.value()),
+            None => Err(StoreError::Corrupt { what: "audit index", detail: format!("audit entry {seq} missing") }),
+        })
+        .collect()
 }
 
 impl_read_txn!(RedbRead);
@@ -473,6 +601,57 @@ impl WriteTxn for RedbWrite {
             removed += 1;
         }
         Ok(removed)
+    }
+
+    // --- clerk review ---
+    fn append_audit(&mut self, mut entry: AuditEntry, before: Option<&StoredRead>) -> Result<AuditEntry> {
+        let mut meta = self.txn.open_table(META).map_err(engine)?;
+        let len = meta.get(K_AUDIT_LEN).map_err(engine)?.map(|v| v.value()).unwrap_or(0);
+        entry.seq = len + 1;
+        meta.insert(K_AUDIT_LEN, entry.seq).map_err(engine)?;
+        drop(meta);
+        let mut audit = self.txn.open_table(AUDIT).map_err(engine)?;
+        entry.prev_hash = match audit.get(len).map_err(engine)? {
+            Some(v) => decode::<AuditEntry>("audit entry", v.value())?.hash,
+            None => [0; HASH_LEN],
+        };
+        entry.hash = entry.compute_hash();
+        audit.insert(entry.seq, encode(&entry)?.as_slice()).map_err(engine)?;
+        drop(audit);
+        self.txn.open_table(AUDIT_BY_READ).map_err(engine)?.insert((entry.read_id, entry.seq), ()).map_err(engine)?;
+        self.txn.open_table(AUDIT_BY_METER).map_err(engine)?.insert((entry.meter_id.as_str(), entry.seq), ()).map_err(engine)?;
+        if let Some(before) = before {
+            self.txn.open_table(UNDO_SNAPSHOTS).map_err(engine)?.insert(entry.seq, encode(before)?.as_slice()).map_err(engine)?;
+        }
+        Ok(entry)
+    }
+
+    fn put_service_order(&mut self, order: &ServiceOrder) -> Result<u64> {
+        let mut order = order.clone();
+        if order.id == 0 {
+            order.id = self.next_id(K_NEXT_ORDER)?;
+        }
+        self.txn.open_table(SERVICE_ORDERS).map_err(engine)?.insert(order.id, encode(&order)?.as_slice()).map_err(engine)?;
+        Ok(order.id)
+    }
+
+    fn put_correction(&mut self, correction: &Correction) -> Result<()> {
+        self.txn.open_table(CORRECTIONS).map_err(engine)?.insert(correction.read_id, encode(correction)?.as_slice()).map_err(engine)?;
+        Ok(())
+    }
+
+    fn remove_correction(&mut self, read_id: ReadId) -> Result<()> {
+        self.txn.open_table(CORRECTIONS).map_err(engine)?.remove(read_id).map_err(engine)?;
+        Ok(())
+    }
+
+    fn put_meter_change(&mut self, change: &MeterChange) -> Result<()> {
+        self.txn
+            .open_table(METER_CHANGES)
+            .map_err(engine)?
+            .insert((change.meter_id.as_str(), us(change.at)), encode(change)?.as_slice())
+            .map_err(engine)?;
+        Ok(())
     }
 
     fn commit(self: Box<Self>) -> Result<()> {

@@ -19,6 +19,15 @@
 //! - `duplicate`: another value is already stored for the same meter and read_at.
 //! - `tamper`, `leak`, `reverse_flow`: from the read's codes.
 //! - `unknown_meter`: the meter is not in the store.
+//! - `meter_change`: a recorded exchange since the previous read (consumption = old meter's
+//!   removal read − previous + value − install read, never value − the old meter's read); a
+//!   read whose `serial:` code differs from the installed serial; or a value below the previous
+//!   one that is no plausible rollover but looks like a new meter starting near zero (value
+//!   ≤ H (M/10 without history), value ≤ previous/10 and W > M/2: consumption counted from 0).
+//! - `estimate_limit`: an estimate after more than `estimate_limit` consecutive estimates.
+//! - `spike` (interval data: ≥ 3 earlier reads within `spike_window_hours`): the read's
+//!   interval is the highest of the window and > `spike_factor` × the third-highest.
+//! - High/low factors come from the service, overridden per read type.
 //!
 //! Every flag except `rollover` holds the read for review (status `flagged`).
 
@@ -28,9 +37,12 @@ mod tests;
 
 use jiff::{SignedDuration, Timestamp};
 
-pub use config::{ServiceFactors, VeeConfig};
+pub use config::{ReadTypeFactors, ServiceFactors, VeeConfig};
 
-use crate::model::{Flag, Meter, MeterStatus, Quantity, Read, ReadStatus, ReadSummary, Rule, codes};
+use crate::model::{Flag, Meter, MeterChange, MeterStatus, Quantity, Read, ReadStatus, ReadSummary, ReadType, Rule, codes};
+
+/// Read code prefix carrying the serial number the reader saw (`serial:88123456`).
+pub const SERIAL_CODE_PREFIX: &str = "serial:";
 
 /// How far back average daily usage looks.
 pub const ADU_WINDOW: SignedDuration = SignedDuration::from_hours(365 * 24);
@@ -39,7 +51,7 @@ pub const ADU_WINDOW: SignedDuration = SignedDuration::from_hours(365 * 24);
 pub type HistoryRead = ReadSummary;
 
 /// Everything [`validate`] looks at besides the read and the configuration.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Context<'a> {
     /// The meter, `None` when it is not in the store.
     pub meter: Option<&'a Meter>,
@@ -50,6 +62,10 @@ pub struct Context<'a> {
     /// Values already stored for the same meter at the same read_at (all different from the
     /// new value: an equal value is an idempotent re-import the caller skips before VEE).
     pub same_time: &'a [Quantity],
+    /// The meter's recorded exchanges, oldest first.
+    pub changes: &'a [MeterChange],
+    /// How many estimates of the meter come right before the read, in a row.
+    pub prior_estimates: u32,
 }
 
 /// VEE's decision on one read.
@@ -108,7 +124,34 @@ pub fn validate(ctx: &Context<'_>, read: &Read, config: &VeeConfig) -> Outcome {
 
     match ctx.meter {
         None => flags.push(Flag::new(Rule::UnknownMeter).detail(format!("meter {} is not in the store", read.meter_id))),
-        Some(meter) => consumption = usage_rules(meter, ctx.history, read, config, &mut flags),
+        Some(meter) => consumption = usage_rules(meter, ctx, read, config, &mut flags),
+    }
+    if let (Some(c), true) = (consumption, ctx.meter.is_some()) {
+        let window = SignedDuration::from_hours(i64::from(config.spike_window_hours));
+        let start = read.read_at.checked_sub(window).unwrap_or(Timestamp::MIN);
+        let intervals: Vec<Quantity> = ctx
+            .history
+            .iter()
+            .filter(|h| h.read_at > start && h.status.is_trusted() && !h.duplicate)
+            .filter_map(|h| h.consumption)
+            .filter(|c| !c.is_negative())
+            .collect();
+        if let Some(s) = interval_spike(&intervals, c, config.spike_factor) {
+            flags.push(Flag::new(Rule::Spike).expected(s.third).limit(s.limit).actual(c).detail(format!(
+                "highest of {} intervals in {}h; third-highest {}",
+                intervals.len() + 1,
+                config.spike_window_hours,
+                s.third
+            )));
+        }
+    }
+    if read.read_type == ReadType::Estimate && ctx.prior_estimates >= config.estimate_limit {
+        flags.push(
+            Flag::new(Rule::EstimateLimit)
+                .limit(Quantity::from_units(i64::from(config.estimate_limit)).unwrap_or(Quantity::ZERO))
+                .actual(Quantity::from_units(i64::from(ctx.prior_estimates) + 1).unwrap_or(Quantity::ZERO))
+                .detail(format!("estimate number {} in a row; the limit is {}", ctx.prior_estimates + 1, config.estimate_limit)),
+        );
     }
 
     if let Some(other) = ctx.same_time.first() {
@@ -129,14 +172,40 @@ pub fn validate(ctx: &Context<'_>, read: &Read, config: &VeeConfig) -> Outcome {
     Outcome { status, consumption, flags }
 }
 
+/// What the spike check found: the interval crossed `limit` = factor × `third`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spike {
+    pub third: Quantity,
+    pub limit: Quantity,
+}
+
+/// Oracle's interval spike check: `new` is a spike when it is the highest of `earlier` plus
+/// itself and exceeds `factor` × the third-highest. Needs at least 3 earlier intervals (less
+/// is not interval data) and a positive third-highest (a mostly idle meter has no baseline).
+pub fn interval_spike(earlier: &[Quantity], new: Quantity, factor: Quantity) -> Option<Spike> {
+    if earlier.len() < 3 {
+        return None;
+    }
+    let mut all: Vec<Quantity> = earlier.to_vec();
+    all.push(new);
+    all.sort_unstable_by(|a, b| b.cmp(a));
+    let third = all[2];
+    let limit = third.mul_factor(factor)?;
+    (new == all[0] && third.is_positive() && new > limit).then_some(Spike { third, limit })
+}
+
+/// The serial a read's codes carry (`serial:NNN`), if any.
+pub fn read_serial(read: &Read) -> Option<&str> {
+    read.codes.iter().find_map(|c| {
+        c.get(..SERIAL_CODE_PREFIX.len())
+            .filter(|p| p.eq_ignore_ascii_case(SERIAL_CODE_PREFIX))
+            .map(|_| c[SERIAL_CODE_PREFIX.len()..].trim())
+    })
+}
+
 /// The register rules; returns the consumption.
-fn usage_rules(
-    meter: &Meter,
-    history: &[HistoryRead],
-    read: &Read,
-    config: &VeeConfig,
-    flags: &mut Vec<Flag>,
-) -> Option<Quantity> {
+fn usage_rules(meter: &Meter, ctx: &Context<'_>, read: &Read, config: &VeeConfig, flags: &mut Vec<Flag>) -> Option<Quantity> {
+    let history = ctx.history;
     let modulus = meter.modulus();
     if read.value >= modulus || read.value.is_negative() {
         let largest = modulus.checked_sub(smallest_step(meter.decimals))?;
@@ -146,9 +215,37 @@ fn usage_rules(
         )));
         return None;
     }
+    // The installed serial: a read that shows another one was taken on another meter.
+    if let (Some(seen), Some(installed)) = (read_serial(read), ctx.changes.iter().rev().find(|c| c.at <= read.read_at)) {
+        if !installed.new_serial.is_empty() && !seen.eq_ignore_ascii_case(&installed.new_serial) {
+            flags.push(Flag::new(Rule::MeterChange).detail(format!(
+                "the read shows serial {seen}, the meter installed since {} is {}",
+                installed.at, installed.new_serial
+            )));
+        }
+    }
     let previous = history.last()?;
-    let factors = config.factors(meter.service);
-    let expect = expectation(history, read.read_at, factors);
+    let factors = config.factors(meter.service).for_read_type(read.read_type);
+    let expect = expectation(history, read.read_at, &factors);
+
+    // An exchange between the previous read and this one: the old meter's register says
+    // nothing about the new one's.
+    if let Some(change) = ctx.changes.iter().rev().find(|c| c.at > previous.read_at && c.at <= read.read_at) {
+        let new_part = read.value.checked_sub(change.install_read)?;
+        let old_part = match change.removal_read {
+            Some(removal) => {
+                let old_modulus = Quantity::pow10(u32::from(change.old_dials.saturating_sub(meter.decimals).min(crate::model::MAX_DIALS)))?;
+                removal.checked_sub(previous.value)?.rem_euclid(old_modulus)
+            }
+            None => Quantity::ZERO,
+        };
+        let consumption = old_part.checked_add(new_part)?;
+        flags.push(Flag::new(Rule::MeterChange).expected(change.install_read).actual(consumption).detail(format!(
+            "meter exchanged at {}: serial {} → {}, {} → {} dials; consumption = {old_part} on the old meter + ({} − install read {})",
+            change.at, change.old_serial, change.new_serial, change.old_dials, change.new_dials, read.value, change.install_read
+        )));
+        return Some(consumption);
+    }
     let raw = read.value.checked_sub(previous.value)?;
 
     let consumption = if raw.is_negative() {
@@ -163,6 +260,19 @@ fn usage_rules(
                 previous.value, read.value
             )));
             wrapped
+        } else if read.value <= limit
+            && read.value.mul_div(10, 1)? <= previous.value
+            && wrapped > modulus.mul_div(1, 2)?
+        {
+            // Not a wrap (the old value is far from the top), but a value small enough to be
+            // a new register starting near zero, and under a tenth of the old one (a slight
+            // step back is a misread, not a new meter).
+            flags.push(Flag::new(Rule::MeterChange).limit(limit).actual(read.value).modulus(modulus).detail(format!(
+                "value {} after {}: looks like a new meter starting near zero (consumption counted from 0); \
+                 record the exchange with `meterd meters change`",
+                read.value, previous.value
+            )));
+            return Some(read.value);
         } else {
             let mut f = Flag::new(Rule::NegativeUsage).actual(raw).modulus(modulus).limit(limit);
             if let Some(e) = expect {

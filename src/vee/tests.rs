@@ -3,7 +3,7 @@
 use jiff::{SignedDuration, Timestamp};
 
 use super::*;
-use crate::model::{Meter, MeterStatus, Origin, Quantity, Read, ReadStatus, ReadType, Rule, Service};
+use crate::model::{Meter, MeterChange, MeterStatus, Origin, Quantity, Read, ReadStatus, ReadType, Rule, Service};
 
 fn q(s: &str) -> Quantity {
     Quantity::parse(s).unwrap()
@@ -55,7 +55,7 @@ fn read(d: i64, value: &str, codes: &[&str]) -> Read {
 }
 
 fn run(m: &Meter, hist: &[HistoryRead], r: &Read) -> Outcome {
-    validate(&Context { meter: Some(m), history: hist, same_time: &[] }, r, &VeeConfig::default())
+    validate(&Context { meter: Some(m), history: hist, same_time: &[], ..Context::default() }, r, &VeeConfig::default())
 }
 
 fn rules(o: &Outcome) -> Vec<Rule> {
@@ -220,7 +220,7 @@ fn exact_same_usage_as_previous_period() {
 fn duplicate_with_another_value() {
     let m = meter(8, 0);
     let o = validate(
-        &Context { meter: Some(&m), history: &history(&[(0, "1000")]), same_time: &[q("1100")] },
+        &Context { meter: Some(&m), history: &history(&[(0, "1000")]), same_time: &[q("1100")], ..Context::default() },
         &read(30, "1101", &[]),
         &VeeConfig::default(),
     );
@@ -240,7 +240,7 @@ fn endpoint_codes_raise_their_flags() {
 
 #[test]
 fn unknown_meter_is_kept_and_held() {
-    let o = validate(&Context { meter: None, history: &[], same_time: &[] }, &read(0, "5", &["leak"]), &VeeConfig::default());
+    let o = validate(&Context { meter: None, history: &[], same_time: &[], ..Context::default() }, &read(0, "5", &["leak"]), &VeeConfig::default());
     assert_eq!(rules(&o), vec![Rule::UnknownMeter, Rule::Leak]);
     assert_eq!(o.status, ReadStatus::Flagged);
     assert_eq!(o.consumption, None);
@@ -267,11 +267,11 @@ fn per_service_factors_apply() {
     let mut cfg = VeeConfig::default();
     cfg.water.high_factor = q("3");
     // E = 300 → H = 900 with the water factor of 3.
-    let o = validate(&Context { meter: Some(&meter(8, 0)), history: &steady(), same_time: &[] }, &read(90, "2200", &[]), &cfg);
+    let o = validate(&Context { meter: Some(&meter(8, 0)), history: &steady(), same_time: &[], ..Context::default() }, &read(90, "2200", &[]), &cfg);
     assert!(o.flags.is_empty());
     let mut gas = meter(8, 0);
     gas.service = Service::Gas;
-    let o = validate(&Context { meter: Some(&gas), history: &steady(), same_time: &[] }, &read(90, "2200", &[]), &cfg);
+    let o = validate(&Context { meter: Some(&gas), history: &steady(), same_time: &[], ..Context::default() }, &read(90, "2200", &[]), &cfg);
     assert_eq!(flag(&o, Rule::HighUsage).limit, Some(q("540")));
 }
 
@@ -280,4 +280,144 @@ fn first_read_has_no_consumption() {
     let o = run(&meter(8, 0), &[], &read(0, "1234", &[]));
     assert!(o.flags.is_empty());
     assert_eq!((o.consumption, o.status), (None, ReadStatus::Validated));
+}
+
+// --- VEE completed: meter_change, estimate_limit, spike, per-read-type factors ---
+
+fn change(d: i64, install: &str, removal: Option<&str>) -> MeterChange {
+    MeterChange {
+        meter_id: "M1".into(),
+        at: day(d),
+        old_serial: "A100".into(),
+        new_serial: "B200".into(),
+        old_dials: 8,
+        new_dials: 6,
+        install_read: q(install),
+        removal_read: removal.map(q),
+    }
+}
+
+#[test]
+fn meter_change_counts_from_the_install_read_not_the_old_meter() {
+    let changes = [change(70, "12", Some("1650"))];
+    let ctx = Context { meter: Some(&meter(8, 0)), history: &steady(), changes: &changes, ..Context::default() };
+    // Old meter 1600 → removed at 1650 (50), new meter installed at 12, now 262 (250): 300.
+    let o = validate(&ctx, &read(90, "262", &[]), &VeeConfig::default());
+    assert_eq!(rules(&o), vec![Rule::MeterChange]);
+    assert_eq!(o.consumption, Some(q("300")));
+    assert_eq!(flag(&o, Rule::MeterChange).expected, Some(q("12")));
+    assert_eq!(o.status, ReadStatus::Flagged);
+    // Without a removal read only the new meter's usage counts: 262 − 12 = 250.
+    let changes = [change(70, "12", None)];
+    let ctx = Context { changes: &changes, ..ctx };
+    assert_eq!(validate(&ctx, &read(90, "262", &[]), &VeeConfig::default()).consumption, Some(q("250")));
+    // A change before the previous read is history: the next read counts normally.
+    let hist = history(&[(0, "1000"), (30, "1300"), (60, "1600"), (90, "262")]);
+    let ctx = Context { history: &hist, ..ctx };
+    let o = validate(&ctx, &read(120, "560", &[]), &VeeConfig::default());
+    assert!(!rules(&o).contains(&Rule::MeterChange), "{:?}", o.flags);
+    assert_eq!(o.consumption, Some(q("298")));
+}
+
+#[test]
+fn meter_change_when_the_serial_differs_from_the_installed_one() {
+    let changes = [change(10, "0", None)];
+    let hist = history(&[(20, "100"), (50, "400"), (80, "700")]);
+    let ctx = Context { meter: Some(&meter(8, 0)), history: &hist, changes: &changes, ..Context::default() };
+    let o = validate(&ctx, &read(110, "1010", &["serial:B200"]), &VeeConfig::default());
+    assert!(o.flags.is_empty(), "{:?}", o.flags);
+    let o = validate(&ctx, &read(110, "1010", &["serial:C300"]), &VeeConfig::default());
+    assert_eq!(rules(&o), vec![Rule::MeterChange]);
+    assert!(flag(&o, Rule::MeterChange).detail.as_deref().unwrap().contains("C300"));
+}
+
+#[test]
+fn new_meter_near_zero_without_a_recorded_change() {
+    // 1600 → 35 with E = 300, H = 540: not a wrap (W = 99998435), 35 ≤ 540 and ≤ 160.
+    let o = run(&meter(8, 0), &steady(), &read(90, "35", &[]));
+    assert_eq!(rules(&o), vec![Rule::MeterChange]);
+    assert_eq!(o.consumption, Some(q("35")));
+    assert_eq!(flag(&o, Rule::MeterChange).limit, Some(q("540")));
+    // 1600 → 1590 is a step back (misread or reverse), not a new meter.
+    assert_eq!(rules(&run(&meter(8, 0), &steady(), &read(90, "1590", &[]))), vec![Rule::NegativeUsage]);
+}
+
+#[test]
+fn estimate_limit_after_more_than_n_estimates() {
+    let mut r = read(90, "1910", &[]);
+    r.read_type = ReadType::Estimate;
+    let cfg = VeeConfig::default(); // limit 2
+    let ctx = Context { meter: Some(&meter(8, 0)), history: &steady(), prior_estimates: 1, ..Context::default() };
+    assert!(validate(&ctx, &r, &cfg).flags.is_empty());
+    let ctx = Context { prior_estimates: 2, ..ctx };
+    let o = validate(&ctx, &r, &cfg);
+    assert_eq!(rules(&o), vec![Rule::EstimateLimit]);
+    let f = flag(&o, Rule::EstimateLimit);
+    assert_eq!((f.limit, f.actual), (Some(q("2")), Some(q("3"))));
+    // A real read after estimates is never held for it.
+    assert!(validate(&ctx, &read(90, "1910", &[]), &cfg).flags.is_empty());
+    let cfg = VeeConfig { estimate_limit: 5, ..VeeConfig::default() };
+    assert!(validate(&ctx, &r, &cfg).flags.is_empty());
+}
+
+#[test]
+fn spike_compares_the_highest_interval_with_the_third_highest() {
+    let f = q("3");
+    let e = [q("10"), q("12"), q("8"), q("11")];
+    // Sorted with 40: 40, 12, 11 → third 11, limit 33: 40 is a spike, 33 is not.
+    assert_eq!(interval_spike(&e, q("40"), f), Some(Spike { third: q("11"), limit: q("33") }));
+    assert_eq!(interval_spike(&e, q("33"), f), None);
+    // Fewer than 3 earlier intervals is not interval data.
+    assert_eq!(interval_spike(&e[..2], q("400"), f), None);
+    // An idle meter (third-highest 0) has no baseline.
+    assert_eq!(interval_spike(&[q("0"), q("0"), q("5")], q("50"), f), None);
+}
+
+#[test]
+fn spike_on_hourly_reads_within_the_window_only() {
+    let hour = |h: i64| day(0) + SignedDuration::from_hours(h);
+    let mut hist = Vec::new();
+    let mut value = q("1000");
+    for h in 0..6 {
+        let consumption = if h == 0 { None } else { Some(q("10")) };
+        if h > 0 {
+            value = value.checked_add(q("10")).unwrap();
+        }
+        hist.push(HistoryRead { id: h as u64, read_at: hour(h), value, consumption, status: ReadStatus::Validated, duplicate: false });
+    }
+    let mut r = read(0, "1095", &[]);
+    r.read_at = hour(6); // 1050 → 1095: 45 > 3 × 10
+    let ctx = Context { meter: Some(&meter(8, 0)), history: &hist, ..Context::default() };
+    let o = validate(&ctx, &r, &VeeConfig::default());
+    let s = flag(&o, Rule::Spike);
+    assert_eq!((s.expected, s.limit, s.actual), (Some(q("10")), Some(q("30")), Some(q("45"))));
+    // The same history read a week later is outside a 24 h window: no spike check.
+    r.read_at = hour(24 * 7);
+    assert!(!rules(&validate(&ctx, &r, &VeeConfig::default())).contains(&Rule::Spike));
+}
+
+#[test]
+fn per_read_type_factors_override_the_service_ones() {
+    let mut cfg = VeeConfig::default();
+    cfg.water.read_type.insert(ReadType::Customer, ReadTypeFactors { high_factor: Some(q("3")), low_factor: None });
+    // E = 300: manual H = 540 flags 700, a customer read's H = 900 does not.
+    let ctx = Context { meter: Some(&meter(8, 0)), history: &steady(), ..Context::default() };
+    assert_eq!(rules(&validate(&ctx, &read(90, "2300", &[]), &cfg)), vec![Rule::HighUsage]);
+    let mut r = read(90, "2300", &[]);
+    r.read_type = ReadType::Customer;
+    assert!(validate(&ctx, &r, &cfg).flags.is_empty());
+    // The low factor falls back to the service's 0.4: 100 < 120 is low.
+    let mut r = read(90, "1700", &[]);
+    r.read_type = ReadType::Customer;
+    assert_eq!(flag(&validate(&ctx, &r, &cfg), Rule::LowUsage).limit, Some(q("120")));
+}
+
+#[test]
+fn read_type_factors_parse_from_toml() {
+    let c = crate::config::Config::parse("[vee]\nestimate_limit = 4\n[vee.gas.read_type.customer]\nhigh_factor = 2.5\n", "t").unwrap();
+    assert_eq!(c.vee.estimate_limit, 4);
+    assert_eq!(c.vee.gas.for_read_type(ReadType::Customer).high_factor, q("2.5"));
+    assert_eq!(c.vee.gas.for_read_type(ReadType::Radio).high_factor, q("1.8"));
+    let e = crate::config::Config::parse("[vee.gas.read_type.customer]\nhigh = 2\n", "t").unwrap_err().to_string();
+    assert!(e.contains("high"), "{e}");
 }

@@ -1,0 +1,257 @@
+//! What clerk review stores besides the reads: the hash-chained audit trail, re-read service
+//! orders, corrections of exported reads and meter changes.
+//!
+//! Stored with postcard like the rest of the model: append new fields and variants at the end
+//! only.
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{BatchId, Quantity, ReadId, ReadStatus, time_serde};
+
+/// What a clerk (or VEE, after a clerk's change) did to a read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditAction {
+    /// Accepted as is.
+    Accept,
+    /// Value changed by hand, with a reason.
+    Edit,
+    /// Value estimated (ADU × days).
+    Estimate,
+    /// Rejected; a re-read service order was created.
+    Reject,
+    /// A note; the read is unchanged.
+    Note,
+    /// The clerk's last change on the read was undone.
+    Undo,
+    /// VEE looked at the read again because an earlier read of the meter changed.
+    Revalidate,
+}
+
+impl AuditAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::Accept => "accept",
+            AuditAction::Edit => "edit",
+            AuditAction::Estimate => "estimate",
+            AuditAction::Reject => "reject",
+            AuditAction::Note => "note",
+            AuditAction::Undo => "undo",
+            AuditAction::Revalidate => "revalidate",
+        }
+    }
+
+    /// Whether the action changes the read (a note does not, so it does not bump the
+    /// read's revision and never makes another clerk's view stale).
+    pub fn changes_read(self) -> bool {
+        self != AuditAction::Note
+    }
+}
+
+/// Length of a SHA-256 digest.
+pub const HASH_LEN: usize = 32;
+
+/// One entry of the append-only audit trail. `hash` = SHA-256(`prev_hash` ‖ the entry's
+/// other fields, postcard-encoded), so changing or removing an entry breaks the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// 1, 2, 3, … without gaps.
+    pub seq: u64,
+    #[serde(with = "time_serde")]
+    pub at: Timestamp,
+    /// Who: `--clerk`, else the OS user; `vee` for re-validation.
+    pub clerk: String,
+    pub action: AuditAction,
+    pub read_id: ReadId,
+    pub meter_id: String,
+    pub old_value: Quantity,
+    pub new_value: Quantity,
+    pub old_status: ReadStatus,
+    pub new_status: ReadStatus,
+    pub reason: String,
+    /// Hash of the previous entry (all zero for the first).
+    #[serde(with = "hex_bytes")]
+    pub prev_hash: [u8; HASH_LEN],
+    #[serde(with = "hex_bytes")]
+    pub hash: [u8; HASH_LEN],
+}
+
+/// Hashes as hex text in JSON, raw bytes in the store.
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(h: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() { s.serialize_str(&hex::encode(h)) } else { serde::Serialize::serialize(h, s) }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        if d.is_human_readable() {
+            let s = String::deserialize(d)?;
+            let v = hex::decode(&s).map_err(serde::de::Error::custom)?;
+            v.try_into().map_err(|_| serde::de::Error::custom("hash must be 32 bytes"))
+        } else {
+            <[u8; 32]>::deserialize(d)
+        }
+    }
+}
+
+impl AuditEntry {
+    /// The hash this entry must carry, given its `prev_hash` and its other fields.
+    pub fn compute_hash(&self) -> [u8; HASH_LEN] {
+        #[derive(Serialize)]
+        struct Hashed<'a> {
+            seq: u64,
+            at: i64,
+            clerk: &'a str,
+            action: AuditAction,
+            read_id: ReadId,
+            meter_id: &'a str,
+            old_value: Quantity,
+            new_value: Quantity,
+            old_status: ReadStatus,
+            new_status: ReadStatus,
+            reason: &'a str,
+        }
+        let body = Hashed {
+            seq: self.seq,
+            at: self.at.as_microsecond(),
+            clerk: &self.clerk,
+            action: self.action,
+            read_id: self.read_id,
+            meter_id: &self.meter_id,
+            old_value: self.old_value,
+            new_value: self.new_value,
+            old_status: self.old_status,
+            new_status: self.new_status,
+            reason: &self.reason,
+        };
+        let bytes = postcard::to_allocvec(&body).expect("postcard encodes plain data");
+        let mut h = Sha256::new();
+        h.update(self.prev_hash);
+        h.update(&bytes);
+        h.finalize().into()
+    }
+}
+
+/// Whether a service order still needs a field visit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    Open,
+    Completed,
+    /// Withdrawn (the reject that created it was undone).
+    Cancelled,
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Open => "open",
+            OrderStatus::Completed => "completed",
+            OrderStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// A re-read service order: send a reader back to the meter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceOrder {
+    pub id: u64,
+    pub meter_id: String,
+    /// The rejected read that asked for it.
+    pub read_id: ReadId,
+    pub route: String,
+    pub sequence: u32,
+    pub address: String,
+    pub reason: String,
+    pub due: Date,
+    pub status: OrderStatus,
+    #[serde(with = "time_serde")]
+    pub created_at: Timestamp,
+    pub created_by: String,
+    #[serde(with = "time_serde::option")]
+    pub closed_at: Option<Timestamp>,
+    pub closed_by: Option<String>,
+    /// What the field visit found (or why it was cancelled).
+    pub outcome: String,
+}
+
+/// The original of a read a clerk changed after billing had it (status `batched` or
+/// `exported`), so billing can send a correction in its next batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Correction {
+    pub read_id: ReadId,
+    pub meter_id: String,
+    pub original_value: Quantity,
+    pub original_consumption: Option<Quantity>,
+    pub original_status: ReadStatus,
+    /// The batch the original went out in.
+    pub batch: Option<BatchId>,
+    /// The audit entry of the change.
+    pub audit_seq: u64,
+    #[serde(with = "time_serde")]
+    pub at: Timestamp,
+}
+
+/// A meter exchanged (or its register replaced) at a service point: reads after `at` count
+/// from `install_read`, not from the old meter's last read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeterChange {
+    pub meter_id: String,
+    #[serde(with = "time_serde")]
+    pub at: Timestamp,
+    pub old_serial: String,
+    pub new_serial: String,
+    pub old_dials: u8,
+    pub new_dials: u8,
+    /// Register value of the new meter when it was installed.
+    pub install_read: Quantity,
+    /// Last register value of the old meter when it was removed, if known: its usage since
+    /// the previous read is billed too.
+    pub removal_read: Option<Quantity>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry() -> AuditEntry {
+        AuditEntry {
+            seq: 1,
+            at: Timestamp::from_second(1_700_000_000).unwrap(),
+            clerk: "ann".into(),
+            action: AuditAction::Edit,
+            read_id: 7,
+            meter_id: "M1".into(),
+            old_value: Quantity::from_units(912).unwrap(),
+            new_value: Quantity::from_units(612).unwrap(),
+            old_status: ReadStatus::Flagged,
+            new_status: ReadStatus::Edited,
+            reason: "keyed 9 for 6".into(),
+            prev_hash: [0; 32],
+            hash: [0; 32],
+        }
+    }
+
+    #[test]
+    fn hash_covers_every_field_and_the_previous_hash() {
+        let e = entry();
+        let h = e.compute_hash();
+        let mut changed = e.clone();
+        changed.new_value = Quantity::from_units(613).unwrap();
+        assert_ne!(changed.compute_hash(), h);
+        let mut changed = e.clone();
+        changed.reason.push('!');
+        assert_ne!(changed.compute_hash(), h);
+        let mut changed = e.clone();
+        changed.prev_hash[0] = 1;
+        assert_ne!(changed.compute_hash(), h);
+        // The stored hash itself is not part of the input.
+        let mut same = e.clone();
+        same.hash = h;
+        assert_eq!(same.compute_hash(), h);
+    }
+}
