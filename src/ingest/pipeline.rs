@@ -115,7 +115,7 @@ pub fn accept_in(txn: &mut dyn WriteTxn, config: &VeeConfig, reads: Vec<Read>, r
         // Consecutive estimates right before this group (only looked up when it has one).
         let prior = if reads.iter().any(|r| r.read_type == ReadType::Estimate) {
             let before = txn.meter_reads_before(&id, reads[0].read_at, config.estimate_limit as usize + 1)?;
-            before.iter().filter(|r| r.summary().is_history()).take_while(|r| is_estimate(r)).count() as u32
+            before.iter().filter(|r| r.summary().is_history()).take_while(|r| r.is_estimate()).count() as u32
         } else {
             0
         };
@@ -125,11 +125,6 @@ pub fn accept_in(txn: &mut dyn WriteTxn, config: &VeeConfig, reads: Vec<Read>, r
     report.read_ids = txn.insert_reads(&mut to_store)?;
     report.imported = to_store.len() as u64;
     Ok(report)
-}
-
-/// Whether a stored read is an estimate (estimated by a clerk, or sent as one).
-pub fn is_estimate(r: &StoredRead) -> bool {
-    r.read.read_type == ReadType::Estimate || r.status == ReadStatus::Estimated
 }
 
 /// What VEE needs of one meter besides its history.

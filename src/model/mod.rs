@@ -476,6 +476,11 @@ impl StoredRead {
         self.flags.iter().any(|f| f.rule == rule)
     }
 
+    /// Whether the read is an estimate (sent as one, or estimated by a clerk).
+    pub fn is_estimate(&self) -> bool {
+        self.read.read_type == ReadType::Estimate || self.status == ReadStatus::Estimated
+    }
+
     /// The few numbers history needs (kept in the store's per-meter time index).
     pub fn summary(&self) -> ReadSummary {
         ReadSummary {

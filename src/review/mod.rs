@@ -1,4 +1,33 @@
-//! What clerks do with the reads VEE held back. Today: the review queue.
+//! What clerks do with the reads VEE held back: the queue, the actions (accept, edit,
+//! estimate, reject with a re-read service order, note, undo), the audit trail, the reports
+//! and the terminal UI.
+//!
+//! Every clerk action is a plain function over `&dyn Store` ([`act`]); the CLI commands and
+//! the TUI (through [`ReviewBackend`]) both call it. Each action runs in one write
+//! transaction that first checks the read's revision the clerk saw (optimistic concurrency:
+//! a stale action is refused with who did what, never silently overwritten), then changes the
+//! read, appends the hash-chained audit entry and re-validates the meter's next read.
+
+mod actions;
+mod audit;
+mod backend;
+pub mod chart;
+mod context;
+mod detail;
+mod error;
+mod estimate;
+mod queue;
+pub mod reports;
+pub mod tui;
+
+pub use actions::{Action, ActionOutcome, ActionRequest, act, complete_order, record_meter_change};
+pub use audit::{VerifyProblem, VerifyReport, verify};
+pub use backend::{LocalBackend, ReviewBackend};
+pub use context::vee_context;
+pub use detail::{Period, ReadDetail, UndoInfo, detail, revision};
+pub use error::ReviewError;
+pub use estimate::{EstimatePreview, cpuc_estimate, preview_estimate};
+pub use queue::{QueueFilter, QueueItem, QueueView, queue_view, severity};
 
 use crate::model::{ReadStatus, StoredRead};
 use crate::store::{Result, Store};
@@ -8,4 +37,14 @@ pub fn queue(store: &dyn Store) -> Result<Vec<StoredRead>> {
     let mut reads = store.begin_read()?.reads_with_status(ReadStatus::Flagged, usize::MAX)?;
     reads.sort_by(|a, b| a.read.meter_id.cmp(&b.read.meter_id).then(a.read.read_at.cmp(&b.read.read_at)));
     Ok(reads)
+}
+
+/// The clerk's name: the given one, else the OS user (`$USER`, `$LOGNAME`), else `unknown`.
+pub fn clerk_name(given: Option<&str>) -> String {
+    given
+        .map(str::to_owned)
+        .filter(|s| !s.trim().is_empty())
+        .or_else(|| std::env::var("USER").ok().filter(|s| !s.is_empty()))
+        .or_else(|| std::env::var("LOGNAME").ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "unknown".into())
 }

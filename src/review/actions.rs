@@ -1,0 +1,455 @@
+//! The clerk actions. Each one is one write transaction: check the revision the clerk saw,
+//! change the read, append the audit entry (with the read as it was, for undo), re-validate
+//! the meter's next read, commit.
+
+use jiff::civil::Date;
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use super::ReviewError;
+use super::context::vee_context;
+use super::detail::{revision, undoable};
+use super::estimate::{EstimatePreview, estimate_from};
+use crate::model::{
+    AuditAction, AuditEntry, Correction, HASH_LEN, MeterChange, OrderStatus, ReadId, ReadStatus, ReadType, Rule, ServiceOrder,
+    StoredRead, to_store_precision,
+};
+use crate::model::Quantity;
+use crate::store::{Store, StoreError, WriteTxn};
+use crate::vee::{self, VeeConfig};
+
+/// Who re-validation entries are recorded as.
+pub const VEE_CLERK: &str = "vee";
+
+/// What a clerk does to a read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Accept as is (the reason is optional).
+    Accept { reason: String },
+    /// Set the value; a reason is required. The original stays in the audit trail (and, for a
+    /// read billing already had, in a correction record).
+    Edit { value: Quantity, reason: String },
+    /// Estimate from average daily usage (CPUC rounding); the read becomes `estimated`.
+    Estimate { reason: String },
+    /// Reject the read and send a reader back: a re-read service order due on `due`.
+    Reject { reason: String, due: Date },
+    /// A note on the read; changes nothing.
+    Note { text: String },
+    /// Undo the read's last change, when it was a clerk's accept, edit, estimate or reject.
+    Undo,
+}
+
+impl Action {
+    pub fn audit_action(&self) -> AuditAction {
+        match self {
+            Action::Accept { .. } => AuditAction::Accept,
+            Action::Edit { .. } => AuditAction::Edit,
+            Action::Estimate { .. } => AuditAction::Estimate,
+            Action::Reject { .. } => AuditAction::Reject,
+            Action::Note { .. } => AuditAction::Note,
+            Action::Undo => AuditAction::Undo,
+        }
+    }
+}
+
+/// An action on one read by one clerk, with the revision the clerk saw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionRequest {
+    pub read_id: ReadId,
+    /// The read's revision when the clerk looked at it (`ReadDetail::rev`). `None` skips the
+    /// check (a script acting on purpose); the TUI always sends it.
+    pub seen_rev: Option<u64>,
+    pub clerk: String,
+    pub action: Action,
+}
+
+/// What an action did (all of it committed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionOutcome {
+    pub read: StoredRead,
+    pub entry: AuditEntry,
+    pub order: Option<ServiceOrder>,
+    pub estimate: Option<EstimatePreview>,
+    /// Entries of the meter's next read, re-validated because this one changed.
+    pub revalidated: Vec<AuditEntry>,
+    pub warnings: Vec<String>,
+}
+
+impl ActionOutcome {
+    /// One line for the clerk.
+    pub fn summary(&self) -> String {
+        let e = &self.entry;
+        let mut s = match e.action {
+            AuditAction::Note => format!("note added to read {}", e.read_id),
+            _ if e.old_value != e.new_value => format!(
+                "read {}: {} {} → {}, {} → {}",
+                e.read_id,
+                e.action.as_str(),
+                e.old_value,
+                e.new_value,
+                e.old_status,
+                e.new_status
+            ),
+            _ => format!("read {}: {} ({} → {})", e.read_id, e.action.as_str(), e.old_status, e.new_status),
+        };
+        if let Some(o) = &self.order {
+            s.push_str(&format!("; service order {} due {}", o.id, o.due));
+        }
+        for r in &self.revalidated {
+            s.push_str(&format!("; next read {} re-validated: {}", r.read_id, r.new_status));
+        }
+        s
+    }
+}
+
+/// Describe an audit entry for a refusal: "edit by ann at …: 912 → 612, flagged → edited".
+fn describe(e: &AuditEntry) -> String {
+    let mut s = format!("{} by {} at {} (entry {})", e.action.as_str(), e.clerk, e.at, e.seq);
+    if e.old_value != e.new_value {
+        s.push_str(&format!(": {} → {}", e.old_value, e.new_value));
+    }
+    if e.old_status != e.new_status {
+        s.push_str(&format!(", {} → {}", e.old_status, e.new_status));
+    }
+    if !e.reason.is_empty() {
+        s.push_str(&format!(", \"{}\"", e.reason));
+    }
+    s
+}
+
+/// Run one clerk action (see [`Action`]) in one durable transaction.
+pub fn act(store: &dyn Store, vee_config: &VeeConfig, req: &ActionRequest, now: Timestamp) -> Result<ActionOutcome, ReviewError> {
+    let now = to_store_precision(now);
+    let mut txn = store.begin_write()?;
+    let outcome = act_in(txn.as_mut(), vee_config, req, now)?;
+    txn.commit()?;
+    Ok(outcome)
+}
+
+fn act_in(txn: &mut dyn WriteTxn, vee_config: &VeeConfig, req: &ActionRequest, now: Timestamp) -> Result<ActionOutcome, ReviewError> {
+    let id = req.read_id;
+    let read = txn.read(id)?.ok_or(ReviewError::NotFound(id))?;
+    let (rev, last) = revision(&*txn, id)?;
+    if let (Some(seen), false) = (req.seen_rev, matches!(req.action, Action::Note { .. })) {
+        if seen != rev {
+            let what = last.as_ref().map(describe).unwrap_or_else(|| "an unrecorded change".into());
+            return Err(ReviewError::Conflict(format!(
+                "read {id} was changed by someone else after you loaded it: {what}; nothing was done, look at it again"
+            )));
+        }
+    }
+    let refuse_status = |allowed: &str| {
+        let mut msg = format!("read {id} is {}, {allowed}", read.status);
+        if let Some(e) = &last {
+            msg.push_str(&format!(" (last change: {})", describe(e)));
+        }
+        ReviewError::Refused(msg)
+    };
+    let clerk = req.clerk.trim().to_owned();
+    if clerk.is_empty() {
+        return Err(ReviewError::Refused("the clerk's name is empty".into()));
+    }
+
+    let mut new = read.clone();
+    let mut order = None;
+    let mut estimate = None;
+    let mut warnings = Vec::new();
+    let mut correction = None;
+    let reason;
+    match &req.action {
+        Action::Accept { reason: r } => {
+            if read.status != ReadStatus::Flagged {
+                return Err(refuse_status("not held for review"));
+            }
+            new.status = ReadStatus::Accepted;
+            reason = if r.trim().is_empty() { "accepted as read".to_owned() } else { r.trim().to_owned() };
+        }
+        Action::Edit { value, reason: r } => {
+            if r.trim().is_empty() {
+                return Err(ReviewError::Refused("a reason is required to edit a read".into()));
+            }
+            match read.status {
+                ReadStatus::Rejected => return Err(refuse_status("undo the reject before editing it")),
+                ReadStatus::Batched => {
+                    return Err(refuse_status(&format!(
+                        "in billing batch {} that billing has not acknowledged yet; edit it after the ack (a correction then goes in the next batch)",
+                        read.batch.map(|b| b.to_string()).unwrap_or_else(|| "?".into())
+                    )));
+                }
+                _ => {}
+            }
+            if *value == read.read.value {
+                return Err(ReviewError::Refused(format!("read {id} already has the value {value}; accept it instead")));
+            }
+            if value.is_negative() {
+                return Err(ReviewError::Refused(format!("a register value cannot be negative: {value}")));
+            }
+            new.read.value = *value;
+            let inputs = vee_context(&*txn, &new, vee_config.estimate_limit)?;
+            if let Some(m) = &inputs.meter {
+                if *value >= m.modulus() {
+                    return Err(ReviewError::Refused(format!(
+                        "{value} does not fit meter {}'s {} dials ({} decimals)",
+                        m.meter_id, m.dials, m.decimals
+                    )));
+                }
+            }
+            let outcome = vee::validate(&inputs.context(), &new.read, vee_config);
+            new.consumption = outcome.consumption;
+            new.flags = outcome.flags;
+            new.status = ReadStatus::Edited;
+            if read.status == ReadStatus::Exported && txn.correction(id)?.is_none() {
+                correction = Some(Correction {
+                    read_id: id,
+                    meter_id: read.read.meter_id.clone(),
+                    original_value: read.read.value,
+                    original_consumption: read.consumption,
+                    original_status: read.status,
+                    batch: read.batch,
+                    audit_seq: 0,
+                    at: now,
+                });
+                warnings.push(format!(
+                    "read {id} went to billing in batch {}: a correction record keeps the original {}",
+                    read.batch.map(|b| b.to_string()).unwrap_or_else(|| "?".into()),
+                    read.read.value
+                ));
+            }
+            reason = r.trim().to_owned();
+        }
+        Action::Estimate { reason: r } => {
+            if read.status != ReadStatus::Flagged {
+                return Err(refuse_status("not held for review"));
+            }
+            let inputs = vee_context(&*txn, &read, vee_config.estimate_limit)?;
+            let e = estimate_from(&read, &inputs)?;
+            new.read.value = e.value;
+            new.read.read_type = ReadType::Estimate;
+            let outcome = vee::validate(&inputs.context(), &new.read, vee_config);
+            new.consumption = outcome.consumption;
+            new.flags = outcome.flags;
+            new.status = ReadStatus::Estimated;
+            if new.has_flag(Rule::EstimateLimit) {
+                warnings.push(format!(
+                    "meter {} already has {} estimates in a row (limit {}): send a reader",
+                    read.read.meter_id, e.prior_estimates, vee_config.estimate_limit
+                ));
+            }
+            let base = format!(
+                "ADU {} × {} days = {} → {} register units on {}",
+                e.adu, e.days, e.usage, e.register_units, e.previous_value
+            );
+            reason = if r.trim().is_empty() { base } else { format!("{}; {base}", r.trim()) };
+            estimate = Some(e);
+        }
+        Action::Reject { reason: r, due } => {
+            if r.trim().is_empty() {
+                return Err(ReviewError::Refused("a reason is required to reject a read".into()));
+            }
+            if !matches!(read.status, ReadStatus::Flagged | ReadStatus::Validated) {
+                return Err(refuse_status("only held or validated reads can be rejected"));
+            }
+            new.status = ReadStatus::Rejected;
+            let meter = txn.meter(&read.read.meter_id)?;
+            let mut o = ServiceOrder {
+                id: 0,
+                meter_id: read.read.meter_id.clone(),
+                read_id: id,
+                route: meter.as_ref().map(|m| m.route.clone()).unwrap_or_default(),
+                sequence: meter.as_ref().map_or(0, |m| m.sequence),
+                address: meter.as_ref().map(|m| m.address.clone()).unwrap_or_default(),
+                reason: r.trim().to_owned(),
+                due: *due,
+                status: OrderStatus::Open,
+                created_at: now,
+                created_by: clerk.clone(),
+                closed_at: None,
+                closed_by: None,
+                outcome: String::new(),
+            };
+            o.id = txn.put_service_order(&o)?;
+            reason = format!("{} (re-read service order {} due {})", r.trim(), o.id, due);
+            order = Some(o);
+        }
+        Action::Note { text } => {
+            if text.trim().is_empty() {
+                return Err(ReviewError::Refused("the note is empty".into()));
+            }
+            reason = text.trim().to_owned();
+        }
+        Action::Undo => {
+            let Some(e) = last.as_ref().filter(|e| undoable(e.action)) else {
+                return Err(ReviewError::Refused(match &last {
+                    Some(e) => format!("the last change of read {id} was {}: nothing a clerk can undo", describe(e)),
+                    None => format!("read {id} has no change to undo"),
+                }));
+            };
+            if read.status != e.new_status {
+                return Err(ReviewError::Refused(format!(
+                    "read {id} is {} since {} (it went on to billing); edit it instead of undoing",
+                    read.status,
+                    describe(e)
+                )));
+            }
+            new = txn.undo_snapshot(e.seq)?.ok_or_else(|| StoreError::Corrupt {
+                what: "undo snapshot",
+                detail: format!("audit entry {} has no snapshot", e.seq),
+            })?;
+            if e.action == AuditAction::Reject {
+                for mut o in txn.service_orders()?.into_iter().filter(|o| o.read_id == id && o.status == OrderStatus::Open) {
+                    o.status = OrderStatus::Cancelled;
+                    o.closed_at = Some(now);
+                    o.closed_by = Some(clerk.clone());
+                    o.outcome = format!("reject undone by {clerk}");
+                    txn.put_service_order(&o)?;
+                    order = Some(o);
+                }
+            }
+            if txn.correction(id)?.is_some_and(|c| c.audit_seq == e.seq) {
+                txn.remove_correction(id)?;
+            }
+            reason = format!("undo of entry {}: {}", e.seq, describe(e));
+        }
+    }
+
+    let changed = new != read;
+    if changed {
+        txn.update_read(&new)?;
+    }
+    let draft = AuditEntry {
+        seq: 0,
+        at: now,
+        clerk,
+        action: req.action.audit_action(),
+        read_id: id,
+        meter_id: read.read.meter_id.clone(),
+        old_value: read.read.value,
+        new_value: new.read.value,
+        old_status: read.status,
+        new_status: new.status,
+        reason,
+        prev_hash: [0; HASH_LEN],
+        hash: [0; HASH_LEN],
+    };
+    let entry = txn.append_audit(draft, req.action.audit_action().changes_read().then_some(&read))?;
+    if let Some(mut c) = correction {
+        c.audit_seq = entry.seq;
+        txn.put_correction(&c)?;
+    }
+    let mut revalidated = Vec::new();
+    if new.read.value != read.read.value || new.status != read.status {
+        revalidate_next(txn, vee_config, &new, now, &mut revalidated, &mut warnings)?;
+    }
+    Ok(ActionOutcome { read: new, entry, order, estimate, revalidated, warnings })
+}
+
+/// VEE again for the meter's next read: its consumption starts from this read's value (or
+/// from the one before, when this read was rejected).
+fn revalidate_next(
+    txn: &mut dyn WriteTxn,
+    vee_config: &VeeConfig,
+    changed: &StoredRead,
+    now: Timestamp,
+    entries: &mut Vec<AuditEntry>,
+    warnings: &mut Vec<String>,
+) -> Result<(), ReviewError> {
+    let from = changed.read.read_at.checked_add(SignedDuration::from_micros(1)).unwrap_or(Timestamp::MAX);
+    let Some(next) = txn.meter_reads(&changed.read.meter_id, from, Timestamp::MAX)?.into_iter().find(|r| r.summary().is_history())
+    else {
+        return Ok(());
+    };
+    let inputs = vee_context(&*txn, &next, vee_config.estimate_limit)?;
+    let outcome = vee::validate(&inputs.context(), &next.read, vee_config);
+    let mut updated = next.clone();
+    match next.status {
+        ReadStatus::Validated | ReadStatus::Flagged => {
+            updated.status = outcome.status;
+            updated.flags = outcome.flags;
+            updated.consumption = outcome.consumption;
+        }
+        ReadStatus::Accepted | ReadStatus::Edited | ReadStatus::Estimated => updated.consumption = outcome.consumption,
+        _ => {
+            if outcome.consumption != next.consumption {
+                warnings.push(format!(
+                    "the next read {} is {} with consumption {}; from the changed read it would be {}: billing needs a correction",
+                    next.id,
+                    next.status,
+                    opt(next.consumption),
+                    opt(outcome.consumption)
+                ));
+            }
+            return Ok(());
+        }
+    }
+    if updated == next {
+        return Ok(());
+    }
+    txn.update_read(&updated)?;
+    let rules = |r: &StoredRead| r.flags.iter().map(|f| f.rule.as_str()).collect::<Vec<_>>().join(",");
+    let draft = AuditEntry {
+        seq: 0,
+        at: now,
+        clerk: VEE_CLERK.into(),
+        action: AuditAction::Revalidate,
+        read_id: next.id,
+        meter_id: next.read.meter_id.clone(),
+        old_value: next.read.value,
+        new_value: updated.read.value,
+        old_status: next.status,
+        new_status: updated.status,
+        reason: format!(
+            "previous read {} changed: consumption {} → {}, flags [{}] → [{}]",
+            changed.id,
+            opt(next.consumption),
+            opt(updated.consumption),
+            rules(&next),
+            rules(&updated)
+        ),
+        prev_hash: [0; HASH_LEN],
+        hash: [0; HASH_LEN],
+    };
+    entries.push(txn.append_audit(draft, Some(&next))?);
+    Ok(())
+}
+
+fn opt(q: Option<Quantity>) -> String {
+    q.map(|q| q.to_string()).unwrap_or_else(|| "-".into())
+}
+
+/// Close a re-read service order: the reader went back.
+pub fn complete_order(store: &dyn Store, id: u64, clerk: &str, outcome: &str, now: Timestamp) -> Result<ServiceOrder, ReviewError> {
+    let mut txn = store.begin_write()?;
+    let mut o = txn.service_order(id)?.ok_or_else(|| ReviewError::Refused(format!("service order {id} not found")))?;
+    if o.status != OrderStatus::Open {
+        return Err(ReviewError::Refused(format!(
+            "service order {id} is already {} (by {} at {})",
+            o.status.as_str(),
+            o.closed_by.as_deref().unwrap_or("?"),
+            o.closed_at.map(|t| t.to_string()).unwrap_or_default()
+        )));
+    }
+    o.status = OrderStatus::Completed;
+    o.closed_at = Some(to_store_precision(now));
+    o.closed_by = Some(clerk.to_owned());
+    o.outcome = outcome.to_owned();
+    txn.put_service_order(&o)?;
+    txn.commit()?;
+    Ok(o)
+}
+
+/// Record a meter exchange; the meter's dial count becomes the new meter's.
+pub fn record_meter_change(store: &dyn Store, change: &MeterChange) -> Result<(), ReviewError> {
+    let mut txn = store.begin_write()?;
+    let mut meter = txn
+        .meter(&change.meter_id)?
+        .ok_or_else(|| ReviewError::Refused(format!("meter {} is not in the store", change.meter_id)))?;
+    if change.new_dials == 0 || change.new_dials > crate::model::MAX_DIALS || change.new_dials <= meter.decimals {
+        return Err(ReviewError::Refused(format!("the new meter's dial count {} does not make sense", change.new_dials)));
+    }
+    meter.dials = change.new_dials;
+    txn.put_meter(&meter)?;
+    txn.put_meter_change(change)?;
+    txn.commit()?;
+    Ok(())
+}

@@ -1,0 +1,78 @@
+//! The narrow interface the TUI works through. Each operation is one CLI command
+//! (`review list --json`, `review show ID --json`, `review estimate ID --dry-run --json`,
+//! `review accept|edit|estimate|reject|note|undo`), so a remote implementation over the
+//! daemon's control socket maps 1:1 onto commands the daemon already runs.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+
+use super::{ActionOutcome, ActionRequest, EstimatePreview, QueueFilter, QueueView, ReadDetail, ReviewError};
+use crate::model::ReadId;
+use crate::store::{RedbStore, StoreError};
+use crate::vee::VeeConfig;
+
+/// What the review TUI needs from the store.
+pub trait ReviewBackend {
+    /// `review list --json [--route R] [--rule X] [--service S]`.
+    fn queue(&self, filter: &QueueFilter) -> Result<QueueView, ReviewError>;
+    /// `review show ID --json`.
+    fn detail(&self, read_id: ReadId) -> Result<ReadDetail, ReviewError>;
+    /// `review estimate ID --dry-run --json`.
+    fn preview_estimate(&self, read_id: ReadId) -> Result<EstimatePreview, ReviewError>;
+    /// `review accept|edit|estimate|reject|note|undo ID --rev N --clerk C …`.
+    fn act(&self, req: &ActionRequest) -> Result<ActionOutcome, ReviewError>;
+}
+
+/// The store on this machine, opened for each operation and closed again, so that several
+/// clerks' TUIs (and CLI commands) take turns: redb lets one process open it at a time. An
+/// open refused because another process holds the store is retried for a moment.
+#[derive(Debug, Clone)]
+pub struct LocalBackend {
+    pub data_dir: PathBuf,
+    pub vee: VeeConfig,
+    /// How long to keep retrying a store another process holds.
+    pub wait: Duration,
+    /// The clock (tests fix it so snapshots are stable).
+    pub now: fn() -> Timestamp,
+}
+
+impl LocalBackend {
+    pub fn new(data_dir: PathBuf, vee: VeeConfig) -> Self {
+        LocalBackend { data_dir, vee, wait: Duration::from_secs(5), now: Timestamp::now }
+    }
+
+    fn with_store<T>(&self, f: impl FnOnce(&RedbStore) -> Result<T, ReviewError>) -> Result<T, ReviewError> {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(10);
+        loop {
+            match RedbStore::open_dir(&self.data_dir) {
+                Ok(store) => return f(&store),
+                Err(StoreError::Locked { .. }) if started.elapsed() < self.wait => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(200));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+impl ReviewBackend for LocalBackend {
+    fn queue(&self, filter: &QueueFilter) -> Result<QueueView, ReviewError> {
+        self.with_store(|s| Ok(super::queue_view(s, filter)?))
+    }
+
+    fn detail(&self, read_id: ReadId) -> Result<ReadDetail, ReviewError> {
+        self.with_store(|s| super::detail(s, read_id))
+    }
+
+    fn preview_estimate(&self, read_id: ReadId) -> Result<EstimatePreview, ReviewError> {
+        self.with_store(|s| super::preview_estimate(s, read_id, self.vee.estimate_limit))
+    }
+
+    fn act(&self, req: &ActionRequest) -> Result<ActionOutcome, ReviewError> {
+        self.with_store(|s| super::act(s, &self.vee, req, (self.now)()))
+    }
+}

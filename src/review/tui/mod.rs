@@ -1,0 +1,360 @@
+//! `meterd review`: the clerks' terminal UI.
+//!
+//! [`App`] is plain data: [`App::on_key`] changes it (calling the [`ReviewBackend`] for data
+//! and actions), [`App::render`] draws it. Tests drive both with ratatui's `TestBackend`;
+//! [`run`] connects them to a real terminal (crossterm, no mouse).
+
+mod render;
+mod term;
+
+use jiff::civil::Date;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+pub use term::run;
+
+use super::{Action, ActionRequest, EstimatePreview, QueueFilter, QueueView, ReadDetail, ReviewBackend, ReviewError};
+use crate::model::{Quantity, ReadId, Rule, Service};
+
+/// Days until a re-read service order is due, by default.
+pub const DEFAULT_DUE_DAYS: i64 = 3;
+
+/// A one-line text input.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Field {
+    pub label: &'static str,
+    pub text: String,
+}
+
+impl Field {
+    fn new(label: &'static str, text: impl Into<String>) -> Self {
+        Field { label, text: text.into() }
+    }
+
+    fn key(&mut self, key: &KeyEvent) {
+        match key.code {
+            KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => self.text.push(c),
+            KeyCode::Backspace => {
+                self.text.pop();
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Which dialog is open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DialogKind {
+    /// Value + reason.
+    Edit,
+    /// Confirm the estimate shown.
+    Estimate(EstimatePreview),
+    /// Reason + due date of the re-read service order.
+    Reject,
+    Note,
+    /// Route, rule and service filters.
+    Filter,
+}
+
+/// An open dialog: its fields, which one has focus, and why the last submit was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dialog {
+    pub kind: DialogKind,
+    pub fields: Vec<Field>,
+    pub focus: usize,
+    pub error: Option<String>,
+}
+
+/// The whole UI state.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub clerk: String,
+    pub filter: QueueFilter,
+    pub queue: QueueView,
+    /// Index into `queue.items`.
+    pub selected: usize,
+    /// The read shown in the detail pane (the selected one, or the one just acted on).
+    pub detail: Option<ReadDetail>,
+    /// The read just acted on stays on screen until the clerk moves.
+    pub pinned: bool,
+    /// This clerk changed the pinned read: `u` undoes that change.
+    pub can_undo: bool,
+    pub dialog: Option<Dialog>,
+    pub help: bool,
+    /// The last message (action done, refusal) and whether it is an error.
+    pub message: Option<(String, bool)>,
+    pub today: Date,
+    pub quit: bool,
+}
+
+impl App {
+    pub fn new(clerk: String, filter: QueueFilter, today: Date) -> Self {
+        App {
+            clerk,
+            filter,
+            queue: QueueView::default(),
+            selected: 0,
+            detail: None,
+            pinned: false,
+            can_undo: false,
+            dialog: None,
+            help: false,
+            message: None,
+            today,
+            quit: false,
+        }
+    }
+
+    /// Reload the queue and the selected read.
+    pub fn refresh(&mut self, backend: &dyn ReviewBackend) {
+        match backend.queue(&self.filter) {
+            Ok(q) => self.queue = q,
+            Err(e) => return self.error(e),
+        }
+        if self.selected >= self.queue.items.len() {
+            self.selected = self.queue.items.len().saturating_sub(1);
+        }
+        if !self.pinned {
+            self.load_selected(backend);
+        } else if let Some(id) = self.detail.as_ref().map(|d| d.read.id) {
+            self.load(backend, id);
+        }
+    }
+
+    fn load_selected(&mut self, backend: &dyn ReviewBackend) {
+        match self.queue.items.get(self.selected).map(|i| i.read.id) {
+            Some(id) => self.load(backend, id),
+            None => self.detail = None,
+        }
+    }
+
+    fn load(&mut self, backend: &dyn ReviewBackend, id: ReadId) {
+        match backend.detail(id) {
+            Ok(d) => self.detail = Some(d),
+            Err(e) => self.error(e),
+        }
+    }
+
+    fn error(&mut self, e: ReviewError) {
+        self.message = Some((e.to_string(), true));
+    }
+
+    fn info(&mut self, m: String) {
+        self.message = Some((m, false));
+    }
+
+    fn move_to(&mut self, backend: &dyn ReviewBackend, index: usize) {
+        let n = self.queue.items.len();
+        if n == 0 {
+            return;
+        }
+        if self.pinned {
+            // The acted-on read left the queue: the list below it moved up one.
+            self.pinned = false;
+            self.can_undo = false;
+            self.refresh(backend);
+        }
+        self.selected = index.min(self.queue.items.len().saturating_sub(1));
+        self.load_selected(backend);
+    }
+
+    /// Handle one key.
+    pub fn on_key(&mut self, key: KeyEvent, backend: &dyn ReviewBackend) {
+        if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
+            self.quit = true;
+            return;
+        }
+        if self.dialog.is_some() {
+            return self.dialog_key(key, backend);
+        }
+        if self.help {
+            self.help = false;
+            return;
+        }
+        let n = self.queue.items.len();
+        match key.code {
+            KeyCode::Char('q') => self.quit = true,
+            KeyCode::Char('?') | KeyCode::F(1) => self.help = true,
+            KeyCode::Down | KeyCode::Char('j') => {
+                let next = if self.pinned { self.selected } else { self.selected + 1 };
+                self.move_to(backend, next)
+            }
+            KeyCode::Up | KeyCode::Char('k') => self.move_to(backend, self.selected.saturating_sub(1)),
+            KeyCode::PageDown => self.move_to(backend, self.selected + 10),
+            KeyCode::PageUp => self.move_to(backend, self.selected.saturating_sub(10)),
+            KeyCode::Home => self.move_to(backend, 0),
+            KeyCode::End => self.move_to(backend, n.saturating_sub(1)),
+            KeyCode::Char('g') => {
+                self.refresh(backend);
+                self.info(format!("reloaded: {} held", self.queue.total));
+            }
+            KeyCode::Char('f') => {
+                let f = &self.filter;
+                self.dialog = Some(Dialog {
+                    kind: DialogKind::Filter,
+                    fields: vec![
+                        Field::new("route", f.route.clone().unwrap_or_default()),
+                        Field::new("rule", f.rule.map(|r| r.as_str().to_owned()).unwrap_or_default()),
+                        Field::new("service", f.service.map(|s| s.as_str().to_owned()).unwrap_or_default()),
+                    ],
+                    focus: 0,
+                    error: None,
+                });
+            }
+            _ if self.detail.is_none() => {}
+            KeyCode::Char('a') => self.submit(backend, Action::Accept { reason: String::new() }),
+            KeyCode::Char('e') => {
+                let value = self.detail.as_ref().map(|d| d.read.read.value.to_string()).unwrap_or_default();
+                self.open(DialogKind::Edit, vec![Field::new("value", value), Field::new("reason", "")]);
+            }
+            KeyCode::Char('s') => {
+                let id = self.detail.as_ref().map(|d| d.read.id).unwrap_or_default();
+                match backend.preview_estimate(id) {
+                    Ok(p) => self.open(DialogKind::Estimate(p), vec![Field::new("reason", "")]),
+                    Err(e) => self.error(e),
+                }
+            }
+            KeyCode::Char('r') => {
+                let due = self.today.checked_add(jiff::Span::new().days(DEFAULT_DUE_DAYS)).unwrap_or(self.today);
+                self.open(DialogKind::Reject, vec![Field::new("reason", ""), Field::new("due", due.to_string())]);
+            }
+            KeyCode::Char('n') => self.open(DialogKind::Note, vec![Field::new("note", "")]),
+            KeyCode::Char('u') => {
+                if !self.can_undo {
+                    self.message = Some(("undo works on the read you just changed, before you move on".into(), true));
+                } else {
+                    self.submit(backend, Action::Undo);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn open(&mut self, kind: DialogKind, fields: Vec<Field>) {
+        self.dialog = Some(Dialog { kind, fields, focus: 0, error: None });
+    }
+
+    fn dialog_key(&mut self, key: KeyEvent, backend: &dyn ReviewBackend) {
+        let Some(d) = self.dialog.as_mut() else { return };
+        match key.code {
+            KeyCode::Esc => self.dialog = None,
+            KeyCode::Tab | KeyCode::Down => d.focus = (d.focus + 1) % d.fields.len().max(1),
+            KeyCode::BackTab | KeyCode::Up => d.focus = (d.focus + d.fields.len().max(1) - 1) % d.fields.len().max(1),
+            KeyCode::Enter => self.confirm_dialog(backend),
+            _ => {
+                if let Some(f) = d.fields.get_mut(d.focus) {
+                    f.key(&key);
+                }
+            }
+        }
+    }
+
+    fn confirm_dialog(&mut self, backend: &dyn ReviewBackend) {
+        let Some(d) = self.dialog.clone() else { return };
+        let text = |i: usize| d.fields.get(i).map(|f| f.text.trim().to_owned()).unwrap_or_default();
+        let action = match &d.kind {
+            DialogKind::Filter => {
+                let rule = text(1);
+                let service = text(2);
+                let rule = if rule.is_empty() {
+                    None
+                } else {
+                    match Rule::parse(&rule) {
+                        Some(r) => Some(r),
+                        None => return self.dialog_error(format!("no rule {rule:?}")),
+                    }
+                };
+                let service = if service.is_empty() {
+                    None
+                } else {
+                    match Service::parse(&service) {
+                        Some(s) => Some(s),
+                        None => return self.dialog_error(format!("no service {service:?} (water, gas, electric)")),
+                    }
+                };
+                let route = Some(text(0)).filter(|r| !r.is_empty());
+                self.filter = QueueFilter { route, rule, service };
+                self.dialog = None;
+                self.pinned = false;
+                self.can_undo = false;
+                self.selected = 0;
+                self.refresh(backend);
+                return;
+            }
+            DialogKind::Edit => {
+                let value = match Quantity::parse(&text(0)) {
+                    Ok(v) => v,
+                    Err(e) => return self.dialog_error(format!("value: {e}")),
+                };
+                if text(1).is_empty() {
+                    return self.dialog_error("a reason is required".into());
+                }
+                Action::Edit { value, reason: text(1) }
+            }
+            DialogKind::Estimate(_) => Action::Estimate { reason: text(0) },
+            DialogKind::Reject => {
+                if text(0).is_empty() {
+                    return self.dialog_error("a reason is required".into());
+                }
+                let due: Date = match text(1).parse() {
+                    Ok(d) => d,
+                    Err(_) => return self.dialog_error(format!("due date {:?} is not YYYY-MM-DD", text(1))),
+                };
+                Action::Reject { reason: text(0), due }
+            }
+            DialogKind::Note => {
+                if text(0).is_empty() {
+                    return self.dialog_error("the note is empty".into());
+                }
+                Action::Note { text: text(0) }
+            }
+        };
+        self.submit(backend, action);
+        // A refused action keeps the dialog open with the reason, unless the read changed.
+        if let Some((m, true)) = &self.message {
+            if let Some(d) = self.dialog.as_mut() {
+                d.error = Some(m.clone());
+            }
+        }
+    }
+
+    fn dialog_error(&mut self, e: String) {
+        if let Some(d) = self.dialog.as_mut() {
+            d.error = Some(e);
+        }
+    }
+
+    /// Send an action with the revision on screen; on success keep the read on screen.
+    fn submit(&mut self, backend: &dyn ReviewBackend, action: Action) {
+        let Some(detail) = &self.detail else { return };
+        let req = ActionRequest { read_id: detail.read.id, seen_rev: Some(detail.rev), clerk: self.clerk.clone(), action };
+        match backend.act(&req) {
+            Ok(outcome) => {
+                let mut msg = outcome.summary();
+                for w in &outcome.warnings {
+                    msg.push_str(&format!(" · {w}"));
+                }
+                self.dialog = None;
+                self.pinned = true;
+                self.can_undo = outcome.entry.action.changes_read() && outcome.entry.action != crate::model::AuditAction::Undo;
+                let id = req.read_id;
+                self.refresh(backend);
+                self.load(backend, id);
+                self.info(msg);
+            }
+            Err(e) => {
+                let conflict = e.is_conflict();
+                self.error(e);
+                if conflict {
+                    // Show what the other clerk did.
+                    self.dialog = None;
+                    let msg = self.message.clone();
+                    self.refresh(backend);
+                    self.load(backend, req.read_id);
+                    self.pinned = true;
+                    self.can_undo = false;
+                    self.message = msg;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! Drawing the review screen: counts and filter on top, queue left, detail and chart right,
+//! message and keys at the bottom; dialogs and help over it.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, List, ListItem, ListState, Paragraph, Wrap};
+
+use super::{App, Dialog, DialogKind};
+use crate::review::chart::{Cell, chart};
+use crate::review::{ReadDetail, severity};
+
+/// The keys, as the help line shows them (fits 80 columns).
+pub const HELP_LINE: &str = "↑↓ move a accept e edit s estimate r reject n note u undo f filter ? help q quit";
+
+const KEYS: &[(&str, &str)] = &[
+    ("↑ ↓  j k", "previous / next read (PgUp PgDn Home End)"),
+    ("a", "accept the read as is"),
+    ("e", "edit the value (a reason is required; the original stays)"),
+    ("s", "estimate: ADU × days, CPUC rounding; confirm"),
+    ("r", "reject and create a re-read service order"),
+    ("n", "add a note"),
+    ("u", "undo your last change, while still on the read"),
+    ("f", "filter by route, rule, service (empty = all)"),
+    ("g", "reload the queue"),
+    ("Tab Enter Esc", "in a dialog: next field, confirm, cancel"),
+    ("? F1", "this help (any key closes it)"),
+    ("q  Ctrl-C", "quit"),
+];
+
+fn bold() -> Style {
+    Style::new().add_modifier(Modifier::BOLD)
+}
+
+impl App {
+    /// Draw the whole screen.
+    pub fn render(&self, frame: &mut Frame<'_>) {
+        let area = frame.area();
+        let [top, filter, main, message, help] =
+            Layout::vertical([Constraint::Length(1), Constraint::Length(1), Constraint::Min(5), Constraint::Length(1), Constraint::Length(1)])
+                .areas(area);
+        frame.render_widget(Paragraph::new(self.counts_line()), top);
+        frame.render_widget(Paragraph::new(self.filter_line()).style(Style::new().fg(Color::DarkGray)), filter);
+        let queue_width = (area.width * 2 / 5).clamp(24, 48);
+        let [left, right] = Layout::horizontal([Constraint::Length(queue_width), Constraint::Min(20)]).areas(main);
+        self.render_queue(frame, left);
+        self.render_detail(frame, right);
+        if let Some((m, err)) = &self.message {
+            let style = if *err { Style::new().fg(Color::Red).add_modifier(Modifier::BOLD) } else { Style::new().fg(Color::Green) };
+            frame.render_widget(Paragraph::new(m.as_str()).style(style), message);
+        }
+        frame.render_widget(Paragraph::new(HELP_LINE).style(Style::new().add_modifier(Modifier::REVERSED)), help);
+        if let Some(d) = &self.dialog {
+            render_dialog(frame, d, area);
+        }
+        if self.help {
+            render_help(frame, area);
+        }
+    }
+
+    fn counts_line(&self) -> Line<'static> {
+        let mut spans = vec![
+            Span::styled(format!("meterd review · {} · {} held", self.clerk, self.queue.total), bold()),
+        ];
+        let mut counts: Vec<_> = self.queue.counts.iter().collect();
+        counts.sort_by(|a, b| severity(*b.0).cmp(&severity(*a.0)).then(a.0.cmp(b.0)));
+        for (rule, n) in counts {
+            spans.push(Span::raw(format!(" · {rule} {n}")));
+        }
+        Line::from(spans)
+    }
+
+    fn filter_line(&self) -> String {
+        let f = &self.filter;
+        format!(
+            "filter: route {} · rule {} · service {} · showing {}",
+            f.route.as_deref().unwrap_or("*"),
+            f.rule.map(|r| r.as_str()).unwrap_or("*"),
+            f.service.map(|s| s.as_str()).unwrap_or("*"),
+            self.queue.items.len()
+        )
+    }
+
+    fn render_queue(&self, frame: &mut Frame<'_>, area: Rect) {
+        let inner_width = usize::from(area.width.saturating_sub(4));
+        let items: Vec<ListItem<'_>> = self
+            .queue
+            .items
+            .iter()
+            .map(|i| {
+                let rule = i.read.flags.iter().max_by_key(|f| severity(f.rule)).map(|f| f.rule.as_str()).unwrap_or("");
+                let text = format!("{:<9} {:>3}/{:<4} {}", i.read.read.meter_id, i.route, i.sequence, rule);
+                ListItem::new(text.chars().take(inner_width).collect::<String>())
+            })
+            .collect();
+        let title = format!(" Queue {} ", self.queue.items.len());
+        let list = List::new(items)
+            .block(Block::default().borders(Borders::ALL).title(title))
+            .highlight_style(Style::new().add_modifier(Modifier::REVERSED))
+            .highlight_symbol("▶ ");
+        let mut state = ListState::default();
+        if !self.pinned && !self.queue.items.is_empty() {
+            state.select(Some(self.selected));
+        }
+        frame.render_stateful_widget(list, area, &mut state);
+    }
+
+    fn render_detail(&self, frame: &mut Frame<'_>, area: Rect) {
+        let Some(d) = &self.detail else {
+            let p = Paragraph::new("No read held for review with this filter.")
+                .block(Block::default().borders(Borders::ALL).title(" Read "));
+            frame.render_widget(p, area);
+            return;
+        };
+        let title = format!(" Read {} · {} · rev {} ", d.read.id, d.read.status, d.rev);
+        let block = Block::default().borders(Borders::ALL).title(title);
+        let inner = block.inner(area);
+        frame.render_widget(block, area);
+        let lines = detail_lines(d);
+        // The chart takes what the text leaves, at least 6 rows (a clerk needs it at a glance).
+        let chart_height = inner.height.saturating_sub(lines.len() as u16).clamp(6, 14).min(inner.height);
+        let [text, chart_area] = Layout::vertical([Constraint::Min(1), Constraint::Length(chart_height)]).areas(inner);
+        frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), text);
+        let unit = d.meter.as_ref().map(|m| m.unit.as_str()).unwrap_or("");
+        let chart_lines: Vec<Line<'_>> = chart(&d.periods, unit, chart_area.width, chart_area.height)
+            .into_iter()
+            .map(|l| {
+                Line::from(
+                    l.into_iter()
+                        .map(|(s, kind)| {
+                            let style = match kind {
+                                Cell::Text => Style::new(),
+                                Cell::Bar => Style::new().fg(Color::Cyan),
+                                Cell::Current => Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+                                Cell::Estimated => Style::new().fg(Color::DarkGray),
+                            };
+                            Span::styled(s, style)
+                        })
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .collect();
+        frame.render_widget(Paragraph::new(chart_lines), chart_area);
+    }
+}
+
+/// The detail text: meter, location, the read, its flags with their numbers, notes.
+fn detail_lines(d: &ReadDetail) -> Vec<Line<'static>> {
+    let r = &d.read;
+    let mut lines = Vec::new();
+    match &d.meter {
+        Some(m) => {
+            lines.push(Line::from(vec![
+                Span::styled(format!("Meter {}", m.meter_id), bold()),
+                Span::raw(format!(" · {} · {} dials · acct {}", m.service, m.dials, m.account)),
+            ]));
+            lines.push(Line::raw(format!("Route {} #{} · {}", m.route, m.sequence, m.address)));
+            if !m.notes.is_empty() {
+                lines.push(Line::raw(format!("Notes: {}", m.notes)));
+            }
+        }
+        None => lines.push(Line::styled(format!("Meter {} (not in the store)", r.read.meter_id), bold())),
+    }
+    let unit = d.meter.as_ref().map(|m| m.unit.as_str()).unwrap_or("");
+    lines.push(Line::from(vec![
+        Span::styled(format!("Read {} {unit}", r.read.value), bold()),
+        Span::raw(format!(" (raw {}) {} · {}", r.read.raw, r.read.read_type.as_str(), r.read.read_at.strftime("%Y-%m-%d %H:%M"))),
+    ]));
+    let codes = if r.read.codes.is_empty() { "-".to_owned() } else { r.read.codes.join(" ") };
+    lines.push(Line::raw(format!(
+        "Use {} · codes {}",
+        r.consumption.map(|c| format!("{c} {unit}")).unwrap_or_else(|| "-".into()),
+        codes
+    )));
+    for f in &r.flags {
+        let nums: Vec<String> = [("exp", f.expected), ("limit", f.limit), ("actual", f.actual), ("mod", f.modulus)]
+            .into_iter()
+            .filter_map(|(n, v)| v.map(|v| format!("{n} {v}")))
+            .collect();
+        lines.push(Line::from(vec![
+            Span::styled(format!("⚑ {}", f.rule), Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)),
+            Span::raw(format!(" {}", nums.join(" · "))),
+        ]));
+    }
+    if let Some(c) = &d.correction {
+        lines.push(Line::raw(format!(
+            "Correction: billed {} in batch {}",
+            c.original_value,
+            c.batch.map(|b| b.to_string()).unwrap_or_else(|| "-".into())
+        )));
+    }
+    for o in &d.orders {
+        lines.push(Line::raw(format!("Order {} {} due {}: {}", o.id, o.status.as_str(), o.due, o.reason)));
+    }
+    for e in d.audit.iter().rev().take(2).collect::<Vec<_>>().into_iter().rev() {
+        lines.push(Line::styled(
+            format!("{} {} {}: {}", e.at.strftime("%m-%d %H:%M"), e.clerk, e.action.as_str(), e.reason),
+            Style::new().fg(Color::DarkGray),
+        ));
+    }
+    lines
+}
+
+fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let w = width.min(area.width);
+    let h = height.min(area.height);
+    Rect { x: area.x + (area.width - w) / 2, y: area.y + (area.height - h) / 2, width: w, height: h }
+}
+
+fn render_dialog(frame: &mut Frame<'_>, d: &Dialog, area: Rect) {
+    let (title, intro): (&str, Vec<String>) = match &d.kind {
+        DialogKind::Edit => ("Edit value", vec!["The original value stays in the audit trail.".into()]),
+        DialogKind::Estimate(p) => (
+            "Estimate",
+            vec![
+                format!("ADU {} = {} over {} days (rounded to 2 decimals)", p.adu, p.history_usage, p.history_days),
+                format!("× {} days = {} (rounded); ÷ constant → {}", p.days, p.usage, p.register_units),
+                format!("Estimated read {} + {} = {}", p.previous_value, p.register_units, p.value),
+                if p.prior_estimates > 0 { format!("{} estimate(s) in a row before this one", p.prior_estimates) } else { String::new() },
+            ],
+        ),
+        DialogKind::Reject => ("Reject and send a reader", vec!["Creates a re-read service order for the meter.".into()]),
+        DialogKind::Note => ("Add a note", vec![]),
+        DialogKind::Filter => ("Filter the queue", vec!["Empty shows all. Rules: high_usage, zero_usage, …".into()]),
+    };
+    let mut lines: Vec<Line<'_>> = intro.into_iter().filter(|s| !s.is_empty()).map(Line::raw).collect();
+    lines.push(Line::raw(""));
+    for (i, f) in d.fields.iter().enumerate() {
+        let focus = i == d.focus;
+        let cursor = if focus { "█" } else { "" };
+        let style = if focus { Style::new().add_modifier(Modifier::REVERSED) } else { Style::new() };
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:>8}: ", f.label), bold()),
+            Span::styled(format!("{}{cursor}", f.text), style),
+        ]));
+    }
+    lines.push(Line::raw(""));
+    if let Some(e) = &d.error {
+        lines.push(Line::styled(e.clone(), Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)));
+    }
+    lines.push(Line::styled("Enter confirm · Tab next field · Esc cancel", Style::new().fg(Color::DarkGray)));
+    let width = area.width.saturating_sub(4).min(64);
+    let height = (lines.len() as u16 + 2).min(area.height);
+    let rect = centered(area, width, height + 2);
+    frame.render_widget(Clear, rect);
+    let p = Paragraph::new(lines).wrap(Wrap { trim: false }).block(Block::default().borders(Borders::ALL).title(format!(" {title} ")));
+    frame.render_widget(p, rect);
+}
+
+fn render_help(frame: &mut Frame<'_>, area: Rect) {
+    let mut lines: Vec<Line<'_>> =
+        KEYS.iter().map(|(k, what)| Line::from(vec![Span::styled(format!("{k:>14}  "), bold()), Span::raw(*what)])).collect();
+    lines.push(Line::raw(""));
+    lines.push(Line::raw("Each action is also a command: meterd review accept|edit|estimate|reject|note|undo ID"));
+    let rect = centered(area, area.width.saturating_sub(2).min(90), lines.len() as u16 + 2);
+    frame.render_widget(Clear, rect);
+    frame.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(Block::default().borders(Borders::ALL).title(" Keys ")),
+        rect,
+    );
+}
