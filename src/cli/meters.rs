@@ -34,6 +34,26 @@ pub enum MetersCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Record a meter exchange: reads after --at count from the new meter's install read.
+    Change {
+        meter: String,
+        /// When the new meter was installed (RFC 3339).
+        #[arg(long)]
+        at: jiff::Timestamp,
+        /// The new meter's register when installed.
+        #[arg(long)]
+        install_read: String,
+        /// The old meter's last register value, if read at removal (its usage is billed too).
+        #[arg(long)]
+        removal_read: Option<String>,
+        #[arg(long, default_value = "")]
+        old_serial: String,
+        #[arg(long, default_value = "")]
+        new_serial: String,
+        /// The new meter's dial count (default: unchanged).
+        #[arg(long)]
+        dials: Option<u8>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -62,6 +82,24 @@ pub fn run(env: &Env, cmd: MetersCmd) -> anyhow::Result<()> {
                 r.updated,
                 r.unchanged
             );
+            Ok(())
+        }
+        MetersCmd::Change { meter, at, install_read, removal_read, old_serial, new_serial, dials } => {
+            let q = |s: &str| crate::model::Quantity::parse(s).map_err(|e| anyhow::anyhow!("{s:?}: {e}"));
+            let store = env.open_store()?;
+            let old = store.begin_read()?.meter(&meter)?.ok_or_else(|| anyhow::anyhow!("meter {meter} is not in the store"))?;
+            let change = crate::model::MeterChange {
+                meter_id: meter.clone(),
+                at: crate::model::to_store_precision(at),
+                old_serial,
+                new_serial,
+                old_dials: old.dials,
+                new_dials: dials.unwrap_or(old.dials),
+                install_read: q(&install_read)?,
+                removal_read: removal_read.as_deref().map(q).transpose()?,
+            };
+            crate::review::record_meter_change(&store, &change)?;
+            say!(env, "meter {meter}: exchange at {} recorded (install read {})", change.at, change.install_read);
             Ok(())
         }
         MetersCmd::List { json } => {

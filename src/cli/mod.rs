@@ -28,12 +28,15 @@ macro_rules! note {
     }};
 }
 
+mod audit;
 mod batches;
 mod decode;
 mod demo;
 mod meters;
+mod orders;
 mod output;
 mod reads;
+mod report;
 mod review;
 mod run;
 
@@ -70,9 +73,17 @@ pub enum Command {
     /// Reads: import files (runs VEE), list them.
     #[command(subcommand)]
     Reads(reads::ReadsCmd),
-    /// The review queue: reads VEE held back.
+    /// Clerk review: without a subcommand, the terminal UI; every action is also a subcommand.
+    Review(review::ReviewArgs),
+    /// The hash-chained audit trail of changes to reads: verify it, show a meter's history.
     #[command(subcommand)]
-    Review(review::ReviewCmd),
+    Audit(audit::AuditCmd),
+    /// Reports: exceptions per cycle/route, unbilled reconciliation, an account's history.
+    #[command(subcommand)]
+    Report(report::ReportCmd),
+    /// Re-read service orders: list per route in walk order, complete.
+    #[command(subcommand)]
+    Orders(orders::OrdersCmd),
     /// Billing batches: take validated reads, acknowledge them.
     #[command(subcommand)]
     Batches(batches::BatchesCmd),
@@ -162,7 +173,10 @@ fn dispatch(env: &Env, cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Meters(cmd) => meters::run(env, cmd),
         Command::Reads(cmd) => reads::run(env, cmd),
-        Command::Review(cmd) => review::run(env, cmd),
+        Command::Review(args) => review::run(env, args),
+        Command::Audit(cmd) => audit::run(env, cmd),
+        Command::Report(cmd) => report::run(env, cmd),
+        Command::Orders(cmd) => orders::run(env, cmd),
         Command::Batches(cmd) => batches::run(env, cmd),
         Command::Demo(args) => demo::run(env, args),
         Command::Decode(args) => decode::run(env, args),

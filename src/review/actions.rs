@@ -105,7 +105,7 @@ impl ActionOutcome {
 
 /// Describe an audit entry for a refusal: "edit by ann at …: 912 → 612, flagged → edited".
 fn describe(e: &AuditEntry) -> String {
-    let mut s = format!("{} by {} at {} (entry {})", e.action.as_str(), e.clerk, e.at, e.seq);
+    let mut s = format!("{} by {} at {} (entry {})", e.action.as_str(), e.clerk, e.at.strftime("%Y-%m-%d %H:%M:%S"), e.seq);
     if e.old_value != e.new_value {
         s.push_str(&format!(": {} → {}", e.old_value, e.new_value));
     }
@@ -135,7 +135,7 @@ fn act_in(txn: &mut dyn WriteTxn, vee_config: &VeeConfig, req: &ActionRequest, n
         if seen != rev {
             let what = last.as_ref().map(describe).unwrap_or_else(|| "an unrecorded change".into());
             return Err(ReviewError::Conflict(format!(
-                "read {id} was changed by someone else after you loaded it: {what}; nothing was done, look at it again"
+                "read {id} changed since you loaded it: {what}; nothing done, look again"
             )));
         }
     }

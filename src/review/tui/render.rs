@@ -37,18 +37,28 @@ impl App {
     /// Draw the whole screen.
     pub fn render(&self, frame: &mut Frame<'_>) {
         let area = frame.area();
-        let [top, filter, main, message, help] =
-            Layout::vertical([Constraint::Length(1), Constraint::Length(1), Constraint::Min(5), Constraint::Length(1), Constraint::Length(1)])
-                .areas(area);
+        // A long message (a refusal naming who did what) gets a second row.
+        let message_rows = match &self.message {
+            Some((m, _)) if m.chars().count() > usize::from(area.width) => 2,
+            _ => 1,
+        };
+        let [top, filter, main, message, help] = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Length(1),
+            Constraint::Min(5),
+            Constraint::Length(message_rows),
+            Constraint::Length(1),
+        ])
+        .areas(area);
         frame.render_widget(Paragraph::new(self.counts_line()), top);
         frame.render_widget(Paragraph::new(self.filter_line()).style(Style::new().fg(Color::DarkGray)), filter);
-        let queue_width = (area.width * 2 / 5).clamp(24, 48);
+        let queue_width = (area.width * 5 / 12).clamp(30, 50);
         let [left, right] = Layout::horizontal([Constraint::Length(queue_width), Constraint::Min(20)]).areas(main);
         self.render_queue(frame, left);
         self.render_detail(frame, right);
         if let Some((m, err)) = &self.message {
             let style = if *err { Style::new().fg(Color::Red).add_modifier(Modifier::BOLD) } else { Style::new().fg(Color::Green) };
-            frame.render_widget(Paragraph::new(m.as_str()).style(style), message);
+            frame.render_widget(Paragraph::new(m.as_str()).style(style).wrap(Wrap { trim: true }), message);
         }
         frame.render_widget(Paragraph::new(HELP_LINE).style(Style::new().add_modifier(Modifier::REVERSED)), help);
         if let Some(d) = &self.dialog {
@@ -90,7 +100,7 @@ impl App {
             .iter()
             .map(|i| {
                 let rule = i.read.flags.iter().max_by_key(|f| severity(f.rule)).map(|f| f.rule.as_str()).unwrap_or("");
-                let text = format!("{:<9} {:>3}/{:<4} {}", i.read.read.meter_id, i.route, i.sequence, rule);
+                let text = format!("{:<7} {}/{} {}", i.read.read.meter_id, i.route, i.sequence, rule);
                 ListItem::new(text.chars().take(inner_width).collect::<String>())
             })
             .collect();
@@ -117,11 +127,12 @@ impl App {
         let block = Block::default().borders(Borders::ALL).title(title);
         let inner = block.inner(area);
         frame.render_widget(block, area);
-        let lines = detail_lines(d);
+        let lines = detail_lines(d, usize::from(inner.width));
         // The chart takes what the text leaves, at least 6 rows (a clerk needs it at a glance).
-        let chart_height = inner.height.saturating_sub(lines.len() as u16).clamp(6, 14).min(inner.height);
+        let chart_height = inner.height.saturating_sub(lines.len() as u16).max(6).min(inner.height);
+        let lines: Vec<Line<'_>> = lines.into_iter().take(usize::from(inner.height - chart_height)).collect();
         let [text, chart_area] = Layout::vertical([Constraint::Min(1), Constraint::Length(chart_height)]).areas(inner);
-        frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), text);
+        frame.render_widget(Paragraph::new(lines), text);
         let unit = d.meter.as_ref().map(|m| m.unit.as_str()).unwrap_or("");
         let chart_lines: Vec<Line<'_>> = chart(&d.periods, unit, chart_area.width, chart_area.height)
             .into_iter()
@@ -146,13 +157,14 @@ impl App {
 }
 
 /// The detail text: meter, location, the read, its flags with their numbers, notes.
-fn detail_lines(d: &ReadDetail) -> Vec<Line<'static>> {
+fn detail_lines(d: &ReadDetail, width: usize) -> Vec<Line<'static>> {
     let r = &d.read;
     let mut lines = Vec::new();
+    // Short lines (no wrapping): the chart below gets exactly the rows left.
     match &d.meter {
         Some(m) => {
             lines.push(Line::from(vec![
-                Span::styled(format!("Meter {}", m.meter_id), bold()),
+                Span::styled(m.meter_id.clone(), bold()),
                 Span::raw(format!(" · {} · {} dials · acct {}", m.service, m.dials, m.account)),
             ]));
             lines.push(Line::raw(format!("Route {} #{} · {}", m.route, m.sequence, m.address)));
@@ -160,28 +172,36 @@ fn detail_lines(d: &ReadDetail) -> Vec<Line<'static>> {
                 lines.push(Line::raw(format!("Notes: {}", m.notes)));
             }
         }
-        None => lines.push(Line::styled(format!("Meter {} (not in the store)", r.read.meter_id), bold())),
+        None => lines.push(Line::styled(format!("{} (meter not in the store)", r.read.meter_id), bold())),
     }
     let unit = d.meter.as_ref().map(|m| m.unit.as_str()).unwrap_or("");
     lines.push(Line::from(vec![
         Span::styled(format!("Read {} {unit}", r.read.value), bold()),
-        Span::raw(format!(" (raw {}) {} · {}", r.read.raw, r.read.read_type.as_str(), r.read.read_at.strftime("%Y-%m-%d %H:%M"))),
+        Span::raw(format!(" · {} · {}", r.read.read_at.strftime("%Y-%m-%d %H:%M"), r.read.read_type.as_str())),
     ]));
-    let codes = if r.read.codes.is_empty() { "-".to_owned() } else { r.read.codes.join(" ") };
+    let codes = if r.read.codes.is_empty() { String::new() } else { format!(" · codes {}", r.read.codes.join(" ")) };
     lines.push(Line::raw(format!(
-        "Use {} · codes {}",
+        "raw {} · use {}{codes}",
+        r.read.raw,
         r.consumption.map(|c| format!("{c} {unit}")).unwrap_or_else(|| "-".into()),
-        codes
     )));
     for f in &r.flags {
-        let nums: Vec<String> = [("exp", f.expected), ("limit", f.limit), ("actual", f.actual), ("mod", f.modulus)]
+        let nums: Vec<String> = [("expected", f.expected), ("limit", f.limit), ("actual", f.actual), ("modulus", f.modulus)]
             .into_iter()
-            .filter_map(|(n, v)| v.map(|v| format!("{n} {v}")))
+            .filter_map(|(n, v)| v.map(|v| format!("{n} {}", short_number(v))))
             .collect();
-        lines.push(Line::from(vec![
-            Span::styled(format!("⚑ {}", f.rule), Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)),
-            Span::raw(format!(" {}", nums.join(" · "))),
-        ]));
+        lines.push(Line::styled(format!("⚑ {}", f.rule), Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)));
+        // The numbers, wrapped at the pane's width between items.
+        let mut line = String::new();
+        for n in nums {
+            if !line.is_empty() && line.chars().count() + 3 + n.chars().count() > width {
+                lines.push(Line::raw(std::mem::take(&mut line)));
+            }
+            line = if line.is_empty() { format!("  {n}") } else { format!("{line} · {n}") };
+        }
+        if !line.is_empty() {
+            lines.push(Line::raw(line));
+        }
     }
     if let Some(c) = &d.correction {
         lines.push(Line::raw(format!(
@@ -200,6 +220,12 @@ fn detail_lines(d: &ReadDetail) -> Vec<Line<'static>> {
         ));
     }
     lines
+}
+
+/// A number for the screen: at most one decimal (the flag's exact value is in `review show`).
+fn short_number(q: crate::model::Quantity) -> String {
+    let tenths = q.mul_div(1, 100_000).map_or(0, |t| t.micros());
+    if tenths % 10 == 0 { format!("{}", tenths / 10) } else { format!("{}{}.{}", if tenths < 0 { "-" } else { "" }, (tenths / 10).abs(), (tenths % 10).abs()) }
 }
 
 fn centered(area: Rect, width: u16, height: u16) -> Rect {
@@ -241,8 +267,7 @@ fn render_dialog(frame: &mut Frame<'_>, d: &Dialog, area: Rect) {
     }
     lines.push(Line::styled("Enter confirm · Tab next field · Esc cancel", Style::new().fg(Color::DarkGray)));
     let width = area.width.saturating_sub(4).min(64);
-    let height = (lines.len() as u16 + 2).min(area.height);
-    let rect = centered(area, width, height + 2);
+    let rect = centered(area, width, lines.len() as u16 + 2);
     frame.render_widget(Clear, rect);
     let p = Paragraph::new(lines).wrap(Wrap { trim: false }).block(Block::default().borders(Borders::ALL).title(format!(" {title} ")));
     frame.render_widget(p, rect);
@@ -252,7 +277,8 @@ fn render_help(frame: &mut Frame<'_>, area: Rect) {
     let mut lines: Vec<Line<'_>> =
         KEYS.iter().map(|(k, what)| Line::from(vec![Span::styled(format!("{k:>14}  "), bold()), Span::raw(*what)])).collect();
     lines.push(Line::raw(""));
-    lines.push(Line::raw("Each action is also a command: meterd review accept|edit|estimate|reject|note|undo ID"));
+    lines.push(Line::raw("Every action is also a command:"));
+    lines.push(Line::raw("  meterd review accept|edit|estimate|reject|note|undo ID --rev N"));
     let rect = centered(area, area.width.saturating_sub(2).min(90), lines.len() as u16 + 2);
     frame.render_widget(Clear, rect);
     frame.render_widget(

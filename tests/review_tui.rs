@@ -1,0 +1,203 @@
+//! The review UI driven by keys over a real store, drawn on ratatui's TestBackend:
+//! committed snapshots of the main screens, and the store after the actions.
+
+mod review_fixture;
+
+use jiff::civil::date;
+use meterd::model::{ReadStatus, Rule};
+use meterd::review::tui::App;
+use meterd::review::{LocalBackend, QueueFilter, ReviewBackend};
+use meterd::store::Store;
+use meterd::vee::VeeConfig;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use review_fixture::*;
+
+struct Rig {
+    _dir: tempfile::TempDir,
+    backend: LocalBackend,
+}
+
+fn rig() -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    drop(town(dir.path()));
+    let mut backend = LocalBackend::new(dir.path().to_owned(), VeeConfig::default());
+    backend.now = fixed_now;
+    Rig { _dir: dir, backend }
+}
+
+fn app(rig: &Rig, clerk: &str) -> App {
+    let mut app = App::new(clerk.into(), QueueFilter::default(), date(2026, 1, 10));
+    app.refresh(&rig.backend);
+    app
+}
+
+fn key(app: &mut App, rig: &Rig, code: KeyCode) {
+    app.on_key(KeyEvent::new(code, KeyModifiers::NONE), &rig.backend);
+}
+
+fn typ(app: &mut App, rig: &Rig, text: &str) {
+    for c in text.chars() {
+        key(app, rig, KeyCode::Char(c));
+    }
+}
+
+fn draw(app: &App, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| app.render(f)).unwrap();
+    t
+}
+
+fn screen(app: &App, w: u16, h: u16) -> String {
+    let t = draw(app, w, h);
+    let buf = t.backend().buffer();
+    (0..h).map(|y| (0..w).map(|x| buf[(x, y)].symbol().to_owned()).collect::<String>() + "\n").collect()
+}
+
+#[test]
+fn queue_and_detail_at_80x24_and_larger() {
+    let rig = rig();
+    let app = app(&rig, "ann");
+    // Severity first: the negative read, then the spike, then the stopped meter.
+    let meters: Vec<&str> = app.queue.items.iter().map(|i| i.read.read.meter_id.as_str()).collect();
+    assert_eq!(meters, ["E-300", "W-100", "G-200"]);
+    insta::assert_snapshot!("queue_80x24", draw(&app, 80, 24).backend());
+    let mut app = app;
+    key(&mut app, &rig, KeyCode::Down);
+    insta::assert_snapshot!("spike_80x24", draw(&app, 80, 24).backend());
+    insta::assert_snapshot!("spike_132x40", draw(&app, 132, 40).backend());
+}
+
+#[test]
+fn the_read_under_review_is_highlighted_in_the_chart() {
+    let rig = rig();
+    let mut app = app(&rig, "ann");
+    key(&mut app, &rig, KeyCode::Down);
+    let t = draw(&app, 80, 24);
+    let buf = t.backend().buffer();
+    let cells: Vec<_> = buf.content().iter().filter(|c| c.symbol() == "▓").collect();
+    assert!(cells.len() > 5, "the spike is drawn tall");
+    assert!(cells.iter().all(|c| c.fg == ratatui::style::Color::Yellow), "in the highlight colour");
+}
+
+#[test]
+fn edit_dialog_requires_a_reason_then_edits_and_undo_restores() {
+    let rig = rig();
+    let mut app = app(&rig, "ann");
+    key(&mut app, &rig, KeyCode::Down); // W-100, the spike
+    let id = app.detail.as_ref().unwrap().read.id;
+    key(&mut app, &rig, KeyCode::Char('e'));
+    for _ in 0..5 {
+        key(&mut app, &rig, KeyCode::Backspace);
+    }
+    typ(&mut app, &rig, "13608");
+    insta::assert_snapshot!("edit_dialog", draw(&app, 80, 24).backend());
+    key(&mut app, &rig, KeyCode::Enter);
+    assert_eq!(app.dialog.as_ref().unwrap().error.as_deref(), Some("a reason is required"));
+    key(&mut app, &rig, KeyCode::Tab);
+    typ(&mut app, &rig, "keyed 9 for 6");
+    key(&mut app, &rig, KeyCode::Enter);
+    assert!(app.dialog.is_none(), "{:?}", app.message);
+    insta::assert_snapshot!("after_edit", draw(&app, 80, 24).backend());
+
+    let d = rig.backend.detail(id).unwrap();
+    assert_eq!((d.read.read.value, d.read.status), (q("13608"), ReadStatus::Edited));
+    assert_eq!(d.read.consumption, Some(q("300")));
+    assert_eq!(d.audit.len(), 1);
+    assert_eq!((d.audit[0].clerk.as_str(), d.audit[0].old_value, d.audit[0].reason.as_str()), ("ann", q("14220"), "keyed 9 for 6"));
+
+    key(&mut app, &rig, KeyCode::Char('u'));
+    let d = rig.backend.detail(id).unwrap();
+    assert_eq!((d.read.read.value, d.read.status), (q("14220"), ReadStatus::Flagged));
+    assert!(d.read.has_flag(Rule::HighUsage));
+    // Moving on ends undo.
+    key(&mut app, &rig, KeyCode::Down);
+    key(&mut app, &rig, KeyCode::Char('u'));
+    assert!(app.message.as_ref().unwrap().1, "undo refused after moving: {:?}", app.message);
+}
+
+#[test]
+fn estimate_reject_note_filter_and_help_screens() {
+    let rig = rig();
+    let mut app = app(&rig, "ann");
+    // G-200 stopped: estimate from the year of 50 a month.
+    key(&mut app, &rig, KeyCode::End);
+    assert_eq!(app.detail.as_ref().unwrap().read.read.meter_id, "G-200");
+    key(&mut app, &rig, KeyCode::Char('s'));
+    insta::assert_snapshot!("estimate_dialog", draw(&app, 80, 24).backend());
+    key(&mut app, &rig, KeyCode::Esc);
+    key(&mut app, &rig, KeyCode::Char('r'));
+    typ(&mut app, &rig, "dial fogged");
+    insta::assert_snapshot!("reject_dialog", draw(&app, 80, 24).backend());
+    key(&mut app, &rig, KeyCode::Esc);
+    key(&mut app, &rig, KeyCode::Char('n'));
+    typ(&mut app, &rig, "called customer");
+    insta::assert_snapshot!("note_dialog", draw(&app, 80, 24).backend());
+    key(&mut app, &rig, KeyCode::Esc);
+    key(&mut app, &rig, KeyCode::Char('f'));
+    typ(&mut app, &rig, "R01");
+    insta::assert_snapshot!("filter_dialog", draw(&app, 80, 24).backend());
+    key(&mut app, &rig, KeyCode::Enter);
+    let meters: Vec<&str> = app.queue.items.iter().map(|i| i.read.read.meter_id.as_str()).collect();
+    assert_eq!(meters, ["E-300", "W-100"]);
+    key(&mut app, &rig, KeyCode::Char('?'));
+    insta::assert_snapshot!("help", draw(&app, 80, 24).backend());
+    key(&mut app, &rig, KeyCode::Char('x'));
+    assert!(!app.help);
+}
+
+#[test]
+fn estimate_and_reject_through_the_keys() {
+    let rig = rig();
+    let mut app = app(&rig, "ann");
+    key(&mut app, &rig, KeyCode::End);
+    let g = app.detail.as_ref().unwrap().read.id;
+    key(&mut app, &rig, KeyCode::Char('s'));
+    key(&mut app, &rig, KeyCode::Enter);
+    let d = rig.backend.detail(g).unwrap();
+    // 50 a month over the year: ADU and days from the calendar; the value moved on.
+    assert_eq!(d.read.status, ReadStatus::Estimated);
+    assert!(d.read.read.value > q("2550"), "{}", d.read.read.value);
+
+    key(&mut app, &rig, KeyCode::Home);
+    let e = app.detail.as_ref().unwrap().read.id;
+    key(&mut app, &rig, KeyCode::Char('r'));
+    typ(&mut app, &rig, "read below previous");
+    key(&mut app, &rig, KeyCode::Enter);
+    let d = rig.backend.detail(e).unwrap();
+    assert_eq!(d.read.status, ReadStatus::Rejected);
+    assert_eq!(d.orders.len(), 1);
+    assert_eq!((d.orders[0].meter_id.as_str(), d.orders[0].due), ("E-300", date(2026, 1, 13)));
+    assert_eq!(d.orders[0].address, "20 Oak St");
+}
+
+#[test]
+fn two_clerks_the_second_is_refused_and_sees_who() {
+    let rig = rig();
+    let mut ann = app(&rig, "ann");
+    let mut bob = app(&rig, "bob");
+    key(&mut ann, &rig, KeyCode::Down);
+    key(&mut bob, &rig, KeyCode::Down);
+    let id = ann.detail.as_ref().unwrap().read.id;
+    key(&mut ann, &rig, KeyCode::Char('a'));
+    assert!(!ann.message.as_ref().unwrap().1, "{:?}", ann.message);
+    key(&mut bob, &rig, KeyCode::Char('e'));
+    key(&mut bob, &rig, KeyCode::Tab);
+    typ(&mut bob, &rig, "looks wrong");
+    key(&mut bob, &rig, KeyCode::Backspace); // still a reason
+    for c in "13000".chars() {
+        let _ = c;
+    }
+    key(&mut bob, &rig, KeyCode::Enter);
+    let (msg, err) = bob.message.clone().unwrap();
+    assert!(err && msg.contains("accept by ann"), "{msg}");
+    insta::assert_snapshot!("conflict", draw(&bob, 80, 24).backend());
+    let d = rig.backend.detail(id).unwrap();
+    assert_eq!(d.read.status, ReadStatus::Accepted);
+    assert_eq!(d.audit.len(), 1);
+    // Bob's view now shows the accepted read; he cannot undo Ann's action.
+    key(&mut bob, &rig, KeyCode::Char('u'));
+    assert_eq!(rig.backend.detail(id).unwrap().read.status, ReadStatus::Accepted);
+    let _ = screen(&bob, 80, 24);
+}
