@@ -151,8 +151,20 @@ impl Env {
     }
 }
 
+/// How long a command waits for a store another process holds (another clerk's command or
+/// review screen opens it for a moment at a time).
+const LOCKED_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub(crate) fn open_store(dir: &Path) -> anyhow::Result<RedbStore> {
-    RedbStore::open_dir(dir).with_context(|| format!("cannot open the store in {}", dir.display()))
+    let started = std::time::Instant::now();
+    loop {
+        match RedbStore::open_dir(dir) {
+            Err(crate::store::StoreError::Locked { .. }) if started.elapsed() < LOCKED_WAIT => {
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+            r => return r.with_context(|| format!("cannot open the store in {}", dir.display())),
+        }
+    }
 }
 
 /// Parse the command line and run it.
