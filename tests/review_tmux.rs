@@ -1,0 +1,105 @@
+//! End to end in a real terminal: the real `meterd review` binary in tmux, driven by
+//! send-keys and read with capture-pane, through an edit with a reason; then the store and
+//! the audit trail are checked with the CLI.
+
+mod review_fixture;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn cmd(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux").arg("-L").arg(&self.socket).args(args).output().expect("tmux is installed")
+    }
+
+    fn capture(&self) -> String {
+        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "review"]).stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            assert!(self.cmd(&["send-keys", "-t", "review", k]).status.success());
+        }
+    }
+
+    fn text(&self, text: &str) {
+        assert!(self.cmd(&["send-keys", "-t", "review", "-l", text]).status.success());
+    }
+
+    /// Wait until the screen shows `what` (the UI redraws after each key).
+    fn wait_for(&self, what: &str) -> String {
+        let started = Instant::now();
+        loop {
+            let screen = self.capture();
+            if screen.contains(what) {
+                return screen;
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "screen never showed {what:?}:\n{screen}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn running(&self) -> bool {
+        self.cmd(&["has-session", "-t", "review"]).status.success()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        // Our own server on our own socket only.
+        let _ = self.cmd(&["kill-server"]);
+    }
+}
+
+#[test]
+fn edit_with_a_reason_in_a_real_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    drop(review_fixture::town(&data));
+    let bin = env!("CARGO_BIN_EXE_meterd");
+    let tmux = Tmux { socket: format!("meterd-review-test-{}", std::process::id()) };
+    let command = format!("'{bin}' --data-dir '{}' review --clerk ann", data.display());
+    let out = tmux.cmd(&["new-session", "-d", "-s", "review", "-x", "100", "-y", "30", &command]);
+    assert!(out.status.success(), "tmux: {}", String::from_utf8_lossy(&out.stderr));
+
+    let screen = tmux.wait_for("meterd review · ann · 3 held");
+    assert!(screen.contains("a accept e edit"), "help line:\n{screen}");
+    tmux.keys(&["Down"]);
+    tmux.wait_for("Read 14220 gal");
+    tmux.keys(&["e"]);
+    tmux.wait_for("Edit value");
+    tmux.keys(&["BSpace", "BSpace", "BSpace", "BSpace", "BSpace"]);
+    tmux.text("13608");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("a reason is required");
+    tmux.keys(&["Tab"]);
+    tmux.text("keyed 9 for 6");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("edit 14220 → 13608, flagged → edited");
+    assert!(screen.contains("2 held"), "{screen}");
+    tmux.keys(&["q"]);
+    let started = Instant::now();
+    while tmux.running() {
+        assert!(started.elapsed() < Duration::from_secs(20), "meterd review did not quit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let run = |args: &[&str]| {
+        let o = Command::new(bin).arg("--data-dir").arg(&data).args(args).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let reads: serde_json::Value = serde_json::from_str(&run(&["reads", "list", "--meter", "W-100", "--json"])).unwrap();
+    let last = reads.as_array().unwrap().last().unwrap();
+    assert_eq!((last["value"].as_i64(), last["status"].as_str(), last["consumption"].as_i64()), (Some(13608), Some("edited"), Some(300)));
+    let audit = run(&["audit", "show", "--meter", "W-100"]);
+    let line = audit.lines().find(|l| l.contains(" edit ")).unwrap_or_else(|| panic!("{audit}"));
+    for part in ["ann", "14220", "13608", "flagged → edited", "keyed 9 for 6"] {
+        assert!(line.contains(part), "{part} in {line}");
+    }
+    assert!(run(&["audit", "verify"]).contains("intact: 1 entries"));
+}
