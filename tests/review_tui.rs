@@ -7,7 +7,6 @@ use jiff::civil::date;
 use meterd::model::{ReadStatus, Rule};
 use meterd::review::tui::App;
 use meterd::review::{LocalBackend, QueueFilter, ReviewBackend};
-use meterd::store::Store;
 use meterd::vee::VeeConfig;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;

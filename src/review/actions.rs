@@ -131,14 +131,13 @@ fn act_in(txn: &mut dyn WriteTxn, vee_config: &VeeConfig, req: &ActionRequest, n
     let id = req.read_id;
     let read = txn.read(id)?.ok_or(ReviewError::NotFound(id))?;
     let (rev, last) = revision(&*txn, id)?;
-    if let (Some(seen), false) = (req.seen_rev, matches!(req.action, Action::Note { .. })) {
-        if seen != rev {
+    if let (Some(seen), false) = (req.seen_rev, matches!(req.action, Action::Note { .. }))
+        && seen != rev {
             let what = last.as_ref().map(describe).unwrap_or_else(|| "an unrecorded change".into());
             return Err(ReviewError::Conflict(format!(
                 "read {id} changed since you loaded it: {what}; nothing done, look again"
             )));
         }
-    }
     let refuse_status = |allowed: &str| {
         let mut msg = format!("read {id} is {}, {allowed}", read.status);
         if let Some(e) = &last {
@@ -187,14 +186,13 @@ fn act_in(txn: &mut dyn WriteTxn, vee_config: &VeeConfig, req: &ActionRequest, n
             }
             new.read.value = *value;
             let inputs = vee_context(&*txn, &new, vee_config.estimate_limit)?;
-            if let Some(m) = &inputs.meter {
-                if *value >= m.modulus() {
+            if let Some(m) = &inputs.meter
+                && *value >= m.modulus() {
                     return Err(ReviewError::Refused(format!(
                         "{value} does not fit meter {}'s {} dials ({} decimals)",
                         m.meter_id, m.dials, m.decimals
                     )));
                 }
-            }
             let outcome = vee::validate(&inputs.context(), &new.read, vee_config);
             new.consumption = outcome.consumption;
             new.flags = outcome.flags;

@@ -77,8 +77,8 @@ pub fn verify(store: &dyn Store) -> Result<VerifyReport> {
                 ),
             );
         }
-        if let Some(p) = prev_hash {
-            if entry.prev_hash != p {
+        if let Some(p) = prev_hash
+            && entry.prev_hash != p {
                 problem(
                     seq,
                     format!(
@@ -90,10 +90,9 @@ pub fn verify(store: &dyn Store) -> Result<VerifyReport> {
                     ),
                 );
             }
-        }
         if entry.action.changes_read() {
-            if let Some(before) = last_of_read.get(&entry.read_id) {
-                if before.new_value != entry.old_value {
+            if let Some(before) = last_of_read.get(&entry.read_id)
+                && before.new_value != entry.old_value {
                     problem(
                         seq,
                         format!(
@@ -102,7 +101,6 @@ pub fn verify(store: &dyn Store) -> Result<VerifyReport> {
                         ),
                     );
                 }
-            }
             last_of_read.insert(entry.read_id, entry.clone());
         }
         prev_hash = Some(entry.hash);

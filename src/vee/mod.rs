@@ -216,14 +216,13 @@ fn usage_rules(meter: &Meter, ctx: &Context<'_>, read: &Read, config: &VeeConfig
         return None;
     }
     // The installed serial: a read that shows another one was taken on another meter.
-    if let (Some(seen), Some(installed)) = (read_serial(read), ctx.changes.iter().rev().find(|c| c.at <= read.read_at)) {
-        if !installed.new_serial.is_empty() && !seen.eq_ignore_ascii_case(&installed.new_serial) {
+    if let (Some(seen), Some(installed)) = (read_serial(read), ctx.changes.iter().rev().find(|c| c.at <= read.read_at))
+        && !installed.new_serial.is_empty() && !seen.eq_ignore_ascii_case(&installed.new_serial) {
             flags.push(Flag::new(Rule::MeterChange).detail(format!(
                 "the read shows serial {seen}, the meter installed since {} is {}",
                 installed.at, installed.new_serial
             )));
         }
-    }
     let previous = history.last()?;
     let factors = config.factors(meter.service).for_read_type(read.read_type);
     let expect = expectation(history, read.read_at, &factors);

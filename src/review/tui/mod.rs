@@ -310,11 +310,10 @@ impl App {
         };
         self.submit(backend, action);
         // A refused action keeps the dialog open with the reason, unless the read changed.
-        if let Some((m, true)) = &self.message {
-            if let Some(d) = self.dialog.as_mut() {
+        if let Some((m, true)) = &self.message
+            && let Some(d) = self.dialog.as_mut() {
                 d.error = Some(m.clone());
             }
-        }
     }
 
     fn dialog_error(&mut self, e: String) {
