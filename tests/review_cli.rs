@@ -356,3 +356,30 @@ fn meter_change_and_estimate_limit_through_the_import_path() {
     assert_eq!(held, [false, false, true]);
     assert_eq!(e[2].status, ReadStatus::Flagged);
 }
+
+#[test]
+fn reject_revalidates_the_next_read_and_undo_cancels_the_order() {
+    let t = Town::new();
+    let reads = t.json(&["reads", "list", "--meter", "W-100", "--json"]);
+    let by_month = |m: i64| reads.as_array().unwrap().iter().find(|r| r["read_at"] == month(m).to_string()).unwrap()["id"].as_u64().unwrap();
+    let (r11, r12) = (by_month(11).to_string(), by_month(12).to_string());
+    // Reject December's (validated) read: January's consumption now counts from November.
+    t.ok(&["review", "reject", &r11, "--reason", "reader estimated", "--due", "2026-01-20", "--clerk", "ann"]);
+    let d = t.json(&["review", "show", &r12, "--json"]);
+    assert_eq!(d["read"]["consumption"], 318 + 912);
+    assert_eq!(d["rev"], 2, "the re-validation is the next read's change");
+    assert_eq!(d["audit"][0]["action"], "revalidate");
+    assert_eq!(t.json(&["orders", "list", "--json"]).as_array().unwrap().len(), 1);
+    // Undo: December is back, January counts from it again, the order is cancelled.
+    t.ok(&["review", "undo", &r11, "--rev", "1", "--clerk", "ann"]);
+    let d = t.json(&["review", "show", &r12, "--json"]);
+    assert_eq!(d["read"]["consumption"], 912);
+    assert_eq!(t.json(&["review", "show", &r11, "--json"])["read"]["status"], "validated");
+    assert_eq!(t.json(&["orders", "list", "--json"]).as_array().unwrap().len(), 0);
+    let cancelled = t.json(&["orders", "list", "--status", "cancelled", "--json"]);
+    assert_eq!(cancelled[0]["outcome"], "reject undone by ann");
+    // Undo once more: nothing a clerk did is left on the read.
+    let err = t.fails(&["review", "undo", &r11, "--clerk", "ann"]);
+    assert!(err.contains("nothing a clerk can undo"), "{err}");
+    assert!(t.ok(&["audit", "verify"]).contains("intact: 4 entries"));
+}
