@@ -183,7 +183,7 @@ fn batches_next_is_stable_until_ack_and_ack_is_idempotent() {
 fn bad_input_names_file_line_field_and_imports_nothing() {
     let s = Scratch::new();
     setup_meters(&s);
-    let good = "M1,2025-01-05T08:00:00Z,1000,manual,\n".repeat(1)
+    let good = "M1,2025-01-05T08:00:00Z,1000,manual,\n".to_owned()
         + "M1,2025-02-05T08:00:00Z,1300,manual,\n"
         + "M2,2025-02-05T08:00:00Z,7,manual,\n";
     let cases: [(&str, String, &[&str]); 6] = [
