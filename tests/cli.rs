@@ -17,6 +17,8 @@ fn setup_meters(s: &Scratch) {
     let f = s.file("meters.csv", &meters);
     let out = s.ok(&["meters", "import", f.to_str().unwrap()]);
     assert!(out.contains("imported 3 meters") && out.contains("3 added"), "{out}");
+    let again = s.ok(&["meters", "import", f.to_str().unwrap()]);
+    assert!(again.contains("0 added, 0 updated, 3 unchanged"), "{again}");
 }
 
 fn rules(read: &Value) -> Vec<String> {
