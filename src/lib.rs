@@ -10,16 +10,19 @@
 //! - [`billing`]: validated reads handed to the billing system in batches, each read once.
 //!
 //! Shared by all stages: [`model`] (meters, reads, flags, batches) and [`config`].
-//! At the edge: [`cli`] (the `meterd` commands) and [`demo`] (the sample town).
+//! At the edge: [`cli`] (the `meterd` commands), [`daemon`] (`meterd run`), [`secrets`] (key
+//! files with permission checks) and [`demo`] (the sample town).
 //! Wire and file formats live in the sans-IO `meterd-protocols` crate.
 #![forbid(unsafe_code)]
 
 pub mod billing;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod demo;
 pub mod ingest;
 pub mod model;
 pub mod review;
+pub mod secrets;
 pub mod store;
 pub mod vee;

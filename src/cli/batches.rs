@@ -46,24 +46,24 @@ pub fn run(env: &Env, cmd: BatchesCmd) -> anyhow::Result<()> {
                 None => BatchView { id: None, status: None, created_at: None, reads: Vec::new() },
             };
             if json {
-                return print_json(&view);
+                return print_json(env, &view);
             }
             match b {
-                Some(b) => println!(
+                Some(b) => say!(env, 
                     "batch {} (created {}): {} reads; acknowledge with `meterd batches ack {}`",
                     b.batch.id,
                     b.batch.created_at,
                     b.reads.len(),
                     b.batch.id
                 ),
-                None => println!("nothing to bill: no validated reads outside a batch"),
+                None => say!(env, "nothing to bill: no validated reads outside a batch"),
             }
             Ok(())
         }
         BatchesCmd::Ack { id } => {
             match billing::ack_batch(&store, id, jiff::Timestamp::now())? {
-                AckOutcome::Acked { reads } => println!("batch {id} acknowledged: {reads} reads exported"),
-                AckOutcome::AlreadyAcked => println!("batch {id} was already acknowledged"),
+                AckOutcome::Acked { reads } => say!(env, "batch {id} acknowledged: {reads} reads exported"),
+                AckOutcome::AlreadyAcked => say!(env, "batch {id} was already acknowledged"),
             }
             Ok(())
         }

@@ -41,12 +41,12 @@ pub fn run(env: &Env, args: DemoArgs) -> anyhow::Result<()> {
     let store = RedbStore::open_dir(&dir.join("store"))?;
     let (meters_file, reads_file) = demo::write_files(&dir)?;
 
-    println!("meterd demo: a small town in a fresh store at {}", store.path().display());
+    say!(env, "meterd demo: a small town in a fresh store at {}", store.path().display());
     let meters = files::parse_meters_csv(&meters_file)?;
     files::store_meters(&store, &meters)?;
     let routes: std::collections::BTreeSet<&str> = meters.iter().map(|m| m.route.as_str()).collect();
     let count = |s: Service| meters.iter().filter(|m| m.service == s).count();
-    println!(
+    say!(env, 
         "  meters   {} on {} routes ({} water, {} gas, {} electric)",
         meters.len(),
         routes.len(),
@@ -57,29 +57,29 @@ pub fn run(env: &Env, args: DemoArgs) -> anyhow::Result<()> {
 
     let mut commits = 0;
     let report = files::import_reads_file(&store, &env.config.vee, &reads_file, 1_000, &mut |_: &AcceptReport| commits += 1)?;
-    println!(
+    say!(env, 
         "  reads    {} imported from {} ({} months, {} durable commits)",
         report.imported,
         reads_file.display(),
         demo::MONTHS,
         commits
     );
-    println!("  VEE      {} validated, {} held for review", report.validated, report.flagged);
+    say!(env, "  VEE      {} validated, {} held for review", report.validated, report.flagged);
     let rules: Vec<String> = report.by_rule.iter().map(|(r, n)| format!("{r} {n}")).collect();
-    println!("           flags: {}", rules.join(", "));
+    say!(env, "           flags: {}", rules.join(", "));
 
     let again = files::import_reads_file(&store, &env.config.vee, &reads_file, 1_000, &mut |_| {})?;
-    println!(
+    say!(env, 
         "  again    re-importing the same file: {} imported, {} duplicates skipped",
         again.imported, again.duplicates_skipped
     );
 
     let queue = review::queue(&store)?;
-    println!("  review   {} reads wait for a clerk, for example:", queue.len());
+    say!(env, "  review   {} reads wait for a clerk, for example:", queue.len());
     let mut shown = std::collections::BTreeSet::new();
     for r in &queue {
         if let Some(f) = r.flags.iter().find(|f| shown.insert(f.rule)) {
-            println!("           {} {} value {}: {}", r.read.meter_id, r.read.read_at, r.read.value, flag_text(f));
+            say!(env, "           {} {} value {}: {}", r.read.meter_id, r.read.read_at, r.read.value, flag_text(f));
         }
     }
 
@@ -90,21 +90,21 @@ pub fn run(env: &Env, args: DemoArgs) -> anyhow::Result<()> {
             let again = billing::next_batch(&store, DEFAULT_CLIENT, usize::MAX, now)?.map(|b| b.batch.id);
             let acked = billing::ack_batch(&store, id, now)?;
             let n = if let AckOutcome::Acked { reads } = acked { reads } else { 0 };
-            println!(
+            say!(env, 
                 "  billing  batch {id}: {} validated reads (asked twice: same batch {}); acked, {n} reads exported",
                 b.reads.len(),
                 again.map(|a| a.to_string()).unwrap_or_default()
             );
         }
-        None => println!("  billing  nothing to bill"),
+        None => say!(env, "  billing  nothing to bill"),
     }
     let txn = store.begin_read()?;
     let exported = txn.reads_with_status(ReadStatus::Exported, usize::MAX)?.len();
     let flagged = txn.reads_with_status(ReadStatus::Flagged, usize::MAX)?.len();
-    println!("  store    {} reads: {exported} exported, {flagged} held for review", txn.count_reads()?);
-    println!("done in {:.1} s", started.elapsed().as_secs_f64());
+    say!(env, "  store    {} reads: {exported} exported, {flagged} held for review", txn.count_reads()?);
+    say!(env, "done in {:.1} s", started.elapsed().as_secs_f64());
     if args.keep.is_some() {
-        println!("kept in {}; try `meterd --data-dir {} review list`", dir.display(), dir.join("store").display());
+        say!(env, "kept in {}; try `meterd --data-dir {} review list`", dir.display(), dir.join("store").display());
     }
     Ok(())
 }

@@ -54,7 +54,7 @@ pub fn run(env: &Env, cmd: MetersCmd) -> anyhow::Result<()> {
             };
             let store = env.open_store()?;
             let r = files::store_meters(&store, &meters)?;
-            println!(
+            say!(env, 
                 "imported {} meters from {}: {} added, {} updated, {} unchanged",
                 meters.len(),
                 file.display(),
@@ -68,10 +68,10 @@ pub fn run(env: &Env, cmd: MetersCmd) -> anyhow::Result<()> {
             let store = env.open_store()?;
             let meters = store.begin_read()?.meters()?;
             if json {
-                return print_json(&meters);
+                return print_json(env, &meters);
             }
             for m in &meters {
-                println!(
+                say!(env, 
                     "{:<12} {:<10} {:<6} {:>4} {:<8} {:>2}/{} dials {:<8} {}",
                     m.meter_id,
                     m.account,

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::Env;
 use crate::model::{Flag, Quantity, StoredRead};
 
 /// One read as `reads list --json`, `review list --json` and `batches next --json` print it:
@@ -47,8 +48,8 @@ pub fn views(reads: &[StoredRead]) -> Vec<ReadView<'_>> {
 }
 
 /// Print JSON to stdout.
-pub fn print_json(v: &impl Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+pub fn print_json(env: &Env, v: &impl Serialize) -> anyhow::Result<()> {
+    say!(env, "{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
@@ -62,11 +63,11 @@ pub fn flag_text(f: &Flag) -> String {
 }
 
 /// Plain-text table of reads.
-pub fn print_reads_table(reads: &[StoredRead]) {
-    println!("{:>8}  {:<12} {:<25} {:>14} {:>12}  {:<10} flags", "id", "meter", "read_at", "value", "consumption", "status");
+pub fn print_reads_table(env: &Env, reads: &[StoredRead]) -> anyhow::Result<()> {
+    say!(env, "{:>8}  {:<12} {:<25} {:>14} {:>12}  {:<10} flags", "id", "meter", "read_at", "value", "consumption", "status");
     for r in reads {
         let flags: Vec<String> = r.flags.iter().map(flag_text).collect();
-        println!(
+        say!(env, 
             "{:>8}  {:<12} {:<25} {:>14} {:>12}  {:<10} {}",
             r.id,
             r.read.meter_id,
@@ -77,4 +78,5 @@ pub fn print_reads_table(reads: &[StoredRead]) {
             flags.join("; ")
         );
     }
+    Ok(())
 }

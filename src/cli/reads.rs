@@ -43,19 +43,17 @@ pub fn run(env: &Env, cmd: ReadsCmd) -> anyhow::Result<()> {
             let store = env.open_store()?;
             let mut progress = |r: &AcceptReport| {
                 let line = format!("committed {} reads", r.imported + r.duplicates_skipped);
-                if json {
-                    eprintln!("{line}");
-                } else {
-                    let mut out = std::io::stdout().lock();
-                    let _ = writeln!(out, "{line}");
-                    let _ = out.flush();
-                }
+                // Progress is printed (and flushed) only after each durable commit: a caller may
+                // rely on every counted read being stored. With --json it goes to stderr.
+                let mut sink = if json { env.err() } else { env.out() };
+                let _ = writeln!(sink, "{line}");
+                let _ = sink.flush();
             };
             let report = files::import_reads_file(&store, &env.config.vee, &file, chunk as usize, &mut progress)?;
             if json {
-                return print_json(&report);
+                return print_json(env, &report);
             }
-            println!(
+            say!(env, 
                 "imported {} reads from {}: {} validated, {} held for review, {} duplicates skipped",
                 report.imported,
                 file.display(),
@@ -65,7 +63,7 @@ pub fn run(env: &Env, cmd: ReadsCmd) -> anyhow::Result<()> {
             );
             if !report.by_rule.is_empty() {
                 let rules: Vec<String> = report.by_rule.iter().map(|(r, n)| format!("{r} {n}")).collect();
-                println!("flagged by rule: {}", rules.join(", "));
+                say!(env, "flagged by rule: {}", rules.join(", "));
             }
             Ok(())
         }
@@ -77,9 +75,9 @@ pub fn run(env: &Env, cmd: ReadsCmd) -> anyhow::Result<()> {
                 None => txn.all_reads()?,
             };
             if json {
-                print_json(&views(&reads))
+                print_json(env, &views(&reads))
             } else {
-                print_reads_table(&reads);
+                print_reads_table(env, &reads)?;
                 Ok(())
             }
         }

@@ -21,10 +21,10 @@ pub fn run(env: &Env, cmd: ReviewCmd) -> anyhow::Result<()> {
             let store = env.open_store()?;
             let reads = review::queue(&store)?;
             if json {
-                print_json(&views(&reads))
+                print_json(env, &views(&reads))
             } else {
-                print_reads_table(&reads);
-                println!("{} reads awaiting review", reads.len());
+                print_reads_table(env, &reads)?;
+                say!(env, "{} reads awaiting review", reads.len());
                 Ok(())
             }
         }

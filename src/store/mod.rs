@@ -64,6 +64,15 @@ pub trait Store: Send + Sync {
     fn begin_write(&self) -> Result<Box<dyn WriteTxn + '_>>;
 }
 
+impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
+    fn begin_read(&self) -> Result<Box<dyn ReadTxn + '_>> {
+        (**self).begin_read()
+    }
+    fn begin_write(&self) -> Result<Box<dyn WriteTxn + '_>> {
+        (**self).begin_write()
+    }
+}
+
 /// Queries, available in read and write transactions (a write transaction sees its own writes).
 pub trait ReadTxn {
     fn meter(&self, meter_id: &str) -> Result<Option<Meter>>;

@@ -1,14 +1,410 @@
-//! Wireless M-Bus (EN 13757-4) with OMS security.
+//! Wireless M-Bus (EN 13757-4 link layer, EN 13757-7 / OMS security, EN 13757-3 records).
+//!
+//! Layers, bottom up, each peeled in turn:
+//! - [`dll`]: CRC blocks (format A, B, or already removed) and L C M A;
+//! - ELL (CI 0x8C–0x8F): communication control, access number, AES-CTR with payload CRC;
+//! - AFL (CI 0x90): message counter and MAC for security mode 7;
+//! - TPL (CI 0x78/0x7A/0x72): access number, status, configuration field with the security
+//!   mode, AES-CBC mode 5 (IV from the header) or mode 7 (CMAC-derived keys, IV 0);
+//! - the records, parsed by [`crate::mbus::record`].
+//!
+//! A telegram that does not decrypt to `2F 2F` (or whose ELL payload CRC fails after AES-CTR)
+//! is refused as [`Check::Decryption`] and never parsed as data.
+
+pub mod crypto;
+pub mod dll;
+
+use std::borrow::Cow;
+
+use serde_json::{Map, Value};
+
 use crate::decode::Keys;
-use crate::decoded::Decoded;
-use crate::error::{Error, Result};
+use crate::decoded::{Decoded, Reading};
+use crate::error::{Check, Error, Result};
+use crate::mbus::header::{self, LongHeader};
+use crate::mbus::readings::push_records;
+use crate::mbus::record::Records;
+use dll::Dll;
 
 /// True when the L field is consistent with the length (with or without DLL CRC blocks).
 pub fn looks_like(frame: &[u8]) -> bool {
-    !frame.is_empty() && frame[0] as usize + 1 == frame.len()
+    dll::plausible(frame)
 }
 
-/// Decodes one telegram.
-pub fn decode(frame: &[u8], _keys: &Keys) -> Result<Decoded> {
-    Err(Error::Unsupported(format!("wM-Bus decoding is not written yet ({} bytes)", frame.len())))
+/// The AFL fields mode 7 needs (EN 13757-7 §6).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Afl {
+    pub fc: u16,
+    pub mcl: Option<u8>,
+    pub key_info: Option<u16>,
+    pub mcr: Option<[u8; 4]>,
+    pub mac: Option<Vec<u8>>,
+    pub ml: Option<u16>,
 }
+
+/// Bytes of the AFL MAC for an MCL authentication type.
+fn mac_len(mcl: u8) -> Option<usize> {
+    Some(match mcl & 0x0F {
+        3 => 2,
+        4 => 4,
+        5 => 8,
+        6 => 12,
+        7 => 16,
+        8 => 12,
+        _ => return None,
+    })
+}
+
+fn too_short(layer: &'static str) -> Error {
+    Error::invalid(layer, "telegram ends inside the header")
+}
+
+/// Parses an AFL (input starts after CI 0x90); returns it and the bytes after it.
+pub fn afl(input: &[u8]) -> Result<(Afl, &[u8])> {
+    let (&len, rest) = input.split_first().ok_or_else(|| too_short("AFL"))?;
+    let (mut h, after) = rest.split_at_checked(usize::from(len)).ok_or_else(|| too_short("AFL"))?;
+    let mut take = |n: usize| -> Result<&[u8]> {
+        let (a, b) = h.split_at_checked(n).ok_or_else(|| too_short("AFL"))?;
+        h = b;
+        Ok(a)
+    };
+    let fc = u16::from_le_bytes(take(2)?.try_into().unwrap_or_default());
+    if fc & 0x4000 != 0 {
+        return Err(Error::Unsupported("fragmented AFL messages".into()));
+    }
+    let mut a = Afl { fc, ..Afl::default() };
+    if fc & 0x2000 != 0 {
+        a.mcl = Some(take(1)?[0]);
+    }
+    if fc & 0x0200 != 0 {
+        a.key_info = Some(u16::from_le_bytes(take(2)?.try_into().unwrap_or_default()));
+    }
+    if fc & 0x0800 != 0 {
+        a.mcr = Some(take(4)?.try_into().unwrap_or_default());
+    }
+    if fc & 0x0400 != 0 {
+        let n = a.mcl.and_then(mac_len).ok_or_else(|| Error::invalid("AFL", "MAC present without a known MCL"))?;
+        a.mac = Some(take(n)?.to_vec());
+    }
+    if fc & 0x1000 != 0 {
+        a.ml = Some(u16::from_le_bytes(take(2)?.try_into().unwrap_or_default()));
+    }
+    Ok((a, after))
+}
+
+/// Finds the key for a meter: by the TPL identity first, then by the DLL identity.
+fn key(keys: &Keys, id: [u8; 4], dll_id: [u8; 4], mode: &str) -> Result<[u8; 16]> {
+    let id_s = header::id_string(id);
+    if let Some(k) = keys.get(&id_s) {
+        return Ok(*k);
+    }
+    if id != dll_id
+        && let Some(k) = keys.get(&header::id_string(dll_id))
+    {
+        return Ok(*k);
+    }
+    Err(Error::check(Check::Decryption, format!("no key for meter {id_s} ({mode} encrypted telegram)")))
+}
+
+/// Peels an ELL (input starts at its CI); returns its access number and the bytes after it,
+/// decrypted if need be.
+fn ell<'a>(dll: &Dll, keys: &Keys, input: Cow<'a, [u8]>) -> Result<(u8, Cow<'a, [u8]>)> {
+    let ci = input[0];
+    let header_len = match ci {
+        0x8C => 2,
+        0x8D => 6,
+        0x8E => 10,
+        0x8F => 14,
+        _ => return Err(Error::Unsupported(format!("ELL CI 0x{ci:02X}"))),
+    };
+    let h = input.get(1..1 + header_len).ok_or_else(|| too_short("ELL"))?;
+    let (cc, acc) = (h[0], h[1]);
+    if ci == 0x8C || ci == 0x8E {
+        return Ok((acc, cut(input, 1 + header_len)));
+    }
+    let sn: [u8; 4] = h[header_len - 4..].try_into().unwrap_or_default();
+    let security = u32::from_le_bytes(sn) >> 29;
+    let mut payload = input[1 + header_len..].to_vec();
+    match security {
+        0 => {}
+        1 => {
+            let key = key(keys, dll.id, dll.id, "ELL AES-CTR")?;
+            let mut counter = [0u8; 16];
+            counter[..8].copy_from_slice(&dll.m_a());
+            counter[8] = cc & !0x12; // hop count and repeated-access bits are not part of it
+            counter[9..13].copy_from_slice(&sn);
+            crypto::ctr_apply(&key, &counter, &mut payload);
+        }
+        other => return Err(Error::Unsupported(format!("ELL security mode {other}"))),
+    }
+    if payload.len() < 2 {
+        return Err(too_short("ELL"));
+    }
+    let sent = u16::from_le_bytes([payload[0], payload[1]]);
+    let computed = dll::CRC.checksum(&payload[2..]);
+    if sent != computed {
+        return Err(if security == 1 {
+            Error::check(Check::Decryption, "ELL payload CRC fails after AES-CTR (wrong key?)")
+        } else {
+            Error::check(Check::Crc, format!("ELL payload CRC {sent:04X}, computed {computed:04X}"))
+        });
+    }
+    payload.drain(..2);
+    Ok((acc, Cow::Owned(payload)))
+}
+
+/// Drops the first `n` bytes, borrowing when possible.
+fn cut(input: Cow<'_, [u8]>, n: usize) -> Cow<'_, [u8]> {
+    match input {
+        Cow::Borrowed(b) => Cow::Borrowed(&b[n..]),
+        Cow::Owned(mut v) => {
+            v.drain(..n);
+            Cow::Owned(v)
+        }
+    }
+}
+
+/// Decrypts the TPL payload in place per security mode; `tpl` runs from the TPL CI to the end
+/// (what the mode-7 MAC covers) and `enc_at` is where the encrypted blocks start in it.
+#[allow(clippy::too_many_arguments)]
+fn decrypt_tpl(
+    keys: &Keys,
+    dll: &Dll,
+    h: &LongHeader,
+    mode: u8,
+    blocks: usize,
+    tpl: &mut [u8],
+    enc_at: usize,
+    afl: Option<&Afl>,
+) -> Result<()> {
+    let avail = tpl.len() - enc_at;
+    let len = if blocks == 0 { avail - avail % 16 } else { 16 * blocks };
+    if len > avail || len == 0 {
+        return Err(Error::invalid("TPL", format!("{len} encrypted bytes announced, {avail} present")));
+    }
+    match mode {
+        5 => {
+            let key = key(keys, h.id, dll.id, "mode 5")?;
+            let mut iv = [h.access_no; 16];
+            iv[..8].copy_from_slice(&m_a(h));
+            crypto::cbc_decrypt(&key, &iv, &mut tpl[enc_at..enc_at + len]);
+        }
+        7 => {
+            let key = key(keys, h.id, dll.id, "mode 7")?;
+            let afl = afl.ok_or_else(|| Error::invalid("AFL", "mode 7 needs an AFL"))?;
+            let (Some(mcl), Some(mcr), Some(mac)) = (afl.mcl, afl.mcr, afl.mac.as_deref()) else {
+                return Err(Error::invalid("AFL", "mode 7 needs the message counter and MAC"));
+            };
+            let (kenc, kmac) = mode7_keys(&key, mcr, h.id);
+            let computed = crypto::cmac(&kmac, &[&[mcl], &mcr, tpl]);
+            if computed[..mac.len()] != *mac {
+                return Err(Error::check(Check::Mac, "AFL MAC does not verify (wrong key or altered telegram)"));
+            }
+            crypto::cbc_decrypt(&kenc, &[0; 16], &mut tpl[enc_at..enc_at + len]);
+        }
+        _ => return Err(Error::Unsupported(format!("TPL security mode {mode}"))),
+    }
+    if tpl[enc_at..enc_at + 2] != [0x2F, 0x2F] {
+        return Err(Error::check(
+            Check::Decryption,
+            format!("decrypted block starts {:02X} {:02X}, not 2F 2F (wrong key?)", tpl[enc_at], tpl[enc_at + 1]),
+        ));
+    }
+    Ok(())
+}
+
+/// M ‖ A of a header as sent: the first half of the mode 5 IV.
+fn m_a(h: &LongHeader) -> [u8; 8] {
+    let [m0, m1] = h.manufacturer.to_le_bytes();
+    let [a, b, c, d] = h.id;
+    [m0, m1, a, b, c, d, h.version, h.medium]
+}
+
+/// Mode 7 ephemeral keys (KDF-A): `CMAC(K, 00|01 ‖ MCR ‖ ID ‖ 07×7)`.
+pub fn mode7_keys(key: &[u8; 16], mcr: [u8; 4], id: [u8; 4]) -> ([u8; 16], [u8; 16]) {
+    let mut input = [0x07u8; 16];
+    input[1..5].copy_from_slice(&mcr);
+    input[5..9].copy_from_slice(&id);
+    input[0] = 0x00;
+    let kenc = crypto::cmac(key, &[&input]);
+    input[0] = 0x01;
+    let kmac = crypto::cmac(key, &[&input]);
+    (kenc, kmac)
+}
+
+/// A telegram peeled down to its application layer (decrypted), records not yet walked.
+#[derive(Debug, Clone)]
+pub struct Telegram<'a> {
+    pub format: dll::FrameFormat,
+    pub dll: Dll,
+    /// ELL access number, when there is an ELL.
+    pub ell_access_no: Option<u8>,
+    pub afl: Option<Afl>,
+    /// The TPL CI (0x78, 0x7A, 0x72, or 0xA0–0xB7 manufacturer specific).
+    pub ci: u8,
+    /// The meter's identity and TPL fields: from the long header, else the DLL; access number,
+    /// status and configuration from the short/long header (zero without one).
+    pub header: LongHeader,
+    /// False for CI 0x78 and manufacturer CIs (no access number, status or configuration).
+    pub has_tpl_header: bool,
+    /// From the TPL header, when it has one.
+    pub security_mode: Option<u8>,
+    app: Cow<'a, [u8]>,
+    records_at: usize,
+}
+
+impl Telegram<'_> {
+    /// The records (after decryption).
+    pub fn records(&self) -> Records<'_> {
+        Records::new(&self.app[self.records_at..])
+    }
+
+    /// The application data after the TPL header, decrypted (records or manufacturer data).
+    pub fn application_data(&self) -> &[u8] {
+        &self.app[self.records_at..]
+    }
+
+    /// The 8-digit meter id (TPL identity when a long header names one, else the DLL's).
+    pub fn meter_id(&self) -> String {
+        header::id_string(self.header.id)
+    }
+
+    /// The `meterd decode` shape.
+    pub fn to_decoded(&self) -> Result<Decoded> {
+        let mut fields = Map::new();
+        let mut readings = Vec::with_capacity(8);
+        let mut flags = Vec::new();
+        let h = &self.header;
+        fields.insert("c".into(), Value::String(header::hex_byte(self.dll.c)));
+        fields.insert("frame_format".into(), Value::from(self.format.name()));
+        fields.insert("ci".into(), Value::String(header::hex_byte(self.ci)));
+        fields.insert("manufacturer".into(), Value::String(header::manufacturer_code(h.manufacturer)));
+        fields.insert("version".into(), Value::from(h.version));
+        fields.insert("medium".into(), Value::String(header::medium_name(h.medium)));
+        if self.has_tpl_header {
+            fields.insert("access_no".into(), Value::from(h.access_no));
+            fields.insert("status".into(), Value::from(h.status));
+            header::status_flags(h.status, &mut flags);
+        } else if let Some(acc) = self.ell_access_no {
+            fields.insert("access_no".into(), Value::from(acc));
+        }
+        if let Some(mode) = self.security_mode {
+            fields.insert("security_mode".into(), Value::from(mode));
+        }
+        if h.id != self.dll.id || h.manufacturer != self.dll.manufacturer {
+            fields.insert("dll_id".into(), Value::String(header::id_string(self.dll.id)));
+        }
+        if (0xA0..=0xB7).contains(&self.ci) {
+            let data = Value::String(hex::encode_upper(self.application_data()));
+            readings.push(Reading::new("manufacturer_data", data, None));
+        } else {
+            push_records(self.records(), &mut readings, &mut fields, &mut flags)?;
+        }
+        Ok(Decoded { protocol: "wmbus".into(), meter_id: self.meter_id(), fields, readings, flags })
+    }
+}
+
+/// Peels every layer and decrypts; the records are left for [`Telegram::records`].
+pub fn parse<'a>(frame: &'a [u8], keys: &Keys) -> Result<Telegram<'a>> {
+    parse_as(frame, None, keys)
+}
+
+/// [`parse`] for a source that knows its frame format (`None`: detect it).
+pub fn parse_as<'a>(frame: &'a [u8], format: Option<dll::FrameFormat>, keys: &Keys) -> Result<Telegram<'a>> {
+    let (telegram, format) = match format {
+        None => dll::strip(frame)?,
+        Some(f) => (dll::strip_as(frame, f)?, f),
+    };
+    let (dll, _) = dll::header(&telegram)?;
+    let mut cur = cut(telegram, 10);
+    let mut afl_layer = None;
+    let mut ell_access_no = None;
+    loop {
+        let &ci = cur.first().ok_or_else(|| Error::invalid("CI", "telegram ends after the link layer"))?;
+        match ci {
+            0x8C..=0x8F => {
+                let (acc, rest) = ell(&dll, keys, cur)?;
+                ell_access_no = Some(acc);
+                cur = rest;
+            }
+            0x90 => {
+                let (a, after) = afl(&cur[1..])?;
+                let skip = cur.len() - after.len();
+                afl_layer = Some(a);
+                cur = cut(cur, skip);
+            }
+            _ => break,
+        }
+    }
+    let ci = cur[0];
+    let mut h = LongHeader {
+        id: dll.id,
+        manufacturer: dll.manufacturer,
+        version: dll.version,
+        medium: dll.device_type,
+        access_no: 0,
+        status: 0,
+        signature: 0,
+    };
+    let mut records_at = match ci {
+        0x78 | 0xA0..=0xB7 => 1,
+        0x7A => {
+            let [_, acc, status, c0, c1, ..] = *cur else { return Err(too_short("TPL")) };
+            h = LongHeader { access_no: acc, status, signature: u16::from_le_bytes([c0, c1]), ..h };
+            5
+        }
+        0x72 => {
+            h = header::long_header(&cur[1..]).map_err(|_| too_short("TPL"))?.1;
+            13
+        }
+        0x73 | 0x79 | 0x7B => {
+            return Err(Error::Unsupported(format!(
+                "compact frame (CI 0x{ci:02X}): its format must first be learned from a full telegram"
+            )));
+        }
+        other => return Err(Error::Unsupported(format!("CI 0x{other:02X} after the link layer"))),
+    };
+    let has_tpl_header = matches!(ci, 0x7A | 0x72);
+    let mut security_mode = None;
+    if has_tpl_header {
+        let cfg = h.signature;
+        let mode = ((cfg >> 8) & 0x1F) as u8;
+        let blocks = usize::from((cfg >> 4) as u8 & 0x0F);
+        security_mode = Some(mode);
+        if mode == 7 {
+            records_at += 1; // configuration field extension
+            let ext = *cur.get(records_at - 1).ok_or_else(|| too_short("TPL"))?;
+            if (ext >> 4) & 0x03 != 1 {
+                return Err(Error::Unsupported(format!("mode 7 key derivation {}", (ext >> 4) & 0x03)));
+            }
+        }
+        if records_at > cur.len() {
+            return Err(too_short("TPL"));
+        }
+        if mode != 0 {
+            let mut owned = cur.into_owned();
+            decrypt_tpl(keys, &dll, &h, mode, blocks, &mut owned, records_at, afl_layer.as_ref())?;
+            cur = Cow::Owned(owned);
+        }
+    }
+    Ok(Telegram {
+        format,
+        dll,
+        ell_access_no,
+        afl: afl_layer,
+        ci,
+        header: h,
+        has_tpl_header,
+        security_mode,
+        app: cur,
+        records_at,
+    })
+}
+
+/// Decodes one telegram (from the L field, with or without DLL CRCs).
+pub fn decode(frame: &[u8], keys: &Keys) -> Result<Decoded> {
+    parse(frame, keys)?.to_decoded()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,11 @@
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use meterd_protocols::ert::scm_plus::ScmPlus;
+
+// Whatever SCM+ parses must be exactly what the encoder writes for those fields.
+fuzz_target!(|data: &[u8]| {
+    if let Ok(m) = ScmPlus::parse(data) {
+        assert_eq!(m.encode().as_slice(), data);
+        let _ = m.to_decoded();
+    }
+});

@@ -1,8 +1,0 @@
-//! Placeholder: decoding of this format is being written.
-use crate::decoded::Decoded;
-use crate::error::{Error, Result};
-
-/// Decodes one telegram.
-pub fn decode(text: &[u8]) -> Result<Decoded> {
-    Err(Error::Unsupported(format!("dsmr decoding is not written yet ({} bytes)", text.len())))
-}

@@ -1,0 +1,15 @@
+//! `meterd run`: the daemon in the foreground (systemd runs it like this).
+
+use clap::Args;
+
+use super::Env;
+use crate::daemon;
+
+/// Arguments of `meterd run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {}
+
+pub fn run(env: &Env, _args: RunArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("meterd").build()?;
+    runtime.block_on(daemon::run(env.config.clone(), env.data_dir.clone(), daemon::termination_signal()))
+}
