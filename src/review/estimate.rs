@@ -149,7 +149,7 @@ mod tests {
     }
 
     fn summary(d: &str, value: &str, consumption: Option<&str>) -> ReadSummary {
-        ReadSummary { id: 0, read_at: at(d), value: q(value), consumption: consumption.map(q), status: ReadStatus::Validated, duplicate: false }
+        ReadSummary { id: 0, read_at: at(d), value: q(value), consumption: consumption.map(q), status: ReadStatus::Validated, excluded: false }
     }
 
     fn held(d: &str) -> StoredRead {

@@ -36,7 +36,7 @@ fn history(points: &[(i64, &str)]) -> Vec<HistoryRead> {
     for &(d, v) in points {
         let value = q(v);
         let consumption = out.last().map(|p| value.checked_sub(p.value).unwrap());
-        out.push(HistoryRead { id: 0, read_at: day(d), value, consumption, status: ReadStatus::Validated, duplicate: false });
+        out.push(HistoryRead { id: 0, read_at: day(d), value, consumption, status: ReadStatus::Validated, excluded: false });
     }
     out
 }
@@ -383,7 +383,7 @@ fn spike_on_hourly_reads_within_the_window_only() {
         if h > 0 {
             value = value.checked_add(q("10")).unwrap();
         }
-        hist.push(HistoryRead { id: h as u64, read_at: hour(h), value, consumption, status: ReadStatus::Validated, duplicate: false });
+        hist.push(HistoryRead { id: h as u64, read_at: hour(h), value, consumption, status: ReadStatus::Validated, excluded: false });
     }
     let mut r = read(0, "1095", &[]);
     r.read_at = hour(6); // 1050 → 1095: 45 > 3 × 10
