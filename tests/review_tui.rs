@@ -189,3 +189,21 @@ fn two_clerks_the_second_is_refused_and_sees_who() {
     key(&mut bob, &rig, KeyCode::Char('u'));
     assert_eq!(rig.backend.detail(id).unwrap().read.status, ReadStatus::Accepted);
 }
+
+#[test]
+fn the_local_backend_waits_for_a_store_another_clerk_holds() {
+    let rig = rig();
+    let held = meterd::store::RedbStore::open_dir(&rig.backend.data_dir).unwrap();
+    // Held and no patience: a clear error naming the cause.
+    let impatient = LocalBackend { wait: std::time::Duration::ZERO, ..rig.backend.clone() };
+    let err = impatient.queue(&QueueFilter::default()).unwrap_err().to_string();
+    assert!(err.contains("open in another process"), "{err}");
+    // Released while waiting: the operation goes through.
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(held);
+    });
+    let view = rig.backend.queue(&QueueFilter::default()).unwrap();
+    assert_eq!(view.total, 3);
+    releaser.join().unwrap();
+}
