@@ -213,6 +213,7 @@ fn audit_verify_catches_a_changed_entry_and_says_where() {
     let file = t.data().join(meterd::store::STORE_FILE);
     let mut e = entry(&file, 1);
     e.new_value = Quantity::from_units(13000).unwrap();
+    e.old_value = Quantity::from_units(14000).unwrap();
     tamper(&file, |tbl| {
         tbl.insert(1, postcard::to_allocvec(&e).unwrap().as_slice()).unwrap();
     });
@@ -222,6 +223,7 @@ fn audit_verify_catches_a_changed_entry_and_says_where() {
     assert!(text.contains("entry 1 (edit of read") && text.contains("do not match its hash"), "{text}");
     // The read itself says 13608: the entry's value was changed, not the read.
     assert!(text.contains("has value 13608 but its last audit entry 1 set 13000"), "{text}");
+    assert!(text.contains("says old value 14000, the read before that change had 14220"), "{text}");
     let report = t.run(&["audit", "verify", "--json"]);
     let v: Value = serde_json::from_slice(&report.stdout).unwrap();
     assert_eq!(v["problems"][0]["entry"], 1);

@@ -35,9 +35,10 @@ fn short(h: &[u8; HASH_LEN]) -> String {
 }
 
 /// Check every entry: numbers 1..=recorded without gaps, each entry's hash over its own
-/// contents and the previous hash, the links between entries, each read's chain of values
-/// (an entry's old value is the previous change's new value), and that every read's current
-/// value is the one its last entry recorded.
+/// contents and the previous hash, the links between entries, each entry's old value and
+/// status against the read saved before the change, each read's chain of values (an entry's
+/// old value is the previous change's new value), and that every read's current value is
+/// the one its last entry recorded.
 pub fn verify(store: &dyn Store) -> Result<VerifyReport> {
     let txn = store.begin_read()?;
     let recorded = txn.audit_len()?;
@@ -90,6 +91,15 @@ pub fn verify(store: &dyn Store) -> Result<VerifyReport> {
                     ),
                 );
             }
+        // The read as it was before the change (kept for undo) pins the entry's old side.
+        if let Some(before) = txn.undo_snapshot(seq)? {
+            if before.read.value != entry.old_value {
+                problem(seq, format!("{who} says old value {}, the read before that change had {}", entry.old_value, before.read.value));
+            }
+            if before.status != entry.old_status {
+                problem(seq, format!("{who} says old status {}, the read before that change was {}", entry.old_status, before.status));
+            }
+        }
         if entry.action.changes_read() {
             if let Some(before) = last_of_read.get(&entry.read_id)
                 && before.new_value != entry.old_value {

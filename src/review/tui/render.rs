@@ -99,8 +99,13 @@ impl App {
             .items
             .iter()
             .map(|i| {
-                let rule = i.read.flags.iter().max_by_key(|f| severity(f.rule)).map(|f| f.rule.as_str()).unwrap_or("");
-                let text = format!("{:<7} {}/{} {}", i.read.read.meter_id, i.route, i.sequence, rule);
+                let mut rule = i.read.flags.iter().max_by_key(|f| severity(f.rule)).map(|f| f.rule.to_string()).unwrap_or_default();
+                let held = i.read.flags.iter().filter(|f| f.rule.holds_for_review()).count();
+                if held > 1 {
+                    rule = format!("{rule} +{}", held - 1);
+                }
+                let place = if i.route.is_empty() { "?".to_owned() } else { format!("{}/{}", i.route, i.sequence) };
+                let text = format!("{:<7} {place} {rule}", i.read.read.meter_id);
                 ListItem::new(text.chars().take(inner_width).collect::<String>())
             })
             .collect();
