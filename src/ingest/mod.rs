@@ -7,4 +7,4 @@
 pub mod files;
 pub mod pipeline;
 
-pub use pipeline::{AcceptReport, accept_in, accept_reads};
+pub use pipeline::{AcceptReport, accept_in, accept_reads, accept_reads_with};
