@@ -2,8 +2,10 @@
 //! hands them to [`accept_reads`] (VEE + one durable transaction).
 //!
 //! - [`pipeline`]: [`accept_reads`] / [`accept_in`], the single entry into the store.
+//! - [`cradle`]: handheld recorders in cradles on serial ports.
 //! - [`files`]: meter lists and read files (CSV, Sensus AutoRead route layout).
 
+pub mod cradle;
 pub mod files;
 pub mod pipeline;
 
