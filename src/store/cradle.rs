@@ -37,4 +37,7 @@ pub struct RouteSkip {
     pub trouble_codes: Vec<String>,
     pub serial: String,
     pub seq: u32,
+    /// When meterd stored it.
+    #[serde(with = "time_serde")]
+    pub received_at: Timestamp,
 }

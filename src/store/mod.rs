@@ -151,6 +151,8 @@ pub trait WriteTxn: ReadTxn {
     fn assign_route(&mut self, route: &str, serial: Option<&str>) -> Result<()>;
     /// Insert or replace a load history entry (keyed by route and load time).
     fn put_route_load(&mut self, load: &RouteLoad) -> Result<()>;
+    /// Forget a load that never happened (reserved, then refused or cut off).
+    fn remove_route_load(&mut self, load: &RouteLoad) -> Result<()>;
     /// Raise the committed watermark of a recorder (never lowers it).
     fn set_cradle_watermark(&mut self, serial: &str, seq: u32) -> Result<()>;
     /// Record a skipped meter (idempotent per recorder serial and sequence).

@@ -543,6 +543,12 @@ impl WriteTxn for RedbWrite {
         Ok(())
     }
 
+    fn remove_route_load(&mut self, load: &RouteLoad) -> Result<()> {
+        let mut t = self.txn.open_table(ROUTE_LOADS).map_err(engine)?;
+        t.remove((load.route.as_str(), us(load.loaded_at))).map_err(engine)?;
+        Ok(())
+    }
+
     fn set_cradle_watermark(&mut self, serial: &str, seq: u32) -> Result<()> {
         let mut t = self.txn.open_table(CRADLE_WATERMARK).map_err(engine)?;
         let old = t.get(serial).map_err(engine)?.map(|v| v.value());

@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use meterd_protocols::cradle::{ReadRecord, ReadTime, ReadType as CradleReadType, Route, RouteMeter, TroubleCode, Verified};
 
-use crate::model::{Meter, MeterStatus, Origin, OriginKind, Quantity, Read, ReadType, SCALE, Service, codes};
+use crate::model::{to_store_precision, Meter, MeterStatus, Origin, OriginKind, Quantity, Read, ReadType, SCALE, Service, codes};
 use crate::store::{HistoryQuery, ReadTxn, RouteSkip};
 use crate::vee::{self, ADU_WINDOW, VeeConfig};
 
@@ -185,6 +185,7 @@ pub fn unloaded(r: &ReadRecord, meter: Option<&Meter>, serial: &str, session: &s
             trouble_codes: r.trouble_codes.clone(),
             serial: serial.to_owned(),
             seq: r.seq,
+            received_at: to_store_precision(Timestamp::now()),
         }));
     };
     let decimals = meter.map_or(0, |m| m.decimals);

@@ -9,6 +9,7 @@
 
 pub mod convert;
 pub mod daemon;
+pub mod routes;
 pub mod session;
 pub mod simulator;
 

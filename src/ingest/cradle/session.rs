@@ -200,6 +200,8 @@ where
     let mut serial = String::new();
     let mut done = false;
     let opts = Arc::new(opts);
+    let session_start = Timestamp::now();
+    let mut reservations: Vec<RouteLoad> = Vec::new();
 
     let start_commit = |pending: &mut Vec<ReadRecord>, serial: &str| -> JoinHandle<anyhow::Result<Committed>> {
         let records = std::mem::take(pending);
@@ -216,16 +218,27 @@ where
                 HostEvent::Docked(info) => {
                     serial = info.serial.clone();
                     tracing::info!(port = %opts.port, serial = %info.serial, firmware = ?info.firmware, pending = info.reads_pending, "recorder docked");
+                    // Choose and reserve the routes in one write transaction: two cradles
+                    // docking at once never get the same unassigned route.
                     let (s, cap, v) = (info.serial.clone(), info.capacity, Arc::clone(&vee));
-                    let (after, routes, left) = store_blocking(&store, move |st| {
-                        let txn = st.begin_read()?;
+                    let (after, routes, left, reserved) = store_blocking(&store, move |st| {
+                        let mut txn = st.begin_write()?;
                         let after = txn.cradle_watermark(&s)?;
-                        let (routes, left) = choose_routes(txn.as_ref(), &v, &s, cap, Timestamp::now())?;
-                        Ok((after, routes, left))
+                        let now = Timestamp::now();
+                        let (routes, left) = choose_routes(txn.as_ref(), &v, &s, cap, now)?;
+                        let mut reserved = Vec::new();
+                        for r in &routes {
+                            let load = RouteLoad { route: r.id.clone(), serial: s.clone(), loaded_at: now, meters: r.meters.len() as u32, cleared_at: None };
+                            txn.put_route_load(&load)?;
+                            reserved.push(load);
+                        }
+                        txn.commit()?;
+                        Ok((after, routes, left, reserved))
                     })
                     .await?;
                     report.device = Some(info);
                     report.meters_left_out = left.into_iter().map(|l| (l.meter_id, l.reason)).collect();
+                    reservations = reserved;
                     if let Err(e) = host.unload(after) {
                         tracing::warn!(port = %opts.port, error = %e, "unload refused");
                     } else if let Err(e) = host.load(routes) {
@@ -245,7 +258,8 @@ where
                     store_blocking(&store, move |st| {
                         let mut txn = st.begin_write()?;
                         let now = Timestamp::now();
-                        for mut l in txn.route_loads()?.into_iter().filter(|l| l.serial == s && l.is_loaded()) {
+                        // Loads from earlier sessions: the routes the recorder just deleted.
+                        for mut l in txn.route_loads()?.into_iter().filter(|l| l.serial == s && l.is_loaded() && l.loaded_at < session_start) {
                             l.cleared_at = Some(now);
                             txn.put_route_load(&l)?;
                         }
@@ -254,17 +268,7 @@ where
                     })
                     .await?;
                 }
-                HostEvent::RouteLoaded { route_id, meters } => {
-                    let load = RouteLoad { route: route_id.clone(), serial: serial.clone(), loaded_at: Timestamp::now(), meters, cleared_at: None };
-                    store_blocking(&store, move |st| {
-                        let mut txn = st.begin_write()?;
-                        txn.put_route_load(&load)?;
-                        txn.commit()?;
-                        Ok(())
-                    })
-                    .await?;
-                    report.routes_loaded.push(route_id);
-                }
+                HostEvent::RouteLoaded { route_id, .. } => report.routes_loaded.push(route_id),
                 HostEvent::RouteRefused { route_id, reason } => report.routes_refused.push((route_id, reason)),
                 HostEvent::ClockSet { now, .. } => report.clock_set = Some(now),
                 HostEvent::Quarantined { payload, error } => {
@@ -352,6 +356,19 @@ where
         report.accepted.absorb(c.report);
         report.skips += c.skips;
         report.quarantined += c.quarantined;
+    }
+    // Reserved routes the recorder did not take are not loaded anywhere.
+    let unused: Vec<RouteLoad> = reservations.into_iter().filter(|l| !report.routes_loaded.contains(&l.route)).collect();
+    if !unused.is_empty() {
+        store_blocking(&store, move |st| {
+            let mut txn = st.begin_write()?;
+            for l in &unused {
+                txn.remove_route_load(l)?;
+            }
+            txn.commit()?;
+            Ok(())
+        })
+        .await?;
     }
     match (&report.finished, &report.failure) {
         (Some(_), _) => tracing::info!(port = %opts.port, serial = %serial, reads = report.accepted.imported, "session finished"),

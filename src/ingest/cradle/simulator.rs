@@ -13,6 +13,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+/// How long the recorder keeps answering after BYE (so the host gets the acknowledgement).
+const LINGER: Duration = Duration::from_millis(300);
+
 /// How a docking on the simulated recorder ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DockingEnd {
@@ -93,6 +96,7 @@ impl SimulatedRecorder {
         let mut inbound: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
         let mut line_free = Instant::now();
         let mut bye = false;
+        let mut bye_at: Option<Instant> = None;
         loop {
             while let Some(ev) = self.recorder.poll_event() {
                 match &ev {
@@ -120,10 +124,17 @@ impl SimulatedRecorder {
                     return DockingEnd::PortClosed;
                 }
             }
-            if bye {
+            // After BYE the acknowledgement still has to reach the host: linger until the host
+            // lets go of the port, or briefly.
+            let linger = if bye { Some(*bye_at.get_or_insert_with(|| Instant::now() + LINGER)) } else { None };
+            if linger.is_some_and(|l| l <= Instant::now()) {
                 return DockingEnd::Bye;
             }
             let timer = self.recorder.poll_timeout().map(|d| started + d);
+            let timer = match (timer, linger) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let due = inbound.front().map(|(t, _)| *t);
             let wake = match (timer, due) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -132,7 +143,7 @@ impl SimulatedRecorder {
             tokio::select! {
                 () = cancel.cancelled() => return DockingEnd::Cancelled,
                 n = rd.read(&mut buf) => match n {
-                    Ok(0) | Err(_) => return DockingEnd::PortClosed,
+                    Ok(0) | Err(_) => return if bye { DockingEnd::Bye } else { DockingEnd::PortClosed },
                     Ok(n) => inbound.push_back((Instant::now() + timing.turnaround, buf[..n].to_vec())),
                 },
                 () = async { tokio::time::sleep_until(wake.expect("guarded")).await }, if wake.is_some() => {
@@ -141,7 +152,7 @@ impl SimulatedRecorder {
                         let (_, bytes) = inbound.pop_front().expect("checked");
                         self.recorder.handle_bytes(&bytes, started.elapsed());
                     }
-                    if timer.is_some_and(|t| t <= now) {
+                    if self.recorder.poll_timeout().is_some_and(|t| started + t <= now) {
                         self.recorder.handle_timeout(started.elapsed());
                     }
                 }
