@@ -1,6 +1,6 @@
 //! Route queries for clerks: the route list and the unread report.
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::model::MeterStatus;
@@ -46,10 +46,6 @@ pub fn list(txn: &dyn ReadTxn) -> crate::store::Result<Vec<RouteInfo>> {
         .collect())
 }
 
-/// How far before a load a read may have been taken and still belong to its cycle (a read
-/// received during the cycle but keyed long before is an old read, not this cycle's).
-pub const LOOKBACK: SignedDuration = SignedDuration::from_hours(90 * 24);
-
 /// The read cycle the unread report looks at.
 #[derive(Debug, Clone, Serialize)]
 pub struct Cycle {
@@ -94,14 +90,13 @@ pub fn unread(txn: &dyn ReadTxn, route: &str, now: Timestamp) -> anyhow::Result<
         .ok_or_else(|| anyhow::anyhow!("route {route} was never loaded into a recorder"))?;
     let from = load.loaded_at;
     let to = load.cleared_at.unwrap_or(now);
-    let taken_from = from.checked_sub(LOOKBACK).unwrap_or(Timestamp::MIN);
     let in_cycle = |t: Timestamp| t >= from && t <= to;
     let mut meters: Vec<_> = txn.meters()?.into_iter().filter(|m| m.route == route && m.status == MeterStatus::Active).collect();
     meters.sort_by(|a, b| a.sequence.cmp(&b.sequence).then_with(|| a.meter_id.cmp(&b.meter_id)));
     let skips = txn.route_skips(route)?;
     let (mut read, mut skipped, mut out) = (0, 0, Vec::new());
     for m in &meters {
-        if txn.meter_reads(&m.meter_id, taken_from, Timestamp::MAX)?.iter().any(|r| in_cycle(r.received_at)) {
+        if txn.meter_reads(&m.meter_id, Timestamp::MIN, Timestamp::MAX)?.iter().any(|r| in_cycle(r.received_at)) {
             read += 1;
         } else if skips.iter().any(|s| s.meter_id == m.meter_id && s.code.is_some() && in_cycle(s.received_at)) {
             skipped += 1;
