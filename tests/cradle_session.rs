@@ -419,3 +419,54 @@ async fn daemon_docks_two_cradles_at_once() {
     let loads = store.begin_read().unwrap().route_loads().unwrap();
     assert_eq!(loads.iter().filter(|l| l.is_loaded()).count(), 2);
 }
+
+/// The daemon waits for a cradle port that is not there yet (reopen with backoff), docks the
+/// recorder when it appears, and on shutdown mid-unload stops promptly without CLEAR: the
+/// committed reads stay, the recorder keeps everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_reopens_absent_port_and_stops_mid_unload_without_clear() {
+    let (dir, store) = town();
+    let path = dir.path().join("cradle-late");
+    let config = meterd::config::Config {
+        cradle: vec![CradleConfig { port: path.clone(), baud: 19_200, turnaround_ms: 10 }],
+        ..Default::default()
+    };
+    let ctx = meterd::daemon::Context { config: Arc::new(config), data_dir: dir.path().to_owned(), store: store.clone() };
+    let shutdown = CancellationToken::new();
+    let daemon = {
+        let s = shutdown.clone();
+        tokio::spawn(meterd::daemon::run_with(ctx, async move { s.cancelled().await }))
+    };
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(!daemon.is_finished(), "an absent port is not fatal");
+
+    let mut sim = loaded_recorder(&store, "LATE-1", Firmware::V2, 19_200, 0.0, "E01", 15).await;
+    let sent = sim.data().reads.clone();
+    let mut cradle = PtyCradle::open(Some(&path)).unwrap();
+    let sim_stop = CancellationToken::new();
+    let recorder = {
+        let stop = sim_stop.clone();
+        tokio::spawn(async move {
+            let served = meterd::ingest::cradle::simulator::serve_pty(&mut cradle, &mut sim, 1, Duration::ZERO, &stop, &mut |_, _| {}).await;
+            (served, sim, cradle)
+        })
+    };
+    let start = std::time::Instant::now();
+    while cradle_reads(&store, "LATE-1").len() < 40 {
+        assert!(start.elapsed() < Duration::from_secs(30), "the daemon never docked the late cradle");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), daemon).await.expect("prompt shutdown").unwrap().unwrap();
+    sim_stop.cancel();
+    let (served, sim, _cradle) = recorder.await.unwrap();
+    served.unwrap();
+    assert!(!sim.events.iter().any(|e| matches!(e, meterd_protocols::cradle::RecorderEvent::Cleared { .. })), "no CLEAR: {:?}", sim.events);
+    assert_eq!(sim.data().reads.len(), sent.len(), "the recorder keeps every read");
+    let stored = cradle_reads(&store, "LATE-1");
+    assert!(stored.len() < sent.len(), "shutdown came mid-unload");
+    assert!(stored.values().all(|v| v.len() == 1));
+    let mark = store.begin_read().unwrap().cradle_watermark("LATE-1").unwrap().expect("watermark committed with the reads");
+    let covered: Vec<&ReadRecord> = sent.iter().filter(|r| r.seq <= mark && r.reading.is_some()).collect();
+    assert_eq!(covered.len(), stored.len(), "the watermark covers exactly the stored reads");
+}

@@ -234,7 +234,7 @@ pub async fn serve_pty(
     sessions: u32,
     away: Duration,
     cancel: &CancellationToken,
-    after_docking: &mut dyn FnMut(&SimulatedRecorder, DockingEnd),
+    after_docking: &mut (dyn FnMut(&SimulatedRecorder, DockingEnd) + Send),
 ) -> anyhow::Result<u32> {
     let mut served = 0;
     loop {
