@@ -92,7 +92,11 @@ fn bench(c: &mut Criterion) {
                             &mut clock,
                         );
                         let (report, _) = tokio::join!(host, sim.serve(recorder_end, &never));
-                        assert!(report.unwrap().finished.is_some());
+                        let report = report.unwrap();
+                        let link = report.finished.expect("session finished").link;
+                        if link.retransmissions > 0 {
+                            eprintln!("{fw:?}: {} retransmissions, {} timeouts, {} NAKs received", link.retransmissions, link.timeouts, link.naks_received);
+                        }
                     });
                     let took = clock.done.unwrap() - clock.docked.unwrap();
                     ratios.lock().unwrap().push(took.as_secs_f64() / line_time.as_secs_f64());
@@ -101,11 +105,16 @@ fn bench(c: &mut Criterion) {
                 total
             })
         });
-        let r = ratios.lock().unwrap();
+        let mut r = ratios.lock().unwrap().clone();
+        if r.is_empty() {
+            continue;
+        }
+        r.sort_by(f64::total_cmp);
+        let median = r[r.len() / 2];
         let mean = r.iter().sum::<f64>() / r.len() as f64;
         let max = r.iter().cloned().fold(0.0, f64::max);
         println!(
-            "cradle_unload {fw:?}: payload line time {:.3} s; unload/line-rate ratio mean {mean:.3}, max {max:.3} over {} unloads",
+            "cradle_unload {fw:?}: payload line time {:.3} s; unload/line-rate ratio median {median:.3}, mean {mean:.3}, max {max:.3} over {} unloads",
             line_time.as_secs_f64(),
             r.len()
         );

@@ -13,6 +13,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+/// Later than this after the line went free, the line counts as having been idle.
+const IDLE_GAP: Duration = Duration::from_millis(5);
+
 /// How long the recorder keeps answering after BYE (so the host gets the acknowledgement).
 const LINGER: Duration = Duration::from_millis(300);
 
@@ -114,7 +117,10 @@ impl SimulatedRecorder {
             // all its bits went out.
             while let Some(mut bytes) = self.recorder.poll_transmit(started.elapsed()) {
                 self.corruptor.apply(&mut bytes);
-                let start = line_free.max(Instant::now());
+                // A UART with bytes waiting sends them back to back: a timer waking a little
+                // late must not stretch the line, only a really idle line restarts at "now".
+                let now = Instant::now();
+                let start = if line_free + IDLE_GAP >= now { line_free } else { now };
                 line_free = start + timing.bytes_time(bytes.len());
                 tokio::select! {
                     () = cancel.cancelled() => return DockingEnd::Cancelled,
