@@ -93,7 +93,8 @@ fn bench(c: &mut Criterion) {
                         );
                         let (report, _) = tokio::join!(host, sim.serve(recorder_end, &never));
                         let report = report.unwrap();
-                        let link = report.finished.expect("session finished").link;
+                        assert!(report.finished.is_some(), "session finished");
+                        let link = sim.stats();
                         if link.retransmissions > 0 {
                             eprintln!("{fw:?}: {} retransmissions, {} timeouts, {} NAKs received", link.retransmissions, link.timeouts, link.naks_received);
                         }

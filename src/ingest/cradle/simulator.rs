@@ -68,6 +68,11 @@ impl SimulatedRecorder {
         self.recorder.config()
     }
 
+    /// The recorder's link counters (frames, retransmissions, timeouts).
+    pub fn stats(&self) -> meterd_protocols::cradle::LinkStats {
+        self.recorder.stats()
+    }
+
     /// Bytes corrupted so far.
     pub fn corrupted(&self) -> u64 {
         self.corruptor.corrupted
