@@ -102,6 +102,8 @@ impl SimulatedRecorder {
         let mut buf = vec![0u8; 8192];
         // Bytes heard, handed to the firmware one turnaround later.
         let mut inbound: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
+        // The frame on the line and when its last bit is out (it reaches the host then).
+        let mut on_line: Option<(Instant, Vec<u8>)> = None;
         let mut line_free = Instant::now();
         let mut bye = false;
         let mut bye_at: Option<Instant> = None;
@@ -118,39 +120,32 @@ impl SimulatedRecorder {
                 }
                 self.events.push(ev);
             }
-            // The line carries one byte after another: a frame reaches the host only once
-            // all its bits went out.
-            while let Some(mut bytes) = self.recorder.poll_transmit(started.elapsed()) {
+            if on_line.is_none()
+                && let Some(mut bytes) = self.recorder.poll_transmit(started.elapsed())
+            {
                 self.corruptor.apply(&mut bytes);
                 // A UART with bytes waiting sends them back to back: a timer waking a little
                 // late must not stretch the line, only a really idle line restarts at "now".
                 let now = Instant::now();
                 let start = if line_free + IDLE_GAP >= now { line_free } else { now };
                 line_free = start + timing.bytes_time(bytes.len());
-                tokio::select! {
-                    () = cancel.cancelled() => return DockingEnd::Cancelled,
-                    () = tokio::time::sleep_until(line_free) => {}
-                }
-                if wr.write_all(&bytes).await.is_err() || wr.flush().await.is_err() {
-                    return DockingEnd::PortClosed;
-                }
+                on_line = Some((line_free, bytes));
             }
             // After BYE the acknowledgement still has to reach the host: linger until the host
             // lets go of the port, or briefly.
-            let linger = if bye { Some(*bye_at.get_or_insert_with(|| Instant::now() + LINGER)) } else { None };
+            let linger = if bye && on_line.is_none() { Some(*bye_at.get_or_insert_with(|| Instant::now() + LINGER)) } else { None };
             if linger.is_some_and(|l| l <= Instant::now()) {
                 return DockingEnd::Bye;
             }
-            let timer = self.recorder.poll_timeout().map(|d| started + d);
-            let timer = match (timer, linger) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            let due = inbound.front().map(|(t, _)| *t);
-            let wake = match (timer, due) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let wake = [
+                self.recorder.poll_timeout().map(|d| started + d),
+                inbound.front().map(|(t, _)| *t),
+                on_line.as_ref().map(|(t, _)| *t),
+                linger,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             tokio::select! {
                 () = cancel.cancelled() => return DockingEnd::Cancelled,
                 n = rd.read(&mut buf) => match n {
@@ -159,6 +154,12 @@ impl SimulatedRecorder {
                 },
                 () = async { tokio::time::sleep_until(wake.expect("guarded")).await }, if wake.is_some() => {
                     let now = Instant::now();
+                    if on_line.as_ref().is_some_and(|(t, _)| *t <= now) {
+                        let (_, bytes) = on_line.take().expect("checked");
+                        if wr.write_all(&bytes).await.is_err() || wr.flush().await.is_err() {
+                            return DockingEnd::PortClosed;
+                        }
+                    }
                     while inbound.front().is_some_and(|(t, _)| *t <= now) {
                         let (_, bytes) = inbound.pop_front().expect("checked");
                         self.recorder.handle_bytes(&bytes, started.elapsed());
