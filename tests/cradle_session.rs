@@ -470,3 +470,43 @@ async fn daemon_reopens_absent_port_and_stops_mid_unload_without_clear() {
     let covered: Vec<&ReadRecord> = sent.iter().filter(|r| r.seq <= mark && r.reading.is_some()).collect();
     assert_eq!(covered.len(), stored.len(), "the watermark covers exactly the stored reads");
 }
+
+/// A recorder left in its cradle after a finished session is not served again (no second
+/// CLEAR, no reload of another route) until it has left the cradle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_does_not_serve_a_recorder_again_until_it_left_the_cradle() {
+    let (dir, store) = town();
+    let path = dir.path().join("cradle-stay");
+    let config = meterd::config::Config {
+        cradle: vec![CradleConfig { port: path.clone(), baud: 115_200, turnaround_ms: 10 }],
+        ..Default::default()
+    };
+    let mut sim = loaded_recorder(&store, "STAY-1", Firmware::V2, 115_200, 0.0, "G02", 1).await;
+    let sent = sim.data().reads.clone();
+    let mut cradle = PtyCradle::open(Some(&path)).unwrap();
+    let ctx = meterd::daemon::Context { config: Arc::new(config), data_dir: dir.path().to_owned(), store: store.clone() };
+    let shutdown = CancellationToken::new();
+    let daemon = {
+        let s = shutdown.clone();
+        tokio::spawn(meterd::daemon::run_with(ctx, async move { s.cancelled().await }))
+    };
+    // The recorder answers every docking at once (it never leaves the cradle): three dockings.
+    let never = CancellationToken::new();
+    let served = tokio::time::timeout(
+        Duration::from_secs(60),
+        meterd::ingest::cradle::simulator::serve_pty(&mut cradle, &mut sim, 3, Duration::ZERO, &never, &mut |_, _| {}),
+    )
+    .await
+    .expect("three dockings")
+    .unwrap();
+    assert_eq!(served, 3);
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), daemon).await.unwrap().unwrap().unwrap();
+    let cleared = sim.events.iter().filter(|e| matches!(e, meterd_protocols::cradle::RecorderEvent::Cleared { .. })).count();
+    assert_eq!(cleared, 1, "served once: {:?}", sim.events);
+    let loads: Vec<_> = store.begin_read().unwrap().route_loads().unwrap().into_iter().filter(|l| l.serial == "STAY-1").collect();
+    assert_eq!(loads.len(), 1, "one route load: {loads:?}");
+    assert_stored_exactly(&store, "STAY-1", &sent);
+    // What the reader took after the first session is still on the recorder.
+    assert!(!sim.data().reads.is_empty());
+}

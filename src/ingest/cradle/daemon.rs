@@ -1,7 +1,9 @@
 //! The daemon's cradles: one task per configured port, docking continuously.
 //!
 //! Each task opens its port, runs sessions back to back (a session with nobody docked ends
-//! quietly after the SYNC retries; the next one starts after [`IDLE_POLL`]), and reopens the
+//! quietly after the SYNC retries; the next one starts after [`IDLE_POLL`]; a recorder that
+//! finished a session is not served again until a docking nobody answered shows it left the
+//! cradle), and reopens the
 //! port with a backoff when it is absent or vanishes (USB cradle unplugged). Cancellation
 //! abandons a session in flight without CLEAR: committed reads stay, the recorder keeps all.
 
@@ -72,6 +74,8 @@ pub async fn run_cradle(ctx: Context, cradle: CradleConfig, cancel: Cancellation
     let shown = cradle.port.display().to_string();
     let mut backoff = BACKOFF_MIN;
     let mut absent_logged = false;
+    // The recorder served last, until a docking nobody answers shows it left the cradle.
+    let mut hold_off: Option<String> = None;
     while !cancel.is_cancelled() {
         let port = match open_port(&cradle.port, cradle.baud) {
             Ok(p) => {
@@ -92,13 +96,17 @@ pub async fn run_cradle(ctx: Context, cradle: CradleConfig, cancel: Cancellation
                 continue;
             }
         };
-        let opts = SessionOptions::new(&shown, cradle.timing());
+        let mut opts = SessionOptions::new(&shown, cradle.timing());
+        opts.hold_off = hold_off.clone();
         let report = run_session(port, Arc::clone(&store), Arc::clone(&vee), opts, cancel.clone(), &mut ()).await?;
         if report.cancelled {
             break;
         }
         if nobody_docked(&report) {
             tracing::debug!(port = %shown, "nobody docked");
+            hold_off = None;
+        } else if report.finished.is_some() {
+            hold_off = report.device.as_ref().map(|d| d.serial.clone());
         }
         // The port is closed here (dropped with the session); reopening also notices a vanished device.
         tokio::select! {

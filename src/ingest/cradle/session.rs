@@ -33,11 +33,15 @@ pub struct SessionOptions {
     pub port: String,
     /// Timezone of the recorders' clocks (local civil time); the system's by default.
     pub timezone: TimeZone,
+    /// A recorder that finished a session on this port and has not left the cradle since:
+    /// if it answers again, the session stops right after HELLO (no unload, no CLEAR, no
+    /// load), so a recorder left in its cradle is not cleared and reloaded over and over.
+    pub hold_off: Option<String>,
 }
 
 impl SessionOptions {
     pub fn new(port: &str, timing: LineTiming) -> Self {
-        SessionOptions { timing, port: port.to_owned(), timezone: TimeZone::system() }
+        SessionOptions { timing, port: port.to_owned(), timezone: TimeZone::system(), hold_off: None }
     }
 }
 
@@ -73,6 +77,8 @@ pub struct SessionReport {
     pub meters_left_out: Vec<(String, String)>,
     pub clock_set: Option<i64>,
     pub cancelled: bool,
+    /// The session stopped after HELLO: the recorder was served already and never left.
+    pub still_docked: bool,
 }
 
 /// Outcome of one group commit.
@@ -215,6 +221,12 @@ where
         while let Some(event) = host.poll_event() {
             observer.event(&event, started.elapsed());
             match event {
+                HostEvent::Docked(info) if opts.hold_off.as_deref() == Some(info.serial.as_str()) => {
+                    tracing::debug!(port = %opts.port, serial = %info.serial, "recorder still docked since its last session");
+                    report.device = Some(info);
+                    report.still_docked = true;
+                    done = true;
+                }
                 HostEvent::Docked(info) => {
                     serial = info.serial.clone();
                     tracing::info!(port = %opts.port, serial = %info.serial, firmware = ?info.firmware, pending = info.reads_pending, "recorder docked");
@@ -302,6 +314,9 @@ where
         }
         let (received, announced) = host.unload_progress();
         observer.progress(host.phase(), received, announced);
+        if report.still_docked {
+            break;
+        }
         let mut write_failed = false;
         while let Some(bytes) = host.poll_transmit(now) {
             if wr.write_all(&bytes).await.is_err() || wr.flush().await.is_err() {
