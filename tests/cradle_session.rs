@@ -234,7 +234,7 @@ async fn unplug_mid_unload_then_redock_stores_every_read_once() {
     assert_eq!(first.failure.as_deref(), Some("link lost"), "{first:?}");
     assert_eq!(first.cleared, None);
     let partial = cradle_reads(&store, "PULL-1").len();
-    assert!(partial >= 100 && partial < 550, "{partial} reads committed before the pull");
+    assert!((100..550).contains(&partial), "{partial} reads committed before the pull");
     assert_eq!(sim.data().reads.len(), 600, "the recorder was not cleared");
     let mark = store.begin_read().unwrap().cradle_watermark("PULL-1").unwrap().unwrap();
     assert!(sent.iter().filter(|r| r.seq <= mark).all(|r| r.reading.is_none() || cradle_reads(&store, "PULL-1").contains_key(&r.seq)));
@@ -291,6 +291,11 @@ impl StreamTap {
     }
 }
 
+/// Bytes that passed the tap: direction and bytes.
+type Transcript = Vec<(&'static str, Vec<u8>)>;
+/// A CLEAR seen on the wire: its `through`, the store's watermark and cradle reads then.
+type ClearSeen = (Option<u32>, Option<u32>, usize);
+
 /// A tap between two pty pairs records the bytes both ways; when CLEAR passes it, the store
 /// must already hold every read it covers (checked before the bytes reach the recorder).
 async fn clear_after_commit(fw: Firmware) {
@@ -300,8 +305,8 @@ async fn clear_after_commit(fw: Firmware) {
     let sent = sim.data().reads.clone();
     let (host_master, host_slave) = SerialStream::pair().unwrap();
     let (rec_master, rec_slave) = SerialStream::pair().unwrap();
-    let transcript: Arc<Mutex<Vec<(&'static str, Vec<u8>)>>> = Arc::default();
-    let clears: Arc<Mutex<Vec<(Option<u32>, Option<u32>, usize)>>> = Arc::default();
+    let transcript: Arc<Mutex<Transcript>> = Arc::default();
+    let clears: Arc<Mutex<Vec<ClearSeen>>> = Arc::default();
     let stop = CancellationToken::new();
     let tap = {
         let (transcript, clears, store, stop) = (transcript.clone(), clears.clone(), store.clone(), stop.clone());

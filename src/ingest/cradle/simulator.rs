@@ -256,7 +256,7 @@ pub async fn serve_pty(
         // Nobody has the slave open: the master fails at once (EIO) until a host opens it.
         let before = sim.events.len();
         let end = sim.serve(&mut cradle.master, cancel).await;
-        let docked = sim.events[before..].iter().any(|e| *e == RecorderEvent::Docked);
+        let docked = sim.events[before..].contains(&RecorderEvent::Docked);
         if end == DockingEnd::Cancelled {
             after_docking(sim, end);
             return Ok(served);
