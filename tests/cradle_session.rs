@@ -515,3 +515,91 @@ async fn daemon_does_not_serve_a_recorder_again_until_it_left_the_cradle() {
     // What the reader took after the first session is still on the recorder.
     assert!(!sim.data().reads.is_empty());
 }
+
+/// The captured sessions of `firmware-fixtures/handheld/fw{1,2}` replayed through the tokio
+/// driver and the real store over a pty pair: the recorder's bytes go in at their captured
+/// instants. Up to CLEAR the host must say exactly what the captured host said, store exactly
+/// the expected reads, and send CLEAR only once they are committed. (After CLEAR the capture
+/// loads a route built by the protocol tests, which a store cannot reproduce: not compared.)
+async fn replay_fixture(fw: u8) {
+    use meterd_protocols::cradle::sim::{Direction, Entry, Transcript};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("firmware-fixtures/handheld/fw{fw}"));
+    let transcript = Transcript::parse(&std::fs::read_to_string(dir.join("session.transcript")).unwrap()).unwrap();
+    let expected: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("session.expected.json")).unwrap()).unwrap();
+    let serial = expected["device_serial"].as_str().unwrap().to_owned();
+    let reads: Vec<ReadRecord> = serde_json::from_value(expected["reads_unloaded"].clone()).unwrap();
+    let store_dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(RedbStore::open_dir(store_dir.path()).unwrap());
+
+    let (master, slave) = SerialStream::pair().unwrap();
+    let mut opts = SessionOptions::new("replay", transcript.timing);
+    opts.nonce = Some(transcript.nonce);
+    let mut watch = Watch::default();
+    let host = run_session(slave, store.clone() as Arc<dyn Store>, Arc::new(VeeConfig::default()), opts, CancellationToken::new(), &mut watch);
+    let (mut rd, mut wr) = tokio::io::split(master);
+    let start = tokio::time::Instant::now();
+    let recorder_bytes: Vec<(Duration, Vec<u8>)> = transcript
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Bytes { at, dir: Direction::RecorderToHost, bytes } => Some((*at, bytes.clone())),
+            _ => None,
+        })
+        .collect();
+    let heard = Arc::new(Mutex::new(StreamTap::default()));
+    let messages = Arc::new(Mutex::new(Vec::new()));
+    let listen = {
+        let (heard, messages) = (heard.clone(), messages.clone());
+        let fw = if fw == 1 { Firmware::V1 } else { Firmware::V2 };
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            while let Ok(n) = rd.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                let got = heard.lock().unwrap().push(&buf[..n], fw);
+                messages.lock().unwrap().extend(got);
+            }
+        })
+    };
+    let feed = async move {
+        for (at, bytes) in recorder_bytes {
+            tokio::time::sleep_until(start + at).await;
+            if wr.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+        wr
+    };
+    let (report, wr) = tokio::join!(tokio::time::timeout(Duration::from_secs(60), host), feed);
+    drop(wr);
+    listen.abort();
+    let _ = report.expect("session ends").unwrap();
+
+    // The host's messages up to CLEAR, as the captured host sent them.
+    let mut captured_tap = StreamTap::default();
+    let mut captured = Vec::new();
+    for e in &transcript.entries {
+        if let Entry::Bytes { dir: Direction::HostToRecorder, bytes, .. } = e {
+            captured.extend(captured_tap.push(bytes, transcript.firmware));
+        }
+    }
+    let upto_clear = |m: &[Message]| m.iter().position(|m| matches!(m, Message::Clear { .. })).map(|i| m[..=i].to_vec());
+    let ours = messages.lock().unwrap().clone();
+    assert_eq!(upto_clear(&ours).expect("our host sent CLEAR"), upto_clear(&captured).unwrap());
+    assert!(watch.events.iter().any(|e| matches!(e, HostEvent::Cleared { .. })), "CLEARED accepted: {:?}", watch.events);
+    // Exactly the expected reads, each once; the watermark is the captured CLEAR's.
+    assert_stored_exactly(&store, &serial, &reads);
+    let mark = store.begin_read().unwrap().cradle_watermark(&serial).unwrap();
+    assert_eq!(mark, expected["cleared_through"].as_u64().map(|v| v as u32));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn captured_firmware_1_session_replays_through_the_driver() {
+    replay_fixture(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn captured_firmware_2_session_replays_through_the_driver() {
+    replay_fixture(2).await;
+}

@@ -37,11 +37,13 @@ pub struct SessionOptions {
     /// if it answers again, the session stops right after HELLO (no unload, no CLEAR, no
     /// load), so a recorder left in its cradle is not cleared and reloaded over and over.
     pub hold_off: Option<String>,
+    /// The session nonce; a fresh random one when `None` (set only to replay a capture).
+    pub nonce: Option<u32>,
 }
 
 impl SessionOptions {
     pub fn new(port: &str, timing: LineTiming) -> Self {
-        SessionOptions { timing, port: port.to_owned(), timezone: TimeZone::system(), hold_off: None }
+        SessionOptions { timing, port: port.to_owned(), timezone: TimeZone::system(), hold_off: None, nonce: None }
     }
 }
 
@@ -194,7 +196,7 @@ where
     P: AsyncRead + AsyncWrite + Send,
 {
     let started = Instant::now();
-    let nonce: u32 = rand::random();
+    let nonce: u32 = opts.nonce.unwrap_or_else(rand::random);
     let session = format!("{nonce:08x}");
     let clock = convert::local_civil_now(&opts.timezone);
     let mut host = Host::new(HostConfig::new(opts.timing, nonce, clock), Duration::ZERO);
