@@ -25,6 +25,9 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
     #[serde(default)]
     pub vee: VeeConfig,
+    /// Handheld cradles (`[[cradle]]`), one daemon task each.
+    #[serde(default)]
+    pub cradle: Vec<crate::ingest::cradle::CradleConfig>,
 }
 
 /// Default configuration file, looked for in the working directory.

@@ -38,7 +38,7 @@ pub fn run(env: &Env, args: DemoArgs) -> anyhow::Result<()> {
     if store_path.exists() {
         anyhow::bail!("{} already holds a demo store; pick an empty directory", dir.display());
     }
-    let store = RedbStore::open_dir(&dir.join("store"))?;
+    let store = std::sync::Arc::new(RedbStore::open_dir(&dir.join("store"))?);
     let (meters_file, reads_file) = demo::write_files(&dir)?;
 
     say!(env, "meterd demo: a small town in a fresh store at {}", store.path().display());
@@ -98,6 +98,8 @@ pub fn run(env: &Env, args: DemoArgs) -> anyhow::Result<()> {
         }
         None => say!(env, "  billing  nothing to bill"),
     }
+    dock_demo(env, &store)?;
+
     let txn = store.begin_read()?;
     let exported = txn.reads_with_status(ReadStatus::Exported, usize::MAX)?.len();
     let flagged = txn.reads_with_status(ReadStatus::Flagged, usize::MAX)?.len();
@@ -105,6 +107,62 @@ pub fn run(env: &Env, args: DemoArgs) -> anyhow::Result<()> {
     say!(env, "done in {:.1} s", started.elapsed().as_secs_f64());
     if args.keep.is_some() {
         say!(env, "kept in {}; try `meterd --data-dir {} review list`", dir.display(), dir.join("store").display());
+    }
+    Ok(())
+}
+
+/// A handheld recorder docks twice over a real pseudo-terminal pair: in the morning a route
+/// goes in, the simulated reader walks it, in the evening its reads come back through VEE.
+fn dock_demo(env: &Env, store: &std::sync::Arc<RedbStore>) -> anyhow::Result<()> {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use meterd_protocols::cradle::{Firmware, LineTiming, RecorderConfig};
+    use tokio_util::sync::CancellationToken;
+
+    use crate::ingest::cradle::simulator::SimulatedRecorder;
+    use crate::ingest::cradle::{SessionOptions, SessionReport, convert, run_session};
+
+    let timing = LineTiming::new(115_200, Duration::from_millis(10));
+    let mut sim = SimulatedRecorder::new(RecorderConfig::new("AR5-DEMO", Firmware::V2, timing), Default::default(), 0.0, 42);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let dock = |sim: &mut SimulatedRecorder| -> anyhow::Result<SessionReport> {
+        runtime.block_on(async {
+            let (recorder_end, cradle_end) = tokio_serial::SerialStream::pair()?;
+            let store: Arc<dyn Store> = store.clone();
+            let never = CancellationToken::new();
+            let opts = SessionOptions::new("demo-pty", timing);
+            let mut quiet = ();
+            let host = run_session(cradle_end, store, Arc::new(env.config.vee.clone()), opts, never.clone(), &mut quiet);
+            let (report, _) = tokio::join!(host, sim.serve(recorder_end, &never));
+            report
+        })
+    };
+    let morning = dock(&mut sim)?;
+    let route = morning.routes_loaded.first().cloned().unwrap_or_else(|| "none".into());
+    let meters = sim.data().routes.first().map_or(0, |r| r.meters.len());
+    say!(env, "  cradle   recorder AR5-DEMO (firmware 2) docked on a pty pair: route {route} loaded ({meters} meters, walk order, hi/lo limits)");
+    let taken = sim.read_loaded_routes(convert::local_civil_now(&jiff::tz::TimeZone::system()))?;
+    let evening = dock(&mut sim)?;
+    let a = &evening.accepted;
+    say!(
+        env,
+        "           the reader walked it: {taken} records; docked again: {} reads unloaded and committed, {} skipped meters, recorder cleared of {}",
+        a.imported,
+        evening.skips,
+        evening.cleared.unwrap_or(0)
+    );
+    let rules: Vec<String> = a.by_rule.iter().map(|(r, n)| format!("{r} {n}")).collect();
+    say!(
+        env,
+        "           VEE: {} validated, {} held for review{}{}",
+        a.validated,
+        a.flagged,
+        if rules.is_empty() { "" } else { "; flags: " },
+        rules.join(", ")
+    );
+    if let Some(next) = evening.routes_loaded.first() {
+        say!(env, "           next route loaded for tomorrow: {next}");
     }
     Ok(())
 }

@@ -32,13 +32,16 @@ mod audit;
 mod batches;
 mod decode;
 mod demo;
+mod dock;
 mod meters;
 mod orders;
 mod output;
 mod reads;
 mod report;
 mod review;
+mod routes;
 mod run;
+mod simulate;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -93,6 +96,14 @@ pub enum Command {
     Decode(decode::DecodeArgs),
     /// Run the daemon in the foreground until SIGTERM.
     Run(run::RunArgs),
+    /// Routes for handheld recorders: list, assign to a recorder, unread meters.
+    #[command(subcommand)]
+    Routes(routes::RoutesCmd),
+    /// Dock a handheld recorder once in the foreground: unload, clear, load, set its clock.
+    Dock(dock::DockArgs),
+    /// Simulated devices for tests, demos and training.
+    #[command(subcommand)]
+    Simulate(simulate::SimulateCmd),
 }
 
 /// Where a command writes: the process's own stdout/stderr, or buffers the daemon sends back.
@@ -193,5 +204,8 @@ fn dispatch(env: &Env, cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(env, args),
         Command::Decode(args) => decode::run(env, args),
         Command::Run(args) => run::run(env, args),
+        Command::Routes(cmd) => routes::run(env, cmd),
+        Command::Dock(args) => dock::run(env, args),
+        Command::Simulate(cmd) => simulate::run(env, cmd),
     }
 }

@@ -34,8 +34,11 @@ pub type Component = std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> +
 
 /// Builds the components the configuration asks for. Each source adds itself here.
 fn components(ctx: &Context, token: &CancellationToken) -> Vec<(&'static str, Component)> {
-    let components: Vec<(&'static str, Component)> = Vec::new();
-    let _ = (ctx, token);
+    let mut components: Vec<(&'static str, Component)> = Vec::new();
+    for cradle in &ctx.config.cradle {
+        let task = crate::ingest::cradle::daemon::run_cradle(ctx.clone(), cradle.clone(), token.clone());
+        components.push(("cradle", Box::pin(task)));
+    }
     components
 }
 

@@ -2,9 +2,11 @@
 //! hands them to [`accept_reads`] (VEE + one durable transaction).
 //!
 //! - [`pipeline`]: [`accept_reads`] / [`accept_in`], the single entry into the store.
+//! - [`cradle`]: handheld recorders in cradles on serial ports.
 //! - [`files`]: meter lists and read files (CSV, Sensus AutoRead route layout).
 
+pub mod cradle;
 pub mod files;
 pub mod pipeline;
 
-pub use pipeline::{AcceptReport, accept_in, accept_reads};
+pub use pipeline::{AcceptReport, accept_in, accept_reads, accept_reads_with};

@@ -78,6 +78,22 @@ pub fn accept_reads(store: &dyn Store, config: &VeeConfig, reads: Vec<Read>) -> 
     Ok(report)
 }
 
+/// [`accept_reads`] plus the caller's own writes (`extra`), in the same ONE transaction and
+/// durable commit: a cradle stores its committed-sequence watermark and skipped meters with the
+/// reads they cover, so the watermark can never run ahead of the reads.
+pub fn accept_reads_with(
+    store: &dyn Store,
+    config: &VeeConfig,
+    reads: Vec<Read>,
+    extra: impl FnOnce(&mut dyn WriteTxn) -> Result<()>,
+) -> Result<AcceptReport> {
+    let mut txn = store.begin_write()?;
+    let report = accept_in(txn.as_mut(), config, reads, to_store_precision(Timestamp::now()))?;
+    extra(txn.as_mut())?;
+    txn.commit()?;
+    Ok(report)
+}
+
 /// [`accept_reads`] inside a caller's transaction (for sources that must store something
 /// else atomically with the reads, e.g. a de-duplication key or a cradle session record).
 /// The caller commits.

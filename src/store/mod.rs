@@ -12,6 +12,7 @@
 //!   "is there a read of this meter at this time" are index scans, not table scans.
 //! - The schema version is recorded; opening a store of another version is a clear error.
 
+mod cradle;
 mod redb_engine;
 
 use jiff::Timestamp;
@@ -21,6 +22,7 @@ use crate::model::{
     StoredRead,
 };
 
+pub use cradle::{RouteLoad, RouteSkip};
 pub use redb_engine::{RedbStore, STORE_FILE};
 
 /// Schema version this build reads and writes.
@@ -108,6 +110,17 @@ pub trait ReadTxn {
     /// When a de-duplication key of `namespace` was first seen (MQTT gateway ingest).
     fn seen(&self, namespace: &str, key: &[u8]) -> Result<Option<Timestamp>>;
 
+    // --- handheld cradles (routes, loads, recorder watermarks) ---
+    /// Route → device serial assignments, by route.
+    fn route_assignments(&self) -> Result<Vec<(String, String)>>;
+    /// Load history (every time a route went into a recorder), by route then load time.
+    fn route_loads(&self) -> Result<Vec<RouteLoad>>;
+    /// Highest recorder read sequence of `serial` committed in the store (an unbroken run:
+    /// everything the recorder held up to it is stored or quarantined).
+    fn cradle_watermark(&self, serial: &str) -> Result<Option<u32>>;
+    /// Skipped meters (no reading, or a skip code) recorded on `route`, by meter.
+    fn route_skips(&self, route: &str) -> Result<Vec<RouteSkip>>;
+
     // --- clerk review: audit trail, service orders, corrections, meter changes ---
     /// How many audit entries were appended (the chain's recorded length).
     fn audit_len(&self) -> Result<u64>;
@@ -160,6 +173,17 @@ pub trait WriteTxn: ReadTxn {
     fn mark_seen(&mut self, namespace: &str, key: &[u8], at: Timestamp) -> Result<bool>;
     /// Drop de-duplication keys of `namespace` first seen before `before` (window expiry).
     fn forget_seen_before(&mut self, namespace: &str, before: Timestamp) -> Result<u64>;
+    // --- handheld cradles ---
+    /// Assign a route to a recorder (`None` removes the assignment).
+    fn assign_route(&mut self, route: &str, serial: Option<&str>) -> Result<()>;
+    /// Insert or replace a load history entry (keyed by route and load time).
+    fn put_route_load(&mut self, load: &RouteLoad) -> Result<()>;
+    /// Forget a load that never happened (reserved, then refused or cut off).
+    fn remove_route_load(&mut self, load: &RouteLoad) -> Result<()>;
+    /// Raise the committed watermark of a recorder (never lowers it).
+    fn set_cradle_watermark(&mut self, serial: &str, seq: u32) -> Result<()>;
+    /// Record a skipped meter (idempotent per recorder serial and sequence).
+    fn put_route_skip(&mut self, skip: &RouteSkip) -> Result<()>;
     // --- clerk review: audit trail, service orders, corrections, meter changes ---
     /// Append an audit entry: the engine assigns `seq` (recorded length + 1), `prev_hash`
     /// (the hash of entry `seq − 1`) and `hash`, and returns the stored entry. `before` is the

@@ -13,6 +13,10 @@
 //! | `open_batches` | client | batch id | "re-asking before ack returns the same batch" |
 //! | `quarantine` | id | postcard [`QuarantineEntry`] | undecodable input, nothing lost |
 //! | `seen` | (namespace, key bytes) | first seen µs | gateway de-duplication |
+//! | `route_assign` | route | device serial | which recorder reads a route |
+//! | `route_loads` | (route, loaded µs) | postcard [`RouteLoad`] | load history; open entries = loaded now |
+//! | `cradle_watermark` | device serial | u32 | highest committed recorder read sequence |
+//! | `route_skips` | (route, meter, serial, seq) | postcard [`RouteSkip`] | meters skipped on a route |
 //!
 //!
 //! Clerk review:
@@ -39,6 +43,7 @@ use crate::model::{
     ReadStatus, ReadSummary, ServiceOrder, StoredRead,
 };
 use super::HistoryQuery;
+use super::cradle::{RouteLoad, RouteSkip};
 
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 const METERS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meters");
@@ -70,6 +75,11 @@ const BATCHES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("batches")
 const OPEN_BATCHES: TableDefinition<'_, &str, u64> = TableDefinition::new("open_batches");
 const QUARANTINE: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("quarantine");
 const SEEN: TableDefinition<'_, (&str, &[u8]), i64> = TableDefinition::new("seen");
+// --- handheld cradles ---
+const ROUTE_ASSIGN: TableDefinition<'_, &str, &str> = TableDefinition::new("route_assign");
+const ROUTE_LOADS: TableDefinition<'_, (&str, i64), &[u8]> = TableDefinition::new("route_loads");
+const CRADLE_WATERMARK: TableDefinition<'_, &str, u32> = TableDefinition::new("cradle_watermark");
+const ROUTE_SKIPS: TableDefinition<'_, (&str, &str, &str, u32), &[u8]> = TableDefinition::new("route_skips");
 
 // --- clerk review ---
 /// The audit trail (public so tamper tests can open it with redb directly).
@@ -155,6 +165,10 @@ impl RedbStore {
         txn.open_table(OPEN_BATCHES).map_err(engine)?;
         txn.open_table(QUARANTINE).map_err(engine)?;
         txn.open_table(SEEN).map_err(engine)?;
+        txn.open_table(ROUTE_ASSIGN).map_err(engine)?;
+        txn.open_table(ROUTE_LOADS).map_err(engine)?;
+        txn.open_table(CRADLE_WATERMARK).map_err(engine)?;
+        txn.open_table(ROUTE_SKIPS).map_err(engine)?;
         txn.open_table(AUDIT).map_err(engine)?;
         txn.open_table(AUDIT_BY_READ).map_err(engine)?;
         txn.open_table(AUDIT_BY_METER).map_err(engine)?;
@@ -393,6 +407,44 @@ macro_rules! impl_read_txn {
                 }
             }
 
+            // --- handheld cradles ---
+            fn route_assignments(&self) -> Result<Vec<(String, String)>> {
+                let t = self.txn.open_table(ROUTE_ASSIGN).map_err(engine)?;
+                let mut out = Vec::new();
+                for e in t.iter().map_err(engine)? {
+                    let (k, v) = e.map_err(engine)?;
+                    out.push((k.value().to_owned(), v.value().to_owned()));
+                }
+                Ok(out)
+            }
+
+            fn route_loads(&self) -> Result<Vec<RouteLoad>> {
+                let t = self.txn.open_table(ROUTE_LOADS).map_err(engine)?;
+                let mut out = Vec::new();
+                for e in t.iter().map_err(engine)? {
+                    out.push(decode("route load", e.map_err(engine)?.1.value())?);
+                }
+                Ok(out)
+            }
+
+            fn cradle_watermark(&self, serial: &str) -> Result<Option<u32>> {
+                let t = self.txn.open_table(CRADLE_WATERMARK).map_err(engine)?;
+                Ok(t.get(serial).map_err(engine)?.map(|v| v.value()))
+            }
+
+            fn route_skips(&self, route: &str) -> Result<Vec<RouteSkip>> {
+                let t = self.txn.open_table(ROUTE_SKIPS).map_err(engine)?;
+                let mut out = Vec::new();
+                for e in t.range((route, "", "", 0u32)..).map_err(engine)? {
+                    let (k, v) = e.map_err(engine)?;
+                    if k.value().0 != route {
+                        break;
+                    }
+                    out.push(decode("route skip", v.value())?);
+                }
+                Ok(out)
+            }
+
             // --- clerk review ---
             fn audit_len(&self) -> Result<u64> {
                 Ok(self.txn.open_table(META).map_err(engine)?.get(K_AUDIT_LEN).map_err(engine)?.map(|v| v.value()).unwrap_or(0))
@@ -601,6 +653,44 @@ impl WriteTxn for RedbWrite {
             removed += 1;
         }
         Ok(removed)
+    }
+
+    // --- handheld cradles ---
+    fn assign_route(&mut self, route: &str, serial: Option<&str>) -> Result<()> {
+        let mut t = self.txn.open_table(ROUTE_ASSIGN).map_err(engine)?;
+        match serial {
+            Some(s) => t.insert(route, s).map_err(engine)?,
+            None => t.remove(route).map_err(engine)?,
+        };
+        Ok(())
+    }
+
+    fn put_route_load(&mut self, load: &RouteLoad) -> Result<()> {
+        let mut t = self.txn.open_table(ROUTE_LOADS).map_err(engine)?;
+        t.insert((load.route.as_str(), us(load.loaded_at)), encode(load)?.as_slice()).map_err(engine)?;
+        Ok(())
+    }
+
+    fn remove_route_load(&mut self, load: &RouteLoad) -> Result<()> {
+        let mut t = self.txn.open_table(ROUTE_LOADS).map_err(engine)?;
+        t.remove((load.route.as_str(), us(load.loaded_at))).map_err(engine)?;
+        Ok(())
+    }
+
+    fn set_cradle_watermark(&mut self, serial: &str, seq: u32) -> Result<()> {
+        let mut t = self.txn.open_table(CRADLE_WATERMARK).map_err(engine)?;
+        let old = t.get(serial).map_err(engine)?.map(|v| v.value());
+        if old.is_none_or(|o| seq > o) {
+            t.insert(serial, seq).map_err(engine)?;
+        }
+        Ok(())
+    }
+
+    fn put_route_skip(&mut self, skip: &RouteSkip) -> Result<()> {
+        let mut t = self.txn.open_table(ROUTE_SKIPS).map_err(engine)?;
+        let key = (skip.route.as_str(), skip.meter_id.as_str(), skip.serial.as_str(), skip.seq);
+        t.insert(key, encode(skip)?.as_slice()).map_err(engine)?;
+        Ok(())
     }
 
     // --- clerk review ---

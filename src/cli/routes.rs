@@ -1,0 +1,113 @@
+//! `meterd routes list [--json]`, `meterd routes assign ROUTE --device SERIAL`,
+//! `meterd routes unassign ROUTE`, `meterd routes unread ROUTE [--json]`.
+
+use clap::Subcommand;
+
+use super::Env;
+use super::output::print_json;
+use crate::ingest::cradle::routes;
+use crate::store::Store;
+
+#[derive(Debug, Subcommand)]
+pub enum RoutesCmd {
+    /// List routes: meters, assigned recorder, recorders holding it, last load and clear.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Assign a route to a recorder: it is loaded whenever that recorder docks.
+    Assign {
+        route: String,
+        /// Recorder serial number.
+        #[arg(long, value_name = "SERIAL")]
+        device: String,
+    },
+    /// Remove a route's assignment (it goes back to the pool of unassigned routes).
+    Unassign { route: String },
+    /// Meters of the route's current cycle without a read and without a skip code.
+    ///
+    /// The current cycle is the route's latest load whose reads came back (the recorder was
+    /// cleared), from the load to the clear; while no load came back, the latest load up to now.
+    /// A meter is read when a read of it was received in the cycle, skipped when a skip code was.
+    Unread {
+        route: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(env: &Env, cmd: RoutesCmd) -> anyhow::Result<()> {
+    let store = env.open_store()?;
+    match cmd {
+        RoutesCmd::List { json } => {
+            let list = routes::list(store.begin_read()?.as_ref())?;
+            if json {
+                return print_json(env, &list);
+            }
+            say!(env, "{:<10} {:>6}  {:<14} {:<14} {:<27} last cleared", "route", "meters", "assigned to", "loaded on", "last loaded");
+            for r in &list {
+                say!(
+                    env,
+                    "{:<10} {:>6}  {:<14} {:<14} {:<27} {}",
+                    r.route,
+                    r.meters,
+                    r.assigned_to.as_deref().unwrap_or("-"),
+                    if r.loaded_on.is_empty() { "-".to_owned() } else { r.loaded_on.join(",") },
+                    r.last_loaded_at.as_deref().unwrap_or("-"),
+                    r.last_cleared_at.as_deref().unwrap_or("-")
+                );
+            }
+            Ok(())
+        }
+        RoutesCmd::Assign { route, device } => {
+            let mut txn = store.begin_write()?;
+            let known = txn.meters()?.iter().any(|m| m.route == route);
+            if !known {
+                anyhow::bail!("route {route} has no meters in the store; import its meters first");
+            }
+            if !crate::ingest::cradle::convert::route_id_fits(&route) {
+                anyhow::bail!("route id {route:?} does not fit a recorder (1-10 printable characters)");
+            }
+            let device = device.trim();
+            if device.is_empty() || device.len() > 16 {
+                anyhow::bail!("--device must be a recorder serial of 1-16 characters");
+            }
+            txn.assign_route(&route, Some(device))?;
+            txn.commit()?;
+            say!(env, "route {route} assigned to recorder {device}; it is loaded when {device} docks");
+            Ok(())
+        }
+        RoutesCmd::Unassign { route } => {
+            let mut txn = store.begin_write()?;
+            if !txn.route_assignments()?.iter().any(|(r, _)| *r == route) {
+                anyhow::bail!("route {route} is not assigned");
+            }
+            txn.assign_route(&route, None)?;
+            txn.commit()?;
+            say!(env, "route {route} unassigned");
+            Ok(())
+        }
+        RoutesCmd::Unread { route, json } => {
+            let report = routes::unread(store.begin_read()?.as_ref(), &route, jiff::Timestamp::now())?;
+            if json {
+                return print_json(env, &report);
+            }
+            say!(
+                env,
+                "route {}: cycle loaded {} on {}, {}; {} meters: {} read, {} skipped, {} unread",
+                report.route,
+                report.cycle.loaded_at,
+                report.cycle.serial,
+                report.cycle.cleared_at.as_deref().map(|c| format!("back {c}")).unwrap_or_else(|| "still out".into()),
+                report.meters,
+                report.read,
+                report.skipped,
+                report.unread.len()
+            );
+            for m in &report.unread {
+                say!(env, "  {:>6} {:<14} {:<16} {}", m.sequence, m.meter_id, m.account, m.address);
+            }
+            Ok(())
+        }
+    }
+}
