@@ -3,8 +3,10 @@
 //!
 //! - [`pipeline`]: [`accept_reads`] / [`accept_in`], the single entry into the store.
 //! - [`files`]: meter lists and read files (CSV, Sensus AutoRead route layout).
+//! - [`mqtt`]: AMR/AMI gateways publishing radio packets to an MQTT broker.
 
 pub mod files;
+pub mod mqtt;
 pub mod pipeline;
 
 pub use pipeline::{AcceptReport, accept_in, accept_reads};
