@@ -31,11 +31,13 @@ macro_rules! note {
 mod batches;
 mod decode;
 mod demo;
+mod gateways;
 mod meters;
 mod output;
 mod reads;
 mod review;
 mod run;
+pub mod simulate;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -82,6 +84,12 @@ pub enum Command {
     Decode(decode::DecodeArgs),
     /// Run the daemon in the foreground until SIGTERM.
     Run(run::RunArgs),
+    /// MQTT gateways: last message, status, silence.
+    #[command(subcommand)]
+    Gateways(gateways::GatewaysCmd),
+    /// Simulators: `simulate gateway` publishes AMR radio traffic to an MQTT broker.
+    #[command(subcommand)]
+    Simulate(simulate::SimulateCmd),
 }
 
 /// Where a command writes: the process's own stdout/stderr, or buffers the daemon sends back.
@@ -167,5 +175,7 @@ fn dispatch(env: &Env, cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(env, args),
         Command::Decode(args) => decode::run(env, args),
         Command::Run(args) => run::run(env, args),
+        Command::Gateways(cmd) => gateways::run(env, cmd),
+        Command::Simulate(cmd) => simulate::run(env, cmd),
     }
 }
