@@ -26,6 +26,9 @@ impl Mosquitto {
     pub fn start(persistence: bool) -> Self {
         assert!(available(), "mosquitto is not installed: run scripts/test (it installs it) or apt-get install mosquitto");
         let dir = tempfile::Builder::new().prefix("meterd-mosquitto-").tempdir().unwrap();
+        // mosquitto started as root drops to the `mosquitto` user: it must be able to write
+        // its persistence file and log here.
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
         let port = free_port();
         let conf = format!(
             "listener {port} 127.0.0.1\nallow_anonymous true\npersistence {persistence}\npersistence_location {}/\n\
