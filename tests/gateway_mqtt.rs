@@ -244,7 +244,10 @@ fn dedup_outbox_and_gateway_silence() {
     std::thread::sleep(Duration::from_millis(2500));
     publish_all(broker.port, &[("meters/gw-b/raw".into(), env("gw-b", "2026-01-01T00:05:00Z"))]);
     d.wait_for("gateway silent in the log", Duration::from_secs(20), |l| l.contains("gateway silent") && l.contains("gw-a"));
-    std::thread::sleep(Duration::from_millis(300));
+    d.wait_until("the silence alert published", Duration::from_secs(20), || {
+        collector.received.lock().unwrap().iter().any(|(_, p, _)| String::from_utf8_lossy(p).contains("gateway_silent"))
+    });
+    std::thread::sleep(Duration::from_millis(200));
     d.stop();
 
     let got = collector.received.lock().unwrap().clone();

@@ -302,6 +302,14 @@ pub async fn run(ingest: Ingest, token: CancellationToken) -> anyhow::Result<()>
     if let Some((handle, _)) = running.take() {
         let _ = handle.await;
     }
+    // Rows already PUBACKed leave the outbox now rather than being republished next start.
+    if !outbox.acked.is_empty() {
+        let job = Job { published: std::mem::take(&mut outbox.acked), ..Job::default() };
+        let (store, c, v) = (Arc::clone(&ingest.store), Arc::clone(&cfg), Arc::clone(&ingest.vee));
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || commit_group(store.as_ref(), &c, &v, job)).await {
+            tracing::warn!(error = %e, "mqtt: could not clear acknowledged outbox rows; they will be published again");
+        }
+    }
     let _ = tokio::time::timeout(Duration::from_secs(1), client.disconnect()).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     token.cancel();
