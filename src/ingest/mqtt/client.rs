@@ -43,6 +43,8 @@ pub struct Ingest {
     pub config: Arc<MqttConfig>,
     pub vee: Arc<VeeConfig>,
     pub keys: Arc<Keys>,
+    /// Messages committed so far (for embedders and the benchmark).
+    pub progress: Option<tokio::sync::watch::Sender<u64>>,
 }
 
 /// A message waiting for its group to commit.
@@ -214,6 +216,9 @@ pub async fn run(ingest: Ingest, token: CancellationToken) -> anyhow::Result<()>
                     tracing::debug!(stale, "mqtt: not acking messages of an earlier connection (the broker redelivers them)");
                 }
                 totals.0 += done.messages;
+                if let Some(p) = &ingest.progress {
+                    p.send_replace(totals.0);
+                }
                 totals.1 += done.reads.imported;
                 totals.2 += done.quarantined;
                 if done.messages > 0 {
@@ -227,6 +232,8 @@ pub async fn run(ingest: Ingest, token: CancellationToken) -> anyhow::Result<()>
                 outbox.queue.extend(done.outbox);
             }
             ev = ev_rx.recv() => match ev {
+                // The poller stops on the same token: a shutdown, not a failure.
+                None if token.is_cancelled() => break Ok(()),
                 None => break Err(anyhow::anyhow!("mqtt event loop stopped")),
                 Some(Err(e)) => {
                     if connected {
