@@ -231,48 +231,65 @@ pub async fn run(ingest: Ingest, token: CancellationToken) -> anyhow::Result<()>
                 }
                 outbox.queue.extend(done.outbox);
             }
-            ev = ev_rx.recv() => match ev {
-                // The poller stops on the same token: a shutdown, not a failure.
-                None if token.is_cancelled() => break Ok(()),
-                None => break Err(anyhow::anyhow!("mqtt event loop stopped")),
-                Some(Err(e)) => {
-                    if connected {
-                        tracing::warn!(error = %e, "mqtt: connection lost; reconnecting with backoff");
-                    } else {
-                        tracing::debug!(error = %e, "mqtt: cannot connect; retrying");
-                    }
-                    connected = false;
-                }
-                Some(Ok(Event::Incoming(Packet::ConnAck(ack)))) => {
-                    epoch += 1;
-                    connected = true;
-                    // Subscribing again is harmless and covers a session the broker dropped.
-                    for filter in cfg.subscriptions() {
-                        client.subscribe(filter, QoS::AtLeastOnce).await?;
-                    }
-                    tracing::info!(broker = %cfg.broker, session_present = ack.session_present, filters = ?cfg.subscriptions(), "mqtt: connected and subscribed");
-                }
-                Some(Ok(Event::Incoming(Packet::Publish(p)))) => {
-                    let received = Timestamp::now();
-                    let topic = String::from_utf8_lossy(&p.topic).into_owned();
-                    let gateway = gateway_of_topic(&topic, cfg.gateway_topic_level);
-                    let units = if cfg.status_topics.iter().any(|f| topic_matches(f, &topic)) {
-                        vec![Unit::Status { gateway, status: status_of(&p.payload) }]
-                    } else {
-                        decode_payload(&topic, &p.payload, &gateway, received, &keys)
-                    };
-                    filling.push(Message { topic, units, received });
-                    if p.qos != QoS::AtMostOnce {
-                        filling_acks.push(Pending { epoch, publish: p });
-                    }
-                    if deadline.is_none() {
-                        deadline = Some(Instant::now() + Duration::from_millis(cfg.batch_latency_ms));
+            ev = ev_rx.recv() => {
+                // Handle everything already queued before looking at timers and commits again:
+                // one select per burst instead of one per message.
+                let mut burst = vec![ev];
+                while burst.len() < 4096 && filling.len() + burst.len() < cfg.batch_size {
+                    match ev_rx.try_recv() {
+                        Ok(e) => burst.push(Some(e)),
+                        Err(_) => break,
                     }
                 }
-                Some(Ok(Event::Outgoing(Outgoing::Publish(pkid)))) => outbox.on_publish(pkid),
-                Some(Ok(Event::Incoming(Packet::PubAck(ack)))) => outbox.on_puback(ack.pkid),
-                Some(Ok(_)) => {}
-            },
+                let mut stop = None;
+                for ev in burst {
+                    match ev {
+                        // The poller stops on the same token: a shutdown, not a failure.
+                        None if token.is_cancelled() => { stop = Some(Ok(())); break }
+                        None => { stop = Some(Err(anyhow::anyhow!("mqtt event loop stopped"))); break }
+                        Some(Err(e)) => {
+                            if connected {
+                                tracing::warn!(error = %e, "mqtt: connection lost; reconnecting with backoff");
+                            } else {
+                                tracing::debug!(error = %e, "mqtt: cannot connect; retrying");
+                            }
+                            connected = false;
+                        }
+                        Some(Ok(Event::Incoming(Packet::ConnAck(ack)))) => {
+                            epoch += 1;
+                            connected = true;
+                            // Subscribing again is harmless and covers a session the broker dropped.
+                            for filter in cfg.subscriptions() {
+                                client.subscribe(filter, QoS::AtLeastOnce).await?;
+                            }
+                            tracing::info!(broker = %cfg.broker, session_present = ack.session_present, filters = ?cfg.subscriptions(), "mqtt: connected and subscribed");
+                        }
+                        Some(Ok(Event::Incoming(Packet::Publish(p)))) => {
+                            let received = Timestamp::now();
+                            let topic = String::from_utf8_lossy(&p.topic).into_owned();
+                            let gateway = gateway_of_topic(&topic, cfg.gateway_topic_level);
+                            let units = if cfg.status_topics.iter().any(|f| topic_matches(f, &topic)) {
+                                vec![Unit::Status { gateway, status: status_of(&p.payload) }]
+                            } else {
+                                decode_payload(&topic, &p.payload, &gateway, received, &keys)
+                            };
+                            filling.push(Message { topic, units, received });
+                            if p.qos != QoS::AtMostOnce {
+                                filling_acks.push(Pending { epoch, publish: p });
+                            }
+                            if deadline.is_none() {
+                                deadline = Some(Instant::now() + Duration::from_millis(cfg.batch_latency_ms));
+                            }
+                        }
+                        Some(Ok(Event::Outgoing(Outgoing::Publish(pkid)))) => outbox.on_publish(pkid),
+                        Some(Ok(Event::Incoming(Packet::PubAck(ack)))) => outbox.on_puback(ack.pkid),
+                        Some(Ok(_)) => {}
+                    }
+                }
+                if let Some(r) = stop {
+                    break r;
+                }
+            }
             () = tokio::time::sleep_until(sleep_until), if deadline.is_some() => {}
             _ = health.tick() => {
                 let store = Arc::clone(&ingest.store);
