@@ -122,7 +122,7 @@ fn bench(c: &mut Criterion) {
     if cpu > 0.0 {
         println!(
             "mqtt_ingest: {n} messages used {cpu:.2} CPU seconds in meterd's threads: {:.0} messages per CPU second \
-             (independent of the machine's load; 2 cores give twice that when the ingest keeps both busy)",
+             (wall-clock throughput is bounded by mosquitto, fsync and the machine's load)",
             n as f64 / cpu
         );
     }
