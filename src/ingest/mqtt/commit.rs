@@ -311,3 +311,67 @@ fn read_of(frame: &Frame, meter: Option<&Meter>, meter_id: String, tamper_change
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::mqtt::message::decode_payload;
+    use crate::model::{MeterStatus, Service};
+    use crate::store::RedbStore;
+    use meterd_protocols::decode::Keys;
+    use meterd_protocols::ert::scm::Scm;
+
+    fn scm(tamper_phy: u8, consumption: u32, at: &str) -> Message {
+        let frame = Scm { id: 54585868, ert_type: 12, tamper_phy, tamper_enc: 0, consumption, checksum: 0 }.encode();
+        let env = format!(r#"{{"gateway":"gw1","received_at":"{at}","hex":"{}"}}"#, hex::encode(frame));
+        let received = Timestamp::now();
+        Message { topic: "meters/gw1/raw".into(), units: decode_payload("meters/gw1/raw", env.as_bytes(), "gw1", received, &Keys::new()), received }
+    }
+
+    #[test]
+    fn tamper_on_change_only_and_rollover_at_the_radio_register() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open_dir(dir.path()).unwrap();
+        let mut txn = store.begin_write().unwrap();
+        txn.put_meter(&Meter {
+            meter_id: "E-1".into(),
+            account: "A".into(),
+            route: "R".into(),
+            sequence: 1,
+            service: Service::Electric,
+            unit: "kWh".into(),
+            dials: 8,
+            decimals: 0,
+            multiplier: Quantity::from_units(1).unwrap(),
+            status: MeterStatus::Active,
+            address: String::new(),
+            notes: String::new(),
+        })
+        .unwrap();
+        txn.commit().unwrap();
+        let cfg = MqttConfig { endpoints: [("scm:54585868".to_owned(), "E-1".to_owned())].into(), ..MqttConfig::default() };
+        let vee = VeeConfig::default();
+        let run = |msgs: Vec<Message>| commit_group(&store, &cfg, &vee, Job { messages: msgs, ..Job::default() }).unwrap();
+
+        // Every real SCM has a non-zero counter: the first one seen is the baseline.
+        let c = run(vec![scm(3, 16_777_200, "2026-01-01T00:00:00Z"), scm(3, 16_777_210, "2026-01-01T00:05:00Z")]);
+        assert_eq!(c.reads.imported, 2);
+        // The counter changes (and the 24-bit register wraps: 16777210 → 4 is 10 units).
+        let c = run(vec![scm(0, 4, "2026-01-01T00:10:00Z")]);
+        assert_eq!(c.reads.imported, 1);
+        // Unchanged again: no tamper.
+        run(vec![scm(0, 9, "2026-01-01T00:15:00Z")]);
+
+        let reads = store.begin_read().unwrap().meter_reads("E-1", Timestamp::MIN, Timestamp::MAX).unwrap();
+        let tampered: Vec<bool> = reads.iter().map(|r| r.read.has_code(codes::TAMPER)).collect();
+        assert_eq!(tampered, [false, false, true, false]);
+        assert!(reads[2].has_flag(Rule::Tamper));
+        let wrap = reads[2].flags.iter().find(|f| f.rule == Rule::Rollover).expect("rollover at 2^24, not negative usage");
+        assert_eq!(wrap.modulus, Quantity::from_units(1 << 24));
+        assert_eq!(reads[2].consumption, Quantity::from_units(10));
+        assert!(!reads[2].has_flag(Rule::NegativeUsage));
+        // The same transmission again (another gateway, a redelivery) is not stored.
+        let c = run(vec![scm(0, 9, "2026-01-01T00:15:00.3Z")]);
+        assert_eq!((c.duplicates, c.reads.imported), (1, 0));
+    }
+}
