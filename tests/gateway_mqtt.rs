@@ -261,7 +261,7 @@ fn dedup_outbox_and_gateway_silence() {
         })
         .collect();
     assert!(ids.contains(&"left-over".to_owned()), "{ids:?}");
-    let read_msgs: Vec<&(String, Vec<u8>, Vec<(String, String)>)> = got.iter().filter(|(_, p, _)| std::str::from_utf8(p).unwrap().contains(r#""kind":"read""#)).collect();
+    let read_msgs: Vec<&common::mqtt::Received> = got.iter().filter(|(_, p, _)| std::str::from_utf8(p).unwrap().contains(r#""kind":"read""#)).collect();
     assert_eq!(read_msgs.len(), 1, "{ids:?}");
     assert!(ids.iter().any(|i| i.starts_with("alert:gateway_silent:gw-a")), "{ids:?}");
 

@@ -120,10 +120,10 @@ pub async fn simulate(args: GatewayArgs) -> anyhow::Result<serde_json::Value> {
         *by_protocol.entry(m.protocol).or_default() += 1;
         match m.key {
             Some(k) => {
-                if keys.insert(k.clone()) {
-                    if let Some(w) = manifest.as_mut() {
-                        writeln!(w, "{}", json!({"key": k, "endpoint": m.endpoint, "register": m.register}))?;
-                    }
+                if keys.insert(k.clone())
+                    && let Some(w) = manifest.as_mut()
+                {
+                    writeln!(w, "{}", json!({"key": k, "endpoint": m.endpoint, "register": m.register}))?;
                 }
             }
             None => corrupt += 1,

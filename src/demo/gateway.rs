@@ -205,7 +205,7 @@ impl Traffic {
                 let gw = (first_gw + k) % gateways;
                 let at = base.checked_add(SignedDuration::from_millis(self.rng.range(0, 400))).expect("time");
                 let corrupt = self.chance(self.opts.corrupt_rate);
-                let as_json = !corrupt && gw % 2 == 0;
+                let as_json = !corrupt && gw.is_multiple_of(2);
                 let (topic, payload) = if as_json {
                     let line = json!({"Time": at.to_string(), "Offset": 0, "Length": 0, "Type": rtlamr_type, "Message": decoded.fields});
                     (format!("{}/gw{gw}/rtlamr", self.opts.topic_prefix), serde_json::to_vec(&line).expect("JSON"))

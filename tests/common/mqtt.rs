@@ -26,9 +26,9 @@ pub fn publish_all(port: u16, msgs: &[(String, Vec<u8>)]) {
         });
         let mut acked = 0;
         while acked < n {
-            match tokio::time::timeout(Duration::from_secs(20), ev.poll()).await.expect("broker silent").expect("broker") {
-                Event::Incoming(Packet::PubAck(_)) => acked += 1,
-                _ => {}
+            let ev = tokio::time::timeout(Duration::from_secs(20), ev.poll()).await.expect("broker silent").expect("broker");
+            if let Event::Incoming(Packet::PubAck(_)) = ev {
+                acked += 1;
             }
         }
         let client = sender.await.unwrap();
@@ -39,8 +39,11 @@ pub fn publish_all(port: u16, msgs: &[(String, Vec<u8>)]) {
 
 /// A subscriber that collects messages on `filter` in a background thread (persistent
 /// session under `client_id`, so nothing published while it reconnects is missed).
+/// (topic, payload, MQTT 5 user properties)
+pub type Received = (String, Vec<u8>, Vec<(String, String)>);
+
 pub struct Collector {
-    pub received: std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>, Vec<(String, String)>)>>>,
+    pub received: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
 }
 
 impl Collector {

@@ -264,10 +264,8 @@ fn read_of(frame: &Frame, meter: Option<&Meter>, meter_id: String, tamper_change
     // The ERT sends the dials as a whole number; the meter's decimals place the point.
     let scale = |q: Quantity, m: &Meter| q.mul_div(1, 10i128.pow(u32::from(m.decimals)));
     let count_register = register.quantity == "register";
-    if count_register {
-        if let Some(m) = meter {
-            value = scale(value, m)?;
-        }
+    if count_register && let Some(m) = meter {
+        value = scale(value, m)?;
     }
     let mut read_codes = Vec::new();
     for flag in [codes::LEAK, codes::REVERSE_FLOW, codes::NO_USE] {
@@ -278,15 +276,13 @@ fn read_of(frame: &Frame, meter: Option<&Meter>, meter_id: String, tamper_change
     if tamper_changed {
         read_codes.push(codes::TAMPER.to_owned());
     }
-    if count_register {
-        if let Some(modulus) = ert::register_modulus(frame.protocol) {
-            let q = Quantity::from_units(modulus as i64)?;
-            let q = match meter {
-                Some(m) => scale(q, m)?,
-                None => q,
-            };
-            read_codes.push(format!("{}{q}", codes::REGISTER_MODULUS_PREFIX));
-        }
+    if count_register && let Some(modulus) = ert::register_modulus(frame.protocol) {
+        let q = Quantity::from_units(modulus as i64)?;
+        let q = match meter {
+            Some(m) => scale(q, m)?,
+            None => q,
+        };
+        read_codes.push(format!("{}{q}", codes::REGISTER_MODULUS_PREFIX));
     }
     // IDM's LastConsumptionCount holds at the start of the current interval.
     let read_at = match frame.protocol {

@@ -111,10 +111,10 @@ impl MqttConfig {
         if self.batch_size == 0 || self.receive_maximum == 0 || self.publish_inflight == 0 {
             return Err("mqtt.batch_size, receive_maximum and publish_inflight must be positive".into());
         }
-        if let Some(g) = &self.shared_group {
-            if g.is_empty() || g.contains(['/', '+', '#']) {
-                return Err(format!("mqtt.shared_group {g:?} must be a non-empty name without / + #"));
-            }
+        if let Some(g) = &self.shared_group
+            && (g.is_empty() || g.contains(['/', '+', '#']))
+        {
+            return Err(format!("mqtt.shared_group {g:?} must be a non-empty name without / + #"));
         }
         Ok(())
     }
