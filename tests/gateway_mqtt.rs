@@ -283,3 +283,32 @@ fn dedup_outbox_and_gateway_silence() {
     assert_eq!(by["gw-a"]["messages"], 2);
     assert_eq!(by["gw-c"]["status"], "online");
 }
+
+/// Two meterd instances in one MQTT 5 shared subscription group split the messages: each
+/// message is stored by exactly one of them.
+#[test]
+fn shared_subscription_splits_the_load() {
+    let broker = Mosquitto::start(false);
+    let (a, b) = (Scratch::new(), Scratch::new());
+    let extra = "shared_group = \"meterd\"\n";
+    let da = Daemon::start(&a, &config(&a, &broker, "meterd-a", extra));
+    let db = Daemon::start(&b, &config(&b, &broker, "meterd-b", extra));
+    da.wait_for("subscribed", Duration::from_secs(20), subscribed);
+    db.wait_for("subscribed", Duration::from_secs(20), subscribed);
+    let msgs: Vec<(String, Vec<u8>)> = (0..200u32)
+        .map(|i| {
+            let frame = ert::scm::Scm { id: 1000 + i, ert_type: 4, tamper_phy: 1, tamper_enc: 0, consumption: 5000 + i, checksum: 0 }.encode();
+            (format!("meters/gw{}/raw", i % 3), hex::encode(frame).into_bytes())
+        })
+        .collect();
+    publish_all(broker.port, &msgs);
+    da.wait_until("all committed", Duration::from_secs(30), || {
+        da.sum("mqtt: committed", "messages") + db.sum("mqtt: committed", "messages") >= 200
+    });
+    da.stop();
+    db.stop();
+    let count = |s: &Scratch| open(s).begin_read().unwrap().count_reads().unwrap();
+    let (na, nb) = (count(&a), count(&b));
+    assert_eq!(na + nb, 200, "each message stored by one instance");
+    assert!(na > 0 && nb > 0, "the group split the load: {na} / {nb}");
+}
