@@ -28,6 +28,9 @@ pub struct Config {
     /// Handheld cradles (`[[cradle]]`), one daemon task each.
     #[serde(default)]
     pub cradle: Vec<crate::ingest::cradle::CradleConfig>,
+    /// MQTT gateway ingest; the daemon runs it when the section is present.
+    #[serde(default)]
+    pub mqtt: Option<crate::ingest::mqtt::MqttConfig>,
 }
 
 /// Default configuration file, looked for in the working directory.
@@ -49,6 +52,9 @@ impl Config {
     pub fn parse(text: &str, path: &str) -> Result<Self, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid { path: path.to_owned(), message: e.to_string() })?;
         config.vee.check().map_err(|message| ConfigError::Invalid { path: path.to_owned(), message })?;
+        if let Some(m) = &config.mqtt {
+            m.check().map_err(|message| ConfigError::Invalid { path: path.to_owned(), message })?;
+        }
         Ok(config)
     }
 

@@ -33,6 +33,7 @@ mod batches;
 mod decode;
 mod demo;
 mod dock;
+mod gateways;
 mod meters;
 mod orders;
 mod output;
@@ -41,7 +42,7 @@ mod report;
 mod review;
 mod routes;
 mod run;
-mod simulate;
+pub mod simulate;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -101,7 +102,10 @@ pub enum Command {
     Routes(routes::RoutesCmd),
     /// Dock a handheld recorder once in the foreground: unload, clear, load, set its clock.
     Dock(dock::DockArgs),
-    /// Simulated devices for tests, demos and training.
+    /// MQTT gateways: last message, status, silence.
+    #[command(subcommand)]
+    Gateways(gateways::GatewaysCmd),
+    /// Simulated devices (handheld recorder, radio gateways, meters) for tests, demos and training.
     #[command(subcommand)]
     Simulate(simulate::SimulateCmd),
 }
@@ -206,6 +210,7 @@ fn dispatch(env: &Env, cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => run::run(env, args),
         Command::Routes(cmd) => routes::run(env, cmd),
         Command::Dock(args) => dock::run(env, args),
+        Command::Gateways(cmd) => gateways::run(env, cmd),
         Command::Simulate(cmd) => simulate::run(env, cmd),
     }
 }

@@ -39,6 +39,9 @@ fn components(ctx: &Context, token: &CancellationToken) -> Vec<(&'static str, Co
         let task = crate::ingest::cradle::daemon::run_cradle(ctx.clone(), cradle.clone(), token.clone());
         components.push(("cradle", Box::pin(task)));
     }
+    if let Some(mqtt) = &ctx.config.mqtt {
+        components.push(("mqtt", Box::pin(crate::ingest::mqtt::component(ctx.clone(), mqtt.clone(), token.child_token()))));
+    }
     components
 }
 

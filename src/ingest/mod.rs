@@ -4,9 +4,11 @@
 //! - [`pipeline`]: [`accept_reads`] / [`accept_in`], the single entry into the store.
 //! - [`cradle`]: handheld recorders in cradles on serial ports.
 //! - [`files`]: meter lists and read files (CSV, Sensus AutoRead route layout).
+//! - [`mqtt`]: AMR/AMI gateways publishing radio packets to an MQTT broker.
 
 pub mod cradle;
 pub mod files;
+pub mod mqtt;
 pub mod pipeline;
 
 pub use pipeline::{AcceptReport, accept_in, accept_reads, accept_reads_with};

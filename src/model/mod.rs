@@ -4,6 +4,7 @@
 //! microsecond. Every enum here is stored by postcard as its variant index: **append new
 //! variants at the end only** (or bump the store's schema version).
 
+pub mod gateway;
 mod quantity;
 mod review;
 
@@ -12,6 +13,7 @@ use std::fmt;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+pub use gateway::{GatewayState, IntervalRead, OutboxEntry};
 pub use quantity::{QUANTITY_DECIMALS, Quantity, QuantityError, SCALE};
 pub use review::{AuditAction, AuditEntry, Correction, HASH_LEN, MeterChange, OrderStatus, ServiceOrder};
 
@@ -393,6 +395,12 @@ pub mod codes {
     pub const TAMPER: &str = "tamper";
     pub const LEAK: &str = "leak";
     pub const REVERSE_FLOW: &str = "reverse_flow";
+    /// R900 "no use" days bucket (information only: VEE judges zero usage itself).
+    pub const NO_USE: &str = "no_use";
+    /// `register_modulus=N`: the transmitted register wraps at N value units (radio endpoints
+    /// count in 24/27/32 bits, not in decimal dials); the rollover rule uses the smaller of
+    /// this and the meter's dials.
+    pub const REGISTER_MODULUS_PREFIX: &str = "register_modulus=";
 }
 
 /// What kind of source a read came from.
@@ -447,6 +455,11 @@ pub struct Read {
 impl Read {
     pub fn has_code(&self, code: &str) -> bool {
         self.codes.iter().any(|c| c.eq_ignore_ascii_case(code))
+    }
+
+    /// The register modulus the source declared with a `register_modulus=N` code.
+    pub fn register_modulus(&self) -> Option<Quantity> {
+        self.codes.iter().find_map(|c| c.strip_prefix(codes::REGISTER_MODULUS_PREFIX)).and_then(|v| Quantity::parse(v).ok())
     }
 }
 

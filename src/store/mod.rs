@@ -17,10 +17,7 @@ mod redb_engine;
 
 use jiff::Timestamp;
 
-use crate::model::{
-    AuditEntry, Batch, BatchId, Correction, Meter, MeterChange, QuarantineEntry, ReadId, ReadStatus, ReadSummary, ServiceOrder,
-    StoredRead,
-};
+use crate::model::{AuditEntry, Batch, BatchId, Correction, GatewayState, IntervalRead, Meter, MeterChange, OutboxEntry, QuarantineEntry, ReadId, ReadStatus, ReadSummary, ServiceOrder, StoredRead};
 
 pub use cradle::{RouteLoad, RouteSkip};
 pub use redb_engine::{RedbStore, STORE_FILE};
@@ -110,6 +107,19 @@ pub trait ReadTxn {
     /// When a de-duplication key of `namespace` was first seen (MQTT gateway ingest).
     fn seen(&self, namespace: &str, key: &[u8]) -> Result<Option<Timestamp>>;
 
+    // --- MQTT gateways (src/ingest/mqtt) ---
+    /// Every gateway heard from, by id.
+    fn gateways(&self) -> Result<Vec<GatewayState>>;
+    fn gateway(&self, gateway: &str) -> Result<Option<GatewayState>>;
+    /// Interval reads of one meter with `from <= end < to`, oldest first.
+    fn interval_reads(&self, meter_id: &str, from: Timestamp, to: Timestamp) -> Result<Vec<IntervalRead>>;
+    fn count_interval_reads(&self) -> Result<u64>;
+    /// The last tamper counters seen from a radio endpoint, and when.
+    fn tamper_state(&self, endpoint: &str) -> Result<Option<(Timestamp, u64)>>;
+    /// Up to `limit` outbox entries with id > `after`, oldest first.
+    fn outbox(&self, after: u64, limit: usize) -> Result<Vec<(u64, OutboxEntry)>>;
+    fn outbox_len(&self) -> Result<u64>;
+
     // --- handheld cradles (routes, loads, recorder watermarks) ---
     /// Route → device serial assignments, by route.
     fn route_assignments(&self) -> Result<Vec<(String, String)>>;
@@ -173,6 +183,18 @@ pub trait WriteTxn: ReadTxn {
     fn mark_seen(&mut self, namespace: &str, key: &[u8], at: Timestamp) -> Result<bool>;
     /// Drop de-duplication keys of `namespace` first seen before `before` (window expiry).
     fn forget_seen_before(&mut self, namespace: &str, before: Timestamp) -> Result<u64>;
+
+    // --- MQTT gateways (src/ingest/mqtt) ---
+    fn put_gateway(&mut self, state: &GatewayState) -> Result<()>;
+    /// Store an interval read unless one of the same meter already ends within ±60 s of it
+    /// (the same interval heard again; gateway clocks and the 1/16 s offset jitter);
+    /// `true` when stored.
+    fn put_interval_read(&mut self, meter_id: &str, read: &IntervalRead) -> Result<bool>;
+    fn set_tamper_state(&mut self, endpoint: &str, at: Timestamp, counters: u64) -> Result<()>;
+    /// Append to the outbox; returns the entry's id (increasing).
+    fn push_outbox(&mut self, entry: &OutboxEntry) -> Result<u64>;
+    /// Remove an outbox entry (its PUBACK came); `true` when it was there.
+    fn remove_outbox(&mut self, id: u64) -> Result<bool>;
     // --- handheld cradles ---
     /// Assign a route to a recorder (`None` removes the assignment).
     fn assign_route(&mut self, route: &str, serial: Option<&str>) -> Result<()>;

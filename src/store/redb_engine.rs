@@ -13,6 +13,10 @@
 //! | `open_batches` | client | batch id | "re-asking before ack returns the same batch" |
 //! | `quarantine` | id | postcard [`QuarantineEntry`] | undecodable input, nothing lost |
 //! | `seen` | (namespace, key bytes) | first seen µs | gateway de-duplication |
+//! | `gw_gateways` | gateway id | postcard [`GatewayState`] | gateway health |
+//! | `gw_intervals` | (meter id, end µs) | (interval number, usage) | IDM/NetIDM interval reads |
+//! | `gw_tamper` | endpoint key | (read_at µs, counters) | tamper raised on change only |
+//! | `gw_outbox` | id | postcard [`OutboxEntry`] | published back, removed on PUBACK |
 //! | `route_assign` | route | device serial | which recorder reads a route |
 //! | `route_loads` | (route, loaded µs) | postcard [`RouteLoad`] | load history; open entries = loaded now |
 //! | `cradle_watermark` | device serial | u32 | highest committed recorder read sequence |
@@ -38,10 +42,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{ReadTxn, Result, SCHEMA_VERSION, Store, StoreError, WriteTxn};
-use crate::model::{
-    AuditEntry, Batch, BatchId, BatchStatus, Correction, HASH_LEN, Meter, MeterChange, Quantity, QuarantineEntry, ReadId,
-    ReadStatus, ReadSummary, ServiceOrder, StoredRead,
-};
+use crate::model::{AuditEntry, Batch, BatchId, BatchStatus, Correction, GatewayState, HASH_LEN, IntervalRead, Meter, MeterChange, OutboxEntry, Quantity, QuarantineEntry, ReadId, ReadStatus, ReadSummary, ServiceOrder, StoredRead};
 use super::HistoryQuery;
 use super::cradle::{RouteLoad, RouteSkip};
 
@@ -75,6 +76,15 @@ const BATCHES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("batches")
 const OPEN_BATCHES: TableDefinition<'_, &str, u64> = TableDefinition::new("open_batches");
 const QUARANTINE: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("quarantine");
 const SEEN: TableDefinition<'_, (&str, &[u8]), i64> = TableDefinition::new("seen");
+
+// --- MQTT gateways (src/ingest/mqtt) ---
+const GW_GATEWAYS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("gw_gateways");
+const GW_INTERVALS: TableDefinition<'_, (&str, i64), (u8, u64)> = TableDefinition::new("gw_intervals");
+const GW_TAMPER: TableDefinition<'_, &str, (i64, u64)> = TableDefinition::new("gw_tamper");
+const GW_OUTBOX: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("gw_outbox");
+const K_NEXT_OUTBOX: &str = "next_outbox_id";
+/// Two interval reads of one meter ending closer than this are the same interval.
+const INTERVAL_SLACK_US: i64 = 60_000_000;
 // --- handheld cradles ---
 const ROUTE_ASSIGN: TableDefinition<'_, &str, &str> = TableDefinition::new("route_assign");
 const ROUTE_LOADS: TableDefinition<'_, (&str, i64), &[u8]> = TableDefinition::new("route_loads");
@@ -165,6 +175,10 @@ impl RedbStore {
         txn.open_table(OPEN_BATCHES).map_err(engine)?;
         txn.open_table(QUARANTINE).map_err(engine)?;
         txn.open_table(SEEN).map_err(engine)?;
+        txn.open_table(GW_GATEWAYS).map_err(engine)?;
+        txn.open_table(GW_INTERVALS).map_err(engine)?;
+        txn.open_table(GW_TAMPER).map_err(engine)?;
+        txn.open_table(GW_OUTBOX).map_err(engine)?;
         txn.open_table(ROUTE_ASSIGN).map_err(engine)?;
         txn.open_table(ROUTE_LOADS).map_err(engine)?;
         txn.open_table(CRADLE_WATERMARK).map_err(engine)?;
@@ -405,6 +419,74 @@ macro_rules! impl_read_txn {
                         .map_err(|e| StoreError::Corrupt { what: "seen key", detail: e.to_string() }),
                     None => Ok(None),
                 }
+            }
+
+            // --- MQTT gateways ---
+            fn gateways(&self) -> Result<Vec<GatewayState>> {
+                let t = self.txn.open_table(GW_GATEWAYS).map_err(engine)?;
+                let mut out = Vec::new();
+                for e in t.iter().map_err(engine)? {
+                    out.push(decode("gateway", e.map_err(engine)?.1.value())?);
+                }
+                Ok(out)
+            }
+
+            fn gateway(&self, gateway: &str) -> Result<Option<GatewayState>> {
+                let t = self.txn.open_table(GW_GATEWAYS).map_err(engine)?;
+                match t.get(gateway).map_err(engine)? {
+                    Some(v) => decode("gateway", v.value()).map(Some),
+                    None => Ok(None),
+                }
+            }
+
+            fn interval_reads(&self, meter_id: &str, from: Timestamp, to: Timestamp) -> Result<Vec<IntervalRead>> {
+                let t = self.txn.open_table(GW_INTERVALS).map_err(engine)?;
+                let mut out = Vec::new();
+                if us(from) >= us(to) {
+                    return Ok(out);
+                }
+                for e in t.range((meter_id, us(from))..(meter_id, us(to))).map_err(engine)? {
+                    let (k, v) = e.map_err(engine)?;
+                    let (number, consumption) = v.value();
+                    let end = Timestamp::from_microsecond(k.value().1)
+                        .map_err(|e| StoreError::Corrupt { what: "interval read", detail: e.to_string() })?;
+                    out.push(IntervalRead { end, number, consumption });
+                }
+                Ok(out)
+            }
+
+            fn count_interval_reads(&self) -> Result<u64> {
+                self.txn.open_table(GW_INTERVALS).map_err(engine)?.len().map_err(engine)
+            }
+
+            fn tamper_state(&self, endpoint: &str) -> Result<Option<(Timestamp, u64)>> {
+                let t = self.txn.open_table(GW_TAMPER).map_err(engine)?;
+                match t.get(endpoint).map_err(engine)? {
+                    Some(v) => {
+                        let (at, counters) = v.value();
+                        let at = Timestamp::from_microsecond(at)
+                            .map_err(|e| StoreError::Corrupt { what: "tamper state", detail: e.to_string() })?;
+                        Ok(Some((at, counters)))
+                    }
+                    None => Ok(None),
+                }
+            }
+
+            fn outbox(&self, after: u64, limit: usize) -> Result<Vec<(u64, OutboxEntry)>> {
+                let t = self.txn.open_table(GW_OUTBOX).map_err(engine)?;
+                let mut out = Vec::new();
+                for e in t.range(after.saturating_add(1)..).map_err(engine)? {
+                    if out.len() >= limit {
+                        break;
+                    }
+                    let (k, v) = e.map_err(engine)?;
+                    out.push((k.value(), decode("outbox entry", v.value())?));
+                }
+                Ok(out)
+            }
+
+            fn outbox_len(&self) -> Result<u64> {
+                self.txn.open_table(GW_OUTBOX).map_err(engine)?.len().map_err(engine)
             }
 
             // --- handheld cradles ---
@@ -653,6 +735,40 @@ impl WriteTxn for RedbWrite {
             removed += 1;
         }
         Ok(removed)
+    }
+
+    // --- MQTT gateways ---
+    fn put_gateway(&mut self, state: &GatewayState) -> Result<()> {
+        let bytes = encode(state)?;
+        self.txn.open_table(GW_GATEWAYS).map_err(engine)?.insert(state.gateway.as_str(), bytes.as_slice()).map_err(engine)?;
+        Ok(())
+    }
+
+    fn put_interval_read(&mut self, meter_id: &str, read: &IntervalRead) -> Result<bool> {
+        let mut t = self.txn.open_table(GW_INTERVALS).map_err(engine)?;
+        let end = us(read.end);
+        let lo = end.saturating_sub(INTERVAL_SLACK_US);
+        let hi = end.saturating_add(INTERVAL_SLACK_US);
+        if t.range((meter_id, lo)..=(meter_id, hi)).map_err(engine)?.next().is_some() {
+            return Ok(false);
+        }
+        t.insert((meter_id, end), (read.number, read.consumption)).map_err(engine)?;
+        Ok(true)
+    }
+
+    fn set_tamper_state(&mut self, endpoint: &str, at: Timestamp, counters: u64) -> Result<()> {
+        self.txn.open_table(GW_TAMPER).map_err(engine)?.insert(endpoint, (us(at), counters)).map_err(engine)?;
+        Ok(())
+    }
+
+    fn push_outbox(&mut self, entry: &OutboxEntry) -> Result<u64> {
+        let id = self.next_id(K_NEXT_OUTBOX)?;
+        self.txn.open_table(GW_OUTBOX).map_err(engine)?.insert(id, encode(entry)?.as_slice()).map_err(engine)?;
+        Ok(id)
+    }
+
+    fn remove_outbox(&mut self, id: u64) -> Result<bool> {
+        Ok(self.txn.open_table(GW_OUTBOX).map_err(engine)?.remove(id).map_err(engine)?.is_some())
     }
 
     // --- handheld cradles ---

@@ -9,7 +9,8 @@
 //! With C = value − previous value and M = 10^(dials − decimals):
 //! - `dial_overflow`: value ≥ M (usage rules are skipped: the value itself is impossible).
 //! - `rollover`: value < previous and W = (value − previous) mod M ≤ H (or ≤ M/10 without
-//!   enough history for H): consumption = W; does not hold the read.
+//!   enough history for H): consumption = W; does not hold the read. A radio read's
+//!   `register_modulus=N` code makes M = min(N, 10^(dials − decimals)).
 //! - `negative_usage`: value < previous and not a plausible rollover.
 //! - E = ADU × days since the previous read, ADU over the trusted history of the last 365
 //!   days; needs ≥ 2 earlier reads. H = max(high_factor × E, E + min_high_delta).
@@ -246,15 +247,17 @@ fn usage_rules(meter: &Meter, ctx: &Context<'_>, read: &Read, config: &VeeConfig
         return Some(consumption);
     }
     let raw = read.value.checked_sub(previous.value)?;
+    // A radio endpoint's register may wrap before the dials do (SCM counts in 24 bits).
+    let wrap_at = read.register_modulus().filter(|m| m.is_positive()).map_or(modulus, |m| m.min(modulus));
 
     let consumption = if raw.is_negative() {
-        let wrapped = raw.rem_euclid(modulus);
+        let wrapped = raw.rem_euclid(wrap_at);
         let limit = match expect {
             Some(e) => e.high,
-            None => modulus.mul_div(1, 10)?,
+            None => wrap_at.mul_div(1, 10)?,
         };
         if wrapped <= limit {
-            flags.push(Flag::new(Rule::Rollover).limit(limit).actual(wrapped).modulus(modulus).detail(format!(
+            flags.push(Flag::new(Rule::Rollover).limit(limit).actual(wrapped).modulus(wrap_at).detail(format!(
                 "register wrapped from {} to {}",
                 previous.value, read.value
             )));
@@ -273,7 +276,7 @@ fn usage_rules(meter: &Meter, ctx: &Context<'_>, read: &Read, config: &VeeConfig
             )));
             return Some(read.value);
         } else {
-            let mut f = Flag::new(Rule::NegativeUsage).actual(raw).modulus(modulus).limit(limit);
+            let mut f = Flag::new(Rule::NegativeUsage).actual(raw).modulus(wrap_at).limit(limit);
             if let Some(e) = expect {
                 f = f.expected(e.expected);
             }

@@ -66,3 +66,7 @@ pub const METERS_HEADER: &str = "meter_id,account,route,sequence,service,unit,di
 pub fn meter_line(id: &str, service: &str, dials: u8, status: &str) -> String {
     format!("{id},ACC-{id},R1,10,{service},gal,{dials},0,1,{status},1 Main St\n")
 }
+
+pub mod daemon;
+pub mod mosquitto;
+pub mod mqtt;

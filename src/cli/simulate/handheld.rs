@@ -3,19 +3,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Subcommand};
+use clap::Args;
 use meterd_protocols::cradle::{Firmware, LineTiming, RecorderConfig};
 use tokio_util::sync::CancellationToken;
 
-use super::Env;
+use crate::cli::Env;
 use crate::ingest::cradle::simulator::{self, DockingEnd, PtyCradle, SimulatedRecorder};
-
-#[derive(Debug, Subcommand)]
-pub enum SimulateCmd {
-    /// Play a handheld recorder docked in a cradle: creates a pseudo-terminal and links PATH
-    /// to it, so `meterd dock --port PATH` (or a `[[cradle]]` of the daemon) talks to it.
-    Handheld(HandheldArgs),
-}
 
 #[derive(Debug, Args)]
 pub struct HandheldArgs {
@@ -54,8 +47,7 @@ pub struct HandheldArgs {
     pub seed: u64,
 }
 
-pub fn run(env: &Env, cmd: SimulateCmd) -> anyhow::Result<()> {
-    let SimulateCmd::Handheld(args) = cmd;
+pub fn run(env: &Env, args: HandheldArgs) -> anyhow::Result<()> {
     if !(0.0..1.0).contains(&args.corrupt_rate) {
         anyhow::bail!("--corrupt-rate must be in 0..1, got {}", args.corrupt_rate);
     }

@@ -1,0 +1,132 @@
+//! Sustained MQTT ingest: messages/s from a private mosquitto on loopback through decode +
+//! dedup + VEE + durable commit + ack (the daemon's own ingest task, in process).
+//!
+//! Each iteration queues `MESSAGES` simulated gateway messages (SCM, SCM+, IDM, R900; repeats,
+//! several gateways per transmission, 2 % corrupt) for meterd's persistent session while it is
+//! offline (not timed), then times the ingest from connect until every message is committed
+//! and acked. Needs mosquitto.
+//!
+//! Run: `cargo bench --bench mqtt_ingest -- --warm-up-time 1 --measurement-time 10`
+
+#[path = "../tests/common/mosquitto.rs"]
+#[allow(dead_code)]
+mod mosquitto;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, SamplingMode, Throughput};
+use meterd::cli::simulate::gateway::{GatewayArgs, simulate};
+use meterd::ingest::mqtt::{Ingest, MqttConfig, client};
+use meterd::store::RedbStore;
+use meterd::vee::VeeConfig;
+use meterd_protocols::decode::Keys;
+use tokio_util::sync::CancellationToken;
+
+const MESSAGES: u64 = 20_000;
+
+/// CPU seconds this process has used (user + system), from /proc (100 ticks/s on Linux).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = after.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    // Fields 14 and 15 of stat are the 12th and 13th after the command name.
+    f.get(11).zip(f.get(12)).map_or(0.0, |(u, s)| (u + s) / 100.0)
+}
+
+fn bench(c: &mut Criterion) {
+    if !mosquitto::available() {
+        eprintln!("mqtt_ingest: mosquitto is not installed; skipping");
+        return;
+    }
+    let broker = mosquitto::Mosquitto::start(false);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(RedbStore::open_dir(dir.path()).unwrap());
+    let cfg = Arc::new(MqttConfig {
+        broker: broker.url(),
+        client_id: "bench-meterd".into(),
+        batch_size: 2000,
+        receive_maximum: 4000,
+        batch_latency_ms: 5,
+        ..MqttConfig::default()
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let run_for = |until: Option<u64>| {
+        let (tx, mut rx) = tokio::sync::watch::channel(0u64);
+        let ingest = Ingest {
+            store: Arc::clone(&store),
+            config: Arc::clone(&cfg),
+            vee: Arc::new(VeeConfig::default()),
+            keys: Arc::new(Keys::new()),
+            progress: Some(tx),
+        };
+        rt.block_on(async move {
+            let token = CancellationToken::new();
+            let task = tokio::spawn(client::run(ingest, token.clone()));
+            let started = Instant::now();
+            let cpu0 = cpu_seconds();
+            match until {
+                Some(n) => {
+                    while *rx.borrow_and_update() < n {
+                        tokio::time::timeout(Duration::from_secs(120), rx.changed()).await.expect("ingest stalled").unwrap();
+                    }
+                }
+                // First run: just establish the session and its subscriptions.
+                None => tokio::time::sleep(Duration::from_millis(500)).await,
+            }
+            let took = started.elapsed();
+            let cpu = cpu_seconds() - cpu0;
+            token.cancel();
+            task.await.unwrap().unwrap();
+            (took, cpu)
+        })
+    };
+    let cpu_total = std::cell::Cell::new((0.0f64, 0u64));
+    let run_for = |until: Option<u64>| {
+        let (took, cpu) = run_for(until);
+        if let Some(n) = until {
+            let (c, m) = cpu_total.get();
+            cpu_total.set((c + cpu, m + n));
+        }
+        took
+    };
+    run_for(None);
+    let mut seed = 0;
+    let mut group = c.benchmark_group("mqtt_ingest");
+    group.sampling_mode(SamplingMode::Flat).sample_size(10).throughput(Throughput::Elements(MESSAGES));
+    group.bench_function("decode_dedup_vee_commit_ack", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                seed += 1;
+                let args = GatewayArgs {
+                    broker: broker.url(),
+                    meters: 5_000,
+                    rate: 0.0,
+                    gateways: 3,
+                    count: Some(MESSAGES),
+                    corrupt_rate: 0.02,
+                    seed,
+                    topic_prefix: "meters".into(),
+                    manifest: None,
+                    client_id: Some(format!("bench-sim-{seed}")),
+                };
+                rt.block_on(simulate(args)).unwrap();
+                total += run_for(Some(MESSAGES));
+            }
+            total
+        })
+    });
+    group.finish();
+    let (cpu, n) = cpu_total.get();
+    if cpu > 0.0 {
+        println!(
+            "mqtt_ingest: {n} messages used {cpu:.2} CPU seconds in meterd's threads: {:.0} messages per CPU second \
+             (wall-clock throughput is bounded by mosquitto, fsync and the machine's load)",
+            n as f64 / cpu
+        );
+    }
+}
+
+criterion::criterion_group!(benches, bench);
+criterion::criterion_main!(benches);

@@ -1,0 +1,27 @@
+//! `meterd simulate ...`: simulated devices for tests, demos, benchmarks and training, one file
+//! per kind of device.
+
+pub mod gateway;
+mod handheld;
+
+use clap::Subcommand;
+
+use super::Env;
+
+/// The simulators.
+#[derive(Debug, Subcommand)]
+pub enum SimulateCmd {
+    /// Play a handheld recorder docked in a cradle: creates a pseudo-terminal and links PATH
+    /// to it, so `meterd dock --port PATH` (or a `[[cradle]]` of the daemon) talks to it.
+    Handheld(handheld::HandheldArgs),
+    /// Radio meters heard by gateways that publish rtlamr JSON and raw-hex envelopes to an MQTT
+    /// broker (QoS 1; waits until the broker acknowledged every message).
+    Gateway(gateway::GatewayArgs),
+}
+
+pub fn run(env: &Env, cmd: SimulateCmd) -> anyhow::Result<()> {
+    match cmd {
+        SimulateCmd::Handheld(args) => handheld::run(env, args),
+        SimulateCmd::Gateway(args) => gateway::run(env, args),
+    }
+}

@@ -1,0 +1,373 @@
+//! A group of decoded MQTT messages → ONE durable transaction: de-duplication keys, reads
+//! (through [`accept_in`], so VEE runs), interval reads, tamper state, quarantine, gateway
+//! health and outbox rows. The caller acks the group's messages only after [`commit_group`]
+//! returned `Ok`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use jiff::{SignedDuration, Timestamp};
+use meterd_protocols::decode::Protocol;
+use meterd_protocols::ert;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::config::MqttConfig;
+use super::message::{Frame, Unit, endpoint_key};
+use crate::ingest::{AcceptReport, accept_in};
+use crate::model::{
+    GatewayState, IntervalRead, Meter, Origin, OriginKind, OutboxEntry, Quantity, QuarantineEntry, Read, ReadStatus, ReadType,
+    Rule, codes, to_store_precision,
+};
+use crate::store::{Result, Store, WriteTxn};
+use crate::vee::VeeConfig;
+
+/// `seen` namespace of radio transmissions.
+pub const SEEN_FRAMES: &str = "mqtt";
+/// `seen` namespace of quarantined payloads (a redelivered bad message is kept once).
+pub const SEEN_BAD: &str = "mqtt-bad";
+
+/// One received message, decoded.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub topic: String,
+    pub units: Vec<Unit>,
+    /// When meterd received it (gateway health runs on meterd's clock).
+    pub received: Timestamp,
+}
+
+/// Everything one transaction does.
+#[derive(Debug, Default)]
+pub struct Job {
+    pub messages: Vec<Message>,
+    /// Outbox ids whose PUBACK came.
+    pub published: Vec<u64>,
+    /// Alerts to put in the outbox (gateway silence).
+    pub alerts: Vec<OutboxEntry>,
+    /// Drop `seen` keys older than the window in this transaction.
+    pub expire_seen: bool,
+}
+
+/// What a committed job did.
+#[derive(Debug, Default)]
+pub struct Committed {
+    pub messages: u64,
+    pub frames: u64,
+    /// Copies of transmissions already stored (other gateways, repeats, redeliveries).
+    pub duplicates: u64,
+    pub quarantined: u64,
+    pub intervals: u64,
+    pub reads: AcceptReport,
+    /// New outbox rows, for the publisher.
+    pub outbox: Vec<(u64, OutboxEntry)>,
+}
+
+/// Runs one job in one transaction and commits it durably.
+pub fn commit_group(store: &dyn Store, cfg: &MqttConfig, vee: &VeeConfig, job: Job) -> Result<Committed> {
+    let mut txn = store.begin_write()?;
+    let now = to_store_precision(Timestamp::now());
+    let out = apply(txn.as_mut(), cfg, vee, job, now)?;
+    txn.commit()?;
+    Ok(out)
+}
+
+/// [`commit_group`] inside a caller's transaction.
+pub fn apply(txn: &mut dyn WriteTxn, cfg: &MqttConfig, vee: &VeeConfig, job: Job, now: Timestamp) -> Result<Committed> {
+    let mut out = Committed { messages: job.messages.len() as u64, ..Committed::default() };
+    if job.expire_seen {
+        let window = SignedDuration::from_secs(cfg.dedup_window_secs as i64);
+        let before = now.checked_sub(window).unwrap_or(Timestamp::MIN);
+        txn.forget_seen_before(SEEN_FRAMES, before)?;
+        txn.forget_seen_before(SEEN_BAD, before)?;
+    }
+    let mut gateways: BTreeMap<String, GatewayState> = BTreeMap::new();
+    let mut meters: HashMap<String, Option<Meter>> = HashMap::new();
+    let mut tamper: HashMap<String, (Timestamp, u64)> = HashMap::new();
+    let mut reads = Vec::new();
+
+    for msg in job.messages {
+        for unit in msg.units {
+            match unit {
+                Unit::Status { gateway, status } => {
+                    let g = gateway_entry(txn, &mut gateways, &gateway)?;
+                    g.status = Some(status);
+                    g.status_at = Some(msg.received);
+                }
+                Unit::Bad { gateway, locator, reason, payload } => {
+                    let g = gateway_entry(txn, &mut gateways, &gateway)?;
+                    g.messages += 1;
+                    g.undecodable += 1;
+                    g.last_message_at = Some(msg.received);
+                    g.last_topic = msg.topic.clone();
+                    let digest = Sha256::new().chain_update(locator.as_bytes()).chain_update([0]).chain_update(&payload).finalize();
+                    if txn.mark_seen(SEEN_BAD, &digest, now)? {
+                        txn.quarantine(&QuarantineEntry { source: format!("mqtt {locator}"), reason, payload, received_at: now })?;
+                        out.quarantined += 1;
+                    }
+                }
+                Unit::Frame(frame) => {
+                    out.frames += 1;
+                    let g = gateway_entry(txn, &mut gateways, &frame.gateway)?;
+                    g.messages += 1;
+                    g.last_message_at = Some(msg.received);
+                    g.last_topic = msg.topic.clone();
+                    if !txn.mark_seen(SEEN_FRAMES, frame.dedup_key.as_bytes(), now)? {
+                        out.duplicates += 1;
+                        continue;
+                    }
+                    let endpoint = endpoint_key(&frame.decoded);
+                    let meter_id = cfg.endpoints.get(&endpoint).cloned().unwrap_or_else(|| endpoint.clone());
+                    if !meters.contains_key(&meter_id) {
+                        let m = txn.meter(&meter_id)?;
+                        meters.insert(meter_id.clone(), m);
+                    }
+                    let meter = meters[&meter_id].as_ref();
+                    out.intervals += store_intervals(txn, &meter_id, &frame)?;
+                    let tamper_changed = tamper_change(txn, &mut tamper, &endpoint, &frame)?;
+                    if let Some(read) = read_of(&frame, meter, meter_id, tamper_changed) {
+                        reads.push(read);
+                    }
+                }
+            }
+        }
+    }
+    for (endpoint, (at, counters)) in &tamper {
+        txn.set_tamper_state(endpoint, *at, *counters)?;
+    }
+    for g in gateways.values() {
+        txn.put_gateway(g)?;
+    }
+    out.reads = accept_in(txn, vee, reads, now)?;
+
+    for id in job.published {
+        txn.remove_outbox(id)?;
+    }
+    if let Some(topic) = &cfg.publish_topic {
+        for &id in &out.reads.read_ids {
+            let Some(stored) = txn.read(id)? else { continue };
+            let alert = stored.flags.iter().any(|f| matches!(f.rule, Rule::Tamper | Rule::Leak | Rule::ReverseFlow));
+            let kind = match stored.status {
+                ReadStatus::Validated => "read",
+                _ if alert => "alert",
+                _ => continue,
+            };
+            let payload = json!({
+                "msg_id": format!("{kind}:read:{id}"),
+                "kind": kind,
+                "read_id": id,
+                "meter_id": stored.read.meter_id,
+                "read_at": stored.read.read_at.to_string(),
+                "value": stored.read.value,
+                "consumption": stored.consumption,
+                "status": stored.status.as_str(),
+                "flags": stored.flags.iter().map(|f| f.rule.as_str()).collect::<Vec<_>>(),
+                "gateway": stored.read.reader,
+            });
+            let entry = OutboxEntry { topic: topic.clone(), payload: serde_json::to_vec(&payload).expect("JSON") };
+            let oid = txn.push_outbox(&entry)?;
+            out.outbox.push((oid, entry));
+        }
+        for entry in job.alerts {
+            let oid = txn.push_outbox(&entry)?;
+            out.outbox.push((oid, entry));
+        }
+    }
+    Ok(out)
+}
+
+fn gateway_entry<'a>(
+    txn: &dyn WriteTxn,
+    map: &'a mut BTreeMap<String, GatewayState>,
+    id: &str,
+) -> Result<&'a mut GatewayState> {
+    if !map.contains_key(id) {
+        let state = txn.gateway(id)?.unwrap_or_else(|| GatewayState::new(id));
+        map.insert(id.to_owned(), state);
+    }
+    Ok(map.get_mut(id).expect("inserted"))
+}
+
+/// IDM/NetIDM intervals (47 or 27 × 5 min) into the interval table; returns how many were new.
+fn store_intervals(txn: &mut dyn WriteTxn, meter_id: &str, frame: &Frame) -> Result<u64> {
+    let Some(intervals) = ert::idm::interval_reads_of(&frame.decoded, Some(frame.heard_at)) else { return Ok(0) };
+    let mut added = 0;
+    for i in intervals {
+        let Some(end) = i.end else { continue };
+        let r = IntervalRead { end: to_store_precision(end), number: i.number, consumption: u64::from(i.consumption) };
+        if txn.put_interval_read(meter_id, &r)? {
+            added += 1;
+        }
+    }
+    Ok(added)
+}
+
+/// The endpoint's tamper counters (SCM: physical and encoder; SCM+: the tamper word).
+fn tamper_counters(frame: &Frame) -> Option<u64> {
+    let f = |k: &str| frame.decoded.fields.get(k).and_then(serde_json::Value::as_u64);
+    match frame.protocol {
+        Protocol::Scm => Some(f("TamperPhy")? << 2 | f("TamperEnc")?),
+        Protocol::ScmPlus => f("Tamper"),
+        // rtlamr's IDM tamper fields are unreliable (research §8.4); R900 has none.
+        _ => None,
+    }
+}
+
+/// Whether the tamper counters changed since the endpoint's previous (older) transmission.
+/// Every real SCM has a non-zero counter, so a non-zero value alone means nothing; a change does.
+fn tamper_change(
+    txn: &dyn WriteTxn,
+    pending: &mut HashMap<String, (Timestamp, u64)>,
+    endpoint: &str,
+    frame: &Frame,
+) -> Result<bool> {
+    let Some(counters) = tamper_counters(frame) else { return Ok(false) };
+    let previous = match pending.get(endpoint) {
+        Some(p) => Some(*p),
+        None => txn.tamper_state(endpoint)?,
+    };
+    let at = to_store_precision(frame.heard_at);
+    match previous {
+        None => {
+            pending.insert(endpoint.to_owned(), (at, counters));
+            Ok(false)
+        }
+        Some((prev_at, prev)) if prev_at < at => {
+            pending.insert(endpoint.to_owned(), (at, counters));
+            Ok(prev != counters)
+        }
+        // An older transmission arriving late says nothing about a change now.
+        Some(_) => Ok(false),
+    }
+}
+
+/// The read a frame carries, or `None` when it carries no register (R900 "no read" filler,
+/// a wM-Bus telegram without a volume or energy register).
+fn read_of(frame: &Frame, meter: Option<&Meter>, meter_id: String, tamper_changed: bool) -> Option<Read> {
+    let d = &frame.decoded;
+    let register = d
+        .readings
+        .iter()
+        .find(|r| r.quantity == "register")
+        .or_else(|| {
+            d.readings.iter().find(|r| {
+                matches!(r.quantity.as_str(), "volume" | "energy")
+                    && r.storage.unwrap_or(0) == 0
+                    && r.tariff.unwrap_or(0) == 0
+                    && r.subunit.unwrap_or(0) == 0
+                    && r.function.as_deref().is_none_or(|f| f == "instantaneous")
+            })
+        })?;
+    let raw = match &register.value {
+        serde_json::Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    let mut value = Quantity::parse(&raw).ok()?;
+    // The ERT sends the dials as a whole number; the meter's decimals place the point.
+    let scale = |q: Quantity, m: &Meter| q.mul_div(1, 10i128.pow(u32::from(m.decimals)));
+    let count_register = register.quantity == "register";
+    if count_register && let Some(m) = meter {
+        value = scale(value, m)?;
+    }
+    let mut read_codes = Vec::new();
+    for flag in [codes::LEAK, codes::REVERSE_FLOW, codes::NO_USE] {
+        if d.flags.iter().any(|f| f == flag) {
+            read_codes.push(flag.to_owned());
+        }
+    }
+    if tamper_changed {
+        read_codes.push(codes::TAMPER.to_owned());
+    }
+    if count_register && let Some(modulus) = ert::register_modulus(frame.protocol) {
+        let q = Quantity::from_units(modulus as i64)?;
+        let q = match meter {
+            Some(m) => scale(q, m)?,
+            None => q,
+        };
+        read_codes.push(format!("{}{q}", codes::REGISTER_MODULUS_PREFIX));
+    }
+    // IDM's LastConsumptionCount holds at the start of the current interval.
+    let read_at = match frame.protocol {
+        Protocol::Idm | Protocol::NetIdm => {
+            let tto = d.fields.get("TransmitTimeOffset").and_then(serde_json::Value::as_u64).unwrap_or(0);
+            ert::idm::interval_end(frame.heard_at, 0, tto as u16).unwrap_or(frame.heard_at)
+        }
+        _ => frame.heard_at,
+    };
+    Some(Read {
+        meter_id,
+        read_at,
+        value,
+        raw,
+        read_type: ReadType::Gateway,
+        codes: read_codes,
+        reader: Some(frame.gateway.clone()),
+        origin: Origin {
+            kind: OriginKind::Gateway,
+            source: frame.gateway.clone(),
+            locator: format!("{} {}", frame.locator, frame.dedup_key),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::mqtt::message::decode_payload;
+    use crate::model::{MeterStatus, Service};
+    use crate::store::RedbStore;
+    use meterd_protocols::decode::Keys;
+    use meterd_protocols::ert::scm::Scm;
+
+    fn scm(tamper_phy: u8, consumption: u32, at: &str) -> Message {
+        let frame = Scm { id: 54585868, ert_type: 12, tamper_phy, tamper_enc: 0, consumption, checksum: 0 }.encode();
+        let env = format!(r#"{{"gateway":"gw1","received_at":"{at}","hex":"{}"}}"#, hex::encode(frame));
+        let received = Timestamp::now();
+        Message { topic: "meters/gw1/raw".into(), units: decode_payload("meters/gw1/raw", env.as_bytes(), "gw1", received, &Keys::new()), received }
+    }
+
+    #[test]
+    fn tamper_on_change_only_and_rollover_at_the_radio_register() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open_dir(dir.path()).unwrap();
+        let mut txn = store.begin_write().unwrap();
+        txn.put_meter(&Meter {
+            meter_id: "E-1".into(),
+            account: "A".into(),
+            route: "R".into(),
+            sequence: 1,
+            service: Service::Electric,
+            unit: "kWh".into(),
+            dials: 8,
+            decimals: 0,
+            multiplier: Quantity::from_units(1).unwrap(),
+            status: MeterStatus::Active,
+            address: String::new(),
+            notes: String::new(),
+        })
+        .unwrap();
+        txn.commit().unwrap();
+        let cfg = MqttConfig { endpoints: [("scm:54585868".to_owned(), "E-1".to_owned())].into(), ..MqttConfig::default() };
+        let vee = VeeConfig::default();
+        let run = |msgs: Vec<Message>| commit_group(&store, &cfg, &vee, Job { messages: msgs, ..Job::default() }).unwrap();
+
+        // Every real SCM has a non-zero counter: the first one seen is the baseline.
+        let c = run(vec![scm(3, 16_777_200, "2026-01-01T00:00:00Z"), scm(3, 16_777_210, "2026-01-01T00:05:00Z")]);
+        assert_eq!(c.reads.imported, 2);
+        // The counter changes (and the 24-bit register wraps: 16777210 → 4 is 10 units).
+        let c = run(vec![scm(0, 4, "2026-01-01T00:10:00Z")]);
+        assert_eq!(c.reads.imported, 1);
+        // Unchanged again: no tamper.
+        run(vec![scm(0, 9, "2026-01-01T00:15:00Z")]);
+
+        let reads = store.begin_read().unwrap().meter_reads("E-1", Timestamp::MIN, Timestamp::MAX).unwrap();
+        let tampered: Vec<bool> = reads.iter().map(|r| r.read.has_code(codes::TAMPER)).collect();
+        assert_eq!(tampered, [false, false, true, false]);
+        assert!(reads[2].has_flag(Rule::Tamper));
+        let wrap = reads[2].flags.iter().find(|f| f.rule == Rule::Rollover).expect("rollover at 2^24, not negative usage");
+        assert_eq!(wrap.modulus, Quantity::from_units(1 << 24));
+        assert_eq!(reads[2].consumption, Quantity::from_units(10));
+        assert!(!reads[2].has_flag(Rule::NegativeUsage));
+        // The same transmission again (another gateway, a redelivery) is not stored.
+        let c = run(vec![scm(0, 9, "2026-01-01T00:15:00.3Z")]);
+        assert_eq!((c.duplicates, c.reads.imported), (1, 0));
+    }
+}

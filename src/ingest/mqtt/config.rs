@@ -1,0 +1,191 @@
+//! The `[mqtt]` section of `meterd.toml`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// MQTT gateway ingest. Present in the config = the daemon runs it.
+///
+/// ```toml
+/// [mqtt]
+/// broker = "mqtt://127.0.0.1:1883"
+/// client_id = "meterd-1"
+/// topics = ["meters/+/rtlamr", "meters/+/raw"]
+/// shared_group = "meterd"          # subscribe as $share/meterd/<filter>
+/// status_topics = ["meters/+/status"]
+/// publish_topic = "meterd/reads"
+/// [mqtt.endpoints]
+/// "scm:54585868" = "E01-001"       # radio endpoint -> billing meter id
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttConfig {
+    /// `mqtt://HOST:PORT` (or `tcp://`); port 1883 when absent.
+    pub broker: String,
+    /// Client id; with a persistent session the broker keeps un-acked messages under this id,
+    /// so it must be stable across restarts and unique per meterd instance.
+    pub client_id: String,
+    pub username: Option<String>,
+    /// File holding the password (owner-only permissions, see `secrets`).
+    pub password_file: Option<PathBuf>,
+    /// Topic filters carrying meter messages, subscribed at QoS 1.
+    pub topics: Vec<String>,
+    /// MQTT 5 shared subscription group: filters become `$share/GROUP/<filter>`, so several
+    /// meterd instances split one broker's load.
+    pub shared_group: Option<String>,
+    /// Topic filters of gateway status / last-will messages (`online`, `offline`, or JSON with
+    /// a `status` or `state` key). Also subscribed (never shared).
+    pub status_topics: Vec<String>,
+    /// Which topic level (0-based) names the gateway when the payload does not
+    /// (`meters/GW1/rtlamr` → level 1 → `GW1`).
+    pub gateway_topic_level: usize,
+    /// How long the broker keeps the session (subscriptions and un-acked messages) while
+    /// meterd is down.
+    pub session_expiry_secs: u32,
+    /// Messages committed in one transaction at most.
+    pub batch_size: usize,
+    /// How long the first message of a group may wait for others before the commit.
+    pub batch_latency_ms: u64,
+    /// Receive maximum: un-acked messages the broker may send ahead of our acks.
+    pub receive_maximum: u16,
+    /// The same transmission (heard by several gateways or repeated by the meter) is stored
+    /// once within this window.
+    pub dedup_window_secs: u64,
+    /// A gateway silent longer than this is reported (`meterd gateways list`, logs, alerts).
+    pub silence_after_secs: u64,
+    /// Where validated reads and alerts are published (QoS 1, through the durable outbox);
+    /// nothing is published when absent.
+    pub publish_topic: Option<String>,
+    /// Outbox messages in flight (published, PUBACK not yet received).
+    pub publish_inflight: u16,
+    pub keep_alive_secs: u64,
+    /// wM-Bus AES keys (`METER_ID=HEX` per line, owner-only permissions).
+    pub wmbus_key_file: Option<PathBuf>,
+    /// Radio endpoint key (`scm:ID`, `idm:SERIAL`, `r900:ID`, ...) → billing meter id.
+    /// Unmapped endpoints are stored under their endpoint key.
+    pub endpoints: BTreeMap<String, String>,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            broker: "mqtt://127.0.0.1:1883".into(),
+            client_id: "meterd".into(),
+            username: None,
+            password_file: None,
+            topics: vec!["meters/+/rtlamr".into(), "meters/+/raw".into()],
+            shared_group: None,
+            status_topics: vec!["meters/+/status".into()],
+            gateway_topic_level: 1,
+            session_expiry_secs: 7 * 24 * 3600,
+            batch_size: 1000,
+            batch_latency_ms: 20,
+            receive_maximum: 2000,
+            dedup_window_secs: 24 * 3600,
+            silence_after_secs: 15 * 60,
+            publish_topic: None,
+            publish_inflight: 100,
+            keep_alive_secs: 30,
+            wmbus_key_file: None,
+            endpoints: BTreeMap::new(),
+        }
+    }
+}
+
+impl MqttConfig {
+    /// Host and port of `broker`.
+    pub fn broker_addr(&self) -> Result<(String, u16), String> {
+        parse_broker(&self.broker)
+    }
+
+    /// Checks values that would otherwise fail at run time.
+    pub fn check(&self) -> Result<(), String> {
+        self.broker_addr()?;
+        if self.client_id.trim().is_empty() {
+            return Err("mqtt.client_id is empty".into());
+        }
+        if self.topics.is_empty() {
+            return Err("mqtt.topics is empty".into());
+        }
+        if self.batch_size == 0 || self.receive_maximum == 0 || self.publish_inflight == 0 {
+            return Err("mqtt.batch_size, receive_maximum and publish_inflight must be positive".into());
+        }
+        if let Some(g) = &self.shared_group
+            && (g.is_empty() || g.contains(['/', '+', '#']))
+        {
+            return Err(format!("mqtt.shared_group {g:?} must be a non-empty name without / + #"));
+        }
+        Ok(())
+    }
+
+    /// The filters to subscribe: meter topics (shared when configured), then status topics.
+    pub fn subscriptions(&self) -> Vec<String> {
+        let shared = |t: &String| match &self.shared_group {
+            Some(g) => format!("$share/{g}/{t}"),
+            None => t.clone(),
+        };
+        self.topics.iter().map(shared).chain(self.status_topics.iter().cloned()).collect()
+    }
+}
+
+/// `mqtt://host:port`, `tcp://host:port` or `host:port`.
+pub fn parse_broker(url: &str) -> Result<(String, u16), String> {
+    let rest = url.strip_prefix("mqtt://").or_else(|| url.strip_prefix("tcp://")).unwrap_or(url);
+    if rest.contains("://") {
+        return Err(format!("broker {url:?}: only mqtt:// (plain TCP) is supported"));
+    }
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse::<u16>().map_err(|_| format!("broker {url:?}: bad port {p:?}"))?),
+        None => (rest, 1883),
+    };
+    if host.is_empty() {
+        return Err(format!("broker {url:?}: no host"));
+    }
+    Ok((host.to_owned(), port))
+}
+
+/// MQTT topic filter matching (`+` one level, `#` the rest).
+pub fn topic_matches(filter: &str, topic: &str) -> bool {
+    let mut f = filter.split('/');
+    let mut t = topic.split('/');
+    loop {
+        match (f.next(), t.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn brokers() {
+        assert_eq!(parse_broker("mqtt://127.0.0.1:1884").unwrap(), ("127.0.0.1".into(), 1884));
+        assert_eq!(parse_broker("localhost").unwrap(), ("localhost".into(), 1883));
+        assert!(parse_broker("mqtts://h:8883").is_err());
+        assert!(parse_broker("mqtt://h:x").is_err());
+    }
+
+    #[test]
+    fn filters() {
+        assert!(topic_matches("meters/+/status", "meters/gw1/status"));
+        assert!(!topic_matches("meters/+/status", "meters/gw1/raw"));
+        assert!(topic_matches("meters/#", "meters/gw1/raw"));
+        assert!(!topic_matches("meters/+", "meters/gw1/raw"));
+    }
+
+    #[test]
+    fn shared_subscriptions() {
+        let c = MqttConfig { shared_group: Some("billing".into()), ..MqttConfig::default() };
+        assert_eq!(c.subscriptions(), vec!["$share/billing/meters/+/rtlamr", "$share/billing/meters/+/raw", "meters/+/status"]);
+        let toml = "broker = \"mqtt://h:1\"\nbogus = 1\n";
+        assert!(toml::from_str::<MqttConfig>(toml).is_err());
+    }
+}

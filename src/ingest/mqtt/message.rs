@@ -1,0 +1,186 @@
+//! One MQTT message's payload → decoded frames (or the reason it is undecodable). Pure: no
+//! store, no IO, so it runs as messages arrive while the previous group commits.
+//!
+//! Payloads accepted (one per message, or several as lines):
+//! - rtlamr `-format=json` lines (with or without the top-level `Type`);
+//! - gateway envelopes `{"gateway", "received_at", "protocol", "hex"}`;
+//! - a raw frame as hex (SCM, SCM+, IDM/NetIDM, R900, wM-Bus, M-Bus; detected);
+//! - a raw frame as binary (a payload that is not UTF-8 text).
+
+use jiff::Timestamp;
+use meterd_protocols::decode::{Keys, Protocol, decode_binary, detect_binary};
+use meterd_protocols::ert::{self, json::Source};
+use meterd_protocols::{Decoded, Error, hexline};
+use sha2::{Digest, Sha256};
+
+/// A decoded frame with what ingest needs beside it.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub gateway: String,
+    pub protocol: Protocol,
+    pub decoded: Decoded,
+    /// When the gateway heard it (its own time when given, else when meterd received it).
+    pub heard_at: Timestamp,
+    /// Identity of the transmission (same for every copy heard).
+    pub dedup_key: String,
+    /// `topic` or `topic line N`.
+    pub locator: String,
+}
+
+/// What one unit (a line, or a whole binary payload) of a message became.
+#[derive(Debug, Clone)]
+pub enum Unit {
+    Frame(Box<Frame>),
+    /// Undecodable: kept in the quarantine with the reason (naming the failed check).
+    Bad { gateway: String, locator: String, reason: String, payload: Vec<u8> },
+    /// A gateway status / last-will message.
+    Status { gateway: String, status: String },
+}
+
+/// The gateway named by the topic level `level`.
+pub fn gateway_of_topic(topic: &str, level: usize) -> String {
+    topic.split('/').nth(level).filter(|s| !s.is_empty()).unwrap_or("unknown").to_owned()
+}
+
+/// Decodes a status payload: `online`, or JSON with `status` / `state`.
+pub fn status_of(payload: &[u8]) -> String {
+    let text = String::from_utf8_lossy(payload);
+    let text = text.trim();
+    if let Ok(serde_json::Value::Object(m)) = serde_json::from_str::<serde_json::Value>(text) {
+        for k in ["status", "state"] {
+            if let Some(serde_json::Value::String(s)) = m.get(k) {
+                return s.clone();
+            }
+        }
+    }
+    text.chars().take(64).collect()
+}
+
+/// Decodes a meter message payload into units.
+pub fn decode_payload(topic: &str, payload: &[u8], topic_gateway: &str, received: Timestamp, keys: &Keys) -> Vec<Unit> {
+    let Ok(text) = std::str::from_utf8(payload) else {
+        return vec![binary(topic, payload, topic_gateway, received, keys)];
+    };
+    let lines: Vec<(usize, &str)> =
+        text.lines().enumerate().map(|(n, l)| (n + 1, l.trim())).filter(|(_, l)| !l.is_empty()).collect();
+    if lines.is_empty() {
+        return vec![Unit::Bad {
+            gateway: topic_gateway.to_owned(),
+            locator: topic.to_owned(),
+            reason: "empty payload".into(),
+            payload: payload.to_vec(),
+        }];
+    }
+    let many = lines.len() > 1;
+    lines
+        .into_iter()
+        .map(|(n, line)| {
+            let locator = if many { format!("{topic} line {n}") } else { topic.to_owned() };
+            match decode_line(line, topic_gateway, received, keys) {
+                Ok((gateway, protocol, decoded, heard_at)) => frame(gateway, protocol, decoded, heard_at, locator),
+                Err(e) => Unit::Bad { gateway: topic_gateway.to_owned(), locator, reason: e.to_string(), payload: line.as_bytes().to_vec() },
+            }
+        })
+        .collect()
+}
+
+fn binary(topic: &str, payload: &[u8], gateway: &str, received: Timestamp, keys: &Keys) -> Unit {
+    let result = detect_binary(payload)
+        .ok_or_else(|| Error::Unrecognised(format!("{} binary bytes", payload.len())))
+        .and_then(|p| decode_frame(p, payload, received, keys).map(|d| (p, d)));
+    match result {
+        Ok((p, d)) => frame(gateway.to_owned(), p, d, received, topic.to_owned()),
+        Err(e) => Unit::Bad { gateway: gateway.to_owned(), locator: topic.to_owned(), reason: e.to_string(), payload: payload.to_vec() },
+    }
+}
+
+fn decode_frame(p: Protocol, bytes: &[u8], received: Timestamp, keys: &Keys) -> Result<Decoded, Error> {
+    match p {
+        // Intervals get their times from the reception time.
+        Protocol::Idm => ert::idm::decode_at(bytes, false, Some(received)),
+        Protocol::NetIdm => ert::idm::decode_at(bytes, true, Some(received)),
+        p => decode_binary(p, bytes, keys),
+    }
+}
+
+type Line = (String, Protocol, Decoded, Timestamp);
+
+fn decode_line(line: &str, topic_gateway: &str, received: Timestamp, keys: &Keys) -> Result<Line, Error> {
+    if line.starts_with('{') {
+        let parsed = ert::parse_json_line(line, keys)?;
+        let heard_at = parsed.received_at.unwrap_or(received);
+        // Envelopes name their gateway; rtlamr lines do not (the topic does).
+        let gateway = match parsed.source {
+            Source::Envelope => parsed.gateway.unwrap_or_else(|| topic_gateway.to_owned()),
+            Source::Rtlamr => topic_gateway.to_owned(),
+        };
+        return Ok((gateway, parsed.protocol, parsed.decoded, heard_at));
+    }
+    let bytes = hexline::parse(line)?;
+    let p = detect_binary(&bytes).ok_or_else(|| Error::Unrecognised(format!("{} bytes of hex", bytes.len())))?;
+    let decoded = decode_frame(p, &bytes, received, keys)?;
+    Ok((topic_gateway.to_owned(), p, decoded, received))
+}
+
+fn frame(gateway: String, protocol: Protocol, decoded: Decoded, heard_at: Timestamp, locator: String) -> Unit {
+    let dedup_key = ert::dedup_key(&decoded).unwrap_or_else(|| fallback_key(&decoded));
+    Unit::Frame(Box::new(Frame { gateway, protocol, decoded, heard_at, dedup_key, locator }))
+}
+
+/// Protocols without a radio dedup rule (wM-Bus, M-Bus): the meter and a digest of everything
+/// decoded (header fields and readings), so a repeated telegram is one transmission.
+fn fallback_key(d: &Decoded) -> String {
+    let mut h = Sha256::new();
+    h.update(serde_json::to_vec(&d.fields).unwrap_or_default());
+    h.update(serde_json::to_vec(&d.readings).unwrap_or_default());
+    format!("{}:{}:{}", d.protocol, d.meter_id, hex::encode(&h.finalize()[..12]))
+}
+
+/// The endpoint key a radio meter is stored under: `protocol:id` (`scm:54585868`,
+/// `scm+:68211547`, `idm:11278109`, `r900:1545911110`, `wmbus:12345678`). The same ERT sends
+/// SCM and IDM under one id, and different meters share ids across protocols, so the protocol
+/// is part of the key.
+pub fn endpoint_key(decoded: &Decoded) -> String {
+    format!("{}:{}", decoded.protocol, decoded.meter_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> Timestamp {
+        "2026-01-01T00:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn units_of_each_payload_kind() {
+        let keys = Keys::new();
+        let u = decode_payload("meters/gw1/raw", b"F95306F008951840EA0C101A", "gw1", now(), &keys);
+        let Unit::Frame(f) = &u[0] else { panic!("{u:?}") };
+        assert_eq!(f.protocol, Protocol::Scm);
+        assert_eq!(endpoint_key(&f.decoded), "scm:54585868");
+        assert_eq!(f.gateway, "gw1");
+        let bin = hex::decode("F95306F008951840EA0C101A").unwrap();
+        let u = decode_payload("t/gw2/raw", &[bin.as_slice(), &[0xFF]].concat(), "gw2", now(), &keys);
+        assert!(matches!(&u[0], Unit::Bad { .. }), "{u:?}");
+        // Two lines, one corrupt: the good one decodes, the bad one names its check.
+        let u = decode_payload("t", b"F95306F008951840EA0C101A\nF95306F0086A1840EA0C101A\n", "g", now(), &keys);
+        assert!(matches!(&u[0], Unit::Frame(_)));
+        let Unit::Bad { reason, locator, .. } = &u[1] else { panic!() };
+        assert!(reason.contains("BCH"), "{reason}");
+        assert_eq!(locator, "t line 2");
+        let env = r#"{"gateway":"gw9","received_at":"2026-01-01T00:00:01Z","hex":"F95306F008951840EA0C101A"}"#;
+        let u = decode_payload("t/x", env.as_bytes(), "x", now(), &keys);
+        let Unit::Frame(f) = &u[0] else { panic!() };
+        assert_eq!(f.gateway, "gw9");
+        assert_eq!(f.heard_at, "2026-01-01T00:00:01Z".parse::<Timestamp>().unwrap());
+    }
+
+    #[test]
+    fn status_payloads() {
+        assert_eq!(status_of(b"offline\n"), "offline");
+        assert_eq!(status_of(br#"{"state":"online"}"#), "online");
+        assert_eq!(gateway_of_topic("meters/gw1/status", 1), "gw1");
+        assert_eq!(gateway_of_topic("x", 3), "unknown");
+    }
+}

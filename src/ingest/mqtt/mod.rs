@@ -1,0 +1,32 @@
+//! AMR/AMI gateways over MQTT: radio reads in, nothing lost.
+//!
+//! - [`config`]: the `[mqtt]` section.
+//! - [`message`]: payload → decoded frames (rtlamr JSON, envelopes, raw hex or binary frames).
+//! - [`commit`]: a group of messages → one durable transaction (dedup, reads through
+//!   `accept_in`, interval reads, tamper-on-change, quarantine, gateway health, outbox).
+//! - [`client`]: the rumqttc v5 session (persistent, manual acks after commit, reconnect with
+//!   backoff, outbox publishing matched to PUBACKs).
+
+pub mod client;
+pub mod commit;
+pub mod config;
+pub mod message;
+
+use std::sync::Arc;
+
+use meterd_protocols::decode::Keys;
+use tokio_util::sync::CancellationToken;
+
+pub use client::{Ingest, silent_for};
+pub use config::MqttConfig;
+
+/// The daemon component: runs the ingest with the daemon's store and configuration.
+pub async fn component(ctx: crate::daemon::Context, cfg: MqttConfig, token: CancellationToken) -> anyhow::Result<()> {
+    cfg.check().map_err(anyhow::Error::msg)?;
+    let keys = match &cfg.wmbus_key_file {
+        Some(p) => crate::secrets::read_key_file(p)?,
+        None => Keys::new(),
+    };
+    let ingest = Ingest { store: Arc::clone(&ctx.store), vee: Arc::new(ctx.config.vee.clone()), config: Arc::new(cfg), keys: Arc::new(keys), progress: None };
+    client::run(ingest, token).await
+}
