@@ -10,6 +10,7 @@
 pub mod frame;
 pub mod header;
 pub mod link;
+pub mod slave;
 pub mod readings;
 pub mod record;
 pub mod value;
