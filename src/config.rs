@@ -25,6 +25,10 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
     #[serde(default)]
     pub vee: VeeConfig,
+    /// Meters meterd reads itself over serial lines (probe, M-Bus, P1): see
+    /// [`crate::ingest::meterbus::config`].
+    #[serde(default)]
+    pub meterbus: crate::ingest::meterbus::MeterbusConfig,
 }
 
 /// Default configuration file, looked for in the working directory.
@@ -46,6 +50,7 @@ impl Config {
     pub fn parse(text: &str, path: &str) -> Result<Self, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid { path: path.to_owned(), message: e.to_string() })?;
         config.vee.check().map_err(|message| ConfigError::Invalid { path: path.to_owned(), message })?;
+        config.meterbus.check().map_err(|message| ConfigError::Invalid { path: path.to_owned(), message })?;
         Ok(config)
     }
 

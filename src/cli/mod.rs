@@ -31,11 +31,14 @@ macro_rules! note {
 mod batches;
 mod decode;
 mod demo;
+mod listen;
 mod meters;
 mod output;
+mod read;
 mod reads;
 mod review;
 mod run;
+mod simulate;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -82,6 +85,15 @@ pub enum Command {
     Decode(decode::DecodeArgs),
     /// Run the daemon in the foreground until SIGTERM.
     Run(run::RunArgs),
+    /// Read meters over a serial port now: an IEC 62056-21 probe session, M-Bus slaves.
+    #[command(subcommand)]
+    Read(read::ReadCmd),
+    /// Listen to a meter port in the foreground: DSMR P1.
+    #[command(subcommand)]
+    Listen(listen::ListenCmd),
+    /// Simulated devices for trying meterd without hardware.
+    #[command(subcommand)]
+    Simulate(simulate::SimulateCmd),
 }
 
 /// Where a command writes: the process's own stdout/stderr, or buffers the daemon sends back.
@@ -167,5 +179,8 @@ fn dispatch(env: &Env, cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(env, args),
         Command::Decode(args) => decode::run(env, args),
         Command::Run(args) => run::run(env, args),
+        Command::Read(cmd) => read::run(env, cmd),
+        Command::Listen(cmd) => listen::run(env, cmd),
+        Command::Simulate(cmd) => simulate::run(env, cmd),
     }
 }
