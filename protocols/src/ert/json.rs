@@ -583,7 +583,7 @@ mod tests {
             .readings
             .iter()
             .take(3)
-            .map(|r| (r.quantity.as_str(), &r.value))
+            .map(|r| (&*r.quantity, &r.value))
             .collect();
         assert_eq!(
             q,
