@@ -108,7 +108,11 @@ pub fn reading(rec: &Record<'_>) -> Reading {
                 Data::Bcd(_) | Data::BcdInvalid { .. } | Data::Int(_) => {
                     // Versions, parameter sets and BCD identifiers read as their hex digits.
                     let (buf, n) = le(rec);
-                    Value::String(hex::encode_upper(buf[..n].iter().rev().copied().collect::<Vec<_>>()))
+                    let mut s = String::with_capacity(2 * n);
+                    for &b in buf[..n].iter().rev() {
+                        super::header::push_hex(&mut s, b);
+                    }
+                    Value::String(s)
                 }
                 ref other => number(other, 0),
             };
