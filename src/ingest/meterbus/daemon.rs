@@ -70,6 +70,12 @@ async fn probe_loop(p: ProbePort, profile: meterd_protocols::iec62056_21::ProbeC
     let name = p.port.display().to_string();
     loop {
         match probe::read_once(&p.port, profile.clone(), &token).await {
+            // A meter that sent nothing at all is logged, not quarantined every interval.
+            Ok(result) if result.outcome.is_err() && result.received.is_empty() => {
+                if let Err(e) = &result.outcome {
+                    tracing::warn!(port = %name, error = %e, "no answer from the meter");
+                }
+            }
             Ok(result) => deliver(&ingest, &name, vec![result.capture()]).await?,
             Err(_) if token.is_cancelled() => return Ok(()),
             Err(e) => tracing::warn!(port = %name, error = %format!("{e:#}"), "probe session failed"),
