@@ -31,6 +31,10 @@ pub struct Config {
     /// MQTT gateway ingest; the daemon runs it when the section is present.
     #[serde(default)]
     pub mqtt: Option<crate::ingest::mqtt::MqttConfig>,
+    /// Meters meterd reads itself over serial lines (probe, M-Bus, P1): see
+    /// [`crate::ingest::meterbus::config`].
+    #[serde(default)]
+    pub meterbus: crate::ingest::meterbus::MeterbusConfig,
 }
 
 /// Default configuration file, looked for in the working directory.
@@ -55,6 +59,7 @@ impl Config {
         if let Some(m) = &config.mqtt {
             m.check().map_err(|message| ConfigError::Invalid { path: path.to_owned(), message })?;
         }
+        config.meterbus.check().map_err(|message| ConfigError::Invalid { path: path.to_owned(), message })?;
         Ok(config)
     }
 

@@ -7,7 +7,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::decoded::Decoded;
-use crate::error::{Error, Result};
+use crate::error::{Check, Error, Result};
 use crate::{dsmr, ert, hexline, iec62056_21, mbus, wmbus};
 
 /// Every protocol `meterd decode` names in its output.
@@ -144,9 +144,28 @@ impl Keys {
     }
 }
 
-/// Detects the protocol of one binary frame from its length and leading bytes.
+/// Detects the protocol of one binary frame from its length and leading bytes (without keys:
+/// see [`detect_binary_with`]).
 pub fn detect_binary(frame: &[u8]) -> Option<Protocol> {
+    detect_binary_with(frame, &Keys::new())
+}
+
+/// Detects the protocol of one binary frame from its length and leading bytes. When the shape
+/// fits two formats (a 14-byte frame is both an R900 packet and a short wireless M-Bus telegram
+/// without CRC blocks), the one whose check passes wins: R900's Reed-Solomon code first, else a
+/// wM-Bus telegram that decodes (or needs a key it was not given); if neither passes, R900, whose
+/// refusal then names its check.
+pub fn detect_binary_with(frame: &[u8], keys: &Keys) -> Option<Protocol> {
     if let Some(p) = ert::detect(frame) {
+        if p == Protocol::R900 && wmbus::looks_like(frame) && ert::r900::decode(frame, false).is_err() {
+            let wmbus_passes = match wmbus::decode(frame, keys) {
+                Ok(_) => true,
+                Err(e) => matches!(e.failed_check(), Some(Check::Decryption | Check::Mac)),
+            };
+            if wmbus_passes {
+                return Some(Protocol::Wmbus);
+            }
+        }
         return Some(p);
     }
     if mbus::looks_like(frame) {
@@ -186,10 +205,12 @@ pub struct FrameResult {
 /// Decodes a whole input: hex frames one per line, rtlamr JSON lines, gateway envelopes, or text
 /// telegrams (IEC 62056-21, DSMR). Without `protocol` the format is detected per frame.
 pub fn decode_input(input: &[u8], protocol: Option<Protocol>, keys: &Keys) -> Vec<FrameResult> {
-    let text_start = input.iter().position(|b| !b.is_ascii_whitespace());
+    // Bit 7 is masked throughout the text path: a capture taken on an 8N1 port still carries the
+    // 7E1 parity bits (`/` arrives as 0xAF, CR as 0x8D).
+    let text_start = input.iter().position(|&b| !(b & 0x7F).is_ascii_whitespace() && b != 0);
     let is_text = match (protocol, text_start) {
         (Some(p), _) => p.is_text(),
-        (None, Some(i)) => input[i] == b'/',
+        (None, Some(i)) => input[i] & 0x7F == b'/',
         (None, None) => false,
     };
     if is_text {
@@ -214,7 +235,7 @@ pub fn decode_input(input: &[u8], protocol: Option<Protocol>, keys: &Keys) -> Ve
             hexline::parse(line).and_then(|frame| {
                 let p = match protocol {
                     Some(p) => p,
-                    None => detect_binary(&frame).ok_or_else(|| {
+                    None => detect_binary_with(&frame, keys).ok_or_else(|| {
                         Error::Unrecognised(format!("{} bytes starting {}", frame.len(), hexline::format(&frame[..frame.len().min(4)])))
                     })?,
                 };
@@ -228,25 +249,34 @@ pub fn decode_input(input: &[u8], protocol: Option<Protocol>, keys: &Keys) -> Ve
 
 /// IEC 62056-21 data messages carry STX; DSMR telegrams do not.
 fn detect_text(unit: &[u8]) -> Protocol {
-    if unit.contains(&0x02) { Protocol::Iec62056_21 } else { Protocol::Dsmr }
+    if unit.iter().any(|&b| b & 0x7F == 0x02) { Protocol::Iec62056_21 } else { Protocol::Dsmr }
 }
 
-/// Splits text input into telegrams, each starting at a line that begins with `/`.
+/// Splits text input into telegrams, each starting at a line that begins with `/` (after any
+/// wake-up NULs; bit 7 ignored). A sign-on request line `/?…!` does not start a telegram of its
+/// own: it opens the one whose identification follows (a two-way probe capture).
 fn split_telegrams(input: &[u8]) -> Vec<(usize, &[u8])> {
     let mut starts = Vec::new();
     let mut line = 1;
     let mut at_line_start = true;
-    for (i, &b) in input.iter().enumerate() {
+    // A request line was seen and the identification it asked for has not come yet.
+    let mut request_open = false;
+    for (i, &raw) in input.iter().enumerate() {
+        let b = raw & 0x7F;
         if at_line_start && b == b'/' {
-            starts.push((line, i));
+            let is_request = input.get(i + 1).is_some_and(|&n| n & 0x7F == b'?');
+            if !request_open {
+                starts.push((line, i));
+            }
+            request_open = is_request;
         }
-        at_line_start = b == b'\n';
+        at_line_start = b == b'\n' || (at_line_start && b == 0);
         if b == b'\n' {
             line += 1;
         }
     }
     if starts.is_empty() {
-        let trimmed = input.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(0);
+        let trimmed = input.iter().position(|&b| !(b & 0x7F).is_ascii_whitespace()).unwrap_or(0);
         return vec![(1, &input[trimmed..])];
     }
     starts
@@ -290,5 +320,48 @@ mod tests {
         assert_eq!(units[0].0, 1);
         assert_eq!(units[1].0, 4);
         assert!(units[1].1.starts_with(b"/BBB5"));
+    }
+
+    #[test]
+    fn a_sign_on_request_belongs_to_the_telegram_it_asks_for() {
+        let input = b"/?!\r\n/ISk5MT174\r\n\x021(2)\r\n!\r\n\x03x\r\n/?!\r\n/?!\r\n/LGZ4E350\r\n\x02!\r\n\x03x";
+        let units = split_telegrams(input);
+        assert_eq!(units.len(), 2, "{units:?}");
+        assert!(units[0].1.starts_with(b"/?!\r\n/ISk5"), "{:?}", units[0]);
+        assert!(units[1].1.starts_with(b"/?!\r\n/?!\r\n/LGZ4"), "{:?}", units[1]);
+        // Without requests every identification starts its own telegram.
+        assert_eq!(split_telegrams(b"/A\r\n/B\r\n/C\r\n").len(), 3);
+    }
+
+    #[test]
+    fn text_detection_ignores_the_parity_bit() {
+        // `/?!` CR LF `/ISk5MT174` with 7E1 parity as an 8N1 port records it.
+        let plain = b"/?!\r\n/ISk5MT174-0001\r\n\x020.0.0(12345678)\r\n!\r\n\x03";
+        let mut readout = plain.to_vec();
+        readout.push(crate::iec62056_21::bcc(&plain[plain.iter().position(|&b| b == 2).unwrap() + 1..]));
+        let wire = crate::iec62056_21::encode_7e1(&readout);
+        assert_eq!(wire[0], 0xAF);
+        let frames = decode_input(&wire, None, &Keys::new());
+        assert_eq!(frames.len(), 1, "{frames:?}");
+        let decoded = frames[0].result.as_ref().unwrap();
+        assert_eq!(decoded.protocol, "iec62056-21");
+        assert_eq!(decoded.meter_id, "12345678");
+    }
+
+    #[test]
+    fn a_14_byte_frame_goes_to_the_format_whose_check_passes() {
+        // A short wM-Bus telegram without CRC blocks (L = 0x0D, CI 0x78, one 8-bit volume
+        // record) is 14 bytes with a last byte of 0x80: R900-shaped, but its Reed-Solomon
+        // check fails.
+        let frame = crate::hexline::parse("0D 44 2D 2C 78 56 34 12 01 07 78 01 13 80").unwrap();
+        assert_eq!(frame.len(), 14);
+        assert_eq!(ert::detect(&frame), Some(Protocol::R900));
+        assert!(ert::r900::decode(&frame, false).is_err());
+        assert_eq!(detect_binary(&frame), Some(Protocol::Wmbus));
+        let frames = decode_input(b"0D442D2C785634120107780113 80\n", None, &Keys::new());
+        assert_eq!(frames[0].result.as_ref().unwrap().protocol, "wmbus");
+        // Garbage that fits both and passes neither stays R900, whose refusal names its check.
+        let junk = [0x0D, 0x44, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0x00];
+        assert_eq!(detect_binary(&junk), Some(Protocol::R900));
     }
 }

@@ -1,6 +1,8 @@
 //! The protocol-neutral shape of one decoded frame: what `meterd decode` prints as one NDJSON
 //! line and what ingest turns into reads.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -20,16 +22,18 @@ pub struct Decoded {
     pub flags: Vec<String>,
 }
 
-/// One quantity carried by a frame.
+/// One quantity carried by a frame. Names, units and functions come from the protocols' tables
+/// almost always, so they are borrowed `'static` text (no allocation per reading); the JSON is
+/// the same as with owned strings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reading {
     /// `register` for ERT consumption; for M-Bus `volume`, `volume_flow`, `energy`, `power`,
     /// `date_time`, `date`, `fabrication_no`, ...; for IEC/DSMR a name derived from the OBIS code.
-    pub quantity: String,
+    pub quantity: Cow<'static, str>,
     /// A number in `unit`, or a string for dates and texts.
     pub value: Value,
     /// `m3`, `m3/h`, `Wh`, `kWh`, `J`, `W`, ... or null.
-    pub unit: Option<String>,
+    pub unit: Option<Cow<'static, str>>,
     /// M-Bus storage number.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub storage: Option<u64>,
@@ -41,7 +45,7 @@ pub struct Reading {
     pub subunit: Option<u64>,
     /// M-Bus function field: `instantaneous`, `maximum`, `minimum`, `error`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub function: Option<String>,
+    pub function: Option<Cow<'static, str>>,
     /// IEC 62056-21 / DSMR: the OBIS address as written.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub obis: Option<String>,
@@ -52,11 +56,11 @@ pub struct Reading {
 
 impl Reading {
     /// A reading with only quantity, value and unit set.
-    pub fn new(quantity: impl Into<String>, value: Value, unit: Option<&str>) -> Self {
+    pub fn new(quantity: impl Into<Cow<'static, str>>, value: Value, unit: Option<&str>) -> Self {
         Reading {
             quantity: quantity.into(),
             value,
-            unit: unit.map(str::to_owned),
+            unit: unit.map(|u| Cow::Owned(u.to_owned())),
             storage: None,
             tariff: None,
             subunit: None,

@@ -6,7 +6,7 @@ use std::fs;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
-use meterd_protocols::cradle::{ascii, binary, frame};
+use meterd_protocols::cradle::{Firmware, ascii, binary, frame, message};
 use meterd_protocols::decode::{Keys, Protocol, decode_binary, decode_input};
 use meterd_protocols::{dsmr, iec62056_21, mbus, wmbus};
 
@@ -44,6 +44,11 @@ fn replay(target: &str, data: &[u8]) -> bool {
             drop(ascii::parse_meter(data));
             drop(binary::parse_read(data));
             drop(binary::parse_meter(data));
+            drop(ascii::parse_code(data));
+            drop(binary::parse_code(data));
+            for fw in [Firmware::V1, Firmware::V2] {
+                drop(message::Message::decode(data, fw));
+            }
         }
         _ => return false,
     }

@@ -34,9 +34,11 @@ mod decode;
 mod demo;
 mod dock;
 mod gateways;
+mod listen;
 mod meters;
 mod orders;
 mod output;
+mod read;
 mod reads;
 mod report;
 mod review;
@@ -105,6 +107,12 @@ pub enum Command {
     /// MQTT gateways: last message, status, silence.
     #[command(subcommand)]
     Gateways(gateways::GatewaysCmd),
+    /// Read meters over a serial port now: an IEC 62056-21 probe session, M-Bus slaves.
+    #[command(subcommand)]
+    Read(read::ReadCmd),
+    /// Listen to a meter port in the foreground: DSMR P1.
+    #[command(subcommand)]
+    Listen(listen::ListenCmd),
     /// Simulated devices (handheld recorder, radio gateways, meters) for tests, demos and training.
     #[command(subcommand)]
     Simulate(simulate::SimulateCmd),
@@ -211,6 +219,8 @@ fn dispatch(env: &Env, cli: Cli) -> anyhow::Result<()> {
         Command::Routes(cmd) => routes::run(env, cmd),
         Command::Dock(args) => dock::run(env, args),
         Command::Gateways(cmd) => gateways::run(env, cmd),
+        Command::Read(cmd) => read::run(env, cmd),
+        Command::Listen(cmd) => listen::run(env, cmd),
         Command::Simulate(cmd) => simulate::run(env, cmd),
     }
 }

@@ -42,6 +42,9 @@ fn components(ctx: &Context, token: &CancellationToken) -> Vec<(&'static str, Co
     if let Some(mqtt) = &ctx.config.mqtt {
         components.push(("mqtt", Box::pin(crate::ingest::mqtt::component(ctx.clone(), mqtt.clone(), token.child_token()))));
     }
+    if let Some(c) = crate::ingest::meterbus::daemon::component(ctx, token) {
+        components.push(("meterbus", c));
+    }
     components
 }
 

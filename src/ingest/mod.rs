@@ -5,10 +5,12 @@
 //! - [`cradle`]: handheld recorders in cradles on serial ports.
 //! - [`files`]: meter lists and read files (CSV, Sensus AutoRead route layout).
 //! - [`mqtt`]: AMR/AMI gateways publishing radio packets to an MQTT broker.
+//! - [`meterbus`]: meters read over serial lines (IEC 62056-21 probe, wired M-Bus, DSMR P1).
 
 pub mod cradle;
 pub mod files;
 pub mod mqtt;
+pub mod meterbus;
 pub mod pipeline;
 
 pub use pipeline::{AcceptReport, accept_in, accept_reads, accept_reads_with};

@@ -299,7 +299,7 @@ fn interval_reads<const N: usize>(
 }
 
 fn readings(
-    registers: &[(&str, u32)],
+    registers: &[(&'static str, u32)],
     intervals: impl Iterator<Item = IntervalRead>,
     boundary: Option<Timestamp>,
 ) -> Vec<Reading> {

@@ -19,7 +19,7 @@ use super::r900::{self, R900};
 use super::scm::Scm;
 use super::scm_plus::ScmPlus;
 use super::{checks, idm};
-use crate::decode::{Keys, Protocol, decode_binary, detect_binary};
+use crate::decode::{Keys, Protocol, decode_binary, detect_binary_with};
 use crate::decoded::Decoded;
 use crate::error::{Check, Error, Result};
 use crate::hexline;
@@ -119,7 +119,7 @@ impl Envelope {
     pub fn decode(&self, keys: &Keys) -> Result<(Protocol, Decoded)> {
         let protocol = match self.protocol {
             Some(p) => p,
-            None => detect_binary(&self.frame).ok_or_else(|| {
+            None => detect_binary_with(&self.frame, keys).ok_or_else(|| {
                 Error::Unrecognised(format!("{} bytes in envelope hex", self.frame.len()))
             })?,
         };
@@ -583,7 +583,7 @@ mod tests {
             .readings
             .iter()
             .take(3)
-            .map(|r| (r.quantity.as_str(), &r.value))
+            .map(|r| (&*r.quantity, &r.value))
             .collect();
         assert_eq!(
             q,

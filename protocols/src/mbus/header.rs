@@ -44,6 +44,17 @@ pub fn id_string(id: [u8; 4]) -> String {
     s
 }
 
+/// [`id_string`] without allocating, for map lookups.
+pub fn id_digits(id: [u8; 4]) -> [u8; 8] {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = [0u8; 8];
+    for (k, b) in id.iter().rev().enumerate() {
+        out[2 * k] = HEX[usize::from(b >> 4)];
+        out[2 * k + 1] = HEX[usize::from(b & 0x0F)];
+    }
+    out
+}
+
 /// `0x7A`-style hex of one byte (CI and C fields in `meterd decode` output).
 pub fn hex_byte(b: u8) -> String {
     let mut s = String::with_capacity(4);
@@ -52,7 +63,8 @@ pub fn hex_byte(b: u8) -> String {
     s
 }
 
-fn push_hex(s: &mut String, b: u8) {
+/// Appends a byte as two upper-case hex digits.
+pub fn push_hex(s: &mut String, b: u8) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     s.push(char::from(HEX[usize::from(b >> 4)]));
     s.push(char::from(HEX[usize::from(b & 0x0F)]));

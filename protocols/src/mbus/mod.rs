@@ -10,6 +10,7 @@
 pub mod frame;
 pub mod header;
 pub mod link;
+pub mod slave;
 pub mod readings;
 pub mod record;
 pub mod value;
@@ -182,7 +183,7 @@ fn fixed_data(
         let (unit, storage) = if unit == 0x3E && k == 1 { (unit1, 1) } else { (unit, stored) };
         let data = counter(raw);
         let (quantity, unit, value) = match fixed_unit(unit) {
-            Some((q, u, exp)) => (q, Some(u.to_owned()), readings_number(&data, exp)),
+            Some((q, u, exp)) => (q, Some(std::borrow::Cow::Borrowed(u)), readings_number(&data, exp)),
             None => ("counter", None, readings_number(&data, 0)),
         };
         let mut r = Reading::new(quantity, value, None);
@@ -236,10 +237,10 @@ mod tests {
         assert_eq!(d.fields["medium"], "water");
         assert_eq!(d.fields["access_no"], 85);
         assert_eq!(d.readings.len(), 3);
-        assert_eq!((d.readings[0].quantity.as_str(), d.readings[0].value.to_string()), ("volume", "12.565".into()));
+        assert_eq!((&*d.readings[0].quantity, d.readings[0].value.to_string()), ("volume", "12.565".into()));
         let flow = &d.readings[1];
         assert_eq!(
-            (flow.quantity.as_str(), flow.value.to_string(), flow.unit.as_deref()),
+            (&*flow.quantity, flow.value.to_string(), flow.unit.as_deref()),
             ("volume_flow", "0.113".into(), Some("m3/h"))
         );
         assert_eq!((flow.function.as_deref(), flow.storage), (Some("maximum"), Some(5)));
@@ -254,7 +255,7 @@ mod tests {
         assert_eq!(d.fields["medium"], "gas");
         assert_eq!(d.readings[0].value.to_string(), "28504.27");
         assert_eq!(d.readings[1].value, "2008-05-31T23:50:00");
-        assert_eq!((d.readings[2].quantity.as_str(), d.readings[2].value.clone()), ("error_flags", Value::from(0)));
+        assert_eq!((&*d.readings[2].quantity, d.readings[2].value.clone()), ("error_flags", Value::from(0)));
         assert!(d.flags.is_empty());
     }
 
@@ -303,7 +304,7 @@ mod tests {
         assert_eq!(d.flags, ["low_battery"]);
         assert_eq!(d.readings[0].value.to_string(), "12.345");
         assert_eq!(
-            (d.readings[1].quantity.as_str(), d.readings[1].value.clone()),
+            (&*d.readings[1].quantity, d.readings[1].value.clone()),
             ("manufacturer_data", Value::from("0102"))
         );
     }

@@ -1,6 +1,7 @@
 //! Records → `meterd decode` readings: VIF meaning, exact scaling, dates, and the record-level
 //! flags. Shared by wired and wireless M-Bus.
 
+use std::borrow::Cow;
 use serde_json::{Map, Value};
 
 use super::record::{Item, Record, Records};
@@ -73,15 +74,15 @@ pub fn reading(rec: &Record<'_>) -> Reading {
         if rec.vib.table == Table::Manufacturer { vif::Modifiers::default() } else { vif::modifiers(rec.vib.vifes) };
     let meaning = vif::meaning(rec.vib.table, rec.vib.code);
     let exp = i32::from(mods.exp);
-    let (quantity, value, unit): (std::borrow::Cow<'static, str>, Value, Option<String>) = match meaning {
+    let (quantity, value, unit): (Cow<'static, str>, Value, Option<Cow<'static, str>>) = match meaning {
         Meaning::Scaled { quantity, unit, exp: base } => {
             let unit = match mods.per {
-                Some(per) => format!("{unit}{per}"),
-                None => unit.to_owned(),
+                Some(per) => Cow::Owned(format!("{unit}{per}")),
+                None => Cow::Borrowed(unit),
             };
             (quantity.into(), number(&rec.data, i32::from(base) + exp), Some(unit))
         }
-        Meaning::Duration { quantity, unit } => (quantity.into(), number(&rec.data, exp), Some(unit.to_owned())),
+        Meaning::Duration { quantity, unit } => (quantity.into(), number(&rec.data, exp), Some(Cow::Borrowed(unit))),
         Meaning::Count { quantity } => (quantity.into(), number(&rec.data, exp), None),
         Meaning::Date { quantity } => {
             let (buf, n) = le(rec);
@@ -107,7 +108,11 @@ pub fn reading(rec: &Record<'_>) -> Reading {
                 Data::Bcd(_) | Data::BcdInvalid { .. } | Data::Int(_) => {
                     // Versions, parameter sets and BCD identifiers read as their hex digits.
                     let (buf, n) = le(rec);
-                    Value::String(hex::encode_upper(buf[..n].iter().rev().copied().collect::<Vec<_>>()))
+                    let mut s = String::with_capacity(2 * n);
+                    for &b in buf[..n].iter().rev() {
+                        super::header::push_hex(&mut s, b);
+                    }
+                    Value::String(s)
                 }
                 ref other => number(other, 0),
             };
@@ -123,7 +128,7 @@ pub fn reading(rec: &Record<'_>) -> Reading {
                 Table::Any => "any".to_owned(),
                 Table::PlainText => "value".to_owned(),
             };
-            let unit = rec.vib.plain_text.map(|t| t.iter().rev().map(|&b| char::from(b)).collect());
+            let unit = rec.vib.plain_text.map(|t| Cow::Owned(t.iter().rev().map(|&b| char::from(b)).collect()));
             let v = match rec.vib.table {
                 // A manufacturer VIF gives no meaning: keep the bytes as sent.
                 Table::Manufacturer => Value::String(hex::encode_upper(rec.raw)),
@@ -132,7 +137,7 @@ pub fn reading(rec: &Record<'_>) -> Reading {
             (quantity.into(), v, unit)
         }
     };
-    let quantity = if mods.suffix.is_empty() { quantity.into_owned() } else { format!("{quantity}{}", mods.suffix) };
+    let quantity = if mods.suffix.is_empty() { quantity } else { Cow::Owned(format!("{quantity}{}", mods.suffix)) };
     Reading {
         quantity,
         value,
@@ -140,7 +145,7 @@ pub fn reading(rec: &Record<'_>) -> Reading {
         storage: Some(rec.dib.storage),
         tariff: Some(u64::from(rec.dib.tariff)),
         subunit: Some(u64::from(rec.dib.subunit)),
-        function: Some(rec.dib.function.name().to_owned()),
+        function: Some(Cow::Borrowed(rec.dib.function.name())),
         obis: None,
         at: None,
     }
@@ -161,19 +166,19 @@ mod tests {
     fn volumes_energy_and_flow_scale_exactly() {
         let r = one(&[0x03, 0x13, 0x15, 0x31, 0x00]);
         assert_eq!(
-            (r.quantity.as_str(), r.value.to_string(), r.unit.as_deref()),
+            (&*r.quantity, r.value.to_string(), r.unit.as_deref()),
             ("volume", "12.565".into(), Some("m3"))
         );
         let r = one(&[0x8B, 0x60, 0x04, 0x37, 0x18, 0x02]);
         assert_eq!(
-            (r.quantity.as_str(), r.value.to_string(), r.unit.as_deref()),
+            (&*r.quantity, r.value.to_string(), r.unit.as_deref()),
             ("energy", "218370".into(), Some("Wh"))
         );
         let r = one(&[0x04, 0x06, 0x10, 0x00, 0x00, 0x00]);
         assert_eq!((r.value.to_string(), r.unit.as_deref()), ("16".into(), Some("kWh")));
         let r = one(&[0x02, 0x5A, 0x2C, 0x01]);
         assert_eq!(
-            (r.quantity.as_str(), r.value.to_string(), r.unit.as_deref()),
+            (&*r.quantity, r.value.to_string(), r.unit.as_deref()),
             ("flow_temperature", "30".into(), Some("°C"))
         );
         let r = one(&[0x05, 0x13, 0x1F, 0x85, 0x45, 0x41]);
@@ -183,13 +188,13 @@ mod tests {
     #[test]
     fn identifiers_and_unknowns_are_kept() {
         let r = one(&[0x0C, 0x78, 0x78, 0x56, 0x34, 0x12]);
-        assert_eq!((r.quantity.as_str(), r.value.clone()), ("fabrication_no", Value::from("12345678")));
+        assert_eq!((&*r.quantity, r.value.clone()), ("fabrication_no", Value::from("12345678")));
         let r = one(&[0x03, 0xFD, 0x0C, 0x08, 0x00, 0x00]);
-        assert_eq!((r.quantity.as_str(), r.value.clone()), ("model_version", Value::from("000008")));
+        assert_eq!((&*r.quantity, r.value.clone()), ("model_version", Value::from("000008")));
         let r = one(&[0x01, 0x6F, 0x07]);
-        assert_eq!((r.quantity.as_str(), r.value.clone()), ("vif_6F", Value::from(7)));
+        assert_eq!((&*r.quantity, r.value.clone()), ("vif_6F", Value::from(7)));
         let r = one(&[0x02, 0xFF, 0x01, 0xAB, 0xCD]);
-        assert_eq!((r.quantity.as_str(), r.value.clone()), ("manufacturer_specific", Value::from("ABCD")));
+        assert_eq!((&*r.quantity, r.value.clone()), ("manufacturer_specific", Value::from("ABCD")));
         let r = one(&[0x0A, 0x13, 0x1B, 0xA0]);
         assert_eq!(r.value, Value::from("A01B"), "hex digits in BCD are shown, not computed");
         let r = one(&[0x04, 0x93, 0x3C, 0x00, 0x00, 0x00, 0x00]);

@@ -94,15 +94,20 @@ pub fn afl(input: &[u8]) -> Result<(Afl, &[u8])> {
 
 /// Finds the key for a meter: by the TPL identity first, then by the DLL identity.
 fn key(keys: &Keys, id: [u8; 4], dll_id: [u8; 4], mode: &str) -> Result<[u8; 16]> {
-    let id_s = header::id_string(id);
-    if let Some(k) = keys.get(&id_s) {
-        return Ok(*k);
+    // Looked up per telegram: the id text is built on the stack.
+    let lookup = |id: [u8; 4]| {
+        let digits = header::id_digits(id);
+        std::str::from_utf8(&digits).ok().and_then(|s| keys.get(s)).copied()
+    };
+    if let Some(k) = lookup(id) {
+        return Ok(k);
     }
     if id != dll_id
-        && let Some(k) = keys.get(&header::id_string(dll_id))
+        && let Some(k) = lookup(dll_id)
     {
-        return Ok(*k);
+        return Ok(k);
     }
+    let id_s = header::id_string(id);
     Err(Error::check(Check::Decryption, format!("no key for meter {id_s} ({mode} encrypted telegram)")))
 }
 

@@ -14,7 +14,7 @@ fn keys(id: &str, key: &str) -> Keys {
 }
 
 fn values(d: &Decoded) -> Vec<(String, String)> {
-    d.readings.iter().map(|r| (r.quantity.clone(), r.value.to_string())).collect()
+    d.readings.iter().map(|r| (r.quantity.to_string(), r.value.to_string())).collect()
 }
 
 const R1: &str = "1844AE4C4455223368077A55000000_041389E20100023B0000";

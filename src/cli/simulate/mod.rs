@@ -3,6 +3,7 @@
 
 pub mod gateway;
 mod handheld;
+mod meter;
 
 use clap::Subcommand;
 
@@ -17,11 +18,14 @@ pub enum SimulateCmd {
     /// Radio meters heard by gateways that publish rtlamr JSON and raw-hex envelopes to an MQTT
     /// broker (QoS 1; waits until the broker acknowledged every message).
     Gateway(gateway::GatewayArgs),
+    /// A meter on a pty: IEC 62056-21 optical port, M-Bus slaves, or a DSMR P1 port.
+    Meter(meter::MeterArgs),
 }
 
 pub fn run(env: &Env, cmd: SimulateCmd) -> anyhow::Result<()> {
     match cmd {
         SimulateCmd::Handheld(args) => handheld::run(env, args),
         SimulateCmd::Gateway(args) => gateway::run(env, args),
+        SimulateCmd::Meter(args) => meter::run(env, args),
     }
 }

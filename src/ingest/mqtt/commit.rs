@@ -249,7 +249,7 @@ fn read_of(frame: &Frame, meter: Option<&Meter>, meter_id: String, tamper_change
         .find(|r| r.quantity == "register")
         .or_else(|| {
             d.readings.iter().find(|r| {
-                matches!(r.quantity.as_str(), "volume" | "energy")
+                matches!(&*r.quantity, "volume" | "energy")
                     && r.storage.unwrap_or(0) == 0
                     && r.tariff.unwrap_or(0) == 0
                     && r.subunit.unwrap_or(0) == 0

@@ -1,0 +1,288 @@
+//! Meters read over serial lines by meterd itself: an IEC 62056-21 optical probe, a wired M-Bus
+//! master and a DSMR P1 listener. Each pumps a sans-IO machine of `meterd-protocols` over a
+//! `tokio_serial` port; what it decodes becomes [`Read`]s through the device → meter map of the
+//! `[meterbus]` configuration and enters the store through [`accept_in`], like any other read.
+//! Undecodable frames and telegrams go to the quarantine with the reason.
+//!
+//! - [`config`]: the `[meterbus]` section (ports, probe profiles, polling, the meter map).
+//! - [`line`]: opening ports with the right settings; the baud switch.
+//! - [`probe`], [`mbus`], [`p1`]: the three drivers.
+//! - [`sim`]: meter simulators on pseudo-terminals (`meterd simulate meter`).
+//! - [`daemon`]: the daemon component polling and listening on the configured ports.
+
+pub mod config;
+pub mod daemon;
+pub mod line;
+pub mod mbus;
+pub mod p1;
+pub mod probe;
+pub mod sim;
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use meterd_protocols::Decoded;
+use meterd_protocols::decode::Protocol;
+use meterd_protocols::iec62056_21::dataset::Obis;
+use serde_json::Value;
+
+pub use config::{MeterMap, MeterbusConfig};
+
+use super::pipeline::{AcceptReport, accept_in};
+use crate::model::{Origin, OriginKind, Quantity, QuarantineEntry, Read, ReadType, to_store_precision};
+use crate::store::Store;
+use crate::vee::VeeConfig;
+
+/// One unit a session brought home: a decoded frame, or bytes that did not decode.
+#[derive(Debug, Clone)]
+pub enum Capture {
+    Frame {
+        protocol: Protocol,
+        decoded: Decoded,
+        /// The raw frame or readout, kept with the read's origin for an auditor.
+        raw: Vec<u8>,
+        /// Where on the line (`address 5`, `telegram 3`, `readout`).
+        locator: String,
+        /// The bus address it answered on (M-Bus primary address), for the meter map.
+        address: Option<u8>,
+    },
+    Refused { raw: Vec<u8>, reason: String, locator: String },
+}
+
+impl Capture {
+    /// Where on the line it came from.
+    pub fn locator(&self) -> &str {
+        match self {
+            Capture::Frame { locator, .. } | Capture::Refused { locator, .. } => locator,
+        }
+    }
+}
+
+/// What a delivery stored.
+#[derive(Debug, Clone, Default)]
+pub struct Delivered {
+    pub report: AcceptReport,
+    pub reads: Vec<Read>,
+    pub quarantined: Vec<String>,
+}
+
+/// Turns captures into reads and quarantine entries and commits them in one transaction;
+/// returns only after the commit.
+#[derive(Clone)]
+pub struct Ingest {
+    pub store: Arc<dyn Store>,
+    pub vee: VeeConfig,
+    pub meters: Arc<Vec<MeterMap>>,
+}
+
+impl Ingest {
+    /// Commits the reads and quarantine entries of `captures` from `port` (blocking: call from
+    /// `spawn_blocking` in async code, or use [`Ingest::deliver`]).
+    pub fn deliver_blocking(&self, port: &str, captures: Vec<Capture>, at: Timestamp) -> anyhow::Result<Delivered> {
+        let at = to_store_precision(at);
+        let mut reads = Vec::new();
+        let mut quarantine = Vec::new();
+        for capture in captures {
+            match capture {
+                Capture::Frame { protocol, decoded, raw, locator, address } => {
+                    let device = Device { protocol, id: &decoded.meter_id, address, port };
+                    match reads_of(&decoded, &device, &self.meters, at, &locator) {
+                        Ok(r) => reads.extend(r),
+                        Err(reason) => quarantine.push(QuarantineEntry {
+                            source: format!("{} {port} {locator}", protocol.name()),
+                            reason,
+                            payload: raw,
+                            received_at: at,
+                        }),
+                    }
+                }
+                Capture::Refused { raw, reason, locator } => {
+                    quarantine.push(QuarantineEntry { source: format!("{port} {locator}"), reason, payload: raw, received_at: at })
+                }
+            }
+        }
+        let mut txn = self.store.begin_write()?;
+        let mut quarantined = Vec::new();
+        for q in &quarantine {
+            txn.quarantine(q)?;
+            quarantined.push(format!("{}: {}", q.source, q.reason));
+        }
+        let report = accept_in(txn.as_mut(), &self.vee, reads.clone(), at)?;
+        txn.commit()?;
+        Ok(Delivered { report, reads, quarantined })
+    }
+
+    /// [`Ingest::deliver_blocking`] on the blocking pool.
+    pub async fn deliver(&self, port: &str, captures: Vec<Capture>) -> anyhow::Result<Delivered> {
+        let this = self.clone();
+        let port = port.to_owned();
+        tokio::task::spawn_blocking(move || this.deliver_blocking(&port, captures, Timestamp::now())).await?
+    }
+}
+
+/// What identifies the device a frame came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Device<'a> {
+    pub protocol: Protocol,
+    /// M-Bus identification, IEC meter serial, DSMR equipment id (the decoded `meter_id`).
+    pub id: &'a str,
+    /// M-Bus primary address.
+    pub address: Option<u8>,
+    pub port: &'a str,
+}
+
+/// The reads a decoded frame yields: one per meter-map entry of its device, each from the
+/// reading that entry names as the register; an unmapped device gives one read from its
+/// default register under its own id (stored flagged `unknown_meter` unless such a meter
+/// exists). `Err` names what was missing (the caller quarantines the frame).
+pub fn reads_of(decoded: &Decoded, device: &Device<'_>, maps: &[MeterMap], at: Timestamp, locator: &str) -> Result<Vec<Read>, String> {
+    let mine: Vec<&MeterMap> = maps.iter().filter(|m| m.matches(device)).collect();
+    let read = |meter_id: &str, value: Quantity, raw: String| Read {
+        meter_id: meter_id.to_owned(),
+        read_at: at,
+        value,
+        raw,
+        read_type: ReadType::Probe,
+        codes: decoded.flags.clone(),
+        reader: Some(device.port.to_owned()),
+        origin: Origin {
+            kind: OriginKind::Probe,
+            source: format!("{} {}", device.protocol.name(), device.port),
+            locator: format!("{locator} device {}", device.id),
+        },
+    };
+    if mine.is_empty() {
+        if device.id.is_empty() {
+            return Err("the frame carries no device id and no meter is mapped to this address".into());
+        }
+        for selector in default_registers(device.protocol) {
+            if let Some((value, raw)) = find_register(decoded, device.protocol, selector, 0, 0, 0, None)? {
+                return Ok(vec![read(device.id, value, raw)]);
+            }
+        }
+        return Err(format!(
+            "device {} is not in the meter map and has none of the default registers {:?}",
+            device.id,
+            default_registers(device.protocol)
+        ));
+    }
+    let mut out = Vec::new();
+    for m in mine {
+        match find_register(decoded, device.protocol, &m.register, m.storage, m.tariff, m.subunit, m.unit.as_deref())? {
+            Some((value, raw)) => out.push(read(&m.meter_id, value, raw)),
+            None => {
+                return Err(format!(
+                    "meter {}: register {:?} (storage {}, tariff {}, subunit {}) is not in the frame of device {}",
+                    m.meter_id, m.register, m.storage, m.tariff, m.subunit, device.id
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Registers of an unmapped device, first found wins.
+pub fn default_registers(protocol: Protocol) -> &'static [&'static str] {
+    match protocol {
+        Protocol::Mbus | Protocol::Wmbus => &["volume", "energy"],
+        _ => &["1.8.0", "1.8.1"],
+    }
+}
+
+/// The value of the reading `register` names: an M-Bus quantity at a storage/tariff/subunit
+/// (instantaneous), or an OBIS address (`1.8.0`, `1-0:1.8.1`) for IEC 62056-21 and DSMR.
+fn find_register(
+    decoded: &Decoded,
+    protocol: Protocol,
+    register: &str,
+    storage: u64,
+    tariff: u64,
+    subunit: u64,
+    unit: Option<&str>,
+) -> Result<Option<(Quantity, String)>, String> {
+    let found = match protocol {
+        Protocol::Mbus | Protocol::Wmbus => decoded.readings.iter().find(|r| {
+            r.quantity == register
+                && r.storage.unwrap_or(0) == storage
+                && r.tariff.unwrap_or(0) == tariff
+                && r.subunit.unwrap_or(0) == subunit
+                && r.function.as_deref().is_none_or(|f| f == "instantaneous")
+        }),
+        _ => {
+            let want = Obis::parse(register);
+            decoded.readings.iter().find(|r| {
+                r.obis.as_deref().is_some_and(|o| {
+                    let o = Obis::parse(o);
+                    o.is(&want.reduced()) && (want.a.is_none() || want.a == o.a) && (want.b.is_none() || want.b == o.b)
+                }) && r.quantity != "date_time"
+                    && !r.value.is_string()
+            })
+        }
+    };
+    let Some(r) = found else { return Ok(None) };
+    if let Some(want) = unit
+        && r.unit.as_deref() != Some(want)
+    {
+        return Err(format!("register {register} is in {:?}, the meter map expects {want:?}", r.unit));
+    }
+    let raw = match &r.value {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.clone(),
+        other => return Err(format!("register {register} holds {other}, not a number")),
+    };
+    let value = Quantity::parse(&raw).map_err(|e| format!("register {register} value {raw:?}: {e}"))?;
+    Ok(Some((value, raw)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meterd_protocols::mbus;
+    use meterd_protocols::mbus::slave::{Segment, Slave, SlaveConfig};
+
+    fn mbus_frame() -> Decoded {
+        let mut cfg = SlaveConfig::water(5, 12345678, 1_234_567);
+        cfg.telegrams = 2;
+        let mut seg = Segment::new(vec![Slave::new(cfg)]);
+        mbus::decode(&seg.on_bytes(&mbus::link::req_ud2(5, true))).unwrap()
+    }
+
+    fn map(toml_text: &str) -> Vec<MeterMap> {
+        let c: MeterbusConfig = toml::from_str(toml_text).unwrap();
+        c.check().unwrap();
+        c.meters
+    }
+
+    #[test]
+    fn mapped_and_unmapped_devices() {
+        let d = mbus_frame();
+        let dev = Device { protocol: Protocol::Mbus, id: "12345678", address: Some(5), port: "/dev/ttyM" };
+        let at = Timestamp::now();
+        let unmapped = reads_of(&d, &dev, &[], at, "address 5").unwrap();
+        assert_eq!(unmapped.len(), 1);
+        assert_eq!(unmapped[0].meter_id, "12345678");
+        assert_eq!(unmapped[0].value, Quantity::parse("1234.567").unwrap());
+        let maps = map("[[meters]]\nmeter_id = \"W-1\"\nmbus_id = \"12345678\"\nregister = \"volume\"\n");
+        let r = reads_of(&d, &dev, &maps, at, "address 5").unwrap();
+        assert_eq!(r[0].meter_id, "W-1");
+        let maps = map("[[meters]]\nmeter_id = \"W-1\"\nmbus_address = 5\nregister = \"volume\"\nstorage = 3\n");
+        let e = reads_of(&d, &dev, &maps, at, "address 5").unwrap_err();
+        assert!(e.contains("storage 3"), "{e}");
+        let maps = map("[[meters]]\nmeter_id = \"W-1\"\nmbus_address = 5\nregister = \"volume\"\nunit = \"kWh\"\n");
+        assert!(reads_of(&d, &dev, &maps, at, "x").unwrap_err().contains("kWh"));
+    }
+
+    #[test]
+    fn obis_registers_of_a_readout() {
+        let text = b"/ISk5MT174-0001\r\n\x020.0.0(12345678)\r\n1.8.0(0001234.567*kWh)\r\n1-0:2.8.0(10*kWh)\r\n!\r\n\x03";
+        let mut input = text.to_vec();
+        input.push(meterd_protocols::iec62056_21::bcc(&text[text.iter().position(|&b| b == 2).unwrap() + 1..]));
+        let d = meterd_protocols::iec62056_21::decode(&input).unwrap();
+        let dev = Device { protocol: Protocol::Iec62056_21, id: &d.meter_id, address: None, port: "p" };
+        let r = reads_of(&d, &dev, &[], Timestamp::now(), "readout").unwrap();
+        assert_eq!((r[0].meter_id.as_str(), r[0].raw.as_str()), ("12345678", "1234.567"));
+        let maps = map("[[meters]]\nmeter_id = \"E-9\"\niec_serial = \"12345678\"\nregister = \"1-0:2.8.0\"\n");
+        let r = reads_of(&d, &dev, &maps, Timestamp::now(), "readout").unwrap();
+        assert_eq!((r[0].meter_id.as_str(), r[0].value), ("E-9", Quantity::parse("10").unwrap()));
+    }
+}
