@@ -11,5 +11,5 @@ pub struct RunArgs {}
 
 pub fn run(env: &Env, _args: RunArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("meterd").build()?;
-    runtime.block_on(daemon::run(env.config.clone(), env.data_dir.clone(), daemon::termination_signal()))
+    runtime.block_on(daemon::run_service(env.config.clone(), env.config_path.clone(), env.data_dir.clone()))
 }

@@ -1,106 +1,417 @@
 //! `meterd run`: the daemon. It owns the store and runs one task per configured source (cradles,
-//! MQTT gateways, meter buses, the billing API), until the shutdown future resolves.
+//! MQTT gateways, meter buses, the billing API), until SIGTERM.
 //!
 //! Shape (after mini-redis): [`run`] takes the shutdown signal as a future, so tests start the
-//! same daemon in-process and stop it by resolving that future. Every component gets a
-//! [`Context`] and a [`CancellationToken`]; on shutdown the token is cancelled and the daemon waits
-//! for every component to return (a cradle session finishes or aborts cleanly: no recorder is
-//! cleared without a commit).
+//! same daemon in-process and stop it by resolving that future; [`run_service`] is what
+//! `meterd run` calls, with the real signals. Every component gets a [`Context`] and a
+//! [`CancellationToken`]; on shutdown the token is cancelled and the daemon waits for every
+//! component to return (a cradle session finishes or aborts cleanly: no recorder is cleared
+//! without a commit).
+//!
+//! # Life cycle under systemd (`systemd/meterd.service`, `Type=notify`)
+//! 1. Open the store, bind the control socket ([`control`]), start the components, then send
+//!    `READY=1` ([`notify`]).
+//! 2. Every half `$WATCHDOG_USEC`, check that the store answers and the main loop turns, then
+//!    send `WATCHDOG=1`; a hung daemon is restarted by systemd.
+//! 3. SIGHUP: `RELOADING=1`, re-read and validate the file. Invalid: the error (with its line) is
+//!    logged and the running configuration stays. Valid: it is published to every component
+//!    ([`Context::current_config`]), and the components whose section changed are stopped and
+//!    started again with the new one; then `READY=1`. `data_dir` and `[daemon]` changes need a
+//!    restart (logged).
+//! 4. SIGTERM/SIGINT: `STOPPING=1`, stop accepting (control socket closed), cancel every
+//!    component, wait at most `[daemon] stop_deadline_secs` (below the unit's `TimeoutStopSec`),
+//!    exit 0. A component still running at the deadline is named in the log and the exit status
+//!    is 1.
+//!
+//! # Adding a component (cradles, MQTT, meter buses, HTTP)
+//! Add one [`ComponentSpec`] in [`components`] when your section is configured:
+//! ```ignore
+//! if let Some(mqtt) = &config.mqtt {
+//!     specs.push(ComponentSpec::new("mqtt", mqtt, |ctx, token| Box::pin(crate::ingest::mqtt::run(ctx, token))));
+//! }
+//! ```
+//! The name must be unique (`cradle:/dev/meterd/cradle-A1B2` for one of many); the section is
+//! what, when it changes on reload, restarts the component. Return promptly once the token is
+//! cancelled, never with an acknowledgement ahead of a commit.
+//!
+//! # Logging in a component
+//! Log with `tracing` and open one span per unit of work so every line of it carries its
+//! identity; the daemon's output ([`logging`]) shows the span's fields on each line:
+//! ```ignore
+//! let span = tracing::info_span!("dock", cradle = %name, recorder = %serial, session = id);
+//! async { /* ... */ }.instrument(span).await;            // a dock session
+//! tracing::info_span!("mqtt", topic = %p.topic, pkid = p.pkid) // one MQTT message
+//! tower_http::trace::TraceLayer / info_span!("http", method = %m, path = %p) // one request
+//! ```
+//! Levels: `error` needs an operator, `warn` is a problem meterd handled (a NAKed frame, a
+//! quarantined payload), `info` one line per session/batch, `debug` per frame or message.
 
+pub mod config;
+pub mod control;
+pub mod logging;
+pub mod notify;
+
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
-use tokio::task::JoinSet;
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::store::RedbStore;
+use crate::store::{RedbStore, Store};
+use notify::Notifier;
 
 /// What every daemon component shares.
 #[derive(Clone)]
 pub struct Context {
-    /// The configuration the daemon started with.
+    /// The configuration this component was started with.
     pub config: Arc<Config>,
     /// Where the store lives.
     pub data_dir: PathBuf,
     /// The one open store (redb allows one process; every component writes through it).
     pub store: Arc<RedbStore>,
+    /// The configuration as it is now (reloads publish here): for values a component reads
+    /// anew each time (VEE factors) instead of restarting.
+    pub configs: watch::Receiver<Arc<Config>>,
+}
+
+impl Context {
+    /// The configuration in force now (after any reload).
+    pub fn current_config(&self) -> Arc<Config> {
+        self.configs.borrow().clone()
+    }
 }
 
 /// A running part of the daemon: returns when its token is cancelled (or on a fatal error).
 pub type Component = std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
 
+type Start = Box<dyn FnOnce(Context, CancellationToken) -> Component + Send>;
+
+/// A component the configuration asks for, not started yet.
+pub struct ComponentSpec {
+    /// Unique name, in logs and in the stop-deadline report.
+    pub name: String,
+    /// Its configuration, serialised: the component is restarted on reload when it changes.
+    pub section: String,
+    start: Start,
+}
+
+impl ComponentSpec {
+    pub fn new<S: Serialize + ?Sized>(
+        name: impl Into<String>,
+        section: &S,
+        start: impl FnOnce(Context, CancellationToken) -> Component + Send + 'static,
+    ) -> Self {
+        let section = serde_json::to_string(section).expect("a config section serialises");
+        ComponentSpec { name: name.into(), section, start: Box::new(start) }
+    }
+}
+
 /// Builds the components the configuration asks for. Each source adds itself here.
-fn components(ctx: &Context, token: &CancellationToken) -> Vec<(&'static str, Component)> {
-    let components: Vec<(&'static str, Component)> = Vec::new();
-    let _ = (ctx, token);
-    components
+pub fn components(config: &Config) -> Vec<ComponentSpec> {
+    let specs: Vec<ComponentSpec> = Vec::new();
+    let _ = config;
+    specs
+}
+
+/// What the daemon reacts to besides its components.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGHUP: reload the configuration file.
+    Reload,
+    /// SIGTERM/SIGINT: stop.
+    Shutdown,
+}
+
+/// How to start the daemon.
+pub struct Options {
+    pub config: Config,
+    /// The file to re-read on reload (`None`: reload keeps the defaults).
+    pub config_path: Option<PathBuf>,
+    pub data_dir: PathBuf,
+    /// Which components a configuration asks for ([`components`] in production; tests pass
+    /// their own).
+    pub build: fn(&Config) -> Vec<ComponentSpec>,
 }
 
 /// Runs the daemon until `shutdown` resolves, then stops every component and returns.
-pub async fn run(config: Config, data_dir: PathBuf, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run(config: Config, data_dir: PathBuf, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = tx.send(Signal::Shutdown).await;
+    });
+    serve(Options { config, config_path: None, data_dir, build: components }, rx).await
+}
+
+/// `meterd run`: the daemon with the process's signals (SIGTERM/SIGINT stop, SIGHUP reloads).
+pub async fn run_service(config: Config, config_path: Option<PathBuf>, data_dir: PathBuf) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("installing a SIGHUP handler")?;
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(async move {
+        loop {
+            let signal = tokio::select! {
+                _ = term.recv() => { tracing::info!("SIGTERM received"); Signal::Shutdown }
+                _ = int.recv() => { tracing::info!("SIGINT received"); Signal::Shutdown }
+                _ = hup.recv() => { tracing::info!("SIGHUP received"); Signal::Reload }
+            };
+            if tx.send(signal).await.is_err() {
+                break;
+            }
+        }
+    });
+    serve(Options { config, config_path, data_dir, build: components }, rx).await
+}
+
+/// Runs the daemon until a [`Signal::Shutdown`] arrives (or the channel closes).
+pub async fn serve(options: Options, mut signals: mpsc::Receiver<Signal>) -> anyhow::Result<()> {
+    let Options { config, config_path, data_dir, build } = options;
+    let notifier = Notifier::from_env();
     let store = {
         let dir = data_dir.clone();
         tokio::task::spawn_blocking(move || RedbStore::open_dir(&dir))
             .await?
             .with_context(|| format!("cannot open the store in {}", data_dir.display()))?
     };
-    let ctx = Context { config: Arc::new(config), data_dir, store: Arc::new(store) };
-    run_with(ctx, shutdown).await
-}
+    let config = Arc::new(config);
+    let (config_tx, configs) = watch::channel(Arc::clone(&config));
+    let ctx = Context { config, data_dir, store: Arc::new(store), configs };
 
-/// Runs the daemon's components over an already open store.
-pub async fn run_with(ctx: Context, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let token = CancellationToken::new();
-    let mut tasks = JoinSet::new();
-    for (name, component) in components(&ctx, &token) {
-        tracing::info!(component = name, "starting");
-        tasks.spawn(async move { (name, component.await) });
+    let socket_path = ctx.config.daemon.control_socket(&ctx.data_dir);
+    let listener = control::bind(&socket_path).await?;
+    let mut daemon = Daemon { ctx, build, running: BTreeMap::new(), generation: 0, exits: mpsc::unbounded_channel(), root: CancellationToken::new() };
+    {
+        let (ctx, token, path) = (daemon.ctx.clone(), daemon.root.child_token(), socket_path.clone());
+        daemon.spawn("control".into(), String::new(), Box::new(move |_, _| Box::pin(control::serve(ctx, listener, path, token))));
     }
-    tracing::info!(data_dir = %ctx.data_dir.display(), "meterd running");
-    tokio::pin!(shutdown);
+    for spec in (daemon.build)(&daemon.ctx.config) {
+        daemon.start(spec);
+    }
+    tracing::info!(data_dir = %daemon.ctx.data_dir.display(), control_socket = %socket_path.display(), "meterd running");
+    notifier.ready("running");
+
+    let watchdog = notify::watchdog_interval();
+    let mut tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failure = None;
     loop {
         tokio::select! {
-            () = &mut shutdown => break,
-            joined = tasks.join_next(), if !tasks.is_empty() => match joined {
-                Some(Ok((name, Ok(())))) => tracing::info!(component = name, "stopped"),
-                Some(Ok((name, Err(e)))) => {
-                    tracing::error!(component = name, error = %format!("{e:#}"), "failed; stopping the daemon");
-                    failure = Some(e.context(format!("component {name} failed")));
-                    break;
+            signal = signals.recv() => match signal {
+                Some(Signal::Reload) => {
+                    notifier.reloading();
+                    daemon.reload(config_path.as_deref(), &config_tx).await;
+                    notifier.ready("running");
                 }
-                Some(Err(e)) => {
-                    failure = Some(anyhow::anyhow!("a component panicked: {e}"));
-                    break;
-                }
-                None => {}
+                Some(Signal::Shutdown) | None => break,
             },
+            Some((name, generation, result)) = daemon.exits.1.recv() => {
+                if daemon.running.get(&name).is_none_or(|r| r.generation != generation) {
+                    continue; // stopped by a reload, already reported
+                }
+                daemon.running.remove(&name);
+                match result {
+                    Ok(()) => tracing::info!(component = %name, "stopped"),
+                    Err(e) => {
+                        tracing::error!(component = %name, error = %format!("{e:#}"), "failed; stopping the daemon");
+                        failure = Some(e.context(format!("component {name} failed")));
+                        break;
+                    }
+                }
+            }
+            _ = tick.tick(), if watchdog.is_some() => {
+                let half = watchdog.unwrap_or_default() / 2;
+                match daemon.healthy(half).await {
+                    Ok(()) => notifier.watchdog(),
+                    Err(e) => tracing::error!(error = %format!("{e:#}"), "health check failed; not feeding the watchdog"),
+                }
+            }
         }
     }
+    notifier.stopping();
     tracing::info!("shutting down");
-    token.cancel();
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok((name, Ok(()))) => tracing::info!(component = name, "stopped"),
-            Ok((name, Err(e))) => tracing::warn!(component = name, error = %format!("{e:#}"), "stopped with an error"),
-            Err(e) => tracing::warn!(error = %e, "a component panicked during shutdown"),
-        }
+    let deadline = Duration::from_secs(daemon.ctx.current_config().daemon.stop_deadline_secs);
+    let stuck = daemon.stop_all(deadline).await;
+    if !stuck.is_empty() {
+        tracing::error!(components = ?stuck, deadline_secs = deadline.as_secs(), "components did not stop before the deadline");
+        return Err(failure.unwrap_or_else(|| anyhow::anyhow!("components did not stop within {} s: {}", deadline.as_secs(), stuck.join(", "))));
     }
+    tracing::info!("stopped");
     match failure {
         Some(e) => Err(e),
         None => Ok(()),
     }
 }
 
-/// Resolves on SIGTERM or SIGINT (Ctrl-C).
-pub async fn termination_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+struct Running {
+    section: String,
+    generation: u64,
+    token: CancellationToken,
+    handle: JoinHandle<()>,
+}
+
+type Exit = (String, u64, anyhow::Result<()>);
+
+struct ExitGuard {
+    exits: mpsc::UnboundedSender<Exit>,
+    name: String,
+    generation: u64,
+    sent: bool,
+}
+
+impl ExitGuard {
+    fn send(&mut self, result: anyhow::Result<()>) {
+        self.sent = true;
+        let _ = self.exits.send((self.name.clone(), self.generation, result));
     }
 }
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        if !self.sent && std::thread::panicking() {
+            self.send(Err(anyhow::anyhow!("panicked")));
+        }
+    }
+}
+
+struct Daemon {
+    ctx: Context,
+    build: fn(&Config) -> Vec<ComponentSpec>,
+    running: BTreeMap<String, Running>,
+    generation: u64,
+    exits: (mpsc::UnboundedSender<Exit>, mpsc::UnboundedReceiver<Exit>),
+    root: CancellationToken,
+}
+
+impl Daemon {
+    fn start(&mut self, spec: ComponentSpec) {
+        tracing::info!(component = %spec.name, "starting");
+        self.spawn(spec.name, spec.section, spec.start);
+    }
+
+    fn spawn(&mut self, name: String, section: String, start: Start) {
+        self.generation += 1;
+        let generation = self.generation;
+        let token = self.root.child_token();
+        let mut ctx = self.ctx.clone();
+        ctx.config = self.ctx.current_config();
+        let future = start(ctx, token.clone());
+        let exits = self.exits.0.clone();
+        let n = name.clone();
+        let handle = tokio::spawn(async move {
+            // Reports the exit even when the component panics (the guard drops while unwinding).
+            let mut guard = ExitGuard { exits, name: n, generation, sent: false };
+            let result = future.await;
+            guard.send(result);
+        });
+        self.running.insert(name, Running { section, generation, token, handle });
+    }
+
+    /// Re-reads the file; on success publishes it and restarts the components whose section
+    /// changed. On failure logs why and keeps everything as it is.
+    async fn reload(&mut self, path: Option<&std::path::Path>, config_tx: &watch::Sender<Arc<Config>>) {
+        let Some(path) = path else {
+            tracing::warn!("reload asked, but the daemon was started without a configuration file; nothing to re-read");
+            return;
+        };
+        let new = match tokio::task::spawn_blocking({
+            let path = path.to_owned();
+            move || Config::load(Some(&path))
+        })
+        .await
+        {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "the new configuration is invalid; keeping the running one");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reading the configuration panicked; keeping the running one");
+                return;
+            }
+        };
+        let old = self.ctx.current_config();
+        if new.data_dir != old.data_dir || new.daemon != old.daemon || new.log != old.log {
+            tracing::warn!("data_dir, [daemon] and [log] changes take effect at the next restart");
+        }
+        let new = Arc::new(new);
+        config_tx.send_replace(Arc::clone(&new));
+        let mut wanted: BTreeMap<String, ComponentSpec> = (self.build)(&new).into_iter().map(|s| (s.name.clone(), s)).collect();
+        let deadline = Duration::from_secs(new.daemon.stop_deadline_secs);
+        let mut changed = Vec::new();
+        let names: Vec<String> = self.running.keys().filter(|n| n.as_str() != "control").cloned().collect();
+        for name in names {
+            let keep = wanted.get(&name).is_some_and(|s| s.section == self.running[&name].section);
+            if keep {
+                wanted.remove(&name);
+                continue;
+            }
+            changed.push(name.clone());
+            let r = self.running.remove(&name).expect("listed above");
+            tracing::info!(component = %name, "stopping for the new configuration");
+            r.token.cancel();
+            let abort = r.handle.abort_handle();
+            match tokio::time::timeout(deadline, r.handle).await {
+                Ok(_) => tracing::info!(component = %name, "stopped"),
+                Err(_) => {
+                    tracing::error!(component = %name, "did not stop before the deadline; aborted");
+                    abort.abort();
+                }
+            }
+        }
+        for (name, spec) in wanted {
+            if !changed.contains(&name) {
+                changed.push(name);
+            }
+            self.start(spec);
+        }
+        tracing::info!(restarted = ?changed, "configuration reloaded");
+    }
+
+    /// The store answers a read transaction within `limit`.
+    async fn healthy(&self, limit: Duration) -> anyhow::Result<()> {
+        let store = Arc::clone(&self.ctx.store);
+        let check = tokio::task::spawn_blocking(move || store.begin_read().and_then(|t| t.count_reads()).map(|_| ()));
+        tokio::time::timeout(limit, check).await.context("the store did not answer in time")???;
+        Ok(())
+    }
+
+    /// Cancels everything and waits up to `deadline`; returns the names still running then.
+    async fn stop_all(&mut self, deadline: Duration) -> Vec<String> {
+        self.root.cancel();
+        let wait = async {
+            if self.running.is_empty() {
+                return;
+            }
+            while let Some((name, generation, result)) = self.exits.1.recv().await {
+                if self.running.get(&name).is_some_and(|r| r.generation == generation) {
+                    self.running.remove(&name);
+                    match result {
+                        Ok(()) => tracing::info!(component = %name, "stopped"),
+                        Err(e) => tracing::warn!(component = %name, error = %format!("{e:#}"), "stopped with an error"),
+                    }
+                }
+                if self.running.is_empty() {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(deadline, wait).await;
+        let stuck: Vec<String> = self.running.keys().cloned().collect();
+        for r in self.running.values() {
+            r.handle.abort();
+        }
+        stuck
+    }
+}
+
+#[cfg(test)]
+mod tests;
