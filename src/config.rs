@@ -15,10 +15,10 @@
 //! Debian package installs as `/etc/meterd/meterd.toml`.
 //!
 //! # Conventions every section follows (so `meterd check-config` checks them all)
-//! - A key ending in `_file`, `_path` or `_dir` names something on disk; `check-config` reports
-//!   it when it does not exist (`_dir` keys may be created by the daemon and are not checked).
+//! - A key ending in `_file` or `_path` (or `tls_cert`) names a file; `check-config` reports it
+//!   when it does not exist. Directories and devices (`port`) are not checked.
 //! - Secrets are never written into this file: a key `password_file`, `key_file`,
-//!   `*_key_file`, `secret_file` or `token_file` names a file readable by its owner only
+//!   `*_key_file`, `secret_file`, `token_file` or `tls_key` names a file readable by its owner only
 //!   ([`crate::secrets::read_private`]); `check-config` enforces the permissions.
 //! - A key containing `password`, `secret` or `token` that is not a `_file` is printed redacted.
 
@@ -115,7 +115,13 @@ impl Config {
 
 /// A key that names a secret file (permissions checked).
 fn is_secret_file_key(key: &str) -> bool {
-    matches!(key, "password_file" | "key_file" | "secret_file" | "token_file") || key.ends_with("_key_file")
+    matches!(key, "password_file" | "key_file" | "secret_file" | "token_file" | "tls_key") || key.ends_with("_key_file")
+}
+
+/// A key that names a file that must exist (devices such as `port` are not checked: a cradle
+/// may be unplugged when the configuration is checked).
+fn is_path_key(key: &str) -> bool {
+    key.ends_with("_file") || key.ends_with("_path") || key == "tls_cert"
 }
 
 /// A key whose value is itself secret (printed redacted).
@@ -151,7 +157,7 @@ fn walk_files(value: &toml::Value, at: String, problems: &mut Vec<String>) {
                             problems.push(format!("{here}: {e:#}"));
                         }
                     }
-                    Some(path) if k.ends_with("_file") || k.ends_with("_path") => {
+                    Some(path) if is_path_key(k) => {
                         if !Path::new(path).exists() {
                             problems.push(format!("{here}: {path} does not exist"));
                         }
