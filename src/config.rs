@@ -64,7 +64,7 @@ pub enum ConfigError {
 impl Config {
     /// Parse configuration text (`path` only names it in errors).
     pub fn parse(text: &str, path: &str) -> Result<Self, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid { path: path.to_owned(), message: e.to_string() })?;
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid { path: path.to_owned(), message: located(text, &e) })?;
         config.vee.check().map_err(|message| ConfigError::Invalid { path: path.to_owned(), message })?;
         config.log.check().map_err(|message| ConfigError::Invalid { path: path.to_owned(), message })?;
         config.daemon.check().map_err(|message| ConfigError::Invalid { path: path.to_owned(), message })?;
@@ -110,6 +110,20 @@ impl Config {
     /// The data directory: the flag, else the config, else `./meterd-data`.
     pub fn data_dir(&self, flag: Option<&Path>) -> PathBuf {
         flag.map(Path::to_owned).or_else(|| self.data_dir.clone()).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+    }
+}
+
+/// A TOML error on one line (journald keeps one entry per line): `line L, column C: message`.
+fn located(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.chars().rev().take_while(|&c| c != '\n').count() + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
     }
 }
 
