@@ -187,6 +187,9 @@ fn drive(scenario: &mut dyn Scenario, runs: usize, seed: u64) -> Vec<Kill> {
     std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
     assert!(child.wait().unwrap().success(), "the final run failed: {out}");
     assert_eq!(scenario.check(&s, scenario.total()), scenario.total());
+    for (i, k) in kills.iter().enumerate() {
+        eprintln!("  kill {i:2}: after {} commit lines + {:3} ms: {} delivered, {} stored", k.point.lines, k.point.extra.as_millis(), k.delivered, k.stored);
+    }
     let mid = kills.iter().filter(|k| k.stored > 0 && k.stored < scenario.total()).count();
     eprintln!(
         "crash test {}: {runs} kills, {mid} left a partial store, max delivered {} of {}, every delivered read stored exactly once",

@@ -6,7 +6,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -30,7 +30,7 @@ struct Daemon {
 impl Daemon {
     /// `meterd --config CONFIG run` with `$NOTIFY_SOCKET` and a short watchdog; returns once
     /// it sent READY=1.
-    fn start(s: &Scratch, config: &PathBuf) -> Daemon {
+    fn start(s: &Scratch, config: &Path) -> Daemon {
         let notify_dir = tempfile::tempdir().unwrap();
         let path = notify_dir.path().join("notify");
         let notify = UnixDatagram::bind(&path).unwrap();
