@@ -86,10 +86,13 @@ impl Daemon {
         kill(self.pid(), Signal::SIGTERM).unwrap();
         self.expect_notify("STOPPING=1");
         let status = self.child.wait().unwrap();
-        for line in self.log.try_iter() {
+        // The reader thread ends at EOF, after the last line.
+        for line in self.log.iter() {
             self.seen.push(line);
         }
         assert!(self.seen.iter().any(|l| l.contains("stopped")), "{}", self.seen.join("\n"));
+        // Journald format (INVOCATION_ID is set): no colour anywhere, span fields included.
+        assert!(!self.seen.iter().any(|l| l.contains('\u{1b}')), "{}", self.seen.join("\n"));
         status
     }
 }

@@ -49,8 +49,8 @@ pub fn init(config: Option<&LogConfig>) {
     let filter = filter(config, if config.is_some() { "info" } else { "warn" });
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
-        LogFormat::Json => builder.json().with_current_span(true).with_span_list(true).try_init(),
-        LogFormat::Journald => builder.event_format(Journald(Format::default().without_time().with_ansi(false))).try_init(),
+        LogFormat::Json => builder.with_ansi(false).json().with_current_span(true).with_span_list(true).try_init(),
+        LogFormat::Journald => builder.with_ansi(false).event_format(Journald(Format::default().without_time().with_ansi(false))).try_init(),
         LogFormat::Text | LogFormat::Auto => builder.with_ansi(std::io::stderr().is_terminal()).try_init(),
     };
 }
