@@ -24,10 +24,12 @@ use clap::Parser;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::Context;
 use crate::cli::{self, Cli, Env};
+use crate::config::Config;
 
 /// What a client sends.
 #[derive(Debug, Serialize, Deserialize)]
@@ -66,14 +68,21 @@ pub async fn bind(path: &Path) -> anyhow::Result<UnixListener> {
 /// Serves forwarded commands until `token` is cancelled; then removes the socket file.
 /// Commands already running are finished (they hold a store transaction; the daemon waits for
 /// them before closing the store).
-pub async fn serve(ctx: Context, listener: UnixListener, path: PathBuf, token: CancellationToken) -> anyhow::Result<()> {
+pub async fn serve(
+    ctx: Context,
+    configs: watch::Receiver<Arc<Config>>,
+    listener: UnixListener,
+    path: PathBuf,
+    token: CancellationToken,
+) -> anyhow::Result<()> {
     let mut running = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             () = token.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    let ctx = ctx.clone();
+                    let mut ctx = ctx.clone();
+                    ctx.config = configs.borrow().clone();
                     running.spawn(async move {
                         if let Err(e) = answer(ctx, stream).await {
                             tracing::warn!(error = %format!("{e:#}"), "control connection failed");
@@ -153,7 +162,7 @@ pub fn execute(ctx: &Context, argv: Vec<String>) -> Response {
         };
     }
     let (out, err) = (Buffer::default(), Buffer::default());
-    let env = Env::forwarded(ctx.current_config().as_ref().clone(), ctx.data_dir.clone(), Arc::clone(&ctx.store), Box::new(out.clone()), Box::new(err.clone()));
+    let env = Env::forwarded(ctx.config.as_ref().clone(), ctx.data_dir.clone(), Arc::clone(&ctx.store), Box::new(out.clone()), Box::new(err.clone()));
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cli::run_in(&env, cli)));
     drop(env);
     let mut stderr = err.text();

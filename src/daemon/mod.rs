@@ -14,9 +14,9 @@
 //! 2. Every half `$WATCHDOG_USEC`, check that the store answers and the main loop turns, then
 //!    send `WATCHDOG=1`; a hung daemon is restarted by systemd.
 //! 3. SIGHUP: `RELOADING=1`, re-read and validate the file. Invalid: the error (with its line) is
-//!    logged and the running configuration stays. Valid: it is published to every component
-//!    ([`Context::current_config`]), and the components whose section changed are stopped and
-//!    started again with the new one; then `READY=1`. `data_dir` and `[daemon]` changes need a
+//!    logged and the running configuration stays. Valid: the components whose section changed
+//!    (all of them when `[vee]` changed: every source applies it) are stopped and started
+//!    again with the new configuration, forwarded commands use it; then `READY=1`. `data_dir` and `[daemon]` changes need a
 //!    restart (logged).
 //! 4. SIGTERM/SIGINT: `STOPPING=1`, stop accepting (control socket closed), cancel every
 //!    component, wait at most `[daemon] stop_deadline_secs` (below the unit's `TimeoutStopSec`),
@@ -76,16 +76,6 @@ pub struct Context {
     pub data_dir: PathBuf,
     /// The one open store (redb allows one process; every component writes through it).
     pub store: Arc<RedbStore>,
-    /// The configuration as it is now (reloads publish here): for values a component reads
-    /// anew each time (VEE factors) instead of restarting.
-    pub configs: watch::Receiver<Arc<Config>>,
-}
-
-impl Context {
-    /// The configuration in force now (after any reload).
-    pub fn current_config(&self) -> Arc<Config> {
-        self.configs.borrow().clone()
-    }
 }
 
 /// A running part of the daemon: returns when its token is cancelled (or on a fatal error).
@@ -97,7 +87,8 @@ type Start = Box<dyn FnOnce(Context, CancellationToken) -> Component + Send>;
 pub struct ComponentSpec {
     /// Unique name, in logs and in the stop-deadline report.
     pub name: String,
-    /// Its configuration, serialised: the component is restarted on reload when it changes.
+    /// Its configuration, serialised: the component is restarted on reload when it (or the
+    /// `[vee]` section, which every source applies through `accept_reads`) changes.
     pub section: String,
     start: Start,
 }
@@ -140,14 +131,33 @@ pub struct Options {
     pub build: fn(&Config) -> Vec<ComponentSpec>,
 }
 
-/// Runs the daemon until `shutdown` resolves, then stops every component and returns.
-pub async fn run(config: Config, data_dir: PathBuf, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+fn shutdown_channel(shutdown: impl Future<Output = ()> + Send + 'static) -> mpsc::Receiver<Signal> {
     let (tx, rx) = mpsc::channel(4);
     tokio::spawn(async move {
         shutdown.await;
         let _ = tx.send(Signal::Shutdown).await;
     });
-    serve(Options { config, config_path: None, data_dir, build: components }, rx).await
+    rx
+}
+
+/// Runs the daemon until `shutdown` resolves, then stops every component and returns.
+pub async fn run(config: Config, data_dir: PathBuf, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    serve(Options { config, config_path: None, data_dir, build: components }, shutdown_channel(shutdown)).await
+}
+
+/// Runs the daemon's components over an already open store until `shutdown` resolves.
+pub async fn run_with(ctx: Context, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    serve_context(ctx, None, components, shutdown_channel(shutdown)).await
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn termination_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
 }
 
 /// `meterd run`: the daemon with the process's signals (SIGTERM/SIGINT stop, SIGHUP reloads).
@@ -173,25 +183,35 @@ pub async fn run_service(config: Config, config_path: Option<PathBuf>, data_dir:
 }
 
 /// Runs the daemon until a [`Signal::Shutdown`] arrives (or the channel closes).
-pub async fn serve(options: Options, mut signals: mpsc::Receiver<Signal>) -> anyhow::Result<()> {
+pub async fn serve(options: Options, signals: mpsc::Receiver<Signal>) -> anyhow::Result<()> {
     let Options { config, config_path, data_dir, build } = options;
-    let notifier = Notifier::from_env();
     let store = {
         let dir = data_dir.clone();
         tokio::task::spawn_blocking(move || RedbStore::open_dir(&dir))
             .await?
             .with_context(|| format!("cannot open the store in {}", data_dir.display()))?
     };
-    let config = Arc::new(config);
-    let (config_tx, configs) = watch::channel(Arc::clone(&config));
-    let ctx = Context { config, data_dir, store: Arc::new(store), configs };
+    let ctx = Context { config: Arc::new(config), data_dir, store: Arc::new(store) };
+    serve_context(ctx, config_path, build, signals).await
+}
+
+/// [`serve`] over an already open store.
+pub async fn serve_context(
+    ctx: Context,
+    config_path: Option<PathBuf>,
+    build: fn(&Config) -> Vec<ComponentSpec>,
+    mut signals: mpsc::Receiver<Signal>,
+) -> anyhow::Result<()> {
+    let notifier = Notifier::from_env();
+    // The configuration in force, for commands forwarded over the control socket.
+    let (config_tx, configs) = watch::channel(Arc::clone(&ctx.config));
 
     let socket_path = ctx.config.daemon.control_socket(&ctx.data_dir);
     let listener = control::bind(&socket_path).await?;
     let mut daemon = Daemon { ctx, build, running: BTreeMap::new(), generation: 0, exits: mpsc::unbounded_channel(), root: CancellationToken::new() };
     {
         let (ctx, token, path) = (daemon.ctx.clone(), daemon.root.child_token(), socket_path.clone());
-        daemon.spawn("control".into(), String::new(), Box::new(move |_, _| Box::pin(control::serve(ctx, listener, path, token))));
+        daemon.spawn("control".into(), String::new(), Box::new(move |_, _| Box::pin(control::serve(ctx, configs, listener, path, token))));
     }
     for spec in (daemon.build)(&daemon.ctx.config) {
         daemon.start(spec);
@@ -238,7 +258,7 @@ pub async fn serve(options: Options, mut signals: mpsc::Receiver<Signal>) -> any
     }
     notifier.stopping();
     tracing::info!("shutting down");
-    let deadline = Duration::from_secs(daemon.ctx.current_config().daemon.stop_deadline_secs);
+    let deadline = Duration::from_secs(daemon.ctx.config.daemon.stop_deadline_secs);
     let stuck = daemon.stop_all(deadline).await;
     if !stuck.is_empty() {
         tracing::error!(components = ?stuck, deadline_secs = deadline.as_secs(), "components did not stop before the deadline");
@@ -301,9 +321,7 @@ impl Daemon {
         self.generation += 1;
         let generation = self.generation;
         let token = self.root.child_token();
-        let mut ctx = self.ctx.clone();
-        ctx.config = self.ctx.current_config();
-        let future = start(ctx, token.clone());
+        let future = start(self.ctx.clone(), token.clone());
         let exits = self.exits.0.clone();
         let n = name.clone();
         let handle = tokio::spawn(async move {
@@ -338,18 +356,20 @@ impl Daemon {
                 return;
             }
         };
-        let old = self.ctx.current_config();
+        let old = Arc::clone(&self.ctx.config);
         if new.data_dir != old.data_dir || new.daemon != old.daemon || new.log != old.log {
             tracing::warn!("data_dir, [daemon] and [log] changes take effect at the next restart");
         }
         let new = Arc::new(new);
+        let vee_changed = new.vee != old.vee;
+        self.ctx.config = Arc::clone(&new);
         config_tx.send_replace(Arc::clone(&new));
         let mut wanted: BTreeMap<String, ComponentSpec> = (self.build)(&new).into_iter().map(|s| (s.name.clone(), s)).collect();
         let deadline = Duration::from_secs(new.daemon.stop_deadline_secs);
         let mut changed = Vec::new();
         let names: Vec<String> = self.running.keys().filter(|n| n.as_str() != "control").cloned().collect();
         for name in names {
-            let keep = wanted.get(&name).is_some_and(|s| s.section == self.running[&name].section);
+            let keep = !vee_changed && wanted.get(&name).is_some_and(|s| s.section == self.running[&name].section);
             if keep {
                 wanted.remove(&name);
                 continue;

@@ -21,12 +21,12 @@ fn recorder(log: &'static Mutex<Vec<String>>, name: &'static str) -> impl FnOnce
     }
 }
 
-/// "water" depends on [vee.water], "gas" on [vee.gas]; "gas" exists only when its high factor
-/// is not the default.
+/// Stand-ins: "a" depends on `[log] level`, "b" on `[daemon] stop_deadline_secs` and exists
+/// only when it is not 25.
 fn build_reload(config: &Config) -> Vec<ComponentSpec> {
-    let mut specs = vec![ComponentSpec::new("water", &config.vee.water, recorder(&EVENTS_RELOAD, "water"))];
-    if config.vee.gas != crate::vee::ServiceFactors::default() {
-        specs.push(ComponentSpec::new("gas", &config.vee.gas, recorder(&EVENTS_RELOAD, "gas")));
+    let mut specs = vec![ComponentSpec::new("a", &config.log.level, recorder(&EVENTS_RELOAD, "a"))];
+    if config.daemon.stop_deadline_secs != 25 {
+        specs.push(ComponentSpec::new("b", &config.daemon.stop_deadline_secs, recorder(&EVENTS_RELOAD, "b")));
     }
     specs
 }
@@ -36,6 +36,10 @@ async fn settle() {
         tokio::task::yield_now().await;
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+fn events() -> Vec<String> {
+    EVENTS_RELOAD.lock().unwrap().clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -50,34 +54,38 @@ async fn reload_restarts_changed_components_and_keeps_old_config_when_invalid() 
         rx,
     ));
     settle().await;
-    assert_eq!(*EVENTS_RELOAD.lock().unwrap(), ["water start 2"]);
+    assert_eq!(events(), ["a start 2"]);
 
-    // Only [vee.gas] changes: water keeps running, gas appears.
-    std::fs::write(&file, "[vee.water]\nhigh_factor = 2\n[vee.gas]\nhigh_factor = 3\n").unwrap();
+    // Only b's section appears: a keeps running, b starts.
+    std::fs::write(&file, "[vee.water]\nhigh_factor = 2\n[daemon]\nstop_deadline_secs = 9\n").unwrap();
     tx.send(Signal::Reload).await.unwrap();
     settle().await;
-    assert_eq!(*EVENTS_RELOAD.lock().unwrap(), ["water start 2", "gas start 2"]);
+    assert_eq!(events(), ["a start 2", "b start 2"]);
 
     // An invalid file (unknown key): nothing stops, nothing starts.
     std::fs::write(&file, "[vee.water]\nhigh_factor = 5\nbogus = 1\n").unwrap();
     tx.send(Signal::Reload).await.unwrap();
     settle().await;
-    assert_eq!(EVENTS_RELOAD.lock().unwrap().len(), 2);
+    assert_eq!(events().len(), 2);
 
-    // Water changes and gas goes away.
-    std::fs::write(&file, "[vee.water]\nhigh_factor = 4\n").unwrap();
+    // a's section changes and b goes away.
+    std::fs::write(&file, "[vee.water]\nhigh_factor = 2\n[log]\nlevel = \"debug\"\n").unwrap();
     tx.send(Signal::Reload).await.unwrap();
     settle().await;
-    {
-        let events = EVENTS_RELOAD.lock().unwrap();
-        assert_eq!(events.len(), 5, "{events:?}");
-        assert!(events[2..].contains(&"gas stop".to_string()) && events[2..4].contains(&"water stop".to_string()), "{events:?}");
-        assert_eq!(events[4], "water start 4");
-    }
+    let e = events();
+    assert_eq!(e.len(), 5, "{e:?}");
+    assert!(e[2..4].contains(&"b stop".to_string()) && e[2..4].contains(&"a stop".to_string()), "{e:?}");
+    assert_eq!(e[4], "a start 2");
+
+    // [vee] changes: every source applies it, so everything restarts with the new factors.
+    std::fs::write(&file, "[vee.water]\nhigh_factor = 4\n[log]\nlevel = \"debug\"\n").unwrap();
+    tx.send(Signal::Reload).await.unwrap();
+    settle().await;
+    assert_eq!(events()[5..], ["a stop", "a start 4"]);
 
     tx.send(Signal::Shutdown).await.unwrap();
     daemon.await.unwrap().unwrap();
-    assert_eq!(EVENTS_RELOAD.lock().unwrap().last().unwrap(), "water stop");
+    assert_eq!(events().last().unwrap(), "a stop");
     assert!(!dir.path().join("data/control.sock").exists(), "control socket removed on shutdown");
 }
 
