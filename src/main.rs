@@ -1,11 +1,6 @@
-//! The `meterd` binary: parse the command line, run it, report errors on stderr.
-
-use clap::Parser;
+//! The `meterd` binary: parse the command line, run it (or forward it to the running daemon),
+//! exit with its status.
 
 fn main() {
-    let cli = meterd::cli::Cli::parse();
-    if let Err(e) = meterd::cli::run(cli) {
-        eprintln!("meterd: error: {e:#}");
-        std::process::exit(1);
-    }
+    std::process::exit(meterd::cli::main(std::env::args().collect()));
 }

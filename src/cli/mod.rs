@@ -30,6 +30,7 @@ macro_rules! note {
 
 mod audit;
 mod batches;
+mod check_config;
 mod decode;
 mod demo;
 mod dock;
@@ -97,7 +98,7 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Decode meter frames and telegrams (hex lines, rtlamr JSON, text telegrams) to NDJSON.
     Decode(decode::DecodeArgs),
-    /// Run the daemon in the foreground until SIGTERM.
+    /// Run the daemon in the foreground until SIGTERM (SIGHUP reloads the configuration).
     Run(run::RunArgs),
     /// Routes for handheld recorders: list, assign to a recorder, unread meters.
     #[command(subcommand)]
@@ -116,6 +117,37 @@ pub enum Command {
     /// Simulated devices (handheld recorder, radio gateways, meters) for tests, demos and training.
     #[command(subcommand)]
     Simulate(simulate::SimulateCmd),
+    /// Validate the configuration file (syntax, values, referenced files, secret file
+    /// permissions) and print the effective configuration, defaults filled in, secrets redacted.
+    CheckConfig(check_config::CheckConfigArgs),
+}
+
+impl Command {
+    /// Whether the command may be forwarded to a running daemon when the store is in use.
+    /// Never the daemon itself, nor commands with their own store or none (demo, decode,
+    /// check-config, simulators): those run here.
+    pub fn forwardable(&self) -> bool {
+        !matches!(
+            self,
+            Command::Run(_)
+                | Command::Demo(_)
+                | Command::Decode(_)
+                | Command::CheckConfig(_)
+                | Command::Dock(_)
+                | Command::Read(_)
+                | Command::Listen(_)
+                | Command::Simulate(_)
+        ) && !matches!(self, Command::Review(args) if args.cmd.is_none())
+    }
+
+    /// The clerk a forwarded command must name itself: the daemon runs as its own user, so the
+    /// audit trail would otherwise record the daemon's account instead of the person acting.
+    fn clerk_to_forward(&self) -> Option<String> {
+        match self {
+            Command::Review(args) if args.clerk.is_none() => Some(crate::review::clerk_name(None)),
+            _ => None,
+        }
+    }
 }
 
 /// Where a command writes: the process's own stdout/stderr, or buffers the daemon sends back.
@@ -124,6 +156,8 @@ pub type Sink = Box<dyn Write + Send>;
 /// What every command needs: the configuration, where the store is, and where to write.
 pub struct Env {
     pub config: Config,
+    /// The file the configuration came from (`None`: defaults, or forwarded to the daemon).
+    pub config_path: Option<PathBuf>,
     pub data_dir: PathBuf,
     /// The daemon's open store, when the command runs inside the daemon.
     shared_store: Option<Arc<RedbStore>>,
@@ -136,6 +170,7 @@ impl Env {
     pub fn new(config: Config, data_dir: PathBuf) -> Self {
         Env {
             config,
+            config_path: None,
             data_dir,
             shared_store: None,
             out: Mutex::new(Box::new(std::io::stdout())),
@@ -146,13 +181,15 @@ impl Env {
     /// An environment for a command the daemon runs on a caller's behalf: its already open
     /// store, and output collected in the given sinks.
     pub fn forwarded(config: Config, data_dir: PathBuf, store: Arc<RedbStore>, out: Sink, err: Sink) -> Self {
-        Env { config, data_dir, shared_store: Some(store), out: Mutex::new(out), err: Mutex::new(err) }
+        Env { config, config_path: None, data_dir, shared_store: Some(store), out: Mutex::new(out), err: Mutex::new(err) }
     }
 
     fn load(cli: &Cli) -> anyhow::Result<Self> {
         let config = Config::load(cli.config.as_deref())?;
         let data_dir = config.data_dir(cli.data_dir.as_deref());
-        Ok(Env::new(config, data_dir))
+        let mut env = Env::new(config, data_dir);
+        env.config_path = Config::file(cli.config.as_deref());
+        Ok(env)
     }
 
     /// The store: the daemon's when running inside it, else opened (or created) here.
@@ -196,6 +233,74 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     run_in(&env, cli)
 }
 
+/// The `meterd` binary: parse `argv`, run the command, and return the process exit code.
+///
+/// When the store is in use by another process and a daemon answers on the control socket,
+/// the command is forwarded to it and its output and exit code are replayed here.
+pub fn main(argv: Vec<String>) -> i32 {
+    let cli = match Cli::try_parse_from(&argv) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let env = match Env::load(&cli) {
+        Ok(env) => env,
+        Err(e) => {
+            crate::daemon::logging::init(None);
+            eprintln!("meterd: error: {e:#}");
+            return 1;
+        }
+    };
+    let daemon = matches!(cli.command, Command::Run(_));
+    crate::daemon::logging::init(daemon.then_some(&env.config.log));
+    let forwardable = cli.command.forwardable();
+    let socket = env.config.daemon.control_socket(&env.data_dir);
+    let mut forwarded_argv = argv.clone();
+    if let Some(clerk) = cli.command.clerk_to_forward() {
+        forwarded_argv.extend(["--clerk".to_owned(), clerk]);
+    }
+    // A running daemon holds the store: hand the command to it at once rather than waiting for
+    // the lock. When no daemon answers, run here.
+    if forwardable && socket.exists() {
+        if let Ok(Some(response)) = crate::daemon::control::forward(&socket, &forwarded_argv) {
+            return replay(response);
+        }
+    }
+    let result = run_in(&env, cli);
+    let err = match result {
+        Ok(()) => return 0,
+        Err(e) => e,
+    };
+    // In use by the daemon, or (a clerk's account) not readable: the daemon may answer for it.
+    let locked = err.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<crate::store::StoreError>(),
+            Some(crate::store::StoreError::Locked { .. } | crate::store::StoreError::NoAccess { .. })
+        )
+    });
+    if !locked {
+        eprintln!("meterd: error: {err:#}");
+        return 1;
+    }
+    if !forwardable {
+        eprintln!("meterd: error: {err:#}: a meterd daemon (or another command) is using it; stop it first");
+        return 1;
+    }
+    match crate::daemon::control::forward(&socket, &forwarded_argv) {
+        Ok(Some(response)) => replay(response),
+        Ok(None) => {
+            eprintln!(
+                "meterd: error: {err:#}, and no meterd daemon answers on {}; another command may be running on it, try again when it finished",
+                socket.display()
+            );
+            1
+        }
+        Err(e) => {
+            eprintln!("meterd: error: {err:#}; forwarding to the daemon failed: {e:#}");
+            1
+        }
+    }
+}
+
 /// Run a parsed command line in a given environment (used by [`run`] and by the daemon for
 /// commands forwarded to it).
 pub fn run_in(env: &Env, cli: Cli) -> anyhow::Result<()> {
@@ -222,5 +327,14 @@ fn dispatch(env: &Env, cli: Cli) -> anyhow::Result<()> {
         Command::Read(cmd) => read::run(env, cmd),
         Command::Listen(cmd) => listen::run(env, cmd),
         Command::Simulate(cmd) => simulate::run(env, cmd),
+        Command::CheckConfig(args) => check_config::run(env, args),
     }
+}
+
+/// Writes a forwarded command's output here and returns its exit code.
+fn replay(response: crate::daemon::control::Response) -> i32 {
+    let _ = std::io::stdout().write_all(response.stdout.as_bytes());
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().write_all(response.stderr.as_bytes());
+    response.exit_code
 }

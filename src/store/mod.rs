@@ -43,12 +43,16 @@ pub enum StoreError {
     /// A stored record does not decode (corruption or a bug).
     #[error("stored {what} does not decode: {detail}")]
     Corrupt { what: &'static str, detail: String },
+    /// Another process has the store open (the daemon, or another command); redb allows one.
+    /// Operations (issue 8): the CLI forwards the command to the daemon's control socket.
+    #[error("store {path} is in use by another process")]
+    Locked { path: String },
+    /// This process may not open the store (permissions); the daemon's user can.
+    #[error("no access to store {path}: {detail}")]
+    NoAccess { path: String, detail: String },
     /// An update referred to something that is not stored.
     #[error("{what} {id} not found")]
     NotFound { what: &'static str, id: String },
-    /// Another process has the store open (redb allows one at a time).
-    #[error("store {path} is open in another process (the daemon, or another clerk's command); try again")]
-    Locked { path: String },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -143,6 +143,9 @@ impl RedbStore {
         let shown = path.display().to_string();
         let db = Database::create(path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked { path: shown.clone() },
+            redb::DatabaseError::Storage(redb::StorageError::Io(io)) if io.kind() == std::io::ErrorKind::PermissionDenied => {
+                StoreError::NoAccess { path: shown.clone(), detail: io.to_string() }
+            }
             e => StoreError::Engine(format!("cannot open store {shown}: {e}")),
         })?;
         let txn = db.begin_write().map_err(engine)?;
