@@ -25,6 +25,9 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
     #[serde(default)]
     pub vee: VeeConfig,
+    /// The billing API (`[http]`); served by `meterd run` when present.
+    #[serde(default)]
+    pub http: Option<crate::billing::http::HttpConfig>,
 }
 
 /// Default configuration file, looked for in the working directory.

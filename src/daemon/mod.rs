@@ -34,8 +34,11 @@ pub type Component = std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> +
 
 /// Builds the components the configuration asks for. Each source adds itself here.
 fn components(ctx: &Context, token: &CancellationToken) -> Vec<(&'static str, Component)> {
-    let components: Vec<(&'static str, Component)> = Vec::new();
-    let _ = (ctx, token);
+    let mut components: Vec<(&'static str, Component)> = Vec::new();
+    if let Some(http) = &ctx.config.http {
+        let store: Arc<dyn crate::store::Store> = ctx.store.clone();
+        components.push(("billing-api", Box::pin(crate::billing::http::run(store, http.clone(), token.clone()))));
+    }
     components
 }
 

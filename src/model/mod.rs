@@ -4,6 +4,7 @@
 //! microsecond. Every enum here is stored by postcard as its variant index: **append new
 //! variants at the end only** (or bump the store's schema version).
 
+pub mod billing;
 mod quantity;
 
 use std::fmt;
