@@ -36,6 +36,7 @@ mod output;
 mod reads;
 mod review;
 mod run;
+mod tokens;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -82,6 +83,9 @@ pub enum Command {
     Decode(decode::DecodeArgs),
     /// Run the daemon in the foreground until SIGTERM.
     Run(run::RunArgs),
+    /// Billing API tokens: create (shown once), list, revoke.
+    #[command(subcommand)]
+    Tokens(tokens::TokensCmd),
 }
 
 /// Where a command writes: the process's own stdout/stderr, or buffers the daemon sends back.
@@ -167,5 +171,6 @@ fn dispatch(env: &Env, cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(env, args),
         Command::Decode(args) => decode::run(env, args),
         Command::Run(args) => run::run(env, args),
+        Command::Tokens(cmd) => tokens::run(env, cmd),
     }
 }
