@@ -325,7 +325,7 @@ async fn cmep_and_fixed_width_batches_round_trip_through_their_parsers() {
     }
     assert_eq!(got, expect);
     let sensus = api.get(&t, "/v1/batches/next?format=sensus-autoread-export").await.text().await.unwrap();
-    assert!(sensus.lines().all(|l| l.len() == 181));
+    assert!(sensus.lines().all(|l| l.len() == 183));
     let bad = api.get(&t, "/v1/batches/next?format=nope").await;
     assert_eq!(bad.status(), 400);
     assert!(bad.text().await.unwrap().contains("municipal-cis"));
@@ -382,4 +382,36 @@ async fn tls_with_a_test_certificate() {
     // A client that does not trust the certificate refuses it.
     let untrusting = reqwest::Client::builder().tls_certs_only([]).resolve("localhost", api.addr).build().unwrap();
     assert!(untrusting.get(format!("{}/healthz", api.base)).send().await.is_err());
+}
+
+/// Collects log output in memory.
+#[derive(Clone, Default)]
+struct LogBuf(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn refused_requests_are_logged_with_address_and_path_never_the_token() {
+    let log = LogBuf::default();
+    let w = log.clone();
+    let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || w.clone()).finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let api = start(1, None).await;
+    let good = api.token("cis");
+    let wrong = format!("{}0", &good[..good.len() - 1]);
+    assert_eq!(api.get(&wrong, "/v1/batches/next?format=csv").await.status(), 401);
+    assert_eq!(api.get(&good, "/v1/batches").await.status(), 200);
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("WARN") && text.contains("without a valid token"), "{text}");
+    assert!(text.contains("path=/v1/batches/next") && text.contains("remote=127.0.0.1:"), "{text}");
+    assert!(!text.contains(&good[4..20]) && !text.contains(&wrong[4..20]), "no token in the log: {text}");
+    assert_eq!(text.matches("without a valid token").count(), 1, "{text}");
 }
