@@ -64,7 +64,7 @@ pub fn pull(store: &dyn Store, client: &str, max: usize, now: Timestamp) -> Resu
     let now = to_store_precision(now);
     let mut txn = store.begin_write()?;
     if let Some(batch) = txn.open_batch(client)? {
-        let contents = txn.batch_contents(batch.id)?.unwrap_or_default();
+        let contents = contents_of(txn.as_ref(), &batch)?;
         return Ok(Some(BatchDoc { batch, contents }));
     }
     let max = max.max(1);
@@ -125,6 +125,18 @@ pub fn pull(store: &dyn Store, client: &str, max: usize, now: Timestamp) -> Resu
     txn.put_batch_contents(batch.id, &contents)?;
     txn.commit()?;
     Ok(Some(BatchDoc { batch, contents }))
+}
+
+/// A batch's frozen contents. Batches created before contents were kept (an older meterd)
+/// are rebuilt from their reads, as they are now.
+fn contents_of(txn: &dyn crate::store::ReadTxn, batch: &Batch) -> Result<BatchContents> {
+    if let Some(c) = txn.batch_contents(batch.id)? {
+        return Ok(c);
+    }
+    let reads = batch_reads(txn, batch)?;
+    let meters = meters_of(txn, &reads)?;
+    let lines = reads.iter().map(|r| line_of(r, meters.get(r.read.meter_id.as_str()).and_then(Option::as_ref))).collect();
+    Ok(BatchContents { lines, corrections: Vec::new() })
 }
 
 fn meters_of(txn: &dyn crate::store::ReadTxn, reads: &[StoredRead]) -> Result<BTreeMap<String, Option<Meter>>> {
@@ -215,7 +227,7 @@ fn corrections_due(
 pub fn get_doc(store: &dyn Store, id: BatchId) -> Result<Option<BatchDoc>> {
     let txn = store.begin_read()?;
     match txn.batch(id)? {
-        Some(batch) => Ok(Some(BatchDoc { contents: txn.batch_contents(id)?.unwrap_or_default(), batch })),
+        Some(batch) => Ok(Some(BatchDoc { contents: contents_of(txn.as_ref(), &batch)?, batch })),
         None => Ok(None),
     }
 }
