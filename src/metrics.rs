@@ -24,7 +24,7 @@ pub enum Kind {
 
 /// Metrics every scrape shows, reported or not: (name, kind, help).
 pub const DECLARED: [(&str, Kind, &str); 5] = [
-    (READS_INGESTED, Kind::Counter, "Reads accepted into the store since start, by source kind."),
+    (READS_INGESTED, Kind::Counter, "Reads committed by accept_reads since the daemon started."),
     (SERIAL_SESSIONS, Kind::Gauge, "Serial sessions open now (cradles, probes, buses)."),
     (MQTT_SESSIONS, Kind::Gauge, "MQTT broker sessions connected now."),
     (HTTP_REQUESTS, Kind::Counter, "Billing API requests answered, by route and status code."),

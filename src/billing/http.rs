@@ -486,3 +486,21 @@ pub async fn run(store: Arc<dyn Store>, config: HttpConfig, shutdown: Cancellati
     tracing::info!(listen = %listener.local_addr()?, tls = tls.is_some(), "billing API listening");
     serve(listener, tls, state, shutdown).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_section_defaults_and_refuses_unknown_keys() {
+        let c = crate::config::Config::parse("[http]\n", "t").unwrap();
+        let h = c.http.unwrap();
+        assert_eq!(h.listen.to_string(), "127.0.0.1:8417");
+        assert_eq!((h.max_reads, h.time_zone.as_str()), (DEFAULT_MAX_READS, "UTC"));
+        assert!(crate::config::Config::parse("", "t").unwrap().http.is_none(), "no section, no API");
+        let e = crate::config::Config::parse("[http]\nlisen = \"0.0.0.0:1\"\n", "m.toml").unwrap_err().to_string();
+        assert!(e.contains("lisen"), "{e}");
+        let h = crate::config::Config::parse("[http]\ntime_zone = \"Mars/Olympus\"\n", "t").unwrap().http.unwrap();
+        assert!(format!("{:#}", h.time_zone().unwrap_err()).contains("Mars/Olympus"));
+    }
+}

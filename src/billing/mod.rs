@@ -28,6 +28,9 @@ use crate::store::{Result, Store, StoreError, WriteTxn};
 /// The client name the CLI uses.
 pub const DEFAULT_CLIENT: &str = "default";
 
+/// How many billed-then-edited reads a batch scan looks past per status.
+const REBILLED_SLACK: usize = 1024;
+
 /// Default most reads per batch.
 pub const DEFAULT_MAX_READS: usize = 10_000;
 
@@ -75,8 +78,13 @@ pub fn pull(store: &dyn Store, client: &str, max: usize, now: Timestamp) -> Resu
         if fresh.len() >= max {
             break;
         }
-        for r in txn.reads_with_status(status, max - fresh.len())? {
-            if r.batch.is_some() { rebilled.push(r.id) } else { fresh.push(r) }
+        // Some room for billed-then-edited reads, which the scan meets but does not take.
+        for r in txn.reads_with_status(status, max - fresh.len() + REBILLED_SLACK)? {
+            if r.batch.is_some() {
+                rebilled.push(r.id);
+            } else if fresh.len() < max {
+                fresh.push(r);
+            }
         }
     }
     let mut changed: BTreeMap<u64, Option<String>> = txn.billing_changes()?.into_iter().map(|(id, c)| (id, c.reason)).collect();

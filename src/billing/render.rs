@@ -384,3 +384,77 @@ fn fixed_width(doc: &BatchDoc, layout: &Layout, tz: &TimeZone) -> Result<Vec<u8>
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::billing::BatchContents;
+    use crate::model::{Batch, ReadType};
+
+    fn doc(reason: &str, code: &str) -> BatchDoc {
+        let line = BatchLine {
+            read_id: 7,
+            meter_id: "M,1".into(),
+            account: "A1".into(),
+            route: "R".into(),
+            service: Some(Service::Gas),
+            unit: "ccf".into(),
+            multiplier: Quantity::from_units(1).unwrap(),
+            read_at: "2026-03-29T01:30:59Z".parse().unwrap(),
+            value: Quantity::parse("12.5").unwrap(),
+            consumption: None,
+            status: ReadStatus::Estimated,
+            read_type: ReadType::Manual,
+            codes: vec![code.into()],
+        };
+        let correction = Correction {
+            line: line.clone(),
+            original_batch: 3,
+            old_value: Quantity::from_units(12).unwrap(),
+            old_read_at: line.read_at,
+            new_value: Some(line.value),
+            reason: reason.into(),
+            corrected_at: line.read_at,
+        };
+        BatchDoc {
+            batch: Batch { id: 9, client: "cis".into(), read_ids: vec![7], status: BatchStatus::Open, created_at: line.read_at, acked_at: None },
+            contents: BatchContents { lines: vec![line], corrections: vec![correction] },
+        }
+    }
+
+    #[test]
+    fn csv_quotes_commas_and_marks_corrections() {
+        let text = String::from_utf8(render(&doc("typo, fixed", "SC"), &Format::Csv).unwrap()).unwrap();
+        let rows: Vec<&str> = text.lines().collect();
+        assert_eq!(rows[0], CSV_HEADER.join(","));
+        assert!(rows[1].starts_with("read,9,7,\"M,1\",A1,R,gas,2026-03-29T01:30:59Z,12.5,ccf,,estimated,manual,SC,,,"), "{text}");
+        assert!(rows[2].starts_with("correction,9,7,") && rows[2].ends_with(",3,12,\"typo, fixed\""), "{text}");
+    }
+
+    #[test]
+    fn cmep_units_flags_and_utc_minutes() {
+        assert_eq!(cmep_units(Some(Service::Water), "gal"), "GALREG");
+        assert_eq!(cmep_units(Some(Service::Electric), "kWh"), "KWHREG");
+        assert_eq!(cmep_units(Some(Service::Water), "m3"), "M3REG");
+        assert_eq!(cmep_units(Some(Service::Gas), "therm"), "GASREG");
+        let text = String::from_utf8(render(&doc("r", "SC"), &Format::Cmep).unwrap()).unwrap();
+        let recs = cmep::parse_file(&text).unwrap();
+        assert_eq!(recs[0].meter_id, "M,1");
+        assert_eq!((recs[0].commodity.as_str(), recs[0].units.as_str()), ("G", "CCFREG"));
+        assert_eq!((recs[0].triplets[0].at.as_deref(), recs[0].triplets[0].flag.as_str()), (Some("202603290130"), "E"));
+        assert_eq!((recs[1].purpose.as_str(), recs[1].triplets[0].flag.as_str(), recs[1].triplets[0].value.as_str()), ("RESEND", "A", "12.5"));
+    }
+
+    #[test]
+    fn layout_overflow_names_batch_read_and_field_and_time_zone_applies() {
+        let layouts = super::super::layouts::Layouts::load(None).unwrap();
+        let l = layouts.get("municipal-cis").unwrap();
+        let e = render(&doc("r", "TOO-LONG-CODE"), &Format::Layout(l.clone(), TimeZone::UTC)).unwrap_err();
+        assert!(e.to_string().contains("batch 9: read 7: layout municipal-cis") && e.to_string().contains("note_code"), "{e}");
+        let chicago = TimeZone::get("America/Chicago").unwrap();
+        let text = String::from_utf8(render(&doc("r", "SC"), &Format::Layout(l.clone(), chicago)).unwrap()).unwrap();
+        let rec = l.parse(text.lines().next().unwrap()).unwrap();
+        assert_eq!(rec.canonical("read_date").unwrap().as_deref(), Some("2026-03-28"), "local date in Chicago");
+        assert_eq!(rec.canonical("value").unwrap().as_deref(), Some("12.500"));
+    }
+}
