@@ -17,6 +17,8 @@ fn setup_meters(s: &Scratch) {
     let f = s.file("meters.csv", &meters);
     let out = s.ok(&["meters", "import", f.to_str().unwrap()]);
     assert!(out.contains("imported 3 meters") && out.contains("3 added"), "{out}");
+    let again = s.ok(&["meters", "import", f.to_str().unwrap()]);
+    assert!(again.contains("0 added, 0 updated, 3 unchanged"), "{again}");
 }
 
 fn rules(read: &Value) -> Vec<String> {
@@ -183,7 +185,7 @@ fn batches_next_is_stable_until_ack_and_ack_is_idempotent() {
 fn bad_input_names_file_line_field_and_imports_nothing() {
     let s = Scratch::new();
     setup_meters(&s);
-    let good = "M1,2025-01-05T08:00:00Z,1000,manual,\n".repeat(1)
+    let good = "M1,2025-01-05T08:00:00Z,1000,manual,\n".to_owned()
         + "M1,2025-02-05T08:00:00Z,1300,manual,\n"
         + "M2,2025-02-05T08:00:00Z,7,manual,\n";
     let cases: [(&str, String, &[&str]); 6] = [

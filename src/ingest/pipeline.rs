@@ -82,35 +82,40 @@ pub fn accept_reads(store: &dyn Store, config: &VeeConfig, reads: Vec<Read>) -> 
 /// The caller commits.
 pub fn accept_in(txn: &mut dyn WriteTxn, config: &VeeConfig, reads: Vec<Read>, received_at: Timestamp) -> Result<AcceptReport> {
     let mut report = AcceptReport { received: reads.len() as u64, ..AcceptReport::default() };
-    let mut by_meter: BTreeMap<String, Vec<Read>> = BTreeMap::new();
-    for mut read in reads {
+    let mut reads = reads;
+    for read in &mut reads {
         read.read_at = to_store_precision(read.read_at);
-        by_meter.entry(read.meter_id.clone()).or_default().push(read);
     }
-    let groups: Vec<(String, Vec<Read>)> = by_meter
-        .into_iter()
-        .map(|(id, mut reads)| {
-            reads.sort_by_key(|r| r.read_at);
-            (id, reads)
-        })
-        .collect();
+    // Per meter, chronological; the sort is stable, so input order breaks ties.
+    reads.sort_by(|a, b| a.meter_id.cmp(&b.meter_id).then(a.read_at.cmp(&b.read_at)));
+    let mut groups: Vec<std::ops::Range<usize>> = Vec::new();
+    for (i, r) in reads.iter().enumerate() {
+        match groups.last_mut() {
+            Some(g) if reads[g.start].meter_id == r.meter_id => g.end = i + 1,
+            _ => groups.push(i..i + 1),
+        }
+    }
     // One bulk lookup of the meters and of their history windows: a year before each meter's
     // first new read (the ADU window) up to its last new read (same-time duplicates).
-    let ids: Vec<&str> = groups.iter().map(|(id, _)| id.as_str()).collect();
+    let ids: Vec<&str> = groups.iter().map(|g| reads[g.start].meter_id.as_str()).collect();
     let meters = txn.meters_by_id(&ids)?;
     let queries: Vec<HistoryQuery<'_>> = groups
         .iter()
-        .map(|(id, reads)| HistoryQuery {
-            meter_id: id,
-            from: reads[0].read_at.checked_sub(ADU_WINDOW).unwrap_or(Timestamp::MIN),
-            to: reads[reads.len() - 1].read_at.checked_add(SignedDuration::from_micros(1)).unwrap_or(Timestamp::MAX),
+        .map(|g| HistoryQuery {
+            meter_id: &reads[g.start].meter_id,
+            from: reads[g.start].read_at.checked_sub(ADU_WINDOW).unwrap_or(Timestamp::MIN),
+            to: reads[g.end - 1].read_at.checked_add(SignedDuration::from_micros(1)).unwrap_or(Timestamp::MAX),
         })
         .collect();
     let histories = txn.meter_histories(&queries)?;
+    drop(queries);
+    drop(ids);
 
-    let mut to_store = Vec::new();
-    for (((_, reads), meter), known) in groups.into_iter().zip(meters).zip(histories) {
-        accept_meter(config, meter.as_ref(), known, reads, received_at, &mut report, &mut to_store);
+    let mut to_store = Vec::with_capacity(reads.len());
+    let mut reads = reads.into_iter();
+    for ((g, meter), known) in groups.into_iter().zip(meters).zip(histories) {
+        let group = reads.by_ref().take(g.len());
+        accept_meter(config, meter.as_ref(), known, group, received_at, &mut report, &mut to_store);
     }
     report.read_ids = txn.insert_reads(&mut to_store)?;
     report.imported = to_store.len() as u64;
@@ -123,20 +128,23 @@ fn accept_meter(
     config: &VeeConfig,
     meter: Option<&Meter>,
     mut known: Vec<ReadSummary>,
-    reads: Vec<Read>,
+    reads: impl Iterator<Item = Read>,
     received_at: Timestamp,
     report: &mut AcceptReport,
     to_store: &mut Vec<StoredRead>,
 ) {
+    let (mut same, mut history): (Vec<Quantity>, Vec<ReadSummary>) = (Vec::new(), Vec::new());
     for read in reads {
         let lo = known.partition_point(|k| k.read_at < read.read_at);
         let hi = known.partition_point(|k| k.read_at <= read.read_at);
-        let same: Vec<Quantity> = known[lo..hi].iter().map(|k| k.value).collect();
+        same.clear();
+        same.extend(known[lo..hi].iter().map(|k| k.value));
         if same.contains(&read.value) {
             report.duplicates_skipped += 1;
             continue;
         }
-        let history: Vec<ReadSummary> = known[..lo].iter().filter(|k| k.is_history()).copied().collect();
+        history.clear();
+        history.extend(known[..lo].iter().filter(|k| k.is_history()).copied());
         let outcome = vee::validate(&Context { meter, history: &history, same_time: &same }, &read, config);
 
         for f in &outcome.flags {

@@ -474,7 +474,7 @@ impl StoredRead {
             value: self.read.value,
             consumption: self.consumption,
             status: self.status,
-            duplicate: self.has_flag(Rule::Duplicate),
+            excluded: self.has_flag(Rule::Duplicate) || self.has_flag(Rule::DialOverflow),
         }
     }
 }
@@ -487,14 +487,16 @@ pub struct ReadSummary {
     pub value: Quantity,
     pub consumption: Option<Quantity>,
     pub status: ReadStatus,
-    /// Flagged `duplicate`: a conflicting second value, not part of the meter's history.
-    pub duplicate: bool,
+    /// Not the meter's register history whatever its status: a conflicting second value
+    /// (`duplicate`) or a value the register cannot show (`dial_overflow`).
+    pub excluded: bool,
 }
 
 impl ReadSummary {
-    /// Counts as the meter's history: not rejected, not a conflicting duplicate.
+    /// Counts as the meter's history (a previous read, a period for ADU): not rejected, not
+    /// [`excluded`](Self::excluded).
     pub fn is_history(&self) -> bool {
-        self.status != ReadStatus::Rejected && !self.duplicate
+        self.status != ReadStatus::Rejected && !self.excluded
     }
 }
 

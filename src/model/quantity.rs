@@ -254,6 +254,24 @@ mod tests {
         assert_eq!(q.mul_div(1, 0), None);
     }
 
+    proptest::proptest! {
+        /// Display → parse is the identity, and JSON numbers read back exactly (≤ 15 digits).
+        #[test]
+        fn text_and_json_round_trip(micros in -999_999_999_999_999i64..=999_999_999_999_999) {
+            let q = Quantity::from_micros(micros);
+            proptest::prop_assert_eq!(Quantity::parse(&q.to_string()).unwrap(), q);
+            let json = serde_json::to_string(&q).unwrap();
+            proptest::prop_assert_eq!(serde_json::from_str::<Quantity>(&json).unwrap(), q);
+            proptest::prop_assert_eq!(json, q.to_string());
+        }
+
+        /// Parsing arbitrary text never panics.
+        #[test]
+        fn parse_never_panics(s in "\\PC{0,24}") {
+            let _ = Quantity::parse(&s);
+        }
+    }
+
     #[test]
     fn json_prints_numbers_and_postcard_keeps_micros() {
         let q = Quantity::parse("12.345").unwrap();

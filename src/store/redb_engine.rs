@@ -37,14 +37,14 @@ const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 const METERS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meters");
 const READS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("reads");
 /// Value: the read's [`ReadSummary`] (value µ-units, consumption µ-units, status code,
-/// duplicate flag), so VEE history is one index scan without decoding whole reads.
+/// excluded-from-history flag), so VEE history is one index scan without decoding whole reads.
 const METER_TIME: TableDefinition<'_, (&str, i64, u64), Summary> = TableDefinition::new("meter_time");
 
 type Summary = (i64, Option<i64>, u8, bool);
 
 fn summary_value(r: &StoredRead) -> Summary {
     let s = r.summary();
-    (s.value.micros(), s.consumption.map(Quantity::micros), s.status.code(), s.duplicate)
+    (s.value.micros(), s.consumption.map(Quantity::micros), s.status.code(), s.excluded)
 }
 
 fn summary_of(key: (&str, i64, u64), v: Summary) -> Result<ReadSummary> {
@@ -55,7 +55,7 @@ fn summary_of(key: (&str, i64, u64), v: Summary) -> Result<ReadSummary> {
         value: Quantity::from_micros(v.0),
         consumption: v.1.map(Quantity::from_micros),
         status: ReadStatus::from_code(v.2).ok_or_else(|| corrupt(format!("status code {}", v.2)))?,
-        duplicate: v.3,
+        excluded: v.3,
     })
 }
 const STATUS_INDEX: TableDefinition<'_, (u8, u64), ()> = TableDefinition::new("status_index");

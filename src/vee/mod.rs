@@ -43,9 +43,9 @@ pub type HistoryRead = ReadSummary;
 pub struct Context<'a> {
     /// The meter, `None` when it is not in the store.
     pub meter: Option<&'a Meter>,
-    /// Earlier reads of the meter (read_at < the new read's), oldest first, without rejected
-    /// reads and without reads flagged `duplicate`. At least the previous read and those of
-    /// the last 365 days.
+    /// Earlier reads of the meter (read_at < the new read's), oldest first, that count as
+    /// history ([`ReadSummary::is_history`]: not rejected, not `duplicate`, not
+    /// `dial_overflow`). At least the previous read and those of the last 365 days.
     pub history: &'a [HistoryRead],
     /// Values already stored for the same meter at the same read_at (all different from the
     /// new value: an equal value is an idempotent re-import the caller skips before VEE).

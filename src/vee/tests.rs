@@ -36,7 +36,7 @@ fn history(points: &[(i64, &str)]) -> Vec<HistoryRead> {
     for &(d, v) in points {
         let value = q(v);
         let consumption = out.last().map(|p| value.checked_sub(p.value).unwrap());
-        out.push(HistoryRead { id: 0, read_at: day(d), value, consumption, status: ReadStatus::Validated, duplicate: false });
+        out.push(HistoryRead { id: 0, read_at: day(d), value, consumption, status: ReadStatus::Validated, excluded: false });
     }
     out
 }
