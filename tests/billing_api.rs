@@ -247,11 +247,27 @@ async fn reads_changed_or_rejected_after_export_come_back_as_corrections() {
         txn.update_read(&r).unwrap();
         txn.commit().unwrap();
     }
+    // The reason given before the change (the other order of calls) is kept with the value billed.
+    {
+        let mut txn = api.store.begin_write().unwrap();
+        meterd::billing::note_change(txn.as_mut(), ids[2], "customer photo", None, Timestamp::now()).unwrap();
+        let mut r = txn.read(ids[2]).unwrap().unwrap();
+        r.read.value = Quantity::from_units(9).unwrap();
+        r.status = ReadStatus::Edited;
+        txn.update_read(&r).unwrap();
+        txn.commit().unwrap();
+    }
+    // Edited, then edited back to what was billed: nothing to correct.
+    let original = b1["reads"][3]["value"].as_i64().unwrap();
+    edit(api.store.as_ref(), ids[3], 1, Some("oops"));
+    edit(api.store.as_ref(), ids[3], original, Some("undo"));
     // The corrections go to the client that billed the reads, not to another one.
     assert_eq!(api.get(&other, "/v1/batches/next").await.status(), 204);
     let csv = api.get(&t, "/v1/batches/next?format=csv").await.text().await.unwrap();
     let rows: Vec<&str> = csv.lines().collect();
-    assert_eq!(rows.len(), 3, "{csv}");
+    assert_eq!(rows.len(), 4, "{csv}");
+    assert!(rows[3].starts_with("correction,") && rows[3].contains(",9,gal,") && rows[3].ends_with(&format!(",{},1002,customer photo", b1["id"])), "{csv}");
+    assert_eq!(api.store.begin_read().unwrap().read(ids[3]).unwrap().unwrap().status, ReadStatus::Exported);
     assert!(rows[1].starts_with("correction,") && rows[1].contains(",5,gal,") && rows[1].ends_with(",read changed after billing"), "{csv}");
     assert!(rows[2].starts_with("correction,") && rows[2].ends_with(",read rejected after billing"), "{csv}");
     let cmep_text = api.get(&t, "/v1/batches/next?format=cmep").await.text().await.unwrap();

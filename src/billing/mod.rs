@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 
-use crate::model::billing::{BatchContents, BatchLine, Billed, Correction};
+use crate::model::billing::{BatchContents, BatchLine, Billed, BillingChange, Correction};
 use crate::model::{Batch, BatchId, BatchStatus, Meter, ReadStatus, StoredRead, to_store_precision};
 use crate::store::{Result, Store, StoreError, WriteTxn};
 
@@ -87,7 +87,7 @@ pub fn pull(store: &dyn Store, client: &str, max: usize, now: Timestamp) -> Resu
             }
         }
     }
-    let mut changed: BTreeMap<u64, Option<String>> = txn.billing_changes()?.into_iter().map(|(id, c)| (id, c.reason)).collect();
+    let mut changed: BTreeMap<u64, Option<BillingChange>> = txn.billing_changes()?.into_iter().map(|(id, c)| (id, Some(c))).collect();
     for id in rebilled {
         changed.entry(id).or_insert(None);
     }
@@ -102,11 +102,12 @@ pub fn pull(store: &dyn Store, client: &str, max: usize, now: Timestamp) -> Resu
     read_ids.extend(corrections.iter().filter(|c| c.new_value.is_some()).map(|c| c.line.read_id));
     let batch = txn.create_batch(client, read_ids, now)?;
     let meters = meters_of(txn.as_ref(), &fresh)?;
-    let mut billed = Vec::with_capacity(fresh.len() + corrections.len());
+    // What billing has of a fresh read is the read itself until it changes (the change note
+    // captures it then); only corrections need a record of what was billed.
+    let mut billed = Vec::with_capacity(corrections.len());
     let mut lines = Vec::with_capacity(fresh.len());
     for r in &mut fresh {
         lines.push(line_of(r, meters.get(r.read.meter_id.as_str()).and_then(Option::as_ref)));
-        billed.push((r.id, Billed { batch: batch.id, value: r.read.value, read_at: r.read.read_at, withdrawn: false }));
         r.status = ReadStatus::Batched;
         r.batch = Some(batch.id);
     }
@@ -180,19 +181,28 @@ fn line_of(r: &StoredRead, meter: Option<&Meter>) -> BatchLine {
 fn corrections_due(
     txn: &mut dyn WriteTxn,
     client: &str,
-    changed: BTreeMap<u64, Option<String>>,
+    changed: BTreeMap<u64, Option<BillingChange>>,
     now: Timestamp,
 ) -> Result<(Vec<Correction>, Vec<StoredRead>)> {
     let mut corrections = Vec::new();
     let mut touched = Vec::new();
-    for (id, reason) in changed {
+    for (id, change) in changed {
         let Some(mut read) = txn.read(id)? else {
             txn.clear_billing_change(id)?;
             continue;
         };
-        let Some(billed) = txn.billed(id)? else {
-            // Never billed: it goes out as an ordinary read.
+        let reason = change.as_ref().and_then(|c| c.reason.clone());
+        let billed = match change.and_then(|c| c.billed) {
+            Some(b) => Some(b),
+            None => txn.billed(id)?,
+        };
+        let Some(billed) = billed else {
             txn.clear_billing_change(id)?;
+            // No change was recorded: the value is what went out; only the status moved.
+            if let Some(batch) = read.batch.filter(|_| ReadStatus::BILLABLE.contains(&read.status)) {
+                read.status = if txn.batch(batch)?.is_some_and(|b| b.status == BatchStatus::Acked) { ReadStatus::Exported } else { ReadStatus::Batched };
+                txn.update_read(&read)?;
+            }
             continue;
         };
         let Some(batch) = txn.batch(billed.batch)? else {
@@ -206,7 +216,7 @@ fn corrections_due(
             // Back to what billing has: nothing to tell it.
             txn.clear_billing_change(id)?;
             if ReadStatus::BILLABLE.contains(&read.status) {
-                read.status = ReadStatus::Exported;
+                read.status = if txn.batch(billed.batch)?.is_some_and(|b| b.status == BatchStatus::Acked) { ReadStatus::Exported } else { ReadStatus::Batched };
                 read.batch = Some(billed.batch);
                 txn.update_read(&read)?;
             }
@@ -243,11 +253,13 @@ pub fn get_doc(store: &dyn Store, id: BatchId) -> Result<Option<BatchDoc>> {
 /// Tell billing why a billed read changed: the reason and who changed it go into its
 /// correction. Call it in the transaction that changes the read.
 pub fn note_change(txn: &mut dyn WriteTxn, read: u64, reason: &str, by: Option<&str>, now: Timestamp) -> Result<()> {
-    let change = crate::model::billing::BillingChange {
-        reason: Some(reason.to_owned()),
-        by: by.map(str::to_owned),
-        at: to_store_precision(now),
+    // Keep what an earlier note captured; else capture it now (called before the update, the
+    // stored read is still what billing has).
+    let billed = match txn.billing_changes_of(read)? {
+        Some(c) => c.billed,
+        None => txn.read(read)?.as_ref().and_then(BillingChange::billed_of),
     };
+    let change = BillingChange { reason: Some(reason.to_owned()), by: by.map(str::to_owned), at: to_store_precision(now), billed };
     txn.note_billing_change(read, &change)
 }
 

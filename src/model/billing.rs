@@ -73,6 +73,20 @@ pub struct BillingChange {
     pub by: Option<String>,
     #[serde(with = "time_serde")]
     pub at: Timestamp,
+    /// What billing had before the change (captured from the read as it was stored).
+    pub billed: Option<Billed>,
+}
+
+impl BillingChange {
+    /// What billing has of `read` as stored now, if it went out in a batch.
+    pub fn billed_of(read: &super::StoredRead) -> Option<Billed> {
+        read.batch.map(|batch| Billed {
+            batch,
+            value: read.read.value,
+            read_at: read.read.read_at,
+            withdrawn: read.status == ReadStatus::Rejected,
+        })
+    }
 }
 
 /// A billing client's API token; only its SHA-256 is kept.

@@ -114,6 +114,8 @@ pub trait ReadTxn {
     fn billed(&self, read: ReadId) -> Result<Option<Billed>>;
     /// Billed reads that changed since, with the change note, by read id.
     fn billing_changes(&self) -> Result<Vec<(ReadId, BillingChange)>>;
+    /// The change note of one read.
+    fn billing_changes_of(&self, read: ReadId) -> Result<Option<BillingChange>>;
     /// Every API token (revoked ones too), by name.
     fn api_tokens(&self) -> Result<Vec<ApiToken>>;
 }

@@ -428,6 +428,14 @@ macro_rules! impl_read_txn {
                 Ok(out)
             }
 
+            fn billing_changes_of(&self, read: ReadId) -> Result<Option<BillingChange>> {
+                let t = self.txn.open_table(BILLING_CHANGES).map_err(engine)?;
+                match t.get(read).map_err(engine)? {
+                    Some(v) => decode("billing change", v.value()).map(Some),
+                    None => Ok(None),
+                }
+            }
+
             fn api_tokens(&self) -> Result<Vec<ApiToken>> {
                 let t = self.txn.open_table(API_TOKENS).map_err(engine)?;
                 let mut out = Vec::new();
@@ -504,7 +512,7 @@ impl WriteTxn for RedbWrite {
         if old.batch.is_some() && billing_relevant_change(&old, read) {
             let mut changes = self.txn.open_table(BILLING_CHANGES).map_err(engine)?;
             if changes.get(read.id).map_err(engine)?.is_none() {
-                let note = BillingChange { reason: None, by: None, at: Timestamp::now() };
+                let note = BillingChange { reason: None, by: None, at: Timestamp::now(), billed: BillingChange::billed_of(&old) };
                 changes.insert(read.id, encode(&note)?.as_slice()).map_err(engine)?;
             }
         }
@@ -536,10 +544,13 @@ impl WriteTxn for RedbWrite {
                 by_status.remove((old.status.code(), read.id)).map_err(engine)?;
                 by_status.insert((read.status.code(), read.id), ()).map_err(engine)?;
             }
-            by_time.remove((old.read.meter_id.as_str(), us(old.read.read_at), read.id)).map_err(engine)?;
+            if old.read.meter_id != read.read.meter_id || old.read.read_at != read.read.read_at {
+                by_time.remove((old.read.meter_id.as_str(), us(old.read.read_at), read.id)).map_err(engine)?;
+            }
+            // Same key: insert replaces the summary.
             by_time.insert((read.read.meter_id.as_str(), us(read.read.read_at), read.id), summary_value(read)).map_err(engine)?;
             if old.batch.is_some() && billing_relevant_change(&old, read) && changes.get(read.id).map_err(engine)?.is_none() {
-                let note = BillingChange { reason: None, by: None, at: Timestamp::now() };
+                let note = BillingChange { reason: None, by: None, at: Timestamp::now(), billed: BillingChange::billed_of(&old) };
                 changes.insert(read.id, encode(&note)?.as_slice()).map_err(engine)?;
             }
         }
