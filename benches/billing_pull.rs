@@ -89,6 +89,28 @@ fn pull(c: &mut Criterion) {
             })
         });
     }
+    // Where the time goes: batch creation alone (store work, committed), and rendering alone.
+    let mut doc = None;
+    group.bench_function("create_batch_only", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = tempfile::tempdir().unwrap();
+                std::fs::copy(seeded.path().join(STORE_FILE), dir.path().join(STORE_FILE)).unwrap();
+                let store = RedbStore::open_dir(dir.path()).unwrap();
+                let start = Instant::now();
+                let d = meterd::billing::pull(&store, "cis", READS, Timestamp::now()).unwrap().unwrap();
+                total += start.elapsed();
+                assert_eq!(d.contents.lines.len(), READS);
+                doc = Some(d);
+            }
+            total
+        })
+    });
+    let doc = doc.unwrap();
+    for (name, format) in [("render_json_only", meterd::billing::render::Format::Json), ("render_csv_only", meterd::billing::render::Format::Csv)] {
+        group.bench_function(name, |b| b.iter(|| meterd::billing::render::render(&doc, &format).unwrap().len()));
+    }
     group.finish();
 }
 
