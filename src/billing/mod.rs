@@ -79,7 +79,7 @@ pub fn pull(store: &dyn Store, client: &str, max: usize, now: Timestamp) -> Resu
             break;
         }
         // Some room for billed-then-edited reads, which the scan meets but does not take.
-        for r in txn.reads_with_status(status, max - fresh.len() + REBILLED_SLACK)? {
+        for r in txn.reads_with_status(status, (max - fresh.len()).saturating_add(REBILLED_SLACK))? {
             if r.batch.is_some() {
                 rebilled.push(r.id);
             } else if fresh.len() < max {
