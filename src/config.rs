@@ -55,6 +55,9 @@ pub struct Config {
     /// `[daemon]`: control socket, stop deadline.
     #[serde(default)]
     pub daemon: DaemonConfig,
+    /// The billing API (`[http]`); served by `meterd run` when present.
+    #[serde(default)]
+    pub http: Option<crate::billing::http::HttpConfig>,
 }
 
 /// Default configuration file, looked for in the working directory.

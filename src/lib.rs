@@ -21,6 +21,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod ingest;
+pub mod metrics;
 pub mod model;
 pub mod review;
 pub mod secrets;

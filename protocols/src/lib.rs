@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
+pub mod cmep;
 pub mod cradle;
 pub mod decode;
 pub mod decoded;

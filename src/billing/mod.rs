@@ -4,14 +4,32 @@
 //! that same batch again; otherwise billable reads not in any batch are taken into a new one
 //! (status `batched`). Ack marks the batch and its reads `exported`; acking again is
 //! harmless. Both changes are durable before they are answered.
+//!
+//! A batch is frozen when it is created ([`BatchContents`]: each read as it went out, and the
+//! corrections it carries), so every format is rendered from the same stored data and asking
+//! again gives the same bytes even if a read changes meanwhile. A read changed after it was
+//! billed (edited, re-timed or rejected by a clerk) is never changed silently: the store notes
+//! it and the next batch of the client that billed it carries a correction (old value, new
+//! value, reason).
+
+pub mod http;
+pub mod layouts;
+pub mod render;
+pub mod tokens;
+
+use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 
-use crate::model::{Batch, BatchId, BatchStatus, ReadStatus, StoredRead, to_store_precision};
-use crate::store::{Result, Store, StoreError};
+use crate::model::billing::{BatchContents, BatchLine, Billed, BillingChange, Correction};
+use crate::model::{Batch, BatchId, BatchStatus, Meter, ReadStatus, StoredRead, to_store_precision};
+use crate::store::{Result, Store, StoreError, WriteTxn};
 
 /// The client name the CLI uses.
 pub const DEFAULT_CLIENT: &str = "default";
+
+/// How many billed-then-edited reads a batch scan looks past per status.
+const REBILLED_SLACK: usize = 1024;
 
 /// Default most reads per batch.
 pub const DEFAULT_MAX_READS: usize = 10_000;
@@ -23,34 +41,226 @@ pub struct BatchWithReads {
     pub reads: Vec<StoredRead>,
 }
 
+/// A batch as handed out: the batch record and what it carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchDoc {
+    pub batch: Batch,
+    pub contents: BatchContents,
+}
+
 /// The client's open batch, or a new one of up to `max` billable reads (oldest read ids
 /// first). `None` when there is no open batch and nothing to bill.
 pub fn next_batch(store: &dyn Store, client: &str, max: usize, now: Timestamp) -> Result<Option<BatchWithReads>> {
+    match pull(store, client, max, now)? {
+        Some(doc) => {
+            let txn = store.begin_read()?;
+            Ok(Some(BatchWithReads { reads: batch_reads(txn.as_ref(), &doc.batch)?, batch: doc.batch }))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The client's open batch with its frozen contents, or a new one: corrections due to this
+/// client first, then up to `max` billable reads not in any batch (oldest read ids first).
+/// Committed before it returns. `None` when there is nothing to bill.
+pub fn pull(store: &dyn Store, client: &str, max: usize, now: Timestamp) -> Result<Option<BatchDoc>> {
     let now = to_store_precision(now);
     let mut txn = store.begin_write()?;
     if let Some(batch) = txn.open_batch(client)? {
-        let reads = batch_reads(txn.as_ref(), &batch)?;
-        return Ok(Some(BatchWithReads { batch, reads }));
+        let contents = contents_of(txn.as_ref(), &batch)?;
+        return Ok(Some(BatchDoc { batch, contents }));
     }
-    let mut reads = Vec::new();
+    let max = max.max(1);
+    // Billable reads that went out before (edited after export) are corrections, not new reads.
+    let mut fresh = Vec::new();
+    let mut rebilled = Vec::new();
     for status in ReadStatus::BILLABLE {
-        if reads.len() >= max {
+        if fresh.len() >= max {
             break;
         }
-        reads.extend(txn.reads_with_status(status, max - reads.len())?);
+        // Some room for billed-then-edited reads, which the scan meets but does not take.
+        for r in txn.reads_with_status(status, (max - fresh.len()).saturating_add(REBILLED_SLACK))? {
+            if r.batch.is_some() {
+                rebilled.push(r.id);
+            } else if fresh.len() < max {
+                fresh.push(r);
+            }
+        }
     }
-    if reads.is_empty() {
+    let mut changed: BTreeMap<u64, Option<BillingChange>> = txn.billing_changes()?.into_iter().map(|(id, c)| (id, Some(c))).collect();
+    for id in rebilled {
+        changed.entry(id).or_insert(None);
+    }
+    let (corrections, mut touched) = corrections_due(txn.as_mut(), client, changed, now)?;
+    if fresh.is_empty() && corrections.is_empty() {
+        // Statuses restored on reads whose change turned out not to matter.
+        txn.commit()?;
         return Ok(None);
     }
-    reads.sort_by_key(|r| r.id);
-    let batch = txn.create_batch(client, reads.iter().map(|r| r.id).collect(), now)?;
-    for r in &mut reads {
+    fresh.sort_by_key(|r| r.id);
+    let mut read_ids: Vec<u64> = fresh.iter().map(|r| r.id).collect();
+    read_ids.extend(corrections.iter().filter(|c| c.new_value.is_some()).map(|c| c.line.read_id));
+    let batch = txn.create_batch(client, read_ids, now)?;
+    let meters = meters_of(txn.as_ref(), &fresh)?;
+    // What billing has of a fresh read is the read itself until it changes (the change note
+    // captures it then); only corrections need a record of what was billed.
+    let mut billed = Vec::with_capacity(corrections.len());
+    let mut lines = Vec::with_capacity(fresh.len());
+    for r in &mut fresh {
+        lines.push(line_of(r, meters.get(r.read.meter_id.as_str()).and_then(Option::as_ref)));
         r.status = ReadStatus::Batched;
         r.batch = Some(batch.id);
-        txn.update_read(r)?;
     }
+    for c in &corrections {
+        billed.push((
+            c.line.read_id,
+            Billed {
+                batch: batch.id,
+                value: c.new_value.unwrap_or(c.old_value),
+                read_at: c.line.read_at,
+                withdrawn: c.new_value.is_none(),
+            },
+        ));
+        txn.clear_billing_change(c.line.read_id)?;
+    }
+    for r in touched.iter_mut().filter(|r| r.status != ReadStatus::Rejected) {
+        r.status = ReadStatus::Batched;
+        r.batch = Some(batch.id);
+    }
+    fresh.extend(touched.into_iter().filter(|r| r.status != ReadStatus::Rejected));
+    txn.update_reads(&fresh)?;
+    txn.put_billed(&billed)?;
+    let contents = BatchContents { lines, corrections };
+    txn.put_batch_contents(batch.id, &contents)?;
     txn.commit()?;
-    Ok(Some(BatchWithReads { batch, reads }))
+    Ok(Some(BatchDoc { batch, contents }))
+}
+
+/// A batch's frozen contents. Batches created before contents were kept (an older meterd)
+/// are rebuilt from their reads, as they are now.
+fn contents_of(txn: &dyn crate::store::ReadTxn, batch: &Batch) -> Result<BatchContents> {
+    if let Some(c) = txn.batch_contents(batch.id)? {
+        return Ok(c);
+    }
+    let reads = batch_reads(txn, batch)?;
+    let meters = meters_of(txn, &reads)?;
+    let lines = reads.iter().map(|r| line_of(r, meters.get(r.read.meter_id.as_str()).and_then(Option::as_ref))).collect();
+    Ok(BatchContents { lines, corrections: Vec::new() })
+}
+
+fn meters_of(txn: &dyn crate::store::ReadTxn, reads: &[StoredRead]) -> Result<BTreeMap<String, Option<Meter>>> {
+    let mut ids: Vec<&str> = reads.iter().map(|r| r.read.meter_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let found = txn.meters_by_id(&ids)?;
+    Ok(ids.into_iter().map(str::to_owned).zip(found).collect())
+}
+
+fn line_of(r: &StoredRead, meter: Option<&Meter>) -> BatchLine {
+    BatchLine {
+        read_id: r.id,
+        meter_id: r.read.meter_id.clone(),
+        account: meter.map(|m| m.account.clone()).unwrap_or_default(),
+        route: meter.map(|m| m.route.clone()).unwrap_or_default(),
+        service: meter.map(|m| m.service),
+        unit: meter.map(|m| m.unit.clone()).unwrap_or_default(),
+        multiplier: meter.map(|m| m.multiplier).unwrap_or(crate::model::Quantity::from_micros(crate::model::SCALE)),
+        read_at: r.read.read_at,
+        value: r.read.value,
+        consumption: r.consumption,
+        status: r.status,
+        read_type: r.read.read_type,
+        codes: r.read.codes.clone(),
+    }
+}
+
+/// The corrections this client is due for changed billed reads, and the reads that need their
+/// status set (corrected ones; ones whose change did not matter go back to `exported`, which
+/// is written here). Changes of reads billed to another client, of reads a clerk still holds
+/// (`flagged`), or of reads whose batch is still open, wait.
+fn corrections_due(
+    txn: &mut dyn WriteTxn,
+    client: &str,
+    changed: BTreeMap<u64, Option<BillingChange>>,
+    now: Timestamp,
+) -> Result<(Vec<Correction>, Vec<StoredRead>)> {
+    let mut corrections = Vec::new();
+    let mut touched = Vec::new();
+    for (id, change) in changed {
+        let Some(mut read) = txn.read(id)? else {
+            txn.clear_billing_change(id)?;
+            continue;
+        };
+        let reason = change.as_ref().and_then(|c| c.reason.clone());
+        let billed = match change.and_then(|c| c.billed) {
+            Some(b) => Some(b),
+            None => txn.billed(id)?,
+        };
+        let Some(billed) = billed else {
+            txn.clear_billing_change(id)?;
+            // No change was recorded: the value is what went out; only the status moved.
+            if let Some(batch) = read.batch.filter(|_| ReadStatus::BILLABLE.contains(&read.status)) {
+                read.status = if txn.batch(batch)?.is_some_and(|b| b.status == BatchStatus::Acked) { ReadStatus::Exported } else { ReadStatus::Batched };
+                txn.update_read(&read)?;
+            }
+            continue;
+        };
+        let Some(batch) = txn.batch(billed.batch)? else {
+            return Err(StoreError::NotFound { what: "batch", id: billed.batch.to_string() });
+        };
+        if batch.client != client || batch.status == BatchStatus::Open || read.status == ReadStatus::Flagged {
+            continue;
+        }
+        let withdrawn = read.status == ReadStatus::Rejected;
+        if withdrawn == billed.withdrawn && (withdrawn || (read.read.value == billed.value && read.read.read_at == billed.read_at)) {
+            // Back to what billing has: nothing to tell it.
+            txn.clear_billing_change(id)?;
+            if ReadStatus::BILLABLE.contains(&read.status) {
+                read.status = if txn.batch(billed.batch)?.is_some_and(|b| b.status == BatchStatus::Acked) { ReadStatus::Exported } else { ReadStatus::Batched };
+                read.batch = Some(billed.batch);
+                txn.update_read(&read)?;
+            }
+            continue;
+        }
+        let meter = txn.meter(&read.read.meter_id)?;
+        let line = line_of(&read, meter.as_ref());
+        let reason = reason.unwrap_or_else(|| {
+            if withdrawn { "read rejected after billing".to_owned() } else { "read changed after billing".to_owned() }
+        });
+        corrections.push(Correction {
+            line,
+            original_batch: billed.batch,
+            old_value: billed.value,
+            old_read_at: billed.read_at,
+            new_value: if withdrawn { None } else { Some(read.read.value) },
+            reason,
+            corrected_at: now,
+        });
+        touched.push(read);
+    }
+    Ok((corrections, touched))
+}
+
+/// A batch with its frozen contents.
+pub fn get_doc(store: &dyn Store, id: BatchId) -> Result<Option<BatchDoc>> {
+    let txn = store.begin_read()?;
+    match txn.batch(id)? {
+        Some(batch) => Ok(Some(BatchDoc { contents: contents_of(txn.as_ref(), &batch)?, batch })),
+        None => Ok(None),
+    }
+}
+
+/// Tell billing why a billed read changed: the reason and who changed it go into its
+/// correction. Call it in the transaction that changes the read.
+pub fn note_change(txn: &mut dyn WriteTxn, read: u64, reason: &str, by: Option<&str>, now: Timestamp) -> Result<()> {
+    // Keep what an earlier note captured; else capture it now (called before the update, the
+    // stored read is still what billing has).
+    let billed = match txn.billing_changes_of(read)? {
+        Some(c) => c.billed,
+        None => txn.read(read)?.as_ref().and_then(BillingChange::billed_of),
+    };
+    let change = BillingChange { reason: Some(reason.to_owned()), by: by.map(str::to_owned), at: to_store_precision(now), billed };
+    txn.note_billing_change(read, &change)
 }
 
 fn batch_reads(txn: &dyn crate::store::ReadTxn, batch: &Batch) -> Result<Vec<StoredRead>> {

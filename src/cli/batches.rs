@@ -1,4 +1,5 @@
-//! `meterd batches next [--json]`, `meterd batches ack ID`.
+//! `meterd batches next [--json]`, `meterd batches ack ID`, `meterd batches list`,
+//! `meterd batches export --format F --out FILE` (for CIS that import files).
 
 use clap::Subcommand;
 use serde::Serialize;
@@ -6,6 +7,7 @@ use serde::Serialize;
 use super::Env;
 use super::output::{ReadView, print_json, views};
 use crate::billing::{self, AckOutcome, DEFAULT_CLIENT, DEFAULT_MAX_READS};
+use crate::store::Store as _;
 
 #[derive(Debug, Subcommand)]
 pub enum BatchesCmd {
@@ -21,6 +23,51 @@ pub enum BatchesCmd {
     },
     /// Acknowledge a batch: billing has it; its reads become exported. Idempotent.
     Ack { id: u64 },
+    /// Write the open batch of a file client (or a new one) to FILE in a billing format.
+    /// Writing it again before the ack gives the same bytes; acknowledge with
+    /// `meterd batches ack ID` once the CIS imported the file.
+    Export {
+        /// json, csv, cmep or a fixed-width layout name (bundled or in `[http] layouts_dir`).
+        #[arg(long)]
+        format: String,
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
+        /// The billing client the batch is for.
+        #[arg(long, default_value = "file")]
+        client: String,
+        /// Most reads in a new batch.
+        #[arg(long, default_value_t = DEFAULT_MAX_READS as u64, value_parser = clap::value_parser!(u64).range(1..))]
+        max: u64,
+    },
+    /// List batches (all clients), optionally only open or acked ones.
+    List {
+        #[arg(long, value_parser = ["open", "acked"])]
+        status: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Serialize)]
+struct ListView {
+    id: u64,
+    client: String,
+    status: &'static str,
+    created_at: String,
+    acked_at: Option<String>,
+    reads: usize,
+}
+
+/// Write `bytes` to `path` durably: a temporary file in the same directory, fsync, rename.
+fn write_durably(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use std::io::Write as _;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("creating a file in {}", dir.display()))?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }
 
 #[derive(Serialize)]
@@ -57,6 +104,53 @@ pub fn run(env: &Env, cmd: BatchesCmd) -> anyhow::Result<()> {
                     b.batch.id
                 ),
                 None => say!(env, "nothing to bill: no validated reads outside a batch"),
+            }
+            Ok(())
+        }
+        BatchesCmd::Export { format, out, client, max } => {
+            let http = env.config.http.clone().unwrap_or_default();
+            let layouts = billing::layouts::Layouts::load(http.layouts_dir.as_deref())?;
+            let fmt = billing::http::resolve_format(&layouts, &http.time_zone()?, &format).ok_or_else(|| {
+                anyhow::anyhow!("unknown format {format:?}; use json, csv, cmep or a layout: {}", layouts.names().collect::<Vec<_>>().join(", "))
+            })?;
+            match billing::pull(&store, &client, max as usize, jiff::Timestamp::now())? {
+                Some(doc) => {
+                    let bytes = billing::render::render(&doc, &fmt)?;
+                    write_durably(&out, &bytes)?;
+                    say!(
+                        env,
+                        "batch {} ({} reads, {} corrections) written to {}; after the CIS imported it: `meterd batches ack {}`",
+                        doc.batch.id,
+                        doc.contents.lines.len(),
+                        doc.contents.corrections.len(),
+                        out.display(),
+                        doc.batch.id
+                    );
+                }
+                None => say!(env, "nothing to bill: no validated reads outside a batch; {} not written", out.display()),
+            }
+            Ok(())
+        }
+        BatchesCmd::List { status, json } => {
+            let status = status.map(|s| if s == "open" { crate::model::BatchStatus::Open } else { crate::model::BatchStatus::Acked });
+            let list: Vec<ListView> = store
+                .begin_read()?
+                .batches(status)?
+                .into_iter()
+                .map(|b| ListView {
+                    id: b.id,
+                    client: b.client,
+                    status: if b.status == crate::model::BatchStatus::Open { "open" } else { "acked" },
+                    created_at: b.created_at.to_string(),
+                    acked_at: b.acked_at.map(|t| t.to_string()),
+                    reads: b.read_ids.len(),
+                })
+                .collect();
+            if json {
+                return print_json(env, &list);
+            }
+            for b in list {
+                say!(env, "{:>6}  {:<16} {:<6} {:>7} reads  created {}", b.id, b.client, b.status, b.reads, b.created_at);
             }
             Ok(())
         }

@@ -46,6 +46,7 @@ mod review;
 mod routes;
 mod run;
 pub mod simulate;
+mod tokens;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -120,6 +121,9 @@ pub enum Command {
     /// Validate the configuration file (syntax, values, referenced files, secret file
     /// permissions) and print the effective configuration, defaults filled in, secrets redacted.
     CheckConfig(check_config::CheckConfigArgs),
+    /// Billing API tokens: create (shown once), list, revoke.
+    #[command(subcommand)]
+    Tokens(tokens::TokensCmd),
 }
 
 impl Command {
@@ -328,6 +332,7 @@ fn dispatch(env: &Env, cli: Cli) -> anyhow::Result<()> {
         Command::Listen(cmd) => listen::run(env, cmd),
         Command::Simulate(cmd) => simulate::run(env, cmd),
         Command::CheckConfig(args) => check_config::run(env, args),
+        Command::Tokens(cmd) => tokens::run(env, cmd),
     }
 }
 

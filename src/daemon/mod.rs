@@ -122,6 +122,13 @@ pub fn components(config: &Config) -> Vec<ComponentSpec> {
             crate::ingest::meterbus::daemon::component(&ctx, &token).unwrap_or_else(|| Box::pin(async { Ok(()) }))
         }));
     }
+    if let Some(http) = &config.http {
+        let section = http.clone();
+        specs.push(ComponentSpec::new("billing-api", http, move |ctx, token| {
+            let store: Arc<dyn Store> = ctx.store.clone();
+            Box::pin(crate::billing::http::run(store, section, token))
+        }));
+    }
     specs
 }
 

@@ -75,6 +75,7 @@ pub fn accept_reads(store: &dyn Store, config: &VeeConfig, reads: Vec<Read>) -> 
     let mut txn = store.begin_write()?;
     let report = accept_in(txn.as_mut(), config, reads, to_store_precision(Timestamp::now()))?;
     txn.commit()?;
+    crate::metrics::counter_add(crate::metrics::READS_INGESTED, &[], report.imported);
     Ok(report)
 }
 

@@ -5,6 +5,7 @@
 //! variants at the end only** (or bump the store's schema version).
 
 pub mod gateway;
+pub mod billing;
 mod quantity;
 mod review;
 

@@ -17,7 +17,8 @@ mod redb_engine;
 
 use jiff::Timestamp;
 
-use crate::model::{AuditEntry, Batch, BatchId, Correction, GatewayState, IntervalRead, Meter, MeterChange, OutboxEntry, QuarantineEntry, ReadId, ReadStatus, ReadSummary, ServiceOrder, StoredRead};
+use crate::model::billing::{ApiToken, BatchContents, Billed, BillingChange};
+use crate::model::{AuditEntry, Batch, BatchId, BatchStatus, Correction, GatewayState, IntervalRead, Meter, MeterChange, OutboxEntry, QuarantineEntry, ReadId, ReadStatus, ReadSummary, ServiceOrder, StoredRead};
 
 pub use cradle::{RouteLoad, RouteSkip};
 pub use redb_engine::{RedbStore, STORE_FILE};
@@ -111,6 +112,22 @@ pub trait ReadTxn {
     /// When a de-duplication key of `namespace` was first seen (MQTT gateway ingest).
     fn seen(&self, namespace: &str, key: &[u8]) -> Result<Option<Timestamp>>;
 
+    // --- billing (issue 7) ---
+    /// Number of reads per status (an index scan; no read is decoded).
+    fn count_reads_by_status(&self) -> Result<Vec<(ReadStatus, u64)>>;
+    /// Batches, oldest first, optionally only those with `status`.
+    fn batches(&self, status: Option<BatchStatus>) -> Result<Vec<Batch>>;
+    /// What a batch carried when it was created.
+    fn batch_contents(&self, id: BatchId) -> Result<Option<BatchContents>>;
+    /// What billing last received for a read.
+    fn billed(&self, read: ReadId) -> Result<Option<Billed>>;
+    /// Billed reads that changed since, with the change note, by read id.
+    fn billing_changes(&self) -> Result<Vec<(ReadId, BillingChange)>>;
+    /// The change note of one read.
+    fn billing_changes_of(&self, read: ReadId) -> Result<Option<BillingChange>>;
+    /// Every API token (revoked ones too), by name.
+    fn api_tokens(&self) -> Result<Vec<ApiToken>>;
+
     // --- MQTT gateways (src/ingest/mqtt) ---
     /// Every gateway heard from, by id.
     fn gateways(&self) -> Result<Vec<GatewayState>>;
@@ -187,6 +204,19 @@ pub trait WriteTxn: ReadTxn {
     fn mark_seen(&mut self, namespace: &str, key: &[u8], at: Timestamp) -> Result<bool>;
     /// Drop de-duplication keys of `namespace` first seen before `before` (window expiry).
     fn forget_seen_before(&mut self, namespace: &str, before: Timestamp) -> Result<u64>;
+    // --- billing (issue 7) ---
+    /// Replace many stored reads at once (engines may open their tables once).
+    fn update_reads(&mut self, reads: &[StoredRead]) -> Result<()> {
+        reads.iter().try_for_each(|r| self.update_read(r))
+    }
+    fn put_batch_contents(&mut self, id: BatchId, contents: &BatchContents) -> Result<()>;
+    fn put_billed(&mut self, billed: &[(ReadId, Billed)]) -> Result<()>;
+    /// Record that a billed read changed (`update_read` does this by itself when a billed
+    /// read's value or time changes, without a reason; call this to give the reason).
+    fn note_billing_change(&mut self, read: ReadId, change: &BillingChange) -> Result<()>;
+    fn clear_billing_change(&mut self, read: ReadId) -> Result<()>;
+    fn put_api_token(&mut self, token: &ApiToken) -> Result<()>;
+
 
     // --- MQTT gateways (src/ingest/mqtt) ---
     fn put_gateway(&mut self, state: &GatewayState) -> Result<()>;

@@ -21,6 +21,10 @@
 //! | `route_loads` | (route, loaded µs) | postcard [`RouteLoad`] | load history; open entries = loaded now |
 //! | `cradle_watermark` | device serial | u32 | highest committed recorder read sequence |
 //! | `route_skips` | (route, meter, serial, seq) | postcard [`RouteSkip`] | meters skipped on a route |
+//! | `batch_contents` | batch id | postcard [`BatchContents`] | the batch as handed out: re-asking returns the same bytes |
+//! | `billed` | read id | postcard [`Billed`] | what billing last got per read, to detect edits after export |
+//! | `billing_changes` | read id | postcard [`BillingChange`] | billed reads changed since: corrections due |
+//! | `api_tokens` | client name | postcard [`ApiToken`] | billing API tokens (hashes only) |
 //!
 //!
 //! Clerk review:
@@ -44,6 +48,7 @@ use serde::de::DeserializeOwned;
 use super::{ReadTxn, Result, SCHEMA_VERSION, Store, StoreError, WriteTxn};
 use crate::model::{AuditEntry, Batch, BatchId, BatchStatus, Correction, GatewayState, HASH_LEN, IntervalRead, Meter, MeterChange, OutboxEntry, Quantity, QuarantineEntry, ReadId, ReadStatus, ReadSummary, ServiceOrder, StoredRead};
 use super::HistoryQuery;
+use crate::model::billing::{ApiToken, BatchContents, Billed, BillingChange};
 use super::cradle::{RouteLoad, RouteSkip};
 
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
@@ -76,6 +81,11 @@ const BATCHES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("batches")
 const OPEN_BATCHES: TableDefinition<'_, &str, u64> = TableDefinition::new("open_batches");
 const QUARANTINE: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("quarantine");
 const SEEN: TableDefinition<'_, (&str, &[u8]), i64> = TableDefinition::new("seen");
+// --- billing (issue 7) ---
+const BATCH_CONTENTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("batch_contents");
+const BILLED: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("billed");
+const BILLING_CHANGES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("billing_changes");
+const API_TOKENS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("api_tokens");
 
 // --- MQTT gateways (src/ingest/mqtt) ---
 const GW_GATEWAYS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("gw_gateways");
@@ -178,6 +188,10 @@ impl RedbStore {
         txn.open_table(OPEN_BATCHES).map_err(engine)?;
         txn.open_table(QUARANTINE).map_err(engine)?;
         txn.open_table(SEEN).map_err(engine)?;
+        txn.open_table(BATCH_CONTENTS).map_err(engine)?;
+        txn.open_table(BILLED).map_err(engine)?;
+        txn.open_table(BILLING_CHANGES).map_err(engine)?;
+        txn.open_table(API_TOKENS).map_err(engine)?;
         txn.open_table(GW_GATEWAYS).map_err(engine)?;
         txn.open_table(GW_INTERVALS).map_err(engine)?;
         txn.open_table(GW_TAMPER).map_err(engine)?;
@@ -424,6 +438,79 @@ macro_rules! impl_read_txn {
                 }
             }
 
+            // --- billing (issue 7) ---
+            fn count_reads_by_status(&self) -> Result<Vec<(ReadStatus, u64)>> {
+                let idx = self.txn.open_table(STATUS_INDEX).map_err(engine)?;
+                let mut out = Vec::new();
+                for status in ReadStatus::ALL {
+                    let code = status.code();
+                    let mut n = 0u64;
+                    for e in idx.range((code, 0u64)..=(code, u64::MAX)).map_err(engine)? {
+                        e.map_err(engine)?;
+                        n += 1;
+                    }
+                    out.push((status, n));
+                }
+                Ok(out)
+            }
+
+            fn batches(&self, status: Option<BatchStatus>) -> Result<Vec<Batch>> {
+                let t = self.txn.open_table(BATCHES).map_err(engine)?;
+                let mut out = Vec::new();
+                for e in t.iter().map_err(engine)? {
+                    let (_, v) = e.map_err(engine)?;
+                    let b: Batch = decode("batch", v.value())?;
+                    if status.is_none_or(|s| s == b.status) {
+                        out.push(b);
+                    }
+                }
+                Ok(out)
+            }
+
+            fn batch_contents(&self, id: BatchId) -> Result<Option<BatchContents>> {
+                let t = self.txn.open_table(BATCH_CONTENTS).map_err(engine)?;
+                match t.get(id).map_err(engine)? {
+                    Some(v) => decode("batch contents", v.value()).map(Some),
+                    None => Ok(None),
+                }
+            }
+
+            fn billed(&self, read: ReadId) -> Result<Option<Billed>> {
+                let t = self.txn.open_table(BILLED).map_err(engine)?;
+                match t.get(read).map_err(engine)? {
+                    Some(v) => decode("billed", v.value()).map(Some),
+                    None => Ok(None),
+                }
+            }
+
+            fn billing_changes(&self) -> Result<Vec<(ReadId, BillingChange)>> {
+                let t = self.txn.open_table(BILLING_CHANGES).map_err(engine)?;
+                let mut out = Vec::new();
+                for e in t.iter().map_err(engine)? {
+                    let (k, v) = e.map_err(engine)?;
+                    out.push((k.value(), decode("billing change", v.value())?));
+                }
+                Ok(out)
+            }
+
+            fn billing_changes_of(&self, read: ReadId) -> Result<Option<BillingChange>> {
+                let t = self.txn.open_table(BILLING_CHANGES).map_err(engine)?;
+                match t.get(read).map_err(engine)? {
+                    Some(v) => decode("billing change", v.value()).map(Some),
+                    None => Ok(None),
+                }
+            }
+
+            fn api_tokens(&self) -> Result<Vec<ApiToken>> {
+                let t = self.txn.open_table(API_TOKENS).map_err(engine)?;
+                let mut out = Vec::new();
+                for e in t.iter().map_err(engine)? {
+                    let (_, v) = e.map_err(engine)?;
+                    out.push(decode("api token", v.value())?);
+                }
+                Ok(out)
+            }
+
             // --- MQTT gateways ---
             fn gateways(&self) -> Result<Vec<GatewayState>> {
                 let t = self.txn.open_table(GW_GATEWAYS).map_err(engine)?;
@@ -617,6 +704,13 @@ macro_rules! impl_read_txn {
     };
 }
 
+/// Whether a change to a billed read matters to billing: its value or time, or it was rejected.
+fn billing_relevant_change(old: &StoredRead, new: &StoredRead) -> bool {
+    old.read.value != new.read.value
+        || old.read.read_at != new.read.read_at
+        || (new.status == ReadStatus::Rejected) != (old.status == ReadStatus::Rejected)
+}
+
 fn audit_entries(t: &impl ReadableTable<u64, &'static [u8]>, seqs: Vec<u64>) -> Result<Vec<AuditEntry>> {
     seqs.into_iter()
         .map(|seq| match t.get(seq).map_err(engine)? {
@@ -678,6 +772,14 @@ impl WriteTxn for RedbWrite {
         let old = get_read(&reads, read.id)?.ok_or_else(|| StoreError::NotFound { what: "read", id: read.id.to_string() })?;
         reads.insert(read.id, encode(read)?.as_slice()).map_err(engine)?;
         drop(reads);
+        // A billed read never changes silently: billing gets a correction in its next batch.
+        if old.batch.is_some() && billing_relevant_change(&old, read) {
+            let mut changes = self.txn.open_table(BILLING_CHANGES).map_err(engine)?;
+            if changes.get(read.id).map_err(engine)?.is_none() {
+                let note = BillingChange { reason: None, by: None, at: Timestamp::now(), billed: BillingChange::billed_of(&old) };
+                changes.insert(read.id, encode(&note)?.as_slice()).map_err(engine)?;
+            }
+        }
         if old.status != read.status {
             let mut idx = self.txn.open_table(STATUS_INDEX).map_err(engine)?;
             idx.remove((old.status.code(), read.id)).map_err(engine)?;
@@ -687,6 +789,66 @@ impl WriteTxn for RedbWrite {
         let mut idx = self.txn.open_table(METER_TIME).map_err(engine)?;
         idx.remove((old.read.meter_id.as_str(), us(old.read.read_at), read.id)).map_err(engine)?;
         idx.insert((read.read.meter_id.as_str(), us(read.read.read_at), read.id), summary_value(read)).map_err(engine)?;
+        Ok(())
+    }
+
+    fn update_reads(&mut self, reads: &[StoredRead]) -> Result<()> {
+        // The bulk path of batching: tables opened once.
+        let mut table = self.txn.open_table(READS).map_err(engine)?;
+        let mut by_time = self.txn.open_table(METER_TIME).map_err(engine)?;
+        let mut by_status = self.txn.open_table(STATUS_INDEX).map_err(engine)?;
+        let mut changes = self.txn.open_table(BILLING_CHANGES).map_err(engine)?;
+        let mut buf = Vec::new();
+        for read in reads {
+            let old = get_read(&table, read.id)?.ok_or_else(|| StoreError::NotFound { what: "read", id: read.id.to_string() })?;
+            buf.clear();
+            buf = postcard::to_extend(read, buf).map_err(engine)?;
+            table.insert(read.id, buf.as_slice()).map_err(engine)?;
+            if old.status != read.status {
+                by_status.remove((old.status.code(), read.id)).map_err(engine)?;
+                by_status.insert((read.status.code(), read.id), ()).map_err(engine)?;
+            }
+            if old.read.meter_id != read.read.meter_id || old.read.read_at != read.read.read_at {
+                by_time.remove((old.read.meter_id.as_str(), us(old.read.read_at), read.id)).map_err(engine)?;
+            }
+            // Same key: insert replaces the summary.
+            by_time.insert((read.read.meter_id.as_str(), us(read.read.read_at), read.id), summary_value(read)).map_err(engine)?;
+            if old.batch.is_some() && billing_relevant_change(&old, read) && changes.get(read.id).map_err(engine)?.is_none() {
+                let note = BillingChange { reason: None, by: None, at: Timestamp::now(), billed: BillingChange::billed_of(&old) };
+                changes.insert(read.id, encode(&note)?.as_slice()).map_err(engine)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn put_batch_contents(&mut self, id: BatchId, contents: &BatchContents) -> Result<()> {
+        self.txn.open_table(BATCH_CONTENTS).map_err(engine)?.insert(id, encode(contents)?.as_slice()).map_err(engine)?;
+        Ok(())
+    }
+
+    fn put_billed(&mut self, billed: &[(ReadId, Billed)]) -> Result<()> {
+        let mut t = self.txn.open_table(BILLED).map_err(engine)?;
+        let mut buf = Vec::new();
+        for (id, b) in billed {
+            buf.clear();
+            buf = postcard::to_extend(b, buf).map_err(engine)?;
+            t.insert(*id, buf.as_slice()).map_err(engine)?;
+        }
+        Ok(())
+    }
+
+    fn note_billing_change(&mut self, read: ReadId, change: &BillingChange) -> Result<()> {
+        self.txn.open_table(BILLING_CHANGES).map_err(engine)?.insert(read, encode(change)?.as_slice()).map_err(engine)?;
+        Ok(())
+    }
+
+    fn clear_billing_change(&mut self, read: ReadId) -> Result<()> {
+        self.txn.open_table(BILLING_CHANGES).map_err(engine)?.remove(read).map_err(engine)?;
+        Ok(())
+    }
+
+    fn put_api_token(&mut self, token: &ApiToken) -> Result<()> {
+        self.txn.open_table(API_TOKENS).map_err(engine)?.insert(token.name.as_str(), encode(token)?.as_slice()).map_err(engine)?;
         Ok(())
     }
 

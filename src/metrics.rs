@@ -1,0 +1,161 @@
+//! A small shared metrics registry, rendered in the Prometheus text format by `GET /metrics`.
+//!
+//! Components count what they do ([`counter_add`], [`gauge_set`], [`gauge_add`]); numbers
+//! that live in the store (reads by status and rule, batches) are computed at scrape time by
+//! the billing API. Metrics that nothing reported yet are still shown, as 0, when they are
+//! declared in [`DECLARED`].
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Mutex, OnceLock};
+
+/// Counter names with their help text (every counter ends in `_total`).
+pub const READS_INGESTED: &str = "meterd_reads_ingested_total";
+pub const SERIAL_SESSIONS: &str = "meterd_serial_sessions";
+pub const MQTT_SESSIONS: &str = "meterd_mqtt_sessions";
+pub const HTTP_REQUESTS: &str = "meterd_http_requests_total";
+pub const HTTP_UNAUTHORIZED: &str = "meterd_http_unauthorized_total";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+}
+
+/// Metrics every scrape shows, reported or not: (name, kind, help).
+pub const DECLARED: [(&str, Kind, &str); 5] = [
+    (READS_INGESTED, Kind::Counter, "Reads committed by accept_reads since the daemon started."),
+    (SERIAL_SESSIONS, Kind::Gauge, "Serial sessions open now (cradles, probes, buses)."),
+    (MQTT_SESSIONS, Kind::Gauge, "MQTT broker sessions connected now."),
+    (HTTP_REQUESTS, Kind::Counter, "Billing API requests answered, by route and status code."),
+    (HTTP_UNAUTHORIZED, Kind::Counter, "Billing API requests refused for a missing or wrong token."),
+];
+
+type Labels = Vec<(String, String)>;
+
+#[derive(Default)]
+struct Family {
+    kind: Option<Kind>,
+    help: String,
+    values: BTreeMap<Labels, f64>,
+}
+
+/// The registry.
+#[derive(Default)]
+pub struct Registry {
+    families: Mutex<BTreeMap<String, Family>>,
+}
+
+fn labels(l: &[(&str, &str)]) -> Labels {
+    let mut v: Labels = l.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    v.sort();
+    v
+}
+
+impl Registry {
+    fn with(&self, name: &str, kind: Kind, f: impl FnOnce(&mut Family)) {
+        let mut fams = self.families.lock().unwrap_or_else(|p| p.into_inner());
+        let fam = fams.entry(name.to_owned()).or_default();
+        fam.kind.get_or_insert(kind);
+        f(fam);
+    }
+
+    pub fn counter_add(&self, name: &str, l: &[(&str, &str)], by: u64) {
+        self.with(name, Kind::Counter, |f| *f.values.entry(labels(l)).or_insert(0.0) += by as f64);
+    }
+
+    pub fn gauge_set(&self, name: &str, l: &[(&str, &str)], v: f64) {
+        self.with(name, Kind::Gauge, |f| {
+            f.values.insert(labels(l), v);
+        });
+    }
+
+    pub fn gauge_add(&self, name: &str, l: &[(&str, &str)], by: f64) {
+        self.with(name, Kind::Gauge, |f| *f.values.entry(labels(l)).or_insert(0.0) += by);
+    }
+
+    /// The current value (tests and scrape-time composition).
+    pub fn value(&self, name: &str, l: &[(&str, &str)]) -> Option<f64> {
+        let fams = self.families.lock().unwrap_or_else(|p| p.into_inner());
+        fams.get(name).and_then(|f| f.values.get(&labels(l)).copied())
+    }
+
+    /// Everything in the Prometheus text format, declared metrics included.
+    pub fn render(&self, out: &mut String) {
+        let fams = self.families.lock().unwrap_or_else(|p| p.into_inner());
+        let mut names: Vec<&str> = fams.keys().map(String::as_str).collect();
+        names.extend(DECLARED.iter().map(|d| d.0));
+        names.sort_unstable();
+        names.dedup();
+        for name in names {
+            let declared = DECLARED.iter().find(|d| d.0 == name);
+            let fam = fams.get(name);
+            let kind = fam.and_then(|f| f.kind).or(declared.map(|d| d.1)).unwrap_or(Kind::Gauge);
+            let help = declared.map(|d| d.2).or(fam.map(|f| f.help.as_str())).unwrap_or("");
+            let values: Vec<(Labels, f64)> = match fam {
+                Some(f) if !f.values.is_empty() => f.values.iter().map(|(l, v)| (l.clone(), *v)).collect(),
+                _ => vec![(Vec::new(), 0.0)],
+            };
+            family(out, name, kind, help, values.iter().map(|(l, v)| (l.as_slice(), *v)));
+        }
+    }
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// Write one metric family (HELP, TYPE, samples).
+pub fn family<'a>(out: &mut String, name: &str, kind: Kind, help: &str, samples: impl IntoIterator<Item = (&'a [(String, String)], f64)>) {
+    let t = match kind {
+        Kind::Counter => "counter",
+        Kind::Gauge => "gauge",
+    };
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {t}");
+    for (l, v) in samples {
+        if l.is_empty() {
+            let _ = writeln!(out, "{name} {v}");
+        } else {
+            let l: Vec<String> = l.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
+            let _ = writeln!(out, "{name}{{{}}} {v}", l.join(","));
+        }
+    }
+}
+
+/// The process-wide registry.
+pub fn global() -> &'static Registry {
+    static R: OnceLock<Registry> = OnceLock::new();
+    R.get_or_init(Registry::default)
+}
+
+pub fn counter_add(name: &str, l: &[(&str, &str)], by: u64) {
+    global().counter_add(name, l, by);
+}
+
+pub fn gauge_set(name: &str, l: &[(&str, &str)], v: f64) {
+    global().gauge_set(name, l, v);
+}
+
+pub fn gauge_add(name: &str, l: &[(&str, &str)], by: f64) {
+    global().gauge_add(name, l, by);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text_with_declared_zeros() {
+        let r = Registry::default();
+        r.counter_add(READS_INGESTED, &[("source", "file")], 3);
+        r.counter_add(READS_INGESTED, &[("source", "file")], 2);
+        r.gauge_set("x_gauge", &[("port", "/dev/tty\"S0")], 1.5);
+        let mut s = String::new();
+        r.render(&mut s);
+        assert!(s.contains("# TYPE meterd_reads_ingested_total counter\nmeterd_reads_ingested_total{source=\"file\"} 5\n"), "{s}");
+        assert!(s.contains("meterd_mqtt_sessions 0\n"), "{s}");
+        assert!(s.contains("x_gauge{port=\"/dev/tty\\\"S0\"} 1.5\n"), "{s}");
+        assert_eq!(r.value(READS_INGESTED, &[("source", "file")]), Some(5.0));
+    }
+}
