@@ -46,7 +46,7 @@ pub enum StoreError {
     Corrupt { what: &'static str, detail: String },
     /// Another process has the store open (the daemon, or another command); redb allows one.
     /// Operations (issue 8): the CLI forwards the command to the daemon's control socket.
-    #[error("store {path} is in use by another process")]
+    #[error("store {path} is in use by another process (it is open in another process: the daemon, or another command)")]
     Locked { path: String },
     /// This process may not open the store (permissions); the daemon's user can.
     #[error("no access to store {path}: {detail}")]
