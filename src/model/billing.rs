@@ -78,6 +78,16 @@ pub struct BillingChange {
 }
 
 impl BillingChange {
+    /// Whether changing `old` into `new` changes what billing already has: the read was in a
+    /// batch and its value or time changed, or it was rejected or un-rejected. The store notes
+    /// such changes, and a clerk's action gives them its reason.
+    pub fn changes_what_was_billed(old: &super::StoredRead, new: &super::StoredRead) -> bool {
+        old.batch.is_some()
+            && (old.read.value != new.read.value
+                || old.read.read_at != new.read.read_at
+                || (new.status == ReadStatus::Rejected) != (old.status == ReadStatus::Rejected))
+    }
+
     /// What billing has of `read` as stored now, if it went out in a batch.
     pub fn billed_of(read: &super::StoredRead) -> Option<Billed> {
         read.batch.map(|batch| Billed {

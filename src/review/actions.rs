@@ -314,8 +314,7 @@ fn act_in(txn: &mut dyn WriteTxn, vee_config: &VeeConfig, req: &ActionRequest, n
     let changed = new != read;
     if changed {
         // A read billing already has: the correction it will get carries the clerk's reason.
-        let billed_change = new.read.value != read.read.value || new.read.read_at != read.read.read_at || new.status == ReadStatus::Rejected;
-        if read.batch.is_some() && billed_change {
+        if crate::model::billing::BillingChange::changes_what_was_billed(&read, &new) {
             crate::billing::note_change(&mut *txn, id, &reason, Some(&clerk), now)?;
         }
         txn.update_read(&new)?;

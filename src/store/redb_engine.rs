@@ -704,13 +704,6 @@ macro_rules! impl_read_txn {
     };
 }
 
-/// Whether a change to a billed read matters to billing: its value or time, or it was rejected.
-fn billing_relevant_change(old: &StoredRead, new: &StoredRead) -> bool {
-    old.read.value != new.read.value
-        || old.read.read_at != new.read.read_at
-        || (new.status == ReadStatus::Rejected) != (old.status == ReadStatus::Rejected)
-}
-
 fn audit_entries(t: &impl ReadableTable<u64, &'static [u8]>, seqs: Vec<u64>) -> Result<Vec<AuditEntry>> {
     seqs.into_iter()
         .map(|seq| match t.get(seq).map_err(engine)? {
@@ -773,7 +766,7 @@ impl WriteTxn for RedbWrite {
         reads.insert(read.id, encode(read)?.as_slice()).map_err(engine)?;
         drop(reads);
         // A billed read never changes silently: billing gets a correction in its next batch.
-        if old.batch.is_some() && billing_relevant_change(&old, read) {
+        if BillingChange::changes_what_was_billed(&old, read) {
             let mut changes = self.txn.open_table(BILLING_CHANGES).map_err(engine)?;
             if changes.get(read.id).map_err(engine)?.is_none() {
                 let note = BillingChange { reason: None, by: None, at: Timestamp::now(), billed: BillingChange::billed_of(&old) };
@@ -813,7 +806,7 @@ impl WriteTxn for RedbWrite {
             }
             // Same key: insert replaces the summary.
             by_time.insert((read.read.meter_id.as_str(), us(read.read.read_at), read.id), summary_value(read)).map_err(engine)?;
-            if old.batch.is_some() && billing_relevant_change(&old, read) && changes.get(read.id).map_err(engine)?.is_none() {
+            if BillingChange::changes_what_was_billed(&old, read) && changes.get(read.id).map_err(engine)?.is_none() {
                 let note = BillingChange { reason: None, by: None, at: Timestamp::now(), billed: BillingChange::billed_of(&old) };
                 changes.insert(read.id, encode(&note)?.as_slice()).map_err(engine)?;
             }
