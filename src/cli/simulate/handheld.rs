@@ -1,5 +1,6 @@
 //! `meterd simulate handheld --port PATH --firmware 1|2 ...`: a recorder on a pseudo-terminal.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -45,6 +46,10 @@ pub struct HandheldArgs {
     /// Seed of the reader's anomalies and of the corruption.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Print every recorder event as one JSON line on stdout as it happens (`{"Cleared":
+    /// {"deleted":N}}` once the recorder deleted reads on the host's CLEAR, `"Docked"`, ...).
+    #[arg(long)]
+    pub events: bool,
 }
 
 pub fn run(env: &Env, args: HandheldArgs) -> anyhow::Result<()> {
@@ -64,17 +69,50 @@ pub fn run(env: &Env, args: HandheldArgs) -> anyhow::Result<()> {
     if let Some(p) = &args.reads {
         sim.scripted_reads = Some(simulator::load_reads_file(p)?);
     }
+    // Events go to a printer thread (the recorder runs on the runtime, the Env stays here).
+    let (event_tx, event_rx) = std::sync::mpsc::channel::<String>();
+    if args.events {
+        sim.on_event = Some(Box::new(move |ev| {
+            let _ = event_tx.send(serde_json::to_string(ev).unwrap_or_default());
+        }));
+    } else {
+        drop(event_tx);
+    }
+    let served = std::thread::scope(|scope| {
+        let printer = scope.spawn(|| -> anyhow::Result<()> {
+            for line in event_rx {
+                say!(env, "{line}");
+                env.out().flush()?;
+            }
+            Ok(())
+        });
+        let served = serve(env, &args, &mut sim);
+        // Dropping the hook ends the printer.
+        sim.on_event = None;
+        printer.join().map_err(|_| anyhow::anyhow!("event printer panicked"))??;
+        served
+    })?;
+    let d = sim.data();
+    say!(env, "served {served} dockings; recorder holds {} reads and {} routes; {} bytes corrupted", d.reads.len(), d.routes.len(), sim.corrupted());
+    Ok(())
+}
+
+/// Serves dockings until `--sessions` or Ctrl-C; returns how many.
+fn serve(env: &Env, args: &HandheldArgs, sim: &mut SimulatedRecorder) -> anyhow::Result<u32> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let served = runtime.block_on(async {
-        let mut cradle = PtyCradle::open(Some(&args.port))?;
-        note!(env, "recorder {} (firmware {}) docked at {} -> {}", args.serial, args.firmware, args.port.display(), cradle.device);
+        // SIGINT (Ctrl-C) is caught from before the link appears: whoever sees the link may
+        // interrupt at once and still get the recorder's memory saved.
+        let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
         let cancel = CancellationToken::new();
         let c = cancel.clone();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
+            if interrupt.recv().await.is_some() {
                 c.cancel();
             }
         });
+        let mut cradle = PtyCradle::open(Some(&args.port))?;
+        note!(env, "recorder {} (firmware {}) docked at {} -> {}", args.serial, args.firmware, args.port.display(), cradle.device);
         let state = args.state.clone();
         let mut save_err = None;
         let mut after = |sim: &SimulatedRecorder, end: DockingEnd| {
@@ -87,13 +125,11 @@ pub fn run(env: &Env, args: HandheldArgs) -> anyhow::Result<()> {
             }
         };
         let away = Duration::from_secs_f64(args.read_delay);
-        let served = simulator::serve_pty(&mut cradle, &mut sim, args.sessions, away, &cancel, &mut after).await?;
+        let served = simulator::serve_pty(&mut cradle, sim, args.sessions, away, &cancel, &mut after).await?;
         if let Some(e) = save_err {
             return Err(e);
         }
         anyhow::Ok(served)
     })?;
-    let d = sim.data();
-    say!(env, "served {served} dockings; recorder holds {} reads and {} routes; {} bytes corrupted", d.reads.len(), d.routes.len(), sim.corrupted());
-    Ok(())
+    Ok(served)
 }

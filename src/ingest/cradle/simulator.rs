@@ -42,6 +42,8 @@ pub struct SimulatedRecorder {
     pub scripted_reads: Option<Vec<ReadRecord>>,
     /// Every recorder event, for logs and tests.
     pub events: Vec<RecorderEvent>,
+    /// Called with every recorder event as it happens (`meterd simulate handheld --events`).
+    pub on_event: Option<Box<dyn FnMut(&RecorderEvent) + Send>>,
 }
 
 impl SimulatedRecorder {
@@ -53,6 +55,7 @@ impl SimulatedRecorder {
             route_loaded: false,
             scripted_reads: None,
             events: Vec::new(),
+            on_event: None,
         }
     }
 
@@ -109,6 +112,9 @@ impl SimulatedRecorder {
         let mut bye_at: Option<Instant> = None;
         loop {
             while let Some(ev) = self.recorder.poll_event() {
+                if let Some(f) = self.on_event.as_mut() {
+                    f(&ev);
+                }
                 match &ev {
                     RecorderEvent::Bye => bye = true,
                     RecorderEvent::RouteLoaded { .. } => self.route_loaded = true,
