@@ -234,7 +234,7 @@ trait Scenario {
     fn start(&mut self, s: &Scratch) -> Proc;
     /// Progress of the run so far, in the unit of [`KillPoint::lines`] (from the output of
     /// the meterd process, or of the source).
-    fn progress(&self, killed: &Proc) -> usize;
+    fn progress(&mut self, killed: &Proc) -> usize;
     /// Called with meterd dead: checks the store against what the source considers delivered.
     fn after_kill(&mut self, s: &Scratch, killed: &Proc) -> Outcome;
     /// Runs to the end, checks that everything is stored exactly once; returns the items checked.
@@ -392,7 +392,7 @@ impl Scenario for FileImport {
         Proc::spawn(s.cmd(&["reads", "import", "--chunk", &self.chunk.to_string(), &self.reads]), false)
     }
 
-    fn progress(&self, killed: &Proc) -> usize {
+    fn progress(&mut self, killed: &Proc) -> usize {
         killed.count(|l| Self::delivered(l).is_some())
     }
 
@@ -594,7 +594,7 @@ impl Scenario for CradleUnload {
 
     /// 0 started, 1 `recorder docked`, 2 `unload complete` (meterd's log), 3 the recorder
     /// deleted reads on a CLEAR (the simulator's `--events`).
-    fn progress(&self, killed: &Proc) -> usize {
+    fn progress(&mut self, killed: &Proc) -> usize {
         if self.sim.as_ref().is_some_and(|sim| sim.count(|l| l.starts_with("{\"Cleared\"")) > 0) {
             3
         } else if killed.count(|l| l.contains("unload complete")) > 0 {
@@ -880,6 +880,16 @@ impl MqttStream {
         Proc::spawn(cmd, true)
     }
 
+    /// Distinct transmissions plus corrupt messages of the whole stream, once the publisher is done.
+    fn total(&mut self) -> Option<u64> {
+        let p = self.publisher.as_mut()?;
+        if !p.exited() {
+            return None;
+        }
+        let summary: serde_json::Value = serde_json::from_str(p.lines().last()?).ok()?;
+        Some(summary["transmissions"].as_u64()? + summary["corrupt"].as_u64()?)
+    }
+
     fn acked(&self) -> Vec<(String, Vec<u8>)> {
         self.relay.as_ref().unwrap().acked.lock().unwrap().clone()
     }
@@ -931,8 +941,13 @@ impl Scenario for MqttStream {
         self.daemon(s)
     }
 
-    fn progress(&self, killed: &Proc) -> usize {
-        killed.count(|l| l.contains("mqtt: committed"))
+    /// Commit lines; everything once the stream is over and all of it is stored (no more
+    /// commit lines will come).
+    fn progress(&mut self, killed: &Proc) -> usize {
+        let done = self.total().is_some_and(|want| {
+            self.stored.0 + self.stored.1 + killed.sum("mqtt: committed", "reads") + killed.sum("mqtt: committed", "quarantined") >= want
+        });
+        if done { usize::MAX } else { killed.count(|l| l.contains("mqtt: committed")) }
     }
 
     fn after_kill(&mut self, s: &Scratch, killed: &Proc) -> Outcome {
@@ -971,6 +986,7 @@ impl Scenario for MqttStream {
         let want = manifest.len() as u64 + corrupt;
         let before = self.stored.0 + self.stored.1;
         let mut d = self.daemon(s);
+        d.wait_until("subscribed", |p| p.count(|l| l.contains("connected and subscribed")) > 0);
         d.wait_until("the whole stream stored", |p| before + p.sum("mqtt: committed", "reads") + p.sum("mqtt: committed", "quarantined") >= want);
         d.stop();
         self.relay.as_ref().unwrap().wait_idle();
@@ -1013,7 +1029,7 @@ fn cradle_unload_survives_random_sigkills() {
 
 #[test]
 fn mqtt_stream_survives_random_sigkills() {
-    let r = drive(&mut MqttStream::new(3_000, 1_500), runs(3), seed());
+    let r = drive(&mut MqttStream::new(4_000, 500), runs(3), seed());
     assert!(r.kills.iter().any(|(_, o)| o.delivered > 0), "no kill happened after an ack: {r:?}");
 }
 
@@ -1038,6 +1054,6 @@ fn cradle_unload_survives_50_random_sigkills() {
 #[ignore = "long: 50 SIGKILLs; run with --ignored (scripts/crash-test)"]
 fn mqtt_stream_survives_50_random_sigkills() {
     let n = runs(50) as u64;
-    let r = drive(&mut MqttStream::new(600 * n, 1_500), n as usize, seed());
+    let r = drive(&mut MqttStream::new(600 * n, 1_000), n as usize, seed());
     assert!(r.kills.iter().filter(|(_, o)| o.mid).count() >= 10, "{r:?}");
 }
