@@ -58,11 +58,14 @@ pub struct DaemonConfig {
     /// daemon gives up, names the ones that did not stop and exits. Keep it below the unit's
     /// `TimeoutStopSec` (30 s) so meterd, not systemd's SIGKILL, decides.
     pub stop_deadline_secs: u64,
+    /// Most memory the store's page cache may use, in MiB. The daemon runs for months while the
+    /// store grows: this keeps its memory flat. More cache serves VEE history from memory.
+    pub store_cache_mib: u64,
 }
 
 impl Default for DaemonConfig {
     fn default() -> Self {
-        DaemonConfig { control_socket: None, stop_deadline_secs: 25 }
+        DaemonConfig { control_socket: None, stop_deadline_secs: 25, store_cache_mib: (crate::store::DEFAULT_CACHE_BYTES >> 20) as u64 }
     }
 }
 
@@ -74,7 +77,15 @@ impl DaemonConfig {
         if self.stop_deadline_secs == 0 {
             return Err("daemon.stop_deadline_secs must be at least 1".into());
         }
+        if !(1..=65_536).contains(&self.store_cache_mib) {
+            return Err(format!("daemon.store_cache_mib must be between 1 and 65536, got {}", self.store_cache_mib));
+        }
         Ok(())
+    }
+
+    /// The store's page cache in bytes.
+    pub fn store_cache_bytes(&self) -> usize {
+        usize::try_from(self.store_cache_mib << 20).unwrap_or(usize::MAX)
     }
 
     /// Where the control socket is, for a daemon (or client) with this data directory.

@@ -208,7 +208,8 @@ pub async fn serve(options: Options, signals: mpsc::Receiver<Signal>) -> anyhow:
     let Options { config, config_path, data_dir, build } = options;
     let store = {
         let dir = data_dir.clone();
-        tokio::task::spawn_blocking(move || RedbStore::open_dir(&dir))
+        let cache = config.daemon.store_cache_bytes();
+        tokio::task::spawn_blocking(move || RedbStore::open_dir_with_cache(&dir, cache))
             .await?
             .with_context(|| format!("cannot open the store in {}", data_dir.display()))?
     };

@@ -21,7 +21,7 @@ use crate::model::billing::{ApiToken, BatchContents, Billed, BillingChange};
 use crate::model::{AuditEntry, Batch, BatchId, BatchStatus, Correction, GatewayState, IntervalRead, Meter, MeterChange, OutboxEntry, QuarantineEntry, ReadId, ReadStatus, ReadSummary, ServiceOrder, StoredRead};
 
 pub use cradle::{RouteLoad, RouteSkip};
-pub use redb_engine::{RedbStore, STORE_FILE};
+pub use redb_engine::{DEFAULT_CACHE_BYTES, RedbStore, STORE_FILE};
 
 /// Schema version this build reads and writes.
 pub const SCHEMA_VERSION: u64 = 1;

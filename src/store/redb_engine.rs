@@ -118,6 +118,10 @@ const K_NEXT_READ: &str = "next_read_id";
 const K_NEXT_BATCH: &str = "next_batch_id";
 const K_NEXT_QUARANTINE: &str = "next_quarantine_id";
 
+/// Page cache of a store opened without a configured size. redb's own default (1 GiB) would
+/// let a long-running daemon's memory grow with the store; this bounds it.
+pub const DEFAULT_CACHE_BYTES: usize = 256 << 20;
+
 /// File name of the store inside the data directory.
 pub const STORE_FILE: &str = "meterd.redb";
 
@@ -141,17 +145,27 @@ pub struct RedbStore {
 }
 
 impl RedbStore {
-    /// Open the store in `data_dir` (creating the directory and the store when missing).
+    /// Open the store in `data_dir` (creating the directory and the store when missing), with
+    /// the default page cache.
     pub fn open_dir(data_dir: &Path) -> Result<Self> {
+        Self::open_dir_with_cache(data_dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`Self::open_dir`] with a page cache of at most `cache_bytes` (the daemon's memory bound).
+    pub fn open_dir_with_cache(data_dir: &Path, cache_bytes: usize) -> Result<Self> {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| StoreError::Engine(format!("cannot create data directory {}: {e}", data_dir.display())))?;
-        Self::open(&data_dir.join(STORE_FILE))
+        Self::open_with_cache(&data_dir.join(STORE_FILE), cache_bytes)
     }
 
     /// Open (or create) the store file at `path` and check its schema version.
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<Self> {
         let shown = path.display().to_string();
-        let db = Database::create(path).map_err(|e| match e {
+        let db = Database::builder().set_cache_size(cache_bytes).create(path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked { path: shown.clone() },
             redb::DatabaseError::Storage(redb::StorageError::Io(io)) if io.kind() == std::io::ErrorKind::PermissionDenied => {
                 StoreError::NoAccess { path: shown.clone(), detail: io.to_string() }

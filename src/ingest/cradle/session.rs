@@ -389,6 +389,8 @@ where
     }
     match (&report.finished, &report.failure) {
         (Some(_), _) => tracing::info!(port = %opts.port, serial = %serial, reads = report.accepted.imported, "session finished"),
+        // An empty cradle is polled every few seconds: not worth a warning each time.
+        (None, Some(_)) if nobody_docked(&report) => tracing::debug!(port = %opts.port, "no recorder in the cradle"),
         (None, Some(f)) => tracing::warn!(port = %opts.port, serial = %serial, failure = %f, "session ended early"),
         _ => {}
     }
