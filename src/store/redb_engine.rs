@@ -275,6 +275,68 @@ fn fetch_reads(t: &impl ReadableTable<u64, &'static [u8]>, ids: impl IntoIterato
         .collect()
 }
 
+/// How many entries a sorted walk steps over before it seeks instead: a seek costs about as
+/// much as a few steps, and far-apart keys should not read the pages between them.
+const WALK_BEFORE_SEEK: usize = 16;
+
+/// [`fetch_reads`] for ids in ascending order (a status index scan): one walk along the table
+/// where the ids are dense, a seek where they are far apart, instead of one lookup per id.
+fn fetch_reads_ascending(t: &impl ReadableTable<u64, &'static [u8]>, ids: &[ReadId]) -> Result<Vec<StoredRead>> {
+    let missing = |id: ReadId| StoreError::Corrupt { what: "index", detail: format!("read {id} missing") };
+    let mut out = Vec::with_capacity(ids.len());
+    let mut i = 0;
+    'seek: while let Some(&first) = ids.get(i) {
+        let mut walk = t.range(first..).map_err(engine)?;
+        let mut stepped = 0;
+        while let Some(&want) = ids.get(i) {
+            let Some(entry) = walk.next() else { return Err(missing(want)) };
+            let (k, v) = entry.map_err(engine)?;
+            match k.value().cmp(&want) {
+                std::cmp::Ordering::Less if stepped < WALK_BEFORE_SEEK => stepped += 1,
+                std::cmp::Ordering::Less => continue 'seek,
+                std::cmp::Ordering::Equal => {
+                    out.push(decode("read", v.value())?);
+                    i += 1;
+                    stepped = 0;
+                }
+                std::cmp::Ordering::Greater => return Err(missing(want)),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Meters by id for ids in ascending order, like [`fetch_reads_ascending`]; `None` for ids
+/// that are not stored.
+fn meters_ascending(t: &impl ReadableTable<&'static str, &'static [u8]>, ids: &[&str]) -> Result<Vec<Option<Meter>>> {
+    let mut out = Vec::with_capacity(ids.len());
+    'seek: while let Some(&first) = ids.get(out.len()) {
+        let mut walk = t.range(first..).map_err(engine)?.peekable();
+        let mut stepped = 0;
+        while let Some(&want) = ids.get(out.len()) {
+            let Some(entry) = walk.peek() else {
+                out.push(None);
+                continue;
+            };
+            let (k, v) = entry.as_ref().map_err(engine)?;
+            match k.value().cmp(want) {
+                std::cmp::Ordering::Less if stepped < WALK_BEFORE_SEEK => {
+                    stepped += 1;
+                    walk.next();
+                }
+                std::cmp::Ordering::Less => continue 'seek,
+                std::cmp::Ordering::Equal => {
+                    out.push(Some(decode("meter", v.value())?));
+                    stepped = 0;
+                    walk.next();
+                }
+                std::cmp::Ordering::Greater => out.push(None),
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn histories(t: &impl ReadableTable<(&'static str, i64, u64), Summary>, queries: &[HistoryQuery<'_>]) -> Result<Vec<Vec<ReadSummary>>> {
     let mut out = Vec::with_capacity(queries.len());
     for q in queries {
@@ -359,6 +421,9 @@ macro_rules! impl_read_txn {
 
             fn meters_by_id(&self, ids: &[&str]) -> Result<Vec<Option<Meter>>> {
                 let t = self.txn.open_table(METERS).map_err(engine)?;
+                if ids.is_sorted() {
+                    return meters_ascending(&t, ids);
+                }
                 ids.iter()
                     .map(|id| match t.get(*id).map_err(engine)? {
                         Some(v) => decode("meter", v.value()).map(Some),
@@ -409,7 +474,7 @@ macro_rules! impl_read_txn {
                     }
                     ids.push(e.map_err(engine)?.0.value().1);
                 }
-                fetch_reads(&self.txn.open_table(READS).map_err(engine)?, ids)
+                fetch_reads_ascending(&self.txn.open_table(READS).map_err(engine)?, &ids)
             }
 
             fn count_reads(&self) -> Result<u64> {
@@ -824,6 +889,32 @@ impl WriteTxn for RedbWrite {
                 let note = BillingChange { reason: None, by: None, at: Timestamp::now(), billed: BillingChange::billed_of(&old) };
                 changes.insert(read.id, encode(&note)?.as_slice()).map_err(engine)?;
             }
+        }
+        Ok(())
+    }
+
+    fn set_billing_state(&mut self, reads: &mut [StoredRead], status: ReadStatus, batch: BatchId) -> Result<()> {
+        let mut table = self.txn.open_table(READS).map_err(engine)?;
+        let mut by_time = self.txn.open_table(METER_TIME).map_err(engine)?;
+        let mut by_status = self.txn.open_table(STATUS_INDEX).map_err(engine)?;
+        let mut buf = Vec::new();
+        for read in reads.iter_mut() {
+            if read.batch.is_some_and(|b| b != batch) {
+                return Err(StoreError::Engine(format!("read {} is in batch {}, not {batch}", read.id, read.batch.unwrap_or_default())));
+            }
+            // The status index says what is stored: a caller holding a stale copy is refused
+            // (and the transaction, dropped, changes nothing).
+            if by_status.remove((read.status.code(), read.id)).map_err(engine)?.is_none() {
+                return Err(StoreError::Engine(format!("read {} changed since it was read; billing state not set", read.id)));
+            }
+            read.status = status;
+            read.batch = Some(batch);
+            buf.clear();
+            buf = postcard::to_extend(&*read, buf).map_err(engine)?;
+            table.insert(read.id, buf.as_slice()).map_err(engine)?;
+            by_status.insert((status.code(), read.id), ()).map_err(engine)?;
+            // Same key (meter, time, id): insert replaces the summary, which carries the status.
+            by_time.insert((read.read.meter_id.as_str(), us(read.read.read_at), read.id), summary_value(read)).map_err(engine)?;
         }
         Ok(())
     }
