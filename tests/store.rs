@@ -101,6 +101,50 @@ fn update_read_moves_it_between_status_and_history_indexes() {
 }
 
 #[test]
+fn billing_state_moves_reads_in_bulk_and_refuses_a_stale_copy() {
+    let (_dir, s) = store();
+    for m in ["M1", "M2", "M3"] {
+        add_meter(&s, &meter(m));
+    }
+    let reads = ["M1", "M2", "M3"].map(|m| read(m, "2025-01-01T00:00:00Z", 1000)).to_vec();
+    accept_reads(&s, &VeeConfig::default(), reads).unwrap();
+    let mut held = s.begin_read().unwrap().reads_with_status(ReadStatus::Validated, 10).unwrap();
+    assert_eq!(held.len(), 3);
+    // Meanwhile a clerk holds M2's read: the copy in `held` is stale.
+    {
+        let mut txn = s.begin_write().unwrap();
+        let mut r = txn.read(held[1].id).unwrap().unwrap();
+        r.status = ReadStatus::Flagged;
+        txn.update_read(&r).unwrap();
+        txn.commit().unwrap();
+    }
+    let mut txn = s.begin_write().unwrap();
+    let err = txn.set_billing_state(&mut held.clone(), ReadStatus::Batched, 7).unwrap_err();
+    assert!(err.to_string().contains("1 of 3 reads changed since they were read"), "{err}");
+    drop(txn);
+    let txn = s.begin_read().unwrap();
+    assert_eq!(txn.reads_with_status(ReadStatus::Validated, 10).unwrap().len(), 2, "nothing moved");
+    drop(txn);
+    // With fresh copies: status, batch, status index and history summaries all move.
+    held.remove(1);
+    let mut txn = s.begin_write().unwrap();
+    let mut fresh: Vec<_> = held.iter().map(|r| txn.read(r.id).unwrap().unwrap()).collect();
+    txn.set_billing_state(&mut fresh, ReadStatus::Batched, 7).unwrap();
+    txn.commit().unwrap();
+    let txn = s.begin_read().unwrap();
+    assert!(txn.reads_with_status(ReadStatus::Validated, 10).unwrap().is_empty());
+    let batched = txn.reads_with_status(ReadStatus::Batched, 10).unwrap();
+    assert_eq!(batched.iter().map(|r| (r.id, r.batch)).collect::<Vec<_>>(), held.iter().map(|r| (r.id, Some(7))).collect::<Vec<_>>());
+    let h = txn.meter_histories(&[HistoryQuery { meter_id: "M3", from: Timestamp::MIN, to: Timestamp::MAX }]).unwrap();
+    assert_eq!(h[0][0].status, ReadStatus::Batched);
+    // A read in another batch is refused too.
+    drop(txn);
+    let mut txn = s.begin_write().unwrap();
+    let mut again = vec![txn.read(held[0].id).unwrap().unwrap()];
+    assert!(txn.set_billing_state(&mut again, ReadStatus::Exported, 8).is_err());
+}
+
+#[test]
 fn an_impossible_value_is_not_the_next_reads_previous() {
     let (_dir, s) = store();
     let mut m = meter("M1");

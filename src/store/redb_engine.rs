@@ -897,16 +897,32 @@ impl WriteTxn for RedbWrite {
         let mut table = self.txn.open_table(READS).map_err(engine)?;
         let mut by_time = self.txn.open_table(METER_TIME).map_err(engine)?;
         let mut by_status = self.txn.open_table(STATUS_INDEX).map_err(engine)?;
-        let mut buf = Vec::new();
-        for read in reads.iter_mut() {
+        // Out of the status index in one pass per old status (the reads are mostly neighbours
+        // there). The index says what is stored: if fewer entries go than the caller holds, a
+        // copy was stale, and the transaction, dropped, changes nothing.
+        let mut by_old: std::collections::BTreeMap<u8, Vec<ReadId>> = std::collections::BTreeMap::new();
+        for read in reads.iter() {
             if read.batch.is_some_and(|b| b != batch) {
                 return Err(StoreError::Engine(format!("read {} is in batch {}, not {batch}", read.id, read.batch.unwrap_or_default())));
             }
-            // The status index says what is stored: a caller holding a stale copy is refused
-            // (and the transaction, dropped, changes nothing).
-            if by_status.remove((read.status.code(), read.id)).map_err(engine)?.is_none() {
-                return Err(StoreError::Engine(format!("read {} changed since it was read; billing state not set", read.id)));
+            by_old.entry(read.status.code()).or_default().push(read.id);
+        }
+        for (code, mut ids) in by_old {
+            ids.sort_unstable();
+            let (first, last) = (ids[0], ids[ids.len() - 1]);
+            let before = by_status.len().map_err(engine)?;
+            by_status.retain_in((code, first)..=(code, last), |(_, id), ()| ids.binary_search(&id).is_err()).map_err(engine)?;
+            let removed = before - by_status.len().map_err(engine)?;
+            if removed != ids.len() as u64 {
+                return Err(StoreError::Engine(format!(
+                    "{} of {} reads changed since they were read; billing state not set",
+                    ids.len() as u64 - removed,
+                    ids.len()
+                )));
             }
+        }
+        let mut buf = Vec::new();
+        for read in reads.iter_mut() {
             read.status = status;
             read.batch = Some(batch);
             buf.clear();
