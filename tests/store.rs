@@ -208,6 +208,34 @@ fn quarantine_and_seen_keys_are_durable() {
     assert_eq!(txn.seen("scm", b"123:456").unwrap(), None);
     assert!(txn.seen("scm", b"999").unwrap().is_some());
     assert!(txn.seen("idm", b"123:456").unwrap().is_some(), "other namespaces untouched");
+    drop(txn);
+    // Heard again after it expired: a new first sighting, which expires in its turn.
+    let mut txn = s.begin_write().unwrap();
+    assert!(txn.mark_seen("scm", b"123:456", t("2025-01-03T00:00:00Z")).unwrap());
+    assert_eq!(txn.forget_seen_before("scm", t("2025-01-02T12:00:00Z")).unwrap(), 1, "only 999");
+    assert_eq!(txn.forget_seen_before("scm", t("2025-01-04T00:00:00Z")).unwrap(), 1);
+    assert_eq!(txn.seen("scm", b"123:456").unwrap(), None);
+    txn.commit().unwrap();
+}
+
+#[test]
+fn seen_keys_of_a_store_without_the_time_index_still_expire() {
+    let (dir, s) = store();
+    let mut txn = s.begin_write().unwrap();
+    assert!(txn.mark_seen("scm", b"old", t("2025-01-01T00:00:00Z")).unwrap());
+    txn.commit().unwrap();
+    drop(s);
+    // A store written before the time index existed: the keys alone.
+    {
+        let db = redb::Database::open(dir.path().join(meterd::store::STORE_FILE)).unwrap();
+        let txn = db.begin_write().unwrap();
+        assert!(txn.delete_table(redb::TableDefinition::<(&str, i64, &[u8]), ()>::new("seen_by_time")).unwrap());
+        txn.commit().unwrap();
+    }
+    let s = RedbStore::open_dir(dir.path()).unwrap();
+    let mut txn = s.begin_write().unwrap();
+    assert_eq!(txn.forget_seen_before("scm", t("2025-01-02T00:00:00Z")).unwrap(), 1);
+    assert_eq!(txn.seen("scm", b"old").unwrap(), None);
 }
 
 #[test]
