@@ -279,6 +279,39 @@ async fn reads_changed_or_rejected_after_export_come_back_as_corrections() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_changed_while_their_batch_is_open_keep_the_change_through_the_ack() {
+    let api = start(3, None).await;
+    let t = api.token("cis");
+    let b1 = api.json(&t, "/v1/batches/next").await;
+    let ids = read_ids(&b1);
+    // Before billing acks: a clerk rejects one read and edits another.
+    {
+        let mut txn = api.store.begin_write().unwrap();
+        let mut r = txn.read(ids[0]).unwrap().unwrap();
+        r.status = ReadStatus::Rejected;
+        txn.update_read(&r).unwrap();
+        txn.commit().unwrap();
+    }
+    edit(api.store.as_ref(), ids[1], 7, Some("dial misread"));
+    // The open batch is not changed: asked again, it is the same.
+    assert_eq!(api.json(&t, "/v1/batches/next").await, b1);
+    api.post(&t, &format!("/v1/batches/{}/ack", b1["id"])).await;
+    {
+        let txn = api.store.begin_read().unwrap();
+        let status = |id| txn.read(id).unwrap().unwrap().status;
+        assert_eq!(status(ids[0]), ReadStatus::Rejected, "the ack does not undo a rejection");
+        assert_eq!(status(ids[1]), ReadStatus::Edited, "the ack does not undo an edit");
+        assert_eq!(status(ids[2]), ReadStatus::Exported);
+    }
+    // Billing has the originals: the next batch corrects both.
+    let csv = api.get(&t, "/v1/batches/next?format=csv").await.text().await.unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows.len(), 3, "{csv}");
+    assert!(rows[1].starts_with("correction,") && rows[1].ends_with(",read rejected after billing"), "{csv}");
+    assert!(rows[2].starts_with("correction,") && rows[2].contains(",7,gal,") && rows[2].ends_with(",dial misread"), "{csv}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_wrong_or_revoked_tokens_get_401() {
     let api = start(3, None).await;
     let t = api.token("cis");
@@ -422,7 +455,9 @@ async fn refused_requests_are_logged_with_address_and_path_never_the_token() {
     let _guard = tracing::subscriber::set_default(subscriber);
     let api = start(1, None).await;
     let good = api.token("cis");
-    let wrong = format!("{}0", &good[..good.len() - 1]);
+    // The good token with its last character changed (to anything but what it was).
+    let last = if good.ends_with('0') { '1' } else { '0' };
+    let wrong = format!("{}{last}", &good[..good.len() - 1]);
     assert_eq!(api.get(&wrong, "/v1/batches/next?format=csv").await.status(), 401);
     assert_eq!(api.get(&good, "/v1/batches").await.status(), 200);
     let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();

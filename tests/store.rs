@@ -101,6 +101,50 @@ fn update_read_moves_it_between_status_and_history_indexes() {
 }
 
 #[test]
+fn billing_state_moves_reads_in_bulk_and_refuses_a_stale_copy() {
+    let (_dir, s) = store();
+    for m in ["M1", "M2", "M3"] {
+        add_meter(&s, &meter(m));
+    }
+    let reads = ["M1", "M2", "M3"].map(|m| read(m, "2025-01-01T00:00:00Z", 1000)).to_vec();
+    accept_reads(&s, &VeeConfig::default(), reads).unwrap();
+    let mut held = s.begin_read().unwrap().reads_with_status(ReadStatus::Validated, 10).unwrap();
+    assert_eq!(held.len(), 3);
+    // Meanwhile a clerk holds M2's read: the copy in `held` is stale.
+    {
+        let mut txn = s.begin_write().unwrap();
+        let mut r = txn.read(held[1].id).unwrap().unwrap();
+        r.status = ReadStatus::Flagged;
+        txn.update_read(&r).unwrap();
+        txn.commit().unwrap();
+    }
+    let mut txn = s.begin_write().unwrap();
+    let err = txn.set_billing_state(&mut held.clone(), ReadStatus::Batched, 7).unwrap_err();
+    assert!(err.to_string().contains("1 of 3 reads changed since they were read"), "{err}");
+    drop(txn);
+    let txn = s.begin_read().unwrap();
+    assert_eq!(txn.reads_with_status(ReadStatus::Validated, 10).unwrap().len(), 2, "nothing moved");
+    drop(txn);
+    // With fresh copies: status, batch, status index and history summaries all move.
+    held.remove(1);
+    let mut txn = s.begin_write().unwrap();
+    let mut fresh: Vec<_> = held.iter().map(|r| txn.read(r.id).unwrap().unwrap()).collect();
+    txn.set_billing_state(&mut fresh, ReadStatus::Batched, 7).unwrap();
+    txn.commit().unwrap();
+    let txn = s.begin_read().unwrap();
+    assert!(txn.reads_with_status(ReadStatus::Validated, 10).unwrap().is_empty());
+    let batched = txn.reads_with_status(ReadStatus::Batched, 10).unwrap();
+    assert_eq!(batched.iter().map(|r| (r.id, r.batch)).collect::<Vec<_>>(), held.iter().map(|r| (r.id, Some(7))).collect::<Vec<_>>());
+    let h = txn.meter_histories(&[HistoryQuery { meter_id: "M3", from: Timestamp::MIN, to: Timestamp::MAX }]).unwrap();
+    assert_eq!(h[0][0].status, ReadStatus::Batched);
+    // A read in another batch is refused too.
+    drop(txn);
+    let mut txn = s.begin_write().unwrap();
+    let mut again = vec![txn.read(held[0].id).unwrap().unwrap()];
+    assert!(txn.set_billing_state(&mut again, ReadStatus::Exported, 8).is_err());
+}
+
+#[test]
 fn an_impossible_value_is_not_the_next_reads_previous() {
     let (_dir, s) = store();
     let mut m = meter("M1");
@@ -164,6 +208,34 @@ fn quarantine_and_seen_keys_are_durable() {
     assert_eq!(txn.seen("scm", b"123:456").unwrap(), None);
     assert!(txn.seen("scm", b"999").unwrap().is_some());
     assert!(txn.seen("idm", b"123:456").unwrap().is_some(), "other namespaces untouched");
+    drop(txn);
+    // Heard again after it expired: a new first sighting, which expires in its turn.
+    let mut txn = s.begin_write().unwrap();
+    assert!(txn.mark_seen("scm", b"123:456", t("2025-01-03T00:00:00Z")).unwrap());
+    assert_eq!(txn.forget_seen_before("scm", t("2025-01-02T12:00:00Z")).unwrap(), 1, "only 999");
+    assert_eq!(txn.forget_seen_before("scm", t("2025-01-04T00:00:00Z")).unwrap(), 1);
+    assert_eq!(txn.seen("scm", b"123:456").unwrap(), None);
+    txn.commit().unwrap();
+}
+
+#[test]
+fn seen_keys_of_a_store_without_the_time_index_still_expire() {
+    let (dir, s) = store();
+    let mut txn = s.begin_write().unwrap();
+    assert!(txn.mark_seen("scm", b"old", t("2025-01-01T00:00:00Z")).unwrap());
+    txn.commit().unwrap();
+    drop(s);
+    // A store written before the time index existed: the keys alone.
+    {
+        let db = redb::Database::open(dir.path().join(meterd::store::STORE_FILE)).unwrap();
+        let txn = db.begin_write().unwrap();
+        assert!(txn.delete_table(redb::TableDefinition::<(&str, i64, &[u8]), ()>::new("seen_by_time")).unwrap());
+        txn.commit().unwrap();
+    }
+    let s = RedbStore::open_dir(dir.path()).unwrap();
+    let mut txn = s.begin_write().unwrap();
+    assert_eq!(txn.forget_seen_before("scm", t("2025-01-02T00:00:00Z")).unwrap(), 1);
+    assert_eq!(txn.seen("scm", b"old").unwrap(), None);
 }
 
 #[test]

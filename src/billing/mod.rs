@@ -106,11 +106,10 @@ pub fn pull(store: &dyn Store, client: &str, max: usize, now: Timestamp) -> Resu
     // captures it then); only corrections need a record of what was billed.
     let mut billed = Vec::with_capacity(corrections.len());
     let mut lines = Vec::with_capacity(fresh.len());
-    for r in &mut fresh {
+    for r in &fresh {
         lines.push(line_of(r, meters.get(r.read.meter_id.as_str()).and_then(Option::as_ref)));
-        r.status = ReadStatus::Batched;
-        r.batch = Some(batch.id);
     }
+    txn.set_billing_state(&mut fresh, ReadStatus::Batched, batch.id)?;
     for c in &corrections {
         billed.push((
             c.line.read_id,
@@ -123,12 +122,12 @@ pub fn pull(store: &dyn Store, client: &str, max: usize, now: Timestamp) -> Resu
         ));
         txn.clear_billing_change(c.line.read_id)?;
     }
-    for r in touched.iter_mut().filter(|r| r.status != ReadStatus::Rejected) {
+    touched.retain(|r| r.status != ReadStatus::Rejected);
+    for r in &mut touched {
         r.status = ReadStatus::Batched;
         r.batch = Some(batch.id);
     }
-    fresh.extend(touched.into_iter().filter(|r| r.status != ReadStatus::Rejected));
-    txn.update_reads(&fresh)?;
+    txn.update_reads(&touched)?;
     txn.put_billed(&billed)?;
     let contents = BatchContents { lines, corrections };
     txn.put_batch_contents(batch.id, &contents)?;
@@ -297,11 +296,11 @@ pub fn ack_batch(store: &dyn Store, id: BatchId, now: Timestamp) -> Result<AckOu
     if batch.status == BatchStatus::Acked {
         return Ok(AckOutcome::AlreadyAcked);
     }
-    for &rid in &batch.read_ids {
-        let mut r = txn.read(rid)?.ok_or_else(|| StoreError::NotFound { what: "read", id: rid.to_string() })?;
-        r.status = ReadStatus::Exported;
-        txn.update_read(&r)?;
-    }
+    // Reads a clerk changed while the batch was open (edited, held, rejected) keep that status:
+    // their change becomes a correction in the next batch now that billing has the original.
+    let mut reads = batch_reads(txn.as_ref(), &batch)?;
+    reads.retain(|r| r.status == ReadStatus::Batched);
+    txn.set_billing_state(&mut reads, ReadStatus::Exported, batch.id)?;
     batch.status = BatchStatus::Acked;
     batch.acked_at = Some(now);
     txn.update_batch(&batch)?;

@@ -209,6 +209,21 @@ pub trait WriteTxn: ReadTxn {
     fn update_reads(&mut self, reads: &[StoredRead]) -> Result<()> {
         reads.iter().try_for_each(|r| self.update_read(r))
     }
+    /// Move reads (as stored, read in this transaction) to `status` in `batch`: batching
+    /// (billable → `batched`) and ack (`batched` → `exported`), in `reads` and in the store.
+    /// Only status and batch change, so what billing has does not. The bulk path of billing:
+    /// engines may skip re-reading what the caller holds, and must refuse a read whose stored
+    /// status is not the one it carries, or that is in another batch.
+    fn set_billing_state(&mut self, reads: &mut [StoredRead], status: ReadStatus, batch: BatchId) -> Result<()> {
+        for r in reads.iter_mut() {
+            if r.batch.is_some_and(|b| b != batch) {
+                return Err(StoreError::Engine(format!("read {} is in batch {}, not {batch}", r.id, r.batch.unwrap_or_default())));
+            }
+            r.status = status;
+            r.batch = Some(batch);
+        }
+        self.update_reads(reads)
+    }
     fn put_batch_contents(&mut self, id: BatchId, contents: &BatchContents) -> Result<()>;
     fn put_billed(&mut self, billed: &[(ReadId, Billed)]) -> Result<()>;
     /// Record that a billed read changed (`update_read` does this by itself when a billed

@@ -81,6 +81,9 @@ const BATCHES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("batches")
 const OPEN_BATCHES: TableDefinition<'_, &str, u64> = TableDefinition::new("open_batches");
 const QUARANTINE: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("quarantine");
 const SEEN: TableDefinition<'_, (&str, &[u8]), i64> = TableDefinition::new("seen");
+/// The same keys by (namespace, first seen, key): window expiry takes the oldest off the front
+/// instead of scanning every key (a day of gateway traffic is tens of millions).
+const SEEN_BY_TIME: TableDefinition<'_, (&str, i64, &[u8]), ()> = TableDefinition::new("seen_by_time");
 // --- billing (issue 7) ---
 const BATCH_CONTENTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("batch_contents");
 const BILLED: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("billed");
@@ -135,6 +138,22 @@ fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
 
 fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T> {
     postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt { what, detail: e.to_string() })
+}
+
+/// Builds the time index of de-duplication keys for a store written before it existed (once:
+/// afterwards every key is in both tables).
+fn index_seen_by_time(txn: &redb::WriteTransaction) -> Result<()> {
+    let seen = txn.open_table(SEEN).map_err(engine)?;
+    let mut by_time = txn.open_table(SEEN_BY_TIME).map_err(engine)?;
+    if by_time.len().map_err(engine)? > 0 || seen.len().map_err(engine)? == 0 {
+        return Ok(());
+    }
+    for e in seen.iter().map_err(engine)? {
+        let (k, v) = e.map_err(engine)?;
+        let (ns, key) = k.value();
+        by_time.insert((ns, v.value(), key), ()).map_err(engine)?;
+    }
+    Ok(())
 }
 
 /// The redb store.
@@ -202,6 +221,7 @@ impl RedbStore {
         txn.open_table(OPEN_BATCHES).map_err(engine)?;
         txn.open_table(QUARANTINE).map_err(engine)?;
         txn.open_table(SEEN).map_err(engine)?;
+        index_seen_by_time(&txn)?;
         txn.open_table(BATCH_CONTENTS).map_err(engine)?;
         txn.open_table(BILLED).map_err(engine)?;
         txn.open_table(BILLING_CHANGES).map_err(engine)?;
@@ -273,6 +293,68 @@ fn fetch_reads(t: &impl ReadableTable<u64, &'static [u8]>, ids: impl IntoIterato
     ids.into_iter()
         .map(|id| get_read(t, id)?.ok_or_else(|| StoreError::Corrupt { what: "index", detail: format!("read {id} missing") }))
         .collect()
+}
+
+/// How many entries a sorted walk steps over before it seeks instead: a seek costs about as
+/// much as a few steps, and far-apart keys should not read the pages between them.
+const WALK_BEFORE_SEEK: usize = 16;
+
+/// [`fetch_reads`] for ids in ascending order (a status index scan): one walk along the table
+/// where the ids are dense, a seek where they are far apart, instead of one lookup per id.
+fn fetch_reads_ascending(t: &impl ReadableTable<u64, &'static [u8]>, ids: &[ReadId]) -> Result<Vec<StoredRead>> {
+    let missing = |id: ReadId| StoreError::Corrupt { what: "index", detail: format!("read {id} missing") };
+    let mut out = Vec::with_capacity(ids.len());
+    let mut i = 0;
+    'seek: while let Some(&first) = ids.get(i) {
+        let mut walk = t.range(first..).map_err(engine)?;
+        let mut stepped = 0;
+        while let Some(&want) = ids.get(i) {
+            let Some(entry) = walk.next() else { return Err(missing(want)) };
+            let (k, v) = entry.map_err(engine)?;
+            match k.value().cmp(&want) {
+                std::cmp::Ordering::Less if stepped < WALK_BEFORE_SEEK => stepped += 1,
+                std::cmp::Ordering::Less => continue 'seek,
+                std::cmp::Ordering::Equal => {
+                    out.push(decode("read", v.value())?);
+                    i += 1;
+                    stepped = 0;
+                }
+                std::cmp::Ordering::Greater => return Err(missing(want)),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Meters by id for ids in ascending order, like [`fetch_reads_ascending`]; `None` for ids
+/// that are not stored.
+fn meters_ascending(t: &impl ReadableTable<&'static str, &'static [u8]>, ids: &[&str]) -> Result<Vec<Option<Meter>>> {
+    let mut out = Vec::with_capacity(ids.len());
+    'seek: while let Some(&first) = ids.get(out.len()) {
+        let mut walk = t.range(first..).map_err(engine)?.peekable();
+        let mut stepped = 0;
+        while let Some(&want) = ids.get(out.len()) {
+            let Some(entry) = walk.peek() else {
+                out.push(None);
+                continue;
+            };
+            let (k, v) = entry.as_ref().map_err(engine)?;
+            match k.value().cmp(want) {
+                std::cmp::Ordering::Less if stepped < WALK_BEFORE_SEEK => {
+                    stepped += 1;
+                    walk.next();
+                }
+                std::cmp::Ordering::Less => continue 'seek,
+                std::cmp::Ordering::Equal => {
+                    out.push(Some(decode("meter", v.value())?));
+                    stepped = 0;
+                    walk.next();
+                }
+                std::cmp::Ordering::Greater => out.push(None),
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn histories(t: &impl ReadableTable<(&'static str, i64, u64), Summary>, queries: &[HistoryQuery<'_>]) -> Result<Vec<Vec<ReadSummary>>> {
@@ -359,6 +441,9 @@ macro_rules! impl_read_txn {
 
             fn meters_by_id(&self, ids: &[&str]) -> Result<Vec<Option<Meter>>> {
                 let t = self.txn.open_table(METERS).map_err(engine)?;
+                if ids.is_sorted() {
+                    return meters_ascending(&t, ids);
+                }
                 ids.iter()
                     .map(|id| match t.get(*id).map_err(engine)? {
                         Some(v) => decode("meter", v.value()).map(Some),
@@ -409,7 +494,7 @@ macro_rules! impl_read_txn {
                     }
                     ids.push(e.map_err(engine)?.0.value().1);
                 }
-                fetch_reads(&self.txn.open_table(READS).map_err(engine)?, ids)
+                fetch_reads_ascending(&self.txn.open_table(READS).map_err(engine)?, &ids)
             }
 
             fn count_reads(&self) -> Result<u64> {
@@ -828,6 +913,48 @@ impl WriteTxn for RedbWrite {
         Ok(())
     }
 
+    fn set_billing_state(&mut self, reads: &mut [StoredRead], status: ReadStatus, batch: BatchId) -> Result<()> {
+        let mut table = self.txn.open_table(READS).map_err(engine)?;
+        let mut by_time = self.txn.open_table(METER_TIME).map_err(engine)?;
+        let mut by_status = self.txn.open_table(STATUS_INDEX).map_err(engine)?;
+        // Out of the status index in one pass per old status (the reads are mostly neighbours
+        // there). The index says what is stored: if fewer entries go than the caller holds, a
+        // copy was stale, and the transaction, dropped, changes nothing.
+        let mut by_old: std::collections::BTreeMap<u8, Vec<ReadId>> = std::collections::BTreeMap::new();
+        for read in reads.iter() {
+            if read.batch.is_some_and(|b| b != batch) {
+                return Err(StoreError::Engine(format!("read {} is in batch {}, not {batch}", read.id, read.batch.unwrap_or_default())));
+            }
+            by_old.entry(read.status.code()).or_default().push(read.id);
+        }
+        for (code, mut ids) in by_old {
+            ids.sort_unstable();
+            let (first, last) = (ids[0], ids[ids.len() - 1]);
+            let before = by_status.len().map_err(engine)?;
+            by_status.retain_in((code, first)..=(code, last), |(_, id), ()| ids.binary_search(&id).is_err()).map_err(engine)?;
+            let removed = before - by_status.len().map_err(engine)?;
+            if removed != ids.len() as u64 {
+                return Err(StoreError::Engine(format!(
+                    "{} of {} reads changed since they were read; billing state not set",
+                    ids.len() as u64 - removed,
+                    ids.len()
+                )));
+            }
+        }
+        let mut buf = Vec::new();
+        for read in reads.iter_mut() {
+            read.status = status;
+            read.batch = Some(batch);
+            buf.clear();
+            buf = postcard::to_extend(&*read, buf).map_err(engine)?;
+            table.insert(read.id, buf.as_slice()).map_err(engine)?;
+            by_status.insert((status.code(), read.id), ()).map_err(engine)?;
+            // Same key (meter, time, id): insert replaces the summary, which carries the status.
+            by_time.insert((read.read.meter_id.as_str(), us(read.read.read_at), read.id), summary_value(read)).map_err(engine)?;
+        }
+        Ok(())
+    }
+
     fn put_batch_contents(&mut self, id: BatchId, contents: &BatchContents) -> Result<()> {
         self.txn.open_table(BATCH_CONTENTS).map_err(engine)?.insert(id, encode(contents)?.as_slice()).map_err(engine)?;
         Ok(())
@@ -894,16 +1021,19 @@ impl WriteTxn for RedbWrite {
             return Ok(false);
         }
         t.insert((namespace, key), us(at)).map_err(engine)?;
+        self.txn.open_table(SEEN_BY_TIME).map_err(engine)?.insert((namespace, us(at), key), ()).map_err(engine)?;
         Ok(true)
     }
 
     fn forget_seen_before(&mut self, namespace: &str, before: Timestamp) -> Result<u64> {
-        let mut t = self.txn.open_table(SEEN).map_err(engine)?;
-        let cutoff = us(before);
+        let mut by_time = self.txn.open_table(SEEN_BY_TIME).map_err(engine)?;
+        let mut seen = self.txn.open_table(SEEN).map_err(engine)?;
         let empty: &[u8] = &[];
         let mut removed = 0;
-        for e in t.extract_from_if((namespace, empty).., |k, v| k.0 == namespace && v < cutoff).map_err(engine)? {
-            e.map_err(engine)?;
+        for e in by_time.extract_from_if((namespace, i64::MIN, empty)..(namespace, us(before), empty), |_, ()| true).map_err(engine)? {
+            let (k, _) = e.map_err(engine)?;
+            let (ns, _, key) = k.value();
+            seen.remove((ns, key)).map_err(engine)?;
             removed += 1;
         }
         Ok(removed)

@@ -117,7 +117,7 @@ fn decoded(t: &Telegram<'_>, sets: &[DataSet]) -> Result<Decoded> {
     fields.insert("manufacturer".into(), json!(t.header.manufacturer));
     fields.insert(
         "version".into(),
-        json!(version.as_deref().map(|v| if v.len() == 2 { format!("{}.{}", &v[..1], &v[1..]) } else { v.to_owned() })),
+        json!(version.as_deref().map(|v| if v.len() == 2 && v.is_ascii() { format!("{}.{}", &v[..1], &v[1..]) } else { v.to_owned() })),
     );
     fields.insert("crc".into(), json!(t.crc.map(|c| format!("{c:04X}"))));
     let timestamp = find("1.0.0").and_then(|s| s.values.first()).map(|v| dataset::value_of(dataset::ValueKind::Timestamp, &v.value));

@@ -316,7 +316,8 @@ pub fn hex_text(s: &str) -> Option<String> {
 /// decides; the repeated October hour is taken as summer time.
 pub fn timestamp(s: &str) -> Option<String> {
     let (digits, suffix) = match s.len() {
-        13 => (&s[..12], Some(s.as_bytes()[12])),
+        // `get`: byte 12 may fall inside a multi-byte character of a damaged telegram.
+        13 => (s.get(..12)?, Some(s.as_bytes()[12])),
         12 => (s, None),
         _ => return None,
     };
@@ -541,6 +542,9 @@ mod tests {
         assert_eq!(timestamp("170102192002W").as_deref(), Some("2017-01-02T18:20:02Z"));
         assert_eq!(timestamp("221006155014S").as_deref(), Some("2022-10-06T13:50:14Z"));
         assert_eq!(timestamp("000101000001W").as_deref(), Some("1999-12-31T23:00:01Z"));
+        // Damaged: a multi-byte character across the suffix position is no timestamp, not a panic.
+        assert_eq!(timestamp("1701021920\u{fffd}"), None);
+        assert_eq!(timestamp("17010219200\u{e9}"), None);
         // Without suffix: the EU rule. 2023-03-26 is the switch day (02:00 local → 03:00).
         assert_eq!(timestamp("230326013000").as_deref(), Some("2023-03-26T00:30:00Z"));
         assert_eq!(timestamp("230326033000").as_deref(), Some("2023-03-26T01:30:00Z"));

@@ -126,7 +126,7 @@ impl FromStr for SecondaryAddress {
     fn from_str(s: &str) -> Result<Self> {
         match s.len() {
             8 => Self::id_pattern(s),
-            16 => {
+            16 if s.is_ascii() => {
                 let id = parse_id(&s[..8])?;
                 let rest =
                     hex::decode(&s[8..]).map_err(|e| Error::invalid("secondary address", format!("{s:?}: {e}")))?;
@@ -137,7 +137,7 @@ impl FromStr for SecondaryAddress {
                     medium: rest[3],
                 })
             }
-            _ => Err(Error::invalid("secondary address", format!("{s:?} is neither 8 nor 16 characters"))),
+            _ => Err(Error::invalid("secondary address", format!("{s:?} is neither 8 nor 16 hex digits"))),
         }
     }
 }
@@ -352,6 +352,8 @@ mod tests {
         assert_eq!(full.to_string(), "1234567824400107");
         assert_eq!(header::manufacturer_code(full.manufacturer), "PAD");
         assert!("1234567".parse::<SecondaryAddress>().is_err());
+        // 16 bytes with a two-byte character across byte 8: an error, not a panic.
+        assert!("1234567\u{e9}1234567".parse::<SecondaryAddress>().is_err());
     }
 
     /// A simulated segment: the outcome of a selection is decided by how many meters match.

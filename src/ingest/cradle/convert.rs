@@ -104,6 +104,7 @@ pub fn build_route(txn: &dyn ReadTxn, vee_config: &VeeConfig, route_id: &str, no
             ),
             None => (prev_reg, prev_reg + modulus / 10),
         };
+        let (low_limit, high_limit) = recorder_limits(low, high, modulus);
         out.push(RouteMeter {
             sequence: m.sequence.min(999_999),
             meter_id: m.meter_id.clone(),
@@ -116,9 +117,8 @@ pub fn build_route(txn: &dyn ReadTxn, vee_config: &VeeConfig, route_id: &str, no
                 Service::Electric => 'E',
             },
             previous_read: prev_reg,
-            // Limits past the register's top wrap, as the dials do.
-            low_limit: low % modulus,
-            high_limit: high % modulus,
+            low_limit,
+            high_limit,
             dials: m.dials,
             location: fit(&m.notes, 30),
         });
@@ -129,6 +129,15 @@ pub fn build_route(txn: &dyn ReadTxn, vee_config: &VeeConfig, route_id: &str, no
         trouble_codes: TROUBLE_CODES.iter().map(|(c, t)| TroubleCode { code: (*c).into(), text: (*t).into() }).collect(),
     };
     Ok((route, left))
+}
+
+/// The recorder's limits for an expected range `low..=high` (on an unwrapped register). Past
+/// the register's top the dials wrap, so the limits do too; but a recorder's range cannot
+/// wrap (low ≤ high, checked on load), so a range that straddles the top ends there: a
+/// rolled-over read then asks the reader to re-key it (a confirmation), and VEE, which knows
+/// rollover, judges the read after the unload.
+fn recorder_limits(low: u64, high: u64, modulus: u64) -> (u64, u64) {
+    if low / modulus == high / modulus { (low % modulus, high % modulus) } else { (low % modulus, modulus - 1) }
 }
 
 /// Whether a route id fits the recorder's field.
@@ -260,6 +269,63 @@ mod tests {
             panic!("expected a skip")
         };
         assert_eq!((skip.seq, skip.code), (7, None));
+    }
+
+    #[test]
+    fn a_route_near_the_register_top_loads() {
+        use crate::store::Store;
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::RedbStore::open_dir(dir.path()).unwrap();
+        let mut txn = store.begin_write().unwrap();
+        let mut meter = crate::model::Meter {
+            meter_id: "W01-001".into(),
+            account: "1".into(),
+            route: "W01".into(),
+            sequence: 10,
+            service: Service::Water,
+            unit: "gal".into(),
+            dials: 6,
+            decimals: 0,
+            multiplier: Quantity::parse("1").unwrap(),
+            status: MeterStatus::Active,
+            address: String::new(),
+            notes: String::new(),
+        };
+        txn.put_meter(&meter).unwrap();
+        meter.meter_id = "W01-002".into();
+        meter.sequence = 20;
+        txn.put_meter(&meter).unwrap();
+        txn.commit().unwrap();
+        let now: Timestamp = "2026-06-01T12:00:00Z".parse().unwrap();
+        // About 500 a month: W01-001 expects a range across the top of 6 dials, W01-002 one
+        // wholly past it.
+        let read = |meter: &str, day: &str, value: i64| crate::model::Read {
+            meter_id: meter.into(),
+            read_at: format!("2026-{day}T12:00:00Z").parse().unwrap(),
+            value: Quantity::from_units(value).unwrap(),
+            raw: value.to_string(),
+            read_type: crate::model::ReadType::Manual,
+            codes: vec![],
+            reader: None,
+            origin: crate::model::Origin::file_line("t.csv", 1),
+        };
+        let reads = vec![
+            read("W01-001", "03-02", 998_500),
+            read("W01-001", "04-01", 999_000),
+            read("W01-001", "05-01", 999_500),
+            read("W01-002", "03-02", 999_000),
+            read("W01-002", "04-01", 999_500),
+            read("W01-002", "05-01", 1_000_000 - 1),
+        ];
+        crate::ingest::accept_reads(&store, &VeeConfig::default(), reads).unwrap();
+        let (route, left) = build_route(store.begin_read().unwrap().as_ref(), &VeeConfig::default(), "W01", now).unwrap();
+        assert!(left.is_empty());
+        for m in &route.meters {
+            m.validate().unwrap_or_else(|e| panic!("{}: {e} ({m:?})", m.meter_id));
+        }
+        let limits: Vec<(u64, u64)> = route.meters.iter().map(|m| (m.low_limit, m.high_limit)).collect();
+        assert!(limits[0].0 > 990_000 && limits[0].1 == 999_999, "a range straddling the top ends there: {limits:?}");
+        assert!(limits[1].0 <= limits[1].1 && limits[1].1 < 1_000, "a range wholly past the top wraps: {limits:?}");
     }
 
     #[test]

@@ -242,6 +242,18 @@ impl Drop for PtyCradle {
     }
 }
 
+/// What the host sent while the recorder was out of the cradle (its polls) went nowhere on a
+/// real line; a pty keeps it. Drop it, so the recorder answers only polls made after it docked.
+async fn discard_pending(master: &mut tokio_serial::SerialStream) {
+    use tokio::io::AsyncReadExt as _;
+    let mut buf = [0u8; 4096];
+    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(20), master.read(&mut buf)).await {
+        if n == 0 {
+            break;
+        }
+    }
+}
+
 /// Serve dockings on a pty cradle: wait for a host to open the slave and talk, serve it, and
 /// after BYE keep the recorder out of the cradle for `away` (the reader's day), reading its
 /// route at once or after `away`. Stops after `sessions` dockings (0: until cancelled).
@@ -278,6 +290,7 @@ pub async fn serve_pty(
                     () = cancel.cancelled() => {}
                     () = tokio::time::sleep(away) => {}
                 }
+                discard_pending(&mut cradle.master).await;
             }
             let local = crate::ingest::cradle::convert::local_civil_now(&jiff::tz::TimeZone::system());
             sim.read_loaded_routes(local)?;
