@@ -8,7 +8,9 @@
 //!
 //! - **file-import**: `meterd reads import --chunk N` of a large file. Delivered = the highest
 //!   `committed N reads` line it printed (printed after each durable commit). Checked: those N
-//!   reads (in commit order) are stored, nothing twice.
+//!   reads (in commit order) and every earlier file are stored, nothing twice. Once a file is
+//!   stored completely the next run imports a new one (the following months), so the kills keep
+//!   landing in imports, not in re-runs of a finished one.
 //! - **cradle-unload**: `meterd --config X run` with a `[[cradle]]` on a pty made by
 //!   `meterd simulate handheld`, which plays a recorder holding a known set of reads (its
 //!   memory is its `--state` file, written by the test; the town's route is assigned to another
@@ -325,29 +327,62 @@ fn stored_pairs(store: &RedbStore) -> (HashSet<(String, String)>, u64) {
 // ---------------------------------------------------------------------------------------------
 // file-import
 
-/// `meterd reads import` of a file of `meters × months` reads, committed in chunks.
+/// `meterd reads import` of a file of `meters × months` reads, committed in chunks. Once a file
+/// is stored completely, the next run imports a new file (the following months), so kills keep
+/// landing in imports rather than in re-runs of a finished one.
 struct FileImport {
     meters: usize,
     months: usize,
     chunk: usize,
+    /// Files imported so far; the last one is the current import.
+    files: usize,
     reads: String,
-    /// (meter, read_at) in commit order (by meter, then time).
+    /// (meter, read_at) of every file, in commit order (file by file; by meter, then time).
     order: Vec<(String, String)>,
+    /// Where the current file starts in `order`.
+    base: usize,
+    /// Reads stored at the last check.
+    stored: u64,
 }
 
 impl FileImport {
     fn new(meters: usize, months: usize, chunk: usize) -> Self {
-        FileImport { meters, months, chunk, reads: String::new(), order: Vec::new() }
+        FileImport { meters, months, chunk, files: 0, reads: String::new(), order: Vec::new(), base: 0, stored: 0 }
     }
 
     fn delivered(line: &str) -> Option<u64> {
         line.strip_prefix("committed ")?.strip_suffix(" reads")?.parse().ok()
     }
 
+    fn id(i: usize) -> String {
+        format!("K{i:06}")
+    }
+
+    /// Writes the next file: `months` more months of every meter.
+    fn next_file(&mut self, s: &Scratch) {
+        let at = |k: usize| format!("{}-{:02}-05T08:00:00Z", 2020 + k / 12, k % 12 + 1);
+        let months = self.files * self.months..(self.files + 1) * self.months;
+        self.base = self.order.len();
+        for i in 0..self.meters {
+            self.order.extend(months.clone().map(|k| (Self::id(i), at(k))));
+        }
+        let mut reads = String::from("meter_id,read_at,value,read_type,codes\n");
+        // Month by month: the file order is not the commit order.
+        for k in months {
+            for i in 0..self.meters {
+                reads.push_str(&format!("{},{},{},manual,\n", Self::id(i), at(k), 1000 + k * 250 + (i % 11) * k));
+            }
+        }
+        self.files += 1;
+        self.reads = s.file(&format!("reads-{}.csv", self.files), &reads).display().to_string();
+    }
+
+    /// Checks that every earlier file and the first `delivered` reads of the current one are
+    /// stored; returns (stored, duplicates).
     fn check(&self, s: &Scratch, delivered: u64) -> (u64, u64) {
         let store = RedbStore::open_dir(&s.data_dir()).expect("the store opens cleanly after SIGKILL");
         let (seen, dups) = stored_pairs(&store);
-        for (meter, at) in &self.order[..delivered as usize] {
+        for (meter, at) in &self.order[..self.base + delivered as usize] {
             assert!(seen.contains(&(meter.clone(), at.clone())), "reported committed but missing: {meter} {at}");
         }
         (seen.len() as u64 + dups, dups)
@@ -364,31 +399,23 @@ impl Scenario for FileImport {
     }
 
     fn setup(&mut self, s: &Scratch) {
-        let id = |i: usize| format!("K{i:06}");
-        let at = |k: usize| format!("{}-{:02}-05T08:00:00Z", 2020 + k / 12, k % 12 + 1);
         let mut meters = String::from(METERS_HEADER);
         for i in 0..self.meters {
-            meters.push_str(&format!("{},A{i},R{},{i},water,gal,8,0,1,active,x\n", id(i), i % 20));
-            self.order.extend((0..self.months).map(|k| (id(i), at(k))));
-        }
-        let mut reads = String::from("meter_id,read_at,value,read_type,codes\n");
-        // Month by month: the file order is not the commit order.
-        for k in 0..self.months {
-            for i in 0..self.meters {
-                reads.push_str(&format!("{},{},{},manual,\n", id(i), at(k), 1000 + k * 250 + (i % 11) * k));
-            }
+            meters.push_str(&format!("{},A{i},R{},{i},water,gal,8,0,1,active,x\n", Self::id(i), i % 20));
         }
         let m = s.file("meters.csv", &meters);
         s.ok(&["meters", "import", m.to_str().unwrap()]);
-        self.reads = s.file("reads.csv", &reads).display().to_string();
     }
 
     fn kill_point(&mut self, rng: &mut StdRng) -> KillPoint {
-        let lines = self.order.len().div_ceil(self.chunk);
+        let lines = (self.meters * self.months).div_ceil(self.chunk);
         KillPoint { lines: rng.random_range(0..lines), extra: Duration::from_millis(rng.random_range(0..200)), what: "commit lines" }
     }
 
     fn start(&mut self, s: &Scratch) -> Proc {
+        if self.stored == self.order.len() as u64 {
+            self.next_file(s);
+        }
         Proc::spawn(s.cmd(&["reads", "import", "--chunk", &self.chunk.to_string(), &self.reads]), false)
     }
 
@@ -400,21 +427,26 @@ impl Scenario for FileImport {
         // Lines printed before the kill landed count as delivered too.
         let delivered = killed.lines().iter().filter_map(|l| Self::delivered(l)).max().unwrap_or(0);
         let (stored, duplicates) = self.check(s, delivered);
-        let total = self.order.len() as u64;
-        let phase = match stored {
-            0 => "nothing committed".to_owned(),
-            n if n < total => format!("mid-import: {n} of {total} stored"),
-            _ => "import complete".to_owned(),
+        self.stored = stored;
+        let (total, file) = (self.order.len() as u64, (self.order.len() - self.base) as u64);
+        let new = stored - self.base as u64;
+        let phase = match new {
+            0 => format!("nothing of file {} committed", self.files),
+            n if n < file => format!("mid-import: {n} of {file} of file {} stored", self.files),
+            _ => format!("import complete: file {}", self.files),
         };
-        Outcome { delivered, stored, duplicates, mid: stored > 0 && stored < total, phase }
+        Outcome { delivered: self.base as u64 + delivered, stored, duplicates, mid: new > 0 && stored < total, phase }
     }
 
     fn finish(&mut self, s: &Scratch) -> u64 {
-        let mut p = self.start(s);
+        if self.files == 0 {
+            self.next_file(s);
+        }
+        let mut p = Proc::spawn(s.cmd(&["reads", "import", "--chunk", &self.chunk.to_string(), &self.reads]), false);
         let status = p.reap();
         assert!(status.success(), "the final import failed: {}", p.log());
         let total = self.order.len() as u64;
-        assert_eq!(self.check(s, total), (total, 0), "the whole file, each read once");
+        assert_eq!(self.check(s, total - self.base as u64), (total, 0), "every file, each read once");
         total
     }
 }
