@@ -43,7 +43,9 @@ pub struct MqttConfig {
     /// How long the broker keeps the session (subscriptions and un-acked messages) while
     /// meterd is down.
     pub session_expiry_secs: u32,
-    /// Messages committed in one transaction at most.
+    /// A group commits once it has this many messages (or after `batch_latency_ms`). While a
+    /// commit runs, what arrives meanwhile joins the next group, which can then be larger (up
+    /// to `receive_maximum`): under load, fewer and larger transactions.
     pub batch_size: usize,
     /// How long the first message of a group may wait for others before the commit.
     pub batch_latency_ms: u64,
