@@ -239,22 +239,27 @@ mod tests {
         }
     }
 
-    #[test]
-    fn keyed_read_keeps_codes_and_decimals() {
-        let mut meter = crate::model::Meter {
+    /// W01-001, the first meter of route W01: water, 6 dials, whole gallons.
+    fn w01_meter() -> Meter {
+        Meter {
             meter_id: "W01-001".into(),
             account: "1".into(),
             route: "W01".into(),
             sequence: 10,
             service: Service::Water,
-            unit: "m3".into(),
+            unit: "gal".into(),
             dials: 6,
-            decimals: 1,
+            decimals: 0,
             multiplier: Quantity::parse("1").unwrap(),
             status: MeterStatus::Active,
             address: String::new(),
             notes: String::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn keyed_read_keeps_codes_and_decimals() {
+        let mut meter = Meter { unit: "m3".into(), decimals: 1, ..w01_meter() };
         let Unloaded::Read(read) = unloaded(&record(Some(1234)), Some(&meter), "R1", "s1", &TimeZone::UTC).unwrap() else {
             panic!("expected a read")
         };
@@ -277,20 +282,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::RedbStore::open_dir(dir.path()).unwrap();
         let mut txn = store.begin_write().unwrap();
-        let mut meter = crate::model::Meter {
-            meter_id: "W01-001".into(),
-            account: "1".into(),
-            route: "W01".into(),
-            sequence: 10,
-            service: Service::Water,
-            unit: "gal".into(),
-            dials: 6,
-            decimals: 0,
-            multiplier: Quantity::parse("1").unwrap(),
-            status: MeterStatus::Active,
-            address: String::new(),
-            notes: String::new(),
-        };
+        let mut meter = w01_meter();
         txn.put_meter(&meter).unwrap();
         meter.meter_id = "W01-002".into();
         meter.sequence = 20;
