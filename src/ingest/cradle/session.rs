@@ -391,6 +391,8 @@ where
         (Some(_), _) => tracing::info!(port = %opts.port, serial = %serial, reads = report.accepted.imported, "session finished"),
         // An empty cradle is polled every few seconds: not worth a warning each time.
         (None, Some(_)) if nobody_docked(&report) => tracing::debug!(port = %opts.port, "no recorder in the cradle"),
+        // Shut down while polling an empty cradle: nothing was interrupted.
+        (None, Some(_)) if report.cancelled && report.device.is_none() => tracing::debug!(port = %opts.port, "stopped polling"),
         (None, Some(f)) => tracing::warn!(port = %opts.port, serial = %serial, failure = %f, "session ended early"),
         _ => {}
     }
