@@ -145,6 +145,40 @@ fn billing_state_moves_reads_in_bulk_and_refuses_a_stale_copy() {
 }
 
 #[test]
+fn many_meters_and_reads_by_status_match_one_lookup_each() {
+    let (_dir, s) = store();
+    let ids: Vec<String> = (0..300).map(|i| format!("M{i:04}")).collect();
+    for id in &ids {
+        add_meter(&s, &meter(id));
+    }
+    accept_reads(&s, &VeeConfig::default(), ids.iter().map(|m| read(m, "2025-01-01T00:00:00Z", 1000)).collect()).unwrap();
+    // Every 40th read held: far apart in the status index, so the walk seeks between them.
+    let mut txn = s.begin_write().unwrap();
+    for mut r in txn.reads_with_status(ReadStatus::Validated, 1000).unwrap().into_iter().step_by(40) {
+        r.status = ReadStatus::Flagged;
+        txn.update_read(&r).unwrap();
+    }
+    txn.commit().unwrap();
+    let txn = s.begin_read().unwrap();
+    for status in [ReadStatus::Flagged, ReadStatus::Validated] {
+        let walked = txn.reads_with_status(status, 1000).unwrap();
+        assert_eq!(walked.len(), if status == ReadStatus::Flagged { 8 } else { 292 });
+        for r in &walked {
+            assert_eq!(Some(r), txn.read(r.id).unwrap().as_ref());
+            assert_eq!(r.status, status);
+        }
+    }
+    // Sorted ids, dense, sparse and unknown (before, between and after the stored ones).
+    let mut asked: Vec<&str> = vec!["A-unknown", "M0000", "M0001", "M0002", "M0003x", "M0100", "M0299", "Z-unknown"];
+    asked.extend(ids.iter().skip(150).step_by(37).map(String::as_str));
+    asked.sort_unstable();
+    let many = txn.meters_by_id(&asked).unwrap();
+    let one_each: Vec<_> = asked.iter().map(|id| txn.meter(id).unwrap()).collect();
+    assert_eq!(many, one_each);
+    assert_eq!(many.iter().filter(|m| m.is_none()).count(), 3);
+}
+
+#[test]
 fn an_impossible_value_is_not_the_next_reads_previous() {
     let (_dir, s) = store();
     let mut m = meter("M1");

@@ -175,6 +175,15 @@ pub trait ReadTxn {
     fn meter_changes(&self, meter_id: &str) -> Result<Vec<MeterChange>>;
 }
 
+/// [`WriteTxn::set_billing_state`]'s refusal of a read already in another batch (moving it
+/// would lose which batch billed it).
+pub(crate) fn not_in_another_batch(read: &StoredRead, batch: BatchId) -> Result<()> {
+    match read.batch {
+        Some(b) if b != batch => Err(StoreError::Engine(format!("read {} is in batch {b}, not {batch}", read.id))),
+        _ => Ok(()),
+    }
+}
+
 /// Changes, all-or-nothing.
 pub trait WriteTxn: ReadTxn {
     /// Insert or replace a meter.
@@ -216,8 +225,9 @@ pub trait WriteTxn: ReadTxn {
     /// status is not the one it carries, or that is in another batch.
     fn set_billing_state(&mut self, reads: &mut [StoredRead], status: ReadStatus, batch: BatchId) -> Result<()> {
         for r in reads.iter_mut() {
-            if r.batch.is_some_and(|b| b != batch) {
-                return Err(StoreError::Engine(format!("read {} is in batch {}, not {batch}", r.id, r.batch.unwrap_or_default())));
+            not_in_another_batch(r, batch)?;
+            if self.read(r.id)?.map(|stored| stored.status) != Some(r.status) {
+                return Err(StoreError::Engine(format!("read {} changed since it was read; billing state not set", r.id)));
             }
             r.status = status;
             r.batch = Some(batch);

@@ -299,62 +299,53 @@ fn fetch_reads(t: &impl ReadableTable<u64, &'static [u8]>, ids: impl IntoIterato
 /// much as a few steps, and far-apart keys should not read the pages between them.
 const WALK_BEFORE_SEEK: usize = 16;
 
-/// [`fetch_reads`] for ids in ascending order (a status index scan): one walk along the table
-/// where the ids are dense, a seek where they are far apart, instead of one lookup per id.
-fn fetch_reads_ascending(t: &impl ReadableTable<u64, &'static [u8]>, ids: &[ReadId]) -> Result<Vec<StoredRead>> {
-    let missing = |id: ReadId| StoreError::Corrupt { what: "index", detail: format!("read {id} missing") };
-    let mut out = Vec::with_capacity(ids.len());
-    let mut i = 0;
-    'seek: while let Some(&first) = ids.get(i) {
-        let mut walk = t.range(first..).map_err(engine)?;
+/// Values of `keys` (ascending in the table's key order) from `t`: one walk along the table
+/// where the keys are dense, a seek where they are far apart, instead of one lookup per key.
+/// `None` for keys that are not stored.
+fn get_ascending<'k, K, T, O>(t: &T, keys: &'k [K::SelfType<'k>], decode_value: impl Fn(&[u8]) -> Result<O>) -> Result<Vec<Option<O>>>
+where
+    K: redb::Key + 'static,
+    T: ReadableTable<K, &'static [u8]>,
+{
+    use std::cmp::Ordering;
+    use std::ops::Bound;
+    let mut out = Vec::with_capacity(keys.len());
+    'seek: while let Some(first) = keys.get(out.len()) {
+        let mut walk = t.range::<&K::SelfType<'k>>((Bound::Included(first), Bound::Unbounded)).map_err(engine)?.peekable();
         let mut stepped = 0;
-        while let Some(&want) = ids.get(i) {
-            let Some(entry) = walk.next() else { return Err(missing(want)) };
-            let (k, v) = entry.map_err(engine)?;
-            match k.value().cmp(&want) {
-                std::cmp::Ordering::Less if stepped < WALK_BEFORE_SEEK => stepped += 1,
-                std::cmp::Ordering::Less => continue 'seek,
-                std::cmp::Ordering::Equal => {
-                    out.push(decode("read", v.value())?);
-                    i += 1;
-                    stepped = 0;
+        while let Some(want) = keys.get(out.len()) {
+            let Some(entry) = walk.peek() else {
+                out.push(None);
+                continue;
+            };
+            let (k, v) = entry.as_ref().map_err(engine)?;
+            let order = K::compare(K::as_bytes(&k.value()).as_ref(), K::as_bytes(want).as_ref());
+            let found = if order == Ordering::Equal { Some(decode_value(v.value())?) } else { None };
+            match order {
+                Ordering::Less if stepped < WALK_BEFORE_SEEK => {
+                    stepped += 1;
+                    walk.next();
                 }
-                std::cmp::Ordering::Greater => return Err(missing(want)),
+                Ordering::Less => continue 'seek,
+                Ordering::Equal => {
+                    out.push(found);
+                    stepped = 0;
+                    walk.next();
+                }
+                Ordering::Greater => out.push(None),
             }
         }
     }
     Ok(out)
 }
 
-/// Meters by id for ids in ascending order, like [`fetch_reads_ascending`]; `None` for ids
-/// that are not stored.
-fn meters_ascending(t: &impl ReadableTable<&'static str, &'static [u8]>, ids: &[&str]) -> Result<Vec<Option<Meter>>> {
-    let mut out = Vec::with_capacity(ids.len());
-    'seek: while let Some(&first) = ids.get(out.len()) {
-        let mut walk = t.range(first..).map_err(engine)?.peekable();
-        let mut stepped = 0;
-        while let Some(&want) = ids.get(out.len()) {
-            let Some(entry) = walk.peek() else {
-                out.push(None);
-                continue;
-            };
-            let (k, v) = entry.as_ref().map_err(engine)?;
-            match k.value().cmp(want) {
-                std::cmp::Ordering::Less if stepped < WALK_BEFORE_SEEK => {
-                    stepped += 1;
-                    walk.next();
-                }
-                std::cmp::Ordering::Less => continue 'seek,
-                std::cmp::Ordering::Equal => {
-                    out.push(Some(decode("meter", v.value())?));
-                    stepped = 0;
-                    walk.next();
-                }
-                std::cmp::Ordering::Greater => out.push(None),
-            }
-        }
-    }
-    Ok(out)
+/// [`fetch_reads`] for ids in ascending order (a status index scan), by [`get_ascending`].
+fn fetch_reads_ascending(t: &impl ReadableTable<u64, &'static [u8]>, ids: &[ReadId]) -> Result<Vec<StoredRead>> {
+    get_ascending(t, ids, |v| decode("read", v))?
+        .into_iter()
+        .zip(ids)
+        .map(|(r, id)| r.ok_or_else(|| StoreError::Corrupt { what: "index", detail: format!("read {id} missing") }))
+        .collect()
 }
 
 fn histories(t: &impl ReadableTable<(&'static str, i64, u64), Summary>, queries: &[HistoryQuery<'_>]) -> Result<Vec<Vec<ReadSummary>>> {
@@ -442,7 +433,7 @@ macro_rules! impl_read_txn {
             fn meters_by_id(&self, ids: &[&str]) -> Result<Vec<Option<Meter>>> {
                 let t = self.txn.open_table(METERS).map_err(engine)?;
                 if ids.is_sorted() {
-                    return meters_ascending(&t, ids);
+                    return get_ascending(&t, ids, |v| decode("meter", v));
                 }
                 ids.iter()
                     .map(|id| match t.get(*id).map_err(engine)? {
@@ -922,9 +913,7 @@ impl WriteTxn for RedbWrite {
         // copy was stale, and the transaction, dropped, changes nothing.
         let mut by_old: std::collections::BTreeMap<u8, Vec<ReadId>> = std::collections::BTreeMap::new();
         for read in reads.iter() {
-            if read.batch.is_some_and(|b| b != batch) {
-                return Err(StoreError::Engine(format!("read {} is in batch {}, not {batch}", read.id, read.batch.unwrap_or_default())));
-            }
+            super::not_in_another_batch(read, batch)?;
             by_old.entry(read.status.code()).or_default().push(read.id);
         }
         for (code, mut ids) in by_old {
