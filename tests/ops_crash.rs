@@ -72,7 +72,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::mosquitto::Mosquitto;
-use common::{METERS_HEADER, Scratch};
+use common::Scratch;
 use meterd::ingest::cradle::simulator::{load_state, save_state};
 use meterd::ingest::mqtt::message::{Unit, decode_payload, gateway_of_topic};
 use meterd::model::OriginKind;
@@ -304,6 +304,13 @@ fn drive(scenario: &mut dyn Scenario, runs: usize, seed: u64) -> Report {
     Report { kills, checked }
 }
 
+/// `meterd --config CONFIG run`, logging at info (the scenarios read its progress lines).
+fn run_daemon(s: &Scratch, config: &std::path::Path) -> Proc {
+    let mut cmd = s.cmd(&["--config", config.to_str().unwrap(), "run"]);
+    cmd.env("RUST_LOG", "info");
+    Proc::spawn(cmd, true)
+}
+
 fn runs(default: usize) -> usize {
     std::env::var("METERD_CRASH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -399,12 +406,7 @@ impl Scenario for FileImport {
     }
 
     fn setup(&mut self, s: &Scratch) {
-        let mut meters = String::from(METERS_HEADER);
-        for i in 0..self.meters {
-            meters.push_str(&format!("{},A{i},R{},{i},water,gal,8,0,1,active,x\n", Self::id(i), i % 20));
-        }
-        let m = s.file("meters.csv", &meters);
-        s.ok(&["meters", "import", m.to_str().unwrap()]);
+        s.import_meters((0..self.meters).map(|i| format!("{},A{i},R{},{i},water,gal,8,0,1,active,x\n", Self::id(i), i % 20)));
     }
 
     fn kill_point(&mut self, rng: &mut StdRng) -> KillPoint {
@@ -584,11 +586,7 @@ impl Scenario for CradleUnload {
     }
 
     fn setup(&mut self, s: &Scratch) {
-        let mut meters = String::from(METERS_HEADER);
-        for i in 0..self.meters {
-            meters.push_str(&format!("{},A{i},R1,{i},water,gal,8,0,1,active,{i} Main St\n", self.meter(i)));
-        }
-        s.ok(&["meters", "import", s.file("meters.csv", &meters).to_str().unwrap()]);
+        s.import_meters((0..self.meters).map(|i| format!("{},A{i},R1,{i},water,gal,8,0,1,active,{i} Main St\n", self.meter(i))));
         // The town's route belongs to another handheld: this one gets no route, so it takes no
         // reads but the ones the test gives it.
         s.ok(&["routes", "assign", "R1", "--device", "OTHER-1"]);
@@ -619,9 +617,7 @@ impl Scenario for CradleUnload {
         self.to_unload = self.taken.len() - self.stored.len();
         let seed = self.taken.len() as u64;
         self.dock_recorder(s, seed);
-        let mut cmd = s.cmd(&["--config", self.config.to_str().unwrap(), "run"]);
-        cmd.env("RUST_LOG", "info");
-        Proc::spawn(cmd, true)
+        run_daemon(s, &self.config)
     }
 
     /// 0 started, 1 `recorder docked`, 2 `unload complete` (meterd's log), 3 the recorder
@@ -662,9 +658,7 @@ impl Scenario for CradleUnload {
     fn finish(&mut self, s: &Scratch) -> u64 {
         // A complete docking: the recorder is emptied.
         self.dock_recorder(s, 0);
-        let mut cmd = s.cmd(&["--config", self.config.to_str().unwrap(), "run"]);
-        cmd.env("RUST_LOG", "info");
-        let mut d = Proc::spawn(cmd, true);
+        let mut d = run_daemon(s, &self.config);
         d.wait_until("a complete session", |p| p.count(|l| l.contains("session finished")) > 0);
         d.stop();
         let data = self.undock_recorder();
@@ -907,9 +901,7 @@ impl MqttStream {
     }
 
     fn daemon(&self, s: &Scratch) -> Proc {
-        let mut cmd = s.cmd(&["--config", self.config.to_str().unwrap(), "run"]);
-        cmd.env("RUST_LOG", "info");
-        Proc::spawn(cmd, true)
+        run_daemon(s, &self.config)
     }
 
     /// Distinct transmissions plus corrupt messages of the whole stream, once the publisher is done.

@@ -55,6 +55,12 @@ impl Scratch {
         serde_json::from_str(&s).unwrap_or_else(|e| panic!("meterd {args:?} printed no JSON ({e}): {s}"))
     }
 
+    /// Import meters from CSV lines (without the header); requires success.
+    pub fn import_meters(&self, lines: impl IntoIterator<Item = String>) {
+        let csv: String = std::iter::once(METERS_HEADER.to_owned()).chain(lines).collect();
+        self.ok(&["meters", "import", self.file("meters.csv", &csv).to_str().unwrap()]);
+    }
+
     pub fn path_str(&self, p: &Path) -> String {
         p.display().to_string()
     }
