@@ -61,10 +61,17 @@ fn seed(dir: &std::path::Path) -> String {
 fn pull(c: &mut Criterion) {
     let seeded = tempfile::tempdir().unwrap();
     let token = seed(seeded.path());
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let http = reqwest::Client::new();
     let mut group = c.benchmark_group("billing_pull_100k");
-    group.sample_size(10).warm_up_time(Duration::from_millis(100)).measurement_time(Duration::from_secs(5));
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(100))
+        .measurement_time(Duration::from_secs(5));
     for format in ["json", "csv"] {
         group.bench_function(format, |b| {
             b.iter_custom(|iters| {
@@ -75,12 +82,24 @@ fn pull(c: &mut Criterion) {
                     std::fs::copy(seeded.path().join(STORE_FILE), dir.path().join(STORE_FILE)).unwrap();
                     let store: Arc<dyn Store> = Arc::new(RedbStore::open_dir(dir.path()).unwrap());
                     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-                    let url = format!("http://{}/v1/batches/next?max={READS}&format={format}", listener.local_addr().unwrap());
+                    let url = format!(
+                        "http://{}/v1/batches/next?max={READS}&format={format}",
+                        listener.local_addr().unwrap()
+                    );
                     let stop = CancellationToken::new();
                     let state = ApiState::new(store, &HttpConfig::default()).unwrap();
                     rt.spawn(serve(listener, None, state, stop.clone()));
                     let start = Instant::now();
-                    let body = rt.block_on(async { http.get(&url).bearer_auth(&token).send().await.unwrap().bytes().await.unwrap() });
+                    let body = rt.block_on(async {
+                        http.get(&url)
+                            .bearer_auth(&token)
+                            .send()
+                            .await
+                            .unwrap()
+                            .bytes()
+                            .await
+                            .unwrap()
+                    });
                     total += start.elapsed();
                     assert!(body.len() > READS * 50, "{} bytes", body.len());
                     stop.cancel();
@@ -99,7 +118,9 @@ fn pull(c: &mut Criterion) {
                 std::fs::copy(seeded.path().join(STORE_FILE), dir.path().join(STORE_FILE)).unwrap();
                 let store = RedbStore::open_dir(dir.path()).unwrap();
                 let start = Instant::now();
-                let d = meterd::billing::pull(&store, "cis", READS, Timestamp::now()).unwrap().unwrap();
+                let d = meterd::billing::pull(&store, "cis", READS, Timestamp::now())
+                    .unwrap()
+                    .unwrap();
                 total += start.elapsed();
                 assert_eq!(d.contents.lines.len(), READS);
                 doc = Some(d);
@@ -108,8 +129,13 @@ fn pull(c: &mut Criterion) {
         })
     });
     let doc = doc.unwrap();
-    for (name, format) in [("render_json_only", meterd::billing::render::Format::Json), ("render_csv_only", meterd::billing::render::Format::Csv)] {
-        group.bench_function(name, |b| b.iter(|| meterd::billing::render::render(&doc, &format).unwrap().len()));
+    for (name, format) in [
+        ("render_json_only", meterd::billing::render::Format::Json),
+        ("render_csv_only", meterd::billing::render::Format::Csv),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| meterd::billing::render::render(&doc, &format).unwrap().len())
+        });
     }
     group.finish();
 }

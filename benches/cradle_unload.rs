@@ -41,9 +41,17 @@ impl Observer for UnloadClock {
 }
 
 fn recorder_data(store: &RedbStore, fw: Firmware) -> (RecorderData, Duration) {
-    let (route, _) =
-        convert::build_route(store.begin_read().unwrap().as_ref(), &VeeConfig::default(), "E01", jiff::Timestamp::now()).unwrap();
-    let mut data = RecorderData { routes: vec![route], ..RecorderData::default() };
+    let (route, _) = convert::build_route(
+        store.begin_read().unwrap().as_ref(),
+        &VeeConfig::default(),
+        "E01",
+        jiff::Timestamp::now(),
+    )
+    .unwrap();
+    let mut data = RecorderData {
+        routes: vec![route],
+        ..RecorderData::default()
+    };
     let mut rng = XorShift64::new(11);
     let now = convert::local_civil_now(&jiff::tz::TimeZone::UTC);
     let mut day = 0;
@@ -63,11 +71,19 @@ fn bench(c: &mut Criterion) {
     let (meters_file, reads_file) = meterd::demo::write_files(dir.path()).unwrap();
     files::store_meters(store.as_ref(), &files::parse_meters_csv(&meters_file).unwrap()).unwrap();
     files::import_reads_file(store.as_ref(), &VeeConfig::default(), &reads_file, 10_000, &mut |_| {}).unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let timing = LineTiming::new(BAUD, TURNAROUND);
 
     let mut group = c.benchmark_group("cradle_unload");
-    group.sample_size(10).sampling_mode(SamplingMode::Flat).warm_up_time(Duration::from_millis(1)).measurement_time(Duration::from_secs(1));
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(1))
+        .measurement_time(Duration::from_secs(1));
     for fw in [Firmware::V2, Firmware::V1] {
         let (data, line_time) = recorder_data(&store, fw);
         let ratios = Arc::new(Mutex::new(Vec::new()));
@@ -78,7 +94,12 @@ fn bench(c: &mut Criterion) {
                 for _ in 0..iters {
                     // A new recorder each time, so every unload is a full one.
                     serial += 1;
-                    let mut sim = SimulatedRecorder::new(RecorderConfig::new(&format!("B{fw:?}-{serial}"), fw, timing), data.clone(), 0.0, 3);
+                    let mut sim = SimulatedRecorder::new(
+                        RecorderConfig::new(&format!("B{fw:?}-{serial}"), fw, timing),
+                        data.clone(),
+                        0.0,
+                        3,
+                    );
                     let mut clock = UnloadClock::default();
                     runtime.block_on(async {
                         let (recorder_end, cradle_end) = tokio_serial::SerialStream::pair().unwrap();
@@ -96,11 +117,17 @@ fn bench(c: &mut Criterion) {
                         assert!(report.finished.is_some(), "session finished");
                         let link = sim.stats();
                         if link.retransmissions > 0 {
-                            eprintln!("{fw:?}: {} retransmissions, {} timeouts, {} NAKs received", link.retransmissions, link.timeouts, link.naks_received);
+                            eprintln!(
+                                "{fw:?}: {} retransmissions, {} timeouts, {} NAKs received",
+                                link.retransmissions, link.timeouts, link.naks_received
+                            );
                         }
                     });
                     let took = clock.done.unwrap() - clock.docked.unwrap();
-                    ratios.lock().unwrap().push(took.as_secs_f64() / line_time.as_secs_f64());
+                    ratios
+                        .lock()
+                        .unwrap()
+                        .push(took.as_secs_f64() / line_time.as_secs_f64());
                     total += took;
                 }
                 total

@@ -48,7 +48,11 @@ fn meters() -> Vec<Meter> {
 /// The read of meter `i` for month `month` (register grows 300 ± a little per month).
 fn read(i: usize, month: i64) -> Read {
     let start: Timestamp = "2020-01-05T08:00:00Z".parse().unwrap();
-    let read_at = start.to_zoned(jiff::tz::TimeZone::UTC).checked_add(month.months()).unwrap().timestamp();
+    let read_at = start
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .checked_add(month.months())
+        .unwrap()
+        .timestamp();
     let value = 1000 + month * 300 + (i as i64 % 13) * month + (month * month) % 7;
     Read {
         meter_id: meter_id(i),
@@ -58,7 +62,11 @@ fn read(i: usize, month: i64) -> Read {
         read_type: ReadType::Radio,
         codes: Vec::new(),
         reader: None,
-        origin: Origin { kind: OriginKind::File, source: "bench.csv".into(), locator: format!("line {}", i + 2) },
+        origin: Origin {
+            kind: OriginKind::File,
+            source: "bench.csv".into(),
+            locator: format!("line {}", i + 2),
+        },
     }
 }
 
@@ -74,7 +82,9 @@ fn import(store: &RedbStore, config: &VeeConfig, reads: Vec<Read>) -> u64 {
     let mut rest = reads;
     while !rest.is_empty() {
         let tail = rest.split_off(rest.len().min(CHUNK));
-        n += accept_reads(store, config, std::mem::replace(&mut rest, tail)).unwrap().imported;
+        n += accept_reads(store, config, std::mem::replace(&mut rest, tail))
+            .unwrap()
+            .imported;
     }
     n
 }
@@ -84,7 +94,10 @@ fn month_of_reads(c: &mut Criterion) {
     let (_dir, store) = fresh_store();
     let mut month = 0i64;
     let mut group = c.benchmark_group("ingest");
-    group.sample_size(10).sampling_mode(SamplingMode::Flat).throughput(Throughput::Elements(METERS as u64));
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .throughput(Throughput::Elements(METERS as u64));
     group.bench_function("month_of_100k_meters", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
@@ -122,9 +135,16 @@ fn one_million(config: &VeeConfig) {
     let imported = import(&store, config, sorted);
     let secs = t.elapsed().as_secs_f64();
     assert_eq!(imported as usize, n);
-    println!("ingest/one_million_reads: {n} reads over {METERS} meters in {secs:.2} s = {:.0} reads/s", n as f64 / secs);
+    println!(
+        "ingest/one_million_reads: {n} reads over {METERS} meters in {secs:.2} s = {:.0} reads/s",
+        n as f64 / secs
+    );
     if let (Some(a), Some(b)) = (cpu, cpu_seconds()) {
-        println!("ingest/one_million_reads: {:.2} CPU s = {:.0} reads per CPU second", b - a, n as f64 / (b - a));
+        println!(
+            "ingest/one_million_reads: {:.2} CPU s = {:.0} reads per CPU second",
+            b - a,
+            n as f64 / (b - a)
+        );
     }
 }
 

@@ -50,7 +50,11 @@ fn bench(c: &mut Criterion) {
         batch_latency_ms: 5,
         ..MqttConfig::default()
     });
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let run_for = |until: Option<u64>| {
         let (tx, mut rx) = tokio::sync::watch::channel(0u64);
         let ingest = Ingest {
@@ -68,7 +72,10 @@ fn bench(c: &mut Criterion) {
             match until {
                 Some(n) => {
                     while *rx.borrow_and_update() < n {
-                        tokio::time::timeout(Duration::from_secs(120), rx.changed()).await.expect("ingest stalled").unwrap();
+                        tokio::time::timeout(Duration::from_secs(120), rx.changed())
+                            .await
+                            .expect("ingest stalled")
+                            .unwrap();
                     }
                 }
                 // First run: just establish the session and its subscriptions.
@@ -93,7 +100,10 @@ fn bench(c: &mut Criterion) {
     run_for(None);
     let mut seed = 0;
     let mut group = c.benchmark_group("mqtt_ingest");
-    group.sampling_mode(SamplingMode::Flat).sample_size(10).throughput(Throughput::Elements(MESSAGES));
+    group
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .throughput(Throughput::Elements(MESSAGES));
     group.bench_function("decode_dedup_vee_commit_ack", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;

@@ -77,14 +77,32 @@ pub enum ConfigError {
 impl Config {
     /// Parse configuration text (`path` only names it in errors).
     pub fn parse(text: &str, path: &str) -> Result<Self, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid { path: path.to_owned(), message: located(text, &e) })?;
-        config.vee.check().map_err(|message| ConfigError::Invalid { path: path.to_owned(), message })?;
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+            path: path.to_owned(),
+            message: located(text, &e),
+        })?;
+        config.vee.check().map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })?;
         if let Some(m) = &config.mqtt {
-            m.check().map_err(|message| ConfigError::Invalid { path: path.to_owned(), message })?;
+            m.check().map_err(|message| ConfigError::Invalid {
+                path: path.to_owned(),
+                message,
+            })?;
         }
-        config.meterbus.check().map_err(|message| ConfigError::Invalid { path: path.to_owned(), message })?;
-        config.log.check().map_err(|message| ConfigError::Invalid { path: path.to_owned(), message })?;
-        config.daemon.check().map_err(|message| ConfigError::Invalid { path: path.to_owned(), message })?;
+        config.meterbus.check().map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })?;
+        config.log.check().map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })?;
+        config.daemon.check().map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })?;
         Ok(config)
     }
 
@@ -103,7 +121,10 @@ impl Config {
             return Ok(Config::default());
         };
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Io { path: shown.clone(), source })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Io {
+            path: shown.clone(),
+            source,
+        })?;
         Self::parse(&text, &shown)
     }
 
@@ -126,7 +147,9 @@ impl Config {
 
     /// The data directory: the flag, else the config, else `./meterd-data`.
     pub fn data_dir(&self, flag: Option<&Path>) -> PathBuf {
-        flag.map(Path::to_owned).or_else(|| self.data_dir.clone()).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+        flag.map(Path::to_owned)
+            .or_else(|| self.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
     }
 }
 
@@ -146,7 +169,10 @@ fn located(text: &str, e: &toml::de::Error) -> String {
 
 /// A key that names a secret file (permissions checked).
 fn is_secret_file_key(key: &str) -> bool {
-    matches!(key, "password_file" | "key_file" | "secret_file" | "token_file" | "tls_key") || key.ends_with("_key_file")
+    matches!(
+        key,
+        "password_file" | "key_file" | "secret_file" | "token_file" | "tls_key"
+    ) || key.ends_with("_key_file")
 }
 
 /// A key that names a file that must exist (devices such as `port` are not checked: a cradle
@@ -222,7 +248,11 @@ mod tests {
 
     #[test]
     fn per_service_factors() {
-        let c = Config::parse("data_dir = \"/d\"\n[vee.gas]\nhigh_factor = 2.5\nmin_high_delta = 3\n", "t").unwrap();
+        let c = Config::parse(
+            "data_dir = \"/d\"\n[vee.gas]\nhigh_factor = 2.5\nmin_high_delta = 3\n",
+            "t",
+        )
+        .unwrap();
         assert_eq!(c.data_dir(None), PathBuf::from("/d"));
         assert_eq!(c.vee.gas.high_factor, Quantity::parse("2.5").unwrap());
         assert_eq!(c.vee.gas.min_high_delta, Quantity::parse("3").unwrap());
@@ -232,32 +262,49 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_bad_factors_are_errors() {
-        let e = Config::parse("[vee.water]\nhigh_factr = 2\n", "m.toml").unwrap_err().to_string();
+        let e = Config::parse("[vee.water]\nhigh_factr = 2\n", "m.toml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("m.toml") && e.contains("high_factr"), "{e}");
         let e = Config::parse("datadir = \"x\"\n", "m.toml").unwrap_err().to_string();
         assert!(e.contains("datadir"), "{e}");
-        let e = Config::parse("[vee.electric]\nlow_factor = 1.5\n", "m.toml").unwrap_err().to_string();
+        let e = Config::parse("[vee.electric]\nlow_factor = 1.5\n", "m.toml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("vee.electric.low_factor"), "{e}");
     }
 
     #[test]
     fn unknown_key_error_names_line_and_column() {
-        let e = Config::parse("data_dir = \"/d\"\n\n[log]\n  levl = \"debug\"\n", "m.toml").unwrap_err().to_string();
-        assert!(e.contains("m.toml") && e.contains("line 4, column 3") && e.contains("levl"), "{e}");
+        let e = Config::parse("data_dir = \"/d\"\n\n[log]\n  levl = \"debug\"\n", "m.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("m.toml") && e.contains("line 4, column 3") && e.contains("levl"),
+            "{e}"
+        );
     }
 
     #[test]
     fn effective_config_fills_defaults_and_redacts() {
         let c = Config::parse("[log]\nlevel = \"debug\"\n", "t").unwrap();
         let text = c.effective_toml();
-        assert!(text.contains("level = \"debug\"") && text.contains("high_factor") && text.contains("stop_deadline_secs"), "{text}");
+        assert!(
+            text.contains("level = \"debug\"") && text.contains("high_factor") && text.contains("stop_deadline_secs"),
+            "{text}"
+        );
         // Printed defaults parse back to the same configuration.
         assert_eq!(Config::parse(&text, "effective").unwrap(), c);
 
-        let mut v: toml::Value = toml::from_str("[mqtt]\npassword = \"hunter2\"\npassword_file = \"/etc/p\"\n[[cradle]]\ntoken = \"x\"\n").unwrap();
+        let mut v: toml::Value =
+            toml::from_str("[mqtt]\npassword = \"hunter2\"\npassword_file = \"/etc/p\"\n[[cradle]]\ntoken = \"x\"\n")
+                .unwrap();
         redact(&mut v);
         let shown = toml::to_string(&v).unwrap();
-        assert!(!shown.contains("hunter2") && !shown.contains("\"x\"") && shown.contains("/etc/p"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("\"x\"") && shown.contains("/etc/p"),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -275,8 +322,14 @@ mod tests {
         let mut problems = Vec::new();
         walk_files(&v, String::new(), &mut problems);
         assert_eq!(problems.len(), 2, "{problems:?}");
-        assert!(problems[0].contains("http.tls_cert_path") && problems[0].contains("does not exist"), "{problems:?}");
-        assert!(problems[1].contains("wmbus.key_file") && problems[1].contains("chmod 600"), "{problems:?}");
+        assert!(
+            problems[0].contains("http.tls_cert_path") && problems[0].contains("does not exist"),
+            "{problems:?}"
+        );
+        assert!(
+            problems[1].contains("wmbus.key_file") && problems[1].contains("chmod 600"),
+            "{problems:?}"
+        );
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
         let mut problems = Vec::new();
         walk_files(&v, String::new(), &mut problems);

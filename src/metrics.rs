@@ -24,11 +24,27 @@ pub enum Kind {
 
 /// Metrics every scrape shows, reported or not: (name, kind, help).
 pub const DECLARED: [(&str, Kind, &str); 5] = [
-    (READS_INGESTED, Kind::Counter, "Reads committed by accept_reads since the daemon started."),
-    (SERIAL_SESSIONS, Kind::Gauge, "Serial sessions open now (cradles, probes, buses)."),
+    (
+        READS_INGESTED,
+        Kind::Counter,
+        "Reads committed by accept_reads since the daemon started.",
+    ),
+    (
+        SERIAL_SESSIONS,
+        Kind::Gauge,
+        "Serial sessions open now (cradles, probes, buses).",
+    ),
     (MQTT_SESSIONS, Kind::Gauge, "MQTT broker sessions connected now."),
-    (HTTP_REQUESTS, Kind::Counter, "Billing API requests answered, by route and status code."),
-    (HTTP_UNAUTHORIZED, Kind::Counter, "Billing API requests refused for a missing or wrong token."),
+    (
+        HTTP_REQUESTS,
+        Kind::Counter,
+        "Billing API requests answered, by route and status code.",
+    ),
+    (
+        HTTP_UNAUTHORIZED,
+        Kind::Counter,
+        "Billing API requests refused for a missing or wrong token.",
+    ),
 ];
 
 type Labels = Vec<(String, String)>;
@@ -61,7 +77,9 @@ impl Registry {
     }
 
     pub fn counter_add(&self, name: &str, l: &[(&str, &str)], by: u64) {
-        self.with(name, Kind::Counter, |f| *f.values.entry(labels(l)).or_insert(0.0) += by as f64);
+        self.with(name, Kind::Counter, |f| {
+            *f.values.entry(labels(l)).or_insert(0.0) += by as f64
+        });
     }
 
     pub fn gauge_set(&self, name: &str, l: &[(&str, &str)], v: f64) {
@@ -90,7 +108,10 @@ impl Registry {
         for name in names {
             let declared = DECLARED.iter().find(|d| d.0 == name);
             let fam = fams.get(name);
-            let kind = fam.and_then(|f| f.kind).or(declared.map(|d| d.1)).unwrap_or(Kind::Gauge);
+            let kind = fam
+                .and_then(|f| f.kind)
+                .or(declared.map(|d| d.1))
+                .unwrap_or(Kind::Gauge);
             let help = declared.map(|d| d.2).or(fam.map(|f| f.help.as_str())).unwrap_or("");
             let values: Vec<(Labels, f64)> = match fam {
                 Some(f) if !f.values.is_empty() => f.values.iter().map(|(l, v)| (l.clone(), *v)).collect(),
@@ -106,7 +127,13 @@ fn escape(v: &str) -> String {
 }
 
 /// Write one metric family (HELP, TYPE, samples).
-pub fn family<'a>(out: &mut String, name: &str, kind: Kind, help: &str, samples: impl IntoIterator<Item = (&'a [(String, String)], f64)>) {
+pub fn family<'a>(
+    out: &mut String,
+    name: &str,
+    kind: Kind,
+    help: &str,
+    samples: impl IntoIterator<Item = (&'a [(String, String)], f64)>,
+) {
     let t = match kind {
         Kind::Counter => "counter",
         Kind::Gauge => "gauge",
@@ -153,7 +180,10 @@ mod tests {
         r.gauge_set("x_gauge", &[("port", "/dev/tty\"S0")], 1.5);
         let mut s = String::new();
         r.render(&mut s);
-        assert!(s.contains("# TYPE meterd_reads_ingested_total counter\nmeterd_reads_ingested_total{source=\"file\"} 5\n"), "{s}");
+        assert!(
+            s.contains("# TYPE meterd_reads_ingested_total counter\nmeterd_reads_ingested_total{source=\"file\"} 5\n"),
+            "{s}"
+        );
         assert!(s.contains("meterd_mqtt_sessions 0\n"), "{s}");
         assert!(s.contains("x_gauge{port=\"/dev/tty\\\"S0\"} 1.5\n"), "{s}");
         assert_eq!(r.value(READS_INGESTED, &[("source", "file")]), Some(5.0));

@@ -98,11 +98,21 @@ impl Api {
     }
 
     async fn get(&self, token: &str, path: &str) -> reqwest::Response {
-        self.http.get(format!("{}{path}", self.base)).bearer_auth(token).send().await.unwrap()
+        self.http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
     }
 
     async fn post(&self, token: &str, path: &str) -> reqwest::Response {
-        self.http.post(format!("{}{path}", self.base)).bearer_auth(token).send().await.unwrap()
+        self.http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
     }
 
     async fn json(&self, token: &str, path: &str) -> Value {
@@ -113,7 +123,12 @@ impl Api {
 }
 
 fn read_ids(batch: &Value) -> Vec<u64> {
-    batch["reads"].as_array().unwrap().iter().map(|r| r["read_id"].as_u64().unwrap()).collect()
+    batch["reads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["read_id"].as_u64().unwrap())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,7 +155,12 @@ async fn two_clients_pulling_concurrently_never_get_the_same_read() {
         }
     };
     let (ga, gb) = tokio::join!(pull_all(a.clone()), pull_all(b.clone()));
-    assert!(!ga.is_empty() && !gb.is_empty(), "both clients got reads: {} / {}", ga.len(), gb.len());
+    assert!(
+        !ga.is_empty() && !gb.is_empty(),
+        "both clients got reads: {} / {}",
+        ga.len(),
+        gb.len()
+    );
     let sa: BTreeSet<u64> = ga.iter().copied().collect();
     let sb: BTreeSet<u64> = gb.iter().copied().collect();
     assert_eq!(sa.len(), ga.len(), "client a got a read twice");
@@ -148,14 +168,33 @@ async fn two_clients_pulling_concurrently_never_get_the_same_read() {
     assert!(sa.is_disjoint(&sb), "a read went to both clients");
     assert_eq!(sa.len() + sb.len(), 600);
     let txn = api.store.begin_read().unwrap();
-    let exported = txn.count_reads_by_status().unwrap().into_iter().find(|(s, _)| *s == ReadStatus::Exported).unwrap().1;
+    let exported = txn
+        .count_reads_by_status()
+        .unwrap()
+        .into_iter()
+        .find(|(s, _)| *s == ReadStatus::Exported)
+        .unwrap()
+        .1;
     assert_eq!(exported, 600);
     // Each client sees only its own batches.
     let la = api.json(&a, "/v1/batches?status=acked").await;
     let lb = api.json(&b, "/v1/batches").await;
-    let ids = |v: &Value| v["batches"].as_array().unwrap().iter().map(|b| b["id"].as_u64().unwrap()).collect::<BTreeSet<_>>();
+    let ids = |v: &Value| {
+        v["batches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["id"].as_u64().unwrap())
+            .collect::<BTreeSet<_>>()
+    };
     assert!(ids(&la).is_disjoint(&ids(&lb)));
-    assert_eq!(api.json(&a, "/v1/batches?status=open").await["batches"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        api.json(&a, "/v1/batches?status=open").await["batches"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
 }
 
 /// Send a request by hand and hang up after the first bytes of the answer (a client crash).
@@ -165,7 +204,11 @@ async fn crash_mid_response(addr: std::net::SocketAddr, token: &str, path: &str)
     s.write_all(req.as_bytes()).await.unwrap();
     let mut buf = [0u8; 64];
     let n = s.read(&mut buf).await.unwrap();
-    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..n]));
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
     drop(s);
 }
 
@@ -189,9 +232,21 @@ async fn a_client_that_crashes_before_ack_gets_the_same_batch_and_ack_twice_is_h
     let again = api.get(&t, "/v1/batches/next?max=5&format=csv").await;
     assert_eq!(again.headers()["x-batch-id"].to_str().unwrap(), id);
     assert_eq!(again.bytes().await.unwrap(), first);
-    assert_eq!(api.get(&t, &format!("/v1/batches/{id}?format=csv")).await.bytes().await.unwrap(), first);
+    assert_eq!(
+        api.get(&t, &format!("/v1/batches/{id}?format=csv"))
+            .await
+            .bytes()
+            .await
+            .unwrap(),
+        first
+    );
 
-    let ack1: Value = api.post(&t, &format!("/v1/batches/{id}/ack")).await.json().await.unwrap();
+    let ack1: Value = api
+        .post(&t, &format!("/v1/batches/{id}/ack"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(ack1["already_acked"], false);
     assert_eq!(ack1["reads"], 20);
     let ack2 = api.post(&t, &format!("/v1/batches/{id}/ack")).await;
@@ -214,8 +269,15 @@ async fn a_client_that_crashes_before_ack_gets_the_same_batch_and_ack_twice_is_h
     assert_eq!(c["reason"], "dial misread");
     let next_id = next["id"].as_u64().unwrap();
     api.post(&t, &format!("/v1/batches/{next_id}/ack")).await;
-    assert_eq!(api.get(&t, "/v1/batches/next").await.status(), 204, "every read billed once; the correction once");
-    assert_eq!(api.store.begin_read().unwrap().read(edited_id).unwrap().unwrap().status, ReadStatus::Exported);
+    assert_eq!(
+        api.get(&t, "/v1/batches/next").await.status(),
+        204,
+        "every read billed once; the correction once"
+    );
+    assert_eq!(
+        api.store.begin_read().unwrap().read(edited_id).unwrap().unwrap().status,
+        ReadStatus::Exported
+    );
 }
 
 /// Change a read's value through the store, as the clerk review does.
@@ -266,16 +328,45 @@ async fn reads_changed_or_rejected_after_export_come_back_as_corrections() {
     let csv = api.get(&t, "/v1/batches/next?format=csv").await.text().await.unwrap();
     let rows: Vec<&str> = csv.lines().collect();
     assert_eq!(rows.len(), 4, "{csv}");
-    assert!(rows[3].starts_with("correction,") && rows[3].contains(",9,gal,") && rows[3].ends_with(&format!(",{},1002,customer photo", b1["id"])), "{csv}");
-    assert_eq!(api.store.begin_read().unwrap().read(ids[3]).unwrap().unwrap().status, ReadStatus::Exported);
-    assert!(rows[1].starts_with("correction,") && rows[1].contains(",5,gal,") && rows[1].ends_with(",read changed after billing"), "{csv}");
-    assert!(rows[2].starts_with("correction,") && rows[2].ends_with(",read rejected after billing"), "{csv}");
+    assert!(
+        rows[3].starts_with("correction,")
+            && rows[3].contains(",9,gal,")
+            && rows[3].ends_with(&format!(",{},1002,customer photo", b1["id"])),
+        "{csv}"
+    );
+    assert_eq!(
+        api.store.begin_read().unwrap().read(ids[3]).unwrap().unwrap().status,
+        ReadStatus::Exported
+    );
+    assert!(
+        rows[1].starts_with("correction,")
+            && rows[1].contains(",5,gal,")
+            && rows[1].ends_with(",read changed after billing"),
+        "{csv}"
+    );
+    assert!(
+        rows[2].starts_with("correction,") && rows[2].ends_with(",read rejected after billing"),
+        "{csv}"
+    );
     let cmep_text = api.get(&t, "/v1/batches/next?format=cmep").await.text().await.unwrap();
     let recs = cmep::parse_file(&cmep_text).unwrap();
-    assert_eq!((recs[0].purpose.as_str(), recs[0].triplets[0].flag.as_str(), recs[0].triplets[0].value.as_str()), ("RESEND", "A", "5"));
-    assert_eq!((recs[1].triplets[0].flag.as_str(), recs[1].triplets[0].value.as_str()), ("N", ""));
+    assert_eq!(
+        (
+            recs[0].purpose.as_str(),
+            recs[0].triplets[0].flag.as_str(),
+            recs[0].triplets[0].value.as_str()
+        ),
+        ("RESEND", "A", "5")
+    );
+    assert_eq!(
+        (recs[1].triplets[0].flag.as_str(), recs[1].triplets[0].value.as_str()),
+        ("N", "")
+    );
     let m = api.json(&t, "/v1/meters/M00001/reads").await;
-    assert_eq!(m["reads"][0]["status"], "rejected", "a rejected read stays rejected after the correction");
+    assert_eq!(
+        m["reads"][0]["status"], "rejected",
+        "a rejected read stays rejected after the correction"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -299,7 +390,11 @@ async fn reads_changed_while_their_batch_is_open_keep_the_change_through_the_ack
     {
         let txn = api.store.begin_read().unwrap();
         let status = |id| txn.read(id).unwrap().unwrap().status;
-        assert_eq!(status(ids[0]), ReadStatus::Rejected, "the ack does not undo a rejection");
+        assert_eq!(
+            status(ids[0]),
+            ReadStatus::Rejected,
+            "the ack does not undo a rejection"
+        );
         assert_eq!(status(ids[1]), ReadStatus::Edited, "the ack does not undo an edit");
         assert_eq!(status(ids[2]), ReadStatus::Exported);
     }
@@ -307,24 +402,62 @@ async fn reads_changed_while_their_batch_is_open_keep_the_change_through_the_ack
     let csv = api.get(&t, "/v1/batches/next?format=csv").await.text().await.unwrap();
     let rows: Vec<&str> = csv.lines().collect();
     assert_eq!(rows.len(), 3, "{csv}");
-    assert!(rows[1].starts_with("correction,") && rows[1].ends_with(",read rejected after billing"), "{csv}");
-    assert!(rows[2].starts_with("correction,") && rows[2].contains(",7,gal,") && rows[2].ends_with(",dial misread"), "{csv}");
+    assert!(
+        rows[1].starts_with("correction,") && rows[1].ends_with(",read rejected after billing"),
+        "{csv}"
+    );
+    assert!(
+        rows[2].starts_with("correction,") && rows[2].contains(",7,gal,") && rows[2].ends_with(",dial misread"),
+        "{csv}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_wrong_or_revoked_tokens_get_401() {
     let api = start(3, None).await;
     let t = api.token("cis");
-    for path in ["/v1/batches/next", "/v1/batches", "/v1/batches/1", "/v1/meters/M00000/reads", "/metrics"] {
+    for path in [
+        "/v1/batches/next",
+        "/v1/batches",
+        "/v1/batches/1",
+        "/v1/meters/M00000/reads",
+        "/metrics",
+    ] {
         let r = api.http.get(format!("{}{path}", api.base)).send().await.unwrap();
         assert_eq!(r.status(), 401, "{path} without a token");
         assert!(r.headers().contains_key("www-authenticate"));
-        assert_eq!(api.get("mtd_wrong", path).await.status(), 401, "{path} with a wrong token");
-        let r = api.http.get(format!("{}{path}", api.base)).header("authorization", format!("Basic {t}")).send().await.unwrap();
+        assert_eq!(
+            api.get("mtd_wrong", path).await.status(),
+            401,
+            "{path} with a wrong token"
+        );
+        let r = api
+            .http
+            .get(format!("{}{path}", api.base))
+            .header("authorization", format!("Basic {t}"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 401, "{path} with another scheme");
     }
-    assert_eq!(api.http.post(format!("{}/v1/batches/1/ack", api.base)).send().await.unwrap().status(), 401);
-    assert_eq!(api.http.get(format!("{}/healthz", api.base)).send().await.unwrap().status(), 200);
+    assert_eq!(
+        api.http
+            .post(format!("{}/v1/batches/1/ack", api.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        api.http
+            .get(format!("{}/healthz", api.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     assert_eq!(api.get(&t, "/v1/batches").await.status(), 200);
     tokens::revoke(api.store.as_ref(), "cis", Timestamp::now()).unwrap();
     assert_eq!(api.get(&t, "/v1/batches").await.status(), 401, "revoked");
@@ -342,7 +475,13 @@ async fn cmep_and_fixed_width_batches_round_trip_through_their_parsers() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["meter_id"].as_str().unwrap().to_owned(), r["account"].as_str().unwrap().to_owned(), r["value"].as_i64().unwrap()))
+        .map(|r| {
+            (
+                r["meter_id"].as_str().unwrap().to_owned(),
+                r["account"].as_str().unwrap().to_owned(),
+                r["value"].as_i64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(expect.len(), 40);
 
@@ -351,17 +490,36 @@ async fn cmep_and_fixed_width_batches_round_trip_through_their_parsers() {
     let text = r.text().await.unwrap();
     assert!(text.ends_with("\r\n"));
     let recs = cmep::parse_file(&text).unwrap();
-    let got: Vec<(String, String, i64)> =
-        recs.iter().map(|r| (r.meter_id.clone(), r.receiver_customer_id.clone(), r.triplets[0].value.parse().unwrap())).collect();
+    let got: Vec<(String, String, i64)> = recs
+        .iter()
+        .map(|r| {
+            (
+                r.meter_id.clone(),
+                r.receiver_customer_id.clone(),
+                r.triplets[0].value.parse().unwrap(),
+            )
+        })
+        .collect();
     assert_eq!(got, expect);
     for r in &recs {
-        assert_eq!((r.units.as_str(), r.commodity.as_str(), r.purpose.as_str()), ("GALREG", "W", "OK"));
+        assert_eq!(
+            (r.units.as_str(), r.commodity.as_str(), r.purpose.as_str()),
+            ("GALREG", "W", "OK")
+        );
         assert_eq!(r.times().unwrap()[0].to_string(), "2026-11-02T13:45:00Z", "UTC");
-        assert_eq!(r.encode().unwrap() + "\r\n", text.lines().find(|l| l.contains(&r.meter_id)).unwrap().to_owned() + "\r\n");
+        assert_eq!(
+            r.encode().unwrap() + "\r\n",
+            text.lines().find(|l| l.contains(&r.meter_id)).unwrap().to_owned() + "\r\n"
+        );
     }
 
     let layout = Layout::from_toml(include_str!("../layouts/municipal-cis.toml")).unwrap();
-    let text = api.get(&t, "/v1/batches/next?format=municipal-cis").await.text().await.unwrap();
+    let text = api
+        .get(&t, "/v1/batches/next?format=municipal-cis")
+        .await
+        .text()
+        .await
+        .unwrap();
     let mut got = Vec::new();
     for line in text.split("\r\n").filter(|l| !l.is_empty()) {
         assert!(layout.is_record(line));
@@ -370,10 +528,19 @@ async fn cmep_and_fixed_width_batches_round_trip_through_their_parsers() {
         assert_eq!(rec.canonical("read_date").unwrap().as_deref(), Some("2026-11-02"));
         assert_eq!(rec.canonical("read_time").unwrap().as_deref(), Some("13:45:00"));
         let v: f64 = rec.canonical("value").unwrap().unwrap().parse().unwrap();
-        got.push((rec.get("meter_id").unwrap().to_owned(), rec.get("account").unwrap().to_owned(), v as i64));
+        got.push((
+            rec.get("meter_id").unwrap().to_owned(),
+            rec.get("account").unwrap().to_owned(),
+            v as i64,
+        ));
     }
     assert_eq!(got, expect);
-    let sensus = api.get(&t, "/v1/batches/next?format=sensus-autoread-export").await.text().await.unwrap();
+    let sensus = api
+        .get(&t, "/v1/batches/next?format=sensus-autoread-export")
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(sensus.lines().all(|l| l.len() == 183));
     let bad = api.get(&t, "/v1/batches/next?format=nope").await;
     assert_eq!(bad.status(), 400);
@@ -384,13 +551,21 @@ async fn cmep_and_fixed_width_batches_round_trip_through_their_parsers() {
 async fn meter_history_metrics_and_health() {
     let api = start(4, None).await;
     let t = api.token("cis");
-    let m = api.json(&t, "/v1/meters/M00002/reads?from=2026-11-01T00:00:00Z&to=2026-11-03T00:00:00Z").await;
+    let m = api
+        .json(
+            &t,
+            "/v1/meters/M00002/reads?from=2026-11-01T00:00:00Z&to=2026-11-03T00:00:00Z",
+        )
+        .await;
     assert_eq!(m["reads"].as_array().unwrap().len(), 1);
     assert_eq!(m["reads"][0]["value"], 1002);
     let m = api.json(&t, "/v1/meters/M00002/reads?from=2026-11-03T00:00:00Z").await;
     assert_eq!(m["reads"].as_array().unwrap().len(), 0);
     assert_eq!(api.get(&t, "/v1/meters/NOPE/reads").await.status(), 404);
-    assert_eq!(api.get(&t, "/v1/meters/M00002/reads?from=yesterday").await.status(), 400);
+    assert_eq!(
+        api.get(&t, "/v1/meters/M00002/reads?from=yesterday").await.status(),
+        400
+    );
     api.json(&t, "/v1/batches/next?max=3").await;
     let text = api.get(&t, "/metrics").await.text().await.unwrap();
     for want in [
@@ -416,20 +591,35 @@ async fn tls_with_a_test_certificate() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let e = meterd::billing::http::tls_config(&cert, &key).await.unwrap_err();
-    assert!(format!("{e:#}").contains("chmod 600"), "a readable key is refused: {e:#}");
+    assert!(
+        format!("{e:#}").contains("chmod 600"),
+        "a readable key is refused: {e:#}"
+    );
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     let tls = meterd::billing::http::tls_config(&cert, &key).await.unwrap();
     let mut api = start(2, Some(tls)).await;
     let root = reqwest::Certificate::from_pem(ck.cert.pem().as_bytes()).unwrap();
-    api.http = reqwest::Client::builder().tls_certs_only([root]).resolve("localhost", api.addr).build().unwrap();
+    api.http = reqwest::Client::builder()
+        .tls_certs_only([root])
+        .resolve("localhost", api.addr)
+        .build()
+        .unwrap();
     api.base = format!("https://localhost:{}", api.addr.port());
     let t = api.token("cis");
     let b = api.json(&t, "/v1/batches/next").await;
     assert_eq!(read_ids(&b).len(), 2);
     // Plain HTTP to the TLS port gets no answer.
-    assert!(reqwest::get(format!("http://127.0.0.1:{}/healthz", api.addr.port())).await.is_err());
+    assert!(
+        reqwest::get(format!("http://127.0.0.1:{}/healthz", api.addr.port()))
+            .await
+            .is_err()
+    );
     // A client that does not trust the certificate refuses it.
-    let untrusting = reqwest::Client::builder().tls_certs_only([]).resolve("localhost", api.addr).build().unwrap();
+    let untrusting = reqwest::Client::builder()
+        .tls_certs_only([])
+        .resolve("localhost", api.addr)
+        .build()
+        .unwrap();
     assert!(untrusting.get(format!("{}/healthz", api.base)).send().await.is_err());
 }
 
@@ -451,7 +641,10 @@ impl std::io::Write for LogBuf {
 async fn refused_requests_are_logged_with_address_and_path_never_the_token() {
     let log = LogBuf::default();
     let w = log.clone();
-    let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || w.clone()).finish();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || w.clone())
+        .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
     let api = start(1, None).await;
     let good = api.token("cis");
@@ -461,8 +654,17 @@ async fn refused_requests_are_logged_with_address_and_path_never_the_token() {
     assert_eq!(api.get(&wrong, "/v1/batches/next?format=csv").await.status(), 401);
     assert_eq!(api.get(&good, "/v1/batches").await.status(), 200);
     let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
-    assert!(text.contains("WARN") && text.contains("without a valid token"), "{text}");
-    assert!(text.contains("path=/v1/batches/next") && text.contains("remote=127.0.0.1:"), "{text}");
-    assert!(!text.contains(&good[4..20]) && !text.contains(&wrong[4..20]), "no token in the log: {text}");
+    assert!(
+        text.contains("WARN") && text.contains("without a valid token"),
+        "{text}"
+    );
+    assert!(
+        text.contains("path=/v1/batches/next") && text.contains("remote=127.0.0.1:"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&good[4..20]) && !text.contains(&wrong[4..20]),
+        "no token in the log: {text}"
+    );
     assert_eq!(text.matches("without a valid token").count(), 1, "{text}");
 }

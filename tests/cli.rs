@@ -22,7 +22,12 @@ fn setup_meters(s: &Scratch) {
 }
 
 fn rules(read: &Value) -> Vec<String> {
-    read["flags"].as_array().unwrap().iter().map(|f| f["rule"].as_str().unwrap().to_owned()).collect()
+    read["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[test]
@@ -39,7 +44,10 @@ fn reads_list_json_shape_and_rollover_numbers() {
     );
     let out = s.ok(&["reads", "import", reads.to_str().unwrap()]);
     assert!(out.contains("committed 3 reads"), "{out}");
-    assert!(out.contains("imported 3 reads") && out.contains("2 validated, 1 held for review"), "{out}");
+    assert!(
+        out.contains("imported 3 reads") && out.contains("2 validated, 1 held for review"),
+        "{out}"
+    );
     assert!(out.contains("flagged by rule: rollover 1, leak 1"), "{out}");
 
     let list = s.json(&["reads", "list", "--json"]);
@@ -92,11 +100,17 @@ fn reimport_is_idempotent_and_conflicting_value_is_a_duplicate() {
     let f = s.file("reads.csv", &body);
     s.ok(&["reads", "import", f.to_str().unwrap()]);
     let out = s.ok(&["reads", "import", f.to_str().unwrap()]);
-    assert!(out.contains("imported 0 reads") && out.contains("3 duplicates skipped"), "{out}");
+    assert!(
+        out.contains("imported 0 reads") && out.contains("3 duplicates skipped"),
+        "{out}"
+    );
     assert_eq!(s.json(&["reads", "list", "--json"]).as_array().unwrap().len(), 3);
 
     // Same meter and time, another value: kept and flagged duplicate, with both numbers.
-    let g = s.file("fix.csv", &format!("{READS_HEADER}M1,2025-03-05T08:00:00Z,1591,manual,\n"));
+    let g = s.file(
+        "fix.csv",
+        &format!("{READS_HEADER}M1,2025-03-05T08:00:00Z,1591,manual,\n"),
+    );
     let report: Value = serde_json::from_str(&s.ok(&["reads", "import", "--json", g.to_str().unwrap()])).unwrap();
     assert_eq!(report["imported"], 1);
     assert_eq!(report["flagged"], 1);
@@ -127,7 +141,15 @@ fn vee_uses_earlier_reads_of_the_same_file_and_flags_unknown_meters() {
     );
     s.ok(&["reads", "import", f.to_str().unwrap()]);
     let review = s.json(&["review", "list", "--json"]);
-    let by_meter = |id: &str| review.as_array().unwrap().iter().find(|r| r["meter_id"] == id).cloned().unwrap();
+    let by_meter = |id: &str| {
+        review
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["meter_id"] == id)
+            .cloned()
+            .unwrap()
+    };
     let high = by_meter("M1");
     assert_eq!(high["read_at"], "2025-04-04T08:00:00Z");
     assert_eq!(rules(&high), ["high_usage"]);
@@ -153,9 +175,22 @@ fn batches_next_is_stable_until_ack_and_ack_is_idempotent() {
 
     let b1 = s.json(&["batches", "next", "--json"]);
     let id = b1["id"].as_u64().unwrap();
-    let ids = |b: &Value| b["reads"].as_array().unwrap().iter().map(|r| r["id"].as_u64().unwrap()).collect::<Vec<_>>();
+    let ids = |b: &Value| {
+        b["reads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_u64().unwrap())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(ids(&b1).len(), 2, "the flagged tamper read is not billable");
-    assert!(b1["reads"].as_array().unwrap().iter().all(|r| r["status"] == "batched" && r["batch"] == id));
+    assert!(
+        b1["reads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == "batched" && r["batch"] == id)
+    );
     let b2 = s.json(&["batches", "next", "--json"]);
     assert_eq!(b2, b1, "re-asking before ack returns the same batch");
 
@@ -169,7 +204,10 @@ fn batches_next_is_stable_until_ack_and_ack_is_idempotent() {
     assert!(none["id"].is_null() && none["reads"].as_array().unwrap().is_empty());
 
     // New reads go into a new batch; the billed ones never again.
-    let g = s.file("more.csv", &format!("{READS_HEADER}M1,2025-03-05T08:00:00Z,1590,manual,\n"));
+    let g = s.file(
+        "more.csv",
+        &format!("{READS_HEADER}M1,2025-03-05T08:00:00Z,1590,manual,\n"),
+    );
     s.ok(&["reads", "import", g.to_str().unwrap()]);
     let b3 = s.json(&["batches", "next", "--json"]);
     assert_ne!(b3["id"], b1["id"]);
@@ -189,16 +227,36 @@ fn bad_input_names_file_line_field_and_imports_nothing() {
         + "M1,2025-02-05T08:00:00Z,1300,manual,\n"
         + "M2,2025-02-05T08:00:00Z,7,manual,\n";
     let cases: [(&str, String, &[&str]); 6] = [
-        ("unknown_column.csv", "meter_id,read_at,value,colour\n".to_owned(), &["line 1", "field colour", "unknown column"]),
+        (
+            "unknown_column.csv",
+            "meter_id,read_at,value,colour\n".to_owned(),
+            &["line 1", "field colour", "unknown column"],
+        ),
         (
             "bad_date.csv",
             format!("{READS_HEADER}{good}M2,2025-13-05T08:00:00Z,8,manual,\n"),
             &["line 5", "field read_at", "2025-13-05T08:00:00Z"],
         ),
-        ("no_offset.csv", format!("{READS_HEADER}{good}M2,2025-03-05 08:00,8,manual,\n"), &["line 5", "field read_at"]),
-        ("bad_number.csv", format!("{READS_HEADER}{good}M2,2025-03-05T08:00:00Z,8O1,manual,\n"), &["line 5", "field value", "8O1"]),
-        ("truncated.csv", format!("{READS_HEADER}{good}M2,2025-03-05T08:0"), &["line 5", "expected 5 fields, found 2"]),
-        ("bad_type.csv", format!("{READS_HEADER}{good}M2,2025-03-05T08:00:00Z,9,psychic,\n"), &["line 5", "field read_type"]),
+        (
+            "no_offset.csv",
+            format!("{READS_HEADER}{good}M2,2025-03-05 08:00,8,manual,\n"),
+            &["line 5", "field read_at"],
+        ),
+        (
+            "bad_number.csv",
+            format!("{READS_HEADER}{good}M2,2025-03-05T08:00:00Z,8O1,manual,\n"),
+            &["line 5", "field value", "8O1"],
+        ),
+        (
+            "truncated.csv",
+            format!("{READS_HEADER}{good}M2,2025-03-05T08:0"),
+            &["line 5", "expected 5 fields, found 2"],
+        ),
+        (
+            "bad_type.csv",
+            format!("{READS_HEADER}{good}M2,2025-03-05T08:00:00Z,9,psychic,\n"),
+            &["line 5", "field read_type"],
+        ),
     ];
     for (name, body, expect) in cases {
         let f = s.file(name, &body);
@@ -208,14 +266,28 @@ fn bad_input_names_file_line_field_and_imports_nothing() {
         for e in expect {
             assert!(err.contains(e), "{name}: expected {e:?} in {err}");
         }
-        assert_eq!(s.json(&["reads", "list", "--json"]), serde_json::json!([]), "{name} was half-imported");
+        assert_eq!(
+            s.json(&["reads", "list", "--json"]),
+            serde_json::json!([]),
+            "{name} was half-imported"
+        );
     }
 
-    let m = s.file("meters_bad.csv", &format!("{METERS_HEADER}X1,A,R,1,water,gal,8,0,1,active,a\nX2,A,R,2,steam,gal,8,0,1,active,a\n"));
+    let m = s.file(
+        "meters_bad.csv",
+        &format!("{METERS_HEADER}X1,A,R,1,water,gal,8,0,1,active,a\nX2,A,R,2,steam,gal,8,0,1,active,a\n"),
+    );
     let err = s.fails(&["meters", "import", m.to_str().unwrap()]);
-    assert!(err.contains("meters_bad.csv, line 3, field service") && err.contains("steam"), "{err}");
+    assert!(
+        err.contains("meters_bad.csv, line 3, field service") && err.contains("steam"),
+        "{err}"
+    );
     let meters = s.json(&["meters", "list", "--json"]);
-    assert_eq!(meters.as_array().unwrap().len(), 3, "X1 must not be imported from a rejected file");
+    assert_eq!(
+        meters.as_array().unwrap().len(),
+        3,
+        "X1 must not be imported from a rejected file"
+    );
 
     let err = s.fails(&["reads", "import", "/nonexistent/reads.csv"]);
     assert!(err.contains("/nonexistent/reads.csv"), "{err}");
@@ -227,12 +299,30 @@ fn sensus_autoread_route_layout_imports_meters_in_walk_order() {
     let layout = meterd_protocols::fixed_width::sensus_autoread_import();
     let rec = |addr: &str, id: &str, acct: &str, ty: &str| {
         layout
-            .format([("service_address", addr), ("meter_id", id), ("account_id", acct), ("meter_type", ty), ("previous_read", "1234")])
+            .format([
+                ("service_address", addr),
+                ("meter_id", id),
+                ("account_id", acct),
+                ("meter_type", ty),
+                ("previous_read", "1234"),
+            ])
             .unwrap()
     };
-    let body = format!("{}\r\n{}\r\n", rec("12 ELM ST", "W0000001", "ACC1", "W"), rec("14 ELM ST", "G0000002", "ACC2", "G"));
+    let body = format!(
+        "{}\r\n{}\r\n",
+        rec("12 ELM ST", "W0000001", "ACC1", "W"),
+        rec("14 ELM ST", "G0000002", "ACC2", "G")
+    );
     let f = s.file("route07.txt", &body);
-    let out = s.ok(&["meters", "import", "--layout", "sensus-autoread", "--dials", "6", f.to_str().unwrap()]);
+    let out = s.ok(&[
+        "meters",
+        "import",
+        "--layout",
+        "sensus-autoread",
+        "--dials",
+        "6",
+        f.to_str().unwrap(),
+    ]);
     assert!(out.contains("imported 2 meters"), "{out}");
     let meters = s.json(&["meters", "list", "--json"]);
     assert_eq!(meters[0]["meter_id"], "G0000002");
@@ -242,9 +332,25 @@ fn sensus_autoread_route_layout_imports_meters_in_walk_order() {
     assert_eq!(meters[1]["address"], "12 ELM ST");
     assert_eq!(meters[1]["dials"], 6);
 
-    let short = s.file("short.txt", &format!("{}\n{}\n", rec("1 A", "W1", "A", "W"), &rec("2 B", "W2", "B", "W")[..100]));
-    let err = s.fails(&["meters", "import", "--layout", "sensus-autoread", short.to_str().unwrap()]);
-    assert!(err.contains("short.txt, line 2") && err.contains("truncated record: 100 characters"), "{err}");
+    let short = s.file(
+        "short.txt",
+        &format!(
+            "{}\n{}\n",
+            rec("1 A", "W1", "A", "W"),
+            &rec("2 B", "W2", "B", "W")[..100]
+        ),
+    );
+    let err = s.fails(&[
+        "meters",
+        "import",
+        "--layout",
+        "sensus-autoread",
+        short.to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("short.txt, line 2") && err.contains("truncated record: 100 characters"),
+        "{err}"
+    );
     let bad = s.file("badtype.txt", &format!("{}\n", rec("1 A", "W1", "A", "Z")));
     let err = s.fails(&["meters", "import", "--layout", "sensus-autoread", bad.to_str().unwrap()]);
     assert!(err.contains("line 1, field meter_type"), "{err}");
@@ -257,18 +363,34 @@ fn schema_version_mismatch_is_a_clear_error() {
     let path = s.data_dir().join(meterd::store::STORE_FILE);
     meterd::store::RedbStore::set_schema_version(&path, 999).unwrap();
     let err = s.fails(&["reads", "list", "--json"]);
-    assert!(err.contains("schema version 999") && err.contains("supports version 1"), "{err}");
+    assert!(
+        err.contains("schema version 999") && err.contains("supports version 1"),
+        "{err}"
+    );
 }
 
 #[test]
 fn config_file_sets_data_dir_and_factors_and_rejects_unknown_keys() {
     let s = Scratch::new();
     let data = s.dir.path().join("from-config");
-    let cfg = s.file("meterd.toml", &format!("data_dir = {:?}\n[vee.water]\nhigh_factor = 4\n", data.display().to_string()));
-    let meters = s.file("m.csv", &format!("{METERS_HEADER}{}", meter_line("M1", "water", 8, "active")));
+    let cfg = s.file(
+        "meterd.toml",
+        &format!(
+            "data_dir = {:?}\n[vee.water]\nhigh_factor = 4\n",
+            data.display().to_string()
+        ),
+    );
+    let meters = s.file(
+        "m.csv",
+        &format!("{METERS_HEADER}{}", meter_line("M1", "water", 8, "active")),
+    );
     // No --data-dir: the config's data_dir is used (meterd.toml in the working directory).
     let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_meterd")).args(args).current_dir(s.dir.path()).output().unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_meterd"))
+            .args(args)
+            .current_dir(s.dir.path())
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     };
@@ -295,7 +417,15 @@ fn config_file_sets_data_dir_and_factors_and_rejects_unknown_keys() {
 fn demo_runs_end_to_end() {
     let s = Scratch::new();
     let out = s.ok(&["demo"]);
-    for expect in ["300 on 7 routes", "held for review", "rollover", "unknown_meter", "0 imported", "batch 1", "exported"] {
+    for expect in [
+        "300 on 7 routes",
+        "held for review",
+        "rollover",
+        "unknown_meter",
+        "0 imported",
+        "batch 1",
+        "exported",
+    ] {
         assert!(out.contains(expect), "demo output lacks {expect:?}:\n{out}");
     }
 }

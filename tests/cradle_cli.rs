@@ -21,7 +21,11 @@ impl Drop for Kill {
 fn wait_for(path: &Path) {
     let start = Instant::now();
     while std::fs::symlink_metadata(path).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(20), "{} never appeared", path.display());
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{} never appeared",
+            path.display()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -41,7 +45,10 @@ fn simulate_dock_and_route_reports() {
     let s = Scratch::new();
     let mut meters = String::from(common::METERS_HEADER);
     for (i, id) in ["M1", "M2", "M3", "M4", "M5", "M6"].iter().enumerate() {
-        meters.push_str(&format!("{id},A{i},R1,{},water,gal,6,0,1,active,{i} Main St\n", (i + 1) * 10));
+        meters.push_str(&format!(
+            "{id},A{i},R1,{},water,gal,6,0,1,active,{i} Main St\n",
+            (i + 1) * 10
+        ));
     }
     meters.push_str("N1,B1,R2,10,gas,ccf,5,0,1,active,1 Oak Ave\n");
     let mf = s.file("meters.csv", &meters);
@@ -69,7 +76,18 @@ fn simulate_dock_and_route_reports() {
     let state = s.dir.path().join("recorder.json");
     let sim = Kill(
         Command::new(env!("CARGO_BIN_EXE_meterd"))
-            .args(["simulate", "handheld", "--firmware", "1", "--sessions", "2", "--serial", "SIM-7", "--baud", "115200"])
+            .args([
+                "simulate",
+                "handheld",
+                "--firmware",
+                "1",
+                "--sessions",
+                "2",
+                "--serial",
+                "SIM-7",
+                "--baud",
+                "115200",
+            ])
             .arg("--port")
             .arg(&port)
             .arg("--state")
@@ -100,28 +118,54 @@ fn simulate_dock_and_route_reports() {
     assert_eq!(report["cleared"], 5);
 
     let unread: serde_json::Value = serde_json::from_str(&s.ok(&["routes", "unread", "R1", "--json"])).unwrap();
-    let ids: Vec<&str> = unread["unread"].as_array().unwrap().iter().map(|m| m["meter_id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = unread["unread"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["meter_id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["M4", "M6"], "{unread}");
-    assert_eq!((unread["read"].clone(), unread["skipped"].clone()), (3.into(), 1.into()));
+    assert_eq!(
+        (unread["read"].clone(), unread["skipped"].clone()),
+        (3.into(), 1.into())
+    );
     assert_eq!(unread["cycle"]["serial"], "SIM-7");
 
     let reads: serde_json::Value = serde_json::from_str(&s.ok(&["reads", "list", "--json"])).unwrap();
-    let m2 = reads.as_array().unwrap().iter().find(|r| r["meter_id"] == "M2").unwrap();
+    let m2 = reads
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["meter_id"] == "M2")
+        .unwrap();
     assert_eq!(m2["read_type"], "manual");
-    assert!(m2["codes"].as_array().unwrap().contains(&"verified_high".into()), "{m2}");
+    assert!(
+        m2["codes"].as_array().unwrap().contains(&"verified_high".into()),
+        "{m2}"
+    );
     assert!(m2["origin"].as_str().unwrap().starts_with("SIM-7 session"), "{m2}");
 
     // The simulator served its two dockings and saved the recorder's memory.
     let mut sim = sim;
     let start = Instant::now();
     while sim.0.try_wait().unwrap().is_none() {
-        assert!(start.elapsed() < Duration::from_secs(20), "simulator did not stop after 2 sessions");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "simulator did not stop after 2 sessions"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
     assert_eq!(saved["routes"][0]["id"], "R1", "route loaded again for the next day");
     // The five unloaded reads were cleared; what it holds now it read on the new load.
-    assert!(saved["reads"].as_array().unwrap().iter().all(|r| r["seq"].as_u64().unwrap() >= 5), "{saved}");
+    assert!(
+        saved["reads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["seq"].as_u64().unwrap() >= 5),
+        "{saved}"
+    );
     assert!(!port.exists(), "the simulator removes its link");
 
     let err = s.fails(&["dock", "--port", port_s]);

@@ -12,7 +12,9 @@ use meterd::model::{OriginKind, StoredRead};
 use meterd::store::{RedbStore, Store};
 use meterd::vee::VeeConfig;
 use meterd_protocols::cradle::frame::FrameDecoder;
-use meterd_protocols::cradle::{Firmware, FrameKind, HostEvent, LineTiming, Message, ReadRecord, RecorderConfig, RecorderData};
+use meterd_protocols::cradle::{
+    Firmware, FrameKind, HostEvent, LineTiming, Message, ReadRecord, RecorderConfig, RecorderData,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_serial::SerialStream;
 use tokio_util::sync::CancellationToken;
@@ -38,7 +40,18 @@ fn cradle_reads(store: &RedbStore, serial: &str) -> BTreeMap<u32, Vec<StoredRead
     let mut out: BTreeMap<u32, Vec<StoredRead>> = BTreeMap::new();
     for r in store.begin_read().unwrap().all_reads().unwrap() {
         if r.read.origin.kind == OriginKind::Cradle && r.read.origin.source == serial {
-            let seq: u32 = r.read.origin.locator.split(" seq ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+            let seq: u32 = r
+                .read
+                .origin
+                .locator
+                .split(" seq ")
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
             out.entry(seq).or_default().push(r);
         }
     }
@@ -76,7 +89,14 @@ async fn dock(
 ) -> (SessionReport, DockingEnd) {
     let (master, slave) = SerialStream::pair().unwrap();
     let opts = SessionOptions::new("pty", LineTiming::new(baud, Duration::from_millis(10)));
-    let host = run_session(slave, store.clone() as Arc<dyn Store>, Arc::new(VeeConfig::default()), opts, CancellationToken::new(), watch);
+    let host = run_session(
+        slave,
+        store.clone() as Arc<dyn Store>,
+        Arc::new(VeeConfig::default()),
+        opts,
+        CancellationToken::new(),
+        watch,
+    );
     let rec = async {
         let end = sim.serve(master, &sim_cancel).await;
         // The recorder leaves the cradle: its end of the pty closes.
@@ -104,7 +124,9 @@ fn assert_stored_exactly(store: &RedbStore, serial: &str, sent: &[ReadRecord]) {
         match r.reading {
             Some(v) => {
                 expected_reads += 1;
-                let got = stored.get(&r.seq).unwrap_or_else(|| panic!("read seq {} not stored", r.seq));
+                let got = stored
+                    .get(&r.seq)
+                    .unwrap_or_else(|| panic!("read seq {} not stored", r.seq));
                 assert_eq!(got.len(), 1, "read seq {} stored {} times", r.seq, got.len());
                 let g = &got[0];
                 assert_eq!(g.read.meter_id, r.meter_id);
@@ -113,14 +135,22 @@ fn assert_stored_exactly(store: &RedbStore, serial: &str, sent: &[ReadRecord]) {
                     assert!(g.read.has_code(&format!("SC-{s}")));
                 }
                 for t in &r.trouble_codes {
-                    assert!(g.read.has_code(&format!("TC-{t}")), "seq {} lost trouble code {t}", r.seq);
+                    assert!(
+                        g.read.has_code(&format!("TC-{t}")),
+                        "seq {} lost trouble code {t}",
+                        r.seq
+                    );
                 }
                 assert_eq!(g.read.reader.as_deref(), Some(serial));
             }
             None => assert!(skips.contains(&r.seq), "skip seq {} not recorded", r.seq),
         }
     }
-    assert_eq!(stored.len(), expected_reads, "reads stored that the recorder never sent");
+    assert_eq!(
+        stored.len(),
+        expected_reads,
+        "reads stored that the recorder never sent"
+    );
     assert_eq!(stored.values().map(Vec::len).sum::<usize>(), expected_reads);
 }
 
@@ -145,7 +175,11 @@ async fn full_cycle(fw: Firmware) {
     assert!(route.meters.windows(2).all(|w| w[0].sequence < w[1].sequence));
     // The previous read is the meter's last stored read.
     let m0 = &route.meters[0];
-    let last = store.begin_read().unwrap().meter_reads_before(&m0.meter_id, jiff::Timestamp::now(), 1).unwrap();
+    let last = store
+        .begin_read()
+        .unwrap()
+        .meter_reads_before(&m0.meter_id, jiff::Timestamp::now(), 1)
+        .unwrap();
     assert_eq!(m0.previous_read as i64 * 1_000_000, last[0].read.value.micros());
     assert!(m0.low_limit <= m0.high_limit || m0.high_limit < m0.previous_read);
 
@@ -185,7 +219,15 @@ async fn full_cycle_firmware_2() {
 }
 
 /// A recorder holding `rounds` walks of route `route` (built from the store).
-async fn loaded_recorder(store: &Arc<RedbStore>, serial: &str, fw: Firmware, baud: u32, corrupt: f64, route: &str, rounds: usize) -> SimulatedRecorder {
+async fn loaded_recorder(
+    store: &Arc<RedbStore>,
+    serial: &str,
+    fw: Firmware,
+    baud: u32,
+    corrupt: f64,
+    route: &str,
+    rounds: usize,
+) -> SimulatedRecorder {
     let (r, _) = meterd::ingest::cradle::convert::build_route(
         store.begin_read().unwrap().as_ref(),
         &VeeConfig::default(),
@@ -193,7 +235,10 @@ async fn loaded_recorder(store: &Arc<RedbStore>, serial: &str, fw: Firmware, bau
         jiff::Timestamp::now(),
     )
     .unwrap();
-    let mut data = RecorderData { routes: vec![r], ..RecorderData::default() };
+    let mut data = RecorderData {
+        routes: vec![r],
+        ..RecorderData::default()
+    };
     let mut rng = meterd_protocols::cradle::sim::XorShift64::new(99);
     let now = meterd::ingest::cradle::convert::local_civil_now(&jiff::tz::TimeZone::system());
     for i in 0..rounds {
@@ -212,7 +257,11 @@ async fn one_percent_corruption_stores_no_corrupted_read() {
     let (report, end) = dock(&store, &mut sim, 460_800, &mut watch, CancellationToken::new()).await;
     assert_eq!(end, DockingEnd::Bye);
     assert!(report.finished.is_some(), "{report:?}");
-    assert!(sim.corrupted() > 50, "the line really was noisy: {} bytes", sim.corrupted());
+    assert!(
+        sim.corrupted() > 50,
+        "the line really was noisy: {} bytes",
+        sim.corrupted()
+    );
     let link = report.finished.as_ref().unwrap().link;
     assert!(link.frames_rejected > 0, "{link:?}");
     assert_eq!(report.cleared, Some(200));
@@ -227,24 +276,38 @@ async fn unplug_mid_unload_then_redock_stores_every_read_once() {
     let sent = sim.data().reads.clone();
     assert_eq!(sent.len(), 600);
     let pull = CancellationToken::new();
-    let mut watch = Watch { pull_at: Some((150, pull.clone())), ..Watch::default() };
+    let mut watch = Watch {
+        pull_at: Some((150, pull.clone())),
+        ..Watch::default()
+    };
     let (first, end) = dock(&store, &mut sim, 230_400, &mut watch, pull).await;
     assert_eq!(end, DockingEnd::Cancelled);
     assert!(first.finished.is_none());
     assert_eq!(first.failure.as_deref(), Some("link lost"), "{first:?}");
     assert_eq!(first.cleared, None);
     let partial = cradle_reads(&store, "PULL-1").len();
-    assert!((100..550).contains(&partial), "{partial} reads committed before the pull");
+    assert!(
+        (100..550).contains(&partial),
+        "{partial} reads committed before the pull"
+    );
     assert_eq!(sim.data().reads.len(), 600, "the recorder was not cleared");
     let mark = store.begin_read().unwrap().cradle_watermark("PULL-1").unwrap().unwrap();
-    assert!(sent.iter().filter(|r| r.seq <= mark).all(|r| r.reading.is_none() || cradle_reads(&store, "PULL-1").contains_key(&r.seq)));
+    assert!(
+        sent.iter()
+            .filter(|r| r.seq <= mark)
+            .all(|r| r.reading.is_none() || cradle_reads(&store, "PULL-1").contains_key(&r.seq))
+    );
 
     let mut watch = Watch::default();
     let (second, end) = dock(&store, &mut sim, 230_400, &mut watch, CancellationToken::new()).await;
     assert_eq!(end, DockingEnd::Bye);
     assert!(second.finished.is_some(), "{second:?}");
     assert_eq!(second.accepted.duplicates_skipped, 0);
-    assert!(watch.received < 600, "the unload resumed after the watermark ({} reads resent)", watch.received);
+    assert!(
+        watch.received < 600,
+        "the unload resumed after the watermark ({} reads resent)",
+        watch.received
+    );
     assert_eq!(second.cleared, Some(600));
     assert!(sim.data().reads.is_empty());
     assert_stored_exactly(&store, "PULL-1", &sent);
@@ -344,7 +407,14 @@ async fn clear_after_commit(fw: Firmware) {
     };
     let opts = SessionOptions::new("tap", LineTiming::new(115_200, Duration::from_millis(10)));
     let mut watch = Watch::default();
-    let host = run_session(host_slave, store.clone() as Arc<dyn Store>, Arc::new(VeeConfig::default()), opts, CancellationToken::new(), &mut watch);
+    let host = run_session(
+        host_slave,
+        store.clone() as Arc<dyn Store>,
+        Arc::new(VeeConfig::default()),
+        opts,
+        CancellationToken::new(),
+        &mut watch,
+    );
     let never = CancellationToken::new();
     let (report, end) = tokio::join!(host, sim.serve(rec_slave, &never));
     stop.cancel();
@@ -357,8 +427,16 @@ async fn clear_after_commit(fw: Firmware) {
     let (through, mark, stored) = clears[0];
     let last = sent.last().unwrap().seq;
     assert_eq!(through, Some(last));
-    assert_eq!(mark, Some(last), "the watermark was committed before CLEAR left the host");
-    assert_eq!(stored, sent.iter().filter(|r| r.reading.is_some()).count(), "every covered read was stored before CLEAR");
+    assert_eq!(
+        mark,
+        Some(last),
+        "the watermark was committed before CLEAR left the host"
+    );
+    assert_eq!(
+        stored,
+        sent.iter().filter(|r| r.reading.is_some()).count(),
+        "every covered read was stored before CLEAR"
+    );
     let t = transcript.lock().unwrap();
     assert!(t.iter().any(|(d, _)| *d == "R>H") && t.iter().any(|(d, _)| *d == "H>R"));
     assert_stored_exactly(&store, serial, &sent);
@@ -389,11 +467,19 @@ async fn daemon_docks_two_cradles_at_once() {
     let config = meterd::config::Config {
         cradle: paths
             .iter()
-            .map(|p| CradleConfig { port: p.clone(), baud: 115_200, turnaround_ms: 10 })
+            .map(|p| CradleConfig {
+                port: p.clone(),
+                baud: 115_200,
+                turnaround_ms: 10,
+            })
             .collect(),
         ..Default::default()
     };
-    let ctx = meterd::daemon::Context { config: Arc::new(config), data_dir: dir.path().to_owned(), store: store.clone() };
+    let ctx = meterd::daemon::Context {
+        config: Arc::new(config),
+        data_dir: dir.path().to_owned(),
+        store: store.clone(),
+    };
     let shutdown = CancellationToken::new();
     let daemon = {
         let s = shutdown.clone();
@@ -410,11 +496,19 @@ async fn daemon_docks_two_cradles_at_once() {
     );
     assert_eq!((a.unwrap(), b.unwrap()), (1, 1));
     shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(10), daemon).await.expect("prompt shutdown").unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), daemon)
+        .await
+        .expect("prompt shutdown")
+        .unwrap()
+        .unwrap();
     for (sim, sent) in sims.iter().zip(&sent) {
         // Cleared of what it brought; the reader then walked the new route at once.
         let last_sent = sent.last().unwrap().seq;
-        assert!(sim.data().reads.iter().all(|r| r.seq > last_sent), "{} cleared", sim.config().serial);
+        assert!(
+            sim.data().reads.iter().all(|r| r.seq > last_sent),
+            "{} cleared",
+            sim.config().serial
+        );
         assert_eq!(sim.data().routes.len(), 1, "{} got a route", sim.config().serial);
         assert_stored_exactly(&store, &sim.config().serial, sent);
     }
@@ -433,10 +527,18 @@ async fn daemon_reopens_absent_port_and_stops_mid_unload_without_clear() {
     let (dir, store) = town();
     let path = dir.path().join("cradle-late");
     let config = meterd::config::Config {
-        cradle: vec![CradleConfig { port: path.clone(), baud: 19_200, turnaround_ms: 10 }],
+        cradle: vec![CradleConfig {
+            port: path.clone(),
+            baud: 19_200,
+            turnaround_ms: 10,
+        }],
         ..Default::default()
     };
-    let ctx = meterd::daemon::Context { config: Arc::new(config), data_dir: dir.path().to_owned(), store: store.clone() };
+    let ctx = meterd::daemon::Context {
+        config: Arc::new(config),
+        data_dir: dir.path().to_owned(),
+        store: store.clone(),
+    };
     let shutdown = CancellationToken::new();
     let daemon = {
         let s = shutdown.clone();
@@ -452,28 +554,58 @@ async fn daemon_reopens_absent_port_and_stops_mid_unload_without_clear() {
     let recorder = {
         let stop = sim_stop.clone();
         tokio::spawn(async move {
-            let served = meterd::ingest::cradle::simulator::serve_pty(&mut cradle, &mut sim, 1, Duration::ZERO, &stop, &mut |_, _| {}).await;
+            let served = meterd::ingest::cradle::simulator::serve_pty(
+                &mut cradle,
+                &mut sim,
+                1,
+                Duration::ZERO,
+                &stop,
+                &mut |_, _| {},
+            )
+            .await;
             (served, sim, cradle)
         })
     };
     let start = std::time::Instant::now();
     while cradle_reads(&store, "LATE-1").len() < 40 {
-        assert!(start.elapsed() < Duration::from_secs(30), "the daemon never docked the late cradle");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the daemon never docked the late cradle"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(5), daemon).await.expect("prompt shutdown").unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), daemon)
+        .await
+        .expect("prompt shutdown")
+        .unwrap()
+        .unwrap();
     sim_stop.cancel();
     let (served, sim, _cradle) = recorder.await.unwrap();
     served.unwrap();
-    assert!(!sim.events.iter().any(|e| matches!(e, meterd_protocols::cradle::RecorderEvent::Cleared { .. })), "no CLEAR: {:?}", sim.events);
+    assert!(
+        !sim.events
+            .iter()
+            .any(|e| matches!(e, meterd_protocols::cradle::RecorderEvent::Cleared { .. })),
+        "no CLEAR: {:?}",
+        sim.events
+    );
     assert_eq!(sim.data().reads.len(), sent.len(), "the recorder keeps every read");
     let stored = cradle_reads(&store, "LATE-1");
     assert!(stored.len() < sent.len(), "shutdown came mid-unload");
     assert!(stored.values().all(|v| v.len() == 1));
-    let mark = store.begin_read().unwrap().cradle_watermark("LATE-1").unwrap().expect("watermark committed with the reads");
+    let mark = store
+        .begin_read()
+        .unwrap()
+        .cradle_watermark("LATE-1")
+        .unwrap()
+        .expect("watermark committed with the reads");
     let covered: Vec<&ReadRecord> = sent.iter().filter(|r| r.seq <= mark && r.reading.is_some()).collect();
-    assert_eq!(covered.len(), stored.len(), "the watermark covers exactly the stored reads");
+    assert_eq!(
+        covered.len(),
+        stored.len(),
+        "the watermark covers exactly the stored reads"
+    );
 }
 
 /// A recorder left in its cradle after a finished session is not served again (no second
@@ -483,13 +615,21 @@ async fn daemon_does_not_serve_a_recorder_again_until_it_left_the_cradle() {
     let (dir, store) = town();
     let path = dir.path().join("cradle-stay");
     let config = meterd::config::Config {
-        cradle: vec![CradleConfig { port: path.clone(), baud: 115_200, turnaround_ms: 10 }],
+        cradle: vec![CradleConfig {
+            port: path.clone(),
+            baud: 115_200,
+            turnaround_ms: 10,
+        }],
         ..Default::default()
     };
     let mut sim = loaded_recorder(&store, "STAY-1", Firmware::V2, 115_200, 0.0, "G02", 1).await;
     let sent = sim.data().reads.clone();
     let mut cradle = PtyCradle::open(Some(&path)).unwrap();
-    let ctx = meterd::daemon::Context { config: Arc::new(config), data_dir: dir.path().to_owned(), store: store.clone() };
+    let ctx = meterd::daemon::Context {
+        config: Arc::new(config),
+        data_dir: dir.path().to_owned(),
+        store: store.clone(),
+    };
     let shutdown = CancellationToken::new();
     let daemon = {
         let s = shutdown.clone();
@@ -506,10 +646,25 @@ async fn daemon_does_not_serve_a_recorder_again_until_it_left_the_cradle() {
     .unwrap();
     assert_eq!(served, 3);
     shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(10), daemon).await.unwrap().unwrap().unwrap();
-    let cleared = sim.events.iter().filter(|e| matches!(e, meterd_protocols::cradle::RecorderEvent::Cleared { .. })).count();
+    tokio::time::timeout(Duration::from_secs(10), daemon)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let cleared = sim
+        .events
+        .iter()
+        .filter(|e| matches!(e, meterd_protocols::cradle::RecorderEvent::Cleared { .. }))
+        .count();
     assert_eq!(cleared, 1, "served once: {:?}", sim.events);
-    let loads: Vec<_> = store.begin_read().unwrap().route_loads().unwrap().into_iter().filter(|l| l.serial == "STAY-1").collect();
+    let loads: Vec<_> = store
+        .begin_read()
+        .unwrap()
+        .route_loads()
+        .unwrap()
+        .into_iter()
+        .filter(|l| l.serial == "STAY-1")
+        .collect();
     assert_eq!(loads.len(), 1, "one route load: {loads:?}");
     assert_stored_exactly(&store, "STAY-1", &sent);
     // What the reader took after the first session is still on the recorder.
@@ -525,7 +680,8 @@ async fn replay_fixture(fw: u8) {
     use meterd_protocols::cradle::sim::{Direction, Entry, Transcript};
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("firmware-fixtures/handheld/fw{fw}"));
     let transcript = Transcript::parse(&std::fs::read_to_string(dir.join("session.transcript")).unwrap()).unwrap();
-    let expected: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("session.expected.json")).unwrap()).unwrap();
+    let expected: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("session.expected.json")).unwrap()).unwrap();
     let serial = expected["device_serial"].as_str().unwrap().to_owned();
     let reads: Vec<ReadRecord> = serde_json::from_value(expected["reads_unloaded"].clone()).unwrap();
     let store_dir = tempfile::tempdir().unwrap();
@@ -535,14 +691,25 @@ async fn replay_fixture(fw: u8) {
     let mut opts = SessionOptions::new("replay", transcript.timing);
     opts.nonce = Some(transcript.nonce);
     let mut watch = Watch::default();
-    let host = run_session(slave, store.clone() as Arc<dyn Store>, Arc::new(VeeConfig::default()), opts, CancellationToken::new(), &mut watch);
+    let host = run_session(
+        slave,
+        store.clone() as Arc<dyn Store>,
+        Arc::new(VeeConfig::default()),
+        opts,
+        CancellationToken::new(),
+        &mut watch,
+    );
     let (mut rd, mut wr) = tokio::io::split(master);
     let start = tokio::time::Instant::now();
     let recorder_bytes: Vec<(Duration, Vec<u8>)> = transcript
         .entries
         .iter()
         .filter_map(|e| match e {
-            Entry::Bytes { at, dir: Direction::RecorderToHost, bytes } => Some((*at, bytes.clone())),
+            Entry::Bytes {
+                at,
+                dir: Direction::RecorderToHost,
+                bytes,
+            } => Some((*at, bytes.clone())),
             _ => None,
         })
         .collect();
@@ -580,14 +747,30 @@ async fn replay_fixture(fw: u8) {
     let mut captured_tap = StreamTap::default();
     let mut captured = Vec::new();
     for e in &transcript.entries {
-        if let Entry::Bytes { dir: Direction::HostToRecorder, bytes, .. } = e {
+        if let Entry::Bytes {
+            dir: Direction::HostToRecorder,
+            bytes,
+            ..
+        } = e
+        {
             captured.extend(captured_tap.push(bytes, transcript.firmware));
         }
     }
-    let upto_clear = |m: &[Message]| m.iter().position(|m| matches!(m, Message::Clear { .. })).map(|i| m[..=i].to_vec());
+    let upto_clear = |m: &[Message]| {
+        m.iter()
+            .position(|m| matches!(m, Message::Clear { .. }))
+            .map(|i| m[..=i].to_vec())
+    };
     let ours = messages.lock().unwrap().clone();
-    assert_eq!(upto_clear(&ours).expect("our host sent CLEAR"), upto_clear(&captured).unwrap());
-    assert!(watch.events.iter().any(|e| matches!(e, HostEvent::Cleared { .. })), "CLEARED accepted: {:?}", watch.events);
+    assert_eq!(
+        upto_clear(&ours).expect("our host sent CLEAR"),
+        upto_clear(&captured).unwrap()
+    );
+    assert!(
+        watch.events.iter().any(|e| matches!(e, HostEvent::Cleared { .. })),
+        "CLEARED accepted: {:?}",
+        watch.events
+    );
     // Exactly the expected reads, each once; the watermark is the captured CLEAR's.
     assert_stored_exactly(&store, &serial, &reads);
     let mark = store.begin_read().unwrap().cradle_watermark(&serial).unwrap();

@@ -32,13 +32,22 @@ fn write_files(s: &Scratch) -> (String, String, Vec<(String, String)>) {
     let mut reads = String::from("meter_id,read_at,value,read_type,codes\n");
     let mut order = Vec::new();
     for i in 0..METERS {
-        meters.push_str(&format!("{},A{i},R{},{i},water,gal,8,0,1,active,x\n", meter_id(i), i % 20));
+        meters.push_str(&format!(
+            "{},A{i},R{},{i},water,gal,8,0,1,active,x\n",
+            meter_id(i),
+            i % 20
+        ));
         order.extend((0..READS_PER_METER).map(|k| (meter_id(i), read_at(k))));
     }
     // Written month by month, so the file order is not the commit order.
     for k in 0..READS_PER_METER {
         for i in 0..METERS {
-            reads.push_str(&format!("{},{},{},manual,\n", meter_id(i), read_at(k), 1000 + k * 300 + (i % 7) * k * k));
+            reads.push_str(&format!(
+                "{},{},{},manual,\n",
+                meter_id(i),
+                read_at(k),
+                1000 + k * 300 + (i % 7) * k * k
+            ));
         }
     }
     let m = s.file("meters.csv", &meters);
@@ -55,7 +64,12 @@ enum KillAt {
 
 /// Run the import, SIGKILL it at `at`; returns the highest count it reported as committed.
 fn import_and_kill(s: &Scratch, reads: &str, at: &KillAt) -> u64 {
-    let mut child = s.cmd(&["reads", "import", "--chunk", CHUNK, reads]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = s
+        .cmd(&["reads", "import", "--chunk", CHUNK, reads])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     let reader = std::thread::spawn(move || {
@@ -107,11 +121,21 @@ fn check_store(s: &Scratch, order: &[(String, String)], reported: u64) -> usize 
     let reads = store.begin_read().unwrap().all_reads().unwrap();
     let mut seen = HashSet::new();
     for r in &reads {
-        assert!(seen.insert((r.read.meter_id.clone(), r.read.read_at.to_string())), "duplicate read {r:?}");
+        assert!(
+            seen.insert((r.read.meter_id.clone(), r.read.read_at.to_string())),
+            "duplicate read {r:?}"
+        );
     }
-    assert!(reads.len() as u64 >= reported, "reported {reported} committed, store holds {}", reads.len());
+    assert!(
+        reads.len() as u64 >= reported,
+        "reported {reported} committed, store holds {}",
+        reads.len()
+    );
     for (meter, at) in &order[..reported as usize] {
-        assert!(seen.contains(&(meter.clone(), at.clone())), "reported read {meter} {at} missing");
+        assert!(
+            seen.contains(&(meter.clone(), at.clone())),
+            "reported read {meter} {at} missing"
+        );
     }
     reads.len()
 }
@@ -123,7 +147,12 @@ fn sigkill_mid_import_loses_nothing_reported() {
     s.ok(&["meters", "import", &meters]);
 
     let mut previous = 0;
-    for at in [KillAt::Line(1), KillAt::After(Duration::from_millis(400)), KillAt::Line(3), KillAt::After(Duration::from_millis(1500))] {
+    for at in [
+        KillAt::Line(1),
+        KillAt::After(Duration::from_millis(400)),
+        KillAt::Line(3),
+        KillAt::After(Duration::from_millis(1500)),
+    ] {
         let reported = import_and_kill(&s, &reads, &at);
         if let KillAt::Line(_) = at {
             assert!(reported < order.len() as u64, "the kill came after the import finished");

@@ -68,9 +68,12 @@ fn research_vectors_through_mqtt() {
             if f.extension().is_none_or(|e| e != "in") {
                 continue;
             }
-            let protocol = std::fs::read_to_string(f.with_extension("args"))
-                .ok()
-                .and_then(|a| a.split_whitespace().skip_while(|w| *w != "protocol").nth(1).map(str::to_owned));
+            let protocol = std::fs::read_to_string(f.with_extension("args")).ok().and_then(|a| {
+                a.split_whitespace()
+                    .skip_while(|w| *w != "protocol")
+                    .nth(1)
+                    .map(str::to_owned)
+            });
             let expected: Vec<serde_json::Value> = std::fs::read_to_string(f.with_extension("expected"))
                 .unwrap()
                 .lines()
@@ -79,7 +82,11 @@ fn research_vectors_through_mqtt() {
                 .collect();
             let lines = fixture_lines(&f);
             assert_eq!(lines.len(), expected.len(), "{}", f.display());
-            let name = format!("{}-{}", dir.file_name().unwrap().to_str().unwrap(), f.file_stem().unwrap().to_str().unwrap());
+            let name = format!(
+                "{}-{}",
+                dir.file_name().unwrap().to_str().unwrap(),
+                f.file_stem().unwrap().to_str().unwrap()
+            );
             for (n, (line, want)) in lines.iter().zip(&expected).enumerate() {
                 let topic = format!("meters/{name}-{n}/raw");
                 let payload = match &protocol {
@@ -89,11 +96,22 @@ fn research_vectors_through_mqtt() {
                 };
                 msgs.push((topic.clone(), payload.into_bytes()));
                 if let Some(err) = want.get("error") {
-                    let what = err.get("check").or_else(|| err.get("kind")).unwrap().as_str().unwrap().to_owned();
+                    let what = err
+                        .get("check")
+                        .or_else(|| err.get("kind"))
+                        .unwrap()
+                        .as_str()
+                        .unwrap()
+                        .to_owned();
                     refusals.push((topic, what));
                 } else {
                     let decoded: Decoded = serde_json::from_value(want.clone()).unwrap();
-                    let Some(register) = decoded.readings.iter().find(|r| r.quantity == "register").and_then(|r| r.value.as_u64()) else {
+                    let Some(register) = decoded
+                        .readings
+                        .iter()
+                        .find(|r| r.quantity == "register")
+                        .and_then(|r| r.value.as_u64())
+                    else {
                         continue;
                     };
                     let key = ert::dedup_key(&decoded).unwrap();
@@ -102,30 +120,55 @@ fn research_vectors_through_mqtt() {
             }
         }
     }
-    assert!(reads.len() >= 12 && refusals.len() >= 8, "{} reads, {} refusals", reads.len(), refusals.len());
+    assert!(
+        reads.len() >= 12 && refusals.len() >= 8,
+        "{} reads, {} refusals",
+        reads.len(),
+        refusals.len()
+    );
     let total = msgs.len() as u64;
     publish_all(broker.port, &msgs);
-    d.wait_until("every message committed", Duration::from_secs(30), || d.sum("mqtt: committed", "messages") >= total);
+    d.wait_until("every message committed", Duration::from_secs(30), || {
+        d.sum("mqtt: committed", "messages") >= total
+    });
     d.stop();
 
     let store = open(&s);
     let txn = store.begin_read().unwrap();
     let stored = txn.all_reads().unwrap();
-    let got: BTreeSet<(String, String)> = stored.iter().map(|r| (r.read.meter_id.clone(), r.read.raw.clone())).collect();
+    let got: BTreeSet<(String, String)> = stored
+        .iter()
+        .map(|r| (r.read.meter_id.clone(), r.read.raw.clone()))
+        .collect();
     let want: BTreeSet<(String, String)> = reads.values().map(|(e, v)| (e.clone(), v.to_string())).collect();
     assert_eq!(got, want, "reads stored");
     assert_eq!(stored.len(), reads.len(), "each transmission once");
-    assert!(stored.iter().any(|r| r.read.meter_id == "scm:54585868" && r.read.raw == "562456"));
+    assert!(
+        stored
+            .iter()
+            .any(|r| r.read.meter_id == "scm:54585868" && r.read.raw == "562456")
+    );
     for r in &stored {
         assert_eq!(r.read.read_type, meterd::model::ReadType::Gateway);
         assert!(r.has_flag(Rule::UnknownMeter), "no meter list imported: {r:?}");
-        assert!(r.read.codes.iter().any(|c| c.starts_with("register_modulus=")), "{:?}", r.read.codes);
+        assert!(
+            r.read.codes.iter().any(|c| c.starts_with("register_modulus=")),
+            "{:?}",
+            r.read.codes
+        );
     }
     let quarantine = txn.quarantined().unwrap();
     assert_eq!(quarantine.len(), refusals.len(), "{quarantine:#?}");
     for (topic, what) in &refusals {
-        let q = quarantine.iter().find(|(_, q)| q.source.contains(topic.as_str())).unwrap_or_else(|| panic!("{topic} not quarantined"));
-        assert!(q.1.reason.contains(what.as_str()), "{topic}: reason {:?} should name {what}", q.1.reason);
+        let q = quarantine
+            .iter()
+            .find(|(_, q)| q.source.contains(topic.as_str()))
+            .unwrap_or_else(|| panic!("{topic} not quarantined"));
+        assert!(
+            q.1.reason.contains(what.as_str()),
+            "{topic}: reason {:?} should name {what}",
+            q.1.reason
+        );
         assert!(!q.1.payload.is_empty());
     }
     // Interval reads of the IDM vectors (47 × 5 min, I1 and I3 are one interval set).
@@ -146,8 +189,25 @@ fn broker_restart_and_sigkill_during_10000_messages() {
     let manifest = s.dir.path().join("manifest.ndjson");
     let sim = s
         .cmd(&[
-            "simulate", "gateway", "--broker", &broker.url(), "--meters", "300", "--rate", "2500", "--gateways", "4",
-            "--count", "10000", "--corrupt-rate", "0.02", "--seed", "42", "--client-id", "sim-chaos", "--manifest",
+            "simulate",
+            "gateway",
+            "--broker",
+            &broker.url(),
+            "--meters",
+            "300",
+            "--rate",
+            "2500",
+            "--gateways",
+            "4",
+            "--count",
+            "10000",
+            "--corrupt-rate",
+            "0.02",
+            "--seed",
+            "42",
+            "--client-id",
+            "sim-chaos",
+            "--manifest",
             manifest.to_str().unwrap(),
         ])
         .stdout(std::process::Stdio::piped())
@@ -156,7 +216,9 @@ fn broker_restart_and_sigkill_during_10000_messages() {
         .unwrap();
 
     // meterd is killed while messages stream in.
-    d.wait_until("some commits", Duration::from_secs(30), || d.sum("mqtt: committed", "messages") >= 1500);
+    d.wait_until("some commits", Duration::from_secs(30), || {
+        d.sum("mqtt: committed", "messages") >= 1500
+    });
     d.kill();
     let committed_before_kill = {
         let store = open(&s);
@@ -177,15 +239,19 @@ fn broker_restart_and_sigkill_during_10000_messages() {
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["published"], 10_000);
     let corrupt = summary["corrupt"].as_u64().unwrap();
-    let expected: Vec<serde_json::Value> =
-        std::fs::read_to_string(&manifest).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let expected: Vec<serde_json::Value> = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(expected.len() as u64, summary["transmissions"].as_u64().unwrap());
 
     // The restarted daemon drains what the broker kept (a shortfall fails after the timeout,
     // an excess shows below), then stays quiet.
     let want_total = expected.len() as u64 + corrupt;
     d.wait_until("every transmission stored", Duration::from_secs(90), || {
-        committed_before_kill + d.sum("mqtt: committed", "reads") + d.sum("mqtt: committed", "quarantined") >= want_total
+        committed_before_kill + d.sum("mqtt: committed", "reads") + d.sum("mqtt: committed", "quarantined")
+            >= want_total
     });
     std::thread::sleep(Duration::from_secs(1));
     d.stop();
@@ -193,17 +259,34 @@ fn broker_restart_and_sigkill_during_10000_messages() {
     let store = open(&s);
     let txn = store.begin_read().unwrap();
     let stored = txn.all_reads().unwrap();
-    let got: Vec<(String, String)> = stored.iter().map(|r| (r.read.meter_id.clone(), r.read.raw.clone())).collect();
+    let got: Vec<(String, String)> = stored
+        .iter()
+        .map(|r| (r.read.meter_id.clone(), r.read.raw.clone()))
+        .collect();
     let unique: HashSet<&(String, String)> = got.iter().collect();
     assert_eq!(unique.len(), got.len(), "a read stored twice");
-    let want: HashSet<(String, String)> =
-        expected.iter().map(|e| (e["endpoint"].as_str().unwrap().to_owned(), e["register"].as_u64().unwrap().to_string())).collect();
+    let want: HashSet<(String, String)> = expected
+        .iter()
+        .map(|e| {
+            (
+                e["endpoint"].as_str().unwrap().to_owned(),
+                e["register"].as_u64().unwrap().to_string(),
+            )
+        })
+        .collect();
     let got: HashSet<(String, String)> = got.into_iter().collect();
     let missing: Vec<_> = want.difference(&got).take(5).collect();
     let extra: Vec<_> = got.difference(&want).take(5).collect();
-    assert!(missing.is_empty() && extra.is_empty(), "missing {missing:?}, extra {extra:?}");
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}, extra {extra:?}"
+    );
     assert_eq!(stored.len(), expected.len());
-    assert_eq!(txn.quarantined().unwrap().len() as u64, corrupt, "each corrupt message quarantined once");
+    assert_eq!(
+        txn.quarantined().unwrap().len() as u64,
+        corrupt,
+        "each corrupt message quarantined once"
+    );
 }
 
 /// One transmission heard by three gateways and repeated is stored once; validated reads and
@@ -213,15 +296,36 @@ fn broker_restart_and_sigkill_during_10000_messages() {
 fn dedup_outbox_and_gateway_silence() {
     let broker = Mosquitto::start(false);
     let s = Scratch::new();
-    s.ok(&["meters", "import", s.file("meters.csv", &format!("{}scm:54585868,A1,R1,1,electric,kWh,8,0,1,active,1 Main St\n", common::METERS_HEADER)).to_str().unwrap()]);
+    s.ok(&[
+        "meters",
+        "import",
+        s.file(
+            "meters.csv",
+            &format!(
+                "{}scm:54585868,A1,R1,1,electric,kWh,8,0,1,active,1 Main St\n",
+                common::METERS_HEADER
+            ),
+        )
+        .to_str()
+        .unwrap(),
+    ]);
     {
         let store = open(&s);
         let mut txn = store.begin_write().unwrap();
-        txn.push_outbox(&OutboxEntry { topic: "meterd/out".into(), payload: br#"{"msg_id":"left-over"}"#.to_vec() }).unwrap();
+        txn.push_outbox(&OutboxEntry {
+            topic: "meterd/out".into(),
+            payload: br#"{"msg_id":"left-over"}"#.to_vec(),
+        })
+        .unwrap();
         txn.commit().unwrap();
     }
     let collector = Collector::start(broker.port, "test-consumer", "meterd/out");
-    let cfg = config(&s, &broker, "meterd-dedup", "publish_topic = \"meterd/out\"\nsilence_after_secs = 2\n");
+    let cfg = config(
+        &s,
+        &broker,
+        "meterd-dedup",
+        "publish_topic = \"meterd/out\"\nsilence_after_secs = 2\n",
+    );
     let d = Daemon::start(&s, &cfg);
     d.wait_for("subscribed", Duration::from_secs(20), subscribed);
 
@@ -239,13 +343,25 @@ fn dedup_outbox_and_gateway_silence() {
             ("meters/gw-c/status".into(), b"online".to_vec()),
         ],
     );
-    d.wait_until("published", Duration::from_secs(20), || collector.received.lock().unwrap().len() >= 2);
+    d.wait_until("published", Duration::from_secs(20), || {
+        collector.received.lock().unwrap().len() >= 2
+    });
     // gw-b keeps talking; gw-a and gw-c go silent.
     std::thread::sleep(Duration::from_millis(2500));
-    publish_all(broker.port, &[("meters/gw-b/raw".into(), env("gw-b", "2026-01-01T00:05:00Z"))]);
-    d.wait_for("gateway silent in the log", Duration::from_secs(20), |l| l.contains("gateway silent") && l.contains("gw-a"));
+    publish_all(
+        broker.port,
+        &[("meters/gw-b/raw".into(), env("gw-b", "2026-01-01T00:05:00Z"))],
+    );
+    d.wait_for("gateway silent in the log", Duration::from_secs(20), |l| {
+        l.contains("gateway silent") && l.contains("gw-a")
+    });
     d.wait_until("the silence alert published", Duration::from_secs(20), || {
-        collector.received.lock().unwrap().iter().any(|(_, p, _)| String::from_utf8_lossy(p).contains("gateway_silent"))
+        collector
+            .received
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, p, _)| String::from_utf8_lossy(p).contains("gateway_silent"))
     });
     std::thread::sleep(Duration::from_millis(200));
     d.stop();
@@ -256,14 +372,23 @@ fn dedup_outbox_and_gateway_silence() {
         .map(|(_, p, props)| {
             let v: serde_json::Value = serde_json::from_slice(p).unwrap();
             let id = v["msg_id"].as_str().unwrap().to_owned();
-            assert!(props.iter().any(|(k, val)| k == "msg_id" && *val == id), "user property msg_id");
+            assert!(
+                props.iter().any(|(k, val)| k == "msg_id" && *val == id),
+                "user property msg_id"
+            );
             id
         })
         .collect();
     assert!(ids.contains(&"left-over".to_owned()), "{ids:?}");
-    let read_msgs: Vec<&common::mqtt::Received> = got.iter().filter(|(_, p, _)| std::str::from_utf8(p).unwrap().contains(r#""kind":"read""#)).collect();
+    let read_msgs: Vec<&common::mqtt::Received> = got
+        .iter()
+        .filter(|(_, p, _)| std::str::from_utf8(p).unwrap().contains(r#""kind":"read""#))
+        .collect();
     assert_eq!(read_msgs.len(), 1, "{ids:?}");
-    assert!(ids.iter().any(|i| i.starts_with("alert:gateway_silent:gw-a")), "{ids:?}");
+    assert!(
+        ids.iter().any(|i| i.starts_with("alert:gateway_silent:gw-a")),
+        "{ids:?}"
+    );
 
     let store = open(&s);
     let txn = store.begin_read().unwrap();
@@ -271,12 +396,21 @@ fn dedup_outbox_and_gateway_silence() {
     assert_eq!(reads.len(), 1, "four copies, one transmission: {reads:#?}");
     assert_eq!(reads[0].read.meter_id, "scm:54585868");
     assert_eq!(reads[0].status, meterd::model::ReadStatus::Validated);
-    assert_eq!(txn.outbox_len().unwrap(), 0, "every published row was PUBACKed and removed");
+    assert_eq!(
+        txn.outbox_len().unwrap(),
+        0,
+        "every published row was PUBACKed and removed"
+    );
     drop(txn);
     drop(store);
 
     let list = s.json(&["--config", cfg.to_str().unwrap(), "gateways", "list", "--json"]);
-    let by: BTreeMap<String, serde_json::Value> = list.as_array().unwrap().iter().map(|g| (g["gateway"].as_str().unwrap().to_owned(), g.clone())).collect();
+    let by: BTreeMap<String, serde_json::Value> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (g["gateway"].as_str().unwrap().to_owned(), g.clone()))
+        .collect();
     assert_eq!(by.keys().cloned().collect::<Vec<_>>(), ["gw-a", "gw-b", "gw-c"]);
     assert_eq!(by["gw-a"]["silent"], true);
     assert_eq!(by["gw-b"]["silent"], false);
@@ -297,7 +431,15 @@ fn shared_subscription_splits_the_load() {
     db.wait_for("subscribed", Duration::from_secs(20), subscribed);
     let msgs: Vec<(String, Vec<u8>)> = (0..200u32)
         .map(|i| {
-            let frame = ert::scm::Scm { id: 1000 + i, ert_type: 4, tamper_phy: 1, tamper_enc: 0, consumption: 5000 + i, checksum: 0 }.encode();
+            let frame = ert::scm::Scm {
+                id: 1000 + i,
+                ert_type: 4,
+                tamper_phy: 1,
+                tamper_enc: 0,
+                consumption: 5000 + i,
+                checksum: 0,
+            }
+            .encode();
             (format!("meters/gw{}/raw", i % 3), hex::encode(frame).into_bytes())
         })
         .collect();

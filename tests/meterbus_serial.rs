@@ -35,7 +35,9 @@ impl Sim {
             .spawn()
             .unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         assert!(line.starts_with("ready "), "simulator did not start: {line:?}");
         Sim { child, port }
     }
@@ -55,18 +57,31 @@ impl Drop for Sim {
 
 /// Runs meterd with a config file; returns (success, stdout, stderr).
 fn meterd(s: &Scratch, config: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = s.cmd(&[&["--config", config.to_str().unwrap()], args].concat()).output().unwrap();
-    (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    let out = s
+        .cmd(&[&["--config", config.to_str().unwrap()], args].concat())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
 }
 
 fn store_contents(s: &Scratch) -> (Vec<StoredRead>, Vec<QuarantineEntry>) {
     let store = RedbStore::open_dir(&s.data_dir()).unwrap();
     let txn = store.begin_read().unwrap();
-    (txn.all_reads().unwrap(), txn.quarantined().unwrap().into_iter().map(|(_, q)| q).collect())
+    (
+        txn.all_reads().unwrap(),
+        txn.quarantined().unwrap().into_iter().map(|(_, q)| q).collect(),
+    )
 }
 
 fn import_meters(s: &Scratch, ids: &[(&str, &str)]) {
-    let lines: String = ids.iter().map(|(id, service)| meter_line(id, service, 9, "active")).collect();
+    let lines: String = ids
+        .iter()
+        .map(|(id, service)| meter_line(id, service, 9, "active"))
+        .collect();
     let f = s.file("meters.csv", &format!("{METERS_HEADER}{lines}"));
     s.ok(&["meters", "import", f.to_str().unwrap()]);
 }
@@ -89,7 +104,11 @@ fn probe_session_reads_the_meter_into_the_store() {
     import_meters(&s, &[("E-100", "electric")]);
     let config = s.file("meterd.toml", PROBE_CONFIG);
     {
-        let sim = Sim::start(&s, "probe0", &["--kind", "iec62056-21", "--register-kwh", "0001234.567"]);
+        let sim = Sim::start(
+            &s,
+            "probe0",
+            &["--kind", "iec62056-21", "--register-kwh", "0001234.567"],
+        );
         let (ok, out, err) = meterd(&s, &config, &["read", "probe", "--port", sim.port()]);
         assert!(ok, "{err}");
         assert!(err.contains("read at 9600 baud"), "{err}");
@@ -98,17 +117,29 @@ fn probe_session_reads_the_meter_into_the_store() {
         assert_eq!(frame["meter_id"], "12345678");
     }
     {
-        let sim = Sim::start(&s, "probe1", &["--kind", "iec62056-21", "--register-kwh", "0001240.000"]);
+        let sim = Sim::start(
+            &s,
+            "probe1",
+            &["--kind", "iec62056-21", "--register-kwh", "0001240.000"],
+        );
         let (ok, _, err) = meterd(&s, &config, &["read", "probe", "--port", sim.port()]);
         assert!(ok, "{err}");
     }
     let (reads, quarantine) = store_contents(&s);
     assert!(quarantine.is_empty(), "{quarantine:?}");
     assert_eq!(reads.len(), 2);
-    assert!(reads.iter().all(|r| r.read.meter_id == "E-100" && r.read.read_type == meterd::model::ReadType::Probe));
+    assert!(
+        reads
+            .iter()
+            .all(|r| r.read.meter_id == "E-100" && r.read.read_type == meterd::model::ReadType::Probe)
+    );
     assert_eq!(reads[0].read.value, q("1234.567"));
     assert_eq!(reads[1].read.value, q("1240"));
-    assert_eq!(reads[1].consumption, Some(q("5.433")), "VEE computed the consumption from the previous probe read");
+    assert_eq!(
+        reads[1].consumption,
+        Some(q("5.433")),
+        "VEE computed the consumption from the previous probe read"
+    );
     assert!(reads[0].status == ReadStatus::Validated, "{:?}", reads[0].flags);
 }
 
@@ -119,23 +150,44 @@ fn probe_falls_back_to_300_baud_for_a_meter_that_ignores_its_proposal() {
     let sim = Sim::start(&s, "probe", &["--kind", "iec62056-21", "--ignore-baud"]);
     let (ok, _, err) = meterd(&s, &config, &["read", "probe", "--port", sim.port()]);
     assert!(ok, "{err}");
-    assert!(err.contains("read at 300 baud") && err.contains("ignored the rate it proposed"), "{err}");
+    assert!(
+        err.contains("read at 300 baud") && err.contains("ignored the rate it proposed"),
+        "{err}"
+    );
     drop(sim);
     let (reads, _) = store_contents(&s);
     assert_eq!(reads.len(), 1);
     assert_eq!(reads[0].read.value, q("1234.567"));
-    assert!(reads[0].has_flag(meterd::model::Rule::UnknownMeter), "E-100 is not in the store: {:?}", reads[0].flags);
+    assert!(
+        reads[0].has_flag(meterd::model::Rule::UnknownMeter),
+        "E-100 is not in the store: {:?}",
+        reads[0].flags
+    );
 }
 
 #[test]
 fn probe_with_a_profile_that_skips_the_switch_reads_the_ignoring_meter_directly() {
     let s = Scratch::new();
-    let config = s.file("meterd.toml", &format!("{PROBE_CONFIG}\n[meterbus.profiles.stubborn]\nbaud_switch = false\n"));
+    let config = s.file(
+        "meterd.toml",
+        &format!("{PROBE_CONFIG}\n[meterbus.profiles.stubborn]\nbaud_switch = false\n"),
+    );
     let sim = Sim::start(&s, "probe", &["--kind", "iec62056-21", "--ignore-baud"]);
-    let (ok, _, err) = meterd(&s, &config, &["read", "probe", "--port", sim.port(), "--profile", "stubborn"]);
+    let (ok, _, err) = meterd(
+        &s,
+        &config,
+        &["read", "probe", "--port", sim.port(), "--profile", "stubborn"],
+    );
     assert!(ok, "{err}");
-    assert!(err.contains("read at 300 baud") && !err.contains("ignored the rate"), "{err}");
-    let (ok, _, err) = meterd(&s, &config, &["read", "probe", "--port", sim.port(), "--profile", "nope"]);
+    assert!(
+        err.contains("read at 300 baud") && !err.contains("ignored the rate"),
+        "{err}"
+    );
+    let (ok, _, err) = meterd(
+        &s,
+        &config,
+        &["read", "probe", "--port", sim.port(), "--profile", "nope"],
+    );
     assert!(!ok && err.contains("stubborn"), "{err}");
 }
 
@@ -143,8 +195,16 @@ fn probe_with_a_profile_that_skips_the_switch_reads_the_ignoring_meter_directly(
 fn probe_naks_a_bad_bcc_once_and_reads_the_repeat_with_software_parity() {
     let s = Scratch::new();
     let config = s.file("meterd.toml", PROBE_CONFIG);
-    let sim = Sim::start(&s, "probe", &["--kind", "iec62056-21", "--bad-bcc", "1", "--software-parity"]);
-    let (ok, _, err) = meterd(&s, &config, &["read", "probe", "--port", sim.port(), "--software-parity"]);
+    let sim = Sim::start(
+        &s,
+        "probe",
+        &["--kind", "iec62056-21", "--bad-bcc", "1", "--software-parity"],
+    );
+    let (ok, _, err) = meterd(
+        &s,
+        &config,
+        &["read", "probe", "--port", sim.port(), "--software-parity"],
+    );
     assert!(ok, "{err}");
     assert!(err.contains("1 block(s) repeated after a bad BCC"), "{err}");
     drop(sim);
@@ -190,20 +250,56 @@ fn mbus_polls_by_primary_and_secondary_address_across_telegrams_and_retries() {
     let sim = Sim::start(
         &s,
         "mbus",
-        &["--kind", "mbus", "--meter", "5:12345678:1234567", "--meter", "0:19999999:5000", "--telegrams", "2", "--bad-checksum", "1"],
+        &[
+            "--kind",
+            "mbus",
+            "--meter",
+            "5:12345678:1234567",
+            "--meter",
+            "0:19999999:5000",
+            "--telegrams",
+            "2",
+            "--bad-checksum",
+            "1",
+        ],
     );
-    let (ok, out, err) =
-        meterd(&s, &config, &["read", "mbus", "--port", sim.port(), "--address", "5", "--secondary", "19999999", "--timeout-ms", "200"]);
+    let (ok, out, err) = meterd(
+        &s,
+        &config,
+        &[
+            "read",
+            "mbus",
+            "--port",
+            sim.port(),
+            "--address",
+            "5",
+            "--secondary",
+            "19999999",
+            "--timeout-ms",
+            "200",
+        ],
+    );
     assert!(ok, "{err}");
     let frames: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(frames.len(), 2, "{out}");
     assert_eq!(frames[0]["meter_id"], "12345678");
-    assert_eq!(frames[0]["fields"]["telegrams"], 2, "two telegrams (FCB toggled) merged into one readout");
+    assert_eq!(
+        frames[0]["fields"]["telegrams"], 2,
+        "two telegrams (FCB toggled) merged into one readout"
+    );
     assert_eq!(frames[1]["meter_id"], "19999999");
     drop(sim);
     let (reads, quarantine) = store_contents(&s);
-    assert!(quarantine.is_empty(), "the corrupt answers were retried: {quarantine:?}");
-    let by_meter = |id: &str| reads.iter().find(|r| r.read.meter_id == id).unwrap_or_else(|| panic!("no read of {id}"));
+    assert!(
+        quarantine.is_empty(),
+        "the corrupt answers were retried: {quarantine:?}"
+    );
+    let by_meter = |id: &str| {
+        reads
+            .iter()
+            .find(|r| r.read.meter_id == id)
+            .unwrap_or_else(|| panic!("no read of {id}"))
+    };
     assert_eq!(by_meter("W-5").read.value, q("1234.567"));
     // Storage 1 is in the second telegram: 5000 l − 1000 l.
     assert_eq!(by_meter("W-19").read.value, q("4"));
@@ -217,16 +313,39 @@ fn mbus_scan_finds_every_slave_on_the_segment_and_reads_it() {
     let sim = Sim::start(
         &s,
         "mbus",
-        &["--kind", "mbus", "--meter", "0:12345678:1000", "--meter", "0:19999999:2000", "--meter", "0:22000001:3000"],
+        &[
+            "--kind",
+            "mbus",
+            "--meter",
+            "0:12345678:1000",
+            "--meter",
+            "0:19999999:2000",
+            "--meter",
+            "0:22000001:3000",
+        ],
     );
-    let (ok, _, err) = meterd(&s, &config, &["read", "mbus", "--port", sim.port(), "--scan", "--timeout-ms", "100"]);
+    let (ok, _, err) = meterd(
+        &s,
+        &config,
+        &["read", "mbus", "--port", sim.port(), "--scan", "--timeout-ms", "100"],
+    );
     assert!(ok, "{err}");
     assert!(err.contains("scan: 3 slave(s) found"), "{err}");
     drop(sim);
     let (reads, _) = store_contents(&s);
-    let mut got: Vec<(String, String)> = reads.iter().map(|r| (r.read.meter_id.clone(), r.read.value.to_string())).collect();
+    let mut got: Vec<(String, String)> = reads
+        .iter()
+        .map(|r| (r.read.meter_id.clone(), r.read.value.to_string()))
+        .collect();
     got.sort();
-    assert_eq!(got, [("12345678".into(), "1".into()), ("19999999".into(), "2".into()), ("22000001".into(), "3".into())]);
+    assert_eq!(
+        got,
+        [
+            ("12345678".into(), "1".into()),
+            ("19999999".into(), "2".into()),
+            ("22000001".into(), "3".into())
+        ]
+    );
 }
 
 #[test]
@@ -234,7 +353,22 @@ fn mbus_slave_that_does_not_answer_is_an_error() {
     let s = Scratch::new();
     let config = s.file("meterd.toml", "");
     let sim = Sim::start(&s, "mbus", &["--kind", "mbus"]);
-    let (ok, _, err) = meterd(&s, &config, &["read", "mbus", "--port", sim.port(), "--address", "9", "--timeout-ms", "100", "--retries", "0"]);
+    let (ok, _, err) = meterd(
+        &s,
+        &config,
+        &[
+            "read",
+            "mbus",
+            "--port",
+            sim.port(),
+            "--address",
+            "9",
+            "--timeout-ms",
+            "100",
+            "--retries",
+            "0",
+        ],
+    );
     assert!(!ok);
     assert!(err.contains("address 9: no answer to SND_NKE"), "{err}");
 }
@@ -256,10 +390,22 @@ fn p1_listener_stores_telegrams_and_quarantines_the_noise_between_them() {
     assert!(reads.iter().all(|r| r.read.meter_id == "E-200"));
     // Each telegram's register is 10 Wh more than the one before.
     for pair in reads.windows(2) {
-        assert!(pair[1].read.value > pair[0].read.value, "{:?}", (pair[0].read.value, pair[1].read.value));
+        assert!(
+            pair[1].read.value > pair[0].read.value,
+            "{:?}",
+            (pair[0].read.value, pair[1].read.value)
+        );
     }
-    assert!(quarantine.iter().any(|q| q.reason.contains("cut short")), "{quarantine:?}");
-    assert!(quarantine.iter().any(|q| q.payload.windows(10).any(|w| w == b"line noise")), "{quarantine:?}");
+    assert!(
+        quarantine.iter().any(|q| q.reason.contains("cut short")),
+        "{quarantine:?}"
+    );
+    assert!(
+        quarantine
+            .iter()
+            .any(|q| q.payload.windows(10).any(|w| w == b"line noise")),
+        "{quarantine:?}"
+    );
 }
 
 #[test]
@@ -267,7 +413,11 @@ fn p1_listener_reads_dsmr_2_2_at_7e1_without_crc() {
     let s = Scratch::new();
     let config = s.file("meterd.toml", "");
     let sim = Sim::start(&s, "p1", &["--kind", "dsmr", "--dsmr", "2.2", "--every-ms", "100"]);
-    let (ok, out, err) = meterd(&s, &config, &["listen", "p1", "--port", sim.port(), "--dsmr", "2.2", "--count", "2"]);
+    let (ok, out, err) = meterd(
+        &s,
+        &config,
+        &["listen", "p1", "--port", sim.port(), "--dsmr", "2.2", "--count", "2"],
+    );
     assert!(ok, "{err}");
     let first: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
     assert_eq!(first["meter_id"], "E0012345678901234");
@@ -279,14 +429,22 @@ fn p1_listener_reads_dsmr_2_2_at_7e1_without_crc() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemon_polls_a_configured_segment_on_schedule() {
     let s = Scratch::new();
-    let sim = Sim::start(&s, "mbus", &["--kind", "mbus", "--meter", "5:12345678:1000", "--step-litres", "10"]);
+    let sim = Sim::start(
+        &s,
+        "mbus",
+        &["--kind", "mbus", "--meter", "5:12345678:1000", "--step-litres", "10"],
+    );
     let text = format!(
         "[[meterbus.mbus]]\nport = \"{}\"\nprimary = [5]\ninterval_secs = 1\n[meterbus.mbus.timing]\nresponse_timeout_ms = 200\n\n{MBUS_CONFIG}",
         sim.port()
     );
     let config = Config::parse(&text, "meterd.toml").unwrap();
     let store = Arc::new(RedbStore::open_dir(&s.data_dir()).unwrap());
-    let ctx = meterd::daemon::Context { config: Arc::new(config), data_dir: s.data_dir(), store: store.clone() };
+    let ctx = meterd::daemon::Context {
+        config: Arc::new(config),
+        data_dir: s.data_dir(),
+        store: store.clone(),
+    };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let daemon = tokio::spawn(meterd::daemon::run_with(ctx, async move {
         let _ = stopped.await;
@@ -294,16 +452,26 @@ async fn daemon_polls_a_configured_segment_on_schedule() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let reads = loop {
         let st = store.clone();
-        let reads = tokio::task::spawn_blocking(move || st.begin_read().unwrap().all_reads().unwrap()).await.unwrap();
+        let reads = tokio::task::spawn_blocking(move || st.begin_read().unwrap().all_reads().unwrap())
+            .await
+            .unwrap();
         if reads.len() >= 2 || Instant::now() > deadline {
             break reads;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), daemon).await.expect("daemon stops promptly").unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), daemon)
+        .await
+        .expect("daemon stops promptly")
+        .unwrap()
+        .unwrap();
     assert!(reads.len() >= 2, "two polls one second apart: {reads:?}");
     assert!(reads.iter().all(|r| r.read.meter_id == "W-5"));
     assert_eq!(reads[0].read.value, q("1"));
-    assert_eq!(reads[1].read.value, q("1.01"), "the simulated meter counts 10 l per readout");
+    assert_eq!(
+        reads[1].read.value,
+        q("1.01"),
+        "the simulated meter counts 10 l per readout"
+    );
 }

@@ -10,15 +10,29 @@ use common::Scratch;
 #[test]
 fn check_config_prints_the_effective_configuration() {
     let s = Scratch::new();
-    let file = s.file("site.toml", "data_dir = \"/srv/meterd\"\n[vee.gas]\nhigh_factor = 2.5\n");
+    let file = s.file(
+        "site.toml",
+        "data_dir = \"/srv/meterd\"\n[vee.gas]\nhigh_factor = 2.5\n",
+    );
     let out = s.run(&["--config", file.to_str().unwrap(), "check-config"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
     // Defaults filled in, the file's values kept, and the output is itself a valid config.
-    for needle in ["[vee.gas]", "high_factor = 2.5", "[vee.water]", "[log]", "level = \"info\"", "stop_deadline_secs = 25"] {
+    for needle in [
+        "[vee.gas]",
+        "high_factor = 2.5",
+        "[vee.water]",
+        "[log]",
+        "level = \"info\"",
+        "stop_deadline_secs = 25",
+    ] {
         assert!(stdout.contains(needle), "{needle} missing in:\n{stdout}");
     }
-    let body: String = stdout.lines().filter(|l| !l.starts_with('#')).map(|l| format!("{l}\n")).collect();
+    let body: String = stdout
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect();
     meterd::config::Config::parse(&body, "printed").unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("OK"));
 }
@@ -26,7 +40,13 @@ fn check_config_prints_the_effective_configuration() {
 #[test]
 fn check_config_names_the_line_of_an_unknown_key() {
     let s = Scratch::new();
-    let file = s.file("site.toml", "[vee.water]\nhigh_factor = 2\n\n[daemon]\ncontrol_sockett = \"/run/x\"\n");
+    let file = s.file(
+        "site.toml",
+        "[vee.water]\nhigh_factor = 2\n\n[daemon]\ncontrol_sockett = \"/run/x\"\n",
+    );
     let err = s.fails(&["--config", file.to_str().unwrap(), "check-config"]);
-    assert!(err.contains("site.toml") && err.contains("line 5, column 1") && err.contains("control_sockett"), "{err}");
+    assert!(
+        err.contains("site.toml") && err.contains("line 5, column 1") && err.contains("control_sockett"),
+        "{err}"
+    );
 }

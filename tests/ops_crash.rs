@@ -71,8 +71,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::mosquitto::Mosquitto;
 use common::Scratch;
+use common::mosquitto::Mosquitto;
 use meterd::ingest::cradle::simulator::{load_state, save_state};
 use meterd::ingest::mqtt::message::{Unit, decode_payload, gateway_of_topic};
 use meterd::model::OriginKind;
@@ -125,8 +125,11 @@ impl Proc {
             cmd.stdout(Stdio::piped()).stderr(Stdio::null());
         }
         let mut child = cmd.spawn().unwrap();
-        let stream: Box<dyn std::io::Read + Send> =
-            if stderr { Box::new(child.stderr.take().unwrap()) } else { Box::new(child.stdout.take().unwrap()) };
+        let stream: Box<dyn std::io::Read + Send> = if stderr {
+            Box::new(child.stderr.take().unwrap())
+        } else {
+            Box::new(child.stdout.take().unwrap())
+        };
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&lines);
         let reader = std::thread::spawn(move || {
@@ -134,7 +137,11 @@ impl Proc {
                 sink.lock().unwrap().push((Instant::now(), line));
             }
         });
-        Proc { child, lines, reader: Some(reader) }
+        Proc {
+            child,
+            lines,
+            reader: Some(reader),
+        }
     }
 
     fn lines(&self) -> Vec<String> {
@@ -147,7 +154,12 @@ impl Proc {
 
     /// When the first line satisfying `pred` arrived.
     fn first(&self, pred: impl Fn(&str) -> bool) -> Option<Instant> {
-        self.lines.lock().unwrap().iter().find(|(_, l)| pred(l)).map(|(t, _)| *t)
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(_, l)| pred(l))
+            .map(|(t, _)| *t)
     }
 
     /// Sum of a numeric `key=N` over the lines containing `marker` (meterd's log fields).
@@ -266,7 +278,11 @@ fn drive(scenario: &mut dyn Scenario, runs: usize, seed: u64) -> Report {
         let mut p = scenario.start(&s);
         let deadline = Instant::now() + GUARD;
         while scenario.progress(&p) < point.lines && !p.exited() {
-            assert!(Instant::now() < deadline, "{name} run {run}: no progress; log:\n{}", p.log());
+            assert!(
+                Instant::now() < deadline,
+                "{name} run {run}: no progress; log:\n{}",
+                p.log()
+            );
             std::thread::sleep(Duration::from_millis(2));
         }
         std::thread::sleep(point.extra);
@@ -283,7 +299,11 @@ fn drive(scenario: &mut dyn Scenario, runs: usize, seed: u64) -> Report {
             out.duplicates
         );
         assert_eq!(out.duplicates, 0, "{name} run {run}: stored twice");
-        assert!(out.stored >= previous, "{name} run {run}: reads disappeared ({previous} -> {})", out.stored);
+        assert!(
+            out.stored >= previous,
+            "{name} run {run}: reads disappeared ({previous} -> {})",
+            out.stored
+        );
         previous = out.stored;
         kills.push((point, out));
     }
@@ -312,11 +332,17 @@ fn run_daemon(s: &Scratch, config: &std::path::Path) -> Proc {
 }
 
 fn runs(default: usize) -> usize {
-    std::env::var("METERD_CRASH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var("METERD_CRASH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn seed() -> u64 {
-    std::env::var("METERD_CRASH_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| rand::rng().random())
+    std::env::var("METERD_CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| rand::rng().random())
 }
 
 /// Stored (meter, read_at) pairs; panics on none, counts pairs stored twice.
@@ -354,7 +380,16 @@ struct FileImport {
 
 impl FileImport {
     fn new(meters: usize, months: usize, chunk: usize) -> Self {
-        FileImport { meters, months, chunk, files: 0, reads: String::new(), order: Vec::new(), base: 0, stored: 0 }
+        FileImport {
+            meters,
+            months,
+            chunk,
+            files: 0,
+            reads: String::new(),
+            order: Vec::new(),
+            base: 0,
+            stored: 0,
+        }
     }
 
     fn delivered(line: &str) -> Option<u64> {
@@ -377,11 +412,19 @@ impl FileImport {
         // Month by month: the file order is not the commit order.
         for k in months {
             for i in 0..self.meters {
-                reads.push_str(&format!("{},{},{},manual,\n", Self::id(i), at(k), 1000 + k * 250 + (i % 11) * k));
+                reads.push_str(&format!(
+                    "{},{},{},manual,\n",
+                    Self::id(i),
+                    at(k),
+                    1000 + k * 250 + (i % 11) * k
+                ));
             }
         }
         self.files += 1;
-        self.reads = s.file(&format!("reads-{}.csv", self.files), &reads).display().to_string();
+        self.reads = s
+            .file(&format!("reads-{}.csv", self.files), &reads)
+            .display()
+            .to_string();
     }
 
     /// Checks that every earlier file and the first `delivered` reads of the current one are
@@ -390,7 +433,10 @@ impl FileImport {
         let store = RedbStore::open_dir(&s.data_dir()).expect("the store opens cleanly after SIGKILL");
         let (seen, dups) = stored_pairs(&store);
         for (meter, at) in &self.order[..self.base + delivered as usize] {
-            assert!(seen.contains(&(meter.clone(), at.clone())), "reported committed but missing: {meter} {at}");
+            assert!(
+                seen.contains(&(meter.clone(), at.clone())),
+                "reported committed but missing: {meter} {at}"
+            );
         }
         (seen.len() as u64 + dups, dups)
     }
@@ -406,19 +452,28 @@ impl Scenario for FileImport {
     }
 
     fn setup(&mut self, s: &Scratch) {
-        s.import_meters((0..self.meters).map(|i| format!("{},A{i},R{},{i},water,gal,8,0,1,active,x\n", Self::id(i), i % 20)));
+        s.import_meters(
+            (0..self.meters).map(|i| format!("{},A{i},R{},{i},water,gal,8,0,1,active,x\n", Self::id(i), i % 20)),
+        );
     }
 
     fn kill_point(&mut self, rng: &mut StdRng) -> KillPoint {
         let lines = (self.meters * self.months).div_ceil(self.chunk);
-        KillPoint { lines: rng.random_range(0..lines), extra: Duration::from_millis(rng.random_range(0..200)), what: "commit lines" }
+        KillPoint {
+            lines: rng.random_range(0..lines),
+            extra: Duration::from_millis(rng.random_range(0..200)),
+            what: "commit lines",
+        }
     }
 
     fn start(&mut self, s: &Scratch) -> Proc {
         if self.stored == self.order.len() as u64 {
             self.next_file(s);
         }
-        Proc::spawn(s.cmd(&["reads", "import", "--chunk", &self.chunk.to_string(), &self.reads]), false)
+        Proc::spawn(
+            s.cmd(&["reads", "import", "--chunk", &self.chunk.to_string(), &self.reads]),
+            false,
+        )
     }
 
     fn progress(&mut self, killed: &Proc) -> usize {
@@ -427,7 +482,12 @@ impl Scenario for FileImport {
 
     fn after_kill(&mut self, s: &Scratch, killed: &Proc) -> Outcome {
         // Lines printed before the kill landed count as delivered too.
-        let delivered = killed.lines().iter().filter_map(|l| Self::delivered(l)).max().unwrap_or(0);
+        let delivered = killed
+            .lines()
+            .iter()
+            .filter_map(|l| Self::delivered(l))
+            .max()
+            .unwrap_or(0);
         let (stored, duplicates) = self.check(s, delivered);
         self.stored = stored;
         let (total, file) = (self.order.len() as u64, (self.order.len() - self.base) as u64);
@@ -437,18 +497,31 @@ impl Scenario for FileImport {
             n if n < file => format!("mid-import: {n} of {file} of file {} stored", self.files),
             _ => format!("import complete: file {}", self.files),
         };
-        Outcome { delivered: self.base as u64 + delivered, stored, duplicates, mid: new > 0 && stored < total, phase }
+        Outcome {
+            delivered: self.base as u64 + delivered,
+            stored,
+            duplicates,
+            mid: new > 0 && stored < total,
+            phase,
+        }
     }
 
     fn finish(&mut self, s: &Scratch) -> u64 {
         if self.files == 0 {
             self.next_file(s);
         }
-        let mut p = Proc::spawn(s.cmd(&["reads", "import", "--chunk", &self.chunk.to_string(), &self.reads]), false);
+        let mut p = Proc::spawn(
+            s.cmd(&["reads", "import", "--chunk", &self.chunk.to_string(), &self.reads]),
+            false,
+        );
         let status = p.reap();
         assert!(status.success(), "the final import failed: {}", p.log());
         let total = self.order.len() as u64;
-        assert_eq!(self.check(s, total - self.base as u64), (total, 0), "every file, each read once");
+        assert_eq!(
+            self.check(s, total - self.base as u64),
+            (total, 0),
+            "every file, each read once"
+        );
         total
     }
 }
@@ -503,17 +576,31 @@ impl CradleUnload {
     /// The recorder (stopped) takes `n` more reads: written into its saved memory.
     fn take_reads(&mut self, n: usize) {
         let mut data = load_state(&self.state).unwrap();
-        assert_eq!(data.next_seq as usize, self.taken.len(), "the recorder's sequence counter");
+        assert_eq!(
+            data.next_seq as usize,
+            self.taken.len(),
+            "the recorder's sequence counter"
+        );
         let base = jiff::civil::date(2026, 1, 1).at(6, 0, 0, 0);
         for _ in 0..n {
             let j = self.taken.len();
-            let t = base.checked_add(jiff::SignedDuration::from_mins(10 * j as i64)).unwrap();
+            let t = base
+                .checked_add(jiff::SignedDuration::from_mins(10 * j as i64))
+                .unwrap();
             let read = ReadRecord {
                 seq: 0,
                 route_id: "R1".into(),
                 meter_id: self.meter(j),
                 reading: Some(1_000 + j as u64),
-                taken_at: ReadTime::new(t.year() as u16, t.month() as u8, t.day() as u8, t.hour() as u8, t.minute() as u8, 0).unwrap(),
+                taken_at: ReadTime::new(
+                    t.year() as u16,
+                    t.month() as u8,
+                    t.day() as u8,
+                    t.hour() as u8,
+                    t.minute() as u8,
+                    0,
+                )
+                .unwrap(),
                 read_type: ReadType::Keyed,
                 verified: Verified::No,
                 skip_code: None,
@@ -528,12 +615,33 @@ impl CradleUnload {
     /// Puts the recorder in the cradle: the simulator serves dockings on the pty.
     fn dock_recorder(&mut self, s: &Scratch, seed: u64) {
         assert!(self.sim.is_none());
-        let mut cmd = s.cmd(&["simulate", "handheld", "--firmware", "2", "--serial", SERIAL, "--events", "--seed", &seed.to_string()]);
-        cmd.arg("--turnaround-ms").arg("2").arg("--baud").arg(self.baud.to_string()).arg("--port").arg(&self.port).arg("--state").arg(&self.state);
+        let mut cmd = s.cmd(&[
+            "simulate",
+            "handheld",
+            "--firmware",
+            "2",
+            "--serial",
+            SERIAL,
+            "--events",
+            "--seed",
+            &seed.to_string(),
+        ]);
+        cmd.arg("--turnaround-ms")
+            .arg("2")
+            .arg("--baud")
+            .arg(self.baud.to_string())
+            .arg("--port")
+            .arg(&self.port)
+            .arg("--state")
+            .arg(&self.state);
         self.sim = Some(Proc::spawn(cmd, false));
         let deadline = Instant::now() + GUARD;
         while std::fs::symlink_metadata(&self.port).is_err() {
-            assert!(Instant::now() < deadline, "the simulator never linked {}", self.port.display());
+            assert!(
+                Instant::now() < deadline,
+                "the simulator never linked {}",
+                self.port.display()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -549,7 +657,11 @@ impl CradleUnload {
 
     /// Checks the store against the recorder's memory; returns (deleted by the recorder, stored, dups).
     fn check(&mut self, s: &Scratch, data: &RecorderData) -> (u64, u64, u64) {
-        assert_eq!(data.next_seq as usize, self.taken.len(), "the recorder took reads the test did not give it");
+        assert_eq!(
+            data.next_seq as usize,
+            self.taken.len(),
+            "the recorder took reads the test did not give it"
+        );
         let store = RedbStore::open_dir(&s.data_dir()).expect("the store opens cleanly after SIGKILL");
         let txn = store.begin_read().unwrap();
         let mut by_seq: BTreeMap<u32, u64> = BTreeMap::new();
@@ -558,18 +670,36 @@ impl CradleUnload {
                 continue;
             }
             assert_eq!(r.read.origin.source, SERIAL);
-            let seq: u32 = r.read.origin.locator.split(" seq ").nth(1).and_then(|t| t.split(' ').next()).and_then(|t| t.parse().ok()).unwrap();
+            let seq: u32 = r
+                .read
+                .origin
+                .locator
+                .split(" seq ")
+                .nth(1)
+                .and_then(|t| t.split(' ').next())
+                .and_then(|t| t.parse().ok())
+                .unwrap();
             let want = &self.taken[seq as usize];
             assert_eq!(r.read.meter_id, want.meter_id, "seq {seq}: stored under another meter");
-            assert_eq!(r.read.raw.parse::<u64>().ok(), want.reading, "seq {seq}: stored with another register");
+            assert_eq!(
+                r.read.raw.parse::<u64>().ok(),
+                want.reading,
+                "seq {seq}: stored with another register"
+            );
             *by_seq.entry(seq).or_default() += 1;
         }
-        assert!(txn.quarantined().unwrap().is_empty(), "every read of the recorder is valid: none quarantined");
+        assert!(
+            txn.quarantined().unwrap().is_empty(),
+            "every read of the recorder is valid: none quarantined"
+        );
         let dups: u64 = by_seq.values().map(|n| n - 1).sum();
         let held: HashSet<u32> = data.reads.iter().map(|r| r.seq).collect();
         let deleted: Vec<u32> = (0..data.next_seq).filter(|q| !held.contains(q)).collect();
         for q in &deleted {
-            assert!(by_seq.contains_key(q), "the recorder deleted read seq {q} but the store does not have it (cleared before commit)");
+            assert!(
+                by_seq.contains_key(q),
+                "the recorder deleted read seq {q} but the store does not have it (cleared before commit)"
+            );
         }
         self.stored = by_seq.keys().copied().collect();
         (deleted.len() as u64, by_seq.len() as u64 + dups, dups)
@@ -586,13 +716,22 @@ impl Scenario for CradleUnload {
     }
 
     fn setup(&mut self, s: &Scratch) {
-        s.import_meters((0..self.meters).map(|i| format!("{},A{i},R1,{i},water,gal,8,0,1,active,{i} Main St\n", self.meter(i))));
+        s.import_meters(
+            (0..self.meters).map(|i| format!("{},A{i},R1,{i},water,gal,8,0,1,active,{i} Main St\n", self.meter(i))),
+        );
         // The town's route belongs to another handheld: this one gets no route, so it takes no
         // reads but the ones the test gives it.
         s.ok(&["routes", "assign", "R1", "--device", "OTHER-1"]);
         self.port = s.dir.path().join("cradle");
         self.state = s.dir.path().join("recorder.json");
-        self.config = s.file("meterd.toml", &format!("[[cradle]]\nport = \"{}\"\nbaud = {}\nturnaround_ms = 2\n", self.port.display(), self.baud));
+        self.config = s.file(
+            "meterd.toml",
+            &format!(
+                "[[cradle]]\nport = \"{}\"\nbaud = {}\nturnaround_ms = 2\n",
+                self.port.display(),
+                self.baud
+            ),
+        );
         save_state(&self.state, &RecorderData::default()).unwrap();
     }
 
@@ -603,10 +742,26 @@ impl Scenario for CradleUnload {
         let unload = self.per_read.mul_f64(pending as f64);
         let ms = |rng: &mut StdRng, n| Duration::from_millis(rng.random_range(0..n));
         match rng.random_range(0..20) {
-            0..2 => KillPoint { lines: 0, extra: ms(rng, 600), what: "steps (started)" },
-            2..5 => KillPoint { lines: 2, extra: ms(rng, 60), what: "steps (unload complete)" },
-            5..9 => KillPoint { lines: 3, extra: ms(rng, 5), what: "steps (recorder cleared)" },
-            _ => KillPoint { lines: 1, extra: unload.mul_f64(rng.random_range(0.0..1.1)), what: "steps (recorder docked)" },
+            0..2 => KillPoint {
+                lines: 0,
+                extra: ms(rng, 600),
+                what: "steps (started)",
+            },
+            2..5 => KillPoint {
+                lines: 2,
+                extra: ms(rng, 60),
+                what: "steps (unload complete)",
+            },
+            5..9 => KillPoint {
+                lines: 3,
+                extra: ms(rng, 5),
+                what: "steps (recorder cleared)",
+            },
+            _ => KillPoint {
+                lines: 1,
+                extra: unload.mul_f64(rng.random_range(0.0..1.1)),
+                what: "steps (recorder docked)",
+            },
         }
     }
 
@@ -623,7 +778,11 @@ impl Scenario for CradleUnload {
     /// 0 started, 1 `recorder docked`, 2 `unload complete` (meterd's log), 3 the recorder
     /// deleted reads on a CLEAR (the simulator's `--events`).
     fn progress(&mut self, killed: &Proc) -> usize {
-        if self.sim.as_ref().is_some_and(|sim| sim.count(|l| l.starts_with("{\"Cleared\"")) > 0) {
+        if self
+            .sim
+            .as_ref()
+            .is_some_and(|sim| sim.count(|l| l.starts_with("{\"Cleared\"")) > 0)
+        {
             3
         } else if killed.count(|l| l.contains("unload complete")) > 0 {
             2
@@ -637,8 +796,10 @@ impl Scenario for CradleUnload {
         let data = self.undock_recorder();
         let (delivered, stored, duplicates) = self.check(s, &data);
         let new = self.stored.len() - before;
-        if let (Some(a), Some(b)) = (killed.first(|l| l.contains("recorder docked")), killed.first(|l| l.contains("unload complete")))
-            && new > 0
+        if let (Some(a), Some(b)) = (
+            killed.first(|l| l.contains("recorder docked")),
+            killed.first(|l| l.contains("unload complete")),
+        ) && new > 0
         {
             self.per_read = (b - a).div_f64(self.to_unload as f64);
         }
@@ -652,20 +813,36 @@ impl Scenario for CradleUnload {
         } else {
             format!("unloaded: {new} committed, {} not yet cleared", data.reads.len())
         };
-        Outcome { delivered, stored, duplicates, mid: docked && new > 0 && new < self.to_unload, phase }
+        Outcome {
+            delivered,
+            stored,
+            duplicates,
+            mid: docked && new > 0 && new < self.to_unload,
+            phase,
+        }
     }
 
     fn finish(&mut self, s: &Scratch) -> u64 {
         // A complete docking: the recorder is emptied.
         self.dock_recorder(s, 0);
         let mut d = run_daemon(s, &self.config);
-        d.wait_until("a complete session", |p| p.count(|l| l.contains("session finished")) > 0);
+        d.wait_until("a complete session", |p| {
+            p.count(|l| l.contains("session finished")) > 0
+        });
         d.stop();
         let data = self.undock_recorder();
-        assert!(data.reads.is_empty(), "after a complete docking the recorder holds {} reads", data.reads.len());
+        assert!(
+            data.reads.is_empty(),
+            "after a complete docking the recorder holds {} reads",
+            data.reads.len()
+        );
         let (deleted, stored, dups) = self.check(s, &data);
         let total = self.taken.len() as u64;
-        assert_eq!((deleted, stored, dups), (total, total, 0), "every read the recorder took, stored exactly once");
+        assert_eq!(
+            (deleted, stored, dups),
+            (total, total, 0),
+            "every read the recorder took, stored exactly once"
+        );
         total
     }
 }
@@ -749,7 +926,9 @@ impl Relay {
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
-                let Ok(broker) = TcpStream::connect(("127.0.0.1", upstream)) else { continue };
+                let Ok(broker) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
                 let _ = (client.set_nodelay(true), broker.set_nodelay(true));
                 let inflight: Arc<Mutex<HashMap<u16, (String, Vec<u8>)>>> = Arc::default();
                 l.fetch_add(2, Ordering::SeqCst);
@@ -812,7 +991,10 @@ impl Relay {
     fn wait_idle(&self) {
         let deadline = Instant::now() + GUARD;
         while self.live.load(Ordering::SeqCst) > 0 {
-            assert!(Instant::now() < deadline, "the relay never saw meterd's connection close");
+            assert!(
+                Instant::now() < deadline,
+                "the relay never saw meterd's connection close"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -877,7 +1059,11 @@ impl MqttStore {
                         String::from_utf8_lossy(payload)
                     ),
                     Unit::Bad { payload: p, .. } => {
-                        assert!(self.bad.contains_key(&p), "acked but not quarantined: {topic}: {}", String::from_utf8_lossy(&p))
+                        assert!(
+                            self.bad.contains_key(&p),
+                            "acked but not quarantined: {topic}: {}",
+                            String::from_utf8_lossy(&p)
+                        )
                     }
                     Unit::Status { .. } => {}
                 }
@@ -943,14 +1129,32 @@ impl Scenario for MqttStream {
         // The persistent session exists before the first message: the broker queues the
         // stream for meterd whenever it is down.
         let mut d = self.daemon(s);
-        d.wait_until("subscribed", |p| p.count(|l| l.contains("connected and subscribed")) > 0);
+        d.wait_until("subscribed", |p| {
+            p.count(|l| l.contains("connected and subscribed")) > 0
+        });
         d.stop();
         self.manifest = s.dir.path().join("manifest.ndjson");
         let url = broker.url();
         let (count, rate) = (self.count.to_string(), self.rate.to_string());
         let mut cmd = s.cmd(&[
-            "simulate", "gateway", "--broker", &url, "--meters", "300", "--gateways", "1", "--rate", &rate, "--count", &count,
-            "--corrupt-rate", "0.02", "--seed", "8", "--client-id", "sim-crash",
+            "simulate",
+            "gateway",
+            "--broker",
+            &url,
+            "--meters",
+            "300",
+            "--gateways",
+            "1",
+            "--rate",
+            &rate,
+            "--count",
+            &count,
+            "--corrupt-rate",
+            "0.02",
+            "--seed",
+            "8",
+            "--client-id",
+            "sim-crash",
         ]);
         cmd.arg("--manifest").arg(&self.manifest);
         self.publisher = Some(Proc::spawn(cmd, false));
@@ -958,7 +1162,11 @@ impl Scenario for MqttStream {
     }
 
     fn kill_point(&mut self, rng: &mut StdRng) -> KillPoint {
-        KillPoint { lines: rng.random_range(0..8), extra: Duration::from_millis(rng.random_range(0..150)), what: "commit lines" }
+        KillPoint {
+            lines: rng.random_range(0..8),
+            extra: Duration::from_millis(rng.random_range(0..150)),
+            what: "commit lines",
+        }
     }
 
     fn start(&mut self, s: &Scratch) -> Proc {
@@ -969,9 +1177,17 @@ impl Scenario for MqttStream {
     /// commit lines will come).
     fn progress(&mut self, killed: &Proc) -> usize {
         let done = self.total().is_some_and(|want| {
-            self.stored.0 + self.stored.1 + killed.sum("mqtt: committed", "reads") + killed.sum("mqtt: committed", "quarantined") >= want
+            self.stored.0
+                + self.stored.1
+                + killed.sum("mqtt: committed", "reads")
+                + killed.sum("mqtt: committed", "quarantined")
+                >= want
         });
-        if done { usize::MAX } else { killed.count(|l| l.contains("mqtt: committed")) }
+        if done {
+            usize::MAX
+        } else {
+            killed.count(|l| l.contains("mqtt: committed"))
+        }
     }
 
     fn after_kill(&mut self, s: &Scratch, killed: &Proc) -> Outcome {
@@ -982,9 +1198,20 @@ impl Scenario for MqttStream {
         st.check_acked(&acked);
         let (reads, bad) = st.count();
         // What meterd logged as committed (new reads and quarantine entries) is stored.
-        let (logged_reads, logged_bad) = (killed.sum("mqtt: committed", "reads"), killed.sum("mqtt: committed", "quarantined"));
-        assert!(reads >= self.stored.0 + logged_reads, "logged {logged_reads} reads committed after {}, store has {reads}", self.stored.0);
-        assert!(bad >= self.stored.1 + logged_bad, "logged {logged_bad} quarantined after {}, store has {bad}", self.stored.1);
+        let (logged_reads, logged_bad) = (
+            killed.sum("mqtt: committed", "reads"),
+            killed.sum("mqtt: committed", "quarantined"),
+        );
+        assert!(
+            reads >= self.stored.0 + logged_reads,
+            "logged {logged_reads} reads committed after {}, store has {reads}",
+            self.stored.0
+        );
+        assert!(
+            bad >= self.stored.1 + logged_bad,
+            "logged {logged_bad} quarantined after {}, store has {bad}",
+            self.stored.1
+        );
         let messages = killed.sum("mqtt: committed", "messages");
         self.stored = (reads, bad);
         let phase = match (messages, streaming) {
@@ -993,7 +1220,13 @@ impl Scenario for MqttStream {
             (m, false) => format!("stream over, draining: {m} messages committed"),
         };
         let delivered = acked.iter().collect::<HashSet<_>>().len() as u64;
-        Outcome { delivered, stored: reads + bad, duplicates: st.duplicates(), mid: messages > 0 && streaming, phase }
+        Outcome {
+            delivered,
+            stored: reads + bad,
+            duplicates: st.duplicates(),
+            mid: messages > 0 && streaming,
+            phase,
+        }
     }
 
     fn finish(&mut self, s: &Scratch) -> u64 {
@@ -1003,15 +1236,22 @@ impl Scenario for MqttStream {
         let summary: serde_json::Value = serde_json::from_str(&publisher.log()).unwrap();
         assert_eq!(summary["published"], self.count);
         let corrupt = summary["corrupt"].as_u64().unwrap();
-        let manifest: Vec<serde_json::Value> =
-            std::fs::read_to_string(&self.manifest).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let manifest: Vec<serde_json::Value> = std::fs::read_to_string(&self.manifest)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(manifest.len() as u64, summary["transmissions"].as_u64().unwrap());
         // meterd drains the session (a shortfall hangs until the guard, an excess shows below).
         let want = manifest.len() as u64 + corrupt;
         let before = self.stored.0 + self.stored.1;
         let mut d = self.daemon(s);
-        d.wait_until("subscribed", |p| p.count(|l| l.contains("connected and subscribed")) > 0);
-        d.wait_until("the whole stream stored", |p| before + p.sum("mqtt: committed", "reads") + p.sum("mqtt: committed", "quarantined") >= want);
+        d.wait_until("subscribed", |p| {
+            p.count(|l| l.contains("connected and subscribed")) > 0
+        });
+        d.wait_until("the whole stream stored", |p| {
+            before + p.sum("mqtt: committed", "reads") + p.sum("mqtt: committed", "quarantined") >= want
+        });
         d.stop();
         self.relay.as_ref().unwrap().wait_idle();
         let st = MqttStore::open(s);
@@ -1021,8 +1261,15 @@ impl Scenario for MqttStream {
         let got_keys: HashSet<&str> = st.keys.keys().map(String::as_str).collect();
         let missing: Vec<_> = want_keys.difference(&got_keys).take(5).collect();
         let extra: Vec<_> = got_keys.difference(&want_keys).take(5).collect();
-        assert!(missing.is_empty() && extra.is_empty(), "missing {missing:?}, extra {extra:?}");
-        assert_eq!(st.count(), (manifest.len() as u64, corrupt), "every transmission stored once, every corrupt message quarantined once");
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "missing {missing:?}, extra {extra:?}"
+        );
+        assert_eq!(
+            st.count(),
+            (manifest.len() as u64, corrupt),
+            "every transmission stored once, every corrupt message quarantined once"
+        );
         let acked = self.acked();
         eprintln!(
             "  mqtt-stream: {} messages published ({} distinct transmissions, {corrupt} corrupt), {} acked by meterd \
@@ -1042,7 +1289,10 @@ impl Scenario for MqttStream {
 #[test]
 fn file_import_survives_random_sigkills() {
     let r = drive(&mut FileImport::new(1_000, 12, 500), runs(4), seed());
-    assert!(r.kills.iter().any(|(_, o)| o.delivered > 0), "no kill happened after a commit: {r:?}");
+    assert!(
+        r.kills.iter().any(|(_, o)| o.delivered > 0),
+        "no kill happened after a commit: {r:?}"
+    );
 }
 
 #[test]
@@ -1054,7 +1304,10 @@ fn cradle_unload_survives_random_sigkills() {
 #[test]
 fn mqtt_stream_survives_random_sigkills() {
     let r = drive(&mut MqttStream::new(4_000, 500), runs(3), seed());
-    assert!(r.kills.iter().any(|(_, o)| o.delivered > 0), "no kill happened after an ack: {r:?}");
+    assert!(
+        r.kills.iter().any(|(_, o)| o.delivered > 0),
+        "no kill happened after an ack: {r:?}"
+    );
 }
 
 /// Long mode: 50 kills on a bigger file (`scripts/crash-test`).

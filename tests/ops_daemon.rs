@@ -36,7 +36,10 @@ impl Daemon {
         let notify = UnixDatagram::bind(&path).unwrap();
         notify.set_read_timeout(Some(PATIENCE)).unwrap();
         let mut cmd = s.cmd(&["--config", config.to_str().unwrap(), "run"]);
-        cmd.env("NOTIFY_SOCKET", &path).env("WATCHDOG_USEC", "400000").env("INVOCATION_ID", "test").env("RUST_LOG", "info");
+        cmd.env("NOTIFY_SOCKET", &path)
+            .env("WATCHDOG_USEC", "400000")
+            .env("INVOCATION_ID", "test")
+            .env("RUST_LOG", "info");
         let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, log) = mpsc::channel();
@@ -45,7 +48,13 @@ impl Daemon {
                 let _ = tx.send(line);
             }
         });
-        let mut d = Daemon { child, notify, log, seen: Vec::new(), _notify_dir: notify_dir };
+        let mut d = Daemon {
+            child,
+            notify,
+            log,
+            seen: Vec::new(),
+            _notify_dir: notify_dir,
+        };
         d.expect_notify("READY=1");
         d
     }
@@ -58,7 +67,10 @@ impl Daemon {
     fn expect_notify(&mut self, prefix: &str) -> String {
         let mut buf = [0u8; 512];
         loop {
-            let n = self.notify.recv(&mut buf).unwrap_or_else(|e| panic!("no {prefix} notification: {e}"));
+            let n = self
+                .notify
+                .recv(&mut buf)
+                .unwrap_or_else(|e| panic!("no {prefix} notification: {e}"));
             let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
             if msg.starts_with(prefix) {
                 return msg;
@@ -76,7 +88,10 @@ impl Daemon {
                         return line;
                     }
                 }
-                Err(e) => panic!("no log line with {needles:?} ({e}); log so far:\n{}", self.seen.join("\n")),
+                Err(e) => panic!(
+                    "no log line with {needles:?} ({e}); log so far:\n{}",
+                    self.seen.join("\n")
+                ),
             }
         }
     }
@@ -90,9 +105,17 @@ impl Daemon {
         for line in self.log.iter() {
             self.seen.push(line);
         }
-        assert!(self.seen.iter().any(|l| l.contains("stopped")), "{}", self.seen.join("\n"));
+        assert!(
+            self.seen.iter().any(|l| l.contains("stopped")),
+            "{}",
+            self.seen.join("\n")
+        );
         // Journald format (INVOCATION_ID is set): no colour anywhere, span fields included.
-        assert!(!self.seen.iter().any(|l| l.contains('\u{1b}')), "{}", self.seen.join("\n"));
+        assert!(
+            !self.seen.iter().any(|l| l.contains('\u{1b}')),
+            "{}",
+            self.seen.join("\n")
+        );
         status
     }
 }
@@ -110,16 +133,25 @@ fn sigterm_exits_0_after_ready_watchdog_and_stopping() {
     d.expect_notify("WATCHDOG=1");
     // Under systemd (INVOCATION_ID set) lines carry a syslog priority and no timestamp.
     let line = d.expect_log(&["meterd running"]);
-    assert!(line.starts_with("<6>") && !line.contains("T0") && !line.contains('\u{1b}'), "{line}");
+    assert!(
+        line.starts_with("<6>") && !line.contains("T0") && !line.contains('\u{1b}'),
+        "{line}"
+    );
     let status = d.stop();
     assert_eq!(status.code(), Some(0));
-    assert!(!s.data_dir().join("control.sock").exists(), "control socket left behind");
+    assert!(
+        !s.data_dir().join("control.sock").exists(),
+        "control socket left behind"
+    );
 }
 
 /// Meter M with three monthly reads of 10 units/day; the April read uses twice that: held as
 /// high usage with the default high_factor 1.8, validated with 2.5.
 fn history(s: &Scratch, meter: &str) -> (PathBuf, PathBuf) {
-    let meters = s.file(&format!("{meter}-meters.csv"), &format!("{METERS_HEADER}{}", meter_line(meter, "water", 8, "active")));
+    let meters = s.file(
+        &format!("{meter}-meters.csv"),
+        &format!("{METERS_HEADER}{}", meter_line(meter, "water", 8, "active")),
+    );
     let reads = s.file(
         &format!("{meter}-history.csv"),
         &format!(
@@ -130,7 +162,10 @@ fn history(s: &Scratch, meter: &str) -> (PathBuf, PathBuf) {
 }
 
 fn april(s: &Scratch, meter: &str) -> PathBuf {
-    s.file(&format!("{meter}-april.csv"), &format!("meter_id,read_at,value,read_type,codes\n{meter},2025-04-01T08:00:00Z,2210,manual,\n"))
+    s.file(
+        &format!("{meter}-april.csv"),
+        &format!("meter_id,read_at,value,read_type,codes\n{meter},2025-04-01T08:00:00Z,2210,manual,\n"),
+    )
 }
 
 fn april_status(s: &Scratch, meter: &str) -> String {
@@ -156,7 +191,11 @@ fn sighup_reloads_a_valid_file_and_keeps_the_old_one_when_invalid() {
     let mut d = Daemon::start(&s, &file);
 
     // Invalid: a typo next to the new factor. Logged with its line; the old factors stay.
-    std::fs::write(&file, "[daemon]\nstop_deadline_secs = 20\n[vee.water]\nhigh_factor = 2.5\nhihg_factor = 3\n").unwrap();
+    std::fs::write(
+        &file,
+        "[daemon]\nstop_deadline_secs = 20\n[vee.water]\nhigh_factor = 2.5\nhihg_factor = 3\n",
+    )
+    .unwrap();
     kill(d.pid(), Signal::SIGHUP).unwrap();
     d.expect_notify("RELOADING=1");
     let line = d.expect_log(&["invalid", "keeping the running one"]);
@@ -170,7 +209,11 @@ fn sighup_reloads_a_valid_file_and_keeps_the_old_one_when_invalid() {
     assert_eq!(april_status_with(&s, "M1", client), "flagged");
 
     // Valid: picked up.
-    std::fs::write(&file, "[daemon]\nstop_deadline_secs = 20\n[vee.water]\nhigh_factor = 2.5\n").unwrap();
+    std::fs::write(
+        &file,
+        "[daemon]\nstop_deadline_secs = 20\n[vee.water]\nhigh_factor = 2.5\n",
+    )
+    .unwrap();
     kill(d.pid(), Signal::SIGHUP).unwrap();
     d.expect_notify("RELOADING=1");
     d.expect_log(&["configuration reloaded"]);
@@ -188,14 +231,29 @@ fn commands_are_forwarded_to_the_running_daemon() {
     let d = Daemon::start(&s, &file);
 
     // From other processes, relative paths and all: output and exit codes come back.
-    let meters = s.file("meters.csv", &format!("{METERS_HEADER}{}{}", meter_line("W1", "water", 6, "active"), meter_line("W2", "water", 6, "active")));
+    let meters = s.file(
+        "meters.csv",
+        &format!(
+            "{METERS_HEADER}{}{}",
+            meter_line("W1", "water", 6, "active"),
+            meter_line("W2", "water", 6, "active")
+        ),
+    );
     let out = s.ok(&["meters", "import", meters.file_name().unwrap().to_str().unwrap()]);
     assert!(out.contains('2'), "{out}");
     s.file("reads.csv", "meter_id,read_at,value,read_type,codes\nW1,2025-01-01T08:00:00Z,100,manual,\nW2,2025-01-01T08:00:00Z,200,manual,\n");
     let out = s.ok(&["reads", "import", "reads.csv"]);
-    assert!(out.contains("committed 2 reads") && out.contains("imported 2 reads"), "{out}");
+    assert!(
+        out.contains("committed 2 reads") && out.contains("imported 2 reads"),
+        "{out}"
+    );
     let reads = s.json(&["reads", "list", "--json"]);
-    let ids: Vec<&str> = reads.as_array().unwrap().iter().map(|r| r["meter_id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = reads
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["meter_id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["W1", "W2"]);
     // A failing command fails here too, with its message.
     let err = s.fails(&["reads", "import", "missing.csv"]);
@@ -214,5 +272,8 @@ fn a_locked_store_without_a_daemon_is_reported() {
     let s = Scratch::new();
     let _held = meterd::store::RedbStore::open_dir(&s.data_dir()).unwrap();
     let err = s.fails(&["reads", "list", "--json"]);
-    assert!(err.contains("in use by another process") && err.contains("no meterd daemon answers on"), "{err}");
+    assert!(
+        err.contains("in use by another process") && err.contains("no meterd daemon answers on"),
+        "{err}"
+    );
 }

@@ -30,8 +30,13 @@ impl Town {
 
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_meterd"));
-        c.arg("--data-dir").arg(self.data()).args(args).current_dir(self.dir.path());
-        c.env_remove("METERD_CONFIG").env_remove("METERD_DATA_DIR").env("USER", "osuser");
+        c.arg("--data-dir")
+            .arg(self.data())
+            .args(args)
+            .current_dir(self.dir.path());
+        c.env_remove("METERD_CONFIG")
+            .env_remove("METERD_DATA_DIR")
+            .env("USER", "osuser");
         c
     }
 
@@ -41,13 +46,21 @@ impl Town {
 
     fn ok(&self, args: &[&str]) -> String {
         let o = self.run(args);
-        assert!(o.status.success(), "meterd {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "meterd {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         String::from_utf8(o.stdout).unwrap()
     }
 
     fn fails(&self, args: &[&str]) -> String {
         let o = self.run(args);
-        assert!(!o.status.success(), "meterd {args:?} should fail: {}", String::from_utf8_lossy(&o.stdout));
+        assert!(
+            !o.status.success(),
+            "meterd {args:?} should fail: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
         String::from_utf8(o.stderr).unwrap()
     }
 
@@ -57,7 +70,13 @@ impl Town {
 
     fn held(&self, meter: &str) -> u64 {
         let list = self.json(&["review", "list", "--json"]);
-        list.as_array().unwrap().iter().find(|r| r["meter_id"] == meter).unwrap()["id"].as_u64().unwrap()
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["meter_id"] == meter)
+            .unwrap()["id"]
+            .as_u64()
+            .unwrap()
     }
 
     fn store(&self) -> RedbStore {
@@ -77,29 +96,68 @@ fn actions_from_the_command_line_and_the_audit_trail() {
 
     let err = t.fails(&["review", "edit", &w.to_string(), "13608", "--reason", " ", "--rev", "0"]);
     assert!(err.contains("a reason is required"), "{err}");
-    let out = t.ok(&["review", "edit", &w.to_string(), "13608", "--reason", "keyed 9 for 6", "--rev", "0"]);
+    let out = t.ok(&[
+        "review",
+        "edit",
+        &w.to_string(),
+        "13608",
+        "--reason",
+        "keyed 9 for 6",
+        "--rev",
+        "0",
+    ]);
     assert!(out.contains("edit 14220 → 13608, flagged → edited"), "{out}");
 
     let reads = t.json(&["reads", "list", "--meter", "W-100", "--json"]);
     let edited = reads.as_array().unwrap().iter().find(|r| r["id"] == w).unwrap();
-    assert_eq!((edited["value"].as_i64(), edited["status"].as_str(), edited["consumption"].as_i64()), (Some(13608), Some("edited"), Some(300)));
+    assert_eq!(
+        (
+            edited["value"].as_i64(),
+            edited["status"].as_str(),
+            edited["consumption"].as_i64()
+        ),
+        (Some(13608), Some("edited"), Some(300))
+    );
     assert_eq!(edited["raw"], "014220", "the source's text stays");
 
     // Who defaults to the OS user; --clerk overrides.
     let audit = t.json(&["audit", "show", "--meter", "W-100", "--json"]);
     assert_eq!(audit[0]["clerk"], "osuser");
-    assert_eq!((audit[0]["old_value"].as_i64(), audit[0]["new_value"].as_i64()), (Some(14220), Some(13608)));
-    assert_eq!((audit[0]["old_status"].as_str(), audit[0]["new_status"].as_str()), (Some("flagged"), Some("edited")));
+    assert_eq!(
+        (audit[0]["old_value"].as_i64(), audit[0]["new_value"].as_i64()),
+        (Some(14220), Some(13608))
+    );
+    assert_eq!(
+        (audit[0]["old_status"].as_str(), audit[0]["new_status"].as_str()),
+        (Some("flagged"), Some("edited"))
+    );
     assert_eq!(audit[0]["reason"], "keyed 9 for 6");
-    t.ok(&["review", "note", &w.to_string(), "customer has a pool", "--clerk", "ann"]);
+    t.ok(&[
+        "review",
+        "note",
+        &w.to_string(),
+        "customer has a pool",
+        "--clerk",
+        "ann",
+    ]);
     let text = t.ok(&["audit", "show", "--meter", "W-100"]);
-    assert!(text.contains("ann") && text.contains("note") && text.contains("customer has a pool"), "{text}");
+    assert!(
+        text.contains("ann") && text.contains("note") && text.contains("customer has a pool"),
+        "{text}"
+    );
     // A note does not make anyone's view stale: rev is still the edit's.
     let d = t.json(&["review", "show", &w.to_string(), "--json"]);
     assert_eq!(d["rev"], 1);
     t.ok(&["review", "undo", &w.to_string(), "--rev", "1", "--clerk", "ann"]);
     let d = t.json(&["review", "show", &w.to_string(), "--json"]);
-    assert_eq!((d["read"]["status"].as_str(), d["read"]["read"]["value"].as_i64(), d["rev"].as_u64()), (Some("flagged"), Some(14220), Some(3)));
+    assert_eq!(
+        (
+            d["read"]["status"].as_str(),
+            d["read"]["read"]["value"].as_i64(),
+            d["rev"].as_u64()
+        ),
+        (Some("flagged"), Some(14220), Some(3))
+    );
     assert!(t.ok(&["audit", "verify"]).contains("intact: 3 entries"));
 }
 
@@ -108,23 +166,49 @@ fn two_stale_actions_on_one_read_the_second_is_refused() {
     let t = Town::new();
     let w = t.held("W-100").to_string();
     t.ok(&["review", "accept", &w, "--rev", "0", "--clerk", "ann"]);
-    let err = t.fails(&["review", "edit", &w, "13608", "--reason", "typo", "--rev", "0", "--clerk", "bob"]);
-    assert!(err.contains("changed since you loaded it") && err.contains("accept by ann"), "{err}");
+    let err = t.fails(&[
+        "review", "edit", &w, "13608", "--reason", "typo", "--rev", "0", "--clerk", "bob",
+    ]);
+    assert!(
+        err.contains("changed since you loaded it") && err.contains("accept by ann"),
+        "{err}"
+    );
     // Not overwritten.
     let d = t.json(&["review", "show", &w, "--json"]);
-    assert_eq!((d["read"]["status"].as_str(), d["read"]["read"]["value"].as_i64()), (Some("accepted"), Some(14220)));
+    assert_eq!(
+        (d["read"]["status"].as_str(), d["read"]["read"]["value"].as_i64()),
+        (Some("accepted"), Some(14220))
+    );
     // A re-accept without --rev is refused for the state, naming the last change.
     let err = t.fails(&["review", "accept", &w, "--clerk", "bob"]);
-    assert!(err.contains("is accepted, not held for review") && err.contains("accept by ann"), "{err}");
+    assert!(
+        err.contains("is accepted, not held for review") && err.contains("accept by ann"),
+        "{err}"
+    );
 }
 
 #[test]
 fn two_processes_at_once_exactly_one_wins() {
     let t = Town::new();
     let e = t.held("E-300").to_string();
-    let mut a = t.cmd(&["review", "accept", &e, "--rev", "0", "--clerk", "ann"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut a = t
+        .cmd(&["review", "accept", &e, "--rev", "0", "--clerk", "ann"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut b = t
-        .cmd(&["review", "reject", &e, "--reason", "below previous", "--rev", "0", "--clerk", "bob"])
+        .cmd(&[
+            "review",
+            "reject",
+            &e,
+            "--reason",
+            "below previous",
+            "--rev",
+            "0",
+            "--clerk",
+            "bob",
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -140,7 +224,13 @@ fn two_processes_at_once_exactly_one_wins() {
         a.stderr.take().unwrap().read_to_string(&mut err).unwrap();
         assert!(err.contains("reject by bob"), "{err}");
     }
-    assert_eq!(t.json(&["audit", "show", "--meter", "E-300", "--json"]).as_array().unwrap().len(), 1);
+    assert_eq!(
+        t.json(&["audit", "show", "--meter", "E-300", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[test]
@@ -151,10 +241,25 @@ fn editing_an_exported_read_keeps_the_original_and_its_batch() {
     let batch_id = batch["batch"]["id"].as_u64().or(batch["id"].as_u64()).unwrap();
     t.ok(&["batches", "ack", &batch_id.to_string()]);
     let reads = t.json(&["reads", "list", "--meter", "W-100", "--json"]);
-    let r11 = reads.as_array().unwrap().iter().find(|r| r["read_at"] == month(11).to_string()).unwrap().clone();
+    let r11 = reads
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["read_at"] == month(11).to_string())
+        .unwrap()
+        .clone();
     assert_eq!(r11["status"], "exported");
     let id = r11["id"].as_u64().unwrap().to_string();
-    let out = t.ok(&["review", "edit", &id, "13920", "--reason", "reader misread", "--clerk", "ann"]);
+    let out = t.ok(&[
+        "review",
+        "edit",
+        &id,
+        "13920",
+        "--reason",
+        "reader misread",
+        "--clerk",
+        "ann",
+    ]);
     assert!(out.contains("correction record keeps the original 13308"), "{out}");
     let d = t.json(&["review", "show", &id, "--json"]);
     assert_eq!(d["read"]["status"], "edited");
@@ -164,15 +269,31 @@ fn editing_an_exported_read_keeps_the_original_and_its_batch() {
     let w = t.held_or_none("W-100");
     assert!(w.is_none(), "the spike was re-validated and left the queue");
     let audit = t.json(&["audit", "show", "--meter", "W-100", "--json"]);
-    let re = audit.as_array().unwrap().iter().find(|e| e["action"] == "revalidate").unwrap();
-    assert_eq!((re["clerk"].as_str(), re["old_status"].as_str(), re["new_status"].as_str()), (Some("vee"), Some("flagged"), Some("validated")));
+    let re = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "revalidate")
+        .unwrap();
+    assert_eq!(
+        (
+            re["clerk"].as_str(),
+            re["old_status"].as_str(),
+            re["new_status"].as_str()
+        ),
+        (Some("vee"), Some("flagged"), Some("validated"))
+    );
     assert!(re["reason"].as_str().unwrap().contains("consumption 912 → 300"), "{re}");
 }
 
 impl Town {
     fn held_or_none(&self, meter: &str) -> Option<u64> {
         let list = self.json(&["review", "list", "--json"]);
-        list.as_array().unwrap().iter().find(|r| r["meter_id"] == meter).map(|r| r["id"].as_u64().unwrap())
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["meter_id"] == meter)
+            .map(|r| r["id"].as_u64().unwrap())
     }
 }
 
@@ -183,7 +304,16 @@ fn town_with_audit() -> Town {
     let t = Town::new();
     let w = t.held("W-100").to_string();
     let g = t.held("G-200").to_string();
-    t.ok(&["review", "edit", &w, "13608", "--reason", "keyed 9 for 6", "--clerk", "ann"]);
+    t.ok(&[
+        "review",
+        "edit",
+        &w,
+        "13608",
+        "--reason",
+        "keyed 9 for 6",
+        "--clerk",
+        "ann",
+    ]);
     t.ok(&["review", "note", &g, "meter buried", "--clerk", "bob"]);
     t.ok(&["review", "accept", &g, "--clerk", "bob"]);
     assert!(t.ok(&["audit", "verify"]).contains("intact: 3 entries"));
@@ -220,10 +350,19 @@ fn audit_verify_catches_a_changed_entry_and_says_where() {
     let out = t.run(&["audit", "verify"]);
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("entry 1 (edit of read") && text.contains("do not match its hash"), "{text}");
+    assert!(
+        text.contains("entry 1 (edit of read") && text.contains("do not match its hash"),
+        "{text}"
+    );
     // The read itself says 13608: the entry's value was changed, not the read.
-    assert!(text.contains("has value 13608 but its last audit entry 1 set 13000"), "{text}");
-    assert!(text.contains("says old value 14000, the read before that change had 14220"), "{text}");
+    assert!(
+        text.contains("has value 13608 but its last audit entry 1 set 13000"),
+        "{text}"
+    );
+    assert!(
+        text.contains("says old value 14000, the read before that change had 14220"),
+        "{text}"
+    );
     let report = t.run(&["audit", "verify", "--json"]);
     let v: Value = serde_json::from_slice(&report.stdout).unwrap();
     assert_eq!(v["problems"][0]["entry"], 1);
@@ -241,7 +380,10 @@ fn audit_verify_catches_a_rehashed_entry_by_the_broken_link() {
         tbl.insert(2, postcard::to_allocvec(&e).unwrap().as_slice()).unwrap();
     });
     let text = String::from_utf8(t.run(&["audit", "verify"]).stdout).unwrap();
-    assert!(text.contains("entry 3: entry 3 (accept of read") && text.contains("entry 2 was changed or replaced"), "{text}");
+    assert!(
+        text.contains("entry 3: entry 3 (accept of read") && text.contains("entry 2 was changed or replaced"),
+        "{text}"
+    );
     assert!(!text.contains("entry 2: "), "entry 2 itself is consistent: {text}");
 }
 
@@ -263,7 +405,11 @@ fn audit_verify_catches_a_removed_entry() {
     tamper(&t.data().join(meterd::store::STORE_FILE), |tbl| {
         tbl.remove(3).unwrap();
     });
-    assert!(String::from_utf8(t.run(&["audit", "verify"]).stdout).unwrap().contains("entry 3 is missing"));
+    assert!(
+        String::from_utf8(t.run(&["audit", "verify"]).stdout)
+            .unwrap()
+            .contains("entry 3 is missing")
+    );
 }
 
 #[test]
@@ -289,52 +435,141 @@ fn reports_exceptions_unbilled_history_and_orders() {
         meterd::ingest::accept_reads(&store, &meterd::vee::VeeConfig::default(), reads).unwrap();
     }
     let e = t.held("E-300").to_string();
-    t.ok(&["review", "reject", &e, "--reason", "read below previous", "--due", "2026-01-15", "--clerk", "ann"]);
+    t.ok(&[
+        "review",
+        "reject",
+        &e,
+        "--reason",
+        "read below previous",
+        "--due",
+        "2026-01-15",
+        "--clerk",
+        "ann",
+    ]);
     let cycle = ["--from", "2025-12-20", "--to", "2026-01-06"];
 
     let ex = t.json(&[&["report", "exceptions", "--json"][..], &cycle].concat());
-    let checks: Vec<(String, String)> =
-        ex.as_array().unwrap().iter().map(|e| (e["meter_id"].as_str().unwrap().into(), e["check"].as_str().unwrap().into())).collect();
-    for want in [("W-101", "active_no_reading"), ("G-200", "active_no_usage"), ("W-100", "information_codes"), ("W-100", "outside_high_low"), ("W-102", "active_no_usage"), ("W-102", "information_codes")] {
-        assert!(checks.contains(&(want.0.into(), want.1.into())), "{want:?} missing in {checks:?}");
+    let checks: Vec<(String, String)> = ex
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["meter_id"].as_str().unwrap().into(),
+                e["check"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    for want in [
+        ("W-101", "active_no_reading"),
+        ("G-200", "active_no_usage"),
+        ("W-100", "information_codes"),
+        ("W-100", "outside_high_low"),
+        ("W-102", "active_no_usage"),
+        ("W-102", "information_codes"),
+    ] {
+        assert!(
+            checks.contains(&(want.0.into(), want.1.into())),
+            "{want:?} missing in {checks:?}"
+        );
     }
-    let hl = ex.as_array().unwrap().iter().find(|e| e["check"] == "outside_high_low").unwrap();
+    let hl = ex
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["check"] == "outside_high_low")
+        .unwrap();
     assert!(hl["detail"].as_str().unwrap().contains("actual 912"), "{hl}");
     let text = t.ok(&[&["report", "exceptions", "--route", "R01"][..], &cycle].concat());
     assert!(text.contains("active_no_reading") && !text.contains("G-200"), "{text}");
     let csv = t.ok(&[&["report", "exceptions", "--csv"][..], &cycle].concat());
-    assert!(csv.starts_with("route,sequence,meter_id,account,check,read_id,detail\n"), "{csv}");
+    assert!(
+        csv.starts_with("route,sequence,meter_id,account,check,read_id,detail\n"),
+        "{csv}"
+    );
 
     let un = t.json(&[&["report", "unbilled", "--json"][..], &cycle].concat());
-    let reasons: Vec<(String, String)> =
-        un.as_array().unwrap().iter().map(|u| (u["meter_id"].as_str().unwrap().into(), u["reason"].as_str().unwrap().into())).collect();
+    let reasons: Vec<(String, String)> = un
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["meter_id"].as_str().unwrap().into(),
+                u["reason"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
     assert_eq!(
         reasons,
-        [("W-100", "held_for_review"), ("W-101", "unread"), ("W-102", "skip_code"), ("E-300", "rejected"), ("G-200", "held_for_review")]
-            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        [
+            ("W-100", "held_for_review"),
+            ("W-101", "unread"),
+            ("W-102", "skip_code"),
+            ("E-300", "rejected"),
+            ("G-200", "held_for_review")
+        ]
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
     );
 
     let hist = t.ok(&["report", "history", "--account", "A-W-100"]);
-    assert!(hist.contains("max 912 gal/period · this read 912") && hist.contains("▓"), "{hist}");
-    assert_eq!(hist.lines().filter(|l| l.starts_with("2025-") || l.starts_with("2026-")).count(), 13, "{hist}");
+    assert!(
+        hist.contains("max 912 gal/period · this read 912") && hist.contains("▓"),
+        "{hist}"
+    );
+    assert_eq!(
+        hist.lines()
+            .filter(|l| l.starts_with("2025-") || l.starts_with("2026-"))
+            .count(),
+        13,
+        "{hist}"
+    );
     let hcsv = t.ok(&["report", "history", "--account", "A-W-100", "--csv"]);
     assert_eq!(hcsv.lines().count(), 14);
 
     let orders = t.ok(&["orders", "list", "--route", "R01"]);
-    assert!(orders.contains("Route R01") && orders.contains("E-300") && orders.contains("2026-01-15") && orders.contains("read below previous"), "{orders}");
+    assert!(
+        orders.contains("Route R01")
+            && orders.contains("E-300")
+            && orders.contains("2026-01-15")
+            && orders.contains("read below previous"),
+        "{orders}"
+    );
     let o = t.json(&["orders", "list", "--json"]);
     let id = o[0]["id"].as_u64().unwrap().to_string();
     t.ok(&["orders", "complete", &id, "--outcome", "reread 45460", "--clerk", "ann"]);
-    assert!(t.fails(&["orders", "complete", &id, "--outcome", "again"]).contains("already completed"));
+    assert!(
+        t.fails(&["orders", "complete", &id, "--outcome", "again"])
+            .contains("already completed")
+    );
     assert_eq!(t.json(&["orders", "list", "--json"]).as_array().unwrap().len(), 0);
-    assert_eq!(t.json(&["orders", "list", "--status", "completed", "--json"])[0]["outcome"], "reread 45460");
+    assert_eq!(
+        t.json(&["orders", "list", "--status", "completed", "--json"])[0]["outcome"],
+        "reread 45460"
+    );
 }
 
 #[test]
 fn meter_change_and_estimate_limit_through_the_import_path() {
     let t = Town::new();
-    t.ok(&["meters", "change", "G-200", "--at", &month(12).checked_add(jiff::SignedDuration::from_hours(240)).unwrap().to_string(),
-        "--install-read", "3", "--removal-read", "2550", "--old-serial", "A1", "--new-serial", "B2"]);
+    t.ok(&[
+        "meters",
+        "change",
+        "G-200",
+        "--at",
+        &month(12)
+            .checked_add(jiff::SignedDuration::from_hours(240))
+            .unwrap()
+            .to_string(),
+        "--install-read",
+        "3",
+        "--removal-read",
+        "2550",
+        "--old-serial",
+        "A1",
+        "--new-serial",
+        "B2",
+    ]);
     let store = t.store();
     let mut r = read("G-200", 13, 60, &["serial:B2"]);
     r.read_at = month(13);
@@ -363,10 +598,29 @@ fn meter_change_and_estimate_limit_through_the_import_path() {
 fn reject_revalidates_the_next_read_and_undo_cancels_the_order() {
     let t = Town::new();
     let reads = t.json(&["reads", "list", "--meter", "W-100", "--json"]);
-    let by_month = |m: i64| reads.as_array().unwrap().iter().find(|r| r["read_at"] == month(m).to_string()).unwrap()["id"].as_u64().unwrap();
+    let by_month = |m: i64| {
+        reads
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["read_at"] == month(m).to_string())
+            .unwrap()["id"]
+            .as_u64()
+            .unwrap()
+    };
     let (r11, r12) = (by_month(11).to_string(), by_month(12).to_string());
     // Reject December's (validated) read: January's consumption now counts from November.
-    t.ok(&["review", "reject", &r11, "--reason", "reader estimated", "--due", "2026-01-20", "--clerk", "ann"]);
+    t.ok(&[
+        "review",
+        "reject",
+        &r11,
+        "--reason",
+        "reader estimated",
+        "--due",
+        "2026-01-20",
+        "--clerk",
+        "ann",
+    ]);
     let d = t.json(&["review", "show", &r12, "--json"]);
     assert_eq!(d["read"]["consumption"], 318 + 912);
     assert_eq!(d["rev"], 2, "the re-validation is the next read's change");
@@ -376,7 +630,10 @@ fn reject_revalidates_the_next_read_and_undo_cancels_the_order() {
     t.ok(&["review", "undo", &r11, "--rev", "1", "--clerk", "ann"]);
     let d = t.json(&["review", "show", &r12, "--json"]);
     assert_eq!(d["read"]["consumption"], 912);
-    assert_eq!(t.json(&["review", "show", &r11, "--json"])["read"]["status"], "validated");
+    assert_eq!(
+        t.json(&["review", "show", &r11, "--json"])["read"]["status"],
+        "validated"
+    );
     assert_eq!(t.json(&["orders", "list", "--json"]).as_array().unwrap().len(), 0);
     let cancelled = t.json(&["orders", "list", "--status", "cancelled", "--json"]);
     assert_eq!(cancelled[0]["outcome"], "reject undone by ann");

@@ -13,7 +13,12 @@ struct Tmux {
 
 impl Tmux {
     fn cmd(&self, args: &[&str]) -> std::process::Output {
-        Command::new("tmux").arg("-L").arg(&self.socket).args(args).output().expect("tmux is installed")
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux is installed")
     }
 
     fn capture(&self) -> String {
@@ -38,7 +43,10 @@ impl Tmux {
             if screen.contains(what) {
                 return screen;
             }
-            assert!(started.elapsed() < Duration::from_secs(20), "screen never showed {what:?}:\n{screen}");
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "screen never showed {what:?}:\n{screen}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -61,7 +69,9 @@ fn edit_with_a_reason_in_a_real_terminal() {
     let data = dir.path().join("data");
     drop(review_fixture::town(&data));
     let bin = env!("CARGO_BIN_EXE_meterd");
-    let tmux = Tmux { socket: format!("meterd-review-test-{}", std::process::id()) };
+    let tmux = Tmux {
+        socket: format!("meterd-review-test-{}", std::process::id()),
+    };
     let command = format!("'{bin}' --data-dir '{}' review --clerk ann", data.display());
     let out = tmux.cmd(&["new-session", "-d", "-s", "review", "-x", "100", "-y", "30", &command]);
     assert!(out.status.success(), "tmux: {}", String::from_utf8_lossy(&out.stderr));
@@ -84,20 +94,39 @@ fn edit_with_a_reason_in_a_real_terminal() {
     tmux.keys(&["q"]);
     let started = Instant::now();
     while tmux.running() {
-        assert!(started.elapsed() < Duration::from_secs(20), "meterd review did not quit");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "meterd review did not quit"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 
     let run = |args: &[&str]| {
-        let o = Command::new(bin).arg("--data-dir").arg(&data).args(args).output().unwrap();
+        let o = Command::new(bin)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(args)
+            .output()
+            .unwrap();
         assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
         String::from_utf8(o.stdout).unwrap()
     };
-    let reads: serde_json::Value = serde_json::from_str(&run(&["reads", "list", "--meter", "W-100", "--json"])).unwrap();
+    let reads: serde_json::Value =
+        serde_json::from_str(&run(&["reads", "list", "--meter", "W-100", "--json"])).unwrap();
     let last = reads.as_array().unwrap().last().unwrap();
-    assert_eq!((last["value"].as_i64(), last["status"].as_str(), last["consumption"].as_i64()), (Some(13608), Some("edited"), Some(300)));
+    assert_eq!(
+        (
+            last["value"].as_i64(),
+            last["status"].as_str(),
+            last["consumption"].as_i64()
+        ),
+        (Some(13608), Some("edited"), Some(300))
+    );
     let audit = run(&["audit", "show", "--meter", "W-100"]);
-    let line = audit.lines().find(|l| l.contains(" edit ")).unwrap_or_else(|| panic!("{audit}"));
+    let line = audit
+        .lines()
+        .find(|l| l.contains(" edit "))
+        .unwrap_or_else(|| panic!("{audit}"));
     for part in ["ann", "14220", "13608", "flagged → edited", "keyed 9 for 6"] {
         assert!(line.contains(part), "{part} in {line}");
     }

@@ -71,7 +71,10 @@ fn the_read_under_review_is_highlighted_in_the_chart() {
     let buf = t.backend().buffer();
     let cells: Vec<_> = buf.content().iter().filter(|c| c.symbol() == "▓").collect();
     assert!(cells.len() > 5, "the spike is drawn tall");
-    assert!(cells.iter().all(|c| c.fg == ratatui::style::Color::Yellow), "in the highlight colour");
+    assert!(
+        cells.iter().all(|c| c.fg == ratatui::style::Color::Yellow),
+        "in the highlight colour"
+    );
 }
 
 #[test]
@@ -87,7 +90,10 @@ fn edit_dialog_requires_a_reason_then_edits_and_undo_restores() {
     typ(&mut app, &rig, "13608");
     insta::assert_snapshot!("edit_dialog", draw(&app, 80, 24).backend());
     key(&mut app, &rig, KeyCode::Enter);
-    assert_eq!(app.dialog.as_ref().unwrap().error.as_deref(), Some("a reason is required"));
+    assert_eq!(
+        app.dialog.as_ref().unwrap().error.as_deref(),
+        Some("a reason is required")
+    );
     key(&mut app, &rig, KeyCode::Tab);
     typ(&mut app, &rig, "keyed 9 for 6");
     key(&mut app, &rig, KeyCode::Enter);
@@ -98,7 +104,14 @@ fn edit_dialog_requires_a_reason_then_edits_and_undo_restores() {
     assert_eq!((d.read.read.value, d.read.status), (q("13608"), ReadStatus::Edited));
     assert_eq!(d.read.consumption, Some(q("300")));
     assert_eq!(d.audit.len(), 1);
-    assert_eq!((d.audit[0].clerk.as_str(), d.audit[0].old_value, d.audit[0].reason.as_str()), ("ann", q("14220"), "keyed 9 for 6"));
+    assert_eq!(
+        (
+            d.audit[0].clerk.as_str(),
+            d.audit[0].old_value,
+            d.audit[0].reason.as_str()
+        ),
+        ("ann", q("14220"), "keyed 9 for 6")
+    );
 
     key(&mut app, &rig, KeyCode::Char('u'));
     let d = rig.backend.detail(id).unwrap();
@@ -107,7 +120,11 @@ fn edit_dialog_requires_a_reason_then_edits_and_undo_restores() {
     // Moving on ends undo.
     key(&mut app, &rig, KeyCode::Down);
     key(&mut app, &rig, KeyCode::Char('u'));
-    assert!(app.message.as_ref().unwrap().1, "undo refused after moving: {:?}", app.message);
+    assert!(
+        app.message.as_ref().unwrap().1,
+        "undo refused after moving: {:?}",
+        app.message
+    );
 }
 
 #[test]
@@ -161,7 +178,10 @@ fn estimate_and_reject_through_the_keys() {
     let d = rig.backend.detail(e).unwrap();
     assert_eq!(d.read.status, ReadStatus::Rejected);
     assert_eq!(d.orders.len(), 1);
-    assert_eq!((d.orders[0].meter_id.as_str(), d.orders[0].due), ("E-300", date(2026, 1, 13)));
+    assert_eq!(
+        (d.orders[0].meter_id.as_str(), d.orders[0].due),
+        ("E-300", date(2026, 1, 13))
+    );
     assert_eq!(d.orders[0].address, "20 Oak St");
 }
 
@@ -195,7 +215,10 @@ fn the_local_backend_waits_for_a_store_another_clerk_holds() {
     let rig = rig();
     let held = meterd::store::RedbStore::open_dir(&rig.backend.data_dir).unwrap();
     // Held and no patience: a clear error naming the cause.
-    let impatient = LocalBackend { wait: std::time::Duration::ZERO, ..rig.backend.clone() };
+    let impatient = LocalBackend {
+        wait: std::time::Duration::ZERO,
+        ..rig.backend.clone()
+    };
     let err = impatient.queue(&QueueFilter::default()).unwrap_err().to_string();
     assert!(err.contains("open in another process"), "{err}");
     // Released while waiting: the operation goes through.

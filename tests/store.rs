@@ -45,7 +45,11 @@ fn read(id: &str, at: &str, value: i64) -> Read {
         read_type: ReadType::Gateway,
         codes: vec![],
         reader: Some("gw-1".into()),
-        origin: Origin { kind: OriginKind::Gateway, source: "meters/+/scm".into(), locator: "pkid 7".into() },
+        origin: Origin {
+            kind: OriginKind::Gateway,
+            source: "meters/+/scm".into(),
+            locator: "pkid 7".into(),
+        },
     }
 }
 
@@ -60,18 +64,37 @@ fn reads_survive_reopen_with_stable_ids_and_indexes() {
     let (dir, s) = store();
     add_meter(&s, &meter("M1"));
     let cfg = VeeConfig::default();
-    let r = accept_reads(&s, &cfg, vec![read("M1", "2025-02-01T00:00:00Z", 1300), read("M1", "2025-01-01T00:00:00Z", 1000)]).unwrap();
+    let r = accept_reads(
+        &s,
+        &cfg,
+        vec![
+            read("M1", "2025-02-01T00:00:00Z", 1300),
+            read("M1", "2025-01-01T00:00:00Z", 1000),
+        ],
+    )
+    .unwrap();
     assert_eq!(r.imported, 2);
     drop(s);
     let s = RedbStore::open_dir(dir.path()).unwrap();
     let txn = s.begin_read().unwrap();
     let all = txn.all_reads().unwrap();
-    assert_eq!(all.iter().map(|r| r.read.value).collect::<Vec<_>>(), [Quantity::from_units(1000).unwrap(), Quantity::from_units(1300).unwrap()]);
-    assert_eq!(r.read_ids, all.iter().map(|r| r.id).collect::<Vec<_>>(), "ids in chronological order");
+    assert_eq!(
+        all.iter().map(|r| r.read.value).collect::<Vec<_>>(),
+        [Quantity::from_units(1000).unwrap(), Quantity::from_units(1300).unwrap()]
+    );
+    assert_eq!(
+        r.read_ids,
+        all.iter().map(|r| r.id).collect::<Vec<_>>(),
+        "ids in chronological order"
+    );
     assert_eq!(all[1].consumption, Some(Quantity::from_units(300).unwrap()));
     assert_eq!(txn.reads_with_status(ReadStatus::Validated, 10).unwrap().len(), 2);
     let h = txn
-        .meter_histories(&[HistoryQuery { meter_id: "M1", from: t("2025-01-15T00:00:00Z"), to: Timestamp::MAX }])
+        .meter_histories(&[HistoryQuery {
+            meter_id: "M1",
+            from: t("2025-01-15T00:00:00Z"),
+            to: Timestamp::MAX,
+        }])
         .unwrap();
     // The window plus the previous read before it.
     assert_eq!(h[0].len(), 2);
@@ -82,7 +105,12 @@ fn reads_survive_reopen_with_stable_ids_and_indexes() {
 fn update_read_moves_it_between_status_and_history_indexes() {
     let (_dir, s) = store();
     add_meter(&s, &meter("M1"));
-    accept_reads(&s, &VeeConfig::default(), vec![read("M1", "2025-01-01T00:00:00Z", 1000)]).unwrap();
+    accept_reads(
+        &s,
+        &VeeConfig::default(),
+        vec![read("M1", "2025-01-01T00:00:00Z", 1000)],
+    )
+    .unwrap();
     let mut txn = s.begin_write().unwrap();
     let mut r = txn.reads_with_status(ReadStatus::Validated, 1).unwrap().remove(0);
     r.status = ReadStatus::Rejected;
@@ -91,13 +119,27 @@ fn update_read_moves_it_between_status_and_history_indexes() {
     let txn = s.begin_read().unwrap();
     assert!(txn.reads_with_status(ReadStatus::Validated, 10).unwrap().is_empty());
     assert_eq!(txn.reads_with_status(ReadStatus::Rejected, 10).unwrap()[0].id, r.id);
-    let h = txn.meter_histories(&[HistoryQuery { meter_id: "M1", from: Timestamp::MIN, to: Timestamp::MAX }]).unwrap();
+    let h = txn
+        .meter_histories(&[HistoryQuery {
+            meter_id: "M1",
+            from: Timestamp::MIN,
+            to: Timestamp::MAX,
+        }])
+        .unwrap();
     assert_eq!(h[0][0].status, ReadStatus::Rejected);
     // A rejected read is not the previous read of the next one: no consumption against it.
     drop(txn);
     let rep = accept_reads(&s, &VeeConfig::default(), vec![read("M1", "2025-02-01T00:00:00Z", 900)]).unwrap();
     assert_eq!(rep.flagged, 0);
-    assert_eq!(s.begin_read().unwrap().read(rep.read_ids[0]).unwrap().unwrap().consumption, None);
+    assert_eq!(
+        s.begin_read()
+            .unwrap()
+            .read(rep.read_ids[0])
+            .unwrap()
+            .unwrap()
+            .consumption,
+        None
+    );
 }
 
 #[test]
@@ -106,9 +148,15 @@ fn billing_state_moves_reads_in_bulk_and_refuses_a_stale_copy() {
     for m in ["M1", "M2", "M3"] {
         add_meter(&s, &meter(m));
     }
-    let reads = ["M1", "M2", "M3"].map(|m| read(m, "2025-01-01T00:00:00Z", 1000)).to_vec();
+    let reads = ["M1", "M2", "M3"]
+        .map(|m| read(m, "2025-01-01T00:00:00Z", 1000))
+        .to_vec();
     accept_reads(&s, &VeeConfig::default(), reads).unwrap();
-    let mut held = s.begin_read().unwrap().reads_with_status(ReadStatus::Validated, 10).unwrap();
+    let mut held = s
+        .begin_read()
+        .unwrap()
+        .reads_with_status(ReadStatus::Validated, 10)
+        .unwrap();
     assert_eq!(held.len(), 3);
     // Meanwhile a clerk holds M2's read: the copy in `held` is stale.
     {
@@ -119,11 +167,20 @@ fn billing_state_moves_reads_in_bulk_and_refuses_a_stale_copy() {
         txn.commit().unwrap();
     }
     let mut txn = s.begin_write().unwrap();
-    let err = txn.set_billing_state(&mut held.clone(), ReadStatus::Batched, 7).unwrap_err();
-    assert!(err.to_string().contains("1 of 3 reads changed since they were read"), "{err}");
+    let err = txn
+        .set_billing_state(&mut held.clone(), ReadStatus::Batched, 7)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("1 of 3 reads changed since they were read"),
+        "{err}"
+    );
     drop(txn);
     let txn = s.begin_read().unwrap();
-    assert_eq!(txn.reads_with_status(ReadStatus::Validated, 10).unwrap().len(), 2, "nothing moved");
+    assert_eq!(
+        txn.reads_with_status(ReadStatus::Validated, 10).unwrap().len(),
+        2,
+        "nothing moved"
+    );
     drop(txn);
     // With fresh copies: status, batch, status index and history summaries all move.
     held.remove(1);
@@ -134,8 +191,17 @@ fn billing_state_moves_reads_in_bulk_and_refuses_a_stale_copy() {
     let txn = s.begin_read().unwrap();
     assert!(txn.reads_with_status(ReadStatus::Validated, 10).unwrap().is_empty());
     let batched = txn.reads_with_status(ReadStatus::Batched, 10).unwrap();
-    assert_eq!(batched.iter().map(|r| (r.id, r.batch)).collect::<Vec<_>>(), held.iter().map(|r| (r.id, Some(7))).collect::<Vec<_>>());
-    let h = txn.meter_histories(&[HistoryQuery { meter_id: "M3", from: Timestamp::MIN, to: Timestamp::MAX }]).unwrap();
+    assert_eq!(
+        batched.iter().map(|r| (r.id, r.batch)).collect::<Vec<_>>(),
+        held.iter().map(|r| (r.id, Some(7))).collect::<Vec<_>>()
+    );
+    let h = txn
+        .meter_histories(&[HistoryQuery {
+            meter_id: "M3",
+            from: Timestamp::MIN,
+            to: Timestamp::MAX,
+        }])
+        .unwrap();
     assert_eq!(h[0][0].status, ReadStatus::Batched);
     // A read in another batch is refused too.
     drop(txn);
@@ -151,10 +217,20 @@ fn many_meters_and_reads_by_status_match_one_lookup_each() {
     for id in &ids {
         add_meter(&s, &meter(id));
     }
-    accept_reads(&s, &VeeConfig::default(), ids.iter().map(|m| read(m, "2025-01-01T00:00:00Z", 1000)).collect()).unwrap();
+    accept_reads(
+        &s,
+        &VeeConfig::default(),
+        ids.iter().map(|m| read(m, "2025-01-01T00:00:00Z", 1000)).collect(),
+    )
+    .unwrap();
     // Every 40th read held: far apart in the status index, so the walk seeks between them.
     let mut txn = s.begin_write().unwrap();
-    for mut r in txn.reads_with_status(ReadStatus::Validated, 1000).unwrap().into_iter().step_by(40) {
+    for mut r in txn
+        .reads_with_status(ReadStatus::Validated, 1000)
+        .unwrap()
+        .into_iter()
+        .step_by(40)
+    {
         r.status = ReadStatus::Flagged;
         txn.update_read(&r).unwrap();
     }
@@ -169,7 +245,16 @@ fn many_meters_and_reads_by_status_match_one_lookup_each() {
         }
     }
     // Sorted ids, dense, sparse and unknown (before, between and after the stored ones).
-    let mut asked: Vec<&str> = vec!["A-unknown", "M0000", "M0001", "M0002", "M0003x", "M0100", "M0299", "Z-unknown"];
+    let mut asked: Vec<&str> = vec![
+        "A-unknown",
+        "M0000",
+        "M0001",
+        "M0002",
+        "M0003x",
+        "M0100",
+        "M0299",
+        "Z-unknown",
+    ];
     asked.extend(ids.iter().skip(150).step_by(37).map(String::as_str));
     asked.sort_unstable();
     let many = txn.meters_by_id(&asked).unwrap();
@@ -185,11 +270,23 @@ fn an_impossible_value_is_not_the_next_reads_previous() {
     m.dials = 4; // shows 0..=9999
     add_meter(&s, &m);
     let cfg = VeeConfig::default();
-    accept_reads(&s, &cfg, vec![read("M1", "2025-01-01T00:00:00Z", 1000), read("M1", "2025-02-01T00:00:00Z", 13007)]).unwrap();
+    accept_reads(
+        &s,
+        &cfg,
+        vec![
+            read("M1", "2025-01-01T00:00:00Z", 1000),
+            read("M1", "2025-02-01T00:00:00Z", 13007),
+        ],
+    )
+    .unwrap();
     let rep = accept_reads(&s, &cfg, vec![read("M1", "2025-03-01T00:00:00Z", 1600)]).unwrap();
     assert_eq!(rep.flagged, 0, "{rep:?}");
     let r = s.begin_read().unwrap().read(rep.read_ids[0]).unwrap().unwrap();
-    assert_eq!(r.consumption, Some(Quantity::from_units(600).unwrap()), "measured from 1000, not from the overflow 13007");
+    assert_eq!(
+        r.consumption,
+        Some(Quantity::from_units(600).unwrap()),
+        "measured from 1000, not from the overflow 13007"
+    );
 }
 
 #[test]
@@ -197,7 +294,13 @@ fn nothing_of_an_uncommitted_transaction_is_stored() {
     let (_dir, s) = store();
     add_meter(&s, &meter("M1"));
     let mut txn = s.begin_write().unwrap();
-    let r = accept_in(txn.as_mut(), &VeeConfig::default(), vec![read("M1", "2025-01-01T00:00:00Z", 1)], Timestamp::now()).unwrap();
+    let r = accept_in(
+        txn.as_mut(),
+        &VeeConfig::default(),
+        vec![read("M1", "2025-01-01T00:00:00Z", 1)],
+        Timestamp::now(),
+    )
+    .unwrap();
     assert_eq!(r.imported, 1);
     drop(txn); // no commit
     assert_eq!(s.begin_read().unwrap().count_reads().unwrap(), 0);
@@ -210,7 +313,11 @@ fn duplicates_within_one_call_and_unknown_meters() {
     let rep = accept_reads(
         &s,
         &cfg,
-        vec![read("GHOST", "2025-01-01T00:00:00Z", 5), read("GHOST", "2025-01-01T00:00:00Z", 5), read("GHOST", "2025-01-01T00:00:00Z", 6)],
+        vec![
+            read("GHOST", "2025-01-01T00:00:00Z", 5),
+            read("GHOST", "2025-01-01T00:00:00Z", 5),
+            read("GHOST", "2025-01-01T00:00:00Z", 6),
+        ],
     )
     .unwrap();
     assert_eq!((rep.imported, rep.duplicates_skipped, rep.flagged), (2, 1, 2));
@@ -222,7 +329,12 @@ fn duplicates_within_one_call_and_unknown_meters() {
 fn quarantine_and_seen_keys_are_durable() {
     let (dir, s) = store();
     let mut txn = s.begin_write().unwrap();
-    let q = QuarantineEntry { source: "meters/gw1".into(), reason: "CRC check failed".into(), payload: vec![0xde, 0xad], received_at: t("2025-01-01T00:00:00Z") };
+    let q = QuarantineEntry {
+        source: "meters/gw1".into(),
+        reason: "CRC check failed".into(),
+        payload: vec![0xde, 0xad],
+        received_at: t("2025-01-01T00:00:00Z"),
+    };
     let id = txn.quarantine(&q).unwrap();
     assert!(txn.mark_seen("scm", b"123:456", t("2025-01-01T00:00:00Z")).unwrap());
     assert!(!txn.mark_seen("scm", b"123:456", t("2025-01-01T00:01:00Z")).unwrap());
@@ -241,12 +353,19 @@ fn quarantine_and_seen_keys_are_durable() {
     let txn = s.begin_read().unwrap();
     assert_eq!(txn.seen("scm", b"123:456").unwrap(), None);
     assert!(txn.seen("scm", b"999").unwrap().is_some());
-    assert!(txn.seen("idm", b"123:456").unwrap().is_some(), "other namespaces untouched");
+    assert!(
+        txn.seen("idm", b"123:456").unwrap().is_some(),
+        "other namespaces untouched"
+    );
     drop(txn);
     // Heard again after it expired: a new first sighting, which expires in its turn.
     let mut txn = s.begin_write().unwrap();
     assert!(txn.mark_seen("scm", b"123:456", t("2025-01-03T00:00:00Z")).unwrap());
-    assert_eq!(txn.forget_seen_before("scm", t("2025-01-02T12:00:00Z")).unwrap(), 1, "only 999");
+    assert_eq!(
+        txn.forget_seen_before("scm", t("2025-01-02T12:00:00Z")).unwrap(),
+        1,
+        "only 999"
+    );
     assert_eq!(txn.forget_seen_before("scm", t("2025-01-04T00:00:00Z")).unwrap(), 1);
     assert_eq!(txn.seen("scm", b"123:456").unwrap(), None);
     txn.commit().unwrap();
@@ -263,7 +382,10 @@ fn seen_keys_of_a_store_without_the_time_index_still_expire() {
     {
         let db = redb::Database::open(dir.path().join(meterd::store::STORE_FILE)).unwrap();
         let txn = db.begin_write().unwrap();
-        assert!(txn.delete_table(redb::TableDefinition::<(&str, i64, &[u8]), ()>::new("seen_by_time")).unwrap());
+        assert!(
+            txn.delete_table(redb::TableDefinition::<(&str, i64, &[u8]), ()>::new("seen_by_time"))
+                .unwrap()
+        );
         txn.commit().unwrap();
     }
     let s = RedbStore::open_dir(dir.path()).unwrap();
@@ -276,7 +398,9 @@ fn seen_keys_of_a_store_without_the_time_index_still_expire() {
 fn batches_respect_max_and_never_share_a_read() {
     let (_dir, s) = store();
     add_meter(&s, &meter("M1"));
-    let reads = (1..=5).map(|m| read("M1", &format!("2025-0{m}-01T00:00:00Z"), 1000 + m * 100 + m * m)).collect();
+    let reads = (1..=5)
+        .map(|m| read("M1", &format!("2025-0{m}-01T00:00:00Z"), 1000 + m * 100 + m * m))
+        .collect();
     accept_reads(&s, &VeeConfig::default(), reads).unwrap();
     let now = Timestamp::now();
     let a = billing::next_batch(&s, "cis", 2, now).unwrap().unwrap();
@@ -287,9 +411,15 @@ fn batches_respect_max_and_never_share_a_read() {
     assert_eq!(b.reads.len(), 3);
     assert!(b.batch.read_ids.iter().all(|id| !a.batch.read_ids.contains(id)));
     billing::ack_batch(&s, a.batch.id, now).unwrap();
-    assert_eq!(billing::ack_batch(&s, a.batch.id, now).unwrap(), billing::AckOutcome::AlreadyAcked);
+    assert_eq!(
+        billing::ack_batch(&s, a.batch.id, now).unwrap(),
+        billing::AckOutcome::AlreadyAcked
+    );
     assert!(billing::next_batch(&s, "cis", 2, now).unwrap().is_none());
-    assert!(matches!(billing::ack_batch(&s, 77, now), Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        billing::ack_batch(&s, 77, now),
+        Err(StoreError::NotFound { .. })
+    ));
 }
 
 #[test]
@@ -299,7 +429,17 @@ fn schema_version_and_foreign_files_are_clear_errors() {
     drop(RedbStore::open(&path).unwrap());
     RedbStore::set_schema_version(&path, 2).unwrap();
     let e = RedbStore::open(&path).unwrap_err();
-    assert!(matches!(e, StoreError::SchemaVersion { found: 2, supported: 1, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            StoreError::SchemaVersion {
+                found: 2,
+                supported: 1,
+                ..
+            }
+        ),
+        "{e}"
+    );
 
     let garbage = dir.path().join("garbage.redb");
     std::fs::write(&garbage, b"this is not a database at all, just text").unwrap();

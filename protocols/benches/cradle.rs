@@ -10,12 +10,9 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use meterd_protocols::cradle::frame::{Frame, FrameDecoder, FrameKind};
-use meterd_protocols::cradle::sim::{
-    HostApp, LineConfig, Simulation, XorShift64, read_routes, sample_route,
-};
+use meterd_protocols::cradle::sim::{HostApp, LineConfig, Simulation, XorShift64, read_routes, sample_route};
 use meterd_protocols::cradle::{
-    Firmware, HostConfig, HostEvent, LineTiming, Message, ReadRecord, Recorder, RecorderConfig,
-    RecorderData,
+    Firmware, HostConfig, HostEvent, LineTiming, Message, ReadRecord, Recorder, RecorderConfig, RecorderData,
 };
 
 fn reads(n: usize) -> Vec<ReadRecord> {
@@ -45,17 +42,9 @@ fn unload(fw: Firmware, reads: &[ReadRecord]) -> (Duration, Duration) {
         corrupt_rate: 0.0,
         seed: 1,
     };
-    let mut sim = Simulation::new(
-        line,
-        HostConfig::new(timing(), 1, 0),
-        recorder,
-        HostApp::new(vec![]),
-    );
+    let mut sim = Simulation::new(line, HostConfig::new(timing(), 1, 0), recorder, HostApp::new(vec![]));
     sim.run(Duration::from_secs(3600));
-    let start = sim
-        .app
-        .time_of(|e| matches!(e, HostEvent::Docked(_)))
-        .unwrap();
+    let start = sim.app.time_of(|e| matches!(e, HostEvent::Docked(_))).unwrap();
     let end = sim
         .app
         .time_of(|e| matches!(e, HostEvent::UnloadComplete { .. }))
@@ -77,15 +66,9 @@ fn bench(c: &mut Criterion) {
     }
 
     // 512-byte payloads of binary reads, as firmware 2 sends them.
-    let batch = Message::Reads(reads[..14].to_vec())
-        .encode(Firmware::V2)
-        .unwrap();
+    let batch = Message::Reads(reads[..14].to_vec()).encode(Firmware::V2).unwrap();
     let frames: Vec<Vec<u8>> = (0..64u32)
-        .map(|s| {
-            Frame::new(FrameKind::Data, s * 512, batch.clone())
-                .encode()
-                .unwrap()
-        })
+        .map(|s| Frame::new(FrameKind::Data, s * 512, batch.clone()).encode().unwrap())
         .collect();
     let stream: Vec<u8> = frames.concat();
 

@@ -28,34 +28,22 @@ fn frames(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("ert_typed_parse");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("scm", |b| {
-        b.iter(|| Scm::parse(black_box(&scm_frame)).unwrap())
-    });
+    g.bench_function("scm", |b| b.iter(|| Scm::parse(black_box(&scm_frame)).unwrap()));
     g.bench_function("scm+", |b| {
         b.iter(|| ScmPlus::parse(black_box(&scm_plus_frame)).unwrap())
     });
-    g.bench_function("idm", |b| {
-        b.iter(|| Idm::parse(black_box(&idm_frame)).unwrap())
-    });
-    g.bench_function("netidm", |b| {
-        b.iter(|| NetIdm::parse(black_box(&idm_frame)).unwrap())
-    });
-    g.bench_function("r900", |b| {
-        b.iter(|| R900::parse(black_box(&r900_frame)).unwrap())
-    });
+    g.bench_function("idm", |b| b.iter(|| Idm::parse(black_box(&idm_frame)).unwrap()));
+    g.bench_function("netidm", |b| b.iter(|| NetIdm::parse(black_box(&idm_frame)).unwrap()));
+    g.bench_function("r900", |b| b.iter(|| R900::parse(black_box(&r900_frame)).unwrap()));
     g.finish();
 
     let mut g = c.benchmark_group("ert_decoded");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("scm", |b| {
-        b.iter(|| scm::decode(black_box(&scm_frame)).unwrap())
-    });
+    g.bench_function("scm", |b| b.iter(|| scm::decode(black_box(&scm_frame)).unwrap()));
     g.bench_function("scm+", |b| {
         b.iter(|| scm_plus::decode(black_box(&scm_plus_frame)).unwrap())
     });
-    g.bench_function("idm", |b| {
-        b.iter(|| idm::decode(black_box(&idm_frame), false).unwrap())
-    });
+    g.bench_function("idm", |b| b.iter(|| idm::decode(black_box(&idm_frame), false).unwrap()));
     g.bench_function("r900", |b| {
         b.iter(|| r900::decode(black_box(&r900_frame), false).unwrap())
     });

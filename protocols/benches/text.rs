@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use meterd_protocols::dsmr::{self, Splitter};
-use meterd_protocols::iec62056_21::{self, Action};
 use meterd_protocols::iec62056_21::meter::{MeterConfig, MeterSim};
+use meterd_protocols::iec62056_21::{self, Action};
 use meterd_protocols::iec62056_21::{ProbeConfig, ProbeSession, dataset};
 
 const E350: &[u8] = include_bytes!("../../firmware-fixtures/iec62056-21/landis-gyr-e350/readout.in");
@@ -20,8 +20,12 @@ const DSMR42: &[u8] = include_bytes!("../../firmware-fixtures/dsmr/kaifa-ma105/v
 fn iec(c: &mut Criterion) {
     let mut g = c.benchmark_group("iec62056-21");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("decode E350 readout (9 data sets)", |b| b.iter(|| iec62056_21::decode(black_box(E350)).unwrap()));
-    g.bench_function("decode EK280 readout (2 data sets)", |b| b.iter(|| iec62056_21::decode(black_box(EK280)).unwrap()));
+    g.bench_function("decode E350 readout (9 data sets)", |b| {
+        b.iter(|| iec62056_21::decode(black_box(E350)).unwrap())
+    });
+    g.bench_function("decode EK280 readout (2 data sets)", |b| {
+        b.iter(|| iec62056_21::decode(black_box(EK280)).unwrap())
+    });
     g.bench_function("probe session vs meter simulator (readout)", |b| {
         let ident = iec62056_21::message::Identification::parse(E350).unwrap().1;
         let block = &E350[E350.iter().position(|&x| x == 2).unwrap() + 1..];
@@ -85,14 +89,23 @@ fn session(probe_cfg: ProbeConfig, meter_cfg: MeterConfig) -> usize {
             }
         }
     }
-    probe.take_outcome().expect("session ended").expect("session succeeded").data.len()
+    probe
+        .take_outcome()
+        .expect("session ended")
+        .expect("session succeeded")
+        .data
+        .len()
 }
 
 fn dsmr(c: &mut Criterion) {
     let mut g = c.benchmark_group("dsmr");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("decode DSMR 5 telegram (40 objects)", |b| b.iter(|| dsmr::decode(black_box(DSMR5)).unwrap()));
-    g.bench_function("decode DSMR 4.2 telegram (36 objects)", |b| b.iter(|| dsmr::decode(black_box(DSMR42)).unwrap()));
+    g.bench_function("decode DSMR 5 telegram (40 objects)", |b| {
+        b.iter(|| dsmr::decode(black_box(DSMR5)).unwrap())
+    });
+    g.bench_function("decode DSMR 4.2 telegram (36 objects)", |b| {
+        b.iter(|| dsmr::decode(black_box(DSMR42)).unwrap())
+    });
     g.bench_function("split P1 stream in 64-byte reads", |b| {
         b.iter(|| {
             let mut s = Splitter::default();

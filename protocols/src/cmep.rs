@@ -71,8 +71,11 @@ pub fn parse_datetime(text: &str) -> Result<Timestamp> {
     if text.len() != 12 || !text.bytes().all(|b| b.is_ascii_digit()) {
         return Err(Error::invalid("date/time", format!("{text:?} is not CCYYMMDDHHMM")));
     }
-    let dt = DateTime::strptime("%Y%m%d%H%M", text).map_err(|e| Error::invalid("date/time", format!("{text:?}: {e}")))?;
-    dt.to_zoned(jiff::tz::TimeZone::UTC).map(|z| z.timestamp()).map_err(|e| Error::invalid("date/time", e.to_string()))
+    let dt =
+        DateTime::strptime("%Y%m%d%H%M", text).map_err(|e| Error::invalid("date/time", format!("{text:?}: {e}")))?;
+    dt.to_zoned(jiff::tz::TimeZone::UTC)
+        .map(|z| z.timestamp())
+        .map_err(|e| Error::invalid("date/time", e.to_string()))
 }
 
 /// Parse an interval `MMDDHHMM` into minutes (months are not a fixed length and are refused).
@@ -82,7 +85,10 @@ pub fn interval_minutes(text: &str) -> Result<i64> {
     }
     let n = |r: std::ops::Range<usize>| text[r].parse::<i64>().unwrap_or(0);
     if n(0..2) != 0 {
-        return Err(Error::invalid("interval", format!("{text:?}: month intervals are not supported")));
+        return Err(Error::invalid(
+            "interval",
+            format!("{text:?}: month intervals are not supported"),
+        ));
     }
     Ok(n(2..4) * 1440 + n(4..6) * 60 + n(6..8))
 }
@@ -117,7 +123,12 @@ fn split(line: &str) -> Result<Vec<String>> {
                     }
                     Some('"') => break,
                     Some(c) => field.push(c),
-                    None => return Err(Error::invalid("field", format!("field {} has an unterminated quote", fields.len() + 1))),
+                    None => {
+                        return Err(Error::invalid(
+                            "field",
+                            format!("field {} has an unterminated quote", fields.len() + 1),
+                        ));
+                    }
                 }
             }
             while chars.peek() == Some(&' ') {
@@ -125,7 +136,12 @@ fn split(line: &str) -> Result<Vec<String>> {
             }
             match chars.peek() {
                 None | Some(',') => {}
-                Some(c) => return Err(Error::invalid("field", format!("field {}: {c:?} after a closing quote", fields.len() + 1))),
+                Some(c) => {
+                    return Err(Error::invalid(
+                        "field",
+                        format!("field {}: {c:?} after a closing quote", fields.len() + 1),
+                    ));
+                }
             }
         } else {
             while let Some(&c) = chars.peek() {
@@ -138,7 +154,10 @@ fn split(line: &str) -> Result<Vec<String>> {
             field.truncate(field.trim_end().len());
         }
         if field.chars().count() > MAX_FIELD {
-            return Err(Error::invalid("field", format!("field {} is longer than {MAX_FIELD} characters", fields.len() + 1)));
+            return Err(Error::invalid(
+                "field",
+                format!("field {} is longer than {MAX_FIELD} characters", fields.len() + 1),
+            ));
         }
         fields.push(field);
         if chars.next().is_none() {
@@ -151,7 +170,13 @@ impl Mepmd01 {
     /// The record as one line, without the line ending.
     pub fn encode(&self) -> Result<String> {
         if self.triplets.len() > MAX_TRIPLETS {
-            return Err(Error::invalid("count", format!("{} triplets, a record holds at most {MAX_TRIPLETS}", self.triplets.len())));
+            return Err(Error::invalid(
+                "count",
+                format!(
+                    "{} triplets, a record holds at most {MAX_TRIPLETS}",
+                    self.triplets.len()
+                ),
+            ));
         }
         let count = self.triplets.len().to_string();
         let head = [
@@ -171,10 +196,16 @@ impl Mepmd01 {
             &count,
         ];
         let mut out = String::with_capacity(128 + 32 * self.triplets.len());
-        let tail = self.triplets.iter().flat_map(|t| [t.at.as_deref().unwrap_or(""), &t.flag, &t.value]);
+        let tail = self
+            .triplets
+            .iter()
+            .flat_map(|t| [t.at.as_deref().unwrap_or(""), &t.flag, &t.value]);
         for (i, f) in head.into_iter().chain(tail).enumerate() {
             if f.chars().count() > MAX_FIELD {
-                return Err(Error::invalid("field", format!("field {} is longer than {MAX_FIELD} characters", i + 1)));
+                return Err(Error::invalid(
+                    "field",
+                    format!("field {} is longer than {MAX_FIELD} characters", i + 1),
+                ));
             }
             if i > 0 {
                 out.push(',');
@@ -182,7 +213,10 @@ impl Mepmd01 {
             quote(f, &mut out);
         }
         if out.len() > MAX_LINE {
-            return Err(Error::invalid("record", format!("{} characters, a record holds at most {MAX_LINE}", out.len())));
+            return Err(Error::invalid(
+                "record",
+                format!("{} characters, a record holds at most {MAX_LINE}", out.len()),
+            ));
         }
         Ok(out)
     }
@@ -190,21 +224,42 @@ impl Mepmd01 {
     /// Parse one record (a line without its line ending).
     pub fn parse(line: &str) -> Result<Self> {
         if line.len() > MAX_LINE {
-            return Err(Error::invalid("record", format!("{} characters, a record holds at most {MAX_LINE}", line.len())));
+            return Err(Error::invalid(
+                "record",
+                format!("{} characters, a record holds at most {MAX_LINE}", line.len()),
+            ));
         }
         let f = split(line)?;
         if f.first().map(String::as_str) != Some(MEPMD01) {
-            return Err(Error::invalid("record type", format!("{:?} is not {MEPMD01}", f.first().map(String::as_str).unwrap_or(""))));
+            return Err(Error::invalid(
+                "record type",
+                format!("{:?} is not {MEPMD01}", f.first().map(String::as_str).unwrap_or("")),
+            ));
         }
         if f.len() < 14 {
-            return Err(Error::invalid("record", format!("{} fields, a {MEPMD01} record has at least 14", f.len())));
+            return Err(Error::invalid(
+                "record",
+                format!("{} fields, a {MEPMD01} record has at least 14", f.len()),
+            ));
         }
-        let count: usize = f[13].parse().map_err(|_| Error::invalid("count", format!("{:?} is not a number", f[13])))?;
+        let count: usize = f[13]
+            .parse()
+            .map_err(|_| Error::invalid("count", format!("{:?} is not a number", f[13])))?;
         if count > MAX_TRIPLETS {
-            return Err(Error::invalid("count", format!("{count} triplets, a record holds at most {MAX_TRIPLETS}")));
+            return Err(Error::invalid(
+                "count",
+                format!("{count} triplets, a record holds at most {MAX_TRIPLETS}"),
+            ));
         }
         if f.len() != 14 + 3 * count {
-            return Err(Error::invalid("count", format!("count {count} needs {} fields, the record has {}", 14 + 3 * count, f.len())));
+            return Err(Error::invalid(
+                "count",
+                format!(
+                    "count {count} needs {} fields, the record has {}",
+                    14 + 3 * count,
+                    f.len()
+                ),
+            ));
         }
         if !f[6].is_empty() {
             parse_datetime(&f[6])?;
@@ -219,7 +274,11 @@ impl Mepmd01 {
                 None if i == 0 => return Err(Error::invalid("triplet", "triplet 1 has no date/time")),
                 None => {}
             }
-            triplets.push(Triplet { at, flag: t[1].clone(), value: t[2].clone() });
+            triplets.push(Triplet {
+                at,
+                flag: t[1].clone(),
+                value: t[2].clone(),
+            });
         }
         let mut it = f.into_iter().skip(1);
         let mut next = || it.next().unwrap_or_default();
@@ -248,7 +307,8 @@ impl Mepmd01 {
                 (Some(at), _) => parse_datetime(at)?,
                 (None, Some(prev)) => {
                     let minutes = interval_minutes(&self.interval)?;
-                    prev.checked_add(jiff::SignedDuration::from_mins(minutes)).map_err(|e| Error::invalid("interval", e.to_string()))?
+                    prev.checked_add(jiff::SignedDuration::from_mins(minutes))
+                        .map_err(|e| Error::invalid("interval", e.to_string()))?
                 }
                 (None, None) => return Err(Error::invalid("triplet", "triplet 1 has no date/time")),
             };
@@ -263,7 +323,9 @@ pub fn parse_file(text: &str) -> Result<Vec<Mepmd01>> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(n, l)| Mepmd01::parse(l.trim_end_matches('\r')).map_err(|e| Error::invalid("line", format!("line {}: {e}", n + 1))))
+        .map(|(n, l)| {
+            Mepmd01::parse(l.trim_end_matches('\r')).map_err(|e| Error::invalid("line", format!("line {}: {e}", n + 1)))
+        })
         .collect()
 }
 
@@ -290,7 +352,9 @@ mod tests {
 
     #[test]
     fn empty_times_are_filled_from_the_interval() {
-        let r = Mepmd01::parse("MEPMD01,19970819,A,,B,,201101010000,M1,OK,E,KWH,1,00000015,3,201101010015,,1.5,,,2,,E,2.5").unwrap();
+        let r =
+            Mepmd01::parse("MEPMD01,19970819,A,,B,,201101010000,M1,OK,E,KWH,1,00000015,3,201101010015,,1.5,,,2,,E,2.5")
+                .unwrap();
         let t = r.times().unwrap();
         assert_eq!(t[2].to_string(), "2011-01-01T00:45:00Z");
         assert_eq!(r.triplets[2].flag, "E");
@@ -307,7 +371,8 @@ mod tests {
 
     #[test]
     fn bad_records_name_the_problem() {
-        let e = Mepmd01::parse("MEPMD01,1,2,3,4,5,201101010000,M,OK,W,GALREG,1,00000100,2,201101010000,,1").unwrap_err();
+        let e =
+            Mepmd01::parse("MEPMD01,1,2,3,4,5,201101010000,M,OK,W,GALREG,1,00000100,2,201101010000,,1").unwrap_err();
         assert!(e.to_string().contains("count 2 needs 20 fields"), "{e}");
         let e = Mepmd01::parse("MEPMD02,1").unwrap_err();
         assert!(e.to_string().contains("is not MEPMD01"), "{e}");
@@ -323,6 +388,9 @@ mod tests {
     fn datetime_is_utc_minutes() {
         let t: Timestamp = "2026-03-29T01:30:59Z".parse().unwrap();
         assert_eq!(datetime(t), "202603290130");
-        assert_eq!(parse_datetime("202603290130").unwrap().to_string(), "2026-03-29T01:30:00Z");
+        assert_eq!(
+            parse_datetime("202603290130").unwrap().to_string(),
+            "2026-03-29T01:30:00Z"
+        );
     }
 }

@@ -136,8 +136,8 @@ impl Keys {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let (id, key) = Self::parse_assignment(line)
-                .map_err(|e| Error::invalid("key", format!("line {}: {e}", n + 1)))?;
+            let (id, key) =
+                Self::parse_assignment(line).map_err(|e| Error::invalid("key", format!("line {}: {e}", n + 1)))?;
             keys.insert(&id, key);
         }
         Ok(keys)
@@ -218,7 +218,10 @@ pub fn decode_input(input: &[u8], protocol: Option<Protocol>, keys: &Keys) -> Ve
             .into_iter()
             .map(|(line, unit)| {
                 let p = protocol.unwrap_or_else(|| detect_text(unit));
-                FrameResult { line, result: decode_binary(p, unit, keys) }
+                FrameResult {
+                    line,
+                    result: decode_binary(p, unit, keys),
+                }
             })
             .collect();
     }
@@ -236,7 +239,11 @@ pub fn decode_input(input: &[u8], protocol: Option<Protocol>, keys: &Keys) -> Ve
                 let p = match protocol {
                     Some(p) => p,
                     None => detect_binary_with(&frame, keys).ok_or_else(|| {
-                        Error::Unrecognised(format!("{} bytes starting {}", frame.len(), hexline::format(&frame[..frame.len().min(4)])))
+                        Error::Unrecognised(format!(
+                            "{} bytes starting {}",
+                            frame.len(),
+                            hexline::format(&frame[..frame.len().min(4)])
+                        ))
                     })?,
                 };
                 decode_binary(p, &frame, keys)
@@ -249,7 +256,11 @@ pub fn decode_input(input: &[u8], protocol: Option<Protocol>, keys: &Keys) -> Ve
 
 /// IEC 62056-21 data messages carry STX; DSMR telegrams do not.
 fn detect_text(unit: &[u8]) -> Protocol {
-    if unit.iter().any(|&b| b & 0x7F == 0x02) { Protocol::Iec62056_21 } else { Protocol::Dsmr }
+    if unit.iter().any(|&b| b & 0x7F == 0x02) {
+        Protocol::Iec62056_21
+    } else {
+        Protocol::Dsmr
+    }
 }
 
 /// Splits text input into telegrams, each starting at a line that begins with `/` (after any
@@ -276,7 +287,10 @@ fn split_telegrams(input: &[u8]) -> Vec<(usize, &[u8])> {
         }
     }
     if starts.is_empty() {
-        let trimmed = input.iter().position(|&b| !(b & 0x7F).is_ascii_whitespace()).unwrap_or(0);
+        let trimmed = input
+            .iter()
+            .position(|&b| !(b & 0x7F).is_ascii_whitespace())
+            .unwrap_or(0);
         return vec![(1, &input[trimmed..])];
     }
     starts
@@ -338,7 +352,9 @@ mod tests {
         // `/?!` CR LF `/ISk5MT174` with 7E1 parity as an 8N1 port records it.
         let plain = b"/?!\r\n/ISk5MT174-0001\r\n\x020.0.0(12345678)\r\n!\r\n\x03";
         let mut readout = plain.to_vec();
-        readout.push(crate::iec62056_21::bcc(&plain[plain.iter().position(|&b| b == 2).unwrap() + 1..]));
+        readout.push(crate::iec62056_21::bcc(
+            &plain[plain.iter().position(|&b| b == 2).unwrap() + 1..],
+        ));
         let wire = crate::iec62056_21::encode_7e1(&readout);
         assert_eq!(wire[0], 0xAF);
         let frames = decode_input(&wire, None, &Keys::new());

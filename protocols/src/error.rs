@@ -68,12 +68,18 @@ pub enum Error {
 impl Error {
     /// Shorthand for a failed integrity check.
     pub fn check(check: Check, detail: impl Into<String>) -> Self {
-        Error::Check { check, detail: detail.into() }
+        Error::Check {
+            check,
+            detail: detail.into(),
+        }
     }
 
     /// Shorthand for an invalid field.
     pub fn invalid(field: &'static str, detail: impl Into<String>) -> Self {
-        Error::Invalid { field, detail: detail.into() }
+        Error::Invalid {
+            field,
+            detail: detail.into(),
+        }
     }
 
     /// The check that failed, if this is a check failure.
@@ -90,9 +96,7 @@ impl<I> From<nom::Err<nom::error::Error<I>>> for Error {
         match e {
             nom::Err::Incomplete(nom::Needed::Size(n)) => Error::Incomplete { needed: n.get() },
             nom::Err::Incomplete(nom::Needed::Unknown) => Error::Incomplete { needed: 0 },
-            nom::Err::Error(e) | nom::Err::Failure(e) => {
-                Error::invalid("frame", format!("parse error ({:?})", e.code))
-            }
+            nom::Err::Error(e) | nom::Err::Failure(e) => Error::invalid("frame", format!("parse error ({:?})", e.code)),
         }
     }
 }

@@ -194,11 +194,15 @@ impl Field {
                 })
             }
             Format::Date => {
-                let d: jiff::civil::Date = value.parse().map_err(|e| self.bad(value, format_args!("is not a YYYY-MM-DD date: {e}")))?;
+                let d: jiff::civil::Date = value
+                    .parse()
+                    .map_err(|e| self.bad(value, format_args!("is not a YYYY-MM-DD date: {e}")))?;
                 Ok(d.strftime(self.pattern()).to_string())
             }
             Format::Time => {
-                let t: jiff::civil::Time = value.parse().map_err(|e| self.bad(value, format_args!("is not a HH:MM:SS time: {e}")))?;
+                let t: jiff::civil::Time = value
+                    .parse()
+                    .map_err(|e| self.bad(value, format_args!("is not a HH:MM:SS time: {e}")))?;
                 Ok(t.strftime(self.pattern()).to_string())
             }
         }
@@ -226,21 +230,30 @@ impl Field {
                     let (i, f) = digits.split_once('.').unwrap_or((digits, ""));
                     (i.to_owned(), f.to_owned())
                 };
-                if !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) || int.is_empty() && frac.is_empty() {
+                if !int.bytes().all(|b| b.is_ascii_digit())
+                    || !frac.bytes().all(|b| b.is_ascii_digit())
+                    || int.is_empty() && frac.is_empty()
+                {
                     return Err(self.bad(text, "is not a number"));
                 }
                 let int = match int.trim_start_matches('0') {
                     "" => "0",
                     i => i,
                 };
-                Ok(if frac.is_empty() { format!("{sign}{int}") } else { format!("{sign}{int}.{frac}") })
+                Ok(if frac.is_empty() {
+                    format!("{sign}{int}")
+                } else {
+                    format!("{sign}{int}.{frac}")
+                })
             }
             Format::Date => {
-                let d = jiff::civil::Date::strptime(self.pattern(), text).map_err(|e| self.bad(text, format_args!("does not match {}: {e}", self.pattern())))?;
+                let d = jiff::civil::Date::strptime(self.pattern(), text)
+                    .map_err(|e| self.bad(text, format_args!("does not match {}: {e}", self.pattern())))?;
                 Ok(d.to_string())
             }
             Format::Time => {
-                let t = jiff::civil::Time::strptime(self.pattern(), text).map_err(|e| self.bad(text, format_args!("does not match {}: {e}", self.pattern())))?;
+                let t = jiff::civil::Time::strptime(self.pattern(), text)
+                    .map_err(|e| self.bad(text, format_args!("does not match {}: {e}", self.pattern())))?;
                 Ok(t.strftime("%H:%M:%S").to_string())
             }
         }
@@ -279,12 +292,20 @@ pub struct Record<'l> {
 impl Record<'_> {
     /// The value of a field, padding removed; `None` if the layout has no such field.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.layout.fields.iter().position(|f| f.name == name).map(|i| self.values[i].as_str())
+        self.layout
+            .fields
+            .iter()
+            .position(|f| f.name == name)
+            .map(|i| self.values[i].as_str())
     }
 
     /// Every (field name, value) pair in layout order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.layout.fields.iter().map(|f| f.name.as_str()).zip(self.values.iter().map(String::as_str))
+        self.layout
+            .fields
+            .iter()
+            .map(|f| f.name.as_str())
+            .zip(self.values.iter().map(String::as_str))
     }
 
     /// The canonical value of a typed field (number, date, time); `Ok(None)` if the layout has
@@ -313,7 +334,13 @@ impl Layout {
     /// Whether a line is a record of this layout by its record-type tag (always true without one).
     pub fn is_record(&self, line: &str) -> bool {
         match &self.record_type {
-            Some(t) => line.chars().skip(t.start.saturating_sub(1)).take(t.length).collect::<String>() == t.value,
+            Some(t) => {
+                line.chars()
+                    .skip(t.start.saturating_sub(1))
+                    .take(t.length)
+                    .collect::<String>()
+                    == t.value
+            }
             None => true,
         }
     }
@@ -323,7 +350,11 @@ impl Layout {
     pub fn format_canonical<'a>(&self, values: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<String> {
         let mut encoded = Vec::new();
         for (name, v) in values {
-            let f = self.fields.iter().find(|f| f.name == name).ok_or_else(|| Error::invalid("field", format!("layout {} has no field {name}", self.name)))?;
+            let f = self
+                .fields
+                .iter()
+                .find(|f| f.name == name)
+                .ok_or_else(|| Error::invalid("field", format!("layout {} has no field {name}", self.name)))?;
             encoded.push((name, f.encode(v)?));
         }
         let mut line = self.format(encoded.iter().map(|(n, v)| (*n, v.as_str())))?;
@@ -339,10 +370,17 @@ impl Layout {
     pub fn check(&self) -> Result<()> {
         let mut spans: Vec<(usize, usize, &str)> = Vec::new();
         if let Some(t) = &self.record_type {
-            if t.start == 0 || t.length == 0 || t.value.chars().count() != t.length || t.start - 1 + t.length > self.record_length {
+            if t.start == 0
+                || t.length == 0
+                || t.value.chars().count() != t.length
+                || t.start - 1 + t.length > self.record_length
+            {
                 return Err(Error::invalid(
                     "layout",
-                    format!("{}: record_type {:?} must be exactly length {} inside the record", self.name, t.value, t.length),
+                    format!(
+                        "{}: record_type {:?} must be exactly length {} inside the record",
+                        self.name, t.value, t.length
+                    ),
                 ));
             }
             spans.push((t.start - 1, t.start - 1 + t.length, "record_type"));
@@ -361,11 +399,17 @@ impl Layout {
                 ));
             }
             if self.fields.iter().filter(|g| g.name == f.name).count() > 1 {
-                return Err(Error::invalid("layout", format!("{}: field {} appears twice", self.name, f.name)));
+                return Err(Error::invalid(
+                    "layout",
+                    format!("{}: field {} appears twice", self.name, f.name),
+                ));
             }
             let r = f.range();
             if let Some((_, _, other)) = spans.iter().find(|(s, e, _)| r.start < *e && *s < r.end) {
-                return Err(Error::invalid("layout", format!("{}: fields {other} and {} overlap", self.name, f.name)));
+                return Err(Error::invalid(
+                    "layout",
+                    format!("{}: fields {other} and {} overlap", self.name, f.name),
+                ));
             }
             spans.push((r.start, r.end, &f.name));
         }
@@ -378,10 +422,19 @@ impl Layout {
     pub fn parse<'l>(&'l self, line: &str) -> Result<Record<'l>> {
         let chars: Vec<char> = line.chars().collect();
         if chars.len() != self.record_length {
-            let why = if chars.len() < self.record_length { "truncated record" } else { "record too long" };
+            let why = if chars.len() < self.record_length {
+                "truncated record"
+            } else {
+                "record too long"
+            };
             return Err(Error::invalid(
                 "record",
-                format!("{why}: {} characters, layout {} needs {}", chars.len(), self.name, self.record_length),
+                format!(
+                    "{why}: {} characters, layout {} needs {}",
+                    chars.len(),
+                    self.name,
+                    self.record_length
+                ),
             ));
         }
         let values = self
@@ -410,12 +463,21 @@ impl Layout {
         let mut out: Vec<char> = vec![' '; self.record_length];
         let mut given: Vec<(&str, &str)> = values.into_iter().collect();
         for f in &self.fields {
-            let value = given.iter().position(|(n, _)| *n == f.name).map(|i| given.swap_remove(i).1).unwrap_or("");
+            let value = given
+                .iter()
+                .position(|(n, _)| *n == f.name)
+                .map(|i| given.swap_remove(i).1)
+                .unwrap_or("");
             let v: Vec<char> = value.chars().collect();
             if v.len() > f.length {
                 return Err(Error::invalid(
                     "field",
-                    format!("{}: value {value:?} is {} characters, the field holds {}", f.name, v.len(), f.length),
+                    format!(
+                        "{}: value {value:?} is {} characters, the field holds {}",
+                        f.name,
+                        v.len(),
+                        f.length
+                    ),
                 ));
             }
             let pad = f.length - v.len();
@@ -432,7 +494,10 @@ impl Layout {
             }
         }
         if let Some((name, _)) = given.first() {
-            return Err(Error::invalid("field", format!("layout {} has no field {name}", self.name)));
+            return Err(Error::invalid(
+                "field",
+                format!("layout {} has no field {name}", self.name),
+            ));
         }
         Ok(out.into_iter().collect())
     }
@@ -516,8 +581,18 @@ mod tests {
     #[test]
     fn values_too_long_or_unknown_fields_are_refused() {
         let l = sensus_autoread_import();
-        assert!(l.format([("meter_id", "123456789")]).unwrap_err().to_string().contains("holds 8"));
-        assert!(l.format([("colour", "red")]).unwrap_err().to_string().contains("no field colour"));
+        assert!(
+            l.format([("meter_id", "123456789")])
+                .unwrap_err()
+                .to_string()
+                .contains("holds 8")
+        );
+        assert!(
+            l.format([("colour", "red")])
+                .unwrap_err()
+                .to_string()
+                .contains("no field colour")
+        );
     }
 
     #[test]
@@ -528,14 +603,23 @@ mod tests {
             line_ending: LineEnding::Lf,
             record_type: None,
             record_length: 8,
-            fields: vec![Field::new("a", 1, 4, Align::Right, '0'), Field::new("b", 5, 4, Align::Left, ' ')],
+            fields: vec![
+                Field::new("a", 1, 4, Align::Right, '0'),
+                Field::new("b", 5, 4, Align::Left, ' '),
+            ],
         };
         l.check().unwrap();
         let line = l.format([("a", "12"), ("b", "x")]).unwrap();
         assert_eq!(line, "0012x   ");
         assert_eq!(l.parse(&line).unwrap().get("a"), Some("12"));
         assert_eq!(l.parse("0000x   ").unwrap().get("a"), Some("0"));
-        let bad = Layout { fields: vec![Field::new("a", 1, 5, Align::Left, ' '), Field::new("b", 5, 4, Align::Left, ' ')], ..l };
+        let bad = Layout {
+            fields: vec![
+                Field::new("a", 1, 5, Align::Left, ' '),
+                Field::new("b", 5, 4, Align::Left, ' '),
+            ],
+            ..l
+        };
         assert!(bad.check().unwrap_err().to_string().contains("overlap"));
     }
 
@@ -588,7 +672,14 @@ pattern = "%H"
     #[test]
     fn toml_layouts_convert_typed_fields_both_ways() {
         let l = Layout::from_toml(TOML_LAYOUT).unwrap();
-        let line = l.format_canonical([("meter", "M1"), ("reading", "123.4"), ("date", "2026-11-02"), ("time", "07:00:00")]).unwrap();
+        let line = l
+            .format_canonical([
+                ("meter", "M1"),
+                ("reading", "123.4"),
+                ("date", "2026-11-02"),
+                ("time", "07:00:00"),
+            ])
+            .unwrap();
         assert_eq!(line, "RDM1      0000123401102202607 ");
         let rec = l.parse(&line).unwrap();
         assert!(l.is_record(&line));
@@ -597,9 +688,24 @@ pattern = "%H"
         assert_eq!(rec.canonical("date").unwrap().as_deref(), Some("2026-11-02"));
         assert_eq!(rec.canonical("time").unwrap().as_deref(), Some("07:00:00"));
         assert_eq!(Layout::from_toml(&l.to_toml().unwrap()).unwrap(), l);
-        assert!(l.format_canonical([("reading", "1.234")]).unwrap_err().to_string().contains("more than 2 decimals"));
-        assert!(l.format_canonical([("reading", "12345678")]).unwrap_err().to_string().contains("holds 9"));
-        assert!(l.format_canonical([("date", "11/02/2026")]).unwrap_err().to_string().contains("YYYY-MM-DD"));
+        assert!(
+            l.format_canonical([("reading", "1.234")])
+                .unwrap_err()
+                .to_string()
+                .contains("more than 2 decimals")
+        );
+        assert!(
+            l.format_canonical([("reading", "12345678")])
+                .unwrap_err()
+                .to_string()
+                .contains("holds 9")
+        );
+        assert!(
+            l.format_canonical([("date", "11/02/2026")])
+                .unwrap_err()
+                .to_string()
+                .contains("YYYY-MM-DD")
+        );
     }
 
     #[test]
@@ -621,7 +727,10 @@ pattern = "%H"
     fn bad_toml_layouts_are_refused_with_the_reason() {
         let e = Layout::from_toml("name = \"x\"\nrecord_length = 4\nfields = []\ncolour = 1\n").unwrap_err();
         assert!(e.to_string().contains("colour"), "{e}");
-        let e = Layout::from_toml("name = \"x\"\nrecord_length = 4\nrecord_type = { start = 1, length = 2, value = \"R\" }\nfields = []\n").unwrap_err();
+        let e = Layout::from_toml(
+            "name = \"x\"\nrecord_length = 4\nrecord_type = { start = 1, length = 2, value = \"R\" }\nfields = []\n",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("record_type"), "{e}");
     }
 }

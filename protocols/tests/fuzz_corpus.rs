@@ -87,7 +87,13 @@ fn corpus_and_artifacts_replay_without_panics() {
             Err(_) => failures.push(format!("{}: panicked", path.display())),
         }
     }
-    assert!(failures.is_empty(), "{} of {} fuzz inputs failed:\n{}", failures.len(), files.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} fuzz inputs failed:\n{}",
+        failures.len(),
+        files.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]

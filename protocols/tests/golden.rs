@@ -85,5 +85,11 @@ fn every_capture_decodes_to_its_expected_output() {
             ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} captures differ:\n{}", failures.len(), files.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} captures differ:\n{}",
+        failures.len(),
+        files.len(),
+        failures.join("\n")
+    );
 }

@@ -114,8 +114,13 @@ impl ApiState {
 
     /// A format by name: `json`, `csv`, `cmep` or a layout name.
     pub fn format(&self, name: Option<&str>) -> Result<Format, ApiError> {
-        resolve_format(&self.layouts, &self.time_zone, name.unwrap_or("json"))
-            .ok_or_else(|| ApiError::bad(format!("unknown format {:?}; use json, csv, cmep or a layout: {}", name.unwrap_or(""), self.layouts.names().collect::<Vec<_>>().join(", "))))
+        resolve_format(&self.layouts, &self.time_zone, name.unwrap_or("json")).ok_or_else(|| {
+            ApiError::bad(format!(
+                "unknown format {:?}; use json, csv, cmep or a layout: {}",
+                name.unwrap_or(""),
+                self.layouts.names().collect::<Vec<_>>().join(", ")
+            ))
+        })
     }
 }
 
@@ -138,14 +143,23 @@ pub struct ApiError {
 
 impl ApiError {
     fn bad(message: impl Into<String>) -> Self {
-        ApiError { status: StatusCode::BAD_REQUEST, message: message.into() }
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
     }
     fn not_found(message: impl Into<String>) -> Self {
-        ApiError { status: StatusCode::NOT_FOUND, message: message.into() }
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            message: message.into(),
+        }
     }
     fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "billing API request failed");
-        ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: e.to_string() }
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: e.to_string(),
+        }
     }
 }
 
@@ -160,7 +174,10 @@ impl IntoResponse for ApiError {
 pub struct Client(pub String);
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> anyhow::Result<T> + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(ApiError::internal)?.map_err(|e| ApiError::internal(format!("{e:#}")))
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::internal(format!("{e:#}")))
 }
 
 /// Every route of the API: (method, path, handler). The router and the OpenAPI test both use it.
@@ -211,18 +228,37 @@ async fn authenticate(State(state): State<ApiState>, mut req: Request, next: Nex
         }
         _ => None,
     };
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_default();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
     let Some(client) = client else {
-        let remote = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.to_string()).unwrap_or_else(|| "unknown".into());
+        let remote = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.to_string())
+            .unwrap_or_else(|| "unknown".into());
         tracing::warn!(remote = %remote, path = %req.uri().path(), "billing API request without a valid token refused");
         metrics::counter_add(metrics::HTTP_UNAUTHORIZED, &[], 1);
-        let mut resp = ApiError { status: StatusCode::UNAUTHORIZED, message: "a valid bearer token is required".into() }.into_response();
-        resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"meterd\""));
+        let mut resp = ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            message: "a valid bearer token is required".into(),
+        }
+        .into_response();
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"meterd\""),
+        );
         return resp;
     };
     req.extensions_mut().insert(Client(client));
     let resp = next.run(req).await;
-    metrics::counter_add(metrics::HTTP_REQUESTS, &[("route", &route), ("code", resp.status().as_str())], 1);
+    metrics::counter_add(
+        metrics::HTTP_REQUESTS,
+        &[("route", &route), ("code", resp.status().as_str())],
+        1,
+    );
     resp
 }
 
@@ -242,7 +278,10 @@ struct NextQuery {
 }
 
 fn rendered(doc: &super::BatchDoc, format: &Format) -> Result<Response, ApiError> {
-    let body = render::render(doc, format).map_err(|e| ApiError { status: StatusCode::UNPROCESSABLE_ENTITY, message: e.to_string() })?;
+    let body = render::render(doc, format).map_err(|e| ApiError {
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        message: e.to_string(),
+    })?;
     let mut resp = (StatusCode::OK, body).into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
@@ -250,13 +289,19 @@ fn rendered(doc: &super::BatchDoc, format: &Format) -> Result<Response, ApiError
     Ok(resp)
 }
 
-async fn next_batch(State(state): State<ApiState>, axum::Extension(Client(client)): axum::Extension<Client>, Query(q): Query<NextQuery>) -> Result<Response, ApiError> {
+async fn next_batch(
+    State(state): State<ApiState>,
+    axum::Extension(Client(client)): axum::Extension<Client>,
+    Query(q): Query<NextQuery>,
+) -> Result<Response, ApiError> {
     let format = state.format(q.format.as_deref())?;
     let max = q.max.unwrap_or(state.max_reads).clamp(1, state.max_reads);
     let store = Arc::clone(&state.store);
     let doc = blocking(move || Ok(super::pull(store.as_ref(), &client, max, Timestamp::now())?)).await?;
     match doc {
-        Some(doc) => tokio::task::spawn_blocking(move || rendered(&doc, &format)).await.map_err(ApiError::internal)?,
+        Some(doc) => tokio::task::spawn_blocking(move || rendered(&doc, &format))
+            .await
+            .map_err(ApiError::internal)?,
         None => Ok(StatusCode::NO_CONTENT.into_response()),
     }
 }
@@ -268,7 +313,8 @@ struct FormatQuery {
 }
 
 fn parse_id(id: &str) -> Result<u64, ApiError> {
-    id.parse().map_err(|_| ApiError::bad(format!("batch id {id:?} is not a number")))
+    id.parse()
+        .map_err(|_| ApiError::bad(format!("batch id {id:?} is not a number")))
 }
 
 async fn get_batch(
@@ -282,7 +328,9 @@ async fn get_batch(
     let store = Arc::clone(&state.store);
     let doc = blocking(move || Ok(super::get_doc(store.as_ref(), id)?)).await?;
     match doc {
-        Some(doc) if doc.batch.client == client => tokio::task::spawn_blocking(move || rendered(&doc, &format)).await.map_err(ApiError::internal)?,
+        Some(doc) if doc.batch.client == client => tokio::task::spawn_blocking(move || rendered(&doc, &format))
+            .await
+            .map_err(ApiError::internal)?,
         _ => Err(ApiError::not_found(format!("batch {id} not found"))),
     }
 }
@@ -302,7 +350,11 @@ struct BatchSummary {
     reads: usize,
 }
 
-async fn list_batches(State(state): State<ApiState>, axum::Extension(Client(client)): axum::Extension<Client>, Query(q): Query<ListQuery>) -> Result<Response, ApiError> {
+async fn list_batches(
+    State(state): State<ApiState>,
+    axum::Extension(Client(client)): axum::Extension<Client>,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
     let status = match q.status.as_deref() {
         None | Some("all") => None,
         Some("open") => Some(BatchStatus::Open),
@@ -325,7 +377,11 @@ async fn list_batches(State(state): State<ApiState>, axum::Extension(Client(clie
     Ok(axum::Json(serde_json::json!({ "batches": list })).into_response())
 }
 
-async fn ack_batch(State(state): State<ApiState>, axum::Extension(Client(client)): axum::Extension<Client>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn ack_batch(
+    State(state): State<ApiState>,
+    axum::Extension(Client(client)): axum::Extension<Client>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let store = Arc::clone(&state.store);
     let outcome = blocking(move || {
@@ -337,8 +393,13 @@ async fn ack_batch(State(state): State<ApiState>, axum::Extension(Client(client)
     })
     .await?;
     match outcome {
-        Some(AckOutcome::Acked { reads }) => Ok(axum::Json(serde_json::json!({ "id": id, "status": "acked", "reads": reads, "already_acked": false })).into_response()),
-        Some(AckOutcome::AlreadyAcked) => Ok(axum::Json(serde_json::json!({ "id": id, "status": "acked", "already_acked": true })).into_response()),
+        Some(AckOutcome::Acked { reads }) => Ok(axum::Json(
+            serde_json::json!({ "id": id, "status": "acked", "reads": reads, "already_acked": false }),
+        )
+        .into_response()),
+        Some(AckOutcome::AlreadyAcked) => {
+            Ok(axum::Json(serde_json::json!({ "id": id, "status": "acked", "already_acked": true })).into_response())
+        }
         None => Err(ApiError::not_found(format!("batch {id} not found"))),
     }
 }
@@ -353,7 +414,11 @@ struct ReadsQuery {
 fn parse_time(name: &str, v: Option<&str>, default: Timestamp) -> Result<Timestamp, ApiError> {
     match v {
         None | Some("") => Ok(default),
-        Some(t) => t.parse().map_err(|e| ApiError::bad(format!("{name} {t:?} is not an RFC 3339 time (2026-11-01T00:00:00Z): {e}"))),
+        Some(t) => t.parse().map_err(|e| {
+            ApiError::bad(format!(
+                "{name} {t:?} is not an RFC 3339 time (2026-11-01T00:00:00Z): {e}"
+            ))
+        }),
     }
 }
 
@@ -370,7 +435,11 @@ struct HistoryRead {
     batch: Option<u64>,
 }
 
-async fn meter_reads(State(state): State<ApiState>, Path(meter): Path<String>, Query(q): Query<ReadsQuery>) -> Result<Response, ApiError> {
+async fn meter_reads(
+    State(state): State<ApiState>,
+    Path(meter): Path<String>,
+    Query(q): Query<ReadsQuery>,
+) -> Result<Response, ApiError> {
     let from = parse_time("from", q.from.as_deref(), Timestamp::MIN)?;
     let to = parse_time("to", q.to.as_deref(), Timestamp::MAX)?;
     if from > to {
@@ -409,26 +478,58 @@ pub fn metrics_body(store: &dyn Store) -> anyhow::Result<String> {
     let txn = store.begin_read()?;
     let mut out = String::new();
     let by_status = txn.count_reads_by_status()?;
-    let samples: Vec<(Vec<(String, String)>, f64)> =
-        by_status.iter().map(|(s, n)| (vec![("status".to_owned(), s.as_str().to_owned())], *n as f64)).collect();
-    family(&mut out, "meterd_reads", Kind::Gauge, "Reads in the store, by status.", samples.iter().map(|(l, v)| (l.as_slice(), *v)));
+    let samples: Vec<(Vec<(String, String)>, f64)> = by_status
+        .iter()
+        .map(|(s, n)| (vec![("status".to_owned(), s.as_str().to_owned())], *n as f64))
+        .collect();
+    family(
+        &mut out,
+        "meterd_reads",
+        Kind::Gauge,
+        "Reads in the store, by status.",
+        samples.iter().map(|(l, v)| (l.as_slice(), *v)),
+    );
     let mut rules: std::collections::BTreeMap<Rule, u64> = Rule::ALL.iter().map(|r| (*r, 0)).collect();
     for r in txn.reads_with_status(ReadStatus::Flagged, usize::MAX)? {
         for f in &r.flags {
             *rules.entry(f.rule).or_default() += 1;
         }
     }
-    let samples: Vec<(Vec<(String, String)>, f64)> = rules.iter().map(|(r, n)| (vec![("rule".to_owned(), r.as_str().to_owned())], *n as f64)).collect();
-    family(&mut out, "meterd_flagged_reads", Kind::Gauge, "Reads held for review, by VEE rule (a read may have several).", samples.iter().map(|(l, v)| (l.as_slice(), *v)));
+    let samples: Vec<(Vec<(String, String)>, f64)> = rules
+        .iter()
+        .map(|(r, n)| (vec![("rule".to_owned(), r.as_str().to_owned())], *n as f64))
+        .collect();
+    family(
+        &mut out,
+        "meterd_flagged_reads",
+        Kind::Gauge,
+        "Reads held for review, by VEE rule (a read may have several).",
+        samples.iter().map(|(l, v)| (l.as_slice(), *v)),
+    );
     let batches = txn.batches(None)?;
     let open = batches.iter().filter(|b| b.status == BatchStatus::Open).count();
     let samples = [
         (vec![("status".to_owned(), "open".to_owned())], open as f64),
-        (vec![("status".to_owned(), "acked".to_owned())], (batches.len() - open) as f64),
+        (
+            vec![("status".to_owned(), "acked".to_owned())],
+            (batches.len() - open) as f64,
+        ),
     ];
-    family(&mut out, "meterd_batches", Kind::Gauge, "Billing batches, by status.", samples.iter().map(|(l, v)| (l.as_slice(), *v)));
+    family(
+        &mut out,
+        "meterd_batches",
+        Kind::Gauge,
+        "Billing batches, by status.",
+        samples.iter().map(|(l, v)| (l.as_slice(), *v)),
+    );
     let pending = txn.billing_changes()?.len();
-    family(&mut out, "meterd_billing_corrections_pending", Kind::Gauge, "Billed reads changed since, waiting for a correction.", [(&[][..], pending as f64)]);
+    family(
+        &mut out,
+        "meterd_billing_corrections_pending",
+        Kind::Gauge,
+        "Billed reads changed since, waiting for a correction.",
+        [(&[][..], pending as f64)],
+    );
     metrics::global().render(&mut out);
     Ok(out)
 }
@@ -436,12 +537,21 @@ pub fn metrics_body(store: &dyn Store) -> anyhow::Result<String> {
 async fn metrics_text(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let store = Arc::clone(&state.store);
     let body = blocking(move || metrics_body(store.as_ref())).await?;
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        body,
+    )
+        .into_response())
 }
 
 /// TLS settings from the configured files (the key must be private to its owner).
-pub async fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result<axum_server::tls_rustls::RustlsConfig> {
-    let cert_pem = tokio::fs::read(cert).await.with_context(|| format!("reading {}", cert.display()))?;
+pub async fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> anyhow::Result<axum_server::tls_rustls::RustlsConfig> {
+    let cert_pem = tokio::fs::read(cert)
+        .await
+        .with_context(|| format!("reading {}", cert.display()))?;
     let key_pem = crate::secrets::read_private(key)?;
     axum_server::tls_rustls::RustlsConfig::from_pem(cert_pem, key_pem.into_bytes())
         .await
@@ -465,7 +575,12 @@ pub async fn serve(
         stopper.graceful_shutdown(Some(Duration::from_secs(5)));
     });
     match tls {
-        Some(tls) => axum_server::tls_rustls::from_tcp_rustls(listener, tls)?.handle(handle).serve(app).await?,
+        Some(tls) => {
+            axum_server::tls_rustls::from_tcp_rustls(listener, tls)?
+                .handle(handle)
+                .serve(app)
+                .await?
+        }
         None => axum_server::from_tcp(listener)?.handle(handle).serve(app).await?,
     }
     Ok(())
@@ -479,7 +594,8 @@ pub async fn run(store: Arc<dyn Store>, config: HttpConfig, shutdown: Cancellati
         (None, None) => None,
         _ => anyhow::bail!("[http] needs both tls_cert and tls_key for TLS, or neither"),
     };
-    let listener = std::net::TcpListener::bind(config.listen).with_context(|| format!("billing API cannot listen on {}", config.listen))?;
+    let listener = std::net::TcpListener::bind(config.listen)
+        .with_context(|| format!("billing API cannot listen on {}", config.listen))?;
     if tls.is_none() && !config.listen.ip().is_loopback() {
         tracing::warn!(listen = %config.listen, "billing API serves plain HTTP on a non-loopback address; configure tls_cert and tls_key");
     }
@@ -497,10 +613,18 @@ mod tests {
         let h = c.http.unwrap();
         assert_eq!(h.listen.to_string(), "127.0.0.1:8417");
         assert_eq!((h.max_reads, h.time_zone.as_str()), (DEFAULT_MAX_READS, "UTC"));
-        assert!(crate::config::Config::parse("", "t").unwrap().http.is_none(), "no section, no API");
-        let e = crate::config::Config::parse("[http]\nlisen = \"0.0.0.0:1\"\n", "m.toml").unwrap_err().to_string();
+        assert!(
+            crate::config::Config::parse("", "t").unwrap().http.is_none(),
+            "no section, no API"
+        );
+        let e = crate::config::Config::parse("[http]\nlisen = \"0.0.0.0:1\"\n", "m.toml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("lisen"), "{e}");
-        let h = crate::config::Config::parse("[http]\ntime_zone = \"Mars/Olympus\"\n", "t").unwrap().http.unwrap();
+        let h = crate::config::Config::parse("[http]\ntime_zone = \"Mars/Olympus\"\n", "t")
+            .unwrap()
+            .http
+            .unwrap();
         assert!(format!("{:#}", h.time_zone().unwrap_err()).contains("Mars/Olympus"));
     }
 }

@@ -13,7 +13,10 @@ use super::render::LAYOUT_VALUES;
 
 /// The layouts compiled into meterd.
 pub const BUNDLED: [(&str, &str); 2] = [
-    ("sensus-autoread-export.toml", include_str!("../../layouts/sensus-autoread-export.toml")),
+    (
+        "sensus-autoread-export.toml",
+        include_str!("../../layouts/sensus-autoread-export.toml"),
+    ),
     ("municipal-cis.toml", include_str!("../../layouts/municipal-cis.toml")),
 ];
 
@@ -32,11 +35,18 @@ pub fn parse(text: &str, file: &str) -> anyhow::Result<Layout> {
     for f in &layout.fields {
         if !LAYOUT_VALUES.iter().any(|(n, _)| *n == f.name) {
             let known: Vec<&str> = LAYOUT_VALUES.iter().map(|(n, _)| *n).collect();
-            bail!("layout file {file}: field {:?} is not a billing value; known: {}", f.name, known.join(", "));
+            bail!(
+                "layout file {file}: field {:?} is not a billing value; known: {}",
+                f.name,
+                known.join(", ")
+            );
         }
     }
     if BUILTIN_FORMATS.contains(&layout.name.as_str()) {
-        bail!("layout file {file}: the name {:?} is taken by a built-in format", layout.name);
+        bail!(
+            "layout file {file}: the name {:?} is taken by a built-in format",
+            layout.name
+        );
     }
     Ok(layout)
 }
@@ -81,7 +91,10 @@ mod tests {
     #[test]
     fn bundled_layouts_load_and_round_trip_through_toml() {
         let l = Layouts::load(None).unwrap();
-        assert_eq!(l.names().collect::<Vec<_>>(), ["municipal-cis", "sensus-autoread-export"]);
+        assert_eq!(
+            l.names().collect::<Vec<_>>(),
+            ["municipal-cis", "sensus-autoread-export"]
+        );
         for name in ["municipal-cis", "sensus-autoread-export"] {
             let layout = l.get(name).unwrap();
             assert_eq!(Layout::from_toml(&layout.to_toml().unwrap()).unwrap(), *layout);
@@ -98,9 +111,15 @@ mod tests {
         .unwrap();
         let l = Layouts::load(Some(dir.path())).unwrap();
         assert_eq!(l.get("mine").unwrap().record_length, 10);
-        std::fs::write(dir.path().join("bad.toml"), "name = \"bad\"\nrecord_length = 10\n[[fields]]\nname = \"meterid\"\nstart = 1\nlength = 10\n")
-            .unwrap();
+        std::fs::write(
+            dir.path().join("bad.toml"),
+            "name = \"bad\"\nrecord_length = 10\n[[fields]]\nname = \"meterid\"\nstart = 1\nlength = 10\n",
+        )
+        .unwrap();
         let e = format!("{:#}", Layouts::load(Some(dir.path())).unwrap_err());
-        assert!(e.contains("bad.toml") && e.contains("\"meterid\" is not a billing value"), "{e}");
+        assert!(
+            e.contains("bad.toml") && e.contains("\"meterid\" is not a billing value"),
+            "{e}"
+        );
     }
 }

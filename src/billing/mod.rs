@@ -54,7 +54,10 @@ pub fn next_batch(store: &dyn Store, client: &str, max: usize, now: Timestamp) -
     match pull(store, client, max, now)? {
         Some(doc) => {
             let txn = store.begin_read()?;
-            Ok(Some(BatchWithReads { reads: batch_reads(txn.as_ref(), &doc.batch)?, batch: doc.batch }))
+            Ok(Some(BatchWithReads {
+                reads: batch_reads(txn.as_ref(), &doc.batch)?,
+                batch: doc.batch,
+            }))
         }
         None => Ok(None),
     }
@@ -87,7 +90,11 @@ pub fn pull(store: &dyn Store, client: &str, max: usize, now: Timestamp) -> Resu
             }
         }
     }
-    let mut changed: BTreeMap<u64, Option<BillingChange>> = txn.billing_changes()?.into_iter().map(|(id, c)| (id, Some(c))).collect();
+    let mut changed: BTreeMap<u64, Option<BillingChange>> = txn
+        .billing_changes()?
+        .into_iter()
+        .map(|(id, c)| (id, Some(c)))
+        .collect();
     for id in rebilled {
         changed.entry(id).or_insert(None);
     }
@@ -99,7 +106,12 @@ pub fn pull(store: &dyn Store, client: &str, max: usize, now: Timestamp) -> Resu
     }
     fresh.sort_by_key(|r| r.id);
     let mut read_ids: Vec<u64> = fresh.iter().map(|r| r.id).collect();
-    read_ids.extend(corrections.iter().filter(|c| c.new_value.is_some()).map(|c| c.line.read_id));
+    read_ids.extend(
+        corrections
+            .iter()
+            .filter(|c| c.new_value.is_some())
+            .map(|c| c.line.read_id),
+    );
     let batch = txn.create_batch(client, read_ids, now)?;
     let meters = meters_of(txn.as_ref(), &fresh)?;
     // What billing has of a fresh read is the read itself until it changes (the change note
@@ -107,7 +119,10 @@ pub fn pull(store: &dyn Store, client: &str, max: usize, now: Timestamp) -> Resu
     let mut billed = Vec::with_capacity(corrections.len());
     let mut lines = Vec::with_capacity(fresh.len());
     for r in &fresh {
-        lines.push(line_of(r, meters.get(r.read.meter_id.as_str()).and_then(Option::as_ref)));
+        lines.push(line_of(
+            r,
+            meters.get(r.read.meter_id.as_str()).and_then(Option::as_ref),
+        ));
     }
     txn.set_billing_state(&mut fresh, ReadStatus::Batched, batch.id)?;
     for c in &corrections {
@@ -143,8 +158,14 @@ fn contents_of(txn: &dyn crate::store::ReadTxn, batch: &Batch) -> Result<BatchCo
     }
     let reads = batch_reads(txn, batch)?;
     let meters = meters_of(txn, &reads)?;
-    let lines = reads.iter().map(|r| line_of(r, meters.get(r.read.meter_id.as_str()).and_then(Option::as_ref))).collect();
-    Ok(BatchContents { lines, corrections: Vec::new() })
+    let lines = reads
+        .iter()
+        .map(|r| line_of(r, meters.get(r.read.meter_id.as_str()).and_then(Option::as_ref)))
+        .collect();
+    Ok(BatchContents {
+        lines,
+        corrections: Vec::new(),
+    })
 }
 
 fn meters_of(txn: &dyn crate::store::ReadTxn, reads: &[StoredRead]) -> Result<BTreeMap<String, Option<Meter>>> {
@@ -163,7 +184,9 @@ fn line_of(r: &StoredRead, meter: Option<&Meter>) -> BatchLine {
         route: meter.map(|m| m.route.clone()).unwrap_or_default(),
         service: meter.map(|m| m.service),
         unit: meter.map(|m| m.unit.clone()).unwrap_or_default(),
-        multiplier: meter.map(|m| m.multiplier).unwrap_or(crate::model::Quantity::from_micros(crate::model::SCALE)),
+        multiplier: meter
+            .map(|m| m.multiplier)
+            .unwrap_or(crate::model::Quantity::from_micros(crate::model::SCALE)),
         read_at: r.read.read_at,
         value: r.read.value,
         consumption: r.consumption,
@@ -199,23 +222,36 @@ fn corrections_due(
             txn.clear_billing_change(id)?;
             // No change was recorded: the value is what went out; only the status moved.
             if let Some(batch) = read.batch.filter(|_| ReadStatus::BILLABLE.contains(&read.status)) {
-                read.status = if txn.batch(batch)?.is_some_and(|b| b.status == BatchStatus::Acked) { ReadStatus::Exported } else { ReadStatus::Batched };
+                read.status = if txn.batch(batch)?.is_some_and(|b| b.status == BatchStatus::Acked) {
+                    ReadStatus::Exported
+                } else {
+                    ReadStatus::Batched
+                };
                 txn.update_read(&read)?;
             }
             continue;
         };
         let Some(batch) = txn.batch(billed.batch)? else {
-            return Err(StoreError::NotFound { what: "batch", id: billed.batch.to_string() });
+            return Err(StoreError::NotFound {
+                what: "batch",
+                id: billed.batch.to_string(),
+            });
         };
         if batch.client != client || batch.status == BatchStatus::Open || read.status == ReadStatus::Flagged {
             continue;
         }
         let withdrawn = read.status == ReadStatus::Rejected;
-        if withdrawn == billed.withdrawn && (withdrawn || (read.read.value == billed.value && read.read.read_at == billed.read_at)) {
+        if withdrawn == billed.withdrawn
+            && (withdrawn || (read.read.value == billed.value && read.read.read_at == billed.read_at))
+        {
             // Back to what billing has: nothing to tell it.
             txn.clear_billing_change(id)?;
             if ReadStatus::BILLABLE.contains(&read.status) {
-                read.status = if txn.batch(billed.batch)?.is_some_and(|b| b.status == BatchStatus::Acked) { ReadStatus::Exported } else { ReadStatus::Batched };
+                read.status = if txn.batch(billed.batch)?.is_some_and(|b| b.status == BatchStatus::Acked) {
+                    ReadStatus::Exported
+                } else {
+                    ReadStatus::Batched
+                };
                 read.batch = Some(billed.batch);
                 txn.update_read(&read)?;
             }
@@ -224,7 +260,11 @@ fn corrections_due(
         let meter = txn.meter(&read.read.meter_id)?;
         let line = line_of(&read, meter.as_ref());
         let reason = reason.unwrap_or_else(|| {
-            if withdrawn { "read rejected after billing".to_owned() } else { "read changed after billing".to_owned() }
+            if withdrawn {
+                "read rejected after billing".to_owned()
+            } else {
+                "read changed after billing".to_owned()
+            }
         });
         corrections.push(Correction {
             line,
@@ -244,7 +284,10 @@ fn corrections_due(
 pub fn get_doc(store: &dyn Store, id: BatchId) -> Result<Option<BatchDoc>> {
     let txn = store.begin_read()?;
     match txn.batch(id)? {
-        Some(batch) => Ok(Some(BatchDoc { contents: contents_of(txn.as_ref(), &batch)?, batch })),
+        Some(batch) => Ok(Some(BatchDoc {
+            contents: contents_of(txn.as_ref(), &batch)?,
+            batch,
+        })),
         None => Ok(None),
     }
 }
@@ -258,7 +301,12 @@ pub fn note_change(txn: &mut dyn WriteTxn, read: u64, reason: &str, by: Option<&
         Some(c) => c.billed,
         None => txn.read(read)?.as_ref().and_then(BillingChange::billed_of),
     };
-    let change = BillingChange { reason: Some(reason.to_owned()), by: by.map(str::to_owned), at: to_store_precision(now), billed };
+    let change = BillingChange {
+        reason: Some(reason.to_owned()),
+        by: by.map(str::to_owned),
+        at: to_store_precision(now),
+        billed,
+    };
     txn.note_billing_change(read, &change)
 }
 
@@ -266,7 +314,12 @@ fn batch_reads(txn: &dyn crate::store::ReadTxn, batch: &Batch) -> Result<Vec<Sto
     batch
         .read_ids
         .iter()
-        .map(|&id| txn.read(id)?.ok_or_else(|| StoreError::NotFound { what: "read", id: id.to_string() }))
+        .map(|&id| {
+            txn.read(id)?.ok_or_else(|| StoreError::NotFound {
+                what: "read",
+                id: id.to_string(),
+            })
+        })
         .collect()
 }
 
@@ -274,7 +327,10 @@ fn batch_reads(txn: &dyn crate::store::ReadTxn, batch: &Batch) -> Result<Vec<Sto
 pub fn get_batch(store: &dyn Store, id: BatchId) -> Result<Option<BatchWithReads>> {
     let txn = store.begin_read()?;
     match txn.batch(id)? {
-        Some(batch) => Ok(Some(BatchWithReads { reads: batch_reads(txn.as_ref(), &batch)?, batch })),
+        Some(batch) => Ok(Some(BatchWithReads {
+            reads: batch_reads(txn.as_ref(), &batch)?,
+            batch,
+        })),
         None => Ok(None),
     }
 }
@@ -292,7 +348,10 @@ pub enum AckOutcome {
 pub fn ack_batch(store: &dyn Store, id: BatchId, now: Timestamp) -> Result<AckOutcome> {
     let now = to_store_precision(now);
     let mut txn = store.begin_write()?;
-    let mut batch = txn.batch(id)?.ok_or_else(|| StoreError::NotFound { what: "batch", id: id.to_string() })?;
+    let mut batch = txn.batch(id)?.ok_or_else(|| StoreError::NotFound {
+        what: "batch",
+        id: id.to_string(),
+    })?;
     if batch.status == BatchStatus::Acked {
         return Ok(AckOutcome::AlreadyAcked);
     }
@@ -305,5 +364,7 @@ pub fn ack_batch(store: &dyn Store, id: BatchId, now: Timestamp) -> Result<AckOu
     batch.acked_at = Some(now);
     txn.update_batch(&batch)?;
     txn.commit()?;
-    Ok(AckOutcome::Acked { reads: batch.read_ids.len() })
+    Ok(AckOutcome::Acked {
+        reads: batch.read_ids.len(),
+    })
 }

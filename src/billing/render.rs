@@ -3,7 +3,6 @@
 //! Every renderer is a pure function of the stored batch ([`BatchDoc`]), so the same batch
 //! always renders to the same bytes.
 
-
 use jiff::tz::TimeZone;
 use meterd_protocols::cmep::{self, Mepmd01, Triplet};
 use meterd_protocols::fixed_width::Layout;
@@ -179,31 +178,32 @@ pub const CSV_HEADER: [&str; 17] = [
 fn csv(doc: &BatchDoc) -> Vec<u8> {
     let mut w = csv::Writer::from_writer(Vec::with_capacity(128 + 120 * doc.contents.lines.len()));
     let id = doc.batch.id.to_string();
-    let row = |w: &mut csv::Writer<Vec<u8>>, kind: &str, l: &BatchLine, value: Option<Quantity>, c: Option<&Correction>| {
-        let (ob, ov, reason) = match c {
-            Some(c) => (c.original_batch.to_string(), c.old_value.to_string(), c.reason.as_str()),
-            None => (String::new(), String::new(), ""),
+    let row =
+        |w: &mut csv::Writer<Vec<u8>>, kind: &str, l: &BatchLine, value: Option<Quantity>, c: Option<&Correction>| {
+            let (ob, ov, reason) = match c {
+                Some(c) => (c.original_batch.to_string(), c.old_value.to_string(), c.reason.as_str()),
+                None => (String::new(), String::new(), ""),
+            };
+            w.write_record([
+                kind,
+                &id,
+                &l.read_id.to_string(),
+                &l.meter_id,
+                &l.account,
+                &l.route,
+                l.service.map(Service::as_str).unwrap_or(""),
+                &l.read_at.to_string(),
+                &value.map(|v| v.to_string()).unwrap_or_default(),
+                &l.unit,
+                &l.consumption.map(|v| v.to_string()).unwrap_or_default(),
+                l.status.as_str(),
+                l.read_type.as_str(),
+                &l.codes.join(" "),
+                &ob,
+                &ov,
+                reason,
+            ])
         };
-        w.write_record([
-            kind,
-            &id,
-            &l.read_id.to_string(),
-            &l.meter_id,
-            &l.account,
-            &l.route,
-            l.service.map(Service::as_str).unwrap_or(""),
-            &l.read_at.to_string(),
-            &value.map(|v| v.to_string()).unwrap_or_default(),
-            &l.unit,
-            &l.consumption.map(|v| v.to_string()).unwrap_or_default(),
-            l.status.as_str(),
-            l.read_type.as_str(),
-            &l.codes.join(" "),
-            &ob,
-            &ov,
-            reason,
-        ])
-    };
     // Writing into a Vec cannot fail.
     w.write_record(CSV_HEADER).expect("in memory");
     for l in &doc.contents.lines {
@@ -225,7 +225,10 @@ pub fn cmep_units(service: Option<Service>, unit: &str) -> String {
         (_, "gal" | "gallon" | "gallons") => "GALREG".into(),
         (_, "cf" | "ft3" | "cuft") => "CFREG".into(),
         (Some(Service::Gas), "therm" | "therms" | "") => "GASREG".into(),
-        (_, u) => format!("{}REG", u.to_ascii_uppercase().replace(|c: char| !c.is_ascii_alphanumeric(), "")),
+        (_, u) => format!(
+            "{}REG",
+            u.to_ascii_uppercase().replace(|c: char| !c.is_ascii_alphanumeric(), "")
+        ),
     }
 }
 
@@ -278,7 +281,11 @@ fn cmep_record(doc: &BatchDoc, l: &BatchLine, purpose: &str, flag: &str, value: 
 fn cmep(doc: &BatchDoc) -> Result<Vec<u8>, RenderError> {
     let mut out = Vec::with_capacity(128 * (doc.contents.lines.len() + 1));
     let mut put = |rec: Mepmd01, read: u64| -> Result<(), RenderError> {
-        let line = rec.encode().map_err(|e| RenderError { batch: doc.batch.id, read, detail: e.to_string() })?;
+        let line = rec.encode().map_err(|e| RenderError {
+            batch: doc.batch.id,
+            read,
+            detail: e.to_string(),
+        })?;
         out.extend_from_slice(line.as_bytes());
         out.extend_from_slice(b"\r\n");
         Ok(())
@@ -304,12 +311,18 @@ pub const LAYOUT_VALUES: [(&str, &str); 19] = [
     ("service", "W, G or E"),
     ("read_date", "date of the read (format = \"date\")"),
     ("read_time", "time of the read (format = \"time\")"),
-    ("value", "the reading (new value for a correction; empty when withdrawn)"),
+    (
+        "value",
+        "the reading (new value for a correction; empty when withdrawn)",
+    ),
     ("unit", "register unit"),
     ("consumption", "consumption since the previous read"),
     ("multiplier", "billing multiplier"),
     ("status", "validated, accepted, edited or estimated"),
-    ("read_type", "M manual, R radio, P probe, G gateway, E estimate, C customer"),
+    (
+        "read_type",
+        "M manual, R radio, P probe, G gateway, E estimate, C customer",
+    ),
     ("note_code", "the read's first skip/trouble/note code"),
     ("original_batch", "corrections: the batch that carried the old value"),
     ("old_value", "corrections: the value billed before"),
@@ -346,7 +359,9 @@ fn fixed_width(doc: &BatchDoc, layout: &Layout, tz: &TimeZone) -> Result<Vec<u8>
         let read_id = l.read_id.to_string();
         let consumption = l.consumption.map(|v| v.to_string()).unwrap_or_default();
         let multiplier = l.multiplier.to_string();
-        let (ob, ov) = c.map(|c| (c.original_batch.to_string(), c.old_value.to_string())).unwrap_or_default();
+        let (ob, ov) = c
+            .map(|c| (c.original_batch.to_string(), c.old_value.to_string()))
+            .unwrap_or_default();
         let all: [(&str, &str); 19] = [
             ("record", if c.is_some() { "C" } else { "R" }),
             ("batch_id", &batch_id),
@@ -368,10 +383,14 @@ fn fixed_width(doc: &BatchDoc, layout: &Layout, tz: &TimeZone) -> Result<Vec<u8>
             ("old_value", &ov),
             ("reason", c.map(|c| c.reason.as_str()).unwrap_or("")),
         ];
-        let used = all.into_iter().filter(|(n, _)| layout.fields.iter().any(|f| f.name == *n));
-        let line = layout
-            .format_canonical(used)
-            .map_err(|e| RenderError { batch: doc.batch.id, read: l.read_id, detail: format!("layout {}: {e}", layout.name) })?;
+        let used = all
+            .into_iter()
+            .filter(|(n, _)| layout.fields.iter().any(|f| f.name == *n));
+        let line = layout.format_canonical(used).map_err(|e| RenderError {
+            batch: doc.batch.id,
+            read: l.read_id,
+            detail: format!("layout {}: {e}", layout.name),
+        })?;
         out.extend_from_slice(line.as_bytes());
         out.extend_from_slice(eol.as_bytes());
         Ok(())
@@ -417,8 +436,18 @@ mod tests {
             corrected_at: line.read_at,
         };
         BatchDoc {
-            batch: Batch { id: 9, client: "cis".into(), read_ids: vec![7], status: BatchStatus::Open, created_at: line.read_at, acked_at: None },
-            contents: BatchContents { lines: vec![line], corrections: vec![correction] },
+            batch: Batch {
+                id: 9,
+                client: "cis".into(),
+                read_ids: vec![7],
+                status: BatchStatus::Open,
+                created_at: line.read_at,
+                acked_at: None,
+            },
+            contents: BatchContents {
+                lines: vec![line],
+                corrections: vec![correction],
+            },
         }
     }
 
@@ -427,8 +456,14 @@ mod tests {
         let text = String::from_utf8(render(&doc("typo, fixed", "SC"), &Format::Csv).unwrap()).unwrap();
         let rows: Vec<&str> = text.lines().collect();
         assert_eq!(rows[0], CSV_HEADER.join(","));
-        assert!(rows[1].starts_with("read,9,7,\"M,1\",A1,R,gas,2026-03-29T01:30:59Z,12.5,ccf,,estimated,manual,SC,,,"), "{text}");
-        assert!(rows[2].starts_with("correction,9,7,") && rows[2].ends_with(",3,12,\"typo, fixed\""), "{text}");
+        assert!(
+            rows[1].starts_with("read,9,7,\"M,1\",A1,R,gas,2026-03-29T01:30:59Z,12.5,ccf,,estimated,manual,SC,,,"),
+            "{text}"
+        );
+        assert!(
+            rows[2].starts_with("correction,9,7,") && rows[2].ends_with(",3,12,\"typo, fixed\""),
+            "{text}"
+        );
     }
 
     #[test]
@@ -441,8 +476,18 @@ mod tests {
         let recs = cmep::parse_file(&text).unwrap();
         assert_eq!(recs[0].meter_id, "M,1");
         assert_eq!((recs[0].commodity.as_str(), recs[0].units.as_str()), ("G", "CCFREG"));
-        assert_eq!((recs[0].triplets[0].at.as_deref(), recs[0].triplets[0].flag.as_str()), (Some("202603290130"), "E"));
-        assert_eq!((recs[1].purpose.as_str(), recs[1].triplets[0].flag.as_str(), recs[1].triplets[0].value.as_str()), ("RESEND", "A", "12.5"));
+        assert_eq!(
+            (recs[0].triplets[0].at.as_deref(), recs[0].triplets[0].flag.as_str()),
+            (Some("202603290130"), "E")
+        );
+        assert_eq!(
+            (
+                recs[1].purpose.as_str(),
+                recs[1].triplets[0].flag.as_str(),
+                recs[1].triplets[0].value.as_str()
+            ),
+            ("RESEND", "A", "12.5")
+        );
     }
 
     #[test]
@@ -450,11 +495,18 @@ mod tests {
         let layouts = super::super::layouts::Layouts::load(None).unwrap();
         let l = layouts.get("municipal-cis").unwrap();
         let e = render(&doc("r", "TOO-LONG-CODE"), &Format::Layout(l.clone(), TimeZone::UTC)).unwrap_err();
-        assert!(e.to_string().contains("batch 9: read 7: layout municipal-cis") && e.to_string().contains("note_code"), "{e}");
+        assert!(
+            e.to_string().contains("batch 9: read 7: layout municipal-cis") && e.to_string().contains("note_code"),
+            "{e}"
+        );
         let chicago = TimeZone::get("America/Chicago").unwrap();
         let text = String::from_utf8(render(&doc("r", "SC"), &Format::Layout(l.clone(), chicago)).unwrap()).unwrap();
         let rec = l.parse(text.lines().next().unwrap()).unwrap();
-        assert_eq!(rec.canonical("read_date").unwrap().as_deref(), Some("2026-03-28"), "local date in Chicago");
+        assert_eq!(
+            rec.canonical("read_date").unwrap().as_deref(),
+            Some("2026-03-28"),
+            "local date in Chicago"
+        );
         assert_eq!(rec.canonical("value").unwrap().as_deref(), Some("12.500"));
     }
 }

@@ -32,8 +32,13 @@ fn hash(token: &str) -> [u8; 32] {
 }
 
 fn check_name(name: &str) -> Result<(), TokenError> {
-    let ok = !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-    if ok { Ok(()) } else { Err(TokenError::BadName(name.to_owned())) }
+    let ok =
+        !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(TokenError::BadName(name.to_owned()))
+    }
 }
 
 /// Create a token for billing client `name`; returns the token text (the only time it exists).
@@ -44,10 +49,19 @@ pub fn create(store: &dyn Store, name: &str, now: Timestamp) -> Result<String, T
     rand::rng().fill_bytes(&mut bytes);
     let token = format!("{PREFIX}{}", hex::encode(bytes));
     let mut txn = store.begin_write()?;
-    if txn.api_tokens()?.iter().any(|t| t.name == name && t.revoked_at.is_none()) {
+    if txn
+        .api_tokens()?
+        .iter()
+        .any(|t| t.name == name && t.revoked_at.is_none())
+    {
         return Err(TokenError::Exists(name.to_owned()));
     }
-    txn.put_api_token(&ApiToken { name: name.to_owned(), sha256: hash(&token), created_at: to_store_precision(now), revoked_at: None })?;
+    txn.put_api_token(&ApiToken {
+        name: name.to_owned(),
+        sha256: hash(&token),
+        created_at: to_store_precision(now),
+        revoked_at: None,
+    })?;
     txn.commit()?;
     Ok(token)
 }
@@ -102,7 +116,10 @@ mod tests {
         assert_eq!(verify(&store, "mtd_00").unwrap(), None);
         let listed = list(&store).unwrap();
         assert_eq!(listed.len(), 1);
-        assert!(!format!("{listed:?}").contains(&tok[PREFIX.len()..]), "the token itself is never stored");
+        assert!(
+            !format!("{listed:?}").contains(&tok[PREFIX.len()..]),
+            "the token itself is never stored"
+        );
         revoke(&store, "cis", now).unwrap();
         assert_eq!(verify(&store, &tok).unwrap(), None);
         assert!(matches!(revoke(&store, "cis", now), Err(TokenError::Unknown(_))));

@@ -39,10 +39,18 @@ pub fn run(env: &Env, cmd: AuditCmd) -> anyhow::Result<()> {
                 }
             }
             if !report.ok() {
-                anyhow::bail!("audit trail is NOT intact: {} problem(s) in {} entries", report.problems.len(), report.recorded);
+                anyhow::bail!(
+                    "audit trail is NOT intact: {} problem(s) in {} entries",
+                    report.problems.len(),
+                    report.recorded
+                );
             }
             if !json {
-                say!(env, "audit trail intact: {} entries, hash chain verified", report.recorded);
+                say!(
+                    env,
+                    "audit trail intact: {} entries, hash chain verified",
+                    report.recorded
+                );
             }
             Ok(())
         }
@@ -56,11 +64,32 @@ pub fn run(env: &Env, cmd: AuditCmd) -> anyhow::Result<()> {
             if json {
                 return print_json(env, &entries);
             }
-            say!(env, "{:>5}  {:<20} {:<10} {:<10} {:>8}  {:>12} {:>12}  {:<22} reason", "entry", "at", "clerk", "action", "read", "old value", "new value", "status");
+            say!(
+                env,
+                "{:>5}  {:<20} {:<10} {:<10} {:>8}  {:>12} {:>12}  {:<22} reason",
+                "entry",
+                "at",
+                "clerk",
+                "action",
+                "read",
+                "old value",
+                "new value",
+                "status"
+            );
             for e in &entries {
-                say!(env, "{:>5}  {:<20} {:<10} {:<10} {:>8}  {:>12} {:>12}  {:<22} {}",
-                    e.seq, e.at.strftime("%Y-%m-%d %H:%M:%S").to_string(), e.clerk, e.action.as_str(), e.read_id,
-                    e.old_value.to_string(), e.new_value.to_string(), format!("{} → {}", e.old_status, e.new_status), e.reason);
+                say!(
+                    env,
+                    "{:>5}  {:<20} {:<10} {:<10} {:>8}  {:>12} {:>12}  {:<22} {}",
+                    e.seq,
+                    e.at.strftime("%Y-%m-%d %H:%M:%S").to_string(),
+                    e.clerk,
+                    e.action.as_str(),
+                    e.read_id,
+                    e.old_value.to_string(),
+                    e.new_value.to_string(),
+                    format!("{} → {}", e.old_status, e.new_status),
+                    e.reason
+                );
             }
             say!(env, "{} entries", entries.len());
             Ok(())

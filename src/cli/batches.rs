@@ -62,11 +62,16 @@ struct ListView {
 fn write_durably(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
     use anyhow::Context as _;
     use std::io::Write as _;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("creating a file in {}", dir.display()))?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let mut tmp =
+        tempfile::NamedTempFile::new_in(dir).with_context(|| format!("creating a file in {}", dir.display()))?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
-    tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 
@@ -90,13 +95,19 @@ pub fn run(env: &Env, cmd: BatchesCmd) -> anyhow::Result<()> {
                     created_at: Some(b.batch.created_at.to_string()),
                     reads: views(&b.reads),
                 },
-                None => BatchView { id: None, status: None, created_at: None, reads: Vec::new() },
+                None => BatchView {
+                    id: None,
+                    status: None,
+                    created_at: None,
+                    reads: Vec::new(),
+                },
             };
             if json {
                 return print_json(env, &view);
             }
             match b {
-                Some(b) => say!(env, 
+                Some(b) => say!(
+                    env,
                     "batch {} (created {}): {} reads; acknowledge with `meterd batches ack {}`",
                     b.batch.id,
                     b.batch.created_at,
@@ -107,11 +118,19 @@ pub fn run(env: &Env, cmd: BatchesCmd) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        BatchesCmd::Export { format, out, client, max } => {
+        BatchesCmd::Export {
+            format,
+            out,
+            client,
+            max,
+        } => {
             let http = env.config.http.clone().unwrap_or_default();
             let layouts = billing::layouts::Layouts::load(http.layouts_dir.as_deref())?;
             let fmt = billing::http::resolve_format(&layouts, &http.time_zone()?, &format).ok_or_else(|| {
-                anyhow::anyhow!("unknown format {format:?}; use json, csv, cmep or a layout: {}", layouts.names().collect::<Vec<_>>().join(", "))
+                anyhow::anyhow!(
+                    "unknown format {format:?}; use json, csv, cmep or a layout: {}",
+                    layouts.names().collect::<Vec<_>>().join(", ")
+                )
             })?;
             match billing::pull(&store, &client, max as usize, jiff::Timestamp::now())? {
                 Some(doc) => {
@@ -127,12 +146,22 @@ pub fn run(env: &Env, cmd: BatchesCmd) -> anyhow::Result<()> {
                         doc.batch.id
                     );
                 }
-                None => say!(env, "nothing to bill: no validated reads outside a batch; {} not written", out.display()),
+                None => say!(
+                    env,
+                    "nothing to bill: no validated reads outside a batch; {} not written",
+                    out.display()
+                ),
             }
             Ok(())
         }
         BatchesCmd::List { status, json } => {
-            let status = status.map(|s| if s == "open" { crate::model::BatchStatus::Open } else { crate::model::BatchStatus::Acked });
+            let status = status.map(|s| {
+                if s == "open" {
+                    crate::model::BatchStatus::Open
+                } else {
+                    crate::model::BatchStatus::Acked
+                }
+            });
             let list: Vec<ListView> = store
                 .begin_read()?
                 .batches(status)?
@@ -140,7 +169,11 @@ pub fn run(env: &Env, cmd: BatchesCmd) -> anyhow::Result<()> {
                 .map(|b| ListView {
                     id: b.id,
                     client: b.client,
-                    status: if b.status == crate::model::BatchStatus::Open { "open" } else { "acked" },
+                    status: if b.status == crate::model::BatchStatus::Open {
+                        "open"
+                    } else {
+                        "acked"
+                    },
                     created_at: b.created_at.to_string(),
                     acked_at: b.acked_at.map(|t| t.to_string()),
                     reads: b.read_ids.len(),
@@ -150,7 +183,15 @@ pub fn run(env: &Env, cmd: BatchesCmd) -> anyhow::Result<()> {
                 return print_json(env, &list);
             }
             for b in list {
-                say!(env, "{:>6}  {:<16} {:<6} {:>7} reads  created {}", b.id, b.client, b.status, b.reads, b.created_at);
+                say!(
+                    env,
+                    "{:>6}  {:<16} {:<6} {:>7} reads  created {}",
+                    b.id,
+                    b.client,
+                    b.status,
+                    b.reads,
+                    b.created_at
+                );
             }
             Ok(())
         }

@@ -16,7 +16,10 @@ pub struct CheckConfigArgs {
 /// Syntax and values were checked when the file was loaded (an error there names the line);
 /// here the files it refers to are checked, then the effective configuration printed.
 pub fn run(env: &Env, args: CheckConfigArgs) -> anyhow::Result<()> {
-    let shown = env.config_path.as_ref().map_or_else(|| "(no file: defaults)".to_owned(), |p| p.display().to_string());
+    let shown = env
+        .config_path
+        .as_ref()
+        .map_or_else(|| "(no file: defaults)".to_owned(), |p| p.display().to_string());
     let problems = env.config.check_files();
     if !problems.is_empty() {
         for p in &problems {
@@ -25,7 +28,11 @@ pub fn run(env: &Env, args: CheckConfigArgs) -> anyhow::Result<()> {
         anyhow::bail!("{shown}: {} problem(s) with referenced files", problems.len());
     }
     if !args.quiet {
-        say!(env, "# effective configuration from {shown}; data directory {}", env.data_dir.display());
+        say!(
+            env,
+            "# effective configuration from {shown}; data directory {}",
+            env.data_dir.display()
+        );
         say!(env, "# (defaults filled in, secrets redacted)");
         say!(env, "{}", env.config.effective_toml().trim_end());
     }

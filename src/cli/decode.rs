@@ -46,7 +46,10 @@ pub fn run(env: &Env, args: DecodeArgs) -> Result<()> {
     let (name, input) = match args.input.as_deref() {
         None => ("stdin".to_owned(), read_stdin()?),
         Some(p) if p.as_os_str() == "-" => ("stdin".to_owned(), read_stdin()?),
-        Some(p) => (p.display().to_string(), std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
+        Some(p) => (
+            p.display().to_string(),
+            std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+        ),
     };
     let frames = decode_input(&input, args.protocol, &keys);
     let mut refused = 0usize;

@@ -41,12 +41,17 @@ pub fn run(env: &Env, args: DemoArgs) -> anyhow::Result<()> {
     let store = std::sync::Arc::new(RedbStore::open_dir(&dir.join("store"))?);
     let (meters_file, reads_file) = demo::write_files(&dir)?;
 
-    say!(env, "meterd demo: a small town in a fresh store at {}", store.path().display());
+    say!(
+        env,
+        "meterd demo: a small town in a fresh store at {}",
+        store.path().display()
+    );
     let meters = files::parse_meters_csv(&meters_file)?;
     files::store_meters(&store, &meters)?;
     let routes: std::collections::BTreeSet<&str> = meters.iter().map(|m| m.route.as_str()).collect();
     let count = |s: Service| meters.iter().filter(|m| m.service == s).count();
-    say!(env, 
+    say!(
+        env,
         "  meters   {} on {} routes ({} water, {} gas, {} electric)",
         meters.len(),
         routes.len(),
@@ -56,22 +61,32 @@ pub fn run(env: &Env, args: DemoArgs) -> anyhow::Result<()> {
     );
 
     let mut commits = 0;
-    let report = files::import_reads_file(&store, &env.config.vee, &reads_file, 1_000, &mut |_: &AcceptReport| commits += 1)?;
-    say!(env, 
+    let report = files::import_reads_file(&store, &env.config.vee, &reads_file, 1_000, &mut |_: &AcceptReport| {
+        commits += 1
+    })?;
+    say!(
+        env,
         "  reads    {} imported from {} ({} months, {} durable commits)",
         report.imported,
         reads_file.display(),
         demo::MONTHS,
         commits
     );
-    say!(env, "  VEE      {} validated, {} held for review", report.validated, report.flagged);
+    say!(
+        env,
+        "  VEE      {} validated, {} held for review",
+        report.validated,
+        report.flagged
+    );
     let rules: Vec<String> = report.by_rule.iter().map(|(r, n)| format!("{r} {n}")).collect();
     say!(env, "           flags: {}", rules.join(", "));
 
     let again = files::import_reads_file(&store, &env.config.vee, &reads_file, 1_000, &mut |_| {})?;
-    say!(env, 
+    say!(
+        env,
         "  again    re-importing the same file: {} imported, {} duplicates skipped",
-        again.imported, again.duplicates_skipped
+        again.imported,
+        again.duplicates_skipped
     );
 
     let queue = review::queue(&store)?;
@@ -79,7 +94,14 @@ pub fn run(env: &Env, args: DemoArgs) -> anyhow::Result<()> {
     let mut shown = std::collections::BTreeSet::new();
     for r in &queue {
         if let Some(f) = r.flags.iter().find(|f| shown.insert(f.rule)) {
-            say!(env, "           {} {} value {}: {}", r.read.meter_id, r.read.read_at, r.read.value, flag_text(f));
+            say!(
+                env,
+                "           {} {} value {}: {}",
+                r.read.meter_id,
+                r.read.read_at,
+                r.read.value,
+                flag_text(f)
+            );
         }
     }
 
@@ -89,8 +111,13 @@ pub fn run(env: &Env, args: DemoArgs) -> anyhow::Result<()> {
             let id = b.batch.id;
             let again = billing::next_batch(&store, DEFAULT_CLIENT, usize::MAX, now)?.map(|b| b.batch.id);
             let acked = billing::ack_batch(&store, id, now)?;
-            let n = if let AckOutcome::Acked { reads } = acked { reads } else { 0 };
-            say!(env, 
+            let n = if let AckOutcome::Acked { reads } = acked {
+                reads
+            } else {
+                0
+            };
+            say!(
+                env,
                 "  billing  batch {id}: {} validated reads (asked twice: same batch {}); acked, {n} reads exported",
                 b.reads.len(),
                 again.map(|a| a.to_string()).unwrap_or_default()
@@ -105,10 +132,19 @@ pub fn run(env: &Env, args: DemoArgs) -> anyhow::Result<()> {
     let txn = store.begin_read()?;
     let exported = txn.reads_with_status(ReadStatus::Exported, usize::MAX)?.len();
     let flagged = txn.reads_with_status(ReadStatus::Flagged, usize::MAX)?.len();
-    say!(env, "  store    {} reads: {exported} exported, {flagged} held for review", txn.count_reads()?);
+    say!(
+        env,
+        "  store    {} reads: {exported} exported, {flagged} held for review",
+        txn.count_reads()?
+    );
     say!(env, "done in {:.1} s", started.elapsed().as_secs_f64());
     if args.keep.is_some() {
-        say!(env, "kept in {}; try `meterd --data-dir {} review list`", dir.display(), dir.join("store").display());
+        say!(
+            env,
+            "kept in {}; try `meterd --data-dir {} review list`",
+            dir.display(),
+            dir.join("store").display()
+        );
     }
     Ok(())
 }
@@ -123,7 +159,10 @@ fn gateway_demo(env: &Env, store: &std::sync::Arc<RedbStore>) -> anyhow::Result<
     use std::sync::Arc;
 
     let Some(broker) = DemoBroker::start()? else {
-        say!(env, "  gateway  mosquitto is not installed: skipping the simulated AMR gateway (apt-get install mosquitto)");
+        say!(
+            env,
+            "  gateway  mosquitto is not installed: skipping the simulated AMR gateway (apt-get install mosquitto)"
+        );
         return Ok(());
     };
     const MESSAGES: u64 = 3_000;
@@ -138,8 +177,10 @@ fn gateway_demo(env: &Env, store: &std::sync::Arc<RedbStore>) -> anyhow::Result<
         topic_prefix: "meters".into(),
         start: jiff::Timestamp::now(),
     };
-    let endpoints: std::collections::BTreeSet<(String, &str)> =
-        Traffic::new(opts).take(MESSAGES as usize).map(|m| (m.endpoint, m.protocol)).collect();
+    let endpoints: std::collections::BTreeSet<(String, &str)> = Traffic::new(opts)
+        .take(MESSAGES as usize)
+        .map(|m| (m.endpoint, m.protocol))
+        .collect();
     let meters: Vec<Meter> = endpoints
         .iter()
         .enumerate()
@@ -164,8 +205,15 @@ fn gateway_demo(env: &Env, store: &std::sync::Arc<RedbStore>) -> anyhow::Result<
         .collect();
     files::store_meters(store, &meters)?;
 
-    let cfg = Arc::new(MqttConfig { broker: broker.url(), client_id: "meterd-demo".into(), ..MqttConfig::default() });
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let cfg = Arc::new(MqttConfig {
+        broker: broker.url(),
+        client_id: "meterd-demo".into(),
+        ..MqttConfig::default()
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let (tx, mut rx) = tokio::sync::watch::channel(0u64);
     let ingest = Ingest {
         store: Arc::clone(store),
@@ -201,9 +249,16 @@ fn gateway_demo(env: &Env, store: &std::sync::Arc<RedbStore>) -> anyhow::Result<
         anyhow::Ok(summary)
     })?;
     let txn = store.begin_read()?;
-    let radio: Vec<_> = meters.iter().map(|m| txn.meter_reads(&m.meter_id, jiff::Timestamp::MIN, jiff::Timestamp::MAX)).collect::<Result<_, _>>()?;
+    let radio: Vec<_> = meters
+        .iter()
+        .map(|m| txn.meter_reads(&m.meter_id, jiff::Timestamp::MIN, jiff::Timestamp::MAX))
+        .collect::<Result<_, _>>()?;
     let reads: usize = radio.iter().map(Vec::len).sum();
-    let flagged = radio.iter().flatten().filter(|r| r.status == ReadStatus::Flagged).count();
+    let flagged = radio
+        .iter()
+        .flatten()
+        .filter(|r| r.status == ReadStatus::Flagged)
+        .count();
     say!(
         env,
         "  gateway  a private mosquitto at {}: {} radio messages from {gateways} gateways ({} transmissions of {} SCM/SCM+/IDM/R900 meters, repeats, {} corrupt)",
@@ -235,8 +290,16 @@ fn dock_demo(env: &Env, store: &std::sync::Arc<RedbStore>) -> anyhow::Result<()>
     use crate::ingest::cradle::{SessionOptions, SessionReport, convert, run_session};
 
     let timing = LineTiming::new(115_200, Duration::from_millis(10));
-    let mut sim = SimulatedRecorder::new(RecorderConfig::new("AR5-DEMO", Firmware::V2, timing), Default::default(), 0.0, 42);
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let mut sim = SimulatedRecorder::new(
+        RecorderConfig::new("AR5-DEMO", Firmware::V2, timing),
+        Default::default(),
+        0.0,
+        42,
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let dock = |sim: &mut SimulatedRecorder| -> anyhow::Result<SessionReport> {
         runtime.block_on(async {
             let (recorder_end, cradle_end) = tokio_serial::SerialStream::pair()?;
@@ -244,7 +307,14 @@ fn dock_demo(env: &Env, store: &std::sync::Arc<RedbStore>) -> anyhow::Result<()>
             let never = CancellationToken::new();
             let opts = SessionOptions::new("demo-pty", timing);
             let mut quiet = ();
-            let host = run_session(cradle_end, store, Arc::new(env.config.vee.clone()), opts, never.clone(), &mut quiet);
+            let host = run_session(
+                cradle_end,
+                store,
+                Arc::new(env.config.vee.clone()),
+                opts,
+                never.clone(),
+                &mut quiet,
+            );
             let (report, _) = tokio::join!(host, sim.serve(recorder_end, &never));
             report
         })
@@ -252,7 +322,10 @@ fn dock_demo(env: &Env, store: &std::sync::Arc<RedbStore>) -> anyhow::Result<()>
     let morning = dock(&mut sim)?;
     let route = morning.routes_loaded.first().cloned().unwrap_or_else(|| "none".into());
     let meters = sim.data().routes.first().map_or(0, |r| r.meters.len());
-    say!(env, "  cradle   recorder AR5-DEMO (firmware 2) docked on a pty pair: route {route} loaded ({meters} meters, walk order, hi/lo limits)");
+    say!(
+        env,
+        "  cradle   recorder AR5-DEMO (firmware 2) docked on a pty pair: route {route} loaded ({meters} meters, walk order, hi/lo limits)"
+    );
     let taken = sim.read_loaded_routes(convert::local_civil_now(&jiff::tz::TimeZone::system()))?;
     let evening = dock(&mut sim)?;
     let a = &evening.accepted;

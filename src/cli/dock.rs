@@ -36,7 +36,8 @@ struct Bar(ProgressBar);
 impl Observer for Bar {
     fn event(&mut self, event: &HostEvent, _elapsed: Duration) {
         if let HostEvent::Docked(d) = event {
-            self.0.set_message(format!("{} {} fw {}", d.serial, d.model, d.firmware_version));
+            self.0
+                .set_message(format!("{} {} fw {}", d.serial, d.model, d.firmware_version));
         }
     }
     fn progress(&mut self, phase: Phase, received: u32, announced: u32) {
@@ -48,9 +49,14 @@ impl Observer for Bar {
 
 pub fn run(env: &Env, args: DockArgs) -> anyhow::Result<()> {
     let store = env.open_store()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let bar = ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
-    bar.set_style(ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} reads  {msg}")?.progress_chars("=> "));
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} reads  {msg}")?.progress_chars("=> "),
+    );
     let mut observer = Bar(bar.clone());
     let timing = LineTiming::new(args.baud, Duration::from_millis(args.turnaround_ms));
     let shown = args.port.display().to_string();
@@ -65,7 +71,15 @@ pub fn run(env: &Env, args: DockArgs) -> anyhow::Result<()> {
             }
         });
         let store: Arc<dyn Store> = store;
-        run_session(port, store, vee, SessionOptions::new(&shown, timing), cancel, &mut observer).await
+        run_session(
+            port,
+            store,
+            vee,
+            SessionOptions::new(&shown, timing),
+            cancel,
+            &mut observer,
+        )
+        .await
     })?;
     bar.finish_and_clear();
     if args.json {
@@ -75,14 +89,25 @@ pub fn run(env: &Env, args: DockArgs) -> anyhow::Result<()> {
     }
     match (&report.finished, &report.failure) {
         (Some(_), _) => Ok(()),
-        (None, f) => anyhow::bail!("session on {shown} ended early: {}; committed reads stay, the recorder was not cleared", f.as_deref().unwrap_or("unknown")),
+        (None, f) => anyhow::bail!(
+            "session on {shown} ended early: {}; committed reads stay, the recorder was not cleared",
+            f.as_deref().unwrap_or("unknown")
+        ),
     }
 }
 
 /// The session in a few lines.
 pub fn print_summary(env: &Env, r: &SessionReport) -> anyhow::Result<()> {
     match &r.device {
-        Some(d) => say!(env, "recorder {} ({} firmware {}, {:?}) on {}", d.serial, d.model, d.firmware_version, d.firmware, r.port),
+        Some(d) => say!(
+            env,
+            "recorder {} ({} firmware {}, {:?}) on {}",
+            d.serial,
+            d.model,
+            d.firmware_version,
+            d.firmware,
+            r.port
+        ),
         None => say!(env, "no recorder answered on {}", r.port),
     }
     let a = &r.accepted;
@@ -104,7 +129,15 @@ pub fn print_summary(env: &Env, r: &SessionReport) -> anyhow::Result<()> {
         Some(n) => say!(env, "  cleared   {n} reads deleted from the recorder after the commit"),
         None => say!(env, "  cleared   no (the recorder keeps its reads)"),
     }
-    say!(env, "  loaded    {}", if r.routes_loaded.is_empty() { "no route".to_owned() } else { r.routes_loaded.join(", ") });
+    say!(
+        env,
+        "  loaded    {}",
+        if r.routes_loaded.is_empty() {
+            "no route".to_owned()
+        } else {
+            r.routes_loaded.join(", ")
+        }
+    );
     for (route, why) in &r.routes_refused {
         say!(env, "  refused   route {route}: {why}");
     }

@@ -27,9 +27,12 @@ pub struct ListArgs {
 
 pub fn run(env: &Env, cmd: GatewaysCmd) -> anyhow::Result<()> {
     let GatewaysCmd::List(args) = cmd;
-    let threshold = args
-        .silence_after
-        .unwrap_or_else(|| env.config.mqtt.as_ref().map_or(MqttConfig::default().silence_after_secs, |m| m.silence_after_secs));
+    let threshold = args.silence_after.unwrap_or_else(|| {
+        env.config
+            .mqtt
+            .as_ref()
+            .map_or(MqttConfig::default().silence_after_secs, |m| m.silence_after_secs)
+    });
     let store = env.open_store()?;
     let gateways = store.begin_read()?.gateways()?;
     let now = Timestamp::now();
@@ -54,7 +57,15 @@ pub fn run(env: &Env, cmd: GatewaysCmd) -> anyhow::Result<()> {
     if args.json {
         return print_json(env, &rows);
     }
-    say!(env, "{:<20} {:<27} {:>9} {:>6} {:<8} silent", "gateway", "last message", "messages", "bad", "status");
+    say!(
+        env,
+        "{:<20} {:<27} {:>9} {:>6} {:<8} silent",
+        "gateway",
+        "last message",
+        "messages",
+        "bad",
+        "status"
+    );
     for (g, r) in gateways.iter().zip(&rows) {
         say!(
             env,
@@ -64,7 +75,10 @@ pub fn run(env: &Env, cmd: GatewaysCmd) -> anyhow::Result<()> {
             g.messages,
             g.undecodable,
             g.status.as_deref().unwrap_or("-"),
-            r["silent_secs"].as_u64().map(|s| format!("yes, {s} s")).unwrap_or_else(|| "no".into())
+            r["silent_secs"]
+                .as_u64()
+                .map(|s| format!("yes, {s} s"))
+                .unwrap_or_else(|| "no".into())
         );
     }
     Ok(())

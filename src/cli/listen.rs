@@ -70,9 +70,14 @@ async fn listen_p1(env: &Env, args: P1Args) -> anyhow::Result<()> {
         }
     })
     .await?;
-    note!(env, "{name}: {} telegram(s) received; {}", listener.telegrams(), match stopped {
-        p1::Stopped::Cancelled => "stopped",
-        p1::Stopped::PortClosed => "the port closed",
-    });
+    note!(
+        env,
+        "{name}: {} telegram(s) received; {}",
+        listener.telegrams(),
+        match stopped {
+            p1::Stopped::Cancelled => "stopped",
+            p1::Stopped::PortClosed => "the port closed",
+        }
+    );
     Ok(())
 }

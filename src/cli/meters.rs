@@ -66,15 +66,24 @@ pub enum Layout {
 
 pub fn run(env: &Env, cmd: MetersCmd) -> anyhow::Result<()> {
     match cmd {
-        MetersCmd::Import { file, layout, route, dials, decimals } => {
+        MetersCmd::Import {
+            file,
+            layout,
+            route,
+            dials,
+            decimals,
+        } => {
             // Check the whole file before opening the store: a bad file changes nothing.
             let meters = match layout {
                 Layout::Csv => files::parse_meters_csv(&file)?,
-                Layout::SensusAutoread => files::parse_sensus_route(&file, &RouteFileOptions { route, dials, decimals })?,
+                Layout::SensusAutoread => {
+                    files::parse_sensus_route(&file, &RouteFileOptions { route, dials, decimals })?
+                }
             };
             let store = env.open_store()?;
             let r = files::store_meters(&store, &meters)?;
-            say!(env, 
+            say!(
+                env,
                 "imported {} meters from {}: {} added, {} updated, {} unchanged",
                 meters.len(),
                 file.display(),
@@ -84,10 +93,21 @@ pub fn run(env: &Env, cmd: MetersCmd) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        MetersCmd::Change { meter, at, install_read, removal_read, old_serial, new_serial, dials } => {
+        MetersCmd::Change {
+            meter,
+            at,
+            install_read,
+            removal_read,
+            old_serial,
+            new_serial,
+            dials,
+        } => {
             let q = |s: &str| crate::model::Quantity::parse(s).map_err(|e| anyhow::anyhow!("{s:?}: {e}"));
             let store = env.open_store()?;
-            let old = store.begin_read()?.meter(&meter)?.ok_or_else(|| anyhow::anyhow!("meter {meter} is not in the store"))?;
+            let old = store
+                .begin_read()?
+                .meter(&meter)?
+                .ok_or_else(|| anyhow::anyhow!("meter {meter} is not in the store"))?;
             let change = crate::model::MeterChange {
                 meter_id: meter.clone(),
                 at: crate::model::to_store_precision(at),
@@ -99,7 +119,12 @@ pub fn run(env: &Env, cmd: MetersCmd) -> anyhow::Result<()> {
                 removal_read: removal_read.as_deref().map(q).transpose()?,
             };
             crate::review::record_meter_change(&store, &change)?;
-            say!(env, "meter {meter}: exchange at {} recorded (install read {})", change.at, change.install_read);
+            say!(
+                env,
+                "meter {meter}: exchange at {} recorded (install read {})",
+                change.at,
+                change.install_read
+            );
             Ok(())
         }
         MetersCmd::List { json } => {
@@ -109,7 +134,8 @@ pub fn run(env: &Env, cmd: MetersCmd) -> anyhow::Result<()> {
                 return print_json(env, &meters);
             }
             for m in &meters {
-                say!(env, 
+                say!(
+                    env,
                     "{:<12} {:<10} {:<6} {:>4} {:<8} {:>2}/{} dials {:<8} {}",
                     m.meter_id,
                     m.account,

@@ -185,7 +185,14 @@ impl Env {
     /// An environment for a command the daemon runs on a caller's behalf: its already open
     /// store, and output collected in the given sinks.
     pub fn forwarded(config: Config, data_dir: PathBuf, store: Arc<RedbStore>, out: Sink, err: Sink) -> Self {
-        Env { config, config_path: None, data_dir, shared_store: Some(store), out: Mutex::new(out), err: Mutex::new(err) }
+        Env {
+            config,
+            config_path: None,
+            data_dir,
+            shared_store: Some(store),
+            out: Mutex::new(out),
+            err: Mutex::new(err),
+        }
     }
 
     fn load(cli: &Cli) -> anyhow::Result<Self> {

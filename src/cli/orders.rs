@@ -44,7 +44,12 @@ pub enum OrdersCmd {
 pub fn run(env: &Env, cmd: OrdersCmd) -> anyhow::Result<()> {
     let store = env.open_store()?;
     match cmd {
-        OrdersCmd::List { route, status, json, csv } => {
+        OrdersCmd::List {
+            route,
+            status,
+            json,
+            csv,
+        } => {
             let status = match status {
                 StatusArg::Open => Some(OrderStatus::Open),
                 StatusArg::Completed => Some(OrderStatus::Completed),
@@ -57,11 +62,30 @@ pub fn run(env: &Env, cmd: OrdersCmd) -> anyhow::Result<()> {
             }
             if csv {
                 let mut w = csv::Writer::from_writer(Vec::new());
-                w.write_record(["id", "route", "sequence", "meter_id", "address", "reason", "due", "status", "created_by", "outcome"])?;
+                w.write_record([
+                    "id",
+                    "route",
+                    "sequence",
+                    "meter_id",
+                    "address",
+                    "reason",
+                    "due",
+                    "status",
+                    "created_by",
+                    "outcome",
+                ])?;
                 for o in &orders {
                     w.write_record([
-                        o.id.to_string(), o.route.clone(), o.sequence.to_string(), o.meter_id.clone(), o.address.clone(),
-                        o.reason.clone(), o.due.to_string(), o.status.as_str().to_owned(), o.created_by.clone(), o.outcome.clone(),
+                        o.id.to_string(),
+                        o.route.clone(),
+                        o.sequence.to_string(),
+                        o.meter_id.clone(),
+                        o.address.clone(),
+                        o.reason.clone(),
+                        o.due.to_string(),
+                        o.status.as_str().to_owned(),
+                        o.created_by.clone(),
+                        o.outcome.clone(),
                     ])?;
                 }
                 let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("csv: {e}"))?;
@@ -73,11 +97,34 @@ pub fn run(env: &Env, cmd: OrdersCmd) -> anyhow::Result<()> {
             for o in &orders {
                 if route_now != Some(o.route.as_str()) {
                     say!(env, "Route {}", o.route);
-                    say!(env, "  {:>5} {:>5}  {:<12} {:<24} {:<10} {:<10} reason", "seq", "order", "meter", "address", "due", "status");
+                    say!(
+                        env,
+                        "  {:>5} {:>5}  {:<12} {:<24} {:<10} {:<10} reason",
+                        "seq",
+                        "order",
+                        "meter",
+                        "address",
+                        "due",
+                        "status"
+                    );
                     route_now = Some(o.route.as_str());
                 }
-                say!(env, "  {:>5} {:>5}  {:<12} {:<24} {:<10} {:<10} {}{}", o.sequence, o.id, o.meter_id, o.address, o.due.to_string(),
-                    o.status.as_str(), o.reason, if o.outcome.is_empty() { String::new() } else { format!(" → {}", o.outcome) });
+                say!(
+                    env,
+                    "  {:>5} {:>5}  {:<12} {:<24} {:<10} {:<10} {}{}",
+                    o.sequence,
+                    o.id,
+                    o.meter_id,
+                    o.address,
+                    o.due.to_string(),
+                    o.status.as_str(),
+                    o.reason,
+                    if o.outcome.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" → {}", o.outcome)
+                    }
+                );
             }
             say!(env, "{} service orders", orders.len());
             Ok(())
@@ -85,7 +132,13 @@ pub fn run(env: &Env, cmd: OrdersCmd) -> anyhow::Result<()> {
         OrdersCmd::Complete { id, outcome, clerk } => {
             let clerk = review::clerk_name(clerk.as_deref());
             let o = review::complete_order(&store, id, &clerk, &outcome, jiff::Timestamp::now())?;
-            say!(env, "service order {} for meter {} completed by {}", o.id, o.meter_id, clerk);
+            say!(
+                env,
+                "service order {} for meter {} completed by {}",
+                o.id,
+                o.meter_id,
+                clerk
+            );
             Ok(())
         }
     }

@@ -55,19 +55,38 @@ pub fn print_json(env: &Env, v: &impl Serialize) -> anyhow::Result<()> {
 
 /// A flag in one line: `high_usage (expected 300, limit 540, actual 912)`.
 pub fn flag_text(f: &Flag) -> String {
-    let nums: Vec<String> = [("expected", f.expected), ("limit", f.limit), ("actual", f.actual), ("modulus", f.modulus)]
-        .into_iter()
-        .filter_map(|(n, v)| v.map(|v| format!("{n} {v}")))
-        .collect();
-    if nums.is_empty() { f.rule.to_string() } else { format!("{} ({})", f.rule, nums.join(", ")) }
+    let nums: Vec<String> = [
+        ("expected", f.expected),
+        ("limit", f.limit),
+        ("actual", f.actual),
+        ("modulus", f.modulus),
+    ]
+    .into_iter()
+    .filter_map(|(n, v)| v.map(|v| format!("{n} {v}")))
+    .collect();
+    if nums.is_empty() {
+        f.rule.to_string()
+    } else {
+        format!("{} ({})", f.rule, nums.join(", "))
+    }
 }
 
 /// Plain-text table of reads.
 pub fn print_reads_table(env: &Env, reads: &[StoredRead]) -> anyhow::Result<()> {
-    say!(env, "{:>8}  {:<12} {:<25} {:>14} {:>12}  {:<10} flags", "id", "meter", "read_at", "value", "consumption", "status");
+    say!(
+        env,
+        "{:>8}  {:<12} {:<25} {:>14} {:>12}  {:<10} flags",
+        "id",
+        "meter",
+        "read_at",
+        "value",
+        "consumption",
+        "status"
+    );
     for r in reads {
         let flags: Vec<String> = r.flags.iter().map(flag_text).collect();
-        say!(env, 
+        say!(
+            env,
             "{:>8}  {:<12} {:<25} {:>14} {:>12}  {:<10} {}",
             r.id,
             r.read.meter_id,

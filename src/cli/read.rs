@@ -75,7 +75,11 @@ pub fn run(env: &Env, cmd: ReadCmd) -> anyhow::Result<()> {
 
 pub(super) fn ingest(env: &Env) -> anyhow::Result<Ingest> {
     let store = env.open_store()?;
-    Ok(Ingest { store, vee: env.config.vee.clone(), meters: Arc::new(env.config.meterbus.meters.clone()) })
+    Ok(Ingest {
+        store,
+        vee: env.config.vee.clone(),
+        meters: Arc::new(env.config.meterbus.meters.clone()),
+    })
 }
 
 /// Prints decoded frames (stdout) and what was committed (stderr).
@@ -104,7 +108,11 @@ pub(super) fn report(env: &Env, captures: &[Capture], delivered: &Delivered) -> 
 }
 
 async fn read_probe(env: &Env, args: ProbeArgs) -> anyhow::Result<()> {
-    let mut cfg = env.config.meterbus.profile(args.profile.as_deref()).map_err(anyhow::Error::msg)?;
+    let mut cfg = env
+        .config
+        .meterbus
+        .profile(args.profile.as_deref())
+        .map_err(anyhow::Error::msg)?;
     if args.software_parity {
         cfg.software_parity = true;
     }
@@ -122,8 +130,16 @@ async fn read_probe(env: &Env, args: ProbeArgs) -> anyhow::Result<()> {
             "identification /{} read at {} baud{}{}",
             r.identification.text(),
             r.baud,
-            if r.fell_back_to_300 { "; the meter ignored the rate it proposed, read at 300 baud (set baud_switch = false in its profile)" } else { "" },
-            if r.naks > 0 { format!("; {} block(s) repeated after a bad BCC", r.naks) } else { String::new() }
+            if r.fell_back_to_300 {
+                "; the meter ignored the rate it proposed, read at 300 baud (set baud_switch = false in its profile)"
+            } else {
+                ""
+            },
+            if r.naks > 0 {
+                format!("; {} block(s) repeated after a bad BCC", r.naks)
+            } else {
+                String::new()
+            }
         ),
         Err(e) => note!(env, "probe session failed: {e}"),
     }
@@ -139,7 +155,11 @@ async fn read_probe(env: &Env, args: ProbeArgs) -> anyhow::Result<()> {
 
 async fn read_mbus(env: &Env, args: MbusArgs) -> anyhow::Result<()> {
     let ingest = ingest(env)?;
-    let timing = MbusTiming { response_timeout_ms: args.timeout_ms, retries: args.retries, ..MbusTiming::default() };
+    let timing = MbusTiming {
+        response_timeout_ms: args.timeout_ms,
+        retries: args.retries,
+        ..MbusTiming::default()
+    };
     let port = mbus::open(&args.port, args.baud)?;
     let mut master = mbus::Master::new(port, timing);
     let mut secondaries: Vec<SecondaryAddress> = args
@@ -148,8 +168,15 @@ async fn read_mbus(env: &Env, args: MbusArgs) -> anyhow::Result<()> {
         .map(|s| s.parse().with_context(|| format!("--secondary {s}")))
         .collect::<anyhow::Result<_>>()?;
     if args.scan {
-        let report = master.scan(SecondaryAddress::id_pattern("FFFFFFFF").expect("wildcards")).await?;
-        note!(env, "scan: {} slave(s) found with {} selections", report.found.len(), report.probes);
+        let report = master
+            .scan(SecondaryAddress::id_pattern("FFFFFFFF").expect("wildcards"))
+            .await?;
+        note!(
+            env,
+            "scan: {} slave(s) found with {} selections",
+            report.found.len(),
+            report.probes
+        );
         for a in &report.found {
             note!(env, "found {a}");
         }
@@ -182,7 +209,10 @@ async fn read_mbus(env: &Env, args: MbusArgs) -> anyhow::Result<()> {
     let delivered = ingest.deliver(&name, all.clone()).await?;
     report(env, &all, &delivered)?;
     if failures > 0 || !delivered.quarantined.is_empty() {
-        bail!("{name}: {failures} slave(s) did not answer, {} frame(s) quarantined", delivered.quarantined.len());
+        bail!(
+            "{name}: {failures} slave(s) did not answer, {} frame(s) quarantined",
+            delivered.quarantined.len()
+        );
     }
     if all.is_empty() {
         bail!("{name}: no slave read");

@@ -53,7 +53,8 @@ pub fn run(env: &Env, cmd: ReadsCmd) -> anyhow::Result<()> {
             if json {
                 return print_json(env, &report);
             }
-            say!(env, 
+            say!(
+                env,
                 "imported {} reads from {}: {} validated, {} held for review, {} duplicates skipped",
                 report.imported,
                 file.display(),

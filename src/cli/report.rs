@@ -66,7 +66,9 @@ fn parse_time(s: &str, end_of_day: bool) -> anyhow::Result<Timestamp> {
     if let Ok(t) = s.parse::<Timestamp>() {
         return Ok(t);
     }
-    let d: jiff::civil::Date = s.parse().map_err(|_| anyhow::anyhow!("{s:?} is neither YYYY-MM-DD nor an RFC 3339 time"))?;
+    let d: jiff::civil::Date = s
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{s:?} is neither YYYY-MM-DD nor an RFC 3339 time"))?;
     let d = if end_of_day { d.tomorrow()? } else { d };
     Ok(d.to_zoned(jiff::tz::TimeZone::UTC)?.timestamp())
 }
@@ -81,7 +83,11 @@ impl CycleArgs {
             Some(s) => parse_time(s, false)?,
             None => to.checked_sub(SignedDuration::from_hours(35 * 24))?,
         };
-        Ok(Cycle { route: self.route.as_deref(), from, to })
+        Ok(Cycle {
+            route: self.route.as_deref(),
+            from,
+            to,
+        })
     }
 }
 
@@ -100,7 +106,11 @@ fn print_csv<T: Serialize>(env: &Env, rows: &[T]) -> anyhow::Result<()> {
 pub fn run(env: &Env, cmd: ReportCmd) -> anyhow::Result<()> {
     let store = env.open_store()?;
     match cmd {
-        ReportCmd::Exceptions { cycle, lookback, format } => {
+        ReportCmd::Exceptions {
+            cycle,
+            lookback,
+            format,
+        } => {
             let c = cycle.cycle()?;
             let rows = reports::exceptions(&store, &c, lookback)?;
             if format.json {
@@ -109,11 +119,35 @@ pub fn run(env: &Env, cmd: ReportCmd) -> anyhow::Result<()> {
             if format.csv {
                 return print_csv(env, &rows);
             }
-            say!(env, "Meter reading exceptions, {} to {}{}", c.from, c.to, c.route.map(|r| format!(", route {r}")).unwrap_or_default());
-            say!(env, "{:<6} {:>5}  {:<12} {:<10} {:<20} {:>8}  detail", "route", "seq", "meter", "account", "check", "read");
+            say!(
+                env,
+                "Meter reading exceptions, {} to {}{}",
+                c.from,
+                c.to,
+                c.route.map(|r| format!(", route {r}")).unwrap_or_default()
+            );
+            say!(
+                env,
+                "{:<6} {:>5}  {:<12} {:<10} {:<20} {:>8}  detail",
+                "route",
+                "seq",
+                "meter",
+                "account",
+                "check",
+                "read"
+            );
             for e in &rows {
-                say!(env, "{:<6} {:>5}  {:<12} {:<10} {:<20} {:>8}  {}", e.route, e.sequence, e.meter_id, e.account, e.check.as_str(),
-                    e.read_id.map(|i| i.to_string()).unwrap_or_else(|| "-".into()), e.detail);
+                say!(
+                    env,
+                    "{:<6} {:>5}  {:<12} {:<10} {:<20} {:>8}  {}",
+                    e.route,
+                    e.sequence,
+                    e.meter_id,
+                    e.account,
+                    e.check.as_str(),
+                    e.read_id.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
+                    e.detail
+                );
             }
             let mut counts = std::collections::BTreeMap::new();
             for e in &rows {
@@ -132,11 +166,37 @@ pub fn run(env: &Env, cmd: ReportCmd) -> anyhow::Result<()> {
             if format.csv {
                 return print_csv(env, &rows);
             }
-            say!(env, "Meters without a billable read, {} to {}{}", c.from, c.to, c.route.map(|r| format!(", route {r}")).unwrap_or_default());
-            say!(env, "{:<6} {:>5}  {:<12} {:<10} {:<16} {:>8}  {:<24} detail", "route", "seq", "meter", "account", "reason", "read", "address");
+            say!(
+                env,
+                "Meters without a billable read, {} to {}{}",
+                c.from,
+                c.to,
+                c.route.map(|r| format!(", route {r}")).unwrap_or_default()
+            );
+            say!(
+                env,
+                "{:<6} {:>5}  {:<12} {:<10} {:<16} {:>8}  {:<24} detail",
+                "route",
+                "seq",
+                "meter",
+                "account",
+                "reason",
+                "read",
+                "address"
+            );
             for u in &rows {
-                say!(env, "{:<6} {:>5}  {:<12} {:<10} {:<16} {:>8}  {:<24} {}", u.route, u.sequence, u.meter_id, u.account, u.reason.as_str(),
-                    u.read_id.map(|i| i.to_string()).unwrap_or_else(|| "-".into()), u.address, u.detail);
+                say!(
+                    env,
+                    "{:<6} {:>5}  {:<12} {:<10} {:<16} {:>8}  {:<24} {}",
+                    u.route,
+                    u.sequence,
+                    u.meter_id,
+                    u.account,
+                    u.reason.as_str(),
+                    u.read_id.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
+                    u.address,
+                    u.detail
+                );
             }
             say!(env, "{} meters unbilled", rows.len());
             Ok(())
@@ -181,11 +241,34 @@ pub fn run(env: &Env, cmd: ReportCmd) -> anyhow::Result<()> {
                 return print_csv(env, &rows);
             }
             for m in &meters {
-                say!(env, "Account {} · meter {} · {} · {} · route {} #{}", account, m.meter.meter_id, m.meter.service, m.meter.address, m.meter.route, m.meter.sequence);
-                say!(env, "{:<12} {:>12} {:>12}  {:<10} type", "date", "read", "used", "status");
+                say!(
+                    env,
+                    "Account {} · meter {} · {} · {} · route {} #{}",
+                    account,
+                    m.meter.meter_id,
+                    m.meter.service,
+                    m.meter.address,
+                    m.meter.route,
+                    m.meter.sequence
+                );
+                say!(
+                    env,
+                    "{:<12} {:>12} {:>12}  {:<10} type",
+                    "date",
+                    "read",
+                    "used",
+                    "status"
+                );
                 for r in &m.reads {
-                    say!(env, "{:<12} {:>12} {:>12}  {:<10} {}", r.read.read_at.strftime("%Y-%m-%d").to_string(), r.read.value.to_string(),
-                        r.consumption.map(|c| c.to_string()).unwrap_or_else(|| "-".into()), r.status.as_str(), r.read.read_type.as_str());
+                    say!(
+                        env,
+                        "{:<12} {:>12} {:>12}  {:<10} {}",
+                        r.read.read_at.strftime("%Y-%m-%d").to_string(),
+                        r.read.value.to_string(),
+                        r.consumption.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+                        r.status.as_str(),
+                        r.read.read_type.as_str()
+                    );
                 }
                 for line in chart_text(&m.periods, &m.meter.unit, 52, 10) {
                     say!(env, "{line}");

@@ -49,7 +49,11 @@ fn parse_service(s: &str) -> Result<Service, String> {
 
 impl FilterArgs {
     fn filter(&self) -> QueueFilter {
-        QueueFilter { route: self.route.clone(), rule: self.rule, service: self.service }
+        QueueFilter {
+            route: self.route.clone(),
+            rule: self.rule,
+            service: self.service,
+        }
     }
 }
 
@@ -150,7 +154,13 @@ pub fn run(env: &Env, args: ReviewArgs) -> anyhow::Result<()> {
             }
             print_reads_table(env, &reads)?;
             let counts: Vec<String> = view.counts.iter().map(|(r, n)| format!("{r} {n}")).collect();
-            say!(env, "{} of {} reads awaiting review; by rule: {}", reads.len(), view.total, counts.join(", "));
+            say!(
+                env,
+                "{} of {} reads awaiting review; by rule: {}",
+                reads.len(),
+                view.total,
+                counts.join(", ")
+            );
             return Ok(());
         }
         ReviewCmd::Show { id, json } => {
@@ -162,25 +172,57 @@ pub fn run(env: &Env, args: ReviewArgs) -> anyhow::Result<()> {
             return print_detail(env, &d);
         }
         ReviewCmd::Accept { id, common, reason } => (id, common, Action::Accept { reason }),
-        ReviewCmd::Edit { id, value, reason, common } => {
+        ReviewCmd::Edit {
+            id,
+            value,
+            reason,
+            common,
+        } => {
             let value = Quantity::parse(&value).map_err(|e| anyhow::anyhow!("value {value:?}: {e}"))?;
             (id, common, Action::Edit { value, reason })
         }
-        ReviewCmd::Estimate { id, dry_run: true, common, .. } => {
+        ReviewCmd::Estimate {
+            id,
+            dry_run: true,
+            common,
+            ..
+        } => {
             let store = env.open_store()?;
             let p = review::preview_estimate(&store, id, env.config.vee.estimate_limit)?;
             if common.json {
                 return print_json(env, &p);
             }
-            say!(env, "read {id}: ADU {} ({} over {} days), × {} days = {}, register units {}", p.adu, p.history_usage, p.history_days, p.days, p.usage, p.register_units);
-            say!(env, "estimated read {} + {} = {}", p.previous_value, p.register_units, p.value);
+            say!(
+                env,
+                "read {id}: ADU {} ({} over {} days), × {} days = {}, register units {}",
+                p.adu,
+                p.history_usage,
+                p.history_days,
+                p.days,
+                p.usage,
+                p.register_units
+            );
+            say!(
+                env,
+                "estimated read {} + {} = {}",
+                p.previous_value,
+                p.register_units,
+                p.value
+            );
             return Ok(());
         }
         ReviewCmd::Estimate { id, reason, common, .. } => (id, common, Action::Estimate { reason }),
-        ReviewCmd::Reject { id, reason, due, common } => {
+        ReviewCmd::Reject {
+            id,
+            reason,
+            due,
+            common,
+        } => {
             let due = match due {
                 Some(d) => d,
-                None => jiff::Zoned::now().date().checked_add(jiff::Span::new().days(review::tui::DEFAULT_DUE_DAYS))?,
+                None => jiff::Zoned::now()
+                    .date()
+                    .checked_add(jiff::Span::new().days(review::tui::DEFAULT_DUE_DAYS))?,
             };
             (id, common, Action::Reject { reason, due })
         }
@@ -188,7 +230,12 @@ pub fn run(env: &Env, args: ReviewArgs) -> anyhow::Result<()> {
         ReviewCmd::Undo { id, common } => (id, common, Action::Undo),
     };
     let store = env.open_store()?;
-    let req = ActionRequest { read_id: id, seen_rev: common.rev, clerk, action };
+    let req = ActionRequest {
+        read_id: id,
+        seen_rev: common.rev,
+        clerk,
+        action,
+    };
     let outcome = review::act(&store, &env.config.vee, &req, jiff::Timestamp::now()).map_err(refusal)?;
     if common.json {
         return print_json(env, &outcome);
@@ -213,13 +260,40 @@ fn print_detail(env: &Env, d: &review::ReadDetail) -> anyhow::Result<()> {
     say!(env, "read {} · {} · rev {}", r.id, r.status, d.rev);
     match &d.meter {
         Some(m) => {
-            say!(env, "meter {} · {} · {} · {} dials · account {}", m.meter_id, m.service, m.unit, m.dials, m.account);
-            say!(env, "route {} #{} · {}{}", m.route, m.sequence, m.address, if m.notes.is_empty() { String::new() } else { format!(" · notes: {}", m.notes) });
+            say!(
+                env,
+                "meter {} · {} · {} · {} dials · account {}",
+                m.meter_id,
+                m.service,
+                m.unit,
+                m.dials,
+                m.account
+            );
+            say!(
+                env,
+                "route {} #{} · {}{}",
+                m.route,
+                m.sequence,
+                m.address,
+                if m.notes.is_empty() {
+                    String::new()
+                } else {
+                    format!(" · notes: {}", m.notes)
+                }
+            );
         }
         None => say!(env, "meter {} is not in the store", r.read.meter_id),
     }
-    say!(env, "value {} (raw {}) {} at {} · consumption {} · codes {}", r.read.value, r.read.raw, r.read.read_type.as_str(), r.read.read_at,
-        r.consumption.map(|c| c.to_string()).unwrap_or_else(|| "-".into()), r.read.codes.join(" "));
+    say!(
+        env,
+        "value {} (raw {}) {} at {} · consumption {} · codes {}",
+        r.read.value,
+        r.read.raw,
+        r.read.read_type.as_str(),
+        r.read.read_at,
+        r.consumption.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+        r.read.codes.join(" ")
+    );
     for f in &r.flags {
         say!(env, "  {}", super::output::flag_text(f));
     }
@@ -228,10 +302,29 @@ fn print_detail(env: &Env, d: &review::ReadDetail) -> anyhow::Result<()> {
         say!(env, "{line}");
     }
     for e in &d.audit {
-        say!(env, "#{} {} {} {}: {} → {}, {} → {} · {}", e.seq, e.at, e.clerk, e.action.as_str(), e.old_value, e.new_value, e.old_status, e.new_status, e.reason);
+        say!(
+            env,
+            "#{} {} {} {}: {} → {}, {} → {} · {}",
+            e.seq,
+            e.at,
+            e.clerk,
+            e.action.as_str(),
+            e.old_value,
+            e.new_value,
+            e.old_status,
+            e.new_status,
+            e.reason
+        );
     }
     for o in &d.orders {
-        say!(env, "service order {} {} due {}: {}", o.id, o.status.as_str(), o.due, o.reason);
+        say!(
+            env,
+            "service order {} {} due {}: {}",
+            o.id,
+            o.status.as_str(),
+            o.due,
+            o.reason
+        );
     }
     Ok(())
 }

@@ -44,7 +44,15 @@ pub fn run(env: &Env, cmd: RoutesCmd) -> anyhow::Result<()> {
             if json {
                 return print_json(env, &list);
             }
-            say!(env, "{:<10} {:>6}  {:<14} {:<14} {:<27} last cleared", "route", "meters", "assigned to", "loaded on", "last loaded");
+            say!(
+                env,
+                "{:<10} {:>6}  {:<14} {:<14} {:<27} last cleared",
+                "route",
+                "meters",
+                "assigned to",
+                "loaded on",
+                "last loaded"
+            );
             for r in &list {
                 say!(
                     env,
@@ -52,7 +60,11 @@ pub fn run(env: &Env, cmd: RoutesCmd) -> anyhow::Result<()> {
                     r.route,
                     r.meters,
                     r.assigned_to.as_deref().unwrap_or("-"),
-                    if r.loaded_on.is_empty() { "-".to_owned() } else { r.loaded_on.join(",") },
+                    if r.loaded_on.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        r.loaded_on.join(",")
+                    },
                     r.last_loaded_at.as_deref().unwrap_or("-"),
                     r.last_cleared_at.as_deref().unwrap_or("-")
                 );
@@ -74,7 +86,10 @@ pub fn run(env: &Env, cmd: RoutesCmd) -> anyhow::Result<()> {
             }
             txn.assign_route(&route, Some(device))?;
             txn.commit()?;
-            say!(env, "route {route} assigned to recorder {device}; it is loaded when {device} docks");
+            say!(
+                env,
+                "route {route} assigned to recorder {device}; it is loaded when {device} docks"
+            );
             Ok(())
         }
         RoutesCmd::Unassign { route } => {
@@ -98,14 +113,26 @@ pub fn run(env: &Env, cmd: RoutesCmd) -> anyhow::Result<()> {
                 report.route,
                 report.cycle.loaded_at,
                 report.cycle.serial,
-                report.cycle.cleared_at.as_deref().map(|c| format!("back {c}")).unwrap_or_else(|| "still out".into()),
+                report
+                    .cycle
+                    .cleared_at
+                    .as_deref()
+                    .map(|c| format!("back {c}"))
+                    .unwrap_or_else(|| "still out".into()),
                 report.meters,
                 report.read,
                 report.skipped,
                 report.unread.len()
             );
             for m in &report.unread {
-                say!(env, "  {:>6} {:<14} {:<16} {}", m.sequence, m.meter_id, m.account, m.address);
+                say!(
+                    env,
+                    "  {:>6} {:<14} {:<16} {}",
+                    m.sequence,
+                    m.meter_id,
+                    m.account,
+                    m.address
+                );
             }
             Ok(())
         }

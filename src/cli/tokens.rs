@@ -35,12 +35,19 @@ pub fn run(env: &Env, cmd: TokensCmd) -> anyhow::Result<()> {
         TokensCmd::Create { name } => {
             let token = tokens::create(&store, &name, now)?;
             say!(env, "{token}");
-            note!(env, "token for billing client {name:?} created; it is shown only now: store it in the client's secret store");
+            note!(
+                env,
+                "token for billing client {name:?} created; it is shown only now: store it in the client's secret store"
+            );
         }
         TokensCmd::List { json } => {
             let list: Vec<TokenView> = tokens::list(&store)?
                 .into_iter()
-                .map(|t| TokenView { name: t.name, created_at: t.created_at.to_string(), revoked_at: t.revoked_at.map(|r| r.to_string()) })
+                .map(|t| TokenView {
+                    name: t.name,
+                    created_at: t.created_at.to_string(),
+                    revoked_at: t.revoked_at.map(|r| r.to_string()),
+                })
                 .collect();
             if json {
                 return print_json(env, &list);

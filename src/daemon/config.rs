@@ -33,7 +33,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { level: "info".into(), format: LogFormat::Auto }
+        LogConfig {
+            level: "info".into(),
+            format: LogFormat::Auto,
+        }
     }
 }
 
@@ -65,7 +68,11 @@ pub struct DaemonConfig {
 
 impl Default for DaemonConfig {
     fn default() -> Self {
-        DaemonConfig { control_socket: None, stop_deadline_secs: 25, store_cache_mib: (crate::store::DEFAULT_CACHE_BYTES >> 20) as u64 }
+        DaemonConfig {
+            control_socket: None,
+            stop_deadline_secs: 25,
+            store_cache_mib: (crate::store::DEFAULT_CACHE_BYTES >> 20) as u64,
+        }
     }
 }
 
@@ -78,7 +85,10 @@ impl DaemonConfig {
             return Err("daemon.stop_deadline_secs must be at least 1".into());
         }
         if !(1..=65_536).contains(&self.store_cache_mib) {
-            return Err(format!("daemon.store_cache_mib must be between 1 and 65536, got {}", self.store_cache_mib));
+            return Err(format!(
+                "daemon.store_cache_mib must be between 1 and 65536, got {}",
+                self.store_cache_mib
+            ));
         }
         Ok(())
     }
@@ -90,6 +100,8 @@ impl DaemonConfig {
 
     /// Where the control socket is, for a daemon (or client) with this data directory.
     pub fn control_socket(&self, data_dir: &Path) -> PathBuf {
-        self.control_socket.clone().unwrap_or_else(|| data_dir.join(CONTROL_SOCKET_FILE))
+        self.control_socket
+            .clone()
+            .unwrap_or_else(|| data_dir.join(CONTROL_SOCKET_FILE))
     }
 }

@@ -57,7 +57,8 @@ pub async fn bind(path: &Path) -> anyhow::Result<UnixListener> {
         if UnixStream::connect(path).await.is_ok() {
             anyhow::bail!("another meterd answers on the control socket {}", path.display());
         }
-        std::fs::remove_file(path).with_context(|| format!("cannot remove the stale control socket {}", path.display()))?;
+        std::fs::remove_file(path)
+            .with_context(|| format!("cannot remove the stale control socket {}", path.display()))?;
     }
     let listener = UnixListener::bind(path).with_context(|| format!("cannot listen on {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
@@ -106,7 +107,9 @@ pub async fn serve(
 async fn answer(ctx: Context, stream: UnixStream) -> anyhow::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
-    BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REQUEST)).read_line(&mut line).await?;
+    BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REQUEST))
+        .read_line(&mut line)
+        .await?;
     let response = match serde_json::from_str::<Request>(&line) {
         Ok(request) => {
             let span = tracing::info_span!("control", command = %request.argv.get(1..).unwrap_or_default().join(" "));
@@ -115,7 +118,11 @@ async fn answer(ctx: Context, stream: UnixStream) -> anyhow::Result<()> {
             drop(_enter);
             tokio::task::spawn_blocking(move || execute(&ctx, request.argv)).await?
         }
-        Err(e) => Response { exit_code: 2, stdout: String::new(), stderr: format!("meterd: bad control request: {e}\n") },
+        Err(e) => Response {
+            exit_code: 2,
+            stdout: String::new(),
+            stderr: format!("meterd: bad control request: {e}\n"),
+        },
     };
     let mut bytes = serde_json::to_vec(&response)?;
     bytes.push(b'\n');
@@ -150,19 +157,34 @@ pub fn execute(ctx: &Context, argv: Vec<String>) -> Response {
         Ok(cli) => cli,
         Err(e) => {
             let text = e.render().to_string();
-            let (stdout, stderr) = if e.use_stderr() { (String::new(), text) } else { (text, String::new()) };
-            return Response { exit_code: e.exit_code(), stdout, stderr };
+            let (stdout, stderr) = if e.use_stderr() {
+                (String::new(), text)
+            } else {
+                (text, String::new())
+            };
+            return Response {
+                exit_code: e.exit_code(),
+                stdout,
+                stderr,
+            };
         }
     };
     if !cli.command.forwardable() {
         return Response {
             exit_code: 2,
             stdout: String::new(),
-            stderr: "meterd: error: this command is not run by the daemon; run it where the store is not in use\n".into(),
+            stderr: "meterd: error: this command is not run by the daemon; run it where the store is not in use\n"
+                .into(),
         };
     }
     let (out, err) = (Buffer::default(), Buffer::default());
-    let env = Env::forwarded(ctx.config.as_ref().clone(), ctx.data_dir.clone(), Arc::clone(&ctx.store), Box::new(out.clone()), Box::new(err.clone()));
+    let env = Env::forwarded(
+        ctx.config.as_ref().clone(),
+        ctx.data_dir.clone(),
+        Arc::clone(&ctx.store),
+        Box::new(out.clone()),
+        Box::new(err.clone()),
+    );
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cli::run_in(&env, cli)));
     drop(env);
     let mut stderr = err.text();
@@ -177,7 +199,11 @@ pub fn execute(ctx: &Context, argv: Vec<String>) -> Response {
             101
         }
     };
-    Response { exit_code, stdout: out.text(), stderr }
+    Response {
+        exit_code,
+        stdout: out.text(),
+        stderr,
+    }
 }
 
 /// Client side: sends `argv` to the daemon at `socket`. `Ok(None)` when nothing listens there.
@@ -187,7 +213,14 @@ pub fn forward(socket: &Path, argv: &[String]) -> anyhow::Result<Option<Response
     use std::io::{BufRead, BufReader};
     let mut stream = match std::os::unix::net::UnixStream::connect(socket) {
         Ok(s) => s,
-        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) => return Ok(None),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None);
+        }
         Err(e) => return Err(e).with_context(|| format!("cannot connect to the control socket {}", socket.display())),
     };
     let cwd = std::env::current_dir().ok();
@@ -205,7 +238,10 @@ pub fn forward(socket: &Path, argv: &[String]) -> anyhow::Result<Option<Response
     request.push(b'\n');
     stream.write_all(&request)?;
     let mut line = String::new();
-    BufReader::new(&stream).read_line(&mut line).with_context(|| format!("reading the daemon's answer on {}", socket.display()))?;
-    let response = serde_json::from_str(&line).with_context(|| format!("the daemon on {} answered {line:?}", socket.display()))?;
+    BufReader::new(&stream)
+        .read_line(&mut line)
+        .with_context(|| format!("reading the daemon's answer on {}", socket.display()))?;
+    let response =
+        serde_json::from_str(&line).with_context(|| format!("the daemon on {} answered {line:?}", socket.display()))?;
     Ok(Some(response))
 }

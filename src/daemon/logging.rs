@@ -39,7 +39,9 @@ fn filter(config: Option<&LogConfig>, default: &str) -> EnvFilter {
         return f;
     }
     let level = config.map_or(default, |c| c.level.as_str());
-    EnvFilter::builder().parse(level).unwrap_or_else(|_| EnvFilter::new(default))
+    EnvFilter::builder()
+        .parse(level)
+        .unwrap_or_else(|_| EnvFilter::new(default))
 }
 
 /// Installs the global subscriber. `config` is `None` for one-shot commands, which log
@@ -47,10 +49,20 @@ fn filter(config: Option<&LogConfig>, default: &str) -> EnvFilter {
 pub fn init(config: Option<&LogConfig>) {
     let format = resolve(config.map_or(LogFormat::Auto, |c| c.format));
     let filter = filter(config, if config.is_some() { "info" } else { "warn" });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
-        LogFormat::Json => builder.with_ansi(false).json().with_current_span(true).with_span_list(true).try_init(),
-        LogFormat::Journald => builder.with_ansi(false).event_format(Journald(Format::default().without_time().with_ansi(false))).try_init(),
+        LogFormat::Json => builder
+            .with_ansi(false)
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .try_init(),
+        LogFormat::Journald => builder
+            .with_ansi(false)
+            .event_format(Journald(Format::default().without_time().with_ansi(false)))
+            .try_init(),
         LogFormat::Text | LogFormat::Auto => builder.with_ansi(std::io::stderr().is_terminal()).try_init(),
     };
 }

@@ -100,7 +100,11 @@ impl ComponentSpec {
         start: impl FnOnce(Context, CancellationToken) -> Component + Send + 'static,
     ) -> Self {
         let section = serde_json::to_string(section).expect("a config section serialises");
-        ComponentSpec { name: name.into(), section, start: Box::new(start) }
+        ComponentSpec {
+            name: name.into(),
+            section,
+            start: Box::new(start),
+        }
     }
 }
 
@@ -109,13 +113,17 @@ pub fn components(config: &Config) -> Vec<ComponentSpec> {
     let mut specs: Vec<ComponentSpec> = Vec::new();
     for cradle in &config.cradle {
         let section = cradle.clone();
-        specs.push(ComponentSpec::new(format!("cradle:{}", cradle.port.display()), cradle, move |ctx, token| {
-            Box::pin(crate::ingest::cradle::daemon::run_cradle(ctx, section, token))
-        }));
+        specs.push(ComponentSpec::new(
+            format!("cradle:{}", cradle.port.display()),
+            cradle,
+            move |ctx, token| Box::pin(crate::ingest::cradle::daemon::run_cradle(ctx, section, token)),
+        ));
     }
     if let Some(mqtt) = &config.mqtt {
         let section = mqtt.clone();
-        specs.push(ComponentSpec::new("mqtt", mqtt, move |ctx, token| Box::pin(crate::ingest::mqtt::component(ctx, section, token))));
+        specs.push(ComponentSpec::new("mqtt", mqtt, move |ctx, token| {
+            Box::pin(crate::ingest::mqtt::component(ctx, section, token))
+        }));
     }
     if config.meterbus.is_configured() {
         specs.push(ComponentSpec::new("meterbus", &config.meterbus, |ctx, token| {
@@ -162,8 +170,21 @@ fn shutdown_channel(shutdown: impl Future<Output = ()> + Send + 'static) -> mpsc
 }
 
 /// Runs the daemon until `shutdown` resolves, then stops every component and returns.
-pub async fn run(config: Config, data_dir: PathBuf, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-    serve(Options { config, config_path: None, data_dir, build: components }, shutdown_channel(shutdown)).await
+pub async fn run(
+    config: Config,
+    data_dir: PathBuf,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    serve(
+        Options {
+            config,
+            config_path: None,
+            data_dir,
+            build: components,
+        },
+        shutdown_channel(shutdown),
+    )
+    .await
 }
 
 /// Runs the daemon's components over an already open store until `shutdown` resolves.
@@ -200,12 +221,26 @@ pub async fn run_service(config: Config, config_path: Option<PathBuf>, data_dir:
             }
         }
     });
-    serve(Options { config, config_path, data_dir, build: components }, rx).await
+    serve(
+        Options {
+            config,
+            config_path,
+            data_dir,
+            build: components,
+        },
+        rx,
+    )
+    .await
 }
 
 /// Runs the daemon until a [`Signal::Shutdown`] arrives (or the channel closes).
 pub async fn serve(options: Options, signals: mpsc::Receiver<Signal>) -> anyhow::Result<()> {
-    let Options { config, config_path, data_dir, build } = options;
+    let Options {
+        config,
+        config_path,
+        data_dir,
+        build,
+    } = options;
     let store = {
         let dir = data_dir.clone();
         let cache = config.daemon.store_cache_bytes();
@@ -213,7 +248,11 @@ pub async fn serve(options: Options, signals: mpsc::Receiver<Signal>) -> anyhow:
             .await?
             .with_context(|| format!("cannot open the store in {}", data_dir.display()))?
     };
-    let ctx = Context { config: Arc::new(config), data_dir, store: Arc::new(store) };
+    let ctx = Context {
+        config: Arc::new(config),
+        data_dir,
+        store: Arc::new(store),
+    };
     serve_context(ctx, config_path, build, signals).await
 }
 
@@ -230,10 +269,21 @@ pub async fn serve_context(
 
     let socket_path = ctx.config.daemon.control_socket(&ctx.data_dir);
     let listener = control::bind(&socket_path).await?;
-    let mut daemon = Daemon { ctx, build, running: BTreeMap::new(), generation: 0, exits: mpsc::unbounded_channel(), root: CancellationToken::new() };
+    let mut daemon = Daemon {
+        ctx,
+        build,
+        running: BTreeMap::new(),
+        generation: 0,
+        exits: mpsc::unbounded_channel(),
+        root: CancellationToken::new(),
+    };
     {
         let (ctx, token, path) = (daemon.ctx.clone(), daemon.root.child_token(), socket_path.clone());
-        daemon.spawn("control".into(), String::new(), Box::new(move |_, _| Box::pin(control::serve(ctx, configs, listener, path, token))));
+        daemon.spawn(
+            "control".into(),
+            String::new(),
+            Box::new(move |_, _| Box::pin(control::serve(ctx, configs, listener, path, token))),
+        );
     }
     for spec in (daemon.build)(&daemon.ctx.config) {
         daemon.start(spec);
@@ -284,7 +334,13 @@ pub async fn serve_context(
     let stuck = daemon.stop_all(deadline).await;
     if !stuck.is_empty() {
         tracing::error!(components = ?stuck, deadline_secs = deadline.as_secs(), "components did not stop before the deadline");
-        return Err(failure.unwrap_or_else(|| anyhow::anyhow!("components did not stop within {} s: {}", deadline.as_secs(), stuck.join(", "))));
+        return Err(failure.unwrap_or_else(|| {
+            anyhow::anyhow!(
+                "components did not stop within {} s: {}",
+                deadline.as_secs(),
+                stuck.join(", ")
+            )
+        }));
     }
     tracing::info!("stopped");
     match failure {
@@ -348,11 +404,24 @@ impl Daemon {
         let n = name.clone();
         let handle = tokio::spawn(async move {
             // Reports the exit even when the component panics (the guard drops while unwinding).
-            let mut guard = ExitGuard { exits, name: n, generation, sent: false };
+            let mut guard = ExitGuard {
+                exits,
+                name: n,
+                generation,
+                sent: false,
+            };
             let result = future.await;
             guard.send(result);
         });
-        self.running.insert(name, Running { section, generation, token, handle });
+        self.running.insert(
+            name,
+            Running {
+                section,
+                generation,
+                token,
+                handle,
+            },
+        );
     }
 
     /// Re-reads the file; on success publishes it and restarts the components whose section
@@ -386,12 +455,21 @@ impl Daemon {
         let vee_changed = new.vee != old.vee;
         self.ctx.config = Arc::clone(&new);
         config_tx.send_replace(Arc::clone(&new));
-        let mut wanted: BTreeMap<String, ComponentSpec> = (self.build)(&new).into_iter().map(|s| (s.name.clone(), s)).collect();
+        let mut wanted: BTreeMap<String, ComponentSpec> =
+            (self.build)(&new).into_iter().map(|s| (s.name.clone(), s)).collect();
         let deadline = Duration::from_secs(new.daemon.stop_deadline_secs);
         let mut changed = Vec::new();
-        let names: Vec<String> = self.running.keys().filter(|n| n.as_str() != "control").cloned().collect();
+        let names: Vec<String> = self
+            .running
+            .keys()
+            .filter(|n| n.as_str() != "control")
+            .cloned()
+            .collect();
         for name in names {
-            let keep = !vee_changed && wanted.get(&name).is_some_and(|s| s.section == self.running[&name].section);
+            let keep = !vee_changed
+                && wanted
+                    .get(&name)
+                    .is_some_and(|s| s.section == self.running[&name].section);
             if keep {
                 wanted.remove(&name);
                 continue;
@@ -422,7 +500,9 @@ impl Daemon {
     async fn healthy(&self, limit: Duration) -> anyhow::Result<()> {
         let store = Arc::clone(&self.ctx.store);
         let check = tokio::task::spawn_blocking(move || store.begin_read().and_then(|t| t.count_reads()).map(|_| ()));
-        tokio::time::timeout(limit, check).await.context("the store did not answer in time")???;
+        tokio::time::timeout(limit, check)
+            .await
+            .context("the store did not answer in time")???;
         Ok(())
     }
 

@@ -18,8 +18,12 @@ impl Notifier {
     /// From `$NOTIFY_SOCKET`; a notifier that does nothing when it is unset or unusable.
     pub fn from_env() -> Self {
         let socket = std::env::var_os("NOTIFY_SOCKET").and_then(|path| {
-            let addr = address(&path.to_string_lossy()).map_err(|e| tracing::warn!(error = %e, "NOTIFY_SOCKET unusable")).ok()?;
-            let sock = UnixDatagram::unbound().map_err(|e| tracing::warn!(error = %e, "cannot create the notify socket")).ok()?;
+            let addr = address(&path.to_string_lossy())
+                .map_err(|e| tracing::warn!(error = %e, "NOTIFY_SOCKET unusable"))
+                .ok()?;
+            let sock = UnixDatagram::unbound()
+                .map_err(|e| tracing::warn!(error = %e, "cannot create the notify socket"))
+                .ok()?;
             Some((sock, addr))
         });
         Notifier { socket }
@@ -46,7 +50,10 @@ impl Notifier {
 
     /// `RELOADING=1` (with `MONOTONIC_USEC`, which `Type=notify-reload` requires).
     pub fn reloading(&self) {
-        self.send(&format!("RELOADING=1\nMONOTONIC_USEC={}\nSTATUS=reloading the configuration", monotonic_usec()));
+        self.send(&format!(
+            "RELOADING=1\nMONOTONIC_USEC={}\nSTATUS=reloading the configuration",
+            monotonic_usec()
+        ));
     }
 
     pub fn stopping(&self) {
@@ -94,7 +101,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("notify");
         let listener = UnixDatagram::bind(&path).unwrap();
-        let n = Notifier { socket: Some((UnixDatagram::unbound().unwrap(), address(path.to_str().unwrap()).unwrap())) };
+        let n = Notifier {
+            socket: Some((
+                UnixDatagram::unbound().unwrap(),
+                address(path.to_str().unwrap()).unwrap(),
+            )),
+        };
         n.ready("up");
         n.watchdog();
         let mut buf = [0u8; 256];
@@ -108,8 +120,12 @@ mod tests {
     fn abstract_addresses() {
         let name = format!("meterd-test-{}", std::process::id());
         use std::os::linux::net::SocketAddrExt;
-        let listener = UnixDatagram::bind_addr(&std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap()).unwrap();
-        let n = Notifier { socket: Some((UnixDatagram::unbound().unwrap(), address(&format!("@{name}")).unwrap())) };
+        let listener =
+            UnixDatagram::bind_addr(&std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap())
+                .unwrap();
+        let n = Notifier {
+            socket: Some((UnixDatagram::unbound().unwrap(), address(&format!("@{name}")).unwrap())),
+        };
         n.stopping();
         let mut buf = [0u8; 64];
         let len = listener.recv(&mut buf).unwrap();

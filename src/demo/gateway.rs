@@ -119,10 +119,19 @@ impl Traffic {
                     }),
                 };
                 let offset = SignedDuration::from_millis(rng.range(0, 300_000));
-                SimMeter { kind, at: opts.start.checked_add(offset).unwrap_or(opts.start) }
+                SimMeter {
+                    kind,
+                    at: opts.start.checked_add(offset).unwrap_or(opts.start),
+                }
             })
             .collect();
-        Traffic { rng, opts, meters, next: 0, queue: VecDeque::new() }
+        Traffic {
+            rng,
+            opts,
+            meters,
+            next: 0,
+            queue: VecDeque::new(),
+        }
     }
 
     fn chance(&mut self, p: f64) -> bool {
@@ -173,7 +182,12 @@ impl Traffic {
             }
             Kind::ScmPlus(s) => {
                 let f = s.encode().to_vec();
-                (f.clone(), ert::scm_plus::decode(&f).expect("valid SCM+"), "SCM+", "scm+")
+                (
+                    f.clone(),
+                    ert::scm_plus::decode(&f).expect("valid SCM+"),
+                    "SCM+",
+                    "scm+",
+                )
             }
             Kind::Idm(m) => {
                 m.transmit_time_offset = 16 * (5 + 30 * repeat);
@@ -182,7 +196,12 @@ impl Traffic {
             }
             Kind::R900(r) => {
                 let f = r.encode().to_vec();
-                (f.clone(), ert::r900::decode(&f, false).expect("valid R900"), "R900", "r900")
+                (
+                    f.clone(),
+                    ert::r900::decode(&f, false).expect("valid R900"),
+                    "R900",
+                    "r900",
+                )
             }
         }
     }
@@ -197,18 +216,31 @@ impl Traffic {
             let (frame, decoded, rtlamr_type, protocol) = self.frame(i, repeat);
             let key = ert::dedup_key(&decoded).expect("ERT dedup key");
             let endpoint = format!("{}:{}", decoded.protocol, decoded.meter_id);
-            let register = decoded.readings.iter().find(|r| r.quantity == "register").and_then(|r| r.value.as_u64()).unwrap_or(0);
+            let register = decoded
+                .readings
+                .iter()
+                .find(|r| r.quantity == "register")
+                .and_then(|r| r.value.as_u64())
+                .unwrap_or(0);
             let heard = 1 + (self.rng.next_u64() % gateways.min(3) as u64) as usize;
             let first_gw = (self.rng.next_u64() % gateways as u64) as usize;
-            let base = self.meters[i].at.checked_add(SignedDuration::from_secs(30 * i64::from(repeat))).expect("time");
+            let base = self.meters[i]
+                .at
+                .checked_add(SignedDuration::from_secs(30 * i64::from(repeat)))
+                .expect("time");
             for k in 0..heard {
                 let gw = (first_gw + k) % gateways;
-                let at = base.checked_add(SignedDuration::from_millis(self.rng.range(0, 400))).expect("time");
+                let at = base
+                    .checked_add(SignedDuration::from_millis(self.rng.range(0, 400)))
+                    .expect("time");
                 let corrupt = self.chance(self.opts.corrupt_rate);
                 let as_json = !corrupt && gw.is_multiple_of(2);
                 let (topic, payload) = if as_json {
                     let line = json!({"Time": at.to_string(), "Offset": 0, "Length": 0, "Type": rtlamr_type, "Message": decoded.fields});
-                    (format!("{}/gw{gw}/rtlamr", self.opts.topic_prefix), serde_json::to_vec(&line).expect("JSON"))
+                    (
+                        format!("{}/gw{gw}/rtlamr", self.opts.topic_prefix),
+                        serde_json::to_vec(&line).expect("JSON"),
+                    )
                 } else {
                     let mut bytes = frame.clone();
                     if corrupt {
@@ -226,7 +258,10 @@ impl Traffic {
                     if gw % 4 == 1 {
                         env["protocol"] = protocol.into();
                     }
-                    (format!("{}/gw{gw}/raw", self.opts.topic_prefix), serde_json::to_vec(&env).expect("JSON"))
+                    (
+                        format!("{}/gw{gw}/raw", self.opts.topic_prefix),
+                        serde_json::to_vec(&env).expect("JSON"),
+                    )
                 };
                 self.queue.push_back(SimMessage {
                     topic,

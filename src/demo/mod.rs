@@ -79,7 +79,16 @@ fn first_read_day() -> Date {
 /// The town's meters.
 pub fn meters() -> Vec<TownMeter> {
     let mut rng = Rng::new(0x6D65_7465_7264);
-    let streets = ["Elm St", "Oak Ave", "Mill Rd", "Church St", "River Rd", "Maple Dr", "School Ln", "Depot St"];
+    let streets = [
+        "Elm St",
+        "Oak Ave",
+        "Mill Rd",
+        "Church St",
+        "River Rd",
+        "Maple Dr",
+        "School Ln",
+        "Depot St",
+    ];
     // (route, service, meters, dials, ADU range)
     type RoutePlan = (&'static str, Service, usize, u8, (i64, i64));
     let plan: [RoutePlan; 7] = [
@@ -97,7 +106,11 @@ pub fn meters() -> Vec<TownMeter> {
             let i = out.len();
             let modulus = 10i64.pow(u32::from(dials));
             // Every 37th meter starts just below the top of its register, so it rolls over.
-            let start = if i % 37 == 5 { modulus - rng.range(200, 900) } else { rng.range(0, modulus / 3) };
+            let start = if i % 37 == 5 {
+                modulus - rng.range(200, 900)
+            } else {
+                rng.range(0, modulus / 3)
+            };
             out.push(TownMeter {
                 meter_id: format!("{route}-{seq:03}"),
                 route: route.to_owned(),
@@ -105,8 +118,16 @@ pub fn meters() -> Vec<TownMeter> {
                 service,
                 dials,
                 // A few services are off; two of them see usage in the last month.
-                status: if i % 61 == 7 { MeterStatus::Inactive } else { MeterStatus::Active },
-                address: format!("{} {}", rng.range(1, 400), streets[rng.range(0, streets.len() as i64 - 1) as usize]),
+                status: if i % 61 == 7 {
+                    MeterStatus::Inactive
+                } else {
+                    MeterStatus::Active
+                },
+                address: format!(
+                    "{} {}",
+                    rng.range(1, 400),
+                    streets[rng.range(0, streets.len() as i64 - 1) as usize]
+                ),
                 adu: rng.range(lo, hi),
                 start,
             });
@@ -147,16 +168,36 @@ pub fn meters_csv(meters: &[TownMeter]) -> String {
 fn plant_for(i: usize) -> Option<Plant> {
     // Spread a handful of each anomaly across routes, away from the rollover and inactive meters.
     const PLANTS: [(usize, Plant); 30] = [
-        (11, Plant::High), (63, Plant::High), (212, Plant::High), (271, Plant::High),
-        (13, Plant::Low), (88, Plant::Low), (230, Plant::Low),
-        (17, Plant::Zero), (120, Plant::Zero), (262, Plant::Zero),
-        (21, Plant::Negative), (140, Plant::Negative), (285, Plant::Negative),
-        (25, Plant::SameUsage), (160, Plant::SameUsage), (241, Plant::SameUsage),
-        (29, Plant::Overflow), (181, Plant::Overflow),
-        (31, Plant::Tamper), (190, Plant::Tamper), (290, Plant::Tamper),
-        (33, Plant::Leak), (101, Plant::Leak), (171, Plant::Leak),
-        (35, Plant::ReverseFlow), (205, Plant::ReverseFlow),
-        (3, Plant::SkipCode), (55, Plant::SkipCode), (99, Plant::SkipCode), (250, Plant::SkipCode),
+        (11, Plant::High),
+        (63, Plant::High),
+        (212, Plant::High),
+        (271, Plant::High),
+        (13, Plant::Low),
+        (88, Plant::Low),
+        (230, Plant::Low),
+        (17, Plant::Zero),
+        (120, Plant::Zero),
+        (262, Plant::Zero),
+        (21, Plant::Negative),
+        (140, Plant::Negative),
+        (285, Plant::Negative),
+        (25, Plant::SameUsage),
+        (160, Plant::SameUsage),
+        (241, Plant::SameUsage),
+        (29, Plant::Overflow),
+        (181, Plant::Overflow),
+        (31, Plant::Tamper),
+        (190, Plant::Tamper),
+        (290, Plant::Tamper),
+        (33, Plant::Leak),
+        (101, Plant::Leak),
+        (171, Plant::Leak),
+        (35, Plant::ReverseFlow),
+        (205, Plant::ReverseFlow),
+        (3, Plant::SkipCode),
+        (55, Plant::SkipCode),
+        (99, Plant::SkipCode),
+        (250, Plant::SkipCode),
     ];
     PLANTS.iter().find(|(j, _)| *j == i).map(|(_, p)| *p)
 }
@@ -169,7 +210,11 @@ pub fn reads_csv(meters: &[TownMeter]) -> String {
     for (i, m) in meters.iter().enumerate() {
         let modulus = 10i64.pow(u32::from(m.dials));
         let width = usize::from(m.dials);
-        let read_type = if m.service == Service::Electric || i % 3 == 0 { "radio" } else { "manual" };
+        let read_type = if m.service == Service::Electric || i % 3 == 0 {
+            "radio"
+        } else {
+            "manual"
+        };
         let mut value = m.start;
         let mut previous_use = -1;
         let mut prev_day = first_read_day();
@@ -186,7 +231,11 @@ pub fn reads_csv(meters: &[TownMeter]) -> String {
                     used += 1;
                 }
                 if m.status == MeterStatus::Inactive {
-                    used = if month == MONTHS - 1 && i % 2 == 1 { m.adu * days } else { 0 };
+                    used = if month == MONTHS - 1 && i % 2 == 1 {
+                        m.adu * days
+                    } else {
+                        0
+                    };
                 }
                 let last = month == MONTHS - 1;
                 match plant_for(i).filter(|_| last) {

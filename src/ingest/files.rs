@@ -23,7 +23,12 @@ pub enum ImportError {
     #[error("{file}: {source}")]
     Io { file: String, source: std::io::Error },
     #[error("{file}, line {line}, field {field}: {message}")]
-    Field { file: String, line: u64, field: String, message: String },
+    Field {
+        file: String,
+        line: u64,
+        field: String,
+        message: String,
+    },
     #[error("{file}, line {line}: {message}")]
     Line { file: String, line: u64, message: String },
     #[error(transparent)]
@@ -39,8 +44,20 @@ pub const READ_COLUMNS: [&str; 6] = ["meter_id", "read_at", "value", "read_type"
 const READ_REQUIRED: [&str; 3] = ["meter_id", "read_at", "value"];
 
 /// The columns of a meters CSV. All but `notes` are required.
-pub const METER_COLUMNS: [&str; 12] =
-    ["meter_id", "account", "route", "sequence", "service", "unit", "dials", "decimals", "multiplier", "status", "address", "notes"];
+pub const METER_COLUMNS: [&str; 12] = [
+    "meter_id",
+    "account",
+    "route",
+    "sequence",
+    "service",
+    "unit",
+    "dials",
+    "decimals",
+    "multiplier",
+    "status",
+    "address",
+    "notes",
+];
 
 /// A CSV file with a checked header: column name → index.
 struct Csv {
@@ -52,11 +69,22 @@ struct Csv {
 impl Csv {
     fn open(path: &Path, known: &[&str], required: &[&str]) -> Result<Self, ImportError> {
         let file = path.display().to_string();
-        let f = std::fs::File::open(path).map_err(|source| ImportError::Io { file: file.clone(), source })?;
-        let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).trim(csv::Trim::All).from_reader(f);
+        let f = std::fs::File::open(path).map_err(|source| ImportError::Io {
+            file: file.clone(),
+            source,
+        })?;
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(false)
+            .trim(csv::Trim::All)
+            .from_reader(f);
         let header = reader.headers().map_err(|e| csv_error(&file, e))?.clone();
         if header.is_empty() || (header.len() == 1 && header[0].is_empty()) {
-            return Err(ImportError::Line { file, line: 1, message: "empty file: no header line".into() });
+            return Err(ImportError::Line {
+                file,
+                line: 1,
+                message: "empty file: no header line".into(),
+            });
         }
         let mut columns = HashMap::new();
         for (i, name) in header.iter().enumerate() {
@@ -69,11 +97,21 @@ impl Csv {
                 });
             }
             if columns.insert(name.to_owned(), i).is_some() {
-                return Err(ImportError::Field { file, line: 1, field: name.to_owned(), message: "column appears twice".into() });
+                return Err(ImportError::Field {
+                    file,
+                    line: 1,
+                    field: name.to_owned(),
+                    message: "column appears twice".into(),
+                });
             }
         }
         if let Some(missing) = required.iter().find(|c| !columns.contains_key(**c)) {
-            return Err(ImportError::Field { file, line: 1, field: (*missing).to_owned(), message: "required column missing".into() });
+            return Err(ImportError::Field {
+                file,
+                line: 1,
+                field: (*missing).to_owned(),
+                message: "required column missing".into(),
+            });
         }
         Ok(Csv { file, reader, columns })
     }
@@ -103,7 +141,12 @@ impl Csv {
     }
 
     fn field_error(&self, line: u64, field: &str, message: impl Into<String>) -> ImportError {
-        ImportError::Field { file: self.file.clone(), line, field: field.to_owned(), message: message.into() }
+        ImportError::Field {
+            file: self.file.clone(),
+            line,
+            field: field.to_owned(),
+            message: message.into(),
+        }
     }
 
     /// A required, non-empty text field.
@@ -114,7 +157,14 @@ impl Csv {
         }
     }
 
-    fn parse<T>(&self, line: u64, row: &csv::StringRecord, column: &str, what: &str, f: impl FnOnce(&str) -> Option<T>) -> Result<T, ImportError> {
+    fn parse<T>(
+        &self,
+        line: u64,
+        row: &csv::StringRecord,
+        column: &str,
+        what: &str,
+        f: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<T, ImportError> {
         let v = self.text(line, row, column)?;
         f(v).ok_or_else(|| self.field_error(line, column, format!("{v:?} is not {what}")))
     }
@@ -129,7 +179,11 @@ fn csv_error(file: &str, e: csv::Error) -> ImportError {
         csv::ErrorKind::Utf8 { .. } => "not valid UTF-8".to_owned(),
         _ => e.to_string(),
     };
-    ImportError::Line { file: file.to_owned(), line, message }
+    ImportError::Line {
+        file: file.to_owned(),
+        line,
+        message,
+    }
 }
 
 /// Parse and check a reads CSV (`meter_id,read_at,value,read_type,codes[,reader]`).
@@ -139,9 +193,16 @@ pub fn parse_reads_csv(path: &Path) -> Result<Vec<Read>, ImportError> {
     let mut reads = Vec::with_capacity(rows.len());
     for (line, row) in rows {
         let meter_id = csv.text(line, &row, "meter_id")?.to_owned();
-        let read_at: Timestamp = csv.parse(line, &row, "read_at", "an RFC 3339 time with offset (2025-01-31T08:00:00Z)", |v| v.parse().ok())?;
+        let read_at: Timestamp = csv.parse(
+            line,
+            &row,
+            "read_at",
+            "an RFC 3339 time with offset (2025-01-31T08:00:00Z)",
+            |v| v.parse().ok(),
+        )?;
         let raw = csv.text(line, &row, "value")?;
-        let value = Quantity::parse(raw).map_err(|e| csv.field_error(line, "value", format!("{raw:?} is not a register value: {e}")))?;
+        let value = Quantity::parse(raw)
+            .map_err(|e| csv.field_error(line, "value", format!("{raw:?} is not a register value: {e}")))?;
         if value.is_negative() {
             return Err(csv.field_error(line, "value", format!("{raw:?} is negative; a register value never is")));
         }
@@ -151,11 +212,21 @@ pub fn parse_reads_csv(path: &Path) -> Result<Vec<Read>, ImportError> {
                 csv.field_error(
                     line,
                     "read_type",
-                    format!("{v:?} is not a read type ({})", ReadType::ALL.map(ReadType::as_str).join(", ")),
+                    format!(
+                        "{v:?} is not a read type ({})",
+                        ReadType::ALL.map(ReadType::as_str).join(", ")
+                    ),
                 )
             })?,
         };
-        let codes = csv.get(&row, "codes").unwrap_or("").split(';').map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned).collect();
+        let codes = csv
+            .get(&row, "codes")
+            .unwrap_or("")
+            .split(';')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+            .collect();
         let reader = csv.get(&row, "reader").filter(|r| !r.is_empty()).map(str::to_owned);
         reads.push(Read {
             meter_id,
@@ -183,18 +254,40 @@ pub fn parse_meters_csv(path: &Path) -> Result<Vec<Meter>, ImportError> {
             account: csv.get(&row, "account").unwrap_or("").to_owned(),
             route: csv.text(line, &row, "route")?.to_owned(),
             sequence: csv.parse(line, &row, "sequence", "a walk-order number", |v| v.parse().ok())?,
-            service: csv.parse(line, &row, "service", "a service (water, gas, electric)", Service::parse)?,
+            service: csv.parse(
+                line,
+                &row,
+                "service",
+                "a service (water, gas, electric)",
+                Service::parse,
+            )?,
             unit: csv.text(line, &row, "unit")?.to_owned(),
             dials: csv.parse(line, &row, "dials", "a dial count", |v| v.parse().ok())?,
             decimals: csv.parse(line, &row, "decimals", "a count of decimals", |v| v.parse().ok())?,
-            multiplier: csv.parse(line, &row, "multiplier", "a decimal number", |v| Quantity::parse(v).ok())?,
-            status: csv.parse(line, &row, "status", "a meter status (active, inactive)", MeterStatus::parse)?,
+            multiplier: csv.parse(line, &row, "multiplier", "a decimal number", |v| {
+                Quantity::parse(v).ok()
+            })?,
+            status: csv.parse(
+                line,
+                &row,
+                "status",
+                "a meter status (active, inactive)",
+                MeterStatus::parse,
+            )?,
             address: csv.get(&row, "address").unwrap_or("").to_owned(),
             notes: csv.get(&row, "notes").unwrap_or("").to_owned(),
         };
-        meter.check().map_err(|m| ImportError::Line { file: csv.file.clone(), line, message: m })?;
+        meter.check().map_err(|m| ImportError::Line {
+            file: csv.file.clone(),
+            line,
+            message: m,
+        })?;
         if let Some(first) = lines.insert(meter.meter_id.clone(), line) {
-            return Err(csv.field_error(line, "meter_id", format!("meter {} already listed on line {first}", meter.meter_id)));
+            return Err(csv.field_error(
+                line,
+                "meter_id",
+                format!("meter {} already listed on line {first}", meter.meter_id),
+            ));
         }
         meters.push(meter);
     }
@@ -212,7 +305,11 @@ pub struct RouteFileOptions {
 
 impl Default for RouteFileOptions {
     fn default() -> Self {
-        RouteFileOptions { route: None, dials: 8, decimals: 0 }
+        RouteFileOptions {
+            route: None,
+            dials: 8,
+            decimals: 0,
+        }
     }
 }
 
@@ -228,16 +325,23 @@ fn default_unit(service: Service) -> &'static str {
 /// Parse a Sensus AutoRead 155-character route import file into meters, in walk order.
 pub fn parse_sensus_route(path: &Path, opts: &RouteFileOptions) -> Result<Vec<Meter>, ImportError> {
     let file = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| ImportError::Io { file: file.clone(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| ImportError::Io {
+        file: file.clone(),
+        source,
+    })?;
     let text = String::from_utf8(bytes).map_err(|e| ImportError::Line {
         file: file.clone(),
-        line: 1 + e.as_bytes()[..e.utf8_error().valid_up_to()].iter().filter(|b| **b == b'\n').count() as u64,
+        line: 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count() as u64,
         message: "not valid UTF-8".into(),
     })?;
-    let route = opts
-        .route
-        .clone()
-        .unwrap_or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "route".into()));
+    let route = opts.route.clone().unwrap_or_else(|| {
+        path.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "route".into())
+    });
     let layout = fixed_width::sensus_autoread_import();
     let mut meters = Vec::new();
     let mut seen: HashMap<String, u64> = HashMap::new();
@@ -247,9 +351,18 @@ pub fn parse_sensus_route(path: &Path, opts: &RouteFileOptions) -> Result<Vec<Me
         if line_text.trim().is_empty() {
             continue;
         }
-        let rec = layout.parse(line_text).map_err(|e| ImportError::Line { file: file.clone(), line, message: e.to_string() })?;
+        let rec = layout.parse(line_text).map_err(|e| ImportError::Line {
+            file: file.clone(),
+            line,
+            message: e.to_string(),
+        })?;
         let field = |name: &str| rec.get(name).unwrap_or("").to_owned();
-        let ferr = |name: &str, message: String| ImportError::Field { file: file.clone(), line, field: name.to_owned(), message };
+        let ferr = |name: &str, message: String| ImportError::Field {
+            file: file.clone(),
+            line,
+            field: name.to_owned(),
+            message,
+        };
         let meter_id = field("meter_id");
         if meter_id.is_empty() {
             return Err(ferr("meter_id", "empty".into()));
@@ -259,7 +372,12 @@ pub fn parse_sensus_route(path: &Path, opts: &RouteFileOptions) -> Result<Vec<Me
             // AutoRead's `P` (propane) is a gas service for billing.
             "G" | "P" => Service::Gas,
             "E" => Service::Electric,
-            other => return Err(ferr("meter_type", format!("{other:?} is not a meter type (W, G, E, P)"))),
+            other => {
+                return Err(ferr(
+                    "meter_type",
+                    format!("{other:?} is not a meter type (W, G, E, P)"),
+                ));
+            }
         };
         for numeric in ["previous_read", "low_limit", "high_limit"] {
             let v = field(numeric);
@@ -268,7 +386,10 @@ pub fn parse_sensus_route(path: &Path, opts: &RouteFileOptions) -> Result<Vec<Me
             }
         }
         if let Some(first) = seen.insert(meter_id.clone(), line) {
-            return Err(ferr("meter_id", format!("meter {meter_id} already listed on line {first}")));
+            return Err(ferr(
+                "meter_id",
+                format!("meter {meter_id} already listed on line {first}"),
+            ));
         }
         let notes = [field("comment"), field("customer_name"), field("service_address_2")]
             .into_iter()
@@ -289,7 +410,11 @@ pub fn parse_sensus_route(path: &Path, opts: &RouteFileOptions) -> Result<Vec<Me
             address: field("service_address"),
             notes,
         };
-        meter.check().map_err(|m| ImportError::Line { file: file.clone(), line, message: m })?;
+        meter.check().map_err(|m| ImportError::Line {
+            file: file.clone(),
+            line,
+            message: m,
+        })?;
         meters.push(meter);
     }
     Ok(meters)

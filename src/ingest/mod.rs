@@ -9,8 +9,8 @@
 
 pub mod cradle;
 pub mod files;
-pub mod mqtt;
 pub mod meterbus;
+pub mod mqtt;
 pub mod pipeline;
 
 pub use pipeline::{AcceptReport, accept_in, accept_reads, accept_reads_with};

@@ -98,8 +98,16 @@ pub fn accept_reads_with(
 /// [`accept_reads`] inside a caller's transaction (for sources that must store something
 /// else atomically with the reads, e.g. a de-duplication key or a cradle session record).
 /// The caller commits.
-pub fn accept_in(txn: &mut dyn WriteTxn, config: &VeeConfig, reads: Vec<Read>, received_at: Timestamp) -> Result<AcceptReport> {
-    let mut report = AcceptReport { received: reads.len() as u64, ..AcceptReport::default() };
+pub fn accept_in(
+    txn: &mut dyn WriteTxn,
+    config: &VeeConfig,
+    reads: Vec<Read>,
+    received_at: Timestamp,
+) -> Result<AcceptReport> {
+    let mut report = AcceptReport {
+        received: reads.len() as u64,
+        ..AcceptReport::default()
+    };
     let mut reads = reads;
     for read in &mut reads {
         read.read_at = to_store_precision(read.read_at);
@@ -122,7 +130,10 @@ pub fn accept_in(txn: &mut dyn WriteTxn, config: &VeeConfig, reads: Vec<Read>, r
         .map(|g| HistoryQuery {
             meter_id: &reads[g.start].meter_id,
             from: reads[g.start].read_at.checked_sub(ADU_WINDOW).unwrap_or(Timestamp::MIN),
-            to: reads[g.end - 1].read_at.checked_add(SignedDuration::from_micros(1)).unwrap_or(Timestamp::MAX),
+            to: reads[g.end - 1]
+                .read_at
+                .checked_add(SignedDuration::from_micros(1))
+                .unwrap_or(Timestamp::MAX),
         })
         .collect();
     let histories = txn.meter_histories(&queries)?;
@@ -137,7 +148,11 @@ pub fn accept_in(txn: &mut dyn WriteTxn, config: &VeeConfig, reads: Vec<Read>, r
         let changes = txn.meter_changes(&first.meter_id)?;
         let prior = if reads[g.clone()].iter().any(|r| r.read_type == ReadType::Estimate) {
             let before = txn.meter_reads_before(&first.meter_id, first.read_at, config.estimate_limit as usize + 1)?;
-            before.iter().filter(|r| r.summary().is_history()).take_while(|r| r.is_estimate()).count() as u32
+            before
+                .iter()
+                .filter(|r| r.summary().is_history())
+                .take_while(|r| r.is_estimate())
+                .count() as u32
         } else {
             0
         };
@@ -147,7 +162,11 @@ pub fn accept_in(txn: &mut dyn WriteTxn, config: &VeeConfig, reads: Vec<Read>, r
     let mut reads = reads.into_iter();
     for (((g, meter), known), (changes, prior)) in groups.into_iter().zip(meters).zip(histories).zip(extras) {
         let group = reads.by_ref().take(g.len());
-        let extra = MeterGroup { meter: meter.as_ref(), changes: &changes, prior_estimates: prior };
+        let extra = MeterGroup {
+            meter: meter.as_ref(),
+            changes: &changes,
+            prior_estimates: prior,
+        };
         accept_meter(config, extra, known, group, received_at, &mut report, &mut to_store);
     }
     report.read_ids = txn.insert_reads(&mut to_store)?;
@@ -187,7 +206,13 @@ fn accept_meter(
         }
         history.clear();
         history.extend(known[..lo].iter().filter(|k| k.is_history()).copied());
-        let ctx = Context { meter, history: &history, same_time: &same, changes: group.changes, prior_estimates };
+        let ctx = Context {
+            meter,
+            history: &history,
+            same_time: &same,
+            changes: group.changes,
+            prior_estimates,
+        };
         let outcome = vee::validate(&ctx, &read, config);
 
         for f in &outcome.flags {

@@ -4,8 +4,8 @@
 //! microsecond. Every enum here is stored by postcard as its variant index: **append new
 //! variants at the end only** (or bump the store's schema version).
 
-pub mod gateway;
 pub mod billing;
+pub mod gateway;
 mod quantity;
 mod review;
 
@@ -24,7 +24,11 @@ pub mod time_serde {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
-        if s.is_human_readable() { s.collect_str(t) } else { s.serialize_i64(t.as_microsecond()) }
+        if s.is_human_readable() {
+            s.collect_str(t)
+        } else {
+            s.serialize_i64(t.as_microsecond())
+        }
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
@@ -82,7 +86,9 @@ impl Service {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|v| v.as_str().eq_ignore_ascii_case(s.trim()))
+        Self::ALL
+            .into_iter()
+            .find(|v| v.as_str().eq_ignore_ascii_case(s.trim()))
     }
 }
 
@@ -109,7 +115,9 @@ impl MeterStatus {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [MeterStatus::Active, MeterStatus::Inactive].into_iter().find(|v| v.as_str().eq_ignore_ascii_case(s.trim()))
+        [MeterStatus::Active, MeterStatus::Inactive]
+            .into_iter()
+            .find(|v| v.as_str().eq_ignore_ascii_case(s.trim()))
     }
 }
 
@@ -155,7 +163,10 @@ impl Meter {
             return Err(format!("dials must be 1..={MAX_DIALS}, got {}", self.dials));
         }
         if self.decimals >= self.dials {
-            return Err(format!("decimals ({}) must be fewer than dials ({})", self.decimals, self.dials));
+            return Err(format!(
+                "decimals ({}) must be fewer than dials ({})",
+                self.decimals, self.dials
+            ));
         }
         if !self.multiplier.is_positive() {
             return Err(format!("multiplier must be positive, got {}", self.multiplier));
@@ -177,8 +188,14 @@ pub enum ReadType {
 }
 
 impl ReadType {
-    pub const ALL: [ReadType; 6] =
-        [ReadType::Manual, ReadType::Radio, ReadType::Probe, ReadType::Gateway, ReadType::Estimate, ReadType::Customer];
+    pub const ALL: [ReadType; 6] = [
+        ReadType::Manual,
+        ReadType::Radio,
+        ReadType::Probe,
+        ReadType::Gateway,
+        ReadType::Estimate,
+        ReadType::Customer,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -192,7 +209,9 @@ impl ReadType {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|v| v.as_str().eq_ignore_ascii_case(s.trim()))
+        Self::ALL
+            .into_iter()
+            .find(|v| v.as_str().eq_ignore_ascii_case(s.trim()))
     }
 }
 
@@ -224,8 +243,12 @@ impl ReadStatus {
     ];
 
     /// Statuses billing may take into a batch.
-    pub const BILLABLE: [ReadStatus; 4] =
-        [ReadStatus::Validated, ReadStatus::Accepted, ReadStatus::Edited, ReadStatus::Estimated];
+    pub const BILLABLE: [ReadStatus; 4] = [
+        ReadStatus::Validated,
+        ReadStatus::Accepted,
+        ReadStatus::Edited,
+        ReadStatus::Estimated,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -366,7 +389,14 @@ pub struct Flag {
 
 impl Flag {
     pub fn new(rule: Rule) -> Self {
-        Flag { rule, expected: None, limit: None, actual: None, modulus: None, detail: None }
+        Flag {
+            rule,
+            expected: None,
+            limit: None,
+            actual: None,
+            modulus: None,
+            detail: None,
+        }
     }
     pub fn expected(mut self, q: Quantity) -> Self {
         self.expected = Some(q);
@@ -432,7 +462,11 @@ pub struct Origin {
 
 impl Origin {
     pub fn file_line(path: &str, line: u64) -> Self {
-        Origin { kind: OriginKind::File, source: path.to_owned(), locator: format!("line {line}") }
+        Origin {
+            kind: OriginKind::File,
+            source: path.to_owned(),
+            locator: format!("line {line}"),
+        }
     }
 }
 
@@ -460,7 +494,10 @@ impl Read {
 
     /// The register modulus the source declared with a `register_modulus=N` code.
     pub fn register_modulus(&self) -> Option<Quantity> {
-        self.codes.iter().find_map(|c| c.strip_prefix(codes::REGISTER_MODULUS_PREFIX)).and_then(|v| Quantity::parse(v).ok())
+        self.codes
+            .iter()
+            .find_map(|c| c.strip_prefix(codes::REGISTER_MODULUS_PREFIX))
+            .and_then(|v| Quantity::parse(v).ok())
     }
 }
 

@@ -80,7 +80,11 @@ impl Quantity {
         let p = i128::from(self.0).checked_mul(num)?;
         let (q, r) = (p / den, p % den);
         // Round half away from zero: |2r| ≥ |den| → step away from zero.
-        let q = if 2 * r.abs() >= den.abs() { q + p.signum() * den.signum() } else { q };
+        let q = if 2 * r.abs() >= den.abs() {
+            q + p.signum() * den.signum()
+        } else {
+            q
+        };
         i64::try_from(q).ok().map(Quantity)
     }
 
@@ -106,7 +110,11 @@ impl Quantity {
     /// Round an `f64` (e.g. a configuration factor) to the nearest micro-unit.
     pub fn from_f64(v: f64) -> Option<Self> {
         let m = (v * SCALE as f64).round();
-        if m.is_finite() && m.abs() < i64::MAX as f64 { Some(Quantity(m as i64)) } else { None }
+        if m.is_finite() && m.abs() < i64::MAX as f64 {
+            Some(Quantity(m as i64))
+        } else {
+            None
+        }
     }
 
     /// Parse decimal text: optional sign, digits, optional `.` and up to six decimals.
@@ -178,7 +186,11 @@ impl Serialize for Quantity {
     /// JSON (human-readable) gets a number; the store (postcard) gets the exact micro-units.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         if s.is_human_readable() {
-            if self.0 % SCALE == 0 { s.serialize_i64(self.0 / SCALE) } else { s.serialize_f64(self.to_f64()) }
+            if self.0 % SCALE == 0 {
+                s.serialize_i64(self.0 / SCALE)
+            } else {
+                s.serialize_f64(self.to_f64())
+            }
         } else {
             s.serialize_i64(self.0)
         }
@@ -241,7 +253,10 @@ mod tests {
     #[test]
     fn register_wrap_is_euclidean() {
         let m = Quantity::pow10(8).unwrap();
-        let c = Quantity::parse("123").unwrap().checked_sub(Quantity::parse("99999678").unwrap()).unwrap();
+        let c = Quantity::parse("123")
+            .unwrap()
+            .checked_sub(Quantity::parse("99999678").unwrap())
+            .unwrap();
         assert_eq!(c.rem_euclid(m), Quantity::from_units(445).unwrap());
     }
 
@@ -250,7 +265,12 @@ mod tests {
         let q = Quantity::from_micros(5);
         assert_eq!(q.mul_div(1, 2), Some(Quantity::from_micros(3)));
         assert_eq!(Quantity::from_micros(-5).mul_div(1, 2), Some(Quantity::from_micros(-3)));
-        assert_eq!(Quantity::from_units(10).unwrap().mul_factor(Quantity::parse("1.8").unwrap()), Quantity::from_units(18));
+        assert_eq!(
+            Quantity::from_units(10)
+                .unwrap()
+                .mul_factor(Quantity::parse("1.8").unwrap()),
+            Quantity::from_units(18)
+        );
         assert_eq!(q.mul_div(1, 0), None);
     }
 
@@ -276,7 +296,10 @@ mod tests {
     fn json_prints_numbers_and_postcard_keeps_micros() {
         let q = Quantity::parse("12.345").unwrap();
         assert_eq!(serde_json::to_string(&q).unwrap(), "12.345");
-        assert_eq!(serde_json::to_string(&Quantity::from_units(445).unwrap()).unwrap(), "445");
+        assert_eq!(
+            serde_json::to_string(&Quantity::from_units(445).unwrap()).unwrap(),
+            "445"
+        );
         let bytes = postcard::to_allocvec(&q).unwrap();
         assert_eq!(postcard::from_bytes::<Quantity>(&bytes).unwrap(), q);
         assert_eq!(serde_json::from_str::<Quantity>("12.345").unwrap(), q);

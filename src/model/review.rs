@@ -84,14 +84,19 @@ mod hex_bytes {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(h: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
-        if s.is_human_readable() { s.serialize_str(&hex::encode(h)) } else { serde::Serialize::serialize(h, s) }
+        if s.is_human_readable() {
+            s.serialize_str(&hex::encode(h))
+        } else {
+            serde::Serialize::serialize(h, s)
+        }
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
         if d.is_human_readable() {
             let s = String::deserialize(d)?;
             let v = hex::decode(&s).map_err(serde::de::Error::custom)?;
-            v.try_into().map_err(|_| serde::de::Error::custom("hash must be 32 bytes"))
+            v.try_into()
+                .map_err(|_| serde::de::Error::custom("hash must be 32 bytes"))
         } else {
             <[u8; 32]>::deserialize(d)
         }

@@ -10,11 +10,11 @@ use super::ReviewError;
 use super::context::vee_context;
 use super::detail::{revision, undoable};
 use super::estimate::{EstimatePreview, estimate_from};
-use crate::model::{
-    AuditAction, AuditEntry, Correction, HASH_LEN, MeterChange, OrderStatus, ReadId, ReadStatus, ReadType, Rule, ServiceOrder,
-    StoredRead, to_store_precision,
-};
 use crate::model::Quantity;
+use crate::model::{
+    AuditAction, AuditEntry, Correction, HASH_LEN, MeterChange, OrderStatus, ReadId, ReadStatus, ReadType, Rule,
+    ServiceOrder, StoredRead, to_store_precision,
+};
 use crate::store::{Store, StoreError, WriteTxn};
 use crate::vee::{self, VeeConfig};
 
@@ -91,7 +91,13 @@ impl ActionOutcome {
                 e.old_status,
                 e.new_status
             ),
-            _ => format!("read {}: {} ({} → {})", e.read_id, e.action.as_str(), e.old_status, e.new_status),
+            _ => format!(
+                "read {}: {} ({} → {})",
+                e.read_id,
+                e.action.as_str(),
+                e.old_status,
+                e.new_status
+            ),
         };
         if let Some(o) = &self.order {
             s.push_str(&format!("; service order {} due {}", o.id, o.due));
@@ -105,7 +111,13 @@ impl ActionOutcome {
 
 /// Describe an audit entry for a refusal: "edit by ann at …: 912 → 612, flagged → edited".
 fn describe(e: &AuditEntry) -> String {
-    let mut s = format!("{} by {} at {} (entry {})", e.action.as_str(), e.clerk, e.at.strftime("%Y-%m-%d %H:%M:%S"), e.seq);
+    let mut s = format!(
+        "{} by {} at {} (entry {})",
+        e.action.as_str(),
+        e.clerk,
+        e.at.strftime("%Y-%m-%d %H:%M:%S"),
+        e.seq
+    );
     if e.old_value != e.new_value {
         s.push_str(&format!(": {} → {}", e.old_value, e.new_value));
     }
@@ -119,7 +131,12 @@ fn describe(e: &AuditEntry) -> String {
 }
 
 /// Run one clerk action (see [`Action`]) in one durable transaction.
-pub fn act(store: &dyn Store, vee_config: &VeeConfig, req: &ActionRequest, now: Timestamp) -> Result<ActionOutcome, ReviewError> {
+pub fn act(
+    store: &dyn Store,
+    vee_config: &VeeConfig,
+    req: &ActionRequest,
+    now: Timestamp,
+) -> Result<ActionOutcome, ReviewError> {
     let now = to_store_precision(now);
     let mut txn = store.begin_write()?;
     let outcome = act_in(txn.as_mut(), vee_config, req, now)?;
@@ -127,17 +144,26 @@ pub fn act(store: &dyn Store, vee_config: &VeeConfig, req: &ActionRequest, now: 
     Ok(outcome)
 }
 
-fn act_in(txn: &mut dyn WriteTxn, vee_config: &VeeConfig, req: &ActionRequest, now: Timestamp) -> Result<ActionOutcome, ReviewError> {
+fn act_in(
+    txn: &mut dyn WriteTxn,
+    vee_config: &VeeConfig,
+    req: &ActionRequest,
+    now: Timestamp,
+) -> Result<ActionOutcome, ReviewError> {
     let id = req.read_id;
     let read = txn.read(id)?.ok_or(ReviewError::NotFound(id))?;
     let (rev, last) = revision(&*txn, id)?;
     if let (Some(seen), false) = (req.seen_rev, matches!(req.action, Action::Note { .. }))
-        && seen != rev {
-            let what = last.as_ref().map(describe).unwrap_or_else(|| "an unrecorded change".into());
-            return Err(ReviewError::Conflict(format!(
-                "read {id} changed since you loaded it: {what}; nothing done, look again"
-            )));
-        }
+        && seen != rev
+    {
+        let what = last
+            .as_ref()
+            .map(describe)
+            .unwrap_or_else(|| "an unrecorded change".into());
+        return Err(ReviewError::Conflict(format!(
+            "read {id} changed since you loaded it: {what}; nothing done, look again"
+        )));
+    }
     let refuse_status = |allowed: &str| {
         let mut msg = format!("read {id} is {}, {allowed}", read.status);
         if let Some(e) = &last {
@@ -162,7 +188,11 @@ fn act_in(txn: &mut dyn WriteTxn, vee_config: &VeeConfig, req: &ActionRequest, n
                 return Err(refuse_status("not held for review"));
             }
             new.status = ReadStatus::Accepted;
-            reason = if r.trim().is_empty() { "accepted as read".to_owned() } else { r.trim().to_owned() };
+            reason = if r.trim().is_empty() {
+                "accepted as read".to_owned()
+            } else {
+                r.trim().to_owned()
+            };
         }
         Action::Edit { value, reason: r } => {
             if r.trim().is_empty() {
@@ -179,20 +209,25 @@ fn act_in(txn: &mut dyn WriteTxn, vee_config: &VeeConfig, req: &ActionRequest, n
                 _ => {}
             }
             if *value == read.read.value {
-                return Err(ReviewError::Refused(format!("read {id} already has the value {value}; accept it instead")));
+                return Err(ReviewError::Refused(format!(
+                    "read {id} already has the value {value}; accept it instead"
+                )));
             }
             if value.is_negative() {
-                return Err(ReviewError::Refused(format!("a register value cannot be negative: {value}")));
+                return Err(ReviewError::Refused(format!(
+                    "a register value cannot be negative: {value}"
+                )));
             }
             new.read.value = *value;
             let inputs = vee_context(&*txn, &new, vee_config.estimate_limit)?;
             if let Some(m) = &inputs.meter
-                && *value >= m.modulus() {
-                    return Err(ReviewError::Refused(format!(
-                        "{value} does not fit meter {}'s {} dials ({} decimals)",
-                        m.meter_id, m.dials, m.decimals
-                    )));
-                }
+                && *value >= m.modulus()
+            {
+                return Err(ReviewError::Refused(format!(
+                    "{value} does not fit meter {}'s {} dials ({} decimals)",
+                    m.meter_id, m.dials, m.decimals
+                )));
+            }
             let outcome = vee::validate(&inputs.context(), &new.read, vee_config);
             new.consumption = outcome.consumption;
             new.flags = outcome.flags;
@@ -238,7 +273,11 @@ fn act_in(txn: &mut dyn WriteTxn, vee_config: &VeeConfig, req: &ActionRequest, n
                 "ADU {} × {} days = {} → {} register units on {}",
                 e.adu, e.days, e.usage, e.register_units, e.previous_value
             );
-            reason = if r.trim().is_empty() { base } else { format!("{}; {base}", r.trim()) };
+            reason = if r.trim().is_empty() {
+                base
+            } else {
+                format!("{}; {base}", r.trim())
+            };
             estimate = Some(e);
         }
         Action::Reject { reason: r, due } => {
@@ -279,7 +318,10 @@ fn act_in(txn: &mut dyn WriteTxn, vee_config: &VeeConfig, req: &ActionRequest, n
         Action::Undo => {
             let Some(e) = last.as_ref().filter(|e| undoable(e.action)) else {
                 return Err(ReviewError::Refused(match &last {
-                    Some(e) => format!("the last change of read {id} was {}: nothing a clerk can undo", describe(e)),
+                    Some(e) => format!(
+                        "the last change of read {id} was {}: nothing a clerk can undo",
+                        describe(e)
+                    ),
                     None => format!("read {id} has no change to undo"),
                 }));
             };
@@ -295,7 +337,11 @@ fn act_in(txn: &mut dyn WriteTxn, vee_config: &VeeConfig, req: &ActionRequest, n
                 detail: format!("audit entry {} has no snapshot", e.seq),
             })?;
             if e.action == AuditAction::Reject {
-                for mut o in txn.service_orders()?.into_iter().filter(|o| o.read_id == id && o.status == OrderStatus::Open) {
+                for mut o in txn
+                    .service_orders()?
+                    .into_iter()
+                    .filter(|o| o.read_id == id && o.status == OrderStatus::Open)
+                {
                     o.status = OrderStatus::Cancelled;
                     o.closed_at = Some(now);
                     o.closed_by = Some(clerk.clone());
@@ -343,7 +389,14 @@ fn act_in(txn: &mut dyn WriteTxn, vee_config: &VeeConfig, req: &ActionRequest, n
     if new.read.value != read.read.value || new.status != read.status {
         revalidate_next(txn, vee_config, &new, now, &mut revalidated, &mut warnings)?;
     }
-    Ok(ActionOutcome { read: new, entry, order, estimate, revalidated, warnings })
+    Ok(ActionOutcome {
+        read: new,
+        entry,
+        order,
+        estimate,
+        revalidated,
+        warnings,
+    })
 }
 
 /// VEE again for the meter's next read: its consumption starts from this read's value (or
@@ -356,8 +409,15 @@ fn revalidate_next(
     entries: &mut Vec<AuditEntry>,
     warnings: &mut Vec<String>,
 ) -> Result<(), ReviewError> {
-    let from = changed.read.read_at.checked_add(SignedDuration::from_micros(1)).unwrap_or(Timestamp::MAX);
-    let Some(next) = txn.meter_reads(&changed.read.meter_id, from, Timestamp::MAX)?.into_iter().find(|r| r.summary().is_history())
+    let from = changed
+        .read
+        .read_at
+        .checked_add(SignedDuration::from_micros(1))
+        .unwrap_or(Timestamp::MAX);
+    let Some(next) = txn
+        .meter_reads(&changed.read.meter_id, from, Timestamp::MAX)?
+        .into_iter()
+        .find(|r| r.summary().is_history())
     else {
         return Ok(());
     };
@@ -420,9 +480,17 @@ fn opt(q: Option<Quantity>) -> String {
 }
 
 /// Close a re-read service order: the reader went back.
-pub fn complete_order(store: &dyn Store, id: u64, clerk: &str, outcome: &str, now: Timestamp) -> Result<ServiceOrder, ReviewError> {
+pub fn complete_order(
+    store: &dyn Store,
+    id: u64,
+    clerk: &str,
+    outcome: &str,
+    now: Timestamp,
+) -> Result<ServiceOrder, ReviewError> {
     let mut txn = store.begin_write()?;
-    let mut o = txn.service_order(id)?.ok_or_else(|| ReviewError::Refused(format!("service order {id} not found")))?;
+    let mut o = txn
+        .service_order(id)?
+        .ok_or_else(|| ReviewError::Refused(format!("service order {id} not found")))?;
     if o.status != OrderStatus::Open {
         return Err(ReviewError::Refused(format!(
             "service order {id} is already {} (by {} at {})",
@@ -447,7 +515,10 @@ pub fn record_meter_change(store: &dyn Store, change: &MeterChange) -> Result<()
         .meter(&change.meter_id)?
         .ok_or_else(|| ReviewError::Refused(format!("meter {} is not in the store", change.meter_id)))?;
     if change.new_dials == 0 || change.new_dials > crate::model::MAX_DIALS || change.new_dials <= meter.decimals {
-        return Err(ReviewError::Refused(format!("the new meter's dial count {} does not make sense", change.new_dials)));
+        return Err(ReviewError::Refused(format!(
+            "the new meter's dial count {} does not make sense",
+            change.new_dials
+        )));
     }
     meter.dials = change.new_dials;
     txn.put_meter(&meter)?;

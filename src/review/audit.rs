@@ -43,7 +43,11 @@ pub fn verify(store: &dyn Store) -> Result<VerifyReport> {
     let txn = store.begin_read()?;
     let recorded = txn.audit_len()?;
     let scan = txn.audit_scan()?;
-    let mut report = VerifyReport { recorded, found: scan.len() as u64, problems: Vec::new() };
+    let mut report = VerifyReport {
+        recorded,
+        found: scan.len() as u64,
+        problems: Vec::new(),
+    };
     let mut problem = |entry: u64, what: String| report.problems.push(VerifyProblem { entry, what });
     let by_key: BTreeMap<u64, &std::result::Result<AuditEntry, String>> = scan.iter().map(|(k, v)| (*k, v)).collect();
 
@@ -63,9 +67,18 @@ pub fn verify(store: &dyn Store) -> Result<VerifyReport> {
             }
             Some(Ok(e)) => e,
         };
-        let who = format!("entry {seq} ({} of read {} by {} at {})", entry.action.as_str(), entry.read_id, entry.clerk, entry.at);
+        let who = format!(
+            "entry {seq} ({} of read {} by {} at {})",
+            entry.action.as_str(),
+            entry.read_id,
+            entry.clerk,
+            entry.at
+        );
         if entry.seq != seq {
-            problem(seq, format!("{who} is stored under number {seq} but says it is number {}", entry.seq));
+            problem(
+                seq,
+                format!("{who} is stored under number {seq} but says it is number {}", entry.seq),
+            );
         }
         let computed = entry.compute_hash();
         if computed != entry.hash {
@@ -79,48 +92,68 @@ pub fn verify(store: &dyn Store) -> Result<VerifyReport> {
             );
         }
         if let Some(p) = prev_hash
-            && entry.prev_hash != p {
-                problem(
-                    seq,
-                    format!(
-                        "{who}: previous-hash link {}… does not match entry {}'s hash {}…: entry {} was changed or replaced",
-                        short(&entry.prev_hash),
-                        seq - 1,
-                        short(&p),
-                        seq - 1
-                    ),
-                );
-            }
+            && entry.prev_hash != p
+        {
+            problem(
+                seq,
+                format!(
+                    "{who}: previous-hash link {}… does not match entry {}'s hash {}…: entry {} was changed or replaced",
+                    short(&entry.prev_hash),
+                    seq - 1,
+                    short(&p),
+                    seq - 1
+                ),
+            );
+        }
         // The read as it was before the change (kept for undo) pins the entry's old side.
         if let Some(before) = txn.undo_snapshot(seq)? {
             if before.read.value != entry.old_value {
-                problem(seq, format!("{who} says old value {}, the read before that change had {}", entry.old_value, before.read.value));
+                problem(
+                    seq,
+                    format!(
+                        "{who} says old value {}, the read before that change had {}",
+                        entry.old_value, before.read.value
+                    ),
+                );
             }
             if before.status != entry.old_status {
-                problem(seq, format!("{who} says old status {}, the read before that change was {}", entry.old_status, before.status));
+                problem(
+                    seq,
+                    format!(
+                        "{who} says old status {}, the read before that change was {}",
+                        entry.old_status, before.status
+                    ),
+                );
             }
         }
         if entry.action.changes_read() {
             if let Some(before) = last_of_read.get(&entry.read_id)
-                && before.new_value != entry.old_value {
-                    problem(
-                        seq,
-                        format!(
-                            "{who} starts from value {}, but entry {} left read {} at {}",
-                            entry.old_value, before.seq, entry.read_id, before.new_value
-                        ),
-                    );
-                }
+                && before.new_value != entry.old_value
+            {
+                problem(
+                    seq,
+                    format!(
+                        "{who} starts from value {}, but entry {} left read {} at {}",
+                        entry.old_value, before.seq, entry.read_id, before.new_value
+                    ),
+                );
+            }
             last_of_read.insert(entry.read_id, entry.clone());
         }
         prev_hash = Some(entry.hash);
     }
     for (&k, _) in by_key.range(recorded + 1..) {
-        problem(k, format!("entry {k} is beyond the recorded length {recorded}: it was added behind meterd's back"));
+        problem(
+            k,
+            format!("entry {k} is beyond the recorded length {recorded}: it was added behind meterd's back"),
+        );
     }
     for (read_id, e) in &last_of_read {
         match txn.read(*read_id)? {
-            None => problem(e.seq, format!("read {read_id} of entry {} is gone from the store", e.seq)),
+            None => problem(
+                e.seq,
+                format!("read {read_id} of entry {} is gone from the store", e.seq),
+            ),
             Some(r) if r.read.value != e.new_value => problem(
                 e.seq,
                 format!(

@@ -40,7 +40,12 @@ pub struct LocalBackend {
 
 impl LocalBackend {
     pub fn new(data_dir: PathBuf, vee: VeeConfig) -> Self {
-        LocalBackend { data_dir, vee, wait: Duration::from_secs(5), now: Timestamp::now }
+        LocalBackend {
+            data_dir,
+            vee,
+            wait: Duration::from_secs(5),
+            now: Timestamp::now,
+        }
     }
 
     fn with_store<T>(&self, f: impl FnOnce(&RedbStore) -> Result<T, ReviewError>) -> Result<T, ReviewError> {

@@ -20,7 +20,9 @@ pub enum Cell {
 pub type ChartLine = Vec<(String, Cell)>;
 
 const EIGHTHS: [char; 9] = [' ', '▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
-const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
 
 /// Draw `periods` in `width` × `height` cells: a scale line, bars, a label line, a legend.
 /// The current period is drawn with `▓`, estimates with `░`, others with eighth blocks.
@@ -32,7 +34,12 @@ pub fn chart(periods: &[Period], unit: &str, width: u16, height: u16) -> Vec<Cha
     let col = (width / periods.len()).clamp(2, 6);
     let bar = col - 1;
     let rows = height - 3;
-    let max = periods.iter().filter_map(|p| p.consumption).filter(|c| c.is_positive()).max().unwrap_or(Quantity::ZERO);
+    let max = periods
+        .iter()
+        .filter_map(|p| p.consumption)
+        .filter(|c| c.is_positive())
+        .max()
+        .unwrap_or(Quantity::ZERO);
     let mut out: Vec<ChartLine> = Vec::with_capacity(height);
     let current = periods.iter().find(|p| p.current).and_then(|p| p.consumption);
     out.push(vec![(
@@ -45,9 +52,10 @@ pub fn chart(periods: &[Period], unit: &str, width: u16, height: u16) -> Vec<Cha
     let levels: Vec<i64> = periods
         .iter()
         .map(|p| match p.consumption {
-            Some(c) if c.is_positive() && max.is_positive() => {
-                c.mul_div(rows as i128 * 8, i128::from(max.micros())).map_or(0, |v| v.micros()).max(1)
-            }
+            Some(c) if c.is_positive() && max.is_positive() => c
+                .mul_div(rows as i128 * 8, i128::from(max.micros()))
+                .map_or(0, |v| v.micros())
+                .max(1),
             _ => 0,
         })
         .collect();
@@ -79,7 +87,11 @@ pub fn chart(periods: &[Period], unit: &str, width: u16, height: u16) -> Vec<Cha
     let mut labels: ChartLine = Vec::new();
     for p in periods {
         let month = p.read_at.to_zoned(jiff::tz::TimeZone::UTC).month() as usize;
-        let label = if bar >= 3 { MONTHS[month - 1].to_owned() } else { format!("{month:02}") };
+        let label = if bar >= 3 {
+            MONTHS[month - 1].to_owned()
+        } else {
+            format!("{month:02}")
+        };
         let label: String = format!("{label:<bar$}").chars().take(bar).collect();
         labels.push((label, if p.current { Cell::Current } else { Cell::Text }));
         labels.push((" ".into(), Cell::Text));
@@ -96,7 +108,10 @@ pub fn chart(periods: &[Period], unit: &str, width: u16, height: u16) -> Vec<Cha
 
 /// The chart as plain text lines (reports).
 pub fn chart_text(periods: &[Period], unit: &str, width: u16, height: u16) -> Vec<String> {
-    chart(periods, unit, width, height).into_iter().map(|l| l.into_iter().map(|(s, _)| s).collect::<String>().trim_end().to_owned()).collect()
+    chart(periods, unit, width, height)
+        .into_iter()
+        .map(|l| l.into_iter().map(|(s, _)| s).collect::<String>().trim_end().to_owned())
+        .collect()
 }
 
 #[cfg(test)]
@@ -107,7 +122,11 @@ mod tests {
     fn period(month: i8, c: Option<i64>, current: bool) -> Period {
         Period {
             read_id: 0,
-            read_at: jiff::civil::date(2025, month, 1).at(8, 0, 0, 0).to_zoned(jiff::tz::TimeZone::UTC).unwrap().timestamp(),
+            read_at: jiff::civil::date(2025, month, 1)
+                .at(8, 0, 0, 0)
+                .to_zoned(jiff::tz::TimeZone::UTC)
+                .unwrap()
+                .timestamp(),
             consumption: c.map(|c| Quantity::from_units(c).unwrap()),
             status: ReadStatus::Validated,
             estimated: false,

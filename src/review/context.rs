@@ -46,7 +46,10 @@ pub fn vee_context(txn: &dyn ReadTxn, read: &StoredRead, estimate_limit: u32) ->
         .into_iter()
         .filter(|s| s.is_history() && s.id != read.id)
         .collect();
-    let next = r.read_at.checked_add(SignedDuration::from_micros(1)).unwrap_or(Timestamp::MAX);
+    let next = r
+        .read_at
+        .checked_add(SignedDuration::from_micros(1))
+        .unwrap_or(Timestamp::MAX);
     let same_time = txn
         .meter_reads(&r.meter_id, r.read_at, next)?
         .into_iter()
@@ -55,6 +58,16 @@ pub fn vee_context(txn: &dyn ReadTxn, read: &StoredRead, estimate_limit: u32) ->
         .collect();
     let changes = txn.meter_changes(&r.meter_id)?;
     let before = txn.meter_reads_before(&r.meter_id, r.read_at, estimate_limit as usize + 1)?;
-    let prior_estimates = before.iter().filter(|b| b.summary().is_history()).take_while(|b| b.is_estimate()).count() as u32;
-    Ok(VeeInputs { meter, history, same_time, changes, prior_estimates })
+    let prior_estimates = before
+        .iter()
+        .filter(|b| b.summary().is_history())
+        .take_while(|b| b.is_estimate())
+        .count() as u32;
+    Ok(VeeInputs {
+        meter,
+        history,
+        same_time,
+        changes,
+        prior_estimates,
+    })
 }

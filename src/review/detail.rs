@@ -3,7 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::ReviewError;
-use crate::model::{AuditAction, AuditEntry, Correction, Meter, Quantity, ReadId, ReadStatus, ServiceOrder, StoredRead};
+use crate::model::{
+    AuditAction, AuditEntry, Correction, Meter, Quantity, ReadId, ReadStatus, ServiceOrder, StoredRead,
+};
 use crate::store::{ReadTxn, Result, Store};
 
 /// Periods the consumption chart shows.
@@ -48,7 +50,11 @@ pub struct ReadDetail {
 
 /// The read's revision and its last change entry.
 pub fn revision(txn: &dyn ReadTxn, read_id: ReadId) -> Result<(u64, Option<AuditEntry>)> {
-    let last = txn.read_audit(read_id)?.into_iter().rev().find(|e| e.action.changes_read());
+    let last = txn
+        .read_audit(read_id)?
+        .into_iter()
+        .rev()
+        .find(|e| e.action.changes_read());
     Ok((last.as_ref().map_or(0, |e| e.seq), last))
 }
 
@@ -62,15 +68,35 @@ pub(super) fn detail_in(txn: &dyn ReadTxn, read_id: ReadId) -> Result<ReadDetail
     let meter = txn.meter(&read.read.meter_id)?;
     let audit = txn.read_audit(read_id)?;
     let (rev, last) = revision(txn, read_id)?;
-    let undo = last.filter(|e| undoable(e.action)).map(|e| UndoInfo { seq: e.seq, action: e.action, clerk: e.clerk });
-    let orders = txn.service_orders()?.into_iter().filter(|o| o.read_id == read_id).collect();
+    let undo = last.filter(|e| undoable(e.action)).map(|e| UndoInfo {
+        seq: e.seq,
+        action: e.action,
+        clerk: e.clerk,
+    });
+    let orders = txn
+        .service_orders()?
+        .into_iter()
+        .filter(|o| o.read_id == read_id)
+        .collect();
     let correction = txn.correction(read_id)?;
     let periods = periods(txn, &read)?;
-    Ok(ReadDetail { read, rev, meter, periods, audit, orders, correction, undo })
+    Ok(ReadDetail {
+        read,
+        rev,
+        meter,
+        periods,
+        audit,
+        orders,
+        correction,
+        undo,
+    })
 }
 
 pub(super) fn undoable(action: AuditAction) -> bool {
-    matches!(action, AuditAction::Accept | AuditAction::Edit | AuditAction::Estimate | AuditAction::Reject)
+    matches!(
+        action,
+        AuditAction::Accept | AuditAction::Edit | AuditAction::Estimate | AuditAction::Reject
+    )
 }
 
 /// The last 13 periods of the meter up to and including `read` (its history: no rejected

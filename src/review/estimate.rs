@@ -44,7 +44,11 @@ pub struct EstimatePreview {
 /// Round micro-units half away from zero to `decimals` decimals.
 fn round_to(q: Quantity, decimals: u32) -> Quantity {
     let step = i128::from(SCALE) / 10i128.pow(decimals);
-    Quantity::from_micros(q.mul_div(1, step).map(|x| x.micros() as i128 * step).unwrap_or(q.micros() as i128) as i64)
+    Quantity::from_micros(
+        q.mul_div(1, step)
+            .map(|x| x.micros() as i128 * step)
+            .unwrap_or(q.micros() as i128) as i64,
+    )
 }
 
 /// Truncate towards zero to `decimals` decimals.
@@ -98,7 +102,11 @@ pub fn cpuc_estimate(meter: &Meter, inputs: &VeeInputs, read: &StoredRead) -> Op
 }
 
 /// The estimate an `estimate` action would set, without changing anything.
-pub fn preview_estimate(store: &dyn Store, read_id: ReadId, estimate_limit: u32) -> Result<EstimatePreview, ReviewError> {
+pub fn preview_estimate(
+    store: &dyn Store,
+    read_id: ReadId,
+    estimate_limit: u32,
+) -> Result<EstimatePreview, ReviewError> {
     let txn = store.begin_read()?;
     let read = txn.read(read_id)?.ok_or(ReviewError::NotFound(read_id))?;
     let inputs = super::context::vee_context(txn.as_ref(), &read, estimate_limit)?;
@@ -106,10 +114,12 @@ pub fn preview_estimate(store: &dyn Store, read_id: ReadId, estimate_limit: u32)
 }
 
 pub(super) fn estimate_from(read: &StoredRead, inputs: &VeeInputs) -> Result<EstimatePreview, ReviewError> {
-    let meter = inputs
-        .meter
-        .as_ref()
-        .ok_or_else(|| ReviewError::Refused(format!("meter {} is not in the store: nothing to estimate from", read.read.meter_id)))?;
+    let meter = inputs.meter.as_ref().ok_or_else(|| {
+        ReviewError::Refused(format!(
+            "meter {} is not in the store: nothing to estimate from",
+            read.read.meter_id
+        ))
+    })?;
     cpuc_estimate(meter, inputs, read).ok_or_else(|| {
         ReviewError::Refused(format!(
             "meter {} has no trusted history period before {}: cannot estimate; edit or reject the read",
@@ -149,7 +159,14 @@ mod tests {
     }
 
     fn summary(d: &str, value: &str, consumption: Option<&str>) -> ReadSummary {
-        ReadSummary { id: 0, read_at: at(d), value: q(value), consumption: consumption.map(q), status: ReadStatus::Validated, excluded: false }
+        ReadSummary {
+            id: 0,
+            read_at: at(d),
+            value: q(value),
+            consumption: consumption.map(q),
+            status: ReadStatus::Validated,
+            excluded: false,
+        }
     }
 
     fn held(d: &str) -> StoredRead {
@@ -200,7 +217,10 @@ mod tests {
         // 9.96 units over 8 days: ADU 1.245 → ROUND 2 = 1.25 (half away from zero);
         // 3 days: 3.75 → ROUND = 4; constant 1, two register decimals: 4.00.
         let inputs = VeeInputs {
-            history: vec![summary("2025-01-01", "100", None), summary("2025-01-09", "109.96", Some("9.96"))],
+            history: vec![
+                summary("2025-01-01", "100", None),
+                summary("2025-01-09", "109.96", Some("9.96")),
+            ],
             ..VeeInputs::default()
         };
         let e = cpuc_estimate(&meter("1", 2), &inputs, &held("2025-01-12")).unwrap();
@@ -215,12 +235,23 @@ mod tests {
     #[test]
     fn estimate_wraps_at_the_register_modulus_and_needs_history() {
         let inputs = VeeInputs {
-            history: vec![summary("2025-01-01", "998000", None), summary("2025-01-31", "999500", Some("1500"))],
+            history: vec![
+                summary("2025-01-01", "998000", None),
+                summary("2025-01-31", "999500", Some("1500")),
+            ],
             ..VeeInputs::default()
         };
         // ADU 50, 30 days: 1500 → 999500 + 1500 = 1001000 mod 10^6 = 1000.
-        assert_eq!(cpuc_estimate(&meter("1", 0), &inputs, &held("2025-03-02")).unwrap().value, q("1000"));
-        let only_one = VeeInputs { history: vec![summary("2025-01-01", "5", None)], ..VeeInputs::default() };
+        assert_eq!(
+            cpuc_estimate(&meter("1", 0), &inputs, &held("2025-03-02"))
+                .unwrap()
+                .value,
+            q("1000")
+        );
+        let only_one = VeeInputs {
+            history: vec![summary("2025-01-01", "5", None)],
+            ..VeeInputs::default()
+        };
         assert!(cpuc_estimate(&meter("1", 0), &only_one, &held("2025-02-01")).is_none());
     }
 }

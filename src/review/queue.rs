@@ -71,7 +71,10 @@ pub fn queue_view(store: &dyn Store, filter: &QueueFilter) -> Result<QueueView> 
     let reads = txn.reads_with_status(ReadStatus::Flagged, usize::MAX)?;
     let ids: Vec<&str> = reads.iter().map(|r| r.read.meter_id.as_str()).collect();
     let meters = txn.meters_by_id(&ids)?;
-    let mut view = QueueView { total: reads.len() as u64, ..QueueView::default() };
+    let mut view = QueueView {
+        total: reads.len() as u64,
+        ..QueueView::default()
+    };
     for (read, meter) in reads.into_iter().zip(meters) {
         for f in &read.flags {
             *view.counts.entry(f.rule).or_default() += 1;

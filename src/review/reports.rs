@@ -5,7 +5,9 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::detail::{CHART_PERIODS, Period};
-use crate::model::{Meter, MeterStatus, OrderStatus, Quantity, ReadId, ReadStatus, Rule, ServiceOrder, StoredRead, codes};
+use crate::model::{
+    Meter, MeterStatus, OrderStatus, Quantity, ReadId, ReadStatus, Rule, ServiceOrder, StoredRead, codes,
+};
 use crate::store::{Result, Store};
 
 /// The checks of the exception report (Caselle's Meter Reading Exception Report).
@@ -65,20 +67,32 @@ pub struct Cycle<'a> {
 fn route_meters(store: &dyn Store, route: Option<&str>) -> Result<Vec<Meter>> {
     let mut meters = store.begin_read()?.meters()?;
     meters.retain(|m| route.is_none_or(|r| m.route == r));
-    meters.sort_by(|a, b| a.route.cmp(&b.route).then(a.sequence.cmp(&b.sequence)).then(a.meter_id.cmp(&b.meter_id)));
+    meters.sort_by(|a, b| {
+        a.route
+            .cmp(&b.route)
+            .then(a.sequence.cmp(&b.sequence))
+            .then(a.meter_id.cmp(&b.meter_id))
+    });
     Ok(meters)
 }
 
 /// Whether a code is an information code (not an endpoint flag or a serial).
 fn is_information_code(c: &str) -> bool {
-    ![codes::TAMPER, codes::LEAK, codes::REVERSE_FLOW].iter().any(|f| f.eq_ignore_ascii_case(c))
+    ![codes::TAMPER, codes::LEAK, codes::REVERSE_FLOW]
+        .iter()
+        .any(|f| f.eq_ignore_ascii_case(c))
         && !c.to_ascii_lowercase().starts_with(crate::vee::SERIAL_CODE_PREFIX)
 }
 
 /// Whether a code is a skip code (`SC-04`, `SC04`): the reader could not read the meter.
 pub fn is_skip_code(c: &str) -> bool {
     let c = c.to_ascii_uppercase();
-    c.starts_with("SC") && c[2..].trim_start_matches('-').chars().next().is_some_and(|d| d.is_ascii_digit())
+    c.starts_with("SC")
+        && c[2..]
+            .trim_start_matches('-')
+            .chars()
+            .next()
+            .is_some_and(|d| d.is_ascii_digit())
 }
 
 /// The exception report. `lookback` ≥ 1: "no usage" needs that many consecutive periods
@@ -102,44 +116,77 @@ pub fn exceptions(store: &dyn Store, cycle: &Cycle<'_>, lookback: usize) -> Resu
         reads.retain(|r| r.summary().is_history());
         if reads.is_empty() {
             if m.status == MeterStatus::Active {
-                out.push(ex(Check::ActiveNoReading, None, format!("no read between {} and {}", cycle.from, cycle.to)));
+                out.push(ex(
+                    Check::ActiveNoReading,
+                    None,
+                    format!("no read between {} and {}", cycle.from, cycle.to),
+                ));
             }
             continue;
         }
-        let used: Quantity = reads.iter().filter_map(|r| r.consumption).fold(Quantity::ZERO, |a, c| a.checked_add(c).unwrap_or(a));
+        let used: Quantity = reads
+            .iter()
+            .filter_map(|r| r.consumption)
+            .fold(Quantity::ZERO, |a, c| a.checked_add(c).unwrap_or(a));
         match m.status {
             MeterStatus::Active => {
                 let last = reads.last().expect("not empty");
-                let mut recent: Vec<StoredRead> = txn.meter_reads_before(&m.meter_id, last.read.read_at, 4 * lookback)?;
+                let mut recent: Vec<StoredRead> =
+                    txn.meter_reads_before(&m.meter_id, last.read.read_at, 4 * lookback)?;
                 recent.retain(|r| r.summary().is_history());
-                let periods: Vec<Option<Quantity>> =
-                    std::iter::once(last.consumption).chain(recent.iter().map(|r| r.consumption)).take(lookback).collect();
+                let periods: Vec<Option<Quantity>> = std::iter::once(last.consumption)
+                    .chain(recent.iter().map(|r| r.consumption))
+                    .take(lookback)
+                    .collect();
                 if periods.len() == lookback && periods.iter().all(|c| *c == Some(Quantity::ZERO)) {
-                    out.push(ex(Check::ActiveNoUsage, Some(last.id), format!("no usage for {lookback} period(s) up to {}", last.read.read_at)));
+                    out.push(ex(
+                        Check::ActiveNoUsage,
+                        Some(last.id),
+                        format!("no usage for {lookback} period(s) up to {}", last.read.read_at),
+                    ));
                 }
             }
             MeterStatus::Inactive if used.is_positive() => {
-                out.push(ex(Check::InactiveWithUsage, reads.last().map(|r| r.id), format!("{used} {} used while inactive", m.unit)));
+                out.push(ex(
+                    Check::InactiveWithUsage,
+                    reads.last().map(|r| r.id),
+                    format!("{used} {} used while inactive", m.unit),
+                ));
             }
             MeterStatus::Inactive => {}
         }
         for r in &reads {
             for f in &r.flags {
                 let nums = |f: &crate::model::Flag| {
-                    [("expected", f.expected), ("limit", f.limit), ("actual", f.actual), ("modulus", f.modulus)]
-                        .into_iter()
-                        .filter_map(|(n, v)| v.map(|v| format!("{n} {v}")))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    [
+                        ("expected", f.expected),
+                        ("limit", f.limit),
+                        ("actual", f.actual),
+                        ("modulus", f.modulus),
+                    ]
+                    .into_iter()
+                    .filter_map(|(n, v)| v.map(|v| format!("{n} {v}")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
                 };
                 match f.rule {
                     Rule::ExactSameUsage => out.push(ex(Check::ExactSameUsage, Some(r.id), nums(f))),
                     Rule::Rollover => out.push(ex(Check::Rollover, Some(r.id), nums(f))),
-                    Rule::HighUsage | Rule::LowUsage => out.push(ex(Check::OutsideHighLow, Some(r.id), format!("{}: {}", f.rule, nums(f)))),
+                    Rule::HighUsage | Rule::LowUsage => out.push(ex(
+                        Check::OutsideHighLow,
+                        Some(r.id),
+                        format!("{}: {}", f.rule, nums(f)),
+                    )),
                     _ => {}
                 }
             }
-            let info: Vec<&str> = r.read.codes.iter().map(String::as_str).filter(|c| is_information_code(c)).collect();
+            let info: Vec<&str> = r
+                .read
+                .codes
+                .iter()
+                .map(String::as_str)
+                .filter(|c| is_information_code(c))
+                .collect();
             if !info.is_empty() {
                 out.push(ex(Check::InformationCodes, Some(r.id), info.join(" ")));
             }
@@ -190,7 +237,9 @@ pub fn unbilled(store: &dyn Store, cycle: &Cycle<'_>) -> Result<Vec<Unbilled>> {
     let mut out = Vec::new();
     for m in meters.into_iter().filter(|m| m.status == MeterStatus::Active) {
         let reads = txn.meter_reads(&m.meter_id, cycle.from, cycle.to)?;
-        let billable = |r: &StoredRead| !matches!(r.status, ReadStatus::Flagged | ReadStatus::Rejected) && !r.has_flag(Rule::Duplicate);
+        let billable = |r: &StoredRead| {
+            !matches!(r.status, ReadStatus::Flagged | ReadStatus::Rejected) && !r.has_flag(Rule::Duplicate)
+        };
         if reads.iter().any(billable) {
             continue;
         }
@@ -199,7 +248,9 @@ pub fn unbilled(store: &dyn Store, cycle: &Cycle<'_>) -> Result<Vec<Unbilled>> {
         let (reason, detail) = match (last, skip) {
             (None, _) => (UnbilledReason::Unread, "no read in the cycle".to_owned()),
             (Some(_), Some(code)) => (UnbilledReason::SkipCode, format!("code {code}")),
-            (Some(r), None) if r.status == ReadStatus::Rejected => (UnbilledReason::Rejected, "rejected; re-read ordered".to_owned()),
+            (Some(r), None) if r.status == ReadStatus::Rejected => {
+                (UnbilledReason::Rejected, "rejected; re-read ordered".to_owned())
+            }
             (Some(r), None) => (
                 UnbilledReason::HeldForReview,
                 r.flags.iter().map(|f| f.rule.as_str()).collect::<Vec<_>>().join(", "),
@@ -256,10 +307,19 @@ pub fn account_history(store: &dyn Store, account: &str) -> Result<Vec<MeterHist
 }
 
 /// Service orders of a route (or all) in walk order; `status` None = all.
-pub fn service_orders(store: &dyn Store, route: Option<&str>, status: Option<OrderStatus>) -> Result<Vec<ServiceOrder>> {
+pub fn service_orders(
+    store: &dyn Store,
+    route: Option<&str>,
+    status: Option<OrderStatus>,
+) -> Result<Vec<ServiceOrder>> {
     let mut orders = store.begin_read()?.service_orders()?;
     orders.retain(|o| route.is_none_or(|r| o.route == r) && status.is_none_or(|s| o.status == s));
-    orders.sort_by(|a, b| a.route.cmp(&b.route).then(a.sequence.cmp(&b.sequence)).then(a.id.cmp(&b.id)));
+    orders.sort_by(|a, b| {
+        a.route
+            .cmp(&b.route)
+            .then(a.sequence.cmp(&b.sequence))
+            .then(a.id.cmp(&b.id))
+    });
     Ok(orders)
 }
 

@@ -18,7 +18,10 @@ mod redb_engine;
 use jiff::Timestamp;
 
 use crate::model::billing::{ApiToken, BatchContents, Billed, BillingChange};
-use crate::model::{AuditEntry, Batch, BatchId, BatchStatus, Correction, GatewayState, IntervalRead, Meter, MeterChange, OutboxEntry, QuarantineEntry, ReadId, ReadStatus, ReadSummary, ServiceOrder, StoredRead};
+use crate::model::{
+    AuditEntry, Batch, BatchId, BatchStatus, Correction, GatewayState, IntervalRead, Meter, MeterChange, OutboxEntry,
+    QuarantineEntry, ReadId, ReadStatus, ReadSummary, ServiceOrder, StoredRead,
+};
 
 pub use cradle::{RouteLoad, RouteSkip};
 pub use redb_engine::{DEFAULT_CACHE_BYTES, RedbStore, STORE_FILE};
@@ -46,7 +49,9 @@ pub enum StoreError {
     Corrupt { what: &'static str, detail: String },
     /// Another process has the store open (the daemon, or another command); redb allows one.
     /// Operations (issue 8): the CLI forwards the command to the daemon's control socket.
-    #[error("store {path} is in use by another process (it is open in another process: the daemon, or another command)")]
+    #[error(
+        "store {path} is in use by another process (it is open in another process: the daemon, or another command)"
+    )]
     Locked { path: String },
     /// This process may not open the store (permissions); the daemon's user can.
     #[error("no access to store {path}: {detail}")]
@@ -179,7 +184,10 @@ pub trait ReadTxn {
 /// would lose which batch billed it).
 pub(crate) fn not_in_another_batch(read: &StoredRead, batch: BatchId) -> Result<()> {
     match read.batch {
-        Some(b) if b != batch => Err(StoreError::Engine(format!("read {} is in batch {b}, not {batch}", read.id))),
+        Some(b) if b != batch => Err(StoreError::Engine(format!(
+            "read {} is in batch {b}, not {batch}",
+            read.id
+        ))),
         _ => Ok(()),
     }
 }
@@ -227,7 +235,10 @@ pub trait WriteTxn: ReadTxn {
         for r in reads.iter_mut() {
             not_in_another_batch(r, batch)?;
             if self.read(r.id)?.map(|stored| stored.status) != Some(r.status) {
-                return Err(StoreError::Engine(format!("read {} changed since it was read; billing state not set", r.id)));
+                return Err(StoreError::Engine(format!(
+                    "read {} changed since it was read; billing state not set",
+                    r.id
+                )));
             }
             r.status = status;
             r.batch = Some(batch);
@@ -241,7 +252,6 @@ pub trait WriteTxn: ReadTxn {
     fn note_billing_change(&mut self, read: ReadId, change: &BillingChange) -> Result<()>;
     fn clear_billing_change(&mut self, read: ReadId) -> Result<()>;
     fn put_api_token(&mut self, token: &ApiToken) -> Result<()>;
-
 
     // --- MQTT gateways (src/ingest/mqtt) ---
     fn put_gateway(&mut self, state: &GatewayState) -> Result<()>;

@@ -45,11 +45,14 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Tab
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{ReadTxn, Result, SCHEMA_VERSION, Store, StoreError, WriteTxn};
-use crate::model::{AuditEntry, Batch, BatchId, BatchStatus, Correction, GatewayState, HASH_LEN, IntervalRead, Meter, MeterChange, OutboxEntry, Quantity, QuarantineEntry, ReadId, ReadStatus, ReadSummary, ServiceOrder, StoredRead};
 use super::HistoryQuery;
-use crate::model::billing::{ApiToken, BatchContents, Billed, BillingChange};
 use super::cradle::{RouteLoad, RouteSkip};
+use super::{ReadTxn, Result, SCHEMA_VERSION, Store, StoreError, WriteTxn};
+use crate::model::billing::{ApiToken, BatchContents, Billed, BillingChange};
+use crate::model::{
+    AuditEntry, Batch, BatchId, BatchStatus, Correction, GatewayState, HASH_LEN, IntervalRead, Meter, MeterChange,
+    OutboxEntry, Quantity, QuarantineEntry, ReadId, ReadStatus, ReadSummary, ServiceOrder, StoredRead,
+};
 
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 const METERS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meters");
@@ -62,11 +65,19 @@ type Summary = (i64, Option<i64>, u8, bool);
 
 fn summary_value(r: &StoredRead) -> Summary {
     let s = r.summary();
-    (s.value.micros(), s.consumption.map(Quantity::micros), s.status.code(), s.excluded)
+    (
+        s.value.micros(),
+        s.consumption.map(Quantity::micros),
+        s.status.code(),
+        s.excluded,
+    )
 }
 
 fn summary_of(key: (&str, i64, u64), v: Summary) -> Result<ReadSummary> {
-    let corrupt = |detail: String| StoreError::Corrupt { what: "meter_time index", detail };
+    let corrupt = |detail: String| StoreError::Corrupt {
+        what: "meter_time index",
+        detail,
+    };
     Ok(ReadSummary {
         id: key.2,
         read_at: Timestamp::from_microsecond(key.1).map_err(|e| corrupt(e.to_string()))?,
@@ -137,7 +148,10 @@ fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
 }
 
 fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T> {
-    postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt { what, detail: e.to_string() })
+    postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
+        what,
+        detail: e.to_string(),
+    })
 }
 
 /// Builds the time index of de-duplication keys for a store written before it existed (once:
@@ -184,13 +198,21 @@ impl RedbStore {
 
     fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<Self> {
         let shown = path.display().to_string();
-        let db = Database::builder().set_cache_size(cache_bytes).create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked { path: shown.clone() },
-            redb::DatabaseError::Storage(redb::StorageError::Io(io)) if io.kind() == std::io::ErrorKind::PermissionDenied => {
-                StoreError::NoAccess { path: shown.clone(), detail: io.to_string() }
-            }
-            e => StoreError::Engine(format!("cannot open store {shown}: {e}")),
-        })?;
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked { path: shown.clone() },
+                redb::DatabaseError::Storage(redb::StorageError::Io(io))
+                    if io.kind() == std::io::ErrorKind::PermissionDenied =>
+                {
+                    StoreError::NoAccess {
+                        path: shown.clone(),
+                        detail: io.to_string(),
+                    }
+                }
+                e => StoreError::Engine(format!("cannot open store {shown}: {e}")),
+            })?;
         let txn = db.begin_write().map_err(engine)?;
         {
             let mut meta = txn.open_table(META).map_err(engine)?;
@@ -198,12 +220,23 @@ impl RedbStore {
             match version {
                 Some(SCHEMA_VERSION) => {}
                 Some(found) => {
-                    return Err(StoreError::SchemaVersion { path: shown, found, supported: SCHEMA_VERSION });
+                    return Err(StoreError::SchemaVersion {
+                        path: shown,
+                        found,
+                        supported: SCHEMA_VERSION,
+                    });
                 }
                 None => {
-                    let others = txn.list_tables().map_err(engine)?.filter(|t| t.name() != "meta").count();
+                    let others = txn
+                        .list_tables()
+                        .map_err(engine)?
+                        .filter(|t| t.name() != "meta")
+                        .count();
                     if others > 0 {
-                        return Err(StoreError::NotAStore { path: shown, detail: "no schema version recorded".into() });
+                        return Err(StoreError::NotAStore {
+                            path: shown,
+                            detail: "no schema version recorded".into(),
+                        });
                     }
                     meta.insert(K_SCHEMA, SCHEMA_VERSION).map_err(engine)?;
                     for k in [K_NEXT_READ, K_NEXT_BATCH, K_NEXT_QUARANTINE] {
@@ -242,7 +275,10 @@ impl RedbStore {
         txn.open_table(CORRECTIONS).map_err(engine)?;
         txn.open_table(METER_CHANGES).map_err(engine)?;
         txn.commit().map_err(engine)?;
-        Ok(RedbStore { db, path: path.to_owned() })
+        Ok(RedbStore {
+            db,
+            path: path.to_owned(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -253,19 +289,26 @@ impl RedbStore {
     pub fn set_schema_version(path: &Path, version: u64) -> Result<()> {
         let db = Database::create(path).map_err(engine)?;
         let txn = db.begin_write().map_err(engine)?;
-        txn.open_table(META).map_err(engine)?.insert(K_SCHEMA, version).map_err(engine)?;
+        txn.open_table(META)
+            .map_err(engine)?
+            .insert(K_SCHEMA, version)
+            .map_err(engine)?;
         txn.commit().map_err(engine)
     }
 }
 
 impl Store for RedbStore {
     fn begin_read(&self) -> Result<Box<dyn ReadTxn + '_>> {
-        Ok(Box::new(RedbRead { txn: self.db.begin_read().map_err(engine)? }))
+        Ok(Box::new(RedbRead {
+            txn: self.db.begin_read().map_err(engine)?,
+        }))
     }
 
     fn begin_write(&self) -> Result<Box<dyn WriteTxn + '_>> {
         // Durability stays at redb's default (Immediate): commit fsyncs before returning.
-        Ok(Box::new(RedbWrite { txn: self.db.begin_write().map_err(engine)? }))
+        Ok(Box::new(RedbWrite {
+            txn: self.db.begin_write().map_err(engine)?,
+        }))
     }
 }
 
@@ -289,9 +332,17 @@ fn get_read(t: &impl ReadableTable<u64, &'static [u8]>, id: ReadId) -> Result<Op
 }
 
 /// Fetch the reads whose ids an index scan produced.
-fn fetch_reads(t: &impl ReadableTable<u64, &'static [u8]>, ids: impl IntoIterator<Item = ReadId>) -> Result<Vec<StoredRead>> {
+fn fetch_reads(
+    t: &impl ReadableTable<u64, &'static [u8]>,
+    ids: impl IntoIterator<Item = ReadId>,
+) -> Result<Vec<StoredRead>> {
     ids.into_iter()
-        .map(|id| get_read(t, id)?.ok_or_else(|| StoreError::Corrupt { what: "index", detail: format!("read {id} missing") }))
+        .map(|id| {
+            get_read(t, id)?.ok_or_else(|| StoreError::Corrupt {
+                what: "index",
+                detail: format!("read {id} missing"),
+            })
+        })
         .collect()
 }
 
@@ -302,7 +353,11 @@ const WALK_BEFORE_SEEK: usize = 16;
 /// Values of `keys` (ascending in the table's key order) from `t`: one walk along the table
 /// where the keys are dense, a seek where they are far apart, instead of one lookup per key.
 /// `None` for keys that are not stored.
-fn get_ascending<'k, K, T, O>(t: &T, keys: &'k [K::SelfType<'k>], decode_value: impl Fn(&[u8]) -> Result<O>) -> Result<Vec<Option<O>>>
+fn get_ascending<'k, K, T, O>(
+    t: &T,
+    keys: &'k [K::SelfType<'k>],
+    decode_value: impl Fn(&[u8]) -> Result<O>,
+) -> Result<Vec<Option<O>>>
 where
     K: redb::Key + 'static,
     T: ReadableTable<K, &'static [u8]>,
@@ -311,7 +366,10 @@ where
     use std::ops::Bound;
     let mut out = Vec::with_capacity(keys.len());
     'seek: while let Some(first) = keys.get(out.len()) {
-        let mut walk = t.range::<&K::SelfType<'k>>((Bound::Included(first), Bound::Unbounded)).map_err(engine)?.peekable();
+        let mut walk = t
+            .range::<&K::SelfType<'k>>((Bound::Included(first), Bound::Unbounded))
+            .map_err(engine)?
+            .peekable();
         let mut stepped = 0;
         while let Some(want) = keys.get(out.len()) {
             let Some(entry) = walk.peek() else {
@@ -320,7 +378,11 @@ where
             };
             let (k, v) = entry.as_ref().map_err(engine)?;
             let order = K::compare(K::as_bytes(&k.value()).as_ref(), K::as_bytes(want).as_ref());
-            let found = if order == Ordering::Equal { Some(decode_value(v.value())?) } else { None };
+            let found = if order == Ordering::Equal {
+                Some(decode_value(v.value())?)
+            } else {
+                None
+            };
             match order {
                 Ordering::Less if stepped < WALK_BEFORE_SEEK => {
                     stepped += 1;
@@ -344,18 +406,30 @@ fn fetch_reads_ascending(t: &impl ReadableTable<u64, &'static [u8]>, ids: &[Read
     get_ascending(t, ids, |v| decode("read", v))?
         .into_iter()
         .zip(ids)
-        .map(|(r, id)| r.ok_or_else(|| StoreError::Corrupt { what: "index", detail: format!("read {id} missing") }))
+        .map(|(r, id)| {
+            r.ok_or_else(|| StoreError::Corrupt {
+                what: "index",
+                detail: format!("read {id} missing"),
+            })
+        })
         .collect()
 }
 
-fn histories(t: &impl ReadableTable<(&'static str, i64, u64), Summary>, queries: &[HistoryQuery<'_>]) -> Result<Vec<Vec<ReadSummary>>> {
+fn histories(
+    t: &impl ReadableTable<(&'static str, i64, u64), Summary>,
+    queries: &[HistoryQuery<'_>],
+) -> Result<Vec<Vec<ReadSummary>>> {
     let mut out = Vec::with_capacity(queries.len());
     for q in queries {
         let (from, to) = (us(q.from), us(q.to).max(us(q.from)));
         let mut window = Vec::new();
         // The latest read before the window that counts as history: the previous read of a
         // meter read rarely.
-        for e in t.range((q.meter_id, i64::MIN, 0u64)..(q.meter_id, from, 0u64)).map_err(engine)?.rev() {
+        for e in t
+            .range((q.meter_id, i64::MIN, 0u64)..(q.meter_id, from, 0u64))
+            .map_err(engine)?
+            .rev()
+        {
             let (k, v) = e.map_err(engine)?;
             let s = summary_of(k.value(), v.value())?;
             if s.is_history() {
@@ -363,7 +437,10 @@ fn histories(t: &impl ReadableTable<(&'static str, i64, u64), Summary>, queries:
                 break;
             }
         }
-        for e in t.range((q.meter_id, from, 0u64)..(q.meter_id, to, 0u64)).map_err(engine)? {
+        for e in t
+            .range((q.meter_id, from, 0u64)..(q.meter_id, to, 0u64))
+            .map_err(engine)?
+        {
             let (k, v) = e.map_err(engine)?;
             window.push(summary_of(k.value(), v.value())?);
         }
@@ -385,7 +462,13 @@ fn meter_time_ids(
     }
     let range = t.range((meter, from, 0u64)..(meter, to, 0u64)).map_err(engine)?;
     let mut ids = Vec::new();
-    type Entry<'a> = std::result::Result<(redb::AccessGuard<'a, (&'static str, i64, u64)>, redb::AccessGuard<'a, Summary>), redb::StorageError>;
+    type Entry<'a> = std::result::Result<
+        (
+            redb::AccessGuard<'a, (&'static str, i64, u64)>,
+            redb::AccessGuard<'a, Summary>,
+        ),
+        redb::StorageError,
+    >;
     let mut push = |e: Entry<'_>| -> Result<bool> {
         let (k, _) = e.map_err(engine)?;
         ids.push(k.value().2);
@@ -501,7 +584,13 @@ macro_rules! impl_read_txn {
             }
 
             fn open_batch(&self, client: &str) -> Result<Option<Batch>> {
-                let id = self.txn.open_table(OPEN_BATCHES).map_err(engine)?.get(client).map_err(engine)?.map(|v| v.value());
+                let id = self
+                    .txn
+                    .open_table(OPEN_BATCHES)
+                    .map_err(engine)?
+                    .get(client)
+                    .map_err(engine)?
+                    .map(|v| v.value());
                 match id {
                     Some(id) => self.batch(id),
                     None => Ok(None),
@@ -523,7 +612,10 @@ macro_rules! impl_read_txn {
                 match t.get((namespace, key)).map_err(engine)? {
                     Some(v) => Timestamp::from_microsecond(v.value())
                         .map(Some)
-                        .map_err(|e| StoreError::Corrupt { what: "seen key", detail: e.to_string() }),
+                        .map_err(|e| StoreError::Corrupt {
+                            what: "seen key",
+                            detail: e.to_string(),
+                        }),
                     None => Ok(None),
                 }
             }
@@ -625,18 +717,31 @@ macro_rules! impl_read_txn {
                 if us(from) >= us(to) {
                     return Ok(out);
                 }
-                for e in t.range((meter_id, us(from))..(meter_id, us(to))).map_err(engine)? {
+                for e in t
+                    .range((meter_id, us(from))..(meter_id, us(to)))
+                    .map_err(engine)?
+                {
                     let (k, v) = e.map_err(engine)?;
                     let (number, consumption) = v.value();
-                    let end = Timestamp::from_microsecond(k.value().1)
-                        .map_err(|e| StoreError::Corrupt { what: "interval read", detail: e.to_string() })?;
-                    out.push(IntervalRead { end, number, consumption });
+                    let end = Timestamp::from_microsecond(k.value().1).map_err(|e| StoreError::Corrupt {
+                        what: "interval read",
+                        detail: e.to_string(),
+                    })?;
+                    out.push(IntervalRead {
+                        end,
+                        number,
+                        consumption,
+                    });
                 }
                 Ok(out)
             }
 
             fn count_interval_reads(&self) -> Result<u64> {
-                self.txn.open_table(GW_INTERVALS).map_err(engine)?.len().map_err(engine)
+                self.txn
+                    .open_table(GW_INTERVALS)
+                    .map_err(engine)?
+                    .len()
+                    .map_err(engine)
             }
 
             fn tamper_state(&self, endpoint: &str) -> Result<Option<(Timestamp, u64)>> {
@@ -644,8 +749,10 @@ macro_rules! impl_read_txn {
                 match t.get(endpoint).map_err(engine)? {
                     Some(v) => {
                         let (at, counters) = v.value();
-                        let at = Timestamp::from_microsecond(at)
-                            .map_err(|e| StoreError::Corrupt { what: "tamper state", detail: e.to_string() })?;
+                        let at = Timestamp::from_microsecond(at).map_err(|e| StoreError::Corrupt {
+                            what: "tamper state",
+                            detail: e.to_string(),
+                        })?;
                         Ok(Some((at, counters)))
                     }
                     None => Ok(None),
@@ -666,7 +773,11 @@ macro_rules! impl_read_txn {
             }
 
             fn outbox_len(&self) -> Result<u64> {
-                self.txn.open_table(GW_OUTBOX).map_err(engine)?.len().map_err(engine)
+                self.txn
+                    .open_table(GW_OUTBOX)
+                    .map_err(engine)?
+                    .len()
+                    .map_err(engine)
             }
 
             // --- handheld cradles ---
@@ -709,7 +820,14 @@ macro_rules! impl_read_txn {
 
             // --- clerk review ---
             fn audit_len(&self) -> Result<u64> {
-                Ok(self.txn.open_table(META).map_err(engine)?.get(K_AUDIT_LEN).map_err(engine)?.map(|v| v.value()).unwrap_or(0))
+                Ok(self
+                    .txn
+                    .open_table(META)
+                    .map_err(engine)?
+                    .get(K_AUDIT_LEN)
+                    .map_err(engine)?
+                    .map(|v| v.value())
+                    .unwrap_or(0))
             }
 
             fn audit_scan(&self) -> Result<Vec<(u64, std::result::Result<AuditEntry, String>)>> {
@@ -717,7 +835,10 @@ macro_rules! impl_read_txn {
                 let mut out = Vec::new();
                 for e in t.iter().map_err(engine)? {
                     let (k, v) = e.map_err(engine)?;
-                    out.push((k.value(), postcard::from_bytes(v.value()).map_err(|e| e.to_string())));
+                    out.push((
+                        k.value(),
+                        postcard::from_bytes(v.value()).map_err(|e| e.to_string()),
+                    ));
                 }
                 Ok(out)
             }
@@ -734,7 +855,10 @@ macro_rules! impl_read_txn {
             fn meter_audit(&self, meter_id: &str) -> Result<Vec<AuditEntry>> {
                 let idx = self.txn.open_table(AUDIT_BY_METER).map_err(engine)?;
                 let mut seqs = Vec::new();
-                for e in idx.range((meter_id, 0u64)..=(meter_id, u64::MAX)).map_err(engine)? {
+                for e in idx
+                    .range((meter_id, 0u64)..=(meter_id, u64::MAX))
+                    .map_err(engine)?
+                {
                     seqs.push(e.map_err(engine)?.0.value().1);
                 }
                 audit_entries(&self.txn.open_table(AUDIT).map_err(engine)?, seqs)
@@ -785,7 +909,10 @@ macro_rules! impl_read_txn {
             fn meter_changes(&self, meter_id: &str) -> Result<Vec<MeterChange>> {
                 let t = self.txn.open_table(METER_CHANGES).map_err(engine)?;
                 let mut out = Vec::new();
-                for e in t.range((meter_id, i64::MIN)..=(meter_id, i64::MAX)).map_err(engine)? {
+                for e in t
+                    .range((meter_id, i64::MIN)..=(meter_id, i64::MAX))
+                    .map_err(engine)?
+                {
                     out.push(decode("meter change", e.map_err(engine)?.1.value())?);
                 }
                 Ok(out)
@@ -798,7 +925,10 @@ fn audit_entries(t: &impl ReadableTable<u64, &'static [u8]>, seqs: Vec<u64>) -> 
     seqs.into_iter()
         .map(|seq| match t.get(seq).map_err(engine)? {
             Some(v) => decode("audit entry", v.value()),
-            None => Err(StoreError::Corrupt { what: "audit index", detail: format!("audit entry {seq} missing") }),
+            None => Err(StoreError::Corrupt {
+                what: "audit index",
+                detail: format!("audit entry {seq} missing"),
+            }),
         })
         .collect()
 }
@@ -819,7 +949,11 @@ impl RedbWrite {
 impl WriteTxn for RedbWrite {
     fn put_meter(&mut self, meter: &Meter) -> Result<()> {
         let bytes = encode(meter)?;
-        self.txn.open_table(METERS).map_err(engine)?.insert(meter.meter_id.as_str(), bytes.as_slice()).map_err(engine)?;
+        self.txn
+            .open_table(METERS)
+            .map_err(engine)?
+            .insert(meter.meter_id.as_str(), bytes.as_slice())
+            .map_err(engine)?;
         Ok(())
     }
 
@@ -843,7 +977,12 @@ impl WriteTxn for RedbWrite {
             buf.clear();
             buf = postcard::to_extend(&*stored, buf).map_err(engine)?;
             table.insert(id, buf.as_slice()).map_err(engine)?;
-            by_time.insert((stored.read.meter_id.as_str(), us(stored.read.read_at), id), summary_value(stored)).map_err(engine)?;
+            by_time
+                .insert(
+                    (stored.read.meter_id.as_str(), us(stored.read.read_at), id),
+                    summary_value(stored),
+                )
+                .map_err(engine)?;
             by_status.insert((stored.status.code(), id), ()).map_err(engine)?;
             ids.push(id);
         }
@@ -852,14 +991,22 @@ impl WriteTxn for RedbWrite {
 
     fn update_read(&mut self, read: &StoredRead) -> Result<()> {
         let mut reads = self.txn.open_table(READS).map_err(engine)?;
-        let old = get_read(&reads, read.id)?.ok_or_else(|| StoreError::NotFound { what: "read", id: read.id.to_string() })?;
+        let old = get_read(&reads, read.id)?.ok_or_else(|| StoreError::NotFound {
+            what: "read",
+            id: read.id.to_string(),
+        })?;
         reads.insert(read.id, encode(read)?.as_slice()).map_err(engine)?;
         drop(reads);
         // A billed read never changes silently: billing gets a correction in its next batch.
         if BillingChange::changes_what_was_billed(&old, read) {
             let mut changes = self.txn.open_table(BILLING_CHANGES).map_err(engine)?;
             if changes.get(read.id).map_err(engine)?.is_none() {
-                let note = BillingChange { reason: None, by: None, at: Timestamp::now(), billed: BillingChange::billed_of(&old) };
+                let note = BillingChange {
+                    reason: None,
+                    by: None,
+                    at: Timestamp::now(),
+                    billed: BillingChange::billed_of(&old),
+                };
                 changes.insert(read.id, encode(&note)?.as_slice()).map_err(engine)?;
             }
         }
@@ -870,8 +1017,13 @@ impl WriteTxn for RedbWrite {
         }
         // The time index carries the summary (value, consumption, status): always rewrite it.
         let mut idx = self.txn.open_table(METER_TIME).map_err(engine)?;
-        idx.remove((old.read.meter_id.as_str(), us(old.read.read_at), read.id)).map_err(engine)?;
-        idx.insert((read.read.meter_id.as_str(), us(read.read.read_at), read.id), summary_value(read)).map_err(engine)?;
+        idx.remove((old.read.meter_id.as_str(), us(old.read.read_at), read.id))
+            .map_err(engine)?;
+        idx.insert(
+            (read.read.meter_id.as_str(), us(read.read.read_at), read.id),
+            summary_value(read),
+        )
+        .map_err(engine)?;
         Ok(())
     }
 
@@ -883,7 +1035,10 @@ impl WriteTxn for RedbWrite {
         let mut changes = self.txn.open_table(BILLING_CHANGES).map_err(engine)?;
         let mut buf = Vec::new();
         for read in reads {
-            let old = get_read(&table, read.id)?.ok_or_else(|| StoreError::NotFound { what: "read", id: read.id.to_string() })?;
+            let old = get_read(&table, read.id)?.ok_or_else(|| StoreError::NotFound {
+                what: "read",
+                id: read.id.to_string(),
+            })?;
             buf.clear();
             buf = postcard::to_extend(read, buf).map_err(engine)?;
             table.insert(read.id, buf.as_slice()).map_err(engine)?;
@@ -892,12 +1047,24 @@ impl WriteTxn for RedbWrite {
                 by_status.insert((read.status.code(), read.id), ()).map_err(engine)?;
             }
             if old.read.meter_id != read.read.meter_id || old.read.read_at != read.read.read_at {
-                by_time.remove((old.read.meter_id.as_str(), us(old.read.read_at), read.id)).map_err(engine)?;
+                by_time
+                    .remove((old.read.meter_id.as_str(), us(old.read.read_at), read.id))
+                    .map_err(engine)?;
             }
             // Same key: insert replaces the summary.
-            by_time.insert((read.read.meter_id.as_str(), us(read.read.read_at), read.id), summary_value(read)).map_err(engine)?;
+            by_time
+                .insert(
+                    (read.read.meter_id.as_str(), us(read.read.read_at), read.id),
+                    summary_value(read),
+                )
+                .map_err(engine)?;
             if BillingChange::changes_what_was_billed(&old, read) && changes.get(read.id).map_err(engine)?.is_none() {
-                let note = BillingChange { reason: None, by: None, at: Timestamp::now(), billed: BillingChange::billed_of(&old) };
+                let note = BillingChange {
+                    reason: None,
+                    by: None,
+                    at: Timestamp::now(),
+                    billed: BillingChange::billed_of(&old),
+                };
                 changes.insert(read.id, encode(&note)?.as_slice()).map_err(engine)?;
             }
         }
@@ -920,7 +1087,11 @@ impl WriteTxn for RedbWrite {
             ids.sort_unstable();
             let (first, last) = (ids[0], ids[ids.len() - 1]);
             let before = by_status.len().map_err(engine)?;
-            by_status.retain_in((code, first)..=(code, last), |(_, id), ()| ids.binary_search(&id).is_err()).map_err(engine)?;
+            by_status
+                .retain_in((code, first)..=(code, last), |(_, id), ()| {
+                    ids.binary_search(&id).is_err()
+                })
+                .map_err(engine)?;
             let removed = before - by_status.len().map_err(engine)?;
             if removed != ids.len() as u64 {
                 return Err(StoreError::Engine(format!(
@@ -939,13 +1110,22 @@ impl WriteTxn for RedbWrite {
             table.insert(read.id, buf.as_slice()).map_err(engine)?;
             by_status.insert((status.code(), read.id), ()).map_err(engine)?;
             // Same key (meter, time, id): insert replaces the summary, which carries the status.
-            by_time.insert((read.read.meter_id.as_str(), us(read.read.read_at), read.id), summary_value(read)).map_err(engine)?;
+            by_time
+                .insert(
+                    (read.read.meter_id.as_str(), us(read.read.read_at), read.id),
+                    summary_value(read),
+                )
+                .map_err(engine)?;
         }
         Ok(())
     }
 
     fn put_batch_contents(&mut self, id: BatchId, contents: &BatchContents) -> Result<()> {
-        self.txn.open_table(BATCH_CONTENTS).map_err(engine)?.insert(id, encode(contents)?.as_slice()).map_err(engine)?;
+        self.txn
+            .open_table(BATCH_CONTENTS)
+            .map_err(engine)?
+            .insert(id, encode(contents)?.as_slice())
+            .map_err(engine)?;
         Ok(())
     }
 
@@ -961,29 +1141,52 @@ impl WriteTxn for RedbWrite {
     }
 
     fn note_billing_change(&mut self, read: ReadId, change: &BillingChange) -> Result<()> {
-        self.txn.open_table(BILLING_CHANGES).map_err(engine)?.insert(read, encode(change)?.as_slice()).map_err(engine)?;
+        self.txn
+            .open_table(BILLING_CHANGES)
+            .map_err(engine)?
+            .insert(read, encode(change)?.as_slice())
+            .map_err(engine)?;
         Ok(())
     }
 
     fn clear_billing_change(&mut self, read: ReadId) -> Result<()> {
-        self.txn.open_table(BILLING_CHANGES).map_err(engine)?.remove(read).map_err(engine)?;
+        self.txn
+            .open_table(BILLING_CHANGES)
+            .map_err(engine)?
+            .remove(read)
+            .map_err(engine)?;
         Ok(())
     }
 
     fn put_api_token(&mut self, token: &ApiToken) -> Result<()> {
-        self.txn.open_table(API_TOKENS).map_err(engine)?.insert(token.name.as_str(), encode(token)?.as_slice()).map_err(engine)?;
+        self.txn
+            .open_table(API_TOKENS)
+            .map_err(engine)?
+            .insert(token.name.as_str(), encode(token)?.as_slice())
+            .map_err(engine)?;
         Ok(())
     }
 
     fn create_batch(&mut self, client: &str, read_ids: Vec<ReadId>, created_at: Timestamp) -> Result<Batch> {
         let id = self.next_id(K_NEXT_BATCH)?;
-        let batch = Batch { id, client: client.to_owned(), read_ids, status: BatchStatus::Open, created_at, acked_at: None };
+        let batch = Batch {
+            id,
+            client: client.to_owned(),
+            read_ids,
+            status: BatchStatus::Open,
+            created_at,
+            acked_at: None,
+        };
         self.update_batch(&batch)?;
         Ok(batch)
     }
 
     fn update_batch(&mut self, batch: &Batch) -> Result<()> {
-        self.txn.open_table(BATCHES).map_err(engine)?.insert(batch.id, encode(batch)?.as_slice()).map_err(engine)?;
+        self.txn
+            .open_table(BATCHES)
+            .map_err(engine)?
+            .insert(batch.id, encode(batch)?.as_slice())
+            .map_err(engine)?;
         let mut open = self.txn.open_table(OPEN_BATCHES).map_err(engine)?;
         let current = open.get(batch.client.as_str()).map_err(engine)?.map(|v| v.value());
         match batch.status {
@@ -1000,7 +1203,11 @@ impl WriteTxn for RedbWrite {
 
     fn quarantine(&mut self, entry: &QuarantineEntry) -> Result<u64> {
         let id = self.next_id(K_NEXT_QUARANTINE)?;
-        self.txn.open_table(QUARANTINE).map_err(engine)?.insert(id, encode(entry)?.as_slice()).map_err(engine)?;
+        self.txn
+            .open_table(QUARANTINE)
+            .map_err(engine)?
+            .insert(id, encode(entry)?.as_slice())
+            .map_err(engine)?;
         Ok(id)
     }
 
@@ -1010,7 +1217,11 @@ impl WriteTxn for RedbWrite {
             return Ok(false);
         }
         t.insert((namespace, key), us(at)).map_err(engine)?;
-        self.txn.open_table(SEEN_BY_TIME).map_err(engine)?.insert((namespace, us(at), key), ()).map_err(engine)?;
+        self.txn
+            .open_table(SEEN_BY_TIME)
+            .map_err(engine)?
+            .insert((namespace, us(at), key), ())
+            .map_err(engine)?;
         Ok(true)
     }
 
@@ -1019,7 +1230,12 @@ impl WriteTxn for RedbWrite {
         let mut seen = self.txn.open_table(SEEN).map_err(engine)?;
         let empty: &[u8] = &[];
         let mut removed = 0;
-        for e in by_time.extract_from_if((namespace, i64::MIN, empty)..(namespace, us(before), empty), |_, ()| true).map_err(engine)? {
+        for e in by_time
+            .extract_from_if((namespace, i64::MIN, empty)..(namespace, us(before), empty), |_, ()| {
+                true
+            })
+            .map_err(engine)?
+        {
             let (k, _) = e.map_err(engine)?;
             let (ns, _, key) = k.value();
             seen.remove((ns, key)).map_err(engine)?;
@@ -1031,7 +1247,11 @@ impl WriteTxn for RedbWrite {
     // --- MQTT gateways ---
     fn put_gateway(&mut self, state: &GatewayState) -> Result<()> {
         let bytes = encode(state)?;
-        self.txn.open_table(GW_GATEWAYS).map_err(engine)?.insert(state.gateway.as_str(), bytes.as_slice()).map_err(engine)?;
+        self.txn
+            .open_table(GW_GATEWAYS)
+            .map_err(engine)?
+            .insert(state.gateway.as_str(), bytes.as_slice())
+            .map_err(engine)?;
         Ok(())
     }
 
@@ -1040,26 +1260,45 @@ impl WriteTxn for RedbWrite {
         let end = us(read.end);
         let lo = end.saturating_sub(INTERVAL_SLACK_US);
         let hi = end.saturating_add(INTERVAL_SLACK_US);
-        if t.range((meter_id, lo)..=(meter_id, hi)).map_err(engine)?.next().is_some() {
+        if t.range((meter_id, lo)..=(meter_id, hi))
+            .map_err(engine)?
+            .next()
+            .is_some()
+        {
             return Ok(false);
         }
-        t.insert((meter_id, end), (read.number, read.consumption)).map_err(engine)?;
+        t.insert((meter_id, end), (read.number, read.consumption))
+            .map_err(engine)?;
         Ok(true)
     }
 
     fn set_tamper_state(&mut self, endpoint: &str, at: Timestamp, counters: u64) -> Result<()> {
-        self.txn.open_table(GW_TAMPER).map_err(engine)?.insert(endpoint, (us(at), counters)).map_err(engine)?;
+        self.txn
+            .open_table(GW_TAMPER)
+            .map_err(engine)?
+            .insert(endpoint, (us(at), counters))
+            .map_err(engine)?;
         Ok(())
     }
 
     fn push_outbox(&mut self, entry: &OutboxEntry) -> Result<u64> {
         let id = self.next_id(K_NEXT_OUTBOX)?;
-        self.txn.open_table(GW_OUTBOX).map_err(engine)?.insert(id, encode(entry)?.as_slice()).map_err(engine)?;
+        self.txn
+            .open_table(GW_OUTBOX)
+            .map_err(engine)?
+            .insert(id, encode(entry)?.as_slice())
+            .map_err(engine)?;
         Ok(id)
     }
 
     fn remove_outbox(&mut self, id: u64) -> Result<bool> {
-        Ok(self.txn.open_table(GW_OUTBOX).map_err(engine)?.remove(id).map_err(engine)?.is_some())
+        Ok(self
+            .txn
+            .open_table(GW_OUTBOX)
+            .map_err(engine)?
+            .remove(id)
+            .map_err(engine)?
+            .is_some())
     }
 
     // --- handheld cradles ---
@@ -1074,7 +1313,8 @@ impl WriteTxn for RedbWrite {
 
     fn put_route_load(&mut self, load: &RouteLoad) -> Result<()> {
         let mut t = self.txn.open_table(ROUTE_LOADS).map_err(engine)?;
-        t.insert((load.route.as_str(), us(load.loaded_at)), encode(load)?.as_slice()).map_err(engine)?;
+        t.insert((load.route.as_str(), us(load.loaded_at)), encode(load)?.as_slice())
+            .map_err(engine)?;
         Ok(())
     }
 
@@ -1095,7 +1335,12 @@ impl WriteTxn for RedbWrite {
 
     fn put_route_skip(&mut self, skip: &RouteSkip) -> Result<()> {
         let mut t = self.txn.open_table(ROUTE_SKIPS).map_err(engine)?;
-        let key = (skip.route.as_str(), skip.meter_id.as_str(), skip.serial.as_str(), skip.seq);
+        let key = (
+            skip.route.as_str(),
+            skip.meter_id.as_str(),
+            skip.serial.as_str(),
+            skip.seq,
+        );
         t.insert(key, encode(skip)?.as_slice()).map_err(engine)?;
         Ok(())
     }
@@ -1115,10 +1360,22 @@ impl WriteTxn for RedbWrite {
         entry.hash = entry.compute_hash();
         audit.insert(entry.seq, encode(&entry)?.as_slice()).map_err(engine)?;
         drop(audit);
-        self.txn.open_table(AUDIT_BY_READ).map_err(engine)?.insert((entry.read_id, entry.seq), ()).map_err(engine)?;
-        self.txn.open_table(AUDIT_BY_METER).map_err(engine)?.insert((entry.meter_id.as_str(), entry.seq), ()).map_err(engine)?;
+        self.txn
+            .open_table(AUDIT_BY_READ)
+            .map_err(engine)?
+            .insert((entry.read_id, entry.seq), ())
+            .map_err(engine)?;
+        self.txn
+            .open_table(AUDIT_BY_METER)
+            .map_err(engine)?
+            .insert((entry.meter_id.as_str(), entry.seq), ())
+            .map_err(engine)?;
         if let Some(before) = before {
-            self.txn.open_table(UNDO_SNAPSHOTS).map_err(engine)?.insert(entry.seq, encode(before)?.as_slice()).map_err(engine)?;
+            self.txn
+                .open_table(UNDO_SNAPSHOTS)
+                .map_err(engine)?
+                .insert(entry.seq, encode(before)?.as_slice())
+                .map_err(engine)?;
         }
         Ok(entry)
     }
@@ -1128,17 +1385,29 @@ impl WriteTxn for RedbWrite {
         if order.id == 0 {
             order.id = self.next_id(K_NEXT_ORDER)?;
         }
-        self.txn.open_table(SERVICE_ORDERS).map_err(engine)?.insert(order.id, encode(&order)?.as_slice()).map_err(engine)?;
+        self.txn
+            .open_table(SERVICE_ORDERS)
+            .map_err(engine)?
+            .insert(order.id, encode(&order)?.as_slice())
+            .map_err(engine)?;
         Ok(order.id)
     }
 
     fn put_correction(&mut self, correction: &Correction) -> Result<()> {
-        self.txn.open_table(CORRECTIONS).map_err(engine)?.insert(correction.read_id, encode(correction)?.as_slice()).map_err(engine)?;
+        self.txn
+            .open_table(CORRECTIONS)
+            .map_err(engine)?
+            .insert(correction.read_id, encode(correction)?.as_slice())
+            .map_err(engine)?;
         Ok(())
     }
 
     fn remove_correction(&mut self, read_id: ReadId) -> Result<()> {
-        self.txn.open_table(CORRECTIONS).map_err(engine)?.remove(read_id).map_err(engine)?;
+        self.txn
+            .open_table(CORRECTIONS)
+            .map_err(engine)?
+            .remove(read_id)
+            .map_err(engine)?;
         Ok(())
     }
 

@@ -45,7 +45,10 @@ impl Default for ServiceFactors {
 impl ServiceFactors {
     /// The factors that apply to reads of `read_type`.
     pub fn for_read_type(&self, read_type: ReadType) -> ServiceFactors {
-        let mut f = ServiceFactors { read_type: BTreeMap::new(), ..self.clone() };
+        let mut f = ServiceFactors {
+            read_type: BTreeMap::new(),
+            ..self.clone()
+        };
         if let Some(o) = self.read_type.get(&read_type) {
             f.high_factor = o.high_factor.unwrap_or(f.high_factor);
             f.low_factor = o.low_factor.unwrap_or(f.low_factor);
@@ -106,11 +109,17 @@ impl VeeConfig {
                 return Err(format!("vee.{s}.low_factor must be in [0, 1), got {}", f.low_factor));
             }
             if f.min_high_delta.is_negative() {
-                return Err(format!("vee.{s}.min_high_delta must not be negative, got {}", f.min_high_delta));
+                return Err(format!(
+                    "vee.{s}.min_high_delta must not be negative, got {}",
+                    f.min_high_delta
+                ));
             }
             for (t, o) in &f.read_type {
                 if o.high_factor.is_some_and(|h| h < one) {
-                    return Err(format!("vee.{s}.read_type.{}.high_factor must be at least 1", t.as_str()));
+                    return Err(format!(
+                        "vee.{s}.read_type.{}.high_factor must be at least 1",
+                        t.as_str()
+                    ));
                 }
                 if o.low_factor.is_some_and(|l| l.is_negative() || l >= one) {
                     return Err(format!("vee.{s}.read_type.{}.low_factor must be in [0, 1)", t.as_str()));
@@ -118,7 +127,10 @@ impl VeeConfig {
             }
         }
         if self.spike_factor < Quantity::from_micros(crate::model::SCALE) {
-            return Err(format!("vee.spike_factor must be at least 1, got {}", self.spike_factor));
+            return Err(format!(
+                "vee.spike_factor must be at least 1, got {}",
+                self.spike_factor
+            ));
         }
         if self.spike_window_hours == 0 {
             return Err("vee.spike_window_hours must be at least 1".into());

@@ -40,7 +40,9 @@ use jiff::{SignedDuration, Timestamp};
 
 pub use config::{ReadTypeFactors, ServiceFactors, VeeConfig};
 
-use crate::model::{Flag, Meter, MeterChange, MeterStatus, Quantity, Read, ReadStatus, ReadSummary, ReadType, Rule, codes};
+use crate::model::{
+    Flag, Meter, MeterChange, MeterStatus, Quantity, Read, ReadStatus, ReadSummary, ReadType, Rule, codes,
+};
 
 /// Read code prefix carrying the serial number the reader saw (`serial:88123456`).
 pub const SERIAL_CODE_PREFIX: &str = "serial:";
@@ -113,7 +115,9 @@ pub fn expectation(history: &[HistoryRead], read_at: Timestamp, factors: &Servic
     let elapsed = i128::from(read_at.as_second() - previous.read_at.as_second()).max(0);
     // ADU × days = used / seconds × elapsed, computed as one exact ratio.
     let expected = used.mul_div(elapsed, seconds)?;
-    let high = expected.mul_factor(factors.high_factor)?.max(expected.checked_add(factors.min_high_delta)?);
+    let high = expected
+        .mul_factor(factors.high_factor)?
+        .max(expected.checked_add(factors.min_high_delta)?);
     let low = expected.mul_factor(factors.low_factor)?;
     Some(Expectation { expected, high, low })
 }
@@ -124,7 +128,9 @@ pub fn validate(ctx: &Context<'_>, read: &Read, config: &VeeConfig) -> Outcome {
     let mut consumption = None;
 
     match ctx.meter {
-        None => flags.push(Flag::new(Rule::UnknownMeter).detail(format!("meter {} is not in the store", read.meter_id))),
+        None => {
+            flags.push(Flag::new(Rule::UnknownMeter).detail(format!("meter {} is not in the store", read.meter_id)))
+        }
         Some(meter) => consumption = usage_rules(meter, ctx, read, config, &mut flags),
     }
     if let (Some(c), true) = (consumption, ctx.meter.is_some()) {
@@ -138,12 +144,18 @@ pub fn validate(ctx: &Context<'_>, read: &Read, config: &VeeConfig) -> Outcome {
             .filter(|c| !c.is_negative())
             .collect();
         if let Some(s) = interval_spike(&intervals, c, config.spike_factor) {
-            flags.push(Flag::new(Rule::Spike).expected(s.third).limit(s.limit).actual(c).detail(format!(
-                "highest of {} intervals in {}h; third-highest {}",
-                intervals.len() + 1,
-                config.spike_window_hours,
-                s.third
-            )));
+            flags.push(
+                Flag::new(Rule::Spike)
+                    .expected(s.third)
+                    .limit(s.limit)
+                    .actual(c)
+                    .detail(format!(
+                        "highest of {} intervals in {}h; third-highest {}",
+                        intervals.len() + 1,
+                        config.spike_window_hours,
+                        s.third
+                    )),
+            );
         }
     }
     if read.read_type == ReadType::Estimate && ctx.prior_estimates >= config.estimate_limit {
@@ -151,26 +163,47 @@ pub fn validate(ctx: &Context<'_>, read: &Read, config: &VeeConfig) -> Outcome {
             Flag::new(Rule::EstimateLimit)
                 .limit(Quantity::from_units(i64::from(config.estimate_limit)).unwrap_or(Quantity::ZERO))
                 .actual(Quantity::from_units(i64::from(ctx.prior_estimates) + 1).unwrap_or(Quantity::ZERO))
-                .detail(format!("estimate number {} in a row; the limit is {}", ctx.prior_estimates + 1, config.estimate_limit)),
+                .detail(format!(
+                    "estimate number {} in a row; the limit is {}",
+                    ctx.prior_estimates + 1,
+                    config.estimate_limit
+                )),
         );
     }
 
     if let Some(other) = ctx.same_time.first() {
-        flags.push(Flag::new(Rule::Duplicate).expected(*other).actual(read.value).detail(format!(
-            "{} other value(s) already stored for {} at {}",
-            ctx.same_time.len(),
-            read.meter_id,
-            read.read_at
-        )));
+        flags.push(
+            Flag::new(Rule::Duplicate)
+                .expected(*other)
+                .actual(read.value)
+                .detail(format!(
+                    "{} other value(s) already stored for {} at {}",
+                    ctx.same_time.len(),
+                    read.meter_id,
+                    read.read_at
+                )),
+        );
     }
-    for (code, rule) in [(codes::TAMPER, Rule::Tamper), (codes::LEAK, Rule::Leak), (codes::REVERSE_FLOW, Rule::ReverseFlow)] {
+    for (code, rule) in [
+        (codes::TAMPER, Rule::Tamper),
+        (codes::LEAK, Rule::Leak),
+        (codes::REVERSE_FLOW, Rule::ReverseFlow),
+    ] {
         if read.has_code(code) {
             flags.push(Flag::new(rule).detail(format!("code {code}")));
         }
     }
 
-    let status = if flags.iter().any(|f| f.rule.holds_for_review()) { ReadStatus::Flagged } else { ReadStatus::Validated };
-    Outcome { status, consumption, flags }
+    let status = if flags.iter().any(|f| f.rule.holds_for_review()) {
+        ReadStatus::Flagged
+    } else {
+        ReadStatus::Validated
+    };
+    Outcome {
+        status,
+        consumption,
+        flags,
+    }
 }
 
 /// What the spike check found: the interval crossed `limit` = factor × `third`.
@@ -205,36 +238,62 @@ pub fn read_serial(read: &Read) -> Option<&str> {
 }
 
 /// The register rules; returns the consumption.
-fn usage_rules(meter: &Meter, ctx: &Context<'_>, read: &Read, config: &VeeConfig, flags: &mut Vec<Flag>) -> Option<Quantity> {
+fn usage_rules(
+    meter: &Meter,
+    ctx: &Context<'_>,
+    read: &Read,
+    config: &VeeConfig,
+    flags: &mut Vec<Flag>,
+) -> Option<Quantity> {
     let history = ctx.history;
     let modulus = meter.modulus();
     if read.value >= modulus || read.value.is_negative() {
         let largest = modulus.checked_sub(smallest_step(meter.decimals))?;
-        flags.push(Flag::new(Rule::DialOverflow).limit(modulus).actual(read.value).modulus(modulus).detail(format!(
-            "{} dials with {} decimals show at most {largest}",
-            meter.dials, meter.decimals
-        )));
+        flags.push(
+            Flag::new(Rule::DialOverflow)
+                .limit(modulus)
+                .actual(read.value)
+                .modulus(modulus)
+                .detail(format!(
+                    "{} dials with {} decimals show at most {largest}",
+                    meter.dials, meter.decimals
+                )),
+        );
         return None;
     }
     // The installed serial: a read that shows another one was taken on another meter.
-    if let (Some(seen), Some(installed)) = (read_serial(read), ctx.changes.iter().rev().find(|c| c.at <= read.read_at))
-        && !installed.new_serial.is_empty() && !seen.eq_ignore_ascii_case(&installed.new_serial) {
-            flags.push(Flag::new(Rule::MeterChange).detail(format!(
-                "the read shows serial {seen}, the meter installed since {} is {}",
-                installed.at, installed.new_serial
-            )));
-        }
+    if let (Some(seen), Some(installed)) = (
+        read_serial(read),
+        ctx.changes.iter().rev().find(|c| c.at <= read.read_at),
+    ) && !installed.new_serial.is_empty()
+        && !seen.eq_ignore_ascii_case(&installed.new_serial)
+    {
+        flags.push(Flag::new(Rule::MeterChange).detail(format!(
+            "the read shows serial {seen}, the meter installed since {} is {}",
+            installed.at, installed.new_serial
+        )));
+    }
     let previous = history.last()?;
     let factors = config.factors(meter.service).for_read_type(read.read_type);
     let expect = expectation(history, read.read_at, &factors);
 
     // An exchange between the previous read and this one: the old meter's register says
     // nothing about the new one's.
-    if let Some(change) = ctx.changes.iter().rev().find(|c| c.at > previous.read_at && c.at <= read.read_at) {
+    if let Some(change) = ctx
+        .changes
+        .iter()
+        .rev()
+        .find(|c| c.at > previous.read_at && c.at <= read.read_at)
+    {
         let new_part = read.value.checked_sub(change.install_read)?;
         let old_part = match change.removal_read {
             Some(removal) => {
-                let old_modulus = Quantity::pow10(u32::from(change.old_dials.saturating_sub(meter.decimals).min(crate::model::MAX_DIALS)))?;
+                let old_modulus = Quantity::pow10(u32::from(
+                    change
+                        .old_dials
+                        .saturating_sub(meter.decimals)
+                        .min(crate::model::MAX_DIALS),
+                ))?;
                 removal.checked_sub(previous.value)?.rem_euclid(old_modulus)
             }
             None => Quantity::ZERO,
@@ -248,52 +307,72 @@ fn usage_rules(meter: &Meter, ctx: &Context<'_>, read: &Read, config: &VeeConfig
     }
     let raw = read.value.checked_sub(previous.value)?;
     // A radio endpoint's register may wrap before the dials do (SCM counts in 24 bits).
-    let wrap_at = read.register_modulus().filter(|m| m.is_positive()).map_or(modulus, |m| m.min(modulus));
+    let wrap_at = read
+        .register_modulus()
+        .filter(|m| m.is_positive())
+        .map_or(modulus, |m| m.min(modulus));
 
-    let consumption = if raw.is_negative() {
-        let wrapped = raw.rem_euclid(wrap_at);
-        let limit = match expect {
-            Some(e) => e.high,
-            None => wrap_at.mul_div(1, 10)?,
-        };
-        if wrapped <= limit {
-            flags.push(Flag::new(Rule::Rollover).limit(limit).actual(wrapped).modulus(wrap_at).detail(format!(
-                "register wrapped from {} to {}",
-                previous.value, read.value
-            )));
-            wrapped
-        } else if read.value <= limit
-            && read.value.mul_div(10, 1)? <= previous.value
-            && wrapped > modulus.mul_div(1, 2)?
-        {
-            // Not a wrap (the old value is far from the top), but a value small enough to be
-            // a new register starting near zero, and under a tenth of the old one (a slight
-            // step back is a misread, not a new meter).
-            flags.push(Flag::new(Rule::MeterChange).limit(limit).actual(read.value).modulus(modulus).detail(format!(
+    let consumption =
+        if raw.is_negative() {
+            let wrapped = raw.rem_euclid(wrap_at);
+            let limit = match expect {
+                Some(e) => e.high,
+                None => wrap_at.mul_div(1, 10)?,
+            };
+            if wrapped <= limit {
+                flags.push(
+                    Flag::new(Rule::Rollover)
+                        .limit(limit)
+                        .actual(wrapped)
+                        .modulus(wrap_at)
+                        .detail(format!("register wrapped from {} to {}", previous.value, read.value)),
+                );
+                wrapped
+            } else if read.value <= limit
+                && read.value.mul_div(10, 1)? <= previous.value
+                && wrapped > modulus.mul_div(1, 2)?
+            {
+                // Not a wrap (the old value is far from the top), but a value small enough to be
+                // a new register starting near zero, and under a tenth of the old one (a slight
+                // step back is a misread, not a new meter).
+                flags.push(Flag::new(Rule::MeterChange).limit(limit).actual(read.value).modulus(modulus).detail(format!(
                 "value {} after {}: looks like a new meter starting near zero (consumption counted from 0); \
                  record the exchange with `meterd meters change`",
                 read.value, previous.value
             )));
-            return Some(read.value);
-        } else {
-            let mut f = Flag::new(Rule::NegativeUsage).actual(raw).modulus(wrap_at).limit(limit);
-            if let Some(e) = expect {
-                f = f.expected(e.expected);
+                return Some(read.value);
+            } else {
+                let mut f = Flag::new(Rule::NegativeUsage).actual(raw).modulus(wrap_at).limit(limit);
+                if let Some(e) = expect {
+                    f = f.expected(e.expected);
+                }
+                flags.push(f.detail(format!(
+                    "value {} is below the previous read {}",
+                    read.value, previous.value
+                )));
+                // Usage rules make no sense on a negative consumption.
+                return Some(raw);
             }
-            flags.push(f.detail(format!("value {} is below the previous read {}", read.value, previous.value)));
-            // Usage rules make no sense on a negative consumption.
-            return Some(raw);
-        }
-    } else {
-        raw
-    };
+        } else {
+            raw
+        };
 
     if let Some(e) = expect {
         if consumption > e.high {
-            flags.push(Flag::new(Rule::HighUsage).expected(e.expected).limit(e.high).actual(consumption));
+            flags.push(
+                Flag::new(Rule::HighUsage)
+                    .expected(e.expected)
+                    .limit(e.high)
+                    .actual(consumption),
+            );
         }
         if consumption.is_positive() && consumption < e.low {
-            flags.push(Flag::new(Rule::LowUsage).expected(e.expected).limit(e.low).actual(consumption));
+            flags.push(
+                Flag::new(Rule::LowUsage)
+                    .expected(e.expected)
+                    .limit(e.low)
+                    .actual(consumption),
+            );
         }
     }
     match meter.status {
@@ -305,20 +384,28 @@ fn usage_rules(meter: &Meter, ctx: &Context<'_>, read: &Read, config: &VeeConfig
             flags.push(f);
         }
         MeterStatus::Inactive if consumption.is_positive() => {
-            flags.push(Flag::new(Rule::UsageOnInactive).limit(Quantity::ZERO).actual(consumption));
+            flags.push(
+                Flag::new(Rule::UsageOnInactive)
+                    .limit(Quantity::ZERO)
+                    .actual(consumption),
+            );
         }
         _ => {}
     }
     if consumption.is_positive() && previous.consumption == Some(consumption) {
-        flags.push(Flag::new(Rule::ExactSameUsage).expected(consumption).actual(consumption).detail(format!(
-            "same consumption as the period ending {}",
-            previous.read_at
-        )));
+        flags.push(
+            Flag::new(Rule::ExactSameUsage)
+                .expected(consumption)
+                .actual(consumption)
+                .detail(format!("same consumption as the period ending {}", previous.read_at)),
+        );
     }
     Some(consumption)
 }
 
 /// The smallest step of a register with `decimals` decimals (1 / 10^decimals units).
 fn smallest_step(decimals: u8) -> Quantity {
-    Quantity::from_micros(crate::model::SCALE).mul_div(1, 10i128.pow(u32::from(decimals))).unwrap_or(Quantity::ZERO)
+    Quantity::from_micros(crate::model::SCALE)
+        .mul_div(1, 10i128.pow(u32::from(decimals)))
+        .unwrap_or(Quantity::ZERO)
 }

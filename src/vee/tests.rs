@@ -36,7 +36,14 @@ fn history(points: &[(i64, &str)]) -> Vec<HistoryRead> {
     for &(d, v) in points {
         let value = q(v);
         let consumption = out.last().map(|p| value.checked_sub(p.value).unwrap());
-        out.push(HistoryRead { id: 0, read_at: day(d), value, consumption, status: ReadStatus::Validated, excluded: false });
+        out.push(HistoryRead {
+            id: 0,
+            read_at: day(d),
+            value,
+            consumption,
+            status: ReadStatus::Validated,
+            excluded: false,
+        });
     }
     out
 }
@@ -55,7 +62,16 @@ fn read(d: i64, value: &str, codes: &[&str]) -> Read {
 }
 
 fn run(m: &Meter, hist: &[HistoryRead], r: &Read) -> Outcome {
-    validate(&Context { meter: Some(m), history: hist, same_time: &[], ..Context::default() }, r, &VeeConfig::default())
+    validate(
+        &Context {
+            meter: Some(m),
+            history: hist,
+            same_time: &[],
+            ..Context::default()
+        },
+        r,
+        &VeeConfig::default(),
+    )
 }
 
 fn rules(o: &Outcome) -> Vec<Rule> {
@@ -63,7 +79,10 @@ fn rules(o: &Outcome) -> Vec<Rule> {
 }
 
 fn flag(o: &Outcome, rule: Rule) -> &Flag {
-    o.flags.iter().find(|f| f.rule == rule).unwrap_or_else(|| panic!("no {rule} flag in {:?}", o.flags))
+    o.flags
+        .iter()
+        .find(|f| f.rule == rule)
+        .unwrap_or_else(|| panic!("no {rule} flag in {:?}", o.flags))
 }
 
 /// Three reads 30 days apart using 300 per period: ADU 10/day, so E = 300 for 30 days,
@@ -103,7 +122,10 @@ fn rollover_is_judged_against_the_high_limit_when_history_allows() {
     assert_eq!(o.consumption, Some(q("500")));
     assert_eq!(flag(&o, Rule::Rollover).limit, Some(q("540")));
     // W = 540 exactly is still plausible; 541 is not.
-    assert_eq!(rules(&run(&meter(8, 0), &hist, &read(90, "140", &[]))), vec![Rule::Rollover]);
+    assert_eq!(
+        rules(&run(&meter(8, 0), &hist, &read(90, "140", &[]))),
+        vec![Rule::Rollover]
+    );
     let o = run(&meter(8, 0), &hist, &read(90, "141", &[]));
     assert_eq!(rules(&o), vec![Rule::NegativeUsage]);
     let f = flag(&o, Rule::NegativeUsage);
@@ -122,8 +144,14 @@ fn negative_usage_when_not_a_plausible_rollover() {
     assert_eq!(o.status, ReadStatus::Flagged);
     // Boundary without history: W = M/10 exactly is a rollover, one more is not.
     let m = meter(4, 0); // M = 10000, M/10 = 1000
-    assert_eq!(run(&m, &history(&[(0, "9500")]), &read(30, "500", &[])).consumption, Some(q("1000")));
-    assert_eq!(rules(&run(&m, &history(&[(0, "9500")]), &read(30, "501", &[]))), vec![Rule::NegativeUsage]);
+    assert_eq!(
+        run(&m, &history(&[(0, "9500")]), &read(30, "500", &[])).consumption,
+        Some(q("1000"))
+    );
+    assert_eq!(
+        rules(&run(&m, &history(&[(0, "9500")]), &read(30, "501", &[]))),
+        vec![Rule::NegativeUsage]
+    );
 }
 
 #[test]
@@ -139,7 +167,10 @@ fn dial_overflow_at_the_modulus() {
     assert!(run(&m, &[], &read(0, "9999", &[])).flags.is_empty());
     // 8 dials with 3 decimals show up to 99999.999.
     assert!(run(&meter(8, 3), &[], &read(0, "99999.999", &[])).flags.is_empty());
-    assert_eq!(rules(&run(&meter(8, 3), &[], &read(0, "100000", &[]))), vec![Rule::DialOverflow]);
+    assert_eq!(
+        rules(&run(&meter(8, 3), &[], &read(0, "100000", &[]))),
+        vec![Rule::DialOverflow]
+    );
 }
 
 #[test]
@@ -147,7 +178,10 @@ fn high_usage_above_h() {
     let o = run(&meter(8, 0), &steady(), &read(90, "2141", &[]));
     assert_eq!(rules(&o), vec![Rule::HighUsage]);
     let f = flag(&o, Rule::HighUsage);
-    assert_eq!((f.expected, f.limit, f.actual), (Some(q("300")), Some(q("540")), Some(q("541"))));
+    assert_eq!(
+        (f.expected, f.limit, f.actual),
+        (Some(q("300")), Some(q("540")), Some(q("541")))
+    );
     assert_eq!(o.status, ReadStatus::Flagged);
     // C = H exactly is not high.
     assert!(run(&meter(8, 0), &steady(), &read(90, "2140", &[])).flags.is_empty());
@@ -175,7 +209,10 @@ fn low_usage_below_low_factor() {
     let o = run(&meter(8, 0), &steady(), &read(90, "1719", &[]));
     assert_eq!(rules(&o), vec![Rule::LowUsage]);
     let f = flag(&o, Rule::LowUsage);
-    assert_eq!((f.expected, f.limit, f.actual), (Some(q("300")), Some(q("120")), Some(q("119"))));
+    assert_eq!(
+        (f.expected, f.limit, f.actual),
+        (Some(q("300")), Some(q("120")), Some(q("119")))
+    );
     assert!(run(&meter(8, 0), &steady(), &read(90, "1720", &[])).flags.is_empty());
 }
 
@@ -220,7 +257,12 @@ fn exact_same_usage_as_previous_period() {
 fn duplicate_with_another_value() {
     let m = meter(8, 0);
     let o = validate(
-        &Context { meter: Some(&m), history: &history(&[(0, "1000")]), same_time: &[q("1100")], ..Context::default() },
+        &Context {
+            meter: Some(&m),
+            history: &history(&[(0, "1000")]),
+            same_time: &[q("1100")],
+            ..Context::default()
+        },
         &read(30, "1101", &[]),
         &VeeConfig::default(),
     );
@@ -232,15 +274,32 @@ fn duplicate_with_another_value() {
 
 #[test]
 fn endpoint_codes_raise_their_flags() {
-    let o = run(&meter(8, 0), &history(&[(0, "1000")]), &read(30, "1010", &["TC-12", "TAMPER", "leak", "reverse_flow"]));
+    let o = run(
+        &meter(8, 0),
+        &history(&[(0, "1000")]),
+        &read(30, "1010", &["TC-12", "TAMPER", "leak", "reverse_flow"]),
+    );
     assert_eq!(rules(&o), vec![Rule::Tamper, Rule::Leak, Rule::ReverseFlow]);
     assert_eq!(o.status, ReadStatus::Flagged);
-    assert!(run(&meter(8, 0), &history(&[(0, "1000")]), &read(30, "1010", &["SC-04"])).flags.is_empty());
+    assert!(
+        run(&meter(8, 0), &history(&[(0, "1000")]), &read(30, "1010", &["SC-04"]))
+            .flags
+            .is_empty()
+    );
 }
 
 #[test]
 fn unknown_meter_is_kept_and_held() {
-    let o = validate(&Context { meter: None, history: &[], same_time: &[], ..Context::default() }, &read(0, "5", &["leak"]), &VeeConfig::default());
+    let o = validate(
+        &Context {
+            meter: None,
+            history: &[],
+            same_time: &[],
+            ..Context::default()
+        },
+        &read(0, "5", &["leak"]),
+        &VeeConfig::default(),
+    );
     assert_eq!(rules(&o), vec![Rule::UnknownMeter, Rule::Leak]);
     assert_eq!(o.status, ReadStatus::Flagged);
     assert_eq!(o.consumption, None);
@@ -267,11 +326,29 @@ fn per_service_factors_apply() {
     let mut cfg = VeeConfig::default();
     cfg.water.high_factor = q("3");
     // E = 300 → H = 900 with the water factor of 3.
-    let o = validate(&Context { meter: Some(&meter(8, 0)), history: &steady(), same_time: &[], ..Context::default() }, &read(90, "2200", &[]), &cfg);
+    let o = validate(
+        &Context {
+            meter: Some(&meter(8, 0)),
+            history: &steady(),
+            same_time: &[],
+            ..Context::default()
+        },
+        &read(90, "2200", &[]),
+        &cfg,
+    );
     assert!(o.flags.is_empty());
     let mut gas = meter(8, 0);
     gas.service = Service::Gas;
-    let o = validate(&Context { meter: Some(&gas), history: &steady(), same_time: &[], ..Context::default() }, &read(90, "2200", &[]), &cfg);
+    let o = validate(
+        &Context {
+            meter: Some(&gas),
+            history: &steady(),
+            same_time: &[],
+            ..Context::default()
+        },
+        &read(90, "2200", &[]),
+        &cfg,
+    );
     assert_eq!(flag(&o, Rule::HighUsage).limit, Some(q("540")));
 }
 
@@ -300,7 +377,12 @@ fn change(d: i64, install: &str, removal: Option<&str>) -> MeterChange {
 #[test]
 fn meter_change_counts_from_the_install_read_not_the_old_meter() {
     let changes = [change(70, "12", Some("1650"))];
-    let ctx = Context { meter: Some(&meter(8, 0)), history: &steady(), changes: &changes, ..Context::default() };
+    let ctx = Context {
+        meter: Some(&meter(8, 0)),
+        history: &steady(),
+        changes: &changes,
+        ..Context::default()
+    };
     // Old meter 1600 → removed at 1650 (50), new meter installed at 12, now 262 (250): 300.
     let o = validate(&ctx, &read(90, "262", &[]), &VeeConfig::default());
     assert_eq!(rules(&o), vec![Rule::MeterChange]);
@@ -309,8 +391,14 @@ fn meter_change_counts_from_the_install_read_not_the_old_meter() {
     assert_eq!(o.status, ReadStatus::Flagged);
     // Without a removal read only the new meter's usage counts: 262 − 12 = 250.
     let changes = [change(70, "12", None)];
-    let ctx = Context { changes: &changes, ..ctx };
-    assert_eq!(validate(&ctx, &read(90, "262", &[]), &VeeConfig::default()).consumption, Some(q("250")));
+    let ctx = Context {
+        changes: &changes,
+        ..ctx
+    };
+    assert_eq!(
+        validate(&ctx, &read(90, "262", &[]), &VeeConfig::default()).consumption,
+        Some(q("250"))
+    );
     // A change before the previous read is history: the next read counts normally.
     let hist = history(&[(0, "1000"), (30, "1300"), (60, "1600"), (90, "262")]);
     let ctx = Context { history: &hist, ..ctx };
@@ -323,7 +411,12 @@ fn meter_change_counts_from_the_install_read_not_the_old_meter() {
 fn meter_change_when_the_serial_differs_from_the_installed_one() {
     let changes = [change(10, "0", None)];
     let hist = history(&[(20, "100"), (50, "400"), (80, "700")]);
-    let ctx = Context { meter: Some(&meter(8, 0)), history: &hist, changes: &changes, ..Context::default() };
+    let ctx = Context {
+        meter: Some(&meter(8, 0)),
+        history: &hist,
+        changes: &changes,
+        ..Context::default()
+    };
     let o = validate(&ctx, &read(110, "1010", &["serial:B200"]), &VeeConfig::default());
     assert!(o.flags.is_empty(), "{:?}", o.flags);
     let o = validate(&ctx, &read(110, "1010", &["serial:C300"]), &VeeConfig::default());
@@ -339,7 +432,10 @@ fn new_meter_near_zero_without_a_recorded_change() {
     assert_eq!(o.consumption, Some(q("35")));
     assert_eq!(flag(&o, Rule::MeterChange).limit, Some(q("540")));
     // 1600 → 1590 is a step back (misread or reverse), not a new meter.
-    assert_eq!(rules(&run(&meter(8, 0), &steady(), &read(90, "1590", &[]))), vec![Rule::NegativeUsage]);
+    assert_eq!(
+        rules(&run(&meter(8, 0), &steady(), &read(90, "1590", &[]))),
+        vec![Rule::NegativeUsage]
+    );
 }
 
 #[test]
@@ -347,16 +443,27 @@ fn estimate_limit_after_more_than_n_estimates() {
     let mut r = read(90, "1910", &[]);
     r.read_type = ReadType::Estimate;
     let cfg = VeeConfig::default(); // limit 2
-    let ctx = Context { meter: Some(&meter(8, 0)), history: &steady(), prior_estimates: 1, ..Context::default() };
+    let ctx = Context {
+        meter: Some(&meter(8, 0)),
+        history: &steady(),
+        prior_estimates: 1,
+        ..Context::default()
+    };
     assert!(validate(&ctx, &r, &cfg).flags.is_empty());
-    let ctx = Context { prior_estimates: 2, ..ctx };
+    let ctx = Context {
+        prior_estimates: 2,
+        ..ctx
+    };
     let o = validate(&ctx, &r, &cfg);
     assert_eq!(rules(&o), vec![Rule::EstimateLimit]);
     let f = flag(&o, Rule::EstimateLimit);
     assert_eq!((f.limit, f.actual), (Some(q("2")), Some(q("3"))));
     // A real read after estimates is never held for it.
     assert!(validate(&ctx, &read(90, "1910", &[]), &cfg).flags.is_empty());
-    let cfg = VeeConfig { estimate_limit: 5, ..VeeConfig::default() };
+    let cfg = VeeConfig {
+        estimate_limit: 5,
+        ..VeeConfig::default()
+    };
     assert!(validate(&ctx, &r, &cfg).flags.is_empty());
 }
 
@@ -365,7 +472,13 @@ fn spike_compares_the_highest_interval_with_the_third_highest() {
     let f = q("3");
     let e = [q("10"), q("12"), q("8"), q("11")];
     // Sorted with 40: 40, 12, 11 → third 11, limit 33: 40 is a spike, 33 is not.
-    assert_eq!(interval_spike(&e, q("40"), f), Some(Spike { third: q("11"), limit: q("33") }));
+    assert_eq!(
+        interval_spike(&e, q("40"), f),
+        Some(Spike {
+            third: q("11"),
+            limit: q("33")
+        })
+    );
     assert_eq!(interval_spike(&e, q("33"), f), None);
     // Fewer than 3 earlier intervals is not interval data.
     assert_eq!(interval_spike(&e[..2], q("400"), f), None);
@@ -383,14 +496,28 @@ fn spike_on_hourly_reads_within_the_window_only() {
         if h > 0 {
             value = value.checked_add(q("10")).unwrap();
         }
-        hist.push(HistoryRead { id: h as u64, read_at: hour(h), value, consumption, status: ReadStatus::Validated, excluded: false });
+        hist.push(HistoryRead {
+            id: h as u64,
+            read_at: hour(h),
+            value,
+            consumption,
+            status: ReadStatus::Validated,
+            excluded: false,
+        });
     }
     let mut r = read(0, "1095", &[]);
     r.read_at = hour(6); // 1050 → 1095: 45 > 3 × 10
-    let ctx = Context { meter: Some(&meter(8, 0)), history: &hist, ..Context::default() };
+    let ctx = Context {
+        meter: Some(&meter(8, 0)),
+        history: &hist,
+        ..Context::default()
+    };
     let o = validate(&ctx, &r, &VeeConfig::default());
     let s = flag(&o, Rule::Spike);
-    assert_eq!((s.expected, s.limit, s.actual), (Some(q("10")), Some(q("30")), Some(q("45"))));
+    assert_eq!(
+        (s.expected, s.limit, s.actual),
+        (Some(q("10")), Some(q("30")), Some(q("45")))
+    );
     // The same history read a week later is outside a 24 h window: no spike check.
     r.read_at = hour(24 * 7);
     assert!(!rules(&validate(&ctx, &r, &VeeConfig::default())).contains(&Rule::Spike));
@@ -399,10 +526,23 @@ fn spike_on_hourly_reads_within_the_window_only() {
 #[test]
 fn per_read_type_factors_override_the_service_ones() {
     let mut cfg = VeeConfig::default();
-    cfg.water.read_type.insert(ReadType::Customer, ReadTypeFactors { high_factor: Some(q("3")), low_factor: None });
+    cfg.water.read_type.insert(
+        ReadType::Customer,
+        ReadTypeFactors {
+            high_factor: Some(q("3")),
+            low_factor: None,
+        },
+    );
     // E = 300: manual H = 540 flags 700, a customer read's H = 900 does not.
-    let ctx = Context { meter: Some(&meter(8, 0)), history: &steady(), ..Context::default() };
-    assert_eq!(rules(&validate(&ctx, &read(90, "2300", &[]), &cfg)), vec![Rule::HighUsage]);
+    let ctx = Context {
+        meter: Some(&meter(8, 0)),
+        history: &steady(),
+        ..Context::default()
+    };
+    assert_eq!(
+        rules(&validate(&ctx, &read(90, "2300", &[]), &cfg)),
+        vec![Rule::HighUsage]
+    );
     let mut r = read(90, "2300", &[]);
     r.read_type = ReadType::Customer;
     assert!(validate(&ctx, &r, &cfg).flags.is_empty());
@@ -414,10 +554,16 @@ fn per_read_type_factors_override_the_service_ones() {
 
 #[test]
 fn read_type_factors_parse_from_toml() {
-    let c = crate::config::Config::parse("[vee]\nestimate_limit = 4\n[vee.gas.read_type.customer]\nhigh_factor = 2.5\n", "t").unwrap();
+    let c = crate::config::Config::parse(
+        "[vee]\nestimate_limit = 4\n[vee.gas.read_type.customer]\nhigh_factor = 2.5\n",
+        "t",
+    )
+    .unwrap();
     assert_eq!(c.vee.estimate_limit, 4);
     assert_eq!(c.vee.gas.for_read_type(ReadType::Customer).high_factor, q("2.5"));
     assert_eq!(c.vee.gas.for_read_type(ReadType::Radio).high_factor, q("1.8"));
-    let e = crate::config::Config::parse("[vee.gas.read_type.customer]\nhigh = 2\n", "t").unwrap_err().to_string();
+    let e = crate::config::Config::parse("[vee.gas.read_type.customer]\nhigh = 2\n", "t")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("high"), "{e}");
 }

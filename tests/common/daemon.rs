@@ -41,7 +41,11 @@ impl Daemon {
             if self.lines.lock().unwrap().iter().any(|l| pred(l)) {
                 return;
             }
-            assert!(Instant::now() < deadline, "meterd never logged {what}; log:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "meterd never logged {what}; log:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -50,7 +54,11 @@ impl Daemon {
     pub fn wait_until(&self, what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
         let deadline = Instant::now() + timeout;
         while !cond() {
-            assert!(Instant::now() < deadline, "meterd never reached: {what}; log:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "meterd never reached: {what}; log:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -79,7 +87,11 @@ impl Daemon {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
         let status = self.child.wait().unwrap();
-        assert!(status.success(), "meterd run exited with {status}; log:\n{}", self.log());
+        assert!(
+            status.success(),
+            "meterd run exited with {status}; log:\n{}",
+            self.log()
+        );
     }
 
     /// SIGKILL, no chance to clean up.

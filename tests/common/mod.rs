@@ -11,7 +11,9 @@ pub struct Scratch {
 
 impl Scratch {
     pub fn new() -> Self {
-        Scratch { dir: tempfile::Builder::new().prefix("meterd-test-").tempdir().unwrap() }
+        Scratch {
+            dir: tempfile::Builder::new().prefix("meterd-test-").tempdir().unwrap(),
+        }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -27,7 +29,10 @@ impl Scratch {
     /// `meterd --data-dir DATA args...`
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_meterd"));
-        c.arg("--data-dir").arg(self.data_dir()).args(args).current_dir(self.dir.path());
+        c.arg("--data-dir")
+            .arg(self.data_dir())
+            .args(args)
+            .current_dir(self.dir.path());
         c.env_remove("METERD_CONFIG").env_remove("METERD_DATA_DIR");
         c
     }
@@ -39,14 +44,22 @@ impl Scratch {
     /// Run and require success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(out.status.success(), "meterd {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "meterd {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 
     /// Run and require failure; returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(!out.status.success(), "meterd {args:?} should have failed: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            !out.status.success(),
+            "meterd {args:?} should have failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         String::from_utf8(out.stderr).unwrap()
     }
 
@@ -66,7 +79,8 @@ impl Scratch {
     }
 }
 
-pub const METERS_HEADER: &str = "meter_id,account,route,sequence,service,unit,dials,decimals,multiplier,status,address\n";
+pub const METERS_HEADER: &str =
+    "meter_id,account,route,sequence,service,unit,dials,decimals,multiplier,status,address\n";
 
 /// A meters CSV line.
 pub fn meter_line(id: &str, service: &str, dials: u8, status: &str) -> String {

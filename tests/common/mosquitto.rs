@@ -19,12 +19,20 @@ fn free_port() -> u16 {
 
 /// Whether mosquitto is installed (the tests need it; `scripts/test` installs it).
 pub fn available() -> bool {
-    Command::new("mosquitto").arg("-h").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+    Command::new("mosquitto")
+        .arg("-h")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
 }
 
 impl Mosquitto {
     pub fn start(persistence: bool) -> Self {
-        assert!(available(), "mosquitto is not installed: run scripts/test (it installs it) or apt-get install mosquitto");
+        assert!(
+            available(),
+            "mosquitto is not installed: run scripts/test (it installs it) or apt-get install mosquitto"
+        );
         let dir = tempfile::Builder::new().prefix("meterd-mosquitto-").tempdir().unwrap();
         // mosquitto started as root drops to the `mosquitto` user: it must be able to write
         // its persistence file and log here.
@@ -55,7 +63,12 @@ impl Mosquitto {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "mosquitto did not listen on {}: {}", self.port, self.log());
+            assert!(
+                Instant::now() < deadline,
+                "mosquitto did not listen on {}: {}",
+                self.port,
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -7,7 +7,10 @@ use rumqttc::v5::mqttbytes::v5::Packet;
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// Publishes every message at QoS 1 and returns once the broker acknowledged them all.
@@ -26,7 +29,10 @@ pub fn publish_all(port: u16, msgs: &[(String, Vec<u8>)]) {
         });
         let mut acked = 0;
         while acked < n {
-            let ev = tokio::time::timeout(Duration::from_secs(20), ev.poll()).await.expect("broker silent").expect("broker");
+            let ev = tokio::time::timeout(Duration::from_secs(20), ev.poll())
+                .await
+                .expect("broker silent")
+                .expect("broker");
             if let Event::Incoming(Packet::PubAck(_)) = ev {
                 acked += 1;
             }
@@ -65,7 +71,11 @@ impl Collector {
                         }
                         Ok(Event::Incoming(Packet::Publish(p))) => {
                             let props = p.properties.map(|pp| pp.user_properties).unwrap_or_default();
-                            sink.lock().unwrap().push((String::from_utf8_lossy(&p.topic).into_owned(), p.payload.to_vec(), props));
+                            sink.lock().unwrap().push((
+                                String::from_utf8_lossy(&p.topic).into_owned(),
+                                p.payload.to_vec(),
+                                props,
+                            ));
                         }
                         Ok(_) => {}
                         Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,

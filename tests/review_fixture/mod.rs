@@ -56,9 +56,12 @@ pub fn read(meter: &str, m: i64, value: i64, codes: &[&str]) -> Read {
 pub fn town(dir: &Path) -> RedbStore {
     let store = RedbStore::open_dir(dir).unwrap();
     let mut txn = store.begin_write().unwrap();
-    txn.put_meter(&meter("W-100", "R01", 10, Service::Water, "gal", "dog in yard")).unwrap();
-    txn.put_meter(&meter("G-200", "R02", 5, Service::Gas, "ccf", "")).unwrap();
-    txn.put_meter(&meter("E-300", "R01", 20, Service::Electric, "kWh", "meter in garage")).unwrap();
+    txn.put_meter(&meter("W-100", "R01", 10, Service::Water, "gal", "dog in yard"))
+        .unwrap();
+    txn.put_meter(&meter("G-200", "R02", 5, Service::Gas, "ccf", ""))
+        .unwrap();
+    txn.put_meter(&meter("E-300", "R01", 20, Service::Electric, "kWh", "meter in garage"))
+        .unwrap();
     txn.commit().unwrap();
     let mut reads = Vec::new();
     let (mut w, mut g, mut e) = (10_000, 2_000, 40_000);
@@ -82,8 +85,16 @@ pub fn town(dir: &Path) -> RedbStore {
 
 /// Held read ids by meter.
 pub fn held(store: &RedbStore, meter: &str) -> u64 {
-    let reads = store.begin_read().unwrap().reads_with_status(meterd::model::ReadStatus::Flagged, usize::MAX).unwrap();
-    reads.iter().find(|r| r.read.meter_id == meter).unwrap_or_else(|| panic!("no held read of {meter}")).id
+    let reads = store
+        .begin_read()
+        .unwrap()
+        .reads_with_status(meterd::model::ReadStatus::Flagged, usize::MAX)
+        .unwrap();
+    reads
+        .iter()
+        .find(|r| r.read.meter_id == meter)
+        .unwrap_or_else(|| panic!("no held read of {meter}"))
+        .id
 }
 
 /// A fixed clock for stable snapshots.

@@ -22,12 +22,25 @@ fuzz_target!(|data: &[u8]| {
 
     // Drive both machines: the first byte of each chunk says bytes or timeout.
     let mode = if data.first().is_some_and(|b| b & 1 == 1) {
-        ReadMode::Registers { read_command: b'1', password: Some("1".into()), addresses: vec!["1.8.0".into()] }
+        ReadMode::Registers {
+            read_command: b'1',
+            password: Some("1".into()),
+            addresses: vec!["1.8.0".into()],
+        }
     } else {
         ReadMode::Readout
     };
-    let mut probe = ProbeSession::new(ProbeConfig { mode, software_parity: data.len() % 3 == 0, ..ProbeConfig::default() });
-    let ident = message::Identification { manufacturer: "ABC".into(), baud_char: b'5', enhanced: None, ident: "F".into() };
+    let mut probe = ProbeSession::new(ProbeConfig {
+        mode,
+        software_parity: data.len() % 3 == 0,
+        ..ProbeConfig::default()
+    });
+    let ident = message::Identification {
+        manufacturer: "ABC".into(),
+        baud_char: b'5',
+        enhanced: None,
+        ident: "F".into(),
+    };
     let mut meter = MeterSim::new(MeterConfig::new(ident, Vec::new()));
     probe.start();
     for chunk in data.chunks(7) {

@@ -61,10 +61,7 @@ struct Line<'a> {
 
 impl<'a> Line<'a> {
     fn err(&self, field: &'static str, start: usize, detail: impl std::fmt::Display) -> Error {
-        Error::invalid(
-            field,
-            format!("{} line column {start}: {detail}", self.record),
-        )
+        Error::invalid(field, format!("{} line column {start}: {detail}", self.record))
     }
 
     fn raw(&self, start: usize, len: usize) -> &'a [u8] {
@@ -90,9 +87,7 @@ impl<'a> Line<'a> {
                 format!("{:?} is not {len} digits", String::from_utf8_lossy(raw)),
             ));
         }
-        Ok(raw
-            .iter()
-            .fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0')))
+        Ok(raw.iter().fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0')))
     }
 
     fn code(&self, field: &'static str, start: usize) -> Result<Option<String>> {
@@ -100,27 +95,17 @@ impl<'a> Line<'a> {
         if s.is_empty() {
             return Ok(None);
         }
-        super::record::check_code(field, &s)
-            .map_err(|_| self.err(field, start, format!("{s:?} is not a code")))?;
+        super::record::check_code(field, &s).map_err(|_| self.err(field, start, format!("{s:?} is not a code")))?;
         Ok(Some(s))
     }
 }
 
 /// Splits `input` into one line, checking its length, record type and CR LF.
-fn take_line<'a>(
-    input: &'a [u8],
-    record: &'static str,
-    tag: u8,
-    len: usize,
-) -> Result<(Line<'a>, &'a [u8])> {
+fn take_line<'a>(input: &'a [u8], record: &'static str, tag: u8, len: usize) -> Result<(Line<'a>, &'a [u8])> {
     if input.len() < len + 2 {
         return Err(Error::invalid(
             "line length",
-            format!(
-                "{record} line needs {} bytes, {} left",
-                len + 2,
-                input.len()
-            ),
+            format!("{record} line needs {} bytes, {} left", len + 2, input.len()),
         ));
     }
     if input[0] != tag {
@@ -179,8 +164,7 @@ pub fn emit_read(r: &ReadRecord, out: &mut Vec<u8>) -> Result<()> {
 pub fn parse_read(input: &[u8]) -> Result<(ReadRecord, &[u8])> {
     let (l, rest) = take_line(input, "read", b'R', READ_LINE_LEN)?;
     let seq = l.number("read sequence", 2, 10)?;
-    let seq = u32::try_from(seq)
-        .map_err(|_| l.err("read sequence", 2, format!("{seq} exceeds 32 bits")))?;
+    let seq = u32::try_from(seq).map_err(|_| l.err("read sequence", 2, format!("{seq} exceeds 32 bits")))?;
     let reading = if l.raw(34, 10) == b"          " {
         None
     } else {
@@ -192,11 +176,9 @@ pub fn parse_read(input: &[u8]) -> Result<(ReadRecord, &[u8])> {
     let hour = l.number("read time", 52, 2)? as u8;
     let minute = l.number("read time", 54, 2)? as u8;
     let second = l.number("read time", 56, 2)? as u8;
-    let taken_at = ReadTime::new(year, month, day, hour, minute, second)
-        .map_err(|e| l.err("read date", 44, e))?;
+    let taken_at = ReadTime::new(year, month, day, hour, minute, second).map_err(|e| l.err("read date", 44, e))?;
     let read_type = ReadType::from_code(l.raw(58, 1)[0]).map_err(|e| l.err("read type", 58, e))?;
-    let verified =
-        Verified::from_code(l.raw(59, 1)[0]).map_err(|e| l.err("verified flag", 59, e))?;
+    let verified = Verified::from_code(l.raw(59, 1)[0]).map_err(|e| l.err("verified flag", 59, e))?;
     let skip_code = l.code("skip code", 60)?;
     let t1 = l.code("trouble code", 64)?;
     let t2 = l.code("trouble code", 68)?;
@@ -319,20 +301,12 @@ mod tests {
         emit_read(&sample_read(), &mut out).unwrap();
         out[43] = b'X'; // first column of the read date
         let err = parse_read(&out).unwrap_err().to_string();
-        assert!(
-            err.contains("read date") && err.contains("column 44"),
-            "{err}"
-        );
+        assert!(err.contains("read date") && err.contains("column 44"), "{err}");
         let mut bad_month = Vec::new();
         emit_read(&sample_read(), &mut bad_month).unwrap();
         bad_month[43] = b'1';
         bad_month[44] = b'3';
-        assert!(
-            parse_read(&bad_month)
-                .unwrap_err()
-                .to_string()
-                .contains("not a date")
-        );
+        assert!(parse_read(&bad_month).unwrap_err().to_string().contains("not a date"));
     }
 
     proptest! {

@@ -26,17 +26,10 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 }
 
 fn truncated(record: &'static str) -> impl Fn(nom::Err<nom::error::Error<&[u8]>>) -> Error {
-    move |_| {
-        Error::invalid(
-            "record length",
-            format!("binary {record} record is truncated"),
-        )
-    }
+    move |_| Error::invalid("record length", format!("binary {record} record is truncated"))
 }
 
-fn string(
-    field: &'static str,
-) -> impl Fn(&[u8]) -> IResult<&[u8], std::result::Result<String, Error>> {
+fn string(field: &'static str) -> impl Fn(&[u8]) -> IResult<&[u8], std::result::Result<String, Error>> {
     move |input| {
         let (input, raw) = length_data(byte).parse(input)?;
         let s = std::str::from_utf8(raw)
@@ -79,14 +72,7 @@ pub fn emit_read(r: &ReadRecord, out: &mut Vec<u8>) -> Result<()> {
     }
     let t = &r.taken_at;
     out.extend_from_slice(&t.year.to_le_bytes());
-    out.extend_from_slice(&[
-        t.month,
-        t.day,
-        t.hour,
-        t.minute,
-        t.second,
-        r.read_type.code(),
-    ]);
+    out.extend_from_slice(&[t.month, t.day, t.hour, t.minute, t.second, r.read_type.code()]);
     put_str(out, r.skip_code.as_deref().unwrap_or(""));
     out.push(r.trouble_codes.len() as u8);
     for c in &r.trouble_codes {
@@ -128,10 +114,7 @@ pub fn parse_read(input: &[u8]) -> Result<(ReadRecord, &[u8])> {
     let skip = skip?;
     let (mut i, n) = byte(i).map_err(&t)?;
     if n > 2 {
-        return Err(Error::invalid(
-            "trouble codes",
-            format!("{n} codes, at most 2"),
-        ));
+        return Err(Error::invalid("trouble codes", format!("{n} codes, at most 2")));
     }
     let mut trouble_codes = Vec::with_capacity(usize::from(n));
     for _ in 0..n {

@@ -130,10 +130,7 @@ pub fn parse_frame(input: &[u8]) -> Result<(Frame, usize)> {
             });
         }
         Err(_) => {
-            return Err(Error::invalid(
-                "frame marker",
-                "frame does not start with A5 5A",
-            ));
+            return Err(Error::invalid("frame marker", "frame does not start with A5 5A"));
         }
     };
     let computed = HEADER_CRC.checksum(&input[2..9]);
@@ -144,17 +141,11 @@ pub fn parse_frame(input: &[u8]) -> Result<(Frame, usize)> {
         ));
     }
     let Some(kind) = FrameKind::from_byte(kind) else {
-        return Err(Error::invalid(
-            "frame kind",
-            format!("unknown kind {kind:#04x}"),
-        ));
+        return Err(Error::invalid("frame kind", format!("unknown kind {kind:#04x}")));
     };
     let len = usize::from(len);
     if len > MAX_PAYLOAD {
-        return Err(Error::invalid(
-            "frame length",
-            format!("{len} exceeds {MAX_PAYLOAD}"),
-        ));
+        return Err(Error::invalid("frame length", format!("{len} exceeds {MAX_PAYLOAD}")));
     }
     let body: NomResult<'_, (&[u8], u16)> = (|i| {
         let (i, payload) = take(len).parse(i)?;
@@ -176,9 +167,7 @@ pub fn parse_frame(input: &[u8]) -> Result<(Frame, usize)> {
     if computed != crc {
         return Err(Error::check(
             Check::Crc,
-            format!(
-                "frame CRC-16/IBM-SDLC {crc:04X} != computed {computed:04X} (kind {kind:?}, seq {seq})"
-            ),
+            format!("frame CRC-16/IBM-SDLC {crc:04X} != computed {computed:04X} (kind {kind:?}, seq {seq})"),
         ));
     }
     Ok((
@@ -287,10 +276,7 @@ mod tests {
         assert_eq!(&bytes[..2], &MARKER);
         assert_eq!(&bytes[2..9], &header);
         assert_eq!(bytes[9], HEADER_CRC.checksum(&header));
-        assert_eq!(
-            u16::from_le_bytes([bytes[10], bytes[11]]),
-            FRAME_CRC.checksum(&header)
-        );
+        assert_eq!(u16::from_le_bytes([bytes[10], bytes[11]]), FRAME_CRC.checksum(&header));
         assert_eq!(bytes.len(), OVERHEAD);
         assert_eq!(
             FRAME_CRC.checksum(b"123456789"),
@@ -327,10 +313,7 @@ mod tests {
     fn a_corrupted_length_is_refused_at_once() {
         let mut bytes = frame(FrameKind::Data, 3, b"abc");
         bytes[8] = 0x03; // length 0x0303: the frame would need 771 more bytes
-        assert_eq!(
-            parse_frame(&bytes).unwrap_err().failed_check(),
-            Some(Check::Crc)
-        );
+        assert_eq!(parse_frame(&bytes).unwrap_err().failed_check(), Some(Check::Crc));
     }
 
     #[test]
@@ -354,10 +337,7 @@ mod tests {
         }
         assert_eq!(
             got,
-            vec![
-                (FrameKind::Data, 2, b"second".to_vec()),
-                (FrameKind::Ack, 9, vec![])
-            ]
+            vec![(FrameKind::Data, 2, b"second".to_vec()), (FrameKind::Ack, 9, vec![])]
         );
         assert!(dec.stats().rejected >= 1);
         assert!(dec.stats().skipped_bytes >= 9);

@@ -255,10 +255,7 @@ impl Host {
     /// Reads delivered so far and the number the recorder announced in HELLO (for a
     /// progress bar; the announcement includes reads a resumed unload skips).
     pub fn unload_progress(&self) -> (u32, u32) {
-        (
-            self.received,
-            self.device.as_ref().map_or(0, |d| d.reads_pending),
-        )
+        (self.received, self.device.as_ref().map_or(0, |d| d.reads_pending))
     }
 
     /// True once the session ended, successfully or not.
@@ -285,9 +282,7 @@ impl Host {
         if let Some(a) = after.filter(|a| *a >= next_seq) {
             // The recorder numbers reads below what the store already holds: its memory was
             // reset. Resuming from this watermark could clear reads never stored, so stop.
-            let reason = format!(
-                "committed watermark {a} is not below the recorder's next sequence {next_seq}"
-            );
+            let reason = format!("committed watermark {a} is not below the recorder's next sequence {next_seq}");
             let err = self.refuse("unload", reason.clone());
             self.fail(SessionFailure::Protocol(reason));
             return Err(err);
@@ -360,9 +355,7 @@ impl Host {
         if self.is_done() {
             return None;
         }
-        let idle = self
-            .awaits_peer()
-            .then(|| self.last_heard + self.config.idle_timeout);
+        let idle = self.awaits_peer().then(|| self.last_heard + self.config.idle_timeout);
         match (self.link.poll_timeout(), idle) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -375,10 +368,7 @@ impl Host {
         }
         self.link.handle_timeout(now);
         self.process(now);
-        if !self.is_done()
-            && self.awaits_peer()
-            && now >= self.last_heard + self.config.idle_timeout
-        {
+        if !self.is_done() && self.awaits_peer() && now >= self.last_heard + self.config.idle_timeout {
             self.fail(SessionFailure::Idle);
         }
     }
@@ -443,10 +433,7 @@ impl Host {
         let fw = self.link.firmware().unwrap_or(Firmware::V1);
         match msg.encode(fw).and_then(|p| self.link.send(p)) {
             Ok(()) => {}
-            Err(e) => self.fail(SessionFailure::Protocol(format!(
-                "cannot send {}: {e}",
-                msg.name()
-            ))),
+            Err(e) => self.fail(SessionFailure::Protocol(format!("cannot send {}: {e}", msg.name()))),
         }
     }
 
@@ -483,9 +470,7 @@ impl Host {
                         payload,
                         error: error.clone(),
                     });
-                    self.fail(SessionFailure::Protocol(format!(
-                        "undecodable message: {error}"
-                    )));
+                    self.fail(SessionFailure::Protocol(format!("undecodable message: {error}")));
                 }
             }
         }
@@ -500,11 +485,7 @@ impl Host {
         match (self.phase, msg) {
             (Phase::AwaitHello, Message::Hello(info)) => {
                 if Some(info.firmware) != self.link.firmware() {
-                    let detail = format!(
-                        "HELLO says {:?}, link says {:?}",
-                        info.firmware,
-                        self.link.firmware()
-                    );
+                    let detail = format!("HELLO says {:?}, link says {:?}", info.firmware, self.link.firmware());
                     return self.fail(SessionFailure::Protocol(detail));
                 }
                 self.device = Some(info.clone());
@@ -534,8 +515,7 @@ impl Host {
                 self.try_clear();
             }
             (Phase::Clearing, Message::Cleared { deleted, remaining }) => {
-                self.events
-                    .push_back(HostEvent::Cleared { deleted, remaining });
+                self.events.push_back(HostEvent::Cleared { deleted, remaining });
                 self.phase = if self.routes.is_some() {
                     Phase::Loading
                 } else {
@@ -547,14 +527,12 @@ impl Host {
             {
                 self.awaiting_loaded.pop_front();
                 self.routes_loaded.push(route_id.clone());
-                self.events
-                    .push_back(HostEvent::RouteLoaded { route_id, meters });
+                self.events.push_back(HostEvent::RouteLoaded { route_id, meters });
                 self.after_load_answer(now);
             }
             (Phase::Loading, Message::Refused { reason }) if !self.awaiting_loaded.is_empty() => {
                 let route_id = self.awaiting_loaded.pop_front().expect("checked non-empty");
-                self.events
-                    .push_back(HostEvent::RouteRefused { route_id, reason });
+                self.events.push_back(HostEvent::RouteRefused { route_id, reason });
                 self.after_load_answer(now);
             }
             (Phase::SettingClock, Message::ClockSet { previous }) => {
@@ -575,10 +553,7 @@ impl Host {
     }
 
     fn serial(&self) -> String {
-        self.device
-            .as_ref()
-            .map(|d| d.serial.clone())
-            .unwrap_or_default()
+        self.device.as_ref().map(|d| d.serial.clone()).unwrap_or_default()
     }
 
     fn on_reads(&mut self, reads: Vec<ReadRecord>) {
@@ -604,10 +579,7 @@ impl Host {
             self.emitted_through = Some(last.seq);
             self.received += fresh.len() as u32;
             let serial = self.serial();
-            self.events.push_back(HostEvent::ReadsReceived {
-                serial,
-                reads: fresh,
-            });
+            self.events.push_back(HostEvent::ReadsReceived { serial, reads: fresh });
         }
     }
 
@@ -634,10 +606,7 @@ impl Host {
     }
 
     fn after_load_answer(&mut self, now: Duration) {
-        let all_sent = self
-            .routes
-            .as_ref()
-            .is_some_and(|r| self.load_cursor.0 >= r.len());
+        let all_sent = self.routes.as_ref().is_some_and(|r| self.load_cursor.0 >= r.len());
         if all_sent && self.awaiting_loaded.is_empty() {
             self.send(Message::SetClock {
                 local_unix: self.clock_now(now),
@@ -667,9 +636,7 @@ impl Host {
                     }
                 }
                 LoadStep::Codes(i) if i < route.trouble_codes.len() => {
-                    let n = batch_len(&route.trouble_codes[i..], budget, limit, |c, out| {
-                        fw.emit_code(c, out)
-                    });
+                    let n = batch_len(&route.trouble_codes[i..], budget, limit, |c, out| fw.emit_code(c, out));
                     self.load_cursor.1 = LoadStep::Codes(i + n);
                     Message::TroubleCodes(route.trouble_codes[i..i + n].to_vec())
                 }
@@ -678,9 +645,7 @@ impl Host {
                     continue;
                 }
                 LoadStep::Meters(i) if i < route.meters.len() => {
-                    let n = batch_len(&route.meters[i..], budget, limit, |m, out| {
-                        fw.emit_meter(m, out)
-                    });
+                    let n = batch_len(&route.meters[i..], budget, limit, |m, out| fw.emit_meter(m, out));
                     self.load_cursor.1 = LoadStep::Meters(i + n);
                     Message::Meters(route.meters[i..i + n].to_vec())
                 }

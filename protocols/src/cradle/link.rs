@@ -131,9 +131,7 @@ impl Link {
     pub(crate) fn new(role: Role, timing: LineTiming, max_retries: u32) -> Self {
         let (window, max_payload, firmware) = match role {
             Role::Host { .. } => (1, Firmware::V1.max_payload(), None),
-            Role::Recorder { firmware } => {
-                (firmware.window(), firmware.max_payload(), Some(firmware))
-            }
+            Role::Recorder { firmware } => (firmware.window(), firmware.max_payload(), Some(firmware)),
         };
         Link {
             role,
@@ -204,21 +202,13 @@ impl Link {
 
     /// Nothing queued, unacknowledged or owed to the peer.
     pub(crate) fn is_idle(&self) -> bool {
-        self.stream.is_empty()
-            && !self.ack_due
-            && !self.nak_due
-            && self.sync_ack_due.is_none()
-            && !self.sync_due
+        self.stream.is_empty() && !self.ack_due && !self.nak_due && self.sync_ack_due.is_none() && !self.sync_due
     }
 
     /// Queues one session message (at most 65535 bytes).
     pub(crate) fn send(&mut self, message: Vec<u8>) -> Result<(), Error> {
-        let len = u16::try_from(message.len()).map_err(|_| {
-            Error::invalid(
-                "message length",
-                format!("{} bytes exceed 65535", message.len()),
-            )
-        })?;
+        let len = u16::try_from(message.len())
+            .map_err(|_| Error::invalid("message length", format!("{} bytes exceed 65535", message.len())))?;
         self.stream.extend(len.to_le_bytes());
         self.stream.extend(message);
         Ok(())
@@ -256,8 +246,7 @@ impl Link {
     }
 
     fn request_resend(&mut self, now: Duration) {
-        let holdoff =
-            self.timing.turnaround * 2 + self.timing.bytes_time(2 * (self.max_payload + OVERHEAD));
+        let holdoff = self.timing.turnaround * 2 + self.timing.bytes_time(2 * (self.max_payload + OVERHEAD));
         if self.last_nak.is_none_or(|t| now >= t + holdoff) {
             self.nak_due = true;
             self.last_nak = Some(now);
@@ -277,18 +266,14 @@ impl Link {
             }
             (FrameKind::SyncAck, Role::Host { nonce }) => {
                 let p = &frame.payload;
-                if p.len() != 8
-                    || u32::from_le_bytes([p[0], p[1], p[2], p[3]]) != nonce
-                    || self.synced
-                {
+                if p.len() != 8 || u32::from_le_bytes([p[0], p[1], p[2], p[3]]) != nonce || self.synced {
                     return;
                 }
                 let Ok(fw) = Firmware::from_code(p[4]) else {
                     return;
                 };
                 self.window = p[5].clamp(1, HOST_WINDOW);
-                self.max_payload = usize::from(u16::from_le_bytes([p[6], p[7]]))
-                    .clamp(MIN_PAYLOAD, HOST_MAX_PAYLOAD);
+                self.max_payload = usize::from(u16::from_le_bytes([p[6], p[7]])).clamp(MIN_PAYLOAD, HOST_MAX_PAYLOAD);
                 self.payload_target = self.max_payload;
                 self.firmware = Some(fw);
                 self.synced = true;
@@ -361,8 +346,7 @@ impl Link {
 
     fn acknowledge(&mut self, next_expected: u32, now: Duration) {
         let acked = next_expected.wrapping_sub(self.base) as usize;
-        if next_expected <= self.base || acked > self.stream.len() || next_expected > self.sent_max
-        {
+        if next_expected <= self.base || acked > self.stream.len() || next_expected > self.sent_max {
             return;
         }
         self.stream.drain(..acked);
@@ -454,8 +438,7 @@ impl Link {
         let unsent = self.stream.len() - in_flight;
         // The window counts frames of the current size: on a noisy line a go-back then
         // resends a few small frames, not a whole kilobyte cut into crumbs.
-        let window_left =
-            (usize::from(self.window) * self.payload_target).saturating_sub(in_flight);
+        let window_left = (usize::from(self.window) * self.payload_target).saturating_sub(in_flight);
         if self.window == 1 && in_flight > 0 {
             // Stop-and-wait: one frame at a time.
             return None;
@@ -464,14 +447,9 @@ impl Link {
         if n == 0 {
             return None;
         }
-        let payload: Vec<u8> = self
-            .stream
-            .range(in_flight..in_flight + n)
-            .copied()
-            .collect();
+        let payload: Vec<u8> = self.stream.range(in_flight..in_flight + n).copied().collect();
         let mut bytes = Vec::with_capacity(n + OVERHEAD);
-        encode_parts(FrameKind::Data, self.next, &payload, &mut bytes)
-            .expect("payload within MAX_PAYLOAD");
+        encode_parts(FrameKind::Data, self.next, &payload, &mut bytes).expect("payload within MAX_PAYLOAD");
         let end = self.next.wrapping_add(n as u32);
         if self.next < self.sent_max {
             self.stats.retransmissions += 1;

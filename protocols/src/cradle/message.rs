@@ -30,10 +30,7 @@ impl Firmware {
         match c {
             1 => Ok(Firmware::V1),
             2 => Ok(Firmware::V2),
-            _ => Err(Error::invalid(
-                "firmware",
-                format!("unknown generation {c}"),
-            )),
+            _ => Err(Error::invalid("firmware", format!("unknown generation {c}"))),
         }
     }
 
@@ -362,9 +359,7 @@ impl Message {
                 next_seq: r.u32("next sequence")?,
                 routes: {
                     let n = r.u8("route count")?;
-                    (0..n)
-                        .map(|_| r.str("route id", 10))
-                        .collect::<Result<_>>()?
+                    (0..n).map(|_| r.str("route id", 10)).collect::<Result<_>>()?
                 },
             }),
             code::UNLOAD => Message::Unload {
@@ -409,10 +404,7 @@ impl Message {
             },
             code::BYE => Message::Bye,
             other => {
-                return Err(Error::invalid(
-                    "message code",
-                    format!("unknown message {other:#04x}"),
-                ));
+                return Err(Error::invalid("message code", format!("unknown message {other:#04x}")));
             }
         };
         if !r.0.is_empty() {
@@ -442,21 +434,15 @@ impl<'a> Reader<'a> {
     }
 
     fn u16(&mut self, field: &'static str) -> Result<u16> {
-        Ok(u16::from_le_bytes(
-            self.take(field, 2)?.try_into().expect("2 bytes"),
-        ))
+        Ok(u16::from_le_bytes(self.take(field, 2)?.try_into().expect("2 bytes")))
     }
 
     fn u32(&mut self, field: &'static str) -> Result<u32> {
-        Ok(u32::from_le_bytes(
-            self.take(field, 4)?.try_into().expect("4 bytes"),
-        ))
+        Ok(u32::from_le_bytes(self.take(field, 4)?.try_into().expect("4 bytes")))
     }
 
     fn i64(&mut self, field: &'static str) -> Result<i64> {
-        Ok(i64::from_le_bytes(
-            self.take(field, 8)?.try_into().expect("8 bytes"),
-        ))
+        Ok(i64::from_le_bytes(self.take(field, 8)?.try_into().expect("8 bytes")))
     }
 
     fn opt_u32(&mut self, field: &'static str) -> Result<Option<u32>> {
@@ -477,11 +463,7 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
-    fn records<T>(
-        &mut self,
-        field: &'static str,
-        parse: impl Fn(&'a [u8]) -> Result<(T, &'a [u8])>,
-    ) -> Result<Vec<T>> {
+    fn records<T>(&mut self, field: &'static str, parse: impl Fn(&'a [u8]) -> Result<(T, &'a [u8])>) -> Result<Vec<T>> {
         let n = self.u16(field)?;
         let mut out = Vec::with_capacity(usize::from(n).min(256));
         for k in 0..n {

@@ -88,10 +88,7 @@ impl ReadType {
             b'R' => ReadType::Radio,
             b'E' => ReadType::Probe,
             _ => {
-                return Err(Error::invalid(
-                    "read type",
-                    format!("unknown code {:?}", c as char),
-                ));
+                return Err(Error::invalid("read type", format!("unknown code {:?}", c as char)));
             }
         })
     }
@@ -124,10 +121,7 @@ impl Verified {
             b'H' => Verified::High,
             b'L' => Verified::Low,
             _ => {
-                return Err(Error::invalid(
-                    "verified flag",
-                    format!("unknown code {:?}", c as char),
-                ));
+                return Err(Error::invalid("verified flag", format!("unknown code {:?}", c as char)));
             }
         })
     }
@@ -148,9 +142,7 @@ fn days_in_month(year: u16, month: u8) -> u8 {
     match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
-        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
-            29
-        }
+        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => 29,
         2 => 28,
         _ => 0,
     }
@@ -181,19 +173,13 @@ impl ReadTime {
         if self.month == 0 || self.day == 0 || self.day > days_in_month(self.year, self.month) {
             return Err(Error::invalid(
                 "read date",
-                format!(
-                    "{:04}-{:02}-{:02} is not a date",
-                    self.year, self.month, self.day
-                ),
+                format!("{:04}-{:02}-{:02} is not a date", self.year, self.month, self.day),
             ));
         }
         if self.hour > 23 || self.minute > 59 || self.second > 59 {
             return Err(Error::invalid(
                 "read time",
-                format!(
-                    "{:02}:{:02}:{:02} is not a time",
-                    self.hour, self.minute, self.second
-                ),
+                format!("{:02}:{:02}:{:02} is not a time", self.hour, self.minute, self.second),
             ));
         }
         Ok(())
@@ -209,10 +195,7 @@ impl ReadTime {
         let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(self.day) - 1;
         let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
         let days = era * 146_097 + doe - 719_468;
-        days * 86_400
-            + i64::from(self.hour) * 3600
-            + i64::from(self.minute) * 60
-            + i64::from(self.second)
+        days * 86_400 + i64::from(self.hour) * 3600 + i64::from(self.minute) * 60 + i64::from(self.second)
     }
 
     /// The civil time `secs` seconds after 1970-01-01T00:00:00.
@@ -228,8 +211,7 @@ impl ReadTime {
         let day = doy - (153 * mp + 2) / 5 + 1;
         let month = if mp < 10 { mp + 3 } else { mp - 9 };
         let year = yoe + era * 400 + i64::from(month <= 2);
-        let year =
-            u16::try_from(year).map_err(|_| Error::invalid("read date", format!("year {year}")))?;
+        let year = u16::try_from(year).map_err(|_| Error::invalid("read date", format!("year {year}")))?;
         ReadTime::new(
             year,
             month as u8,
@@ -280,10 +262,7 @@ pub(crate) fn check_text(field: &'static str, value: &str, max: usize) -> Result
         ));
     }
     if value.ends_with(' ') {
-        return Err(Error::invalid(
-            field,
-            format!("{value:?} ends with a space"),
-        ));
+        return Err(Error::invalid(field, format!("{value:?} ends with a space")));
     }
     Ok(())
 }
@@ -291,20 +270,14 @@ pub(crate) fn check_text(field: &'static str, value: &str, max: usize) -> Result
 /// Checks a skip or trouble code: 1–4 ASCII letters or digits.
 pub(crate) fn check_code(field: &'static str, value: &str) -> Result<()> {
     if value.is_empty() || value.len() > 4 || !value.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(Error::invalid(
-            field,
-            format!("{value:?} is not 1-4 letters or digits"),
-        ));
+        return Err(Error::invalid(field, format!("{value:?} is not 1-4 letters or digits")));
     }
     Ok(())
 }
 
 pub(crate) fn check_register(field: &'static str, value: u64) -> Result<()> {
     if value > MAX_REGISTER {
-        return Err(Error::invalid(
-            field,
-            format!("{value} has more than 10 digits"),
-        ));
+        return Err(Error::invalid(field, format!("{value} has more than 10 digits")));
     }
     Ok(())
 }
@@ -340,10 +313,7 @@ impl RouteMeter {
             ));
         }
         if !(1..=10).contains(&self.dials) {
-            return Err(Error::invalid(
-                "dials",
-                format!("{} outside 1-10", self.dials),
-            ));
+            return Err(Error::invalid("dials", format!("{} outside 1-10", self.dials)));
         }
         check_text("location note", &self.location, 30)
     }
@@ -363,9 +333,7 @@ impl Route {
             return Err(Error::invalid("route id", "empty"));
         }
         self.meters.iter().try_for_each(RouteMeter::validate)?;
-        self.trouble_codes
-            .iter()
-            .try_for_each(TroubleCode::validate)
+        self.trouble_codes.iter().try_for_each(TroubleCode::validate)
     }
 }
 
@@ -390,10 +358,7 @@ impl ReadRecord {
             .iter()
             .try_for_each(|c| check_code("trouble code", c))?;
         if self.reading.is_none() && self.verified != Verified::No {
-            return Err(Error::invalid(
-                "verified flag",
-                "set on a read without a reading",
-            ));
+            return Err(Error::invalid("verified flag", "set on a read without a reading"));
         }
         Ok(())
     }
@@ -430,31 +395,13 @@ pub(crate) mod strategies {
             text(12),
             proptest::option::of(0..=MAX_REGISTER),
             read_time(),
-            prop_oneof![
-                Just(ReadType::Keyed),
-                Just(ReadType::Radio),
-                Just(ReadType::Probe)
-            ],
-            prop_oneof![
-                Just(Verified::No),
-                Just(Verified::High),
-                Just(Verified::Low)
-            ],
+            prop_oneof![Just(ReadType::Keyed), Just(ReadType::Radio), Just(ReadType::Probe)],
+            prop_oneof![Just(Verified::No), Just(Verified::High), Just(Verified::Low)],
             proptest::option::of(code()),
             proptest::collection::vec(code(), 0..=2),
         )
             .prop_map(
-                |(
-                    seq,
-                    route_id,
-                    meter_id,
-                    reading,
-                    taken_at,
-                    read_type,
-                    verified,
-                    skip_code,
-                    trouble_codes,
-                )| {
+                |(seq, route_id, meter_id, reading, taken_at, read_type, verified, skip_code, trouble_codes)| {
                     ReadRecord {
                         seq,
                         route_id,
@@ -462,11 +409,7 @@ pub(crate) mod strategies {
                         reading,
                         taken_at,
                         read_type,
-                        verified: if reading.is_some() {
-                            verified
-                        } else {
-                            Verified::No
-                        },
+                        verified: if reading.is_some() { verified } else { Verified::No },
                         skip_code,
                         trouble_codes,
                     }
@@ -487,30 +430,18 @@ pub(crate) mod strategies {
             text(30),
         )
             .prop_map(
-                |(
+                |(sequence, meter_id, account, address, customer, service, (p, a, b), dials, location)| RouteMeter {
                     sequence,
                     meter_id,
                     account,
                     address,
                     customer,
                     service,
-                    (p, a, b),
+                    previous_read: p,
+                    low_limit: a.min(b),
+                    high_limit: a.max(b),
                     dials,
                     location,
-                )| {
-                    RouteMeter {
-                        sequence,
-                        meter_id,
-                        account,
-                        address,
-                        customer,
-                        service,
-                        previous_read: p,
-                        low_limit: a.min(b),
-                        high_limit: a.max(b),
-                        dials,
-                        location,
-                    }
                 },
             )
     }
@@ -530,10 +461,7 @@ mod tests {
         let t = ReadTime::new(2026, 11, 22, 9, 30, 5).unwrap();
         assert_eq!(t.to_unix(), 1_795_339_805);
         assert_eq!(ReadTime::from_unix(1_795_339_805).unwrap(), t);
-        assert_eq!(
-            ReadTime::new(2024, 2, 29, 0, 0, 0).unwrap().to_unix(),
-            1_709_164_800
-        );
+        assert_eq!(ReadTime::new(2024, 2, 29, 0, 0, 0).unwrap().to_unix(), 1_709_164_800);
         assert!(ReadTime::new(2025, 2, 29, 0, 0, 0).is_err());
         assert!(ReadTime::new(2025, 1, 1, 24, 0, 0).is_err());
     }
@@ -555,12 +483,7 @@ mod tests {
         };
         m.validate().unwrap();
         m.address = "a very long service address".into();
-        assert!(
-            m.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("service address")
-        );
+        assert!(m.validate().unwrap_err().to_string().contains("service address"));
     }
 
     proptest! {

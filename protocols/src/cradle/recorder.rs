@@ -73,9 +73,7 @@ impl RecorderData {
 
     /// Meters on the loaded routes, in walk order, with their route.
     pub fn meters(&self) -> impl Iterator<Item = (&Route, &RouteMeter)> {
-        self.routes
-            .iter()
-            .flat_map(|r| r.meters.iter().map(move |m| (r, m)))
+        self.routes.iter().flat_map(|r| r.meters.iter().map(move |m| (r, m)))
     }
 }
 
@@ -263,8 +261,7 @@ impl Recorder {
                     .position(|r| after.is_none_or(|a| r.seq > a))
                     .unwrap_or(self.data.reads.len());
                 let reads = (self.data.reads.len() - next) as u32;
-                self.events
-                    .push_back(RecorderEvent::UnloadStarted { after, reads });
+                self.events.push_back(RecorderEvent::UnloadStarted { after, reads });
                 self.unloading = Some(Unloading { next, sent: 0 });
             }
             Message::Clear { through } => {
@@ -316,9 +313,7 @@ impl Recorder {
                     .filter(|r| r.id != l.route_id)
                     .map(|r| r.meters.len())
                     .sum();
-                let reason = if l.meters.len() as u32 != l.meters_expected
-                    || l.codes.len() as u32 != l.codes_expected
-                {
+                let reason = if l.meters.len() as u32 != l.meters_expected || l.codes.len() as u32 != l.codes_expected {
                     Some(format!(
                         "route {} announced {} meters and {} codes, got {} and {}",
                         l.route_id,
@@ -361,8 +356,7 @@ impl Recorder {
             }
             Message::SetClock { local_unix } => {
                 let previous = self.data.clock.replace(local_unix);
-                self.events
-                    .push_back(RecorderEvent::ClockSet { local_unix });
+                self.events.push_back(RecorderEvent::ClockSet { local_unix });
                 self.send(Message::ClockSet { previous });
             }
             Message::Bye => self.events.push_back(RecorderEvent::Bye),
@@ -390,9 +384,7 @@ impl Recorder {
             // Batches fill one frame on a clean line; on a noisy one the link cuts them smaller.
             let limit = self.link.max_message() - BATCH_HEADER_LEN;
             let budget = limit;
-            let n = batch_len(&reads[u.next..], budget, limit, |r, out| {
-                fw.emit_read(r, out)
-            });
+            let n = batch_len(&reads[u.next..], budget, limit, |r, out| fw.emit_read(r, out));
             let batch = reads[u.next..u.next + n].to_vec();
             u.next += n;
             u.sent += n as u32;

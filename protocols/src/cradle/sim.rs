@@ -12,9 +12,7 @@ use std::time::Duration;
 use super::host::{Host, HostConfig, HostEvent};
 use super::link::LineTiming;
 use super::message::Firmware;
-use super::record::{
-    MAX_REGISTER, ReadRecord, ReadTime, ReadType, Route, RouteMeter, TroubleCode, Verified,
-};
+use super::record::{MAX_REGISTER, ReadRecord, ReadTime, ReadType, Route, RouteMeter, TroubleCode, Verified};
 use super::recorder::{Recorder, RecorderData, RecorderEvent};
 use crate::error::{Error, Result};
 
@@ -151,10 +149,7 @@ impl Line {
 
     /// When the next chunk arrives, either way.
     pub fn next_arrival(&self) -> Option<Duration> {
-        self.lanes
-            .iter()
-            .filter_map(|l| l.in_flight.front().map(|c| c.0))
-            .min()
+        self.lanes.iter().filter_map(|l| l.in_flight.front().map(|c| c.0)).min()
     }
 
     /// The earliest chunk that has arrived by `now`.
@@ -217,9 +212,8 @@ pub struct Transcript {
 
 impl Transcript {
     pub fn to_text(&self) -> String {
-        let mut s = String::from(
-            "# meterd cradle transcript v1: virtual µs, H>R written by host, R>H received by host\n",
-        );
+        let mut s =
+            String::from("# meterd cradle transcript v1: virtual µs, H>R written by host, R>H received by host\n");
         let _ = writeln!(s, "firmware {}", self.firmware.code());
         let _ = writeln!(s, "baud {}", self.timing.baud);
         let _ = writeln!(s, "turnaround_us {}", self.timing.turnaround.as_micros());
@@ -228,13 +222,7 @@ impl Transcript {
         for e in &self.entries {
             match e {
                 Entry::Bytes { at, dir, bytes } => {
-                    let _ = writeln!(
-                        s,
-                        "{} {} {}",
-                        at.as_micros(),
-                        dir.tag(),
-                        hex::encode_upper(bytes)
-                    );
+                    let _ = writeln!(s, "{} {} {}", at.as_micros(), dir.tag(), hex::encode_upper(bytes));
                 }
                 Entry::Commit { at, through } => {
                     let _ = writeln!(s, "{} COMMIT {through}", at.as_micros());
@@ -260,16 +248,11 @@ impl Transcript {
             let bad = |what: &str| Error::invalid("transcript", format!("line {}: {what}", n + 1));
             let mut parts = line.split_whitespace();
             let (a, b, c) = (parts.next(), parts.next(), parts.next());
-            let num = |s: Option<&str>| {
-                s.and_then(|s| s.parse::<i64>().ok())
-                    .ok_or_else(|| bad("bad number"))
-            };
+            let num = |s: Option<&str>| s.and_then(|s| s.parse::<i64>().ok()).ok_or_else(|| bad("bad number"));
             match (a, b, c) {
                 (Some("firmware"), v, None) => t.firmware = Firmware::from_code(num(v)? as u8)?,
                 (Some("baud"), v, None) => t.timing.baud = num(v)? as u32,
-                (Some("turnaround_us"), v, None) => {
-                    t.timing.turnaround = Duration::from_micros(num(v)? as u64)
-                }
+                (Some("turnaround_us"), v, None) => t.timing.turnaround = Duration::from_micros(num(v)? as u64),
                 (Some("nonce"), v, None) => t.nonce = num(v)? as u32,
                 (Some("clock_at_start"), v, None) => t.clock_at_start = num(v)?,
                 (Some(at), Some(dir), Some(rest)) => {
@@ -318,11 +301,7 @@ impl Store {
 
     pub fn commit(&mut self, serial: &str, reads: &[ReadRecord]) {
         for r in reads {
-            if self
-                .reads
-                .insert((serial.to_string(), r.seq), r.clone())
-                .is_some()
-            {
+            if self.reads.insert((serial.to_string(), r.seq), r.clone()).is_some() {
                 self.duplicates += 1;
             }
         }
@@ -355,13 +334,7 @@ impl HostApp {
         }
     }
 
-    fn handle(
-        &mut self,
-        host: &mut Host,
-        event: HostEvent,
-        now: Duration,
-        transcript: &mut Vec<Entry>,
-    ) {
+    fn handle(&mut self, host: &mut Host, event: HostEvent, now: Duration, transcript: &mut Vec<Entry>) {
         match &event {
             HostEvent::Docked(info) => {
                 let after = self.store.committed_through(&info.serial);
@@ -394,10 +367,7 @@ impl HostApp {
             self.store.commit(&serial, &reads);
         }
         host.committed(last).expect("committing delivered reads");
-        transcript.push(Entry::Commit {
-            at: now,
-            through: last,
-        });
+        transcript.push(Entry::Commit { at: now, through: last });
     }
 
     /// Virtual time of the first event matching `f`.
@@ -421,12 +391,7 @@ pub struct Simulation {
 
 impl Simulation {
     /// Docks `recorder` and starts a host session at virtual time zero.
-    pub fn new(
-        line: LineConfig,
-        host_config: HostConfig,
-        mut recorder: Recorder,
-        app: HostApp,
-    ) -> Self {
+    pub fn new(line: LineConfig, host_config: HostConfig, mut recorder: Recorder, app: HostApp) -> Self {
         recorder.dock();
         let transcript = Transcript {
             firmware: recorder.config().firmware,
@@ -516,11 +481,7 @@ impl Simulation {
 
     /// Runs until the host session is over, `stop` says so, or `limit` of virtual time passed.
     /// Returns true if the host session is over.
-    pub fn run_until(
-        &mut self,
-        limit: Duration,
-        mut stop: impl FnMut(&Simulation) -> bool,
-    ) -> bool {
+    pub fn run_until(&mut self, limit: Duration, mut stop: impl FnMut(&Simulation) -> bool) -> bool {
         while !self.host.is_done() && self.now < limit && !stop(self) {
             if !self.step() {
                 break;
@@ -536,8 +497,7 @@ impl Simulation {
 
     /// Commits the reads held back by [`HostApp::hold_commits`].
     pub fn commit_held(&mut self) {
-        self.app
-            .flush(&mut self.host, self.now, &mut self.transcript.entries);
+        self.app.flush(&mut self.host, self.now, &mut self.transcript.entries);
         self.pump();
     }
 
@@ -562,11 +522,7 @@ impl Simulation {
 /// Replays a transcript's R>H bytes into a fresh host driven by a [`HostApp`] with `routes`, and
 /// returns that host's H>R entries (time and bytes) and its app, to compare with the capture.
 pub fn replay(transcript: &Transcript, routes: Vec<Route>) -> (Vec<Entry>, HostApp) {
-    let config = HostConfig::new(
-        transcript.timing,
-        transcript.nonce,
-        transcript.clock_at_start,
-    );
+    let config = HostConfig::new(transcript.timing, transcript.nonce, transcript.clock_at_start);
     let mut host = Host::new(config, Duration::ZERO);
     let mut app = HostApp::new(routes);
     let mut out = Vec::new();
@@ -642,11 +598,7 @@ fn ceil_us(d: Duration) -> Duration {
 /// Walks a recorder's loaded routes and "reads" every meter: mostly keyed reads a little above
 /// the previous read, some radio reads, a few skips with the route's codes, a few hi/lo
 /// anomalies confirmed by re-keying, the odd trouble code. Returns the reads taken.
-pub fn read_routes(
-    data: &mut RecorderData,
-    rng: &mut XorShift64,
-    start_local: i64,
-) -> Result<usize> {
+pub fn read_routes(data: &mut RecorderData, rng: &mut XorShift64, start_local: i64) -> Result<usize> {
     let mut taken = Vec::new();
     let mut t = start_local;
     for (route, meter) in data.meters() {
@@ -659,9 +611,7 @@ pub fn read_routes(
                 codes[rng.below(codes.len() as u64) as usize].code.clone()
             }
         };
-        let modulus = 10u64
-            .pow(u32::from(meter.dials.min(10)))
-            .min(MAX_REGISTER + 1);
+        let modulus = 10u64.pow(u32::from(meter.dials.min(10))).min(MAX_REGISTER + 1);
         let roll = rng.next_f64();
         let (reading, verified, skip) = if roll < 0.03 {
             (None, Verified::No, Some(pick(rng, "DOG")))
@@ -721,14 +671,7 @@ pub fn read_routes(
 
 /// A plausible route of `meters` water meters, for tests, benchmarks and demos.
 pub fn sample_route(id: &str, meters: usize, rng: &mut XorShift64) -> Route {
-    const STREETS: [&str; 6] = [
-        "Main St",
-        "Oak Ave",
-        "Mill Rd",
-        "Elm St",
-        "Church Ln",
-        "River Dr",
-    ];
+    const STREETS: [&str; 6] = ["Main St", "Oak Ave", "Mill Rd", "Elm St", "Church Ln", "River Dr"];
     const NOTES: [&str; 6] = [
         "front yard",
         "rear yard, dog",

@@ -11,8 +11,7 @@ use super::message::{Firmware, Message};
 use super::record::{ReadRecord, Route};
 use super::recorder::{Recorder, RecorderConfig, RecorderData};
 use super::sim::{
-    Direction, Entry, HostApp, LineConfig, Simulation, Transcript, XorShift64, read_routes, replay,
-    sample_route,
+    Direction, Entry, HostApp, LineConfig, Simulation, Transcript, XorShift64, read_routes, replay, sample_route,
 };
 
 const CLOCK: i64 = 1_795_339_805; // 2026-11-22 09:30:05 local
@@ -39,10 +38,7 @@ fn recorder_with_reads(fw: Firmware, route: &Route, seed: u64) -> (Recorder, Vec
     };
     read_routes(&mut data, &mut XorShift64::new(seed), CLOCK - 86_400).unwrap();
     let reads = data.reads.clone();
-    (
-        Recorder::new(RecorderConfig::new("HH-0042", fw, timing()), data),
-        reads,
-    )
+    (Recorder::new(RecorderConfig::new("HH-0042", fw, timing()), data), reads)
 }
 
 fn host_config(nonce: u32) -> HostConfig {
@@ -154,10 +150,7 @@ fn full_load_read_unload_cycle_for_both_firmwares() {
         let mut rng = XorShift64::new(7);
         let monday = sample_route("R01", 40, &mut rng);
         let tuesday = sample_route("R02", 35, &mut rng);
-        let recorder = Recorder::new(
-            RecorderConfig::new("HH-0042", fw, timing()),
-            RecorderData::default(),
-        );
+        let recorder = Recorder::new(RecorderConfig::new("HH-0042", fw, timing()), RecorderData::default());
 
         // Morning: an empty recorder gets its route.
         let mut sim = Simulation::new(
@@ -186,12 +179,7 @@ fn full_load_read_unload_cycle_for_both_firmwares() {
         assert_eq!(sim.recorder.data().clock, Some(set_to));
 
         // The day's walk.
-        read_routes(
-            sim.recorder.data_mut(),
-            &mut XorShift64::new(3),
-            CLOCK + 3600,
-        )
-        .unwrap();
+        read_routes(sim.recorder.data_mut(), &mut XorShift64::new(3), CLOCK + 3600).unwrap();
         let taken = sim.recorder.data().reads.clone();
         assert_eq!(taken.len(), 40);
 
@@ -230,21 +218,10 @@ fn full_load_read_unload_cycle_for_both_firmwares() {
 #[test]
 fn several_routes_load_with_their_trouble_codes() {
     let mut rng = XorShift64::new(12);
-    let routes = vec![
-        sample_route("R21", 30, &mut rng),
-        sample_route("R22", 25, &mut rng),
-    ];
+    let routes = vec![sample_route("R21", 30, &mut rng), sample_route("R22", 25, &mut rng)];
     for fw in [Firmware::V1, Firmware::V2] {
-        let recorder = Recorder::new(
-            RecorderConfig::new("HH-7", fw, timing()),
-            RecorderData::default(),
-        );
-        let mut sim = Simulation::new(
-            line(0.0, 1),
-            host_config(80),
-            recorder,
-            HostApp::new(routes.clone()),
-        );
+        let recorder = Recorder::new(RecorderConfig::new("HH-7", fw, timing()), RecorderData::default());
+        let mut sim = Simulation::new(line(0.0, 1), host_config(80), recorder, HostApp::new(routes.clone()));
         assert!(sim.run(LIMIT));
         assert_eq!(sim.recorder.data().routes, routes, "{fw:?}");
         let loaded: Vec<&HostEvent> = sim
@@ -298,11 +275,7 @@ fn one_percent_corruption_loses_nothing_and_accepts_no_damaged_read() {
         let stats = sim.host.stats();
         assert!(stats.frames_rejected > 0, "{fw:?}: {stats:?}");
         assert_store_holds_exactly(&sim.app, "HH-0042", &taken);
-        assert_eq!(
-            sim.recorder.data().routes,
-            vec![route],
-            "{fw:?}: loaded route intact"
-        );
+        assert_eq!(sim.recorder.data().routes, vec![route], "{fw:?}: loaded route intact");
         assert_clear_after_commit(&sim.transcript, None);
     }
 }
@@ -321,10 +294,7 @@ fn unplugged_mid_unload_then_redocked_stores_every_read_exactly_once() {
         sim.run_until(LIMIT, |s| s.app.store.reads.len() >= 150);
         assert_eq!(sim.host.phase(), Phase::Unloading);
         sim.unplug();
-        assert!(matches!(
-            sim.app.events.last(),
-            Some((_, HostEvent::Failed(_)))
-        ));
+        assert!(matches!(sim.app.events.last(), Some((_, HostEvent::Failed(_)))));
         assert_eq!(
             sim.recorder.data().reads,
             taken,
@@ -430,10 +400,7 @@ fn commands_at_the_wrong_time_are_refused() {
     assert!(sim.host.unload(None).is_err(), "no HELLO yet");
     sim.run_until(LIMIT, |s| s.host.phase() == Phase::AwaitCommit);
     assert!(sim.host.unload(None).is_err(), "unload runs once");
-    assert!(
-        sim.host.committed(1005).is_err(),
-        "read 1005 was never delivered"
-    );
+    assert!(sim.host.committed(1005).is_err(), "read 1005 was never delivered");
     assert!(sim.host.load(vec![]).is_err(), "routes already given");
     let too_big = sample_route("BIG", 5001, &mut XorShift64::new(1));
     let mut manual = HostApp::new(vec![]);
@@ -476,18 +443,10 @@ fn unload_ratio(fw: Firmware) -> (f64, Duration, Duration) {
     let route = sample_route("R99", 2000, &mut XorShift64::new(21));
     let (recorder, taken) = recorder_with_reads(fw, &route, 21);
     let payload: usize = taken.iter().map(|r| fw.read_len(r)).sum();
-    let mut sim = Simulation::new(
-        line(0.0, 1),
-        host_config(60),
-        recorder,
-        HostApp::new(vec![]),
-    );
+    let mut sim = Simulation::new(line(0.0, 1), host_config(60), recorder, HostApp::new(vec![]));
     assert!(sim.run(LIMIT));
     assert_store_holds_exactly(&sim.app, "HH-0042", &taken);
-    let start = sim
-        .app
-        .time_of(|e| matches!(e, HostEvent::Docked(_)))
-        .unwrap();
+    let start = sim.app.time_of(|e| matches!(e, HostEvent::Docked(_))).unwrap();
     let end = sim
         .app
         .time_of(|e| matches!(e, HostEvent::UnloadComplete { .. }))
@@ -513,8 +472,7 @@ fn windowed_unload_of_2000_reads_is_within_115_percent_of_line_rate() {
 // ---- Captured transcripts -------------------------------------------------------------------
 
 fn fixture_dir(fw: Firmware) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("../firmware-fixtures/handheld/fw{}", fw.code()))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../firmware-fixtures/handheld/fw{}", fw.code()))
 }
 
 #[derive(Debug, serde::Serialize, serde::Deserialize, PartialEq)]
@@ -571,13 +529,10 @@ fn captured_transcripts_replay_to_the_same_host_bytes_and_outcome() {
             )
             .unwrap();
         }
-        let text =
-            std::fs::read_to_string(dir.join("session.transcript")).expect("fixture transcript");
+        let text = std::fs::read_to_string(dir.join("session.transcript")).expect("fixture transcript");
         let transcript = Transcript::parse(&text).unwrap();
-        let expected: Expected = serde_json::from_str(
-            &std::fs::read_to_string(dir.join("session.expected.json")).unwrap(),
-        )
-        .unwrap();
+        let expected: Expected =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("session.expected.json")).unwrap()).unwrap();
         assert_eq!(transcript.firmware, fw);
 
         let (host_bytes, app) = replay(&transcript, vec![expected.route_loaded.clone()]);
@@ -594,25 +549,24 @@ fn captured_transcripts_replay_to_the_same_host_bytes_and_outcome() {
                 )
             })
             .collect();
-        assert_eq!(
-            host_bytes.len(),
-            captured_host.len(),
-            "{fw:?}: number of host writes"
-        );
+        assert_eq!(host_bytes.len(), captured_host.len(), "{fw:?}: number of host writes");
         for (k, (a, b)) in host_bytes.iter().zip(&captured_host).enumerate() {
             assert_eq!(a, *b, "{fw:?}: host write {k} differs");
         }
         assert_store_holds_exactly(&app, &expected.device_serial, &expected.reads_unloaded);
         let events: Vec<&HostEvent> = app.events.iter().map(|(_, e)| e).collect();
-        assert!(events.iter().any(|e| matches!(e, HostEvent::RouteLoaded { route_id, meters }
-            if *route_id == expected.route_loaded.id && *meters as usize == expected.route_loaded.meters.len())));
-        assert!(events.iter().any(
-            |e| matches!(e, HostEvent::ClockSet { now, .. } if *now == expected.clock_set_to)
-        ));
         assert!(
-            matches!(events.last(), Some(HostEvent::Finished(_))),
-            "{fw:?}"
+            events
+                .iter()
+                .any(|e| matches!(e, HostEvent::RouteLoaded { route_id, meters }
+            if *route_id == expected.route_loaded.id && *meters as usize == expected.route_loaded.meters.len()))
         );
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, HostEvent::ClockSet { now, .. } if *now == expected.clock_set_to))
+        );
+        assert!(matches!(events.last(), Some(HostEvent::Finished(_))), "{fw:?}");
         let clears: Vec<Message> = host_messages(&transcript)
             .into_iter()
             .map(|(_, m)| m)
@@ -655,11 +609,7 @@ impl Script {
         s.drain();
         let mut ack = nonce.to_le_bytes().to_vec();
         ack.extend_from_slice(&[2, 8, 0x00, 0x02]);
-        s.feed(
-            super::Frame::new(FrameKind::SyncAck, 0, ack)
-                .encode()
-                .unwrap(),
-        );
+        s.feed(super::Frame::new(FrameKind::SyncAck, 0, ack).encode().unwrap());
         s.send(&Message::Hello(super::DeviceInfo {
             serial: "HH-BAD".into(),
             model: "AR-5".into(),
@@ -697,8 +647,7 @@ impl Script {
             self.decoder.push(&bytes);
             while let Some(Ok(f)) = self.decoder.next_frame() {
                 for m in self.reassembler.push(&f) {
-                    self.written
-                        .push(Message::decode(&m, Firmware::V2).unwrap());
+                    self.written.push(Message::decode(&m, Firmware::V2).unwrap());
                 }
             }
         }
@@ -736,11 +685,7 @@ fn reads_out_of_sequence_fail_the_session_without_clear() {
         matches!(events.last(), Some(HostEvent::Failed(super::SessionFailure::Protocol(d))) if d.contains("not increasing")),
         "{events:?}"
     );
-    assert!(
-        s.written
-            .iter()
-            .all(|m| !matches!(m, Message::Clear { .. }))
-    );
+    assert!(s.written.iter().all(|m| !matches!(m, Message::Clear { .. })));
 }
 
 #[test]
@@ -761,11 +706,7 @@ fn unload_done_claiming_unsent_reads_fails_without_clear() {
         s.events().last(),
         Some(HostEvent::Failed(super::SessionFailure::Protocol(_)))
     ));
-    assert!(
-        s.written
-            .iter()
-            .all(|m| !matches!(m, Message::Clear { .. }))
-    );
+    assert!(s.written.iter().all(|m| !matches!(m, Message::Clear { .. })));
 }
 
 #[test]
@@ -775,9 +716,7 @@ fn an_undecodable_message_is_quarantined_and_nothing_is_cleared() {
     s.host.unload(None).unwrap();
     // CRC-valid frame, but a READS batch whose record has a month of 13.
     let read = scripted_reads(&[1]).remove(0);
-    let mut payload = Message::Reads(vec![read.clone()])
-        .encode(Firmware::V2)
-        .unwrap();
+    let mut payload = Message::Reads(vec![read.clone()]).encode(Firmware::V2).unwrap();
     assert!(read.reading.is_some());
     // code, count | seq | route | meter | flags | reading | year | month
     let month_at = 3 + 4 + (1 + read.route_id.len()) + (1 + read.meter_id.len()) + 1 + 8 + 2;
@@ -790,11 +729,7 @@ fn an_undecodable_message_is_quarantined_and_nothing_is_cleared() {
         "{events:?}"
     );
     assert!(matches!(events.last(), Some(HostEvent::Failed(_))));
-    assert!(
-        s.written
-            .iter()
-            .all(|m| !matches!(m, Message::Clear { .. }))
-    );
+    assert!(s.written.iter().all(|m| !matches!(m, Message::Clear { .. })));
 }
 
 #[test]
@@ -815,9 +750,7 @@ fn a_recorder_whose_sequence_went_back_is_never_cleared() {
     assert!(sim.run(LIMIT));
     assert_eq!(sim.host.phase(), Phase::Failed);
     assert!(
-        sim.app.refused[0]
-            .to_string()
-            .contains("next sequence 1020"),
+        sim.app.refused[0].to_string().contains("next sequence 1020"),
         "{:?}",
         sim.app.refused
     );
@@ -840,13 +773,9 @@ fn re_cut_and_overlapping_retransmissions_deliver_each_read_once() {
     stream.extend_from_slice(&message);
     let base = s.seq;
     let frame = |from: usize, to: usize| {
-        super::Frame::new(
-            FrameKind::Data,
-            base + from as u32,
-            stream[from..to].to_vec(),
-        )
-        .encode()
-        .unwrap()
+        super::Frame::new(FrameKind::Data, base + from as u32, stream[from..to].to_vec())
+            .encode()
+            .unwrap()
     };
     let n = stream.len();
     // First attempt: a big frame of the first 40 bytes, then one from 60 (out of order, a NAK).

@@ -56,13 +56,19 @@ pub fn parse(input: &[u8]) -> Result<Telegram<'_>> {
     let (crc, line_end) = match hex_len {
         4 => {
             let text = std::str::from_utf8(&after[..4]).unwrap_or_default();
-            (Some(u16::from_str_radix(text, 16).map_err(|_| Error::invalid("crc", text.to_owned()))?), 4)
+            (
+                Some(u16::from_str_radix(text, 16).map_err(|_| Error::invalid("crc", text.to_owned()))?),
+                4,
+            )
         }
         n if n == after.len() => return Err(Error::Incomplete { needed: 4 - n }),
         0 => (None, 0),
         _ => {
             let shown = String::from_utf8_lossy(&after[..after.len().min(6)]).into_owned();
-            return Err(Error::invalid("crc", format!("{shown:?} after '!' is not four hex digits")));
+            return Err(Error::invalid(
+                "crc",
+                format!("{shown:?} after '!' is not four hex digits"),
+            ));
         }
     };
     let tail = &after[line_end..];
@@ -80,16 +86,27 @@ pub fn parse(input: &[u8]) -> Result<Telegram<'_>> {
     if let Some(sent) = crc {
         let computed = CRC.checksum(&input[..=bang]);
         if computed != sent {
-            return Err(Error::check(Check::Crc, format!("telegram CRC {sent:04X} received, {computed:04X} computed")));
+            return Err(Error::check(
+                Check::Crc,
+                format!("telegram CRC {sent:04X} received, {computed:04X} computed"),
+            ));
         }
     }
-    Ok(Telegram { header, body: &input[body_start..bang], crc, len: bang + 1 + line_end + eol })
+    Ok(Telegram {
+        header,
+        body: &input[body_start..bang],
+        crc,
+        len: bang + 1 + line_end + eol,
+    })
 }
 
 /// Decodes one telegram from `/` to the CRC line. Bytes after the CRC line (a gateway's
 /// trailer) are not part of the telegram and are ignored.
 pub fn decode(input: &[u8]) -> Result<Decoded> {
-    let start = input.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(input.len());
+    let start = input
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(input.len());
     let t = parse(&input[start..])?;
     let sets = dataset::parse_lines(t.body)?;
     decoded(&t, &sets)
@@ -107,20 +124,35 @@ fn decoded(t: &Telegram<'_>, sets: &[DataSet]) -> Result<Decoded> {
     };
     // The version object is 1-3:0.2.8 (DSMR) or 0-0:96.1.4 (e-MUCS): any channel will do.
     let any = |want: &str| sets.iter().find(|s| Obis::parse(&s.address).is(want));
-    let version = any("0.2.8").or_else(|| any("96.1.4")).and_then(|s| s.values.first()).map(|v| v.value.clone());
-    let major = version.as_deref().and_then(|v| v.get(..1)).and_then(|d| d.parse::<u8>().ok());
+    let version = any("0.2.8")
+        .or_else(|| any("96.1.4"))
+        .and_then(|s| s.values.first())
+        .map(|v| v.value.clone());
+    let major = version
+        .as_deref()
+        .and_then(|v| v.get(..1))
+        .and_then(|d| d.parse::<u8>().ok());
     if t.crc.is_none() && major.is_some_and(|m| m >= 4) {
-        return Err(Error::invalid("crc", format!("DSMR {} telegram without CRC", version.as_deref().unwrap_or(""))));
+        return Err(Error::invalid(
+            "crc",
+            format!("DSMR {} telegram without CRC", version.as_deref().unwrap_or("")),
+        ));
     }
     let mut fields = Map::new();
     fields.insert("identification".into(), json!(t.header.text()));
     fields.insert("manufacturer".into(), json!(t.header.manufacturer));
     fields.insert(
         "version".into(),
-        json!(version.as_deref().map(|v| if v.len() == 2 && v.is_ascii() { format!("{}.{}", &v[..1], &v[1..]) } else { v.to_owned() })),
+        json!(version.as_deref().map(|v| if v.len() == 2 && v.is_ascii() {
+            format!("{}.{}", &v[..1], &v[1..])
+        } else {
+            v.to_owned()
+        })),
     );
     fields.insert("crc".into(), json!(t.crc.map(|c| format!("{c:04X}"))));
-    let timestamp = find("1.0.0").and_then(|s| s.values.first()).map(|v| dataset::value_of(dataset::ValueKind::Timestamp, &v.value));
+    let timestamp = find("1.0.0")
+        .and_then(|s| s.values.first())
+        .map(|v| dataset::value_of(dataset::ValueKind::Timestamp, &v.value));
     fields.insert("timestamp".into(), json!(timestamp));
     let meter_id = ID_ADDRESSES
         .iter()
@@ -131,7 +163,13 @@ fn decoded(t: &Telegram<'_>, sets: &[DataSet]) -> Result<Decoded> {
         .map(|v| dataset::hex_text(v).unwrap_or_else(|| v.to_owned()))
         .unwrap_or_else(|| t.header.text());
     let readings = sets.iter().flat_map(dataset::readings).collect();
-    Ok(Decoded { protocol: "dsmr".into(), meter_id, fields, readings, flags: Vec::new() })
+    Ok(Decoded {
+        protocol: "dsmr".into(),
+        meter_id,
+        fields,
+        readings,
+        flags: Vec::new(),
+    })
 }
 
 #[cfg(test)]

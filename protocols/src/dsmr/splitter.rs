@@ -43,11 +43,22 @@ fn scan(buf: &[u8], from: usize, max_len: usize) -> (Result<usize>, usize) {
             b'!' if line_start => return (end_line(buf, i), i),
             // `/` may not appear inside a telegram, so it always starts the next one, even
             // when the line before it was cut off.
-            b'/' => return (Err(Error::invalid("telegram", format!("cut short: new telegram at byte {i}"))), i),
+            b'/' => {
+                return (
+                    Err(Error::invalid(
+                        "telegram",
+                        format!("cut short: new telegram at byte {i}"),
+                    )),
+                    i,
+                );
+            }
             _ => {}
         }
         if i >= max_len {
-            return (Err(Error::invalid("telegram", format!("no end within {max_len} bytes"))), i);
+            return (
+                Err(Error::invalid("telegram", format!("no end within {max_len} bytes"))),
+                i,
+            );
         }
         i += 1;
     }
@@ -88,7 +99,11 @@ impl Default for Splitter {
 
 impl Splitter {
     pub fn new(max_len: usize) -> Self {
-        Splitter { buf: Vec::new(), max_len, resume: 1 }
+        Splitter {
+            buf: Vec::new(),
+            max_len,
+            resume: 1,
+        }
     }
 
     /// Adds bytes received from the port. 7E1 ports (DSMR 2.2/3) may deliver the parity bit
@@ -125,8 +140,15 @@ impl Splitter {
             }
             Err(_) => {
                 // Resynchronise on the next '/' after this one.
-                let next = self.buf[1..].iter().position(|&b| b == b'/').map_or(self.buf.len(), |p| p + 1);
-                let reason = if next < self.buf.len() { "telegram cut short by the next one" } else { "telegram too long" };
+                let next = self.buf[1..]
+                    .iter()
+                    .position(|&b| b == b'/')
+                    .map_or(self.buf.len(), |p| p + 1);
+                let reason = if next < self.buf.len() {
+                    "telegram cut short by the next one"
+                } else {
+                    "telegram too long"
+                };
                 Some(self.discard(next, reason))
             }
         }
@@ -139,6 +161,9 @@ impl Splitter {
 
     fn discard(&mut self, n: usize, reason: &'static str) -> Event {
         self.resume = 1;
-        Event::Discarded { bytes: self.buf.drain(..n).collect(), reason }
+        Event::Discarded {
+            bytes: self.buf.drain(..n).collect(),
+            reason,
+        }
     }
 }

@@ -14,7 +14,10 @@ const T210: &[u8] = include_bytes!("../../../firmware-fixtures/dsmr/sagemcom-t21
 const ESY: &[u8] = include_bytes!("../../../firmware-fixtures/dsmr/easymeter-q3d/v3.04-com1-gateway.in");
 
 fn by<'a>(d: &'a Decoded, obis: &str) -> &'a Reading {
-    d.readings.iter().find(|r| r.obis.as_deref() == Some(obis)).unwrap_or_else(|| panic!("no {obis}"))
+    d.readings
+        .iter()
+        .find(|r| r.obis.as_deref() == Some(obis))
+        .unwrap_or_else(|| panic!("no {obis}"))
 }
 
 #[test]
@@ -27,13 +30,19 @@ fn dsmr5_telegram() {
     assert_eq!(d.fields["identification"], json!("ISk5\\2MT382-1000"));
     assert_eq!(d.fields["timestamp"], json!("2017-01-02T18:20:02Z"));
     let r = by(&d, "1-0:1.8.1");
-    assert_eq!((&*r.quantity, r.value.clone(), r.unit.as_deref()), ("energy", json!(4.426), Some("kWh")));
+    assert_eq!(
+        (&*r.quantity, r.value.clone(), r.unit.as_deref()),
+        ("energy", json!(4.426), Some("kWh"))
+    );
     assert_eq!(by(&d, "1-0:1.7.0").quantity, "power");
     assert_eq!(by(&d, "1-0:32.7.0").value, json!(230));
     assert_eq!(by(&d, "1-0:32.7.0").quantity, "voltage");
     assert_eq!(by(&d, "1-0:31.7.0").quantity, "current");
     let gas = by(&d, "0-1:24.2.1");
-    assert_eq!((&*gas.quantity, gas.value.clone(), gas.unit.as_deref()), ("volume", json!(0.107), Some("m3")));
+    assert_eq!(
+        (&*gas.quantity, gas.value.clone(), gas.unit.as_deref()),
+        ("volume", json!(0.107), Some("m3"))
+    );
     assert_eq!(gas.at.as_deref(), Some("2017-01-02T15:10:05Z"));
     assert_eq!(by(&d, "0-1:96.1.0").value, json!("2222ABCD123456789"));
     assert_eq!(by(&d, "0-0:96.7.21").value, json!(13));
@@ -118,7 +127,10 @@ fn dsmr5_without_crc_is_refused() {
 #[test]
 fn truncated_telegrams_are_incomplete() {
     for cut in [1, 10, 200, V5.len() - 7, V5.len() - 3, V5.len() - 1] {
-        assert!(matches!(decode(&V5[..cut]), Err(Error::Incomplete { .. })), "cut at {cut}");
+        assert!(
+            matches!(decode(&V5[..cut]), Err(Error::Incomplete { .. })),
+            "cut at {cut}"
+        );
     }
     assert!(matches!(decode(b"garbage"), Err(Error::Invalid { .. })));
 }
@@ -148,9 +160,21 @@ mod splitting {
             s.push(&[*b]);
             events.extend(drain(&mut s));
         }
-        let telegrams: Vec<_> = events.iter().filter_map(|e| if let Event::Telegram(t) = e { Some(t) } else { None }).collect();
+        let telegrams: Vec<_> = events
+            .iter()
+            .filter_map(|e| if let Event::Telegram(t) = e { Some(t) } else { None })
+            .collect();
         assert_eq!(telegrams, vec![&V5.to_vec(), &V42.to_vec()]);
-        let discarded: usize = events.iter().map(|e| if let Event::Discarded { bytes, .. } = e { bytes.len() } else { 0 }).sum();
+        let discarded: usize = events
+            .iter()
+            .map(|e| {
+                if let Event::Discarded { bytes, .. } = e {
+                    bytes.len()
+                } else {
+                    0
+                }
+            })
+            .sum();
         assert_eq!(discarded, 14 + 2);
         assert_eq!(s.pending(), 0);
         for t in telegrams {
@@ -166,19 +190,30 @@ mod splitting {
         s.push(&stream);
         let events = drain(&mut s);
         assert_eq!(events.len(), 2);
-        assert!(matches!(&events[0], Event::Discarded { bytes, reason } if bytes.len() == 300 && reason.contains("cut short")));
+        assert!(
+            matches!(&events[0], Event::Discarded { bytes, reason } if bytes.len() == 300 && reason.contains("cut short"))
+        );
         assert_eq!(events[1], Event::Telegram(V42.to_vec()));
     }
 
     #[test]
     fn incomplete_is_not_invalid() {
-        assert_eq!(splitter::frame(&V5[..V5.len() - 1], 4096), Err(Error::Incomplete { needed: 1 }));
+        assert_eq!(
+            splitter::frame(&V5[..V5.len() - 1], 4096),
+            Err(Error::Incomplete { needed: 1 })
+        );
         assert_eq!(splitter::frame(V5, 4096), Ok(V5.len()));
         assert_eq!(splitter::frame(V22, 4096), Ok(V22.len()));
         assert!(matches!(splitter::frame(V5, 100), Err(Error::Invalid { .. })));
         let mut s = Splitter::new(100);
         s.push(&V5[..150]);
-        assert!(matches!(s.next_event(), Some(Event::Discarded { reason: "telegram too long", .. })));
+        assert!(matches!(
+            s.next_event(),
+            Some(Event::Discarded {
+                reason: "telegram too long",
+                ..
+            })
+        ));
         s.push(&V5[..10]);
         assert_eq!(s.next_event(), None);
         assert!(matches!(s.flush(), Some(Event::Discarded { bytes, .. }) if bytes.len() == 10));
@@ -192,4 +227,3 @@ mod splitting {
         assert_eq!(s.next_event(), Some(Event::Telegram(V22.to_vec())));
     }
 }
-

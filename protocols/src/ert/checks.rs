@@ -84,9 +84,6 @@ mod tests {
         assert_eq!(genibus_residue(&block), GENIBUS_RESIDUE);
         assert!(genibus(&block, "test").is_ok());
         block[0] ^= 1;
-        assert_eq!(
-            genibus(&block, "test").unwrap_err().failed_check(),
-            Some(Check::Crc)
-        );
+        assert_eq!(genibus(&block, "test").unwrap_err().failed_check(), Some(Check::Crc));
     }
 }

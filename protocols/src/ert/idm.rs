@@ -123,16 +123,10 @@ pub struct IntervalRead {
 /// The end of interval `index` of a packet received at `received_at` (rtlamr-collect's rule):
 /// `received_at − index × 5 min − TransmitTimeOffset / 16 s`. Interval 0 ends where the
 /// current (unreported) interval began, which is also the moment `LastConsumptionCount` holds for.
-pub fn interval_end(
-    received_at: Timestamp,
-    index: usize,
-    transmit_time_offset: u16,
-) -> Option<Timestamp> {
+pub fn interval_end(received_at: Timestamp, index: usize, transmit_time_offset: u16) -> Option<Timestamp> {
     let back = INTERVAL
         .checked_mul(index as i32)?
-        .checked_add(SignedDuration::from_nanos(
-            i64::from(transmit_time_offset) * 62_500_000,
-        ))?;
+        .checked_add(SignedDuration::from_nanos(i64::from(transmit_time_offset) * 62_500_000))?;
     received_at.checked_sub(back).ok()
 }
 
@@ -173,10 +167,7 @@ fn checked_body(frame: &[u8]) -> Result<&[u8]> {
         ));
     }
     if body[5..9] == [0; 4] {
-        return Err(Error::invalid(
-            "ERTSerialNumber",
-            "serial number 0 is not a meter",
-        ));
+        return Err(Error::invalid("ERTSerialNumber", "serial number 0 is not a meter"));
     }
     Ok(body)
 }
@@ -229,8 +220,7 @@ fn idm_fields(body: &[u8]) -> Result<Idm> {
     ) = (be_u32, be_u8, be_u8, six, be_u16, six, be_u32).parse(rest)?;
     let (bits_part, rest) = rest.split_at(53);
     let intervals = nom_bits(idm_intervals, bits_part)?;
-    let (_, (transmit_time_offset, serial_crc, packet_crc)) =
-        (be_u16, be_u16, be_u16).parse(rest)?;
+    let (_, (transmit_time_offset, serial_crc, packet_crc)) = (be_u16, be_u16, be_u16).parse(rest)?;
     Ok(Idm {
         packet_type_id,
         packet_length,
@@ -260,8 +250,7 @@ fn netidm_fields(body: &[u8]) -> Result<NetIdm> {
         (be_u24, be_u24, take_bytes(3usize), be_u32).parse(rest)?;
     let (bits_part, rest) = rest.split_at(48);
     let intervals = nom_bits(netidm_intervals, bits_part)?;
-    let (_, (transmit_time_offset, serial_crc, packet_crc)) =
-        (be_u16, be_u16, be_u16).parse(rest)?;
+    let (_, (transmit_time_offset, serial_crc, packet_crc)) = (be_u16, be_u16, be_u16).parse(rest)?;
     Ok(NetIdm {
         protocol_id,
         packet_length,
@@ -336,10 +325,7 @@ impl Idm {
     }
 
     /// The 47 intervals, newest first, timestamped when the reception time is known.
-    pub fn interval_reads(
-        &self,
-        received_at: Option<Timestamp>,
-    ) -> impl Iterator<Item = IntervalRead> + '_ {
+    pub fn interval_reads(&self, received_at: Option<Timestamp>) -> impl Iterator<Item = IntervalRead> + '_ {
         interval_reads(
             &self.intervals,
             self.interval_count,
@@ -382,32 +368,17 @@ impl Idm {
         f.insert("ApplicationVersion".into(), self.application_version.into());
         f.insert("ERTType".into(), self.ert_type().into());
         f.insert("ERTSerialNumber".into(), self.serial.into());
-        f.insert(
-            "ConsumptionIntervalCount".into(),
-            self.interval_count.into(),
-        );
-        f.insert(
-            "ModuleProgrammingState".into(),
-            self.programming_state.into(),
-        );
-        f.insert(
-            "TamperCounters".into(),
-            BASE64.encode(self.tamper_counters).into(),
-        );
+        f.insert("ConsumptionIntervalCount".into(), self.interval_count.into());
+        f.insert("ModuleProgrammingState".into(), self.programming_state.into());
+        f.insert("TamperCounters".into(), BASE64.encode(self.tamper_counters).into());
         f.insert("AsynchronousCounters".into(), self.async_counters.into());
-        f.insert(
-            "PowerOutageFlags".into(),
-            BASE64.encode(self.power_outage_flags).into(),
-        );
+        f.insert("PowerOutageFlags".into(), BASE64.encode(self.power_outage_flags).into());
         f.insert("LastConsumptionCount".into(), self.last_consumption.into());
         f.insert(
             "DifferentialConsumptionIntervals".into(),
             self.intervals.iter().copied().collect(),
         );
-        f.insert(
-            "TransmitTimeOffset".into(),
-            self.transmit_time_offset.into(),
-        );
+        f.insert("TransmitTimeOffset".into(), self.transmit_time_offset.into());
         f.insert("SerialNumberCRC".into(), self.serial_crc.into());
         f.insert("PacketCRC".into(), self.packet_crc.into());
         f
@@ -443,10 +414,7 @@ impl NetIdm {
     }
 
     /// The 27 intervals, newest first, timestamped when the reception time is known.
-    pub fn interval_reads(
-        &self,
-        received_at: Option<Timestamp>,
-    ) -> impl Iterator<Item = IntervalRead> + '_ {
+    pub fn interval_reads(&self, received_at: Option<Timestamp>) -> impl Iterator<Item = IntervalRead> + '_ {
         interval_reads(
             &self.intervals,
             self.interval_count,
@@ -488,25 +456,16 @@ impl NetIdm {
         f.insert("ApplicationVersion".into(), self.application_version.into());
         f.insert("ERTType".into(), self.ert_type().into());
         f.insert("ERTSerialNumber".into(), self.serial.into());
-        f.insert(
-            "ConsumptionIntervalCount".into(),
-            self.interval_count.into(),
-        );
+        f.insert("ConsumptionIntervalCount".into(), self.interval_count.into());
         f.insert("ProgrammingState".into(), self.programming_state.into());
         f.insert("LastGeneration".into(), self.last_generation.into());
         f.insert("LastConsumption".into(), self.last_consumption.into());
-        f.insert(
-            "LastConsumptionNet".into(),
-            self.last_consumption_net.into(),
-        );
+        f.insert("LastConsumptionNet".into(), self.last_consumption_net.into());
         f.insert(
             "DifferentialConsumptionIntervals".into(),
             self.intervals.iter().copied().collect(),
         );
-        f.insert(
-            "TransmitTimeOffset".into(),
-            self.transmit_time_offset.into(),
-        );
+        f.insert("TransmitTimeOffset".into(), self.transmit_time_offset.into());
         f.insert("SerialNumberCRC".into(), self.serial_crc.into());
         f.insert("PacketCRC".into(), self.packet_crc.into());
         f
@@ -554,19 +513,13 @@ fn finish_crcs(out: &mut [u8; LEN]) {
 
 /// The intervals of a decoded IDM/NetIDM (from its rtlamr fields), newest first, with their
 /// interval numbers, for ingest's interval merge. `None` for other protocols.
-pub fn interval_reads_of(
-    decoded: &Decoded,
-    received_at: Option<Timestamp>,
-) -> Option<Vec<IntervalRead>> {
+pub fn interval_reads_of(decoded: &Decoded, received_at: Option<Timestamp>) -> Option<Vec<IntervalRead>> {
     if decoded.protocol != "idm" && decoded.protocol != "netidm" {
         return None;
     }
     let count = u8::try_from(decoded.fields.get("ConsumptionIntervalCount")?.as_u64()?).ok()?;
     let tto = u16::try_from(decoded.fields.get("TransmitTimeOffset")?.as_u64()?).ok()?;
-    let list = decoded
-        .fields
-        .get("DifferentialConsumptionIntervals")?
-        .as_array()?;
+    let list = decoded.fields.get("DifferentialConsumptionIntervals")?.as_array()?;
     list.iter()
         .enumerate()
         .map(|(index, v)| {
@@ -662,10 +615,7 @@ mod tests {
         assert_eq!(d.readings[0].value, 339972);
         assert_eq!(d.readings[25].quantity, "interval");
         assert_eq!(d.readings[25].value, 1, "interval index 24");
-        assert!(
-            d.readings.iter().all(|r| r.at.is_none()),
-            "no reception time, no at"
-        );
+        assert!(d.readings.iter().all(|r| r.at.is_none()), "no reception time, no at");
     }
 
     #[test]
@@ -692,10 +642,7 @@ mod tests {
             Some("2026-01-01T11:59:30.25Z"),
             "register at the boundary"
         );
-        assert_eq!(
-            d.readings[47].at.as_deref(),
-            Some("2026-01-01T08:09:30.25Z")
-        );
+        assert_eq!(d.readings[47].at.as_deref(), Some("2026-01-01T08:09:30.25Z"));
     }
 
     #[test]
@@ -709,8 +656,7 @@ mod tests {
             interval_reads_of(&n.to_decoded(None), None).unwrap().len(),
             NETIDM_INTERVALS
         );
-        let scm =
-            crate::ert::scm::decode(&hex::decode("F95306F008951840EA0C101A").unwrap()).unwrap();
+        let scm = crate::ert::scm::decode(&hex::decode("F95306F008951840EA0C101A").unwrap()).unwrap();
         assert!(interval_reads_of(&scm, None).is_none());
     }
 
@@ -751,11 +697,7 @@ mod tests {
         for (h, nonzero) in cases {
             let n = NetIdm::parse(&frame(h)).unwrap();
             assert_eq!(
-                (
-                    n.last_generation,
-                    n.last_consumption,
-                    n.last_consumption_net
-                ),
+                (n.last_generation, n.last_consumption, n.last_consumption_net),
                 (5, 0, 0)
             );
             let mut want = [0u16; NETIDM_INTERVALS];
@@ -795,28 +737,13 @@ mod tests {
     #[test]
     fn framing_errors() {
         let f = frame(I1);
-        assert!(matches!(
-            Idm::parse(&f[..50]),
-            Err(Error::Incomplete { .. })
-        ));
-        assert!(matches!(
-            Idm::parse(&f[..91]),
-            Err(Error::Incomplete { needed: 1 })
-        ));
+        assert!(matches!(Idm::parse(&f[..50]), Err(Error::Incomplete { .. })));
+        assert!(matches!(Idm::parse(&f[..91]), Err(Error::Incomplete { needed: 1 })));
         let mut bad = f.clone();
         bad[0] = 0xAA;
-        assert!(matches!(
-            Idm::parse(&bad),
-            Err(Error::Invalid { field: "sync", .. })
-        ));
+        assert!(matches!(Idm::parse(&bad), Err(Error::Invalid { field: "sync", .. })));
         let mut long = f.clone();
         long.push(0);
-        assert!(matches!(
-            Idm::parse(&long),
-            Err(Error::Invalid {
-                field: "length",
-                ..
-            })
-        ));
+        assert!(matches!(Idm::parse(&long), Err(Error::Invalid { field: "length", .. })));
     }
 }

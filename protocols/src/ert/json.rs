@@ -80,10 +80,7 @@ fn text<'a>(map: &'a Map<String, Value>, key: &'static str) -> Result<Option<&'a
     match map.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(Error::invalid(
-            key,
-            format!("expected a string, got {other}"),
-        )),
+        Some(other) => Err(Error::invalid(key, format!("expected a string, got {other}"))),
     }
 }
 
@@ -101,11 +98,8 @@ impl Envelope {
         let received_at = text(map, "received_at")?
             .map(|t| parse_time("received_at", t))
             .transpose()?;
-        let protocol = text(map, "protocol")?
-            .map(str::parse::<Protocol>)
-            .transpose()?;
-        let frame =
-            hexline::parse(text(map, "hex")?.ok_or_else(|| Error::invalid("hex", "missing"))?)?;
+        let protocol = text(map, "protocol")?.map(str::parse::<Protocol>).transpose()?;
+        let frame = hexline::parse(text(map, "hex")?.ok_or_else(|| Error::invalid("hex", "missing"))?)?;
         Ok(Envelope {
             gateway,
             received_at,
@@ -119,9 +113,8 @@ impl Envelope {
     pub fn decode(&self, keys: &Keys) -> Result<(Protocol, Decoded)> {
         let protocol = match self.protocol {
             Some(p) => p,
-            None => detect_binary_with(&self.frame, keys).ok_or_else(|| {
-                Error::Unrecognised(format!("{} bytes in envelope hex", self.frame.len()))
-            })?,
+            None => detect_binary_with(&self.frame, keys)
+                .ok_or_else(|| Error::Unrecognised(format!("{} bytes in envelope hex", self.frame.len())))?,
         };
         let decoded = match protocol {
             Protocol::Idm => idm::decode_at(&self.frame, false, self.received_at)?,
@@ -190,9 +183,7 @@ fn rtlamr(line: &Map<String, Value>) -> Result<JsonLine> {
     let Some(Value::Object(msg)) = line.get("Message") else {
         return Err(Error::invalid("Message", "expected an object"));
     };
-    let received_at = text(line, "Time")?
-        .map(|t| parse_time("Time", t))
-        .transpose()?;
+    let received_at = text(line, "Time")?.map(|t| parse_time("Time", t)).transpose()?;
     let protocol = rtlamr_type(line, msg)?;
     let decoded = match protocol {
         Protocol::Scm => scm_from_fields(msg)?.to_decoded(),
@@ -218,17 +209,9 @@ fn uint(msg: &Map<String, Value>, key: &'static str, bits: u32) -> Result<u64> {
         .get(key)
         .ok_or_else(|| Error::invalid(key, "missing"))?
         .as_u64()
-        .ok_or_else(|| {
-            Error::invalid(
-                key,
-                format!("expected an unsigned integer, got {}", msg[key]),
-            )
-        })?;
+        .ok_or_else(|| Error::invalid(key, format!("expected an unsigned integer, got {}", msg[key])))?;
     if bits < 64 && v >> bits != 0 {
-        return Err(Error::invalid(
-            key,
-            format!("{v} does not fit in {bits} bits"),
-        ));
+        return Err(Error::invalid(key, format!("{v} does not fit in {bits} bits")));
     }
     Ok(v)
 }
@@ -285,16 +268,11 @@ fn serial_crc(serial: u32, crc: u16) -> Result<()> {
     if want != crc {
         return Err(Error::check(
             Check::Crc,
-            format!(
-                "SerialNumberCRC 0x{crc:04X} does not match ERTSerialNumber {serial} (0x{want:04X})"
-            ),
+            format!("SerialNumberCRC 0x{crc:04X} does not match ERTSerialNumber {serial} (0x{want:04X})"),
         ));
     }
     if serial == 0 {
-        return Err(Error::invalid(
-            "ERTSerialNumber",
-            "serial number 0 is not a meter",
-        ));
+        return Err(Error::invalid("ERTSerialNumber", "serial number 0 is not a meter"));
     }
     Ok(())
 }
@@ -317,10 +295,7 @@ pub fn scm_from_fields(msg: &Map<String, Value>) -> Result<Scm> {
         .ok_or_else(|| {
             Error::check(
                 Check::Bch,
-                format!(
-                    "ChecksumVal 0x{:04X} does not match the other fields",
-                    scm.checksum
-                ),
+                format!("ChecksumVal 0x{:04X} does not match the other fields", scm.checksum),
             )
         })?;
     Scm::parse(&frame)
@@ -411,14 +386,10 @@ pub fn r900_from_fields(msg: &Map<String, Value>, bcd: bool) -> Result<R900> {
             // rtlamr prints 0 for a field that is not BCD: a binary meter read as BCD.
             return Err(Error::invalid(
                 "Consumption",
-                format!(
-                    "R900BCD 0 from a meter with Unkn1 0x{unkn1:02X}: rtlamr's mark of a non-BCD value"
-                ),
+                format!("R900BCD 0 from a meter with Unkn1 0x{unkn1:02X}: rtlamr's mark of a non-BCD value"),
             ));
         }
-        r900::to_bcd(value).ok_or_else(|| {
-            Error::invalid("Consumption", format!("{value} has more than six digits"))
-        })?
+        r900::to_bcd(value).ok_or_else(|| Error::invalid("Consumption", format!("{value} has more than six digits")))?
     } else {
         u32f(msg, "Consumption", 24)?
     };
@@ -454,10 +425,7 @@ mod tests {
         let l = parse_json_line(line, &keys()).unwrap();
         assert_eq!(l.protocol, Protocol::Scm);
         assert_eq!(l.source, Source::Rtlamr);
-        assert_eq!(
-            l.received_at.unwrap().to_string(),
-            "2020-02-08T03:09:28.963747635Z"
-        );
+        assert_eq!(l.received_at.unwrap().to_string(), "2020-02-08T03:09:28.963747635Z");
         assert_eq!(l.decoded.meter_id, "22277181");
         assert_eq!(l.decoded.readings[0].value, 7329333);
         assert_eq!(l.decoded.flags, ["tamper"]);
@@ -470,22 +438,13 @@ mod tests {
     #[test]
     fn rtlamr_lines_without_type_are_recognised_by_keys() {
         let scm = r#"{"Time":"2019-02-07T22:00:28.481Z","Offset":0,"Length":0,"Message":{"ID":54585868,"Type":12,"TamperPhy":3,"TamperEnc":0,"Consumption":562456,"ChecksumVal":4122}}"#;
-        let raw =
-            crate::ert::scm::decode(&hex::decode("F95306F008951840EA0C101A").unwrap()).unwrap();
-        assert_eq!(
-            decode_json_line_for_test(scm),
-            raw,
-            "JSON and raw decode alike"
-        );
+        let raw = crate::ert::scm::decode(&hex::decode("F95306F008951840EA0C101A").unwrap()).unwrap();
+        assert_eq!(decode_json_line_for_test(scm), raw, "JSON and raw decode alike");
         let r900 = r#"{"Time":"2018-10-11T17:10:45.999515724Z","Offset":0,"Length":0,"Message":{"ID":1545911110,"Unkn1":163,"NoUse":33,"BackFlow":0,"Consumption":404986,"Unkn3":0,"Leak":0,"LeakNow":0}}"#;
-        let raw =
-            crate::ert::r900::decode(&hex::decode("5C24BB46A384062DFA0035B96E80").unwrap(), false)
-                .unwrap();
+        let raw = crate::ert::r900::decode(&hex::decode("5C24BB46A384062DFA0035B96E80").unwrap(), false).unwrap();
         assert_eq!(decode_json_line_for_test(r900), raw);
         let scm_plus = r#"{"Time":"2022-07-09T11:02:29.285032816-07:00","Offset":0,"Length":0,"Message":{"FrameSync":5795,"ProtocolID":30,"EndpointType":171,"EndpointID":68211547,"Consumption":6883,"Tamper":18688,"PacketCRC":14782}}"#;
-        let raw =
-            crate::ert::scm_plus::decode(&hex::decode("16A31EAB0410D35B00001AE3490039BE").unwrap())
-                .unwrap();
+        let raw = crate::ert::scm_plus::decode(&hex::decode("16A31EAB0410D35B00001AE3490039BE").unwrap()).unwrap();
         assert_eq!(decode_json_line_for_test(scm_plus), raw);
     }
 
@@ -503,9 +462,7 @@ mod tests {
         assert_eq!(d.readings[0].value, 162430);
         let bad = line.replace("162430", "162431");
         assert_eq!(
-            crate::ert::decode_json_line(&bad, &keys())
-                .unwrap_err()
-                .failed_check(),
+            crate::ert::decode_json_line(&bad, &keys()).unwrap_err().failed_check(),
             Some(Check::Crc)
         );
     }
@@ -514,9 +471,7 @@ mod tests {
     fn rtlamr_scm_with_wrong_checksum_is_refused() {
         let line = r#"{"Type":"SCM","Message":{"ID":54585868,"Type":12,"TamperPhy":3,"TamperEnc":0,"Consumption":562457,"ChecksumVal":4122}}"#;
         assert_eq!(
-            crate::ert::decode_json_line(line, &keys())
-                .unwrap_err()
-                .failed_check(),
+            crate::ert::decode_json_line(line, &keys()).unwrap_err().failed_check(),
             Some(Check::Bch)
         );
     }
@@ -531,17 +486,9 @@ mod tests {
     fn rtlamr_idm_line_matches_the_raw_packet_and_gets_interval_times() {
         let t = "2026-01-01T07:00:00-05:00";
         let l = parse_json_line(&i1_json(t), &keys()).unwrap();
-        let raw = idm::decode_at(
-            &hex::decode(I1).unwrap(),
-            false,
-            Some(parse_time("t", t).unwrap()),
-        )
-        .unwrap();
+        let raw = idm::decode_at(&hex::decode(I1).unwrap(), false, Some(parse_time("t", t).unwrap())).unwrap();
         assert_eq!(l.decoded, raw);
-        assert_eq!(
-            l.decoded.readings[1].at.as_deref(),
-            Some("2026-01-01T11:59:30.25Z")
-        );
+        assert_eq!(l.decoded.readings[1].at.as_deref(), Some("2026-01-01T11:59:30.25Z"));
         // Without Type (rtlamr < 0.9.2) the keys say IDM.
         let old = i1_json(t).replace(r#""Type":"IDM","#, "");
         assert_eq!(parse_json_line(&old, &keys()).unwrap().decoded, raw);
@@ -561,10 +508,7 @@ mod tests {
         assert_eq!(d.readings[0].value, 1978208);
         assert_eq!(d.readings[1].value, 26);
         // TTO 3911/16 s = 244.4375 s before reception.
-        assert_eq!(
-            d.readings[1].at.as_deref(),
-            Some("2025-05-05T21:21:00.454078823Z")
-        );
+        assert_eq!(d.readings[1].at.as_deref(), Some("2025-05-05T21:21:00.454078823Z"));
     }
 
     #[test]
@@ -579,12 +523,7 @@ mod tests {
             Value::Object(d.fields.clone()),
             serde_json::from_str::<Value>(line).unwrap()["Message"]
         );
-        let q: Vec<(&str, &Value)> = d
-            .readings
-            .iter()
-            .take(3)
-            .map(|r| (&*r.quantity, &r.value))
-            .collect();
+        let q: Vec<(&str, &Value)> = d.readings.iter().take(3).map(|r| (&*r.quantity, &r.value)).collect();
         assert_eq!(
             q,
             [
@@ -594,17 +533,11 @@ mod tests {
             ]
         );
         // TTO 2145/16 s = 134.0625 s before 12:22:08.569276915Z.
-        assert_eq!(
-            d.readings[0].at.as_deref(),
-            Some("2020-06-25T12:19:54.506776915Z")
-        );
+        assert_eq!(d.readings[0].at.as_deref(), Some("2020-06-25T12:19:54.506776915Z"));
         assert_eq!(d.readings.len(), 30);
         // Without Type, LastConsumptionNet marks NetIDM.
         let old = line.replace(r#""Type":"NetIDM","#, "");
-        assert_eq!(
-            parse_json_line(&old, &keys()).unwrap().protocol,
-            Protocol::NetIdm
-        );
+        assert_eq!(parse_json_line(&old, &keys()).unwrap().protocol, Protocol::NetIdm);
     }
 
     #[test]
@@ -613,15 +546,9 @@ mod tests {
         let d = decode_json_line_for_test(line);
         assert_eq!(d.protocol, "r900");
         assert_eq!(d.readings[0].value, 111051);
-        assert_eq!(
-            d.flags,
-            ["leak"],
-            "Leak 1: leak on 1–2 days; NoUse 32: bucket 0"
-        );
+        assert_eq!(d.flags, ["leak"], "Leak 1: leak on 1–2 days; NoUse 32: bucket 0");
         let bcd = r#"{"Type":"R900BCD","Message":{"ID":1485200001,"Unkn1":161,"NoUse":0,"BackFlow":0,"Consumption":16000,"Unkn3":0,"Leak":15,"LeakNow":3}}"#;
-        let raw =
-            crate::ert::r900::decode(&hex::decode("58865A81A1000160003F490C8E80").unwrap(), true)
-                .unwrap();
+        let raw = crate::ert::r900::decode(&hex::decode("58865A81A1000160003F490C8E80").unwrap(), true).unwrap();
         assert_eq!(decode_json_line_for_test(bcd), raw);
         let zero_from_binary = bcd.replace("16000", "0").replace("161", "163");
         let err = crate::ert::decode_json_line(&zero_from_binary, &keys()).unwrap_err();
@@ -693,9 +620,7 @@ mod tests {
 
     #[test]
     fn envelope_idm_gets_interval_times_and_netidm_by_name() {
-        let line = format!(
-            r#"{{"gateway":"g1","received_at":"2026-01-01T12:00:00Z","protocol":"idm","hex":"{I1}"}}"#
-        );
+        let line = format!(r#"{{"gateway":"g1","received_at":"2026-01-01T12:00:00Z","protocol":"idm","hex":"{I1}"}}"#);
         let d = decode_json_line_for_test(&line);
         assert_eq!(d.readings[0].at.as_deref(), Some("2026-01-01T11:59:30.25Z"));
         let net = line.replace(r#""idm""#, r#""netidm""#);
@@ -716,18 +641,12 @@ mod tests {
         let no_gw = r#"{"protocol":"scm","hex":"F95306F008951840EA0C101A"}"#;
         assert!(matches!(
             Envelope::parse(no_gw),
-            Err(Error::Invalid {
-                field: "gateway",
-                ..
-            })
+            Err(Error::Invalid { field: "gateway", .. })
         ));
         let bad_proto = r#"{"gateway":"g","protocol":"zigbee","hex":"00"}"#;
         assert!(matches!(
             Envelope::parse(bad_proto),
-            Err(Error::Invalid {
-                field: "protocol",
-                ..
-            })
+            Err(Error::Invalid { field: "protocol", .. })
         ));
         let bad_hex = r#"{"gateway":"g","hex":"XYZ"}"#;
         assert!(matches!(

@@ -32,9 +32,7 @@ pub(crate) fn nom_bits<'a, O>(
     parser: impl FnMut(BitInput<'a>) -> IResult<BitInput<'a>, O>,
     input: &'a [u8],
 ) -> Result<O> {
-    let (_, out) = bits::<_, _, nom::error::Error<BitInput<'a>>, nom::error::Error<&'a [u8]>, _>(
-        parser,
-    )(input)?;
+    let (_, out) = bits::<_, _, nom::error::Error<BitInput<'a>>, nom::error::Error<&'a [u8]>, _>(parser)(input)?;
     Ok(out)
 }
 
@@ -42,10 +40,7 @@ pub(crate) fn nom_bits<'a, O>(
 pub(crate) fn exact_frame<'a, const N: usize>(frame: &'a [u8], what: &str) -> Result<&'a [u8; N]> {
     match frame.len() {
         n if n < N => Err(Error::Incomplete { needed: N - n }),
-        n if n > N => Err(Error::invalid(
-            "length",
-            format!("{what} is {N} bytes, got {n}"),
-        )),
+        n if n > N => Err(Error::invalid("length", format!("{what} is {N} bytes, got {n}"))),
         _ => Ok(frame.try_into().expect("length checked")),
     }
 }
@@ -69,9 +64,7 @@ pub fn detect(frame: &[u8]) -> Option<Protocol> {
         // Any ProtocolID: decoding then says why a non-0x1E frame is refused.
         [0x16, 0xA3, ..] if frame.len() == scm_plus::LEN => Some(Protocol::ScmPlus),
         [0x55, 0x55, 0x16, 0xA3, 0x1C, _, _, _, t, ..] if frame.len() == idm::LEN => Some(idm(*t)),
-        [0x16, 0xA3, 0x1C, _, _, _, t, ..] if frame.len() == idm::LEN_WITHOUT_PREAMBLE => {
-            Some(idm(*t))
-        }
+        [0x16, 0xA3, 0x1C, _, _, _, t, ..] if frame.len() == idm::LEN_WITHOUT_PREAMBLE => Some(idm(*t)),
         _ if frame.len() == r900::LEN && frame[r900::LEN - 1] & 0x7F == 0 => Some(Protocol::R900),
         _ => None,
     }
@@ -184,18 +177,12 @@ mod tests {
 
     #[test]
     fn detection_by_length_and_sync() {
-        assert_eq!(
-            detect(&hex!("F95306F008951840EA0C101A")),
-            Some(Protocol::Scm)
-        );
+        assert_eq!(detect(&hex!("F95306F008951840EA0C101A")), Some(Protocol::Scm));
         assert_eq!(
             detect(&hex!("16A31EAB0410D35B00001AE3490039BE")),
             Some(Protocol::ScmPlus)
         );
-        assert_eq!(
-            detect(&hex!("5C24BB46A384062DFA0035B96E80")),
-            Some(Protocol::R900)
-        );
+        assert_eq!(detect(&hex!("5C24BB46A384062DFA0035B96E80")), Some(Protocol::R900));
         let i1 = hex::decode(idm::tests_support::I1).unwrap();
         assert_eq!(detect(&i1), Some(Protocol::Idm));
         assert_eq!(detect(&i1[2..]), Some(Protocol::Idm));
@@ -238,23 +225,13 @@ mod tests {
         let p1 = scm_plus::decode(&hex!("16A31EAB0410D35B00001AE3490039BE")).unwrap();
         assert_eq!(dedup_key(&p1).unwrap(), "scm+:171:68211547:6883:18688");
         let r1 = r900::decode(&hex!("5C24BB46A384062DFA0035B96E80"), false).unwrap();
-        assert_eq!(
-            dedup_key(&r1).unwrap(),
-            "r900:1545911110:5C24BB46A384062DFA00"
-        );
+        assert_eq!(dedup_key(&r1).unwrap(), "r900:1545911110:5C24BB46A384062DFA00");
         let r5 = r900::decode(&hex!("58865A81A1000160003F490C8E80"), true).unwrap();
-        assert_eq!(
-            dedup_key(&r5).unwrap(),
-            "r900bcd:1485200001:58865A81A1000160003F"
-        );
+        assert_eq!(dedup_key(&r5).unwrap(), "r900bcd:1485200001:58865A81A1000160003F");
         let i1 = idm::decode(&hex::decode(idm::tests_support::I1).unwrap(), false).unwrap();
         let i3 = idm::decode(&hex::decode(idm::tests_support::I3).unwrap(), false).unwrap();
         assert_eq!(dedup_key(&i1).unwrap(), "idm:7:11278109:246:339972");
-        assert_eq!(
-            dedup_key(&i1),
-            dedup_key(&i3),
-            "retransmission of the same interval"
-        );
+        assert_eq!(dedup_key(&i1), dedup_key(&i3), "retransmission of the same interval");
         let i2 = idm::decode(&hex::decode(idm::tests_support::I2).unwrap(), false).unwrap();
         assert_ne!(dedup_key(&i1), dedup_key(&i2));
         let n1 = idm::decode(&hex::decode(idm::tests_support::I1).unwrap(), true).unwrap();

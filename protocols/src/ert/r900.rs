@@ -318,9 +318,7 @@ impl R900 {
     /// (the 0xAAAAAA filler).
     pub fn flags(&self) -> Vec<String> {
         let mut flags = Vec::new();
-        if !self.leak_bits_are_filler()
-            && ((1..=6).contains(&self.leak_bucket()) || (1..=2).contains(&self.leak_now))
-        {
+        if !self.leak_bits_are_filler() && ((1..=6).contains(&self.leak_bucket()) || (1..=2).contains(&self.leak_now)) {
             flags.push("leak".to_owned());
         }
         if (1..=2).contains(&self.back_flow) {
@@ -368,11 +366,7 @@ mod tests {
     ];
 
     fn digits(pairs: &str) -> [u8; DIGITS] {
-        let v: Vec<u8> = pairs
-            .bytes()
-            .filter(u8::is_ascii_digit)
-            .map(|b| b - b'0')
-            .collect();
+        let v: Vec<u8> = pairs.bytes().filter(u8::is_ascii_digit).map(|b| b - b'0').collect();
         v.try_into().unwrap()
     }
 
@@ -412,10 +406,7 @@ mod tests {
             Value::Object(d.fields),
             serde_json::json!({"ID":1545911110,"Unkn1":163,"NoUse":33,"BackFlow":0,"Consumption":404986,"Unkn3":0,"Leak":0,"LeakNow":0})
         );
-        assert_eq!(
-            d.readings,
-            vec![Reading::new("register", 404986.into(), None)]
-        );
+        assert_eq!(d.readings, vec![Reading::new("register", 404986.into(), None)]);
         assert_eq!(d.flags, vec!["no_use"], "NoUse 33: bucket 1 (1–2 days)");
     }
 
@@ -482,18 +473,12 @@ mod tests {
         d[1] = 2; // pair "52" = 32
         assert!(matches!(
             symbols_from_digits(&d),
-            Err(Error::Invalid {
-                field: "symbol",
-                ..
-            })
+            Err(Error::Invalid { field: "symbol", .. })
         ));
         d[1] = 5; // "55" = 35
         assert!(matches!(
             symbols_from_digits(&d),
-            Err(Error::Invalid {
-                field: "symbol",
-                ..
-            })
+            Err(Error::Invalid { field: "symbol", .. })
         ));
         assert!(digits_from_chips(&[0xFF; 21]).is_err());
     }
@@ -502,13 +487,7 @@ mod tests {
     fn padding_and_length() {
         let mut f = R1_HEX;
         f[13] |= 1;
-        assert!(matches!(
-            R900::parse(&f),
-            Err(Error::Invalid {
-                field: "padding",
-                ..
-            })
-        ));
+        assert!(matches!(R900::parse(&f), Err(Error::Invalid { field: "padding", .. })));
         assert!(matches!(
             R900::parse(&R1_HEX[..13]),
             Err(Error::Incomplete { needed: 1 })

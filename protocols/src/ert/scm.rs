@@ -72,10 +72,7 @@ impl Scm {
         checks::scm_bch(&frame[2..])?;
         let scm = nom_bits(body, &frame[2..])?;
         if scm.id == 0 {
-            return Err(Error::invalid(
-                "ID",
-                "ID 0 is the all-zero codeword, not a meter",
-            ));
+            return Err(Error::invalid("ID", "ID 0 is the all-zero codeword, not a meter"));
         }
         Ok(scm)
     }
@@ -139,14 +136,7 @@ mod tests {
     use crate::error::Check;
     use hex_literal::hex;
 
-    fn scm(
-        id: u32,
-        ert_type: u8,
-        tamper_phy: u8,
-        tamper_enc: u8,
-        consumption: u32,
-        checksum: u16,
-    ) -> Scm {
+    fn scm(id: u32, ert_type: u8, tamper_phy: u8, tamper_enc: u8, consumption: u32, checksum: u16) -> Scm {
         Scm {
             id,
             ert_type,
@@ -168,18 +158,9 @@ mod tests {
                 hex!("F95306B00B17EA5BEBC9DBFC"),
                 scm(56355785, 12, 2, 0, 727018, 0xDBFC),
             ),
-            (
-                hex!("F95300152A7986099C5811C5"),
-                scm(629848, 5, 0, 1, 2783622, 0x11C5),
-            ),
-            (
-                hex!("F95300152A7987099C58F327"),
-                scm(629848, 5, 0, 1, 2783623, 0xF327),
-            ),
-            (
-                hex!("F95300152A7988099C58F515"),
-                scm(629848, 5, 0, 1, 2783624, 0xF515),
-            ),
+            (hex!("F95300152A7986099C5811C5"), scm(629848, 5, 0, 1, 2783622, 0x11C5)),
+            (hex!("F95300152A7987099C58F327"), scm(629848, 5, 0, 1, 2783623, 0xF327)),
+            (hex!("F95300152A7988099C58F515"), scm(629848, 5, 0, 1, 2783624, 0xF515)),
         ];
         for (frame, want) in cases {
             assert_eq!(Scm::parse(&frame).unwrap(), want);
@@ -196,10 +177,7 @@ mod tests {
             Value::Object(d.fields),
             serde_json::json!({"ID":54585868,"Type":12,"TamperPhy":3,"TamperEnc":0,"Consumption":562456,"ChecksumVal":4122})
         );
-        assert_eq!(
-            d.readings,
-            vec![Reading::new("register", 562456.into(), None)]
-        );
+        assert_eq!(d.readings, vec![Reading::new("register", 562456.into(), None)]);
         assert_eq!(d.flags, vec!["tamper"]);
         let s3 = decode(&hex!("F95300152A7986099C5811C5")).unwrap();
         assert_eq!(s3.flags, vec!["tamper"], "TamperEnc 1");
@@ -223,19 +201,10 @@ mod tests {
     #[test]
     fn length_and_sync_are_checked() {
         let s1 = hex!("F95306F008951840EA0C101A");
-        assert!(matches!(
-            Scm::parse(&s1[..11]),
-            Err(Error::Incomplete { needed: 1 })
-        ));
+        assert!(matches!(Scm::parse(&s1[..11]), Err(Error::Incomplete { needed: 1 })));
         let mut long = s1.to_vec();
         long.push(0);
-        assert!(matches!(
-            Scm::parse(&long),
-            Err(Error::Invalid {
-                field: "length",
-                ..
-            })
-        ));
+        assert!(matches!(Scm::parse(&long), Err(Error::Invalid { field: "length", .. })));
         let mut bad_sync = s1;
         bad_sync[2] |= 0x80;
         assert!(matches!(
@@ -259,9 +228,6 @@ mod tests {
         let parsed = Scm::parse(&s.encode()).unwrap();
         assert_eq!(parsed.id, (1 << 26) - 1);
         assert_eq!(parsed.consumption, (1 << 24) - 1);
-        assert_eq!(
-            (parsed.ert_type, parsed.tamper_phy, parsed.tamper_enc),
-            (15, 3, 3)
-        );
+        assert_eq!((parsed.ert_type, parsed.tamper_phy, parsed.tamper_enc), (15, 3, 3));
     }
 }

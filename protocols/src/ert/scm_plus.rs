@@ -37,10 +37,8 @@ pub struct ScmPlus {
 }
 
 fn fields(input: &[u8]) -> IResult<&[u8], ScmPlus> {
-    let (
-        input,
-        (frame_sync, protocol_id, endpoint_type, endpoint_id, consumption, tamper, packet_crc),
-    ) = (be_u16, be_u8, be_u8, be_u32, be_u32, be_u16, be_u16).parse(input)?;
+    let (input, (frame_sync, protocol_id, endpoint_type, endpoint_id, consumption, tamper, packet_crc)) =
+        (be_u16, be_u8, be_u8, be_u32, be_u32, be_u16, be_u16).parse(input)?;
     Ok((
         input,
         ScmPlus {
@@ -63,10 +61,7 @@ impl ScmPlus {
         if frame[..2] != FRAME_SYNC.to_be_bytes() {
             return Err(Error::invalid(
                 "sync",
-                format!(
-                    "SCM+ must start with 16 A3, got {:02X} {:02X}",
-                    frame[0], frame[1]
-                ),
+                format!("SCM+ must start with 16 A3, got {:02X} {:02X}", frame[0], frame[1]),
             ));
         }
         checks::genibus(&frame[2..], "PacketCRC over bytes 2..15")?;

@@ -31,7 +31,10 @@ pub struct DataValue {
 
 impl DataValue {
     pub fn new(value: impl Into<String>, unit: Option<&str>) -> Self {
-        DataValue { value: value.into(), unit: unit.map(str::to_owned) }
+        DataValue {
+            value: value.into(),
+            unit: unit.map(str::to_owned),
+        }
     }
 }
 
@@ -40,12 +43,23 @@ fn address(i: &[u8]) -> IResult<&[u8], &[u8]> {
 }
 
 fn group(i: &[u8]) -> IResult<&[u8], DataValue> {
-    let (i, body) = delimited(tag(&b"("[..]), take_while(|b: u8| b != b'(' && b != b')'), tag(&b")"[..])).parse(i)?;
+    let (i, body) = delimited(
+        tag(&b"("[..]),
+        take_while(|b: u8| b != b'(' && b != b')'),
+        tag(&b")"[..]),
+    )
+    .parse(i)?;
     let (value, unit) = match body.iter().position(|&b| b == b'*') {
         Some(p) => (&body[..p], Some(&body[p + 1..]).filter(|u| !u.is_empty())),
         None => (body, None),
     };
-    Ok((i, DataValue { value: text(value), unit: unit.map(text) }))
+    Ok((
+        i,
+        DataValue {
+            value: text(value),
+            unit: unit.map(text),
+        },
+    ))
 }
 
 fn data_set(i: &[u8]) -> IResult<&[u8], (&[u8], Vec<DataValue>)> {
@@ -60,15 +74,23 @@ pub fn parse_line(line: &[u8]) -> Result<Vec<DataSet>> {
     while !rest.is_empty() {
         let (r, (addr, values)) = data_set(rest).map_err(|_| {
             let at = line.len() - rest.len();
-            Error::invalid("data set", format!("cannot parse {:?} at column {}", text(rest), at + 1))
+            Error::invalid(
+                "data set",
+                format!("cannot parse {:?} at column {}", text(rest), at + 1),
+            )
         })?;
         let addr = text(addr);
         if addr.len() > 32 || addr.contains(['/', '!']) {
             return Err(Error::invalid("data set", format!("bad address {addr:?}")));
         }
-        sets.push(DataSet { address: addr.trim().to_owned(), values });
+        sets.push(DataSet {
+            address: addr.trim().to_owned(),
+            values,
+        });
         // Some meters pad between data sets with spaces.
-        let (r, _) = opt(take_while1::<_, _, nom::error::Error<&[u8]>>(|b: u8| b == b' ')).parse(r).unwrap_or((r, None));
+        let (r, _) = opt(take_while1::<_, _, nom::error::Error<&[u8]>>(|b: u8| b == b' '))
+            .parse(r)
+            .unwrap_or((r, None));
         rest = r;
     }
     Ok(sets)
@@ -150,7 +172,13 @@ impl<'a> Obis<'a> {
             None => (None, None),
         };
         let mut parts = cde.splitn(3, '.');
-        Obis { a, b, c: parts.next().unwrap_or(""), d: parts.next(), e: parts.next() }
+        Obis {
+            a,
+            b,
+            c: parts.next().unwrap_or(""),
+            d: parts.next(),
+            e: parts.next(),
+        }
     }
 
     /// True when `C.D.E` (or as much of it as is written) equals `reduced`, e.g. `"96.1.1"`.
@@ -206,7 +234,14 @@ pub fn classify(address: &str, unit: Option<&str>) -> (&'static str, ValueKind) 
         ("17", "0", "0") => return ("power_limit", Number),
         ("24", "1", _) => return ("device_type", Number),
         ("24", "2" | "3", _) if medium_gas_or_water => {
-            return (if unit.is_some_and(|u| u.eq_ignore_ascii_case("GJ")) { "energy" } else { "volume" }, Number);
+            return (
+                if unit.is_some_and(|u| u.eq_ignore_ascii_case("GJ")) {
+                    "energy"
+                } else {
+                    "volume"
+                },
+                Number,
+            );
         }
         (_, "32", _) => return ("voltage_sags", Number),
         (_, "36", _) => return ("voltage_swells", Number),
@@ -220,8 +255,20 @@ pub fn classify(address: &str, unit: Option<&str>) -> (&'static str, ValueKind) 
         _ => {}
     }
     let q = match unit.unwrap_or("") {
-        u if ["kWh", "Wh", "MWh", "varh", "kvarh", "VAh", "kVAh", "GJ", "MJ", "J", "kJ"].iter().any(|x| x.eq_ignore_ascii_case(u)) => "energy",
-        u if ["kW", "W", "MW", "var", "kvar", "VA", "kVA"].iter().any(|x| x.eq_ignore_ascii_case(u)) => "power",
+        u if [
+            "kWh", "Wh", "MWh", "varh", "kvarh", "VAh", "kVAh", "GJ", "MJ", "J", "kJ",
+        ]
+        .iter()
+        .any(|x| x.eq_ignore_ascii_case(u)) =>
+        {
+            "energy"
+        }
+        u if ["kW", "W", "MW", "var", "kvar", "VA", "kVA"]
+            .iter()
+            .any(|x| x.eq_ignore_ascii_case(u)) =>
+        {
+            "power"
+        }
         "V" => "voltage",
         "A" => "current",
         u if u.eq_ignore_ascii_case("m3") => "volume",
@@ -288,7 +335,11 @@ pub fn number(s: &str) -> Option<Value> {
             // Significant digits: a double round-trips any decimal of up to 15 of them, and
             // serde_json prints the shortest form that round-trips, so no float noise appears.
             let int_sig = int.trim_start_matches('0');
-            let sig = if int_sig.is_empty() { f.trim_start_matches('0').len() } else { int_sig.len() + f.len() };
+            let sig = if int_sig.is_empty() {
+                f.trim_start_matches('0').len()
+            } else {
+                int_sig.len() + f.len()
+            };
             if sig > 15 {
                 return None;
             }
@@ -308,7 +359,10 @@ pub fn hex_text(s: &str) -> Option<String> {
         return None;
     }
     let bytes = hex::decode(s).ok()?;
-    bytes.iter().all(|b| (0x20..0x7F).contains(b)).then(|| bytes.into_iter().map(char::from).collect())
+    bytes
+        .iter()
+        .all(|b| (0x20..0x7F).contains(b))
+        .then(|| bytes.into_iter().map(char::from).collect())
 }
 
 /// A DSMR timestamp `YYMMDDhhmmss` with `W` (winter, UTC+1) or `S` (summer, UTC+2) as RFC 3339
@@ -334,14 +388,23 @@ pub fn timestamp(s: &str) -> Option<String> {
         Some(b'W') => 1,
         Some(b'S') => 2,
         None => {
-            if eu_summer_time(y, local - 3600) || eu_summer_time(y, local - 7200) { 2 } else { 1 }
+            if eu_summer_time(y, local - 3600) || eu_summer_time(y, local - 7200) {
+                2
+            } else {
+                1
+            }
         }
         Some(_) => return None,
     };
     let utc = local - offset_h * 3600;
     let (days, secs) = (utc.div_euclid(86_400), utc.rem_euclid(86_400));
     let (y, mo, d) = civil_from_days(days);
-    Some(format!("{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60))
+    Some(format!(
+        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    ))
 }
 
 /// EU summer time runs from 01:00 UTC on the last Sunday of March to 01:00 UTC on the last
@@ -487,15 +550,33 @@ mod tests {
     fn several_data_sets_per_line_and_values_per_set() {
         let three = parse_line(b"12(12*kWh)13(13*kWh)14(14*kwh)").unwrap();
         assert_eq!(three.len(), 3);
-        assert_eq!(three[0], DataSet { address: "12".into(), values: vec![DataValue::new("12", Some("kWh"))] });
-        assert_eq!(parse_line(b"3.1.0(100)").unwrap()[0].values, vec![DataValue::new("100", None)]);
+        assert_eq!(
+            three[0],
+            DataSet {
+                address: "12".into(),
+                values: vec![DataValue::new("12", Some("kWh"))]
+            }
+        );
+        assert_eq!(
+            parse_line(b"3.1.0(100)").unwrap()[0].values,
+            vec![DataValue::new("100", None)]
+        );
         assert!(parse_line(b"\"Tralalalala").is_err());
         let sets = parse_line(b"3:14(314*kWh)4:15(415*kWh)").unwrap();
         assert_eq!(sets.len(), 2);
-        assert_eq!(sets[1], DataSet { address: "4:15".into(), values: vec![DataValue::new("415", Some("kWh"))] });
+        assert_eq!(
+            sets[1],
+            DataSet {
+                address: "4:15".into(),
+                values: vec![DataValue::new("415", Some("kWh"))]
+            }
+        );
         let gas = parse_line(b"0-1:24.2.1(170102161005W)(00000.107*m3)").unwrap();
         assert_eq!(gas[0].values.len(), 2);
-        assert_eq!(parse_line(b"0-0:96.13.0()").unwrap()[0].values, vec![DataValue::new("", None)]);
+        assert_eq!(
+            parse_line(b"0-0:96.13.0()").unwrap()[0].values,
+            vec![DataValue::new("", None)]
+        );
         assert!(parse_line(b"1.8.0(12").is_err());
         assert!(parse_line(b"garbage").is_err());
     }
@@ -571,7 +652,10 @@ mod tests {
         assert_eq!(function("0-0:96.6.1"), None);
         assert_eq!(q("0-0:96.8.0", Some("s")), "duration");
         assert_eq!(q("1-0:1.8.0*255", Some("kWh")), "energy");
-        assert_eq!(hex_text("4B384547303034303436333935353037").as_deref(), Some("K8EG004046395507"));
+        assert_eq!(
+            hex_text("4B384547303034303436333935353037").as_deref(),
+            Some("K8EG004046395507")
+        );
         assert_eq!(hex_text("3960221976967177082151037881335713"), None);
     }
 
@@ -580,19 +664,26 @@ mod tests {
         let set = &parse_line(b"1.6.0(00.632*kW)(21-03-04 10:15)").unwrap()[0];
         let r = readings(set);
         assert_eq!((&*r[0].quantity, r[0].function.as_deref()), ("power", Some("maximum")));
-        assert_eq!((&*r[1].quantity, r[1].value.clone()), ("date_time", json!("21-03-04 10:15")));
+        assert_eq!(
+            (&*r[1].quantity, r[1].value.clone()),
+            ("date_time", json!("21-03-04 10:15"))
+        );
     }
 
     #[test]
     fn unit_inside_the_value() {
         let set = &parse_line(b"1-0:1.8.1*255(0000000 kWh)").unwrap()[0];
         let r = readings(set);
-        assert_eq!((r[0].value.clone(), r[0].unit.as_deref(), &*r[0].quantity), (json!(0), Some("kWh"), "energy"));
+        assert_eq!(
+            (r[0].value.clone(), r[0].unit.as_deref(), &*r[0].quantity),
+            (json!(0), Some("kWh"), "energy")
+        );
     }
 
     #[test]
     fn power_failure_log_gives_one_reading_per_event() {
-        let set = &parse_line(b"1-0:99.97.0(2)(0-0:96.7.19)(101208152415W)(0000000240*s)(101208151004W)(0000000301*s)").unwrap()[0];
+        let set = &parse_line(b"1-0:99.97.0(2)(0-0:96.7.19)(101208152415W)(0000000240*s)(101208151004W)(0000000301*s)")
+            .unwrap()[0];
         let r = readings(set);
         assert_eq!(r.len(), 2);
         assert_eq!(r[0].quantity, "power_failure");

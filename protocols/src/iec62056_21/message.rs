@@ -51,7 +51,11 @@ pub fn encode_7e1(bytes: &[u8]) -> Vec<u8> {
 /// Checks the even parity bit of one byte received over an 8N1 link and strips it.
 /// `None` when the parity is wrong.
 pub fn strip_even_parity(byte: u8) -> Option<u8> {
-    if byte.count_ones().is_multiple_of(2) { Some(byte & 0x7F) } else { None }
+    if byte.count_ones().is_multiple_of(2) {
+        Some(byte & 0x7F)
+    } else {
+        None
+    }
 }
 
 /// Checks and strips even parity on every byte; the error names the first bad byte's offset.
@@ -60,9 +64,8 @@ pub fn decode_7e1(bytes: &[u8]) -> Result<Vec<u8>> {
         .iter()
         .enumerate()
         .map(|(i, &b)| {
-            strip_even_parity(b).ok_or_else(|| {
-                Error::invalid("parity", format!("byte {i} (0x{b:02X}) has odd parity for 7E1"))
-            })
+            strip_even_parity(b)
+                .ok_or_else(|| Error::invalid("parity", format!("byte {i} (0x{b:02X}) has odd parity for 7E1")))
         })
         .collect()
 }
@@ -78,7 +81,9 @@ pub struct Request {
 
 impl Request {
     pub fn new(address: impl Into<String>) -> Self {
-        Request { address: address.into() }
+        Request {
+            address: address.into(),
+        }
     }
 
     pub fn encode(&self) -> Result<Vec<u8>> {
@@ -162,7 +167,10 @@ impl Identification {
 
     pub fn encode(&self) -> Result<Vec<u8>> {
         if self.manufacturer.len() != 3 || !self.manufacturer.bytes().all(|b| b.is_ascii_alphabetic()) {
-            return Err(Error::invalid("manufacturer", format!("{:?} is not 3 letters", self.manufacturer)));
+            return Err(Error::invalid(
+                "manufacturer",
+                format!("{:?} is not 3 letters", self.manufacturer),
+            ));
         }
         if !self.baud_char.is_ascii_graphic() || matches!(self.baud_char, b'/' | b'!' | b'\\') {
             return Err(Error::invalid("baud character", format!("0x{:02X}", self.baud_char)));
@@ -178,11 +186,20 @@ impl Identification {
     pub fn parse(i: &[u8]) -> IResult<&[u8], Identification> {
         let (i, _) = tag(&b"/"[..]).parse(i)?;
         let (i, man) = take_while_m_n(3, 3, |b: u8| b.is_ascii_alphabetic()).parse(i)?;
-        let (i, z) = take_while_m_n(1, 1, |b: u8| b.is_ascii_graphic() && !matches!(b, b'/' | b'!' | b'\\')).parse(i)?;
+        let (i, z) =
+            take_while_m_n(1, 1, |b: u8| b.is_ascii_graphic() && !matches!(b, b'/' | b'!' | b'\\')).parse(i)?;
         let (i, w) = opt(preceded(tag(&b"\\"[..]), take(1usize))).parse(i)?;
         let (i, ident) = take_while_m_n(0, MAX_IDENT, |b: u8| (0x20..0x7F).contains(&b)).parse(i)?;
         let (i, _) = tag(CRLF).parse(i)?;
-        Ok((i, Identification { manufacturer: ascii(man), baud_char: z[0], enhanced: w.map(|w| w[0]), ident: ascii(ident) }))
+        Ok((
+            i,
+            Identification {
+                manufacturer: ascii(man),
+                baud_char: z[0],
+                enhanced: w.map(|w| w[0]),
+                ident: ascii(ident),
+            },
+        ))
     }
 }
 
@@ -200,7 +217,10 @@ pub fn baud_rate(z: u8) -> Option<u32> {
 
 /// The mode C baud character for a rate, if the rate has one.
 pub fn baud_char_c(rate: u32) -> Option<u8> {
-    [300, 600, 1200, 2400, 4800, 9600, 19200].iter().position(|&r| r == rate).map(|p| b'0' + p as u8)
+    [300, 600, 1200, 2400, 4800, 9600, 19200]
+        .iter()
+        .position(|&r| r == rate)
+        .map(|p| b'0' + p as u8)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -226,7 +246,14 @@ impl OptionSelect {
         let (i, _) = tag(&[ACK][..]).parse(i)?;
         let (i, v) = take_while_m_n(3, 3, |b: u8| b.is_ascii_alphanumeric()).parse(i)?;
         let (i, _) = tag(CRLF).parse(i)?;
-        Ok((i, OptionSelect { protocol: v[0], baud_char: v[1], mode: v[2] }))
+        Ok((
+            i,
+            OptionSelect {
+                protocol: v[0],
+                baud_char: v[1],
+                mode: v[2],
+            },
+        ))
     }
 }
 
@@ -266,7 +293,10 @@ impl DataBlock {
         let mut data = Vec::with_capacity(lines.len() + 3);
         data.extend_from_slice(lines);
         data.extend_from_slice(b"!\r\n");
-        DataBlock { data, end: BlockEnd::Etx }
+        DataBlock {
+            data,
+            end: BlockEnd::Etx,
+        }
     }
 
     /// Parses one block starting at STX. Returns the bytes consumed. A block whose BCC does not
@@ -285,11 +315,20 @@ impl DataBlock {
                 consumed: Some(used),
                 error: Error::check(
                     Check::Bcc,
-                    format!("block of {} bytes: BCC 0x{:02X} received, 0x{expected:02X} computed", used, bcc_byte),
+                    format!(
+                        "block of {} bytes: BCC 0x{:02X} received, 0x{expected:02X} computed",
+                        used, bcc_byte
+                    ),
                 ),
             });
         }
-        Ok((used, DataBlock { data: data.to_vec(), end }))
+        Ok((
+            used,
+            DataBlock {
+                data: data.to_vec(),
+                end,
+            },
+        ))
     }
 }
 
@@ -312,7 +351,10 @@ fn frame_block(i: &[u8], lead: u8) -> Result<(&[u8], BlockEnd, u8, usize)> {
     match i.first() {
         None => return Err(Error::Incomplete { needed: 1 }),
         Some(&b) if b != lead => {
-            return Err(Error::invalid("block", format!("expected 0x{lead:02X}, found 0x{b:02X}")));
+            return Err(Error::invalid(
+                "block",
+                format!("expected 0x{lead:02X}, found 0x{b:02X}"),
+            ));
         }
         Some(_) => {}
     }
@@ -345,17 +387,29 @@ pub struct Command {
 impl Command {
     /// Read command (`R1`, or `R5` for meters that need it) for one register address.
     pub fn read(kind: u8, address: &str) -> Command {
-        Command { command: b'R', kind, data: Some(format!("{address}()").into_bytes()) }
+        Command {
+            command: b'R',
+            kind,
+            data: Some(format!("{address}()").into_bytes()),
+        }
     }
 
     /// Password command (`P1` carries the password in clear).
     pub fn password(kind: u8, password: &str) -> Command {
-        Command { command: b'P', kind, data: Some(format!("({password})").into_bytes()) }
+        Command {
+            command: b'P',
+            kind,
+            data: Some(format!("({password})").into_bytes()),
+        }
     }
 
     /// Break: ends the session; the meter returns to 300 baud and waits for a sign-on.
     pub fn sign_off() -> Command {
-        Command { command: b'B', kind: b'0', data: None }
+        Command {
+            command: b'B',
+            kind: b'0',
+            data: None,
+        }
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -377,17 +431,30 @@ impl Command {
         }
         let expected = bcc(&i[1..used - 1]);
         if expected != bcc_byte & 0x7F {
-            return Err(Error::check(Check::Bcc, format!("command: BCC 0x{bcc_byte:02X} received, 0x{expected:02X} computed")));
+            return Err(Error::check(
+                Check::Bcc,
+                format!("command: BCC 0x{bcc_byte:02X} received, 0x{expected:02X} computed"),
+            ));
         }
         if body.len() < 2 || !body[0].is_ascii_uppercase() || !body[1].is_ascii_digit() {
-            return Err(Error::invalid("command", format!("bad command identifier {:?}", ascii(&body[..body.len().min(2)]))));
+            return Err(Error::invalid(
+                "command",
+                format!("bad command identifier {:?}", ascii(&body[..body.len().min(2)])),
+            ));
         }
         let data = match &body[2..] {
             [] => None,
             [STX, rest @ ..] => Some(rest.to_vec()),
             _ => return Err(Error::invalid("command", "data does not start with STX")),
         };
-        Ok((used, Command { command: body[0], kind: body[1], data }))
+        Ok((
+            used,
+            Command {
+                command: body[0],
+                kind: body[1],
+                data,
+            },
+        ))
     }
 }
 
@@ -412,7 +479,9 @@ pub enum Message {
 /// Bytes that cannot start any message are [`Error::Invalid`]: the caller drops one byte and
 /// tries again (line noise, or the garbage a baud mismatch produces).
 pub fn parse_message(i: &[u8], option_select_expected: bool) -> std::result::Result<(usize, Message), BlockError> {
-    let Some(&first) = i.first() else { return Err(Error::Incomplete { needed: 1 }.into()) };
+    let Some(&first) = i.first() else {
+        return Err(Error::Incomplete { needed: 1 }.into());
+    };
     let done = |rest: &[u8]| i.len() - rest.len();
     match first {
         b'/' if i.get(1) == Some(&b'?') => {
@@ -460,7 +529,10 @@ fn ascii(b: &[u8]) -> String {
 
 fn check_text(field: &'static str, s: &str, max: usize, forbidden: &[u8]) -> Result<()> {
     if s.len() > max {
-        return Err(Error::invalid(field, format!("{} characters, at most {max} allowed", s.len())));
+        return Err(Error::invalid(
+            field,
+            format!("{} characters, at most {max} allowed", s.len()),
+        ));
     }
     if let Some(b) = s.bytes().find(|b| !(0x20..0x7F).contains(b) || forbidden.contains(b)) {
         return Err(Error::invalid(field, format!("character {:?} not allowed", b as char)));
@@ -501,25 +573,44 @@ mod tests {
     fn identification_modes_and_baud_characters() {
         let id = |s: &[u8]| Identification::parse(s).unwrap().1;
         let abc = id(b"/ABC4IDENTIFICATION\r\n");
-        assert_eq!((abc.mode(), abc.baud_rate(), abc.ident.as_str()), (Mode::C, Some(4800), "IDENTIFICATION"));
+        assert_eq!(
+            (abc.mode(), abc.baud_rate(), abc.ident.as_str()),
+            (Mode::C, Some(4800), "IDENTIFICATION")
+        );
         assert_eq!(abc.reaction_time(), Duration::from_millis(200));
         let xyz = id(b"/XYZXIDENT\r\n");
         assert_eq!((xyz.mode(), xyz.baud_rate()), (Mode::A, Some(300)));
         let def = id(b"/DEfB\\2TEST\r\n");
-        assert_eq!((def.mode(), def.baud_rate(), def.enhanced), (Mode::B, Some(1200), Some(b'2')));
+        assert_eq!(
+            (def.mode(), def.baud_rate(), def.enhanced),
+            (Mode::B, Some(1200), Some(b'2'))
+        );
         let jkl = id(b"/JKlD\\@TESTER\r\n");
         assert_eq!((jkl.enhanced, jkl.ident.as_str()), (Some(b'@'), "TESTER"));
         assert_eq!(id(b"/LGZ7X\r\n").baud_rate(), None);
-        assert!(matches!(Identification::parse(b"/LGZ4ZMD"), Err(nom::Err::Incomplete(_))));
-        assert!(matches!(Identification::parse(b"/L!Z4ZMD\r\n"), Err(nom::Err::Error(_))));
+        assert!(matches!(
+            Identification::parse(b"/LGZ4ZMD"),
+            Err(nom::Err::Incomplete(_))
+        ));
+        assert!(matches!(
+            Identification::parse(b"/L!Z4ZMD\r\n"),
+            Err(nom::Err::Error(_))
+        ));
     }
 
     #[test]
     fn option_select_vector() {
-        let m = OptionSelect { protocol: b'0', baud_char: b'5', mode: b'1' };
+        let m = OptionSelect {
+            protocol: b'0',
+            baud_char: b'5',
+            mode: b'1',
+        };
         assert_eq!(m.encode(), b"\x06051\r\n");
         assert_eq!(OptionSelect::parse(b"\x06051\r\n").unwrap().1, m);
-        assert_eq!(parse_message(b"\x06051\r\n", true).unwrap(), (6, Message::OptionSelect(m)));
+        assert_eq!(
+            parse_message(b"\x06051\r\n", true).unwrap(),
+            (6, Message::OptionSelect(m))
+        );
         assert_eq!(parse_message(&[ACK, NAK], true).unwrap(), (1, Message::Ack));
         assert_eq!(parse_message(&[ACK], false).unwrap(), (1, Message::Ack));
         assert!(parse_message(&[ACK], true).is_err());
@@ -542,17 +633,34 @@ mod tests {
         assert_eq!(err.failed_check(), Some(Check::Bcc));
         let err = DataBlock::parse_checked(b"\x023:171.0(0)\x03\x13X").unwrap_err();
         assert_eq!(err.consumed, Some(13));
-        assert_eq!(DataBlock::parse(b"\x023:171.0(0)\x03\x11").unwrap_err().failed_check(), Some(Check::Bcc));
+        assert_eq!(
+            DataBlock::parse(b"\x023:171.0(0)\x03\x11").unwrap_err().failed_check(),
+            Some(Check::Bcc)
+        );
         let readout_x = b"\x023:14(314*kWh)4:15(415*kWh)\r\n!\r\n\x03x";
-        assert_eq!(DataBlock::parse(readout_x).unwrap_err().failed_check(), Some(Check::Bcc));
-        assert_eq!(DataBlock::parse(b"\x023:171.0(0)"), Err(Error::Incomplete { needed: 2 }));
-        assert_eq!(DataBlock::parse(b"\x023:171.0(0)\x03"), Err(Error::Incomplete { needed: 1 }));
+        assert_eq!(
+            DataBlock::parse(readout_x).unwrap_err().failed_check(),
+            Some(Check::Bcc)
+        );
+        assert_eq!(
+            DataBlock::parse(b"\x023:171.0(0)"),
+            Err(Error::Incomplete { needed: 2 })
+        );
+        assert_eq!(
+            DataBlock::parse(b"\x023:171.0(0)\x03"),
+            Err(Error::Incomplete { needed: 1 })
+        );
     }
 
     #[test]
     fn command_vectors() {
         let r1 = Command::read(b'1', "1.8.0");
-        let mut r1_data = Command { command: b'R', kind: b'1', data: Some(b"1.8.0(1)".to_vec()) }.encode();
+        let mut r1_data = Command {
+            command: b'R',
+            kind: b'1',
+            data: Some(b"1.8.0(1)".to_vec()),
+        }
+        .encode();
         assert_eq!(r1_data, b"\x01R1\x021.8.0(1)\x03k");
         assert_eq!(r1.encode(), Command::parse(&r1.encode()).unwrap().1.encode());
         assert_eq!(Command::password(b'0', "1234567").encode(), b"\x01P0\x02(1234567)\x03P");

@@ -117,7 +117,11 @@ pub struct MeterSim {
 
 impl MeterSim {
     pub fn new(cfg: MeterConfig) -> Self {
-        let state = if cfg.wake_up_nuls > 0 { State::Asleep } else { State::Idle };
+        let state = if cfg.wake_up_nuls > 0 {
+            State::Asleep
+        } else {
+            State::Idle
+        };
         let bad_left = cfg.bad_bcc_answers;
         MeterSim {
             cfg,
@@ -152,7 +156,11 @@ impl MeterSim {
 
     pub fn on_bytes(&mut self, bytes: &[u8]) {
         for &b in bytes {
-            let b = if self.cfg.software_parity { message::strip_even_parity(b).unwrap_or(0xFF) } else { b & 0x7F };
+            let b = if self.cfg.software_parity {
+                message::strip_even_parity(b).unwrap_or(0xFF)
+            } else {
+                b & 0x7F
+            };
             if self.state == State::Asleep {
                 self.nuls = if b == 0 { self.nuls + 1 } else { 0 };
                 if self.nuls >= self.cfg.wake_up_nuls {
@@ -180,7 +188,11 @@ impl MeterSim {
     }
 
     fn drop_session(&mut self) {
-        self.state = if self.cfg.wake_up_nuls > 0 { State::Asleep } else { State::Idle };
+        self.state = if self.cfg.wake_up_nuls > 0 {
+            State::Asleep
+        } else {
+            State::Idle
+        };
         self.nuls = 0;
         self.authenticated = false;
         self.set_baud(300);
@@ -196,7 +208,11 @@ impl MeterSim {
     }
 
     fn send(&mut self, bytes: Vec<u8>) {
-        let wire = if self.cfg.software_parity { message::encode_7e1(&bytes) } else { bytes };
+        let wire = if self.cfg.software_parity {
+            message::encode_7e1(&bytes)
+        } else {
+            bytes
+        };
         self.actions.push_back(Action::Send(wire));
     }
 
@@ -288,14 +304,26 @@ impl MeterSim {
             0 => sets.len().max(1),
             n => n,
         };
-        let chunks: Vec<&[DataSet]> = if sets.is_empty() { vec![&[]] } else { sets.chunks(per).collect() };
+        let chunks: Vec<&[DataSet]> = if sets.is_empty() {
+            vec![&[]]
+        } else {
+            sets.chunks(per).collect()
+        };
         let last = chunks.len() - 1;
         chunks
             .iter()
             .enumerate()
             .map(|(i, chunk)| {
                 let lines = dataset::emit_lines(chunk);
-                if i == last { DataBlock::readout(&lines) } else { DataBlock { data: lines, end: BlockEnd::Eot } }.encode()
+                if i == last {
+                    DataBlock::readout(&lines)
+                } else {
+                    DataBlock {
+                        data: lines,
+                        end: BlockEnd::Eot,
+                    }
+                }
+                .encode()
             })
             .collect()
     }
@@ -383,7 +411,8 @@ impl MeterSim {
                     return;
                 }
                 let wanted = c.data.as_deref().unwrap_or_default();
-                let address = String::from_utf8_lossy(wanted.split(|&b| b == b'(').next().unwrap_or_default()).into_owned();
+                let address =
+                    String::from_utf8_lossy(wanted.split(|&b| b == b'(').next().unwrap_or_default()).into_owned();
                 let body = match self.cfg.data_sets.iter().find(|s| s.address == address) {
                     Some(set) => {
                         let mut line = dataset::emit_lines(std::slice::from_ref(set));
@@ -392,7 +421,11 @@ impl MeterSim {
                     }
                     None => b"(ERROR)".to_vec(),
                 };
-                self.pending = DataBlock { data: body, end: BlockEnd::Etx }.encode();
+                self.pending = DataBlock {
+                    data: body,
+                    end: BlockEnd::Etx,
+                }
+                .encode();
                 self.defer(Next::Answer(State::Programming));
             }
             _ => {

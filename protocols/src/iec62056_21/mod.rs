@@ -73,7 +73,10 @@ pub fn decode(input: &[u8]) -> Result<Decoded> {
         }
     }
     if !rest.iter().all(u8::is_ascii_whitespace) {
-        return Err(Error::invalid("data message", format!("{} bytes after ETX BCC", rest.len())));
+        return Err(Error::invalid(
+            "data message",
+            format!("{} bytes after ETX BCC", rest.len()),
+        ));
     }
     let sets = dataset::parse_lines(&data)?;
     Ok(decoded(&ident, option.as_ref(), &sets))
@@ -89,9 +92,15 @@ fn decoded(ident: &Identification, option: Option<&OptionSelect>, sets: &[DataSe
     fields.insert("baud_char".into(), json!((ident.baud_char as char).to_string()));
     fields.insert("baud_rate".into(), json!(ident.baud_rate()));
     fields.insert("mode".into(), json!(format!("{:?}", ident.mode())));
-    fields.insert("enhanced_id".into(), json!(ident.enhanced.map(|w| (w as char).to_string())));
+    fields.insert(
+        "enhanced_id".into(),
+        json!(ident.enhanced.map(|w| (w as char).to_string())),
+    );
     if let Some(o) = option {
-        fields.insert("option_select".into(), json!(String::from_utf8_lossy(&[o.protocol, o.baud_char, o.mode])));
+        fields.insert(
+            "option_select".into(),
+            json!(String::from_utf8_lossy(&[o.protocol, o.baud_char, o.mode])),
+        );
     }
     let meter_id = ID_ADDRESSES
         .iter()
@@ -112,7 +121,13 @@ fn decoded(ident: &Identification, option: Option<&OptionSelect>, sets: &[DataSe
     {
         flags.push("alarm".to_owned());
     }
-    Decoded { protocol: "iec62056-21".into(), meter_id, fields, readings, flags }
+    Decoded {
+        protocol: "iec62056-21".into(),
+        meter_id,
+        fields,
+        readings,
+        flags,
+    }
 }
 
 /// Writes a readout capture: identification line, then one data message with the data sets
@@ -185,7 +200,10 @@ mod tests {
     fn truncated_readout_is_incomplete() {
         let input = e350();
         for cut in [5, 19, 40, input.len() - 1] {
-            assert!(matches!(decode(&input[..cut]), Err(Error::Incomplete { .. })), "cut at {cut}");
+            assert!(
+                matches!(decode(&input[..cut]), Err(Error::Incomplete { .. })),
+                "cut at {cut}"
+            );
         }
     }
 
@@ -202,7 +220,13 @@ mod tests {
     #[test]
     fn two_way_capture_and_partial_blocks() {
         let mut input = b"\0\0\0/?!\r\n/ISk5MT174-0001\r\n\x06050\r\n".to_vec();
-        input.extend_from_slice(&DataBlock { data: b"1.8.0(000123.4*kWh)\r\n".to_vec(), end: BlockEnd::Eot }.encode());
+        input.extend_from_slice(
+            &DataBlock {
+                data: b"1.8.0(000123.4*kWh)\r\n".to_vec(),
+                end: BlockEnd::Eot,
+            }
+            .encode(),
+        );
         input.push(message::ACK);
         input.extend_from_slice(&DataBlock::readout(b"F.F(01)\r\n").encode());
         input.extend_from_slice(b"\r\n");
@@ -213,10 +237,7 @@ mod tests {
     }
 
     fn value_text() -> impl Strategy<Value = String> {
-        prop_oneof![
-            "[0-9]{1,9}(\\.[0-9]{1,4})?",
-            "[A-Za-z0-9 .:-]{0,20}",
-        ]
+        prop_oneof!["[0-9]{1,9}(\\.[0-9]{1,4})?", "[A-Za-z0-9 .:-]{0,20}",]
     }
 
     fn data_set() -> impl Strategy<Value = DataSet> {
@@ -226,7 +247,10 @@ mod tests {
         )
             .prop_map(|(address, values)| DataSet {
                 address,
-                values: values.into_iter().map(|(v, u)| dataset::DataValue { value: v, unit: u }).collect(),
+                values: values
+                    .into_iter()
+                    .map(|(v, u)| dataset::DataValue { value: v, unit: u })
+                    .collect(),
             })
     }
 

@@ -55,7 +55,10 @@ pub struct WakeUp {
 
 impl Default for WakeUp {
     fn default() -> Self {
-        WakeUp { nuls: 65, pause: Duration::from_millis(1600) }
+        WakeUp {
+            nuls: 65,
+            pause: Duration::from_millis(1600),
+        }
     }
 }
 
@@ -156,8 +159,17 @@ pub struct Readout {
 impl Readout {
     /// The readout in the form [`super::decode`] takes: identification line + data message.
     pub fn capture(&self) -> Vec<u8> {
-        let mut out = self.identification.encode().unwrap_or_else(|_| format!("/{}\r\n", self.identification.text()).into_bytes());
-        out.extend_from_slice(&DataBlock { data: self.data.clone(), end: BlockEnd::Etx }.encode());
+        let mut out = self
+            .identification
+            .encode()
+            .unwrap_or_else(|_| format!("/{}\r\n", self.identification.text()).into_bytes());
+        out.extend_from_slice(
+            &DataBlock {
+                data: self.data.clone(),
+                end: BlockEnd::Etx,
+            }
+            .encode(),
+        );
         out
     }
 
@@ -298,7 +310,11 @@ impl ProbeSession {
             return;
         }
         if self.cfg.software_parity {
-            self.rx.extend(bytes.iter().map(|&b| message::strip_even_parity(b).unwrap_or(PARITY_ERROR)));
+            self.rx.extend(
+                bytes
+                    .iter()
+                    .map(|&b| message::strip_even_parity(b).unwrap_or(PARITY_ERROR)),
+            );
         } else {
             self.rx.extend(bytes.iter().map(|&b| b & 0x7F));
         }
@@ -322,7 +338,9 @@ impl ProbeSession {
         match self.stage {
             Stage::AwaitIdentification if self.attempts < self.cfg.sign_on_attempts => self.begin_attempt(),
             Stage::AwaitIdentification => self.fail(SessionError::Timeout("the identification")),
-            Stage::AwaitData | Stage::AwaitPasswordPrompt if self.switched && self.cfg.fallback_to_300 && !self.fell_back => {
+            Stage::AwaitData | Stage::AwaitPasswordPrompt
+                if self.switched && self.cfg.fallback_to_300 && !self.fell_back =>
+            {
                 // The meter probably stayed at 300 baud: whatever it sent is lost, so wait until
                 // it has given up on this session and sign on again without switching.
                 self.fell_back = true;
@@ -362,7 +380,11 @@ impl ProbeSession {
 
     fn send(&mut self, bytes: Vec<u8>) {
         self.last_sent = bytes.clone();
-        let wire = if self.cfg.software_parity { message::encode_7e1(&bytes) } else { bytes };
+        let wire = if self.cfg.software_parity {
+            message::encode_7e1(&bytes)
+        } else {
+            bytes
+        };
         self.actions.push_back(Action::Send(wire));
     }
 
@@ -402,9 +424,20 @@ impl ProbeSession {
             Next::OptionSelect => {
                 let Some(ident) = self.ident.clone() else { return };
                 let target = self.target_baud(&ident);
-                let mode = if matches!(self.cfg.mode, ReadMode::Readout) { b'0' } else { b'1' };
+                let mode = if matches!(self.cfg.mode, ReadMode::Readout) {
+                    b'0'
+                } else {
+                    b'1'
+                };
                 let baud_char = message::baud_char_c(target).unwrap_or(b'0');
-                self.send(OptionSelect { protocol: self.cfg.protocol_char, baud_char, mode }.encode());
+                self.send(
+                    OptionSelect {
+                        protocol: self.cfg.protocol_char,
+                        baud_char,
+                        mode,
+                    }
+                    .encode(),
+                );
                 if target != self.baud {
                     // The option select goes out at the old speed; switch once it has left.
                     self.defer(self.cfg.switch_delay, Next::SwitchBaud(target));
@@ -419,7 +452,11 @@ impl ProbeSession {
             }
             Next::Send(byte) => {
                 self.send(vec![byte]);
-                let stage = if byte == NAK { self.resume_stage() } else { Stage::AwaitData };
+                let stage = if byte == NAK {
+                    self.resume_stage()
+                } else {
+                    Stage::AwaitData
+                };
                 self.wait_for(stage);
             }
             Next::Password => {
@@ -431,7 +468,14 @@ impl ProbeSession {
                 self.wait_for(Stage::AwaitPasswordAck);
             }
             Next::Read(index) => {
-                let ReadMode::Registers { read_command, addresses, .. } = &self.cfg.mode else { return };
+                let ReadMode::Registers {
+                    read_command,
+                    addresses,
+                    ..
+                } = &self.cfg.mode
+                else {
+                    return;
+                };
                 match addresses.get(index) {
                     Some(addr) => {
                         let cmd = Command::read(*read_command, addr).encode();
@@ -518,7 +562,10 @@ impl ProbeSession {
     }
 
     fn corrupt_block(&mut self, error: Error) {
-        if !matches!(self.stage, Stage::AwaitData | Stage::AwaitAnswer | Stage::AwaitPasswordPrompt) {
+        if !matches!(
+            self.stage,
+            Stage::AwaitData | Stage::AwaitAnswer | Stage::AwaitPasswordPrompt
+        ) {
             return;
         }
         if self.repeats >= self.cfg.max_repeats {
@@ -617,7 +664,9 @@ impl ProbeSession {
     }
 
     fn finish(&mut self) {
-        let Some(identification) = self.ident.clone() else { return };
+        let Some(identification) = self.ident.clone() else {
+            return;
+        };
         self.outcome = Some(Ok(Readout {
             identification,
             data: std::mem::take(&mut self.data),
@@ -709,7 +758,13 @@ mod tests {
         assert!(!cfg.baud_switch);
         assert_eq!(cfg.protocol_char, b'2');
         assert_eq!(cfg.reaction_delay, Some(Duration::from_millis(300)));
-        assert_eq!(cfg.wake_up, Some(WakeUp { nuls: 70, pause: Duration::from_millis(1600) }));
+        assert_eq!(
+            cfg.wake_up,
+            Some(WakeUp {
+                nuls: 70,
+                pause: Duration::from_millis(1600)
+            })
+        );
         assert!(matches!(cfg.mode, ReadMode::Registers { read_command: b'5', .. }));
         assert_eq!(cfg.max_repeats, ProbeConfig::default().max_repeats);
         let back: ProbeConfig = serde_json::from_value(serde_json::to_value(&cfg).unwrap()).unwrap();

@@ -27,7 +27,11 @@ struct Port {
 
 impl Port {
     fn baud_at(&self, t: u64) -> u32 {
-        self.bauds.iter().rev().find(|(from, _)| *from <= t).map_or(300, |(_, b)| *b)
+        self.bauds
+            .iter()
+            .rev()
+            .find(|(from, _)| *from <= t)
+            .map_or(300, |(_, b)| *b)
     }
 }
 
@@ -66,7 +70,11 @@ impl Link {
     fn pump(&mut self, side: usize) {
         let mut t = self.now.max(self.ports[side].busy_until);
         loop {
-            let action = if side == PROBE { self.probe.poll_action() } else { self.meter.poll_action() };
+            let action = if side == PROBE {
+                self.probe.poll_action()
+            } else {
+                self.meter.poll_action()
+            };
             let Some(action) = action else { break };
             let port = &mut self.ports[side];
             match action {
@@ -116,13 +124,25 @@ impl Link {
             if next_delivery == Some(next) {
                 let Reverse((_, _, to, byte, baud)) = self.deliveries.pop().unwrap();
                 // A byte read at the wrong speed is a framing error: garbage with odd parity.
-                let byte = if self.ports[to].baud_at(self.now) == baud { byte } else { 0x80 };
-                if to == PROBE { self.probe.on_bytes(&[byte]) } else { self.meter.on_bytes(&[byte]) }
+                let byte = if self.ports[to].baud_at(self.now) == baud {
+                    byte
+                } else {
+                    0x80
+                };
+                if to == PROBE {
+                    self.probe.on_bytes(&[byte])
+                } else {
+                    self.meter.on_bytes(&[byte])
+                }
                 self.pump(to);
             } else {
                 let side = timers.iter().position(|t| *t == Some(next)).unwrap();
                 self.ports[side].timer = None;
-                if side == PROBE { self.probe.on_timeout() } else { self.meter.on_timeout() }
+                if side == PROBE {
+                    self.probe.on_timeout()
+                } else {
+                    self.meter.on_timeout()
+                }
                 self.pump(side);
             }
         }
@@ -130,12 +150,19 @@ impl Link {
     }
 
     fn sent_by(&self, side: usize) -> Vec<&[u8]> {
-        self.sent.iter().filter(|(_, s, _)| *s == side).map(|(_, _, b)| &b[..]).collect()
+        self.sent
+            .iter()
+            .filter(|(_, s, _)| *s == side)
+            .map(|(_, _, b)| &b[..])
+            .collect()
     }
 }
 
 fn e350_sets() -> Vec<DataSet> {
-    let set = |a: &str, v: &str, u: Option<&str>| DataSet { address: a.into(), values: vec![DataValue::new(v, u)] };
+    let set = |a: &str, v: &str, u: Option<&str>| DataSet {
+        address: a.into(),
+        values: vec![DataValue::new(v, u)],
+    };
     vec![
         set("F.F", "00", None),
         set("C.1.1", "0000000074892473", None),
@@ -148,7 +175,12 @@ fn e350_sets() -> Vec<DataSet> {
 }
 
 fn meter(baud_char: u8) -> MeterConfig {
-    let ident = Identification { manufacturer: "LGZ".into(), baud_char, enhanced: Some(b'2'), ident: "ZMD120APt.G03".into() };
+    let ident = Identification {
+        manufacturer: "LGZ".into(),
+        baud_char,
+        enhanced: Some(b'2'),
+        ident: "ZMD120APt.G03".into(),
+    };
     MeterConfig::new(ident, e350_sets())
 }
 
@@ -172,10 +204,18 @@ fn readout_after_switching_to_the_proposed_rate() {
     assert_eq!(probe_sent[0], b"/?!\r\n");
     assert_eq!(probe_sent[1], b"\x06050\r\n");
     // The option select left at 300 baud; the switch came after it had been sent.
-    let ack_time = link.sent.iter().find(|(_, s, b)| *s == PROBE && b[0] == 0x06).unwrap().0;
+    let ack_time = link
+        .sent
+        .iter()
+        .find(|(_, s, b)| *s == PROBE && b[0] == 0x06)
+        .unwrap()
+        .0;
     let (switch_time, _, baud) = link.baud_changes.iter().find(|(_, s, _)| *s == PROBE).copied().unwrap();
     assert_eq!(baud, 9600);
-    assert!(switch_time >= ack_time + 6 * (10_000_000 / 300), "switched before the ACK had left");
+    assert!(
+        switch_time >= ack_time + 6 * (10_000_000 / 300),
+        "switched before the ACK had left"
+    );
     assert_eq!(link.meter.stats().sign_ons, 1);
 }
 
@@ -183,7 +223,10 @@ fn readout_after_switching_to_the_proposed_rate() {
 fn meter_that_ignores_its_proposal_read_with_the_switch_skipped() {
     let mut m = meter(b'5');
     m.ignores_proposed_baud = true;
-    let cfg = ProbeConfig { baud_switch: false, ..ProbeConfig::default() };
+    let cfg = ProbeConfig {
+        baud_switch: false,
+        ..ProbeConfig::default()
+    };
     let mut link = Link::new(cfg, m);
     let readout = link.run().unwrap();
     assert_e350(&readout);
@@ -209,7 +252,10 @@ fn meter_that_ignores_its_proposal_is_read_after_falling_back() {
 fn meter_that_ignores_its_proposal_without_fallback_times_out() {
     let mut m = meter(b'5');
     m.ignores_proposed_baud = true;
-    let cfg = ProbeConfig { fallback_to_300: false, ..ProbeConfig::default() };
+    let cfg = ProbeConfig {
+        fallback_to_300: false,
+        ..ProbeConfig::default()
+    };
     let err = Link::new(cfg, m).run().unwrap_err();
     assert_eq!(err, SessionError::Timeout("the data message"));
 }
@@ -232,7 +278,10 @@ fn bad_bcc_once_is_repeated_after_nak() {
 fn bad_bcc_every_time_fails_naming_the_check() {
     let mut m = meter(b'5');
     m.bad_bcc_answers = 100;
-    let cfg = ProbeConfig { max_repeats: 3, ..ProbeConfig::default() };
+    let cfg = ProbeConfig {
+        max_repeats: 3,
+        ..ProbeConfig::default()
+    };
     let mut link = Link::new(cfg, m);
     let err = link.run().unwrap_err();
     assert_eq!(err.failed_check(), Some(Check::Bcc), "{err}");
@@ -246,7 +295,10 @@ fn battery_meter_needs_the_wake_up() {
     let err = Link::new(ProbeConfig::default(), m.clone()).run().unwrap_err();
     assert_eq!(err, SessionError::Timeout("the identification"));
 
-    let cfg = ProbeConfig { wake_up: Some(WakeUp::default()), ..ProbeConfig::default() };
+    let cfg = ProbeConfig {
+        wake_up: Some(WakeUp::default()),
+        ..ProbeConfig::default()
+    };
     let mut link = Link::new(cfg, m);
     assert_e350(&link.run().unwrap());
     assert_eq!(link.sent_by(PROBE)[0], vec![0u8; 65]);
@@ -257,7 +309,10 @@ fn software_parity_on_an_8n1_line() {
     let mut m = meter(b'5');
     m.software_parity = true;
     m.bad_bcc_answers = 1;
-    let cfg = ProbeConfig { software_parity: true, ..ProbeConfig::default() };
+    let cfg = ProbeConfig {
+        software_parity: true,
+        ..ProbeConfig::default()
+    };
     let mut link = Link::new(cfg, m);
     let readout = link.run().unwrap();
     assert_e350(&readout);
@@ -267,7 +322,11 @@ fn software_parity_on_an_8n1_line() {
 
 #[test]
 fn protocol_character_and_reaction_delay_are_configurable() {
-    let cfg = ProbeConfig { protocol_char: b'2', reaction_delay: Some(Duration::from_millis(700)), ..ProbeConfig::default() };
+    let cfg = ProbeConfig {
+        protocol_char: b'2',
+        reaction_delay: Some(Duration::from_millis(700)),
+        ..ProbeConfig::default()
+    };
     let mut link = Link::new(cfg, meter(b'5'));
     link.run().unwrap();
     assert_eq!(link.sent_by(PROBE)[1], b"\x06250\r\n");
@@ -275,7 +334,12 @@ fn protocol_character_and_reaction_delay_are_configurable() {
         let (t, _, b) = link.sent.iter().find(|(_, s, _)| *s == METER).unwrap();
         t + b.len() as u64 * (10_000_000 / 300)
     };
-    let ack_time = link.sent.iter().find(|(_, s, b)| *s == PROBE && b[0] == 0x06).unwrap().0;
+    let ack_time = link
+        .sent
+        .iter()
+        .find(|(_, s, b)| *s == PROBE && b[0] == 0x06)
+        .unwrap()
+        .0;
     assert_eq!(ack_time - ident_end, 700_000);
 }
 
@@ -287,7 +351,12 @@ fn lower_case_manufacturer_means_a_short_reaction_time() {
     link.run().unwrap();
     let (t, _, b) = link.sent.iter().find(|(_, s, _)| *s == METER).unwrap();
     let ident_end = t + b.len() as u64 * (10_000_000 / 300);
-    let ack_time = link.sent.iter().find(|(_, s, b)| *s == PROBE && b[0] == 0x06).unwrap().0;
+    let ack_time = link
+        .sent
+        .iter()
+        .find(|(_, s, b)| *s == PROBE && b[0] == 0x06)
+        .unwrap()
+        .0;
     assert_eq!(ack_time - ident_end, 25_000);
 }
 
@@ -310,7 +379,10 @@ fn programming_mode_register_reads() {
     m.bad_bcc_answers = 1;
     let mut link = Link::new(registers(b'1', Some("00000000")), m);
     let readout = link.run().unwrap();
-    assert_eq!(readout.data, b"1.8.0(000065.3*kWh)\r\nC.1.1(0000000074892473)\r\n(ERROR)\r\n!\r\n");
+    assert_eq!(
+        readout.data,
+        b"1.8.0(000065.3*kWh)\r\nC.1.1(0000000074892473)\r\n(ERROR)\r\n!\r\n"
+    );
     let probe_sent = link.sent_by(PROBE);
     assert_eq!(probe_sent[1], b"\x06051\r\n");
     assert_eq!(probe_sent[2], b"\x01P1\x02(00000000)\x03a");
@@ -330,7 +402,10 @@ fn meter_that_wants_r5_acknowledges_r1_without_data() {
     let mut m = meter(b'5');
     m.read_command = b'5';
     let err = Link::new(registers(b'1', None), m.clone()).run().unwrap_err();
-    assert!(matches!(&err, SessionError::Refused(why) if why.contains("R1/R5")), "{err}");
+    assert!(
+        matches!(&err, SessionError::Refused(why) if why.contains("R1/R5")),
+        "{err}"
+    );
     let readout = Link::new(registers(b'5', None), m).run().unwrap();
     assert!(readout.data.starts_with(b"1.8.0(000065.3*kWh)\r\n"));
 }
@@ -347,9 +422,19 @@ fn wrong_password_is_refused() {
 fn addressed_sign_on_is_answered_only_by_that_meter() {
     let mut m = meter(b'5');
     m.address = "45678903".into();
-    let cfg = ProbeConfig { address: "11111111".into(), sign_on_attempts: 1, ..ProbeConfig::default() };
-    assert_eq!(Link::new(cfg, m.clone()).run().unwrap_err(), SessionError::Timeout("the identification"));
-    let cfg = ProbeConfig { address: "45678903".into(), ..ProbeConfig::default() };
+    let cfg = ProbeConfig {
+        address: "11111111".into(),
+        sign_on_attempts: 1,
+        ..ProbeConfig::default()
+    };
+    assert_eq!(
+        Link::new(cfg, m.clone()).run().unwrap_err(),
+        SessionError::Timeout("the identification")
+    );
+    let cfg = ProbeConfig {
+        address: "45678903".into(),
+        ..ProbeConfig::default()
+    };
     let mut link = Link::new(cfg, m);
     assert_e350(&link.run().unwrap());
     assert_eq!(link.sent_by(PROBE)[0], b"/?45678903!\r\n");
@@ -379,11 +464,24 @@ fn optical_head_echo_is_not_taken_for_the_meter() {
     for mode in [ReadMode::Readout, registers(b'1', None).mode] {
         let mut m = meter(b'5');
         m.bad_bcc_answers = 1;
-        let mut link = Link::new(ProbeConfig { mode, ..ProbeConfig::default() }, m);
+        let mut link = Link::new(
+            ProbeConfig {
+                mode,
+                ..ProbeConfig::default()
+            },
+            m,
+        );
         link.probe_echo = true;
         let readout = link.run().unwrap();
         assert_eq!(readout.naks, 1);
-        assert!(readout.decode().unwrap().readings.iter().any(|r| r.obis.as_deref() == Some("1.8.0")));
+        assert!(
+            readout
+                .decode()
+                .unwrap()
+                .readings
+                .iter()
+                .any(|r| r.obis.as_deref() == Some("1.8.0"))
+        );
     }
 }
 

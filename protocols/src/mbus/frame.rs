@@ -35,12 +35,16 @@ pub fn checksum(bytes: &[u8]) -> u8 {
 
 /// Parses one frame from the start of `input`; returns it and the number of bytes it used.
 pub fn parse(input: &[u8]) -> Result<(Frame<'_>, usize)> {
-    let Some(&start) = input.first() else { return Err(Error::Incomplete { needed: 1 }) };
+    let Some(&start) = input.first() else {
+        return Err(Error::Incomplete { needed: 1 });
+    };
     match start {
         ACK => Ok((Frame::Ack, 1)),
         SHORT_START => {
             if input.len() < 5 {
-                return Err(Error::Incomplete { needed: 5 - input.len() });
+                return Err(Error::Incomplete {
+                    needed: 5 - input.len(),
+                });
             }
             let (c, a, cs, stop) = (input[1], input[2], input[3], input[4]);
             if stop != STOP {
@@ -53,21 +57,31 @@ pub fn parse(input: &[u8]) -> Result<(Frame<'_>, usize)> {
             if let [_, l1, l2, ..] = *input
                 && l1 != l2
             {
-                return Err(Error::invalid("length", format!("L fields differ ({l1:02X} vs {l2:02X})")));
+                return Err(Error::invalid(
+                    "length",
+                    format!("L fields differ ({l1:02X} vs {l2:02X})"),
+                ));
             }
             if input.len() < 4 {
-                return Err(Error::Incomplete { needed: 4 - input.len() });
+                return Err(Error::Incomplete {
+                    needed: 4 - input.len(),
+                });
             }
             let l1 = input[1];
             if input[3] != LONG_START {
-                return Err(Error::invalid("start byte", format!("second start byte is {:02X}", input[3])));
+                return Err(Error::invalid(
+                    "start byte",
+                    format!("second start byte is {:02X}", input[3]),
+                ));
             }
             if l1 < 3 {
                 return Err(Error::invalid("length", format!("L = {l1} is below 3 (C, A, CI)")));
             }
             let total = usize::from(l1) + 6;
             if input.len() < total {
-                return Err(Error::Incomplete { needed: total - input.len() });
+                return Err(Error::Incomplete {
+                    needed: total - input.len(),
+                });
             }
             let body = &input[4..4 + usize::from(l1)];
             let (cs, stop) = (input[total - 2], input[total - 1]);
@@ -76,7 +90,16 @@ pub fn parse(input: &[u8]) -> Result<(Frame<'_>, usize)> {
             }
             verify(checksum(body), cs)?;
             let (c, a, ci) = (body[0], body[1], body[2]);
-            let frame = if l1 == 3 { Frame::Control { c, a, ci } } else { Frame::Long { c, a, ci, data: &body[3..] } };
+            let frame = if l1 == 3 {
+                Frame::Control { c, a, ci }
+            } else {
+                Frame::Long {
+                    c,
+                    a,
+                    ci,
+                    data: &body[3..],
+                }
+            };
             Ok((frame, total))
         }
         other => Err(Error::invalid("start byte", format!("{other:02X} is not E5, 10 or 68"))),
@@ -87,7 +110,10 @@ fn verify(computed: u8, sent: u8) -> Result<()> {
     if computed == sent {
         Ok(())
     } else {
-        Err(Error::check(Check::Checksum, format!("frame says {sent:02X}, bytes sum to {computed:02X}")))
+        Err(Error::check(
+            Check::Checksum,
+            format!("frame says {sent:02X}, bytes sum to {computed:02X}"),
+        ))
     }
 }
 
@@ -101,7 +127,10 @@ pub fn encode(frame: &Frame<'_>, out: &mut Vec<u8>) -> Result<()> {
         }
         Frame::Long { c, a, ci, data } => {
             if data.len() > MAX_DATA {
-                return Err(Error::invalid("length", format!("{} bytes of user data, at most {MAX_DATA}", data.len())));
+                return Err(Error::invalid(
+                    "length",
+                    format!("{} bytes of user data, at most {MAX_DATA}", data.len()),
+                ));
             }
             let l = (data.len() + 3) as u8;
             out.extend_from_slice(&[LONG_START, l, l, LONG_START, c, a, ci]);
@@ -121,9 +150,19 @@ mod tests {
     #[test]
     fn frames_are_recognised() {
         assert_eq!(parse(&[0xE5]).unwrap(), (Frame::Ack, 1));
-        assert_eq!(parse(&[0x10, 0x40, 0xFD, 0x3D, 0x16]).unwrap(), (Frame::Short { c: 0x40, a: 0xFD }, 5));
+        assert_eq!(
+            parse(&[0x10, 0x40, 0xFD, 0x3D, 0x16]).unwrap(),
+            (Frame::Short { c: 0x40, a: 0xFD }, 5)
+        );
         let control = [0x68, 0x03, 0x03, 0x68, 0x53, 0x01, 0xBD, 0x11, 0x16];
-        assert_eq!(parse(&control).unwrap().0, Frame::Control { c: 0x53, a: 0x01, ci: 0xBD });
+        assert_eq!(
+            parse(&control).unwrap().0,
+            Frame::Control {
+                c: 0x53,
+                a: 0x01,
+                ci: 0xBD
+            }
+        );
     }
 
     #[test]
@@ -133,8 +172,17 @@ mod tests {
             assert!(matches!(parse(&w1[..n]), Err(Error::Incomplete { .. })), "prefix {n}");
         }
         assert!(parse(&w1).is_ok());
-        assert!(matches!(parse(&[0x68, 0x05, 0x06]), Err(Error::Invalid { field: "length", .. })));
-        assert!(matches!(parse(&[0x42]), Err(Error::Invalid { field: "start byte", .. })));
+        assert!(matches!(
+            parse(&[0x68, 0x05, 0x06]),
+            Err(Error::Invalid { field: "length", .. })
+        ));
+        assert!(matches!(
+            parse(&[0x42]),
+            Err(Error::Invalid {
+                field: "start byte",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -25,7 +25,18 @@ pub fn long_header(input: &[u8]) -> IResult<&[u8], LongHeader> {
     let (input, id) = address_id(input)?;
     let (input, (manufacturer, version, medium, access_no, status, signature)) =
         (le_u16, byte, byte, byte, byte, le_u16).parse(input)?;
-    Ok((input, LongHeader { id, manufacturer, version, medium, access_no, status, signature }))
+    Ok((
+        input,
+        LongHeader {
+            id,
+            manufacturer,
+            version,
+            medium,
+            access_no,
+            status,
+            signature,
+        },
+    ))
 }
 
 /// Four identification bytes.
@@ -74,7 +85,10 @@ pub fn push_hex(s: &mut String, b: u8) {
 /// is ignored: some meters send the first letter in lower case.
 pub fn manufacturer_code(m: u16) -> String {
     let m = m & 0x7FFF;
-    [(m >> 10) & 0x1F, (m >> 5) & 0x1F, m & 0x1F].iter().map(|&c| char::from(c as u8 + 64)).collect()
+    [(m >> 10) & 0x1F, (m >> 5) & 0x1F, m & 0x1F]
+        .iter()
+        .map(|&c| char::from(c as u8 + 64))
+        .collect()
 }
 
 /// Encodes a three-letter manufacturer code; `None` unless three letters A–Z.

@@ -63,12 +63,22 @@ pub struct SecondaryAddress {
 impl SecondaryAddress {
     /// An 8-digit id (digits or `F`/`*` wildcards) with manufacturer, version and medium any.
     pub fn id_pattern(id: &str) -> Result<Self> {
-        Ok(SecondaryAddress { id: parse_id(id)?, manufacturer: 0xFFFF, version: 0xFF, medium: 0xFF })
+        Ok(SecondaryAddress {
+            id: parse_id(id)?,
+            manufacturer: 0xFFFF,
+            version: 0xFF,
+            medium: 0xFF,
+        })
     }
 
     /// The address of the meter that sent a variable data header.
     pub fn of(h: &LongHeader) -> Self {
-        SecondaryAddress { id: h.id, manufacturer: h.manufacturer, version: h.version, medium: h.medium }
+        SecondaryAddress {
+            id: h.id,
+            manufacturer: h.manufacturer,
+            version: h.version,
+            medium: h.medium,
+        }
     }
 
     /// The 8 bytes of a selection: ID, MAN, VER, MED.
@@ -98,11 +108,17 @@ fn parse_id(id: &str) -> Result<[u8; 4]> {
         .map(|c| match c {
             '0'..='9' => Ok(c as u8 - b'0'),
             'F' | 'f' | '*' => Ok(0x0F),
-            _ => Err(Error::invalid("secondary address", format!("{c:?} is not a digit or wildcard"))),
+            _ => Err(Error::invalid(
+                "secondary address",
+                format!("{c:?} is not a digit or wildcard"),
+            )),
         })
         .collect::<Result<_>>()?;
     if digits.len() != 8 {
-        return Err(Error::invalid("secondary address", format!("id {id:?} is not 8 digits")));
+        return Err(Error::invalid(
+            "secondary address",
+            format!("id {id:?} is not 8 digits"),
+        ));
     }
     // Printed most significant digit first; sent least significant byte first.
     let mut out = [0u8; 4];
@@ -116,7 +132,13 @@ fn parse_id(id: &str) -> Result<[u8; 4]> {
 impl fmt::Display for SecondaryAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let [m0, m1] = self.manufacturer.to_le_bytes();
-        write!(f, "{}{m0:02X}{m1:02X}{:02X}{:02X}", header::id_string(self.id), self.version, self.medium)
+        write!(
+            f,
+            "{}{m0:02X}{m1:02X}{:02X}{:02X}",
+            header::id_string(self.id),
+            self.version,
+            self.medium
+        )
     }
 }
 
@@ -137,7 +159,10 @@ impl FromStr for SecondaryAddress {
                     medium: rest[3],
                 })
             }
-            _ => Err(Error::invalid("secondary address", format!("{s:?} is neither 8 nor 16 hex digits"))),
+            _ => Err(Error::invalid(
+                "secondary address",
+                format!("{s:?} is neither 8 nor 16 hex digits"),
+            )),
         }
     }
 }
@@ -147,8 +172,16 @@ pub fn select(address: &SecondaryAddress, fcb: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(17);
     let c = SND_UD | if fcb { FCB } else { 0 };
     let data = address.to_bytes();
-    frame::encode(&Frame::Long { c, a: NETWORK_LAYER, ci: CI_SELECT, data: &data }, &mut out)
-        .expect("8 bytes of user data always fit");
+    frame::encode(
+        &Frame::Long {
+            c,
+            a: NETWORK_LAYER,
+            ci: CI_SELECT,
+            data: &data,
+        },
+        &mut out,
+    )
+    .expect("8 bytes of user data always fit");
     out
 }
 
@@ -165,7 +198,14 @@ pub enum Reply<'a> {
 /// reading; any other error means the bytes are garbage (on a scan: several slaves answered).
 pub fn parse_reply(buf: &[u8]) -> Result<(Reply<'_>, usize)> {
     let (frame, used) = frame::parse(buf)?;
-    Ok((if frame == Frame::Ack { Reply::Ack } else { Reply::Frame(frame) }, used))
+    Ok((
+        if frame == Frame::Ack {
+            Reply::Ack
+        } else {
+            Reply::Frame(frame)
+        },
+        used,
+    ))
 }
 
 /// The state of one slave's readout: REQ_UD2 with the FCB toggled after every answered
@@ -192,7 +232,12 @@ pub enum Next {
 impl Readout {
     /// A readout of `address` after SND_NKE (or a selection); the first REQ_UD2 carries FCB=1.
     pub fn new(address: u8, max_telegrams: usize) -> Self {
-        Readout { address, fcb: true, telegrams: 0, max_telegrams }
+        Readout {
+            address,
+            fcb: true,
+            telegrams: 0,
+            max_telegrams,
+        }
     }
 
     /// The REQ_UD2 to send now. Resending the same bytes is a retry (FCB unchanged), which
@@ -248,7 +293,14 @@ pub struct Scan {
 impl Scan {
     /// A scan over all ids; `manufacturer`/`version`/`medium` of `base` narrow it (or are any).
     pub fn new(base: SecondaryAddress) -> Self {
-        Scan { base, stack: vec![(Vec::new(), 0)], pending: None, found: Vec::new(), unresolved: Vec::new(), probes: 0 }
+        Scan {
+            base,
+            stack: vec![(Vec::new(), 0)],
+            pending: None,
+            found: Vec::new(),
+            unresolved: Vec::new(),
+            probes: 0,
+        }
     }
 
     fn pattern(&self, digits: &[u8]) -> SecondaryAddress {
@@ -346,8 +398,18 @@ mod tests {
         let a: SecondaryAddress = "12345678".parse().unwrap();
         assert_eq!(a.id, [0x78, 0x56, 0x34, 0x12]);
         let b: SecondaryAddress = "1234FFFF".parse().unwrap();
-        assert!(b.matches(&SecondaryAddress { id: [0x99, 0x00, 0x34, 0x12], manufacturer: 1, version: 2, medium: 7 }));
-        assert!(!b.matches(&SecondaryAddress { id: [0x99, 0x00, 0x35, 0x12], manufacturer: 1, version: 2, medium: 7 }));
+        assert!(b.matches(&SecondaryAddress {
+            id: [0x99, 0x00, 0x34, 0x12],
+            manufacturer: 1,
+            version: 2,
+            medium: 7
+        }));
+        assert!(!b.matches(&SecondaryAddress {
+            id: [0x99, 0x00, 0x35, 0x12],
+            manufacturer: 1,
+            version: 2,
+            medium: 7
+        }));
         let full: SecondaryAddress = "1234567824400107".parse().unwrap();
         assert_eq!(full.to_string(), "1234567824400107");
         assert_eq!(header::manufacturer_code(full.manufacturer), "PAD");

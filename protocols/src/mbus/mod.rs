@@ -10,9 +10,9 @@
 pub mod frame;
 pub mod header;
 pub mod link;
-pub mod slave;
 pub mod readings;
 pub mod record;
+pub mod slave;
 pub mod value;
 pub mod vif;
 
@@ -37,7 +37,10 @@ pub fn looks_like(frame: &[u8]) -> bool {
 pub fn decode(bytes: &[u8]) -> Result<Decoded> {
     let (frame, used) = frame::parse(bytes)?;
     if used != bytes.len() {
-        return Err(Error::invalid("length", format!("{} bytes after the end of the frame", bytes.len() - used)));
+        return Err(Error::invalid(
+            "length",
+            format!("{} bytes after the end of the frame", bytes.len() - used),
+        ));
     }
     decode_frame(&frame)
 }
@@ -72,7 +75,13 @@ fn link_only(kind: &str, c: u8, a: u8, ci: Option<u8>) -> Decoded {
     if let Some(ci) = ci {
         fields.insert("ci".into(), ci_string(ci));
     }
-    Decoded { protocol: "mbus".into(), meter_id: String::new(), fields, readings: Vec::new(), flags: Vec::new() }
+    Decoded {
+        protocol: "mbus".into(),
+        meter_id: String::new(),
+        fields,
+        readings: Vec::new(),
+        flags: Vec::new(),
+    }
 }
 
 /// Decodes a parsed frame: link-layer frames as their fields, RSP_UD as readings.
@@ -102,12 +111,19 @@ pub fn decode_user_data(ci: u8, data: &[u8]) -> Result<Decoded> {
     match ci {
         0x72 | 0x76 => {
             let (records, h) = header::long_header(data).map_err(|_| {
-                Error::invalid("header", format!("variable data header needs 12 bytes, frame has {}", data.len()))
+                Error::invalid(
+                    "header",
+                    format!("variable data header needs 12 bytes, frame has {}", data.len()),
+                )
             })?;
             meter_id = header::id_string(h.id);
             header_fields(&mut fields, &h);
             header::status_flags(h.status, &mut flags);
-            let records = if ci == 0x76 { Records::msb_first(records) } else { Records::new(records) };
+            let records = if ci == 0x76 {
+                Records::msb_first(records)
+            } else {
+                Records::new(records)
+            };
             readings::push_records(records, &mut readings, &mut fields, &mut flags)?;
         }
         0x7A => {
@@ -139,12 +155,21 @@ pub fn decode_user_data(ci: u8, data: &[u8]) -> Result<Decoded> {
             fields.insert("data".into(), Value::String(hex::encode_upper(data)));
         }
     }
-    Ok(Decoded { protocol: "mbus".into(), meter_id, fields, readings, flags })
+    Ok(Decoded {
+        protocol: "mbus".into(),
+        meter_id,
+        fields,
+        readings,
+        flags,
+    })
 }
 
 /// Header fields in the `meterd decode` contract.
 pub fn header_fields(fields: &mut Map<String, Value>, h: &header::LongHeader) {
-    fields.insert("manufacturer".into(), Value::String(header::manufacturer_code(h.manufacturer)));
+    fields.insert(
+        "manufacturer".into(),
+        Value::String(header::manufacturer_code(h.manufacturer)),
+    );
     fields.insert("version".into(), Value::from(h.version));
     fields.insert("medium".into(), Value::String(header::medium_name(h.medium)));
     fields.insert("access_no".into(), Value::from(h.access_no));
@@ -159,7 +184,10 @@ fn fixed_data(
     flags: &mut Vec<String>,
 ) -> Result<String> {
     let Some(d) = data.get(..16) else {
-        return Err(Error::invalid("header", format!("fixed data structure needs 16 bytes, frame has {}", data.len())));
+        return Err(Error::invalid(
+            "header",
+            format!("fixed data structure needs 16 bytes, frame has {}", data.len()),
+        ));
     };
     let id = [d[0], d[1], d[2], d[3]];
     let (acc, status, t1, t2) = (d[4], d[5], d[6], d[7]);
@@ -180,7 +208,11 @@ fn fixed_data(
     let unit1 = t1 & 0x3F;
     for (k, (unit, raw)) in [(unit1, &d[8..12]), (t2 & 0x3F, &d[12..16])].into_iter().enumerate() {
         // 0x3E: same unit as counter 1, but a historic (stored) value.
-        let (unit, storage) = if unit == 0x3E && k == 1 { (unit1, 1) } else { (unit, stored) };
+        let (unit, storage) = if unit == 0x3E && k == 1 {
+            (unit1, 1)
+        } else {
+            (unit, stored)
+        };
         let data = counter(raw);
         let (quantity, unit, value) = match fixed_unit(unit) {
             Some((q, u, exp)) => (q, Some(std::borrow::Cow::Borrowed(u)), readings_number(&data, exp)),
@@ -237,7 +269,10 @@ mod tests {
         assert_eq!(d.fields["medium"], "water");
         assert_eq!(d.fields["access_no"], 85);
         assert_eq!(d.readings.len(), 3);
-        assert_eq!((&*d.readings[0].quantity, d.readings[0].value.to_string()), ("volume", "12.565".into()));
+        assert_eq!(
+            (&*d.readings[0].quantity, d.readings[0].value.to_string()),
+            ("volume", "12.565".into())
+        );
         let flow = &d.readings[1];
         assert_eq!(
             (&*flow.quantity, flow.value.to_string(), flow.unit.as_deref()),
@@ -245,7 +280,10 @@ mod tests {
         );
         assert_eq!((flow.function.as_deref(), flow.storage), (Some("maximum"), Some(5)));
         let energy = &d.readings[2];
-        assert_eq!((energy.value.to_string(), energy.tariff, energy.subunit), ("218370".into(), Some(2), Some(1)));
+        assert_eq!(
+            (energy.value.to_string(), energy.tariff, energy.subunit),
+            ("218370".into(), Some(2), Some(1))
+        );
     }
 
     #[test]
@@ -255,17 +293,26 @@ mod tests {
         assert_eq!(d.fields["medium"], "gas");
         assert_eq!(d.readings[0].value.to_string(), "28504.27");
         assert_eq!(d.readings[1].value, "2008-05-31T23:50:00");
-        assert_eq!((&*d.readings[2].quantity, d.readings[2].value.clone()), ("error_flags", Value::from(0)));
+        assert_eq!(
+            (&*d.readings[2].quantity, d.readings[2].value.clone()),
+            ("error_flags", Value::from(0))
+        );
         assert!(d.flags.is_empty());
     }
 
     #[test]
     fn w5_fixed_data() {
-        let d = decode(&frame("68 13 13 68 08 05 73 78 56 34 12 0A 00 E9 7E 01 00 00 00 35 01 00 00 3C 16")).unwrap();
+        let d = decode(&frame(
+            "68 13 13 68 08 05 73 78 56 34 12 0A 00 E9 7E 01 00 00 00 35 01 00 00 3C 16",
+        ))
+        .unwrap();
         assert_eq!(d.meter_id, "12345678");
         assert_eq!(d.fields["medium"], "water");
         assert_eq!(d.readings[0].value.to_string(), "0.001");
-        assert_eq!((d.readings[1].value.to_string(), d.readings[1].storage), ("0.135".into(), Some(1)));
+        assert_eq!(
+            (d.readings[1].value.to_string(), d.readings[1].storage),
+            ("0.135".into(), Some(1))
+        );
     }
 
     #[test]
@@ -291,7 +338,16 @@ mod tests {
 
     fn long(ci: u8, data: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        frame::encode(&Frame::Long { c: 0x08, a: 1, ci, data }, &mut out).unwrap();
+        frame::encode(
+            &Frame::Long {
+                c: 0x08,
+                a: 1,
+                ci,
+                data,
+            },
+            &mut out,
+        )
+        .unwrap();
         out
     }
 

@@ -1,8 +1,8 @@
 //! Records → `meterd decode` readings: VIF meaning, exact scaling, dates, and the record-level
 //! flags. Shared by wired and wireless M-Bus.
 
-use std::borrow::Cow;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 use super::record::{Item, Record, Records};
 use super::value::{self, Data};
@@ -28,7 +28,11 @@ pub fn push_records(
             }
             Item::Manufacturer { data, more_follows, .. } => {
                 if !data.is_empty() {
-                    readings.push(Reading::new("manufacturer_data", Value::String(hex::encode_upper(data)), None));
+                    readings.push(Reading::new(
+                        "manufacturer_data",
+                        Value::String(hex::encode_upper(data)),
+                        None,
+                    ));
                 }
                 if more_follows {
                     fields.insert("more_records_follow".into(), Value::Bool(true));
@@ -70,12 +74,19 @@ fn number(data: &Data<'_>, exp: i32) -> Value {
 /// One reading from one record.
 pub fn reading(rec: &Record<'_>) -> Reading {
     // VIFEs after a manufacturer VIF are the manufacturer's too.
-    let mods =
-        if rec.vib.table == Table::Manufacturer { vif::Modifiers::default() } else { vif::modifiers(rec.vib.vifes) };
+    let mods = if rec.vib.table == Table::Manufacturer {
+        vif::Modifiers::default()
+    } else {
+        vif::modifiers(rec.vib.vifes)
+    };
     let meaning = vif::meaning(rec.vib.table, rec.vib.code);
     let exp = i32::from(mods.exp);
     let (quantity, value, unit): (Cow<'static, str>, Value, Option<Cow<'static, str>>) = match meaning {
-        Meaning::Scaled { quantity, unit, exp: base } => {
+        Meaning::Scaled {
+            quantity,
+            unit,
+            exp: base,
+        } => {
             let unit = match mods.per {
                 Some(per) => Cow::Owned(format!("{unit}{per}")),
                 None => Cow::Borrowed(unit),
@@ -128,7 +139,10 @@ pub fn reading(rec: &Record<'_>) -> Reading {
                 Table::Any => "any".to_owned(),
                 Table::PlainText => "value".to_owned(),
             };
-            let unit = rec.vib.plain_text.map(|t| Cow::Owned(t.iter().rev().map(|&b| char::from(b)).collect()));
+            let unit = rec
+                .vib
+                .plain_text
+                .map(|t| Cow::Owned(t.iter().rev().map(|&b| char::from(b)).collect()));
             let v = match rec.vib.table {
                 // A manufacturer VIF gives no meaning: keep the bytes as sent.
                 Table::Manufacturer => Value::String(hex::encode_upper(rec.raw)),
@@ -137,7 +151,11 @@ pub fn reading(rec: &Record<'_>) -> Reading {
             (quantity.into(), v, unit)
         }
     };
-    let quantity = if mods.suffix.is_empty() { quantity } else { Cow::Owned(format!("{quantity}{}", mods.suffix)) };
+    let quantity = if mods.suffix.is_empty() {
+        quantity
+    } else {
+        Cow::Owned(format!("{quantity}{}", mods.suffix))
+    };
     Reading {
         quantity,
         value,
@@ -188,15 +206,28 @@ mod tests {
     #[test]
     fn identifiers_and_unknowns_are_kept() {
         let r = one(&[0x0C, 0x78, 0x78, 0x56, 0x34, 0x12]);
-        assert_eq!((&*r.quantity, r.value.clone()), ("fabrication_no", Value::from("12345678")));
+        assert_eq!(
+            (&*r.quantity, r.value.clone()),
+            ("fabrication_no", Value::from("12345678"))
+        );
         let r = one(&[0x03, 0xFD, 0x0C, 0x08, 0x00, 0x00]);
-        assert_eq!((&*r.quantity, r.value.clone()), ("model_version", Value::from("000008")));
+        assert_eq!(
+            (&*r.quantity, r.value.clone()),
+            ("model_version", Value::from("000008"))
+        );
         let r = one(&[0x01, 0x6F, 0x07]);
         assert_eq!((&*r.quantity, r.value.clone()), ("vif_6F", Value::from(7)));
         let r = one(&[0x02, 0xFF, 0x01, 0xAB, 0xCD]);
-        assert_eq!((&*r.quantity, r.value.clone()), ("manufacturer_specific", Value::from("ABCD")));
+        assert_eq!(
+            (&*r.quantity, r.value.clone()),
+            ("manufacturer_specific", Value::from("ABCD"))
+        );
         let r = one(&[0x0A, 0x13, 0x1B, 0xA0]);
-        assert_eq!(r.value, Value::from("A01B"), "hex digits in BCD are shown, not computed");
+        assert_eq!(
+            r.value,
+            Value::from("A01B"),
+            "hex digits in BCD are shown, not computed"
+        );
         let r = one(&[0x04, 0x93, 0x3C, 0x00, 0x00, 0x00, 0x00]);
         assert_eq!(r.quantity, "volume_backward");
     }

@@ -119,12 +119,20 @@ pub struct Records<'a> {
 impl<'a> Records<'a> {
     /// Records in LSB-first order (CI 0x72, 0x7A, 0x78, wireless).
     pub fn new(area: &'a [u8]) -> Self {
-        Records { rest: area, msb_first: false, done: false }
+        Records {
+            rest: area,
+            msb_first: false,
+            done: false,
+        }
     }
 
     /// Records whose multi-byte values are MSB first (CI 0x76).
     pub fn msb_first(area: &'a [u8]) -> Self {
-        Records { rest: area, msb_first: true, done: false }
+        Records {
+            rest: area,
+            msb_first: true,
+            done: false,
+        }
     }
 }
 
@@ -143,7 +151,11 @@ impl<'a> Iterator for Records<'a> {
             self.done = true;
             let data = &self.rest[1..];
             self.rest = &[];
-            return Some(Ok(Item::Manufacturer { dif, data, more_follows: dif == 0x1F }));
+            return Some(Ok(Item::Manufacturer {
+                dif,
+                data,
+                more_follows: dif == 0x1F,
+            }));
         }
         match record(self.rest, self.msb_first) {
             Ok((rest, rec)) => {
@@ -182,11 +194,17 @@ fn extensions(input: &[u8], first_has_ext: bool) -> PResult<'_, &[u8]> {
     let mut n = 0;
     loop {
         let Some(&b) = input.get(n) else {
-            return Err(nom::Err::Error(nom::error::Error::new(input, nom::error::ErrorKind::Eof)));
+            return Err(nom::Err::Error(nom::error::Error::new(
+                input,
+                nom::error::ErrorKind::Eof,
+            )));
         };
         n += 1;
         if n > MAX_EXTENSIONS {
-            return Err(nom::Err::Failure(nom::error::Error::new(input, nom::error::ErrorKind::TooLarge)));
+            return Err(nom::Err::Failure(nom::error::Error::new(
+                input,
+                nom::error::ErrorKind::TooLarge,
+            )));
         }
         if b & 0x80 == 0 {
             break;
@@ -206,7 +224,17 @@ fn dib(input: &[u8]) -> PResult<'_, Dib> {
         tariff |= u32::from((d >> 4) & 0x03) << (2 * k);
         subunit |= u32::from((d >> 6) & 1) << k;
     }
-    Ok((input, Dib { dif, data_field: dif & 0x0F, function: Function::from_dif(dif), storage, tariff, subunit }))
+    Ok((
+        input,
+        Dib {
+            dif,
+            data_field: dif & 0x0F,
+            function: Function::from_dif(dif),
+            storage,
+            tariff,
+            subunit,
+        },
+    ))
 }
 
 fn vib(input: &[u8]) -> PResult<'_, Vib<'_>> {
@@ -221,13 +249,31 @@ fn vib(input: &[u8]) -> PResult<'_, Vib<'_>> {
                 0xFD => Table::Fd,
                 _ => Table::Ef,
             };
-            Ok((input, Vib { vif, table, code: code & 0x7F, vifes, plain_text: None }))
+            Ok((
+                input,
+                Vib {
+                    vif,
+                    table,
+                    code: code & 0x7F,
+                    vifes,
+                    plain_text: None,
+                },
+            ))
         }
         (_, 0x7C) => {
             let (input, vifes) = extensions(input, ext)?;
             let (input, len) = byte(input)?;
             let (input, text) = take(len).parse(input)?;
-            Ok((input, Vib { vif, table: Table::PlainText, code: 0x7C, vifes, plain_text: Some(text) }))
+            Ok((
+                input,
+                Vib {
+                    vif,
+                    table: Table::PlainText,
+                    code: 0x7C,
+                    vifes,
+                    plain_text: Some(text),
+                },
+            ))
         }
         (_, code) => {
             let (input, vifes) = extensions(input, ext)?;
@@ -236,7 +282,16 @@ fn vib(input: &[u8]) -> PResult<'_, Vib<'_>> {
                 0x7E => Table::Any,
                 _ => Table::Primary,
             };
-            Ok((input, Vib { vif, table, code, vifes, plain_text: None }))
+            Ok((
+                input,
+                Vib {
+                    vif,
+                    table,
+                    code,
+                    vifes,
+                    plain_text: None,
+                },
+            ))
         }
     }
 }
@@ -264,7 +319,12 @@ fn data(input: &[u8], data_field: u8, msb_first: bool) -> PResult<'_, (&[u8], Da
             0xF0..=0xF4 => 4 * usize::from(lvar - 0xEC),
             0xF5 => 48,
             0xF6 => 64,
-            _ => return Err(nom::Err::Failure(nom::error::Error::new(input, nom::error::ErrorKind::Verify))),
+            _ => {
+                return Err(nom::Err::Failure(nom::error::Error::new(
+                    input,
+                    nom::error::ErrorKind::Verify,
+                )));
+            }
         };
         let (input, raw) = take(len).parse(input)?;
         let value = match lvar {
@@ -290,7 +350,10 @@ fn data(input: &[u8], data_field: u8, msb_first: bool) -> PResult<'_, (&[u8], Da
         return Ok((input, (raw, value)));
     }
     let Some(len) = data_len(df) else {
-        return Err(nom::Err::Failure(nom::error::Error::new(input, nom::error::ErrorKind::Verify)));
+        return Err(nom::Err::Failure(nom::error::Error::new(
+            input,
+            nom::error::ErrorKind::Verify,
+        )));
     };
     let (input, raw) = take(len).parse(input)?;
     let buf = le_bytes(raw, msb_first);
@@ -316,7 +379,16 @@ pub fn record(input: &[u8], msb_first: bool) -> Result<(&[u8], Record<'_>)> {
     let (rest, dib) = dib(input).map_err(|e| at("DIF", e))?;
     let (rest, vib) = vib(rest).map_err(|e| at("VIF", e))?;
     let (rest, (raw, data)) = data(rest, dib.data_field, msb_first).map_err(|e| at("data", e))?;
-    Ok((rest, Record { dib, vib, raw, msb_first, data }))
+    Ok((
+        rest,
+        Record {
+            dib,
+            vib,
+            raw,
+            msb_first,
+            data,
+        },
+    ))
 }
 
 /// Builds the DIB bytes for a data field, function, storage, tariff and subunit.
@@ -389,10 +461,16 @@ mod tests {
         // W1: `DA 02 3B 13 01` maximum, storage 5; `8B 60 04 37 18 02` tariff 2, subunit 1.
         let items = records(&[0xDA, 0x02, 0x3B, 0x13, 0x01, 0x8B, 0x60, 0x04, 0x37, 0x18, 0x02]);
         let Item::Record(a) = items[0] else { panic!() };
-        assert_eq!((a.dib.function, a.dib.storage, a.dib.tariff, a.dib.subunit), (Function::Maximum, 5, 0, 0));
+        assert_eq!(
+            (a.dib.function, a.dib.storage, a.dib.tariff, a.dib.subunit),
+            (Function::Maximum, 5, 0, 0)
+        );
         assert_eq!(a.data, Data::Bcd(113));
         let Item::Record(b) = items[1] else { panic!() };
-        assert_eq!((b.dib.function, b.dib.storage, b.dib.tariff, b.dib.subunit), (Function::Instantaneous, 0, 2, 1));
+        assert_eq!(
+            (b.dib.function, b.dib.storage, b.dib.tariff, b.dib.subunit),
+            (Function::Instantaneous, 0, 2, 1)
+        );
         assert_eq!(b.data, Data::Bcd(21_837));
     }
 
@@ -400,7 +478,14 @@ mod tests {
     fn fillers_are_skipped_and_mfct_tail_kept() {
         let items = records(&[0x2F, 0x2F, 0x01, 0x13, 0x05, 0x1F, 0xAA, 0xBB]);
         assert_eq!(items.len(), 2);
-        assert_eq!(items[1], Item::Manufacturer { dif: 0x1F, data: &[0xAA, 0xBB], more_follows: true });
+        assert_eq!(
+            items[1],
+            Item::Manufacturer {
+                dif: 0x1F,
+                data: &[0xAA, 0xBB],
+                more_follows: true
+            }
+        );
     }
 
     #[test]
@@ -416,8 +501,9 @@ mod tests {
 
     #[test]
     fn lvar_codings() {
-        let items =
-            records(&[0x0D, 0x78, 0x03, b'C', b'B', b'A', 0x0D, 0x13, 0xC2, 0x45, 0x23, 0x0D, 0x13, 0xD1, 0x07]);
+        let items = records(&[
+            0x0D, 0x78, 0x03, b'C', b'B', b'A', 0x0D, 0x13, 0xC2, 0x45, 0x23, 0x0D, 0x13, 0xD1, 0x07,
+        ]);
         let Item::Record(a) = items[0] else { panic!() };
         assert_eq!(a.data, Data::Text(b"CBA"));
         let Item::Record(b) = items[1] else { panic!() };
@@ -428,7 +514,9 @@ mod tests {
 
     #[test]
     fn malformed_records_are_errors_not_panics() {
-        let too_many = [0x84, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00, 0x13, 1, 2, 3, 4];
+        let too_many = [
+            0x84, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00, 0x13, 1, 2, 3, 4,
+        ];
         let err = Records::new(&too_many).next().unwrap().unwrap_err();
         assert!(err.to_string().contains("extension"), "{err}");
         let err = Records::new(&[0x04, 0x13, 0x01]).next().unwrap().unwrap_err();
@@ -439,7 +527,9 @@ mod tests {
 
     #[test]
     fn msb_first_values_are_reversed() {
-        let items: Vec<_> = Records::msb_first(&[0x04, 0x13, 0x00, 0x01, 0xE2, 0x89]).collect::<Result<_>>().unwrap();
+        let items: Vec<_> = Records::msb_first(&[0x04, 0x13, 0x00, 0x01, 0xE2, 0x89])
+            .collect::<Result<_>>()
+            .unwrap();
         let Item::Record(a) = items[0] else { panic!() };
         assert_eq!(a.data, Data::Int(123_529));
     }

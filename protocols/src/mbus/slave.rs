@@ -49,7 +49,12 @@ impl SlaveConfig {
 
     /// The full secondary address.
     pub fn secondary(&self) -> SecondaryAddress {
-        SecondaryAddress { id: bcd4(self.id), manufacturer: self.manufacturer, version: self.version, medium: self.medium }
+        SecondaryAddress {
+            id: bcd4(self.id),
+            manufacturer: self.manufacturer,
+            version: self.version,
+            medium: self.medium,
+        }
     }
 }
 
@@ -83,7 +88,16 @@ pub struct Slave {
 impl Slave {
     pub fn new(cfg: SlaveConfig) -> Self {
         let bad_left = cfg.bad_checksum_answers;
-        Slave { cfg, selected: false, last_fcb: None, next: 0, last_reply: Vec::new(), access_no: 0, bad_left, answered: 0 }
+        Slave {
+            cfg,
+            selected: false,
+            last_fcb: None,
+            next: 0,
+            last_reply: Vec::new(),
+            access_no: 0,
+            bad_left,
+            answered: 0,
+        }
     }
 
     pub fn config(&self) -> &SlaveConfig {
@@ -129,7 +143,12 @@ impl Slave {
                 }
                 Some(reply)
             }
-            Frame::Long { c, a: NETWORK_LAYER, ci: CI_SELECT, data } if c & !FCB == SND_UD => {
+            Frame::Long {
+                c,
+                a: NETWORK_LAYER,
+                ci: CI_SELECT,
+                data,
+            } if c & !FCB == SND_UD => {
                 let Ok(pattern) = select_pattern(data) else { return None };
                 self.selected = pattern.matches(&self.cfg.secondary());
                 if self.selected {
@@ -172,8 +191,16 @@ impl Slave {
             data.push(0x1F);
         }
         let mut out = Vec::with_capacity(data.len() + 9);
-        frame::encode(&Frame::Long { c: 0x08, a: self.cfg.primary, ci: 0x72, data: &data }, &mut out)
-            .expect("a simulated telegram fits a long frame");
+        frame::encode(
+            &Frame::Long {
+                c: 0x08,
+                a: self.cfg.primary,
+                ci: 0x72,
+                data: &data,
+            },
+            &mut out,
+        )
+        .expect("a simulated telegram fits a long frame");
         out
     }
 }
@@ -182,14 +209,23 @@ impl Slave {
 fn storage_dif(storage: u8) -> (u8, Option<u8>) {
     let dif = 0x04 | ((storage & 1) << 6);
     let rest = storage >> 1;
-    if rest == 0 { (dif, None) } else { (dif | 0x80, Some(rest & 0x0F)) }
+    if rest == 0 {
+        (dif, None)
+    } else {
+        (dif | 0x80, Some(rest & 0x0F))
+    }
 }
 
 fn select_pattern(data: &[u8]) -> Result<SecondaryAddress> {
     let [i0, i1, i2, i3, m0, m1, version, medium] = *data else {
         return Err(Error::invalid("selection", "needs 8 bytes"));
     };
-    Ok(SecondaryAddress { id: [i0, i1, i2, i3], manufacturer: u16::from_le_bytes([m0, m1]), version, medium })
+    Ok(SecondaryAddress {
+        id: [i0, i1, i2, i3],
+        manufacturer: u16::from_le_bytes([m0, m1]),
+        version,
+        medium,
+    })
 }
 
 /// Slaves sharing one bus, fed the master's byte stream.
@@ -262,8 +298,17 @@ impl OwnedFrame {
         match self.kind {
             0 => Frame::Ack,
             1 => Frame::Short { c: self.c, a: self.a },
-            2 => Frame::Control { c: self.c, a: self.a, ci: self.ci },
-            _ => Frame::Long { c: self.c, a: self.a, ci: self.ci, data: &self.data },
+            2 => Frame::Control {
+                c: self.c,
+                a: self.a,
+                ci: self.ci,
+            },
+            _ => Frame::Long {
+                c: self.c,
+                a: self.a,
+                ci: self.ci,
+                data: &self.data,
+            },
         }
     }
 }
@@ -275,10 +320,34 @@ trait ToOwnedParts {
 impl ToOwnedParts for Frame<'_> {
     fn to_owned_parts(&self) -> OwnedFrame {
         match *self {
-            Frame::Ack => OwnedFrame { kind: 0, c: 0, a: 0, ci: 0, data: Vec::new() },
-            Frame::Short { c, a } => OwnedFrame { kind: 1, c, a, ci: 0, data: Vec::new() },
-            Frame::Control { c, a, ci } => OwnedFrame { kind: 2, c, a, ci, data: Vec::new() },
-            Frame::Long { c, a, ci, data } => OwnedFrame { kind: 3, c, a, ci, data: data.to_vec() },
+            Frame::Ack => OwnedFrame {
+                kind: 0,
+                c: 0,
+                a: 0,
+                ci: 0,
+                data: Vec::new(),
+            },
+            Frame::Short { c, a } => OwnedFrame {
+                kind: 1,
+                c,
+                a,
+                ci: 0,
+                data: Vec::new(),
+            },
+            Frame::Control { c, a, ci } => OwnedFrame {
+                kind: 2,
+                c,
+                a,
+                ci,
+                data: Vec::new(),
+            },
+            Frame::Long { c, a, ci, data } => OwnedFrame {
+                kind: 3,
+                c,
+                a,
+                ci,
+                data: data.to_vec(),
+            },
         }
     }
 }
@@ -298,8 +367,14 @@ mod tests {
         assert_eq!(d.meter_id, "12345678");
         assert_eq!(d.readings[0].quantity, "volume");
         assert_eq!(d.readings[0].value, serde_json::json!(1234.567));
-        assert_eq!(seg.on_bytes(&link::select(&"12345678".parse().unwrap(), false)), vec![0xE5]);
-        assert!(seg.on_bytes(&link::select(&"12345679".parse().unwrap(), false)).is_empty());
+        assert_eq!(
+            seg.on_bytes(&link::select(&"12345678".parse().unwrap(), false)),
+            vec![0xE5]
+        );
+        assert!(
+            seg.on_bytes(&link::select(&"12345679".parse().unwrap(), false))
+                .is_empty()
+        );
     }
 
     #[test]
@@ -311,7 +386,10 @@ mod tests {
         let first = seg.on_bytes(&r.request());
         assert_eq!(seg.on_bytes(&r.request()), first, "same FCB: the same telegram");
         let d = super::super::decode(&first).unwrap();
-        assert_eq!(d.fields.get("more_records_follow"), Some(&serde_json::Value::Bool(true)));
+        assert_eq!(
+            d.fields.get("more_records_follow"),
+            Some(&serde_json::Value::Bool(true))
+        );
         assert_eq!(r.on_response(true), link::Next::Poll);
         let second = super::super::decode(&seg.on_bytes(&r.request())).unwrap();
         assert!(second.fields.get("more_records_follow").is_none());
@@ -328,9 +406,9 @@ mod tests {
             let outcome = match answer.as_slice() {
                 [] => Probe::Nothing,
                 [0xE5] => match link::parse_reply(&seg.on_bytes(&link::req_ud2(NETWORK_LAYER, true))) {
-                    Ok((link::Reply::Frame(Frame::Long { data, .. }), _)) => {
-                        Probe::Single(SecondaryAddress::of(&super::super::header::long_header(data).unwrap().1))
-                    }
+                    Ok((link::Reply::Frame(Frame::Long { data, .. }), _)) => Probe::Single(SecondaryAddress::of(
+                        &super::super::header::long_header(data).unwrap().1,
+                    )),
                     _ => Probe::Collision,
                 },
                 _ => Probe::Collision,

@@ -268,12 +268,21 @@ mod tests {
 
     #[test]
     fn dates_follow_types_f_g_i() {
-        assert_eq!(datetime_f(&[0x32, 0x37, 0x1F, 0x15]).as_deref(), Some("2008-05-31T23:50:00"));
-        assert_eq!(datetime_f(&[0x28, 0x2A, 0x9E, 0x27]).as_deref(), Some("2020-07-30T10:40:00"));
+        assert_eq!(
+            datetime_f(&[0x32, 0x37, 0x1F, 0x15]).as_deref(),
+            Some("2008-05-31T23:50:00")
+        );
+        assert_eq!(
+            datetime_f(&[0x28, 0x2A, 0x9E, 0x27]).as_deref(),
+            Some("2020-07-30T10:40:00")
+        );
         assert_eq!(datetime_f(&[0xB2, 0x37, 0x1F, 0x15]), None, "IV bit set");
         assert_eq!(date_g(&[0x1F, 0x15]).as_deref(), Some("2008-05-31"));
         assert_eq!(date_g(&[0xFF, 0xFF]), None);
         assert_eq!(date_g(&[0xE1, 0xF1]), None, "1.1.127 means not set");
-        assert_eq!(datetime_i(&[0x05, 0x32, 0x17, 0x1F, 0x15, 0x00]).as_deref(), Some("2008-05-31T23:50:05"));
+        assert_eq!(
+            datetime_i(&[0x05, 0x32, 0x17, 0x1F, 0x15, 0x00]).as_deref(),
+            Some("2008-05-31T23:50:05")
+        );
     }
 }

@@ -25,7 +25,11 @@ pub enum Table {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Meaning {
     /// A physical quantity: value × 10^`exp` in `unit`.
-    Scaled { quantity: &'static str, unit: &'static str, exp: i8 },
+    Scaled {
+        quantity: &'static str,
+        unit: &'static str,
+        exp: i8,
+    },
     /// A duration counted in `unit` (`s`, `min`, `h`, `d`, `months`, `years`).
     Duration { quantity: &'static str, unit: &'static str },
     /// A date (type G) or date-time (type F or I, chosen by the data length).
@@ -60,8 +64,14 @@ pub fn meaning(table: Table, code: u8) -> Meaning {
             0x08..=0x0F => scaled("energy", "J", n3(code)),
             0x10..=0x17 => scaled("volume", "m3", n3(code) - 6),
             0x18..=0x1F => scaled("mass", "kg", n3(code) - 3),
-            0x20..=0x23 => Duration { quantity: "on_time", unit: TIME_UNITS[(code & 3) as usize] },
-            0x24..=0x27 => Duration { quantity: "operating_time", unit: TIME_UNITS[(code & 3) as usize] },
+            0x20..=0x23 => Duration {
+                quantity: "on_time",
+                unit: TIME_UNITS[(code & 3) as usize],
+            },
+            0x24..=0x27 => Duration {
+                quantity: "operating_time",
+                unit: TIME_UNITS[(code & 3) as usize],
+            },
             0x28..=0x2F => scaled("power", "W", n3(code) - 3),
             0x30..=0x37 => scaled("power", "J/h", n3(code)),
             0x38..=0x3F => scaled("volume_flow", "m3/h", n3(code) - 6),
@@ -76,11 +86,23 @@ pub fn meaning(table: Table, code: u8) -> Meaning {
             0x6C => Date { quantity: "date" },
             0x6D => Date { quantity: "date_time" },
             0x6E => Count { quantity: "hca_units" },
-            0x70..=0x73 => Duration { quantity: "averaging_duration", unit: TIME_UNITS[(code & 3) as usize] },
-            0x74..=0x77 => Duration { quantity: "actuality_duration", unit: TIME_UNITS[(code & 3) as usize] },
-            0x78 => Digits { quantity: "fabrication_no" },
-            0x79 => Digits { quantity: "enhanced_identification" },
-            0x7A => Count { quantity: "bus_address" },
+            0x70..=0x73 => Duration {
+                quantity: "averaging_duration",
+                unit: TIME_UNITS[(code & 3) as usize],
+            },
+            0x74..=0x77 => Duration {
+                quantity: "actuality_duration",
+                unit: TIME_UNITS[(code & 3) as usize],
+            },
+            0x78 => Digits {
+                quantity: "fabrication_no",
+            },
+            0x79 => Digits {
+                quantity: "enhanced_identification",
+            },
+            0x7A => Count {
+                quantity: "bus_address",
+            },
             _ => Unknown,
         },
         Table::Fb => match code {
@@ -95,37 +117,90 @@ pub fn meaning(table: Table, code: u8) -> Meaning {
             _ => Unknown,
         },
         Table::Fd => match code {
-            0x08 => Count { quantity: "access_number" },
+            0x08 => Count {
+                quantity: "access_number",
+            },
             0x09 => Count { quantity: "medium" },
-            0x0A => Digits { quantity: "manufacturer" },
-            0x0B => Digits { quantity: "parameter_set" },
-            0x0C => Digits { quantity: "model_version" },
-            0x0D => Digits { quantity: "hardware_version" },
-            0x0E => Digits { quantity: "firmware_version" },
-            0x0F => Digits { quantity: "software_version" },
-            0x10 => Digits { quantity: "customer_location" },
+            0x0A => Digits {
+                quantity: "manufacturer",
+            },
+            0x0B => Digits {
+                quantity: "parameter_set",
+            },
+            0x0C => Digits {
+                quantity: "model_version",
+            },
+            0x0D => Digits {
+                quantity: "hardware_version",
+            },
+            0x0E => Digits {
+                quantity: "firmware_version",
+            },
+            0x0F => Digits {
+                quantity: "software_version",
+            },
+            0x10 => Digits {
+                quantity: "customer_location",
+            },
             0x11 => Digits { quantity: "customer" },
             0x16 => Digits { quantity: "password" },
-            0x17 => Count { quantity: "error_flags" },
+            0x17 => Count {
+                quantity: "error_flags",
+            },
             0x18 => Count { quantity: "error_mask" },
-            0x1A => Count { quantity: "digital_output" },
-            0x1B => Count { quantity: "digital_input" },
+            0x1A => Count {
+                quantity: "digital_output",
+            },
+            0x1B => Count {
+                quantity: "digital_input",
+            },
             0x1C => scaled("baud_rate", "Bd", 0),
-            0x20 => Count { quantity: "first_storage_no" },
-            0x21 => Count { quantity: "last_storage_no" },
-            0x22 => Count { quantity: "storage_block_size" },
-            0x24..=0x27 => Duration { quantity: "storage_interval", unit: TIME_UNITS[(code & 3) as usize] },
-            0x28 => Duration { quantity: "storage_interval", unit: "months" },
-            0x29 => Duration { quantity: "storage_interval", unit: "years" },
-            0x2C..=0x2F => Duration { quantity: "duration_since_readout", unit: TIME_UNITS[(code & 3) as usize] },
-            0x30 => Date { quantity: "tariff_start" },
-            0x3A => Count { quantity: "dimensionless" },
+            0x20 => Count {
+                quantity: "first_storage_no",
+            },
+            0x21 => Count {
+                quantity: "last_storage_no",
+            },
+            0x22 => Count {
+                quantity: "storage_block_size",
+            },
+            0x24..=0x27 => Duration {
+                quantity: "storage_interval",
+                unit: TIME_UNITS[(code & 3) as usize],
+            },
+            0x28 => Duration {
+                quantity: "storage_interval",
+                unit: "months",
+            },
+            0x29 => Duration {
+                quantity: "storage_interval",
+                unit: "years",
+            },
+            0x2C..=0x2F => Duration {
+                quantity: "duration_since_readout",
+                unit: TIME_UNITS[(code & 3) as usize],
+            },
+            0x30 => Date {
+                quantity: "tariff_start",
+            },
+            0x3A => Count {
+                quantity: "dimensionless",
+            },
             0x40..=0x4F => scaled("voltage", "V", (code & 0x0F) as i8 - 9),
             0x50..=0x5F => scaled("current", "A", (code & 0x0F) as i8 - 12),
-            0x60 => Count { quantity: "reset_counter" },
-            0x61 => Count { quantity: "cumulation_counter" },
-            0x70 => Date { quantity: "battery_change" },
-            0x74 => Duration { quantity: "remaining_battery", unit: "d" },
+            0x60 => Count {
+                quantity: "reset_counter",
+            },
+            0x61 => Count {
+                quantity: "cumulation_counter",
+            },
+            0x70 => Date {
+                quantity: "battery_change",
+            },
+            0x74 => Duration {
+                quantity: "remaining_battery",
+                unit: "d",
+            },
             _ => Unknown,
         },
         Table::Ef | Table::PlainText | Table::Manufacturer | Table::Any => Unknown,
@@ -190,16 +265,60 @@ mod tests {
 
     #[test]
     fn primary_table_scales() {
-        assert_eq!(meaning(Table::Primary, 0x13), Meaning::Scaled { quantity: "volume", unit: "m3", exp: -3 });
-        assert_eq!(meaning(Table::Primary, 0x14), Meaning::Scaled { quantity: "volume", unit: "m3", exp: -2 });
-        assert_eq!(meaning(Table::Primary, 0x04), Meaning::Scaled { quantity: "energy", unit: "Wh", exp: 1 });
-        assert_eq!(meaning(Table::Primary, 0x06), Meaning::Scaled { quantity: "energy", unit: "kWh", exp: 0 });
-        assert_eq!(meaning(Table::Primary, 0x3B), Meaning::Scaled { quantity: "volume_flow", unit: "m3/h", exp: -3 });
+        assert_eq!(
+            meaning(Table::Primary, 0x13),
+            Meaning::Scaled {
+                quantity: "volume",
+                unit: "m3",
+                exp: -3
+            }
+        );
+        assert_eq!(
+            meaning(Table::Primary, 0x14),
+            Meaning::Scaled {
+                quantity: "volume",
+                unit: "m3",
+                exp: -2
+            }
+        );
+        assert_eq!(
+            meaning(Table::Primary, 0x04),
+            Meaning::Scaled {
+                quantity: "energy",
+                unit: "Wh",
+                exp: 1
+            }
+        );
+        assert_eq!(
+            meaning(Table::Primary, 0x06),
+            Meaning::Scaled {
+                quantity: "energy",
+                unit: "kWh",
+                exp: 0
+            }
+        );
+        assert_eq!(
+            meaning(Table::Primary, 0x3B),
+            Meaning::Scaled {
+                quantity: "volume_flow",
+                unit: "m3/h",
+                exp: -3
+            }
+        );
         assert_eq!(
             meaning(Table::Primary, 0x5A),
-            Meaning::Scaled { quantity: "flow_temperature", unit: "°C", exp: -1 }
+            Meaning::Scaled {
+                quantity: "flow_temperature",
+                unit: "°C",
+                exp: -1
+            }
         );
-        assert_eq!(meaning(Table::Fd, 0x17), Meaning::Count { quantity: "error_flags" });
+        assert_eq!(
+            meaning(Table::Fd, 0x17),
+            Meaning::Count {
+                quantity: "error_flags"
+            }
+        );
         assert_eq!(meaning(Table::Primary, 0x6F), Meaning::Unknown);
     }
 

@@ -42,7 +42,10 @@ mod tests {
         let key = hex_literal::hex!("2b7e151628aed2a6abf7158809cf4f3c");
         assert_eq!(cmac(&key, &[]), hex_literal::hex!("bb1d6929e95937287fa37d129b756746"));
         let m = hex_literal::hex!("6bc1bee22e409f96e93d7e117393172a");
-        assert_eq!(cmac(&key, &[&m[..8], &m[8..]]), hex_literal::hex!("070a16b46b4d4144f79bdd9dd04a287c"));
+        assert_eq!(
+            cmac(&key, &[&m[..8], &m[8..]]),
+            hex_literal::hex!("070a16b46b4d4144f79bdd9dd04a287c")
+        );
     }
 
     #[test]

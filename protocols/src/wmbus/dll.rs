@@ -69,7 +69,9 @@ fn crc_ok(data: &[u8], crc_be: &[u8]) -> bool {
 /// Sources that know their format should use this: with [`strip`]'s detection a damaged
 /// format-B frame is indistinguishable from a CRC-less one.
 pub fn strip_as(frame: &[u8], format: FrameFormat) -> Result<Cow<'_, [u8]>> {
-    let Some(&l) = frame.first() else { return Err(Error::Incomplete { needed: 1 }) };
+    let Some(&l) = frame.first() else {
+        return Err(Error::Incomplete { needed: 1 });
+    };
     let (t, found) = strip(frame)?;
     match (format, found) {
         (f, g) if f == g => Ok(t),
@@ -77,7 +79,12 @@ pub fn strip_as(frame: &[u8], format: FrameFormat) -> Result<Cow<'_, [u8]>> {
         (FrameFormat::B, FrameFormat::Stripped) => Err(Error::check(Check::Crc, "format B CRC")),
         (expected, found) => Err(Error::invalid(
             "length",
-            format!("L = {l} and {} bytes make a {} frame, not {}", frame.len(), found.name(), expected.name()),
+            format!(
+                "L = {l} and {} bytes make a {} frame, not {}",
+                frame.len(),
+                found.name(),
+                expected.name()
+            ),
         )),
     }
 }
@@ -85,7 +92,9 @@ pub fn strip_as(frame: &[u8], format: FrameFormat) -> Result<Cow<'_, [u8]>> {
 /// Removes the DLL CRCs (checking them) and returns the telegram with L = length − 1, detecting
 /// the format: format A by its length, format B when its CRCs verify, otherwise CRC-less.
 pub fn strip(frame: &[u8]) -> Result<(Cow<'_, [u8]>, FrameFormat)> {
-    let Some(&l) = frame.first() else { return Err(Error::Incomplete { needed: 1 }) };
+    let Some(&l) = frame.first() else {
+        return Err(Error::Incomplete { needed: 1 });
+    };
     if Some(frame.len()) == format_a_len(l) {
         let mut out = Vec::with_capacity(usize::from(l) + 1);
         let (first, mut rest) = frame.split_at(12);
@@ -157,7 +166,16 @@ pub fn header(telegram: &[u8]) -> Result<(Dll, &[u8])> {
     let parsed: nom::IResult<&[u8], _> = (byte, byte, le_u16, address_id, byte, byte).parse(telegram);
     let (rest, (_l, c, manufacturer, id, version, device_type)) =
         parsed.map_err(|_| Error::invalid("DLL", format!("{} bytes is shorter than L C M A", telegram.len())))?;
-    Ok((Dll { c, manufacturer, id, version, device_type }, rest))
+    Ok((
+        Dll {
+            c,
+            manufacturer,
+            id,
+            version,
+            device_type,
+        },
+        rest,
+    ))
 }
 
 #[cfg(test)]
@@ -199,8 +217,15 @@ mod tests {
         assert_eq!((f, &t[..]), (FrameFormat::Stripped, &stripped[..]));
         let mut damaged = b.clone();
         damaged[12] ^= 1;
-        assert_eq!(strip(&damaged).unwrap().1, FrameFormat::Stripped, "indistinguishable without a hint");
-        assert_eq!(strip_as(&damaged, FrameFormat::B).unwrap_err().failed_check(), Some(Check::Crc));
+        assert_eq!(
+            strip(&damaged).unwrap().1,
+            FrameFormat::Stripped,
+            "indistinguishable without a hint"
+        );
+        assert_eq!(
+            strip_as(&damaged, FrameFormat::B).unwrap_err().failed_check(),
+            Some(Check::Crc)
+        );
         assert_eq!(&strip_as(&b, FrameFormat::B).unwrap()[..], &stripped[..]);
         assert_eq!(&strip_as(&stripped, FrameFormat::Stripped).unwrap()[..], &stripped[..]);
         assert!(strip_as(&stripped, FrameFormat::A).is_err());

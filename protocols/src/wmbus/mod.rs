@@ -62,7 +62,9 @@ fn too_short(layer: &'static str) -> Error {
 /// Parses an AFL (input starts after CI 0x90); returns it and the bytes after it.
 pub fn afl(input: &[u8]) -> Result<(Afl, &[u8])> {
     let (&len, rest) = input.split_first().ok_or_else(|| too_short("AFL"))?;
-    let (mut h, after) = rest.split_at_checked(usize::from(len)).ok_or_else(|| too_short("AFL"))?;
+    let (mut h, after) = rest
+        .split_at_checked(usize::from(len))
+        .ok_or_else(|| too_short("AFL"))?;
     let mut take = |n: usize| -> Result<&[u8]> {
         let (a, b) = h.split_at_checked(n).ok_or_else(|| too_short("AFL"))?;
         h = b;
@@ -83,7 +85,10 @@ pub fn afl(input: &[u8]) -> Result<(Afl, &[u8])> {
         a.mcr = Some(take(4)?.try_into().unwrap_or_default());
     }
     if fc & 0x0400 != 0 {
-        let n = a.mcl.and_then(mac_len).ok_or_else(|| Error::invalid("AFL", "MAC present without a known MCL"))?;
+        let n = a
+            .mcl
+            .and_then(mac_len)
+            .ok_or_else(|| Error::invalid("AFL", "MAC present without a known MCL"))?;
         a.mac = Some(take(n)?.to_vec());
     }
     if fc & 0x1000 != 0 {
@@ -108,7 +113,10 @@ fn key(keys: &Keys, id: [u8; 4], dll_id: [u8; 4], mode: &str) -> Result<[u8; 16]
         return Ok(k);
     }
     let id_s = header::id_string(id);
-    Err(Error::check(Check::Decryption, format!("no key for meter {id_s} ({mode} encrypted telegram)")))
+    Err(Error::check(
+        Check::Decryption,
+        format!("no key for meter {id_s} ({mode} encrypted telegram)"),
+    ))
 }
 
 /// Peels an ELL (input starts at its CI); returns its access number and the bytes after it,
@@ -151,7 +159,10 @@ fn ell<'a>(dll: &Dll, keys: &Keys, input: Cow<'a, [u8]>) -> Result<(u8, Cow<'a, 
         return Err(if security == 1 {
             Error::check(Check::Decryption, "ELL payload CRC fails after AES-CTR (wrong key?)")
         } else {
-            Error::check(Check::Crc, format!("ELL payload CRC {sent:04X}, computed {computed:04X}"))
+            Error::check(
+                Check::Crc,
+                format!("ELL payload CRC {sent:04X}, computed {computed:04X}"),
+            )
         });
     }
     payload.drain(..2);
@@ -185,7 +196,10 @@ fn decrypt_tpl(
     let avail = tpl.len() - enc_at;
     let len = if blocks == 0 { avail - avail % 16 } else { 16 * blocks };
     if len > avail || len == 0 {
-        return Err(Error::invalid("TPL", format!("{len} encrypted bytes announced, {avail} present")));
+        return Err(Error::invalid(
+            "TPL",
+            format!("{len} encrypted bytes announced, {avail} present"),
+        ));
     }
     match mode {
         5 => {
@@ -203,7 +217,10 @@ fn decrypt_tpl(
             let (kenc, kmac) = mode7_keys(&key, mcr, h.id);
             let computed = crypto::cmac(&kmac, &[&[mcl], &mcr, tpl]);
             if computed[..mac.len()] != *mac {
-                return Err(Error::check(Check::Mac, "AFL MAC does not verify (wrong key or altered telegram)"));
+                return Err(Error::check(
+                    Check::Mac,
+                    "AFL MAC does not verify (wrong key or altered telegram)",
+                ));
             }
             crypto::cbc_decrypt(&kenc, &[0; 16], &mut tpl[enc_at..enc_at + len]);
         }
@@ -212,7 +229,11 @@ fn decrypt_tpl(
     if tpl[enc_at..enc_at + 2] != [0x2F, 0x2F] {
         return Err(Error::check(
             Check::Decryption,
-            format!("decrypted block starts {:02X} {:02X}, not 2F 2F (wrong key?)", tpl[enc_at], tpl[enc_at + 1]),
+            format!(
+                "decrypted block starts {:02X} {:02X}, not 2F 2F (wrong key?)",
+                tpl[enc_at],
+                tpl[enc_at + 1]
+            ),
         ));
     }
     Ok(())
@@ -283,7 +304,10 @@ impl Telegram<'_> {
         fields.insert("c".into(), Value::String(header::hex_byte(self.dll.c)));
         fields.insert("frame_format".into(), Value::from(self.format.name()));
         fields.insert("ci".into(), Value::String(header::hex_byte(self.ci)));
-        fields.insert("manufacturer".into(), Value::String(header::manufacturer_code(h.manufacturer)));
+        fields.insert(
+            "manufacturer".into(),
+            Value::String(header::manufacturer_code(h.manufacturer)),
+        );
         fields.insert("version".into(), Value::from(h.version));
         fields.insert("medium".into(), Value::String(header::medium_name(h.medium)));
         if self.has_tpl_header {
@@ -305,7 +329,13 @@ impl Telegram<'_> {
         } else {
             push_records(self.records(), &mut readings, &mut fields, &mut flags)?;
         }
-        Ok(Decoded { protocol: "wmbus".into(), meter_id: self.meter_id(), fields, readings, flags })
+        Ok(Decoded {
+            protocol: "wmbus".into(),
+            meter_id: self.meter_id(),
+            fields,
+            readings,
+            flags,
+        })
     }
 }
 
@@ -325,7 +355,9 @@ pub fn parse_as<'a>(frame: &'a [u8], format: Option<dll::FrameFormat>, keys: &Ke
     let mut afl_layer = None;
     let mut ell_access_no = None;
     loop {
-        let &ci = cur.first().ok_or_else(|| Error::invalid("CI", "telegram ends after the link layer"))?;
+        let &ci = cur
+            .first()
+            .ok_or_else(|| Error::invalid("CI", "telegram ends after the link layer"))?;
         match ci {
             0x8C..=0x8F => {
                 let (acc, rest) = ell(&dll, keys, cur)?;
@@ -354,8 +386,15 @@ pub fn parse_as<'a>(frame: &'a [u8], format: Option<dll::FrameFormat>, keys: &Ke
     let mut records_at = match ci {
         0x78 | 0xA0..=0xB7 => 1,
         0x7A => {
-            let [_, acc, status, c0, c1, ..] = *cur else { return Err(too_short("TPL")) };
-            h = LongHeader { access_no: acc, status, signature: u16::from_le_bytes([c0, c1]), ..h };
+            let [_, acc, status, c0, c1, ..] = *cur else {
+                return Err(too_short("TPL"));
+            };
+            h = LongHeader {
+                access_no: acc,
+                status,
+                signature: u16::from_le_bytes([c0, c1]),
+                ..h
+            };
             5
         }
         0x72 => {
@@ -380,7 +419,10 @@ pub fn parse_as<'a>(frame: &'a [u8], format: Option<dll::FrameFormat>, keys: &Ke
             records_at += 1; // configuration field extension
             let ext = *cur.get(records_at - 1).ok_or_else(|| too_short("TPL"))?;
             if (ext >> 4) & 0x03 != 1 {
-                return Err(Error::Unsupported(format!("mode 7 key derivation {}", (ext >> 4) & 0x03)));
+                return Err(Error::Unsupported(format!(
+                    "mode 7 key derivation {}",
+                    (ext >> 4) & 0x03
+                )));
             }
         }
         if records_at > cur.len() {

@@ -14,7 +14,10 @@ fn keys(id: &str, key: &str) -> Keys {
 }
 
 fn values(d: &Decoded) -> Vec<(String, String)> {
-    d.readings.iter().map(|r| (r.quantity.to_string(), r.value.to_string())).collect()
+    d.readings
+        .iter()
+        .map(|r| (r.quantity.to_string(), r.value.to_string()))
+        .collect()
 }
 
 const R1: &str = "1844AE4C4455223368077A55000000_041389E20100023B0000";
@@ -37,7 +40,10 @@ fn r1_unencrypted_short_header() {
     assert_eq!(d.fields["medium"], "water");
     assert_eq!(d.fields["access_no"], 0x55);
     assert_eq!(d.fields["ci"], "0x7A");
-    assert_eq!(values(&d), [("volume".into(), "123.529".into()), ("volume_flow".into(), "0".into())]);
+    assert_eq!(
+        values(&d),
+        [("volume".into(), "123.529".into()), ("volume_flow".into(), "0".into())]
+    );
     assert_eq!(d.readings[0].unit.as_deref(), Some("m3"));
     assert_eq!(d.readings[1].unit.as_deref(), Some("m3/h"));
 }
@@ -69,7 +75,10 @@ fn r5_mode5_with_plaintext_tail() {
     assert_eq!(d.fields["medium"], "warm water");
     assert_eq!(d.fields["security_mode"], 5);
     let v = values(&d);
-    assert!(v.contains(&("date_time".into(), "\"2020-07-30T10:40:00\"".into())), "{v:?}");
+    assert!(
+        v.contains(&("date_time".into(), "\"2020-07-30T10:40:00\"".into())),
+        "{v:?}"
+    );
     assert!(v.contains(&("volume".into(), "0.106".into())), "{v:?}");
     assert!(v.contains(&("volume_backward".into(), "0".into())), "{v:?}");
     assert!(v.contains(&("error_flags".into(), "0".into())), "{v:?}");
@@ -175,7 +184,10 @@ fn mode7_mac_and_decryption() {
     assert_eq!(decode(&bad, &k).unwrap_err().failed_check(), Some(Check::Mac));
     let wrong = keys("87654321", R10_KEY);
     assert_eq!(decode(&t, &wrong).unwrap_err().failed_check(), Some(Check::Mac));
-    assert_eq!(decode(&t, &Keys::new()).unwrap_err().failed_check(), Some(Check::Decryption));
+    assert_eq!(
+        decode(&t, &Keys::new()).unwrap_err().failed_check(),
+        Some(Check::Decryption)
+    );
 }
 
 #[test]
@@ -267,7 +279,11 @@ fn format_b_with_two_crc_blocks() {
 #[test]
 fn ell_without_encryption_and_other_cis() {
     // ELL I (CI 0x8C) in front of a short TPL.
-    let mut t = bytes("1844AE4C44552233680 78C2091 7A55000000041389E20100".replace(' ', "").as_str());
+    let mut t = bytes(
+        "1844AE4C44552233680 78C2091 7A55000000041389E20100"
+            .replace(' ', "")
+            .as_str(),
+    );
     t[0] = (t.len() - 1) as u8;
     let d = decode(&t, &Keys::new()).unwrap();
     assert_eq!(d.fields["access_no"], 0x55, "the TPL access number wins over the ELL's");

@@ -51,7 +51,10 @@ pub struct GatewayArgs {
 }
 
 pub fn run(env: &Env, args: GatewayArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
     let summary = runtime.block_on(simulate(args))?;
     say!(env, "{}", serde_json::to_string(&summary)?);
     Ok(())
@@ -60,10 +63,15 @@ pub fn run(env: &Env, args: GatewayArgs) -> anyhow::Result<()> {
 /// Publishes the traffic; returns a summary (also what the tests compare the store against).
 pub async fn simulate(args: GatewayArgs) -> anyhow::Result<serde_json::Value> {
     let (host, port) = parse_broker(&args.broker).map_err(anyhow::Error::msg)?;
-    let client_id = args.client_id.clone().unwrap_or_else(|| format!("meterd-sim-{}-{}", args.seed, std::process::id()));
+    let client_id = args
+        .client_id
+        .clone()
+        .unwrap_or_else(|| format!("meterd-sim-{}-{}", args.seed, std::process::id()));
     let mut o = MqttOptions::new(client_id, host, port);
     // A persistent session: un-acked publishes survive a broker restart.
-    o.set_clean_start(false).set_session_expiry_interval(Some(600)).set_outgoing_inflight_upper_limit(500);
+    o.set_clean_start(false)
+        .set_session_expiry_interval(Some(600))
+        .set_outgoing_inflight_upper_limit(500);
     o.set_keep_alive(Duration::from_secs(10));
     let (client, mut eventloop) = AsyncClient::new(o, 1000);
     let (acked_tx, mut acked_rx) = tokio::sync::watch::channel(0u64);
@@ -90,10 +98,14 @@ pub async fn simulate(args: GatewayArgs) -> anyhow::Result<serde_json::Value> {
         corrupt_rate: args.corrupt_rate.clamp(0.0, 1.0),
         seed: args.seed,
         topic_prefix: args.topic_prefix.clone(),
-        start: jiff::Timestamp::now().checked_sub(jiff::SignedDuration::from_hours(24)).expect("time"),
+        start: jiff::Timestamp::now()
+            .checked_sub(jiff::SignedDuration::from_hours(24))
+            .expect("time"),
     };
     let mut manifest = match &args.manifest {
-        Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)),
+        Some(p) => Some(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
         None => None,
     };
     let mut keys = HashSet::new();
@@ -116,7 +128,11 @@ pub async fn simulate(args: GatewayArgs) -> anyhow::Result<serde_json::Value> {
                 if keys.insert(k.clone())
                     && let Some(w) = manifest.as_mut()
                 {
-                    writeln!(w, "{}", json!({"key": k, "endpoint": m.endpoint, "register": m.register}))?;
+                    writeln!(
+                        w,
+                        "{}",
+                        json!({"key": k, "endpoint": m.endpoint, "register": m.register})
+                    )?;
                 }
             }
             None => corrupt += 1,
@@ -127,8 +143,14 @@ pub async fn simulate(args: GatewayArgs) -> anyhow::Result<serde_json::Value> {
     }
     // Every message is at the broker once it acknowledged it.
     while *acked_rx.borrow_and_update() < published {
-        if tokio::time::timeout(Duration::from_secs(120), acked_rx.changed()).await.is_err() {
-            anyhow::bail!("the broker acknowledged only {} of {published} messages", *acked_rx.borrow());
+        if tokio::time::timeout(Duration::from_secs(120), acked_rx.changed())
+            .await
+            .is_err()
+        {
+            anyhow::bail!(
+                "the broker acknowledged only {} of {published} messages",
+                *acked_rx.borrow()
+            );
         }
     }
     let _ = client.disconnect().await;

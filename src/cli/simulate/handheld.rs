@@ -65,7 +65,12 @@ pub fn run(env: &Env, args: HandheldArgs) -> anyhow::Result<()> {
         Some(p) => simulator::load_state(p)?,
         None => Default::default(),
     };
-    let mut sim = SimulatedRecorder::new(RecorderConfig::new(&args.serial, firmware, timing), data, args.corrupt_rate, args.seed);
+    let mut sim = SimulatedRecorder::new(
+        RecorderConfig::new(&args.serial, firmware, timing),
+        data,
+        args.corrupt_rate,
+        args.seed,
+    );
     if let Some(p) = &args.reads {
         sim.scripted_reads = Some(simulator::load_reads_file(p)?);
     }
@@ -89,11 +94,19 @@ pub fn run(env: &Env, args: HandheldArgs) -> anyhow::Result<()> {
         let served = serve(env, &args, &mut sim);
         // Dropping the hook ends the printer.
         sim.on_event = None;
-        printer.join().map_err(|_| anyhow::anyhow!("event printer panicked"))??;
+        printer
+            .join()
+            .map_err(|_| anyhow::anyhow!("event printer panicked"))??;
         served
     })?;
     let d = sim.data();
-    say!(env, "served {served} dockings; recorder holds {} reads and {} routes; {} bytes corrupted", d.reads.len(), d.routes.len(), sim.corrupted());
+    say!(
+        env,
+        "served {served} dockings; recorder holds {} reads and {} routes; {} bytes corrupted",
+        d.reads.len(),
+        d.routes.len(),
+        sim.corrupted()
+    );
     Ok(())
 }
 
@@ -112,7 +125,14 @@ fn serve(env: &Env, args: &HandheldArgs, sim: &mut SimulatedRecorder) -> anyhow:
             }
         });
         let mut cradle = PtyCradle::open(Some(&args.port))?;
-        note!(env, "recorder {} (firmware {}) docked at {} -> {}", args.serial, args.firmware, args.port.display(), cradle.device);
+        note!(
+            env,
+            "recorder {} (firmware {}) docked at {} -> {}",
+            args.serial,
+            args.firmware,
+            args.port.display(),
+            cradle.device
+        );
         let state = args.state.clone();
         let mut save_err = None;
         let mut after = |sim: &SimulatedRecorder, end: DockingEnd| {

@@ -127,7 +127,11 @@ async fn simulate(env: &Env, args: MeterArgs) -> anyhow::Result<()> {
             sim::run_iec(pty, cfg, cancel).await
         }
         Kind::Mbus => {
-            let specs = if args.meters.is_empty() { vec!["5:12345678:1234567".to_owned()] } else { args.meters };
+            let specs = if args.meters.is_empty() {
+                vec!["5:12345678:1234567".to_owned()]
+            } else {
+                args.meters
+            };
             let mut slaves = Vec::new();
             for s in &specs {
                 let mut cfg = sim::parse_slave(s)?;

@@ -3,9 +3,13 @@
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use meterd_protocols::cradle::{ReadRecord, ReadTime, ReadType as CradleReadType, Route, RouteMeter, TroubleCode, Verified};
+use meterd_protocols::cradle::{
+    ReadRecord, ReadTime, ReadType as CradleReadType, Route, RouteMeter, TroubleCode, Verified,
+};
 
-use crate::model::{to_store_precision, Meter, MeterStatus, Origin, OriginKind, Quantity, Read, ReadType, SCALE, Service, codes};
+use crate::model::{
+    Meter, MeterStatus, Origin, OriginKind, Quantity, Read, ReadType, SCALE, Service, codes, to_store_precision,
+};
 use crate::store::{HistoryQuery, ReadTxn, RouteSkip};
 use crate::vee::{self, ADU_WINDOW, VeeConfig};
 
@@ -29,7 +33,9 @@ const MAX_RECORDER_DIALS: u8 = 10;
 /// Local civil time (the recorder's clock) as seconds since 1970, for `SET_CLOCK`.
 pub fn local_civil_now(tz: &TimeZone) -> i64 {
     let dt = tz.to_datetime(Timestamp::now());
-    dt.to_zoned(TimeZone::UTC).map(|z| z.timestamp().as_second()).unwrap_or(0)
+    dt.to_zoned(TimeZone::UTC)
+        .map(|z| z.timestamp().as_second())
+        .unwrap_or(0)
 }
 
 /// A recorder time (local civil) as a UTC timestamp.
@@ -44,12 +50,19 @@ pub fn read_time_to_timestamp(t: &ReadTime, tz: &TimeZone) -> Result<Timestamp, 
         0,
     )
     .map_err(|e| format!("read time {t:?}: {e}"))?;
-    tz.to_ambiguous_zoned(dt).compatible().map(|z| z.timestamp()).map_err(|e| format!("read time {t:?}: {e}"))
+    tz.to_ambiguous_zoned(dt)
+        .compatible()
+        .map(|z| z.timestamp())
+        .map_err(|e| format!("read time {t:?}: {e}"))
 }
 
 /// Text fitted to a fixed-width field: printable ASCII, at most `max`, no trailing space.
 fn fit(text: &str, max: usize) -> String {
-    let s: String = text.chars().map(|c| if (' '..='~').contains(&c) { c } else { '?' }).take(max).collect();
+    let s: String = text
+        .chars()
+        .map(|c| if (' '..='~').contains(&c) { c } else { '?' })
+        .take(max)
+        .collect();
     s.trim_end().to_owned()
 }
 
@@ -75,23 +88,47 @@ pub struct Left {
 /// previous read is the meter's latest trusted read, the hi/lo limits are VEE's expectation
 /// from the last year (without history: previous read up to a tenth of the register).
 /// Returns the route and the meters left out, with the reason.
-pub fn build_route(txn: &dyn ReadTxn, vee_config: &VeeConfig, route_id: &str, now: Timestamp) -> crate::store::Result<(Route, Vec<Left>)> {
-    let mut meters: Vec<Meter> =
-        txn.meters()?.into_iter().filter(|m| m.route == route_id && m.status == MeterStatus::Active).collect();
+pub fn build_route(
+    txn: &dyn ReadTxn,
+    vee_config: &VeeConfig,
+    route_id: &str,
+    now: Timestamp,
+) -> crate::store::Result<(Route, Vec<Left>)> {
+    let mut meters: Vec<Meter> = txn
+        .meters()?
+        .into_iter()
+        .filter(|m| m.route == route_id && m.status == MeterStatus::Active)
+        .collect();
     meters.sort_by(|a, b| a.sequence.cmp(&b.sequence).then_with(|| a.meter_id.cmp(&b.meter_id)));
     let from = now.checked_sub(ADU_WINDOW).unwrap_or(Timestamp::MIN);
-    let queries: Vec<HistoryQuery<'_>> = meters.iter().map(|m| HistoryQuery { meter_id: &m.meter_id, from, to: now }).collect();
+    let queries: Vec<HistoryQuery<'_>> = meters
+        .iter()
+        .map(|m| HistoryQuery {
+            meter_id: &m.meter_id,
+            from,
+            to: now,
+        })
+        .collect();
     let histories = txn.meter_histories(&queries)?;
     let mut out = Vec::new();
     let mut left = Vec::new();
     for (m, history) in meters.iter().zip(histories) {
-        let history: Vec<_> = history.into_iter().filter(|h| h.is_history() && h.status.is_trusted()).collect();
+        let history: Vec<_> = history
+            .into_iter()
+            .filter(|h| h.is_history() && h.status.is_trusted())
+            .collect();
         if m.meter_id.len() > MAX_METER_ID || !m.meter_id.bytes().all(|b| (0x21..=0x7E).contains(&b)) {
-            left.push(Left { meter_id: m.meter_id.clone(), reason: format!("meter id longer than {MAX_METER_ID} or not printable") });
+            left.push(Left {
+                meter_id: m.meter_id.clone(),
+                reason: format!("meter id longer than {MAX_METER_ID} or not printable"),
+            });
             continue;
         }
         if m.dials > MAX_RECORDER_DIALS {
-            left.push(Left { meter_id: m.meter_id.clone(), reason: format!("{} dials; recorders key at most {MAX_RECORDER_DIALS}", m.dials) });
+            left.push(Left {
+                meter_id: m.meter_id.clone(),
+                reason: format!("{} dials; recorders key at most {MAX_RECORDER_DIALS}", m.dials),
+            });
             continue;
         }
         let modulus = 10u64.pow(u32::from(m.dials));
@@ -126,7 +163,13 @@ pub fn build_route(txn: &dyn ReadTxn, vee_config: &VeeConfig, route_id: &str, no
     let route = Route {
         id: route_id.to_owned(),
         meters: out,
-        trouble_codes: TROUBLE_CODES.iter().map(|(c, t)| TroubleCode { code: (*c).into(), text: (*t).into() }).collect(),
+        trouble_codes: TROUBLE_CODES
+            .iter()
+            .map(|(c, t)| TroubleCode {
+                code: (*c).into(),
+                text: (*t).into(),
+            })
+            .collect(),
     };
     Ok((route, left))
 }
@@ -137,7 +180,11 @@ pub fn build_route(txn: &dyn ReadTxn, vee_config: &VeeConfig, route_id: &str, no
 /// rolled-over read then asks the reader to re-key it (a confirmation), and VEE, which knows
 /// rollover, judges the read after the unload.
 fn recorder_limits(low: u64, high: u64, modulus: u64) -> (u64, u64) {
-    if low / modulus == high / modulus { (low % modulus, high % modulus) } else { (low % modulus, modulus - 1) }
+    if low / modulus == high / modulus {
+        (low % modulus, high % modulus)
+    } else {
+        (low % modulus, modulus - 1)
+    }
 }
 
 /// Whether a route id fits the recorder's field.
@@ -183,7 +230,13 @@ fn read_codes(r: &ReadRecord) -> Vec<String> {
 /// Map an unloaded record. `meter` is the store's meter (for its decimals), `None` when unknown
 /// (the read is still stored, flagged `unknown_meter` by VEE). `session` names the docking.
 /// An error is a record that cannot become a read; the caller quarantines it with the reason.
-pub fn unloaded(r: &ReadRecord, meter: Option<&Meter>, serial: &str, session: &str, tz: &TimeZone) -> Result<Unloaded, String> {
+pub fn unloaded(
+    r: &ReadRecord,
+    meter: Option<&Meter>,
+    serial: &str,
+    session: &str,
+    tz: &TimeZone,
+) -> Result<Unloaded, String> {
     let at = read_time_to_timestamp(&r.taken_at, tz)?;
     let Some(reading) = r.reading else {
         return Ok(Unloaded::Skip(RouteSkip {
@@ -198,7 +251,8 @@ pub fn unloaded(r: &ReadRecord, meter: Option<&Meter>, serial: &str, session: &s
         }));
     };
     let decimals = meter.map_or(0, |m| m.decimals);
-    let value = from_register(reading, decimals).ok_or_else(|| format!("reading {reading} does not fit a register value"))?;
+    let value =
+        from_register(reading, decimals).ok_or_else(|| format!("reading {reading} does not fit a register value"))?;
     let width = meter.map_or(1, |m| usize::from(m.dials));
     let read_type = match r.read_type {
         CradleReadType::Keyed => ReadType::Manual,
@@ -259,8 +313,13 @@ mod tests {
 
     #[test]
     fn keyed_read_keeps_codes_and_decimals() {
-        let mut meter = Meter { unit: "m3".into(), decimals: 1, ..w01_meter() };
-        let Unloaded::Read(read) = unloaded(&record(Some(1234)), Some(&meter), "R1", "s1", &TimeZone::UTC).unwrap() else {
+        let mut meter = Meter {
+            unit: "m3".into(),
+            decimals: 1,
+            ..w01_meter()
+        };
+        let Unloaded::Read(read) = unloaded(&record(Some(1234)), Some(&meter), "R1", "s1", &TimeZone::UTC).unwrap()
+        else {
             panic!("expected a read")
         };
         assert_eq!(read.value, Quantity::parse("123.4").unwrap());
@@ -310,14 +369,21 @@ mod tests {
             read("W01-002", "05-01", 1_000_000 - 1),
         ];
         crate::ingest::accept_reads(&store, &VeeConfig::default(), reads).unwrap();
-        let (route, left) = build_route(store.begin_read().unwrap().as_ref(), &VeeConfig::default(), "W01", now).unwrap();
+        let (route, left) =
+            build_route(store.begin_read().unwrap().as_ref(), &VeeConfig::default(), "W01", now).unwrap();
         assert!(left.is_empty());
         for m in &route.meters {
             m.validate().unwrap_or_else(|e| panic!("{}: {e} ({m:?})", m.meter_id));
         }
         let limits: Vec<(u64, u64)> = route.meters.iter().map(|m| (m.low_limit, m.high_limit)).collect();
-        assert!(limits[0].0 > 990_000 && limits[0].1 == 999_999, "a range straddling the top ends there: {limits:?}");
-        assert!(limits[1].0 <= limits[1].1 && limits[1].1 < 1_000, "a range wholly past the top wraps: {limits:?}");
+        assert!(
+            limits[0].0 > 990_000 && limits[0].1 == 999_999,
+            "a range straddling the top ends there: {limits:?}"
+        );
+        assert!(
+            limits[1].0 <= limits[1].1 && limits[1].1 < 1_000,
+            "a range wholly past the top wraps: {limits:?}"
+        );
     }
 
     #[test]

@@ -64,7 +64,10 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// Open a cradle port (8N1, raw, exclusive).
 pub fn open_port(path: &std::path::Path, baud: u32) -> std::io::Result<tokio_serial::SerialStream> {
     let shown = path.to_string_lossy();
-    tokio_serial::new(shown.as_ref(), baud).timeout(Duration::from_millis(100)).open_native_async().map_err(std::io::Error::from)
+    tokio_serial::new(shown.as_ref(), baud)
+        .timeout(Duration::from_millis(100))
+        .open_native_async()
+        .map_err(std::io::Error::from)
 }
 
 /// One cradle until `cancel`.
@@ -98,7 +101,15 @@ pub async fn run_cradle(ctx: Context, cradle: CradleConfig, cancel: Cancellation
         };
         let mut opts = SessionOptions::new(&shown, cradle.timing());
         opts.hold_off = hold_off.clone();
-        let report = run_session(port, Arc::clone(&store), Arc::clone(&vee), opts, cancel.clone(), &mut ()).await?;
+        let report = run_session(
+            port,
+            Arc::clone(&store),
+            Arc::clone(&vee),
+            opts,
+            cancel.clone(),
+            &mut (),
+        )
+        .await?;
         if report.cancelled {
             break;
         }

@@ -26,7 +26,11 @@ pub fn list(txn: &dyn ReadTxn) -> crate::store::Result<Vec<RouteInfo>> {
     let meters = txn.meters()?;
     let assignments = txn.route_assignments()?;
     let loads = txn.route_loads()?;
-    let mut ids: Vec<String> = meters.iter().map(|m| m.route.clone()).chain(assignments.iter().map(|(r, _)| r.clone())).collect();
+    let mut ids: Vec<String> = meters
+        .iter()
+        .map(|m| m.route.clone())
+        .chain(assignments.iter().map(|(r, _)| r.clone()))
+        .collect();
     ids.sort();
     ids.dedup();
     Ok(ids
@@ -34,9 +38,16 @@ pub fn list(txn: &dyn ReadTxn) -> crate::store::Result<Vec<RouteInfo>> {
         .map(|id| {
             let mine: Vec<&RouteLoad> = loads.iter().filter(|l| l.route == id).collect();
             RouteInfo {
-                meters: meters.iter().filter(|m| m.route == id && m.status == MeterStatus::Active).count(),
+                meters: meters
+                    .iter()
+                    .filter(|m| m.route == id && m.status == MeterStatus::Active)
+                    .count(),
                 assigned_to: assignments.iter().find(|(r, _)| *r == id).map(|(_, s)| s.clone()),
-                loaded_on: mine.iter().filter(|l| l.is_loaded()).map(|l| l.serial.clone()).collect(),
+                loaded_on: mine
+                    .iter()
+                    .filter(|l| l.is_loaded())
+                    .map(|l| l.serial.clone())
+                    .collect(),
                 last_loaded_at: mine.iter().map(|l| l.loaded_at).max().map(|t| t.to_string()),
                 last_cleared_at: mine.iter().filter_map(|l| l.cleared_at).max().map(|t| t.to_string()),
                 loads: mine.len(),
@@ -91,17 +102,33 @@ pub fn unread(txn: &dyn ReadTxn, route: &str, now: Timestamp) -> anyhow::Result<
     let from = load.loaded_at;
     let to = load.cleared_at.unwrap_or(now);
     let in_cycle = |t: Timestamp| t >= from && t <= to;
-    let mut meters: Vec<_> = txn.meters()?.into_iter().filter(|m| m.route == route && m.status == MeterStatus::Active).collect();
+    let mut meters: Vec<_> = txn
+        .meters()?
+        .into_iter()
+        .filter(|m| m.route == route && m.status == MeterStatus::Active)
+        .collect();
     meters.sort_by(|a, b| a.sequence.cmp(&b.sequence).then_with(|| a.meter_id.cmp(&b.meter_id)));
     let skips = txn.route_skips(route)?;
     let (mut read, mut skipped, mut out) = (0, 0, Vec::new());
     for m in &meters {
-        if txn.meter_reads(&m.meter_id, Timestamp::MIN, Timestamp::MAX)?.iter().any(|r| in_cycle(r.received_at)) {
+        if txn
+            .meter_reads(&m.meter_id, Timestamp::MIN, Timestamp::MAX)?
+            .iter()
+            .any(|r| in_cycle(r.received_at))
+        {
             read += 1;
-        } else if skips.iter().any(|s| s.meter_id == m.meter_id && s.code.is_some() && in_cycle(s.received_at)) {
+        } else if skips
+            .iter()
+            .any(|s| s.meter_id == m.meter_id && s.code.is_some() && in_cycle(s.received_at))
+        {
             skipped += 1;
         } else {
-            out.push(UnreadMeter { meter_id: m.meter_id.clone(), sequence: m.sequence, account: m.account.clone(), address: m.address.clone() });
+            out.push(UnreadMeter {
+                meter_id: m.meter_id.clone(),
+                sequence: m.sequence,
+                account: m.account.clone(),
+                address: m.address.clone(),
+            });
         }
     }
     Ok(UnreadReport {

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use meterd_protocols::cradle::{DeviceInfo, Host, HostConfig, HostEvent, LineTiming, Phase, ReadRecord, Route, SessionFailure, SessionSummary};
+use meterd_protocols::cradle::{
+    DeviceInfo, Host, HostConfig, HostEvent, LineTiming, Phase, ReadRecord, Route, SessionFailure, SessionSummary,
+};
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::task::JoinHandle;
@@ -43,7 +45,13 @@ pub struct SessionOptions {
 
 impl SessionOptions {
     pub fn new(port: &str, timing: LineTiming) -> Self {
-        SessionOptions { timing, port: port.to_owned(), timezone: TimeZone::system(), hold_off: None, nonce: None }
+        SessionOptions {
+            timing,
+            port: port.to_owned(),
+            timezone: TimeZone::system(),
+            hold_off: None,
+            nonce: None,
+        }
     }
 }
 
@@ -94,20 +102,36 @@ struct Committed {
 /// Which routes go into recorder `serial`: its assigned routes; without any, the route not
 /// loaded on another device and not assigned elsewhere that was loaded least recently
 /// (never-loaded routes first, by id). Routes are filled up to `capacity` meters.
-pub fn choose_routes(txn: &dyn ReadTxn, vee: &VeeConfig, serial: &str, capacity: u32, now: Timestamp) -> crate::store::Result<(Vec<Route>, Vec<Left>)> {
+pub fn choose_routes(
+    txn: &dyn ReadTxn,
+    vee: &VeeConfig,
+    serial: &str,
+    capacity: u32,
+    now: Timestamp,
+) -> crate::store::Result<(Vec<Route>, Vec<Left>)> {
     let assignments = txn.route_assignments()?;
-    let mine: Vec<String> = assignments.iter().filter(|(_, s)| s == serial).map(|(r, _)| r.clone()).collect();
+    let mine: Vec<String> = assignments
+        .iter()
+        .filter(|(_, s)| s == serial)
+        .map(|(r, _)| r.clone())
+        .collect();
     let candidates = if mine.is_empty() {
         let loads = txn.route_loads()?;
         let mut all: Vec<String> = txn.meters()?.into_iter().map(|m| m.route).collect();
         all.sort();
         all.dedup();
         let busy = |r: &str| {
-            assignments.iter().any(|(a, _)| a == r) || loads.iter().any(|l| l.route == r && l.is_loaded() && l.serial != serial)
+            assignments.iter().any(|(a, _)| a == r)
+                || loads
+                    .iter()
+                    .any(|l| l.route == r && l.is_loaded() && l.serial != serial)
         };
         let last_load = |r: &str| loads.iter().filter(|l| l.route == r).map(|l| l.loaded_at).max();
-        let mut free: Vec<(Option<Timestamp>, String)> =
-            all.into_iter().filter(|r| !busy(r) && convert::route_id_fits(r)).map(|r| (last_load(&r), r)).collect();
+        let mut free: Vec<(Option<Timestamp>, String)> = all
+            .into_iter()
+            .filter(|r| !busy(r) && convert::route_id_fits(r))
+            .map(|r| (last_load(&r), r))
+            .collect();
         free.sort();
         free.into_iter().take(1).map(|(_, r)| r).collect()
     } else {
@@ -118,7 +142,10 @@ pub fn choose_routes(txn: &dyn ReadTxn, vee: &VeeConfig, serial: &str, capacity:
     let mut room = capacity as usize;
     for id in candidates {
         if !convert::route_id_fits(&id) {
-            left.push(Left { meter_id: String::new(), reason: format!("route id {id:?} does not fit a recorder (1-10 printable characters)") });
+            left.push(Left {
+                meter_id: String::new(),
+                reason: format!("route id {id:?} does not fit a recorder (1-10 printable characters)"),
+            });
             continue;
         }
         let (route, l) = convert::build_route(txn, vee, &id, now)?;
@@ -127,7 +154,13 @@ pub fn choose_routes(txn: &dyn ReadTxn, vee: &VeeConfig, serial: &str, capacity:
             continue;
         }
         if route.meters.len() > room {
-            left.push(Left { meter_id: String::new(), reason: format!("route {id}: {} meters exceed the recorder's free capacity {room}", route.meters.len()) });
+            left.push(Left {
+                meter_id: String::new(),
+                reason: format!(
+                    "route {id}: {} meters exceed the recorder's free capacity {room}",
+                    route.meters.len()
+                ),
+            });
             continue;
         }
         room -= route.meters.len();
@@ -137,8 +170,18 @@ pub fn choose_routes(txn: &dyn ReadTxn, vee: &VeeConfig, serial: &str, capacity:
 }
 
 /// Map, quarantine and commit one group of records with the watermark, in one transaction.
-fn commit_group(store: &dyn Store, vee: &VeeConfig, opts: &SessionOptions, serial: &str, session: &str, records: &[ReadRecord]) -> anyhow::Result<Committed> {
-    let last = records.last().map(|r| r.seq).ok_or_else(|| anyhow::anyhow!("empty group"))?;
+fn commit_group(
+    store: &dyn Store,
+    vee: &VeeConfig,
+    opts: &SessionOptions,
+    serial: &str,
+    session: &str,
+    records: &[ReadRecord],
+) -> anyhow::Result<Committed> {
+    let last = records
+        .last()
+        .map(|r| r.seq)
+        .ok_or_else(|| anyhow::anyhow!("empty group"))?;
     let meters = {
         let txn = store.begin_read()?;
         let ids: Vec<&str> = records.iter().map(|r| r.meter_id.as_str()).collect();
@@ -170,7 +213,12 @@ fn commit_group(store: &dyn Store, vee: &VeeConfig, opts: &SessionOptions, seria
         }
         txn.set_cradle_watermark(serial, last)
     })?;
-    Ok(Committed { report, skips: n_skips, quarantined: n_bad, last })
+    Ok(Committed {
+        report,
+        skips: n_skips,
+        quarantined: n_bad,
+        last,
+    })
 }
 
 fn store_blocking<T: Send + 'static>(
@@ -202,7 +250,10 @@ where
     let mut host = Host::new(HostConfig::new(opts.timing, nonce, clock), Duration::ZERO);
     let (mut rd, mut wr) = tokio::io::split(port);
     let mut buf = vec![0u8; 8192];
-    let mut report = SessionReport { port: opts.port.clone(), ..SessionReport::default() };
+    let mut report = SessionReport {
+        port: opts.port.clone(),
+        ..SessionReport::default()
+    };
     let mut pending: Vec<ReadRecord> = Vec::new();
     let mut committing: Option<JoinHandle<anyhow::Result<Committed>>> = None;
     let mut serial = String::new();
@@ -213,8 +264,13 @@ where
 
     let start_commit = |pending: &mut Vec<ReadRecord>, serial: &str| -> JoinHandle<anyhow::Result<Committed>> {
         let records = std::mem::take(pending);
-        let (store, vee, opts, serial, session) =
-            (Arc::clone(&store), Arc::clone(&vee), Arc::clone(&opts), serial.to_owned(), session.clone());
+        let (store, vee, opts, serial, session) = (
+            Arc::clone(&store),
+            Arc::clone(&vee),
+            Arc::clone(&opts),
+            serial.to_owned(),
+            session.clone(),
+        );
         tokio::task::spawn_blocking(move || commit_group(store.as_ref(), &vee, &opts, &serial, &session, &records))
     };
 
@@ -242,7 +298,13 @@ where
                         let (routes, left) = choose_routes(txn.as_ref(), &v, &s, cap, now)?;
                         let mut reserved = Vec::new();
                         for r in &routes {
-                            let load = RouteLoad { route: r.id.clone(), serial: s.clone(), loaded_at: now, meters: r.meters.len() as u32, cleared_at: None };
+                            let load = RouteLoad {
+                                route: r.id.clone(),
+                                serial: s.clone(),
+                                loaded_at: now,
+                                meters: r.meters.len() as u32,
+                                cleared_at: None,
+                            };
                             txn.put_route_load(&load)?;
                             reserved.push(load);
                         }
@@ -273,7 +335,11 @@ where
                         let mut txn = st.begin_write()?;
                         let now = Timestamp::now();
                         // Loads from earlier sessions: the routes the recorder just deleted.
-                        for mut l in txn.route_loads()?.into_iter().filter(|l| l.serial == s && l.is_loaded() && l.loaded_at < session_start) {
+                        for mut l in txn
+                            .route_loads()?
+                            .into_iter()
+                            .filter(|l| l.serial == s && l.is_loaded() && l.loaded_at < session_start)
+                        {
                             l.cleared_at = Some(now);
                             txn.put_route_load(&l)?;
                         }
@@ -375,7 +441,10 @@ where
         report.quarantined += c.quarantined;
     }
     // Reserved routes the recorder did not take are not loaded anywhere.
-    let unused: Vec<RouteLoad> = reservations.into_iter().filter(|l| !report.routes_loaded.contains(&l.route)).collect();
+    let unused: Vec<RouteLoad> = reservations
+        .into_iter()
+        .filter(|l| !report.routes_loaded.contains(&l.route))
+        .collect();
     if !unused.is_empty() {
         store_blocking(&store, move |st| {
             let mut txn = st.begin_write()?;
@@ -388,11 +457,15 @@ where
         .await?;
     }
     match (&report.finished, &report.failure) {
-        (Some(_), _) => tracing::info!(port = %opts.port, serial = %serial, reads = report.accepted.imported, "session finished"),
+        (Some(_), _) => {
+            tracing::info!(port = %opts.port, serial = %serial, reads = report.accepted.imported, "session finished")
+        }
         // An empty cradle is polled every few seconds: not worth a warning each time.
         (None, Some(_)) if nobody_docked(&report) => tracing::debug!(port = %opts.port, "no recorder in the cradle"),
         // Shut down while polling an empty cradle: nothing was interrupted.
-        (None, Some(_)) if report.cancelled && report.device.is_none() => tracing::debug!(port = %opts.port, "stopped polling"),
+        (None, Some(_)) if report.cancelled && report.device.is_none() => {
+            tracing::debug!(port = %opts.port, "stopped polling")
+        }
         (None, Some(f)) => tracing::warn!(port = %opts.port, serial = %serial, failure = %f, "session ended early"),
         _ => {}
     }

@@ -139,7 +139,11 @@ impl SimulatedRecorder {
             }
             // After BYE the acknowledgement still has to reach the host: linger until the host
             // lets go of the port, or briefly.
-            let linger = if bye && on_line.is_none() { Some(*bye_at.get_or_insert_with(|| Instant::now() + LINGER)) } else { None };
+            let linger = if bye && on_line.is_none() {
+                Some(*bye_at.get_or_insert_with(|| Instant::now() + LINGER))
+            } else {
+                None
+            };
             if linger.is_some_and(|l| l <= Instant::now()) {
                 return DockingEnd::Bye;
             }
@@ -228,9 +232,14 @@ impl PtyCradle {
             if std::fs::symlink_metadata(l).is_ok_and(|m| m.file_type().is_symlink()) {
                 std::fs::remove_file(l)?;
             }
-            std::os::unix::fs::symlink(&device, l).map_err(|e| anyhow::anyhow!("cannot link {} to {device}: {e}", l.display()))?;
+            std::os::unix::fs::symlink(&device, l)
+                .map_err(|e| anyhow::anyhow!("cannot link {} to {device}: {e}", l.display()))?;
         }
-        Ok(PtyCradle { master, device, link: link.map(Path::to_owned) })
+        Ok(PtyCradle {
+            master,
+            device,
+            link: link.map(Path::to_owned),
+        })
     }
 }
 

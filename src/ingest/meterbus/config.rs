@@ -107,7 +107,11 @@ pub struct MbusTiming {
 
 impl Default for MbusTiming {
     fn default() -> Self {
-        MbusTiming { response_timeout_ms: 500, retries: 2, max_telegrams: 16 }
+        MbusTiming {
+            response_timeout_ms: 500,
+            retries: 2,
+            max_telegrams: 16,
+        }
     }
 }
 
@@ -195,7 +199,12 @@ impl MeterbusConfig {
     /// Checks what serde cannot: one device key per map entry, known profiles and versions.
     pub fn check(&self) -> Result<(), String> {
         for (i, m) in self.meters.iter().enumerate() {
-            let keys = [m.mbus_id.is_some(), m.mbus_address.is_some(), m.iec_serial.is_some(), m.dsmr_equipment.is_some()];
+            let keys = [
+                m.mbus_id.is_some(),
+                m.mbus_address.is_some(),
+                m.iec_serial.is_some(),
+                m.dsmr_equipment.is_some(),
+            ];
             if keys.iter().filter(|k| **k).count() != 1 {
                 return Err(format!(
                     "meterbus.meters[{i}] ({}): give exactly one of mbus_id, mbus_address, iec_serial, dsmr_equipment",
@@ -210,7 +219,9 @@ impl MeterbusConfig {
             if let Some(name) = &p.profile
                 && !self.profiles.contains_key(name)
             {
-                return Err(format!("meterbus.probe[{i}]: profile {name:?} is not in [meterbus.profiles]"));
+                return Err(format!(
+                    "meterbus.probe[{i}]: profile {name:?} is not in [meterbus.profiles]"
+                ));
             }
         }
         for (i, p) in self.p1.iter().enumerate() {
@@ -234,7 +245,10 @@ impl MeterbusConfig {
             None => Ok(ProbeConfig::default()),
             Some(n) => self.profiles.get(n).cloned().ok_or_else(|| {
                 let known: Vec<&str> = self.profiles.keys().map(String::as_str).collect();
-                format!("no probe profile {n:?} in [meterbus.profiles] (known: {})", known.join(", "))
+                format!(
+                    "no probe profile {n:?} in [meterbus.profiles] (known: {})",
+                    known.join(", ")
+                )
             }),
         }
     }
@@ -277,11 +291,35 @@ mod tests {
 
     #[test]
     fn mistakes_are_refused() {
-        let bad = |t: &str| toml::from_str::<MeterbusConfig>(t).map_err(|e| e.to_string()).and_then(|c| c.check());
-        assert!(bad("[[mbus]]\nport = \"x\"\nprimari = [1]\n").unwrap_err().contains("primari"));
-        assert!(bad("[[meters]]\nmeter_id = \"a\"\nregister = \"volume\"\n").unwrap_err().contains("exactly one"));
-        assert!(bad("[[p1]]\nport = \"x\"\ndsmr = \"6\"\n").unwrap_err().contains("dsmr"));
-        assert!(bad("[[probe]]\nport = \"x\"\nprofile = \"q\"\n").unwrap_err().contains("profile"));
-        assert!(bad("[[mbus]]\nport = \"x\"\nsecondary = [\"12\"]\n").unwrap_err().contains("secondary"));
+        let bad = |t: &str| {
+            toml::from_str::<MeterbusConfig>(t)
+                .map_err(|e| e.to_string())
+                .and_then(|c| c.check())
+        };
+        assert!(
+            bad("[[mbus]]\nport = \"x\"\nprimari = [1]\n")
+                .unwrap_err()
+                .contains("primari")
+        );
+        assert!(
+            bad("[[meters]]\nmeter_id = \"a\"\nregister = \"volume\"\n")
+                .unwrap_err()
+                .contains("exactly one")
+        );
+        assert!(
+            bad("[[p1]]\nport = \"x\"\ndsmr = \"6\"\n")
+                .unwrap_err()
+                .contains("dsmr")
+        );
+        assert!(
+            bad("[[probe]]\nport = \"x\"\nprofile = \"q\"\n")
+                .unwrap_err()
+                .contains("profile")
+        );
+        assert!(
+            bad("[[mbus]]\nport = \"x\"\nsecondary = [\"12\"]\n")
+                .unwrap_err()
+                .contains("secondary")
+        );
     }
 }

@@ -24,7 +24,11 @@ pub fn component(ctx: &Context, token: &CancellationToken) -> Option<Component> 
     if !cfg.is_configured() {
         return None;
     }
-    let ingest = Ingest { store: ctx.store.clone(), vee: ctx.config.vee.clone(), meters: Arc::new(cfg.meters.clone()) };
+    let ingest = Ingest {
+        store: ctx.store.clone(),
+        vee: ctx.config.vee.clone(),
+        meters: Arc::new(cfg.meters.clone()),
+    };
     let cfg = cfg.clone();
     let token = token.clone();
     Some(Box::pin(async move {
@@ -59,14 +63,25 @@ async fn deliver(ingest: &Ingest, port: &str, captures: Vec<Capture>) -> anyhow:
         return Ok(());
     }
     let d = ingest.deliver(port, captures).await?;
-    tracing::info!(port, stored = d.report.imported, flagged = d.report.flagged, quarantined = d.quarantined.len(), "meter reads committed");
+    tracing::info!(
+        port,
+        stored = d.report.imported,
+        flagged = d.report.flagged,
+        quarantined = d.quarantined.len(),
+        "meter reads committed"
+    );
     for q in &d.quarantined {
         tracing::warn!(port, "quarantined: {q}");
     }
     Ok(())
 }
 
-async fn probe_loop(p: ProbePort, profile: meterd_protocols::iec62056_21::ProbeConfig, ingest: Ingest, token: CancellationToken) -> anyhow::Result<()> {
+async fn probe_loop(
+    p: ProbePort,
+    profile: meterd_protocols::iec62056_21::ProbeConfig,
+    ingest: Ingest,
+    token: CancellationToken,
+) -> anyhow::Result<()> {
     let name = p.port.display().to_string();
     loop {
         match probe::read_once(&p.port, profile.clone(), &token).await {

@@ -58,7 +58,11 @@ pub enum PollError {
 
 impl<L: Line> Master<L> {
     pub fn new(line: L, timing: MbusTiming) -> Self {
-        Master { line, timing, requests: 0 }
+        Master {
+            line,
+            timing,
+            requests: 0,
+        }
     }
 
     fn timeout(&self) -> Duration {
@@ -78,7 +82,10 @@ impl<L: Line> Master<L> {
                 match link::parse_reply(&buf) {
                     Ok((reply, used)) => {
                         if used < buf.len() {
-                            return Ok(Answer::Garbage(buf, "bytes after the answer (several slaves answered?)".into()));
+                            return Ok(Answer::Garbage(
+                                buf,
+                                "bytes after the answer (several slaves answered?)".into(),
+                            ));
                         }
                         return Ok(match reply {
                             Reply::Ack => Answer::Ack,
@@ -174,7 +181,11 @@ impl<L: Line> Master<L> {
             let failure = match answer {
                 Answer::Frame(bytes) => match mbus::decode(&bytes) {
                     Ok(decoded) => {
-                        let more = decoded.fields.get("more_records_follow").and_then(|v| v.as_bool()).unwrap_or(false);
+                        let more = decoded
+                            .fields
+                            .get("more_records_follow")
+                            .and_then(|v| v.as_bool())
+                            .unwrap_or(false);
                         match &mut merged {
                             None => merged = Some((decoded, bytes.clone(), frame_address(&bytes))),
                             Some((first, raw, _)) => {
@@ -196,7 +207,11 @@ impl<L: Line> Master<L> {
                             }
                         }
                     }
-                    Err(e) => Some(Capture::Refused { raw: bytes, reason: e.to_string(), locator: format!("{locator} telegram {n}") }),
+                    Err(e) => Some(Capture::Refused {
+                        raw: bytes,
+                        reason: e.to_string(),
+                        locator: format!("{locator} telegram {n}"),
+                    }),
                 },
                 Answer::Nothing if merged.is_none() => return Err(PollError::NoAnswer("REQ_UD2")),
                 Answer::Nothing => Some(Capture::Refused {
@@ -210,7 +225,13 @@ impl<L: Line> Master<L> {
                 let telegrams = readout.telegrams();
                 decoded.fields.remove("more_records_follow");
                 decoded.fields.insert("telegrams".into(), telegrams.into());
-                out.push(Capture::Frame { protocol: Protocol::Mbus, decoded, raw, locator: locator.clone(), address: slave_address });
+                out.push(Capture::Frame {
+                    protocol: Protocol::Mbus,
+                    decoded,
+                    raw,
+                    locator: locator.clone(),
+                    address: slave_address,
+                });
             }
             out.extend(failure);
             return Ok(out);
@@ -237,7 +258,11 @@ impl<L: Line> Master<L> {
             };
             scan.report(outcome);
         }
-        Ok(ScanReport { found: scan.found().to_vec(), unresolved: scan.unresolved().to_vec(), probes: scan.probes() })
+        Ok(ScanReport {
+            found: scan.found().to_vec(),
+            unresolved: scan.unresolved().to_vec(),
+            probes: scan.probes(),
+        })
     }
 }
 
@@ -252,13 +277,27 @@ pub struct ScanReport {
 
 fn refused(answer: Answer, locator: String) -> Capture {
     match answer {
-        Answer::Garbage(raw, why) => Capture::Refused { raw, reason: why, locator },
+        Answer::Garbage(raw, why) => Capture::Refused {
+            raw,
+            reason: why,
+            locator,
+        },
         Answer::Frame(raw) => {
-            let reason = mbus::decode(&raw).err().map_or_else(|| "unexpected frame".to_owned(), |e| e.to_string());
+            let reason = mbus::decode(&raw)
+                .err()
+                .map_or_else(|| "unexpected frame".to_owned(), |e| e.to_string());
             Capture::Refused { raw, reason, locator }
         }
-        Answer::Ack => Capture::Refused { raw: vec![0xE5], reason: "E5 where a telegram was expected".into(), locator },
-        Answer::Nothing => Capture::Refused { raw: Vec::new(), reason: "no answer".into(), locator },
+        Answer::Ack => Capture::Refused {
+            raw: vec![0xE5],
+            reason: "E5 where a telegram was expected".into(),
+            locator,
+        },
+        Answer::Nothing => Capture::Refused {
+            raw: Vec::new(),
+            reason: "no answer".into(),
+            locator,
+        },
     }
 }
 
@@ -272,7 +311,12 @@ fn frame_address(bytes: &[u8]) -> Option<u8> {
 /// The secondary address in a RSP_UD with a long header.
 fn secondary_of(bytes: &[u8]) -> Option<SecondaryAddress> {
     match mbus::frame::parse(bytes) {
-        Ok((Frame::Long { ci: 0x72 | 0x76, data, .. }, _)) => header::long_header(data).ok().map(|(_, h)| SecondaryAddress::of(&h)),
+        Ok((
+            Frame::Long {
+                ci: 0x72 | 0x76, data, ..
+            },
+            _,
+        )) => header::long_header(data).ok().map(|(_, h)| SecondaryAddress::of(&h)),
         _ => None,
     }
 }

@@ -46,7 +46,11 @@ pub enum Capture {
         /// The bus address it answered on (M-Bus primary address), for the meter map.
         address: Option<u8>,
     },
-    Refused { raw: Vec<u8>, reason: String, locator: String },
+    Refused {
+        raw: Vec<u8>,
+        reason: String,
+        locator: String,
+    },
 }
 
 impl Capture {
@@ -84,8 +88,19 @@ impl Ingest {
         let mut quarantine = Vec::new();
         for capture in captures {
             match capture {
-                Capture::Frame { protocol, decoded, raw, locator, address } => {
-                    let device = Device { protocol, id: &decoded.meter_id, address, port };
+                Capture::Frame {
+                    protocol,
+                    decoded,
+                    raw,
+                    locator,
+                    address,
+                } => {
+                    let device = Device {
+                        protocol,
+                        id: &decoded.meter_id,
+                        address,
+                        port,
+                    };
                     match reads_of(&decoded, &device, &self.meters, at, &locator) {
                         Ok(r) => reads.extend(r),
                         Err(reason) => quarantine.push(QuarantineEntry {
@@ -96,9 +111,12 @@ impl Ingest {
                         }),
                     }
                 }
-                Capture::Refused { raw, reason, locator } => {
-                    quarantine.push(QuarantineEntry { source: format!("{port} {locator}"), reason, payload: raw, received_at: at })
-                }
+                Capture::Refused { raw, reason, locator } => quarantine.push(QuarantineEntry {
+                    source: format!("{port} {locator}"),
+                    reason,
+                    payload: raw,
+                    received_at: at,
+                }),
             }
         }
         let mut txn = self.store.begin_write()?;
@@ -109,7 +127,11 @@ impl Ingest {
         }
         let report = accept_in(txn.as_mut(), &self.vee, reads.clone(), at)?;
         txn.commit()?;
-        Ok(Delivered { report, reads, quarantined })
+        Ok(Delivered {
+            report,
+            reads,
+            quarantined,
+        })
     }
 
     /// [`Ingest::deliver_blocking`] on the blocking pool.
@@ -135,7 +157,13 @@ pub struct Device<'a> {
 /// reading that entry names as the register; an unmapped device gives one read from its
 /// default register under its own id (stored flagged `unknown_meter` unless such a meter
 /// exists). `Err` names what was missing (the caller quarantines the frame).
-pub fn reads_of(decoded: &Decoded, device: &Device<'_>, maps: &[MeterMap], at: Timestamp, locator: &str) -> Result<Vec<Read>, String> {
+pub fn reads_of(
+    decoded: &Decoded,
+    device: &Device<'_>,
+    maps: &[MeterMap],
+    at: Timestamp,
+    locator: &str,
+) -> Result<Vec<Read>, String> {
     let mine: Vec<&MeterMap> = maps.iter().filter(|m| m.matches(device)).collect();
     let read = |meter_id: &str, value: Quantity, raw: String| Read {
         meter_id: meter_id.to_owned(),
@@ -168,7 +196,15 @@ pub fn reads_of(decoded: &Decoded, device: &Device<'_>, maps: &[MeterMap], at: T
     }
     let mut out = Vec::new();
     for m in mine {
-        match find_register(decoded, device.protocol, &m.register, m.storage, m.tariff, m.subunit, m.unit.as_deref())? {
+        match find_register(
+            decoded,
+            device.protocol,
+            &m.register,
+            m.storage,
+            m.tariff,
+            m.subunit,
+            m.unit.as_deref(),
+        )? {
             Some((value, raw)) => out.push(read(&m.meter_id, value, raw)),
             None => {
                 return Err(format!(
@@ -223,7 +259,10 @@ fn find_register(
     if let Some(want) = unit
         && r.unit.as_deref() != Some(want)
     {
-        return Err(format!("register {register} is in {:?}, the meter map expects {want:?}", r.unit));
+        return Err(format!(
+            "register {register} is in {:?}, the meter map expects {want:?}",
+            r.unit
+        ));
     }
     let raw = match &r.value {
         Value::Number(n) => n.to_string(),
@@ -256,7 +295,12 @@ mod tests {
     #[test]
     fn mapped_and_unmapped_devices() {
         let d = mbus_frame();
-        let dev = Device { protocol: Protocol::Mbus, id: "12345678", address: Some(5), port: "/dev/ttyM" };
+        let dev = Device {
+            protocol: Protocol::Mbus,
+            id: "12345678",
+            address: Some(5),
+            port: "/dev/ttyM",
+        };
         let at = Timestamp::now();
         let unmapped = reads_of(&d, &dev, &[], at, "address 5").unwrap();
         assert_eq!(unmapped.len(), 1);
@@ -274,15 +318,26 @@ mod tests {
 
     #[test]
     fn obis_registers_of_a_readout() {
-        let text = b"/ISk5MT174-0001\r\n\x020.0.0(12345678)\r\n1.8.0(0001234.567*kWh)\r\n1-0:2.8.0(10*kWh)\r\n!\r\n\x03";
+        let text =
+            b"/ISk5MT174-0001\r\n\x020.0.0(12345678)\r\n1.8.0(0001234.567*kWh)\r\n1-0:2.8.0(10*kWh)\r\n!\r\n\x03";
         let mut input = text.to_vec();
-        input.push(meterd_protocols::iec62056_21::bcc(&text[text.iter().position(|&b| b == 2).unwrap() + 1..]));
+        input.push(meterd_protocols::iec62056_21::bcc(
+            &text[text.iter().position(|&b| b == 2).unwrap() + 1..],
+        ));
         let d = meterd_protocols::iec62056_21::decode(&input).unwrap();
-        let dev = Device { protocol: Protocol::Iec62056_21, id: &d.meter_id, address: None, port: "p" };
+        let dev = Device {
+            protocol: Protocol::Iec62056_21,
+            id: &d.meter_id,
+            address: None,
+            port: "p",
+        };
         let r = reads_of(&d, &dev, &[], Timestamp::now(), "readout").unwrap();
         assert_eq!((r[0].meter_id.as_str(), r[0].raw.as_str()), ("12345678", "1234.567"));
         let maps = map("[[meters]]\nmeter_id = \"E-9\"\niec_serial = \"12345678\"\nregister = \"1-0:2.8.0\"\n");
         let r = reads_of(&d, &dev, &maps, Timestamp::now(), "readout").unwrap();
-        assert_eq!((r[0].meter_id.as_str(), r[0].value), ("E-9", Quantity::parse("10").unwrap()));
+        assert_eq!(
+            (r[0].meter_id.as_str(), r[0].value),
+            ("E-9", Quantity::parse("10").unwrap())
+        );
     }
 }

@@ -8,7 +8,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use meterd_protocols::decode::Protocol;
-use meterd_protocols::dsmr::{self, splitter::{Event, Splitter}};
+use meterd_protocols::dsmr::{
+    self,
+    splitter::{Event, Splitter},
+};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -34,7 +37,12 @@ pub struct Listener {
 
 impl Listener {
     pub fn new(store_every: Duration) -> Self {
-        Listener { splitter: Splitter::default(), store_every, last_stored: HashMap::new(), telegrams: 0 }
+        Listener {
+            splitter: Splitter::default(),
+            store_every,
+            last_stored: HashMap::new(),
+            telegrams: 0,
+        }
     }
 
     /// Telegrams seen (stored, skipped by the interval, or refused).
@@ -66,13 +74,21 @@ impl Listener {
                 if bytes.iter().all(|b| b.is_ascii_whitespace() || *b == 0) {
                     return None;
                 }
-                Some(Capture::Refused { raw: bytes, reason: format!("P1 stream: {reason}"), locator: "between telegrams".into() })
+                Some(Capture::Refused {
+                    raw: bytes,
+                    reason: format!("P1 stream: {reason}"),
+                    locator: "between telegrams".into(),
+                })
             }
             Event::Telegram(bytes) => {
                 self.telegrams += 1;
                 let locator = format!("telegram {}", self.telegrams);
                 match dsmr::decode(&bytes) {
-                    Err(e) => Some(Capture::Refused { raw: bytes, reason: e.to_string(), locator }),
+                    Err(e) => Some(Capture::Refused {
+                        raw: bytes,
+                        reason: e.to_string(),
+                        locator,
+                    }),
                     Ok(decoded) => {
                         let due = self
                             .last_stored
@@ -82,7 +98,13 @@ impl Listener {
                             return None;
                         }
                         self.last_stored.insert(decoded.meter_id.clone(), now);
-                        Some(Capture::Frame { protocol: Protocol::Dsmr, decoded, raw: bytes, locator, address: None })
+                        Some(Capture::Frame {
+                            protocol: Protocol::Dsmr,
+                            decoded,
+                            raw: bytes,
+                            locator,
+                            address: None,
+                        })
                     }
                 }
             }
@@ -92,7 +114,12 @@ impl Listener {
 
 /// Reads `port` until cancelled or closed, calling `deliver` with every batch of captures
 /// (each batch is committed before the next read is processed).
-pub async fn listen<R, F, Fut>(port: &mut R, listener: &mut Listener, cancel: &CancellationToken, mut deliver: F) -> anyhow::Result<Stopped>
+pub async fn listen<R, F, Fut>(
+    port: &mut R,
+    listener: &mut Listener,
+    cancel: &CancellationToken,
+    mut deliver: F,
+) -> anyhow::Result<Stopped>
 where
     R: AsyncRead + Unpin,
     F: FnMut(Vec<Capture>) -> Fut,

@@ -32,23 +32,49 @@ impl SessionResult {
             Ok(readout) => {
                 let raw = readout.capture();
                 match readout.decode() {
-                    Ok(decoded) => Capture::Frame { protocol: Protocol::Iec62056_21, decoded, raw, locator: "readout".into(), address: None },
-                    Err(e) => Capture::Refused { raw, reason: format!("readout: {e}"), locator: "readout".into() },
+                    Ok(decoded) => Capture::Frame {
+                        protocol: Protocol::Iec62056_21,
+                        decoded,
+                        raw,
+                        locator: "readout".into(),
+                        address: None,
+                    },
+                    Err(e) => Capture::Refused {
+                        raw,
+                        reason: format!("readout: {e}"),
+                        locator: "readout".into(),
+                    },
                 }
             }
-            Err(e) => Capture::Refused { raw: self.received.clone(), reason: format!("probe session failed: {e}"), locator: "session".into() },
+            Err(e) => Capture::Refused {
+                raw: self.received.clone(),
+                reason: format!("probe session failed: {e}"),
+                locator: "session".into(),
+            },
         }
     }
 }
 
 /// Opens `path` at 300 baud (7E1, or 8N1 when the profile does parity in software).
 pub fn open(path: &Path, cfg: &ProbeConfig) -> anyhow::Result<tokio_serial::SerialStream> {
-    line::open(path, 300, if cfg.software_parity { Format::EightN1 } else { Format::SevenE1 })
+    line::open(
+        path,
+        300,
+        if cfg.software_parity {
+            Format::EightN1
+        } else {
+            Format::SevenE1
+        },
+    )
 }
 
 /// Runs one session on an open line at 300 baud. Returns early (as a timeout) when `cancel`
 /// fires; IO errors end the session with an error.
-pub async fn run_session<L: Line>(line: &mut L, cfg: ProbeConfig, cancel: &CancellationToken) -> anyhow::Result<SessionResult> {
+pub async fn run_session<L: Line>(
+    line: &mut L,
+    cfg: ProbeConfig,
+    cancel: &CancellationToken,
+) -> anyhow::Result<SessionResult> {
     let mut session = ProbeSession::new(cfg);
     session.start();
     let mut deadline: Option<Instant> = None;
@@ -69,7 +95,9 @@ pub async fn run_session<L: Line>(line: &mut L, cfg: ProbeConfig, cancel: &Cance
                 Action::Timer(d) => deadline = Some(Instant::now() + d),
                 Action::CancelTimer => deadline = None,
                 Action::Done => {
-                    let outcome = session.take_outcome().unwrap_or(Err(SessionError::Timeout("an outcome")));
+                    let outcome = session
+                        .take_outcome()
+                        .unwrap_or(Err(SessionError::Timeout("an outcome")));
                     return Ok(SessionResult { outcome, received });
                 }
             }

@@ -45,7 +45,11 @@ impl Pty {
             Err(_) => {}
         }
         std::os::unix::fs::symlink(&slave_path, link).with_context(|| format!("cannot link {}", link.display()))?;
-        Ok(Pty { master, slave_path, link: link.to_owned() })
+        Ok(Pty {
+            master,
+            slave_path,
+            link: link.to_owned(),
+        })
     }
 
     /// The speed the reader set on its side (shared termios), if it can be read.
@@ -159,13 +163,26 @@ pub fn parse_slave(spec: &str) -> anyhow::Result<SlaveConfig> {
     let [a, id, litres] = parts.as_slice() else {
         anyhow::bail!("--meter {spec:?}: expected ADDRESS:ID:LITRES, e.g. 5:12345678:1234567");
     };
-    let id: u32 = id.parse().ok().filter(|v| *v <= 99_999_999 && id.len() == 8).with_context(|| format!("--meter {spec:?}: id must be 8 digits"))?;
-    Ok(SlaveConfig::water(a.parse().with_context(|| format!("--meter {spec:?}: address"))?, id, litres.parse().with_context(|| format!("--meter {spec:?}: litres"))?))
+    let id: u32 = id
+        .parse()
+        .ok()
+        .filter(|v| *v <= 99_999_999 && id.len() == 8)
+        .with_context(|| format!("--meter {spec:?}: id must be 8 digits"))?;
+    Ok(SlaveConfig::water(
+        a.parse().with_context(|| format!("--meter {spec:?}: address"))?,
+        id,
+        litres.parse().with_context(|| format!("--meter {spec:?}: litres"))?,
+    ))
 }
 
 /// Runs an M-Bus segment until cancelled; every complete readout of a slave adds
 /// `step_litres` to its register (a meter that keeps counting).
-pub async fn run_mbus(mut pty: Pty, slaves: Vec<SlaveConfig>, step_litres: u32, cancel: CancellationToken) -> anyhow::Result<()> {
+pub async fn run_mbus(
+    mut pty: Pty,
+    slaves: Vec<SlaveConfig>,
+    step_litres: u32,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
     let mut segment = Segment::new(slaves.into_iter().map(Slave::new).collect());
     let mut buf = [0u8; 1024];
     loop {
@@ -207,12 +224,19 @@ pub fn dsmr_telegram(opts: &DsmrOptions, n: u64) -> Vec<u8> {
     let modern = !matches!(opts.version.as_str(), "2" | "2.2" | "3" | "3.0");
     let mut t = String::from("/ISk5\\2MT382-1000\r\n\r\n");
     if modern {
-        t.push_str(if opts.version.starts_with('4') { "1-3:0.2.8(42)\r\n" } else { "1-3:0.2.8(50)\r\n" });
+        t.push_str(if opts.version.starts_with('4') {
+            "1-3:0.2.8(42)\r\n"
+        } else {
+            "1-3:0.2.8(50)\r\n"
+        });
         // Dutch local time; `W` marks winter time (UTC+1).
         let local = Timestamp::now() + jiff::SignedDuration::from_hours(1);
         t.push_str(&format!("0-0:1.0.0({}W)\r\n", local.strftime("%y%m%d%H%M%S")));
     }
-    t.push_str(&format!("0-0:96.1.1({})\r\n", hex::encode_upper(opts.equipment_id.as_bytes())));
+    t.push_str(&format!(
+        "0-0:96.1.1({})\r\n",
+        hex::encode_upper(opts.equipment_id.as_bytes())
+    ));
     let wh = 123_456_000 + n * 10;
     t.push_str(&format!("1-0:1.8.1({:06}.{:03}*kWh)\r\n", wh / 1000, wh % 1000));
     t.push_str("1-0:1.8.2(000045.678*kWh)\r\n1-0:1.7.0(00.512*kW)\r\n!");

@@ -97,7 +97,9 @@ fn options(cfg: &MqttConfig) -> anyhow::Result<MqttOptions> {
         .set_max_packet_size(Some(256 * 1024));
     if let Some(user) = &cfg.username {
         let password = match &cfg.password_file {
-            Some(p) => crate::secrets::read_private(p)?.trim_end_matches(['\r', '\n']).to_owned(),
+            Some(p) => crate::secrets::read_private(p)?
+                .trim_end_matches(['\r', '\n'])
+                .to_owned(),
             None => String::new(),
         };
         o.set_credentials(user.clone(), password);
@@ -161,7 +163,10 @@ pub async fn run(ingest: Ingest, token: CancellationToken) -> anyhow::Result<()>
         let store = Arc::clone(&ingest.store);
         let rows = tokio::task::spawn_blocking(move || store.begin_read()?.outbox(0, usize::MAX)).await??;
         if !rows.is_empty() {
-            tracing::info!(rows = rows.len(), "mqtt: republishing the outbox left from the previous run");
+            tracing::info!(
+                rows = rows.len(),
+                "mqtt: republishing the outbox left from the previous run"
+            );
         }
         outbox.queue.extend(rows);
     }
@@ -185,19 +190,35 @@ pub async fn run(ingest: Ingest, token: CancellationToken) -> anyhow::Result<()>
                 let acks = std::mem::take(&mut filling_acks);
                 deadline = None;
                 let (store, c, v) = (Arc::clone(&ingest.store), Arc::clone(&cfg), Arc::clone(&ingest.vee));
-                running = Some((tokio::task::spawn_blocking(move || commit_group(store.as_ref(), &c, &v, job)), acks));
+                running = Some((
+                    tokio::task::spawn_blocking(move || commit_group(store.as_ref(), &c, &v, job)),
+                    acks,
+                ));
             }
         }
         // Hand outbox rows to the client, a bounded number at a time.
         if connected {
             while outbox.in_flight() < usize::from(cfg.publish_inflight) {
-                let Some((id, entry)) = outbox.queue.pop_front() else { break };
+                let Some((id, entry)) = outbox.queue.pop_front() else {
+                    break;
+                };
                 let msg_id = serde_json::from_slice::<serde_json::Value>(&entry.payload)
                     .ok()
                     .and_then(|v| v.get("msg_id").and_then(|m| m.as_str()).map(str::to_owned))
                     .unwrap_or_else(|| format!("outbox:{id}"));
-                let props = PublishProperties { user_properties: vec![("msg_id".into(), msg_id)], ..Default::default() };
-                client.publish_with_properties(entry.topic.clone(), QoS::AtLeastOnce, false, entry.payload.clone(), props).await?;
+                let props = PublishProperties {
+                    user_properties: vec![("msg_id".into(), msg_id)],
+                    ..Default::default()
+                };
+                client
+                    .publish_with_properties(
+                        entry.topic.clone(),
+                        QoS::AtLeastOnce,
+                        false,
+                        entry.payload.clone(),
+                        props,
+                    )
+                    .await?;
                 outbox.requested.push_back(id);
             }
         }
@@ -328,7 +349,10 @@ pub async fn run(ingest: Ingest, token: CancellationToken) -> anyhow::Result<()>
     }
     // Rows already PUBACKed leave the outbox now rather than being republished next start.
     if !outbox.acked.is_empty() {
-        let job = Job { published: std::mem::take(&mut outbox.acked), ..Job::default() };
+        let job = Job {
+            published: std::mem::take(&mut outbox.acked),
+            ..Job::default()
+        };
         let (store, c, v) = (Arc::clone(&ingest.store), Arc::clone(&cfg), Arc::clone(&ingest.vee));
         if let Ok(Err(e)) = tokio::task::spawn_blocking(move || commit_group(store.as_ref(), &c, &v, job)).await {
             tracing::warn!(error = %e, "mqtt: could not clear acknowledged outbox rows; they will be published again");

@@ -15,8 +15,8 @@ use super::config::MqttConfig;
 use super::message::{Frame, Unit, endpoint_key};
 use crate::ingest::{AcceptReport, accept_in};
 use crate::model::{
-    GatewayState, IntervalRead, Meter, Origin, OriginKind, OutboxEntry, Quantity, QuarantineEntry, Read, ReadStatus, ReadType,
-    Rule, codes, to_store_precision,
+    GatewayState, IntervalRead, Meter, Origin, OriginKind, OutboxEntry, Quantity, QuarantineEntry, Read, ReadStatus,
+    ReadType, Rule, codes, to_store_precision,
 };
 use crate::store::{Result, Store, WriteTxn};
 use crate::vee::VeeConfig;
@@ -72,7 +72,10 @@ pub fn commit_group(store: &dyn Store, cfg: &MqttConfig, vee: &VeeConfig, job: J
 
 /// [`commit_group`] inside a caller's transaction.
 pub fn apply(txn: &mut dyn WriteTxn, cfg: &MqttConfig, vee: &VeeConfig, job: Job, now: Timestamp) -> Result<Committed> {
-    let mut out = Committed { messages: job.messages.len() as u64, ..Committed::default() };
+    let mut out = Committed {
+        messages: job.messages.len() as u64,
+        ..Committed::default()
+    };
     if job.expire_seen {
         let window = SignedDuration::from_secs(cfg.dedup_window_secs as i64);
         let before = now.checked_sub(window).unwrap_or(Timestamp::MIN);
@@ -92,15 +95,29 @@ pub fn apply(txn: &mut dyn WriteTxn, cfg: &MqttConfig, vee: &VeeConfig, job: Job
                     g.status = Some(status);
                     g.status_at = Some(msg.received);
                 }
-                Unit::Bad { gateway, locator, reason, payload } => {
+                Unit::Bad {
+                    gateway,
+                    locator,
+                    reason,
+                    payload,
+                } => {
                     let g = gateway_entry(txn, &mut gateways, &gateway)?;
                     g.messages += 1;
                     g.undecodable += 1;
                     g.last_message_at = Some(msg.received);
                     g.last_topic = msg.topic.clone();
-                    let digest = Sha256::new().chain_update(locator.as_bytes()).chain_update([0]).chain_update(&payload).finalize();
+                    let digest = Sha256::new()
+                        .chain_update(locator.as_bytes())
+                        .chain_update([0])
+                        .chain_update(&payload)
+                        .finalize();
                     if txn.mark_seen(SEEN_BAD, &digest, now)? {
-                        txn.quarantine(&QuarantineEntry { source: format!("mqtt {locator}"), reason, payload, received_at: now })?;
+                        txn.quarantine(&QuarantineEntry {
+                            source: format!("mqtt {locator}"),
+                            reason,
+                            payload,
+                            received_at: now,
+                        })?;
                         out.quarantined += 1;
                     }
                 }
@@ -115,7 +132,11 @@ pub fn apply(txn: &mut dyn WriteTxn, cfg: &MqttConfig, vee: &VeeConfig, job: Job
                         continue;
                     }
                     let endpoint = endpoint_key(&frame.decoded);
-                    let meter_id = cfg.endpoints.get(&endpoint).cloned().unwrap_or_else(|| endpoint.clone());
+                    let meter_id = cfg
+                        .endpoints
+                        .get(&endpoint)
+                        .cloned()
+                        .unwrap_or_else(|| endpoint.clone());
                     if !meters.contains_key(&meter_id) {
                         let m = txn.meter(&meter_id)?;
                         meters.insert(meter_id.clone(), m);
@@ -144,7 +165,10 @@ pub fn apply(txn: &mut dyn WriteTxn, cfg: &MqttConfig, vee: &VeeConfig, job: Job
     if let Some(topic) = &cfg.publish_topic {
         for &id in &out.reads.read_ids {
             let Some(stored) = txn.read(id)? else { continue };
-            let alert = stored.flags.iter().any(|f| matches!(f.rule, Rule::Tamper | Rule::Leak | Rule::ReverseFlow));
+            let alert = stored
+                .flags
+                .iter()
+                .any(|f| matches!(f.rule, Rule::Tamper | Rule::Leak | Rule::ReverseFlow));
             let kind = match stored.status {
                 ReadStatus::Validated => "read",
                 _ if alert => "alert",
@@ -162,7 +186,10 @@ pub fn apply(txn: &mut dyn WriteTxn, cfg: &MqttConfig, vee: &VeeConfig, job: Job
                 "flags": stored.flags.iter().map(|f| f.rule.as_str()).collect::<Vec<_>>(),
                 "gateway": stored.read.reader,
             });
-            let entry = OutboxEntry { topic: topic.clone(), payload: serde_json::to_vec(&payload).expect("JSON") };
+            let entry = OutboxEntry {
+                topic: topic.clone(),
+                payload: serde_json::to_vec(&payload).expect("JSON"),
+            };
             let oid = txn.push_outbox(&entry)?;
             out.outbox.push((oid, entry));
         }
@@ -188,11 +215,17 @@ fn gateway_entry<'a>(
 
 /// IDM/NetIDM intervals (47 or 27 × 5 min) into the interval table; returns how many were new.
 fn store_intervals(txn: &mut dyn WriteTxn, meter_id: &str, frame: &Frame) -> Result<u64> {
-    let Some(intervals) = ert::idm::interval_reads_of(&frame.decoded, Some(frame.heard_at)) else { return Ok(0) };
+    let Some(intervals) = ert::idm::interval_reads_of(&frame.decoded, Some(frame.heard_at)) else {
+        return Ok(0);
+    };
     let mut added = 0;
     for i in intervals {
         let Some(end) = i.end else { continue };
-        let r = IntervalRead { end: to_store_precision(end), number: i.number, consumption: u64::from(i.consumption) };
+        let r = IntervalRead {
+            end: to_store_precision(end),
+            number: i.number,
+            consumption: u64::from(i.consumption),
+        };
         if txn.put_interval_read(meter_id, &r)? {
             added += 1;
         }
@@ -219,7 +252,9 @@ fn tamper_change(
     endpoint: &str,
     frame: &Frame,
 ) -> Result<bool> {
-    let Some(counters) = tamper_counters(frame) else { return Ok(false) };
+    let Some(counters) = tamper_counters(frame) else {
+        return Ok(false);
+    };
     let previous = match pending.get(endpoint) {
         Some(p) => Some(*p),
         None => txn.tamper_state(endpoint)?,
@@ -243,19 +278,15 @@ fn tamper_change(
 /// a wM-Bus telegram without a volume or energy register).
 fn read_of(frame: &Frame, meter: Option<&Meter>, meter_id: String, tamper_changed: bool) -> Option<Read> {
     let d = &frame.decoded;
-    let register = d
-        .readings
-        .iter()
-        .find(|r| r.quantity == "register")
-        .or_else(|| {
-            d.readings.iter().find(|r| {
-                matches!(&*r.quantity, "volume" | "energy")
-                    && r.storage.unwrap_or(0) == 0
-                    && r.tariff.unwrap_or(0) == 0
-                    && r.subunit.unwrap_or(0) == 0
-                    && r.function.as_deref().is_none_or(|f| f == "instantaneous")
-            })
-        })?;
+    let register = d.readings.iter().find(|r| r.quantity == "register").or_else(|| {
+        d.readings.iter().find(|r| {
+            matches!(&*r.quantity, "volume" | "energy")
+                && r.storage.unwrap_or(0) == 0
+                && r.tariff.unwrap_or(0) == 0
+                && r.subunit.unwrap_or(0) == 0
+                && r.function.as_deref().is_none_or(|f| f == "instantaneous")
+        })
+    })?;
     let raw = match &register.value {
         serde_json::Value::Number(n) => n.to_string(),
         _ => return None,
@@ -287,7 +318,11 @@ fn read_of(frame: &Frame, meter: Option<&Meter>, meter_id: String, tamper_change
     // IDM's LastConsumptionCount holds at the start of the current interval.
     let read_at = match frame.protocol {
         Protocol::Idm | Protocol::NetIdm => {
-            let tto = d.fields.get("TransmitTimeOffset").and_then(serde_json::Value::as_u64).unwrap_or(0);
+            let tto = d
+                .fields
+                .get("TransmitTimeOffset")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0);
             ert::idm::interval_end(frame.heard_at, 0, tto as u16).unwrap_or(frame.heard_at)
         }
         _ => frame.heard_at,
@@ -318,10 +353,25 @@ mod tests {
     use meterd_protocols::ert::scm::Scm;
 
     fn scm(tamper_phy: u8, consumption: u32, at: &str) -> Message {
-        let frame = Scm { id: 54585868, ert_type: 12, tamper_phy, tamper_enc: 0, consumption, checksum: 0 }.encode();
-        let env = format!(r#"{{"gateway":"gw1","received_at":"{at}","hex":"{}"}}"#, hex::encode(frame));
+        let frame = Scm {
+            id: 54585868,
+            ert_type: 12,
+            tamper_phy,
+            tamper_enc: 0,
+            consumption,
+            checksum: 0,
+        }
+        .encode();
+        let env = format!(
+            r#"{{"gateway":"gw1","received_at":"{at}","hex":"{}"}}"#,
+            hex::encode(frame)
+        );
         let received = Timestamp::now();
-        Message { topic: "meters/gw1/raw".into(), units: decode_payload("meters/gw1/raw", env.as_bytes(), "gw1", received, &Keys::new()), received }
+        Message {
+            topic: "meters/gw1/raw".into(),
+            units: decode_payload("meters/gw1/raw", env.as_bytes(), "gw1", received, &Keys::new()),
+            received,
+        }
     }
 
     #[test]
@@ -345,12 +395,29 @@ mod tests {
         })
         .unwrap();
         txn.commit().unwrap();
-        let cfg = MqttConfig { endpoints: [("scm:54585868".to_owned(), "E-1".to_owned())].into(), ..MqttConfig::default() };
+        let cfg = MqttConfig {
+            endpoints: [("scm:54585868".to_owned(), "E-1".to_owned())].into(),
+            ..MqttConfig::default()
+        };
         let vee = VeeConfig::default();
-        let run = |msgs: Vec<Message>| commit_group(&store, &cfg, &vee, Job { messages: msgs, ..Job::default() }).unwrap();
+        let run = |msgs: Vec<Message>| {
+            commit_group(
+                &store,
+                &cfg,
+                &vee,
+                Job {
+                    messages: msgs,
+                    ..Job::default()
+                },
+            )
+            .unwrap()
+        };
 
         // Every real SCM has a non-zero counter: the first one seen is the baseline.
-        let c = run(vec![scm(3, 16_777_200, "2026-01-01T00:00:00Z"), scm(3, 16_777_210, "2026-01-01T00:05:00Z")]);
+        let c = run(vec![
+            scm(3, 16_777_200, "2026-01-01T00:00:00Z"),
+            scm(3, 16_777_210, "2026-01-01T00:05:00Z"),
+        ]);
         assert_eq!(c.reads.imported, 2);
         // The counter changes (and the 24-bit register wraps: 16777210 → 4 is 10 units).
         let c = run(vec![scm(0, 4, "2026-01-01T00:10:00Z")]);
@@ -358,11 +425,19 @@ mod tests {
         // Unchanged again: no tamper.
         run(vec![scm(0, 9, "2026-01-01T00:15:00Z")]);
 
-        let reads = store.begin_read().unwrap().meter_reads("E-1", Timestamp::MIN, Timestamp::MAX).unwrap();
+        let reads = store
+            .begin_read()
+            .unwrap()
+            .meter_reads("E-1", Timestamp::MIN, Timestamp::MAX)
+            .unwrap();
         let tampered: Vec<bool> = reads.iter().map(|r| r.read.has_code(codes::TAMPER)).collect();
         assert_eq!(tampered, [false, false, true, false]);
         assert!(reads[2].has_flag(Rule::Tamper));
-        let wrap = reads[2].flags.iter().find(|f| f.rule == Rule::Rollover).expect("rollover at 2^24, not negative usage");
+        let wrap = reads[2]
+            .flags
+            .iter()
+            .find(|f| f.rule == Rule::Rollover)
+            .expect("rollover at 2^24, not negative usage");
         assert_eq!(wrap.modulus, Quantity::from_units(1 << 24));
         assert_eq!(reads[2].consumption, Quantity::from_units(10));
         assert!(!reads[2].has_flag(Rule::NegativeUsage));

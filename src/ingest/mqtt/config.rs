@@ -116,7 +116,9 @@ impl MqttConfig {
         if let Some(g) = &self.shared_group
             && (g.is_empty() || g.contains(['/', '+', '#']))
         {
-            return Err(format!("mqtt.shared_group {g:?} must be a non-empty name without / + #"));
+            return Err(format!(
+                "mqtt.shared_group {g:?} must be a non-empty name without / + #"
+            ));
         }
         Ok(())
     }
@@ -127,19 +129,30 @@ impl MqttConfig {
             Some(g) => format!("$share/{g}/{t}"),
             None => t.clone(),
         };
-        self.topics.iter().map(shared).chain(self.status_topics.iter().cloned()).collect()
+        self.topics
+            .iter()
+            .map(shared)
+            .chain(self.status_topics.iter().cloned())
+            .collect()
     }
 }
 
 /// `mqtt://host:port`, `tcp://host:port` or `host:port`.
 pub fn parse_broker(url: &str) -> Result<(String, u16), String> {
-    let rest = url.strip_prefix("mqtt://").or_else(|| url.strip_prefix("tcp://")).unwrap_or(url);
+    let rest = url
+        .strip_prefix("mqtt://")
+        .or_else(|| url.strip_prefix("tcp://"))
+        .unwrap_or(url);
     if rest.contains("://") {
         return Err(format!("broker {url:?}: only mqtt:// (plain TCP) is supported"));
     }
     let rest = rest.trim_end_matches('/');
     let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) => (h, p.parse::<u16>().map_err(|_| format!("broker {url:?}: bad port {p:?}"))?),
+        Some((h, p)) => (
+            h,
+            p.parse::<u16>()
+                .map_err(|_| format!("broker {url:?}: bad port {p:?}"))?,
+        ),
         None => (rest, 1883),
     };
     if host.is_empty() {
@@ -169,7 +182,10 @@ mod tests {
 
     #[test]
     fn brokers() {
-        assert_eq!(parse_broker("mqtt://127.0.0.1:1884").unwrap(), ("127.0.0.1".into(), 1884));
+        assert_eq!(
+            parse_broker("mqtt://127.0.0.1:1884").unwrap(),
+            ("127.0.0.1".into(), 1884)
+        );
         assert_eq!(parse_broker("localhost").unwrap(), ("localhost".into(), 1883));
         assert!(parse_broker("mqtts://h:8883").is_err());
         assert!(parse_broker("mqtt://h:x").is_err());
@@ -185,8 +201,18 @@ mod tests {
 
     #[test]
     fn shared_subscriptions() {
-        let c = MqttConfig { shared_group: Some("billing".into()), ..MqttConfig::default() };
-        assert_eq!(c.subscriptions(), vec!["$share/billing/meters/+/rtlamr", "$share/billing/meters/+/raw", "meters/+/status"]);
+        let c = MqttConfig {
+            shared_group: Some("billing".into()),
+            ..MqttConfig::default()
+        };
+        assert_eq!(
+            c.subscriptions(),
+            vec![
+                "$share/billing/meters/+/rtlamr",
+                "$share/billing/meters/+/raw",
+                "meters/+/status"
+            ]
+        );
         let toml = "broker = \"mqtt://h:1\"\nbogus = 1\n";
         assert!(toml::from_str::<MqttConfig>(toml).is_err());
     }

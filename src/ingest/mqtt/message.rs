@@ -32,14 +32,27 @@ pub struct Frame {
 pub enum Unit {
     Frame(Box<Frame>),
     /// Undecodable: kept in the quarantine with the reason (naming the failed check).
-    Bad { gateway: String, locator: String, reason: String, payload: Vec<u8> },
+    Bad {
+        gateway: String,
+        locator: String,
+        reason: String,
+        payload: Vec<u8>,
+    },
     /// A gateway status / last-will message.
-    Status { gateway: String, status: String },
+    Status {
+        gateway: String,
+        status: String,
+    },
 }
 
 /// The gateway named by the topic level `level`.
 pub fn gateway_of_topic(topic: &str, level: usize) -> String {
-    topic.split('/').nth(level).filter(|s| !s.is_empty()).unwrap_or("unknown").to_owned()
+    topic
+        .split('/')
+        .nth(level)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("unknown")
+        .to_owned()
 }
 
 /// Decodes a status payload: `online`, or JSON with `status` / `state`.
@@ -61,8 +74,12 @@ pub fn decode_payload(topic: &str, payload: &[u8], topic_gateway: &str, received
     let Ok(text) = std::str::from_utf8(payload) else {
         return vec![binary(topic, payload, topic_gateway, received, keys)];
     };
-    let lines: Vec<(usize, &str)> =
-        text.lines().enumerate().map(|(n, l)| (n + 1, l.trim())).filter(|(_, l)| !l.is_empty()).collect();
+    let lines: Vec<(usize, &str)> = text
+        .lines()
+        .enumerate()
+        .map(|(n, l)| (n + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty())
+        .collect();
     if lines.is_empty() {
         return vec![Unit::Bad {
             gateway: topic_gateway.to_owned(),
@@ -75,10 +92,19 @@ pub fn decode_payload(topic: &str, payload: &[u8], topic_gateway: &str, received
     lines
         .into_iter()
         .map(|(n, line)| {
-            let locator = if many { format!("{topic} line {n}") } else { topic.to_owned() };
+            let locator = if many {
+                format!("{topic} line {n}")
+            } else {
+                topic.to_owned()
+            };
             match decode_line(line, topic_gateway, received, keys) {
                 Ok((gateway, protocol, decoded, heard_at)) => frame(gateway, protocol, decoded, heard_at, locator),
-                Err(e) => Unit::Bad { gateway: topic_gateway.to_owned(), locator, reason: e.to_string(), payload: line.as_bytes().to_vec() },
+                Err(e) => Unit::Bad {
+                    gateway: topic_gateway.to_owned(),
+                    locator,
+                    reason: e.to_string(),
+                    payload: line.as_bytes().to_vec(),
+                },
             }
         })
         .collect()
@@ -90,7 +116,12 @@ fn binary(topic: &str, payload: &[u8], gateway: &str, received: Timestamp, keys:
         .and_then(|p| decode_frame(p, payload, received, keys).map(|d| (p, d)));
     match result {
         Ok((p, d)) => frame(gateway.to_owned(), p, d, received, topic.to_owned()),
-        Err(e) => Unit::Bad { gateway: gateway.to_owned(), locator: topic.to_owned(), reason: e.to_string(), payload: payload.to_vec() },
+        Err(e) => Unit::Bad {
+            gateway: gateway.to_owned(),
+            locator: topic.to_owned(),
+            reason: e.to_string(),
+            payload: payload.to_vec(),
+        },
     }
 }
 
@@ -124,7 +155,14 @@ fn decode_line(line: &str, topic_gateway: &str, received: Timestamp, keys: &Keys
 
 fn frame(gateway: String, protocol: Protocol, decoded: Decoded, heard_at: Timestamp, locator: String) -> Unit {
     let dedup_key = ert::dedup_key(&decoded).unwrap_or_else(|| fallback_key(&decoded));
-    Unit::Frame(Box::new(Frame { gateway, protocol, decoded, heard_at, dedup_key, locator }))
+    Unit::Frame(Box::new(Frame {
+        gateway,
+        protocol,
+        decoded,
+        heard_at,
+        dedup_key,
+        locator,
+    }))
 }
 
 /// Protocols without a radio dedup rule (wM-Bus, M-Bus): the meter and a digest of everything
@@ -164,9 +202,17 @@ mod tests {
         let u = decode_payload("t/gw2/raw", &[bin.as_slice(), &[0xFF]].concat(), "gw2", now(), &keys);
         assert!(matches!(&u[0], Unit::Bad { .. }), "{u:?}");
         // Two lines, one corrupt: the good one decodes, the bad one names its check.
-        let u = decode_payload("t", b"F95306F008951840EA0C101A\nF95306F0086A1840EA0C101A\n", "g", now(), &keys);
+        let u = decode_payload(
+            "t",
+            b"F95306F008951840EA0C101A\nF95306F0086A1840EA0C101A\n",
+            "g",
+            now(),
+            &keys,
+        );
         assert!(matches!(&u[0], Unit::Frame(_)));
-        let Unit::Bad { reason, locator, .. } = &u[1] else { panic!() };
+        let Unit::Bad { reason, locator, .. } = &u[1] else {
+            panic!()
+        };
         assert!(reason.contains("BCH"), "{reason}");
         assert_eq!(locator, "t line 2");
         let env = r#"{"gateway":"gw9","received_at":"2026-01-01T00:00:01Z","hex":"F95306F008951840EA0C101A"}"#;

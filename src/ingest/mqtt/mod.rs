@@ -27,6 +27,12 @@ pub async fn component(ctx: crate::daemon::Context, cfg: MqttConfig, token: Canc
         Some(p) => crate::secrets::read_key_file(p)?,
         None => Keys::new(),
     };
-    let ingest = Ingest { store: Arc::clone(&ctx.store), vee: Arc::new(ctx.config.vee.clone()), config: Arc::new(cfg), keys: Arc::new(keys), progress: None };
+    let ingest = Ingest {
+        store: Arc::clone(&ctx.store),
+        vee: Arc::new(ctx.config.vee.clone()),
+        config: Arc::new(cfg),
+        keys: Arc::new(keys),
+        progress: None,
+    };
     client::run(ingest, token).await
 }

@@ -27,7 +27,10 @@ pub struct Field {
 
 impl Field {
     fn new(label: &'static str, text: impl Into<String>) -> Self {
-        Field { label, text: text.into() }
+        Field {
+            label,
+            text: text.into(),
+        }
     }
 
     fn key(&mut self, key: &KeyEvent) {
@@ -203,8 +206,15 @@ impl App {
             _ if self.detail.is_none() => {}
             KeyCode::Char('a') => self.submit(backend, Action::Accept { reason: String::new() }),
             KeyCode::Char('e') => {
-                let value = self.detail.as_ref().map(|d| d.read.read.value.to_string()).unwrap_or_default();
-                self.open(DialogKind::Edit, vec![Field::new("value", value), Field::new("reason", "")]);
+                let value = self
+                    .detail
+                    .as_ref()
+                    .map(|d| d.read.read.value.to_string())
+                    .unwrap_or_default();
+                self.open(
+                    DialogKind::Edit,
+                    vec![Field::new("value", value), Field::new("reason", "")],
+                );
             }
             KeyCode::Char('s') => {
                 let id = self.detail.as_ref().map(|d| d.read.id).unwrap_or_default();
@@ -214,13 +224,22 @@ impl App {
                 }
             }
             KeyCode::Char('r') => {
-                let due = self.today.checked_add(jiff::Span::new().days(DEFAULT_DUE_DAYS)).unwrap_or(self.today);
-                self.open(DialogKind::Reject, vec![Field::new("reason", ""), Field::new("due", due.to_string())]);
+                let due = self
+                    .today
+                    .checked_add(jiff::Span::new().days(DEFAULT_DUE_DAYS))
+                    .unwrap_or(self.today);
+                self.open(
+                    DialogKind::Reject,
+                    vec![Field::new("reason", ""), Field::new("due", due.to_string())],
+                );
             }
             KeyCode::Char('n') => self.open(DialogKind::Note, vec![Field::new("note", "")]),
             KeyCode::Char('u') => {
                 if !self.can_undo {
-                    self.message = Some(("undo works on the read you just changed, before you move on".into(), true));
+                    self.message = Some((
+                        "undo works on the read you just changed, before you move on".into(),
+                        true,
+                    ));
                 } else {
                     self.submit(backend, Action::Undo);
                 }
@@ -230,7 +249,12 @@ impl App {
     }
 
     fn open(&mut self, kind: DialogKind, fields: Vec<Field>) {
-        self.dialog = Some(Dialog { kind, fields, focus: 0, error: None });
+        self.dialog = Some(Dialog {
+            kind,
+            fields,
+            focus: 0,
+            error: None,
+        });
     }
 
     fn dialog_key(&mut self, key: KeyEvent, backend: &dyn ReviewBackend) {
@@ -311,9 +335,10 @@ impl App {
         self.submit(backend, action);
         // A refused action keeps the dialog open with the reason, unless the read changed.
         if let Some((m, true)) = &self.message
-            && let Some(d) = self.dialog.as_mut() {
-                d.error = Some(m.clone());
-            }
+            && let Some(d) = self.dialog.as_mut()
+        {
+            d.error = Some(m.clone());
+        }
     }
 
     fn dialog_error(&mut self, e: String) {
@@ -325,7 +350,12 @@ impl App {
     /// Send an action with the revision on screen; on success keep the read on screen.
     fn submit(&mut self, backend: &dyn ReviewBackend, action: Action) {
         let Some(detail) = &self.detail else { return };
-        let req = ActionRequest { read_id: detail.read.id, seen_rev: Some(detail.rev), clerk: self.clerk.clone(), action };
+        let req = ActionRequest {
+            read_id: detail.read.id,
+            seen_rev: Some(detail.rev),
+            clerk: self.clerk.clone(),
+            action,
+        };
         match backend.act(&req) {
             Ok(outcome) => {
                 let mut msg = outcome.summary();
@@ -334,7 +364,8 @@ impl App {
                 }
                 self.dialog = None;
                 self.pinned = true;
-                self.can_undo = outcome.entry.action.changes_read() && outcome.entry.action != crate::model::AuditAction::Undo;
+                self.can_undo =
+                    outcome.entry.action.changes_read() && outcome.entry.action != crate::model::AuditAction::Undo;
                 let id = req.read_id;
                 self.refresh(backend);
                 self.load(backend, id);

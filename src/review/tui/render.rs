@@ -51,16 +51,29 @@ impl App {
         ])
         .areas(area);
         frame.render_widget(Paragraph::new(self.counts_line()), top);
-        frame.render_widget(Paragraph::new(self.filter_line()).style(Style::new().fg(Color::DarkGray)), filter);
+        frame.render_widget(
+            Paragraph::new(self.filter_line()).style(Style::new().fg(Color::DarkGray)),
+            filter,
+        );
         let queue_width = (area.width * 5 / 12).clamp(30, 50);
         let [left, right] = Layout::horizontal([Constraint::Length(queue_width), Constraint::Min(20)]).areas(main);
         self.render_queue(frame, left);
         self.render_detail(frame, right);
         if let Some((m, err)) = &self.message {
-            let style = if *err { Style::new().fg(Color::Red).add_modifier(Modifier::BOLD) } else { Style::new().fg(Color::Green) };
-            frame.render_widget(Paragraph::new(m.as_str()).style(style).wrap(Wrap { trim: true }), message);
+            let style = if *err {
+                Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
+            } else {
+                Style::new().fg(Color::Green)
+            };
+            frame.render_widget(
+                Paragraph::new(m.as_str()).style(style).wrap(Wrap { trim: true }),
+                message,
+            );
         }
-        frame.render_widget(Paragraph::new(HELP_LINE).style(Style::new().add_modifier(Modifier::REVERSED)), help);
+        frame.render_widget(
+            Paragraph::new(HELP_LINE).style(Style::new().add_modifier(Modifier::REVERSED)),
+            help,
+        );
         if let Some(d) = &self.dialog {
             render_dialog(frame, d, area);
         }
@@ -70,9 +83,10 @@ impl App {
     }
 
     fn counts_line(&self) -> Line<'static> {
-        let mut spans = vec![
-            Span::styled(format!("meterd review · {} · {} held", self.clerk, self.queue.total), bold()),
-        ];
+        let mut spans = vec![Span::styled(
+            format!("meterd review · {} · {} held", self.clerk, self.queue.total),
+            bold(),
+        )];
         let mut counts: Vec<_> = self.queue.counts.iter().collect();
         counts.sort_by(|a, b| severity(*b.0).cmp(&severity(*a.0)).then(a.0.cmp(b.0)));
         for (rule, n) in counts {
@@ -99,12 +113,22 @@ impl App {
             .items
             .iter()
             .map(|i| {
-                let mut rule = i.read.flags.iter().max_by_key(|f| severity(f.rule)).map(|f| f.rule.to_string()).unwrap_or_default();
+                let mut rule = i
+                    .read
+                    .flags
+                    .iter()
+                    .max_by_key(|f| severity(f.rule))
+                    .map(|f| f.rule.to_string())
+                    .unwrap_or_default();
                 let held = i.read.flags.iter().filter(|f| f.rule.holds_for_review()).count();
                 if held > 1 {
                     rule = format!("{rule} +{}", held - 1);
                 }
-                let place = if i.route.is_empty() { "?".to_owned() } else { format!("{}/{}", i.route, i.sequence) };
+                let place = if i.route.is_empty() {
+                    "?".to_owned()
+                } else {
+                    format!("{}/{}", i.route, i.sequence)
+                };
                 let text = format!("{:<7} {place} {rule}", i.read.read.meter_id);
                 ListItem::new(text.chars().take(inner_width).collect::<String>())
             })
@@ -135,7 +159,10 @@ impl App {
         let lines = detail_lines(d, usize::from(inner.width));
         // The chart takes what the text leaves, at least 6 rows (a clerk needs it at a glance).
         let chart_height = inner.height.saturating_sub(lines.len() as u16).max(6).min(inner.height);
-        let lines: Vec<Line<'_>> = lines.into_iter().take(usize::from(inner.height - chart_height)).collect();
+        let lines: Vec<Line<'_>> = lines
+            .into_iter()
+            .take(usize::from(inner.height - chart_height))
+            .collect();
         let [text, chart_area] = Layout::vertical([Constraint::Min(1), Constraint::Length(chart_height)]).areas(inner);
         frame.render_widget(Paragraph::new(lines), text);
         let unit = d.meter.as_ref().map(|m| m.unit.as_str()).unwrap_or("");
@@ -177,32 +204,57 @@ fn detail_lines(d: &ReadDetail, width: usize) -> Vec<Line<'static>> {
                 lines.push(Line::raw(format!("Notes: {}", m.notes)));
             }
         }
-        None => lines.push(Line::styled(format!("{} (meter not in the store)", r.read.meter_id), bold())),
+        None => lines.push(Line::styled(
+            format!("{} (meter not in the store)", r.read.meter_id),
+            bold(),
+        )),
     }
     let unit = d.meter.as_ref().map(|m| m.unit.as_str()).unwrap_or("");
     lines.push(Line::from(vec![
         Span::styled(format!("Read {} {unit}", r.read.value), bold()),
-        Span::raw(format!(" · {} · {}", r.read.read_at.strftime("%Y-%m-%d %H:%M"), r.read.read_type.as_str())),
+        Span::raw(format!(
+            " · {} · {}",
+            r.read.read_at.strftime("%Y-%m-%d %H:%M"),
+            r.read.read_type.as_str()
+        )),
     ]));
-    let codes = if r.read.codes.is_empty() { String::new() } else { format!(" · codes {}", r.read.codes.join(" ")) };
+    let codes = if r.read.codes.is_empty() {
+        String::new()
+    } else {
+        format!(" · codes {}", r.read.codes.join(" "))
+    };
     lines.push(Line::raw(format!(
         "raw {} · use {}{codes}",
         r.read.raw,
-        r.consumption.map(|c| format!("{c} {unit}")).unwrap_or_else(|| "-".into()),
+        r.consumption
+            .map(|c| format!("{c} {unit}"))
+            .unwrap_or_else(|| "-".into()),
     )));
     for f in &r.flags {
-        let nums: Vec<String> = [("expected", f.expected), ("limit", f.limit), ("actual", f.actual), ("modulus", f.modulus)]
-            .into_iter()
-            .filter_map(|(n, v)| v.map(|v| format!("{n} {}", short_number(v))))
-            .collect();
-        lines.push(Line::styled(format!("⚑ {}", f.rule), Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)));
+        let nums: Vec<String> = [
+            ("expected", f.expected),
+            ("limit", f.limit),
+            ("actual", f.actual),
+            ("modulus", f.modulus),
+        ]
+        .into_iter()
+        .filter_map(|(n, v)| v.map(|v| format!("{n} {}", short_number(v))))
+        .collect();
+        lines.push(Line::styled(
+            format!("⚑ {}", f.rule),
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        ));
         // The numbers, wrapped at the pane's width between items.
         let mut line = String::new();
         for n in nums {
             if !line.is_empty() && line.chars().count() + 3 + n.chars().count() > width {
                 lines.push(Line::raw(std::mem::take(&mut line)));
             }
-            line = if line.is_empty() { format!("  {n}") } else { format!("{line} · {n}") };
+            line = if line.is_empty() {
+                format!("  {n}")
+            } else {
+                format!("{line} · {n}")
+            };
         }
         if !line.is_empty() {
             lines.push(Line::raw(line));
@@ -216,11 +268,23 @@ fn detail_lines(d: &ReadDetail, width: usize) -> Vec<Line<'static>> {
         )));
     }
     for o in &d.orders {
-        lines.push(Line::raw(format!("Order {} {} due {}: {}", o.id, o.status.as_str(), o.due, o.reason)));
+        lines.push(Line::raw(format!(
+            "Order {} {} due {}: {}",
+            o.id,
+            o.status.as_str(),
+            o.due,
+            o.reason
+        )));
     }
     for e in d.audit.iter().rev().take(2).collect::<Vec<_>>().into_iter().rev() {
         lines.push(Line::styled(
-            format!("{} {} {}: {}", e.at.strftime("%m-%d %H:%M"), e.clerk, e.action.as_str(), e.reason),
+            format!(
+                "{} {} {}: {}",
+                e.at.strftime("%m-%d %H:%M"),
+                e.clerk,
+                e.action.as_str(),
+                e.reason
+            ),
             Style::new().fg(Color::DarkGray),
         ));
     }
@@ -230,37 +294,77 @@ fn detail_lines(d: &ReadDetail, width: usize) -> Vec<Line<'static>> {
 /// A number for the screen: at most one decimal (the flag's exact value is in `review show`).
 fn short_number(q: crate::model::Quantity) -> String {
     let tenths = q.mul_div(1, 100_000).map_or(0, |t| t.micros());
-    if tenths % 10 == 0 { format!("{}", tenths / 10) } else { format!("{}{}.{}", if tenths < 0 { "-" } else { "" }, (tenths / 10).abs(), (tenths % 10).abs()) }
+    if tenths % 10 == 0 {
+        format!("{}", tenths / 10)
+    } else {
+        format!(
+            "{}{}.{}",
+            if tenths < 0 { "-" } else { "" },
+            (tenths / 10).abs(),
+            (tenths % 10).abs()
+        )
+    }
 }
 
 fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let w = width.min(area.width);
     let h = height.min(area.height);
-    Rect { x: area.x + (area.width - w) / 2, y: area.y + (area.height - h) / 2, width: w, height: h }
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
 }
 
 fn render_dialog(frame: &mut Frame<'_>, d: &Dialog, area: Rect) {
     let (title, intro): (&str, Vec<String>) = match &d.kind {
-        DialogKind::Edit => ("Edit value", vec!["The original value stays in the audit trail.".into()]),
+        DialogKind::Edit => (
+            "Edit value",
+            vec!["The original value stays in the audit trail.".into()],
+        ),
         DialogKind::Estimate(p) => (
             "Estimate",
             vec![
-                format!("ADU {} = {} over {} days (rounded to 2 decimals)", p.adu, p.history_usage, p.history_days),
-                format!("× {} days = {} (rounded); ÷ constant → {}", p.days, p.usage, p.register_units),
-                format!("Estimated read {} + {} = {}", p.previous_value, p.register_units, p.value),
-                if p.prior_estimates > 0 { format!("{} estimate(s) in a row before this one", p.prior_estimates) } else { String::new() },
+                format!(
+                    "ADU {} = {} over {} days (rounded to 2 decimals)",
+                    p.adu, p.history_usage, p.history_days
+                ),
+                format!(
+                    "× {} days = {} (rounded); ÷ constant → {}",
+                    p.days, p.usage, p.register_units
+                ),
+                format!(
+                    "Estimated read {} + {} = {}",
+                    p.previous_value, p.register_units, p.value
+                ),
+                if p.prior_estimates > 0 {
+                    format!("{} estimate(s) in a row before this one", p.prior_estimates)
+                } else {
+                    String::new()
+                },
             ],
         ),
-        DialogKind::Reject => ("Reject and send a reader", vec!["Creates a re-read service order for the meter.".into()]),
+        DialogKind::Reject => (
+            "Reject and send a reader",
+            vec!["Creates a re-read service order for the meter.".into()],
+        ),
         DialogKind::Note => ("Add a note", vec![]),
-        DialogKind::Filter => ("Filter the queue", vec!["Empty shows all. Rules: high_usage, zero_usage, …".into()]),
+        DialogKind::Filter => (
+            "Filter the queue",
+            vec!["Empty shows all. Rules: high_usage, zero_usage, …".into()],
+        ),
     };
     let mut lines: Vec<Line<'_>> = intro.into_iter().filter(|s| !s.is_empty()).map(Line::raw).collect();
     lines.push(Line::raw(""));
     for (i, f) in d.fields.iter().enumerate() {
         let focus = i == d.focus;
         let cursor = if focus { "█" } else { "" };
-        let style = if focus { Style::new().add_modifier(Modifier::REVERSED) } else { Style::new() };
+        let style = if focus {
+            Style::new().add_modifier(Modifier::REVERSED)
+        } else {
+            Style::new()
+        };
         lines.push(Line::from(vec![
             Span::styled(format!("{:>8}: ", f.label), bold()),
             Span::styled(format!("{}{cursor}", f.text), style),
@@ -268,26 +372,40 @@ fn render_dialog(frame: &mut Frame<'_>, d: &Dialog, area: Rect) {
     }
     lines.push(Line::raw(""));
     if let Some(e) = &d.error {
-        lines.push(Line::styled(e.clone(), Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)));
+        lines.push(Line::styled(
+            e.clone(),
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        ));
     }
-    lines.push(Line::styled("Enter confirm · Tab next field · Esc cancel", Style::new().fg(Color::DarkGray)));
+    lines.push(Line::styled(
+        "Enter confirm · Tab next field · Esc cancel",
+        Style::new().fg(Color::DarkGray),
+    ));
     let width = area.width.saturating_sub(4).min(64);
     let rect = centered(area, width, lines.len() as u16 + 2);
     frame.render_widget(Clear, rect);
-    let p = Paragraph::new(lines).wrap(Wrap { trim: false }).block(Block::default().borders(Borders::ALL).title(format!(" {title} ")));
+    let p = Paragraph::new(lines)
+        .wrap(Wrap { trim: false })
+        .block(Block::default().borders(Borders::ALL).title(format!(" {title} ")));
     frame.render_widget(p, rect);
 }
 
 fn render_help(frame: &mut Frame<'_>, area: Rect) {
-    let mut lines: Vec<Line<'_>> =
-        KEYS.iter().map(|(k, what)| Line::from(vec![Span::styled(format!("{k:>14}  "), bold()), Span::raw(*what)])).collect();
+    let mut lines: Vec<Line<'_>> = KEYS
+        .iter()
+        .map(|(k, what)| Line::from(vec![Span::styled(format!("{k:>14}  "), bold()), Span::raw(*what)]))
+        .collect();
     lines.push(Line::raw(""));
     lines.push(Line::raw("Every action is also a command:"));
-    lines.push(Line::raw("  meterd review accept|edit|estimate|reject|note|undo ID --rev N"));
+    lines.push(Line::raw(
+        "  meterd review accept|edit|estimate|reject|note|undo ID --rev N",
+    ));
     let rect = centered(area, area.width.saturating_sub(2).min(90), lines.len() as u16 + 2);
     frame.render_widget(Clear, rect);
     frame.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: false }).block(Block::default().borders(Borders::ALL).title(" Keys ")),
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(Block::default().borders(Borders::ALL).title(" Keys ")),
         rect,
     );
 }

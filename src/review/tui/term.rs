@@ -20,9 +20,10 @@ pub fn run(mut app: App, backend: &dyn ReviewBackend) -> std::io::Result<()> {
             terminal.draw(|f| app.render(f))?;
             if event::poll(IDLE_REFRESH)? {
                 if let Event::Key(key) = event::read()?
-                    && key.kind != KeyEventKind::Release {
-                        app.on_key(key, backend);
-                    }
+                    && key.kind != KeyEventKind::Release
+                {
+                    app.on_key(key, backend);
+                }
             } else if app.dialog.is_none() {
                 app.refresh(backend);
             }
