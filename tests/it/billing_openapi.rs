@@ -7,7 +7,7 @@ use meterd::billing::http::{PUBLIC, routes};
 use serde_json::Value;
 
 fn doc() -> Value {
-    serde_json::from_str(include_str!("../docs/openapi.json")).expect("docs/openapi.json is JSON")
+    serde_json::from_str(include_str!("../../docs/openapi.json")).expect("docs/openapi.json is JSON")
 }
 
 #[test]

@@ -2,7 +2,6 @@
 //! SIGTERM, SIGHUP reloads (valid and invalid), and CLI commands forwarded over the control
 //! socket from other processes while the daemon holds the store.
 
-mod common;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
@@ -11,7 +10,7 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{METERS_HEADER, Scratch, meter_line};
+use crate::common::{METERS_HEADER, Scratch, meter_line};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 

@@ -60,7 +60,6 @@
 //! `METERD_CRASH_RUNS` and `METERD_CRASH_SEED` override the count and the seed (printed, so a
 //! failure can be replayed; the timing of a replay still differs).
 
-mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read as _, Write as _};
@@ -71,8 +70,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::Scratch;
-use common::mosquitto::Mosquitto;
+use crate::common::Scratch;
+use crate::common::mosquitto::Mosquitto;
 use meterd::ingest::cradle::simulator::{load_state, save_state};
 use meterd::ingest::mqtt::message::{Unit, decode_payload, gateway_of_topic};
 use meterd::model::OriginKind;

@@ -1,7 +1,6 @@
 //! The review UI driven by keys over a real store, drawn on ratatui's TestBackend:
 //! committed snapshots of the main screens, and the store after the actions.
 
-mod review_fixture;
 
 use jiff::civil::date;
 use meterd::model::{ReadStatus, Rule};
@@ -11,7 +10,7 @@ use meterd::vee::VeeConfig;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use review_fixture::*;
+use crate::review_fixture::*;
 
 struct Rig {
     _dir: tempfile::TempDir,

@@ -1,13 +1,12 @@
 //! The real binaries: `meterd simulate handheld` plays a recorder on a pty path, `meterd dock`
 //! docks it twice (morning load, evening unload), then the route commands report on it.
 
-mod common;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Scratch;
+use crate::common::Scratch;
 
 struct Kill(Child);
 
@@ -43,7 +42,7 @@ fn read_line(meter: &str, reading: Option<u64>, skip: Option<&str>, minute: u8) 
 #[test]
 fn simulate_dock_and_route_reports() {
     let s = Scratch::new();
-    let mut meters = String::from(common::METERS_HEADER);
+    let mut meters = String::from(crate::common::METERS_HEADER);
     for (i, id) in ["M1", "M2", "M3", "M4", "M5", "M6"].iter().enumerate() {
         meters.push_str(&format!(
             "{id},A{i},R1,{},water,gal,6,0,1,active,{i} Main St\n",

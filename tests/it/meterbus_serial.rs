@@ -3,7 +3,6 @@
 //! `meterd read mbus`, `meterd listen p1`, and the daemon's meterbus component); the reads are
 //! checked in the store after VEE.
 
-mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -11,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{METERS_HEADER, Scratch, meter_line};
+use crate::common::{METERS_HEADER, Scratch, meter_line};
 use meterd::config::Config;
 use meterd::model::{Quantity, QuarantineEntry, ReadStatus, StoredRead};
 use meterd::store::{RedbStore, Store};

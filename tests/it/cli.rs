@@ -1,8 +1,7 @@
 //! The CLI contract, run through the real binary on real files.
 
-mod common;
 
-use common::{METERS_HEADER, Scratch, meter_line};
+use crate::common::{METERS_HEADER, Scratch, meter_line};
 use serde_json::Value;
 
 const READS_HEADER: &str = "meter_id,read_at,value,read_type,codes\n";

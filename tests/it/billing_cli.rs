@@ -1,12 +1,11 @@
 //! The billing commands of the real binary: tokens, file export, and the API served by
 //! `meterd run` with an `[http]` section.
 
-mod common;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{METERS_HEADER, Scratch, meter_line};
+use crate::common::{METERS_HEADER, Scratch, meter_line};
 use meterd_protocols::fixed_width::Layout;
 
 const READS_HEADER: &str = "meter_id,read_at,value,read_type,codes\n";
@@ -61,7 +60,7 @@ fn export_writes_the_same_file_until_acked() {
         "{said}"
     );
     let first = std::fs::read_to_string(&out).unwrap();
-    let layout = Layout::from_toml(include_str!("../layouts/municipal-cis.toml")).unwrap();
+    let layout = Layout::from_toml(include_str!("../../layouts/municipal-cis.toml")).unwrap();
     let recs: Vec<_> = first
         .split("\r\n")
         .filter(|l| !l.is_empty())

@@ -2,7 +2,6 @@
 //! send-keys and read with capture-pane, through an edit with a reason; then the store and
 //! the audit trail are checked with the CLI.
 
-mod review_fixture;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -67,7 +66,7 @@ impl Drop for Tmux {
 fn edit_with_a_reason_in_a_real_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    drop(review_fixture::town(&data));
+    drop(crate::review_fixture::town(&data));
     let bin = env!("CARGO_BIN_EXE_meterd");
     let tmux = Tmux {
         socket: format!("meterd-review-test-{}", std::process::id()),

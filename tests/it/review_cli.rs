@@ -2,7 +2,6 @@
 //! processes, corrections of exported reads, re-validation, the audit trail (and tampering
 //! with it behind meterd's back), reports and service orders.
 
-mod review_fixture;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -10,7 +9,7 @@ use std::process::{Command, Output};
 use meterd::model::{AuditEntry, Quantity, ReadStatus, ReadType, Rule};
 use meterd::store::{RedbStore, Store};
 use redb::{ReadableDatabase, TableDefinition};
-use review_fixture::*;
+use crate::review_fixture::*;
 use serde_json::Value;
 
 struct Town {

@@ -1,15 +1,14 @@
 //! MQTT gateway ingest against a real mosquitto and the real `meterd run`.
 
-mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::Scratch;
-use common::daemon::Daemon;
-use common::mosquitto::Mosquitto;
-use common::mqtt::{Collector, publish_all};
+use crate::common::Scratch;
+use crate::common::daemon::Daemon;
+use crate::common::mosquitto::Mosquitto;
+use crate::common::mqtt::{Collector, publish_all};
 use meterd::model::{OutboxEntry, Rule};
 use meterd::store::{RedbStore, Store};
 use meterd_protocols::Decoded;
@@ -303,7 +302,7 @@ fn dedup_outbox_and_gateway_silence() {
             "meters.csv",
             &format!(
                 "{}scm:54585868,A1,R1,1,electric,kWh,8,0,1,active,1 Main St\n",
-                common::METERS_HEADER
+                crate::common::METERS_HEADER
             ),
         )
         .to_str()
@@ -380,7 +379,7 @@ fn dedup_outbox_and_gateway_silence() {
         })
         .collect();
     assert!(ids.contains(&"left-over".to_owned()), "{ids:?}");
-    let read_msgs: Vec<&common::mqtt::Received> = got
+    let read_msgs: Vec<&crate::common::mqtt::Received> = got
         .iter()
         .filter(|(_, p, _)| std::str::from_utf8(p).unwrap().contains(r#""kind":"read""#))
         .collect();

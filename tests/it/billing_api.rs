@@ -513,7 +513,7 @@ async fn cmep_and_fixed_width_batches_round_trip_through_their_parsers() {
         );
     }
 
-    let layout = Layout::from_toml(include_str!("../layouts/municipal-cis.toml")).unwrap();
+    let layout = Layout::from_toml(include_str!("../../layouts/municipal-cis.toml")).unwrap();
     let text = api
         .get(&t, "/v1/batches/next?format=municipal-cis")
         .await

@@ -3,9 +3,8 @@
 //! checked by `config::tests::referenced_files_are_checked`: no section of this build names a
 //! file yet.)
 
-mod common;
 
-use common::Scratch;
+use crate::common::Scratch;
 
 #[test]
 fn check_config_prints_the_effective_configuration() {

@@ -1,0 +1,22 @@
+//! The integration tests: one binary (hickory-dns's layout), one module per area, each run
+//! against real parts (the `meterd` binary, pty pairs, a private mosquitto, tmux).
+
+mod common;
+mod review_fixture;
+
+mod billing_api;
+mod billing_cli;
+mod billing_openapi;
+mod cli;
+mod cradle_cli;
+mod cradle_session;
+mod gateway_mqtt;
+mod meterbus_serial;
+mod ops_config;
+mod ops_crash;
+mod ops_daemon;
+mod ops_systemd;
+mod review_cli;
+mod review_tmux;
+mod review_tui;
+mod store;
