@@ -1,5 +1,5 @@
 //! Frames per second for the ERT parsers: the typed parse (checks + fields) and the full
-//! conversion to `Decoded`, per protocol, on the research vectors. Target: SCM typed parse
+//! conversion to `Decoded`, per protocol, on the published vectors (firmware-fixtures/ert). Target: SCM typed parse
 //! ≥ 5 million frames/s on one core.
 //!
 //! `cargo bench -p meterd-protocols --bench ert -- --warm-up-time 1 --measurement-time 3`

@@ -1,5 +1,6 @@
 //! CMEP (California Metering Exchange Protocol) `MEPMD01` records: metering data, one
-//! context-free comma-separated line per record (shared research, handheld §5.1).
+//! context-free comma-separated line per record (CMEP v1.20, March 2000; its record formats are quoted in
+//! craignicholson/cmepparser `recordformats/README.md`).
 //!
 //! Rules kept here, from CMEP v1.20: lines end in CR LF and hold at most 2048 characters; a
 //! field holds at most 256 characters and is quoted when it contains a comma; leading and
@@ -333,7 +334,7 @@ pub fn parse_file(text: &str) -> Result<Vec<Mepmd01>> {
 mod tests {
     use super::*;
 
-    /// First record of a Sensus CMEP file (shared research, handheld §6.6).
+    /// First record of a Sensus CMEP file (craignicholson/cmepparser `cmep.dat`, first record).
     const SENSUS: &str = "MEPMD01,20080501,SENSUS,SPS:130000,15173624,B72842123,201109211458,,OK,W,GALREG,1.0,00000100,25,201109200002,R0,36318,201109200102,R0,36328,201109200202,R0,36328,201109200302,R0,36338,201109200402,R0,36338,201109200502,R0,36338,201109200602,R0,36348,201109200702,R0,36356,201109200802,R0,36356,201109200902,R0,36386,201109201002,R0,36386,201109201102,R0,36396,201109201202,R0,36406,201109201302,R0,36416,201109201402,R0,36416,201109201502,R0,36418,201109201602,R0,36428,201109201702,R0,36438,201109201802,R0,36458,201109201902,R0,36501,201109202002,R0,36501,201109202102,R0,36511,201109202202,R0,36511,201109202302,R0,36512,201109210002,R0,36512";
 
     #[test]

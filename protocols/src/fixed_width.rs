@@ -7,7 +7,7 @@
 //! records ([`Layout::parse`]) and writes them ([`Layout::format`]).
 //!
 //! Bundled: [`sensus_autoread_import`], the 155-character "Typical Sample Route File Layout –
-//! IMPORT" of Sensus AutoRead (shared research, handheld §3.3).
+//! IMPORT" of the Sensus AutoRead user guide.
 //!
 //! # Layout files (TOML)
 //! ```toml
@@ -504,7 +504,7 @@ impl Layout {
 }
 
 /// Sensus AutoRead "Typical Sample Route File Layout – IMPORT": 155 characters per record.
-/// Columns from the AutoRead user guide (shared research, handheld §3.3); the guide names two
+/// Columns from the Sensus AutoRead user guide; the guide names two
 /// fields "Service Address", the second is `service_address_2` here.
 pub fn sensus_autoread_import() -> Layout {
     use Align::{Left as L, Right as R};

@@ -1,6 +1,5 @@
 //! MQTT gateway ingest against a real mosquitto and the real `meterd run`.
 
-
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -44,12 +43,12 @@ fn fixture_lines(path: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Every ERT research vector (firmware-fixtures/ert: SCM, SCM+, IDM, NetIDM, R900, R900BCD,
+/// Every published ERT vector (firmware-fixtures/ert: SCM, SCM+, IDM, NetIDM, R900, R900BCD,
 /// rtlamr JSON, envelopes; positive and negative) through mosquitto into the store: each
 /// intact transmission becomes one read of `protocol:id` with its register, each refused
 /// frame a quarantine entry naming the failed check.
 #[test]
-fn research_vectors_through_mqtt() {
+fn published_vectors_through_mqtt() {
     let broker = Mosquitto::start(false);
     let s = Scratch::new();
     let cfg = config(&s, &broker, "meterd-vectors", "");

@@ -1,4 +1,4 @@
-//! DSMR telegrams from the shared research (ndokter/dsmr_parser examples; the CRCs of the 4.2
+//! DSMR telegrams from ndokter/dsmr_parser's examples ( the CRCs of the 4.2
 //! and 5 telegrams match the ones the meters sent).
 
 use serde_json::json;

@@ -1,6 +1,7 @@
 //! The integrity checks of the ERT messages: SCM's "BCH" code and the CRC-16 of SCM+/IDM/NetIDM.
 //!
-//! Both are plain MSB-first CRC-16 engines (research amr-radio §3), so they come from the `crc`
+//! Both are plain MSB-first CRC-16 engines (rtlamr's `crc/crc.go` runs them over the
+//! data with its CRC and compares the residue; rtl_433's `ert_idm.c` and `scmplus.c` agree), so they come from the `crc`
 //! crate: SCM's code as a custom [`Algorithm`], the others as the catalogue's CRC-16/GENIBUS.
 //! R900's Reed-Solomon code lives in [`super::rs`].
 
@@ -65,7 +66,8 @@ mod tests {
 
     #[test]
     fn catalogue_check_values() {
-        // Research §12.7: the engines' check values over "123456789".
+        // The catalogue check values over "123456789" (CRC RevEng's catalogue gives 0xD64E for
+        // CRC-16/GENIBUS; 0xBDF4 is the same engine with SCM's polynomial, init 0).
         assert_eq!(SCM_BCH.checksum(b"123456789"), 0xBDF4);
         assert_eq!(GENIBUS.checksum(b"123456789"), 0xD64E);
     }

@@ -1,6 +1,7 @@
 //! IDM and NetIDM, the Interval Data Messages: 92 bytes in rtlamr's framing from `55 55 16 A3`
 //! (90 bytes in rtl_433's, without `55 55`), a packet CRC over bytes 4..91 and a serial-number
-//! CRC, both CRC-16/GENIBUS (research amr-radio §6, §7).
+//! CRC, both CRC-16/GENIBUS (byte offsets of rtlamr's `idm/idm.go` and `netidm/netidm.go`, and
+//! its gh-pages "Protocol" page).
 //!
 //! The two share preamble, length and checks; the bytes cannot tell them apart (both rtlamr and
 //! rtl_433 accept every such packet as either), so the caller says which layout to apply.
@@ -547,7 +548,8 @@ pub fn decode_at(frame: &[u8], netidm: bool, received_at: Option<Timestamp>) -> 
     }
 }
 
-/// The research's IDM vectors (amr-radio §12.3), shared by the ERT unit tests.
+/// IDM packets heard over the air (rtl_433_tests `tests/idm/`: the packets rebuilt from their
+/// decoded fields pass both CRCs), shared by the ERT unit tests.
 #[cfg(test)]
 pub(crate) mod tests_support {
     pub(crate) const I1: &str = "555516A31C5CC6041700AC171DF6BC020100EF0900000000000000000000053004000000000000000000000000000000000000000000000000000000008000000000000000000000200000000000000000000008000001DCEABA7C37";
@@ -574,7 +576,7 @@ mod tests {
     }
 
     #[test]
-    fn research_vectors_i1_to_i3() {
+    fn published_vectors_i1_to_i3() {
         let cases = [
             (I1, 246, 476, 0x7C37, [24, 34, 44]),
             (I2, 245, 3334, 0xAA64, [23, 33, 43]),
@@ -688,7 +690,7 @@ mod tests {
     }
 
     #[test]
-    fn netidm_cross_parse_matches_the_research() {
+    fn netidm_cross_parse_matches_the_published_fields() {
         let cases = [
             (I1, [(13, 2048), (19, 32), (26, 8192)]),
             (I2, [(12, 64), (18, 1), (25, 256)]),

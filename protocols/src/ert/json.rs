@@ -7,7 +7,8 @@
 //! SCM's BCH (trying both values of the one bit rtlamr does not print), SCM+'s CRC and IDM's
 //! serial-number CRC. IDM's packet CRC cannot be checked from JSON: rtlamr prints only the low
 //! nibble of the type byte, and its `TamperCounters`/`PowerOutageFlags` are unreliable
-//! (research §8.4). R900 JSON carries no check at all.
+//! (`idm/idm.go` keeps them as slices into a buffer the next packet overwrites; rtlamr2mqtt
+//! #254 shows such a line next to the CRC-verified packet). R900 JSON carries no check at all.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -420,7 +421,7 @@ mod tests {
 
     #[test]
     fn rtlamr_scm_line_with_type() {
-        // Research §10.1, a real line (vector S8).
+        // A real line (val123456/Dockerized-rtlamr-to-SQLite `docs/monitoring.md`).
         let line = r#"{"Time":"2020-02-07T22:09:28.963747635-05:00","Offset":0,"Length":0,"Type":"SCM","Message":{"ID":22277181,"Type":7,"TamperPhy":1,"TamperEnc":0,"Consumption":7329333,"ChecksumVal":63807}}"#;
         let l = parse_json_line(line, &keys()).unwrap();
         assert_eq!(l.protocol, Protocol::Scm);
@@ -454,7 +455,7 @@ mod tests {
 
     #[test]
     fn rtlamr_scm_plus_real_line_passes_its_crc() {
-        // Research §10.1 (vector P4).
+        // A real line (HomeBusProjects/homebus-rtlamr-meter-reader, comment in `app.rb`).
         let line = r#"{"Time":"2022-07-09T11:02:29.285032816-07:00","Offset":0,"Length":0,"Type":"SCM+","Message":{"FrameSync":5795,"ProtocolID":30,"EndpointType":188,"EndpointID":101100604,"Consumption":162430,"Tamper":768,"PacketCRC":37996}}"#;
         let d = decode_json_line_for_test(line);
         assert_eq!(d.protocol, "scm+");
@@ -496,7 +497,7 @@ mod tests {
 
     #[test]
     fn anonymised_rtlamr_mock_idm_fails_its_serial_crc() {
-        // Research §10.1: rtlamr2mqtt's mock replaced the serial (59897589 → 33333333) but kept
+        // allangood/rtlamr2mqtt's mock (`mock/rtlamr`) replaced the serial (59897589 → 33333333) but kept
         // the serial CRC, so the line is refused rather than stored under a made-up meter.
         let line = r#"{"Time":"2025-05-05T21:25:04.891578823Z","Offset":0,"Length":0,"Type":"IDM","Message":{"Preamble":1431639715,"PacketTypeID":28,"PacketLength":92,"HammingCode":198,"ApplicationVersion":4,"ERTType":7,"ERTSerialNumber":33333333,"ConsumptionIntervalCount":76,"ModuleProgrammingState":188,"TamperCounters":"AwIAcw4A","AsynchronousCounters":0,"PowerOutageFlags":"AAAAAAAA","LastConsumptionCount":1978208,"DifferentialConsumptionIntervals":[26,26,27,26,26,24,24,24,24,24,26,26,26,27,26,26,26,26,24,23,48,23,24,25,25,24,25,24,25,25,23,23,22,23,23,23,24,25,25,25,25,25,26,23,23,22,23],"TransmitTimeOffset":3911,"SerialNumberCRC":43319,"PacketCRC":49515}}"#;
         let err = crate::ert::decode_json_line(line, &keys()).unwrap_err();
@@ -513,7 +514,7 @@ mod tests {
 
     #[test]
     fn rtlamr_netidm_line() {
-        // Research §10.1: a real NetIDM line (type-7 meter; serial CRC 0xEEFA matches).
+        // A real NetIDM line, quoted in rtl_433's `src/devices/ert_idm.c` (type-7 meter; serial CRC 0xEEFA matches).
         let line = r#"{"Time":"2020-06-25T08:22:08.569276915-04:00","Offset":1605632,"Length":229376,"Type":"NetIDM","Message":{"Preamble":1431639715,"ProtocolID":28,"PacketLength":92,"HammingCode":198,"ApplicationVersion":4,"ERTType":7,"ERTSerialNumber":1550406067,"ConsumptionIntervalCount":30,"ProgrammingState":184,"LastGeneration":125,"LastConsumption":0,"LastConsumptionNet":2223120656,"DifferentialConsumptionIntervals":[7695,545,2086,1475,6240,2180,4240,4616,240,7191,609,7224,1603,96,2052,12464,6152,8480,9226,352,12312,833,10292,1795,4248,4613,8416],"TransmitTimeOffset":2145,"SerialNumberCRC":61178,"PacketCRC":37271}}"#;
         let l = parse_json_line(line, &keys()).unwrap();
         assert_eq!(l.protocol, Protocol::NetIdm);

@@ -76,8 +76,8 @@ pub fn decode_json_line(line: &str, keys: &Keys) -> Result<Decoded> {
 }
 
 /// Width in bits of the register a protocol's `register` reading counts in, for the rollover
-/// rule (research amr-radio §13.3). R900 is 27: rtlamr's 24-bit `Consumption` plus the three
-/// wrap bits it shows as `Unkn3` and the top bit of `Leak` (the register does pass 2^24,
+/// rule: SCM 24, SCM+ and IDM 32, NetIDM 24 (the widths of rtlamr's fields). R900 is 27:
+/// rtlamr's 24-bit `Consumption` plus the three wrap bits it shows as `Unkn3` and the top bit of `Leak` (the register does pass 2^24,
 /// rtlamr #99). R900BCD holds six decimal digits: see [`register_modulus`].
 pub fn register_bits(protocol: Protocol) -> Option<u32> {
     match protocol {
@@ -97,7 +97,7 @@ pub fn register_modulus(protocol: Protocol) -> Option<u64> {
 }
 
 /// What an ERT meters, from the low nibble of its type (SCM `Type`, SCM+ `EndpointType`, IDM
-/// `ERTType`), per rtl_433's table (research amr-radio §2).
+/// `ERTType`), per rtl_433's table in `scmplus.c` and `ert_idm.c`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Commodity {
     /// Types 4, 5, 7, 8.

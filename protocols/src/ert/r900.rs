@@ -1,5 +1,6 @@
 //! Neptune R900 and R900BCD: 21 five-bit symbols (16 data + 5 Reed-Solomon parity) = 105 bits,
-//! carried as 14 bytes with 7 zero pad bits (research amr-radio §9).
+//! carried as 14 bytes with 7 zero pad bits (line coding and fields of rtlamr's
+//! `r900/r900.go` and rtl_433's `neptune_r900.c`; capture in rtl_433_tests `tests/r900/01`).
 //!
 //! The radio sends 42 base-6 digits of 4 chips each after the preamble; [`digits_from_chips`] and
 //! [`symbols_from_digits`] turn those into symbols and [`pack`] into the 14-byte form that

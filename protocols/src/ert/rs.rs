@@ -1,5 +1,5 @@
-//! R900's Reed-Solomon code: a shortened RS(31,26) over GF(32), written from the research's facts
-//! (amr-radio §3): field polynomial x^5+x^2+1 (37), α = 2, five parity symbols whose roots are
+//! R900's Reed-Solomon code: a shortened RS(31,26) over GF(32), written from the published
+//! parameters (rtlamr's `r900/r900.go` and `r900/gf/gf.go` describe the check): field polynomial x^5+x^2+1 (37), α = 2, five parity symbols whose roots are
 //! α^29..α^33. The 31-symbol codeword is the 16 data symbols, ten zero symbols (the shortening)
 //! and the 5 parity symbols, highest power first.
 
@@ -149,13 +149,13 @@ mod tests {
     }
 
     #[test]
-    fn research_vectors_are_codewords() {
+    fn published_vectors_are_codewords() {
         assert_eq!(syndromes(&R1), [0; 5]);
         assert_eq!(syndromes(&R5D), [0; 5]);
     }
 
     #[test]
-    fn corrupted_symbol_gives_the_research_syndromes() {
+    fn corrupted_symbol_gives_the_published_syndromes() {
         let mut n5 = R1;
         n5[5] ^= 1;
         assert_eq!(syndromes(&n5), [14, 10, 1, 25, 6]);

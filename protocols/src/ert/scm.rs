@@ -1,5 +1,6 @@
 //! SCM, the Standard Consumption Message: 96 bits from the sync `F9 53`, protected by a BCH
-//! code (poly 0x6F63) over bytes 2..11 (research amr-radio §4).
+//! code (poly 0x6F63) over bytes 2..11 (bit layout of rtlamr's `scm/scm.go`;
+//! byte form of rtl_433's `ert_scm.c`).
 
 use nom::IResult;
 use nom::bits::complete::take;
@@ -148,7 +149,7 @@ mod tests {
     }
 
     #[test]
-    fn research_vectors_s1_to_s5() {
+    fn published_vectors_s1_to_s5() {
         let cases = [
             (
                 hex!("F95306F008951840EA0C101A"),

@@ -1,5 +1,5 @@
 //! SCM+, 16 bytes from the sync `16 A3`, big-endian fields, CRC-16/GENIBUS over bytes 2..15
-//! (research amr-radio §5).
+//! (field order of rtlamr's `scmplus/scmplus.go`; rtl_433's `scmplus.c` checks the same CRC).
 
 use nom::IResult;
 use nom::Parser;
@@ -142,7 +142,7 @@ mod tests {
     }
 
     #[test]
-    fn research_vectors_p1_to_p3() {
+    fn published_vectors_p1_to_p3() {
         let cases = [
             (hex!("16A31EAB0410D35B00001AE3490039BE"), p(6883, 0x39BE)),
             (hex!("16A31EAB0410D35B000019FD4900FA00"), p(6653, 0xFA00)),

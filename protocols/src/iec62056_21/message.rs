@@ -544,7 +544,7 @@ fn check_text(field: &'static str, s: &str, max: usize, forbidden: &[u8]) -> Res
 mod tests {
     use super::*;
 
-    // Vectors from the shared research §6.1 (pwitab/iec62056-21 tests, BCCs verified there).
+    // Vectors from pwitab/iec62056-21's `tests/test_data.py` (their BCCs check).
     #[test]
     fn request_vectors() {
         assert_eq!(Request::new("").encode().unwrap(), b"/?!\r\n");

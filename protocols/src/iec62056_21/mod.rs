@@ -153,7 +153,7 @@ mod tests {
     }
 
     #[test]
-    fn research_readout_vector() {
+    fn published_readout_vector() {
         let mut input = b"/Els6\\2EK280\r\n".to_vec();
         input.extend_from_slice(b"\x023:14(314*kWh)4:15(415*kWh)\r\n!\r\n\x03\x22");
         let d = decode(&input).unwrap();

@@ -1,4 +1,5 @@
-//! Vectors of the shared research (§3.2) plus telegrams built here for mode 7 and tampering.
+//! Published telegrams (the test lines of wmbusmeters' driver files, e.g. `drivers/src/iperl.xmq`;
+//! only the bytes and the decoded values are used) plus telegrams built here for mode 7 and tampering.
 
 use super::*;
 use proptest::prelude::*;

@@ -239,7 +239,8 @@ fn tamper_counters(frame: &Frame) -> Option<u64> {
     match frame.protocol {
         Protocol::Scm => Some(f("TamperPhy")? << 2 | f("TamperEnc")?),
         Protocol::ScmPlus => f("Tamper"),
-        // rtlamr's IDM tamper fields are unreliable (research §8.4); R900 has none.
+        // rtlamr's IDM tamper fields are unreliable (rtlamr2mqtt #254; see
+        // meterd_protocols::ert::json); R900 has none.
         _ => None,
     }
 }
