@@ -43,8 +43,11 @@ pub struct SimulatedRecorder {
     /// Every recorder event, for logs and tests.
     pub events: Vec<RecorderEvent>,
     /// Called with every recorder event as it happens (`meterd simulate handheld --events`).
-    pub on_event: Option<Box<dyn FnMut(&RecorderEvent) + Send>>,
+    pub on_event: Option<EventHook>,
 }
+
+/// A callback for every recorder event as it happens.
+pub type EventHook = Box<dyn FnMut(&RecorderEvent) + Send>;
 
 impl SimulatedRecorder {
     pub fn new(config: RecorderConfig, data: RecorderData, corrupt_rate: f64, seed: u64) -> Self {
