@@ -1,12 +1,34 @@
-//! What billing keeps beside the batches: the snapshot of every batch as it was handed out
-//! (so asking again returns the same bytes even if a read changes later), what was last
-//! billed for each read (to detect edits after export), pending changes, and API tokens.
+//! Billing's records: the batches, the snapshot of every batch as it was handed out (so asking
+//! again returns the same bytes even if a read changes later), what was last billed for each
+//! read (to detect edits after export), pending changes, and API tokens.
 //! Stored with postcard: append fields and variants at the end only.
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::{BatchId, Quantity, ReadId, ReadStatus, ReadType, Service, time_serde};
+
+/// Whether a batch is still waiting for billing's ack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchStatus {
+    Open,
+    Acked,
+}
+
+/// A billing batch: a set of reads handed to one billing client, each read in at most one batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batch {
+    pub id: BatchId,
+    /// The billing client that pulled it (`default` for the CLI).
+    pub client: String,
+    pub read_ids: Vec<ReadId>,
+    pub status: BatchStatus,
+    #[serde(with = "time_serde")]
+    pub created_at: Timestamp,
+    #[serde(with = "time_serde::option")]
+    pub acked_at: Option<Timestamp>,
+}
 
 /// One read as it went out in a batch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,7 +12,6 @@
 //!   "is there a read of this meter at this time" are index scans, not table scans.
 //! - The schema version is recorded; opening a store of another version is a clear error.
 
-mod cradle;
 mod redb_engine;
 
 use jiff::Timestamp;
@@ -20,10 +19,9 @@ use jiff::Timestamp;
 use crate::model::billing::{ApiToken, BatchContents, Billed, BillingChange};
 use crate::model::{
     AuditEntry, Batch, BatchId, BatchStatus, Correction, GatewayState, IntervalRead, Meter, MeterChange, OutboxEntry,
-    QuarantineEntry, ReadId, ReadStatus, ReadSummary, ServiceOrder, StoredRead,
+    QuarantineEntry, ReadId, ReadStatus, ReadSummary, RouteLoad, RouteSkip, ServiceOrder, StoredRead,
 };
 
-pub use cradle::{RouteLoad, RouteSkip};
 pub use redb_engine::{DEFAULT_CACHE_BYTES, RedbStore, STORE_FILE};
 
 /// Schema version this build reads and writes.

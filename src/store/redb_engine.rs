@@ -46,12 +46,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::HistoryQuery;
-use super::cradle::{RouteLoad, RouteSkip};
 use super::{ReadTxn, Result, SCHEMA_VERSION, Store, StoreError, WriteTxn};
 use crate::model::billing::{ApiToken, BatchContents, Billed, BillingChange};
 use crate::model::{
     AuditEntry, Batch, BatchId, BatchStatus, Correction, GatewayState, HASH_LEN, IntervalRead, Meter, MeterChange,
-    OutboxEntry, Quantity, QuarantineEntry, ReadId, ReadStatus, ReadSummary, ServiceOrder, StoredRead,
+    OutboxEntry, Quantity, QuarantineEntry, ReadId, ReadStatus, ReadSummary, RouteLoad, RouteSkip, ServiceOrder,
+    StoredRead,
 };
 
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
