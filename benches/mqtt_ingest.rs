@@ -8,7 +8,7 @@
 //!
 //! Run: `cargo bench --bench mqtt_ingest -- --warm-up-time 1 --measurement-time 10`
 
-#[path = "../tests/common/mosquitto.rs"]
+#[path = "../tests/it/common/mosquitto.rs"]
 #[allow(dead_code)]
 mod mosquitto;
 
