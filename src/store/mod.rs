@@ -33,6 +33,11 @@ pub enum StoreError {
     /// The engine failed (IO, corruption detected by the engine, ...).
     #[error("store engine error: {0}")]
     Engine(String),
+    /// An optimistic-concurrency refusal: the caller's copy is stale, or a read is in another
+    /// batch. Nothing was written; reading again and retrying is safe. (Its own variant so a
+    /// caller can tell it from an I/O failure.)
+    #[error("store conflict: {0}")]
+    Conflict(String),
     /// The store was written by another schema version.
     #[error(
         "store {path} has schema version {found}, this meterd supports version {supported}; \
@@ -182,7 +187,7 @@ pub trait ReadTxn {
 /// would lose which batch billed it).
 pub(crate) fn not_in_another_batch(read: &StoredRead, batch: BatchId) -> Result<()> {
     match read.batch {
-        Some(b) if b != batch => Err(StoreError::Engine(format!(
+        Some(b) if b != batch => Err(StoreError::Conflict(format!(
             "read {} is in batch {b}, not {batch}",
             read.id
         ))),
@@ -233,7 +238,7 @@ pub trait WriteTxn: ReadTxn {
         for r in reads.iter_mut() {
             not_in_another_batch(r, batch)?;
             if self.read(r.id)?.map(|stored| stored.status) != Some(r.status) {
-                return Err(StoreError::Engine(format!(
+                return Err(StoreError::Conflict(format!(
                     "read {} changed since it was read; billing state not set",
                     r.id
                 )));

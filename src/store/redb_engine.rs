@@ -1094,7 +1094,7 @@ impl WriteTxn for RedbWrite {
                 .map_err(engine)?;
             let removed = before - by_status.len().map_err(engine)?;
             if removed != ids.len() as u64 {
-                return Err(StoreError::Engine(format!(
+                return Err(StoreError::Conflict(format!(
                     "{} of {} reads changed since they were read; billing state not set",
                     ids.len() as u64 - removed,
                     ids.len()

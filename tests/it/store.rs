@@ -171,7 +171,7 @@ fn billing_state_moves_reads_in_bulk_and_refuses_a_stale_copy() {
         .set_billing_state(&mut held.clone(), ReadStatus::Batched, 7)
         .unwrap_err();
     assert!(
-        err.to_string().contains("1 of 3 reads changed since they were read"),
+        matches!(&err, StoreError::Conflict(m) if m.contains("1 of 3 reads changed since they were read")),
         "{err}"
     );
     drop(txn);
@@ -207,7 +207,10 @@ fn billing_state_moves_reads_in_bulk_and_refuses_a_stale_copy() {
     drop(txn);
     let mut txn = s.begin_write().unwrap();
     let mut again = vec![txn.read(held[0].id).unwrap().unwrap()];
-    assert!(txn.set_billing_state(&mut again, ReadStatus::Exported, 8).is_err());
+    assert!(matches!(
+        txn.set_billing_state(&mut again, ReadStatus::Exported, 8),
+        Err(StoreError::Conflict(_))
+    ));
 }
 
 #[test]
