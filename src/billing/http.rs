@@ -472,71 +472,9 @@ async fn meter_reads(
     Ok(axum::Json(serde_json::json!({ "meter_id": meter, "reads": reads })).into_response())
 }
 
-/// Store-derived metrics, computed at scrape time, then the shared registry.
-pub fn metrics_body(store: &dyn Store) -> anyhow::Result<String> {
-    use metrics::{Kind, family};
-    let txn = store.begin_read()?;
-    let mut out = String::new();
-    let by_status = txn.count_reads_by_status()?;
-    let samples: Vec<(Vec<(String, String)>, f64)> = by_status
-        .iter()
-        .map(|(s, n)| (vec![("status".to_owned(), s.as_str().to_owned())], *n as f64))
-        .collect();
-    family(
-        &mut out,
-        "meterd_reads",
-        Kind::Gauge,
-        "Reads in the store, by status.",
-        samples.iter().map(|(l, v)| (l.as_slice(), *v)),
-    );
-    let mut rules: std::collections::BTreeMap<Rule, u64> = Rule::ALL.iter().map(|r| (*r, 0)).collect();
-    for r in txn.reads_with_status(ReadStatus::Flagged, usize::MAX)? {
-        for f in &r.flags {
-            *rules.entry(f.rule).or_default() += 1;
-        }
-    }
-    let samples: Vec<(Vec<(String, String)>, f64)> = rules
-        .iter()
-        .map(|(r, n)| (vec![("rule".to_owned(), r.as_str().to_owned())], *n as f64))
-        .collect();
-    family(
-        &mut out,
-        "meterd_flagged_reads",
-        Kind::Gauge,
-        "Reads held for review, by VEE rule (a read may have several).",
-        samples.iter().map(|(l, v)| (l.as_slice(), *v)),
-    );
-    let batches = txn.batches(None)?;
-    let open = batches.iter().filter(|b| b.status == BatchStatus::Open).count();
-    let samples = [
-        (vec![("status".to_owned(), "open".to_owned())], open as f64),
-        (
-            vec![("status".to_owned(), "acked".to_owned())],
-            (batches.len() - open) as f64,
-        ),
-    ];
-    family(
-        &mut out,
-        "meterd_batches",
-        Kind::Gauge,
-        "Billing batches, by status.",
-        samples.iter().map(|(l, v)| (l.as_slice(), *v)),
-    );
-    let pending = txn.billing_changes()?.len();
-    family(
-        &mut out,
-        "meterd_billing_corrections_pending",
-        Kind::Gauge,
-        "Billed reads changed since, waiting for a correction.",
-        [(&[][..], pending as f64)],
-    );
-    metrics::global().render(&mut out);
-    Ok(out)
-}
-
 async fn metrics_text(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let store = Arc::clone(&state.store);
-    let body = blocking(move || metrics_body(store.as_ref())).await?;
+    let body = blocking(move || Ok(metrics::metrics_body(store.as_ref())?)).await?;
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         body,
