@@ -22,7 +22,7 @@ use crate::model::{
     QuarantineEntry, ReadId, ReadStatus, ReadSummary, RouteLoad, RouteSkip, ServiceOrder, StoredRead,
 };
 
-pub use redb_engine::{DEFAULT_CACHE_BYTES, RedbStore, STORE_FILE};
+pub use redb_engine::{DEFAULT_CACHE_BYTES, RedbStore, STORE_FILE, open_waiting};
 
 /// Schema version this build reads and writes.
 pub const SCHEMA_VERSION: u64 = 1;

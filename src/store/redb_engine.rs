@@ -170,6 +170,29 @@ fn index_seen_by_time(txn: &redb::WriteTransaction) -> Result<()> {
     Ok(())
 }
 
+/// First pause of [`open_waiting`]: another command holds the store for milliseconds.
+const WAIT_FIRST: std::time::Duration = std::time::Duration::from_millis(10);
+/// Longest pause of [`open_waiting`]: a longer holder is not polled hard, and a store freed
+/// meanwhile is noticed soon.
+const WAIT_MAX: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// [`RedbStore::open_dir`], waiting up to `wait` while another process holds the store (redb
+/// lets one process open it at a time; CLI commands and review screens open it for a moment
+/// each). Retries with pauses doubling from 10 ms to 100 ms; then the last error.
+pub fn open_waiting(data_dir: &Path, wait: std::time::Duration) -> Result<RedbStore> {
+    let started = std::time::Instant::now();
+    let mut pause = WAIT_FIRST;
+    loop {
+        match RedbStore::open_dir(data_dir) {
+            Err(StoreError::Locked { .. }) if started.elapsed() < wait => {
+                std::thread::sleep(pause.min(wait.saturating_sub(started.elapsed())));
+                pause = (pause * 2).min(WAIT_MAX);
+            }
+            r => return r,
+        }
+    }
+}
+
 /// The redb store.
 #[derive(Debug)]
 pub struct RedbStore {

@@ -449,3 +449,19 @@ fn schema_version_and_foreign_files_are_clear_errors() {
     let e = RedbStore::open(&garbage).unwrap_err().to_string();
     assert!(e.contains("garbage.redb"), "{e}");
 }
+
+#[test]
+fn open_waiting_waits_for_a_store_another_holder_releases() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = RedbStore::open_dir(dir.path()).unwrap();
+    // Held throughout: the wait ends with the lock error.
+    let e = meterd::store::open_waiting(dir.path(), std::time::Duration::from_millis(50)).unwrap_err();
+    assert!(matches!(e, StoreError::Locked { .. }), "{e}");
+    // Released meanwhile: the wait ends with the store.
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        drop(held);
+    });
+    meterd::store::open_waiting(dir.path(), std::time::Duration::from_secs(5)).unwrap();
+    release.join().unwrap();
+}
