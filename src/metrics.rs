@@ -222,7 +222,7 @@ pub fn metrics_body(store: &dyn Store) -> crate::store::Result<String> {
         "Billing batches, by status.",
         samples.iter().map(|(l, v)| (l.as_slice(), *v)),
     );
-    let pending = txn.billing_changes()?.len();
+    let pending = txn.billed_read_changes()?.iter().filter(|c| c.correction_due).count();
     family(
         &mut out,
         "meterd_billing_corrections_pending",

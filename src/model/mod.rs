@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 pub use billing::{Batch, BatchStatus};
 pub use gateway::{GatewayState, IntervalRead, OutboxEntry};
 pub use quantity::{QUANTITY_DECIMALS, Quantity, QuantityError, SCALE};
-pub use review::{AuditAction, AuditEntry, Correction, HASH_LEN, MeterChange, OrderStatus, ServiceOrder};
+pub use review::{AuditAction, AuditEntry, HASH_LEN, MeterChange, OrderStatus, ServiceOrder};
 pub use route::{RouteLoad, RouteSkip};
 
 /// Timestamps: RFC 3339 text for humans (JSON), microseconds since the epoch for the store.
