@@ -11,6 +11,11 @@
 //! Every key is optional; unknown keys are an error (a typo must not silently fall back to a
 //! default), and the error names the line and column.
 //!
+//! Each section is defined with its component: `[vee]` in `vee/config.rs`, `[[cradle]]` in
+//! `ingest/cradle/config.rs`, `[mqtt]` in `ingest/mqtt/config.rs`, `[meterbus]` in
+//! `ingest/meterbus/config.rs`, `[log]` and `[daemon]` in `daemon/config.rs`, `[http]` in
+//! `billing/http/config.rs`; this file assembles them and checks the file as a whole.
+//!
 //! Every option is documented in `systemd/meterd.toml`, the commented default configuration the
 //! Debian package installs as `/etc/meterd/meterd.toml`.
 //!

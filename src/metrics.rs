@@ -2,12 +2,15 @@
 //!
 //! Components count what they do ([`counter_add`], [`gauge_set`], [`gauge_add`]); numbers
 //! that live in the store (reads by status and rule, batches) are computed at scrape time by
-//! the billing API. Metrics that nothing reported yet are still shown, as 0, when they are
+//! [`metrics_body`]. Metrics that nothing reported yet are still shown, as 0, when they are
 //! declared in [`DECLARED`].
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Mutex, OnceLock};
+
+use crate::model::{BatchStatus, ReadStatus, Rule};
+use crate::store::Store;
 
 /// Counter names with their help text (every counter ends in `_total`).
 pub const READS_INGESTED: &str = "meterd_reads_ingested_total";
@@ -166,6 +169,69 @@ pub fn gauge_set(name: &str, l: &[(&str, &str)], v: f64) {
 
 pub fn gauge_add(name: &str, l: &[(&str, &str)], by: f64) {
     global().gauge_add(name, l, by);
+}
+
+/// The daemon's metrics in the Prometheus text format (what `GET /metrics` serves): the numbers
+/// that live in the store (reads by status and rule, batches, corrections due), computed now,
+/// then the shared registry.
+pub fn metrics_body(store: &dyn Store) -> crate::store::Result<String> {
+    let txn = store.begin_read()?;
+    let mut out = String::new();
+    let by_status = txn.count_reads_by_status()?;
+    let samples: Vec<(Vec<(String, String)>, f64)> = by_status
+        .iter()
+        .map(|(s, n)| (vec![("status".to_owned(), s.as_str().to_owned())], *n as f64))
+        .collect();
+    family(
+        &mut out,
+        "meterd_reads",
+        Kind::Gauge,
+        "Reads in the store, by status.",
+        samples.iter().map(|(l, v)| (l.as_slice(), *v)),
+    );
+    let mut rules: std::collections::BTreeMap<Rule, u64> = Rule::ALL.iter().map(|r| (*r, 0)).collect();
+    for r in txn.reads_with_status(ReadStatus::Flagged, usize::MAX)? {
+        for f in &r.flags {
+            *rules.entry(f.rule).or_default() += 1;
+        }
+    }
+    let samples: Vec<(Vec<(String, String)>, f64)> = rules
+        .iter()
+        .map(|(r, n)| (vec![("rule".to_owned(), r.as_str().to_owned())], *n as f64))
+        .collect();
+    family(
+        &mut out,
+        "meterd_flagged_reads",
+        Kind::Gauge,
+        "Reads held for review, by VEE rule (a read may have several).",
+        samples.iter().map(|(l, v)| (l.as_slice(), *v)),
+    );
+    let batches = txn.batches(None)?;
+    let open = batches.iter().filter(|b| b.status == BatchStatus::Open).count();
+    let samples = [
+        (vec![("status".to_owned(), "open".to_owned())], open as f64),
+        (
+            vec![("status".to_owned(), "acked".to_owned())],
+            (batches.len() - open) as f64,
+        ),
+    ];
+    family(
+        &mut out,
+        "meterd_batches",
+        Kind::Gauge,
+        "Billing batches, by status.",
+        samples.iter().map(|(l, v)| (l.as_slice(), *v)),
+    );
+    let pending = txn.billed_read_changes()?.iter().filter(|c| c.correction_due).count();
+    family(
+        &mut out,
+        "meterd_billing_corrections_pending",
+        Kind::Gauge,
+        "Billed reads changed since, waiting for a correction.",
+        [(&[][..], pending as f64)],
+    );
+    global().render(&mut out);
+    Ok(out)
 }
 
 #[cfg(test)]

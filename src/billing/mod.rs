@@ -9,8 +9,8 @@
 //! corrections it carries), so every format is rendered from the same stored data and asking
 //! again gives the same bytes even if a read changes meanwhile. A read changed after it was
 //! billed (edited, re-timed or rejected by a clerk) is never changed silently: the store notes
-//! it and the next batch of the client that billed it carries a correction (old value, new
-//! value, reason).
+//! it ([`BilledReadChange`]) and the next batch of the client that billed it carries a
+//! correction (old value, new value, reason); the record stays, no longer due.
 
 pub mod http;
 pub mod layouts;
@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 
-use crate::model::billing::{BatchContents, BatchLine, Billed, BillingChange, Correction};
+use crate::model::billing::{BatchContents, BatchLine, Billed, BilledReadChange, Correction};
 use crate::model::{Batch, BatchId, BatchStatus, Meter, ReadStatus, StoredRead, to_store_precision};
 use crate::store::{Result, Store, StoreError, WriteTxn};
 
@@ -90,10 +90,11 @@ pub fn pull(store: &dyn Store, client: &str, max: usize, now: Timestamp) -> Resu
             }
         }
     }
-    let mut changed: BTreeMap<u64, Option<BillingChange>> = txn
-        .billing_changes()?
+    let mut changed: BTreeMap<u64, Option<BilledReadChange>> = txn
+        .billed_read_changes()?
         .into_iter()
-        .map(|(id, c)| (id, Some(c)))
+        .filter(|c| c.correction_due)
+        .map(|c| (c.read_id, Some(c)))
         .collect();
     for id in rebilled {
         changed.entry(id).or_insert(None);
@@ -135,7 +136,7 @@ pub fn pull(store: &dyn Store, client: &str, max: usize, now: Timestamp) -> Resu
                 withdrawn: c.new_value.is_none(),
             },
         ));
-        txn.clear_billing_change(c.line.read_id)?;
+        settle(txn.as_mut(), c.line.read_id)?;
     }
     touched.retain(|r| r.status != ReadStatus::Rejected);
     for r in &mut touched {
@@ -203,14 +204,14 @@ fn line_of(r: &StoredRead, meter: Option<&Meter>) -> BatchLine {
 fn corrections_due(
     txn: &mut dyn WriteTxn,
     client: &str,
-    changed: BTreeMap<u64, Option<BillingChange>>,
+    changed: BTreeMap<u64, Option<BilledReadChange>>,
     now: Timestamp,
 ) -> Result<(Vec<Correction>, Vec<StoredRead>)> {
     let mut corrections = Vec::new();
     let mut touched = Vec::new();
     for (id, change) in changed {
         let Some(mut read) = txn.read(id)? else {
-            txn.clear_billing_change(id)?;
+            txn.remove_billed_read_change(id)?;
             continue;
         };
         let reason = change.as_ref().and_then(|c| c.reason.clone());
@@ -219,7 +220,7 @@ fn corrections_due(
             None => txn.billed(id)?,
         };
         let Some(billed) = billed else {
-            txn.clear_billing_change(id)?;
+            settle(txn, id)?;
             // No change was recorded: the value is what went out; only the status moved.
             if let Some(batch) = read.batch.filter(|_| ReadStatus::BILLABLE.contains(&read.status)) {
                 read.status = if txn.batch(batch)?.is_some_and(|b| b.status == BatchStatus::Acked) {
@@ -245,7 +246,7 @@ fn corrections_due(
             && (withdrawn || (read.read.value == billed.value && read.read.read_at == billed.read_at))
         {
             // Back to what billing has: nothing to tell it.
-            txn.clear_billing_change(id)?;
+            settle(txn, id)?;
             if ReadStatus::BILLABLE.contains(&read.status) {
                 read.status = if txn.batch(billed.batch)?.is_some_and(|b| b.status == BatchStatus::Acked) {
                     ReadStatus::Exported
@@ -292,22 +293,36 @@ pub fn get_doc(store: &dyn Store, id: BatchId) -> Result<Option<BatchDoc>> {
     }
 }
 
+/// Billing has heard of the read's change (its correction went out), or needs not (the read is
+/// back to what billing has): the record stays, no longer due.
+fn settle(txn: &mut dyn WriteTxn, read: u64) -> Result<()> {
+    match txn.billed_read_change(read)? {
+        Some(mut c) if c.correction_due => {
+            c.correction_due = false;
+            txn.put_billed_read_change(&c)
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Tell billing why a billed read changed: the reason and who changed it go into its
 /// correction. Call it in the transaction that changes the read.
 pub fn note_change(txn: &mut dyn WriteTxn, read: u64, reason: &str, by: Option<&str>, now: Timestamp) -> Result<()> {
-    // Keep what an earlier note captured; else capture it now (called before the update, the
-    // stored read is still what billing has).
-    let billed = match txn.billing_changes_of(read)? {
-        Some(c) => c.billed,
-        None => txn.read(read)?.as_ref().and_then(BillingChange::billed_of),
+    let now = to_store_precision(now);
+    let mut change = match txn.billed_read_change(read)? {
+        // Billing has not heard of the earlier change yet: keep what it captured.
+        Some(c) if c.correction_due => c,
+        // Else capture it now (called before the update, the stored read is still what
+        // billing has). A read that is not stored has nothing to tell.
+        earlier => match txn.read(read)? {
+            Some(stored) => BilledReadChange::opened(&stored, earlier.as_ref(), now),
+            None => return Ok(()),
+        },
     };
-    let change = BillingChange {
-        reason: Some(reason.to_owned()),
-        by: by.map(str::to_owned),
-        at: to_store_precision(now),
-        billed,
-    };
-    txn.note_billing_change(read, &change)
+    change.reason = Some(reason.to_owned());
+    change.by = by.map(str::to_owned);
+    change.at = now;
+    txn.put_billed_read_change(&change)
 }
 
 fn batch_reads(txn: &dyn crate::store::ReadTxn, batch: &Batch) -> Result<Vec<StoredRead>> {

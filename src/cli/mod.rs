@@ -227,15 +227,7 @@ impl Env {
 const LOCKED_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub(crate) fn open_store(dir: &Path) -> anyhow::Result<RedbStore> {
-    let started = std::time::Instant::now();
-    loop {
-        match RedbStore::open_dir(dir) {
-            Err(crate::store::StoreError::Locked { .. }) if started.elapsed() < LOCKED_WAIT => {
-                std::thread::sleep(std::time::Duration::from_millis(25));
-            }
-            r => return r.with_context(|| format!("cannot open the store in {}", dir.display())),
-        }
-    }
+    crate::store::open_waiting(dir, LOCKED_WAIT).with_context(|| format!("cannot open the store in {}", dir.display()))
 }
 
 /// Parse the command line and run it.

@@ -8,15 +8,18 @@ pub mod billing;
 pub mod gateway;
 mod quantity;
 mod review;
+mod route;
 
 use std::fmt;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+pub use billing::{Batch, BatchStatus};
 pub use gateway::{GatewayState, IntervalRead, OutboxEntry};
 pub use quantity::{QUANTITY_DECIMALS, Quantity, QuantityError, SCALE};
-pub use review::{AuditAction, AuditEntry, Correction, HASH_LEN, MeterChange, OrderStatus, ServiceOrder};
+pub use review::{AuditAction, AuditEntry, HASH_LEN, MeterChange, OrderStatus, ServiceOrder};
+pub use route::{RouteLoad, RouteSkip};
 
 /// Timestamps: RFC 3339 text for humans (JSON), microseconds since the epoch for the store.
 pub mod time_serde {
@@ -564,28 +567,6 @@ impl ReadSummary {
     pub fn is_history(&self) -> bool {
         self.status != ReadStatus::Rejected && !self.excluded
     }
-}
-
-/// Whether a batch is still waiting for billing's ack.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BatchStatus {
-    Open,
-    Acked,
-}
-
-/// A billing batch: a set of reads handed to one billing client, each read in at most one batch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Batch {
-    pub id: BatchId,
-    /// The billing client that pulled it (`default` for the CLI).
-    pub client: String,
-    pub read_ids: Vec<ReadId>,
-    pub status: BatchStatus,
-    #[serde(with = "time_serde")]
-    pub created_at: Timestamp,
-    #[serde(with = "time_serde::option")]
-    pub acked_at: Option<Timestamp>,
 }
 
 /// Input meterd could not decode, kept with the reason so nothing is lost.

@@ -1,5 +1,6 @@
 //! What clerk review stores besides the reads: the hash-chained audit trail, re-read service
-//! orders, corrections of exported reads and meter changes.
+//! orders and meter changes (a clerk's change of an exported read is a
+//! [`BilledReadChange`](super::billing::BilledReadChange)).
 //!
 //! Stored with postcard like the rest of the model: append new fields and variants at the end
 //! only.
@@ -9,7 +10,7 @@ use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{BatchId, Quantity, ReadId, ReadStatus, time_serde};
+use super::{Quantity, ReadId, ReadStatus, time_serde};
 
 /// What a clerk (or VEE, after a clerk's change) did to a read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -182,23 +183,6 @@ pub struct ServiceOrder {
     pub closed_by: Option<String>,
     /// What the field visit found (or why it was cancelled).
     pub outcome: String,
-}
-
-/// The original of a read a clerk changed after billing had it (status `batched` or
-/// `exported`), so billing can send a correction in its next batch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Correction {
-    pub read_id: ReadId,
-    pub meter_id: String,
-    pub original_value: Quantity,
-    pub original_consumption: Option<Quantity>,
-    pub original_status: ReadStatus,
-    /// The batch the original went out in.
-    pub batch: Option<BatchId>,
-    /// The audit entry of the change.
-    pub audit_seq: u64,
-    #[serde(with = "time_serde")]
-    pub at: Timestamp,
 }
 
 /// A meter exchanged (or its register replaced) at a service point: reads after `at` count

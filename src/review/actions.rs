@@ -12,8 +12,8 @@ use super::detail::{revision, undoable};
 use super::estimate::{EstimatePreview, estimate_from};
 use crate::model::Quantity;
 use crate::model::{
-    AuditAction, AuditEntry, Correction, HASH_LEN, MeterChange, OrderStatus, ReadId, ReadStatus, ReadType, Rule,
-    ServiceOrder, StoredRead, to_store_precision,
+    AuditAction, AuditEntry, HASH_LEN, MeterChange, OrderStatus, ReadId, ReadStatus, ReadType, Rule, ServiceOrder,
+    StoredRead, to_store_precision,
 };
 use crate::store::{Store, StoreError, WriteTxn};
 use crate::vee::{self, VeeConfig};
@@ -28,7 +28,7 @@ pub enum Action {
     /// Accept as is (the reason is optional).
     Accept { reason: String },
     /// Set the value; a reason is required. The original stays in the audit trail (and, for a
-    /// read billing already had, in a correction record).
+    /// read billing already had, in its [`BilledReadChange`](crate::model::billing::BilledReadChange)).
     Edit { value: Quantity, reason: String },
     /// Estimate from average daily usage (CPUC rounding); the read becomes `estimated`.
     Estimate { reason: String },
@@ -180,7 +180,8 @@ fn act_in(
     let mut order = None;
     let mut estimate = None;
     let mut warnings = Vec::new();
-    let mut correction = None;
+    // The edit of an exported read opens the record the review screen shows.
+    let mut shows_change = false;
     let reason;
     match &req.action {
         Action::Accept { reason: r } => {
@@ -232,17 +233,9 @@ fn act_in(
             new.consumption = outcome.consumption;
             new.flags = outcome.flags;
             new.status = ReadStatus::Edited;
-            if read.status == ReadStatus::Exported && txn.correction(id)?.is_none() {
-                correction = Some(Correction {
-                    read_id: id,
-                    meter_id: read.read.meter_id.clone(),
-                    original_value: read.read.value,
-                    original_consumption: read.consumption,
-                    original_status: read.status,
-                    batch: read.batch,
-                    audit_seq: 0,
-                    at: now,
-                });
+            if read.status == ReadStatus::Exported && txn.billed_read_change(id)?.is_none_or(|c| c.audit_seq.is_none())
+            {
+                shows_change = true;
                 warnings.push(format!(
                     "read {id} went to billing in batch {}: a correction record keeps the original {}",
                     read.batch.map(|b| b.to_string()).unwrap_or_else(|| "?".into()),
@@ -350,8 +343,11 @@ fn act_in(
                     order = Some(o);
                 }
             }
-            if txn.correction(id)?.is_some_and(|c| c.audit_seq == e.seq) {
-                txn.remove_correction(id)?;
+            // The edit the review screen showed the change for is undone (billing still hears
+            // of it if a correction is due: the read is back to what billing has).
+            if let Some(mut c) = txn.billed_read_change(id)?.filter(|c| c.audit_seq == Some(e.seq)) {
+                c.audit_seq = None;
+                txn.put_billed_read_change(&c)?;
             }
             reason = format!("undo of entry {}: {}", e.seq, describe(e));
         }
@@ -360,7 +356,7 @@ fn act_in(
     let changed = new != read;
     if changed {
         // A read billing already has: the correction it will get carries the clerk's reason.
-        if crate::model::billing::BillingChange::changes_what_was_billed(&read, &new) {
+        if crate::model::billing::BilledReadChange::changes_what_was_billed(&read, &new) {
             crate::billing::note_change(&mut *txn, id, &reason, Some(&clerk), now)?;
         }
         txn.update_read(&new)?;
@@ -381,9 +377,9 @@ fn act_in(
         hash: [0; HASH_LEN],
     };
     let entry = txn.append_audit(draft, req.action.audit_action().changes_read().then_some(&read))?;
-    if let Some(mut c) = correction {
-        c.audit_seq = entry.seq;
-        txn.put_correction(&c)?;
+    if shows_change && let Some(mut c) = txn.billed_read_change(id)? {
+        c.audit_seq = Some(entry.seq);
+        txn.put_billed_read_change(&c)?;
     }
     let mut revalidated = Vec::new();
     if new.read.value != read.read.value || new.status != read.status {

@@ -4,13 +4,13 @@
 //! daemon's control socket maps 1:1 onto commands the daemon already runs.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jiff::Timestamp;
 
 use super::{ActionOutcome, ActionRequest, EstimatePreview, QueueFilter, QueueView, ReadDetail, ReviewError};
 use crate::model::ReadId;
-use crate::store::{RedbStore, StoreError};
+use crate::store::RedbStore;
 use crate::vee::VeeConfig;
 
 /// What the review TUI needs from the store.
@@ -49,18 +49,7 @@ impl LocalBackend {
     }
 
     fn with_store<T>(&self, f: impl FnOnce(&RedbStore) -> Result<T, ReviewError>) -> Result<T, ReviewError> {
-        let started = Instant::now();
-        let mut pause = Duration::from_millis(10);
-        loop {
-            match RedbStore::open_dir(&self.data_dir) {
-                Ok(store) => return f(&store),
-                Err(StoreError::Locked { .. }) if started.elapsed() < self.wait => {
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(200));
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        f(&crate::store::open_waiting(&self.data_dir, self.wait)?)
     }
 }
 

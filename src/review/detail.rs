@@ -3,9 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::ReviewError;
-use crate::model::{
-    AuditAction, AuditEntry, Correction, Meter, Quantity, ReadId, ReadStatus, ServiceOrder, StoredRead,
-};
+use crate::model::billing::BilledReadChange;
+use crate::model::{AuditAction, AuditEntry, Meter, Quantity, ReadId, ReadStatus, ServiceOrder, StoredRead};
 use crate::store::{ReadTxn, Result, Store};
 
 /// Periods the consumption chart shows.
@@ -32,7 +31,8 @@ pub struct UndoInfo {
     pub clerk: String,
 }
 
-/// A read with its meter, history chart, audit trail, service orders and correction.
+/// A read with its meter, history chart, audit trail, service orders and, when a clerk edited it
+/// after it was exported, that change (what billing had).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReadDetail {
     pub read: StoredRead,
@@ -44,7 +44,7 @@ pub struct ReadDetail {
     pub periods: Vec<Period>,
     pub audit: Vec<AuditEntry>,
     pub orders: Vec<ServiceOrder>,
-    pub correction: Option<Correction>,
+    pub correction: Option<BilledReadChange>,
     pub undo: Option<UndoInfo>,
 }
 
@@ -78,7 +78,7 @@ pub(super) fn detail_in(txn: &dyn ReadTxn, read_id: ReadId) -> Result<ReadDetail
         .into_iter()
         .filter(|o| o.read_id == read_id)
         .collect();
-    let correction = txn.correction(read_id)?;
+    let correction = txn.billed_read_change(read_id)?.filter(|c| c.audit_seq.is_some());
     let periods = periods(txn, &read)?;
     Ok(ReadDetail {
         read,

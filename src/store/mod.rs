@@ -10,24 +10,24 @@
 //! - Read ids ([`ReadId`]) are stable and never reused.
 //! - History per meter in time order, reads by status (review queue, billable reads) and
 //!   "is there a read of this meter at this time" are index scans, not table scans.
-//! - The schema version is recorded; opening a store of another version is a clear error.
+//! - The schema version is recorded; a store of an older version is migrated when opened (in
+//!   one transaction), one of a newer version is refused with a clear error.
 
-mod cradle;
+mod migrate;
 mod redb_engine;
 
 use jiff::Timestamp;
 
-use crate::model::billing::{ApiToken, BatchContents, Billed, BillingChange};
+use crate::model::billing::{ApiToken, BatchContents, Billed, BilledReadChange};
 use crate::model::{
-    AuditEntry, Batch, BatchId, BatchStatus, Correction, GatewayState, IntervalRead, Meter, MeterChange, OutboxEntry,
-    QuarantineEntry, ReadId, ReadStatus, ReadSummary, ServiceOrder, StoredRead,
+    AuditEntry, Batch, BatchId, BatchStatus, GatewayState, IntervalRead, Meter, MeterChange, OutboxEntry,
+    QuarantineEntry, ReadId, ReadStatus, ReadSummary, RouteLoad, RouteSkip, ServiceOrder, StoredRead,
 };
 
-pub use cradle::{RouteLoad, RouteSkip};
-pub use redb_engine::{DEFAULT_CACHE_BYTES, RedbStore, STORE_FILE};
+pub use redb_engine::{DEFAULT_CACHE_BYTES, RedbStore, STORE_FILE, open_waiting};
 
 /// Schema version this build reads and writes.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// Store errors.
 #[derive(Debug, thiserror::Error)]
@@ -35,10 +35,15 @@ pub enum StoreError {
     /// The engine failed (IO, corruption detected by the engine, ...).
     #[error("store engine error: {0}")]
     Engine(String),
-    /// The store was written by another schema version.
+    /// An optimistic-concurrency refusal: the caller's copy is stale, or a read is in another
+    /// batch. Nothing was written; reading again and retrying is safe. (Its own variant so a
+    /// caller can tell it from an I/O failure.)
+    #[error("store conflict: {0}")]
+    Conflict(String),
+    /// The store was written by a schema version this build cannot migrate (a newer one).
     #[error(
-        "store {path} has schema version {found}, this meterd supports version {supported}; \
-         use the meterd release that wrote it or migrate the store"
+        "store {path} has schema version {found}, this meterd supports version {supported} (and migrates \
+         older ones); use the meterd release that wrote it, or a newer one"
     )]
     SchemaVersion { path: String, found: u64, supported: u64 },
     /// The file is a database but not a meterd store.
@@ -126,10 +131,10 @@ pub trait ReadTxn {
     fn batch_contents(&self, id: BatchId) -> Result<Option<BatchContents>>;
     /// What billing last received for a read.
     fn billed(&self, read: ReadId) -> Result<Option<Billed>>;
-    /// Billed reads that changed since, with the change note, by read id.
-    fn billing_changes(&self) -> Result<Vec<(ReadId, BillingChange)>>;
-    /// The change note of one read.
-    fn billing_changes_of(&self, read: ReadId) -> Result<Option<BillingChange>>;
+    /// Every read changed after billing had it (corrections due and sent), by read id.
+    fn billed_read_changes(&self) -> Result<Vec<BilledReadChange>>;
+    /// The record of one read changed after billing had it.
+    fn billed_read_change(&self, read: ReadId) -> Result<Option<BilledReadChange>>;
     /// Every API token (revoked ones too), by name.
     fn api_tokens(&self) -> Result<Vec<ApiToken>>;
 
@@ -157,7 +162,7 @@ pub trait ReadTxn {
     /// Skipped meters (no reading, or a skip code) recorded on `route`, by meter.
     fn route_skips(&self, route: &str) -> Result<Vec<RouteSkip>>;
 
-    // --- clerk review: audit trail, service orders, corrections, meter changes ---
+    // --- clerk review: audit trail, service orders, meter changes ---
     /// How many audit entries were appended (the chain's recorded length).
     fn audit_len(&self) -> Result<u64>;
     /// Every stored audit entry by key, oldest first; an entry that does not decode is kept
@@ -172,10 +177,6 @@ pub trait ReadTxn {
     /// All service orders, by id.
     fn service_orders(&self) -> Result<Vec<ServiceOrder>>;
     fn service_order(&self, id: u64) -> Result<Option<ServiceOrder>>;
-    /// The original of a read changed after billing had it.
-    fn correction(&self, read_id: ReadId) -> Result<Option<Correction>>;
-    /// Every pending correction, by read id.
-    fn corrections(&self) -> Result<Vec<Correction>>;
     /// A meter's recorded exchanges, oldest first.
     fn meter_changes(&self, meter_id: &str) -> Result<Vec<MeterChange>>;
 }
@@ -184,7 +185,7 @@ pub trait ReadTxn {
 /// would lose which batch billed it).
 pub(crate) fn not_in_another_batch(read: &StoredRead, batch: BatchId) -> Result<()> {
     match read.batch {
-        Some(b) if b != batch => Err(StoreError::Engine(format!(
+        Some(b) if b != batch => Err(StoreError::Conflict(format!(
             "read {} is in batch {b}, not {batch}",
             read.id
         ))),
@@ -209,7 +210,9 @@ pub trait WriteTxn: ReadTxn {
             })
             .collect()
     }
-    /// Replace a stored read (status, flags, value, batch), keeping the indexes right.
+    /// Replace a stored read (status, flags, value, batch), keeping the indexes right. A change
+    /// of what billing has ([`BilledReadChange::changes_what_was_billed`]) opens a
+    /// [`BilledReadChange`] unless one is due already: a billed read never changes silently.
     fn update_read(&mut self, read: &StoredRead) -> Result<()>;
     /// Create a batch with a fresh id; it becomes the client's open batch.
     fn create_batch(&mut self, client: &str, read_ids: Vec<ReadId>, created_at: Timestamp) -> Result<Batch>;
@@ -235,7 +238,7 @@ pub trait WriteTxn: ReadTxn {
         for r in reads.iter_mut() {
             not_in_another_batch(r, batch)?;
             if self.read(r.id)?.map(|stored| stored.status) != Some(r.status) {
-                return Err(StoreError::Engine(format!(
+                return Err(StoreError::Conflict(format!(
                     "read {} changed since it was read; billing state not set",
                     r.id
                 )));
@@ -247,10 +250,11 @@ pub trait WriteTxn: ReadTxn {
     }
     fn put_batch_contents(&mut self, id: BatchId, contents: &BatchContents) -> Result<()>;
     fn put_billed(&mut self, billed: &[(ReadId, Billed)]) -> Result<()>;
-    /// Record that a billed read changed (`update_read` does this by itself when a billed
-    /// read's value or time changes, without a reason; call this to give the reason).
-    fn note_billing_change(&mut self, read: ReadId, change: &BillingChange) -> Result<()>;
-    fn clear_billing_change(&mut self, read: ReadId) -> Result<()>;
+    /// Insert or replace the record of a read changed after billing had it (`update_read`
+    /// opens one by itself when a billed read's value, time or rejection changes and none is
+    /// due, without a reason; `billing::note_change` gives the reason).
+    fn put_billed_read_change(&mut self, change: &BilledReadChange) -> Result<()>;
+    fn remove_billed_read_change(&mut self, read: ReadId) -> Result<()>;
     fn put_api_token(&mut self, token: &ApiToken) -> Result<()>;
 
     // --- MQTT gateways (src/ingest/mqtt) ---
@@ -275,15 +279,13 @@ pub trait WriteTxn: ReadTxn {
     fn set_cradle_watermark(&mut self, serial: &str, seq: u32) -> Result<()>;
     /// Record a skipped meter (idempotent per recorder serial and sequence).
     fn put_route_skip(&mut self, skip: &RouteSkip) -> Result<()>;
-    // --- clerk review: audit trail, service orders, corrections, meter changes ---
+    // --- clerk review: audit trail, service orders, meter changes ---
     /// Append an audit entry: the engine assigns `seq` (recorded length + 1), `prev_hash`
     /// (the hash of entry `seq − 1`) and `hash`, and returns the stored entry. `before` is the
     /// read as it was before the change (kept for undo).
     fn append_audit(&mut self, entry: AuditEntry, before: Option<&StoredRead>) -> Result<AuditEntry>;
     /// Insert (id 0: a fresh id is assigned) or replace a service order; returns its id.
     fn put_service_order(&mut self, order: &ServiceOrder) -> Result<u64>;
-    fn put_correction(&mut self, correction: &Correction) -> Result<()>;
-    fn remove_correction(&mut self, read_id: ReadId) -> Result<()>;
     fn put_meter_change(&mut self, change: &MeterChange) -> Result<()>;
 
     /// Make everything durable. Returns only after the data is on stable storage.

@@ -1,7 +1,7 @@
 //! The redb engine: one file, copy-on-write B-trees, fsync on every commit (redb's default
 //! `Durability::Immediate`), one writer and any number of snapshot readers.
 //!
-//! # Tables (schema version 1)
+//! # Tables (schema version 2; `migrate` brings version 1 stores here)
 //! | table | key | value | why |
 //! |---|---|---|---|
 //! | `meta` | name | u64 | schema version, id counters |
@@ -23,7 +23,7 @@
 //! | `route_skips` | (route, meter, serial, seq) | postcard [`RouteSkip`] | meters skipped on a route |
 //! | `batch_contents` | batch id | postcard [`BatchContents`] | the batch as handed out: re-asking returns the same bytes |
 //! | `billed` | read id | postcard [`Billed`] | what billing last got per read, to detect edits after export |
-//! | `billing_changes` | read id | postcard [`BillingChange`] | billed reads changed since: corrections due |
+//! | `billed_read_changes` | read id | postcard [`BilledReadChange`] | reads changed after billing had them: corrections due and sent, what billing had, the clerk's edit review shows |
 //! | `api_tokens` | client name | postcard [`ApiToken`] | billing API tokens (hashes only) |
 //!
 //!
@@ -35,7 +35,6 @@
 //! | `audit_by_meter` | (meter id, seq) | () | `audit show --meter` |
 //! | `undo_snapshots` | seq | postcard [`StoredRead`] | the read before the change, for undo |
 //! | `service_orders` | id | postcard [`ServiceOrder`] | re-read orders |
-//! | `corrections` | read id | postcard [`Correction`] | originals of reads changed after billing had them |
 //! | `meter_changes` | (meter id, at µs) | postcard [`MeterChange`] | meter exchanges |
 
 use std::path::{Path, PathBuf};
@@ -46,17 +45,16 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::HistoryQuery;
-use super::cradle::{RouteLoad, RouteSkip};
 use super::{ReadTxn, Result, SCHEMA_VERSION, Store, StoreError, WriteTxn};
-use crate::model::billing::{ApiToken, BatchContents, Billed, BillingChange};
+use crate::model::billing::{ApiToken, BatchContents, Billed, BilledReadChange};
 use crate::model::{
-    AuditEntry, Batch, BatchId, BatchStatus, Correction, GatewayState, HASH_LEN, IntervalRead, Meter, MeterChange,
-    OutboxEntry, Quantity, QuarantineEntry, ReadId, ReadStatus, ReadSummary, ServiceOrder, StoredRead,
+    AuditEntry, Batch, BatchId, BatchStatus, GatewayState, HASH_LEN, IntervalRead, Meter, MeterChange, OutboxEntry,
+    Quantity, QuarantineEntry, ReadId, ReadStatus, ReadSummary, RouteLoad, RouteSkip, ServiceOrder, StoredRead,
 };
 
-const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+pub(super) const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 const METERS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meters");
-const READS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("reads");
+pub(super) const READS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("reads");
 /// Value: the read's [`ReadSummary`] (value µ-units, consumption µ-units, status code,
 /// excluded-from-history flag), so VEE history is one index scan without decoding whole reads.
 const METER_TIME: TableDefinition<'_, (&str, i64, u64), Summary> = TableDefinition::new("meter_time");
@@ -98,7 +96,7 @@ const SEEN_BY_TIME: TableDefinition<'_, (&str, i64, &[u8]), ()> = TableDefinitio
 // --- billing (issue 7) ---
 const BATCH_CONTENTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("batch_contents");
 const BILLED: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("billed");
-const BILLING_CHANGES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("billing_changes");
+pub(super) const BILLED_READ_CHANGES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("billed_read_changes");
 const API_TOKENS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("api_tokens");
 
 // --- MQTT gateways (src/ingest/mqtt) ---
@@ -122,12 +120,11 @@ const AUDIT_BY_READ: TableDefinition<'_, (u64, u64), ()> = TableDefinition::new(
 const AUDIT_BY_METER: TableDefinition<'_, (&str, u64), ()> = TableDefinition::new("audit_by_meter");
 const UNDO_SNAPSHOTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("undo_snapshots");
 const SERVICE_ORDERS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("service_orders");
-const CORRECTIONS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("corrections");
 const METER_CHANGES: TableDefinition<'_, (&str, i64), &[u8]> = TableDefinition::new("meter_changes");
 const K_AUDIT_LEN: &str = "audit_len";
 const K_NEXT_ORDER: &str = "next_service_order_id";
 
-const K_SCHEMA: &str = "schema_version";
+pub(super) const K_SCHEMA: &str = "schema_version";
 const K_NEXT_READ: &str = "next_read_id";
 const K_NEXT_BATCH: &str = "next_batch_id";
 const K_NEXT_QUARANTINE: &str = "next_quarantine_id";
@@ -139,15 +136,15 @@ pub const DEFAULT_CACHE_BYTES: usize = 256 << 20;
 /// File name of the store inside the data directory.
 pub const STORE_FILE: &str = "meterd.redb";
 
-fn engine(e: impl std::fmt::Display) -> StoreError {
+pub(super) fn engine(e: impl std::fmt::Display) -> StoreError {
     StoreError::Engine(e.to_string())
 }
 
-fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+pub(super) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
     postcard::to_allocvec(v).map_err(engine)
 }
 
-fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T> {
+pub(super) fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T> {
     postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
         what,
         detail: e.to_string(),
@@ -168,6 +165,29 @@ fn index_seen_by_time(txn: &redb::WriteTransaction) -> Result<()> {
         by_time.insert((ns, v.value(), key), ()).map_err(engine)?;
     }
     Ok(())
+}
+
+/// First pause of [`open_waiting`]: another command holds the store for milliseconds.
+const WAIT_FIRST: std::time::Duration = std::time::Duration::from_millis(10);
+/// Longest pause of [`open_waiting`]: a longer holder is not polled hard, and a store freed
+/// meanwhile is noticed soon.
+const WAIT_MAX: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// [`RedbStore::open_dir`], waiting up to `wait` while another process holds the store (redb
+/// lets one process open it at a time; CLI commands and review screens open it for a moment
+/// each). Retries with pauses doubling from 10 ms to 100 ms; then the last error.
+pub fn open_waiting(data_dir: &Path, wait: std::time::Duration) -> Result<RedbStore> {
+    let started = std::time::Instant::now();
+    let mut pause = WAIT_FIRST;
+    loop {
+        match RedbStore::open_dir(data_dir) {
+            Err(StoreError::Locked { .. }) if started.elapsed() < wait => {
+                std::thread::sleep(pause.min(wait.saturating_sub(started.elapsed())));
+                pause = (pause * 2).min(WAIT_MAX);
+            }
+            r => return r,
+        }
+    }
 }
 
 /// The redb store.
@@ -219,6 +239,10 @@ impl RedbStore {
             let version = meta.get(K_SCHEMA).map_err(engine)?.map(|v| v.value());
             match version {
                 Some(SCHEMA_VERSION) => {}
+                Some(found) if super::migrate::migrates_from(found) => {
+                    super::migrate::migrate(&txn, found, &shown)?;
+                    meta.insert(K_SCHEMA, SCHEMA_VERSION).map_err(engine)?;
+                }
                 Some(found) => {
                     return Err(StoreError::SchemaVersion {
                         path: shown,
@@ -257,7 +281,7 @@ impl RedbStore {
         index_seen_by_time(&txn)?;
         txn.open_table(BATCH_CONTENTS).map_err(engine)?;
         txn.open_table(BILLED).map_err(engine)?;
-        txn.open_table(BILLING_CHANGES).map_err(engine)?;
+        txn.open_table(BILLED_READ_CHANGES).map_err(engine)?;
         txn.open_table(API_TOKENS).map_err(engine)?;
         txn.open_table(GW_GATEWAYS).map_err(engine)?;
         txn.open_table(GW_INTERVALS).map_err(engine)?;
@@ -272,7 +296,6 @@ impl RedbStore {
         txn.open_table(AUDIT_BY_METER).map_err(engine)?;
         txn.open_table(UNDO_SNAPSHOTS).map_err(engine)?;
         txn.open_table(SERVICE_ORDERS).map_err(engine)?;
-        txn.open_table(CORRECTIONS).map_err(engine)?;
         txn.open_table(METER_CHANGES).map_err(engine)?;
         txn.commit().map_err(engine)?;
         Ok(RedbStore {
@@ -665,20 +688,19 @@ macro_rules! impl_read_txn {
                 }
             }
 
-            fn billing_changes(&self) -> Result<Vec<(ReadId, BillingChange)>> {
-                let t = self.txn.open_table(BILLING_CHANGES).map_err(engine)?;
+            fn billed_read_changes(&self) -> Result<Vec<BilledReadChange>> {
+                let t = self.txn.open_table(BILLED_READ_CHANGES).map_err(engine)?;
                 let mut out = Vec::new();
                 for e in t.iter().map_err(engine)? {
-                    let (k, v) = e.map_err(engine)?;
-                    out.push((k.value(), decode("billing change", v.value())?));
+                    out.push(decode("billed read change", e.map_err(engine)?.1.value())?);
                 }
                 Ok(out)
             }
 
-            fn billing_changes_of(&self, read: ReadId) -> Result<Option<BillingChange>> {
-                let t = self.txn.open_table(BILLING_CHANGES).map_err(engine)?;
+            fn billed_read_change(&self, read: ReadId) -> Result<Option<BilledReadChange>> {
+                let t = self.txn.open_table(BILLED_READ_CHANGES).map_err(engine)?;
                 match t.get(read).map_err(engine)? {
-                    Some(v) => decode("billing change", v.value()).map(Some),
+                    Some(v) => decode("billed read change", v.value()).map(Some),
                     None => Ok(None),
                 }
             }
@@ -889,23 +911,6 @@ macro_rules! impl_read_txn {
                 }
             }
 
-            fn correction(&self, read_id: ReadId) -> Result<Option<Correction>> {
-                let t = self.txn.open_table(CORRECTIONS).map_err(engine)?;
-                match t.get(read_id).map_err(engine)? {
-                    Some(v) => decode("correction", v.value()).map(Some),
-                    None => Ok(None),
-                }
-            }
-
-            fn corrections(&self) -> Result<Vec<Correction>> {
-                let t = self.txn.open_table(CORRECTIONS).map_err(engine)?;
-                let mut out = Vec::new();
-                for e in t.iter().map_err(engine)? {
-                    out.push(decode("correction", e.map_err(engine)?.1.value())?);
-                }
-                Ok(out)
-            }
-
             fn meter_changes(&self, meter_id: &str) -> Result<Vec<MeterChange>> {
                 let t = self.txn.open_table(METER_CHANGES).map_err(engine)?;
                 let mut out = Vec::new();
@@ -935,6 +940,21 @@ fn audit_entries(t: &impl ReadableTable<u64, &'static [u8]>, seqs: Vec<u64>) -> 
 
 impl_read_txn!(RedbRead);
 impl_read_txn!(RedbWrite);
+
+/// `update_read`'s note that billed read `old` changed: a new record unless one is due (billing
+/// has not heard of the earlier change yet; what it captured stays).
+fn open_billed_read_change(changes: &mut redb::Table<'_, u64, &'static [u8]>, old: &StoredRead) -> Result<()> {
+    let earlier: Option<BilledReadChange> = match changes.get(old.id).map_err(engine)? {
+        Some(v) => Some(decode("billed read change", v.value())?),
+        None => None,
+    };
+    if earlier.as_ref().is_some_and(|c| c.correction_due) {
+        return Ok(());
+    }
+    let change = BilledReadChange::opened(old, earlier.as_ref(), Timestamp::now());
+    changes.insert(old.id, encode(&change)?.as_slice()).map_err(engine)?;
+    Ok(())
+}
 
 impl RedbWrite {
     /// Take the next value of an id counter.
@@ -998,17 +1018,9 @@ impl WriteTxn for RedbWrite {
         reads.insert(read.id, encode(read)?.as_slice()).map_err(engine)?;
         drop(reads);
         // A billed read never changes silently: billing gets a correction in its next batch.
-        if BillingChange::changes_what_was_billed(&old, read) {
-            let mut changes = self.txn.open_table(BILLING_CHANGES).map_err(engine)?;
-            if changes.get(read.id).map_err(engine)?.is_none() {
-                let note = BillingChange {
-                    reason: None,
-                    by: None,
-                    at: Timestamp::now(),
-                    billed: BillingChange::billed_of(&old),
-                };
-                changes.insert(read.id, encode(&note)?.as_slice()).map_err(engine)?;
-            }
+        if BilledReadChange::changes_what_was_billed(&old, read) {
+            let mut changes = self.txn.open_table(BILLED_READ_CHANGES).map_err(engine)?;
+            open_billed_read_change(&mut changes, &old)?;
         }
         if old.status != read.status {
             let mut idx = self.txn.open_table(STATUS_INDEX).map_err(engine)?;
@@ -1032,7 +1044,7 @@ impl WriteTxn for RedbWrite {
         let mut table = self.txn.open_table(READS).map_err(engine)?;
         let mut by_time = self.txn.open_table(METER_TIME).map_err(engine)?;
         let mut by_status = self.txn.open_table(STATUS_INDEX).map_err(engine)?;
-        let mut changes = self.txn.open_table(BILLING_CHANGES).map_err(engine)?;
+        let mut changes = self.txn.open_table(BILLED_READ_CHANGES).map_err(engine)?;
         let mut buf = Vec::new();
         for read in reads {
             let old = get_read(&table, read.id)?.ok_or_else(|| StoreError::NotFound {
@@ -1058,14 +1070,8 @@ impl WriteTxn for RedbWrite {
                     summary_value(read),
                 )
                 .map_err(engine)?;
-            if BillingChange::changes_what_was_billed(&old, read) && changes.get(read.id).map_err(engine)?.is_none() {
-                let note = BillingChange {
-                    reason: None,
-                    by: None,
-                    at: Timestamp::now(),
-                    billed: BillingChange::billed_of(&old),
-                };
-                changes.insert(read.id, encode(&note)?.as_slice()).map_err(engine)?;
+            if BilledReadChange::changes_what_was_billed(&old, read) {
+                open_billed_read_change(&mut changes, &old)?;
             }
         }
         Ok(())
@@ -1094,7 +1100,7 @@ impl WriteTxn for RedbWrite {
                 .map_err(engine)?;
             let removed = before - by_status.len().map_err(engine)?;
             if removed != ids.len() as u64 {
-                return Err(StoreError::Engine(format!(
+                return Err(StoreError::Conflict(format!(
                     "{} of {} reads changed since they were read; billing state not set",
                     ids.len() as u64 - removed,
                     ids.len()
@@ -1140,18 +1146,18 @@ impl WriteTxn for RedbWrite {
         Ok(())
     }
 
-    fn note_billing_change(&mut self, read: ReadId, change: &BillingChange) -> Result<()> {
+    fn put_billed_read_change(&mut self, change: &BilledReadChange) -> Result<()> {
         self.txn
-            .open_table(BILLING_CHANGES)
+            .open_table(BILLED_READ_CHANGES)
             .map_err(engine)?
-            .insert(read, encode(change)?.as_slice())
+            .insert(change.read_id, encode(change)?.as_slice())
             .map_err(engine)?;
         Ok(())
     }
 
-    fn clear_billing_change(&mut self, read: ReadId) -> Result<()> {
+    fn remove_billed_read_change(&mut self, read: ReadId) -> Result<()> {
         self.txn
-            .open_table(BILLING_CHANGES)
+            .open_table(BILLED_READ_CHANGES)
             .map_err(engine)?
             .remove(read)
             .map_err(engine)?;
@@ -1391,24 +1397,6 @@ impl WriteTxn for RedbWrite {
             .insert(order.id, encode(&order)?.as_slice())
             .map_err(engine)?;
         Ok(order.id)
-    }
-
-    fn put_correction(&mut self, correction: &Correction) -> Result<()> {
-        self.txn
-            .open_table(CORRECTIONS)
-            .map_err(engine)?
-            .insert(correction.read_id, encode(correction)?.as_slice())
-            .map_err(engine)?;
-        Ok(())
-    }
-
-    fn remove_correction(&mut self, read_id: ReadId) -> Result<()> {
-        self.txn
-            .open_table(CORRECTIONS)
-            .map_err(engine)?
-            .remove(read_id)
-            .map_err(engine)?;
-        Ok(())
     }
 
     fn put_meter_change(&mut self, change: &MeterChange) -> Result<()> {

@@ -362,7 +362,8 @@ fn schema_version_mismatch_is_a_clear_error() {
     meterd::store::RedbStore::set_schema_version(&path, 999).unwrap();
     let err = s.fails(&["reads", "list", "--json"]);
     assert!(
-        err.contains("schema version 999") && err.contains("supports version 1"),
+        err.contains("schema version 999")
+            && err.contains(&format!("supports version {}", meterd::store::SCHEMA_VERSION)),
         "{err}"
     );
 }

@@ -261,8 +261,10 @@ fn editing_an_exported_read_keeps_the_original_and_its_batch() {
     assert!(out.contains("correction record keeps the original 13308"), "{out}");
     let d = t.json(&["review", "show", &id, "--json"]);
     assert_eq!(d["read"]["status"], "edited");
-    assert_eq!(d["correction"]["original_value"], 13308);
-    assert_eq!(d["correction"]["batch"], batch_id);
+    assert_eq!(d["correction"]["billed"]["value"], 13308);
+    assert_eq!(d["correction"]["billed"]["batch"], batch_id);
+    assert_eq!(d["correction"]["original_status"], "exported");
+    assert_eq!(d["correction"]["correction_due"], true);
     // The next read (the spike) now counts from 13920: 300, no longer high: re-validated.
     let w = t.held_or_none("W-100");
     assert!(w.is_none(), "the spike was re-validated and left the queue");
@@ -282,6 +284,45 @@ fn editing_an_exported_read_keeps_the_original_and_its_batch() {
         (Some("vee"), Some("flagged"), Some("validated"))
     );
     assert!(re["reason"].as_str().unwrap().contains("consumption 912 → 300"), "{re}");
+}
+
+#[test]
+fn undoing_the_edit_of_an_exported_read_leaves_billing_nothing_to_correct() {
+    let t = Town::new();
+    let batch = t.json(&["batches", "next", "--json"]);
+    let batch_id = batch["batch"]["id"].as_u64().or(batch["id"].as_u64()).unwrap();
+    t.ok(&["batches", "ack", &batch_id.to_string()]);
+    let reads = t.json(&["reads", "list", "--meter", "W-100", "--json"]);
+    let id = reads
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["read_at"] == month(11).to_string())
+        .unwrap()["id"]
+        .as_u64()
+        .unwrap();
+    t.ok(&[
+        "review",
+        "edit",
+        &id.to_string(),
+        "13920",
+        "--reason",
+        "reader misread",
+        "--clerk",
+        "ann",
+    ]);
+    t.ok(&["review", "undo", &id.to_string(), "--clerk", "ann"]);
+    let d = t.json(&["review", "show", &id.to_string(), "--json"]);
+    assert_eq!(d["read"]["status"], "exported");
+    assert!(d["correction"].is_null(), "{}", d["correction"]);
+    // The read is what billing has again: its next batch corrects nothing, and the record of
+    // the change is no longer due.
+    let store = RedbStore::open_dir(&t.data()).unwrap();
+    let doc = meterd::billing::pull(&store, "default", 10_000, jiff::Timestamp::now()).unwrap();
+    assert!(doc.is_none_or(|d| d.contents.corrections.is_empty()));
+    let change = store.begin_read().unwrap().billed_read_change(id).unwrap().unwrap();
+    assert_eq!((change.correction_due, change.audit_seq), (false, None));
+    assert_eq!(change.billed.map(|b| (b.batch, b.value)), Some((batch_id, q("13308"))));
 }
 
 impl Town {

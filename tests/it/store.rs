@@ -171,7 +171,7 @@ fn billing_state_moves_reads_in_bulk_and_refuses_a_stale_copy() {
         .set_billing_state(&mut held.clone(), ReadStatus::Batched, 7)
         .unwrap_err();
     assert!(
-        err.to_string().contains("1 of 3 reads changed since they were read"),
+        matches!(&err, StoreError::Conflict(m) if m.contains("1 of 3 reads changed since they were read")),
         "{err}"
     );
     drop(txn);
@@ -207,7 +207,10 @@ fn billing_state_moves_reads_in_bulk_and_refuses_a_stale_copy() {
     drop(txn);
     let mut txn = s.begin_write().unwrap();
     let mut again = vec![txn.read(held[0].id).unwrap().unwrap()];
-    assert!(txn.set_billing_state(&mut again, ReadStatus::Exported, 8).is_err());
+    assert!(matches!(
+        txn.set_billing_state(&mut again, ReadStatus::Exported, 8),
+        Err(StoreError::Conflict(_))
+    ));
 }
 
 #[test]
@@ -427,17 +430,21 @@ fn schema_version_and_foreign_files_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("x.redb");
     drop(RedbStore::open(&path).unwrap());
-    RedbStore::set_schema_version(&path, 2).unwrap();
+    // A newer store than this build knows is refused, with both versions named.
+    let newer = meterd::store::SCHEMA_VERSION + 1;
+    RedbStore::set_schema_version(&path, newer).unwrap();
     let e = RedbStore::open(&path).unwrap_err();
     assert!(
         matches!(
             e,
-            StoreError::SchemaVersion {
-                found: 2,
-                supported: 1,
-                ..
-            }
+            StoreError::SchemaVersion { found, supported: meterd::store::SCHEMA_VERSION, .. } if found == newer
         ),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains(&format!("schema version {newer}"))
+            && e.to_string()
+                .contains(&format!("supports version {}", meterd::store::SCHEMA_VERSION)),
         "{e}"
     );
 
@@ -445,4 +452,94 @@ fn schema_version_and_foreign_files_are_clear_errors() {
     std::fs::write(&garbage, b"this is not a database at all, just text").unwrap();
     let e = RedbStore::open(&garbage).unwrap_err().to_string();
     assert!(e.contains("garbage.redb"), "{e}");
+}
+
+#[test]
+fn open_waiting_waits_for_a_store_another_holder_releases() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = RedbStore::open_dir(dir.path()).unwrap();
+    // Held throughout: the wait ends with the lock error.
+    let e = meterd::store::open_waiting(dir.path(), std::time::Duration::from_millis(50)).unwrap_err();
+    assert!(matches!(e, StoreError::Locked { .. }), "{e}");
+    // Released meanwhile: the wait ends with the store.
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        drop(held);
+    });
+    meterd::store::open_waiting(dir.path(), std::time::Duration::from_secs(5)).unwrap();
+    release.join().unwrap();
+}
+
+#[test]
+fn a_billed_read_change_stays_after_its_correction_went_out() {
+    let (_dir, s) = store();
+    add_meter(&s, &meter("M1"));
+    accept_reads(
+        &s,
+        &VeeConfig::default(),
+        vec![read("M1", "2025-01-01T00:00:00Z", 1000)],
+    )
+    .unwrap();
+    let now = Timestamp::now();
+    let b1 = billing::next_batch(&s, "cis", 10, now).unwrap().unwrap();
+    billing::ack_batch(&s, b1.batch.id, now).unwrap();
+    let id = b1.reads[0].id;
+    let edit = |value: i64, reason: &str| {
+        let mut txn = s.begin_write().unwrap();
+        billing::note_change(txn.as_mut(), id, reason, Some("ann"), now).unwrap();
+        let mut r = txn.read(id).unwrap().unwrap();
+        r.read.value = Quantity::from_units(value).unwrap();
+        r.status = ReadStatus::Edited;
+        txn.update_read(&r).unwrap();
+        txn.commit().unwrap();
+    };
+    let pending = || {
+        let body = meterd::metrics::metrics_body(&s).unwrap();
+        body.lines()
+            .find_map(|l| l.strip_prefix("meterd_billing_corrections_pending "))
+            .unwrap()
+            .to_owned()
+    };
+    edit(1100, "dial misread");
+    let change = s.begin_read().unwrap().billed_read_change(id).unwrap().unwrap();
+    assert!(change.correction_due);
+    assert_eq!(
+        change.billed.map(|b| (b.batch, b.value)),
+        Some((b1.batch.id, Quantity::from_units(1000).unwrap()))
+    );
+    assert_eq!(
+        (change.original_status, change.reason.as_deref()),
+        (ReadStatus::Exported, Some("dial misread"))
+    );
+    assert_eq!(pending(), "1");
+
+    // The correction goes out once; the record stays, no longer due.
+    let b2 = billing::pull(&s, "cis", 10, now).unwrap().unwrap();
+    assert_eq!(b2.contents.corrections.len(), 1);
+    billing::ack_batch(&s, b2.batch.id, now).unwrap();
+    let sent = s.begin_read().unwrap().billed_read_change(id).unwrap().unwrap();
+    assert_eq!(
+        sent,
+        meterd::model::billing::BilledReadChange {
+            correction_due: false,
+            ..change
+        }
+    );
+    assert_eq!(pending(), "0");
+    assert!(billing::pull(&s, "cis", 10, now).unwrap().is_none());
+
+    // Changed again: a new correction against what billing has now (the corrected value).
+    edit(1200, "still wrong");
+    let again = s.begin_read().unwrap().billed_read_change(id).unwrap().unwrap();
+    assert!(again.correction_due);
+    assert_eq!(
+        again.billed.map(|b| (b.batch, b.value)),
+        Some((b2.batch.id, Quantity::from_units(1100).unwrap()))
+    );
+    let b3 = billing::pull(&s, "cis", 10, now).unwrap().unwrap();
+    let c = &b3.contents.corrections[0];
+    assert_eq!(
+        (c.original_batch, c.old_value),
+        (b2.batch.id, Quantity::from_units(1100).unwrap())
+    );
 }

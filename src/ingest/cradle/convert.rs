@@ -8,9 +8,10 @@ use meterd_protocols::cradle::{
 };
 
 use crate::model::{
-    Meter, MeterStatus, Origin, OriginKind, Quantity, Read, ReadType, SCALE, Service, codes, to_store_precision,
+    Meter, MeterStatus, Origin, OriginKind, Quantity, Read, ReadType, RouteSkip, SCALE, Service, codes,
+    to_store_precision,
 };
-use crate::store::{HistoryQuery, ReadTxn, RouteSkip};
+use crate::store::{HistoryQuery, ReadTxn};
 use crate::vee::{self, ADU_WINDOW, VeeConfig};
 
 /// The skip and trouble codes every route carries (the recorder shows them to the reader).

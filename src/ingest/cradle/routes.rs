@@ -3,8 +3,8 @@
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::model::MeterStatus;
-use crate::store::{ReadTxn, RouteLoad};
+use crate::model::{MeterStatus, RouteLoad};
+use crate::store::ReadTxn;
 
 /// One route as `meterd routes list --json` prints it.
 #[derive(Debug, Clone, Serialize)]

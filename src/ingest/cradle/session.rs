@@ -23,8 +23,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::convert::{self, Left, Unloaded};
 use crate::ingest::{AcceptReport, accept_reads_with};
-use crate::model::QuarantineEntry;
-use crate::store::{ReadTxn, RouteLoad, RouteSkip, Store};
+use crate::model::{QuarantineEntry, RouteLoad, RouteSkip};
+use crate::store::{ReadTxn, Store};
 use crate::vee::VeeConfig;
 
 /// How to run a session.

@@ -261,10 +261,11 @@ fn detail_lines(d: &ReadDetail, width: usize) -> Vec<Line<'static>> {
         }
     }
     if let Some(c) = &d.correction {
+        let billed = |f: fn(&crate::model::billing::Billed) -> String| c.billed.as_ref().map_or("-".into(), f);
         lines.push(Line::raw(format!(
             "Correction: billed {} in batch {}",
-            c.original_value,
-            c.batch.map(|b| b.to_string()).unwrap_or_else(|| "-".into())
+            billed(|b| b.value.to_string()),
+            billed(|b| b.batch.to_string())
         )));
     }
     for o in &d.orders {

@@ -7,8 +7,9 @@
 //! address is loopback. Store work runs on the blocking pool; a batch is committed before its
 //! first byte is sent and an ack is committed before it is answered.
 
+pub mod config;
+
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,67 +32,7 @@ use crate::metrics;
 use crate::model::{BatchStatus, ReadStatus, Rule};
 use crate::store::Store;
 
-/// Default port of the billing API.
-pub const DEFAULT_PORT: u16 = 8417;
-/// Default and largest `max` of a pulled batch.
-pub const DEFAULT_MAX_READS: usize = 100_000;
-
-fn default_listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT))
-}
-fn default_time_zone() -> String {
-    "UTC".into()
-}
-fn default_max_reads() -> usize {
-    DEFAULT_MAX_READS
-}
-
-/// `[http]`: the billing API. Present = the daemon serves it.
-///
-/// ```toml
-/// [http]
-/// listen = "127.0.0.1:8417"        # default; binding elsewhere without TLS logs a warning
-/// tls_cert = "/etc/meterd/api.crt" # PEM chain; with tls_key: HTTPS
-/// tls_key = "/etc/meterd/api.key"  # PEM key, mode 0600 (checked)
-/// layouts_dir = "/etc/meterd/layouts"  # the utility's fixed-width layouts (*.toml)
-/// time_zone = "America/Chicago"    # dates/times in fixed-width layouts (CMEP is always UTC)
-/// max_reads = 100000               # most reads per batch (caps ?max=)
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpConfig {
-    #[serde(default = "default_listen")]
-    pub listen: SocketAddr,
-    #[serde(default)]
-    pub tls_cert: Option<PathBuf>,
-    #[serde(default)]
-    pub tls_key: Option<PathBuf>,
-    #[serde(default)]
-    pub layouts_dir: Option<PathBuf>,
-    #[serde(default = "default_time_zone")]
-    pub time_zone: String,
-    #[serde(default = "default_max_reads")]
-    pub max_reads: usize,
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        HttpConfig {
-            listen: default_listen(),
-            tls_cert: None,
-            tls_key: None,
-            layouts_dir: None,
-            time_zone: default_time_zone(),
-            max_reads: DEFAULT_MAX_READS,
-        }
-    }
-}
-
-impl HttpConfig {
-    pub fn time_zone(&self) -> anyhow::Result<TimeZone> {
-        TimeZone::get(&self.time_zone).with_context(|| format!("[http] time_zone {:?}", self.time_zone))
-    }
-}
+pub use config::{DEFAULT_MAX_READS, DEFAULT_PORT, HttpConfig};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -472,71 +413,9 @@ async fn meter_reads(
     Ok(axum::Json(serde_json::json!({ "meter_id": meter, "reads": reads })).into_response())
 }
 
-/// Store-derived metrics, computed at scrape time, then the shared registry.
-pub fn metrics_body(store: &dyn Store) -> anyhow::Result<String> {
-    use metrics::{Kind, family};
-    let txn = store.begin_read()?;
-    let mut out = String::new();
-    let by_status = txn.count_reads_by_status()?;
-    let samples: Vec<(Vec<(String, String)>, f64)> = by_status
-        .iter()
-        .map(|(s, n)| (vec![("status".to_owned(), s.as_str().to_owned())], *n as f64))
-        .collect();
-    family(
-        &mut out,
-        "meterd_reads",
-        Kind::Gauge,
-        "Reads in the store, by status.",
-        samples.iter().map(|(l, v)| (l.as_slice(), *v)),
-    );
-    let mut rules: std::collections::BTreeMap<Rule, u64> = Rule::ALL.iter().map(|r| (*r, 0)).collect();
-    for r in txn.reads_with_status(ReadStatus::Flagged, usize::MAX)? {
-        for f in &r.flags {
-            *rules.entry(f.rule).or_default() += 1;
-        }
-    }
-    let samples: Vec<(Vec<(String, String)>, f64)> = rules
-        .iter()
-        .map(|(r, n)| (vec![("rule".to_owned(), r.as_str().to_owned())], *n as f64))
-        .collect();
-    family(
-        &mut out,
-        "meterd_flagged_reads",
-        Kind::Gauge,
-        "Reads held for review, by VEE rule (a read may have several).",
-        samples.iter().map(|(l, v)| (l.as_slice(), *v)),
-    );
-    let batches = txn.batches(None)?;
-    let open = batches.iter().filter(|b| b.status == BatchStatus::Open).count();
-    let samples = [
-        (vec![("status".to_owned(), "open".to_owned())], open as f64),
-        (
-            vec![("status".to_owned(), "acked".to_owned())],
-            (batches.len() - open) as f64,
-        ),
-    ];
-    family(
-        &mut out,
-        "meterd_batches",
-        Kind::Gauge,
-        "Billing batches, by status.",
-        samples.iter().map(|(l, v)| (l.as_slice(), *v)),
-    );
-    let pending = txn.billing_changes()?.len();
-    family(
-        &mut out,
-        "meterd_billing_corrections_pending",
-        Kind::Gauge,
-        "Billed reads changed since, waiting for a correction.",
-        [(&[][..], pending as f64)],
-    );
-    metrics::global().render(&mut out);
-    Ok(out)
-}
-
 async fn metrics_text(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let store = Arc::clone(&state.store);
-    let body = blocking(move || metrics_body(store.as_ref())).await?;
+    let body = blocking(move || Ok(metrics::metrics_body(store.as_ref())?)).await?;
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         body,
@@ -601,30 +480,4 @@ pub async fn run(store: Arc<dyn Store>, config: HttpConfig, shutdown: Cancellati
     }
     tracing::info!(listen = %listener.local_addr()?, tls = tls.is_some(), "billing API listening");
     serve(listener, tls, state, shutdown).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn http_section_defaults_and_refuses_unknown_keys() {
-        let c = crate::config::Config::parse("[http]\n", "t").unwrap();
-        let h = c.http.unwrap();
-        assert_eq!(h.listen.to_string(), "127.0.0.1:8417");
-        assert_eq!((h.max_reads, h.time_zone.as_str()), (DEFAULT_MAX_READS, "UTC"));
-        assert!(
-            crate::config::Config::parse("", "t").unwrap().http.is_none(),
-            "no section, no API"
-        );
-        let e = crate::config::Config::parse("[http]\nlisen = \"0.0.0.0:1\"\n", "m.toml")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("lisen"), "{e}");
-        let h = crate::config::Config::parse("[http]\ntime_zone = \"Mars/Olympus\"\n", "t")
-            .unwrap()
-            .http
-            .unwrap();
-        assert!(format!("{:#}", h.time_zone().unwrap_err()).contains("Mars/Olympus"));
-    }
 }

@@ -1,9 +1,10 @@
-//! Records of the handheld cradle area: route loads and skipped meters.
+//! Records of routes read with handheld recorders: when a route went into a recorder, and the
+//! meters its reader skipped.
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::model::time_serde;
+use super::time_serde;
 
 /// One time a route went into a recorder. `cleared_at` is set when the recorder was cleared
 /// (its reads committed and its routes unloaded); until then the route counts as loaded.
