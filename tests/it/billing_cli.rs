@@ -1,7 +1,6 @@
 //! The billing commands of the real binary: tokens, file export, and the API served by
 //! `meterd run` with an `[http]` section.
 
-
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,5 @@
 //! The CLI contract, run through the real binary on real files.
 
-
 use crate::common::{METERS_HEADER, Scratch, meter_line};
 use serde_json::Value;
 

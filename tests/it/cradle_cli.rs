@@ -1,7 +1,6 @@
 //! The real binaries: `meterd simulate handheld` plays a recorder on a pty path, `meterd dock`
 //! docks it twice (morning load, evening unload), then the route commands report on it.
 
-
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

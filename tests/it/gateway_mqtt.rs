@@ -1,6 +1,5 @@
 //! MQTT gateway ingest against a real mosquitto and the real `meterd run`.
 
-
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -3,7 +3,6 @@
 //! `meterd read mbus`, `meterd listen p1`, and the daemon's meterbus component); the reads are
 //! checked in the store after VEE.
 
-
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

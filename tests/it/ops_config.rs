@@ -3,7 +3,6 @@
 //! checked by `config::tests::referenced_files_are_checked`: no section of this build names a
 //! file yet.)
 
-
 use crate::common::Scratch;
 
 #[test]

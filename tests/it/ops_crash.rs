@@ -60,7 +60,6 @@
 //! `METERD_CRASH_RUNS` and `METERD_CRASH_SEED` override the count and the seed (printed, so a
 //! failure can be replayed; the timing of a replay still differs).
 
-
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read as _, Write as _};
 use std::net::{Shutdown, TcpListener, TcpStream};

@@ -2,7 +2,6 @@
 //! SIGTERM, SIGHUP reloads (valid and invalid), and CLI commands forwarded over the control
 //! socket from other processes while the daemon holds the store.
 
-
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};

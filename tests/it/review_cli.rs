@@ -2,14 +2,13 @@
 //! processes, corrections of exported reads, re-validation, the audit trail (and tampering
 //! with it behind meterd's back), reports and service orders.
 
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::review_fixture::*;
 use meterd::model::{AuditEntry, Quantity, ReadStatus, ReadType, Rule};
 use meterd::store::{RedbStore, Store};
 use redb::{ReadableDatabase, TableDefinition};
-use crate::review_fixture::*;
 use serde_json::Value;
 
 struct Town {

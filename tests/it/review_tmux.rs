@@ -2,7 +2,6 @@
 //! send-keys and read with capture-pane, through an edit with a reason; then the store and
 //! the audit trail are checked with the CLI.
 
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! The review UI driven by keys over a real store, drawn on ratatui's TestBackend:
 //! committed snapshots of the main screens, and the store after the actions.
 
-
+use crate::review_fixture::*;
 use jiff::civil::date;
 use meterd::model::{ReadStatus, Rule};
 use meterd::review::tui::App;
@@ -10,7 +10,6 @@ use meterd::vee::VeeConfig;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use crate::review_fixture::*;
 
 struct Rig {
     _dir: tempfile::TempDir,
