@@ -152,8 +152,8 @@ pub fn run(env: &Env, args: DemoArgs) -> anyhow::Result<()> {
 /// Radio meters heard by simulated gateways through a private mosquitto, ingested by the same
 /// task the daemon runs.
 fn gateway_demo(env: &Env, store: &std::sync::Arc<RedbStore>) -> anyhow::Result<()> {
-    use crate::demo::broker::DemoBroker;
-    use crate::demo::gateway::{SimOptions, Traffic};
+    use crate::simulate::broker::DemoBroker;
+    use crate::simulate::gateway::{SimOptions, Traffic};
     use crate::ingest::mqtt::{Ingest, MqttConfig, client};
     use crate::model::{Meter, MeterStatus, Quantity};
     use std::sync::Arc;
@@ -286,7 +286,7 @@ fn dock_demo(env: &Env, store: &std::sync::Arc<RedbStore>) -> anyhow::Result<()>
     use meterd_protocols::cradle::{Firmware, LineTiming, RecorderConfig};
     use tokio_util::sync::CancellationToken;
 
-    use crate::ingest::cradle::simulator::SimulatedRecorder;
+    use crate::simulate::recorder::SimulatedRecorder;
     use crate::ingest::cradle::{SessionOptions, SessionReport, convert, run_session};
 
     let timing = LineTiming::new(115_200, Duration::from_millis(10));

@@ -71,9 +71,9 @@ use std::time::{Duration, Instant};
 
 use crate::common::Scratch;
 use crate::common::mosquitto::Mosquitto;
-use meterd::ingest::cradle::simulator::{load_state, save_state};
 use meterd::ingest::mqtt::message::{Unit, decode_payload, gateway_of_topic};
 use meterd::model::OriginKind;
+use meterd::simulate::recorder::{load_state, save_state};
 use meterd::store::{RedbStore, Store};
 use meterd_protocols::cradle::{ReadRecord, ReadTime, ReadType, RecorderData, Verified};
 use meterd_protocols::decode::Keys;

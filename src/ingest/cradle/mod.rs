@@ -5,13 +5,11 @@
 //!   recorder's watermark, then `committed`, the only path to CLEAR).
 //! - [`convert`]: store meters → route records; unloaded records → reads or skipped meters.
 //! - [`daemon`]: the `[[cradle]]` daemon component, one task per port.
-//! - [`simulator`]: a recorder on a pseudo-terminal (`meterd simulate handheld`).
 
 pub mod convert;
 pub mod daemon;
 pub mod routes;
 pub mod session;
-pub mod simulator;
 
 pub use daemon::CradleConfig;
 pub use session::{Observer, SessionOptions, SessionReport, run_session};

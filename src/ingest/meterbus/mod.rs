@@ -7,7 +7,6 @@
 //! - [`config`]: the `[meterbus]` section (ports, probe profiles, polling, the meter map).
 //! - [`line`]: opening ports with the right settings; the baud switch.
 //! - [`probe`], [`mbus`], [`p1`]: the three drivers.
-//! - [`sim`]: meter simulators on pseudo-terminals (`meterd simulate meter`).
 //! - [`daemon`]: the daemon component polling and listening on the configured ports.
 
 pub mod config;
@@ -16,7 +15,6 @@ pub mod line;
 pub mod mbus;
 pub mod p1;
 pub mod probe;
-pub mod sim;
 
 use std::sync::Arc;
 
