@@ -152,13 +152,12 @@ pub fn run(env: &Env, args: DemoArgs) -> anyhow::Result<()> {
 /// Radio meters heard by simulated gateways through a private mosquitto, ingested by the same
 /// task the daemon runs.
 fn gateway_demo(env: &Env, store: &std::sync::Arc<RedbStore>) -> anyhow::Result<()> {
-    use crate::simulate::broker::DemoBroker;
     use crate::simulate::gateway::{SimOptions, Traffic};
     use crate::ingest::mqtt::{Ingest, MqttConfig, client};
     use crate::model::{Meter, MeterStatus, Quantity};
     use std::sync::Arc;
 
-    let Some(broker) = DemoBroker::start()? else {
+    let Some(broker) = crate::simulate::broker::Mosquitto::start(false)? else {
         say!(
             env,
             "  gateway  mosquitto is not installed: skipping the simulated AMR gateway (apt-get install mosquitto)"

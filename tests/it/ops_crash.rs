@@ -70,7 +70,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::common::Scratch;
-use crate::common::mosquitto::Mosquitto;
+use crate::common::mosquitto::{self, Mosquitto};
 use meterd::ingest::mqtt::message::{Unit, decode_payload, gateway_of_topic};
 use meterd::model::OriginKind;
 use meterd::simulate::recorder::{load_state, save_state};
@@ -1113,7 +1113,7 @@ impl Scenario for MqttStream {
     }
 
     fn setup(&mut self, s: &Scratch) {
-        let broker = Mosquitto::start(false);
+        let broker = mosquitto::start(false);
         let relay = Relay::start(broker.port);
         self.config = s.file(
             "meterd.toml",
