@@ -13,7 +13,7 @@
 //! At the edge: [`cli`] (the `meterd` commands), [`daemon`] (`meterd run`), [`secrets`] (key
 //! files with permission checks) and [`demo`] (the sample town).
 //! Beside the production paths: [`simulate`] (simulated devices for `meterd simulate`, the
-//! demo, the tests and the benches).
+//! demo, the tests and the benches; the default `simulate` feature).
 //! Wire and file formats live in the sans-IO `meterd-protocols` crate.
 #![forbid(unsafe_code)]
 
@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod model;
 pub mod review;
 pub mod secrets;
+#[cfg(feature = "simulate")]
 pub mod simulate;
 pub mod store;
 pub mod vee;

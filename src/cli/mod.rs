@@ -45,6 +45,7 @@ mod report;
 mod review;
 mod routes;
 mod run;
+#[cfg(feature = "simulate")]
 pub mod simulate;
 mod tokens;
 
@@ -116,6 +117,7 @@ pub enum Command {
     #[command(subcommand)]
     Listen(listen::ListenCmd),
     /// Simulated devices (handheld recorder, radio gateways, meters) for tests, demos and training.
+    #[cfg(feature = "simulate")]
     #[command(subcommand)]
     Simulate(simulate::SimulateCmd),
     /// Validate the configuration file (syntax, values, referenced files, secret file
@@ -131,17 +133,19 @@ impl Command {
     /// Never the daemon itself, nor commands with their own store or none (demo, decode,
     /// check-config, simulators): those run here.
     pub fn forwardable(&self) -> bool {
-        !matches!(
-            self,
+        match self {
             Command::Run(_)
-                | Command::Demo(_)
-                | Command::Decode(_)
-                | Command::CheckConfig(_)
-                | Command::Dock(_)
-                | Command::Read(_)
-                | Command::Listen(_)
-                | Command::Simulate(_)
-        ) && !matches!(self, Command::Review(args) if args.cmd.is_none())
+            | Command::Demo(_)
+            | Command::Decode(_)
+            | Command::CheckConfig(_)
+            | Command::Dock(_)
+            | Command::Read(_)
+            | Command::Listen(_) => false,
+            #[cfg(feature = "simulate")]
+            Command::Simulate(_) => false,
+            Command::Review(args) => args.cmd.is_some(),
+            _ => true,
+        }
     }
 
     /// The clerk a forwarded command must name itself: the daemon runs as its own user, so the
@@ -337,6 +341,7 @@ fn dispatch(env: &Env, cli: Cli) -> anyhow::Result<()> {
         Command::Gateways(cmd) => gateways::run(env, cmd),
         Command::Read(cmd) => read::run(env, cmd),
         Command::Listen(cmd) => listen::run(env, cmd),
+        #[cfg(feature = "simulate")]
         Command::Simulate(cmd) => simulate::run(env, cmd),
         Command::CheckConfig(args) => check_config::run(env, args),
         Command::Tokens(cmd) => tokens::run(env, cmd),

@@ -1,6 +1,7 @@
 //! Simulated devices and a private broker: they serve `meterd simulate …`, `meterd demo`, the
 //! tests and the benches, never the production paths (the daemon and `ingest` do not import
-//! this module).
+//! this module). Built with the default `simulate` feature, which also turns on the protocol
+//! crate's `testing` feature for the sans-IO peers these drive.
 //!
 //! - [`recorder`]: a handheld recorder docked in a cradle on a pseudo-terminal.
 //! - [`meter`]: serial meters on pseudo-terminals: an IEC 62056-21 meter for the probe, an

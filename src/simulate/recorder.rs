@@ -31,6 +31,9 @@ pub enum DockingEnd {
     Cancelled,
 }
 
+/// Sees every recorder event as it happens.
+pub type EventHook = Box<dyn FnMut(&RecorderEvent) + Send>;
+
 /// A recorder, its memory, its line and its reader.
 pub struct SimulatedRecorder {
     recorder: Recorder,
@@ -43,7 +46,7 @@ pub struct SimulatedRecorder {
     /// Every recorder event, for logs and tests.
     pub events: Vec<RecorderEvent>,
     /// Called with every recorder event as it happens (`meterd simulate handheld --events`).
-    pub on_event: Option<Box<dyn FnMut(&RecorderEvent) + Send>>,
+    pub on_event: Option<EventHook>,
 }
 
 impl SimulatedRecorder {

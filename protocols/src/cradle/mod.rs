@@ -16,7 +16,9 @@ pub mod host;
 mod link;
 pub mod message;
 pub mod record;
+#[cfg(any(test, feature = "testing"))]
 pub mod recorder;
+#[cfg(any(test, feature = "testing"))]
 pub mod sim;
 
 pub use frame::{Frame, FrameDecoder, FrameKind, parse_frame};
@@ -24,6 +26,7 @@ pub use host::{CommandError, Host, HostConfig, HostEvent, Phase, SessionFailure,
 pub use link::{LineTiming, LinkStats};
 pub use message::{DeviceInfo, Firmware, Message};
 pub use record::{ReadRecord, ReadTime, ReadType, Route, RouteMeter, TroubleCode, Verified};
+#[cfg(any(test, feature = "testing"))]
 pub use recorder::{Recorder, RecorderConfig, RecorderData, RecorderEvent};
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 
 pub mod dataset;
 pub mod message;
+#[cfg(any(test, feature = "testing"))]
 pub mod meter;
 pub mod probe;
 
