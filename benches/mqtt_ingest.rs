@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput};
 use meterd::cli::simulate::gateway::{GatewayArgs, simulate};
-use meterd::ingest::mqtt::{Ingest, MqttConfig, client};
+use meterd::ingest::mqtt::{GatewayIngest, MqttConfig, client};
 use meterd::simulate::broker::Mosquitto;
 use meterd::store::RedbStore;
 use meterd::vee::VeeConfig;
@@ -53,7 +53,7 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let run_for = |until: Option<u64>| {
         let (tx, mut rx) = tokio::sync::watch::channel(0u64);
-        let ingest = Ingest {
+        let ingest = GatewayIngest {
             store: Arc::clone(&store),
             config: Arc::clone(&cfg),
             vee: Arc::new(VeeConfig::default()),

@@ -160,7 +160,7 @@ pub fn run(env: &Env, args: DemoArgs) -> anyhow::Result<()> {
 /// task the daemon runs.
 #[cfg(feature = "simulate")]
 fn gateway_demo(env: &Env, store: &std::sync::Arc<RedbStore>) -> anyhow::Result<()> {
-    use crate::ingest::mqtt::{Ingest, MqttConfig, client};
+    use crate::ingest::mqtt::{GatewayIngest, MqttConfig, client};
     use crate::model::{Meter, MeterStatus, Quantity};
     use crate::simulate::gateway::{SimOptions, Traffic};
     use std::sync::Arc;
@@ -222,7 +222,7 @@ fn gateway_demo(env: &Env, store: &std::sync::Arc<RedbStore>) -> anyhow::Result<
         .enable_all()
         .build()?;
     let (tx, mut rx) = tokio::sync::watch::channel(0u64);
-    let ingest = Ingest {
+    let ingest = GatewayIngest {
         store: Arc::clone(store),
         config: Arc::clone(&cfg),
         vee: Arc::new(env.config.vee.clone()),

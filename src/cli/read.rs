@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Env;
 use crate::ingest::meterbus::config::MbusTiming;
-use crate::ingest::meterbus::{Capture, Delivered, Ingest, mbus, probe};
+use crate::ingest::meterbus::{Capture, Delivered, MeterbusIngest, mbus, probe};
 
 /// `meterd read ...`
 #[derive(Debug, Subcommand)]
@@ -73,9 +73,9 @@ pub fn run(env: &Env, cmd: ReadCmd) -> anyhow::Result<()> {
     }
 }
 
-pub(super) fn ingest(env: &Env) -> anyhow::Result<Ingest> {
+pub(super) fn ingest(env: &Env) -> anyhow::Result<MeterbusIngest> {
     let store = env.open_store()?;
-    Ok(Ingest {
+    Ok(MeterbusIngest {
         store,
         vee: env.config.vee.clone(),
         meters: Arc::new(env.config.meterbus.meters.clone()),

@@ -475,7 +475,7 @@ async fn daemon_docks_two_cradles_at_once() {
             .collect(),
         ..Default::default()
     };
-    let ctx = meterd::daemon::Context {
+    let shared = meterd::daemon::Shared {
         config: Arc::new(config),
         data_dir: dir.path().to_owned(),
         store: store.clone(),
@@ -483,7 +483,7 @@ async fn daemon_docks_two_cradles_at_once() {
     let shutdown = CancellationToken::new();
     let daemon = {
         let s = shutdown.clone();
-        tokio::spawn(meterd::daemon::run_with(ctx, async move { s.cancelled().await }))
+        tokio::spawn(meterd::daemon::run_with(shared, async move { s.cancelled().await }))
     };
     let never = CancellationToken::new();
     let [s1, s2] = &mut sims;
@@ -534,7 +534,7 @@ async fn daemon_reopens_absent_port_and_stops_mid_unload_without_clear() {
         }],
         ..Default::default()
     };
-    let ctx = meterd::daemon::Context {
+    let shared = meterd::daemon::Shared {
         config: Arc::new(config),
         data_dir: dir.path().to_owned(),
         store: store.clone(),
@@ -542,7 +542,7 @@ async fn daemon_reopens_absent_port_and_stops_mid_unload_without_clear() {
     let shutdown = CancellationToken::new();
     let daemon = {
         let s = shutdown.clone();
-        tokio::spawn(meterd::daemon::run_with(ctx, async move { s.cancelled().await }))
+        tokio::spawn(meterd::daemon::run_with(shared, async move { s.cancelled().await }))
     };
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert!(!daemon.is_finished(), "an absent port is not fatal");
@@ -619,7 +619,7 @@ async fn daemon_does_not_serve_a_recorder_again_until_it_left_the_cradle() {
     let mut sim = loaded_recorder(&store, "STAY-1", Firmware::V2, 115_200, 0.0, "G02", 1).await;
     let sent = sim.data().reads.clone();
     let mut cradle = PtyCradle::open(Some(&path)).unwrap();
-    let ctx = meterd::daemon::Context {
+    let shared = meterd::daemon::Shared {
         config: Arc::new(config),
         data_dir: dir.path().to_owned(),
         store: store.clone(),
@@ -627,7 +627,7 @@ async fn daemon_does_not_serve_a_recorder_again_until_it_left_the_cradle() {
     let shutdown = CancellationToken::new();
     let daemon = {
         let s = shutdown.clone();
-        tokio::spawn(meterd::daemon::run_with(ctx, async move { s.cancelled().await }))
+        tokio::spawn(meterd::daemon::run_with(shared, async move { s.cancelled().await }))
     };
     // The recorder answers every docking at once (it never leaves the cradle): three dockings.
     let never = CancellationToken::new();

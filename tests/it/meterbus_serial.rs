@@ -438,13 +438,13 @@ async fn daemon_polls_a_configured_segment_on_schedule() {
     );
     let config = Config::parse(&text, "meterd.toml").unwrap();
     let store = Arc::new(RedbStore::open_dir(&s.data_dir()).unwrap());
-    let ctx = meterd::daemon::Context {
+    let shared = meterd::daemon::Shared {
         config: Arc::new(config),
         data_dir: s.data_dir(),
         store: store.clone(),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let daemon = tokio::spawn(meterd::daemon::run_with(ctx, async move {
+    let daemon = tokio::spawn(meterd::daemon::run_with(shared, async move {
         let _ = stopped.await;
     }));
     let deadline = Instant::now() + Duration::from_secs(30);
