@@ -39,7 +39,7 @@ mod listen;
 mod meters;
 mod orders;
 mod output;
-mod read;
+mod poll;
 mod reads;
 mod report;
 mod review;
@@ -110,9 +110,10 @@ pub enum Command {
     /// MQTT gateways: last message, status, silence.
     #[command(subcommand)]
     Gateways(gateways::GatewaysCmd),
-    /// Read meters over a serial port now: an IEC 62056-21 probe session, M-Bus slaves.
-    #[command(subcommand)]
-    Read(read::ReadCmd),
+    /// Poll meters over a serial port now: an IEC 62056-21 probe session, M-Bus slaves.
+    // `read`, its former name, stays a hidden alias so existing scripts keep working.
+    #[command(subcommand, alias = "read")]
+    Poll(poll::PollCmd),
     /// Listen to a meter port in the foreground: DSMR P1.
     #[command(subcommand)]
     Listen(listen::ListenCmd),
@@ -139,7 +140,7 @@ impl Command {
             | Command::Decode(_)
             | Command::CheckConfig(_)
             | Command::Dock(_)
-            | Command::Read(_)
+            | Command::Poll(_)
             | Command::Listen(_) => false,
             #[cfg(feature = "simulate")]
             Command::Simulate(_) => false,
@@ -339,7 +340,7 @@ fn dispatch(env: &Env, cli: Cli) -> anyhow::Result<()> {
         Command::Routes(cmd) => routes::run(env, cmd),
         Command::Dock(args) => dock::run(env, args),
         Command::Gateways(cmd) => gateways::run(env, cmd),
-        Command::Read(cmd) => read::run(env, cmd),
+        Command::Poll(cmd) => poll::run(env, cmd),
         Command::Listen(cmd) => listen::run(env, cmd),
         #[cfg(feature = "simulate")]
         Command::Simulate(cmd) => simulate::run(env, cmd),
