@@ -1,8 +1,9 @@
-//! The `meterd` command line: one file per command group.
+//! The `meterd` command line: one file per command group of [`Command`].
 //!
 //! The contract used by acceptance checks (JSON shapes, flags) is documented on each command.
-//! Room is left in [`Command`] for the later groups (decode, routes, dock, run, simulate,
-//! review TUI, audit, tokens).
+//! Commands write through [`Env`] (`say!`, `note!`), never directly: [`main`] hands a command
+//! to a running daemon over its control socket when the daemon holds the store, and replays
+//! the output here. `simulate` exists only with the default `simulate` feature.
 
 /// Writes one line to the command's standard output (`say!(env, "...")`).
 ///
@@ -20,7 +21,6 @@ macro_rules! say {
 }
 
 /// Writes one line to the command's standard error (progress, warnings).
-#[allow(unused_macros)]
 macro_rules! note {
     ($env:expr, $($arg:tt)*) => {{
         use std::io::Write as _;

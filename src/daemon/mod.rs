@@ -1,12 +1,14 @@
 //! `meterd run`: the daemon. It owns the store and runs one task per configured source (cradles,
 //! MQTT gateways, meter buses, the billing API), until SIGTERM.
 //!
-//! Shape (after mini-redis): [`run`] takes the shutdown signal as a future, so tests start the
-//! same daemon in-process and stop it by resolving that future; [`run_service`] is what
-//! `meterd run` calls, with the real signals. Every component gets a [`Shared`] and a
-//! [`CancellationToken`]; on shutdown the token is cancelled and the daemon waits for every
-//! component to return (a cradle session finishes or aborts cleanly: no recorder is cleared
-//! without a commit).
+//! Shape (after mini-redis): [`run_service`] is what `meterd run` calls: it turns the process's
+//! signals into [`Signal`]s for [`serve`], which opens the store and runs until a shutdown
+//! arrives. The daemon's unit tests send those signals themselves; the integration tests start
+//! the same components in-process over a store they opened with [`run_with`], which stops when
+//! a future resolves. Every component gets the [`Shared`] state (configuration, data dir, the
+//! open store) and a [`CancellationToken`]; on shutdown the token is cancelled and the daemon
+//! waits for every component to return (a cradle session finishes or aborts cleanly: no
+//! recorder is cleared without a commit).
 //!
 //! # Life cycle under systemd (`systemd/meterd.service`, `Type=notify`)
 //! 1. Open the store, bind the control socket ([`control`]), start the components, then send
@@ -24,10 +26,13 @@
 //!    is 1.
 //!
 //! # Adding a component (cradles, MQTT, meter buses, HTTP)
-//! Add one [`ComponentSpec`] in [`components`] when your section is configured:
+//! Add one [`ComponentSpec`] in [`components`] when your section is configured, as MQTT does:
 //! ```ignore
 //! if let Some(mqtt) = &config.mqtt {
-//!     specs.push(ComponentSpec::new("mqtt", mqtt, |shared, token| Box::pin(crate::ingest::mqtt::run(shared, token))));
+//!     let section = mqtt.clone();
+//!     specs.push(ComponentSpec::new("mqtt", mqtt, move |shared, token| {
+//!         Box::pin(crate::ingest::mqtt::component(shared, section, token))
+//!     }));
 //! }
 //! ```
 //! The name must be unique (`cradle:/dev/meterd/cradle-A1B2` for one of many); the section is
@@ -35,13 +40,13 @@
 //! cancelled, never with an acknowledgement ahead of a commit.
 //!
 //! # Logging in a component
-//! Log with `tracing` and open one span per unit of work so every line of it carries its
-//! identity; the daemon's output ([`logging`]) shows the span's fields on each line:
+//! Log with `tracing`, and give every line the identity of its unit of work: the sources put it
+//! in each event's fields (`port`, `serial` of a cradle session; `broker` of the MQTT session),
+//! the control socket opens one span per forwarded command, whose fields [`logging`] shows on
+//! each line inside it:
 //! ```ignore
-//! let span = tracing::info_span!("dock", cradle = %name, recorder = %serial, session = id);
-//! async { /* ... */ }.instrument(span).await;            // a dock session
-//! tracing::info_span!("mqtt", topic = %p.topic, pkid = p.pkid) // one MQTT message
-//! tower_http::trace::TraceLayer / info_span!("http", method = %m, path = %p) // one request
+//! tracing::info!(port = %opts.port, serial = %serial, received, "unload complete");
+//! let span = tracing::info_span!("control", command = %argv.join(" "));
 //! ```
 //! Levels: `error` needs an operator, `warn` is a problem meterd handled (a NAKed frame, a
 //! quarantined payload), `info` one line per session/batch, `debug` per frame or message.
@@ -168,24 +173,6 @@ fn shutdown_channel(shutdown: impl Future<Output = ()> + Send + 'static) -> mpsc
         let _ = tx.send(Signal::Shutdown).await;
     });
     rx
-}
-
-/// Runs the daemon until `shutdown` resolves, then stops every component and returns.
-pub async fn run(
-    config: Config,
-    data_dir: PathBuf,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    serve(
-        Options {
-            config,
-            config_path: None,
-            data_dir,
-            build: components,
-        },
-        shutdown_channel(shutdown),
-    )
-    .await
 }
 
 /// Runs the daemon's components over an already open store until `shutdown` resolves.

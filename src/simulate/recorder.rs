@@ -66,10 +66,6 @@ impl SimulatedRecorder {
         self.recorder.data()
     }
 
-    pub fn data_mut(&mut self) -> &mut RecorderData {
-        self.recorder.data_mut()
-    }
-
     pub fn config(&self) -> &RecorderConfig {
         self.recorder.config()
     }
