@@ -848,12 +848,15 @@ impl Scenario for CradleUnload {
 // ---------------------------------------------------------------------------------------------
 // mqtt-stream
 
+/// An MQTT message as the relay saw it: (topic, payload).
+type Message = (String, Vec<u8>);
+
 /// A TCP relay between meterd and the broker that forwards bytes unchanged and records, per
 /// connection, the QoS 1 PUBLISHes the broker sends and the PUBACKs meterd returns.
 struct Relay {
     port: u16,
     /// Messages meterd acknowledged: (topic, payload), in ack order.
-    acked: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    acked: Arc<Mutex<Vec<Message>>>,
     /// Relay threads still running (two per connection).
     live: Arc<AtomicUsize>,
 }
@@ -928,7 +931,7 @@ impl Relay {
                     continue;
                 };
                 let _ = (client.set_nodelay(true), broker.set_nodelay(true));
-                let inflight: Arc<Mutex<HashMap<u16, (String, Vec<u8>)>>> = Arc::default();
+                let inflight: Arc<Mutex<HashMap<u16, Message>>> = Arc::default();
                 l.fetch_add(2, Ordering::SeqCst);
                 // broker -> meterd: note each QoS 1 PUBLISH before forwarding the bytes that complete it.
                 let (mut from, mut to) = (broker.try_clone().unwrap(), client.try_clone().unwrap());
@@ -1045,7 +1048,7 @@ impl MqttStore {
     }
 
     /// Every acknowledged message is stored (its transmission, or its corrupt payload).
-    fn check_acked(&self, acked: &[(String, Vec<u8>)]) {
+    fn check_acked(&self, acked: &[Message]) {
         for (topic, payload) in acked {
             let gw = gateway_of_topic(topic, 1);
             for unit in decode_payload(topic, payload, &gw, jiff::Timestamp::now(), &Keys::new()) {
@@ -1098,7 +1101,7 @@ impl MqttStream {
         Some(summary["transmissions"].as_u64()? + summary["corrupt"].as_u64()?)
     }
 
-    fn acked(&self) -> Vec<(String, Vec<u8>)> {
+    fn acked(&self) -> Vec<Message> {
         self.relay.as_ref().unwrap().acked.lock().unwrap().clone()
     }
 }
