@@ -276,10 +276,11 @@ pub fn main(argv: Vec<String>) -> i32 {
     }
     // A running daemon holds the store: hand the command to it at once rather than waiting for
     // the lock. When no daemon answers, run here.
-    if forwardable && socket.exists() {
-        if let Ok(Some(response)) = crate::daemon::control::forward(&socket, &forwarded_argv) {
-            return replay(response);
-        }
+    if forwardable
+        && socket.exists()
+        && let Ok(Some(response)) = crate::daemon::control::forward(&socket, &forwarded_argv)
+    {
+        return replay(response);
     }
     let result = run_in(&env, cli);
     let err = match result {
