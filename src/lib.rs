@@ -12,8 +12,8 @@
 //! Shared by all stages: [`model`] (meters, reads, flags, batches) and [`config`].
 //! At the edge: [`cli`] (the `meterd` commands), [`daemon`] (`meterd run`), [`secrets`] (key
 //! files with permission checks) and [`demo`] (the sample town).
-//! Beside the production paths: [`simulate`] (simulated devices for `meterd simulate`, the
-//! demo, the tests and the benches; the default `simulate` feature).
+//! Beside the production paths: `simulate` (simulated devices for `meterd simulate`, the demo,
+//! the tests and the benches; the default feature `simulate`).
 //! Wire and file formats live in the sans-IO `meterd-protocols` crate.
 #![forbid(unsafe_code)]
 
