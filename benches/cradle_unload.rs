@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode};
-use meterd::ingest::cradle::simulator::SimulatedRecorder;
 use meterd::ingest::cradle::{Observer, SessionOptions, convert, run_session};
 use meterd::ingest::files;
+use meterd::simulate::recorder::SimulatedRecorder;
 use meterd::store::{RedbStore, Store};
 use meterd::vee::VeeConfig;
 use meterd_protocols::cradle::sim::{XorShift64, read_routes};

@@ -8,16 +8,13 @@
 //!
 //! Run: `cargo bench --bench mqtt_ingest -- --warm-up-time 1 --measurement-time 10`
 
-#[path = "../tests/it/common/mosquitto.rs"]
-#[allow(dead_code)]
-mod mosquitto;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput};
 use meterd::cli::simulate::gateway::{GatewayArgs, simulate};
-use meterd::ingest::mqtt::{Ingest, MqttConfig, client};
+use meterd::ingest::mqtt::{GatewayIngest, MqttConfig, client};
+use meterd::simulate::broker::Mosquitto;
 use meterd::store::RedbStore;
 use meterd::vee::VeeConfig;
 use meterd_protocols::decode::Keys;
@@ -35,11 +32,10 @@ fn cpu_seconds() -> f64 {
 }
 
 fn bench(c: &mut Criterion) {
-    if !mosquitto::available() {
+    let Some(broker) = Mosquitto::start(false).unwrap() else {
         eprintln!("mqtt_ingest: mosquitto is not installed; skipping");
         return;
-    }
-    let broker = mosquitto::Mosquitto::start(false);
+    };
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(RedbStore::open_dir(dir.path()).unwrap());
     let cfg = Arc::new(MqttConfig {
@@ -57,7 +53,7 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let run_for = |until: Option<u64>| {
         let (tx, mut rx) = tokio::sync::watch::channel(0u64);
-        let ingest = Ingest {
+        let ingest = GatewayIngest {
             store: Arc::clone(&store),
             config: Arc::clone(&cfg),
             vee: Arc::new(VeeConfig::default()),

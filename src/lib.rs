@@ -12,6 +12,8 @@
 //! Shared by all stages: [`model`] (meters, reads, flags, batches) and [`config`].
 //! At the edge: [`cli`] (the `meterd` commands), [`daemon`] (`meterd run`), [`secrets`] (key
 //! files with permission checks) and [`demo`] (the sample town).
+//! Beside the production paths: `simulate` (simulated devices for `meterd simulate`, the demo,
+//! the tests and the benches; the default feature `simulate`).
 //! Wire and file formats live in the sans-IO `meterd-protocols` crate.
 #![forbid(unsafe_code)]
 
@@ -25,5 +27,7 @@ pub mod metrics;
 pub mod model;
 pub mod review;
 pub mod secrets;
+#[cfg(feature = "simulate")]
+pub mod simulate;
 pub mod store;
 pub mod vee;

@@ -125,9 +125,16 @@ pub fn run(env: &Env, args: DemoArgs) -> anyhow::Result<()> {
         }
         None => say!(env, "  billing  nothing to bill"),
     }
-    gateway_demo(env, &store)?;
-
-    dock_demo(env, &store)?;
+    #[cfg(feature = "simulate")]
+    {
+        gateway_demo(env, &store)?;
+        dock_demo(env, &store)?;
+    }
+    #[cfg(not(feature = "simulate"))]
+    say!(
+        env,
+        "  gateway, cradle: skipped (this meterd was built without the `simulate` feature)"
+    );
 
     let txn = store.begin_read()?;
     let exported = txn.reads_with_status(ReadStatus::Exported, usize::MAX)?.len();
@@ -151,14 +158,14 @@ pub fn run(env: &Env, args: DemoArgs) -> anyhow::Result<()> {
 
 /// Radio meters heard by simulated gateways through a private mosquitto, ingested by the same
 /// task the daemon runs.
+#[cfg(feature = "simulate")]
 fn gateway_demo(env: &Env, store: &std::sync::Arc<RedbStore>) -> anyhow::Result<()> {
-    use crate::demo::broker::DemoBroker;
-    use crate::demo::gateway::{SimOptions, Traffic};
-    use crate::ingest::mqtt::{Ingest, MqttConfig, client};
+    use crate::ingest::mqtt::{GatewayIngest, MqttConfig, client};
     use crate::model::{Meter, MeterStatus, Quantity};
+    use crate::simulate::gateway::{SimOptions, Traffic};
     use std::sync::Arc;
 
-    let Some(broker) = DemoBroker::start()? else {
+    let Some(broker) = crate::simulate::broker::Mosquitto::start(false)? else {
         say!(
             env,
             "  gateway  mosquitto is not installed: skipping the simulated AMR gateway (apt-get install mosquitto)"
@@ -215,7 +222,7 @@ fn gateway_demo(env: &Env, store: &std::sync::Arc<RedbStore>) -> anyhow::Result<
         .enable_all()
         .build()?;
     let (tx, mut rx) = tokio::sync::watch::channel(0u64);
-    let ingest = Ingest {
+    let ingest = GatewayIngest {
         store: Arc::clone(store),
         config: Arc::clone(&cfg),
         vee: Arc::new(env.config.vee.clone()),
@@ -279,6 +286,7 @@ fn gateway_demo(env: &Env, store: &std::sync::Arc<RedbStore>) -> anyhow::Result<
 
 /// A handheld recorder docks twice over a real pseudo-terminal pair: in the morning a route
 /// goes in, the simulated reader walks it, in the evening its reads come back through VEE.
+#[cfg(feature = "simulate")]
 fn dock_demo(env: &Env, store: &std::sync::Arc<RedbStore>) -> anyhow::Result<()> {
     use std::sync::Arc;
     use std::time::Duration;
@@ -286,8 +294,8 @@ fn dock_demo(env: &Env, store: &std::sync::Arc<RedbStore>) -> anyhow::Result<()>
     use meterd_protocols::cradle::{Firmware, LineTiming, RecorderConfig};
     use tokio_util::sync::CancellationToken;
 
-    use crate::ingest::cradle::simulator::SimulatedRecorder;
     use crate::ingest::cradle::{SessionOptions, SessionReport, convert, run_session};
+    use crate::simulate::recorder::SimulatedRecorder;
 
     let timing = LineTiming::new(115_200, Duration::from_millis(10));
     let mut sim = SimulatedRecorder::new(

@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use super::Env;
-use super::read::{ingest, report};
+use super::poll::{ingest, report};
 use crate::ingest::meterbus::{line, p1};
 
 /// `meterd listen ...`

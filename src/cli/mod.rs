@@ -1,8 +1,9 @@
-//! The `meterd` command line: one file per command group.
+//! The `meterd` command line: one file per command group of [`Command`].
 //!
 //! The contract used by acceptance checks (JSON shapes, flags) is documented on each command.
-//! Room is left in [`Command`] for the later groups (decode, routes, dock, run, simulate,
-//! review TUI, audit, tokens).
+//! Commands write through [`Env`] (`say!`, `note!`), never directly: [`main`] hands a command
+//! to a running daemon over its control socket when the daemon holds the store, and replays
+//! the output here. `simulate` exists only with the default `simulate` feature.
 
 /// Writes one line to the command's standard output (`say!(env, "...")`).
 ///
@@ -20,7 +21,6 @@ macro_rules! say {
 }
 
 /// Writes one line to the command's standard error (progress, warnings).
-#[allow(unused_macros)]
 macro_rules! note {
     ($env:expr, $($arg:tt)*) => {{
         use std::io::Write as _;
@@ -39,12 +39,13 @@ mod listen;
 mod meters;
 mod orders;
 mod output;
-mod read;
+mod poll;
 mod reads;
 mod report;
 mod review;
 mod routes;
 mod run;
+#[cfg(feature = "simulate")]
 pub mod simulate;
 mod tokens;
 
@@ -109,13 +110,15 @@ pub enum Command {
     /// MQTT gateways: last message, status, silence.
     #[command(subcommand)]
     Gateways(gateways::GatewaysCmd),
-    /// Read meters over a serial port now: an IEC 62056-21 probe session, M-Bus slaves.
-    #[command(subcommand)]
-    Read(read::ReadCmd),
+    /// Poll meters over a serial port now: an IEC 62056-21 probe session, M-Bus slaves.
+    // `read`, its former name, stays a hidden alias so existing scripts keep working.
+    #[command(subcommand, alias = "read")]
+    Poll(poll::PollCmd),
     /// Listen to a meter port in the foreground: DSMR P1.
     #[command(subcommand)]
     Listen(listen::ListenCmd),
     /// Simulated devices (handheld recorder, radio gateways, meters) for tests, demos and training.
+    #[cfg(feature = "simulate")]
     #[command(subcommand)]
     Simulate(simulate::SimulateCmd),
     /// Validate the configuration file (syntax, values, referenced files, secret file
@@ -131,17 +134,19 @@ impl Command {
     /// Never the daemon itself, nor commands with their own store or none (demo, decode,
     /// check-config, simulators): those run here.
     pub fn forwardable(&self) -> bool {
-        !matches!(
-            self,
+        match self {
             Command::Run(_)
-                | Command::Demo(_)
-                | Command::Decode(_)
-                | Command::CheckConfig(_)
-                | Command::Dock(_)
-                | Command::Read(_)
-                | Command::Listen(_)
-                | Command::Simulate(_)
-        ) && !matches!(self, Command::Review(args) if args.cmd.is_none())
+            | Command::Demo(_)
+            | Command::Decode(_)
+            | Command::CheckConfig(_)
+            | Command::Dock(_)
+            | Command::Poll(_)
+            | Command::Listen(_) => false,
+            #[cfg(feature = "simulate")]
+            Command::Simulate(_) => false,
+            Command::Review(args) => args.cmd.is_some(),
+            _ => true,
+        }
     }
 
     /// The clerk a forwarded command must name itself: the daemon runs as its own user, so the
@@ -328,8 +333,9 @@ fn dispatch(env: &Env, cli: Cli) -> anyhow::Result<()> {
         Command::Routes(cmd) => routes::run(env, cmd),
         Command::Dock(args) => dock::run(env, args),
         Command::Gateways(cmd) => gateways::run(env, cmd),
-        Command::Read(cmd) => read::run(env, cmd),
+        Command::Poll(cmd) => poll::run(env, cmd),
         Command::Listen(cmd) => listen::run(env, cmd),
+        #[cfg(feature = "simulate")]
         Command::Simulate(cmd) => simulate::run(env, cmd),
         Command::CheckConfig(args) => check_config::run(env, args),
         Command::Tokens(cmd) => tokens::run(env, cmd),

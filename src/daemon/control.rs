@@ -27,7 +27,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::Context;
+use super::Shared;
 use crate::cli::{self, Cli, Env};
 use crate::config::Config;
 
@@ -70,7 +70,7 @@ pub async fn bind(path: &Path) -> anyhow::Result<UnixListener> {
 /// Commands already running are finished (they hold a store transaction; the daemon waits for
 /// them before closing the store).
 pub async fn serve(
-    ctx: Context,
+    shared: Shared,
     configs: watch::Receiver<Arc<Config>>,
     listener: UnixListener,
     path: PathBuf,
@@ -82,10 +82,10 @@ pub async fn serve(
             () = token.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    let mut ctx = ctx.clone();
-                    ctx.config = configs.borrow().clone();
+                    let mut shared = shared.clone();
+                    shared.config = configs.borrow().clone();
                     running.spawn(async move {
-                        if let Err(e) = answer(ctx, stream).await {
+                        if let Err(e) = answer(shared, stream).await {
                             tracing::warn!(error = %format!("{e:#}"), "control connection failed");
                         }
                     });
@@ -104,7 +104,7 @@ pub async fn serve(
     Ok(())
 }
 
-async fn answer(ctx: Context, stream: UnixStream) -> anyhow::Result<()> {
+async fn answer(shared: Shared, stream: UnixStream) -> anyhow::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REQUEST))
@@ -116,7 +116,7 @@ async fn answer(ctx: Context, stream: UnixStream) -> anyhow::Result<()> {
             let _enter = span.enter();
             tracing::info!("forwarded command");
             drop(_enter);
-            tokio::task::spawn_blocking(move || execute(&ctx, request.argv)).await?
+            tokio::task::spawn_blocking(move || execute(&shared, request.argv)).await?
         }
         Err(e) => Response {
             exit_code: 2,
@@ -152,7 +152,7 @@ impl Buffer {
 }
 
 /// Runs one forwarded command line against the daemon's store (blocking).
-pub fn execute(ctx: &Context, argv: Vec<String>) -> Response {
+pub fn execute(shared: &Shared, argv: Vec<String>) -> Response {
     let cli = match Cli::try_parse_from(&argv) {
         Ok(cli) => cli,
         Err(e) => {
@@ -179,9 +179,9 @@ pub fn execute(ctx: &Context, argv: Vec<String>) -> Response {
     }
     let (out, err) = (Buffer::default(), Buffer::default());
     let env = Env::forwarded(
-        ctx.config.as_ref().clone(),
-        ctx.data_dir.clone(),
-        Arc::clone(&ctx.store),
+        shared.config.as_ref().clone(),
+        shared.data_dir.clone(),
+        Arc::clone(&shared.store),
         Box::new(out.clone()),
         Box::new(err.clone()),
     );

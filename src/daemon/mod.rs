@@ -1,12 +1,14 @@
 //! `meterd run`: the daemon. It owns the store and runs one task per configured source (cradles,
 //! MQTT gateways, meter buses, the billing API), until SIGTERM.
 //!
-//! Shape (after mini-redis): [`run`] takes the shutdown signal as a future, so tests start the
-//! same daemon in-process and stop it by resolving that future; [`run_service`] is what
-//! `meterd run` calls, with the real signals. Every component gets a [`Context`] and a
-//! [`CancellationToken`]; on shutdown the token is cancelled and the daemon waits for every
-//! component to return (a cradle session finishes or aborts cleanly: no recorder is cleared
-//! without a commit).
+//! Shape (after mini-redis): [`run_service`] is what `meterd run` calls: it turns the process's
+//! signals into [`Signal`]s for [`serve`], which opens the store and runs until a shutdown
+//! arrives. The daemon's unit tests send those signals themselves; the integration tests start
+//! the same components in-process over a store they opened with [`run_with`], which stops when
+//! a future resolves. Every component gets the [`Shared`] state (configuration, data dir, the
+//! open store) and a [`CancellationToken`]; on shutdown the token is cancelled and the daemon
+//! waits for every component to return (a cradle session finishes or aborts cleanly: no
+//! recorder is cleared without a commit).
 //!
 //! # Life cycle under systemd (`systemd/meterd.service`, `Type=notify`)
 //! 1. Open the store, bind the control socket ([`control`]), start the components, then send
@@ -24,10 +26,13 @@
 //!    is 1.
 //!
 //! # Adding a component (cradles, MQTT, meter buses, HTTP)
-//! Add one [`ComponentSpec`] in [`components`] when your section is configured:
+//! Add one [`ComponentSpec`] in [`components`] when your section is configured, as MQTT does:
 //! ```ignore
 //! if let Some(mqtt) = &config.mqtt {
-//!     specs.push(ComponentSpec::new("mqtt", mqtt, |ctx, token| Box::pin(crate::ingest::mqtt::run(ctx, token))));
+//!     let section = mqtt.clone();
+//!     specs.push(ComponentSpec::new("mqtt", mqtt, move |shared, token| {
+//!         Box::pin(crate::ingest::mqtt::component(shared, section, token))
+//!     }));
 //! }
 //! ```
 //! The name must be unique (`cradle:/dev/meterd/cradle-A1B2` for one of many); the section is
@@ -35,13 +40,13 @@
 //! cancelled, never with an acknowledgement ahead of a commit.
 //!
 //! # Logging in a component
-//! Log with `tracing` and open one span per unit of work so every line of it carries its
-//! identity; the daemon's output ([`logging`]) shows the span's fields on each line:
+//! Log with `tracing`, and give every line the identity of its unit of work: the sources put it
+//! in each event's fields (`port`, `serial` of a cradle session; `broker` of the MQTT session),
+//! the control socket opens one span per forwarded command, whose fields [`logging`] shows on
+//! each line inside it:
 //! ```ignore
-//! let span = tracing::info_span!("dock", cradle = %name, recorder = %serial, session = id);
-//! async { /* ... */ }.instrument(span).await;            // a dock session
-//! tracing::info_span!("mqtt", topic = %p.topic, pkid = p.pkid) // one MQTT message
-//! tower_http::trace::TraceLayer / info_span!("http", method = %m, path = %p) // one request
+//! tracing::info!(port = %opts.port, serial = %serial, received, "unload complete");
+//! let span = tracing::info_span!("control", command = %argv.join(" "));
 //! ```
 //! Levels: `error` needs an operator, `warn` is a problem meterd handled (a NAKed frame, a
 //! quarantined payload), `info` one line per session/batch, `debug` per frame or message.
@@ -67,9 +72,10 @@ use crate::config::Config;
 use crate::store::{RedbStore, Store};
 use notify::Notifier;
 
-/// What every daemon component shares.
+/// What every daemon component (and every command forwarded to the daemon) shares: the
+/// configuration, the data dir and the one open store.
 #[derive(Clone)]
-pub struct Context {
+pub struct Shared {
     /// The configuration this component was started with.
     pub config: Arc<Config>,
     /// Where the store lives.
@@ -81,7 +87,7 @@ pub struct Context {
 /// A running part of the daemon: returns when its token is cancelled (or on a fatal error).
 pub type Component = std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
 
-type Start = Box<dyn FnOnce(Context, CancellationToken) -> Component + Send>;
+type Start = Box<dyn FnOnce(Shared, CancellationToken) -> Component + Send>;
 
 /// A component the configuration asks for, not started yet.
 pub struct ComponentSpec {
@@ -97,7 +103,7 @@ impl ComponentSpec {
     pub fn new<S: Serialize + ?Sized>(
         name: impl Into<String>,
         section: &S,
-        start: impl FnOnce(Context, CancellationToken) -> Component + Send + 'static,
+        start: impl FnOnce(Shared, CancellationToken) -> Component + Send + 'static,
     ) -> Self {
         let section = serde_json::to_string(section).expect("a config section serialises");
         ComponentSpec {
@@ -116,24 +122,24 @@ pub fn components(config: &Config) -> Vec<ComponentSpec> {
         specs.push(ComponentSpec::new(
             format!("cradle:{}", cradle.port.display()),
             cradle,
-            move |ctx, token| Box::pin(crate::ingest::cradle::daemon::run_cradle(ctx, section, token)),
+            move |shared, token| Box::pin(crate::ingest::cradle::daemon::run_cradle(shared, section, token)),
         ));
     }
     if let Some(mqtt) = &config.mqtt {
         let section = mqtt.clone();
-        specs.push(ComponentSpec::new("mqtt", mqtt, move |ctx, token| {
-            Box::pin(crate::ingest::mqtt::component(ctx, section, token))
+        specs.push(ComponentSpec::new("mqtt", mqtt, move |shared, token| {
+            Box::pin(crate::ingest::mqtt::component(shared, section, token))
         }));
     }
     if config.meterbus.is_configured() {
-        specs.push(ComponentSpec::new("meterbus", &config.meterbus, |ctx, token| {
-            crate::ingest::meterbus::daemon::component(&ctx, &token).unwrap_or_else(|| Box::pin(async { Ok(()) }))
+        specs.push(ComponentSpec::new("meterbus", &config.meterbus, |shared, token| {
+            crate::ingest::meterbus::daemon::component(&shared, &token).unwrap_or_else(|| Box::pin(async { Ok(()) }))
         }));
     }
     if let Some(http) = &config.http {
         let section = http.clone();
-        specs.push(ComponentSpec::new("billing-api", http, move |ctx, token| {
-            let store: Arc<dyn Store> = ctx.store.clone();
+        specs.push(ComponentSpec::new("billing-api", http, move |shared, token| {
+            let store: Arc<dyn Store> = shared.store.clone();
             Box::pin(crate::billing::http::run(store, section, token))
         }));
     }
@@ -169,27 +175,9 @@ fn shutdown_channel(shutdown: impl Future<Output = ()> + Send + 'static) -> mpsc
     rx
 }
 
-/// Runs the daemon until `shutdown` resolves, then stops every component and returns.
-pub async fn run(
-    config: Config,
-    data_dir: PathBuf,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    serve(
-        Options {
-            config,
-            config_path: None,
-            data_dir,
-            build: components,
-        },
-        shutdown_channel(shutdown),
-    )
-    .await
-}
-
 /// Runs the daemon's components over an already open store until `shutdown` resolves.
-pub async fn run_with(ctx: Context, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-    serve_context(ctx, None, components, shutdown_channel(shutdown)).await
+pub async fn run_with(shared: Shared, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    serve_shared(shared, None, components, shutdown_channel(shutdown)).await
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).
@@ -248,29 +236,29 @@ pub async fn serve(options: Options, signals: mpsc::Receiver<Signal>) -> anyhow:
             .await?
             .with_context(|| format!("cannot open the store in {}", data_dir.display()))?
     };
-    let ctx = Context {
+    let shared = Shared {
         config: Arc::new(config),
         data_dir,
         store: Arc::new(store),
     };
-    serve_context(ctx, config_path, build, signals).await
+    serve_shared(shared, config_path, build, signals).await
 }
 
 /// [`serve`] over an already open store.
-pub async fn serve_context(
-    ctx: Context,
+pub async fn serve_shared(
+    shared: Shared,
     config_path: Option<PathBuf>,
     build: fn(&Config) -> Vec<ComponentSpec>,
     mut signals: mpsc::Receiver<Signal>,
 ) -> anyhow::Result<()> {
     let notifier = Notifier::from_env();
     // The configuration in force, for commands forwarded over the control socket.
-    let (config_tx, configs) = watch::channel(Arc::clone(&ctx.config));
+    let (config_tx, configs) = watch::channel(Arc::clone(&shared.config));
 
-    let socket_path = ctx.config.daemon.control_socket(&ctx.data_dir);
+    let socket_path = shared.config.daemon.control_socket(&shared.data_dir);
     let listener = control::bind(&socket_path).await?;
     let mut daemon = Daemon {
-        ctx,
+        shared,
         build,
         running: BTreeMap::new(),
         generation: 0,
@@ -278,17 +266,17 @@ pub async fn serve_context(
         root: CancellationToken::new(),
     };
     {
-        let (ctx, token, path) = (daemon.ctx.clone(), daemon.root.child_token(), socket_path.clone());
+        let (shared, token, path) = (daemon.shared.clone(), daemon.root.child_token(), socket_path.clone());
         daemon.spawn(
             "control".into(),
             String::new(),
-            Box::new(move |_, _| Box::pin(control::serve(ctx, configs, listener, path, token))),
+            Box::new(move |_, _| Box::pin(control::serve(shared, configs, listener, path, token))),
         );
     }
-    for spec in (daemon.build)(&daemon.ctx.config) {
+    for spec in (daemon.build)(&daemon.shared.config) {
         daemon.start(spec);
     }
-    tracing::info!(data_dir = %daemon.ctx.data_dir.display(), control_socket = %socket_path.display(), "meterd running");
+    tracing::info!(data_dir = %daemon.shared.data_dir.display(), control_socket = %socket_path.display(), "meterd running");
     notifier.ready("running");
 
     let watchdog = notify::watchdog_interval();
@@ -330,7 +318,7 @@ pub async fn serve_context(
     }
     notifier.stopping();
     tracing::info!("shutting down");
-    let deadline = Duration::from_secs(daemon.ctx.config.daemon.stop_deadline_secs);
+    let deadline = Duration::from_secs(daemon.shared.config.daemon.stop_deadline_secs);
     let stuck = daemon.stop_all(deadline).await;
     if !stuck.is_empty() {
         tracing::error!(components = ?stuck, deadline_secs = deadline.as_secs(), "components did not stop before the deadline");
@@ -381,7 +369,7 @@ impl Drop for ExitGuard {
 }
 
 struct Daemon {
-    ctx: Context,
+    shared: Shared,
     build: fn(&Config) -> Vec<ComponentSpec>,
     running: BTreeMap<String, Running>,
     generation: u64,
@@ -399,7 +387,7 @@ impl Daemon {
         self.generation += 1;
         let generation = self.generation;
         let token = self.root.child_token();
-        let future = start(self.ctx.clone(), token.clone());
+        let future = start(self.shared.clone(), token.clone());
         let exits = self.exits.0.clone();
         let n = name.clone();
         let handle = tokio::spawn(async move {
@@ -447,13 +435,13 @@ impl Daemon {
                 return;
             }
         };
-        let old = Arc::clone(&self.ctx.config);
+        let old = Arc::clone(&self.shared.config);
         if new.data_dir != old.data_dir || new.daemon != old.daemon || new.log != old.log {
             tracing::warn!("data_dir, [daemon] and [log] changes take effect at the next restart");
         }
         let new = Arc::new(new);
         let vee_changed = new.vee != old.vee;
-        self.ctx.config = Arc::clone(&new);
+        self.shared.config = Arc::clone(&new);
         config_tx.send_replace(Arc::clone(&new));
         let mut wanted: BTreeMap<String, ComponentSpec> =
             (self.build)(&new).into_iter().map(|s| (s.name.clone(), s)).collect();
@@ -498,7 +486,7 @@ impl Daemon {
 
     /// The store answers a read transaction within `limit`.
     async fn healthy(&self, limit: Duration) -> anyhow::Result<()> {
-        let store = Arc::clone(&self.ctx.store);
+        let store = Arc::clone(&self.shared.store);
         let check = tokio::task::spawn_blocking(move || store.begin_read().and_then(|t| t.count_reads()).map(|_| ()));
         tokio::time::timeout(limit, check)
             .await

@@ -29,11 +29,6 @@ impl Notifier {
         Notifier { socket }
     }
 
-    /// Whether a service manager listens.
-    pub fn enabled(&self) -> bool {
-        self.socket.is_some()
-    }
-
     /// Sends one message (`READY=1`, `STATUS=...`, several lines joined by `\n`).
     pub fn send(&self, message: &str) {
         if let Some((sock, addr)) = &self.socket

@@ -13,12 +13,12 @@ static EVENTS_RELOAD: Mutex<Vec<String>> = Mutex::new(Vec::new());
 fn recorder(
     log: &'static Mutex<Vec<String>>,
     name: &'static str,
-) -> impl FnOnce(Context, CancellationToken) -> Component {
-    move |ctx, token| {
+) -> impl FnOnce(Shared, CancellationToken) -> Component {
+    move |shared, token| {
         Box::pin(async move {
             log.lock()
                 .unwrap()
-                .push(format!("{name} start {}", ctx.config.vee.water.high_factor));
+                .push(format!("{name} start {}", shared.config.vee.water.high_factor));
             token.cancelled().await;
             log.lock().unwrap().push(format!("{name} stop"));
             Ok(())

@@ -4,9 +4,6 @@
 //! every anomaly VEE knows, written as the same CSV files a utility would import, so the
 //! demo goes through exactly the production import path.
 
-pub mod broker;
-pub mod gateway;
-
 use std::fmt::Write as _;
 use std::path::Path;
 

@@ -14,7 +14,7 @@ use crate::model::{
     Meter, MeterChange, Quantity, Read, ReadId, ReadStatus, ReadSummary, ReadType, Rule, StoredRead, to_store_precision,
 };
 use crate::store::{HistoryQuery, Result, Store, WriteTxn};
-use crate::vee::{self, ADU_WINDOW, Context, VeeConfig};
+use crate::vee::{self, ADU_WINDOW, MeterHistory, VeeConfig};
 
 /// What [`accept_reads`] did. Everything counted here is committed durably.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -206,14 +206,14 @@ fn accept_meter(
         }
         history.clear();
         history.extend(known[..lo].iter().filter(|k| k.is_history()).copied());
-        let ctx = Context {
+        let past = MeterHistory {
             meter,
             history: &history,
             same_time: &same,
             changes: group.changes,
             prior_estimates,
         };
-        let outcome = vee::validate(&ctx, &read, config);
+        let outcome = vee::validate(&past, &read, config);
 
         for f in &outcome.flags {
             *report.by_rule.entry(f.rule).or_default() += 1;

@@ -7,9 +7,9 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::ReviewError;
-use super::context::vee_context;
 use super::detail::{revision, undoable};
 use super::estimate::{EstimatePreview, estimate_from};
+use super::vee_inputs::vee_inputs;
 use crate::model::Quantity;
 use crate::model::{
     AuditAction, AuditEntry, HASH_LEN, MeterChange, OrderStatus, ReadId, ReadStatus, ReadType, Rule, ServiceOrder,
@@ -220,7 +220,7 @@ fn act_in(
                 )));
             }
             new.read.value = *value;
-            let inputs = vee_context(&*txn, &new, vee_config.estimate_limit)?;
+            let inputs = vee_inputs(&*txn, &new, vee_config.estimate_limit)?;
             if let Some(m) = &inputs.meter
                 && *value >= m.modulus()
             {
@@ -229,7 +229,7 @@ fn act_in(
                     m.meter_id, m.dials, m.decimals
                 )));
             }
-            let outcome = vee::validate(&inputs.context(), &new.read, vee_config);
+            let outcome = vee::validate(&inputs.as_meter_history(), &new.read, vee_config);
             new.consumption = outcome.consumption;
             new.flags = outcome.flags;
             new.status = ReadStatus::Edited;
@@ -248,11 +248,11 @@ fn act_in(
             if read.status != ReadStatus::Flagged {
                 return Err(refuse_status("not held for review"));
             }
-            let inputs = vee_context(&*txn, &read, vee_config.estimate_limit)?;
+            let inputs = vee_inputs(&*txn, &read, vee_config.estimate_limit)?;
             let e = estimate_from(&read, &inputs)?;
             new.read.value = e.value;
             new.read.read_type = ReadType::Estimate;
-            let outcome = vee::validate(&inputs.context(), &new.read, vee_config);
+            let outcome = vee::validate(&inputs.as_meter_history(), &new.read, vee_config);
             new.consumption = outcome.consumption;
             new.flags = outcome.flags;
             new.status = ReadStatus::Estimated;
@@ -417,8 +417,8 @@ fn revalidate_next(
     else {
         return Ok(());
     };
-    let inputs = vee_context(&*txn, &next, vee_config.estimate_limit)?;
-    let outcome = vee::validate(&inputs.context(), &next.read, vee_config);
+    let inputs = vee_inputs(&*txn, &next, vee_config.estimate_limit)?;
+    let outcome = vee::validate(&inputs.as_meter_history(), &next.read, vee_config);
     let mut updated = next.clone();
     match next.status {
         ReadStatus::Validated | ReadStatus::Flagged => {

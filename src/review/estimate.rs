@@ -12,7 +12,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::ReviewError;
-use super::context::VeeInputs;
+use super::vee_inputs::VeeInputs;
 use crate::model::{Meter, Quantity, ReadId, SCALE, StoredRead};
 use crate::store::Store;
 use crate::vee::ADU_WINDOW;
@@ -109,7 +109,7 @@ pub fn preview_estimate(
 ) -> Result<EstimatePreview, ReviewError> {
     let txn = store.begin_read()?;
     let read = txn.read(read_id)?.ok_or(ReviewError::NotFound(read_id))?;
-    let inputs = super::context::vee_context(txn.as_ref(), &read, estimate_limit)?;
+    let inputs = super::vee_inputs::vee_inputs(txn.as_ref(), &read, estimate_limit)?;
     estimate_from(&read, &inputs)
 }
 

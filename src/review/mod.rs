@@ -12,22 +12,22 @@ mod actions;
 mod audit;
 mod backend;
 pub mod chart;
-mod context;
 mod detail;
 mod error;
 mod estimate;
 mod queue;
 pub mod reports;
 pub mod tui;
+mod vee_inputs;
 
 pub use actions::{Action, ActionOutcome, ActionRequest, act, complete_order, record_meter_change};
 pub use audit::{VerifyProblem, VerifyReport, verify};
 pub use backend::{LocalBackend, ReviewBackend};
-pub use context::vee_context;
 pub use detail::{Period, ReadDetail, UndoInfo, detail, revision};
 pub use error::ReviewError;
 pub use estimate::{EstimatePreview, cpuc_estimate, preview_estimate};
 pub use queue::{QueueFilter, QueueItem, QueueView, queue_view, severity};
+pub use vee_inputs::{VeeInputs, vee_inputs};
 
 use crate::model::{ReadStatus, StoredRead};
 use crate::store::{Result, Store};

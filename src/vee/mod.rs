@@ -53,9 +53,10 @@ pub const ADU_WINDOW: SignedDuration = SignedDuration::from_hours(365 * 24);
 /// What VEE needs of an earlier read of the same meter.
 pub type HistoryRead = ReadSummary;
 
-/// Everything [`validate`] looks at besides the read and the configuration.
+/// Everything [`validate`] looks at besides the read and the configuration: the meter and
+/// what is known of its past.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Context<'a> {
+pub struct MeterHistory<'a> {
     /// The meter, `None` when it is not in the store.
     pub meter: Option<&'a Meter>,
     /// Earlier reads of the meter (read_at < the new read's), oldest first, that count as
@@ -123,20 +124,20 @@ pub fn expectation(history: &[HistoryRead], read_at: Timestamp, factors: &Servic
 }
 
 /// Run every rule on one read.
-pub fn validate(ctx: &Context<'_>, read: &Read, config: &VeeConfig) -> Outcome {
+pub fn validate(past: &MeterHistory<'_>, read: &Read, config: &VeeConfig) -> Outcome {
     let mut flags = Vec::new();
     let mut consumption = None;
 
-    match ctx.meter {
+    match past.meter {
         None => {
             flags.push(Flag::new(Rule::UnknownMeter).detail(format!("meter {} is not in the store", read.meter_id)))
         }
-        Some(meter) => consumption = usage_rules(meter, ctx, read, config, &mut flags),
+        Some(meter) => consumption = usage_rules(meter, past, read, config, &mut flags),
     }
-    if let (Some(c), true) = (consumption, ctx.meter.is_some()) {
+    if let (Some(c), true) = (consumption, past.meter.is_some()) {
         let window = SignedDuration::from_hours(i64::from(config.spike_window_hours));
         let start = read.read_at.checked_sub(window).unwrap_or(Timestamp::MIN);
-        let intervals: Vec<Quantity> = ctx
+        let intervals: Vec<Quantity> = past
             .history
             .iter()
             .filter(|h| h.read_at > start && h.status.is_trusted() && !h.excluded)
@@ -158,27 +159,27 @@ pub fn validate(ctx: &Context<'_>, read: &Read, config: &VeeConfig) -> Outcome {
             );
         }
     }
-    if read.read_type == ReadType::Estimate && ctx.prior_estimates >= config.estimate_limit {
+    if read.read_type == ReadType::Estimate && past.prior_estimates >= config.estimate_limit {
         flags.push(
             Flag::new(Rule::EstimateLimit)
                 .limit(Quantity::from_units(i64::from(config.estimate_limit)).unwrap_or(Quantity::ZERO))
-                .actual(Quantity::from_units(i64::from(ctx.prior_estimates) + 1).unwrap_or(Quantity::ZERO))
+                .actual(Quantity::from_units(i64::from(past.prior_estimates) + 1).unwrap_or(Quantity::ZERO))
                 .detail(format!(
                     "estimate number {} in a row; the limit is {}",
-                    ctx.prior_estimates + 1,
+                    past.prior_estimates + 1,
                     config.estimate_limit
                 )),
         );
     }
 
-    if let Some(other) = ctx.same_time.first() {
+    if let Some(other) = past.same_time.first() {
         flags.push(
             Flag::new(Rule::Duplicate)
                 .expected(*other)
                 .actual(read.value)
                 .detail(format!(
                     "{} other value(s) already stored for {} at {}",
-                    ctx.same_time.len(),
+                    past.same_time.len(),
                     read.meter_id,
                     read.read_at
                 )),
@@ -240,12 +241,12 @@ pub fn read_serial(read: &Read) -> Option<&str> {
 /// The register rules; returns the consumption.
 fn usage_rules(
     meter: &Meter,
-    ctx: &Context<'_>,
+    past: &MeterHistory<'_>,
     read: &Read,
     config: &VeeConfig,
     flags: &mut Vec<Flag>,
 ) -> Option<Quantity> {
-    let history = ctx.history;
+    let history = past.history;
     let modulus = meter.modulus();
     if read.value >= modulus || read.value.is_negative() {
         let largest = modulus.checked_sub(smallest_step(meter.decimals))?;
@@ -264,7 +265,7 @@ fn usage_rules(
     // The installed serial: a read that shows another one was taken on another meter.
     if let (Some(seen), Some(installed)) = (
         read_serial(read),
-        ctx.changes.iter().rev().find(|c| c.at <= read.read_at),
+        past.changes.iter().rev().find(|c| c.at <= read.read_at),
     ) && !installed.new_serial.is_empty()
         && !seen.eq_ignore_ascii_case(&installed.new_serial)
     {
@@ -279,7 +280,7 @@ fn usage_rules(
 
     // An exchange between the previous read and this one: the old meter's register says
     // nothing about the new one's.
-    if let Some(change) = ctx
+    if let Some(change) = past
         .changes
         .iter()
         .rev()

@@ -63,11 +63,11 @@ fn read(d: i64, value: &str, codes: &[&str]) -> Read {
 
 fn run(m: &Meter, hist: &[HistoryRead], r: &Read) -> Outcome {
     validate(
-        &Context {
+        &MeterHistory {
             meter: Some(m),
             history: hist,
             same_time: &[],
-            ..Context::default()
+            ..MeterHistory::default()
         },
         r,
         &VeeConfig::default(),
@@ -257,11 +257,11 @@ fn exact_same_usage_as_previous_period() {
 fn duplicate_with_another_value() {
     let m = meter(8, 0);
     let o = validate(
-        &Context {
+        &MeterHistory {
             meter: Some(&m),
             history: &history(&[(0, "1000")]),
             same_time: &[q("1100")],
-            ..Context::default()
+            ..MeterHistory::default()
         },
         &read(30, "1101", &[]),
         &VeeConfig::default(),
@@ -291,11 +291,11 @@ fn endpoint_codes_raise_their_flags() {
 #[test]
 fn unknown_meter_is_kept_and_held() {
     let o = validate(
-        &Context {
+        &MeterHistory {
             meter: None,
             history: &[],
             same_time: &[],
-            ..Context::default()
+            ..MeterHistory::default()
         },
         &read(0, "5", &["leak"]),
         &VeeConfig::default(),
@@ -327,11 +327,11 @@ fn per_service_factors_apply() {
     cfg.water.high_factor = q("3");
     // E = 300 → H = 900 with the water factor of 3.
     let o = validate(
-        &Context {
+        &MeterHistory {
             meter: Some(&meter(8, 0)),
             history: &steady(),
             same_time: &[],
-            ..Context::default()
+            ..MeterHistory::default()
         },
         &read(90, "2200", &[]),
         &cfg,
@@ -340,11 +340,11 @@ fn per_service_factors_apply() {
     let mut gas = meter(8, 0);
     gas.service = Service::Gas;
     let o = validate(
-        &Context {
+        &MeterHistory {
             meter: Some(&gas),
             history: &steady(),
             same_time: &[],
-            ..Context::default()
+            ..MeterHistory::default()
         },
         &read(90, "2200", &[]),
         &cfg,
@@ -377,32 +377,32 @@ fn change(d: i64, install: &str, removal: Option<&str>) -> MeterChange {
 #[test]
 fn meter_change_counts_from_the_install_read_not_the_old_meter() {
     let changes = [change(70, "12", Some("1650"))];
-    let ctx = Context {
+    let past = MeterHistory {
         meter: Some(&meter(8, 0)),
         history: &steady(),
         changes: &changes,
-        ..Context::default()
+        ..MeterHistory::default()
     };
     // Old meter 1600 → removed at 1650 (50), new meter installed at 12, now 262 (250): 300.
-    let o = validate(&ctx, &read(90, "262", &[]), &VeeConfig::default());
+    let o = validate(&past, &read(90, "262", &[]), &VeeConfig::default());
     assert_eq!(rules(&o), vec![Rule::MeterChange]);
     assert_eq!(o.consumption, Some(q("300")));
     assert_eq!(flag(&o, Rule::MeterChange).expected, Some(q("12")));
     assert_eq!(o.status, ReadStatus::Flagged);
     // Without a removal read only the new meter's usage counts: 262 − 12 = 250.
     let changes = [change(70, "12", None)];
-    let ctx = Context {
+    let past = MeterHistory {
         changes: &changes,
-        ..ctx
+        ..past
     };
     assert_eq!(
-        validate(&ctx, &read(90, "262", &[]), &VeeConfig::default()).consumption,
+        validate(&past, &read(90, "262", &[]), &VeeConfig::default()).consumption,
         Some(q("250"))
     );
     // A change before the previous read is history: the next read counts normally.
     let hist = history(&[(0, "1000"), (30, "1300"), (60, "1600"), (90, "262")]);
-    let ctx = Context { history: &hist, ..ctx };
-    let o = validate(&ctx, &read(120, "560", &[]), &VeeConfig::default());
+    let past = MeterHistory { history: &hist, ..past };
+    let o = validate(&past, &read(120, "560", &[]), &VeeConfig::default());
     assert!(!rules(&o).contains(&Rule::MeterChange), "{:?}", o.flags);
     assert_eq!(o.consumption, Some(q("298")));
 }
@@ -411,15 +411,15 @@ fn meter_change_counts_from_the_install_read_not_the_old_meter() {
 fn meter_change_when_the_serial_differs_from_the_installed_one() {
     let changes = [change(10, "0", None)];
     let hist = history(&[(20, "100"), (50, "400"), (80, "700")]);
-    let ctx = Context {
+    let past = MeterHistory {
         meter: Some(&meter(8, 0)),
         history: &hist,
         changes: &changes,
-        ..Context::default()
+        ..MeterHistory::default()
     };
-    let o = validate(&ctx, &read(110, "1010", &["serial:B200"]), &VeeConfig::default());
+    let o = validate(&past, &read(110, "1010", &["serial:B200"]), &VeeConfig::default());
     assert!(o.flags.is_empty(), "{:?}", o.flags);
-    let o = validate(&ctx, &read(110, "1010", &["serial:C300"]), &VeeConfig::default());
+    let o = validate(&past, &read(110, "1010", &["serial:C300"]), &VeeConfig::default());
     assert_eq!(rules(&o), vec![Rule::MeterChange]);
     assert!(flag(&o, Rule::MeterChange).detail.as_deref().unwrap().contains("C300"));
 }
@@ -443,28 +443,28 @@ fn estimate_limit_after_more_than_n_estimates() {
     let mut r = read(90, "1910", &[]);
     r.read_type = ReadType::Estimate;
     let cfg = VeeConfig::default(); // limit 2
-    let ctx = Context {
+    let past = MeterHistory {
         meter: Some(&meter(8, 0)),
         history: &steady(),
         prior_estimates: 1,
-        ..Context::default()
+        ..MeterHistory::default()
     };
-    assert!(validate(&ctx, &r, &cfg).flags.is_empty());
-    let ctx = Context {
+    assert!(validate(&past, &r, &cfg).flags.is_empty());
+    let past = MeterHistory {
         prior_estimates: 2,
-        ..ctx
+        ..past
     };
-    let o = validate(&ctx, &r, &cfg);
+    let o = validate(&past, &r, &cfg);
     assert_eq!(rules(&o), vec![Rule::EstimateLimit]);
     let f = flag(&o, Rule::EstimateLimit);
     assert_eq!((f.limit, f.actual), (Some(q("2")), Some(q("3"))));
     // A real read after estimates is never held for it.
-    assert!(validate(&ctx, &read(90, "1910", &[]), &cfg).flags.is_empty());
+    assert!(validate(&past, &read(90, "1910", &[]), &cfg).flags.is_empty());
     let cfg = VeeConfig {
         estimate_limit: 5,
         ..VeeConfig::default()
     };
-    assert!(validate(&ctx, &r, &cfg).flags.is_empty());
+    assert!(validate(&past, &r, &cfg).flags.is_empty());
 }
 
 #[test]
@@ -507,12 +507,12 @@ fn spike_on_hourly_reads_within_the_window_only() {
     }
     let mut r = read(0, "1095", &[]);
     r.read_at = hour(6); // 1050 → 1095: 45 > 3 × 10
-    let ctx = Context {
+    let past = MeterHistory {
         meter: Some(&meter(8, 0)),
         history: &hist,
-        ..Context::default()
+        ..MeterHistory::default()
     };
-    let o = validate(&ctx, &r, &VeeConfig::default());
+    let o = validate(&past, &r, &VeeConfig::default());
     let s = flag(&o, Rule::Spike);
     assert_eq!(
         (s.expected, s.limit, s.actual),
@@ -520,7 +520,7 @@ fn spike_on_hourly_reads_within_the_window_only() {
     );
     // The same history read a week later is outside a 24 h window: no spike check.
     r.read_at = hour(24 * 7);
-    assert!(!rules(&validate(&ctx, &r, &VeeConfig::default())).contains(&Rule::Spike));
+    assert!(!rules(&validate(&past, &r, &VeeConfig::default())).contains(&Rule::Spike));
 }
 
 #[test]
@@ -534,22 +534,22 @@ fn per_read_type_factors_override_the_service_ones() {
         },
     );
     // E = 300: manual H = 540 flags 700, a customer read's H = 900 does not.
-    let ctx = Context {
+    let past = MeterHistory {
         meter: Some(&meter(8, 0)),
         history: &steady(),
-        ..Context::default()
+        ..MeterHistory::default()
     };
     assert_eq!(
-        rules(&validate(&ctx, &read(90, "2300", &[]), &cfg)),
+        rules(&validate(&past, &read(90, "2300", &[]), &cfg)),
         vec![Rule::HighUsage]
     );
     let mut r = read(90, "2300", &[]);
     r.read_type = ReadType::Customer;
-    assert!(validate(&ctx, &r, &cfg).flags.is_empty());
+    assert!(validate(&past, &r, &cfg).flags.is_empty());
     // The low factor falls back to the service's 0.4: 100 < 120 is low.
     let mut r = read(90, "1700", &[]);
     r.read_type = ReadType::Customer;
-    assert_eq!(flag(&validate(&ctx, &r, &cfg), Rule::LowUsage).limit, Some(q("120")));
+    assert_eq!(flag(&validate(&past, &r, &cfg), Rule::LowUsage).limit, Some(q("120")));
 }
 
 #[test]

@@ -428,3 +428,24 @@ fn demo_runs_end_to_end() {
         assert!(out.contains(expect), "demo output lacks {expect:?}:\n{out}");
     }
 }
+
+#[test]
+fn poll_keeps_read_as_a_hidden_alias() {
+    let s = Scratch::new();
+    // Scripts written for `meterd read probe|mbus` keep working...
+    let help = s.ok(&["read", "probe", "--help"]);
+    assert!(help.contains("--software-parity"), "{help}");
+    // ...but the help lists only `poll`, beside `reads` (the store's reads).
+    let top = s.ok(&["--help"]);
+    let commands: Vec<&str> = top
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("  ")
+                .filter(|r| !r.starts_with(' '))?
+                .split_whitespace()
+                .next()
+        })
+        .collect();
+    assert!(commands.contains(&"poll") && commands.contains(&"reads"), "{top}");
+    assert!(!commands.contains(&"read"), "{top}");
+}

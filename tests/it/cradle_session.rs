@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use meterd::ingest::cradle::simulator::{DockingEnd, PtyCradle, SimulatedRecorder};
 use meterd::ingest::cradle::{CradleConfig, Observer, SessionOptions, SessionReport, run_session};
 use meterd::ingest::files;
 use meterd::model::{OriginKind, StoredRead};
+use meterd::simulate::recorder::{DockingEnd, PtyCradle, SimulatedRecorder};
 use meterd::store::{RedbStore, Store};
 use meterd::vee::VeeConfig;
 use meterd_protocols::cradle::frame::FrameDecoder;
@@ -475,7 +475,7 @@ async fn daemon_docks_two_cradles_at_once() {
             .collect(),
         ..Default::default()
     };
-    let ctx = meterd::daemon::Context {
+    let shared = meterd::daemon::Shared {
         config: Arc::new(config),
         data_dir: dir.path().to_owned(),
         store: store.clone(),
@@ -483,7 +483,7 @@ async fn daemon_docks_two_cradles_at_once() {
     let shutdown = CancellationToken::new();
     let daemon = {
         let s = shutdown.clone();
-        tokio::spawn(meterd::daemon::run_with(ctx, async move { s.cancelled().await }))
+        tokio::spawn(meterd::daemon::run_with(shared, async move { s.cancelled().await }))
     };
     let never = CancellationToken::new();
     let [s1, s2] = &mut sims;
@@ -491,8 +491,8 @@ async fn daemon_docks_two_cradles_at_once() {
     let serve = |c: &'static str| move |_: &SimulatedRecorder, end: DockingEnd| eprintln!("{c}: {end:?}");
     let (mut log1, mut log2) = (serve("cradle-1"), serve("cradle-2"));
     let (a, b) = tokio::join!(
-        meterd::ingest::cradle::simulator::serve_pty(c1, s1, 1, Duration::ZERO, &never, &mut log1),
-        meterd::ingest::cradle::simulator::serve_pty(c2, s2, 1, Duration::ZERO, &never, &mut log2),
+        meterd::simulate::recorder::serve_pty(c1, s1, 1, Duration::ZERO, &never, &mut log1),
+        meterd::simulate::recorder::serve_pty(c2, s2, 1, Duration::ZERO, &never, &mut log2),
     );
     assert_eq!((a.unwrap(), b.unwrap()), (1, 1));
     shutdown.cancel();
@@ -534,7 +534,7 @@ async fn daemon_reopens_absent_port_and_stops_mid_unload_without_clear() {
         }],
         ..Default::default()
     };
-    let ctx = meterd::daemon::Context {
+    let shared = meterd::daemon::Shared {
         config: Arc::new(config),
         data_dir: dir.path().to_owned(),
         store: store.clone(),
@@ -542,7 +542,7 @@ async fn daemon_reopens_absent_port_and_stops_mid_unload_without_clear() {
     let shutdown = CancellationToken::new();
     let daemon = {
         let s = shutdown.clone();
-        tokio::spawn(meterd::daemon::run_with(ctx, async move { s.cancelled().await }))
+        tokio::spawn(meterd::daemon::run_with(shared, async move { s.cancelled().await }))
     };
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert!(!daemon.is_finished(), "an absent port is not fatal");
@@ -554,15 +554,9 @@ async fn daemon_reopens_absent_port_and_stops_mid_unload_without_clear() {
     let recorder = {
         let stop = sim_stop.clone();
         tokio::spawn(async move {
-            let served = meterd::ingest::cradle::simulator::serve_pty(
-                &mut cradle,
-                &mut sim,
-                1,
-                Duration::ZERO,
-                &stop,
-                &mut |_, _| {},
-            )
-            .await;
+            let served =
+                meterd::simulate::recorder::serve_pty(&mut cradle, &mut sim, 1, Duration::ZERO, &stop, &mut |_, _| {})
+                    .await;
             (served, sim, cradle)
         })
     };
@@ -625,7 +619,7 @@ async fn daemon_does_not_serve_a_recorder_again_until_it_left_the_cradle() {
     let mut sim = loaded_recorder(&store, "STAY-1", Firmware::V2, 115_200, 0.0, "G02", 1).await;
     let sent = sim.data().reads.clone();
     let mut cradle = PtyCradle::open(Some(&path)).unwrap();
-    let ctx = meterd::daemon::Context {
+    let shared = meterd::daemon::Shared {
         config: Arc::new(config),
         data_dir: dir.path().to_owned(),
         store: store.clone(),
@@ -633,13 +627,13 @@ async fn daemon_does_not_serve_a_recorder_again_until_it_left_the_cradle() {
     let shutdown = CancellationToken::new();
     let daemon = {
         let s = shutdown.clone();
-        tokio::spawn(meterd::daemon::run_with(ctx, async move { s.cancelled().await }))
+        tokio::spawn(meterd::daemon::run_with(shared, async move { s.cancelled().await }))
     };
     // The recorder answers every docking at once (it never leaves the cradle): three dockings.
     let never = CancellationToken::new();
     let served = tokio::time::timeout(
         Duration::from_secs(60),
-        meterd::ingest::cradle::simulator::serve_pty(&mut cradle, &mut sim, 3, Duration::ZERO, &never, &mut |_, _| {}),
+        meterd::simulate::recorder::serve_pty(&mut cradle, &mut sim, 3, Duration::ZERO, &never, &mut |_, _| {}),
     )
     .await
     .expect("three dockings")

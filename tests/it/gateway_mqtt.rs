@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::common::Scratch;
 use crate::common::daemon::Daemon;
-use crate::common::mosquitto::Mosquitto;
+use crate::common::mosquitto::{self, Mosquitto};
 use crate::common::mqtt::{Collector, publish_all};
 use meterd::model::{OutboxEntry, Rule};
 use meterd::store::{RedbStore, Store};
@@ -49,7 +49,7 @@ fn fixture_lines(path: &Path) -> Vec<String> {
 /// frame a quarantine entry naming the failed check.
 #[test]
 fn published_vectors_through_mqtt() {
-    let broker = Mosquitto::start(false);
+    let broker = mosquitto::start(false);
     let s = Scratch::new();
     let cfg = config(&s, &broker, "meterd-vectors", "");
     let d = Daemon::start(&s, &cfg);
@@ -178,7 +178,7 @@ fn published_vectors_through_mqtt() {
 /// once and every corrupt message is in the quarantine once.
 #[test]
 fn broker_restart_and_sigkill_during_10000_messages() {
-    let mut broker = Mosquitto::start(true);
+    let mut broker = mosquitto::start(true);
     let s = Scratch::new();
     let cfg = config(&s, &broker, "meterd-chaos", "batch_size = 500\n");
     let d = Daemon::start(&s, &cfg);
@@ -226,11 +226,11 @@ fn broker_restart_and_sigkill_during_10000_messages() {
     // The broker restarts while the simulator is still publishing (un-acked messages are in
     // its persistent store, and so is meterd's session).
     std::thread::sleep(Duration::from_millis(300));
-    broker.restart();
+    broker.restart().unwrap();
     let d = Daemon::start(&s, &cfg);
     d.wait_for("subscribed", Duration::from_secs(30), subscribed);
     std::thread::sleep(Duration::from_millis(500));
-    broker.restart();
+    broker.restart().unwrap();
 
     let out = sim.wait_with_output().unwrap();
     assert!(out.status.success(), "simulator failed");
@@ -292,7 +292,7 @@ fn broker_restart_and_sigkill_during_10000_messages() {
 /// a silent gateway shows in `gateways list --json` and in the log.
 #[test]
 fn dedup_outbox_and_gateway_silence() {
-    let broker = Mosquitto::start(false);
+    let broker = mosquitto::start(false);
     let s = Scratch::new();
     s.ok(&[
         "meters",
@@ -420,7 +420,7 @@ fn dedup_outbox_and_gateway_silence() {
 /// message is stored by exactly one of them.
 #[test]
 fn shared_subscription_splits_the_load() {
-    let broker = Mosquitto::start(false);
+    let broker = mosquitto::start(false);
     let (a, b) = (Scratch::new(), Scratch::new());
     let extra = "shared_group = \"meterd\"\n";
     let da = Daemon::start(&a, &config(&a, &broker, "meterd-a", extra));

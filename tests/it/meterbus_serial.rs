@@ -1,6 +1,6 @@
 //! Reading meters over serial lines, end to end over real pseudo-terminals: the real `meterd`
-//! binary simulates a meter on a pty (`meterd simulate meter`) and reads it (`meterd read probe`,
-//! `meterd read mbus`, `meterd listen p1`, and the daemon's meterbus component); the reads are
+//! binary simulates a meter on a pty (`meterd simulate meter`) and reads it (`meterd poll probe`,
+//! `meterd poll mbus`, `meterd listen p1`, and the daemon's meterbus component); the reads are
 //! checked in the store after VEE.
 
 use std::io::{BufRead, BufReader};
@@ -107,7 +107,7 @@ fn probe_session_reads_the_meter_into_the_store() {
             "probe0",
             &["--kind", "iec62056-21", "--register-kwh", "0001234.567"],
         );
-        let (ok, out, err) = meterd(&s, &config, &["read", "probe", "--port", sim.port()]);
+        let (ok, out, err) = meterd(&s, &config, &["poll", "probe", "--port", sim.port()]);
         assert!(ok, "{err}");
         assert!(err.contains("read at 9600 baud"), "{err}");
         let frame: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
@@ -120,7 +120,7 @@ fn probe_session_reads_the_meter_into_the_store() {
             "probe1",
             &["--kind", "iec62056-21", "--register-kwh", "0001240.000"],
         );
-        let (ok, _, err) = meterd(&s, &config, &["read", "probe", "--port", sim.port()]);
+        let (ok, _, err) = meterd(&s, &config, &["poll", "probe", "--port", sim.port()]);
         assert!(ok, "{err}");
     }
     let (reads, quarantine) = store_contents(&s);
@@ -146,7 +146,7 @@ fn probe_falls_back_to_300_baud_for_a_meter_that_ignores_its_proposal() {
     let s = Scratch::new();
     let config = s.file("meterd.toml", PROBE_CONFIG);
     let sim = Sim::start(&s, "probe", &["--kind", "iec62056-21", "--ignore-baud"]);
-    let (ok, _, err) = meterd(&s, &config, &["read", "probe", "--port", sim.port()]);
+    let (ok, _, err) = meterd(&s, &config, &["poll", "probe", "--port", sim.port()]);
     assert!(ok, "{err}");
     assert!(
         err.contains("read at 300 baud") && err.contains("ignored the rate it proposed"),
@@ -174,7 +174,7 @@ fn probe_with_a_profile_that_skips_the_switch_reads_the_ignoring_meter_directly(
     let (ok, _, err) = meterd(
         &s,
         &config,
-        &["read", "probe", "--port", sim.port(), "--profile", "stubborn"],
+        &["poll", "probe", "--port", sim.port(), "--profile", "stubborn"],
     );
     assert!(ok, "{err}");
     assert!(
@@ -184,7 +184,7 @@ fn probe_with_a_profile_that_skips_the_switch_reads_the_ignoring_meter_directly(
     let (ok, _, err) = meterd(
         &s,
         &config,
-        &["read", "probe", "--port", sim.port(), "--profile", "nope"],
+        &["poll", "probe", "--port", sim.port(), "--profile", "nope"],
     );
     assert!(!ok && err.contains("stubborn"), "{err}");
 }
@@ -201,7 +201,7 @@ fn probe_naks_a_bad_bcc_once_and_reads_the_repeat_with_software_parity() {
     let (ok, _, err) = meterd(
         &s,
         &config,
-        &["read", "probe", "--port", sim.port(), "--software-parity"],
+        &["poll", "probe", "--port", sim.port(), "--software-parity"],
     );
     assert!(ok, "{err}");
     assert!(err.contains("1 block(s) repeated after a bad BCC"), "{err}");
@@ -216,7 +216,7 @@ fn probe_session_that_never_gets_a_good_block_is_quarantined() {
     let s = Scratch::new();
     let config = s.file("meterd.toml", PROBE_CONFIG);
     let sim = Sim::start(&s, "probe", &["--kind", "iec62056-21", "--bad-bcc", "50"]);
-    let (ok, _, err) = meterd(&s, &config, &["read", "probe", "--port", sim.port()]);
+    let (ok, _, err) = meterd(&s, &config, &["poll", "probe", "--port", sim.port()]);
     assert!(!ok, "a meter that never sends a good block is not read");
     assert!(err.contains("BCC"), "{err}");
     drop(sim);
@@ -265,7 +265,7 @@ fn mbus_polls_by_primary_and_secondary_address_across_telegrams_and_retries() {
         &s,
         &config,
         &[
-            "read",
+            "poll",
             "mbus",
             "--port",
             sim.port(),
@@ -325,7 +325,7 @@ fn mbus_scan_finds_every_slave_on_the_segment_and_reads_it() {
     let (ok, _, err) = meterd(
         &s,
         &config,
-        &["read", "mbus", "--port", sim.port(), "--scan", "--timeout-ms", "100"],
+        &["poll", "mbus", "--port", sim.port(), "--scan", "--timeout-ms", "100"],
     );
     assert!(ok, "{err}");
     assert!(err.contains("scan: 3 slave(s) found"), "{err}");
@@ -355,7 +355,7 @@ fn mbus_slave_that_does_not_answer_is_an_error() {
         &s,
         &config,
         &[
-            "read",
+            "poll",
             "mbus",
             "--port",
             sim.port(),
@@ -438,13 +438,13 @@ async fn daemon_polls_a_configured_segment_on_schedule() {
     );
     let config = Config::parse(&text, "meterd.toml").unwrap();
     let store = Arc::new(RedbStore::open_dir(&s.data_dir()).unwrap());
-    let ctx = meterd::daemon::Context {
+    let shared = meterd::daemon::Shared {
         config: Arc::new(config),
         data_dir: s.data_dir(),
         store: store.clone(),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let daemon = tokio::spawn(meterd::daemon::run_with(ctx, async move {
+    let daemon = tokio::spawn(meterd::daemon::run_with(shared, async move {
         let _ = stopped.await;
     }));
     let deadline = Instant::now() + Duration::from_secs(30);

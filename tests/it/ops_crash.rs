@@ -70,10 +70,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::common::Scratch;
-use crate::common::mosquitto::Mosquitto;
-use meterd::ingest::cradle::simulator::{load_state, save_state};
+use crate::common::mosquitto::{self, Mosquitto};
 use meterd::ingest::mqtt::message::{Unit, decode_payload, gateway_of_topic};
 use meterd::model::OriginKind;
+use meterd::simulate::recorder::{load_state, save_state};
 use meterd::store::{RedbStore, Store};
 use meterd_protocols::cradle::{ReadRecord, ReadTime, ReadType, RecorderData, Verified};
 use meterd_protocols::decode::Keys;
@@ -1048,7 +1048,7 @@ impl MqttStore {
     }
 
     /// Every acknowledged message is stored (its transmission, or its corrupt payload).
-    fn check_acked(&self, acked: &[(String, Vec<u8>)]) {
+    fn check_acked(&self, acked: &[Message]) {
         for (topic, payload) in acked {
             let gw = gateway_of_topic(topic, 1);
             for unit in decode_payload(topic, payload, &gw, jiff::Timestamp::now(), &Keys::new()) {
@@ -1116,7 +1116,7 @@ impl Scenario for MqttStream {
     }
 
     fn setup(&mut self, s: &Scratch) {
-        let broker = Mosquitto::start(false);
+        let broker = mosquitto::start(false);
         let relay = Relay::start(broker.port);
         self.config = s.file(
             "meterd.toml",

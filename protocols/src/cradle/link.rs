@@ -70,8 +70,14 @@ pub struct LinkStats {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Role {
-    Host { nonce: u32 },
-    Recorder { firmware: Firmware },
+    Host {
+        nonce: u32,
+    },
+    // Only the recorder simulator (feature `testing`) plays this side.
+    #[cfg_attr(not(any(test, feature = "testing")), allow(dead_code))]
+    Recorder {
+        firmware: Firmware,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -176,10 +176,6 @@ impl Recorder {
         &mut self.data
     }
 
-    pub fn into_data(self) -> RecorderData {
-        self.data
-    }
-
     pub fn stats(&self) -> LinkStats {
         self.link.stats()
     }

@@ -4,11 +4,13 @@
 //!   with BCC, programming commands) as streaming parsers and encoders, plus 7E1 parity helpers.
 //! - [`dataset`]: data sets `address(value*unit)` and their meaning as readings (shared with DSMR).
 //! - [`probe`]: the optical probe's session as a sans-IO state machine.
-//! - [`meter`]: a meter's side of the session (simulator for tests and bench work).
+//! - `meter` (feature `testing`): a meter's side of the session (simulator for tests and bench
+//!   work).
 //! - [`decode`]: a captured readout (identification line + data message) as a [`Decoded`] frame.
 
 pub mod dataset;
 pub mod message;
+#[cfg(any(test, feature = "testing"))]
 pub mod meter;
 pub mod probe;
 

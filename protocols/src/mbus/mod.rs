@@ -12,6 +12,7 @@ pub mod header;
 pub mod link;
 pub mod readings;
 pub mod record;
+#[cfg(any(test, feature = "testing"))]
 pub mod slave;
 pub mod value;
 pub mod vif;

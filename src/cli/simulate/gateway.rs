@@ -14,8 +14,8 @@ use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use serde_json::json;
 
 use crate::cli::Env;
-use crate::demo::gateway::{SimOptions, Traffic};
 use crate::ingest::mqtt::config::parse_broker;
+use crate::simulate::gateway::{SimOptions, Traffic};
 
 #[derive(Debug, Args)]
 pub struct GatewayArgs {

@@ -9,7 +9,7 @@ use meterd_protocols::cradle::{Firmware, LineTiming, RecorderConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::Env;
-use crate::ingest::cradle::simulator::{self, DockingEnd, PtyCradle, SimulatedRecorder};
+use crate::simulate::recorder::{self, DockingEnd, PtyCradle, SimulatedRecorder};
 
 #[derive(Debug, Args)]
 pub struct HandheldArgs {
@@ -62,7 +62,7 @@ pub fn run(env: &Env, args: HandheldArgs) -> anyhow::Result<()> {
     let firmware = if args.firmware == 1 { Firmware::V1 } else { Firmware::V2 };
     let timing = LineTiming::new(args.baud, Duration::from_millis(args.turnaround_ms));
     let data = match &args.state {
-        Some(p) => simulator::load_state(p)?,
+        Some(p) => recorder::load_state(p)?,
         None => Default::default(),
     };
     let mut sim = SimulatedRecorder::new(
@@ -72,7 +72,7 @@ pub fn run(env: &Env, args: HandheldArgs) -> anyhow::Result<()> {
         args.seed,
     );
     if let Some(p) = &args.reads {
-        sim.scripted_reads = Some(simulator::load_reads_file(p)?);
+        sim.scripted_reads = Some(recorder::load_reads_file(p)?);
     }
     // Events go to a printer thread (the recorder runs on the runtime, the Env stays here).
     let (event_tx, event_rx) = std::sync::mpsc::channel::<String>();
@@ -139,13 +139,13 @@ fn serve(env: &Env, args: &HandheldArgs, sim: &mut SimulatedRecorder) -> anyhow:
             let d = sim.data();
             tracing::info!(?end, reads = d.reads.len(), routes = d.routes.len(), "docking over");
             if let Some(p) = &state
-                && let Err(e) = simulator::save_state(p, d)
+                && let Err(e) = recorder::save_state(p, d)
             {
                 save_err = Some(e);
             }
         };
         let away = Duration::from_secs_f64(args.read_delay);
-        let served = simulator::serve_pty(&mut cradle, sim, args.sessions, away, &cancel, &mut after).await?;
+        let served = recorder::serve_pty(&mut cradle, sim, args.sessions, away, &cancel, &mut after).await?;
         if let Some(e) = save_err {
             return Err(e);
         }

@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::Env;
-use crate::ingest::meterbus::sim::{self, DsmrOptions, IecOptions, Pty};
+use crate::simulate::meter::{self, DsmrOptions, IecOptions, Pty};
 
 /// Which meter to simulate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -124,7 +124,7 @@ async fn simulate(env: &Env, args: MeterArgs) -> anyhow::Result<()> {
             }
             .meter_config()?;
             announce(env, &ready)?;
-            sim::run_iec(pty, cfg, cancel).await
+            meter::run_iec(pty, cfg, cancel).await
         }
         Kind::Mbus => {
             let specs = if args.meters.is_empty() {
@@ -134,13 +134,13 @@ async fn simulate(env: &Env, args: MeterArgs) -> anyhow::Result<()> {
             };
             let mut slaves = Vec::new();
             for s in &specs {
-                let mut cfg = sim::parse_slave(s)?;
+                let mut cfg = meter::parse_slave(s)?;
                 cfg.telegrams = args.telegrams.max(1);
                 cfg.bad_checksum_answers = args.bad_checksum;
                 slaves.push(cfg);
             }
             announce(env, &ready)?;
-            sim::run_mbus(pty, slaves, args.step_litres, cancel).await
+            meter::run_mbus(pty, slaves, args.step_litres, cancel).await
         }
         Kind::Dsmr => {
             crate::ingest::meterbus::line::p1_settings(&args.dsmr).map_err(anyhow::Error::msg)?;
@@ -152,7 +152,7 @@ async fn simulate(env: &Env, args: MeterArgs) -> anyhow::Result<()> {
                 count: args.count,
             };
             announce(env, &ready)?;
-            sim::run_dsmr(pty, opts, cancel).await
+            meter::run_dsmr(pty, opts, cancel).await
         }
     }
 }

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::CradleConfig;
 use super::session::{SessionOptions, nobody_docked, run_session};
-use crate::daemon::Context;
+use crate::daemon::Shared;
 use crate::store::Store;
 
 /// Pause between sessions when nobody is docked.
@@ -34,9 +34,9 @@ pub fn open_port(path: &std::path::Path, baud: u32) -> std::io::Result<tokio_ser
 }
 
 /// One cradle until `cancel`.
-pub async fn run_cradle(ctx: Context, cradle: CradleConfig, cancel: CancellationToken) -> anyhow::Result<()> {
-    let store: Arc<dyn Store> = ctx.store.clone();
-    let vee = Arc::new(ctx.config.vee.clone());
+pub async fn run_cradle(shared: Shared, cradle: CradleConfig, cancel: CancellationToken) -> anyhow::Result<()> {
+    let store: Arc<dyn Store> = shared.store.clone();
+    let vee = Arc::new(shared.config.vee.clone());
     let shown = cradle.port.display().to_string();
     let mut backoff = BACKOFF_MIN;
     let mut absent_logged = false;

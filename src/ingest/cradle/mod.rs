@@ -6,14 +6,12 @@
 //! - [`convert`]: store meters → route records; unloaded records → reads or skipped meters.
 //! - [`config`]: the `[[cradle]]` section of `meterd.toml`.
 //! - [`daemon`]: the `[[cradle]]` daemon component, one task per port.
-//! - [`simulator`]: a recorder on a pseudo-terminal (`meterd simulate handheld`).
 
 pub mod config;
 pub mod convert;
 pub mod daemon;
 pub mod routes;
 pub mod session;
-pub mod simulator;
 
 pub use config::CradleConfig;
 pub use session::{Observer, SessionOptions, SessionReport, run_session};

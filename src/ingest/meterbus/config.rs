@@ -43,7 +43,7 @@ use super::Device;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MeterbusConfig {
-    /// IEC 62056-21 meter-type profiles by name (`meterd read probe --profile NAME`).
+    /// IEC 62056-21 meter-type profiles by name (`meterd poll probe --profile NAME`).
     pub profiles: BTreeMap<String, ProbeConfig>,
     /// Fixed optical probes read on a schedule.
     pub probe: Vec<ProbePort>,

@@ -12,21 +12,21 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::config::{MbusPort, P1Port, ProbePort};
-use super::{Capture, Ingest, line, mbus, p1, probe};
-use crate::daemon::{Component, Context};
+use super::{Capture, MeterbusIngest, line, mbus, p1, probe};
+use crate::daemon::{Component, Shared};
 
 /// Pause before reopening a port that failed or closed.
 const REOPEN_AFTER: Duration = Duration::from_secs(5);
 
 /// The component, when the configuration names any port.
-pub fn component(ctx: &Context, token: &CancellationToken) -> Option<Component> {
-    let cfg = &ctx.config.meterbus;
+pub fn component(shared: &Shared, token: &CancellationToken) -> Option<Component> {
+    let cfg = &shared.config.meterbus;
     if !cfg.is_configured() {
         return None;
     }
-    let ingest = Ingest {
-        store: ctx.store.clone(),
-        vee: ctx.config.vee.clone(),
+    let ingest = MeterbusIngest {
+        store: shared.store.clone(),
+        vee: shared.config.vee.clone(),
         meters: Arc::new(cfg.meters.clone()),
     };
     let cfg = cfg.clone();
@@ -58,7 +58,7 @@ async fn pause(d: Duration, token: &CancellationToken) -> bool {
     }
 }
 
-async fn deliver(ingest: &Ingest, port: &str, captures: Vec<Capture>) -> anyhow::Result<()> {
+async fn deliver(ingest: &MeterbusIngest, port: &str, captures: Vec<Capture>) -> anyhow::Result<()> {
     if captures.is_empty() {
         return Ok(());
     }
@@ -79,7 +79,7 @@ async fn deliver(ingest: &Ingest, port: &str, captures: Vec<Capture>) -> anyhow:
 async fn probe_loop(
     p: ProbePort,
     profile: meterd_protocols::iec62056_21::ProbeConfig,
-    ingest: Ingest,
+    ingest: MeterbusIngest,
     token: CancellationToken,
 ) -> anyhow::Result<()> {
     let name = p.port.display().to_string();
@@ -101,7 +101,7 @@ async fn probe_loop(
     }
 }
 
-async fn mbus_loop(m: MbusPort, ingest: Ingest, token: CancellationToken) -> anyhow::Result<()> {
+async fn mbus_loop(m: MbusPort, ingest: MeterbusIngest, token: CancellationToken) -> anyhow::Result<()> {
     let name = m.port.display().to_string();
     let mut secondaries: Vec<SecondaryAddress> = m.secondary.iter().filter_map(|s| s.parse().ok()).collect();
     let mut scanned = !m.scan;
@@ -157,7 +157,7 @@ async fn mbus_loop(m: MbusPort, ingest: Ingest, token: CancellationToken) -> any
     }
 }
 
-async fn p1_loop(p: P1Port, ingest: Ingest, token: CancellationToken) -> anyhow::Result<()> {
+async fn p1_loop(p: P1Port, ingest: MeterbusIngest, token: CancellationToken) -> anyhow::Result<()> {
     let name = p.port.display().to_string();
     let (baud, format) = line::p1_settings(&p.dsmr).map_err(anyhow::Error::msg)?;
     loop {

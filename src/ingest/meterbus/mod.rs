@@ -7,7 +7,6 @@
 //! - [`config`]: the `[meterbus]` section (ports, probe profiles, polling, the meter map).
 //! - [`line`]: opening ports with the right settings; the baud switch.
 //! - [`probe`], [`mbus`], [`p1`]: the three drivers.
-//! - [`sim`]: meter simulators on pseudo-terminals (`meterd simulate meter`).
 //! - [`daemon`]: the daemon component polling and listening on the configured ports.
 
 pub mod config;
@@ -16,7 +15,6 @@ pub mod line;
 pub mod mbus;
 pub mod p1;
 pub mod probe;
-pub mod sim;
 
 use std::sync::Arc;
 
@@ -70,18 +68,18 @@ pub struct Delivered {
     pub quarantined: Vec<String>,
 }
 
-/// Turns captures into reads and quarantine entries and commits them in one transaction;
-/// returns only after the commit.
+/// The ingest of meters read over serial lines (probe, M-Bus, P1): turns captures into reads
+/// and quarantine entries and commits them in one transaction; returns only after the commit.
 #[derive(Clone)]
-pub struct Ingest {
+pub struct MeterbusIngest {
     pub store: Arc<dyn Store>,
     pub vee: VeeConfig,
     pub meters: Arc<Vec<MeterMap>>,
 }
 
-impl Ingest {
+impl MeterbusIngest {
     /// Commits the reads and quarantine entries of `captures` from `port` (blocking: call from
-    /// `spawn_blocking` in async code, or use [`Ingest::deliver`]).
+    /// `spawn_blocking` in async code, or use [`MeterbusIngest::deliver`]).
     pub fn deliver_blocking(&self, port: &str, captures: Vec<Capture>, at: Timestamp) -> anyhow::Result<Delivered> {
         let at = to_store_precision(at);
         let mut reads = Vec::new();
@@ -134,7 +132,7 @@ impl Ingest {
         })
     }
 
-    /// [`Ingest::deliver_blocking`] on the blocking pool.
+    /// [`MeterbusIngest::deliver_blocking`] on the blocking pool.
     pub async fn deliver(&self, port: &str, captures: Vec<Capture>) -> anyhow::Result<Delivered> {
         let this = self.clone();
         let port = port.to_owned();

@@ -36,9 +36,9 @@ use crate::model::{GatewayState, OutboxEntry};
 use crate::store::{RedbStore, Store};
 use crate::vee::VeeConfig;
 
-/// What the ingest needs to run.
+/// The ingest of the MQTT gateways' messages: what its session ([`run`]) needs.
 #[derive(Clone)]
-pub struct Ingest {
+pub struct GatewayIngest {
     pub store: Arc<RedbStore>,
     pub config: Arc<MqttConfig>,
     pub vee: Arc<VeeConfig>,
@@ -108,7 +108,7 @@ fn options(cfg: &MqttConfig) -> anyhow::Result<MqttOptions> {
 }
 
 /// Runs the MQTT ingest until `token` is cancelled.
-pub async fn run(ingest: Ingest, token: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(ingest: GatewayIngest, token: CancellationToken) -> anyhow::Result<()> {
     let cfg = Arc::clone(&ingest.config);
     let opts = options(&cfg)?;
     let (client, mut eventloop) = AsyncClient::new(opts, cfg.batch_size + usize::from(cfg.publish_inflight) + 64);

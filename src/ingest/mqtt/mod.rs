@@ -17,19 +17,19 @@ use std::sync::Arc;
 use meterd_protocols::decode::Keys;
 use tokio_util::sync::CancellationToken;
 
-pub use client::{Ingest, silent_for};
+pub use client::{GatewayIngest, silent_for};
 pub use config::MqttConfig;
 
 /// The daemon component: runs the ingest with the daemon's store and configuration.
-pub async fn component(ctx: crate::daemon::Context, cfg: MqttConfig, token: CancellationToken) -> anyhow::Result<()> {
+pub async fn component(shared: crate::daemon::Shared, cfg: MqttConfig, token: CancellationToken) -> anyhow::Result<()> {
     cfg.check().map_err(anyhow::Error::msg)?;
     let keys = match &cfg.wmbus_key_file {
         Some(p) => crate::secrets::read_key_file(p)?,
         None => Keys::new(),
     };
-    let ingest = Ingest {
-        store: Arc::clone(&ctx.store),
-        vee: Arc::new(ctx.config.vee.clone()),
+    let ingest = GatewayIngest {
+        store: Arc::clone(&shared.store),
+        vee: Arc::new(shared.config.vee.clone()),
         config: Arc::new(cfg),
         keys: Arc::new(keys),
         progress: None,

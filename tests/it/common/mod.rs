@@ -1,7 +1,6 @@
 //! Helpers for the integration tests: run the real `meterd` binary on real files.
-#![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// A scratch directory with a data dir inside.
@@ -72,10 +71,6 @@ impl Scratch {
     pub fn import_meters(&self, lines: impl IntoIterator<Item = String>) {
         let csv: String = std::iter::once(METERS_HEADER.to_owned()).chain(lines).collect();
         self.ok(&["meters", "import", self.file("meters.csv", &csv).to_str().unwrap()]);
-    }
-
-    pub fn path_str(&self, p: &Path) -> String {
-        p.display().to_string()
     }
 }
 

@@ -1,6 +1,5 @@
 //! A small town for the review tests: three meters with a year of monthly reads and one
 //! doubtful last read each, stored through the real import path (`accept_reads`).
-#![allow(dead_code)]
 
 use std::path::Path;
 
@@ -81,20 +80,6 @@ pub fn town(dir: &Path) -> RedbStore {
     reads.push(read("E-300", 12, e - 40, &[]));
     accept_reads(&store, &VeeConfig::default(), reads).unwrap();
     store
-}
-
-/// Held read ids by meter.
-pub fn held(store: &RedbStore, meter: &str) -> u64 {
-    let reads = store
-        .begin_read()
-        .unwrap()
-        .reads_with_status(meterd::model::ReadStatus::Flagged, usize::MAX)
-        .unwrap();
-    reads
-        .iter()
-        .find(|r| r.read.meter_id == meter)
-        .unwrap_or_else(|| panic!("no held read of {meter}"))
-        .id
 }
 
 /// A fixed clock for stable snapshots.

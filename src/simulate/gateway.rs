@@ -17,7 +17,7 @@ use meterd_protocols::ert::scm_plus::ScmPlus;
 use meterd_protocols::ert::{self};
 use serde_json::json;
 
-use super::Rng;
+use crate::demo::Rng;
 
 /// What to simulate.
 #[derive(Debug, Clone)]

@@ -1,4 +1,4 @@
-//! `meterd read probe|mbus`: read meters over a serial port in the foreground (a meter
+//! `meterd poll probe|mbus`: read meters over a serial port in the foreground (a meter
 //! reader's optical probe, an M-Bus segment), store the reads through VEE, print what was read.
 //!
 //! Output: one JSON object per decoded frame (NDJSON, the `meterd decode` shape) on stdout; a
@@ -15,11 +15,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::Env;
 use crate::ingest::meterbus::config::MbusTiming;
-use crate::ingest::meterbus::{Capture, Delivered, Ingest, mbus, probe};
+use crate::ingest::meterbus::{Capture, Delivered, MeterbusIngest, mbus, probe};
 
-/// `meterd read ...`
+/// `meterd poll ...` (`meterd read ...` before: `read` stays an alias).
 #[derive(Debug, Subcommand)]
-pub enum ReadCmd {
+pub enum PollCmd {
     /// One IEC 62056-21 probe session (300 baud 7E1 sign-on, baud switch, readout, BCC).
     Probe(ProbeArgs),
     /// Poll M-Bus slaves on a segment (2400 8E1) by primary or secondary address, or scan it.
@@ -65,17 +65,17 @@ pub struct MbusArgs {
     pub retries: u32,
 }
 
-pub fn run(env: &Env, cmd: ReadCmd) -> anyhow::Result<()> {
+pub fn run(env: &Env, cmd: PollCmd) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     match cmd {
-        ReadCmd::Probe(args) => runtime.block_on(read_probe(env, args)),
-        ReadCmd::Mbus(args) => runtime.block_on(read_mbus(env, args)),
+        PollCmd::Probe(args) => runtime.block_on(poll_probe(env, args)),
+        PollCmd::Mbus(args) => runtime.block_on(poll_mbus(env, args)),
     }
 }
 
-pub(super) fn ingest(env: &Env) -> anyhow::Result<Ingest> {
+pub(super) fn ingest(env: &Env) -> anyhow::Result<MeterbusIngest> {
     let store = env.open_store()?;
-    Ok(Ingest {
+    Ok(MeterbusIngest {
         store,
         vee: env.config.vee.clone(),
         meters: Arc::new(env.config.meterbus.meters.clone()),
@@ -107,7 +107,7 @@ pub(super) fn report(env: &Env, captures: &[Capture], delivered: &Delivered) -> 
     Ok(())
 }
 
-async fn read_probe(env: &Env, args: ProbeArgs) -> anyhow::Result<()> {
+async fn poll_probe(env: &Env, args: ProbeArgs) -> anyhow::Result<()> {
     let mut cfg = env
         .config
         .meterbus
@@ -153,7 +153,7 @@ async fn read_probe(env: &Env, args: ProbeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn read_mbus(env: &Env, args: MbusArgs) -> anyhow::Result<()> {
+async fn poll_mbus(env: &Env, args: MbusArgs) -> anyhow::Result<()> {
     let ingest = ingest(env)?;
     let timing = MbusTiming {
         response_timeout_ms: args.timeout_ms,

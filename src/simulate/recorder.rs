@@ -31,6 +31,9 @@ pub enum DockingEnd {
     Cancelled,
 }
 
+/// Sees every recorder event as it happens.
+pub type EventHook = Box<dyn FnMut(&RecorderEvent) + Send>;
+
 /// A recorder, its memory, its line and its reader.
 pub struct SimulatedRecorder {
     recorder: Recorder,
@@ -45,9 +48,6 @@ pub struct SimulatedRecorder {
     /// Called with every recorder event as it happens (`meterd simulate handheld --events`).
     pub on_event: Option<EventHook>,
 }
-
-/// A callback for every recorder event as it happens.
-pub type EventHook = Box<dyn FnMut(&RecorderEvent) + Send>;
 
 impl SimulatedRecorder {
     pub fn new(config: RecorderConfig, data: RecorderData, corrupt_rate: f64, seed: u64) -> Self {
@@ -64,10 +64,6 @@ impl SimulatedRecorder {
 
     pub fn data(&self) -> &RecorderData {
         self.recorder.data()
-    }
-
-    pub fn data_mut(&mut self) -> &mut RecorderData {
-        self.recorder.data_mut()
     }
 
     pub fn config(&self) -> &RecorderConfig {

@@ -1,4 +1,5 @@
-//! The VEE context of one stored read, gathered from the store (for edits and re-validation).
+//! What VEE looks at for one stored read besides the read itself, gathered from the store (for
+//! edits and re-validation).
 
 use jiff::{SignedDuration, Timestamp};
 
@@ -17,8 +18,8 @@ pub struct VeeInputs {
 }
 
 impl VeeInputs {
-    pub fn context(&self) -> crate::vee::Context<'_> {
-        crate::vee::Context {
+    pub fn as_meter_history(&self) -> crate::vee::MeterHistory<'_> {
+        crate::vee::MeterHistory {
             meter: self.meter.as_ref(),
             history: &self.history,
             same_time: &self.same_time,
@@ -30,7 +31,7 @@ impl VeeInputs {
 
 /// Gather the meter, the history before the read (the year of ADU plus the previous read),
 /// other values at the same time, the meter's exchanges and the estimates right before it.
-pub fn vee_context(txn: &dyn ReadTxn, read: &StoredRead, estimate_limit: u32) -> Result<VeeInputs> {
+pub fn vee_inputs(txn: &dyn ReadTxn, read: &StoredRead, estimate_limit: u32) -> Result<VeeInputs> {
     let r = &read.read;
     let meter = txn.meter(&r.meter_id)?;
     let query = HistoryQuery {
