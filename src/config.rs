@@ -14,7 +14,7 @@
 //! Each section is defined with its component: `[vee]` in `vee/config.rs`, `[[cradle]]` in
 //! `ingest/cradle/config.rs`, `[mqtt]` in `ingest/mqtt/config.rs`, `[meterbus]` in
 //! `ingest/meterbus/config.rs`, `[log]` and `[daemon]` in `daemon/config.rs`, `[http]` in
-//! `billing/http/config.rs`; this file assembles them and checks the file as a whole.
+//! `billing/http/config.rs`, `[access]` in `api/config.rs`; this file assembles them and checks the file as a whole.
 //!
 //! Every option is documented in `systemd/meterd.toml`, the commented default configuration the
 //! Debian package installs as `/etc/meterd/meterd.toml`.
@@ -63,6 +63,9 @@ pub struct Config {
     /// The billing API (`[http]`); served by `meterd run` when present.
     #[serde(default)]
     pub http: Option<crate::billing::http::HttpConfig>,
+    /// `[access]`: which users and groups are clerks, supervisors and admins.
+    #[serde(default)]
+    pub access: crate::api::AccessConfig,
 }
 
 /// Default configuration file, looked for in the working directory.
@@ -105,6 +108,10 @@ impl Config {
             message,
         })?;
         config.daemon.check().map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })?;
+        config.access.check().map_err(|message| ConfigError::Invalid {
             path: path.to_owned(),
             message,
         })?;

@@ -10,13 +10,20 @@
 //! - [`billing`]: validated reads handed to the billing system in batches, each read once.
 //!
 //! Shared by all stages: [`model`] (meters, reads, flags, batches) and [`config`].
-//! At the edge: [`cli`] (the `meterd` commands), [`daemon`] (`meterd run`), [`secrets`] (key
-//! files with permission checks) and [`demo`] (the sample town).
+//! At the edge: [`api`] (the client API: typed requests over the daemon's control socket, and
+//! the store commands both the daemon and the CLI run), [`cli`] (the `meterd` commands),
+//! [`daemon`] (`meterd run`), [`secrets`] (key files with permission checks) and [`demo`] (the
+//! sample town). The arrows run one way: `daemon` → `api`, `cli` → `api`; `api` imports
+//! neither.
 //! Beside the production paths: `simulate` (simulated devices for `meterd simulate`, the demo,
 //! the tests and the benches; the default feature `simulate`).
 //! Wire and file formats live in the sans-IO `meterd-protocols` crate.
 #![forbid(unsafe_code)]
 
+#[macro_use]
+mod macros;
+
+pub mod api;
 pub mod billing;
 pub mod cli;
 pub mod config;

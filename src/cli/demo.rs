@@ -6,7 +6,7 @@ use std::time::Instant;
 use clap::Args;
 
 use super::Env;
-use super::output::flag_text;
+use crate::api::commands::output::flag_text;
 use crate::billing::{self, AckOutcome, DEFAULT_CLIENT};
 use crate::ingest::AcceptReport;
 use crate::ingest::files;

@@ -11,7 +11,7 @@ use meterd_protocols::cradle::{HostEvent, LineTiming, Phase};
 use tokio_util::sync::CancellationToken;
 
 use super::Env;
-use super::output::print_json;
+use crate::api::commands::output::print_json;
 use crate::ingest::cradle::daemon::open_port;
 use crate::ingest::cradle::{Observer, SessionOptions, SessionReport, run_session};
 use crate::store::Store;

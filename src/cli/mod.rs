@@ -1,61 +1,40 @@
-//! The `meterd` command line: one file per command group of [`Command`].
+//! The `meterd` command line: parsing, and where each command runs.
 //!
-//! The contract used by acceptance checks (JSON shapes, flags) is documented on each command.
-//! Commands write through [`Env`] (`say!`, `note!`), never directly: [`main`] hands a command
-//! to a running daemon over its control socket when the daemon holds the store, and replays
-//! the output here. `simulate` exists only with the default `simulate` feature.
+//! The store commands (meters, reads, review actions, audit, report, orders, batches,
+//! gateways, routes, tokens; [`crate::api::commands`]) are clients of the API: when a daemon
+//! answers on the control socket they run there, as the caller the socket's peer credentials
+//! name, and never touch the store here; when none answers they run in process with the same
+//! code, the same role check and the same output. Files stay with the client either way: it
+//! reads what a command imports and writes what it exports. The other commands (`run`, `dock`,
+//! `poll`, `listen`, `demo`, `decode`, `simulate`, `check-config`) run here and write through
+//! [`Env`]; those that drive a device refuse to run beside a daemon. `simulate` exists only
+//! with the default `simulate` feature.
 
-/// Writes one line to the command's standard output (`say!(env, "...")`).
-///
-/// Commands never print directly: their output goes through [`Env`], so the daemon can run a
-/// forwarded command against its own open store and send the output back to the caller.
-macro_rules! say {
-    ($env:expr) => {{
-        use std::io::Write as _;
-        writeln!($env.out())?;
-    }};
-    ($env:expr, $($arg:tt)*) => {{
-        use std::io::Write as _;
-        writeln!($env.out(), $($arg)*)?;
-    }};
-}
-
-/// Writes one line to the command's standard error (progress, warnings).
-macro_rules! note {
-    ($env:expr, $($arg:tt)*) => {{
-        use std::io::Write as _;
-        writeln!($env.err(), $($arg)*)?;
-    }};
-}
-
-mod audit;
-mod batches;
 mod check_config;
 mod decode;
 mod demo;
 mod dock;
-mod gateways;
 mod listen;
-mod meters;
-mod orders;
-mod output;
 mod poll;
-mod reads;
-mod report;
 mod review;
-mod routes;
 mod run;
 #[cfg(feature = "simulate")]
 pub mod simulate;
-mod tokens;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+use crate::api::commands::{self as api_commands, Console, Ctx};
+pub use crate::api::commands::{
+    AuditCmd, BatchesCmd, GatewaysCmd, MetersCmd, OrdersCmd, ReadsCmd, ReportCmd, RoutesCmd, Sink, TokensCmd,
+};
+use crate::api::files::{self, OutFile};
+use crate::api::local::{self, LocalTransfer};
+use crate::api::{Caller, Reply, Request, access, client, identity, text};
 use crate::config::Config;
 use crate::store::RedbStore;
 
@@ -69,6 +48,10 @@ pub struct Cli {
     /// Configuration file (default: ./meterd.toml when it exists).
     #[arg(long, global = true, env = "METERD_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Act for another user (admins only): the audit trail records "USER (entered by YOU)".
+    /// Without it, you are the clerk: your login, as the operating system knows it.
+    #[arg(long, global = true, value_name = "USER")]
+    pub on_behalf_of: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -78,38 +61,40 @@ pub struct Cli {
 pub enum Command {
     /// Meters: import lists from billing (CSV or a handheld route layout), list them.
     #[command(subcommand)]
-    Meters(meters::MetersCmd),
+    Meters(MetersCmd),
     /// Reads: import files (runs VEE), list them.
     #[command(subcommand)]
-    Reads(reads::ReadsCmd),
+    Reads(ReadsCmd),
     /// Clerk review: without a subcommand, the terminal UI; every action is also a subcommand.
     Review(review::ReviewArgs),
     /// The hash-chained audit trail of changes to reads: verify it, show a meter's history.
     #[command(subcommand)]
-    Audit(audit::AuditCmd),
+    Audit(AuditCmd),
     /// Reports: exceptions per cycle/route, unbilled reconciliation, an account's history.
     #[command(subcommand)]
-    Report(report::ReportCmd),
+    Report(ReportCmd),
     /// Re-read service orders: list per route in walk order, complete.
     #[command(subcommand)]
-    Orders(orders::OrdersCmd),
+    Orders(OrdersCmd),
     /// Billing batches: take validated reads, acknowledge them.
     #[command(subcommand)]
-    Batches(batches::BatchesCmd),
+    Batches(BatchesCmd),
     /// A first run: a sample town in a temporary store, VEE, a billing batch, a summary.
     Demo(demo::DemoArgs),
     /// Decode meter frames and telegrams (hex lines, rtlamr JSON, text telegrams) to NDJSON.
     Decode(decode::DecodeArgs),
     /// Run the daemon in the foreground until SIGTERM (SIGHUP reloads the configuration).
     Run(run::RunArgs),
+    /// Ask the running daemon to re-read its configuration file (admins; like SIGHUP).
+    Reload,
     /// Routes for handheld recorders: list, assign to a recorder, unread meters.
     #[command(subcommand)]
-    Routes(routes::RoutesCmd),
+    Routes(RoutesCmd),
     /// Dock a handheld recorder once in the foreground: unload, clear, load, set its clock.
     Dock(dock::DockArgs),
     /// MQTT gateways: last message, status, silence.
     #[command(subcommand)]
-    Gateways(gateways::GatewaysCmd),
+    Gateways(GatewaysCmd),
     /// Poll meters over a serial port now: an IEC 62056-21 probe session, M-Bus slaves.
     // `read`, its former name, stays a hidden alias so existing scripts keep working.
     #[command(subcommand, alias = "read")]
@@ -126,50 +111,94 @@ pub enum Command {
     CheckConfig(check_config::CheckConfigArgs),
     /// Billing API tokens: create (shown once), list, revoke.
     #[command(subcommand)]
-    Tokens(tokens::TokensCmd),
+    Tokens(TokensCmd),
 }
 
 impl Command {
-    /// Whether the command may be forwarded to a running daemon when the store is in use.
-    /// Never the daemon itself, nor commands with their own store or none (demo, decode,
-    /// check-config, simulators): those run here.
-    pub fn forwardable(&self) -> bool {
-        match self {
-            Command::Run(_)
-            | Command::Demo(_)
-            | Command::Decode(_)
-            | Command::CheckConfig(_)
-            | Command::Dock(_)
-            | Command::Poll(_)
-            | Command::Listen(_) => false,
-            #[cfg(feature = "simulate")]
-            Command::Simulate(_) => false,
-            Command::Review(args) => args.cmd.is_some(),
-            _ => true,
-        }
+    /// The API command this is, when it is a store command (the others come back).
+    // Moved once per process: the size of the returned command does not matter.
+    #[allow(clippy::result_large_err)]
+    fn into_store(self) -> Result<api_commands::Command, Command> {
+        use api_commands::Command as C;
+        Ok(match self {
+            Command::Meters(c) => C::Meters(c),
+            Command::Reads(c) => C::Reads(c),
+            Command::Review(review::ReviewArgs { cmd: Some(c), .. }) => C::Review(c),
+            Command::Audit(c) => C::Audit(c),
+            Command::Report(c) => C::Report(c),
+            Command::Orders(c) => C::Orders(c),
+            Command::Batches(c) => C::Batches(c),
+            Command::Gateways(c) => C::Gateways(c),
+            Command::Routes(c) => C::Routes(c),
+            Command::Tokens(c) => C::Tokens(c),
+            other => return Err(other),
+        })
     }
 
-    /// The clerk a forwarded command must name itself: the daemon runs as its own user, so the
-    /// audit trail would otherwise record the daemon's account instead of the person acting.
-    fn clerk_to_forward(&self) -> Option<String> {
-        match self {
-            Command::Review(args) if args.clerk.is_none() => Some(crate::review::clerk_name(None)),
-            _ => None,
-        }
+    /// The serial port a device command drives, the daemon's component that may own it and
+    /// the configuration section that gives it to the daemon.
+    fn device(&self, config: &Config) -> Option<Device> {
+        let (port, owned, component, section) = match self {
+            Command::Dock(a) => (
+                &a.port,
+                config.cradle.iter().any(|c| same_port(&c.port, &a.port)),
+                "cradle",
+                "[[cradle]]",
+            ),
+            Command::Poll(poll::PollCmd::Probe(a)) => (
+                &a.port,
+                config.meterbus.probe.iter().any(|p| same_port(&p.port, &a.port)),
+                "meterbus",
+                "[[meterbus.probe]]",
+            ),
+            Command::Poll(poll::PollCmd::Mbus(a)) => (
+                &a.port,
+                config.meterbus.mbus.iter().any(|p| same_port(&p.port, &a.port)),
+                "meterbus",
+                "[[meterbus.mbus]]",
+            ),
+            Command::Listen(listen::ListenCmd::P1(a)) => (
+                &a.port,
+                config.meterbus.p1.iter().any(|p| same_port(&p.port, &a.port)),
+                "meterbus",
+                "[[meterbus.p1]]",
+            ),
+            _ => return None,
+        };
+        Some(Device {
+            port: port.clone(),
+            owned,
+            component,
+            section,
+        })
     }
 }
 
-/// Where a command writes: the process's own stdout/stderr, or buffers the daemon sends back.
-pub type Sink = Box<dyn Write + Send>;
+/// A serial port a command wants.
+struct Device {
+    port: PathBuf,
+    /// The configuration gives the port to the daemon.
+    owned: bool,
+    component: &'static str,
+    section: &'static str,
+}
 
-/// What every command needs: the configuration, where the store is, and where to write.
+/// The same device: the same path, or two names of one node (`/dev/meterd/cradle-X` → `ttyUSB0`).
+fn same_port(a: &Path, b: &Path) -> bool {
+    a == b
+        || matches!(
+            (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+            (Ok(x), Ok(y)) if x == y
+        )
+}
+
+/// What the commands that run here need: the configuration, where the store is, and where to
+/// write.
 pub struct Env {
     pub config: Config,
-    /// The file the configuration came from (`None`: defaults, or forwarded to the daemon).
+    /// The file the configuration came from (`None`: defaults).
     pub config_path: Option<PathBuf>,
     pub data_dir: PathBuf,
-    /// The daemon's open store, when the command runs inside the daemon.
-    shared_store: Option<Arc<RedbStore>>,
     out: Mutex<Sink>,
     err: Mutex<Sink>,
 }
@@ -181,22 +210,8 @@ impl Env {
             config,
             config_path: None,
             data_dir,
-            shared_store: None,
             out: Mutex::new(Box::new(std::io::stdout())),
             err: Mutex::new(Box::new(std::io::stderr())),
-        }
-    }
-
-    /// An environment for a command the daemon runs on a caller's behalf: its already open
-    /// store, and output collected in the given sinks.
-    pub fn forwarded(config: Config, data_dir: PathBuf, store: Arc<RedbStore>, out: Sink, err: Sink) -> Self {
-        Env {
-            config,
-            config_path: None,
-            data_dir,
-            shared_store: Some(store),
-            out: Mutex::new(out),
-            err: Mutex::new(err),
         }
     }
 
@@ -208,12 +223,9 @@ impl Env {
         Ok(env)
     }
 
-    /// The store: the daemon's when running inside it, else opened (or created) here.
-    pub fn open_store(&self) -> anyhow::Result<Arc<RedbStore>> {
-        match &self.shared_store {
-            Some(store) => Ok(Arc::clone(store)),
-            None => open_store(&self.data_dir).map(Arc::new),
-        }
+    /// The store, opened (or created) here.
+    pub fn open_store(&self) -> anyhow::Result<std::sync::Arc<RedbStore>> {
+        open_store(&self.data_dir).map(std::sync::Arc::new)
     }
 
     /// The command's standard output.
@@ -225,6 +237,20 @@ impl Env {
     pub fn err(&self) -> MutexGuard<'_, Sink> {
         self.err.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// The daemon's control socket for this configuration and data directory.
+    pub fn socket(&self) -> PathBuf {
+        self.config.daemon.control_socket(&self.data_dir)
+    }
+}
+
+impl Console for Env {
+    fn out(&self) -> MutexGuard<'_, Sink> {
+        Env::out(self)
+    }
+    fn err(&self) -> MutexGuard<'_, Sink> {
+        Env::err(self)
+    }
 }
 
 /// How long a command waits for a store another process holds (another clerk's command or
@@ -235,16 +261,17 @@ pub(crate) fn open_store(dir: &Path) -> anyhow::Result<RedbStore> {
     crate::store::open_waiting(dir, LOCKED_WAIT).with_context(|| format!("cannot open the store in {}", dir.display()))
 }
 
-/// Parse the command line and run it.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let env = Env::load(&cli)?;
-    run_in(&env, cli)
+/// Whether an error is the store held by another process (or not readable by this user).
+fn store_busy(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<crate::store::StoreError>(),
+            Some(crate::store::StoreError::Locked { .. } | crate::store::StoreError::NoAccess { .. })
+        )
+    })
 }
 
 /// The `meterd` binary: parse `argv`, run the command, and return the process exit code.
-///
-/// When the store is in use by another process and a daemon answers on the control socket,
-/// the command is forwarded to it and its output and exit code are replayed here.
 pub fn main(argv: Vec<String>) -> i32 {
     let cli = match Cli::try_parse_from(&argv) {
         Ok(cli) => cli,
@@ -260,92 +287,202 @@ pub fn main(argv: Vec<String>) -> i32 {
     };
     let daemon = matches!(cli.command, Command::Run(_));
     crate::daemon::logging::init(daemon.then_some(&env.config.log));
-    let forwardable = cli.command.forwardable();
-    let socket = env.config.daemon.control_socket(&env.data_dir);
-    let mut forwarded_argv = argv.clone();
-    if let Some(clerk) = cli.command.clerk_to_forward() {
-        forwarded_argv.extend(["--clerk".to_owned(), clerk]);
-    }
-    // A running daemon holds the store: hand the command to it at once rather than waiting for
-    // the lock. When no daemon answers, run here.
-    if forwardable
-        && socket.exists()
-        && let Ok(Some(response)) = crate::daemon::control::forward(&socket, &forwarded_argv)
+    let Cli {
+        on_behalf_of, command, ..
+    } = cli;
+    if let Some(name) = &on_behalf_of
+        && let Err(m) = identity::check_user_name(name)
     {
-        return replay(response);
+        eprintln!("meterd: error: refused: {m}");
+        return 1;
     }
-    let result = run_in(&env, cli);
-    let err = match result {
-        Ok(()) => return 0,
+    let command = match command.into_store() {
+        Ok(cmd) => return store_command(&env, cmd, on_behalf_of.as_deref()),
+        Err(other) => other,
+    };
+    match command {
+        Command::Review(args) => review::tui(&env, args, on_behalf_of),
+        Command::Reload => reload(&env),
+        other => {
+            if let Some(device) = other.device(&env.config)
+                && client::daemon_answers(&env.socket())
+            {
+                eprintln!("meterd: error: {}", device_refusal(&env, &other, &device));
+                return 1;
+            }
+            local_command(&env, other)
+        }
+    }
+}
+
+/// Why a device command does not run beside the daemon.
+fn device_refusal(env: &Env, cmd: &Command, d: &Device) -> String {
+    let name = match cmd {
+        Command::Dock(_) => "meterd dock",
+        Command::Poll(poll::PollCmd::Probe(_)) => "meterd poll probe",
+        Command::Poll(_) => "meterd poll mbus",
+        _ => "meterd listen p1",
+    };
+    if d.owned {
+        format!(
+            "the daemon's {} component owns {} (config {}): it reads there itself (see its log, `journalctl -u meterd`); to use `{name}` on that port, remove it from the configuration and reload the daemon (`meterd reload`)",
+            d.component,
+            d.port.display(),
+            d.section
+        )
+    } else {
+        format!(
+            "a meterd daemon is running (control socket {}) and holds the store, so `{name}` cannot store reads beside it; give {} to the daemon in the configuration ({}) and reload it, or stop the daemon",
+            env.socket().display(),
+            d.port.display(),
+            d.section
+        )
+    }
+}
+
+/// A command that runs here (not a store command).
+fn local_command(env: &Env, command: Command) -> i32 {
+    let err = match dispatch(env, command) {
+        Ok(()) => {
+            let _ = env.out().flush();
+            return 0;
+        }
         Err(e) => e,
     };
-    // In use by the daemon, or (a clerk's account) not readable: the daemon may answer for it.
-    let locked = err.chain().any(|c| {
-        matches!(
-            c.downcast_ref::<crate::store::StoreError>(),
-            Some(crate::store::StoreError::Locked { .. } | crate::store::StoreError::NoAccess { .. })
-        )
-    });
-    if !locked {
-        eprintln!("meterd: error: {err:#}");
-        return 1;
-    }
-    if !forwardable {
+    let _ = env.out().flush();
+    if store_busy(&err) {
         eprintln!("meterd: error: {err:#}: a meterd daemon (or another command) is using it; stop it first");
+    } else {
+        eprintln!("meterd: error: {err:#}");
+    }
+    1
+}
+
+/// A store command: through the daemon when one answers, else in process.
+fn store_command(env: &Env, cmd: api_commands::Command, on_behalf_of: Option<&str>) -> i32 {
+    let fail = |e: anyhow::Error| {
+        eprintln!("meterd: error: {e:#}");
+        1
+    };
+    // The same checks the daemon makes, so the same refusal either way.
+    if let Err(m) = text::check_all(&cmd) {
+        eprintln!("meterd: error: refused: {m}");
         return 1;
     }
-    match crate::daemon::control::forward(&socket, &forwarded_argv) {
-        Ok(Some(response)) => replay(response),
+    // Files stay with the client: read and prepared here, with this user's rights.
+    let upload = match cmd.upload().map(files::read_upload).transpose() {
+        Ok(u) => u,
+        Err(e) => return fail(e),
+    };
+    let socket = env.socket();
+    let protected = [env.data_dir.join(crate::store::STORE_FILE), socket.clone()];
+    let out = match cmd.download().map(|p| OutFile::prepare(p, &protected)).transpose() {
+        Ok(o) => o,
+        Err(e) => return fail(e),
+    };
+    let remote = |conn: client::Connection, cmd, upload, out| {
+        let mut conn = conn;
+        let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
+        match conn.run_command(cmd, on_behalf_of, upload, out, &mut stdout, &mut stderr) {
+            Ok(code) => code,
+            Err(e) => fail(e),
+        }
+    };
+    match client::connect(&socket) {
+        Ok(Some(conn)) => return remote(conn, cmd, upload, out),
+        Ok(None) => {}
+        Err(e) => return fail(e),
+    }
+    // No daemon: in process, with the same role check for this process's user.
+    let caller = Caller::of_process();
+    let request = Request::Command(cmd);
+    let Some(role) = access::local_role(&env.config.access, &caller, local::store_owner(&env.data_dir)) else {
+        eprintln!("meterd: error: {}", access::no_role(&env.config.access, &caller));
+        return 1;
+    };
+    if let Err(r) = access::check(&caller, role, &request, on_behalf_of) {
+        eprintln!("meterd: error: {}", r.message);
+        return 1;
+    }
+    let Request::Command(cmd) = request else {
+        unreachable!("built above")
+    };
+    let store = match open_store(&env.data_dir) {
+        Ok(s) => s,
+        Err(e) if store_busy(&e) => {
+            // A daemon may have started meanwhile: it holds the store now.
+            return match client::connect(&socket) {
+                Ok(Some(conn)) => remote(conn, cmd, upload, out),
+                Ok(None) => fail(e.context(format!(
+                    "no meterd daemon answers on {}; another command may be running on it, try again when it finished",
+                    socket.display()
+                ))),
+                Err(c) => fail(c),
+            };
+        }
+        Err(e) => return fail(e),
+    };
+    let mut transfer = LocalTransfer { upload, out };
+    let ctx = Ctx::new(
+        &store,
+        &env.config,
+        &caller,
+        on_behalf_of,
+        Box::new(std::io::stdout()),
+        Box::new(std::io::stderr()),
+        &mut transfer,
+    );
+    api_commands::run(&ctx, cmd)
+}
+
+/// `meterd reload`: the running daemon re-reads its configuration.
+fn reload(env: &Env) -> i32 {
+    let socket = env.socket();
+    let mut conn = match client::connect(&socket) {
+        Ok(Some(c)) => c,
         Ok(None) => {
             eprintln!(
-                "meterd: error: {err:#}, and no meterd daemon answers on {}; another command may be running on it, try again when it finished",
+                "meterd: error: no meterd daemon answers on {}: nothing to reload",
                 socket.display()
             );
-            1
+            return 1;
         }
         Err(e) => {
-            eprintln!("meterd: error: {err:#}; forwarding to the daemon failed: {e:#}");
+            eprintln!("meterd: error: {e:#}");
+            return 1;
+        }
+    };
+    match conn.call(Request::Reload, None) {
+        Ok(Reply::Done { message }) => {
+            println!("{message}");
+            0
+        }
+        Ok(other) => {
+            eprintln!("meterd: error: the daemon answered {other:?}");
+            1
+        }
+        Err(client::CallError::Refused(m)) => {
+            eprintln!("meterd: error: {m}");
+            1
+        }
+        Err(client::CallError::Broken(e)) => {
+            eprintln!("meterd: error: {e:#}");
             1
         }
     }
 }
 
-/// Run a parsed command line in a given environment (used by [`run`] and by the daemon for
-/// commands forwarded to it).
-pub fn run_in(env: &Env, cli: Cli) -> anyhow::Result<()> {
-    let result = dispatch(env, cli);
-    let _ = env.out().flush();
-    result
-}
-
-fn dispatch(env: &Env, cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::Meters(cmd) => meters::run(env, cmd),
-        Command::Reads(cmd) => reads::run(env, cmd),
-        Command::Review(args) => review::run(env, args),
-        Command::Audit(cmd) => audit::run(env, cmd),
-        Command::Report(cmd) => report::run(env, cmd),
-        Command::Orders(cmd) => orders::run(env, cmd),
-        Command::Batches(cmd) => batches::run(env, cmd),
+fn dispatch(env: &Env, command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Demo(args) => demo::run(env, args),
         Command::Decode(args) => decode::run(env, args),
         Command::Run(args) => run::run(env, args),
-        Command::Routes(cmd) => routes::run(env, cmd),
         Command::Dock(args) => dock::run(env, args),
-        Command::Gateways(cmd) => gateways::run(env, cmd),
         Command::Poll(cmd) => poll::run(env, cmd),
         Command::Listen(cmd) => listen::run(env, cmd),
         #[cfg(feature = "simulate")]
         Command::Simulate(cmd) => simulate::run(env, cmd),
         Command::CheckConfig(args) => check_config::run(env, args),
-        Command::Tokens(cmd) => tokens::run(env, cmd),
+        other => anyhow::bail!("{other:?} runs through `meterd` (cli::main), not here"),
     }
-}
-
-/// Writes a forwarded command's output here and returns its exit code.
-fn replay(response: crate::daemon::control::Response) -> i32 {
-    let _ = std::io::stdout().write_all(response.stdout.as_bytes());
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().write_all(response.stderr.as_bytes());
-    response.exit_code
 }

@@ -53,10 +53,16 @@ impl LogConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DaemonConfig {
-    /// Unix socket where the daemon answers CLI commands forwarded to it (default:
-    /// `<data_dir>/control.sock`; the packaged configuration uses `/run/meterd/control.sock`).
-    /// Created with mode 0660: members of the daemon's group may use it.
+    /// Unix socket where the daemon serves the client API (`meterd` commands and the review
+    /// screen while it runs; default `<data_dir>/control.sock`; the packaged configuration uses
+    /// `/run/meterd/control.sock`).
     pub control_socket: Option<PathBuf>,
+    /// The socket's mode, octal: who may connect at all. Who may do what once connected is
+    /// `[access]`; a user in no role is refused at the handshake.
+    pub control_socket_mode: String,
+    /// The socket's group (default: the daemon's own group). The packaged unit's group is
+    /// `meterd`, so its members may connect.
+    pub control_socket_group: Option<String>,
     /// After SIGTERM, components get this long to finish or abort their sessions before the
     /// daemon gives up, names the ones that did not stop and exits. Keep it below the unit's
     /// `TimeoutStopSec` (30 s) so meterd, not systemd's SIGKILL, decides.
@@ -70,6 +76,8 @@ impl Default for DaemonConfig {
     fn default() -> Self {
         DaemonConfig {
             control_socket: None,
+            control_socket_mode: "0660".into(),
+            control_socket_group: None,
             stop_deadline_secs: 25,
             store_cache_mib: (crate::store::DEFAULT_CACHE_BYTES >> 20) as u64,
         }
@@ -81,6 +89,12 @@ pub const CONTROL_SOCKET_FILE: &str = "control.sock";
 
 impl DaemonConfig {
     pub fn check(&self) -> Result<(), String> {
+        self.socket_mode()?;
+        if let Some(g) = &self.control_socket_group
+            && (g.is_empty() || g.len() > 64 || !g.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)))
+        {
+            return Err(format!("daemon.control_socket_group {g:?} is not a group name"));
+        }
         if self.stop_deadline_secs == 0 {
             return Err("daemon.stop_deadline_secs must be at least 1".into());
         }
@@ -91,6 +105,17 @@ impl DaemonConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The socket's mode bits.
+    pub fn socket_mode(&self) -> Result<u32, String> {
+        match u32::from_str_radix(self.control_socket_mode.trim_start_matches("0o"), 8) {
+            Ok(m) if m <= 0o777 => Ok(m),
+            _ => Err(format!(
+                "daemon.control_socket_mode {:?} is not an octal mode such as \"0660\"",
+                self.control_socket_mode
+            )),
+        }
     }
 
     /// The store's page cache in bytes.

@@ -1,17 +1,20 @@
-//! The control socket: CLI commands forwarded to the running daemon.
+//! The control socket: the daemon's side of the client API ([`crate::api`]).
 //!
-//! redb lets one process open the store. While the daemon runs, `meterd reads list` cannot
-//! open it, so the CLI sends its command line here instead, and the daemon runs it against
-//! its own open store, with the output collected in memory and sent back.
+//! redb lets one process open the store, and while the daemon runs it holds it: the CLI's
+//! store commands and the review screen send typed requests here instead (frames, handshake,
+//! messages: [`crate::api::proto`]). Who the caller is comes from the socket's peer
+//! credentials, their role from `[access]`; the daemon logs every request with the user's name
+//! and uid, refuses what the role does not allow (logged, counted in
+//! `meterd_control_refused_total{role=…}`), and runs the rest against its open store with the
+//! same code the CLI runs in process.
 //!
-//! Protocol: one request per connection. The client writes one JSON line
-//! `{"argv": ["meterd", "reads", "list", "--json"]}` and reads one JSON line
-//! `{"exit_code": 0, "stdout": "...", "stderr": "..."}`. The daemon's configuration and data
-//! directory apply, whatever `--config`/`--data-dir` the client gave. Relative paths are made
-//! absolute by the client; the daemon opens files with its own permissions (under the packaged
-//! unit: user `meterd`, no access to /home, a private /tmp).
-//!
-//! The socket is created with mode 0660: members of the daemon's group may send commands.
+//! Limits: a frame is at most [`MAX_FRAME`](crate::api::frame::MAX_FRAME) bytes; the handshake
+//! must come within [`HANDSHAKE_TIMEOUT`], each frame of a request within [`FRAME_TIMEOUT`]; a
+//! connection idle for [`IDLE_TIMEOUT`] is closed; at most [`MAX_CONNECTIONS`] connections at
+//! once and [`MAX_UPLOADS`] files being received (each at most
+//! [`MAX_FILE`](crate::api::files::MAX_FILE) bytes, buffered as it arrives: no allocation is
+//! sized by what a client claims). A command runs in a blocking task under `catch_unwind`: a
+//! panic is reported to the client and logged, and the daemon keeps serving.
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -20,36 +23,30 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::Parser;
-use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::Shared;
-use crate::cli::{self, Cli, Env};
+use super::{Shared, Signal};
+use crate::api::commands::{self, Ctx, Sink, Transfer};
+use crate::api::files::MAX_FILE;
+use crate::api::frame::{self, FrameReader, ReadError};
+use crate::api::proto::{CHUNK, Chunk, Reply, Request, ToClient, ToDaemon};
+use crate::api::{Caller, Role};
+use crate::api::{FRAME_TIMEOUT, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, PROTOCOL_VERSION, access, answer, identity, text};
 use crate::config::Config;
 
-/// What a client sends.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Request {
-    pub argv: Vec<String>,
-}
+/// Connections served at once; more are refused ("busy") so that a flood cannot exhaust the
+/// daemon's tasks and memory.
+pub const MAX_CONNECTIONS: usize = 64;
+/// Files being received at once (each buffered in memory up to `MAX_FILE`).
+pub const MAX_UPLOADS: usize = 2;
 
-/// What the daemon answers.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Response {
-    pub exit_code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-/// Largest request accepted (an argv, not a file).
-const MAX_REQUEST: u64 = 1 << 20;
-
-/// Binds the control socket (replacing a stale one, refusing when a live daemon answers on it).
-pub async fn bind(path: &Path) -> anyhow::Result<UnixListener> {
+/// Binds the control socket (replacing a stale one, refusing when a live daemon answers on it),
+/// with the configured mode and group.
+pub async fn bind(path: &Path, mode: u32, group: Option<&str>) -> anyhow::Result<UnixListener> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
@@ -61,34 +58,68 @@ pub async fn bind(path: &Path) -> anyhow::Result<UnixListener> {
             .with_context(|| format!("cannot remove the stale control socket {}", path.display()))?;
     }
     let listener = UnixListener::bind(path).with_context(|| format!("cannot listen on {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+    if let Some(name) = group {
+        let g = nix::unistd::Group::from_name(name)
+            .ok()
+            .flatten()
+            .with_context(|| format!("daemon.control_socket_group: no group {name:?}"))?;
+        nix::unistd::chown(path, None, Some(g.gid))
+            .with_context(|| format!("cannot give {} to group {name}", path.display()))?;
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .with_context(|| format!("cannot set the mode of {}", path.display()))?;
     Ok(listener)
 }
 
-/// Serves forwarded commands until `token` is cancelled; then removes the socket file.
-/// Commands already running are finished (they hold a store transaction; the daemon waits for
-/// them before closing the store).
+/// What every connection shares.
+struct Server {
+    shared: Shared,
+    configs: watch::Receiver<Arc<Config>>,
+    reload: mpsc::Sender<Signal>,
+    uploads: Semaphore,
+}
+
+/// Serves the client API until `token` is cancelled; then removes the socket file. Idle
+/// connections are closed at once; commands already running are finished (they may hold a
+/// store transaction; the daemon waits for them before closing the store).
 pub async fn serve(
     shared: Shared,
     configs: watch::Receiver<Arc<Config>>,
+    reload: mpsc::Sender<Signal>,
     listener: UnixListener,
     path: PathBuf,
     token: CancellationToken,
 ) -> anyhow::Result<()> {
+    let server = Arc::new(Server {
+        shared,
+        configs,
+        reload,
+        uploads: Semaphore::new(MAX_UPLOADS),
+    });
+    let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut running = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             () = token.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    let mut shared = shared.clone();
-                    shared.config = configs.borrow().clone();
-                    running.spawn(async move {
-                        if let Err(e) = answer(shared, stream).await {
-                            tracing::warn!(error = %format!("{e:#}"), "control connection failed");
+                    let (server, token) = (Arc::clone(&server), token.clone());
+                    match Arc::clone(&connections).try_acquire_owned() {
+                        Ok(permit) => {
+                            running.spawn(async move {
+                                connection(server, stream, token).await;
+                                drop(permit);
+                            });
                         }
-                    });
+                        Err(_) => {
+                            tracing::warn!(limit = MAX_CONNECTIONS, "control socket busy; connection refused");
+                            running.spawn(async move {
+                                let (_, mut write) = stream.into_split();
+                                let msg = ToClient::Error { message: format!("the daemon is busy ({MAX_CONNECTIONS} connections); try again") };
+                                let _ = send(&mut write, &msg).await;
+                            });
+                        }
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "control socket accept failed");
@@ -104,144 +135,447 @@ pub async fn serve(
     Ok(())
 }
 
-async fn answer(shared: Shared, stream: UnixStream) -> anyhow::Result<()> {
-    let (read, mut write) = stream.into_split();
-    let mut line = String::new();
-    BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REQUEST))
-        .read_line(&mut line)
-        .await?;
-    let response = match serde_json::from_str::<Request>(&line) {
-        Ok(request) => {
-            let span = tracing::info_span!("control", command = %request.argv.get(1..).unwrap_or_default().join(" "));
-            let _enter = span.enter();
-            tracing::info!("forwarded command");
-            drop(_enter);
-            tokio::task::spawn_blocking(move || execute(&shared, request.argv)).await?
-        }
-        Err(e) => Response {
-            exit_code: 2,
-            stdout: String::new(),
-            stderr: format!("meterd: bad control request: {e}\n"),
-        },
-    };
-    let mut bytes = serde_json::to_vec(&response)?;
-    bytes.push(b'\n');
-    write.write_all(&bytes).await?;
-    write.shutdown().await?;
+/// Writes one message within [`FRAME_TIMEOUT`].
+async fn send(write: &mut OwnedWriteHalf, msg: &ToClient) -> anyhow::Result<()> {
+    let bytes = frame::encode(msg)?;
+    tokio::time::timeout(FRAME_TIMEOUT, write.write_all(&bytes))
+        .await
+        .context("the client did not read in time")??;
     Ok(())
 }
 
-/// An in-memory sink for a forwarded command's output.
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
+/// One client, from the handshake to the end.
+async fn connection(server: Arc<Server>, stream: UnixStream, token: CancellationToken) {
+    let cred = match stream.peer_cred() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "control connection without peer credentials; closed");
+            return;
+        }
+    };
+    let (uid, gid) = (cred.uid(), cred.gid());
+    // The user database may be slow (NSS): off the async threads.
+    let caller = match tokio::task::spawn_blocking(move || Caller::from_uid(uid, Some(gid))).await {
+        Ok(c) => c,
+        Err(_) => return,
+    };
+    let (read, write) = stream.into_split();
+    let mut conn = Conn {
+        server,
+        caller,
+        reader: FrameReader::new(read),
+        write,
+    };
+    if let Err(e) = conn.run(token).await {
+        tracing::debug!(user = %conn.caller.name, uid = conn.caller.uid, error = %format!("{e:#}"), "control connection ended");
+    }
+}
 
-impl Write for Buffer {
+struct Conn {
+    server: Arc<Server>,
+    caller: Caller,
+    reader: FrameReader<OwnedReadHalf>,
+    write: OwnedWriteHalf,
+}
+
+/// What a message read within a time limit turned out to be.
+enum Next {
+    Msg(ToDaemon),
+    Closed,
+    TimedOut,
+    Bad(ReadError),
+}
+
+impl Conn {
+    async fn send(&mut self, msg: &ToClient) -> anyhow::Result<()> {
+        send(&mut self.write, msg).await
+    }
+
+    async fn next(&mut self, limit: Duration) -> Next {
+        match tokio::time::timeout(limit, self.reader.next::<ToDaemon>()).await {
+            Err(_) => Next::TimedOut,
+            Ok(Ok(Some(m))) => Next::Msg(m),
+            Ok(Ok(None)) => Next::Closed,
+            Ok(Err(e)) => Next::Bad(e),
+        }
+    }
+
+    /// Sends an error for a protocol violation; the caller closes the connection.
+    async fn violation(&mut self, message: String) -> anyhow::Error {
+        tracing::warn!(user = %self.caller.name, uid = self.caller.uid, problem = %message, "control connection refused");
+        let _ = self
+            .send(&ToClient::Error {
+                message: message.clone(),
+            })
+            .await;
+        anyhow::anyhow!(message)
+    }
+
+    fn config(&self) -> Arc<Config> {
+        self.server.configs.borrow().clone()
+    }
+
+    async fn run(&mut self, token: CancellationToken) -> anyhow::Result<()> {
+        let protocol = match self.next(HANDSHAKE_TIMEOUT).await {
+            Next::Msg(ToDaemon::Hello { protocol, .. }) => protocol,
+            Next::Msg(other) => {
+                return Err(self
+                    .violation(format!("expected a hello first, got {}", kind(&other)))
+                    .await);
+            }
+            Next::Closed => return Ok(()),
+            Next::TimedOut => {
+                return Err(self
+                    .violation(format!("no hello within {} s", HANDSHAKE_TIMEOUT.as_secs()))
+                    .await);
+            }
+            Next::Bad(e) => return Err(self.violation(e.to_string()).await),
+        };
+        if protocol != PROTOCOL_VERSION {
+            let message = format!(
+                "refused: the client speaks protocol version {protocol}, this daemon (meterd {}) speaks version {PROTOCOL_VERSION}: use the meterd of the daemon's version",
+                env!("CARGO_PKG_VERSION")
+            );
+            tracing::warn!(user = %self.caller.name, uid = self.caller.uid, protocol, "control client of another protocol version refused");
+            let _ = self.send(&ToClient::Refused { message }).await;
+            return Ok(());
+        }
+        let config = self.config();
+        let Some(role) = access::role_of(&config.access, &self.caller) else {
+            tracing::warn!(user = %self.caller.name, uid = self.caller.uid, "control client in no role refused");
+            crate::metrics::counter_add(access::REFUSED_METRIC, &[("role", "none")], 1);
+            let message = access::no_role(&config.access, &self.caller);
+            let _ = self.send(&ToClient::Refused { message }).await;
+            return Ok(());
+        };
+        self.send(&ToClient::Welcome {
+            protocol: PROTOCOL_VERSION,
+            server: env!("CARGO_PKG_VERSION").into(),
+            user: self.caller.name.clone(),
+            uid: self.caller.uid,
+            role,
+        })
+        .await?;
+        loop {
+            let next = tokio::select! {
+                () = token.cancelled() => return Ok(()),
+                n = self.next(IDLE_TIMEOUT) => n,
+            };
+            match next {
+                Next::Msg(ToDaemon::Request { request, on_behalf_of }) => self.request(request, on_behalf_of).await?,
+                Next::Msg(other) => {
+                    return Err(self
+                        .violation(format!("expected a request, got {}", kind(&other)))
+                        .await);
+                }
+                Next::Closed => return Ok(()),
+                Next::TimedOut => return Ok(()),
+                Next::Bad(e) => return Err(self.violation(e.to_string()).await),
+            }
+        }
+    }
+
+    /// Refuses one request (the connection stays usable).
+    async fn refuse(&mut self, request: &str, needed: Option<Role>, message: String) -> anyhow::Result<()> {
+        let needed_role = needed.map_or("none", Role::as_str);
+        tracing::warn!(user = %self.caller.name, uid = self.caller.uid, request, needed_role, "control request refused");
+        if let Some(r) = needed {
+            crate::metrics::counter_add(access::REFUSED_METRIC, &[("role", r.as_str())], 1);
+        }
+        self.send(&ToClient::Refused { message }).await
+    }
+
+    async fn request(&mut self, request: Request, on_behalf_of: Option<String>) -> anyhow::Result<()> {
+        let name = request.name();
+        // Texts first: nothing with a control character reaches the log, the store or a screen.
+        let texts = text::check_all(&request).and_then(|()| match &on_behalf_of {
+            Some(n) => identity::check_user_name(n),
+            None => Ok(()),
+        });
+        if let Err(m) = texts {
+            return self.refuse(&name, None, format!("refused: {m}")).await;
+        }
+        // The configuration in force now (a reload applies to the next request).
+        let config = self.config();
+        let Some(role) = access::role_of(&config.access, &self.caller) else {
+            let message = access::no_role(&config.access, &self.caller);
+            return self.refuse(&name, None, message).await;
+        };
+        if let Err(r) = access::check(&self.caller, role, &request, on_behalf_of.as_deref()) {
+            return self.refuse(&name, Some(r.needed), r.message).await;
+        }
+        tracing::info!(user = %self.caller.name, uid = self.caller.uid, request = %name, on_behalf_of = ?on_behalf_of, "control request");
+        match request {
+            Request::Command(cmd) => self.command(config, cmd, on_behalf_of).await,
+            Request::Reload => {
+                let message = match self.server.reload.try_send(Signal::Reload) {
+                    Ok(()) => {
+                        "reload asked: the daemon re-reads its configuration file (its log says how it went)".to_owned()
+                    }
+                    Err(_) => "a reload is already under way".to_owned(),
+                };
+                self.send(&ToClient::Reply {
+                    reply: Reply::Done { message },
+                })
+                .await
+            }
+            review => {
+                let store = Arc::clone(&self.server.shared.store);
+                let caller = self.caller.clone();
+                let job = tokio::task::spawn_blocking(move || {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        answer::review(&*store, &config, &caller, on_behalf_of.as_deref(), review)
+                    }))
+                });
+                let reply = match job.await {
+                    Ok(Ok(reply)) => reply,
+                    _ => {
+                        tracing::error!(request = %name, "review request panicked");
+                        answer::failure(&crate::review::ReviewError::Unavailable(
+                            "the request failed in the daemon (see its log)".into(),
+                        ))
+                    }
+                };
+                self.send(&ToClient::Reply { reply }).await
+            }
+        }
+    }
+
+    /// Receives the file a command reads, chunk by chunk, up to [`MAX_FILE`].
+    async fn receive_upload(&mut self) -> anyhow::Result<Vec<u8>> {
+        self.send(&ToClient::SendUpload).await?;
+        let mut bytes = Vec::new();
+        loop {
+            match self.next(FRAME_TIMEOUT).await {
+                Next::Msg(ToDaemon::Upload { data }) => {
+                    if (bytes.len() + data.0.len()) as u64 > MAX_FILE {
+                        let m = format!("the file is larger than the {} MiB a command may read", MAX_FILE >> 20);
+                        return Err(self.violation(m).await);
+                    }
+                    bytes.extend_from_slice(&data.0);
+                }
+                Next::Msg(ToDaemon::UploadEnd) => return Ok(bytes),
+                Next::Msg(other) => {
+                    return Err(self
+                        .violation(format!("expected a file chunk, got {}", kind(&other)))
+                        .await);
+                }
+                Next::Closed => anyhow::bail!("the client left during its upload"),
+                Next::TimedOut => {
+                    return Err(self
+                        .violation(format!("no file chunk within {} s", FRAME_TIMEOUT.as_secs()))
+                        .await);
+                }
+                Next::Bad(e) => return Err(self.violation(e.to_string()).await),
+            }
+        }
+    }
+
+    /// Runs a store command: output streamed as it is printed, a produced file sent for the
+    /// client to write, then the exit code.
+    async fn command(
+        &mut self,
+        config: Arc<Config>,
+        cmd: commands::Command,
+        on_behalf_of: Option<String>,
+    ) -> anyhow::Result<()> {
+        let server = Arc::clone(&self.server);
+        let _permit;
+        let upload = if cmd.upload().is_some() {
+            _permit = server.uploads.acquire().await?;
+            Some(self.receive_upload().await?)
+        } else {
+            None
+        };
+        let (tx, mut rx) = mpsc::channel::<Outgoing>(32);
+        let store = Arc::clone(&self.server.shared.store);
+        let caller = self.caller.clone();
+        let name = cmd.name();
+        let job = tokio::task::spawn_blocking(move || {
+            let pipe = Pipe::new(tx);
+            let mut transfer = DaemonTransfer {
+                upload,
+                pipe: pipe.clone(),
+            };
+            let ctx = Ctx::new(
+                &*store,
+                &config,
+                &caller,
+                on_behalf_of.as_deref(),
+                Box::new(OutSink(pipe.clone())) as Sink,
+                Box::new(ErrSink(pipe)) as Sink,
+                &mut transfer,
+            );
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| commands::run(&ctx, cmd))) {
+                Ok(code) => code,
+                Err(_) => {
+                    tracing::error!(request = %name, "command panicked");
+                    let _ = writeln!(
+                        ctx.err(),
+                        "meterd: error: the command panicked in the daemon (see its log)"
+                    );
+                    101
+                }
+            }
+        });
+        let mut gone = false;
+        while let Some(o) = rx.recv().await {
+            match o {
+                Outgoing::Send(msg) => {
+                    if self.send(&msg).await.is_err() {
+                        gone = true;
+                        break;
+                    }
+                }
+                Outgoing::AwaitFile(reply) => {
+                    let answer = match self.next(FRAME_TIMEOUT).await {
+                        Next::Msg(ToDaemon::FileWritten) => Ok(()),
+                        Next::Msg(ToDaemon::FileFailed { message }) => Err(message),
+                        _ => {
+                            gone = true;
+                            Err("the client did not say whether it wrote the file".to_owned())
+                        }
+                    };
+                    let _ = reply.send(answer);
+                    if gone {
+                        break;
+                    }
+                }
+            }
+        }
+        // The client left: the command's next output fails and it stops.
+        drop(rx);
+        let exit_code = job.await.unwrap_or(101);
+        if gone {
+            anyhow::bail!("the client left before the command finished");
+        }
+        self.send(&ToClient::Done { exit_code }).await
+    }
+}
+
+fn kind(msg: &ToDaemon) -> &'static str {
+    match msg {
+        ToDaemon::Hello { .. } => "a hello",
+        ToDaemon::Request { .. } => "a request",
+        ToDaemon::Upload { .. } => "a file chunk",
+        ToDaemon::UploadEnd => "the end of a file",
+        ToDaemon::FileWritten | ToDaemon::FileFailed { .. } => "an answer about a file",
+    }
+}
+
+/// From the command's blocking task to the connection.
+enum Outgoing {
+    Send(ToClient),
+    /// The file was sent: wait for the client to say whether it wrote it.
+    AwaitFile(oneshot::Sender<Result<(), String>>),
+}
+
+/// The command's output on its way to the client. Standard output is buffered (sent at a
+/// flush, or per [`CHUNK`]); standard error goes at once, after what stdout had buffered, so
+/// the client sees both in the order they were printed.
+#[derive(Clone)]
+struct Pipe(Arc<Mutex<PipeState>>);
+
+struct PipeState {
+    tx: mpsc::Sender<Outgoing>,
+    stdout: Vec<u8>,
+}
+
+fn gone() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client left")
+}
+
+impl Pipe {
+    fn new(tx: mpsc::Sender<Outgoing>) -> Self {
+        Pipe(Arc::new(Mutex::new(PipeState { tx, stdout: Vec::new() })))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, PipeState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn send(&self, msg: Outgoing) -> std::io::Result<()> {
+        let tx = self.state().tx.clone();
+        tx.blocking_send(msg).map_err(|_| gone())
+    }
+
+    fn flush_stdout(&self) -> std::io::Result<()> {
+        let pending = std::mem::take(&mut self.state().stdout);
+        for chunk in pending.chunks(CHUNK) {
+            self.send(Outgoing::Send(ToClient::Stdout {
+                data: Chunk(chunk.to_vec()),
+            }))?;
+        }
+        Ok(())
+    }
+}
+
+struct OutSink(Pipe);
+
+impl Write for OutSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
+        let full = {
+            let mut s = self.0.state();
+            s.stdout.extend_from_slice(buf);
+            s.stdout.len() >= CHUNK
+        };
+        if full {
+            self.0.flush_stdout()?;
+        }
         Ok(buf.len())
     }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush_stdout()
+    }
+}
+
+struct ErrSink(Pipe);
+
+impl Write for ErrSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.flush_stdout()?;
+        for chunk in buf.chunks(CHUNK) {
+            self.0.send(Outgoing::Send(ToClient::Stderr {
+                data: Chunk(chunk.to_vec()),
+            }))?;
+        }
+        Ok(buf.len())
+    }
+
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
 }
 
-impl Buffer {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
-    }
+/// The files of a command run for a client: the bytes it sent; a produced file goes back in
+/// chunks, and the command waits for the client's word that it wrote it.
+struct DaemonTransfer {
+    upload: Option<Vec<u8>>,
+    pipe: Pipe,
 }
 
-/// Runs one forwarded command line against the daemon's store (blocking).
-pub fn execute(shared: &Shared, argv: Vec<String>) -> Response {
-    let cli = match Cli::try_parse_from(&argv) {
-        Ok(cli) => cli,
-        Err(e) => {
-            let text = e.render().to_string();
-            let (stdout, stderr) = if e.use_stderr() {
-                (String::new(), text)
-            } else {
-                (text, String::new())
-            };
-            return Response {
-                exit_code: e.exit_code(),
-                stdout,
-                stderr,
-            };
-        }
-    };
-    if !cli.command.forwardable() {
-        return Response {
-            exit_code: 2,
-            stdout: String::new(),
-            stderr: "meterd: error: this command is not run by the daemon; run it where the store is not in use\n"
-                .into(),
-        };
+impl Transfer for DaemonTransfer {
+    fn upload(&mut self) -> anyhow::Result<Vec<u8>> {
+        self.upload
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("the client sent no file for this command"))
     }
-    let (out, err) = (Buffer::default(), Buffer::default());
-    let env = Env::forwarded(
-        shared.config.as_ref().clone(),
-        shared.data_dir.clone(),
-        Arc::clone(&shared.store),
-        Box::new(out.clone()),
-        Box::new(err.clone()),
-    );
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cli::run_in(&env, cli)));
-    drop(env);
-    let mut stderr = err.text();
-    let exit_code = match result {
-        Ok(Ok(())) => 0,
-        Ok(Err(e)) => {
-            stderr.push_str(&format!("meterd: error: {e:#}\n"));
-            1
-        }
-        Err(_) => {
-            stderr.push_str("meterd: error: the command panicked in the daemon (see its log)\n");
-            101
-        }
-    };
-    Response {
-        exit_code,
-        stdout: out.text(),
-        stderr,
-    }
-}
 
-/// Client side: sends `argv` to the daemon at `socket`. `Ok(None)` when nothing listens there.
-/// Relative paths in `argv` that exist here are made absolute (the daemon has another working
-/// directory).
-pub fn forward(socket: &Path, argv: &[String]) -> anyhow::Result<Option<Response>> {
-    use std::io::{BufRead, BufReader};
-    let mut stream = match std::os::unix::net::UnixStream::connect(socket) {
-        Ok(s) => s,
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-            ) =>
-        {
-            return Ok(None);
+    fn deliver(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        self.pipe.flush_stdout()?;
+        for chunk in bytes.chunks(CHUNK) {
+            self.pipe.send(Outgoing::Send(ToClient::File {
+                data: Chunk(chunk.to_vec()),
+            }))?;
         }
-        Err(e) => return Err(e).with_context(|| format!("cannot connect to the control socket {}", socket.display())),
-    };
-    let cwd = std::env::current_dir().ok();
-    let argv: Vec<String> = argv
-        .iter()
-        .enumerate()
-        .map(|(i, a)| match &cwd {
-            Some(cwd) if i > 0 && !a.starts_with('-') && Path::new(a).is_relative() && cwd.join(a).exists() => {
-                cwd.join(a).display().to_string()
-            }
-            _ => a.clone(),
-        })
-        .collect();
-    let mut request = serde_json::to_vec(&Request { argv })?;
-    request.push(b'\n');
-    stream.write_all(&request)?;
-    let mut line = String::new();
-    BufReader::new(&stream)
-        .read_line(&mut line)
-        .with_context(|| format!("reading the daemon's answer on {}", socket.display()))?;
-    let response =
-        serde_json::from_str(&line).with_context(|| format!("the daemon on {} answered {line:?}", socket.display()))?;
-    Ok(Some(response))
+        self.pipe.send(Outgoing::Send(ToClient::FileEnd))?;
+        let (tx, rx) = oneshot::channel();
+        self.pipe.send(Outgoing::AwaitFile(tx))?;
+        match rx.blocking_recv() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(anyhow::anyhow!(message)),
+            Err(_) => Err(gone().into()),
+        }
+    }
 }

@@ -18,7 +18,8 @@
 //! 3. SIGHUP: `RELOADING=1`, re-read and validate the file. Invalid: the error (with its line) is
 //!    logged and the running configuration stays. Valid: the components whose section changed
 //!    (all of them when `[vee]` changed: every source applies it) are stopped and started
-//!    again with the new configuration, forwarded commands use it; then `READY=1`. `data_dir` and `[daemon]` changes need a
+//!    again with the new configuration, requests on the control socket use it; then
+//!    `READY=1`. An admin's `meterd reload` (over the control socket) does the same. `data_dir` and `[daemon]` changes need a
 //!    restart (logged).
 //! 4. SIGTERM/SIGINT: `STOPPING=1`, stop accepting (control socket closed), cancel every
 //!    component, wait at most `[daemon] stop_deadline_secs` (below the unit's `TimeoutStopSec`),
@@ -42,11 +43,10 @@
 //! # Logging in a component
 //! Log with `tracing`, and give every line the identity of its unit of work: the sources put it
 //! in each event's fields (`port`, `serial` of a cradle session; `broker` of the MQTT session),
-//! the control socket opens one span per forwarded command, whose fields [`logging`] shows on
-//! each line inside it:
+//! the control socket logs each request with the caller's user name and uid:
 //! ```ignore
 //! tracing::info!(port = %opts.port, serial = %serial, received, "unload complete");
-//! let span = tracing::info_span!("control", command = %argv.join(" "));
+//! tracing::info!(user = %caller.name, uid = caller.uid, request = %name, "control request");
 //! ```
 //! Levels: `error` needs an operator, `warn` is a problem meterd handled (a NAKed frame, a
 //! quarantined payload), `info` one line per session/batch, `debug` per frame or message.
@@ -72,7 +72,7 @@ use crate::config::Config;
 use crate::store::{RedbStore, Store};
 use notify::Notifier;
 
-/// What every daemon component (and every command forwarded to the daemon) shares: the
+/// What every daemon component (and the control socket's requests) shares: the
 /// configuration, the data dir and the one open store.
 #[derive(Clone)]
 pub struct Shared {
@@ -252,11 +252,14 @@ pub async fn serve_shared(
     mut signals: mpsc::Receiver<Signal>,
 ) -> anyhow::Result<()> {
     let notifier = Notifier::from_env();
-    // The configuration in force, for commands forwarded over the control socket.
+    // The configuration in force, for requests on the control socket.
     let (config_tx, configs) = watch::channel(Arc::clone(&shared.config));
+    // An admin's `meterd reload` over the control socket.
+    let (reload_tx, mut reloads) = mpsc::channel::<Signal>(1);
 
     let socket_path = shared.config.daemon.control_socket(&shared.data_dir);
-    let listener = control::bind(&socket_path).await?;
+    let mode = shared.config.daemon.socket_mode().map_err(anyhow::Error::msg)?;
+    let listener = control::bind(&socket_path, mode, shared.config.daemon.control_socket_group.as_deref()).await?;
     let mut daemon = Daemon {
         shared,
         build,
@@ -270,7 +273,7 @@ pub async fn serve_shared(
         daemon.spawn(
             "control".into(),
             String::new(),
-            Box::new(move |_, _| Box::pin(control::serve(shared, configs, listener, path, token))),
+            Box::new(move |_, _| Box::pin(control::serve(shared, configs, reload_tx, listener, path, token))),
         );
     }
     for spec in (daemon.build)(&daemon.shared.config) {
@@ -293,6 +296,11 @@ pub async fn serve_shared(
                 }
                 Some(Signal::Shutdown) | None => break,
             },
+            Some(_) = reloads.recv() => {
+                notifier.reloading();
+                daemon.reload(config_path.as_deref(), &config_tx).await;
+                notifier.ready("running");
+            }
             Some((name, generation, result)) = daemon.exits.1.recv() => {
                 if daemon.running.get(&name).is_none_or(|r| r.generation != generation) {
                     continue; // stopped by a reload, already reported

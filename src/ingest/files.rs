@@ -2,7 +2,9 @@
 //!
 //! A file is parsed and checked completely before anything is stored, so a bad file is
 //! refused as a whole with an error naming the file, line and field, and nothing of it is
-//! half-imported. Reads then go through [`accept_reads`] in chunks, each chunk one durable
+//! half-imported. The parsers take the file's bytes and the name to report (`*_bytes`): the
+//! daemon gets a client's file as bytes streamed over the control socket and never opens a
+//! path a client names; the `Path` functions read a local file and call them. Reads then go through [`accept_reads`] in chunks, each chunk one durable
 //! transaction; a progress callback hears about each commit (the CLI prints it, so that what
 //! meterd reported as committed is committed even if it is killed a moment later).
 
@@ -60,24 +62,28 @@ pub const METER_COLUMNS: [&str; 12] = [
 ];
 
 /// A CSV file with a checked header: column name → index.
-struct Csv {
+struct Csv<'b> {
     file: String,
-    reader: csv::Reader<std::fs::File>,
+    reader: csv::Reader<&'b [u8]>,
     columns: HashMap<String, usize>,
 }
 
-impl Csv {
-    fn open(path: &Path, known: &[&str], required: &[&str]) -> Result<Self, ImportError> {
-        let file = path.display().to_string();
-        let f = std::fs::File::open(path).map_err(|source| ImportError::Io {
-            file: file.clone(),
-            source,
-        })?;
+/// Reads a local file whole, the error naming it.
+fn read_file(path: &Path) -> Result<Vec<u8>, ImportError> {
+    std::fs::read(path).map_err(|source| ImportError::Io {
+        file: path.display().to_string(),
+        source,
+    })
+}
+
+impl<'b> Csv<'b> {
+    fn open(file: &str, bytes: &'b [u8], known: &[&str], required: &[&str]) -> Result<Self, ImportError> {
+        let file = file.to_owned();
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(false)
             .trim(csv::Trim::All)
-            .from_reader(f);
+            .from_reader(bytes);
         let header = reader.headers().map_err(|e| csv_error(&file, e))?.clone();
         if header.is_empty() || (header.len() == 1 && header[0].is_empty()) {
             return Err(ImportError::Line {
@@ -188,7 +194,12 @@ fn csv_error(file: &str, e: csv::Error) -> ImportError {
 
 /// Parse and check a reads CSV (`meter_id,read_at,value,read_type,codes[,reader]`).
 pub fn parse_reads_csv(path: &Path) -> Result<Vec<Read>, ImportError> {
-    let mut csv = Csv::open(path, &READ_COLUMNS, &READ_REQUIRED)?;
+    parse_reads_csv_bytes(&path.display().to_string(), &read_file(path)?)
+}
+
+/// [`parse_reads_csv`] of a file's bytes; errors name `file`.
+pub fn parse_reads_csv_bytes(file: &str, bytes: &[u8]) -> Result<Vec<Read>, ImportError> {
+    let mut csv = Csv::open(file, bytes, &READ_COLUMNS, &READ_REQUIRED)?;
     let rows = csv.rows()?;
     let mut reads = Vec::with_capacity(rows.len());
     for (line, row) in rows {
@@ -244,7 +255,12 @@ pub fn parse_reads_csv(path: &Path) -> Result<Vec<Read>, ImportError> {
 
 /// Parse and check a meters CSV.
 pub fn parse_meters_csv(path: &Path) -> Result<Vec<Meter>, ImportError> {
-    let mut csv = Csv::open(path, &METER_COLUMNS, &METER_COLUMNS[..11])?;
+    parse_meters_csv_bytes(&path.display().to_string(), &read_file(path)?)
+}
+
+/// [`parse_meters_csv`] of a file's bytes; errors name `file`.
+pub fn parse_meters_csv_bytes(file: &str, bytes: &[u8]) -> Result<Vec<Meter>, ImportError> {
+    let mut csv = Csv::open(file, bytes, &METER_COLUMNS, &METER_COLUMNS[..11])?;
     let rows = csv.rows()?;
     let mut meters = Vec::with_capacity(rows.len());
     let mut lines: HashMap<String, u64> = HashMap::new();
@@ -324,11 +340,18 @@ fn default_unit(service: Service) -> &'static str {
 
 /// Parse a Sensus AutoRead 155-character route import file into meters, in walk order.
 pub fn parse_sensus_route(path: &Path, opts: &RouteFileOptions) -> Result<Vec<Meter>, ImportError> {
-    let file = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| ImportError::Io {
-        file: file.clone(),
-        source,
-    })?;
+    parse_sensus_route_bytes(&path.display().to_string(), read_file(path)?, opts)
+}
+
+/// [`parse_sensus_route`] of a file's bytes; errors name `file`, and the default route is its
+/// file name without extension.
+pub fn parse_sensus_route_bytes(
+    file: &str,
+    bytes: Vec<u8>,
+    opts: &RouteFileOptions,
+) -> Result<Vec<Meter>, ImportError> {
+    let file = file.to_owned();
+    let path = Path::new(&file);
     let text = String::from_utf8(bytes).map_err(|e| ImportError::Line {
         file: file.clone(),
         line: 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
@@ -456,7 +479,26 @@ pub fn import_reads_file(
     chunk: usize,
     on_commit: &mut dyn FnMut(&AcceptReport),
 ) -> Result<AcceptReport, ImportError> {
-    let mut reads = parse_reads_csv(path)?;
+    import_reads_bytes(
+        store,
+        config,
+        &path.display().to_string(),
+        &read_file(path)?,
+        chunk,
+        on_commit,
+    )
+}
+
+/// [`import_reads_file`] of a file's bytes (a client's upload); errors name `file`.
+pub fn import_reads_bytes(
+    store: &dyn Store,
+    config: &VeeConfig,
+    file: &str,
+    bytes: &[u8],
+    chunk: usize,
+    on_commit: &mut dyn FnMut(&AcceptReport),
+) -> Result<AcceptReport, ImportError> {
+    let mut reads = parse_reads_csv_bytes(file, bytes)?;
     // Keep each meter's reads together and in order, so chunks split the file by meter and
     // every chunk sees the earlier reads of its meters already stored.
     reads.sort_by(|a, b| a.meter_id.cmp(&b.meter_id).then(a.read_at.cmp(&b.read_at)));

@@ -14,6 +14,10 @@ pub enum ReviewError {
     /// The action does not apply to the read in its current state.
     #[error("{0}")]
     Refused(String),
+    /// The store cannot be reached: the daemon is not answering, refused the user, or failed
+    /// (the review screen says so in its body and offers to retry).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl ReviewError {

@@ -43,13 +43,3 @@ pub fn queue(store: &dyn Store) -> Result<Vec<StoredRead>> {
     });
     Ok(reads)
 }
-
-/// The clerk's name: the given one, else the OS user (`$USER`, `$LOGNAME`), else `unknown`.
-pub fn clerk_name(given: Option<&str>) -> String {
-    given
-        .map(str::to_owned)
-        .filter(|s| !s.trim().is_empty())
-        .or_else(|| std::env::var("USER").ok().filter(|s| !s.is_empty()))
-        .or_else(|| std::env::var("LOGNAME").ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| "unknown".into())
-}

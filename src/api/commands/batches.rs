@@ -2,14 +2,14 @@
 //! `meterd batches export --format F --out FILE` (for CIS that import files).
 
 use clap::Subcommand;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::Env;
+use super::Ctx;
 use super::output::{ReadView, print_json, views};
 use crate::billing::{self, AckOutcome, DEFAULT_CLIENT, DEFAULT_MAX_READS};
-use crate::store::Store as _;
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum BatchesCmd {
     /// The open batch, or a new one of validated reads not billed yet. Prints an object with
     /// `id` and `reads` (`id` null and no reads when there is nothing to bill). Asking again
@@ -58,23 +58,6 @@ struct ListView {
     reads: usize,
 }
 
-/// Write `bytes` to `path` durably: a temporary file in the same directory, fsync, rename.
-fn write_durably(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use anyhow::Context as _;
-    use std::io::Write as _;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let mut tmp =
-        tempfile::NamedTempFile::new_in(dir).with_context(|| format!("creating a file in {}", dir.display()))?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
-}
-
 #[derive(Serialize)]
 struct BatchView<'a> {
     id: Option<u64>,
@@ -83,11 +66,11 @@ struct BatchView<'a> {
     reads: Vec<ReadView<'a>>,
 }
 
-pub fn run(env: &Env, cmd: BatchesCmd) -> anyhow::Result<()> {
-    let store = env.open_store()?;
+pub fn run(ctx: &Ctx<'_>, cmd: BatchesCmd) -> anyhow::Result<()> {
+    let store = ctx.store;
     match cmd {
         BatchesCmd::Next { json, max } => {
-            let b = billing::next_batch(&store, DEFAULT_CLIENT, max as usize, jiff::Timestamp::now())?;
+            let b = billing::next_batch(store, DEFAULT_CLIENT, max as usize, jiff::Timestamp::now())?;
             let view = match &b {
                 Some(b) => BatchView {
                     id: Some(b.batch.id),
@@ -103,18 +86,18 @@ pub fn run(env: &Env, cmd: BatchesCmd) -> anyhow::Result<()> {
                 },
             };
             if json {
-                return print_json(env, &view);
+                return print_json(ctx, &view);
             }
             match b {
                 Some(b) => say!(
-                    env,
+                    ctx,
                     "batch {} (created {}): {} reads; acknowledge with `meterd batches ack {}`",
                     b.batch.id,
                     b.batch.created_at,
                     b.reads.len(),
                     b.batch.id
                 ),
-                None => say!(env, "nothing to bill: no validated reads outside a batch"),
+                None => say!(ctx, "nothing to bill: no validated reads outside a batch"),
             }
             Ok(())
         }
@@ -124,7 +107,7 @@ pub fn run(env: &Env, cmd: BatchesCmd) -> anyhow::Result<()> {
             client,
             max,
         } => {
-            let http = env.config.http.clone().unwrap_or_default();
+            let http = ctx.config.http.clone().unwrap_or_default();
             let layouts = billing::layouts::Layouts::load(http.layouts_dir.as_deref())?;
             let fmt = billing::http::resolve_format(&layouts, &http.time_zone()?, &format).ok_or_else(|| {
                 anyhow::anyhow!(
@@ -132,12 +115,14 @@ pub fn run(env: &Env, cmd: BatchesCmd) -> anyhow::Result<()> {
                     layouts.names().collect::<Vec<_>>().join(", ")
                 )
             })?;
-            match billing::pull(&store, &client, max as usize, jiff::Timestamp::now())? {
+            match billing::pull(store, &client, max as usize, jiff::Timestamp::now())? {
                 Some(doc) => {
                     let bytes = billing::render::render(&doc, &fmt)?;
-                    write_durably(&out, &bytes)?;
+                    // The client writes the file, as itself and durably; the daemon never
+                    // opens a path a client names.
+                    ctx.deliver(&bytes)?;
                     say!(
-                        env,
+                        ctx,
                         "batch {} ({} reads, {} corrections) written to {}; after the CIS imported it: `meterd batches ack {}`",
                         doc.batch.id,
                         doc.contents.lines.len(),
@@ -147,7 +132,7 @@ pub fn run(env: &Env, cmd: BatchesCmd) -> anyhow::Result<()> {
                     );
                 }
                 None => say!(
-                    env,
+                    ctx,
                     "nothing to bill: no validated reads outside a batch; {} not written",
                     out.display()
                 ),
@@ -180,11 +165,11 @@ pub fn run(env: &Env, cmd: BatchesCmd) -> anyhow::Result<()> {
                 })
                 .collect();
             if json {
-                return print_json(env, &list);
+                return print_json(ctx, &list);
             }
             for b in list {
                 say!(
-                    env,
+                    ctx,
                     "{:>6}  {:<16} {:<6} {:>7} reads  created {}",
                     b.id,
                     b.client,
@@ -196,9 +181,9 @@ pub fn run(env: &Env, cmd: BatchesCmd) -> anyhow::Result<()> {
             Ok(())
         }
         BatchesCmd::Ack { id } => {
-            match billing::ack_batch(&store, id, jiff::Timestamp::now())? {
-                AckOutcome::Acked { reads } => say!(env, "batch {id} acknowledged: {reads} reads exported"),
-                AckOutcome::AlreadyAcked => say!(env, "batch {id} was already acknowledged"),
+            match billing::ack_batch(store, id, jiff::Timestamp::now())? {
+                AckOutcome::Acked { reads } => say!(ctx, "batch {id} acknowledged: {reads} reads exported"),
+                AckOutcome::AlreadyAcked => say!(ctx, "batch {id} was already acknowledged"),
             }
             Ok(())
         }

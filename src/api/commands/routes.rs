@@ -2,13 +2,14 @@
 //! `meterd routes unassign ROUTE`, `meterd routes unread ROUTE [--json]`.
 
 use clap::Subcommand;
+use serde::{Deserialize, Serialize};
 
-use super::Env;
+use super::Ctx;
 use super::output::print_json;
 use crate::ingest::cradle::routes;
-use crate::store::Store;
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RoutesCmd {
     /// List routes: meters, assigned recorder, recorders holding it, last load and clear.
     List {
@@ -36,16 +37,16 @@ pub enum RoutesCmd {
     },
 }
 
-pub fn run(env: &Env, cmd: RoutesCmd) -> anyhow::Result<()> {
-    let store = env.open_store()?;
+pub fn run(ctx: &Ctx<'_>, cmd: RoutesCmd) -> anyhow::Result<()> {
+    let store = ctx.store;
     match cmd {
         RoutesCmd::List { json } => {
             let list = routes::list(store.begin_read()?.as_ref())?;
             if json {
-                return print_json(env, &list);
+                return print_json(ctx, &list);
             }
             say!(
-                env,
+                ctx,
                 "{:<10} {:>6}  {:<14} {:<14} {:<27} last cleared",
                 "route",
                 "meters",
@@ -55,7 +56,7 @@ pub fn run(env: &Env, cmd: RoutesCmd) -> anyhow::Result<()> {
             );
             for r in &list {
                 say!(
-                    env,
+                    ctx,
                     "{:<10} {:>6}  {:<14} {:<14} {:<27} {}",
                     r.route,
                     r.meters,
@@ -87,7 +88,7 @@ pub fn run(env: &Env, cmd: RoutesCmd) -> anyhow::Result<()> {
             txn.assign_route(&route, Some(device))?;
             txn.commit()?;
             say!(
-                env,
+                ctx,
                 "route {route} assigned to recorder {device}; it is loaded when {device} docks"
             );
             Ok(())
@@ -99,16 +100,16 @@ pub fn run(env: &Env, cmd: RoutesCmd) -> anyhow::Result<()> {
             }
             txn.assign_route(&route, None)?;
             txn.commit()?;
-            say!(env, "route {route} unassigned");
+            say!(ctx, "route {route} unassigned");
             Ok(())
         }
         RoutesCmd::Unread { route, json } => {
             let report = routes::unread(store.begin_read()?.as_ref(), &route, jiff::Timestamp::now())?;
             if json {
-                return print_json(env, &report);
+                return print_json(ctx, &report);
             }
             say!(
-                env,
+                ctx,
                 "route {}: cycle loaded {} on {}, {}; {} meters: {} read, {} skipped, {} unread",
                 report.route,
                 report.cycle.loaded_at,
@@ -126,7 +127,7 @@ pub fn run(env: &Env, cmd: RoutesCmd) -> anyhow::Result<()> {
             );
             for m in &report.unread {
                 say!(
-                    env,
+                    ctx,
                     "  {:>6} {:<14} {:<16} {}",
                     m.sequence,
                     m.meter_id,

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::Env;
+use super::Console;
 use crate::model::{Flag, Quantity, StoredRead};
 
 /// One read as `reads list --json`, `review list --json` and `batches next --json` print it:
@@ -48,8 +48,8 @@ pub fn views(reads: &[StoredRead]) -> Vec<ReadView<'_>> {
 }
 
 /// Print JSON to stdout.
-pub fn print_json(env: &Env, v: &impl Serialize) -> anyhow::Result<()> {
-    say!(env, "{}", serde_json::to_string_pretty(v)?);
+pub fn print_json(ctx: &(impl Console + ?Sized), v: &impl Serialize) -> anyhow::Result<()> {
+    say!(ctx, "{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
@@ -72,9 +72,9 @@ pub fn flag_text(f: &Flag) -> String {
 }
 
 /// Plain-text table of reads.
-pub fn print_reads_table(env: &Env, reads: &[StoredRead]) -> anyhow::Result<()> {
+pub fn print_reads_table(ctx: &(impl Console + ?Sized), reads: &[StoredRead]) -> anyhow::Result<()> {
     say!(
-        env,
+        ctx,
         "{:>8}  {:<12} {:<25} {:>14} {:>12}  {:<10} flags",
         "id",
         "meter",
@@ -86,7 +86,7 @@ pub fn print_reads_table(env: &Env, reads: &[StoredRead]) -> anyhow::Result<()> 
     for r in reads {
         let flags: Vec<String> = r.flags.iter().map(flag_text).collect();
         say!(
-            env,
+            ctx,
             "{:>8}  {:<12} {:<25} {:>14} {:>12}  {:<10} {}",
             r.id,
             r.read.meter_id,

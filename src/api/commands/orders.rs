@@ -2,13 +2,15 @@
 //! `meterd orders complete ID --outcome TEXT`: re-read service orders.
 
 use clap::{Subcommand, ValueEnum};
+use serde::{Deserialize, Serialize};
 
-use super::Env;
+use super::Ctx;
 use super::output::print_json;
 use crate::model::OrderStatus;
 use crate::review::{self, reports};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum StatusArg {
     Open,
     Completed,
@@ -16,7 +18,8 @@ pub enum StatusArg {
     All,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum OrdersCmd {
     /// Service orders per route in walk order (a printable list for the reader).
     List {
@@ -35,14 +38,11 @@ pub enum OrdersCmd {
         /// What the visit found.
         #[arg(long)]
         outcome: String,
-        /// Who closes it (default: the OS user).
-        #[arg(long)]
-        clerk: Option<String>,
     },
 }
 
-pub fn run(env: &Env, cmd: OrdersCmd) -> anyhow::Result<()> {
-    let store = env.open_store()?;
+pub fn run(ctx: &Ctx<'_>, cmd: OrdersCmd) -> anyhow::Result<()> {
+    let store = ctx.store;
     match cmd {
         OrdersCmd::List {
             route,
@@ -56,9 +56,9 @@ pub fn run(env: &Env, cmd: OrdersCmd) -> anyhow::Result<()> {
                 StatusArg::Cancelled => Some(OrderStatus::Cancelled),
                 StatusArg::All => None,
             };
-            let orders = reports::service_orders(&store, route.as_deref(), status)?;
+            let orders = reports::service_orders(store, route.as_deref(), status)?;
             if json {
-                return print_json(env, &orders);
+                return print_json(ctx, &orders);
             }
             if csv {
                 let mut w = csv::Writer::from_writer(Vec::new());
@@ -90,15 +90,15 @@ pub fn run(env: &Env, cmd: OrdersCmd) -> anyhow::Result<()> {
                 }
                 let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("csv: {e}"))?;
                 use std::io::Write as _;
-                env.out().write_all(&bytes)?;
+                ctx.out().write_all(&bytes)?;
                 return Ok(());
             }
             let mut route_now: Option<&str> = None;
             for o in &orders {
                 if route_now != Some(o.route.as_str()) {
-                    say!(env, "Route {}", o.route);
+                    say!(ctx, "Route {}", o.route);
                     say!(
-                        env,
+                        ctx,
                         "  {:>5} {:>5}  {:<12} {:<24} {:<10} {:<10} reason",
                         "seq",
                         "order",
@@ -110,7 +110,7 @@ pub fn run(env: &Env, cmd: OrdersCmd) -> anyhow::Result<()> {
                     route_now = Some(o.route.as_str());
                 }
                 say!(
-                    env,
+                    ctx,
                     "  {:>5} {:>5}  {:<12} {:<24} {:<10} {:<10} {}{}",
                     o.sequence,
                     o.id,
@@ -126,14 +126,15 @@ pub fn run(env: &Env, cmd: OrdersCmd) -> anyhow::Result<()> {
                     }
                 );
             }
-            say!(env, "{} service orders", orders.len());
+            say!(ctx, "{} service orders", orders.len());
             Ok(())
         }
-        OrdersCmd::Complete { id, outcome, clerk } => {
-            let clerk = review::clerk_name(clerk.as_deref());
-            let o = review::complete_order(&store, id, &clerk, &outcome, jiff::Timestamp::now())?;
+        OrdersCmd::Complete { id, outcome } => {
+            // The caller closes it: their OS user (or the user an admin acts for).
+            let clerk = ctx.clerk();
+            let o = review::complete_order(store, id, &clerk, &outcome, jiff::Timestamp::now())?;
             say!(
-                env,
+                ctx,
                 "service order {} for meter {} completed by {}",
                 o.id,
                 o.meter_id,

@@ -3,13 +3,14 @@
 use std::path::PathBuf;
 
 use clap::{Subcommand, ValueEnum};
+use serde::{Deserialize, Serialize};
 
-use super::Env;
+use super::Ctx;
 use super::output::print_json;
 use crate::ingest::files::{self, RouteFileOptions};
-use crate::store::Store;
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum MetersCmd {
     /// Import meters (insert new ones, update changed ones) in one transaction.
     ///
@@ -56,7 +57,8 @@ pub enum MetersCmd {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Layout {
     /// CSV with a header line.
     Csv,
@@ -64,7 +66,7 @@ pub enum Layout {
     SensusAutoread,
 }
 
-pub fn run(env: &Env, cmd: MetersCmd) -> anyhow::Result<()> {
+pub fn run(ctx: &Ctx<'_>, cmd: MetersCmd) -> anyhow::Result<()> {
     match cmd {
         MetersCmd::Import {
             file,
@@ -73,17 +75,20 @@ pub fn run(env: &Env, cmd: MetersCmd) -> anyhow::Result<()> {
             dials,
             decimals,
         } => {
-            // Check the whole file before opening the store: a bad file changes nothing.
+            // The client read the file and sent its bytes; `file` only names it in messages.
+            // The whole file is checked before anything is stored: a bad file changes nothing.
+            let bytes = ctx.upload()?;
+            let name = file.display().to_string();
             let meters = match layout {
-                Layout::Csv => files::parse_meters_csv(&file)?,
+                Layout::Csv => files::parse_meters_csv_bytes(&name, &bytes)?,
                 Layout::SensusAutoread => {
-                    files::parse_sensus_route(&file, &RouteFileOptions { route, dials, decimals })?
+                    files::parse_sensus_route_bytes(&name, bytes, &RouteFileOptions { route, dials, decimals })?
                 }
             };
-            let store = env.open_store()?;
-            let r = files::store_meters(&store, &meters)?;
+            let store = ctx.store;
+            let r = files::store_meters(store, &meters)?;
             say!(
-                env,
+                ctx,
                 "imported {} meters from {}: {} added, {} updated, {} unchanged",
                 meters.len(),
                 file.display(),
@@ -103,7 +108,7 @@ pub fn run(env: &Env, cmd: MetersCmd) -> anyhow::Result<()> {
             dials,
         } => {
             let q = |s: &str| crate::model::Quantity::parse(s).map_err(|e| anyhow::anyhow!("{s:?}: {e}"));
-            let store = env.open_store()?;
+            let store = ctx.store;
             let old = store
                 .begin_read()?
                 .meter(&meter)?
@@ -118,9 +123,9 @@ pub fn run(env: &Env, cmd: MetersCmd) -> anyhow::Result<()> {
                 install_read: q(&install_read)?,
                 removal_read: removal_read.as_deref().map(q).transpose()?,
             };
-            crate::review::record_meter_change(&store, &change)?;
+            crate::review::record_meter_change(store, &change)?;
             say!(
-                env,
+                ctx,
                 "meter {meter}: exchange at {} recorded (install read {})",
                 change.at,
                 change.install_read
@@ -128,14 +133,14 @@ pub fn run(env: &Env, cmd: MetersCmd) -> anyhow::Result<()> {
             Ok(())
         }
         MetersCmd::List { json } => {
-            let store = env.open_store()?;
+            let store = ctx.store;
             let meters = store.begin_read()?.meters()?;
             if json {
-                return print_json(env, &meters);
+                return print_json(ctx, &meters);
             }
             for m in &meters {
                 say!(
-                    env,
+                    ctx,
                     "{:<12} {:<10} {:<6} {:>4} {:<8} {:>2}/{} dials {:<8} {}",
                     m.meter_id,
                     m.account,

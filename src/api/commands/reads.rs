@@ -4,14 +4,15 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Subcommand;
+use serde::{Deserialize, Serialize};
 
-use super::Env;
+use super::Ctx;
 use super::output::{print_json, print_reads_table, views};
 use crate::ingest::AcceptReport;
 use crate::ingest::files::{self, DEFAULT_CHUNK};
-use crate::store::Store;
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ReadsCmd {
     /// Import reads and run VEE. CSV header: meter_id,read_at,value,read_type,codes[,reader]
     /// (read_at RFC 3339, codes `;`-separated).
@@ -37,24 +38,29 @@ pub enum ReadsCmd {
     },
 }
 
-pub fn run(env: &Env, cmd: ReadsCmd) -> anyhow::Result<()> {
+pub fn run(ctx: &Ctx<'_>, cmd: ReadsCmd) -> anyhow::Result<()> {
     match cmd {
         ReadsCmd::Import { file, json, chunk } => {
-            let store = env.open_store()?;
+            let store = ctx.store;
+            // The client read the file (with its own rights) and sent its bytes; `file` only
+            // names it in messages.
+            let bytes = ctx.upload()?;
+            let name = file.display().to_string();
             let mut progress = |r: &AcceptReport| {
                 let line = format!("committed {} reads", r.imported + r.duplicates_skipped);
                 // Progress is printed (and flushed) only after each durable commit: a caller may
                 // rely on every counted read being stored. With --json it goes to stderr.
-                let mut sink = if json { env.err() } else { env.out() };
+                let mut sink = if json { ctx.err() } else { ctx.out() };
                 let _ = writeln!(sink, "{line}");
                 let _ = sink.flush();
             };
-            let report = files::import_reads_file(&store, &env.config.vee, &file, chunk as usize, &mut progress)?;
+            let report =
+                files::import_reads_bytes(store, &ctx.config.vee, &name, &bytes, chunk as usize, &mut progress)?;
             if json {
-                return print_json(env, &report);
+                return print_json(ctx, &report);
             }
             say!(
-                env,
+                ctx,
                 "imported {} reads from {}: {} validated, {} held for review, {} duplicates skipped",
                 report.imported,
                 file.display(),
@@ -64,21 +70,21 @@ pub fn run(env: &Env, cmd: ReadsCmd) -> anyhow::Result<()> {
             );
             if !report.by_rule.is_empty() {
                 let rules: Vec<String> = report.by_rule.iter().map(|(r, n)| format!("{r} {n}")).collect();
-                say!(env, "flagged by rule: {}", rules.join(", "));
+                say!(ctx, "flagged by rule: {}", rules.join(", "));
             }
             Ok(())
         }
         ReadsCmd::List { json, meter } => {
-            let store = env.open_store()?;
+            let store = ctx.store;
             let txn = store.begin_read()?;
             let reads = match &meter {
                 Some(id) => txn.meter_reads(id, jiff::Timestamp::MIN, jiff::Timestamp::MAX)?,
                 None => txn.all_reads()?,
             };
             if json {
-                print_json(env, &views(&reads))
+                print_json(ctx, &views(&reads))
             } else {
-                print_reads_table(env, &reads)?;
+                print_reads_table(ctx, &reads)?;
                 Ok(())
             }
         }

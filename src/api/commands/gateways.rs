@@ -3,20 +3,21 @@
 
 use clap::{Args, Subcommand};
 use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::Env;
+use super::Ctx;
 use super::output::print_json;
 use crate::ingest::mqtt::{MqttConfig, silent_for};
-use crate::store::Store;
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum GatewaysCmd {
     /// Gateways with their last message, status and silence.
     List(ListArgs),
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
 pub struct ListArgs {
     #[arg(long)]
     pub json: bool,
@@ -25,15 +26,15 @@ pub struct ListArgs {
     pub silence_after: Option<u64>,
 }
 
-pub fn run(env: &Env, cmd: GatewaysCmd) -> anyhow::Result<()> {
+pub fn run(ctx: &Ctx<'_>, cmd: GatewaysCmd) -> anyhow::Result<()> {
     let GatewaysCmd::List(args) = cmd;
     let threshold = args.silence_after.unwrap_or_else(|| {
-        env.config
+        ctx.config
             .mqtt
             .as_ref()
             .map_or(MqttConfig::default().silence_after_secs, |m| m.silence_after_secs)
     });
-    let store = env.open_store()?;
+    let store = ctx.store;
     let gateways = store.begin_read()?.gateways()?;
     let now = Timestamp::now();
     let rows: Vec<serde_json::Value> = gateways
@@ -55,10 +56,10 @@ pub fn run(env: &Env, cmd: GatewaysCmd) -> anyhow::Result<()> {
         })
         .collect();
     if args.json {
-        return print_json(env, &rows);
+        return print_json(ctx, &rows);
     }
     say!(
-        env,
+        ctx,
         "{:<20} {:<27} {:>9} {:>6} {:<8} silent",
         "gateway",
         "last message",
@@ -68,7 +69,7 @@ pub fn run(env: &Env, cmd: GatewaysCmd) -> anyhow::Result<()> {
     );
     for (g, r) in gateways.iter().zip(&rows) {
         say!(
-            env,
+            ctx,
             "{:<20} {:<27} {:>9} {:>6} {:<8} {}",
             g.gateway,
             g.last_message_at.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),

@@ -2,14 +2,15 @@
 
 use clap::{Args, Subcommand};
 use jiff::{SignedDuration, Timestamp};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::Env;
+use super::Ctx;
 use super::output::print_json;
 use crate::review::chart::chart_text;
 use crate::review::reports::{self, Cycle};
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ReportCmd {
     /// Meter reading exception report of a cycle (Caselle's checks): active with no reading,
     /// active with no usage, inactive with usage, exact same usage, rollover, information
@@ -41,7 +42,7 @@ pub enum ReportCmd {
 }
 
 /// Which reads a report covers.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
 pub struct CycleArgs {
     /// One route (default: all).
     #[arg(long)]
@@ -54,7 +55,7 @@ pub struct CycleArgs {
     pub to: Option<String>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
 pub struct Format {
     #[arg(long, conflicts_with = "csv")]
     pub json: bool,
@@ -92,19 +93,19 @@ impl CycleArgs {
 }
 
 /// Rows as CSV (header from the first row's field names).
-fn print_csv<T: Serialize>(env: &Env, rows: &[T]) -> anyhow::Result<()> {
+fn print_csv<T: Serialize>(ctx: &Ctx<'_>, rows: &[T]) -> anyhow::Result<()> {
     let mut w = csv::Writer::from_writer(Vec::new());
     for r in rows {
         w.serialize(r)?;
     }
     let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("csv: {e}"))?;
     use std::io::Write as _;
-    env.out().write_all(&bytes)?;
+    ctx.out().write_all(&bytes)?;
     Ok(())
 }
 
-pub fn run(env: &Env, cmd: ReportCmd) -> anyhow::Result<()> {
-    let store = env.open_store()?;
+pub fn run(ctx: &Ctx<'_>, cmd: ReportCmd) -> anyhow::Result<()> {
+    let store = ctx.store;
     match cmd {
         ReportCmd::Exceptions {
             cycle,
@@ -112,22 +113,22 @@ pub fn run(env: &Env, cmd: ReportCmd) -> anyhow::Result<()> {
             format,
         } => {
             let c = cycle.cycle()?;
-            let rows = reports::exceptions(&store, &c, lookback)?;
+            let rows = reports::exceptions(store, &c, lookback)?;
             if format.json {
-                return print_json(env, &rows);
+                return print_json(ctx, &rows);
             }
             if format.csv {
-                return print_csv(env, &rows);
+                return print_csv(ctx, &rows);
             }
             say!(
-                env,
+                ctx,
                 "Meter reading exceptions, {} to {}{}",
                 c.from,
                 c.to,
                 c.route.map(|r| format!(", route {r}")).unwrap_or_default()
             );
             say!(
-                env,
+                ctx,
                 "{:<6} {:>5}  {:<12} {:<10} {:<20} {:>8}  detail",
                 "route",
                 "seq",
@@ -138,7 +139,7 @@ pub fn run(env: &Env, cmd: ReportCmd) -> anyhow::Result<()> {
             );
             for e in &rows {
                 say!(
-                    env,
+                    ctx,
                     "{:<6} {:>5}  {:<12} {:<10} {:<20} {:>8}  {}",
                     e.route,
                     e.sequence,
@@ -154,27 +155,27 @@ pub fn run(env: &Env, cmd: ReportCmd) -> anyhow::Result<()> {
                 *counts.entry(e.check.as_str()).or_insert(0) += 1;
             }
             let counts: Vec<String> = counts.iter().map(|(k, n)| format!("{k} {n}")).collect();
-            say!(env, "{} exceptions: {}", rows.len(), counts.join(", "));
+            say!(ctx, "{} exceptions: {}", rows.len(), counts.join(", "));
             Ok(())
         }
         ReportCmd::Unbilled { cycle, format } => {
             let c = cycle.cycle()?;
-            let rows = reports::unbilled(&store, &c)?;
+            let rows = reports::unbilled(store, &c)?;
             if format.json {
-                return print_json(env, &rows);
+                return print_json(ctx, &rows);
             }
             if format.csv {
-                return print_csv(env, &rows);
+                return print_csv(ctx, &rows);
             }
             say!(
-                env,
+                ctx,
                 "Meters without a billable read, {} to {}{}",
                 c.from,
                 c.to,
                 c.route.map(|r| format!(", route {r}")).unwrap_or_default()
             );
             say!(
-                env,
+                ctx,
                 "{:<6} {:>5}  {:<12} {:<10} {:<16} {:>8}  {:<24} detail",
                 "route",
                 "seq",
@@ -186,7 +187,7 @@ pub fn run(env: &Env, cmd: ReportCmd) -> anyhow::Result<()> {
             );
             for u in &rows {
                 say!(
-                    env,
+                    ctx,
                     "{:<6} {:>5}  {:<12} {:<10} {:<16} {:>8}  {:<24} {}",
                     u.route,
                     u.sequence,
@@ -198,16 +199,16 @@ pub fn run(env: &Env, cmd: ReportCmd) -> anyhow::Result<()> {
                     u.detail
                 );
             }
-            say!(env, "{} meters unbilled", rows.len());
+            say!(ctx, "{} meters unbilled", rows.len());
             Ok(())
         }
         ReportCmd::History { account, format } => {
-            let meters = reports::account_history(&store, &account)?;
+            let meters = reports::account_history(store, &account)?;
             if meters.is_empty() {
                 anyhow::bail!("no meter has account {account:?}");
             }
             if format.json {
-                return print_json(env, &meters);
+                return print_json(ctx, &meters);
             }
             if format.csv {
                 #[derive(Serialize)]
@@ -238,11 +239,11 @@ pub fn run(env: &Env, cmd: ReportCmd) -> anyhow::Result<()> {
                         })
                     })
                     .collect();
-                return print_csv(env, &rows);
+                return print_csv(ctx, &rows);
             }
             for m in &meters {
                 say!(
-                    env,
+                    ctx,
                     "Account {} · meter {} · {} · {} · route {} #{}",
                     account,
                     m.meter.meter_id,
@@ -252,7 +253,7 @@ pub fn run(env: &Env, cmd: ReportCmd) -> anyhow::Result<()> {
                     m.meter.sequence
                 );
                 say!(
-                    env,
+                    ctx,
                     "{:<12} {:>12} {:>12}  {:<10} type",
                     "date",
                     "read",
@@ -261,7 +262,7 @@ pub fn run(env: &Env, cmd: ReportCmd) -> anyhow::Result<()> {
                 );
                 for r in &m.reads {
                     say!(
-                        env,
+                        ctx,
                         "{:<12} {:>12} {:>12}  {:<10} {}",
                         r.read.read_at.strftime("%Y-%m-%d").to_string(),
                         r.read.value.to_string(),
@@ -271,9 +272,9 @@ pub fn run(env: &Env, cmd: ReportCmd) -> anyhow::Result<()> {
                     );
                 }
                 for line in chart_text(&m.periods, &m.meter.unit, 52, 10) {
-                    say!(env, "{line}");
+                    say!(ctx, "{line}");
                 }
-                say!(env);
+                say!(ctx);
             }
             Ok(())
         }

@@ -2,13 +2,14 @@
 //! bearer tokens of billing API clients. The token is shown once; only its hash is stored.
 
 use clap::Subcommand;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::Env;
+use super::Ctx;
 use super::output::print_json;
 use crate::billing::tokens;
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TokensCmd {
     /// Create a token for billing client NAME and print it (the only time it is shown).
     Create { name: String },
@@ -28,20 +29,20 @@ struct TokenView {
     revoked_at: Option<String>,
 }
 
-pub fn run(env: &Env, cmd: TokensCmd) -> anyhow::Result<()> {
-    let store = env.open_store()?;
+pub fn run(ctx: &Ctx<'_>, cmd: TokensCmd) -> anyhow::Result<()> {
+    let store = ctx.store;
     let now = jiff::Timestamp::now();
     match cmd {
         TokensCmd::Create { name } => {
-            let token = tokens::create(&store, &name, now)?;
-            say!(env, "{token}");
+            let token = tokens::create(store, &name, now)?;
+            say!(ctx, "{token}");
             note!(
-                env,
+                ctx,
                 "token for billing client {name:?} created; it is shown only now: store it in the client's secret store"
             );
         }
         TokensCmd::List { json } => {
-            let list: Vec<TokenView> = tokens::list(&store)?
+            let list: Vec<TokenView> = tokens::list(store)?
                 .into_iter()
                 .map(|t| TokenView {
                     name: t.name,
@@ -50,21 +51,21 @@ pub fn run(env: &Env, cmd: TokensCmd) -> anyhow::Result<()> {
                 })
                 .collect();
             if json {
-                return print_json(env, &list);
+                return print_json(ctx, &list);
             }
             if list.is_empty() {
-                say!(env, "no tokens; create one with `meterd tokens create NAME`");
+                say!(ctx, "no tokens; create one with `meterd tokens create NAME`");
             }
             for t in list {
                 match t.revoked_at {
-                    Some(r) => say!(env, "{:<24} created {}  revoked {}", t.name, t.created_at, r),
-                    None => say!(env, "{:<24} created {}  active", t.name, t.created_at),
+                    Some(r) => say!(ctx, "{:<24} created {}  revoked {}", t.name, t.created_at, r),
+                    None => say!(ctx, "{:<24} created {}  active", t.name, t.created_at),
                 }
             }
         }
         TokensCmd::Revoke { name } => {
-            tokens::revoke(&store, &name, now)?;
-            say!(env, "token of {name:?} revoked");
+            tokens::revoke(store, &name, now)?;
+            say!(ctx, "token of {name:?} revoked");
         }
     }
     Ok(())

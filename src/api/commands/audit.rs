@@ -1,13 +1,14 @@
 //! `meterd audit verify [--json]`, `meterd audit show --meter ID | --read ID [--json]`.
 
 use clap::Subcommand;
+use serde::{Deserialize, Serialize};
 
-use super::Env;
+use super::Ctx;
 use super::output::print_json;
 use crate::review;
-use crate::store::Store;
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AuditCmd {
     /// Walk the hash-chained audit trail; fails (exit 1) naming each changed, removed or
     /// added entry and each read changed without an entry.
@@ -26,16 +27,16 @@ pub enum AuditCmd {
     },
 }
 
-pub fn run(env: &Env, cmd: AuditCmd) -> anyhow::Result<()> {
-    let store = env.open_store()?;
+pub fn run(ctx: &Ctx<'_>, cmd: AuditCmd) -> anyhow::Result<()> {
+    let store = ctx.store;
     match cmd {
         AuditCmd::Verify { json } => {
-            let report = review::verify(&store)?;
+            let report = review::verify(store)?;
             if json {
-                print_json(env, &report)?;
+                print_json(ctx, &report)?;
             } else {
                 for p in &report.problems {
-                    say!(env, "entry {}: {}", p.entry, p.what);
+                    say!(ctx, "entry {}: {}", p.entry, p.what);
                 }
             }
             if !report.ok() {
@@ -47,7 +48,7 @@ pub fn run(env: &Env, cmd: AuditCmd) -> anyhow::Result<()> {
             }
             if !json {
                 say!(
-                    env,
+                    ctx,
                     "audit trail intact: {} entries, hash chain verified",
                     report.recorded
                 );
@@ -62,10 +63,10 @@ pub fn run(env: &Env, cmd: AuditCmd) -> anyhow::Result<()> {
                 (None, None) => anyhow::bail!("give --meter ID or --read ID"),
             };
             if json {
-                return print_json(env, &entries);
+                return print_json(ctx, &entries);
             }
             say!(
-                env,
+                ctx,
                 "{:>5}  {:<20} {:<10} {:<10} {:>8}  {:>12} {:>12}  {:<22} reason",
                 "entry",
                 "at",
@@ -78,7 +79,7 @@ pub fn run(env: &Env, cmd: AuditCmd) -> anyhow::Result<()> {
             );
             for e in &entries {
                 say!(
-                    env,
+                    ctx,
                     "{:>5}  {:<20} {:<10} {:<10} {:>8}  {:>12} {:>12}  {:<22} {}",
                     e.seq,
                     e.at.strftime("%Y-%m-%d %H:%M:%S").to_string(),
@@ -91,7 +92,7 @@ pub fn run(env: &Env, cmd: AuditCmd) -> anyhow::Result<()> {
                     e.reason
                 );
             }
-            say!(env, "{} entries", entries.len());
+            say!(ctx, "{} entries", entries.len());
             Ok(())
         }
     }

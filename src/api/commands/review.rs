@@ -1,0 +1,332 @@
+//! `meterd review list|show|accept|edit|estimate|reject|note|undo`: every clerk action as a
+//! command (the terminal UI is `meterd review` without a subcommand, in `cli`).
+//!
+//! Actions take `--rev N`, the read's revision the clerk saw (`review show ID --json` → `rev`);
+//! when the read changed since, the action is refused and says who did what. The clerk is the
+//! caller's OS user (or, for an admin, `--on-behalf-of NAME`).
+
+use clap::{Args, Subcommand};
+use jiff::civil::Date;
+use serde::{Deserialize, Serialize};
+
+use super::Ctx;
+use super::output::{print_json, print_reads_table, views};
+use crate::model::{Quantity, Rule, Service};
+use crate::review::{self, Action, ActionRequest, QueueFilter, ReviewError};
+
+/// Queue filters (the UI starts with them; `f` changes them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args, Serialize, Deserialize)]
+pub struct FilterArgs {
+    /// Only reads of meters on this route.
+    #[arg(long)]
+    pub route: Option<String>,
+    /// Only reads with this flag (`high_usage`, `zero_usage`, …).
+    #[arg(long, value_parser = parse_rule)]
+    pub rule: Option<Rule>,
+    /// Only this service (water, gas, electric).
+    #[arg(long, value_parser = parse_service)]
+    pub service: Option<Service>,
+}
+
+fn parse_rule(s: &str) -> Result<Rule, String> {
+    Rule::parse(s).ok_or_else(|| format!("no rule {s:?}; rules: {}", Rule::ALL.map(|r| r.as_str()).join(", ")))
+}
+
+fn parse_service(s: &str) -> Result<Service, String> {
+    Service::parse(s).ok_or_else(|| format!("no service {s:?} (water, gas, electric)"))
+}
+
+impl FilterArgs {
+    pub fn filter(&self) -> QueueFilter {
+        QueueFilter {
+            route: self.route.clone(),
+            rule: self.rule,
+            service: self.service,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewCmd {
+    /// The reads awaiting review (status flagged), same shape as `reads list`, sorted by
+    /// severity, route and walk sequence; counts per rule at the end (text).
+    List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+    /// One read with its meter, revision (`rev`), last 13 periods, audit entries, orders.
+    Show {
+        id: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Accept a held read as is.
+    Accept {
+        id: u64,
+        #[command(flatten)]
+        common: ActArgs,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Set a read's value; the original stays in the audit trail.
+    Edit {
+        id: u64,
+        value: String,
+        /// Why (required).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        common: ActArgs,
+    },
+    /// Estimate a held read: ADU × days with the CPUC rounding steps.
+    Estimate {
+        id: u64,
+        /// Show the estimate and its numbers without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        common: ActArgs,
+    },
+    /// Reject a read and create a re-read service order.
+    Reject {
+        id: u64,
+        /// Why (required; goes on the service order).
+        #[arg(long)]
+        reason: String,
+        /// When the re-read is due (default: in 3 days).
+        #[arg(long)]
+        due: Option<Date>,
+        #[command(flatten)]
+        common: ActArgs,
+    },
+    /// Add a note to a read.
+    Note {
+        id: u64,
+        text: String,
+        #[command(flatten)]
+        common: ActArgs,
+    },
+    /// Undo the read's last change, when it was a clerk's accept, edit, estimate or reject.
+    Undo {
+        id: u64,
+        #[command(flatten)]
+        common: ActArgs,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
+pub struct ActArgs {
+    /// The read's revision you saw (`review show ID --json` → rev): refused if it changed.
+    #[arg(long)]
+    pub rev: Option<u64>,
+    /// Print what was done as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ReviewCmd {
+    /// The subcommand's word.
+    pub fn word(&self) -> &'static str {
+        match self {
+            ReviewCmd::List { .. } => "list",
+            ReviewCmd::Show { .. } => "show",
+            ReviewCmd::Accept { .. } => "accept",
+            ReviewCmd::Edit { .. } => "edit",
+            ReviewCmd::Estimate { dry_run: true, .. } => "estimate --dry-run",
+            ReviewCmd::Estimate { .. } => "estimate",
+            ReviewCmd::Reject { .. } => "reject",
+            ReviewCmd::Note { .. } => "note",
+            ReviewCmd::Undo { .. } => "undo",
+        }
+    }
+}
+
+pub fn run(ctx: &Ctx<'_>, cmd: ReviewCmd) -> anyhow::Result<()> {
+    let (id, common, action) = match cmd {
+        ReviewCmd::List { json, filter } => {
+            let store = ctx.store;
+            let view = review::queue_view(store, &filter.filter())?;
+            let reads: Vec<_> = view.items.iter().map(|i| i.read.clone()).collect();
+            if json {
+                return print_json(ctx, &views(&reads));
+            }
+            print_reads_table(ctx, &reads)?;
+            let counts: Vec<String> = view.counts.iter().map(|(r, n)| format!("{r} {n}")).collect();
+            say!(
+                ctx,
+                "{} of {} reads awaiting review; by rule: {}",
+                reads.len(),
+                view.total,
+                counts.join(", ")
+            );
+            return Ok(());
+        }
+        ReviewCmd::Show { id, json } => {
+            let store = ctx.store;
+            let d = review::detail(store, id)?;
+            if json {
+                return print_json(ctx, &d);
+            }
+            return print_detail(ctx, &d);
+        }
+        ReviewCmd::Accept { id, common, reason } => (id, common, Action::Accept { reason }),
+        ReviewCmd::Edit {
+            id,
+            value,
+            reason,
+            common,
+        } => {
+            let value = Quantity::parse(&value).map_err(|e| anyhow::anyhow!("value {value:?}: {e}"))?;
+            (id, common, Action::Edit { value, reason })
+        }
+        ReviewCmd::Estimate {
+            id,
+            dry_run: true,
+            common,
+            ..
+        } => {
+            let store = ctx.store;
+            let p = review::preview_estimate(store, id, ctx.config.vee.estimate_limit)?;
+            if common.json {
+                return print_json(ctx, &p);
+            }
+            say!(
+                ctx,
+                "read {id}: ADU {} ({} over {} days), × {} days = {}, register units {}",
+                p.adu,
+                p.history_usage,
+                p.history_days,
+                p.days,
+                p.usage,
+                p.register_units
+            );
+            say!(
+                ctx,
+                "estimated read {} + {} = {}",
+                p.previous_value,
+                p.register_units,
+                p.value
+            );
+            return Ok(());
+        }
+        ReviewCmd::Estimate { id, reason, common, .. } => (id, common, Action::Estimate { reason }),
+        ReviewCmd::Reject {
+            id,
+            reason,
+            due,
+            common,
+        } => {
+            let due = match due {
+                Some(d) => d,
+                None => jiff::Zoned::now()
+                    .date()
+                    .checked_add(jiff::Span::new().days(review::tui::DEFAULT_DUE_DAYS))?,
+            };
+            (id, common, Action::Reject { reason, due })
+        }
+        ReviewCmd::Note { id, text, common } => (id, common, Action::Note { text }),
+        ReviewCmd::Undo { id, common } => (id, common, Action::Undo),
+    };
+    let req = ActionRequest {
+        read_id: id,
+        seen_rev: common.rev,
+        clerk: ctx.clerk(),
+        action,
+    };
+    let outcome = review::act(ctx.store, &ctx.config.vee, &req, jiff::Timestamp::now()).map_err(refusal)?;
+    if common.json {
+        return print_json(ctx, &outcome);
+    }
+    say!(ctx, "{}", outcome.summary());
+    for w in &outcome.warnings {
+        say!(ctx, "warning: {w}");
+    }
+    Ok(())
+}
+
+fn refusal(e: ReviewError) -> anyhow::Error {
+    match e {
+        ReviewError::Conflict(m) => anyhow::anyhow!("refused: {m}"),
+        ReviewError::Refused(m) => anyhow::anyhow!("refused: {m}"),
+        e => e.into(),
+    }
+}
+
+fn print_detail(ctx: &Ctx<'_>, d: &review::ReadDetail) -> anyhow::Result<()> {
+    let r = &d.read;
+    say!(ctx, "read {} · {} · rev {}", r.id, r.status, d.rev);
+    match &d.meter {
+        Some(m) => {
+            say!(
+                ctx,
+                "meter {} · {} · {} · {} dials · account {}",
+                m.meter_id,
+                m.service,
+                m.unit,
+                m.dials,
+                m.account
+            );
+            say!(
+                ctx,
+                "route {} #{} · {}{}",
+                m.route,
+                m.sequence,
+                m.address,
+                if m.notes.is_empty() {
+                    String::new()
+                } else {
+                    format!(" · notes: {}", m.notes)
+                }
+            );
+        }
+        None => say!(ctx, "meter {} is not in the store", r.read.meter_id),
+    }
+    say!(
+        ctx,
+        "value {} (raw {}) {} at {} · consumption {} · codes {}",
+        r.read.value,
+        r.read.raw,
+        r.read.read_type.as_str(),
+        r.read.read_at,
+        r.consumption.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+        r.read.codes.join(" ")
+    );
+    for f in &r.flags {
+        say!(ctx, "  {}", super::output::flag_text(f));
+    }
+    let unit = d.meter.as_ref().map(|m| m.unit.as_str()).unwrap_or("");
+    for line in review::chart::chart_text(&d.periods, unit, 52, 10) {
+        say!(ctx, "{line}");
+    }
+    for e in &d.audit {
+        say!(
+            ctx,
+            "#{} {} {} {}: {} → {}, {} → {} · {}",
+            e.seq,
+            e.at,
+            e.clerk,
+            e.action.as_str(),
+            e.old_value,
+            e.new_value,
+            e.old_status,
+            e.new_status,
+            e.reason
+        );
+    }
+    for o in &d.orders {
+        say!(
+            ctx,
+            "service order {} {} due {}: {}",
+            o.id,
+            o.status.as_str(),
+            o.due,
+            o.reason
+        );
+    }
+    Ok(())
+}
