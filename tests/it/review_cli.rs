@@ -118,9 +118,10 @@ fn actions_from_the_command_line_and_the_audit_trail() {
     );
     assert_eq!(edited["raw"], "014220", "the source's text stays");
 
-    // Who defaults to the OS user; --clerk overrides.
+    // The clerk is the OS user running the command (the tests run as root), never what
+    // $USER says; an admin acting for someone records both names.
     let audit = t.json(&["audit", "show", "--meter", "W-100", "--json"]);
-    assert_eq!(audit[0]["clerk"], "osuser");
+    assert_eq!(audit[0]["clerk"], "root");
     assert_eq!(
         (audit[0]["old_value"].as_i64(), audit[0]["new_value"].as_i64()),
         (Some(14220), Some(13608))
@@ -135,18 +136,18 @@ fn actions_from_the_command_line_and_the_audit_trail() {
         "note",
         &w.to_string(),
         "customer has a pool",
-        "--clerk",
+        "--on-behalf-of",
         "ann",
     ]);
     let text = t.ok(&["audit", "show", "--meter", "W-100"]);
     assert!(
-        text.contains("ann") && text.contains("note") && text.contains("customer has a pool"),
+        text.contains("ann (entered by root)") && text.contains("note") && text.contains("customer has a pool"),
         "{text}"
     );
     // A note does not make anyone's view stale: rev is still the edit's.
     let d = t.json(&["review", "show", &w.to_string(), "--json"]);
     assert_eq!(d["rev"], 1);
-    t.ok(&["review", "undo", &w.to_string(), "--rev", "1", "--clerk", "ann"]);
+    t.ok(&["review", "undo", &w.to_string(), "--rev", "1", "--on-behalf-of", "ann"]);
     let d = t.json(&["review", "show", &w.to_string(), "--json"]);
     assert_eq!(
         (
@@ -163,9 +164,18 @@ fn actions_from_the_command_line_and_the_audit_trail() {
 fn two_stale_actions_on_one_read_the_second_is_refused() {
     let t = Town::new();
     let w = t.held("W-100").to_string();
-    t.ok(&["review", "accept", &w, "--rev", "0", "--clerk", "ann"]);
+    t.ok(&["review", "accept", &w, "--rev", "0", "--on-behalf-of", "ann"]);
     let err = t.fails(&[
-        "review", "edit", &w, "13608", "--reason", "typo", "--rev", "0", "--clerk", "bob",
+        "review",
+        "edit",
+        &w,
+        "13608",
+        "--reason",
+        "typo",
+        "--rev",
+        "0",
+        "--on-behalf-of",
+        "bob",
     ]);
     assert!(
         err.contains("changed since you loaded it") && err.contains("accept by ann"),
@@ -178,7 +188,7 @@ fn two_stale_actions_on_one_read_the_second_is_refused() {
         (Some("accepted"), Some(14220))
     );
     // A re-accept without --rev is refused for the state, naming the last change.
-    let err = t.fails(&["review", "accept", &w, "--clerk", "bob"]);
+    let err = t.fails(&["review", "accept", &w, "--on-behalf-of", "bob"]);
     assert!(
         err.contains("is accepted, not held for review") && err.contains("accept by ann"),
         "{err}"
@@ -190,7 +200,7 @@ fn two_processes_at_once_exactly_one_wins() {
     let t = Town::new();
     let e = t.held("E-300").to_string();
     let mut a = t
-        .cmd(&["review", "accept", &e, "--rev", "0", "--clerk", "ann"])
+        .cmd(&["review", "accept", &e, "--rev", "0", "--on-behalf-of", "ann"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -204,7 +214,7 @@ fn two_processes_at_once_exactly_one_wins() {
             "below previous",
             "--rev",
             "0",
-            "--clerk",
+            "--on-behalf-of",
             "bob",
         ])
         .stdout(std::process::Stdio::null())
@@ -255,7 +265,7 @@ fn editing_an_exported_read_keeps_the_original_and_its_batch() {
         "13920",
         "--reason",
         "reader misread",
-        "--clerk",
+        "--on-behalf-of",
         "ann",
     ]);
     assert!(out.contains("correction record keeps the original 13308"), "{out}");
@@ -308,10 +318,10 @@ fn undoing_the_edit_of_an_exported_read_leaves_billing_nothing_to_correct() {
         "13920",
         "--reason",
         "reader misread",
-        "--clerk",
+        "--on-behalf-of",
         "ann",
     ]);
-    t.ok(&["review", "undo", &id.to_string(), "--clerk", "ann"]);
+    t.ok(&["review", "undo", &id.to_string(), "--on-behalf-of", "ann"]);
     let d = t.json(&["review", "show", &id.to_string(), "--json"]);
     assert_eq!(d["read"]["status"], "exported");
     assert!(d["correction"].is_null(), "{}", d["correction"]);
@@ -350,11 +360,11 @@ fn town_with_audit() -> Town {
         "13608",
         "--reason",
         "keyed 9 for 6",
-        "--clerk",
+        "--on-behalf-of",
         "ann",
     ]);
-    t.ok(&["review", "note", &g, "meter buried", "--clerk", "bob"]);
-    t.ok(&["review", "accept", &g, "--clerk", "bob"]);
+    t.ok(&["review", "note", &g, "meter buried", "--on-behalf-of", "bob"]);
+    t.ok(&["review", "accept", &g, "--on-behalf-of", "bob"]);
     assert!(t.ok(&["audit", "verify"]).contains("intact: 3 entries"));
     t
 }
@@ -482,7 +492,7 @@ fn reports_exceptions_unbilled_history_and_orders() {
         "read below previous",
         "--due",
         "2026-01-15",
-        "--clerk",
+        "--on-behalf-of",
         "ann",
     ]);
     let cycle = ["--from", "2025-12-20", "--to", "2026-01-06"];
@@ -576,7 +586,15 @@ fn reports_exceptions_unbilled_history_and_orders() {
     );
     let o = t.json(&["orders", "list", "--json"]);
     let id = o[0]["id"].as_u64().unwrap().to_string();
-    t.ok(&["orders", "complete", &id, "--outcome", "reread 45460", "--clerk", "ann"]);
+    t.ok(&[
+        "orders",
+        "complete",
+        &id,
+        "--outcome",
+        "reread 45460",
+        "--on-behalf-of",
+        "ann",
+    ]);
     assert!(
         t.fails(&["orders", "complete", &id, "--outcome", "again"])
             .contains("already completed")
@@ -657,7 +675,7 @@ fn reject_revalidates_the_next_read_and_undo_cancels_the_order() {
         "reader estimated",
         "--due",
         "2026-01-20",
-        "--clerk",
+        "--on-behalf-of",
         "ann",
     ]);
     let d = t.json(&["review", "show", &r12, "--json"]);
@@ -666,7 +684,7 @@ fn reject_revalidates_the_next_read_and_undo_cancels_the_order() {
     assert_eq!(d["audit"][0]["action"], "revalidate");
     assert_eq!(t.json(&["orders", "list", "--json"]).as_array().unwrap().len(), 1);
     // Undo: December is back, January counts from it again, the order is cancelled.
-    t.ok(&["review", "undo", &r11, "--rev", "1", "--clerk", "ann"]);
+    t.ok(&["review", "undo", &r11, "--rev", "1", "--on-behalf-of", "ann"]);
     let d = t.json(&["review", "show", &r12, "--json"]);
     assert_eq!(d["read"]["consumption"], 912);
     assert_eq!(
@@ -675,9 +693,9 @@ fn reject_revalidates_the_next_read_and_undo_cancels_the_order() {
     );
     assert_eq!(t.json(&["orders", "list", "--json"]).as_array().unwrap().len(), 0);
     let cancelled = t.json(&["orders", "list", "--status", "cancelled", "--json"]);
-    assert_eq!(cancelled[0]["outcome"], "reject undone by ann");
+    assert_eq!(cancelled[0]["outcome"], "reject undone by ann (entered by root)");
     // Undo once more: nothing a clerk did is left on the read.
-    let err = t.fails(&["review", "undo", &r11, "--clerk", "ann"]);
+    let err = t.fails(&["review", "undo", &r11, "--on-behalf-of", "ann"]);
     assert!(err.contains("nothing a clerk can undo"), "{err}");
     assert!(t.ok(&["audit", "verify"]).contains("intact: 4 entries"));
 }

@@ -70,11 +70,12 @@ fn edit_with_a_reason_in_a_real_terminal() {
     let tmux = Tmux {
         socket: format!("meterd-review-test-{}", std::process::id()),
     };
-    let command = format!("'{bin}' --data-dir '{}' review --clerk ann", data.display());
+    // The clerk is the OS user running the screen (root in CI).
+    let command = format!("'{bin}' --data-dir '{}' review", data.display());
     let out = tmux.cmd(&["new-session", "-d", "-s", "review", "-x", "100", "-y", "30", &command]);
     assert!(out.status.success(), "tmux: {}", String::from_utf8_lossy(&out.stderr));
 
-    let screen = tmux.wait_for("meterd review · ann · 3 held");
+    let screen = tmux.wait_for("meterd review · root · 3 held");
     assert!(screen.contains("a accept e edit"), "help line:\n{screen}");
     tmux.keys(&["Down"]);
     tmux.wait_for("Read 14220 gal");
@@ -125,7 +126,7 @@ fn edit_with_a_reason_in_a_real_terminal() {
         .lines()
         .find(|l| l.contains(" edit "))
         .unwrap_or_else(|| panic!("{audit}"));
-    for part in ["ann", "14220", "13608", "flagged → edited", "keyed 9 for 6"] {
+    for part in ["root", "14220", "13608", "flagged → edited", "keyed 9 for 6"] {
         assert!(line.contains(part), "{part} in {line}");
     }
     assert!(run(&["audit", "verify"]).contains("intact: 1 entries"));

@@ -85,6 +85,9 @@ pub struct App {
     pub help: bool,
     /// The last message (action done, refusal) and whether it is an error.
     pub message: Option<(String, bool)>,
+    /// Why there is no queue to show (the daemon cannot be reached or refused the user, the
+    /// store cannot be opened): the body says so instead of showing an empty queue.
+    pub unavailable: Option<String>,
     pub today: Date,
     pub quit: bool,
 }
@@ -102,25 +105,54 @@ impl App {
             dialog: None,
             help: false,
             message: None,
+            unavailable: None,
             today,
             quit: false,
         }
     }
 
-    /// Reload the queue and the selected read.
+    /// Reload the queue and the read on screen. The read the clerk has open stays open: it
+    /// keeps its selection when reads come or go above it, and when it left the queue (another
+    /// clerk acted on it) it stays on screen, as after the clerk's own action.
     pub fn refresh(&mut self, backend: &dyn ReviewBackend) {
+        let open = self.detail.as_ref().map(|d| d.read.id);
         match backend.queue(&self.filter) {
-            Ok(q) => self.queue = q,
-            Err(e) => return self.error(e),
+            Ok(q) => {
+                self.queue = q;
+                self.unavailable = None;
+            }
+            Err(e) => {
+                self.queue = QueueView::default();
+                self.detail = None;
+                self.pinned = false;
+                self.can_undo = false;
+                self.unavailable = Some(e.to_string());
+                return;
+            }
+        }
+        if !self.pinned
+            && let Some(id) = open
+        {
+            match self.queue.items.iter().position(|i| i.read.id == id) {
+                Some(i) => self.selected = i,
+                None => {
+                    self.pinned = true;
+                    self.can_undo = false;
+                }
+            }
         }
         if self.selected >= self.queue.items.len() {
             self.selected = self.queue.items.len().saturating_sub(1);
         }
-        if !self.pinned {
-            self.load_selected(backend);
-        } else if let Some(id) = self.detail.as_ref().map(|d| d.read.id) {
-            self.load(backend, id);
+        match (self.pinned, open) {
+            (true, Some(id)) => self.load(backend, id),
+            _ => self.load_selected(backend),
         }
+    }
+
+    /// Whether the screen shows why there is no queue.
+    pub fn is_unavailable(&self) -> bool {
+        self.unavailable.is_some()
     }
 
     fn load_selected(&mut self, backend: &dyn ReviewBackend) {
@@ -151,9 +183,11 @@ impl App {
             return;
         }
         if self.pinned {
-            // The acted-on read left the queue: the list below it moved up one.
+            // The acted-on read left the queue: the list below it moved up one. The clerk
+            // moves on, so it is no longer the read to keep on screen.
             self.pinned = false;
             self.can_undo = false;
+            self.detail = None;
             self.refresh(backend);
         }
         self.selected = index.min(self.queue.items.len().saturating_sub(1));
@@ -171,6 +205,15 @@ impl App {
         }
         if self.help {
             self.help = false;
+            return;
+        }
+        if self.unavailable.is_some() {
+            match key.code {
+                KeyCode::Char('q') => self.quit = true,
+                KeyCode::Char('r') | KeyCode::Char('g') => self.refresh(backend),
+                KeyCode::Char('?') | KeyCode::F(1) => self.help = true,
+                _ => {}
+            }
             return;
         }
         let n = self.queue.items.len();
@@ -298,6 +341,8 @@ impl App {
                 let route = Some(text(0)).filter(|r| !r.is_empty());
                 self.filter = QueueFilter { route, rule, service };
                 self.dialog = None;
+                // A new filter starts at its first read.
+                self.detail = None;
                 self.pinned = false;
                 self.can_undo = false;
                 self.selected = 0;

@@ -55,10 +55,25 @@ impl App {
             Paragraph::new(self.filter_line()).style(Style::new().fg(Color::DarkGray)),
             filter,
         );
-        let queue_width = (area.width * 5 / 12).clamp(30, 50);
-        let [left, right] = Layout::horizontal([Constraint::Length(queue_width), Constraint::Min(20)]).areas(main);
-        self.render_queue(frame, left);
-        self.render_detail(frame, right);
+        if let Some(why) = &self.unavailable {
+            let text = vec![
+                Line::from(Span::styled("No queue to show:", bold())),
+                Line::from(""),
+                Line::from(why.as_str()),
+                Line::from(""),
+                Line::from("r to retry · q to quit"),
+            ];
+            let p = Paragraph::new(text)
+                .style(Style::new().fg(Color::Red))
+                .wrap(Wrap { trim: true })
+                .block(Block::default().borders(Borders::ALL).title(" Not connected "));
+            frame.render_widget(p, main);
+        } else {
+            let queue_width = (area.width * 5 / 12).clamp(30, 50);
+            let [left, right] = Layout::horizontal([Constraint::Length(queue_width), Constraint::Min(20)]).areas(main);
+            self.render_queue(frame, left);
+            self.render_detail(frame, right);
+        }
         if let Some((m, err)) = &self.message {
             let style = if *err {
                 Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
@@ -83,6 +98,12 @@ impl App {
     }
 
     fn counts_line(&self) -> Line<'static> {
+        if self.unavailable.is_some() {
+            return Line::from(Span::styled(
+                format!("meterd review · {} · no queue", self.clerk),
+                bold(),
+            ));
+        }
         let mut spans = vec![Span::styled(
             format!("meterd review · {} · {} held", self.clerk, self.queue.total),
             bold(),

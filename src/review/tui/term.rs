@@ -8,8 +8,9 @@ use ratatui::crossterm::event::{self, Event, KeyEventKind};
 use super::App;
 use crate::review::ReviewBackend;
 
-/// How often the queue reloads by itself when no key is pressed (other clerks' work shows).
-const IDLE_REFRESH: Duration = Duration::from_secs(10);
+/// How often the queue reloads by itself when no key is pressed: reads the daemon flags and
+/// other clerks' work show within seconds.
+const IDLE_REFRESH: Duration = Duration::from_secs(2);
 
 /// Run the UI until the clerk quits.
 pub fn run(mut app: App, backend: &dyn ReviewBackend) -> std::io::Result<()> {
@@ -24,7 +25,10 @@ pub fn run(mut app: App, backend: &dyn ReviewBackend) -> std::io::Result<()> {
                 {
                     app.on_key(key, backend);
                 }
-            } else if app.dialog.is_none() {
+            } else if app.dialog.is_none() && !app.is_unavailable() {
+                // Not while a dialog is open (the clerk is typing), nor while the screen shows
+                // why there is no queue (it retries when the clerk asks: a refusal would only
+                // be repeated).
                 app.refresh(backend);
             }
         }
