@@ -18,6 +18,9 @@ pub const SERIAL_SESSIONS: &str = "meterd_serial_sessions";
 pub const MQTT_SESSIONS: &str = "meterd_mqtt_sessions";
 pub const HTTP_REQUESTS: &str = "meterd_http_requests_total";
 pub const HTTP_UNAUTHORIZED: &str = "meterd_http_unauthorized_total";
+/// Requests refused on the control socket, by the role they needed (`none`: a user in no
+/// role, refused at connect). The same name as [`crate::api::access::REFUSED_METRIC`].
+pub const CONTROL_REFUSED: &str = "meterd_control_refused_total";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -26,7 +29,7 @@ pub enum Kind {
 }
 
 /// Metrics every scrape shows, reported or not: (name, kind, help).
-pub const DECLARED: [(&str, Kind, &str); 5] = [
+pub const DECLARED: [(&str, Kind, &str); 6] = [
     (
         READS_INGESTED,
         Kind::Counter,
@@ -47,6 +50,11 @@ pub const DECLARED: [(&str, Kind, &str); 5] = [
         HTTP_UNAUTHORIZED,
         Kind::Counter,
         "Billing API requests refused for a missing or wrong token.",
+    ),
+    (
+        CONTROL_REFUSED,
+        Kind::Counter,
+        "Control socket requests refused, by the role they needed (none: a user in no role).",
     ),
 ];
 

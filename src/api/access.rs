@@ -12,7 +12,7 @@ use super::proto::{Request, Role};
 
 /// Counted per refused request (label `role`: the role it needed; `none` for a user refused at
 /// connect).
-pub const REFUSED_METRIC: &str = "meterd_control_refused_total";
+pub const REFUSED_METRIC: &str = crate::metrics::CONTROL_REFUSED;
 
 fn member(m: &Members, caller: &Caller) -> bool {
     m.users

@@ -216,7 +216,11 @@ impl Conn {
     }
 
     async fn run(&mut self, token: CancellationToken) -> anyhow::Result<()> {
-        let protocol = match self.next(HANDSHAKE_TIMEOUT).await {
+        let hello = tokio::select! {
+            () = token.cancelled() => return Ok(()),
+            n = self.next(HANDSHAKE_TIMEOUT) => n,
+        };
+        let protocol = match hello {
             Next::Msg(ToDaemon::Hello { protocol, .. }) => protocol,
             Next::Msg(other) => {
                 return Err(self
@@ -278,7 +282,7 @@ impl Conn {
     /// Refuses one request (the connection stays usable).
     async fn refuse(&mut self, request: &str, needed: Option<Role>, message: String) -> anyhow::Result<()> {
         let needed_role = needed.map_or("none", Role::as_str);
-        tracing::warn!(user = %self.caller.name, uid = self.caller.uid, request, needed_role, "control request refused");
+        tracing::warn!(user = %self.caller.name, uid = self.caller.uid, request = %request, needed_role = %needed_role, "control request refused");
         if let Some(r) = needed {
             crate::metrics::counter_add(access::REFUSED_METRIC, &[("role", r.as_str())], 1);
         }

@@ -4,6 +4,9 @@
 mod common;
 mod review_fixture;
 
+mod api_access;
+mod api_parity;
+mod api_socket;
 mod billing_api;
 mod billing_cli;
 mod billing_openapi;

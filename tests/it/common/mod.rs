@@ -40,6 +40,34 @@ impl Scratch {
         self.cmd(args).output().unwrap()
     }
 
+    /// Opens the scratch directory to other users: an unprivileged client must reach its
+    /// config, its files and the control socket (a tempdir is 0700).
+    pub fn share(&self) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// `meterd --data-dir DATA args...` as another user: `setpriv` with that uid and gid and
+    /// no supplementary groups (the daemon looks the user's groups up in the user database).
+    pub fn cmd_as(&self, (uid, gid): (u32, u32), args: &[&str]) -> Command {
+        let mut c = Command::new("setpriv");
+        c.arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={gid}"))
+            .arg("--clear-groups")
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_meterd"))
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .args(args)
+            .current_dir(self.dir.path());
+        c.env_remove("METERD_CONFIG").env_remove("METERD_DATA_DIR");
+        c
+    }
+
+    pub fn run_as(&self, user: (u32, u32), args: &[&str]) -> Output {
+        self.cmd_as(user, args).output().unwrap()
+    }
+
     /// Run and require success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
@@ -72,6 +100,18 @@ impl Scratch {
         let csv: String = std::iter::once(METERS_HEADER.to_owned()).chain(lines).collect();
         self.ok(&["meters", "import", self.file("meters.csv", &csv).to_str().unwrap()]);
     }
+}
+
+/// `nobody`: outside every role of the default `[access]`; the tests' unprivileged clerk or
+/// supervisor when a config lists it.
+pub const NOBODY: (u32, u32) = (65534, 65534);
+
+/// stdout and stderr of a run, as text.
+pub fn texts(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 pub const METERS_HEADER: &str =
