@@ -20,6 +20,7 @@ mod ops_crash;
 mod ops_daemon;
 mod ops_systemd;
 mod review_cli;
+mod review_remote;
 mod review_tmux;
 mod review_tui;
 mod store;

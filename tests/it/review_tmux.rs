@@ -1,9 +1,14 @@
 //! End to end in a real terminal: the real `meterd review` binary in tmux, driven by
 //! send-keys and read with capture-pane, through an edit with a reason; then the store and
-//! the audit trail are checked with the CLI.
+//! the audit trail are checked with the CLI. The same screen through a running daemon: new
+//! flagged reads appear without a restart, actions are recorded as the OS user, and a user in
+//! no role is told so on the screen.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+use crate::common::daemon::Daemon;
+use crate::common::{NOBODY, Scratch};
 
 struct Tmux {
     socket: String,
@@ -130,4 +135,68 @@ fn edit_with_a_reason_in_a_real_terminal() {
         assert!(line.contains(part), "{part} in {line}");
     }
     assert!(run(&["audit", "verify"]).contains("intact: 1 entries"));
+}
+
+#[test]
+fn the_screen_through_a_running_daemon_at_80x24() {
+    let s = Scratch::new();
+    s.share();
+    drop(crate::review_fixture::town(&s.data_dir()));
+    let config = s.file(
+        "meterd.toml",
+        "[daemon]\nstop_deadline_secs = 10\ncontrol_socket_mode = \"0666\"\n",
+    );
+    let d = Daemon::start(&s, &config);
+    d.wait_for("the daemon running", Duration::from_secs(60), |l| {
+        l.contains("meterd running")
+    });
+    let bin = env!("CARGO_BIN_EXE_meterd");
+    let tmux = Tmux {
+        socket: format!("meterd-review-daemon-{}", std::process::id()),
+    };
+    let command = format!("'{bin}' --data-dir '{}' review", s.data_dir().display());
+    let out = tmux.cmd(&["new-session", "-d", "-s", "review", "-x", "80", "-y", "24", &command]);
+    assert!(out.status.success(), "tmux: {}", String::from_utf8_lossy(&out.stderr));
+    tmux.wait_for("meterd review · root · 3 held");
+
+    // The daemon takes in a doubtful read: it shows without restarting the screen.
+    s.file(
+        "new.csv",
+        "meter_id,read_at,value,read_type,codes\nX-999,2026-01-05T08:00:00Z,100,manual,\n",
+    );
+    s.ok(&["reads", "import", "new.csv"]);
+    tmux.wait_for("4 held");
+    tmux.keys(&["Home"]);
+    tmux.wait_for("X-999");
+    tmux.keys(&["a"]);
+    tmux.wait_for("accept (flagged → accepted)");
+    tmux.keys(&["q"]);
+    let audit = s.ok(&["audit", "show", "--meter", "X-999"]);
+    assert!(audit.contains("root") && audit.contains("accept"), "{audit}");
+    assert!(d.log().contains("request=review accept"), "{}", d.log());
+
+    // A user in no role: the screen says so in its body and offers to retry.
+    let command = format!(
+        "setpriv --reuid={} --regid={} --clear-groups -- '{bin}' --data-dir '{}' review",
+        NOBODY.0,
+        NOBODY.1,
+        s.data_dir().display()
+    );
+    let out = tmux.cmd(&["new-session", "-d", "-s", "nobody", "-x", "80", "-y", "24", &command]);
+    assert!(out.status.success(), "tmux: {}", String::from_utf8_lossy(&out.stderr));
+    let started = Instant::now();
+    let screen = loop {
+        let screen = String::from_utf8_lossy(&tmux.cmd(&["capture-pane", "-p", "-t", "nobody"]).stdout).into_owned();
+        if screen.contains("r to retry") {
+            break screen;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{screen}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        screen.contains("No queue to show") && screen.contains("nobody") && screen.contains("no meterd role"),
+        "{screen}"
+    );
+    assert!(!screen.contains("held"), "{screen}");
+    d.stop();
 }
