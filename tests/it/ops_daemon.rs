@@ -1,6 +1,6 @@
 //! The real `meterd run` as systemd runs it: sd_notify messages on a real notify socket,
-//! SIGTERM, SIGHUP reloads (valid and invalid), and CLI commands forwarded over the control
-//! socket from other processes while the daemon holds the store.
+//! SIGTERM, SIGHUP reloads (valid and invalid) and `meterd reload`, and the CLI's store
+//! commands run by the daemon over its control socket while it holds the store.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
@@ -199,8 +199,9 @@ fn sighup_reloads_a_valid_file_and_keeps_the_old_one_when_invalid() {
     let line = d.expect_log(&["invalid", "keeping the running one"]);
     assert!(line.contains("line 5") && line.contains("hihg_factor"), "{line}");
     d.expect_notify("READY=1");
-    // Forwarded through the control socket: the daemon imports with its running config.
-    // (The broken file would stop the client itself; it reads an empty one.)
+    // Through the control socket: the daemon imports with its running config (the client
+    // reads the file and sends its bytes). The broken file would stop the client itself; it
+    // reads an empty one.
     let client = s.file("client.toml", "");
     let client = client.to_str().unwrap();
     s.ok(&["--config", client, "reads", "import", april(&s, "M1").to_str().unwrap()]);
@@ -223,12 +224,13 @@ fn sighup_reloads_a_valid_file_and_keeps_the_old_one_when_invalid() {
 }
 
 #[test]
-fn commands_are_forwarded_to_the_running_daemon() {
+fn store_commands_run_in_the_daemon_with_the_clients_files() {
     let s = Scratch::new();
     let file = config(&s, "");
-    let d = Daemon::start(&s, &file);
+    let mut d = Daemon::start(&s, &file);
 
-    // From other processes, relative paths and all: output and exit codes come back.
+    // From other processes, relative paths and all: the client reads the files, the daemon
+    // runs the commands, output and exit codes come back.
     let meters = s.file(
         "meters.csv",
         &format!(
@@ -256,10 +258,14 @@ fn commands_are_forwarded_to_the_running_daemon() {
     // A failing command fails here too, with its message.
     let err = s.fails(&["reads", "import", "missing.csv"]);
     assert!(err.contains("missing.csv"), "{err}");
-    // Never forwarded: a second daemon, and the demo.
+    // Never run by the daemon: a second daemon.
     let err = s.fails(&["run"]);
     assert!(err.contains("in use") && err.contains("stop it first"), "{err}");
 
+    // `meterd reload` (root is an admin): what SIGHUP does.
+    let out = s.ok(&["--config", file.to_str().unwrap(), "reload"]);
+    assert!(out.contains("reload asked"), "{out}");
+    d.expect_log(&["configuration reloaded"]);
     assert_eq!(d.stop().code(), Some(0));
     // Stopped: commands open the store themselves again and see what the daemon stored.
     assert_eq!(s.json(&["reads", "list", "--json"]).as_array().unwrap().len(), 2);
