@@ -302,6 +302,10 @@ pub fn main(argv: Vec<String>) -> i32 {
     };
     match command {
         Command::Review(args) => review::tui(&env, args, on_behalf_of),
+        _ if on_behalf_of.is_some() => {
+            eprintln!("meterd: error: --on-behalf-of applies to the store commands and the review screen");
+            2
+        }
         Command::Reload => reload(&env),
         other => {
             if let Some(device) = other.device(&env.config)
