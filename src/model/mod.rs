@@ -391,6 +391,19 @@ pub struct Flag {
 }
 
 impl Flag {
+    /// The flag's numbers that are present, named as clerks see them: `expected`, `limit`,
+    /// `actual`, `modulus`, in that order (the review screen, the CLI and the reports print them).
+    pub fn numbers(&self) -> impl Iterator<Item = (&'static str, Quantity)> {
+        [
+            ("expected", self.expected),
+            ("limit", self.limit),
+            ("actual", self.actual),
+            ("modulus", self.modulus),
+        ]
+        .into_iter()
+        .filter_map(|(name, v)| v.map(|v| (name, v)))
+    }
+
     pub fn new(rule: Rule) -> Self {
         Flag {
             rule,

@@ -158,16 +158,10 @@ pub fn exceptions(store: &dyn Store, cycle: &Cycle<'_>, lookback: usize) -> Resu
         for r in &reads {
             for f in &r.flags {
                 let nums = |f: &crate::model::Flag| {
-                    [
-                        ("expected", f.expected),
-                        ("limit", f.limit),
-                        ("actual", f.actual),
-                        ("modulus", f.modulus),
-                    ]
-                    .into_iter()
-                    .filter_map(|(n, v)| v.map(|v| format!("{n} {v}")))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                    f.numbers()
+                        .map(|(n, v)| format!("{n} {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 };
                 match f.rule {
                     Rule::ExactSameUsage => out.push(ex(Check::ExactSameUsage, Some(r.id), nums(f))),

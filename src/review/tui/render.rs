@@ -231,15 +231,7 @@ fn detail_lines(d: &ReadDetail, width: usize) -> Vec<Line<'static>> {
             .unwrap_or_else(|| "-".into()),
     )));
     for f in &r.flags {
-        let nums: Vec<String> = [
-            ("expected", f.expected),
-            ("limit", f.limit),
-            ("actual", f.actual),
-            ("modulus", f.modulus),
-        ]
-        .into_iter()
-        .filter_map(|(n, v)| v.map(|v| format!("{n} {}", short_number(v))))
-        .collect();
+        let nums: Vec<String> = f.numbers().map(|(n, v)| format!("{n} {}", short_number(v))).collect();
         lines.push(Line::styled(
             format!("⚑ {}", f.rule),
             Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
