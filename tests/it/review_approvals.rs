@@ -82,7 +82,10 @@ impl Town {
     }
 
     fn approvals(&self) -> Vec<Value> {
-        self.json(&["review", "approvals", "--json"]).as_array().unwrap().clone()
+        self.json(&["review", "approvals", "--json"])
+            .as_array()
+            .unwrap()
+            .clone()
     }
 
     /// Ann edits W-100's spike 14220 → 13608: consumption 912 → 300, a change of 612 > 50.
@@ -169,7 +172,10 @@ fn the_threshold_is_per_service_and_smaller_changes_need_no_approval() {
     }
     let text = t.ok(&["review", "approvals"]);
     assert!(
-        text.contains("W-100") && text.contains("612") && text.contains("ann") && text.contains("1 read(s) awaiting approval"),
+        text.contains("W-100")
+            && text.contains("612")
+            && text.contains("ann")
+            && text.contains("1 read(s) awaiting approval"),
         "{text}"
     );
 
@@ -260,11 +266,16 @@ fn the_author_cannot_approve_and_another_supervisors_approval_bills_it() {
         let err = t.fails(&["review", "approve", &id, "--rev", &r, "--clerk", who]);
         assert!(err.contains("another supervisor must approve it"), "{err}");
     }
-    let err = t.fails(&["review", "decline", &id, "--rev", &r, "--reason", "no", "--clerk", "ann"]);
+    let err = t.fails(&[
+        "review", "decline", &id, "--rev", &r, "--reason", "no", "--clerk", "ann",
+    ]);
     assert!(err.contains("another supervisor must decline it"), "{err}");
     // A stale revision is refused like every action's.
     let err = t.fails(&["review", "approve", &id, "--rev", "0", "--clerk", "bob"]);
-    assert!(err.contains("changed since you loaded it") && err.contains("edit by ann"), "{err}");
+    assert!(
+        err.contains("changed since you loaded it") && err.contains("edit by ann"),
+        "{err}"
+    );
     // The --rev is required for approvals.
     assert!(!t.run(&["review", "approve", &id, "--clerk", "bob"]).status.success());
     // Clerks' actions wait for the supervisor.
@@ -330,7 +341,10 @@ fn a_decline_restores_the_value_and_holds_the_read_with_the_reason() {
         "--clerk",
         "bob",
     ]);
-    assert!(out.contains("decline 13608 → 14220, pending_approval → flagged"), "{out}");
+    assert!(
+        out.contains("decline 13608 → 14220, pending_approval → flagged"),
+        "{out}"
+    );
     let d = t.show(w);
     assert_eq!(
         (
@@ -358,7 +372,10 @@ fn a_decline_restores_the_value_and_holds_the_read_with_the_reason() {
     assert!(err.contains("nothing a clerk can undo"), "{err}");
     assert!(!t.next_batch().iter().any(|(i, _)| *i == w));
     let audit = t.ok(&["audit", "show", "--read", &id]);
-    assert!(audit.contains("decline") && audit.contains("customer filled a pool"), "{audit}");
+    assert!(
+        audit.contains("decline") && audit.contains("customer filled a pool"),
+        "{audit}"
+    );
     t.verify();
 }
 
@@ -436,8 +453,8 @@ fn an_exported_read_adjusted_past_the_threshold_is_corrected_only_once_approved(
     // proposed value, may go out meanwhile).
     let doc = pull();
     assert!(
-        doc.as_ref().is_none_or(|d| d.contents.corrections.is_empty()
-            && !d.contents.lines.iter().any(|l| l.read_id == r11)),
+        doc.as_ref()
+            .is_none_or(|d| d.contents.corrections.is_empty() && !d.contents.lines.iter().any(|l| l.read_id == r11)),
         "{doc:?}"
     );
     let rev = t.approvals()[0]["rev"].as_u64().unwrap().to_string();
