@@ -1,8 +1,10 @@
 //! `meterd review`: the clerks' terminal UI, and every clerk action as a command:
-//! `review list|show|accept|edit|estimate|reject|note|undo`.
+//! `review list|show|accept|edit|estimate|reject|note|undo`, and the supervisors' four-eyes
+//! approval: `review approvals|approve|decline`.
 //!
 //! Actions take `--rev N`, the read's revision the clerk saw (`review show ID --json` → `rev`);
-//! when the read changed since, the action is refused and says who did what.
+//! when the read changed since, the action is refused and says who did what. Approve and
+//! decline require it (`review approvals` shows it).
 
 use std::io::IsTerminal;
 
@@ -121,11 +123,45 @@ pub enum ReviewCmd {
         #[command(flatten)]
         common: ActArgs,
     },
-    /// Undo the read's last change, when it was a clerk's accept, edit, estimate or reject.
+    /// Undo the read's last change, when it was a clerk's accept, edit, estimate or reject (an
+    /// adjustment awaiting approval: by its author only).
     Undo {
         id: u64,
         #[command(flatten)]
         common: ActArgs,
+    },
+    /// The reads whose edit or estimate awaits a supervisor's approval (four eyes): old and
+    /// proposed value and consumption, the change, who asked, when and why.
+    Approvals {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve an adjustment awaiting approval (supervisors; not its author): it becomes billable.
+    Approve {
+        id: u64,
+        /// The read's revision you saw (`review approvals` → rev).
+        #[arg(long)]
+        rev: u64,
+        /// A note for the audit trail.
+        #[arg(long, default_value = "")]
+        note: String,
+        /// Print what was done as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decline it (supervisors; not its author): the read goes back to its value before the
+    /// adjustment, held for review (`flagged`), with your reason.
+    Decline {
+        id: u64,
+        /// The read's revision you saw (`review approvals` → rev).
+        #[arg(long)]
+        rev: u64,
+        /// Why (required; the clerk sees it).
+        #[arg(long)]
+        reason: String,
+        /// Print what was done as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -228,6 +264,18 @@ pub fn run(env: &Env, args: ReviewArgs) -> anyhow::Result<()> {
         }
         ReviewCmd::Note { id, text, common } => (id, common, Action::Note { text }),
         ReviewCmd::Undo { id, common } => (id, common, Action::Undo),
+        ReviewCmd::Approvals { json } => {
+            let store = env.open_store()?;
+            let items = review::approvals(&store)?;
+            if json {
+                return print_json(env, &items);
+            }
+            return print_approvals(env, &items);
+        }
+        ReviewCmd::Approve { id, rev, note, json } => (id, ActArgs { rev: Some(rev), json }, Action::Approve { note }),
+        ReviewCmd::Decline { id, rev, reason, json } => {
+            (id, ActArgs { rev: Some(rev), json }, Action::Decline { reason })
+        }
     };
     let store = env.open_store()?;
     let req = ActionRequest {
@@ -253,6 +301,51 @@ fn refusal(e: ReviewError) -> anyhow::Error {
         ReviewError::Refused(m) => anyhow::anyhow!("refused: {m}"),
         e => e.into(),
     }
+}
+
+fn print_approvals(env: &Env, items: &[review::ApprovalItem]) -> anyhow::Result<()> {
+    let opt = |q: Option<Quantity>| q.map(|q| q.to_string()).unwrap_or_else(|| "-".into());
+    say!(
+        env,
+        "{:>8} {:>4}  {:<10} {:<8} {:<8}  {:>10} {:>8}  {:>10} {:>8}  {:>8}  {:<10} {:<16}  reason",
+        "read",
+        "rev",
+        "meter",
+        "service",
+        "action",
+        "old value",
+        "old use",
+        "proposed",
+        "use",
+        "change",
+        "by",
+        "at"
+    );
+    for a in items {
+        say!(
+            env,
+            "{:>8} {:>4}  {:<10} {:<8} {:<8}  {:>10} {:>8}  {:>10} {:>8}  {:>8}  {:<10} {:<16}  {}",
+            a.read_id,
+            a.rev,
+            a.meter_id,
+            a.service.map(|s| s.as_str()).unwrap_or("?"),
+            a.action.as_str(),
+            a.old_value.to_string(),
+            opt(a.old_consumption),
+            a.value.to_string(),
+            opt(a.consumption),
+            a.change.to_string(),
+            a.author,
+            a.at.strftime("%Y-%m-%d %H:%M").to_string(),
+            a.reason
+        );
+    }
+    say!(
+        env,
+        "{} read(s) awaiting approval; approve with `meterd review approve ID --rev N`, decline with `meterd review decline ID --rev N --reason T`",
+        items.len()
+    );
+    Ok(())
 }
 
 fn print_detail(env: &Env, d: &review::ReadDetail) -> anyhow::Result<()> {

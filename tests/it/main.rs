@@ -16,6 +16,7 @@ mod ops_config;
 mod ops_crash;
 mod ops_daemon;
 mod ops_systemd;
+mod review_approvals;
 mod review_cli;
 mod review_tmux;
 mod review_tui;
