@@ -21,6 +21,9 @@ pub fn review(
         Request::ReviewQueue { filter } => review::queue_view(store, &filter)
             .map(|q| Reply::Queue(Box::new(q)))
             .map_err(ReviewError::from),
+        Request::ReviewApprovals => review::approvals(store)
+            .map(Reply::Approvals)
+            .map_err(ReviewError::from),
         Request::ReviewDetail { read_id } => review::detail(store, read_id).map(|d| Reply::Detail(Box::new(d))),
         Request::ReviewPreview { read_id } => {
             review::preview_estimate(store, read_id, config.vee.estimate_limit).map(|p| Reply::Preview(Box::new(p)))
@@ -38,10 +41,6 @@ pub fn review(
             };
             review::act(store, &config.vee, &req, Timestamp::now()).map(|o| Reply::Acted(Box::new(o)))
         }
-        // TODO(four-eyes): call the review module's approve/decline once that branch lands.
-        Request::ReviewApprove { .. } | Request::ReviewDecline { .. } => Err(ReviewError::Refused(
-            "four-eyes approval is not available in this meterd yet".into(),
-        )),
         Request::Command(_) | Request::Reload => Err(ReviewError::Refused("not a review request".into())),
     };
     result.unwrap_or_else(|e| failure(&e))

@@ -24,7 +24,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::commands::Command;
 use crate::model::ReadId;
-use crate::review::{Action, ActionOutcome, EstimatePreview, QueueFilter, QueueView, ReadDetail};
+use crate::review::{Action, ActionOutcome, ApprovalItem, EstimatePreview, QueueFilter, QueueView, ReadDetail};
 
 /// Bytes of a file chunk or of output, base64 in the JSON frame.
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -100,26 +100,18 @@ pub enum Request {
     Command(Command),
     /// The review queue (`ReviewBackend::queue`).
     ReviewQueue { filter: QueueFilter },
+    /// The adjustments awaiting a supervisor's approval (`ReviewBackend::approvals`).
+    ReviewApprovals,
     /// One read with everything a clerk looks at.
     ReviewDetail { read_id: ReadId },
     /// What an estimate would set, without changing anything.
     ReviewPreview { read_id: ReadId },
-    /// A clerk action; the clerk is the caller (never a name the client sends).
+    /// A clerk action (approve and decline of an adjustment: a supervisor's); the clerk is the
+    /// caller (never a name the client sends).
     ReviewAct {
         read_id: ReadId,
         seen_rev: Option<u64>,
         action: Action,
-    },
-    /// Four-eyes approval of a large adjustment (a supervisor).
-    // TODO(four-eyes): maps onto the review function the four-eyes branch adds; answered
-    // "not available yet" until then.
-    ReviewApprove { read_id: ReadId, seen_rev: Option<u64> },
-    /// Four-eyes decline of a large adjustment, with the supervisor's reason.
-    // TODO(four-eyes): as ReviewApprove.
-    ReviewDecline {
-        read_id: ReadId,
-        seen_rev: Option<u64>,
-        reason: String,
     },
     /// Re-read the configuration file (what SIGHUP does).
     Reload,
@@ -131,11 +123,10 @@ impl Request {
         match self {
             Request::Command(c) => c.name(),
             Request::ReviewQueue { .. } => "review queue".into(),
+            Request::ReviewApprovals => "review approvals".into(),
             Request::ReviewDetail { .. } => "review show".into(),
             Request::ReviewPreview { .. } => "review estimate --dry-run".into(),
             Request::ReviewAct { action, .. } => format!("review {}", action.audit_action().as_str()),
-            Request::ReviewApprove { .. } => "review approve".into(),
-            Request::ReviewDecline { .. } => "review decline".into(),
             Request::Reload => "reload".into(),
         }
     }
@@ -144,11 +135,12 @@ impl Request {
     pub fn role(&self) -> Role {
         match self {
             Request::Command(c) => c.role(),
+            Request::ReviewAct { action, .. } if action.needs_supervisor() => Role::Supervisor,
             Request::ReviewQueue { .. }
+            | Request::ReviewApprovals
             | Request::ReviewDetail { .. }
             | Request::ReviewPreview { .. }
             | Request::ReviewAct { .. } => Role::Clerk,
-            Request::ReviewApprove { .. } | Request::ReviewDecline { .. } => Role::Supervisor,
             Request::Reload => Role::Admin,
         }
     }
@@ -159,6 +151,7 @@ impl Request {
 #[serde(rename_all = "snake_case")]
 pub enum Reply {
     Queue(Box<QueueView>),
+    Approvals(Vec<ApprovalItem>),
     Detail(Box<ReadDetail>),
     Preview(Box<EstimatePreview>),
     Acted(Box<ActionOutcome>),

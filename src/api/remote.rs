@@ -13,7 +13,8 @@ use super::client::{self, CallError, Connection};
 use super::proto::{Reply, Request};
 use crate::model::ReadId;
 use crate::review::{
-    ActionOutcome, ActionRequest, EstimatePreview, QueueFilter, QueueView, ReadDetail, ReviewBackend, ReviewError,
+    ActionOutcome, ActionRequest, ApprovalItem, EstimatePreview, QueueFilter, QueueView, ReadDetail, ReviewBackend,
+    ReviewError,
 };
 
 pub struct RemoteBackend {
@@ -77,6 +78,13 @@ impl ReviewBackend for RemoteBackend {
     fn queue(&self, filter: &QueueFilter) -> Result<QueueView, ReviewError> {
         match self.call(Request::ReviewQueue { filter: filter.clone() }, true)? {
             Reply::Queue(q) => Ok(*q),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    fn approvals(&self) -> Result<Vec<ApprovalItem>, ReviewError> {
+        match self.call(Request::ReviewApprovals, true)? {
+            Reply::Approvals(a) => Ok(a),
             other => Err(unexpected(other)),
         }
     }

@@ -200,7 +200,8 @@ fn line_of(r: &StoredRead, meter: Option<&Meter>) -> BatchLine {
 /// The corrections this client is due for changed billed reads, and the reads that need their
 /// status set (corrected ones; ones whose change did not matter go back to `exported`, which
 /// is written here). Changes of reads billed to another client, of reads a clerk still holds
-/// (`flagged`), or of reads whose batch is still open, wait.
+/// (`flagged`) or a supervisor has yet to approve (`pending_approval`), or of reads whose batch
+/// is still open, wait.
 fn corrections_due(
     txn: &mut dyn WriteTxn,
     client: &str,
@@ -238,7 +239,10 @@ fn corrections_due(
                 id: billed.batch.to_string(),
             });
         };
-        if batch.client != client || batch.status == BatchStatus::Open || read.status == ReadStatus::Flagged {
+        if batch.client != client
+            || batch.status == BatchStatus::Open
+            || matches!(read.status, ReadStatus::Flagged | ReadStatus::PendingApproval)
+        {
             continue;
         }
         let withdrawn = read.status == ReadStatus::Rejected;

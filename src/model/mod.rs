@@ -219,7 +219,8 @@ impl ReadType {
 }
 
 /// Where a read is in its life: VEE sets `validated` or `flagged`; clerks accept, edit,
-/// estimate or reject; billing batches and exports.
+/// estimate or reject; an edit or estimate past the service's approval threshold waits as
+/// `pending_approval` for a supervisor; billing batches and exports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReadStatus {
@@ -231,10 +232,15 @@ pub enum ReadStatus {
     Rejected,
     Batched,
     Exported,
+    /// A clerk's edit or estimate that changed the consumption by more than the service's
+    /// approval threshold: the read carries the proposed value but is not billable until a
+    /// supervisor other than its author approves it (declined: back to `flagged`). Last, so
+    /// the stored codes of the others keep their meaning.
+    PendingApproval,
 }
 
 impl ReadStatus {
-    pub const ALL: [ReadStatus; 8] = [
+    pub const ALL: [ReadStatus; 9] = [
         ReadStatus::Validated,
         ReadStatus::Flagged,
         ReadStatus::Accepted,
@@ -243,6 +249,7 @@ impl ReadStatus {
         ReadStatus::Rejected,
         ReadStatus::Batched,
         ReadStatus::Exported,
+        ReadStatus::PendingApproval,
     ];
 
     /// Statuses billing may take into a batch.
@@ -263,6 +270,7 @@ impl ReadStatus {
             ReadStatus::Rejected => "rejected",
             ReadStatus::Batched => "batched",
             ReadStatus::Exported => "exported",
+            ReadStatus::PendingApproval => "pending_approval",
         }
     }
 
@@ -275,9 +283,13 @@ impl ReadStatus {
         Self::ALL.get(usize::from(code)).copied()
     }
 
-    /// Whether a read with this status is trusted history for ADU (not held, not rejected).
+    /// Whether a read with this status is trusted history for ADU (not held, not rejected, not
+    /// an adjustment still awaiting approval).
     pub fn is_trusted(self) -> bool {
-        !matches!(self, ReadStatus::Flagged | ReadStatus::Rejected)
+        !matches!(
+            self,
+            ReadStatus::Flagged | ReadStatus::Rejected | ReadStatus::PendingApproval
+        )
     }
 }
 
@@ -391,6 +403,19 @@ pub struct Flag {
 }
 
 impl Flag {
+    /// The flag's numbers that are present, named as clerks see them: `expected`, `limit`,
+    /// `actual`, `modulus`, in that order (the review screen, the CLI and the reports print them).
+    pub fn numbers(&self) -> impl Iterator<Item = (&'static str, Quantity)> {
+        [
+            ("expected", self.expected),
+            ("limit", self.limit),
+            ("actual", self.actual),
+            ("modulus", self.modulus),
+        ]
+        .into_iter()
+        .filter_map(|(name, v)| v.map(|v| (name, v)))
+    }
+
     pub fn new(rule: Rule) -> Self {
         Flag {
             rule,
@@ -578,4 +603,38 @@ pub struct QuarantineEntry {
     pub payload: Vec<u8>,
     #[serde(with = "time_serde")]
     pub received_at: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_status_codes_and_stored_bytes_of_the_older_variants_do_not_move() {
+        // The status index keys on `code()` and reads carry postcard's variant index: a new
+        // variant in the middle would make every stored read after it mean something else.
+        let before = [
+            "validated",
+            "flagged",
+            "accepted",
+            "edited",
+            "estimated",
+            "rejected",
+            "batched",
+            "exported",
+        ];
+        for (i, name) in before.iter().enumerate() {
+            let s = ReadStatus::from_code(i as u8).unwrap();
+            assert_eq!(s.as_str(), *name);
+            assert_eq!(s.code(), i as u8);
+            assert_eq!(postcard::to_allocvec(&s).unwrap(), [i as u8]);
+        }
+        let p = ReadStatus::PendingApproval;
+        assert_eq!((p.code(), ReadStatus::from_code(8)), (8, Some(p)));
+        assert_eq!(serde_json::to_string(&p).unwrap(), "\"pending_approval\"");
+        assert!(!ReadStatus::BILLABLE.contains(&p) && !p.is_trusted());
+        for (i, s) in ReadStatus::ALL.iter().enumerate() {
+            assert_eq!(usize::from(s.code()), i);
+        }
+    }
 }

@@ -30,6 +30,10 @@ pub enum AuditAction {
     Undo,
     /// VEE looked at the read again because an earlier read of the meter changed.
     Revalidate,
+    /// A supervisor approved an adjustment that awaited approval: the read became billable.
+    Approve,
+    /// A supervisor declined it: the read is back at its value before the adjustment, `flagged`.
+    Decline,
 }
 
 impl AuditAction {
@@ -42,6 +46,8 @@ impl AuditAction {
             AuditAction::Note => "note",
             AuditAction::Undo => "undo",
             AuditAction::Revalidate => "revalidate",
+            AuditAction::Approve => "approve",
+            AuditAction::Decline => "decline",
         }
     }
 
@@ -63,7 +69,8 @@ pub struct AuditEntry {
     pub seq: u64,
     #[serde(with = "time_serde")]
     pub at: Timestamp,
-    /// Who: `--clerk`, else the OS user; `vee` for re-validation.
+    /// Who: the OS user who acted (`alice`, or `alice (entered by root)` when an admin acted for
+    /// alice with `--on-behalf-of`); `vee` for re-validation.
     pub clerk: String,
     pub action: AuditAction,
     pub read_id: ReadId,
@@ -242,5 +249,28 @@ mod tests {
         let mut same = e.clone();
         same.hash = h;
         assert_eq!(same.compute_hash(), h);
+    }
+
+    #[test]
+    fn audit_actions_are_appended_so_stored_entries_keep_their_meaning() {
+        let all = [
+            AuditAction::Accept,
+            AuditAction::Edit,
+            AuditAction::Estimate,
+            AuditAction::Reject,
+            AuditAction::Note,
+            AuditAction::Undo,
+            AuditAction::Revalidate,
+            AuditAction::Approve,
+            AuditAction::Decline,
+        ];
+        for (i, a) in all.iter().enumerate() {
+            assert_eq!(postcard::to_allocvec(a).unwrap(), [i as u8], "{}", a.as_str());
+        }
+        assert_eq!(
+            (AuditAction::Approve.as_str(), AuditAction::Decline.as_str()),
+            ("approve", "decline")
+        );
+        assert!(AuditAction::Approve.changes_read() && AuditAction::Decline.changes_read());
     }
 }

@@ -1,12 +1,17 @@
 //! The clerk actions. Each one is one write transaction: check the revision the clerk saw,
 //! change the read, append the audit entry (with the read as it was, for undo), re-validate
 //! the meter's next read, commit.
+//!
+//! An edit or estimate past the service's approval threshold leaves the read
+//! `pending_approval`; a supervisor other than its author approves or declines it
+//! ([`super::approval`]).
 
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::ReviewError;
+use super::approval::{approval_needed, pending_adjustment, same_person};
 use super::detail::{revision, undoable};
 use super::estimate::{EstimatePreview, estimate_from};
 use super::vee_inputs::vee_inputs;
@@ -36,8 +41,18 @@ pub enum Action {
     Reject { reason: String, due: Date },
     /// A note on the read; changes nothing.
     Note { text: String },
-    /// Undo the read's last change, when it was a clerk's accept, edit, estimate or reject.
+    /// Undo the read's last change, when it was a clerk's accept, edit, estimate or reject. An
+    /// adjustment awaiting approval only its author may undo; an approve or decline is not
+    /// undone (a later edit changes the read again, with its own audit entry).
     Undo,
+    /// Approve the adjustment a `pending_approval` read waits with: it becomes `edited` or
+    /// `estimated` (billable). **The caller must hold the supervisor role** (see
+    /// [`Action::needs_supervisor`]); the approver must not be the adjustment's author (checked
+    /// here on the audit entry's clerk name) and must name the revision seen.
+    Approve { note: String },
+    /// Decline it: the read goes back to its value before the adjustment, `flagged`, with the
+    /// supervisor's reason (required). Same role, author and revision rules as `Approve`.
+    Decline { reason: String },
 }
 
 impl Action {
@@ -49,7 +64,16 @@ impl Action {
             Action::Reject { .. } => AuditAction::Reject,
             Action::Note { .. } => AuditAction::Note,
             Action::Undo => AuditAction::Undo,
+            Action::Approve { .. } => AuditAction::Approve,
+            Action::Decline { .. } => AuditAction::Decline,
         }
+    }
+
+    /// Whether only a supervisor may take this action (four-eyes approval). The role is the
+    /// caller's to check (the control socket maps its peers to roles); [`act`] checks only that
+    /// the supervisor is not the author.
+    pub fn needs_supervisor(&self) -> bool {
+        matches!(self, Action::Approve { .. } | Action::Decline { .. })
     }
 }
 
@@ -175,6 +199,26 @@ fn act_in(
     if clerk.is_empty() {
         return Err(ReviewError::Refused("the clerk's name is empty".into()));
     }
+    if req.action.needs_supervisor() && req.seen_rev.is_none() {
+        // An approval is of what the supervisor looked at, never of whatever is there now.
+        return Err(ReviewError::Refused(format!(
+            "approving or declining read {id} needs the revision you looked at (--rev, from `review approvals`)"
+        )));
+    }
+    let is_pending = read.status == ReadStatus::PendingApproval;
+    if is_pending
+        && matches!(
+            req.action,
+            Action::Accept { .. } | Action::Edit { .. } | Action::Estimate { .. } | Action::Reject { .. }
+        )
+    {
+        return Err(refuse_status(
+            "its adjustment awaits a supervisor's approval (review approve or decline; its author may undo it)",
+        ));
+    }
+    if req.action.needs_supervisor() && !is_pending {
+        return Err(refuse_status("no adjustment of it awaits approval"));
+    }
 
     let mut new = read.clone();
     let mut order = None;
@@ -233,6 +277,10 @@ fn act_in(
             new.consumption = outcome.consumption;
             new.flags = outcome.flags;
             new.status = ReadStatus::Edited;
+            if let Some(why) = approval_needed(vee_config, inputs.meter.as_ref(), &read, &new) {
+                new.status = ReadStatus::PendingApproval;
+                warnings.push(awaits_approval(&why));
+            }
             if read.status == ReadStatus::Exported && txn.billed_read_change(id)?.is_none_or(|c| c.audit_seq.is_none())
             {
                 shows_change = true;
@@ -256,6 +304,10 @@ fn act_in(
             new.consumption = outcome.consumption;
             new.flags = outcome.flags;
             new.status = ReadStatus::Estimated;
+            if let Some(why) = approval_needed(vee_config, inputs.meter.as_ref(), &read, &new) {
+                new.status = ReadStatus::PendingApproval;
+                warnings.push(awaits_approval(&why));
+            }
             if new.has_flag(Rule::EstimateLimit) {
                 warnings.push(format!(
                     "meter {} already has {} estimates in a row (limit {}): send a reader",
@@ -325,6 +377,14 @@ fn act_in(
                     describe(e)
                 )));
             }
+            if is_pending && !same_person(&clerk, &e.clerk) {
+                // Withdrawing a request for approval is its author's; a supervisor declines.
+                return Err(ReviewError::Refused(format!(
+                    "read {id} awaits approval of {}: only {} can undo it; a supervisor declines it instead",
+                    describe(e),
+                    e.clerk
+                )));
+            }
             new = txn.undo_snapshot(e.seq)?.ok_or_else(|| StoreError::Corrupt {
                 what: "undo snapshot",
                 detail: format!("audit entry {} has no snapshot", e.seq),
@@ -350,6 +410,65 @@ fn act_in(
                 txn.put_billed_read_change(&c)?;
             }
             reason = format!("undo of entry {}: {}", e.seq, describe(e));
+        }
+        Action::Approve { note } => {
+            let e = pending_of(&*txn, id)?;
+            if same_person(&clerk, &e.clerk) {
+                return Err(ReviewError::Refused(format!(
+                    "read {id}: {clerk} made the adjustment awaiting approval ({}); another supervisor must approve it",
+                    describe(&e)
+                )));
+            }
+            new.status = if e.action == AuditAction::Estimate {
+                ReadStatus::Estimated
+            } else {
+                ReadStatus::Edited
+            };
+            let approved = format!("approved {} of entry {} by {}", e.action.as_str(), e.seq, e.clerk);
+            reason = if note.trim().is_empty() {
+                approved
+            } else {
+                format!("{}; {approved}", note.trim())
+            };
+        }
+        Action::Decline { reason: r } => {
+            if r.trim().is_empty() {
+                return Err(ReviewError::Refused(
+                    "a reason is required to decline an adjustment".into(),
+                ));
+            }
+            let e = pending_of(&*txn, id)?;
+            if same_person(&clerk, &e.clerk) {
+                return Err(ReviewError::Refused(format!(
+                    "read {id}: {clerk} made the adjustment awaiting approval ({}); another supervisor must decline it (or undo it yourself)",
+                    describe(&e)
+                )));
+            }
+            let before = txn.undo_snapshot(e.seq)?.ok_or_else(|| StoreError::Corrupt {
+                what: "undo snapshot",
+                detail: format!("audit entry {} has no snapshot", e.seq),
+            })?;
+            // Back to the read as it came before the adjustment (value, read type), judged by
+            // VEE against the history as it is now (an earlier read may have changed since).
+            new.read = before.read;
+            let inputs = vee_inputs(&*txn, &new, vee_config.estimate_limit)?;
+            let outcome = vee::validate(&inputs.as_meter_history(), &new.read, vee_config);
+            new.consumption = outcome.consumption;
+            new.flags = outcome.flags;
+            new.status = ReadStatus::Flagged;
+            // Billing is back to what it has (if it had the read): the review screen stops
+            // showing the declined edit as a change (as after an undo).
+            if let Some(mut c) = txn.billed_read_change(id)?.filter(|c| c.audit_seq == Some(e.seq)) {
+                c.audit_seq = None;
+                txn.put_billed_read_change(&c)?;
+            }
+            reason = format!(
+                "{} (declined {} of entry {} by {})",
+                r.trim(),
+                e.action.as_str(),
+                e.seq,
+                e.clerk
+            );
         }
     }
 
@@ -426,7 +545,10 @@ fn revalidate_next(
             updated.flags = outcome.flags;
             updated.consumption = outcome.consumption;
         }
-        ReadStatus::Accepted | ReadStatus::Edited | ReadStatus::Estimated => updated.consumption = outcome.consumption,
+        // A pending adjustment is billed with the consumption it will have once approved.
+        ReadStatus::Accepted | ReadStatus::Edited | ReadStatus::Estimated | ReadStatus::PendingApproval => {
+            updated.consumption = outcome.consumption
+        }
         _ => {
             if outcome.consumption != next.consumption {
                 warnings.push(format!(
@@ -469,6 +591,20 @@ fn revalidate_next(
     };
     entries.push(txn.append_audit(draft, Some(&next))?);
     Ok(())
+}
+
+/// The warning of an adjustment left awaiting approval.
+fn awaits_approval(why: &str) -> String {
+    format!("{why}: the read awaits a supervisor's approval (meterd review approvals)")
+}
+
+/// The adjustment a pending read waits with, or why there is none to approve or decline.
+fn pending_of(txn: &dyn WriteTxn, id: ReadId) -> Result<AuditEntry, ReviewError> {
+    pending_adjustment(txn, id)?.ok_or_else(|| {
+        ReviewError::Refused(format!(
+            "read {id} is pending_approval but no edit or estimate in its audit trail made it so (see `meterd audit verify`); nothing done"
+        ))
+    })
 }
 
 fn opt(q: Option<Quantity>) -> String {

@@ -1,14 +1,14 @@
-//! The narrow interface the TUI works through. Each operation is one CLI command
-//! (`review list --json`, `review show ID --json`, `review estimate ID --dry-run --json`,
-//! `review accept|edit|estimate|reject|note|undo`), so a remote implementation over the
-//! daemon's control socket maps 1:1 onto commands the daemon already runs.
+//! The narrow interface the TUI works through: the store on this machine ([`LocalBackend`]), or
+//! the daemon that holds it (`api::remote::RemoteBackend`, one typed request per operation).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::{ActionOutcome, ActionRequest, EstimatePreview, QueueFilter, QueueView, ReadDetail, ReviewError};
+use super::{
+    ActionOutcome, ActionRequest, ApprovalItem, EstimatePreview, QueueFilter, QueueView, ReadDetail, ReviewError,
+};
 use crate::model::ReadId;
 use crate::store::RedbStore;
 use crate::vee::VeeConfig;
@@ -17,11 +17,14 @@ use crate::vee::VeeConfig;
 pub trait ReviewBackend {
     /// `review list --json [--route R] [--rule X] [--service S]`.
     fn queue(&self, filter: &QueueFilter) -> Result<QueueView, ReviewError>;
+    /// `review approvals --json`: the reads awaiting a supervisor's approval.
+    fn approvals(&self) -> Result<Vec<ApprovalItem>, ReviewError>;
     /// `review show ID --json`.
     fn detail(&self, read_id: ReadId) -> Result<ReadDetail, ReviewError>;
     /// `review estimate ID --dry-run --json`.
     fn preview_estimate(&self, read_id: ReadId) -> Result<EstimatePreview, ReviewError>;
-    /// `review accept|edit|estimate|reject|note|undo ID --rev N --clerk C …`.
+    /// `review accept|edit|estimate|reject|note|undo|approve|decline ID --rev N …`
+    /// (approve and decline need the supervisor role where roles are checked).
     fn act(&self, req: &ActionRequest) -> Result<ActionOutcome, ReviewError>;
 }
 
@@ -56,6 +59,10 @@ impl LocalBackend {
 impl ReviewBackend for LocalBackend {
     fn queue(&self, filter: &QueueFilter) -> Result<QueueView, ReviewError> {
         self.with_store(|s| Ok(super::queue_view(s, filter)?))
+    }
+
+    fn approvals(&self) -> Result<Vec<ApprovalItem>, ReviewError> {
+        self.with_store(|s| Ok(super::approvals(s)?))
     }
 
     fn detail(&self, read_id: ReadId) -> Result<ReadDetail, ReviewError> {

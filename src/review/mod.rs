@@ -1,6 +1,7 @@
 //! What clerks do with the reads VEE held back: the queue, the actions (accept, edit,
-//! estimate, reject with a re-read service order, note, undo), the audit trail, the reports
-//! and the terminal UI.
+//! estimate, reject with a re-read service order, note, undo), the supervisors' four-eyes
+//! approval of large adjustments (approve, decline), the audit trail, the reports and the
+//! terminal UI.
 //!
 //! Every clerk action is a plain function over `&dyn Store` ([`act`]); the CLI commands and
 //! the TUI (through [`ReviewBackend`]) both call it. Each action runs in one write
@@ -9,6 +10,7 @@
 //! read, appends the hash-chained audit entry and re-validates the meter's next read.
 
 mod actions;
+mod approval;
 mod audit;
 mod backend;
 pub mod chart;
@@ -21,6 +23,7 @@ pub mod tui;
 mod vee_inputs;
 
 pub use actions::{Action, ActionOutcome, ActionRequest, act, complete_order, record_meter_change};
+pub use approval::{ApprovalItem, approval_needed, approvals, consumption_change};
 pub use audit::{VerifyProblem, VerifyReport, verify};
 pub use backend::{LocalBackend, ReviewBackend};
 pub use detail::{Period, ReadDetail, UndoInfo, detail, revision};

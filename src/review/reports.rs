@@ -158,16 +158,10 @@ pub fn exceptions(store: &dyn Store, cycle: &Cycle<'_>, lookback: usize) -> Resu
         for r in &reads {
             for f in &r.flags {
                 let nums = |f: &crate::model::Flag| {
-                    [
-                        ("expected", f.expected),
-                        ("limit", f.limit),
-                        ("actual", f.actual),
-                        ("modulus", f.modulus),
-                    ]
-                    .into_iter()
-                    .filter_map(|(n, v)| v.map(|v| format!("{n} {v}")))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                    f.numbers()
+                        .map(|(n, v)| format!("{n} {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 };
                 match f.rule {
                     Rule::ExactSameUsage => out.push(ex(Check::ExactSameUsage, Some(r.id), nums(f))),
@@ -203,6 +197,8 @@ pub enum UnbilledReason {
     SkipCode,
     HeldForReview,
     Rejected,
+    /// A clerk's adjustment awaits a supervisor's approval.
+    PendingApproval,
 }
 
 impl UnbilledReason {
@@ -212,6 +208,7 @@ impl UnbilledReason {
             UnbilledReason::SkipCode => "skip code",
             UnbilledReason::HeldForReview => "held for review",
             UnbilledReason::Rejected => "rejected",
+            UnbilledReason::PendingApproval => "pending approval",
         }
     }
 }
@@ -229,8 +226,8 @@ pub struct Unbilled {
 }
 
 /// Active meters of the cycle without a billable read (validated, accepted, edited,
-/// estimated, batched or exported), with the reason: the latest read in the cycle is held
-/// or rejected or carries a skip code, or there is none.
+/// estimated, batched or exported), with the reason: the latest read in the cycle is held,
+/// awaits approval, is rejected or carries a skip code, or there is none.
 pub fn unbilled(store: &dyn Store, cycle: &Cycle<'_>) -> Result<Vec<Unbilled>> {
     let meters = route_meters(store, cycle.route)?;
     let txn = store.begin_read()?;
@@ -238,7 +235,10 @@ pub fn unbilled(store: &dyn Store, cycle: &Cycle<'_>) -> Result<Vec<Unbilled>> {
     for m in meters.into_iter().filter(|m| m.status == MeterStatus::Active) {
         let reads = txn.meter_reads(&m.meter_id, cycle.from, cycle.to)?;
         let billable = |r: &StoredRead| {
-            !matches!(r.status, ReadStatus::Flagged | ReadStatus::Rejected) && !r.has_flag(Rule::Duplicate)
+            !matches!(
+                r.status,
+                ReadStatus::Flagged | ReadStatus::Rejected | ReadStatus::PendingApproval
+            ) && !r.has_flag(Rule::Duplicate)
         };
         if reads.iter().any(billable) {
             continue;
@@ -251,6 +251,10 @@ pub fn unbilled(store: &dyn Store, cycle: &Cycle<'_>) -> Result<Vec<Unbilled>> {
             (Some(r), None) if r.status == ReadStatus::Rejected => {
                 (UnbilledReason::Rejected, "rejected; re-read ordered".to_owned())
             }
+            (Some(r), None) if r.status == ReadStatus::PendingApproval => (
+                UnbilledReason::PendingApproval,
+                "an adjustment awaits a supervisor's approval".to_owned(),
+            ),
             (Some(r), None) => (
                 UnbilledReason::HeldForReview,
                 r.flags.iter().map(|f| f.rule.as_str()).collect::<Vec<_>>().join(", "),

@@ -70,12 +70,14 @@ pub struct Traffic {
     queue: VecDeque<SimMessage>,
 }
 
+/// An IDM packet heard over the air (serial 11278109; rtl_433_tests `tests/idm/`), the shape of
+/// every simulated IDM.
 const IDM_TEMPLATE: &str = "555516A31C5CC6041700AC171DF6BC020100EF0900000000000000000000053004000000000000000000000000000000000000000000000000000000008000000000000000000000200000000000000000000008000001DCEABA7C37";
 
 impl Traffic {
     pub fn new(opts: SimOptions) -> Self {
         let mut rng = Rng::new(opts.seed ^ 0x6761_7465_7761_7900);
-        let template = Idm::parse(&hex::decode(IDM_TEMPLATE).expect("hex")).expect("research vector I1");
+        let template = Idm::parse(&hex::decode(IDM_TEMPLATE).expect("hex")).expect("the template passes its CRCs");
         let meters = (0..opts.meters.max(1))
             .map(|i| {
                 let id = 10_000_000 + i as u32 * 7 + (rng.range(0, 6) as u32);

@@ -92,6 +92,10 @@ fn a_clerk_acts_as_itself_and_is_refused_what_needs_another_role() {
         (&["tokens", "create", "cis"][..], "`tokens create` needs the admin role"),
         (&["batches", "ack", "1"], "`batches ack` needs the supervisor role"),
         (
+            &["review", "approve", &id, "--rev", "0"],
+            "`review approve` needs the supervisor role",
+        ),
+        (
             &["--on-behalf-of", "ann", "review", "note", &id, "x"],
             "--on-behalf-of needs the admin role",
         ),
@@ -133,7 +137,7 @@ fn a_clerk_acts_as_itself_and_is_refused_what_needs_another_role() {
     });
     assert!(
         metrics.contains("meterd_control_refused_total{role=\"admin\"} 2")
-            && metrics.contains("meterd_control_refused_total{role=\"supervisor\"} 1"),
+            && metrics.contains("meterd_control_refused_total{role=\"supervisor\"} 2"),
         "{metrics}"
     );
     d.stop();

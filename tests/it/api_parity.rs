@@ -85,6 +85,22 @@ const STEPS: &[&[&str]] = &[
     &["review", "note", "13", "customer has a pool"],
     &["review", "note", "13", "bell\u{7}"],
     &["review", "undo", "14", "--rev", "2"],
+    // Four eyes: the estimate of 15 (entry 3) waits for a supervisor; root made it.
+    &["review", "approvals"],
+    &["review", "approvals", "--json"],
+    &["review", "approve", "15", "--rev", "3"],
+    &[
+        "--on-behalf-of",
+        "bob",
+        "review",
+        "approve",
+        "15",
+        "--rev",
+        "3",
+        "--note",
+        "photo",
+    ],
+    &["review", "decline", "15", "--rev", "7", "--reason", "too late"],
     &["review", "accept", "9999"],
     &["audit", "verify"],
     &["audit", "verify", "--json"],
@@ -227,7 +243,10 @@ fn scenario(s: &Scratch) {
         "bad.csv",
         "meter_id,read_at,value,read_type,codes\nW1,2025-05-01T08:00:00Z,12x,manual,\n",
     );
-    s.file("meterd.toml", "[daemon]\nstop_deadline_secs = 10\n");
+    s.file(
+        "meterd.toml",
+        "[daemon]\nstop_deadline_secs = 10\n[vee.water]\napproval_threshold = 50\n",
+    );
 }
 
 fn run_all(s: &Scratch) -> Vec<Outcome> {
@@ -282,7 +301,28 @@ fn every_store_command_is_the_same_with_and_without_a_daemon() {
     };
     assert!(ok(&["review", "list"]).contains("4 of 4 reads awaiting review"));
     let verify = ok(&["audit", "verify"]);
-    assert!(verify.contains("audit trail intact: 6 entries"), "{verify}");
+    assert!(verify.contains("audit trail intact: 7 entries"), "{verify}");
+    assert!(ok(&["review", "approvals"]).contains("1 read(s) awaiting approval"));
+    let own = &here[step(&["review", "approve", "15", "--rev", "3"])];
+    assert!(
+        own.stderr.contains("another supervisor must approve it"),
+        "{}",
+        own.stderr
+    );
+    assert!(
+        ok(&[
+            "--on-behalf-of",
+            "bob",
+            "review",
+            "approve",
+            "15",
+            "--rev",
+            "3",
+            "--note",
+            "photo"
+        ])
+        .contains("approve")
+    );
     assert!(ok(&["batches", "export", "--format", "csv", "--out", "export.csv"]).contains("written to export.csv"));
     assert!(ok(&["tokens", "create", "cis"]).starts_with("mtd_<token>"));
     for refused in [

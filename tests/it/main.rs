@@ -19,6 +19,7 @@ mod ops_config;
 mod ops_crash;
 mod ops_daemon;
 mod ops_systemd;
+mod review_approvals;
 mod review_cli;
 mod review_remote;
 mod review_tmux;

@@ -10,7 +10,7 @@ fn check_config_prints_the_effective_configuration() {
     let s = Scratch::new();
     let file = s.file(
         "site.toml",
-        "data_dir = \"/srv/meterd\"\n[vee.gas]\nhigh_factor = 2.5\n",
+        "data_dir = \"/srv/meterd\"\n[vee.gas]\nhigh_factor = 2.5\napproval_threshold = 50\n",
     );
     let out = s.run(&["--config", file.to_str().unwrap(), "check-config"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -19,6 +19,7 @@ fn check_config_prints_the_effective_configuration() {
     for needle in [
         "[vee.gas]",
         "high_factor = 2.5",
+        "approval_threshold = 50",
         "[vee.water]",
         "[log]",
         "level = \"info\"",

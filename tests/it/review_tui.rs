@@ -4,7 +4,7 @@
 use crate::review_fixture::*;
 use jiff::civil::date;
 use meterd::model::{ReadStatus, Rule};
-use meterd::review::tui::App;
+use meterd::review::tui::{App, View};
 use meterd::review::{LocalBackend, QueueFilter, ReviewBackend};
 use meterd::vee::VeeConfig;
 use ratatui::Terminal;
@@ -17,9 +17,13 @@ struct Rig {
 }
 
 fn rig() -> Rig {
+    rig_with(VeeConfig::default())
+}
+
+fn rig_with(vee: VeeConfig) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     drop(town(dir.path()));
-    let mut backend = LocalBackend::new(dir.path().to_owned(), VeeConfig::default());
+    let mut backend = LocalBackend::new(dir.path().to_owned(), vee);
     backend.now = fixed_now;
     Rig { _dir: dir, backend }
 }
@@ -227,4 +231,109 @@ fn the_local_backend_waits_for_a_store_another_clerk_holds() {
     let view = rig.backend.queue(&QueueFilter::default()).unwrap();
     assert_eq!(view.total, 3);
     releaser.join().unwrap();
+}
+
+/// Ann edits W-100's spike 14220 → 13608 through the keys (consumption 912 → 300).
+fn edit_the_spike(app: &mut App, rig: &Rig) {
+    key(app, rig, KeyCode::Home);
+    key(app, rig, KeyCode::Down);
+    assert_eq!(app.detail.as_ref().unwrap().read.read.meter_id, "W-100");
+    key(app, rig, KeyCode::Char('e'));
+    for _ in 0..5 {
+        key(app, rig, KeyCode::Backspace);
+    }
+    typ(app, rig, "13608");
+    key(app, rig, KeyCode::Tab);
+    typ(app, rig, "keyed 9 for 6");
+    key(app, rig, KeyCode::Enter);
+    assert!(app.dialog.is_none(), "{:?}", app.message);
+}
+
+fn screen_text(t: &Terminal<TestBackend>) -> String {
+    let buf = t.backend().buffer();
+    let w = usize::from(buf.area.width);
+    buf.content()
+        .chunks(w)
+        .map(|row| row.iter().map(|c| c.symbol()).collect::<String>())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn approvals_queue_the_author_is_refused_another_supervisor_declines_then_approves() {
+    let mut vee = VeeConfig::default();
+    vee.water.approval_threshold = Some(q("50"));
+    let rig = rig_with(vee);
+    let mut ann = app(&rig, "ann");
+    edit_the_spike(&mut ann, &rig);
+    let (msg, err) = ann.message.clone().unwrap();
+    assert!(!err && msg.contains("awaits a supervisor's approval"), "{msg}");
+    let id = ann.detail.as_ref().unwrap().read.id;
+    assert_eq!(rig.backend.detail(id).unwrap().read.status, ReadStatus::PendingApproval);
+    // The header says there is something to approve, and where.
+    let top = screen_text(&draw(&ann, 80, 24));
+    assert!(
+        top.lines().next().unwrap().contains("2 held · 1 to approve (p)"),
+        "{top}"
+    );
+
+    // The author in the approvals queue: refused, the dialog says why.
+    key(&mut ann, &rig, KeyCode::Char('p'));
+    assert_eq!((ann.view, ann.approvals.len()), (View::Approvals, 1));
+    key(&mut ann, &rig, KeyCode::Char('a'));
+    key(&mut ann, &rig, KeyCode::Enter);
+    let e = ann.dialog.as_ref().unwrap().error.clone().unwrap();
+    assert!(e.contains("another supervisor must approve it"), "{e}");
+    key(&mut ann, &rig, KeyCode::Esc);
+    // Clerk keys do nothing there but say which keys do.
+    key(&mut ann, &rig, KeyCode::Char('e'));
+    assert!(ann.dialog.is_none() && ann.message.as_ref().unwrap().0.contains("a approve · d decline"));
+
+    // Bob declines: a reason is required; the read goes back to 14220, held.
+    let mut bob = app(&rig, "bob");
+    key(&mut bob, &rig, KeyCode::Char('p'));
+    insta::assert_snapshot!("approvals_80x24", draw(&bob, 80, 24).backend());
+    key(&mut bob, &rig, KeyCode::Char('d'));
+    insta::assert_snapshot!("decline_dialog", draw(&bob, 80, 24).backend());
+    key(&mut bob, &rig, KeyCode::Enter);
+    assert_eq!(
+        bob.dialog.as_ref().unwrap().error.as_deref(),
+        Some("a reason is required")
+    );
+    typ(&mut bob, &rig, "photo shows 14220");
+    key(&mut bob, &rig, KeyCode::Enter);
+    assert!(bob.dialog.is_none(), "{:?}", bob.message);
+    let d = rig.backend.detail(id).unwrap();
+    assert_eq!((d.read.read.value, d.read.status), (q("14220"), ReadStatus::Flagged));
+    assert_eq!(
+        d.audit.last().unwrap().reason,
+        "photo shows 14220 (declined edit of entry 1 by ann)"
+    );
+    // Not undoable by bob.
+    key(&mut bob, &rig, KeyCode::Char('u'));
+    assert_eq!(rig.backend.detail(id).unwrap().read.status, ReadStatus::Flagged);
+
+    // Ann tries again; Bob approves with a note: billable (edited).
+    key(&mut ann, &rig, KeyCode::Char('p'));
+    assert_eq!(ann.view, View::Held);
+    edit_the_spike(&mut ann, &rig);
+    key(&mut bob, &rig, KeyCode::Char('g'));
+    assert_eq!(bob.approvals.len(), 1);
+    key(&mut bob, &rig, KeyCode::Home);
+    key(&mut bob, &rig, KeyCode::Char('a'));
+    typ(&mut bob, &rig, "ok after call");
+    key(&mut bob, &rig, KeyCode::Enter);
+    assert!(bob.dialog.is_none(), "{:?}", bob.message);
+    let d = rig.backend.detail(id).unwrap();
+    assert_eq!((d.read.read.value, d.read.status), (q("13608"), ReadStatus::Edited));
+    assert!(bob.approvals.is_empty());
+    let screen = screen_text(&draw(&bob, 80, 24));
+    assert!(
+        screen
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with(meterd::review::tui::APPROVALS_HELP_LINE),
+        "{screen}"
+    );
 }

@@ -1,8 +1,9 @@
 //! The integrity checks of the ERT messages: SCM's "BCH" code and the CRC-16 of SCM+/IDM/NetIDM.
 //!
-//! Both are plain MSB-first CRC-16 engines (rtlamr's `crc/crc.go` runs them over the
-//! data with its CRC and compares the residue; rtl_433's `ert_idm.c` and `scmplus.c` agree), so they come from the `crc`
-//! crate: SCM's code as a custom [`Algorithm`], the others as the catalogue's CRC-16/GENIBUS.
+//! Both are plain MSB-first CRC-16 engines (rtlamr's `crc/crc.go` runs them over the data with its
+//! CRC and compares the residue; rtl_433's `ert_idm.c` and `scmplus.c` agree), so they come from
+//! the `crc` crate: SCM's code as a custom [`Algorithm`], the others as the catalogue's
+//! CRC-16/GENIBUS.
 //! R900's Reed-Solomon code lives in [`super::rs`].
 
 use crc::{Algorithm, CRC_16_GENIBUS, Crc, Table};

@@ -75,10 +75,11 @@ pub fn decode_json_line(line: &str, keys: &Keys) -> Result<Decoded> {
     parse_json_line(line, keys).map(|l| l.decoded)
 }
 
-/// Width in bits of the register a protocol's `register` reading counts in, for the rollover
-/// rule: SCM 24, SCM+ and IDM 32, NetIDM 24 (the widths of rtlamr's fields). R900 is 27:
-/// rtlamr's 24-bit `Consumption` plus the three wrap bits it shows as `Unkn3` and the top bit of `Leak` (the register does pass 2^24,
-/// rtlamr #99). R900BCD holds six decimal digits: see [`register_modulus`].
+/// Width in bits of the register a protocol's `register` reading counts in, for the rollover rule:
+/// SCM 24, SCM+ and IDM 32, NetIDM 24 (the widths of rtlamr's fields). R900 is 27: rtlamr's 24-bit
+/// `Consumption` plus the three wrap bits it shows as `Unkn3` and the top bit of `Leak` (the
+/// register does pass 2^24, rtlamr #99). R900BCD holds six decimal digits: see
+/// [`register_modulus`].
 pub fn register_bits(protocol: Protocol) -> Option<u32> {
     match protocol {
         Protocol::Scm | Protocol::NetIdm | Protocol::R900Bcd => Some(24),

@@ -1,7 +1,8 @@
 //! R900's Reed-Solomon code: a shortened RS(31,26) over GF(32), written from the published
-//! parameters (rtlamr's `r900/r900.go` and `r900/gf/gf.go` describe the check): field polynomial x^5+x^2+1 (37), α = 2, five parity symbols whose roots are
-//! α^29..α^33. The 31-symbol codeword is the 16 data symbols, ten zero symbols (the shortening)
-//! and the 5 parity symbols, highest power first.
+//! parameters (rtlamr's `r900/r900.go` and `r900/gf/gf.go` describe the check): field polynomial
+//! x^5+x^2+1 (37), α = 2, five parity symbols whose roots are α^29..α^33. The 31-symbol codeword is
+//! the 16 data symbols, ten zero symbols (the shortening) and the 5 parity symbols, highest power
+//! first.
 
 /// Number of symbols the radio sends: 16 data + 5 parity.
 pub const SYMBOLS: usize = 21;

@@ -131,6 +131,7 @@ impl Command {
             | Command::Orders(OrdersCmd::Complete { .. })
             | Command::Batches(BatchesCmd::Next { .. } | BatchesCmd::Ack { .. } | BatchesCmd::Export { .. })
             | Command::Routes(RoutesCmd::Assign { .. } | RoutesCmd::Unassign { .. }) => Role::Supervisor,
+            Command::Review(c) if c.needs_supervisor() => Role::Supervisor,
             _ => Role::Clerk,
         }
     }

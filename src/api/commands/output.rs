@@ -55,15 +55,7 @@ pub fn print_json(ctx: &(impl Console + ?Sized), v: &impl Serialize) -> anyhow::
 
 /// A flag in one line: `high_usage (expected 300, limit 540, actual 912)`.
 pub fn flag_text(f: &Flag) -> String {
-    let nums: Vec<String> = [
-        ("expected", f.expected),
-        ("limit", f.limit),
-        ("actual", f.actual),
-        ("modulus", f.modulus),
-    ]
-    .into_iter()
-    .filter_map(|(n, v)| v.map(|v| format!("{n} {v}")))
-    .collect();
+    let nums: Vec<String> = f.numbers().map(|(n, v)| format!("{n} {v}")).collect();
     if nums.is_empty() {
         f.rule.to_string()
     } else {

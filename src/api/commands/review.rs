@@ -1,9 +1,11 @@
 //! `meterd review list|show|accept|edit|estimate|reject|note|undo`: every clerk action as a
-//! command (the terminal UI is `meterd review` without a subcommand, in `cli`).
+//! command, and the supervisors' four-eyes approval: `review approvals|approve|decline` (the
+//! terminal UI is `meterd review` without a subcommand, in `cli`).
 //!
 //! Actions take `--rev N`, the read's revision the clerk saw (`review show ID --json` → `rev`);
-//! when the read changed since, the action is refused and says who did what. The clerk is the
-//! caller's OS user (or, for an admin, `--on-behalf-of NAME`).
+//! when the read changed since, the action is refused and says who did what. Approve and
+//! decline require it (`review approvals` shows it). The clerk is the caller's OS user (or,
+//! for an admin, `--on-behalf-of NAME`).
 
 use clap::{Args, Subcommand};
 use jiff::civil::Date;
@@ -111,11 +113,45 @@ pub enum ReviewCmd {
         #[command(flatten)]
         common: ActArgs,
     },
-    /// Undo the read's last change, when it was a clerk's accept, edit, estimate or reject.
+    /// Undo the read's last change, when it was a clerk's accept, edit, estimate or reject (an
+    /// adjustment awaiting approval: by its author only).
     Undo {
         id: u64,
         #[command(flatten)]
         common: ActArgs,
+    },
+    /// The reads whose edit or estimate awaits a supervisor's approval (four eyes): old and
+    /// proposed value and consumption, the change, who asked, when and why.
+    Approvals {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve an adjustment awaiting approval (supervisors; not its author): it becomes billable.
+    Approve {
+        id: u64,
+        /// The read's revision you saw (`review approvals` → rev).
+        #[arg(long)]
+        rev: u64,
+        /// A note for the audit trail.
+        #[arg(long, default_value = "")]
+        note: String,
+        /// Print what was done as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decline it (supervisors; not its author): the read goes back to its value before the
+    /// adjustment, held for review (`flagged`), with your reason.
+    Decline {
+        id: u64,
+        /// The read's revision you saw (`review approvals` → rev).
+        #[arg(long)]
+        rev: u64,
+        /// Why (required; the clerk sees it).
+        #[arg(long)]
+        reason: String,
+        /// Print what was done as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -142,7 +178,15 @@ impl ReviewCmd {
             ReviewCmd::Reject { .. } => "reject",
             ReviewCmd::Note { .. } => "note",
             ReviewCmd::Undo { .. } => "undo",
+            ReviewCmd::Approvals { .. } => "approvals",
+            ReviewCmd::Approve { .. } => "approve",
+            ReviewCmd::Decline { .. } => "decline",
         }
+    }
+
+    /// Approving and declining an adjustment are a supervisor's (four eyes).
+    pub fn needs_supervisor(&self) -> bool {
+        matches!(self, ReviewCmd::Approve { .. } | ReviewCmd::Decline { .. })
     }
 }
 
@@ -231,6 +275,17 @@ pub fn run(ctx: &Ctx<'_>, cmd: ReviewCmd) -> anyhow::Result<()> {
         }
         ReviewCmd::Note { id, text, common } => (id, common, Action::Note { text }),
         ReviewCmd::Undo { id, common } => (id, common, Action::Undo),
+        ReviewCmd::Approvals { json } => {
+            let items = review::approvals(ctx.store)?;
+            if json {
+                return print_json(ctx, &items);
+            }
+            return print_approvals(ctx, &items);
+        }
+        ReviewCmd::Approve { id, rev, note, json } => (id, ActArgs { rev: Some(rev), json }, Action::Approve { note }),
+        ReviewCmd::Decline { id, rev, reason, json } => {
+            (id, ActArgs { rev: Some(rev), json }, Action::Decline { reason })
+        }
     };
     let req = ActionRequest {
         read_id: id,
@@ -255,6 +310,51 @@ fn refusal(e: ReviewError) -> anyhow::Error {
         ReviewError::Refused(m) => anyhow::anyhow!("refused: {m}"),
         e => e.into(),
     }
+}
+
+fn print_approvals(ctx: &Ctx<'_>, items: &[review::ApprovalItem]) -> anyhow::Result<()> {
+    let opt = |q: Option<Quantity>| q.map(|q| q.to_string()).unwrap_or_else(|| "-".into());
+    say!(
+        ctx,
+        "{:>8} {:>4}  {:<10} {:<8} {:<8}  {:>10} {:>8}  {:>10} {:>8}  {:>8}  {:<10} {:<16}  reason",
+        "read",
+        "rev",
+        "meter",
+        "service",
+        "action",
+        "old value",
+        "old use",
+        "proposed",
+        "use",
+        "change",
+        "by",
+        "at"
+    );
+    for a in items {
+        say!(
+            ctx,
+            "{:>8} {:>4}  {:<10} {:<8} {:<8}  {:>10} {:>8}  {:>10} {:>8}  {:>8}  {:<10} {:<16}  {}",
+            a.read_id,
+            a.rev,
+            a.meter_id,
+            a.service.map(|s| s.as_str()).unwrap_or("?"),
+            a.action.as_str(),
+            a.old_value.to_string(),
+            opt(a.old_consumption),
+            a.value.to_string(),
+            opt(a.consumption),
+            a.change.to_string(),
+            a.author,
+            a.at.strftime("%Y-%m-%d %H:%M").to_string(),
+            a.reason
+        );
+    }
+    say!(
+        ctx,
+        "{} read(s) awaiting approval; approve with `meterd review approve ID --rev N`, decline with `meterd review decline ID --rev N --reason T`",
+        items.len()
+    );
+    Ok(())
 }
 
 fn print_detail(ctx: &Ctx<'_>, d: &review::ReadDetail) -> anyhow::Result<()> {

@@ -3,6 +3,9 @@
 //! [`App`] is plain data: [`App::on_key`] changes it (calling the [`ReviewBackend`] for data
 //! and actions), [`App::render`] draws it. Tests drive both with ratatui's `TestBackend`;
 //! [`run`] connects them to a real terminal (crossterm, no mouse).
+//!
+//! Two lists share the screen: the held queue (clerks) and, behind `p`, the approvals queue
+//! (supervisors: `a` approves, `d` declines an adjustment awaiting four-eyes approval).
 
 mod render;
 mod term;
@@ -10,10 +13,14 @@ mod term;
 use jiff::civil::Date;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
+pub use render::{APPROVALS_HELP_LINE, HELP_LINE};
 pub use term::run;
 
-use super::{Action, ActionRequest, EstimatePreview, QueueFilter, QueueView, ReadDetail, ReviewBackend, ReviewError};
-use crate::model::{Quantity, ReadId, Rule, Service};
+use super::{
+    Action, ActionRequest, ApprovalItem, EstimatePreview, QueueFilter, QueueView, ReadDetail, ReviewBackend,
+    ReviewError,
+};
+use crate::model::{AuditAction, Quantity, ReadId, Rule, Service};
 
 /// Days until a re-read service order is due, by default.
 pub const DEFAULT_DUE_DAYS: i64 = 3;
@@ -56,6 +63,20 @@ pub enum DialogKind {
     Note,
     /// Route, rule and service filters.
     Filter,
+    /// Approve the adjustment shown (an optional note).
+    Approve(ApprovalItem),
+    /// Decline it (a reason).
+    Decline(ApprovalItem),
+}
+
+/// Which list the left pane shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum View {
+    /// The reads held for review (`flagged`).
+    #[default]
+    Held,
+    /// The adjustments awaiting a supervisor's approval (`pending_approval`).
+    Approvals,
 }
 
 /// An open dialog: its fields, which one has focus, and why the last submit was refused.
@@ -75,6 +96,11 @@ pub struct App {
     pub queue: QueueView,
     /// Index into `queue.items`.
     pub selected: usize,
+    pub view: View,
+    /// The approvals queue (loaded with the held queue: the header counts it).
+    pub approvals: Vec<ApprovalItem>,
+    /// Index into `approvals`.
+    pub approval_selected: usize,
     /// The read shown in the detail pane (the selected one, or the one just acted on).
     pub detail: Option<ReadDetail>,
     /// The read just acted on stays on screen until the clerk moves.
@@ -99,6 +125,9 @@ impl App {
             filter,
             queue: QueueView::default(),
             selected: 0,
+            view: View::Held,
+            approvals: Vec::new(),
+            approval_selected: 0,
             detail: None,
             pinned: false,
             can_undo: false,
@@ -111,18 +140,21 @@ impl App {
         }
     }
 
-    /// Reload the queue and the read on screen. The read the clerk has open stays open: it
-    /// keeps its selection when reads come or go above it, and when it left the queue (another
+    /// Reload the queues and the read on screen. The read the clerk has open stays open: it
+    /// keeps its selection when reads come or go above it, and when it left the list (another
     /// clerk acted on it) it stays on screen, as after the clerk's own action.
     pub fn refresh(&mut self, backend: &dyn ReviewBackend) {
         let open = self.detail.as_ref().map(|d| d.read.id);
-        match backend.queue(&self.filter) {
-            Ok(q) => {
+        let loaded = backend.queue(&self.filter).and_then(|q| Ok((q, backend.approvals()?)));
+        match loaded {
+            Ok((q, a)) => {
                 self.queue = q;
+                self.approvals = a;
                 self.unavailable = None;
             }
             Err(e) => {
                 self.queue = QueueView::default();
+                self.approvals = Vec::new();
                 self.detail = None;
                 self.pinned = false;
                 self.can_undo = false;
@@ -133,8 +165,12 @@ impl App {
         if !self.pinned
             && let Some(id) = open
         {
-            match self.queue.items.iter().position(|i| i.read.id == id) {
-                Some(i) => self.selected = i,
+            let at = match self.view {
+                View::Held => self.queue.items.iter().position(|i| i.read.id == id),
+                View::Approvals => self.approvals.iter().position(|a| a.read_id == id),
+            };
+            match at {
+                Some(i) => self.set_cursor(i),
                 None => {
                     self.pinned = true;
                     self.can_undo = false;
@@ -143,6 +179,9 @@ impl App {
         }
         if self.selected >= self.queue.items.len() {
             self.selected = self.queue.items.len().saturating_sub(1);
+        }
+        if self.approval_selected >= self.approvals.len() {
+            self.approval_selected = self.approvals.len().saturating_sub(1);
         }
         match (self.pinned, open) {
             (true, Some(id)) => self.load(backend, id),
@@ -155,8 +194,43 @@ impl App {
         self.unavailable.is_some()
     }
 
+    /// How many reads the list on screen has.
+    pub fn list_len(&self) -> usize {
+        match self.view {
+            View::Held => self.queue.items.len(),
+            View::Approvals => self.approvals.len(),
+        }
+    }
+
+    /// The index of the selected read in the list on screen.
+    pub fn cursor(&self) -> usize {
+        match self.view {
+            View::Held => self.selected,
+            View::Approvals => self.approval_selected,
+        }
+    }
+
+    fn set_cursor(&mut self, index: usize) {
+        match self.view {
+            View::Held => self.selected = index,
+            View::Approvals => self.approval_selected = index,
+        }
+    }
+
+    /// The approvals queue's entry of the read on screen, in that view.
+    pub fn approval_shown(&self) -> Option<&ApprovalItem> {
+        let id = self.detail.as_ref()?.read.id;
+        (self.view == View::Approvals)
+            .then(|| self.approvals.iter().find(|a| a.read_id == id))
+            .flatten()
+    }
+
     fn load_selected(&mut self, backend: &dyn ReviewBackend) {
-        match self.queue.items.get(self.selected).map(|i| i.read.id) {
+        let id = match self.view {
+            View::Held => self.queue.items.get(self.selected).map(|i| i.read.id),
+            View::Approvals => self.approvals.get(self.approval_selected).map(|a| a.read_id),
+        };
+        match id {
             Some(id) => self.load(backend, id),
             None => self.detail = None,
         }
@@ -178,8 +252,7 @@ impl App {
     }
 
     fn move_to(&mut self, backend: &dyn ReviewBackend, index: usize) {
-        let n = self.queue.items.len();
-        if n == 0 {
+        if self.list_len() == 0 {
             return;
         }
         if self.pinned {
@@ -190,8 +263,29 @@ impl App {
             self.detail = None;
             self.refresh(backend);
         }
-        self.selected = index.min(self.queue.items.len().saturating_sub(1));
+        self.set_cursor(index.min(self.list_len().saturating_sub(1)));
         self.load_selected(backend);
+    }
+
+    /// `p`: from the held queue to the approvals queue and back.
+    fn switch_view(&mut self, backend: &dyn ReviewBackend) {
+        self.view = match self.view {
+            View::Held => View::Approvals,
+            View::Approvals => View::Held,
+        };
+        // The other list starts at its selection, not at the read open in this one.
+        self.detail = None;
+        self.pinned = false;
+        self.can_undo = false;
+        self.refresh(backend);
+        let m = match self.view {
+            View::Approvals => format!(
+                "approvals queue: {} awaiting approval · a approve · d decline · p back",
+                self.approvals.len()
+            ),
+            View::Held => format!("held queue: {} held", self.queue.total),
+        };
+        self.info(m);
     }
 
     /// Handle one key.
@@ -216,22 +310,34 @@ impl App {
             }
             return;
         }
-        let n = self.queue.items.len();
+        let n = self.list_len();
+        let at = self.cursor();
         match key.code {
             KeyCode::Char('q') => self.quit = true,
             KeyCode::Char('?') | KeyCode::F(1) => self.help = true,
             KeyCode::Down | KeyCode::Char('j') => {
-                let next = if self.pinned { self.selected } else { self.selected + 1 };
+                let next = if self.pinned { at } else { at + 1 };
                 self.move_to(backend, next)
             }
-            KeyCode::Up | KeyCode::Char('k') => self.move_to(backend, self.selected.saturating_sub(1)),
-            KeyCode::PageDown => self.move_to(backend, self.selected + 10),
-            KeyCode::PageUp => self.move_to(backend, self.selected.saturating_sub(10)),
+            KeyCode::Up | KeyCode::Char('k') => self.move_to(backend, at.saturating_sub(1)),
+            KeyCode::PageDown => self.move_to(backend, at + 10),
+            KeyCode::PageUp => self.move_to(backend, at.saturating_sub(10)),
             KeyCode::Home => self.move_to(backend, 0),
             KeyCode::End => self.move_to(backend, n.saturating_sub(1)),
             KeyCode::Char('g') => {
                 self.refresh(backend);
-                self.info(format!("reloaded: {} held", self.queue.total));
+                self.info(format!(
+                    "reloaded: {} held, {} awaiting approval",
+                    self.queue.total,
+                    self.approvals.len()
+                ));
+            }
+            KeyCode::Char('p') => self.switch_view(backend),
+            KeyCode::Char('e' | 's' | 'r' | 'u' | 'f') if self.view == View::Approvals => {
+                self.message = Some((
+                    "in the approvals queue: a approve · d decline · n note; p goes back to the held queue".into(),
+                    true,
+                ));
             }
             KeyCode::Char('f') => {
                 let f = &self.filter;
@@ -247,6 +353,17 @@ impl App {
                 });
             }
             _ if self.detail.is_none() => {}
+            KeyCode::Char('a' | 'd') if self.view == View::Approvals => {
+                let Some(item) = self.approval_shown().cloned() else {
+                    self.message = Some(("this read no longer awaits approval (g reloads)".into(), true));
+                    return;
+                };
+                if key.code == KeyCode::Char('a') {
+                    self.open(DialogKind::Approve(item), vec![Field::new("note", "")]);
+                } else {
+                    self.open(DialogKind::Decline(item), vec![Field::new("reason", "")]);
+                }
+            }
             KeyCode::Char('a') => self.submit(backend, Action::Accept { reason: String::new() }),
             KeyCode::Char('e') => {
                 let value = self
@@ -376,6 +493,13 @@ impl App {
                 }
                 Action::Note { text: text(0) }
             }
+            DialogKind::Approve(_) => Action::Approve { note: text(0) },
+            DialogKind::Decline(_) => {
+                if text(0).is_empty() {
+                    return self.dialog_error("a reason is required".into());
+                }
+                Action::Decline { reason: text(0) }
+            }
         };
         self.submit(backend, action);
         // A refused action keeps the dialog open with the reason, unless the read changed.
@@ -409,8 +533,12 @@ impl App {
                 }
                 self.dialog = None;
                 self.pinned = true;
-                self.can_undo =
-                    outcome.entry.action.changes_read() && outcome.entry.action != crate::model::AuditAction::Undo;
+                // Approve and decline are not undone (see `Action::Undo`).
+                self.can_undo = outcome.entry.action.changes_read()
+                    && !matches!(
+                        outcome.entry.action,
+                        AuditAction::Undo | AuditAction::Approve | AuditAction::Decline
+                    );
                 let id = req.read_id;
                 self.refresh(backend);
                 self.load(backend, id);

@@ -7,12 +7,15 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, List, ListItem, ListState, Paragraph, Wrap};
 
-use super::{App, Dialog, DialogKind};
+use super::{App, Dialog, DialogKind, View};
 use crate::review::chart::{Cell, chart};
-use crate::review::{ReadDetail, severity};
+use crate::review::{ApprovalItem, ReadDetail, severity};
 
 /// The keys, as the help line shows them (fits 80 columns).
 pub const HELP_LINE: &str = "↑↓ move a accept e edit s estimate r reject n note u undo f filter ? help q quit";
+
+/// The keys of the approvals queue.
+pub const APPROVALS_HELP_LINE: &str = "↑↓ move a approve d decline n note p held queue g reload ? help q quit";
 
 const KEYS: &[(&str, &str)] = &[
     ("↑ ↓  j k", "previous / next read (PgUp PgDn Home End)"),
@@ -24,6 +27,7 @@ const KEYS: &[(&str, &str)] = &[
     ("u", "undo your last change, while still on the read"),
     ("f", "filter by route, rule, service (empty = all)"),
     ("g", "reload the queue"),
+    ("p", "approvals queue (supervisors): a approve, d decline; p back"),
     ("Tab Enter Esc", "in a dialog: next field, confirm, cancel"),
     ("? F1", "this help (any key closes it)"),
     ("q  Ctrl-C", "quit"),
@@ -85,8 +89,12 @@ impl App {
                 message,
             );
         }
+        let keys = match self.view {
+            View::Held => HELP_LINE,
+            View::Approvals => APPROVALS_HELP_LINE,
+        };
         frame.render_widget(
-            Paragraph::new(HELP_LINE).style(Style::new().add_modifier(Modifier::REVERSED)),
+            Paragraph::new(keys).style(Style::new().add_modifier(Modifier::REVERSED)),
             help,
         );
         if let Some(d) = &self.dialog {
@@ -104,10 +112,27 @@ impl App {
                 bold(),
             ));
         }
+        if self.view == View::Approvals {
+            return Line::from(Span::styled(
+                format!(
+                    "meterd review · {} · approvals · {} awaiting approval",
+                    self.clerk,
+                    self.approvals.len()
+                ),
+                bold(),
+            ));
+        }
         let mut spans = vec![Span::styled(
             format!("meterd review · {} · {} held", self.clerk, self.queue.total),
             bold(),
         )];
+        // Only when there is any: a screen without pending adjustments looks as it always did.
+        if !self.approvals.is_empty() {
+            spans.push(Span::styled(
+                format!(" · {} to approve (p)", self.approvals.len()),
+                Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+            ));
+        }
         let mut counts: Vec<_> = self.queue.counts.iter().collect();
         counts.sort_by(|a, b| severity(*b.0).cmp(&severity(*a.0)).then(a.0.cmp(b.0)));
         for (rule, n) in counts {
@@ -117,6 +142,12 @@ impl App {
     }
 
     fn filter_line(&self) -> String {
+        if self.view == View::Approvals {
+            return format!(
+                "edits and estimates past the approval threshold, oldest first · showing {}",
+                self.approvals.len()
+            );
+        }
         let f = &self.filter;
         format!(
             "filter: route {} · rule {} · service {} · showing {}",
@@ -128,6 +159,9 @@ impl App {
     }
 
     fn render_queue(&self, frame: &mut Frame<'_>, area: Rect) {
+        if self.view == View::Approvals {
+            return self.render_approvals(frame, area);
+        }
         let inner_width = usize::from(area.width.saturating_sub(4));
         let items: Vec<ListItem<'_>> = self
             .queue
@@ -166,10 +200,42 @@ impl App {
         frame.render_stateful_widget(list, area, &mut state);
     }
 
+    /// The approvals queue: meter, the consumption change, who asked.
+    fn render_approvals(&self, frame: &mut Frame<'_>, area: Rect) {
+        let inner_width = usize::from(area.width.saturating_sub(4));
+        let items: Vec<ListItem<'_>> = self
+            .approvals
+            .iter()
+            .map(|a| {
+                let text = format!(
+                    "{:<7} {} Δ{} {}",
+                    a.meter_id,
+                    a.action.as_str(),
+                    short_number(a.change),
+                    a.author
+                );
+                ListItem::new(text.chars().take(inner_width).collect::<String>())
+            })
+            .collect();
+        let title = format!(" Approvals {} ", self.approvals.len());
+        let list = List::new(items)
+            .block(Block::default().borders(Borders::ALL).title(title))
+            .highlight_style(Style::new().add_modifier(Modifier::REVERSED))
+            .highlight_symbol("▶ ");
+        let mut state = ListState::default();
+        if !self.pinned && !self.approvals.is_empty() {
+            state.select(Some(self.approval_selected));
+        }
+        frame.render_stateful_widget(list, area, &mut state);
+    }
+
     fn render_detail(&self, frame: &mut Frame<'_>, area: Rect) {
         let Some(d) = &self.detail else {
-            let p = Paragraph::new("No read held for review with this filter.")
-                .block(Block::default().borders(Borders::ALL).title(" Read "));
+            let empty = match self.view {
+                View::Held => "No read held for review with this filter.",
+                View::Approvals => "No adjustment awaits approval.",
+            };
+            let p = Paragraph::new(empty).block(Block::default().borders(Borders::ALL).title(" Read "));
             frame.render_widget(p, area);
             return;
         };
@@ -177,7 +243,8 @@ impl App {
         let block = Block::default().borders(Borders::ALL).title(title);
         let inner = block.inner(area);
         frame.render_widget(block, area);
-        let lines = detail_lines(d, usize::from(inner.width));
+        let mut lines = self.approval_shown().map(approval_lines).unwrap_or_default();
+        lines.extend(detail_lines(d, usize::from(inner.width)));
         // The chart takes what the text leaves, at least 6 rows (a clerk needs it at a glance).
         let chart_height = inner.height.saturating_sub(lines.len() as u16).max(6).min(inner.height);
         let lines: Vec<Line<'_>> = lines
@@ -207,6 +274,31 @@ impl App {
             .collect();
         frame.render_widget(Paragraph::new(chart_lines), chart_area);
     }
+}
+
+/// What a supervisor decides on: the adjustment, who asked and why, the change.
+fn approval_lines(a: &ApprovalItem) -> Vec<Line<'static>> {
+    let opt = |q: Option<crate::model::Quantity>| q.map(short_number).unwrap_or_else(|| "-".into());
+    vec![
+        Line::styled(
+            format!(
+                "Awaits approval: {} by {} {}",
+                a.action.as_str(),
+                a.author,
+                a.at.strftime("%m-%d %H:%M")
+            ),
+            Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+        ),
+        // Short lines: the pane does not wrap (the chart gets the rows left).
+        Line::raw(format!("Value {} → {}", a.old_value, a.value)),
+        Line::raw(format!(
+            "Use {} → {} · change {}",
+            opt(a.old_consumption),
+            opt(a.consumption),
+            short_number(a.change)
+        )),
+        Line::raw(format!("Why: {}", a.reason)),
+    ]
 }
 
 /// The detail text: meter, location, the read, its flags with their numbers, notes.
@@ -252,15 +344,7 @@ fn detail_lines(d: &ReadDetail, width: usize) -> Vec<Line<'static>> {
             .unwrap_or_else(|| "-".into()),
     )));
     for f in &r.flags {
-        let nums: Vec<String> = [
-            ("expected", f.expected),
-            ("limit", f.limit),
-            ("actual", f.actual),
-            ("modulus", f.modulus),
-        ]
-        .into_iter()
-        .filter_map(|(n, v)| v.map(|v| format!("{n} {}", short_number(v))))
-        .collect();
+        let nums: Vec<String> = f.numbers().map(|(n, v)| format!("{n} {}", short_number(v))).collect();
         lines.push(Line::styled(
             format!("⚑ {}", f.rule),
             Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
@@ -376,6 +460,21 @@ fn render_dialog(frame: &mut Frame<'_>, d: &Dialog, area: Rect) {
             "Filter the queue",
             vec!["Empty shows all. Rules: high_usage, zero_usage, …".into()],
         ),
+        DialogKind::Approve(a) => (
+            "Approve the adjustment",
+            vec![
+                adjustment_text(a),
+                "It becomes billable. The note (optional) is audited.".into(),
+            ],
+        ),
+        DialogKind::Decline(a) => (
+            "Decline the adjustment",
+            vec![
+                adjustment_text(a),
+                // Short enough not to wrap in 80 columns (the dialog is sized by lines).
+                format!("Back to {}, held for review, with your reason.", a.old_value),
+            ],
+        ),
     };
     let mut lines: Vec<Line<'_>> = intro.into_iter().filter(|s| !s.is_empty()).map(Line::raw).collect();
     lines.push(Line::raw(""));
@@ -404,12 +503,60 @@ fn render_dialog(frame: &mut Frame<'_>, d: &Dialog, area: Rect) {
         Style::new().fg(Color::DarkGray),
     ));
     let width = area.width.saturating_sub(4).min(64);
-    let rect = centered(area, width, lines.len() as u16 + 2);
+    // Rows after wrapping: a long line (large values, a long refusal) must not push the
+    // error and the keys out of the box.
+    let inner = usize::from(width.saturating_sub(2)).max(1);
+    let rows: usize = lines
+        .iter()
+        .map(|l| {
+            let text: String = l.spans.iter().map(|s| s.content.as_ref()).collect();
+            wrapped_rows(&text, inner)
+        })
+        .sum();
+    let rect = centered(area, width, u16::try_from(rows + 2).unwrap_or(u16::MAX));
     frame.render_widget(Clear, rect);
     let p = Paragraph::new(lines)
         .wrap(Wrap { trim: false })
         .block(Block::default().borders(Borders::ALL).title(format!(" {title} ")));
     frame.render_widget(p, rect);
+}
+
+/// "edit by ann: 14220 → 13608, use 912 → 300 (change 612)".
+fn adjustment_text(a: &ApprovalItem) -> String {
+    let opt = |q: Option<crate::model::Quantity>| q.map(short_number).unwrap_or_else(|| "-".into());
+    format!(
+        "{} by {}: {} → {}, use {} → {} (change {})",
+        a.action.as_str(),
+        a.author,
+        a.old_value,
+        a.value,
+        opt(a.old_consumption),
+        opt(a.consumption),
+        short_number(a.change)
+    )
+}
+
+/// How many rows `text` takes when wrapped at word boundaries to `width` columns (as the
+/// dialog's paragraph wraps it; a word longer than the width is broken).
+fn wrapped_rows(text: &str, width: usize) -> usize {
+    let width = width.max(1);
+    let (mut rows, mut col) = (1, 0);
+    for word in text.split(' ') {
+        let w = word.chars().count();
+        if col == 0 {
+            col = w;
+        } else if col + 1 + w <= width {
+            col += 1 + w;
+        } else {
+            rows += 1;
+            col = w;
+        }
+        while col > width {
+            rows += 1;
+            col -= width;
+        }
+    }
+    rows
 }
 
 fn render_help(frame: &mut Frame<'_>, area: Rect) {
@@ -430,4 +577,19 @@ fn render_help(frame: &mut Frame<'_>, area: Rect) {
             .block(Block::default().borders(Borders::ALL).title(" Keys ")),
         rect,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrapped_rows;
+
+    #[test]
+    fn wrapped_rows_counts_word_wrapped_rows() {
+        assert_eq!(wrapped_rows("", 10), 1);
+        assert_eq!(wrapped_rows("short", 10), 1);
+        assert_eq!(wrapped_rows("0123456789", 10), 1);
+        assert_eq!(wrapped_rows("01234 6789 abc", 10), 2);
+        assert_eq!(wrapped_rows("0123456789abcdefghijk", 10), 3);
+        assert_eq!(wrapped_rows("x", 0), 1);
+    }
 }
