@@ -182,3 +182,52 @@ fn a_request_with_a_control_character_is_refused_and_the_connection_stays() {
     assert!(!d.log().contains("forged log line"), "{}", d.log());
     d.stop();
 }
+
+#[test]
+fn an_upload_past_the_limit_is_refused_by_the_daemon_itself() {
+    // A client that ignores the limit the real client enforces: the daemon counts what
+    // arrives, refuses past 512 MiB and closes; nothing is stored.
+    let s = Scratch::new();
+    let d = daemon(&s);
+    let mut c = connect(&s);
+    hello(&mut c);
+    let cmd = meterd::api::Command::Reads(meterd::api::commands::ReadsCmd::Import {
+        file: "endless.csv".into(),
+        json: false,
+        chunk: 20_000,
+    });
+    c.write_all(
+        &frame::encode(&ToDaemon::Request {
+            request: Request::Command(cmd),
+            on_behalf_of: None,
+        })
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        frame::read_blocking::<ToClient>(&mut c).unwrap().unwrap(),
+        ToClient::SendUpload
+    );
+    // One full chunk, sent over and over (encoded once: the test's cost is the socket's).
+    let chunk = frame::encode(&ToDaemon::Upload {
+        data: meterd::api::proto::Chunk(b"W1,2025-01-01T08:00:00Z,1,manual,\n".repeat(7_700)),
+    })
+    .unwrap();
+    let mut writer = c.try_clone().unwrap();
+    let sent = std::thread::spawn(move || {
+        let mut n = 0u64;
+        while writer.write_all(&chunk).is_ok() {
+            n += 1;
+            if n > 4_000 {
+                break; // far past the limit: the daemon did not stop us
+            }
+        }
+        n
+    });
+    c.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let m = error_text(frame::read_blocking::<ToClient>(&mut c).unwrap().unwrap());
+    assert!(m.contains("larger than the 512 MiB a command may read"), "{m}");
+    assert!(sent.join().unwrap() < 4_000, "the daemon closed the connection");
+    assert_eq!(s.ok(&["reads", "list", "--json"]).trim(), "[]");
+    d.stop();
+}
