@@ -17,6 +17,7 @@ mod ops_crash;
 mod ops_daemon;
 mod ops_systemd;
 mod review_cli;
+mod review_daemon;
 mod review_tmux;
 mod review_tui;
 mod store;
