@@ -21,6 +21,7 @@ mod ops_daemon;
 mod ops_systemd;
 mod review_approvals;
 mod review_cli;
+mod review_daemon;
 mod review_remote;
 mod review_tmux;
 mod review_tui;

@@ -8,63 +8,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::common::daemon::Daemon;
+use crate::common::tmux::Tmux;
 use crate::common::{NOBODY, Scratch};
-
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn cmd(&self, args: &[&str]) -> std::process::Output {
-        Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux is installed")
-    }
-
-    fn capture(&self) -> String {
-        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "review"]).stdout).into_owned()
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        for k in keys {
-            assert!(self.cmd(&["send-keys", "-t", "review", k]).status.success());
-        }
-    }
-
-    fn text(&self, text: &str) {
-        assert!(self.cmd(&["send-keys", "-t", "review", "-l", text]).status.success());
-    }
-
-    /// Wait until the screen shows `what` (the UI redraws after each key).
-    fn wait_for(&self, what: &str) -> String {
-        let started = Instant::now();
-        loop {
-            let screen = self.capture();
-            if screen.contains(what) {
-                return screen;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "screen never showed {what:?}:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn running(&self) -> bool {
-        self.cmd(&["has-session", "-t", "review"]).status.success()
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        // Our own server on our own socket only.
-        let _ = self.cmd(&["kill-server"]);
-    }
-}
 
 #[test]
 fn edit_with_a_reason_in_a_real_terminal() {
@@ -72,13 +17,9 @@ fn edit_with_a_reason_in_a_real_terminal() {
     let data = dir.path().join("data");
     drop(crate::review_fixture::town(&data));
     let bin = env!("CARGO_BIN_EXE_meterd");
-    let tmux = Tmux {
-        socket: format!("meterd-review-test-{}", std::process::id()),
-    };
     // The clerk is the OS user running the screen (root in CI).
     let command = format!("'{bin}' --data-dir '{}' review", data.display());
-    let out = tmux.cmd(&["new-session", "-d", "-s", "review", "-x", "100", "-y", "30", &command]);
-    assert!(out.status.success(), "tmux: {}", String::from_utf8_lossy(&out.stderr));
+    let tmux = Tmux::start("review-test", 100, 30, &command);
 
     let screen = tmux.wait_for("meterd review · root · 3 held");
     assert!(screen.contains("a accept e edit"), "help line:\n{screen}");
@@ -151,12 +92,8 @@ fn the_screen_through_a_running_daemon_at_80x24() {
         l.contains("meterd running")
     });
     let bin = env!("CARGO_BIN_EXE_meterd");
-    let tmux = Tmux {
-        socket: format!("meterd-review-daemon-{}", std::process::id()),
-    };
     let command = format!("'{bin}' --data-dir '{}' review", s.data_dir().display());
-    let out = tmux.cmd(&["new-session", "-d", "-s", "review", "-x", "80", "-y", "24", &command]);
-    assert!(out.status.success(), "tmux: {}", String::from_utf8_lossy(&out.stderr));
+    let tmux = Tmux::start("review-daemon", 80, 24, &command);
     tmux.wait_for("meterd review · root · 3 held");
 
     // The daemon takes in a doubtful read: it shows without restarting the screen.
