@@ -70,7 +70,7 @@ fn clerk_works_the_queue_through_the_daemon_while_it_ingests() {
         config.display(),
         s.data_dir().display()
     );
-    let tmux = Tmux::start("review-daemon", 80, 24, &command);
+    let tmux = Tmux::start("review-ingest", 80, 24, &command);
     let screen = tmux.wait_for(&format!("meterd review · {user} · 3 held"));
     assert!(!screen.contains("in use by another process"), "{screen}");
 
