@@ -583,3 +583,55 @@ impl Transfer for DaemonTransfer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(msg: Outgoing) -> (&'static str, String) {
+        match msg {
+            Outgoing::Send(ToClient::Stdout { data }) => ("out", String::from_utf8(data.0).unwrap()),
+            Outgoing::Send(ToClient::Stderr { data }) => ("err", String::from_utf8(data.0).unwrap()),
+            _ => panic!("unexpected message"),
+        }
+    }
+
+    #[test]
+    fn stderr_goes_after_the_stdout_printed_before_it() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let pipe = Pipe::new(tx);
+        let (mut out, mut err) = (OutSink(pipe.clone()), ErrSink(pipe));
+        write!(out, "line 1\nline 2\n").unwrap();
+        writeln!(err, "warning").unwrap();
+        writeln!(out, "line 3").unwrap();
+        out.flush().unwrap();
+        let mut got = Vec::new();
+        while let Ok(m) = rx.try_recv() {
+            got.push(text(m));
+        }
+        let joined: Vec<(&str, String)> = got.into_iter().fold(Vec::new(), |mut acc, (k, t)| {
+            match acc.last_mut() {
+                Some((lk, lt)) if *lk == k => lt.push_str(&t),
+                _ => acc.push((k, t)),
+            }
+            acc
+        });
+        assert_eq!(
+            joined,
+            [
+                ("out", "line 1\nline 2\n".to_owned()),
+                ("err", "warning\n".to_owned()),
+                ("out", "line 3\n".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_client_that_left_stops_the_command_at_its_next_output() {
+        let (tx, rx) = mpsc::channel(1);
+        drop(rx);
+        let mut out = OutSink(Pipe::new(tx));
+        writeln!(out, "buffered").unwrap();
+        assert_eq!(out.flush().unwrap_err().kind(), std::io::ErrorKind::BrokenPipe);
+    }
+}
