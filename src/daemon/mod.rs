@@ -5,8 +5,9 @@
 //! signals into [`Signal`]s for [`serve`], which opens the store and runs until a shutdown
 //! arrives. The daemon's unit tests send those signals themselves; the integration tests start
 //! the same components in-process over a store they opened with [`run_with`], which stops when
-//! a future resolves. Every component gets the [`Shared`] state (configuration, data dir, the
-//! open store) and a [`CancellationToken`]; on shutdown the token is cancelled and the daemon
+//! a future resolves. [`components`] hands each component what it uses, as
+//! `billing::http::run` takes it: the store, the VEE rules, its own section and a
+//! [`CancellationToken`] (nothing below `daemon` imports it); on shutdown the token is cancelled and the daemon
 //! waits for every component to return (a cradle session finishes or aborts cleanly: no
 //! recorder is cleared without a commit).
 //!
@@ -32,7 +33,8 @@
 //! if let Some(mqtt) = &config.mqtt {
 //!     let section = mqtt.clone();
 //!     specs.push(ComponentSpec::new("mqtt", mqtt, move |shared, token| {
-//!         Box::pin(crate::ingest::mqtt::component(shared, section, token))
+//!         let vee = Arc::new(shared.config.vee.clone());
+//!         Box::pin(crate::ingest::mqtt::component(shared.store, vee, section, token))
 //!     }));
 //! }
 //! ```
@@ -122,19 +124,31 @@ pub fn components(config: &Config) -> Vec<ComponentSpec> {
         specs.push(ComponentSpec::new(
             format!("cradle:{}", cradle.port.display()),
             cradle,
-            move |shared, token| Box::pin(crate::ingest::cradle::daemon::run_cradle(shared, section, token)),
+            move |shared, token| {
+                let store: Arc<dyn Store> = shared.store.clone();
+                let vee = Arc::new(shared.config.vee.clone());
+                Box::pin(crate::ingest::cradle::daemon::run_cradle(store, vee, section, token))
+            },
         ));
     }
     if let Some(mqtt) = &config.mqtt {
         let section = mqtt.clone();
         specs.push(ComponentSpec::new("mqtt", mqtt, move |shared, token| {
-            Box::pin(crate::ingest::mqtt::component(shared, section, token))
+            let vee = Arc::new(shared.config.vee.clone());
+            Box::pin(crate::ingest::mqtt::component(shared.store, vee, section, token))
         }));
     }
     if config.meterbus.is_configured() {
-        specs.push(ComponentSpec::new("meterbus", &config.meterbus, |shared, token| {
-            crate::ingest::meterbus::daemon::component(&shared, &token).unwrap_or_else(|| Box::pin(async { Ok(()) }))
-        }));
+        let section = config.meterbus.clone();
+        specs.push(ComponentSpec::new(
+            "meterbus",
+            &config.meterbus,
+            move |shared, token| {
+                let store: Arc<dyn Store> = shared.store.clone();
+                let vee = shared.config.vee.clone();
+                Box::pin(crate::ingest::meterbus::daemon::run(store, vee, section, token))
+            },
+        ));
     }
     if let Some(http) = &config.http {
         let section = http.clone();

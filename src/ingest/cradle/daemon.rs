@@ -15,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::CradleConfig;
 use super::session::{SessionOptions, nobody_docked, run_session};
-use crate::daemon::Shared;
 use crate::store::Store;
+use crate::vee::VeeConfig;
 
 /// Pause between sessions when nobody is docked.
 pub const IDLE_POLL: Duration = Duration::from_millis(500);
@@ -33,10 +33,14 @@ pub fn open_port(path: &std::path::Path, baud: u32) -> std::io::Result<tokio_ser
         .map_err(std::io::Error::from)
 }
 
-/// One cradle until `cancel`.
-pub async fn run_cradle(shared: Shared, cradle: CradleConfig, cancel: CancellationToken) -> anyhow::Result<()> {
-    let store: Arc<dyn Store> = shared.store.clone();
-    let vee = Arc::new(shared.config.vee.clone());
+/// One cradle until `cancel`: the component takes the store, the VEE rules and its own
+/// `[[cradle]]` section, nothing else of the daemon.
+pub async fn run_cradle(
+    store: Arc<dyn Store>,
+    vee: Arc<VeeConfig>,
+    cradle: CradleConfig,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
     let shown = cradle.port.display().to_string();
     let mut backoff = BACKOFF_MIN;
     let mut absent_logged = false;

@@ -11,43 +11,43 @@ use meterd_protocols::mbus::link::SecondaryAddress;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::config::MeterbusConfig;
 use super::config::{MbusPort, P1Port, ProbePort};
 use super::{Capture, MeterbusIngest, line, mbus, p1, probe};
-use crate::daemon::{Component, Shared};
+use crate::store::Store;
+use crate::vee::VeeConfig;
 
 /// Pause before reopening a port that failed or closed.
 const REOPEN_AFTER: Duration = Duration::from_secs(5);
 
-/// The component, when the configuration names any port.
-pub fn component(shared: &Shared, token: &CancellationToken) -> Option<Component> {
-    let cfg = &shared.config.meterbus;
-    if !cfg.is_configured() {
-        return None;
-    }
+/// The component: every configured port of the `[meterbus]` section, over the store with the
+/// VEE rules, until `token` is cancelled.
+pub async fn run(
+    store: Arc<dyn Store>,
+    vee: VeeConfig,
+    cfg: MeterbusConfig,
+    token: CancellationToken,
+) -> anyhow::Result<()> {
     let ingest = MeterbusIngest {
-        store: shared.store.clone(),
-        vee: shared.config.vee.clone(),
+        store,
+        vee,
         meters: Arc::new(cfg.meters.clone()),
     };
-    let cfg = cfg.clone();
-    let token = token.clone();
-    Some(Box::pin(async move {
-        let mut tasks = JoinSet::new();
-        for p in cfg.probe.clone() {
-            let profile = cfg.profile(p.profile.as_deref()).map_err(anyhow::Error::msg)?;
-            tasks.spawn(probe_loop(p, profile, ingest.clone(), token.clone()));
-        }
-        for m in cfg.mbus.clone() {
-            tasks.spawn(mbus_loop(m, ingest.clone(), token.clone()));
-        }
-        for p in cfg.p1.clone() {
-            tasks.spawn(p1_loop(p, ingest.clone(), token.clone()));
-        }
-        while let Some(done) = tasks.join_next().await {
-            done??;
-        }
-        Ok(())
-    }))
+    let mut tasks = JoinSet::new();
+    for p in cfg.probe.clone() {
+        let profile = cfg.profile(p.profile.as_deref()).map_err(anyhow::Error::msg)?;
+        tasks.spawn(probe_loop(p, profile, ingest.clone(), token.clone()));
+    }
+    for m in cfg.mbus.clone() {
+        tasks.spawn(mbus_loop(m, ingest.clone(), token.clone()));
+    }
+    for p in cfg.p1.clone() {
+        tasks.spawn(p1_loop(p, ingest.clone(), token.clone()));
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    Ok(())
 }
 
 /// Waits `d` or until cancelled; false when cancelled.

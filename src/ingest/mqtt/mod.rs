@@ -20,16 +20,25 @@ use tokio_util::sync::CancellationToken;
 pub use client::{GatewayIngest, silent_for};
 pub use config::MqttConfig;
 
-/// The daemon component: runs the ingest with the daemon's store and configuration.
-pub async fn component(shared: crate::daemon::Shared, cfg: MqttConfig, token: CancellationToken) -> anyhow::Result<()> {
+use crate::store::RedbStore;
+use crate::vee::VeeConfig;
+
+/// The daemon component: the ingest over the store, with the VEE rules and its own `[mqtt]`
+/// section, until `token` is cancelled.
+pub async fn component(
+    store: Arc<RedbStore>,
+    vee: Arc<VeeConfig>,
+    cfg: MqttConfig,
+    token: CancellationToken,
+) -> anyhow::Result<()> {
     cfg.check().map_err(anyhow::Error::msg)?;
     let keys = match &cfg.wmbus_key_file {
         Some(p) => crate::secrets::read_key_file(p)?,
         None => Keys::new(),
     };
     let ingest = GatewayIngest {
-        store: Arc::clone(&shared.store),
-        vee: Arc::new(shared.config.vee.clone()),
+        store,
+        vee,
         config: Arc::new(cfg),
         keys: Arc::new(keys),
         progress: None,
