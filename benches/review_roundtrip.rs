@@ -135,6 +135,19 @@ fn main() {
         .recv_timeout(Duration::from_secs(30))
         .expect("meterd subscribed");
 
+    // The reads to act on, before the gateway's reads crowd the queue.
+    let backend = RemoteBackend::new(socket.clone(), None, None);
+    let queue = backend
+        .queue(&QueueFilter::default())
+        .expect("the queue through the daemon");
+    let ours: Vec<u64> = queue
+        .items
+        .iter()
+        .filter(|i| i.read.read.meter_id.starts_with('W'))
+        .map(|i| i.read.id)
+        .collect();
+    assert_eq!(ours.len(), METERS, "every town read held");
+
     // Traffic for the whole run; more than the run needs (it is killed at the end).
     let gateway = Killed(
         meterd(&data, &config)
@@ -155,18 +168,6 @@ fn main() {
             .unwrap(),
     );
     std::thread::sleep(Duration::from_secs(3));
-
-    let backend = RemoteBackend::new(socket.clone(), None, None);
-    let queue = backend
-        .queue(&QueueFilter::default())
-        .expect("the queue through the daemon");
-    let ours: Vec<u64> = queue
-        .items
-        .iter()
-        .filter(|i| i.read.read.meter_id.starts_with('W'))
-        .map(|i| i.read.id)
-        .collect();
-    assert_eq!(ours.len(), METERS, "every town read held");
 
     let (c0, t0) = (committed.load(std::sync::atomic::Ordering::Relaxed), Instant::now());
     let mut rtts = Vec::with_capacity(ours.len());

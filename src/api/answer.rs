@@ -3,6 +3,7 @@
 
 use jiff::Timestamp;
 
+use super::frame::MAX_FRAME;
 use super::identity::Caller;
 use super::proto::{FailureKind, Reply, Request};
 use crate::config::Config;
@@ -19,10 +20,18 @@ pub fn review(
 ) -> Reply {
     let result = match request {
         Request::ReviewQueue { filter } => review::queue_view(store, &filter)
-            .map(|q| Reply::Queue(Box::new(q)))
+            .map(|mut q| {
+                fit(&mut q.items, |items| {
+                    serde_json::to_vec(&(items, &q.counts, q.total)).map_or(0, |v| v.len())
+                });
+                Reply::Queue(Box::new(q))
+            })
             .map_err(ReviewError::from),
         Request::ReviewApprovals => review::approvals(store)
-            .map(Reply::Approvals)
+            .map(|mut a| {
+                fit(&mut a, |items| serde_json::to_vec(items).map_or(0, |v| v.len()));
+                Reply::Approvals(a)
+            })
             .map_err(ReviewError::from),
         Request::ReviewDetail { read_id } => review::detail(store, read_id).map(|d| Reply::Detail(Box::new(d))),
         Request::ReviewPreview { read_id } => {
@@ -46,6 +55,19 @@ pub fn review(
     result.unwrap_or_else(|e| failure(&e))
 }
 
+/// What a list in a reply may take of a frame; the rest is the envelope's.
+const LIST_BUDGET: usize = MAX_FRAME - (64 << 10);
+
+/// Shortens a list (worst first, as the queue is sorted) until the reply fits in one frame: a
+/// queue of thousands of held reads (a gateway flooding unknown meters) would otherwise not
+/// reach the screen at all. The clerk still sees the total held and "showing N".
+fn fit<T>(items: &mut Vec<T>, size: impl Fn(&[T]) -> usize) {
+    while !items.is_empty() && size(items) > LIST_BUDGET {
+        let keep = items.len() * 3 / 4;
+        items.truncate(keep);
+    }
+}
+
 /// A review error as a reply.
 pub fn failure(e: &ReviewError) -> Reply {
     let kind = match e {
@@ -66,5 +88,22 @@ pub fn error(kind: FailureKind, message: String) -> ReviewError {
         FailureKind::Conflict => ReviewError::Conflict(message),
         FailureKind::Refused | FailureKind::NotFound => ReviewError::Refused(message),
         FailureKind::Internal => ReviewError::Unavailable(message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_too_large_for_a_frame_is_shortened_from_the_end() {
+        let mut items: Vec<String> = (0..10_000).map(|i| format!("{i:0>200}")).collect();
+        fit(&mut items, |l| serde_json::to_vec(l).unwrap().len());
+        let size = serde_json::to_vec(&items).unwrap().len();
+        assert!(size <= LIST_BUDGET && size > LIST_BUDGET / 2, "{size}");
+        assert_eq!(items[0], format!("{:0>200}", 0), "the worst first are kept");
+        let mut small = vec![1, 2, 3];
+        fit(&mut small, |l| serde_json::to_vec(l).unwrap().len());
+        assert_eq!(small, [1, 2, 3]);
     }
 }
