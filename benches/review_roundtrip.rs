@@ -48,9 +48,11 @@ fn town(dir: &Path, data: &Path, config: &Path) {
             i / 100
         ));
         let mut value = 10_000 + i as u64;
-        for m in 1..=12 {
+        for m in 1..=12u64 {
             reads.push_str(&format!("{id},2025-{m:02}-05T08:00:00Z,{value},manual,\n"));
-            value += 300;
+            // Usage that varies from month to month, as real usage does (the same usage month
+            // after month is itself a VEE flag).
+            value += 280 + ((m * 37 + i as u64 * 11) % 50);
         }
         // Ten months of usage in one: high usage, held.
         reads.push_str(&format!("{id},2026-01-05T08:00:00Z,{},manual,\n", value + 3_000));
