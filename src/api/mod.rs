@@ -51,5 +51,8 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Time for one frame of a request (a request, a chunk of a file, the answer about a file).
 pub const FRAME_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Time for a whole file a command reads (512 MiB at under 1 MB/s still fits): a client
+/// trickling chunks cannot hold one of the daemon's few upload slots for longer.
+pub const UPLOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 /// A connection without a request for this long is closed.
 pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);

@@ -8,9 +8,20 @@ use serde::Serialize;
 /// uploads, not as text.
 pub const MAX_TEXT: usize = 4096;
 
+/// Characters that are not control characters (Unicode category Cc) but rearrange or break what
+/// a screen or a log shows: the bidirectional marks, embeddings, overrides and isolates (the
+/// "Trojan Source" characters, CVE-2021-42574) and the line and paragraph separators.
+fn rearranges_text(c: char) -> bool {
+    matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
+}
+
 /// Checks one text: `what` names it in the message.
 pub fn check_text(what: &str, text: &str) -> Result<(), String> {
-    if let Some((i, c)) = text.chars().enumerate().find(|(_, c)| c.is_control()) {
+    if let Some((i, c)) = text
+        .chars()
+        .enumerate()
+        .find(|(_, c)| c.is_control() || rearranges_text(*c))
+    {
         return Err(format!(
             "{what} contains a control character (U+{:04X} at character {}): texts must be plain, one line",
             c as u32,
@@ -58,6 +69,10 @@ mod tests {
         let e = check_text("reason", "ok\u{1b}[31m").unwrap_err();
         assert!(e.contains("reason") && e.contains("U+001B at character 3"), "{e}");
         assert!(check_text("note", "a plain note · with ü").is_ok());
+        // A right-to-left override would show "meter 0021" as something else on a screen.
+        let e = check_text("note", "meter \u{202E}1200").unwrap_err();
+        assert!(e.contains("U+202E at character 7"), "{e}");
+        assert!(check_text("note", "a\u{2028}b").is_err());
         let e = check_all(&serde_json::json!({"action": {"reason_text": "x\ny"}})).unwrap_err();
         assert!(e.starts_with("the reason text contains"), "{e}");
         assert!(check_text("note", &"x".repeat(MAX_TEXT + 1)).is_err());

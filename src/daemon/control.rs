@@ -35,7 +35,9 @@ use crate::api::files::MAX_FILE;
 use crate::api::frame::{self, FrameReader, ReadError};
 use crate::api::proto::{CHUNK, Chunk, Reply, Request, ToClient, ToDaemon};
 use crate::api::{Caller, Role};
-use crate::api::{FRAME_TIMEOUT, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, PROTOCOL_VERSION, access, answer, identity, text};
+use crate::api::{
+    FRAME_TIMEOUT, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, PROTOCOL_VERSION, UPLOAD_TIMEOUT, access, answer, identity, text,
+};
 use crate::config::Config;
 
 /// Connections served at once; more are refused ("busy") so that a flood cannot exhaust the
@@ -348,9 +350,15 @@ impl Conn {
     /// Receives the file a command reads, chunk by chunk, up to [`MAX_FILE`].
     async fn receive_upload(&mut self) -> anyhow::Result<Vec<u8>> {
         self.send(&ToClient::SendUpload).await?;
+        let deadline = tokio::time::Instant::now() + UPLOAD_TIMEOUT;
         let mut bytes = Vec::new();
         loop {
-            match self.next(FRAME_TIMEOUT).await {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                let m = format!("the file did not arrive within {} s", UPLOAD_TIMEOUT.as_secs());
+                return Err(self.violation(m).await);
+            }
+            match self.next(FRAME_TIMEOUT.min(left)).await {
                 Next::Msg(ToDaemon::Upload { data }) => {
                     if (bytes.len() + data.0.len()) as u64 > MAX_FILE {
                         let m = format!("the file is larger than the {} MiB a command may read", MAX_FILE >> 20);
@@ -367,7 +375,11 @@ impl Conn {
                 Next::Closed => anyhow::bail!("the client left during its upload"),
                 Next::TimedOut => {
                     return Err(self
-                        .violation(format!("no file chunk within {} s", FRAME_TIMEOUT.as_secs()))
+                        .violation(format!(
+                            "no file chunk within {} s (or the whole file not within {} s)",
+                            FRAME_TIMEOUT.as_secs(),
+                            UPLOAD_TIMEOUT.as_secs()
+                        ))
                         .await);
                 }
                 Next::Bad(e) => return Err(self.violation(e.to_string()).await),
@@ -386,7 +398,15 @@ impl Conn {
         let server = Arc::clone(&self.server);
         let _permit;
         let upload = if cmd.upload().is_some() {
-            _permit = server.uploads.acquire().await?;
+            // Waiting for a slot has a limit too: the client is told, not kept waiting.
+            _permit = match tokio::time::timeout(FRAME_TIMEOUT, server.uploads.acquire()).await {
+                Ok(permit) => permit?,
+                Err(_) => {
+                    let m =
+                        format!("the daemon is receiving {MAX_UPLOADS} other files; try again when they are imported");
+                    return Err(self.violation(m).await);
+                }
+            };
             Some(self.receive_upload().await?)
         } else {
             None
