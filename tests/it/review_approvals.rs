@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+use crate::common::{failed, json_of, succeeded};
 use crate::review_fixture::*;
 use meterd::store::RedbStore;
 use serde_json::Value;
@@ -43,27 +44,15 @@ impl Town {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(
-            o.status.success(),
-            "meterd {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8(o.stdout).unwrap()
+        succeeded(args, self.run(args))
     }
 
     fn fails(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(
-            !o.status.success(),
-            "meterd {args:?} should fail: {}",
-            String::from_utf8_lossy(&o.stdout)
-        );
-        String::from_utf8(o.stderr).unwrap()
+        failed(args, self.run(args))
     }
 
     fn json(&self, args: &[&str]) -> Value {
-        serde_json::from_str(&self.ok(args)).unwrap()
+        json_of(args, &self.ok(args))
     }
 
     /// The id of `meter`'s read in the held queue, if it is there.

@@ -108,15 +108,7 @@ fn clerk_works_the_queue_through_the_daemon_while_it_ingests() {
     );
     assert!(screen.contains("unknown_meter"), "{screen}");
 
-    tmux.keys(&["q"]);
-    let started = Instant::now();
-    while tmux.running() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "meterd review did not quit"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    tmux.quit();
 
     // The CLI, also through the daemon: the audit trail names the OS user for both actions.
     let audit = s.ok(&[

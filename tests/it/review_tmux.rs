@@ -36,15 +36,7 @@ fn edit_with_a_reason_in_a_real_terminal() {
     tmux.keys(&["Enter"]);
     let screen = tmux.wait_for("edit 14220 → 13608, flagged → edited");
     assert!(screen.contains("2 held"), "{screen}");
-    tmux.keys(&["q"]);
-    let started = Instant::now();
-    while tmux.running() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "meterd review did not quit"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    tmux.quit();
 
     let run = |args: &[&str]| {
         let o = Command::new(bin)

@@ -70,29 +70,16 @@ impl Scratch {
 
     /// Run and require success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "meterd {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        succeeded(args, self.run(args))
     }
 
     /// Run and require failure; returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            !out.status.success(),
-            "meterd {args:?} should have failed: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8(out.stderr).unwrap()
+        failed(args, self.run(args))
     }
 
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
-        let s = self.ok(args);
-        serde_json::from_str(&s).unwrap_or_else(|e| panic!("meterd {args:?} printed no JSON ({e}): {s}"))
+        json_of(args, &self.ok(args))
     }
 
     /// Import meters from CSV lines (without the header); requires success.
@@ -100,6 +87,31 @@ impl Scratch {
         let csv: String = std::iter::once(METERS_HEADER.to_owned()).chain(lines).collect();
         self.ok(&["meters", "import", self.file("meters.csv", &csv).to_str().unwrap()]);
     }
+}
+
+/// The stdout of a `meterd args` run that must have succeeded (the test fails with its stderr).
+pub fn succeeded(args: &[&str], out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "meterd {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The stderr of a `meterd args` run that must have failed (the test fails with its stdout).
+pub fn failed(args: &[&str], out: Output) -> String {
+    assert!(
+        !out.status.success(),
+        "meterd {args:?} should have failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stderr).unwrap()
+}
+
+/// What `meterd args` printed, as JSON.
+pub fn json_of(args: &[&str], stdout: &str) -> serde_json::Value {
+    serde_json::from_str(stdout).unwrap_or_else(|e| panic!("meterd {args:?} printed no JSON ({e}): {stdout}"))
 }
 
 /// `nobody`: outside every role of the default `[access]`; the tests' unprivileged clerk or

@@ -60,6 +60,19 @@ impl Tmux {
         }
     }
 
+    /// Quits the screen with `q` and waits until it has exited.
+    pub fn quit(&self) {
+        self.keys(&["q"]);
+        let started = Instant::now();
+        while self.running() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "meterd review did not quit"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn running(&self) -> bool {
         self.cmd(&["has-session", "-t", "review"]).status.success()
     }
