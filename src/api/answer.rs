@@ -21,15 +21,13 @@ pub fn review(
     let result = match request {
         Request::ReviewQueue { filter } => review::queue_view(store, &filter)
             .map(|mut q| {
-                fit(&mut q.items, |items| {
-                    serde_json::to_vec(&(items, &q.counts, q.total)).map_or(0, |v| v.len())
-                });
+                fit(&mut q.items);
                 Reply::Queue(Box::new(q))
             })
             .map_err(ReviewError::from),
         Request::ReviewApprovals => review::approvals(store)
             .map(|mut a| {
-                fit(&mut a, |items| serde_json::to_vec(items).map_or(0, |v| v.len()));
+                fit(&mut a);
                 Reply::Approvals(a)
             })
             .map_err(ReviewError::from),
@@ -55,17 +53,24 @@ pub fn review(
     result.unwrap_or_else(|e| failure(&e))
 }
 
-/// What a list in a reply may take of a frame; the rest is the envelope's.
+/// What a list in a reply may take of a frame; the rest is the envelope's (the queue's counts
+/// per rule and total are a few hundred bytes).
 const LIST_BUDGET: usize = MAX_FRAME - (64 << 10);
 
 /// Shortens a list (worst first, as the queue is sorted) until the reply fits in one frame: a
 /// queue of thousands of held reads (a gateway flooding unknown meters) would otherwise not
 /// reach the screen at all. The clerk still sees the total held and "showing N".
-fn fit<T>(items: &mut Vec<T>, size: impl Fn(&[T]) -> usize) {
-    while !items.is_empty() && size(items) > LIST_BUDGET {
-        let keep = items.len() * 3 / 4;
-        items.truncate(keep);
-    }
+/// Each item is measured once: its JSON plus the comma, inside the list's brackets.
+fn fit<T: serde::Serialize>(items: &mut Vec<T>) {
+    let mut size = 2;
+    let keep = items
+        .iter()
+        .take_while(|item| {
+            size += serde_json::to_vec(item).map_or(0, |v| v.len()) + 1;
+            size <= LIST_BUDGET
+        })
+        .count();
+    items.truncate(keep);
 }
 
 /// A review error as a reply.
@@ -98,12 +103,12 @@ mod tests {
     #[test]
     fn a_list_too_large_for_a_frame_is_shortened_from_the_end() {
         let mut items: Vec<String> = (0..10_000).map(|i| format!("{i:0>200}")).collect();
-        fit(&mut items, |l| serde_json::to_vec(l).unwrap().len());
+        fit(&mut items);
         let size = serde_json::to_vec(&items).unwrap().len();
         assert!(size <= LIST_BUDGET && size > LIST_BUDGET / 2, "{size}");
         assert_eq!(items[0], format!("{:0>200}", 0), "the worst first are kept");
         let mut small = vec![1, 2, 3];
-        fit(&mut small, |l| serde_json::to_vec(l).unwrap().len());
+        fit(&mut small);
         assert_eq!(small, [1, 2, 3]);
     }
 }
