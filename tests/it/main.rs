@@ -13,6 +13,7 @@ mod billing_openapi;
 mod cli;
 mod cradle_cli;
 mod cradle_session;
+mod fuzz_corpus;
 mod gateway_mqtt;
 mod meterbus_serial;
 mod ops_config;
