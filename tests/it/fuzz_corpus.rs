@@ -80,7 +80,8 @@ impl Api {
         if status.is_client_error() || status.is_server_error() {
             let error: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
             let message = error.as_ref().and_then(|e| e.get("error")).and_then(|e| e.as_str());
-            if !content_type.starts_with("application/json") || message.is_none() {
+            // A HEAD answer has no body (RFC 9110 §9.3.2); its content type still says JSON.
+            if !content_type.starts_with("application/json") || (method != "HEAD" && message.is_none()) {
                 return Err(format!("{method} {shown}: {status} is not a JSON error ({content_type}): {body:?}"));
             }
         }
