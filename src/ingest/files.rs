@@ -15,6 +15,7 @@ use jiff::Timestamp;
 use meterd_protocols::fixed_width;
 
 use super::pipeline::{AcceptReport, accept_reads};
+use crate::model::limits::{self, Field, LimitError, quote};
 use crate::model::{Meter, MeterStatus, Origin, Quantity, Read, ReadType, Service};
 use crate::store::{Store, StoreError};
 use crate::vee::VeeConfig;
@@ -78,6 +79,7 @@ fn read_file(path: &Path) -> Result<Vec<u8>, ImportError> {
 
 impl<'b> Csv<'b> {
     fn open(file: &str, bytes: &'b [u8], known: &[&str], required: &[&str]) -> Result<Self, ImportError> {
+        check_encoding(file, bytes)?;
         let file = file.to_owned();
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
@@ -98,7 +100,7 @@ impl<'b> Csv<'b> {
                 return Err(ImportError::Field {
                     file,
                     line: 1,
-                    field: name.to_owned(),
+                    field: quote(name),
                     message: format!("unknown column (known columns: {})", known.join(", ")),
                 });
             }
@@ -106,7 +108,7 @@ impl<'b> Csv<'b> {
                 return Err(ImportError::Field {
                     file,
                     line: 1,
-                    field: name.to_owned(),
+                    field: quote(name),
                     message: "column appears twice".into(),
                 });
             }
@@ -163,6 +165,37 @@ impl<'b> Csv<'b> {
         }
     }
 
+    /// A field's limit broken on `line`.
+    fn limit_error(&self, line: u64, e: LimitError) -> ImportError {
+        self.field_error(line, &e.field, e.message)
+    }
+
+    /// A required text field within the limit of its kind.
+    fn limited<'r>(
+        &self,
+        line: u64,
+        row: &'r csv::StringRecord,
+        column: &str,
+        kind: Field,
+    ) -> Result<&'r str, ImportError> {
+        let v = self.text(line, row, column)?;
+        limits::check(kind, column, v).map_err(|e| self.limit_error(line, e))?;
+        Ok(v)
+    }
+
+    /// An optional text field (empty when absent) within the limit of its kind.
+    fn limited_opt<'r>(
+        &self,
+        line: u64,
+        row: &'r csv::StringRecord,
+        column: &str,
+        kind: Field,
+    ) -> Result<&'r str, ImportError> {
+        let v = self.get(row, column).unwrap_or("");
+        limits::check(kind, column, v).map_err(|e| self.limit_error(line, e))?;
+        Ok(v)
+    }
+
     fn parse<T>(
         &self,
         line: u64,
@@ -172,7 +205,7 @@ impl<'b> Csv<'b> {
         f: impl FnOnce(&str) -> Option<T>,
     ) -> Result<T, ImportError> {
         let v = self.text(line, row, column)?;
-        f(v).ok_or_else(|| self.field_error(line, column, format!("{v:?} is not {what}")))
+        f(v).ok_or_else(|| self.field_error(line, column, format!("{} is not {what}", quote(v))))
     }
 }
 
@@ -192,18 +225,77 @@ fn csv_error(file: &str, e: csv::Error) -> ImportError {
     }
 }
 
+/// Refuses a file that is not UTF-8 text, naming what it is instead: UTF-16 with a
+/// byte-order mark, UTF-16 without one (ASCII text in UTF-16 has a NUL byte in every other
+/// position: Windows tools write "Unicode" text so), or bytes that are not valid UTF-8 (the
+/// line and the byte offset of the first one). Checked before parsing, so that the error is
+/// about the encoding rather than a column name full of NUL bytes.
+pub fn check_encoding(file: &str, bytes: &[u8]) -> Result<(), ImportError> {
+    let refuse = |line: u64, message: String| ImportError::Line {
+        file: file.to_owned(),
+        line,
+        message,
+    };
+    const HINT: &str = "save it as UTF-8 (CSV UTF-8 in a spreadsheet) and import it again";
+    for (bom, order) in [([0xFF, 0xFE], "little-endian"), ([0xFE, 0xFF], "big-endian")] {
+        if bytes.starts_with(&bom) {
+            return Err(refuse(
+                1,
+                format!("the file is UTF-16 ({order}, with a byte-order mark), not UTF-8: {HINT}"),
+            ));
+        }
+    }
+    let head = &bytes[..bytes.len().min(4096) & !1];
+    let pairs = head.len() / 2;
+    if pairs >= 2 {
+        let nul_at = |parity: usize| head.iter().skip(parity).step_by(2).filter(|b| **b == 0).count();
+        let (even, odd) = (nul_at(0), nul_at(1));
+        // Mostly one NUL per pair, on the same side: UTF-16 text, not a stray NUL in a field.
+        let order = if odd * 10 >= pairs * 8 && even * 10 < pairs {
+            Some("little-endian")
+        } else if even * 10 >= pairs * 8 && odd * 10 < pairs {
+            Some("big-endian")
+        } else {
+            None
+        };
+        if let Some(order) = order {
+            return Err(refuse(
+                1,
+                format!("the file looks like UTF-16 ({order}, without a byte-order mark: NUL bytes in every other position), not UTF-8: {HINT}"),
+            ));
+        }
+    }
+    if let Err(e) = std::str::from_utf8(bytes) {
+        let at = e.valid_up_to();
+        let before = &bytes[..at];
+        let line = 1 + before.iter().filter(|b| **b == b'\n').count() as u64;
+        let line_start = before.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
+        return Err(refuse(
+            line,
+            format!(
+                "not valid UTF-8: byte 0x{:02X} at byte {} of the line (byte {} of the file); {HINT}",
+                bytes[at],
+                at - line_start + 1,
+                at + 1
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Parse and check a reads CSV (`meter_id,read_at,value,read_type,codes[,reader]`).
 pub fn parse_reads_csv(path: &Path) -> Result<Vec<Read>, ImportError> {
     parse_reads_csv_bytes(&path.display().to_string(), &read_file(path)?)
 }
 
-/// [`parse_reads_csv`] of a file's bytes; errors name `file`.
+/// [`parse_reads_csv`] of a file's bytes; errors name `file`. Every text field is checked
+/// against its limit ([`crate::model::limits`]) before anything of it is kept.
 pub fn parse_reads_csv_bytes(file: &str, bytes: &[u8]) -> Result<Vec<Read>, ImportError> {
     let mut csv = Csv::open(file, bytes, &READ_COLUMNS, &READ_REQUIRED)?;
     let rows = csv.rows()?;
     let mut reads = Vec::with_capacity(rows.len());
     for (line, row) in rows {
-        let meter_id = csv.text(line, &row, "meter_id")?.to_owned();
+        let meter_id = csv.limited(line, &row, "meter_id", Field::MeterId)?.to_owned();
         let read_at: Timestamp = csv.parse(
             line,
             &row,
@@ -211,11 +303,15 @@ pub fn parse_reads_csv_bytes(file: &str, bytes: &[u8]) -> Result<Vec<Read>, Impo
             "an RFC 3339 time with offset (2025-01-31T08:00:00Z)",
             |v| v.parse().ok(),
         )?;
-        let raw = csv.text(line, &row, "value")?;
+        let raw = csv.limited(line, &row, "value", Field::RawValue)?;
         let value = Quantity::parse(raw)
-            .map_err(|e| csv.field_error(line, "value", format!("{raw:?} is not a register value: {e}")))?;
+            .map_err(|e| csv.field_error(line, "value", format!("{} is not a register value: {e}", quote(raw))))?;
         if value.is_negative() {
-            return Err(csv.field_error(line, "value", format!("{raw:?} is negative; a register value never is")));
+            return Err(csv.field_error(
+                line,
+                "value",
+                format!("{} is negative; a register value never is", quote(raw)),
+            ));
         }
         let read_type = match csv.get(&row, "read_type") {
             None | Some("") => ReadType::Manual,
@@ -224,31 +320,36 @@ pub fn parse_reads_csv_bytes(file: &str, bytes: &[u8]) -> Result<Vec<Read>, Impo
                     line,
                     "read_type",
                     format!(
-                        "{v:?} is not a read type ({})",
+                        "{} is not a read type ({})",
+                        quote(v),
                         ReadType::ALL.map(ReadType::as_str).join(", ")
                     ),
                 )
             })?,
         };
-        let codes = csv
-            .get(&row, "codes")
-            .unwrap_or("")
-            .split(';')
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .map(str::to_owned)
-            .collect();
-        let reader = csv.get(&row, "reader").filter(|r| !r.is_empty()).map(str::to_owned);
-        reads.push(Read {
+        let codes = || {
+            csv.get(&row, "codes")
+                .unwrap_or("")
+                .split(';')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+        };
+        // Counted lazily: a field of millions of codes is refused at the first one too many.
+        limits::check_codes("codes", codes()).map_err(|e| csv.limit_error(line, e))?;
+        let codes = codes().map(str::to_owned).collect();
+        let reader = csv.limited_opt(line, &row, "reader", Field::Reader)?;
+        let read = Read {
             meter_id,
             read_at,
             value,
             raw: raw.to_owned(),
             read_type,
             codes,
-            reader,
+            reader: Some(reader).filter(|r| !r.is_empty()).map(str::to_owned),
             origin: Origin::file_line(&csv.file, line),
-        });
+        };
+        limits::check_read(&read).map_err(|e| csv.limit_error(line, e))?;
+        reads.push(read);
     }
     Ok(reads)
 }
@@ -266,9 +367,9 @@ pub fn parse_meters_csv_bytes(file: &str, bytes: &[u8]) -> Result<Vec<Meter>, Im
     let mut lines: HashMap<String, u64> = HashMap::new();
     for (line, row) in rows {
         let meter = Meter {
-            meter_id: csv.text(line, &row, "meter_id")?.to_owned(),
-            account: csv.get(&row, "account").unwrap_or("").to_owned(),
-            route: csv.text(line, &row, "route")?.to_owned(),
+            meter_id: csv.limited(line, &row, "meter_id", Field::MeterId)?.to_owned(),
+            account: csv.limited_opt(line, &row, "account", Field::Account)?.to_owned(),
+            route: csv.limited(line, &row, "route", Field::RouteId)?.to_owned(),
             sequence: csv.parse(line, &row, "sequence", "a walk-order number", |v| v.parse().ok())?,
             service: csv.parse(
                 line,
@@ -277,7 +378,7 @@ pub fn parse_meters_csv_bytes(file: &str, bytes: &[u8]) -> Result<Vec<Meter>, Im
                 "a service (water, gas, electric)",
                 Service::parse,
             )?,
-            unit: csv.text(line, &row, "unit")?.to_owned(),
+            unit: csv.limited(line, &row, "unit", Field::Unit)?.to_owned(),
             dials: csv.parse(line, &row, "dials", "a dial count", |v| v.parse().ok())?,
             decimals: csv.parse(line, &row, "decimals", "a count of decimals", |v| v.parse().ok())?,
             multiplier: csv.parse(line, &row, "multiplier", "a decimal number", |v| {
@@ -290,14 +391,15 @@ pub fn parse_meters_csv_bytes(file: &str, bytes: &[u8]) -> Result<Vec<Meter>, Im
                 "a meter status (active, inactive)",
                 MeterStatus::parse,
             )?,
-            address: csv.get(&row, "address").unwrap_or("").to_owned(),
-            notes: csv.get(&row, "notes").unwrap_or("").to_owned(),
+            address: csv.limited_opt(line, &row, "address", Field::Address)?.to_owned(),
+            notes: csv.limited_opt(line, &row, "notes", Field::MeterNotes)?.to_owned(),
         };
         meter.check().map_err(|m| ImportError::Line {
             file: csv.file.clone(),
             line,
             message: m,
         })?;
+        limits::check_meter(&meter).map_err(|e| csv.limit_error(line, e))?;
         if let Some(first) = lines.insert(meter.meter_id.clone(), line) {
             return Err(csv.field_error(
                 line,
@@ -350,6 +452,7 @@ pub fn parse_sensus_route_bytes(
     bytes: Vec<u8>,
     opts: &RouteFileOptions,
 ) -> Result<Vec<Meter>, ImportError> {
+    check_encoding(file, &bytes)?;
     let file = file.to_owned();
     let path = Path::new(&file);
     let text = String::from_utf8(bytes).map_err(|e| ImportError::Line {
@@ -360,12 +463,22 @@ pub fn parse_sensus_route_bytes(
             .count() as u64,
         message: "not valid UTF-8".into(),
     })?;
+    let text = text.strip_prefix('\u{FEFF}').unwrap_or(&text);
     let route = opts.route.clone().unwrap_or_else(|| {
         path.file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "route".into())
     });
+    limits::check(Field::RouteId, "route", &route).map_err(|e| ImportError::Field {
+        file: file.clone(),
+        line: 1,
+        field: e.field,
+        message: format!("{} (the route is the file name unless --route names it)", e.message),
+    })?;
     let layout = fixed_width::sensus_autoread_import();
+    // A character is at most 4 bytes of UTF-8: a longer line cannot be a record, and is refused
+    // before it is split into characters.
+    let max_line = layout.record_length * 4;
     let mut meters = Vec::new();
     let mut seen: HashMap<String, u64> = HashMap::new();
     for (i, line_text) in text.split('\n').enumerate() {
@@ -374,11 +487,36 @@ pub fn parse_sensus_route_bytes(
         if line_text.trim().is_empty() {
             continue;
         }
+        if line_text.len() > max_line {
+            return Err(ImportError::Line {
+                file: file.clone(),
+                line,
+                message: format!(
+                    "record too long: {} bytes, layout {} needs {} characters",
+                    line_text.len(),
+                    layout.name,
+                    layout.record_length
+                ),
+            });
+        }
         let rec = layout.parse(line_text).map_err(|e| ImportError::Line {
             file: file.clone(),
             line,
             message: e.to_string(),
         })?;
+        for f in &layout.fields {
+            let kind = match f.name.as_str() {
+                "meter_id" => Field::MeterId,
+                "account_id" => Field::Account,
+                _ => Field::Address,
+            };
+            limits::check(kind, &f.name, rec.get(&f.name).unwrap_or("")).map_err(|e| ImportError::Field {
+                file: file.clone(),
+                line,
+                field: e.field,
+                message: e.message,
+            })?;
+        }
         let field = |name: &str| rec.get(name).unwrap_or("").to_owned();
         let ferr = |name: &str, message: String| ImportError::Field {
             file: file.clone(),
@@ -398,14 +536,14 @@ pub fn parse_sensus_route_bytes(
             other => {
                 return Err(ferr(
                     "meter_type",
-                    format!("{other:?} is not a meter type (W, G, E, P)"),
+                    format!("{} is not a meter type (W, G, E, P)", quote(other)),
                 ));
             }
         };
         for numeric in ["previous_read", "low_limit", "high_limit"] {
             let v = field(numeric);
             if !v.is_empty() && Quantity::parse(&v).is_err() {
-                return Err(ferr(numeric, format!("{v:?} is not a number")));
+                return Err(ferr(numeric, format!("{} is not a number", quote(&v))));
             }
         }
         if let Some(first) = seen.insert(meter_id.clone(), line) {
@@ -438,6 +576,7 @@ pub fn parse_sensus_route_bytes(
             line,
             message: m,
         })?;
+        limits::check_meter(&meter).map_err(|e| ferr(&e.field, e.message))?;
         meters.push(meter);
     }
     Ok(meters)

@@ -9,6 +9,7 @@ pub mod gateway;
 mod quantity;
 mod review;
 mod route;
+pub mod limits;
 
 use std::fmt;
 
