@@ -14,6 +14,7 @@ mod cli;
 mod cradle_cli;
 mod cradle_session;
 mod gateway_mqtt;
+mod input_limits;
 mod meterbus_serial;
 mod ops_config;
 mod ops_crash;
