@@ -651,3 +651,130 @@ pub fn import_reads_bytes(
     }
     Ok(total)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = "meter_id,read_at,value,read_type,codes,reader\n";
+
+    /// The refusal of `bytes` as a reads CSV, checked to be short.
+    fn refusal(bytes: &[u8]) -> String {
+        let e = parse_reads_csv_bytes("r.csv", bytes).unwrap_err().to_string();
+        assert!(e.len() < 300, "{} bytes: {}", e.len(), &e[..e.len().min(400)]);
+        e
+    }
+
+    fn with_line(line: &[u8]) -> Vec<u8> {
+        [HEADER.as_bytes(), b"W1,2025-01-01T00:00:00Z,1,manual,,\n", line, b"\n"].concat()
+    }
+
+    #[test]
+    fn reads_fields_over_their_limits_are_refused_with_line_and_field() {
+        let id = "A".repeat(50 << 20);
+        let e = refusal(&with_line(format!("{id},2025-01-02T00:00:00Z,1,manual,,").as_bytes()));
+        assert!(
+            e.starts_with("r.csv, line 3, field meter_id: 52428800 bytes long; at most 64 are accepted"),
+            "{e}"
+        );
+        let value = "9".repeat(50 << 20);
+        let e = refusal(&with_line(format!("W1,2025-01-02T00:00:00Z,{value},manual,,").as_bytes()));
+        assert!(e.starts_with("r.csv, line 3, field value: 52428800 bytes long"), "{e}");
+        let codes = "X;".repeat(25_000_000);
+        let e = refusal(&with_line(format!("W1,2025-01-02T00:00:00Z,1,manual,{codes},").as_bytes()));
+        assert_eq!(
+            e,
+            "r.csv, line 3, field codes: more than 32 codes; at most 32 are accepted"
+        );
+        let e = refusal(&with_line(b"W\x001,2025-01-02T00:00:00Z,1,manual,,"));
+        assert!(e.starts_with("r.csv, line 3, field meter_id: contains the control character U+0000"), "{e}");
+        let e = refusal(&with_line(format!("W1,2025-01-02T00:00:00Z,1,manual,,{}", "r".repeat(129)).as_bytes()));
+        assert!(e.starts_with("r.csv, line 3, field reader: 129 bytes long; at most 128"), "{e}");
+        let e = refusal(&with_line(format!("W1,2025-01-02T00:00:00Z,1,{},,", "m".repeat(1000)).as_bytes()));
+        assert!(e.contains("field read_type") && e.contains("… (1000 bytes)"), "{e}");
+        // A bad header name is quoted too.
+        let e = refusal(format!("meter_id,{}\n", "\u{1b}[2J".repeat(100)).as_bytes());
+        assert!(e.contains(r"\u{1b}[2J") && !e.contains('\u{1b}'), "{e}");
+        // At the limit, all is well.
+        let ok = with_line(
+            format!(
+                "{},2025-01-02T00:00:00Z,1,manual,{},{}",
+                "M".repeat(64),
+                vec!["c".repeat(32); 32].join(";"),
+                "r".repeat(128)
+            )
+            .as_bytes(),
+        );
+        assert_eq!(parse_reads_csv_bytes("r.csv", &ok).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn encodings_are_named_before_parsing() {
+        let text = format!("{HEADER}W1,2025-01-01T00:00:00Z,1,manual,,\n");
+        let le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let be: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+        assert!(refusal(&le).contains("UTF-16 (little-endian, without a byte-order mark"));
+        assert!(refusal(&be).contains("UTF-16 (big-endian, without a byte-order mark"));
+        assert!(refusal(&[&[0xFF, 0xFE][..], &le].concat()).contains("UTF-16 (little-endian, with a byte-order mark)"));
+        assert!(refusal(&[&[0xFE, 0xFF][..], &be].concat()).contains("UTF-16 (big-endian, with a byte-order mark)"));
+        let e = refusal(&with_line(b"W\xE91,2025-01-02T00:00:00Z,1,manual,,"));
+        assert!(
+            e.starts_with("r.csv, line 3: not valid UTF-8: byte 0xE9 at byte 2 of the line (byte 83 of the file)"),
+            "{e}"
+        );
+        // A UTF-8 byte-order mark is fine; so is one NUL (refused by its field, not as UTF-16).
+        let bom = [&[0xEF, 0xBB, 0xBF][..], text.as_bytes()].concat();
+        assert_eq!(parse_reads_csv_bytes("r.csv", &bom).unwrap().len(), 1);
+        assert!(refusal(&with_line(b"W1,2025-01-02T00:00:00Z,1\x00,manual,,")).contains("field value"));
+        // The meters import and the route import check the encoding too.
+        let e = parse_meters_csv_bytes("m.csv", &le).unwrap_err().to_string();
+        assert!(e.contains("UTF-16"), "{e}");
+        let e = parse_sensus_route_bytes("r.txt", le, &RouteFileOptions::default()).unwrap_err().to_string();
+        assert!(e.contains("UTF-16"), "{e}");
+    }
+
+    #[test]
+    fn autoread_lines_are_checked_field_by_field() {
+        let layout = fixed_width::sensus_autoread_import();
+        let rec = |id: &str, addr: &str| {
+            layout
+                .format([("service_address", addr), ("meter_id", id), ("meter_type", "W")])
+                .unwrap()
+        };
+        let opts = RouteFileOptions::default();
+        let parse = |body: String| parse_sensus_route_bytes("route1.txt", body.into_bytes(), &opts);
+        assert_eq!(parse(format!("{}\r\n", rec("W1", "1 ELM ST"))).unwrap().len(), 1);
+        let e = parse(format!("{}\r\n{}\r\n", rec("W1", "1 ELM"), rec("W\u{0}2", "2 ELM")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("route1.txt, line 2, field meter_id: contains the control character U+0000"), "{e}");
+        let e = parse(format!("{}\r\n", rec("W1", "1 ELM\u{1b}[2J"))).unwrap_err().to_string();
+        assert!(e.starts_with("route1.txt, line 1, field service_address: contains the control character U+001B"), "{e}");
+        let e = parse("y".repeat(50 << 20)).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "route1.txt, line 1: record too long: 52428800 bytes, layout sensus-autoread needs 155 characters"
+        );
+        // The route named by a long file name.
+        let long = format!("{}.txt", "r".repeat(100));
+        let e = parse_sensus_route_bytes(&long, format!("{}\r\n", rec("W1", "1")).into_bytes(), &opts)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("field route: 100 bytes long; at most 64") && e.contains("--route"), "{e}");
+    }
+
+    #[test]
+    fn meters_fields_over_their_limits_are_refused() {
+        let header = "meter_id,account,route,sequence,service,unit,dials,decimals,multiplier,status,address,notes\n";
+        let row = |account: &str, unit: &str, notes: &str| {
+            format!("{header}W1,{account},R1,1,water,{unit},6,0,1,active,1 Main St,{notes}\n")
+        };
+        assert_eq!(parse_meters_csv_bytes("m.csv", row("A1", "gal", "dog").as_bytes()).unwrap().len(), 1);
+        let e = parse_meters_csv_bytes("m.csv", row(&"a".repeat(65), "gal", "").as_bytes()).unwrap_err();
+        assert!(e.to_string().starts_with("m.csv, line 2, field account: 65 bytes long"), "{e}");
+        let e = parse_meters_csv_bytes("m.csv", row("A1", "g\u{202e}al", "").as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("field unit: contains the control character U+202E"), "{e}");
+        let e = parse_meters_csv_bytes("m.csv", row("A1", "gal", &"n".repeat(2000)).as_bytes()).unwrap_err();
+        assert!(e.to_string().starts_with("m.csv, line 2, field notes: 2000 bytes long; at most 1024"), "{e}");
+    }
+}

@@ -29,6 +29,8 @@ use super::{Meter, Read, RouteSkip};
 
 /// How many characters of an offending value an error message shows.
 pub const QUOTE_CHARS: usize = 80;
+/// And at most this many bytes of them once escaped (80 escaped NULs would be 480 bytes).
+pub const QUOTE_BYTES: usize = 160;
 
 /// A kind of text field, with its limit and its rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,7 +145,7 @@ pub fn is_forbidden(c: char) -> bool {
     c.is_control() || rearranges_text(c)
 }
 
-/// At most [`QUOTE_CHARS`] characters of `value`, in double quotes, control and rearranging
+/// At most [`QUOTE_CHARS`] characters (and [`QUOTE_BYTES`] bytes) of `value`, in double quotes, control and rearranging
 /// characters escaped (`\0`, `\n`, `\u{202e}`), with the length when cut. Every error that
 /// quotes input uses it: an error must stay short, one line, and safe on a terminal.
 pub fn quote(value: &str) -> String {
@@ -155,13 +157,20 @@ pub fn quote(value: &str) -> String {
 fn quote_cut(value: &str, total: usize, more: bool) -> String {
     let mut out = String::with_capacity(QUOTE_CHARS + 16);
     out.push('"');
-    let mut chars = value.chars();
-    for c in chars.by_ref().take(QUOTE_CHARS) {
-        if is_forbidden(c) || c == '"' || c == '\\' {
-            out.extend(c.escape_default());
+    let mut chars = value.chars().peekable();
+    let mut shown = 0;
+    while let Some(&c) = chars.peek() {
+        let piece: String = if is_forbidden(c) || c == '"' || c == '\\' {
+            c.escape_default().collect()
         } else {
-            out.push(c);
+            c.into()
+        };
+        if shown == QUOTE_CHARS || out.len() - 1 + piece.len() > QUOTE_BYTES {
+            break;
         }
+        out.push_str(&piece);
+        shown += 1;
+        chars.next();
     }
     out.push('"');
     if more || chars.next().is_some() {
@@ -297,6 +306,8 @@ mod tests {
         assert_eq!(quote(&"y".repeat(80)), format!("\"{}\"", "y".repeat(80)));
         let q = quote_bytes(&[b'a', 0xFF, 0, b'b']);
         assert_eq!(q, "\"a\u{FFFD}\\u{0}b\"");
+        let q = quote(&"\0".repeat(100));
+        assert_eq!(q, format!("\"{}\"… (100 bytes)", r"\u{0}".repeat(32)));
         let q = quote_bytes(&vec![b'z'; 1000]);
         assert_eq!(q, format!("\"{}\"… (1000 bytes)", "z".repeat(80)));
     }
