@@ -96,7 +96,10 @@ mod tests {
     #[test]
     fn stored_fields_have_their_own_limits_and_errors_stay_short() {
         let e = check_all(&serde_json::json!({"meters": {"change": {"meter": "M".repeat(65)}}})).unwrap_err();
-        assert!(e.starts_with("the meter is 65 bytes long; at most 64 are accepted"), "{e}");
+        assert!(
+            e.starts_with("the meter is 65 bytes long; at most 64 are accepted"),
+            "{e}"
+        );
         assert!(check_all(&serde_json::json!({"meter": "M".repeat(64)})).is_ok());
         let e = check_all(&serde_json::json!({"route": "R".repeat(1 << 20)})).unwrap_err();
         assert!(e.len() < 200, "{e}");

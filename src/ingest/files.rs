@@ -261,7 +261,9 @@ pub fn check_encoding(file: &str, bytes: &[u8]) -> Result<(), ImportError> {
         if let Some(order) = order {
             return Err(refuse(
                 1,
-                format!("the file looks like UTF-16 ({order}, without a byte-order mark: NUL bytes in every other position), not UTF-8: {HINT}"),
+                format!(
+                    "the file looks like UTF-16 ({order}, without a byte-order mark: NUL bytes in every other position), not UTF-8: {HINT}"
+                ),
             ));
         }
     }
@@ -678,19 +680,33 @@ mod tests {
             "{e}"
         );
         let value = "9".repeat(50 << 20);
-        let e = refusal(&with_line(format!("W1,2025-01-02T00:00:00Z,{value},manual,,").as_bytes()));
+        let e = refusal(&with_line(
+            format!("W1,2025-01-02T00:00:00Z,{value},manual,,").as_bytes(),
+        ));
         assert!(e.starts_with("r.csv, line 3, field value: 52428800 bytes long"), "{e}");
         let codes = "X;".repeat(25_000_000);
-        let e = refusal(&with_line(format!("W1,2025-01-02T00:00:00Z,1,manual,{codes},").as_bytes()));
+        let e = refusal(&with_line(
+            format!("W1,2025-01-02T00:00:00Z,1,manual,{codes},").as_bytes(),
+        ));
         assert_eq!(
             e,
             "r.csv, line 3, field codes: more than 32 codes; at most 32 are accepted"
         );
         let e = refusal(&with_line(b"W\x001,2025-01-02T00:00:00Z,1,manual,,"));
-        assert!(e.starts_with("r.csv, line 3, field meter_id: contains the control character U+0000"), "{e}");
-        let e = refusal(&with_line(format!("W1,2025-01-02T00:00:00Z,1,manual,,{}", "r".repeat(129)).as_bytes()));
-        assert!(e.starts_with("r.csv, line 3, field reader: 129 bytes long; at most 128"), "{e}");
-        let e = refusal(&with_line(format!("W1,2025-01-02T00:00:00Z,1,{},,", "m".repeat(1000)).as_bytes()));
+        assert!(
+            e.starts_with("r.csv, line 3, field meter_id: contains the control character U+0000"),
+            "{e}"
+        );
+        let e = refusal(&with_line(
+            format!("W1,2025-01-02T00:00:00Z,1,manual,,{}", "r".repeat(129)).as_bytes(),
+        ));
+        assert!(
+            e.starts_with("r.csv, line 3, field reader: 129 bytes long; at most 128"),
+            "{e}"
+        );
+        let e = refusal(&with_line(
+            format!("W1,2025-01-02T00:00:00Z,1,{},,", "m".repeat(1000)).as_bytes(),
+        ));
         assert!(e.contains("field read_type") && e.contains("… (1000 bytes)"), "{e}");
         // A bad header name is quoted too.
         let e = refusal(format!("meter_id,{}\n", "\u{1b}[2J".repeat(100)).as_bytes());
@@ -729,7 +745,9 @@ mod tests {
         // The meters import and the route import check the encoding too.
         let e = parse_meters_csv_bytes("m.csv", &le).unwrap_err().to_string();
         assert!(e.contains("UTF-16"), "{e}");
-        let e = parse_sensus_route_bytes("r.txt", le, &RouteFileOptions::default()).unwrap_err().to_string();
+        let e = parse_sensus_route_bytes("r.txt", le, &RouteFileOptions::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("UTF-16"), "{e}");
     }
 
@@ -747,9 +765,17 @@ mod tests {
         let e = parse(format!("{}\r\n{}\r\n", rec("W1", "1 ELM"), rec("W\u{0}2", "2 ELM")))
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("route1.txt, line 2, field meter_id: contains the control character U+0000"), "{e}");
-        let e = parse(format!("{}\r\n", rec("W1", "1 ELM\u{1b}[2J"))).unwrap_err().to_string();
-        assert!(e.starts_with("route1.txt, line 1, field service_address: contains the control character U+001B"), "{e}");
+        assert!(
+            e.starts_with("route1.txt, line 2, field meter_id: contains the control character U+0000"),
+            "{e}"
+        );
+        let e = parse(format!("{}\r\n", rec("W1", "1 ELM\u{1b}[2J")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("route1.txt, line 1, field service_address: contains the control character U+001B"),
+            "{e}"
+        );
         let e = parse("y".repeat(50 << 20)).unwrap_err().to_string();
         assert_eq!(
             e,
@@ -760,7 +786,10 @@ mod tests {
         let e = parse_sensus_route_bytes(&long, format!("{}\r\n", rec("W1", "1")).into_bytes(), &opts)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("field route: 100 bytes long; at most 64") && e.contains("--route"), "{e}");
+        assert!(
+            e.contains("field route: 100 bytes long; at most 64") && e.contains("--route"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -769,12 +798,28 @@ mod tests {
         let row = |account: &str, unit: &str, notes: &str| {
             format!("{header}W1,{account},R1,1,water,{unit},6,0,1,active,1 Main St,{notes}\n")
         };
-        assert_eq!(parse_meters_csv_bytes("m.csv", row("A1", "gal", "dog").as_bytes()).unwrap().len(), 1);
+        assert_eq!(
+            parse_meters_csv_bytes("m.csv", row("A1", "gal", "dog").as_bytes())
+                .unwrap()
+                .len(),
+            1
+        );
         let e = parse_meters_csv_bytes("m.csv", row(&"a".repeat(65), "gal", "").as_bytes()).unwrap_err();
-        assert!(e.to_string().starts_with("m.csv, line 2, field account: 65 bytes long"), "{e}");
+        assert!(
+            e.to_string().starts_with("m.csv, line 2, field account: 65 bytes long"),
+            "{e}"
+        );
         let e = parse_meters_csv_bytes("m.csv", row("A1", "g\u{202e}al", "").as_bytes()).unwrap_err();
-        assert!(e.to_string().contains("field unit: contains the control character U+202E"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("field unit: contains the control character U+202E"),
+            "{e}"
+        );
         let e = parse_meters_csv_bytes("m.csv", row("A1", "gal", &"n".repeat(2000)).as_bytes()).unwrap_err();
-        assert!(e.to_string().starts_with("m.csv, line 2, field notes: 2000 bytes long; at most 1024"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("m.csv, line 2, field notes: 2000 bytes long; at most 1024"),
+            "{e}"
+        );
     }
 }

@@ -296,13 +296,19 @@ mod tests {
     #[test]
     fn quote_cuts_at_80_characters_and_escapes_controls() {
         assert_eq!(quote("W-1001"), "\"W-1001\"");
-        assert_eq!(quote("a\0b\n\u{1b}[31m\u{202e}\"\\"), r#""a\u{0}b\n\u{1b}[31m\u{202e}\"\\""#);
+        assert_eq!(
+            quote("a\0b\n\u{1b}[31m\u{202e}\"\\"),
+            r#""a\u{0}b\n\u{1b}[31m\u{202e}\"\\""#
+        );
         let long = "x".repeat(50 << 20);
         let q = quote(&long);
         assert_eq!(q, format!("\"{}\"… (52428800 bytes)", "x".repeat(80)));
         // 80 characters, not 80 bytes: a multi-byte character is never cut in half.
         let q = quote(&"ü".repeat(81));
-        assert!(q.starts_with(&format!("\"{}\"", "ü".repeat(80))) && q.ends_with("(162 bytes)"), "{q}");
+        assert!(
+            q.starts_with(&format!("\"{}\"", "ü".repeat(80))) && q.ends_with("(162 bytes)"),
+            "{q}"
+        );
         assert_eq!(quote(&"y".repeat(80)), format!("\"{}\"", "y".repeat(80)));
         let q = quote_bytes(&[b'a', 0xFF, 0, b'b']);
         assert_eq!(q, "\"a\u{FFFD}\\u{0}b\"");

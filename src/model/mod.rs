@@ -6,10 +6,10 @@
 
 pub mod billing;
 pub mod gateway;
+pub mod limits;
 mod quantity;
 mod review;
 mod route;
-pub mod limits;
 
 use std::fmt;
 

@@ -727,7 +727,15 @@ mod tests {
         let audit_len = || store.begin_read().unwrap().audit_len().unwrap();
         let before = audit_len();
         assert_eq!(before, 0);
-        assert!(act(&store, &VeeConfig::default(), &ask(Action::Note { text: "n".repeat(4096) }), now).is_ok());
+        assert!(
+            act(
+                &store,
+                &VeeConfig::default(),
+                &ask(Action::Note { text: "n".repeat(4096) }),
+                now
+            )
+            .is_ok()
+        );
         assert_eq!(audit_len(), 1);
     }
 }

@@ -41,7 +41,12 @@ fn write(s: &Scratch, name: &str, body: &[u8]) {
 fn refused(s: &Scratch, args: &[&str], needles: &[&str]) -> String {
     let o = s.run(args);
     let (out, err) = texts(&o);
-    assert_eq!(o.status.code(), Some(1), "meterd {args:?}: {out}{}", &err[..err.len().min(500)]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "meterd {args:?}: {out}{}",
+        &err[..err.len().min(500)]
+    );
     assert!(
         err.len() < SHORT,
         "meterd {args:?}: the refusal is {} bytes: {}",
@@ -83,7 +88,11 @@ fn each_hostile_reads_file_is_refused_by_field_and_line_and_nothing_is_stored() 
     let err = refused(
         &s,
         &["reads", "import", "long-id.csv"],
-        &["long-id.csv, line 3, field meter_id", "52428800 bytes long; at most 64 are accepted", "\"AAAA"],
+        &[
+            "long-id.csv, line 3, field meter_id",
+            "52428800 bytes long; at most 64 are accepted",
+            "\"AAAA",
+        ],
     );
     assert!(err.contains("… (52428800 bytes)"), "{err}");
 
@@ -99,7 +108,10 @@ fn each_hostile_reads_file_is_refused_by_field_and_line_and_nothing_is_stored() 
     refused(
         &s,
         &["reads", "import", "codes.csv"],
-        &["codes.csv, line 2, field codes", "more than 32 codes; at most 32 are accepted"],
+        &[
+            "codes.csv, line 2, field codes",
+            "more than 32 codes; at most 32 are accepted",
+        ],
     );
 
     // A 50 MB value.
@@ -130,7 +142,7 @@ fn each_hostile_reads_file_is_refused_by_field_and_line_and_nothing_is_stored() 
     write(
         &s,
         "code.csv",
-        format!("meter_id,read_at,value,read_type,codes,reader\nW1,2025-03-02T08:00:00Z,600,manual,SC-04;T\x07C,\nW1,2025-03-03T08:00:00Z,600,manual,,r\x1b[2J\n").as_bytes(),
+        "meter_id,read_at,value,read_type,codes,reader\nW1,2025-03-02T08:00:00Z,600,manual,SC-04;T\x07C,\nW1,2025-03-03T08:00:00Z,600,manual,,r\x1b[2J\n".as_bytes(),
     );
     refused(&s, &["reads", "import", "code.csv"], &["line 2, field codes", "U+0007"]);
 
@@ -143,25 +155,41 @@ fn each_hostile_reads_file_is_refused_by_field_and_line_and_nothing_is_stored() 
     refused(
         &s,
         &["reads", "import", "utf16-nobom.csv"],
-        &["utf16-nobom.csv, line 1", "UTF-16 (little-endian, without a byte-order mark", "save it as UTF-8"],
+        &[
+            "utf16-nobom.csv, line 1",
+            "UTF-16 (little-endian, without a byte-order mark",
+            "save it as UTF-8",
+        ],
     );
     write(&s, "utf16-bom.csv", &[&[0xFF, 0xFE][..], &utf16].concat());
     refused(
         &s,
         &["reads", "import", "utf16-bom.csv"],
-        &["utf16-bom.csv, line 1", "UTF-16 (little-endian, with a byte-order mark)"],
+        &[
+            "utf16-bom.csv, line 1",
+            "UTF-16 (little-endian, with a byte-order mark)",
+        ],
     );
     let be: Vec<u8> = format!("{READS_HEADER}{good}")
         .encode_utf16()
         .flat_map(u16::to_be_bytes)
         .collect();
     write(&s, "utf16-be.csv", &be);
-    refused(&s, &["reads", "import", "utf16-be.csv"], &["UTF-16 (big-endian, without"]);
+    refused(
+        &s,
+        &["reads", "import", "utf16-be.csv"],
+        &["UTF-16 (big-endian, without"],
+    );
     // Latin-1 text (not UTF-8): the line and the byte named.
     write(
         &s,
         "latin1.csv",
-        &[READS_HEADER.as_bytes(), good.as_bytes(), b"W\xFC1,2025-03-02T08:00:00Z,600,manual,\n"].concat(),
+        &[
+            READS_HEADER.as_bytes(),
+            good.as_bytes(),
+            b"W\xFC1,2025-03-02T08:00:00Z,600,manual,\n",
+        ]
+        .concat(),
     );
     refused(
         &s,
@@ -172,7 +200,11 @@ fn each_hostile_reads_file_is_refused_by_field_and_line_and_nothing_is_stored() 
     // An AutoRead route file with a NUL in a meter id, and one 50 MB line.
     let layout = meterd_protocols::fixed_width::sensus_autoread_import();
     let rec = layout
-        .format([("service_address", "1 ELM ST"), ("meter_id", "W\0000001"), ("meter_type", "W")])
+        .format([
+            ("service_address", "1 ELM ST"),
+            ("meter_id", "W\x00000001"),
+            ("meter_type", "W"),
+        ])
         .unwrap();
     write(&s, "route09.txt", format!("{rec}\r\n").as_bytes());
     refused(
@@ -196,7 +228,10 @@ fn each_hostile_reads_file_is_refused_by_field_and_line_and_nothing_is_stored() 
     refused(
         &s,
         &["meters", "import", "meters-long.csv"],
-        &["meters-long.csv, line 2, field address", "1048576 bytes long; at most 200"],
+        &[
+            "meters-long.csv, line 2, field address",
+            "1048576 bytes long; at most 200",
+        ],
     );
 
     // Nothing stored, the store did not grow, the log stayed small, the daemon serves on.
@@ -208,7 +243,9 @@ fn each_hostile_reads_file_is_refused_by_field_and_line_and_nothing_is_stored() 
     );
     let log = d.log();
     assert!(log.len() < 1 << 20, "the daemon's log is {} bytes", log.len());
-    assert!(!log.contains("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"));
+    assert!(
+        !log.contains("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+    );
     assert!(s.ok(&["audit", "verify"]).contains("audit trail intact"));
     // A good file after all that is imported.
     s.file("good.csv", &format!("{READS_HEADER}{good}"));
@@ -229,9 +266,109 @@ fn a_command_field_over_its_limit_is_refused_by_the_daemon_with_the_limit_named(
     assert!(err.contains(&format!("\"{}\"", "R".repeat(70))), "{err}");
     refused(
         &s,
-        &["meters", "change", &"M".repeat(65), "--at", "2025-03-01T00:00:00Z", "--install-read", "0"],
+        &[
+            "meters",
+            "change",
+            &"M".repeat(65),
+            "--at",
+            "2025-03-01T00:00:00Z",
+            "--install-read",
+            "0",
+        ],
         &["the meter is 65 bytes long; at most 64"],
     );
-    refused(&s, &["tokens", "create", &"t".repeat(65)], &["the name is 65 bytes long; at most 64"]);
+    refused(
+        &s,
+        &["tokens", "create", &"t".repeat(65)],
+        &["the name is 65 bytes long; at most 64"],
+    );
     d.stop();
+}
+
+/// Through a real mosquitto and `meterd run`: an envelope naming a 5000-byte gateway, a topic
+/// whose gateway level is 100 bytes and a status of 2000 bytes are quarantined with the
+/// reason (none vanishes, none is stored as a read or a gateway name); a good message next to
+/// them is a read.
+#[test]
+fn mqtt_messages_over_a_limit_go_to_the_quarantine_with_the_reason() {
+    use crate::common::mosquitto;
+    use crate::common::mqtt::publish_all;
+    use meterd::store::{RedbStore, Store};
+
+    let broker = mosquitto::start(false);
+    let s = Scratch::new();
+    let cfg = s.file(
+        "meterd.toml",
+        &format!(
+            "[mqtt]\nbroker = \"{}\"\nclient_id = \"meterd-limits\"\ntopics = [\"meters/+/raw\"]\n\
+             status_topics = [\"meters/+/status\"]\nbatch_latency_ms = 10\nkeep_alive_secs = 5\n",
+            broker.url()
+        ),
+    );
+    let d = Daemon::start(&s, &cfg);
+    d.wait_for("subscribed", Duration::from_secs(20), |l| {
+        l.contains("connected and subscribed")
+    });
+    let scm = "F95306F008951840EA0C101A";
+    let long_gateway = format!(r#"{{"gateway":"{}","hex":"{scm}"}}"#, "G".repeat(5000));
+    let level = "L".repeat(100);
+    let msgs = vec![
+        ("meters/gw1/raw".to_owned(), long_gateway.clone().into_bytes()),
+        (format!("meters/{level}/raw"), scm.as_bytes().to_vec()),
+        (
+            "meters/gw1/status".to_owned(),
+            format!(r#"{{"status":"{}"}}"#, "s".repeat(2000)).into_bytes(),
+        ),
+        ("meters/gw2/raw".to_owned(), scm.as_bytes().to_vec()),
+    ];
+    publish_all(broker.port, &msgs);
+    d.wait_until("every message committed", Duration::from_secs(30), || {
+        d.sum("mqtt: committed", "messages") >= 4
+    });
+    d.stop();
+
+    let store = RedbStore::open_dir(&s.data_dir()).unwrap();
+    let txn = store.begin_read().unwrap();
+    let reads = txn.all_reads().unwrap();
+    assert_eq!(reads.len(), 1);
+    assert_eq!(
+        (reads[0].read.meter_id.as_str(), reads[0].read.reader.as_deref()),
+        ("scm:54585868", Some("gw2"))
+    );
+    let q = txn.quarantined().unwrap();
+    let reason_of = |source: &str| {
+        q.iter()
+            .find(|(_, e)| e.source == source)
+            .map(|(_, e)| e.reason.clone())
+            .unwrap_or_else(|| panic!("{source} not quarantined: {q:#?}"))
+    };
+    let r = reason_of("mqtt meters/gw1/raw");
+    assert!(
+        r.starts_with("gateway: 5000 bytes long; at most 64 are accepted"),
+        "{r}"
+    );
+    let r = reason_of(&format!("mqtt meters/{level}/raw"));
+    assert!(
+        r.starts_with("gateway (topic level): 100 bytes long; at most 64"),
+        "{r}"
+    );
+    let r = reason_of("mqtt meters/gw1/status");
+    assert!(r.starts_with("status: 2000 bytes long; at most 32"), "{r}");
+    assert_eq!(q.len(), 3, "{q:#?}");
+    assert!(q.iter().all(|(_, e)| e.reason.len() < 300));
+    let mut gateways: Vec<(String, Option<String>)> = txn
+        .gateways()
+        .unwrap()
+        .into_iter()
+        .map(|g| (g.gateway, g.status))
+        .collect();
+    gateways.sort();
+    assert_eq!(
+        gateways,
+        [
+            ("gw1".to_owned(), None),
+            ("gw2".to_owned(), None),
+            ("unknown".to_owned(), None)
+        ]
+    );
 }

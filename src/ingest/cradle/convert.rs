@@ -401,7 +401,10 @@ mod tests {
         let mut r = record(Some(12));
         r.meter_id = "W01\u{0}1".into();
         let e = unloaded(&r, Some(&meter), "R1", "s1", &TimeZone::UTC).unwrap_err();
-        assert!(e.starts_with("record seq 7: meter_id: contains the control character U+0000"), "{e}");
+        assert!(
+            e.starts_with("record seq 7: meter_id: contains the control character U+0000"),
+            "{e}"
+        );
         let mut r = record(Some(12));
         r.trouble_codes = vec!["DOG".into(); 40];
         let e = unloaded(&r, Some(&meter), "R1", "s1", &TimeZone::UTC).unwrap_err();

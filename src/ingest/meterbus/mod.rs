@@ -287,7 +287,8 @@ fn find_register(
         Value::String(s) => s.clone(),
         other => return Err(format!("register {register} holds {other}, not a number")),
     };
-    let value = Quantity::parse(&raw).map_err(|e| format!("register {register} value {}: {e}", crate::model::limits::quote(&raw)))?;
+    let value = Quantity::parse(&raw)
+        .map_err(|e| format!("register {register} value {}: {e}", crate::model::limits::quote(&raw)))?;
     Ok(Some((value, raw)))
 }
 
@@ -358,7 +359,11 @@ mod tests {
             address: Some(5),
             port: "/dev/ttyM",
         };
-        assert!(reads_of(&d, &dev, &maps, at, "address 5").unwrap_err().contains("U+000A"));
+        assert!(
+            reads_of(&d, &dev, &maps, at, "address 5")
+                .unwrap_err()
+                .contains("U+000A")
+        );
     }
 
     #[test]

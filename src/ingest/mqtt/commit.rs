@@ -471,7 +471,11 @@ mod tests {
         let q = txn.quarantined().unwrap();
         assert_eq!(q.len(), 1);
         assert_eq!(q[0].1.source, "mqtt meters/gw1/raw");
-        assert!(q[0].1.reason.starts_with("gateway: 5000 bytes long; at most 64"), "{}", q[0].1.reason);
+        assert!(
+            q[0].1.reason.starts_with("gateway: 5000 bytes long; at most 64"),
+            "{}",
+            q[0].1.reason
+        );
         assert_eq!(q[0].1.payload, env.as_bytes());
         // Counted under the topic's gateway; the long name is stored nowhere.
         let gateways: Vec<String> = txn.gateways().unwrap().into_iter().map(|g| g.gateway).collect();

@@ -304,12 +304,17 @@ mod tests {
             panic!("{u:?}")
         };
         assert_eq!((gateway.as_str(), locator.as_str()), ("gw1", "meters/gw1/raw"));
-        assert!(reason.starts_with("gateway: 100 bytes long; at most 64 are accepted"), "{reason}");
+        assert!(
+            reason.starts_with("gateway: 100 bytes long; at most 64 are accepted"),
+            "{reason}"
+        );
         assert_eq!(payload, env.as_bytes());
         // A NUL in the envelope's gateway.
         let env = format!(r#"{{"gateway":"gw\u0000x","hex":"{scm}"}}"#);
         let u = decode_payload("meters/gw1/raw", env.as_bytes(), "gw1", now(), &keys);
-        let Unit::Bad { reason, .. } = &u[0] else { panic!("{u:?}") };
+        let Unit::Bad { reason, .. } = &u[0] else {
+            panic!("{u:?}")
+        };
         assert!(reason.contains("U+0000"), "{reason}");
         // A topic level of 1 MiB names the gateway: the message is quarantined, the name never
         // stored, the locator cut.
@@ -329,13 +334,23 @@ mod tests {
         assert!(reason.starts_with("topic: 1048587 bytes long; at most 256"), "{reason}");
         assert!(reason.len() < 300 && locator.len() < 120, "{reason} / {locator}");
         let u = decode_payload("meters/gw\u{1b}/raw", scm.as_bytes(), "gw\u{1b}", now(), &keys);
-        let Unit::Bad { reason, .. } = &u[0] else { panic!("{u:?}") };
-        assert!(reason.starts_with("topic: contains the control character U+001B"), "{reason}");
+        let Unit::Bad { reason, .. } = &u[0] else {
+            panic!("{u:?}")
+        };
+        assert!(
+            reason.starts_with("topic: contains the control character U+001B"),
+            "{reason}"
+        );
         // A status over its limit is quarantined too; a plain one is a status.
         let long = format!(r#"{{"status":"{}"}}"#, "on".repeat(1000));
         let u = status_unit("meters/gw1/status", long.as_bytes(), "gw1".into());
-        let Unit::Bad { reason, gateway, .. } = &u else { panic!("{u:?}") };
-        assert!(reason.starts_with("status: 2000 bytes long; at most 32") && gateway == "gw1", "{reason}");
+        let Unit::Bad { reason, gateway, .. } = &u else {
+            panic!("{u:?}")
+        };
+        assert!(
+            reason.starts_with("status: 2000 bytes long; at most 32") && gateway == "gw1",
+            "{reason}"
+        );
         let u = status_unit("meters/gw1/status", b"online", "gw1".into());
         assert!(matches!(&u, Unit::Status { status, .. } if status == "online"), "{u:?}");
     }
