@@ -100,7 +100,7 @@ impl<'b> Csv<'b> {
                 return Err(ImportError::Field {
                     file,
                     line: 1,
-                    field: quote(name),
+                    field: column_name(name),
                     message: format!("unknown column (known columns: {})", known.join(", ")),
                 });
             }
@@ -108,7 +108,7 @@ impl<'b> Csv<'b> {
                 return Err(ImportError::Field {
                     file,
                     line: 1,
-                    field: quote(name),
+                    field: column_name(name),
                     message: "column appears twice".into(),
                 });
             }
@@ -206,6 +206,15 @@ impl<'b> Csv<'b> {
     ) -> Result<T, ImportError> {
         let v = self.text(line, row, column)?;
         f(v).ok_or_else(|| self.field_error(line, column, format!("{} is not {what}", quote(v))))
+    }
+}
+
+/// A column name from a file's header, as a refusal shows it: itself when short and plain,
+/// else quoted and cut (a header line may be anything).
+fn column_name(name: &str) -> String {
+    match limits::check(Field::Name, "column", name) {
+        Ok(()) => name.to_owned(),
+        Err(_) => quote(name),
     }
 }
 
