@@ -15,6 +15,7 @@ use jiff::Timestamp;
 use meterd_protocols::fixed_width;
 
 use super::pipeline::{AcceptReport, accept_reads};
+use crate::model::limits::{self, Field, LimitError, quote};
 use crate::model::{Meter, MeterStatus, Origin, Quantity, Read, ReadType, Service};
 use crate::store::{Store, StoreError};
 use crate::vee::VeeConfig;
@@ -78,6 +79,7 @@ fn read_file(path: &Path) -> Result<Vec<u8>, ImportError> {
 
 impl<'b> Csv<'b> {
     fn open(file: &str, bytes: &'b [u8], known: &[&str], required: &[&str]) -> Result<Self, ImportError> {
+        check_encoding(file, bytes)?;
         let file = file.to_owned();
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
@@ -98,7 +100,7 @@ impl<'b> Csv<'b> {
                 return Err(ImportError::Field {
                     file,
                     line: 1,
-                    field: name.to_owned(),
+                    field: column_name(name),
                     message: format!("unknown column (known columns: {})", known.join(", ")),
                 });
             }
@@ -106,7 +108,7 @@ impl<'b> Csv<'b> {
                 return Err(ImportError::Field {
                     file,
                     line: 1,
-                    field: name.to_owned(),
+                    field: column_name(name),
                     message: "column appears twice".into(),
                 });
             }
@@ -163,6 +165,37 @@ impl<'b> Csv<'b> {
         }
     }
 
+    /// A field's limit broken on `line`.
+    fn limit_error(&self, line: u64, e: LimitError) -> ImportError {
+        self.field_error(line, &e.field, e.message)
+    }
+
+    /// A required text field within the limit of its kind.
+    fn limited<'r>(
+        &self,
+        line: u64,
+        row: &'r csv::StringRecord,
+        column: &str,
+        kind: Field,
+    ) -> Result<&'r str, ImportError> {
+        let v = self.text(line, row, column)?;
+        limits::check(kind, column, v).map_err(|e| self.limit_error(line, e))?;
+        Ok(v)
+    }
+
+    /// An optional text field (empty when absent) within the limit of its kind.
+    fn limited_opt<'r>(
+        &self,
+        line: u64,
+        row: &'r csv::StringRecord,
+        column: &str,
+        kind: Field,
+    ) -> Result<&'r str, ImportError> {
+        let v = self.get(row, column).unwrap_or("");
+        limits::check(kind, column, v).map_err(|e| self.limit_error(line, e))?;
+        Ok(v)
+    }
+
     fn parse<T>(
         &self,
         line: u64,
@@ -172,7 +205,16 @@ impl<'b> Csv<'b> {
         f: impl FnOnce(&str) -> Option<T>,
     ) -> Result<T, ImportError> {
         let v = self.text(line, row, column)?;
-        f(v).ok_or_else(|| self.field_error(line, column, format!("{v:?} is not {what}")))
+        f(v).ok_or_else(|| self.field_error(line, column, format!("{} is not {what}", quote(v))))
+    }
+}
+
+/// A column name from a file's header, as a refusal shows it: itself when short and plain,
+/// else quoted and cut (a header line may be anything).
+fn column_name(name: &str) -> String {
+    match limits::check(Field::Name, "column", name) {
+        Ok(()) => name.to_owned(),
+        Err(_) => quote(name),
     }
 }
 
@@ -192,18 +234,79 @@ fn csv_error(file: &str, e: csv::Error) -> ImportError {
     }
 }
 
+/// Refuses a file that is not UTF-8 text, naming what it is instead: UTF-16 with a
+/// byte-order mark, UTF-16 without one (ASCII text in UTF-16 has a NUL byte in every other
+/// position: Windows tools write "Unicode" text so), or bytes that are not valid UTF-8 (the
+/// line and the byte offset of the first one). Checked before parsing, so that the error is
+/// about the encoding rather than a column name full of NUL bytes.
+pub fn check_encoding(file: &str, bytes: &[u8]) -> Result<(), ImportError> {
+    let refuse = |line: u64, message: String| ImportError::Line {
+        file: file.to_owned(),
+        line,
+        message,
+    };
+    const HINT: &str = "save it as UTF-8 (CSV UTF-8 in a spreadsheet) and import it again";
+    for (bom, order) in [([0xFF, 0xFE], "little-endian"), ([0xFE, 0xFF], "big-endian")] {
+        if bytes.starts_with(&bom) {
+            return Err(refuse(
+                1,
+                format!("the file is UTF-16 ({order}, with a byte-order mark), not UTF-8: {HINT}"),
+            ));
+        }
+    }
+    let head = &bytes[..bytes.len().min(4096) & !1];
+    let pairs = head.len() / 2;
+    if pairs >= 2 {
+        let nul_at = |parity: usize| head.iter().skip(parity).step_by(2).filter(|b| **b == 0).count();
+        let (even, odd) = (nul_at(0), nul_at(1));
+        // Mostly one NUL per pair, on the same side: UTF-16 text, not a stray NUL in a field.
+        let order = if odd * 10 >= pairs * 8 && even * 10 < pairs {
+            Some("little-endian")
+        } else if even * 10 >= pairs * 8 && odd * 10 < pairs {
+            Some("big-endian")
+        } else {
+            None
+        };
+        if let Some(order) = order {
+            return Err(refuse(
+                1,
+                format!(
+                    "the file looks like UTF-16 ({order}, without a byte-order mark: NUL bytes in every other position), not UTF-8: {HINT}"
+                ),
+            ));
+        }
+    }
+    if let Err(e) = std::str::from_utf8(bytes) {
+        let at = e.valid_up_to();
+        let before = &bytes[..at];
+        let line = 1 + before.iter().filter(|b| **b == b'\n').count() as u64;
+        let line_start = before.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
+        return Err(refuse(
+            line,
+            format!(
+                "not valid UTF-8: byte 0x{:02X} at byte {} of the line (byte {} of the file); {HINT}",
+                bytes[at],
+                at - line_start + 1,
+                at + 1
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Parse and check a reads CSV (`meter_id,read_at,value,read_type,codes[,reader]`).
 pub fn parse_reads_csv(path: &Path) -> Result<Vec<Read>, ImportError> {
     parse_reads_csv_bytes(&path.display().to_string(), &read_file(path)?)
 }
 
-/// [`parse_reads_csv`] of a file's bytes; errors name `file`.
+/// [`parse_reads_csv`] of a file's bytes; errors name `file`. Every text field is checked
+/// against its limit ([`crate::model::limits`]) before anything of it is kept.
 pub fn parse_reads_csv_bytes(file: &str, bytes: &[u8]) -> Result<Vec<Read>, ImportError> {
     let mut csv = Csv::open(file, bytes, &READ_COLUMNS, &READ_REQUIRED)?;
     let rows = csv.rows()?;
     let mut reads = Vec::with_capacity(rows.len());
     for (line, row) in rows {
-        let meter_id = csv.text(line, &row, "meter_id")?.to_owned();
+        let meter_id = csv.limited(line, &row, "meter_id", Field::MeterId)?.to_owned();
         let read_at: Timestamp = csv.parse(
             line,
             &row,
@@ -211,11 +314,15 @@ pub fn parse_reads_csv_bytes(file: &str, bytes: &[u8]) -> Result<Vec<Read>, Impo
             "an RFC 3339 time with offset (2025-01-31T08:00:00Z)",
             |v| v.parse().ok(),
         )?;
-        let raw = csv.text(line, &row, "value")?;
+        let raw = csv.limited(line, &row, "value", Field::RawValue)?;
         let value = Quantity::parse(raw)
-            .map_err(|e| csv.field_error(line, "value", format!("{raw:?} is not a register value: {e}")))?;
+            .map_err(|e| csv.field_error(line, "value", format!("{} is not a register value: {e}", quote(raw))))?;
         if value.is_negative() {
-            return Err(csv.field_error(line, "value", format!("{raw:?} is negative; a register value never is")));
+            return Err(csv.field_error(
+                line,
+                "value",
+                format!("{} is negative; a register value never is", quote(raw)),
+            ));
         }
         let read_type = match csv.get(&row, "read_type") {
             None | Some("") => ReadType::Manual,
@@ -224,31 +331,36 @@ pub fn parse_reads_csv_bytes(file: &str, bytes: &[u8]) -> Result<Vec<Read>, Impo
                     line,
                     "read_type",
                     format!(
-                        "{v:?} is not a read type ({})",
+                        "{} is not a read type ({})",
+                        quote(v),
                         ReadType::ALL.map(ReadType::as_str).join(", ")
                     ),
                 )
             })?,
         };
-        let codes = csv
-            .get(&row, "codes")
-            .unwrap_or("")
-            .split(';')
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .map(str::to_owned)
-            .collect();
-        let reader = csv.get(&row, "reader").filter(|r| !r.is_empty()).map(str::to_owned);
-        reads.push(Read {
+        let codes = || {
+            csv.get(&row, "codes")
+                .unwrap_or("")
+                .split(';')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+        };
+        // Counted lazily: a field of millions of codes is refused at the first one too many.
+        limits::check_codes("codes", codes()).map_err(|e| csv.limit_error(line, e))?;
+        let codes = codes().map(str::to_owned).collect();
+        let reader = csv.limited_opt(line, &row, "reader", Field::Reader)?;
+        let read = Read {
             meter_id,
             read_at,
             value,
             raw: raw.to_owned(),
             read_type,
             codes,
-            reader,
+            reader: Some(reader).filter(|r| !r.is_empty()).map(str::to_owned),
             origin: Origin::file_line(&csv.file, line),
-        });
+        };
+        limits::check_read(&read).map_err(|e| csv.limit_error(line, e))?;
+        reads.push(read);
     }
     Ok(reads)
 }
@@ -266,9 +378,9 @@ pub fn parse_meters_csv_bytes(file: &str, bytes: &[u8]) -> Result<Vec<Meter>, Im
     let mut lines: HashMap<String, u64> = HashMap::new();
     for (line, row) in rows {
         let meter = Meter {
-            meter_id: csv.text(line, &row, "meter_id")?.to_owned(),
-            account: csv.get(&row, "account").unwrap_or("").to_owned(),
-            route: csv.text(line, &row, "route")?.to_owned(),
+            meter_id: csv.limited(line, &row, "meter_id", Field::MeterId)?.to_owned(),
+            account: csv.limited_opt(line, &row, "account", Field::Account)?.to_owned(),
+            route: csv.limited(line, &row, "route", Field::RouteId)?.to_owned(),
             sequence: csv.parse(line, &row, "sequence", "a walk-order number", |v| v.parse().ok())?,
             service: csv.parse(
                 line,
@@ -277,7 +389,7 @@ pub fn parse_meters_csv_bytes(file: &str, bytes: &[u8]) -> Result<Vec<Meter>, Im
                 "a service (water, gas, electric)",
                 Service::parse,
             )?,
-            unit: csv.text(line, &row, "unit")?.to_owned(),
+            unit: csv.limited(line, &row, "unit", Field::Unit)?.to_owned(),
             dials: csv.parse(line, &row, "dials", "a dial count", |v| v.parse().ok())?,
             decimals: csv.parse(line, &row, "decimals", "a count of decimals", |v| v.parse().ok())?,
             multiplier: csv.parse(line, &row, "multiplier", "a decimal number", |v| {
@@ -290,14 +402,15 @@ pub fn parse_meters_csv_bytes(file: &str, bytes: &[u8]) -> Result<Vec<Meter>, Im
                 "a meter status (active, inactive)",
                 MeterStatus::parse,
             )?,
-            address: csv.get(&row, "address").unwrap_or("").to_owned(),
-            notes: csv.get(&row, "notes").unwrap_or("").to_owned(),
+            address: csv.limited_opt(line, &row, "address", Field::Address)?.to_owned(),
+            notes: csv.limited_opt(line, &row, "notes", Field::MeterNotes)?.to_owned(),
         };
         meter.check().map_err(|m| ImportError::Line {
             file: csv.file.clone(),
             line,
             message: m,
         })?;
+        limits::check_meter(&meter).map_err(|e| csv.limit_error(line, e))?;
         if let Some(first) = lines.insert(meter.meter_id.clone(), line) {
             return Err(csv.field_error(
                 line,
@@ -350,6 +463,7 @@ pub fn parse_sensus_route_bytes(
     bytes: Vec<u8>,
     opts: &RouteFileOptions,
 ) -> Result<Vec<Meter>, ImportError> {
+    check_encoding(file, &bytes)?;
     let file = file.to_owned();
     let path = Path::new(&file);
     let text = String::from_utf8(bytes).map_err(|e| ImportError::Line {
@@ -360,12 +474,22 @@ pub fn parse_sensus_route_bytes(
             .count() as u64,
         message: "not valid UTF-8".into(),
     })?;
+    let text = text.strip_prefix('\u{FEFF}').unwrap_or(&text);
     let route = opts.route.clone().unwrap_or_else(|| {
         path.file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "route".into())
     });
+    limits::check(Field::RouteId, "route", &route).map_err(|e| ImportError::Field {
+        file: file.clone(),
+        line: 1,
+        field: e.field,
+        message: format!("{} (the route is the file name unless --route names it)", e.message),
+    })?;
     let layout = fixed_width::sensus_autoread_import();
+    // A character is at most 4 bytes of UTF-8: a longer line cannot be a record, and is refused
+    // before it is split into characters.
+    let max_line = layout.record_length * 4;
     let mut meters = Vec::new();
     let mut seen: HashMap<String, u64> = HashMap::new();
     for (i, line_text) in text.split('\n').enumerate() {
@@ -374,11 +498,36 @@ pub fn parse_sensus_route_bytes(
         if line_text.trim().is_empty() {
             continue;
         }
+        if line_text.len() > max_line {
+            return Err(ImportError::Line {
+                file: file.clone(),
+                line,
+                message: format!(
+                    "record too long: {} bytes, layout {} needs {} characters",
+                    line_text.len(),
+                    layout.name,
+                    layout.record_length
+                ),
+            });
+        }
         let rec = layout.parse(line_text).map_err(|e| ImportError::Line {
             file: file.clone(),
             line,
             message: e.to_string(),
         })?;
+        for f in &layout.fields {
+            let kind = match f.name.as_str() {
+                "meter_id" => Field::MeterId,
+                "account_id" => Field::Account,
+                _ => Field::Address,
+            };
+            limits::check(kind, &f.name, rec.get(&f.name).unwrap_or("")).map_err(|e| ImportError::Field {
+                file: file.clone(),
+                line,
+                field: e.field,
+                message: e.message,
+            })?;
+        }
         let field = |name: &str| rec.get(name).unwrap_or("").to_owned();
         let ferr = |name: &str, message: String| ImportError::Field {
             file: file.clone(),
@@ -398,14 +547,14 @@ pub fn parse_sensus_route_bytes(
             other => {
                 return Err(ferr(
                     "meter_type",
-                    format!("{other:?} is not a meter type (W, G, E, P)"),
+                    format!("{} is not a meter type (W, G, E, P)", quote(other)),
                 ));
             }
         };
         for numeric in ["previous_read", "low_limit", "high_limit"] {
             let v = field(numeric);
             if !v.is_empty() && Quantity::parse(&v).is_err() {
-                return Err(ferr(numeric, format!("{v:?} is not a number")));
+                return Err(ferr(numeric, format!("{} is not a number", quote(&v))));
             }
         }
         if let Some(first) = seen.insert(meter_id.clone(), line) {
@@ -438,6 +587,7 @@ pub fn parse_sensus_route_bytes(
             line,
             message: m,
         })?;
+        limits::check_meter(&meter).map_err(|e| ferr(&e.field, e.message))?;
         meters.push(meter);
     }
     Ok(meters)
@@ -511,4 +661,174 @@ pub fn import_reads_bytes(
         on_commit(&total);
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = "meter_id,read_at,value,read_type,codes,reader\n";
+
+    /// The refusal of `bytes` as a reads CSV, checked to be short.
+    fn refusal(bytes: &[u8]) -> String {
+        let e = parse_reads_csv_bytes("r.csv", bytes).unwrap_err().to_string();
+        assert!(e.len() < 300, "{} bytes: {}", e.len(), &e[..e.len().min(400)]);
+        e
+    }
+
+    fn with_line(line: &[u8]) -> Vec<u8> {
+        [HEADER.as_bytes(), b"W1,2025-01-01T00:00:00Z,1,manual,,\n", line, b"\n"].concat()
+    }
+
+    #[test]
+    fn reads_fields_over_their_limits_are_refused_with_line_and_field() {
+        let id = "A".repeat(50 << 20);
+        let e = refusal(&with_line(format!("{id},2025-01-02T00:00:00Z,1,manual,,").as_bytes()));
+        assert!(
+            e.starts_with("r.csv, line 3, field meter_id: 52428800 bytes long; at most 64 are accepted"),
+            "{e}"
+        );
+        let value = "9".repeat(50 << 20);
+        let e = refusal(&with_line(
+            format!("W1,2025-01-02T00:00:00Z,{value},manual,,").as_bytes(),
+        ));
+        assert!(e.starts_with("r.csv, line 3, field value: 52428800 bytes long"), "{e}");
+        let codes = "X;".repeat(25_000_000);
+        let e = refusal(&with_line(
+            format!("W1,2025-01-02T00:00:00Z,1,manual,{codes},").as_bytes(),
+        ));
+        assert_eq!(
+            e,
+            "r.csv, line 3, field codes: more than 32 codes; at most 32 are accepted"
+        );
+        let e = refusal(&with_line(b"W\x001,2025-01-02T00:00:00Z,1,manual,,"));
+        assert!(
+            e.starts_with("r.csv, line 3, field meter_id: contains the control character U+0000"),
+            "{e}"
+        );
+        let e = refusal(&with_line(
+            format!("W1,2025-01-02T00:00:00Z,1,manual,,{}", "r".repeat(129)).as_bytes(),
+        ));
+        assert!(
+            e.starts_with("r.csv, line 3, field reader: 129 bytes long; at most 128"),
+            "{e}"
+        );
+        let e = refusal(&with_line(
+            format!("W1,2025-01-02T00:00:00Z,1,{},,", "m".repeat(1000)).as_bytes(),
+        ));
+        assert!(e.contains("field read_type") && e.contains("… (1000 bytes)"), "{e}");
+        // A bad header name is quoted too.
+        let e = refusal(format!("meter_id,{}\n", "\u{1b}[2J".repeat(100)).as_bytes());
+        assert!(e.contains(r"\u{1b}[2J") && !e.contains('\u{1b}'), "{e}");
+        // At the limit, all is well.
+        let ok = with_line(
+            format!(
+                "{},2025-01-02T00:00:00Z,1,manual,{},{}",
+                "M".repeat(64),
+                vec!["c".repeat(32); 32].join(";"),
+                "r".repeat(128)
+            )
+            .as_bytes(),
+        );
+        assert_eq!(parse_reads_csv_bytes("r.csv", &ok).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn encodings_are_named_before_parsing() {
+        let text = format!("{HEADER}W1,2025-01-01T00:00:00Z,1,manual,,\n");
+        let le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let be: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+        assert!(refusal(&le).contains("UTF-16 (little-endian, without a byte-order mark"));
+        assert!(refusal(&be).contains("UTF-16 (big-endian, without a byte-order mark"));
+        assert!(refusal(&[&[0xFF, 0xFE][..], &le].concat()).contains("UTF-16 (little-endian, with a byte-order mark)"));
+        assert!(refusal(&[&[0xFE, 0xFF][..], &be].concat()).contains("UTF-16 (big-endian, with a byte-order mark)"));
+        let e = refusal(&with_line(b"W\xE91,2025-01-02T00:00:00Z,1,manual,,"));
+        assert!(
+            e.starts_with("r.csv, line 3: not valid UTF-8: byte 0xE9 at byte 2 of the line (byte 83 of the file)"),
+            "{e}"
+        );
+        // A UTF-8 byte-order mark is fine; so is one NUL (refused by its field, not as UTF-16).
+        let bom = [&[0xEF, 0xBB, 0xBF][..], text.as_bytes()].concat();
+        assert_eq!(parse_reads_csv_bytes("r.csv", &bom).unwrap().len(), 1);
+        assert!(refusal(&with_line(b"W1,2025-01-02T00:00:00Z,1\x00,manual,,")).contains("field value"));
+        // The meters import and the route import check the encoding too.
+        let e = parse_meters_csv_bytes("m.csv", &le).unwrap_err().to_string();
+        assert!(e.contains("UTF-16"), "{e}");
+        let e = parse_sensus_route_bytes("r.txt", le, &RouteFileOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("UTF-16"), "{e}");
+    }
+
+    #[test]
+    fn autoread_lines_are_checked_field_by_field() {
+        let layout = fixed_width::sensus_autoread_import();
+        let rec = |id: &str, addr: &str| {
+            layout
+                .format([("service_address", addr), ("meter_id", id), ("meter_type", "W")])
+                .unwrap()
+        };
+        let opts = RouteFileOptions::default();
+        let parse = |body: String| parse_sensus_route_bytes("route1.txt", body.into_bytes(), &opts);
+        assert_eq!(parse(format!("{}\r\n", rec("W1", "1 ELM ST"))).unwrap().len(), 1);
+        let e = parse(format!("{}\r\n{}\r\n", rec("W1", "1 ELM"), rec("W\u{0}2", "2 ELM")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("route1.txt, line 2, field meter_id: contains the control character U+0000"),
+            "{e}"
+        );
+        let e = parse(format!("{}\r\n", rec("W1", "1 ELM\u{1b}[2J")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("route1.txt, line 1, field service_address: contains the control character U+001B"),
+            "{e}"
+        );
+        let e = parse("y".repeat(50 << 20)).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "route1.txt, line 1: record too long: 52428800 bytes, layout sensus-autoread needs 155 characters"
+        );
+        // The route named by a long file name.
+        let long = format!("{}.txt", "r".repeat(100));
+        let e = parse_sensus_route_bytes(&long, format!("{}\r\n", rec("W1", "1")).into_bytes(), &opts)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("field route: 100 bytes long; at most 64") && e.contains("--route"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn meters_fields_over_their_limits_are_refused() {
+        let header = "meter_id,account,route,sequence,service,unit,dials,decimals,multiplier,status,address,notes\n";
+        let row = |account: &str, unit: &str, notes: &str| {
+            format!("{header}W1,{account},R1,1,water,{unit},6,0,1,active,1 Main St,{notes}\n")
+        };
+        assert_eq!(
+            parse_meters_csv_bytes("m.csv", row("A1", "gal", "dog").as_bytes())
+                .unwrap()
+                .len(),
+            1
+        );
+        let e = parse_meters_csv_bytes("m.csv", row(&"a".repeat(65), "gal", "").as_bytes()).unwrap_err();
+        assert!(
+            e.to_string().starts_with("m.csv, line 2, field account: 65 bytes long"),
+            "{e}"
+        );
+        let e = parse_meters_csv_bytes("m.csv", row("A1", "g\u{202e}al", "").as_bytes()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("field unit: contains the control character U+202E"),
+            "{e}"
+        );
+        let e = parse_meters_csv_bytes("m.csv", row("A1", "gal", &"n".repeat(2000)).as_bytes()).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("m.csv, line 2, field notes: 2000 bytes long; at most 1024"),
+            "{e}"
+        );
+    }
 }

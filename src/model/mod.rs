@@ -6,6 +6,7 @@
 
 pub mod billing;
 pub mod gateway;
+pub mod limits;
 mod quantity;
 mod review;
 mod route;

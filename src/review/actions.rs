@@ -16,6 +16,7 @@ use super::detail::{revision, undoable};
 use super::estimate::{EstimatePreview, estimate_from};
 use super::vee_inputs::vee_inputs;
 use crate::model::Quantity;
+use crate::model::limits::{self, Field};
 use crate::model::{
     AuditAction, AuditEntry, HASH_LEN, MeterChange, OrderStatus, ReadId, ReadStatus, ReadType, Rule, ServiceOrder,
     StoredRead, to_store_precision,
@@ -56,6 +57,20 @@ pub enum Action {
 }
 
 impl Action {
+    /// The clerk's text the action carries (a reason, a note), if any.
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            Action::Accept { reason }
+            | Action::Edit { reason, .. }
+            | Action::Estimate { reason }
+            | Action::Reject { reason, .. }
+            | Action::Decline { reason } => Some(reason),
+            Action::Note { text } => Some(text),
+            Action::Approve { note } => Some(note),
+            Action::Undo => None,
+        }
+    }
+
     pub fn audit_action(&self) -> AuditAction {
         match self {
             Action::Accept { .. } => AuditAction::Accept,
@@ -199,6 +214,11 @@ fn act_in(
     if clerk.is_empty() {
         return Err(ReviewError::Refused("the clerk's name is empty".into()));
     }
+    // The control socket checks a client's texts already; the review screen without a daemon
+    // reaches here directly, and the audit trail keeps the text for good.
+    limits::check_opt(Field::Note, "the reason", req.action.text())
+        .and_then(|()| limits::check(Field::Name, "the clerk's name", &clerk))
+        .map_err(|e| ReviewError::Refused(e.to_string()))?;
     if req.action.needs_supervisor() && req.seen_rev.is_none() {
         // An approval is of what the supervisor looked at, never of whatever is there now.
         return Err(ReviewError::Refused(format!(
@@ -657,4 +677,65 @@ pub fn record_meter_change(store: &dyn Store, change: &MeterChange) -> Result<()
     txn.put_meter_change(change)?;
     txn.commit()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Origin, Read, ReadType};
+
+    #[test]
+    fn a_reason_over_its_limit_or_with_control_characters_is_refused_and_nothing_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::RedbStore::open_dir(dir.path()).unwrap();
+        let read = Read {
+            meter_id: "W-1".into(),
+            read_at: "2026-01-01T00:00:00Z".parse().unwrap(),
+            value: Quantity::from_units(5).unwrap(),
+            raw: "5".into(),
+            read_type: ReadType::Manual,
+            codes: vec![],
+            reader: None,
+            origin: Origin::file_line("f.csv", 2),
+        };
+        let report = crate::ingest::accept_reads(&store, &VeeConfig::default(), vec![read]).unwrap();
+        let id = report.read_ids[0];
+        let now = Timestamp::now();
+        let ask = |action: Action| ActionRequest {
+            read_id: id,
+            seen_rev: None,
+            clerk: "ann".into(),
+            action,
+        };
+        for (action, needle) in [
+            (
+                Action::Note { text: "n".repeat(5000) },
+                "the reason: 5000 bytes long; at most 4096",
+            ),
+            (
+                Action::Accept {
+                    reason: "ok\u{1b}]0;pwned\u{7}".into(),
+                },
+                "the reason: contains the control character U+001B",
+            ),
+        ] {
+            match act(&store, &VeeConfig::default(), &ask(action), now) {
+                Err(ReviewError::Refused(m)) => assert!(m.starts_with(needle) && m.len() < 300, "{m}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        let audit_len = || store.begin_read().unwrap().audit_len().unwrap();
+        let before = audit_len();
+        assert_eq!(before, 0);
+        assert!(
+            act(
+                &store,
+                &VeeConfig::default(),
+                &ask(Action::Note { text: "n".repeat(4096) }),
+                now
+            )
+            .is_ok()
+        );
+        assert_eq!(audit_len(), 1);
+    }
 }

@@ -15,6 +15,7 @@ mod cradle_cli;
 mod cradle_session;
 mod fuzz_corpus;
 mod gateway_mqtt;
+mod input_limits;
 mod meterbus_serial;
 mod ops_config;
 mod ops_crash;

@@ -111,7 +111,8 @@ pub fn run(ctx: &Ctx<'_>, cmd: BatchesCmd) -> anyhow::Result<()> {
             let layouts = billing::layouts::Layouts::load(http.layouts_dir.as_deref())?;
             let fmt = billing::http::resolve_format(&layouts, &http.time_zone()?, &format).ok_or_else(|| {
                 anyhow::anyhow!(
-                    "unknown format {format:?}; use json, csv, cmep or a layout: {}",
+                    "unknown format {}; use json, csv, cmep or a layout: {}",
+                    crate::model::limits::quote(&format),
                     layouts.names().collect::<Vec<_>>().join(", ")
                 )
             })?;

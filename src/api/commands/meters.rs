@@ -107,7 +107,9 @@ pub fn run(ctx: &Ctx<'_>, cmd: MetersCmd) -> anyhow::Result<()> {
             new_serial,
             dials,
         } => {
-            let q = |s: &str| crate::model::Quantity::parse(s).map_err(|e| anyhow::anyhow!("{s:?}: {e}"));
+            let q = |s: &str| {
+                crate::model::Quantity::parse(s).map_err(|e| anyhow::anyhow!("{}: {e}", crate::model::limits::quote(s)))
+            };
             let store = ctx.store;
             let old = store
                 .begin_read()?

@@ -67,9 +67,12 @@ fn parse_time(s: &str, end_of_day: bool) -> anyhow::Result<Timestamp> {
     if let Ok(t) = s.parse::<Timestamp>() {
         return Ok(t);
     }
-    let d: jiff::civil::Date = s
-        .parse()
-        .map_err(|_| anyhow::anyhow!("{s:?} is neither YYYY-MM-DD nor an RFC 3339 time"))?;
+    let d: jiff::civil::Date = s.parse().map_err(|_| {
+        anyhow::anyhow!(
+            "{} is neither YYYY-MM-DD nor an RFC 3339 time",
+            crate::model::limits::quote(s)
+        )
+    })?;
     let d = if end_of_day { d.tomorrow()? } else { d };
     Ok(d.to_zoned(jiff::tz::TimeZone::UTC)?.timestamp())
 }
@@ -205,7 +208,7 @@ pub fn run(ctx: &Ctx<'_>, cmd: ReportCmd) -> anyhow::Result<()> {
         ReportCmd::History { account, format } => {
             let meters = reports::account_history(store, &account)?;
             if meters.is_empty() {
-                anyhow::bail!("no meter has account {account:?}");
+                anyhow::bail!("no meter has account {}", crate::model::limits::quote(&account));
             }
             if format.json {
                 return print_json(ctx, &meters);

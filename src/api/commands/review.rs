@@ -31,11 +31,17 @@ pub struct FilterArgs {
 }
 
 fn parse_rule(s: &str) -> Result<Rule, String> {
-    Rule::parse(s).ok_or_else(|| format!("no rule {s:?}; rules: {}", Rule::ALL.map(|r| r.as_str()).join(", ")))
+    Rule::parse(s).ok_or_else(|| {
+        format!(
+            "no rule {}; rules: {}",
+            crate::model::limits::quote(s),
+            Rule::ALL.map(|r| r.as_str()).join(", ")
+        )
+    })
 }
 
 fn parse_service(s: &str) -> Result<Service, String> {
-    Service::parse(s).ok_or_else(|| format!("no service {s:?} (water, gas, electric)"))
+    Service::parse(s).ok_or_else(|| format!("no service {} (water, gas, electric)", crate::model::limits::quote(s)))
 }
 
 impl FilterArgs {
@@ -225,7 +231,8 @@ pub fn run(ctx: &Ctx<'_>, cmd: ReviewCmd) -> anyhow::Result<()> {
             reason,
             common,
         } => {
-            let value = Quantity::parse(&value).map_err(|e| anyhow::anyhow!("value {value:?}: {e}"))?;
+            let value = Quantity::parse(&value)
+                .map_err(|e| anyhow::anyhow!("value {}: {e}", crate::model::limits::quote(&value)))?;
             (id, common, Action::Edit { value, reason })
         }
         ReviewCmd::Estimate {

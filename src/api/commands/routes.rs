@@ -79,7 +79,10 @@ pub fn run(ctx: &Ctx<'_>, cmd: RoutesCmd) -> anyhow::Result<()> {
                 anyhow::bail!("route {route} has no meters in the store; import its meters first");
             }
             if !crate::ingest::cradle::convert::route_id_fits(&route) {
-                anyhow::bail!("route id {route:?} does not fit a recorder (1-10 printable characters)");
+                anyhow::bail!(
+                    "route id {} does not fit a recorder (1-10 printable characters)",
+                    crate::model::limits::quote(&route)
+                );
             }
             let device = device.trim();
             if device.is_empty() || device.len() > 16 {

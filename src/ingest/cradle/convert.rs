@@ -7,6 +7,7 @@ use meterd_protocols::cradle::{
     ReadRecord, ReadTime, ReadType as CradleReadType, Route, RouteMeter, TroubleCode, Verified,
 };
 
+use crate::model::limits;
 use crate::model::{
     Meter, MeterStatus, Origin, OriginKind, Quantity, Read, ReadType, RouteSkip, SCALE, Service, codes,
     to_store_precision,
@@ -239,8 +240,11 @@ pub fn unloaded(
     tz: &TimeZone,
 ) -> Result<Unloaded, String> {
     let at = read_time_to_timestamp(&r.taken_at, tz)?;
+    // The protocol checks a record's texts as it decodes one; checked again against the
+    // store's limits, so a recorder that breaks its own protocol is quarantined, not stored.
+    let over = |e: limits::LimitError| format!("record seq {}: {e}", r.seq);
     let Some(reading) = r.reading else {
-        return Ok(Unloaded::Skip(RouteSkip {
+        let skip = RouteSkip {
             route: r.route_id.clone(),
             meter_id: r.meter_id.clone(),
             at,
@@ -249,7 +253,9 @@ pub fn unloaded(
             serial: serial.to_owned(),
             seq: r.seq,
             received_at: to_store_precision(Timestamp::now()),
-        }));
+        };
+        limits::check_skip(&skip).map_err(over)?;
+        return Ok(Unloaded::Skip(skip));
     };
     let decimals = meter.map_or(0, |m| m.decimals);
     let value =
@@ -260,7 +266,7 @@ pub fn unloaded(
         CradleReadType::Radio => ReadType::Radio,
         CradleReadType::Probe => ReadType::Probe,
     };
-    Ok(Unloaded::Read(Box::new(Read {
+    let read = Read {
         meter_id: r.meter_id.clone(),
         read_at: at,
         value,
@@ -273,7 +279,9 @@ pub fn unloaded(
             source: serial.to_owned(),
             locator: format!("session {session} seq {} route {}", r.seq, r.route_id),
         },
-    })))
+    };
+    limits::check_read(&read).map_err(over)?;
+    Ok(Unloaded::Read(Box::new(read)))
 }
 
 #[cfg(test)]
@@ -385,6 +393,29 @@ mod tests {
             limits[1].0 <= limits[1].1 && limits[1].1 < 1_000,
             "a range wholly past the top wraps: {limits:?}"
         );
+    }
+
+    #[test]
+    fn a_record_over_the_store_limits_is_refused_for_the_quarantine() {
+        let meter = w01_meter();
+        let mut r = record(Some(12));
+        r.meter_id = "W01\u{0}1".into();
+        let e = unloaded(&r, Some(&meter), "R1", "s1", &TimeZone::UTC).unwrap_err();
+        assert!(
+            e.starts_with("record seq 7: meter_id: contains the control character U+0000"),
+            "{e}"
+        );
+        let mut r = record(Some(12));
+        r.trouble_codes = vec!["DOG".into(); 40];
+        let e = unloaded(&r, Some(&meter), "R1", "s1", &TimeZone::UTC).unwrap_err();
+        assert!(e.contains("codes: more than 32 codes"), "{e}");
+        // A skip (no reading) is checked as well.
+        let mut r = record(None);
+        r.skip_code = Some("X".repeat(100));
+        let e = unloaded(&r, Some(&meter), "R1", "s1", &TimeZone::UTC).unwrap_err();
+        assert!(e.contains("skip code: 100 bytes long; at most 32"), "{e}");
+        let e = unloaded(&record(Some(1)), Some(&meter), &"S".repeat(200), "s1", &TimeZone::UTC).unwrap_err();
+        assert!(e.contains("reader: 200 bytes long") && e.len() < 300, "{e}");
     }
 
     #[test]

@@ -155,7 +155,27 @@ pub struct Device<'a> {
 /// reading that entry names as the register; an unmapped device gives one read from its
 /// default register under its own id (stored flagged `unknown_meter` unless such a meter
 /// exists). `Err` names what was missing (the caller quarantines the frame).
+///
+/// Every read is checked against the store's limits ([`crate::model::limits`]): a device id
+/// over the limit or with control characters (an IEC 62056-21 or DSMR meter sends its id as
+/// text) quarantines the frame with the field named.
 pub fn reads_of(
+    decoded: &Decoded,
+    device: &Device<'_>,
+    maps: &[MeterMap],
+    at: Timestamp,
+    locator: &str,
+) -> Result<Vec<Read>, String> {
+    use crate::model::limits::{Field, check};
+    check(Field::MeterId, "device id", device.id).map_err(|e| format!("{locator}: {e}"))?;
+    let reads = unchecked_reads_of(decoded, device, maps, at, locator)?;
+    for r in &reads {
+        crate::model::limits::check_read(r).map_err(|e| format!("{locator}: {e}"))?;
+    }
+    Ok(reads)
+}
+
+fn unchecked_reads_of(
     decoded: &Decoded,
     device: &Device<'_>,
     maps: &[MeterMap],
@@ -267,7 +287,8 @@ fn find_register(
         Value::String(s) => s.clone(),
         other => return Err(format!("register {register} holds {other}, not a number")),
     };
-    let value = Quantity::parse(&raw).map_err(|e| format!("register {register} value {raw:?}: {e}"))?;
+    let value = Quantity::parse(&raw)
+        .map_err(|e| format!("register {register} value {}: {e}", crate::model::limits::quote(&raw)))?;
     Ok(Some((value, raw)))
 }
 
@@ -312,6 +333,37 @@ mod tests {
         assert!(e.contains("storage 3"), "{e}");
         let maps = map("[[meters]]\nmeter_id = \"W-1\"\nmbus_address = 5\nregister = \"volume\"\nunit = \"kWh\"\n");
         assert!(reads_of(&d, &dev, &maps, at, "x").unwrap_err().contains("kWh"));
+    }
+
+    #[test]
+    fn a_device_id_over_the_limit_or_with_control_characters_is_refused_by_name() {
+        let d = mbus_frame();
+        let at = Timestamp::now();
+        let long = "7".repeat(1 << 20);
+        for id in [long.as_str(), "1234\u{0}5678", "1234\u{1b}[2J"] {
+            let dev = Device {
+                protocol: Protocol::Iec62056_21,
+                id,
+                address: None,
+                port: "/dev/ttyP",
+            };
+            let e = reads_of(&d, &dev, &[], at, "readout").unwrap_err();
+            assert!(e.starts_with("readout: device id: "), "{e}");
+            assert!(e.len() < 300, "{} bytes", e.len());
+        }
+        // Mapped by address, a bad id is refused all the same (it would be in the read's origin).
+        let maps = map("[[meters]]\nmeter_id = \"W-1\"\nmbus_address = 5\nregister = \"volume\"\n");
+        let dev = Device {
+            protocol: Protocol::Mbus,
+            id: "1\n2",
+            address: Some(5),
+            port: "/dev/ttyM",
+        };
+        assert!(
+            reads_of(&d, &dev, &maps, at, "address 5")
+                .unwrap_err()
+                .contains("U+000A")
+        );
     }
 
     #[test]

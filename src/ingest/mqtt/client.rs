@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::commit::{Committed, Job, Message, commit_group};
 use super::config::{MqttConfig, topic_matches};
-use super::message::{Unit, decode_payload, gateway_of_topic, status_of};
+use super::message::{decode_payload, gateway_of_topic, locator_of, status_unit};
 use crate::model::{GatewayState, OutboxEntry};
 use crate::store::{RedbStore, Store};
 use crate::vee::VeeConfig;
@@ -290,10 +290,12 @@ pub async fn run(ingest: GatewayIngest, token: CancellationToken) -> anyhow::Res
                             let topic = String::from_utf8_lossy(&p.topic).into_owned();
                             let gateway = gateway_of_topic(&topic, cfg.gateway_topic_level);
                             let units = if cfg.status_topics.iter().any(|f| topic_matches(f, &topic)) {
-                                vec![Unit::Status { gateway, status: status_of(&p.payload) }]
+                                vec![status_unit(&topic, &p.payload, gateway)]
                             } else {
                                 decode_payload(&topic, &p.payload, &gateway, received, &keys)
                             };
+                            // The gateway's `last_topic` keeps it: within its limit, or quoted and cut.
+                            let topic = locator_of(&topic);
                             filling.push(Message { topic, units, received });
                             if p.qos != QoS::AtMostOnce {
                                 filling_acks.push(Pending { epoch, publish: p });

@@ -446,4 +446,40 @@ mod tests {
         let c = run(vec![scm(0, 9, "2026-01-01T00:15:00.3Z")]);
         assert_eq!((c.duplicates, c.reads.imported), (1, 0));
     }
+
+    #[test]
+    fn a_message_with_a_name_over_its_limit_is_quarantined_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open_dir(dir.path()).unwrap();
+        let env = format!(
+            r#"{{"gateway":"{}","hex":"F95306F008951840EA0C101A"}}"#,
+            "G".repeat(5000)
+        );
+        let received = Timestamp::now();
+        let msg = Message {
+            topic: "meters/gw1/raw".into(),
+            units: decode_payload("meters/gw1/raw", env.as_bytes(), "gw1", received, &Keys::new()),
+            received,
+        };
+        let job = Job {
+            messages: vec![msg],
+            ..Job::default()
+        };
+        let c = commit_group(&store, &MqttConfig::default(), &VeeConfig::default(), job).unwrap();
+        assert_eq!((c.quarantined, c.reads.imported), (1, 0));
+        let txn = store.begin_read().unwrap();
+        let q = txn.quarantined().unwrap();
+        assert_eq!(q.len(), 1);
+        assert_eq!(q[0].1.source, "mqtt meters/gw1/raw");
+        assert!(
+            q[0].1.reason.starts_with("gateway: 5000 bytes long; at most 64"),
+            "{}",
+            q[0].1.reason
+        );
+        assert_eq!(q[0].1.payload, env.as_bytes());
+        // Counted under the topic's gateway; the long name is stored nowhere.
+        let gateways: Vec<String> = txn.gateways().unwrap().into_iter().map(|g| g.gateway).collect();
+        assert_eq!(gateways, ["gw1"]);
+        assert_eq!(txn.count_reads().unwrap(), 0);
+    }
 }

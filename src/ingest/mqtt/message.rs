@@ -13,6 +13,8 @@ use meterd_protocols::ert::{self, json::Source};
 use meterd_protocols::{Decoded, Error, hexline};
 use sha2::{Digest, Sha256};
 
+use crate::model::limits::{self, Field, LimitError, quote};
+
 /// A decoded frame with what ingest needs beside it.
 #[derive(Debug, Clone)]
 pub struct Frame {
@@ -55,6 +57,49 @@ pub fn gateway_of_topic(topic: &str, level: usize) -> String {
         .to_owned()
 }
 
+/// The gateway a unit is counted under when its own name breaks a limit (a name over the limit
+/// or with control characters is never stored; the unit is quarantined with the reason).
+const UNNAMED_GATEWAY: &str = "unknown";
+
+/// The topic as a locator: itself, or quoted and cut when over its limit (a topic may be 64 KiB).
+pub fn locator_of(topic: &str) -> String {
+    match limits::check(Field::Topic, "topic", topic) {
+        Ok(()) => topic.to_owned(),
+        Err(_) => quote(topic),
+    }
+}
+
+/// The topic and the topic's gateway name within their limits, or the unit that quarantines
+/// the message with the reason.
+fn check_topic(topic: &str, payload: &[u8], topic_gateway: &str) -> Result<(), Unit> {
+    limits::check(Field::Topic, "topic", topic)
+        .and_then(|()| limits::check(Field::Gateway, "gateway (topic level)", topic_gateway))
+        .map_err(|e| Unit::Bad {
+            gateway: UNNAMED_GATEWAY.to_owned(),
+            locator: locator_of(topic),
+            reason: e.to_string(),
+            payload: payload.to_vec(),
+        })
+}
+
+/// A status / last-will message as a unit: the status, or the quarantine when the status or
+/// the gateway name breaks its limit.
+pub fn status_unit(topic: &str, payload: &[u8], gateway: String) -> Unit {
+    if let Err(bad) = check_topic(topic, payload, &gateway) {
+        return bad;
+    }
+    let status = status_of(payload);
+    match limits::check(Field::Status, "status", &status) {
+        Ok(()) => Unit::Status { gateway, status },
+        Err(e) => Unit::Bad {
+            gateway,
+            locator: topic.to_owned(),
+            reason: e.to_string(),
+            payload: payload.to_vec(),
+        },
+    }
+}
+
 /// Decodes a status payload: `online`, or JSON with `status` / `state`.
 pub fn status_of(payload: &[u8]) -> String {
     let text = String::from_utf8_lossy(payload);
@@ -71,6 +116,9 @@ pub fn status_of(payload: &[u8]) -> String {
 
 /// Decodes a meter message payload into units.
 pub fn decode_payload(topic: &str, payload: &[u8], topic_gateway: &str, received: Timestamp, keys: &Keys) -> Vec<Unit> {
+    if let Err(bad) = check_topic(topic, payload, topic_gateway) {
+        return vec![bad];
+    }
     let Ok(text) = std::str::from_utf8(payload) else {
         return vec![binary(topic, payload, topic_gateway, received, keys)];
     };
@@ -98,7 +146,15 @@ pub fn decode_payload(topic: &str, payload: &[u8], topic_gateway: &str, received
                 topic.to_owned()
             };
             match decode_line(line, topic_gateway, received, keys) {
-                Ok((gateway, protocol, decoded, heard_at)) => frame(gateway, protocol, decoded, heard_at, locator),
+                Ok((gateway, protocol, decoded, heard_at)) => match check_frame(&gateway, &decoded) {
+                    Ok(()) => frame(gateway, protocol, decoded, heard_at, locator),
+                    Err(e) => Unit::Bad {
+                        gateway: topic_gateway.to_owned(),
+                        locator,
+                        reason: e.to_string(),
+                        payload: line.as_bytes().to_vec(),
+                    },
+                },
                 Err(e) => Unit::Bad {
                     gateway: topic_gateway.to_owned(),
                     locator,
@@ -113,7 +169,9 @@ pub fn decode_payload(topic: &str, payload: &[u8], topic_gateway: &str, received
 fn binary(topic: &str, payload: &[u8], gateway: &str, received: Timestamp, keys: &Keys) -> Unit {
     let result = detect_binary(payload)
         .ok_or_else(|| Error::Unrecognised(format!("{} binary bytes", payload.len())))
-        .and_then(|p| decode_frame(p, payload, received, keys).map(|d| (p, d)));
+        .and_then(|p| decode_frame(p, payload, received, keys).map(|d| (p, d)))
+        .map_err(|e| e.to_string())
+        .and_then(|(p, d)| check_frame(gateway, &d).map(|()| (p, d)).map_err(|e| e.to_string()));
     match result {
         Ok((p, d)) => frame(gateway.to_owned(), p, d, received, topic.to_owned()),
         Err(e) => Unit::Bad {
@@ -123,6 +181,13 @@ fn binary(topic: &str, payload: &[u8], gateway: &str, received: Timestamp, keys:
             payload: payload.to_vec(),
         },
     }
+}
+
+/// The texts of a decoded frame that the store keeps, within their limits: the gateway name
+/// (an envelope names its own) and the endpoint key the read is stored under.
+fn check_frame(gateway: &str, decoded: &Decoded) -> Result<(), LimitError> {
+    limits::check(Field::Gateway, "gateway", gateway)?;
+    limits::check(Field::MeterId, "meter id", &endpoint_key(decoded))
 }
 
 fn decode_frame(p: Protocol, bytes: &[u8], received: Timestamp, keys: &Keys) -> Result<Decoded, Error> {
@@ -220,6 +285,74 @@ mod tests {
         let Unit::Frame(f) = &u[0] else { panic!() };
         assert_eq!(f.gateway, "gw9");
         assert_eq!(f.heard_at, "2026-01-01T00:00:01Z".parse::<Timestamp>().unwrap());
+    }
+
+    #[test]
+    fn names_over_their_limits_make_the_unit_bad_with_the_reason() {
+        let keys = Keys::new();
+        let scm = "F95306F008951840EA0C101A";
+        // An envelope naming a 100-character gateway: quarantined under the topic's gateway.
+        let env = format!(r#"{{"gateway":"{}","hex":"{scm}"}}"#, "g".repeat(100));
+        let u = decode_payload("meters/gw1/raw", env.as_bytes(), "gw1", now(), &keys);
+        let Unit::Bad {
+            gateway,
+            reason,
+            locator,
+            payload,
+        } = &u[0]
+        else {
+            panic!("{u:?}")
+        };
+        assert_eq!((gateway.as_str(), locator.as_str()), ("gw1", "meters/gw1/raw"));
+        assert!(
+            reason.starts_with("gateway: 100 bytes long; at most 64 are accepted"),
+            "{reason}"
+        );
+        assert_eq!(payload, env.as_bytes());
+        // A NUL in the envelope's gateway.
+        let env = format!(r#"{{"gateway":"gw\u0000x","hex":"{scm}"}}"#);
+        let u = decode_payload("meters/gw1/raw", env.as_bytes(), "gw1", now(), &keys);
+        let Unit::Bad { reason, .. } = &u[0] else {
+            panic!("{u:?}")
+        };
+        assert!(reason.contains("U+0000"), "{reason}");
+        // A topic level of 1 MiB names the gateway: the message is quarantined, the name never
+        // stored, the locator cut.
+        let level = "x".repeat(1 << 20);
+        let topic = format!("meters/{level}/raw");
+        let u = decode_payload(&topic, scm.as_bytes(), &level, now(), &keys);
+        let Unit::Bad {
+            gateway,
+            reason,
+            locator,
+            ..
+        } = &u[0]
+        else {
+            panic!("{u:?}")
+        };
+        assert_eq!(gateway, UNNAMED_GATEWAY);
+        assert!(reason.starts_with("topic: 1048587 bytes long; at most 256"), "{reason}");
+        assert!(reason.len() < 300 && locator.len() < 120, "{reason} / {locator}");
+        let u = decode_payload("meters/gw\u{1b}/raw", scm.as_bytes(), "gw\u{1b}", now(), &keys);
+        let Unit::Bad { reason, .. } = &u[0] else {
+            panic!("{u:?}")
+        };
+        assert!(
+            reason.starts_with("topic: contains the control character U+001B"),
+            "{reason}"
+        );
+        // A status over its limit is quarantined too; a plain one is a status.
+        let long = format!(r#"{{"status":"{}"}}"#, "on".repeat(1000));
+        let u = status_unit("meters/gw1/status", long.as_bytes(), "gw1".into());
+        let Unit::Bad { reason, gateway, .. } = &u else {
+            panic!("{u:?}")
+        };
+        assert!(
+            reason.starts_with("status: 2000 bytes long; at most 32") && gateway == "gw1",
+            "{reason}"
+        );
+        let u = status_unit("meters/gw1/status", b"online", "gw1".into());
+        assert!(matches!(&u, Unit::Status { status, .. } if status == "online"), "{u:?}");
     }
 
     #[test]
