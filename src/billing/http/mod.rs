@@ -8,10 +8,12 @@
 //! first byte is sent and an ack is committed before it is answered.
 
 pub mod config;
+pub mod limits;
+pub mod refusals;
+pub mod server;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
@@ -30,9 +32,10 @@ use super::render::{self, Format};
 use super::{AckOutcome, tokens};
 use crate::metrics;
 use crate::model::{BatchStatus, ReadStatus, Rule};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
-pub use config::{DEFAULT_MAX_READS, DEFAULT_PORT, HttpConfig};
+pub use config::{DEFAULT_MAX_READS, DEFAULT_PORT, HttpConfig, Limits};
+pub use server::{TlsConfig, serve, tls_config};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -41,6 +44,10 @@ pub struct ApiState {
     pub layouts: Arc<Layouts>,
     pub time_zone: TimeZone,
     pub max_reads: usize,
+    /// Connection and request limits (`[http]`).
+    pub limits: Limits,
+    /// Requests refused for want of a token, summarised per address in the log.
+    pub refusals: Arc<refusals::Refusals>,
 }
 
 impl ApiState {
@@ -50,6 +57,8 @@ impl ApiState {
             layouts: Arc::new(Layouts::load(config.layouts_dir.as_deref())?),
             time_zone: config.time_zone()?,
             max_reads: config.max_reads.max(1),
+            limits: config.limits(),
+            refusals: Arc::default(),
         })
     }
 
@@ -83,6 +92,12 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
     fn bad(message: impl Into<String>) -> Self {
         ApiError {
             status: StatusCode::BAD_REQUEST,
@@ -118,7 +133,21 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> anyhow::Result<T> + Sen
     tokio::task::spawn_blocking(f)
         .await
         .map_err(ApiError::internal)?
-        .map_err(|e| ApiError::internal(format!("{e:#}")))
+        .map_err(failed)
+}
+
+/// A failed store operation: a conflict (a concurrent change; retrying is safe) is 409, the
+/// rest 500.
+fn failed(e: anyhow::Error) -> ApiError {
+    let conflict = e
+        .chain()
+        .any(|c| matches!(c.downcast_ref::<StoreError>(), Some(StoreError::Conflict(_))));
+    if conflict {
+        tracing::info!(error = %format!("{e:#}"), "billing API request met a concurrent change");
+        ApiError::new(StatusCode::CONFLICT, format!("{e:#}; try again"))
+    } else {
+        ApiError::internal(format!("{e:#}"))
+    }
 }
 
 /// Every route of the API: (method, path, handler). The router and the OpenAPI test both use it.
@@ -149,7 +178,13 @@ pub fn router(state: ApiState) -> Router {
         }
     }
     let protected = protected.route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
-    public.merge(protected).with_state(state)
+    let limits = state.limits;
+    public
+        .merge(protected)
+        .fallback(limits::not_found)
+        .with_state(state)
+        .layer(middleware::from_fn_with_state(limits, limits::guard))
+        .layer(middleware::from_fn(limits::json_errors))
 }
 
 async fn authenticate(State(state): State<ApiState>, mut req: Request, next: Next) -> Response {
@@ -178,9 +213,10 @@ async fn authenticate(State(state): State<ApiState>, mut req: Request, next: Nex
         let remote = req
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.to_string())
-            .unwrap_or_else(|| "unknown".into());
-        tracing::warn!(remote = %remote, path = %req.uri().path(), "billing API request without a valid token refused");
+            .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
+        state
+            .refusals
+            .refused(remote, req.uri().path(), std::time::Instant::now());
         metrics::counter_add(metrics::HTTP_UNAUTHORIZED, &[], 1);
         let mut resp = ApiError {
             status: StatusCode::UNAUTHORIZED,
@@ -207,14 +243,14 @@ async fn healthz(State(state): State<ApiState>) -> Response {
     let store = Arc::clone(&state.store);
     match blocking(move || Ok(store.begin_read()?.count_reads()?)).await {
         Ok(_) => (StatusCode::OK, "ok\n").into_response(),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response(),
+        Err(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the store does not answer").into_response(),
     }
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NextQuery {
-    max: Option<usize>,
+    max: Option<u64>,
     format: Option<String>,
 }
 
@@ -236,7 +272,11 @@ async fn next_batch(
     Query(q): Query<NextQuery>,
 ) -> Result<Response, ApiError> {
     let format = state.format(q.format.as_deref())?;
-    let max = q.max.unwrap_or(state.max_reads).clamp(1, state.max_reads);
+    let max = match q.max {
+        None => state.max_reads,
+        Some(m) if (1..=state.max_reads as u64).contains(&m) => m as usize,
+        Some(m) => return Err(ApiError::bad(format!("max {m}: use 1..={}", state.max_reads))),
+    };
     let store = Arc::clone(&state.store);
     let doc = blocking(move || Ok(super::pull(store.as_ref(), &client, max, Timestamp::now())?)).await?;
     match doc {
@@ -354,13 +394,64 @@ struct ReadsQuery {
 
 fn parse_time(name: &str, v: Option<&str>, default: Timestamp) -> Result<Timestamp, ApiError> {
     match v {
-        None | Some("") => Ok(default),
-        Some(t) => t.parse().map_err(|e| {
+        None => Ok(default),
+        Some(t) => rfc3339(t).map_err(|e| {
+            let shown: String = t.chars().take(80).collect();
             ApiError::bad(format!(
-                "{name} {t:?} is not an RFC 3339 time (2026-11-01T00:00:00Z): {e}"
+                "{name} {shown:?} is not an RFC 3339 time (2026-11-01T00:00:00Z): {e}"
             ))
         }),
     }
+}
+
+/// An RFC 3339 `date-time` (section 5.6), exactly: jiff alone accepts more (no seconds, a
+/// space for T, ISO 8601 week dates), which the API's document does not promise.
+fn rfc3339(t: &str) -> Result<Timestamp, String> {
+    let b = t.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
+    let shape = b.len() >= 20
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && matches!(b[10], b'T' | b't')
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19);
+    if !shape {
+        return Err("want YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)".into());
+    }
+    let mut rest = &t[19..];
+    let mut fraction = "";
+    if let Some(r) = rest.strip_prefix('.') {
+        let n = r.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 {
+            return Err("a fraction of a second needs digits".into());
+        }
+        // jiff keeps nanoseconds; further digits cannot change the instant it stands for.
+        fraction = &r[..n.min(9)];
+        rest = &r[n..];
+    }
+    let ob = rest.as_bytes();
+    let offset_ok = matches!(rest, "Z" | "z")
+        || (ob.len() == 6
+            && matches!(ob[0], b'+' | b'-')
+            && ob[1..3].iter().all(u8::is_ascii_digit)
+            && ob[3] == b':'
+            && ob[4..6].iter().all(u8::is_ascii_digit)
+            && rest[1..3] < *"24"
+            && rest[4..6] < *"60");
+    if !offset_ok {
+        return Err("want Z or an offset +HH:MM / -HH:MM at the end".into());
+    }
+    let offset = if matches!(rest, "Z" | "z") { "Z" } else { rest };
+    let frac = if fraction.is_empty() { String::new() } else { format!(".{fraction}") };
+    format!("{}T{}{frac}{offset}", &t[..10], &t[11..19])
+        .parse()
+        .map_err(|e: jiff::Error| e.to_string())
 }
 
 #[derive(Serialize)]
@@ -421,48 +512,6 @@ async fn metrics_text(State(state): State<ApiState>) -> Result<Response, ApiErro
         body,
     )
         .into_response())
-}
-
-/// TLS settings from the configured files (the key must be private to its owner).
-pub async fn tls_config(
-    cert: &std::path::Path,
-    key: &std::path::Path,
-) -> anyhow::Result<axum_server::tls_rustls::RustlsConfig> {
-    let cert_pem = tokio::fs::read(cert)
-        .await
-        .with_context(|| format!("reading {}", cert.display()))?;
-    let key_pem = crate::secrets::read_private(key)?;
-    axum_server::tls_rustls::RustlsConfig::from_pem(cert_pem, key_pem.into_bytes())
-        .await
-        .with_context(|| format!("TLS certificate {} / key {}", cert.display(), key.display()))
-}
-
-/// Serve the API on `listener` (TLS when `tls` is given) until `shutdown` is cancelled;
-/// requests in flight get a few seconds to finish.
-pub async fn serve(
-    listener: std::net::TcpListener,
-    tls: Option<axum_server::tls_rustls::RustlsConfig>,
-    state: ApiState,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    listener.set_nonblocking(true)?;
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let handle = axum_server::Handle::new();
-    let stopper = handle.clone();
-    tokio::spawn(async move {
-        shutdown.cancelled().await;
-        stopper.graceful_shutdown(Some(Duration::from_secs(5)));
-    });
-    match tls {
-        Some(tls) => {
-            axum_server::tls_rustls::from_tcp_rustls(listener, tls)?
-                .handle(handle)
-                .serve(app)
-                .await?
-        }
-        None => axum_server::from_tcp(listener)?.handle(handle).serve(app).await?,
-    }
-    Ok(())
 }
 
 /// The daemon component: bind, serve until the token is cancelled.
