@@ -61,7 +61,9 @@ fn start(extra: &str) -> Api {
         token,
     };
     api.daemon()
-        .wait_for("the API listening", Duration::from_secs(60), |l| l.contains("billing API listening"));
+        .wait_for("the API listening", Duration::from_secs(60), |l| {
+            l.contains("billing API listening")
+        });
     api
 }
 
@@ -224,7 +226,10 @@ fn idle_slow_header_and_stalled_body_connections_are_closed_after_their_timeouts
         }
     });
     let waited = closed_within(&mut slow, Duration::from_secs(2) + MARGIN);
-    assert!(waited >= Duration::from_millis(1800), "slow headers closed after {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(1800),
+        "slow headers closed after {waited:?}"
+    );
     trickle.join().unwrap();
 
     // A body announced but stalled: 408 JSON once request_timeout (3 s) has passed.
@@ -315,15 +320,35 @@ fn every_error_status_answers_the_json_error_object() {
         (400, api.get("/v1/meters/M1/reads?from=2026-11-01"), "RFC 3339"),
         (400, api.get("/v1/meters/M1/reads?from="), "RFC 3339"),
         (401, api.request("GET", "/v1/batches", "", ""), "bearer token"),
-        (401, api.request("GET", "/metrics", "Authorization: Bearer mtd_nope\r\n", ""), "bearer token"),
+        (
+            401,
+            api.request("GET", "/metrics", "Authorization: Bearer mtd_nope\r\n", ""),
+            "bearer token",
+        ),
         (404, api.get("/v1/nothing-here"), "no such route"),
         (404, api.request("GET", "/", "", ""), "no such route"),
         (404, api.get("/v1/batches/999"), "batch 999 not found"),
         (404, api.get("/v1/meters/NOPE/reads"), "meter NOPE not found"),
-        (405, api.request("DELETE", "/v1/batches", &auth, ""), "method not allowed"),
-        (405, api.request("GET", "/v1/batches/1/ack", &auth, ""), "method not allowed"),
-        (413, api.request("POST", "/v1/batches/1/ack", &auth, &"x".repeat(1025)), "over 1024 bytes"),
-        (414, api.get(&format!("/v1/batches?status={}", "a".repeat(9000))), "at most 8192"),
+        (
+            405,
+            api.request("DELETE", "/v1/batches", &auth, ""),
+            "method not allowed",
+        ),
+        (
+            405,
+            api.request("GET", "/v1/batches/1/ack", &auth, ""),
+            "method not allowed",
+        ),
+        (
+            413,
+            api.request("POST", "/v1/batches/1/ack", &auth, &"x".repeat(1025)),
+            "over 1024 bytes",
+        ),
+        (
+            414,
+            api.get(&format!("/v1/batches?status={}", "a".repeat(9000))),
+            "at most 8192",
+        ),
         (
             431,
             api.request("GET", "/healthz", &format!("X-Big: {}\r\n", "b".repeat(17_000)), ""),
@@ -340,10 +365,13 @@ fn every_error_status_answers_the_json_error_object() {
 
     // A chunked body (no length announced) over the limit: 413 too.
     let mut c = api.connect();
-    c.write_all(format!("POST /v1/batches/1/ack HTTP/1.1\r\nHost: t\r\n{auth}Transfer-Encoding: chunked\r\n\r\n").as_bytes())
-        .unwrap();
+    c.write_all(
+        format!("POST /v1/batches/1/ack HTTP/1.1\r\nHost: t\r\n{auth}Transfer-Encoding: chunked\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
     for _ in 0..3 {
-        c.write_all(format!("200\r\n{}\r\n", "y".repeat(512)).as_bytes()).unwrap();
+        c.write_all(format!("200\r\n{}\r\n", "y".repeat(512)).as_bytes())
+            .unwrap();
     }
     c.write_all(b"0\r\n\r\n").unwrap();
     let a = read_answer(&mut c).unwrap();
@@ -361,7 +389,12 @@ fn every_error_status_answers_the_json_error_object() {
 fn refused_tokens_are_logged_once_per_address_and_all_counted() {
     let api = start("");
     for i in 0..25 {
-        let a = api.request("GET", "/v1/batches", &format!("Authorization: Bearer mtd_guess{i}\r\n"), "");
+        let a = api.request(
+            "GET",
+            "/v1/batches",
+            &format!("Authorization: Bearer mtd_guess{i}\r\n"),
+            "",
+        );
         assert_eq!(a.status, 401);
     }
     let metrics = String::from_utf8(api.get("/metrics").body).unwrap();

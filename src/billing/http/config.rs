@@ -152,7 +152,10 @@ impl HttpConfig {
             }
         }
         if !(1..=65_536).contains(&self.max_connections) {
-            return Err(format!("[http] max_connections = {}: use 1..=65536", self.max_connections));
+            return Err(format!(
+                "[http] max_connections = {}: use 1..=65536",
+                self.max_connections
+            ));
         }
         if self.max_body_bytes > 64 * 1024 * 1024 {
             return Err(format!(
@@ -212,13 +215,19 @@ mod tests {
     fn limits_default_safely_and_refuse_zero() {
         let h = crate::config::Config::parse("[http]\n", "t").unwrap().http.unwrap();
         let l = h.limits();
-        assert_eq!(l.header_read_timeout, Duration::from_secs(DEFAULT_HEADER_READ_TIMEOUT_SECS));
+        assert_eq!(
+            l.header_read_timeout,
+            Duration::from_secs(DEFAULT_HEADER_READ_TIMEOUT_SECS)
+        );
         assert_eq!(l.max_connections, DEFAULT_MAX_CONNECTIONS);
         let h = crate::config::Config::parse("[http]\nkeep_alive_timeout_secs = 2\nmax_connections = 3\n", "t")
             .unwrap()
             .http
             .unwrap();
-        assert_eq!((h.limits().keep_alive_timeout, h.limits().max_connections), (Duration::from_secs(2), 3));
+        assert_eq!(
+            (h.limits().keep_alive_timeout, h.limits().max_connections),
+            (Duration::from_secs(2), 3)
+        );
         for bad in [
             "header_read_timeout_secs = 0",
             "keep_alive_timeout_secs = 0",

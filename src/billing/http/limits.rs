@@ -74,8 +74,11 @@ pub async fn guard(State(limits): State<Limits>, req: Request, next: Next) -> Re
     let (parts, body) = req.into_parts();
     let body = match tokio::time::timeout_at(deadline, Limited::new(body, limits.max_body_bytes).collect()).await {
         Err(_) => {
-            return ApiError::new(StatusCode::REQUEST_TIMEOUT, timeout_text("the request body", limits.request_timeout))
-                .into_response();
+            return ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                timeout_text("the request body", limits.request_timeout),
+            )
+            .into_response();
         }
         Ok(Err(e)) if e.is::<LengthLimitError>() => return too_large(),
         Ok(Err(e)) => {

@@ -2,7 +2,9 @@
 //!
 //! Every route but `/healthz` needs `Authorization: Bearer <token>` of a billing client
 //! (`meterd tokens create NAME`); the client's name is who the batch is for. A request without
-//! a valid token gets 401 and a warning in the log (remote address and path, never the token).
+//! a valid token gets 401 and a warning in the log (remote address and path, never the token;
+//! repeated refusals from one address are summed per minute: [`refusals`]).
+//! Connections and requests are bounded ([`server`], [`limits`]); every error answer is JSON.
 //! TLS (rustls) is used when `tls_cert` and `tls_key` are configured; the default listen
 //! address is loopback. Store work runs on the blocking pool; a batch is committed before its
 //! first byte is sent and an ack is committed before it is answered.
@@ -448,7 +450,11 @@ fn rfc3339(t: &str) -> Result<Timestamp, String> {
         return Err("want Z or an offset +HH:MM / -HH:MM at the end".into());
     }
     let offset = if matches!(rest, "Z" | "z") { "Z" } else { rest };
-    let frac = if fraction.is_empty() { String::new() } else { format!(".{fraction}") };
+    let frac = if fraction.is_empty() {
+        String::new()
+    } else {
+        format!(".{fraction}")
+    };
     format!("{}T{}{frac}{offset}", &t[..10], &t[11..19])
         .parse()
         .map_err(|e: jiff::Error| e.to_string())
@@ -474,14 +480,19 @@ async fn meter_reads(
 ) -> Result<Response, ApiError> {
     let from = parse_time("from", q.from.as_deref(), Timestamp::MIN)?;
     let to = parse_time("to", q.to.as_deref(), Timestamp::MAX)?;
-    if from > to {
-        return Err(ApiError::bad("from is after to"));
-    }
     let store = Arc::clone(&state.store);
     let id = meter.clone();
     let (known, reads) = blocking(move || {
         let txn = store.begin_read()?;
-        Ok((txn.meter(&id)?.is_some(), txn.meter_reads(&id, from, to)?))
+        // `to` is exclusive: from at or after to is an empty interval (every value of the
+        // document's date-time is a valid request), not an error, and not a reversed range
+        // for the store.
+        let reads = if from < to {
+            txn.meter_reads(&id, from, to)?
+        } else {
+            Vec::new()
+        };
+        Ok((txn.meter(&id)?.is_some(), reads))
     })
     .await?;
     if !known && reads.is_empty() {
@@ -529,4 +540,50 @@ pub async fn run(store: Arc<dyn Store>, config: HttpConfig, shutdown: Cancellati
     }
     tracing::info!(listen = %listener.local_addr()?, tls = tls.is_some(), "billing API listening");
     serve(listener, tls, state, shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_conflict_is_409_other_failures_500() {
+        let e = failed(anyhow::Error::new(StoreError::Conflict("read 7 is in batch 3".into())).context("pulling"));
+        assert_eq!(e.status, StatusCode::CONFLICT, "{}", e.message);
+        assert!(e.message.contains("read 7 is in batch 3"));
+        let e = failed(anyhow::Error::new(StoreError::Engine("disk".into())));
+        assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn times_are_rfc_3339_exactly() {
+        for ok in [
+            "2026-11-01T00:00:00Z",
+            "2026-11-01t00:00:00z",
+            "2026-11-01T00:00:00.5-06:00",
+            "2026-11-01T00:00:00.123456789123+05:30",
+            "0001-01-01T00:00:00Z",
+        ] {
+            assert!(rfc3339(ok).is_ok(), "{ok}: {:?}", rfc3339(ok));
+        }
+        assert_eq!(
+            rfc3339("2026-11-01T00:00:00.5-06:00").unwrap(),
+            "2026-11-01T06:00:00.5Z".parse::<Timestamp>().unwrap()
+        );
+        for bad in [
+            "",
+            "2026-11-01",
+            "2026-11-01 00:00:00Z",
+            "2026-11-01T00:00Z",
+            "2026-11-01T00:00:00",
+            "2026-11-01T00:00:00.Z",
+            "2026-11-01T00:00:00+0600",
+            "2026-11-01T00:00:00+24:00",
+            "2026-13-01T00:00:00Z",
+            "2026-11-01T00:00:00Zjunk",
+            "２026-11-01T00:00:00Z",
+        ] {
+            assert!(rfc3339(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 }

@@ -62,9 +62,13 @@ pub async fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> anyhow
     let certs = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<Vec<_>, _>>()
         .with_context(|| format!("TLS certificate {}", cert.display()))?;
-    anyhow::ensure!(!certs.is_empty(), "TLS certificate {}: no certificate in it", cert.display());
-    let key_der = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
-        .with_context(|| format!("TLS key {}", key.display()))?;
+    anyhow::ensure!(
+        !certs.is_empty(),
+        "TLS certificate {}: no certificate in it",
+        cert.display()
+    );
+    let key_der =
+        PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).with_context(|| format!("TLS key {}", key.display()))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
@@ -247,8 +251,14 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
 
 /// Serve one connection until it ends, its watchdog fires or shutdown (graceful: the answer in
 /// progress is finished, then the connection is closed).
-async fn serve_connection<T>(io: T, conn: Arc<Conn>, app: Router, remote: SocketAddr, keep_alive: bool, shutdown: CancellationToken)
-where
+async fn serve_connection<T>(
+    io: T,
+    conn: Arc<Conn>,
+    app: Router,
+    remote: SocketAddr,
+    keep_alive: bool,
+    shutdown: CancellationToken,
+) where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let io = Watched {
@@ -306,7 +316,8 @@ fn overloaded(max: usize) -> Router {
             format!("the billing API is serving its limit of {max} connections; try again shortly"),
         )
         .into_response();
-        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         resp
     })
 }
