@@ -3,10 +3,13 @@
 //! no TLS handshake timeout (a probe held 500 idle connections for a minute and starved the
 //! daemon of file descriptors).
 //!
-//! Each connection has a watchdog. hyper 1.x starts its own `header_read_timeout` when it waits
-//! for a request, so with it an idle kept-alive connection would be closed after the header
-//! timeout: the two limits could not differ. We switch hyper's off and measure ourselves, from the
-//! bytes the connection moves and the requests the service sees:
+//! Each connection has a watchdog. Measured with hyper 1.12 (a throwaway probe, 2026-12-05):
+//! without a timer, as axum-server ran it, an idle kept-alive connection, a silent one and one
+//! with half a request head all stay open (still open after 8 s); with a timer and
+//! `header_read_timeout` = 2 s all three are closed after 2 s, because hyper starts that timer
+//! whenever it waits for a request (`poll_read_head` in its `proto/h1/conn.rs`). So hyper alone
+//! cannot have a keep-alive timeout different from the header timeout. We switch hyper's off and
+//! measure ourselves, from the bytes the connection moves and the requests the service sees:
 //! - no request in progress, no byte of the next one: closed `keep_alive_timeout` after the
 //!   previous answer (a fresh connection: after the shorter of the two timeouts);
 //! - the first byte of a request arrived but the service has not been called yet (headers
