@@ -69,11 +69,17 @@ impl ApiState {
         resolve_format(&self.layouts, &self.time_zone, name.unwrap_or("json")).ok_or_else(|| {
             ApiError::bad(format!(
                 "unknown format {:?}; use json, csv, cmep or a layout: {}",
-                name.unwrap_or(""),
+                shown(name.unwrap_or("")),
                 self.layouts.names().collect::<Vec<_>>().join(", ")
             ))
         })
     }
+}
+
+/// At most the first 80 characters of a value a client sent, for an error message (a target
+/// can be 8 KiB long); shown with `{:?}`, which escapes control characters.
+fn shown(v: &str) -> String {
+    v.chars().take(80).collect()
 }
 
 /// A format by name (`json`, `csv`, `cmep` or a layout name).
@@ -297,7 +303,7 @@ struct FormatQuery {
 
 fn parse_id(id: &str) -> Result<u64, ApiError> {
     id.parse()
-        .map_err(|_| ApiError::bad(format!("batch id {id:?} is not a number")))
+        .map_err(|_| ApiError::bad(format!("batch id {:?} is not a number", shown(id))))
 }
 
 async fn get_batch(
@@ -342,7 +348,12 @@ async fn list_batches(
         None | Some("all") => None,
         Some("open") => Some(BatchStatus::Open),
         Some("acked") => Some(BatchStatus::Acked),
-        Some(other) => return Err(ApiError::bad(format!("status {other:?}: use open, acked or all"))),
+        Some(other) => {
+            return Err(ApiError::bad(format!(
+                "status {:?}: use open, acked or all",
+                shown(other)
+            )));
+        }
     };
     let store = Arc::clone(&state.store);
     let batches = blocking(move || Ok(store.begin_read()?.batches(status)?)).await?;
@@ -398,9 +409,9 @@ fn parse_time(name: &str, v: Option<&str>, default: Timestamp) -> Result<Timesta
     match v {
         None => Ok(default),
         Some(t) => rfc3339(t).map_err(|e| {
-            let shown: String = t.chars().take(80).collect();
             ApiError::bad(format!(
-                "{name} {shown:?} is not an RFC 3339 time (2026-11-01T00:00:00Z): {e}"
+                "{name} {:?} is not an RFC 3339 time (2026-11-01T00:00:00Z): {e}",
+                shown(t)
             ))
         }),
     }
@@ -496,7 +507,7 @@ async fn meter_reads(
     })
     .await?;
     if !known && reads.is_empty() {
-        return Err(ApiError::not_found(format!("meter {meter} not found")));
+        return Err(ApiError::not_found(format!("meter {} not found", shown(&meter))));
     }
     let reads: Vec<HistoryRead> = reads
         .into_iter()

@@ -52,6 +52,9 @@ impl Refusals {
 
     /// A refused request from `remote` for `path`: logs what is due.
     pub fn refused(&self, remote: SocketAddr, path: &str, now: Instant) {
+        // A target can be 8 KiB; the log keeps its start.
+        let path: String = path.chars().take(80).collect();
+        let path = path.as_str();
         let ip = remote.ip();
         let mut inner = self.lock();
         if let Some(e) = inner.by_address.get_mut(&ip) {
