@@ -115,6 +115,12 @@ impl Config {
             path: path.to_owned(),
             message,
         })?;
+        if let Some(h) = &config.http {
+            h.check().map_err(|message| ConfigError::Invalid {
+                path: path.to_owned(),
+                message,
+            })?;
+        }
         Ok(config)
     }
 

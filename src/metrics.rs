@@ -18,6 +18,8 @@ pub const SERIAL_SESSIONS: &str = "meterd_serial_sessions";
 pub const MQTT_SESSIONS: &str = "meterd_mqtt_sessions";
 pub const HTTP_REQUESTS: &str = "meterd_http_requests_total";
 pub const HTTP_UNAUTHORIZED: &str = "meterd_http_unauthorized_total";
+/// Billing API connections over `[http] max_connections` (answered 503 or closed).
+pub const HTTP_CONNECTIONS_REFUSED: &str = "meterd_http_connections_refused_total";
 /// Requests refused on the control socket, by the role they needed (`none`: a user in no
 /// role, refused at connect). The same name as [`crate::api::access::REFUSED_METRIC`].
 pub const CONTROL_REFUSED: &str = "meterd_control_refused_total";
@@ -29,7 +31,7 @@ pub enum Kind {
 }
 
 /// Metrics every scrape shows, reported or not: (name, kind, help).
-pub const DECLARED: [(&str, Kind, &str); 6] = [
+pub const DECLARED: [(&str, Kind, &str); 7] = [
     (
         READS_INGESTED,
         Kind::Counter,
@@ -50,6 +52,11 @@ pub const DECLARED: [(&str, Kind, &str); 6] = [
         HTTP_UNAUTHORIZED,
         Kind::Counter,
         "Billing API requests refused for a missing or wrong token.",
+    ),
+    (
+        HTTP_CONNECTIONS_REFUSED,
+        Kind::Counter,
+        "Billing API connections over [http] max_connections, answered 503 or closed.",
     ),
     (
         CONTROL_REFUSED,

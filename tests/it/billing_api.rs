@@ -72,7 +72,7 @@ fn seed(store: &dyn Store, n: usize) {
     assert_eq!(report.validated, n as u64);
 }
 
-async fn start(n: usize, tls: Option<axum_server::tls_rustls::RustlsConfig>) -> Api {
+async fn start(n: usize, tls: Option<meterd::billing::http::TlsConfig>) -> Api {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(RedbStore::open_dir(dir.path()).unwrap());
     seed(store.as_ref(), n);

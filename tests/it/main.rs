@@ -9,6 +9,7 @@ mod api_parity;
 mod api_socket;
 mod billing_api;
 mod billing_cli;
+mod billing_limits;
 mod billing_openapi;
 mod cli;
 mod cradle_cli;

@@ -2,16 +2,20 @@
 //!
 //! Every route but `/healthz` needs `Authorization: Bearer <token>` of a billing client
 //! (`meterd tokens create NAME`); the client's name is who the batch is for. A request without
-//! a valid token gets 401 and a warning in the log (remote address and path, never the token).
+//! a valid token gets 401 and a warning in the log (remote address and path, never the token;
+//! repeated refusals from one address are summed per minute: [`refusals`]).
+//! Connections and requests are bounded ([`server`], [`limits`]); every error answer is JSON.
 //! TLS (rustls) is used when `tls_cert` and `tls_key` are configured; the default listen
 //! address is loopback. Store work runs on the blocking pool; a batch is committed before its
 //! first byte is sent and an ack is committed before it is answered.
 
 pub mod config;
+pub mod limits;
+pub mod refusals;
+pub mod server;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
@@ -30,9 +34,10 @@ use super::render::{self, Format};
 use super::{AckOutcome, tokens};
 use crate::metrics;
 use crate::model::{BatchStatus, ReadStatus, Rule};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
-pub use config::{DEFAULT_MAX_READS, DEFAULT_PORT, HttpConfig};
+pub use config::{DEFAULT_MAX_READS, DEFAULT_PORT, HttpConfig, Limits};
+pub use server::{TlsConfig, serve, tls_config};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -41,6 +46,10 @@ pub struct ApiState {
     pub layouts: Arc<Layouts>,
     pub time_zone: TimeZone,
     pub max_reads: usize,
+    /// Connection and request limits (`[http]`).
+    pub limits: Limits,
+    /// Requests refused for want of a token, summarised per address in the log.
+    pub refusals: Arc<refusals::Refusals>,
 }
 
 impl ApiState {
@@ -50,6 +59,8 @@ impl ApiState {
             layouts: Arc::new(Layouts::load(config.layouts_dir.as_deref())?),
             time_zone: config.time_zone()?,
             max_reads: config.max_reads.max(1),
+            limits: config.limits(),
+            refusals: Arc::default(),
         })
     }
 
@@ -58,11 +69,17 @@ impl ApiState {
         resolve_format(&self.layouts, &self.time_zone, name.unwrap_or("json")).ok_or_else(|| {
             ApiError::bad(format!(
                 "unknown format {:?}; use json, csv, cmep or a layout: {}",
-                name.unwrap_or(""),
+                shown(name.unwrap_or("")),
                 self.layouts.names().collect::<Vec<_>>().join(", ")
             ))
         })
     }
+}
+
+/// At most the first 80 characters of a value a client sent, for an error message (a target
+/// can be 8 KiB long); shown with `{:?}`, which escapes control characters.
+fn shown(v: &str) -> String {
+    v.chars().take(80).collect()
 }
 
 /// A format by name (`json`, `csv`, `cmep` or a layout name).
@@ -83,6 +100,12 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
     fn bad(message: impl Into<String>) -> Self {
         ApiError {
             status: StatusCode::BAD_REQUEST,
@@ -118,7 +141,21 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> anyhow::Result<T> + Sen
     tokio::task::spawn_blocking(f)
         .await
         .map_err(ApiError::internal)?
-        .map_err(|e| ApiError::internal(format!("{e:#}")))
+        .map_err(failed)
+}
+
+/// A failed store operation: a conflict (a concurrent change; retrying is safe) is 409, the
+/// rest 500.
+fn failed(e: anyhow::Error) -> ApiError {
+    let conflict = e
+        .chain()
+        .any(|c| matches!(c.downcast_ref::<StoreError>(), Some(StoreError::Conflict(_))));
+    if conflict {
+        tracing::info!(error = %format!("{e:#}"), "billing API request met a concurrent change");
+        ApiError::new(StatusCode::CONFLICT, format!("{e:#}; try again"))
+    } else {
+        ApiError::internal(format!("{e:#}"))
+    }
 }
 
 /// Every route of the API: (method, path, handler). The router and the OpenAPI test both use it.
@@ -149,7 +186,13 @@ pub fn router(state: ApiState) -> Router {
         }
     }
     let protected = protected.route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
-    public.merge(protected).with_state(state)
+    let limits = state.limits;
+    public
+        .merge(protected)
+        .fallback(limits::not_found)
+        .with_state(state)
+        .layer(middleware::from_fn_with_state(limits, limits::guard))
+        .layer(middleware::from_fn(limits::json_errors))
 }
 
 async fn authenticate(State(state): State<ApiState>, mut req: Request, next: Next) -> Response {
@@ -178,9 +221,10 @@ async fn authenticate(State(state): State<ApiState>, mut req: Request, next: Nex
         let remote = req
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.to_string())
-            .unwrap_or_else(|| "unknown".into());
-        tracing::warn!(remote = %remote, path = %req.uri().path(), "billing API request without a valid token refused");
+            .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
+        state
+            .refusals
+            .refused(remote, req.uri().path(), std::time::Instant::now());
         metrics::counter_add(metrics::HTTP_UNAUTHORIZED, &[], 1);
         let mut resp = ApiError {
             status: StatusCode::UNAUTHORIZED,
@@ -207,14 +251,14 @@ async fn healthz(State(state): State<ApiState>) -> Response {
     let store = Arc::clone(&state.store);
     match blocking(move || Ok(store.begin_read()?.count_reads()?)).await {
         Ok(_) => (StatusCode::OK, "ok\n").into_response(),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response(),
+        Err(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the store does not answer").into_response(),
     }
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NextQuery {
-    max: Option<usize>,
+    max: Option<u64>,
     format: Option<String>,
 }
 
@@ -236,7 +280,11 @@ async fn next_batch(
     Query(q): Query<NextQuery>,
 ) -> Result<Response, ApiError> {
     let format = state.format(q.format.as_deref())?;
-    let max = q.max.unwrap_or(state.max_reads).clamp(1, state.max_reads);
+    let max = match q.max {
+        None => state.max_reads,
+        Some(m) if (1..=state.max_reads as u64).contains(&m) => m as usize,
+        Some(m) => return Err(ApiError::bad(format!("max {m}: use 1..={}", state.max_reads))),
+    };
     let store = Arc::clone(&state.store);
     let doc = blocking(move || Ok(super::pull(store.as_ref(), &client, max, Timestamp::now())?)).await?;
     match doc {
@@ -255,7 +303,7 @@ struct FormatQuery {
 
 fn parse_id(id: &str) -> Result<u64, ApiError> {
     id.parse()
-        .map_err(|_| ApiError::bad(format!("batch id {id:?} is not a number")))
+        .map_err(|_| ApiError::bad(format!("batch id {:?} is not a number", shown(id))))
 }
 
 async fn get_batch(
@@ -300,7 +348,12 @@ async fn list_batches(
         None | Some("all") => None,
         Some("open") => Some(BatchStatus::Open),
         Some("acked") => Some(BatchStatus::Acked),
-        Some(other) => return Err(ApiError::bad(format!("status {other:?}: use open, acked or all"))),
+        Some(other) => {
+            return Err(ApiError::bad(format!(
+                "status {:?}: use open, acked or all",
+                shown(other)
+            )));
+        }
     };
     let store = Arc::clone(&state.store);
     let batches = blocking(move || Ok(store.begin_read()?.batches(status)?)).await?;
@@ -354,13 +407,68 @@ struct ReadsQuery {
 
 fn parse_time(name: &str, v: Option<&str>, default: Timestamp) -> Result<Timestamp, ApiError> {
     match v {
-        None | Some("") => Ok(default),
-        Some(t) => t.parse().map_err(|e| {
+        None => Ok(default),
+        Some(t) => rfc3339(t).map_err(|e| {
             ApiError::bad(format!(
-                "{name} {t:?} is not an RFC 3339 time (2026-11-01T00:00:00Z): {e}"
+                "{name} {:?} is not an RFC 3339 time (2026-11-01T00:00:00Z): {e}",
+                shown(t)
             ))
         }),
     }
+}
+
+/// An RFC 3339 `date-time` (section 5.6), exactly: jiff alone accepts more (no seconds, a
+/// space for T, ISO 8601 week dates), which the API's document does not promise.
+fn rfc3339(t: &str) -> Result<Timestamp, String> {
+    let b = t.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
+    let shape = b.len() >= 20
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && matches!(b[10], b'T' | b't')
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19);
+    if !shape {
+        return Err("want YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)".into());
+    }
+    let mut rest = &t[19..];
+    let mut fraction = "";
+    if let Some(r) = rest.strip_prefix('.') {
+        let n = r.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 {
+            return Err("a fraction of a second needs digits".into());
+        }
+        // jiff keeps nanoseconds; further digits cannot change the instant it stands for.
+        fraction = &r[..n.min(9)];
+        rest = &r[n..];
+    }
+    let ob = rest.as_bytes();
+    let offset_ok = matches!(rest, "Z" | "z")
+        || (ob.len() == 6
+            && matches!(ob[0], b'+' | b'-')
+            && ob[1..3].iter().all(u8::is_ascii_digit)
+            && ob[3] == b':'
+            && ob[4..6].iter().all(u8::is_ascii_digit)
+            && rest[1..3] < *"24"
+            && rest[4..6] < *"60");
+    if !offset_ok {
+        return Err("want Z or an offset +HH:MM / -HH:MM at the end".into());
+    }
+    let offset = if matches!(rest, "Z" | "z") { "Z" } else { rest };
+    let frac = if fraction.is_empty() {
+        String::new()
+    } else {
+        format!(".{fraction}")
+    };
+    format!("{}T{}{frac}{offset}", &t[..10], &t[11..19])
+        .parse()
+        .map_err(|e: jiff::Error| e.to_string())
 }
 
 #[derive(Serialize)]
@@ -383,18 +491,23 @@ async fn meter_reads(
 ) -> Result<Response, ApiError> {
     let from = parse_time("from", q.from.as_deref(), Timestamp::MIN)?;
     let to = parse_time("to", q.to.as_deref(), Timestamp::MAX)?;
-    if from > to {
-        return Err(ApiError::bad("from is after to"));
-    }
     let store = Arc::clone(&state.store);
     let id = meter.clone();
     let (known, reads) = blocking(move || {
         let txn = store.begin_read()?;
-        Ok((txn.meter(&id)?.is_some(), txn.meter_reads(&id, from, to)?))
+        // `to` is exclusive: from at or after to is an empty interval (every value of the
+        // document's date-time is a valid request), not an error, and not a reversed range
+        // for the store.
+        let reads = if from < to {
+            txn.meter_reads(&id, from, to)?
+        } else {
+            Vec::new()
+        };
+        Ok((txn.meter(&id)?.is_some(), reads))
     })
     .await?;
     if !known && reads.is_empty() {
-        return Err(ApiError::not_found(format!("meter {meter} not found")));
+        return Err(ApiError::not_found(format!("meter {} not found", shown(&meter))));
     }
     let reads: Vec<HistoryRead> = reads
         .into_iter()
@@ -423,48 +536,6 @@ async fn metrics_text(State(state): State<ApiState>) -> Result<Response, ApiErro
         .into_response())
 }
 
-/// TLS settings from the configured files (the key must be private to its owner).
-pub async fn tls_config(
-    cert: &std::path::Path,
-    key: &std::path::Path,
-) -> anyhow::Result<axum_server::tls_rustls::RustlsConfig> {
-    let cert_pem = tokio::fs::read(cert)
-        .await
-        .with_context(|| format!("reading {}", cert.display()))?;
-    let key_pem = crate::secrets::read_private(key)?;
-    axum_server::tls_rustls::RustlsConfig::from_pem(cert_pem, key_pem.into_bytes())
-        .await
-        .with_context(|| format!("TLS certificate {} / key {}", cert.display(), key.display()))
-}
-
-/// Serve the API on `listener` (TLS when `tls` is given) until `shutdown` is cancelled;
-/// requests in flight get a few seconds to finish.
-pub async fn serve(
-    listener: std::net::TcpListener,
-    tls: Option<axum_server::tls_rustls::RustlsConfig>,
-    state: ApiState,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    listener.set_nonblocking(true)?;
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let handle = axum_server::Handle::new();
-    let stopper = handle.clone();
-    tokio::spawn(async move {
-        shutdown.cancelled().await;
-        stopper.graceful_shutdown(Some(Duration::from_secs(5)));
-    });
-    match tls {
-        Some(tls) => {
-            axum_server::tls_rustls::from_tcp_rustls(listener, tls)?
-                .handle(handle)
-                .serve(app)
-                .await?
-        }
-        None => axum_server::from_tcp(listener)?.handle(handle).serve(app).await?,
-    }
-    Ok(())
-}
-
 /// The daemon component: bind, serve until the token is cancelled.
 pub async fn run(store: Arc<dyn Store>, config: HttpConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let state = ApiState::new(store, &config)?;
@@ -480,4 +551,50 @@ pub async fn run(store: Arc<dyn Store>, config: HttpConfig, shutdown: Cancellati
     }
     tracing::info!(listen = %listener.local_addr()?, tls = tls.is_some(), "billing API listening");
     serve(listener, tls, state, shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_conflict_is_409_other_failures_500() {
+        let e = failed(anyhow::Error::new(StoreError::Conflict("read 7 is in batch 3".into())).context("pulling"));
+        assert_eq!(e.status, StatusCode::CONFLICT, "{}", e.message);
+        assert!(e.message.contains("read 7 is in batch 3"));
+        let e = failed(anyhow::Error::new(StoreError::Engine("disk".into())));
+        assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn times_are_rfc_3339_exactly() {
+        for ok in [
+            "2026-11-01T00:00:00Z",
+            "2026-11-01t00:00:00z",
+            "2026-11-01T00:00:00.5-06:00",
+            "2026-11-01T00:00:00.123456789123+05:30",
+            "0001-01-01T00:00:00Z",
+        ] {
+            assert!(rfc3339(ok).is_ok(), "{ok}: {:?}", rfc3339(ok));
+        }
+        assert_eq!(
+            rfc3339("2026-11-01T00:00:00.5-06:00").unwrap(),
+            "2026-11-01T06:00:00.5Z".parse::<Timestamp>().unwrap()
+        );
+        for bad in [
+            "",
+            "2026-11-01",
+            "2026-11-01 00:00:00Z",
+            "2026-11-01T00:00Z",
+            "2026-11-01T00:00:00",
+            "2026-11-01T00:00:00.Z",
+            "2026-11-01T00:00:00+0600",
+            "2026-11-01T00:00:00+24:00",
+            "2026-13-01T00:00:00Z",
+            "2026-11-01T00:00:00Zjunk",
+            "２026-11-01T00:00:00Z",
+        ] {
+            assert!(rfc3339(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 }
