@@ -40,7 +40,10 @@ impl Api {
         files::import_reads_bytes(store.as_ref(), &Default::default(), "r.csv", reads, 100, &mut |_| {}).unwrap();
         let token = meterd::billing::tokens::create(store.as_ref(), "cis", Timestamp::now()).unwrap();
         let state = ApiState::new(store, &HttpConfig::default()).unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         Api {
             runtime,
             state,
@@ -51,7 +54,9 @@ impl Api {
 
     /// First byte: method and whether the token is sent; the rest: the request target.
     fn check(&self, data: &[u8]) -> Result<(), String> {
-        let Some((&first, target)) = data.split_first() else { return Ok(()) };
+        let Some((&first, target)) = data.split_first() else {
+            return Ok(());
+        };
         let method = ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS", "GET"][usize::from(first & 7)];
         let mut request = axum::http::Request::builder().method(method);
         match axum::http::Uri::try_from(target) {
@@ -71,7 +76,11 @@ impl Api {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("")
                 .to_owned();
-            (status, content_type, response.into_body().collect().await.unwrap().to_bytes())
+            (
+                status,
+                content_type,
+                response.into_body().collect().await.unwrap().to_bytes(),
+            )
         });
         let shown = String::from_utf8_lossy(target);
         if status.as_u16() == 500 {
@@ -82,7 +91,9 @@ impl Api {
             let message = error.as_ref().and_then(|e| e.get("error")).and_then(|e| e.as_str());
             // A HEAD answer has no body (RFC 9110 §9.3.2); its content type still says JSON.
             if !content_type.starts_with("application/json") || (method != "HEAD" && message.is_none()) {
-                return Err(format!("{method} {shown}: {status} is not a JSON error ({content_type}): {body:?}"));
+                return Err(format!(
+                    "{method} {shown}: {status} is not a JSON error ({content_type}): {body:?}"
+                ));
             }
         }
         Ok(())
@@ -91,8 +102,12 @@ impl Api {
 
 /// An accepted configuration prints and reads back as itself.
 fn config_round_trip(data: &[u8]) -> Result<(), String> {
-    let Ok(text) = std::str::from_utf8(data) else { return Ok(()) };
-    let Ok(config) = Config::parse(text, "fuzz.toml") else { return Ok(()) };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return Ok(());
+    };
+    let Ok(config) = Config::parse(text, "fuzz.toml") else {
+        return Ok(());
+    };
     let _ = config.effective_toml();
     let printed = toml::to_string(&config).map_err(|e| format!("does not print: {e}"))?;
     let again = Config::parse(&printed, "printed.toml").map_err(|e| format!("printed form refused: {e}"))?;
@@ -177,6 +192,9 @@ fn every_fuzz_target_has_a_replay() {
     assert_eq!(targets.len(), 4, "{targets:?}");
     let api = Api::new();
     for t in targets {
-        assert!(replay(&api, t, b"").is_some(), "fuzz target {t} has no replay in tests/it/fuzz_corpus.rs");
+        assert!(
+            replay(&api, t, b"").is_some(),
+            "fuzz target {t} has no replay in tests/it/fuzz_corpus.rs"
+        );
     }
 }

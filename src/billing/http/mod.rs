@@ -33,6 +33,7 @@ use super::layouts::Layouts;
 use super::render::{self, Format};
 use super::{AckOutcome, tokens};
 use crate::metrics;
+use crate::model::limits::quote;
 use crate::model::{BatchStatus, ReadStatus, Rule};
 use crate::store::{Store, StoreError};
 
@@ -68,18 +69,12 @@ impl ApiState {
     pub fn format(&self, name: Option<&str>) -> Result<Format, ApiError> {
         resolve_format(&self.layouts, &self.time_zone, name.unwrap_or("json")).ok_or_else(|| {
             ApiError::bad(format!(
-                "unknown format {:?}; use json, csv, cmep or a layout: {}",
-                shown(name.unwrap_or("")),
+                "unknown format {}; use json, csv, cmep or a layout: {}",
+                quote(name.unwrap_or("")),
                 self.layouts.names().collect::<Vec<_>>().join(", ")
             ))
         })
     }
-}
-
-/// At most the first 80 characters of a value a client sent, for an error message (a target
-/// can be 8 KiB long); shown with `{:?}`, which escapes control characters.
-fn shown(v: &str) -> String {
-    v.chars().take(80).collect()
 }
 
 /// A format by name (`json`, `csv`, `cmep` or a layout name).
@@ -303,7 +298,7 @@ struct FormatQuery {
 
 fn parse_id(id: &str) -> Result<u64, ApiError> {
     id.parse()
-        .map_err(|_| ApiError::bad(format!("batch id {:?} is not a number", shown(id))))
+        .map_err(|_| ApiError::bad(format!("batch id {} is not a number", quote(id))))
 }
 
 async fn get_batch(
@@ -350,8 +345,8 @@ async fn list_batches(
         Some("acked") => Some(BatchStatus::Acked),
         Some(other) => {
             return Err(ApiError::bad(format!(
-                "status {:?}: use open, acked or all",
-                shown(other)
+                "status {}: use open, acked or all",
+                quote(other)
             )));
         }
     };
@@ -410,8 +405,8 @@ fn parse_time(name: &str, v: Option<&str>, default: Timestamp) -> Result<Timesta
         None => Ok(default),
         Some(t) => rfc3339(t).map_err(|e| {
             ApiError::bad(format!(
-                "{name} {:?} is not an RFC 3339 time (2026-11-01T00:00:00Z): {e}",
-                shown(t)
+                "{name} {} is not an RFC 3339 time (2026-11-01T00:00:00Z): {e}",
+                quote(t)
             ))
         }),
     }
@@ -507,7 +502,7 @@ async fn meter_reads(
     })
     .await?;
     if !known && reads.is_empty() {
-        return Err(ApiError::not_found(format!("meter {} not found", shown(&meter))));
+        return Err(ApiError::not_found(format!("meter {} not found", quote(&meter))));
     }
     let reads: Vec<HistoryRead> = reads
         .into_iter()

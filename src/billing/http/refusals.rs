@@ -52,8 +52,8 @@ impl Refusals {
 
     /// A refused request from `remote` for `path`: logs what is due.
     pub fn refused(&self, remote: SocketAddr, path: &str, now: Instant) {
-        // A target can be 8 KiB; the log keeps its start.
-        let path: String = path.chars().take(80).collect();
+        // A target can be 8 KiB and hold control characters: the log keeps its start, escaped.
+        let path = crate::model::limits::quote(path);
         let path = path.as_str();
         let ip = remote.ip();
         let mut inner = self.lock();
