@@ -119,6 +119,7 @@ pub fn restore(data_dir: &Path, src: &Path, now: Timestamp) -> Result<RestoreOut
     let target = data_dir.join(STORE_FILE);
     let shown = target.display().to_string();
     let io = |what: &str, e: std::io::Error| StoreError::Engine(format!("{what}: {e}"));
+    std::fs::create_dir_all(data_dir).map_err(|e| io(&format!("creating {}", data_dir.display()), e))?;
     // Held until the copy is in place: no daemon or command opens the store meanwhile (redb
     // takes the same flock(2) lock).
     let current = match std::fs::File::open(&target) {
