@@ -18,9 +18,9 @@ mod listen;
 mod poll;
 mod review;
 mod run;
-mod store;
 #[cfg(feature = "simulate")]
 pub mod simulate;
+mod store;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -45,7 +45,10 @@ pub fn restore(env: &Env, src: &Path) -> anyhow::Result<()> {
         for p in &report.problems {
             eprintln!("{}: {}", p.table, p.what);
         }
-        bail!("{shown} fails `store check` ({} problem(s)); nothing restored", report.problems.len());
+        bail!(
+            "{shown} fails `store check` ({} problem(s)); nothing restored",
+            report.problems.len()
+        );
     }
     {
         let copy = RedbStore::open_snapshot(src).with_context(|| format!("opening {shown}"))?;

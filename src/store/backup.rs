@@ -94,7 +94,12 @@ pub(super) fn copy_to_bytes(src: &redb::ReadTransaction, dir: &Path) -> Result<V
     let tmp = tempfile::Builder::new()
         .prefix(".meterd-backup-")
         .tempdir_in(dir)
-        .map_err(|e| StoreError::Engine(format!("cannot make a directory for the backup in {}: {e}", dir.display())))?;
+        .map_err(|e| {
+            StoreError::Engine(format!(
+                "cannot make a directory for the backup in {}: {e}",
+                dir.display()
+            ))
+        })?;
     let path = tmp.path().join(STORE_FILE);
     copy_to(src, &path)?;
     std::fs::read(&path).map_err(|e| StoreError::Engine(format!("reading the backup {}: {e}", path.display())))
@@ -161,12 +166,20 @@ pub fn restore(data_dir: &Path, src: &Path, now: Timestamp) -> Result<RestoreOut
             ))
         })?;
     }
-    tmp.as_file().sync_all().map_err(|e| io("syncing the restored store", e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| io("syncing the restored store", e))?;
     let kept_aside = match current {
         Some(_) => {
-            let aside = data_dir.join(format!("{STORE_FILE}.before-restore-{}", now.strftime("%Y%m%dT%H%M%SZ")));
+            let aside = data_dir.join(format!(
+                "{STORE_FILE}.before-restore-{}",
+                now.strftime("%Y%m%dT%H%M%SZ")
+            ));
             if aside.exists() {
-                return Err(StoreError::Engine(format!("{} exists already; not replacing it", aside.display())));
+                return Err(StoreError::Engine(format!(
+                    "{} exists already; not replacing it",
+                    aside.display()
+                )));
             }
             std::fs::rename(&target, &aside).map_err(|e| io(&format!("moving {shown} aside"), e))?;
             Some(aside)

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::guard::catch;
 use super::redb_engine::*;
-use super::{Result, SCHEMA_VERSION, StoreError, STORE_FILE};
+use super::{Result, SCHEMA_VERSION, STORE_FILE, StoreError};
 use crate::model::billing::{ApiToken, BatchContents, Billed, BilledReadChange};
 use crate::model::{
     AuditEntry, Batch, GatewayState, Meter, MeterChange, OutboxEntry, QuarantineEntry, RouteLoad, RouteSkip,
@@ -106,15 +106,44 @@ pub fn check_file(path: &Path) -> Result<CheckReport> {
         Err(e) => return Err(StoreError::Engine(format!("cannot read {}: {e}", path.display()))),
     }
 
+    // The file itself, read-only: its shared lock keeps writers out while it is copied and
+    // walked, so the copy and the walk see the same store.
+    let db = match catch(|| {
+        redb::Database::builder()
+            .set_cache_size(DEFAULT_CACHE_BYTES)
+            .open_read_only(path)
+    }) {
+        Ok(Ok(db)) => Some(db),
+        Ok(Err(redb::DatabaseError::DatabaseAlreadyOpen)) => {
+            return Err(StoreError::Locked {
+                path: path.display().to_string(),
+            });
+        }
+        // Not shut down cleanly: the walk reads the copy redb's check recovers below.
+        Ok(Err(redb::DatabaseError::RepairAborted)) => None,
+        Ok(Err(e)) => {
+            report.problem("engine", format!("cannot open it read-only: {e}"));
+            None
+        }
+        Err(panic) => {
+            report.problem("engine", format!("redb fails opening it read-only: {panic}"));
+            None
+        }
+    };
+
     // redb's check, on a private copy next to the store (it repairs what it can).
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let tmp = tempfile::Builder::new()
         .prefix(".meterd-check-")
         .tempdir_in(dir)
         .or_else(|_| tempfile::tempdir())
         .map_err(|e| StoreError::Engine(format!("cannot make a directory for the check: {e}")))?;
     let copy = tmp.path().join(STORE_FILE);
-    std::fs::copy(path, &copy).map_err(|e| StoreError::Engine(format!("cannot copy {} for the check: {e}", path.display())))?;
+    std::fs::copy(path, &copy)
+        .map_err(|e| StoreError::Engine(format!("cannot copy {} for the check: {e}", path.display())))?;
     let engine_ok = match catch(|| {
         redb::Database::builder()
             .set_cache_size(DEFAULT_CACHE_BYTES)
@@ -133,26 +162,13 @@ pub fn check_file(path: &Path) -> Result<CheckReport> {
         }
     };
     report.engine_checked = true;
-
-    // The walk: on the file itself, read-only; if redb will not open it read-only (not shut
-    // down cleanly), on the copy its check recovered.
-    let opened = catch(|| redb::Database::builder().set_cache_size(DEFAULT_CACHE_BYTES).open_read_only(path));
-    let db = match opened {
-        Ok(Ok(db)) => Some(db),
-        Ok(Err(redb::DatabaseError::RepairAborted)) if engine_ok => {
-            match catch(|| redb::Database::builder().open_read_only(&copy)) {
-                Ok(Ok(db)) => Some(db),
-                _ => None,
-            }
-        }
-        Ok(Err(e)) => {
-            report.problem("engine", format!("cannot open it read-only: {e}"));
-            None
-        }
-        Err(panic) => {
-            report.problem("engine", format!("redb fails opening it read-only: {panic}"));
-            None
-        }
+    let db = match db {
+        Some(db) => Some(db),
+        None if engine_ok => match catch(|| redb::Database::builder().open_read_only(&copy)) {
+            Ok(Ok(db)) => Some(db),
+            _ => None,
+        },
+        None => None,
     };
     if let Some(db) = db {
         match catch(|| db.begin_read()) {
@@ -231,7 +247,11 @@ fn table<K: redb::Key + 'static, V: redb::Value + 'static>(
 }
 
 /// A row whose value must decode as `T`.
-fn decodes<T: serde::de::DeserializeOwned>(what: &'static str, key: impl std::fmt::Display, v: &[u8]) -> Option<String> {
+fn decodes<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    key: impl std::fmt::Display,
+    v: &[u8],
+) -> Option<String> {
     decode::<T>(what, v).err().map(|e| format!("{what} {key}: {e}"))
 }
 
@@ -269,16 +289,24 @@ fn walk(txn: &redb::ReadTransaction, report: &mut CheckReport) {
     if let Some(max) = reads.keys().max()
         && *max >= next_read
     {
-        report.problem("meta", format!("next read id {next_read} is not above the highest stored read {max}"));
+        report.problem(
+            "meta",
+            format!("next read id {next_read} is not above the highest stored read {max}"),
+        );
     }
     table(txn, report, METER_TIME, |(m, at, id), s| match reads.get_mut(&id) {
         None => Some(format!("entry ({m}, {at}, {id}) names read {id}, which is not stored")),
         Some(r) => {
             r.in_time_index += 1;
             if r.meter_id != m || r.at != at {
-                Some(format!("entry for read {id} says meter {m} at {at}, the read says {} at {}", r.meter_id, r.at))
+                Some(format!(
+                    "entry for read {id} says meter {m} at {at}, the read says {} at {}",
+                    r.meter_id, r.at
+                ))
             } else if r.summary != s {
-                Some(format!("entry for read {id} disagrees with the read (value, consumption, status)"))
+                Some(format!(
+                    "entry for read {id} disagrees with the read (value, consumption, status)"
+                ))
             } else {
                 None
             }
@@ -305,7 +333,10 @@ fn walk(txn: &redb::ReadTransaction, report: &mut CheckReport) {
         report.problem(index, format!("read {id} has {n} entries here, not 1"));
     }
     if missing.len() > MAX_LISTED {
-        report.problem("reads", format!("… and {} more reads missing from an index", missing.len() - MAX_LISTED));
+        report.problem(
+            "reads",
+            format!("… and {} more reads missing from an index", missing.len() - MAX_LISTED),
+        );
     }
     drop(reads);
 
@@ -322,7 +353,9 @@ fn walk(txn: &redb::ReadTransaction, report: &mut CheckReport) {
         Some(c) if c != client => Some(format!("client {client}'s open batch {id} belongs to {c}")),
         Some(_) => None,
     });
-    table(txn, report, QUARANTINE, |k, v| decodes::<QuarantineEntry>("quarantine entry", k, v));
+    table(txn, report, QUARANTINE, |k, v| {
+        decodes::<QuarantineEntry>("quarantine entry", k, v)
+    });
     let mut seen = HashMap::new();
     table(txn, report, SEEN, |(ns, key), at| {
         seen.insert((ns.to_owned(), key.to_vec()), at);
@@ -338,40 +371,52 @@ fn walk(txn: &redb::ReadTransaction, report: &mut CheckReport) {
         }
     });
     if by_time != seen.len() {
-        report.problem(
-            "seen_by_time",
-            format!("{by_time} entries, seen has {}", seen.len()),
-        );
+        report.problem("seen_by_time", format!("{by_time} entries, seen has {}", seen.len()));
     }
     drop(seen);
-    table(txn, report, BATCH_CONTENTS, |k, v| decodes::<BatchContents>("batch contents", k, v));
+    table(txn, report, BATCH_CONTENTS, |k, v| {
+        decodes::<BatchContents>("batch contents", k, v)
+    });
     table(txn, report, BILLED, |k, v| decodes::<Billed>("billed", k, v));
-    table(txn, report, BILLED_READ_CHANGES, |k, v| decodes::<BilledReadChange>("billed read change", k, v));
+    table(txn, report, BILLED_READ_CHANGES, |k, v| {
+        decodes::<BilledReadChange>("billed read change", k, v)
+    });
     table(txn, report, API_TOKENS, |k, v| decodes::<ApiToken>("token", k, v));
-    table(txn, report, GW_GATEWAYS, |k, v| decodes::<GatewayState>("gateway", k, v));
+    table(txn, report, GW_GATEWAYS, |k, v| {
+        decodes::<GatewayState>("gateway", k, v)
+    });
     table(txn, report, GW_INTERVALS, |_, _| None);
     table(txn, report, GW_TAMPER, |_, _| None);
-    table(txn, report, GW_OUTBOX, |k, v| decodes::<OutboxEntry>("outbox entry", k, v));
+    table(txn, report, GW_OUTBOX, |k, v| {
+        decodes::<OutboxEntry>("outbox entry", k, v)
+    });
     table(txn, report, ROUTE_ASSIGN, |_, _| None);
-    table(txn, report, ROUTE_LOADS, |(r, at), v| decodes::<RouteLoad>("route load", format!("{r}@{at}"), v));
+    table(txn, report, ROUTE_LOADS, |(r, at), v| {
+        decodes::<RouteLoad>("route load", format!("{r}@{at}"), v)
+    });
     table(txn, report, CRADLE_WATERMARK, |_, _| None);
     table(txn, report, ROUTE_SKIPS, |(r, m, s, q), v| {
         decodes::<RouteSkip>("route skip", format!("{r}/{m}/{s}/{q}"), v)
     });
 
     let mut audit: HashMap<u64, (u64, String)> = HashMap::new();
-    table(txn, report, AUDIT, |k, v| match decode::<AuditEntry>("audit entry", v) {
-        Ok(e) => {
-            audit.insert(k, (e.read_id, e.meter_id));
-            None
+    table(txn, report, AUDIT, |k, v| {
+        match decode::<AuditEntry>("audit entry", v) {
+            Ok(e) => {
+                audit.insert(k, (e.read_id, e.meter_id));
+                None
+            }
+            Err(e) => Some(format!("entry {k}: {e}")),
         }
-        Err(e) => Some(format!("entry {k}: {e}")),
     });
     let audit_len = meta.get(K_AUDIT_LEN).copied().unwrap_or(0);
     if audit.len() as u64 != audit_len {
         report.problem(
             "audit",
-            format!("{} entries stored, {audit_len} recorded (`meterd audit verify` names them)", audit.len()),
+            format!(
+                "{} entries stored, {audit_len} recorded (`meterd audit verify` names them)",
+                audit.len()
+            ),
         );
     }
     table(txn, report, AUDIT_BY_READ, |(read, seq), ()| match audit.get(&seq) {
@@ -384,7 +429,13 @@ fn walk(txn: &redb::ReadTransaction, report: &mut CheckReport) {
         Some((_, m)) => Some(format!("entry ({meter}, {seq}): audit entry {seq} is of meter {m}")),
         None => Some(format!("entry ({meter}, {seq}): audit entry {seq} is not stored")),
     });
-    table(txn, report, UNDO_SNAPSHOTS, |k, v| decodes::<StoredRead>("undo snapshot", k, v));
-    table(txn, report, SERVICE_ORDERS, |k, v| decodes::<ServiceOrder>("service order", k, v));
-    table(txn, report, METER_CHANGES, |(m, at), v| decodes::<MeterChange>("meter change", format!("{m}@{at}"), v));
+    table(txn, report, UNDO_SNAPSHOTS, |k, v| {
+        decodes::<StoredRead>("undo snapshot", k, v)
+    });
+    table(txn, report, SERVICE_ORDERS, |k, v| {
+        decodes::<ServiceOrder>("service order", k, v)
+    });
+    table(txn, report, METER_CHANGES, |(m, at), v| {
+        decodes::<MeterChange>("meter change", format!("{m}@{at}"), v)
+    });
 }

@@ -104,11 +104,7 @@ impl Health {
 
     /// The error of a store found damaged, when it was.
     pub(super) fn damaged(&self) -> Option<StoreError> {
-        self.damaged
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .cloned()
+        self.damaged.lock().unwrap_or_else(|p| p.into_inner()).as_ref().cloned()
     }
 
     /// The error for damage found now (a panic message or a corruption error).
@@ -174,7 +170,7 @@ impl<'s, T> Guarded<'s, T> {
 }
 
 impl<T: WriteTxn> Guarded<'_, T> {
-    fn finish(mut self: Box<Self>) -> Result<()> {
+    fn finish(mut self) -> Result<()> {
         let inner = self.inner.take().expect("present until commit or drop");
         let health = self.health;
         health.run(move || Box::new(inner).commit())
@@ -190,7 +186,8 @@ impl<T> Drop for Guarded<'_, T> {
         }
         if let Err(panic) = catch(move || drop(inner)) {
             tracing::error!(store = %self.health.path, "the store engine panicked ending a transaction: {panic}");
-            self.health.mark(self.health.damage(format!("the engine failed on it ({panic})")));
+            self.health
+                .mark(self.health.damage(format!("the engine failed on it ({panic})")));
         }
     }
 }
@@ -477,10 +474,9 @@ impl<T: WriteTxn> WriteTxn for Guarded<'_, T> {
         health.run(|| self.inner_mut().put_meter_change(change))
     }
     fn commit(self: Box<Self>) -> Result<()> {
-        self.finish()
+        (*self).finish()
     }
 }
-
 
 #[cfg(test)]
 mod tests {

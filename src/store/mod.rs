@@ -35,8 +35,7 @@ pub use redb_engine::{DEFAULT_CACHE_BYTES, RedbStore, STORE_FILE, open_waiting, 
 pub const SCHEMA_VERSION: u64 = 2;
 
 /// What to do about a damaged store (every damaged-store error ends with it).
-pub const DAMAGED_HINT: &str =
-    "run `meterd store check` to see what is damaged, and restore the latest good backup (`meterd store restore`, docs/operating.md \"Backups\")";
+pub const DAMAGED_HINT: &str = "run `meterd store check` to see what is damaged, and restore the latest good backup (`meterd store restore`, docs/operating.md \"Backups\")";
 
 /// Store errors.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -263,7 +263,9 @@ fn preflight(path: &Path) -> Result<Found> {
 fn open_error(shown: &str, e: redb::DatabaseError) -> StoreError {
     match e {
         redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked { path: shown.to_owned() },
-        redb::DatabaseError::Storage(redb::StorageError::Io(io)) if io.kind() == std::io::ErrorKind::PermissionDenied => {
+        redb::DatabaseError::Storage(redb::StorageError::Io(io))
+            if io.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
             StoreError::NoAccess {
                 path: shown.to_owned(),
                 detail: io.to_string(),
@@ -450,7 +452,13 @@ impl RedbStore {
         // An existing file is verified (every page checksum) as it opens: damage is reported as
         // an error instead of meeting a panic later (redb: `set_check_integrity_on_open`).
         builder.set_check_integrity_on_open(!fresh);
-        let db = match catch(|| if fresh { builder.create(path) } else { builder.open(path) }) {
+        let db = match catch(|| {
+            if fresh {
+                builder.create(path)
+            } else {
+                builder.open(path)
+            }
+        }) {
             Err(panic) => return Err(health.damage(format!("the engine failed opening it ({panic})"))),
             Ok(Err(e)) => return Err(open_error(&shown, e)),
             Ok(Ok(db)) => db,
@@ -855,7 +863,11 @@ macro_rules! impl_read_txn {
             }
 
             fn count_reads(&self) -> Result<u64> {
-                self.txn.open_table(noted(READS)).map_err(engine)?.len().map_err(engine)
+                self.txn
+                    .open_table(noted(READS))
+                    .map_err(engine)?
+                    .len()
+                    .map_err(engine)
             }
 
             fn batch(&self, id: BatchId) -> Result<Option<Batch>> {

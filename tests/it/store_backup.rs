@@ -53,7 +53,9 @@ fn a_backup_during_mqtt_ingest_restores_every_read_committed_before_it() {
         ),
     );
     let d = Daemon::start(&s, &cfg);
-    d.wait_for("subscribed", Duration::from_secs(20), |l| l.contains("connected and subscribed"));
+    d.wait_for("subscribed", Duration::from_secs(20), |l| {
+        l.contains("connected and subscribed")
+    });
 
     // A gateway keeps publishing distinct meters until told to stop.
     let stop = Arc::new(AtomicBool::new(false));
@@ -94,9 +96,15 @@ fn a_backup_during_mqtt_ingest_restores_every_read_committed_before_it() {
     assert!(e.contains("exists") && e.contains("--force"), "{e}");
     // `store check` through the daemon: a snapshot of the live store.
     let check = s.ok(&["store", "check"]);
-    assert!(check.contains("intact") && check.contains("on a stopped store only"), "{check}");
+    assert!(
+        check.contains("intact") && check.contains("on a stopped store only"),
+        "{check}"
+    );
+    // Ingest goes on after the backup (what was published meanwhile is committed).
+    d.wait_until("reads committed after the backup", Duration::from_secs(60), || {
+        read_ids(&s).len() > before.len()
+    });
     let after = read_ids(&s);
-    assert!(after.len() > before.len(), "ingest went on: {} then {}", before.len(), after.len());
     d.stop();
 
     // Restored into a fresh data directory: every read committed before the backup began.
@@ -105,7 +113,11 @@ fn a_backup_during_mqtt_ingest_restores_every_read_committed_before_it() {
     assert!(out.contains("restored"), "{out}");
     let restored = read_ids(&fresh);
     let missing: Vec<_> = before.difference(&restored).collect();
-    assert!(missing.is_empty(), "{} reads missing from the backup: {missing:?}", missing.len());
+    assert!(
+        missing.is_empty(),
+        "{} reads missing from the backup: {missing:?}",
+        missing.len()
+    );
     assert!(restored.is_subset(&after), "the backup holds only reads the store had");
     eprintln!(
         "reads committed before the backup: {}, in the backup: {}, in the store after ingest: {}",
@@ -157,13 +169,21 @@ fn restore_checks_the_backup_keeps_the_store_aside_and_refuses_beside_a_daemon()
     std::fs::write(&bad, bytes).unwrap();
     let current = std::fs::read(&store).unwrap();
     let e = s.fails(&["store", "restore", bad.to_str().unwrap()]);
-    assert!(e.contains("fails `store check`") && e.contains("nothing restored"), "{e}");
-    assert!(std::fs::read(&store).unwrap() == current, "a refused restore changed the store");
+    assert!(
+        e.contains("fails `store check`") && e.contains("nothing restored"),
+        "{e}"
+    );
+    assert!(
+        std::fs::read(&store).unwrap() == current,
+        "a refused restore changed the store"
+    );
 
     // Refused while a daemon runs.
     let cfg = s.file("meterd.toml", "");
     let d = Daemon::start(&s, &cfg);
-    d.wait_for("the daemon running", Duration::from_secs(60), |l| l.contains("meterd running"));
+    d.wait_for("the daemon running", Duration::from_secs(60), |l| {
+        l.contains("meterd running")
+    });
     let e = s.fails(&["store", "restore", backup.to_str().unwrap()]);
     assert!(e.contains("daemon is running") && e.contains("stop it first"), "{e}");
     d.stop();
@@ -184,11 +204,17 @@ fn restore_checks_the_backup_keeps_the_store_aside_and_refuses_beside_a_daemon()
         "the store kept aside is the one that was in place"
     );
     assert_eq!(std::fs::metadata(&store).unwrap().mode() & 0o777, mode);
-    assert!(!names.iter().any(|n| n.starts_with(".meterd")), "temporary files left: {names:?}");
+    assert!(
+        !names.iter().any(|n| n.starts_with(".meterd")),
+        "temporary files left: {names:?}"
+    );
     s.ok(&["audit", "verify"]);
     s.ok(&["store", "check"]);
     // An import file of the same name is not a store.
-    let not_store = s.file("meters.csv", &format!("{METERS_HEADER}{}", meter_line("W2", "water", 8, "active")));
+    let not_store = s.file(
+        "meters.csv",
+        &format!("{METERS_HEADER}{}", meter_line("W2", "water", 8, "active")),
+    );
     let e = s.fails(&["store", "restore", not_store.to_str().unwrap()]);
     assert!(e.contains("not a redb database file"), "{e}");
 }

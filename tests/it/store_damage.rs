@@ -16,7 +16,10 @@ fn town() -> Scratch {
     let mut csv = String::from("meter_id,read_at,value,read_type,codes\n");
     for i in 0..100 {
         for day in 1..=30 {
-            csv.push_str(&format!("W{i:03},2025-04-{day:02}T08:00:00Z,{},manual,\n", 1000 + day * 10));
+            csv.push_str(&format!(
+                "W{i:03},2025-04-{day:02}T08:00:00Z,{},manual,\n",
+                1000 + day * 10
+            ));
         }
     }
     s.ok(&["reads", "import", s.file("reads.csv", &csv).to_str().unwrap()]);
@@ -74,9 +77,19 @@ fn damaged_store_fails_safe(s: &Scratch) {
     );
     assert!(snapshot(&file) == before, "reads list changed the damaged store");
     let again = fails_cleanly(s, &["reads", "list", "--json"]);
-    assert_eq!(again, first, "the next command gives the same error (nothing made worse)");
+    assert_eq!(
+        again, first,
+        "the next command gives the same error (nothing made worse)"
+    );
     // Commands that write refuse too, without repairing the file.
-    let meters = s.file("more.csv", &format!("{}{}", crate::common::METERS_HEADER, meter_line("X1", "water", 8, "active")));
+    let meters = s.file(
+        "more.csv",
+        &format!(
+            "{}{}",
+            crate::common::METERS_HEADER,
+            meter_line("X1", "water", 8, "active")
+        ),
+    );
     fails_cleanly(s, &["meters", "import", meters.to_str().unwrap()]);
     assert!(snapshot(&file) == before, "meters import changed the damaged store");
     assert_eq!(fails_cleanly(s, &["reads", "list", "--json"]), first);
@@ -117,9 +130,20 @@ fn an_empty_or_foreign_store_file_is_refused_never_initialised() {
         std::fs::write(store_file(&s), contents).unwrap();
         let e = fails_cleanly(&s, &["reads", "list", "--json"]);
         assert!(e.contains("is not a meterd store"), "{what}: {e}");
-        let meters = s.file("m.csv", &format!("{}{}", crate::common::METERS_HEADER, meter_line("X1", "water", 8, "active")));
+        let meters = s.file(
+            "m.csv",
+            &format!(
+                "{}{}",
+                crate::common::METERS_HEADER,
+                meter_line("X1", "water", 8, "active")
+            ),
+        );
         fails_cleanly(&s, &["meters", "import", meters.to_str().unwrap()]);
-        assert_eq!(std::fs::read(store_file(&s)).unwrap(), contents, "{what}: the file was changed");
+        assert_eq!(
+            std::fs::read(store_file(&s)).unwrap(),
+            contents,
+            "{what}: the file was changed"
+        );
     }
     // A redb database that is not a meterd store (no schema table) is refused too.
     let s = Scratch::new();
@@ -127,7 +151,10 @@ fn an_empty_or_foreign_store_file_is_refused_never_initialised() {
     {
         let db = redb::Database::create(store_file(&s)).unwrap();
         let txn = db.begin_write().unwrap();
-        txn.open_table(redb::TableDefinition::<u64, u64>::new("other")).unwrap().insert(1, 2).unwrap();
+        txn.open_table(redb::TableDefinition::<u64, u64>::new("other"))
+            .unwrap()
+            .insert(1, 2)
+            .unwrap();
         txn.commit().unwrap();
     }
     let before = snapshot(&store_file(&s));
@@ -146,6 +173,9 @@ fn reading_does_not_write_the_store_and_check_passes_an_intact_one() {
     assert_eq!(reads.as_array().unwrap().len(), 3000);
     s.ok(&["audit", "verify"]);
     let out = s.ok(&["store", "check"]);
-    assert!(out.contains("intact") && out.contains("page checksums verified"), "{out}");
+    assert!(
+        out.contains("intact") && out.contains("page checksums verified"),
+        "{out}"
+    );
     assert!(snapshot(&file) == before, "a read-only command wrote the store");
 }
