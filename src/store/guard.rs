@@ -42,7 +42,10 @@ fn install_hook() {
                     .map(|s| (*s).to_owned())
                     .or_else(|| info.payload().downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "a panic".into());
-                let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line()));
+                let at = info.location().map(|l| {
+                    let file = std::path::Path::new(l.file()).file_name().and_then(|f| f.to_str());
+                    format!(" at {}:{}", file.unwrap_or("?"), l.line())
+                });
                 LAST_PANIC.with(|p| *p.borrow_mut() = Some(format!("{what}{}", at.unwrap_or_default())));
             } else {
                 previous(info);
@@ -137,7 +140,7 @@ impl Health {
             Ok(Err(e @ StoreError::Corrupt { .. })) => Err(self.damage(e.to_string())),
             Ok(Err(e)) => Err(e),
             Err(panic) => {
-                tracing::error!(store = %self.path, "the store engine panicked: {panic}; the store is treated as damaged");
+                tracing::error!(store = %self.path, "the store engine failed on the file ({panic}); the store is treated as damaged from now on");
                 Err(self.mark(self.damage(format!("the engine failed on it ({panic})"))))
             }
         }
@@ -185,7 +188,7 @@ impl<T> Drop for Guarded<'_, T> {
             return;
         }
         if let Err(panic) = catch(move || drop(inner)) {
-            tracing::error!(store = %self.health.path, "the store engine panicked ending a transaction: {panic}");
+            tracing::error!(store = %self.health.path, "the store engine failed ending a transaction ({panic}); the store is treated as damaged from now on");
             self.health
                 .mark(self.health.damage(format!("the engine failed on it ({panic})")));
         }

@@ -72,7 +72,7 @@ pub enum StoreError {
     /// The store file is damaged: the engine found it corrupt, or failed on it (a caught
     /// panic). Nothing was written; from then on the store answers only this error.
     #[error(
-        "store {path} is damaged{}: {detail}; nothing was changed. {DAMAGED_HINT}",
+        "store {path} is damaged{}: {detail}; nothing was changed; {DAMAGED_HINT}",
         table.as_deref().map(|t| format!(" (table {t})")).unwrap_or_default()
     )]
     Damaged {

@@ -322,7 +322,7 @@ impl Drop for RedbStore {
             // it was found. The lock goes with the process.
             std::mem::forget(db);
         } else if let Err(panic) = catch(move || drop(db)) {
-            tracing::error!(store = %self.path.display(), "the store engine panicked closing the store: {panic}");
+            tracing::error!(store = %self.path.display(), "the store engine failed closing the store ({panic})");
         }
     }
 }

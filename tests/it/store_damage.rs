@@ -71,6 +71,7 @@ fn damaged_store_fails_safe(s: &Scratch) {
     let file = store_file(s);
     let before = snapshot(&file);
     let first = fails_cleanly(s, &["reads", "list", "--json"]);
+    eprintln!("reads list on the damaged store: {first}");
     assert!(
         first.contains("meterd store check") && first.contains("backup"),
         "the error says what to do: {first}"
@@ -100,6 +101,7 @@ fn damaged_store_fails_safe(s: &Scratch) {
     assert_eq!(out.status.code(), Some(1), "store check: {stdout}{stderr}");
     assert!(stderr.contains("DAMAGED"), "{stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    eprintln!("store check: {report}");
     assert!(!report["problems"].as_array().unwrap().is_empty(), "{report}");
     assert!(snapshot(&file) == before, "store check changed the damaged store");
     assert!(
@@ -178,4 +180,66 @@ fn reading_does_not_write_the_store_and_check_passes_an_intact_one() {
         "{out}"
     );
     assert!(snapshot(&file) == before, "a read-only command wrote the store");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET /healthz`: the status line ("" when nothing answers yet).
+fn healthz(port: u16) -> String {
+    use std::io::{Read as _, Write as _};
+    let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    c.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    let _ = c.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let mut answer = String::new();
+    let _ = c.read_to_string(&mut answer);
+    answer.lines().next().unwrap_or_default().to_owned()
+}
+
+/// The store damaged under a running daemon (the disk, not meterd): its commands fail with the
+/// damaged-store error, the daemon stays up and keeps answering, `/healthz` says 503.
+#[test]
+fn a_daemon_whose_store_is_damaged_under_it_stays_up_and_says_so() {
+    use std::io::{Seek as _, Write as _};
+    use std::time::Duration;
+    let s = town();
+    let http = free_port();
+    // A small page cache: reads go to the file, where the damage is.
+    let cfg = s.file(
+        "meterd.toml",
+        &format!("[daemon]\nstore_cache_mib = 1\n\n[http]\nlisten = \"127.0.0.1:{http}\"\n"),
+    );
+    let d = crate::common::daemon::Daemon::start(&s, &cfg);
+    d.wait_until("healthz answers", Duration::from_secs(60), || {
+        healthz(http).contains("200")
+    });
+
+    let file = store_file(&s);
+    let len = std::fs::metadata(&file).unwrap().len();
+    let mut f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+    f.seek(std::io::SeekFrom::Start(len / 2)).unwrap();
+    f.write_all(&vec![0; (len - len / 2) as usize]).unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+
+    let first = fails_cleanly(&s, &["reads", "list", "--json"]);
+    eprintln!("through the daemon: {first}");
+    assert!(first.contains("meterd store check"), "{first}");
+    let again = fails_cleanly(&s, &["reads", "list", "--json"]);
+    assert_eq!(again, first, "the same error on the next command");
+    let status = healthz(http);
+    eprintln!("healthz: {status}");
+    assert!(status.contains("503"), "{status}");
+    // Still up: the control socket answers (the store command fails with the same error).
+    let e = fails_cleanly(&s, &["meters", "list"]);
+    assert!(e.contains("is damaged"), "{e}");
+    assert!(!d.log().contains("panicked"), "{}", d.log());
+    d.stop();
 }
