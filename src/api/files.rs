@@ -64,6 +64,8 @@ pub struct OutFile {
     dir: PathBuf,
     tmp: tempfile::NamedTempFile,
     written: u64,
+    /// Most bytes written ([`MAX_FILE`] unless [`Self::unlimited`]).
+    limit: u64,
 }
 
 fn kind(t: std::fs::FileType) -> &'static str {
@@ -112,13 +114,20 @@ impl OutFile {
             dir,
             tmp,
             written: 0,
+            limit: MAX_FILE,
         })
+    }
+
+    /// Without the size limit (a store backup is as large as the store).
+    pub fn unlimited(mut self) -> Self {
+        self.limit = u64::MAX;
+        self
     }
 
     /// Appends bytes (a chunk from the daemon, or the whole file in process).
     pub fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
         self.written += bytes.len() as u64;
-        if self.written > MAX_FILE {
+        if self.written > self.limit {
             bail!(
                 "{}: the file is larger than {} MiB; not written",
                 self.target.display(),

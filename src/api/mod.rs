@@ -45,7 +45,7 @@ pub use identity::Caller;
 pub use proto::{Reply, Request, Role, ToClient, ToDaemon};
 
 /// The version of the control protocol this build speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Time a peer has for the handshake.
 pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);

@@ -20,6 +20,7 @@ mod review;
 mod run;
 #[cfg(feature = "simulate")]
 pub mod simulate;
+mod store;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -112,6 +113,9 @@ pub enum Command {
     /// Billing API tokens: create (shown once), list, revoke.
     #[command(subcommand)]
     Tokens(TokensCmd),
+    /// The store file: check it, back it up while the daemon runs, restore a backup.
+    #[command(subcommand)]
+    Store(store::StoreCli),
 }
 
 impl Command {
@@ -131,6 +135,7 @@ impl Command {
             Command::Gateways(c) => C::Gateways(c),
             Command::Routes(c) => C::Routes(c),
             Command::Tokens(c) => C::Tokens(c),
+            Command::Store(store::StoreCli::Api(c)) => C::Store(c),
             other => return Err(other),
         })
     }
@@ -261,6 +266,11 @@ pub(crate) fn open_store(dir: &Path) -> anyhow::Result<RedbStore> {
     crate::store::open_waiting(dir, LOCKED_WAIT).with_context(|| format!("cannot open the store in {}", dir.display()))
 }
 
+pub(crate) fn open_store_read_only(dir: &Path) -> anyhow::Result<RedbStore> {
+    crate::store::open_waiting_read_only(dir, LOCKED_WAIT)
+        .with_context(|| format!("cannot open the store in {}", dir.display()))
+}
+
 /// Whether an error is the store held by another process (or not readable by this user).
 fn store_busy(err: &anyhow::Error) -> bool {
     err.chain().any(|c| {
@@ -380,7 +390,21 @@ fn store_command(env: &Env, cmd: api_commands::Command, on_behalf_of: Option<&st
     };
     let socket = env.socket();
     let protected = [env.data_dir.join(crate::store::STORE_FILE), socket.clone()];
+    let backup = match &cmd {
+        api_commands::Command::Store(api_commands::StoreCmd::Backup { dest, force }) => {
+            if !force && std::fs::symlink_metadata(dest).is_ok() {
+                return fail(anyhow::anyhow!(
+                    "{} exists: not replacing it (give --force to replace it)",
+                    dest.display()
+                ));
+            }
+            true
+        }
+        _ => false,
+    };
     let out = match cmd.download().map(|p| OutFile::prepare(p, &protected)).transpose() {
+        // A backup is as large as the store: no limit but the disk's.
+        Ok(o) if backup => o.map(OutFile::unlimited),
         Ok(o) => o,
         Err(e) => return fail(e),
     };
@@ -411,7 +435,25 @@ fn store_command(env: &Env, cmd: api_commands::Command, on_behalf_of: Option<&st
     let Request::Command(cmd) = request else {
         unreachable!("built above")
     };
-    let store = match open_store(&env.data_dir) {
+    // A stopped store is checked as a file: opening it as a store could fail on the damage
+    // the check is there to name, and redb's page check needs it closed.
+    if let api_commands::Command::Store(api_commands::StoreCmd::Check { json }) = cmd {
+        let path = env.data_dir.join(crate::store::STORE_FILE);
+        let result = crate::store::check_file(&path)
+            .map_err(anyhow::Error::from)
+            .and_then(|report| api_commands::store::print_report(env, &report, json));
+        let _ = env.out().flush();
+        return match result {
+            Ok(()) => 0,
+            Err(e) => fail(e),
+        };
+    }
+    let opened = if cmd.writes() {
+        open_store(&env.data_dir)
+    } else {
+        open_store_read_only(&env.data_dir)
+    };
+    let store = match opened {
         Ok(s) => s,
         Err(e) if store_busy(&e) => {
             // A daemon may have started meanwhile: it holds the store now.
@@ -487,6 +529,7 @@ fn dispatch(env: &Env, command: Command) -> anyhow::Result<()> {
         #[cfg(feature = "simulate")]
         Command::Simulate(cmd) => simulate::run(env, cmd),
         Command::CheckConfig(args) => check_config::run(env, args),
+        Command::Store(store::StoreCli::Restore { src }) => store::restore(env, &src),
         other => anyhow::bail!("{other:?} runs through `meterd` (cli::main), not here"),
     }
 }

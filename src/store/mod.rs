@@ -13,6 +13,9 @@
 //! - The schema version is recorded; a store of an older version is migrated when opened (in
 //!   one transaction), one of a newer version is refused with a clear error.
 
+mod backup;
+pub mod check;
+mod guard;
 mod migrate;
 mod redb_engine;
 
@@ -24,13 +27,18 @@ use crate::model::{
     QuarantineEntry, ReadId, ReadStatus, ReadSummary, RouteLoad, RouteSkip, ServiceOrder, StoredRead,
 };
 
-pub use redb_engine::{DEFAULT_CACHE_BYTES, RedbStore, STORE_FILE, open_waiting};
+pub use backup::{RestoreOutcome, restore};
+pub use check::{CheckReport, Problem, check_file};
+pub use redb_engine::{DEFAULT_CACHE_BYTES, RedbStore, STORE_FILE, open_waiting, open_waiting_read_only};
 
 /// Schema version this build reads and writes.
 pub const SCHEMA_VERSION: u64 = 2;
 
+/// What to do about a damaged store (every damaged-store error ends with it).
+pub const DAMAGED_HINT: &str = "run `meterd store check` to see what is damaged, and restore the latest good backup (`meterd store restore`, docs/operating.md \"Backups\")";
+
 /// Store errors.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The engine failed (IO, corruption detected by the engine, ...).
     #[error("store engine error: {0}")]
@@ -61,6 +69,20 @@ pub enum StoreError {
     /// This process may not open the store (permissions); the daemon's user can.
     #[error("no access to store {path}: {detail}")]
     NoAccess { path: String, detail: String },
+    /// The store file is damaged: the engine found it corrupt, or failed on it (a caught
+    /// panic). Nothing was written; from then on the store answers only this error.
+    #[error(
+        "store {path} is damaged{}: {detail}; nothing was changed; {DAMAGED_HINT}",
+        table.as_deref().map(|t| format!(" (table {t})")).unwrap_or_default()
+    )]
+    Damaged {
+        path: String,
+        table: Option<String>,
+        detail: String,
+    },
+    /// A write on a store opened read-only (a command that only reads opens it so).
+    #[error("store {path} is open read-only for this command; nothing was written")]
+    ReadOnly { path: String },
     /// An update referred to something that is not stored.
     #[error("{what} {id} not found")]
     NotFound { what: &'static str, id: String },
@@ -82,6 +104,12 @@ pub trait Store: Send + Sync {
     fn begin_read(&self) -> Result<Box<dyn ReadTxn + '_>>;
     /// The one writer. Dropping it without [`WriteTxn::commit`] rolls everything back.
     fn begin_write(&self) -> Result<Box<dyn WriteTxn + '_>>;
+    /// Checks every table and index of the store as it is now (a consistent snapshot), without
+    /// changing anything (`meterd store check` through the daemon).
+    fn check(&self) -> Result<CheckReport>;
+    /// A consistent copy of the whole store, as the bytes of a store file that opens on its
+    /// own (`meterd store backup`).
+    fn backup(&self) -> Result<Vec<u8>>;
 }
 
 impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
@@ -90,6 +118,12 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn begin_write(&self) -> Result<Box<dyn WriteTxn + '_>> {
         (**self).begin_write()
+    }
+    fn check(&self) -> Result<CheckReport> {
+        (**self).check()
+    }
+    fn backup(&self) -> Result<Vec<u8>> {
+        (**self).backup()
     }
 }
 

@@ -45,6 +45,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::HistoryQuery;
+use super::check::CheckReport;
+use super::guard::{Guarded, Health, catch};
 use super::{ReadTxn, Result, SCHEMA_VERSION, Store, StoreError, WriteTxn};
 use crate::model::billing::{ApiToken, BatchContents, Billed, BilledReadChange};
 use crate::model::{
@@ -53,15 +55,15 @@ use crate::model::{
 };
 
 pub(super) const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
-const METERS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meters");
+pub(super) const METERS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meters");
 pub(super) const READS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("reads");
 /// Value: the read's [`ReadSummary`] (value µ-units, consumption µ-units, status code,
 /// excluded-from-history flag), so VEE history is one index scan without decoding whole reads.
-const METER_TIME: TableDefinition<'_, (&str, i64, u64), Summary> = TableDefinition::new("meter_time");
+pub(super) const METER_TIME: TableDefinition<'_, (&str, i64, u64), Summary> = TableDefinition::new("meter_time");
 
-type Summary = (i64, Option<i64>, u8, bool);
+pub(super) type Summary = (i64, Option<i64>, u8, bool);
 
-fn summary_value(r: &StoredRead) -> Summary {
+pub(super) fn summary_value(r: &StoredRead) -> Summary {
     let s = r.summary();
     (
         s.value.micros(),
@@ -85,49 +87,49 @@ fn summary_of(key: (&str, i64, u64), v: Summary) -> Result<ReadSummary> {
         excluded: v.3,
     })
 }
-const STATUS_INDEX: TableDefinition<'_, (u8, u64), ()> = TableDefinition::new("status_index");
-const BATCHES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("batches");
-const OPEN_BATCHES: TableDefinition<'_, &str, u64> = TableDefinition::new("open_batches");
-const QUARANTINE: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("quarantine");
-const SEEN: TableDefinition<'_, (&str, &[u8]), i64> = TableDefinition::new("seen");
+pub(super) const STATUS_INDEX: TableDefinition<'_, (u8, u64), ()> = TableDefinition::new("status_index");
+pub(super) const BATCHES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("batches");
+pub(super) const OPEN_BATCHES: TableDefinition<'_, &str, u64> = TableDefinition::new("open_batches");
+pub(super) const QUARANTINE: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("quarantine");
+pub(super) const SEEN: TableDefinition<'_, (&str, &[u8]), i64> = TableDefinition::new("seen");
 /// The same keys by (namespace, first seen, key): window expiry takes the oldest off the front
 /// instead of scanning every key (a day of gateway traffic is tens of millions).
-const SEEN_BY_TIME: TableDefinition<'_, (&str, i64, &[u8]), ()> = TableDefinition::new("seen_by_time");
+pub(super) const SEEN_BY_TIME: TableDefinition<'_, (&str, i64, &[u8]), ()> = TableDefinition::new("seen_by_time");
 // --- billing (issue 7) ---
-const BATCH_CONTENTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("batch_contents");
-const BILLED: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("billed");
+pub(super) const BATCH_CONTENTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("batch_contents");
+pub(super) const BILLED: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("billed");
 pub(super) const BILLED_READ_CHANGES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("billed_read_changes");
-const API_TOKENS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("api_tokens");
+pub(super) const API_TOKENS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("api_tokens");
 
 // --- MQTT gateways (src/ingest/mqtt) ---
-const GW_GATEWAYS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("gw_gateways");
-const GW_INTERVALS: TableDefinition<'_, (&str, i64), (u8, u64)> = TableDefinition::new("gw_intervals");
-const GW_TAMPER: TableDefinition<'_, &str, (i64, u64)> = TableDefinition::new("gw_tamper");
-const GW_OUTBOX: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("gw_outbox");
-const K_NEXT_OUTBOX: &str = "next_outbox_id";
+pub(super) const GW_GATEWAYS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("gw_gateways");
+pub(super) const GW_INTERVALS: TableDefinition<'_, (&str, i64), (u8, u64)> = TableDefinition::new("gw_intervals");
+pub(super) const GW_TAMPER: TableDefinition<'_, &str, (i64, u64)> = TableDefinition::new("gw_tamper");
+pub(super) const GW_OUTBOX: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("gw_outbox");
+pub(super) const K_NEXT_OUTBOX: &str = "next_outbox_id";
 /// Two interval reads of one meter ending closer than this are the same interval.
 const INTERVAL_SLACK_US: i64 = 60_000_000;
 // --- handheld cradles ---
-const ROUTE_ASSIGN: TableDefinition<'_, &str, &str> = TableDefinition::new("route_assign");
-const ROUTE_LOADS: TableDefinition<'_, (&str, i64), &[u8]> = TableDefinition::new("route_loads");
-const CRADLE_WATERMARK: TableDefinition<'_, &str, u32> = TableDefinition::new("cradle_watermark");
-const ROUTE_SKIPS: TableDefinition<'_, (&str, &str, &str, u32), &[u8]> = TableDefinition::new("route_skips");
+pub(super) const ROUTE_ASSIGN: TableDefinition<'_, &str, &str> = TableDefinition::new("route_assign");
+pub(super) const ROUTE_LOADS: TableDefinition<'_, (&str, i64), &[u8]> = TableDefinition::new("route_loads");
+pub(super) const CRADLE_WATERMARK: TableDefinition<'_, &str, u32> = TableDefinition::new("cradle_watermark");
+pub(super) const ROUTE_SKIPS: TableDefinition<'_, (&str, &str, &str, u32), &[u8]> = TableDefinition::new("route_skips");
 
 // --- clerk review ---
 /// The audit trail (public so tamper tests can open it with redb directly).
 pub const AUDIT: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("audit");
-const AUDIT_BY_READ: TableDefinition<'_, (u64, u64), ()> = TableDefinition::new("audit_by_read");
-const AUDIT_BY_METER: TableDefinition<'_, (&str, u64), ()> = TableDefinition::new("audit_by_meter");
-const UNDO_SNAPSHOTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("undo_snapshots");
-const SERVICE_ORDERS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("service_orders");
-const METER_CHANGES: TableDefinition<'_, (&str, i64), &[u8]> = TableDefinition::new("meter_changes");
-const K_AUDIT_LEN: &str = "audit_len";
-const K_NEXT_ORDER: &str = "next_service_order_id";
+pub(super) const AUDIT_BY_READ: TableDefinition<'_, (u64, u64), ()> = TableDefinition::new("audit_by_read");
+pub(super) const AUDIT_BY_METER: TableDefinition<'_, (&str, u64), ()> = TableDefinition::new("audit_by_meter");
+pub(super) const UNDO_SNAPSHOTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("undo_snapshots");
+pub(super) const SERVICE_ORDERS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("service_orders");
+pub(super) const METER_CHANGES: TableDefinition<'_, (&str, i64), &[u8]> = TableDefinition::new("meter_changes");
+pub(super) const K_AUDIT_LEN: &str = "audit_len";
+pub(super) const K_NEXT_ORDER: &str = "next_service_order_id";
 
 pub(super) const K_SCHEMA: &str = "schema_version";
-const K_NEXT_READ: &str = "next_read_id";
-const K_NEXT_BATCH: &str = "next_batch_id";
-const K_NEXT_QUARANTINE: &str = "next_quarantine_id";
+pub(super) const K_NEXT_READ: &str = "next_read_id";
+pub(super) const K_NEXT_BATCH: &str = "next_batch_id";
+pub(super) const K_NEXT_QUARANTINE: &str = "next_quarantine_id";
 
 /// Page cache of a store opened without a configured size. redb's own default (1 GiB) would
 /// let a long-running daemon's memory grow with the store; this bounds it.
@@ -154,8 +156,8 @@ pub(super) fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> R
 /// Builds the time index of de-duplication keys for a store written before it existed (once:
 /// afterwards every key is in both tables).
 fn index_seen_by_time(txn: &redb::WriteTransaction) -> Result<()> {
-    let seen = txn.open_table(SEEN).map_err(engine)?;
-    let mut by_time = txn.open_table(SEEN_BY_TIME).map_err(engine)?;
+    let seen = txn.open_table(noted(SEEN)).map_err(engine)?;
+    let mut by_time = txn.open_table(noted(SEEN_BY_TIME)).map_err(engine)?;
     if by_time.len().map_err(engine)? > 0 || seen.len().map_err(engine)? == 0 {
         return Ok(());
     }
@@ -165,6 +167,14 @@ fn index_seen_by_time(txn: &redb::WriteTransaction) -> Result<()> {
         by_time.insert((ns, v.value(), key), ()).map_err(engine)?;
     }
     Ok(())
+}
+
+/// Records the table for a damaged-store error ([`super::guard`]), then hands it on.
+fn noted<K: redb::Key + 'static, V: redb::Value + 'static>(
+    d: TableDefinition<'static, K, V>,
+) -> TableDefinition<'static, K, V> {
+    super::guard::note_table(d.name());
+    d
 }
 
 /// First pause of [`open_waiting`]: another command holds the store for milliseconds.
@@ -177,10 +187,19 @@ const WAIT_MAX: std::time::Duration = std::time::Duration::from_millis(100);
 /// lets one process open it at a time; CLI commands and review screens open it for a moment
 /// each). Retries with pauses doubling from 10 ms to 100 ms; then the last error.
 pub fn open_waiting(data_dir: &Path, wait: std::time::Duration) -> Result<RedbStore> {
+    waiting(wait, || RedbStore::open_dir(data_dir))
+}
+
+/// [`RedbStore::open_dir_read_only`], waiting like [`open_waiting`].
+pub fn open_waiting_read_only(data_dir: &Path, wait: std::time::Duration) -> Result<RedbStore> {
+    waiting(wait, || RedbStore::open_dir_read_only(data_dir))
+}
+
+fn waiting(wait: std::time::Duration, open: impl Fn() -> Result<RedbStore>) -> Result<RedbStore> {
     let started = std::time::Instant::now();
     let mut pause = WAIT_FIRST;
     loop {
-        match RedbStore::open_dir(data_dir) {
+        match open() {
             Err(StoreError::Locked { .. }) if started.elapsed() < wait => {
                 std::thread::sleep(pause.min(wait.saturating_sub(started.elapsed())));
                 pause = (pause * 2).min(WAIT_MAX);
@@ -190,11 +209,132 @@ pub fn open_waiting(data_dir: &Path, wait: std::time::Duration) -> Result<RedbSt
     }
 }
 
+/// The first bytes of every redb file (redb's `MAGICNUMBER`, src/tree_store/page_store/header.rs).
+const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
+
+/// What is at the store's path before anything opens it.
+#[derive(Debug, PartialEq, Eq)]
+enum Found {
+    /// Nothing: the one case where a new store is created.
+    Missing,
+    /// A redb file (whether it is a meterd store, and intact, is checked next).
+    Redb,
+}
+
+/// Looks at the file without opening it as a database: an empty file or one that is not a
+/// redb file is refused, never initialised over (redb's `create` would initialise an empty
+/// file as a new database, and meterd would silently start over with an empty store).
+fn preflight(path: &Path) -> Result<Found> {
+    use std::io::Read as _;
+    let shown = path.display().to_string();
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Found::Missing),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Err(StoreError::NoAccess {
+                path: shown,
+                detail: e.to_string(),
+            });
+        }
+        Err(e) => return Err(StoreError::Engine(format!("cannot open store {shown}: {e}"))),
+    };
+    let mut head = Vec::with_capacity(REDB_MAGIC.len());
+    file.take(REDB_MAGIC.len() as u64)
+        .read_to_end(&mut head)
+        .map_err(|e| StoreError::Engine(format!("cannot read store {shown}: {e}")))?;
+    if head.is_empty() {
+        return Err(StoreError::NotAStore {
+            path: shown,
+            detail: "the file is empty (0 bytes); meterd creates a store only where no file exists. If no store \
+                     was ever kept there, remove the empty file; otherwise restore a backup (`meterd store restore`)"
+                .into(),
+        });
+    }
+    if head != REDB_MAGIC {
+        return Err(StoreError::NotAStore {
+            path: shown,
+            detail: "it is not a redb database file; refusing to open or overwrite it".into(),
+        });
+    }
+    Ok(Found::Redb)
+}
+
+/// redb's open errors in the store's words.
+fn open_error(shown: &str, e: redb::DatabaseError) -> StoreError {
+    match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked { path: shown.to_owned() },
+        redb::DatabaseError::Storage(redb::StorageError::Io(io))
+            if io.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            StoreError::NoAccess {
+                path: shown.to_owned(),
+                detail: io.to_string(),
+            }
+        }
+        redb::DatabaseError::Storage(redb::StorageError::Corrupted(m)) => StoreError::Damaged {
+            path: shown.to_owned(),
+            table: None,
+            detail: format!("the engine found it corrupt ({m})"),
+        },
+        e => StoreError::Engine(format!("cannot open store {shown}: {e}")),
+    }
+}
+
+/// The engine's handle: read-write (the daemon, commands that write) or read-only (commands
+/// that only read: they never write the file, so they cannot make a damaged store worse).
+enum Db {
+    Write(Database),
+    Read(redb::ReadOnlyDatabase),
+}
+
+impl Db {
+    fn begin_read(&self) -> Result<redb::ReadTransaction> {
+        match self {
+            Db::Write(d) => d.begin_read(),
+            Db::Read(d) => d.begin_read(),
+        }
+        .map_err(engine)
+    }
+}
+
 /// The redb store.
-#[derive(Debug)]
 pub struct RedbStore {
-    db: Database,
+    /// `None` only while dropping.
+    db: Option<Db>,
     path: PathBuf,
+    health: Health,
+}
+
+impl std::fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbStore")
+            .field("path", &self.path)
+            .field("read_only", &matches!(self.db, Some(Db::Read(_))))
+            .finish()
+    }
+}
+
+impl Drop for RedbStore {
+    fn drop(&mut self) {
+        let Some(db) = self.db.take() else { return };
+        if self.health.damaged().is_some() {
+            // Closing writes to the file (the clean-shutdown record); a damaged file is left as
+            // it was found. The lock goes with the process.
+            std::mem::forget(db);
+        } else if let Err(panic) = catch(move || drop(db)) {
+            tracing::error!(store = %self.path.display(), "the store engine failed closing the store ({panic})");
+        }
+    }
+}
+
+/// Why a read-only open could not serve, when the store is fine but must be written first.
+enum NeedsWrite {
+    /// No file yet: it is created.
+    Missing,
+    /// Not shut down cleanly (a crash): redb's recovery writes.
+    Recovery,
+    /// An older schema: the migration writes.
+    Migration,
 }
 
 impl RedbStore {
@@ -211,31 +351,141 @@ impl RedbStore {
         Self::open_with_cache(&data_dir.join(STORE_FILE), cache_bytes)
     }
 
+    /// The store in `data_dir` for a command that only reads: opened read-only, so the file is
+    /// not written. A store that must be written before it can be read (none yet, not shut
+    /// down cleanly, an older schema) is opened read-write instead.
+    pub fn open_dir_read_only(data_dir: &Path) -> Result<Self> {
+        match Self::try_read_only(&data_dir.join(STORE_FILE), DEFAULT_CACHE_BYTES)? {
+            Ok(store) => Ok(store),
+            Err(_) => Self::open_dir(data_dir),
+        }
+    }
+
+    /// Open the store file at `path` read-only; see [`Self::open_dir_read_only`].
+    pub fn open_read_only(path: &Path) -> Result<Self> {
+        match Self::try_read_only(path, DEFAULT_CACHE_BYTES)? {
+            Ok(store) => Ok(store),
+            Err(_) => Self::open(path),
+        }
+    }
+
+    /// Open the store file at `path` read-only and never write it: refused (an error) when it
+    /// would have to be written first (a backup being checked before a restore).
+    pub fn open_snapshot(path: &Path) -> Result<Self> {
+        let shown = path.display().to_string();
+        match Self::try_read_only(path, DEFAULT_CACHE_BYTES)? {
+            Ok(store) => Ok(store),
+            Err(NeedsWrite::Missing) => Err(StoreError::NotFound {
+                what: "store",
+                id: shown,
+            }),
+            Err(NeedsWrite::Recovery) => Err(StoreError::Engine(format!(
+                "{shown} was not closed cleanly; open it with meterd once (it recovers) before using it"
+            ))),
+            Err(NeedsWrite::Migration) => Err(StoreError::Engine(format!(
+                "{shown} has an older schema; open it with meterd once (it migrates) before using it"
+            ))),
+        }
+    }
+
     /// Open (or create) the store file at `path` and check its schema version.
     pub fn open(path: &Path) -> Result<Self> {
         Self::open_with_cache(path, DEFAULT_CACHE_BYTES)
     }
 
+    fn try_read_only(path: &Path, cache_bytes: usize) -> Result<std::result::Result<Self, NeedsWrite>> {
+        let shown = path.display().to_string();
+        if preflight(path)? == Found::Missing {
+            return Ok(Err(NeedsWrite::Missing));
+        }
+        let health = Health::new(shown.clone());
+        let db = match catch(|| Database::builder().set_cache_size(cache_bytes).open_read_only(path)) {
+            Err(panic) => return Err(health.damage(format!("the engine failed opening it ({panic})"))),
+            Ok(Err(redb::DatabaseError::RepairAborted)) => return Ok(Err(NeedsWrite::Recovery)),
+            Ok(Err(e)) => return Err(open_error(&shown, e)),
+            Ok(Ok(db)) => db,
+        };
+        let store = RedbStore {
+            db: Some(Db::Read(db)),
+            path: path.to_owned(),
+            health,
+        };
+        let version = store.health.run(|| {
+            let txn = store.db().begin_read()?;
+            let has_meta = txn.list_tables().map_err(engine)?.any(|t| t.name() == META.name());
+            if !has_meta {
+                return Ok(None);
+            }
+            let meta = txn.open_table(noted(META)).map_err(engine)?;
+            Ok(meta.get(K_SCHEMA).map_err(engine)?.map(|v| v.value()))
+        })?;
+        match version {
+            Some(SCHEMA_VERSION) => Ok(Ok(store)),
+            Some(found) if super::migrate::migrates_from(found) => Ok(Err(NeedsWrite::Migration)),
+            Some(found) => Err(StoreError::SchemaVersion {
+                path: shown,
+                found,
+                supported: SCHEMA_VERSION,
+            }),
+            None => Err(StoreError::NotAStore {
+                path: shown,
+                detail: "a redb database without meterd's schema table; refusing to open or overwrite it".into(),
+            }),
+        }
+    }
+
     fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<Self> {
         let shown = path.display().to_string();
-        let db = Database::builder()
-            .set_cache_size(cache_bytes)
-            .create(path)
-            .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked { path: shown.clone() },
-                redb::DatabaseError::Storage(redb::StorageError::Io(io))
-                    if io.kind() == std::io::ErrorKind::PermissionDenied =>
-                {
-                    StoreError::NoAccess {
-                        path: shown.clone(),
-                        detail: io.to_string(),
-                    }
-                }
-                e => StoreError::Engine(format!("cannot open store {shown}: {e}")),
-            })?;
+        // Look before writing: a file that is not a meterd store, or one the engine fails on,
+        // is refused here without a byte written.
+        let fresh = match Self::try_read_only(path, cache_bytes)? {
+            Ok(store) => {
+                drop(store);
+                false
+            }
+            Err(NeedsWrite::Missing) => true,
+            Err(NeedsWrite::Recovery | NeedsWrite::Migration) => false,
+        };
+        let health = Health::new(shown.clone());
+        let mut builder = Database::builder();
+        builder.set_cache_size(cache_bytes);
+        // An existing file is verified (every page checksum) as it opens: damage is reported as
+        // an error instead of meeting a panic later (redb: `set_check_integrity_on_open`).
+        builder.set_check_integrity_on_open(!fresh);
+        let db = match catch(|| {
+            if fresh {
+                builder.create(path)
+            } else {
+                builder.open(path)
+            }
+        }) {
+            Err(panic) => return Err(health.damage(format!("the engine failed opening it ({panic})"))),
+            Ok(Err(e)) => return Err(open_error(&shown, e)),
+            Ok(Ok(db)) => db,
+        };
+        let store = RedbStore {
+            db: Some(Db::Write(db)),
+            path: path.to_owned(),
+            health,
+        };
+        store.health.run(|| store.prepare(&shown))?;
+        Ok(store)
+    }
+
+    fn db(&self) -> &Db {
+        self.db.as_ref().expect("open until dropped")
+    }
+
+    /// Records the schema of a new store, migrates an older one, and creates every table so
+    /// read transactions never meet a missing one.
+    fn prepare(&self, shown: &str) -> Result<()> {
+        let Db::Write(db) = self.db() else {
+            return Err(StoreError::ReadOnly { path: shown.into() });
+        };
+        let shown = shown.to_owned();
         let txn = db.begin_write().map_err(engine)?;
         {
-            let mut meta = txn.open_table(META).map_err(engine)?;
+            let mut meta = txn.open_table(noted(META)).map_err(engine)?;
             let version = meta.get(K_SCHEMA).map_err(engine)?.map(|v| v.value());
             match version {
                 Some(SCHEMA_VERSION) => {}
@@ -270,38 +520,35 @@ impl RedbStore {
             }
         }
         // Create every table so read transactions never meet a missing one.
-        txn.open_table(METERS).map_err(engine)?;
-        txn.open_table(READS).map_err(engine)?;
-        txn.open_table(METER_TIME).map_err(engine)?;
-        txn.open_table(STATUS_INDEX).map_err(engine)?;
-        txn.open_table(BATCHES).map_err(engine)?;
-        txn.open_table(OPEN_BATCHES).map_err(engine)?;
-        txn.open_table(QUARANTINE).map_err(engine)?;
-        txn.open_table(SEEN).map_err(engine)?;
+        txn.open_table(noted(METERS)).map_err(engine)?;
+        txn.open_table(noted(READS)).map_err(engine)?;
+        txn.open_table(noted(METER_TIME)).map_err(engine)?;
+        txn.open_table(noted(STATUS_INDEX)).map_err(engine)?;
+        txn.open_table(noted(BATCHES)).map_err(engine)?;
+        txn.open_table(noted(OPEN_BATCHES)).map_err(engine)?;
+        txn.open_table(noted(QUARANTINE)).map_err(engine)?;
+        txn.open_table(noted(SEEN)).map_err(engine)?;
         index_seen_by_time(&txn)?;
-        txn.open_table(BATCH_CONTENTS).map_err(engine)?;
-        txn.open_table(BILLED).map_err(engine)?;
-        txn.open_table(BILLED_READ_CHANGES).map_err(engine)?;
-        txn.open_table(API_TOKENS).map_err(engine)?;
-        txn.open_table(GW_GATEWAYS).map_err(engine)?;
-        txn.open_table(GW_INTERVALS).map_err(engine)?;
-        txn.open_table(GW_TAMPER).map_err(engine)?;
-        txn.open_table(GW_OUTBOX).map_err(engine)?;
-        txn.open_table(ROUTE_ASSIGN).map_err(engine)?;
-        txn.open_table(ROUTE_LOADS).map_err(engine)?;
-        txn.open_table(CRADLE_WATERMARK).map_err(engine)?;
-        txn.open_table(ROUTE_SKIPS).map_err(engine)?;
-        txn.open_table(AUDIT).map_err(engine)?;
-        txn.open_table(AUDIT_BY_READ).map_err(engine)?;
-        txn.open_table(AUDIT_BY_METER).map_err(engine)?;
-        txn.open_table(UNDO_SNAPSHOTS).map_err(engine)?;
-        txn.open_table(SERVICE_ORDERS).map_err(engine)?;
-        txn.open_table(METER_CHANGES).map_err(engine)?;
+        txn.open_table(noted(BATCH_CONTENTS)).map_err(engine)?;
+        txn.open_table(noted(BILLED)).map_err(engine)?;
+        txn.open_table(noted(BILLED_READ_CHANGES)).map_err(engine)?;
+        txn.open_table(noted(API_TOKENS)).map_err(engine)?;
+        txn.open_table(noted(GW_GATEWAYS)).map_err(engine)?;
+        txn.open_table(noted(GW_INTERVALS)).map_err(engine)?;
+        txn.open_table(noted(GW_TAMPER)).map_err(engine)?;
+        txn.open_table(noted(GW_OUTBOX)).map_err(engine)?;
+        txn.open_table(noted(ROUTE_ASSIGN)).map_err(engine)?;
+        txn.open_table(noted(ROUTE_LOADS)).map_err(engine)?;
+        txn.open_table(noted(CRADLE_WATERMARK)).map_err(engine)?;
+        txn.open_table(noted(ROUTE_SKIPS)).map_err(engine)?;
+        txn.open_table(noted(AUDIT)).map_err(engine)?;
+        txn.open_table(noted(AUDIT_BY_READ)).map_err(engine)?;
+        txn.open_table(noted(AUDIT_BY_METER)).map_err(engine)?;
+        txn.open_table(noted(UNDO_SNAPSHOTS)).map_err(engine)?;
+        txn.open_table(noted(SERVICE_ORDERS)).map_err(engine)?;
+        txn.open_table(noted(METER_CHANGES)).map_err(engine)?;
         txn.commit().map_err(engine)?;
-        Ok(RedbStore {
-            db,
-            path: path.to_owned(),
-        })
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -312,7 +559,7 @@ impl RedbStore {
     pub fn set_schema_version(path: &Path, version: u64) -> Result<()> {
         let db = Database::create(path).map_err(engine)?;
         let txn = db.begin_write().map_err(engine)?;
-        txn.open_table(META)
+        txn.open_table(noted(META))
             .map_err(engine)?
             .insert(K_SCHEMA, version)
             .map_err(engine)?;
@@ -322,16 +569,37 @@ impl RedbStore {
 
 impl Store for RedbStore {
     fn begin_read(&self) -> Result<Box<dyn ReadTxn + '_>> {
-        Ok(Box::new(RedbRead {
-            txn: self.db.begin_read().map_err(engine)?,
-        }))
+        let txn = self.health.run(|| self.db().begin_read())?;
+        Ok(Box::new(Guarded::new(RedbRead { txn }, &self.health)))
     }
 
     fn begin_write(&self) -> Result<Box<dyn WriteTxn + '_>> {
+        let Db::Write(db) = self.db() else {
+            return Err(StoreError::ReadOnly {
+                path: self.path.display().to_string(),
+            });
+        };
         // Durability stays at redb's default (Immediate): commit fsyncs before returning.
-        Ok(Box::new(RedbWrite {
-            txn: self.db.begin_write().map_err(engine)?,
-        }))
+        let txn = self.health.run(|| db.begin_write().map_err(engine))?;
+        Ok(Box::new(Guarded::new(RedbWrite { txn }, &self.health)))
+    }
+
+    fn check(&self) -> Result<CheckReport> {
+        // Also on a store already found damaged: the check only reads, every table behind its
+        // own catch, and says what it found.
+        let txn = match catch(|| self.db().begin_read()) {
+            Ok(txn) => txn?,
+            Err(panic) => return Err(self.health.damage(format!("the engine failed on it ({panic})"))),
+        };
+        Ok(super::check::check_snapshot(&self.path, &txn))
+    }
+
+    fn backup(&self) -> Result<Vec<u8>> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        self.health.run(|| {
+            let txn = self.db().begin_read()?;
+            super::backup::copy_to_bytes(&txn, dir)
+        })
     }
 }
 
@@ -519,7 +787,7 @@ macro_rules! impl_read_txn {
     ($ty:ty) => {
         impl ReadTxn for $ty {
             fn meter(&self, meter_id: &str) -> Result<Option<Meter>> {
-                let t = self.txn.open_table(METERS).map_err(engine)?;
+                let t = self.txn.open_table(noted(METERS)).map_err(engine)?;
                 match t.get(meter_id).map_err(engine)? {
                     Some(v) => decode("meter", v.value()).map(Some),
                     None => Ok(None),
@@ -527,7 +795,7 @@ macro_rules! impl_read_txn {
             }
 
             fn meters(&self) -> Result<Vec<Meter>> {
-                let t = self.txn.open_table(METERS).map_err(engine)?;
+                let t = self.txn.open_table(noted(METERS)).map_err(engine)?;
                 let mut out = Vec::new();
                 for e in t.iter().map_err(engine)? {
                     let (_, v) = e.map_err(engine)?;
@@ -537,7 +805,7 @@ macro_rules! impl_read_txn {
             }
 
             fn meters_by_id(&self, ids: &[&str]) -> Result<Vec<Option<Meter>>> {
-                let t = self.txn.open_table(METERS).map_err(engine)?;
+                let t = self.txn.open_table(noted(METERS)).map_err(engine)?;
                 if ids.is_sorted() {
                     return get_ascending(&t, ids, |v| decode("meter", v));
                 }
@@ -550,39 +818,39 @@ macro_rules! impl_read_txn {
             }
 
             fn meter_histories(&self, queries: &[HistoryQuery<'_>]) -> Result<Vec<Vec<ReadSummary>>> {
-                histories(&self.txn.open_table(METER_TIME).map_err(engine)?, queries)
+                histories(&self.txn.open_table(noted(METER_TIME)).map_err(engine)?, queries)
             }
 
             fn read(&self, id: ReadId) -> Result<Option<StoredRead>> {
-                get_read(&self.txn.open_table(READS).map_err(engine)?, id)
+                get_read(&self.txn.open_table(noted(READS)).map_err(engine)?, id)
             }
 
             fn meter_reads(&self, meter_id: &str, from: Timestamp, to: Timestamp) -> Result<Vec<StoredRead>> {
-                let idx = self.txn.open_table(METER_TIME).map_err(engine)?;
+                let idx = self.txn.open_table(noted(METER_TIME)).map_err(engine)?;
                 let ids = meter_time_ids(&idx, meter_id, us(from), us(to), false, usize::MAX)?;
-                fetch_reads(&self.txn.open_table(READS).map_err(engine)?, ids)
+                fetch_reads(&self.txn.open_table(noted(READS)).map_err(engine)?, ids)
             }
 
             fn meter_reads_before(&self, meter_id: &str, before: Timestamp, limit: usize) -> Result<Vec<StoredRead>> {
                 if limit == 0 {
                     return Ok(Vec::new());
                 }
-                let idx = self.txn.open_table(METER_TIME).map_err(engine)?;
+                let idx = self.txn.open_table(noted(METER_TIME)).map_err(engine)?;
                 let ids = meter_time_ids(&idx, meter_id, i64::MIN, us(before), true, limit)?;
-                fetch_reads(&self.txn.open_table(READS).map_err(engine)?, ids)
+                fetch_reads(&self.txn.open_table(noted(READS)).map_err(engine)?, ids)
             }
 
             fn all_reads(&self) -> Result<Vec<StoredRead>> {
-                let idx = self.txn.open_table(METER_TIME).map_err(engine)?;
+                let idx = self.txn.open_table(noted(METER_TIME)).map_err(engine)?;
                 let mut ids = Vec::new();
                 for e in idx.iter().map_err(engine)? {
                     ids.push(e.map_err(engine)?.0.value().2);
                 }
-                fetch_reads(&self.txn.open_table(READS).map_err(engine)?, ids)
+                fetch_reads(&self.txn.open_table(noted(READS)).map_err(engine)?, ids)
             }
 
             fn reads_with_status(&self, status: ReadStatus, limit: usize) -> Result<Vec<StoredRead>> {
-                let idx = self.txn.open_table(STATUS_INDEX).map_err(engine)?;
+                let idx = self.txn.open_table(noted(STATUS_INDEX)).map_err(engine)?;
                 let code = status.code();
                 let mut ids = Vec::new();
                 for e in idx.range((code, 0u64)..=(code, u64::MAX)).map_err(engine)? {
@@ -591,15 +859,19 @@ macro_rules! impl_read_txn {
                     }
                     ids.push(e.map_err(engine)?.0.value().1);
                 }
-                fetch_reads_ascending(&self.txn.open_table(READS).map_err(engine)?, &ids)
+                fetch_reads_ascending(&self.txn.open_table(noted(READS)).map_err(engine)?, &ids)
             }
 
             fn count_reads(&self) -> Result<u64> {
-                self.txn.open_table(READS).map_err(engine)?.len().map_err(engine)
+                self.txn
+                    .open_table(noted(READS))
+                    .map_err(engine)?
+                    .len()
+                    .map_err(engine)
             }
 
             fn batch(&self, id: BatchId) -> Result<Option<Batch>> {
-                let t = self.txn.open_table(BATCHES).map_err(engine)?;
+                let t = self.txn.open_table(noted(BATCHES)).map_err(engine)?;
                 match t.get(id).map_err(engine)? {
                     Some(v) => decode("batch", v.value()).map(Some),
                     None => Ok(None),
@@ -609,7 +881,7 @@ macro_rules! impl_read_txn {
             fn open_batch(&self, client: &str) -> Result<Option<Batch>> {
                 let id = self
                     .txn
-                    .open_table(OPEN_BATCHES)
+                    .open_table(noted(OPEN_BATCHES))
                     .map_err(engine)?
                     .get(client)
                     .map_err(engine)?
@@ -621,7 +893,7 @@ macro_rules! impl_read_txn {
             }
 
             fn quarantined(&self) -> Result<Vec<(u64, QuarantineEntry)>> {
-                let t = self.txn.open_table(QUARANTINE).map_err(engine)?;
+                let t = self.txn.open_table(noted(QUARANTINE)).map_err(engine)?;
                 let mut out = Vec::new();
                 for e in t.iter().map_err(engine)? {
                     let (k, v) = e.map_err(engine)?;
@@ -631,7 +903,7 @@ macro_rules! impl_read_txn {
             }
 
             fn seen(&self, namespace: &str, key: &[u8]) -> Result<Option<Timestamp>> {
-                let t = self.txn.open_table(SEEN).map_err(engine)?;
+                let t = self.txn.open_table(noted(SEEN)).map_err(engine)?;
                 match t.get((namespace, key)).map_err(engine)? {
                     Some(v) => Timestamp::from_microsecond(v.value())
                         .map(Some)
@@ -645,7 +917,7 @@ macro_rules! impl_read_txn {
 
             // --- billing (issue 7) ---
             fn count_reads_by_status(&self) -> Result<Vec<(ReadStatus, u64)>> {
-                let idx = self.txn.open_table(STATUS_INDEX).map_err(engine)?;
+                let idx = self.txn.open_table(noted(STATUS_INDEX)).map_err(engine)?;
                 let mut out = Vec::new();
                 for status in ReadStatus::ALL {
                     let code = status.code();
@@ -660,7 +932,7 @@ macro_rules! impl_read_txn {
             }
 
             fn batches(&self, status: Option<BatchStatus>) -> Result<Vec<Batch>> {
-                let t = self.txn.open_table(BATCHES).map_err(engine)?;
+                let t = self.txn.open_table(noted(BATCHES)).map_err(engine)?;
                 let mut out = Vec::new();
                 for e in t.iter().map_err(engine)? {
                     let (_, v) = e.map_err(engine)?;
@@ -673,7 +945,7 @@ macro_rules! impl_read_txn {
             }
 
             fn batch_contents(&self, id: BatchId) -> Result<Option<BatchContents>> {
-                let t = self.txn.open_table(BATCH_CONTENTS).map_err(engine)?;
+                let t = self.txn.open_table(noted(BATCH_CONTENTS)).map_err(engine)?;
                 match t.get(id).map_err(engine)? {
                     Some(v) => decode("batch contents", v.value()).map(Some),
                     None => Ok(None),
@@ -681,7 +953,7 @@ macro_rules! impl_read_txn {
             }
 
             fn billed(&self, read: ReadId) -> Result<Option<Billed>> {
-                let t = self.txn.open_table(BILLED).map_err(engine)?;
+                let t = self.txn.open_table(noted(BILLED)).map_err(engine)?;
                 match t.get(read).map_err(engine)? {
                     Some(v) => decode("billed", v.value()).map(Some),
                     None => Ok(None),
@@ -689,7 +961,7 @@ macro_rules! impl_read_txn {
             }
 
             fn billed_read_changes(&self) -> Result<Vec<BilledReadChange>> {
-                let t = self.txn.open_table(BILLED_READ_CHANGES).map_err(engine)?;
+                let t = self.txn.open_table(noted(BILLED_READ_CHANGES)).map_err(engine)?;
                 let mut out = Vec::new();
                 for e in t.iter().map_err(engine)? {
                     out.push(decode("billed read change", e.map_err(engine)?.1.value())?);
@@ -698,7 +970,7 @@ macro_rules! impl_read_txn {
             }
 
             fn billed_read_change(&self, read: ReadId) -> Result<Option<BilledReadChange>> {
-                let t = self.txn.open_table(BILLED_READ_CHANGES).map_err(engine)?;
+                let t = self.txn.open_table(noted(BILLED_READ_CHANGES)).map_err(engine)?;
                 match t.get(read).map_err(engine)? {
                     Some(v) => decode("billed read change", v.value()).map(Some),
                     None => Ok(None),
@@ -706,7 +978,7 @@ macro_rules! impl_read_txn {
             }
 
             fn api_tokens(&self) -> Result<Vec<ApiToken>> {
-                let t = self.txn.open_table(API_TOKENS).map_err(engine)?;
+                let t = self.txn.open_table(noted(API_TOKENS)).map_err(engine)?;
                 let mut out = Vec::new();
                 for e in t.iter().map_err(engine)? {
                     let (_, v) = e.map_err(engine)?;
@@ -717,7 +989,7 @@ macro_rules! impl_read_txn {
 
             // --- MQTT gateways ---
             fn gateways(&self) -> Result<Vec<GatewayState>> {
-                let t = self.txn.open_table(GW_GATEWAYS).map_err(engine)?;
+                let t = self.txn.open_table(noted(GW_GATEWAYS)).map_err(engine)?;
                 let mut out = Vec::new();
                 for e in t.iter().map_err(engine)? {
                     out.push(decode("gateway", e.map_err(engine)?.1.value())?);
@@ -726,7 +998,7 @@ macro_rules! impl_read_txn {
             }
 
             fn gateway(&self, gateway: &str) -> Result<Option<GatewayState>> {
-                let t = self.txn.open_table(GW_GATEWAYS).map_err(engine)?;
+                let t = self.txn.open_table(noted(GW_GATEWAYS)).map_err(engine)?;
                 match t.get(gateway).map_err(engine)? {
                     Some(v) => decode("gateway", v.value()).map(Some),
                     None => Ok(None),
@@ -734,7 +1006,7 @@ macro_rules! impl_read_txn {
             }
 
             fn interval_reads(&self, meter_id: &str, from: Timestamp, to: Timestamp) -> Result<Vec<IntervalRead>> {
-                let t = self.txn.open_table(GW_INTERVALS).map_err(engine)?;
+                let t = self.txn.open_table(noted(GW_INTERVALS)).map_err(engine)?;
                 let mut out = Vec::new();
                 if us(from) >= us(to) {
                     return Ok(out);
@@ -760,14 +1032,14 @@ macro_rules! impl_read_txn {
 
             fn count_interval_reads(&self) -> Result<u64> {
                 self.txn
-                    .open_table(GW_INTERVALS)
+                    .open_table(noted(GW_INTERVALS))
                     .map_err(engine)?
                     .len()
                     .map_err(engine)
             }
 
             fn tamper_state(&self, endpoint: &str) -> Result<Option<(Timestamp, u64)>> {
-                let t = self.txn.open_table(GW_TAMPER).map_err(engine)?;
+                let t = self.txn.open_table(noted(GW_TAMPER)).map_err(engine)?;
                 match t.get(endpoint).map_err(engine)? {
                     Some(v) => {
                         let (at, counters) = v.value();
@@ -782,7 +1054,7 @@ macro_rules! impl_read_txn {
             }
 
             fn outbox(&self, after: u64, limit: usize) -> Result<Vec<(u64, OutboxEntry)>> {
-                let t = self.txn.open_table(GW_OUTBOX).map_err(engine)?;
+                let t = self.txn.open_table(noted(GW_OUTBOX)).map_err(engine)?;
                 let mut out = Vec::new();
                 for e in t.range(after.saturating_add(1)..).map_err(engine)? {
                     if out.len() >= limit {
@@ -796,7 +1068,7 @@ macro_rules! impl_read_txn {
 
             fn outbox_len(&self) -> Result<u64> {
                 self.txn
-                    .open_table(GW_OUTBOX)
+                    .open_table(noted(GW_OUTBOX))
                     .map_err(engine)?
                     .len()
                     .map_err(engine)
@@ -804,7 +1076,7 @@ macro_rules! impl_read_txn {
 
             // --- handheld cradles ---
             fn route_assignments(&self) -> Result<Vec<(String, String)>> {
-                let t = self.txn.open_table(ROUTE_ASSIGN).map_err(engine)?;
+                let t = self.txn.open_table(noted(ROUTE_ASSIGN)).map_err(engine)?;
                 let mut out = Vec::new();
                 for e in t.iter().map_err(engine)? {
                     let (k, v) = e.map_err(engine)?;
@@ -814,7 +1086,7 @@ macro_rules! impl_read_txn {
             }
 
             fn route_loads(&self) -> Result<Vec<RouteLoad>> {
-                let t = self.txn.open_table(ROUTE_LOADS).map_err(engine)?;
+                let t = self.txn.open_table(noted(ROUTE_LOADS)).map_err(engine)?;
                 let mut out = Vec::new();
                 for e in t.iter().map_err(engine)? {
                     out.push(decode("route load", e.map_err(engine)?.1.value())?);
@@ -823,12 +1095,12 @@ macro_rules! impl_read_txn {
             }
 
             fn cradle_watermark(&self, serial: &str) -> Result<Option<u32>> {
-                let t = self.txn.open_table(CRADLE_WATERMARK).map_err(engine)?;
+                let t = self.txn.open_table(noted(CRADLE_WATERMARK)).map_err(engine)?;
                 Ok(t.get(serial).map_err(engine)?.map(|v| v.value()))
             }
 
             fn route_skips(&self, route: &str) -> Result<Vec<RouteSkip>> {
-                let t = self.txn.open_table(ROUTE_SKIPS).map_err(engine)?;
+                let t = self.txn.open_table(noted(ROUTE_SKIPS)).map_err(engine)?;
                 let mut out = Vec::new();
                 for e in t.range((route, "", "", 0u32)..).map_err(engine)? {
                     let (k, v) = e.map_err(engine)?;
@@ -844,7 +1116,7 @@ macro_rules! impl_read_txn {
             fn audit_len(&self) -> Result<u64> {
                 Ok(self
                     .txn
-                    .open_table(META)
+                    .open_table(noted(META))
                     .map_err(engine)?
                     .get(K_AUDIT_LEN)
                     .map_err(engine)?
@@ -853,7 +1125,7 @@ macro_rules! impl_read_txn {
             }
 
             fn audit_scan(&self) -> Result<Vec<(u64, std::result::Result<AuditEntry, String>)>> {
-                let t = self.txn.open_table(AUDIT).map_err(engine)?;
+                let t = self.txn.open_table(noted(AUDIT)).map_err(engine)?;
                 let mut out = Vec::new();
                 for e in t.iter().map_err(engine)? {
                     let (k, v) = e.map_err(engine)?;
@@ -866,16 +1138,16 @@ macro_rules! impl_read_txn {
             }
 
             fn read_audit(&self, read_id: ReadId) -> Result<Vec<AuditEntry>> {
-                let idx = self.txn.open_table(AUDIT_BY_READ).map_err(engine)?;
+                let idx = self.txn.open_table(noted(AUDIT_BY_READ)).map_err(engine)?;
                 let mut seqs = Vec::new();
                 for e in idx.range((read_id, 0u64)..=(read_id, u64::MAX)).map_err(engine)? {
                     seqs.push(e.map_err(engine)?.0.value().1);
                 }
-                audit_entries(&self.txn.open_table(AUDIT).map_err(engine)?, seqs)
+                audit_entries(&self.txn.open_table(noted(AUDIT)).map_err(engine)?, seqs)
             }
 
             fn meter_audit(&self, meter_id: &str) -> Result<Vec<AuditEntry>> {
-                let idx = self.txn.open_table(AUDIT_BY_METER).map_err(engine)?;
+                let idx = self.txn.open_table(noted(AUDIT_BY_METER)).map_err(engine)?;
                 let mut seqs = Vec::new();
                 for e in idx
                     .range((meter_id, 0u64)..=(meter_id, u64::MAX))
@@ -883,11 +1155,11 @@ macro_rules! impl_read_txn {
                 {
                     seqs.push(e.map_err(engine)?.0.value().1);
                 }
-                audit_entries(&self.txn.open_table(AUDIT).map_err(engine)?, seqs)
+                audit_entries(&self.txn.open_table(noted(AUDIT)).map_err(engine)?, seqs)
             }
 
             fn undo_snapshot(&self, seq: u64) -> Result<Option<StoredRead>> {
-                let t = self.txn.open_table(UNDO_SNAPSHOTS).map_err(engine)?;
+                let t = self.txn.open_table(noted(UNDO_SNAPSHOTS)).map_err(engine)?;
                 match t.get(seq).map_err(engine)? {
                     Some(v) => decode("undo snapshot", v.value()).map(Some),
                     None => Ok(None),
@@ -895,7 +1167,7 @@ macro_rules! impl_read_txn {
             }
 
             fn service_orders(&self) -> Result<Vec<ServiceOrder>> {
-                let t = self.txn.open_table(SERVICE_ORDERS).map_err(engine)?;
+                let t = self.txn.open_table(noted(SERVICE_ORDERS)).map_err(engine)?;
                 let mut out = Vec::new();
                 for e in t.iter().map_err(engine)? {
                     out.push(decode("service order", e.map_err(engine)?.1.value())?);
@@ -904,7 +1176,7 @@ macro_rules! impl_read_txn {
             }
 
             fn service_order(&self, id: u64) -> Result<Option<ServiceOrder>> {
-                let t = self.txn.open_table(SERVICE_ORDERS).map_err(engine)?;
+                let t = self.txn.open_table(noted(SERVICE_ORDERS)).map_err(engine)?;
                 match t.get(id).map_err(engine)? {
                     Some(v) => decode("service order", v.value()).map(Some),
                     None => Ok(None),
@@ -912,7 +1184,7 @@ macro_rules! impl_read_txn {
             }
 
             fn meter_changes(&self, meter_id: &str) -> Result<Vec<MeterChange>> {
-                let t = self.txn.open_table(METER_CHANGES).map_err(engine)?;
+                let t = self.txn.open_table(noted(METER_CHANGES)).map_err(engine)?;
                 let mut out = Vec::new();
                 for e in t
                     .range((meter_id, i64::MIN)..=(meter_id, i64::MAX))
@@ -959,7 +1231,7 @@ fn open_billed_read_change(changes: &mut redb::Table<'_, u64, &'static [u8]>, ol
 impl RedbWrite {
     /// Take the next value of an id counter.
     fn next_id(&self, counter: &str) -> Result<u64> {
-        let mut meta = self.txn.open_table(META).map_err(engine)?;
+        let mut meta = self.txn.open_table(noted(META)).map_err(engine)?;
         let id = meta.get(counter).map_err(engine)?.map(|v| v.value()).unwrap_or(1);
         meta.insert(counter, id + 1).map_err(engine)?;
         Ok(id)
@@ -970,7 +1242,7 @@ impl WriteTxn for RedbWrite {
     fn put_meter(&mut self, meter: &Meter) -> Result<()> {
         let bytes = encode(meter)?;
         self.txn
-            .open_table(METERS)
+            .open_table(noted(METERS))
             .map_err(engine)?
             .insert(meter.meter_id.as_str(), bytes.as_slice())
             .map_err(engine)?;
@@ -983,12 +1255,12 @@ impl WriteTxn for RedbWrite {
 
     fn insert_reads(&mut self, reads: &mut [StoredRead]) -> Result<Vec<ReadId>> {
         // Open each table once for the whole group: the bulk path of every import.
-        let mut meta = self.txn.open_table(META).map_err(engine)?;
+        let mut meta = self.txn.open_table(noted(META)).map_err(engine)?;
         let first = meta.get(K_NEXT_READ).map_err(engine)?.map(|v| v.value()).unwrap_or(1);
         meta.insert(K_NEXT_READ, first + reads.len() as u64).map_err(engine)?;
-        let mut table = self.txn.open_table(READS).map_err(engine)?;
-        let mut by_time = self.txn.open_table(METER_TIME).map_err(engine)?;
-        let mut by_status = self.txn.open_table(STATUS_INDEX).map_err(engine)?;
+        let mut table = self.txn.open_table(noted(READS)).map_err(engine)?;
+        let mut by_time = self.txn.open_table(noted(METER_TIME)).map_err(engine)?;
+        let mut by_status = self.txn.open_table(noted(STATUS_INDEX)).map_err(engine)?;
         let mut ids = Vec::with_capacity(reads.len());
         let mut buf = Vec::new();
         for (n, stored) in reads.iter_mut().enumerate() {
@@ -1010,7 +1282,7 @@ impl WriteTxn for RedbWrite {
     }
 
     fn update_read(&mut self, read: &StoredRead) -> Result<()> {
-        let mut reads = self.txn.open_table(READS).map_err(engine)?;
+        let mut reads = self.txn.open_table(noted(READS)).map_err(engine)?;
         let old = get_read(&reads, read.id)?.ok_or_else(|| StoreError::NotFound {
             what: "read",
             id: read.id.to_string(),
@@ -1019,16 +1291,16 @@ impl WriteTxn for RedbWrite {
         drop(reads);
         // A billed read never changes silently: billing gets a correction in its next batch.
         if BilledReadChange::changes_what_was_billed(&old, read) {
-            let mut changes = self.txn.open_table(BILLED_READ_CHANGES).map_err(engine)?;
+            let mut changes = self.txn.open_table(noted(BILLED_READ_CHANGES)).map_err(engine)?;
             open_billed_read_change(&mut changes, &old)?;
         }
         if old.status != read.status {
-            let mut idx = self.txn.open_table(STATUS_INDEX).map_err(engine)?;
+            let mut idx = self.txn.open_table(noted(STATUS_INDEX)).map_err(engine)?;
             idx.remove((old.status.code(), read.id)).map_err(engine)?;
             idx.insert((read.status.code(), read.id), ()).map_err(engine)?;
         }
         // The time index carries the summary (value, consumption, status): always rewrite it.
-        let mut idx = self.txn.open_table(METER_TIME).map_err(engine)?;
+        let mut idx = self.txn.open_table(noted(METER_TIME)).map_err(engine)?;
         idx.remove((old.read.meter_id.as_str(), us(old.read.read_at), read.id))
             .map_err(engine)?;
         idx.insert(
@@ -1041,10 +1313,10 @@ impl WriteTxn for RedbWrite {
 
     fn update_reads(&mut self, reads: &[StoredRead]) -> Result<()> {
         // The bulk path of batching: tables opened once.
-        let mut table = self.txn.open_table(READS).map_err(engine)?;
-        let mut by_time = self.txn.open_table(METER_TIME).map_err(engine)?;
-        let mut by_status = self.txn.open_table(STATUS_INDEX).map_err(engine)?;
-        let mut changes = self.txn.open_table(BILLED_READ_CHANGES).map_err(engine)?;
+        let mut table = self.txn.open_table(noted(READS)).map_err(engine)?;
+        let mut by_time = self.txn.open_table(noted(METER_TIME)).map_err(engine)?;
+        let mut by_status = self.txn.open_table(noted(STATUS_INDEX)).map_err(engine)?;
+        let mut changes = self.txn.open_table(noted(BILLED_READ_CHANGES)).map_err(engine)?;
         let mut buf = Vec::new();
         for read in reads {
             let old = get_read(&table, read.id)?.ok_or_else(|| StoreError::NotFound {
@@ -1078,9 +1350,9 @@ impl WriteTxn for RedbWrite {
     }
 
     fn set_billing_state(&mut self, reads: &mut [StoredRead], status: ReadStatus, batch: BatchId) -> Result<()> {
-        let mut table = self.txn.open_table(READS).map_err(engine)?;
-        let mut by_time = self.txn.open_table(METER_TIME).map_err(engine)?;
-        let mut by_status = self.txn.open_table(STATUS_INDEX).map_err(engine)?;
+        let mut table = self.txn.open_table(noted(READS)).map_err(engine)?;
+        let mut by_time = self.txn.open_table(noted(METER_TIME)).map_err(engine)?;
+        let mut by_status = self.txn.open_table(noted(STATUS_INDEX)).map_err(engine)?;
         // Out of the status index in one pass per old status (the reads are mostly neighbours
         // there). The index says what is stored: if fewer entries go than the caller holds, a
         // copy was stale, and the transaction, dropped, changes nothing.
@@ -1128,7 +1400,7 @@ impl WriteTxn for RedbWrite {
 
     fn put_batch_contents(&mut self, id: BatchId, contents: &BatchContents) -> Result<()> {
         self.txn
-            .open_table(BATCH_CONTENTS)
+            .open_table(noted(BATCH_CONTENTS))
             .map_err(engine)?
             .insert(id, encode(contents)?.as_slice())
             .map_err(engine)?;
@@ -1136,7 +1408,7 @@ impl WriteTxn for RedbWrite {
     }
 
     fn put_billed(&mut self, billed: &[(ReadId, Billed)]) -> Result<()> {
-        let mut t = self.txn.open_table(BILLED).map_err(engine)?;
+        let mut t = self.txn.open_table(noted(BILLED)).map_err(engine)?;
         let mut buf = Vec::new();
         for (id, b) in billed {
             buf.clear();
@@ -1148,7 +1420,7 @@ impl WriteTxn for RedbWrite {
 
     fn put_billed_read_change(&mut self, change: &BilledReadChange) -> Result<()> {
         self.txn
-            .open_table(BILLED_READ_CHANGES)
+            .open_table(noted(BILLED_READ_CHANGES))
             .map_err(engine)?
             .insert(change.read_id, encode(change)?.as_slice())
             .map_err(engine)?;
@@ -1157,7 +1429,7 @@ impl WriteTxn for RedbWrite {
 
     fn remove_billed_read_change(&mut self, read: ReadId) -> Result<()> {
         self.txn
-            .open_table(BILLED_READ_CHANGES)
+            .open_table(noted(BILLED_READ_CHANGES))
             .map_err(engine)?
             .remove(read)
             .map_err(engine)?;
@@ -1166,7 +1438,7 @@ impl WriteTxn for RedbWrite {
 
     fn put_api_token(&mut self, token: &ApiToken) -> Result<()> {
         self.txn
-            .open_table(API_TOKENS)
+            .open_table(noted(API_TOKENS))
             .map_err(engine)?
             .insert(token.name.as_str(), encode(token)?.as_slice())
             .map_err(engine)?;
@@ -1189,11 +1461,11 @@ impl WriteTxn for RedbWrite {
 
     fn update_batch(&mut self, batch: &Batch) -> Result<()> {
         self.txn
-            .open_table(BATCHES)
+            .open_table(noted(BATCHES))
             .map_err(engine)?
             .insert(batch.id, encode(batch)?.as_slice())
             .map_err(engine)?;
-        let mut open = self.txn.open_table(OPEN_BATCHES).map_err(engine)?;
+        let mut open = self.txn.open_table(noted(OPEN_BATCHES)).map_err(engine)?;
         let current = open.get(batch.client.as_str()).map_err(engine)?.map(|v| v.value());
         match batch.status {
             BatchStatus::Open => {
@@ -1210,7 +1482,7 @@ impl WriteTxn for RedbWrite {
     fn quarantine(&mut self, entry: &QuarantineEntry) -> Result<u64> {
         let id = self.next_id(K_NEXT_QUARANTINE)?;
         self.txn
-            .open_table(QUARANTINE)
+            .open_table(noted(QUARANTINE))
             .map_err(engine)?
             .insert(id, encode(entry)?.as_slice())
             .map_err(engine)?;
@@ -1218,13 +1490,13 @@ impl WriteTxn for RedbWrite {
     }
 
     fn mark_seen(&mut self, namespace: &str, key: &[u8], at: Timestamp) -> Result<bool> {
-        let mut t = self.txn.open_table(SEEN).map_err(engine)?;
+        let mut t = self.txn.open_table(noted(SEEN)).map_err(engine)?;
         if t.get((namespace, key)).map_err(engine)?.is_some() {
             return Ok(false);
         }
         t.insert((namespace, key), us(at)).map_err(engine)?;
         self.txn
-            .open_table(SEEN_BY_TIME)
+            .open_table(noted(SEEN_BY_TIME))
             .map_err(engine)?
             .insert((namespace, us(at), key), ())
             .map_err(engine)?;
@@ -1232,8 +1504,8 @@ impl WriteTxn for RedbWrite {
     }
 
     fn forget_seen_before(&mut self, namespace: &str, before: Timestamp) -> Result<u64> {
-        let mut by_time = self.txn.open_table(SEEN_BY_TIME).map_err(engine)?;
-        let mut seen = self.txn.open_table(SEEN).map_err(engine)?;
+        let mut by_time = self.txn.open_table(noted(SEEN_BY_TIME)).map_err(engine)?;
+        let mut seen = self.txn.open_table(noted(SEEN)).map_err(engine)?;
         let empty: &[u8] = &[];
         let mut removed = 0;
         for e in by_time
@@ -1254,7 +1526,7 @@ impl WriteTxn for RedbWrite {
     fn put_gateway(&mut self, state: &GatewayState) -> Result<()> {
         let bytes = encode(state)?;
         self.txn
-            .open_table(GW_GATEWAYS)
+            .open_table(noted(GW_GATEWAYS))
             .map_err(engine)?
             .insert(state.gateway.as_str(), bytes.as_slice())
             .map_err(engine)?;
@@ -1262,7 +1534,7 @@ impl WriteTxn for RedbWrite {
     }
 
     fn put_interval_read(&mut self, meter_id: &str, read: &IntervalRead) -> Result<bool> {
-        let mut t = self.txn.open_table(GW_INTERVALS).map_err(engine)?;
+        let mut t = self.txn.open_table(noted(GW_INTERVALS)).map_err(engine)?;
         let end = us(read.end);
         let lo = end.saturating_sub(INTERVAL_SLACK_US);
         let hi = end.saturating_add(INTERVAL_SLACK_US);
@@ -1280,7 +1552,7 @@ impl WriteTxn for RedbWrite {
 
     fn set_tamper_state(&mut self, endpoint: &str, at: Timestamp, counters: u64) -> Result<()> {
         self.txn
-            .open_table(GW_TAMPER)
+            .open_table(noted(GW_TAMPER))
             .map_err(engine)?
             .insert(endpoint, (us(at), counters))
             .map_err(engine)?;
@@ -1290,7 +1562,7 @@ impl WriteTxn for RedbWrite {
     fn push_outbox(&mut self, entry: &OutboxEntry) -> Result<u64> {
         let id = self.next_id(K_NEXT_OUTBOX)?;
         self.txn
-            .open_table(GW_OUTBOX)
+            .open_table(noted(GW_OUTBOX))
             .map_err(engine)?
             .insert(id, encode(entry)?.as_slice())
             .map_err(engine)?;
@@ -1300,7 +1572,7 @@ impl WriteTxn for RedbWrite {
     fn remove_outbox(&mut self, id: u64) -> Result<bool> {
         Ok(self
             .txn
-            .open_table(GW_OUTBOX)
+            .open_table(noted(GW_OUTBOX))
             .map_err(engine)?
             .remove(id)
             .map_err(engine)?
@@ -1309,7 +1581,7 @@ impl WriteTxn for RedbWrite {
 
     // --- handheld cradles ---
     fn assign_route(&mut self, route: &str, serial: Option<&str>) -> Result<()> {
-        let mut t = self.txn.open_table(ROUTE_ASSIGN).map_err(engine)?;
+        let mut t = self.txn.open_table(noted(ROUTE_ASSIGN)).map_err(engine)?;
         match serial {
             Some(s) => t.insert(route, s).map_err(engine)?,
             None => t.remove(route).map_err(engine)?,
@@ -1318,20 +1590,20 @@ impl WriteTxn for RedbWrite {
     }
 
     fn put_route_load(&mut self, load: &RouteLoad) -> Result<()> {
-        let mut t = self.txn.open_table(ROUTE_LOADS).map_err(engine)?;
+        let mut t = self.txn.open_table(noted(ROUTE_LOADS)).map_err(engine)?;
         t.insert((load.route.as_str(), us(load.loaded_at)), encode(load)?.as_slice())
             .map_err(engine)?;
         Ok(())
     }
 
     fn remove_route_load(&mut self, load: &RouteLoad) -> Result<()> {
-        let mut t = self.txn.open_table(ROUTE_LOADS).map_err(engine)?;
+        let mut t = self.txn.open_table(noted(ROUTE_LOADS)).map_err(engine)?;
         t.remove((load.route.as_str(), us(load.loaded_at))).map_err(engine)?;
         Ok(())
     }
 
     fn set_cradle_watermark(&mut self, serial: &str, seq: u32) -> Result<()> {
-        let mut t = self.txn.open_table(CRADLE_WATERMARK).map_err(engine)?;
+        let mut t = self.txn.open_table(noted(CRADLE_WATERMARK)).map_err(engine)?;
         let old = t.get(serial).map_err(engine)?.map(|v| v.value());
         if old.is_none_or(|o| seq > o) {
             t.insert(serial, seq).map_err(engine)?;
@@ -1340,7 +1612,7 @@ impl WriteTxn for RedbWrite {
     }
 
     fn put_route_skip(&mut self, skip: &RouteSkip) -> Result<()> {
-        let mut t = self.txn.open_table(ROUTE_SKIPS).map_err(engine)?;
+        let mut t = self.txn.open_table(noted(ROUTE_SKIPS)).map_err(engine)?;
         let key = (
             skip.route.as_str(),
             skip.meter_id.as_str(),
@@ -1353,12 +1625,12 @@ impl WriteTxn for RedbWrite {
 
     // --- clerk review ---
     fn append_audit(&mut self, mut entry: AuditEntry, before: Option<&StoredRead>) -> Result<AuditEntry> {
-        let mut meta = self.txn.open_table(META).map_err(engine)?;
+        let mut meta = self.txn.open_table(noted(META)).map_err(engine)?;
         let len = meta.get(K_AUDIT_LEN).map_err(engine)?.map(|v| v.value()).unwrap_or(0);
         entry.seq = len + 1;
         meta.insert(K_AUDIT_LEN, entry.seq).map_err(engine)?;
         drop(meta);
-        let mut audit = self.txn.open_table(AUDIT).map_err(engine)?;
+        let mut audit = self.txn.open_table(noted(AUDIT)).map_err(engine)?;
         entry.prev_hash = match audit.get(len).map_err(engine)? {
             Some(v) => decode::<AuditEntry>("audit entry", v.value())?.hash,
             None => [0; HASH_LEN],
@@ -1367,18 +1639,18 @@ impl WriteTxn for RedbWrite {
         audit.insert(entry.seq, encode(&entry)?.as_slice()).map_err(engine)?;
         drop(audit);
         self.txn
-            .open_table(AUDIT_BY_READ)
+            .open_table(noted(AUDIT_BY_READ))
             .map_err(engine)?
             .insert((entry.read_id, entry.seq), ())
             .map_err(engine)?;
         self.txn
-            .open_table(AUDIT_BY_METER)
+            .open_table(noted(AUDIT_BY_METER))
             .map_err(engine)?
             .insert((entry.meter_id.as_str(), entry.seq), ())
             .map_err(engine)?;
         if let Some(before) = before {
             self.txn
-                .open_table(UNDO_SNAPSHOTS)
+                .open_table(noted(UNDO_SNAPSHOTS))
                 .map_err(engine)?
                 .insert(entry.seq, encode(before)?.as_slice())
                 .map_err(engine)?;
@@ -1392,7 +1664,7 @@ impl WriteTxn for RedbWrite {
             order.id = self.next_id(K_NEXT_ORDER)?;
         }
         self.txn
-            .open_table(SERVICE_ORDERS)
+            .open_table(noted(SERVICE_ORDERS))
             .map_err(engine)?
             .insert(order.id, encode(&order)?.as_slice())
             .map_err(engine)?;
@@ -1401,7 +1673,7 @@ impl WriteTxn for RedbWrite {
 
     fn put_meter_change(&mut self, change: &MeterChange) -> Result<()> {
         self.txn
-            .open_table(METER_CHANGES)
+            .open_table(noted(METER_CHANGES))
             .map_err(engine)?
             .insert((change.meter_id.as_str(), us(change.at)), encode(change)?.as_slice())
             .map_err(engine)?;

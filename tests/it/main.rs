@@ -29,3 +29,5 @@ mod review_remote;
 mod review_tmux;
 mod review_tui;
 mod store;
+mod store_backup;
+mod store_damage;

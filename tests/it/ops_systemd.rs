@@ -152,6 +152,47 @@ fn sysusers_and_tmpfiles_apply_to_a_scratch_root() {
         assert!(m.is_dir(), "{d}");
         assert_eq!((m.uid(), m.permissions().mode() & 0o777), (uid, 0o750), "{d}");
     }
+    // The nightly backups' directory: root's alone.
+    let m = std::fs::metadata(r.join("var/backups/meterd")).unwrap();
+    assert_eq!((m.uid(), m.permissions().mode() & 0o777), (0, 0o700));
+}
+
+/// The nightly backup: service and timer verify, and the package installs both.
+#[test]
+fn backup_service_and_timer_verify() {
+    if !tool("systemd-analyze") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["meterd-backup.service", "meterd-backup.timer"] {
+        let text = std::fs::read_to_string(repo(&format!("systemd/{name}"))).unwrap();
+        std::fs::write(
+            dir.path().join(name),
+            text.replace("/usr/bin/meterd", env!("CARGO_BIN_EXE_meterd")),
+        )
+        .unwrap();
+    }
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(dir.path().join("meterd-backup.service"))
+        .arg(dir.path().join("meterd-backup.timer"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "systemd-analyze verify: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let service = std::fs::read_to_string(repo("systemd/meterd-backup.service")).unwrap();
+    assert!(service.contains("store backup") && service.contains("-mtime +${KEEP_DAYS} -delete"));
+    let cargo = std::fs::read_to_string(repo("Cargo.toml")).unwrap();
+    for name in ["meterd-backup.service", "meterd-backup.timer"] {
+        assert!(
+            cargo.contains(&format!("[\"systemd/{name}\", \"lib/systemd/system/{name}\", \"644\"]")),
+            "{name} is not in [package.metadata.deb] assets"
+        );
+    }
 }
 
 #[test]

@@ -18,6 +18,7 @@ mod reads;
 mod report;
 mod review;
 mod routes;
+pub mod store;
 mod tokens;
 
 pub use audit::AuditCmd;
@@ -29,6 +30,7 @@ pub use reads::ReadsCmd;
 pub use report::{CycleArgs, Format, ReportCmd};
 pub use review::{ActArgs, FilterArgs, ReviewCmd};
 pub use routes::RoutesCmd;
+pub use store::StoreCmd;
 pub use tokens::TokensCmd;
 
 use std::cell::RefCell;
@@ -57,6 +59,7 @@ pub enum Command {
     Gateways(GatewaysCmd),
     Routes(RoutesCmd),
     Tokens(TokensCmd),
+    Store(StoreCmd),
 }
 
 impl Command {
@@ -104,6 +107,10 @@ impl Command {
                 TokensCmd::List { .. } => "list",
                 TokensCmd::Revoke { .. } => "revoke",
             },
+            Command::Store(c) => match c {
+                StoreCmd::Check { .. } => "check",
+                StoreCmd::Backup { .. } => "backup",
+            },
         };
         format!("{} {sub}", self.group())
     }
@@ -120,13 +127,14 @@ impl Command {
             Command::Gateways(_) => "gateways",
             Command::Routes(_) => "routes",
             Command::Tokens(_) => "tokens",
+            Command::Store(_) => "store",
         }
     }
 
     /// The least role allowed to run the command (see `[access]` in docs/operating.md).
     pub fn role(&self) -> Role {
         match self {
-            Command::Meters(MetersCmd::Import { .. }) | Command::Tokens(_) => Role::Admin,
+            Command::Meters(MetersCmd::Import { .. }) | Command::Tokens(_) | Command::Store(_) => Role::Admin,
             Command::Meters(MetersCmd::Change { .. })
             | Command::Orders(OrdersCmd::Complete { .. })
             | Command::Batches(BatchesCmd::Next { .. } | BatchesCmd::Ack { .. } | BatchesCmd::Export { .. })
@@ -151,8 +159,28 @@ impl Command {
     pub fn download(&self) -> Option<&Path> {
         match self {
             Command::Batches(BatchesCmd::Export { out, .. }) => Some(out),
+            Command::Store(StoreCmd::Backup { dest, .. }) => Some(dest),
             _ => None,
         }
+    }
+
+    /// Whether the command may write the store. One that does not runs in process on the
+    /// store opened read-only, so it never writes the file (a damaged store is not made worse
+    /// by looking at it).
+    pub fn writes(&self) -> bool {
+        !matches!(
+            self,
+            Command::Meters(MetersCmd::List { .. })
+                | Command::Reads(ReadsCmd::List { .. })
+                | Command::Audit(_)
+                | Command::Report(_)
+                | Command::Orders(OrdersCmd::List { .. })
+                | Command::Batches(BatchesCmd::List { .. })
+                | Command::Gateways(_)
+                | Command::Routes(RoutesCmd::List { .. } | RoutesCmd::Unread { .. })
+                | Command::Tokens(TokensCmd::List { .. })
+                | Command::Store(_)
+        )
     }
 }
 
@@ -270,5 +298,6 @@ fn execute(ctx: &Ctx<'_>, cmd: Command) -> anyhow::Result<()> {
         Command::Gateways(c) => gateways::run(ctx, c),
         Command::Routes(c) => routes::run(ctx, c),
         Command::Tokens(c) => tokens::run(ctx, c),
+        Command::Store(c) => store::run(ctx, c),
     }
 }

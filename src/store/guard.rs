@@ -1,0 +1,529 @@
+//! The engine boundary: a panic inside the engine (redb panics on some damaged files instead
+//! of returning an error) never reaches the caller. It becomes [`StoreError::Damaged`] naming
+//! the store file, the table last opened and what to do, and the store is marked damaged:
+//! every later call returns the same error, nothing more is written, and the file is not
+//! touched when the store closes (a damaged file must not be made worse; the issue this
+//! answers saw one panic turn a readable store into "All roots are corrupted").
+
+use std::cell::{Cell, RefCell};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Mutex, Once};
+
+use jiff::Timestamp;
+
+use super::{HistoryQuery, ReadTxn, Result, StoreError, WriteTxn};
+use crate::model::billing::{ApiToken, BatchContents, Billed, BilledReadChange};
+use crate::model::{
+    AuditEntry, Batch, BatchId, BatchStatus, GatewayState, IntervalRead, Meter, MeterChange, OutboxEntry,
+    QuarantineEntry, ReadId, ReadStatus, ReadSummary, RouteLoad, RouteSkip, ServiceOrder, StoredRead,
+};
+
+thread_local! {
+    /// Set while this thread runs engine code under [`catch`]: its panics are expected to be
+    /// caught, so the panic hook keeps their message instead of printing it.
+    static IN_ENGINE: Cell<bool> = const { Cell::new(false) };
+    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// The table the engine opened last on this thread (named in a damaged-store error).
+    static LAST_TABLE: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+static HOOK: Once = Once::new();
+
+/// Installs (once) a panic hook that keeps engine panics quiet and hands every other panic to
+/// the hook that was there before.
+fn install_hook() {
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if IN_ENGINE.with(Cell::get) {
+                let what = info
+                    .payload()
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".into());
+                let at = info.location().map(|l| {
+                    let file = std::path::Path::new(l.file()).file_name().and_then(|f| f.to_str());
+                    format!(" at {}:{}", file.unwrap_or("?"), l.line())
+                });
+                LAST_PANIC.with(|p| *p.borrow_mut() = Some(format!("{what}{}", at.unwrap_or_default())));
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Runs engine code; a panic comes back as its message.
+pub(super) fn catch<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
+    install_hook();
+    let was = IN_ENGINE.with(|c| c.replace(true));
+    let r = catch_unwind(AssertUnwindSafe(f));
+    IN_ENGINE.with(|c| c.set(was));
+    r.map_err(|_| {
+        LAST_PANIC
+            .with(|p| p.borrow_mut().take())
+            .unwrap_or_else(|| "the engine panicked".into())
+    })
+}
+
+/// Records the table the engine is about to open (for the error if it then panics).
+pub(super) fn note_table(name: &str) {
+    LAST_TABLE.with(|t| {
+        let mut t = t.borrow_mut();
+        t.clear();
+        t.push_str(name);
+    });
+}
+
+fn last_table() -> Option<String> {
+    LAST_TABLE.with(|t| Some(t.borrow().clone()).filter(|t| !t.is_empty()))
+}
+
+/// Forgets the table noted by [`note_table`] (before a new guarded call).
+fn clear_table() {
+    LAST_TABLE.with(|t| t.borrow_mut().clear());
+}
+
+/// Whether a store is still usable, and the error every call returns once it is not.
+#[derive(Debug)]
+pub(super) struct Health {
+    path: String,
+    damaged: Mutex<Option<StoreError>>,
+}
+
+/// An engine error that means the file is damaged (redb found a bad checksum or structure).
+fn is_corruption(e: &StoreError) -> bool {
+    matches!(e, StoreError::Engine(m) if m.contains("orrupt"))
+}
+
+impl Health {
+    pub(super) fn new(path: String) -> Self {
+        Health {
+            path,
+            damaged: Mutex::new(None),
+        }
+    }
+
+    /// The error of a store found damaged, when it was.
+    pub(super) fn damaged(&self) -> Option<StoreError> {
+        self.damaged.lock().unwrap_or_else(|p| p.into_inner()).as_ref().cloned()
+    }
+
+    /// The error for damage found now (a panic message or a corruption error).
+    pub(super) fn damage(&self, detail: String) -> StoreError {
+        StoreError::Damaged {
+            path: self.path.clone(),
+            table: last_table(),
+            detail,
+        }
+    }
+
+    /// Marks the store damaged (the first damage found is the one reported from then on).
+    fn mark(&self, e: StoreError) -> StoreError {
+        let mut d = self.damaged.lock().unwrap_or_else(|p| p.into_inner());
+        d.get_or_insert(e).clone()
+    }
+
+    /// Runs one engine call: refused once the store is damaged; a panic or a corruption error
+    /// marks it damaged.
+    pub(super) fn run<R>(&self, f: impl FnOnce() -> Result<R>) -> Result<R> {
+        if let Some(e) = self.damaged() {
+            return Err(e);
+        }
+        clear_table();
+        match catch(f) {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) if is_corruption(&e) => Err(self.mark(self.damage(e.to_string()))),
+            // A record that does not decode: named with the store, the table and the hint. The
+            // engine itself is fine, so the store stays usable for the rest.
+            Ok(Err(e @ StoreError::Corrupt { .. })) => Err(self.damage(e.to_string())),
+            Ok(Err(e)) => Err(e),
+            Err(panic) => {
+                tracing::error!(store = %self.path, "the store engine failed on the file ({panic}); the store is treated as damaged from now on");
+                Err(self.mark(self.damage(format!("the engine failed on it ({panic})"))))
+            }
+        }
+    }
+}
+
+/// A transaction behind the boundary. Once the store is damaged the transaction is leaked
+/// rather than dropped: dropping it would let the engine write (an abort, a page release) to a
+/// damaged file. The leak is bounded by one transaction per damage found.
+pub(super) struct Guarded<'s, T> {
+    inner: Option<T>,
+    health: &'s Health,
+}
+
+impl<'s, T> Guarded<'s, T> {
+    pub(super) fn new(inner: T, health: &'s Health) -> Self {
+        Guarded {
+            inner: Some(inner),
+            health,
+        }
+    }
+
+    fn inner(&self) -> &T {
+        self.inner.as_ref().expect("present until commit or drop")
+    }
+
+    fn inner_mut(&mut self) -> &mut T {
+        self.inner.as_mut().expect("present until commit or drop")
+    }
+}
+
+impl<T: WriteTxn> Guarded<'_, T> {
+    fn finish(mut self) -> Result<()> {
+        let inner = self.inner.take().expect("present until commit or drop");
+        let health = self.health;
+        health.run(move || Box::new(inner).commit())
+    }
+}
+
+impl<T> Drop for Guarded<'_, T> {
+    fn drop(&mut self) {
+        let Some(inner) = self.inner.take() else { return };
+        if self.health.damaged().is_some() {
+            std::mem::forget(inner);
+            return;
+        }
+        if let Err(panic) = catch(move || drop(inner)) {
+            tracing::error!(store = %self.health.path, "the store engine failed ending a transaction ({panic}); the store is treated as damaged from now on");
+            self.health
+                .mark(self.health.damage(format!("the engine failed on it ({panic})")));
+        }
+    }
+}
+
+// One delegation per trait method, each through `Health::run`.
+impl<T: ReadTxn> ReadTxn for Guarded<'_, T> {
+    fn meter(&self, meter_id: &str) -> Result<Option<Meter>> {
+        let health = self.health;
+        health.run(|| self.inner().meter(meter_id))
+    }
+    fn meters(&self) -> Result<Vec<Meter>> {
+        let health = self.health;
+        health.run(|| self.inner().meters())
+    }
+    fn meters_by_id(&self, ids: &[&str]) -> Result<Vec<Option<Meter>>> {
+        let health = self.health;
+        health.run(|| self.inner().meters_by_id(ids))
+    }
+    fn read(&self, id: ReadId) -> Result<Option<StoredRead>> {
+        let health = self.health;
+        health.run(|| self.inner().read(id))
+    }
+    fn meter_histories(&self, queries: &[HistoryQuery<'_>]) -> Result<Vec<Vec<ReadSummary>>> {
+        let health = self.health;
+        health.run(|| self.inner().meter_histories(queries))
+    }
+    fn meter_reads(&self, meter_id: &str, from: Timestamp, to: Timestamp) -> Result<Vec<StoredRead>> {
+        let health = self.health;
+        health.run(|| self.inner().meter_reads(meter_id, from, to))
+    }
+    fn meter_reads_before(&self, meter_id: &str, before: Timestamp, limit: usize) -> Result<Vec<StoredRead>> {
+        let health = self.health;
+        health.run(|| self.inner().meter_reads_before(meter_id, before, limit))
+    }
+    fn all_reads(&self) -> Result<Vec<StoredRead>> {
+        let health = self.health;
+        health.run(|| self.inner().all_reads())
+    }
+    fn reads_with_status(&self, status: ReadStatus, limit: usize) -> Result<Vec<StoredRead>> {
+        let health = self.health;
+        health.run(|| self.inner().reads_with_status(status, limit))
+    }
+    fn count_reads(&self) -> Result<u64> {
+        let health = self.health;
+        health.run(|| self.inner().count_reads())
+    }
+    fn batch(&self, id: BatchId) -> Result<Option<Batch>> {
+        let health = self.health;
+        health.run(|| self.inner().batch(id))
+    }
+    fn open_batch(&self, client: &str) -> Result<Option<Batch>> {
+        let health = self.health;
+        health.run(|| self.inner().open_batch(client))
+    }
+    fn quarantined(&self) -> Result<Vec<(u64, QuarantineEntry)>> {
+        let health = self.health;
+        health.run(|| self.inner().quarantined())
+    }
+    fn seen(&self, namespace: &str, key: &[u8]) -> Result<Option<Timestamp>> {
+        let health = self.health;
+        health.run(|| self.inner().seen(namespace, key))
+    }
+    fn count_reads_by_status(&self) -> Result<Vec<(ReadStatus, u64)>> {
+        let health = self.health;
+        health.run(|| self.inner().count_reads_by_status())
+    }
+    fn batches(&self, status: Option<BatchStatus>) -> Result<Vec<Batch>> {
+        let health = self.health;
+        health.run(|| self.inner().batches(status))
+    }
+    fn batch_contents(&self, id: BatchId) -> Result<Option<BatchContents>> {
+        let health = self.health;
+        health.run(|| self.inner().batch_contents(id))
+    }
+    fn billed(&self, read: ReadId) -> Result<Option<Billed>> {
+        let health = self.health;
+        health.run(|| self.inner().billed(read))
+    }
+    fn billed_read_changes(&self) -> Result<Vec<BilledReadChange>> {
+        let health = self.health;
+        health.run(|| self.inner().billed_read_changes())
+    }
+    fn billed_read_change(&self, read: ReadId) -> Result<Option<BilledReadChange>> {
+        let health = self.health;
+        health.run(|| self.inner().billed_read_change(read))
+    }
+    fn api_tokens(&self) -> Result<Vec<ApiToken>> {
+        let health = self.health;
+        health.run(|| self.inner().api_tokens())
+    }
+    fn gateways(&self) -> Result<Vec<GatewayState>> {
+        let health = self.health;
+        health.run(|| self.inner().gateways())
+    }
+    fn gateway(&self, gateway: &str) -> Result<Option<GatewayState>> {
+        let health = self.health;
+        health.run(|| self.inner().gateway(gateway))
+    }
+    fn interval_reads(&self, meter_id: &str, from: Timestamp, to: Timestamp) -> Result<Vec<IntervalRead>> {
+        let health = self.health;
+        health.run(|| self.inner().interval_reads(meter_id, from, to))
+    }
+    fn count_interval_reads(&self) -> Result<u64> {
+        let health = self.health;
+        health.run(|| self.inner().count_interval_reads())
+    }
+    fn tamper_state(&self, endpoint: &str) -> Result<Option<(Timestamp, u64)>> {
+        let health = self.health;
+        health.run(|| self.inner().tamper_state(endpoint))
+    }
+    fn outbox(&self, after: u64, limit: usize) -> Result<Vec<(u64, OutboxEntry)>> {
+        let health = self.health;
+        health.run(|| self.inner().outbox(after, limit))
+    }
+    fn outbox_len(&self) -> Result<u64> {
+        let health = self.health;
+        health.run(|| self.inner().outbox_len())
+    }
+    fn route_assignments(&self) -> Result<Vec<(String, String)>> {
+        let health = self.health;
+        health.run(|| self.inner().route_assignments())
+    }
+    fn route_loads(&self) -> Result<Vec<RouteLoad>> {
+        let health = self.health;
+        health.run(|| self.inner().route_loads())
+    }
+    fn cradle_watermark(&self, serial: &str) -> Result<Option<u32>> {
+        let health = self.health;
+        health.run(|| self.inner().cradle_watermark(serial))
+    }
+    fn route_skips(&self, route: &str) -> Result<Vec<RouteSkip>> {
+        let health = self.health;
+        health.run(|| self.inner().route_skips(route))
+    }
+    fn audit_len(&self) -> Result<u64> {
+        let health = self.health;
+        health.run(|| self.inner().audit_len())
+    }
+    fn audit_scan(&self) -> Result<Vec<(u64, std::result::Result<AuditEntry, String>)>> {
+        let health = self.health;
+        health.run(|| self.inner().audit_scan())
+    }
+    fn read_audit(&self, read_id: ReadId) -> Result<Vec<AuditEntry>> {
+        let health = self.health;
+        health.run(|| self.inner().read_audit(read_id))
+    }
+    fn meter_audit(&self, meter_id: &str) -> Result<Vec<AuditEntry>> {
+        let health = self.health;
+        health.run(|| self.inner().meter_audit(meter_id))
+    }
+    fn undo_snapshot(&self, seq: u64) -> Result<Option<StoredRead>> {
+        let health = self.health;
+        health.run(|| self.inner().undo_snapshot(seq))
+    }
+    fn service_orders(&self) -> Result<Vec<ServiceOrder>> {
+        let health = self.health;
+        health.run(|| self.inner().service_orders())
+    }
+    fn service_order(&self, id: u64) -> Result<Option<ServiceOrder>> {
+        let health = self.health;
+        health.run(|| self.inner().service_order(id))
+    }
+    fn meter_changes(&self, meter_id: &str) -> Result<Vec<MeterChange>> {
+        let health = self.health;
+        health.run(|| self.inner().meter_changes(meter_id))
+    }
+}
+
+impl<T: WriteTxn> WriteTxn for Guarded<'_, T> {
+    fn put_meter(&mut self, meter: &Meter) -> Result<()> {
+        let health = self.health;
+        health.run(|| self.inner_mut().put_meter(meter))
+    }
+    fn insert_read(&mut self, read: &StoredRead) -> Result<ReadId> {
+        let health = self.health;
+        health.run(|| self.inner_mut().insert_read(read))
+    }
+    fn insert_reads(&mut self, reads: &mut [StoredRead]) -> Result<Vec<ReadId>> {
+        let health = self.health;
+        health.run(|| self.inner_mut().insert_reads(reads))
+    }
+    fn update_read(&mut self, read: &StoredRead) -> Result<()> {
+        let health = self.health;
+        health.run(|| self.inner_mut().update_read(read))
+    }
+    fn create_batch(&mut self, client: &str, read_ids: Vec<ReadId>, created_at: Timestamp) -> Result<Batch> {
+        let health = self.health;
+        health.run(|| self.inner_mut().create_batch(client, read_ids, created_at))
+    }
+    fn update_batch(&mut self, batch: &Batch) -> Result<()> {
+        let health = self.health;
+        health.run(|| self.inner_mut().update_batch(batch))
+    }
+    fn quarantine(&mut self, entry: &QuarantineEntry) -> Result<u64> {
+        let health = self.health;
+        health.run(|| self.inner_mut().quarantine(entry))
+    }
+    fn mark_seen(&mut self, namespace: &str, key: &[u8], at: Timestamp) -> Result<bool> {
+        let health = self.health;
+        health.run(|| self.inner_mut().mark_seen(namespace, key, at))
+    }
+    fn forget_seen_before(&mut self, namespace: &str, before: Timestamp) -> Result<u64> {
+        let health = self.health;
+        health.run(|| self.inner_mut().forget_seen_before(namespace, before))
+    }
+    fn update_reads(&mut self, reads: &[StoredRead]) -> Result<()> {
+        let health = self.health;
+        health.run(|| self.inner_mut().update_reads(reads))
+    }
+    fn set_billing_state(&mut self, reads: &mut [StoredRead], status: ReadStatus, batch: BatchId) -> Result<()> {
+        let health = self.health;
+        health.run(|| self.inner_mut().set_billing_state(reads, status, batch))
+    }
+    fn put_batch_contents(&mut self, id: BatchId, contents: &BatchContents) -> Result<()> {
+        let health = self.health;
+        health.run(|| self.inner_mut().put_batch_contents(id, contents))
+    }
+    fn put_billed(&mut self, billed: &[(ReadId, Billed)]) -> Result<()> {
+        let health = self.health;
+        health.run(|| self.inner_mut().put_billed(billed))
+    }
+    fn put_billed_read_change(&mut self, change: &BilledReadChange) -> Result<()> {
+        let health = self.health;
+        health.run(|| self.inner_mut().put_billed_read_change(change))
+    }
+    fn remove_billed_read_change(&mut self, read: ReadId) -> Result<()> {
+        let health = self.health;
+        health.run(|| self.inner_mut().remove_billed_read_change(read))
+    }
+    fn put_api_token(&mut self, token: &ApiToken) -> Result<()> {
+        let health = self.health;
+        health.run(|| self.inner_mut().put_api_token(token))
+    }
+    fn put_gateway(&mut self, state: &GatewayState) -> Result<()> {
+        let health = self.health;
+        health.run(|| self.inner_mut().put_gateway(state))
+    }
+    fn put_interval_read(&mut self, meter_id: &str, read: &IntervalRead) -> Result<bool> {
+        let health = self.health;
+        health.run(|| self.inner_mut().put_interval_read(meter_id, read))
+    }
+    fn set_tamper_state(&mut self, endpoint: &str, at: Timestamp, counters: u64) -> Result<()> {
+        let health = self.health;
+        health.run(|| self.inner_mut().set_tamper_state(endpoint, at, counters))
+    }
+    fn push_outbox(&mut self, entry: &OutboxEntry) -> Result<u64> {
+        let health = self.health;
+        health.run(|| self.inner_mut().push_outbox(entry))
+    }
+    fn remove_outbox(&mut self, id: u64) -> Result<bool> {
+        let health = self.health;
+        health.run(|| self.inner_mut().remove_outbox(id))
+    }
+    fn assign_route(&mut self, route: &str, serial: Option<&str>) -> Result<()> {
+        let health = self.health;
+        health.run(|| self.inner_mut().assign_route(route, serial))
+    }
+    fn put_route_load(&mut self, load: &RouteLoad) -> Result<()> {
+        let health = self.health;
+        health.run(|| self.inner_mut().put_route_load(load))
+    }
+    fn remove_route_load(&mut self, load: &RouteLoad) -> Result<()> {
+        let health = self.health;
+        health.run(|| self.inner_mut().remove_route_load(load))
+    }
+    fn set_cradle_watermark(&mut self, serial: &str, seq: u32) -> Result<()> {
+        let health = self.health;
+        health.run(|| self.inner_mut().set_cradle_watermark(serial, seq))
+    }
+    fn put_route_skip(&mut self, skip: &RouteSkip) -> Result<()> {
+        let health = self.health;
+        health.run(|| self.inner_mut().put_route_skip(skip))
+    }
+    fn append_audit(&mut self, entry: AuditEntry, before: Option<&StoredRead>) -> Result<AuditEntry> {
+        let health = self.health;
+        health.run(|| self.inner_mut().append_audit(entry, before))
+    }
+    fn put_service_order(&mut self, order: &ServiceOrder) -> Result<u64> {
+        let health = self.health;
+        health.run(|| self.inner_mut().put_service_order(order))
+    }
+    fn put_meter_change(&mut self, change: &MeterChange) -> Result<()> {
+        let health = self.health;
+        health.run(|| self.inner_mut().put_meter_change(change))
+    }
+    fn commit(self: Box<Self>) -> Result<()> {
+        (*self).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_a_damaged_store_error_and_every_later_call_gets_it() {
+        let health = Health::new("/srv/meterd/meterd.redb".into());
+        assert_eq!(health.run(|| Ok(1)).unwrap(), 1);
+        let first = health
+            .run(|| -> Result<()> {
+                note_table("reads");
+                panic!("entered unreachable code")
+            })
+            .unwrap_err();
+        let text = first.to_string();
+        assert!(text.contains("/srv/meterd/meterd.redb"), "{text}");
+        assert!(text.contains("(table reads)"), "{text}");
+        assert!(text.contains("entered unreachable code"), "{text}");
+        assert!(text.contains("meterd store check"), "{text}");
+        // Poisoned: a call that would succeed gets the same error, without running.
+        let mut ran = false;
+        let again = health
+            .run(|| {
+                ran = true;
+                Ok(())
+            })
+            .unwrap_err();
+        assert!(!ran);
+        assert_eq!(again.to_string(), text);
+    }
+
+    #[test]
+    fn a_record_that_does_not_decode_names_the_store_but_does_not_poison_it() {
+        let health = Health::new("s.redb".into());
+        let e = health
+            .run(|| -> Result<()> {
+                Err(StoreError::Corrupt {
+                    what: "read",
+                    detail: "bad".into(),
+                })
+            })
+            .unwrap_err();
+        assert!(matches!(e, StoreError::Damaged { .. }), "{e}");
+        assert!(health.run(|| Ok(())).is_ok());
+    }
+}
