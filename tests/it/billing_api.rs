@@ -659,7 +659,7 @@ async fn refused_requests_are_logged_with_address_and_path_never_the_token() {
         "{text}"
     );
     assert!(
-        text.contains("path=/v1/batches/next") && text.contains("remote=127.0.0.1:"),
+        text.contains("path=\"/v1/batches/next\"") && text.contains("remote=127.0.0.1:"),
         "{text}"
     );
     assert!(

@@ -328,7 +328,7 @@ fn every_error_status_answers_the_json_error_object() {
         (404, api.get("/v1/nothing-here"), "no such route"),
         (404, api.request("GET", "/", "", ""), "no such route"),
         (404, api.get("/v1/batches/999"), "batch 999 not found"),
-        (404, api.get("/v1/meters/NOPE/reads"), "meter NOPE not found"),
+        (404, api.get("/v1/meters/NOPE/reads"), "meter \"NOPE\" not found"),
         (
             405,
             api.request("DELETE", "/v1/batches", &auth, ""),
