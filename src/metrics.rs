@@ -21,6 +21,9 @@ pub const HTTP_UNAUTHORIZED: &str = "meterd_http_unauthorized_total";
 /// Requests refused on the control socket, by the role they needed (`none`: a user in no
 /// role, refused at connect). The same name as [`crate::api::access::REFUSED_METRIC`].
 pub const CONTROL_REFUSED: &str = "meterd_control_refused_total";
+/// What became of every frame or message received, by source and outcome (`read`, `held`,
+/// `duplicate`, `quarantined`, `status`): their sum is everything received.
+pub const FRAMES: &str = "meterd_frames_total";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -29,7 +32,7 @@ pub enum Kind {
 }
 
 /// Metrics every scrape shows, reported or not: (name, kind, help).
-pub const DECLARED: [(&str, Kind, &str); 6] = [
+pub const DECLARED: [(&str, Kind, &str); 7] = [
     (
         READS_INGESTED,
         Kind::Counter,
@@ -55,6 +58,11 @@ pub const DECLARED: [(&str, Kind, &str); 6] = [
         CONTROL_REFUSED,
         Kind::Counter,
         "Control socket requests refused, by the role they needed (none: a user in no role).",
+    ),
+    (
+        FRAMES,
+        Kind::Counter,
+        "Frames and messages received since the daemon started, by source and outcome (read, held, duplicate, quarantined, status).",
     ),
 ];
 
@@ -238,8 +246,52 @@ pub fn metrics_body(store: &dyn Store) -> crate::store::Result<String> {
         "Billed reads changed since, waiting for a correction.",
         [(&[][..], pending as f64)],
     );
+    quarantine_families(&mut out, txn.as_ref())?;
     global().render(&mut out);
     Ok(out)
+}
+
+/// The quarantine's size and the entries its retention removed (per source and reason class).
+fn quarantine_families(out: &mut String, txn: &dyn crate::store::ReadTxn) -> crate::store::Result<()> {
+    let usage = txn.quarantine_usage()?;
+    family(
+        out,
+        "meterd_quarantine_entries",
+        Kind::Gauge,
+        "Entries in the quarantine now.",
+        [(&[][..], usage.entries as f64)],
+    );
+    family(
+        out,
+        "meterd_quarantine_bytes",
+        Kind::Gauge,
+        "Stored bytes of the quarantine now (what [quarantine] max_mib limits).",
+        [(&[][..], usage.bytes as f64)],
+    );
+    let summary = txn.quarantine_summary()?;
+    let label = |s: &crate::model::QuarantineSummary| {
+        vec![
+            ("source".to_owned(), s.source.clone()),
+            ("reason".to_owned(), s.reason.clone()),
+        ]
+    };
+    let counts: Vec<(Vec<(String, String)>, f64)> = summary.iter().map(|s| (label(s), s.count as f64)).collect();
+    family(
+        out,
+        "meterd_quarantine_summarised_entries",
+        Kind::Gauge,
+        "Quarantine entries removed by the retention limit or a purge and kept only as counts, by source and reason.",
+        counts.iter().map(|(l, v)| (l.as_slice(), *v)),
+    );
+    let bytes: Vec<(Vec<(String, String)>, f64)> = summary.iter().map(|s| (label(s), s.bytes as f64)).collect();
+    family(
+        out,
+        "meterd_quarantine_summarised_bytes",
+        Kind::Gauge,
+        "Payload bytes of the quarantine entries removed and summarised, by source and reason.",
+        bytes.iter().map(|(l, v)| (l.as_slice(), *v)),
+    );
+    Ok(())
 }
 
 #[cfg(test)]

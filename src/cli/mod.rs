@@ -30,7 +30,8 @@ use clap::{Parser, Subcommand};
 
 use crate::api::commands::{self as api_commands, Console, Ctx};
 pub use crate::api::commands::{
-    AuditCmd, BatchesCmd, GatewaysCmd, MetersCmd, OrdersCmd, ReadsCmd, ReportCmd, RoutesCmd, Sink, TokensCmd,
+    AuditCmd, BatchesCmd, GatewaysCmd, MetersCmd, OrdersCmd, QuarantineCmd, ReadsCmd, ReportCmd, RoutesCmd, Sink,
+    TokensCmd,
 };
 use crate::api::files::{self, OutFile};
 use crate::api::local::{self, LocalTransfer};
@@ -112,6 +113,9 @@ pub enum Command {
     /// Billing API tokens: create (shown once), list, revoke.
     #[command(subcommand)]
     Tokens(TokensCmd),
+    /// Input that did not decode: list, show, retry with today's keys, purge.
+    #[command(subcommand)]
+    Quarantine(QuarantineCmd),
 }
 
 impl Command {
@@ -131,6 +135,7 @@ impl Command {
             Command::Gateways(c) => C::Gateways(c),
             Command::Routes(c) => C::Routes(c),
             Command::Tokens(c) => C::Tokens(c),
+            Command::Quarantine(c) => C::Quarantine(c),
             other => return Err(other),
         })
     }

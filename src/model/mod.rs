@@ -6,6 +6,7 @@
 
 pub mod billing;
 pub mod gateway;
+pub mod quarantine;
 mod quantity;
 mod review;
 mod route;
@@ -19,6 +20,7 @@ pub use billing::{Batch, BatchStatus};
 pub use gateway::{GatewayState, IntervalRead, OutboxEntry};
 pub use quantity::{QUANTITY_DECIMALS, Quantity, QuantityError, SCALE};
 pub use review::{AuditAction, AuditEntry, HASH_LEN, MeterChange, OrderStatus, ServiceOrder};
+pub use quarantine::{QuarantineSummary, QuarantineUsage, Resolution, StoredQuarantine};
 pub use route::{RouteLoad, RouteSkip};
 
 /// Timestamps: RFC 3339 text for humans (JSON), microseconds since the epoch for the store.

@@ -8,10 +8,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use redb::{ReadableTable, TableHandle};
 
-use super::redb_engine::{AUDIT, BILLED_READ_CHANGES, READS, decode, encode, engine};
+use super::redb_engine::{
+    AUDIT, BILLED_READ_CHANGES, QUARANTINE, READS, decode, encode, engine,
+};
 use super::{Result, SCHEMA_VERSION};
 use crate::model::billing::{Billed, BilledReadChange};
-use crate::model::{AuditEntry, StoredRead};
+use crate::model::{AuditEntry, QuarantineEntry, StoredQuarantine, StoredRead};
 
 /// Whether a store of schema version `found` can be migrated to this build's.
 pub(super) fn migrates_from(found: u64) -> bool {
@@ -27,6 +29,7 @@ pub(super) fn migrate(txn: &redb::WriteTransaction, from: u64, path: &str) -> Re
     for version in from..SCHEMA_VERSION {
         match version {
             1 => v1_to_v2(txn)?,
+            2 => v2_to_v3(txn)?,
             _ => unreachable!("migrates_from admits versions with a step only"),
         }
     }
@@ -154,6 +157,19 @@ fn v1_to_v2(txn: &redb::WriteTransaction) -> Result<()> {
     }
     for old in [v1::BILLING_CHANGES, v1::CORRECTIONS] {
         txn.delete_table(old).map_err(engine)?;
+    }
+    Ok(())
+}
+
+/// Version 3 keeps each quarantine entry with its payload's size and digest and what a retry
+/// made of it (payloads stay whole here; the retention at start applies today's limits; the
+/// opening transaction counts the stored bytes afterwards).
+fn v2_to_v3(txn: &redb::WriteTransaction) -> Result<()> {
+    let old: BTreeMap<u64, QuarantineEntry> = rows(txn, QUARANTINE, "quarantine entry")?;
+    let mut t = txn.open_table(QUARANTINE).map_err(engine)?;
+    for (id, entry) in old {
+        let bytes = encode(&StoredQuarantine::new(&entry, usize::MAX))?;
+        t.insert(id, bytes.as_slice()).map_err(engine)?;
     }
     Ok(())
 }
