@@ -25,4 +25,5 @@ mod review_daemon;
 mod review_remote;
 mod review_tmux;
 mod review_tui;
+mod quarantine;
 mod store;
