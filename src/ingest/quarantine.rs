@@ -10,9 +10,9 @@ use jiff::Timestamp;
 use meterd_protocols::decode::Keys;
 use serde::{Deserialize, Serialize};
 
+use super::mqtt::MqttConfig;
 use super::mqtt::commit::{Job, Message, apply};
 use super::mqtt::message::{Unit, decode_payload, gateway_of_topic, topic_of_source};
-use super::mqtt::MqttConfig;
 use crate::model::{Resolution, StoredQuarantine, to_store_precision};
 use crate::store::{QuarantineLimits, Store, StoreError};
 use crate::vee::VeeConfig;
@@ -67,8 +67,7 @@ impl QuarantineConfig {
     pub fn limits(&self) -> QuarantineLimits {
         QuarantineLimits {
             max_bytes: self.max_mib << 20,
-            max_age: (self.max_age_days > 0)
-                .then(|| jiff::SignedDuration::from_hours(self.max_age_days as i64 * 24)),
+            max_age: (self.max_age_days > 0).then(|| jiff::SignedDuration::from_hours(self.max_age_days as i64 * 24)),
             ..QuarantineLimits::default()
         }
     }
@@ -205,8 +204,22 @@ mod tests {
         let d = QuarantineConfig::default();
         assert_eq!((d.max_mib, d.max_age_days), (64, 90));
         assert_eq!(d.limits(), QuarantineLimits::default());
-        assert!(QuarantineConfig { max_mib: 0, ..d.clone() }.check().is_err());
-        assert!(QuarantineConfig { max_age_days: 40_000, ..d.clone() }.check().is_err());
+        assert!(
+            QuarantineConfig {
+                max_mib: 0,
+                ..d.clone()
+            }
+            .check()
+            .is_err()
+        );
+        assert!(
+            QuarantineConfig {
+                max_age_days: 40_000,
+                ..d.clone()
+            }
+            .check()
+            .is_err()
+        );
         assert_eq!(QuarantineConfig { max_age_days: 0, ..d }.limits().max_age, None);
     }
 
@@ -238,7 +251,11 @@ mod tests {
             let mut txn = store.begin_write().unwrap();
             for j in 0..3u64 {
                 let source = format!("mqtt meters/gw{}/raw line {j}", i % 2);
-                let reason = if j == 0 { "BCH check failed: syndrome 5" } else { "unrecognised frame: 9 bytes" };
+                let reason = if j == 0 {
+                    "BCH check failed: syndrome 5"
+                } else {
+                    "unrecognised frame: 9 bytes"
+                };
                 let len = 50 + (i as usize % 7) * 10;
                 txn.quarantine(&entry(&source, reason, len, now)).unwrap();
                 sent += 1;
@@ -287,18 +304,33 @@ mod tests {
     fn old_entries_age_out_and_large_payloads_are_kept_by_reference() {
         let dir = tempfile::tempdir().unwrap();
         let store = RedbStore::open_dir(dir.path()).unwrap();
-        store.set_quarantine_limits(QuarantineConfig { max_mib: 1, max_age_days: 1 }.limits());
+        store.set_quarantine_limits(
+            QuarantineConfig {
+                max_mib: 1,
+                max_age_days: 1,
+            }
+            .limits(),
+        );
         let now = Timestamp::now();
         let old = now - jiff::SignedDuration::from_hours(49);
         let mut txn = store.begin_write().unwrap();
-        txn.quarantine(&entry("cradle /dev/ttyS0 recorder 7", "no meter", 10, old)).unwrap();
-        txn.quarantine(&entry("cradle /dev/ttyS0 recorder 7", "no meter", 10, old)).unwrap();
+        txn.quarantine(&entry("cradle /dev/ttyS0 recorder 7", "no meter", 10, old))
+            .unwrap();
+        txn.quarantine(&entry("cradle /dev/ttyS0 recorder 7", "no meter", 10, old))
+            .unwrap();
         txn.commit().unwrap();
         // Age counts from the entry being added (or the daemon's start): these two stay
         // until something newer comes.
         assert_eq!(store.begin_read().unwrap().quarantine_usage().unwrap().entries, 2);
         let mut txn = store.begin_write().unwrap();
-        let id = txn.quarantine(&entry("mqtt t/gw/raw", "unrecognised frame: 200000 binary bytes", 200_000, now)).unwrap();
+        let id = txn
+            .quarantine(&entry(
+                "mqtt t/gw/raw",
+                "unrecognised frame: 200000 binary bytes",
+                200_000,
+                now,
+            ))
+            .unwrap();
         txn.commit().unwrap();
         let txn = store.begin_read().unwrap();
         let kept = txn.quarantine_entries().unwrap();
@@ -401,7 +433,12 @@ mod tests {
         let store = RedbStore::open_dir(dir.path()).unwrap();
         let mut txn = store.begin_write().unwrap();
         let id = txn
-            .quarantine(&entry("cradle /dev/ttyS0 recorder 7 seq 3", "no meter", 10, Timestamp::now()))
+            .quarantine(&entry(
+                "cradle /dev/ttyS0 recorder 7 seq 3",
+                "no meter",
+                10,
+                Timestamp::now(),
+            ))
             .unwrap();
         txn.commit().unwrap();
         let (cfg, keys, vee) = (MqttConfig::default(), Keys::new(), VeeConfig::default());
@@ -413,6 +450,9 @@ mod tests {
         }
         .one(&store, id)
         .unwrap();
-        assert!(matches!(&o, RetryOutcome::CannotRetry { reason } if reason.contains("MQTT")), "{o:?}");
+        assert!(
+            matches!(&o, RetryOutcome::CannotRetry { reason } if reason.contains("MQTT")),
+            "{o:?}"
+        );
     }
 }

@@ -6,8 +6,8 @@
 
 pub mod billing;
 pub mod gateway;
-pub mod quarantine;
 mod quantity;
+pub mod quarantine;
 mod review;
 mod route;
 
@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 pub use billing::{Batch, BatchStatus};
 pub use gateway::{GatewayState, IntervalRead, OutboxEntry};
 pub use quantity::{QUANTITY_DECIMALS, Quantity, QuantityError, SCALE};
-pub use review::{AuditAction, AuditEntry, HASH_LEN, MeterChange, OrderStatus, ServiceOrder};
 pub use quarantine::{QuarantineSummary, QuarantineUsage, Resolution, StoredQuarantine};
+pub use review::{AuditAction, AuditEntry, HASH_LEN, MeterChange, OrderStatus, ServiceOrder};
 pub use route::{RouteLoad, RouteSkip};
 
 /// Timestamps: RFC 3339 text for humans (JSON), microseconds since the epoch for the store.

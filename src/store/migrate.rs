@@ -8,9 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use redb::{ReadableTable, TableHandle};
 
-use super::redb_engine::{
-    AUDIT, BILLED_READ_CHANGES, QUARANTINE, READS, decode, encode, engine,
-};
+use super::redb_engine::{AUDIT, BILLED_READ_CHANGES, QUARANTINE, READS, decode, encode, engine};
 use super::{Result, SCHEMA_VERSION};
 use crate::model::billing::{Billed, BilledReadChange};
 use crate::model::{AuditEntry, QuarantineEntry, StoredQuarantine, StoredRead};

@@ -369,6 +369,8 @@ impl Store for RedbStore {
         Ok(Box::new(RedbWrite {
             txn: self.db.begin_write().map_err(engine)?,
             limits: self.quarantine_limits(),
+            quarantine_bytes: std::cell::Cell::new(None),
+            quarantine_oldest: None,
         }))
     }
 }
@@ -377,9 +379,25 @@ struct RedbRead {
     txn: redb::ReadTransaction,
 }
 
+impl RedbRead {
+    fn quarantine_bytes(&self) -> Result<u64> {
+        stored_quarantine_bytes(&self.txn.open_table(META).map_err(engine)?)
+    }
+}
+
+fn stored_quarantine_bytes(meta: &impl ReadableTable<&'static str, u64>) -> Result<u64> {
+    Ok(meta.get(K_QUARANTINE_BYTES).map_err(engine)?.map_or(0, |v| v.value()))
+}
+
 struct RedbWrite {
     txn: redb::WriteTransaction,
     limits: QuarantineLimits,
+    /// The quarantine's stored bytes as this transaction changed them (written to `meta` at
+    /// commit: one write per transaction, not one per entry).
+    quarantine_bytes: std::cell::Cell<Option<u64>>,
+    /// When the oldest entry was received, once looked up (the age check then needs no read
+    /// until that entry is removed).
+    quarantine_oldest: Option<Timestamp>,
 }
 
 fn us(t: Timestamp) -> i64 {
@@ -737,14 +755,13 @@ macro_rules! impl_read_txn {
             }
 
             fn quarantine_usage(&self) -> Result<QuarantineUsage> {
-                let entries = self.txn.open_table(QUARANTINE).map_err(engine)?.len().map_err(engine)?;
-                let bytes = self
+                let entries = self
                     .txn
-                    .open_table(META)
+                    .open_table(QUARANTINE)
                     .map_err(engine)?
-                    .get(K_QUARANTINE_BYTES)
-                    .map_err(engine)?
-                    .map_or(0, |v| v.value());
+                    .len()
+                    .map_err(engine)?;
+                let bytes = self.quarantine_bytes()?;
                 Ok(QuarantineUsage { entries, bytes })
             }
 
@@ -1077,21 +1094,16 @@ fn open_billed_read_change(changes: &mut redb::Table<'_, u64, &'static [u8]>, ol
 impl RedbWrite {
     /// Take the next value of an id counter.
     fn quarantine_bytes(&self) -> Result<u64> {
-        Ok(self
-            .txn
-            .open_table(META)
-            .map_err(engine)?
-            .get(K_QUARANTINE_BYTES)
-            .map_err(engine)?
-            .map_or(0, |v| v.value()))
+        if let Some(b) = self.quarantine_bytes.get() {
+            return Ok(b);
+        }
+        let b = stored_quarantine_bytes(&self.txn.open_table(META).map_err(engine)?)?;
+        self.quarantine_bytes.set(Some(b));
+        Ok(b)
     }
 
     fn set_quarantine_bytes(&self, total: u64) -> Result<()> {
-        self.txn
-            .open_table(META)
-            .map_err(engine)?
-            .insert(K_QUARANTINE_BYTES, total)
-            .map_err(engine)?;
+        self.quarantine_bytes.set(Some(total));
         Ok(())
     }
 
@@ -1102,6 +1114,15 @@ impl RedbWrite {
         let limits = self.limits;
         let cutoff = limits.max_age.and_then(|a| now.checked_sub(a).ok());
         let mut total = self.quarantine_bytes()?;
+        let young = |oldest: Option<Timestamp>| match (oldest, cutoff) {
+            (Some(o), Some(c)) => o >= c,
+            (_, None) => true,
+            (None, Some(_)) => false,
+        };
+        if total <= limits.max_bytes && young(self.quarantine_oldest) {
+            return Ok(0);
+        }
+        self.quarantine_oldest = None;
         let mut t = self.txn.open_table(QUARANTINE).map_err(engine)?;
         let mut summary = self.txn.open_table(QUARANTINE_SUMMARY).map_err(engine)?;
         let mut removed = 0;
@@ -1119,6 +1140,7 @@ impl RedbWrite {
                 _ => false,
             };
             if total <= limits.max_bytes && !too_old {
+                self.quarantine_oldest = stored.map(|q| q.entry.received_at);
                 break;
             }
             t.remove(id).map_err(engine)?;
@@ -1640,6 +1662,13 @@ impl WriteTxn for RedbWrite {
     }
 
     fn commit(self: Box<Self>) -> Result<()> {
+        if let Some(total) = self.quarantine_bytes.get() {
+            self.txn
+                .open_table(META)
+                .map_err(engine)?
+                .insert(K_QUARANTINE_BYTES, total)
+                .map_err(engine)?;
+        }
         self.txn.commit().map_err(engine)
     }
 }

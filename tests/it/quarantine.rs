@@ -38,7 +38,9 @@ fn list(s: &Scratch, args: &[&str]) -> serde_json::Value {
 /// the IV of EN 13757-7 §9.2: M, A, then the access number 8 times) carrying one volume record
 /// (DIF 04, VIF 13: litres) of meter `id` (BCD in the telegram).
 fn telegram(id: u32, acc: u8, litres: u32, key: &[u8; 16]) -> Vec<u8> {
-    let bcd: u32 = format!("{id:08}").chars().fold(0, |a, c| (a << 4) | c.to_digit(10).unwrap());
+    let bcd: u32 = format!("{id:08}")
+        .chars()
+        .fold(0, |a, c| (a << 4) | c.to_digit(10).unwrap());
     let a = bcd.to_le_bytes();
     let mut plain = vec![0x2F, 0x2F, 0x04, 0x13];
     plain.extend_from_slice(&litres.to_le_bytes());
@@ -64,7 +66,10 @@ const WRONG: [u8; 16] = [0x55; 16];
 const METERS: [u32; 4] = [12345678, 20000001, 20000002, 20000003];
 
 fn key_file(s: &Scratch, key: &[u8; 16]) -> PathBuf {
-    let text: String = METERS.iter().map(|m| format!("{m:08}={}\n", hex::encode(key))).collect();
+    let text: String = METERS
+        .iter()
+        .map(|m| format!("{m:08}={}\n", hex::encode(key)))
+        .collect();
     let p = s.file("wmbus.keys", &text);
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -133,7 +138,10 @@ fn retry_after_a_key_fix_reads_each_telegram_exactly_once() {
     assert!(o.status.success(), "{o:?}");
     let o = s.run_as(NOBODY, &["quarantine", "retry", "--all"]);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("needs the supervisor role"), "{err}");
+    assert!(
+        !o.status.success() && err.contains("needs the supervisor role"),
+        "{err}"
+    );
 
     // The key fixed, the daemon restarted.
     d.stop();
@@ -166,7 +174,11 @@ fn retry_after_a_key_fix_reads_each_telegram_exactly_once() {
 
     // Again: everything resolved, nothing new; one entry by id says so.
     let out = s.json(&["quarantine", "retry", "--all", "--json"]);
-    assert_eq!((out["retried"].as_u64(), out["reads"].as_u64()), (Some(0), Some(0)), "{out}");
+    assert_eq!(
+        (out["retried"].as_u64(), out["reads"].as_u64()),
+        (Some(0), Some(0)),
+        "{out}"
+    );
     let again = s.ok(&["quarantine", "retry", &first]);
     assert!(again.contains("retried before"), "{again}");
     assert_eq!(read_count(&s), METERS.len());
@@ -223,7 +235,10 @@ fn list_show_and_purge() {
     assert!(bch[0]["reason"].as_str().unwrap().contains("BCH"), "{bch:?}");
     let future = list(&s, &["--since", "2999-01-01"]);
     assert_eq!(future["entries"].as_array().unwrap().len(), 0);
-    let today = list(&s, &["--since", &jiff::Timestamp::now().strftime("%Y-%m-%d").to_string()]);
+    let today = list(
+        &s,
+        &["--since", &jiff::Timestamp::now().strftime("%Y-%m-%d").to_string()],
+    );
     assert_eq!(today["entries"].as_array().unwrap().len(), 3);
     let err = failed(
         &["quarantine", "list", "--since", "yesterday"],
@@ -247,7 +262,10 @@ fn list_show_and_purge() {
     assert_eq!(large["head_only"], true);
     assert_eq!(large["hex"].as_str().unwrap(), hex::encode(&big[..4096]));
     use sha2::Digest;
-    assert_eq!(large["sha256"].as_str().unwrap(), hex::encode(sha2::Sha256::digest(&big)));
+    assert_eq!(
+        large["sha256"].as_str().unwrap(),
+        hex::encode(sha2::Sha256::digest(&big))
+    );
     let err = failed(
         &["quarantine", "retry"],
         s.run(&["quarantine", "retry", &ids[2].to_string()]),
@@ -298,7 +316,10 @@ fn retention_bounds_the_quarantine_under_a_flood_of_garbage() {
                 let noise: String = (0..rng.random_range(10..150))
                     .map(|_| rng.random_range(b'g'..=b'z') as char)
                     .collect();
-                (format!("meters/gw{}/raw", n % 3), format!("garbage {n} {noise}").into_bytes())
+                (
+                    format!("meters/gw{}/raw", n % 3),
+                    format!("garbage {n} {noise}").into_bytes(),
+                )
             })
             .collect();
         publish_all(broker.port, &msgs);

@@ -209,7 +209,13 @@ fn hex_dump(bytes: &[u8]) -> String {
         let hex: Vec<String> = chunk.iter().map(|b| format!("{b:02x}")).collect();
         let text: String = chunk
             .iter()
-            .map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '.' })
+            .map(|&b| {
+                if b.is_ascii_graphic() || b == b' ' {
+                    b as char
+                } else {
+                    '.'
+                }
+            })
             .collect();
         let _ = writeln!(out, "  {:08x}  {:<47}  |{text}|", i * 16, hex.join(" "));
     }
@@ -327,7 +333,10 @@ fn retry(ctx: &Ctx<'_>, args: RetryArgs) -> anyhow::Result<()> {
         for (id, o) in &results {
             match o {
                 RetryOutcome::Resolved { reads, duplicates } if reads.is_empty() => {
-                    say!(ctx, "entry {id}: resolved; its {duplicates} frame(s) were stored before")
+                    say!(
+                        ctx,
+                        "entry {id}: resolved; its {duplicates} frame(s) were stored before"
+                    )
                 }
                 RetryOutcome::Resolved { reads, .. } => {
                     let ids: Vec<String> = reads.iter().map(u64::to_string).collect();

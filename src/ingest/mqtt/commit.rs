@@ -558,7 +558,11 @@ mod tests {
             .iter()
             .filter(|(_, q)| q.reason.starts_with("no usable read"))
             .count();
-        assert!(total.frames > 0 && no_read > 0, "frames {} no read {no_read}", total.frames);
+        assert!(
+            total.frames > 0 && no_read > 0,
+            "frames {} no read {no_read}",
+            total.frames
+        );
         eprintln!(
             "probe: {units} units, {} frames, {stored} reads, {} duplicates, {} quarantined ({no_read} decoded without a usable read)",
             total.frames, total.duplicates, total.quarantined

@@ -158,7 +158,14 @@ fn decode_line(line: &str, topic_gateway: &str, received: Timestamp, keys: &Keys
     Ok((topic_gateway.to_owned(), p, decoded, received))
 }
 
-fn frame(gateway: String, protocol: Protocol, decoded: Decoded, heard_at: Timestamp, locator: String, raw: &[u8]) -> Unit {
+fn frame(
+    gateway: String,
+    protocol: Protocol,
+    decoded: Decoded,
+    heard_at: Timestamp,
+    locator: String,
+    raw: &[u8],
+) -> Unit {
     let dedup_key = ert::dedup_key(&decoded).unwrap_or_else(|| fallback_key(&decoded));
     Unit::Frame(Box::new(Frame {
         gateway,
