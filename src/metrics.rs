@@ -314,4 +314,44 @@ mod tests {
         assert!(s.contains("x_gauge{port=\"/dev/tty\\\"S0\"} 1.5\n"), "{s}");
         assert_eq!(r.value(READS_INGESTED, &[("source", "file")]), Some(5.0));
     }
+
+    #[test]
+    fn the_quarantine_size_and_summary_are_scraped() {
+        use crate::model::QuarantineEntry;
+        use crate::store::{QuarantineLimits, RedbStore};
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open_dir(dir.path()).unwrap();
+        store.set_quarantine_limits(QuarantineLimits {
+            max_bytes: 300,
+            ..QuarantineLimits::default()
+        });
+        let mut txn = store.begin_write().unwrap();
+        for _ in 0..5 {
+            txn.quarantine(&QuarantineEntry {
+                source: "mqtt meters/gw1/raw".into(),
+                reason: "unrecognised frame: 100 binary bytes".into(),
+                payload: vec![9; 100],
+                received_at: jiff::Timestamp::now(),
+            })
+            .unwrap();
+        }
+        txn.commit().unwrap();
+        let body = metrics_body(&store).unwrap();
+        let usage = store.begin_read().unwrap().quarantine_usage().unwrap();
+        assert!(usage.entries < 5 && usage.bytes <= 300, "{usage:?}");
+        assert!(
+            body.contains(&format!("meterd_quarantine_entries {}\n", usage.entries)),
+            "{body}"
+        );
+        let removed = 5 - usage.entries;
+        assert!(
+            body.contains(&format!(
+                "meterd_quarantine_summarised_entries{{reason=\"unrecognised frame\",source=\"mqtt meters/gw1/raw\"}} {removed}\n"
+            )) || body.contains(&format!(
+                "meterd_quarantine_summarised_entries{{source=\"mqtt meters/gw1/raw\",reason=\"unrecognised frame\"}} {removed}\n"
+            )),
+            "{body}"
+        );
+        assert!(body.contains("# TYPE meterd_frames_total counter"), "{body}");
+    }
 }

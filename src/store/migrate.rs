@@ -412,4 +412,54 @@ mod tests {
         let store = RedbStore::open(&path).unwrap();
         assert_eq!(store.begin_read().unwrap().billed_read_changes().unwrap(), expected);
     }
+
+    #[test]
+    fn version_2_quarantine_entries_get_their_size_digest_and_byte_total() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meterd.redb");
+        drop(RedbStore::open(&path).unwrap());
+        let old = [
+            QuarantineEntry {
+                source: "mqtt meters/gw1/raw".into(),
+                reason: "BCH check failed: syndrome 3".into(),
+                payload: vec![1, 2, 3],
+                received_at: t("2026-01-01T00:00:00Z"),
+            },
+            QuarantineEntry {
+                source: "cradle /dev/ttyS0 recorder 9".into(),
+                reason: "no meter".into(),
+                payload: vec![7; 9000],
+                received_at: t("2026-01-02T00:00:00Z"),
+            },
+        ];
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut t = txn.open_table(QUARANTINE).unwrap();
+                for (i, e) in old.iter().enumerate() {
+                    t.insert(i as u64 + 1, postcard::to_allocvec(e).unwrap().as_slice())
+                        .unwrap();
+                }
+                let mut meta = txn.open_table(META).unwrap();
+                meta.insert(K_SCHEMA, 2).unwrap();
+                meta.remove("quarantine_bytes").unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let store = RedbStore::open(&path).unwrap();
+        let txn = store.begin_read().unwrap();
+        let got = txn.quarantine_entries().unwrap();
+        let want: Vec<(u64, StoredQuarantine)> = old
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (i as u64 + 1, StoredQuarantine::new(e, usize::MAX)))
+            .collect();
+        assert_eq!(got, want);
+        // Kept whole (the retention at the daemon's start applies today's limits).
+        assert!(!got[1].1.head_only());
+        let bytes: usize = want.iter().map(|(_, q)| encode(q).unwrap().len()).sum();
+        assert_eq!(txn.quarantine_usage().unwrap().bytes, bytes as u64);
+        assert_eq!(txn.quarantine_usage().unwrap().entries, 2);
+    }
 }
