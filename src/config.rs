@@ -66,6 +66,9 @@ pub struct Config {
     /// `[access]`: which users and groups are clerks, supervisors and admins.
     #[serde(default)]
     pub access: crate::api::AccessConfig,
+    /// `[quarantine]`: how much undecodable input is kept.
+    #[serde(default)]
+    pub quarantine: crate::ingest::quarantine::QuarantineConfig,
 }
 
 /// Default configuration file, looked for in the working directory.
@@ -121,6 +124,10 @@ impl Config {
                 message,
             })?;
         }
+        config.quarantine.check().map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })?;
         Ok(config)
     }
 

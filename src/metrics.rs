@@ -23,6 +23,9 @@ pub const HTTP_CONNECTIONS_REFUSED: &str = "meterd_http_connections_refused_tota
 /// Requests refused on the control socket, by the role they needed (`none`: a user in no
 /// role, refused at connect). The same name as [`crate::api::access::REFUSED_METRIC`].
 pub const CONTROL_REFUSED: &str = "meterd_control_refused_total";
+/// What became of every frame or message received, by source and outcome (`read`, `held`,
+/// `duplicate`, `quarantined`, `status`): their sum is everything received.
+pub const FRAMES: &str = "meterd_frames_total";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -31,7 +34,7 @@ pub enum Kind {
 }
 
 /// Metrics every scrape shows, reported or not: (name, kind, help).
-pub const DECLARED: [(&str, Kind, &str); 7] = [
+pub const DECLARED: [(&str, Kind, &str); 8] = [
     (
         READS_INGESTED,
         Kind::Counter,
@@ -62,6 +65,11 @@ pub const DECLARED: [(&str, Kind, &str); 7] = [
         CONTROL_REFUSED,
         Kind::Counter,
         "Control socket requests refused, by the role they needed (none: a user in no role).",
+    ),
+    (
+        FRAMES,
+        Kind::Counter,
+        "Frames and messages received since the daemon started, by source and outcome (read, held, duplicate, quarantined, status).",
     ),
 ];
 
@@ -245,8 +253,52 @@ pub fn metrics_body(store: &dyn Store) -> crate::store::Result<String> {
         "Billed reads changed since, waiting for a correction.",
         [(&[][..], pending as f64)],
     );
+    quarantine_families(&mut out, txn.as_ref())?;
     global().render(&mut out);
     Ok(out)
+}
+
+/// The quarantine's size and the entries its retention removed (per source and reason class).
+fn quarantine_families(out: &mut String, txn: &dyn crate::store::ReadTxn) -> crate::store::Result<()> {
+    let usage = txn.quarantine_usage()?;
+    family(
+        out,
+        "meterd_quarantine_entries",
+        Kind::Gauge,
+        "Entries in the quarantine now.",
+        [(&[][..], usage.entries as f64)],
+    );
+    family(
+        out,
+        "meterd_quarantine_bytes",
+        Kind::Gauge,
+        "Stored bytes of the quarantine now (what [quarantine] max_mib limits).",
+        [(&[][..], usage.bytes as f64)],
+    );
+    let summary = txn.quarantine_summary()?;
+    let label = |s: &crate::model::QuarantineSummary| {
+        vec![
+            ("source".to_owned(), s.source.clone()),
+            ("reason".to_owned(), s.reason.clone()),
+        ]
+    };
+    let counts: Vec<(Vec<(String, String)>, f64)> = summary.iter().map(|s| (label(s), s.count as f64)).collect();
+    family(
+        out,
+        "meterd_quarantine_summarised_entries",
+        Kind::Gauge,
+        "Quarantine entries removed by the retention limit or a purge and kept only as counts, by source and reason.",
+        counts.iter().map(|(l, v)| (l.as_slice(), *v)),
+    );
+    let bytes: Vec<(Vec<(String, String)>, f64)> = summary.iter().map(|s| (label(s), s.bytes as f64)).collect();
+    family(
+        out,
+        "meterd_quarantine_summarised_bytes",
+        Kind::Gauge,
+        "Payload bytes of the quarantine entries removed and summarised, by source and reason.",
+        bytes.iter().map(|(l, v)| (l.as_slice(), *v)),
+    );
+    Ok(())
 }
 
 #[cfg(test)]
@@ -268,5 +320,45 @@ mod tests {
         assert!(s.contains("meterd_mqtt_sessions 0\n"), "{s}");
         assert!(s.contains("x_gauge{port=\"/dev/tty\\\"S0\"} 1.5\n"), "{s}");
         assert_eq!(r.value(READS_INGESTED, &[("source", "file")]), Some(5.0));
+    }
+
+    #[test]
+    fn the_quarantine_size_and_summary_are_scraped() {
+        use crate::model::QuarantineEntry;
+        use crate::store::{QuarantineLimits, RedbStore};
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open_dir(dir.path()).unwrap();
+        store.set_quarantine_limits(QuarantineLimits {
+            max_bytes: 300,
+            ..QuarantineLimits::default()
+        });
+        let mut txn = store.begin_write().unwrap();
+        for _ in 0..5 {
+            txn.quarantine(&QuarantineEntry {
+                source: "mqtt meters/gw1/raw".into(),
+                reason: "unrecognised frame: 100 binary bytes".into(),
+                payload: vec![9; 100],
+                received_at: jiff::Timestamp::now(),
+            })
+            .unwrap();
+        }
+        txn.commit().unwrap();
+        let body = metrics_body(&store).unwrap();
+        let usage = store.begin_read().unwrap().quarantine_usage().unwrap();
+        assert!(usage.entries < 5 && usage.bytes <= 300, "{usage:?}");
+        assert!(
+            body.contains(&format!("meterd_quarantine_entries {}\n", usage.entries)),
+            "{body}"
+        );
+        let removed = 5 - usage.entries;
+        assert!(
+            body.contains(&format!(
+                "meterd_quarantine_summarised_entries{{reason=\"unrecognised frame\",source=\"mqtt meters/gw1/raw\"}} {removed}\n"
+            )) || body.contains(&format!(
+                "meterd_quarantine_summarised_entries{{source=\"mqtt meters/gw1/raw\",reason=\"unrecognised frame\"}} {removed}\n"
+            )),
+            "{body}"
+        );
+        assert!(body.contains("# TYPE meterd_frames_total counter"), "{body}");
     }
 }

@@ -31,7 +31,8 @@ use clap::{Parser, Subcommand};
 
 use crate::api::commands::{self as api_commands, Console, Ctx};
 pub use crate::api::commands::{
-    AuditCmd, BatchesCmd, GatewaysCmd, MetersCmd, OrdersCmd, ReadsCmd, ReportCmd, RoutesCmd, Sink, TokensCmd,
+    AuditCmd, BatchesCmd, GatewaysCmd, MetersCmd, OrdersCmd, QuarantineCmd, ReadsCmd, ReportCmd, RoutesCmd, Sink,
+    TokensCmd,
 };
 use crate::api::files::{self, OutFile};
 use crate::api::local::{self, LocalTransfer};
@@ -116,6 +117,9 @@ pub enum Command {
     /// The store file: check it, back it up while the daemon runs, restore a backup.
     #[command(subcommand)]
     Store(store::StoreCli),
+    /// Input that did not decode: list, show, retry with today's keys, purge.
+    #[command(subcommand)]
+    Quarantine(QuarantineCmd),
 }
 
 impl Command {
@@ -136,6 +140,7 @@ impl Command {
             Command::Routes(c) => C::Routes(c),
             Command::Tokens(c) => C::Tokens(c),
             Command::Store(store::StoreCli::Api(c)) => C::Store(c),
+            Command::Quarantine(c) => C::Quarantine(c),
             other => return Err(other),
         })
     }

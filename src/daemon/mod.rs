@@ -235,6 +235,31 @@ pub async fn run_service(config: Config, config_path: Option<PathBuf>, data_dir:
     .await
 }
 
+/// Hands `[quarantine]` to the store (every quarantine entry added applies it) and applies it
+/// to what is stored now: a limit lowered while the daemon was down, entries aged meanwhile.
+async fn quarantine_retention(store: &Arc<RedbStore>, config: &Config) -> anyhow::Result<()> {
+    store.set_quarantine_limits(config.quarantine.limits());
+    let store = Arc::clone(store);
+    let removed = tokio::task::spawn_blocking(move || -> crate::store::Result<u64> {
+        use crate::store::Store as _;
+        let mut txn = store.begin_write()?;
+        let n = txn.enforce_quarantine_retention(jiff::Timestamp::now())?;
+        if n > 0 {
+            txn.commit()?;
+        }
+        Ok(n)
+    })
+    .await?
+    .context("applying the [quarantine] retention")?;
+    if removed > 0 {
+        tracing::info!(
+            removed,
+            "quarantine: entries over the [quarantine] limits removed (counted in the summary)"
+        );
+    }
+    Ok(())
+}
+
 /// Runs the daemon until a [`Signal::Shutdown`] arrives (or the channel closes).
 pub async fn serve(options: Options, signals: mpsc::Receiver<Signal>) -> anyhow::Result<()> {
     let Options {
@@ -266,6 +291,7 @@ pub async fn serve_shared(
     mut signals: mpsc::Receiver<Signal>,
 ) -> anyhow::Result<()> {
     let notifier = Notifier::from_env();
+    quarantine_retention(&shared.store, &shared.config).await?;
     // The configuration in force, for requests on the control socket.
     let (config_tx, configs) = watch::channel(Arc::clone(&shared.config));
     // An admin's `meterd reload` over the control socket.
@@ -465,6 +491,11 @@ impl Daemon {
         let vee_changed = new.vee != old.vee;
         self.shared.config = Arc::clone(&new);
         config_tx.send_replace(Arc::clone(&new));
+        if new.quarantine != old.quarantine
+            && let Err(e) = quarantine_retention(&self.shared.store, &new).await
+        {
+            tracing::error!(error = %e, "applying the new [quarantine] limits");
+        }
         let mut wanted: BTreeMap<String, ComponentSpec> =
             (self.build)(&new).into_iter().map(|s| (s.name.clone(), s)).collect();
         let deadline = Duration::from_secs(new.daemon.stop_deadline_secs);

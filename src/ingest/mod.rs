@@ -6,11 +6,13 @@
 //! - [`files`]: meter lists and read files (CSV, Sensus AutoRead route layout).
 //! - [`mqtt`]: AMR/AMI gateways publishing radio packets to an MQTT broker.
 //! - [`meterbus`]: meters read over serial lines (IEC 62056-21 probe, wired M-Bus, DSMR P1).
+//! - [`quarantine`]: `[quarantine]` retention and the retry of quarantined input.
 
 pub mod cradle;
 pub mod files;
 pub mod meterbus;
 pub mod mqtt;
 pub mod pipeline;
+pub mod quarantine;
 
 pub use pipeline::{AcceptReport, accept_in, accept_reads, accept_reads_with};

@@ -8,6 +8,7 @@ pub mod billing;
 pub mod gateway;
 pub mod limits;
 mod quantity;
+pub mod quarantine;
 mod review;
 mod route;
 
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 pub use billing::{Batch, BatchStatus};
 pub use gateway::{GatewayState, IntervalRead, OutboxEntry};
 pub use quantity::{QUANTITY_DECIMALS, Quantity, QuantityError, SCALE};
+pub use quarantine::{QuarantineSummary, QuarantineUsage, Resolution, StoredQuarantine};
 pub use review::{AuditAction, AuditEntry, HASH_LEN, MeterChange, OrderStatus, ServiceOrder};
 pub use route::{RouteLoad, RouteSkip};
 

@@ -52,6 +52,7 @@ pub(super) fn copy_to(src: &redb::ReadTransaction, dest: &Path) -> Result<()> {
         BATCHES,
         OPEN_BATCHES,
         QUARANTINE,
+        QUARANTINE_SUMMARY,
         SEEN,
         SEEN_BY_TIME,
         BATCH_CONTENTS,

@@ -20,8 +20,8 @@ use super::redb_engine::*;
 use super::{Result, SCHEMA_VERSION, STORE_FILE, StoreError};
 use crate::model::billing::{ApiToken, BatchContents, Billed, BilledReadChange};
 use crate::model::{
-    AuditEntry, Batch, GatewayState, Meter, MeterChange, OutboxEntry, QuarantineEntry, RouteLoad, RouteSkip,
-    ServiceOrder, StoredRead,
+    AuditEntry, Batch, GatewayState, Meter, MeterChange, OutboxEntry, RouteLoad, RouteSkip, ServiceOrder,
+    StoredQuarantine, StoredRead,
 };
 
 /// Problems listed per table; more are counted.
@@ -353,9 +353,22 @@ fn walk(txn: &redb::ReadTransaction, report: &mut CheckReport) {
         Some(c) if c != client => Some(format!("client {client}'s open batch {id} belongs to {c}")),
         Some(_) => None,
     });
+    let mut quarantine_bytes = 0u64;
     table(txn, report, QUARANTINE, |k, v| {
-        decodes::<QuarantineEntry>("quarantine entry", k, v)
+        quarantine_bytes += v.len() as u64;
+        decodes::<StoredQuarantine>("quarantine entry", k, v)
     });
+    table(txn, report, QUARANTINE_SUMMARY, |_, _| None);
+    // The running total the retention limit reads instead of scanning (absent until the first
+    // write transaction of a just-migrated store records it).
+    if let Some(&recorded) = meta.get(K_QUARANTINE_BYTES)
+        && recorded != quarantine_bytes
+    {
+        report.problem(
+            "meta",
+            format!("quarantine_bytes records {recorded} bytes, the quarantine holds {quarantine_bytes}"),
+        );
+    }
     let mut seen = HashMap::new();
     table(txn, report, SEEN, |(ns, key), at| {
         seen.insert((ns.to_owned(), key.to_vec()), at);

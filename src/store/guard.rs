@@ -15,7 +15,8 @@ use super::{HistoryQuery, ReadTxn, Result, StoreError, WriteTxn};
 use crate::model::billing::{ApiToken, BatchContents, Billed, BilledReadChange};
 use crate::model::{
     AuditEntry, Batch, BatchId, BatchStatus, GatewayState, IntervalRead, Meter, MeterChange, OutboxEntry,
-    QuarantineEntry, ReadId, ReadStatus, ReadSummary, RouteLoad, RouteSkip, ServiceOrder, StoredRead,
+    QuarantineEntry, QuarantineSummary, QuarantineUsage, ReadId, ReadStatus, ReadSummary, Resolution, RouteLoad,
+    RouteSkip, ServiceOrder, StoredQuarantine, StoredRead,
 };
 
 thread_local! {
@@ -249,6 +250,22 @@ impl<T: ReadTxn> ReadTxn for Guarded<'_, T> {
         let health = self.health;
         health.run(|| self.inner().quarantined())
     }
+    fn quarantine_entries(&self) -> Result<Vec<(u64, StoredQuarantine)>> {
+        let health = self.health;
+        health.run(|| self.inner().quarantine_entries())
+    }
+    fn quarantine_entry(&self, id: u64) -> Result<Option<StoredQuarantine>> {
+        let health = self.health;
+        health.run(|| self.inner().quarantine_entry(id))
+    }
+    fn quarantine_summary(&self) -> Result<Vec<QuarantineSummary>> {
+        let health = self.health;
+        health.run(|| self.inner().quarantine_summary())
+    }
+    fn quarantine_usage(&self) -> Result<QuarantineUsage> {
+        let health = self.health;
+        health.run(|| self.inner().quarantine_usage())
+    }
     fn seen(&self, namespace: &str, key: &[u8]) -> Result<Option<Timestamp>> {
         let health = self.health;
         health.run(|| self.inner().seen(namespace, key))
@@ -387,6 +404,18 @@ impl<T: WriteTxn> WriteTxn for Guarded<'_, T> {
     fn quarantine(&mut self, entry: &QuarantineEntry) -> Result<u64> {
         let health = self.health;
         health.run(|| self.inner_mut().quarantine(entry))
+    }
+    fn resolve_quarantine(&mut self, id: u64, resolution: &Resolution) -> Result<()> {
+        let health = self.health;
+        health.run(|| self.inner_mut().resolve_quarantine(id, resolution))
+    }
+    fn purge_quarantine_before(&mut self, before: Timestamp) -> Result<QuarantineUsage> {
+        let health = self.health;
+        health.run(|| self.inner_mut().purge_quarantine_before(before))
+    }
+    fn enforce_quarantine_retention(&mut self, now: Timestamp) -> Result<u64> {
+        let health = self.health;
+        health.run(|| self.inner_mut().enforce_quarantine_retention(now))
     }
     fn mark_seen(&mut self, namespace: &str, key: &[u8], at: Timestamp) -> Result<bool> {
         let health = self.health;

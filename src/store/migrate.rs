@@ -8,10 +8,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use redb::{ReadableTable, TableHandle};
 
-use super::redb_engine::{AUDIT, BILLED_READ_CHANGES, READS, decode, encode, engine};
+use super::redb_engine::{AUDIT, BILLED_READ_CHANGES, QUARANTINE, READS, decode, encode, engine};
 use super::{Result, SCHEMA_VERSION};
 use crate::model::billing::{Billed, BilledReadChange};
-use crate::model::{AuditEntry, StoredRead};
+use crate::model::{AuditEntry, QuarantineEntry, StoredQuarantine, StoredRead};
 
 /// Whether a store of schema version `found` can be migrated to this build's.
 pub(super) fn migrates_from(found: u64) -> bool {
@@ -27,6 +27,7 @@ pub(super) fn migrate(txn: &redb::WriteTransaction, from: u64, path: &str) -> Re
     for version in from..SCHEMA_VERSION {
         match version {
             1 => v1_to_v2(txn)?,
+            2 => v2_to_v3(txn)?,
             _ => unreachable!("migrates_from admits versions with a step only"),
         }
     }
@@ -154,6 +155,19 @@ fn v1_to_v2(txn: &redb::WriteTransaction) -> Result<()> {
     }
     for old in [v1::BILLING_CHANGES, v1::CORRECTIONS] {
         txn.delete_table(old).map_err(engine)?;
+    }
+    Ok(())
+}
+
+/// Version 3 keeps each quarantine entry with its payload's size and digest and what a retry
+/// made of it (payloads stay whole here; the retention at start applies today's limits; the
+/// opening transaction counts the stored bytes afterwards).
+fn v2_to_v3(txn: &redb::WriteTransaction) -> Result<()> {
+    let old: BTreeMap<u64, QuarantineEntry> = rows(txn, QUARANTINE, "quarantine entry")?;
+    let mut t = txn.open_table(QUARANTINE).map_err(engine)?;
+    for (id, entry) in old {
+        let bytes = encode(&StoredQuarantine::new(&entry, usize::MAX))?;
+        t.insert(id, bytes.as_slice()).map_err(engine)?;
     }
     Ok(())
 }
@@ -397,5 +411,55 @@ mod tests {
         }
         let store = RedbStore::open(&path).unwrap();
         assert_eq!(store.begin_read().unwrap().billed_read_changes().unwrap(), expected);
+    }
+
+    #[test]
+    fn version_2_quarantine_entries_get_their_size_digest_and_byte_total() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meterd.redb");
+        drop(RedbStore::open(&path).unwrap());
+        let old = [
+            QuarantineEntry {
+                source: "mqtt meters/gw1/raw".into(),
+                reason: "BCH check failed: syndrome 3".into(),
+                payload: vec![1, 2, 3],
+                received_at: t("2026-01-01T00:00:00Z"),
+            },
+            QuarantineEntry {
+                source: "cradle /dev/ttyS0 recorder 9".into(),
+                reason: "no meter".into(),
+                payload: vec![7; 9000],
+                received_at: t("2026-01-02T00:00:00Z"),
+            },
+        ];
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut t = txn.open_table(QUARANTINE).unwrap();
+                for (i, e) in old.iter().enumerate() {
+                    t.insert(i as u64 + 1, postcard::to_allocvec(e).unwrap().as_slice())
+                        .unwrap();
+                }
+                let mut meta = txn.open_table(META).unwrap();
+                meta.insert(K_SCHEMA, 2).unwrap();
+                meta.remove("quarantine_bytes").unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let store = RedbStore::open(&path).unwrap();
+        let txn = store.begin_read().unwrap();
+        let got = txn.quarantine_entries().unwrap();
+        let want: Vec<(u64, StoredQuarantine)> = old
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (i as u64 + 1, StoredQuarantine::new(e, usize::MAX)))
+            .collect();
+        assert_eq!(got, want);
+        // Kept whole (the retention at the daemon's start applies today's limits).
+        assert!(!got[1].1.head_only());
+        let bytes: usize = want.iter().map(|(_, q)| encode(q).unwrap().len()).sum();
+        assert_eq!(txn.quarantine_usage().unwrap().bytes, bytes as u64);
+        assert_eq!(txn.quarantine_usage().unwrap().entries, 2);
     }
 }

@@ -24,7 +24,8 @@ use jiff::Timestamp;
 use crate::model::billing::{ApiToken, BatchContents, Billed, BilledReadChange};
 use crate::model::{
     AuditEntry, Batch, BatchId, BatchStatus, GatewayState, IntervalRead, Meter, MeterChange, OutboxEntry,
-    QuarantineEntry, ReadId, ReadStatus, ReadSummary, RouteLoad, RouteSkip, ServiceOrder, StoredRead,
+    QuarantineEntry, QuarantineSummary, QuarantineUsage, ReadId, ReadStatus, ReadSummary, Resolution, RouteLoad,
+    RouteSkip, ServiceOrder, StoredQuarantine, StoredRead,
 };
 
 pub use backup::{RestoreOutcome, restore};
@@ -32,7 +33,30 @@ pub use check::{CheckReport, Problem, check_file};
 pub use redb_engine::{DEFAULT_CACHE_BYTES, RedbStore, STORE_FILE, open_waiting, open_waiting_read_only};
 
 /// Schema version this build reads and writes.
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
+
+/// How much quarantine the engine keeps (`[quarantine]`); applied as entries are added and by
+/// [`WriteTxn::enforce_quarantine_retention`]. Entries over a limit are removed oldest first
+/// and counted in the summary ([`ReadTxn::quarantine_summary`]), never dropped silently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuarantineLimits {
+    /// Stored bytes of all entries together.
+    pub max_bytes: u64,
+    /// Entries older than this are removed (`None`: no age limit).
+    pub max_age: Option<jiff::SignedDuration>,
+    /// Payloads up to this size are kept whole, larger ones by reference (head, size, digest).
+    pub keep_whole_bytes: usize,
+}
+
+impl Default for QuarantineLimits {
+    fn default() -> Self {
+        QuarantineLimits {
+            max_bytes: 64 << 20,
+            max_age: Some(jiff::SignedDuration::from_hours(90 * 24)),
+            keep_whole_bytes: crate::model::quarantine::KEEP_WHOLE_BYTES,
+        }
+    }
+}
 
 /// What to do about a damaged store (every damaged-store error ends with it).
 pub const DAMAGED_HINT: &str = "run `meterd store check` to see what is damaged, and restore the latest good backup (`meterd store restore`, docs/operating.md \"Backups\")";
@@ -151,8 +175,15 @@ pub trait ReadTxn {
     fn batch(&self, id: BatchId) -> Result<Option<Batch>>;
     /// The batch a billing client has pulled but not acked yet.
     fn open_batch(&self, client: &str) -> Result<Option<Batch>>;
-    /// Quarantined input, oldest first.
+    /// Quarantined input, oldest first (a large payload's head only).
     fn quarantined(&self) -> Result<Vec<(u64, QuarantineEntry)>>;
+    /// Quarantine entries as stored (size, digest, resolution), oldest first.
+    fn quarantine_entries(&self) -> Result<Vec<(u64, StoredQuarantine)>>;
+    fn quarantine_entry(&self, id: u64) -> Result<Option<StoredQuarantine>>;
+    /// Entries the retention limit or a purge removed, per source and reason class.
+    fn quarantine_summary(&self) -> Result<Vec<QuarantineSummary>>;
+    /// Entries and stored bytes in the quarantine now (no scan).
+    fn quarantine_usage(&self) -> Result<QuarantineUsage>;
     /// When a de-duplication key of `namespace` was first seen (MQTT gateway ingest).
     fn seen(&self, namespace: &str, key: &[u8]) -> Result<Option<Timestamp>>;
 
@@ -252,8 +283,18 @@ pub trait WriteTxn: ReadTxn {
     fn create_batch(&mut self, client: &str, read_ids: Vec<ReadId>, created_at: Timestamp) -> Result<Batch>;
     /// Replace a batch; an acked batch stops being its client's open batch.
     fn update_batch(&mut self, batch: &Batch) -> Result<()>;
-    /// Keep undecodable input with the reason; returns its id.
+    /// Keep undecodable input with the reason; returns its id. Applies the engine's
+    /// [`QuarantineLimits`]: the oldest entries over a limit are summarised and removed.
     fn quarantine(&mut self, entry: &QuarantineEntry) -> Result<u64>;
+    /// Record what a retry made of an entry (in the transaction holding its reads). Refuses an
+    /// entry resolved already ([`StoreError::Conflict`]) or not stored.
+    fn resolve_quarantine(&mut self, id: u64, resolution: &Resolution) -> Result<()>;
+    /// Remove the entries received before `before`, counting the unresolved ones in the
+    /// summary; returns what was removed.
+    fn purge_quarantine_before(&mut self, before: Timestamp) -> Result<QuarantineUsage>;
+    /// Apply the [`QuarantineLimits`] as of `now` (at start, after a limit was lowered);
+    /// returns the number of entries removed.
+    fn enforce_quarantine_retention(&mut self, now: Timestamp) -> Result<u64>;
     /// Record a de-duplication key; `true` when it was not seen before.
     fn mark_seen(&mut self, namespace: &str, key: &[u8], at: Timestamp) -> Result<bool>;
     /// Drop de-duplication keys of `namespace` first seen before `before` (window expiry).

@@ -1,7 +1,7 @@
 //! The redb engine: one file, copy-on-write B-trees, fsync on every commit (redb's default
 //! `Durability::Immediate`), one writer and any number of snapshot readers.
 //!
-//! # Tables (schema version 2; `migrate` brings version 1 stores here)
+//! # Tables (schema version 3; `migrate` brings version 1 and 2 stores here)
 //! | table | key | value | why |
 //! |---|---|---|---|
 //! | `meta` | name | u64 | schema version, id counters |
@@ -11,7 +11,8 @@
 //! | `status_index` | (status code, read id) | () | review queue, billable reads |
 //! | `batches` | batch id | postcard [`Batch`] | |
 //! | `open_batches` | client | batch id | "re-asking before ack returns the same batch" |
-//! | `quarantine` | id | postcard [`QuarantineEntry`] | undecodable input, nothing lost |
+//! | `quarantine` | id | postcard [`StoredQuarantine`] | undecodable input (a large payload by reference), what a retry made of it |
+//! | `quarantine_summary` | (source class, reason class) | (count, bytes, oldest µs, newest µs) | entries the retention limit or a purge removed |
 //! | `seen` | (namespace, key bytes) | first seen µs | gateway de-duplication |
 //! | `gw_gateways` | gateway id | postcard [`GatewayState`] | gateway health |
 //! | `gw_intervals` | (meter id, end µs) | (interval number, usage) | IDM/NetIDM interval reads |
@@ -47,11 +48,12 @@ use serde::de::DeserializeOwned;
 use super::HistoryQuery;
 use super::check::CheckReport;
 use super::guard::{Guarded, Health, catch};
-use super::{ReadTxn, Result, SCHEMA_VERSION, Store, StoreError, WriteTxn};
+use super::{QuarantineLimits, ReadTxn, Result, SCHEMA_VERSION, Store, StoreError, WriteTxn};
 use crate::model::billing::{ApiToken, BatchContents, Billed, BilledReadChange};
 use crate::model::{
     AuditEntry, Batch, BatchId, BatchStatus, GatewayState, HASH_LEN, IntervalRead, Meter, MeterChange, OutboxEntry,
-    Quantity, QuarantineEntry, ReadId, ReadStatus, ReadSummary, RouteLoad, RouteSkip, ServiceOrder, StoredRead,
+    Quantity, QuarantineEntry, QuarantineSummary, QuarantineUsage, ReadId, ReadStatus, ReadSummary, Resolution,
+    RouteLoad, RouteSkip, ServiceOrder, StoredQuarantine, StoredRead,
 };
 
 pub(super) const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
@@ -91,6 +93,12 @@ pub(super) const STATUS_INDEX: TableDefinition<'_, (u8, u64), ()> = TableDefinit
 pub(super) const BATCHES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("batches");
 pub(super) const OPEN_BATCHES: TableDefinition<'_, &str, u64> = TableDefinition::new("open_batches");
 pub(super) const QUARANTINE: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("quarantine");
+/// Value: (entries, payload bytes as received, oldest µs, newest µs).
+pub(super) const QUARANTINE_SUMMARY: TableDefinition<'_, (&str, &str), (u64, u64, i64, i64)> =
+    TableDefinition::new("quarantine_summary");
+/// Stored bytes of the `quarantine` values, kept as entries come and go (no scan to check
+/// the size limit).
+pub(super) const K_QUARANTINE_BYTES: &str = "quarantine_bytes";
 pub(super) const SEEN: TableDefinition<'_, (&str, &[u8]), i64> = TableDefinition::new("seen");
 /// The same keys by (namespace, first seen, key): window expiry takes the oldest off the front
 /// instead of scanning every key (a day of gateway traffic is tens of millions).
@@ -175,6 +183,21 @@ fn noted<K: redb::Key + 'static, V: redb::Value + 'static>(
 ) -> TableDefinition<'static, K, V> {
     super::guard::note_table(d.name());
     d
+}
+
+/// Records the stored bytes of the quarantine when they are not recorded yet (a new or just
+/// migrated store; afterwards every change keeps the total).
+fn count_quarantine_bytes(txn: &redb::WriteTransaction) -> Result<()> {
+    let mut meta = txn.open_table(META).map_err(engine)?;
+    if meta.get(K_QUARANTINE_BYTES).map_err(engine)?.is_some() {
+        return Ok(());
+    }
+    let mut total = 0u64;
+    for e in txn.open_table(QUARANTINE).map_err(engine)?.iter().map_err(engine)? {
+        total += e.map_err(engine)?.1.value().len() as u64;
+    }
+    meta.insert(K_QUARANTINE_BYTES, total).map_err(engine)?;
+    Ok(())
 }
 
 /// First pause of [`open_waiting`]: another command holds the store for milliseconds.
@@ -303,6 +326,8 @@ pub struct RedbStore {
     db: Option<Db>,
     path: PathBuf,
     health: Health,
+    /// Applied by every write transaction's `quarantine` (the daemon sets `[quarantine]`).
+    quarantine_limits: std::sync::Mutex<QuarantineLimits>,
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -409,6 +434,7 @@ impl RedbStore {
             db: Some(Db::Read(db)),
             path: path.to_owned(),
             health,
+            quarantine_limits: std::sync::Mutex::new(QuarantineLimits::default()),
         };
         let version = store.health.run(|| {
             let txn = store.db().begin_read()?;
@@ -467,6 +493,7 @@ impl RedbStore {
             db: Some(Db::Write(db)),
             path: path.to_owned(),
             health,
+            quarantine_limits: std::sync::Mutex::new(QuarantineLimits::default()),
         };
         store.health.run(|| store.prepare(&shown))?;
         Ok(store)
@@ -527,6 +554,8 @@ impl RedbStore {
         txn.open_table(noted(BATCHES)).map_err(engine)?;
         txn.open_table(noted(OPEN_BATCHES)).map_err(engine)?;
         txn.open_table(noted(QUARANTINE)).map_err(engine)?;
+        txn.open_table(noted(QUARANTINE_SUMMARY)).map_err(engine)?;
+        count_quarantine_bytes(&txn)?;
         txn.open_table(noted(SEEN)).map_err(engine)?;
         index_seen_by_time(&txn)?;
         txn.open_table(noted(BATCH_CONTENTS)).map_err(engine)?;
@@ -555,6 +584,15 @@ impl RedbStore {
         &self.path
     }
 
+    /// The quarantine retention write transactions apply from now on.
+    pub fn set_quarantine_limits(&self, limits: QuarantineLimits) {
+        *self.quarantine_limits.lock().unwrap_or_else(|p| p.into_inner()) = limits;
+    }
+
+    pub fn quarantine_limits(&self) -> QuarantineLimits {
+        *self.quarantine_limits.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Overwrite the recorded schema version (for migration tooling and tests of the check).
     pub fn set_schema_version(path: &Path, version: u64) -> Result<()> {
         let db = Database::create(path).map_err(engine)?;
@@ -581,7 +619,13 @@ impl Store for RedbStore {
         };
         // Durability stays at redb's default (Immediate): commit fsyncs before returning.
         let txn = self.health.run(|| db.begin_write().map_err(engine))?;
-        Ok(Box::new(Guarded::new(RedbWrite { txn }, &self.health)))
+        let write = RedbWrite {
+            txn,
+            limits: self.quarantine_limits(),
+            quarantine_bytes: std::cell::Cell::new(None),
+            quarantine_oldest: None,
+        };
+        Ok(Box::new(Guarded::new(write, &self.health)))
     }
 
     fn check(&self) -> Result<CheckReport> {
@@ -607,12 +651,61 @@ struct RedbRead {
     txn: redb::ReadTransaction,
 }
 
+impl RedbRead {
+    fn quarantine_bytes(&self) -> Result<u64> {
+        stored_quarantine_bytes(&self.txn.open_table(META).map_err(engine)?)
+    }
+}
+
+fn stored_quarantine_bytes(meta: &impl ReadableTable<&'static str, u64>) -> Result<u64> {
+    Ok(meta.get(K_QUARANTINE_BYTES).map_err(engine)?.map_or(0, |v| v.value()))
+}
+
 struct RedbWrite {
     txn: redb::WriteTransaction,
+    limits: QuarantineLimits,
+    /// The quarantine's stored bytes as this transaction changed them (written to `meta` at
+    /// commit: one write per transaction, not one per entry).
+    quarantine_bytes: std::cell::Cell<Option<u64>>,
+    /// When the oldest entry was received, once looked up (the age check then needs no read
+    /// until that entry is removed).
+    quarantine_oldest: Option<Timestamp>,
 }
 
 fn us(t: Timestamp) -> i64 {
     t.as_microsecond()
+}
+
+fn summary_time(micros: i64) -> Result<Timestamp> {
+    Timestamp::from_microsecond(micros).map_err(|e| StoreError::Corrupt {
+        what: "quarantine summary",
+        detail: e.to_string(),
+    })
+}
+
+/// Counts a removed entry in its summary row (an entry a retry resolved is not counted: it is
+/// not lost, it became reads). An entry that does not decode counts as such.
+fn summarise(
+    summary: &mut redb::Table<'_, (&'static str, &'static str), (u64, u64, i64, i64)>,
+    stored: Option<&StoredQuarantine>,
+    stored_len: u64,
+) -> Result<()> {
+    let (key, size, at) = match stored {
+        Some(q) if q.resolution.is_some() => return Ok(()),
+        Some(q) => (q.summary_key(), q.size, us(q.entry.received_at)),
+        None => (
+            ("unknown".to_owned(), "stored entry does not decode".to_owned()),
+            stored_len,
+            us(Timestamp::now()),
+        ),
+    };
+    let k = (key.0.as_str(), key.1.as_str());
+    let row = match summary.get(k).map_err(engine)?.map(|v| v.value()) {
+        Some((count, bytes, oldest, newest)) => (count + 1, bytes + size, oldest.min(at), newest.max(at)),
+        None => (1, size, at, at),
+    };
+    summary.insert(k, row).map_err(engine)?;
+    Ok(())
 }
 
 fn get_read(t: &impl ReadableTable<u64, &'static [u8]>, id: ReadId) -> Result<Option<StoredRead>> {
@@ -893,6 +986,14 @@ macro_rules! impl_read_txn {
             }
 
             fn quarantined(&self) -> Result<Vec<(u64, QuarantineEntry)>> {
+                Ok(self
+                    .quarantine_entries()?
+                    .into_iter()
+                    .map(|(id, q)| (id, q.entry))
+                    .collect())
+            }
+
+            fn quarantine_entries(&self) -> Result<Vec<(u64, StoredQuarantine)>> {
                 let t = self.txn.open_table(noted(QUARANTINE)).map_err(engine)?;
                 let mut out = Vec::new();
                 for e in t.iter().map_err(engine)? {
@@ -900,6 +1001,44 @@ macro_rules! impl_read_txn {
                     out.push((k.value(), decode("quarantine entry", v.value())?));
                 }
                 Ok(out)
+            }
+
+            fn quarantine_entry(&self, id: u64) -> Result<Option<StoredQuarantine>> {
+                let t = self.txn.open_table(QUARANTINE).map_err(engine)?;
+                match t.get(id).map_err(engine)? {
+                    Some(v) => decode("quarantine entry", v.value()).map(Some),
+                    None => Ok(None),
+                }
+            }
+
+            fn quarantine_summary(&self) -> Result<Vec<QuarantineSummary>> {
+                let t = self.txn.open_table(QUARANTINE_SUMMARY).map_err(engine)?;
+                let mut out = Vec::new();
+                for e in t.iter().map_err(engine)? {
+                    let (k, v) = e.map_err(engine)?;
+                    let (source, reason) = k.value();
+                    let (count, bytes, oldest, newest) = v.value();
+                    out.push(QuarantineSummary {
+                        source: source.to_owned(),
+                        reason: reason.to_owned(),
+                        count,
+                        bytes,
+                        oldest: summary_time(oldest)?,
+                        newest: summary_time(newest)?,
+                    });
+                }
+                Ok(out)
+            }
+
+            fn quarantine_usage(&self) -> Result<QuarantineUsage> {
+                let entries = self
+                    .txn
+                    .open_table(QUARANTINE)
+                    .map_err(engine)?
+                    .len()
+                    .map_err(engine)?;
+                let bytes = self.quarantine_bytes()?;
+                Ok(QuarantineUsage { entries, bytes })
             }
 
             fn seen(&self, namespace: &str, key: &[u8]) -> Result<Option<Timestamp>> {
@@ -1230,6 +1369,66 @@ fn open_billed_read_change(changes: &mut redb::Table<'_, u64, &'static [u8]>, ol
 
 impl RedbWrite {
     /// Take the next value of an id counter.
+    fn quarantine_bytes(&self) -> Result<u64> {
+        if let Some(b) = self.quarantine_bytes.get() {
+            return Ok(b);
+        }
+        let b = stored_quarantine_bytes(&self.txn.open_table(META).map_err(engine)?)?;
+        self.quarantine_bytes.set(Some(b));
+        Ok(b)
+    }
+
+    fn set_quarantine_bytes(&self, total: u64) -> Result<()> {
+        self.quarantine_bytes.set(Some(total));
+        Ok(())
+    }
+
+    /// Removes the oldest entries while the quarantine is over its size or its oldest entry
+    /// over its age, summarising each: one look at the front per entry added, so the cost is
+    /// amortised over the entries (never a scan).
+    fn trim_quarantine(&mut self, now: Timestamp) -> Result<u64> {
+        let limits = self.limits;
+        let cutoff = limits.max_age.and_then(|a| now.checked_sub(a).ok());
+        let mut total = self.quarantine_bytes()?;
+        let young = |oldest: Option<Timestamp>| match (oldest, cutoff) {
+            (Some(o), Some(c)) => o >= c,
+            (_, None) => true,
+            (None, Some(_)) => false,
+        };
+        if total <= limits.max_bytes && young(self.quarantine_oldest) {
+            return Ok(0);
+        }
+        self.quarantine_oldest = None;
+        let mut t = self.txn.open_table(QUARANTINE).map_err(engine)?;
+        let mut summary = self.txn.open_table(QUARANTINE_SUMMARY).map_err(engine)?;
+        let mut removed = 0;
+        loop {
+            let (id, len, stored) = match t.first().map_err(engine)? {
+                Some((k, v)) => (
+                    k.value(),
+                    v.value().len() as u64,
+                    decode::<StoredQuarantine>("quarantine entry", v.value()).ok(),
+                ),
+                None => break,
+            };
+            let too_old = match (&stored, cutoff) {
+                (Some(q), Some(c)) => q.entry.received_at < c,
+                _ => false,
+            };
+            if total <= limits.max_bytes && !too_old {
+                self.quarantine_oldest = stored.map(|q| q.entry.received_at);
+                break;
+            }
+            t.remove(id).map_err(engine)?;
+            summarise(&mut summary, stored.as_ref(), len)?;
+            total = total.saturating_sub(len);
+            removed += 1;
+        }
+        drop((t, summary));
+        self.set_quarantine_bytes(total)?;
+        Ok(removed)
+    }
+
     fn next_id(&self, counter: &str) -> Result<u64> {
         let mut meta = self.txn.open_table(noted(META)).map_err(engine)?;
         let id = meta.get(counter).map_err(engine)?.map(|v| v.value()).unwrap_or(1);
@@ -1481,12 +1680,70 @@ impl WriteTxn for RedbWrite {
 
     fn quarantine(&mut self, entry: &QuarantineEntry) -> Result<u64> {
         let id = self.next_id(K_NEXT_QUARANTINE)?;
+        let bytes = encode(&StoredQuarantine::new(entry, self.limits.keep_whole_bytes))?;
         self.txn
             .open_table(noted(QUARANTINE))
             .map_err(engine)?
-            .insert(id, encode(entry)?.as_slice())
+            .insert(id, bytes.as_slice())
             .map_err(engine)?;
+        let total = self.quarantine_bytes()? + bytes.len() as u64;
+        self.set_quarantine_bytes(total)?;
+        self.trim_quarantine(entry.received_at)?;
         Ok(id)
+    }
+
+    fn resolve_quarantine(&mut self, id: u64, resolution: &Resolution) -> Result<()> {
+        let mut t = self.txn.open_table(QUARANTINE).map_err(engine)?;
+        let (mut stored, old_len): (StoredQuarantine, usize) = match t.get(id).map_err(engine)? {
+            Some(v) => (decode("quarantine entry", v.value())?, v.value().len()),
+            None => {
+                return Err(StoreError::NotFound {
+                    what: "quarantine entry",
+                    id: id.to_string(),
+                });
+            }
+        };
+        if let Some(r) = &stored.resolution {
+            return Err(StoreError::Conflict(format!(
+                "quarantine entry {id} was retried already ({} by {})",
+                r.at, r.by
+            )));
+        }
+        stored.resolution = Some(resolution.clone());
+        let bytes = encode(&stored)?;
+        t.insert(id, bytes.as_slice()).map_err(engine)?;
+        drop(t);
+        let total = (self.quarantine_bytes()? + bytes.len() as u64).saturating_sub(old_len as u64);
+        self.set_quarantine_bytes(total)
+    }
+
+    fn purge_quarantine_before(&mut self, before: Timestamp) -> Result<QuarantineUsage> {
+        let mut t = self.txn.open_table(QUARANTINE).map_err(engine)?;
+        let mut summary = self.txn.open_table(QUARANTINE_SUMMARY).map_err(engine)?;
+        let mut doomed = Vec::new();
+        for e in t.iter().map_err(engine)? {
+            let (k, v) = e.map_err(engine)?;
+            let len = v.value().len() as u64;
+            let stored = decode::<StoredQuarantine>("quarantine entry", v.value()).ok();
+            if stored.as_ref().is_none_or(|q| q.entry.received_at < before) {
+                doomed.push((k.value(), len, stored));
+            }
+        }
+        let mut removed = QuarantineUsage::default();
+        for (id, len, stored) in doomed {
+            t.remove(id).map_err(engine)?;
+            summarise(&mut summary, stored.as_ref(), len)?;
+            removed.entries += 1;
+            removed.bytes += len;
+        }
+        drop((t, summary));
+        let total = self.quarantine_bytes()?.saturating_sub(removed.bytes);
+        self.set_quarantine_bytes(total)?;
+        Ok(removed)
+    }
+
+    fn enforce_quarantine_retention(&mut self, now: Timestamp) -> Result<u64> {
+        self.trim_quarantine(now)
     }
 
     fn mark_seen(&mut self, namespace: &str, key: &[u8], at: Timestamp) -> Result<bool> {
@@ -1681,6 +1938,13 @@ impl WriteTxn for RedbWrite {
     }
 
     fn commit(self: Box<Self>) -> Result<()> {
+        if let Some(total) = self.quarantine_bytes.get() {
+            self.txn
+                .open_table(META)
+                .map_err(engine)?
+                .insert(K_QUARANTINE_BYTES, total)
+                .map_err(engine)?;
+        }
         self.txn.commit().map_err(engine)
     }
 }

@@ -737,7 +737,10 @@ async fn replay_fixture(fw: u8) {
     // Let the listener read what the host wrote last (its CLEAR) before it stops: aborting it at
     // once lost that on a loaded machine. It ends when the host closes its side of the pair.
     let mut listen = listen;
-    if tokio::time::timeout(Duration::from_secs(10), &mut listen).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(10), &mut listen)
+        .await
+        .is_err()
+    {
         listen.abort();
     }
     let _ = report.expect("session ends").unwrap();

@@ -22,6 +22,7 @@ mod ops_config;
 mod ops_crash;
 mod ops_daemon;
 mod ops_systemd;
+mod quarantine;
 mod review_approvals;
 mod review_cli;
 mod review_daemon;

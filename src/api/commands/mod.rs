@@ -1,5 +1,5 @@
 //! The store commands of the CLI (`meterd meters|reads|review|audit|report|orders|batches|
-//! gateways|routes|tokens …`): their arguments (clap parses them in the client; serde carries
+//! gateways|routes|tokens|quarantine …`): their arguments (clap parses them in the client; serde carries
 //! them to the daemon) and their execution against a store.
 //!
 //! The same [`run`] executes a command in the daemon (for a client of the control socket) and
@@ -14,6 +14,7 @@ mod gateways;
 mod meters;
 mod orders;
 pub mod output;
+mod quarantine;
 mod reads;
 mod report;
 mod review;
@@ -26,6 +27,7 @@ pub use batches::BatchesCmd;
 pub use gateways::{GatewaysCmd, ListArgs as GatewaysListArgs};
 pub use meters::{Layout, MetersCmd};
 pub use orders::{OrdersCmd, StatusArg};
+pub use quarantine::QuarantineCmd;
 pub use reads::ReadsCmd;
 pub use report::{CycleArgs, Format, ReportCmd};
 pub use review::{ActArgs, FilterArgs, ReviewCmd};
@@ -60,6 +62,7 @@ pub enum Command {
     Routes(RoutesCmd),
     Tokens(TokensCmd),
     Store(StoreCmd),
+    Quarantine(QuarantineCmd),
 }
 
 impl Command {
@@ -111,6 +114,7 @@ impl Command {
                 StoreCmd::Check { .. } => "check",
                 StoreCmd::Backup { .. } => "backup",
             },
+            Command::Quarantine(c) => c.word(),
         };
         format!("{} {sub}", self.group())
     }
@@ -128,6 +132,7 @@ impl Command {
             Command::Routes(_) => "routes",
             Command::Tokens(_) => "tokens",
             Command::Store(_) => "store",
+            Command::Quarantine(_) => "quarantine",
         }
     }
 
@@ -140,6 +145,7 @@ impl Command {
             | Command::Batches(BatchesCmd::Next { .. } | BatchesCmd::Ack { .. } | BatchesCmd::Export { .. })
             | Command::Routes(RoutesCmd::Assign { .. } | RoutesCmd::Unassign { .. }) => Role::Supervisor,
             Command::Review(c) if c.needs_supervisor() => Role::Supervisor,
+            Command::Quarantine(c) if c.needs_supervisor() => Role::Supervisor,
             _ => Role::Clerk,
         }
     }
@@ -299,5 +305,6 @@ fn execute(ctx: &Ctx<'_>, cmd: Command) -> anyhow::Result<()> {
         Command::Routes(c) => routes::run(ctx, c),
         Command::Tokens(c) => tokens::run(ctx, c),
         Command::Store(c) => store::run(ctx, c),
+        Command::Quarantine(c) => quarantine::run(ctx, c),
     }
 }

@@ -63,7 +63,7 @@ pub struct Format {
     pub csv: bool,
 }
 
-fn parse_time(s: &str, end_of_day: bool) -> anyhow::Result<Timestamp> {
+pub(super) fn parse_time(s: &str, end_of_day: bool) -> anyhow::Result<Timestamp> {
     if let Ok(t) = s.parse::<Timestamp>() {
         return Ok(t);
     }

@@ -186,6 +186,7 @@ pub async fn run(ingest: GatewayIngest, token: CancellationToken) -> anyhow::Res
                     published: std::mem::take(&mut outbox.acked),
                     alerts: std::mem::take(&mut pending_alerts),
                     expire_seen: expire,
+                    replay: false,
                 };
                 let acks = std::mem::take(&mut filling_acks);
                 deadline = None;
@@ -235,6 +236,11 @@ pub async fn run(ingest: GatewayIngest, token: CancellationToken) -> anyhow::Res
                 let stale = acks.iter().filter(|p| p.epoch != epoch).count();
                 if stale > 0 {
                     tracing::debug!(stale, "mqtt: not acking messages of an earlier connection (the broker redelivers them)");
+                }
+                for (outcome, n) in done.outcomes() {
+                    if n > 0 {
+                        crate::metrics::counter_add(crate::metrics::FRAMES, &[("source", "mqtt"), ("outcome", outcome)], n);
+                    }
                 }
                 totals.0 += done.messages;
                 if let Some(p) = &ingest.progress {

@@ -45,6 +45,9 @@ pub struct Job {
     pub alerts: Vec<OutboxEntry>,
     /// Drop `seen` keys older than the window in this transaction.
     pub expire_seen: bool,
+    /// The messages are quarantined input retried (`meterd quarantine retry`), not traffic:
+    /// gateway health (message counts, last heard) is left as it is.
+    pub replay: bool,
 }
 
 /// What a committed job did.
@@ -52,9 +55,12 @@ pub struct Job {
 pub struct Committed {
     pub messages: u64,
     pub frames: u64,
-    /// Copies of transmissions already stored (other gateways, repeats, redeliveries).
+    /// Copies of transmissions already stored (other gateways, repeats, redeliveries), and
+    /// redelivered bad messages already quarantined.
     pub duplicates: u64,
     pub quarantined: u64,
+    /// Gateway status messages.
+    pub statuses: u64,
     pub intervals: u64,
     pub reads: AcceptReport,
     /// New outbox rows, for the publisher.
@@ -86,11 +92,13 @@ pub fn apply(txn: &mut dyn WriteTxn, cfg: &MqttConfig, vee: &VeeConfig, job: Job
     let mut meters: HashMap<String, Option<Meter>> = HashMap::new();
     let mut tamper: HashMap<String, (Timestamp, u64)> = HashMap::new();
     let mut reads = Vec::new();
+    let replay = job.replay;
 
     for msg in job.messages {
         for unit in msg.units {
             match unit {
                 Unit::Status { gateway, status } => {
+                    out.statuses += 1;
                     let g = gateway_entry(txn, &mut gateways, &gateway)?;
                     g.status = Some(status);
                     g.status_at = Some(msg.received);
@@ -119,14 +127,18 @@ pub fn apply(txn: &mut dyn WriteTxn, cfg: &MqttConfig, vee: &VeeConfig, job: Job
                             received_at: now,
                         })?;
                         out.quarantined += 1;
+                    } else {
+                        out.duplicates += 1;
                     }
                 }
                 Unit::Frame(frame) => {
                     out.frames += 1;
-                    let g = gateway_entry(txn, &mut gateways, &frame.gateway)?;
-                    g.messages += 1;
-                    g.last_message_at = Some(msg.received);
-                    g.last_topic = msg.topic.clone();
+                    if !replay {
+                        let g = gateway_entry(txn, &mut gateways, &frame.gateway)?;
+                        g.messages += 1;
+                        g.last_message_at = Some(msg.received);
+                        g.last_topic = msg.topic.clone();
+                    }
                     if !txn.mark_seen(SEEN_FRAMES, frame.dedup_key.as_bytes(), now)? {
                         out.duplicates += 1;
                         continue;
@@ -144,8 +156,20 @@ pub fn apply(txn: &mut dyn WriteTxn, cfg: &MqttConfig, vee: &VeeConfig, job: Job
                     let meter = meters[&meter_id].as_ref();
                     out.intervals += store_intervals(txn, &meter_id, &frame)?;
                     let tamper_changed = tamper_change(txn, &mut tamper, &endpoint, &frame)?;
-                    if let Some(read) = read_of(&frame, meter, meter_id, tamper_changed) {
-                        reads.push(read);
+                    match read_of(&frame, meter, meter_id, tamper_changed) {
+                        Some(read) => reads.push(read),
+                        // Decoded, but nothing to store as a read (an R900 "no read" filler,
+                        // a wM-Bus telegram without a volume or energy register, a register
+                        // out of range): kept with the reason rather than silently gone.
+                        None => {
+                            txn.quarantine(&QuarantineEntry {
+                                source: format!("mqtt {}", frame.locator),
+                                reason: no_read_reason(&frame),
+                                payload: frame.raw.clone(),
+                                received_at: now,
+                            })?;
+                            out.quarantined += 1;
+                        }
                     }
                 }
             }
@@ -158,6 +182,7 @@ pub fn apply(txn: &mut dyn WriteTxn, cfg: &MqttConfig, vee: &VeeConfig, job: Job
         txn.put_gateway(g)?;
     }
     out.reads = accept_in(txn, vee, reads, now)?;
+    out.duplicates += out.reads.duplicates_skipped;
 
     for id in job.published {
         txn.remove_outbox(id)?;
@@ -273,6 +298,36 @@ fn tamper_change(
         // An older transmission arriving late says nothing about a change now.
         Some(_) => Ok(false),
     }
+}
+
+impl Committed {
+    /// What became of every unit received, for `meterd_frames_total{source="mqtt",outcome}`:
+    /// `read` (validated), `held` (flagged for review), `duplicate`, `quarantined`, `status`.
+    pub fn outcomes(&self) -> [(&'static str, u64); 5] {
+        [
+            ("read", self.reads.validated),
+            ("held", self.reads.flagged),
+            ("duplicate", self.duplicates),
+            ("quarantined", self.quarantined),
+            ("status", self.statuses),
+        ]
+    }
+}
+
+/// Why a decoded frame gave no read, naming the frame.
+fn no_read_reason(frame: &Frame) -> String {
+    let d = &frame.decoded;
+    let registers: Vec<&str> = d.readings.iter().take(8).map(|r| r.quantity.as_ref()).collect();
+    format!(
+        "no usable read: {} frame of meter {} decoded but carries no current register value (readings: {})",
+        d.protocol,
+        d.meter_id,
+        if registers.is_empty() {
+            "none".to_owned()
+        } else {
+            registers.join(", ")
+        }
+    )
 }
 
 /// The read a frame carries, or `None` when it carries no register (R900 "no read" filler,
@@ -481,5 +536,72 @@ mod tests {
         let gateways: Vec<String> = txn.gateways().unwrap().into_iter().map(|g| g.gateway).collect();
         assert_eq!(gateways, ["gw1"]);
         assert_eq!(txn.count_reads().unwrap(), 0);
+    }
+
+    /// The probe of issue 18: random binary payloads through the message path. Every unit
+    /// each one became is accounted for (read, held, duplicate, quarantined), and every one
+    /// that is not a read is in the quarantine; before, a few decoded as frames and vanished.
+    #[test]
+    fn every_random_payload_is_accounted_for() {
+        use rand::{Rng, SeedableRng};
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open_dir(dir.path()).unwrap();
+        let (cfg, vee, keys) = (MqttConfig::default(), VeeConfig::default(), Keys::new());
+        let mut rng = rand::rngs::StdRng::seed_from_u64(18);
+        let received = Timestamp::now();
+        let mut units = 0u64;
+        let mut total = Committed::default();
+        for chunk in 0..100 {
+            let mut messages = Vec::new();
+            for _ in 0..100 {
+                let len = rng.random_range(1..=64);
+                let payload: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+                let u = decode_payload("meters/gw1/raw", &payload, "gw1", received, &keys);
+                units += u.len() as u64;
+                messages.push(Message {
+                    topic: "meters/gw1/raw".into(),
+                    units: u,
+                    received,
+                });
+            }
+            let c = commit_group(
+                &store,
+                &cfg,
+                &vee,
+                Job {
+                    messages,
+                    ..Job::default()
+                },
+            )
+            .unwrap_or_else(|e| panic!("chunk {chunk}: {e}"));
+            total.frames += c.frames;
+            total.duplicates += c.duplicates;
+            total.quarantined += c.quarantined;
+            total.statuses += c.statuses;
+            total.reads.absorb(c.reads);
+        }
+        let outcomes: u64 = total.outcomes().iter().map(|(_, n)| n).sum();
+        assert_eq!(outcomes, units, "{total:?}");
+        let txn = store.begin_read().unwrap();
+        let stored = txn.count_reads().unwrap();
+        assert_eq!(stored, total.reads.imported);
+        assert_eq!(txn.quarantine_usage().unwrap().entries, total.quarantined);
+        assert_eq!(stored + total.quarantined + total.duplicates, units);
+        // The frames that decoded but carried no read are the ones that used to vanish.
+        let no_read = txn
+            .quarantined()
+            .unwrap()
+            .iter()
+            .filter(|(_, q)| q.reason.starts_with("no usable read"))
+            .count();
+        assert!(
+            total.frames > 0 && no_read > 0,
+            "frames {} no read {no_read}",
+            total.frames
+        );
+        eprintln!(
+            "probe: {units} units, {} frames, {stored} reads, {} duplicates, {} quarantined ({no_read} decoded without a usable read)",
+            total.frames, total.duplicates, total.quarantined
+        );
     }
 }

@@ -27,6 +27,9 @@ pub struct Frame {
     pub dedup_key: String,
     /// `topic` or `topic line N`.
     pub locator: String,
+    /// The bytes it was decoded from (the line, or the binary payload), for the quarantine
+    /// when it carries no usable read.
+    pub raw: Vec<u8>,
 }
 
 /// What one unit (a line, or a whole binary payload) of a message became.
@@ -147,7 +150,7 @@ pub fn decode_payload(topic: &str, payload: &[u8], topic_gateway: &str, received
             };
             match decode_line(line, topic_gateway, received, keys) {
                 Ok((gateway, protocol, decoded, heard_at)) => match check_frame(&gateway, &decoded) {
-                    Ok(()) => frame(gateway, protocol, decoded, heard_at, locator),
+                    Ok(()) => frame(gateway, protocol, decoded, heard_at, locator, line.as_bytes()),
                     Err(e) => Unit::Bad {
                         gateway: topic_gateway.to_owned(),
                         locator,
@@ -173,7 +176,7 @@ fn binary(topic: &str, payload: &[u8], gateway: &str, received: Timestamp, keys:
         .map_err(|e| e.to_string())
         .and_then(|(p, d)| check_frame(gateway, &d).map(|()| (p, d)).map_err(|e| e.to_string()));
     match result {
-        Ok((p, d)) => frame(gateway.to_owned(), p, d, received, topic.to_owned()),
+        Ok((p, d)) => frame(gateway.to_owned(), p, d, received, topic.to_owned(), payload),
         Err(e) => Unit::Bad {
             gateway: gateway.to_owned(),
             locator: topic.to_owned(),
@@ -218,7 +221,14 @@ fn decode_line(line: &str, topic_gateway: &str, received: Timestamp, keys: &Keys
     Ok((topic_gateway.to_owned(), p, decoded, received))
 }
 
-fn frame(gateway: String, protocol: Protocol, decoded: Decoded, heard_at: Timestamp, locator: String) -> Unit {
+fn frame(
+    gateway: String,
+    protocol: Protocol,
+    decoded: Decoded,
+    heard_at: Timestamp,
+    locator: String,
+    raw: &[u8],
+) -> Unit {
     let dedup_key = ert::dedup_key(&decoded).unwrap_or_else(|| fallback_key(&decoded));
     Unit::Frame(Box::new(Frame {
         gateway,
@@ -227,6 +237,7 @@ fn frame(gateway: String, protocol: Protocol, decoded: Decoded, heard_at: Timest
         heard_at,
         dedup_key,
         locator,
+        raw: raw.to_vec(),
     }))
 }
 
@@ -237,6 +248,16 @@ fn fallback_key(d: &Decoded) -> String {
     h.update(serde_json::to_vec(&d.fields).unwrap_or_default());
     h.update(serde_json::to_vec(&d.readings).unwrap_or_default());
     format!("{}:{}:{}", d.protocol, d.meter_id, hex::encode(&h.finalize()[..12]))
+}
+
+/// The topic of a quarantine entry's source (`mqtt TOPIC` or `mqtt TOPIC line N`, as
+/// [`super::commit`] writes it), if it is an MQTT entry.
+pub fn topic_of_source(source: &str) -> Option<&str> {
+    let rest = source.strip_prefix("mqtt ")?;
+    Some(match rest.rsplit_once(" line ") {
+        Some((topic, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => topic,
+        _ => rest,
+    })
 }
 
 /// The endpoint key a radio meter is stored under: `protocol:id` (`scm:54585868`,
