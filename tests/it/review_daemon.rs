@@ -61,6 +61,8 @@ fn clerk_works_the_queue_through_the_daemon_while_it_ingests() {
     d.wait_for("subscribed", Duration::from_secs(20), |l| {
         l.contains("connected and subscribed")
     });
+    // MQTT may subscribe before the API listens: wait for both (a refused connection was seen).
+    d.wait_for("billing API", Duration::from_secs(20), |l| l.contains("billing API listening"));
     assert!(healthz(http).contains("200"), "billing API: {}", healthz(http));
 
     let user = os_user();
