@@ -9,6 +9,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use crate::common::daemon::Daemon;
+use crate::common::free_port;
 use crate::common::{METERS_HEADER, Scratch, meter_line};
 
 /// Slack for "closed within the timeout": the watchdog is exact, the machine may be busy.
@@ -19,14 +20,6 @@ struct Api {
     daemon: Option<Daemon>,
     addr: SocketAddr,
     token: String,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A daemon with two meters, one read each, a token "cis", and `[http]` with `extra` settings.

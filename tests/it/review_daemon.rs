@@ -5,13 +5,14 @@
 //! the audit trail names the operating-system user who ran the screen (not a name it claimed).
 
 use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::common::Scratch;
 use crate::common::daemon::Daemon;
+use crate::common::free_port;
 use crate::common::mosquitto;
 use crate::common::mqtt::publish_all;
 use crate::common::tmux::Tmux;
@@ -21,10 +22,6 @@ use crate::common::tmux::Tmux;
 fn os_user() -> String {
     let out = Command::new("id").arg("-un").output().expect("id");
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// `GET /healthz` on the billing API; the status line.
@@ -62,7 +59,9 @@ fn clerk_works_the_queue_through_the_daemon_while_it_ingests() {
         l.contains("connected and subscribed")
     });
     // MQTT may subscribe before the API listens: wait for both (a refused connection was seen).
-    d.wait_for("billing API", Duration::from_secs(20), |l| l.contains("billing API listening"));
+    d.wait_for("billing API", Duration::from_secs(20), |l| {
+        l.contains("billing API listening")
+    });
     assert!(healthz(http).contains("200"), "billing API: {}", healthz(http));
 
     let user = os_user();

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use rand::{Rng as _, SeedableRng as _};
 
+use crate::common::free_port;
 use crate::common::{Scratch, meter_line, texts};
 
 /// A town with 3,000 reads (100 meters, 30 days each), imported through the CLI.
@@ -180,14 +181,6 @@ fn reading_does_not_write_the_store_and_check_passes_an_intact_one() {
         "{out}"
     );
     assert!(snapshot(&file) == before, "a read-only command wrote the store");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `GET /healthz`: the status line ("" when nothing answers yet).

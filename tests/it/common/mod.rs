@@ -126,6 +126,15 @@ pub fn texts(o: &Output) -> (String, String) {
     )
 }
 
+/// A loopback port free a moment ago (for a daemon's `[http] listen`).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub const METERS_HEADER: &str =
     "meter_id,account,route,sequence,service,unit,dials,decimals,multiplier,status,address\n";
 
