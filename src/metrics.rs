@@ -23,8 +23,10 @@ pub const HTTP_CONNECTIONS_REFUSED: &str = "meterd_http_connections_refused_tota
 /// Requests refused on the control socket, by the role they needed (`none`: a user in no
 /// role, refused at connect). The same name as [`crate::api::access::REFUSED_METRIC`].
 pub const CONTROL_REFUSED: &str = "meterd_control_refused_total";
-/// What became of every frame or message received, by source and outcome (`read`, `held`,
-/// `duplicate`, `quarantined`, `status`): their sum is everything received.
+/// What became of every frame, message or recorder record received, by source (`mqtt`,
+/// `serial`, `cradle`) and outcome (`read`, `held`, `duplicate`, `quarantined`; `status` for
+/// MQTT gateway status, `skipped` for P1 telegrams not due and cradle route skips): their sum
+/// is everything received (a serial frame mapped to several meters counts once per read).
 pub const FRAMES: &str = "meterd_frames_total";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +71,7 @@ pub const DECLARED: [(&str, Kind, &str); 8] = [
     (
         FRAMES,
         Kind::Counter,
-        "Frames and messages received since the daemon started, by source and outcome (read, held, duplicate, quarantined, status).",
+        "Frames, messages and recorder records received since the daemon started, by source (mqtt, serial, cradle) and outcome (read, held, duplicate, quarantined, status, skipped).",
     ),
 ];
 
@@ -184,6 +186,16 @@ pub fn global() -> &'static Registry {
 
 pub fn counter_add(name: &str, l: &[(&str, &str)], by: u64) {
     global().counter_add(name, l, by);
+}
+
+/// Counts what became of received frames from `source` into [`FRAMES`] (zero counts are
+/// left out). Call only after the durable commit of what the counts describe.
+pub fn frames_add(source: &str, outcomes: &[(&str, u64)]) {
+    for &(outcome, n) in outcomes {
+        if n > 0 {
+            counter_add(FRAMES, &[("source", source), ("outcome", outcome)], n);
+        }
+    }
 }
 
 pub fn gauge_set(name: &str, l: &[(&str, &str)], v: f64) {

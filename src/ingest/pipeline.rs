@@ -38,6 +38,16 @@ pub struct AcceptReport {
 }
 
 impl AcceptReport {
+    /// What became of the reads handed in, for `meterd_frames_total{outcome}`: `read`
+    /// (validated), `held` (flagged for review), `duplicate` (already stored).
+    pub fn outcomes(&self) -> [(&'static str, u64); 3] {
+        [
+            ("read", self.validated),
+            ("held", self.flagged),
+            ("duplicate", self.duplicates_skipped),
+        ]
+    }
+
     /// Add another report's counts (for imports committed in several transactions).
     pub fn absorb(&mut self, other: AcceptReport) {
         self.received += other.received;

@@ -19,6 +19,23 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_serial::SerialStream;
 use tokio_util::sync::CancellationToken;
 
+/// `meterd_frames_total` is one registry per process: the test that checks the cradle counts
+/// holds this exclusively, every other test of this file that runs sessions shares it.
+static FRAME_COUNTS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// The cradle counts of `meterd_frames_total`, per outcome.
+fn cradle_frames() -> BTreeMap<&'static str, u64> {
+    ["read", "held", "duplicate", "skipped", "quarantined"]
+        .into_iter()
+        .map(|o| {
+            let v = meterd::metrics::global()
+                .value(meterd::metrics::FRAMES, &[("source", "cradle"), ("outcome", o)])
+                .unwrap_or(0.0);
+            (o, v as u64)
+        })
+        .collect()
+}
+
 /// A store holding the demo town: 300 meters on 7 routes with 13 months of reads.
 fn town() -> (tempfile::TempDir, Arc<RedbStore>) {
     let dir = tempfile::Builder::new().prefix("meterd-cradle-").tempdir().unwrap();
@@ -155,6 +172,7 @@ fn assert_stored_exactly(store: &RedbStore, serial: &str, sent: &[ReadRecord]) {
 }
 
 async fn full_cycle(fw: Firmware) {
+    let _counts = FRAME_COUNTS.write().await;
     let (_dir, store) = town();
     let serial = format!("AR-{fw:?}");
     let mut sim = recorder(&serial, fw, 115_200, 0.0, RecorderData::default());
@@ -190,9 +208,22 @@ async fn full_cycle(fw: Firmware) {
     let sent = sim.data().reads.clone();
 
     // Evening: unload, commit, clear, load again.
+    let before = cradle_frames();
     let mut watch = Watch::default();
     let (evening, end) = dock(&store, &mut sim, 115_200, &mut watch, CancellationToken::new()).await;
     assert_eq!(end, DockingEnd::Bye);
+    // Every record unloaded is accounted for in /metrics, by what became of it.
+    let after = cradle_frames();
+    let delta = |o: &str| after[o] - before[o];
+    assert_eq!(
+        delta("read") + delta("held") + delta("duplicate") + delta("skipped") + delta("quarantined"),
+        sent.len() as u64,
+        "{before:?} -> {after:?}"
+    );
+    assert_eq!(delta("read"), evening.accepted.validated, "{after:?}");
+    assert_eq!(delta("held"), evening.accepted.flagged, "{after:?}");
+    assert_eq!(delta("skipped"), evening.skips, "{after:?}");
+    assert_eq!((delta("duplicate"), delta("quarantined")), (0, 0), "{after:?}");
     assert!(evening.finished.is_some(), "{evening:?}");
     assert_eq!(evening.cleared, Some(49));
     assert!(sim.data().reads.is_empty(), "recorder cleared");
@@ -249,6 +280,7 @@ async fn loaded_recorder(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_percent_corruption_stores_no_corrupted_read() {
+    let _counts = FRAME_COUNTS.read().await;
     let (_dir, store) = town();
     let mut sim = loaded_recorder(&store, "NOISY-1", Firmware::V2, 460_800, 0.01, "E01", 5).await;
     let sent = sim.data().reads.clone();
@@ -271,6 +303,7 @@ async fn one_percent_corruption_stores_no_corrupted_read() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unplug_mid_unload_then_redock_stores_every_read_once() {
+    let _counts = FRAME_COUNTS.read().await;
     let (_dir, store) = town();
     let mut sim = loaded_recorder(&store, "PULL-1", Firmware::V2, 230_400, 0.0, "E01", 15).await;
     let sent = sim.data().reads.clone();
@@ -444,11 +477,13 @@ async fn clear_after_commit(fw: Firmware) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clear_is_never_sent_before_commit_firmware_1() {
+    let _counts = FRAME_COUNTS.read().await;
     clear_after_commit(Firmware::V1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clear_is_never_sent_before_commit_firmware_2() {
+    let _counts = FRAME_COUNTS.read().await;
     clear_after_commit(Firmware::V2).await;
 }
 
@@ -456,6 +491,7 @@ async fn clear_is_never_sent_before_commit_firmware_2() {
 /// different routes; shutdown is prompt.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemon_docks_two_cradles_at_once() {
+    let _counts = FRAME_COUNTS.read().await;
     let (dir, store) = town();
     let mut sims = [
         loaded_recorder(&store, "DAEMON-1", Firmware::V1, 115_200, 0.0, "W01", 1).await,
@@ -524,6 +560,7 @@ async fn daemon_docks_two_cradles_at_once() {
 /// committed reads stay, the recorder keeps everything.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemon_reopens_absent_port_and_stops_mid_unload_without_clear() {
+    let _counts = FRAME_COUNTS.read().await;
     let (dir, store) = town();
     let path = dir.path().join("cradle-late");
     let config = meterd::config::Config {
@@ -606,6 +643,7 @@ async fn daemon_reopens_absent_port_and_stops_mid_unload_without_clear() {
 /// CLEAR, no reload of another route) until it has left the cradle.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemon_does_not_serve_a_recorder_again_until_it_left_the_cradle() {
+    let _counts = FRAME_COUNTS.read().await;
     let (dir, store) = town();
     let path = dir.path().join("cradle-stay");
     let config = meterd::config::Config {
@@ -781,10 +819,12 @@ async fn replay_fixture(fw: u8) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn captured_firmware_1_session_replays_through_the_driver() {
+    let _counts = FRAME_COUNTS.read().await;
     replay_fixture(1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn captured_firmware_2_session_replays_through_the_driver() {
+    let _counts = FRAME_COUNTS.read().await;
     replay_fixture(2).await;
 }

@@ -466,6 +466,23 @@ async fn daemon_polls_a_configured_segment_on_schedule() {
         .unwrap();
     assert!(reads.len() >= 2, "two polls one second apart: {reads:?}");
     assert!(reads.iter().all(|r| r.read.meter_id == "W-5"));
+    // Every frame is accounted for in /metrics (this is the only test of the binary that
+    // runs serial ingest in this process): per outcome, what the store holds.
+    let frames = |outcome: &str| {
+        meterd::metrics::global()
+            .value(meterd::metrics::FRAMES, &[("source", "serial"), ("outcome", outcome)])
+            .unwrap_or(0.0) as usize
+    };
+    let (stored, quarantined) = {
+        let txn = store.begin_read().unwrap();
+        (txn.all_reads().unwrap(), txn.quarantined().unwrap())
+    };
+    let validated = stored.iter().filter(|r| r.status == ReadStatus::Validated).count();
+    assert_eq!(frames("read"), validated, "{stored:?}");
+    assert_eq!(frames("held"), stored.len() - validated, "{stored:?}");
+    assert_eq!(frames("quarantined"), quarantined.len(), "{quarantined:?}");
+    assert_eq!(frames("duplicate") + frames("skipped"), 0);
+    assert_eq!(frames("read") + frames("held"), stored.len());
     assert_eq!(reads[0].read.value, q("1"));
     assert_eq!(
         reads[1].read.value,

@@ -213,6 +213,12 @@ fn commit_group(
         }
         txn.set_cradle_watermark(serial, last)
     })?;
+    // Durable now: every record became a read, a duplicate, a route skip or a quarantine entry.
+    let [read, held, duplicate] = report.outcomes();
+    crate::metrics::frames_add(
+        "cradle",
+        &[read, held, duplicate, ("skipped", n_skips), ("quarantined", n_bad)],
+    );
     Ok(Committed {
         report,
         skips: n_skips,
@@ -365,6 +371,7 @@ where
                         Ok(())
                     })
                     .await?;
+                    crate::metrics::frames_add("cradle", &[("quarantined", 1)]);
                     report.quarantined += 1;
                 }
                 HostEvent::Finished(summary) => {

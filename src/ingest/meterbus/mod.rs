@@ -125,6 +125,12 @@ impl MeterbusIngest {
         }
         let report = accept_in(txn.as_mut(), &self.vee, reads.clone(), at)?;
         txn.commit()?;
+        // Durable now. A frame mapped to several meters counts once per read it gave.
+        let [read, held, duplicate] = report.outcomes();
+        crate::metrics::frames_add(
+            "serial",
+            &[read, held, duplicate, ("quarantined", quarantined.len() as u64)],
+        );
         Ok(Delivered {
             report,
             reads,

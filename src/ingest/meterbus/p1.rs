@@ -95,6 +95,8 @@ impl Listener {
                             .get(&decoded.meter_id)
                             .is_none_or(|t| self.store_every.is_zero() || now.duration_since(*t) >= self.store_every);
                         if !due {
+                            // Nothing to commit: counted as received and left out.
+                            crate::metrics::frames_add("serial", &[("skipped", 1)]);
                             return None;
                         }
                         self.last_stored.insert(decoded.meter_id.clone(), now);
