@@ -23,7 +23,7 @@ use jiff::Timestamp;
 
 use crate::model::billing::{BatchContents, BatchLine, Billed, BilledReadChange, Correction};
 use crate::model::{Batch, BatchId, BatchStatus, Meter, ReadStatus, StoredRead, to_store_precision};
-use crate::store::{Result, Store, StoreError, WriteTxn};
+use crate::store::{Result, Rules, Store, StoreError, WriteTxn};
 
 /// The client name the CLI uses.
 pub const DEFAULT_CLIENT: &str = "default";
@@ -143,7 +143,7 @@ pub fn pull(store: &dyn Store, client: &str, max: usize, now: Timestamp) -> Resu
         r.status = ReadStatus::Batched;
         r.batch = Some(batch.id);
     }
-    txn.update_reads(&touched)?;
+    txn.update_reads(&touched, now)?;
     txn.put_billed(&billed)?;
     let contents = BatchContents { lines, corrections };
     txn.put_batch_contents(batch.id, &contents)?;
@@ -229,7 +229,7 @@ fn corrections_due(
                 } else {
                     ReadStatus::Batched
                 };
-                txn.update_read(&read)?;
+                txn.update_read(&read, now)?;
             }
             continue;
         };
@@ -258,7 +258,7 @@ fn corrections_due(
                     ReadStatus::Batched
                 };
                 read.batch = Some(billed.batch);
-                txn.update_read(&read)?;
+                txn.update_read(&read, now)?;
             }
             continue;
         }

@@ -21,7 +21,7 @@ use crate::model::{
     AuditAction, AuditEntry, HASH_LEN, MeterChange, OrderStatus, ReadId, ReadStatus, ReadType, Rule, ServiceOrder,
     StoredRead, to_store_precision,
 };
-use crate::store::{Store, StoreError, WriteTxn};
+use crate::store::{Rules, Store, StoreError, WriteTxn};
 use crate::vee::{self, VeeConfig};
 
 /// Who re-validation entries are recorded as.
@@ -498,7 +498,7 @@ fn act_in(
         if crate::model::billing::BilledReadChange::changes_what_was_billed(&read, &new) {
             crate::billing::note_change(&mut *txn, id, &reason, Some(&clerk), now)?;
         }
-        txn.update_read(&new)?;
+        txn.update_read(&new, now)?;
     }
     let draft = AuditEntry {
         seq: 0,
@@ -585,7 +585,7 @@ fn revalidate_next(
     if updated == next {
         return Ok(());
     }
-    txn.update_read(&updated)?;
+    txn.update_read(&updated, now)?;
     let rules = |r: &StoredRead| r.flags.iter().map(|f| f.rule.as_str()).collect::<Vec<_>>().join(",");
     let draft = AuditEntry {
         seq: 0,

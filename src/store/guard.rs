@@ -11,10 +11,11 @@ use std::sync::{Mutex, Once};
 
 use jiff::Timestamp;
 
-use super::{HistoryQuery, ReadTxn, Result, StoreError, WriteTxn};
+use super::prelude::*;
+use super::{HistoryQuery, Result, StoreError};
 use crate::model::billing::{ApiToken, BatchContents, Billed, BilledReadChange};
 use crate::model::{
-    AuditEntry, Batch, BatchId, BatchStatus, GatewayState, IntervalRead, Meter, MeterChange, OutboxEntry,
+    AuditEntry, Batch, BatchId, BatchStatus, GatewayState, HASH_LEN, IntervalRead, Meter, MeterChange, OutboxEntry,
     QuarantineEntry, QuarantineSummary, QuarantineUsage, ReadId, ReadStatus, ReadSummary, Resolution, RouteLoad,
     RouteSkip, ServiceOrder, StoredQuarantine, StoredRead,
 };
@@ -196,315 +197,135 @@ impl<T> Drop for Guarded<'_, T> {
     }
 }
 
-// One delegation per trait method, each through `Health::run`.
-impl<T: ReadTxn> ReadTxn for Guarded<'_, T> {
-    fn meter(&self, meter_id: &str) -> Result<Option<Meter>> {
-        let health = self.health;
-        health.run(|| self.inner().meter(meter_id))
-    }
-    fn meters(&self) -> Result<Vec<Meter>> {
-        let health = self.health;
-        health.run(|| self.inner().meters())
-    }
-    fn meters_by_id(&self, ids: &[&str]) -> Result<Vec<Option<Meter>>> {
-        let health = self.health;
-        health.run(|| self.inner().meters_by_id(ids))
-    }
-    fn read(&self, id: ReadId) -> Result<Option<StoredRead>> {
-        let health = self.health;
-        health.run(|| self.inner().read(id))
-    }
-    fn meter_histories(&self, queries: &[HistoryQuery<'_>]) -> Result<Vec<Vec<ReadSummary>>> {
-        let health = self.health;
-        health.run(|| self.inner().meter_histories(queries))
-    }
-    fn meter_reads(&self, meter_id: &str, from: Timestamp, to: Timestamp) -> Result<Vec<StoredRead>> {
-        let health = self.health;
-        health.run(|| self.inner().meter_reads(meter_id, from, to))
-    }
-    fn meter_reads_before(&self, meter_id: &str, before: Timestamp, limit: usize) -> Result<Vec<StoredRead>> {
-        let health = self.health;
-        health.run(|| self.inner().meter_reads_before(meter_id, before, limit))
-    }
-    fn all_reads(&self) -> Result<Vec<StoredRead>> {
-        let health = self.health;
-        health.run(|| self.inner().all_reads())
-    }
-    fn reads_with_status(&self, status: ReadStatus, limit: usize) -> Result<Vec<StoredRead>> {
-        let health = self.health;
-        health.run(|| self.inner().reads_with_status(status, limit))
-    }
-    fn count_reads(&self) -> Result<u64> {
-        let health = self.health;
-        health.run(|| self.inner().count_reads())
-    }
-    fn batch(&self, id: BatchId) -> Result<Option<Batch>> {
-        let health = self.health;
-        health.run(|| self.inner().batch(id))
-    }
-    fn open_batch(&self, client: &str) -> Result<Option<Batch>> {
-        let health = self.health;
-        health.run(|| self.inner().open_batch(client))
-    }
-    fn quarantined(&self) -> Result<Vec<(u64, QuarantineEntry)>> {
-        let health = self.health;
-        health.run(|| self.inner().quarantined())
-    }
-    fn quarantine_entries(&self) -> Result<Vec<(u64, StoredQuarantine)>> {
-        let health = self.health;
-        health.run(|| self.inner().quarantine_entries())
-    }
-    fn quarantine_entry(&self, id: u64) -> Result<Option<StoredQuarantine>> {
-        let health = self.health;
-        health.run(|| self.inner().quarantine_entry(id))
-    }
-    fn quarantine_summary(&self) -> Result<Vec<QuarantineSummary>> {
-        let health = self.health;
-        health.run(|| self.inner().quarantine_summary())
-    }
-    fn quarantine_usage(&self) -> Result<QuarantineUsage> {
-        let health = self.health;
-        health.run(|| self.inner().quarantine_usage())
-    }
-    fn seen(&self, namespace: &str, key: &[u8]) -> Result<Option<Timestamp>> {
-        let health = self.health;
-        health.run(|| self.inner().seen(namespace, key))
-    }
-    fn count_reads_by_status(&self) -> Result<Vec<(ReadStatus, u64)>> {
-        let health = self.health;
-        health.run(|| self.inner().count_reads_by_status())
-    }
-    fn batches(&self, status: Option<BatchStatus>) -> Result<Vec<Batch>> {
-        let health = self.health;
-        health.run(|| self.inner().batches(status))
-    }
-    fn batch_contents(&self, id: BatchId) -> Result<Option<BatchContents>> {
-        let health = self.health;
-        health.run(|| self.inner().batch_contents(id))
-    }
-    fn billed(&self, read: ReadId) -> Result<Option<Billed>> {
-        let health = self.health;
-        health.run(|| self.inner().billed(read))
-    }
-    fn billed_read_changes(&self) -> Result<Vec<BilledReadChange>> {
-        let health = self.health;
-        health.run(|| self.inner().billed_read_changes())
-    }
-    fn billed_read_change(&self, read: ReadId) -> Result<Option<BilledReadChange>> {
-        let health = self.health;
-        health.run(|| self.inner().billed_read_change(read))
-    }
-    fn api_tokens(&self) -> Result<Vec<ApiToken>> {
-        let health = self.health;
-        health.run(|| self.inner().api_tokens())
-    }
-    fn gateways(&self) -> Result<Vec<GatewayState>> {
-        let health = self.health;
-        health.run(|| self.inner().gateways())
-    }
-    fn gateway(&self, gateway: &str) -> Result<Option<GatewayState>> {
-        let health = self.health;
-        health.run(|| self.inner().gateway(gateway))
-    }
-    fn interval_reads(&self, meter_id: &str, from: Timestamp, to: Timestamp) -> Result<Vec<IntervalRead>> {
-        let health = self.health;
-        health.run(|| self.inner().interval_reads(meter_id, from, to))
-    }
-    fn count_interval_reads(&self) -> Result<u64> {
-        let health = self.health;
-        health.run(|| self.inner().count_interval_reads())
-    }
-    fn tamper_state(&self, endpoint: &str) -> Result<Option<(Timestamp, u64)>> {
-        let health = self.health;
-        health.run(|| self.inner().tamper_state(endpoint))
-    }
-    fn outbox(&self, after: u64, limit: usize) -> Result<Vec<(u64, OutboxEntry)>> {
-        let health = self.health;
-        health.run(|| self.inner().outbox(after, limit))
-    }
-    fn outbox_len(&self) -> Result<u64> {
-        let health = self.health;
-        health.run(|| self.inner().outbox_len())
-    }
-    fn route_assignments(&self) -> Result<Vec<(String, String)>> {
-        let health = self.health;
-        health.run(|| self.inner().route_assignments())
-    }
-    fn route_loads(&self) -> Result<Vec<RouteLoad>> {
-        let health = self.health;
-        health.run(|| self.inner().route_loads())
-    }
-    fn cradle_watermark(&self, serial: &str) -> Result<Option<u32>> {
-        let health = self.health;
-        health.run(|| self.inner().cradle_watermark(serial))
-    }
-    fn route_skips(&self, route: &str) -> Result<Vec<RouteSkip>> {
-        let health = self.health;
-        health.run(|| self.inner().route_skips(route))
-    }
-    fn audit_len(&self) -> Result<u64> {
-        let health = self.health;
-        health.run(|| self.inner().audit_len())
-    }
-    fn audit_scan(&self) -> Result<Vec<(u64, std::result::Result<AuditEntry, String>)>> {
-        let health = self.health;
-        health.run(|| self.inner().audit_scan())
-    }
-    fn read_audit(&self, read_id: ReadId) -> Result<Vec<AuditEntry>> {
-        let health = self.health;
-        health.run(|| self.inner().read_audit(read_id))
-    }
-    fn meter_audit(&self, meter_id: &str) -> Result<Vec<AuditEntry>> {
-        let health = self.health;
-        health.run(|| self.inner().meter_audit(meter_id))
-    }
-    fn undo_snapshot(&self, seq: u64) -> Result<Option<StoredRead>> {
-        let health = self.health;
-        health.run(|| self.inner().undo_snapshot(seq))
-    }
-    fn service_orders(&self) -> Result<Vec<ServiceOrder>> {
-        let health = self.health;
-        health.run(|| self.inner().service_orders())
-    }
-    fn service_order(&self, id: u64) -> Result<Option<ServiceOrder>> {
-        let health = self.health;
-        health.run(|| self.inner().service_order(id))
-    }
-    fn meter_changes(&self, meter_id: &str) -> Result<Vec<MeterChange>> {
-        let health = self.health;
-        health.run(|| self.inner().meter_changes(meter_id))
-    }
+/// One delegation per area trait method, each through `Health::run`: the signatures are
+/// written once here, the bodies by the macro.
+macro_rules! guarded {
+    (queries $area:ident { $(fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)* }) => {
+        impl<T: $area> $area for Guarded<'_, T> {
+            $(fn $name(&self $(, $arg: $ty)*) -> $ret {
+                let health = self.health;
+                health.run(|| self.inner().$name($($arg),*))
+            })*
+        }
+    };
+    (writes $area:ident { $(fn $name:ident(&mut self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)* }) => {
+        impl<T: $area> $area for Guarded<'_, T> {
+            $(fn $name(&mut self $(, $arg: $ty)*) -> $ret {
+                let health = self.health;
+                health.run(|| self.inner_mut().$name($($arg),*))
+            })*
+        }
+    };
 }
 
+guarded!(queries MeterQueries {
+    fn meter(&self, meter_id: &str) -> Result<Option<Meter>>;
+    fn meters(&self) -> Result<Vec<Meter>>;
+    fn meters_by_id(&self, ids: &[&str]) -> Result<Vec<Option<Meter>>>;
+});
+guarded!(writes MeterWrites {
+    fn put_meter(&mut self, meter: &Meter) -> Result<()>;
+    fn lock_meters(&mut self, ids: &[&str]) -> Result<()>;
+});
+guarded!(queries ReadQueries {
+    fn read(&self, id: ReadId) -> Result<Option<StoredRead>>;
+    fn meter_histories(&self, queries: &[HistoryQuery<'_>]) -> Result<Vec<Vec<ReadSummary>>>;
+    fn meter_reads(&self, meter_id: &str, from: Timestamp, to: Timestamp) -> Result<Vec<StoredRead>>;
+    fn meter_reads_before(&self, meter_id: &str, before: Timestamp, limit: usize) -> Result<Vec<StoredRead>>;
+    fn all_reads(&self) -> Result<Vec<StoredRead>>;
+    fn reads_with_status(&self, status: ReadStatus, limit: usize) -> Result<Vec<StoredRead>>;
+    fn count_reads(&self) -> Result<u64>;
+    fn count_reads_by_status(&self) -> Result<Vec<(ReadStatus, u64)>>;
+});
+guarded!(writes ReadWrites {
+    fn insert_reads(&mut self, reads: &mut [StoredRead]) -> Result<Vec<ReadId>>;
+    fn replace_reads(&mut self, reads: &[StoredRead]) -> Result<Vec<StoredRead>>;
+    fn store_billing_state(&mut self, reads: &mut [StoredRead], status: ReadStatus, batch: BatchId) -> Result<()>;
+});
+guarded!(queries BillingQueries {
+    fn batch(&self, id: BatchId) -> Result<Option<Batch>>;
+    fn open_batch(&self, client: &str) -> Result<Option<Batch>>;
+    fn batches(&self, status: Option<BatchStatus>) -> Result<Vec<Batch>>;
+    fn batch_contents(&self, id: BatchId) -> Result<Option<BatchContents>>;
+    fn billed(&self, read: ReadId) -> Result<Option<Billed>>;
+    fn billed_read_changes(&self) -> Result<Vec<BilledReadChange>>;
+    fn billed_read_change(&self, read: ReadId) -> Result<Option<BilledReadChange>>;
+    fn api_tokens(&self) -> Result<Vec<ApiToken>>;
+});
+guarded!(writes BillingWrites {
+    fn next_batch_id(&mut self) -> Result<BatchId>;
+    fn put_batch(&mut self, batch: &Batch) -> Result<()>;
+    fn lock_open_batch(&mut self, client: &str) -> Result<Option<BatchId>>;
+    fn set_open_batch(&mut self, client: &str, batch: Option<BatchId>) -> Result<()>;
+    fn put_batch_contents(&mut self, id: BatchId, contents: &BatchContents) -> Result<()>;
+    fn put_billed(&mut self, billed: &[(ReadId, Billed)]) -> Result<()>;
+    fn put_billed_read_change(&mut self, change: &BilledReadChange) -> Result<()>;
+    fn remove_billed_read_change(&mut self, read: ReadId) -> Result<()>;
+    fn put_api_token(&mut self, token: &ApiToken) -> Result<()>;
+});
+guarded!(queries GatewayQueries {
+    fn seen(&self, namespace: &str, key: &[u8]) -> Result<Option<Timestamp>>;
+    fn gateways(&self) -> Result<Vec<GatewayState>>;
+    fn gateway(&self, gateway: &str) -> Result<Option<GatewayState>>;
+    fn interval_reads(&self, meter_id: &str, from: Timestamp, to: Timestamp) -> Result<Vec<IntervalRead>>;
+    fn count_interval_reads(&self) -> Result<u64>;
+    fn tamper_state(&self, endpoint: &str) -> Result<Option<(Timestamp, u64)>>;
+    fn outbox(&self, after: u64, limit: usize) -> Result<Vec<(u64, OutboxEntry)>>;
+    fn outbox_len(&self) -> Result<u64>;
+});
+guarded!(writes GatewayWrites {
+    fn mark_seen(&mut self, namespace: &str, key: &[u8], at: Timestamp) -> Result<bool>;
+    fn forget_seen_before(&mut self, namespace: &str, before: Timestamp) -> Result<u64>;
+    fn put_gateway(&mut self, state: &GatewayState) -> Result<()>;
+    fn insert_interval_read(&mut self, meter_id: &str, read: &IntervalRead) -> Result<()>;
+    fn set_tamper_state(&mut self, endpoint: &str, at: Timestamp, counters: u64) -> Result<()>;
+    fn push_outbox(&mut self, entry: &OutboxEntry) -> Result<u64>;
+    fn remove_outbox(&mut self, id: u64) -> Result<bool>;
+});
+guarded!(queries CradleQueries {
+    fn route_assignments(&self) -> Result<Vec<(String, String)>>;
+    fn route_loads(&self) -> Result<Vec<RouteLoad>>;
+    fn cradle_watermark(&self, serial: &str) -> Result<Option<u32>>;
+    fn route_skips(&self, route: &str) -> Result<Vec<RouteSkip>>;
+});
+guarded!(writes CradleWrites {
+    fn assign_route(&mut self, route: &str, serial: Option<&str>) -> Result<()>;
+    fn put_route_load(&mut self, load: &RouteLoad) -> Result<()>;
+    fn remove_route_load(&mut self, load: &RouteLoad) -> Result<()>;
+    fn put_cradle_watermark(&mut self, serial: &str, seq: u32) -> Result<()>;
+    fn put_route_skip(&mut self, skip: &RouteSkip) -> Result<()>;
+});
+guarded!(queries ReviewQueries {
+    fn audit_len(&self) -> Result<u64>;
+    fn audit_scan(&self) -> Result<Vec<(u64, std::result::Result<AuditEntry, String>)>>;
+    fn read_audit(&self, read_id: ReadId) -> Result<Vec<AuditEntry>>;
+    fn meter_audit(&self, meter_id: &str) -> Result<Vec<AuditEntry>>;
+    fn undo_snapshot(&self, seq: u64) -> Result<Option<StoredRead>>;
+    fn service_orders(&self) -> Result<Vec<ServiceOrder>>;
+    fn service_order(&self, id: u64) -> Result<Option<ServiceOrder>>;
+    fn meter_changes(&self, meter_id: &str) -> Result<Vec<MeterChange>>;
+});
+guarded!(writes ReviewWrites {
+    fn audit_tail(&mut self) -> Result<(u64, [u8; HASH_LEN])>;
+    fn insert_audit(&mut self, entry: &AuditEntry, before: Option<&StoredRead>) -> Result<()>;
+    fn put_service_order(&mut self, order: &ServiceOrder) -> Result<u64>;
+    fn put_meter_change(&mut self, change: &MeterChange) -> Result<()>;
+});
+guarded!(queries QuarantineQueries {
+    fn quarantined(&self) -> Result<Vec<(u64, QuarantineEntry)>>;
+    fn quarantine_entries(&self) -> Result<Vec<(u64, StoredQuarantine)>>;
+    fn quarantine_entry(&self, id: u64) -> Result<Option<StoredQuarantine>>;
+    fn quarantine_summary(&self) -> Result<Vec<QuarantineSummary>>;
+    fn quarantine_usage(&self) -> Result<QuarantineUsage>;
+});
+guarded!(writes QuarantineWrites {
+    fn quarantine(&mut self, entry: &QuarantineEntry) -> Result<u64>;
+    fn resolve_quarantine(&mut self, id: u64, resolution: &Resolution) -> Result<()>;
+    fn purge_quarantine_before(&mut self, before: Timestamp) -> Result<QuarantineUsage>;
+    fn enforce_quarantine_retention(&mut self, now: Timestamp) -> Result<u64>;
+});
+
 impl<T: WriteTxn> WriteTxn for Guarded<'_, T> {
-    fn put_meter(&mut self, meter: &Meter) -> Result<()> {
-        let health = self.health;
-        health.run(|| self.inner_mut().put_meter(meter))
-    }
-    fn insert_read(&mut self, read: &StoredRead) -> Result<ReadId> {
-        let health = self.health;
-        health.run(|| self.inner_mut().insert_read(read))
-    }
-    fn insert_reads(&mut self, reads: &mut [StoredRead]) -> Result<Vec<ReadId>> {
-        let health = self.health;
-        health.run(|| self.inner_mut().insert_reads(reads))
-    }
-    fn update_read(&mut self, read: &StoredRead) -> Result<()> {
-        let health = self.health;
-        health.run(|| self.inner_mut().update_read(read))
-    }
-    fn create_batch(&mut self, client: &str, read_ids: Vec<ReadId>, created_at: Timestamp) -> Result<Batch> {
-        let health = self.health;
-        health.run(|| self.inner_mut().create_batch(client, read_ids, created_at))
-    }
-    fn update_batch(&mut self, batch: &Batch) -> Result<()> {
-        let health = self.health;
-        health.run(|| self.inner_mut().update_batch(batch))
-    }
-    fn quarantine(&mut self, entry: &QuarantineEntry) -> Result<u64> {
-        let health = self.health;
-        health.run(|| self.inner_mut().quarantine(entry))
-    }
-    fn resolve_quarantine(&mut self, id: u64, resolution: &Resolution) -> Result<()> {
-        let health = self.health;
-        health.run(|| self.inner_mut().resolve_quarantine(id, resolution))
-    }
-    fn purge_quarantine_before(&mut self, before: Timestamp) -> Result<QuarantineUsage> {
-        let health = self.health;
-        health.run(|| self.inner_mut().purge_quarantine_before(before))
-    }
-    fn enforce_quarantine_retention(&mut self, now: Timestamp) -> Result<u64> {
-        let health = self.health;
-        health.run(|| self.inner_mut().enforce_quarantine_retention(now))
-    }
-    fn mark_seen(&mut self, namespace: &str, key: &[u8], at: Timestamp) -> Result<bool> {
-        let health = self.health;
-        health.run(|| self.inner_mut().mark_seen(namespace, key, at))
-    }
-    fn forget_seen_before(&mut self, namespace: &str, before: Timestamp) -> Result<u64> {
-        let health = self.health;
-        health.run(|| self.inner_mut().forget_seen_before(namespace, before))
-    }
-    fn update_reads(&mut self, reads: &[StoredRead]) -> Result<()> {
-        let health = self.health;
-        health.run(|| self.inner_mut().update_reads(reads))
-    }
-    fn set_billing_state(&mut self, reads: &mut [StoredRead], status: ReadStatus, batch: BatchId) -> Result<()> {
-        let health = self.health;
-        health.run(|| self.inner_mut().set_billing_state(reads, status, batch))
-    }
-    fn put_batch_contents(&mut self, id: BatchId, contents: &BatchContents) -> Result<()> {
-        let health = self.health;
-        health.run(|| self.inner_mut().put_batch_contents(id, contents))
-    }
-    fn put_billed(&mut self, billed: &[(ReadId, Billed)]) -> Result<()> {
-        let health = self.health;
-        health.run(|| self.inner_mut().put_billed(billed))
-    }
-    fn put_billed_read_change(&mut self, change: &BilledReadChange) -> Result<()> {
-        let health = self.health;
-        health.run(|| self.inner_mut().put_billed_read_change(change))
-    }
-    fn remove_billed_read_change(&mut self, read: ReadId) -> Result<()> {
-        let health = self.health;
-        health.run(|| self.inner_mut().remove_billed_read_change(read))
-    }
-    fn put_api_token(&mut self, token: &ApiToken) -> Result<()> {
-        let health = self.health;
-        health.run(|| self.inner_mut().put_api_token(token))
-    }
-    fn put_gateway(&mut self, state: &GatewayState) -> Result<()> {
-        let health = self.health;
-        health.run(|| self.inner_mut().put_gateway(state))
-    }
-    fn put_interval_read(&mut self, meter_id: &str, read: &IntervalRead) -> Result<bool> {
-        let health = self.health;
-        health.run(|| self.inner_mut().put_interval_read(meter_id, read))
-    }
-    fn set_tamper_state(&mut self, endpoint: &str, at: Timestamp, counters: u64) -> Result<()> {
-        let health = self.health;
-        health.run(|| self.inner_mut().set_tamper_state(endpoint, at, counters))
-    }
-    fn push_outbox(&mut self, entry: &OutboxEntry) -> Result<u64> {
-        let health = self.health;
-        health.run(|| self.inner_mut().push_outbox(entry))
-    }
-    fn remove_outbox(&mut self, id: u64) -> Result<bool> {
-        let health = self.health;
-        health.run(|| self.inner_mut().remove_outbox(id))
-    }
-    fn assign_route(&mut self, route: &str, serial: Option<&str>) -> Result<()> {
-        let health = self.health;
-        health.run(|| self.inner_mut().assign_route(route, serial))
-    }
-    fn put_route_load(&mut self, load: &RouteLoad) -> Result<()> {
-        let health = self.health;
-        health.run(|| self.inner_mut().put_route_load(load))
-    }
-    fn remove_route_load(&mut self, load: &RouteLoad) -> Result<()> {
-        let health = self.health;
-        health.run(|| self.inner_mut().remove_route_load(load))
-    }
-    fn set_cradle_watermark(&mut self, serial: &str, seq: u32) -> Result<()> {
-        let health = self.health;
-        health.run(|| self.inner_mut().set_cradle_watermark(serial, seq))
-    }
-    fn put_route_skip(&mut self, skip: &RouteSkip) -> Result<()> {
-        let health = self.health;
-        health.run(|| self.inner_mut().put_route_skip(skip))
-    }
-    fn append_audit(&mut self, entry: AuditEntry, before: Option<&StoredRead>) -> Result<AuditEntry> {
-        let health = self.health;
-        health.run(|| self.inner_mut().append_audit(entry, before))
-    }
-    fn put_service_order(&mut self, order: &ServiceOrder) -> Result<u64> {
-        let health = self.health;
-        health.run(|| self.inner_mut().put_service_order(order))
-    }
-    fn put_meter_change(&mut self, change: &MeterChange) -> Result<()> {
-        let health = self.health;
-        health.run(|| self.inner_mut().put_meter_change(change))
-    }
     fn commit(self: Box<Self>) -> Result<()> {
         (*self).finish()
     }

@@ -193,6 +193,7 @@ fn rows<T: serde::de::DeserializeOwned>(
 
 #[cfg(test)]
 mod tests {
+    use crate::store::Rules;
     use jiff::Timestamp;
     use redb::{Database, ReadableDatabase};
 

@@ -48,7 +48,8 @@ use serde::de::DeserializeOwned;
 use super::HistoryQuery;
 use super::check::CheckReport;
 use super::guard::{Guarded, Health, catch};
-use super::{QuarantineLimits, ReadTxn, Result, SCHEMA_VERSION, Store, StoreError, WriteTxn};
+use super::prelude::*;
+use super::{QuarantineLimits, Result, SCHEMA_VERSION, StoreError};
 use crate::model::billing::{ApiToken, BatchContents, Billed, BilledReadChange};
 use crate::model::{
     AuditEntry, Batch, BatchId, BatchStatus, GatewayState, HASH_LEN, IntervalRead, Meter, MeterChange, OutboxEntry,
@@ -115,8 +116,6 @@ pub(super) const GW_INTERVALS: TableDefinition<'_, (&str, i64), (u8, u64)> = Tab
 pub(super) const GW_TAMPER: TableDefinition<'_, &str, (i64, u64)> = TableDefinition::new("gw_tamper");
 pub(super) const GW_OUTBOX: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("gw_outbox");
 pub(super) const K_NEXT_OUTBOX: &str = "next_outbox_id";
-/// Two interval reads of one meter ending closer than this are the same interval.
-const INTERVAL_SLACK_US: i64 = 60_000_000;
 // --- handheld cradles ---
 pub(super) const ROUTE_ASSIGN: TableDefinition<'_, &str, &str> = TableDefinition::new("route_assign");
 pub(super) const ROUTE_LOADS: TableDefinition<'_, (&str, i64), &[u8]> = TableDefinition::new("route_loads");
@@ -878,7 +877,7 @@ fn meter_time_ids(
 /// both have `open_table`, returning different table types with the same readable trait).
 macro_rules! impl_read_txn {
     ($ty:ty) => {
-        impl ReadTxn for $ty {
+        impl MeterQueries for $ty {
             fn meter(&self, meter_id: &str) -> Result<Option<Meter>> {
                 let t = self.txn.open_table(noted(METERS)).map_err(engine)?;
                 match t.get(meter_id).map_err(engine)? {
@@ -909,7 +908,9 @@ macro_rules! impl_read_txn {
                     })
                     .collect()
             }
+        }
 
+        impl ReadQueries for $ty {
             fn meter_histories(&self, queries: &[HistoryQuery<'_>]) -> Result<Vec<Vec<ReadSummary>>> {
                 histories(&self.txn.open_table(noted(METER_TIME)).map_err(engine)?, queries)
             }
@@ -963,6 +964,23 @@ macro_rules! impl_read_txn {
                     .map_err(engine)
             }
 
+            fn count_reads_by_status(&self) -> Result<Vec<(ReadStatus, u64)>> {
+                let idx = self.txn.open_table(noted(STATUS_INDEX)).map_err(engine)?;
+                let mut out = Vec::new();
+                for status in ReadStatus::ALL {
+                    let code = status.code();
+                    let mut n = 0u64;
+                    for e in idx.range((code, 0u64)..=(code, u64::MAX)).map_err(engine)? {
+                        e.map_err(engine)?;
+                        n += 1;
+                    }
+                    out.push((status, n));
+                }
+                Ok(out)
+            }
+        }
+
+        impl BillingQueries for $ty {
             fn batch(&self, id: BatchId) -> Result<Option<Batch>> {
                 let t = self.txn.open_table(noted(BATCHES)).map_err(engine)?;
                 match t.get(id).map_err(engine)? {
@@ -983,91 +1001,6 @@ macro_rules! impl_read_txn {
                     Some(id) => self.batch(id),
                     None => Ok(None),
                 }
-            }
-
-            fn quarantined(&self) -> Result<Vec<(u64, QuarantineEntry)>> {
-                Ok(self
-                    .quarantine_entries()?
-                    .into_iter()
-                    .map(|(id, q)| (id, q.entry))
-                    .collect())
-            }
-
-            fn quarantine_entries(&self) -> Result<Vec<(u64, StoredQuarantine)>> {
-                let t = self.txn.open_table(noted(QUARANTINE)).map_err(engine)?;
-                let mut out = Vec::new();
-                for e in t.iter().map_err(engine)? {
-                    let (k, v) = e.map_err(engine)?;
-                    out.push((k.value(), decode("quarantine entry", v.value())?));
-                }
-                Ok(out)
-            }
-
-            fn quarantine_entry(&self, id: u64) -> Result<Option<StoredQuarantine>> {
-                let t = self.txn.open_table(QUARANTINE).map_err(engine)?;
-                match t.get(id).map_err(engine)? {
-                    Some(v) => decode("quarantine entry", v.value()).map(Some),
-                    None => Ok(None),
-                }
-            }
-
-            fn quarantine_summary(&self) -> Result<Vec<QuarantineSummary>> {
-                let t = self.txn.open_table(QUARANTINE_SUMMARY).map_err(engine)?;
-                let mut out = Vec::new();
-                for e in t.iter().map_err(engine)? {
-                    let (k, v) = e.map_err(engine)?;
-                    let (source, reason) = k.value();
-                    let (count, bytes, oldest, newest) = v.value();
-                    out.push(QuarantineSummary {
-                        source: source.to_owned(),
-                        reason: reason.to_owned(),
-                        count,
-                        bytes,
-                        oldest: summary_time(oldest)?,
-                        newest: summary_time(newest)?,
-                    });
-                }
-                Ok(out)
-            }
-
-            fn quarantine_usage(&self) -> Result<QuarantineUsage> {
-                let entries = self
-                    .txn
-                    .open_table(QUARANTINE)
-                    .map_err(engine)?
-                    .len()
-                    .map_err(engine)?;
-                let bytes = self.quarantine_bytes()?;
-                Ok(QuarantineUsage { entries, bytes })
-            }
-
-            fn seen(&self, namespace: &str, key: &[u8]) -> Result<Option<Timestamp>> {
-                let t = self.txn.open_table(noted(SEEN)).map_err(engine)?;
-                match t.get((namespace, key)).map_err(engine)? {
-                    Some(v) => Timestamp::from_microsecond(v.value())
-                        .map(Some)
-                        .map_err(|e| StoreError::Corrupt {
-                            what: "seen key",
-                            detail: e.to_string(),
-                        }),
-                    None => Ok(None),
-                }
-            }
-
-            // --- billing (issue 7) ---
-            fn count_reads_by_status(&self) -> Result<Vec<(ReadStatus, u64)>> {
-                let idx = self.txn.open_table(noted(STATUS_INDEX)).map_err(engine)?;
-                let mut out = Vec::new();
-                for status in ReadStatus::ALL {
-                    let code = status.code();
-                    let mut n = 0u64;
-                    for e in idx.range((code, 0u64)..=(code, u64::MAX)).map_err(engine)? {
-                        e.map_err(engine)?;
-                        n += 1;
-                    }
-                    out.push((status, n));
-                }
-                Ok(out)
             }
 
             fn batches(&self, status: Option<BatchStatus>) -> Result<Vec<Batch>> {
@@ -1125,8 +1058,22 @@ macro_rules! impl_read_txn {
                 }
                 Ok(out)
             }
+        }
 
-            // --- MQTT gateways ---
+        impl GatewayQueries for $ty {
+            fn seen(&self, namespace: &str, key: &[u8]) -> Result<Option<Timestamp>> {
+                let t = self.txn.open_table(noted(SEEN)).map_err(engine)?;
+                match t.get((namespace, key)).map_err(engine)? {
+                    Some(v) => Timestamp::from_microsecond(v.value())
+                        .map(Some)
+                        .map_err(|e| StoreError::Corrupt {
+                            what: "seen key",
+                            detail: e.to_string(),
+                        }),
+                    None => Ok(None),
+                }
+            }
+
             fn gateways(&self) -> Result<Vec<GatewayState>> {
                 let t = self.txn.open_table(noted(GW_GATEWAYS)).map_err(engine)?;
                 let mut out = Vec::new();
@@ -1212,8 +1159,9 @@ macro_rules! impl_read_txn {
                     .len()
                     .map_err(engine)
             }
+        }
 
-            // --- handheld cradles ---
+        impl CradleQueries for $ty {
             fn route_assignments(&self) -> Result<Vec<(String, String)>> {
                 let t = self.txn.open_table(noted(ROUTE_ASSIGN)).map_err(engine)?;
                 let mut out = Vec::new();
@@ -1250,8 +1198,9 @@ macro_rules! impl_read_txn {
                 }
                 Ok(out)
             }
+        }
 
-            // --- clerk review ---
+        impl ReviewQueries for $ty {
             fn audit_len(&self) -> Result<u64> {
                 Ok(self
                     .txn
@@ -1334,6 +1283,64 @@ macro_rules! impl_read_txn {
                 Ok(out)
             }
         }
+
+        impl QuarantineQueries for $ty {
+            fn quarantined(&self) -> Result<Vec<(u64, QuarantineEntry)>> {
+                Ok(self
+                    .quarantine_entries()?
+                    .into_iter()
+                    .map(|(id, q)| (id, q.entry))
+                    .collect())
+            }
+
+            fn quarantine_entries(&self) -> Result<Vec<(u64, StoredQuarantine)>> {
+                let t = self.txn.open_table(noted(QUARANTINE)).map_err(engine)?;
+                let mut out = Vec::new();
+                for e in t.iter().map_err(engine)? {
+                    let (k, v) = e.map_err(engine)?;
+                    out.push((k.value(), decode("quarantine entry", v.value())?));
+                }
+                Ok(out)
+            }
+
+            fn quarantine_entry(&self, id: u64) -> Result<Option<StoredQuarantine>> {
+                let t = self.txn.open_table(QUARANTINE).map_err(engine)?;
+                match t.get(id).map_err(engine)? {
+                    Some(v) => decode("quarantine entry", v.value()).map(Some),
+                    None => Ok(None),
+                }
+            }
+
+            fn quarantine_summary(&self) -> Result<Vec<QuarantineSummary>> {
+                let t = self.txn.open_table(QUARANTINE_SUMMARY).map_err(engine)?;
+                let mut out = Vec::new();
+                for e in t.iter().map_err(engine)? {
+                    let (k, v) = e.map_err(engine)?;
+                    let (source, reason) = k.value();
+                    let (count, bytes, oldest, newest) = v.value();
+                    out.push(QuarantineSummary {
+                        source: source.to_owned(),
+                        reason: reason.to_owned(),
+                        count,
+                        bytes,
+                        oldest: summary_time(oldest)?,
+                        newest: summary_time(newest)?,
+                    });
+                }
+                Ok(out)
+            }
+
+            fn quarantine_usage(&self) -> Result<QuarantineUsage> {
+                let entries = self
+                    .txn
+                    .open_table(QUARANTINE)
+                    .map_err(engine)?
+                    .len()
+                    .map_err(engine)?;
+                let bytes = self.quarantine_bytes()?;
+                Ok(QuarantineUsage { entries, bytes })
+            }
+        }
     };
 }
 
@@ -1351,21 +1358,6 @@ fn audit_entries(t: &impl ReadableTable<u64, &'static [u8]>, seqs: Vec<u64>) -> 
 
 impl_read_txn!(RedbRead);
 impl_read_txn!(RedbWrite);
-
-/// `update_read`'s note that billed read `old` changed: a new record unless one is due (billing
-/// has not heard of the earlier change yet; what it captured stays).
-fn open_billed_read_change(changes: &mut redb::Table<'_, u64, &'static [u8]>, old: &StoredRead) -> Result<()> {
-    let earlier: Option<BilledReadChange> = match changes.get(old.id).map_err(engine)? {
-        Some(v) => Some(decode("billed read change", v.value())?),
-        None => None,
-    };
-    if earlier.as_ref().is_some_and(|c| c.correction_due) {
-        return Ok(());
-    }
-    let change = BilledReadChange::opened(old, earlier.as_ref(), Timestamp::now());
-    changes.insert(old.id, encode(&change)?.as_slice()).map_err(engine)?;
-    Ok(())
-}
 
 impl RedbWrite {
     /// Take the next value of an id counter.
@@ -1437,7 +1429,12 @@ impl RedbWrite {
     }
 }
 
-impl WriteTxn for RedbWrite {
+impl MeterWrites for RedbWrite {
+    fn lock_meters(&mut self, _ids: &[&str]) -> Result<()> {
+        // One writer at a time: the write transaction holds every meter already.
+        Ok(())
+    }
+
     fn put_meter(&mut self, meter: &Meter) -> Result<()> {
         let bytes = encode(meter)?;
         self.txn
@@ -1447,7 +1444,9 @@ impl WriteTxn for RedbWrite {
             .map_err(engine)?;
         Ok(())
     }
+}
 
+impl ReadWrites for RedbWrite {
     fn insert_read(&mut self, read: &StoredRead) -> Result<ReadId> {
         Ok(self.insert_reads(&mut [read.clone()])?[0])
     }
@@ -1480,42 +1479,12 @@ impl WriteTxn for RedbWrite {
         Ok(ids)
     }
 
-    fn update_read(&mut self, read: &StoredRead) -> Result<()> {
-        let mut reads = self.txn.open_table(noted(READS)).map_err(engine)?;
-        let old = get_read(&reads, read.id)?.ok_or_else(|| StoreError::NotFound {
-            what: "read",
-            id: read.id.to_string(),
-        })?;
-        reads.insert(read.id, encode(read)?.as_slice()).map_err(engine)?;
-        drop(reads);
-        // A billed read never changes silently: billing gets a correction in its next batch.
-        if BilledReadChange::changes_what_was_billed(&old, read) {
-            let mut changes = self.txn.open_table(noted(BILLED_READ_CHANGES)).map_err(engine)?;
-            open_billed_read_change(&mut changes, &old)?;
-        }
-        if old.status != read.status {
-            let mut idx = self.txn.open_table(noted(STATUS_INDEX)).map_err(engine)?;
-            idx.remove((old.status.code(), read.id)).map_err(engine)?;
-            idx.insert((read.status.code(), read.id), ()).map_err(engine)?;
-        }
-        // The time index carries the summary (value, consumption, status): always rewrite it.
-        let mut idx = self.txn.open_table(noted(METER_TIME)).map_err(engine)?;
-        idx.remove((old.read.meter_id.as_str(), us(old.read.read_at), read.id))
-            .map_err(engine)?;
-        idx.insert(
-            (read.read.meter_id.as_str(), us(read.read.read_at), read.id),
-            summary_value(read),
-        )
-        .map_err(engine)?;
-        Ok(())
-    }
-
-    fn update_reads(&mut self, reads: &[StoredRead]) -> Result<()> {
-        // The bulk path of batching: tables opened once.
+    fn replace_reads(&mut self, reads: &[StoredRead]) -> Result<Vec<StoredRead>> {
+        // The bulk path of batching and review: tables opened once.
         let mut table = self.txn.open_table(noted(READS)).map_err(engine)?;
         let mut by_time = self.txn.open_table(noted(METER_TIME)).map_err(engine)?;
         let mut by_status = self.txn.open_table(noted(STATUS_INDEX)).map_err(engine)?;
-        let mut changes = self.txn.open_table(noted(BILLED_READ_CHANGES)).map_err(engine)?;
+        let mut olds = Vec::with_capacity(reads.len());
         let mut buf = Vec::new();
         for read in reads {
             let old = get_read(&table, read.id)?.ok_or_else(|| StoreError::NotFound {
@@ -1541,14 +1510,12 @@ impl WriteTxn for RedbWrite {
                     summary_value(read),
                 )
                 .map_err(engine)?;
-            if BilledReadChange::changes_what_was_billed(&old, read) {
-                open_billed_read_change(&mut changes, &old)?;
-            }
+            olds.push(old);
         }
-        Ok(())
+        Ok(olds)
     }
 
-    fn set_billing_state(&mut self, reads: &mut [StoredRead], status: ReadStatus, batch: BatchId) -> Result<()> {
+    fn store_billing_state(&mut self, reads: &mut [StoredRead], status: ReadStatus, batch: BatchId) -> Result<()> {
         let mut table = self.txn.open_table(noted(READS)).map_err(engine)?;
         let mut by_time = self.txn.open_table(noted(METER_TIME)).map_err(engine)?;
         let mut by_status = self.txn.open_table(noted(STATUS_INDEX)).map_err(engine)?;
@@ -1557,7 +1524,6 @@ impl WriteTxn for RedbWrite {
         // copy was stale, and the transaction, dropped, changes nothing.
         let mut by_old: std::collections::BTreeMap<u8, Vec<ReadId>> = std::collections::BTreeMap::new();
         for read in reads.iter() {
-            super::not_in_another_batch(read, batch)?;
             by_old.entry(read.status.code()).or_default().push(read.id);
         }
         for (code, mut ids) in by_old {
@@ -1596,7 +1562,9 @@ impl WriteTxn for RedbWrite {
         }
         Ok(())
     }
+}
 
+impl BillingWrites for RedbWrite {
     fn put_batch_contents(&mut self, id: BatchId, contents: &BatchContents) -> Result<()> {
         self.txn
             .open_table(noted(BATCH_CONTENTS))
@@ -1644,40 +1612,229 @@ impl WriteTxn for RedbWrite {
         Ok(())
     }
 
-    fn create_batch(&mut self, client: &str, read_ids: Vec<ReadId>, created_at: Timestamp) -> Result<Batch> {
-        let id = self.next_id(K_NEXT_BATCH)?;
-        let batch = Batch {
-            id,
-            client: client.to_owned(),
-            read_ids,
-            status: BatchStatus::Open,
-            created_at,
-            acked_at: None,
-        };
-        self.update_batch(&batch)?;
-        Ok(batch)
+    fn next_batch_id(&mut self) -> Result<BatchId> {
+        self.next_id(K_NEXT_BATCH)
     }
 
-    fn update_batch(&mut self, batch: &Batch) -> Result<()> {
+    fn put_batch(&mut self, batch: &Batch) -> Result<()> {
         self.txn
             .open_table(noted(BATCHES))
             .map_err(engine)?
             .insert(batch.id, encode(batch)?.as_slice())
             .map_err(engine)?;
+        Ok(())
+    }
+
+    fn lock_open_batch(&mut self, client: &str) -> Result<Option<BatchId>> {
+        // redb has one writer: reading is locking.
+        let open = self.txn.open_table(noted(OPEN_BATCHES)).map_err(engine)?;
+        Ok(open.get(client).map_err(engine)?.map(|v| v.value()))
+    }
+
+    fn set_open_batch(&mut self, client: &str, batch: Option<BatchId>) -> Result<()> {
         let mut open = self.txn.open_table(noted(OPEN_BATCHES)).map_err(engine)?;
-        let current = open.get(batch.client.as_str()).map_err(engine)?.map(|v| v.value());
-        match batch.status {
-            BatchStatus::Open => {
-                open.insert(batch.client.as_str(), batch.id).map_err(engine)?;
-            }
-            BatchStatus::Acked if current == Some(batch.id) => {
-                open.remove(batch.client.as_str()).map_err(engine)?;
-            }
-            BatchStatus::Acked => {}
+        match batch {
+            Some(id) => open.insert(client, id).map_err(engine)?,
+            None => open.remove(client).map_err(engine)?,
+        };
+        Ok(())
+    }
+}
+
+impl GatewayWrites for RedbWrite {
+    fn mark_seen(&mut self, namespace: &str, key: &[u8], at: Timestamp) -> Result<bool> {
+        let mut t = self.txn.open_table(noted(SEEN)).map_err(engine)?;
+        if t.get((namespace, key)).map_err(engine)?.is_some() {
+            return Ok(false);
+        }
+        t.insert((namespace, key), us(at)).map_err(engine)?;
+        self.txn
+            .open_table(noted(SEEN_BY_TIME))
+            .map_err(engine)?
+            .insert((namespace, us(at), key), ())
+            .map_err(engine)?;
+        Ok(true)
+    }
+
+    fn forget_seen_before(&mut self, namespace: &str, before: Timestamp) -> Result<u64> {
+        let mut by_time = self.txn.open_table(noted(SEEN_BY_TIME)).map_err(engine)?;
+        let mut seen = self.txn.open_table(noted(SEEN)).map_err(engine)?;
+        let empty: &[u8] = &[];
+        let mut removed = 0;
+        for e in by_time
+            .extract_from_if((namespace, i64::MIN, empty)..(namespace, us(before), empty), |_, ()| {
+                true
+            })
+            .map_err(engine)?
+        {
+            let (k, _) = e.map_err(engine)?;
+            let (ns, _, key) = k.value();
+            seen.remove((ns, key)).map_err(engine)?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    fn put_gateway(&mut self, state: &GatewayState) -> Result<()> {
+        let bytes = encode(state)?;
+        self.txn
+            .open_table(noted(GW_GATEWAYS))
+            .map_err(engine)?
+            .insert(state.gateway.as_str(), bytes.as_slice())
+            .map_err(engine)?;
+        Ok(())
+    }
+
+    fn insert_interval_read(&mut self, meter_id: &str, read: &IntervalRead) -> Result<()> {
+        self.txn
+            .open_table(noted(GW_INTERVALS))
+            .map_err(engine)?
+            .insert((meter_id, us(read.end)), (read.number, read.consumption))
+            .map_err(engine)?;
+        Ok(())
+    }
+
+    fn set_tamper_state(&mut self, endpoint: &str, at: Timestamp, counters: u64) -> Result<()> {
+        self.txn
+            .open_table(noted(GW_TAMPER))
+            .map_err(engine)?
+            .insert(endpoint, (us(at), counters))
+            .map_err(engine)?;
+        Ok(())
+    }
+
+    fn push_outbox(&mut self, entry: &OutboxEntry) -> Result<u64> {
+        let id = self.next_id(K_NEXT_OUTBOX)?;
+        self.txn
+            .open_table(noted(GW_OUTBOX))
+            .map_err(engine)?
+            .insert(id, encode(entry)?.as_slice())
+            .map_err(engine)?;
+        Ok(id)
+    }
+
+    fn remove_outbox(&mut self, id: u64) -> Result<bool> {
+        Ok(self
+            .txn
+            .open_table(noted(GW_OUTBOX))
+            .map_err(engine)?
+            .remove(id)
+            .map_err(engine)?
+            .is_some())
+    }
+}
+
+impl CradleWrites for RedbWrite {
+    fn assign_route(&mut self, route: &str, serial: Option<&str>) -> Result<()> {
+        let mut t = self.txn.open_table(noted(ROUTE_ASSIGN)).map_err(engine)?;
+        match serial {
+            Some(s) => t.insert(route, s).map_err(engine)?,
+            None => t.remove(route).map_err(engine)?,
+        };
+        Ok(())
+    }
+
+    fn put_route_load(&mut self, load: &RouteLoad) -> Result<()> {
+        let mut t = self.txn.open_table(noted(ROUTE_LOADS)).map_err(engine)?;
+        t.insert((load.route.as_str(), us(load.loaded_at)), encode(load)?.as_slice())
+            .map_err(engine)?;
+        Ok(())
+    }
+
+    fn remove_route_load(&mut self, load: &RouteLoad) -> Result<()> {
+        let mut t = self.txn.open_table(noted(ROUTE_LOADS)).map_err(engine)?;
+        t.remove((load.route.as_str(), us(load.loaded_at))).map_err(engine)?;
+        Ok(())
+    }
+
+    fn put_cradle_watermark(&mut self, serial: &str, seq: u32) -> Result<()> {
+        self.txn
+            .open_table(noted(CRADLE_WATERMARK))
+            .map_err(engine)?
+            .insert(serial, seq)
+            .map_err(engine)?;
+        Ok(())
+    }
+
+    fn put_route_skip(&mut self, skip: &RouteSkip) -> Result<()> {
+        let mut t = self.txn.open_table(noted(ROUTE_SKIPS)).map_err(engine)?;
+        let key = (
+            skip.route.as_str(),
+            skip.meter_id.as_str(),
+            skip.serial.as_str(),
+            skip.seq,
+        );
+        t.insert(key, encode(skip)?.as_slice()).map_err(engine)?;
+        Ok(())
+    }
+}
+
+impl ReviewWrites for RedbWrite {
+    fn audit_tail(&mut self) -> Result<(u64, [u8; HASH_LEN])> {
+        let len = self.audit_len()?;
+        let audit = self.txn.open_table(noted(AUDIT)).map_err(engine)?;
+        let hash = match audit.get(len).map_err(engine)? {
+            Some(v) => decode::<AuditEntry>("audit entry", v.value())?.hash,
+            None => [0; HASH_LEN],
+        };
+        Ok((len, hash))
+    }
+
+    fn insert_audit(&mut self, entry: &AuditEntry, before: Option<&StoredRead>) -> Result<()> {
+        self.txn
+            .open_table(noted(META))
+            .map_err(engine)?
+            .insert(K_AUDIT_LEN, entry.seq)
+            .map_err(engine)?;
+        self.txn
+            .open_table(noted(AUDIT))
+            .map_err(engine)?
+            .insert(entry.seq, encode(entry)?.as_slice())
+            .map_err(engine)?;
+        self.txn
+            .open_table(noted(AUDIT_BY_READ))
+            .map_err(engine)?
+            .insert((entry.read_id, entry.seq), ())
+            .map_err(engine)?;
+        self.txn
+            .open_table(noted(AUDIT_BY_METER))
+            .map_err(engine)?
+            .insert((entry.meter_id.as_str(), entry.seq), ())
+            .map_err(engine)?;
+        if let Some(before) = before {
+            self.txn
+                .open_table(noted(UNDO_SNAPSHOTS))
+                .map_err(engine)?
+                .insert(entry.seq, encode(before)?.as_slice())
+                .map_err(engine)?;
         }
         Ok(())
     }
 
+    fn put_service_order(&mut self, order: &ServiceOrder) -> Result<u64> {
+        let mut order = order.clone();
+        if order.id == 0 {
+            order.id = self.next_id(K_NEXT_ORDER)?;
+        }
+        self.txn
+            .open_table(noted(SERVICE_ORDERS))
+            .map_err(engine)?
+            .insert(order.id, encode(&order)?.as_slice())
+            .map_err(engine)?;
+        Ok(order.id)
+    }
+
+    fn put_meter_change(&mut self, change: &MeterChange) -> Result<()> {
+        self.txn
+            .open_table(noted(METER_CHANGES))
+            .map_err(engine)?
+            .insert((change.meter_id.as_str(), us(change.at)), encode(change)?.as_slice())
+            .map_err(engine)?;
+        Ok(())
+    }
+}
+
+impl QuarantineWrites for RedbWrite {
     fn quarantine(&mut self, entry: &QuarantineEntry) -> Result<u64> {
         let id = self.next_id(K_NEXT_QUARANTINE)?;
         let bytes = encode(&StoredQuarantine::new(entry, self.limits.keep_whole_bytes))?;
@@ -1745,198 +1902,9 @@ impl WriteTxn for RedbWrite {
     fn enforce_quarantine_retention(&mut self, now: Timestamp) -> Result<u64> {
         self.trim_quarantine(now)
     }
+}
 
-    fn mark_seen(&mut self, namespace: &str, key: &[u8], at: Timestamp) -> Result<bool> {
-        let mut t = self.txn.open_table(noted(SEEN)).map_err(engine)?;
-        if t.get((namespace, key)).map_err(engine)?.is_some() {
-            return Ok(false);
-        }
-        t.insert((namespace, key), us(at)).map_err(engine)?;
-        self.txn
-            .open_table(noted(SEEN_BY_TIME))
-            .map_err(engine)?
-            .insert((namespace, us(at), key), ())
-            .map_err(engine)?;
-        Ok(true)
-    }
-
-    fn forget_seen_before(&mut self, namespace: &str, before: Timestamp) -> Result<u64> {
-        let mut by_time = self.txn.open_table(noted(SEEN_BY_TIME)).map_err(engine)?;
-        let mut seen = self.txn.open_table(noted(SEEN)).map_err(engine)?;
-        let empty: &[u8] = &[];
-        let mut removed = 0;
-        for e in by_time
-            .extract_from_if((namespace, i64::MIN, empty)..(namespace, us(before), empty), |_, ()| {
-                true
-            })
-            .map_err(engine)?
-        {
-            let (k, _) = e.map_err(engine)?;
-            let (ns, _, key) = k.value();
-            seen.remove((ns, key)).map_err(engine)?;
-            removed += 1;
-        }
-        Ok(removed)
-    }
-
-    // --- MQTT gateways ---
-    fn put_gateway(&mut self, state: &GatewayState) -> Result<()> {
-        let bytes = encode(state)?;
-        self.txn
-            .open_table(noted(GW_GATEWAYS))
-            .map_err(engine)?
-            .insert(state.gateway.as_str(), bytes.as_slice())
-            .map_err(engine)?;
-        Ok(())
-    }
-
-    fn put_interval_read(&mut self, meter_id: &str, read: &IntervalRead) -> Result<bool> {
-        let mut t = self.txn.open_table(noted(GW_INTERVALS)).map_err(engine)?;
-        let end = us(read.end);
-        let lo = end.saturating_sub(INTERVAL_SLACK_US);
-        let hi = end.saturating_add(INTERVAL_SLACK_US);
-        if t.range((meter_id, lo)..=(meter_id, hi))
-            .map_err(engine)?
-            .next()
-            .is_some()
-        {
-            return Ok(false);
-        }
-        t.insert((meter_id, end), (read.number, read.consumption))
-            .map_err(engine)?;
-        Ok(true)
-    }
-
-    fn set_tamper_state(&mut self, endpoint: &str, at: Timestamp, counters: u64) -> Result<()> {
-        self.txn
-            .open_table(noted(GW_TAMPER))
-            .map_err(engine)?
-            .insert(endpoint, (us(at), counters))
-            .map_err(engine)?;
-        Ok(())
-    }
-
-    fn push_outbox(&mut self, entry: &OutboxEntry) -> Result<u64> {
-        let id = self.next_id(K_NEXT_OUTBOX)?;
-        self.txn
-            .open_table(noted(GW_OUTBOX))
-            .map_err(engine)?
-            .insert(id, encode(entry)?.as_slice())
-            .map_err(engine)?;
-        Ok(id)
-    }
-
-    fn remove_outbox(&mut self, id: u64) -> Result<bool> {
-        Ok(self
-            .txn
-            .open_table(noted(GW_OUTBOX))
-            .map_err(engine)?
-            .remove(id)
-            .map_err(engine)?
-            .is_some())
-    }
-
-    // --- handheld cradles ---
-    fn assign_route(&mut self, route: &str, serial: Option<&str>) -> Result<()> {
-        let mut t = self.txn.open_table(noted(ROUTE_ASSIGN)).map_err(engine)?;
-        match serial {
-            Some(s) => t.insert(route, s).map_err(engine)?,
-            None => t.remove(route).map_err(engine)?,
-        };
-        Ok(())
-    }
-
-    fn put_route_load(&mut self, load: &RouteLoad) -> Result<()> {
-        let mut t = self.txn.open_table(noted(ROUTE_LOADS)).map_err(engine)?;
-        t.insert((load.route.as_str(), us(load.loaded_at)), encode(load)?.as_slice())
-            .map_err(engine)?;
-        Ok(())
-    }
-
-    fn remove_route_load(&mut self, load: &RouteLoad) -> Result<()> {
-        let mut t = self.txn.open_table(noted(ROUTE_LOADS)).map_err(engine)?;
-        t.remove((load.route.as_str(), us(load.loaded_at))).map_err(engine)?;
-        Ok(())
-    }
-
-    fn set_cradle_watermark(&mut self, serial: &str, seq: u32) -> Result<()> {
-        let mut t = self.txn.open_table(noted(CRADLE_WATERMARK)).map_err(engine)?;
-        let old = t.get(serial).map_err(engine)?.map(|v| v.value());
-        if old.is_none_or(|o| seq > o) {
-            t.insert(serial, seq).map_err(engine)?;
-        }
-        Ok(())
-    }
-
-    fn put_route_skip(&mut self, skip: &RouteSkip) -> Result<()> {
-        let mut t = self.txn.open_table(noted(ROUTE_SKIPS)).map_err(engine)?;
-        let key = (
-            skip.route.as_str(),
-            skip.meter_id.as_str(),
-            skip.serial.as_str(),
-            skip.seq,
-        );
-        t.insert(key, encode(skip)?.as_slice()).map_err(engine)?;
-        Ok(())
-    }
-
-    // --- clerk review ---
-    fn append_audit(&mut self, mut entry: AuditEntry, before: Option<&StoredRead>) -> Result<AuditEntry> {
-        let mut meta = self.txn.open_table(noted(META)).map_err(engine)?;
-        let len = meta.get(K_AUDIT_LEN).map_err(engine)?.map(|v| v.value()).unwrap_or(0);
-        entry.seq = len + 1;
-        meta.insert(K_AUDIT_LEN, entry.seq).map_err(engine)?;
-        drop(meta);
-        let mut audit = self.txn.open_table(noted(AUDIT)).map_err(engine)?;
-        entry.prev_hash = match audit.get(len).map_err(engine)? {
-            Some(v) => decode::<AuditEntry>("audit entry", v.value())?.hash,
-            None => [0; HASH_LEN],
-        };
-        entry.hash = entry.compute_hash();
-        audit.insert(entry.seq, encode(&entry)?.as_slice()).map_err(engine)?;
-        drop(audit);
-        self.txn
-            .open_table(noted(AUDIT_BY_READ))
-            .map_err(engine)?
-            .insert((entry.read_id, entry.seq), ())
-            .map_err(engine)?;
-        self.txn
-            .open_table(noted(AUDIT_BY_METER))
-            .map_err(engine)?
-            .insert((entry.meter_id.as_str(), entry.seq), ())
-            .map_err(engine)?;
-        if let Some(before) = before {
-            self.txn
-                .open_table(noted(UNDO_SNAPSHOTS))
-                .map_err(engine)?
-                .insert(entry.seq, encode(before)?.as_slice())
-                .map_err(engine)?;
-        }
-        Ok(entry)
-    }
-
-    fn put_service_order(&mut self, order: &ServiceOrder) -> Result<u64> {
-        let mut order = order.clone();
-        if order.id == 0 {
-            order.id = self.next_id(K_NEXT_ORDER)?;
-        }
-        self.txn
-            .open_table(noted(SERVICE_ORDERS))
-            .map_err(engine)?
-            .insert(order.id, encode(&order)?.as_slice())
-            .map_err(engine)?;
-        Ok(order.id)
-    }
-
-    fn put_meter_change(&mut self, change: &MeterChange) -> Result<()> {
-        self.txn
-            .open_table(noted(METER_CHANGES))
-            .map_err(engine)?
-            .insert((change.meter_id.as_str(), us(change.at)), encode(change)?.as_slice())
-            .map_err(engine)?;
-        Ok(())
-    }
-
+impl WriteTxn for RedbWrite {
     fn commit(self: Box<Self>) -> Result<()> {
         if let Some(total) = self.quarantine_bytes.get() {
             self.txn

@@ -8,7 +8,7 @@ use meterd::billing::http::{ApiState, HttpConfig, serve};
 use meterd::billing::tokens;
 use meterd::ingest::accept_reads;
 use meterd::model::{Meter, MeterStatus, Origin, Quantity, Read, ReadStatus, ReadType, Service};
-use meterd::store::{RedbStore, Store};
+use meterd::store::{RedbStore, Rules, Store};
 use meterd::vee::VeeConfig;
 use meterd_protocols::cmep;
 use meterd_protocols::fixed_width::Layout;
@@ -286,7 +286,7 @@ fn edit(store: &dyn Store, id: u64, value: i64, reason: Option<&str>) {
     let mut r = txn.read(id).unwrap().unwrap();
     r.read.value = Quantity::from_units(value).unwrap();
     r.status = ReadStatus::Edited;
-    txn.update_read(&r).unwrap();
+    txn.update_read(&r, Timestamp::now()).unwrap();
     if let Some(reason) = reason {
         meterd::billing::note_change(txn.as_mut(), id, reason, Some("clerk1"), Timestamp::now()).unwrap();
     }
@@ -306,7 +306,7 @@ async fn reads_changed_or_rejected_after_export_come_back_as_corrections() {
         let mut txn = api.store.begin_write().unwrap();
         let mut r = txn.read(ids[1]).unwrap().unwrap();
         r.status = ReadStatus::Rejected;
-        txn.update_read(&r).unwrap();
+        txn.update_read(&r, Timestamp::now()).unwrap();
         txn.commit().unwrap();
     }
     // The reason given before the change (the other order of calls) is kept with the value billed.
@@ -316,7 +316,7 @@ async fn reads_changed_or_rejected_after_export_come_back_as_corrections() {
         let mut r = txn.read(ids[2]).unwrap().unwrap();
         r.read.value = Quantity::from_units(9).unwrap();
         r.status = ReadStatus::Edited;
-        txn.update_read(&r).unwrap();
+        txn.update_read(&r, Timestamp::now()).unwrap();
         txn.commit().unwrap();
     }
     // Edited, then edited back to what was billed: nothing to correct.
@@ -380,7 +380,7 @@ async fn reads_changed_while_their_batch_is_open_keep_the_change_through_the_ack
         let mut txn = api.store.begin_write().unwrap();
         let mut r = txn.read(ids[0]).unwrap().unwrap();
         r.status = ReadStatus::Rejected;
-        txn.update_read(&r).unwrap();
+        txn.update_read(&r, Timestamp::now()).unwrap();
         txn.commit().unwrap();
     }
     edit(api.store.as_ref(), ids[1], 7, Some("dial misread"));

@@ -6,7 +6,7 @@ use meterd::ingest::{accept_in, accept_reads};
 use meterd::model::{
     Meter, MeterStatus, Origin, OriginKind, Quantity, QuarantineEntry, Read, ReadStatus, ReadType, Rule, Service,
 };
-use meterd::store::{HistoryQuery, RedbStore, Store, StoreError};
+use meterd::store::{HistoryQuery, RedbStore, Rules, Store, StoreError};
 use meterd::vee::VeeConfig;
 
 fn store() -> (tempfile::TempDir, RedbStore) {
@@ -114,7 +114,7 @@ fn update_read_moves_it_between_status_and_history_indexes() {
     let mut txn = s.begin_write().unwrap();
     let mut r = txn.reads_with_status(ReadStatus::Validated, 1).unwrap().remove(0);
     r.status = ReadStatus::Rejected;
-    txn.update_read(&r).unwrap();
+    txn.update_read(&r, Timestamp::now()).unwrap();
     txn.commit().unwrap();
     let txn = s.begin_read().unwrap();
     assert!(txn.reads_with_status(ReadStatus::Validated, 10).unwrap().is_empty());
@@ -163,7 +163,7 @@ fn billing_state_moves_reads_in_bulk_and_refuses_a_stale_copy() {
         let mut txn = s.begin_write().unwrap();
         let mut r = txn.read(held[1].id).unwrap().unwrap();
         r.status = ReadStatus::Flagged;
-        txn.update_read(&r).unwrap();
+        txn.update_read(&r, Timestamp::now()).unwrap();
         txn.commit().unwrap();
     }
     let mut txn = s.begin_write().unwrap();
@@ -235,7 +235,7 @@ fn many_meters_and_reads_by_status_match_one_lookup_each() {
         .step_by(40)
     {
         r.status = ReadStatus::Flagged;
-        txn.update_read(&r).unwrap();
+        txn.update_read(&r, Timestamp::now()).unwrap();
     }
     txn.commit().unwrap();
     let txn = s.begin_read().unwrap();
@@ -490,7 +490,7 @@ fn a_billed_read_change_stays_after_its_correction_went_out() {
         let mut r = txn.read(id).unwrap().unwrap();
         r.read.value = Quantity::from_units(value).unwrap();
         r.status = ReadStatus::Edited;
-        txn.update_read(&r).unwrap();
+        txn.update_read(&r, Timestamp::now()).unwrap();
         txn.commit().unwrap();
     };
     let pending = || {

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::convert::{self, Left, Unloaded};
 use crate::ingest::{AcceptReport, accept_reads_with};
 use crate::model::{QuarantineEntry, RouteLoad, RouteSkip};
-use crate::store::{ReadTxn, Store};
+use crate::store::{ReadTxn, Rules, Store};
 use crate::vee::VeeConfig;
 
 /// How to run a session.

@@ -18,7 +18,7 @@ use crate::model::{
     GatewayState, IntervalRead, Meter, Origin, OriginKind, OutboxEntry, Quantity, QuarantineEntry, Read, ReadStatus,
     ReadType, Rule, codes, to_store_precision,
 };
-use crate::store::{Result, Store, WriteTxn};
+use crate::store::{Result, Rules, Store, WriteTxn};
 use crate::vee::VeeConfig;
 
 /// `seen` namespace of radio transmissions.
