@@ -106,9 +106,26 @@ pub enum StoreError {
     /// A write on a store opened read-only (a command that only reads opens it so).
     #[error("store {path} is open read-only for this command; nothing was written")]
     ReadOnly { path: String },
+    /// The database aborted the transaction (a serialisation failure or deadlock between
+    /// meterd instances, or the connection was lost mid-transaction). Nothing of it was
+    /// written; running it again from the start is safe ([`StoreError::is_retryable`]).
+    #[error("store transaction aborted, nothing was written: {0}")]
+    Retry(String),
+    /// The database cannot be reached (connection refused, server shutting down, failover in
+    /// progress); names the host(s) and the reason. Retryable.
+    #[error("store {host} unavailable: {detail}")]
+    Unavailable { host: String, detail: String },
     /// An update referred to something that is not stored.
     #[error("{what} {id} not found")]
     NotFound { what: &'static str, id: String },
+}
+
+impl StoreError {
+    /// Whether running the whole transaction again from the start may succeed (nothing of the
+    /// failed attempt was kept).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Retry(_) | StoreError::Unavailable { .. })
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
