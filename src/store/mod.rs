@@ -18,6 +18,7 @@ pub mod check;
 mod guard;
 mod migrate;
 mod redb_engine;
+pub mod postgres;
 
 use jiff::Timestamp;
 
@@ -110,6 +111,10 @@ pub enum StoreError {
     /// An update referred to something that is not stored.
     #[error("{what} {id} not found")]
     NotFound { what: &'static str, id: String },
+    /// A store server (PostgreSQL) cannot be reached or refused us: `host` names the server(s)
+    /// (`db1:5432, db2:5432`), `detail` the reason (refused password, missing database, ...).
+    #[error("PostgreSQL store at {host}: {detail}")]
+    Unavailable { host: String, detail: String },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
