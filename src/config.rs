@@ -14,7 +14,8 @@
 //! Each section is defined with its component: `[vee]` in `vee/config.rs`, `[[cradle]]` in
 //! `ingest/cradle/config.rs`, `[mqtt]` in `ingest/mqtt/config.rs`, `[meterbus]` in
 //! `ingest/meterbus/config.rs`, `[log]` and `[daemon]` in `daemon/config.rs`, `[http]` in
-//! `billing/http/config.rs`, `[access]` in `api/config.rs`; this file assembles them and checks the file as a whole.
+//! `billing/http/config.rs`, `[access]` in `api/config.rs`, `[store]` in `store/postgres/config.rs`; this file
+//! assembles them and checks the file as a whole.
 //!
 //! Every option is documented in `systemd/meterd.toml`, the commented default configuration the
 //! Debian package installs as `/etc/meterd/meterd.toml`.
@@ -69,6 +70,10 @@ pub struct Config {
     /// `[quarantine]`: how much undecodable input is kept.
     #[serde(default)]
     pub quarantine: crate::ingest::quarantine::QuarantineConfig,
+    /// `[store]`: a PostgreSQL store instead of the embedded one (`METERD_STORE_URL` overrides
+    /// its `url` when the file is loaded).
+    #[serde(default)]
+    pub store: crate::store::postgres::StoreConfig,
 }
 
 /// Default configuration file, looked for in the working directory.
@@ -128,7 +133,24 @@ impl Config {
             path: path.to_owned(),
             message,
         })?;
+        config.store.check().map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })?;
         Ok(config)
+    }
+
+    /// This configuration with the environment's overrides applied and checked again:
+    /// `METERD_STORE_URL` in place of `[store] url` (an error then names the variable).
+    pub fn with_env(mut self, path: &str) -> Result<Self, ConfigError> {
+        if std::env::var_os(crate::store::postgres::URL_ENV).is_some_and(|v| !v.is_empty()) {
+            self.store = self.store.with_env();
+            self.store.check().map_err(|message| ConfigError::Invalid {
+                path: format!("{path} with {}", crate::store::postgres::URL_ENV),
+                message,
+            })?;
+        }
+        Ok(self)
     }
 
     /// The file [`Config::load`] reads: `path`, else `./meterd.toml` when it exists.
@@ -140,17 +162,18 @@ impl Config {
         }
     }
 
-    /// Load `path`; without one, `./meterd.toml` when it exists, else the defaults.
+    /// Load `path`; without one, `./meterd.toml` when it exists, else the defaults. The
+    /// environment's overrides are applied ([`Config::with_env`]).
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         let Some(path) = Self::file(path) else {
-            return Ok(Config::default());
+            return Config::default().with_env("(no file: defaults)");
         };
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Io {
             path: shown.clone(),
             source,
         })?;
-        Self::parse(&text, &shown)
+        Self::parse(&text, &shown)?.with_env(&shown)
     }
 
     /// The configuration with every default filled in, as TOML, secrets redacted (what
@@ -218,6 +241,11 @@ fn redact(value: &mut toml::Value) {
             for (k, v) in t.iter_mut() {
                 if is_secret_value_key(k) && !v.is_table() && !v.is_array() {
                     *v = toml::Value::String("<redacted>".into());
+                } else if k == "url"
+                    && let Some(url) = v.as_str()
+                {
+                    // A database URL may carry a password (refused when checked; hidden anyway).
+                    *v = toml::Value::String(crate::store::postgres::redact_url(url));
                 } else {
                     redact(v);
                 }

@@ -19,6 +19,7 @@ pub mod check;
 mod guard;
 mod migrate;
 mod redb_engine;
+pub mod postgres;
 pub mod rules;
 
 pub use area::{
@@ -111,13 +112,13 @@ pub enum StoreError {
     /// written; running it again from the start is safe ([`StoreError::is_retryable`]).
     #[error("store transaction aborted, nothing was written: {0}")]
     Retry(String),
-    /// The database cannot be reached (connection refused, server shutting down, failover in
-    /// progress); names the host(s) and the reason. Retryable.
-    #[error("store {host} unavailable: {detail}")]
-    Unavailable { host: String, detail: String },
     /// An update referred to something that is not stored.
     #[error("{what} {id} not found")]
     NotFound { what: &'static str, id: String },
+    /// A store server (PostgreSQL) cannot be reached or refused us: `host` names the server(s)
+    /// (`db1:5432, db2:5432`), `detail` the reason (refused password, missing database, ...).
+    #[error("PostgreSQL store at {host}: {detail}")]
+    Unavailable { host: String, detail: String },
 }
 
 impl StoreError {

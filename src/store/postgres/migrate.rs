@@ -1,0 +1,130 @@
+//! Versioned schema migrations: one SQL file per version in `migrations/`, embedded in the
+//! binary, applied in order, each in its own transaction, recorded in `meterd_schema`.
+//!
+//! Several instances may start at once against one database: each migration step first locks
+//! the one row of `meterd_schema_lock` (`SELECT ... FOR UPDATE`, a row lock that CockroachDB and
+//! YugabyteDB also take; no advisory lock), then reads the version again, so a step is applied
+//! once and the others wait, then find nothing left to do.
+
+use tokio_postgres::Client;
+use tokio_postgres::error::SqlState;
+
+use crate::store::StoreError;
+
+/// One schema version: the SQL that brings version `version - 1` to it.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    pub version: u64,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// Every migration, in order; version N is at index N − 1. Append only: a released file never
+/// changes (a database records only the number).
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "0001_schema",
+    sql: include_str!("migrations/0001_schema.sql"),
+}];
+
+/// The schema version this build reads and writes on PostgreSQL.
+pub const SCHEMA_VERSION: u64 = MIGRATIONS.len() as u64;
+
+/// What [`migrate`] did: the version found, and the version now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Migrated {
+    pub from: u64,
+    pub to: u64,
+}
+
+const BOOTSTRAP: &str = "
+CREATE TABLE IF NOT EXISTS meterd_schema (
+    version         bigint PRIMARY KEY,
+    applied_at      timestamptz NOT NULL,
+    meterd_version  text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meterd_schema_lock (
+    id  smallint PRIMARY KEY CHECK (id = 1)
+);
+INSERT INTO meterd_schema_lock (id) VALUES (1) ON CONFLICT (id) DO NOTHING;
+";
+
+/// Brings the database to [`SCHEMA_VERSION`]: refuses a newer one (naming both versions),
+/// upgrades an older one step by step (logging it, with a hint to back up first), creates the
+/// schema in an empty one. `target` names the database in errors and logs.
+pub async fn migrate(client: &mut Client, target: &str) -> Result<Migrated, StoreError> {
+    bootstrap(client, target).await?;
+    let mut from = None;
+    loop {
+        let tx = client.transaction().await.map_err(|e| failed(target, "starting a migration", &e))?;
+        tx.query_one("SELECT id FROM meterd_schema_lock WHERE id = 1 FOR UPDATE", &[])
+            .await
+            .map_err(|e| failed(target, "locking meterd_schema_lock", &e))?;
+        let current: i64 = tx
+            .query_one("SELECT coalesce(max(version), 0) FROM meterd_schema", &[])
+            .await
+            .map_err(|e| failed(target, "reading meterd_schema", &e))?
+            .get(0);
+        let current = u64::try_from(current).unwrap_or(0);
+        let from = *from.get_or_insert(current);
+        if current > SCHEMA_VERSION {
+            return Err(StoreError::SchemaVersion {
+                path: target.to_owned(),
+                found: current,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if current == SCHEMA_VERSION {
+            tx.commit().await.map_err(|e| failed(target, "ending the version check", &e))?;
+            return Ok(Migrated { from, to: current });
+        }
+        let next = MIGRATIONS[current as usize];
+        if current == from {
+            if from == 0 {
+                tracing::info!("store {target}: creating the schema (version {SCHEMA_VERSION})");
+            } else {
+                tracing::info!(
+                    "store {target}: upgrading the schema from version {from} to {SCHEMA_VERSION}; \
+                     back up the database first (pg_dump) if this was not planned"
+                );
+            }
+        }
+        tx.batch_execute(next.sql)
+            .await
+            .map_err(|e| failed(target, &format!("applying migration {}", next.name), &e))?;
+        tx.execute(
+            "INSERT INTO meterd_schema (version, applied_at, meterd_version) VALUES ($1, now(), $2)",
+            &[&(next.version as i64), &env!("CARGO_PKG_VERSION")],
+        )
+        .await
+        .map_err(|e| failed(target, "recording the schema version", &e))?;
+        tx.commit()
+            .await
+            .map_err(|e| failed(target, &format!("committing migration {}", next.name), &e))?;
+        tracing::info!("store {target}: schema version {} ({}) applied", next.version, next.name);
+    }
+}
+
+/// The version table and its lock row. Two instances creating them at the same moment may
+/// collide in PostgreSQL's catalog (`CREATE TABLE IF NOT EXISTS` is not atomic against
+/// itself): the loser tries again and finds them.
+async fn bootstrap(client: &Client, target: &str) -> Result<(), StoreError> {
+    let mut attempt = 0;
+    loop {
+        match client.batch_execute(BOOTSTRAP).await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < 3 && is_concurrent_create(&e) => attempt += 1,
+            Err(e) => return Err(failed(target, "creating meterd_schema", &e)),
+        }
+    }
+}
+
+/// Another session created the same object at the same time.
+pub(crate) fn is_concurrent_create(e: &tokio_postgres::Error) -> bool {
+    e.code()
+        .is_some_and(|c| *c == SqlState::UNIQUE_VIOLATION || *c == SqlState::DUPLICATE_TABLE)
+}
+
+fn failed(target: &str, doing: &str, e: &tokio_postgres::Error) -> StoreError {
+    super::connect::query_error(target, doing, e)
+}
