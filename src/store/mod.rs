@@ -18,8 +18,8 @@ mod backup;
 pub mod check;
 mod guard;
 mod migrate;
-mod redb_engine;
 pub mod postgres;
+mod redb_engine;
 pub mod rules;
 
 pub use area::{

@@ -104,7 +104,9 @@ pub struct PgEngine {
 
 impl std::fmt::Debug for PgEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgEngine").field("target", &self.target).finish_non_exhaustive()
+        f.debug_struct("PgEngine")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
     }
 }
 
@@ -152,10 +154,7 @@ impl PgEngine {
         let migrated = {
             let (pool, target, hosts, user, dbname) = (pool.clone(), target.clone(), hosts.clone(), user, dbname);
             bridge.run(async move {
-                let mut client = pool
-                    .get()
-                    .await
-                    .map_err(|e| pool_error(&hosts, &user, &dbname, &e))?;
+                let mut client = pool.get().await.map_err(|e| pool_error(&hosts, &user, &dbname, &e))?;
                 check_version(&client, &hosts).await?;
                 migrate::migrate(&mut client, &target).await
             })?
@@ -308,9 +307,7 @@ fn ca_roots(file: &Path) -> Result<rustls::RootCertStore, String> {
     let certs = CertificateDer::pem_file_iter(file).map_err(|e| format!("store.ca_file {shown}: {e}"))?;
     for cert in certs {
         let cert = cert.map_err(|e| format!("store.ca_file {shown}: {e}"))?;
-        roots
-            .add(cert)
-            .map_err(|e| format!("store.ca_file {shown}: {e}"))?;
+        roots.add(cert).map_err(|e| format!("store.ca_file {shown}: {e}"))?;
     }
     if roots.is_empty() {
         return Err(format!("store.ca_file {shown} holds no PEM certificate"));
@@ -324,7 +321,8 @@ fn system_roots() -> Result<rustls::RootCertStore, String> {
     roots.add_parsable_certificates(found.certs);
     if roots.is_empty() {
         return Err(
-            "sslmode verify-full: no CA certificates on this system (install ca-certificates) and no store.ca_file".into(),
+            "sslmode verify-full: no CA certificates on this system (install ca-certificates) and no store.ca_file"
+                .into(),
         );
     }
     Ok(roots)
@@ -449,13 +447,13 @@ fn pool_error(hosts: &str, user: &str, dbname: &str, e: &PoolError) -> StoreErro
 }
 
 /// A failed statement: a lost connection is [`StoreError::Unavailable`] (retry when it is
-/// back), a serialization failure or deadlock a [`StoreError::Conflict`] (retry the
+/// back), a serialization failure or deadlock a [`StoreError::Retry`] (retry the
 /// transaction), anything else an engine error naming what was being done.
 pub fn query_error(target: &str, doing: &str, e: &tokio_postgres::Error) -> StoreError {
     if let Some(code) = e.code()
         && (*code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED)
     {
-        return StoreError::Conflict(format!("{target}: {doing}: {}", error_text(e)));
+        return StoreError::Retry(format!("{target}: {doing}: {}", error_text(e)));
     }
     if e.is_closed() || (e.as_db_error().is_none() && error_text(e).starts_with("error communicating")) {
         return StoreError::Unavailable {

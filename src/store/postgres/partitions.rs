@@ -15,7 +15,7 @@ use tokio_postgres::Client;
 use crate::store::StoreError;
 
 /// A table partitioned by month.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Partitioned {
     /// `reads`, by `read_at`.
     Reads,
@@ -56,10 +56,14 @@ impl Month {
     pub fn of_all(times: impl IntoIterator<Item = Timestamp>) -> Result<BTreeSet<Month>, StoreError> {
         times
             .into_iter()
-            .map(|t| {
-                Month::of(t).ok_or_else(|| StoreError::Engine(format!("time {t} is outside the years 1 to 9998")))
-            })
+            .map(|t| Month::of(t).ok_or_else(|| StoreError::Engine(format!("time {t} is outside the years 1 to 9998"))))
             .collect()
+    }
+
+    /// The month after this one (`None` after 9998-12).
+    pub fn following(self) -> Option<Month> {
+        let (y, m) = self.next();
+        Month::new(y, m)
     }
 
     fn next(self) -> (i16, i8) {
@@ -96,6 +100,12 @@ pub struct Partitions {
 impl Partitions {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Which of `months` have no partition of `table` known to this process.
+    pub fn missing(&self, table: Partitioned, months: impl IntoIterator<Item = Month>) -> Vec<Month> {
+        let ensured = self.ensured.lock().unwrap_or_else(|p| p.into_inner());
+        months.into_iter().filter(|m| !ensured.contains(&(table, *m))).collect()
     }
 
     /// Makes sure `table` has a partition for each of `months`. Call it outside a transaction
@@ -155,8 +165,12 @@ mod tests {
         assert!(m.create_sql(Partitioned::IntervalReads).ends_with(
             "PARTITION OF interval_reads FOR VALUES FROM ('2026-12-01 00:00:00+00') TO ('2027-01-01 00:00:00+00')"
         ));
-        let set = Month::of_all(["2026-01-05T00:00:00Z".parse().unwrap(), t, "2026-01-30T00:00:00Z".parse().unwrap()])
-            .unwrap();
+        let set = Month::of_all([
+            "2026-01-05T00:00:00Z".parse().unwrap(),
+            t,
+            "2026-01-30T00:00:00Z".parse().unwrap(),
+        ])
+        .unwrap();
         assert_eq!(set.len(), 2);
         assert!(Month::of_all([Timestamp::MIN]).is_err());
     }
