@@ -29,7 +29,7 @@ pub use area::{
 };
 pub use backup::{RestoreOutcome, restore};
 pub use check::{CheckReport, Problem, check_file};
-pub use redb_engine::{DEFAULT_CACHE_BYTES, RedbStore, STORE_FILE, open_waiting, open_waiting_read_only};
+pub use redb_engine::{DEFAULT_CACHE_BYTES, Listings, RedbStore, STORE_FILE, open_waiting, open_waiting_read_only};
 pub use rules::Rules;
 
 /// Schema version this build reads and writes.

@@ -1916,3 +1916,72 @@ impl WriteTxn for RedbWrite {
         self.txn.commit().map_err(engine)
     }
 }
+
+/// What `meterd store migrate` copies that the store traits only look up by key (there is no
+/// query listing them): de-duplication keys, tamper counters, recorder watermarks, route skips
+/// and interval reads, every row.
+#[derive(Debug, Default)]
+pub struct Listings {
+    /// (namespace, key, first seen)
+    pub seen: Vec<(String, Vec<u8>, Timestamp)>,
+    /// (endpoint, at, counters)
+    pub tamper: Vec<(String, Timestamp, u64)>,
+    /// (device serial, watermark)
+    pub watermarks: Vec<(String, u32)>,
+    pub route_skips: Vec<RouteSkip>,
+    /// (meter id, interval read)
+    pub interval_reads: Vec<(String, IntervalRead)>,
+}
+
+impl RedbStore {
+    /// Every row of the tables in [`Listings`], from one snapshot.
+    pub fn listings(&self) -> Result<Listings> {
+        let time = |what: &'static str, micros: i64| {
+            Timestamp::from_microsecond(micros).map_err(|e| StoreError::Corrupt {
+                what,
+                detail: e.to_string(),
+            })
+        };
+        self.health.run(|| {
+            let txn = self.db().begin_read()?;
+            let mut out = Listings::default();
+            for e in txn.open_table(noted(SEEN)).map_err(engine)?.iter().map_err(engine)? {
+                let (k, v) = e.map_err(engine)?;
+                let (ns, key) = k.value();
+                out.seen.push((ns.to_owned(), key.to_vec(), time("seen key", v.value())?));
+            }
+            for e in txn.open_table(noted(GW_TAMPER)).map_err(engine)?.iter().map_err(engine)? {
+                let (k, v) = e.map_err(engine)?;
+                let (at, counters) = v.value();
+                out.tamper.push((k.value().to_owned(), time("tamper state", at)?, counters));
+            }
+            for e in txn
+                .open_table(noted(CRADLE_WATERMARK))
+                .map_err(engine)?
+                .iter()
+                .map_err(engine)?
+            {
+                let (k, v) = e.map_err(engine)?;
+                out.watermarks.push((k.value().to_owned(), v.value()));
+            }
+            for e in txn.open_table(noted(ROUTE_SKIPS)).map_err(engine)?.iter().map_err(engine)? {
+                let (_, v) = e.map_err(engine)?;
+                out.route_skips.push(decode("route skip", v.value())?);
+            }
+            for e in txn.open_table(noted(GW_INTERVALS)).map_err(engine)?.iter().map_err(engine)? {
+                let (k, v) = e.map_err(engine)?;
+                let (meter, end) = k.value();
+                let (number, consumption) = v.value();
+                out.interval_reads.push((
+                    meter.to_owned(),
+                    IntervalRead {
+                        end: time("interval read", end)?,
+                        number,
+                        consumption,
+                    },
+                ));
+            }
+            Ok(out)
+        })
+    }
+}

@@ -10,6 +10,7 @@
 //! and the caller runs it again from the start ([`crate::store::retry`]).
 
 mod billing;
+mod copy;
 mod cradles;
 mod gateways;
 mod meters;
@@ -17,6 +18,8 @@ mod quarantine;
 mod reads;
 mod review;
 mod rows;
+
+pub use copy::{CopiedTable, CopyReport};
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
