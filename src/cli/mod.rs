@@ -535,6 +535,7 @@ fn dispatch(env: &Env, command: Command) -> anyhow::Result<()> {
         Command::Simulate(cmd) => simulate::run(env, cmd),
         Command::CheckConfig(args) => check_config::run(env, args),
         Command::Store(store::StoreCli::Restore { src }) => store::restore(env, &src),
+        Command::Store(store::StoreCli::Migrate { to }) => store::migrate(env, &to),
         other => anyhow::bail!("{other:?} runs through `meterd` (cli::main), not here"),
     }
 }
