@@ -110,6 +110,18 @@ impl PgStore {
         })
     }
 
+    /// Makes the month partitions of reads at `times` now, before a write transaction needs
+    /// them (an import that knows its reads' times; otherwise the first transaction into a new
+    /// month is run twice, see [`PgTxn::ensure_months`]).
+    pub fn prepare_months(&self, times: impl IntoIterator<Item = jiff::Timestamp>) -> Result<()> {
+        let months = Month::of_all(times)?;
+        let missing = self.engine.partitions().missing(Partitioned::Reads, months);
+        if missing.is_empty() {
+            return Ok(());
+        }
+        self.create_partitions(Partitioned::Reads, missing)
+    }
+
     /// Creates month partitions of `table` on a connection of its own, outside any
     /// transaction of ours. A bounded lock wait: the `CREATE` waits for every transaction
     /// using the table.

@@ -1,0 +1,266 @@
+//! The PostgreSQL store on this machine: import + VEE + durable commit of 1,000,000 reads over
+//! 100,000 meters, against a raw server-side `COPY` of the same rows into a table of the same
+//! shape (same partitions and indexes) in the same run: the ratio is the figure that matters.
+//! Then a billing pull of 100,000 reads.
+//!
+//! The bench starts its own PostgreSQL (the Debian package's binaries, as `postgres` when run
+//! as root) in a temporary folder on a free loopback port, with durable settings (fsync and
+//! synchronous_commit on, as in production), and stops it at the end.
+//!
+//! Run: `cargo bench --bench pg_ingest` (prints the figures; `cargo test --benches` skips it).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use jiff::{Timestamp, ToSpan};
+use meterd::ingest::accept_reads;
+use meterd::ingest::files::store_meters;
+use meterd::model::{Meter, MeterStatus, Origin, OriginKind, Quantity, Read, ReadType, Service};
+use meterd::store::Store;
+use meterd::store::postgres::{PgStore, SslMode, StoreConfig};
+use meterd::vee::VeeConfig;
+
+const METERS: usize = 100_000;
+const MONTHS: i64 = 10;
+/// Reads per import transaction (as `meterd reads import` commits).
+const CHUNK: usize = 100_000;
+
+fn meter_id(i: usize) -> String {
+    format!("B{i:06}")
+}
+
+fn meters() -> Vec<Meter> {
+    (0..METERS)
+        .map(|i| Meter {
+            meter_id: meter_id(i),
+            account: format!("A{i}"),
+            route: format!("R{:03}", i / 500),
+            sequence: (i % 500) as u32,
+            service: Service::ALL[i % 3],
+            unit: "gal".into(),
+            dials: 8,
+            decimals: 0,
+            multiplier: Quantity::from_units(1).unwrap(),
+            status: MeterStatus::Active,
+            address: format!("{i} Main St"),
+            notes: String::new(),
+        })
+        .collect()
+}
+
+/// The read of meter `i` for month `month` (the same figures as benches/ingest.rs).
+fn read(i: usize, month: i64) -> Read {
+    let start: Timestamp = "2020-01-05T08:00:00Z".parse().unwrap();
+    let read_at = start
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .checked_add(month.months())
+        .unwrap()
+        .timestamp();
+    let value = 1000 + month * 300 + (i as i64 % 13) * month + (month * month) % 7;
+    Read {
+        meter_id: meter_id(i),
+        read_at,
+        value: Quantity::from_units(value).unwrap(),
+        raw: value.to_string(),
+        read_type: ReadType::Radio,
+        codes: Vec::new(),
+        reader: None,
+        origin: Origin {
+            kind: OriginKind::File,
+            source: "bench.csv".into(),
+            locator: format!("line {}", i + 2),
+        },
+    }
+}
+
+/// A private PostgreSQL server for the bench.
+struct Cluster {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+fn as_postgres(program: &Path) -> Command {
+    if nix::unistd::geteuid().is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn run(c: &mut Command) -> String {
+    let out = c.output().unwrap_or_else(|e| panic!("{c:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{c:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .and_then(|d| d.flatten().map(|e| e.path().join("bin")).max())
+            .expect("PostgreSQL server binaries in /usr/lib/postgresql (scripts/test installs them)");
+        let dir = tempfile::Builder::new().prefix("meterd-bench-pg-").tempdir().unwrap();
+        if nix::unistd::geteuid().is_root() {
+            let pg = nix::unistd::User::from_name("postgres").unwrap().expect("user postgres");
+            nix::unistd::chown(dir.path(), Some(pg.uid), Some(pg.gid)).unwrap();
+        }
+        let data = dir.path().join("data");
+        run(as_postgres(&bin.join("initdb"))
+            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
+            .arg(&data));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // Durable as in production (fsync, synchronous_commit: the defaults), sized for the
+        // machine: 2 cores, a few GiB for the server.
+        let opts = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c shared_buffers=1GB -c max_wal_size=8GB \
+             -c checkpoint_timeout=30min -c wal_buffers=64MB -c maintenance_work_mem=512MB",
+            dir.path().display()
+        );
+        run(as_postgres(&bin.join("pg_ctl"))
+            .args(["-w", "-l"])
+            .arg(dir.path().join("log"))
+            .args(["-D"])
+            .arg(&data)
+            .args(["-o", &opts, "start"]));
+        Cluster { bin, dir, port }
+    }
+
+    fn psql(&self, db: &str, sql: &str) -> String {
+        run(Command::new(self.bin.join("psql"))
+            .args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres"])
+            .args(["-p", &self.port.to_string(), "-d", db, "-c", sql]))
+    }
+
+    fn url(&self, db: &str) -> String {
+        format!("postgresql://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = as_postgres(&self.bin.join("pg_ctl"))
+            .args(["-m", "fast", "-D"])
+            .arg(self.dir.path().join("data"))
+            .arg("stop")
+            .output();
+    }
+}
+
+fn store_on(cluster: &Cluster, db: &str) -> PgStore {
+    cluster.psql("postgres", &format!("CREATE DATABASE {db}"));
+    PgStore::open(&StoreConfig {
+        url: Some(cluster.url(db)),
+        sslmode: SslMode::Disable,
+        ..StoreConfig::default()
+    })
+    .unwrap()
+}
+
+/// CPU seconds (user + system) of this process so far.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+fn one_million(cluster: &Cluster) {
+    let store = store_on(cluster, "bench_import");
+    store_meters(&store, &meters()).unwrap();
+    let mut reads: Vec<Read> = (0..MONTHS).flat_map(|m| (0..METERS).map(move |i| read(i, m))).collect();
+    let n = reads.len();
+    // The file importer's order: by meter, then time.
+    reads.sort_by(|a, b| a.meter_id.cmp(&b.meter_id).then(a.read_at.cmp(&b.read_at)));
+    store.prepare_months(reads.iter().map(|r| r.read_at)).unwrap();
+    let config = VeeConfig::default();
+    let cpu = cpu_seconds();
+    let t = Instant::now();
+    let mut imported = 0;
+    let mut rest = reads;
+    while !rest.is_empty() {
+        let tail = rest.split_off(rest.len().min(CHUNK));
+        imported += accept_reads(&store, &config, std::mem::replace(&mut rest, tail))
+            .unwrap()
+            .imported;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(imported as usize, n);
+    println!(
+        "pg_ingest/one_million_reads: {n} reads over {METERS} meters in {secs:.2} s = {:.0} reads/s (import + VEE + durable commit)",
+        n as f64 / secs
+    );
+    if let (Some(a), Some(b)) = (cpu, cpu_seconds()) {
+        println!("pg_ingest/one_million_reads: meterd's own CPU {:.2} s", b - a);
+    }
+
+    // The same rows, as stored, by the server's own COPY into a table of the same shape.
+    let csv = cluster.dir.path().join("reads.csv");
+    cluster.psql(
+        "bench_import",
+        &format!("COPY (SELECT * FROM reads ORDER BY id) TO '{}' (FORMAT csv)", csv.display()),
+    );
+    cluster.psql(
+        "bench_import",
+        "CREATE TABLE reads_raw (LIKE reads INCLUDING DEFAULTS INCLUDING CONSTRAINTS) PARTITION BY RANGE (read_at); \
+         CREATE INDEX ON reads_raw (id); \
+         CREATE INDEX ON reads_raw (meter_id, read_at, id) INCLUDE (value, consumption, status, excluded); \
+         CREATE INDEX ON reads_raw (status, id); \
+         ALTER TABLE reads_raw ADD PRIMARY KEY (id, read_at);",
+    );
+    for m in 0..MONTHS {
+        let from = format!("2020-{:02}-01", m + 1);
+        let to = if m == 11 { "2021-01-01".to_owned() } else { format!("2020-{:02}-01", m + 2) };
+        cluster.psql(
+            "bench_import",
+            &format!("CREATE TABLE reads_raw_{m} PARTITION OF reads_raw FOR VALUES FROM ('{from}') TO ('{to}')"),
+        );
+    }
+    let t = Instant::now();
+    let copied = cluster.psql(
+        "bench_import",
+        &format!("COPY reads_raw FROM '{}' (FORMAT csv)", csv.display()),
+    );
+    let raw = t.elapsed().as_secs_f64();
+    println!(
+        "pg_ingest/raw_copy: {} in {raw:.2} s = {:.0} rows/s; meterd's import takes {:.1}× the raw COPY ({:.0}% of its speed)",
+        copied.trim(),
+        n as f64 / raw,
+        secs / raw,
+        100.0 * raw / secs
+    );
+
+    // Billing pull: every read above is billable.
+    let t = Instant::now();
+    let doc = meterd::billing::pull(&store, "bench", 100_000, Timestamp::now())
+        .unwrap()
+        .expect("a batch");
+    let pull = t.elapsed().as_secs_f64();
+    println!(
+        "pg_ingest/billing_pull: batch of {} reads in {pull:.3} s",
+        doc.contents.lines.len()
+    );
+    let txn = store.begin_read().unwrap();
+    assert_eq!(txn.count_reads().unwrap(), n as u64);
+}
+
+fn main() {
+    // `cargo test --benches` runs this binary without `--bench`: it needs a server, skip.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("pg_ingest: run with `cargo bench --bench pg_ingest`");
+        return;
+    }
+    let cluster = Cluster::start();
+    one_million(&cluster);
+}
