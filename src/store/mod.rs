@@ -17,8 +17,8 @@ mod backup;
 pub mod check;
 mod guard;
 mod migrate;
-mod redb_engine;
 pub mod postgres;
+mod redb_engine;
 
 use jiff::Timestamp;
 

@@ -32,3 +32,4 @@ mod review_tui;
 mod store;
 mod store_backup;
 mod store_damage;
+mod store_pg;

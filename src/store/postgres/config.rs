@@ -103,7 +103,10 @@ impl StoreConfig {
     /// Files are checked by `check-config` ([`crate::config::Config::check_files`]).
     pub fn check(&self) -> Result<(), String> {
         if !(1..=MAX_POOL_SIZE).contains(&self.pool_size) {
-            return Err(format!("store.pool_size = {} is outside 1..={MAX_POOL_SIZE}", self.pool_size));
+            return Err(format!(
+                "store.pool_size = {} is outside 1..={MAX_POOL_SIZE}",
+                self.pool_size
+            ));
         }
         if !(1..=3600).contains(&self.connect_timeout_secs) {
             return Err(format!(
@@ -138,9 +141,12 @@ impl StoreConfig {
                 "store.url {shown}: give sslmode as store.sslmode (disable, require, verify-full), not in the URL"
             ));
         }
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| format!("store.url {shown} is not a PostgreSQL URL: {}", crate::store::postgres::connect::error_text(&e)))?;
+        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+            format!(
+                "store.url {shown} is not a PostgreSQL URL: {}",
+                crate::store::postgres::connect::error_text(&e)
+            )
+        })?;
         if config.get_password().is_some() {
             return Err(format!(
                 "store.url {shown} contains a password; put it in the file store.password_file names (chmod 600) instead"
@@ -150,10 +156,14 @@ impl StoreConfig {
             return Err(format!("store.url {shown} names no host"));
         }
         if config.get_user().is_none() {
-            return Err(format!("store.url {shown} names no user (postgresql://USER@HOST/DATABASE)"));
+            return Err(format!(
+                "store.url {shown} names no user (postgresql://USER@HOST/DATABASE)"
+            ));
         }
         if config.get_dbname().is_none() {
-            return Err(format!("store.url {shown} names no database (postgresql://USER@HOST/DATABASE)"));
+            return Err(format!(
+                "store.url {shown} names no database (postgresql://USER@HOST/DATABASE)"
+            ));
         }
         config.ssl_mode(match self.sslmode {
             SslMode::Disable => tokio_postgres::config::SslMode::Disable,
@@ -277,7 +287,10 @@ mod tests {
             "host=db1 user=meterd dbname=meterd password = 'hun ter2'",
         ] {
             let e = with_url(url).check().unwrap_err();
-            assert!(e.contains("password") && !e.contains("hunter2") && !e.contains("hun ter2"), "{e}");
+            assert!(
+                e.contains("password") && !e.contains("hunter2") && !e.contains("hun ter2"),
+                "{e}"
+            );
             assert!(!redact_url(url).contains("ter2"), "{}", redact_url(url));
         }
         assert_eq!(

@@ -104,7 +104,9 @@ pub struct PgEngine {
 
 impl std::fmt::Debug for PgEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgEngine").field("target", &self.target).finish_non_exhaustive()
+        f.debug_struct("PgEngine")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
     }
 }
 
@@ -123,8 +125,8 @@ impl PgEngine {
             detail,
         };
         if let Some(file) = &config.password_file {
-            let text = crate::secrets::read_private(file)
-                .map_err(|e| unavailable(format!("store.password_file {}: {e:#}", file.display())))?;
+            let text =
+                crate::secrets::read_private(file).map_err(|e| unavailable(format!("store.password_file: {e:#}")))?;
             pg.password(text.trim_end_matches(['\r', '\n']));
         }
         let tls = tls_connector(config).map_err(unavailable)?;
@@ -152,10 +154,7 @@ impl PgEngine {
         let migrated = {
             let (pool, target, hosts, user, dbname) = (pool.clone(), target.clone(), hosts.clone(), user, dbname);
             bridge.run(async move {
-                let mut client = pool
-                    .get()
-                    .await
-                    .map_err(|e| pool_error(&hosts, &user, &dbname, &e))?;
+                let mut client = pool.get().await.map_err(|e| pool_error(&hosts, &user, &dbname, &e))?;
                 check_version(&client, &hosts).await?;
                 migrate::migrate(&mut client, &target).await
             })?
@@ -308,9 +307,7 @@ fn ca_roots(file: &Path) -> Result<rustls::RootCertStore, String> {
     let certs = CertificateDer::pem_file_iter(file).map_err(|e| format!("store.ca_file {shown}: {e}"))?;
     for cert in certs {
         let cert = cert.map_err(|e| format!("store.ca_file {shown}: {e}"))?;
-        roots
-            .add(cert)
-            .map_err(|e| format!("store.ca_file {shown}: {e}"))?;
+        roots.add(cert).map_err(|e| format!("store.ca_file {shown}: {e}"))?;
     }
     if roots.is_empty() {
         return Err(format!("store.ca_file {shown} holds no PEM certificate"));
@@ -324,7 +321,8 @@ fn system_roots() -> Result<rustls::RootCertStore, String> {
     roots.add_parsable_certificates(found.certs);
     if roots.is_empty() {
         return Err(
-            "sslmode verify-full: no CA certificates on this system (install ca-certificates) and no store.ca_file".into(),
+            "sslmode verify-full: no CA certificates on this system (install ca-certificates) and no store.ca_file"
+                .into(),
         );
     }
     Ok(roots)

@@ -56,7 +56,10 @@ pub async fn migrate(client: &mut Client, target: &str) -> Result<Migrated, Stor
     bootstrap(client, target).await?;
     let mut from = None;
     loop {
-        let tx = client.transaction().await.map_err(|e| failed(target, "starting a migration", &e))?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| failed(target, "starting a migration", &e))?;
         tx.query_one("SELECT id FROM meterd_schema_lock WHERE id = 1 FOR UPDATE", &[])
             .await
             .map_err(|e| failed(target, "locking meterd_schema_lock", &e))?;
@@ -75,7 +78,9 @@ pub async fn migrate(client: &mut Client, target: &str) -> Result<Migrated, Stor
             });
         }
         if current == SCHEMA_VERSION {
-            tx.commit().await.map_err(|e| failed(target, "ending the version check", &e))?;
+            tx.commit()
+                .await
+                .map_err(|e| failed(target, "ending the version check", &e))?;
             return Ok(Migrated { from, to: current });
         }
         let next = MIGRATIONS[current as usize];
@@ -101,7 +106,11 @@ pub async fn migrate(client: &mut Client, target: &str) -> Result<Migrated, Stor
         tx.commit()
             .await
             .map_err(|e| failed(target, &format!("committing migration {}", next.name), &e))?;
-        tracing::info!("store {target}: schema version {} ({}) applied", next.version, next.name);
+        tracing::info!(
+            "store {target}: schema version {} ({}) applied",
+            next.version,
+            next.name
+        );
     }
 }
 

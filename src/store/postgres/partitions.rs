@@ -56,9 +56,7 @@ impl Month {
     pub fn of_all(times: impl IntoIterator<Item = Timestamp>) -> Result<BTreeSet<Month>, StoreError> {
         times
             .into_iter()
-            .map(|t| {
-                Month::of(t).ok_or_else(|| StoreError::Engine(format!("time {t} is outside the years 1 to 9998")))
-            })
+            .map(|t| Month::of(t).ok_or_else(|| StoreError::Engine(format!("time {t} is outside the years 1 to 9998"))))
             .collect()
     }
 
@@ -155,8 +153,12 @@ mod tests {
         assert!(m.create_sql(Partitioned::IntervalReads).ends_with(
             "PARTITION OF interval_reads FOR VALUES FROM ('2026-12-01 00:00:00+00') TO ('2027-01-01 00:00:00+00')"
         ));
-        let set = Month::of_all(["2026-01-05T00:00:00Z".parse().unwrap(), t, "2026-01-30T00:00:00Z".parse().unwrap()])
-            .unwrap();
+        let set = Month::of_all([
+            "2026-01-05T00:00:00Z".parse().unwrap(),
+            t,
+            "2026-01-30T00:00:00Z".parse().unwrap(),
+        ])
+        .unwrap();
         assert_eq!(set.len(), 2);
         assert!(Month::of_all([Timestamp::MIN]).is_err());
     }
