@@ -370,22 +370,61 @@ fn check_config_reports_a_bad_url_and_a_password_in_it() {
 }
 
 #[test]
-fn meterd_store_url_overrides_the_configured_url() {
+fn meterd_store_url_overrides_the_configured_url_and_check_config_connects() {
     let s = Scratch::new();
-    let file = s.file("site.toml", "[store]\nurl = \"postgresql://meterd@db1/meterd\"\n");
+    let file = s.file(
+        "site.toml",
+        "[store]\nurl = \"postgresql://meterd@db1.invalid/meterd\"\nsslmode = \"disable\"\n",
+    );
     let run = |env_url: &str| {
         s.cmd(&["--config", file.to_str().unwrap(), "check-config"])
             .env("METERD_STORE_URL", env_url)
             .output()
             .unwrap()
     };
-    let out = run("postgresql://meterd@db9:6543/other");
+    // The variable's database, not the file's, is the one checked (and left unchanged).
+    let url = pg::database();
+    let out = run(&url);
     let (stdout, stderr) = crate::common::texts(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(
-        stdout.contains("url = \"postgresql://meterd@db9:6543/other\"") && !stdout.contains("db1"),
+        stdout.contains(&format!("url = \"{url}\"")) && !stdout.contains("db1"),
         "{stdout}"
     );
+    assert!(
+        stderr.contains(&format!("store database {}", pg::dbname(&url)))
+            && stderr.contains(&format!("schema version 0 (this meterd: {SCHEMA_VERSION}")),
+        "{stderr}"
+    );
+    assert_eq!(
+        pg::psql(
+            pg::dbname(&url),
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        ),
+        "0"
+    );
+
+    // Without the variable, the file's host, which does not resolve, is reported.
+    let out = s
+        .cmd(&["--config", file.to_str().unwrap(), "check-config"])
+        .env_remove("METERD_STORE_URL")
+        .output()
+        .unwrap();
+    let (_, stderr) = crate::common::texts(&out);
+    assert!(
+        !out.status.success() && stderr.contains("db1.invalid:5432") && stderr.contains("host name not found"),
+        "{stderr}"
+    );
+
+    // A missing database, through check-config.
+    let out = run(&format!("postgresql://postgres@127.0.0.1:{}/not_there", pg::port()));
+    let (_, stderr) = crate::common::texts(&out);
+    assert!(
+        !out.status.success() && stderr.contains("database not_there does not exist"),
+        "{stderr}"
+    );
+
+    // A bad URL in the variable names the variable.
     let out = run("postgresql://meterd@db9:bad/other");
     let (_, stderr) = crate::common::texts(&out);
     assert!(
