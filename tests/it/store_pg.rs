@@ -196,6 +196,108 @@ fn month_partitions_are_created_on_demand_and_rows_land_in_theirs() {
 }
 
 #[test]
+fn reads_go_in_by_the_thousand_with_one_statement_of_array_binds() {
+    // What the engine's bulk insert will do: ids by the block from their sequence, the months'
+    // partitions first, then one INSERT ... SELECT FROM UNNEST of one array per column.
+    let url = pg::database();
+    let engine = PgEngine::connect(&config(&url)).unwrap();
+    let partitions = engine.partitions().clone();
+    const N: usize = 3000;
+    let inserted = engine
+        .with_client(move |client| async move {
+            let e = |e: tokio_postgres::Error| StoreError::Engine(meterd::store::postgres::error_text(&e));
+            let start: jiff::Timestamp = "2026-01-20T00:00:00Z".parse().unwrap();
+            // One read an hour: 20 January to about 5 June, five months.
+            let times: Vec<jiff::Timestamp> = (0..N)
+                .map(|i| start + jiff::SignedDuration::from_hours(i as i64))
+                .collect();
+            partitions
+                .ensure(&client, Partitioned::Reads, Month::of_all(times.iter().copied())?)
+                .await?;
+            let ids: Vec<i64> = client
+                .query(
+                    "SELECT nextval('read_ids') FROM generate_series(1, $1::bigint)",
+                    &[&(N as i64)],
+                )
+                .await
+                .map_err(e)?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let meters: Vec<String> = (0..N).map(|i| format!("M{}", i % 10)).collect();
+            let values: Vec<i64> = (0..N).map(|i| i as i64 * 1_000_000).collect();
+            let raws: Vec<String> = (0..N).map(|i| i.to_string()).collect();
+            let types = vec!["gateway".to_owned(); N];
+            let codes: Vec<serde_json::Value> = (0..N)
+                .map(|i| {
+                    if i % 2 == 0 {
+                        serde_json::json!([])
+                    } else {
+                        serde_json::json!(["tamper"])
+                    }
+                })
+                .collect();
+            let readers: Vec<Option<String>> = (0..N).map(|i| (i % 3 == 0).then(|| "GW1".to_owned())).collect();
+            let kinds = vec!["gateway".to_owned(); N];
+            let sources = vec!["meters/GW1/rtlamr".to_owned(); N];
+            let locators: Vec<String> = (0..N).map(|i| format!("packet {i}")).collect();
+            let statuses = vec![0i16; N];
+            let flags = vec![serde_json::json!([]); N];
+            let consumption: Vec<Option<i64>> = (0..N).map(|i| (i > 0).then_some(1_000_000)).collect();
+            let excluded = vec![false; N];
+            let received = vec![start; N];
+            let batches: Vec<Option<i64>> = vec![None; N];
+            client
+                .execute(
+                    "INSERT INTO reads (id, meter_id, read_at, value, raw, read_type, codes, reader, origin_kind, \
+                     origin_source, origin_locator, status, flags, consumption, excluded, received_at, batch_id) \
+                     SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::timestamptz[], $4::bigint[], $5::text[], \
+                     $6::text[], $7::jsonb[], $8::text[], $9::text[], $10::text[], $11::text[], $12::smallint[], \
+                     $13::jsonb[], $14::bigint[], $15::bool[], $16::timestamptz[], $17::bigint[])",
+                    &[
+                        &ids,
+                        &meters,
+                        &times,
+                        &values,
+                        &raws,
+                        &types,
+                        &codes,
+                        &readers,
+                        &kinds,
+                        &sources,
+                        &locators,
+                        &statuses,
+                        &flags,
+                        &consumption,
+                        &excluded,
+                        &received,
+                        &batches,
+                    ],
+                )
+                .await
+                .map_err(e)
+        })
+        .unwrap();
+    assert_eq!(inserted, N as u64);
+    let db = pg::dbname(&url);
+    assert_eq!(
+        pg::psql(
+            db,
+            "SELECT string_agg(tableoid::regclass::text || '=' || n, ',' ORDER BY tableoid::regclass::text) FROM (SELECT tableoid, count(*) n FROM reads GROUP BY tableoid) p"
+        ),
+        "reads_y2026m01=288,reads_y2026m02=672,reads_y2026m03=744,reads_y2026m04=720,reads_y2026m05=576"
+    );
+    // Values exact, lists as lists, times to the microsecond.
+    assert_eq!(
+        pg::psql(
+            db,
+            "SELECT value || ' ' || codes::text || ' ' || (read_at AT TIME ZONE 'UTC')::text FROM reads WHERE raw = '2999'"
+        ),
+        "2999000000 [\"tamper\"] 2026-05-24 23:00:00"
+    );
+}
+
+#[test]
 fn a_refused_password_names_the_host_and_the_user() {
     let url = pg::database();
     let db = pg::dbname(&url);
