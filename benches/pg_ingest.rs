@@ -93,11 +93,7 @@ fn as_postgres(program: &Path) -> Command {
 
 fn run(c: &mut Command) -> String {
     let out = c.output().unwrap_or_else(|e| panic!("{c:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{c:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{c:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -109,7 +105,9 @@ impl Cluster {
             .expect("PostgreSQL server binaries in /usr/lib/postgresql (scripts/test installs them)");
         let dir = tempfile::Builder::new().prefix("meterd-bench-pg-").tempdir().unwrap();
         if nix::unistd::geteuid().is_root() {
-            let pg = nix::unistd::User::from_name("postgres").unwrap().expect("user postgres");
+            let pg = nix::unistd::User::from_name("postgres")
+                .unwrap()
+                .expect("user postgres");
             nix::unistd::chown(dir.path(), Some(pg.uid), Some(pg.gid)).unwrap();
         }
         let data = dir.path().join("data");
@@ -139,7 +137,16 @@ impl Cluster {
 
     fn psql(&self, db: &str, sql: &str) -> String {
         run(Command::new(self.bin.join("psql"))
-            .args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres"])
+            .args([
+                "-X",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+            ])
             .args(["-p", &self.port.to_string(), "-d", db, "-c", sql]))
     }
 
@@ -209,7 +216,10 @@ fn one_million(cluster: &Cluster) {
     let csv = cluster.dir.path().join("reads.csv");
     cluster.psql(
         "bench_import",
-        &format!("COPY (SELECT * FROM reads ORDER BY id) TO '{}' (FORMAT csv)", csv.display()),
+        &format!(
+            "COPY (SELECT * FROM reads ORDER BY id) TO '{}' (FORMAT csv)",
+            csv.display()
+        ),
     );
     cluster.psql(
         "bench_import",
@@ -221,7 +231,11 @@ fn one_million(cluster: &Cluster) {
     );
     for m in 0..MONTHS {
         let from = format!("2020-{:02}-01", m + 1);
-        let to = if m == 11 { "2021-01-01".to_owned() } else { format!("2020-{:02}-01", m + 2) };
+        let to = if m == 11 {
+            "2021-01-01".to_owned()
+        } else {
+            format!("2020-{:02}-01", m + 2)
+        };
         cluster.psql(
             "bench_import",
             &format!("CREATE TABLE reads_raw_{m} PARTITION OF reads_raw FOR VALUES FROM ('{from}') TO ('{to}')"),

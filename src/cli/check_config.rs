@@ -14,7 +14,8 @@ pub struct CheckConfigArgs {
 }
 
 /// Syntax and values were checked when the file was loaded (an error there names the line);
-/// here the files it refers to are checked, then the effective configuration printed.
+/// here the files it refers to are checked, a PostgreSQL store connected to (without changing
+/// it), then the effective configuration printed.
 pub fn run(env: &Env, args: CheckConfigArgs) -> anyhow::Result<()> {
     let shown = env
         .config_path
@@ -26,6 +27,29 @@ pub fn run(env: &Env, args: CheckConfigArgs) -> anyhow::Result<()> {
             note!(env, "{shown}: {p}");
         }
         anyhow::bail!("{shown}: {} problem(s) with referenced files", problems.len());
+    }
+    // A PostgreSQL store: can meterd reach it, log in, and use its schema? (Read only: the
+    // schema is created or upgraded by `meterd run`.)
+    if env.config.store.is_postgres() {
+        match crate::store::postgres::PgEngine::probe(&env.config.store) {
+            Ok(p) => note!(
+                env,
+                "{shown}: store {}: PostgreSQL {}, schema version {} (this meterd: {}{})",
+                p.target,
+                p.server_version,
+                p.schema_version,
+                crate::store::postgres::SCHEMA_VERSION,
+                if p.schema_version < crate::store::postgres::SCHEMA_VERSION {
+                    "; created or upgraded when meterd starts"
+                } else {
+                    ""
+                }
+            ),
+            Err(e) => {
+                note!(env, "{shown}: {e}");
+                anyhow::bail!("{shown}: the store in [store] is not usable");
+            }
+        }
     }
     if !args.quiet {
         say!(

@@ -1948,12 +1948,19 @@ impl RedbStore {
             for e in txn.open_table(noted(SEEN)).map_err(engine)?.iter().map_err(engine)? {
                 let (k, v) = e.map_err(engine)?;
                 let (ns, key) = k.value();
-                out.seen.push((ns.to_owned(), key.to_vec(), time("seen key", v.value())?));
+                out.seen
+                    .push((ns.to_owned(), key.to_vec(), time("seen key", v.value())?));
             }
-            for e in txn.open_table(noted(GW_TAMPER)).map_err(engine)?.iter().map_err(engine)? {
+            for e in txn
+                .open_table(noted(GW_TAMPER))
+                .map_err(engine)?
+                .iter()
+                .map_err(engine)?
+            {
                 let (k, v) = e.map_err(engine)?;
                 let (at, counters) = v.value();
-                out.tamper.push((k.value().to_owned(), time("tamper state", at)?, counters));
+                out.tamper
+                    .push((k.value().to_owned(), time("tamper state", at)?, counters));
             }
             for e in txn
                 .open_table(noted(CRADLE_WATERMARK))
@@ -1964,11 +1971,21 @@ impl RedbStore {
                 let (k, v) = e.map_err(engine)?;
                 out.watermarks.push((k.value().to_owned(), v.value()));
             }
-            for e in txn.open_table(noted(ROUTE_SKIPS)).map_err(engine)?.iter().map_err(engine)? {
+            for e in txn
+                .open_table(noted(ROUTE_SKIPS))
+                .map_err(engine)?
+                .iter()
+                .map_err(engine)?
+            {
                 let (_, v) = e.map_err(engine)?;
                 out.route_skips.push(decode("route skip", v.value())?);
             }
-            for e in txn.open_table(noted(GW_INTERVALS)).map_err(engine)?.iter().map_err(engine)? {
+            for e in txn
+                .open_table(noted(GW_INTERVALS))
+                .map_err(engine)?
+                .iter()
+                .map_err(engine)?
+            {
                 let (k, v) = e.map_err(engine)?;
                 let (meter, end) = k.value();
                 let (number, consumption) = v.value();

@@ -32,4 +32,4 @@ mod review_tui;
 mod store;
 mod store_backup;
 mod store_damage;
-mod zz_pg_smoke;
+mod store_pg;

@@ -183,8 +183,10 @@ impl StoreConfig {
 /// (`postgresql://user:secret@host/db`) and the `key=value` form (`password=secret`).
 pub fn redact_url(url: &str) -> String {
     if let Some((scheme, rest)) = url.split_once("://") {
-        // The user info ends at the last '@' before the path or query.
-        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        // The user info ends at the last '@' before the query: not before the first '/', as a
+        // password with an unencoded '/' (a mistake, so the likeliest to be printed) must stay
+        // hidden too; a '@' in the database name only hides more.
+        let authority_end = rest.find('?').unwrap_or(rest.len());
         let authority = &rest[..authority_end];
         let mut shown = match authority.rfind('@') {
             Some(at) => {
@@ -298,6 +300,10 @@ mod tests {
             "postgresql://meterd:***@db1:5432,db2/meterd"
         );
         assert_eq!(redact_url("postgresql://meterd@db1/m"), "postgresql://meterd@db1/m");
+        assert_eq!(
+            redact_url("postgresql://meterd:pa/ss@db1/m?application_name=x"),
+            "postgresql://meterd:***@db1/m?application_name=x"
+        );
     }
 
     #[test]

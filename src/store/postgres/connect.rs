@@ -115,57 +115,59 @@ impl PgEngine {
     /// [`StoreConfig::with_env`]), checks the server's version and brings the schema to
     /// [`migrate::SCHEMA_VERSION`]. Errors are short and name the host(s) and the reason.
     pub fn connect(config: &StoreConfig) -> Result<PgEngine, StoreError> {
-        let mut pg = config.pg_config().map_err(StoreError::Engine)?;
-        let hosts = hosts_of(&pg);
-        let user = pg.get_user().unwrap_or_default().to_owned();
-        let dbname = pg.get_dbname().unwrap_or_default().to_owned();
-        let target: Arc<str> = format!("database {dbname} on {hosts}").into();
-        let unavailable = |detail: String| StoreError::Unavailable {
-            host: hosts.clone(),
-            detail,
-        };
-        if let Some(file) = &config.password_file {
-            let text = crate::secrets::read_private(file)
-                .map_err(|e| unavailable(format!("store.password_file {}: {e:#}", file.display())))?;
-            pg.password(text.trim_end_matches(['\r', '\n']));
-        }
-        let tls = tls_connector(config).map_err(unavailable)?;
-        let bridge = Bridge::new()?;
-        let manager = Manager::from_config(
-            pg,
-            tls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        // Every host may take the whole connect timeout before the next is tried.
-        let hosts_n = hosts.split(", ").count() as u64;
-        let create = Duration::from_secs(config.connect_timeout_secs * hosts_n.max(1) + 1);
-        let pool = {
-            let _in_runtime = bridge.handle().map(|h| h.enter());
-            Pool::builder(manager)
-                .max_size(config.pool_size)
-                .runtime(deadpool_postgres::Runtime::Tokio1)
-                .create_timeout(Some(create))
-                .wait_timeout(Some(create))
-                .build()
-                .map_err(|e| StoreError::Engine(format!("PostgreSQL pool: {e}")))?
-        };
+        let opened = Opened::new(config)?;
         let migrated = {
-            let (pool, target, hosts, user, dbname) = (pool.clone(), target.clone(), hosts.clone(), user, dbname);
-            bridge.run(async move {
+            let (pool, target, hosts, user, dbname) = opened.owned();
+            opened.bridge.run(async move {
                 let mut client = pool.get().await.map_err(|e| pool_error(&hosts, &user, &dbname, &e))?;
                 check_version(&client, &hosts).await?;
                 migrate::migrate(&mut client, &target).await
             })?
         };
         Ok(PgEngine {
-            pool,
+            pool: opened.pool,
             partitions: Arc::new(Partitions::new()),
-            target,
-            hosts: hosts.into(),
+            target: opened.target,
+            hosts: opened.hosts.into(),
             migrated,
-            bridge,
+            bridge: opened.bridge,
+        })
+    }
+
+    /// Connects once and reports the server and the schema without changing anything
+    /// (`meterd check-config`); a schema newer than this build's is the same error as at start.
+    pub fn probe(config: &StoreConfig) -> Result<Probe, StoreError> {
+        let opened = Opened::new(config)?;
+        let (pool, target, hosts, user, dbname) = opened.owned();
+        opened.bridge.run(async move {
+            let client = pool.get().await.map_err(|e| pool_error(&hosts, &user, &dbname, &e))?;
+            let server_version = check_version(&client, &hosts).await?;
+            let row = client
+                .query_one("SELECT to_regclass('meterd_schema') IS NOT NULL", &[])
+                .await
+                .map_err(|e| query_error(&target, "looking for meterd_schema", &e))?;
+            let schema_version = if row.get::<_, bool>(0) {
+                let v: i64 = client
+                    .query_one("SELECT coalesce(max(version), 0) FROM meterd_schema", &[])
+                    .await
+                    .map_err(|e| query_error(&target, "reading meterd_schema", &e))?
+                    .get(0);
+                u64::try_from(v).unwrap_or(0)
+            } else {
+                0
+            };
+            if schema_version > migrate::SCHEMA_VERSION {
+                return Err(StoreError::SchemaVersion {
+                    path: target.to_string(),
+                    found: schema_version,
+                    supported: migrate::SCHEMA_VERSION,
+                });
+            }
+            Ok(Probe {
+                target: target.to_string(),
+                server_version,
+                schema_version,
+            })
         })
     }
 
@@ -227,8 +229,89 @@ impl PgEngine {
     }
 }
 
-/// Refuses a server older than [`MIN_SERVER_VERSION`], naming its version.
-async fn check_version(client: &tokio_postgres::Client, hosts: &str) -> Result<(), StoreError> {
+/// What [`PgEngine::probe`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    /// `database meterd on db1:5432`.
+    pub target: String,
+    /// The server's `server_version` (`15.18 (Debian 15.18-0+deb12u1)`).
+    pub server_version: String,
+    /// The schema version recorded (0: an empty database, created at start).
+    pub schema_version: u64,
+}
+
+/// A pool and its runtime, not connected yet; what connect and probe share.
+struct Opened {
+    pool: Pool,
+    bridge: Bridge,
+    target: Arc<str>,
+    hosts: String,
+    user: String,
+    dbname: String,
+}
+
+impl Opened {
+    fn new(config: &StoreConfig) -> Result<Opened, StoreError> {
+        let mut pg = config.pg_config().map_err(StoreError::Engine)?;
+        let hosts = hosts_of(&pg);
+        let user = pg.get_user().unwrap_or_default().to_owned();
+        let dbname = pg.get_dbname().unwrap_or_default().to_owned();
+        let target: Arc<str> = format!("database {dbname} on {hosts}").into();
+        let unavailable = |detail: String| StoreError::Unavailable {
+            host: hosts.clone(),
+            detail,
+        };
+        if let Some(file) = &config.password_file {
+            let text =
+                crate::secrets::read_private(file).map_err(|e| unavailable(format!("store.password_file: {e:#}")))?;
+            pg.password(text.trim_end_matches(['\r', '\n']));
+        }
+        let tls = tls_connector(config).map_err(unavailable)?;
+        let bridge = Bridge::new()?;
+        let manager = Manager::from_config(
+            pg,
+            tls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        // Every host may take the whole connect timeout before the next is tried.
+        let hosts_n = hosts.split(", ").count() as u64;
+        let create = Duration::from_secs(config.connect_timeout_secs * hosts_n.max(1) + 1);
+        let pool = {
+            let _in_runtime = bridge.handle().map(|h| h.enter());
+            Pool::builder(manager)
+                .max_size(config.pool_size)
+                .runtime(deadpool_postgres::Runtime::Tokio1)
+                .create_timeout(Some(create))
+                .wait_timeout(Some(create))
+                .build()
+                .map_err(|e| StoreError::Engine(format!("PostgreSQL pool: {e}")))?
+        };
+        Ok(Opened {
+            pool,
+            bridge,
+            target,
+            hosts,
+            user,
+            dbname,
+        })
+    }
+
+    /// Clones to move into a future.
+    fn owned(&self) -> (Pool, Arc<str>, String, String, String) {
+        (
+            self.pool.clone(),
+            self.target.clone(),
+            self.hosts.clone(),
+            self.user.clone(),
+            self.dbname.clone(),
+        )
+    }
+}
+
+/// Refuses a server older than [`MIN_SERVER_VERSION`], naming its version; returns it.
+async fn check_version(client: &tokio_postgres::Client, hosts: &str) -> Result<String, StoreError> {
     let row = client
         .query_one(
             "SELECT current_setting('server_version_num'), current_setting('server_version')",
@@ -241,16 +324,25 @@ async fn check_version(client: &tokio_postgres::Client, hosts: &str) -> Result<(
         })?;
     let num: String = row.get(0);
     let shown: String = row.get(1);
-    match num.trim().parse::<i32>() {
-        Ok(n) if n >= MIN_SERVER_VERSION => Ok(()),
-        _ => Err(StoreError::Unavailable {
+    if supported(&num) {
+        Ok(shown)
+    } else {
+        Err(StoreError::Unavailable {
             host: hosts.to_owned(),
             detail: format!(
                 "server version {shown} is older than PostgreSQL {}, the oldest meterd supports",
                 MIN_SERVER_VERSION / 10_000
             ),
-        }),
+        })
     }
+}
+
+/// Whether a `server_version_num` is one meterd supports.
+fn supported(server_version_num: &str) -> bool {
+    server_version_num
+        .trim()
+        .parse::<i32>()
+        .is_ok_and(|n| n >= MIN_SERVER_VERSION)
 }
 
 /// `db1:5432, db2:5432` (Unix sockets as their path).
@@ -427,6 +519,9 @@ fn connect_reason(e: &tokio_postgres::Error, user: &str, dbname: &str) -> String
     if text.starts_with("timeout waiting for server") {
         return "no answer within store.connect_timeout_secs".into();
     }
+    if text.contains("failed to lookup address") {
+        return "host name not found (DNS)".into();
+    }
     if text.contains("password missing") {
         return format!("the server asks a password for user {user}: set store.password_file");
     }
@@ -462,4 +557,37 @@ pub fn query_error(target: &str, doing: &str, e: &tokio_postgres::Error) -> Stor
         };
     }
     StoreError::Engine(format!("{target}: {doing}: {}", error_text(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn servers_before_13_are_not_supported() {
+        assert!(supported("130000") && supported("150018") && supported(" 170002\n"));
+        assert!(!supported("120017") && !supported("90624") && !supported("") && !supported("x"));
+    }
+
+    #[test]
+    fn the_bridge_answers_on_plain_and_tokio_threads() {
+        let bridge = Bridge::new().unwrap();
+        assert_eq!(bridge.run(async { Ok(7) }).unwrap(), 7);
+        // From inside another runtime (a tokio worker calling the sync store): no panic.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let answer = rt.block_on(async move {
+            tokio::spawn(async move {
+                let r = bridge.run(async { Ok::<_, StoreError>("from pg") });
+                // Dropped on a tokio thread: no panic either.
+                drop(bridge);
+                r
+            })
+            .await
+            .unwrap()
+        });
+        assert_eq!(answer.unwrap(), "from pg");
+    }
 }

@@ -15,7 +15,7 @@ pub mod migrate;
 pub mod partitions;
 
 pub use config::{SslMode, StoreConfig, URL_ENV, redact_url};
-pub use connect::{Bridge, MIN_SERVER_VERSION, PgEngine, error_text, query_error};
+pub use connect::{Bridge, MIN_SERVER_VERSION, PgEngine, Probe, error_text, query_error};
 pub use engine::PgStore;
 pub use migrate::{MIGRATIONS, Migrated, Migration, SCHEMA_VERSION, migrate};
 pub use partitions::{Month, Partitioned, Partitions, ensure_month_partitions};

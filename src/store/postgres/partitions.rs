@@ -143,6 +143,14 @@ impl Partitions {
     }
 }
 
+impl Partitions {
+    /// Forgets what was ensured: after a write failed with "no partition of relation" (an
+    /// operator dropped an old month), so that the next [`Partitions::ensure`] creates it again.
+    pub fn forget(&self) {
+        self.ensured.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
 /// [`Partitions::ensure`] under the name the engine's writers use.
 pub async fn ensure_month_partitions(
     client: &Client,

@@ -146,4 +146,5 @@ pub fn meter_line(id: &str, service: &str, dials: u8, status: &str) -> String {
 pub mod daemon;
 pub mod mosquitto;
 pub mod mqtt;
+pub mod pg;
 pub mod tmux;

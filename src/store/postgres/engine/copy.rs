@@ -120,40 +120,64 @@ impl PgStore {
             t("meters", meters.len() as u64, count("SELECT count(*) FROM meters")?),
             t("reads", reads.len() as u64, count("SELECT count(*) FROM reads")?),
             t("batches", batches.len() as u64, count("SELECT count(*) FROM batches")?),
-            t("batch_contents", contents, count("SELECT count(*) FROM batch_contents")?),
+            t(
+                "batch_contents",
+                contents,
+                count("SELECT count(*) FROM batch_contents")?,
+            ),
             t("billed", billed, count("SELECT count(*) FROM billed")?),
             t(
                 "billed_read_changes",
                 src.billed_read_changes()?.len() as u64,
                 count("SELECT count(*) FROM billed_read_changes")?,
             ),
-            t("api_tokens", src.api_tokens()?.len() as u64, count("SELECT count(*) FROM api_tokens")?),
+            t(
+                "api_tokens",
+                src.api_tokens()?.len() as u64,
+                count("SELECT count(*) FROM api_tokens")?,
+            ),
             t(
                 "quarantine",
                 src.quarantine_entries()?.len() as u64,
                 count("SELECT count(*) FROM quarantine")?,
             ),
             t("seen", listings.seen.len() as u64, count("SELECT count(*) FROM seen")?),
-            t("gateways", src.gateways()?.len() as u64, count("SELECT count(*) FROM gateways")?),
+            t(
+                "gateways",
+                src.gateways()?.len() as u64,
+                count("SELECT count(*) FROM gateways")?,
+            ),
             t(
                 "interval_reads",
                 listings.interval_reads.len() as u64,
                 count("SELECT count(*) FROM interval_reads")?,
             ),
-            t("tamper_state", listings.tamper.len() as u64, count("SELECT count(*) FROM tamper_state")?),
+            t(
+                "tamper_state",
+                listings.tamper.len() as u64,
+                count("SELECT count(*) FROM tamper_state")?,
+            ),
             t("outbox", src.outbox_len()?, count("SELECT count(*) FROM outbox")?),
             t(
                 "route_assignments",
                 src.route_assignments()?.len() as u64,
                 count("SELECT count(*) FROM route_assignments")?,
             ),
-            t("route_loads", src.route_loads()?.len() as u64, count("SELECT count(*) FROM route_loads")?),
+            t(
+                "route_loads",
+                src.route_loads()?.len() as u64,
+                count("SELECT count(*) FROM route_loads")?,
+            ),
             t(
                 "cradle_watermarks",
                 listings.watermarks.len() as u64,
                 count("SELECT count(*) FROM cradle_watermarks")?,
             ),
-            t("route_skips", listings.route_skips.len() as u64, count("SELECT count(*) FROM route_skips")?),
+            t(
+                "route_skips",
+                listings.route_skips.len() as u64,
+                count("SELECT count(*) FROM route_skips")?,
+            ),
             t("audit", src.audit_len()?, count("SELECT count(*) FROM audit")?),
             t(
                 "service_orders",
@@ -381,7 +405,9 @@ impl Copy<'_> {
         drop(src);
         // In chain order: each entry becomes the tail the next one follows.
         self.step("audit", &audit, |txn, chunk| {
-            chunk.iter().try_for_each(|(e, before)| txn.insert_audit(e, before.as_ref()))
+            chunk
+                .iter()
+                .try_for_each(|(e, before)| txn.insert_audit(e, before.as_ref()))
         })?;
         self.step("service_orders", &orders, |txn, chunk| {
             chunk.iter().try_for_each(|o| txn.put_service_order(o).map(drop))
@@ -436,7 +462,9 @@ impl PgTxn<'_> {
     }
 
     fn copy_quarantine_summary(&mut self, _s: &crate::model::QuarantineSummary) -> Result<()> {
-        Err(StoreError::Engine("copying the quarantine summary: not built yet".into()))
+        Err(StoreError::Engine(
+            "copying the quarantine summary: not built yet".into(),
+        ))
     }
 
     fn copy_outbox_entry(&mut self, _id: u64, _e: &crate::model::OutboxEntry) -> Result<()> {

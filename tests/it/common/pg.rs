@@ -1,0 +1,303 @@
+//! The tests' private PostgreSQL: one cluster per test-binary run, started by the first test
+//! that asks ([`database`]), in a temporary folder, on a free loopback port, fast settings
+//! (`fsync = off`: acceptable for a throwaway test cluster only), TLS on with a self-signed
+//! certificate for `localhost` ([`ca_file`]).
+//!
+//! PostgreSQL refuses to run as root: as root, initdb and the server run as `postgres`, and the
+//! folder is theirs. The server runs under a small `sh` supervisor that reads its stdin, a pipe
+//! from this process: when the test process ends, however it ends (a panic, SIGKILL), the pipe
+//! closes, and the supervisor stops the server and removes its folder. (PR_SET_PDEATHSIG would
+//! fire when the *thread* that started it ends, a test thread here.)
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// The role with a password (pg_hba: scram-sha-256 for it, trust for the others).
+pub const PASSWORD_ROLE: &str = "meterd";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+struct Cluster {
+    bin: PathBuf,
+    port: u16,
+    /// The server's self-signed certificate (for `localhost` only), the CA of `ca_file`.
+    ca_file: PathBuf,
+    /// The supervisor; its stdin is the pipe whose end stops the server.
+    _supervisor: Child,
+}
+
+static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+
+/// The port of the shared cluster (started if need be).
+pub fn port() -> u16 {
+    cluster().port
+}
+
+/// The PEM certificate the server presents for `localhost` (self-signed: its own CA).
+pub fn ca_file() -> PathBuf {
+    cluster().ca_file.clone()
+}
+
+/// A fresh empty database on the shared cluster; its URL, as the superuser `postgres` (trust on
+/// loopback, so no password).
+pub fn database() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    let name = format!("t{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+    psql("postgres", &format!("CREATE DATABASE {name}"));
+    format!("postgresql://postgres@127.0.0.1:{}/{name}", port())
+}
+
+/// The database name of a [`database`] URL.
+pub fn dbname(url: &str) -> &str {
+    url.rsplit('/').next().unwrap_or_default()
+}
+
+/// Runs SQL in `db` as `postgres` with psql; returns its unaligned output (`-At`). Panics with
+/// psql's error when it fails.
+pub fn psql(db: &str, sql: &str) -> String {
+    try_psql(db, sql).unwrap_or_else(|e| panic!("psql {sql:?} failed: {e}"))
+}
+
+/// [`psql`], its error text when it fails.
+pub fn try_psql(db: &str, sql: &str) -> Result<String, String> {
+    let c = cluster();
+    let out = Command::new(c.bin.join("psql"))
+        .args([
+            "-X",
+            "-At",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+        ])
+        .arg("-p")
+        .arg(c.port.to_string())
+        .arg("-d")
+        .arg(db)
+        .arg("-c")
+        .arg(sql)
+        .output()
+        .expect("running psql");
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn cluster() -> &'static Cluster {
+    CLUSTER.get_or_init(start)
+}
+
+/// Where initdb, postgres and psql are: `pg_config --bindir`, else the newest
+/// /usr/lib/postgresql/N/bin.
+fn bindir() -> PathBuf {
+    let has_server = |d: &Path| d.join("initdb").is_file() && d.join("postgres").is_file();
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if out.status.success() && has_server(&dir) {
+            return dir;
+        }
+    }
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let v = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            has_server(&bin).then_some((v, bin))
+        })
+        .collect();
+    found.sort();
+    match found.pop() {
+        Some((_, bin)) => bin,
+        None => panic!(
+            "PostgreSQL is not installed (no initdb/postgres from pg_config --bindir or in /usr/lib/postgresql/*/bin): \
+             run scripts/test (it installs it) or apt-get install postgresql"
+        ),
+    }
+}
+
+/// `cmd args` as `postgres` when we are root (runuser), else as ourselves.
+fn as_server_user(program: &Path) -> Command {
+    if nix::unistd::geteuid().is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn start() -> Cluster {
+    let bin = bindir();
+    let dir = tempfile::Builder::new()
+        .prefix("meterd-pg-")
+        .tempdir()
+        .expect("a temporary folder for PostgreSQL")
+        .keep();
+    if nix::unistd::geteuid().is_root() {
+        let pg = nix::unistd::User::from_name("postgres")
+            .ok()
+            .flatten()
+            .expect("user postgres (created by the postgresql package) for running the test server as root");
+        nix::unistd::chown(&dir, Some(pg.uid), Some(pg.gid)).expect("giving the test cluster's folder to postgres");
+    }
+    let data = dir.join("data");
+    let init = as_server_user(&bin.join("initdb"))
+        .arg("-D")
+        .arg(&data)
+        .args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ])
+        .output()
+        .expect("running initdb");
+    assert!(
+        init.status.success(),
+        "initdb failed: {}{}",
+        String::from_utf8_lossy(&init.stdout),
+        String::from_utf8_lossy(&init.stderr)
+    );
+    // The password role needs a password on loopback; everyone else is trusted there.
+    let hba = format!("host all {PASSWORD_ROLE} 127.0.0.1/32 scram-sha-256\nhost all all 127.0.0.1/32 trust\n");
+    let hba_file = data.join("pg_hba.conf");
+    // Written by root when we are root: keep it readable by postgres.
+    std::fs::write(&hba_file, hba).expect("writing pg_hba.conf");
+    // TLS with a certificate for `localhost` only, so that a connection to 127.0.0.1 shows
+    // verify-full checking the host name.
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("a test certificate");
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, cert.cert.pem()).expect("writing ca.pem");
+    std::fs::write(data.join("server.crt"), cert.cert.pem()).expect("writing server.crt");
+    std::fs::write(data.join("server.key"), cert.signing_key.serialize_pem()).expect("writing server.key");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(data.join("server.key"), std::fs::Permissions::from_mode(0o600))
+            .expect("chmod server.key");
+    }
+    if nix::unistd::geteuid().is_root()
+        && let Ok(Some(pg)) = nix::unistd::User::from_name("postgres")
+    {
+        for f in ["pg_hba.conf", "server.crt", "server.key"] {
+            nix::unistd::chown(&data.join(f), Some(pg.uid), Some(pg.gid)).expect("chown to postgres");
+        }
+    }
+
+    let port = super::free_port();
+    // setpriv executes the server in its place (runuser would stay between, as its parent),
+    // so the supervisor's signal reaches the server itself.
+    let mut argv: Vec<String> = Vec::new();
+    if nix::unistd::geteuid().is_root() {
+        argv.extend(["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"].map(str::to_owned));
+    }
+    argv.push(bin.join("postgres").to_string_lossy().into_owned());
+    argv.extend(
+        [
+            "-D",
+            &data.to_string_lossy(),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            &format!("port={port}"),
+            "-c",
+            "unix_socket_directories=",
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "max_connections=300",
+            "-c",
+            "password_encryption=scram-sha-256",
+            "-c",
+            "ssl=on",
+        ]
+        .map(str::to_owned),
+    );
+    // $1: folder, $2...: the server's command. Stops the server (immediate shutdown: it is a
+    // throwaway) and removes the folder when stdin closes.
+    let script = r#"dir=$1; shift
+"$@" >"$dir/server.log" 2>&1 &
+pg=$!
+cat >/dev/null
+kill -QUIT "$pg" 2>/dev/null
+wait "$pg"
+rm -rf "$dir""#;
+    let supervisor = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg("meterd-test-pg")
+        .arg(&dir)
+        .args(&argv)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting the PostgreSQL supervisor");
+    let cluster = Cluster {
+        bin,
+        port,
+        ca_file,
+        _supervisor: supervisor,
+    };
+    wait_ready(&cluster, &dir);
+    psql_on(
+        &cluster,
+        "postgres",
+        &format!("CREATE ROLE {PASSWORD_ROLE} LOGIN PASSWORD '{PASSWORD}'"),
+    );
+    cluster
+}
+
+fn wait_ready(c: &Cluster, dir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ok = Command::new(c.bin.join("pg_isready"))
+            .args(["-q", "-h", "127.0.0.1", "-U", "postgres"])
+            .arg("-p")
+            .arg(c.port.to_string())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return;
+        }
+        if Instant::now() > deadline {
+            let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+            panic!(
+                "the test PostgreSQL did not start on port {} within 60 s:\n{log}",
+                c.port
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn psql_on(c: &Cluster, db: &str, sql: &str) {
+    let out = Command::new(c.bin.join("psql"))
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres"])
+        .arg("-p")
+        .arg(c.port.to_string())
+        .arg("-d")
+        .arg(db)
+        .arg("-c")
+        .arg(sql)
+        .output()
+        .expect("running psql");
+    assert!(
+        out.status.success(),
+        "psql {sql:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
