@@ -33,3 +33,5 @@ mod store;
 mod store_backup;
 mod store_damage;
 mod store_pg;
+mod store_pg_failover;
+mod store_pg_instances;

@@ -147,4 +147,5 @@ pub mod daemon;
 pub mod mosquitto;
 pub mod mqtt;
 pub mod pg;
+pub mod pg_pair;
 pub mod tmux;

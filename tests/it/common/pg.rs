@@ -94,7 +94,7 @@ fn cluster() -> &'static Cluster {
 
 /// Where initdb, postgres and psql are: `pg_config --bindir`, else the newest
 /// /usr/lib/postgresql/N/bin.
-fn bindir() -> PathBuf {
+pub fn bindir() -> PathBuf {
     let has_server = |d: &Path| d.join("initdb").is_file() && d.join("postgres").is_file();
     if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
         let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
@@ -123,7 +123,7 @@ fn bindir() -> PathBuf {
 }
 
 /// `cmd args` as `postgres` when we are root (runuser), else as ourselves.
-fn as_server_user(program: &Path) -> Command {
+pub fn as_server_user(program: &Path) -> Command {
     if nix::unistd::geteuid().is_root() {
         let mut c = Command::new("runuser");
         c.args(["-u", "postgres", "--"]).arg(program);

@@ -1,0 +1,179 @@
+//! Several `meterd run` on one PostgreSQL database, against a real mosquitto: the gateway load
+//! split by the shared subscription, one instance SIGKILLed mid-stream and restarted, and
+//! nothing lost or stored twice; then the same traffic through a single instance gives the
+//! same reads and the same VEE flags.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::common::daemon::Daemon;
+use crate::common::mosquitto::{self, Mosquitto};
+use crate::common::{Scratch, pg};
+use meterd::store::Store;
+use meterd::store::postgres::{PgStore, SslMode, StoreConfig};
+
+const MESSAGES: u64 = 20_000;
+
+fn config(s: &Scratch, broker: &Mosquitto, client_id: &str, url: &str) -> PathBuf {
+    s.file(
+        "meterd.toml",
+        &format!(
+            "[mqtt]\nbroker = \"{}\"\nclient_id = \"{client_id}\"\ntopics = [\"meters/+/rtlamr\", \"meters/+/raw\"]\n\
+             batch_latency_ms = 10\nkeep_alive_secs = 5\nbatch_size = 500\nshared_group = \"meterd\"\n\n\
+             [store]\nurl = \"{url}\"\nsslmode = \"disable\"\n",
+            broker.url()
+        ),
+    )
+}
+
+fn store(url: &str) -> PgStore {
+    PgStore::open(&StoreConfig {
+        url: Some(url.to_owned()),
+        sslmode: SslMode::Disable,
+        ..StoreConfig::default()
+    })
+    .unwrap()
+}
+
+fn subscribed(l: &str) -> bool {
+    l.contains("connected and subscribed")
+}
+
+/// Publishes the simulated traffic (seed 7: the same messages every run); returns the
+/// manifest's transmissions as (endpoint, register).
+fn simulate(s: &Scratch, broker: &Mosquitto, client: &str) -> (std::process::Child, PathBuf) {
+    let manifest = s.dir.path().join("manifest.ndjson");
+    let child = s
+        .cmd(&[
+            "simulate",
+            "gateway",
+            "--broker",
+            &broker.url(),
+            "--meters",
+            "300",
+            "--rate",
+            "2500",
+            "--gateways",
+            "4",
+            "--count",
+            &MESSAGES.to_string(),
+            "--seed",
+            "7",
+            "--client-id",
+            client,
+            "--manifest",
+            manifest.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    (child, manifest)
+}
+
+fn transmissions(manifest: &PathBuf) -> HashSet<(String, String)> {
+    std::fs::read_to_string(manifest)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|e| {
+            (
+                e["endpoint"].as_str().unwrap().to_owned(),
+                e["register"].as_u64().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// (meter, register) → the VEE flags' rules, for every stored read; panics on a read stored
+/// twice.
+fn stored(url: &str) -> BTreeMap<(String, String), Vec<String>> {
+    let s = store(url);
+    let txn = s.begin_read().unwrap();
+    let mut out = BTreeMap::new();
+    for r in txn.all_reads().unwrap() {
+        let mut rules: Vec<String> = r.flags.iter().map(|f| f.rule.as_str().to_owned()).collect();
+        rules.sort();
+        let key = (r.read.meter_id.clone(), r.read.raw.clone());
+        assert!(out.insert(key.clone(), rules).is_none(), "{key:?} stored twice");
+    }
+    out
+}
+
+#[test]
+fn two_instances_one_killed_mid_stream_store_every_transmission_once() {
+    let url = pg::database();
+    let broker = mosquitto::start(true);
+    let (a, b) = (Scratch::new(), Scratch::new());
+    let (cfg_a, cfg_b) = (
+        config(&a, &broker, "meterd-a", &url),
+        config(&b, &broker, "meterd-b", &url),
+    );
+    let da = Daemon::start(&a, &cfg_a);
+    let db = Daemon::start(&b, &cfg_b);
+    da.wait_for("subscribed", Duration::from_secs(30), subscribed);
+    db.wait_for("subscribed", Duration::from_secs(30), subscribed);
+
+    let (sim, manifest) = simulate(&a, &broker, "sim-two");
+    // Instance a is killed while messages stream in, after both have committed some.
+    da.wait_until("a committed some", Duration::from_secs(60), || {
+        da.sum("mqtt: committed", "messages") >= 2_000
+    });
+    let b_before = db.sum("mqtt: committed", "messages");
+    da.kill();
+    std::thread::sleep(Duration::from_millis(500));
+    let da = Daemon::start(&a, &cfg_a);
+    da.wait_for("subscribed", Duration::from_secs(30), subscribed);
+
+    let out = sim.wait_with_output().unwrap();
+    assert!(out.status.success(), "simulator failed");
+    let want = transmissions(&manifest);
+    assert!(want.len() > 1_000, "{} transmissions", want.len());
+    da.wait_until("every transmission stored", Duration::from_secs(180), || {
+        let s = store(&url);
+        let n = s.begin_read().unwrap().count_reads().unwrap();
+        n >= want.len() as u64
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        db.sum("mqtt: committed", "messages") > b_before,
+        "instance b kept taking its share after a was killed"
+    );
+    da.stop();
+    db.stop();
+
+    let two = stored(&url);
+    let got: HashSet<(String, String)> = two.keys().cloned().collect();
+    let missing: Vec<_> = want.difference(&got).take(5).collect();
+    let extra: Vec<_> = got.difference(&want).take(5).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}, extra {extra:?}"
+    );
+
+    // The same traffic through one instance: the same reads, the same VEE flags.
+    let single = pg::database();
+    let c = Scratch::new();
+    let broker2 = mosquitto::start(false);
+    let cfg_c = config(&c, &broker2, "meterd-c", &single);
+    let dc = Daemon::start(&c, &cfg_c);
+    dc.wait_for("subscribed", Duration::from_secs(30), subscribed);
+    let (sim, _) = simulate(&c, &broker2, "sim-one");
+    assert!(sim.wait_with_output().unwrap().status.success());
+    dc.wait_until("every transmission stored", Duration::from_secs(180), || {
+        store(&single).begin_read().unwrap().count_reads().unwrap() >= want.len() as u64
+    });
+    dc.stop();
+    let one = stored(&single);
+    let differ: Vec<_> = one
+        .iter()
+        .filter(|(k, flags)| two.get(*k) != Some(flags))
+        .take(5)
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "VEE flags differ from a single instance's: {differ:?}"
+    );
+    assert_eq!(one.len(), two.len());
+}
