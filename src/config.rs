@@ -143,13 +143,14 @@ impl Config {
     /// This configuration with the environment's overrides applied and checked again:
     /// `METERD_STORE_URL` in place of `[store] url` (an error then names the variable).
     pub fn with_env(mut self, path: &str) -> Result<Self, ConfigError> {
+        let mut path = path.to_owned();
         if std::env::var_os(crate::store::postgres::URL_ENV).is_some_and(|v| !v.is_empty()) {
             self.store = self.store.with_env();
-            self.store.check().map_err(|message| ConfigError::Invalid {
-                path: format!("{path} with {}", crate::store::postgres::URL_ENV),
-                message,
-            })?;
+            path = format!("{path} with {}", crate::store::postgres::URL_ENV);
         }
+        self.store
+            .check_complete()
+            .map_err(|message| ConfigError::Invalid { path, message })?;
         Ok(self)
     }
 

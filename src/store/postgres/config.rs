@@ -114,14 +114,22 @@ impl StoreConfig {
                 self.connect_timeout_secs
             ));
         }
-        if self.url.is_none() && (self.password_file.is_some() || self.ca_file.is_some()) {
-            return Err(
-                "store.password_file / store.ca_file are set but store.url is not (without a url the embedded store is used)"
-                    .into(),
-            );
-        }
         if self.url.is_some() {
             self.pg_config()?;
+        }
+        Ok(())
+    }
+
+    /// [`StoreConfig::check`], and no PostgreSQL settings without a URL (which would silently
+    /// use the embedded store). Only once the environment was applied: the URL may come from
+    /// `METERD_STORE_URL` alone.
+    pub fn check_complete(&self) -> Result<(), String> {
+        self.check()?;
+        if self.url.is_none() && (self.password_file.is_some() || self.ca_file.is_some()) {
+            return Err(format!(
+                "store.password_file / store.ca_file are set but neither store.url nor {URL_ENV} is: \
+                 without a URL the embedded store in data_dir is used"
+            ));
         }
         Ok(())
     }
@@ -278,6 +286,15 @@ mod tests {
         );
         assert_eq!(pg.get_ssl_mode(), tokio_postgres::config::SslMode::Require);
         assert_eq!(pg.get_dbname(), Some("meterd"));
+        // The Unix socket form the commented configuration shows.
+        let pg = with_url("postgresql://meterd@%2Frun%2Fpostgresql/meterd")
+            .pg_config()
+            .unwrap();
+        assert!(
+            matches!(&pg.get_hosts()[0], tokio_postgres::config::Host::Unix(p) if p.as_os_str() == "/run/postgresql"),
+            "{:?}",
+            pg.get_hosts()
+        );
     }
 
     #[test]
@@ -324,6 +341,15 @@ mod tests {
         .check()
         .unwrap_err();
         assert!(e.contains("store.pool_size"), "{e}");
+    }
+
+    #[test]
+    fn settings_without_a_url_are_an_error_once_the_environment_is_applied() {
+        let c: StoreConfig = toml::from_str("password_file = \"/etc/meterd/store.password\"\n").unwrap();
+        c.check().unwrap();
+        let e = c.check_complete().unwrap_err();
+        assert!(e.contains("store.password_file") && e.contains(URL_ENV), "{e}");
+        with_url("postgresql://u@h/d").check_complete().unwrap();
     }
 
     #[test]

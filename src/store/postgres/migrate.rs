@@ -122,16 +122,18 @@ async fn bootstrap(client: &Client, target: &str) -> Result<(), StoreError> {
     loop {
         match client.batch_execute(BOOTSTRAP).await {
             Ok(()) => return Ok(()),
-            Err(e) if attempt < 3 && is_concurrent_create(&e) => attempt += 1,
+            Err(e) if attempt < 5 && is_concurrent_create(&e) => attempt += 1,
             Err(e) => return Err(failed(target, "creating meterd_schema", &e)),
         }
     }
 }
 
-/// Another session created the same object at the same time.
+/// Another session created the same object at the same time (the table, or its row type:
+/// `duplicate_object`, seen when several instances start together).
 pub(crate) fn is_concurrent_create(e: &tokio_postgres::Error) -> bool {
-    e.code()
-        .is_some_and(|c| *c == SqlState::UNIQUE_VIOLATION || *c == SqlState::DUPLICATE_TABLE)
+    e.code().is_some_and(|c| {
+        *c == SqlState::UNIQUE_VIOLATION || *c == SqlState::DUPLICATE_TABLE || *c == SqlState::DUPLICATE_OBJECT
+    })
 }
 
 fn failed(target: &str, doing: &str, e: &tokio_postgres::Error) -> StoreError {

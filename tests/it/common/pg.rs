@@ -234,7 +234,8 @@ pg=$!
 cat >/dev/null
 kill -QUIT "$pg" 2>/dev/null
 wait "$pg"
-rm -rf "$dir""#;
+# The server's last children may still be writing as it exits: try again once.
+rm -rf "$dir" 2>/dev/null || { sleep 1; rm -rf "$dir"; }"#;
     let supervisor = Command::new("sh")
         .arg("-c")
         .arg(script)
