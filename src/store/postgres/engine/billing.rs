@@ -84,7 +84,6 @@ fn token_of(row: &Row) -> Result<ApiToken> {
     })
 }
 
-
 impl BillingQueries for PgTxn<'_> {
     fn batch(&self, id: BatchId) -> Result<Option<Batch>> {
         self.row(
@@ -337,7 +336,12 @@ impl BillingWrites for PgTxn<'_> {
             "INSERT INTO api_tokens (name, sha256, created_at, revoked_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (name) DO UPDATE SET sha256 = EXCLUDED.sha256, created_at = EXCLUDED.created_at, \
              revoked_at = EXCLUDED.revoked_at",
-            params![token.name.clone(), token.sha256.to_vec(), token.created_at, token.revoked_at],
+            params![
+                token.name.clone(),
+                token.sha256.to_vec(),
+                token.created_at,
+                token.revoked_at
+            ],
         )?;
         Ok(())
     }

@@ -16,7 +16,10 @@ const TABLES: &[(&str, &str)] = &[
     ("meters", "SELECT count(*) FROM meters"),
     ("reads", "SELECT count(*) FROM reads"),
     ("batches", "SELECT count(*) FROM batches"),
-    ("open_batches", "SELECT count(*) FROM open_batches WHERE batch_id IS NOT NULL"),
+    (
+        "open_batches",
+        "SELECT count(*) FROM open_batches WHERE batch_id IS NOT NULL",
+    ),
     ("batch_contents", "SELECT count(*) FROM batch_contents"),
     ("billed", "SELECT count(*) FROM billed"),
     ("billed_read_changes", "SELECT count(*) FROM billed_read_changes"),

@@ -94,7 +94,11 @@ fn change_of(row: &Row) -> Result<MeterChange> {
 
 impl ReviewQueries for PgTxn<'_> {
     fn audit_len(&self) -> Result<u64> {
-        match self.row("reading the audit length", "SELECT len FROM audit_tail WHERE id = 1", params![])? {
+        match self.row(
+            "reading the audit length",
+            "SELECT len FROM audit_tail WHERE id = 1",
+            params![],
+        )? {
             Some(r) => id(r.try_get("len").map_err(column)?),
             None => Ok(0),
         }
