@@ -516,6 +516,10 @@ fn lock_open_batch_and_audit_tail_wait_for_the_first_writer() {
     use std::time::Duration;
     let url = database();
     let a = pg(&url);
+    // The client's row exists already (batch NULL): the wait below is the row lock's.
+    let mut first = a.begin_write().unwrap();
+    assert_eq!(first.lock_open_batch("fresh").unwrap(), None);
+    first.commit().unwrap();
     let mut txn = a.begin_write().unwrap();
     assert_eq!(txn.lock_open_batch("fresh").unwrap(), None);
     assert_eq!(txn.audit_tail().unwrap(), (0, [0; 32]));
