@@ -87,10 +87,13 @@ CREATE TABLE batches (
 -- batches(status), oldest first.
 CREATE INDEX batches_status ON batches (status, id);
 
--- The batch a billing client pulled and has not acked (open_batch(client)).
+-- The batch a billing client pulled and has not acked (open_batch(client)). A client's row
+-- stays once made, with batch_id NULL while it has no open batch: lock_open_batch makes it
+-- (ON CONFLICT DO NOTHING) and locks it (FOR UPDATE), so there is always a row to queue on and
+-- two instances never open two batches for one client.
 CREATE TABLE open_batches (
     client    text PRIMARY KEY,
-    batch_id  bigint NOT NULL REFERENCES batches (id)
+    batch_id  bigint REFERENCES batches (id)
 );
 
 -- What a batch carried when created (BatchContents: lines and corrections), frozen so that
@@ -282,6 +285,16 @@ CREATE TABLE audit (
     prev_hash   bytea NOT NULL CHECK (length(prev_hash) = 32),
     hash        bytea NOT NULL CHECK (length(hash) = 32)
 );
+-- The chain's recorded length and the hash of its last entry (zeros when empty): one row,
+-- updated by each append. audit_tail() locks it (FOR UPDATE) until commit, which serialises
+-- appends from several instances.
+CREATE TABLE audit_tail (
+    id    smallint PRIMARY KEY CHECK (id = 1),
+    len   bigint NOT NULL CHECK (len >= 0),
+    hash  bytea NOT NULL CHECK (length(hash) = 32)
+);
+INSERT INTO audit_tail (id, len, hash) VALUES (1, 0, decode(repeat('00', 32), 'hex'));
+
 -- read_audit(read), meter_audit(meter), oldest first.
 CREATE INDEX audit_by_read ON audit (read_id, seq);
 CREATE INDEX audit_by_meter ON audit (meter_id, seq);
