@@ -213,7 +213,8 @@ CREATE TABLE interval_reads (
     PRIMARY KEY (meter_id, end_at)
 ) PARTITION BY RANGE (end_at);
 
--- The last tamper counters seen from a radio endpoint.
+-- The last tamper counters seen from a radio endpoint (counters: the u64 bit field's bits as
+-- a bigint, so a set top bit reads back negative in psql).
 CREATE TABLE tamper_state (
     endpoint  text PRIMARY KEY,
     read_at   timestamptz NOT NULL,
