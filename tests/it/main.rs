@@ -33,5 +33,6 @@ mod store;
 mod store_backup;
 mod store_damage;
 mod store_pg;
+mod store_pg_diff_gateways;
 mod store_pg_failover;
 mod store_pg_instances;

@@ -89,7 +89,11 @@ impl GatewayQueries for PgTxn<'_> {
     }
 
     fn count_interval_reads(&self) -> Result<u64> {
-        let row = self.row("counting interval reads", "SELECT count(*) FROM interval_reads", params![])?;
+        let row = self.row(
+            "counting interval reads",
+            "SELECT count(*) FROM interval_reads",
+            params![],
+        )?;
         match row {
             Some(r) => count(r.try_get(0).map_err(column)?),
             None => Ok(0),
@@ -226,6 +230,10 @@ impl GatewayWrites for PgTxn<'_> {
 
     fn remove_outbox(&mut self, id: u64) -> Result<bool> {
         let Ok(id) = big(id) else { return Ok(false) };
-        Ok(self.exec("removing from the outbox", "DELETE FROM outbox WHERE id = $1", params![id])? == 1)
+        Ok(self.exec(
+            "removing from the outbox",
+            "DELETE FROM outbox WHERE id = $1",
+            params![id],
+        )? == 1)
     }
 }

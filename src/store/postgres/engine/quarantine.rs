@@ -257,9 +257,9 @@ impl PgTxn<'_> {
             "WITH stop AS ( \
                SELECT id FROM ( \
                  SELECT id, received_at, $1::bigint - COALESCE(SUM(stored_bytes) OVER \
-                   (ORDER BY id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS left_before \
+                   (ORDER BY id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)::bigint AS left_before \
                  FROM quarantine) q \
-               WHERE left_before <= $2 AND NOT COALESCE(received_at < $3, false) \
+               WHERE left_before <= $2::bigint AND NOT COALESCE(received_at < $3::timestamptz, false) \
                ORDER BY id LIMIT 1) \
              DELETE FROM quarantine \
              WHERE NOT EXISTS (SELECT 1 FROM stop) OR id < (SELECT id FROM stop) \

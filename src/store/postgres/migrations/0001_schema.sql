@@ -149,7 +149,9 @@ CREATE TABLE quarantine (
     received_at         timestamptz NOT NULL,
     size                bigint NOT NULL,
     sha256              bytea NOT NULL CHECK (length(sha256) = 32),
-    -- Stored bytes of the entry, counted in quarantine_usage.
+    -- Stored bytes of the entry: the length of its postcard encoding (StoredQuarantine with its
+    -- resolution), what the embedded store counts, so the size limit means the same on both;
+    -- recomputed when the entry is resolved, summed in quarantine_usage.
     stored_bytes        bigint NOT NULL,
     resolved_at         timestamptz,
     resolved_by         text,
@@ -162,7 +164,8 @@ CREATE TABLE quarantine (
 -- purge_quarantine_before, the age limit of the retention.
 CREATE INDEX quarantine_received ON quarantine (received_at, id);
 
--- Entries the retention limit or a purge removed, per source and reason class.
+-- Unresolved entries the retention limit or a purge removed, per source and reason class
+-- (StoredQuarantine::summary_key); bytes: their payloads' original sizes.
 CREATE TABLE quarantine_summary (
     source_class  text NOT NULL,
     reason_class  text NOT NULL,
@@ -174,7 +177,8 @@ CREATE TABLE quarantine_summary (
 );
 
 -- Entries and stored bytes in the quarantine now: one row kept as entries come and go, so
--- quarantine_usage and the size limit need no scan.
+-- quarantine_usage and the size limit need no scan. Every quarantine writer locks this row
+-- first (UPDATE), so instances adding, resolving and trimming at once keep it true.
 CREATE TABLE quarantine_usage (
     id       smallint PRIMARY KEY CHECK (id = 1),
     entries  bigint NOT NULL,
