@@ -34,5 +34,6 @@ mod store_backup;
 mod store_damage;
 mod store_pg;
 mod store_pg_diff_billing;
+mod store_pg_diff_gateways;
 mod store_pg_failover;
 mod store_pg_instances;

@@ -152,7 +152,9 @@ CREATE TABLE quarantine (
     received_at         timestamptz NOT NULL,
     size                bigint NOT NULL,
     sha256              bytea NOT NULL CHECK (length(sha256) = 32),
-    -- Stored bytes of the entry, counted in quarantine_usage.
+    -- Stored bytes of the entry: the length of its postcard encoding (StoredQuarantine with its
+    -- resolution), what the embedded store counts, so the size limit means the same on both;
+    -- recomputed when the entry is resolved, summed in quarantine_usage.
     stored_bytes        bigint NOT NULL,
     resolved_at         timestamptz,
     resolved_by         text,
@@ -165,7 +167,8 @@ CREATE TABLE quarantine (
 -- purge_quarantine_before, the age limit of the retention.
 CREATE INDEX quarantine_received ON quarantine (received_at, id);
 
--- Entries the retention limit or a purge removed, per source and reason class.
+-- Unresolved entries the retention limit or a purge removed, per source and reason class
+-- (StoredQuarantine::summary_key); bytes: their payloads' original sizes.
 CREATE TABLE quarantine_summary (
     source_class  text NOT NULL,
     reason_class  text NOT NULL,
@@ -177,7 +180,8 @@ CREATE TABLE quarantine_summary (
 );
 
 -- Entries and stored bytes in the quarantine now: one row kept as entries come and go, so
--- quarantine_usage and the size limit need no scan.
+-- quarantine_usage and the size limit need no scan. Every quarantine writer locks this row
+-- first (UPDATE), so instances adding, resolving and trimming at once keep it true.
 CREATE TABLE quarantine_usage (
     id       smallint PRIMARY KEY CHECK (id = 1),
     entries  bigint NOT NULL,
@@ -216,7 +220,8 @@ CREATE TABLE interval_reads (
     PRIMARY KEY (meter_id, end_at)
 ) PARTITION BY RANGE (end_at);
 
--- The last tamper counters seen from a radio endpoint.
+-- The last tamper counters seen from a radio endpoint (counters: the u64 bit field's bits as
+-- a bigint, so a set top bit reads back negative in psql).
 CREATE TABLE tamper_state (
     endpoint  text PRIMARY KEY,
     read_at   timestamptz NOT NULL,
