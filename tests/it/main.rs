@@ -35,3 +35,4 @@ mod store_damage;
 mod store_pg;
 mod store_pg_failover;
 mod store_pg_instances;
+mod store_redb;
