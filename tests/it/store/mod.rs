@@ -142,11 +142,9 @@ impl Engine for PgEngine {
 // A new engine: a function returning its `Engine` (a fresh, empty store per call), and one
 // line in the invocation below: `name: constructor();`.
 
-/// One `#[test]` per case per engine, in a module named after the engine.
+/// One `#[test]` per case per engine, in a module named after the engine
+/// (`store::redb::reads_survive_reopen_with_stable_ids_and_indexes`).
 macro_rules! battery {
-    ($($engine:ident: $make:expr;)+ cases: $cases:tt) => {
-        $( battery!(@engine $engine, $make, $cases); )+
-    };
     (@engine $engine:ident, $make:expr, [$($area:ident::$case:ident),* $(,)?]) => {
         mod $engine {
             #[allow(unused_imports)]
@@ -155,16 +153,18 @@ macro_rules! battery {
                 #[test]
                 fn $case() {
                     let e = $make;
+                    eprintln!("store battery on {}", e.name());
                     super::$area::$case(&e);
                 }
             )*
         }
     };
+    (cases: $cases:tt; $($engine:ident: $make:expr;)+) => {
+        $( battery!(@engine $engine, $make, $cases); )+
+    };
 }
 
 battery! {
-    redb: redb_engine();
-    // pg: pg_engine();   <- the PostgreSQL engine: this one line (see `pg_engine` above).
     cases: [
         meters::meters_are_stored_replaced_and_listed_by_id,
         meters::many_meters_match_one_lookup_each,
@@ -211,7 +211,9 @@ battery! {
         pipeline::reimporting_stores_nothing_twice_and_vee_flags_jumps,
         pipeline::batches_respect_max_and_never_share_a_read,
         pipeline::pull_and_ack_bill_each_read_once,
-    ]
+    ];
+    redb: redb_engine();
+    // pg: pg_engine();   <- the PostgreSQL engine: this one line (see `pg_engine` above).
 }
 
 // ---- shared helpers ----

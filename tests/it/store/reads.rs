@@ -62,7 +62,7 @@ pub fn read_ids_increase_and_are_never_reused_across_reopen(e: &dyn Engine) {
         ],
     );
     assert!(first[0] < first[1], "{first:?}");
-    // A dropped transaction's ids are not handed out again either way: later ids are higher.
+    // A dropped transaction: its id may come again or not, but never below a committed one.
     {
         let mut txn = s.begin_write().unwrap();
         txn.insert_read(&stored("M1", "2025-01-03T00:00:00Z", 3, ReadStatus::Validated))

@@ -71,7 +71,7 @@ pub fn the_audit_chain_links_and_verifies(e: &dyn Engine) {
     let scan: Vec<_> = txn.audit_scan().unwrap().into_iter().map(|(_, v)| v.unwrap()).collect();
     assert_eq!(scan, [e1, e2, e3]);
     drop(txn);
-    let report = meterd::review::audit::verify(&*s).unwrap();
+    let report = meterd::review::verify(&*s).unwrap();
     assert!(report.ok(), "{:?}", report.problems);
     assert_eq!((report.recorded, report.found), (3, 3));
 }
