@@ -77,4 +77,3 @@ fn open_waiting_waits_for_a_store_another_holder_releases() {
     meterd::store::open_waiting(dir.path(), std::time::Duration::from_secs(5)).unwrap();
     release.join().unwrap();
 }
-

@@ -37,11 +37,18 @@ pub fn route_assignments_and_loads(e: &dyn Engine) {
     let txn = s.begin_read().unwrap();
     assert_eq!(
         txn.route_assignments().unwrap(),
-        [("R1".to_owned(), "HH-9".to_owned()), ("R2".to_owned(), "HH-2".to_owned())]
+        [
+            ("R1".to_owned(), "HH-9".to_owned()),
+            ("R2".to_owned(), "HH-2".to_owned())
+        ]
     );
     assert_eq!(
         txn.route_loads().unwrap(),
-        [load("R1", "2025-01-01T00:00:00Z"), cleared, load("R2", "2025-01-01T00:00:00Z")],
+        [
+            load("R1", "2025-01-01T00:00:00Z"),
+            cleared,
+            load("R2", "2025-01-01T00:00:00Z")
+        ],
         "by route then load time, replaced by key, removed"
     );
 }
@@ -72,7 +79,11 @@ pub fn watermarks_and_skips(e: &dyn Engine) {
     let txn = s.begin_read().unwrap();
     assert_eq!(txn.cradle_watermark("HH-1").unwrap(), Some(40));
     assert_eq!(txn.cradle_watermark("HH-2").unwrap(), Some(7));
-    assert_eq!(txn.route_skips("R1").unwrap(), [skip("M1", 6), skip("M2", 5)], "by meter, once");
+    assert_eq!(
+        txn.route_skips("R1").unwrap(),
+        [skip("M1", 6), skip("M2", 5)],
+        "by meter, once"
+    );
     assert_eq!(txn.route_skips("R2").unwrap(), [other]);
     assert!(txn.route_skips("R9").unwrap().is_empty());
 }

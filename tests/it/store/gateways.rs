@@ -78,12 +78,17 @@ pub fn interval_reads_are_end_exclusive_per_meter(e: &dyn Engine) {
         consumption,
     };
     let mut txn = s.begin_write().unwrap();
-    txn.insert_interval_read("M1", &iv("2025-01-01T01:00:00Z", 2, 20)).unwrap();
-    txn.insert_interval_read("M1", &iv("2025-01-01T00:00:00Z", 1, 10)).unwrap();
-    txn.insert_interval_read("M1", &iv("2025-01-01T02:00:00Z", 3, 30)).unwrap();
-    txn.insert_interval_read("M2", &iv("2025-01-01T01:00:00Z", 9, 90)).unwrap();
+    txn.insert_interval_read("M1", &iv("2025-01-01T01:00:00Z", 2, 20))
+        .unwrap();
+    txn.insert_interval_read("M1", &iv("2025-01-01T00:00:00Z", 1, 10))
+        .unwrap();
+    txn.insert_interval_read("M1", &iv("2025-01-01T02:00:00Z", 3, 30))
+        .unwrap();
+    txn.insert_interval_read("M2", &iv("2025-01-01T01:00:00Z", 9, 90))
+        .unwrap();
     // Same end: replaced.
-    txn.insert_interval_read("M1", &iv("2025-01-01T02:00:00Z", 3, 31)).unwrap();
+    txn.insert_interval_read("M1", &iv("2025-01-01T02:00:00Z", 3, 31))
+        .unwrap();
     txn.commit().unwrap();
     let txn = s.begin_read().unwrap();
     assert_eq!(
@@ -98,10 +103,11 @@ pub fn interval_reads_are_end_exclusive_per_meter(e: &dyn Engine) {
         [iv("2025-01-01T02:00:00Z", 3, 31)]
     );
     assert_eq!(txn.count_interval_reads().unwrap(), 4);
-    assert!(txn
-        .interval_reads("M3", t("2025-01-01T00:00:00Z"), t("2025-01-02T00:00:00Z"))
-        .unwrap()
-        .is_empty());
+    assert!(
+        txn.interval_reads("M3", t("2025-01-01T00:00:00Z"), t("2025-01-02T00:00:00Z"))
+            .unwrap()
+            .is_empty()
+    );
 }
 
 pub fn tamper_state_is_replaced(e: &dyn Engine) {
@@ -109,11 +115,15 @@ pub fn tamper_state_is_replaced(e: &dyn Engine) {
     let mut txn = s.begin_write().unwrap();
     assert_eq!(txn.tamper_state("ep1").unwrap(), None);
     txn.set_tamper_state("ep1", t("2025-01-01T00:00:00Z"), 3).unwrap();
-    txn.set_tamper_state("ep1", t("2025-01-02T00:00:00Z"), u64::MAX).unwrap();
+    txn.set_tamper_state("ep1", t("2025-01-02T00:00:00Z"), u64::MAX)
+        .unwrap();
     txn.set_tamper_state("ep2", t("2025-01-03T00:00:00Z"), 0).unwrap();
     txn.commit().unwrap();
     let txn = s.begin_read().unwrap();
-    assert_eq!(txn.tamper_state("ep1").unwrap(), Some((t("2025-01-02T00:00:00Z"), u64::MAX)));
+    assert_eq!(
+        txn.tamper_state("ep1").unwrap(),
+        Some((t("2025-01-02T00:00:00Z"), u64::MAX))
+    );
     assert_eq!(txn.tamper_state("ep2").unwrap(), Some((t("2025-01-03T00:00:00Z"), 0)));
 }
 

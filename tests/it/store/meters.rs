@@ -19,7 +19,11 @@ pub fn meters_are_stored_replaced_and_listed_by_id(e: &dyn Engine) {
     let s = e.reopen();
     let txn = s.begin_read().unwrap();
     assert_eq!(
-        txn.meters().unwrap().iter().map(|m| m.meter_id.as_str()).collect::<Vec<_>>(),
+        txn.meters()
+            .unwrap()
+            .iter()
+            .map(|m| m.meter_id.as_str())
+            .collect::<Vec<_>>(),
         ["M1", "M10", "M2"],
         "by meter id, replaced not duplicated"
     );
@@ -82,7 +86,10 @@ pub fn many_meters_match_one_lookup_each(e: &dyn Engine) {
     // In the order asked, not sorted.
     let unsorted = txn.meters_by_id(&["M0299", "nope", "M0000"]).unwrap();
     assert_eq!(
-        unsorted.iter().map(|m| m.as_ref().map(|m| m.meter_id.as_str())).collect::<Vec<_>>(),
+        unsorted
+            .iter()
+            .map(|m| m.as_ref().map(|m| m.meter_id.as_str()))
+            .collect::<Vec<_>>(),
         [Some("M0299"), None, Some("M0000")]
     );
     assert_eq!(txn.meters().unwrap().len(), 300);

@@ -15,8 +15,8 @@ use jiff::Timestamp;
 use meterd::model::{
     Meter, MeterStatus, Origin, OriginKind, Quantity, Read, ReadStatus, ReadType, Service, StoredRead,
 };
-use meterd::store::prelude::*;
 use meterd::store::postgres::{PgStore, SslMode, StoreConfig};
+use meterd::store::prelude::*;
 use meterd::store::{QuarantineLimits, RedbStore};
 
 mod billing;

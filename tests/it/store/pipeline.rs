@@ -27,7 +27,11 @@ pub fn an_impossible_value_is_not_the_next_reads_previous(e: &dyn Engine) {
     let rep = accept_reads(&*s, &cfg, vec![read("M1", "2025-03-01T00:00:00Z", 1600)]).unwrap();
     assert_eq!(rep.flagged, 0, "{rep:?}");
     let r = s.begin_read().unwrap().read(rep.read_ids[0]).unwrap().unwrap();
-    assert_eq!(r.consumption, Some(q(600)), "measured from 1000, not from the overflow 13007");
+    assert_eq!(
+        r.consumption,
+        Some(q(600)),
+        "measured from 1000, not from the overflow 13007"
+    );
 }
 
 pub fn duplicates_within_one_call_and_unknown_meters(e: &dyn Engine) {
@@ -75,7 +79,10 @@ pub fn reimporting_stores_nothing_twice_and_vee_flags_jumps(e: &dyn Engine) {
     assert_eq!(txn.count_reads().unwrap(), 13);
     let flagged = txn.reads_with_status(ReadStatus::Flagged, 10).unwrap();
     assert_eq!(
-        flagged.iter().map(|r| (r.read.meter_id.as_str(), r.read.value)).collect::<Vec<_>>(),
+        flagged
+            .iter()
+            .map(|r| (r.read.meter_id.as_str(), r.read.value))
+            .collect::<Vec<_>>(),
         [("M2", q(6736))]
     );
     assert!(flagged[0].has_flag(Rule::HighUsage));
@@ -114,7 +121,9 @@ pub fn pull_and_ack_bill_each_read_once(e: &dyn Engine) {
     for m in ["M1", "M2", "M3"] {
         add_meter(&*s, &meter(m));
     }
-    let reads = ["M1", "M2", "M3"].map(|m| read(m, "2025-01-01T00:00:00Z", 1000)).to_vec();
+    let reads = ["M1", "M2", "M3"]
+        .map(|m| read(m, "2025-01-01T00:00:00Z", 1000))
+        .to_vec();
     let imported = accept_reads(&*s, &VeeConfig::default(), reads).unwrap().read_ids;
     let now = t("2025-06-01T00:00:00Z");
     let doc = billing::pull(&*s, "cis", 10, now).unwrap().unwrap();

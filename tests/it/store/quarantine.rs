@@ -96,7 +96,12 @@ pub fn the_byte_limit_removes_the_oldest_and_summarises_them(e: &dyn Engine) {
     let summary = txn.quarantine_summary().unwrap();
     assert_eq!(summary.len(), 1, "{summary:?}");
     assert_eq!(
-        (summary[0].source.as_str(), summary[0].count, summary[0].oldest, summary[0].newest),
+        (
+            summary[0].source.as_str(),
+            summary[0].count,
+            summary[0].oldest,
+            summary[0].newest
+        ),
         ("meters/gw1", 1, t("2025-01-01T00:00:00Z"), t("2025-01-01T00:00:00Z"))
     );
 }
@@ -140,7 +145,11 @@ pub fn the_age_limit_and_purge(e: &dyn Engine) {
     txn.commit().unwrap();
     let txn = s.begin_read().unwrap();
     assert_eq!(
-        txn.quarantined().unwrap().iter().map(|(_, q)| q.source.as_str()).collect::<Vec<_>>(),
+        txn.quarantined()
+            .unwrap()
+            .iter()
+            .map(|(_, q)| q.source.as_str())
+            .collect::<Vec<_>>(),
         ["meters/gw2"]
     );
     assert_eq!(txn.quarantine_usage().unwrap().entries, 1);

@@ -89,13 +89,13 @@ pub fn missing_reads_are_none_and_replacing_one_is_not_found(e: &dyn Engine) {
     assert_eq!(txn.read(ids[0] + 1000).unwrap(), None);
     let mut ghost = txn.read(ids[0]).unwrap().unwrap();
     ghost.id += 1000;
-    assert!(matches!(
-        txn.replace_reads(&[ghost]),
-        Err(StoreError::NotFound { .. })
-    ));
+    assert!(matches!(txn.replace_reads(&[ghost]), Err(StoreError::NotFound { .. })));
     drop(txn);
     let txn = s.begin_read().unwrap();
-    assert_eq!(txn.meter_reads("nobody", Timestamp::MIN, Timestamp::MAX).unwrap(), vec![]);
+    assert_eq!(
+        txn.meter_reads("nobody", Timestamp::MIN, Timestamp::MAX).unwrap(),
+        vec![]
+    );
     assert_eq!(
         txn.meter_histories(&[HistoryQuery {
             meter_id: "nobody",
@@ -156,7 +156,10 @@ pub fn meter_reads_before_is_newest_first_and_limited(e: &dyn Engine) {
         [q(3), q(2)],
         "strictly before, newest first, at most the limit"
     );
-    assert_eq!(txn.meter_reads_before("M1", t("2025-01-01T00:00:00Z"), 10).unwrap(), vec![]);
+    assert_eq!(
+        txn.meter_reads_before("M1", t("2025-01-01T00:00:00Z"), 10).unwrap(),
+        vec![]
+    );
     assert_eq!(txn.meter_reads_before("M1", Timestamp::MAX, 0).unwrap(), vec![]);
     assert_eq!(txn.meter_reads_before("M1", Timestamp::MAX, 10).unwrap().len(), 5);
 }
@@ -205,7 +208,12 @@ pub fn counts_by_status_follow_updates(e: &dyn Engine) {
 pub fn update_read_moves_it_between_status_and_history_indexes(e: &dyn Engine) {
     let s = e.store();
     add_meter(&*s, &meter("M1"));
-    accept_reads(&*s, &VeeConfig::default(), vec![read("M1", "2025-01-01T00:00:00Z", 1000)]).unwrap();
+    accept_reads(
+        &*s,
+        &VeeConfig::default(),
+        vec![read("M1", "2025-01-01T00:00:00Z", 1000)],
+    )
+    .unwrap();
     let mut txn = s.begin_write().unwrap();
     let mut r = txn.reads_with_status(ReadStatus::Validated, 1).unwrap().remove(0);
     r.status = ReadStatus::Rejected;
@@ -218,10 +226,20 @@ pub fn update_read_moves_it_between_status_and_history_indexes(e: &dyn Engine) {
     assert_eq!(h[0][0].status, ReadStatus::Rejected);
     // A rejected read is not the previous read of the next one: no consumption against it.
     drop(txn);
-    let rep = accept_reads(&*s, &VeeConfig::default(), vec![read("M1", "2025-02-01T00:00:00Z", 900)]).unwrap();
+    let rep = accept_reads(
+        &*s,
+        &VeeConfig::default(),
+        vec![read("M1", "2025-02-01T00:00:00Z", 900)],
+    )
+    .unwrap();
     assert_eq!(rep.flagged, 0);
     assert_eq!(
-        s.begin_read().unwrap().read(rep.read_ids[0]).unwrap().unwrap().consumption,
+        s.begin_read()
+            .unwrap()
+            .read(rep.read_ids[0])
+            .unwrap()
+            .unwrap()
+            .consumption,
         None
     );
 }
@@ -281,10 +299,7 @@ pub fn a_write_transaction_sees_its_own_writes(e: &dyn Engine) {
     assert!(txn.meter("M1").unwrap().is_some());
     assert_eq!(txn.read(id).unwrap().unwrap().read.value, q(5));
     assert_eq!(txn.reads_with_status(ReadStatus::Flagged, 10).unwrap().len(), 1);
-    assert_eq!(
-        txn.meter_reads("M1", Timestamp::MIN, Timestamp::MAX).unwrap().len(),
-        1
-    );
+    assert_eq!(txn.meter_reads("M1", Timestamp::MIN, Timestamp::MAX).unwrap().len(), 1);
     let mut r = txn.read(id).unwrap().unwrap();
     r.status = ReadStatus::Accepted;
     txn.update_read(&r, t("2025-06-01T00:00:00Z")).unwrap();

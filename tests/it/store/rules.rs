@@ -123,7 +123,12 @@ pub fn a_changed_billed_read_opens_one_change_at_the_callers_time(e: &dyn Engine
 pub fn a_billed_read_change_stays_after_its_correction_went_out(e: &dyn Engine) {
     let s = e.store();
     add_meter(&*s, &meter("M1"));
-    accept_reads(&*s, &VeeConfig::default(), vec![read("M1", "2025-01-01T00:00:00Z", 1000)]).unwrap();
+    accept_reads(
+        &*s,
+        &VeeConfig::default(),
+        vec![read("M1", "2025-01-01T00:00:00Z", 1000)],
+    )
+    .unwrap();
     let now = t("2025-06-01T00:00:00Z");
     let b1 = billing::next_batch(&*s, "cis", 10, now).unwrap().unwrap();
     billing::ack_batch(&*s, b1.batch.id, now).unwrap();
@@ -210,14 +215,26 @@ pub fn the_interval_window_is_60_seconds_inclusive(e: &dyn Engine) {
     };
     let mut txn = s.begin_write().unwrap();
     assert!(txn.put_interval_read("M1", &at(0)).unwrap());
-    assert!(!txn.put_interval_read("M1", &at(60)).unwrap(), "60 s later: the same interval");
-    assert!(!txn.put_interval_read("M1", &at(-60)).unwrap(), "60 s earlier: the same");
+    assert!(
+        !txn.put_interval_read("M1", &at(60)).unwrap(),
+        "60 s later: the same interval"
+    );
+    assert!(
+        !txn.put_interval_read("M1", &at(-60)).unwrap(),
+        "60 s earlier: the same"
+    );
     assert!(txn.put_interval_read("M2", &at(0)).unwrap(), "another meter");
     txn.commit().unwrap();
     let mut txn = s.begin_write().unwrap();
-    assert!(txn.put_interval_read("M1", &at(61)).unwrap(), "61 s later: another interval");
+    assert!(
+        txn.put_interval_read("M1", &at(61)).unwrap(),
+        "61 s later: another interval"
+    );
     assert!(txn.put_interval_read("M1", &at(-61)).unwrap(), "61 s earlier: another");
-    assert!(!txn.put_interval_read("M1", &at(121)).unwrap(), "60 s after the one at 61");
+    assert!(
+        !txn.put_interval_read("M1", &at(121)).unwrap(),
+        "60 s after the one at 61"
+    );
     assert!(!txn.put_interval_read("M1", &at(30)).unwrap());
     txn.commit().unwrap();
     let txn = s.begin_read().unwrap();
@@ -281,7 +298,9 @@ pub fn billing_state_moves_reads_in_bulk_and_refuses_a_stale_copy(e: &dyn Engine
     for m in ["M1", "M2", "M3"] {
         add_meter(&*s, &meter(m));
     }
-    let reads = ["M1", "M2", "M3"].map(|m| read(m, "2025-01-01T00:00:00Z", 1000)).to_vec();
+    let reads = ["M1", "M2", "M3"]
+        .map(|m| read(m, "2025-01-01T00:00:00Z", 1000))
+        .to_vec();
     accept_reads(&*s, &VeeConfig::default(), reads).unwrap();
     let mut held = s
         .begin_read()
@@ -320,7 +339,9 @@ pub fn billing_state_moves_reads_in_bulk_and_refuses_a_stale_copy(e: &dyn Engine
     let mut fresh: Vec<_> = held.iter().map(|r| txn.read(r.id).unwrap().unwrap()).collect();
     txn.set_billing_state(&mut fresh, ReadStatus::Batched, 7).unwrap();
     assert!(
-        fresh.iter().all(|r| (r.status, r.batch) == (ReadStatus::Batched, Some(7))),
+        fresh
+            .iter()
+            .all(|r| (r.status, r.batch) == (ReadStatus::Batched, Some(7))),
         "the caller's copies move too"
     );
     txn.commit().unwrap();
