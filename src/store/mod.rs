@@ -8,6 +8,22 @@
 //! - A [`WriteTxn`] is all-or-nothing; [`WriteTxn::commit`] returns only once the transaction
 //!   is durable (fsync'd). Nothing is acknowledged upstream before that.
 //! - Read ids ([`ReadId`]) are stable and never reused.
+//! - Every id the store hands out (reads, batches, outbox entries, quarantine entries, service
+//!   orders) is higher than any committed before, also after a reopen. Ids need not be dense
+//!   (a server engine's sequence skips what a dropped transaction took), and one handed out
+//!   only in a dropped transaction may come again (nothing kept it).
+//! - A [`ReadTxn`] is a snapshot: it sees everything committed before it began and nothing
+//!   committed after (redb: its MVCC snapshot; PostgreSQL: REPEATABLE READ READ ONLY).
+//! - A [`WriteTxn`] sees its own writes in every query. Whether it sees what other writers
+//!   commit while it runs is the engine's (redb has one writer; PostgreSQL runs READ
+//!   COMMITTED): what a rule depends on is locked (`lock_meters`, `lock_open_batch`,
+//!   `audit_tail`) or checked at write (a stale copy is a [`StoreError::Conflict`]).
+//! - Dropping a [`WriteTxn`] without committing leaves nothing of it.
+//! - Time ranges `from`, `to` include `from` and exclude `to`; something not stored is `None`
+//!   or an empty list, not an error (updates of it are [`StoreError::NotFound`]); lists come
+//!   in the order each method documents.
+//!
+//! `tests/it/store/` is the conformance battery: every case runs against every engine.
 //! - History per meter in time order, reads by status (review queue, billable reads) and
 //!   "is there a read of this meter at this time" are index scans, not table scans.
 //! - The schema version is recorded; a store of an older version is migrated when opened (in
