@@ -8,6 +8,12 @@ use std::time::Duration;
 
 use super::{DEFAULT_CACHE_BYTES, QuarantineLimits, Result, Store};
 
+/// What `store backup` and `store restore` answer for a server store: the database's own
+/// tools copy it consistently while instances keep writing.
+pub const SERVER_BACKUP: &str = "the store is a PostgreSQL database ([store] url): back it up with pg_dump (or \
+     the standby's base backups) and restore with pg_restore, as docs/operating.md \"Backups\" describes; \
+     `meterd store backup` and `store restore` copy the embedded store file only";
+
 /// Which store to open.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreTarget {
