@@ -37,7 +37,7 @@ pub use redb_engine::{
     DEFAULT_CACHE_BYTES, RedbStore, STORE_FILE, open_waiting, open_waiting_read_only, open_waiting_with_cache,
 };
 pub use open::{StoreTarget, open};
-pub use retry::{INGEST_DEADLINE, INTERACTIVE_DEADLINE, Retryable, write, write_within};
+pub use retry::{Finish, INGEST_DEADLINE, INTERACTIVE_DEADLINE, Retryable, write, write_or_undo, write_within};
 pub use rules::Rules;
 pub use server::postgres_open;
 

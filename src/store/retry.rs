@@ -68,6 +68,26 @@ pub fn write_within<T, E>(
 where
     E: From<StoreError> + Retryable + std::fmt::Display,
 {
+    write_or_undo(store, deadline, |txn| body(txn).map(Finish::Commit))
+}
+
+/// How a body of [`write_or_undo`] ends its transaction.
+pub enum Finish<T> {
+    /// Commit, then return the value.
+    Commit(T),
+    /// Roll everything back, then return the value (the body found nothing worth keeping).
+    Undo(T),
+}
+
+/// [`write_within`] for a body that may decide to keep nothing ([`Finish::Undo`]).
+pub fn write_or_undo<T, E>(
+    store: &dyn Store,
+    deadline: Duration,
+    mut body: impl FnMut(&mut dyn WriteTxn) -> Result<Finish<T>, E>,
+) -> Result<T, E>
+where
+    E: From<StoreError> + Retryable + std::fmt::Display,
+{
     let started = Instant::now();
     let mut pause = FIRST_PAUSE;
     let mut attempt: u32 = 1;
@@ -107,14 +127,22 @@ where
     }
 }
 
-fn attempt_once<T, E>(store: &dyn Store, body: &mut impl FnMut(&mut dyn WriteTxn) -> Result<T, E>) -> Result<T, E>
+fn attempt_once<T, E>(
+    store: &dyn Store,
+    body: &mut impl FnMut(&mut dyn WriteTxn) -> Result<Finish<T>, E>,
+) -> Result<T, E>
 where
     E: From<StoreError>,
 {
     let mut txn = store.begin_write()?;
-    let v = body(txn.as_mut())?;
-    txn.commit()?;
-    Ok(v)
+    match body(txn.as_mut())? {
+        Finish::Commit(v) => {
+            txn.commit()?;
+            Ok(v)
+        }
+        // Dropping a write transaction rolls it back.
+        Finish::Undo(v) => Ok(v),
+    }
 }
 
 #[cfg(test)]
