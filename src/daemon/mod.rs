@@ -242,7 +242,9 @@ async fn quarantine_retention(store: &Arc<dyn Store>, config: &Config) -> anyhow
     let store = Arc::clone(store);
     let removed = tokio::task::spawn_blocking(move || -> crate::store::Result<u64> {
         // Enforcing writes nothing when nothing is over a limit; the commit is then cheap.
-        crate::store::write(store.as_ref(), |txn| txn.enforce_quarantine_retention(jiff::Timestamp::now()))
+        crate::store::write(store.as_ref(), |txn| {
+            txn.enforce_quarantine_retention(jiff::Timestamp::now())
+        })
     })
     .await?
     .context("applying the [quarantine] retention")?;

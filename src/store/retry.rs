@@ -46,6 +46,24 @@ impl Retryable for anyhow::Error {
     }
 }
 
+impl Retryable for crate::review::ReviewError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, crate::review::ReviewError::Store(e) if e.is_retryable())
+    }
+}
+
+impl Retryable for crate::billing::tokens::TokenError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, crate::billing::tokens::TokenError::Store(e) if e.is_retryable())
+    }
+}
+
+impl Retryable for crate::ingest::files::ImportError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, crate::ingest::files::ImportError::Store(e) if e.is_retryable())
+    }
+}
+
 /// [`write_within`] with the [`INGEST_DEADLINE`].
 pub fn write<T, E>(store: &dyn Store, body: impl FnMut(&mut dyn WriteTxn) -> Result<T, E>) -> Result<T, E>
 where
@@ -151,9 +169,9 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use super::*;
-        use crate::store::guard::CommitHook;
+    use crate::store::guard::CommitHook;
     use crate::store::prelude::*;
-    use crate::store::{CheckReport, QuarantineLimits, RedbStore, ReadTxn};
+    use crate::store::{CheckReport, QuarantineLimits, ReadTxn, RedbStore};
 
     /// A real redb store whose next `fail_commits` commits fail with `fault` instead of
     /// committing (the transaction is rolled back, as a server engine's abort leaves it).
@@ -227,7 +245,10 @@ mod tests {
         let out: Result<u32, StoreError> = write_within(&store, Duration::from_secs(10), |txn| {
             runs += 1;
             // A fresh transaction every time: nothing of the failed attempts is there.
-            assert!(txn.route_assignments()?.is_empty(), "attempt {runs} sees a failed attempt's write");
+            assert!(
+                txn.route_assignments()?.is_empty(),
+                "attempt {runs} sees a failed attempt's write"
+            );
             assign(txn)?;
             Ok(runs)
         });
@@ -308,7 +329,10 @@ mod tests {
             assign(txn)
         })
         .unwrap_err();
-        assert!(matches!(e, StoreError::Retry(ref m) if m == "still failing over"), "{e}");
+        assert!(
+            matches!(e, StoreError::Retry(ref m) if m == "still failing over"),
+            "{e}"
+        );
         assert!(runs >= 3, "retried before giving up ({runs} runs)");
         assert!(started.elapsed() <= Duration::from_millis(300) + Duration::from_millis(200));
         assert_eq!(assigned(&store), 0);
