@@ -170,7 +170,6 @@ mod tests {
 
     use super::*;
     use crate::store::guard::CommitHook;
-    use crate::store::prelude::*;
     use crate::store::{CheckReport, QuarantineLimits, ReadTxn, RedbStore};
 
     /// A real redb store whose next `fail_commits` commits fail with `fault` instead of
