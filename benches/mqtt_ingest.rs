@@ -37,7 +37,7 @@ fn bench(c: &mut Criterion) {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(RedbStore::open_dir(dir.path()).unwrap());
+    let store: Arc<dyn meterd::store::Store> = Arc::new(RedbStore::open_dir(dir.path()).unwrap());
     let cfg = Arc::new(MqttConfig {
         broker: broker.url(),
         client_id: "bench-meterd".into(),

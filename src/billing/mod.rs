@@ -68,87 +68,86 @@ pub fn next_batch(store: &dyn Store, client: &str, max: usize, now: Timestamp) -
 /// Committed before it returns. `None` when there is nothing to bill.
 pub fn pull(store: &dyn Store, client: &str, max: usize, now: Timestamp) -> Result<Option<BatchDoc>> {
     let now = to_store_precision(now);
-    let mut txn = store.begin_write()?;
-    if let Some(batch) = txn.open_batch(client)? {
-        let contents = contents_of(txn.as_ref(), &batch)?;
-        return Ok(Some(BatchDoc { batch, contents }));
-    }
-    let max = max.max(1);
-    // Billable reads that went out before (edited after export) are corrections, not new reads.
-    let mut fresh = Vec::new();
-    let mut rebilled = Vec::new();
-    for status in ReadStatus::BILLABLE {
-        if fresh.len() >= max {
-            break;
+    crate::store::write_within(store, crate::store::INTERACTIVE_DEADLINE, |txn| {
+        if let Some(batch) = txn.open_batch(client)? {
+            let contents = contents_of(&*txn, &batch)?;
+            return Ok(Some(BatchDoc { batch, contents }));
         }
-        // Some room for billed-then-edited reads, which the scan meets but does not take.
-        for r in txn.reads_with_status(status, (max - fresh.len()).saturating_add(REBILLED_SLACK))? {
-            if r.batch.is_some() {
-                rebilled.push(r.id);
-            } else if fresh.len() < max {
-                fresh.push(r);
+        let max = max.max(1);
+        // Billable reads that went out before (edited after export) are corrections, not new reads.
+        let mut fresh = Vec::new();
+        let mut rebilled = Vec::new();
+        for status in ReadStatus::BILLABLE {
+            if fresh.len() >= max {
+                break;
+            }
+            // Some room for billed-then-edited reads, which the scan meets but does not take.
+            for r in txn.reads_with_status(status, (max - fresh.len()).saturating_add(REBILLED_SLACK))? {
+                if r.batch.is_some() {
+                    rebilled.push(r.id);
+                } else if fresh.len() < max {
+                    fresh.push(r);
+                }
             }
         }
-    }
-    let mut changed: BTreeMap<u64, Option<BilledReadChange>> = txn
-        .billed_read_changes()?
-        .into_iter()
-        .filter(|c| c.correction_due)
-        .map(|c| (c.read_id, Some(c)))
-        .collect();
-    for id in rebilled {
-        changed.entry(id).or_insert(None);
-    }
-    let (corrections, mut touched) = corrections_due(txn.as_mut(), client, changed, now)?;
-    if fresh.is_empty() && corrections.is_empty() {
-        // Statuses restored on reads whose change turned out not to matter.
-        txn.commit()?;
-        return Ok(None);
-    }
-    fresh.sort_by_key(|r| r.id);
-    let mut read_ids: Vec<u64> = fresh.iter().map(|r| r.id).collect();
-    read_ids.extend(
-        corrections
-            .iter()
-            .filter(|c| c.new_value.is_some())
-            .map(|c| c.line.read_id),
-    );
-    let batch = txn.create_batch(client, read_ids, now)?;
-    let meters = meters_of(txn.as_ref(), &fresh)?;
-    // What billing has of a fresh read is the read itself until it changes (the change note
-    // captures it then); only corrections need a record of what was billed.
-    let mut billed = Vec::with_capacity(corrections.len());
-    let mut lines = Vec::with_capacity(fresh.len());
-    for r in &fresh {
-        lines.push(line_of(
-            r,
-            meters.get(r.read.meter_id.as_str()).and_then(Option::as_ref),
-        ));
-    }
-    txn.set_billing_state(&mut fresh, ReadStatus::Batched, batch.id)?;
-    for c in &corrections {
-        billed.push((
-            c.line.read_id,
-            Billed {
-                batch: batch.id,
-                value: c.new_value.unwrap_or(c.old_value),
-                read_at: c.line.read_at,
-                withdrawn: c.new_value.is_none(),
-            },
-        ));
-        settle(txn.as_mut(), c.line.read_id)?;
-    }
-    touched.retain(|r| r.status != ReadStatus::Rejected);
-    for r in &mut touched {
-        r.status = ReadStatus::Batched;
-        r.batch = Some(batch.id);
-    }
-    txn.update_reads(&touched, now)?;
-    txn.put_billed(&billed)?;
-    let contents = BatchContents { lines, corrections };
-    txn.put_batch_contents(batch.id, &contents)?;
-    txn.commit()?;
-    Ok(Some(BatchDoc { batch, contents }))
+        let mut changed: BTreeMap<u64, Option<BilledReadChange>> = txn
+            .billed_read_changes()?
+            .into_iter()
+            .filter(|c| c.correction_due)
+            .map(|c| (c.read_id, Some(c)))
+            .collect();
+        for id in rebilled {
+            changed.entry(id).or_insert(None);
+        }
+        let (corrections, mut touched) = corrections_due(txn, client, changed, now)?;
+        if fresh.is_empty() && corrections.is_empty() {
+            // Statuses restored on reads whose change turned out not to matter.
+            return Ok(None);
+        }
+        fresh.sort_by_key(|r| r.id);
+        let mut read_ids: Vec<u64> = fresh.iter().map(|r| r.id).collect();
+        read_ids.extend(
+            corrections
+                .iter()
+                .filter(|c| c.new_value.is_some())
+                .map(|c| c.line.read_id),
+        );
+        let batch = txn.create_batch(client, read_ids, now)?;
+        let meters = meters_of(&*txn, &fresh)?;
+        // What billing has of a fresh read is the read itself until it changes (the change note
+        // captures it then); only corrections need a record of what was billed.
+        let mut billed = Vec::with_capacity(corrections.len());
+        let mut lines = Vec::with_capacity(fresh.len());
+        for r in &fresh {
+            lines.push(line_of(
+                r,
+                meters.get(r.read.meter_id.as_str()).and_then(Option::as_ref),
+            ));
+        }
+        txn.set_billing_state(&mut fresh, ReadStatus::Batched, batch.id)?;
+        for c in &corrections {
+            billed.push((
+                c.line.read_id,
+                Billed {
+                    batch: batch.id,
+                    value: c.new_value.unwrap_or(c.old_value),
+                    read_at: c.line.read_at,
+                    withdrawn: c.new_value.is_none(),
+                },
+            ));
+            settle(txn, c.line.read_id)?;
+        }
+        touched.retain(|r| r.status != ReadStatus::Rejected);
+        for r in &mut touched {
+            r.status = ReadStatus::Batched;
+            r.batch = Some(batch.id);
+        }
+        txn.update_reads(&touched, now)?;
+        txn.put_billed(&billed)?;
+        let contents = BatchContents { lines, corrections };
+        txn.put_batch_contents(batch.id, &contents)?;
+        Ok(Some(BatchDoc { batch, contents }))
+    })
 }
 
 /// A batch's frozen contents. Batches created before contents were kept (an older meterd)
@@ -366,24 +365,24 @@ pub enum AckOutcome {
 /// Acknowledge a batch: billing has it. Idempotent. Unknown ids are an error.
 pub fn ack_batch(store: &dyn Store, id: BatchId, now: Timestamp) -> Result<AckOutcome> {
     let now = to_store_precision(now);
-    let mut txn = store.begin_write()?;
-    let mut batch = txn.batch(id)?.ok_or_else(|| StoreError::NotFound {
-        what: "batch",
-        id: id.to_string(),
-    })?;
-    if batch.status == BatchStatus::Acked {
-        return Ok(AckOutcome::AlreadyAcked);
-    }
-    // Reads a clerk changed while the batch was open (edited, held, rejected) keep that status:
-    // their change becomes a correction in the next batch now that billing has the original.
-    let mut reads = batch_reads(txn.as_ref(), &batch)?;
-    reads.retain(|r| r.status == ReadStatus::Batched);
-    txn.set_billing_state(&mut reads, ReadStatus::Exported, batch.id)?;
-    batch.status = BatchStatus::Acked;
-    batch.acked_at = Some(now);
-    txn.update_batch(&batch)?;
-    txn.commit()?;
-    Ok(AckOutcome::Acked {
-        reads: batch.read_ids.len(),
+    crate::store::write_within(store, crate::store::INTERACTIVE_DEADLINE, |txn| {
+        let mut batch = txn.batch(id)?.ok_or_else(|| StoreError::NotFound {
+            what: "batch",
+            id: id.to_string(),
+        })?;
+        if batch.status == BatchStatus::Acked {
+            return Ok(AckOutcome::AlreadyAcked);
+        }
+        // Reads a clerk changed while the batch was open (edited, held, rejected) keep that status:
+        // their change becomes a correction in the next batch now that billing has the original.
+        let mut reads = batch_reads(&*txn, &batch)?;
+        reads.retain(|r| r.status == ReadStatus::Batched);
+        txn.set_billing_state(&mut reads, ReadStatus::Exported, batch.id)?;
+        batch.status = BatchStatus::Acked;
+        batch.acked_at = Some(now);
+        txn.update_batch(&batch)?;
+        Ok(AckOutcome::Acked {
+            reads: batch.read_ids.len(),
+        })
     })
 }

@@ -48,22 +48,22 @@ pub fn create(store: &dyn Store, name: &str, now: Timestamp) -> Result<String, T
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let token = format!("{PREFIX}{}", hex::encode(bytes));
-    let mut txn = store.begin_write()?;
-    if txn
-        .api_tokens()?
-        .iter()
-        .any(|t| t.name == name && t.revoked_at.is_none())
-    {
-        return Err(TokenError::Exists(name.to_owned()));
-    }
-    txn.put_api_token(&ApiToken {
-        name: name.to_owned(),
-        sha256: hash(&token),
-        created_at: to_store_precision(now),
-        revoked_at: None,
-    })?;
-    txn.commit()?;
-    Ok(token)
+    crate::store::write_within(store, crate::store::INTERACTIVE_DEADLINE, |txn| {
+        if txn
+            .api_tokens()?
+            .iter()
+            .any(|t| t.name == name && t.revoked_at.is_none())
+        {
+            return Err(TokenError::Exists(name.to_owned()));
+        }
+        txn.put_api_token(&ApiToken {
+            name: name.to_owned(),
+            sha256: hash(&token),
+            created_at: to_store_precision(now),
+            revoked_at: None,
+        })?;
+        Ok(token.clone())
+    })
 }
 
 /// Every token (revoked ones too), by name.
@@ -73,16 +73,16 @@ pub fn list(store: &dyn Store) -> Result<Vec<ApiToken>, TokenError> {
 
 /// Revoke a token: requests with it get 401 from now on.
 pub fn revoke(store: &dyn Store, name: &str, now: Timestamp) -> Result<(), TokenError> {
-    let mut txn = store.begin_write()?;
-    let mut t = txn
-        .api_tokens()?
-        .into_iter()
-        .find(|t| t.name == name && t.revoked_at.is_none())
-        .ok_or_else(|| TokenError::Unknown(name.to_owned()))?;
-    t.revoked_at = Some(to_store_precision(now));
-    txn.put_api_token(&t)?;
-    txn.commit()?;
-    Ok(())
+    crate::store::write_within(store, crate::store::INTERACTIVE_DEADLINE, |txn| {
+        let mut t = txn
+            .api_tokens()?
+            .into_iter()
+            .find(|t| t.name == name && t.revoked_at.is_none())
+            .ok_or_else(|| TokenError::Unknown(name.to_owned()))?;
+        t.revoked_at = Some(to_store_precision(now));
+        txn.put_api_token(&t)?;
+        Ok(())
+    })
 }
 
 /// The client a presented token belongs to, if it is live.

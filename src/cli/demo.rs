@@ -11,7 +11,7 @@ use crate::billing::{self, AckOutcome, DEFAULT_CLIENT};
 use crate::ingest::AcceptReport;
 use crate::ingest::files;
 use crate::model::{ReadStatus, Service};
-use crate::store::{RedbStore, Store};
+use crate::store::Store;
 use crate::{demo, review};
 
 #[derive(Debug, Args)]
@@ -38,13 +38,17 @@ pub fn run(env: &Env, args: DemoArgs) -> anyhow::Result<()> {
     if store_path.exists() {
         anyhow::bail!("{} already holds a demo store; pick an empty directory", dir.display());
     }
-    let store = std::sync::Arc::new(RedbStore::open_dir(&dir.join("store"))?);
+    // The demo's store is always a fresh embedded one in its own directory.
+    let store = crate::store::open(
+        &crate::store::StoreTarget::embedded(&dir.join("store")),
+        crate::store::QuarantineLimits::default(),
+    )?;
     let (meters_file, reads_file) = demo::write_files(&dir)?;
 
     say!(
         env,
         "meterd demo: a small town in a fresh store at {}",
-        store.path().display()
+        store_path.display()
     );
     let meters = files::parse_meters_csv(&meters_file)?;
     files::store_meters(&store, &meters)?;
@@ -159,7 +163,7 @@ pub fn run(env: &Env, args: DemoArgs) -> anyhow::Result<()> {
 /// Radio meters heard by simulated gateways through a private mosquitto, ingested by the same
 /// task the daemon runs.
 #[cfg(feature = "simulate")]
-fn gateway_demo(env: &Env, store: &std::sync::Arc<RedbStore>) -> anyhow::Result<()> {
+fn gateway_demo(env: &Env, store: &std::sync::Arc<dyn Store>) -> anyhow::Result<()> {
     use crate::ingest::mqtt::{GatewayIngest, MqttConfig, client};
     use crate::model::{Meter, MeterStatus, Quantity};
     use crate::simulate::gateway::{SimOptions, Traffic};
@@ -287,7 +291,7 @@ fn gateway_demo(env: &Env, store: &std::sync::Arc<RedbStore>) -> anyhow::Result<
 /// A handheld recorder docks twice over a real pseudo-terminal pair: in the morning a route
 /// goes in, the simulated reader walks it, in the evening its reads come back through VEE.
 #[cfg(feature = "simulate")]
-fn dock_demo(env: &Env, store: &std::sync::Arc<RedbStore>) -> anyhow::Result<()> {
+fn dock_demo(env: &Env, store: &std::sync::Arc<dyn Store>) -> anyhow::Result<()> {
     use std::sync::Arc;
     use std::time::Duration;
 

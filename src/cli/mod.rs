@@ -38,7 +38,6 @@ use crate::api::files::{self, OutFile};
 use crate::api::local::{self, LocalTransfer};
 use crate::api::{Caller, Reply, Request, access, client, identity, text};
 use crate::config::Config;
-use crate::store::RedbStore;
 
 /// meterd: meter data collector for water, gas and electric utilities.
 #[derive(Debug, Parser)]
@@ -234,8 +233,8 @@ impl Env {
     }
 
     /// The store, opened (or created) here.
-    pub fn open_store(&self) -> anyhow::Result<std::sync::Arc<RedbStore>> {
-        open_store(&self.data_dir).map(std::sync::Arc::new)
+    pub fn open_store(&self) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
+        open_store(self)
     }
 
     /// The command's standard output.
@@ -267,13 +266,22 @@ impl Console for Env {
 /// review screen opens it for a moment at a time).
 const LOCKED_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-pub(crate) fn open_store(dir: &Path) -> anyhow::Result<RedbStore> {
-    crate::store::open_waiting(dir, LOCKED_WAIT).with_context(|| format!("cannot open the store in {}", dir.display()))
+/// The store this configuration names (`[store]`, or the embedded one in the data directory),
+/// waiting a moment for an embedded store another process holds.
+pub(crate) fn store_target(env: &Env) -> crate::store::StoreTarget {
+    crate::store::StoreTarget::from_config(&env.config, &env.data_dir).waiting(LOCKED_WAIT)
 }
 
-pub(crate) fn open_store_read_only(dir: &Path) -> anyhow::Result<RedbStore> {
-    crate::store::open_waiting_read_only(dir, LOCKED_WAIT)
-        .with_context(|| format!("cannot open the store in {}", dir.display()))
+pub(crate) fn open_store(env: &Env) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
+    let target = store_target(env);
+    crate::store::open(&target, env.config.quarantine.limits())
+        .with_context(|| format!("cannot open the store ({})", target.describe()))
+}
+
+pub(crate) fn open_store_read_only(env: &Env) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
+    let target = store_target(env).read_only();
+    crate::store::open(&target, env.config.quarantine.limits())
+        .with_context(|| format!("cannot open the store ({})", target.describe()))
 }
 
 /// Whether an error is the store held by another process (or not readable by this user).
@@ -442,7 +450,11 @@ fn store_command(env: &Env, cmd: api_commands::Command, on_behalf_of: Option<&st
     };
     // A stopped store is checked as a file: opening it as a store could fail on the damage
     // the check is there to name, and redb's page check needs it closed.
-    if let api_commands::Command::Store(api_commands::StoreCmd::Check { json }) = cmd {
+    // (A server store is checked through the engine, as the daemon does.)
+    if let (api_commands::Command::Store(api_commands::StoreCmd::Check { json }), false) =
+        (&cmd, store_target(env).is_server())
+    {
+        let json = *json;
         let path = env.data_dir.join(crate::store::STORE_FILE);
         let result = crate::store::check_file(&path)
             .map_err(anyhow::Error::from)
@@ -454,9 +466,9 @@ fn store_command(env: &Env, cmd: api_commands::Command, on_behalf_of: Option<&st
         };
     }
     let opened = if cmd.writes() {
-        open_store(&env.data_dir)
+        open_store(env)
     } else {
-        open_store_read_only(&env.data_dir)
+        open_store_read_only(env)
     };
     let store = match opened {
         Ok(s) => s,

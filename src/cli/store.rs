@@ -33,6 +33,9 @@ pub enum StoreCli {
 
 /// `meterd store restore SRC`.
 pub fn restore(env: &Env, src: &Path) -> anyhow::Result<()> {
+    if super::store_target(env).is_server() {
+        bail!("{}", crate::store::open::SERVER_BACKUP);
+    }
     let socket = env.socket();
     if client::daemon_answers(&socket) {
         bail!(

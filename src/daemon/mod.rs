@@ -71,7 +71,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::store::{RedbStore, Store};
+use crate::store::{Store, StoreTarget};
 use notify::Notifier;
 
 /// What every daemon component (and the control socket's requests) shares: the
@@ -82,8 +82,8 @@ pub struct Shared {
     pub config: Arc<Config>,
     /// Where the store lives.
     pub data_dir: PathBuf,
-    /// The one open store (redb allows one process; every component writes through it).
-    pub store: Arc<RedbStore>,
+    /// The one open store (either engine; every component writes through it).
+    pub store: Arc<dyn Store>,
 }
 
 /// A running part of the daemon: returns when its token is cancelled (or on a fatal error).
@@ -237,17 +237,14 @@ pub async fn run_service(config: Config, config_path: Option<PathBuf>, data_dir:
 
 /// Hands `[quarantine]` to the store (every quarantine entry added applies it) and applies it
 /// to what is stored now: a limit lowered while the daemon was down, entries aged meanwhile.
-async fn quarantine_retention(store: &Arc<RedbStore>, config: &Config) -> anyhow::Result<()> {
+async fn quarantine_retention(store: &Arc<dyn Store>, config: &Config) -> anyhow::Result<()> {
     store.set_quarantine_limits(config.quarantine.limits());
     let store = Arc::clone(store);
     let removed = tokio::task::spawn_blocking(move || -> crate::store::Result<u64> {
-        use crate::store::Store as _;
-        let mut txn = store.begin_write()?;
-        let n = txn.enforce_quarantine_retention(jiff::Timestamp::now())?;
-        if n > 0 {
-            txn.commit()?;
-        }
-        Ok(n)
+        // Enforcing writes nothing when nothing is over a limit; the commit is then cheap.
+        crate::store::write(store.as_ref(), |txn| {
+            txn.enforce_quarantine_retention(jiff::Timestamp::now())
+        })
     })
     .await?
     .context("applying the [quarantine] retention")?;
@@ -269,16 +266,19 @@ pub async fn serve(options: Options, signals: mpsc::Receiver<Signal>) -> anyhow:
         build,
     } = options;
     let store = {
-        let dir = data_dir.clone();
-        let cache = config.daemon.store_cache_bytes();
-        tokio::task::spawn_blocking(move || RedbStore::open_dir_with_cache(&dir, cache))
+        let target = StoreTarget::from_config(&config, &data_dir);
+        let limits = config.quarantine.limits();
+        let shown = target.describe();
+        let store = tokio::task::spawn_blocking(move || crate::store::open(&target, limits))
             .await?
-            .with_context(|| format!("cannot open the store in {}", data_dir.display()))?
+            .with_context(|| format!("cannot open the store ({shown})"))?;
+        tracing::info!(store = %store.describe(), "store open");
+        store
     };
     let shared = Shared {
         config: Arc::new(config),
         data_dir,
-        store: Arc::new(store),
+        store,
     };
     serve_shared(shared, config_path, build, signals).await
 }

@@ -603,21 +603,21 @@ pub struct MeterImportReport {
 
 /// Store meters (insert or update) in one durable transaction.
 pub fn store_meters(store: &dyn Store, meters: &[Meter]) -> Result<MeterImportReport, StoreError> {
-    let mut txn = store.begin_write()?;
-    let mut report = MeterImportReport::default();
-    for m in meters {
-        match txn.meter(&m.meter_id)? {
-            None => report.added += 1,
-            Some(old) if &old == m => {
-                report.unchanged += 1;
-                continue;
+    crate::store::write_within(store, crate::store::INGEST_DEADLINE, |txn| {
+        let mut report = MeterImportReport::default();
+        for m in meters {
+            match txn.meter(&m.meter_id)? {
+                None => report.added += 1,
+                Some(old) if &old == m => {
+                    report.unchanged += 1;
+                    continue;
+                }
+                Some(_) => report.updated += 1,
             }
-            Some(_) => report.updated += 1,
+            txn.put_meter(m)?;
         }
-        txn.put_meter(m)?;
-    }
-    txn.commit()?;
-    Ok(report)
+        Ok(report)
+    })
 }
 
 /// Import a reads CSV: check the whole file, then store it in chunks of `chunk` reads, each

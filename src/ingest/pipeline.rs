@@ -82,27 +82,29 @@ impl AcceptReport {
 /// Reads that arrive later than stored reads of the same meter are validated against the
 /// reads before them only; later reads are not re-validated.
 pub fn accept_reads(store: &dyn Store, config: &VeeConfig, reads: Vec<Read>) -> Result<AcceptReport> {
-    let mut txn = store.begin_write()?;
-    let report = accept_in(txn.as_mut(), config, reads, to_store_precision(Timestamp::now()))?;
-    txn.commit()?;
+    // Each attempt validates a fresh copy against the history as it is then.
+    let received_at = to_store_precision(Timestamp::now());
+    let report = crate::store::write(store, |txn| accept_in(txn, config, reads.clone(), received_at))?;
     crate::metrics::counter_add(crate::metrics::READS_INGESTED, &[], report.imported);
     Ok(report)
 }
 
-/// [`accept_reads`] plus the caller's own writes (`extra`), in the same ONE transaction and
+/// [`accept_reads`] plus the caller's own writes (`extra`, run again with the reads when the
+/// engine aborts the transaction: it must be repeatable), in the same ONE transaction and
 /// durable commit: a cradle stores its committed-sequence watermark and skipped meters with the
 /// reads they cover, so the watermark can never run ahead of the reads.
 pub fn accept_reads_with(
     store: &dyn Store,
     config: &VeeConfig,
     reads: Vec<Read>,
-    extra: impl FnOnce(&mut dyn WriteTxn) -> Result<()>,
+    mut extra: impl FnMut(&mut dyn WriteTxn) -> Result<()>,
 ) -> Result<AcceptReport> {
-    let mut txn = store.begin_write()?;
-    let report = accept_in(txn.as_mut(), config, reads, to_store_precision(Timestamp::now()))?;
-    extra(txn.as_mut())?;
-    txn.commit()?;
-    Ok(report)
+    let received_at = to_store_precision(Timestamp::now());
+    crate::store::write(store, |txn| {
+        let report = accept_in(txn, config, reads.clone(), received_at)?;
+        extra(txn)?;
+        Ok(report)
+    })
 }
 
 /// [`accept_reads`] inside a caller's transaction (for sources that must store something
@@ -134,6 +136,9 @@ pub fn accept_in(
     // One bulk lookup of the meters and of their history windows: a year before each meter's
     // first new read (the ADU window) up to its last new read (same-time duplicates).
     let ids: Vec<&str> = groups.iter().map(|g| reads[g.start].meter_id.as_str()).collect();
+    // The meters validated here are locked before any history is read, so an engine shared by
+    // instances serialises VEE per meter (ids are sorted and distinct: one group per meter).
+    txn.lock_meters(&ids)?;
     let meters = txn.meters_by_id(&ids)?;
     let queries: Vec<HistoryQuery<'_>> = groups
         .iter()

@@ -14,7 +14,7 @@ use super::mqtt::MqttConfig;
 use super::mqtt::commit::{Job, Message, apply};
 use super::mqtt::message::{Unit, decode_payload, gateway_of_topic, topic_of_source};
 use crate::model::{Resolution, StoredQuarantine, to_store_precision};
-use crate::store::{QuarantineLimits, Store, StoreError};
+use crate::store::{Finish, QuarantineLimits, Store, StoreError, WriteTxn};
 use crate::vee::VeeConfig;
 
 /// Largest `max_mib` accepted (1 TiB would be a mistake, not a limit).
@@ -99,7 +99,12 @@ pub struct Retry<'a> {
 impl Retry<'_> {
     /// Retries entry `id` in one transaction of its own (committed only when it resolved).
     pub fn one(&self, store: &dyn Store, id: u64) -> crate::store::Result<RetryOutcome> {
-        let mut txn = store.begin_write()?;
+        // The whole retry runs again from the stored entry when the engine aborts it; nothing
+        // is kept when it does not resolve the entry.
+        crate::store::write_or_undo(store, crate::store::INTERACTIVE_DEADLINE, |txn| self.attempt(txn, id))
+    }
+
+    fn attempt(&self, txn: &mut dyn WriteTxn, id: u64) -> crate::store::Result<Finish<RetryOutcome>> {
         let Some(entry) = txn.quarantine_entry(id)? else {
             return Err(StoreError::NotFound {
                 what: "quarantine entry",
@@ -107,17 +112,17 @@ impl Retry<'_> {
             });
         };
         if entry.resolution.is_some() {
-            return Ok(RetryOutcome::AlreadyResolved);
+            return Ok(Finish::Undo(RetryOutcome::AlreadyResolved));
         }
         let units = match self.decode(&entry) {
             Ok(units) => units,
-            Err(outcome) => return Ok(outcome),
+            Err(outcome) => return Ok(Finish::Undo(outcome)),
         };
         if let Some(reason) = units.iter().find_map(|u| match u {
             Unit::Bad { reason, .. } => Some(reason.clone()),
             _ => None,
         }) {
-            return Ok(RetryOutcome::StillBad { reason });
+            return Ok(Finish::Undo(RetryOutcome::StillBad { reason }));
         }
         let now = to_store_precision(Timestamp::now());
         let topic = topic_of_source(&entry.entry.source).unwrap_or_default().to_owned();
@@ -135,12 +140,12 @@ impl Retry<'_> {
             publish_topic: None,
             ..self.mqtt.clone()
         };
-        let done = apply(txn.as_mut(), &cfg, self.vee, job, now)?;
+        let done = apply(txn, &cfg, self.vee, job, now)?;
         if done.quarantined > 0 {
             // Decoded, but to nothing usable: dropping the transaction undoes it all.
-            return Ok(RetryOutcome::StillBad {
+            return Ok(Finish::Undo(RetryOutcome::StillBad {
                 reason: "decodes now, but carries no usable read".into(),
-            });
+            }));
         }
         let reads = done.reads.read_ids.clone();
         let outcome = if reads.is_empty() {
@@ -157,11 +162,10 @@ impl Retry<'_> {
                 outcome,
             },
         )?;
-        txn.commit()?;
-        Ok(RetryOutcome::Resolved {
+        Ok(Finish::Commit(RetryOutcome::Resolved {
             reads,
             duplicates: done.duplicates,
-        })
+        }))
     }
 
     /// The entry's units as its source decodes them today, or why it cannot be retried.

@@ -177,10 +177,10 @@ pub fn act(
     now: Timestamp,
 ) -> Result<ActionOutcome, ReviewError> {
     let now = to_store_precision(now);
-    let mut txn = store.begin_write()?;
-    let outcome = act_in(txn.as_mut(), vee_config, req, now)?;
-    txn.commit()?;
-    Ok(outcome)
+    crate::store::write_within(store, crate::store::INTERACTIVE_DEADLINE, |txn| {
+        let outcome = act_in(txn, vee_config, req, now)?;
+        Ok(outcome)
+    })
 }
 
 fn act_in(
@@ -639,44 +639,44 @@ pub fn complete_order(
     outcome: &str,
     now: Timestamp,
 ) -> Result<ServiceOrder, ReviewError> {
-    let mut txn = store.begin_write()?;
-    let mut o = txn
-        .service_order(id)?
-        .ok_or_else(|| ReviewError::Refused(format!("service order {id} not found")))?;
-    if o.status != OrderStatus::Open {
-        return Err(ReviewError::Refused(format!(
-            "service order {id} is already {} (by {} at {})",
-            o.status.as_str(),
-            o.closed_by.as_deref().unwrap_or("?"),
-            o.closed_at.map(|t| t.to_string()).unwrap_or_default()
-        )));
-    }
-    o.status = OrderStatus::Completed;
-    o.closed_at = Some(to_store_precision(now));
-    o.closed_by = Some(clerk.to_owned());
-    o.outcome = outcome.to_owned();
-    txn.put_service_order(&o)?;
-    txn.commit()?;
-    Ok(o)
+    crate::store::write_within(store, crate::store::INTERACTIVE_DEADLINE, |txn| {
+        let mut o = txn
+            .service_order(id)?
+            .ok_or_else(|| ReviewError::Refused(format!("service order {id} not found")))?;
+        if o.status != OrderStatus::Open {
+            return Err(ReviewError::Refused(format!(
+                "service order {id} is already {} (by {} at {})",
+                o.status.as_str(),
+                o.closed_by.as_deref().unwrap_or("?"),
+                o.closed_at.map(|t| t.to_string()).unwrap_or_default()
+            )));
+        }
+        o.status = OrderStatus::Completed;
+        o.closed_at = Some(to_store_precision(now));
+        o.closed_by = Some(clerk.to_owned());
+        o.outcome = outcome.to_owned();
+        txn.put_service_order(&o)?;
+        Ok(o)
+    })
 }
 
 /// Record a meter exchange; the meter's dial count becomes the new meter's.
 pub fn record_meter_change(store: &dyn Store, change: &MeterChange) -> Result<(), ReviewError> {
-    let mut txn = store.begin_write()?;
-    let mut meter = txn
-        .meter(&change.meter_id)?
-        .ok_or_else(|| ReviewError::Refused(format!("meter {} is not in the store", change.meter_id)))?;
-    if change.new_dials == 0 || change.new_dials > crate::model::MAX_DIALS || change.new_dials <= meter.decimals {
-        return Err(ReviewError::Refused(format!(
-            "the new meter's dial count {} does not make sense",
-            change.new_dials
-        )));
-    }
-    meter.dials = change.new_dials;
-    txn.put_meter(&meter)?;
-    txn.put_meter_change(change)?;
-    txn.commit()?;
-    Ok(())
+    crate::store::write_within(store, crate::store::INTERACTIVE_DEADLINE, |txn| {
+        let mut meter = txn
+            .meter(&change.meter_id)?
+            .ok_or_else(|| ReviewError::Refused(format!("meter {} is not in the store", change.meter_id)))?;
+        if change.new_dials == 0 || change.new_dials > crate::model::MAX_DIALS || change.new_dials <= meter.decimals {
+            return Err(ReviewError::Refused(format!(
+                "the new meter's dial count {} does not make sense",
+                change.new_dials
+            )));
+        }
+        meter.dials = change.new_dials;
+        txn.put_meter(&meter)?;
+        txn.put_meter_change(change)?;
+        Ok(())
+    })
 }
 
 #[cfg(test)]

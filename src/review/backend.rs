@@ -10,7 +10,7 @@ use super::{
     ActionOutcome, ActionRequest, ApprovalItem, EstimatePreview, QueueFilter, QueueView, ReadDetail, ReviewError,
 };
 use crate::model::ReadId;
-use crate::store::RedbStore;
+use crate::store::{QuarantineLimits, Store, StoreTarget};
 use crate::vee::VeeConfig;
 
 /// What the review TUI needs from the store.
@@ -39,6 +39,8 @@ pub struct LocalBackend {
     pub wait: Duration,
     /// The clock (tests fix it so snapshots are stable).
     pub now: fn() -> Timestamp,
+    /// A server store (`[store] url`), used instead of the embedded one in `data_dir`.
+    pub server: Option<StoreTarget>,
 }
 
 impl LocalBackend {
@@ -48,11 +50,26 @@ impl LocalBackend {
             vee,
             wait: Duration::from_secs(5),
             now: Timestamp::now,
+            server: None,
         }
     }
 
-    fn with_store<T>(&self, f: impl FnOnce(&RedbStore) -> Result<T, ReviewError>) -> Result<T, ReviewError> {
-        f(&crate::store::open_waiting(&self.data_dir, self.wait)?)
+    /// On the store `target` names (a server's, or the embedded one in its data directory).
+    pub fn on(target: StoreTarget, data_dir: PathBuf, vee: VeeConfig) -> Self {
+        let server = target.is_server().then_some(target);
+        LocalBackend {
+            server,
+            ..LocalBackend::new(data_dir, vee)
+        }
+    }
+
+    fn with_store<T>(&self, f: impl FnOnce(&dyn Store) -> Result<T, ReviewError>) -> Result<T, ReviewError> {
+        let target = match &self.server {
+            Some(server) => server.clone(),
+            None => StoreTarget::embedded(&self.data_dir).waiting(self.wait),
+        };
+        // Review writes add no quarantine entries; the limits are the daemon's business.
+        f(crate::store::open(&target, QuarantineLimits::default())?.as_ref())
     }
 }
 

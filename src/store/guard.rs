@@ -199,6 +199,23 @@ impl<T> Drop for Guarded<'_, T> {
 
 /// One delegation per area trait method, each through `Health::run`: the signatures are
 /// written once here, the bodies by the macro.
+/// Tests: a write transaction whose commit is replaced, to play the faults a server engine
+/// reports at commit ([`StoreError::Retry`], [`StoreError::Unavailable`]).
+#[cfg(test)]
+pub(crate) struct CommitHook<'s> {
+    pub inner: Box<dyn WriteTxn + 's>,
+    #[allow(clippy::type_complexity)]
+    pub commit: Box<dyn FnOnce(Box<dyn WriteTxn + 's>) -> Result<()> + 's>,
+}
+
+#[cfg(test)]
+impl WriteTxn for CommitHook<'_> {
+    fn commit(self: Box<Self>) -> Result<()> {
+        let this = *self;
+        (this.commit)(this.inner)
+    }
+}
+
 macro_rules! guarded {
     (queries $area:ident { $(fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)* }) => {
         impl<T: $area> $area for Guarded<'_, T> {
@@ -207,12 +224,24 @@ macro_rules! guarded {
                 health.run(|| self.inner().$name($($arg),*))
             })*
         }
+        #[cfg(test)]
+        impl $area for CommitHook<'_> {
+            $(fn $name(&self $(, $arg: $ty)*) -> $ret {
+                self.inner.$name($($arg),*)
+            })*
+        }
     };
     (writes $area:ident { $(fn $name:ident(&mut self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)* }) => {
         impl<T: $area> $area for Guarded<'_, T> {
             $(fn $name(&mut self $(, $arg: $ty)*) -> $ret {
                 let health = self.health;
                 health.run(|| self.inner_mut().$name($($arg),*))
+            })*
+        }
+        #[cfg(test)]
+        impl $area for CommitHook<'_> {
+            $(fn $name(&mut self $(, $arg: $ty)*) -> $ret {
+                self.inner.$name($($arg),*)
             })*
         }
     };

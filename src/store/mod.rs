@@ -2,7 +2,9 @@
 //!
 //! VEE, ingest, review and billing see only the [`Store`], [`ReadTxn`] and [`WriteTxn`]
 //! traits, so a second engine (PostgreSQL, for deployments that outgrow one machine) can be
-//! added without touching them. Today's engine is [`RedbStore`].
+//! added without touching them. Today's engine is [`RedbStore`]; callers open a store with
+//! [`open`] (whichever engine the configuration names) and write through [`write`], which
+//! runs a transaction again when a server engine aborts it.
 //!
 //! # Contract every engine keeps
 //! - A [`WriteTxn`] is all-or-nothing; [`WriteTxn::commit`] returns only once the transaction
@@ -34,8 +36,10 @@ mod backup;
 pub mod check;
 mod guard;
 mod migrate;
+pub mod open;
 pub mod postgres;
 mod redb_engine;
+pub mod retry;
 pub mod rules;
 
 pub use area::{
@@ -45,7 +49,12 @@ pub use area::{
 };
 pub use backup::{RestoreOutcome, restore};
 pub use check::{CheckReport, Problem, check_file};
-pub use redb_engine::{DEFAULT_CACHE_BYTES, Listings, RedbStore, STORE_FILE, open_waiting, open_waiting_read_only};
+pub use open::{StoreTarget, open};
+pub use redb_engine::{
+    DEFAULT_CACHE_BYTES, Listings, RedbStore, STORE_FILE, open_waiting, open_waiting_read_only,
+    open_waiting_with_cache,
+};
+pub use retry::{Finish, INGEST_DEADLINE, INTERACTIVE_DEADLINE, Retryable, write, write_or_undo, write_within};
 pub use rules::Rules;
 
 /// Schema version this build reads and writes.
@@ -159,6 +168,12 @@ pub trait Store: Send + Sync {
     /// A consistent copy of the whole store, as the bytes of a store file that opens on its
     /// own (`meterd store backup`).
     fn backup(&self) -> Result<Vec<u8>>;
+    /// The quarantine retention write transactions apply from now on (`[quarantine]`; the
+    /// daemon sets it at start and on reload).
+    fn set_quarantine_limits(&self, limits: QuarantineLimits);
+    /// Which store this is, for logs and messages: `redb /var/lib/meterd/meterd.redb`,
+    /// `postgresql db1:5432/meterd` (never a password).
+    fn describe(&self) -> String;
 }
 
 impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
@@ -173,6 +188,12 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn backup(&self) -> Result<Vec<u8>> {
         (**self).backup()
+    }
+    fn set_quarantine_limits(&self, limits: QuarantineLimits) {
+        (**self).set_quarantine_limits(limits)
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
     }
 }
 

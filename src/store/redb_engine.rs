@@ -212,6 +212,11 @@ pub fn open_waiting(data_dir: &Path, wait: std::time::Duration) -> Result<RedbSt
     waiting(wait, || RedbStore::open_dir(data_dir))
 }
 
+/// [`RedbStore::open_dir_with_cache`], waiting like [`open_waiting`].
+pub fn open_waiting_with_cache(data_dir: &Path, cache_bytes: usize, wait: std::time::Duration) -> Result<RedbStore> {
+    waiting(wait, || RedbStore::open_dir_with_cache(data_dir, cache_bytes))
+}
+
 /// [`RedbStore::open_dir_read_only`], waiting like [`open_waiting`].
 pub fn open_waiting_read_only(data_dir: &Path, wait: std::time::Duration) -> Result<RedbStore> {
     waiting(wait, || RedbStore::open_dir_read_only(data_dir))
@@ -643,6 +648,13 @@ impl Store for RedbStore {
             let txn = self.db().begin_read()?;
             super::backup::copy_to_bytes(&txn, dir)
         })
+    }
+    fn set_quarantine_limits(&self, limits: QuarantineLimits) {
+        RedbStore::set_quarantine_limits(self, limits)
+    }
+
+    fn describe(&self) -> String {
+        format!("redb {}", self.path.display())
     }
 }
 

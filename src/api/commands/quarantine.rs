@@ -366,9 +366,9 @@ fn retry(ctx: &Ctx<'_>, args: RetryArgs) -> anyhow::Result<()> {
 
 fn purge(ctx: &Ctx<'_>, before: &str) -> anyhow::Result<()> {
     let t: Timestamp = parse_time(before, false)?;
-    let mut txn = ctx.store.begin_write()?;
-    let removed = txn.purge_quarantine_before(t)?;
-    txn.commit()?;
+    let removed = crate::store::write_within(ctx.store, crate::store::INTERACTIVE_DEADLINE, |txn| {
+        txn.purge_quarantine_before(t)
+    })?;
     say!(
         ctx,
         "purged {} entries ({} stored bytes) received before {t}; the unresolved ones are counted in the summary",

@@ -73,23 +73,24 @@ pub fn run(ctx: &Ctx<'_>, cmd: RoutesCmd) -> anyhow::Result<()> {
             Ok(())
         }
         RoutesCmd::Assign { route, device } => {
-            let mut txn = store.begin_write()?;
-            let known = txn.meters()?.iter().any(|m| m.route == route);
-            if !known {
-                anyhow::bail!("route {route} has no meters in the store; import its meters first");
-            }
-            if !crate::ingest::cradle::convert::route_id_fits(&route) {
-                anyhow::bail!(
-                    "route id {} does not fit a recorder (1-10 printable characters)",
-                    crate::model::limits::quote(&route)
-                );
-            }
             let device = device.trim();
-            if device.is_empty() || device.len() > 16 {
-                anyhow::bail!("--device must be a recorder serial of 1-16 characters");
-            }
-            txn.assign_route(&route, Some(device))?;
-            txn.commit()?;
+            crate::store::write_within(store, crate::store::INTERACTIVE_DEADLINE, |txn| -> anyhow::Result<()> {
+                let known = txn.meters()?.iter().any(|m| m.route == route);
+                if !known {
+                    anyhow::bail!("route {route} has no meters in the store; import its meters first");
+                }
+                if !crate::ingest::cradle::convert::route_id_fits(&route) {
+                    anyhow::bail!(
+                        "route id {} does not fit a recorder (1-10 printable characters)",
+                        crate::model::limits::quote(&route)
+                    );
+                }
+                if device.is_empty() || device.len() > 16 {
+                    anyhow::bail!("--device must be a recorder serial of 1-16 characters");
+                }
+                txn.assign_route(&route, Some(device))?;
+                Ok(())
+            })?;
             say!(
                 ctx,
                 "route {route} assigned to recorder {device}; it is loaded when {device} docks"
@@ -97,12 +98,13 @@ pub fn run(ctx: &Ctx<'_>, cmd: RoutesCmd) -> anyhow::Result<()> {
             Ok(())
         }
         RoutesCmd::Unassign { route } => {
-            let mut txn = store.begin_write()?;
-            if !txn.route_assignments()?.iter().any(|(r, _)| *r == route) {
-                anyhow::bail!("route {route} is not assigned");
-            }
-            txn.assign_route(&route, None)?;
-            txn.commit()?;
+            crate::store::write_within(store, crate::store::INTERACTIVE_DEADLINE, |txn| -> anyhow::Result<()> {
+                if !txn.route_assignments()?.iter().any(|(r, _)| *r == route) {
+                    anyhow::bail!("route {route} is not assigned");
+                }
+                txn.assign_route(&route, None)?;
+                Ok(())
+            })?;
             say!(ctx, "route {route} unassigned");
             Ok(())
         }

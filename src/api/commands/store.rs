@@ -37,6 +37,9 @@ pub fn run(ctx: &Ctx<'_>, cmd: StoreCmd) -> anyhow::Result<()> {
             print_report(ctx, &report, json)
         }
         StoreCmd::Backup { dest, .. } => {
+            if crate::store::StoreTarget::from_config(ctx.config, std::path::Path::new("")).is_server() {
+                anyhow::bail!("{}", crate::store::open::SERVER_BACKUP);
+            }
             let bytes = ctx.store.backup()?;
             ctx.deliver(&bytes)?;
             note!(

@@ -117,14 +117,18 @@ impl MeterbusIngest {
                 }),
             }
         }
-        let mut txn = self.store.begin_write()?;
-        let mut quarantined = Vec::new();
-        for q in &quarantine {
-            txn.quarantine(q)?;
-            quarantined.push(format!("{}: {}", q.source, q.reason));
-        }
-        let report = accept_in(txn.as_mut(), &self.vee, reads.clone(), at)?;
-        txn.commit()?;
+        // Run again from the start when the engine aborts; the names of what was quarantined
+        // come from the input, not from an attempt.
+        let report = crate::store::write(self.store.as_ref(), |txn| {
+            for q in &quarantine {
+                txn.quarantine(q)?;
+            }
+            accept_in(txn, &self.vee, reads.clone(), at)
+        })?;
+        let quarantined: Vec<String> = quarantine
+            .iter()
+            .map(|q| format!("{}: {}", q.source, q.reason))
+            .collect();
         // Durable now. A frame mapped to several meters counts once per read it gave.
         let [read, held, duplicate] = report.outcomes();
         crate::metrics::frames_add(

@@ -33,13 +33,13 @@ use super::commit::{Committed, Job, Message, commit_group};
 use super::config::{MqttConfig, topic_matches};
 use super::message::{decode_payload, gateway_of_topic, locator_of, status_unit};
 use crate::model::{GatewayState, OutboxEntry};
-use crate::store::{RedbStore, Store};
+use crate::store::Store;
 use crate::vee::VeeConfig;
 
 /// The ingest of the MQTT gateways' messages: what its session ([`run`]) needs.
 #[derive(Clone)]
 pub struct GatewayIngest {
-    pub store: Arc<RedbStore>,
+    pub store: Arc<dyn Store>,
     pub config: Arc<MqttConfig>,
     pub vee: Arc<VeeConfig>,
     pub keys: Arc<Keys>,

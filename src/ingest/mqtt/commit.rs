@@ -36,7 +36,7 @@ pub struct Message {
 }
 
 /// Everything one transaction does.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Job {
     pub messages: Vec<Message>,
     /// Outbox ids whose PUBACK came.
@@ -69,11 +69,10 @@ pub struct Committed {
 
 /// Runs one job in one transaction and commits it durably.
 pub fn commit_group(store: &dyn Store, cfg: &MqttConfig, vee: &VeeConfig, job: Job) -> Result<Committed> {
-    let mut txn = store.begin_write()?;
     let now = to_store_precision(Timestamp::now());
-    let out = apply(txn.as_mut(), cfg, vee, job, now)?;
-    txn.commit()?;
-    Ok(out)
+    // Run again from the job as received when the engine aborts: nothing of a failed attempt
+    // (seen keys, outbox ids, counts) is kept. The caller PUBACKs only after this returned.
+    crate::store::write(store, |txn| apply(txn, cfg, vee, job.clone(), now))
 }
 
 /// [`commit_group`] inside a caller's transaction.
@@ -88,6 +87,24 @@ pub fn apply(txn: &mut dyn WriteTxn, cfg: &MqttConfig, vee: &VeeConfig, job: Job
         txn.forget_seen_before(SEEN_FRAMES, before)?;
         txn.forget_seen_before(SEEN_BAD, before)?;
     }
+    // The meters this job validates, locked before anything of theirs is read (VEE per meter
+    // is serialised across instances sharing the store).
+    let mut ids: Vec<String> = job
+        .messages
+        .iter()
+        .flat_map(|m| &m.units)
+        .filter_map(|u| match u {
+            Unit::Frame(frame) => {
+                let endpoint = endpoint_key(&frame.decoded);
+                Some(cfg.endpoints.get(&endpoint).cloned().unwrap_or(endpoint))
+            }
+            _ => None,
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    txn.lock_meters(&ids.iter().map(String::as_str).collect::<Vec<_>>())?;
+    drop(ids);
     let mut gateways: BTreeMap<String, GatewayState> = BTreeMap::new();
     let mut meters: HashMap<String, Option<Meter>> = HashMap::new();
     let mut tamper: HashMap<String, (Timestamp, u64)> = HashMap::new();

@@ -20,13 +20,13 @@ use tokio_util::sync::CancellationToken;
 pub use client::{GatewayIngest, silent_for};
 pub use config::MqttConfig;
 
-use crate::store::RedbStore;
+use crate::store::Store;
 use crate::vee::VeeConfig;
 
 /// The daemon component: the ingest over the store, with the VEE rules and its own `[mqtt]`
 /// section, until `token` is cancelled.
 pub async fn component(
-    store: Arc<RedbStore>,
+    store: Arc<dyn Store>,
     vee: Arc<VeeConfig>,
     cfg: MqttConfig,
     token: CancellationToken,

@@ -51,6 +51,8 @@ pub struct PgStore {
     /// Month partitions a transaction found missing after it had used the partitioned
     /// table: made before the next write transaction begins (see [`PgTxn::ensure_months`]).
     pending: Mutex<BTreeSet<(Partitioned, Month)>>,
+    /// What [`Store::describe`] answers: hosts and database, no credentials.
+    shown: String,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -70,6 +72,10 @@ impl PgStore {
             engine,
             limits: Mutex::new(QuarantineLimits::default()),
             pending: Mutex::new(BTreeSet::new()),
+            shown: format!(
+                "postgresql {}",
+                crate::store::open::server_shown(config.url.as_deref().unwrap_or_default())
+            ),
         };
         store.ensure_partitions_ahead(jiff::Timestamp::now())?;
         Ok(store)
@@ -195,6 +201,14 @@ impl Store for PgStore {
              with a standby), see docs/operating.md \"Backups\"",
             self.target()
         )))
+    }
+
+    fn set_quarantine_limits(&self, limits: QuarantineLimits) {
+        PgStore::set_quarantine_limits(self, limits)
+    }
+
+    fn describe(&self) -> String {
+        self.shown.clone()
     }
 }
 
