@@ -79,6 +79,16 @@ impl Month {
         format!("{}_y{:04}m{:02}", table.table(), self.year, self.month)
     }
 
+    /// The month of a partition named as [`Month::partition_name`] does; `None` for others.
+    pub fn of_partition_name(table: Partitioned, name: &str) -> Option<Month> {
+        let rest = name.strip_prefix(table.table())?.strip_prefix("_y")?;
+        let (year, month) = rest.split_once('m')?;
+        if year.len() != 4 || month.len() != 2 {
+            return None;
+        }
+        Month::new(year.parse().ok()?, month.parse().ok()?)
+    }
+
     fn create_sql(self, table: Partitioned) -> String {
         let (ny, nm) = self.next();
         format!(
@@ -144,6 +154,29 @@ impl Partitions {
 }
 
 impl Partitions {
+    /// Learns the month partitions that exist already (made by another instance, an earlier
+    /// run or `store migrate`), so that a transaction into those months is not run twice.
+    pub async fn load(&self, client: &Client) -> Result<(), StoreError> {
+        for table in [Partitioned::Reads, Partitioned::IntervalReads] {
+            let rows = client
+                .query(
+                    "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+                     WHERE i.inhparent = $1::text::regclass",
+                    &[&table.table()],
+                )
+                .await
+                .map_err(|e| StoreError::Engine(format!("listing partitions: {}", super::connect::error_text(&e))))?;
+            let mut ensured = self.ensured.lock().unwrap_or_else(|p| p.into_inner());
+            for row in rows {
+                let name: String = row.get(0);
+                if let Some(month) = Month::of_partition_name(table, &name) {
+                    ensured.insert((table, month));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Forgets what was ensured: after a write failed with "no partition of relation" (an
     /// operator dropped an old month), so that the next [`Partitions::ensure`] creates it again.
     pub fn forget(&self) {
@@ -181,5 +214,18 @@ mod tests {
         .unwrap();
         assert_eq!(set.len(), 2);
         assert!(Month::of_all([Timestamp::MIN]).is_err());
+        assert_eq!(Month::of_partition_name(Partitioned::Reads, "reads_y2026m12"), Some(m));
+        assert_eq!(
+            Month::of_partition_name(Partitioned::IntervalReads, "interval_reads_y2026m12"),
+            Some(m)
+        );
+        for other in [
+            "reads_default",
+            "interval_reads_y2026m12",
+            "reads_y2026m13",
+            "reads_y26m01",
+        ] {
+            assert_eq!(Month::of_partition_name(Partitioned::Reads, other), None, "{other}");
+        }
     }
 }

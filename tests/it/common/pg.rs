@@ -43,11 +43,48 @@ pub fn ca_file() -> PathBuf {
 /// A fresh empty database on the shared cluster; its URL, as the superuser `postgres` (trust on
 /// loopback, so no password).
 pub fn database() -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(1);
-    let name = format!("t{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+    let name = format!("t{}_{}", std::process::id(), NEXT_DB.fetch_add(1, Ordering::Relaxed));
     psql("postgres", &format!("CREATE DATABASE {name}"));
     format!("postgresql://postgres@127.0.0.1:{}/{name}", port())
 }
+
+/// A fresh database holding meterd's current schema and the month partitions of 2025
+/// for reads and interval reads: a copy of a template made once per test run (migrating and
+/// partitioning each test's database would cost more than most tests).
+pub fn store_database() -> String {
+    static TEMPLATE: OnceLock<String> = OnceLock::new();
+    let template = TEMPLATE.get_or_init(|| {
+        let url = database();
+        let store = meterd::store::postgres::PgStore::open(&meterd::store::postgres::StoreConfig {
+            url: Some(url.clone()),
+            sslmode: meterd::store::postgres::SslMode::Disable,
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("template store: {e}"));
+        let months: Vec<jiff::Timestamp> = (2025..=2025)
+            .flat_map(|y| (1..=12).map(move |m| jiff::civil::date(y, m, 1)))
+            .map(|d| d.to_zoned(jiff::tz::TimeZone::UTC).unwrap().timestamp())
+            .collect();
+        for table in [
+            meterd::store::postgres::Partitioned::Reads,
+            meterd::store::postgres::Partitioned::IntervalReads,
+        ] {
+            store.prepare_months_of(table, months.iter().copied()).unwrap();
+        }
+        drop(store);
+        dbname(&url).to_owned()
+    });
+    let name = format!("t{}_{}", std::process::id(), NEXT_DB.fetch_add(1, Ordering::Relaxed));
+    // The template's own connections may still be closing.
+    psql(
+        "postgres",
+        &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{template}'"),
+    );
+    psql("postgres", &format!("CREATE DATABASE {name} TEMPLATE {template}"));
+    format!("postgresql://postgres@127.0.0.1:{}/{name}", port())
+}
+
+static NEXT_DB: AtomicU32 = AtomicU32::new(1);
 
 /// The database name of a [`database`] URL.
 pub fn dbname(url: &str) -> &str {

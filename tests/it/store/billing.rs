@@ -86,6 +86,8 @@ pub fn batch_contents_billed_and_changes_are_stored(e: &dyn Engine) {
     let change = BilledReadChange::opened(&r, None, t("2025-06-03T00:00:00Z"));
     let mut txn = s.begin_write().unwrap();
     assert_eq!(txn.batch_contents(3).unwrap(), None);
+    // Contents belong to a stored batch (the server engine holds it to that by a foreign key).
+    txn.put_batch(&batch(3, "cis", BatchStatus::Acked)).unwrap();
     txn.put_batch_contents(3, &BatchContents::default()).unwrap();
     txn.put_billed(&[(ids[0], billed)]).unwrap();
     txn.put_billed_read_change(&change).unwrap();

@@ -94,9 +94,11 @@ pub struct PgEngine {
     current: Mutex<Option<Arc<PgStore>>>,
 }
 
-#[allow(dead_code)] // until the `pg:` line below is enabled
 pub fn pg_engine() -> PgEngine {
-    let url = crate::common::pg::database();
+    // The schema and the months the cases use made beforehand: a case's transaction reaching
+    // a month without its partition would be asked to run again (`StoreError::Retry`), which
+    // the callers' `store::write` does and these direct transactions do not.
+    let url = crate::common::pg::store_database();
     let s = PgEngine::open(&url);
     PgEngine {
         url,
@@ -213,7 +215,7 @@ battery! {
         pipeline::pull_and_ack_bill_each_read_once,
     ];
     redb: redb_engine();
-    // pg: pg_engine();   <- the PostgreSQL engine: this one line (see `pg_engine` above).
+    pg: pg_engine();
 }
 
 // ---- shared helpers ----

@@ -70,7 +70,7 @@ impl GatewayQueries for PgTxn<'_> {
             "reading interval reads",
             "SELECT end_at, number, consumption FROM interval_reads \
              WHERE meter_id = $1 AND end_at >= $2 AND end_at < $3 ORDER BY end_at",
-            params![meter_id.to_owned(), from, to],
+            params![meter_id.to_owned(), super::rows::bound(from), super::rows::bound(to)],
         )?
         .iter()
         .map(|row| {

@@ -100,8 +100,9 @@ impl PgStore {
 
     /// Creates the month partitions of `now`'s month and the next [`MONTHS_AHEAD`], outside
     /// any transaction (a `CREATE … PARTITION OF` waits for every transaction using the
-    /// table: inside one of ours it would wait on itself). Reads of other months go to the
-    /// default partition; `meterd store migrate` makes the months of the data it copies.
+    /// table: inside one of ours it would wait on itself). Other months are made when a
+    /// transaction first needs them ([`PgTxn::ensure_months`]); `meterd store migrate` makes
+    /// the months of the data it copies.
     pub fn ensure_partitions_ahead(&self, now: jiff::Timestamp) -> Result<()> {
         let Some(first) = Month::of(now) else { return Ok(()) };
         let months: Vec<Month> = std::iter::successors(Some(first), |m| m.following())
@@ -109,6 +110,7 @@ impl PgStore {
             .collect();
         let partitions = self.engine.partitions().clone();
         self.engine.with_client(move |client| async move {
+            partitions.load(&client).await?;
             for table in [Partitioned::Reads, Partitioned::IntervalReads] {
                 partitions.ensure(&client, table, months.iter().copied()).await?;
             }
@@ -120,12 +122,21 @@ impl PgStore {
     /// them (an import that knows its reads' times; otherwise the first transaction into a new
     /// month is run twice, see [`PgTxn::ensure_months`]).
     pub fn prepare_months(&self, times: impl IntoIterator<Item = jiff::Timestamp>) -> Result<()> {
+        self.prepare_months_of(Partitioned::Reads, times)
+    }
+
+    /// [`PgStore::prepare_months`] for either partitioned table.
+    pub fn prepare_months_of(
+        &self,
+        table: Partitioned,
+        times: impl IntoIterator<Item = jiff::Timestamp>,
+    ) -> Result<()> {
         let months = Month::of_all(times)?;
-        let missing = self.engine.partitions().missing(Partitioned::Reads, months);
+        let missing = self.engine.partitions().missing(table, months);
         if missing.is_empty() {
             return Ok(());
         }
-        self.create_partitions(Partitioned::Reads, missing)
+        self.create_partitions(table, missing)
     }
 
     /// Creates month partitions of `table` on a connection of its own, outside any

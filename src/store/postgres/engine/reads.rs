@@ -3,7 +3,9 @@
 
 use jiff::Timestamp;
 
-use super::rows::{ReadColumns, big, column, id, quantity, read_columns, read_of, read_unnest, status, status_code};
+use super::rows::{
+    ReadColumns, big, bound, column, id, limit, quantity, read_columns, read_of, read_unnest, status, status_code,
+};
 use super::{PgTxn, Sequence, params};
 use crate::model::{BatchId, ReadId, ReadStatus, ReadSummary, StoredRead};
 use crate::store::postgres::partitions::Partitioned;
@@ -26,8 +28,8 @@ impl ReadQueries for PgTxn<'_> {
             return Ok(Vec::new());
         }
         let meters: Vec<String> = queries.iter().map(|q| q.meter_id.to_owned()).collect();
-        let froms: Vec<Timestamp> = queries.iter().map(|q| q.from).collect();
-        let tos: Vec<Timestamp> = queries.iter().map(|q| q.to.max(q.from)).collect();
+        let froms: Vec<Timestamp> = queries.iter().map(|q| bound(q.from)).collect();
+        let tos: Vec<Timestamp> = queries.iter().map(|q| bound(q.to.max(q.from))).collect();
         // One statement for the whole group: per meter, its latest read before the window that
         // counts as history, then the window; both index-only scans of reads_meter_time.
         let rows = self.rows(
@@ -72,14 +74,14 @@ impl ReadQueries for PgTxn<'_> {
                 read_columns!(),
                 " FROM reads WHERE meter_id = $1 AND read_at >= $2 AND read_at < $3 ORDER BY read_at, id"
             ),
-            params![meter_id.to_owned(), from, to],
+            params![meter_id.to_owned(), bound(from), bound(to)],
         )?
         .iter()
         .map(read_of)
         .collect()
     }
 
-    fn meter_reads_before(&self, meter_id: &str, before: Timestamp, limit: usize) -> Result<Vec<StoredRead>> {
+    fn meter_reads_before(&self, meter_id: &str, before: Timestamp, max: usize) -> Result<Vec<StoredRead>> {
         self.rows(
             "reading a meter's earlier reads",
             concat!(
@@ -87,7 +89,7 @@ impl ReadQueries for PgTxn<'_> {
                 read_columns!(),
                 " FROM reads WHERE meter_id = $1 AND read_at < $2 ORDER BY read_at DESC, id DESC LIMIT $3"
             ),
-            params![meter_id.to_owned(), before, big(limit as u64)?],
+            params![meter_id.to_owned(), bound(before), limit(max)],
         )?
         .iter()
         .map(read_of)
@@ -105,7 +107,7 @@ impl ReadQueries for PgTxn<'_> {
         .collect()
     }
 
-    fn reads_with_status(&self, wanted: ReadStatus, limit: usize) -> Result<Vec<StoredRead>> {
+    fn reads_with_status(&self, wanted: ReadStatus, max: usize) -> Result<Vec<StoredRead>> {
         self.rows(
             "reading reads by status",
             concat!(
@@ -113,7 +115,7 @@ impl ReadQueries for PgTxn<'_> {
                 read_columns!(),
                 " FROM reads WHERE status = $1 ORDER BY id LIMIT $2"
             ),
-            params![status_code(wanted), big(limit as u64)?],
+            params![status_code(wanted), limit(max)],
         )?
         .iter()
         .map(read_of)

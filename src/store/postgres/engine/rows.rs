@@ -17,6 +17,23 @@ pub(super) fn id(v: i64) -> Result<u64> {
     })
 }
 
+/// A row limit for `LIMIT`: `usize::MAX` (no limit) becomes the largest bigint.
+pub(super) fn limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// A range bound for a timestamptz comparison. jiff reaches back to the year -9999,
+/// PostgreSQL to 4714 BC (22008 below that); no stored time is that old, so bounds before the
+/// year -4000 select the same rows from there.
+pub(super) fn bound(t: jiff::Timestamp) -> jiff::Timestamp {
+    static OLDEST: std::sync::LazyLock<jiff::Timestamp> = std::sync::LazyLock::new(|| {
+        jiff::civil::date(-4000, 1, 1)
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .map_or(jiff::Timestamp::MIN, |z| z.timestamp())
+    });
+    t.max(*OLDEST)
+}
+
 /// An id or count for a bigint column.
 pub(super) fn big(v: u64) -> Result<i64> {
     i64::try_from(v).map_err(|_| StoreError::Engine(format!("number {v} is too large for the database")))
