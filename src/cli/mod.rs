@@ -547,7 +547,7 @@ fn dispatch(env: &Env, command: Command) -> anyhow::Result<()> {
         Command::Simulate(cmd) => simulate::run(env, cmd),
         Command::CheckConfig(args) => check_config::run(env, args),
         Command::Store(store::StoreCli::Restore { src }) => store::restore(env, &src),
-        Command::Store(store::StoreCli::Migrate { to }) => store::migrate(env, &to),
+        Command::Store(store::StoreCli::Migrate { to }) => store::migrate(env, to.as_deref()),
         other => anyhow::bail!("{other:?} runs through `meterd` (cli::main), not here"),
     }
 }

@@ -22,12 +22,15 @@ pub enum StoreCli {
     Restore { src: PathBuf },
     /// Copy the embedded store (the daemon must be stopped) into an empty PostgreSQL database:
     /// every table, ids kept; resumes an interrupted copy; verified at the end (rows per table
-    /// on both sides, `audit verify` on the copy). Connection settings other than the URL
-    /// (password_file, sslmode, ca_file) come from `[store]`.
+    /// on both sides, `audit verify` on the copy). The usual way: set `[store] url` (with its
+    /// password_file, sslmode, ca_file) in the configuration, stop the daemon, run
+    /// `meterd store migrate`, start the daemon. The embedded store stays as it was.
     Migrate {
-        /// The PostgreSQL database, e.g. postgresql://meterd@db1:5432/meterd
+        /// The PostgreSQL database, e.g. postgresql://meterd@db1:5432/meterd (default: the
+        /// configured `[store] url` or METERD_STORE_URL); other connection settings come from
+        /// `[store]`.
         #[arg(long = "to", value_name = "URL")]
-        to: String,
+        to: Option<String>,
     },
 }
 
@@ -86,7 +89,12 @@ pub fn restore(env: &Env, src: &Path) -> anyhow::Result<()> {
 }
 
 /// `meterd store migrate --to URL`.
-pub fn migrate(env: &Env, to: &str) -> anyhow::Result<()> {
+pub fn migrate(env: &Env, to: Option<&str>) -> anyhow::Result<()> {
+    let Some(to) = to.or(env.config.store.url.as_deref()) else {
+        bail!(
+            "name the PostgreSQL database: `meterd store migrate --to postgresql://…`, or set [store] url in the configuration"
+        );
+    };
     let socket = env.socket();
     if client::daemon_answers(&socket) {
         bail!(

@@ -1943,6 +1943,9 @@ pub struct Listings {
     pub route_skips: Vec<RouteSkip>,
     /// (meter id, interval read)
     pub interval_reads: Vec<(String, IntervalRead)>,
+    /// The next id of each counter in `meta` (`next_read_id`, …): ids of removed rows (a
+    /// purged quarantine entry, a sent outbox message) are never given again.
+    pub next_ids: Vec<(&'static str, u64)>,
 }
 
 impl RedbStore {
@@ -2009,6 +2012,18 @@ impl RedbStore {
                         consumption,
                     },
                 ));
+            }
+            let meta = txn.open_table(noted(META)).map_err(engine)?;
+            for key in [
+                K_NEXT_READ,
+                K_NEXT_BATCH,
+                K_NEXT_QUARANTINE,
+                K_NEXT_OUTBOX,
+                K_NEXT_ORDER,
+            ] {
+                if let Some(v) = meta.get(key).map_err(engine)? {
+                    out.next_ids.push((key, v.value()));
+                }
             }
             Ok(out)
         })

@@ -37,4 +37,5 @@ mod store_pg_diff_billing;
 mod store_pg_diff_gateways;
 mod store_pg_failover;
 mod store_pg_instances;
+mod store_pg_migrate;
 mod store_redb;

@@ -56,6 +56,13 @@ impl PgStore {
             let txn = self.begin(false)?;
             let started = txn.row("reading copy progress", "SELECT count(*) FROM meterd_copy", params![])?;
             let started = started.map(|r| r.get::<_, i64>(0)).unwrap_or(0) > 0;
+            if started && position(&txn, "sequences")?.is_none() {
+                return Err(StoreError::Conflict(format!(
+                    "{} holds a finished copy of a store already (it may be in use since): meterd copies into \
+                     an empty database only",
+                    self.target()
+                )));
+            }
             if !started {
                 let used = txn.row(
                     "checking the database is empty",
@@ -419,15 +426,25 @@ impl Copy<'_> {
 
     /// Moves every id sequence past the ids copied, so new rows never take a copied id.
     fn sequences(&mut self) -> Result<()> {
+        // Each sequence continues after the source's own counter (ids of removed rows are not
+        // given again) and after every copied id.
+        let next = self.source.listings()?.next_ids;
+        let counter = |key: &str| -> Result<i64> { big(next.iter().find(|(k, _)| *k == key).map_or(0, |(_, v)| *v)) };
         let txn = self.store.begin(true)?;
         txn.exec(
             "moving id sequences",
-            "SELECT setval('read_ids', greatest((SELECT max(id) FROM reads), 0) + 1, false), \
-                    setval('batch_ids', greatest((SELECT max(id) FROM batches), 0) + 1, false), \
-                    setval('quarantine_ids', greatest((SELECT max(id) FROM quarantine), 0) + 1, false), \
-                    setval('outbox_ids', greatest((SELECT max(id) FROM outbox), 0) + 1, false), \
-                    setval('service_order_ids', greatest((SELECT max(id) FROM service_orders), 0) + 1, false)",
-            params![],
+            "SELECT setval('read_ids', greatest((SELECT max(id) FROM reads) + 1, $1, 1), false), \
+                    setval('batch_ids', greatest((SELECT max(id) FROM batches) + 1, $2, 1), false), \
+                    setval('quarantine_ids', greatest((SELECT max(id) FROM quarantine) + 1, $3, 1), false), \
+                    setval('outbox_ids', greatest((SELECT max(id) FROM outbox) + 1, $4, 1), false), \
+                    setval('service_order_ids', greatest((SELECT max(id) FROM service_orders) + 1, $5, 1), false)",
+            params![
+                counter(crate::store::redb_engine::K_NEXT_READ)?,
+                counter(crate::store::redb_engine::K_NEXT_BATCH)?,
+                counter(crate::store::redb_engine::K_NEXT_QUARANTINE)?,
+                counter(crate::store::redb_engine::K_NEXT_OUTBOX)?,
+                counter(crate::store::redb_engine::K_NEXT_ORDER)?
+            ],
         )?;
         record(&txn, "sequences", 1, true)?;
         Box::new(txn).commit()
@@ -454,20 +471,63 @@ fn copy_reads(txn: &mut PgTxn<'_>, reads: &[StoredRead]) -> Result<()> {
     Ok(())
 }
 
-// Quarantine entries and outbox messages keep their ids too (filled in once those areas'
-// columns are final).
+// Quarantine entries and outbox messages keep their ids too; the quarantine's running totals
+// are counted as entries arrive, as `quarantine` does, without trimming (the source kept them).
 impl PgTxn<'_> {
-    fn copy_quarantine_entry(&mut self, _id: u64, _q: &crate::model::StoredQuarantine) -> Result<()> {
-        Err(StoreError::Engine("copying quarantine entries: not built yet".into()))
+    fn copy_quarantine_entry(&mut self, id: u64, q: &crate::model::StoredQuarantine) -> Result<()> {
+        let len = big(super::quarantine::stored_bytes(q)?)?;
+        let r = q.resolution.as_ref();
+        self.exec(
+            "copying a quarantine entry",
+            "INSERT INTO quarantine (id, source, reason, payload, received_at, size, sha256, stored_bytes, \
+               resolved_at, resolved_by, resolution_reads, resolution_outcome) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            params![
+                big(id)?,
+                q.entry.source.clone(),
+                q.entry.reason.clone(),
+                q.entry.payload.clone(),
+                q.entry.received_at,
+                big(q.size)?,
+                q.sha256.to_vec(),
+                len,
+                r.map(|r| r.at),
+                r.map(|r| r.by.clone()),
+                r.map(|r| super::rows::json(&r.reads)).transpose()?,
+                r.map(|r| r.outcome.clone())
+            ],
+        )?;
+        self.exec(
+            "counting a copied quarantine entry",
+            "UPDATE quarantine_usage SET entries = entries + 1, bytes = bytes + $1 WHERE id = 1",
+            params![len],
+        )?;
+        Ok(())
     }
 
-    fn copy_quarantine_summary(&mut self, _s: &crate::model::QuarantineSummary) -> Result<()> {
-        Err(StoreError::Engine(
-            "copying the quarantine summary: not built yet".into(),
-        ))
+    fn copy_quarantine_summary(&mut self, s: &crate::model::QuarantineSummary) -> Result<()> {
+        self.exec(
+            "copying the quarantine summary",
+            "INSERT INTO quarantine_summary (source_class, reason_class, entries, bytes, oldest, newest) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            params![
+                s.source.clone(),
+                s.reason.clone(),
+                big(s.count)?,
+                big(s.bytes)?,
+                s.oldest,
+                s.newest
+            ],
+        )?;
+        Ok(())
     }
 
-    fn copy_outbox_entry(&mut self, _id: u64, _e: &crate::model::OutboxEntry) -> Result<()> {
-        Err(StoreError::Engine("copying the outbox: not built yet".into()))
+    fn copy_outbox_entry(&mut self, id: u64, e: &crate::model::OutboxEntry) -> Result<()> {
+        self.exec(
+            "copying an outbox message",
+            "INSERT INTO outbox (id, topic, payload) VALUES ($1, $2, $3)",
+            params![big(id)?, e.topic.clone(), e.payload.clone()],
+        )?;
+        Ok(())
     }
 }

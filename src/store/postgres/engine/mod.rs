@@ -225,6 +225,38 @@ impl Store for PgStore {
 
 mod check;
 
+/// Whether `sql` names a partitioned table (as a whole word: `resolution_reads` is a column).
+fn uses_partitioned(sql: &str) -> bool {
+    sql.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .any(|word| {
+            [Partitioned::Reads, Partitioned::IntervalReads]
+                .iter()
+                .any(|t| t.table() == word)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn statements_on_partitioned_tables_are_told_from_others() {
+        for sql in [
+            "SELECT id FROM reads WHERE id = $1",
+            "INSERT INTO interval_reads (meter_id) VALUES ($1)",
+            "UPDATE reads SET status = $1",
+            "SELECT 1 FROM meters m JOIN reads r ON r.meter_id = m.meter_id",
+        ] {
+            assert!(super::uses_partitioned(sql), "{sql}");
+        }
+        for sql in [
+            "SELECT resolution_reads FROM quarantine",
+            "SELECT count(*) FROM reads_y2026m01",
+            "UPDATE batches SET read_ids = $1",
+        ] {
+            assert!(!super::uses_partitioned(sql), "{sql}");
+        }
+    }
+}
+
 /// One transaction: a pooled connection inside `BEGIN`, rolled back unless committed.
 pub(super) struct PgTxn<'s> {
     store: &'s PgStore,
@@ -274,7 +306,7 @@ impl PgTxn<'_> {
     }
 
     fn note_statement(&self, sql: &str) {
-        if sql.contains("reads") {
+        if uses_partitioned(sql) {
             self.touched_partitioned.set(true);
         }
     }

@@ -19,7 +19,7 @@ use crate::store::{QuarantineQueries, QuarantineWrites, Result, StoreError};
 
 /// Stored bytes of an entry: its postcard encoding's length, as the embedded store counts it,
 /// so that one size limit means the same on both engines.
-fn stored_bytes(q: &StoredQuarantine) -> Result<u64> {
+pub(super) fn stored_bytes(q: &StoredQuarantine) -> Result<u64> {
     postcard::to_allocvec(q)
         .map(|b| b.len() as u64)
         .map_err(|e| StoreError::Engine(format!("measuring a quarantine entry: {e}")))
