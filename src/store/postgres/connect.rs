@@ -550,7 +550,19 @@ pub fn query_error(target: &str, doing: &str, e: &tokio_postgres::Error) -> Stor
     {
         return StoreError::Retry(format!("{target}: {doing}: {}", error_text(e)));
     }
-    if e.is_closed() || (e.as_db_error().is_none() && error_text(e).starts_with("error communicating")) {
+    // Class 08 (connection exception), class 57 (the server shutting down, crashed, starting:
+    // a primary going away in a failover) and 25006 (a read-only transaction: the server is a
+    // standby now) mean the transaction is gone with its server (57014, a cancelled statement,
+    // is not one of them); it runs again on the next
+    // connection, which the multi-host URL takes to the new primary.
+    let server_gone = e.code().is_some_and(|c| {
+        let code = c.code();
+        code.starts_with("08") || (code.starts_with("57") && code != "57014") || code == "25006"
+    });
+    if server_gone
+        || e.is_closed()
+        || (e.as_db_error().is_none() && error_text(e).starts_with("error communicating"))
+    {
         return StoreError::Unavailable {
             host: target.to_owned(),
             detail: format!("connection lost while {doing}: {}", error_text(e)),

@@ -114,9 +114,18 @@ impl MeterWrites for PgTxn<'_> {
         if ids.is_empty() {
             return Ok(());
         }
+        // Unknown meters are validated too (`unknown_meter`, duplicates, tamper changes): their
+        // lock rows are made first, in id order (a waiting insert of the same id cannot
+        // deadlock with ours), then every id's row is locked.
+        self.exec(
+            "making meter lock rows",
+            "INSERT INTO meter_locks (meter_id) SELECT id FROM UNNEST($1::text[]) AS u(id) ORDER BY id \
+             ON CONFLICT (meter_id) DO NOTHING",
+            params![ids.clone()],
+        )?;
         self.rows(
             "locking meters",
-            "SELECT meter_id FROM meters WHERE meter_id = ANY($1) ORDER BY meter_id FOR UPDATE",
+            "SELECT meter_id FROM meter_locks WHERE meter_id = ANY($1) ORDER BY meter_id FOR UPDATE",
             params![ids],
         )?;
         Ok(())

@@ -42,6 +42,14 @@ CREATE TABLE meters (
     notes       text NOT NULL
 );
 
+-- One row per meter id ever validated, known meter or not (radio endpoints heard before
+-- their meter is imported): the ingest transaction locks its meters' rows here (FOR UPDATE,
+-- in id order) so that VEE for one meter runs in one instance at a time. Row locks, not
+-- advisory locks: CockroachDB and YugabyteDB take them too.
+CREATE TABLE meter_locks (
+    meter_id  text PRIMARY KEY
+);
+
 -- The reads. The primary key includes the partition column (PostgreSQL requires it); read ids
 -- are unique by their sequence, and reads_id finds one by id alone.
 CREATE TABLE reads (
