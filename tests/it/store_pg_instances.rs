@@ -171,9 +171,8 @@ fn two_instances_one_killed_mid_stream_store_every_transmission_once() {
     // first shows new counters *as the reads are committed*: when the shared subscription hands
     // two transmissions of one change to two instances, the later may commit first and carry
     // it. So: the same meters have a tamper change, not always on the same transmission.
-    let without_tamper = |flags: &Vec<String>| -> Vec<String> {
-        flags.iter().filter(|f| f.as_str() != "tamper").cloned().collect()
-    };
+    let without_tamper =
+        |flags: &Vec<String>| -> Vec<String> { flags.iter().filter(|f| f.as_str() != "tamper").cloned().collect() };
     let differ: Vec<_> = one
         .iter()
         .filter(|(k, flags)| two.get(*k).map(without_tamper) != Some(without_tamper(flags)))

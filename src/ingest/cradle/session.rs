@@ -298,24 +298,24 @@ where
                     // docking at once never get the same unassigned route.
                     let (s, cap, v) = (info.serial.clone(), info.capacity, Arc::clone(&vee));
                     let (after, routes, left, reserved) = store_blocking(&store, move |st| {
-                        let mut txn = st.begin_write()?;
-                        let after = txn.cradle_watermark(&s)?;
-                        let now = Timestamp::now();
-                        let (routes, left) = choose_routes(txn.as_ref(), &v, &s, cap, now)?;
-                        let mut reserved = Vec::new();
-                        for r in &routes {
-                            let load = RouteLoad {
-                                route: r.id.clone(),
-                                serial: s.clone(),
-                                loaded_at: now,
-                                meters: r.meters.len() as u32,
-                                cleared_at: None,
-                            };
-                            txn.put_route_load(&load)?;
-                            reserved.push(load);
-                        }
-                        txn.commit()?;
-                        Ok((after, routes, left, reserved))
+                        crate::store::write(st, |txn| -> anyhow::Result<_> {
+                            let after = txn.cradle_watermark(&s)?;
+                            let now = Timestamp::now();
+                            let (routes, left) = choose_routes(&*txn, &v, &s, cap, now)?;
+                            let mut reserved = Vec::new();
+                            for r in &routes {
+                                let load = RouteLoad {
+                                    route: r.id.clone(),
+                                    serial: s.clone(),
+                                    loaded_at: now,
+                                    meters: r.meters.len() as u32,
+                                    cleared_at: None,
+                                };
+                                txn.put_route_load(&load)?;
+                                reserved.push(load);
+                            }
+                            Ok((after, routes, left, reserved))
+                        })
                     })
                     .await?;
                     report.device = Some(info);
@@ -338,19 +338,19 @@ where
                     report.cleared = Some(deleted);
                     let s = serial.clone();
                     store_blocking(&store, move |st| {
-                        let mut txn = st.begin_write()?;
-                        let now = Timestamp::now();
-                        // Loads from earlier sessions: the routes the recorder just deleted.
-                        for mut l in txn
-                            .route_loads()?
-                            .into_iter()
-                            .filter(|l| l.serial == s && l.is_loaded() && l.loaded_at < session_start)
-                        {
-                            l.cleared_at = Some(now);
-                            txn.put_route_load(&l)?;
-                        }
-                        txn.commit()?;
-                        Ok(())
+                        crate::store::write(st, |txn| -> anyhow::Result<()> {
+                            let now = Timestamp::now();
+                            // Loads from earlier sessions: the routes the recorder just deleted.
+                            for mut l in txn
+                                .route_loads()?
+                                .into_iter()
+                                .filter(|l| l.serial == s && l.is_loaded() && l.loaded_at < session_start)
+                            {
+                                l.cleared_at = Some(now);
+                                txn.put_route_load(&l)?;
+                            }
+                            Ok(())
+                        })
                     })
                     .await?;
                 }
@@ -365,10 +365,10 @@ where
                         received_at: Timestamp::now(),
                     };
                     store_blocking(&store, move |st| {
-                        let mut txn = st.begin_write()?;
-                        txn.quarantine(&entry)?;
-                        txn.commit()?;
-                        Ok(())
+                        crate::store::write(st, |txn| -> anyhow::Result<()> {
+                            txn.quarantine(&entry)?;
+                            Ok(())
+                        })
                     })
                     .await?;
                     crate::metrics::frames_add("cradle", &[("quarantined", 1)]);
@@ -454,12 +454,12 @@ where
         .collect();
     if !unused.is_empty() {
         store_blocking(&store, move |st| {
-            let mut txn = st.begin_write()?;
-            for l in &unused {
-                txn.remove_route_load(l)?;
-            }
-            txn.commit()?;
-            Ok(())
+            crate::store::write(st, |txn| -> anyhow::Result<()> {
+                for l in &unused {
+                    txn.remove_route_load(l)?;
+                }
+                Ok(())
+            })
         })
         .await?;
     }

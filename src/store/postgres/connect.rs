@@ -559,10 +559,7 @@ pub fn query_error(target: &str, doing: &str, e: &tokio_postgres::Error) -> Stor
         let code = c.code();
         code.starts_with("08") || (code.starts_with("57") && code != "57014") || code == "25006"
     });
-    if server_gone
-        || e.is_closed()
-        || (e.as_db_error().is_none() && error_text(e).starts_with("error communicating"))
-    {
+    if server_gone || e.is_closed() || (e.as_db_error().is_none() && error_text(e).starts_with("error communicating")) {
         return StoreError::Unavailable {
             host: target.to_owned(),
             detail: format!("connection lost while {doing}: {}", error_text(e)),
