@@ -139,3 +139,31 @@ pub(crate) fn is_concurrent_create(e: &tokio_postgres::Error) -> bool {
 fn failed(target: &str, doing: &str, e: &tokio_postgres::Error) -> StoreError {
     super::connect::query_error(target, doing, e)
 }
+
+#[cfg(test)]
+mod frozen {
+    use sha2::{Digest, Sha256};
+
+    /// SHA-256 of every released migration file. A released file never changes (databases
+    /// record only the version number, so a changed file would leave them different from a
+    /// fresh one): a schema change is a new file, `0002_….sql`, appended to [`super::MIGRATIONS`],
+    /// and its digest added here when it ships.
+    const RELEASED: &[(u64, &str)] = &[(1, "8d2c711fadf5b7bb34f6511335d1ad1dc1cd680a7962124f11bf089c6dfbc4a7")];
+
+    #[test]
+    fn released_migrations_are_unchanged_and_numbered_in_order() {
+        for (i, m) in super::MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version, i as u64 + 1, "{}", m.name);
+            assert!(m.name.starts_with(&format!("{:04}_", m.version)), "{}", m.name);
+        }
+        for (version, digest) in RELEASED {
+            let m = &super::MIGRATIONS[(*version - 1) as usize];
+            assert_eq!(
+                hex::encode(Sha256::digest(m.sql.as_bytes())),
+                *digest,
+                "migration {} changed after its release: add a new migration instead",
+                m.name
+            );
+        }
+    }
+}

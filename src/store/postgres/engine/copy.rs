@@ -280,7 +280,7 @@ impl Copy<'_> {
         let months: std::collections::BTreeSet<Month> = Month::of_all(reads.iter().map(|r| r.read.read_at))?;
         self.store
             .create_partitions(Partitioned::Reads, months.into_iter().collect())?;
-        self.step("reads", &reads, |txn, chunk| copy_reads(txn, chunk))
+        self.step("reads", &reads, copy_reads)
     }
 
     fn billing(&mut self) -> Result<()> {
