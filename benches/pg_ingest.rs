@@ -1,7 +1,10 @@
 //! The PostgreSQL store on this machine: import + VEE + durable commit of 1,000,000 reads over
 //! 100,000 meters, against a raw server-side `COPY` of the same rows into a table of the same
 //! shape (same partitions and indexes) in the same run: the ratio is the figure that matters.
-//! Then a billing pull of 100,000 reads.
+//! Then a billing pull of 100,000 reads. Then MQTT ingest from a private mosquitto with one
+//! and with two instances (each its own connection pool and MQTT session, one shared
+//! subscription) on one database: 20,000 simulated gateway messages, timed from the first
+//! publish until every message is committed and acked.
 //!
 //! The bench starts its own PostgreSQL (the Debian package's binaries, as `postgres` when run
 //! as root) in a temporary folder on a free loopback port, with durable settings (fsync and
@@ -123,7 +126,8 @@ impl Cluster {
         // machine: 2 cores, a few GiB for the server.
         let opts = format!(
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c shared_buffers=1GB -c max_wal_size=8GB \
-             -c checkpoint_timeout=30min -c wal_buffers=64MB -c maintenance_work_mem=512MB",
+             -c checkpoint_timeout=30min -c wal_buffers=64MB -c maintenance_work_mem=512MB \
+             -c log_min_duration_statement=150",
             dir.path().display()
         );
         run(as_postgres(&bin.join("pg_ctl"))
@@ -157,6 +161,15 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        // Statements over 150 ms, from the server's log: where the time went.
+        if let Ok(log) = std::fs::read_to_string(self.dir.path().join("log")) {
+            for line in log.lines().filter(|l| l.contains("duration:")) {
+                println!(
+                    "pg_ingest: slow statement: {}",
+                    line.chars().take(300).collect::<String>()
+                );
+            }
+        }
         let _ = as_postgres(&self.bin.join("pg_ctl"))
             .args(["-m", "fast", "-D"])
             .arg(self.dir.path().join("data"))
@@ -277,4 +290,113 @@ fn main() {
     }
     let cluster = Cluster::start();
     one_million(&cluster);
+    for instances in [1, 2] {
+        mqtt_instances(&cluster, instances);
+    }
+}
+
+/// Simulated gateway messages per MQTT run.
+const MQTT_MESSAGES: u64 = 20_000;
+
+fn mqtt_instances(cluster: &Cluster, instances: usize) {
+    use meterd::cli::simulate::gateway::{GatewayArgs, simulate};
+    use meterd::ingest::mqtt::{GatewayIngest, MqttConfig, client};
+    use meterd::simulate::broker::Mosquitto;
+    use meterd::vee::VeeConfig;
+    use meterd_protocols::decode::Keys;
+    use std::sync::Arc;
+    use std::time::Duration;
+    use tokio_util::sync::CancellationToken;
+
+    let Some(broker) = Mosquitto::start(false).unwrap() else {
+        println!("pg_ingest: mosquitto is not installed; MQTT figures skipped");
+        return;
+    };
+    let db = format!("bench_mqtt_{instances}");
+    drop(store_on(cluster, &db));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut tasks = Vec::new();
+    let mut progress = Vec::new();
+    let token = CancellationToken::new();
+    let cpu0 = cpu_seconds();
+    for i in 0..instances {
+        let store: Arc<dyn Store> = Arc::new(
+            PgStore::open(&StoreConfig {
+                url: Some(cluster.url(&db)),
+                sslmode: SslMode::Disable,
+                ..StoreConfig::default()
+            })
+            .unwrap(),
+        );
+        let (tx, rx) = tokio::sync::watch::channel(0u64);
+        let ingest = GatewayIngest {
+            store,
+            config: Arc::new(MqttConfig {
+                broker: broker.url(),
+                client_id: format!("bench-meterd-{i}"),
+                shared_group: Some("meterd".into()),
+                batch_size: 2000,
+                receive_maximum: 4000,
+                batch_latency_ms: 5,
+                ..MqttConfig::default()
+            }),
+            vee: Arc::new(VeeConfig::default()),
+            keys: Arc::new(Keys::new()),
+            progress: Some(tx),
+        };
+        let _in_runtime = rt.enter();
+        tasks.push(rt.spawn(client::run(ingest, token.clone())));
+        progress.push(rx);
+    }
+    // Sessions and subscriptions first.
+    std::thread::sleep(Duration::from_secs(2));
+    let started = Instant::now();
+    let args = GatewayArgs {
+        broker: broker.url(),
+        meters: 5_000,
+        rate: 0.0,
+        gateways: 3,
+        count: Some(MQTT_MESSAGES),
+        corrupt_rate: 0.02,
+        seed: 1,
+        topic_prefix: "meters".into(),
+        manifest: None,
+        client_id: Some(format!("bench-sim-{instances}")),
+    };
+    rt.block_on(simulate(args)).unwrap();
+    let published = started.elapsed();
+    rt.block_on(async {
+        loop {
+            let done: u64 = progress.iter().map(|rx| *rx.borrow()).sum();
+            if done >= MQTT_MESSAGES {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(600),
+                "MQTT ingest stalled at {done}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    let took = started.elapsed();
+    let cpu = cpu_seconds().zip(cpu0).map(|(b, a)| b - a);
+    token.cancel();
+    for t in tasks {
+        rt.block_on(t).unwrap().unwrap();
+    }
+    let shares: Vec<u64> = progress.iter().map(|rx| *rx.borrow()).collect();
+    let reads = cluster.psql(&db, "SELECT count(*) FROM reads");
+    println!(
+        "pg_ingest: MQTT, {instances} instance(s): {MQTT_MESSAGES} messages committed and acked in {:.2} s = {:.0} msgs/s \
+         (published in {:.2} s; per instance {shares:?}; {reads} reads stored){}",
+        took.as_secs_f64(),
+        MQTT_MESSAGES as f64 / took.as_secs_f64(),
+        published.as_secs_f64(),
+        cpu.map(|c| format!("; {c:.1} CPU s in this process (meterd + simulator)"))
+            .unwrap_or_default()
+    );
 }

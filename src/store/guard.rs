@@ -307,6 +307,7 @@ guarded!(writes GatewayWrites {
     fn forget_seen_before(&mut self, namespace: &str, before: Timestamp) -> Result<u64>;
     fn put_gateway(&mut self, state: &GatewayState) -> Result<()>;
     fn insert_interval_read(&mut self, meter_id: &str, read: &IntervalRead) -> Result<()>;
+    fn insert_interval_reads(&mut self, meter_id: &str, reads: &[IntervalRead]) -> Result<()>;
     fn set_tamper_state(&mut self, endpoint: &str, at: Timestamp, counters: u64) -> Result<()>;
     fn push_outbox(&mut self, entry: &OutboxEntry) -> Result<u64>;
     fn remove_outbox(&mut self, id: u64) -> Result<bool>;

@@ -1706,6 +1706,16 @@ impl GatewayWrites for RedbWrite {
         Ok(())
     }
 
+    fn insert_interval_reads(&mut self, meter_id: &str, reads: &[IntervalRead]) -> Result<()> {
+        let mut table = self.txn.open_table(noted(GW_INTERVALS)).map_err(engine)?;
+        for read in reads {
+            table
+                .insert((meter_id, us(read.end)), (read.number, read.consumption))
+                .map_err(engine)?;
+        }
+        Ok(())
+    }
+
     fn set_tamper_state(&mut self, endpoint: &str, at: Timestamp, counters: u64) -> Result<()> {
         self.txn
             .open_table(noted(GW_TAMPER))

@@ -44,6 +44,9 @@ pub trait Rules {
     /// Store an interval read unless one of the same meter already ends within
     /// [`INTERVAL_WINDOW`] of it; `true` when stored.
     fn put_interval_read(&mut self, meter_id: &str, read: &IntervalRead) -> Result<bool>;
+    /// [`Rules::put_interval_read`] for several reads of one meter, as if put one after the
+    /// other, with one look-up and one insert; returns how many were stored.
+    fn put_interval_reads(&mut self, meter_id: &str, reads: &[IntervalRead]) -> Result<u64>;
 }
 
 impl<T: WriteTxn + ?Sized> Rules for T {
@@ -130,6 +133,27 @@ impl<T: WriteTxn + ?Sized> Rules for T {
         }
         self.insert_interval_read(meter_id, read)?;
         Ok(true)
+    }
+
+    fn put_interval_reads(&mut self, meter_id: &str, reads: &[IntervalRead]) -> Result<u64> {
+        let (Some(first), Some(last)) = (reads.iter().map(|r| r.end).min(), reads.iter().map(|r| r.end).max()) else {
+            return Ok(0);
+        };
+        let from = first.checked_sub(INTERVAL_WINDOW).unwrap_or(Timestamp::MIN);
+        let to = last
+            .checked_add(INTERVAL_WINDOW + SignedDuration::from_micros(1))
+            .unwrap_or(Timestamp::MAX);
+        let mut taken: Vec<Timestamp> = self.interval_reads(meter_id, from, to)?.iter().map(|r| r.end).collect();
+        let mut new = Vec::new();
+        for read in reads {
+            let near = |end: &Timestamp| (read.end.duration_since(*end)).abs() <= INTERVAL_WINDOW;
+            if !taken.iter().any(near) {
+                taken.push(read.end);
+                new.push(read.clone());
+            }
+        }
+        self.insert_interval_reads(meter_id, &new)?;
+        Ok(new.len() as u64)
     }
 }
 

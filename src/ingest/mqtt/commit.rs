@@ -260,19 +260,17 @@ fn store_intervals(txn: &mut dyn WriteTxn, meter_id: &str, frame: &Frame) -> Res
     let Some(intervals) = ert::idm::interval_reads_of(&frame.decoded, Some(frame.heard_at)) else {
         return Ok(0);
     };
-    let mut added = 0;
-    for i in intervals {
-        let Some(end) = i.end else { continue };
-        let r = IntervalRead {
-            end: to_store_precision(end),
-            number: i.number,
-            consumption: u64::from(i.consumption),
-        };
-        if txn.put_interval_read(meter_id, &r)? {
-            added += 1;
-        }
-    }
-    Ok(added)
+    let reads: Vec<IntervalRead> = intervals
+        .into_iter()
+        .filter_map(|i| {
+            Some(IntervalRead {
+                end: to_store_precision(i.end?),
+                number: i.number,
+                consumption: u64::from(i.consumption),
+            })
+        })
+        .collect();
+    txn.put_interval_reads(meter_id, &reads)
 }
 
 /// The endpoint's tamper counters (SCM: physical and encoder; SCM+: the tamper word).

@@ -32,6 +32,9 @@ pub trait GatewayWrites: GatewayQueries {
     /// Store an interval read of a meter (replacing one with the same end). Callers go
     /// through [`crate::store::Rules::put_interval_read`], which keeps the ±60 s window.
     fn insert_interval_read(&mut self, meter_id: &str, read: &IntervalRead) -> Result<()>;
+    /// [`GatewayWrites::insert_interval_read`] for many reads of one meter (an IDM frame's
+    /// 47): one statement on a server engine.
+    fn insert_interval_reads(&mut self, meter_id: &str, reads: &[IntervalRead]) -> Result<()>;
     fn set_tamper_state(&mut self, endpoint: &str, at: Timestamp, counters: u64) -> Result<()>;
     /// Append to the outbox; returns the entry's id (increasing).
     fn push_outbox(&mut self, entry: &OutboxEntry) -> Result<u64>;

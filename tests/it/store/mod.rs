@@ -205,6 +205,7 @@ battery! {
         rules::a_billed_read_change_stays_after_its_correction_went_out,
         rules::the_watermark_never_lowers,
         rules::the_interval_window_is_60_seconds_inclusive,
+        rules::many_interval_reads_at_once_keep_the_window,
         rules::one_open_batch_per_client_until_acked,
         rules::billing_state_moves_reads_in_bulk_and_refuses_a_stale_copy,
         rules::billing_state_refuses_a_read_in_another_batch,

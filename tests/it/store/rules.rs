@@ -246,6 +246,32 @@ pub fn the_interval_window_is_60_seconds_inclusive(e: &dyn Engine) {
     );
 }
 
+pub fn many_interval_reads_at_once_keep_the_window(e: &dyn Engine) {
+    let s = e.store();
+    let at = |secs: i64, consumption: u64| IntervalRead {
+        end: t("2025-01-01T01:00:00Z") + jiff::SignedDuration::from_secs(secs),
+        number: 1,
+        consumption,
+    };
+    let mut txn = s.begin_write().unwrap();
+    assert!(txn.put_interval_read("M1", &at(0, 1)).unwrap());
+    // Against the stored one (60 s: the same), against each other (30 after 300: the same),
+    // and new ones 5 minutes apart.
+    let stored = txn
+        .put_interval_reads("M1", &[at(60, 2), at(300, 3), at(330, 4), at(600, 5), at(-300, 6)])
+        .unwrap();
+    assert_eq!(stored, 3);
+    assert_eq!(txn.put_interval_reads("M1", &[]).unwrap(), 0);
+    txn.commit().unwrap();
+    assert_eq!(
+        s.begin_read()
+            .unwrap()
+            .interval_reads("M1", jiff::Timestamp::MIN, jiff::Timestamp::MAX)
+            .unwrap(),
+        [at(-300, 6), at(0, 1), at(300, 3), at(600, 5)]
+    );
+}
+
 pub fn one_open_batch_per_client_until_acked(e: &dyn Engine) {
     let s = e.store();
     let mut txn = s.begin_write().unwrap();

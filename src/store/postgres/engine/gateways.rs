@@ -204,6 +204,28 @@ impl GatewayWrites for PgTxn<'_> {
         Ok(())
     }
 
+    fn insert_interval_reads(&mut self, meter_id: &str, reads: &[IntervalRead]) -> Result<()> {
+        if reads.is_empty() {
+            return Ok(());
+        }
+        self.ensure_months(Partitioned::IntervalReads, reads.iter().map(|r| r.end))?;
+        let ends: Vec<Timestamp> = reads.iter().map(|r| r.end).collect();
+        let numbers: Vec<i16> = reads.iter().map(|r| i16::from(r.number)).collect();
+        let consumptions = reads.iter().map(|r| big(r.consumption)).collect::<Result<Vec<i64>>>()?;
+        // One row per end (a repeated end would make ON CONFLICT touch a row twice): the
+        // last of a repeated end wins, as one insert after another would leave it.
+        self.exec(
+            "storing interval reads",
+            "INSERT INTO interval_reads (meter_id, end_at, number, consumption) \
+             SELECT DISTINCT ON (e) $1, e, n, c FROM UNNEST($2::timestamptz[], $3::smallint[], $4::bigint[]) \
+               WITH ORDINALITY AS u(e, n, c, o) ORDER BY e, o DESC \
+             ON CONFLICT (meter_id, end_at) DO UPDATE SET number = EXCLUDED.number, \
+               consumption = EXCLUDED.consumption",
+            params![meter_id.to_owned(), ends, numbers, consumptions],
+        )?;
+        Ok(())
+    }
+
     fn set_tamper_state(&mut self, endpoint: &str, at: Timestamp, counters: u64) -> Result<()> {
         self.exec(
             "storing tamper counters",
