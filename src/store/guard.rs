@@ -304,6 +304,7 @@ guarded!(queries GatewayQueries {
 });
 guarded!(writes GatewayWrites {
     fn mark_seen(&mut self, namespace: &str, key: &[u8], at: Timestamp) -> Result<bool>;
+    fn mark_seen_all(&mut self, namespace: &str, keys: &[&[u8]], at: Timestamp) -> Result<Vec<bool>>;
     fn forget_seen_before(&mut self, namespace: &str, before: Timestamp) -> Result<u64>;
     fn put_gateway(&mut self, state: &GatewayState) -> Result<()>;
     fn insert_interval_read(&mut self, meter_id: &str, read: &IntervalRead) -> Result<()>;

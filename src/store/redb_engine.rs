@@ -1668,6 +1668,10 @@ impl GatewayWrites for RedbWrite {
         Ok(true)
     }
 
+    fn mark_seen_all(&mut self, namespace: &str, keys: &[&[u8]], at: Timestamp) -> Result<Vec<bool>> {
+        keys.iter().map(|k| self.mark_seen(namespace, k, at)).collect()
+    }
+
     fn forget_seen_before(&mut self, namespace: &str, before: Timestamp) -> Result<u64> {
         let mut by_time = self.txn.open_table(noted(SEEN_BY_TIME)).map_err(engine)?;
         let mut seen = self.txn.open_table(noted(SEEN)).map_err(engine)?;

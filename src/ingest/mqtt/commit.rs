@@ -111,6 +111,19 @@ pub fn apply(txn: &mut dyn WriteTxn, cfg: &MqttConfig, vee: &VeeConfig, job: Job
     let mut reads = Vec::new();
     let replay = job.replay;
 
+    // Every frame's de-duplication key in one go, answered in the order the loop meets them.
+    let keys: Vec<&[u8]> = job
+        .messages
+        .iter()
+        .flat_map(|m| &m.units)
+        .filter_map(|u| match u {
+            Unit::Frame(frame) => Some(frame.dedup_key.as_bytes()),
+            _ => None,
+        })
+        .collect();
+    let mut first_seen = txn.mark_seen_all(SEEN_FRAMES, &keys, now)?.into_iter();
+    drop(keys);
+
     for msg in job.messages {
         for unit in msg.units {
             match unit {
@@ -156,7 +169,10 @@ pub fn apply(txn: &mut dyn WriteTxn, cfg: &MqttConfig, vee: &VeeConfig, job: Job
                         g.last_message_at = Some(msg.received);
                         g.last_topic = msg.topic.clone();
                     }
-                    if !txn.mark_seen(SEEN_FRAMES, frame.dedup_key.as_bytes(), now)? {
+                    let fresh = first_seen.next().ok_or_else(|| {
+                        crate::store::StoreError::Engine("mark_seen_all answered fewer keys than asked".into())
+                    })?;
+                    if !fresh {
                         out.duplicates += 1;
                         continue;
                     }

@@ -26,6 +26,9 @@ pub trait GatewayWrites: GatewayQueries {
     /// Record a de-duplication key; `true` when it was not seen before (also when another
     /// meterd instance recorded it meanwhile: then `false`, once that one committed).
     fn mark_seen(&mut self, namespace: &str, key: &[u8], at: Timestamp) -> Result<bool>;
+    /// [`GatewayWrites::mark_seen`] for every key of `keys`, as if one after the other (a key
+    /// given twice is `false` the second time); one statement on a server engine.
+    fn mark_seen_all(&mut self, namespace: &str, keys: &[&[u8]], at: Timestamp) -> Result<Vec<bool>>;
     /// Drop de-duplication keys of `namespace` first seen before `before` (window expiry).
     fn forget_seen_before(&mut self, namespace: &str, before: Timestamp) -> Result<u64>;
     fn put_gateway(&mut self, state: &GatewayState) -> Result<()>;

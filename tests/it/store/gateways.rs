@@ -161,3 +161,21 @@ pub fn outbox_ids_increase_and_pages_are_limited(e: &dyn Engine) {
     );
     assert_eq!(txn.outbox_len().unwrap(), 4);
 }
+
+pub fn many_seen_keys_at_once_as_one_after_the_other(e: &dyn Engine) {
+    let s = e.store();
+    let at = t("2025-01-01T00:00:00Z");
+    let mut txn = s.begin_write().unwrap();
+    assert!(txn.mark_seen("ns", b"old", at).unwrap());
+    let keys: [&[u8]; 5] = [b"b", b"old", b"a", b"b", b"c"];
+    assert_eq!(
+        txn.mark_seen_all("ns", &keys, at).unwrap(),
+        [true, false, true, false, true]
+    );
+    assert_eq!(txn.mark_seen_all("ns", &[], at).unwrap(), Vec::<bool>::new());
+    assert_eq!(txn.mark_seen_all("other", &[b"a"], at).unwrap(), [true]);
+    txn.commit().unwrap();
+    let txn = s.begin_read().unwrap();
+    assert_eq!(txn.seen("ns", b"c").unwrap(), Some(at));
+    assert_eq!(txn.seen("ns", b"d").unwrap(), None);
+}

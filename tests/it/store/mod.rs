@@ -191,6 +191,7 @@ battery! {
         gateways::gateways_are_stored_by_id,
         gateways::interval_reads_are_end_exclusive_per_meter,
         gateways::tamper_state_is_replaced,
+        gateways::many_seen_keys_at_once_as_one_after_the_other,
         gateways::outbox_ids_increase_and_pages_are_limited,
         cradles::route_assignments_and_loads,
         cradles::watermarks_and_skips,

@@ -157,6 +157,29 @@ impl GatewayWrites for PgTxn<'_> {
         Ok(inserted == 1)
     }
 
+    fn mark_seen_all(&mut self, namespace: &str, keys: &[&[u8]], at: Timestamp) -> Result<Vec<bool>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Sorted and distinct: instances inserting overlapping keys take them in one order.
+        let mut sorted: Vec<Vec<u8>> = keys.iter().map(|k| k.to_vec()).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let rows = self.rows(
+            "noting de-duplication keys",
+            "INSERT INTO seen (namespace, key, first_seen) \
+             SELECT $1, k, $3 FROM UNNEST($2::bytea[]) AS u(k) ORDER BY k \
+             ON CONFLICT DO NOTHING RETURNING key",
+            params![namespace.to_owned(), sorted, at],
+        )?;
+        let mut new: std::collections::HashSet<Vec<u8>> = rows
+            .iter()
+            .map(|r| r.try_get::<_, Vec<u8>>(0).map_err(super::rows::column))
+            .collect::<Result<_>>()?;
+        // The first of a repeated key is the new one.
+        Ok(keys.iter().map(|k| new.remove(*k)).collect())
+    }
+
     fn forget_seen_before(&mut self, namespace: &str, before: Timestamp) -> Result<u64> {
         self.exec(
             "forgetting de-duplication keys",
