@@ -149,7 +149,7 @@ impl<T: WriteTxn + ?Sized> Rules for T {
             let near = |end: &Timestamp| (read.end.duration_since(*end)).abs() <= INTERVAL_WINDOW;
             if !taken.iter().any(near) {
                 taken.push(read.end);
-                new.push(read.clone());
+                new.push(*read);
             }
         }
         self.insert_interval_reads(meter_id, &new)?;
