@@ -2,11 +2,7 @@
 //! RedbStore and a PgStore give equal answers from every method of both areas, through the
 //! trait methods and through billing pull/ack and clerk actions; the audit chain verifies on
 //! PostgreSQL; `store check` on PostgreSQL finds nothing on a sound store and names damage.
-//! The server: `METERD_TEST_PG_URL` (default postgresql://postgres@127.0.0.1:55432), a fresh
-//! database per test.
-
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
+//! The server: the tests' private cluster (`common::pg`), a fresh database per test.
 
 use jiff::Timestamp;
 use jiff::civil::date;
@@ -22,39 +18,13 @@ use meterd::store::postgres::{PgStore, SslMode, StoreConfig};
 use meterd::store::{ReadTxn, RedbStore, Store, StoreError};
 use meterd::vee::VeeConfig;
 
-fn server() -> String {
-    std::env::var("METERD_TEST_PG_URL").unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:55432".into())
-}
-
-/// A fresh database on the test server; its URL.
+/// A fresh database on the tests' private server; its URL.
 fn database() -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(1);
-    let name = format!("pgbill_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-    let base = server();
-    let out = Command::new("psql")
-        .args([
-            "-X",
-            "-At",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            &format!("{base}/postgres"),
-            "-c",
-        ])
-        .arg(format!("CREATE DATABASE {name}"))
-        .output()
-        .expect("running psql");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    format!("{base}/{name}")
+    crate::common::pg::database()
 }
 
 fn psql(url: &str, sql: &str) -> String {
-    let out = Command::new("psql")
-        .args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql])
-        .output()
-        .expect("running psql");
-    assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    crate::common::pg::psql(crate::common::pg::dbname(url), sql)
 }
 
 fn pg(url: &str) -> PgStore {

@@ -1,10 +1,9 @@
 //! The PostgreSQL engine's gateways, cradles and quarantine areas against the embedded (redb)
 //! store: the same operations on both must answer the same, including the quarantine's trimming
 //! by size and by age and its summary; and two instances marking one de-duplication key at once
-//! must see exactly one "new". The server is `METERD_TEST_PG_URL` (default the shared test
-//! server on 127.0.0.1:55432); each run makes its own database there.
+//! must see exactly one "new". The server is the tests' private cluster (`common::pg`), a
+//! fresh database per test.
 
-use std::process::Command;
 use std::sync::Barrier;
 
 use jiff::{SignedDuration, Timestamp};
@@ -13,30 +12,10 @@ use meterd::store::postgres::{PgStore, SslMode, StoreConfig};
 use meterd::store::prelude::*;
 use meterd::store::{QuarantineLimits, RedbStore};
 
-fn server_url() -> String {
-    std::env::var("METERD_TEST_PG_URL").unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:55432".to_owned())
-}
-
-/// A fresh database on the test server, opened as a PgStore.
-fn fresh_pg(tag: &str) -> PgStore {
-    let base = server_url();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let db = format!("pggw_{tag}_{}_{nanos}", std::process::id());
-    let out = Command::new("psql")
-        .arg(format!("{base}/postgres"))
-        .args(["-v", "ON_ERROR_STOP=1", "-qc", &format!("CREATE DATABASE {db}")])
-        .output()
-        .expect("running psql");
-    assert!(
-        out.status.success(),
-        "creating {db}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+/// A fresh database on the tests' private server, opened as a PgStore.
+fn fresh_pg(_tag: &str) -> PgStore {
     PgStore::open(&StoreConfig {
-        url: Some(format!("{base}/{db}")),
+        url: Some(crate::common::pg::database()),
         sslmode: SslMode::Disable,
         ..StoreConfig::default()
     })
