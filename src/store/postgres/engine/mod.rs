@@ -186,6 +186,7 @@ impl PgStore {
             client: Some(Arc::new(client)),
             limits: self.quarantine_limits(),
             touched_partitioned: std::cell::Cell::new(false),
+            server_gone: std::cell::Cell::new(false),
         })
     }
 }
@@ -266,6 +267,9 @@ pub(super) struct PgTxn<'s> {
     /// Whether a statement of this transaction used a partitioned table (it then holds a
     /// lock that a `CREATE … PARTITION OF` would wait for).
     touched_partitioned: std::cell::Cell<bool>,
+    /// Whether a statement found the server gone or no longer a primary: the connection is
+    /// then dropped, not given back to the pool (a demoted primary keeps answering 25006).
+    server_gone: std::cell::Cell<bool>,
 }
 
 impl PgTxn<'_> {
@@ -316,17 +320,21 @@ impl PgTxn<'_> {
         self.note_statement(sql);
         let client = self.client()?;
         let target = self.store.engine.target().to_owned();
-        self.store.engine.bridge().run(async move {
-            let stmt = client
-                .prepare_cached(sql)
-                .await
-                .map_err(|e| query_error(&target, doing, &e))?;
-            let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
-            client
-                .query(&stmt, &refs)
-                .await
-                .map_err(|e| query_error(&target, doing, &e))
-        })
+        self.store
+            .engine
+            .bridge()
+            .run(async move {
+                let stmt = client
+                    .prepare_cached(sql)
+                    .await
+                    .map_err(|e| query_error(&target, doing, &e))?;
+                let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
+                client
+                    .query(&stmt, &refs)
+                    .await
+                    .map_err(|e| query_error(&target, doing, &e))
+            })
+            .inspect_err(|e| self.note_error(e))
     }
 
     /// Runs one statement that returns at most one row.
@@ -339,17 +347,27 @@ impl PgTxn<'_> {
         self.note_statement(sql);
         let client = self.client()?;
         let target = self.store.engine.target().to_owned();
-        self.store.engine.bridge().run(async move {
-            let stmt = client
-                .prepare_cached(sql)
-                .await
-                .map_err(|e| query_error(&target, doing, &e))?;
-            let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
-            client
-                .execute(&stmt, &refs)
-                .await
-                .map_err(|e| query_error(&target, doing, &e))
-        })
+        self.store
+            .engine
+            .bridge()
+            .run(async move {
+                let stmt = client
+                    .prepare_cached(sql)
+                    .await
+                    .map_err(|e| query_error(&target, doing, &e))?;
+                let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
+                client
+                    .execute(&stmt, &refs)
+                    .await
+                    .map_err(|e| query_error(&target, doing, &e))
+            })
+            .inspect_err(|e| self.note_error(e))
+    }
+
+    fn note_error(&self, e: &StoreError) {
+        if matches!(e, StoreError::Unavailable { .. }) {
+            self.server_gone.set(true);
+        }
     }
 
     /// Takes `n` fresh ids of a sequence, in increasing order.
@@ -400,6 +418,14 @@ pub(super) enum Sequence {
 
 impl Drop for PgTxn<'_> {
     fn drop(&mut self) {
+        if self.server_gone.get()
+            && let Some(client) = self.client.take()
+        {
+            if let Ok(object) = Arc::try_unwrap(client) {
+                drop(deadpool_postgres::Object::take(object));
+            }
+            return;
+        }
         if let Some(client) = self.client.clone()
             && self.end("ROLLBACK").is_err()
         {
