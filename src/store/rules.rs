@@ -122,17 +122,7 @@ impl<T: WriteTxn + ?Sized> Rules for T {
     }
 
     fn put_interval_read(&mut self, meter_id: &str, read: &IntervalRead) -> Result<bool> {
-        let from = read.end.checked_sub(INTERVAL_WINDOW).unwrap_or(Timestamp::MIN);
-        // `interval_reads` is end-exclusive: one microsecond past the window's end.
-        let to = read
-            .end
-            .checked_add(INTERVAL_WINDOW + SignedDuration::from_micros(1))
-            .unwrap_or(Timestamp::MAX);
-        if !self.interval_reads(meter_id, from, to)?.is_empty() {
-            return Ok(false);
-        }
-        self.insert_interval_read(meter_id, read)?;
-        Ok(true)
+        Ok(self.put_interval_reads(meter_id, std::slice::from_ref(read))? == 1)
     }
 
     fn put_interval_reads(&mut self, meter_id: &str, reads: &[IntervalRead]) -> Result<u64> {

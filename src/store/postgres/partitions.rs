@@ -128,11 +128,7 @@ impl Partitions {
         table: Partitioned,
         months: impl IntoIterator<Item = Month>,
     ) -> Result<(), StoreError> {
-        let missing: Vec<Month> = {
-            let ensured = self.ensured.lock().unwrap_or_else(|p| p.into_inner());
-            months.into_iter().filter(|m| !ensured.contains(&(table, *m))).collect()
-        };
-        for month in missing {
+        for month in self.missing(table, months) {
             match client.batch_execute(&month.create_sql(table)).await {
                 Ok(()) => {}
                 Err(e) if super::migrate::is_concurrent_create(&e) => {}

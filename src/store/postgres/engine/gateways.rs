@@ -115,9 +115,9 @@ impl GatewayQueries for PgTxn<'_> {
         .transpose()
     }
 
-    fn outbox(&self, after: u64, limit: usize) -> Result<Vec<(u64, OutboxEntry)>> {
+    fn outbox(&self, after: u64, max: usize) -> Result<Vec<(u64, OutboxEntry)>> {
         let after = big(after.min(i64::MAX as u64))?;
-        let limit = big((limit as u64).min(i64::MAX as u64))?;
+        let limit = super::rows::limit(max);
         self.rows(
             "reading the outbox",
             "SELECT id, topic, payload FROM outbox WHERE id > $1 ORDER BY id LIMIT $2",

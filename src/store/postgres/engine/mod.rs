@@ -317,24 +317,10 @@ impl PgTxn<'_> {
 
     /// Runs one statement and returns its rows.
     pub(super) fn rows(&self, doing: &'static str, sql: &'static str, params: Vec<Param>) -> Result<Vec<Row>> {
-        self.note_statement(sql);
-        let client = self.client()?;
-        let target = self.store.engine.target().to_owned();
-        self.store
-            .engine
-            .bridge()
-            .run(async move {
-                let stmt = client
-                    .prepare_cached(sql)
-                    .await
-                    .map_err(|e| query_error(&target, doing, &e))?;
-                let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
-                client
-                    .query(&stmt, &refs)
-                    .await
-                    .map_err(|e| query_error(&target, doing, &e))
-            })
-            .inspect_err(|e| self.note_error(e))
+        match self.statement(doing, sql, params, Answer::Rows)? {
+            Answered::Rows(rows) => Ok(rows),
+            Answered::Count(_) => Err(StoreError::Engine(format!("{doing}: no rows came back"))),
+        }
     }
 
     /// Runs one statement that returns at most one row.
@@ -344,6 +330,22 @@ impl PgTxn<'_> {
 
     /// Runs one statement and returns the number of rows it changed.
     pub(super) fn exec(&self, doing: &'static str, sql: &'static str, params: Vec<Param>) -> Result<u64> {
+        match self.statement(doing, sql, params, Answer::Count)? {
+            Answered::Count(n) => Ok(n),
+            Answered::Rows(_) => Err(StoreError::Engine(format!("{doing}: no row count came back"))),
+        }
+    }
+
+    /// Prepares `sql` (cached per connection), runs it with `params` in this transaction and
+    /// answers as asked; notes what [`PgTxn::rows`] and [`PgTxn::exec`] both track (a
+    /// partitioned table used, the server gone).
+    fn statement(
+        &self,
+        doing: &'static str,
+        sql: &'static str,
+        params: Vec<Param>,
+        answer: Answer,
+    ) -> Result<Answered> {
         self.note_statement(sql);
         let client = self.client()?;
         let target = self.store.engine.target().to_owned();
@@ -356,10 +358,11 @@ impl PgTxn<'_> {
                     .await
                     .map_err(|e| query_error(&target, doing, &e))?;
                 let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
-                client
-                    .execute(&stmt, &refs)
-                    .await
-                    .map_err(|e| query_error(&target, doing, &e))
+                match answer {
+                    Answer::Rows => client.query(&stmt, &refs).await.map(Answered::Rows),
+                    Answer::Count => client.execute(&stmt, &refs).await.map(Answered::Count),
+                }
+                .map_err(|e| query_error(&target, doing, &e))
             })
             .inspect_err(|e| self.note_error(e))
     }
@@ -404,6 +407,18 @@ impl PgTxn<'_> {
                 .map_err(|e| query_error(&target, doing, &e))
         })
     }
+}
+
+/// What a statement should answer: its rows, or how many rows it changed.
+#[derive(Clone, Copy)]
+enum Answer {
+    Rows,
+    Count,
+}
+
+enum Answered {
+    Rows(Vec<Row>),
+    Count(u64),
 }
 
 /// The id sequences of the schema.
