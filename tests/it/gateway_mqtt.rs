@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::common::Scratch;
 use crate::common::daemon::Daemon;
 use crate::common::mosquitto::{self, Mosquitto};
-use crate::common::mqtt::{Collector, publish_all};
+use crate::common::mqtt::{Collector, publish_all, subscribed};
 use meterd::model::{OutboxEntry, Rule};
 use meterd::store::{RedbStore, Store};
 use meterd_protocols::Decoded;
@@ -26,10 +26,6 @@ fn config(s: &Scratch, broker: &Mosquitto, client_id: &str, extra: &str) -> Path
 
 fn open(s: &Scratch) -> RedbStore {
     RedbStore::open_dir(&s.data_dir()).unwrap()
-}
-
-fn subscribed(l: &str) -> bool {
-    l.contains("connected and subscribed")
 }
 
 /// The frames of one fixture file, as `decode_input` splits them.

@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::common::daemon::Daemon;
 use crate::common::mosquitto::{self, Mosquitto};
-use crate::common::mqtt::publish_all;
+use crate::common::mqtt::{publish_all, subscribed};
 use crate::common::{NOBODY, Scratch, failed};
 
 fn config(s: &Scratch, broker: &Mosquitto, client_id: &str, extra: &str) -> PathBuf {
@@ -22,10 +22,6 @@ fn config(s: &Scratch, broker: &Mosquitto, client_id: &str, extra: &str) -> Path
             broker.url()
         ),
     )
-}
-
-fn subscribed(l: &str) -> bool {
-    l.contains("connected and subscribed")
 }
 
 fn list(s: &Scratch, args: &[&str]) -> serde_json::Value {

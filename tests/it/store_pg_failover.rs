@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::common::Scratch;
 use crate::common::daemon::Daemon;
 use crate::common::mosquitto;
+use crate::common::mqtt::{subscribed, transmissions};
 use crate::common::pg_pair::Pair;
 use meterd::store::Store;
 use meterd::store::postgres::{PgStore, SslMode, StoreConfig};
@@ -41,9 +42,7 @@ fn primary_killed_mid_stream_standby_promoted_nothing_acknowledged_lost() {
         ),
     );
     let d = Daemon::start(&s, &cfg);
-    d.wait_for("subscribed", Duration::from_secs(30), |l| {
-        l.contains("connected and subscribed")
-    });
+    d.wait_for("subscribed", Duration::from_secs(30), subscribed);
     let manifest = s.dir.path().join("manifest.ndjson");
     let sim = s
         .cmd(&[
@@ -81,17 +80,7 @@ fn primary_killed_mid_stream_standby_promoted_nothing_acknowledged_lost() {
 
     let out = sim.wait_with_output().unwrap();
     assert!(out.status.success(), "simulator failed");
-    let want: HashSet<(String, String)> = std::fs::read_to_string(&manifest)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .map(|e| {
-            (
-                e["endpoint"].as_str().unwrap().to_owned(),
-                e["register"].as_u64().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let want = transmissions(&manifest);
     d.wait_until(
         "every transmission stored on the new primary",
         Duration::from_secs(180),

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::common::daemon::Daemon;
 use crate::common::mosquitto::{self, Mosquitto};
+use crate::common::mqtt::{subscribed, transmissions};
 use crate::common::{Scratch, pg};
 use meterd::store::Store;
 use meterd::store::postgres::{PgStore, SslMode, StoreConfig};
@@ -34,10 +35,6 @@ fn store(url: &str) -> PgStore {
         ..StoreConfig::default()
     })
     .unwrap()
-}
-
-fn subscribed(l: &str) -> bool {
-    l.contains("connected and subscribed")
 }
 
 /// Publishes the simulated traffic (seed 7: the same messages every run); returns the
@@ -70,20 +67,6 @@ fn simulate(s: &Scratch, broker: &Mosquitto, client: &str) -> (std::process::Chi
         .spawn()
         .unwrap();
     (child, manifest)
-}
-
-fn transmissions(manifest: &PathBuf) -> HashSet<(String, String)> {
-    std::fs::read_to_string(manifest)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .map(|e| {
-            (
-                e["endpoint"].as_str().unwrap().to_owned(),
-                e["register"].as_u64().unwrap().to_string(),
-            )
-        })
-        .collect()
 }
 
 /// (meter, register) → the VEE flags' rules, for every stored read; panics on a read stored

@@ -1,5 +1,7 @@
 //! A test MQTT client: publish QoS 1 and wait for every PUBACK; subscribe and collect.
 
+use std::collections::HashSet;
+use std::path::Path;
 use std::time::Duration;
 
 use rumqttc::v5::mqttbytes::QoS;
@@ -86,4 +88,25 @@ impl Collector {
         ready_rx.recv_timeout(Duration::from_secs(10)).expect("subscribed");
         Collector { received }
     }
+}
+
+/// The log line of `meterd run` once its MQTT session is connected and subscribed.
+pub fn subscribed(line: &str) -> bool {
+    line.contains("connected and subscribed")
+}
+
+/// The transmissions a `meterd simulate gateway --manifest FILE` run sent, as (endpoint,
+/// register): what the store must hold once, whatever the repeats and gateways.
+pub fn transmissions(manifest: &Path) -> HashSet<(String, String)> {
+    std::fs::read_to_string(manifest)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|e| {
+            (
+                e["endpoint"].as_str().unwrap().to_owned(),
+                e["register"].as_u64().unwrap().to_string(),
+            )
+        })
+        .collect()
 }

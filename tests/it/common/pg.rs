@@ -100,7 +100,13 @@ pub fn psql(db: &str, sql: &str) -> String {
 /// [`psql`], its error text when it fails.
 pub fn try_psql(db: &str, sql: &str) -> Result<String, String> {
     let c = cluster();
-    let out = Command::new(c.bin.join("psql"))
+    psql_at(&c.bin, c.port, db, sql)
+}
+
+/// Runs SQL with psql as `postgres` in `db` of the server on loopback `port`; its unaligned,
+/// trimmed output, or its error text.
+pub fn psql_at(bin: &Path, port: u16, db: &str, sql: &str) -> Result<String, String> {
+    let out = Command::new(bin.join("psql"))
         .args([
             "-X",
             "-At",
@@ -111,18 +117,69 @@ pub fn try_psql(db: &str, sql: &str) -> Result<String, String> {
             "-U",
             "postgres",
         ])
-        .arg("-p")
-        .arg(c.port.to_string())
-        .arg("-d")
-        .arg(db)
-        .arg("-c")
-        .arg(sql)
+        .args(["-p", &port.to_string(), "-d", db, "-c", sql])
         .output()
         .expect("running psql");
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// A temporary folder for a server, kept until its supervisor removes it, owned by
+/// `postgres` when we are root.
+pub fn server_folder(prefix: &str) -> PathBuf {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("a temporary folder for PostgreSQL")
+        .keep();
+    if nix::unistd::geteuid().is_root() {
+        let pg = nix::unistd::User::from_name("postgres")
+            .ok()
+            .flatten()
+            .expect("user postgres (created by the postgresql package) for running the test server as root");
+        nix::unistd::chown(&dir, Some(pg.uid), Some(pg.gid)).expect("giving the test server's folder to postgres");
+    }
+    dir
+}
+
+/// Starts `postgres -D data -c setting…` (as `postgres` when we are root) under a `sh`
+/// supervisor named `name` that reads its stdin: when that pipe closes (this process ended,
+/// however it ended), it stops the server (immediate shutdown: a throwaway) and removes
+/// `dir`. The server's output goes to `dir/server.log`.
+pub fn supervise(name: &str, bin: &Path, dir: &Path, data: &Path, settings: &[String]) -> Child {
+    // setpriv executes the server in its place (runuser would stay between, as its parent),
+    // so the supervisor's signal reaches the server itself.
+    let mut argv: Vec<String> = Vec::new();
+    if nix::unistd::geteuid().is_root() {
+        argv.extend(["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"].map(str::to_owned));
+    }
+    argv.push(bin.join("postgres").to_string_lossy().into_owned());
+    argv.extend(["-D".to_owned(), data.to_string_lossy().into_owned()]);
+    for setting in settings {
+        argv.extend(["-c".to_owned(), setting.clone()]);
+    }
+    // $1: folder, $2...: the server's command.
+    let script = r#"dir=$1; shift
+"$@" >"$dir/server.log" 2>&1 &
+pg=$!
+cat >/dev/null
+kill -QUIT "$pg" 2>/dev/null
+wait "$pg"
+# The server's last children may still be writing as it exits: try again once.
+rm -rf "$dir" 2>/dev/null || { sleep 1; rm -rf "$dir"; }"#;
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(name)
+        .arg(dir)
+        .args(&argv)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting a PostgreSQL supervisor")
 }
 
 fn cluster() -> &'static Cluster {
@@ -172,18 +229,7 @@ pub fn as_server_user(program: &Path) -> Command {
 
 fn start() -> Cluster {
     let bin = bindir();
-    let dir = tempfile::Builder::new()
-        .prefix("meterd-pg-")
-        .tempdir()
-        .expect("a temporary folder for PostgreSQL")
-        .keep();
-    if nix::unistd::geteuid().is_root() {
-        let pg = nix::unistd::User::from_name("postgres")
-            .ok()
-            .flatten()
-            .expect("user postgres (created by the postgresql package) for running the test server as root");
-        nix::unistd::chown(&dir, Some(pg.uid), Some(pg.gid)).expect("giving the test cluster's folder to postgres");
-    }
+    let dir = server_folder("meterd-pg-");
     let data = dir.join("data");
     let init = as_server_user(&bin.join("initdb"))
         .arg("-D")
@@ -231,81 +277,43 @@ fn start() -> Cluster {
     }
 
     let port = super::free_port();
-    // setpriv executes the server in its place (runuser would stay between, as its parent),
-    // so the supervisor's signal reaches the server itself.
-    let mut argv: Vec<String> = Vec::new();
-    if nix::unistd::geteuid().is_root() {
-        argv.extend(["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"].map(str::to_owned));
-    }
-    argv.push(bin.join("postgres").to_string_lossy().into_owned());
-    argv.extend(
-        [
-            "-D",
-            &data.to_string_lossy(),
-            "-c",
-            "listen_addresses=127.0.0.1",
-            "-c",
-            &format!("port={port}"),
-            "-c",
-            "unix_socket_directories=",
-            "-c",
-            "fsync=off",
-            "-c",
-            "synchronous_commit=off",
-            "-c",
-            "full_page_writes=off",
-            "-c",
-            "max_connections=300",
-            "-c",
-            "password_encryption=scram-sha-256",
-            "-c",
-            "ssl=on",
-        ]
-        .map(str::to_owned),
-    );
-    // $1: folder, $2...: the server's command. Stops the server (immediate shutdown: it is a
-    // throwaway) and removes the folder when stdin closes.
-    let script = r#"dir=$1; shift
-"$@" >"$dir/server.log" 2>&1 &
-pg=$!
-cat >/dev/null
-kill -QUIT "$pg" 2>/dev/null
-wait "$pg"
-# The server's last children may still be writing as it exits: try again once.
-rm -rf "$dir" 2>/dev/null || { sleep 1; rm -rf "$dir"; }"#;
-    let supervisor = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .arg("meterd-test-pg")
-        .arg(&dir)
-        .args(&argv)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting the PostgreSQL supervisor");
+    let settings = [
+        "listen_addresses=127.0.0.1".to_owned(),
+        format!("port={port}"),
+        "unix_socket_directories=".to_owned(),
+        "fsync=off".to_owned(),
+        "synchronous_commit=off".to_owned(),
+        "full_page_writes=off".to_owned(),
+        "max_connections=300".to_owned(),
+        "password_encryption=scram-sha-256".to_owned(),
+        "ssl=on".to_owned(),
+    ];
+    let supervisor = supervise("meterd-test-pg", &bin, &dir, &data, &settings);
     let cluster = Cluster {
         bin,
         port,
         ca_file,
         _supervisor: supervisor,
     };
-    wait_ready(&cluster, &dir);
-    psql_on(
-        &cluster,
+    wait_ready(&cluster.bin, cluster.port, &dir);
+    psql_at(
+        &cluster.bin,
+        cluster.port,
         "postgres",
         &format!("CREATE ROLE {PASSWORD_ROLE} LOGIN PASSWORD '{PASSWORD}'"),
-    );
+    )
+    .unwrap_or_else(|e| panic!("creating the password role: {e}"));
     cluster
 }
 
-fn wait_ready(c: &Cluster, dir: &Path) {
+/// Waits until the server on `port` answers (60 s at most; then its log is the panic).
+pub fn wait_ready(bin: &Path, port: u16, dir: &Path) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let ok = Command::new(c.bin.join("pg_isready"))
+        let ok = Command::new(bin.join("pg_isready"))
             .args(["-q", "-h", "127.0.0.1", "-U", "postgres"])
             .arg("-p")
-            .arg(c.port.to_string())
+            .arg(port.to_string())
             .status()
             .is_ok_and(|s| s.success());
         if ok {
@@ -313,29 +321,8 @@ fn wait_ready(c: &Cluster, dir: &Path) {
         }
         if Instant::now() > deadline {
             let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
-            panic!(
-                "the test PostgreSQL did not start on port {} within 60 s:\n{log}",
-                c.port
-            );
+            panic!("the test PostgreSQL did not start on port {port} within 60 s:\n{log}");
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn psql_on(c: &Cluster, db: &str, sql: &str) {
-    let out = Command::new(c.bin.join("psql"))
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres"])
-        .arg("-p")
-        .arg(c.port.to_string())
-        .arg("-d")
-        .arg(db)
-        .arg("-c")
-        .arg(sql)
-        .output()
-        .expect("running psql");
-    assert!(
-        out.status.success(),
-        "psql {sql:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }

@@ -6,16 +6,15 @@
 //! ([`super::pg`]): when the test process ends, however it ends, both stop and their folders go.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use super::pg::{as_server_user, bindir};
+use super::pg::{as_server_user, bindir, psql_at, server_folder, supervise, wait_ready};
 
 /// One server of the pair.
 pub struct Server {
     pub port: u16,
     pub data: PathBuf,
-    dir: PathBuf,
     _supervisor: Child,
 }
 
@@ -25,22 +24,6 @@ pub struct Pair {
     bin: PathBuf,
     pub primary: Server,
     pub standby: Server,
-}
-
-fn folder() -> PathBuf {
-    let dir = tempfile::Builder::new()
-        .prefix("meterd-pg-pair-")
-        .tempdir()
-        .expect("a temporary folder")
-        .keep();
-    if nix::unistd::geteuid().is_root() {
-        let pg = nix::unistd::User::from_name("postgres")
-            .ok()
-            .flatten()
-            .expect("user postgres");
-        nix::unistd::chown(&dir, Some(pg.uid), Some(pg.gid)).expect("chown to postgres");
-    }
-    dir
 }
 
 fn ok(c: &mut Command) {
@@ -53,69 +36,24 @@ fn ok(c: &mut Command) {
     );
 }
 
-/// Starts `postgres -D data` with `settings` under a supervisor that stops it when our stdin
-/// pipe closes.
+/// Starts `postgres -D data` with `settings` under the test cluster's supervisor
+/// ([`supervise`]): stopped and removed when this process ends.
 fn serve(bin: &Path, dir: PathBuf, data: PathBuf, port: u16, settings: &[&str]) -> Server {
-    let mut argv: Vec<String> = Vec::new();
-    if nix::unistd::geteuid().is_root() {
-        argv.extend(["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"].map(str::to_owned));
-    }
-    argv.push(bin.join("postgres").to_string_lossy().into_owned());
-    argv.extend(["-D".to_owned(), data.to_string_lossy().into_owned()]);
-    for s in [
+    let settings: Vec<String> = [
         "listen_addresses=127.0.0.1".to_owned(),
         format!("port={port}"),
         "unix_socket_directories=".to_owned(),
         "max_connections=200".to_owned(),
     ]
-    .iter()
-    .map(String::as_str)
-    .chain(settings.iter().copied())
-    {
-        argv.extend(["-c".to_owned(), s.to_owned()]);
-    }
-    let script = r#"dir=$1; shift
-"$@" >"$dir/server.log" 2>&1 &
-pg=$!
-cat >/dev/null
-kill -QUIT "$pg" 2>/dev/null
-wait "$pg"
-rm -rf "$dir""#;
-    let supervisor = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .arg("meterd-test-pg-pair")
-        .arg(&dir)
-        .args(&argv)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting a PostgreSQL supervisor");
-    let server = Server {
+    .into_iter()
+    .chain(settings.iter().map(|s| (*s).to_owned()))
+    .collect();
+    let supervisor = supervise("meterd-test-pg-pair", bin, &dir, &data, &settings);
+    wait_ready(bin, port, &dir);
+    Server {
         port,
         data,
-        dir,
         _supervisor: supervisor,
-    };
-    wait_ready(bin, &server);
-    server
-}
-
-fn wait_ready(bin: &Path, s: &Server) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !Command::new(bin.join("pg_isready"))
-        .args(["-q", "-h", "127.0.0.1", "-U", "postgres", "-p", &s.port.to_string()])
-        .status()
-        .is_ok_and(|st| st.success())
-    {
-        assert!(
-            Instant::now() < deadline,
-            "PostgreSQL on port {} did not start:\n{}",
-            s.port,
-            std::fs::read_to_string(s.dir.join("server.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -123,7 +61,7 @@ impl Pair {
     /// A primary, a base backup of it started as a synchronous standby, and a database `db`.
     pub fn start(db: &str) -> Pair {
         let bin = bindir();
-        let (pdir, sdir) = (folder(), folder());
+        let (pdir, sdir) = (server_folder("meterd-pg-pair-"), server_folder("meterd-pg-pair-"));
         let pdata = pdir.join("data");
         ok(as_server_user(&bin.join("initdb")).arg("-D").arg(&pdata).args([
             "-U",
@@ -188,26 +126,7 @@ impl Pair {
     }
 
     pub fn psql(&self, port: u16, db: &str, sql: &str) -> String {
-        let out = Command::new(self.bin.join("psql"))
-            .args([
-                "-X",
-                "-At",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-            ])
-            .args(["-p", &port.to_string(), "-d", db, "-c", sql])
-            .output()
-            .expect("psql");
-        assert!(
-            out.status.success(),
-            "psql {sql:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        psql_at(&self.bin, port, db, sql).unwrap_or_else(|e| panic!("psql {sql:?}: {e}"))
     }
 
     fn wait(&self, mut cond: impl FnMut(&Pair) -> bool) {
