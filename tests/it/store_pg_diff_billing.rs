@@ -4,19 +4,17 @@
 //! PostgreSQL; `store check` on PostgreSQL finds nothing on a sound store and names damage.
 //! The server: the tests' private cluster (`common::pg`), a fresh database per test.
 
-use jiff::Timestamp;
 use jiff::civil::date;
 use meterd::billing::{self, AckOutcome};
 use meterd::ingest::accept_in;
 use meterd::model::billing::{ApiToken, Billed, BilledReadChange};
-use meterd::model::{
-    BatchStatus, Meter, MeterChange, MeterStatus, OrderStatus, Origin, OriginKind, Quantity, Read, ReadStatus,
-    ReadType, Service, ServiceOrder,
-};
+use meterd::model::{BatchStatus, Meter, MeterChange, OrderStatus, Quantity, ReadStatus, ServiceOrder};
 use meterd::review::{Action, ActionRequest, act};
 use meterd::store::postgres::{PgStore, SslMode, StoreConfig};
 use meterd::store::{ReadTxn, RedbStore, Store, StoreError};
 use meterd::vee::VeeConfig;
+
+use crate::store::{read, t};
 
 /// A fresh database on the tests' private server; its URL.
 fn database() -> String {
@@ -36,41 +34,11 @@ fn pg(url: &str) -> PgStore {
     .unwrap()
 }
 
-fn t(s: &str) -> Timestamp {
-    s.parse().unwrap()
-}
-
+/// The battery's meter (`tests/it/store`) on `route`.
 fn meter(id: &str, route: &str) -> Meter {
     Meter {
-        meter_id: id.into(),
-        account: format!("A-{id}"),
         route: route.into(),
-        sequence: 3,
-        service: Service::Water,
-        unit: "gal".into(),
-        dials: 8,
-        decimals: 0,
-        multiplier: Quantity::from_units(1).unwrap(),
-        status: MeterStatus::Active,
-        address: "1 Main St".into(),
-        notes: String::new(),
-    }
-}
-
-fn read(id: &str, at: &str, value: i64) -> Read {
-    Read {
-        meter_id: id.into(),
-        read_at: t(at),
-        value: Quantity::from_units(value).unwrap(),
-        raw: value.to_string(),
-        read_type: ReadType::Gateway,
-        codes: vec![],
-        reader: Some("gw-1".into()),
-        origin: Origin {
-            kind: OriginKind::Gateway,
-            source: "meters/+/scm".into(),
-            locator: "pkid 7".into(),
-        },
+        ..crate::store::meter(id)
     }
 }
 
