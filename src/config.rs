@@ -74,6 +74,9 @@ pub struct Config {
     /// its `url` when the file is loaded).
     #[serde(default)]
     pub store: crate::store::postgres::StoreConfig,
+    /// `[intervals]`: the utility's time zone, holidays, interval VEE thresholds.
+    #[serde(default)]
+    pub intervals: crate::vee::interval::IntervalConfig,
 }
 
 /// Default configuration file, looked for in the working directory.

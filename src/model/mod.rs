@@ -6,6 +6,7 @@
 
 pub mod billing;
 pub mod gateway;
+pub mod interval;
 pub mod limits;
 mod quantity;
 pub mod quarantine;

@@ -33,6 +33,7 @@
 //! Every flag except `rollover` holds the read for review (status `flagged`).
 
 mod config;
+pub mod interval;
 #[cfg(test)]
 mod tests;
 
