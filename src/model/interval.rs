@@ -349,6 +349,40 @@ impl IntervalDay {
     }
 }
 
+/// A batch of interval days handed to one billing client (`batches next --kind intervals`);
+/// its id comes from the same sequence as the register-read batches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntervalBatch {
+    pub id: BatchId,
+    pub client: String,
+    pub days: Vec<DayKey>,
+    pub status: super::BatchStatus,
+    #[serde(with = "time_serde")]
+    pub created_at: Timestamp,
+    #[serde(with = "time_serde::option")]
+    pub acked_at: Option<Timestamp>,
+}
+
+/// One day as it went out in a batch, with what billing needs of its meter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchDay {
+    pub day: IntervalDay,
+    /// Empty when the meter is not in the meter list.
+    pub account: String,
+    pub service: Option<super::Service>,
+    pub unit: String,
+    pub direction: Direction,
+    /// The batch that carried an earlier version of this day: this one corrects it.
+    pub correction_of: Option<BatchId>,
+}
+
+/// Everything an interval batch carries, frozen when it was made (asking again returns the
+/// same bytes even if a day changes later).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntervalBatchContents {
+    pub days: Vec<BatchDay>,
+}
+
 /// The utility's calendar: the local days of its time zone.
 #[derive(Debug, Clone)]
 pub struct DayClock {
@@ -402,7 +436,9 @@ impl DayClock {
     pub fn interval_start(&self, date: Date, minutes: u16, n: u16) -> Option<Timestamp> {
         let start = self.day_start(date)?;
         start
-            .checked_add(SignedDuration::from_mins(i64::from(minutes) * i64::from(n.saturating_sub(1))))
+            .checked_add(SignedDuration::from_mins(
+                i64::from(minutes) * i64::from(n.saturating_sub(1)),
+            ))
             .ok()
     }
 }
@@ -436,6 +472,9 @@ mod tests {
         assert_eq!(c.locate(first_one_am, 15), Some((d, 5)));
         assert_eq!(c.locate(second_one_am, 15), Some((d, 9)));
         assert_eq!(c.interval_start(d, 15, 9), Some(second_one_am));
-        assert_eq!(c.locate(second_one_am.checked_add(SignedDuration::from_mins(7)).unwrap(), 15), None);
+        assert_eq!(
+            c.locate(second_one_am.checked_add(SignedDuration::from_mins(7)).unwrap(), 15),
+            None
+        );
     }
 }

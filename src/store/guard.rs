@@ -14,11 +14,13 @@ use jiff::Timestamp;
 use super::prelude::*;
 use super::{HistoryQuery, Result, StoreError};
 use crate::model::billing::{ApiToken, BatchContents, Billed, BilledReadChange};
+use crate::model::interval::{Channel, DayKey, IntervalBatch, IntervalBatchContents, IntervalDay};
 use crate::model::{
     AuditEntry, Batch, BatchId, BatchStatus, GatewayState, HASH_LEN, IntervalRead, Meter, MeterChange, OutboxEntry,
     QuarantineEntry, QuarantineSummary, QuarantineUsage, ReadId, ReadStatus, ReadSummary, Resolution, RouteLoad,
     RouteSkip, ServiceOrder, StoredQuarantine, StoredRead,
 };
+use jiff::civil::Date;
 
 thread_local! {
     /// Set while this thread runs engine code under [`catch`]: its panics are expected to be
@@ -354,6 +356,26 @@ guarded!(writes QuarantineWrites {
     fn resolve_quarantine(&mut self, id: u64, resolution: &Resolution) -> Result<()>;
     fn purge_quarantine_before(&mut self, before: Timestamp) -> Result<QuarantineUsage>;
     fn enforce_quarantine_retention(&mut self, now: Timestamp) -> Result<u64>;
+});
+
+guarded!(queries IntervalQueries {
+    fn channel(&self, meter_id: &str, channel: &str) -> Result<Option<Channel>>;
+    fn channels(&self, meter_id: &str) -> Result<Vec<Channel>>;
+    fn interval_day(&self, key: &DayKey) -> Result<Option<IntervalDay>>;
+    fn interval_days(&self, meter_id: &str, from: Date, to: Date) -> Result<Vec<IntervalDay>>;
+    fn interval_days_with_status(&self, status: ReadStatus, after: Option<&DayKey>, limit: usize) -> Result<Vec<DayKey>>;
+    fn count_interval_days(&self) -> Result<u64>;
+    fn interval_batch(&self, id: BatchId) -> Result<Option<IntervalBatch>>;
+    fn interval_batches(&self) -> Result<Vec<IntervalBatch>>;
+    fn interval_batch_contents(&self, id: BatchId) -> Result<Option<IntervalBatchContents>>;
+});
+guarded!(writes IntervalWrites {
+    fn put_channel(&mut self, channel: &Channel) -> Result<()>;
+    fn put_interval_days(&mut self, days: &[IntervalDay]) -> Result<()>;
+    fn put_interval_batch(&mut self, batch: &IntervalBatch) -> Result<()>;
+    fn put_interval_batch_contents(&mut self, id: BatchId, contents: &IntervalBatchContents) -> Result<()>;
+    fn lock_open_interval_batch(&mut self, client: &str) -> Result<Option<BatchId>>;
+    fn set_open_interval_batch(&mut self, client: &str, batch: Option<BatchId>) -> Result<()>;
 });
 
 impl<T: WriteTxn> WriteTxn for Guarded<'_, T> {

@@ -44,8 +44,8 @@ pub mod rules;
 
 pub use area::{
     BillingQueries, BillingWrites, CradleQueries, CradleWrites, GatewayQueries, GatewayWrites, HistoryQuery,
-    MeterQueries, MeterWrites, QuarantineQueries, QuarantineWrites, ReadQueries, ReadWrites, ReviewQueries,
-    ReviewWrites,
+    IntervalQueries, IntervalWrites, MeterQueries, MeterWrites, QuarantineQueries, QuarantineWrites, ReadQueries,
+    ReadWrites, ReviewQueries, ReviewWrites,
 };
 pub use backup::{RestoreOutcome, restore};
 pub use check::{CheckReport, Problem, check_file};
@@ -199,7 +199,14 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
 /// Queries, available in read and write transactions (a write transaction sees its own
 /// writes): every area's queries together.
 pub trait ReadTxn:
-    MeterQueries + ReadQueries + BillingQueries + GatewayQueries + CradleQueries + ReviewQueries + QuarantineQueries
+    MeterQueries
+    + ReadQueries
+    + BillingQueries
+    + GatewayQueries
+    + CradleQueries
+    + ReviewQueries
+    + QuarantineQueries
+    + IntervalQueries
 {
 }
 
@@ -211,6 +218,7 @@ impl<T> ReadTxn for T where
         + CradleQueries
         + ReviewQueries
         + QuarantineQueries
+        + IntervalQueries
         + ?Sized
 {
 }
@@ -218,7 +226,15 @@ impl<T> ReadTxn for T where
 /// Changes, all-or-nothing: every area's writes together. Callers change reads, batches, the
 /// audit trail, watermarks and intervals through [`Rules`], which every write transaction has.
 pub trait WriteTxn:
-    ReadTxn + MeterWrites + ReadWrites + BillingWrites + GatewayWrites + CradleWrites + ReviewWrites + QuarantineWrites
+    ReadTxn
+    + MeterWrites
+    + ReadWrites
+    + BillingWrites
+    + GatewayWrites
+    + CradleWrites
+    + ReviewWrites
+    + QuarantineWrites
+    + IntervalWrites
 {
     /// Make everything durable. Returns only after the data is on stable storage.
     fn commit(self: Box<Self>) -> Result<()>;
@@ -228,8 +244,9 @@ pub trait WriteTxn:
 /// `dyn ReadTxn` and `dyn WriteTxn`).
 pub mod prelude {
     pub use super::area::{
-        BillingQueries, BillingWrites, CradleQueries, CradleWrites, GatewayQueries, GatewayWrites, MeterQueries,
-        MeterWrites, QuarantineQueries, QuarantineWrites, ReadQueries, ReadWrites, ReviewQueries, ReviewWrites,
+        BillingQueries, BillingWrites, CradleQueries, CradleWrites, GatewayQueries, GatewayWrites, IntervalQueries,
+        IntervalWrites, MeterQueries, MeterWrites, QuarantineQueries, QuarantineWrites, ReadQueries, ReadWrites,
+        ReviewQueries, ReviewWrites,
     };
     pub use super::rules::Rules;
     pub use super::{ReadTxn, Store, WriteTxn};

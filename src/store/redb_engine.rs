@@ -27,6 +27,8 @@
 //! | `billed_read_changes` | read id | postcard [`BilledReadChange`] | reads changed after billing had them: corrections due and sent, what billing had, the clerk's edit review shows |
 //! | `api_tokens` | client name | postcard [`ApiToken`] | billing API tokens (hashes only) |
 //!
+//! Interval data: `iv_*` tables, see `redb_engine/intervals.rs`.
+//!
 //!
 //! Clerk review:
 //! | table | key | value | why |
@@ -39,6 +41,8 @@
 //! | `meter_changes` | (meter id, at µs) | postcard [`MeterChange`] | meter exchanges |
 
 use std::path::{Path, PathBuf};
+
+mod intervals;
 
 use jiff::Timestamp;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle};
@@ -580,6 +584,7 @@ impl RedbStore {
         txn.open_table(noted(UNDO_SNAPSHOTS)).map_err(engine)?;
         txn.open_table(noted(SERVICE_ORDERS)).map_err(engine)?;
         txn.open_table(noted(METER_CHANGES)).map_err(engine)?;
+        intervals::create_tables(&txn)?;
         txn.commit().map_err(engine)?;
         Ok(())
     }

@@ -1,5 +1,5 @@
 //! The storage interface, one part per area of the data (meters, reads, billing, gateways,
-//! cradles, review, quarantine): a new table touches one part. Each part has its queries
+//! cradles, review, quarantine, intervals): a new table touches one part. Each part has its queries
 //! (`…Queries`, in read and write transactions) and its writes (`…Writes`).
 //!
 //! These traits are pure storage: an engine stores and finds what it is given and decides no
@@ -11,6 +11,7 @@
 mod billing;
 mod cradles;
 mod gateways;
+mod intervals;
 mod meters;
 mod quarantine;
 mod reads;
@@ -19,6 +20,7 @@ mod review;
 pub use billing::{BillingQueries, BillingWrites};
 pub use cradles::{CradleQueries, CradleWrites};
 pub use gateways::{GatewayQueries, GatewayWrites};
+pub use intervals::{IntervalQueries, IntervalWrites};
 pub use meters::{MeterQueries, MeterWrites};
 pub use quarantine::{QuarantineQueries, QuarantineWrites};
 pub use reads::{HistoryQuery, ReadQueries, ReadWrites};

@@ -21,11 +21,18 @@ pub struct Migration {
 
 /// Every migration, in order; version N is at index N − 1. Append only: a released file never
 /// changes (a database records only the number).
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_schema",
-    sql: include_str!("migrations/0001_schema.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_schema",
+        sql: include_str!("migrations/0001_schema.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_intervals",
+        sql: include_str!("migrations/0002_intervals.sql"),
+    },
+];
 
 /// The schema version this build reads and writes on PostgreSQL.
 pub const SCHEMA_VERSION: u64 = MIGRATIONS.len() as u64;

@@ -21,6 +21,16 @@ pub enum Partitioned {
     Reads,
     /// `interval_reads`, by `end_at`.
     IntervalReads,
+    /// `interval_days`, by the local `date` of the meter-channel-day.
+    IntervalDays,
+}
+
+impl Partitioned {
+    pub const ALL: [Partitioned; 3] = [
+        Partitioned::Reads,
+        Partitioned::IntervalReads,
+        Partitioned::IntervalDays,
+    ];
 }
 
 impl Partitioned {
@@ -28,6 +38,7 @@ impl Partitioned {
         match self {
             Partitioned::Reads => "reads",
             Partitioned::IntervalReads => "interval_reads",
+            Partitioned::IntervalDays => "interval_days",
         }
     }
 }
@@ -89,8 +100,23 @@ impl Month {
         Month::new(year.parse().ok()?, month.parse().ok()?)
     }
 
+    /// The month of a local day (`None` outside years 1 to 9998).
+    pub fn of_date(d: jiff::civil::Date) -> Option<Month> {
+        Month::new(d.year(), d.month())
+    }
+
     fn create_sql(self, table: Partitioned) -> String {
         let (ny, nm) = self.next();
+        if table == Partitioned::IntervalDays {
+            // A date column: bounds are dates, no time zone involved.
+            return format!(
+                "CREATE TABLE IF NOT EXISTS {} PARTITION OF {} FOR VALUES FROM ('{:04}-{:02}-01') TO ('{ny:04}-{nm:02}-01')",
+                self.partition_name(table),
+                table.table(),
+                self.year,
+                self.month,
+            );
+        }
         format!(
             "CREATE TABLE IF NOT EXISTS {} PARTITION OF {} FOR VALUES FROM ('{:04}-{:02}-01 00:00:00+00') TO ('{ny:04}-{nm:02}-01 00:00:00+00')",
             self.partition_name(table),
@@ -153,7 +179,7 @@ impl Partitions {
     /// Learns the month partitions that exist already (made by another instance, an earlier
     /// run or `store migrate`), so that a transaction into those months is not run twice.
     pub async fn load(&self, client: &Client) -> Result<(), StoreError> {
-        for table in [Partitioned::Reads, Partitioned::IntervalReads] {
+        for table in Partitioned::ALL {
             let rows = client
                 .query(
                     "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \

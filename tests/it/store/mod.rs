@@ -22,6 +22,7 @@ use meterd::store::{QuarantineLimits, RedbStore};
 mod billing;
 mod cradles;
 mod gateways;
+mod intervals;
 mod meters;
 mod pipeline;
 mod quarantine;
@@ -193,6 +194,10 @@ battery! {
         gateways::tamper_state_is_replaced,
         gateways::many_seen_keys_at_once_as_one_after_the_other,
         gateways::outbox_ids_increase_and_pages_are_limited,
+        intervals::interval_days_round_trip_whole,
+        intervals::interval_days_by_meter_are_date_ranges,
+        intervals::interval_days_by_status_follow_every_change,
+        intervals::interval_batches_and_open_batch,
         cradles::route_assignments_and_loads,
         cradles::watermarks_and_skips,
         review::service_orders_get_fresh_ids_and_are_replaced,

@@ -13,6 +13,7 @@ mod billing;
 mod copy;
 mod cradles;
 mod gateways;
+mod intervals;
 mod meters;
 mod quarantine;
 mod reads;
@@ -111,7 +112,7 @@ impl PgStore {
         let partitions = self.engine.partitions().clone();
         self.engine.with_client(move |client| async move {
             partitions.load(&client).await?;
-            for table in [Partitioned::Reads, Partitioned::IntervalReads] {
+            for table in Partitioned::ALL {
                 partitions.ensure(&client, table, months.iter().copied()).await?;
             }
             Ok(())
@@ -131,7 +132,11 @@ impl PgStore {
         table: Partitioned,
         times: impl IntoIterator<Item = jiff::Timestamp>,
     ) -> Result<()> {
-        let months = Month::of_all(times)?;
+        self.ensure_month_set(table, Month::of_all(times)?)
+    }
+
+    /// [`PgTxn::ensure_months`] for months already known (local days' months).
+    pub(super) fn ensure_month_set(&self, table: Partitioned, months: BTreeSet<Month>) -> Result<()> {
         let missing = self.engine.partitions().missing(table, months);
         if missing.is_empty() {
             return Ok(());
@@ -229,11 +234,7 @@ mod check;
 /// Whether `sql` names a partitioned table (as a whole word: `resolution_reads` is a column).
 fn uses_partitioned(sql: &str) -> bool {
     sql.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .any(|word| {
-            [Partitioned::Reads, Partitioned::IntervalReads]
-                .iter()
-                .any(|t| t.table() == word)
-        })
+        .any(|word| Partitioned::ALL.iter().any(|t| t.table() == word))
 }
 
 #[cfg(test)]
@@ -289,7 +290,11 @@ impl PgTxn<'_> {
         table: Partitioned,
         times: impl IntoIterator<Item = jiff::Timestamp>,
     ) -> Result<()> {
-        let months = Month::of_all(times)?;
+        self.ensure_month_set(table, Month::of_all(times)?)
+    }
+
+    /// [`PgTxn::ensure_months`] for months already known (local days' months).
+    pub(super) fn ensure_month_set(&self, table: Partitioned, months: BTreeSet<Month>) -> Result<()> {
         let missing = self.store.engine.partitions().missing(table, months);
         if missing.is_empty() {
             return Ok(());
