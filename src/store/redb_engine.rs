@@ -43,6 +43,7 @@
 use std::path::{Path, PathBuf};
 
 mod intervals;
+pub use intervals::IntervalListing;
 
 use jiff::Timestamp;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle};

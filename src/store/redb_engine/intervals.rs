@@ -269,3 +269,47 @@ impl IntervalWrites for RedbWrite {
         Ok(())
     }
 }
+
+/// Every interval row of a store, from one snapshot (`meterd store migrate` copies them).
+#[derive(Debug, Default)]
+pub struct IntervalListing {
+    pub channels: Vec<Channel>,
+    pub days: Vec<IntervalDay>,
+    pub batches: Vec<IntervalBatch>,
+    pub contents: Vec<(BatchId, IntervalBatchContents)>,
+    /// (client, open interval batch)
+    pub open_batches: Vec<(String, BatchId)>,
+}
+
+impl super::RedbStore {
+    pub fn interval_listing(&self) -> Result<IntervalListing> {
+        let txn = RedbRead {
+            txn: self.db().begin_read()?,
+        };
+        let mut out = IntervalListing::default();
+        let list = |out: &mut IntervalListing| -> Result<()> {
+            let t = table!(txn.txn, IV_CHANNELS);
+            for e in t.iter().map_err(engine)? {
+                out.channels.push(decode("channel", e.map_err(engine)?.1.value())?);
+            }
+            let t = table!(txn.txn, IV_DAYS);
+            for e in t.iter().map_err(engine)? {
+                out.days.push(decode("interval day", e.map_err(engine)?.1.value())?);
+            }
+            let t = table!(txn.txn, IV_BATCH_CONTENTS);
+            for e in t.iter().map_err(engine)? {
+                let (k, v) = e.map_err(engine)?;
+                out.contents.push((k.value(), decode("interval batch contents", v.value())?));
+            }
+            let t = table!(txn.txn, IV_OPEN_BATCHES);
+            for e in t.iter().map_err(engine)? {
+                let (k, v) = e.map_err(engine)?;
+                out.open_batches.push((k.value().to_owned(), v.value()));
+            }
+            Ok(())
+        };
+        list(&mut out)?;
+        out.batches = txn.interval_batches()?;
+        Ok(out)
+    }
+}

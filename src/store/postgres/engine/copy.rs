@@ -92,6 +92,7 @@ impl PgStore {
         copy.gateways()?;
         copy.cradles()?;
         copy.review()?;
+        copy.intervals()?;
         copy.sequences()?;
         Ok(CopyReport {
             resumed,
@@ -103,6 +104,7 @@ impl PgStore {
     pub fn count_against(&self, source: &RedbStore) -> Result<Vec<CopiedTable>> {
         let src = source.begin_read()?;
         let listings = source.listings()?;
+        let iv = source.interval_listing()?;
         let txn = self.begin(false)?;
         let count = |sql: &'static str| -> Result<u64> {
             let row = txn.row("counting rows", sql, params![])?;
@@ -192,6 +194,22 @@ impl PgStore {
                 count("SELECT count(*) FROM service_orders")?,
             ),
             t("meter_changes", changes, count("SELECT count(*) FROM meter_changes")?),
+            t("channels", iv.channels.len() as u64, count("SELECT count(*) FROM channels")?),
+            t(
+                "interval_days",
+                iv.days.len() as u64,
+                count("SELECT count(*) FROM interval_days")?,
+            ),
+            t(
+                "interval_batches",
+                iv.batches.len() as u64,
+                count("SELECT count(*) FROM interval_batches")?,
+            ),
+            t(
+                "interval_batch_contents",
+                iv.contents.len() as u64,
+                count("SELECT count(*) FROM interval_batch_contents")?,
+            ),
         ])
     }
 }
@@ -281,6 +299,35 @@ impl Copy<'_> {
         self.store
             .create_partitions(Partitioned::Reads, months.into_iter().collect())?;
         self.step("reads", &reads, copy_reads)
+    }
+
+    fn intervals(&mut self) -> Result<()> {
+        let l = self.source.interval_listing()?;
+        let months: std::collections::BTreeSet<Month> = l
+            .days
+            .iter()
+            .map(|d| {
+                Month::of_date(d.date)
+                    .ok_or_else(|| StoreError::Engine(format!("date {} is outside the years 1 to 9998", d.date)))
+            })
+            .collect::<Result<_>>()?;
+        self.store
+            .create_partitions(Partitioned::IntervalDays, months.into_iter().collect())?;
+        self.step("channels", &l.channels, |txn, chunk| {
+            chunk.iter().try_for_each(|c| txn.put_channel(c))
+        })?;
+        self.step("interval_days", &l.days, |txn, chunk| txn.put_interval_days(chunk))?;
+        self.step("interval_batches", &l.batches, |txn, chunk| {
+            chunk.iter().try_for_each(|b| txn.put_interval_batch(b))
+        })?;
+        self.step("interval_batch_contents", &l.contents, |txn, chunk| {
+            chunk.iter().try_for_each(|(id, c)| txn.put_interval_batch_contents(*id, c))
+        })?;
+        self.step("open_interval_batches", &l.open_batches, |txn, chunk| {
+            chunk
+                .iter()
+                .try_for_each(|(client, id)| txn.set_open_interval_batch(client, Some(*id)))
+        })
     }
 
     fn billing(&mut self) -> Result<()> {

@@ -1,0 +1,308 @@
+//! Interval days into the store: merge what arrived into what is stored, run interval VEE
+//! with the meter's like days and register reads, store the outcome; one transaction per
+//! chunk, nothing acknowledged before it is durable.
+//!
+//! Every source (NEM12 and CMEP files, IDM/NetIDM over MQTT, M-Bus history) turns its input
+//! into [`IncomingDay`]s: the values it has for one meter, channel and local day, by interval
+//! number. Merging keeps the store idempotent: the same value again changes nothing; a value
+//! for an interval that had none fills it; another value for an interval that had one is an
+//! `interval_duplicate` (the stored value stays, the day waits for a clerk, who decides).
+
+use std::collections::{BTreeMap, HashMap};
+
+use jiff::civil::Date;
+use jiff::{Span, Timestamp};
+
+use crate::model::interval::{Channel, DayClock, DayKey, IntervalDay, Method, Quality};
+use crate::model::{Quantity, ReadStatus, to_store_precision};
+use crate::store::prelude::*;
+use crate::store::Result;
+use crate::vee::interval::{DayContext, DuplicateValue, IntervalConfig, RegisterPoint, validate_day};
+
+/// The values one source has for one meter-channel-day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingDay {
+    pub channel: Channel,
+    pub date: Date,
+    pub interval_minutes: u16,
+    /// (1-based interval number, value): only the intervals the source has a value for.
+    pub values: Vec<IncomingValue>,
+    /// 1-based intervals the source marked as a power outage.
+    pub outages: Vec<u16>,
+    /// Where the values came from (`nem12 day.csv line 3`).
+    pub source: String,
+}
+
+/// One interval's value as a source sent it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IncomingValue {
+    pub interval: u16,
+    pub value: Quantity,
+    /// `Actual`, or the sender's `Estimated` / `Substituted` / `Edited` with its method.
+    pub quality: Quality,
+    pub method: Option<Method>,
+}
+
+/// What an interval import or ingest did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IntervalReport {
+    /// Days that arrived.
+    pub days: u64,
+    /// Values that arrived.
+    pub values: u64,
+    /// Days stored new or changed.
+    pub stored: u64,
+    /// Days that arrived with nothing new (re-imports).
+    pub unchanged: u64,
+    /// Of the stored days: validated, estimated, held for review.
+    pub validated: u64,
+    pub estimated: u64,
+    pub flagged: u64,
+    /// Flags raised, by rule id.
+    pub by_rule: BTreeMap<String, u64>,
+}
+
+impl IntervalReport {
+    pub fn add(&mut self, other: &IntervalReport) {
+        self.days += other.days;
+        self.values += other.values;
+        self.stored += other.stored;
+        self.unchanged += other.unchanged;
+        self.validated += other.validated;
+        self.estimated += other.estimated;
+        self.flagged += other.flagged;
+        for (k, v) in &other.by_rule {
+            *self.by_rule.entry(k.clone()).or_default() += v;
+        }
+    }
+}
+
+/// Stores `days` in one durable transaction (run again from the start when a server engine
+/// aborts it) and returns what was done.
+pub fn accept_interval_days(
+    store: &dyn Store,
+    config: &IntervalConfig,
+    clock: &DayClock,
+    days: &[IncomingDay],
+) -> Result<IntervalReport> {
+    let now = to_store_precision(Timestamp::now());
+    crate::store::write(store, |txn| accept_in(txn, config, clock, days, now))
+}
+
+/// Days of history VEE looks at before a day: the like-day window plus one day.
+fn history_days(config: &IntervalConfig) -> i64 {
+    let weeks = [&config.water, &config.gas, &config.electric]
+        .iter()
+        .map(|r| r.like_day_weeks)
+        .max()
+        .unwrap_or(4);
+    i64::from(weeks) * 7 + 1
+}
+
+/// [`accept_interval_days`] inside a caller's transaction (MQTT stores its de-duplication
+/// keys with the days). The caller commits.
+pub fn accept_in(
+    txn: &mut dyn WriteTxn,
+    config: &IntervalConfig,
+    clock: &DayClock,
+    days: &[IncomingDay],
+    now: Timestamp,
+) -> Result<IntervalReport> {
+    let mut report = IntervalReport {
+        days: days.len() as u64,
+        values: days.iter().map(|d| d.values.len() as u64).sum(),
+        ..IntervalReport::default()
+    };
+    // Per meter and channel, in date order: a day's like days may arrive in the same chunk.
+    let mut groups: BTreeMap<(&str, &str), Vec<&IncomingDay>> = BTreeMap::new();
+    for d in days {
+        groups
+            .entry((d.channel.meter_id.as_str(), d.channel.channel.as_str()))
+            .or_default()
+            .push(d);
+    }
+    let mut meters: Vec<&str> = groups.keys().map(|(m, _)| *m).collect();
+    meters.dedup();
+    // VEE of one meter is serialised across instances (the meters' rows, in id order).
+    txn.lock_meters(&meters)?;
+    let back = history_days(config);
+    let mut changed: Vec<IntervalDay> = Vec::new();
+    for ((meter_id, channel_name), mut incoming) in groups {
+        incoming.sort_by_key(|d| d.date);
+        let (Some(first), Some(last)) = (incoming.first(), incoming.last()) else {
+            continue;
+        };
+        let meter = txn.meter(meter_id)?;
+        let channel = match txn.channel(meter_id, channel_name)? {
+            Some(c) => c,
+            None => {
+                txn.put_channel(&first.channel)?;
+                first.channel.clone()
+            }
+        };
+        let from = first.date.checked_sub(Span::new().days(back)).unwrap_or(Date::MIN);
+        let to = last.date.tomorrow().unwrap_or(Date::MAX);
+        // The channel's stored days in the window, updated as this group's days are merged.
+        let mut stored: BTreeMap<Date, IntervalDay> = txn
+            .interval_days(meter_id, from, to)?
+            .into_iter()
+            .filter(|d| d.channel == channel_name)
+            .map(|d| (d.date, d))
+            .collect();
+        let registers = register_points(txn, meter.as_ref(), meter_id, clock, from, to)?;
+        let service = meter.as_ref().map(|m| m.service);
+        let rules = config.rules(service);
+        for inc in incoming {
+            let count = clock.intervals_in_day(inc.date, inc.interval_minutes).unwrap_or(0);
+            let (mut day, duplicates, new) = match stored.get(&inc.date) {
+                Some(old) => merge(old.clone(), inc),
+                None => {
+                    let key = DayKey {
+                        meter_id: meter_id.to_owned(),
+                        channel: channel_name.to_owned(),
+                        date: inc.date,
+                    };
+                    let len = count.max(inc.values.iter().map(|v| usize::from(v.interval)).max().unwrap_or(0));
+                    let (day, dups, _) = merge(IntervalDay::empty(key, inc.interval_minutes, len, now), inc);
+                    (day, dups, true)
+                }
+            };
+            if !new && duplicates.is_empty() {
+                report.unchanged += 1;
+                continue;
+            }
+            // A day in a batch billing has not acked keeps its batch: the batch carries what it
+            // carried, and the changed day goes out as a correction once it is billable again.
+            let history: Vec<IntervalDay> = stored.range(..inc.date).map(|(_, d)| d.clone()).collect();
+            let ctx = DayContext {
+                clock,
+                rules,
+                service,
+                direction: channel.direction,
+                active: meter.as_ref().is_none_or(|m| m.status == crate::model::MeterStatus::Active),
+                holidays: &config.holidays,
+                history: &history,
+                registers: &registers,
+                duplicates: &duplicates,
+            };
+            validate_day(&mut day, &ctx);
+            day.updated_at = now;
+            day.rev += 1;
+            match day.status {
+                ReadStatus::Flagged => report.flagged += 1,
+                ReadStatus::Estimated => report.estimated += 1,
+                _ => report.validated += 1,
+            }
+            for f in &day.flags {
+                *report.by_rule.entry(f.rule.as_str().to_owned()).or_default() += 1;
+            }
+            report.stored += 1;
+            stored.insert(day.date, day.clone());
+            changed.push(day);
+        }
+    }
+    txn.put_interval_days(&changed)?;
+    Ok(report)
+}
+
+/// Merges what arrived into a day: `(day, duplicates, changed)`.
+fn merge(mut day: IntervalDay, inc: &IncomingDay) -> (IntervalDay, Vec<DuplicateValue>, bool) {
+    let mut duplicates = Vec::new();
+    let mut changed = false;
+    let source = day.source_index(&inc.source);
+    for v in &inc.values {
+        let Some(i) = usize::from(v.interval).checked_sub(1) else { continue };
+        if i >= day.values.len() {
+            // More intervals than the day has: kept, and interval_count says so.
+            day.values.resize(i + 1, None);
+            day.quality.resize(i + 1, Quality::Missing);
+            day.methods.resize(i + 1, None);
+            day.value_source.resize(i + 1, None);
+        }
+        let ours = matches!(day.methods[i], Some(Method::Linear | Method::LikeDay));
+        match day.values[i] {
+            Some(old) if !ours && old == v.value => {}
+            Some(old) if !ours && day.quality[i] != Quality::Missing => duplicates.push(DuplicateValue {
+                interval: v.interval,
+                stored: old,
+                arrived: v.value,
+            }),
+            _ => {
+                // Missing, or meterd's own estimate: the source's value replaces it.
+                day.values[i] = Some(v.value);
+                day.quality[i] = v.quality;
+                day.methods[i] = v.method;
+                day.value_source[i] = Some(source);
+                changed = true;
+            }
+        }
+    }
+    for n in &inc.outages {
+        if let Err(at) = day.outages.binary_search(n) {
+            day.outages.insert(at, *n);
+            changed = true;
+        }
+    }
+    // Nothing new and no conflict: the caller drops the day, so a re-import leaves no trace.
+    (day, duplicates, changed)
+}
+
+/// The meter's register reads from `from` to the end of `to`'s day, as register points in the
+/// channel's units (value × multiplier), trusted ones only.
+fn register_points(
+    txn: &dyn WriteTxn,
+    meter: Option<&crate::model::Meter>,
+    meter_id: &str,
+    clock: &DayClock,
+    from: Date,
+    to: Date,
+) -> Result<Vec<RegisterPoint>> {
+    let (Some(start), Some(end)) = (clock.day_start(from), clock.day_start(to.tomorrow().unwrap_or(to))) else {
+        return Ok(Vec::new());
+    };
+    let multiplier = meter.map(|m| m.multiplier).unwrap_or(Quantity::from_micros(1_000_000));
+    Ok(txn
+        .meter_reads(meter_id, start, end)?
+        .into_iter()
+        .filter(|r| r.status.is_trusted())
+        .filter_map(|r| {
+            r.read.value.mul_factor(multiplier).map(|value| RegisterPoint {
+                at: r.read.read_at,
+                value,
+            })
+        })
+        .collect())
+}
+
+/// Groups interval values by where they fall, for sources that send times (CMEP, IDM): each
+/// `(interval start, value)` goes to its local day and interval number. A start that is not on
+/// an interval boundary is an error naming it.
+pub fn place_by_time(
+    clock: &DayClock,
+    channel: &Channel,
+    minutes: u16,
+    source: &str,
+    values: impl IntoIterator<Item = (Timestamp, IncomingValue)>,
+) -> std::result::Result<Vec<IncomingDay>, String> {
+    let mut days: HashMap<Date, IncomingDay> = HashMap::new();
+    for (start, mut v) in values {
+        let (date, n) = clock
+            .locate(start, minutes)
+            .ok_or_else(|| format!("{start} is not on a {minutes}-minute interval boundary"))?;
+        v.interval = n;
+        days.entry(date)
+            .or_insert_with(|| IncomingDay {
+                channel: channel.clone(),
+                date,
+                interval_minutes: minutes,
+                values: Vec::new(),
+                outages: Vec::new(),
+                source: source.to_owned(),
+            })
+            .values
+            .push(v);
+    }
+    let mut out: Vec<IncomingDay> = days.into_values().collect();
+    out.sort_by_key(|d| d.date);
+    Ok(out)
+}
