@@ -8,11 +8,20 @@
 //! a record carries `Count` (≤ 48) triplets of (date/time, flag, value) and so has exactly
 //! `14 + 3 × Count` fields. A date/time left empty after the first triplet is the previous one
 //! plus `Interval`; [`Mepmd01::times`] fills them in.
+//!
+//! [`interval`] turns a channel's interval values into records with interval units and back.
 
 use jiff::Timestamp;
 use jiff::civil::DateTime;
 
 use crate::error::{Error, Result};
+
+pub mod interval;
+
+pub use interval::{
+    IntervalFlag, IntervalValue, interval_field, interval_records, interval_values, is_interval_units,
+    is_register_units,
+};
 
 /// The record type tag.
 pub const MEPMD01: &str = "MEPMD01";

@@ -13,11 +13,14 @@
 //! - [`cradle`]: the handheld recorder cradle link (frames, sliding window, session messages, records).
 //! - [`fixed_width`]: fixed-width record layouts described as data (route import, CIS export).
 //! - [`hexline`]: one frame per line as hex, the way gateways and captures carry binary frames.
+//! - [`decimal`]: exact decimal text ⇄ `i64` micro-units, shared by the interval file formats.
+//! - [`nem12`]: AEMO NEM12 interval data files (streaming reader and writer).
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
 pub mod cmep;
 pub mod cradle;
+pub mod decimal;
 pub mod decode;
 pub mod decoded;
 pub mod dsmr;
@@ -27,6 +30,7 @@ pub mod fixed_width;
 pub mod hexline;
 pub mod iec62056_21;
 pub mod mbus;
+pub mod nem12;
 pub mod wmbus;
 
 pub use decoded::{Decoded, Reading};
