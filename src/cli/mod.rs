@@ -66,6 +66,9 @@ pub enum Command {
     /// Reads: import files (runs VEE), list them.
     #[command(subcommand)]
     Reads(ReadsCmd),
+    /// Interval (AMI) data: import NEM12 and CMEP files (runs interval VEE), list a meter's days.
+    #[command(subcommand)]
+    Intervals(api_commands::IntervalsCmd),
     /// Clerk review: without a subcommand, the terminal UI; every action is also a subcommand.
     Review(review::ReviewArgs),
     /// The hash-chained audit trail of changes to reads: verify it, show a meter's history.
@@ -130,6 +133,7 @@ impl Command {
         Ok(match self {
             Command::Meters(c) => C::Meters(c),
             Command::Reads(c) => C::Reads(c),
+            Command::Intervals(c) => C::Intervals(c),
             Command::Review(review::ReviewArgs { cmd: Some(c), .. }) => C::Review(c),
             Command::Audit(c) => C::Audit(c),
             Command::Report(c) => C::Report(c),

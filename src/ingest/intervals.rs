@@ -15,8 +15,8 @@ use jiff::{Span, Timestamp};
 
 use crate::model::interval::{Channel, DayClock, DayKey, IntervalDay, Method, Quality};
 use crate::model::{Quantity, ReadStatus, to_store_precision};
-use crate::store::prelude::*;
 use crate::store::Result;
+use crate::store::prelude::*;
 use crate::vee::interval::{DayContext, DuplicateValue, IntervalConfig, RegisterPoint, validate_day};
 
 /// The values one source has for one meter-channel-day.
@@ -179,7 +179,9 @@ pub fn accept_in(
                 rules,
                 service,
                 direction: channel.direction,
-                active: meter.as_ref().is_none_or(|m| m.status == crate::model::MeterStatus::Active),
+                active: meter
+                    .as_ref()
+                    .is_none_or(|m| m.status == crate::model::MeterStatus::Active),
                 holidays: &config.holidays,
                 history: &history,
                 registers: &registers,
@@ -211,7 +213,9 @@ fn merge(mut day: IntervalDay, inc: &IncomingDay) -> (IntervalDay, Vec<Duplicate
     let mut changed = false;
     let source = day.source_index(&inc.source);
     for v in &inc.values {
-        let Some(i) = usize::from(v.interval).checked_sub(1) else { continue };
+        let Some(i) = usize::from(v.interval).checked_sub(1) else {
+            continue;
+        };
         if i >= day.values.len() {
             // More intervals than the day has: kept, and interval_count says so.
             day.values.resize(i + 1, None);

@@ -10,6 +10,7 @@
 
 pub mod cradle;
 pub mod files;
+pub mod interval_files;
 pub mod intervals;
 pub mod meterbus;
 pub mod mqtt;

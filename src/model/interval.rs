@@ -151,17 +151,28 @@ impl Method {
 /// review screen). Append only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum IntervalRule {
+    #[serde(rename = "interval_gap")]
     Gap,
+    #[serde(rename = "interval_spike")]
     Spike,
+    #[serde(rename = "interval_zero_run")]
     ZeroRun,
+    #[serde(rename = "continuous_flow")]
     ContinuousFlow,
+    #[serde(rename = "interval_negative")]
     Negative,
+    #[serde(rename = "sum_check")]
     SumCheck,
+    #[serde(rename = "interval_high")]
     High,
+    #[serde(rename = "interval_low")]
     Low,
+    #[serde(rename = "interval_count")]
     Count,
+    #[serde(rename = "interval_duplicate")]
     Duplicate,
     /// A gap estimation could not fill (too long for interpolation, no like days).
+    #[serde(rename = "not_estimable")]
     NotEstimable,
 }
 
@@ -346,6 +357,66 @@ impl IntervalDay {
             self.sources.push(source.to_owned());
         }
         (self.sources.len() - 1) as u8
+    }
+}
+
+/// A day as `intervals list --json` and the JSON export show it (the interface's field names).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IntervalDayView<'a> {
+    pub meter_id: &'a str,
+    pub channel: &'a str,
+    pub date: Date,
+    pub interval_minutes: u16,
+    pub values: &'a [Option<Quantity>],
+    pub quality: QualityCodes<'a>,
+    pub methods: Vec<Option<String>>,
+    pub status: ReadStatus,
+    pub flags: &'a [IntervalFlag],
+    pub outages: &'a [u16],
+    pub total: Quantity,
+    pub sources: &'a [String],
+    pub value_source: &'a [Option<u8>],
+    pub batch: Option<BatchId>,
+    pub rev: u64,
+}
+
+impl PartialEq for QualityCodes<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl fmt::Debug for QualityCodes<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.iter().map(|q| q.code()).collect::<String>())
+    }
+}
+
+impl Clone for QualityCodes<'_> {
+    fn clone(&self) -> Self {
+        QualityCodes(self.0)
+    }
+}
+
+impl IntervalDay {
+    pub fn view(&self) -> IntervalDayView<'_> {
+        IntervalDayView {
+            meter_id: &self.meter_id,
+            channel: &self.channel,
+            date: self.date,
+            interval_minutes: self.interval_minutes,
+            values: &self.values,
+            quality: QualityCodes(&self.quality),
+            methods: self.methods.iter().map(|m| m.map(Method::name)).collect(),
+            status: self.status,
+            flags: &self.flags,
+            outages: &self.outages,
+            total: self.total(),
+            sources: &self.sources,
+            value_source: &self.value_source,
+            batch: self.batch,
+            rev: self.rev,
+        }
     }
 }
 

@@ -51,8 +51,8 @@ pub use backup::{RestoreOutcome, restore};
 pub use check::{CheckReport, Problem, check_file};
 pub use open::{StoreTarget, open};
 pub use redb_engine::{
-    IntervalListing,
-    DEFAULT_CACHE_BYTES, Listings, RedbStore, STORE_FILE, open_waiting, open_waiting_read_only, open_waiting_with_cache,
+    DEFAULT_CACHE_BYTES, IntervalListing, Listings, RedbStore, STORE_FILE, open_waiting, open_waiting_read_only,
+    open_waiting_with_cache,
 };
 pub use retry::{Finish, INGEST_DEADLINE, INTERACTIVE_DEADLINE, Retryable, write, write_or_undo, write_within};
 pub use rules::Rules;

@@ -11,6 +11,7 @@
 mod audit;
 mod batches;
 mod gateways;
+mod intervals;
 mod meters;
 mod orders;
 pub mod output;
@@ -25,6 +26,7 @@ mod tokens;
 pub use audit::AuditCmd;
 pub use batches::BatchesCmd;
 pub use gateways::{GatewaysCmd, ListArgs as GatewaysListArgs};
+pub use intervals::IntervalsCmd;
 pub use meters::{Layout, MetersCmd};
 pub use orders::{OrdersCmd, StatusArg};
 pub use quarantine::QuarantineCmd;
@@ -63,6 +65,7 @@ pub enum Command {
     Tokens(TokensCmd),
     Store(StoreCmd),
     Quarantine(QuarantineCmd),
+    Intervals(IntervalsCmd),
 }
 
 impl Command {
@@ -115,6 +118,7 @@ impl Command {
                 StoreCmd::Backup { .. } => "backup",
             },
             Command::Quarantine(c) => c.word(),
+            Command::Intervals(c) => c.word(),
         };
         format!("{} {sub}", self.group())
     }
@@ -133,6 +137,7 @@ impl Command {
             Command::Tokens(_) => "tokens",
             Command::Store(_) => "store",
             Command::Quarantine(_) => "quarantine",
+            Command::Intervals(_) => "intervals",
         }
     }
 
@@ -154,9 +159,9 @@ impl Command {
     /// bytes; the path itself only names the file in messages.
     pub fn upload(&self) -> Option<&Path> {
         match self {
-            Command::Meters(MetersCmd::Import { file, .. }) | Command::Reads(ReadsCmd::Import { file, .. }) => {
-                Some(file)
-            }
+            Command::Meters(MetersCmd::Import { file, .. })
+            | Command::Reads(ReadsCmd::Import { file, .. })
+            | Command::Intervals(IntervalsCmd::Import { file, .. }) => Some(file),
             _ => None,
         }
     }
@@ -178,6 +183,7 @@ impl Command {
             self,
             Command::Meters(MetersCmd::List { .. })
                 | Command::Reads(ReadsCmd::List { .. })
+                | Command::Intervals(IntervalsCmd::List { .. })
                 | Command::Audit(_)
                 | Command::Report(_)
                 | Command::Orders(OrdersCmd::List { .. })
@@ -296,6 +302,7 @@ fn execute(ctx: &Ctx<'_>, cmd: Command) -> anyhow::Result<()> {
     match cmd {
         Command::Meters(c) => meters::run(ctx, c),
         Command::Reads(c) => reads::run(ctx, c),
+        Command::Intervals(c) => intervals::run(ctx, c),
         Command::Review(c) => review::run(ctx, c),
         Command::Audit(c) => audit::run(ctx, c),
         Command::Report(c) => report::run(ctx, c),

@@ -299,7 +299,8 @@ impl super::RedbStore {
             let t = table!(txn.txn, IV_BATCH_CONTENTS);
             for e in t.iter().map_err(engine)? {
                 let (k, v) = e.map_err(engine)?;
-                out.contents.push((k.value(), decode("interval batch contents", v.value())?));
+                out.contents
+                    .push((k.value(), decode("interval batch contents", v.value())?));
             }
             let t = table!(txn.txn, IV_OPEN_BATCHES);
             for e in t.iter().map_err(engine)? {

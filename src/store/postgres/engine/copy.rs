@@ -194,7 +194,11 @@ impl PgStore {
                 count("SELECT count(*) FROM service_orders")?,
             ),
             t("meter_changes", changes, count("SELECT count(*) FROM meter_changes")?),
-            t("channels", iv.channels.len() as u64, count("SELECT count(*) FROM channels")?),
+            t(
+                "channels",
+                iv.channels.len() as u64,
+                count("SELECT count(*) FROM channels")?,
+            ),
             t(
                 "interval_days",
                 iv.days.len() as u64,
@@ -321,7 +325,9 @@ impl Copy<'_> {
             chunk.iter().try_for_each(|b| txn.put_interval_batch(b))
         })?;
         self.step("interval_batch_contents", &l.contents, |txn, chunk| {
-            chunk.iter().try_for_each(|(id, c)| txn.put_interval_batch_contents(*id, c))
+            chunk
+                .iter()
+                .try_for_each(|(id, c)| txn.put_interval_batch_contents(*id, c))
         })?;
         self.step("open_interval_batches", &l.open_batches, |txn, chunk| {
             chunk
