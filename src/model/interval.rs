@@ -402,7 +402,9 @@ impl DayClock {
     pub fn interval_start(&self, date: Date, minutes: u16, n: u16) -> Option<Timestamp> {
         let start = self.day_start(date)?;
         start
-            .checked_add(SignedDuration::from_mins(i64::from(minutes) * i64::from(n.saturating_sub(1))))
+            .checked_add(SignedDuration::from_mins(
+                i64::from(minutes) * i64::from(n.saturating_sub(1)),
+            ))
             .ok()
     }
 }
@@ -436,6 +438,9 @@ mod tests {
         assert_eq!(c.locate(first_one_am, 15), Some((d, 5)));
         assert_eq!(c.locate(second_one_am, 15), Some((d, 9)));
         assert_eq!(c.interval_start(d, 15, 9), Some(second_one_am));
-        assert_eq!(c.locate(second_one_am.checked_add(SignedDuration::from_mins(7)).unwrap(), 15), None);
+        assert_eq!(
+            c.locate(second_one_am.checked_add(SignedDuration::from_mins(7)).unwrap(), 15),
+            None
+        );
     }
 }

@@ -108,7 +108,10 @@ impl IntervalConfig {
     /// The calendar of local days (the system's zone when the configured one is unknown;
     /// `check-config` and the daemon's start refuse that case first).
     pub fn clock(&self) -> DayClock {
-        DayClock::new(self.time_zone().unwrap_or_else(|_| TimeZone::try_system().unwrap_or(TimeZone::UTC)))
+        DayClock::new(
+            self.time_zone()
+                .unwrap_or_else(|_| TimeZone::try_system().unwrap_or(TimeZone::UTC)),
+        )
     }
 
     pub fn is_holiday(&self, date: Date) -> bool {
