@@ -154,7 +154,7 @@ fn spike(day: &IntervalDay, ctx: &DayContext<'_>) -> Option<IntervalFlag> {
     if actual.len() < 3 {
         return None;
     }
-    actual.sort_by(|a, b| b.1.cmp(&a.1));
+    actual.sort_by_key(|&(_, v)| std::cmp::Reverse(v));
     let (highest, third) = (actual[0].1, actual[2].1);
     let limit = third.mul_factor(ctx.rules.spike_factor)?;
     // As the register spike rule: a third-highest of zero is no baseline (a mostly idle meter).
@@ -426,7 +426,7 @@ pub(super) fn like_day_candidates<'a>(day: &IntervalDay, ctx: &DayContext<'a>) -
         .filter(|h| h.interval_minutes == day.interval_minutes && h.status != ReadStatus::Rejected)
         .filter(|h| !h.values.is_empty() && (0..h.values.len()).all(|i| value(h, i).is_some()))
         .collect();
-    like.sort_by(|a, b| b.date.cmp(&a.date));
+    like.sort_by_key(|h| std::cmp::Reverse(h.date));
     like.dedup_by_key(|h| h.date);
     like
 }
