@@ -6,22 +6,68 @@
 //! day's flags, its estimated values with their methods, and its status. It never touches the
 //! store; the ingest gathers the context and stores the outcome.
 //!
-//! Rule ids are part of the interface ([`IntervalRule`]); each flag carries its numbers and the
+//! Rule ids are part of the interface ([`IntervalRule`](crate::model::interval::IntervalRule)); each flag carries its numbers and the
 //! 1-based intervals it concerns. Sources of the rules and methods: `interval-data.md` §2, §3
 //! (Oracle MDM, Itron IEE, CPUC D.98-12-080 "CA Interval Data VEE Rules").
+//!
+//! # Rules
+//! An interval has a value unless its value is `None` or its quality `Missing`. Counts in a
+//! flag's numbers are whole units. Before estimation ([`check_day`], on the senders' values;
+//! meterd's own earlier estimates are removed first):
+//! - `interval_count`: the day has not N = [`DayClock::intervals_in_day`] values (92 / 100
+//!   quarter hours on the DST days). expected = N, actual = the values.
+//! - `interval_gap`: the intervals without a value; actual = how many. Does not hold the day:
+//!   estimation fills it or raises `not_estimable`.
+//! - `interval_negative`: a value < 0 on a `delivered` channel; actual = the lowest.
+//! - `interval_spike` (Oracle MDM Interval Spike Check): over the `Actual` values (≥ 3),
+//!   highest > spike_factor × third-highest, with a third-highest > 0 (as the register rule: a
+//!   mostly idle meter has no baseline). Intervals = the highest one(s); expected = third,
+//!   limit = factor × third, actual = highest.
+//! - `interval_zero_run` (Oracle MDM Consecutive Interval Check): on an active meter, a run of
+//!   ≥ Z = [`IntervalRules::zero_run_for`] consecutive `Actual` zeros; a zero in an outage
+//!   interval breaks the run (ERCOT: a zero is valid with an outage flag). Intervals = every
+//!   run; limit = Z, actual = the longest run.
+//! - `continuous_flow` (Oracle MDM water-leak check), where
+//!   [`IntervalRules::checks_continuous_flow`]: every interval has a value > 0. Intervals =
+//!   the (first) lowest; actual = its value.
+//! - `sum_check` (Oracle MDM Sum Check): for consecutive register reads r1 < r2 with r2 in
+//!   (day start, next day start], when every interval wholly inside r1..r2 (start ≥ r1, end
+//!   ≤ r2; reads on boundaries make that the exact span) has a value on this day or a history
+//!   day: |Σ − (r2 − r1)| > (r2 − r1) × sum_tolerance_percent / 100. expected = r2 − r1,
+//!   limit = the tolerance, actual = Σ, intervals = this day's in the span.
+//! - `interval_duplicate`: the intervals of [`DayContext::duplicates`]; expected / actual =
+//!   the first one's stored and arrived values, the detail names the first three.
+//!
+//! Estimation ([`estimate_day`]): gaps of ≤ `max_interpolation_minutes` between two usable
+//! neighbours are interpolated linearly (`Method::Linear`); the others take the average of
+//! the same local times on `like_days` like days (`Method::LikeDay`), scaled to a register
+//! difference around them when the other intervals of its span are known. It adds
+//! - `not_estimable`: the intervals left without a value, and why;
+//! - `sum_check` again when a register difference is below the known intervals of its span,
+//!   so that the like-day values could not be scaled to it.
+//!
+//! After estimation ([`check_usage`], on the repaired day; only a day with every value):
+//! with A = the rounded average total of the like days ([`IntervalRules::like_day_weeks`]
+//! weeks back, same like-day kind, complete, not rejected; at least 2):
+//! - `interval_high`: total > max(high_factor × A, A + min_high_delta).
+//! - `interval_low`: 0 < total < low_factor × A (a zero day is the zero run's business).
+//!
+//! Every flag but `interval_gap` holds the day ([`holds_day`](crate::model::interval::IntervalRule::holds_day)).
 
 mod config;
 mod estimate;
 mod rules;
+#[cfg(test)]
+mod tests;
 
 use jiff::Timestamp;
 use jiff::civil::Date;
 
 pub use config::{IntervalConfig, IntervalRules};
-pub use estimate::{LikeDayKind, estimate_day, like_day_kind};
-pub use rules::check_day;
+pub use estimate::{ESTIMATE_SOURCE, LikeDayKind, clear_estimates, estimate_day, like_day_kind};
+pub use rules::{MIN_LIKE_DAYS_FOR_USAGE, check_day, check_usage};
 
-use crate::model::interval::{DayClock, Direction, IntervalDay};
+use crate::model::interval::{DayClock, Direction, IntervalDay, Method};
 use crate::model::{Quantity, Service};
 
 /// A register read of the meter, for the sum check and for scaling like-day estimates.
@@ -64,15 +110,20 @@ pub struct DayContext<'a> {
 }
 
 /// Runs the interval rules on `day`, estimates what the rules allow, and sets the day's flags
-/// and status: `estimated` when every gap was filled and no holding flag was raised,
+/// and status: `estimated` when meterd filled a gap and no holding flag was raised,
 /// `validated` with nothing to fill, else `flagged` (held for review). Values with quality
 /// `Actual`, `Substituted` or `Edited` are never changed; earlier estimates are made again.
 pub fn validate_day(day: &mut IntervalDay, ctx: &DayContext<'_>) {
-    estimate::clear_estimates(day);
+    clear_estimates(day);
     let mut flags = check_day(day, ctx);
     estimate_day(day, ctx, &mut flags);
+    flags.extend(check_usage(day, ctx));
     let holds = flags.iter().any(|f| f.rule.holds_day());
-    let estimated = day.methods.iter().any(Option::is_some);
+    // meterd's own estimates only: a sender's substitute (`Method::Source`) was not filled here.
+    let estimated = day
+        .methods
+        .iter()
+        .any(|m| matches!(m, Some(Method::Linear | Method::LikeDay)));
     day.flags = flags;
     day.status = if holds {
         crate::model::ReadStatus::Flagged
