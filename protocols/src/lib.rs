@@ -15,6 +15,8 @@
 //! - [`hexline`]: one frame per line as hex, the way gateways and captures carry binary frames.
 //! - [`decimal`]: exact decimal text ⇄ `i64` micro-units, shared by the interval file formats.
 //! - [`nem12`]: AEMO NEM12 interval data files (streaming reader and writer).
+//! - [`cmep`]: CMEP `MEPMD01` records, register and interval data.
+//! - [`greenbutton`]: Green Button (NAESB ESPI) "Download My Data" Atom feeds (writer).
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
@@ -27,6 +29,7 @@ pub mod dsmr;
 pub mod error;
 pub mod ert;
 pub mod fixed_width;
+pub mod greenbutton;
 pub mod hexline;
 pub mod iec62056_21;
 pub mod mbus;
