@@ -77,6 +77,9 @@ pub struct Config {
     /// `[intervals]`: the utility's time zone, holidays, interval VEE thresholds.
     #[serde(default)]
     pub intervals: crate::vee::interval::IntervalConfig,
+    /// `[tou]`: time-of-use periods; interval exports add per-period day totals.
+    #[serde(default)]
+    pub tou: Option<crate::billing::tou::TouConfig>,
 }
 
 /// Default configuration file, looked for in the working directory.

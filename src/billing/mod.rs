@@ -13,9 +13,12 @@
 //! correction (old value, new value, reason); the record stays, no longer due.
 
 pub mod http;
+pub mod interval_render;
+pub mod intervals;
 pub mod layouts;
 pub mod render;
 pub mod tokens;
+pub mod tou;
 
 use std::collections::BTreeMap;
 

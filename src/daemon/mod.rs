@@ -154,7 +154,11 @@ pub fn components(config: &Config) -> Vec<ComponentSpec> {
         let section = http.clone();
         specs.push(ComponentSpec::new("billing-api", http, move |shared, token| {
             let store: Arc<dyn Store> = shared.store.clone();
-            Box::pin(crate::billing::http::run(store, section, token))
+            let intervals = crate::billing::http::IntervalSettings::from_config(
+                &shared.config.intervals,
+                shared.config.tou.as_ref(),
+            );
+            Box::pin(crate::billing::http::run(store, section, intervals, token))
         }));
     }
     specs

@@ -20,6 +20,9 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::{ConnectInfo, MatchedPath, Path, Query, Request, State};
+
+use crate::billing::interval_render::IntervalExport;
+use crate::billing::intervals::IntervalBatchDoc;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -51,6 +54,43 @@ pub struct ApiState {
     pub limits: Limits,
     /// Requests refused for want of a token, summarised per address in the log.
     pub refusals: Arc<refusals::Refusals>,
+    /// The utility's days and time-of-use periods, for interval batches.
+    pub intervals: Arc<IntervalSettings>,
+}
+
+/// What rendering interval batches needs from the configuration (`[intervals]`, `[tou]`).
+#[derive(Debug, Clone)]
+pub struct IntervalSettings {
+    pub clock: crate::model::interval::DayClock,
+    pub tou: Option<crate::billing::tou::TouConfig>,
+    pub holidays: Vec<jiff::civil::Date>,
+}
+
+impl IntervalSettings {
+    pub fn from_config(
+        intervals: &crate::vee::interval::IntervalConfig,
+        tou: Option<&crate::billing::tou::TouConfig>,
+    ) -> Self {
+        IntervalSettings {
+            clock: intervals.clock(),
+            tou: tou.cloned(),
+            holidays: intervals.holidays.clone(),
+        }
+    }
+
+    fn render_context(&self) -> crate::billing::interval_render::RenderContext<'_> {
+        crate::billing::interval_render::RenderContext {
+            clock: &self.clock,
+            tou: self.tou.as_ref(),
+            holidays: &self.holidays,
+        }
+    }
+}
+
+impl Default for IntervalSettings {
+    fn default() -> Self {
+        Self::from_config(&Default::default(), None)
+    }
 }
 
 impl ApiState {
@@ -62,7 +102,14 @@ impl ApiState {
             max_reads: config.max_reads.max(1),
             limits: config.limits(),
             refusals: Arc::default(),
+            intervals: Arc::default(),
         })
+    }
+
+    /// The same state rendering interval batches with these settings.
+    pub fn with_intervals(mut self, intervals: IntervalSettings) -> Self {
+        self.intervals = Arc::new(intervals);
+        self
     }
 
     /// A format by name: `json`, `csv`, `cmep` or a layout name.
@@ -255,6 +302,40 @@ async fn healthz(State(state): State<ApiState>) -> Response {
 struct NextQuery {
     max: Option<u64>,
     format: Option<String>,
+    /// `reads` (default) or `intervals`.
+    kind: Option<String>,
+}
+
+/// An interval batch in the format named (`json` by default).
+fn interval_rendered(state: &ApiState, doc: &IntervalBatchDoc, format: Option<&str>) -> Result<Response, ApiError> {
+    let name = format.unwrap_or("json");
+    let format = IntervalExport::parse(name).ok_or_else(|| {
+        ApiError::bad(format!(
+            "unknown interval format {}; use {}",
+            quote(name),
+            IntervalExport::NAMES
+        ))
+    })?;
+    let body =
+        crate::billing::interval_render::render(doc, format, &state.intervals.render_context()).map_err(|e| {
+            ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                message: e.to_string(),
+            }
+        })?;
+    let mut resp = (StatusCode::OK, body).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    h.insert("x-batch-id", HeaderValue::from(doc.batch.id));
+    Ok(resp)
+}
+
+fn is_intervals(kind: Option<&str>) -> Result<bool, ApiError> {
+    match kind {
+        None | Some("reads") => Ok(false),
+        Some("intervals") => Ok(true),
+        Some(other) => Err(ApiError::bad(format!("kind {}: use reads or intervals", quote(other)))),
+    }
 }
 
 fn rendered(doc: &super::BatchDoc, format: &Format) -> Result<Response, ApiError> {
@@ -274,12 +355,40 @@ async fn next_batch(
     axum::Extension(Client(client)): axum::Extension<Client>,
     Query(q): Query<NextQuery>,
 ) -> Result<Response, ApiError> {
-    let format = state.format(q.format.as_deref())?;
     let max = match q.max {
         None => state.max_reads,
         Some(m) if (1..=state.max_reads as u64).contains(&m) => m as usize,
         Some(m) => return Err(ApiError::bad(format!("max {m}: use 1..={}", state.max_reads))),
     };
+    if is_intervals(q.kind.as_deref())? {
+        // Checked before anything is taken into a batch.
+        if let Some(f) = q.format.as_deref()
+            && IntervalExport::parse(f).is_none()
+        {
+            return Err(ApiError::bad(format!(
+                "unknown interval format {}; use {}",
+                quote(f),
+                IntervalExport::NAMES
+            )));
+        }
+        let store = Arc::clone(&state.store);
+        let doc = blocking(move || {
+            Ok(super::intervals::pull_days(
+                store.as_ref(),
+                &client,
+                max,
+                Timestamp::now(),
+            )?)
+        })
+        .await?;
+        return match doc {
+            Some(doc) => tokio::task::spawn_blocking(move || interval_rendered(&state, &doc, q.format.as_deref()))
+                .await
+                .map_err(ApiError::internal)?,
+            None => Ok(StatusCode::NO_CONTENT.into_response()),
+        };
+    }
+    let format = state.format(q.format.as_deref())?;
     let store = Arc::clone(&state.store);
     let doc = blocking(move || Ok(super::pull(store.as_ref(), &client, max, Timestamp::now())?)).await?;
     match doc {
@@ -308,6 +417,16 @@ async fn get_batch(
     Query(q): Query<FormatQuery>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
+    let store = Arc::clone(&state.store);
+    let interval_doc = blocking(move || Ok(super::intervals::get_interval_doc(store.as_ref(), id)?)).await?;
+    if let Some(doc) = interval_doc {
+        if doc.batch.client != client {
+            return Err(ApiError::not_found(format!("batch {id} not found")));
+        }
+        return tokio::task::spawn_blocking(move || interval_rendered(&state, &doc, q.format.as_deref()))
+            .await
+            .map_err(ApiError::internal)?;
+    }
     let format = state.format(q.format.as_deref())?;
     let store = Arc::clone(&state.store);
     let doc = blocking(move || Ok(super::get_doc(store.as_ref(), id)?)).await?;
@@ -328,6 +447,8 @@ struct ListQuery {
 #[derive(Serialize)]
 struct BatchSummary {
     id: u64,
+    /// `reads` or `intervals`.
+    kind: &'static str,
     status: &'static str,
     created_at: String,
     acked_at: Option<String>,
@@ -351,18 +472,38 @@ async fn list_batches(
         }
     };
     let store = Arc::clone(&state.store);
-    let batches = blocking(move || Ok(store.begin_read()?.batches(status)?)).await?;
-    let list: Vec<BatchSummary> = batches
+    let (batches, interval_batches) = blocking(move || {
+        let txn = store.begin_read()?;
+        Ok((txn.batches(status)?, txn.interval_batches()?))
+    })
+    .await?;
+    let open_or_acked = |s: BatchStatus| if s == BatchStatus::Open { "open" } else { "acked" };
+    let mut list: Vec<BatchSummary> = batches
         .into_iter()
         .filter(|b| b.client == client)
         .map(|b| BatchSummary {
             id: b.id,
-            status: if b.status == BatchStatus::Open { "open" } else { "acked" },
+            kind: "reads",
+            status: open_or_acked(b.status),
             created_at: b.created_at.to_string(),
             acked_at: b.acked_at.map(|t| t.to_string()),
             reads: b.read_ids.len(),
         })
         .collect();
+    list.extend(
+        interval_batches
+            .into_iter()
+            .filter(|b| b.client == client && status.is_none_or(|s| s == b.status))
+            .map(|b| BatchSummary {
+                id: b.id,
+                kind: "intervals",
+                status: open_or_acked(b.status),
+                created_at: b.created_at.to_string(),
+                acked_at: b.acked_at.map(|t| t.to_string()),
+                reads: b.days.len(),
+            }),
+    );
+    list.sort_by_key(|b| b.id);
     Ok(axum::Json(serde_json::json!({ "batches": list })).into_response())
 }
 
@@ -374,10 +515,23 @@ async fn ack_batch(
     let id = parse_id(&id)?;
     let store = Arc::clone(&state.store);
     let outcome = blocking(move || {
-        match store.begin_read()?.batch(id)? {
+        let txn = store.begin_read()?;
+        if let Some(b) = txn.interval_batch(id)? {
+            drop(txn);
+            if b.client != client {
+                return Ok(None);
+            }
+            return Ok(Some(super::intervals::ack_interval_batch(
+                store.as_ref(),
+                id,
+                Timestamp::now(),
+            )?));
+        }
+        match txn.batch(id)? {
             Some(b) if b.client == client => {}
             _ => return Ok(None),
         }
+        drop(txn);
         Ok(Some(super::ack_batch(store.as_ref(), id, Timestamp::now())?))
     })
     .await?;
@@ -532,8 +686,13 @@ async fn metrics_text(State(state): State<ApiState>) -> Result<Response, ApiErro
 }
 
 /// The daemon component: bind, serve until the token is cancelled.
-pub async fn run(store: Arc<dyn Store>, config: HttpConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let state = ApiState::new(store, &config)?;
+pub async fn run(
+    store: Arc<dyn Store>,
+    config: HttpConfig,
+    intervals: IntervalSettings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let state = ApiState::new(store, &config)?.with_intervals(intervals);
     let tls = match (&config.tls_cert, &config.tls_key) {
         (Some(c), Some(k)) => Some(tls_config(c, k).await?),
         (None, None) => None,
