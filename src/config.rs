@@ -156,7 +156,14 @@ impl Config {
         }
         self.store
             .check_complete()
-            .map_err(|message| ConfigError::Invalid { path, message })?;
+            .map_err(|message| ConfigError::Invalid { path: path.clone(), message })?;
+        // Values serde cannot check: a time zone name must be known, TOU hours sensible.
+        self.intervals
+            .time_zone()
+            .map_err(|message| ConfigError::Invalid { path: path.clone(), message })?;
+        if let Some(tou) = &self.tou {
+            tou.check().map_err(|message| ConfigError::Invalid { path, message })?;
+        }
         Ok(self)
     }
 
