@@ -17,6 +17,7 @@ mod cradle_session;
 mod fuzz_corpus;
 mod gateway_mqtt;
 mod input_limits;
+mod intervals_usage;
 mod meterbus_serial;
 mod ops_config;
 mod ops_crash;
