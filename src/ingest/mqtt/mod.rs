@@ -22,12 +22,14 @@ pub use config::MqttConfig;
 
 use crate::store::Store;
 use crate::vee::VeeConfig;
+use crate::vee::interval::IntervalConfig;
 
-/// The daemon component: the ingest over the store, with the VEE rules and its own `[mqtt]`
-/// section, until `token` is cancelled.
+/// The daemon component: the ingest over the store, with the VEE rules, `[intervals]` and its
+/// own `[mqtt]` section, until `token` is cancelled.
 pub async fn component(
     store: Arc<dyn Store>,
     vee: Arc<VeeConfig>,
+    intervals: Arc<IntervalConfig>,
     cfg: MqttConfig,
     token: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -39,6 +41,7 @@ pub async fn component(
     let ingest = GatewayIngest {
         store,
         vee,
+        intervals,
         config: Arc::new(cfg),
         keys: Arc::new(keys),
         progress: None,
