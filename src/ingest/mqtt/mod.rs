@@ -3,7 +3,8 @@
 //! - [`config`]: the `[mqtt]` section.
 //! - [`message`]: payload → decoded frames (rtlamr JSON, envelopes, raw hex or binary frames).
 //! - [`commit`]: a group of messages → one durable transaction (dedup, reads through
-//!   `accept_in`, interval reads, tamper-on-change, quarantine, gateway health, outbox).
+//!   `accept_in`, interval reads and IDM interval days, tamper-on-change, quarantine, gateway
+//!   health, outbox).
 //! - [`client`]: the rumqttc v5 session (persistent, manual acks after commit, reconnect with
 //!   backoff, outbox publishing matched to PUBACKs).
 
