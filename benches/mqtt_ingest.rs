@@ -57,6 +57,7 @@ fn bench(c: &mut Criterion) {
             store: Arc::clone(&store),
             config: Arc::clone(&cfg),
             vee: Arc::new(VeeConfig::default()),
+            intervals: Arc::new(Default::default()),
             keys: Arc::new(Keys::new()),
             progress: Some(tx),
         };

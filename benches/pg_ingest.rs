@@ -201,6 +201,7 @@ fn mqtt_instances(cluster: &Cluster, instances: usize) {
                 ..MqttConfig::default()
             }),
             vee: Arc::new(VeeConfig::default()),
+            intervals: Arc::new(Default::default()),
             keys: Arc::new(Keys::new()),
             progress: Some(tx),
         };

@@ -230,6 +230,7 @@ fn gateway_demo(env: &Env, store: &std::sync::Arc<dyn Store>) -> anyhow::Result<
         store: Arc::clone(store),
         config: Arc::clone(&cfg),
         vee: Arc::new(env.config.vee.clone()),
+        intervals: Arc::new(env.config.intervals.clone()),
         keys: Arc::new(meterd_protocols::decode::Keys::new()),
         progress: Some(tx),
     };

@@ -34,7 +34,8 @@
 //!     let section = mqtt.clone();
 //!     specs.push(ComponentSpec::new("mqtt", mqtt, move |shared, token| {
 //!         let vee = Arc::new(shared.config.vee.clone());
-//!         Box::pin(crate::ingest::mqtt::component(shared.store, vee, section, token))
+//!         let intervals = Arc::new(shared.config.intervals.clone());
+//!         Box::pin(crate::ingest::mqtt::component(shared.store, vee, intervals, section, token))
 //!     }));
 //! }
 //! ```
@@ -135,7 +136,14 @@ pub fn components(config: &Config) -> Vec<ComponentSpec> {
         let section = mqtt.clone();
         specs.push(ComponentSpec::new("mqtt", mqtt, move |shared, token| {
             let vee = Arc::new(shared.config.vee.clone());
-            Box::pin(crate::ingest::mqtt::component(shared.store, vee, section, token))
+            let intervals = Arc::new(shared.config.intervals.clone());
+            Box::pin(crate::ingest::mqtt::component(
+                shared.store,
+                vee,
+                intervals,
+                section,
+                token,
+            ))
         }));
     }
     if config.meterbus.is_configured() {

@@ -92,6 +92,7 @@ pub struct Retry<'a> {
     pub mqtt: &'a MqttConfig,
     pub keys: &'a Keys,
     pub vee: &'a VeeConfig,
+    pub intervals: &'a crate::vee::interval::IntervalConfig,
     /// Who retries (recorded in the resolution).
     pub by: &'a str,
 }
@@ -140,7 +141,7 @@ impl Retry<'_> {
             publish_topic: None,
             ..self.mqtt.clone()
         };
-        let done = apply(txn, &cfg, self.vee, job, now)?;
+        let done = apply(txn, &cfg, self.vee, self.intervals, job, now)?;
         if done.quarantined > 0 {
             // Decoded, but to nothing usable: dropping the transaction undoes it all.
             return Ok(Finish::Undo(RetryOutcome::StillBad {
@@ -355,6 +356,7 @@ mod tests {
             mqtt: &cfg,
             keys: &keys,
             vee: &vee,
+            intervals: &Default::default(),
             by: "test",
         };
         drop(txn);
@@ -392,7 +394,7 @@ mod tests {
             }],
             ..Job::default()
         };
-        let c = commit_group(&store, &cfg, &vee, job).unwrap();
+        let c = commit_group(&store, &cfg, &vee, &Default::default(), job).unwrap();
         assert_eq!((c.quarantined, c.reads.imported), (1, 0));
         let (id, q) = store.begin_read().unwrap().quarantine_entries().unwrap().remove(0);
         assert!(q.entry.reason.contains("ecryption"), "{}", q.entry.reason);
@@ -403,6 +405,7 @@ mod tests {
                 mqtt: &cfg,
                 keys: k,
                 vee: &vee,
+                intervals: &Default::default(),
                 by: "sue",
             }
             .one(&store, id)
@@ -450,6 +453,7 @@ mod tests {
             mqtt: &cfg,
             keys: &keys,
             vee: &vee,
+            intervals: &Default::default(),
             by: "test",
         }
         .one(&store, id)

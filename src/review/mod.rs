@@ -17,9 +17,11 @@ pub mod chart;
 mod detail;
 mod error;
 mod estimate;
+pub mod interval_words;
 mod queue;
 pub mod reports;
 pub mod tui;
+pub mod usage;
 mod vee_inputs;
 
 pub use actions::{Action, ActionOutcome, ActionRequest, act, complete_order, record_meter_change};

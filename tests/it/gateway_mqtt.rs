@@ -167,6 +167,36 @@ fn published_vectors_through_mqtt() {
     }
     // Interval reads of the IDM vectors (47 × 5 min, I1 and I3 are one interval set).
     assert!(txn.count_interval_reads().unwrap() >= 47);
+    // The same intervals are interval days of channel `idm`, which `intervals list` shows.
+    let ert_interval_meters: BTreeSet<String> = stored
+        .iter()
+        .map(|r| r.read.meter_id.clone())
+        .filter(|m| m.starts_with("idm:") || m.starts_with("netidm:"))
+        .collect();
+    assert!(!ert_interval_meters.is_empty());
+    drop(txn);
+    drop(store);
+    for m in &ert_interval_meters {
+        let days = s.json(&["intervals", "list", "--meter", m, "--json"]);
+        let days = days.as_array().unwrap();
+        assert!(!days.is_empty(), "{m}: no interval days");
+        let known: usize = days
+            .iter()
+            .map(|d| {
+                assert_eq!(
+                    (d["channel"].as_str(), d["interval_minutes"].as_u64()),
+                    (Some("idm"), Some(5))
+                );
+                d["value_source"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|v| !v.is_null())
+                    .count()
+            })
+            .sum();
+        assert!(known >= 27, "{m}: {known} intervals");
+    }
 }
 
 /// 10,000 simulated gateway messages; the broker restarts mid-stream and `meterd run` is

@@ -90,6 +90,7 @@ impl Command {
                 ReportCmd::Exceptions { .. } => "exceptions",
                 ReportCmd::Unbilled { .. } => "unbilled",
                 ReportCmd::History { .. } => "history",
+                ReportCmd::Usage { .. } => "usage",
             },
             Command::Orders(c) => match c {
                 OrdersCmd::List { .. } => "list",

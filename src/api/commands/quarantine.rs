@@ -299,6 +299,7 @@ fn retry(ctx: &Ctx<'_>, args: RetryArgs) -> anyhow::Result<()> {
         mqtt: &mqtt,
         keys: &keys,
         vee: &ctx.config.vee,
+        intervals: &ctx.config.intervals,
         by: &by,
     };
     let mut results = Vec::with_capacity(ids.len());

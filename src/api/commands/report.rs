@@ -1,4 +1,4 @@
-//! `meterd report exceptions|unbilled|history`: plain text by default, `--json`, `--csv`.
+//! `meterd report exceptions|unbilled|history|usage`: plain text by default, `--json`, `--csv`.
 
 use clap::{Args, Subcommand};
 use jiff::{SignedDuration, Timestamp};
@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 use super::Ctx;
 use super::output::print_json;
 use crate::review::chart::chart_text;
+use crate::review::interval_words::{long_date, profile_text, with_unit, wrap};
 use crate::review::reports::{self, Cycle};
+use crate::review::usage::{self, UsageReport};
 
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -36,6 +38,19 @@ pub enum ReportCmd {
     History {
         #[arg(long)]
         account: String,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// An account's interval data as a customer asks about it: the daily totals of the last 35
+    /// local days per channel, the chosen day's profile by the hour, and each flag of those
+    /// days in plain words. `--csv`: the daily totals.
+    Usage {
+        #[arg(long)]
+        account: String,
+        /// The day to chart and the last of the 35 (YYYY-MM-DD, a local day of `[intervals]
+        /// time_zone`); default today there.
+        #[arg(long, value_name = "DAY")]
+        day: Option<jiff::civil::Date>,
         #[command(flatten)]
         format: Format,
     },
@@ -281,5 +296,131 @@ pub fn run(ctx: &Ctx<'_>, cmd: ReportCmd) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        ReportCmd::Usage { account, day, format } => {
+            let clock = ctx.config.intervals.clock();
+            let day = day.unwrap_or_else(|| clock.date_of(Timestamp::now()));
+            let report = usage::account_usage(store, &clock, &account, day)?;
+            if report.meters.is_empty() {
+                anyhow::bail!("no meter has account {}", crate::model::limits::quote(&account));
+            }
+            if format.json {
+                return print_json(ctx, &report);
+            }
+            if format.csv {
+                return print_csv(ctx, &usage_rows(&report));
+            }
+            print_usage(ctx, &clock, &report)
+        }
     }
+}
+
+/// `report usage --csv`: one row per meter, channel and day (the spec's columns first).
+#[derive(Serialize)]
+struct UsageRow<'a> {
+    date: jiff::civil::Date,
+    channel: &'a str,
+    total: Option<crate::model::Quantity>,
+    status: &'a str,
+    /// Rule ids, space separated.
+    flags: String,
+    meter_id: &'a str,
+    unit: &'a str,
+}
+
+fn usage_rows(report: &UsageReport) -> Vec<UsageRow<'_>> {
+    let mut rows = Vec::new();
+    for m in &report.meters {
+        for c in &m.channels {
+            for d in &c.days {
+                rows.push(UsageRow {
+                    date: d.date,
+                    channel: &c.channel,
+                    total: d.total,
+                    status: &d.status,
+                    flags: d
+                        .flags
+                        .iter()
+                        .map(|f| f.flag.rule.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    meter_id: &m.meter_id,
+                    unit: &c.unit,
+                });
+            }
+        }
+    }
+    rows
+}
+
+/// The profile chart's size in a report: 80 columns, 12 lines.
+const PROFILE_WIDTH: u16 = 80;
+const PROFILE_HEIGHT: u16 = 12;
+
+fn print_usage(ctx: &Ctx<'_>, clock: &crate::model::interval::DayClock, r: &UsageReport) -> anyhow::Result<()> {
+    for m in &r.meters {
+        say!(
+            ctx,
+            "Account {} · meter {} · {} · {}",
+            r.account,
+            m.meter_id,
+            m.service,
+            m.address
+        );
+        if m.channels.is_empty() {
+            say!(ctx, "no interval data");
+            say!(ctx);
+            continue;
+        }
+        for c in &m.channels {
+            say!(
+                ctx,
+                "Channel {} ({}, {}): daily totals {} to {} ({})",
+                c.channel,
+                if c.unit.is_empty() { "unit unknown" } else { &c.unit },
+                c.direction.as_str(),
+                long_date(r.from),
+                long_date(r.day),
+                r.time_zone
+            );
+            say!(ctx, "{:<10}  {:>14}  {:<10}  flags", "date", "total", "status");
+            for d in &c.days {
+                let flags: Vec<&str> = d.flags.iter().map(|f| f.flag.rule.as_str()).collect();
+                let line = format!(
+                    "{:<10}  {:>14}  {:<10}  {}",
+                    d.date.to_string(),
+                    d.total.map_or_else(|| "-".to_owned(), |t| with_unit(t, &c.unit)),
+                    d.status,
+                    flags.join(" ")
+                );
+                say!(ctx, "{}", line.trim_end());
+            }
+            say!(ctx);
+            match &c.profile_day {
+                Some(day) => {
+                    for line in profile_text(day, clock, &c.unit, PROFILE_WIDTH, PROFILE_HEIGHT) {
+                        say!(ctx, "{line}");
+                    }
+                }
+                None => say!(ctx, "no data on {}", long_date(r.day)),
+            }
+            say!(ctx);
+            let sentences: Vec<&str> = c
+                .days
+                .iter()
+                .flat_map(|d| d.flags.iter().map(|f| f.sentence.as_str()))
+                .collect();
+            if sentences.is_empty() {
+                say!(ctx, "No flags on these days.");
+            } else {
+                say!(ctx, "What the flags say:");
+                for s in sentences {
+                    for line in wrap(&format!("- {s}"), usize::from(PROFILE_WIDTH), "  ") {
+                        say!(ctx, "{line}");
+                    }
+                }
+            }
+            say!(ctx);
+        }
+    }
+    Ok(())
 }

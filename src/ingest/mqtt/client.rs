@@ -35,6 +35,7 @@ use super::message::{decode_payload, gateway_of_topic, locator_of, status_unit};
 use crate::model::{GatewayState, OutboxEntry};
 use crate::store::Store;
 use crate::vee::VeeConfig;
+use crate::vee::interval::IntervalConfig;
 
 /// The ingest of the MQTT gateways' messages: what its session ([`run`]) needs.
 #[derive(Clone)]
@@ -42,6 +43,8 @@ pub struct GatewayIngest {
     pub store: Arc<dyn Store>,
     pub config: Arc<MqttConfig>,
     pub vee: Arc<VeeConfig>,
+    /// `[intervals]`: the local days and rules of the IDM/NetIDM interval days.
+    pub intervals: Arc<IntervalConfig>,
     pub keys: Arc<Keys>,
     /// Messages committed so far (for embedders and the benchmark).
     pub progress: Option<tokio::sync::watch::Sender<u64>>,
@@ -191,8 +194,9 @@ pub async fn run(ingest: GatewayIngest, token: CancellationToken) -> anyhow::Res
                 let acks = std::mem::take(&mut filling_acks);
                 deadline = None;
                 let (store, c, v) = (Arc::clone(&ingest.store), Arc::clone(&cfg), Arc::clone(&ingest.vee));
+                let i = Arc::clone(&ingest.intervals);
                 running = Some((
-                    tokio::task::spawn_blocking(move || commit_group(store.as_ref(), &c, &v, job)),
+                    tokio::task::spawn_blocking(move || commit_group(store.as_ref(), &c, &v, &i, job)),
                     acks,
                 ));
             }
@@ -362,7 +366,8 @@ pub async fn run(ingest: GatewayIngest, token: CancellationToken) -> anyhow::Res
             ..Job::default()
         };
         let (store, c, v) = (Arc::clone(&ingest.store), Arc::clone(&cfg), Arc::clone(&ingest.vee));
-        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || commit_group(store.as_ref(), &c, &v, job)).await {
+        let i = Arc::clone(&ingest.intervals);
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || commit_group(store.as_ref(), &c, &v, &i, job)).await {
             tracing::warn!(error = %e, "mqtt: could not clear acknowledged outbox rows; they will be published again");
         }
     }

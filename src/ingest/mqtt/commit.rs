@@ -1,7 +1,12 @@
 //! A group of decoded MQTT messages → ONE durable transaction: de-duplication keys, reads
-//! (through [`accept_in`], so VEE runs), interval reads, tamper state, quarantine, gateway
-//! health and outbox rows. The caller acks the group's messages only after [`commit_group`]
-//! returned `Ok`.
+//! (through [`accept_in`], so VEE runs), interval reads, IDM/NetIDM interval days (through
+//! the interval ingest, so interval VEE runs), tamper state, quarantine, gateway health and
+//! outbox rows. The caller acks the group's messages only after [`commit_group`] returned
+//! `Ok`.
+//!
+//! IDM/NetIDM intervals go two ways this release: into the old `interval_reads` table (5-minute
+//! usage with an end time, which the register VEE's spike check reads) and into the interval
+//! model as days of channel [`IDM_CHANNEL`] ([`idm_days`]).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -13,13 +18,22 @@ use sha2::{Digest, Sha256};
 
 use super::config::MqttConfig;
 use super::message::{Frame, Unit, endpoint_key};
+use crate::ingest::intervals::{IncomingDay, IncomingValue, IntervalReport};
 use crate::ingest::{AcceptReport, accept_in};
+use crate::model::interval::{Channel, DayClock, Direction, Quality};
 use crate::model::{
     GatewayState, IntervalRead, Meter, Origin, OriginKind, OutboxEntry, Quantity, QuarantineEntry, Read, ReadStatus,
     ReadType, Rule, codes, to_store_precision,
 };
+use crate::store::rules::INTERVAL_WINDOW;
 use crate::store::{Result, Rules, Store, WriteTxn};
 use crate::vee::VeeConfig;
+use crate::vee::interval::{IntervalConfig, IntervalRules};
+
+/// The interval channel of an ERT endpoint's IDM/NetIDM differential intervals.
+pub const IDM_CHANNEL: &str = "idm";
+/// IDM/NetIDM intervals are 5 minutes long (`interval-data.md` §1).
+const IDM_MINUTES: u16 = 5;
 
 /// `seen` namespace of radio transmissions.
 pub const SEEN_FRAMES: &str = "mqtt";
@@ -63,20 +77,35 @@ pub struct Committed {
     pub statuses: u64,
     pub intervals: u64,
     pub reads: AcceptReport,
+    /// IDM/NetIDM interval days (channel `idm`) stored or found unchanged.
+    pub interval_days: IntervalReport,
     /// New outbox rows, for the publisher.
     pub outbox: Vec<(u64, OutboxEntry)>,
 }
 
 /// Runs one job in one transaction and commits it durably.
-pub fn commit_group(store: &dyn Store, cfg: &MqttConfig, vee: &VeeConfig, job: Job) -> Result<Committed> {
+pub fn commit_group(
+    store: &dyn Store,
+    cfg: &MqttConfig,
+    vee: &VeeConfig,
+    intervals: &IntervalConfig,
+    job: Job,
+) -> Result<Committed> {
     let now = to_store_precision(Timestamp::now());
     // Run again from the job as received when the engine aborts: nothing of a failed attempt
     // (seen keys, outbox ids, counts) is kept. The caller PUBACKs only after this returned.
-    crate::store::write(store, |txn| apply(txn, cfg, vee, job.clone(), now))
+    crate::store::write(store, |txn| apply(txn, cfg, vee, intervals, job.clone(), now))
 }
 
 /// [`commit_group`] inside a caller's transaction.
-pub fn apply(txn: &mut dyn WriteTxn, cfg: &MqttConfig, vee: &VeeConfig, job: Job, now: Timestamp) -> Result<Committed> {
+pub fn apply(
+    txn: &mut dyn WriteTxn,
+    cfg: &MqttConfig,
+    vee: &VeeConfig,
+    intervals: &IntervalConfig,
+    job: Job,
+    now: Timestamp,
+) -> Result<Committed> {
     let mut out = Committed {
         messages: job.messages.len() as u64,
         ..Committed::default()
@@ -109,6 +138,10 @@ pub fn apply(txn: &mut dyn WriteTxn, cfg: &MqttConfig, vee: &VeeConfig, job: Job
     let mut meters: HashMap<String, Option<Meter>> = HashMap::new();
     let mut tamper: HashMap<String, (Timestamp, u64)> = HashMap::new();
     let mut reads = Vec::new();
+    let clock = intervals.clock();
+    // IDM/NetIDM values by meter and local day: one incoming day each, so two frames of a job
+    // that repeat an interval merge as one (a differing repeat is an interval_duplicate).
+    let mut idm: BTreeMap<(String, jiff::civil::Date), IncomingDay> = BTreeMap::new();
     let replay = job.replay;
 
     // Every frame's de-duplication key in one go, answered in the order the loop meets them.
@@ -188,6 +221,21 @@ pub fn apply(txn: &mut dyn WriteTxn, cfg: &MqttConfig, vee: &VeeConfig, job: Job
                     }
                     let meter = meters[&meter_id].as_ref();
                     out.intervals += store_intervals(txn, &meter_id, &frame)?;
+                    for day in idm_days(txn, &clock, &meter_id, meter, &frame)? {
+                        match idm.entry((meter_id.clone(), day.date)) {
+                            std::collections::btree_map::Entry::Vacant(e) => {
+                                e.insert(day);
+                            }
+                            std::collections::btree_map::Entry::Occupied(mut e) => {
+                                let have = e.get_mut();
+                                for v in day.values {
+                                    if !have.values.contains(&v) {
+                                        have.values.push(v);
+                                    }
+                                }
+                            }
+                        }
+                    }
                     let tamper_changed = tamper_change(txn, &mut tamper, &endpoint, &frame)?;
                     match read_of(&frame, meter, meter_id, tamper_changed) {
                         Some(read) => reads.push(read),
@@ -216,6 +264,13 @@ pub fn apply(txn: &mut dyn WriteTxn, cfg: &MqttConfig, vee: &VeeConfig, job: Job
     }
     out.reads = accept_in(txn, vee, reads, now)?;
     out.duplicates += out.reads.duplicates_skipped;
+    // After the reads, in the same transaction: nothing is acknowledged before the days are
+    // durable too.
+    let days: Vec<IncomingDay> = idm.into_values().collect();
+    if !days.is_empty() {
+        out.interval_days =
+            crate::ingest::intervals::accept_in(txn, &without_sum_check(intervals), &clock, &days, now)?;
+    }
 
     for id in job.published {
         txn.remove_outbox(id)?;
@@ -287,6 +342,127 @@ fn store_intervals(txn: &mut dyn WriteTxn, meter_id: &str, frame: &Frame) -> Res
         })
         .collect();
     txn.put_interval_reads(meter_id, &reads)
+}
+
+/// A frame's IDM/NetIDM intervals as incoming days of channel [`IDM_CHANNEL`] (none for
+/// other protocols).
+///
+/// - Times: the end of each interval as first heard (the `interval_reads` row within
+///   [`INTERVAL_WINDOW`] that [`store_intervals`] kept or just stored), rounded to the nearest
+///   5-minute boundary; the start is 5 minutes before. IDM interval ends are computed from the
+///   reception time (rtlamr-collect's rule), so every packet gives a slightly different end;
+///   anchoring on the first one keeps an interval in one slot even when the meter's own
+///   interval boundaries lie near the middle between two 5-minute marks (`interval-data.md`
+///   §1: start times recomputed from every packet's reception time drift).
+/// - Values: the differential count scaled as [`read_of`] scales the register of the same
+///   packet (÷ 10^decimals, so in the meter's unit) and × the meter's multiplier, as the
+///   interval ingest scales register reads for the sum check; a meter not in the meter list:
+///   the raw count, unit `count`.
+fn idm_days(
+    txn: &dyn WriteTxn,
+    clock: &DayClock,
+    meter_id: &str,
+    meter: Option<&Meter>,
+    frame: &Frame,
+) -> Result<Vec<IncomingDay>> {
+    let Some(list) = ert::idm::interval_reads_of(&frame.decoded, Some(frame.heard_at)) else {
+        return Ok(Vec::new());
+    };
+    let ends: Vec<Timestamp> = list.iter().filter_map(|i| i.end.map(to_store_precision)).collect();
+    let (Some(first), Some(last)) = (ends.iter().min(), ends.iter().max()) else {
+        return Ok(Vec::new());
+    };
+    let from = first.checked_sub(INTERVAL_WINDOW).unwrap_or(Timestamp::MIN);
+    let to = last
+        .checked_add(INTERVAL_WINDOW + SignedDuration::from_micros(1))
+        .unwrap_or(Timestamp::MAX);
+    let stored: Vec<Timestamp> = txn.interval_reads(meter_id, from, to)?.iter().map(|r| r.end).collect();
+    let channel = Channel {
+        meter_id: meter_id.to_owned(),
+        channel: IDM_CHANNEL.to_owned(),
+        unit: meter.map_or_else(|| "count".to_owned(), |m| m.unit.clone()),
+        direction: Direction::Delivered,
+    };
+    let step = SignedDuration::from_mins(i64::from(IDM_MINUTES));
+    let values = list.iter().filter_map(|i| {
+        let end = to_store_precision(i.end?);
+        let heard = stored
+            .iter()
+            .copied()
+            .filter(|s| s.duration_since(end).abs() <= INTERVAL_WINDOW)
+            .min_by_key(|s| s.duration_since(end).abs())
+            .unwrap_or(end);
+        let start = round_to(heard, step)?.checked_sub(step).ok()?;
+        Some((start, idm_value(i.consumption, meter)?))
+    });
+    let source = format!("mqtt {} {}", frame.gateway, frame.decoded.protocol);
+    // Rounded starts are always on a 5-minute boundary of the local day (zone offsets are
+    // whole multiples of 5 minutes in practice); one that is not is left out, not an error
+    // that would hold the whole group.
+    let mut days = Vec::new();
+    for (start, value) in values {
+        let v = IncomingValue {
+            interval: 0,
+            value,
+            quality: Quality::Actual,
+            method: None,
+        };
+        if let Ok(d) = crate::ingest::intervals::place_by_time(clock, &channel, IDM_MINUTES, &source, [(start, v)]) {
+            days.extend(d);
+        }
+    }
+    // One incoming day per local date.
+    let mut merged: Vec<IncomingDay> = Vec::new();
+    for d in days {
+        match merged.iter_mut().find(|m| m.date == d.date) {
+            Some(m) => m.values.extend(d.values),
+            None => merged.push(d),
+        }
+    }
+    Ok(merged)
+}
+
+/// An IDM differential count in the meter's unit × its multiplier (see [`idm_days`]).
+fn idm_value(count: u16, meter: Option<&Meter>) -> Option<Quantity> {
+    let q = Quantity::from_units(i64::from(count))?;
+    match meter {
+        Some(m) => q
+            .mul_div(1, 10i128.checked_pow(u32::from(m.decimals))?)?
+            .mul_factor(m.multiplier),
+        None => Some(q),
+    }
+}
+
+/// `at` rounded to the nearest multiple of `step` since the Unix epoch (half up).
+fn round_to(at: Timestamp, step: SignedDuration) -> Option<Timestamp> {
+    let step = step.as_nanos();
+    let ns = at.as_nanosecond();
+    let floor = ns.checked_sub(ns.rem_euclid(step))?;
+    let rounded = if ns - floor >= step / 2 {
+        floor.checked_add(step)?
+    } else {
+        floor
+    };
+    Timestamp::from_nanosecond(rounded).ok()
+}
+
+/// The interval rules for IDM days, without the sum check: an IDM register read's time is
+/// the end of the meter's own interval ([`read_of`]), off the 5-minute grid the days use, so
+/// every span between two such reads cuts an interval at each end and the check would flag
+/// correct data; the register and the differentials come from the same counter in the same
+/// packet anyway. (A tolerance no difference can exceed; see `sum_check` in
+/// `vee::interval`.)
+fn without_sum_check(config: &IntervalConfig) -> IntervalConfig {
+    let off = |r: &IntervalRules| IntervalRules {
+        sum_tolerance_percent: Quantity::from_units(1_000_000_000).unwrap_or(Quantity::from_micros(i64::MAX)),
+        ..r.clone()
+    };
+    IntervalConfig {
+        water: off(&config.water),
+        gas: off(&config.gas),
+        electric: off(&config.electric),
+        ..config.clone()
+    }
 }
 
 /// The endpoint's tamper counters (SCM: physical and encoder; SCM+: the tamper word).
@@ -434,6 +610,7 @@ fn read_of(frame: &Frame, meter: Option<&Meter>, meter_id: String, tamper_change
 mod tests {
     use super::*;
     use crate::ingest::mqtt::message::decode_payload;
+    use crate::model::interval::IntervalRule;
     use crate::model::{MeterStatus, Service};
     use crate::store::RedbStore;
     use meterd_protocols::decode::Keys;
@@ -459,6 +636,164 @@ mod tests {
             units: decode_payload("meters/gw1/raw", env.as_bytes(), "gw1", received, &Keys::new()),
             received,
         }
+    }
+
+    /// IDM packets heard over the air (rtl_433_tests `tests/idm/`, as in
+    /// `meterd_protocols::ert::idm`): I1 and I3 carry the same intervals.
+    const IDM_I1: &str = "555516A31C5CC6041700AC171DF6BC020100EF0900000000000000000000053004000000000000000000000000000000000000000000000000000000008000000000000000000000200000000000000000000008000001DCEABA7C37";
+    const IDM_I3: &str = "555516A31C5CC6041700AC171DF6BC020100EF090000000000000000000005300400000000000000000000000000000000000000000000000000000000800000000000000000000020000000000000000000000800000D27EABA20A6";
+    /// The packet of the interval before I1's (ConsumptionIntervalCount 0xF5).
+    const IDM_I2: &str = "555516A31C5CC6041700AC171DF5BC020100EF090000000000000000000005300400000000000000000000000000000000000000000000000000000100000000000000000000004000000000000000000000100000000D06EABAAA64";
+
+    fn idm(hex: &str, at: &str) -> Message {
+        let env = format!(r#"{{"gateway":"gw1","received_at":"{at}","hex":"{hex}"}}"#);
+        let received = Timestamp::now();
+        Message {
+            topic: "meters/gw1/raw".into(),
+            units: decode_payload("meters/gw1/raw", env.as_bytes(), "gw1", received, &Keys::new()),
+            received,
+        }
+    }
+
+    #[test]
+    fn idm_intervals_become_interval_days_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open_dir(dir.path()).unwrap();
+        let (cfg, vee) = (MqttConfig::default(), VeeConfig::default());
+        let intervals = IntervalConfig {
+            time_zone: Some("UTC".into()),
+            ..IntervalConfig::default()
+        };
+        let run = |msgs: Vec<Message>| {
+            commit_group(
+                &store,
+                &cfg,
+                &vee,
+                &intervals,
+                Job {
+                    messages: msgs,
+                    ..Job::default()
+                },
+            )
+            .unwrap()
+        };
+        let c = run(vec![idm(IDM_I1, "2026-01-01T00:02:10Z")]);
+        assert_eq!(c.reads.imported, 1);
+        assert_eq!(c.intervals, 47);
+        let meter = store.begin_read().unwrap().all_reads().unwrap()[0]
+            .read
+            .meter_id
+            .clone();
+        let days = |store: &RedbStore| {
+            store
+                .begin_read()
+                .unwrap()
+                .interval_days(&meter, jiff::civil::Date::MIN, jiff::civil::Date::MAX)
+                .unwrap()
+        };
+        let first = days(&store);
+        assert!(
+            first
+                .iter()
+                .all(|d| d.channel == "idm" && d.values.len() == 288 && d.interval_minutes == 5)
+        );
+        assert_eq!(c.interval_days.stored, first.len() as u64);
+        let known: usize = first.iter().map(|d| d.value_source.iter().flatten().count()).sum();
+        assert_eq!(known, 47, "one value per interval, none estimated into them");
+        let channel = store.begin_read().unwrap().channel(&meter, "idm").unwrap().unwrap();
+        assert_eq!(channel.unit, "count", "no meter list: raw counts");
+        // Each interval sits where its end, rounded to 5 minutes, says.
+        let decoded = decode_payload(
+            "meters/gw1/raw",
+            format!(r#"{{"gateway":"gw1","received_at":"2026-01-01T00:02:10Z","hex":"{IDM_I1}"}}"#).as_bytes(),
+            "gw1",
+            Timestamp::now(),
+            &Keys::new(),
+        )
+        .into_iter()
+        .find_map(|u| match u {
+            Unit::Frame(f) => Some(f.decoded),
+            _ => None,
+        })
+        .unwrap();
+        let heard: Timestamp = "2026-01-01T00:02:10Z".parse().unwrap();
+        let clock = intervals.clock();
+        for i in ert::idm::interval_reads_of(&decoded, Some(heard)).unwrap() {
+            let step = SignedDuration::from_mins(5);
+            let start = round_to(to_store_precision(i.end.unwrap()), step).unwrap() - step;
+            let (date, n) = clock.locate(start, 5).unwrap();
+            let day = first.iter().find(|d| d.date == date).unwrap();
+            assert_eq!(
+                day.values[usize::from(n) - 1],
+                Quantity::from_units(i64::from(i.consumption)),
+                "{i:?}"
+            );
+        }
+
+        // A redelivery of I1, and I3 (the same transmission heard again): de-duplicated as
+        // frames, nothing changes.
+        let c = run(vec![
+            idm(IDM_I3, "2026-01-01T00:02:50Z"),
+            idm(IDM_I1, "2026-01-01T00:02:10Z"),
+        ]);
+        assert_eq!(c.duplicates, 2);
+        assert_eq!(days(&store), first);
+
+        // I2, the packet of one interval earlier, heard with its clock 20 s off the grid I1
+        // gave: its 46 intervals that I1 had land in the same slots with the same values
+        // (anchored on the ends first heard), its oldest one is new.
+        let tto = |hex: &str| {
+            let d = meterd_protocols::ert::idm::decode(&hex::decode(hex).unwrap(), false).unwrap();
+            d.fields["TransmitTimeOffset"].as_u64().unwrap() as i64
+        };
+        let i1_end = heard - SignedDuration::from_nanos(tto(IDM_I1) * 62_500_000);
+        let i2_heard = i1_end - SignedDuration::from_mins(5)
+            + SignedDuration::from_nanos(tto(IDM_I2) * 62_500_000)
+            + SignedDuration::from_secs(20);
+        let c = run(vec![idm(IDM_I2, &i2_heard.to_string())]);
+        assert_eq!(c.intervals, 1, "one new interval read in the old table");
+        let after = days(&store);
+        let known: usize = after.iter().map(|d| d.value_source.iter().flatten().count()).sum();
+        assert_eq!(known, 48, "{:?}", c.interval_days);
+        assert!(after.iter().all(|d| !d.has_flag(IntervalRule::Duplicate)), "{after:#?}");
+    }
+
+    #[test]
+    fn rounding_to_five_minutes_and_scaling_counts() {
+        let t = |s: &str| s.parse::<Timestamp>().unwrap();
+        let step = SignedDuration::from_mins(5);
+        assert_eq!(
+            round_to(t("2026-01-01T00:02:29Z"), step),
+            Some(t("2026-01-01T00:00:00Z"))
+        );
+        assert_eq!(
+            round_to(t("2026-01-01T00:02:30Z"), step),
+            Some(t("2026-01-01T00:05:00Z"))
+        );
+        assert_eq!(
+            round_to(t("1969-12-31T23:58:00Z"), step),
+            Some(t("1970-01-01T00:00:00Z"))
+        );
+        // The ends of time never panic.
+        let _ = (round_to(Timestamp::MAX, step), round_to(Timestamp::MIN, step));
+        let meter = Meter {
+            meter_id: "W".into(),
+            account: String::new(),
+            route: String::new(),
+            sequence: 0,
+            service: Service::Water,
+            unit: "gal".into(),
+            dials: 6,
+            decimals: 1,
+            multiplier: Quantity::from_units(10).unwrap(),
+            status: MeterStatus::Active,
+            address: String::new(),
+            notes: String::new(),
+        };
+        // 7 counts of a register with one decimal = 0.7 gal, × 10.
+        assert_eq!(idm_value(7, Some(&meter)), Quantity::from_units(7));
+        assert_eq!(idm_value(7, None), Quantity::from_units(7));
+        assert_eq!(idm_value(u16::MAX, Some(&meter)), Quantity::from_units(65535));
     }
 
     #[test]
@@ -492,6 +827,7 @@ mod tests {
                 &store,
                 &cfg,
                 &vee,
+                &IntervalConfig::default(),
                 Job {
                     messages: msgs,
                     ..Job::default()
@@ -551,7 +887,14 @@ mod tests {
             messages: vec![msg],
             ..Job::default()
         };
-        let c = commit_group(&store, &MqttConfig::default(), &VeeConfig::default(), job).unwrap();
+        let c = commit_group(
+            &store,
+            &MqttConfig::default(),
+            &VeeConfig::default(),
+            &IntervalConfig::default(),
+            job,
+        )
+        .unwrap();
         assert_eq!((c.quarantined, c.reads.imported), (1, 0));
         let txn = store.begin_read().unwrap();
         let q = txn.quarantined().unwrap();
@@ -604,6 +947,7 @@ mod tests {
                 &store,
                 &cfg,
                 &vee,
+                &IntervalConfig::default(),
                 Job {
                     messages,
                     ..Job::default()

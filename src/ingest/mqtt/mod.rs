@@ -3,7 +3,8 @@
 //! - [`config`]: the `[mqtt]` section.
 //! - [`message`]: payload → decoded frames (rtlamr JSON, envelopes, raw hex or binary frames).
 //! - [`commit`]: a group of messages → one durable transaction (dedup, reads through
-//!   `accept_in`, interval reads, tamper-on-change, quarantine, gateway health, outbox).
+//!   `accept_in`, interval reads and IDM interval days, tamper-on-change, quarantine, gateway
+//!   health, outbox).
 //! - [`client`]: the rumqttc v5 session (persistent, manual acks after commit, reconnect with
 //!   backoff, outbox publishing matched to PUBACKs).
 
@@ -22,12 +23,14 @@ pub use config::MqttConfig;
 
 use crate::store::Store;
 use crate::vee::VeeConfig;
+use crate::vee::interval::IntervalConfig;
 
-/// The daemon component: the ingest over the store, with the VEE rules and its own `[mqtt]`
-/// section, until `token` is cancelled.
+/// The daemon component: the ingest over the store, with the VEE rules, `[intervals]` and its
+/// own `[mqtt]` section, until `token` is cancelled.
 pub async fn component(
     store: Arc<dyn Store>,
     vee: Arc<VeeConfig>,
+    intervals: Arc<IntervalConfig>,
     cfg: MqttConfig,
     token: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -39,6 +42,7 @@ pub async fn component(
     let ingest = GatewayIngest {
         store,
         vee,
+        intervals,
         config: Arc::new(cfg),
         keys: Arc::new(keys),
         progress: None,
