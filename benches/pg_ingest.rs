@@ -21,7 +21,6 @@ use jiff::Timestamp;
 mod fleet;
 #[path = "support/pg_cluster.rs"]
 mod pg_cluster;
-use pg_cluster::Cluster;
 use fleet::{METERS, meters, read};
 use meterd::ingest::accept_reads;
 use meterd::ingest::files::store_meters;
@@ -29,6 +28,7 @@ use meterd::model::Read;
 use meterd::store::Store;
 use meterd::store::postgres::{PgStore, SslMode, StoreConfig};
 use meterd::vee::VeeConfig;
+use pg_cluster::Cluster;
 
 const MONTHS: i64 = 10;
 /// Reads per import transaction (as `meterd reads import` commits).

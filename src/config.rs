@@ -154,13 +154,15 @@ impl Config {
             self.store = self.store.with_env();
             path = format!("{path} with {}", crate::store::postgres::URL_ENV);
         }
-        self.store
-            .check_complete()
-            .map_err(|message| ConfigError::Invalid { path: path.clone(), message })?;
+        self.store.check_complete().map_err(|message| ConfigError::Invalid {
+            path: path.clone(),
+            message,
+        })?;
         // Values serde cannot check: a time zone name must be known, TOU hours sensible.
-        self.intervals
-            .time_zone()
-            .map_err(|message| ConfigError::Invalid { path: path.clone(), message })?;
+        self.intervals.time_zone().map_err(|message| ConfigError::Invalid {
+            path: path.clone(),
+            message,
+        })?;
         if let Some(tou) = &self.tou {
             tou.check().map_err(|message| ConfigError::Invalid { path, message })?;
         }

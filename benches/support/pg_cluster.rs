@@ -93,10 +93,7 @@ impl Drop for Cluster {
         // Statements over 150 ms, from the server's log: where the time went.
         if let Ok(log) = std::fs::read_to_string(self.dir.path().join("log")) {
             for line in log.lines().filter(|l| l.contains("duration:")) {
-                println!(
-                    "slow statement: {}",
-                    line.chars().take(300).collect::<String>()
-                );
+                println!("slow statement: {}", line.chars().take(300).collect::<String>());
             }
         }
         let _ = as_postgres(&self.bin.join("pg_ctl"))
@@ -106,4 +103,3 @@ impl Drop for Cluster {
             .output();
     }
 }
-

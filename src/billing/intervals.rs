@@ -7,7 +7,8 @@
 //! asking again gives the same bytes. Ack marks the days that are still `batched` `exported`.
 //! A day that changes after it went out (new values, a clerk's edit) keeps the batch that
 //! carried it; once billable again it goes out in a later batch as a correction naming that
-//! batch (`correction_of`).
+//! batch (`correction_of`). A day with an interval still missing (a day still going on, or
+//! one whose meter fell silent before it ended) waits: billing gets whole days only.
 
 use jiff::Timestamp;
 
@@ -47,12 +48,24 @@ pub fn pull_days(store: &dyn Store, client: &str, max: usize, now: Timestamp) ->
             let contents = txn.interval_batch_contents(id)?.unwrap_or_default();
             return Ok(Some(IntervalBatchDoc { batch, contents }));
         }
+        // Days with a missing value are passed over (below), so a status is paged through
+        // rather than asked once for `max`.
         let mut keys: Vec<DayKey> = Vec::new();
         for status in BILLABLE {
-            if keys.len() >= max {
-                break;
+            let mut after: Option<DayKey> = None;
+            while keys.len() < max {
+                let page = txn.interval_days_with_status(status, after.as_ref(), max - keys.len())?;
+                let Some(last) = page.last().cloned() else { break };
+                for key in page {
+                    if txn
+                        .interval_day(&key)?
+                        .is_some_and(|d| d.values.iter().all(Option::is_some))
+                    {
+                        keys.push(key);
+                    }
+                }
+                after = Some(last);
             }
-            keys.extend(txn.interval_days_with_status(status, None, max - keys.len())?);
         }
         if keys.is_empty() {
             return Ok(None);

@@ -188,6 +188,9 @@ pub fn accept_in(
                 duplicates: &duplicates,
             };
             validate_day(&mut day, &ctx);
+            if !is_over(clock, day.date, now) {
+                judge_later(&mut day);
+            }
             day.updated_at = now;
             day.rev += 1;
             match day.status {
@@ -205,6 +208,36 @@ pub fn accept_in(
     }
     txn.put_interval_days(&changed)?;
     Ok(report)
+}
+
+/// Whether the local day has ended by `now`.
+fn is_over(clock: &DayClock, date: Date, now: Timestamp) -> bool {
+    date.tomorrow()
+        .ok()
+        .and_then(|next| clock.day_start(next))
+        .is_none_or(|end| end <= now)
+}
+
+/// A day still going on (IDM intervals arrive through the day) is not judged on what has not
+/// happened yet: the rules that need the whole day (missing intervals, what could not be
+/// estimated, the count, the day's total against like days) wait; the others hold it at once.
+/// Its next values run VEE again, and billing takes no day with missing values
+/// ([`crate::billing::intervals`]), so a day whose meter fell silent is never billed as whole.
+fn judge_later(day: &mut IntervalDay) {
+    use crate::model::interval::IntervalRule as R;
+    day.flags
+        .retain(|f| !matches!(f.rule, R::Gap | R::NotEstimable | R::Count | R::High | R::Low));
+    if day.status == ReadStatus::Flagged && !day.flags.iter().any(|f| f.rule.holds_day()) {
+        day.status = if day
+            .methods
+            .iter()
+            .any(|m| matches!(m, Some(Method::Linear | Method::LikeDay)))
+        {
+            ReadStatus::Estimated
+        } else {
+            ReadStatus::Validated
+        };
+    }
 }
 
 /// Merges what arrived into a day: `(day, duplicates, changed)`.

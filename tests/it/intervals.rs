@@ -400,3 +400,57 @@ fn check_green_button(xml: &str, json: &Value) {
         assert!((a - b).abs() < 1e-6, "{a} vs {b}");
     }
 }
+
+/// A day still going on (today, its later intervals not due yet) is not held for the intervals
+/// it cannot have yet, and billing does not take it while an interval is missing.
+#[test]
+fn a_day_still_going_on_waits_without_being_held() {
+    let s = Scratch::new();
+    let (d, config) = start(&s);
+    let tz = jiff::tz::TimeZone::get("America/Los_Angeles").unwrap();
+    let today = jiff::Timestamp::now().to_zoned(tz.clone()).date();
+    let clock = meterd::model::interval::DayClock::new(tz);
+    let n = clock.intervals_in_day(today, 60).unwrap();
+    // The first hour measured, the rest null (N): hourly data so the file fits any day length.
+    let mut values = flat(n, "0");
+    values[0] = "1.5".into();
+    let date = today.strftime("%Y%m%d").to_string();
+    let events = vec!["400,1,1,A,,".to_owned(), format!("400,2,{n},N,,")];
+    let events: Vec<&str> = events.iter().map(String::as_str).collect();
+    let f = s.file(
+        "today.csv",
+        &nem12("LIVE1", 60, &[(date.as_str(), values, "V", events)]),
+    );
+    let said = ok(&s, &config, &["intervals", "import", f.to_str().unwrap()]);
+    assert!(said.contains("0 held for review"), "{said}");
+    let day = &days(&s, &config, "LIVE1")[0];
+    assert_ne!(day["status"], "flagged", "{day}");
+    assert!(
+        day["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["rule"] != "interval_gap" && f["rule"] != "not_estimable"),
+        "{day}"
+    );
+    let out = s.dir.path().join("today.json");
+    let said = ok(
+        &s,
+        &config,
+        &[
+            "batches",
+            "export",
+            "--kind",
+            "intervals",
+            "--format",
+            "json",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        said.contains("nothing to bill"),
+        "a day with missing values waits: {said}"
+    );
+    d.stop();
+}
