@@ -46,9 +46,16 @@ fn nem12_day(meters: usize, date: &str, seed: u64) -> Vec<u8> {
     s.into_bytes()
 }
 
+/// The process's peak resident memory (`VmHWM` of /proc/self/status), in MiB.
 fn peak_rss_mib() -> f64 {
-    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF).unwrap();
-    usage.max_rss() as f64 / 1024.0
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 fn run(store: &dyn Store, meters: usize) {

@@ -155,7 +155,10 @@ mod frozen {
     /// record only the version number, so a changed file would leave them different from a
     /// fresh one): a schema change is a new file, `0002_….sql`, appended to [`super::MIGRATIONS`],
     /// and its digest added here when it ships.
-    const RELEASED: &[(u64, &str)] = &[(1, "8d2c711fadf5b7bb34f6511335d1ad1dc1cd680a7962124f11bf089c6dfbc4a7")];
+    const RELEASED: &[(u64, &str)] = &[
+        (1, "8d2c711fadf5b7bb34f6511335d1ad1dc1cd680a7962124f11bf089c6dfbc4a7"),
+        (2, "c62491ff635054ef1ed2f4e65d5bfc8a30e4f93d211b3f9c14bebde8d44b3e1f"),
+    ];
 
     #[test]
     fn released_migrations_are_unchanged_and_numbered_in_order() {
