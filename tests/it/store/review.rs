@@ -20,6 +20,7 @@ pub fn audit_entry(read: &meterd::model::StoredRead, new_value: i64, at: &str) -
         reason: "dial misread".into(),
         prev_hash: [0; meterd::model::HASH_LEN],
         hash: [0; meterd::model::HASH_LEN],
+        day: None,
     }
 }
 
