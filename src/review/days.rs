@@ -488,3 +488,254 @@ fn rule_list(day: &IntervalDay) -> String {
     rules.dedup();
     rules.join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::intervals::{IncomingDay, IncomingValue, accept_interval_days};
+    use crate::model::interval::Channel;
+    use crate::store::RedbStore;
+
+    fn config() -> IntervalConfig {
+        IntervalConfig {
+            time_zone: Some("UTC".into()),
+            ..IntervalConfig::default()
+        }
+    }
+
+    fn key() -> DayKey {
+        DayKey {
+            meter_id: "E-1".into(),
+            channel: "E1".into(),
+            date: jiff::civil::date(2025, 3, 4),
+        }
+    }
+
+    /// A store with one hourly day held for a spike at 18:00 (interval 19).
+    fn store_with_spike() -> (tempfile::TempDir, RedbStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open_dir(dir.path()).unwrap();
+        let values = (1..=24u16)
+            .map(|n| IncomingValue {
+                interval: n,
+                value: Quantity::from_units(if n == 19 { 20 } else { 1 }).unwrap(),
+                quality: Quality::Actual,
+                method: None,
+            })
+            .collect();
+        let day = IncomingDay {
+            channel: Channel {
+                meter_id: "E-1".into(),
+                channel: "E1".into(),
+                unit: "kWh".into(),
+                direction: Direction::Delivered,
+            },
+            date: key().date,
+            interval_minutes: 60,
+            values,
+            outages: vec![],
+            source: "nem12 day.csv line 3".into(),
+        };
+        let c = config();
+        let report = accept_interval_days(&store, &c, &c.clock(), &[day]).unwrap();
+        assert_eq!(report.flagged, 1, "{report:?}");
+        (dir, store)
+    }
+
+    fn ask(rev: Option<u64>, action: DayAction) -> DayActionRequest {
+        DayActionRequest {
+            key: key(),
+            seen_rev: rev,
+            clerk: "ann".into(),
+            action,
+        }
+    }
+
+    fn now() -> Timestamp {
+        Timestamp::from_second(1_741_200_000).unwrap()
+    }
+
+    #[test]
+    fn a_held_day_is_queued_next_to_reads_and_accepted_with_the_revision_seen() {
+        let (_dir, store) = store_with_spike();
+        let view = super::super::queue_view(&store, &super::super::QueueFilter::default()).unwrap();
+        assert_eq!((view.items.len(), view.days.len(), view.days_total), (0, 1, 1));
+        let item = &view.days[0];
+        assert_eq!(item.key, key());
+        assert_eq!(item.rules, [IntervalRule::Spike]);
+        assert_eq!(item.flagged_intervals, 1);
+        assert_eq!(item.total, Quantity::from_units(43).unwrap());
+        assert_eq!(view.day_counts.get(&IntervalRule::Spike), Some(&1));
+        // A register-rule filter hides days; the counts still show them.
+        let filtered = super::super::queue_view(
+            &store,
+            &super::super::QueueFilter {
+                rule: Some(crate::model::Rule::HighUsage),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!((filtered.days.len(), filtered.days_total), (0, 1));
+
+        let rev = item.rev;
+        let accept = DayAction::Accept { reason: String::new() };
+        match act_on_day(&store, &config(), &ask(Some(rev + 1), accept.clone()), now()) {
+            Err(ReviewError::Conflict(m)) => assert!(m.contains("changed since you loaded it"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        let done = act_on_day(&store, &config(), &ask(Some(rev), accept.clone()), now()).unwrap();
+        assert_eq!(done.day.status, ReadStatus::Accepted);
+        assert_eq!(done.day.rev, rev + 1);
+        let e = &done.entry;
+        assert_eq!(
+            (e.action, e.read_id, e.meter_id.as_str()),
+            (AuditAction::Accept, 0, "E-1")
+        );
+        let d = e.day.as_ref().unwrap();
+        assert_eq!((d.channel.as_str(), d.date, d.rev), ("E1", key().date, rev + 1));
+        assert!(d.changes.is_empty());
+        assert_eq!(
+            done.summary(),
+            "day E-1 E1 2025-03-04: accept (flagged → accepted), total 43 → 43"
+        );
+        // The same revision again is stale, and names who acted.
+        match act_on_day(&store, &config(), &ask(Some(rev), accept), now()) {
+            Err(ReviewError::Conflict(m)) => assert!(m.contains("accept by ann"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        let view = super::super::queue_view(&store, &super::super::QueueFilter::default()).unwrap();
+        assert!(view.days.is_empty());
+        let detail = day_detail(&store, &config(), &key()).unwrap();
+        assert_eq!(detail.audit.len(), 1);
+        assert_eq!(detail.unit, "kWh");
+        let report = super::super::verify(&store).unwrap();
+        assert!(report.ok(), "{report:?}");
+    }
+
+    #[test]
+    fn an_edit_sets_intervals_as_a_clerks_and_the_audit_keeps_the_old_values() {
+        let (_dir, store) = store_with_spike();
+        let edit = |values: Vec<(u16, i64)>, reason: &str| DayAction::Edit {
+            values: values
+                .into_iter()
+                .map(|(interval, v)| IntervalValue {
+                    interval,
+                    value: Quantity::from_units(v).unwrap(),
+                })
+                .collect(),
+            reason: reason.into(),
+        };
+        for (action, needle) in [
+            (edit(vec![(19, 1)], ""), "a reason is required"),
+            (edit(vec![(0, 1)], "r"), "there is no interval 0"),
+            (edit(vec![(25, 1)], "r"), "there is no interval 25"),
+            (edit(vec![(3, 1), (3, 2)], "r"), "interval 3 is given twice"),
+            (edit(vec![(3, -1)], "r"), "is negative"),
+            (edit(vec![], "r"), "no interval values"),
+            (
+                DayAction::Reject { reason: " ".into() },
+                "a reason is required to reject",
+            ),
+        ] {
+            match act_on_day(&store, &config(), &ask(None, action), now()) {
+                Err(ReviewError::Refused(m)) => assert!(m.contains(needle), "{m} / {needle}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        let done = act_on_day(
+            &store,
+            &config(),
+            &ask(Some(1), edit(vec![(19, 1)], "spike was a test load")),
+            now(),
+        )
+        .unwrap();
+        let day = &done.day;
+        assert_eq!(day.status, ReadStatus::Edited);
+        assert_eq!(day.values[18], Some(Quantity::from_units(1).unwrap()));
+        assert_eq!(day.quality[18], Quality::Edited);
+        assert_eq!(day.sources[usize::from(day.value_source[18].unwrap())], "clerk ann");
+        assert!(day.flags.is_empty(), "VEE ran again: {:?}", day.flags);
+        let d = done.entry.day.as_ref().unwrap();
+        assert_eq!(
+            d.changes,
+            [IntervalChange {
+                interval: 19,
+                old: Some(Quantity::from_units(20).unwrap()),
+                new: Some(Quantity::from_units(1).unwrap()),
+            }]
+        );
+        assert_eq!(
+            (done.entry.old_value, done.entry.new_value),
+            (Quantity::from_units(43).unwrap(), Quantity::from_units(24).unwrap())
+        );
+        // Stored as returned.
+        let txn = store.begin_read().unwrap();
+        assert_eq!(txn.interval_day(&key()).unwrap().as_ref(), Some(day));
+        drop(txn);
+        // Re-estimating an edited day is refused; rejecting too (it is billable now).
+        for action in [
+            DayAction::Estimate { reason: String::new() },
+            DayAction::Reject { reason: "r".into() },
+        ] {
+            assert!(matches!(
+                act_on_day(&store, &config(), &ask(None, action), now()),
+                Err(ReviewError::Refused(_))
+            ));
+        }
+        let report = super::super::verify(&store).unwrap();
+        assert!(report.ok(), "{report:?}");
+    }
+
+    #[test]
+    fn a_re_estimate_keeps_what_vee_says_and_a_reject_takes_the_day_out() {
+        let (_dir, store) = store_with_spike();
+        let done = act_on_day(
+            &store,
+            &config(),
+            &ask(Some(1), DayAction::Estimate { reason: String::new() }),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(done.day.status, ReadStatus::Flagged, "the spike is still there");
+        assert_eq!(done.warnings, ["still held for review: interval_spike"]);
+        assert_eq!(done.entry.action, AuditAction::Estimate);
+        let done = act_on_day(
+            &store,
+            &config(),
+            &ask(
+                Some(2),
+                DayAction::Reject {
+                    reason: "meter fault".into(),
+                },
+            ),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(done.day.status, ReadStatus::Rejected);
+        assert_eq!(done.entry.reason, "meter fault");
+        assert_eq!(day_detail(&store, &config(), &key()).unwrap().audit.len(), 2);
+        // Unknown days are refused, not panicked on.
+        let mut other = ask(None, DayAction::Accept { reason: String::new() });
+        other.key.channel = "B1".into();
+        assert!(matches!(
+            act_on_day(&store, &config(), &other, now()),
+            Err(ReviewError::Refused(_))
+        ));
+        assert!(super::super::verify(&store).unwrap().ok());
+    }
+
+    #[test]
+    fn tampering_with_a_day_entry_breaks_the_chain() {
+        let (_dir, store) = store_with_spike();
+        let done = act_on_day(
+            &store,
+            &config(),
+            &ask(Some(1), DayAction::Accept { reason: String::new() }),
+            now(),
+        )
+        .unwrap();
+        let mut forged = done.entry.clone();
+        forged.day.as_mut().unwrap().rev += 7;
+        assert_ne!(forged.compute_hash(), done.entry.hash);
+    }
+}
