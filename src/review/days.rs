@@ -189,6 +189,33 @@ pub struct IntervalValue {
     pub value: Quantity,
 }
 
+/// `19=1.2, 20-22=0.5` (or the same separated by spaces; `--set` takes one each) → the values
+/// of those intervals. The numbers are checked against the day by the action; at most
+/// [`MAX_DAY_VALUES`] values.
+pub fn parse_interval_values(text: &str) -> Result<Vec<IntervalValue>, String> {
+    let mut out = Vec::new();
+    for part in text.split([',', ' ']).map(str::trim).filter(|p| !p.is_empty()) {
+        let q = limits::quote(part);
+        let bad = || format!("{q}: expected N=VALUE or FIRST-LAST=VALUE");
+        let (nums, value) = part.split_once('=').ok_or_else(bad)?;
+        let value = Quantity::parse(value.trim()).map_err(|e| format!("{q}: {e}"))?;
+        let (a, b) = nums.split_once('-').unwrap_or((nums, nums));
+        let a: u16 = a.trim().parse().map_err(|_| bad())?;
+        let b: u16 = b.trim().parse().map_err(|_| bad())?;
+        if a == 0 || b < a || usize::from(b - a) >= MAX_DAY_VALUES {
+            return Err(bad());
+        }
+        out.extend((a..=b).map(|interval| IntervalValue { interval, value }));
+        if out.len() > MAX_DAY_VALUES {
+            return Err(format!("more than {MAX_DAY_VALUES} interval values given"));
+        }
+    }
+    if out.is_empty() {
+        return Err("no interval values given (N=VALUE, e.g. 19=1.2)".into());
+    }
+    Ok(out)
+}
+
 /// What a clerk does to an interval day.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
@@ -722,6 +749,17 @@ mod tests {
             Err(ReviewError::Refused(_))
         ));
         assert!(super::super::verify(&store).unwrap().ok());
+    }
+
+    #[test]
+    fn interval_values_parse_from_a_clerks_line() {
+        let v = parse_interval_values("19=1.2, 20-21=0.5").unwrap();
+        let pairs: Vec<(u16, String)> = v.iter().map(|x| (x.interval, x.value.to_string())).collect();
+        assert_eq!(pairs, [(19, "1.2".into()), (20, "0.5".into()), (21, "0.5".into())]);
+        for bad in ["", "19", "0=1", "5-3=1", "x=1", "1=abc", "1-65535=1", "1-300=1 301=1"] {
+            assert!(parse_interval_values(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_interval_values("1-300=1").unwrap().len(), 300);
     }
 
     #[test]

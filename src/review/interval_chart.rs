@@ -477,6 +477,6 @@ mod tests {
             interval_ranges(&[1, 3, 5, 7], 60, 2),
             "1 00:00–01:00, 3 02:00–03:00, +2 more"
         );
-        assert_eq!(interval_ranges(&[u16::MAX], 60, 2).is_empty(), false);
+        assert!(!interval_ranges(&[u16::MAX], 60, 2).is_empty(), "no overflow at the last number");
     }
 }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Ctx;
 use super::output::{print_json, print_reads_table, views};
-use crate::model::interval::{DayKey, MAX_DAY_VALUES};
+use crate::model::interval::DayKey;
 use crate::model::{Quantity, Rule, Service};
 use crate::review::{
     self, Action, ActionRequest, DayAction, DayActionRequest, IntervalValue, QueueFilter, ReviewError,
@@ -285,35 +285,9 @@ impl ReviewCmd {
     }
 }
 
-/// Most `--set` values an edit takes (a day has at most this many intervals).
-const MAX_SETS: usize = MAX_DAY_VALUES;
-
-/// `37=0.42` or `38-40=0.4` → the interval values (the numbers are checked against the day by
-/// the action).
+/// `--set 37=0.42 --set 38-40=0.4` → the interval values.
 pub fn parse_sets(sets: &[String]) -> anyhow::Result<Vec<IntervalValue>> {
-    let mut out = Vec::new();
-    for s in sets {
-        let bad = || {
-            anyhow::anyhow!(
-                "--set {}: expected N=VALUE or FIRST-LAST=VALUE",
-                crate::model::limits::quote(s)
-            )
-        };
-        let (nums, value) = s.split_once('=').ok_or_else(bad)?;
-        let value = Quantity::parse(value.trim())
-            .map_err(|e| anyhow::anyhow!("--set {}: {e}", crate::model::limits::quote(s)))?;
-        let (a, b) = nums.split_once('-').unwrap_or((nums, nums));
-        let a: u16 = a.trim().parse().map_err(|_| bad())?;
-        let b: u16 = b.trim().parse().map_err(|_| bad())?;
-        if a == 0 || b < a || usize::from(b - a) >= MAX_SETS {
-            return Err(bad());
-        }
-        out.extend((a..=b).map(|interval| IntervalValue { interval, value }));
-        if out.len() > MAX_SETS {
-            anyhow::bail!("more than {MAX_SETS} interval values given");
-        }
-    }
-    Ok(out)
+    review::parse_interval_values(&sets.join(",")).map_err(|e| anyhow::anyhow!("--set {e}"))
 }
 
 /// The interval day commands.
