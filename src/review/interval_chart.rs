@@ -275,7 +275,7 @@ pub fn day_chart_text(day: &IntervalDay, like_day: &[Quantity], unit: &str, widt
 pub fn rule_words(rule: IntervalRule) -> &'static str {
     match rule {
         IntervalRule::Gap => "no value from the meter",
-        IntervalRule::Spike => "a spike: the highest interval is far above the third-highest",
+        IntervalRule::Spike => "a spike: the highest interval far above the third-highest",
         IntervalRule::ZeroRun => "a run of zero intervals on an active meter",
         IntervalRule::ContinuousFlow => "never stops: every interval above zero (a leak?)",
         IntervalRule::Negative => "a negative value on a delivered channel",
@@ -352,6 +352,35 @@ pub fn flag_text(flag: &IntervalFlag, minutes: u16, unit: &str) -> String {
         s.push_str(&format!(" · {d}"));
     }
     s
+}
+
+/// [`flag_text`] in lines of at most `width` characters (see [`wrap`]).
+pub fn flag_lines(flag: &IntervalFlag, minutes: u16, unit: &str, width: usize) -> Vec<String> {
+    wrap(&flag_text(flag, minutes, unit), width)
+}
+
+/// `text` broken at spaces into lines of at most `width` characters, continuation lines
+/// indented by 4; a word longer than a line is cut.
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(8);
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        let len = line.chars().count();
+        if len > 0 && len + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if line.is_empty() {
+            if !lines.is_empty() {
+                line.push_str("    ");
+            }
+        } else {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    lines.push(line);
+    lines.into_iter().map(|l| l.chars().take(width).collect()).collect()
 }
 
 #[cfg(test)]
@@ -471,12 +500,15 @@ mod tests {
         };
         assert_eq!(
             flag_text(&f, 15, "kWh"),
-            "interval_spike: a spike: the highest interval is far above the third-highest · intervals 37–38 09:00–09:30, 52 12:45–13:00 · expected 0.6 · limit 1.8 · actual 3.2 kWh"
+            "interval_spike: a spike: the highest interval far above the third-highest · intervals 37–38 09:00–09:30, 52 12:45–13:00 · expected 0.6 · limit 1.8 · actual 3.2 kWh"
         );
         assert_eq!(
             interval_ranges(&[1, 3, 5, 7], 60, 2),
             "1 00:00–01:00, 3 02:00–03:00, +2 more"
         );
-        assert!(!interval_ranges(&[u16::MAX], 60, 2).is_empty(), "no overflow at the last number");
+        assert!(
+            !interval_ranges(&[u16::MAX], 60, 2).is_empty(),
+            "no overflow at the last number"
+        );
     }
 }

@@ -303,7 +303,29 @@ fn run_day(ctx: &Ctx<'_>, cmd: ReviewCmd) -> anyhow::Result<()> {
         ReviewCmd::Day { day, json } => {
             let d = review::day_detail(ctx.store, &ctx.config.intervals, &day.key()).map_err(refusal)?;
             if json {
-                return print_json(ctx, &d);
+                // The day as `intervals list --json` shows it (quality codes, method names).
+                #[derive(Serialize)]
+                struct Shown<'a> {
+                    day: crate::model::interval::IntervalDayView<'a>,
+                    unit: &'a str,
+                    direction: &'a str,
+                    meter: Option<&'a crate::model::Meter>,
+                    like_day: &'a [Quantity],
+                    like_day_note: Option<&'a str>,
+                    audit: &'a [crate::model::AuditEntry],
+                }
+                return print_json(
+                    ctx,
+                    &Shown {
+                        day: d.day.view(),
+                        unit: &d.unit,
+                        direction: d.direction.as_str(),
+                        meter: d.meter.as_ref(),
+                        like_day: &d.like_day,
+                        like_day_note: d.like_day_note.as_deref(),
+                        audit: &d.audit,
+                    },
+                );
             }
             return print_day(ctx, &d);
         }
@@ -378,7 +400,7 @@ fn print_day(ctx: &Ctx<'_>, d: &review::DayDetail) -> anyhow::Result<()> {
     let day = &d.day;
     say!(
         ctx,
-        "day {} · {} · rev {} · {} intervals of {} min · total {} {}",
+        "day {} · {} · rev {} · {} × {} min · total {} {}",
         day.key(),
         day.status,
         day.rev,
@@ -401,14 +423,18 @@ fn print_day(ctx: &Ctx<'_>, d: &review::DayDetail) -> anyhow::Result<()> {
         None => say!(ctx, "meter {} is not in the meter list", day.meter_id),
     }
     for f in &day.flags {
-        say!(
-            ctx,
-            "  ⚑ {}",
-            review::interval_chart::flag_text(f, day.interval_minutes, &d.unit)
-        );
+        // Wrapped to the chart's width: the whole day fits an 80-column terminal.
+        for (i, line) in review::interval_chart::flag_lines(f, day.interval_minutes, &d.unit, 74)
+            .into_iter()
+            .enumerate()
+        {
+            say!(ctx, "  {} {line}", if i == 0 { "⚑" } else { " " });
+        }
     }
     if let Some(why) = &d.like_day_note {
-        say!(ctx, "no like-day average: {why}");
+        for line in review::interval_chart::wrap(&format!("no like-day average: {why}"), 78) {
+            say!(ctx, "{line}");
+        }
     }
     for line in review::interval_chart::day_chart_text(day, &d.like_day, &d.unit, 78, 12) {
         say!(ctx, "{line}");

@@ -141,7 +141,11 @@ impl App {
         }
         // Only when there is any, as above.
         if self.queue.days_total > 0 {
-            spans.push(Span::styled(format!(" · {} days", self.queue.days_total), bold()));
+            let n = self.queue.days_total;
+            spans.push(Span::styled(
+                format!(" · {n} {}", if n == 1 { "day" } else { "days" }),
+                bold(),
+            ));
         }
         let mut counts: Vec<_> = self.queue.counts.iter().collect();
         counts.sort_by(|a, b| severity(*b.0).cmp(&severity(*a.0)).then(a.0.cmp(b.0)));
