@@ -92,8 +92,14 @@ pub struct AuditEntry {
     #[serde(with = "hex_bytes")]
     pub hash: [u8; HASH_LEN],
     /// The interval day the entry is about (appended last: entries stored before it decode
-    /// with `None`).
-    #[serde(default, deserialize_with = "trailing::deserialize")]
+    /// with `None`). Left out when `None`, so a read's entry is stored and shown exactly as
+    /// before days existed; safe in postcard only because it is the last field of a record
+    /// stored on its own (never inside another record) and its decoder takes the end as `None`.
+    #[serde(
+        default,
+        deserialize_with = "trailing::deserialize",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub day: Option<DayAudit>,
 }
 
@@ -360,10 +366,14 @@ mod tests {
         let mut gone = e.clone();
         gone.day = None;
         assert_ne!(gone.compute_hash(), e.hash, "dropping the day breaks the hash");
-        // JSON of a read's entry without the field still decodes.
-        let mut v = serde_json::to_value(entry()).unwrap();
-        v.as_object_mut().unwrap().remove("day");
+        // A read's entry is stored and shown as before: no `day` at all.
+        let v = serde_json::to_value(entry()).unwrap();
+        assert!(v.get("day").is_none(), "{v}");
         assert_eq!(serde_json::from_value::<AuditEntry>(v).unwrap(), entry());
+        let mut read = entry();
+        read.hash = read.compute_hash();
+        let bytes = postcard::to_allocvec(&read).unwrap();
+        assert_eq!(postcard::from_bytes::<AuditEntry>(&bytes).unwrap(), read);
     }
 
     #[test]
