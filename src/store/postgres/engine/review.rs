@@ -126,7 +126,7 @@ impl ReviewQueries for PgTxn<'_> {
         self.rows(
             "reading a read's audit entries",
             "SELECT seq, at, clerk, action, read_id, meter_id, old_value, new_value, old_status, new_status, reason, \
-             prev_hash, hash, day FROM audit WHERE read_id = $1 ORDER BY seq",
+             prev_hash, hash, day FROM audit WHERE read_id = $1 AND day IS NULL ORDER BY seq",
             params![big(read_id)?],
         )?
         .iter()
