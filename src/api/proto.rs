@@ -24,7 +24,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::commands::Command;
 use crate::model::ReadId;
-use crate::review::{Action, ActionOutcome, ApprovalItem, EstimatePreview, QueueFilter, QueueView, ReadDetail};
+use crate::model::interval::DayKey;
+use crate::review::{
+    Action, ActionOutcome, ApprovalItem, DayAction, DayDetail, DayOutcome, EstimatePreview, QueueFilter, QueueView,
+    ReadDetail,
+};
 
 /// Bytes of a file chunk or of output, base64 in the JSON frame.
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -115,6 +119,14 @@ pub enum Request {
     },
     /// Re-read the configuration file (what SIGHUP does).
     Reload,
+    /// One interval day with everything a clerk looks at (its chart's data).
+    ReviewDay { key: DayKey },
+    /// A clerk action on an interval day; the clerk is the caller.
+    ReviewDayAct {
+        key: DayKey,
+        seen_rev: Option<u64>,
+        action: DayAction,
+    },
 }
 
 impl Request {
@@ -128,6 +140,8 @@ impl Request {
             Request::ReviewPreview { .. } => "review estimate --dry-run".into(),
             Request::ReviewAct { action, .. } => format!("review {}", action.audit_action().as_str()),
             Request::Reload => "reload".into(),
+            Request::ReviewDay { .. } => "review day".into(),
+            Request::ReviewDayAct { action, .. } => format!("review {}-day", action.audit_action().as_str()),
         }
     }
 
@@ -140,7 +154,9 @@ impl Request {
             | Request::ReviewApprovals
             | Request::ReviewDetail { .. }
             | Request::ReviewPreview { .. }
-            | Request::ReviewAct { .. } => Role::Clerk,
+            | Request::ReviewAct { .. }
+            | Request::ReviewDay { .. }
+            | Request::ReviewDayAct { .. } => Role::Clerk,
             Request::Reload => Role::Admin,
         }
     }
@@ -164,6 +180,8 @@ pub enum Reply {
         kind: FailureKind,
         message: String,
     },
+    Day(Box<DayDetail>),
+    DayActed(Box<DayOutcome>),
 }
 
 /// Why a review request failed, so the client can rebuild the [`ReviewError`](crate::review::ReviewError).

@@ -12,9 +12,10 @@ use super::answer;
 use super::client::{self, CallError, Connection};
 use super::proto::{Reply, Request};
 use crate::model::ReadId;
+use crate::model::interval::DayKey;
 use crate::review::{
-    ActionOutcome, ActionRequest, ApprovalItem, EstimatePreview, QueueFilter, QueueView, ReadDetail, ReviewBackend,
-    ReviewError,
+    ActionOutcome, ActionRequest, ApprovalItem, DayActionRequest, DayDetail, DayOutcome, EstimatePreview, QueueFilter,
+    QueueView, ReadDetail, ReviewBackend, ReviewError,
 };
 
 pub struct RemoteBackend {
@@ -100,6 +101,30 @@ impl ReviewBackend for RemoteBackend {
         match self.call(Request::ReviewPreview { read_id }, true)? {
             Reply::Preview(p) => Ok(*p),
             other => Err(unexpected(other)),
+        }
+    }
+
+    fn day_detail(&self, key: &DayKey) -> Result<DayDetail, ReviewError> {
+        match self.call(Request::ReviewDay { key: key.clone() }, true)? {
+            Reply::Day(d) => Ok(*d),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    fn act_on_day(&self, req: &DayActionRequest) -> Result<DayOutcome, ReviewError> {
+        let request = Request::ReviewDayAct {
+            key: req.key.clone(),
+            seen_rev: req.seen_rev,
+            action: req.action.clone(),
+        };
+        // Not retried: the action may have been done before the connection broke.
+        match self.call(request, false) {
+            Ok(Reply::DayActed(o)) => Ok(*o),
+            Ok(other) => Err(unexpected(other)),
+            Err(ReviewError::Unavailable(m)) => Err(ReviewError::Unavailable(format!(
+                "{m}; the action may or may not have been done: press g to reload and look"
+            ))),
+            Err(e) => Err(e),
         }
     }
 

@@ -61,7 +61,7 @@ fn limit_of(key: &str) -> Option<Field> {
         "account" => Field::Account,
         "reason" | "reason_text" | "text" | "note" | "outcome" => Field::Note,
         "value" | "install_read" | "removal_read" => Field::RawValue,
-        "client" | "name" => Field::Name,
+        "client" | "name" | "channel" => Field::Name,
         "device" => Field::Reader,
         _ => return None,
     })

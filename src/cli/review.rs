@@ -65,8 +65,10 @@ fn run(env: &Env, args: ReviewArgs, on_behalf_of: Option<String>) -> anyhow::Res
                     role.with_article()
                 );
             }
-            let backend =
-                review::LocalBackend::on(super::store_target(env), env.data_dir.clone(), env.config.vee.clone());
+            let backend = review::LocalBackend {
+                intervals: env.config.intervals.clone(),
+                ..review::LocalBackend::on(super::store_target(env), env.data_dir.clone(), env.config.vee.clone())
+            };
             (Box::new(backend), me.clerk(on_behalf_of.as_deref()))
         }
         // A daemon is there but unusable (the socket's permissions, a refusal): the screen

@@ -13,11 +13,11 @@ use std::collections::{BTreeMap, HashMap};
 use jiff::civil::Date;
 use jiff::{Span, Timestamp};
 
-use crate::model::interval::{Channel, DayClock, DayKey, IntervalDay, Method, Quality};
+use crate::model::interval::{Channel, DayClock, DayKey, Direction, IntervalDay, Method, Quality};
 use crate::model::{Quantity, ReadStatus, to_store_precision};
 use crate::store::Result;
 use crate::store::prelude::*;
-use crate::vee::interval::{DayContext, DuplicateValue, IntervalConfig, RegisterPoint, validate_day};
+use crate::vee::interval::{DayContext, DuplicateValue, IntervalConfig, IntervalRules, RegisterPoint, validate_day};
 
 /// The values one source has for one meter-channel-day.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,7 +149,7 @@ pub fn accept_in(
             .filter(|d| d.channel == channel_name)
             .map(|d| (d.date, d))
             .collect();
-        let registers = register_points(txn, meter.as_ref(), meter_id, clock, from, to)?;
+        let registers = register_points(&*txn, meter.as_ref(), meter_id, clock, from, to)?;
         let service = meter.as_ref().map(|m| m.service);
         let rules = config.rules(service);
         for inc in incoming {
@@ -179,9 +179,7 @@ pub fn accept_in(
                 rules,
                 service,
                 direction: channel.direction,
-                active: meter
-                    .as_ref()
-                    .is_none_or(|m| m.status == crate::model::MeterStatus::Active),
+                active: active(meter.as_ref()),
                 holidays: &config.holidays,
                 history: &history,
                 registers: &registers,
@@ -240,6 +238,76 @@ fn judge_later(day: &mut IntervalDay) {
     }
 }
 
+/// What VEE looks at for one stored day besides the day itself (see [`DayContext`]), loaded
+/// as the ingest loads it: for a clerk's re-estimate or edit of a day held for review.
+#[derive(Debug, Clone)]
+pub struct DayInputs {
+    pub clock: DayClock,
+    pub rules: IntervalRules,
+    pub service: Option<crate::model::Service>,
+    pub direction: Direction,
+    pub active: bool,
+    pub holidays: Vec<Date>,
+    /// The channel's stored days before the day, within the like-day window.
+    pub history: Vec<IntervalDay>,
+    pub registers: Vec<RegisterPoint>,
+}
+
+impl DayInputs {
+    /// The context [`validate_day`] takes (no duplicates: nothing arrived).
+    pub fn context(&self) -> DayContext<'_> {
+        DayContext {
+            clock: &self.clock,
+            rules: &self.rules,
+            service: self.service,
+            direction: self.direction,
+            active: self.active,
+            holidays: &self.holidays,
+            history: &self.history,
+            registers: &self.registers,
+            duplicates: &[],
+        }
+    }
+}
+
+/// Loads the [`DayInputs`] of the day `key` in `txn` (the same history window and register
+/// reads as the ingest; a channel not in the store counts as `delivered`).
+pub fn day_inputs(txn: &dyn ReadTxn, config: &IntervalConfig, key: &DayKey) -> Result<DayInputs> {
+    let clock = config.clock();
+    let meter = txn.meter(&key.meter_id)?;
+    let direction = txn
+        .channel(&key.meter_id, &key.channel)?
+        .map_or(Direction::Delivered, |c| c.direction);
+    let from = key
+        .date
+        .checked_sub(Span::new().days(history_days(config)))
+        .unwrap_or(Date::MIN);
+    let history: Vec<IntervalDay> = txn
+        .interval_days(&key.meter_id, from, key.date)?
+        .into_iter()
+        .filter(|d| d.channel == key.channel)
+        .collect();
+    // As the ingest: reads through the next day, so a read at the day's end counts.
+    let to = key.date.tomorrow().unwrap_or(Date::MAX);
+    let registers = register_points(txn, meter.as_ref(), &key.meter_id, &clock, from, to)?;
+    let service = meter.as_ref().map(|m| m.service);
+    Ok(DayInputs {
+        rules: config.rules(service).clone(),
+        service,
+        direction,
+        active: active(meter.as_ref()),
+        holidays: config.holidays.clone(),
+        history,
+        registers,
+        clock,
+    })
+}
+
+/// Whether a zero run is unexpected: the meter is active, or not in the meter list.
+fn active(meter: Option<&crate::model::Meter>) -> bool {
+    meter.is_none_or(|m| m.status == crate::model::MeterStatus::Active)
+}
+
 /// Merges what arrived into a day: `(day, duplicates, changed)`.
 fn merge(mut day: IntervalDay, inc: &IncomingDay) -> (IntervalDay, Vec<DuplicateValue>, bool) {
     let mut duplicates = Vec::new();
@@ -287,7 +355,7 @@ fn merge(mut day: IntervalDay, inc: &IncomingDay) -> (IntervalDay, Vec<Duplicate
 /// The meter's register reads from `from` to the end of `to`'s day, as register points in the
 /// channel's units (value × multiplier), trusted ones only.
 fn register_points(
-    txn: &dyn WriteTxn,
+    txn: &dyn ReadTxn,
     meter: Option<&crate::model::Meter>,
     meter_id: &str,
     clock: &DayClock,

@@ -333,9 +333,11 @@ impl IntervalDay {
         }
     }
 
-    /// The day's total of known values.
+    /// The day's total of known values (saturating: a clerk's or sender's absurd values must
+    /// not overflow it).
     pub fn total(&self) -> Quantity {
-        Quantity::from_micros(self.values.iter().flatten().map(|v| v.micros()).sum())
+        let sum: i128 = self.values.iter().flatten().map(|v| i128::from(v.micros())).sum();
+        Quantity::from_micros(sum.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64)
     }
 
     /// Whether interval `n` (1-based) is marked as an outage.

@@ -22,7 +22,7 @@ pub use billing::{Batch, BatchStatus};
 pub use gateway::{GatewayState, IntervalRead, OutboxEntry};
 pub use quantity::{QUANTITY_DECIMALS, Quantity, QuantityError, SCALE};
 pub use quarantine::{QuarantineSummary, QuarantineUsage, Resolution, StoredQuarantine};
-pub use review::{AuditAction, AuditEntry, HASH_LEN, MeterChange, OrderStatus, ServiceOrder};
+pub use review::{AuditAction, AuditEntry, DayAudit, HASH_LEN, IntervalChange, MeterChange, OrderStatus, ServiceOrder};
 pub use route::{RouteLoad, RouteSkip};
 
 /// Timestamps: RFC 3339 text for humans (JSON), microseconds since the epoch for the store.

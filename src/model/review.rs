@@ -62,7 +62,13 @@ impl AuditAction {
 pub const HASH_LEN: usize = 32;
 
 /// One entry of the append-only audit trail. `hash` = SHA-256(`prev_hash` ‖ the entry's
-/// other fields, postcard-encoded), so changing or removing an entry breaks the chain.
+/// other fields, postcard-encoded; then, for an interval day's entry only, its
+/// [`DayAudit`] postcard-encoded), so changing or removing an entry breaks the chain and the
+/// entries written before interval days existed keep their hashes.
+///
+/// An entry is about a register read (`read_id`, `day` = `None`) or about an interval day
+/// (`day` = `Some`, `read_id` = 0, `old_value` / `new_value` = the day's totals, the statuses
+/// the day's).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
     /// 1, 2, 3, … without gaps.
@@ -85,6 +91,52 @@ pub struct AuditEntry {
     pub prev_hash: [u8; HASH_LEN],
     #[serde(with = "hex_bytes")]
     pub hash: [u8; HASH_LEN],
+    /// The interval day the entry is about (appended last: entries stored before it decode
+    /// with `None`). Left out when `None`, so a read's entry is stored and shown exactly as
+    /// before days existed; safe in postcard only because it is the last field of a record
+    /// stored on its own (never inside another record) and its decoder takes the end as `None`.
+    #[serde(
+        default,
+        deserialize_with = "trailing::deserialize",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub day: Option<DayAudit>,
+}
+
+/// What an audit entry of an interval day records besides the common fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayAudit {
+    pub channel: String,
+    pub date: Date,
+    /// The day's revision after the change (what a later action names as seen).
+    pub rev: u64,
+    /// The intervals whose value changed, in interval order.
+    pub changes: Vec<IntervalChange>,
+}
+
+/// One interval's value before and after a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntervalChange {
+    /// 1-based interval number.
+    pub interval: u16,
+    pub old: Option<Quantity>,
+    pub new: Option<Quantity>,
+}
+
+/// A trailing optional field in postcard: an entry written before the field existed ends
+/// where it would start. postcard is not self-describing, so the end of input is the only
+/// sign; any failure there reads as `None`, and the hash (which covers the field when it is
+/// present) then tells a damaged entry from an old one.
+mod trailing {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+        if d.is_human_readable() {
+            Option::<T>::deserialize(d)
+        } else {
+            Ok(Option::<T>::deserialize(d).unwrap_or(None))
+        }
+    }
 }
 
 /// Hashes as hex text in JSON, raw bytes in the store.
@@ -145,6 +197,10 @@ impl AuditEntry {
         let mut h = Sha256::new();
         h.update(self.prev_hash);
         h.update(&bytes);
+        // Only when present: a register read's entry hashes exactly as before days existed.
+        if let Some(day) = &self.day {
+            h.update(postcard::to_allocvec(day).expect("postcard encodes plain data"));
+        }
         h.finalize().into()
     }
 }
@@ -229,7 +285,95 @@ mod tests {
             reason: "keyed 9 for 6".into(),
             prev_hash: [0; 32],
             hash: [0; 32],
+            day: None,
         }
+    }
+
+    fn day_audit() -> DayAudit {
+        DayAudit {
+            channel: "E1".into(),
+            date: jiff::civil::date(2025, 3, 4),
+            rev: 3,
+            changes: vec![IntervalChange {
+                interval: 37,
+                old: Some(Quantity::from_units(9).unwrap()),
+                new: Some(Quantity::from_micros(250_000)),
+            }],
+        }
+    }
+
+    #[test]
+    fn an_entry_stored_before_interval_days_decodes_and_keeps_its_hash() {
+        // The layout before `day` was appended, as postcard wrote it.
+        #[derive(Serialize)]
+        struct Old<'a> {
+            seq: u64,
+            #[serde(with = "time_serde")]
+            at: Timestamp,
+            clerk: &'a str,
+            action: AuditAction,
+            read_id: ReadId,
+            meter_id: &'a str,
+            old_value: Quantity,
+            new_value: Quantity,
+            old_status: ReadStatus,
+            new_status: ReadStatus,
+            reason: &'a str,
+            prev_hash: [u8; 32],
+            hash: [u8; 32],
+        }
+        let mut e = entry();
+        e.hash = e.compute_hash();
+        let old = Old {
+            seq: e.seq,
+            at: e.at,
+            clerk: &e.clerk,
+            action: e.action,
+            read_id: e.read_id,
+            meter_id: &e.meter_id,
+            old_value: e.old_value,
+            new_value: e.new_value,
+            old_status: e.old_status,
+            new_status: e.new_status,
+            reason: &e.reason,
+            prev_hash: e.prev_hash,
+            hash: e.hash,
+        };
+        let bytes = postcard::to_allocvec(&old).unwrap();
+        let back: AuditEntry = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back, e);
+        assert_eq!(back.compute_hash(), e.hash);
+        // A pinned hash: the hashed content of a read's entry never changes.
+        assert_eq!(
+            hex::encode(e.hash),
+            "fde171246b1dbc912407e31300c491ce2e19dceaf01be8d59265193fb835f319"
+        );
+    }
+
+    #[test]
+    fn a_day_entry_round_trips_and_its_hash_covers_the_day() {
+        let mut e = entry();
+        e.read_id = 0;
+        e.day = Some(day_audit());
+        e.hash = e.compute_hash();
+        let back: AuditEntry = postcard::from_bytes(&postcard::to_allocvec(&e).unwrap()).unwrap();
+        assert_eq!(back, e);
+        let json: AuditEntry = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+        assert_eq!(json, e);
+        let mut changed = e.clone();
+        changed.day.as_mut().unwrap().changes[0].new = Some(Quantity::from_micros(260_000));
+        assert_ne!(changed.compute_hash(), e.hash);
+        let mut gone = e.clone();
+        gone.day = None;
+        assert_ne!(gone.compute_hash(), e.hash, "dropping the day breaks the hash");
+        // A read's entry is stored and shown as before: no `day` at all.
+        let v = serde_json::to_value(entry()).unwrap();
+        assert!(v.get("day").is_none(), "{v}");
+        assert_eq!(serde_json::from_value::<AuditEntry>(v).unwrap(), entry());
+        let mut read = entry();
+        read.hash = read.compute_hash();
+        let bytes = postcard::to_allocvec(&read).unwrap();
+        assert_eq!(postcard::from_bytes::<AuditEntry>(&bytes).unwrap(), read);
     }
 
     #[test]

@@ -514,6 +514,7 @@ fn act_in(
         reason,
         prev_hash: [0; HASH_LEN],
         hash: [0; HASH_LEN],
+        day: None,
     };
     let entry = txn.append_audit(draft, req.action.audit_action().changes_read().then_some(&read))?;
     if shows_change && let Some(mut c) = txn.billed_read_change(id)? {
@@ -608,6 +609,7 @@ fn revalidate_next(
         ),
         prev_hash: [0; HASH_LEN],
         hash: [0; HASH_LEN],
+        day: None,
     };
     entries.push(txn.append_audit(draft, Some(&next))?);
     Ok(())

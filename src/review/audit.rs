@@ -67,10 +67,13 @@ pub fn verify(store: &dyn Store) -> Result<VerifyReport> {
             }
             Some(Ok(e)) => e,
         };
+        let what = match &entry.day {
+            Some(d) => format!("day {} {} {}", entry.meter_id, d.channel, d.date),
+            None => format!("read {}", entry.read_id),
+        };
         let who = format!(
-            "entry {seq} ({} of read {} by {} at {})",
+            "entry {seq} ({} of {what} by {} at {})",
             entry.action.as_str(),
-            entry.read_id,
             entry.clerk,
             entry.at
         );
@@ -126,7 +129,9 @@ pub fn verify(store: &dyn Store) -> Result<VerifyReport> {
                 );
             }
         }
-        if entry.action.changes_read() {
+        // An interval day's entry links in the chain like any other; its day changes between
+        // clerks' actions too (new data, VEE), so there is no value chain to follow.
+        if entry.action.changes_read() && entry.day.is_none() {
             if let Some(before) = last_of_read.get(&entry.read_id)
                 && before.new_value != entry.old_value
             {

@@ -7,11 +7,14 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::{
-    ActionOutcome, ActionRequest, ApprovalItem, EstimatePreview, QueueFilter, QueueView, ReadDetail, ReviewError,
+    ActionOutcome, ActionRequest, ApprovalItem, DayActionRequest, DayDetail, DayOutcome, EstimatePreview, QueueFilter,
+    QueueView, ReadDetail, ReviewError,
 };
 use crate::model::ReadId;
+use crate::model::interval::DayKey;
 use crate::store::{QuarantineLimits, Store, StoreTarget};
 use crate::vee::VeeConfig;
+use crate::vee::interval::IntervalConfig;
 
 /// What the review TUI needs from the store.
 pub trait ReviewBackend {
@@ -26,6 +29,10 @@ pub trait ReviewBackend {
     /// `review accept|edit|estimate|reject|note|undo|approve|decline ID --rev N …`
     /// (approve and decline need the supervisor role where roles are checked).
     fn act(&self, req: &ActionRequest) -> Result<ActionOutcome, ReviewError>;
+    /// `review day METER CHANNEL DATE --json`: an interval day with its chart's data.
+    fn day_detail(&self, key: &DayKey) -> Result<DayDetail, ReviewError>;
+    /// `review accept-day|edit-day|estimate-day|reject-day METER CHANNEL DATE --rev N …`.
+    fn act_on_day(&self, req: &DayActionRequest) -> Result<DayOutcome, ReviewError>;
 }
 
 /// The store on this machine, opened for each operation and closed again, so that several
@@ -41,6 +48,8 @@ pub struct LocalBackend {
     pub now: fn() -> Timestamp,
     /// A server store (`[store] url`), used instead of the embedded one in `data_dir`.
     pub server: Option<StoreTarget>,
+    /// `[intervals]`: the time zone, holidays and rules a re-estimate or edit of a day runs.
+    pub intervals: IntervalConfig,
 }
 
 impl LocalBackend {
@@ -51,6 +60,7 @@ impl LocalBackend {
             wait: Duration::from_secs(5),
             now: Timestamp::now,
             server: None,
+            intervals: IntervalConfig::default(),
         }
     }
 
@@ -92,5 +102,13 @@ impl ReviewBackend for LocalBackend {
 
     fn act(&self, req: &ActionRequest) -> Result<ActionOutcome, ReviewError> {
         self.with_store(|s| super::act(s, &self.vee, req, (self.now)()))
+    }
+
+    fn day_detail(&self, key: &DayKey) -> Result<DayDetail, ReviewError> {
+        self.with_store(|s| super::day_detail(s, &self.intervals, key))
+    }
+
+    fn act_on_day(&self, req: &DayActionRequest) -> Result<DayOutcome, ReviewError> {
+        self.with_store(|s| super::act_on_day(s, &self.intervals, req, (self.now)()))
     }
 }

@@ -1,4 +1,4 @@
-//! What clerks do with the reads VEE held back: the queue, the actions (accept, edit,
+//! What clerks do with the reads and interval days VEE held back: the queue, the actions (accept, edit,
 //! estimate, reject with a re-read service order, note, undo), the supervisors' four-eyes
 //! approval of large adjustments (approve, decline), the audit trail, the reports and the
 //! terminal UI.
@@ -14,9 +14,11 @@ mod approval;
 mod audit;
 mod backend;
 pub mod chart;
+mod days;
 mod detail;
 mod error;
 mod estimate;
+pub mod interval_chart;
 pub mod interval_words;
 mod queue;
 pub mod reports;
@@ -28,6 +30,10 @@ pub use actions::{Action, ActionOutcome, ActionRequest, act, complete_order, rec
 pub use approval::{ApprovalItem, approval_needed, approvals, consumption_change};
 pub use audit::{VerifyProblem, VerifyReport, verify};
 pub use backend::{LocalBackend, ReviewBackend};
+pub use days::{
+    DayAction, DayActionRequest, DayDetail, DayOutcome, DayQueueItem, IntervalValue, MAX_QUEUE_DAYS, act_on_day,
+    day_detail, day_severity, parse_interval_values,
+};
 pub use detail::{Period, ReadDetail, UndoInfo, detail, revision};
 pub use error::ReviewError;
 pub use estimate::{EstimatePreview, cpuc_estimate, preview_estimate};

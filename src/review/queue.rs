@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::days::DayQueueItem;
+use crate::model::interval::IntervalRule;
 use crate::model::{Meter, ReadStatus, Rule, Service, StoredRead};
 use crate::store::{Result, Store};
 
@@ -64,6 +66,16 @@ pub struct QueueView {
     pub counts: BTreeMap<Rule, u64>,
     /// Held reads in all (unfiltered).
     pub total: u64,
+    /// Interval days held for review that the filter shows, worst first (a rule filter names a
+    /// register rule, so it hides them all). Appended: older clients ignore them.
+    #[serde(default)]
+    pub days: Vec<DayQueueItem>,
+    /// Flags of every held day, per rule.
+    #[serde(default)]
+    pub day_counts: BTreeMap<IntervalRule, u64>,
+    /// Held days in all (unfiltered).
+    #[serde(default)]
+    pub days_total: u64,
 }
 
 pub fn queue_view(store: &dyn Store, filter: &QueueFilter) -> Result<QueueView> {
@@ -99,5 +111,14 @@ pub fn queue_view(store: &dyn Store, filter: &QueueFilter) -> Result<QueueView> 
             .then(a.read.read.read_at.cmp(&b.read.read.read_at))
             .then(a.read.id.cmp(&b.read.id))
     });
+    let (days, day_counts, days_total) = super::days::queue_days(
+        txn.as_ref(),
+        filter.route.as_deref(),
+        filter.service,
+        filter.rule.is_some(),
+    )?;
+    view.days = days;
+    view.day_counts = day_counts;
+    view.days_total = days_total;
     Ok(view)
 }

@@ -246,6 +246,7 @@ mod tests {
             reason: reason.into(),
             prev_hash: [0; HASH_LEN],
             hash: [0; HASH_LEN],
+            day: None,
         }
     }
 

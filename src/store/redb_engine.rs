@@ -1823,11 +1823,14 @@ impl ReviewWrites for RedbWrite {
             .map_err(engine)?
             .insert(entry.seq, encode(entry)?.as_slice())
             .map_err(engine)?;
-        self.txn
-            .open_table(noted(AUDIT_BY_READ))
-            .map_err(engine)?
-            .insert((entry.read_id, entry.seq), ())
-            .map_err(engine)?;
+        // An interval day's entry is about no read (read_id 0); `audit_by_meter` finds it.
+        if entry.day.is_none() {
+            self.txn
+                .open_table(noted(AUDIT_BY_READ))
+                .map_err(engine)?
+                .insert((entry.read_id, entry.seq), ())
+                .map_err(engine)?;
+        }
         self.txn
             .open_table(noted(AUDIT_BY_METER))
             .map_err(engine)?

@@ -28,6 +28,7 @@ mod quarantine;
 mod review_approvals;
 mod review_cli;
 mod review_daemon;
+mod review_days;
 mod review_remote;
 mod review_tmux;
 mod review_tui;

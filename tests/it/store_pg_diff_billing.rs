@@ -499,6 +499,7 @@ fn lock_open_batch_and_audit_tail_wait_for_the_first_writer() {
         reason: "n".into(),
         prev_hash: [0; 32],
         hash: [0; 32],
+        day: None,
     };
     entry.hash = entry.compute_hash();
     txn.insert_audit(&entry, None).unwrap();

@@ -78,6 +78,15 @@ pub fn run(ctx: &Ctx<'_>, cmd: AuditCmd) -> anyhow::Result<()> {
                 "status"
             );
             for e in &entries {
+                // An interval day's entry: its channel and date where a read's id goes, the
+                // day totals as values, and the intervals changed after the reason.
+                let (read, reason) = match &e.day {
+                    Some(d) => (
+                        format!("{} {}", d.channel, d.date),
+                        format!("{} ({} interval(s) changed)", e.reason, d.changes.len()),
+                    ),
+                    None => (e.read_id.to_string(), e.reason.clone()),
+                };
                 say!(
                     ctx,
                     "{:>5}  {:<20} {:<10} {:<10} {:>8}  {:>12} {:>12}  {:<22} {}",
@@ -85,11 +94,11 @@ pub fn run(ctx: &Ctx<'_>, cmd: AuditCmd) -> anyhow::Result<()> {
                     e.at.strftime("%Y-%m-%d %H:%M:%S").to_string(),
                     e.clerk,
                     e.action.as_str(),
-                    e.read_id,
+                    read,
                     e.old_value.to_string(),
                     e.new_value.to_string(),
                     format!("{} → {}", e.old_status, e.new_status),
-                    e.reason
+                    reason
                 );
             }
             say!(ctx, "{} entries", entries.len());

@@ -1,6 +1,8 @@
 //! `meterd review list|show|accept|edit|estimate|reject|note|undo`: every clerk action as a
 //! command, and the supervisors' four-eyes approval: `review approvals|approve|decline` (the
-//! terminal UI is `meterd review` without a subcommand, in `cli`).
+//! terminal UI is `meterd review` without a subcommand, in `cli`). Interval days held for
+//! review: `review days|day|accept-day|edit-day|estimate-day|reject-day METER CHANNEL DATE`,
+//! `--rev N` being the day's revision (`review day … --json` → `day.rev`).
 //!
 //! Actions take `--rev N`, the read's revision the clerk saw (`review show ID --json` → `rev`);
 //! when the read changed since, the action is refused and says who did what. Approve and
@@ -13,8 +15,11 @@ use serde::{Deserialize, Serialize};
 
 use super::Ctx;
 use super::output::{print_json, print_reads_table, views};
+use crate::model::interval::DayKey;
 use crate::model::{Quantity, Rule, Service};
-use crate::review::{self, Action, ActionRequest, QueueFilter, ReviewError};
+use crate::review::{
+    self, Action, ActionRequest, DayAction, DayActionRequest, IntervalValue, QueueFilter, ReviewError,
+};
 
 /// Queue filters (the UI starts with them; `f` changes them).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Args, Serialize, Deserialize)]
@@ -159,6 +164,84 @@ pub enum ReviewCmd {
         #[arg(long)]
         json: bool,
     },
+    /// The interval days awaiting review (status flagged), worst first: meter, channel, date,
+    /// revision, flags, day total.
+    Days {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+    /// One interval day: its flags in words, its day chart, its revision (`rev`), audit entries.
+    Day {
+        #[command(flatten)]
+        day: DayArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Accept a held interval day as it is.
+    AcceptDay {
+        #[command(flatten)]
+        day: DayArgs,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        common: ActArgs,
+    },
+    /// Set the values of some intervals of a day (`--set 37=0.42 --set 38-40=0.4`); the day
+    /// becomes edited (billable), the old values stay in the audit trail.
+    EditDay {
+        #[command(flatten)]
+        day: DayArgs,
+        /// `N=VALUE` or `FIRST-LAST=VALUE` (1-based interval numbers, as the flags name them).
+        #[arg(long = "set", required = true)]
+        set: Vec<String>,
+        /// Why (required).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        common: ActArgs,
+    },
+    /// Run VEE and estimation on a day again (like days or register reads may have come).
+    EstimateDay {
+        #[command(flatten)]
+        day: DayArgs,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        common: ActArgs,
+    },
+    /// Reject an interval day: it is not billed.
+    RejectDay {
+        #[command(flatten)]
+        day: DayArgs,
+        /// Why (required).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        common: ActArgs,
+    },
+}
+
+/// Which interval day: `METER CHANNEL DATE` (`E-100 E1 2025-03-04`).
+#[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
+pub struct DayArgs {
+    /// The meter.
+    pub meter: String,
+    /// The channel (`E1`, `B1`, `KWH`; `meterd intervals list` shows them).
+    pub channel: String,
+    /// The local day, YYYY-MM-DD.
+    pub date: Date,
+}
+
+impl DayArgs {
+    pub fn key(&self) -> DayKey {
+        DayKey {
+            meter_id: self.meter.clone(),
+            channel: self.channel.clone(),
+            date: self.date,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
@@ -187,6 +270,12 @@ impl ReviewCmd {
             ReviewCmd::Approvals { .. } => "approvals",
             ReviewCmd::Approve { .. } => "approve",
             ReviewCmd::Decline { .. } => "decline",
+            ReviewCmd::Days { .. } => "days",
+            ReviewCmd::Day { .. } => "day",
+            ReviewCmd::AcceptDay { .. } => "accept-day",
+            ReviewCmd::EditDay { .. } => "edit-day",
+            ReviewCmd::EstimateDay { .. } => "estimate-day",
+            ReviewCmd::RejectDay { .. } => "reject-day",
         }
     }
 
@@ -196,8 +285,187 @@ impl ReviewCmd {
     }
 }
 
+/// `--set 37=0.42 --set 38-40=0.4` → the interval values.
+pub fn parse_sets(sets: &[String]) -> anyhow::Result<Vec<IntervalValue>> {
+    review::parse_interval_values(&sets.join(",")).map_err(|e| anyhow::anyhow!("--set {e}"))
+}
+
+/// The interval day commands.
+fn run_day(ctx: &Ctx<'_>, cmd: ReviewCmd) -> anyhow::Result<()> {
+    let (day, common, action) = match cmd {
+        ReviewCmd::Days { json, filter } => {
+            let view = review::queue_view(ctx.store, &filter.filter())?;
+            if json {
+                return print_json(ctx, &view.days);
+            }
+            return print_days(ctx, &view);
+        }
+        ReviewCmd::Day { day, json } => {
+            let d = review::day_detail(ctx.store, &ctx.config.intervals, &day.key()).map_err(refusal)?;
+            if json {
+                // The day as `intervals list --json` shows it (quality codes, method names).
+                #[derive(Serialize)]
+                struct Shown<'a> {
+                    day: crate::model::interval::IntervalDayView<'a>,
+                    unit: &'a str,
+                    direction: &'a str,
+                    meter: Option<&'a crate::model::Meter>,
+                    like_day: &'a [Quantity],
+                    like_day_note: Option<&'a str>,
+                    audit: &'a [crate::model::AuditEntry],
+                }
+                return print_json(
+                    ctx,
+                    &Shown {
+                        day: d.day.view(),
+                        unit: &d.unit,
+                        direction: d.direction.as_str(),
+                        meter: d.meter.as_ref(),
+                        like_day: &d.like_day,
+                        like_day_note: d.like_day_note.as_deref(),
+                        audit: &d.audit,
+                    },
+                );
+            }
+            return print_day(ctx, &d);
+        }
+        ReviewCmd::AcceptDay { day, reason, common } => (day, common, DayAction::Accept { reason }),
+        ReviewCmd::EditDay {
+            day,
+            set,
+            reason,
+            common,
+        } => {
+            let values = parse_sets(&set)?;
+            (day, common, DayAction::Edit { values, reason })
+        }
+        ReviewCmd::EstimateDay { day, reason, common } => (day, common, DayAction::Estimate { reason }),
+        ReviewCmd::RejectDay { day, reason, common } => (day, common, DayAction::Reject { reason }),
+        _ => anyhow::bail!("not an interval day command"),
+    };
+    let req = DayActionRequest {
+        key: day.key(),
+        seen_rev: common.rev,
+        clerk: ctx.clerk(),
+        action,
+    };
+    let outcome =
+        review::act_on_day(ctx.store, &ctx.config.intervals, &req, jiff::Timestamp::now()).map_err(refusal)?;
+    if common.json {
+        return print_json(ctx, &outcome);
+    }
+    say!(ctx, "{}", outcome.summary());
+    for w in &outcome.warnings {
+        say!(ctx, "warning: {w}");
+    }
+    Ok(())
+}
+
+fn print_days(ctx: &Ctx<'_>, view: &review::QueueView) -> anyhow::Result<()> {
+    say!(
+        ctx,
+        "{:<12} {:<6} {:<10} {:>4}  {:>12}  flags",
+        "meter",
+        "chan",
+        "date",
+        "rev",
+        "total"
+    );
+    for d in &view.days {
+        let rules: Vec<&str> = d.rules.iter().map(|r| r.as_str()).collect();
+        say!(
+            ctx,
+            "{:<12} {:<6} {:<10} {:>4}  {:>12}  {} ({} intervals)",
+            d.key.meter_id,
+            d.key.channel,
+            d.key.date.to_string(),
+            d.rev,
+            d.total.to_string(),
+            rules.join(","),
+            d.flagged_intervals
+        );
+    }
+    let counts: Vec<String> = view.day_counts.iter().map(|(r, n)| format!("{r} {n}")).collect();
+    say!(
+        ctx,
+        "{} of {} interval days awaiting review; by rule: {}",
+        view.days.len(),
+        view.days_total,
+        counts.join(", ")
+    );
+    Ok(())
+}
+
+fn print_day(ctx: &Ctx<'_>, d: &review::DayDetail) -> anyhow::Result<()> {
+    let day = &d.day;
+    say!(
+        ctx,
+        "day {} · {} · rev {} · {} × {} min · total {} {}",
+        day.key(),
+        day.status,
+        day.rev,
+        day.values.len(),
+        day.interval_minutes,
+        day.total(),
+        d.unit
+    );
+    match &d.meter {
+        Some(m) => say!(
+            ctx,
+            "meter {} · {} · account {} · route {} #{} · {}",
+            m.meter_id,
+            m.service,
+            m.account,
+            m.route,
+            m.sequence,
+            m.address
+        ),
+        None => say!(ctx, "meter {} is not in the meter list", day.meter_id),
+    }
+    for f in &day.flags {
+        // Wrapped to the chart's width: the whole day fits an 80-column terminal.
+        for (i, line) in review::interval_chart::flag_lines(f, day.interval_minutes, &d.unit, 74)
+            .into_iter()
+            .enumerate()
+        {
+            say!(ctx, "  {} {line}", if i == 0 { "⚑" } else { " " });
+        }
+    }
+    if let Some(why) = &d.like_day_note {
+        for line in review::interval_chart::wrap(&format!("no like-day average: {why}"), 78) {
+            say!(ctx, "{line}");
+        }
+    }
+    for line in review::interval_chart::day_chart_text(day, &d.like_day, &d.unit, 78, 12) {
+        say!(ctx, "{line}");
+    }
+    for e in &d.audit {
+        let changed = e.day.as_ref().map_or(0, |x| x.changes.len());
+        say!(
+            ctx,
+            "#{} {} {} {}: total {} → {}, {} → {}, {changed} interval(s) changed · {}",
+            e.seq,
+            e.at,
+            e.clerk,
+            e.action.as_str(),
+            e.old_value,
+            e.new_value,
+            e.old_status,
+            e.new_status,
+            e.reason
+        );
+    }
+    Ok(())
+}
+
 pub fn run(ctx: &Ctx<'_>, cmd: ReviewCmd) -> anyhow::Result<()> {
     let (id, common, action) = match cmd {
+        cmd @ (ReviewCmd::Days { .. }
+        | ReviewCmd::Day { .. }
+        | ReviewCmd::AcceptDay { .. }
+        | ReviewCmd::EditDay { .. }
+        | ReviewCmd::EstimateDay { .. }
+        | ReviewCmd::RejectDay { .. }) => return run_day(ctx, cmd),
         ReviewCmd::List { json, filter } => {
             let store = ctx.store;
             let view = review::queue_view(store, &filter.filter())?;
@@ -214,6 +482,14 @@ pub fn run(ctx: &Ctx<'_>, cmd: ReviewCmd) -> anyhow::Result<()> {
                 view.total,
                 counts.join(", ")
             );
+            // Only when there are any: the read list looks as it always did.
+            if view.days_total > 0 {
+                say!(
+                    ctx,
+                    "{} interval days awaiting review too: meterd review days",
+                    view.days_total
+                );
+            }
             return Ok(());
         }
         ReviewCmd::Show { id, json } => {

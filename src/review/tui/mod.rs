@@ -5,7 +5,10 @@
 //! [`run`] connects them to a real terminal (crossterm, no mouse).
 //!
 //! Two lists share the screen: the held queue (clerks) and, behind `p`, the approvals queue
-//! (supervisors: `a` approves, `d` declines an adjustment awaiting four-eyes approval).
+//! (supervisors: `a` approves, `d` declines an adjustment awaiting four-eyes approval). The
+//! held queue lists the held reads, then the held interval days; on a day the same keys act
+//! on the day (`a` accept, `e` edit intervals, `s` estimate again, `r` reject) and the detail
+//! pane shows its day chart.
 
 mod render;
 mod term;
@@ -13,13 +16,14 @@ mod term;
 use jiff::civil::Date;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-pub use render::{APPROVALS_HELP_LINE, HELP_LINE};
+pub use render::{APPROVALS_HELP_LINE, DAY_HELP_LINE, HELP_LINE};
 pub use term::run;
 
 use super::{
-    Action, ActionRequest, ApprovalItem, EstimatePreview, QueueFilter, QueueView, ReadDetail, ReviewBackend,
-    ReviewError,
+    Action, ActionRequest, ApprovalItem, DayAction, DayActionRequest, DayDetail, EstimatePreview, QueueFilter,
+    QueueView, ReadDetail, ReviewBackend, ReviewError,
 };
+use crate::model::interval::DayKey;
 use crate::model::{AuditAction, Quantity, ReadId, Rule, Service};
 
 /// Days until a re-read service order is due, by default.
@@ -67,6 +71,12 @@ pub enum DialogKind {
     Approve(ApprovalItem),
     /// Decline it (a reason).
     Decline(ApprovalItem),
+    /// Interval values (`19=1.2, 20-21=0.5`) + reason, for the interval day shown.
+    EditDay,
+    /// Run VEE and estimation on the day shown again (an optional reason).
+    EstimateDay,
+    /// Reject the day shown (a reason).
+    RejectDay,
 }
 
 /// Which list the left pane shows.
@@ -103,6 +113,8 @@ pub struct App {
     pub approval_selected: usize,
     /// The read shown in the detail pane (the selected one, or the one just acted on).
     pub detail: Option<ReadDetail>,
+    /// The interval day shown instead, when the held queue's selection is a day.
+    pub day: Option<DayDetail>,
     /// The read just acted on stays on screen until the clerk moves.
     pub pinned: bool,
     /// This clerk changed the pinned read: `u` undoes that change.
@@ -129,6 +141,7 @@ impl App {
             approvals: Vec::new(),
             approval_selected: 0,
             detail: None,
+            day: None,
             pinned: false,
             can_undo: false,
             dialog: None,
@@ -145,6 +158,7 @@ impl App {
     /// clerk acted on it) it stays on screen, as after the clerk's own action.
     pub fn refresh(&mut self, backend: &dyn ReviewBackend) {
         let open = self.detail.as_ref().map(|d| d.read.id);
+        let open_day = self.day.as_ref().map(|d| d.day.key());
         let loaded = backend.queue(&self.filter).and_then(|q| Ok((q, backend.approvals()?)));
         match loaded {
             Ok((q, a)) => {
@@ -156,6 +170,7 @@ impl App {
                 self.queue = QueueView::default();
                 self.approvals = Vec::new();
                 self.detail = None;
+                self.day = None;
                 self.pinned = false;
                 self.can_undo = false;
                 self.unavailable = Some(e.to_string());
@@ -177,16 +192,40 @@ impl App {
                 }
             }
         }
-        if self.selected >= self.queue.items.len() {
-            self.selected = self.queue.items.len().saturating_sub(1);
+        if !self.pinned
+            && let Some(key) = &open_day
+        {
+            match self.queue.days.iter().position(|d| &d.key == key) {
+                Some(i) if self.view == View::Held => self.selected = self.queue.items.len() + i,
+                _ => {
+                    self.pinned = true;
+                    self.can_undo = false;
+                }
+            }
+        }
+        let held = self.held_len();
+        if self.selected >= held {
+            self.selected = held.saturating_sub(1);
         }
         if self.approval_selected >= self.approvals.len() {
             self.approval_selected = self.approvals.len().saturating_sub(1);
         }
-        match (self.pinned, open) {
-            (true, Some(id)) => self.load(backend, id),
+        match (self.pinned, open, open_day) {
+            (true, Some(id), _) => self.load(backend, id),
+            (true, _, Some(key)) => self.load_day(backend, &key),
             _ => self.load_selected(backend),
         }
+    }
+
+    /// Reads and days in the held queue.
+    pub(super) fn held_len(&self) -> usize {
+        self.queue.items.len() + self.queue.days.len()
+    }
+
+    /// The interval day under the held queue's cursor, if the cursor is past the reads.
+    fn selected_day(&self) -> Option<&DayKey> {
+        let i = self.selected.checked_sub(self.queue.items.len())?;
+        self.queue.days.get(i).map(|d| &d.key)
     }
 
     /// Whether the screen shows why there is no queue.
@@ -197,7 +236,7 @@ impl App {
     /// How many reads the list on screen has.
     pub fn list_len(&self) -> usize {
         match self.view {
-            View::Held => self.queue.items.len(),
+            View::Held => self.held_len(),
             View::Approvals => self.approvals.len(),
         }
     }
@@ -226,6 +265,12 @@ impl App {
     }
 
     fn load_selected(&mut self, backend: &dyn ReviewBackend) {
+        if self.view == View::Held
+            && let Some(key) = self.selected_day().cloned()
+        {
+            return self.load_day(backend, &key);
+        }
+        self.day = None;
         let id = match self.view {
             View::Held => self.queue.items.get(self.selected).map(|i| i.read.id),
             View::Approvals => self.approvals.get(self.approval_selected).map(|a| a.read_id),
@@ -237,9 +282,21 @@ impl App {
     }
 
     fn load(&mut self, backend: &dyn ReviewBackend, id: ReadId) {
+        self.day = None;
         match backend.detail(id) {
             Ok(d) => self.detail = Some(d),
             Err(e) => self.error(e),
+        }
+    }
+
+    fn load_day(&mut self, backend: &dyn ReviewBackend, key: &DayKey) {
+        self.detail = None;
+        match backend.day_detail(key) {
+            Ok(d) => self.day = Some(d),
+            Err(e) => {
+                self.day = None;
+                self.error(e)
+            }
         }
     }
 
@@ -261,6 +318,7 @@ impl App {
             self.pinned = false;
             self.can_undo = false;
             self.detail = None;
+            self.day = None;
             self.refresh(backend);
         }
         self.set_cursor(index.min(self.list_len().saturating_sub(1)));
@@ -275,6 +333,7 @@ impl App {
         };
         // The other list starts at its selection, not at the read open in this one.
         self.detail = None;
+        self.day = None;
         self.pinned = false;
         self.can_undo = false;
         self.refresh(backend);
@@ -352,6 +411,7 @@ impl App {
                     error: None,
                 });
             }
+            _ if self.day.is_some() && self.view == View::Held => self.day_key(key, backend),
             _ if self.detail.is_none() => {}
             KeyCode::Char('a' | 'd') if self.view == View::Approvals => {
                 let Some(item) = self.approval_shown().cloned() else {
@@ -408,6 +468,83 @@ impl App {
         }
     }
 
+    /// A key on an interval day: the read keys, for the day.
+    fn day_key(&mut self, key: KeyEvent, backend: &dyn ReviewBackend) {
+        match key.code {
+            KeyCode::Char('a') => self.submit_day(backend, DayAction::Accept { reason: String::new() }),
+            KeyCode::Char('e') => {
+                // Start from the first flagged interval's value: the one a clerk most often fixes.
+                let start = self
+                    .day
+                    .as_ref()
+                    .and_then(|d| {
+                        let n = d
+                            .day
+                            .flags
+                            .iter()
+                            .find(|f| f.rule.holds_day())?
+                            .intervals
+                            .first()
+                            .copied()?;
+                        let v = d.day.values.get(usize::from(n).checked_sub(1)?).copied().flatten()?;
+                        Some(format!("{n}={v}"))
+                    })
+                    .unwrap_or_default();
+                self.open(
+                    DialogKind::EditDay,
+                    vec![Field::new("intervals", start), Field::new("reason", "")],
+                );
+            }
+            KeyCode::Char('s') => self.open(DialogKind::EstimateDay, vec![Field::new("reason", "")]),
+            KeyCode::Char('r') => self.open(DialogKind::RejectDay, vec![Field::new("reason", "")]),
+            KeyCode::Char('n' | 'u') => {
+                self.message = Some((
+                    "interval days have no notes or undo: a edit s re-estimate r reject".into(),
+                    true,
+                ));
+            }
+            _ => {}
+        }
+    }
+
+    /// Send a day action with the day's revision on screen; on success keep the day on screen.
+    fn submit_day(&mut self, backend: &dyn ReviewBackend, action: DayAction) {
+        let Some(d) = &self.day else { return };
+        let req = DayActionRequest {
+            key: d.day.key(),
+            seen_rev: Some(d.day.rev),
+            clerk: self.clerk.clone(),
+            action,
+        };
+        match backend.act_on_day(&req) {
+            Ok(outcome) => {
+                let mut msg = outcome.summary();
+                for w in &outcome.warnings {
+                    msg.push_str(&format!(" · {w}"));
+                }
+                self.dialog = None;
+                self.pinned = true;
+                self.can_undo = false;
+                self.refresh(backend);
+                self.load_day(backend, &req.key);
+                self.info(msg);
+            }
+            Err(e) => {
+                let conflict = e.is_conflict();
+                self.error(e);
+                if conflict {
+                    // Show the day as it is now.
+                    self.dialog = None;
+                    let msg = self.message.clone();
+                    self.refresh(backend);
+                    self.load_day(backend, &req.key);
+                    self.pinned = true;
+                    self.message = msg;
+                }
+            }
+        }
+    }
+
     fn open(&mut self, kind: DialogKind, fields: Vec<Field>) {
         self.dialog = Some(Dialog {
             kind,
@@ -460,6 +597,7 @@ impl App {
                 self.dialog = None;
                 // A new filter starts at its first read.
                 self.detail = None;
+                self.day = None;
                 self.pinned = false;
                 self.can_undo = false;
                 self.selected = 0;
@@ -492,6 +630,37 @@ impl App {
                     return self.dialog_error("the note is empty".into());
                 }
                 Action::Note { text: text(0) }
+            }
+            DialogKind::EditDay | DialogKind::EstimateDay | DialogKind::RejectDay => {
+                let action = match &d.kind {
+                    DialogKind::EditDay => {
+                        let values = match super::parse_interval_values(&text(0)) {
+                            Ok(v) => v,
+                            Err(e) => return self.dialog_error(e),
+                        };
+                        if text(1).is_empty() {
+                            return self.dialog_error("a reason is required".into());
+                        }
+                        DayAction::Edit {
+                            values,
+                            reason: text(1),
+                        }
+                    }
+                    DialogKind::RejectDay => {
+                        if text(0).is_empty() {
+                            return self.dialog_error("a reason is required".into());
+                        }
+                        DayAction::Reject { reason: text(0) }
+                    }
+                    _ => DayAction::Estimate { reason: text(0) },
+                };
+                self.submit_day(backend, action);
+                if let Some((m, true)) = &self.message
+                    && let Some(d) = self.dialog.as_mut()
+                {
+                    d.error = Some(m.clone());
+                }
+                return;
             }
             DialogKind::Approve(_) => Action::Approve { note: text(0) },
             DialogKind::Decline(_) => {

@@ -9,10 +9,14 @@ use ratatui::widgets::{Block, Borders, Clear, List, ListItem, ListState, Paragra
 
 use super::{App, Dialog, DialogKind, View};
 use crate::review::chart::{Cell, chart};
-use crate::review::{ApprovalItem, ReadDetail, severity};
+use crate::review::interval_chart::{DayCell, day_chart, interval_ranges, rule_words};
+use crate::review::{ApprovalItem, DayDetail, ReadDetail, day_severity, severity};
 
 /// The keys, as the help line shows them (fits 80 columns).
 pub const HELP_LINE: &str = "↑↓ move a accept e edit s estimate r reject n note u undo f filter ? help q quit";
+
+/// The keys on an interval day (fits 80 columns).
+pub const DAY_HELP_LINE: &str = "↑↓ move a accept e edit intervals s estimate again r reject ? help q quit";
 
 /// The keys of the approvals queue.
 pub const APPROVALS_HELP_LINE: &str = "↑↓ move a approve d decline n note p held queue g reload ? help q quit";
@@ -25,6 +29,7 @@ const KEYS: &[(&str, &str)] = &[
     ("r", "reject and create a re-read service order"),
     ("n", "add a note"),
     ("u", "undo your last change, while still on the read"),
+    ("on a day", "a accept, e edit intervals, s estimate again, r reject"),
     ("f", "filter by route, rule, service (empty = all)"),
     ("g", "reload the queue"),
     ("p", "approvals queue (supervisors): a approve, d decline; p back"),
@@ -90,6 +95,7 @@ impl App {
             );
         }
         let keys = match self.view {
+            View::Held if self.day.is_some() => DAY_HELP_LINE,
             View::Held => HELP_LINE,
             View::Approvals => APPROVALS_HELP_LINE,
         };
@@ -133,9 +139,22 @@ impl App {
                 Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
             ));
         }
+        // Only when there is any, as above.
+        if self.queue.days_total > 0 {
+            let n = self.queue.days_total;
+            spans.push(Span::styled(
+                format!(" · {n} {}", if n == 1 { "day" } else { "days" }),
+                bold(),
+            ));
+        }
         let mut counts: Vec<_> = self.queue.counts.iter().collect();
         counts.sort_by(|a, b| severity(*b.0).cmp(&severity(*a.0)).then(a.0.cmp(b.0)));
         for (rule, n) in counts {
+            spans.push(Span::raw(format!(" · {rule} {n}")));
+        }
+        let mut day_counts: Vec<_> = self.queue.day_counts.iter().collect();
+        day_counts.sort_by(|a, b| day_severity(*b.0).cmp(&day_severity(*a.0)).then(a.0.cmp(b.0)));
+        for (rule, n) in day_counts {
             spans.push(Span::raw(format!(" · {rule} {n}")));
         }
         Line::from(spans)
@@ -149,8 +168,12 @@ impl App {
             );
         }
         let f = &self.filter;
+        let days = match self.queue.days.len() {
+            0 => String::new(),
+            n => format!(" + {n} days"),
+        };
         format!(
-            "filter: route {} · rule {} · service {} · showing {}",
+            "filter: route {} · rule {} · service {} · showing {}{days}",
             f.route.as_deref().unwrap_or("*"),
             f.rule.map(|r| r.as_str()).unwrap_or("*"),
             f.service.map(|s| s.as_str()).unwrap_or("*"),
@@ -187,14 +210,28 @@ impl App {
                 let text = format!("{:<7} {place} {rule}", i.read.read.meter_id);
                 ListItem::new(text.chars().take(inner_width).collect::<String>())
             })
+            .chain(self.queue.days.iter().map(|d| {
+                // A day: meter, channel and date where a read has its route, then its worst flag.
+                let mut rule = d.rules.first().map(|r| r.to_string()).unwrap_or_default();
+                if d.rules.len() > 1 {
+                    rule = format!("{rule} +{}", d.rules.len() - 1);
+                }
+                let text = format!(
+                    "{:<7} {} {} {rule}",
+                    d.key.meter_id,
+                    d.key.channel,
+                    d.key.date.strftime("%m-%d")
+                );
+                ListItem::new(text.chars().take(inner_width).collect::<String>())
+            }))
             .collect();
-        let title = format!(" Queue {} ", self.queue.items.len());
+        let title = format!(" Queue {} ", self.held_len());
         let list = List::new(items)
             .block(Block::default().borders(Borders::ALL).title(title))
             .highlight_style(Style::new().add_modifier(Modifier::REVERSED))
             .highlight_symbol("▶ ");
         let mut state = ListState::default();
-        if !self.pinned && !self.queue.items.is_empty() {
+        if !self.pinned && self.held_len() > 0 {
             state.select(Some(self.selected));
         }
         frame.render_stateful_widget(list, area, &mut state);
@@ -230,6 +267,9 @@ impl App {
     }
 
     fn render_detail(&self, frame: &mut Frame<'_>, area: Rect) {
+        if let (Some(d), View::Held) = (&self.day, self.view) {
+            return render_day(frame, d, area);
+        }
         let Some(d) = &self.detail else {
             let empty = match self.view {
                 View::Held => "No read held for review with this filter.",
@@ -274,6 +314,96 @@ impl App {
             .collect();
         frame.render_widget(Paragraph::new(chart_lines), chart_area);
     }
+}
+
+/// An interval day: meter, status and total, its flags in words with their numbers, and
+/// the day chart in the rows left (at least 8).
+fn render_day(frame: &mut Frame<'_>, d: &DayDetail, area: Rect) {
+    let day = &d.day;
+    let title = format!(" Day {} {} · {} · rev {} ", day.channel, day.date, day.status, day.rev);
+    let block = Block::default().borders(Borders::ALL).title(title);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let width = usize::from(inner.width);
+    let cut = |s: String| s.chars().take(width).collect::<String>();
+    let mut lines: Vec<Line<'static>> = Vec::new();
+    match &d.meter {
+        Some(m) => lines.push(Line::from(vec![
+            Span::styled(m.meter_id.clone(), bold()),
+            Span::raw(cut(format!(" · {} · acct {} · {}", m.service, m.account, m.route))),
+        ])),
+        None => lines.push(Line::styled(
+            cut(format!("{} (not in the meter list)", day.meter_id)),
+            bold(),
+        )),
+    }
+    lines.push(Line::raw(cut(format!(
+        "Total {} {} · {}×{} min · {}",
+        day.total(),
+        d.unit,
+        day.values.len(),
+        day.interval_minutes,
+        d.direction.as_str()
+    ))));
+    for f in &day.flags {
+        let place = if f.intervals.is_empty() {
+            String::new()
+        } else {
+            format!(" · {}", interval_ranges(&f.intervals, day.interval_minutes, 2))
+        };
+        lines.push(Line::styled(
+            cut(format!("⚑ {}{place}", f.rule)),
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        ));
+        lines.push(Line::raw(cut(format!("  {}", rule_words(f.rule)))));
+        let nums: Vec<String> = [("expected", f.expected), ("limit", f.limit), ("actual", f.actual)]
+            .into_iter()
+            .filter_map(|(n, v)| v.map(|v| format!("{n} {}", short_number(v))))
+            .collect();
+        if !nums.is_empty() {
+            lines.push(Line::raw(cut(format!("  {}", nums.join(" · ")))));
+        }
+    }
+    if let Some(e) = d.audit.last() {
+        lines.push(Line::styled(
+            cut(format!(
+                "{} {} {}: {}",
+                e.at.strftime("%m-%d %H:%M"),
+                e.clerk,
+                e.action.as_str(),
+                e.reason
+            )),
+            Style::new().fg(Color::DarkGray),
+        ));
+    }
+    let chart_height = inner.height.saturating_sub(lines.len() as u16).max(8).min(inner.height);
+    let lines: Vec<Line<'_>> = lines
+        .into_iter()
+        .take(usize::from(inner.height - chart_height))
+        .collect();
+    let [text, chart_area] = Layout::vertical([Constraint::Min(0), Constraint::Length(chart_height)]).areas(inner);
+    frame.render_widget(Paragraph::new(lines), text);
+    let chart_lines: Vec<Line<'_>> = day_chart(day, &d.like_day, &d.unit, chart_area.width, chart_area.height)
+        .into_iter()
+        .map(|l| {
+            Line::from(
+                l.into_iter()
+                    .map(|(s, kind)| {
+                        let style = match kind {
+                            DayCell::Text => Style::new(),
+                            DayCell::Actual => Style::new().fg(Color::Cyan),
+                            DayCell::Estimated | DayCell::Missing => Style::new().fg(Color::DarkGray),
+                            DayCell::Edited => Style::new().fg(Color::Magenta),
+                            DayCell::Flagged => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+                            DayCell::Average => Style::new().fg(Color::Yellow),
+                        };
+                        Span::styled(s, style)
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(chart_lines), chart_area);
 }
 
 /// What a supervisor decides on: the adjustment, who asked and why, the change.
@@ -460,6 +590,18 @@ fn render_dialog(frame: &mut Frame<'_>, d: &Dialog, area: Rect) {
             "Filter the queue",
             vec!["Empty shows all. Rules: high_usage, zero_usage, …".into()],
         ),
+        DialogKind::EditDay => (
+            "Edit intervals",
+            vec![
+                "Interval = value, e.g. 19=1.2, 20-21=0.5 (numbers as the flags name them).".into(),
+                "The day becomes edited; old values stay in the audit trail.".into(),
+            ],
+        ),
+        DialogKind::EstimateDay => (
+            "Estimate the day again",
+            vec!["VEE and estimation run again with the like days and register reads stored now.".into()],
+        ),
+        DialogKind::RejectDay => ("Reject the day", vec!["The day is not billed.".into()]),
         DialogKind::Approve(a) => (
             "Approve the adjustment",
             vec![
@@ -568,6 +710,9 @@ fn render_help(frame: &mut Frame<'_>, area: Rect) {
     lines.push(Line::raw("Every action is also a command:"));
     lines.push(Line::raw(
         "  meterd review accept|edit|estimate|reject|note|undo ID --rev N",
+    ));
+    lines.push(Line::raw(
+        "  meterd review accept-day|edit-day|estimate-day|reject-day M CHAN DATE",
     ));
     let rect = centered(area, area.width.saturating_sub(2).min(90), lines.len() as u16 + 2);
     frame.render_widget(Clear, rect);

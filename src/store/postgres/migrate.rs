@@ -32,6 +32,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0002_intervals",
         sql: include_str!("migrations/0002_intervals.sql"),
     },
+    Migration {
+        version: 3,
+        name: "0003_interval_audit",
+        sql: include_str!("migrations/0003_interval_audit.sql"),
+    },
 ];
 
 /// The schema version this build reads and writes on PostgreSQL.

@@ -181,6 +181,13 @@ fn like_day_average(day: &IntervalDay, ctx: &DayContext<'_>, idxs: &[usize]) -> 
         .ok_or_else(|| "the like-day average does not fit a quantity".to_owned())
 }
 
+/// The like-day average of every interval of `day` (the review chart's marker line): what a
+/// like-day estimate of the whole day would start from, unscaled. `Err` names why there is none.
+pub fn like_day_profile(day: &IntervalDay, ctx: &DayContext<'_>) -> Result<Vec<Quantity>, String> {
+    let all: Vec<usize> = (0..day.values.len()).collect();
+    like_day_average(day, ctx, &all)
+}
+
 /// The index on `like` of the interval starting at the same local time as `day`'s interval
 /// `i`; `None` when that time does not exist there (a spring-forward like day).
 fn same_time_index(day: &IntervalDay, ctx: &DayContext<'_>, like: &IntervalDay, i: usize) -> Option<usize> {

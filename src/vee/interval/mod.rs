@@ -64,7 +64,7 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 
 pub use config::{IntervalConfig, IntervalRules};
-pub use estimate::{ESTIMATE_SOURCE, LikeDayKind, clear_estimates, estimate_day, like_day_kind};
+pub use estimate::{ESTIMATE_SOURCE, LikeDayKind, clear_estimates, estimate_day, like_day_kind, like_day_profile};
 pub use rules::{MIN_LIKE_DAYS_FOR_USAGE, check_day, check_usage};
 
 use crate::model::interval::{DayClock, Direction, IntervalDay, Method};

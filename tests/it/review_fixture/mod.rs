@@ -86,3 +86,37 @@ pub fn town(dir: &Path) -> RedbStore {
 pub fn fixed_now() -> Timestamp {
     "2026-01-10T09:30:00Z".parse().unwrap()
 }
+
+/// E-300's hourly kWh on `day` (UTC days), 1 kWh an hour but 20 at 18:00 (interval 19):
+/// held for review as `interval_spike`.
+pub fn spike_day(store: &RedbStore, day: jiff::civil::Date) {
+    use meterd::ingest::intervals::{IncomingDay, IncomingValue, accept_interval_days};
+    use meterd::model::interval::{Channel, Direction, Quality};
+    let values = (1..=24u16)
+        .map(|n| IncomingValue {
+            interval: n,
+            value: Quantity::from_units(if n == 19 { 20 } else { 1 }).unwrap(),
+            quality: Quality::Actual,
+            method: None,
+        })
+        .collect();
+    let day = IncomingDay {
+        channel: Channel {
+            meter_id: "E-300".into(),
+            channel: "E1".into(),
+            unit: "kWh".into(),
+            direction: Direction::Delivered,
+        },
+        date: day,
+        interval_minutes: 60,
+        values,
+        outages: vec![],
+        source: "nem12 ami.csv line 3".into(),
+    };
+    let config = meterd::vee::interval::IntervalConfig {
+        time_zone: Some("UTC".into()),
+        ..Default::default()
+    };
+    let report = accept_interval_days(store, &config, &config.clock(), &[day]).unwrap();
+    assert_eq!(report.flagged, 1, "{report:?}");
+}

@@ -203,6 +203,7 @@ battery! {
         review::service_orders_get_fresh_ids_and_are_replaced,
         review::meter_changes_oldest_first,
         review::audit_entries_by_read_and_meter_with_undo_snapshots,
+        review::a_day_entry_is_in_the_chain_and_found_by_meter,
         quarantine::quarantine_is_durable_and_resolved_once,
         quarantine::the_byte_limit_removes_the_oldest_and_summarises_them,
         quarantine::the_age_limit_and_purge,

@@ -20,6 +20,7 @@ pub fn audit_entry(read: &meterd::model::StoredRead, new_value: i64, at: &str) -
         reason: "dial misread".into(),
         prev_hash: [0; meterd::model::HASH_LEN],
         hash: [0; meterd::model::HASH_LEN],
+        day: None,
     }
 }
 
@@ -134,4 +135,39 @@ pub fn audit_entries_by_read_and_meter_with_undo_snapshots(e: &dyn Engine) {
         scan.into_iter().map(|(k, v)| (k, v.unwrap())).collect::<Vec<_>>(),
         [(e1.seq, e1), (e2.seq, e2), (e3.seq, e3)]
     );
+}
+
+/// An interval day's entry (read id 0, the day in `day`) is in the same chain, found by meter
+/// and in the scan, and never by read.
+pub fn a_day_entry_is_in_the_chain_and_found_by_meter(e: &dyn Engine) {
+    let s = e.store();
+    let ids = insert(&*s, &[stored("M1", "2025-01-01T00:00:00Z", 10, ReadStatus::Flagged)]);
+    let mut txn = s.begin_write().unwrap();
+    let read = txn.read(ids[0]).unwrap().unwrap();
+    let e1 = txn
+        .append_audit(audit_entry(&read, 11, "2025-06-01T00:00:00Z"), Some(&read))
+        .unwrap();
+    let mut day = audit_entry(&read, 24, "2025-06-01T00:01:00Z");
+    day.read_id = 0;
+    day.old_status = ReadStatus::Flagged;
+    day.day = Some(meterd::model::DayAudit {
+        channel: "E1".into(),
+        date: "2025-03-04".parse().unwrap(),
+        rev: 2,
+        changes: vec![meterd::model::IntervalChange {
+            interval: 19,
+            old: Some(q(20)),
+            new: None,
+        }],
+    });
+    let e2 = txn.append_audit(day, None).unwrap();
+    txn.commit().unwrap();
+    assert_eq!(e2.prev_hash, e1.hash);
+    assert_eq!(e2.hash, e2.compute_hash());
+    let txn = s.begin_read().unwrap();
+    assert_eq!(txn.meter_audit("M1").unwrap(), [e1.clone(), e2.clone()]);
+    assert_eq!(txn.read_audit(ids[0]).unwrap(), std::slice::from_ref(&e1));
+    assert_eq!(txn.read_audit(0).unwrap(), vec![]);
+    let scan: Vec<_> = txn.audit_scan().unwrap().into_iter().map(|(_, v)| v.unwrap()).collect();
+    assert_eq!(scan, [e1, e2]);
 }

@@ -4,7 +4,7 @@
 use tokio_postgres::Row;
 
 use super::rows::{
-    ReadColumns, big, column, id, name, named, quantity, read_columns, read_of, read_unnest, status, status_code,
+    ReadColumns, big, column, id, json, name, named, quantity, read_columns, read_of, read_unnest, status, status_code,
 };
 use super::{PgTxn, Sequence, params};
 use crate::model::{AuditEntry, HASH_LEN, MeterChange, ReadId, ServiceOrder, StoredRead};
@@ -36,6 +36,12 @@ fn entry_of(row: &Row) -> std::result::Result<AuditEntry, String> {
         reason: get_str("reason")?,
         prev_hash: hash(row, "prev_hash")?,
         hash: hash(row, "hash")?,
+        day: row
+            .try_get::<_, Option<serde_json::Value>>("day")
+            .map_err(|e| e.to_string())?
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| format!("day: {e}"))?,
     })
 }
 
@@ -108,7 +114,7 @@ impl ReviewQueries for PgTxn<'_> {
         let rows = self.rows(
             "reading the audit trail",
             "SELECT seq, at, clerk, action, read_id, meter_id, old_value, new_value, old_status, new_status, reason, \
-             prev_hash, hash FROM audit ORDER BY seq",
+             prev_hash, hash, day FROM audit ORDER BY seq",
             params![],
         )?;
         rows.iter()
@@ -120,7 +126,7 @@ impl ReviewQueries for PgTxn<'_> {
         self.rows(
             "reading a read's audit entries",
             "SELECT seq, at, clerk, action, read_id, meter_id, old_value, new_value, old_status, new_status, reason, \
-             prev_hash, hash FROM audit WHERE read_id = $1 ORDER BY seq",
+             prev_hash, hash, day FROM audit WHERE read_id = $1 AND day IS NULL ORDER BY seq",
             params![big(read_id)?],
         )?
         .iter()
@@ -132,7 +138,7 @@ impl ReviewQueries for PgTxn<'_> {
         self.rows(
             "reading a meter's audit entries",
             "SELECT seq, at, clerk, action, read_id, meter_id, old_value, new_value, old_status, new_status, reason, \
-             prev_hash, hash FROM audit WHERE meter_id = $1 ORDER BY seq",
+             prev_hash, hash, day FROM audit WHERE meter_id = $1 ORDER BY seq",
             params![meter_id.to_owned()],
         )?
         .iter()
@@ -214,7 +220,8 @@ impl ReviewWrites for PgTxn<'_> {
         self.exec(
             "appending to the audit trail",
             "INSERT INTO audit (seq, at, clerk, action, read_id, meter_id, old_value, new_value, old_status, \
-             new_status, reason, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             new_status, reason, prev_hash, hash, day) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+             $14)",
             params![
                 big(e.seq)?,
                 e.at,
@@ -229,6 +236,7 @@ impl ReviewWrites for PgTxn<'_> {
                 e.reason.clone(),
                 e.prev_hash.to_vec(),
                 e.hash.to_vec(),
+                e.day.as_ref().map(json).transpose()?,
             ],
         )?;
         self.exec(
