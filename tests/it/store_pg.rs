@@ -68,11 +68,20 @@ fn an_empty_database_gets_the_current_schema_and_reopening_changes_nothing() {
         "undo_snapshots",
         "service_orders",
         "meter_changes",
+        "channels",
+        "interval_days",
+        "interval_batches",
+        "open_interval_batches",
+        "interval_batch_contents",
         "meterd_schema",
     ] {
         assert!(tables.split(',').any(|x| x == t), "table {t} missing in {tables}");
     }
-    let recorded = pg::psql(db, "SELECT version || ' ' || meterd_version FROM meterd_schema");
+    // One row per version applied, each naming the meterd that applied it.
+    let recorded = pg::psql(
+        db,
+        "SELECT version || ' ' || meterd_version FROM meterd_schema ORDER BY version DESC LIMIT 1",
+    );
     assert_eq!(recorded, format!("{SCHEMA_VERSION} {}", env!("CARGO_PKG_VERSION")));
     drop(engine);
 
