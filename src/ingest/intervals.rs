@@ -15,8 +15,8 @@ use jiff::{Span, Timestamp};
 
 use crate::model::interval::{Channel, DayClock, DayKey, Direction, IntervalDay, Method, Quality};
 use crate::model::{Quantity, ReadStatus, to_store_precision};
-use crate::store::Result;
 use crate::store::prelude::*;
+use crate::store::{DayWindow, HistoryQuery, Result};
 use crate::vee::interval::{DayContext, DuplicateValue, IntervalConfig, IntervalRules, RegisterPoint, validate_day};
 
 /// The values one source has for one meter-channel-day.
@@ -126,30 +126,83 @@ pub fn accept_in(
     // VEE of one meter is serialised across instances (the meters' rows, in id order).
     txn.lock_meters(&meters)?;
     let back = history_days(config);
-    let mut changed: Vec<IntervalDay> = Vec::new();
-    for ((meter_id, channel_name), mut incoming) in groups {
-        incoming.sort_by_key(|d| d.date);
-        let (Some(first), Some(last)) = (incoming.first(), incoming.last()) else {
-            continue;
-        };
-        let meter = txn.meter(meter_id)?;
-        let channel = match txn.channel(meter_id, channel_name)? {
-            Some(c) => c,
-            None => {
-                txn.put_channel(&first.channel)?;
-                first.channel.clone()
+    // Everything VEE reads, in a few bulk look-ups for the whole chunk (a server engine
+    // answers each in one statement): meters, channels, each channel's stored days in its
+    // window, each meter's register reads.
+    let windows: Vec<DayWindow<'_>> = groups
+        .iter()
+        .map(|((m, c), incoming)| {
+            let first = incoming.iter().map(|d| d.date).min().unwrap_or(Date::MIN);
+            let last = incoming.iter().map(|d| d.date).max().unwrap_or(Date::MAX);
+            DayWindow {
+                meter_id: m,
+                channel: c,
+                from: first.checked_sub(Span::new().days(back)).unwrap_or(Date::MIN),
+                to: last.tomorrow().unwrap_or(Date::MAX),
             }
-        };
-        let from = first.date.checked_sub(Span::new().days(back)).unwrap_or(Date::MIN);
-        let to = last.date.tomorrow().unwrap_or(Date::MAX);
-        // The channel's stored days in the window, updated as this group's days are merged.
-        let mut stored: BTreeMap<Date, IntervalDay> = txn
-            .interval_days(meter_id, from, to)?
+        })
+        .collect();
+    let meter_rows: HashMap<&str, Option<crate::model::Meter>> =
+        meters.iter().copied().zip(txn.meters_by_id(&meters)?).collect();
+    let keys: Vec<(&str, &str)> = groups.keys().copied().collect();
+    let mut channels = txn.channels_by_key(&keys)?;
+    let new_channels: Vec<Channel> = channels
+        .iter_mut()
+        .zip(groups.values())
+        .filter(|(c, _)| c.is_none())
+        .filter_map(|(c, incoming)| {
+            let first = incoming.first()?;
+            *c = Some(first.channel.clone());
+            Some(first.channel.clone())
+        })
+        .collect();
+    txn.put_channels(&new_channels)?;
+    let mut stored_windows = txn.day_windows(&windows)?.into_iter();
+    let mut registers_of: HashMap<&str, Vec<RegisterPoint>> = HashMap::new();
+    {
+        let mut spans: BTreeMap<&str, (Date, Date)> = BTreeMap::new();
+        for w in &windows {
+            let e = spans.entry(w.meter_id).or_insert((w.from, w.to));
+            e.0 = e.0.min(w.from);
+            e.1 = e.1.max(w.to);
+        }
+        let queries: Vec<HistoryQuery<'_>> = spans
+            .iter()
+            .map(|(m, (from, to))| HistoryQuery {
+                meter_id: m,
+                from: clock.day_start(*from).unwrap_or(Timestamp::MIN),
+                to: to
+                    .tomorrow()
+                    .ok()
+                    .and_then(|d| clock.day_start(d))
+                    .unwrap_or(Timestamp::MAX),
+            })
+            .collect();
+        for (q, history) in queries.iter().zip(txn.meter_histories(&queries)?) {
+            let multiplier = meter_rows
+                .get(q.meter_id)
+                .and_then(|m| m.as_ref())
+                .map_or(Quantity::from_micros(1_000_000), |m| m.multiplier);
+            registers_of.insert(
+                q.meter_id,
+                points_of(history.iter().map(|r| (r.status, r.read_at, r.value)), multiplier),
+            );
+        }
+    }
+    let mut changed: Vec<IntervalDay> = Vec::new();
+    for (((meter_id, channel_name), mut incoming), channel) in groups.into_iter().zip(channels) {
+        incoming.sort_by_key(|d| d.date);
+        // The channel's stored days in the window (one per group, in the groups' order),
+        // updated as this group's days are merged.
+        let mut stored: BTreeMap<Date, IntervalDay> = stored_windows
+            .next()
+            .unwrap_or_default()
             .into_iter()
-            .filter(|d| d.channel == channel_name)
             .map(|d| (d.date, d))
             .collect();
-        let registers = register_points(&*txn, meter.as_ref(), meter_id, clock, from, to)?;
+        let Some(channel) = channel else { continue };
+        let meter = meter_rows.get(meter_id).cloned().flatten();
+        let registers = registers_of.get(meter_id).cloned().unwrap_or_default();
         let service = meter.as_ref().map(|m| m.service);
         let rules = config.rules(service);
         for inc in incoming {
@@ -366,17 +419,22 @@ fn register_points(
         return Ok(Vec::new());
     };
     let multiplier = meter.map(|m| m.multiplier).unwrap_or(Quantity::from_micros(1_000_000));
-    Ok(txn
-        .meter_reads(meter_id, start, end)?
-        .into_iter()
-        .filter(|r| r.status.is_trusted())
-        .filter_map(|r| {
-            r.read.value.mul_factor(multiplier).map(|value| RegisterPoint {
-                at: r.read.read_at,
-                value,
-            })
-        })
-        .collect())
+    let reads = txn.meter_reads(meter_id, start, end)?;
+    Ok(points_of(
+        reads.iter().map(|r| (r.status, r.read.read_at, r.read.value)),
+        multiplier,
+    ))
+}
+
+/// Register points of trusted reads `(status, time, value)`, in the channel's units.
+fn points_of(
+    reads: impl Iterator<Item = (ReadStatus, Timestamp, Quantity)>,
+    multiplier: Quantity,
+) -> Vec<RegisterPoint> {
+    reads
+        .filter(|(status, _, _)| status.is_trusted())
+        .filter_map(|(_, at, value)| value.mul_factor(multiplier).map(|value| RegisterPoint { at, value }))
+        .collect()
 }
 
 /// Groups interval values by where they fall, for sources that send times (CMEP, IDM): each

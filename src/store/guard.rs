@@ -12,7 +12,7 @@ use std::sync::{Mutex, Once};
 use jiff::Timestamp;
 
 use super::prelude::*;
-use super::{HistoryQuery, Result, StoreError};
+use super::{DayWindow, HistoryQuery, Result, StoreError};
 use crate::model::billing::{ApiToken, BatchContents, Billed, BilledReadChange};
 use crate::model::interval::{Channel, DayKey, IntervalBatch, IntervalBatchContents, IntervalDay};
 use crate::model::{
@@ -360,6 +360,8 @@ guarded!(writes QuarantineWrites {
 
 guarded!(queries IntervalQueries {
     fn channel(&self, meter_id: &str, channel: &str) -> Result<Option<Channel>>;
+    fn channels_by_key(&self, keys: &[(&str, &str)]) -> Result<Vec<Option<Channel>>>;
+    fn day_windows(&self, windows: &[DayWindow<'_>]) -> Result<Vec<Vec<IntervalDay>>>;
     fn channels(&self, meter_id: &str) -> Result<Vec<Channel>>;
     fn interval_day(&self, key: &DayKey) -> Result<Option<IntervalDay>>;
     fn interval_days(&self, meter_id: &str, from: Date, to: Date) -> Result<Vec<IntervalDay>>;
@@ -371,6 +373,7 @@ guarded!(queries IntervalQueries {
 });
 guarded!(writes IntervalWrites {
     fn put_channel(&mut self, channel: &Channel) -> Result<()>;
+    fn put_channels(&mut self, channels: &[Channel]) -> Result<()>;
     fn put_interval_days(&mut self, days: &[IntervalDay]) -> Result<()>;
     fn put_interval_batch(&mut self, batch: &IntervalBatch) -> Result<()>;
     fn put_interval_batch_contents(&mut self, id: BatchId, contents: &IntervalBatchContents) -> Result<()>;

@@ -43,7 +43,7 @@ pub mod retry;
 pub mod rules;
 
 pub use area::{
-    BillingQueries, BillingWrites, CradleQueries, CradleWrites, GatewayQueries, GatewayWrites, HistoryQuery,
+    BillingQueries, BillingWrites, CradleQueries, CradleWrites, DayWindow, GatewayQueries, GatewayWrites, HistoryQuery,
     IntervalQueries, IntervalWrites, MeterQueries, MeterWrites, QuarantineQueries, QuarantineWrites, ReadQueries,
     ReadWrites, ReviewQueries, ReviewWrites,
 };

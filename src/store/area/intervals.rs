@@ -8,8 +8,23 @@ use crate::model::interval::{Channel, DayKey, IntervalBatch, IntervalBatchConten
 use crate::model::{BatchId, ReadStatus};
 use crate::store::Result;
 
+/// One meter and channel's days with `from <= date < to`, for [`IntervalQueries::day_windows`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DayWindow<'a> {
+    pub meter_id: &'a str,
+    pub channel: &'a str,
+    pub from: Date,
+    pub to: Date,
+}
+
 pub trait IntervalQueries {
     fn channel(&self, meter_id: &str, channel: &str) -> Result<Option<Channel>>;
+    /// [`IntervalQueries::channel`] for many (meter, channel) pairs, in their order; one
+    /// statement on a server engine.
+    fn channels_by_key(&self, keys: &[(&str, &str)]) -> Result<Vec<Option<Channel>>>;
+    /// The days of each window, in the windows' order, each by date; one statement on a
+    /// server engine (an import reads the history of thousands of meters at once).
+    fn day_windows(&self, windows: &[DayWindow<'_>]) -> Result<Vec<Vec<IntervalDay>>>;
     /// A meter's channels, by name.
     fn channels(&self, meter_id: &str) -> Result<Vec<Channel>>;
     fn interval_day(&self, key: &DayKey) -> Result<Option<IntervalDay>>;
@@ -33,6 +48,8 @@ pub trait IntervalQueries {
 pub trait IntervalWrites: IntervalQueries {
     /// Insert or replace a channel.
     fn put_channel(&mut self, channel: &Channel) -> Result<()>;
+    /// [`IntervalWrites::put_channel`] for many; one statement on a server engine.
+    fn put_channels(&mut self, channels: &[Channel]) -> Result<()>;
     /// Insert or replace days (the status index follows); one statement on a server engine.
     fn put_interval_days(&mut self, days: &[IntervalDay]) -> Result<()>;
     /// Insert or replace an interval batch (its id from `next_batch_id`).

@@ -20,7 +20,7 @@ mod review;
 pub use billing::{BillingQueries, BillingWrites};
 pub use cradles::{CradleQueries, CradleWrites};
 pub use gateways::{GatewayQueries, GatewayWrites};
-pub use intervals::{IntervalQueries, IntervalWrites};
+pub use intervals::{DayWindow, IntervalQueries, IntervalWrites};
 pub use meters::{MeterQueries, MeterWrites};
 pub use quarantine::{QuarantineQueries, QuarantineWrites};
 pub use reads::{HistoryQuery, ReadQueries, ReadWrites};

@@ -18,7 +18,7 @@ use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 use super::{RedbRead, RedbWrite, decode, encode, engine, noted};
 use crate::model::interval::{Channel, DayKey, IntervalBatch, IntervalBatchContents, IntervalDay};
 use crate::model::{BatchId, ReadStatus};
-use crate::store::{IntervalQueries, IntervalWrites, Result, StoreError};
+use crate::store::{DayWindow, IntervalQueries, IntervalWrites, Result, StoreError};
 
 pub(super) const IV_CHANNELS: TableDefinition<'_, (&str, &str), &[u8]> = TableDefinition::new("iv_channels");
 pub(super) const IV_DAYS: TableDefinition<'_, (&str, &str, i32), &[u8]> = TableDefinition::new("iv_days");
@@ -83,6 +83,30 @@ macro_rules! impl_interval_queries {
                     Some(v) => decode("channel", v.value()).map(Some),
                     None => Ok(None),
                 }
+            }
+
+            fn channels_by_key(&self, keys: &[(&str, &str)]) -> Result<Vec<Option<Channel>>> {
+                keys.iter().map(|(m, c)| self.channel(m, c)).collect()
+            }
+
+            fn day_windows(&self, windows: &[DayWindow<'_>]) -> Result<Vec<Vec<IntervalDay>>> {
+                let t = match self.txn.open_table(noted(IV_DAYS)) {
+                    Ok(t) => t,
+                    Err(redb::TableError::TableDoesNotExist(_)) => return Ok(vec![Vec::new(); windows.len()]),
+                    Err(e) => return Err(engine(e)),
+                };
+                let mut out = Vec::with_capacity(windows.len());
+                for w in windows {
+                    let mut days = Vec::new();
+                    if w.from < w.to {
+                        let range = (w.meter_id, w.channel, date_key(w.from))..(w.meter_id, w.channel, date_key(w.to));
+                        for e in t.range(range).map_err(engine)? {
+                            days.push(decode("interval day", e.map_err(engine)?.1.value())?);
+                        }
+                    }
+                    out.push(days);
+                }
+                Ok(out)
             }
 
             fn channels(&self, meter_id: &str) -> Result<Vec<Channel>> {
@@ -207,6 +231,10 @@ impl IntervalWrites for RedbWrite {
             .insert((channel.meter_id.as_str(), channel.channel.as_str()), bytes.as_slice())
             .map_err(engine)?;
         Ok(())
+    }
+
+    fn put_channels(&mut self, channels: &[Channel]) -> Result<()> {
+        channels.iter().try_for_each(|c| self.put_channel(c))
     }
 
     fn put_interval_days(&mut self, days: &[IntervalDay]) -> Result<()> {

@@ -7,6 +7,7 @@ use meterd::model::interval::{
     Quality,
 };
 use meterd::model::{BatchStatus, Quantity, ReadStatus};
+use meterd::store::DayWindow;
 use meterd::store::prelude::*;
 
 use super::*;
@@ -275,4 +276,84 @@ pub fn interval_batches_and_open_batch(e: &dyn Engine) {
     drop(txn);
     let mut txn = s.begin_write().unwrap();
     assert_eq!(txn.lock_open_interval_batch("cis").unwrap(), None);
+}
+
+pub fn bulk_lookups_answer_in_the_order_asked(e: &dyn Engine) {
+    let s = e.store();
+    let mut txn = s.begin_write().unwrap();
+    let ch = |m: &str, c: &str, d: Direction| Channel {
+        meter_id: m.into(),
+        channel: c.into(),
+        unit: "kWh".into(),
+        direction: d,
+    };
+    // The same key twice in one call: the last wins, as one put after another.
+    txn.put_channels(&[
+        ch("m2", "E1", Direction::Delivered),
+        ch("m1", "B1", Direction::Delivered),
+        ch("m1", "B1", Direction::Received),
+    ])
+    .unwrap();
+    let mut days = Vec::new();
+    for d in [1, 2, 3, 9] {
+        days.push(day("m1", "B1", date(2026, 7, d), ReadStatus::Validated));
+        days.push(day("m2", "E1", date(2026, 7, d), ReadStatus::Validated));
+    }
+    txn.put_interval_days(&days).unwrap();
+    txn.commit().unwrap();
+    let txn = s.begin_read().unwrap();
+    let got = txn
+        .channels_by_key(&[("m2", "E1"), ("nope", "E1"), ("m1", "B1")])
+        .unwrap();
+    assert_eq!(got[0].as_ref().map(|c| c.direction), Some(Direction::Delivered));
+    assert_eq!(got[1], None);
+    assert_eq!(got[2].as_ref().map(|c| c.direction), Some(Direction::Received));
+    assert_eq!(txn.channels_by_key(&[]).unwrap(), vec![]);
+    let windows = [
+        DayWindow {
+            meter_id: "m2",
+            channel: "E1",
+            from: date(2026, 7, 2),
+            to: date(2026, 7, 9),
+        },
+        DayWindow {
+            meter_id: "m1",
+            channel: "E1",
+            from: Date::MIN,
+            to: Date::MAX,
+        },
+        DayWindow {
+            meter_id: "m1",
+            channel: "B1",
+            from: Date::MIN,
+            to: Date::MAX,
+        },
+        DayWindow {
+            meter_id: "m2",
+            channel: "E1",
+            from: date(2026, 7, 9),
+            to: date(2026, 7, 2),
+        },
+    ];
+    let got: Vec<Vec<Date>> = txn
+        .day_windows(&windows)
+        .unwrap()
+        .into_iter()
+        .map(|w| w.into_iter().map(|d| d.date).collect())
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            vec![date(2026, 7, 2), date(2026, 7, 3)],
+            vec![],
+            vec![date(2026, 7, 1), date(2026, 7, 2), date(2026, 7, 3), date(2026, 7, 9)],
+            vec![],
+        ],
+        "each window by date, `to` excluded, in the windows' order"
+    );
+    assert_eq!(
+        txn.day_windows(&windows[2..3]).unwrap()[0][0],
+        days[0],
+        "whole days come back"
+    );
 }

@@ -198,6 +198,7 @@ battery! {
         intervals::interval_days_by_meter_are_date_ranges,
         intervals::interval_days_by_status_follow_every_change,
         intervals::interval_batches_and_open_batch,
+        intervals::bulk_lookups_answer_in_the_order_asked,
         cradles::route_assignments_and_loads,
         cradles::watermarks_and_skips,
         review::service_orders_get_fresh_ids_and_are_replaced,

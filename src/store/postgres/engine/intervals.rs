@@ -15,7 +15,7 @@ use crate::model::interval::{
 };
 use crate::model::{BatchId, Quantity, ReadStatus};
 use crate::store::postgres::partitions::{Month, Partitioned};
-use crate::store::{IntervalQueries, IntervalWrites, Result, StoreError};
+use crate::store::{DayWindow, IntervalQueries, IntervalWrites, Result, StoreError};
 
 /// A date bound PostgreSQL takes (its dates start in 4713 BC; stored days are in years 1 to
 /// 9998, so the clamp changes no answer).
@@ -43,18 +43,23 @@ fn method_of(s: &str) -> Result<Method> {
 }
 
 fn day_of(row: &Row) -> Result<IntervalDay> {
-    let minutes: i16 = row.try_get(3).map_err(column)?;
-    let values: Vec<Option<i64>> = row.try_get(4).map_err(column)?;
-    let quality: String = row.try_get(5).map_err(column)?;
-    let methods: Vec<Option<String>> = row.try_get(6).map_err(column)?;
-    let outages: Vec<i16> = row.try_get(7).map_err(column)?;
-    let value_source: Vec<Option<i16>> = row.try_get(11).map_err(column)?;
-    let batch: Option<i64> = row.try_get(14).map_err(column)?;
-    let rev: i64 = row.try_get(15).map_err(column)?;
+    day_at(row, 0)
+}
+
+/// A day from the row's columns starting at `o` (the day's columns in `interval_day`'s order).
+fn day_at(row: &Row, o: usize) -> Result<IntervalDay> {
+    let minutes: i16 = row.try_get(o + 3).map_err(column)?;
+    let values: Vec<Option<i64>> = row.try_get(o + 4).map_err(column)?;
+    let quality: String = row.try_get(o + 5).map_err(column)?;
+    let methods: Vec<Option<String>> = row.try_get(o + 6).map_err(column)?;
+    let outages: Vec<i16> = row.try_get(o + 7).map_err(column)?;
+    let value_source: Vec<Option<i16>> = row.try_get(o + 11).map_err(column)?;
+    let batch: Option<i64> = row.try_get(o + 14).map_err(column)?;
+    let rev: i64 = row.try_get(o + 15).map_err(column)?;
     Ok(IntervalDay {
-        meter_id: row.try_get(0).map_err(column)?,
-        channel: row.try_get(1).map_err(column)?,
-        date: row.try_get(2).map_err(column)?,
+        meter_id: row.try_get(o + 0).map_err(column)?,
+        channel: row.try_get(o + 1).map_err(column)?,
+        date: row.try_get(o + 2).map_err(column)?,
         interval_minutes: u16::try_from(minutes).map_err(|_| corrupt("interval length", minutes.to_string()))?,
         values: values.into_iter().map(|v| v.map(Quantity::from_micros)).collect(),
         quality: quality
@@ -69,9 +74,9 @@ fn day_of(row: &Row) -> Result<IntervalDay> {
             .into_iter()
             .map(|n| u16::try_from(n).map_err(|_| corrupt("outage interval", n.to_string())))
             .collect::<Result<_>>()?,
-        status: status(row.try_get(8).map_err(column)?)?,
-        flags: from_json("interval flags", row.try_get(9).map_err(column)?)?,
-        sources: row.try_get(10).map_err(column)?,
+        status: status(row.try_get(o + 8).map_err(column)?)?,
+        flags: from_json("interval flags", row.try_get(o + 9).map_err(column)?)?,
+        sources: row.try_get(o + 10).map_err(column)?,
         value_source: value_source
             .into_iter()
             .map(|v| {
@@ -79,8 +84,8 @@ fn day_of(row: &Row) -> Result<IntervalDay> {
                     .transpose()
             })
             .collect::<Result<_>>()?,
-        received_at: row.try_get(12).map_err(column)?,
-        updated_at: row.try_get(13).map_err(column)?,
+        received_at: row.try_get(o + 12).map_err(column)?,
+        updated_at: row.try_get(o + 13).map_err(column)?,
         batch: batch.map(id).transpose()?,
         rev: id(rev)?,
     })
@@ -133,6 +138,63 @@ impl IntervalQueries for PgTxn<'_> {
         .as_ref()
         .map(channel_of)
         .transpose()
+    }
+
+    fn channels_by_key(&self, keys: &[(&str, &str)]) -> Result<Vec<Option<Channel>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let meters: Vec<String> = keys.iter().map(|(m, _)| (*m).to_owned()).collect();
+        let channels: Vec<String> = keys.iter().map(|(_, c)| (*c).to_owned()).collect();
+        let rows = self.rows(
+            "reading channels",
+            "SELECT k.i, ch.meter_id, ch.channel, ch.unit, ch.direction \
+             FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS k(m, c, i) \
+             JOIN channels ch ON ch.meter_id = k.m AND ch.channel = k.c",
+            params![meters, channels],
+        )?;
+        let mut out = vec![None; keys.len()];
+        for r in &rows {
+            let i: i64 = r.try_get(0).map_err(column)?;
+            let c = Channel {
+                meter_id: r.try_get(1).map_err(column)?,
+                channel: r.try_get(2).map_err(column)?,
+                unit: r.try_get(3).map_err(column)?,
+                direction: direction_of(&r.try_get::<_, String>(4).map_err(column)?)?,
+            };
+            if let Some(slot) = usize::try_from(i - 1).ok().and_then(|i| out.get_mut(i)) {
+                *slot = Some(c);
+            }
+        }
+        Ok(out)
+    }
+
+    fn day_windows(&self, windows: &[DayWindow<'_>]) -> Result<Vec<Vec<IntervalDay>>> {
+        let mut out = vec![Vec::new(); windows.len()];
+        if windows.is_empty() {
+            return Ok(out);
+        }
+        let meters: Vec<String> = windows.iter().map(|w| w.meter_id.to_owned()).collect();
+        let channels: Vec<String> = windows.iter().map(|w| w.channel.to_owned()).collect();
+        let froms: Vec<Date> = windows.iter().map(|w| bound(w.from)).collect();
+        let tos: Vec<Date> = windows.iter().map(|w| bound(w.to)).collect();
+        let rows = self.rows(
+            "reading interval days",
+            "SELECT w.i, d.meter_id, d.channel, d.date, d.interval_minutes, d.vals, d.quality, d.methods, \
+               d.outages, d.status, d.flags, d.sources, d.value_source, d.received_at, d.updated_at, d.batch_id, d.rev \
+             FROM UNNEST($1::text[], $2::text[], $3::date[], $4::date[]) WITH ORDINALITY AS w(m, c, f, t, i) \
+             JOIN interval_days d ON d.meter_id = w.m AND d.channel = w.c AND d.date >= w.f AND d.date < w.t \
+             ORDER BY w.i, d.date",
+            params![meters, channels, froms, tos],
+        )?;
+        for r in &rows {
+            let i: i64 = r.try_get(0).map_err(column)?;
+            let day = day_at(r, 1)?;
+            if let Some(slot) = usize::try_from(i - 1).ok().and_then(|i| out.get_mut(i)) {
+                slot.push(day);
+            }
+        }
+        Ok(out)
     }
 
     fn channels(&self, meter_id: &str) -> Result<Vec<Channel>> {
@@ -250,17 +312,21 @@ impl IntervalQueries for PgTxn<'_> {
     }
 }
 
+fn direction_of(s: &str) -> Result<Direction> {
+    match s {
+        "delivered" => Ok(Direction::Delivered),
+        "received" => Ok(Direction::Received),
+        other => Err(corrupt("channel direction", other)),
+    }
+}
+
 fn channel_of(row: &Row) -> Result<Channel> {
     let direction: String = row.try_get(3).map_err(column)?;
     Ok(Channel {
         meter_id: row.try_get(0).map_err(column)?,
         channel: row.try_get(1).map_err(column)?,
         unit: row.try_get(2).map_err(column)?,
-        direction: match direction.as_str() {
-            "delivered" => Direction::Delivered,
-            "received" => Direction::Received,
-            other => return Err(corrupt("channel direction", other)),
-        },
+        direction: direction_of(&direction)?,
     })
 }
 
@@ -276,6 +342,32 @@ impl IntervalWrites for PgTxn<'_> {
                 channel.unit.clone(),
                 channel.direction.as_str().to_owned(),
             ],
+        )?;
+        Ok(())
+    }
+
+    fn put_channels(&mut self, channels: &[Channel]) -> Result<()> {
+        if channels.is_empty() {
+            return Ok(());
+        }
+        // One row per key, the last wins (as one put after another); sorted for lock order.
+        let mut last: std::collections::BTreeMap<(&str, &str), &Channel> = Default::default();
+        for c in channels {
+            last.insert((c.meter_id.as_str(), c.channel.as_str()), c);
+        }
+        let (mut m, mut ch, mut u, mut d) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for c in last.into_values() {
+            m.push(c.meter_id.clone());
+            ch.push(c.channel.clone());
+            u.push(c.unit.clone());
+            d.push(c.direction.as_str().to_owned());
+        }
+        self.exec(
+            "storing channels",
+            "INSERT INTO channels (meter_id, channel, unit, direction) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]) \
+             ON CONFLICT (meter_id, channel) DO UPDATE SET unit = EXCLUDED.unit, direction = EXCLUDED.direction",
+            params![m, ch, u, d],
         )?;
         Ok(())
     }
