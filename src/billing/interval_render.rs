@@ -278,18 +278,17 @@ fn cmep(doc: &IntervalBatchDoc, ctx: &RenderContext<'_>) -> Result<Vec<u8>, Rend
     Ok(out.into_bytes())
 }
 
-/// NEM12 quality-method of an interval: meterd's estimates are substitutions with their
-/// method (17 linear, 15 average like day), a clerk's edit a final substitute (`F`), a missing
-/// value `N` (AEMO Metrology Procedure Part B method numbers).
+/// NEM12 quality-method of an interval: an estimate is `E` with its method (17 linear, 15
+/// average like day: AEMO Metrology Procedure Part B method numbers), so that a CIS reading
+/// the file back gets meterd's quality codes unchanged (`E` stays `E`, a sender's `S` stays
+/// `S`); a clerk's edit is a final substitute (`F`), a missing value `N`.
 fn nem12_quality(q: Quality, m: Option<Method>) -> nem12::QualityMethod {
     use nem12::Quality as Q;
     match q {
         Quality::Actual => nem12::QualityMethod::new(Q::Actual, None),
         Quality::Estimated => match m {
-            Some(Method::Source(n)) if n == 0 => nem12::QualityMethod::new(Q::Estimated, None),
-            Some(Method::Source(n)) => nem12::QualityMethod::new(Q::Estimated, Some(n)),
-            Some(m) => nem12::QualityMethod::new(Q::Substituted, Some(m.nem12())),
-            None => nem12::QualityMethod::new(Q::Substituted, None),
+            Some(Method::Source(0)) | None => nem12::QualityMethod::new(Q::Estimated, None),
+            Some(m) => nem12::QualityMethod::new(Q::Estimated, Some(m.nem12())),
         },
         Quality::Substituted => nem12::QualityMethod::new(Q::Substituted, m.map(Method::nem12)),
         Quality::Edited => nem12::QualityMethod::new(Q::Final, m.map(Method::nem12)),

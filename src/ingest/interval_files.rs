@@ -399,7 +399,8 @@ fn read_cmep(file: &str, bytes: &[u8], clock: &DayClock, sink: &mut DaySink<'_>)
             })?;
             let (quality, method) = match v.flag {
                 cmep::interval::IntervalFlag::Estimated => (Quality::Estimated, Some(Method::Source(0))),
-                cmep::interval::IntervalFlag::Adjusted => (Quality::Substituted, None),
+                // CMEP's "adjusted" is a person's change: meterd's edited (F), as it writes them.
+                cmep::interval::IntervalFlag::Adjusted => (Quality::Edited, None),
                 _ => (Quality::Actual, None),
             };
             let day = open.entry(date).or_insert_with(|| IncomingDay {

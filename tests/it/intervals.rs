@@ -14,7 +14,7 @@ use crate::common::{Scratch, meter_line};
 
 /// A NEM12 file: one channel (`E1`, kWh, `minutes`), the given days as (YYYYMMDD, values,
 /// quality-method of the day, 400 records).
-fn nem12(nmi: &str, minutes: u16, days: &[(&str, Vec<String>, &str, Vec<&str>)]) -> String {
+pub(crate) fn nem12(nmi: &str, minutes: u16, days: &[(&str, Vec<String>, &str, Vec<&str>)]) -> String {
     let mut lines = vec![
         "100,NEM12,202611010000,MDP1,RET1".to_owned(),
         format!("200,{nmi},E1,1,E1,N1,SER-{nmi},KWH,{minutes},"),
@@ -27,7 +27,7 @@ fn nem12(nmi: &str, minutes: u16, days: &[(&str, Vec<String>, &str, Vec<&str>)])
     lines.join("\r\n") + "\r\n"
 }
 
-fn flat(n: usize, v: &str) -> Vec<String> {
+pub(crate) fn flat(n: usize, v: &str) -> Vec<String> {
     vec![v.to_owned(); n]
 }
 
@@ -338,7 +338,7 @@ fn intervals_are_validated_estimated_exported_and_billed_once_through_the_daemon
     d.stop();
 }
 
-fn check_green_button(xml: &str, json: &Value) {
+pub(crate) fn check_green_button(xml: &str, json: &Value) {
     let doc = roxmltree::Document::parse(xml).unwrap();
     let espi = "http://naesb.org/espi";
     let atom = "http://www.w3.org/2005/Atom";

@@ -18,6 +18,7 @@ mod fuzz_corpus;
 mod gateway_mqtt;
 mod input_limits;
 mod intervals;
+mod intervals_e2e;
 mod intervals_usage;
 mod meterbus_serial;
 mod ops_config;
