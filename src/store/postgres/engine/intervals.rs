@@ -57,7 +57,7 @@ fn day_at(row: &Row, o: usize) -> Result<IntervalDay> {
     let batch: Option<i64> = row.try_get(o + 14).map_err(column)?;
     let rev: i64 = row.try_get(o + 15).map_err(column)?;
     Ok(IntervalDay {
-        meter_id: row.try_get(o + 0).map_err(column)?,
+        meter_id: row.try_get(o).map_err(column)?,
         channel: row.try_get(o + 1).map_err(column)?,
         date: row.try_get(o + 2).map_err(column)?,
         interval_minutes: u16::try_from(minutes).map_err(|_| corrupt("interval length", minutes.to_string()))?,
