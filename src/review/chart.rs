@@ -26,6 +26,20 @@ const MONTHS: [&str; 12] = [
 
 /// Draw `periods` in `width` × `height` cells: a scale line, bars, a label line, a legend.
 /// The current period is drawn with `▓`, estimates with `░`, others with eighth blocks.
+/// Each bar's height in eighths of a character cell for a chart of `rows` rows whose tallest
+/// bar is `max`: a positive value is at least one eighth, so it never looks like none.
+pub fn eighth_levels(values: impl Iterator<Item = Option<Quantity>>, max: Quantity, rows: usize) -> Vec<i64> {
+    values
+        .map(|v| match v {
+            Some(c) if c.is_positive() && max.is_positive() => c
+                .mul_div(rows as i128 * 8, i128::from(max.micros()))
+                .map_or(0, |v| v.micros())
+                .max(1),
+            _ => 0,
+        })
+        .collect()
+}
+
 pub fn chart(periods: &[Period], unit: &str, width: u16, height: u16) -> Vec<ChartLine> {
     let (width, height) = (usize::from(width), usize::from(height));
     if periods.is_empty() || height < 4 || width < 2 * periods.len() {
@@ -49,16 +63,7 @@ pub fn chart(periods: &[Period], unit: &str, width: u16, height: u16) -> Vec<Cha
         ),
         Cell::Text,
     )]);
-    let levels: Vec<i64> = periods
-        .iter()
-        .map(|p| match p.consumption {
-            Some(c) if c.is_positive() && max.is_positive() => c
-                .mul_div(rows as i128 * 8, i128::from(max.micros()))
-                .map_or(0, |v| v.micros())
-                .max(1),
-            _ => 0,
-        })
-        .collect();
+    let levels = eighth_levels(periods.iter().map(|p| p.consumption), max, rows);
     for r in 0..rows {
         let level = (rows - 1 - r) as i64;
         let mut line: ChartLine = Vec::new();

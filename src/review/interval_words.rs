@@ -531,16 +531,7 @@ pub fn profile_chart(day: &IntervalDay, clock: &DayClock, unit: &str, width: u16
     };
     let max = peak.map_or(Quantity::ZERO, |(m, _)| m);
     let mut out: Vec<ProfileLine> = vec![vec![(title, ProfileCell::Text)]];
-    let levels: Vec<i64> = hours
-        .iter()
-        .map(|h| match h.total {
-            Some(t) if t.is_positive() && max.is_positive() => t
-                .mul_div(rows as i128 * 8, i128::from(max.micros()))
-                .map_or(0, |v| v.micros())
-                .max(1),
-            _ => 0,
-        })
-        .collect();
+    let levels = super::chart::eighth_levels(hours.iter().map(|h| h.total), max, rows);
     for r in 0..rows {
         let level = (rows - 1 - r) as i64;
         let mut line: ProfileLine = Vec::new();

@@ -32,7 +32,15 @@ pub(crate) fn flat(n: usize, v: &str) -> Vec<String> {
 }
 
 fn start(s: &Scratch) -> (Daemon, PathBuf) {
-    let config = s.file("meterd.toml", "[intervals]\ntime_zone = \"America/Los_Angeles\"\n");
+    start_with(s, "")
+}
+
+/// The daemon with `[intervals] time_zone = "America/Los_Angeles"` after `more` configuration.
+pub(crate) fn start_with(s: &Scratch, more: &str) -> (Daemon, PathBuf) {
+    let config = s.file(
+        "meterd.toml",
+        &format!("{more}\n[intervals]\ntime_zone = \"America/Los_Angeles\"\n"),
+    );
     let d = Daemon::start(s, &config);
     d.wait_for("the daemon running", Duration::from_secs(60), |l| {
         l.contains("meterd running")
@@ -270,39 +278,10 @@ fn intervals_are_validated_estimated_exported_and_billed_once_through_the_daemon
         "held days stay out"
     );
 
-    // NEM12 back: every value and quality code as stored.
-    let back = Scratch::new();
-    let bc = back.file("meterd.toml", "[intervals]\ntime_zone = \"America/Los_Angeles\"\n");
-    let f = back.file("back.csv", &exported[0]);
-    ok(&back, &bc, &["intervals", "import", f.to_str().unwrap()]);
-    let reimported = days(&back, &bc, "NMI1");
-    assert_eq!(reimported.len(), 5);
-    for day in &reimported {
-        let orig = json["days"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|d| d["date"] == day["date"])
-            .unwrap();
-        assert_eq!(day["values"], orig["values"], "{}", day["date"]);
-        assert_eq!(day["quality"], orig["quality"], "{}", day["date"]);
-    }
-    // CMEP back: the same values, placed on the same local days (DST days included).
-    let back = Scratch::new();
-    let bc = back.file("meterd.toml", "[intervals]\ntime_zone = \"America/Los_Angeles\"\n");
-    let f = back.file("back.cmep", &exported[1]);
-    ok(&back, &bc, &["intervals", "import", f.to_str().unwrap()]);
-    let reimported = days(&back, &bc, "NMI1");
-    assert_eq!(reimported.len(), 5);
-    for day in &reimported {
-        let orig = json["days"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|d| d["date"] == day["date"])
-            .unwrap();
-        assert_eq!(day["values"], orig["values"], "{}", day["date"]);
-        assert_eq!(day["channel"], "KWH");
+    // NEM12 and CMEP back (CMEP placed on the same local days, DST days included): every
+    // value and quality code as the batch carried it.
+    for (name, text) in [("back.csv", &exported[0]), ("back.cmep", &exported[1])] {
+        reads_back_the_same(name, text, "NMI1", &json);
     }
     // Green Button: the structure, every reading inside its block, values scaled.
     check_green_button(&exported[2], &json);
@@ -336,6 +315,25 @@ fn intervals_are_validated_estimated_exported_and_billed_once_through_the_daemon
         .collect();
     assert_eq!(exported_days.len(), 5);
     d.stop();
+}
+
+/// Imports an exported file into a fresh store and checks that every day of the batch `json`
+/// comes back with the same values and quality codes.
+pub(crate) fn reads_back_the_same(name: &str, text: &str, meter: &str, json: &Value) {
+    let back = Scratch::new();
+    let bc = back.file("meterd.toml", "[intervals]\ntime_zone = \"America/Los_Angeles\"\n");
+    let f = back.file(name, text);
+    ok(&back, &bc, &["intervals", "import", f.to_str().unwrap()]);
+    let reimported = days(&back, &bc, meter);
+    let batch = json["days"].as_array().unwrap();
+    assert_eq!(reimported.len(), batch.len(), "{name}");
+    for (day, orig) in reimported.iter().zip(batch) {
+        assert_eq!(
+            (&day["date"], &day["values"], &day["quality"]),
+            (&orig["date"], &orig["values"], &orig["quality"]),
+            "{name}"
+        );
+    }
 }
 
 pub(crate) fn check_green_button(xml: &str, json: &Value) {

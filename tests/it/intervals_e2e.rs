@@ -3,28 +3,18 @@
 //! (tmux, 80×24), the batch exported as NEM12 and Green Button (both parsed back), acked, and
 //! nothing exported again.
 
-use std::time::Duration;
-
 use serde_json::Value;
 
-use crate::common::daemon::Daemon;
 use crate::common::tmux::Tmux;
 use crate::common::{Scratch, meter_line};
-use crate::intervals::{check_green_button, flat, nem12};
+use crate::intervals::{check_green_button, flat, nem12, reads_back_the_same, start_with};
 
 #[test]
 fn import_review_in_the_screen_export_ack_and_nothing_again() {
     let s = Scratch::new();
     s.import_meters([meter_line("AMI-7", "electric", 8, "active")]);
-    let config = s.file(
-        "meterd.toml",
-        "[daemon]\nstop_deadline_secs = 10\n\n[intervals]\ntime_zone = \"America/Los_Angeles\"\n",
-    );
+    let (d, config) = start_with(&s, "[daemon]\nstop_deadline_secs = 10\n");
     let cfg = config.to_str().unwrap();
-    let d = Daemon::start(&s, &config);
-    d.wait_for("the daemon running", Duration::from_secs(60), |l| {
-        l.contains("meterd running")
-    });
 
     // Four like Tuesdays, then one with a one-hour gap (intervals 33–36) and a spike at 18:00.
     let mut spiky = flat(96, "0.25");
@@ -111,60 +101,10 @@ fn import_review_in_the_screen_export_ack_and_nothing_again() {
     assert!(nem_text.contains("300,20261103,"), "{nem_text}");
     assert!(nem_text.contains("400,33,36,E17"), "{nem_text}");
     check_green_button(&std::fs::read_to_string(&gb).unwrap(), &json);
-    // NEM12 back into a fresh store: the same values and quality codes.
-    let back = Scratch::new();
-    let bc = back.file("meterd.toml", "[intervals]\ntime_zone = \"America/Los_Angeles\"\n");
-    let f = back.file("back.csv", &nem_text);
-    back.ok(&[
-        "--config",
-        bc.to_str().unwrap(),
-        "intervals",
-        "import",
-        f.to_str().unwrap(),
-    ]);
-    let again = back.json(&[
-        "--config",
-        bc.to_str().unwrap(),
-        "intervals",
-        "list",
-        "--meter",
-        "AMI-7",
-        "--json",
-    ]);
-    for (a, b) in again.as_array().unwrap().iter().zip(json["days"].as_array().unwrap()) {
-        assert_eq!(
-            (&a["date"], &a["values"], &a["quality"]),
-            (&b["date"], &b["values"], &b["quality"])
-        );
-    }
-
-    // CMEP back: the same values and quality codes (E estimated, A actual), on the same days.
-    let back = Scratch::new();
-    let bc = back.file("meterd.toml", "[intervals]\ntime_zone = \"America/Los_Angeles\"\n");
-    let f = back.file("back.cmep", &std::fs::read_to_string(&cm).unwrap());
-    back.ok(&[
-        "--config",
-        bc.to_str().unwrap(),
-        "intervals",
-        "import",
-        f.to_str().unwrap(),
-    ]);
-    let again = back.json(&[
-        "--config",
-        bc.to_str().unwrap(),
-        "intervals",
-        "list",
-        "--meter",
-        "AMI-7",
-        "--json",
-    ]);
-    assert_eq!(again.as_array().unwrap().len(), 5);
-    for (a, b) in again.as_array().unwrap().iter().zip(json["days"].as_array().unwrap()) {
-        assert_eq!(
-            (&a["date"], &a["values"], &a["quality"]),
-            (&b["date"], &b["values"], &b["quality"])
-        );
-    }
+    // NEM12 and CMEP back into a fresh store: the same values and quality codes (E estimated
+    // stays E; CMEP's A is meterd's edited).
+    reads_back_the_same("back.csv", &nem_text, "AMI-7", &json);
+    reads_back_the_same("back.cmep", &std::fs::read_to_string(&cm).unwrap(), "AMI-7", &json);
 
     let id = json["id"].as_u64().unwrap().to_string();
     let said = s.ok(&["--config", cfg, "batches", "ack", &id]);

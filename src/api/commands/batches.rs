@@ -249,42 +249,50 @@ pub fn run(ctx: &Ctx<'_>, cmd: BatchesCmd) -> anyhow::Result<()> {
                 }
             });
             let txn = store.begin_read()?;
-            let intervals: Vec<ListView> = txn
-                .interval_batches()?
-                .into_iter()
-                .filter(|b| status.is_none_or(|s| b.status == s))
-                .map(|b| ListView {
-                    id: b.id,
-                    kind: "intervals",
-                    client: b.client,
-                    status: if b.status == crate::model::BatchStatus::Open {
-                        "open"
-                    } else {
-                        "acked"
-                    },
-                    created_at: b.created_at.to_string(),
-                    acked_at: b.acked_at.map(|t| t.to_string()),
-                    reads: b.days.len(),
-                })
-                .collect();
+            let view = |kind, id, client, s, created: jiff::Timestamp, acked: Option<jiff::Timestamp>, n| ListView {
+                id,
+                kind,
+                client,
+                status: if s == crate::model::BatchStatus::Open {
+                    "open"
+                } else {
+                    "acked"
+                },
+                created_at: created.to_string(),
+                acked_at: acked.map(|t| t.to_string()),
+                reads: n,
+            };
             let mut list: Vec<ListView> = txn
                 .batches(status)?
                 .into_iter()
-                .map(|b| ListView {
-                    id: b.id,
-                    kind: "reads",
-                    client: b.client,
-                    status: if b.status == crate::model::BatchStatus::Open {
-                        "open"
-                    } else {
-                        "acked"
-                    },
-                    created_at: b.created_at.to_string(),
-                    acked_at: b.acked_at.map(|t| t.to_string()),
-                    reads: b.read_ids.len(),
+                .map(|b| {
+                    view(
+                        "reads",
+                        b.id,
+                        b.client,
+                        b.status,
+                        b.created_at,
+                        b.acked_at,
+                        b.read_ids.len(),
+                    )
                 })
                 .collect();
-            list.extend(intervals);
+            list.extend(
+                txn.interval_batches()?
+                    .into_iter()
+                    .filter(|b| status.is_none_or(|s| b.status == s))
+                    .map(|b| {
+                        view(
+                            "intervals",
+                            b.id,
+                            b.client,
+                            b.status,
+                            b.created_at,
+                            b.acked_at,
+                            b.days.len(),
+                        )
+                    }),
+            );
             list.sort_by_key(|b| b.id);
             if json {
                 return print_json(ctx, &list);

@@ -316,18 +316,26 @@ fn interval_rendered(state: &ApiState, doc: &IntervalBatchDoc, format: Option<&s
             IntervalExport::NAMES
         ))
     })?;
-    let body =
-        crate::billing::interval_render::render(doc, format, &state.intervals.render_context()).map_err(|e| {
-            ApiError {
-                status: StatusCode::UNPROCESSABLE_ENTITY,
-                message: e.to_string(),
-            }
-        })?;
+    let body = crate::billing::interval_render::render(doc, format, &state.intervals.render_context())
+        .map_err(|e| unrenderable(&e))?;
+    Ok(batch_response(body, format.content_type(), doc.batch.id))
+}
+
+/// A batch the format cannot carry (a value too long for a fixed-width field, ...).
+fn unrenderable(e: &dyn std::fmt::Display) -> ApiError {
+    ApiError {
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        message: e.to_string(),
+    }
+}
+
+/// A rendered batch with its content type and `X-Batch-Id`.
+fn batch_response(body: Vec<u8>, content_type: &'static str, id: u64) -> Response {
     let mut resp = (StatusCode::OK, body).into_response();
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
-    h.insert("x-batch-id", HeaderValue::from(doc.batch.id));
-    Ok(resp)
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert("x-batch-id", HeaderValue::from(id));
+    resp
 }
 
 fn is_intervals(kind: Option<&str>) -> Result<bool, ApiError> {
@@ -339,15 +347,8 @@ fn is_intervals(kind: Option<&str>) -> Result<bool, ApiError> {
 }
 
 fn rendered(doc: &super::BatchDoc, format: &Format) -> Result<Response, ApiError> {
-    let body = render::render(doc, format).map_err(|e| ApiError {
-        status: StatusCode::UNPROCESSABLE_ENTITY,
-        message: e.to_string(),
-    })?;
-    let mut resp = (StatusCode::OK, body).into_response();
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
-    h.insert("x-batch-id", HeaderValue::from(doc.batch.id));
-    Ok(resp)
+    let body = render::render(doc, format).map_err(|e| unrenderable(&e))?;
+    Ok(batch_response(body, format.content_type(), doc.batch.id))
 }
 
 async fn next_batch(
