@@ -144,6 +144,10 @@ pub struct DayDetail {
     pub like_day_note: Option<String>,
     /// The clerks' entries about this day, oldest first.
     pub audit: Vec<AuditEntry>,
+    /// The meter's usage as `report usage` shows it to a customer (35 days' totals, the day's
+    /// profile, the flags in plain words), for the review screen's `U`.
+    #[serde(default)]
+    pub usage: Vec<String>,
 }
 
 pub fn day_detail(store: &dyn Store, config: &IntervalConfig, key: &DayKey) -> Result<DayDetail, ReviewError> {
@@ -157,9 +161,22 @@ pub fn day_detail(store: &dyn Store, config: &IntervalConfig, key: &DayKey) -> R
         Ok(v) => (v, None),
         Err(why) => (Vec::new(), Some(why)),
     };
+    let meter = txn.meter(&key.meter_id)?;
+    let usage = match &meter {
+        Some(m) => {
+            let mut report = super::usage::account_usage(store, &inputs.clock, &m.account, key.date)?;
+            report.meters.retain(|u| u.meter_id == key.meter_id);
+            super::usage::usage_lines(&report, &inputs.clock, USAGE_WIDTH, USAGE_HEIGHT)
+        }
+        None => vec![format!(
+            "meter {} is not in the meter list: no account to report on",
+            key.meter_id
+        )],
+    };
     Ok(DayDetail {
         audit: day_audit(txn.as_ref(), key)?,
-        meter: txn.meter(&key.meter_id)?,
+        meter,
+        usage,
         unit: channel.as_ref().map(|c| c.unit.clone()).unwrap_or_default(),
         direction: channel.map_or(Direction::Delivered, |c| c.direction),
         day,
@@ -167,6 +184,10 @@ pub fn day_detail(store: &dyn Store, config: &IntervalConfig, key: &DayKey) -> R
         like_day_note,
     })
 }
+
+/// The usage view's size in the review screen's overlay.
+const USAGE_WIDTH: u16 = 74;
+const USAGE_HEIGHT: u16 = 8;
 
 /// The audit entries about day `key`, oldest first (found through the meter's entries).
 fn day_audit(txn: &dyn ReadTxn, key: &DayKey) -> Result<Vec<AuditEntry>> {

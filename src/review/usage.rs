@@ -6,7 +6,7 @@ use jiff::Span;
 use jiff::civil::Date;
 use serde::Serialize;
 
-use super::interval_words::{HourBar, Words, flag_sentence, hourly};
+use super::interval_words::{HourBar, Words, flag_sentence, hourly, long_date, profile_text, with_unit, wrap};
 use crate::model::interval::{DayClock, Direction, IntervalDay, IntervalFlag};
 use crate::model::{Quantity, Service};
 use crate::store::{Result, Store};
@@ -178,4 +178,67 @@ pub fn account_usage(store: &dyn Store, clock: &DayClock, account: &str, day: Da
         ),
         meters,
     })
+}
+
+/// The usage report as text lines of at most `width` columns (what `report usage` prints and
+/// the review screen shows for the meter under review); the day's profile `height` lines.
+pub fn usage_lines(r: &UsageReport, clock: &DayClock, width: u16, height: u16) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for m in &r.meters {
+        out.push(format!(
+            "Account {} · meter {} · {} · {}",
+            r.account, m.meter_id, m.service, m.address
+        ));
+        if m.channels.is_empty() {
+            out.push("no interval data".to_owned());
+            out.push(String::new());
+            continue;
+        }
+        for c in &m.channels {
+            out.push(format!(
+                "Channel {} ({}, {}): daily totals {} to {} ({})",
+                c.channel,
+                if c.unit.is_empty() { "unit unknown" } else { &c.unit },
+                c.direction.as_str(),
+                long_date(r.from),
+                long_date(r.day),
+                r.time_zone
+            ));
+            out.push(format!("{:<10}  {:>14}  {:<10}  flags", "date", "total", "status"));
+            for d in &c.days {
+                let flags: Vec<&str> = d.flags.iter().map(|f| f.flag.rule.as_str()).collect();
+                let line = format!(
+                    "{:<10}  {:>14}  {:<10}  {}",
+                    d.date.to_string(),
+                    d.total.map_or_else(|| "-".to_owned(), |t| with_unit(t, &c.unit)),
+                    d.status,
+                    flags.join(" ")
+                );
+                out.push(line.trim_end().to_owned());
+            }
+            out.push(String::new());
+            match &c.profile_day {
+                Some(day) => {
+                    out.extend(profile_text(day, clock, &c.unit, width, height));
+                }
+                None => out.push(format!("no data on {}", long_date(r.day))),
+            }
+            out.push(String::new());
+            let sentences: Vec<&str> = c
+                .days
+                .iter()
+                .flat_map(|d| d.flags.iter().map(|f| f.sentence.as_str()))
+                .collect();
+            if sentences.is_empty() {
+                out.push("No flags on these days.".to_owned());
+            } else {
+                out.push("What the flags say:".to_owned());
+                for s in sentences {
+                    out.extend(wrap(&format!("- {s}"), usize::from(width), "  "));
+                }
+            }
+            out.push(String::new());
+        }
+    }
+    out
 }

@@ -57,6 +57,19 @@ fn import_review_in_the_screen_export_ack_and_nothing_again() {
     for part in ["Day E1 2026-11-03 · flagged", "interval_spike", "▓", "░"] {
         assert!(screen.contains(part), "{part} in\n{screen}");
     }
+    // The customer's view of the meter under review: daily totals, the day's profile, the
+    // flags in plain words; any key but a scroll key closes it.
+    tmux.keys(&["U"]);
+    // A screen is drawn in one write, but tmux may be read in the middle of it: wait for
+    // the last thing asserted, then look at the rest.
+    let usage = tmux.wait_for("2026-10-06          24 kWh  validated");
+    for part in ["Usage ·", "meter AMI-7", "daily totals"] {
+        assert!(usage.contains(part), "{part} in\n{usage}");
+    }
+    tmux.keys(&["PageDown", "PageDown", "PageDown", "PageDown"]);
+    tmux.wait_for("a spike on 3 Nov");
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("e edit intervals");
     tmux.keys(&["a"]);
     tmux.wait_for("accept (flagged → accepted)");
     tmux.quit();

@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 use super::Ctx;
 use super::output::print_json;
 use crate::review::chart::chart_text;
-use crate::review::interval_words::{long_date, profile_text, with_unit, wrap};
 use crate::review::reports::{self, Cycle};
 use crate::review::usage::{self, UsageReport};
 
@@ -357,70 +356,8 @@ const PROFILE_WIDTH: u16 = 80;
 const PROFILE_HEIGHT: u16 = 12;
 
 fn print_usage(ctx: &Ctx<'_>, clock: &crate::model::interval::DayClock, r: &UsageReport) -> anyhow::Result<()> {
-    for m in &r.meters {
-        say!(
-            ctx,
-            "Account {} · meter {} · {} · {}",
-            r.account,
-            m.meter_id,
-            m.service,
-            m.address
-        );
-        if m.channels.is_empty() {
-            say!(ctx, "no interval data");
-            say!(ctx);
-            continue;
-        }
-        for c in &m.channels {
-            say!(
-                ctx,
-                "Channel {} ({}, {}): daily totals {} to {} ({})",
-                c.channel,
-                if c.unit.is_empty() { "unit unknown" } else { &c.unit },
-                c.direction.as_str(),
-                long_date(r.from),
-                long_date(r.day),
-                r.time_zone
-            );
-            say!(ctx, "{:<10}  {:>14}  {:<10}  flags", "date", "total", "status");
-            for d in &c.days {
-                let flags: Vec<&str> = d.flags.iter().map(|f| f.flag.rule.as_str()).collect();
-                let line = format!(
-                    "{:<10}  {:>14}  {:<10}  {}",
-                    d.date.to_string(),
-                    d.total.map_or_else(|| "-".to_owned(), |t| with_unit(t, &c.unit)),
-                    d.status,
-                    flags.join(" ")
-                );
-                say!(ctx, "{}", line.trim_end());
-            }
-            say!(ctx);
-            match &c.profile_day {
-                Some(day) => {
-                    for line in profile_text(day, clock, &c.unit, PROFILE_WIDTH, PROFILE_HEIGHT) {
-                        say!(ctx, "{line}");
-                    }
-                }
-                None => say!(ctx, "no data on {}", long_date(r.day)),
-            }
-            say!(ctx);
-            let sentences: Vec<&str> = c
-                .days
-                .iter()
-                .flat_map(|d| d.flags.iter().map(|f| f.sentence.as_str()))
-                .collect();
-            if sentences.is_empty() {
-                say!(ctx, "No flags on these days.");
-            } else {
-                say!(ctx, "What the flags say:");
-                for s in sentences {
-                    for line in wrap(&format!("- {s}"), usize::from(PROFILE_WIDTH), "  ") {
-                        say!(ctx, "{line}");
-                    }
-                }
-            }
-            say!(ctx);
-        }
+    for line in usage::usage_lines(r, clock, PROFILE_WIDTH, PROFILE_HEIGHT) {
+        say!(ctx, "{line}");
     }
     Ok(())
 }

@@ -121,6 +121,8 @@ pub struct App {
     pub can_undo: bool,
     pub dialog: Option<Dialog>,
     pub help: bool,
+    /// The usage view of the day's meter (`U`), scrolled by this many lines.
+    pub usage: Option<u16>,
     /// The last message (action done, refusal) and whether it is an error.
     pub message: Option<(String, bool)>,
     /// Why there is no queue to show (the daemon cannot be reached or refused the user, the
@@ -146,6 +148,7 @@ impl App {
             can_undo: false,
             dialog: None,
             help: false,
+            usage: None,
             message: None,
             unavailable: None,
             today,
@@ -360,6 +363,17 @@ impl App {
             self.help = false;
             return;
         }
+        if let Some(top) = self.usage {
+            // ↑↓ PgUp PgDn scroll the usage view; any other key closes it.
+            self.usage = match key.code {
+                KeyCode::Down | KeyCode::Char('j') => Some(top.saturating_add(1)),
+                KeyCode::Up | KeyCode::Char('k') => Some(top.saturating_sub(1)),
+                KeyCode::PageDown => Some(top.saturating_add(10)),
+                KeyCode::PageUp => Some(top.saturating_sub(10)),
+                _ => None,
+            };
+            return;
+        }
         if self.unavailable.is_some() {
             match key.code {
                 KeyCode::Char('q') => self.quit = true,
@@ -374,6 +388,7 @@ impl App {
         match key.code {
             KeyCode::Char('q') => self.quit = true,
             KeyCode::Char('?') | KeyCode::F(1) => self.help = true,
+            KeyCode::Char('U') if self.day.is_some() => self.usage = Some(0),
             KeyCode::Down | KeyCode::Char('j') => {
                 let next = if self.pinned { at } else { at + 1 };
                 self.move_to(backend, next)

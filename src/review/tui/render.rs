@@ -16,7 +16,7 @@ use crate::review::{ApprovalItem, DayDetail, ReadDetail, day_severity, severity}
 pub const HELP_LINE: &str = "↑↓ move a accept e edit s estimate r reject n note u undo f filter ? help q quit";
 
 /// The keys on an interval day (fits 80 columns).
-pub const DAY_HELP_LINE: &str = "↑↓ move a accept e edit intervals s estimate again r reject ? help q quit";
+pub const DAY_HELP_LINE: &str = "↑↓ move a accept e edit intervals s estimate r reject U usage ? help q quit";
 
 /// The keys of the approvals queue.
 pub const APPROVALS_HELP_LINE: &str = "↑↓ move a approve d decline n note p held queue g reload ? help q quit";
@@ -29,7 +29,7 @@ const KEYS: &[(&str, &str)] = &[
     ("r", "reject and create a re-read service order"),
     ("n", "add a note"),
     ("u", "undo your last change, while still on the read"),
-    ("on a day", "a accept, e edit intervals, s estimate again, r reject"),
+    ("on a day", "a accept, e edit intervals, s estimate, r reject, U usage"),
     ("f", "filter by route, rule, service (empty = all)"),
     ("g", "reload the queue"),
     ("p", "approvals queue (supervisors): a approve, d decline; p back"),
@@ -108,6 +108,9 @@ impl App {
         }
         if self.help {
             render_help(frame, area);
+        }
+        if let (Some(top), Some(day)) = (self.usage, &self.day) {
+            render_usage(frame, area, &day.usage, top);
         }
     }
 
@@ -699,6 +702,25 @@ fn wrapped_rows(text: &str, width: usize) -> usize {
         }
     }
     rows
+}
+
+/// The customer's view of the day's meter over the screen: what `report usage` prints.
+fn render_usage(frame: &mut Frame<'_>, area: Rect, lines: &[String], top: u16) {
+    let rect = centered(
+        area,
+        area.width.saturating_sub(2).min(78),
+        area.height.saturating_sub(2),
+    );
+    let shown: Vec<Line<'_>> = lines.iter().map(|l| Line::raw(l.as_str())).collect();
+    frame.render_widget(Clear, rect);
+    frame.render_widget(
+        Paragraph::new(shown).scroll((top, 0)).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(" Usage · ↑↓ PgUp PgDn scroll · any other key closes "),
+        ),
+        rect,
+    );
 }
 
 fn render_help(frame: &mut Frame<'_>, area: Rect) {
