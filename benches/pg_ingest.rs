@@ -12,8 +12,6 @@
 //!
 //! Run: `cargo bench --bench pg_ingest` (prints the figures; `cargo test --benches` skips it).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use jiff::Timestamp;

@@ -9,7 +9,7 @@ use std::process::Command;
 /// A private PostgreSQL server for the bench.
 pub struct Cluster {
     bin: PathBuf,
-    dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
     port: u16,
 }
 
