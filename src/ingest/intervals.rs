@@ -17,7 +17,7 @@ use crate::model::interval::{Channel, DayClock, DayKey, IntervalDay, Method, Qua
 use crate::model::{Quantity, ReadStatus, to_store_precision};
 use crate::store::Result;
 use crate::store::prelude::*;
-use crate::vee::interval::{DayContext, DuplicateValue, IntervalConfig, RegisterPoint, validate_day};
+use crate::vee::interval::{DayContext, DuplicateValue, IntervalConfig, IntervalRules, RegisterPoint, validate_day};
 
 /// The values one source has for one meter-channel-day.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -342,4 +342,24 @@ pub fn place_by_time(
     let mut out: Vec<IncomingDay> = days.into_values().collect();
     out.sort_by_key(|d| d.date);
     Ok(out)
+}
+
+/// `config` without the sum check, for sources whose intervals come from the very register
+/// the check compares them with, read at times off the days' grid: IDM (the register's time
+/// is the end of the meter's own interval) and register differences (DSMR hourly gas, M-Bus
+/// history, [`crate::ingest::meterbus::history`]), whose reads are stamped a few seconds past
+/// the boundary. Every span between two such reads cuts an interval at each end, so the check
+/// would flag correct data. (A tolerance no difference can exceed; see `sum_check` in
+/// `vee::interval`.)
+pub fn without_sum_check(config: &IntervalConfig) -> IntervalConfig {
+    let off = |r: &IntervalRules| IntervalRules {
+        sum_tolerance_percent: Quantity::from_units(1_000_000_000).unwrap_or(Quantity::from_micros(i64::MAX)),
+        ..r.clone()
+    };
+    IntervalConfig {
+        water: off(&config.water),
+        gas: off(&config.gas),
+        electric: off(&config.electric),
+        ..config.clone()
+    }
 }

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::config::MqttConfig;
 use super::message::{Frame, Unit, endpoint_key};
-use crate::ingest::intervals::{IncomingDay, IncomingValue, IntervalReport};
+use crate::ingest::intervals::{IncomingDay, IncomingValue, IntervalReport, without_sum_check};
 use crate::ingest::{AcceptReport, accept_in};
 use crate::model::interval::{Channel, DayClock, Direction, Quality};
 use crate::model::{
@@ -28,7 +28,7 @@ use crate::model::{
 use crate::store::rules::INTERVAL_WINDOW;
 use crate::store::{Result, Rules, Store, WriteTxn};
 use crate::vee::VeeConfig;
-use crate::vee::interval::{IntervalConfig, IntervalRules};
+use crate::vee::interval::IntervalConfig;
 
 /// The interval channel of an ERT endpoint's IDM/NetIDM differential intervals.
 pub const IDM_CHANNEL: &str = "idm";
@@ -269,6 +269,10 @@ pub fn apply(
     let days: Vec<IncomingDay> = idm.into_values().collect();
     if !days.is_empty() {
         out.interval_days =
+            // Without the sum check: an IDM register read's time is the end of the meter's own
+            // interval ([`read_of`]), off the 5-minute grid the days use, so every span between
+            // two such reads cuts an interval at each end and the check would flag correct data;
+            // the register and the differentials come from the same counter in the same packet.
             crate::ingest::intervals::accept_in(txn, &without_sum_check(intervals), &clock, &days, now)?;
     }
 
@@ -444,25 +448,6 @@ fn round_to(at: Timestamp, step: SignedDuration) -> Option<Timestamp> {
         floor
     };
     Timestamp::from_nanosecond(rounded).ok()
-}
-
-/// The interval rules for IDM days, without the sum check: an IDM register read's time is
-/// the end of the meter's own interval ([`read_of`]), off the 5-minute grid the days use, so
-/// every span between two such reads cuts an interval at each end and the check would flag
-/// correct data; the register and the differentials come from the same counter in the same
-/// packet anyway. (A tolerance no difference can exceed; see `sum_check` in
-/// `vee::interval`.)
-fn without_sum_check(config: &IntervalConfig) -> IntervalConfig {
-    let off = |r: &IntervalRules| IntervalRules {
-        sum_tolerance_percent: Quantity::from_units(1_000_000_000).unwrap_or(Quantity::from_micros(i64::MAX)),
-        ..r.clone()
-    };
-    IntervalConfig {
-        water: off(&config.water),
-        gas: off(&config.gas),
-        electric: off(&config.electric),
-        ..config.clone()
-    }
 }
 
 /// The endpoint's tamper counters (SCM: physical and encoder; SCM+: the tamper word).
