@@ -286,7 +286,7 @@ fn nem12_quality(q: Quality, m: Option<Method>) -> nem12::QualityMethod {
     match q {
         Quality::Actual => nem12::QualityMethod::new(Q::Actual, None),
         Quality::Estimated => match m {
-            Some(Method::Source(n)) if n == 0 => nem12::QualityMethod::new(Q::Estimated, None),
+            Some(Method::Source(0)) => nem12::QualityMethod::new(Q::Estimated, None),
             Some(Method::Source(n)) => nem12::QualityMethod::new(Q::Estimated, Some(n)),
             Some(m) => nem12::QualityMethod::new(Q::Substituted, Some(m.nem12())),
             None => nem12::QualityMethod::new(Q::Substituted, None),

@@ -415,7 +415,7 @@ fn a_day_still_going_on_waits_without_being_held() {
     let mut values = flat(n, "0");
     values[0] = "1.5".into();
     let date = today.strftime("%Y%m%d").to_string();
-    let events = vec!["400,1,1,A,,".to_owned(), format!("400,2,{n},N,,")];
+    let events = ["400,1,1,A,,".to_owned(), format!("400,2,{n},N,,")];
     let events: Vec<&str> = events.iter().map(String::as_str).collect();
     let f = s.file(
         "today.csv",
