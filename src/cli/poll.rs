@@ -78,6 +78,7 @@ pub(super) fn ingest(env: &Env) -> anyhow::Result<MeterbusIngest> {
     Ok(MeterbusIngest {
         store,
         vee: env.config.vee.clone(),
+        intervals: env.config.intervals.clone(),
         meters: Arc::new(env.config.meterbus.meters.clone()),
     })
 }

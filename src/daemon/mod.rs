@@ -154,7 +154,10 @@ pub fn components(config: &Config) -> Vec<ComponentSpec> {
             move |shared, token| {
                 let store: Arc<dyn Store> = shared.store.clone();
                 let vee = shared.config.vee.clone();
-                Box::pin(crate::ingest::meterbus::daemon::run(store, vee, section, token))
+                let intervals = shared.config.intervals.clone();
+                Box::pin(crate::ingest::meterbus::daemon::run(
+                    store, vee, intervals, section, token,
+                ))
             },
         ));
     }

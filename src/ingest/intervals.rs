@@ -469,3 +469,23 @@ pub fn place_by_time(
     out.sort_by_key(|d| d.date);
     Ok(out)
 }
+
+/// `config` without the sum check, for sources whose intervals come from the very register
+/// the check compares them with, read at times off the days' grid: IDM (the register's time
+/// is the end of the meter's own interval) and register differences (DSMR hourly gas, M-Bus
+/// history, [`crate::ingest::meterbus::history`]), whose reads are stamped a few seconds past
+/// the boundary. Every span between two such reads cuts an interval at each end, so the check
+/// would flag correct data. (A tolerance no difference can exceed; see `sum_check` in
+/// `vee::interval`.)
+pub fn without_sum_check(config: &IntervalConfig) -> IntervalConfig {
+    let off = |r: &IntervalRules| IntervalRules {
+        sum_tolerance_percent: Quantity::from_units(1_000_000_000).unwrap_or(Quantity::from_micros(i64::MAX)),
+        ..r.clone()
+    };
+    IntervalConfig {
+        water: off(&config.water),
+        gas: off(&config.gas),
+        electric: off(&config.electric),
+        ..config.clone()
+    }
+}

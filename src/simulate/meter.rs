@@ -217,6 +217,32 @@ pub struct DsmrOptions {
     pub garbage: bool,
     /// Stop after this many telegrams (0 = run until stopped).
     pub count: u64,
+    /// A gas meter on the meter's M-Bus (DSMR 4/5 only).
+    pub gas: Option<DsmrGas>,
+}
+
+/// The gas meter behind a simulated DSMR meter: its register and capture time move by a step
+/// per telegram, so a test sees hours pass in milliseconds.
+#[derive(Debug, Clone)]
+pub struct DsmrGas {
+    /// Equipment id (data set `0-1:96.1.0`).
+    pub equipment_id: String,
+    /// The register in litres at the first telegram.
+    pub litres: u64,
+    /// Litres added per telegram.
+    pub step_litres: u64,
+    /// Capture time of the first telegram's value.
+    pub first_capture: Timestamp,
+    /// Capture time added per telegram (an hour for a DSMR 4 gas meter).
+    pub capture_step: jiff::SignedDuration,
+}
+
+/// `at` as a DSMR timestamp in Dutch time: `YYMMDDhhmmss` and `W` (UTC+1) or `S` (UTC+2).
+fn dsmr_time(at: Timestamp) -> String {
+    let tz = jiff::tz::TimeZone::get("Europe/Amsterdam").unwrap_or(jiff::tz::TimeZone::fixed(jiff::tz::offset(1)));
+    let z = at.to_zoned(tz);
+    let summer = z.offset().seconds() >= 7200;
+    format!("{}{}", z.strftime("%y%m%d%H%M%S"), if summer { 'S' } else { 'W' })
 }
 
 /// One telegram; the register `1-0:1.8.1` grows by 10 Wh per telegram.
@@ -239,7 +265,24 @@ pub fn dsmr_telegram(opts: &DsmrOptions, n: u64) -> Vec<u8> {
     ));
     let wh = 123_456_000 + n * 10;
     t.push_str(&format!("1-0:1.8.1({:06}.{:03}*kWh)\r\n", wh / 1000, wh % 1000));
-    t.push_str("1-0:1.8.2(000045.678*kWh)\r\n1-0:1.7.0(00.512*kW)\r\n!");
+    t.push_str("1-0:1.8.2(000045.678*kWh)\r\n1-0:1.7.0(00.512*kW)\r\n");
+    if let Some(g) = opts.gas.as_ref().filter(|_| modern) {
+        let k = n.saturating_sub(1);
+        let litres = g.litres.saturating_add(g.step_litres.saturating_mul(k));
+        let captured = i32::try_from(k)
+            .ok()
+            .and_then(|k| g.capture_step.checked_mul(k))
+            .and_then(|d| g.first_capture.checked_add(d).ok())
+            .unwrap_or(g.first_capture);
+        t.push_str(&format!(
+            "0-1:24.1.0(003)\r\n0-1:96.1.0({})\r\n0-1:24.2.1({})({:05}.{:03}*m3)\r\n",
+            hex::encode_upper(g.equipment_id.as_bytes()),
+            dsmr_time(captured),
+            litres / 1000,
+            litres % 1000
+        ));
+    }
+    t.push('!');
     let mut bytes = t.into_bytes();
     if modern {
         let crc = crc::Crc::<u16>::new(&crc::CRC_16_ARC).checksum(&bytes);

@@ -422,6 +422,58 @@ fn p1_listener_reads_dsmr_2_2_at_7e1_without_crc() {
     assert!(first["fields"].get("crc").is_none_or(Value::is_null), "{first}");
 }
 
+/// A DSMR meter with a gas meter on its M-Bus: two telegrams whose gas values were captured an
+/// hour apart (the simulator moves the capture time an hour per telegram) give one hourly
+/// interval of channel `gas_hourly`, the difference, on the local day's 11th hour.
+#[test]
+fn p1_hourly_gas_values_become_an_hourly_interval() {
+    let s = Scratch::new();
+    let config = s.file(
+        "meterd.toml",
+        "[intervals]\ntime_zone = \"Europe/Amsterdam\"\n\n\
+         [[meterbus.meters]]\nmeter_id = \"GASMETER\"\ndsmr_equipment = \"E0012345678901234\"\nregister = \"0-1:24.2.1\"\nunit = \"m3\"\n",
+    );
+    let sim = Sim::start(
+        &s,
+        "p1",
+        &[
+            "--kind",
+            "dsmr",
+            "--every-ms",
+            "150",
+            "--count",
+            "2",
+            "--gas-litres",
+            "1234567",
+            "--gas-step-litres",
+            "250",
+            // 10:00:05 CET, then 11:00:05 CET.
+            "--gas-capture",
+            "2024-01-15T09:00:05Z",
+        ],
+    );
+    let (ok, _, err) = meterd(&s, &config, &["listen", "p1", "--port", sim.port(), "--count", "2"]);
+    assert!(ok, "{err}");
+    drop(sim);
+    let (reads, _) = store_contents(&s);
+    let gas: Vec<_> = reads.iter().filter(|r| r.read.meter_id == "GASMETER").collect();
+    assert_eq!(gas.len(), 2, "{reads:?}");
+    assert_eq!(gas[0].read.read_at.to_string(), "2024-01-15T09:00:05Z");
+    let (ok, out, err) = meterd(&s, &config, &["intervals", "list", "--meter", "GASMETER", "--json"]);
+    assert!(ok, "{err}");
+    let days: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(days.len(), 1, "{out}");
+    let day = &days[0];
+    assert_eq!(
+        (&day["channel"], &day["date"]),
+        (&Value::from("gas_hourly"), &Value::from("2024-01-15"))
+    );
+    assert_eq!(day["values"].as_array().unwrap().len(), 24);
+    let actual: Vec<usize> = (0..24).filter(|&i| day["quality"][i] == "A").collect();
+    assert_eq!(actual, vec![10], "{day}");
+    assert_eq!(day["values"][10], 0.25, "{day}");
+}
+
 /// The daemon's component polls a configured M-Bus segment on its schedule and commits the
 /// reads; shutting down stops it promptly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -92,6 +92,21 @@ pub struct MeterArgs {
     /// DSMR: stop sending after this many telegrams (0 = never).
     #[arg(long, default_value_t = 0)]
     pub count: u64,
+    /// DSMR 4/5: a gas meter's register (`0-1:24.2.1`) in litres at the first telegram.
+    #[arg(long, value_name = "LITRES")]
+    pub gas_litres: Option<u64>,
+    /// DSMR: litres the gas register grows per telegram.
+    #[arg(long, default_value_t = 250)]
+    pub gas_step_litres: u64,
+    /// DSMR: capture time of the first gas value (RFC 3339; default the current whole hour).
+    #[arg(long, value_name = "TIME")]
+    pub gas_capture: Option<jiff::Timestamp>,
+    /// DSMR: minutes the gas capture time advances per telegram (60: each telegram a new hour).
+    #[arg(long, default_value_t = 60)]
+    pub gas_every_minutes: i64,
+    /// DSMR: the gas meter's equipment id (`0-1:96.1.0`).
+    #[arg(long, default_value = "G0012345678901234")]
+    pub gas_equipment_id: String,
 }
 
 pub fn run(env: &Env, args: MeterArgs) -> anyhow::Result<()> {
@@ -150,6 +165,23 @@ async fn simulate(env: &Env, args: MeterArgs) -> anyhow::Result<()> {
                 every: Duration::from_millis(args.every_ms.max(10)),
                 garbage: args.garbage,
                 count: args.count,
+                gas: match args.gas_litres {
+                    None => None,
+                    Some(litres) => Some(meter::DsmrGas {
+                        equipment_id: args.gas_equipment_id,
+                        litres,
+                        step_litres: args.gas_step_litres,
+                        first_capture: match args.gas_capture {
+                            Some(t) => t,
+                            None => jiff::Timestamp::now().round(
+                                jiff::TimestampRound::new()
+                                    .smallest(jiff::Unit::Hour)
+                                    .mode(jiff::RoundMode::Trunc),
+                            )?,
+                        },
+                        capture_step: jiff::SignedDuration::from_mins(args.gas_every_minutes),
+                    }),
+                },
             };
             announce(env, &ready)?;
             meter::run_dsmr(pty, opts, cancel).await

@@ -16,6 +16,7 @@ use super::config::{MbusPort, P1Port, ProbePort};
 use super::{Capture, MeterbusIngest, line, mbus, p1, probe};
 use crate::store::Store;
 use crate::vee::VeeConfig;
+use crate::vee::interval::IntervalConfig;
 
 /// Pause before reopening a port that failed or closed.
 const REOPEN_AFTER: Duration = Duration::from_secs(5);
@@ -25,12 +26,14 @@ const REOPEN_AFTER: Duration = Duration::from_secs(5);
 pub async fn run(
     store: Arc<dyn Store>,
     vee: VeeConfig,
+    intervals: IntervalConfig,
     cfg: MeterbusConfig,
     token: CancellationToken,
 ) -> anyhow::Result<()> {
     let ingest = MeterbusIngest {
         store,
         vee,
+        intervals,
         meters: Arc::new(cfg.meters.clone()),
     };
     let mut tasks = JoinSet::new();

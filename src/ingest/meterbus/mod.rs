@@ -7,10 +7,13 @@
 //! - [`config`]: the `[meterbus]` section (ports, probe profiles, polling, the meter map).
 //! - [`line`]: opening ports with the right settings; the baud switch.
 //! - [`probe`], [`mbus`], [`p1`]: the three drivers.
+//! - [`history`]: interval days from DSMR hourly gas values and M-Bus storage-number history,
+//!   stored in the transaction of the frame's reads.
 //! - [`daemon`]: the daemon component polling and listening on the configured ports.
 
 pub mod config;
 pub mod daemon;
+pub mod history;
 pub mod line;
 pub mod mbus;
 pub mod p1;
@@ -26,10 +29,13 @@ use serde_json::Value;
 
 pub use config::{MeterMap, MeterbusConfig};
 
+use super::intervals::{IntervalReport, without_sum_check};
 use super::pipeline::{AcceptReport, accept_in};
+use crate::model::interval::{Channel, Direction};
 use crate::model::{Origin, OriginKind, Quantity, QuarantineEntry, Read, ReadType, to_store_precision};
 use crate::store::Store;
 use crate::vee::VeeConfig;
+use crate::vee::interval::IntervalConfig;
 
 /// One unit a session brought home: a decoded frame, or bytes that did not decode.
 #[derive(Debug, Clone)]
@@ -66,23 +72,38 @@ pub struct Delivered {
     pub report: AcceptReport,
     pub reads: Vec<Read>,
     pub quarantined: Vec<String>,
+    /// Interval days from DSMR hourly gas values and M-Bus history ([`history`]).
+    pub intervals: IntervalReport,
 }
 
-/// The ingest of meters read over serial lines (probe, M-Bus, P1): turns captures into reads
-/// and quarantine entries and commits them in one transaction; returns only after the commit.
+/// The ingest of meters read over serial lines (probe, M-Bus, P1): turns captures into reads,
+/// interval days and quarantine entries and commits them in one transaction; returns only
+/// after the commit.
 #[derive(Clone)]
 pub struct MeterbusIngest {
     pub store: Arc<dyn Store>,
     pub vee: VeeConfig,
+    /// The local days and interval VEE of the interval days ([`history`]).
+    pub intervals: IntervalConfig,
     pub meters: Arc<Vec<MeterMap>>,
 }
 
+/// One meter's M-Bus storage-number history, waiting for its meter's multiplier.
+struct HistoryJob {
+    channel: Channel,
+    source: String,
+    points: Vec<history::Point>,
+}
+
 impl MeterbusIngest {
-    /// Commits the reads and quarantine entries of `captures` from `port` (blocking: call from
-    /// `spawn_blocking` in async code, or use [`MeterbusIngest::deliver`]).
+    /// Commits the reads, interval days and quarantine entries of `captures` from `port`
+    /// (blocking: call from `spawn_blocking` in async code, or use [`MeterbusIngest::deliver`]).
     pub fn deliver_blocking(&self, port: &str, captures: Vec<Capture>, at: Timestamp) -> anyhow::Result<Delivered> {
         let at = to_store_precision(at);
+        let clock = self.intervals.clock();
         let mut reads = Vec::new();
+        let mut timed = Vec::new();
+        let mut histories = Vec::new();
         let mut quarantine = Vec::new();
         for capture in captures {
             match capture {
@@ -99,8 +120,45 @@ impl MeterbusIngest {
                         address,
                         port,
                     };
-                    match reads_of(&decoded, &device, &self.meters, at, &locator) {
-                        Ok(r) => reads.extend(r),
+                    match mapped_reads_of(&decoded, &device, &self.meters, at, &locator) {
+                        Ok(mapped) => {
+                            for m in mapped {
+                                let source = format!("{} {port} {locator}", protocol.name());
+                                if m.captured {
+                                    timed.push(history::TimedRegister {
+                                        meter_id: m.read.meter_id.clone(),
+                                        unit: m.unit.clone(),
+                                        point: history::Point {
+                                            at: m.read.read_at,
+                                            value: m.read.value,
+                                        },
+                                        source,
+                                    });
+                                } else if matches!(protocol, Protocol::Mbus | Protocol::Wmbus) {
+                                    let points = history::mbus_points(
+                                        &decoded,
+                                        &m.register,
+                                        m.storage,
+                                        m.tariff,
+                                        m.subunit,
+                                        &clock.tz,
+                                    );
+                                    if points.len() >= 2 {
+                                        histories.push(HistoryJob {
+                                            channel: Channel {
+                                                meter_id: m.read.meter_id.clone(),
+                                                channel: m.register.clone(),
+                                                unit: m.unit.clone().unwrap_or_else(|| "count".to_owned()),
+                                                direction: Direction::Delivered,
+                                            },
+                                            source,
+                                            points,
+                                        });
+                                    }
+                                }
+                                reads.push(m.read);
+                            }
+                        }
                         Err(reason) => quarantine.push(QuarantineEntry {
                             source: format!("{} {port} {locator}", protocol.name()),
                             reason,
@@ -117,13 +175,33 @@ impl MeterbusIngest {
                 }),
             }
         }
+        // Registers and intervals come from the same counter, read off the days' grid: no sum
+        // check (see `without_sum_check`).
+        let interval_config = without_sum_check(&self.intervals);
         // Run again from the start when the engine aborts; the names of what was quarantined
         // come from the input, not from an attempt.
-        let report = crate::store::write(self.store.as_ref(), |txn| {
+        let (report, intervals) = crate::store::write(self.store.as_ref(), |txn| {
             for q in &quarantine {
                 txn.quarantine(q)?;
             }
-            accept_in(txn, &self.vee, reads.clone(), at)
+            let report = accept_in(txn, &self.vee, reads.clone(), at)?;
+            // After the reads, in the same transaction: an hour's gas value minus the one stored
+            // an hour before (perhaps by this very delivery), durable together.
+            let mut days = history::gas_days(txn, &clock, &timed)?;
+            for h in &histories {
+                let multiplier = txn
+                    .meter(&h.channel.meter_id)?
+                    .map_or(Quantity::from_micros(1_000_000), |m| m.multiplier);
+                days.extend(history::mbus_history(
+                    &clock, &h.channel, &h.source, multiplier, &h.points,
+                ));
+            }
+            let intervals = if days.is_empty() {
+                IntervalReport::default()
+            } else {
+                crate::ingest::intervals::accept_in(txn, &interval_config, &clock, &days, at)?
+            };
+            Ok::<_, crate::store::StoreError>((report, intervals))
         })?;
         let quarantined: Vec<String> = quarantine
             .iter()
@@ -139,6 +217,7 @@ impl MeterbusIngest {
             report,
             reads,
             quarantined,
+            intervals,
         })
     }
 
@@ -166,6 +245,11 @@ pub struct Device<'a> {
 /// default register under its own id (stored flagged `unknown_meter` unless such a meter
 /// exists). `Err` names what was missing (the caller quarantines the frame).
 ///
+/// A DSMR register with its own capture time (the gas meter's `0-n:24.2.1`) is read at that
+/// time, not when the telegram arrived: the value is the meter's at its capture, and the
+/// telegrams repeating it until the next capture are then the same read again (skipped as
+/// duplicates), which is what makes it usable for hourly intervals ([`history`]).
+///
 /// Every read is checked against the store's limits ([`crate::model::limits`]): a device id
 /// over the limit or with control characters (an IEC 62056-21 or DSMR meter sends its id as
 /// text) quarantines the frame with the field named.
@@ -176,11 +260,39 @@ pub fn reads_of(
     at: Timestamp,
     locator: &str,
 ) -> Result<Vec<Read>, String> {
+    Ok(mapped_reads_of(decoded, device, maps, at, locator)?
+        .into_iter()
+        .map(|m| m.read)
+        .collect())
+}
+
+/// A read of [`reads_of`] with the register it was taken from.
+#[derive(Debug, Clone)]
+pub struct MappedRead {
+    pub read: Read,
+    pub register: String,
+    pub storage: u64,
+    pub tariff: u64,
+    pub subunit: u64,
+    /// The register's unit as sent.
+    pub unit: Option<String>,
+    /// A DSMR M-Bus channel value (`0-n:24.x`) read at its own capture time.
+    pub captured: bool,
+}
+
+/// [`reads_of`] with the registers.
+pub fn mapped_reads_of(
+    decoded: &Decoded,
+    device: &Device<'_>,
+    maps: &[MeterMap],
+    at: Timestamp,
+    locator: &str,
+) -> Result<Vec<MappedRead>, String> {
     use crate::model::limits::{Field, check};
     check(Field::MeterId, "device id", device.id).map_err(|e| format!("{locator}: {e}"))?;
     let reads = unchecked_reads_of(decoded, device, maps, at, locator)?;
     for r in &reads {
-        crate::model::limits::check_read(r).map_err(|e| format!("{locator}: {e}"))?;
+        crate::model::limits::check_read(&r.read).map_err(|e| format!("{locator}: {e}"))?;
     }
     Ok(reads)
 }
@@ -191,29 +303,40 @@ fn unchecked_reads_of(
     maps: &[MeterMap],
     at: Timestamp,
     locator: &str,
-) -> Result<Vec<Read>, String> {
+) -> Result<Vec<MappedRead>, String> {
     let mine: Vec<&MeterMap> = maps.iter().filter(|m| m.matches(device)).collect();
-    let read = |meter_id: &str, value: Quantity, raw: String| Read {
-        meter_id: meter_id.to_owned(),
-        read_at: at,
-        value,
-        raw,
-        read_type: ReadType::Probe,
-        codes: decoded.flags.clone(),
-        reader: Some(device.port.to_owned()),
-        origin: Origin {
-            kind: OriginKind::Probe,
-            source: format!("{} {}", device.protocol.name(), device.port),
-            locator: format!("{locator} device {}", device.id),
-        },
+    let read = |meter_id: &str, found: Found, register: &str, (storage, tariff, subunit): (u64, u64, u64)| {
+        let captured = found.captured_at.is_some();
+        MappedRead {
+            read: Read {
+                meter_id: meter_id.to_owned(),
+                read_at: found.captured_at.unwrap_or(at),
+                value: found.value,
+                raw: found.raw,
+                read_type: ReadType::Probe,
+                codes: decoded.flags.clone(),
+                reader: Some(device.port.to_owned()),
+                origin: Origin {
+                    kind: OriginKind::Probe,
+                    source: format!("{} {}", device.protocol.name(), device.port),
+                    locator: format!("{locator} device {}", device.id),
+                },
+            },
+            register: register.to_owned(),
+            storage,
+            tariff,
+            subunit,
+            unit: found.unit,
+            captured,
+        }
     };
     if mine.is_empty() {
         if device.id.is_empty() {
             return Err("the frame carries no device id and no meter is mapped to this address".into());
         }
         for selector in default_registers(device.protocol) {
-            if let Some((value, raw)) = find_register(decoded, device.protocol, selector, 0, 0, 0, None)? {
-                return Ok(vec![read(device.id, value, raw)]);
+            if let Some(found) = find_register(decoded, device.protocol, selector, 0, 0, 0, None)? {
+                return Ok(vec![read(device.id, found, selector, (0, 0, 0))]);
             }
         }
         return Err(format!(
@@ -233,7 +356,7 @@ fn unchecked_reads_of(
             m.subunit,
             m.unit.as_deref(),
         )? {
-            Some((value, raw)) => out.push(read(&m.meter_id, value, raw)),
+            Some(found) => out.push(read(&m.meter_id, found, &m.register, (m.storage, m.tariff, m.subunit))),
             None => {
                 return Err(format!(
                     "meter {}: register {:?} (storage {}, tariff {}, subunit {}) is not in the frame of device {}",
@@ -255,6 +378,15 @@ pub fn default_registers(protocol: Protocol) -> &'static [&'static str] {
 
 /// The value of the reading `register` names: an M-Bus quantity at a storage/tariff/subunit
 /// (instantaneous), or an OBIS address (`1.8.0`, `1-0:1.8.1`) for IEC 62056-21 and DSMR.
+/// A register's value as found in a frame.
+struct Found {
+    value: Quantity,
+    raw: String,
+    unit: Option<String>,
+    /// The capture time a DSMR M-Bus channel value (`0-n:24.2.1`, `0-n:24.3.0`) carries.
+    captured_at: Option<Timestamp>,
+}
+
 fn find_register(
     decoded: &Decoded,
     protocol: Protocol,
@@ -263,7 +395,7 @@ fn find_register(
     tariff: u64,
     subunit: u64,
     unit: Option<&str>,
-) -> Result<Option<(Quantity, String)>, String> {
+) -> Result<Option<Found>, String> {
     let found = match protocol {
         Protocol::Mbus | Protocol::Wmbus => decoded.readings.iter().find(|r| {
             r.quantity == register
@@ -299,7 +431,22 @@ fn find_register(
     };
     let value = Quantity::parse(&raw)
         .map_err(|e| format!("register {register} value {}: {e}", crate::model::limits::quote(&raw)))?;
-    Ok(Some((value, raw)))
+    // DSMR 5.0.2 §6.12: the values of the M-Bus devices behind a P1 meter (group C 24) carry
+    // their capture time; an unreadable one is not used (the telegram's arrival stands).
+    let captured_at = match protocol {
+        Protocol::Dsmr if r.obis.as_deref().is_some_and(|o| Obis::parse(o).c == "24") => {
+            r.at.as_deref()
+                .and_then(|t| t.parse::<Timestamp>().ok())
+                .map(to_store_precision)
+        }
+        _ => None,
+    };
+    Ok(Some(Found {
+        value,
+        raw,
+        unit: r.unit.as_deref().map(str::to_owned),
+        captured_at,
+    }))
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::config::MqttConfig;
 use super::message::{Frame, Unit, endpoint_key};
-use crate::ingest::intervals::{IncomingDay, IncomingValue, IntervalReport};
+use crate::ingest::intervals::{IncomingDay, IncomingValue, IntervalReport, without_sum_check};
 use crate::ingest::{AcceptReport, accept_in};
 use crate::model::interval::{Channel, DayClock, Direction, Quality};
 use crate::model::{
@@ -28,7 +28,7 @@ use crate::model::{
 use crate::store::rules::INTERVAL_WINDOW;
 use crate::store::{Result, Rules, Store, WriteTxn};
 use crate::vee::VeeConfig;
-use crate::vee::interval::{IntervalConfig, IntervalRules};
+use crate::vee::interval::IntervalConfig;
 
 /// The interval channel of an ERT endpoint's IDM/NetIDM differential intervals.
 pub const IDM_CHANNEL: &str = "idm";
@@ -139,9 +139,10 @@ pub fn apply(
     let mut tamper: HashMap<String, (Timestamp, u64)> = HashMap::new();
     let mut reads = Vec::new();
     let clock = intervals.clock();
-    // IDM/NetIDM values by meter and local day: one incoming day each, so two frames of a job
-    // that repeat an interval merge as one (a differing repeat is an interval_duplicate).
-    let mut idm: BTreeMap<(String, jiff::civil::Date), IncomingDay> = BTreeMap::new();
+    // IDM/NetIDM (and wM-Bus history) values by meter, channel and local day: one incoming day
+    // each, so two frames of a job that repeat an interval merge as one (a differing repeat is
+    // an interval_duplicate).
+    let mut idm: BTreeMap<(String, String, jiff::civil::Date), IncomingDay> = BTreeMap::new();
     let replay = job.replay;
 
     // Every frame's de-duplication key in one go, answered in the order the loop meets them.
@@ -221,8 +222,10 @@ pub fn apply(
                     }
                     let meter = meters[&meter_id].as_ref();
                     out.intervals += store_intervals(txn, &meter_id, &frame)?;
-                    for day in idm_days(txn, &clock, &meter_id, meter, &frame)? {
-                        match idm.entry((meter_id.clone(), day.date)) {
+                    let mut days = idm_days(txn, &clock, &meter_id, meter, &frame)?;
+                    days.extend(wmbus_history_days(&clock, &meter_id, meter, &frame));
+                    for day in days {
+                        match idm.entry((meter_id.clone(), day.channel.channel.clone(), day.date)) {
                             std::collections::btree_map::Entry::Vacant(e) => {
                                 e.insert(day);
                             }
@@ -269,6 +272,10 @@ pub fn apply(
     let days: Vec<IncomingDay> = idm.into_values().collect();
     if !days.is_empty() {
         out.interval_days =
+            // Without the sum check: an IDM register read's time is the end of the meter's own
+            // interval ([`read_of`]), off the 5-minute grid the days use, so every span between
+            // two such reads cuts an interval at each end and the check would flag correct data;
+            // the register and the differentials come from the same counter in the same packet.
             crate::ingest::intervals::accept_in(txn, &without_sum_check(intervals), &clock, &days, now)?;
     }
 
@@ -422,6 +429,38 @@ fn idm_days(
     Ok(merged)
 }
 
+/// A wM-Bus telegram's storage-number history (EN 13757-3) of the register [`read_of`] takes,
+/// as interval days of a channel named after it, when its stored values are spaced 15, 30 or
+/// 60 minutes ([`crate::ingest::meterbus::history`]); a daily or monthly history gives none.
+fn wmbus_history_days(clock: &DayClock, meter_id: &str, meter: Option<&Meter>, frame: &Frame) -> Vec<IncomingDay> {
+    use crate::ingest::meterbus::history;
+    if frame.protocol != Protocol::Wmbus {
+        return Vec::new();
+    }
+    let Some(register) = frame.decoded.readings.iter().find(|r| {
+        matches!(&*r.quantity, "volume" | "energy")
+            && r.storage.unwrap_or(0) == 0
+            && r.tariff.unwrap_or(0) == 0
+            && r.subunit.unwrap_or(0) == 0
+            && r.function.as_deref().is_none_or(|f| f == "instantaneous")
+    }) else {
+        return Vec::new();
+    };
+    let points = history::mbus_points(&frame.decoded, &register.quantity, 0, 0, 0, &clock.tz);
+    if points.len() < 2 {
+        return Vec::new();
+    }
+    let channel = Channel {
+        meter_id: meter_id.to_owned(),
+        channel: register.quantity.to_string(),
+        unit: register.unit.as_deref().unwrap_or("count").to_owned(),
+        direction: Direction::Delivered,
+    };
+    let multiplier = meter.map_or(Quantity::from_micros(1_000_000), |m| m.multiplier);
+    let source = format!("mqtt {} {}", frame.gateway, frame.decoded.protocol);
+    history::mbus_history(clock, &channel, &source, multiplier, &points)
+}
+
 /// An IDM differential count in the meter's unit × its multiplier (see [`idm_days`]).
 fn idm_value(count: u16, meter: Option<&Meter>) -> Option<Quantity> {
     let q = Quantity::from_units(i64::from(count))?;
@@ -444,25 +483,6 @@ fn round_to(at: Timestamp, step: SignedDuration) -> Option<Timestamp> {
         floor
     };
     Timestamp::from_nanosecond(rounded).ok()
-}
-
-/// The interval rules for IDM days, without the sum check: an IDM register read's time is
-/// the end of the meter's own interval ([`read_of`]), off the 5-minute grid the days use, so
-/// every span between two such reads cuts an interval at each end and the check would flag
-/// correct data; the register and the differentials come from the same counter in the same
-/// packet anyway. (A tolerance no difference can exceed; see `sum_check` in
-/// `vee::interval`.)
-fn without_sum_check(config: &IntervalConfig) -> IntervalConfig {
-    let off = |r: &IntervalRules| IntervalRules {
-        sum_tolerance_percent: Quantity::from_units(1_000_000_000).unwrap_or(Quantity::from_micros(i64::MAX)),
-        ..r.clone()
-    };
-    IntervalConfig {
-        water: off(&config.water),
-        gas: off(&config.gas),
-        electric: off(&config.electric),
-        ..config.clone()
-    }
 }
 
 /// The endpoint's tamper counters (SCM: physical and encoder; SCM+: the tamper word).
@@ -983,5 +1003,54 @@ mod tests {
             "probe: {units} units, {} frames, {stored} reads, {} duplicates, {} quarantined ({no_read} decoded without a usable read)",
             total.frames, total.duplicates, total.quarantined
         );
+    }
+
+    /// A wM-Bus telegram with a quarter-hour history (hand-built records: no vector in the
+    /// repository carries one) gives interval days of channel `volume`; other protocols none.
+    #[test]
+    fn wmbus_quarter_hour_history_becomes_interval_days() {
+        use meterd_protocols::decoded::Reading;
+        let mut readings = Vec::new();
+        for (storage, time, value) in [
+            (0, "2026-01-05T11:07:00", 12.5),
+            (1, "2026-01-05T11:00:00", 12.4),
+            (2, "2026-01-05T10:45:00", 12.3),
+            (3, "2026-01-05T10:30:00", 12.25),
+        ] {
+            let mut v = Reading::new("volume", json!(value), Some("m3"));
+            v.storage = Some(storage);
+            let mut t = Reading::new("date_time", json!(time), None);
+            t.storage = Some(storage);
+            readings.extend([v, t]);
+        }
+        let mut frame = Frame {
+            gateway: "gw1".into(),
+            protocol: Protocol::Wmbus,
+            decoded: meterd_protocols::Decoded {
+                protocol: "wmbus".into(),
+                meter_id: "12345678".into(),
+                fields: serde_json::Map::new(),
+                readings,
+                flags: Vec::new(),
+            },
+            heard_at: Timestamp::now(),
+            dedup_key: String::new(),
+            locator: "t".into(),
+            raw: Vec::new(),
+        };
+        let clock = DayClock::new(jiff::tz::TimeZone::UTC);
+        let days = wmbus_history_days(&clock, "W-1", None, &frame);
+        assert_eq!(days.len(), 1);
+        let d = &days[0];
+        assert_eq!(
+            (d.channel.channel.as_str(), d.channel.unit.as_str(), d.interval_minutes),
+            ("volume", "m3", 15)
+        );
+        let mut got: Vec<(u16, String)> = d.values.iter().map(|v| (v.interval, v.value.to_string())).collect();
+        got.sort();
+        // 10:30–10:45 is the day's 43rd quarter hour (UTC here).
+        assert_eq!(got, vec![(43, "0.05".to_owned()), (44, "0.1".to_owned())]);
+        frame.protocol = Protocol::Mbus;
+        assert!(wmbus_history_days(&clock, "W-1", None, &frame).is_empty());
     }
 }
