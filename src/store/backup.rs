@@ -73,6 +73,12 @@ pub(super) fn copy_to(src: &redb::ReadTransaction, dest: &Path) -> Result<()> {
         UNDO_SNAPSHOTS,
         SERVICE_ORDERS,
         METER_CHANGES,
+        IV_CHANNELS,
+        IV_DAYS,
+        IV_STATUS,
+        IV_BATCHES,
+        IV_BATCH_CONTENTS,
+        IV_OPEN_BATCHES,
     );
     for t in src.list_tables().map_err(engine)? {
         if !copied.contains(t.name()) {

@@ -9,7 +9,7 @@
 //! ([`check_snapshot`]) the walk reads a read transaction of the running store; redb's page
 //! check needs the store closed, so it is left out (the report says so).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use redb::{ReadableDatabase as _, ReadableTable, TableDefinition};
@@ -451,4 +451,62 @@ fn walk(txn: &redb::ReadTransaction, report: &mut CheckReport) {
     table(txn, report, METER_CHANGES, |(m, at), v| {
         decodes::<MeterChange>("meter change", format!("{m}@{at}"), v)
     });
+    check_intervals(txn, report);
+}
+
+/// The interval tables (a store that predates them has none: nothing to check). Every day
+/// decodes and is in the status index under its status, and the index names no other day.
+fn check_intervals(txn: &redb::ReadTransaction, report: &mut CheckReport) {
+    use crate::model::interval::{Channel, IntervalBatch, IntervalBatchContents, IntervalDay};
+    use redb::TableHandle as _;
+    // Listing the tables reads the table tree, which a damaged file may break: caught as
+    // every table walk is (the other tables' walks report the damage).
+    let present = match catch(|| {
+        txn.list_tables()
+            .map(|ts| ts.map(|t| t.name().to_owned()).collect::<HashSet<_>>())
+    }) {
+        Ok(Ok(names)) => names,
+        _ => {
+            report.problem("tables", "the list of tables cannot be read".to_owned());
+            return;
+        }
+    };
+    if !present.contains(IV_DAYS.name()) {
+        return;
+    }
+    table(txn, report, IV_CHANNELS, |(m, c), v| {
+        decodes::<Channel>("channel", format!("{m}/{c}"), v)
+    });
+    let mut statuses: HashMap<(String, String, i32), u8> = HashMap::new();
+    table(txn, report, IV_DAYS, |(m, c, d), v| {
+        match decode::<IntervalDay>("interval day", v) {
+            Ok(day) => {
+                statuses.insert((m.to_owned(), c.to_owned(), d), day.status.code());
+                None
+            }
+            Err(e) => Some(format!("day {m}/{c}/{d}: {e}")),
+        }
+    });
+    let mut indexed: HashSet<(String, String, i32)> = HashSet::new();
+    table(txn, report, IV_STATUS, |(code, m, c, d), ()| {
+        let key = (m.to_owned(), c.to_owned(), d);
+        let found = statuses.get(&key).copied();
+        indexed.insert(key);
+        match found {
+            Some(s) if s == code => None,
+            Some(s) => Some(format!("entry ({code}, {m}/{c}/{d}): the day's status is {s}")),
+            None => Some(format!("entry ({code}, {m}/{c}/{d}): no such day")),
+        }
+    });
+    let unindexed = statuses.keys().filter(|k| !indexed.contains(*k)).count();
+    if unindexed > 0 {
+        report.problem("iv_status", format!("{unindexed} day(s) missing from the status index"));
+    }
+    table(txn, report, IV_BATCHES, |k, v| {
+        decodes::<IntervalBatch>("interval batch", k, v)
+    });
+    table(txn, report, IV_BATCH_CONTENTS, |k, v| {
+        decodes::<IntervalBatchContents>("interval batch contents", k, v)
+    });
+    table(txn, report, IV_OPEN_BATCHES, |_, _| None);
 }

@@ -44,6 +44,7 @@ use std::path::{Path, PathBuf};
 
 mod intervals;
 pub use intervals::IntervalListing;
+pub(super) use intervals::{IV_BATCH_CONTENTS, IV_BATCHES, IV_CHANNELS, IV_DAYS, IV_OPEN_BATCHES, IV_STATUS};
 
 use jiff::Timestamp;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle};

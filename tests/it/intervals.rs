@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use meterd::store::prelude::*;
 use serde_json::Value;
 
 use crate::common::daemon::Daemon;
@@ -212,6 +213,14 @@ fn intervals_are_validated_estimated_exported_and_billed_once_through_the_daemon
     }
     assert_eq!(tue["quality"][31], "A");
     assert!(tue["methods"][31].is_null());
+
+    // The store check walks the interval tables; a backup taken now carries them.
+    assert!(ok(&s, &config, &["store", "check"]).contains("intact"));
+    let backup = s.dir.path().join("backup.redb");
+    ok(&s, &config, &["store", "backup", backup.to_str().unwrap()]);
+    let copy = meterd::store::RedbStore::open(&backup).unwrap();
+    assert_eq!(copy.begin_read().unwrap().count_interval_days().unwrap(), 7);
+    drop(copy);
 
     // The same file again changes nothing.
     let again = ok(&s, &config, &["intervals", "import", file.to_str().unwrap()]);

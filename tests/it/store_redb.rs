@@ -90,7 +90,13 @@ fn a_version_3_store_opens_with_the_same_answers() {
         serde_json::from_slice(&std::fs::read(fixture.join(file)).unwrap()).unwrap()
     };
     assert_eq!(s.json(&["reads", "list", "--json"]), expect("reads.json"));
-    assert_eq!(s.json(&["batches", "list", "--json"]), expect("batches.json"));
+    // `batches list` names each batch's kind since interval batches came (issue 15); the
+    // frozen answer predates the field.
+    let mut batches = s.json(&["batches", "list", "--json"]);
+    for b in batches.as_array_mut().unwrap() {
+        assert_eq!(b.as_object_mut().unwrap().remove("kind"), Some("reads".into()));
+    }
+    assert_eq!(batches, expect("batches.json"));
     assert_eq!(
         s.json(&["audit", "show", "--json", "--meter", "E-1"]),
         expect("audit-E-1.json")

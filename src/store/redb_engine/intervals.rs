@@ -20,12 +20,14 @@ use crate::model::interval::{Channel, DayKey, IntervalBatch, IntervalBatchConten
 use crate::model::{BatchId, ReadStatus};
 use crate::store::{DayWindow, IntervalQueries, IntervalWrites, Result, StoreError};
 
-pub(super) const IV_CHANNELS: TableDefinition<'_, (&str, &str), &[u8]> = TableDefinition::new("iv_channels");
-pub(super) const IV_DAYS: TableDefinition<'_, (&str, &str, i32), &[u8]> = TableDefinition::new("iv_days");
-pub(super) const IV_STATUS: TableDefinition<'_, (u8, &str, &str, i32), ()> = TableDefinition::new("iv_status");
-pub(super) const IV_BATCHES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("iv_batches");
-pub(super) const IV_BATCH_CONTENTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("iv_batch_contents");
-pub(super) const IV_OPEN_BATCHES: TableDefinition<'_, &str, u64> = TableDefinition::new("iv_open_batches");
+pub(in crate::store) const IV_CHANNELS: TableDefinition<'_, (&str, &str), &[u8]> = TableDefinition::new("iv_channels");
+pub(in crate::store) const IV_DAYS: TableDefinition<'_, (&str, &str, i32), &[u8]> = TableDefinition::new("iv_days");
+pub(in crate::store) const IV_STATUS: TableDefinition<'_, (u8, &str, &str, i32), ()> =
+    TableDefinition::new("iv_status");
+pub(in crate::store) const IV_BATCHES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("iv_batches");
+pub(in crate::store) const IV_BATCH_CONTENTS: TableDefinition<'_, u64, &[u8]> =
+    TableDefinition::new("iv_batch_contents");
+pub(in crate::store) const IV_OPEN_BATCHES: TableDefinition<'_, &str, u64> = TableDefinition::new("iv_open_batches");
 
 /// Creates the tables (at open, so readers find them).
 pub(super) fn create_tables(txn: &redb::WriteTransaction) -> Result<()> {
