@@ -60,7 +60,8 @@ pub fn review(
                 clerk: caller.clerk(on_behalf_of),
                 action,
             };
-            review::act_on_day(store, &config.intervals, &req, Timestamp::now()).map(|o| Reply::DayActed(Box::new(o)))
+            review::act_on_day(store, &config.intervals, &config.vee, &req, Timestamp::now())
+                .map(|o| Reply::DayActed(Box::new(o)))
         }
         Request::Command(_) | Request::Reload => Err(ReviewError::Refused("not a review request".into())),
     };

@@ -150,6 +150,7 @@ impl Request {
         match self {
             Request::Command(c) => c.role(),
             Request::ReviewAct { action, .. } if action.needs_supervisor() => Role::Supervisor,
+            Request::ReviewDayAct { action, .. } if action.needs_supervisor() => Role::Supervisor,
             Request::ReviewQueue { .. }
             | Request::ReviewApprovals
             | Request::ReviewDetail { .. }
@@ -288,6 +289,28 @@ mod tests {
             data: Chunk(vec![0xff; CHUNK]),
         };
         assert!(super::super::frame::encode(&m).is_ok());
+    }
+
+    /// Four eyes on interval days too: approving or declining an edit is a supervisor's;
+    /// the other day actions a clerk's.
+    #[test]
+    fn approving_a_day_needs_a_supervisor() {
+        use crate::review::DayAction;
+        let key = crate::model::interval::DayKey {
+            meter_id: "E-1".into(),
+            channel: "E1".into(),
+            date: jiff::civil::date(2026, 11, 3),
+        };
+        let act = |action| Request::ReviewDayAct {
+            key: key.clone(),
+            seen_rev: Some(1),
+            action,
+        };
+        let reason = String::new;
+        assert_eq!(act(DayAction::Approve { reason: reason() }).role(), Role::Supervisor);
+        assert_eq!(act(DayAction::Decline { reason: reason() }).role(), Role::Supervisor);
+        assert_eq!(act(DayAction::Accept { reason: reason() }).role(), Role::Clerk);
+        assert_eq!(act(DayAction::Reject { reason: reason() }).role(), Role::Clerk);
     }
 
     #[test]

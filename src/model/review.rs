@@ -121,6 +121,13 @@ pub struct IntervalChange {
     pub interval: u16,
     pub old: Option<Quantity>,
     pub new: Option<Quantity>,
+    /// The interval as it was besides its value (a supervisor's decline puts it back).
+    #[serde(default)]
+    pub old_quality: Option<crate::model::interval::Quality>,
+    #[serde(default)]
+    pub old_method: Option<crate::model::interval::Method>,
+    #[serde(default)]
+    pub old_source: Option<u8>,
 }
 
 /// A trailing optional field in postcard: an entry written before the field existed ends
@@ -298,6 +305,9 @@ mod tests {
                 interval: 37,
                 old: Some(Quantity::from_units(9).unwrap()),
                 new: Some(Quantity::from_micros(250_000)),
+                old_quality: Some(crate::model::interval::Quality::Actual),
+                old_method: None,
+                old_source: Some(0),
             }],
         }
     }

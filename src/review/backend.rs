@@ -109,6 +109,6 @@ impl ReviewBackend for LocalBackend {
     }
 
     fn act_on_day(&self, req: &DayActionRequest) -> Result<DayOutcome, ReviewError> {
-        self.with_store(|s| super::act_on_day(s, &self.intervals, req, (self.now)()))
+        self.with_store(|s| super::act_on_day(s, &self.intervals, &self.vee, req, (self.now)()))
     }
 }

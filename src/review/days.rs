@@ -185,6 +185,22 @@ pub fn day_detail(store: &dyn Store, config: &IntervalConfig, key: &DayKey) -> R
     })
 }
 
+/// Interval days whose edit awaits a supervisor, with the edit's audit entry (its author,
+/// reason and the intervals it changed), oldest key first.
+pub fn days_awaiting_approval(store: &dyn Store) -> Result<Vec<(IntervalDay, Option<AuditEntry>)>> {
+    let txn = store.begin_read()?;
+    let mut out = Vec::new();
+    for key in txn.interval_days_with_status(ReadStatus::PendingApproval, None, 10_000)? {
+        let Some(day) = txn.interval_day(&key)? else { continue };
+        let entry = day_audit(txn.as_ref(), &key)?
+            .into_iter()
+            .rev()
+            .find(|e| e.new_status == ReadStatus::PendingApproval);
+        out.push((day, entry));
+    }
+    Ok(out)
+}
+
 /// The usage view's size in the review screen's overlay.
 const USAGE_WIDTH: u16 = 74;
 const USAGE_HEIGHT: u16 = 8;
@@ -251,6 +267,12 @@ pub enum DayAction {
     Estimate { reason: String },
     /// Reject the day: it is not billed (a reason is required).
     Reject { reason: String },
+    /// A supervisor approves an edit that awaited approval (not its author): the day
+    /// becomes `edited`, billable.
+    Approve { reason: String },
+    /// A supervisor declines it: the edited intervals go back to what they were, VEE runs
+    /// again, and the day is held (`flagged`).
+    Decline { reason: String },
 }
 
 impl DayAction {
@@ -260,7 +282,14 @@ impl DayAction {
             DayAction::Edit { .. } => AuditAction::Edit,
             DayAction::Estimate { .. } => AuditAction::Estimate,
             DayAction::Reject { .. } => AuditAction::Reject,
+            DayAction::Approve { .. } => AuditAction::Approve,
+            DayAction::Decline { .. } => AuditAction::Decline,
         }
+    }
+
+    /// Approving and declining an edit are a supervisor's (four eyes).
+    pub fn needs_supervisor(&self) -> bool {
+        matches!(self, DayAction::Approve { .. } | DayAction::Decline { .. })
     }
 
     fn reason(&self) -> &str {
@@ -268,7 +297,9 @@ impl DayAction {
             DayAction::Accept { reason }
             | DayAction::Edit { reason, .. }
             | DayAction::Estimate { reason }
-            | DayAction::Reject { reason } => reason,
+            | DayAction::Reject { reason }
+            | DayAction::Approve { reason }
+            | DayAction::Decline { reason } => reason,
         }
     }
 }
@@ -313,21 +344,26 @@ impl DayOutcome {
 }
 
 /// Run one clerk action on an interval day in one durable transaction.
+/// `approval` gives the four-eyes thresholds (`[vee.<service>] approval_threshold`,
+/// `approval_threshold_percent`): an edit that changes the day's total by more waits for a
+/// supervisor other than its author (`pending_approval`), as a register read's adjustment does.
 pub fn act_on_day(
     store: &dyn Store,
     config: &IntervalConfig,
+    approval: &crate::vee::VeeConfig,
     req: &DayActionRequest,
     now: Timestamp,
 ) -> Result<DayOutcome, ReviewError> {
     let now = to_store_precision(now);
     crate::store::write_within(store, crate::store::INTERACTIVE_DEADLINE, |txn| {
-        act_in(txn, config, req, now)
+        act_in(txn, config, approval, req, now)
     })
 }
 
 fn act_in(
     txn: &mut dyn WriteTxn,
     config: &IntervalConfig,
+    approval: &crate::vee::VeeConfig,
     req: &DayActionRequest,
     now: Timestamp,
 ) -> Result<DayOutcome, ReviewError> {
@@ -481,7 +517,63 @@ fn act_in(
                 warnings.push(format!("{missing} interval(s) still have no value"));
             }
             day.status = ReadStatus::Edited;
+            let service = txn.meter(&key.meter_id)?.map(|m| m.service);
+            if let Some(service) = service {
+                let change = Quantity::from_micros(day.total().micros().saturating_sub(old.total().micros()));
+                if let Some(why) = approval.factors(service).approval_needed(change, old.total()) {
+                    day.status = ReadStatus::PendingApproval;
+                    warnings.push(format!("awaits a supervisor's approval: {why}"));
+                }
+            }
             reason = reason_given;
+        }
+        DayAction::Approve { .. } | DayAction::Decline { .. } => {
+            if old.status != ReadStatus::PendingApproval {
+                return Err(refuse("not awaiting approval"));
+            }
+            let pending = day_audit(&*txn, key)?
+                .into_iter()
+                .rev()
+                .find(|e| e.new_status == ReadStatus::PendingApproval)
+                .ok_or_else(|| ReviewError::Refused(format!("day {key} has no edit awaiting approval")))?;
+            if pending.clerk == clerk {
+                return Err(ReviewError::Refused(format!(
+                    "you made this edit of day {key}; a supervisor other than its author approves or declines it"
+                )));
+            }
+            let approved = matches!(req.action, DayAction::Approve { .. });
+            if approved {
+                day.status = ReadStatus::Edited;
+            } else {
+                // The edited intervals go back as they were; VEE describes the day again.
+                for c in pending.day.iter().flat_map(|d| &d.changes) {
+                    let Some(i) = usize::from(c.interval).checked_sub(1).filter(|i| *i < day.values.len()) else {
+                        continue;
+                    };
+                    day.values[i] = c.old;
+                    day.quality[i] = c.old_quality.unwrap_or(if c.old.is_some() {
+                        Quality::Actual
+                    } else {
+                        Quality::Missing
+                    });
+                    day.methods[i] = c.old_method;
+                    day.value_source[i] = c.old_source;
+                }
+                let inputs = crate::ingest::intervals::day_inputs(&*txn, config, key)?;
+                validate_day(&mut day, &inputs.context());
+                day.status = ReadStatus::Flagged;
+            }
+            let what = if approved { "approved" } else { "declined" };
+            let base = format!(
+                "{what} the edit of {} at {}",
+                pending.clerk,
+                pending.at.strftime("%Y-%m-%d %H:%M")
+            );
+            reason = if reason_given.is_empty() {
+                base
+            } else {
+                format!("{reason_given}; {base}")
+            };
         }
     }
     day.rev += 1;
@@ -493,10 +585,14 @@ fn act_in(
                 old.values.get(i).copied().flatten(),
                 day.values.get(i).copied().flatten(),
             );
-            (a != b).then(|| IntervalChange {
+            let quality = (old.quality.get(i), day.quality.get(i));
+            (a != b || quality.0 != quality.1).then(|| IntervalChange {
                 interval: u16::try_from(i + 1).unwrap_or(u16::MAX),
                 old: a,
                 new: b,
+                old_quality: old.quality.get(i).copied(),
+                old_method: old.methods.get(i).copied().flatten(),
+                old_source: old.value_source.get(i).copied().flatten(),
             })
         })
         .collect();
@@ -627,11 +723,24 @@ mod tests {
 
         let rev = item.rev;
         let accept = DayAction::Accept { reason: String::new() };
-        match act_on_day(&store, &config(), &ask(Some(rev + 1), accept.clone()), now()) {
+        match act_on_day(
+            &store,
+            &config(),
+            &crate::vee::VeeConfig::default(),
+            &ask(Some(rev + 1), accept.clone()),
+            now(),
+        ) {
             Err(ReviewError::Conflict(m)) => assert!(m.contains("changed since you loaded it"), "{m}"),
             other => panic!("{other:?}"),
         }
-        let done = act_on_day(&store, &config(), &ask(Some(rev), accept.clone()), now()).unwrap();
+        let done = act_on_day(
+            &store,
+            &config(),
+            &crate::vee::VeeConfig::default(),
+            &ask(Some(rev), accept.clone()),
+            now(),
+        )
+        .unwrap();
         assert_eq!(done.day.status, ReadStatus::Accepted);
         assert_eq!(done.day.rev, rev + 1);
         let e = &done.entry;
@@ -647,7 +756,13 @@ mod tests {
             "day E-1 E1 2025-03-04: accept (flagged → accepted), total 43 → 43"
         );
         // The same revision again is stale, and names who acted.
-        match act_on_day(&store, &config(), &ask(Some(rev), accept), now()) {
+        match act_on_day(
+            &store,
+            &config(),
+            &crate::vee::VeeConfig::default(),
+            &ask(Some(rev), accept),
+            now(),
+        ) {
             Err(ReviewError::Conflict(m)) => assert!(m.contains("accept by ann"), "{m}"),
             other => panic!("{other:?}"),
         }
@@ -685,7 +800,13 @@ mod tests {
                 "a reason is required to reject",
             ),
         ] {
-            match act_on_day(&store, &config(), &ask(None, action), now()) {
+            match act_on_day(
+                &store,
+                &config(),
+                &crate::vee::VeeConfig::default(),
+                &ask(None, action),
+                now(),
+            ) {
                 Err(ReviewError::Refused(m)) => assert!(m.contains(needle), "{m} / {needle}"),
                 other => panic!("{other:?}"),
             }
@@ -693,6 +814,7 @@ mod tests {
         let done = act_on_day(
             &store,
             &config(),
+            &crate::vee::VeeConfig::default(),
             &ask(Some(1), edit(vec![(19, 1)], "spike was a test load")),
             now(),
         )
@@ -710,6 +832,9 @@ mod tests {
                 interval: 19,
                 old: Some(Quantity::from_units(20).unwrap()),
                 new: Some(Quantity::from_units(1).unwrap()),
+                old_quality: Some(Quality::Actual),
+                old_method: None,
+                old_source: Some(0),
             }]
         );
         assert_eq!(
@@ -726,7 +851,13 @@ mod tests {
             DayAction::Reject { reason: "r".into() },
         ] {
             assert!(matches!(
-                act_on_day(&store, &config(), &ask(None, action), now()),
+                act_on_day(
+                    &store,
+                    &config(),
+                    &crate::vee::VeeConfig::default(),
+                    &ask(None, action),
+                    now()
+                ),
                 Err(ReviewError::Refused(_))
             ));
         }
@@ -740,6 +871,7 @@ mod tests {
         let done = act_on_day(
             &store,
             &config(),
+            &crate::vee::VeeConfig::default(),
             &ask(Some(1), DayAction::Estimate { reason: String::new() }),
             now(),
         )
@@ -750,6 +882,7 @@ mod tests {
         let done = act_on_day(
             &store,
             &config(),
+            &crate::vee::VeeConfig::default(),
             &ask(
                 Some(2),
                 DayAction::Reject {
@@ -766,9 +899,94 @@ mod tests {
         let mut other = ask(None, DayAction::Accept { reason: String::new() });
         other.key.channel = "B1".into();
         assert!(matches!(
-            act_on_day(&store, &config(), &other, now()),
+            act_on_day(&store, &config(), &crate::vee::VeeConfig::default(), &other, now()),
             Err(ReviewError::Refused(_))
         ));
+        assert!(super::super::verify(&store).unwrap().ok());
+    }
+
+    /// Four eyes: an edit that changes the day's total by more than the service's approval
+    /// threshold waits for a supervisor other than its author; declined, the edited intervals
+    /// go back exactly as they were (value, quality, source) and the day is held again.
+    #[test]
+    fn a_large_edit_waits_for_another_supervisor_who_approves_or_declines_it() {
+        let (_dir, store) = store_with_spike();
+        let mut txn = store.begin_write().unwrap();
+        txn.put_meter(&crate::model::Meter {
+            meter_id: "E-1".into(),
+            account: "A-1".into(),
+            route: "R".into(),
+            sequence: 1,
+            service: crate::model::Service::Electric,
+            unit: "kWh".into(),
+            dials: 6,
+            decimals: 0,
+            multiplier: Quantity::from_units(1).unwrap(),
+            status: crate::model::MeterStatus::Active,
+            address: String::new(),
+            notes: String::new(),
+        })
+        .unwrap();
+        txn.commit().unwrap();
+        let mut vee = crate::vee::VeeConfig::default();
+        vee.electric.approval_threshold = Some(Quantity::from_units(5).unwrap());
+        let before = store.begin_read().unwrap().interval_day(&key()).unwrap().unwrap();
+        let edit = |store: &RedbStore, rev, value: i64| {
+            act_on_day(
+                store,
+                &config(),
+                &vee,
+                &ask(
+                    Some(rev),
+                    DayAction::Edit {
+                        values: vec![IntervalValue {
+                            interval: 19,
+                            value: Quantity::from_units(value).unwrap(),
+                        }],
+                        reason: "register check".into(),
+                    },
+                ),
+                now(),
+            )
+        };
+        // 20 → 16: the total changes by 4, within the threshold: billable at once.
+        let small = edit(&store, 1, 16).unwrap();
+        assert_eq!(small.day.status, ReadStatus::Edited);
+        // 16 → 1: by 15, over 5: pending, not billable.
+        let big = edit(&store, 2, 1).unwrap();
+        assert_eq!(big.day.status, ReadStatus::PendingApproval);
+        assert!(big.warnings[0].contains("approval"), "{:?}", big.warnings);
+        let as_who = |clerk: &str, rev, action| {
+            let mut r = ask(Some(rev), action);
+            r.clerk = clerk.into();
+            act_on_day(&store, &config(), &vee, &r, now())
+        };
+        let approve = || DayAction::Approve { reason: String::new() };
+        let decline = || DayAction::Decline { reason: String::new() };
+        // Its author may not approve it, nor decline it.
+        for a in [approve(), decline()] {
+            match as_who("ann", 3, a) {
+                Err(ReviewError::Refused(m)) => assert!(m.contains("other than its author"), "{m}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        // Another supervisor declines: interval 19 is back at 16, edited (F), as before the
+        // big edit; the day is held again.
+        let declined = as_who("sue", 3, decline()).unwrap();
+        assert_eq!(declined.day.status, ReadStatus::Flagged);
+        assert_eq!(declined.day.values[18], Some(Quantity::from_units(16).unwrap()));
+        assert_eq!(declined.day.quality[18], Quality::Edited);
+        assert_eq!(declined.day.value_source[18], small.day.value_source[18]);
+        assert_eq!(declined.entry.action, AuditAction::Decline);
+        // Approve or decline what is not pending: refused.
+        assert!(matches!(as_who("sue", 4, approve()), Err(ReviewError::Refused(_))));
+        // Once more, approved this time: edited, billable.
+        let big = edit(&store, 4, 1).unwrap();
+        assert_eq!(big.day.status, ReadStatus::PendingApproval);
+        let approved = as_who("sue", 5, approve()).unwrap();
+        assert_eq!(approved.day.status, ReadStatus::Edited);
+        assert_eq!(approved.day.values[18], Some(Quantity::from_units(1).unwrap()));
+        assert_ne!(approved.day.values, before.values);
         assert!(super::super::verify(&store).unwrap().ok());
     }
 
@@ -789,6 +1007,7 @@ mod tests {
         let done = act_on_day(
             &store,
             &config(),
+            &crate::vee::VeeConfig::default(),
             &ask(Some(1), DayAction::Accept { reason: String::new() }),
             now(),
         )

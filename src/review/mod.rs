@@ -32,7 +32,7 @@ pub use audit::{VerifyProblem, VerifyReport, verify};
 pub use backend::{LocalBackend, ReviewBackend};
 pub use days::{
     DayAction, DayActionRequest, DayDetail, DayOutcome, DayQueueItem, IntervalValue, MAX_QUEUE_DAYS, act_on_day,
-    day_detail, day_severity, parse_interval_values,
+    day_detail, day_severity, days_awaiting_approval, parse_interval_values,
 };
 pub use detail::{Period, ReadDetail, UndoInfo, detail, revision};
 pub use error::ReviewError;

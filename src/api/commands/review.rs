@@ -211,6 +211,24 @@ pub enum ReviewCmd {
         #[command(flatten)]
         common: ActArgs,
     },
+    /// Approve an edit of an interval day that awaits approval (supervisors; not its author).
+    ApproveDay {
+        #[command(flatten)]
+        day: DayArgs,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        common: ActArgs,
+    },
+    /// Decline it: the edited intervals go back to what they were and the day is held again.
+    DeclineDay {
+        #[command(flatten)]
+        day: DayArgs,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        common: ActArgs,
+    },
     /// Reject an interval day: it is not billed.
     RejectDay {
         #[command(flatten)]
@@ -276,12 +294,20 @@ impl ReviewCmd {
             ReviewCmd::EditDay { .. } => "edit-day",
             ReviewCmd::EstimateDay { .. } => "estimate-day",
             ReviewCmd::RejectDay { .. } => "reject-day",
+            ReviewCmd::ApproveDay { .. } => "approve-day",
+            ReviewCmd::DeclineDay { .. } => "decline-day",
         }
     }
 
     /// Approving and declining an adjustment are a supervisor's (four eyes).
     pub fn needs_supervisor(&self) -> bool {
-        matches!(self, ReviewCmd::Approve { .. } | ReviewCmd::Decline { .. })
+        matches!(
+            self,
+            ReviewCmd::Approve { .. }
+                | ReviewCmd::Decline { .. }
+                | ReviewCmd::ApproveDay { .. }
+                | ReviewCmd::DeclineDay { .. }
+        )
     }
 }
 
@@ -341,6 +367,8 @@ fn run_day(ctx: &Ctx<'_>, cmd: ReviewCmd) -> anyhow::Result<()> {
         }
         ReviewCmd::EstimateDay { day, reason, common } => (day, common, DayAction::Estimate { reason }),
         ReviewCmd::RejectDay { day, reason, common } => (day, common, DayAction::Reject { reason }),
+        ReviewCmd::ApproveDay { day, reason, common } => (day, common, DayAction::Approve { reason }),
+        ReviewCmd::DeclineDay { day, reason, common } => (day, common, DayAction::Decline { reason }),
         _ => anyhow::bail!("not an interval day command"),
     };
     let req = DayActionRequest {
@@ -349,8 +377,14 @@ fn run_day(ctx: &Ctx<'_>, cmd: ReviewCmd) -> anyhow::Result<()> {
         clerk: ctx.clerk(),
         action,
     };
-    let outcome =
-        review::act_on_day(ctx.store, &ctx.config.intervals, &req, jiff::Timestamp::now()).map_err(refusal)?;
+    let outcome = review::act_on_day(
+        ctx.store,
+        &ctx.config.intervals,
+        &ctx.config.vee,
+        &req,
+        jiff::Timestamp::now(),
+    )
+    .map_err(refusal)?;
     if common.json {
         return print_json(ctx, &outcome);
     }
@@ -465,7 +499,9 @@ pub fn run(ctx: &Ctx<'_>, cmd: ReviewCmd) -> anyhow::Result<()> {
         | ReviewCmd::AcceptDay { .. }
         | ReviewCmd::EditDay { .. }
         | ReviewCmd::EstimateDay { .. }
-        | ReviewCmd::RejectDay { .. }) => return run_day(ctx, cmd),
+        | ReviewCmd::RejectDay { .. }
+        | ReviewCmd::ApproveDay { .. }
+        | ReviewCmd::DeclineDay { .. }) => return run_day(ctx, cmd),
         ReviewCmd::List { json, filter } => {
             let store = ctx.store;
             let view = review::queue_view(store, &filter.filter())?;
@@ -563,7 +599,27 @@ pub fn run(ctx: &Ctx<'_>, cmd: ReviewCmd) -> anyhow::Result<()> {
             if json {
                 return print_json(ctx, &items);
             }
-            return print_approvals(ctx, &items);
+            print_approvals(ctx, &items)?;
+            let days = review::days_awaiting_approval(ctx.store)?;
+            if !days.is_empty() {
+                say!(
+                    ctx,
+                    "interval days awaiting approval (`review approve-day|decline-day M CHAN DATE --rev N`):"
+                );
+                for (day, entry) in days {
+                    let (by, why) = entry.map(|e| (e.clerk, e.reason)).unwrap_or_default();
+                    say!(
+                        ctx,
+                        "  {} {} {}  rev {}  total {}  by {by}: {why}",
+                        day.meter_id,
+                        day.channel,
+                        day.date,
+                        day.rev,
+                        day.total()
+                    );
+                }
+            }
+            return Ok(());
         }
         ReviewCmd::Approve { id, rev, note, json } => (id, ActArgs { rev: Some(rev), json }, Action::Approve { note }),
         ReviewCmd::Decline { id, rev, reason, json } => {

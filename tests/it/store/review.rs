@@ -158,6 +158,9 @@ pub fn a_day_entry_is_in_the_chain_and_found_by_meter(e: &dyn Engine) {
             interval: 19,
             old: Some(q(20)),
             new: None,
+            old_quality: Some(meterd::model::interval::Quality::Estimated),
+            old_method: Some(meterd::model::interval::Method::Linear),
+            old_source: Some(1),
         }],
     });
     let e2 = txn.append_audit(day, None).unwrap();
