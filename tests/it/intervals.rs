@@ -13,6 +13,29 @@ use serde_json::Value;
 use crate::common::daemon::Daemon;
 use crate::common::{Scratch, meter_line};
 
+/// Four like Tuesdays (flat 0.25 kWh a quarter hour), then a Tuesday (2026-11-03) with a
+/// one-hour gap (intervals 33–36, null) and a spike at 18:00 (interval 73, 2.5): the gap is
+/// interpolated at 0.25, the spike holds the day.
+pub(crate) fn tuesdays_with_a_gap_and_a_spike() -> Vec<(&'static str, Vec<String>, &'static str, Vec<&'static str>)> {
+    let mut spiky = flat(96, "0.25");
+    for v in &mut spiky[32..36] {
+        *v = "0".into();
+    }
+    spiky[72] = "2.5".into();
+    vec![
+        ("20261006", flat(96, "0.25"), "A", vec![]),
+        ("20261013", flat(96, "0.25"), "A", vec![]),
+        ("20261020", flat(96, "0.25"), "A", vec![]),
+        ("20261027", flat(96, "0.25"), "A", vec![]),
+        (
+            "20261103",
+            spiky,
+            "V",
+            vec!["400,1,32,A,,", "400,33,36,N,,", "400,37,96,A,,"],
+        ),
+    ]
+}
+
 /// A NEM12 file: one channel (`E1`, kWh, `minutes`), the given days as (YYYYMMDD, values,
 /// quality-method of the day, 400 records).
 pub(crate) fn nem12(nmi: &str, minutes: u16, days: &[(&str, Vec<String>, &str, Vec<&str>)]) -> String {
@@ -137,35 +160,12 @@ fn intervals_are_validated_estimated_exported_and_billed_once_through_the_daemon
     s.import_meters([meter_line("NMI1", "electric", 8, "active")]);
     let (d, config) = start(&s);
 
-    // Four like Tuesdays (flat 0.25 kWh a quarter hour), then a Tuesday with a 1-hour gap
-    // (intervals 33–36) and a spike at 18:00 (interval 73): the gap is interpolated, the spike
-    // holds the day. The DST days have 92 and 100 values.
-    let mut spiky = flat(96, "0.25");
-    for v in &mut spiky[32..36] {
-        *v = "0".into();
-    }
-    spiky[72] = "2.5".into();
-    let file = s.file(
-        "ami.csv",
-        &nem12(
-            "NMI1",
-            15,
-            &[
-                ("20261006", flat(96, "0.25"), "A", vec![]),
-                ("20261013", flat(96, "0.25"), "A", vec![]),
-                ("20261020", flat(96, "0.25"), "A", vec![]),
-                ("20261027", flat(96, "0.25"), "A", vec![]),
-                (
-                    "20261103",
-                    spiky,
-                    "V",
-                    vec!["400,1,32,A,,", "400,33,36,N,,", "400,37,96,A,,"],
-                ),
-                ("20260308", flat(92, "0.1"), "A", vec![]),
-                ("20261101", flat(100, "0.1"), "A", vec![]),
-            ],
-        ),
-    );
+    // Four like Tuesdays, a Tuesday with a gap and a spike, and the DST days: 92 and 100
+    // values.
+    let mut days_in_file = tuesdays_with_a_gap_and_a_spike();
+    days_in_file.push(("20260308", flat(92, "0.1"), "A", vec![]));
+    days_in_file.push(("20261101", flat(100, "0.1"), "A", vec![]));
+    let file = s.file("ami.csv", &nem12("NMI1", 15, &days_in_file));
     let said = ok(&s, &config, &["intervals", "import", file.to_str().unwrap()]);
     assert!(said.contains("committed 7 days"), "{said}");
     assert!(said.contains("7 stored"), "{said}");

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::common::tmux::Tmux;
 use crate::common::{Scratch, meter_line};
-use crate::intervals::{check_green_button, flat, nem12, reads_back_the_same, start_with};
+use crate::intervals::{check_green_button, nem12, reads_back_the_same, start_with, tuesdays_with_a_gap_and_a_spike};
 
 #[test]
 fn import_review_in_the_screen_export_ack_and_nothing_again() {
@@ -16,28 +16,7 @@ fn import_review_in_the_screen_export_ack_and_nothing_again() {
     let (d, config) = start_with(&s, "[daemon]\nstop_deadline_secs = 10\n");
     let cfg = config.to_str().unwrap();
 
-    // Four like Tuesdays, then one with a one-hour gap (intervals 33–36) and a spike at 18:00.
-    let mut spiky = flat(96, "0.25");
-    spiky[72] = "2.5".into();
-    let file = s.file(
-        "ami.csv",
-        &nem12(
-            "AMI-7",
-            15,
-            &[
-                ("20261006", flat(96, "0.25"), "A", vec![]),
-                ("20261013", flat(96, "0.25"), "A", vec![]),
-                ("20261020", flat(96, "0.25"), "A", vec![]),
-                ("20261027", flat(96, "0.25"), "A", vec![]),
-                (
-                    "20261103",
-                    spiky,
-                    "V",
-                    vec!["400,1,32,A,,", "400,33,36,N,,", "400,37,96,A,,"],
-                ),
-            ],
-        ),
-    );
+    let file = s.file("ami.csv", &nem12("AMI-7", 15, &tuesdays_with_a_gap_and_a_spike()));
     let said = s.ok(&["--config", cfg, "intervals", "import", file.to_str().unwrap()]);
     assert!(said.contains("1 held for review"), "{said}");
 
