@@ -239,3 +239,54 @@ fn unverified_broker_certificates_are_refused_with_the_reason() {
     let expired = tls_broker(&pki, "expired");
     refused(&expired, &pki, "ca.pem", "broker.test", "expired");
 }
+
+/// Username and password over TLS (no client certificate): mosquitto checks them against its
+/// password file; the right password connects, a wrong one is refused.
+#[test]
+fn username_and_password_over_tls() {
+    let pki = Pki::new();
+    let ca = pki.ca("ca");
+    pki.leaf("server", &["broker.test"], &ca, false, 0o644);
+    let passwords = pki.path("passwords");
+    let made = std::process::Command::new("mosquitto_passwd")
+        .args(["-b", "-c", passwords.to_str().unwrap(), "meterd", "s3cret over tls"])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::fs::set_permissions(&passwords, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let listener = format!(
+        "certfile {}\nkeyfile {}\npassword_file {}\n",
+        pki.path("server.pem").display(),
+        pki.path("server.key").display(),
+        passwords.display(),
+    );
+    let broker = Mosquitto::start_with(false, &listener).unwrap().unwrap();
+
+    for (password, ok) in [("s3cret over tls", true), ("wrong", false)] {
+        let s = Scratch::new();
+        let file = s.file("mqtt.password", &format!("{password}\n"));
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let tls = format!(
+            "ca_file = \"{}\"\nserver_name = \"broker.test\"\nusername = \"meterd\"\npassword_file = \"{}\"\n",
+            pki.path("ca.pem").display(),
+            file.display()
+        );
+        let cfg = config(&s, &broker, "meterd-password", &tls);
+        let d = Daemon::start(&s, &cfg);
+        if ok {
+            d.wait_for("subscribed", Duration::from_secs(20), subscribed);
+        } else {
+            d.wait_until("two refused attempts", Duration::from_secs(20), || {
+                d.lines
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|l| l.contains("cannot connect") && l.contains("NotAuthorized"))
+                    .count()
+                    >= 2
+            });
+            assert!(!d.log().contains("connected and subscribed"), "{}", d.log());
+        }
+        d.stop();
+    }
+}
