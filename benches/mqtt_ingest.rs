@@ -116,6 +116,7 @@ fn bench(c: &mut Criterion) {
                     seed,
                     topic_prefix: "meters".into(),
                     manifest: None,
+                    tls: Default::default(),
                     client_id: Some(format!("bench-sim-{seed}")),
                 };
                 rt.block_on(simulate(args)).unwrap();

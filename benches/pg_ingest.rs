@@ -220,6 +220,7 @@ fn mqtt_instances(cluster: &Cluster, instances: usize) {
         seed: 1,
         topic_prefix: "meters".into(),
         manifest: None,
+        tls: Default::default(),
         client_id: Some(format!("bench-sim-{instances}")),
     };
     rt.block_on(simulate(args)).unwrap();

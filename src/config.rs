@@ -206,6 +206,14 @@ impl Config {
         let value = toml::Value::try_from(self).expect("the configuration serialises to TOML");
         let mut problems = Vec::new();
         walk_files(&value, String::new(), &mut problems);
+        // mqtts://: the CA, certificate and key files must also load (PEM, a key that fits).
+        if let Some(m) = &self.mqtt
+            && m.broker_addr().is_ok_and(|b| b.tls)
+            && !problems.iter().any(|p| p.starts_with("mqtt."))
+            && let Err(e) = crate::ingest::mqtt::tls::client_config(&m.tls())
+        {
+            problems.push(format!("mqtt (TLS): {e:#}"));
+        }
         problems
     }
 

@@ -250,6 +250,7 @@ fn gateway_demo(env: &Env, store: &std::sync::Arc<dyn Store>) -> anyhow::Result<
             seed,
             topic_prefix: "meters".into(),
             manifest: None,
+            tls: Default::default(),
             client_id: Some("meterd-demo-gateways".into()),
         };
         let summary = super::simulate::gateway::simulate(args).await?;

@@ -22,13 +22,20 @@ pub struct Mosquitto {
 impl Mosquitto {
     /// Starts mosquitto and waits until it listens; `Ok(None)` when it is not installed.
     pub fn start(persistence: bool) -> anyhow::Result<Option<Self>> {
+        Self::start_with(persistence, "")
+    }
+
+    /// As [`Mosquitto::start`], with `listener` lines added to its listener's settings (TLS:
+    /// `cafile`, `certfile`, `keyfile`, `require_certificate`; the files must be readable by
+    /// the `mosquitto` user when started as root).
+    pub fn start_with(persistence: bool, listener: &str) -> anyhow::Result<Option<Self>> {
         let dir = tempfile::Builder::new().prefix("meterd-mosquitto-").tempdir()?;
         // mosquitto started as root drops to the `mosquitto` user: it must be able to write
         // its persistence file and log here.
         std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777))?;
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let conf = format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence {persistence}\npersistence_location {}/\n\
+            "listener {port} 127.0.0.1\n{listener}\nallow_anonymous true\npersistence {persistence}\npersistence_location {}/\n\
              persistence_file mosquitto.db\nautosave_interval 0\n\
              # Keep every queued QoS 1 message for offline persistent sessions (the default is 1000).\n\
              max_queued_messages 0\nmax_inflight_messages 0\nlog_dest file {}/mosquitto.log\n",
@@ -80,6 +87,11 @@ impl Mosquitto {
 
     pub fn url(&self) -> String {
         format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    /// The `mqtts://` URL of a TLS listener.
+    pub fn tls_url(&self) -> String {
+        format!("mqtts://127.0.0.1:{}", self.port)
     }
 
     /// What mosquitto logged so far.

@@ -21,6 +21,7 @@ mod intervals;
 mod intervals_e2e;
 mod intervals_usage;
 mod meterbus_serial;
+mod mqtt_tls;
 mod ops_config;
 mod ops_crash;
 mod ops_daemon;

@@ -14,14 +14,17 @@ use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use serde_json::json;
 
 use crate::cli::Env;
-use crate::ingest::mqtt::config::parse_broker;
+use crate::ingest::mqtt::config::{TlsSettings, parse_broker};
 use crate::simulate::gateway::{SimOptions, Traffic};
 
 #[derive(Debug, Args)]
 pub struct GatewayArgs {
-    /// Broker URL, `mqtt://HOST:PORT`.
+    /// Broker URL, `mqtt://HOST:PORT` or `mqtts://HOST:PORT` (TLS).
     #[arg(long)]
     pub broker: String,
+    /// TLS settings (mqtts://).
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Radio meters (SCM, SCM+, IDM, R900 mixed).
     #[arg(long, default_value_t = 100)]
     pub meters: usize,
@@ -50,6 +53,23 @@ pub struct GatewayArgs {
     pub client_id: Option<String>,
 }
 
+/// The `[mqtt]` TLS keys as flags, for an `mqtts://` broker.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TlsArgs {
+    /// mqtts://: PEM CA certificate(s) of the broker (default: the system's roots).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// mqtts://: PEM client certificate to log in with (with --key-file).
+    #[arg(long, value_name = "FILE")]
+    pub cert_file: Option<PathBuf>,
+    /// mqtts://: the client certificate's PEM private key (owner-only permissions).
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// mqtts://: the name the broker's certificate must carry (a broker reached by address).
+    #[arg(long)]
+    pub server_name: Option<String>,
+}
+
 pub fn run(env: &Env, args: GatewayArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -62,12 +82,19 @@ pub fn run(env: &Env, args: GatewayArgs) -> anyhow::Result<()> {
 
 /// Publishes the traffic; returns a summary (also what the tests compare the store against).
 pub async fn simulate(args: GatewayArgs) -> anyhow::Result<serde_json::Value> {
-    let (host, port) = parse_broker(&args.broker).map_err(anyhow::Error::msg)?;
+    let broker = parse_broker(&args.broker).map_err(anyhow::Error::msg)?;
     let client_id = args
         .client_id
         .clone()
         .unwrap_or_else(|| format!("meterd-sim-{}-{}", args.seed, std::process::id()));
-    let mut o = MqttOptions::new(client_id, host, port);
+    let mut o = MqttOptions::new(client_id, broker.host.clone(), broker.port);
+    let tls = TlsSettings {
+        ca_file: args.tls.ca_file.clone(),
+        cert_file: args.tls.cert_file.clone(),
+        key_file: args.tls.key_file.clone(),
+        server_name: args.tls.server_name.clone(),
+    };
+    crate::ingest::mqtt::tls::apply(&mut o, &broker, &tls).context("--broker TLS")?;
     // A persistent session: un-acked publishes survive a broker restart.
     o.set_clean_start(false)
         .set_session_expiry_interval(Some(600))

@@ -89,8 +89,9 @@ impl Outbox {
 }
 
 fn options(cfg: &MqttConfig) -> anyhow::Result<MqttOptions> {
-    let (host, port) = cfg.broker_addr().map_err(anyhow::Error::msg)?;
-    let mut o = MqttOptions::new(cfg.client_id.clone(), host, port);
+    let broker = cfg.broker_addr().map_err(anyhow::Error::msg)?;
+    let mut o = MqttOptions::new(cfg.client_id.clone(), broker.host.clone(), broker.port);
+    super::tls::apply(&mut o, &broker, &cfg.tls()).context("mqtt TLS")?;
     o.set_clean_start(false)
         .set_session_expiry_interval(Some(cfg.session_expiry_secs))
         .set_manual_acks(true)
@@ -282,7 +283,8 @@ pub async fn run(ingest: GatewayIngest, token: CancellationToken) -> anyhow::Res
                             if connected {
                                 tracing::warn!(error = %e, "mqtt: connection lost; reconnecting with backoff");
                             } else {
-                                tracing::debug!(error = %e, "mqtt: cannot connect; retrying");
+                                // A refused certificate says why (unknown issuer, name, expiry).
+                                tracing::warn!(error = %e, broker = %cfg.broker, "mqtt: cannot connect; retrying with backoff");
                             }
                             connected = false;
                         }

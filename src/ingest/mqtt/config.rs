@@ -15,13 +15,16 @@ use serde::{Deserialize, Serialize};
 /// shared_group = "meterd"          # subscribe as $share/meterd/<filter>
 /// status_topics = ["meters/+/status"]
 /// publish_topic = "meterd/reads"
+/// # TLS: broker = "mqtts://broker.example:8883", with optional
+/// # ca_file, cert_file + key_file (client certificate), server_name
 /// [mqtt.endpoints]
 /// "scm:54585868" = "E01-001"       # radio endpoint -> billing meter id
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MqttConfig {
-    /// `mqtt://HOST:PORT` (or `tcp://`); port 1883 when absent.
+    /// `mqtt://HOST:PORT` (or `tcp://`; port 1883 when absent), or `mqtts://HOST:PORT` (or
+    /// `ssl://`; port 8883 when absent) for TLS.
     pub broker: String,
     /// Client id; with a persistent session the broker keeps un-acked messages under this id,
     /// so it must be stable across restarts and unique per meterd instance.
@@ -64,6 +67,16 @@ pub struct MqttConfig {
     pub keep_alive_secs: u64,
     /// wM-Bus AES keys (`METER_ID=HEX` per line, owner-only permissions).
     pub wmbus_key_file: Option<PathBuf>,
+    /// `mqtts://` only: PEM file of the CA certificate(s) the broker's certificate must chain
+    /// to; the system's roots when absent.
+    pub ca_file: Option<PathBuf>,
+    /// `mqtts://` only: PEM client certificate (chain) to log in with; needs `key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// `mqtts://` only: the client certificate's PEM private key (owner-only permissions).
+    pub key_file: Option<PathBuf>,
+    /// `mqtts://` only: the name the broker's certificate must carry, when `broker` reaches it
+    /// by another name or by address.
+    pub server_name: Option<String>,
     /// Radio endpoint key (`scm:ID`, `idm:SERIAL`, `r900:ID`, ...) → billing meter id.
     /// Unmapped endpoints are stored under their endpoint key.
     pub endpoints: BTreeMap<String, String>,
@@ -90,20 +103,35 @@ impl Default for MqttConfig {
             publish_inflight: 100,
             keep_alive_secs: 30,
             wmbus_key_file: None,
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            server_name: None,
             endpoints: BTreeMap::new(),
         }
     }
 }
 
 impl MqttConfig {
-    /// Host and port of `broker`.
-    pub fn broker_addr(&self) -> Result<(String, u16), String> {
+    /// Host, port and transport of `broker`.
+    pub fn broker_addr(&self) -> Result<Broker, String> {
         parse_broker(&self.broker)
+    }
+
+    /// The TLS settings (used when `broker` is `mqtts://`).
+    pub fn tls(&self) -> TlsSettings {
+        TlsSettings {
+            ca_file: self.ca_file.clone(),
+            cert_file: self.cert_file.clone(),
+            key_file: self.key_file.clone(),
+            server_name: self.server_name.clone(),
+        }
     }
 
     /// Checks values that would otherwise fail at run time.
     pub fn check(&self) -> Result<(), String> {
-        self.broker_addr()?;
+        let broker = self.broker_addr()?;
+        self.tls().check(broker.tls).map_err(|e| format!("mqtt.{e}"))?;
         if self.client_id.trim().is_empty() {
             return Err("mqtt.client_id is empty".into());
         }
@@ -137,14 +165,67 @@ impl MqttConfig {
     }
 }
 
-/// `mqtt://host:port`, `tcp://host:port` or `host:port`.
-pub fn parse_broker(url: &str) -> Result<(String, u16), String> {
-    let rest = url
-        .strip_prefix("mqtt://")
-        .or_else(|| url.strip_prefix("tcp://"))
-        .unwrap_or(url);
+/// TLS settings of a broker connection (`[mqtt]`, `meterd simulate gateway`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsSettings {
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub server_name: Option<String>,
+}
+
+impl TlsSettings {
+    fn any(&self) -> bool {
+        self.ca_file.is_some() || self.cert_file.is_some() || self.key_file.is_some() || self.server_name.is_some()
+    }
+
+    /// Consistency with the broker URL (`tls`: `mqtts://`); errors name the key.
+    pub fn check(&self, tls: bool) -> Result<(), String> {
+        if !tls && self.any() {
+            return Err(
+                "ca_file, cert_file, key_file and server_name are TLS settings: use an mqtts:// broker \
+                 (meterd never sends them over plain TCP)"
+                    .into(),
+            );
+        }
+        if self.cert_file.is_some() != self.key_file.is_some() {
+            return Err("cert_file and key_file go together (client certificate login)".into());
+        }
+        if let Some(name) = &self.server_name
+            && rustls::pki_types::ServerName::try_from(name.as_str()).is_err()
+        {
+            return Err(format!("server_name {name:?} is not a DNS name or IP address"));
+        }
+        Ok(())
+    }
+}
+
+/// A parsed broker URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broker {
+    pub host: String,
+    pub port: u16,
+    /// `mqtts://`: TLS, never plain TCP.
+    pub tls: bool,
+}
+
+/// `mqtt://host:port`, `tcp://host:port` or `host:port` (plain TCP, port 1883 by default);
+/// `mqtts://host:port` or `ssl://host:port` (TLS, port 8883 by default).
+pub fn parse_broker(url: &str) -> Result<Broker, String> {
+    let (rest, tls) = if let Some(r) = url.strip_prefix("mqtts://").or_else(|| url.strip_prefix("ssl://")) {
+        (r, true)
+    } else {
+        (
+            url.strip_prefix("mqtt://")
+                .or_else(|| url.strip_prefix("tcp://"))
+                .unwrap_or(url),
+            false,
+        )
+    };
     if rest.contains("://") {
-        return Err(format!("broker {url:?}: only mqtt:// (plain TCP) is supported"));
+        return Err(format!(
+            "broker {url:?}: only mqtt:// (plain TCP) and mqtts:// (TLS) are supported"
+        ));
     }
     let rest = rest.trim_end_matches('/');
     let (host, port) = match rest.rsplit_once(':') {
@@ -153,12 +234,16 @@ pub fn parse_broker(url: &str) -> Result<(String, u16), String> {
             p.parse::<u16>()
                 .map_err(|_| format!("broker {url:?}: bad port {p:?}"))?,
         ),
-        None => (rest, 1883),
+        None => (rest, if tls { 8883 } else { 1883 }),
     };
     if host.is_empty() {
         return Err(format!("broker {url:?}: no host"));
     }
-    Ok((host.to_owned(), port))
+    Ok(Broker {
+        host: host.to_owned(),
+        port,
+        tls,
+    })
 }
 
 /// MQTT topic filter matching (`+` one level, `#` the rest).
@@ -182,13 +267,42 @@ mod tests {
 
     #[test]
     fn brokers() {
+        let b = |host: &str, port, tls| Broker {
+            host: host.into(),
+            port,
+            tls,
+        };
         assert_eq!(
             parse_broker("mqtt://127.0.0.1:1884").unwrap(),
-            ("127.0.0.1".into(), 1884)
+            b("127.0.0.1", 1884, false)
         );
-        assert_eq!(parse_broker("localhost").unwrap(), ("localhost".into(), 1883));
-        assert!(parse_broker("mqtts://h:8883").is_err());
+        assert_eq!(parse_broker("localhost").unwrap(), b("localhost", 1883, false));
+        assert_eq!(parse_broker("mqtts://h:8884").unwrap(), b("h", 8884, true));
+        assert_eq!(parse_broker("mqtts://h").unwrap(), b("h", 8883, true));
+        assert_eq!(parse_broker("ssl://h:1").unwrap(), b("h", 1, true));
+        assert!(parse_broker("ws://h:8883").is_err());
         assert!(parse_broker("mqtt://h:x").is_err());
+    }
+
+    #[test]
+    fn tls_settings_need_mqtts() {
+        let tls = |broker: &str, f: fn(&mut MqttConfig)| {
+            let mut c = MqttConfig {
+                broker: broker.into(),
+                ..MqttConfig::default()
+            };
+            f(&mut c);
+            c.check()
+        };
+        assert!(tls("mqtts://h", |_| {}).is_ok());
+        let e = tls("mqtt://h", |c| c.ca_file = Some("/ca.pem".into())).unwrap_err();
+        assert!(e.contains("mqtts://"), "{e}");
+        let e = tls("mqtts://h", |c| c.cert_file = Some("/c.pem".into())).unwrap_err();
+        assert!(e.contains("key_file"), "{e}");
+        assert!(tls("mqtts://10.0.0.1", |c| c.server_name = Some("broker.lan".into())).is_ok());
+        assert!(tls("mqtts://h", |c| c.server_name = Some("bad name!".into())).is_err());
+        let toml = "broker = \"mqtts://h\"\nca_file = \"/ca.pem\"\nclient_cert = \"/c\"\n";
+        assert!(toml::from_str::<MqttConfig>(toml).is_err());
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod client;
 pub mod commit;
 pub mod config;
 pub mod message;
+pub mod tls;
 
 use std::sync::Arc;
 
