@@ -6,6 +6,10 @@
 //! offline (not timed), then times the ingest from connect until every message is committed
 //! and acked. Needs mosquitto.
 //!
+//! The same ingest runs twice in one run: over plain TCP (`mqtt_ingest/tcp`) and over TLS
+//! (`mqtt_ingest/tls`: a second mosquitto with a TLS listener and certificates made here with
+//! rcgen; meterd and the simulator verify the broker for `broker.test`).
+//!
 //! Run: `cargo bench --bench mqtt_ingest -- --warm-up-time 1 --measurement-time 10`
 
 use std::sync::Arc;
@@ -31,19 +35,70 @@ fn cpu_seconds() -> f64 {
     f.get(11).zip(f.get(12)).map_or(0.0, |(u, s)| (u + s) / 100.0)
 }
 
+/// A CA and a broker certificate for `broker.test`, in a folder the mosquitto user can read;
+/// returns the folder and the mosquitto listener lines.
+fn tls_files() -> (tempfile::TempDir, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["broker.test".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    for (name, text) in [
+        ("ca.pem", ca.pem()),
+        ("server.pem", cert.pem()),
+        ("server.key", key.serialize_pem()),
+    ] {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let listener = format!(
+        "cafile {0}/ca.pem\ncertfile {0}/server.pem\nkeyfile {0}/server.key\n",
+        dir.path().display()
+    );
+    (dir, listener)
+}
+
 fn bench(c: &mut Criterion) {
     let Some(broker) = Mosquitto::start(false).unwrap() else {
         eprintln!("mqtt_ingest: mosquitto is not installed; skipping");
         return;
     };
+    bench_on(c, "tcp", broker.url(), TlsSettings::default());
+    let (pki, listener) = tls_files();
+    let tls_broker = Mosquitto::start_with(false, &listener).unwrap().unwrap();
+    let tls = TlsSettings {
+        ca_file: Some(pki.path().join("ca.pem")),
+        server_name: Some("broker.test".into()),
+    };
+    bench_on(c, "tls", tls_broker.tls_url(), tls);
+}
+
+/// The broker's TLS settings, for meterd's `[mqtt]` and the simulator's flags alike.
+#[derive(Clone, Default)]
+struct TlsSettings {
+    ca_file: Option<std::path::PathBuf>,
+    server_name: Option<String>,
+}
+
+fn bench_on(c: &mut Criterion, name: &str, url: String, tls: TlsSettings) {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn meterd::store::Store> = Arc::new(RedbStore::open_dir(dir.path()).unwrap());
     let cfg = Arc::new(MqttConfig {
-        broker: broker.url(),
-        client_id: "bench-meterd".into(),
+        broker: url.clone(),
+        client_id: format!("bench-meterd-{name}"),
         batch_size: 2000,
         receive_maximum: 4000,
         batch_latency_ms: 5,
+        ca_file: tls.ca_file.clone(),
+        server_name: tls.server_name.clone(),
         ..MqttConfig::default()
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -101,13 +156,13 @@ fn bench(c: &mut Criterion) {
         .sampling_mode(SamplingMode::Flat)
         .sample_size(10)
         .throughput(Throughput::Elements(MESSAGES));
-    group.bench_function("decode_dedup_vee_commit_ack", |b| {
+    group.bench_function(format!("decode_dedup_vee_commit_ack/{name}"), |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 seed += 1;
                 let args = GatewayArgs {
-                    broker: broker.url(),
+                    broker: url.clone(),
                     meters: 5_000,
                     rate: 0.0,
                     gateways: 3,
@@ -116,8 +171,12 @@ fn bench(c: &mut Criterion) {
                     seed,
                     topic_prefix: "meters".into(),
                     manifest: None,
-                    tls: Default::default(),
-                    client_id: Some(format!("bench-sim-{seed}")),
+                    tls: meterd::cli::simulate::gateway::TlsArgs {
+                        ca_file: tls.ca_file.clone(),
+                        server_name: tls.server_name.clone(),
+                        ..Default::default()
+                    },
+                    client_id: Some(format!("bench-sim-{name}-{seed}")),
                 };
                 rt.block_on(simulate(args)).unwrap();
                 total += run_for(Some(MESSAGES));
@@ -129,8 +188,8 @@ fn bench(c: &mut Criterion) {
     let (cpu, n) = cpu_total.get();
     if cpu > 0.0 {
         println!(
-            "mqtt_ingest: {n} messages used {cpu:.2} CPU seconds in meterd's threads: {:.0} messages per CPU second \
-             (wall-clock throughput is bounded by mosquitto, fsync and the machine's load)",
+            "mqtt_ingest/{name}: {n} messages used {cpu:.2} CPU seconds in meterd's threads: {:.0} messages per CPU \
+             second (wall-clock throughput is bounded by mosquitto, fsync and the machine's load)",
             n as f64 / cpu
         );
     }
