@@ -37,4 +37,5 @@ pub mod secrets;
 #[cfg(feature = "simulate")]
 pub mod simulate;
 pub mod store;
+pub mod tls_roots;
 pub mod vee;

@@ -1,13 +1,13 @@
 //! MQTT gateway ingest against a real mosquitto and the real `meterd run`.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::common::Scratch;
 use crate::common::daemon::Daemon;
 use crate::common::mosquitto::{self, Mosquitto};
-use crate::common::mqtt::{Collector, publish_all, subscribed};
+use crate::common::mqtt::{Collector, assert_stored_exactly_once, publish_all, subscribed};
 use meterd::model::{OutboxEntry, Rule};
 use meterd::store::{RedbStore, Store};
 use meterd_protocols::Decoded;
@@ -280,37 +280,7 @@ fn broker_restart_and_sigkill_during_10000_messages() {
     std::thread::sleep(Duration::from_secs(1));
     d.stop();
 
-    let store = open(&s);
-    let txn = store.begin_read().unwrap();
-    let stored = txn.all_reads().unwrap();
-    let got: Vec<(String, String)> = stored
-        .iter()
-        .map(|r| (r.read.meter_id.clone(), r.read.raw.clone()))
-        .collect();
-    let unique: HashSet<&(String, String)> = got.iter().collect();
-    assert_eq!(unique.len(), got.len(), "a read stored twice");
-    let want: HashSet<(String, String)> = expected
-        .iter()
-        .map(|e| {
-            (
-                e["endpoint"].as_str().unwrap().to_owned(),
-                e["register"].as_u64().unwrap().to_string(),
-            )
-        })
-        .collect();
-    let got: HashSet<(String, String)> = got.into_iter().collect();
-    let missing: Vec<_> = want.difference(&got).take(5).collect();
-    let extra: Vec<_> = got.difference(&want).take(5).collect();
-    assert!(
-        missing.is_empty() && extra.is_empty(),
-        "missing {missing:?}, extra {extra:?}"
-    );
-    assert_eq!(stored.len(), expected.len());
-    assert_eq!(
-        txn.quarantined().unwrap().len() as u64,
-        corrupt,
-        "each corrupt message quarantined once"
-    );
+    assert_stored_exactly_once(&s.data_dir(), &manifest, corrupt);
 }
 
 /// One transmission heard by three gateways and repeated is stored once; validated reads and

@@ -11,7 +11,7 @@ use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, 
 
 use crate::common::Scratch;
 use crate::common::daemon::Daemon;
-use crate::common::mqtt::{subscribed, transmissions};
+use crate::common::mqtt::{assert_stored_exactly_once, subscribed, transmissions};
 use meterd::simulate::broker::Mosquitto;
 use meterd::store::{RedbStore, Store};
 
@@ -107,6 +107,27 @@ fn client_key(s: &Scratch, pki: &Pki) -> PathBuf {
     key
 }
 
+/// `meterd simulate gateway` to `broker` over TLS with the client certificate, `rest` its other
+/// flags.
+fn simulate_over_tls(s: &Scratch, broker: &Mosquitto, pki: &Pki, key: &Path, rest: &[&str]) -> std::process::Command {
+    let (ca, cert) = (pki.path("ca.pem"), pki.path("client.pem"));
+    let mut args = vec!["simulate", "gateway", "--broker"];
+    let url = broker.tls_url();
+    args.push(&url);
+    args.extend([
+        "--ca-file",
+        ca.to_str().unwrap(),
+        "--cert-file",
+        cert.to_str().unwrap(),
+        "--key-file",
+        key.to_str().unwrap(),
+        "--server-name",
+        "broker.test",
+    ]);
+    args.extend_from_slice(rest);
+    s.cmd(&args)
+}
+
 fn tls_keys(pki: &Pki, key: &Path, ca: &str, server_name: &str) -> String {
     format!(
         "ca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\nserver_name = \"{server_name}\"\n",
@@ -146,20 +167,12 @@ fn client_certificate_login_over_tls() {
     d.wait_for("subscribed", Duration::from_secs(20), subscribed);
 
     let manifest = s.dir.path().join("manifest.ndjson");
-    let out = s
-        .cmd(&[
-            "simulate",
-            "gateway",
-            "--broker",
-            &broker.tls_url(),
-            "--ca-file",
-            pki.path("ca.pem").to_str().unwrap(),
-            "--cert-file",
-            pki.path("client.pem").to_str().unwrap(),
-            "--key-file",
-            key.to_str().unwrap(),
-            "--server-name",
-            "broker.test",
+    let out = simulate_over_tls(
+        &s,
+        &broker,
+        &pki,
+        &key,
+        &[
             "--meters",
             "50",
             "--rate",
@@ -172,9 +185,10 @@ fn client_certificate_login_over_tls() {
             "sim-tls",
             "--manifest",
             manifest.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+        ],
+    )
+    .output()
+    .unwrap();
     assert!(
         out.status.success(),
         "simulator failed: {}",
@@ -309,20 +323,12 @@ fn sigkill_during_10000_messages_over_tls() {
     d.wait_for("subscribed", Duration::from_secs(20), subscribed);
 
     let manifest = s.dir.path().join("manifest.ndjson");
-    let sim = s
-        .cmd(&[
-            "simulate",
-            "gateway",
-            "--broker",
-            &broker.tls_url(),
-            "--ca-file",
-            pki.path("ca.pem").to_str().unwrap(),
-            "--cert-file",
-            pki.path("client.pem").to_str().unwrap(),
-            "--key-file",
-            key.to_str().unwrap(),
-            "--server-name",
-            "broker.test",
+    let sim = simulate_over_tls(
+        &s,
+        &broker,
+        &pki,
+        &key,
+        &[
             "--meters",
             "300",
             "--rate",
@@ -339,11 +345,12 @@ fn sigkill_during_10000_messages_over_tls() {
             "sim-tls-chaos",
             "--manifest",
             manifest.to_str().unwrap(),
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+        ],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
 
     d.wait_until("some commits", Duration::from_secs(30), || {
         d.sum("mqtt: committed", "messages") >= 1500
@@ -372,23 +379,5 @@ fn sigkill_during_10000_messages_over_tls() {
     std::thread::sleep(Duration::from_secs(1));
     d.stop();
 
-    let store = RedbStore::open_dir(&s.data_dir()).unwrap();
-    let txn = store.begin_read().unwrap();
-    let stored = txn.all_reads().unwrap();
-    let got: std::collections::HashSet<(String, String)> = stored
-        .iter()
-        .map(|r| (r.read.meter_id.clone(), r.read.raw.clone()))
-        .collect();
-    assert_eq!(got.len(), stored.len(), "a read stored twice");
-    let missing: Vec<_> = want.difference(&got).take(5).collect();
-    let extra: Vec<_> = got.difference(&want).take(5).collect();
-    assert!(
-        missing.is_empty() && extra.is_empty(),
-        "missing {missing:?}, extra {extra:?}"
-    );
-    assert_eq!(
-        txn.quarantined().unwrap().len() as u64,
-        corrupt,
-        "each corrupt message quarantined once"
-    );
+    assert_stored_exactly_once(&s.data_dir(), &manifest, corrupt);
 }

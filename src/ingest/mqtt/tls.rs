@@ -21,10 +21,9 @@ use super::config::{Broker, TlsSettings};
 /// or a key readable by others, is an error naming it).
 pub fn client_config(settings: &TlsSettings) -> anyhow::Result<Arc<rustls::ClientConfig>> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let roots = Arc::new(match &settings.ca_file {
-        Some(file) => ca_roots(file)?,
-        None => system_roots()?,
-    });
+    let roots = Arc::new(
+        crate::tls_roots::roots(settings.ca_file.as_deref(), "mqtt.ca_file", "mqtts://").map_err(anyhow::Error::msg)?,
+    );
     let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .context("TLS")?;
@@ -76,27 +75,6 @@ fn certificates(file: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
         .with_context(|| format!("{shown}"))?
         .collect::<Result<Vec<_>, _>>()
         .with_context(|| format!("{shown}"))
-}
-
-fn ca_roots(file: &Path) -> anyhow::Result<rustls::RootCertStore> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in certificates(file).context("ca_file")? {
-        roots.add(cert).with_context(|| format!("ca_file {}", file.display()))?;
-    }
-    if roots.is_empty() {
-        bail!("ca_file {}: no PEM certificate in it", file.display());
-    }
-    Ok(roots)
-}
-
-fn system_roots() -> anyhow::Result<rustls::RootCertStore> {
-    let found = rustls_native_certs::load_native_certs();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add_parsable_certificates(found.certs);
-    if roots.is_empty() {
-        bail!("mqtts://: no CA certificates on this system (install ca-certificates) and no ca_file");
-    }
-    Ok(roots)
 }
 
 /// Verifies the broker's certificate for `name` instead of the host the connection goes to

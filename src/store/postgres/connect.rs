@@ -8,14 +8,12 @@
 //! `Runtime::block_on` and tokio's `blocking_recv` panic when called inside a runtime.
 
 use std::future::Future;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio_postgres::config::Host;
@@ -383,41 +381,11 @@ fn tls_connector(config: &StoreConfig) -> Result<MakeRustlsConnect, String> {
             .with_root_certificates(rustls::RootCertStore::empty())
             .with_no_client_auth(),
         SslMode::VerifyFull => {
-            let roots = match &config.ca_file {
-                Some(file) => ca_roots(file)?,
-                None => system_roots()?,
-            };
+            let roots = crate::tls_roots::roots(config.ca_file.as_deref(), "store.ca_file", "sslmode verify-full")?;
             builder.with_root_certificates(roots).with_no_client_auth()
         }
     };
     Ok(MakeRustlsConnect::new(client))
-}
-
-fn ca_roots(file: &Path) -> Result<rustls::RootCertStore, String> {
-    let shown = file.display();
-    let mut roots = rustls::RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(file).map_err(|e| format!("store.ca_file {shown}: {e}"))?;
-    for cert in certs {
-        let cert = cert.map_err(|e| format!("store.ca_file {shown}: {e}"))?;
-        roots.add(cert).map_err(|e| format!("store.ca_file {shown}: {e}"))?;
-    }
-    if roots.is_empty() {
-        return Err(format!("store.ca_file {shown} holds no PEM certificate"));
-    }
-    Ok(roots)
-}
-
-fn system_roots() -> Result<rustls::RootCertStore, String> {
-    let found = rustls_native_certs::load_native_certs();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add_parsable_certificates(found.certs);
-    if roots.is_empty() {
-        return Err(
-            "sslmode verify-full: no CA certificates on this system (install ca-certificates) and no store.ca_file"
-                .into(),
-        );
-    }
-    Ok(roots)
 }
 
 /// sslmode `require`: encryption without authentication of the server. The handshake's

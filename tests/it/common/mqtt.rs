@@ -110,3 +110,32 @@ pub fn transmissions(manifest: &Path) -> HashSet<(String, String)> {
         })
         .collect()
 }
+
+/// The store in `data_dir` holds every transmission of `manifest` exactly once (nothing
+/// missing, nothing extra, nothing twice) and `corrupt` quarantine entries: what an ingest
+/// interrupted by a kill or a broker restart must have left.
+pub fn assert_stored_exactly_once(data_dir: &Path, manifest: &Path, corrupt: u64) {
+    use meterd::store::prelude::*;
+    let store = meterd::store::RedbStore::open_dir(data_dir).unwrap();
+    let txn = store.begin_read().unwrap();
+    let stored = txn.all_reads().unwrap();
+    let got: HashSet<(String, String)> = stored
+        .iter()
+        .map(|r| (r.read.meter_id.clone(), r.read.raw.clone()))
+        .collect();
+    assert_eq!(got.len(), stored.len(), "a read stored twice");
+    let want = transmissions(manifest);
+    let missing: Vec<_> = want.difference(&got).take(5).collect();
+    let extra: Vec<_> = got.difference(&want).take(5).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}, extra {extra:?}"
+    );
+    let lines = std::fs::read_to_string(manifest).unwrap().lines().count();
+    assert_eq!(stored.len(), lines, "one read per transmission of the manifest");
+    assert_eq!(
+        txn.quarantined().unwrap().len() as u64,
+        corrupt,
+        "each corrupt message quarantined once"
+    );
+}
