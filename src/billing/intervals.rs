@@ -13,7 +13,7 @@
 use jiff::Timestamp;
 
 use super::AckOutcome;
-use crate::model::interval::{BatchDay, DayKey, Direction, IntervalBatch, IntervalBatchContents};
+use crate::model::interval::{BatchDay, DayKey, Direction, IntervalBatch, IntervalBatchContents, IntervalDay};
 use crate::model::{BatchId, BatchStatus, ReadStatus, to_store_precision};
 use crate::store::{Result, Store, StoreError};
 
@@ -48,38 +48,44 @@ pub fn pull_days(store: &dyn Store, client: &str, max: usize, now: Timestamp) ->
             let contents = txn.interval_batch_contents(id)?.unwrap_or_default();
             return Ok(Some(IntervalBatchDoc { batch, contents }));
         }
-        // Days with a missing value are passed over (below), so a status is paged through
-        // rather than asked once for `max`.
-        let mut keys: Vec<DayKey> = Vec::new();
+        // Days with a missing value are passed over, so a status is paged through rather than
+        // asked once for `max`; each day is read once and kept.
+        let mut days: Vec<IntervalDay> = Vec::new();
         for status in BILLABLE {
             let mut after: Option<DayKey> = None;
-            while keys.len() < max {
-                let page = txn.interval_days_with_status(status, after.as_ref(), max - keys.len())?;
+            while days.len() < max {
+                let page = txn.interval_days_with_status(status, after.as_ref(), max - days.len())?;
                 let Some(last) = page.last().cloned() else { break };
                 for key in page {
-                    if txn
-                        .interval_day(&key)?
-                        .is_some_and(|d| d.values.iter().all(Option::is_some))
+                    if let Some(day) = txn.interval_day(&key)?
+                        && day.values.iter().all(Option::is_some)
                     {
-                        keys.push(key);
+                        days.push(day);
                     }
                 }
                 after = Some(last);
             }
         }
-        if keys.is_empty() {
+        if days.is_empty() {
             return Ok(None);
         }
-        keys.sort();
+        days.sort_by(|a, b| (&a.meter_id, &a.channel, a.date).cmp(&(&b.meter_id, &b.channel, b.date)));
+        let keys: Vec<DayKey> = days.iter().map(IntervalDay::key).collect();
+        // The meters and channels of the batch, in one look-up each.
+        let mut ids: Vec<String> = days.iter().map(|d| d.meter_id.clone()).collect();
+        ids.dedup();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let found = txn.meters_by_id(&refs)?;
+        let meters: std::collections::HashMap<String, Option<crate::model::Meter>> =
+            ids.iter().cloned().zip(found).collect();
+        let channels = {
+            let pairs: Vec<(&str, &str)> = days.iter().map(|d| (d.meter_id.as_str(), d.channel.as_str())).collect();
+            txn.channels_by_key(&pairs)?
+        };
         let id = txn.next_batch_id()?;
-        let mut days = Vec::with_capacity(keys.len());
-        let mut lines = Vec::with_capacity(keys.len());
-        for key in &keys {
-            let Some(mut day) = txn.interval_day(key)? else {
-                continue;
-            };
-            let meter = txn.meter(&day.meter_id)?;
-            let channel = txn.channel(&day.meter_id, &day.channel)?;
+        let mut lines = Vec::with_capacity(days.len());
+        for (day, channel) in days.iter_mut().zip(channels) {
+            let meter = meters.get(day.meter_id.as_str()).and_then(Option::as_ref);
             let correction_of = day.batch;
             day.status = ReadStatus::Batched;
             day.batch = Some(id);
@@ -87,17 +93,16 @@ pub fn pull_days(store: &dyn Store, client: &str, max: usize, now: Timestamp) ->
             day.updated_at = now;
             lines.push(BatchDay {
                 day: day.clone(),
-                account: meter.as_ref().map(|m| m.account.clone()).unwrap_or_default(),
-                service: meter.as_ref().map(|m| m.service),
+                account: meter.map(|m| m.account.clone()).unwrap_or_default(),
+                service: meter.map(|m| m.service),
                 unit: channel
                     .as_ref()
                     .map(|c| c.unit.clone())
-                    .or_else(|| meter.as_ref().map(|m| m.unit.clone()))
+                    .or_else(|| meter.map(|m| m.unit.clone()))
                     .unwrap_or_default(),
                 direction: channel.map(|c| c.direction).unwrap_or(Direction::Delivered),
                 correction_of,
             });
-            days.push(day);
         }
         txn.put_interval_days(&days)?;
         let batch = IntervalBatch {

@@ -164,8 +164,7 @@ pub fn day_detail(store: &dyn Store, config: &IntervalConfig, key: &DayKey) -> R
     let meter = txn.meter(&key.meter_id)?;
     let usage = match &meter {
         Some(m) => {
-            let mut report = super::usage::account_usage(store, &inputs.clock, &m.account, key.date)?;
-            report.meters.retain(|u| u.meter_id == key.meter_id);
+            let report = super::usage::meter_usage(store, &inputs.clock, m, key.date)?;
             super::usage::usage_lines(&report, &inputs.clock, USAGE_WIDTH, USAGE_HEIGHT)
         }
         None => vec![format!(

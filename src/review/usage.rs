@@ -88,11 +88,29 @@ pub const NO_DATA: &str = "no_data";
 /// The usage of every meter of `account` for the 35 local days ending at `day`. Meters in the
 /// meter list's order; a meter without interval data has no channels.
 pub fn account_usage(store: &dyn Store, clock: &DayClock, account: &str, day: Date) -> Result<UsageReport> {
+    let txn = store.begin_read()?;
+    let meters = txn.meters()?.into_iter().filter(|m| m.account == account).collect();
+    report_of(txn.as_ref(), clock, account, meters, day)
+}
+
+/// The same report for one meter (the review screen's view of the meter under review), without
+/// looking at the rest of the meter list.
+pub fn meter_usage(store: &dyn Store, clock: &DayClock, meter: &crate::model::Meter, day: Date) -> Result<UsageReport> {
+    let txn = store.begin_read()?;
+    report_of(txn.as_ref(), clock, &meter.account, vec![meter.clone()], day)
+}
+
+fn report_of(
+    txn: &dyn crate::store::ReadTxn,
+    clock: &DayClock,
+    account: &str,
+    of: Vec<crate::model::Meter>,
+    day: Date,
+) -> Result<UsageReport> {
     let from = day.checked_sub(Span::new().days(USAGE_DAYS - 1)).unwrap_or(Date::MIN);
     let to = day.tomorrow().unwrap_or(Date::MAX);
-    let txn = store.begin_read()?;
     let mut meters = Vec::new();
-    for meter in txn.meters()?.into_iter().filter(|m| m.account == account) {
+    for meter in of {
         let days = txn.interval_days(&meter.meter_id, from, to)?;
         let mut channels = txn.channels(&meter.meter_id)?;
         // A day whose channel record is missing still shows (unit unknown).
