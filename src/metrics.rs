@@ -266,8 +266,65 @@ pub fn metrics_body(store: &dyn Store) -> crate::store::Result<String> {
         [(&[][..], pending as f64)],
     );
     quarantine_families(&mut out, txn.as_ref())?;
+    gateway_families(&mut out, txn.as_ref())?;
     global().render(&mut out);
     Ok(out)
+}
+
+/// Gateway health from the store: messages, decoded, undecodable by reason, the recent share
+/// (the alert's measure) and the last sign of life, per gateway (alert on them in Prometheus too).
+fn gateway_families(out: &mut String, txn: &dyn crate::store::ReadTxn) -> crate::store::Result<()> {
+    type Sample = (Vec<(String, String)>, f64);
+    let gateways = txn.gateways()?;
+    let gw = |g: &crate::model::GatewayState| vec![("gateway".to_owned(), g.gateway.clone())];
+    let per = |f: &dyn Fn(&crate::model::GatewayState) -> Option<f64>| -> Vec<Sample> {
+        gateways.iter().filter_map(|g| f(g).map(|v| (gw(g), v))).collect()
+    };
+    let families: [(&str, Kind, &str, Vec<Sample>); 5] = [
+        (
+            "meterd_gateway_messages_total",
+            Kind::Counter,
+            "Meter messages received from a gateway (every copy, before de-duplication).",
+            per(&|g| Some(g.messages as f64)),
+        ),
+        (
+            "meterd_gateway_decoded_total",
+            Kind::Counter,
+            "Frames a gateway sent that decoded.",
+            per(&|g| Some(g.decoded as f64)),
+        ),
+        (
+            "meterd_gateway_undecodable_total",
+            Kind::Counter,
+            "Messages of a gateway that did not decode, by reason (crc, bch, reed_solomon, checksum, bcc, key, format, limit).",
+            gateways
+                .iter()
+                .flat_map(|g| {
+                    crate::model::Undecodable::ALL.into_iter().map(move |r| {
+                        let mut l = gw(g);
+                        l.push(("reason".to_owned(), r.name().to_owned()));
+                        (l, g.undecodable_by.get(&r).copied().unwrap_or(0) as f64)
+                    })
+                })
+                .collect(),
+        ),
+        (
+            "meterd_gateway_recent_undecodable_ratio",
+            Kind::Gauge,
+            "Undecodable share of a gateway's messages over the current and previous health window.",
+            per(&|g| Some(g.recent().share())),
+        ),
+        (
+            "meterd_gateway_last_seen_timestamp_seconds",
+            Kind::Gauge,
+            "When a gateway was last heard from (a meter or status message), Unix seconds.",
+            per(&|g| g.last_seen().map(|t| t.as_second() as f64)),
+        ),
+    ];
+    for (name, kind, help, samples) in &families {
+        family(out, name, *kind, help, samples.iter().map(|(l, v)| (l.as_slice(), *v)));
+    }
+    Ok(())
 }
 
 /// The quarantine's size and the entries its retention removed (per source and reason class).

@@ -19,7 +19,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 pub use billing::{Batch, BatchStatus};
-pub use gateway::{GatewayState, IntervalRead, OutboxEntry};
+pub use gateway::{GatewayState, HealthWindow, IntervalRead, OutboxEntry, RecentHealth, Undecodable};
 pub use quantity::{QUANTITY_DECIMALS, Quantity, QuantityError, SCALE};
 pub use quarantine::{QuarantineSummary, QuarantineUsage, Resolution, StoredQuarantine};
 pub use review::{AuditAction, AuditEntry, DayAudit, HASH_LEN, IntervalChange, MeterChange, OrderStatus, ServiceOrder};

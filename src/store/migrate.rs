@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use redb::{ReadableTable, TableHandle};
 
-use super::redb_engine::{AUDIT, BILLED_READ_CHANGES, QUARANTINE, READS, decode, encode, engine};
+use super::redb_engine::{AUDIT, BILLED_READ_CHANGES, GW_GATEWAYS, QUARANTINE, READS, decode, encode, engine};
 use super::{Result, SCHEMA_VERSION};
 use crate::model::billing::{Billed, BilledReadChange};
 use crate::model::{AuditEntry, QuarantineEntry, StoredQuarantine, StoredRead};
@@ -28,6 +28,7 @@ pub(super) fn migrate(txn: &redb::WriteTransaction, from: u64, path: &str) -> Re
         match version {
             1 => v1_to_v2(txn)?,
             2 => v2_to_v3(txn)?,
+            3 => v3_to_v4(txn)?,
             _ => unreachable!("migrates_from admits versions with a step only"),
         }
     }
@@ -168,6 +169,62 @@ fn v2_to_v3(txn: &redb::WriteTransaction) -> Result<()> {
     for (id, entry) in old {
         let bytes = encode(&StoredQuarantine::new(&entry, usize::MAX))?;
         t.insert(id, bytes.as_slice()).map_err(engine)?;
+    }
+    Ok(())
+}
+
+/// The gateway record up to version 3, as postcard wrote it.
+mod v3 {
+    use jiff::Timestamp;
+    use serde::{Deserialize, Serialize};
+
+    use crate::model::time_serde;
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct GatewayState {
+        pub gateway: String,
+        #[serde(with = "time_serde::option")]
+        pub last_message_at: Option<Timestamp>,
+        pub messages: u64,
+        pub undecodable: u64,
+        pub status: Option<String>,
+        #[serde(with = "time_serde::option")]
+        pub status_at: Option<Timestamp>,
+        pub last_topic: String,
+    }
+}
+
+/// Version 4 counts gateway health by reason and in windows: each gateway record gains
+/// `decoded` (what was not undecodable), no reasons for the undecodable messages counted before
+/// (they were not recorded) and empty windows.
+fn v3_to_v4(txn: &redb::WriteTransaction) -> Result<()> {
+    let exists = txn
+        .list_tables()
+        .map_err(engine)?
+        .any(|t| t.name() == GW_GATEWAYS.name());
+    if !exists {
+        return Ok(());
+    }
+    let mut old = Vec::new();
+    {
+        let t = txn.open_table(GW_GATEWAYS).map_err(engine)?;
+        for e in t.iter().map_err(engine)? {
+            let (_, v) = e.map_err(engine)?;
+            old.push(decode::<v3::GatewayState>("gateway", v.value())?);
+        }
+    }
+    let mut t = txn.open_table(GW_GATEWAYS).map_err(engine)?;
+    for g in old {
+        let mut new = crate::model::GatewayState::new(&g.gateway);
+        new.last_message_at = g.last_message_at;
+        new.messages = g.messages;
+        new.undecodable = g.undecodable;
+        new.decoded = g.messages.saturating_sub(g.undecodable);
+        new.status = g.status;
+        new.status_at = g.status_at;
+        new.last_topic = g.last_topic;
+        let bytes = encode(&new)?;
+        t.insert(g.gateway.as_str(), bytes.as_slice()).map_err(engine)?;
     }
     Ok(())
 }
@@ -463,5 +520,41 @@ mod tests {
         let bytes: usize = want.iter().map(|(_, q)| encode(q).unwrap().len()).sum();
         assert_eq!(txn.quarantine_usage().unwrap().bytes, bytes as u64);
         assert_eq!(txn.quarantine_usage().unwrap().entries, 2);
+    }
+
+    #[test]
+    fn version_3_gateways_keep_their_counts_and_gain_decoded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meterd.redb");
+        drop(RedbStore::open(&path).unwrap());
+        let old = v3::GatewayState {
+            gateway: "pole-17".into(),
+            last_message_at: Some(t("2026-03-01T10:00:00Z")),
+            messages: 120,
+            undecodable: 7,
+            status: Some("online".into()),
+            status_at: Some(t("2026-03-01T09:00:00Z")),
+            last_topic: "meters/pole-17/raw".into(),
+        };
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut t = txn.open_table(GW_GATEWAYS).unwrap();
+                t.insert("pole-17", postcard::to_allocvec(&old).unwrap().as_slice())
+                    .unwrap();
+                txn.open_table(META).unwrap().insert(K_SCHEMA, 3).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let store = RedbStore::open(&path).unwrap();
+        let g = store.begin_read().unwrap().gateway("pole-17").unwrap().unwrap();
+        assert_eq!((g.messages, g.undecodable, g.decoded), (120, 7, 113));
+        assert_eq!(
+            (g.status.as_deref(), g.last_topic.as_str()),
+            (Some("online"), "meters/pole-17/raw")
+        );
+        assert_eq!(g.last_message_at, old.last_message_at);
+        assert!(g.undecodable_by.is_empty() && g.previous_window.is_none());
     }
 }

@@ -58,7 +58,7 @@ pub use retry::{Finish, INGEST_DEADLINE, INTERACTIVE_DEADLINE, Retryable, write,
 pub use rules::Rules;
 
 /// Schema version this build reads and writes.
-pub const SCHEMA_VERSION: u64 = 3;
+pub const SCHEMA_VERSION: u64 = 4;
 
 /// How much quarantine the engine keeps (`[quarantine]`); applied as entries are added and by
 /// [`WriteTxn::enforce_quarantine_retention`]. Entries over a limit are removed oldest first

@@ -1,7 +1,7 @@
 //! The redb engine: one file, copy-on-write B-trees, fsync on every commit (redb's default
 //! `Durability::Immediate`), one writer and any number of snapshot readers.
 //!
-//! # Tables (schema version 3; `migrate` brings version 1 and 2 stores here)
+//! # Tables (schema version 4; `migrate` brings version 1, 2 and 3 stores here)
 //! | table | key | value | why |
 //! |---|---|---|---|
 //! | `meta` | name | u64 | schema version, id counters |

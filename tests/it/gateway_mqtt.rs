@@ -448,3 +448,119 @@ fn shared_subscription_splits_the_load() {
     assert_eq!(na + nb, 200, "each message stored by one instance");
     assert!(na > 0 && nb > 0, "the group split the load: {na} / {nb}");
 }
+
+/// Gateway health you can act on: undecodable messages counted by reason, in `gateways list`
+/// (over the control socket, while the daemon runs) and `/metrics`; a gateway whose
+/// undecodable share rises above the limit is logged and alerted, a healthy one is not.
+#[test]
+fn gateway_health_by_reason_and_undecodable_alert() {
+    let broker = mosquitto::start(false);
+    let s = Scratch::new();
+    let port = crate::common::free_port();
+    let collector = Collector::start(broker.port, "health-consumer", "meterd/out");
+    let cfg = config(
+        &s,
+        &broker,
+        "meterd-health",
+        &format!(
+            "publish_topic = \"meterd/out\"\nsilence_after_secs = 4\nundecodable_alert_percent = 25\n\
+             undecodable_alert_min_messages = 20\n[http]\nlisten = \"127.0.0.1:{port}\"\n"
+        ),
+    );
+    let d = Daemon::start(&s, &cfg);
+    d.wait_for("subscribed", Duration::from_secs(20), subscribed);
+
+    let good = "F95306F008951840EA0C101A";
+    // The same frame with two bits flipped: its BCH check fails.
+    let bch = "F95306F0086A1840EA0C101A";
+    let mut messages: Vec<(String, Vec<u8>)> = Vec::new();
+    for i in 0..30 {
+        messages.push(("meters/van-2/raw".into(), good.into()));
+        if i < 10 {
+            messages.push(("meters/pole-1/raw".into(), good.into()));
+        }
+        if i < 25 {
+            messages.push(("meters/pole-1/raw".into(), bch.into()));
+        }
+    }
+    messages.push(("meters/pole-1/raw".into(), b"not a frame".to_vec()));
+    publish_all(broker.port, &messages);
+
+    d.wait_for("the undecodable share logged", Duration::from_secs(30), |l| {
+        l.contains("undecodable share") && l.contains("pole-1") && l.contains("bch 25")
+    });
+    d.wait_until("the undecodable alert published", Duration::from_secs(20), || {
+        collector
+            .received
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, p, _)| String::from_utf8_lossy(p).contains("gateway_undecodable"))
+    });
+    let alerts: Vec<serde_json::Value> = collector
+        .received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, p, _)| serde_json::from_slice::<serde_json::Value>(p).unwrap())
+        .filter(|v| v["alert"] == "gateway_undecodable")
+        .collect();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["gateway"], "pole-1");
+    assert_eq!(alerts[0]["messages"], 36);
+    assert_eq!(alerts[0]["by_reason"], serde_json::json!({"bch": 25, "format": 1}));
+    assert!(!d.log().contains("undecodable share 0.0% is over"), "van-2 is healthy");
+
+    // `gateways list` against the running daemon.
+    let list = s.json(&["--config", cfg.to_str().unwrap(), "gateways", "list", "--json"]);
+    let by: BTreeMap<String, serde_json::Value> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (g["gateway"].as_str().unwrap().to_owned(), g.clone()))
+        .collect();
+    let pole = &by["pole-1"];
+    assert_eq!(
+        (pole["messages"].as_u64(), pole["decoded"].as_u64()),
+        (Some(36), Some(10))
+    );
+    assert_eq!(pole["undecodable"], 26);
+    assert_eq!(pole["undecodable_by"], serde_json::json!({"bch": 25, "format": 1}));
+    assert_eq!(pole["recent"]["undecodable"], 26);
+    assert_eq!(pole["undecodable_alert"], true);
+    let van = &by["van-2"];
+    assert_eq!(
+        (van["decoded"].as_u64(), van["undecodable"].as_u64()),
+        (Some(30), Some(0))
+    );
+    assert_eq!(van["undecodable_alert"], false);
+    let text = s.ok(&["--config", cfg.to_str().unwrap(), "gateways", "list"]);
+    assert!(text.contains("bch 25, format 1"), "{text}");
+
+    // /metrics, from the same daemon.
+    let token = s.ok(&["tokens", "create", "ops"]).trim().to_owned();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let metrics = rt.block_on(async {
+        let r = reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.text().await.unwrap()
+    });
+    for line in [
+        "meterd_gateway_undecodable_total{gateway=\"pole-1\",reason=\"bch\"} 25",
+        "meterd_gateway_undecodable_total{gateway=\"pole-1\",reason=\"format\"} 1",
+        "meterd_gateway_undecodable_total{gateway=\"van-2\",reason=\"bch\"} 0",
+        "meterd_gateway_decoded_total{gateway=\"van-2\"} 30",
+        "meterd_gateway_messages_total{gateway=\"pole-1\"} 36",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} not in:\n{metrics}");
+    }
+    d.stop();
+}

@@ -8,7 +8,8 @@ use serde_json::json;
 
 use super::Ctx;
 use super::output::print_json;
-use crate::ingest::mqtt::{MqttConfig, silent_for};
+use crate::ingest::mqtt::health::{by_reason, by_reason_text, undecodable_over};
+use crate::ingest::mqtt::silent_for;
 
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -28,12 +29,8 @@ pub struct ListArgs {
 
 pub fn run(ctx: &Ctx<'_>, cmd: GatewaysCmd) -> anyhow::Result<()> {
     let GatewaysCmd::List(args) = cmd;
-    let threshold = args.silence_after.unwrap_or_else(|| {
-        ctx.config
-            .mqtt
-            .as_ref()
-            .map_or(MqttConfig::default().silence_after_secs, |m| m.silence_after_secs)
-    });
+    let mqtt = ctx.config.mqtt.clone().unwrap_or_default();
+    let threshold = args.silence_after.unwrap_or(mqtt.silence_after_secs);
     let store = ctx.store;
     let gateways = store.begin_read()?.gateways()?;
     let now = Timestamp::now();
@@ -41,12 +38,27 @@ pub fn run(ctx: &Ctx<'_>, cmd: GatewaysCmd) -> anyhow::Result<()> {
         .iter()
         .map(|g| {
             let silent = silent_for(g, now, threshold);
+            let recent = g.recent();
+            let undecodable_by: serde_json::Map<String, serde_json::Value> = g
+                .undecodable_by
+                .iter()
+                .map(|(r, n)| (r.name().to_owned(), json!(n)))
+                .collect();
             json!({
                 "gateway": g.gateway,
                 "last_message_at": g.last_message_at.map(|t| t.to_string()),
                 "last_seen": g.last_seen().map(|t| t.to_string()),
                 "messages": g.messages,
+                "decoded": g.decoded,
                 "undecodable": g.undecodable,
+                "undecodable_by": undecodable_by,
+                "recent": {
+                    "since": g.previous_window.as_ref().unwrap_or(&g.window).started_at.map(|t| t.to_string()),
+                    "messages": recent.messages,
+                    "undecodable": recent.undecodable,
+                    "undecodable_by": by_reason(&recent),
+                },
+                "undecodable_alert": undecodable_over(g, &mqtt).is_some(),
                 "status": g.status,
                 "status_at": g.status_at.map(|t| t.to_string()),
                 "last_topic": g.last_topic,
@@ -60,26 +72,38 @@ pub fn run(ctx: &Ctx<'_>, cmd: GatewaysCmd) -> anyhow::Result<()> {
     }
     say!(
         ctx,
-        "{:<20} {:<27} {:>9} {:>6} {:<8} silent",
+        "{:<20} {:<27} {:>9} {:>9} {:>6} {:<8} {:<12} {:<10} undecodable by reason",
         "gateway",
         "last message",
         "messages",
+        "decoded",
         "bad",
-        "status"
+        "status",
+        "silent",
+        "recent bad"
     );
     for (g, r) in gateways.iter().zip(&rows) {
+        let recent = g.recent();
+        let share = format!(
+            "{:.1}%{}",
+            recent.share() * 100.0,
+            if r["undecodable_alert"] == true { " !" } else { "" }
+        );
         say!(
             ctx,
-            "{:<20} {:<27} {:>9} {:>6} {:<8} {}",
+            "{:<20} {:<27} {:>9} {:>9} {:>6} {:<8} {:<12} {:<10} {}",
             g.gateway,
             g.last_message_at.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
             g.messages,
+            g.decoded,
             g.undecodable,
             g.status.as_deref().unwrap_or("-"),
             r["silent_secs"]
                 .as_u64()
                 .map(|s| format!("yes, {s} s"))
-                .unwrap_or_else(|| "no".into())
+                .unwrap_or_else(|| "no".into()),
+            share,
+            by_reason_text(&g.undecodable_by)
         );
     }
     Ok(())

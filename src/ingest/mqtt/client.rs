@@ -12,7 +12,7 @@
 //!   PUBACK removes the row (in the next transaction). Rows left at a crash are republished at
 //!   start: consumers dedupe on `msg_id`.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +23,6 @@ use rumqttc::Outgoing;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{Packet, Publish, PublishProperties};
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};
-use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -31,8 +30,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::commit::{Committed, Job, Message, commit_group};
 use super::config::{MqttConfig, topic_matches};
+use super::health;
 use super::message::{decode_payload, gateway_of_topic, locator_of, status_unit};
-use crate::model::{GatewayState, OutboxEntry};
+use crate::model::OutboxEntry;
 use crate::store::Store;
 use crate::vee::VeeConfig;
 use crate::vee::interval::IntervalConfig;
@@ -156,7 +156,7 @@ pub async fn run(ingest: GatewayIngest, token: CancellationToken) -> anyhow::Res
     let mut deadline: Option<Instant> = None;
     let mut running: Option<(JoinHandle<crate::store::Result<Committed>>, Vec<Pending>)> = None;
     let mut outbox = Outbox::default();
-    let mut silent: HashSet<String> = HashSet::new();
+    let mut watch = health::Watch::default();
     let mut last_expire = Instant::now();
     let mut totals = (0u64, 0u64, 0u64);
     let mut pending_alerts: Vec<OutboxEntry> = Vec::new();
@@ -329,27 +329,11 @@ pub async fn run(ingest: GatewayIngest, token: CancellationToken) -> anyhow::Res
             _ = health.tick() => {
                 let store = Arc::clone(&ingest.store);
                 let gateways = tokio::task::spawn_blocking(move || store.begin_read()?.gateways()).await??;
-                let now = Timestamp::now();
-                for g in gateways {
-                    match silent_for(&g, now, cfg.silence_after_secs) {
-                        Some(secs) if silent.insert(g.gateway.clone()) => {
-                            tracing::warn!(gateway = %g.gateway, silent_secs = secs, last_seen = ?g.last_seen().map(|t| t.to_string()), "mqtt: gateway silent");
-                            if let Some(topic) = &cfg.publish_topic {
-                                let since = g.last_seen().map(|t| t.to_string());
-                                let payload = json!({
-                                    "msg_id": format!("alert:gateway_silent:{}:{}", g.gateway, since.clone().unwrap_or_default()),
-                                    "kind": "alert", "alert": "gateway_silent", "gateway": g.gateway, "last_seen": since,
-                                    "silent_secs": secs,
-                                });
-                                pending_alerts.push(OutboxEntry { topic: topic.clone(), payload: serde_json::to_vec(&payload)? });
-                            }
-                        }
-                        Some(_) => {}
-                        None => {
-                            if silent.remove(&g.gateway) {
-                                tracing::info!(gateway = %g.gateway, "mqtt: gateway heard again");
-                            }
-                        }
+                for (name, change) in watch.check(&gateways, Timestamp::now(), &cfg) {
+                    let Some(g) = gateways.iter().find(|g| g.gateway == name) else { continue };
+                    health::log(&name, g, &change);
+                    if let (Some(topic), Some(payload)) = (&cfg.publish_topic, health::alert(g, &change)) {
+                        pending_alerts.push(OutboxEntry { topic: topic.clone(), payload: serde_json::to_vec(&payload)? });
                     }
                 }
             }
@@ -378,11 +362,4 @@ pub async fn run(ingest: GatewayIngest, token: CancellationToken) -> anyhow::Res
     token.cancel();
     let _ = poller.await;
     result
-}
-
-/// Seconds a gateway has been silent beyond `threshold_secs`, if it has.
-pub fn silent_for(g: &GatewayState, now: Timestamp, threshold_secs: u64) -> Option<u64> {
-    let last = g.last_seen()?;
-    let secs = now.duration_since(last).as_secs();
-    (secs >= 0 && secs as u64 > threshold_secs).then_some(secs as u64)
 }

@@ -170,13 +170,12 @@ pub fn apply(
                 Unit::Bad {
                     gateway,
                     locator,
+                    why,
                     reason,
                     payload,
                 } => {
                     let g = gateway_entry(txn, &mut gateways, &gateway)?;
-                    g.messages += 1;
-                    g.undecodable += 1;
-                    g.last_message_at = Some(msg.received);
+                    g.count(msg.received, Some(why), cfg.health_window_secs);
                     g.last_topic = msg.topic.clone();
                     let digest = Sha256::new()
                         .chain_update(locator.as_bytes())
@@ -199,8 +198,7 @@ pub fn apply(
                     out.frames += 1;
                     if !replay {
                         let g = gateway_entry(txn, &mut gateways, &frame.gateway)?;
-                        g.messages += 1;
-                        g.last_message_at = Some(msg.received);
+                        g.count(msg.received, None, cfg.health_window_secs);
                         g.last_topic = msg.topic.clone();
                     }
                     let fresh = first_seen.next().ok_or_else(|| {

@@ -59,6 +59,14 @@ pub struct MqttConfig {
     pub dedup_window_secs: u64,
     /// A gateway silent longer than this is reported (`meterd gateways list`, logs, alerts).
     pub silence_after_secs: u64,
+    /// Gateway health is counted in windows this long (`meterd gateways list`, `/metrics`); the
+    /// undecodable share is judged over the current window and the one before it.
+    pub health_window_secs: u64,
+    /// A gateway whose undecodable share over the recent windows rises above this percentage
+    /// is reported (log, alert), once it sent `undecodable_alert_min_messages` there: a failing
+    /// antenna or a wrong key roll-out, not only a gateway gone silent.
+    pub undecodable_alert_percent: u8,
+    pub undecodable_alert_min_messages: u64,
     /// Where validated reads and alerts are published (QoS 1, through the durable outbox);
     /// nothing is published when absent.
     pub publish_topic: Option<String>,
@@ -99,6 +107,9 @@ impl Default for MqttConfig {
             receive_maximum: 2000,
             dedup_window_secs: 24 * 3600,
             silence_after_secs: 15 * 60,
+            health_window_secs: 3600,
+            undecodable_alert_percent: 25,
+            undecodable_alert_min_messages: 20,
             publish_topic: None,
             publish_inflight: 100,
             keep_alive_secs: 30,
@@ -140,6 +151,9 @@ impl MqttConfig {
         }
         if self.batch_size == 0 || self.receive_maximum == 0 || self.publish_inflight == 0 {
             return Err("mqtt.batch_size, receive_maximum and publish_inflight must be positive".into());
+        }
+        if self.health_window_secs == 0 || self.undecodable_alert_percent > 100 {
+            return Err("mqtt.health_window_secs must be positive and undecodable_alert_percent at most 100".into());
         }
         if let Some(g) = &self.shared_group
             && (g.is_empty() || g.contains(['/', '+', '#']))

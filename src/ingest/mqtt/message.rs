@@ -10,9 +10,10 @@
 use jiff::Timestamp;
 use meterd_protocols::decode::{Keys, Protocol, decode_binary, detect_binary};
 use meterd_protocols::ert::{self, json::Source};
-use meterd_protocols::{Decoded, Error, hexline};
+use meterd_protocols::{Check, Decoded, Error, hexline};
 use sha2::{Digest, Sha256};
 
+use crate::model::Undecodable;
 use crate::model::limits::{self, Field, LimitError, quote};
 
 /// A decoded frame with what ingest needs beside it.
@@ -40,6 +41,8 @@ pub enum Unit {
     Bad {
         gateway: String,
         locator: String,
+        /// The kind of fault, for gateway health.
+        why: Undecodable,
         reason: String,
         payload: Vec<u8>,
     },
@@ -80,6 +83,7 @@ fn check_topic(topic: &str, payload: &[u8], topic_gateway: &str) -> Result<(), U
         .map_err(|e| Unit::Bad {
             gateway: UNNAMED_GATEWAY.to_owned(),
             locator: locator_of(topic),
+            why: Undecodable::Limit,
             reason: e.to_string(),
             payload: payload.to_vec(),
         })
@@ -97,6 +101,7 @@ pub fn status_unit(topic: &str, payload: &[u8], gateway: String) -> Unit {
         Err(e) => Unit::Bad {
             gateway,
             locator: topic.to_owned(),
+            why: Undecodable::Limit,
             reason: e.to_string(),
             payload: payload.to_vec(),
         },
@@ -135,6 +140,7 @@ pub fn decode_payload(topic: &str, payload: &[u8], topic_gateway: &str, received
         return vec![Unit::Bad {
             gateway: topic_gateway.to_owned(),
             locator: topic.to_owned(),
+            why: Undecodable::Format,
             reason: "empty payload".into(),
             payload: payload.to_vec(),
         }];
@@ -154,6 +160,7 @@ pub fn decode_payload(topic: &str, payload: &[u8], topic_gateway: &str, received
                     Err(e) => Unit::Bad {
                         gateway: topic_gateway.to_owned(),
                         locator,
+                        why: Undecodable::Limit,
                         reason: e.to_string(),
                         payload: line.as_bytes().to_vec(),
                     },
@@ -161,6 +168,7 @@ pub fn decode_payload(topic: &str, payload: &[u8], topic_gateway: &str, received
                 Err(e) => Unit::Bad {
                     gateway: topic_gateway.to_owned(),
                     locator,
+                    why: why_of(&e),
                     reason: e.to_string(),
                     payload: line.as_bytes().to_vec(),
                 },
@@ -170,19 +178,41 @@ pub fn decode_payload(topic: &str, payload: &[u8], topic_gateway: &str, received
 }
 
 fn binary(topic: &str, payload: &[u8], gateway: &str, received: Timestamp, keys: &Keys) -> Unit {
-    let result = detect_binary(payload)
+    let decoded = detect_binary(payload)
         .ok_or_else(|| Error::Unrecognised(format!("{} binary bytes", payload.len())))
-        .and_then(|p| decode_frame(p, payload, received, keys).map(|d| (p, d)))
-        .map_err(|e| e.to_string())
-        .and_then(|(p, d)| check_frame(gateway, &d).map(|()| (p, d)).map_err(|e| e.to_string()));
+        .and_then(|p| decode_frame(p, payload, received, keys).map(|d| (p, d)));
+    let result = match decoded {
+        Ok((p, d)) => match check_frame(gateway, &d) {
+            Ok(()) => Ok((p, d)),
+            Err(e) => Err((Undecodable::Limit, e.to_string())),
+        },
+        Err(e) => Err((why_of(&e), e.to_string())),
+    };
     match result {
         Ok((p, d)) => frame(gateway.to_owned(), p, d, received, topic.to_owned(), payload),
-        Err(e) => Unit::Bad {
+        Err((why, reason)) => Unit::Bad {
             gateway: gateway.to_owned(),
             locator: topic.to_owned(),
-            reason: e.to_string(),
+            why,
+            reason,
             payload: payload.to_vec(),
         },
+    }
+}
+
+/// The kind of fault a decoding error is, for gateway health: the failed integrity check
+/// (damage on the air), a key problem, or a payload of a format meterd does not take.
+pub fn why_of(e: &Error) -> Undecodable {
+    match e {
+        Error::Check { check, .. } => match check {
+            Check::Bch => Undecodable::Bch,
+            Check::Crc => Undecodable::Crc,
+            Check::ReedSolomon => Undecodable::ReedSolomon,
+            Check::Checksum => Undecodable::Checksum,
+            Check::Bcc => Undecodable::Bcc,
+            Check::Decryption | Check::Mac => Undecodable::Key,
+        },
+        _ => Undecodable::Format,
     }
 }
 
@@ -317,6 +347,7 @@ mod tests {
         let u = decode_payload("meters/gw1/raw", env.as_bytes(), "gw1", now(), &keys);
         let Unit::Bad {
             gateway,
+            why,
             reason,
             locator,
             payload,
@@ -324,12 +355,25 @@ mod tests {
         else {
             panic!("{u:?}")
         };
+        assert_eq!(*why, Undecodable::Limit);
         assert_eq!((gateway.as_str(), locator.as_str()), ("gw1", "meters/gw1/raw"));
         assert!(
             reason.starts_with("gateway: 100 bytes long; at most 64 are accepted"),
             "{reason}"
         );
         assert_eq!(payload, env.as_bytes());
+        // An ANSI sequence in the envelope's gateway or in a status: refused, never shown.
+        let env = format!(r#"{{"gateway":"gw\u001b[2J","hex":"{scm}"}}"#);
+        let u = decode_payload("meters/gw1/raw", env.as_bytes(), "gw1", now(), &keys);
+        assert!(
+            matches!(&u[0], Unit::Bad { why: Undecodable::Limit, reason, gateway, .. } if reason.contains("U+001B") && gateway == "gw1"),
+            "{u:?}"
+        );
+        let u = status_unit("meters/gw1/status", br#"{"status":"on\u001b[31mline"}"#, "gw1".into());
+        assert!(
+            matches!(&u, Unit::Bad { why: Undecodable::Limit, reason, .. } if reason.contains("U+001B")),
+            "{u:?}"
+        );
         // A NUL in the envelope's gateway.
         let env = format!(r#"{{"gateway":"gw\u0000x","hex":"{scm}"}}"#);
         let u = decode_payload("meters/gw1/raw", env.as_bytes(), "gw1", now(), &keys);

@@ -11,6 +11,7 @@
 pub mod client;
 pub mod commit;
 pub mod config;
+pub mod health;
 pub mod message;
 pub mod tls;
 
@@ -19,8 +20,9 @@ use std::sync::Arc;
 use meterd_protocols::decode::Keys;
 use tokio_util::sync::CancellationToken;
 
-pub use client::{GatewayIngest, silent_for};
+pub use client::GatewayIngest;
 pub use config::MqttConfig;
+pub use health::silent_for;
 
 use crate::store::Store;
 use crate::vee::VeeConfig;

@@ -3,7 +3,7 @@
 
 use jiff::Timestamp;
 
-use super::rows::{big, column, id};
+use super::rows::{big, column, from_json, id, json};
 use super::{PgTxn, Sequence, params};
 use crate::model::{GatewayState, IntervalRead, OutboxEntry};
 use crate::store::postgres::partitions::Partitioned;
@@ -26,6 +26,14 @@ fn gateway_of(row: &tokio_postgres::Row) -> Result<GatewayState> {
         status: row.try_get(4).map_err(column)?,
         status_at: row.try_get(5).map_err(column)?,
         last_topic: row.try_get(6).map_err(column)?,
+        decoded: count(row.try_get(7).map_err(column)?)?,
+        undecodable_by: from_json("gateway health", row.try_get(8).map_err(column)?)?,
+        window: from_json("gateway health", row.try_get(9).map_err(column)?)?,
+        previous_window: row
+            .try_get::<_, Option<serde_json::Value>>(10)
+            .map_err(column)?
+            .map(|v| from_json("gateway health", v))
+            .transpose()?,
     })
 }
 
@@ -44,7 +52,8 @@ impl GatewayQueries for PgTxn<'_> {
         // Byte order of the name, as the embedded store lists them, whatever the collation.
         self.rows(
             "reading gateways",
-            "SELECT gateway, last_message_at, messages, undecodable, status, status_at, last_topic \
+            "SELECT gateway, last_message_at, messages, undecodable, status, status_at, last_topic, \
+               decoded, undecodable_by, health_window, previous_window \
              FROM gateways ORDER BY gateway COLLATE \"C\"",
             params![],
         )?
@@ -56,7 +65,8 @@ impl GatewayQueries for PgTxn<'_> {
     fn gateway(&self, gateway: &str) -> Result<Option<GatewayState>> {
         self.row(
             "reading a gateway",
-            "SELECT gateway, last_message_at, messages, undecodable, status, status_at, last_topic \
+            "SELECT gateway, last_message_at, messages, undecodable, status, status_at, last_topic, \
+               decoded, undecodable_by, health_window, previous_window \
              FROM gateways WHERE gateway = $1",
             params![gateway.to_owned()],
         )?
@@ -191,11 +201,14 @@ impl GatewayWrites for PgTxn<'_> {
     fn put_gateway(&mut self, state: &GatewayState) -> Result<()> {
         self.exec(
             "storing a gateway",
-            "INSERT INTO gateways (gateway, last_message_at, messages, undecodable, status, status_at, last_topic) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+            "INSERT INTO gateways (gateway, last_message_at, messages, undecodable, status, status_at, last_topic, \
+               decoded, undecodable_by, health_window, previous_window) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
              ON CONFLICT (gateway) DO UPDATE SET last_message_at = EXCLUDED.last_message_at, \
                messages = EXCLUDED.messages, undecodable = EXCLUDED.undecodable, status = EXCLUDED.status, \
-               status_at = EXCLUDED.status_at, last_topic = EXCLUDED.last_topic",
+               status_at = EXCLUDED.status_at, last_topic = EXCLUDED.last_topic, decoded = EXCLUDED.decoded, \
+               undecodable_by = EXCLUDED.undecodable_by, health_window = EXCLUDED.health_window, \
+               previous_window = EXCLUDED.previous_window",
             params![
                 state.gateway.clone(),
                 state.last_message_at,
@@ -204,6 +217,10 @@ impl GatewayWrites for PgTxn<'_> {
                 state.status.clone(),
                 state.status_at,
                 state.last_topic.clone(),
+                big(state.decoded)?,
+                json(&state.undecodable_by)?,
+                json(&state.window)?,
+                state.previous_window.as_ref().map(json).transpose()?,
             ],
         )?;
         Ok(())
