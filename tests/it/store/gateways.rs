@@ -61,7 +61,11 @@ pub fn gateways_are_stored_by_id(e: &dyn Engine) {
     let mut txn = s.begin_write().unwrap();
     txn.put_gateway(&b).unwrap();
     txn.put_gateway(&a).unwrap();
-    b.messages = 8;
+    // Health by reason and in windows, kept whole by every engine.
+    b.count(t("2025-06-01T00:00:10Z"), None, 600);
+    b.count(t("2025-06-01T00:00:20Z"), Some(meterd::model::Undecodable::Key), 600);
+    b.count(t("2025-06-01T00:11:00Z"), Some(meterd::model::Undecodable::Crc), 600);
+    assert!(b.previous_window.is_some() && !b.undecodable_by.is_empty());
     txn.put_gateway(&b).unwrap();
     txn.commit().unwrap();
     let txn = s.begin_read().unwrap();
