@@ -101,6 +101,41 @@ fn one_million(config: &VeeConfig) {
     }
 }
 
+/// 1,000,000 hourly reads of one meter (AMI register reads; 114 years of them) through the same
+/// path: the cost per read must not grow with the reads the meter already has, so this is
+/// compared per read with [`one_million`].
+fn one_meter(config: &VeeConfig) {
+    let (_dir, store) = fresh_store();
+    let start: jiff::Timestamp = "1990-01-01T00:00:00Z".parse().unwrap();
+    let n = 1_000_000i64;
+    let reads: Vec<Read> = (0..n)
+        .map(|h| {
+            let mut r = read(0, 0);
+            r.read_at = start + jiff::SignedDuration::from_hours(h);
+            let value = 1000 + h * 10 + (h * 7) % 5;
+            r.value = meterd::model::Quantity::from_units(value).unwrap();
+            r.raw = value.to_string();
+            r
+        })
+        .collect();
+    let cpu = cpu_seconds();
+    let t = Instant::now();
+    let imported = import(&store, config, reads);
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(imported as i64, n);
+    println!(
+        "ingest/one_meter_million_reads: {n} hourly reads of one meter in {secs:.2} s = {:.0} reads/s",
+        n as f64 / secs
+    );
+    if let (Some(a), Some(b)) = (cpu, cpu_seconds()) {
+        println!(
+            "ingest/one_meter_million_reads: {:.2} CPU s = {:.0} reads per CPU second",
+            b - a,
+            n as f64 / (b - a)
+        );
+    }
+}
+
 fn main() {
     let mut c = Criterion::default().configure_from_args();
     month_of_reads(&mut c);
@@ -108,5 +143,8 @@ fn main() {
     // `cargo test --benches` runs this binary with `--bench` absent: keep that quick.
     if std::env::args().any(|a| a == "--bench") {
         one_million(&VeeConfig::default());
+        one_meter(&VeeConfig::default());
+    } else if std::env::args().any(|a| a == "one_meter") {
+        one_meter(&VeeConfig::default());
     }
 }

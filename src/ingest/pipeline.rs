@@ -14,7 +14,7 @@ use crate::model::{
     Meter, MeterChange, Quantity, Read, ReadId, ReadStatus, ReadSummary, ReadType, Rule, StoredRead, to_store_precision,
 };
 use crate::store::{HistoryQuery, Result, Store, WriteTxn};
-use crate::vee::{self, ADU_WINDOW, MeterHistory, VeeConfig};
+use crate::vee::{self, ADU_WINDOW, MeterHistory, PeriodTotal, VeeConfig};
 
 /// What [`accept_reads`] did. Everything counted here is committed durably.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -209,7 +209,14 @@ fn accept_meter(
 ) {
     let meter = group.meter;
     let mut prior_estimates = group.prior_estimates;
-    let (mut same, mut history): (Vec<Quantity>, Vec<ReadSummary>) = (Vec::new(), Vec::new());
+    let mut same: Vec<Quantity> = Vec::new();
+    // The reads that count as history, kept sorted as reads are accepted; each read is
+    // validated against the part VEE looks at (the previous read and the rules' windows), a
+    // slice found by binary search, so a read costs the same however many reads the meter
+    // already has (copying the whole history per read made one meter's import quadratic).
+    let mut history: Vec<ReadSummary> = known.iter().filter(|k| k.is_history()).copied().collect();
+    let mut totals = PeriodTotal::running(&history);
+    let look_back = ADU_WINDOW.max(SignedDuration::from_hours(i64::from(config.spike_window_hours)));
     for read in reads {
         let lo = known.partition_point(|k| k.read_at < read.read_at);
         let hi = known.partition_point(|k| k.read_at <= read.read_at);
@@ -219,11 +226,16 @@ fn accept_meter(
             report.duplicates_skipped += 1;
             continue;
         }
-        history.clear();
-        history.extend(known[..lo].iter().filter(|k| k.is_history()).copied());
+        let before = history.partition_point(|k| k.read_at < read.read_at);
+        let from = read.read_at.checked_sub(look_back).unwrap_or(Timestamp::MIN);
+        // From the last read before the window (the start of the window's first period).
+        let start = history[..before]
+            .partition_point(|k| k.read_at < from)
+            .saturating_sub(1);
         let past = MeterHistory {
             meter,
-            history: &history,
+            history: &history[start..before],
+            totals: Some(&totals[start..before]),
             same_time: &same,
             changes: group.changes,
             prior_estimates,
@@ -251,7 +263,21 @@ fn accept_meter(
             received_at,
             batch: None,
         };
-        known.insert(hi, stored.summary());
+        let summary = stored.summary();
+        known.insert(hi, summary);
+        if summary.is_history() {
+            let at = history.partition_point(|k| k.read_at <= summary.read_at);
+            history.insert(at, summary);
+            // Appending (reads newer than the meter's history) touches one total; a read
+            // filled in between older ones moves the totals after it.
+            totals.insert(at, PeriodTotal::default());
+            for i in at..history.len() {
+                totals[i] = match i {
+                    0 => PeriodTotal::default(),
+                    _ => totals[i - 1].plus(PeriodTotal::of(&history[i - 1], &history[i])),
+                };
+            }
+        }
         to_store.push(stored);
     }
 }

@@ -25,6 +25,7 @@ impl VeeInputs {
             same_time: &self.same_time,
             changes: &self.changes,
             prior_estimates: self.prior_estimates,
+            totals: None,
         }
     }
 }

@@ -71,6 +71,52 @@ pub struct MeterHistory<'a> {
     pub changes: &'a [MeterChange],
     /// How many estimates of the meter come right before the read, in a row.
     pub prior_estimates: u32,
+    /// Running totals of `history`'s periods, one per history read ([`PeriodTotal::running`]),
+    /// when the caller keeps them: ADU over the year is then two look-ups instead of a walk
+    /// over every read of the year (an hourly AMI register has 8,760).
+    pub totals: Option<&'a [PeriodTotal]>,
+}
+
+/// Trusted usage and its seconds, summed over a history's periods up to and including the
+/// period that ends at one read (a period: from the read before to this one).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeriodTotal {
+    pub used_micros: i128,
+    pub seconds: i128,
+}
+
+impl PeriodTotal {
+    /// What the period from `before` to `period` adds to ADU: its consumption and length when
+    /// the read is trusted and its consumption known and not negative, else nothing.
+    pub fn of(before: &HistoryRead, period: &HistoryRead) -> PeriodTotal {
+        match period.consumption {
+            Some(c) if period.status.is_trusted() && !c.is_negative() => PeriodTotal {
+                used_micros: i128::from(c.micros()),
+                seconds: i128::from(period.read_at.as_second() - before.read_at.as_second()),
+            },
+            _ => PeriodTotal::default(),
+        }
+    }
+
+    /// The running totals of a whole history (oldest first), one per read.
+    pub fn running(history: &[HistoryRead]) -> Vec<PeriodTotal> {
+        let mut out = Vec::with_capacity(history.len());
+        let mut acc = PeriodTotal::default();
+        for (i, h) in history.iter().enumerate() {
+            if i > 0 {
+                acc = acc.plus(PeriodTotal::of(&history[i - 1], h));
+            }
+            out.push(acc);
+        }
+        out
+    }
+
+    pub fn plus(self, other: PeriodTotal) -> PeriodTotal {
+        PeriodTotal {
+            used_micros: self.used_micros + other.used_micros,
+            seconds: self.seconds + other.seconds,
+        }
+    }
 }
 
 /// VEE's decision on one read.
@@ -92,25 +138,41 @@ pub struct Expectation {
 /// E = ADU × elapsed time since the previous read, ADU over trusted periods ending in the
 /// last 365 days. `None` with fewer than 2 earlier reads or no usable period.
 pub fn expectation(history: &[HistoryRead], read_at: Timestamp, factors: &ServiceFactors) -> Option<Expectation> {
+    expectation_with(history, None, read_at, factors)
+}
+
+/// [`expectation`], with the running totals of `history` when the caller keeps them.
+pub fn expectation_with(
+    history: &[HistoryRead],
+    totals: Option<&[PeriodTotal]>,
+    read_at: Timestamp,
+    factors: &ServiceFactors,
+) -> Option<Expectation> {
     if history.len() < 2 {
         return None;
     }
     let previous = history.last()?;
     let window_start = read_at.checked_sub(ADU_WINDOW).unwrap_or(Timestamp::MIN);
-    let mut used = Quantity::ZERO;
-    let mut seconds: i128 = 0;
-    for pair in history.windows(2) {
-        let (before, period) = (&pair[0], &pair[1]);
-        if period.read_at < window_start || !period.status.is_trusted() {
-            continue;
+    // The periods ending in the window: those ending at index `first` onwards (index 0 ends a
+    // period that begins before the slice, which is not counted).
+    let first = history.partition_point(|h| h.read_at < window_start).max(1);
+    let sum = match totals.filter(|t| t.len() == history.len()) {
+        Some(t) if first < history.len() => {
+            let (end, begin) = (t[history.len() - 1], t[first - 1]);
+            PeriodTotal {
+                used_micros: end.used_micros - begin.used_micros,
+                seconds: end.seconds - begin.seconds,
+            }
         }
-        let Some(c) = period.consumption else { continue };
-        if c.is_negative() {
-            continue;
-        }
-        used = used.checked_add(c)?;
-        seconds += i128::from(period.read_at.as_second() - before.read_at.as_second());
-    }
+        Some(_) => PeriodTotal::default(),
+        None => (first..history.len())
+            .map(|i| PeriodTotal::of(&history[i - 1], &history[i]))
+            .fold(PeriodTotal::default(), PeriodTotal::plus),
+    };
+    // Every period adds a non-negative amount: a sum that fits is what adding up in
+    // Quantity would have given, one that does not has no expectation.
+    let used = Quantity::from_micros(i64::try_from(sum.used_micros).ok()?);
+    let seconds = sum.seconds;
     if seconds <= 0 {
         return None;
     }
@@ -138,8 +200,8 @@ pub fn validate(past: &MeterHistory<'_>, read: &Read, config: &VeeConfig) -> Out
     if let (Some(c), true) = (consumption, past.meter.is_some()) {
         let window = SignedDuration::from_hours(i64::from(config.spike_window_hours));
         let start = read.read_at.checked_sub(window).unwrap_or(Timestamp::MIN);
-        let intervals: Vec<Quantity> = past
-            .history
+        let from = past.history.partition_point(|h| h.read_at <= start);
+        let intervals: Vec<Quantity> = past.history[from..]
             .iter()
             .filter(|h| h.read_at > start && h.status.is_trusted() && !h.excluded)
             .filter_map(|h| h.consumption)
@@ -277,7 +339,7 @@ fn usage_rules(
     }
     let previous = history.last()?;
     let factors = config.factors(meter.service).for_read_type(read.read_type);
-    let expect = expectation(history, read.read_at, &factors);
+    let expect = expectation_with(history, past.totals, read.read_at, &factors);
 
     // An exchange between the previous read and this one: the old meter's register says
     // nothing about the new one's.

@@ -567,3 +567,54 @@ fn read_type_factors_parse_from_toml() {
         .to_string();
     assert!(e.contains("high"), "{e}");
 }
+
+/// ADU from running totals is exactly ADU walked read by read, on any history and any part of
+/// it the pipeline passes (a slice from the last read before the window).
+#[test]
+fn running_totals_give_the_same_expectation_as_the_walk() {
+    use proptest::prelude::*;
+    let statuses = [
+        ReadStatus::Validated,
+        ReadStatus::Flagged,
+        ReadStatus::Estimated,
+        ReadStatus::Exported,
+    ];
+    let mut runner = proptest::test_runner::TestRunner::default();
+    runner
+        .run(
+            &(
+                proptest::collection::vec((1i64..200, -50i64..5000, 0usize..4, any::<bool>()), 2..120),
+                0i64..30_000,
+            ),
+            |(steps, after)| {
+                let mut history: Vec<HistoryRead> = Vec::new();
+                let mut at = day(0);
+                let mut value = 1000i64;
+                for (hours, used, status, unknown) in steps {
+                    at += SignedDuration::from_hours(hours * 24 / 7 + 1);
+                    value += used;
+                    history.push(HistoryRead {
+                        id: 0,
+                        read_at: at,
+                        value: Quantity::from_units(value).unwrap(),
+                        consumption: (!unknown && !history.is_empty()).then(|| Quantity::from_units(used).unwrap()),
+                        status: statuses[status],
+                        excluded: false,
+                    });
+                }
+                let totals = PeriodTotal::running(&history);
+                let read_at = at + SignedDuration::from_hours(after);
+                let factors = ServiceFactors::default();
+                let walked = expectation(&history, read_at, &factors);
+                prop_assert_eq!(walked, expectation_with(&history, Some(&totals), read_at, &factors));
+                let from = read_at.checked_sub(ADU_WINDOW).unwrap();
+                let start = history.partition_point(|h| h.read_at < from).saturating_sub(1);
+                prop_assert_eq!(
+                    walked,
+                    expectation_with(&history[start..], Some(&totals[start..]), read_at, &factors)
+                );
+                Ok(())
+            },
+        )
+        .unwrap();
+}
