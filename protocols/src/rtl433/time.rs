@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use jiff::civil::DateTime;
 
 use super::fields::Fields;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// The longest `time` text read.
 const MAX_LEN: usize = 64;
