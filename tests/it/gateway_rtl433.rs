@@ -93,7 +93,11 @@ fn rtl_433_lines_through_mqtt() {
     let mut scm_plus = by_meter["scm+:68211547"].clone();
     scm_plus.sort();
     assert_eq!(scm_plus, ["6653", "6883"], "P1 and P2");
-    assert_eq!(by_meter["idm:11278109"], ["339972", "339972"], "I1 and I2 (intervals 246, 245)");
+    assert_eq!(
+        by_meter["idm:11278109"],
+        ["339972", "339972"],
+        "I1 and I2 (intervals 246, 245)"
+    );
     assert_eq!(by_meter["netidm:11278109"].len(), 1);
     assert_eq!(by_meter["r900:1545911110"], ["404986"]);
     assert_eq!(by_meter["r900bcd:1485200001"], ["16000"]);
@@ -122,7 +126,10 @@ fn rtl_433_lines_through_mqtt() {
             r#"rtl_433 ERT-SCM line: field "consumption_data" out of range 0..=16777215 (got 16777216)"#,
         ),
         ("gw-bad2", r#"rtl_433 ERT-SCM line: field "consumption_data" missing"#),
-        ("gw-bad3", r#"rtl_433 ERT-SCM line: field "ert_type" is "twelve", expected an integer"#),
+        (
+            "gw-bad3",
+            r#"rtl_433 ERT-SCM line: field "ert_type" is "twelve", expected an integer"#,
+        ),
     ] {
         let (_, q) = quarantine
             .iter()
