@@ -16,7 +16,7 @@ fn config(s: &Scratch, broker: &Mosquitto) -> PathBuf {
         "meterd.toml",
         &format!(
             "[mqtt]\nbroker = \"{}\"\nclient_id = \"meterd-rtl433\"\n\
-             topics = [\"meters/+/rtlamr\", \"meters/+/rtl433\"]\nbatch_latency_ms = 10\nkeep_alive_secs = 5\n",
+             topics = [\"meters/+/rtlamr\", \"meters/+/rtl433\", \"meters/+/raw\"]\nbatch_latency_ms = 10\nkeep_alive_secs = 5\n",
             broker.url()
         ),
     )
@@ -44,7 +44,8 @@ const RTLAMR_S1: &str = r#"{"Time":"2026-01-05T14:03:07.2Z","Offset":0,"Length":
 
 /// One gateway runs rtlamr, another rtl_433, both hear the same SCM: one read. Every model's
 /// rtl_433 line (the captures and current-output lines of firmware-fixtures/ert/rtl433, and a
-/// wM-Bus telegram) becomes a read of its meter key; bad lines are quarantined naming the field.
+/// wM-Bus telegram, also heard raw by a third gateway) becomes one read of its meter key; bad
+/// lines are quarantined naming the field.
 #[test]
 fn rtl_433_lines_through_mqtt() {
     let broker = mosquitto::start(false);
@@ -65,6 +66,15 @@ fn rtl_433_lines_through_mqtt() {
     for l in &good {
         msgs.push(("meters/gw-433/rtl433".into(), l.clone().into_bytes()));
     }
+    // The Sensus telegram of r1-t1-rtl433 as another gateway delivers it: raw, with its format A
+    // CRCs (EN 13757-4: after the first 10 bytes and after each 16).
+    let telegram = hex::decode("1844AE4C4455223368077A55000000041389E20100023B0000").unwrap();
+    let crc = |b: &[u8]| meterd_protocols::wmbus::dll::CRC.checksum(b).to_be_bytes();
+    let mut format_a = telegram[..10].to_vec();
+    format_a.extend(crc(&telegram[..10]));
+    format_a.extend(&telegram[10..]);
+    format_a.extend(crc(&telegram[10..]));
+    msgs.push(("meters/gw-raw/raw".into(), hex::encode_upper(&format_a).into_bytes()));
     let out_of_range = RTL433_S1.replace("562456", "16777216");
     let missing = RTL433_S1.replace(r#","consumption_data":562456"#, "");
     let wrong_type = RTL433_S1.replace(r#""ert_type":12"#, r#""ert_type":"twelve""#);
@@ -101,7 +111,8 @@ fn rtl_433_lines_through_mqtt() {
     assert_eq!(by_meter["netidm:11278109"].len(), 1);
     assert_eq!(by_meter["r900:1545911110"], ["404986"]);
     assert_eq!(by_meter["r900bcd:1485200001"], ["16000"]);
-    assert!(by_meter.contains_key("wmbus:33225544"), "{by_meter:#?}");
+    // rtl_433's CRC-less telegram and the raw format A frame: one transmission.
+    assert_eq!(by_meter["wmbus:33225544"].len(), 1, "{by_meter:#?}");
     let meters: BTreeSet<&str> = by_meter.keys().map(String::as_str).collect();
     assert_eq!(
         meters,
@@ -151,6 +162,7 @@ fn rtl_433_lines_through_mqtt() {
         .collect();
     assert_eq!(by["gw-amr"]["messages"], 1);
     assert_eq!(by["gw-433"]["messages"], 10);
+    assert_eq!(by["gw-raw"]["messages"], 1);
 }
 
 /// `meterd decode` prints for rtl_433's lines exactly what it prints for the rtlamr lines of the

@@ -243,10 +243,14 @@ fn frame(
 }
 
 /// Protocols without a radio dedup rule (wM-Bus, M-Bus): the meter and a digest of everything
-/// decoded (header fields and readings), so a repeated telegram is one transmission.
+/// decoded (header fields and readings), so a repeated telegram is one transmission. wM-Bus
+/// `frame_format` says how the gateway delivered the telegram (with format A CRCs, or CRCs
+/// removed as rtl_433 prints it), not what the meter sent, so it is left out.
 fn fallback_key(d: &Decoded) -> String {
     let mut h = Sha256::new();
-    h.update(serde_json::to_vec(&d.fields).unwrap_or_default());
+    let mut fields = d.fields.clone();
+    fields.remove("frame_format");
+    h.update(serde_json::to_vec(&fields).unwrap_or_default());
     h.update(serde_json::to_vec(&d.readings).unwrap_or_default());
     format!("{}:{}:{}", d.protocol, d.meter_id, hex::encode(&h.finalize()[..12]))
 }
