@@ -62,7 +62,7 @@ fn rtl_433_lines_through_mqtt() {
     let mut good = lines(&root.join("ert/rtl433/captures.in"));
     good.extend(lines(&root.join("ert/rtl433/current_output.in")));
     good.extend(lines(&root.join("wmbus/sensus-iperl/r1-t1-rtl433.in")));
-    assert_eq!(good.len(), 9);
+    assert_eq!(good.len(), 10);
     for l in &good {
         msgs.push(("meters/gw-433/rtl433".into(), l.clone().into_bytes()));
     }
@@ -152,7 +152,7 @@ fn rtl_433_lines_through_mqtt() {
     drop(txn);
     drop(store);
 
-    // Both gateways counted their message; the rtl_433 one its 10.
+    // Each gateway counted its messages.
     let list = s.json(&["--config", cfg.to_str().unwrap(), "gateways", "list", "--json"]);
     let by: BTreeMap<String, serde_json::Value> = list
         .as_array()
@@ -161,13 +161,13 @@ fn rtl_433_lines_through_mqtt() {
         .map(|g| (g["gateway"].as_str().unwrap().to_owned(), g.clone()))
         .collect();
     assert_eq!(by["gw-amr"]["messages"], 1);
-    assert_eq!(by["gw-433"]["messages"], 10);
+    assert_eq!(by["gw-433"]["messages"], 11);
     assert_eq!(by["gw-raw"]["messages"], 1);
 }
 
 /// `meterd decode` prints for rtl_433's lines exactly what it prints for the rtlamr lines of the
-/// same packets (S1, P1, I1, R1; no reception time in either), and refuses a bad line naming
-/// the field.
+/// same packets (S1, P1, I1, R1, and I1 again as rtl_433's NetIDM decoder prints it; no
+/// reception time in either), and refuses a bad line naming the field.
 #[test]
 fn decode_rtl_433_lines_like_rtlamr_lines() {
     let s = Scratch::new();
@@ -183,11 +183,13 @@ fn decode_rtl_433_lines_like_rtlamr_lines() {
             "\n",
             r#"{"Type":"R900","Message":{"ID":1545911110,"Unkn1":163,"NoUse":33,"BackFlow":0,"Consumption":404986,"Unkn3":0,"Leak":0,"LeakNow":0}}"#,
             "\n",
+            r#"{"Type":"IDM","Message":{"Preamble":1431639715,"PacketTypeID":28,"PacketLength":92,"HammingCode":198,"ApplicationVersion":4,"ERTType":7,"ERTSerialNumber":11278109,"ConsumptionIntervalCount":246,"ModuleProgrammingState":188,"TamperCounters":"AgEA7wkA","AsynchronousCounters":0,"PowerOutageFlags":"AAAAAAAA","LastConsumptionCount":339972,"DifferentialConsumptionIntervals":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,1,0,0,0,0,0,0,0,0,0,1,0,0,0,0,0,0,0,0,0,1,0,0],"TransmitTimeOffset":476,"SerialNumberCRC":60090,"PacketCRC":31799}}"#,
+            "\n",
         ),
     );
     let from_rtl433 = s.ok(&["decode", rtl433.to_str().unwrap()]);
     let from_rtlamr = s.ok(&["decode", rtlamr.to_str().unwrap()]);
-    assert_eq!(from_rtl433.lines().count(), 4);
+    assert_eq!(from_rtl433.lines().count(), 5);
     assert_eq!(from_rtl433, from_rtlamr);
 
     let bad = s.file(

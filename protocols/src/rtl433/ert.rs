@@ -4,6 +4,8 @@
 //! - `ERT-SCM`: no check value is printed; the BCH is recomputed (reserved bit 23 as 0, as in
 //!   every verified capture), so the fields are taken as rtl_433 checked them.
 //! - `SCMplus`: every byte but the sync; `PacketCRC` is verified.
+//! - `IDM` and `NETIDM` (rtl_433 prints both for every such packet): decoded as IDM or NetIDM
+//!   by the ERT type, whichever line it came in (see [`by_type`]).
 //! - `IDM`: every byte but `HammingCode` (not printed; 0xC6 for PacketTypeID 0x1C in every
 //!   capture) and the spare bit after the intervals (both values tried); `MeterIdCRC` and
 //!   `PacketCRC` are verified.
@@ -18,10 +20,11 @@
 use jiff::Timestamp;
 
 use super::fields::Fields;
+use crate::decode::Protocol;
 use crate::decoded::Decoded;
 use crate::error::{Check, Error, Result};
 use crate::ert::checks::GENIBUS;
-use crate::ert::idm::{self, IDM_INTERVALS, Idm, NETIDM_INTERVALS, NetIdm};
+use crate::ert::idm::{self, IDM_INTERVALS, NETIDM_INTERVALS};
 use crate::ert::r900::{self, R900};
 use crate::ert::scm::Scm;
 use crate::ert::scm_plus::{self, ScmPlus};
@@ -86,7 +89,7 @@ fn on_line(f: &Fields<'_>, e: Error) -> Error {
 }
 
 /// The header bytes 4..=14 both IDM forms share; `HammingCode` when a version prints it.
-fn header(f: &Fields<'_>, out: &mut [u8; idm::LEN]) -> Result<(u8, u32)> {
+fn header(f: &Fields<'_>, out: &mut [u8; idm::LEN]) -> Result<u32> {
     let ert_type = f.byte("ERTType")?;
     let serial = f.uint("ERTSerialNumber", 32)?;
     if serial == 0 {
@@ -107,7 +110,7 @@ fn header(f: &Fields<'_>, out: &mut [u8; idm::LEN]) -> Result<(u8, u32)> {
     out[9..13].copy_from_slice(&serial.to_be_bytes());
     out[13] = f.byte("ConsumptionIntervalCount")?;
     out[14] = f.byte("ModuleProgrammingState")?;
-    Ok((ert_type, serial))
+    Ok(serial)
 }
 
 /// The trailer (TTO, MeterIdCRC) and the check of `PacketCRC`, trying each value of the spare
@@ -144,17 +147,26 @@ fn trailer(f: &Fields<'_>, out: &mut [u8; idm::LEN], serial: u32, spare: u32) ->
     ))
 }
 
+/// The IDM/NetIDM packet rebuilt from either line, decoded as its ERT type says: NetIDM for a
+/// net meter (type 8), IDM for every other (rtlamr-collect's strict rule, and
+/// [`crate::ert::detect`]'s for raw frames). rtl_433 cannot tell the two apart and prints every
+/// such packet twice, once per decoder (its comment in `ert_idm.c`; rtl_433_tests
+/// `tests/idm/NetIDM` are type-7 IDM packets): both lines rebuild the same 92 bytes, so both give
+/// the same read and de-duplicate as one transmission, and neither is needed alone.
+fn by_type(f: &Fields<'_>, frame: &[u8; idm::LEN], received_at: Option<Timestamp>) -> Result<(Protocol, Decoded)> {
+    let protocol = if frame[8] & 0x0F == NET_METER_TYPE {
+        Protocol::NetIdm
+    } else {
+        Protocol::Idm
+    };
+    let decoded = idm::decode_at(frame, protocol == Protocol::NetIdm, received_at).map_err(|e| on_line(f, e))?;
+    Ok((protocol, decoded))
+}
+
 /// `IDM`: the whole packet but HammingCode and one spare bit.
-pub fn idm(f: &Fields<'_>, received_at: Option<Timestamp>) -> Result<Decoded> {
+pub fn idm(f: &Fields<'_>, received_at: Option<Timestamp>) -> Result<(Protocol, Decoded)> {
     let mut out = [0u8; idm::LEN];
-    let (ert_type, serial) = header(f, &mut out)?;
-    if ert_type & 0x0F == NET_METER_TYPE {
-        return Err(Error::Unsupported(format!(
-            "rtl_433 {} line from ERT type 0x{ert_type:02X}: a net meter (type 8); rtl_433 decodes every \
-             such packet as NETIDM too, and that line is the one read",
-            f.model
-        )));
-    }
+    let serial = header(f, &mut out)?;
     out[15..21].copy_from_slice(&f.hex::<6>("TamperCounters")?);
     out[21..23].copy_from_slice(&f.word("AsynchronousCounters")?.to_be_bytes());
     out[23..29].copy_from_slice(&f.hex::<6>("PowerOutageFlags")?);
@@ -162,20 +174,13 @@ pub fn idm(f: &Fields<'_>, received_at: Option<Timestamp>) -> Result<Decoded> {
     let intervals = f.intervals::<IDM_INTERVALS>("DifferentialConsumptionIntervals", 9)?;
     put_bits(&mut out[33..86], &intervals, 9);
     trailer(f, &mut out, serial, 1)?;
-    Ok(Idm::parse(&out).map_err(|e| on_line(f, e))?.to_decoded(received_at))
+    by_type(f, &out, received_at)
 }
 
 /// `NETIDM`: the whole packet but HammingCode and six spare bits.
-pub fn netidm(f: &Fields<'_>, received_at: Option<Timestamp>) -> Result<Decoded> {
+pub fn netidm(f: &Fields<'_>, received_at: Option<Timestamp>) -> Result<(Protocol, Decoded)> {
     let mut out = [0u8; idm::LEN];
-    let (ert_type, serial) = header(f, &mut out)?;
-    if ert_type & 0x0F != NET_METER_TYPE {
-        return Err(Error::Unsupported(format!(
-            "rtl_433 {} line from ERT type 0x{ert_type:02X}: not a net meter (type 8); rtl_433 decodes every \
-             IDM packet as NETIDM too, and its IDM line is the one read",
-            f.model
-        )));
-    }
+    let serial = header(f, &mut out)?;
     if f.has("TamperCounters") {
         // rtl_433 since 2021: TamperCounters (6 bytes) then Unknown_field_1 (7).
         out[15..21].copy_from_slice(&f.hex::<6>("TamperCounters")?);
@@ -192,7 +197,7 @@ pub fn netidm(f: &Fields<'_>, received_at: Option<Timestamp>) -> Result<Decoded>
     let intervals = f.intervals::<NETIDM_INTERVALS>("DifferentialConsumptionIntervals", 14)?;
     put_bits(&mut out[38..86], &intervals, 14);
     trailer(f, &mut out, serial, 6)?;
-    Ok(NetIdm::parse(&out).map_err(|e| on_line(f, e))?.to_decoded(received_at))
+    by_type(f, &out, received_at)
 }
 
 /// Writes `values` as `width`-bit big-endian fields from the first bit of `out`.

@@ -88,14 +88,15 @@ pub fn parse_map(map: &Map<String, Value>, keys: &Keys) -> Result<Line> {
     })?;
     let f = Fields { map, model };
     let received_at = time::of_line(&f)?;
-    let decoded = match protocol {
-        Protocol::Scm => ert::scm(&f)?,
-        Protocol::ScmPlus => ert::scm_plus(&f)?,
+    let (protocol, decoded) = match protocol {
+        Protocol::Scm => (protocol, ert::scm(&f)?),
+        Protocol::ScmPlus => (protocol, ert::scm_plus(&f)?),
+        // IDM or NetIDM by the packet's ERT type, whichever decoder printed it.
         Protocol::Idm => ert::idm(&f, received_at)?,
         Protocol::NetIdm => ert::netidm(&f, received_at)?,
-        Protocol::R900 => ert::r900(&f, false)?,
-        Protocol::R900Bcd => ert::r900(&f, true)?,
-        Protocol::Wmbus => wmbus::telegram(&f, keys)?,
+        Protocol::R900 => (protocol, ert::r900(&f, false)?),
+        Protocol::R900Bcd => (protocol, ert::r900(&f, true)?),
+        Protocol::Wmbus => (protocol, wmbus::telegram(&f, keys)?),
         other => return Err(Error::Unsupported(format!("{other} from rtl_433"))),
     };
     Ok(Line {

@@ -13,6 +13,7 @@ use crate::decode::{Keys, Protocol};
 use crate::error::{Check, Error};
 use crate::ert::idm::tests_support::{I1, I2};
 use crate::ert::idm::{Idm, NetIdm};
+
 use crate::ert::{self, dedup_key, idm, r900, scm, scm_plus};
 use crate::wmbus;
 
@@ -162,8 +163,29 @@ fn netidm_line(p: &[u8; idm::LEN], time: &str) -> String {
     .to_string()
 }
 
+/// The same packet as rtl_433's IDM decoder prints it.
+fn idm_line(p: &[u8; idm::LEN], time: &str) -> String {
+    let be = |r: std::ops::Range<usize>| p[r].iter().fold(0u64, |a, &b| a << 8 | u64::from(b));
+    let m = Idm::parse(p).unwrap();
+    json!({
+        "time": time, "model": "IDM",
+        "PacketTypeID": format!("0x{:02X}", p[4]), "PacketLength": p[5], "ApplicationVersion": p[7],
+        "ERTType": format!("0x{:02X}", p[8]), "ERTSerialNumber": be(9..13),
+        "ConsumptionIntervalCount": p[13], "ModuleProgrammingState": format!("0x{:02X}", p[14]),
+        "TamperCounters": format!("0x{}", hex::encode_upper(&p[15..21])),
+        "AsynchronousCounters": format!("0x{:02X}", be(21..23)),
+        "PowerOutageFlags": format!("0x{}", hex::encode_upper(&p[23..29])),
+        "LastConsumptionCount": be(29..33),
+        "DifferentialConsumptionIntervals": m.intervals.to_vec(),
+        "TransmitTimeOffset": be(86..88),
+        "MeterIdCRC": format!("0x{:04X}", be(88..90)), "PacketCRC": format!("0x{:04X}", be(90..92)),
+        "MeterType": "Electric", "mic": "CRC"
+    })
+    .to_string()
+}
+
 #[test]
-fn netidm_from_a_net_meter_is_the_raw_packet() {
+fn netidm_from_a_net_meter_is_the_raw_packet_from_either_line() {
     // DERIVED: I2 as sent by a type-8 (net) meter, with spare bits set and a LastConsumptionNet
     // above 2^31 (rtl_433 prints it negative), CRCs recomputed.
     let mut m = Idm::parse(&raw(I2)).unwrap();
@@ -180,32 +202,31 @@ fn netidm_from_a_net_meter_is_the_raw_packet() {
     assert_eq!(l.protocol, Protocol::NetIdm);
     let want = idm::decode_at(&p, true, Some(t.parse().unwrap())).unwrap();
     assert_eq!(l.decoded, want);
-    assert_eq!(dedup_key(&l.decoded), dedup_key(&want));
-    // rtl_433 prints the same packet as IDM too: that line is refused, naming why.
-    let e = refusal(&IDM_I1.replace("23", "24"));
-    assert!(matches!(e, Error::Unsupported(_)), "{e:?}");
-    let e = parse_line(&text.replace("NETIDM", "IDM"), &keys()).unwrap_err();
-    assert!(e.to_string().contains("net meter"), "{e}");
+    // rtl_433's IDM decoder prints the same packet too: the same NetIDM read, one transmission.
+    let from_idm = line(&idm_line(&p, t));
+    assert_eq!(from_idm.protocol, Protocol::NetIdm);
+    assert_eq!(from_idm.decoded, want);
+    assert_eq!(dedup_key(&from_idm.decoded), dedup_key(&want));
 }
 
 #[test]
-fn netidm_capture_of_a_type_7_meter_is_refused_with_the_reason() {
-    // rtl_433 prints every IDM packet as NETIDM too (its own comment in ert_idm.c); for a
-    // type-7 meter this is the cross-parse, not a net meter's read.
-    let e = refusal(NETIDM_G011);
-    assert!(matches!(e, Error::Unsupported(_)), "{e:?}");
-    assert!(e.to_string().contains("ERT type 0x17"), "{e}");
-    // The fields themselves are right: as a type-8 packet the same line would pass its CRCs.
-    let mut p = raw(I1);
-    p[8] = 0x18;
-    let crc = crate::ert::checks::GENIBUS.checksum(&p[4..90]);
-    p[90..92].copy_from_slice(&crc.to_be_bytes());
-    let p: [u8; idm::LEN] = p.try_into().unwrap();
-    let rebuilt = netidm_line(&p, "@0s");
-    let l = line(&rebuilt);
-    let net = idm::decode(&p, true).unwrap();
-    assert_eq!(l.decoded, net);
-    assert_eq!(l.decoded.fields["LastGeneration"], 5, "g011's LastGenerationCount");
+fn netidm_capture_of_a_type_7_meter_is_its_idm_read() {
+    // rtl_433 prints every IDM packet as NETIDM too (its own comment in ert_idm.c); g011 is I1
+    // (a type-7 meter) through the NetIDM decoder. Rebuilt, it is I1: the IDM read, once.
+    let l = line(NETIDM_G011);
+    assert_eq!(l.protocol, Protocol::Idm);
+    assert_eq!(l.decoded, idm::decode(&raw(I1), false).unwrap());
+    assert_eq!(l.decoded, line(IDM_I1).decoded);
+    // Its fields are checked like the IDM line's.
+    let e = refusal(&NETIDM_G011.replace(r#""LastGenerationCount": 5"#, r#""LastGenerationCount": 6"#));
+    assert_eq!(e.failed_check(), Some(Check::Crc), "{e}");
+    let e = refusal(&NETIDM_G011.replace("0x300400", "0x3004"));
+    assert_eq!(named(&e).0, "Unknown_field_2");
+    // The older layout with one 13-byte Unknown_field_1 rebuilds the same bytes.
+    let old = NETIDM_G011
+        .replace(r#""TamperCounters": "0x020100EF0900", "#, "")
+        .replace("0x00000000000000", "0x020100EF090000000000000000");
+    assert_eq!(line(&old).decoded, l.decoded);
 }
 
 #[test]
