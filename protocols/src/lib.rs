@@ -6,6 +6,7 @@
 //! - [`decoded`]: the protocol-neutral shape of a decoded frame (what `meterd decode` prints).
 //! - [`decode`]: format detection and dispatch over the modules below.
 //! - [`ert`]: Itron ERT SCM, SCM+, IDM, NetIDM; Neptune R900/R900BCD; rtlamr JSON; gateway envelopes.
+//! - [`rtl433`]: rtl_433's JSON lines for the meter models it decodes (ERT, R900, wM-Bus).
 //! - [`mbus`]: wired M-Bus (EN 13757-2/-3) frames and the variable data structure.
 //! - [`wmbus`]: wireless M-Bus (EN 13757-4) DLL/ELL/AFL/TPL with AES security modes 5 and 7.
 //! - [`iec62056_21`]: IEC 62056-21 mode C optical-probe readout and session messages.
@@ -34,6 +35,7 @@ pub mod hexline;
 pub mod iec62056_21;
 pub mod mbus;
 pub mod nem12;
+pub mod rtl433;
 pub mod wmbus;
 
 pub use decoded::{Decoded, Reading};

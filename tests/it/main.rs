@@ -16,6 +16,7 @@ mod cradle_cli;
 mod cradle_session;
 mod fuzz_corpus;
 mod gateway_mqtt;
+mod gateway_rtl433;
 mod input_limits;
 mod intervals;
 mod intervals_e2e;

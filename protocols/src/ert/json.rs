@@ -1,5 +1,6 @@
 //! JSON lines from gateways: rtlamr's `-format=json` output (with the top-level `Type` of
-//! rtlamr ≥ 0.9.2, or without it, then recognised by its keys) and the raw-packet envelope
+//! rtlamr ≥ 0.9.2, or without it, then recognised by its keys), rtl_433's JSON (recognised by
+//! its `model`, decoded by [`crate::rtl433`]) and the raw-packet envelope
 //! `{"gateway": …, "received_at": …, "protocol": …, "hex": …}`.
 //!
 //! rtlamr lines are rebuilt into the typed messages, so a JSON read and the same packet received
@@ -32,6 +33,8 @@ pub enum Source {
     Rtlamr,
     /// A gateway envelope carrying the raw packet.
     Envelope,
+    /// rtl_433's JSON output.
+    Rtl433,
 }
 
 /// A decoded JSON line with what ingest needs beside the frame.
@@ -45,7 +48,7 @@ pub struct JsonLine {
     pub received_at: Option<Timestamp>,
     /// The gateway id (envelopes only).
     pub gateway: Option<String>,
-    /// rtlamr line or envelope.
+    /// rtlamr line, rtl_433 line or envelope.
     pub source: Source,
 }
 
@@ -126,11 +129,21 @@ impl Envelope {
     }
 }
 
-/// Parses one JSON line (rtlamr or envelope) into the decoded frame and its context.
+/// Parses one JSON line (rtlamr, rtl_433 or envelope) into the decoded frame and its context.
 pub fn parse_json_line(line: &str, keys: &Keys) -> Result<JsonLine> {
     let map = object(line)?;
     if map.contains_key("Message") {
         return rtlamr(&map);
+    }
+    if map.contains_key("model") {
+        let line = crate::rtl433::parse_map(&map, keys)?;
+        return Ok(JsonLine {
+            protocol: line.protocol,
+            decoded: line.decoded,
+            received_at: line.received_at,
+            gateway: None,
+            source: Source::Rtl433,
+        });
     }
     if map.contains_key("hex") {
         let envelope = Envelope::from_map(&map)?;
@@ -144,7 +157,7 @@ pub fn parse_json_line(line: &str, keys: &Keys) -> Result<JsonLine> {
         });
     }
     Err(Error::Unrecognised(
-        "JSON line is neither an rtlamr message (Message) nor a gateway envelope (hex)".into(),
+        "JSON line is neither an rtlamr message (Message), an rtl_433 line (model) nor a gateway envelope (hex)".into(),
     ))
 }
 

@@ -3,6 +3,7 @@
 //!
 //! Payloads accepted (one per message, or several as lines):
 //! - rtlamr `-format=json` lines (with or without the top-level `Type`);
+//! - rtl_433 JSON lines (`-F json` / `-F mqtt` events) of the meter models it decodes;
 //! - gateway envelopes `{"gateway", "received_at", "protocol", "hex"}`;
 //! - a raw frame as hex (SCM, SCM+, IDM/NetIDM, R900, wM-Bus, M-Bus; detected);
 //! - a raw frame as binary (a payload that is not UTF-8 text).
@@ -238,10 +239,10 @@ fn decode_line(line: &str, topic_gateway: &str, received: Timestamp, keys: &Keys
     if line.starts_with('{') {
         let parsed = ert::parse_json_line(line, keys)?;
         let heard_at = parsed.received_at.unwrap_or(received);
-        // Envelopes name their gateway; rtlamr lines do not (the topic does).
+        // Envelopes name their gateway; rtlamr and rtl_433 lines do not (the topic does).
         let gateway = match parsed.source {
             Source::Envelope => parsed.gateway.unwrap_or_else(|| topic_gateway.to_owned()),
-            Source::Rtlamr => topic_gateway.to_owned(),
+            Source::Rtlamr | Source::Rtl433 => topic_gateway.to_owned(),
         };
         return Ok((gateway, parsed.protocol, parsed.decoded, heard_at));
     }
@@ -272,10 +273,14 @@ fn frame(
 }
 
 /// Protocols without a radio dedup rule (wM-Bus, M-Bus): the meter and a digest of everything
-/// decoded (header fields and readings), so a repeated telegram is one transmission.
+/// decoded (header fields and readings), so a repeated telegram is one transmission. wM-Bus
+/// `frame_format` says how the gateway delivered the telegram (with format A CRCs, or CRCs
+/// removed as rtl_433 prints it), not what the meter sent, so it is left out.
 fn fallback_key(d: &Decoded) -> String {
     let mut h = Sha256::new();
-    h.update(serde_json::to_vec(&d.fields).unwrap_or_default());
+    let mut fields = d.fields.clone();
+    fields.remove("frame_format");
+    h.update(serde_json::to_vec(&fields).unwrap_or_default());
     h.update(serde_json::to_vec(&d.readings).unwrap_or_default());
     format!("{}:{}:{}", d.protocol, d.meter_id, hex::encode(&h.finalize()[..12]))
 }
