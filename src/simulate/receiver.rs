@@ -154,7 +154,11 @@ pub async fn run(
         burst_start = false;
         for &(id, litres) in &opts.meters {
             let r = u32::try_from(round).unwrap_or(u32::MAX);
-            let t = telegram(id, (round % 256) as u8, litres.wrapping_add(r.wrapping_mul(opts.step_litres)));
+            let t = telegram(
+                id,
+                (round % 256) as u8,
+                litres.wrapping_add(r.wrapping_mul(opts.step_litres)),
+            );
             for _ in 0..opts.repeat.max(1) {
                 pty.write(&framed(kind, &t)).await;
             }
@@ -276,7 +280,10 @@ fn commands(kind: Kind, pending: &mut Vec<u8>) -> Vec<Command> {
                     continue;
                 }
                 let (answer, effect) = match line.as_str() {
-                    "brt" | "brc" | "brs" => (format!("{} mode\r\n", &line[2..].to_uppercase()).into_bytes(), Effect::Arm),
+                    "brt" | "brc" | "brs" => (
+                        format!("{} mode\r\n", &line[2..].to_uppercase()).into_bytes(),
+                        Effect::Arm,
+                    ),
                     "V" => (b"V 1.67 CUL868 (simulated)\r\n".to_vec(), Effect::None),
                     _ => (Vec::new(), Effect::None),
                 };

@@ -56,7 +56,9 @@ fn parse_meter(s: &str) -> anyhow::Result<(u32, u32)> {
     let (id, litres) = s
         .split_once(':')
         .ok_or_else(|| anyhow::anyhow!("--meter {s:?}: expected ID:LITRES"))?;
-    let id: u32 = id.parse().map_err(|_| anyhow::anyhow!("--meter {s:?}: the id is not a number"))?;
+    let id: u32 = id
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--meter {s:?}: the id is not a number"))?;
     anyhow::ensure!(id < 100_000_000, "--meter {s:?}: the id has at most 8 digits");
     let litres = litres
         .parse()
@@ -69,7 +71,10 @@ async fn simulate(env: &Env, args: ReceiverArgs) -> anyhow::Result<()> {
     let meters = if args.meters.is_empty() {
         vec![(12_345_678, 1000)]
     } else {
-        args.meters.iter().map(|m| parse_meter(m)).collect::<anyhow::Result<_>>()?
+        args.meters
+            .iter()
+            .map(|m| parse_meter(m))
+            .collect::<anyhow::Result<_>>()?
     };
     let cancel = CancellationToken::new();
     let stop = cancel.clone();
@@ -93,6 +98,10 @@ async fn simulate(env: &Env, args: ReceiverArgs) -> anyhow::Result<()> {
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
     };
-    say(&format!("ready {} -> {}", args.port.display(), pty.slave_path.display()));
+    say(&format!(
+        "ready {} -> {}",
+        args.port.display(),
+        pty.slave_path.display()
+    ));
     receiver::run(pty, opts, cancel, &mut say).await
 }
