@@ -173,6 +173,13 @@ fn each_kind_stores_its_telegrams_once() {
             );
         }
     }
+    // The liveness questions on open were answered and logged.
+    d.wait_for("the iM871A's ping answer", WAIT, |l| {
+        l.contains("receiver: answered") && l.contains("reply=ping")
+    });
+    d.wait_for("the CUL's version", WAIT, |l| {
+        l.contains("receiver: answered") && l.contains("CUL868")
+    });
     // 5 kinds × 2 meters × 3 rounds × 2 copies, and one corrupt frame each.
     d.wait_until("every frame committed", WAIT, || {
         d.sum("receiver: committed", "frames") >= 60 && d.sum("receiver: committed", "quarantined") >= 5
@@ -384,4 +391,43 @@ fn an_unplugged_stick_is_reopened() {
             "{kind}: two reads before the unplug, two after: {meters:#?}"
         );
     }
+}
+
+/// rtl_433 writing into a FIFO (meterd runs no decoder itself): its wM-Bus lines are stored, and
+/// the decoder restarting (the write end closed and opened again) is not the end of input.
+#[test]
+fn rtl_433_through_a_fifo() {
+    use meterd_protocols::receiver::rtl_433;
+    use std::io::Write as _;
+    let s = Scratch::new();
+    let fifo = s.dir.path().join("rtl433.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let cfg = s.file("meterd.toml", &receiver_section(&fifo, "rtl_433", ""));
+    let d = Daemon::start(&s, &cfg);
+    let shown = fifo.display().to_string();
+    d.wait_for("the FIFO opened", WAIT, |l| {
+        l.contains("receiver: opened") && l.contains(&shown)
+    });
+    let telegram = |round: u8| meterd::simulate::receiver::telegram(40_000_001, round, 2000 + u32::from(round));
+    for run in 0..2u8 {
+        // One decoder run: open the write end, write, close.
+        let mut w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+        for round in [run * 2, run * 2 + 1] {
+            w.write_all(rtl_433::line("T", &telegram(round)).as_bytes()).unwrap();
+        }
+        drop(w);
+        d.wait_until("the run's telegrams committed", WAIT, || {
+            d.sum("receiver: committed", "reads") >= 2 * (u64::from(run) + 1)
+        });
+    }
+    assert!(!d.log().contains("receiver: port lost"), "{}", d.log());
+    d.stop();
+    let (reads, quarantine, _) = contents(&s);
+    assert!(quarantine.is_empty(), "{quarantine:#?}");
+    assert_eq!(
+        by_meter(&reads).get("wmbus:40000001").map(Vec::len),
+        Some(4),
+        "{:#?}",
+        by_meter(&reads)
+    );
 }

@@ -8,9 +8,9 @@
 use super::{Event, LinkMode, Telegram, check_frame, hex_field};
 use crate::error::Error;
 
-/// The commands that put the stick in `mode`: report flags, then the mode.
+/// The commands that put the stick in `mode`: the version (logged), report flags, the mode.
 pub fn setup(mode: LinkMode) -> Vec<u8> {
-    format!("X21\r\n{}\r\n", mode_command(mode)).into_bytes()
+    format!("V\r\nX21\r\n{}\r\n", mode_command(mode)).into_bytes()
 }
 
 /// `brs`, `brt`, `brc` (culfw has no 169 MHz mode).
@@ -80,7 +80,7 @@ mod tests {
         );
         let y = format!("bY{}", &l[1..]);
         assert!(matches!(parse_line(y.trim()), Some(Event::Telegram(t)) if t.frame == frame));
-        assert_eq!(setup(LinkMode::T1), b"X21\r\nbrt\r\n");
+        assert_eq!(setup(LinkMode::T1), b"V\r\nX21\r\nbrt\r\n");
     }
 
     #[test]

@@ -85,10 +85,11 @@ impl Kind {
         }
     }
 
-    /// What to send after opening the port: the mode (and, for culfw, the report flags).
+    /// What to send after opening the port: a liveness question (iM871A ping, culfw version,
+    /// whose answers are logged), then the mode (and, for culfw, the report flags).
     pub fn setup(self, mode: Option<LinkMode>) -> Vec<u8> {
         match (self, mode) {
-            (Kind::Im871a, Some(m)) => im871a::set_link_mode(m),
+            (Kind::Im871a, Some(m)) => [im871a::ping(), im871a::set_link_mode(m)].concat(),
             (Kind::Amber, Some(m)) => amber::set_mode(m),
             (Kind::Cul, Some(m)) => cul::setup(m),
             _ => Vec::new(),

@@ -200,7 +200,7 @@ async fn listen(
                 Event::Reply(what) if what.contains("status") && !what.ends_with("status 0") => {
                     tracing::warn!(port = %shown, kind = %kind, reply = %what, "receiver: the stick refused a command");
                 }
-                Event::Reply(what) => tracing::debug!(port = %shown, kind = %kind, reply = %what, "receiver: reply"),
+                Event::Reply(what) => tracing::info!(port = %shown, kind = %kind, reply = %what, "receiver: answered"),
                 Event::Bad { error, .. } => {
                     tracing::warn!(port = %shown, layer = kind.layer(), error = %error, "receiver: undecodable input quarantined");
                 }
