@@ -47,6 +47,9 @@ pub struct Config {
     /// Handheld cradles (`[[cradle]]`), one daemon task each.
     #[serde(default)]
     pub cradle: Vec<crate::ingest::cradle::CradleConfig>,
+    /// wM-Bus receivers on serial ports or FIFOs (`[[receiver]]`), one daemon task each.
+    #[serde(default)]
+    pub receiver: Vec<crate::ingest::receiver::ReceiverConfig>,
     /// MQTT gateway ingest; the daemon runs it when the section is present.
     #[serde(default)]
     pub mqtt: Option<crate::ingest::mqtt::MqttConfig>,
@@ -113,6 +116,10 @@ impl Config {
                 message,
             })?;
         }
+        crate::ingest::receiver::config::check_all(&config.receiver).map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })?;
         config.meterbus.check().map_err(|message| ConfigError::Invalid {
             path: path.to_owned(),
             message,

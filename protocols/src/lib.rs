@@ -17,6 +17,7 @@
 //! - [`decimal`]: exact decimal text ⇄ `i64` micro-units, shared by the interval file formats.
 //! - [`nem12`]: AEMO NEM12 interval data files (streaming reader and writer).
 //! - [`cmep`]: CMEP `MEPMD01` records, register and interval data.
+//! - [`receiver`]: wM-Bus receivers on serial lines (iM871A HCI, Amber, culfw, rtl_wmbus, rtl_433).
 //! - [`greenbutton`]: Green Button (NAESB ESPI) "Download My Data" Atom feeds (writer).
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations)]
@@ -35,6 +36,7 @@ pub mod hexline;
 pub mod iec62056_21;
 pub mod mbus;
 pub mod nem12;
+pub mod receiver;
 pub mod rtl433;
 pub mod wmbus;
 

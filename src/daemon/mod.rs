@@ -146,6 +146,26 @@ pub fn components(config: &Config) -> Vec<ComponentSpec> {
             ))
         }));
     }
+    for receiver in &config.receiver {
+        let section = receiver.clone();
+        specs.push(ComponentSpec::new(
+            format!("receiver:{}", receiver.port.display()),
+            receiver,
+            move |shared, token| {
+                let store: Arc<dyn Store> = shared.store.clone();
+                let c = &shared.config;
+                match crate::ingest::receiver::daemon::ReceiverIngest::new(
+                    store,
+                    c.vee.clone(),
+                    c.intervals.clone(),
+                    c.mqtt.clone(),
+                ) {
+                    Ok(ingest) => Box::pin(crate::ingest::receiver::daemon::run(ingest, section, token)),
+                    Err(e) => Box::pin(async move { Err(e) }),
+                }
+            },
+        ));
+    }
     if config.meterbus.is_configured() {
         let section = config.meterbus.clone();
         specs.push(ComponentSpec::new(

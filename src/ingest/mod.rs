@@ -6,6 +6,7 @@
 //! - [`files`]: meter lists and read files (CSV, Sensus AutoRead route layout).
 //! - [`mqtt`]: AMR/AMI gateways publishing radio packets to an MQTT broker.
 //! - [`meterbus`]: meters read over serial lines (IEC 62056-21 probe, wired M-Bus, DSMR P1).
+//! - [`receiver`]: wM-Bus receivers on serial ports and FIFOs (iM871A, Amber, CUL, rtl_wmbus, rtl_433).
 //! - [`quarantine`]: `[quarantine]` retention and the retry of quarantined input.
 
 pub mod cradle;
@@ -16,5 +17,6 @@ pub mod meterbus;
 pub mod mqtt;
 pub mod pipeline;
 pub mod quarantine;
+pub mod receiver;
 
 pub use pipeline::{AcceptReport, accept_in, accept_reads, accept_reads_with};

@@ -58,7 +58,7 @@ impl Pty {
     }
 
     /// Reads what the reader sent; `None` while no reader has the slave open.
-    async fn read(&mut self, buf: &mut [u8]) -> Option<usize> {
+    pub(crate) async fn read(&mut self, buf: &mut [u8]) -> Option<usize> {
         match self.master.read(buf).await {
             Ok(n) if n > 0 => Some(n),
             // EIO: no reader has the slave open. Poll again shortly.
@@ -69,7 +69,7 @@ impl Pty {
         }
     }
 
-    async fn write(&mut self, bytes: &[u8]) {
+    pub(crate) async fn write(&mut self, bytes: &[u8]) {
         // With no reader attached the bytes have nowhere to go, like a meter talking to nobody.
         let _ = self.master.write_all(bytes).await;
     }

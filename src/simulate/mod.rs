@@ -7,9 +7,11 @@
 //! - [`meter`]: serial meters on pseudo-terminals: an IEC 62056-21 meter for the probe, an
 //!   M-Bus segment of slaves, a DSMR P1 port.
 //! - [`gateway`]: AMR gateway traffic (SCM, SCM+, IDM, R900 heard by several gateways).
+//! - [`receiver`]: wM-Bus receivers (USB sticks, SDR decoders) on pseudo-terminals.
 //! - [`broker`]: a private mosquitto on a free loopback port.
 
 pub mod broker;
 pub mod gateway;
 pub mod meter;
+pub mod receiver;
 pub mod recorder;

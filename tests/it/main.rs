@@ -28,6 +28,7 @@ mod ops_crash;
 mod ops_daemon;
 mod ops_systemd;
 mod quarantine;
+mod receivers;
 mod review_approvals;
 mod review_cli;
 mod review_daemon;

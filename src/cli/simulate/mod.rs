@@ -4,6 +4,7 @@
 pub mod gateway;
 mod handheld;
 mod meter;
+mod receiver;
 
 use clap::Subcommand;
 
@@ -20,6 +21,9 @@ pub enum SimulateCmd {
     Gateway(gateway::GatewayArgs),
     /// A meter on a pty: IEC 62056-21 optical port, M-Bus slaves, or a DSMR P1 port.
     Meter(meter::MeterArgs),
+    /// A wM-Bus receiver on a pty: an iM871A, Amber or CUL stick answering its mode and reset
+    /// commands, or rtl_wmbus / rtl_433 output; sends telegrams in the device's framing.
+    Receiver(receiver::ReceiverArgs),
 }
 
 pub fn run(env: &Env, cmd: SimulateCmd) -> anyhow::Result<()> {
@@ -27,5 +31,6 @@ pub fn run(env: &Env, cmd: SimulateCmd) -> anyhow::Result<()> {
         SimulateCmd::Handheld(args) => handheld::run(env, args),
         SimulateCmd::Gateway(args) => gateway::run(env, args),
         SimulateCmd::Meter(args) => meter::run(env, args),
+        SimulateCmd::Receiver(args) => receiver::run(env, args),
     }
 }

@@ -184,7 +184,7 @@ pub fn apply(
                         .finalize();
                     if txn.mark_seen(SEEN_BAD, &digest, now)? {
                         txn.quarantine(&QuarantineEntry {
-                            source: format!("mqtt {locator}"),
+                            source: source_of(&locator),
                             reason,
                             payload,
                             received_at: now,
@@ -245,7 +245,7 @@ pub fn apply(
                         // out of range): kept with the reason rather than silently gone.
                         None => {
                             txn.quarantine(&QuarantineEntry {
-                                source: format!("mqtt {}", frame.locator),
+                                source: source_of(&frame.locator),
                                 reason: no_read_reason(&frame),
                                 payload: frame.raw.clone(),
                                 received_at: now,
@@ -317,6 +317,16 @@ pub fn apply(
         }
     }
     Ok(out)
+}
+
+/// The quarantine source of a unit's locator: `mqtt TOPIC`, or a serial receiver's own
+/// `receiver PORT`.
+fn source_of(locator: &str) -> String {
+    if locator.starts_with(crate::ingest::receiver::SOURCE_PREFIX) {
+        locator.to_owned()
+    } else {
+        format!("mqtt {locator}")
+    }
 }
 
 fn gateway_entry<'a>(

@@ -178,7 +178,9 @@ pub fn decode_payload(topic: &str, payload: &[u8], topic_gateway: &str, received
         .collect()
 }
 
-fn binary(topic: &str, payload: &[u8], gateway: &str, received: Timestamp, keys: &Keys) -> Unit {
+/// One binary frame (a binary MQTT payload, or a telegram a serial receiver handed over) as a
+/// unit located at `topic`.
+pub fn binary(topic: &str, payload: &[u8], gateway: &str, received: Timestamp, keys: &Keys) -> Unit {
     let decoded = detect_binary(payload)
         .ok_or_else(|| Error::Unrecognised(format!("{} binary bytes", payload.len())))
         .and_then(|p| decode_frame(p, payload, received, keys).map(|d| (p, d)));
