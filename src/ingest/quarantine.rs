@@ -397,7 +397,13 @@ mod tests {
         let c = commit_group(&store, &cfg, &vee, &Default::default(), job).unwrap();
         assert_eq!((c.quarantined, c.reads.imported), (1, 0));
         let (id, q) = store.begin_read().unwrap().quarantine_entries().unwrap().remove(0);
-        assert!(q.entry.reason.contains("ecryption"), "{}", q.entry.reason);
+        assert!(
+            q.entry
+                .reason
+                .contains("refused: decrypted data does not start with 2F 2F"),
+            "{}",
+            q.entry.reason
+        );
 
         // Still the wrong key: still bad, nothing changes.
         let retry = |k: &Keys| {

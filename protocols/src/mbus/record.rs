@@ -136,6 +136,13 @@ impl<'a> Records<'a> {
     }
 }
 
+impl<'a> Records<'a> {
+    /// The bytes not walked yet; after an error, the record that failed and what follows.
+    pub fn remaining(&self) -> &'a [u8] {
+        self.rest
+    }
+}
+
 impl<'a> Iterator for Records<'a> {
     type Item = Result<Item<'a>>;
 

@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 
 use crate::decode::Keys;
 use crate::decoded::{Decoded, Reading};
-use crate::error::{Check, Error, Result};
+use crate::error::{Check, Error, KeyError, KeyProblem, Result};
 use crate::mbus::header::{self, LongHeader};
 use crate::mbus::readings::push_records;
 use crate::mbus::record::Records;
@@ -112,11 +112,22 @@ fn key(keys: &Keys, id: [u8; 4], dll_id: [u8; 4], mode: &str) -> Result<[u8; 16]
     {
         return Ok(k);
     }
-    let id_s = header::id_string(id);
-    Err(Error::check(
-        Check::Decryption,
-        format!("no key for meter {id_s} ({mode} encrypted telegram)"),
-    ))
+    Err(Error::Key(KeyError {
+        meter: header::id_string(id),
+        problem: KeyProblem::Missing,
+        check: Check::Decryption,
+        detail: mode.to_owned(),
+    }))
+}
+
+/// A configured key that did not open the telegram.
+fn refused(id: [u8; 4], check: Check, detail: String) -> Error {
+    Error::Key(KeyError {
+        meter: header::id_string(id),
+        problem: KeyProblem::Refused,
+        check,
+        detail,
+    })
 }
 
 /// Peels an ELL (input starts at its CI); returns its access number and the bytes after it,
@@ -157,7 +168,11 @@ fn ell<'a>(dll: &Dll, keys: &Keys, input: Cow<'a, [u8]>) -> Result<(u8, Cow<'a, 
     let computed = dll::CRC.checksum(&payload[2..]);
     if sent != computed {
         return Err(if security == 1 {
-            Error::check(Check::Decryption, "ELL payload CRC fails after AES-CTR (wrong key?)")
+            refused(
+                dll.id,
+                Check::Decryption,
+                format!("ELL payload CRC fails after AES-CTR (sent {sent:04X}, decrypted data gives {computed:04X})"),
+            )
         } else {
             Error::check(
                 Check::Crc,
@@ -217,20 +232,25 @@ fn decrypt_tpl(
             let (kenc, kmac) = mode7_keys(&key, mcr, h.id);
             let computed = crypto::cmac(&kmac, &[&[mcl], &mcr, tpl]);
             if computed[..mac.len()] != *mac {
-                return Err(Error::check(
+                return Err(refused(
+                    h.id,
                     Check::Mac,
-                    "AFL MAC does not verify (wrong key or altered telegram)",
+                    "the AFL MAC does not verify (mode 7; or the telegram was altered)".into(),
                 ));
             }
             crypto::cbc_decrypt(&kenc, &[0; 16], &mut tpl[enc_at..enc_at + len]);
         }
         _ => return Err(Error::Unsupported(format!("TPL security mode {mode}"))),
     }
+    // EN 13757-7 §9.2: the plaintext starts with the verification bytes 2F 2F. Meters that
+    // leave them out (wmbusmeters #2042/#2062) cannot be told from a wrong key; the reason says
+    // what came out so the operator can tell.
     if tpl[enc_at..enc_at + 2] != [0x2F, 0x2F] {
-        return Err(Error::check(
+        return Err(refused(
+            h.id,
             Check::Decryption,
             format!(
-                "decrypted block starts {:02X} {:02X}, not 2F 2F (wrong key?)",
+                "decrypted data does not start with 2F 2F (mode {mode}; it starts {:02X} {:02X})",
                 tpl[enc_at],
                 tpl[enc_at + 1]
             ),
@@ -326,6 +346,21 @@ impl Telegram<'_> {
         if (0xA0..=0xB7).contains(&self.ci) {
             let data = Value::String(hex::encode_upper(self.application_data()));
             readings.push(Reading::new("manufacturer_data", data, None));
+        } else if self.security_mode.is_some_and(|m| m != 0) {
+            // The key is proven right (2F 2F, MAC or payload CRC verified), so the bytes are
+            // the meter's own: records the EN 13757-3 walk cannot read are the manufacturer's
+            // content, kept as bytes after the records read so far, not a refusal.
+            let mut records = self.records();
+            if let Err(e) = push_records(&mut records, &mut readings, &mut fields, &mut flags) {
+                let rest = records.remaining();
+                readings.push(Reading::new(
+                    "manufacturer_data",
+                    Value::String(hex::encode_upper(rest)),
+                    None,
+                ));
+                fields.insert("manufacturer_content".into(), Value::String(e.to_string()));
+                flags.push("manufacturer_content".into());
+            }
         } else {
             push_records(self.records(), &mut readings, &mut fields, &mut flags)?;
         }
@@ -341,15 +376,39 @@ impl Telegram<'_> {
 
 /// Peels every layer and decrypts; the records are left for [`Telegram::records`].
 pub fn parse<'a>(frame: &'a [u8], keys: &Keys) -> Result<Telegram<'a>> {
-    parse_as(frame, None, keys)
+    let s = dll::strip(frame)?;
+    let doubt = s.unverified_b;
+    blame_crc(parse_telegram(s.telegram, s.format, keys), doubt)
 }
 
 /// [`parse`] for a source that knows its frame format (`None`: detect it).
 pub fn parse_as<'a>(frame: &'a [u8], format: Option<dll::FrameFormat>, keys: &Keys) -> Result<Telegram<'a>> {
-    let (telegram, format) = match format {
-        None => dll::strip(frame)?,
-        Some(f) => (dll::strip_as(frame, f)?, f),
-    };
+    match format {
+        None => parse(frame, keys),
+        Some(f) => parse_telegram(dll::strip_as(frame, f)?, f, keys),
+    }
+}
+
+/// A frame taken as CRC-less although a format B CRC layout fit it (and failed): when it does
+/// not decode as CRC-less either, it is a damaged format B frame and the CRC is the error
+/// (see [`dll::strip`]). Key problems stay what they are: they say nothing about the CRC.
+fn blame_crc<T>(result: Result<T>, doubt: Option<dll::BadBlock>) -> Result<T> {
+    match (result, doubt) {
+        (Err(e), Some(bad)) if !matches!(e, Error::Key(_)) => {
+            let Error::Check { check, detail } = bad.error() else {
+                return Err(e);
+            };
+            Err(Error::Check {
+                check,
+                detail: format!("{detail} (read as a telegram without CRCs it does not decode either: {e})"),
+            })
+        }
+        (r, _) => r,
+    }
+}
+
+/// The layers above the DLL of a telegram whose CRCs are removed.
+fn parse_telegram<'a>(telegram: Cow<'a, [u8]>, format: dll::FrameFormat, keys: &Keys) -> Result<Telegram<'a>> {
     let (dll, _) = dll::header(&telegram)?;
     let mut cur = cut(telegram, 10);
     let mut afl_layer = None;
@@ -450,7 +509,12 @@ pub fn parse_as<'a>(frame: &'a [u8], format: Option<dll::FrameFormat>, keys: &Ke
 
 /// Decodes one telegram (from the L field, with or without DLL CRCs).
 pub fn decode(frame: &[u8], keys: &Keys) -> Result<Decoded> {
-    parse(frame, keys)?.to_decoded()
+    let s = dll::strip(frame)?;
+    let doubt = s.unverified_b;
+    blame_crc(
+        parse_telegram(s.telegram, s.format, keys).and_then(|t| t.to_decoded()),
+        doubt,
+    )
 }
 
 #[cfg(test)]
