@@ -241,11 +241,27 @@ fn frame(
     }))
 }
 
+/// The decoded fields of a wM-Bus telegram that belong to its link layer, which a repeater
+/// rewrites (EN 13757-4: the C field's relayed bit; mbus.md §2.2) and a receiver reshapes (the
+/// DLL CRCs kept or removed: the frame format). The hop count and repeated-access bits of the
+/// TPL configuration field and the ELL's communication control are not decoded fields at all.
+const WMBUS_LINK_FIELDS: [&str; 2] = ["c", "frame_format"];
+
 /// Protocols without a radio dedup rule (wM-Bus, M-Bus): the meter and a digest of everything
-/// decoded (header fields and readings), so a repeated telegram is one transmission.
+/// decoded above the link layer (identity, access number, TPL fields, decrypted readings), so
+/// a repeated telegram (another gateway, a repeater's forwarded copy: wmbusmeters #57) is one
+/// transmission and two transmissions that differ in their access number are two.
 fn fallback_key(d: &Decoded) -> String {
     let mut h = Sha256::new();
-    h.update(serde_json::to_vec(&d.fields).unwrap_or_default());
+    if d.protocol == "wmbus" {
+        let mut fields = d.fields.clone();
+        for f in WMBUS_LINK_FIELDS {
+            fields.remove(f);
+        }
+        h.update(serde_json::to_vec(&fields).unwrap_or_default());
+    } else {
+        h.update(serde_json::to_vec(&d.fields).unwrap_or_default());
+    }
     h.update(serde_json::to_vec(&d.readings).unwrap_or_default());
     format!("{}:{}:{}", d.protocol, d.meter_id, hex::encode(&h.finalize()[..12]))
 }
@@ -374,6 +390,37 @@ mod tests {
         );
         let u = status_unit("meters/gw1/status", b"online", "gw1".into());
         assert!(matches!(&u, Unit::Status { status, .. } if status == "online"), "{u:?}");
+    }
+
+    /// R1 (mbus.md §3.2) as a gateway hears it from the meter (CRCs removed) and as another
+    /// hears a repeater's copy (C field with the relayed bit, hop count and repeated-access
+    /// bits set in the TPL configuration, CRCs kept: format A): one transmission. The next
+    /// transmission (another access number) is another, even with the same register.
+    #[test]
+    fn a_repeated_wmbus_telegram_is_the_same_transmission() {
+        use meterd_protocols::wmbus::dll::CRC;
+        let keys = Keys::new();
+        let original = hex::decode("1844AE4C4455223368077A55000000041389E20100023B0000").unwrap();
+        let mut repeated = original.clone();
+        repeated[1] |= 0x80;
+        repeated[13] |= 0x03;
+        let mut on_air = repeated[..10].to_vec();
+        on_air.extend_from_slice(&CRC.checksum(&repeated[..10]).to_be_bytes());
+        for block in repeated[10..].chunks(16) {
+            on_air.extend_from_slice(block);
+            on_air.extend_from_slice(&CRC.checksum(block).to_be_bytes());
+        }
+        let mut next = original.clone();
+        next[11] = 0x56;
+        let key = |payload: &[u8], gw: &str| {
+            let u = decode_payload("meters/x/raw", hex::encode(payload).as_bytes(), gw, now(), &keys);
+            let Unit::Frame(f) = &u[0] else { panic!("{u:?}") };
+            f.dedup_key.clone()
+        };
+        let k = key(&original, "gw1");
+        assert!(k.starts_with("wmbus:33225544:"), "{k}");
+        assert_eq!(key(&on_air, "gw2"), k);
+        assert_ne!(key(&next, "gw1"), k);
     }
 
     #[test]
