@@ -68,6 +68,13 @@ pub enum Error {
     /// for a key reason can be decoded again once the key is corrected.
     #[error("{0}")]
     Key(KeyError),
+    /// A wM-Bus compact frame whose format (the DIF/VIF layout of the meter type's full
+    /// frame, named by its signature) is not known yet: held until a full frame teaches it.
+    #[error("compact frame of meter {meter}: format signature {:04X} of {} version {version} type {device_type:02X} not learned yet from a full frame", .key.signature, crate::mbus::header::manufacturer_code(.key.manufacturer), version = .key.version, device_type = .key.device_type)]
+    CompactFormat {
+        meter: String,
+        key: crate::wmbus::compact::FormatKey,
+    },
 }
 
 /// Why a meter's key did not open its telegram.

@@ -398,6 +398,15 @@ pub fn record(input: &[u8], msb_first: bool) -> Result<(&[u8], Record<'_>)> {
     ))
 }
 
+/// The length of the DIF, DIFEs, VIF and VIFEs at the start of `input` and the data field
+/// they announce (a compact frame's layout, which holds only these).
+pub fn header_len(input: &[u8]) -> Result<(usize, u8)> {
+    let bad = |what: &'static str| Error::invalid(what, "record header ends early or is reserved");
+    let (rest, dib) = dib(input).map_err(|_| bad("DIF"))?;
+    let (rest, _) = vib(rest).map_err(|_| bad("VIF"))?;
+    Ok((input.len() - rest.len(), dib.data_field))
+}
+
 /// Builds the DIB bytes for a data field, function, storage, tariff and subunit.
 /// Returns `None` when the numbers need more than [`MAX_EXTENSIONS`] DIFEs.
 pub fn encode_dib(data_field: u8, function: Function, storage: u64, tariff: u32, subunit: u32) -> Option<Vec<u8>> {

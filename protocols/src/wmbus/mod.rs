@@ -11,6 +11,7 @@
 //! A telegram that does not decrypt to `2F 2F` (or whose ELL payload CRC fails after AES-CTR)
 //! is refused as [`Check::Decryption`] and never parsed as data.
 
+pub mod compact;
 pub mod crypto;
 pub mod dll;
 
@@ -24,6 +25,7 @@ use crate::error::{Check, Error, KeyError, KeyProblem, Result};
 use crate::mbus::header::{self, LongHeader};
 use crate::mbus::readings::push_records;
 use crate::mbus::record::Records;
+use compact::{FormatKey, Formats, NoFormats};
 use dll::Dll;
 
 /// True when the L field is consistent with the length (with or without DLL CRC blocks).
@@ -295,6 +297,8 @@ pub struct Telegram<'a> {
     pub has_tpl_header: bool,
     /// From the TPL header, when it has one.
     pub security_mode: Option<u8>,
+    /// A compact frame's format signature and full-frame CRC.
+    pub compact: Option<(u16, u16)>,
     app: Cow<'a, [u8]>,
     records_at: usize,
 }
@@ -315,8 +319,47 @@ impl Telegram<'_> {
         header::id_string(self.header.id)
     }
 
+    /// The meter type and signature a compact frame's layout is looked up by, or that a
+    /// full frame's layout is learned under.
+    fn format_key(&self, signature: u16) -> FormatKey {
+        FormatKey {
+            manufacturer: self.header.manufacturer,
+            version: self.header.version,
+            device_type: self.header.medium,
+            signature,
+        }
+    }
+
+    /// A full frame's layout to learn for the compact frames of its meter type (none for a
+    /// compact frame or a record area with no compact form).
+    pub fn learned_format(&self) -> Option<(FormatKey, Vec<u8>)> {
+        if self.compact.is_some() || !matches!(self.ci, 0x78 | 0x7A | 0x72) {
+            return None;
+        }
+        let layout = compact::layout_of(self.application_data())?;
+        Some((self.format_key(compact::signature(&layout)), layout))
+    }
+
     /// The `meterd decode` shape.
     pub fn to_decoded(&self) -> Result<Decoded> {
+        self.to_decoded_with(&NoFormats)
+    }
+
+    /// The `meterd decode` shape, compact frames rebuilt from the layouts in `formats`.
+    pub fn to_decoded_with(&self, formats: &dyn Formats) -> Result<Decoded> {
+        let rebuilt;
+        let records = match self.compact {
+            None => self.records(),
+            Some((signature, full_crc)) => {
+                let key = self.format_key(signature);
+                let layout = formats.layout(&key).ok_or_else(|| Error::CompactFormat {
+                    meter: self.meter_id(),
+                    key,
+                })?;
+                rebuilt = compact::expand(&layout, self.application_data(), full_crc)?;
+                Records::new(&rebuilt)
+            }
+        };
         let mut fields = Map::new();
         let mut readings = Vec::with_capacity(8);
         let mut flags = Vec::new();
@@ -340,6 +383,9 @@ impl Telegram<'_> {
         if let Some(mode) = self.security_mode {
             fields.insert("security_mode".into(), Value::from(mode));
         }
+        if let Some((signature, _)) = self.compact {
+            fields.insert("format_signature".into(), Value::String(format!("{signature:04X}")));
+        }
         if h.id != self.dll.id || h.manufacturer != self.dll.manufacturer {
             fields.insert("dll_id".into(), Value::String(header::id_string(self.dll.id)));
         }
@@ -350,7 +396,7 @@ impl Telegram<'_> {
             // The key is proven right (2F 2F, MAC or payload CRC verified), so the bytes are
             // the meter's own: records the EN 13757-3 walk cannot read are the manufacturer's
             // content, kept as bytes after the records read so far, not a refusal.
-            let mut records = self.records();
+            let mut records = records;
             if let Err(e) = push_records(&mut records, &mut readings, &mut fields, &mut flags) {
                 let rest = records.remaining();
                 readings.push(Reading::new(
@@ -362,7 +408,7 @@ impl Telegram<'_> {
                 flags.push("manufacturer_content".into());
             }
         } else {
-            push_records(self.records(), &mut readings, &mut fields, &mut flags)?;
+            push_records(records, &mut readings, &mut fields, &mut flags)?;
         }
         Ok(Decoded {
             protocol: "wmbus".into(),
@@ -394,7 +440,7 @@ pub fn parse_as<'a>(frame: &'a [u8], format: Option<dll::FrameFormat>, keys: &Ke
 /// (see [`dll::strip`]). Key problems stay what they are: they say nothing about the CRC.
 fn blame_crc<T>(result: Result<T>, doubt: Option<dll::BadBlock>) -> Result<T> {
     match (result, doubt) {
-        (Err(e), Some(bad)) if !matches!(e, Error::Key(_)) => {
+        (Err(e), Some(bad)) if !matches!(e, Error::Key(_) | Error::CompactFormat { .. }) => {
             let Error::Check { check, detail } = bad.error() else {
                 return Err(e);
             };
@@ -460,14 +506,27 @@ fn parse_telegram<'a>(telegram: Cow<'a, [u8]>, format: dll::FrameFormat, keys: &
             h = header::long_header(&cur[1..]).map_err(|_| too_short("TPL"))?.1;
             13
         }
-        0x73 | 0x79 | 0x7B => {
-            return Err(Error::Unsupported(format!(
-                "compact frame (CI 0x{ci:02X}): its format must first be learned from a full telegram"
-            )));
+        // Compact frames: the headers of 0x78, 0x7A and 0x72; the signature follows.
+        0x79 => 1,
+        0x7B => {
+            let [_, acc, status, c0, c1, ..] = *cur else {
+                return Err(too_short("TPL"));
+            };
+            h = LongHeader {
+                access_no: acc,
+                status,
+                signature: u16::from_le_bytes([c0, c1]),
+                ..h
+            };
+            5
+        }
+        0x73 => {
+            h = header::long_header(&cur[1..]).map_err(|_| too_short("TPL"))?.1;
+            13
         }
         other => return Err(Error::Unsupported(format!("CI 0x{other:02X} after the link layer"))),
     };
-    let has_tpl_header = matches!(ci, 0x7A | 0x72);
+    let has_tpl_header = matches!(ci, 0x7A | 0x72 | 0x7B | 0x73);
     let mut security_mode = None;
     if has_tpl_header {
         let cfg = h.signature;
@@ -493,6 +552,20 @@ fn parse_telegram<'a>(telegram: Cow<'a, [u8]>, format: dll::FrameFormat, keys: &
             cur = Cow::Owned(owned);
         }
     }
+    let mut compact = None;
+    if matches!(ci, 0x79 | 0x7B | 0x73) {
+        if security_mode.is_some_and(|m| m != 0) {
+            records_at += 2; // the verification bytes 2F 2F, checked above
+        }
+        let [s0, s1, c0, c1] = *cur
+            .get(records_at..records_at + 4)
+            .ok_or_else(|| too_short("compact frame"))?
+        else {
+            return Err(too_short("compact frame"));
+        };
+        compact = Some((u16::from_le_bytes([s0, s1]), u16::from_le_bytes([c0, c1])));
+        records_at += 4;
+    }
     Ok(Telegram {
         format,
         dll,
@@ -502,6 +575,7 @@ fn parse_telegram<'a>(telegram: Cow<'a, [u8]>, format: dll::FrameFormat, keys: &
         header: h,
         has_tpl_header,
         security_mode,
+        compact,
         app: cur,
         records_at,
     })
@@ -509,12 +583,23 @@ fn parse_telegram<'a>(telegram: Cow<'a, [u8]>, format: dll::FrameFormat, keys: &
 
 /// Decodes one telegram (from the L field, with or without DLL CRCs).
 pub fn decode(frame: &[u8], keys: &Keys) -> Result<Decoded> {
+    decode_with(frame, keys, &NoFormats)
+}
+
+/// [`decode`] with the compact-frame layouts learned so far.
+pub fn decode_with(frame: &[u8], keys: &Keys, formats: &dyn Formats) -> Result<Decoded> {
     let s = dll::strip(frame)?;
     let doubt = s.unverified_b;
     blame_crc(
-        parse_telegram(s.telegram, s.format, keys).and_then(|t| t.to_decoded()),
+        parse_telegram(s.telegram, s.format, keys).and_then(|t| t.to_decoded_with(formats)),
         doubt,
     )
+}
+
+/// A full frame's layout to learn (see [`Telegram::learned_format`]); `None` for anything
+/// else, including telegrams that do not parse.
+pub fn learned_format(frame: &[u8], keys: &Keys) -> Option<(FormatKey, Vec<u8>)> {
+    parse(frame, keys).ok()?.learned_format()
 }
 
 #[cfg(test)]

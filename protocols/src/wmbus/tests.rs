@@ -300,7 +300,7 @@ fn damaged_short_format_b_names_the_crc() {
     let crc = dll::CRC.checksum(&b);
     b.extend_from_slice(&crc.to_be_bytes());
     assert_eq!(decode(&b, &Keys::new()).unwrap().fields["frame_format"], "B");
-    for at in [1, 5, 10, 14, b.len() - 1] {
+    for at in [1, 5, 11, 14, b.len() - 1] {
         let mut bad = b.clone();
         bad[at] ^= 0x01;
         let err = decode(&bad, &Keys::new()).unwrap_err();
@@ -404,4 +404,70 @@ fn ell_without_encryption_and_other_cis() {
     // Manufacturer-specific CI: kept as bytes.
     let d = decode(&bytes("0E44AE4C4455223368 07 A1 DEADBEEF"), &Keys::new()).unwrap();
     assert_eq!(d.readings[0].value, "DEADBEEF");
+}
+
+/// R1's records in compact form (CI 0x7B, the short header kept): signature and full-frame
+/// CRC per EN 13757-3 Annex G as `compact` computes them, data bytes only.
+fn r1_compact(acc: u8) -> Vec<u8> {
+    let full = bytes(R1);
+    let (_, sig, crc, data) = compact::compress(&full[15..]).unwrap();
+    let mut t = full[..10].to_vec();
+    t.extend_from_slice(&[0x7B, acc, 0x00, 0x00, 0x00]);
+    t.extend_from_slice(&sig.to_le_bytes());
+    t.extend_from_slice(&crc.to_le_bytes());
+    t.extend_from_slice(&data);
+    t[0] = (t.len() - 1) as u8;
+    t
+}
+
+#[test]
+fn compact_frames_decode_with_the_layout_learned_from_a_full_frame() {
+    let c = r1_compact(0x56);
+    assert_eq!(
+        hex::encode_upper(&c[15..]),
+        format!("{}89E201000000", &hex::encode_upper(&c[15..19]))
+    );
+    // Unknown layout: a distinct error naming the meter type and signature.
+    let err = decode(&c, &Keys::new()).unwrap_err();
+    let Error::CompactFormat { meter, key } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(meter, "33225544");
+    assert!(
+        err.to_string().contains("not learned yet from a full frame") && err.to_string().contains("SEN"),
+        "{err}"
+    );
+    // Learned from R1 (the full frame), under the meter type and its signature.
+    let (learned, layout) = learned_format(&bytes(R1), &Keys::new()).unwrap();
+    assert_eq!(&learned, key);
+    assert_eq!(layout, [0x04, 0x13, 0x02, 0x3B]);
+    assert_eq!(learned.signature, compact::signature(&[0x04, 0x13, 0x02, 0x3B]));
+    let formats: std::collections::HashMap<_, _> = [(learned, layout.clone())].into();
+    let d = decode_with(&c, &Keys::new(), &formats).unwrap();
+    assert_eq!(d.meter_id, "33225544");
+    assert_eq!(d.fields["access_no"], 0x56);
+    assert_eq!(d.fields["ci"], "0x7B");
+    assert_eq!(
+        values(&d),
+        [("volume".into(), "123.529".into()), ("volume_flow".into(), "0".into())]
+    );
+    // A damaged data byte fails the full-frame CRC; a compact frame teaches nothing.
+    let mut bad = c.clone();
+    bad[20] ^= 1;
+    let err = decode_with(&bad, &Keys::new(), &formats).unwrap_err();
+    assert_eq!(err.failed_check(), Some(Check::Crc), "{err}");
+    assert!(learned_format(&c, &Keys::new()).is_none());
+    // Another layout of the same meter type has another signature: not found.
+    let other: std::collections::HashMap<_, _> = [(
+        FormatKey {
+            signature: learned.signature ^ 1,
+            ..learned
+        },
+        layout,
+    )]
+    .into();
+    assert!(matches!(
+        decode_with(&c, &Keys::new(), &other),
+        Err(Error::CompactFormat { .. })
+    ));
 }
