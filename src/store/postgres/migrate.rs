@@ -37,6 +37,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0003_interval_audit",
         sql: include_str!("migrations/0003_interval_audit.sql"),
     },
+    Migration {
+        version: 4,
+        name: "0004_wmbus",
+        sql: include_str!("migrations/0004_wmbus.sql"),
+    },
 ];
 
 /// The schema version this build reads and writes on PostgreSQL.
