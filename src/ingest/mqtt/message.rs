@@ -8,8 +8,9 @@
 //! - a raw frame as binary (a payload that is not UTF-8 text).
 
 use jiff::Timestamp;
-use meterd_protocols::decode::{Keys, Protocol, decode_binary, detect_binary};
+use meterd_protocols::decode::{Keys, Protocol, decode_binary_with, detect_binary};
 use meterd_protocols::ert::{self, json::Source};
+use meterd_protocols::wmbus::compact::{FormatKey, Formats, NoFormats};
 use meterd_protocols::{Decoded, Error, hexline};
 use sha2::{Digest, Sha256};
 
@@ -30,6 +31,8 @@ pub struct Frame {
     /// The bytes it was decoded from (the line, or the binary payload), for the quarantine
     /// when it carries no usable read.
     pub raw: Vec<u8>,
+    /// A full wM-Bus frame's record layout, learned for its meter type's compact frames.
+    pub layout: Option<(FormatKey, Vec<u8>)>,
 }
 
 /// What one unit (a line, or a whole binary payload) of a message became.
@@ -43,6 +46,9 @@ pub enum Unit {
         reason: String,
         payload: Vec<u8>,
     },
+    /// A wM-Bus compact frame whose layout was not known when it was decoded: the commit
+    /// decodes it with the layouts stored (or learned in the same transaction), else holds it.
+    Held(Box<crate::store::HeldTelegram>),
     /// A gateway status / last-will message.
     Status {
         gateway: String,
@@ -119,11 +125,23 @@ pub fn status_of(payload: &[u8]) -> String {
 
 /// Decodes a meter message payload into units.
 pub fn decode_payload(topic: &str, payload: &[u8], topic_gateway: &str, received: Timestamp, keys: &Keys) -> Vec<Unit> {
+    decode_payload_with(topic, payload, topic_gateway, received, keys, &NoFormats)
+}
+
+/// [`decode_payload`] with the wM-Bus compact-frame layouts known.
+pub fn decode_payload_with(
+    topic: &str,
+    payload: &[u8],
+    topic_gateway: &str,
+    received: Timestamp,
+    keys: &Keys,
+    formats: &dyn Formats,
+) -> Vec<Unit> {
     if let Err(bad) = check_topic(topic, payload, topic_gateway) {
         return vec![bad];
     }
     let Ok(text) = std::str::from_utf8(payload) else {
-        return vec![binary(topic, payload, topic_gateway, received, keys)];
+        return vec![binary(topic, payload, topic_gateway, received, keys, formats)];
     };
     let lines: Vec<(usize, &str)> = text
         .lines()
@@ -148,9 +166,9 @@ pub fn decode_payload(topic: &str, payload: &[u8], topic_gateway: &str, received
             } else {
                 topic.to_owned()
             };
-            match decode_line(line, topic_gateway, received, keys) {
-                Ok((gateway, protocol, decoded, heard_at)) => match check_frame(&gateway, &decoded) {
-                    Ok(()) => frame(gateway, protocol, decoded, heard_at, locator, line.as_bytes()),
+            match decode_line(line, topic_gateway, received, keys, formats) {
+                Ok((gateway, protocol, decoded, heard_at, layout)) => match check_frame(&gateway, &decoded) {
+                    Ok(()) => frame(gateway, protocol, decoded, heard_at, locator, line.as_bytes(), layout),
                     Err(e) => Unit::Bad {
                         gateway: topic_gateway.to_owned(),
                         locator,
@@ -158,6 +176,9 @@ pub fn decode_payload(topic: &str, payload: &[u8], topic_gateway: &str, received
                         payload: line.as_bytes().to_vec(),
                     },
                 },
+                Err(Error::CompactFormat { meter, key }) => {
+                    held(topic, locator, topic_gateway, line.as_bytes(), received, meter, key)
+                }
                 Err(e) => Unit::Bad {
                     gateway: topic_gateway.to_owned(),
                     locator,
@@ -169,14 +190,52 @@ pub fn decode_payload(topic: &str, payload: &[u8], topic_gateway: &str, received
         .collect()
 }
 
-fn binary(topic: &str, payload: &[u8], gateway: &str, received: Timestamp, keys: &Keys) -> Unit {
-    let result = detect_binary(payload)
+/// A compact frame to hold until its layout is known.
+fn held(
+    topic: &str,
+    locator: String,
+    gateway: &str,
+    payload: &[u8],
+    received: Timestamp,
+    meter: String,
+    key: FormatKey,
+) -> Unit {
+    Unit::Held(Box::new(crate::store::HeldTelegram {
+        topic: topic.to_owned(),
+        locator,
+        gateway: gateway.to_owned(),
+        payload: payload.to_vec(),
+        received_at: received,
+        meter,
+        manufacturer: key.manufacturer,
+        version: key.version,
+        device_type: key.device_type,
+        signature: key.signature,
+    }))
+}
+
+/// A full wM-Bus frame's layout (none for other protocols).
+fn layout_of(p: Protocol, bytes: &[u8], keys: &Keys) -> Option<(FormatKey, Vec<u8>)> {
+    (p == Protocol::Wmbus)
+        .then(|| meterd_protocols::wmbus::learned_format(bytes, keys))
+        .flatten()
+}
+
+fn binary(topic: &str, payload: &[u8], gateway: &str, received: Timestamp, keys: &Keys, formats: &dyn Formats) -> Unit {
+    let decoded = detect_binary(payload)
         .ok_or_else(|| Error::Unrecognised(format!("{} binary bytes", payload.len())))
-        .and_then(|p| decode_frame(p, payload, received, keys).map(|d| (p, d)))
+        .and_then(|p| decode_frame(p, payload, received, keys, formats).map(|d| (p, d)));
+    if let Err(Error::CompactFormat { meter, key }) = decoded {
+        return held(topic, topic.to_owned(), gateway, payload, received, meter, key);
+    }
+    let result = decoded
         .map_err(|e| e.to_string())
         .and_then(|(p, d)| check_frame(gateway, &d).map(|()| (p, d)).map_err(|e| e.to_string()));
     match result {
-        Ok((p, d)) => frame(gateway.to_owned(), p, d, received, topic.to_owned(), payload),
+        Ok((p, d)) => {
+            let layout = layout_of(p, payload, keys);
+            frame(gateway.to_owned(), p, d, received, topic.to_owned(), payload, layout)
+        }
         Err(e) => Unit::Bad {
             gateway: gateway.to_owned(),
             locator: topic.to_owned(),
@@ -193,18 +252,30 @@ fn check_frame(gateway: &str, decoded: &Decoded) -> Result<(), LimitError> {
     limits::check(Field::MeterId, "meter id", &endpoint_key(decoded))
 }
 
-fn decode_frame(p: Protocol, bytes: &[u8], received: Timestamp, keys: &Keys) -> Result<Decoded, Error> {
+fn decode_frame(
+    p: Protocol,
+    bytes: &[u8],
+    received: Timestamp,
+    keys: &Keys,
+    formats: &dyn Formats,
+) -> Result<Decoded, Error> {
     match p {
         // Intervals get their times from the reception time.
         Protocol::Idm => ert::idm::decode_at(bytes, false, Some(received)),
         Protocol::NetIdm => ert::idm::decode_at(bytes, true, Some(received)),
-        p => decode_binary(p, bytes, keys),
+        p => decode_binary_with(p, bytes, keys, formats),
     }
 }
 
-type Line = (String, Protocol, Decoded, Timestamp);
+type Line = (String, Protocol, Decoded, Timestamp, Option<(FormatKey, Vec<u8>)>);
 
-fn decode_line(line: &str, topic_gateway: &str, received: Timestamp, keys: &Keys) -> Result<Line, Error> {
+fn decode_line(
+    line: &str,
+    topic_gateway: &str,
+    received: Timestamp,
+    keys: &Keys,
+    formats: &dyn Formats,
+) -> Result<Line, Error> {
     if line.starts_with('{') {
         let parsed = ert::parse_json_line(line, keys)?;
         let heard_at = parsed.received_at.unwrap_or(received);
@@ -213,12 +284,13 @@ fn decode_line(line: &str, topic_gateway: &str, received: Timestamp, keys: &Keys
             Source::Envelope => parsed.gateway.unwrap_or_else(|| topic_gateway.to_owned()),
             Source::Rtlamr => topic_gateway.to_owned(),
         };
-        return Ok((gateway, parsed.protocol, parsed.decoded, heard_at));
+        return Ok((gateway, parsed.protocol, parsed.decoded, heard_at, None));
     }
     let bytes = hexline::parse(line)?;
     let p = detect_binary(&bytes).ok_or_else(|| Error::Unrecognised(format!("{} bytes of hex", bytes.len())))?;
-    let decoded = decode_frame(p, &bytes, received, keys)?;
-    Ok((topic_gateway.to_owned(), p, decoded, received))
+    let decoded = decode_frame(p, &bytes, received, keys, formats)?;
+    let layout = layout_of(p, &bytes, keys);
+    Ok((topic_gateway.to_owned(), p, decoded, received, layout))
 }
 
 fn frame(
@@ -228,6 +300,7 @@ fn frame(
     heard_at: Timestamp,
     locator: String,
     raw: &[u8],
+    layout: Option<(FormatKey, Vec<u8>)>,
 ) -> Unit {
     let dedup_key = ert::dedup_key(&decoded).unwrap_or_else(|| fallback_key(&decoded));
     Unit::Frame(Box::new(Frame {
@@ -238,6 +311,7 @@ fn frame(
         dedup_key,
         locator,
         raw: raw.to_vec(),
+        layout,
     }))
 }
 
