@@ -27,3 +27,14 @@ pub fn read_key_file(path: &Path) -> Result<Keys> {
     let text = read_private(path)?;
     Keys::parse_file(&text).with_context(|| format!("{}", path.display()))
 }
+
+/// What a component's section records of a key file so that a reload notices a changed file
+/// even when the configuration file did not change: a digest of its content (never the keys),
+/// or why it cannot be read.
+pub fn key_file_fingerprint(path: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    match std::fs::read(path) {
+        Ok(bytes) => hex::encode(&Sha256::digest(&bytes)[..16]),
+        Err(e) => format!("unreadable: {}", e.kind()),
+    }
+}

@@ -160,6 +160,7 @@ pub fn detect_binary_with(frame: &[u8], keys: &Keys) -> Option<Protocol> {
         if p == Protocol::R900 && wmbus::looks_like(frame) && ert::r900::decode(frame, false).is_err() {
             let wmbus_passes = match wmbus::decode(frame, keys) {
                 Ok(_) => true,
+                Err(Error::CompactFormat { .. }) => true,
                 Err(e) => matches!(e.failed_check(), Some(Check::Decryption | Check::Mac)),
             };
             if wmbus_passes {
@@ -190,6 +191,19 @@ pub fn decode_binary(protocol: Protocol, frame: &[u8], keys: &Keys) -> Result<De
         Protocol::Mbus => mbus::decode(frame),
         Protocol::Iec62056_21 => iec62056_21::decode(frame),
         Protocol::Dsmr => dsmr::decode(frame),
+    }
+}
+
+/// [`decode_binary`] with the wM-Bus compact-frame layouts learned so far.
+pub fn decode_binary_with(
+    protocol: Protocol,
+    frame: &[u8],
+    keys: &Keys,
+    formats: &dyn wmbus::compact::Formats,
+) -> Result<Decoded> {
+    match protocol {
+        Protocol::Wmbus => wmbus::decode_with(frame, keys, formats),
+        p => decode_binary(p, frame, keys),
     }
 }
 

@@ -63,6 +63,58 @@ pub enum Error {
     /// The format is recognised but this variant is not supported.
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// An encrypted wM-Bus telegram whose meter has no key, or whose key was refused (the
+    /// decrypted data failed its check). Kept apart from the other failures so a telegram held
+    /// for a key reason can be decoded again once the key is corrected.
+    #[error("{0}")]
+    Key(KeyError),
+    /// A wM-Bus compact frame whose format (the DIF/VIF layout of the meter type's full
+    /// frame, named by its signature) is not known yet: held until a full frame teaches it.
+    #[error("compact frame of meter {meter}: format signature {:04X} of {} version {version} type {device_type:02X} not learned yet from a full frame", .key.signature, crate::mbus::header::manufacturer_code(.key.manufacturer), version = .key.version, device_type = .key.device_type)]
+    CompactFormat {
+        meter: String,
+        key: crate::wmbus::compact::FormatKey,
+    },
+}
+
+/// Why a meter's key did not open its telegram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyProblem {
+    /// No key is configured for the meter.
+    Missing,
+    /// A key is configured but the decrypted data failed its check (wrong key).
+    Refused,
+}
+
+/// A key problem of one meter (8-digit id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyError {
+    pub meter: String,
+    pub problem: KeyProblem,
+    /// Which check refused the key (decryption or MAC); `decryption` for a missing key.
+    pub check: Check,
+    /// The security mode or layer (`mode 5`, `mode 7`, `ELL AES-CTR`) and, for a refused key,
+    /// what came out.
+    pub detail: String,
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.problem {
+            KeyProblem::Missing => write!(f, "no key for meter {} ({})", self.meter, self.detail),
+            KeyProblem::Refused => write!(f, "key for meter {} refused: {}", self.meter, self.detail),
+        }
+    }
+}
+
+/// The meter named by a key refusal's text (`no key for meter 12345678 (...)`,
+/// `key for meter 12345678 refused: ...`), as quarantine reasons keep it.
+pub fn key_reason_meter(reason: &str) -> Option<&str> {
+    let rest = reason
+        .strip_prefix("no key for meter ")
+        .or_else(|| reason.strip_prefix("key for meter "))?;
+    let id = rest.get(..8)?;
+    (id.bytes().all(|b| b.is_ascii_digit()) && matches!(rest.as_bytes().get(8), Some(b' '))).then_some(id)
 }
 
 impl Error {
@@ -86,6 +138,7 @@ impl Error {
     pub fn failed_check(&self) -> Option<Check> {
         match self {
             Error::Check { check, .. } => Some(*check),
+            Error::Key(k) => Some(k.check),
             _ => None,
         }
     }

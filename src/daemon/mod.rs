@@ -16,7 +16,8 @@
 //!    `READY=1` ([`notify`]).
 //! 2. Every half `$WATCHDOG_USEC`, check that the store answers and the main loop turns, then
 //!    send `WATCHDOG=1`; a hung daemon is restarted by systemd.
-//! 3. SIGHUP: `RELOADING=1`, re-read and validate the file. Invalid: the error (with its line) is
+//! 3. SIGHUP: `RELOADING=1`, re-read and validate the file (and the wM-Bus key file, which is
+//!    re-read even when the configuration did not change). Invalid: the error (with its line) is
 //!    logged and the running configuration stays. Valid: the components whose section changed
 //!    (all of them when `[vee]` changed: every source applies it) are stopped and started
 //!    again with the new configuration, requests on the control socket use it; then
@@ -134,7 +135,10 @@ pub fn components(config: &Config) -> Vec<ComponentSpec> {
     }
     if let Some(mqtt) = &config.mqtt {
         let section = mqtt.clone();
-        specs.push(ComponentSpec::new("mqtt", mqtt, move |shared, token| {
+        // The key file's digest is part of the section: a reload re-reads the keys (and the
+        // component retries the telegrams quarantined for a key) when only the file changed.
+        let keys = mqtt.wmbus_key_file.as_deref().map(crate::secrets::key_file_fingerprint);
+        specs.push(ComponentSpec::new("mqtt", &(mqtt, keys), move |shared, token| {
             let vee = Arc::new(shared.config.vee.clone());
             let intervals = Arc::new(shared.config.intervals.clone());
             Box::pin(crate::ingest::mqtt::component(
@@ -518,6 +522,21 @@ impl Daemon {
                 return;
             }
         };
+        // A key file that no longer reads is refused like an invalid configuration: the MQTT
+        // component keeps the keys it has rather than failing.
+        if let Some(path) = new.mqtt.as_ref().and_then(|m| m.wmbus_key_file.clone()) {
+            match tokio::task::spawn_blocking(move || crate::secrets::read_key_file(&path)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(error = %format!("{e:#}"), "the wM-Bus key file is invalid; keeping the running configuration");
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "reading the wM-Bus key file panicked; keeping the running configuration");
+                    return;
+                }
+            }
+        }
         let old = Arc::clone(&self.shared.config);
         if new.data_dir != old.data_dir || new.daemon != old.daemon || new.log != old.log {
             tracing::warn!("data_dir, [daemon] and [log] changes take effect at the next restart");

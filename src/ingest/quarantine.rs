@@ -169,6 +169,37 @@ impl Retry<'_> {
         }))
     }
 
+    /// Retries the open entries quarantined for a key reason (`no key for meter …`,
+    /// `key for meter … refused: …`) of meters that have a key now and whose kept bytes decode
+    /// with today's keys: run when the keys are (re)loaded, so a telegram refused for a
+    /// missing or wrong key is never ignored for good (wmbusmeters #2062). Entries that still
+    /// do not decode are left as they are without a write. Returns (resolved, still open).
+    pub fn key_reasons(&self, store: &dyn Store) -> crate::store::Result<(u64, u64)> {
+        let candidates: Vec<u64> = store
+            .begin_read()?
+            .quarantine_entries()?
+            .into_iter()
+            .filter(|(_, q)| q.resolution.is_none())
+            .filter(|(_, q)| {
+                meterd_protocols::error::key_reason_meter(&q.entry.reason).is_some_and(|m| self.keys.get(m).is_some())
+            })
+            .filter(|(_, q)| {
+                self.decode(q)
+                    .is_ok_and(|units| !units.iter().any(|u| matches!(u, Unit::Bad { .. })))
+            })
+            .map(|(id, _)| id)
+            .collect();
+        let (mut resolved, mut open) = (0, 0);
+        for id in candidates {
+            match self.one(store, id)? {
+                RetryOutcome::Resolved { .. } => resolved += 1,
+                RetryOutcome::AlreadyResolved => {}
+                _ => open += 1,
+            }
+        }
+        Ok((resolved, open))
+    }
+
     /// The entry's units as its source decodes them today, or why it cannot be retried.
     fn decode(&self, entry: &StoredQuarantine) -> Result<Vec<Unit>, RetryOutcome> {
         if entry.head_only() {
@@ -397,7 +428,13 @@ mod tests {
         let c = commit_group(&store, &cfg, &vee, &Default::default(), job).unwrap();
         assert_eq!((c.quarantined, c.reads.imported), (1, 0));
         let (id, q) = store.begin_read().unwrap().quarantine_entries().unwrap().remove(0);
-        assert!(q.entry.reason.contains("ecryption"), "{}", q.entry.reason);
+        assert!(
+            q.entry
+                .reason
+                .contains("refused: decrypted data does not start with 2F 2F"),
+            "{}",
+            q.entry.reason
+        );
 
         // Still the wrong key: still bad, nothing changes.
         let retry = |k: &Keys| {

@@ -79,6 +79,8 @@ pub(super) fn copy_to(src: &redb::ReadTransaction, dest: &Path) -> Result<()> {
         IV_BATCHES,
         IV_BATCH_CONTENTS,
         IV_OPEN_BATCHES,
+        WMBUS_LAYOUTS,
+        WMBUS_HELD,
     );
     for t in src.list_tables().map_err(engine)? {
         if !copied.contains(t.name()) {

@@ -509,4 +509,8 @@ fn check_intervals(txn: &redb::ReadTransaction, report: &mut CheckReport) {
         decodes::<IntervalBatchContents>("interval batch contents", k, v)
     });
     table(txn, report, IV_OPEN_BATCHES, |_, _| None);
+    table(txn, report, WMBUS_LAYOUTS, |_, _| None);
+    table(txn, report, WMBUS_HELD, |k, v| {
+        decodes::<crate::store::HeldTelegram>("held telegram", k, v)
+    });
 }

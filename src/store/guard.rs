@@ -12,7 +12,7 @@ use std::sync::{Mutex, Once};
 use jiff::Timestamp;
 
 use super::prelude::*;
-use super::{DayWindow, HistoryQuery, Result, StoreError};
+use super::{DayWindow, HeldTelegram, HistoryQuery, Result, StoreError};
 use crate::model::billing::{ApiToken, BatchContents, Billed, BilledReadChange};
 use crate::model::interval::{Channel, DayKey, IntervalBatch, IntervalBatchContents, IntervalDay};
 use crate::model::{
@@ -21,6 +21,7 @@ use crate::model::{
     RouteSkip, ServiceOrder, StoredQuarantine, StoredRead,
 };
 use jiff::civil::Date;
+use meterd_protocols::wmbus::compact::FormatKey;
 
 thread_local! {
     /// Set while this thread runs engine code under [`catch`]: its panics are expected to be
@@ -314,6 +315,17 @@ guarded!(writes GatewayWrites {
     fn set_tamper_state(&mut self, endpoint: &str, at: Timestamp, counters: u64) -> Result<()>;
     fn push_outbox(&mut self, entry: &OutboxEntry) -> Result<u64>;
     fn remove_outbox(&mut self, id: u64) -> Result<bool>;
+});
+guarded!(queries WmbusQueries {
+    fn wmbus_layout(&self, key: &FormatKey) -> Result<Option<Vec<u8>>>;
+    fn wmbus_layouts(&self) -> Result<Vec<(FormatKey, Vec<u8>)>>;
+    fn held_telegrams(&self) -> Result<Vec<(u64, HeldTelegram)>>;
+    fn count_held_telegrams(&self) -> Result<u64>;
+});
+guarded!(writes WmbusWrites {
+    fn put_wmbus_layout(&mut self, key: &FormatKey, layout: &[u8]) -> Result<()>;
+    fn hold_telegram(&mut self, held: &HeldTelegram) -> Result<u64>;
+    fn release_held_telegram(&mut self, id: u64) -> Result<bool>;
 });
 guarded!(queries CradleQueries {
     fn route_assignments(&self) -> Result<Vec<(String, String)>>;

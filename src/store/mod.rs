@@ -47,6 +47,7 @@ pub use area::{
     IntervalQueries, IntervalWrites, MeterQueries, MeterWrites, QuarantineQueries, QuarantineWrites, ReadQueries,
     ReadWrites, ReviewQueries, ReviewWrites,
 };
+pub use area::{HeldTelegram, MAX_HELD, WmbusQueries, WmbusWrites};
 pub use backup::{RestoreOutcome, restore};
 pub use check::{CheckReport, Problem, check_file};
 pub use open::{StoreTarget, open};
@@ -208,6 +209,7 @@ pub trait ReadTxn:
     + ReviewQueries
     + QuarantineQueries
     + IntervalQueries
+    + WmbusQueries
 {
 }
 
@@ -220,6 +222,7 @@ impl<T> ReadTxn for T where
         + ReviewQueries
         + QuarantineQueries
         + IntervalQueries
+        + WmbusQueries
         + ?Sized
 {
 }
@@ -236,6 +239,7 @@ pub trait WriteTxn:
     + ReviewWrites
     + QuarantineWrites
     + IntervalWrites
+    + WmbusWrites
 {
     /// Make everything durable. Returns only after the data is on stable storage.
     fn commit(self: Box<Self>) -> Result<()>;
@@ -247,7 +251,7 @@ pub mod prelude {
     pub use super::area::{
         BillingQueries, BillingWrites, CradleQueries, CradleWrites, GatewayQueries, GatewayWrites, IntervalQueries,
         IntervalWrites, MeterQueries, MeterWrites, QuarantineQueries, QuarantineWrites, ReadQueries, ReadWrites,
-        ReviewQueries, ReviewWrites,
+        ReviewQueries, ReviewWrites, WmbusQueries, WmbusWrites,
     };
     pub use super::rules::Rules;
     pub use super::{ReadTxn, Store, WriteTxn};

@@ -43,8 +43,10 @@
 use std::path::{Path, PathBuf};
 
 mod intervals;
+mod wmbus;
 pub use intervals::IntervalListing;
 pub(super) use intervals::{IV_BATCH_CONTENTS, IV_BATCHES, IV_CHANNELS, IV_DAYS, IV_OPEN_BATCHES, IV_STATUS};
+pub(super) use wmbus::{WMBUS_HELD, WMBUS_LAYOUTS};
 
 use jiff::Timestamp;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle};
@@ -587,6 +589,7 @@ impl RedbStore {
         txn.open_table(noted(SERVICE_ORDERS)).map_err(engine)?;
         txn.open_table(noted(METER_CHANGES)).map_err(engine)?;
         intervals::create_tables(&txn)?;
+        wmbus::create_tables(&txn)?;
         txn.commit().map_err(engine)?;
         Ok(())
     }

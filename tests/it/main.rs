@@ -46,3 +46,4 @@ mod store_pg_failover;
 mod store_pg_instances;
 mod store_pg_migrate;
 mod store_redb;
+mod wmbus;

@@ -1066,7 +1066,8 @@ impl MqttStore {
                             String::from_utf8_lossy(&p)
                         )
                     }
-                    Unit::Status { .. } => {}
+                    // No compact frames in this traffic.
+                    Unit::Status { .. } | Unit::Held(_) => {}
                 }
             }
         }

@@ -117,7 +117,10 @@ fn retry_after_a_key_fix_reads_each_telegram_exactly_once() {
     let entries = list(&s, &[])["entries"].as_array().unwrap().clone();
     for e in &entries {
         let reason = e["reason"].as_str().unwrap();
-        assert!(reason.contains("ecryption"), "{reason}");
+        assert!(
+            reason.contains("refused: decrypted data does not start with 2F 2F"),
+            "{reason}"
+        );
         assert_eq!(e["state"], "open");
     }
     assert_eq!(read_count(&s), 0);
@@ -139,12 +142,13 @@ fn retry_after_a_key_fix_reads_each_telegram_exactly_once() {
         "{err}"
     );
 
-    // The key fixed, the daemon restarted.
+    // The key fixed while the daemon is stopped, retried by hand (the daemon would retry them
+    // itself when it loads the keys: see the SIGHUP test below), then the daemon started.
     d.stop();
     key_file(&s, &RIGHT);
+    let out = s.json(&["quarantine", "retry", "--all", "--json"]);
     let d = Daemon::start(&s, &cfg);
     d.wait_for("subscribed", Duration::from_secs(20), subscribed);
-    let out = s.json(&["quarantine", "retry", "--all", "--json"]);
     assert_eq!(out["retried"], METERS.len(), "{out}");
     assert_eq!(out["resolved"], METERS.len(), "{out}");
     assert_eq!(out["reads"], METERS.len(), "{out}");
@@ -193,6 +197,116 @@ fn retry_after_a_key_fix_reads_each_telegram_exactly_once() {
     let out = s.json(&["quarantine", "retry", "--all", "--json"]);
     assert_eq!(out["retried"], 0, "{out}");
     assert_eq!(read_count(&s), METERS.len());
+}
+
+fn write_keys(s: &Scratch, keys: &[(u32, [u8; 16])]) -> PathBuf {
+    let text: String = keys
+        .iter()
+        .map(|(m, k)| format!("{m:08}={}\n", hex::encode(k)))
+        .collect();
+    let p = s.file("wmbus.keys", &text);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    p
+}
+
+/// Issue 16 (wmbusmeters #2062): one meter's key is wrong, another's is missing. Their
+/// telegrams are quarantined with the key reason, told apart; the key file is corrected (the
+/// configuration file is not touched) and the daemon gets SIGHUP: the next telegram of each
+/// meter decodes, and the quarantined ones are decoded again and stored, each once.
+#[test]
+fn keys_corrected_on_sighup_decode_the_next_and_the_quarantined_telegrams() {
+    const A: u32 = 31000001;
+    const B: u32 = 31000002;
+    let broker = mosquitto::start(false);
+    let s = Scratch::new();
+    let keys = write_keys(&s, &[(A, WRONG)]);
+    let extra = format!("wmbus_key_file = \"{}\"\n", keys.display());
+    let cfg = config(&s, &broker, "meterd-rekey", &extra);
+    let d = Daemon::start(&s, &cfg);
+    d.wait_for("subscribed", Duration::from_secs(20), subscribed);
+    publish_all(
+        broker.port,
+        &[
+            ("meters/gw1/raw".into(), telegram(A, 0x01, 1_007, &RIGHT)),
+            ("meters/gw1/raw".into(), telegram(B, 0x01, 2_007, &RIGHT)),
+        ],
+    );
+    d.wait_until("both telegrams quarantined", Duration::from_secs(20), || {
+        list(&s, &[])["entries"].as_array().unwrap().len() == 2
+    });
+    let mut reasons: Vec<String> = list(&s, &[])["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap().to_owned())
+        .collect();
+    reasons.sort();
+    assert!(
+        reasons[0].starts_with("key for meter 31000001 refused: decrypted data does not start with 2F 2F"),
+        "{reasons:?}"
+    );
+    assert_eq!(reasons[1], "no key for meter 31000002 (mode 5)");
+    assert_eq!(read_count(&s), 0);
+
+    // The key file corrected, the configuration file untouched; SIGHUP.
+    write_keys(&s, &[(A, RIGHT), (B, RIGHT)]);
+    let before = d.count(subscribed);
+    d.hup();
+    d.wait_until(
+        "the MQTT component restarted with the new keys",
+        Duration::from_secs(20),
+        || d.count(subscribed) > before,
+    );
+    assert!(
+        d.log().contains("telegrams held for a wM-Bus key decoded again"),
+        "{}",
+        d.log()
+    );
+    publish_all(
+        broker.port,
+        &[
+            ("meters/gw1/raw".into(), telegram(A, 0x02, 1_107, &RIGHT)),
+            ("meters/gw1/raw".into(), telegram(B, 0x02, 2_107, &RIGHT)),
+        ],
+    );
+    d.wait_until("four reads", Duration::from_secs(20), || read_count(&s) == 4);
+    let reads = s.json(&["reads", "list", "--json"]);
+    let mut got: Vec<(String, String)> = reads
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["meter_id"].as_str().unwrap().to_owned(), r["value"].to_string()))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("wmbus:31000001".to_owned(), "1.007".to_owned()),
+            ("wmbus:31000001".to_owned(), "1.107".to_owned()),
+            ("wmbus:31000002".to_owned(), "2.007".to_owned()),
+            ("wmbus:31000002".to_owned(), "2.107".to_owned()),
+        ],
+        "{reads}"
+    );
+    for e in list(&s, &[])["entries"].as_array().unwrap() {
+        assert_eq!(e["state"], "resolved", "{e}");
+        assert_eq!(e["resolution"]["by"], "meterd (keys loaded)", "{e}");
+    }
+    // Another reload with the same keys: nothing more is stored.
+    let reloaded = |l: &str| l.contains("configuration reloaded");
+    assert_eq!(d.count(reloaded), 1);
+    assert!(d.log().contains(r#"restarted=["mqtt"]"#), "{}", d.log());
+    d.hup();
+    d.wait_until("the second reload", Duration::from_secs(20), || d.count(reloaded) == 2);
+    let log = d.log();
+    let last = log.lines().rfind(|l| reloaded(l)).unwrap();
+    assert!(
+        last.contains("restarted=[]"),
+        "an unchanged key file restarts nothing: {last}"
+    );
+    assert_eq!(read_count(&s), 4);
+    d.stop();
 }
 
 /// list filters (source, reason, since), JSON, show (hex, text, topic, gateway, digest), a

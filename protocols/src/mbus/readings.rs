@@ -4,15 +4,15 @@
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 
-use super::record::{Item, Record, Records};
+use super::record::{Item, Record};
 use super::value::{self, Data};
 use super::vif::{self, Meaning, Table};
 use crate::decoded::Reading;
 use crate::error::Result;
 
 /// Appends the readings of a record area; sets `more_records_follow` for DIF `1F`.
-pub fn push_records(
-    records: Records<'_>,
+pub fn push_records<'a>(
+    records: impl IntoIterator<Item = Result<Item<'a>>>,
     readings: &mut Vec<Reading>,
     fields: &mut Map<String, Value>,
     flags: &mut Vec<String>,
@@ -175,7 +175,13 @@ mod tests {
 
     fn one(bytes: &[u8]) -> Reading {
         let mut readings = Vec::new();
-        push_records(Records::new(bytes), &mut readings, &mut Map::new(), &mut Vec::new()).unwrap();
+        push_records(
+            super::super::record::Records::new(bytes),
+            &mut readings,
+            &mut Map::new(),
+            &mut Vec::new(),
+        )
+        .unwrap();
         assert_eq!(readings.len(), 1);
         readings.pop().unwrap()
     }

@@ -136,6 +136,13 @@ impl<'a> Records<'a> {
     }
 }
 
+impl<'a> Records<'a> {
+    /// The bytes not walked yet; after an error, the record that failed and what follows.
+    pub fn remaining(&self) -> &'a [u8] {
+        self.rest
+    }
+}
+
 impl<'a> Iterator for Records<'a> {
     type Item = Result<Item<'a>>;
 
@@ -389,6 +396,15 @@ pub fn record(input: &[u8], msb_first: bool) -> Result<(&[u8], Record<'_>)> {
             data,
         },
     ))
+}
+
+/// The length of the DIF, DIFEs, VIF and VIFEs at the start of `input` and the data field
+/// they announce (a compact frame's layout, which holds only these).
+pub fn header_len(input: &[u8]) -> Result<(usize, u8)> {
+    let bad = |what: &'static str| Error::invalid(what, "record header ends early or is reserved");
+    let (rest, dib) = dib(input).map_err(|_| bad("DIF"))?;
+    let (rest, _) = vib(rest).map_err(|_| bad("VIF"))?;
+    Ok((input.len() - rest.len(), dib.data_field))
 }
 
 /// Builds the DIB bytes for a data field, function, storage, tariff and subunit.

@@ -11,6 +11,7 @@
 //! A telegram that does not decrypt to `2F 2F` (or whose ELL payload CRC fails after AES-CTR)
 //! is refused as [`Check::Decryption`] and never parsed as data.
 
+pub mod compact;
 pub mod crypto;
 pub mod dll;
 
@@ -20,10 +21,11 @@ use serde_json::{Map, Value};
 
 use crate::decode::Keys;
 use crate::decoded::{Decoded, Reading};
-use crate::error::{Check, Error, Result};
+use crate::error::{Check, Error, KeyError, KeyProblem, Result};
 use crate::mbus::header::{self, LongHeader};
 use crate::mbus::readings::push_records;
 use crate::mbus::record::Records;
+use compact::{FormatKey, Formats, NoFormats};
 use dll::Dll;
 
 /// True when the L field is consistent with the length (with or without DLL CRC blocks).
@@ -112,11 +114,22 @@ fn key(keys: &Keys, id: [u8; 4], dll_id: [u8; 4], mode: &str) -> Result<[u8; 16]
     {
         return Ok(k);
     }
-    let id_s = header::id_string(id);
-    Err(Error::check(
-        Check::Decryption,
-        format!("no key for meter {id_s} ({mode} encrypted telegram)"),
-    ))
+    Err(Error::Key(KeyError {
+        meter: header::id_string(id),
+        problem: KeyProblem::Missing,
+        check: Check::Decryption,
+        detail: mode.to_owned(),
+    }))
+}
+
+/// A configured key that did not open the telegram.
+fn refused(id: [u8; 4], check: Check, detail: String) -> Error {
+    Error::Key(KeyError {
+        meter: header::id_string(id),
+        problem: KeyProblem::Refused,
+        check,
+        detail,
+    })
 }
 
 /// Peels an ELL (input starts at its CI); returns its access number and the bytes after it,
@@ -157,7 +170,11 @@ fn ell<'a>(dll: &Dll, keys: &Keys, input: Cow<'a, [u8]>) -> Result<(u8, Cow<'a, 
     let computed = dll::CRC.checksum(&payload[2..]);
     if sent != computed {
         return Err(if security == 1 {
-            Error::check(Check::Decryption, "ELL payload CRC fails after AES-CTR (wrong key?)")
+            refused(
+                dll.id,
+                Check::Decryption,
+                format!("ELL payload CRC fails after AES-CTR (sent {sent:04X}, decrypted data gives {computed:04X})"),
+            )
         } else {
             Error::check(
                 Check::Crc,
@@ -217,20 +234,25 @@ fn decrypt_tpl(
             let (kenc, kmac) = mode7_keys(&key, mcr, h.id);
             let computed = crypto::cmac(&kmac, &[&[mcl], &mcr, tpl]);
             if computed[..mac.len()] != *mac {
-                return Err(Error::check(
+                return Err(refused(
+                    h.id,
                     Check::Mac,
-                    "AFL MAC does not verify (wrong key or altered telegram)",
+                    "the AFL MAC does not verify (mode 7; or the telegram was altered)".into(),
                 ));
             }
             crypto::cbc_decrypt(&kenc, &[0; 16], &mut tpl[enc_at..enc_at + len]);
         }
         _ => return Err(Error::Unsupported(format!("TPL security mode {mode}"))),
     }
+    // EN 13757-7 §9.2: the plaintext starts with the verification bytes 2F 2F. Meters that
+    // leave them out (wmbusmeters #2042/#2062) cannot be told from a wrong key; the reason says
+    // what came out so the operator can tell.
     if tpl[enc_at..enc_at + 2] != [0x2F, 0x2F] {
-        return Err(Error::check(
+        return Err(refused(
+            h.id,
             Check::Decryption,
             format!(
-                "decrypted block starts {:02X} {:02X}, not 2F 2F (wrong key?)",
+                "decrypted data does not start with 2F 2F (mode {mode}; it starts {:02X} {:02X})",
                 tpl[enc_at],
                 tpl[enc_at + 1]
             ),
@@ -275,6 +297,8 @@ pub struct Telegram<'a> {
     pub has_tpl_header: bool,
     /// From the TPL header, when it has one.
     pub security_mode: Option<u8>,
+    /// A compact frame's format signature and full-frame CRC.
+    pub compact: Option<(u16, u16)>,
     app: Cow<'a, [u8]>,
     records_at: usize,
 }
@@ -295,8 +319,47 @@ impl Telegram<'_> {
         header::id_string(self.header.id)
     }
 
+    /// The meter type and signature a compact frame's layout is looked up by, or that a
+    /// full frame's layout is learned under.
+    fn format_key(&self, signature: u16) -> FormatKey {
+        FormatKey {
+            manufacturer: self.header.manufacturer,
+            version: self.header.version,
+            device_type: self.header.medium,
+            signature,
+        }
+    }
+
+    /// A full frame's layout to learn for the compact frames of its meter type (none for a
+    /// compact frame or a record area with no compact form).
+    pub fn learned_format(&self) -> Option<(FormatKey, Vec<u8>)> {
+        if self.compact.is_some() || !matches!(self.ci, 0x78 | 0x7A | 0x72) {
+            return None;
+        }
+        let layout = compact::layout_of(self.application_data())?;
+        Some((self.format_key(compact::signature(&layout)), layout))
+    }
+
     /// The `meterd decode` shape.
     pub fn to_decoded(&self) -> Result<Decoded> {
+        self.to_decoded_with(&NoFormats)
+    }
+
+    /// The `meterd decode` shape, compact frames rebuilt from the layouts in `formats`.
+    pub fn to_decoded_with(&self, formats: &dyn Formats) -> Result<Decoded> {
+        let rebuilt;
+        let records = match self.compact {
+            None => self.records(),
+            Some((signature, full_crc)) => {
+                let key = self.format_key(signature);
+                let layout = formats.layout(&key).ok_or_else(|| Error::CompactFormat {
+                    meter: self.meter_id(),
+                    key,
+                })?;
+                rebuilt = compact::expand(&layout, self.application_data(), full_crc)?;
+                Records::new(&rebuilt)
+            }
+        };
         let mut fields = Map::new();
         let mut readings = Vec::with_capacity(8);
         let mut flags = Vec::new();
@@ -320,14 +383,32 @@ impl Telegram<'_> {
         if let Some(mode) = self.security_mode {
             fields.insert("security_mode".into(), Value::from(mode));
         }
+        if let Some((signature, _)) = self.compact {
+            fields.insert("format_signature".into(), Value::String(format!("{signature:04X}")));
+        }
         if h.id != self.dll.id || h.manufacturer != self.dll.manufacturer {
             fields.insert("dll_id".into(), Value::String(header::id_string(self.dll.id)));
         }
         if (0xA0..=0xB7).contains(&self.ci) {
             let data = Value::String(hex::encode_upper(self.application_data()));
             readings.push(Reading::new("manufacturer_data", data, None));
+        } else if self.security_mode.is_some_and(|m| m != 0) {
+            // The key is proven right (2F 2F, MAC or payload CRC verified), so the bytes are
+            // the meter's own: records the EN 13757-3 walk cannot read are the manufacturer's
+            // content, kept as bytes after the records read so far, not a refusal.
+            let mut records = records;
+            if let Err(e) = push_records(&mut records, &mut readings, &mut fields, &mut flags) {
+                let rest = records.remaining();
+                readings.push(Reading::new(
+                    "manufacturer_data",
+                    Value::String(hex::encode_upper(rest)),
+                    None,
+                ));
+                fields.insert("manufacturer_content".into(), Value::String(e.to_string()));
+                flags.push("manufacturer_content".into());
+            }
         } else {
-            push_records(self.records(), &mut readings, &mut fields, &mut flags)?;
+            push_records(records, &mut readings, &mut fields, &mut flags)?;
         }
         Ok(Decoded {
             protocol: "wmbus".into(),
@@ -341,15 +422,39 @@ impl Telegram<'_> {
 
 /// Peels every layer and decrypts; the records are left for [`Telegram::records`].
 pub fn parse<'a>(frame: &'a [u8], keys: &Keys) -> Result<Telegram<'a>> {
-    parse_as(frame, None, keys)
+    let s = dll::strip(frame)?;
+    let doubt = s.unverified_b;
+    blame_crc(parse_telegram(s.telegram, s.format, keys), doubt)
 }
 
 /// [`parse`] for a source that knows its frame format (`None`: detect it).
 pub fn parse_as<'a>(frame: &'a [u8], format: Option<dll::FrameFormat>, keys: &Keys) -> Result<Telegram<'a>> {
-    let (telegram, format) = match format {
-        None => dll::strip(frame)?,
-        Some(f) => (dll::strip_as(frame, f)?, f),
-    };
+    match format {
+        None => parse(frame, keys),
+        Some(f) => parse_telegram(dll::strip_as(frame, f)?, f, keys),
+    }
+}
+
+/// A frame taken as CRC-less although a format B CRC layout fit it (and failed): when it does
+/// not decode as CRC-less either, it is a damaged format B frame and the CRC is the error
+/// (see [`dll::strip`]). Key problems stay what they are: they say nothing about the CRC.
+fn blame_crc<T>(result: Result<T>, doubt: Option<dll::BadBlock>) -> Result<T> {
+    match (result, doubt) {
+        (Err(e), Some(bad)) if !matches!(e, Error::Key(_) | Error::CompactFormat { .. }) => {
+            let Error::Check { check, detail } = bad.error() else {
+                return Err(e);
+            };
+            Err(Error::Check {
+                check,
+                detail: format!("{detail} (read as a telegram without CRCs it does not decode either: {e})"),
+            })
+        }
+        (r, _) => r,
+    }
+}
+
+/// The layers above the DLL of a telegram whose CRCs are removed.
+fn parse_telegram<'a>(telegram: Cow<'a, [u8]>, format: dll::FrameFormat, keys: &Keys) -> Result<Telegram<'a>> {
     let (dll, _) = dll::header(&telegram)?;
     let mut cur = cut(telegram, 10);
     let mut afl_layer = None;
@@ -401,14 +506,27 @@ pub fn parse_as<'a>(frame: &'a [u8], format: Option<dll::FrameFormat>, keys: &Ke
             h = header::long_header(&cur[1..]).map_err(|_| too_short("TPL"))?.1;
             13
         }
-        0x73 | 0x79 | 0x7B => {
-            return Err(Error::Unsupported(format!(
-                "compact frame (CI 0x{ci:02X}): its format must first be learned from a full telegram"
-            )));
+        // Compact frames: the headers of 0x78, 0x7A and 0x72; the signature follows.
+        0x79 => 1,
+        0x7B => {
+            let [_, acc, status, c0, c1, ..] = *cur else {
+                return Err(too_short("TPL"));
+            };
+            h = LongHeader {
+                access_no: acc,
+                status,
+                signature: u16::from_le_bytes([c0, c1]),
+                ..h
+            };
+            5
+        }
+        0x73 => {
+            h = header::long_header(&cur[1..]).map_err(|_| too_short("TPL"))?.1;
+            13
         }
         other => return Err(Error::Unsupported(format!("CI 0x{other:02X} after the link layer"))),
     };
-    let has_tpl_header = matches!(ci, 0x7A | 0x72);
+    let has_tpl_header = matches!(ci, 0x7A | 0x72 | 0x7B | 0x73);
     let mut security_mode = None;
     if has_tpl_header {
         let cfg = h.signature;
@@ -434,6 +552,20 @@ pub fn parse_as<'a>(frame: &'a [u8], format: Option<dll::FrameFormat>, keys: &Ke
             cur = Cow::Owned(owned);
         }
     }
+    let mut compact = None;
+    if matches!(ci, 0x79 | 0x7B | 0x73) {
+        if security_mode.is_some_and(|m| m != 0) {
+            records_at += 2; // the verification bytes 2F 2F, checked above
+        }
+        let [s0, s1, c0, c1] = *cur
+            .get(records_at..records_at + 4)
+            .ok_or_else(|| too_short("compact frame"))?
+        else {
+            return Err(too_short("compact frame"));
+        };
+        compact = Some((u16::from_le_bytes([s0, s1]), u16::from_le_bytes([c0, c1])));
+        records_at += 4;
+    }
     Ok(Telegram {
         format,
         dll,
@@ -443,6 +575,7 @@ pub fn parse_as<'a>(frame: &'a [u8], format: Option<dll::FrameFormat>, keys: &Ke
         header: h,
         has_tpl_header,
         security_mode,
+        compact,
         app: cur,
         records_at,
     })
@@ -450,7 +583,23 @@ pub fn parse_as<'a>(frame: &'a [u8], format: Option<dll::FrameFormat>, keys: &Ke
 
 /// Decodes one telegram (from the L field, with or without DLL CRCs).
 pub fn decode(frame: &[u8], keys: &Keys) -> Result<Decoded> {
-    parse(frame, keys)?.to_decoded()
+    decode_with(frame, keys, &NoFormats)
+}
+
+/// [`decode`] with the compact-frame layouts learned so far.
+pub fn decode_with(frame: &[u8], keys: &Keys, formats: &dyn Formats) -> Result<Decoded> {
+    let s = dll::strip(frame)?;
+    let doubt = s.unverified_b;
+    blame_crc(
+        parse_telegram(s.telegram, s.format, keys).and_then(|t| t.to_decoded_with(formats)),
+        doubt,
+    )
+}
+
+/// A full frame's layout to learn (see [`Telegram::learned_format`]); `None` for anything
+/// else, including telegrams that do not parse.
+pub fn learned_format(frame: &[u8], keys: &Keys) -> Option<(FormatKey, Vec<u8>)> {
+    parse(frame, keys).ok()?.learned_format()
 }
 
 #[cfg(test)]

@@ -93,7 +93,7 @@ fn r5_wrong_or_missing_key() {
     assert_eq!(err.failed_check(), Some(Check::Decryption));
     let err = decode(&bytes(R5), &Keys::new()).unwrap_err();
     assert_eq!(err.failed_check(), Some(Check::Decryption));
-    assert!(err.to_string().contains("no key"), "{err}");
+    assert_eq!(err.to_string(), "no key for meter 20096221 (mode 5)");
 }
 
 #[test]
@@ -270,11 +270,123 @@ fn format_b_with_two_crc_blocks() {
     assert_eq!(d.fields["frame_format"], "B");
     assert_eq!(d.readings.len(), 42);
     assert_eq!(d.readings[41].value, 39);
+    // Block 3 damaged: the first CRC proves format B, so the second is named.
     let mut bad = b.clone();
     bad[140] ^= 0x04;
-    // A damaged format-B frame no longer verifies and is read as CRC-less: the trailing CRC
-    // bytes then make the record area malformed or differ, so it is never the same reading set.
-    assert_ne!(decode(&bad, &Keys::new()).ok().map(|d| d.readings), Some(d.readings));
+    let err = decode(&bad, &Keys::new()).unwrap_err();
+    assert_eq!(err.failed_check(), Some(Check::Crc));
+    assert!(
+        err.to_string()
+            .contains(&format!("format B CRC of block 3 (bytes 128..{})", b.len() - 2)),
+        "{err}"
+    );
+    // Block 2 damaged: the second CRC still proves format B.
+    let mut bad = b.clone();
+    bad[40] ^= 0x04;
+    let err = decode(&bad, &Keys::new()).unwrap_err();
+    assert!(
+        err.to_string().contains("format B CRC of block 2 (bytes 0..126)"),
+        "{err}"
+    );
+}
+
+/// The field report of issue 16: a damaged one-block format B frame was read as CRC-less and
+/// refused as "unsupported: CI 0x0A after the link layer". It now names the CRC and the block.
+#[test]
+fn damaged_short_format_b_names_the_crc() {
+    let stripped = bytes(R1);
+    let mut b = stripped.clone();
+    b[0] += 2;
+    let crc = dll::CRC.checksum(&b);
+    b.extend_from_slice(&crc.to_be_bytes());
+    assert_eq!(decode(&b, &Keys::new()).unwrap().fields["frame_format"], "B");
+    for at in [1, 5, 11, 14, b.len() - 1] {
+        let mut bad = b.clone();
+        bad[at] ^= 0x01;
+        let err = decode(&bad, &Keys::new()).unwrap_err();
+        assert_eq!(err.failed_check(), Some(Check::Crc), "byte {at}: {err}");
+        let text = err.to_string();
+        assert!(
+            text.starts_with("CRC check failed: wM-Bus link layer: format B CRC of block 2 (bytes 0..25) failed"),
+            "byte {at}: {text}"
+        );
+    }
+    // A byte damaged that turns the CI into 0x0A (the field report): still the CRC.
+    let mut bad = b.clone();
+    bad[10] = 0x0A;
+    let err = decode(&bad, &Keys::new()).unwrap_err().to_string();
+    assert!(
+        err.contains("format B CRC of block 2") && err.contains("CI 0x0A"),
+        "{err}"
+    );
+    // The real CRC-less telegram still decodes.
+    assert_eq!(decode(&stripped, &Keys::new()).unwrap().fields["frame_format"], "none");
+}
+
+#[test]
+fn key_problems_are_told_apart() {
+    // No key at all.
+    let err = decode(&bytes(R10_GOOD), &Keys::new()).unwrap_err();
+    assert_eq!(err.to_string(), "no key for meter 12345678 (mode 5)");
+    assert!(matches!(&err, Error::Key(k) if k.problem == crate::error::KeyProblem::Missing));
+    assert_eq!(crate::error::key_reason_meter(&err.to_string()), Some("12345678"));
+    // A wrong key: the verification bytes do not come out.
+    let err = decode(&bytes(R10_GOOD), &keys("12345678", R5_KEY)).unwrap_err();
+    assert!(
+        err.to_string().starts_with(
+            "key for meter 12345678 refused: decrypted data does not start with 2F 2F (mode 5; it starts "
+        ),
+        "{err}"
+    );
+    assert!(matches!(&err, Error::Key(k) if k.problem == crate::error::KeyProblem::Refused));
+    assert_eq!(err.failed_check(), Some(Check::Decryption));
+    assert_eq!(crate::error::key_reason_meter(&err.to_string()), Some("12345678"));
+    // ELL AES-CTR with a wrong key: the payload CRC names it.
+    let err = decode(&bytes(R8), &keys("76348799", R5_KEY)).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("key for meter 76348799 refused: ELL payload CRC fails after AES-CTR"),
+        "{err}"
+    );
+    // Not key errors: a CRC failure has no meter to re-key.
+    assert_eq!(crate::error::key_reason_meter("CRC check failed: x"), None);
+}
+
+/// The right key, and after 2F 2F content the EN 13757-3 walk cannot read (manufacturer
+/// specific): the records before it decode, the rest is kept as manufacturer data, flagged.
+#[test]
+fn right_key_with_manufacturer_content_decodes_as_far_as_it_goes() {
+    let key = [0x11u8; 16];
+    let id = [0x78, 0x56, 0x34, 0x12];
+    let mut rec = vec![0x04, 0x13, 0x39, 0x30, 0x00, 0x00];
+    // A DIF announcing more than 10 DIFEs: not an EN 13757-3 record.
+    rec.push(0x84);
+    rec.extend_from_slice(&[0x80; 11]);
+    rec.extend_from_slice(&[0x01, 0x13, 0x05]);
+    let t = mode5(id, 0x21, &key, &rec);
+    let d = decode(&t, &keys("12345678", &hex::encode(key))).unwrap();
+    assert_eq!(d.readings[0].quantity, "volume");
+    assert_eq!(d.readings[0].value.to_string(), "12.345");
+    assert_eq!(d.readings[1].quantity, "manufacturer_data");
+    assert!(
+        d.readings[1].value.as_str().unwrap().starts_with("848080"),
+        "{:?}",
+        d.readings[1]
+    );
+    assert!(d.flags.contains(&"manufacturer_content".to_owned()), "{:?}", d.flags);
+    assert!(
+        d.fields["manufacturer_content"].as_str().unwrap().contains("DIF"),
+        "{:?}",
+        d.fields
+    );
+    // The same content unencrypted is refused: without a verified key nothing proves it is
+    // the meter's.
+    let mut plain = vec![
+        0x0E, 0x44, 0x2D, 0x2C, id[0], id[1], id[2], id[3], 0x01, 0x07, 0x7A, 0x21, 0x00, 0x00, 0x00,
+    ];
+    plain.extend_from_slice(&rec);
+    plain[0] = (plain.len() - 1) as u8;
+    assert!(decode(&plain, &Keys::new()).is_err());
 }
 
 #[test]
@@ -292,7 +404,70 @@ fn ell_without_encryption_and_other_cis() {
     // Manufacturer-specific CI: kept as bytes.
     let d = decode(&bytes("0E44AE4C4455223368 07 A1 DEADBEEF"), &Keys::new()).unwrap();
     assert_eq!(d.readings[0].value, "DEADBEEF");
-    // Compact frames need a learned format: a clear "unsupported", not garbage.
-    let err = decode(&bytes("0F44AE4C4455223368 07 79 1234 5678 00"), &Keys::new()).unwrap_err();
-    assert!(matches!(err, Error::Unsupported(_)), "{err}");
+}
+
+/// R1's records in compact form (CI 0x7B, the short header kept): signature and full-frame
+/// CRC per EN 13757-3 Annex G as `compact` computes them, data bytes only.
+fn r1_compact(acc: u8) -> Vec<u8> {
+    let full = bytes(R1);
+    let (_, sig, crc, data) = compact::compress(&full[15..]).unwrap();
+    let mut t = full[..10].to_vec();
+    t.extend_from_slice(&[0x7B, acc, 0x00, 0x00, 0x00]);
+    t.extend_from_slice(&sig.to_le_bytes());
+    t.extend_from_slice(&crc.to_le_bytes());
+    t.extend_from_slice(&data);
+    t[0] = (t.len() - 1) as u8;
+    t
+}
+
+#[test]
+fn compact_frames_decode_with_the_layout_learned_from_a_full_frame() {
+    let c = r1_compact(0x56);
+    assert_eq!(
+        hex::encode_upper(&c[15..]),
+        format!("{}89E201000000", &hex::encode_upper(&c[15..19]))
+    );
+    // Unknown layout: a distinct error naming the meter type and signature.
+    let err = decode(&c, &Keys::new()).unwrap_err();
+    let Error::CompactFormat { meter, key } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(meter, "33225544");
+    assert!(
+        err.to_string().contains("not learned yet from a full frame") && err.to_string().contains("SEN"),
+        "{err}"
+    );
+    // Learned from R1 (the full frame), under the meter type and its signature.
+    let (learned, layout) = learned_format(&bytes(R1), &Keys::new()).unwrap();
+    assert_eq!(&learned, key);
+    assert_eq!(layout, [0x04, 0x13, 0x02, 0x3B]);
+    assert_eq!(learned.signature, compact::signature(&[0x04, 0x13, 0x02, 0x3B]));
+    let formats: std::collections::HashMap<_, _> = [(learned, layout.clone())].into();
+    let d = decode_with(&c, &Keys::new(), &formats).unwrap();
+    assert_eq!(d.meter_id, "33225544");
+    assert_eq!(d.fields["access_no"], 0x56);
+    assert_eq!(d.fields["ci"], "0x7B");
+    assert_eq!(
+        values(&d),
+        [("volume".into(), "123.529".into()), ("volume_flow".into(), "0".into())]
+    );
+    // A damaged data byte fails the full-frame CRC; a compact frame teaches nothing.
+    let mut bad = c.clone();
+    bad[20] ^= 1;
+    let err = decode_with(&bad, &Keys::new(), &formats).unwrap_err();
+    assert_eq!(err.failed_check(), Some(Check::Crc), "{err}");
+    assert!(learned_format(&c, &Keys::new()).is_none());
+    // Another layout of the same meter type has another signature: not found.
+    let other: std::collections::HashMap<_, _> = [(
+        FormatKey {
+            signature: learned.signature ^ 1,
+            ..learned
+        },
+        layout,
+    )]
+    .into();
+    assert!(matches!(
+        decode_with(&c, &Keys::new(), &other),
+        Err(Error::CompactFormat { .. })
+    ));
 }

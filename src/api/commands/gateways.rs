@@ -16,6 +16,11 @@ use crate::ingest::mqtt::silent_for;
 pub enum GatewaysCmd {
     /// Gateways with their last message, status and silence.
     List(ListArgs),
+    /// wM-Bus compact frames held until a full frame of their meter type teaches their layout.
+    Held {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
@@ -28,7 +33,10 @@ pub struct ListArgs {
 }
 
 pub fn run(ctx: &Ctx<'_>, cmd: GatewaysCmd) -> anyhow::Result<()> {
-    let GatewaysCmd::List(args) = cmd;
+    let args = match cmd {
+        GatewaysCmd::List(args) => args,
+        GatewaysCmd::Held { json } => return held(ctx, json),
+    };
     let mqtt = ctx.config.mqtt.clone().unwrap_or_default();
     let threshold = args.silence_after.unwrap_or(mqtt.silence_after_secs);
     let store = ctx.store;
@@ -106,5 +114,57 @@ pub fn run(ctx: &Ctx<'_>, cmd: GatewaysCmd) -> anyhow::Result<()> {
             by_reason_text(&g.undecodable_by)
         );
     }
+    Ok(())
+}
+
+fn held(ctx: &Ctx<'_>, json: bool) -> anyhow::Result<()> {
+    let held = ctx.store.begin_read()?.held_telegrams()?;
+    let rows: Vec<serde_json::Value> = held
+        .iter()
+        .map(|(id, h)| {
+            json!({
+                "id": id,
+                "received_at": h.received_at.to_string(),
+                "gateway": h.gateway,
+                "source": h.locator,
+                "meter": h.meter,
+                "manufacturer": meterd_protocols::mbus::header::manufacturer_code(h.manufacturer),
+                "version": h.version,
+                "device_type": h.device_type,
+                "signature": format!("{:04X}", h.signature),
+            })
+        })
+        .collect();
+    if json {
+        return print_json(ctx, &json!({ "held": rows, "limit": crate::store::MAX_HELD }));
+    }
+    say!(
+        ctx,
+        "{:>8}  {:<27} {:<10} {:<20} waiting for the layout of",
+        "id",
+        "received",
+        "meter",
+        "gateway"
+    );
+    for (id, h) in &held {
+        say!(
+            ctx,
+            "{:>8}  {:<27} {:<10} {:<20} {} version {} type {:02X}, signature {:04X}",
+            id,
+            h.received_at.to_string(),
+            h.meter,
+            h.gateway,
+            meterd_protocols::mbus::header::manufacturer_code(h.manufacturer),
+            h.version,
+            h.device_type,
+            h.signature
+        );
+    }
+    say!(
+        ctx,
+        "{} compact frame(s) held (at most {})",
+        held.len(),
+        crate::store::MAX_HELD
+    );
     Ok(())
 }

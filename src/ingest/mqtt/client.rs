@@ -191,6 +191,7 @@ pub async fn run(ingest: GatewayIngest, token: CancellationToken) -> anyhow::Res
                     alerts: std::mem::take(&mut pending_alerts),
                     expire_seen: expire,
                     replay: false,
+                    keys: Arc::clone(&ingest.keys),
                 };
                 let acks = std::mem::take(&mut filling_acks);
                 deadline = None;
@@ -257,6 +258,7 @@ pub async fn run(ingest: GatewayIngest, token: CancellationToken) -> anyhow::Res
                     tracing::info!(
                         messages = done.messages, frames = done.frames, duplicates = done.duplicates,
                         reads = done.reads.imported, flagged = done.reads.flagged, quarantined = done.quarantined,
+                        held = done.held, released = done.released,
                         intervals = done.intervals, total_messages = totals.0, total_reads = totals.1,
                         total_quarantined = totals.2, "mqtt: committed"
                     );

@@ -17,7 +17,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::config::MqttConfig;
-use super::message::{Frame, Unit, endpoint_key};
+use super::message::{Frame, Unit, decode_payload_with, endpoint_key};
 use crate::ingest::intervals::{IncomingDay, IncomingValue, IntervalReport, without_sum_check};
 use crate::ingest::{AcceptReport, accept_in};
 use crate::model::interval::{Channel, DayClock, Direction, Quality};
@@ -26,9 +26,12 @@ use crate::model::{
     ReadType, Rule, codes, to_store_precision,
 };
 use crate::store::rules::INTERVAL_WINDOW;
+use crate::store::{HeldTelegram, MAX_HELD};
 use crate::store::{Result, Rules, Store, WriteTxn};
 use crate::vee::VeeConfig;
 use crate::vee::interval::IntervalConfig;
+use meterd_protocols::decode::Keys;
+use meterd_protocols::wmbus::compact::FormatKey;
 
 /// The interval channel of an ERT endpoint's IDM/NetIDM differential intervals.
 pub const IDM_CHANNEL: &str = "idm";
@@ -62,6 +65,8 @@ pub struct Job {
     /// The messages are quarantined input retried (`meterd quarantine retry`), not traffic:
     /// gateway health (message counts, last heard) is left as it is.
     pub replay: bool,
+    /// The wM-Bus keys, to decode held compact frames once their layout is known.
+    pub keys: std::sync::Arc<meterd_protocols::decode::Keys>,
 }
 
 /// What a committed job did.
@@ -73,6 +78,10 @@ pub struct Committed {
     /// redelivered bad messages already quarantined.
     pub duplicates: u64,
     pub quarantined: u64,
+    /// wM-Bus compact frames held until their layout is known.
+    pub held: u64,
+    /// Held compact frames decoded now (their meter type's full frame came).
+    pub released: u64,
     /// Gateway status messages.
     pub statuses: u64,
     pub intervals: u64,
@@ -106,8 +115,11 @@ pub fn apply(
     job: Job,
     now: Timestamp,
 ) -> Result<Committed> {
+    let mut job = job;
+    let released = resolve_compact(txn, &mut job)?;
     let mut out = Committed {
-        messages: job.messages.len() as u64,
+        messages: job.messages.len() as u64 - released,
+        released,
         ..Committed::default()
     };
     if job.expire_seen {
@@ -192,6 +204,31 @@ pub fn apply(
                         out.quarantined += 1;
                     } else {
                         out.duplicates += 1;
+                    }
+                }
+                Unit::Held(held) => {
+                    if !replay {
+                        let g = gateway_entry(txn, &mut gateways, &held.gateway)?;
+                        g.messages += 1;
+                        g.last_message_at = Some(msg.received);
+                        g.last_topic = msg.topic.clone();
+                    }
+                    if txn.count_held_telegrams()? < MAX_HELD {
+                        txn.hold_telegram(&held)?;
+                        out.held += 1;
+                    } else {
+                        // Nothing dropped: past the bound it is kept in the quarantine.
+                        let reason = meterd_protocols::Error::CompactFormat {
+                            meter: held.meter.clone(),
+                            key: held.format_key(),
+                        };
+                        txn.quarantine(&QuarantineEntry {
+                            source: format!("mqtt {}", held.locator),
+                            reason: format!("{reason}; the holding area is full ({MAX_HELD} frames)"),
+                            payload: held.payload.clone(),
+                            received_at: now,
+                        })?;
+                        out.quarantined += 1;
                     }
                 }
                 Unit::Frame(frame) => {
@@ -326,6 +363,101 @@ fn source_of(locator: &str) -> String {
         locator.to_owned()
     } else {
         format!("mqtt {locator}")
+    }
+}
+
+/// wM-Bus compact frames, before anything else of the job: the layouts of the job's full
+/// frames are stored (when new), the job's compact frames whose layout is known now (stored
+/// before, or learned in this job) are decoded, and the frames held for a layout learned in
+/// this job are decoded and released, appended to the job as messages of their own (one per
+/// frame, at its reception time). Returns how many held frames were released.
+fn resolve_compact(txn: &mut dyn WriteTxn, job: &mut Job) -> Result<u64> {
+    let mut layouts: HashMap<FormatKey, Vec<u8>> = HashMap::new();
+    let mut new_keys: Vec<FormatKey> = Vec::new();
+    let mut waiting: Vec<FormatKey> = Vec::new();
+    for unit in job.messages.iter().flat_map(|m| &m.units) {
+        match unit {
+            Unit::Frame(f) => {
+                let Some((key, layout)) = &f.layout else { continue };
+                if layouts.contains_key(key) {
+                    continue;
+                }
+                if txn.wmbus_layout(key)?.as_deref() != Some(layout.as_slice()) {
+                    txn.put_wmbus_layout(key, layout)?;
+                    new_keys.push(*key);
+                }
+                layouts.insert(*key, layout.clone());
+            }
+            Unit::Held(h) => waiting.push(h.format_key()),
+            _ => {}
+        }
+    }
+    if waiting.is_empty() && new_keys.is_empty() {
+        return Ok(0);
+    }
+    for key in waiting {
+        if !layouts.contains_key(&key)
+            && let Some(layout) = txn.wmbus_layout(&key)?
+        {
+            layouts.insert(key, layout);
+        }
+    }
+    let keys = std::sync::Arc::clone(&job.keys);
+    for unit in job.messages.iter_mut().flat_map(|m| &mut m.units) {
+        if let Unit::Held(h) = unit
+            && layouts.contains_key(&h.format_key())
+        {
+            *unit = decode_held(h, &keys, &layouts);
+        }
+    }
+    let mut released = 0;
+    if !new_keys.is_empty() && txn.count_held_telegrams()? > 0 {
+        for (id, h) in txn.held_telegrams()? {
+            if !new_keys.contains(&h.format_key()) {
+                continue;
+            }
+            let unit = decode_held(&h, &keys, &layouts);
+            txn.release_held_telegram(id)?;
+            job.messages.push(Message {
+                topic: h.topic.clone(),
+                units: vec![unit],
+                received: h.received_at,
+            });
+            released += 1;
+        }
+    }
+    Ok(released)
+}
+
+/// A held compact frame decoded with the layouts known now, under its own locator.
+fn decode_held(h: &HeldTelegram, keys: &Keys, layouts: &HashMap<FormatKey, Vec<u8>>) -> Unit {
+    let units = decode_payload_with(&h.topic, &h.payload, &h.gateway, h.received_at, keys, layouts);
+    match units.into_iter().next() {
+        Some(Unit::Frame(mut f)) => {
+            f.locator = h.locator.clone();
+            Unit::Frame(f)
+        }
+        Some(Unit::Bad {
+            gateway,
+            why,
+            reason,
+            payload,
+            ..
+        }) => Unit::Bad {
+            gateway,
+            locator: h.locator.clone(),
+            why,
+            reason,
+            payload,
+        },
+        Some(other) => other,
+        None => Unit::Bad {
+            gateway: h.gateway.clone(),
+            locator: h.locator.clone(),
+            why: crate::model::Undecodable::Format,
+            reason: "held compact frame: empty payload".into(),
+            payload: h.payload.clone(),
+        },
     }
 }
 
@@ -1045,6 +1177,7 @@ mod tests {
             dedup_key: String::new(),
             locator: "t".into(),
             raw: Vec::new(),
+            layout: None,
         };
         let clock = DayClock::new(jiff::tz::TimeZone::UTC);
         let days = wmbus_history_days(&clock, "W-1", None, &frame);

@@ -9,8 +9,9 @@
 //! - a raw frame as binary (a payload that is not UTF-8 text).
 
 use jiff::Timestamp;
-use meterd_protocols::decode::{Keys, Protocol, decode_binary, detect_binary};
+use meterd_protocols::decode::{Keys, Protocol, decode_binary_with, detect_binary};
 use meterd_protocols::ert::{self, json::Source};
+use meterd_protocols::wmbus::compact::{FormatKey, Formats, NoFormats};
 use meterd_protocols::{Check, Decoded, Error, hexline};
 use sha2::{Digest, Sha256};
 
@@ -32,6 +33,8 @@ pub struct Frame {
     /// The bytes it was decoded from (the line, or the binary payload), for the quarantine
     /// when it carries no usable read.
     pub raw: Vec<u8>,
+    /// A full wM-Bus frame's record layout, learned for its meter type's compact frames.
+    pub layout: Option<(FormatKey, Vec<u8>)>,
 }
 
 /// What one unit (a line, or a whole binary payload) of a message became.
@@ -47,6 +50,9 @@ pub enum Unit {
         reason: String,
         payload: Vec<u8>,
     },
+    /// A wM-Bus compact frame whose layout was not known when it was decoded: the commit
+    /// decodes it with the layouts stored (or learned in the same transaction), else holds it.
+    Held(Box<crate::store::HeldTelegram>),
     /// A gateway status / last-will message.
     Status {
         gateway: String,
@@ -125,11 +131,23 @@ pub fn status_of(payload: &[u8]) -> String {
 
 /// Decodes a meter message payload into units.
 pub fn decode_payload(topic: &str, payload: &[u8], topic_gateway: &str, received: Timestamp, keys: &Keys) -> Vec<Unit> {
+    decode_payload_with(topic, payload, topic_gateway, received, keys, &NoFormats)
+}
+
+/// [`decode_payload`] with the wM-Bus compact-frame layouts known.
+pub fn decode_payload_with(
+    topic: &str,
+    payload: &[u8],
+    topic_gateway: &str,
+    received: Timestamp,
+    keys: &Keys,
+    formats: &dyn Formats,
+) -> Vec<Unit> {
     if let Err(bad) = check_topic(topic, payload, topic_gateway) {
         return vec![bad];
     }
     let Ok(text) = std::str::from_utf8(payload) else {
-        return vec![binary(topic, payload, topic_gateway, received, keys)];
+        return vec![binary(topic, payload, topic_gateway, received, keys, formats)];
     };
     let lines: Vec<(usize, &str)> = text
         .lines()
@@ -155,9 +173,9 @@ pub fn decode_payload(topic: &str, payload: &[u8], topic_gateway: &str, received
             } else {
                 topic.to_owned()
             };
-            match decode_line(line, topic_gateway, received, keys) {
-                Ok((gateway, protocol, decoded, heard_at)) => match check_frame(&gateway, &decoded) {
-                    Ok(()) => frame(gateway, protocol, decoded, heard_at, locator, line.as_bytes()),
+            match decode_line(line, topic_gateway, received, keys, formats) {
+                Ok((gateway, protocol, decoded, heard_at, layout)) => match check_frame(&gateway, &decoded) {
+                    Ok(()) => frame(gateway, protocol, decoded, heard_at, locator, line.as_bytes(), layout),
                     Err(e) => Unit::Bad {
                         gateway: topic_gateway.to_owned(),
                         locator,
@@ -166,6 +184,9 @@ pub fn decode_payload(topic: &str, payload: &[u8], topic_gateway: &str, received
                         payload: line.as_bytes().to_vec(),
                     },
                 },
+                Err(Error::CompactFormat { meter, key }) => {
+                    held(topic, locator, topic_gateway, line.as_bytes(), received, meter, key)
+                }
                 Err(e) => Unit::Bad {
                     gateway: topic_gateway.to_owned(),
                     locator,
@@ -178,12 +199,54 @@ pub fn decode_payload(topic: &str, payload: &[u8], topic_gateway: &str, received
         .collect()
 }
 
+/// A compact frame to hold until its layout is known.
+fn held(
+    topic: &str,
+    locator: String,
+    gateway: &str,
+    payload: &[u8],
+    received: Timestamp,
+    meter: String,
+    key: FormatKey,
+) -> Unit {
+    Unit::Held(Box::new(crate::store::HeldTelegram {
+        topic: topic.to_owned(),
+        locator,
+        gateway: gateway.to_owned(),
+        payload: payload.to_vec(),
+        received_at: received,
+        meter,
+        manufacturer: key.manufacturer,
+        version: key.version,
+        device_type: key.device_type,
+        signature: key.signature,
+    }))
+}
+
+/// A full wM-Bus frame's layout (none for other protocols).
+fn layout_of(p: Protocol, bytes: &[u8], keys: &Keys) -> Option<(FormatKey, Vec<u8>)> {
+    (p == Protocol::Wmbus)
+        .then(|| meterd_protocols::wmbus::learned_format(bytes, keys))
+        .flatten()
+}
+
 /// One binary frame (a binary MQTT payload, or a telegram a serial receiver handed over) as a
-/// unit located at `topic`.
-pub fn binary(topic: &str, payload: &[u8], gateway: &str, received: Timestamp, keys: &Keys) -> Unit {
+/// unit located at `topic`; a wM-Bus compact frame whose layout `formats` does not know yet is
+/// held.
+pub fn binary(
+    topic: &str,
+    payload: &[u8],
+    gateway: &str,
+    received: Timestamp,
+    keys: &Keys,
+    formats: &dyn Formats,
+) -> Unit {
     let decoded = detect_binary(payload)
         .ok_or_else(|| Error::Unrecognised(format!("{} binary bytes", payload.len())))
-        .and_then(|p| decode_frame(p, payload, received, keys).map(|d| (p, d)));
+        .and_then(|p| decode_frame(p, payload, received, keys, formats).map(|d| (p, d)));
+    if let Err(Error::CompactFormat { meter, key }) = decoded {
+        return held(topic, topic.to_owned(), gateway, payload, received, meter, key);
+    }
     let result = match decoded {
         Ok((p, d)) => match check_frame(gateway, &d) {
             Ok(()) => Ok((p, d)),
@@ -192,7 +255,10 @@ pub fn binary(topic: &str, payload: &[u8], gateway: &str, received: Timestamp, k
         Err(e) => Err((why_of(&e), e.to_string())),
     };
     match result {
-        Ok((p, d)) => frame(gateway.to_owned(), p, d, received, topic.to_owned(), payload),
+        Ok((p, d)) => {
+            let layout = layout_of(p, payload, keys);
+            frame(gateway.to_owned(), p, d, received, topic.to_owned(), payload, layout)
+        }
         Err((why, reason)) => Unit::Bad {
             gateway: gateway.to_owned(),
             locator: topic.to_owned(),
@@ -226,18 +292,30 @@ fn check_frame(gateway: &str, decoded: &Decoded) -> Result<(), LimitError> {
     limits::check(Field::MeterId, "meter id", &endpoint_key(decoded))
 }
 
-fn decode_frame(p: Protocol, bytes: &[u8], received: Timestamp, keys: &Keys) -> Result<Decoded, Error> {
+fn decode_frame(
+    p: Protocol,
+    bytes: &[u8],
+    received: Timestamp,
+    keys: &Keys,
+    formats: &dyn Formats,
+) -> Result<Decoded, Error> {
     match p {
         // Intervals get their times from the reception time.
         Protocol::Idm => ert::idm::decode_at(bytes, false, Some(received)),
         Protocol::NetIdm => ert::idm::decode_at(bytes, true, Some(received)),
-        p => decode_binary(p, bytes, keys),
+        p => decode_binary_with(p, bytes, keys, formats),
     }
 }
 
-type Line = (String, Protocol, Decoded, Timestamp);
+type Line = (String, Protocol, Decoded, Timestamp, Option<(FormatKey, Vec<u8>)>);
 
-fn decode_line(line: &str, topic_gateway: &str, received: Timestamp, keys: &Keys) -> Result<Line, Error> {
+fn decode_line(
+    line: &str,
+    topic_gateway: &str,
+    received: Timestamp,
+    keys: &Keys,
+    formats: &dyn Formats,
+) -> Result<Line, Error> {
     if line.starts_with('{') {
         let parsed = ert::parse_json_line(line, keys)?;
         let heard_at = parsed.received_at.unwrap_or(received);
@@ -246,12 +324,13 @@ fn decode_line(line: &str, topic_gateway: &str, received: Timestamp, keys: &Keys
             Source::Envelope => parsed.gateway.unwrap_or_else(|| topic_gateway.to_owned()),
             Source::Rtlamr | Source::Rtl433 => topic_gateway.to_owned(),
         };
-        return Ok((gateway, parsed.protocol, parsed.decoded, heard_at));
+        return Ok((gateway, parsed.protocol, parsed.decoded, heard_at, None));
     }
     let bytes = hexline::parse(line)?;
     let p = detect_binary(&bytes).ok_or_else(|| Error::Unrecognised(format!("{} bytes of hex", bytes.len())))?;
-    let decoded = decode_frame(p, &bytes, received, keys)?;
-    Ok((topic_gateway.to_owned(), p, decoded, received))
+    let decoded = decode_frame(p, &bytes, received, keys, formats)?;
+    let layout = layout_of(p, &bytes, keys);
+    Ok((topic_gateway.to_owned(), p, decoded, received, layout))
 }
 
 fn frame(
@@ -261,6 +340,7 @@ fn frame(
     heard_at: Timestamp,
     locator: String,
     raw: &[u8],
+    layout: Option<(FormatKey, Vec<u8>)>,
 ) -> Unit {
     let dedup_key = ert::dedup_key(&decoded).unwrap_or_else(|| fallback_key(&decoded));
     Unit::Frame(Box::new(Frame {
@@ -271,18 +351,31 @@ fn frame(
         dedup_key,
         locator,
         raw: raw.to_vec(),
+        layout,
     }))
 }
 
+/// The decoded fields of a wM-Bus telegram that belong to its link layer, which a repeater
+/// rewrites (EN 13757-4: the C field's relayed bit; mbus.md §2.2) and a receiver reshapes (the
+/// DLL CRCs kept or removed: the frame format). The hop count and repeated-access bits of the
+/// TPL configuration field and the ELL's communication control are not decoded fields at all.
+const WMBUS_LINK_FIELDS: [&str; 2] = ["c", "frame_format"];
+
 /// Protocols without a radio dedup rule (wM-Bus, M-Bus): the meter and a digest of everything
-/// decoded (header fields and readings), so a repeated telegram is one transmission. wM-Bus
-/// `frame_format` says how the gateway delivered the telegram (with format A CRCs, or CRCs
-/// removed as rtl_433 prints it), not what the meter sent, so it is left out.
+/// decoded above the link layer (identity, access number, TPL fields, decrypted readings), so
+/// a repeated telegram (another gateway, a repeater's forwarded copy: wmbusmeters #57) is one
+/// transmission and two transmissions that differ in their access number are two.
 fn fallback_key(d: &Decoded) -> String {
     let mut h = Sha256::new();
-    let mut fields = d.fields.clone();
-    fields.remove("frame_format");
-    h.update(serde_json::to_vec(&fields).unwrap_or_default());
+    if d.protocol == "wmbus" {
+        let mut fields = d.fields.clone();
+        for f in WMBUS_LINK_FIELDS {
+            fields.remove(f);
+        }
+        h.update(serde_json::to_vec(&fields).unwrap_or_default());
+    } else {
+        h.update(serde_json::to_vec(&d.fields).unwrap_or_default());
+    }
     h.update(serde_json::to_vec(&d.readings).unwrap_or_default());
     format!("{}:{}:{}", d.protocol, d.meter_id, hex::encode(&h.finalize()[..12]))
 }
@@ -425,6 +518,37 @@ mod tests {
         );
         let u = status_unit("meters/gw1/status", b"online", "gw1".into());
         assert!(matches!(&u, Unit::Status { status, .. } if status == "online"), "{u:?}");
+    }
+
+    /// R1 (mbus.md §3.2) as a gateway hears it from the meter (CRCs removed) and as another
+    /// hears a repeater's copy (C field with the relayed bit, hop count and repeated-access
+    /// bits set in the TPL configuration, CRCs kept: format A): one transmission. The next
+    /// transmission (another access number) is another, even with the same register.
+    #[test]
+    fn a_repeated_wmbus_telegram_is_the_same_transmission() {
+        use meterd_protocols::wmbus::dll::CRC;
+        let keys = Keys::new();
+        let original = hex::decode("1844AE4C4455223368077A55000000041389E20100023B0000").unwrap();
+        let mut repeated = original.clone();
+        repeated[1] |= 0x80;
+        repeated[13] |= 0x03;
+        let mut on_air = repeated[..10].to_vec();
+        on_air.extend_from_slice(&CRC.checksum(&repeated[..10]).to_be_bytes());
+        for block in repeated[10..].chunks(16) {
+            on_air.extend_from_slice(block);
+            on_air.extend_from_slice(&CRC.checksum(block).to_be_bytes());
+        }
+        let mut next = original.clone();
+        next[11] = 0x56;
+        let key = |payload: &[u8], gw: &str| {
+            let u = decode_payload("meters/x/raw", hex::encode(payload).as_bytes(), gw, now(), &keys);
+            let Unit::Frame(f) = &u[0] else { panic!("{u:?}") };
+            f.dedup_key.clone()
+        };
+        let k = key(&original, "gw1");
+        assert!(k.starts_with("wmbus:33225544:"), "{k}");
+        assert_eq!(key(&on_air, "gw2"), k);
+        assert_ne!(key(&next, "gw1"), k);
     }
 
     #[test]

@@ -42,6 +42,9 @@ pub async fn component(
         Some(p) => crate::secrets::read_key_file(p)?,
         None => Keys::new(),
     };
+    if !keys.is_empty() {
+        retry_key_reasons(&store, &vee, &intervals, &cfg, &keys).await;
+    }
     let ingest = GatewayIngest {
         store,
         vee,
@@ -51,4 +54,44 @@ pub async fn component(
         progress: None,
     };
     client::run(ingest, token).await
+}
+
+/// The keys just (re)loaded: the telegrams quarantined for a key reason that decode now are
+/// stored through the quarantine retry (resolved by `meterd (keys loaded)`). A failure is
+/// logged, not fatal: the entries stay and `meterd quarantine retry` can do the same.
+async fn retry_key_reasons(
+    store: &Arc<dyn Store>,
+    vee: &Arc<VeeConfig>,
+    intervals: &Arc<IntervalConfig>,
+    cfg: &MqttConfig,
+    keys: &Keys,
+) {
+    let (store, vee, intervals, cfg, keys) = (
+        Arc::clone(store),
+        Arc::clone(vee),
+        Arc::clone(intervals),
+        cfg.clone(),
+        keys.clone(),
+    );
+    let done = tokio::task::spawn_blocking(move || {
+        crate::ingest::quarantine::Retry {
+            mqtt: &cfg,
+            keys: &keys,
+            vee: &vee,
+            intervals: &intervals,
+            by: "meterd (keys loaded)",
+        }
+        .key_reasons(store.as_ref())
+    })
+    .await;
+    match done {
+        Ok(Ok((0, 0))) => {}
+        Ok(Ok((resolved, still_open))) => tracing::info!(
+            resolved,
+            still_open,
+            "quarantine: telegrams held for a wM-Bus key decoded again with the keys loaded"
+        ),
+        Ok(Err(e)) => tracing::error!(error = %e, "quarantine: retrying the telegrams held for a wM-Bus key"),
+        Err(e) => tracing::error!(error = %e, "quarantine: retrying the telegrams held for a wM-Bus key panicked"),
+    }
 }

@@ -5,6 +5,7 @@
 use jiff::Timestamp;
 use meterd_protocols::decode::Keys;
 use meterd_protocols::receiver::{Event, Kind};
+use meterd_protocols::wmbus::compact::NoFormats;
 
 use crate::ingest::mqtt::message::{Unit, binary, decode_payload, why_of};
 
@@ -20,7 +21,7 @@ pub fn units_of(
     let mut out = Vec::new();
     for e in events {
         match e {
-            Event::Telegram(t) => match binary(locator, &t.frame, gateway, received, keys) {
+            Event::Telegram(t) => match binary(locator, &t.frame, gateway, received, keys, &NoFormats) {
                 Unit::Bad {
                     gateway,
                     locator,

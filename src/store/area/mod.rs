@@ -16,6 +16,7 @@ mod meters;
 mod quarantine;
 mod reads;
 mod review;
+mod wmbus;
 
 pub use billing::{BillingQueries, BillingWrites};
 pub use cradles::{CradleQueries, CradleWrites};
@@ -25,3 +26,4 @@ pub use meters::{MeterQueries, MeterWrites};
 pub use quarantine::{QuarantineQueries, QuarantineWrites};
 pub use reads::{HistoryQuery, ReadQueries, ReadWrites};
 pub use review::{ReviewQueries, ReviewWrites};
+pub use wmbus::{HeldTelegram, MAX_HELD, WmbusQueries, WmbusWrites};

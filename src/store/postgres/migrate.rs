@@ -42,6 +42,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0004_gateway_health",
         sql: include_str!("migrations/0004_gateway_health.sql"),
     },
+    Migration {
+        version: 5,
+        name: "0005_wmbus",
+        sql: include_str!("migrations/0005_wmbus.sql"),
+    },
 ];
 
 /// The schema version this build reads and writes on PostgreSQL.

@@ -94,6 +94,17 @@ impl Daemon {
         );
     }
 
+    /// SIGHUP: reload the configuration (and the key files it names).
+    pub fn hup(&self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    }
+
+    /// How many log lines satisfy `pred`.
+    pub fn count(&self, pred: impl Fn(&str) -> bool) -> usize {
+        self.lines.lock().unwrap().iter().filter(|l| pred(l)).count()
+    }
+
     /// SIGKILL, no chance to clean up.
     pub fn kill(mut self) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);

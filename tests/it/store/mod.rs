@@ -29,6 +29,7 @@ mod quarantine;
 mod reads;
 mod review;
 mod rules;
+mod wmbus;
 
 /// A store engine under test.
 pub trait Engine {
@@ -222,6 +223,7 @@ battery! {
         pipeline::reimporting_stores_nothing_twice_and_vee_flags_jumps,
         pipeline::batches_respect_max_and_never_share_a_read,
         pipeline::pull_and_ack_bill_each_read_once,
+        wmbus::layouts_and_held_telegrams_survive_reopen,
     ];
     redb: redb_engine();
     pg: pg_engine();

@@ -38,6 +38,8 @@ const TABLES: &[(&str, &str)] = &[
     ("undo_snapshots", "SELECT count(*) FROM undo_snapshots"),
     ("service_orders", "SELECT count(*) FROM service_orders"),
     ("meter_changes", "SELECT count(*) FROM meter_changes"),
+    ("wmbus_layouts", "SELECT count(*) FROM wmbus_layouts"),
+    ("wmbus_held", "SELECT count(*) FROM wmbus_held"),
 ];
 
 /// Each check: its table, and a statement giving (what, how many offenders in all) per listed

@@ -168,6 +168,16 @@ impl PgStore {
             ),
             t("outbox", src.outbox_len()?, count("SELECT count(*) FROM outbox")?),
             t(
+                "wmbus_layouts",
+                src.wmbus_layouts()?.len() as u64,
+                count("SELECT count(*) FROM wmbus_layouts")?,
+            ),
+            t(
+                "wmbus_held",
+                src.count_held_telegrams()?,
+                count("SELECT count(*) FROM wmbus_held")?,
+            ),
+            t(
                 "route_assignments",
                 src.route_assignments()?.len() as u64,
                 count("SELECT count(*) FROM route_assignments")?,
@@ -392,7 +402,15 @@ impl Copy<'_> {
         let src = self.source.begin_read()?;
         let gateways = src.gateways()?;
         let outbox = src.outbox(0, usize::MAX)?;
+        let layouts = src.wmbus_layouts()?;
+        let held = src.held_telegrams()?;
         drop(src);
+        self.step("wmbus_layouts", &layouts, |txn, chunk| {
+            chunk.iter().try_for_each(|(k, l)| txn.put_wmbus_layout(k, l))
+        })?;
+        self.step("wmbus_held", &held, |txn, chunk| {
+            chunk.iter().try_for_each(|(_, h)| txn.hold_telegram(h).map(drop))
+        })?;
         let listings = self.source.listings()?;
         self.step("seen", &listings.seen, |txn, chunk| {
             chunk

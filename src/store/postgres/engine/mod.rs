@@ -19,6 +19,7 @@ mod quarantine;
 mod reads;
 mod review;
 mod rows;
+mod wmbus;
 
 pub use copy::{CopiedTable, CopyReport};
 
