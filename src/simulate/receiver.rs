@@ -71,7 +71,7 @@ pub fn corrupt(kind: Kind, frame: &[u8]) -> Vec<u8> {
             w
         }
         Kind::Amber => {
-            let mut w = amber::command(amber::CMD_DATA_IND, frame);
+            let mut w = amber::data_ind(frame, 0x40);
             if let Some(last) = w.last_mut() {
                 *last ^= 0x55;
             }

@@ -3,9 +3,12 @@
 //! Command mode (Amber's manuals, "Command mode"): `FF CMD LEN PAYLOAD CS`, CS the XOR of
 //! every byte before it including the start byte 0xFF; the stick confirms a request with the
 //! command byte | 0x80 (CMD_SET_MODE_REQ 0x04 → 0x84, CMD_RESET_REQ 0x05 → 0x85). Received
-//! telegrams arrive in command mode as CMD_DATA_IND (0x03, payload = the telegram from its L
-//! field), or in transparent mode as the bare telegram (L field first) followed by one RSSI
-//! byte when the stick's RSSI_Enable parameter is set, which meterd expects.
+//! telegrams arrive in command mode as CMD_DATA_IND (0x03) or in transparent mode as the bare
+//! telegram. With the stick's RSSI_Enable parameter set, which meterd expects, one RSSI byte
+//! follows the telegram and the stick counts it in the length: transparent mode sends `L+1`,
+//! the telegram from its C field, then the RSSI byte; CMD_DATA_IND's length byte is that same
+//! `L+1` and its payload the telegram from its C field, then the RSSI byte (as the jmbus driver,
+//! tested with an AMB8426-M, reads them; see `docs/receivers.md`).
 
 use super::{Event, LinkMode, Telegram, check_frame};
 use crate::error::{Check, Error};
@@ -21,7 +24,9 @@ pub const CONFIRM: u8 = 0x80;
 const MAX_BUFFER: usize = 4096;
 
 /// The mode preselect byte for CMD_SET_MODE_REQ, receiving as the "other" (collector) side.
-/// Not verified against a manual (see `docs/receivers.md`).
+/// S 0x03, T 0x08 and C 0x0E are the values the jmbus driver writes to the AMB8426-M's mode
+/// preselect parameter; N 0x0A and the AMB8465's own table are not verified (see
+/// `docs/receivers.md`).
 pub fn mode_code(m: LinkMode) -> u8 {
     match m {
         LinkMode::S1 => 0x03,
@@ -54,11 +59,42 @@ pub fn reset() -> Vec<u8> {
     command(CMD_RESET_REQ, &[])
 }
 
-/// A received telegram as the stick sends it in transparent mode, with its RSSI byte.
+/// A received telegram (`frame`, L field first) as the stick sends it in transparent mode with
+/// RSSI_Enable set: the length byte counts the RSSI byte too (`L+1`), then the telegram from its
+/// C field, then the RSSI byte.
 pub fn transparent(frame: &[u8], rssi: u8) -> Vec<u8> {
-    let mut out = frame.to_vec();
+    let body = frame.get(1..).unwrap_or_default();
+    let mut out = Vec::with_capacity(body.len() + 2);
+    out.push(u8::try_from(body.len() + 1).unwrap_or(u8::MAX));
+    out.extend_from_slice(body);
     out.push(rssi);
     out
+}
+
+/// A received telegram as the stick sends it in command mode with RSSI_Enable set:
+/// CMD_DATA_IND whose payload is the telegram from its C field, then the RSSI byte (so the
+/// command's length byte is `L+1`).
+pub fn data_ind(frame: &[u8], rssi: u8) -> Vec<u8> {
+    let mut payload = frame.get(1..).unwrap_or_default().to_vec();
+    payload.push(rssi);
+    command(CMD_DATA_IND, &payload)
+}
+
+/// The telegram (L field put back) and its RSSI byte from the stick's `L+1`-counted bytes after
+/// the length byte: the telegram from its C field, then the RSSI byte.
+fn with_rssi(body_and_rssi: &[u8]) -> Result<Telegram, Error> {
+    let Some((&rssi, body)) = body_and_rssi.split_last() else {
+        return Err(Error::invalid("telegram", "no RSSI byte"));
+    };
+    let l = u8::try_from(body.len()).map_err(|_| Error::invalid("length", "telegram over 255 bytes"))?;
+    let mut frame = Vec::with_capacity(body.len() + 1);
+    frame.push(l);
+    frame.extend_from_slice(body);
+    check_frame(&frame)?;
+    Ok(Telegram {
+        frame,
+        rssi_dbm: Some(rssi_dbm(rssi)),
+    })
 }
 
 /// The RSSI byte in dBm (two's complement half-dB steps, offset −74 dBm, as Amber's manuals
@@ -95,8 +131,8 @@ pub fn parse_command(input: &[u8]) -> Result<(u8, Vec<u8>, usize), Error> {
     }
 }
 
-/// The stream decoder: command frames (0xFF first) and transparent-mode telegrams (L first,
-/// then L bytes, then the RSSI byte).
+/// The stream decoder: command frames (0xFF first) and transparent-mode telegrams (`L+1` first,
+/// then the telegram from its C field, then the RSSI byte).
 #[derive(Debug, Clone, Default)]
 pub struct Decoder {
     buf: Vec<u8>,
@@ -122,15 +158,15 @@ impl Decoder {
                 }
                 continue;
             }
-            // Transparent mode: L counts the bytes after it; one RSSI byte follows.
-            let total = usize::from(first) + 2;
-            if usize::from(first) < super::MIN_FRAME - 1 {
+            // Transparent mode: the length byte counts the bytes after it, RSSI byte included.
+            let total = usize::from(first) + 1;
+            if usize::from(first) < super::MIN_FRAME {
                 // No telegram is this short: line noise; drop up to the next plausible start.
                 let skip = self
                     .buf
                     .iter()
                     .skip(1)
-                    .position(|&b| b == START || b >= 9)
+                    .position(|&b| b == START || usize::from(b) >= super::MIN_FRAME)
                     .map_or(self.buf.len(), |p| p + 1);
                 let raw: Vec<u8> = self.buf.drain(..skip).collect();
                 out.push(Event::Bad {
@@ -149,14 +185,10 @@ impl Decoder {
                 }
                 break;
             }
-            let mut frame: Vec<u8> = self.buf.drain(..total).collect();
-            let rssi = frame.pop().unwrap_or(0);
-            out.push(match check_frame(&frame) {
-                Ok(()) => Event::Telegram(Telegram {
-                    frame,
-                    rssi_dbm: Some(rssi_dbm(rssi)),
-                }),
-                Err(error) => Event::Bad { raw: frame, error },
+            let raw: Vec<u8> = self.buf.drain(..total).collect();
+            out.push(match with_rssi(&raw[1..]) {
+                Ok(t) => Event::Telegram(t),
+                Err(error) => Event::Bad { raw, error },
             });
         }
         out
@@ -165,11 +197,8 @@ impl Decoder {
 
 fn confirm_event(cmd: u8, payload: Vec<u8>) -> Event {
     match cmd {
-        CMD_DATA_IND => match check_frame(&payload) {
-            Ok(()) => Event::Telegram(Telegram {
-                frame: payload,
-                rssi_dbm: None,
-            }),
+        CMD_DATA_IND => match with_rssi(&payload) {
+            Ok(t) => Event::Telegram(t),
             Err(error) => Event::Bad { raw: payload, error },
         },
         c if c == CMD_SET_MODE_REQ | CONFIRM => {
@@ -203,8 +232,14 @@ mod tests {
     fn transparent_telegrams_and_confirmations_interleave() {
         let frame = hex::decode(R1).unwrap();
         let mut wire = command(CMD_SET_MODE_REQ | CONFIRM, &[0]);
-        wire.extend(transparent(&frame, 0x40));
-        wire.extend(command(CMD_DATA_IND, &frame));
+        let t = transparent(&frame, 0x40);
+        // The length byte counts the RSSI byte; the L field itself is not repeated.
+        assert_eq!(t[0], frame[0] + 1);
+        assert_eq!(&t[1..t.len() - 1], &frame[1..]);
+        wire.extend(t);
+        let d = data_ind(&frame, 0xC0);
+        assert_eq!(&d[..4], &[0xFF, CMD_DATA_IND, frame[0] + 1, frame[1]]);
+        wire.extend(d);
         let mut d = Decoder::default();
         let mut events = Vec::new();
         for chunk in wire.chunks(7) {
@@ -218,7 +253,10 @@ mod tests {
                     frame: frame.clone(),
                     rssi_dbm: Some(-42)
                 }),
-                Event::Telegram(Telegram { frame, rssi_dbm: None }),
+                Event::Telegram(Telegram {
+                    frame,
+                    rssi_dbm: Some(-106)
+                }),
             ]
         );
     }

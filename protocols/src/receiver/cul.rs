@@ -2,8 +2,10 @@
 //!
 //! Host → stick: `X21` (report flags: known messages and RSSI), then `brs`, `brt` or `brc`
 //! (receive mode S, T or C); `V` asks the version. Stick → host: `b` + the telegram in hex
-//! (C-mode frame type B prefixed `bY`), with the LQI and RSSI bytes appended in hex when RSSI
-//! reporting is on (which `X21` turns on); other lines answer commands.
+//! from its L field; other lines answer commands. Verified in the command reference: `brs`,
+//! `brt`, `b` + hex, `X21`, `V`. Not verified (see `docs/receivers.md`): `brc`, the `bY`
+//! prefix for C-mode frame type B, and the trailer with reporting on, which this reads as two
+//! bytes, LQI then RSSI (the reference describes one RSSI byte, for SlowRF reports).
 
 use super::{Event, LinkMode, Telegram, check_frame, hex_field};
 use crate::error::Error;

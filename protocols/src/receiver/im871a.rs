@@ -1,13 +1,13 @@
 //! IMST iM871A / iU891A: the WM-Bus HCI (host controller interface) of the IMST WM-Bus
-//! firmware, as described in IMST's "WMBus_HCI_Spec" (see `docs/receivers.md` for what was
-//! verified and what was not).
+//! firmware, as described in IMST's "Wireless M-Bus Host Controller Interface" specification
+//! (WMBus_HCI_Spec; see `docs/receivers.md` for what was verified, from where, and what was not).
 //!
 //! A message: `A5` (start of frame), one byte of control field (high nibble: 0x20 a 4-byte
 //! timestamp follows the payload, 0x40 an RSSI byte, 0x80 a CRC16) and endpoint id (low
 //! nibble: 1 device management, 2 radio link), the message id, the payload length, the
 //! payload, then the optional timestamp, RSSI and CRC16.
 
-use crc::{CRC_16_GENIBUS, Crc};
+use crc::{CRC_16_IBM_SDLC, Crc};
 
 use super::{Event, LinkMode, Telegram, check_frame};
 use crate::error::{Check, Error};
@@ -28,9 +28,11 @@ const CF_TIMESTAMP: u8 = 0x20;
 const CF_RSSI: u8 = 0x40;
 const CF_CRC: u8 = 0x80;
 
-/// CRC16 over control field .. end of the RSSI (not the start of frame): CCITT polynomial
-/// 0x1021, start 0xFFFF, complemented, sent high byte first (CRC-16/GENIBUS).
-const CRC16: Crc<u16> = Crc::<u16>::new(&CRC_16_GENIBUS);
+/// CRC16 (the HCI's FCS field) over control field .. last byte of payload, timestamp or RSSI
+/// (not the start of frame): CCITT polynomial 0x1021 bit-reversed (0x8408), start 0xFFFF,
+/// complemented, sent low byte first, i.e. CRC-16/IBM-SDLC (X.25). Checked against frames
+/// captured from a real iM871A (`tests` below).
+const CRC16: Crc<u16> = Crc::<u16>::new(&CRC_16_IBM_SDLC);
 
 /// Bytes kept while waiting for the rest of a message; a message is at most 4+255+4+1+2.
 const MAX_BUFFER: usize = 4096;
@@ -68,7 +70,7 @@ pub fn encode(m: &Message, crc: bool) -> Vec<u8> {
     }
     if crc {
         let c = CRC16.checksum(&out[1..]);
-        out.extend_from_slice(&c.to_be_bytes());
+        out.extend_from_slice(&c.to_le_bytes());
     }
     out
 }
@@ -160,7 +162,7 @@ pub fn parse(input: &[u8]) -> Result<(Message, usize), Error> {
         });
     }
     if cf & CF_CRC != 0 {
-        let want = u16::from_be_bytes([input[crc_at], input[crc_at + 1]]);
+        let want = u16::from_le_bytes([input[crc_at], input[crc_at + 1]]);
         let got = CRC16.checksum(&input[1..crc_at]);
         if want != got {
             return Err(Error::check(
@@ -288,6 +290,33 @@ mod tests {
     use super::*;
 
     const R1: &str = "1844AE4C4455223368077A55000000041389E20100023B0000";
+
+    /// A WMBUSMSG_IND captured from a real iM871A (control field 0x8: CRC16 only), as published
+    /// in a public IM871A CRC test script (see `docs/receivers.md`): the payload starts at the
+    /// C field (0x44), the FCS `C1 AB` is CRC-16/IBM-SDLC 0xABC1 sent low byte first.
+    const CAPTURED: &str = "a5820327442d2c5768663230028d20cd12340720519df247ff65e751662a300bc4e5c67da86477f0182637c1ab";
+
+    #[test]
+    fn a_frame_captured_from_a_real_stick_decodes() {
+        let wire = hex::decode(CAPTURED).unwrap();
+        assert_eq!(CRC16.checksum(&wire[1..wire.len() - 2]), 0xABC1);
+        let (m, used) = parse(&wire).unwrap();
+        assert_eq!((m.endpoint, m.id, used), (RADIOLINK, WMBUSMSG_IND, wire.len()));
+        let events = Decoder::default().push(&wire);
+        let [Event::Telegram(t)] = &events[..] else {
+            panic!("{events:?}")
+        };
+        // The L field put back: 0x27 bytes from the C field.
+        assert_eq!(t.frame, wire[3..wire.len() - 2].to_vec());
+        assert_eq!(&t.frame[..2], &[0x27, 0x44]);
+        // Our encoder reproduces the stick's bytes, FCS included.
+        assert_eq!(indication(&t.frame, None, None), wire);
+        // The same bytes under a big-endian or non-reflected CRC would be refused.
+        let mut swapped = wire.clone();
+        let n = swapped.len();
+        swapped.swap(n - 1, n - 2);
+        assert!(matches!(&Decoder::default().push(&swapped)[..], [Event::Bad { .. }]));
+    }
 
     #[test]
     fn indication_round_trip_with_rssi_timestamp_and_crc() {
