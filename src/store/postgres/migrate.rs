@@ -174,6 +174,8 @@ mod frozen {
         (1, "8d2c711fadf5b7bb34f6511335d1ad1dc1cd680a7962124f11bf089c6dfbc4a7"),
         (2, "c62491ff635054ef1ed2f4e65d5bfc8a30e4f93d211b3f9c14bebde8d44b3e1f"),
         (3, "9b8e61bddd4cdbeffa1a5036b49e20ff21462c46fcfdbdb56557b4905a5cdb1d"),
+        (4, "a9b28f1881a28457acd5014260adbad3d66c15ec8657ea7004fcf7e4bb3166ef"),
+        (5, "922072678edcc7b9601121f8933674b3c81b80869f3b184c805d9b89eda9a221"),
     ];
 
     #[test]
