@@ -296,7 +296,7 @@ fn wmbus_telegram_is_decoded_like_the_raw_one() {
     let a = raw(
         "3444EE4D813929271608811D7A51000000046D1912A62B036E0000005170426CE1F1436E00000002FF2C00000259D6D0D4090265FC0902FD66A00044C4",
     );
-    let (stripped, _) = wmbus::dll::strip(&a).unwrap();
+    let stripped = wmbus::dll::strip(&a).unwrap().telegram;
     let from_rtl433 = line(&wmbus_line(&stripped)).decoded;
     let from_raw = wmbus::decode(&a, &keys()).unwrap();
     assert_eq!(from_rtl433.readings, from_raw.readings);
