@@ -53,13 +53,7 @@ pub fn parse_line(line: &str) -> Option<Event> {
             rssi_dbm: Some(rssi_dbm(rssi)),
         })
     });
-    Some(match result {
-        Ok(t) => Event::Telegram(t),
-        Err(error) => Event::Bad {
-            raw: line.as_bytes().to_vec(),
-            error,
-        },
-    })
+    Some(Event::of_line(line, result))
 }
 
 #[cfg(test)]

@@ -187,6 +187,19 @@ pub enum Event {
     Bad { raw: Vec<u8>, error: Error },
 }
 
+impl Event {
+    /// The event of one received text line: its telegram, or the line kept with the error.
+    pub fn of_line(line: &str, result: Result<Telegram, Error>) -> Event {
+        match result {
+            Ok(t) => Event::Telegram(t),
+            Err(error) => Event::Bad {
+                raw: line.as_bytes().to_vec(),
+                error,
+            },
+        }
+    }
+}
+
 /// A stream decoder of one receiver kind.
 #[derive(Debug, Clone)]
 pub enum Decoder {

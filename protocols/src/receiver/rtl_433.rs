@@ -52,13 +52,7 @@ pub fn parse_line(line: &str) -> Option<Event> {
                     .map(|r| r.round().clamp(-200.0, 50.0) as i16),
             })
         });
-    Some(match result {
-        Ok(t) => Event::Telegram(t),
-        Err(error) => Event::Bad {
-            raw: line.as_bytes().to_vec(),
-            error,
-        },
-    })
+    Some(Event::of_line(line, result))
 }
 
 #[cfg(test)]

@@ -11,13 +11,7 @@ pub fn line(mode: &str, frame: &[u8], rssi: i16, at: &str) -> String {
 }
 
 pub fn parse_line(line: &str) -> Option<Event> {
-    Some(match parse(line) {
-        Ok(t) => Event::Telegram(t),
-        Err(error) => Event::Bad {
-            raw: line.as_bytes().to_vec(),
-            error,
-        },
-    })
+    Some(Event::of_line(line, parse(line)))
 }
 
 fn parse(line: &str) -> Result<Telegram, Error> {

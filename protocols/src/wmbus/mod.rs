@@ -489,8 +489,10 @@ fn parse_telegram<'a>(telegram: Cow<'a, [u8]>, format: dll::FrameFormat, keys: &
         signature: 0,
     };
     let mut records_at = match ci {
-        0x78 | 0xA0..=0xB7 => 1,
-        0x7A => {
+        // Compact frames (0x79, 0x7B, 0x73) have the headers of 0x78, 0x7A and 0x72; the
+        // signature follows.
+        0x78 | 0x79 | 0xA0..=0xB7 => 1,
+        0x7A | 0x7B => {
             let [_, acc, status, c0, c1, ..] = *cur else {
                 return Err(too_short("TPL"));
             };
@@ -502,25 +504,7 @@ fn parse_telegram<'a>(telegram: Cow<'a, [u8]>, format: dll::FrameFormat, keys: &
             };
             5
         }
-        0x72 => {
-            h = header::long_header(&cur[1..]).map_err(|_| too_short("TPL"))?.1;
-            13
-        }
-        // Compact frames: the headers of 0x78, 0x7A and 0x72; the signature follows.
-        0x79 => 1,
-        0x7B => {
-            let [_, acc, status, c0, c1, ..] = *cur else {
-                return Err(too_short("TPL"));
-            };
-            h = LongHeader {
-                access_no: acc,
-                status,
-                signature: u16::from_le_bytes([c0, c1]),
-                ..h
-            };
-            5
-        }
-        0x73 => {
+        0x72 | 0x73 => {
             h = header::long_header(&cur[1..]).map_err(|_| too_short("TPL"))?.1;
             13
         }
