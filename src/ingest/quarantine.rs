@@ -134,6 +134,7 @@ impl Retry<'_> {
                 received: entry.entry.received_at,
             }],
             replay: true,
+            keys: std::sync::Arc::new(self.keys.clone()),
             ..Job::default()
         };
         // No outbox rows from a retry: the publisher is the daemon's MQTT session.

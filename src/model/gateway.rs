@@ -57,12 +57,19 @@ impl GatewayState {
     /// Windows are `window_secs` long; one that has run its course becomes the previous one
     /// (dropped when it ended longer than a window ago: a quiet gateway starts afresh).
     pub fn count(&mut self, at: Timestamp, outcome: Option<Undecodable>, window_secs: u64) {
+        self.count_held(at, window_secs);
+        self.count_outcome(outcome);
+    }
+
+    /// Counts a message heard at `at` whose outcome comes later (a wM-Bus compact frame held
+    /// until its layout is known): [`GatewayState::count_outcome`] completes it.
+    pub fn count_held(&mut self, at: Timestamp, window_secs: u64) {
         let secs = |from: Timestamp| at.duration_since(from).as_secs();
-        let window = window_secs.max(1) as i64;
+        let window = i64::try_from(window_secs.max(1)).unwrap_or(i64::MAX);
         match self.window.started_at {
             Some(started) if secs(started) >= window => {
                 let done = std::mem::take(&mut self.window);
-                self.previous_window = (secs(started) < 2 * window).then_some(done);
+                self.previous_window = (secs(started) < window.saturating_mul(2)).then_some(done);
                 self.window.started_at = Some(at);
             }
             Some(_) => {}
@@ -70,7 +77,11 @@ impl GatewayState {
         }
         self.messages += 1;
         self.window.messages += 1;
-        self.last_message_at = Some(at);
+        self.last_message_at = Some(self.last_message_at.map_or(at, |last| last.max(at)));
+    }
+
+    /// What became of a message already counted: decoded, or undecodable for `reason`.
+    pub fn count_outcome(&mut self, outcome: Option<Undecodable>) {
         match outcome {
             None => self.decoded += 1,
             Some(reason) => {

@@ -17,7 +17,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::config::MqttConfig;
-use super::message::{Frame, Unit, decode_payload_with, endpoint_key};
+use super::message::{Frame, Unit, binary, endpoint_key};
 use crate::ingest::intervals::{IncomingDay, IncomingValue, IntervalReport, without_sum_check};
 use crate::ingest::{AcceptReport, accept_in};
 use crate::model::interval::{Channel, DayClock, Direction, Quality};
@@ -170,7 +170,11 @@ pub fn apply(
     let mut first_seen = txn.mark_seen_all(SEEN_FRAMES, &keys, now)?.into_iter();
     drop(keys);
 
-    for msg in job.messages {
+    // Held frames released by this job come last; they were counted as messages when held,
+    // so their gateway counts only what became of them.
+    let live = job.messages.len() - released as usize;
+    for (index, msg) in job.messages.into_iter().enumerate() {
+        let released_now = index >= live;
         for unit in msg.units {
             match unit {
                 Unit::Status { gateway, status } => {
@@ -187,8 +191,12 @@ pub fn apply(
                     payload,
                 } => {
                     let g = gateway_entry(txn, &mut gateways, &gateway)?;
-                    g.count(msg.received, Some(why), cfg.health_window_secs);
-                    g.last_topic = msg.topic.clone();
+                    if released_now {
+                        g.count_outcome(Some(why));
+                    } else {
+                        g.count(msg.received, Some(why), cfg.health_window_secs);
+                        g.last_topic = msg.topic.clone();
+                    }
                     let digest = Sha256::new()
                         .chain_update(locator.as_bytes())
                         .chain_update([0])
@@ -209,8 +217,7 @@ pub fn apply(
                 Unit::Held(held) => {
                     if !replay {
                         let g = gateway_entry(txn, &mut gateways, &held.gateway)?;
-                        g.messages += 1;
-                        g.last_message_at = Some(msg.received);
+                        g.count_held(msg.received, cfg.health_window_secs);
                         g.last_topic = msg.topic.clone();
                     }
                     if txn.count_held_telegrams()? < MAX_HELD {
@@ -222,21 +229,34 @@ pub fn apply(
                             meter: held.meter.clone(),
                             key: held.format_key(),
                         };
-                        txn.quarantine(&QuarantineEntry {
-                            source: format!("mqtt {}", held.locator),
-                            reason: format!("{reason}; the holding area is full ({MAX_HELD} frames)"),
-                            payload: held.payload.clone(),
-                            received_at: now,
-                        })?;
-                        out.quarantined += 1;
+                        let digest = Sha256::new()
+                            .chain_update(held.locator.as_bytes())
+                            .chain_update([0])
+                            .chain_update(&held.payload)
+                            .finalize();
+                        if txn.mark_seen(SEEN_BAD, &digest, now)? {
+                            txn.quarantine(&QuarantineEntry {
+                                source: source_of(&held.locator),
+                                reason: format!("{reason}; the holding area is full ({MAX_HELD} frames)"),
+                                payload: held.payload.clone(),
+                                received_at: now,
+                            })?;
+                            out.quarantined += 1;
+                        } else {
+                            out.duplicates += 1;
+                        }
                     }
                 }
                 Unit::Frame(frame) => {
                     out.frames += 1;
                     if !replay {
                         let g = gateway_entry(txn, &mut gateways, &frame.gateway)?;
-                        g.count(msg.received, None, cfg.health_window_secs);
-                        g.last_topic = msg.topic.clone();
+                        if released_now {
+                            g.count_outcome(None);
+                        } else {
+                            g.count(msg.received, None, cfg.health_window_secs);
+                            g.last_topic = msg.topic.clone();
+                        }
                     }
                     let fresh = first_seen.next().ok_or_else(|| {
                         crate::store::StoreError::Engine("mark_seen_all answered fewer keys than asked".into())
@@ -416,8 +436,11 @@ fn resolve_compact(txn: &mut dyn WriteTxn, job: &mut Job) -> Result<u64> {
             if !new_keys.contains(&h.format_key()) {
                 continue;
             }
+            // Another instance sharing the store may have released it first.
+            if !txn.release_held_telegram(id)? {
+                continue;
+            }
             let unit = decode_held(&h, &keys, &layouts);
-            txn.release_held_telegram(id)?;
             job.messages.push(Message {
                 topic: h.topic.clone(),
                 units: vec![unit],
@@ -431,33 +454,27 @@ fn resolve_compact(txn: &mut dyn WriteTxn, job: &mut Job) -> Result<u64> {
 
 /// A held compact frame decoded with the layouts known now, under its own locator.
 fn decode_held(h: &HeldTelegram, keys: &Keys, layouts: &HashMap<FormatKey, Vec<u8>>) -> Unit {
-    let units = decode_payload_with(&h.topic, &h.payload, &h.gateway, h.received_at, keys, layouts);
-    match units.into_iter().next() {
-        Some(Unit::Frame(mut f)) => {
+    // Held frames are the frame's bytes (a hex line's decoded), so they are decoded as binary
+    // whatever they look like (a binary telegram may well be valid UTF-8).
+    match binary(&h.topic, &h.payload, &h.gateway, h.received_at, keys, layouts) {
+        Unit::Frame(mut f) => {
             f.locator = h.locator.clone();
             Unit::Frame(f)
         }
-        Some(Unit::Bad {
+        Unit::Bad {
             gateway,
             why,
             reason,
             payload,
             ..
-        }) => Unit::Bad {
+        } => Unit::Bad {
             gateway,
             locator: h.locator.clone(),
             why,
             reason,
             payload,
         },
-        Some(other) => other,
-        None => Unit::Bad {
-            gateway: h.gateway.clone(),
-            locator: h.locator.clone(),
-            why: crate::model::Undecodable::Format,
-            reason: "held compact frame: empty payload".into(),
-            payload: h.payload.clone(),
-        },
+        other => other,
     }
 }
 

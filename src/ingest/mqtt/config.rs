@@ -90,6 +90,9 @@ pub struct MqttConfig {
     pub endpoints: BTreeMap<String, String>,
 }
 
+/// The longest gateway health window: 30 days.
+pub const MAX_HEALTH_WINDOW_SECS: u64 = 30 * 24 * 3600;
+
 impl Default for MqttConfig {
     fn default() -> Self {
         MqttConfig {
@@ -152,8 +155,10 @@ impl MqttConfig {
         if self.batch_size == 0 || self.receive_maximum == 0 || self.publish_inflight == 0 {
             return Err("mqtt.batch_size, receive_maximum and publish_inflight must be positive".into());
         }
-        if self.health_window_secs == 0 || self.undecodable_alert_percent > 100 {
-            return Err("mqtt.health_window_secs must be positive and undecodable_alert_percent at most 100".into());
+        if !(1..=MAX_HEALTH_WINDOW_SECS).contains(&self.health_window_secs) || self.undecodable_alert_percent > 100 {
+            return Err(format!(
+                "mqtt.health_window_secs must be 1 to {MAX_HEALTH_WINDOW_SECS} (30 days) and undecodable_alert_percent at most 100"
+            ));
         }
         if let Some(g) = &self.shared_group
             && (g.is_empty() || g.contains(['/', '+', '#']))

@@ -184,9 +184,24 @@ pub fn decode_payload_with(
                         payload: line.as_bytes().to_vec(),
                     },
                 },
-                Err(Error::CompactFormat { meter, key }) => {
-                    held(topic, locator, topic_gateway, line.as_bytes(), received, meter, key)
-                }
+                // A compact frame is held as its bytes, decoded again by [`binary`] once its
+                // layout is known; inside a JSON line (envelope, rtl_433) meterd cannot decode
+                // it from the holding area, so it is kept in the quarantine with the reason.
+                Err(Error::CompactFormat { meter, key }) => match hexline::parse(line) {
+                    Ok(bytes) if !line.starts_with('{') => {
+                        held(topic, locator, topic_gateway, &bytes, received, meter, key)
+                    }
+                    _ => Unit::Bad {
+                        gateway: topic_gateway.to_owned(),
+                        locator,
+                        why: Undecodable::Format,
+                        reason: format!(
+                            "{}; compact frames are decoded from raw hex or binary payloads, not from JSON lines",
+                            Error::CompactFormat { meter, key }
+                        ),
+                        payload: line.as_bytes().to_vec(),
+                    },
+                },
                 Err(e) => Unit::Bad {
                     gateway: topic_gateway.to_owned(),
                     locator,
@@ -281,6 +296,7 @@ pub fn why_of(e: &Error) -> Undecodable {
             Check::Bcc => Undecodable::Bcc,
             Check::Decryption | Check::Mac => Undecodable::Key,
         },
+        Error::Key(_) => Undecodable::Key,
         _ => Undecodable::Format,
     }
 }
@@ -436,6 +452,23 @@ mod tests {
         let Unit::Frame(f) = &u[0] else { panic!() };
         assert_eq!(f.gateway, "gw9");
         assert_eq!(f.heard_at, "2026-01-01T00:00:01Z".parse::<Timestamp>().unwrap());
+    }
+
+    #[test]
+    fn faults_are_sorted_for_gateway_health() {
+        let keys = Keys::new();
+        let why = |payload: &str| match &decode_payload("meters/g/raw", payload.as_bytes(), "g", now(), &keys)[0] {
+            Unit::Bad { why, reason, .. } => (*why, reason.clone()),
+            other => panic!("{other:?}"),
+        };
+        // A mode 5 telegram without its key (the wM-Bus vector R5 of the protocols crate).
+        let (w, reason) = why(
+            "3944FA122162092002067A3600202567C94D48D00DC47B11213E23383DB51968A705AAFA60C60E263D50CD259D7C9A03FD0C08000002FD0B0011",
+        );
+        assert_eq!(w, Undecodable::Key, "{reason}");
+        assert!(reason.contains("no key"), "{reason}");
+        assert_eq!(why("F95306F0086A1840EA0C101A").0, Undecodable::Bch);
+        assert_eq!(why("not a frame").0, Undecodable::Format);
     }
 
     #[test]

@@ -130,6 +130,16 @@ pub async fn run(ingest: ReceiverIngest, cfg: ReceiverConfig, cancel: Cancellati
 }
 
 /// Waits `d` or until cancelled; false when cancelled.
+/// Whether a minute has passed since de-duplication keys were last expired (then it has
+/// just been reset): the MQTT session's cadence.
+fn expire_due(last: &mut Instant) -> bool {
+    let due = last.elapsed() > Duration::from_secs(60);
+    if due {
+        *last = Instant::now();
+    }
+    due
+}
+
 async fn pause(d: Duration, cancel: &CancellationToken) -> bool {
     tokio::select! {
         () = tokio::time::sleep(d) => true,
@@ -160,6 +170,7 @@ async fn listen(
     let silence = Duration::from_secs(cfg.reset_after_secs);
     let mut decoder = kind.decoder();
     let mut last_heard = Instant::now();
+    let mut last_expire = Instant::now();
     let mut buf = vec![0u8; 4096];
     loop {
         let read = tokio::select! {
@@ -216,6 +227,10 @@ async fn listen(
                 units,
                 received,
             }],
+            // Held compact frames released by this job decode with the keys; the receiver
+            // also expires de-duplication keys (with no [mqtt] session nothing else would).
+            keys: Arc::clone(&ingest.keys),
+            expire_seen: expire_due(&mut last_expire),
             ..Job::default()
         };
         let (store, mqtt, vee, intervals) = (

@@ -20,7 +20,7 @@ pub struct HeldTelegram {
     pub topic: String,
     pub locator: String,
     pub gateway: String,
-    /// The line or binary payload as received.
+    /// The frame's bytes: a binary payload as received, a hex line decoded.
     pub payload: Vec<u8>,
     pub received_at: Timestamp,
     /// The meter (8 digits) and the layout it waits for.
