@@ -110,9 +110,9 @@ impl fmt::Display for KeyError {
 /// The meter named by a key refusal's text (`no key for meter 12345678 (...)`,
 /// `key for meter 12345678 refused: ...`), as quarantine reasons keep it.
 pub fn key_reason_meter(reason: &str) -> Option<&str> {
-    let rest = reason
-        .strip_prefix("no key for meter ")
-        .or_else(|| reason.strip_prefix("key for meter "))?;
+    // Anywhere in the reason: a receiver puts its layer in front (`wM-Bus telegram: no key …`).
+    let at = reason.find("key for meter ")?;
+    let rest = &reason[at + "key for meter ".len()..];
     let id = rest.get(..8)?;
     (id.bytes().all(|b| b.is_ascii_digit()) && matches!(rest.as_bytes().get(8), Some(b' '))).then_some(id)
 }

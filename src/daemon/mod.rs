@@ -150,11 +150,19 @@ pub fn components(config: &Config) -> Vec<ComponentSpec> {
             ))
         }));
     }
+    // A receiver decodes with the [mqtt] section's keys, endpoints and de-duplication window:
+    // they (and the key file's digest) are part of its section, so a reload that changes them
+    // restarts the receivers too.
+    let receiver_keys = config
+        .mqtt
+        .as_ref()
+        .and_then(|m| m.wmbus_key_file.as_deref())
+        .map(crate::secrets::key_file_fingerprint);
     for receiver in &config.receiver {
         let section = receiver.clone();
         specs.push(ComponentSpec::new(
             format!("receiver:{}", receiver.port.display()),
-            receiver,
+            &(receiver, &config.mqtt, &receiver_keys),
             move |shared, token| {
                 let store: Arc<dyn Store> = shared.store.clone();
                 let c = &shared.config;

@@ -212,6 +212,18 @@ impl Retry<'_> {
                 ),
             });
         }
+        // A serial receiver's telegram (`receiver PORT`): its bytes, decoded as the receiver
+        // does, under the port's name (a receiver's own `name` is not known here).
+        if let Some(port) = entry.entry.source.strip_prefix(crate::ingest::receiver::SOURCE_PREFIX) {
+            return Ok(vec![crate::ingest::mqtt::message::binary(
+                &entry.entry.source,
+                &entry.entry.payload,
+                port,
+                entry.entry.received_at,
+                self.keys,
+                &meterd_protocols::wmbus::compact::NoFormats,
+            )]);
+        }
         let Some(topic) = topic_of_source(&entry.entry.source) else {
             return Err(RetryOutcome::CannotRetry {
                 reason: format!(
@@ -470,6 +482,62 @@ mod tests {
         // The gateway's health is not touched by a retry (it counted the message once).
         let g = store.begin_read().unwrap().gateway("gw7").unwrap().unwrap();
         assert_eq!((g.messages, g.undecodable), (1, 1));
+    }
+
+    /// A serial receiver's telegram refused for want of a key is retried from its bytes once
+    /// the key is known (the receiver puts its layer in front of the reason).
+    #[test]
+    fn a_receiver_telegram_without_its_key_reads_on_retry() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open_dir(dir.path()).unwrap();
+        let (cfg, vee) = (MqttConfig::default(), VeeConfig::default());
+        let source = format!("{}/dev/meterd/stick-1", crate::ingest::receiver::SOURCE_PREFIX);
+        let received = Timestamp::now();
+        let units = crate::ingest::receiver::units::units_of(
+            meterd_protocols::receiver::Kind::Im871a,
+            &source,
+            "stick-1",
+            vec![meterd_protocols::receiver::Event::Telegram(
+                meterd_protocols::receiver::Telegram {
+                    frame: hex::decode(TELEGRAM).unwrap(),
+                    rssi_dbm: None,
+                },
+            )],
+            received,
+            &Keys::new(),
+        );
+        let job = Job {
+            messages: vec![Message {
+                topic: source.clone(),
+                units,
+                received,
+            }],
+            ..Job::default()
+        };
+        let c = commit_group(&store, &cfg, &vee, &Default::default(), job).unwrap();
+        assert_eq!(c.quarantined, 1);
+        let (id, q) = store.begin_read().unwrap().quarantine_entries().unwrap().remove(0);
+        assert_eq!(q.entry.source, source);
+        assert_eq!(
+            meterd_protocols::error::key_reason_meter(&q.entry.reason),
+            Some("12345678")
+        );
+        let right = keys("000102030405060708090a0b0c0d0e0f");
+        let outcome = Retry {
+            mqtt: &cfg,
+            keys: &right,
+            vee: &vee,
+            intervals: &Default::default(),
+            by: "sue",
+        }
+        .one(&store, id)
+        .unwrap();
+        let RetryOutcome::Resolved { reads, .. } = outcome else {
+            panic!("{outcome:?}")
+        };
+        let read = store.begin_read().unwrap().read(reads[0]).unwrap().unwrap();
+        assert_eq!(read.read.meter_id, "wmbus:12345678");
+        assert_eq!(read.read.value.to_string(), "12345.678");
     }
 
     #[test]

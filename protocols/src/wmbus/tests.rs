@@ -350,6 +350,9 @@ fn key_problems_are_told_apart() {
     );
     // Not key errors: a CRC failure has no meter to re-key.
     assert_eq!(crate::error::key_reason_meter("CRC check failed: x"), None);
+    // A receiver puts its layer in front.
+    let prefixed = format!("wM-Bus telegram: {err}");
+    assert_eq!(crate::error::key_reason_meter(&prefixed), Some("76348799"));
 }
 
 /// The right key, and after 2F 2F content the EN 13757-3 walk cannot read (manufacturer
