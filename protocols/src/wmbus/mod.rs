@@ -570,6 +570,21 @@ pub fn decode(frame: &[u8], keys: &Keys) -> Result<Decoded> {
     decode_with(frame, keys, &NoFormats)
 }
 
+/// [`decode_with`] for a source that knows its frame format (a receiver that removes the
+/// CRCs): no detection, so a telegram that does not decode says why rather than blaming a
+/// CRC it never had. `None`: detect it.
+pub fn decode_as(
+    frame: &[u8],
+    keys: &Keys,
+    formats: &dyn Formats,
+    format: Option<dll::FrameFormat>,
+) -> Result<Decoded> {
+    match format {
+        None => decode_with(frame, keys, formats),
+        Some(f) => parse_telegram(dll::strip_as(frame, f)?, f, keys).and_then(|t| t.to_decoded_with(formats)),
+    }
+}
+
 /// [`decode`] with the compact-frame layouts learned so far.
 pub fn decode_with(frame: &[u8], keys: &Keys, formats: &dyn Formats) -> Result<Decoded> {
     let s = dll::strip(frame)?;

@@ -12,6 +12,7 @@ use jiff::Timestamp;
 use meterd_protocols::decode::{Keys, Protocol, decode_binary_with, detect_binary};
 use meterd_protocols::ert::{self, json::Source};
 use meterd_protocols::wmbus::compact::{FormatKey, Formats, NoFormats};
+use meterd_protocols::wmbus::dll::FrameFormat;
 use meterd_protocols::{Check, Decoded, Error, hexline};
 use sha2::{Digest, Sha256};
 
@@ -256,9 +257,27 @@ pub fn binary(
     keys: &Keys,
     formats: &dyn Formats,
 ) -> Unit {
+    binary_as(topic, payload, gateway, received, keys, formats, None)
+}
+
+/// [`binary`] for a source that knows how its wM-Bus telegrams are framed (`wmbus_format`).
+pub fn binary_as(
+    topic: &str,
+    payload: &[u8],
+    gateway: &str,
+    received: Timestamp,
+    keys: &Keys,
+    formats: &dyn Formats,
+    wmbus_format: Option<FrameFormat>,
+) -> Unit {
     let decoded = detect_binary(payload)
         .ok_or_else(|| Error::Unrecognised(format!("{} binary bytes", payload.len())))
-        .and_then(|p| decode_frame(p, payload, received, keys, formats).map(|d| (p, d)));
+        .and_then(|p| match (p, wmbus_format) {
+            (Protocol::Wmbus, Some(f)) => {
+                meterd_protocols::wmbus::decode_as(payload, keys, formats, Some(f)).map(|d| (p, d))
+            }
+            _ => decode_frame(p, payload, received, keys, formats).map(|d| (p, d)),
+        });
     if let Err(Error::CompactFormat { meter, key }) = decoded {
         return held(topic, topic.to_owned(), gateway, payload, received, meter, key);
     }

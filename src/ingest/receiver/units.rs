@@ -7,7 +7,7 @@ use meterd_protocols::decode::Keys;
 use meterd_protocols::receiver::{Event, Kind};
 use meterd_protocols::wmbus::compact::NoFormats;
 
-use crate::ingest::mqtt::message::{Unit, binary, decode_payload, why_of};
+use crate::ingest::mqtt::message::{Unit, binary_as, decode_payload, why_of};
 
 /// The units of one read's events (replies are not units: the caller logs them).
 pub fn units_of(
@@ -21,7 +21,15 @@ pub fn units_of(
     let mut out = Vec::new();
     for e in events {
         match e {
-            Event::Telegram(t) => match binary(locator, &t.frame, gateway, received, keys, &NoFormats) {
+            Event::Telegram(t) => match binary_as(
+                locator,
+                &t.frame,
+                gateway,
+                received,
+                keys,
+                &NoFormats,
+                kind.frame_format(),
+            ) {
                 Unit::Bad {
                     gateway,
                     locator,
@@ -91,5 +99,38 @@ mod tests {
             "{reason}"
         );
         assert_eq!(locator, "receiver /dev/x");
+    }
+
+    /// A stick hands over telegrams without CRCs: one that does not decode (a device of a kind
+    /// meterd does not read: CI 0x0A) says so, and counts as `format`; the same bytes from an
+    /// MQTT gateway, whose framing is detected, are taken as a damaged format B frame.
+    #[test]
+    fn a_stick_telegram_that_does_not_decode_is_not_blamed_on_a_crc() {
+        let keys = Keys::new();
+        let now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let mut frame = hex::decode(R1).unwrap();
+        frame[10] = 0x0A;
+        let u = units_of(
+            Kind::Amber,
+            "receiver /dev/x",
+            "stick",
+            vec![Event::Telegram(Telegram {
+                frame: frame.clone(),
+                rssi_dbm: None,
+            })],
+            now,
+            &keys,
+        );
+        let [Unit::Bad { why, reason, .. }] = &u[..] else {
+            panic!("{u:?}")
+        };
+        assert_eq!(*why, crate::model::Undecodable::Format, "{reason}");
+        assert!(reason.contains("CI 0x0A"), "{reason}");
+        assert!(!reason.contains("CRC"), "{reason}");
+        let m = decode_payload("meters/gw/raw", hex::encode(&frame).as_bytes(), "gw", now, &keys);
+        let [Unit::Bad { why, .. }] = &m[..] else {
+            panic!("{m:?}")
+        };
+        assert_eq!(*why, crate::model::Undecodable::Crc);
     }
 }
