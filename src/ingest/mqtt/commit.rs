@@ -127,6 +127,7 @@ pub fn apply(
         let before = now.checked_sub(window).unwrap_or(Timestamp::MIN);
         txn.forget_seen_before(SEEN_FRAMES, before)?;
         txn.forget_seen_before(SEEN_BAD, before)?;
+        out.quarantined += expire_held(txn, before, now)?;
     }
     // The meters this job validates, locked before anything of theirs is read (VEE per meter
     // is serialised across instances sharing the store).
@@ -402,11 +403,19 @@ fn resolve_compact(txn: &mut dyn WriteTxn, job: &mut Job) -> Result<u64> {
                 if layouts.contains_key(key) {
                     continue;
                 }
-                if txn.wmbus_layout(key)?.as_deref() != Some(layout.as_slice()) {
-                    txn.put_wmbus_layout(key, layout)?;
-                    new_keys.push(*key);
+                // The first layout learned for a key stays: a later full frame (a forged one,
+                // or a CRC collision of another layout) cannot rewrite it; a compact frame that
+                // does not fit it fails the full-frame CRC and is quarantined with the reason.
+                match txn.wmbus_layout(key)? {
+                    Some(stored) => {
+                        layouts.insert(*key, stored);
+                    }
+                    None => {
+                        txn.put_wmbus_layout(key, layout)?;
+                        new_keys.push(*key);
+                        layouts.insert(*key, layout.clone());
+                    }
                 }
-                layouts.insert(*key, layout.clone());
             }
             Unit::Held(h) => waiting.push(h.format_key()),
             _ => {}
@@ -450,6 +459,34 @@ fn resolve_compact(txn: &mut dyn WriteTxn, job: &mut Job) -> Result<u64> {
         }
     }
     Ok(released)
+}
+
+/// Held compact frames received before `before` (the de-duplication window) whose layout was
+/// never learned (a meter type whose full frame never comes, or noise that looked compact) go
+/// to the quarantine with the reason, so the holding area keeps room for the frames that will
+/// decode. Returns how many.
+fn expire_held(txn: &mut dyn WriteTxn, before: Timestamp, now: Timestamp) -> Result<u64> {
+    if txn.count_held_telegrams()? == 0 {
+        return Ok(0);
+    }
+    let mut moved = 0;
+    for (id, h) in txn.held_telegrams()? {
+        if h.received_at >= before || !txn.release_held_telegram(id)? {
+            continue;
+        }
+        let reason = meterd_protocols::Error::CompactFormat {
+            meter: h.meter.clone(),
+            key: h.format_key(),
+        };
+        txn.quarantine(&QuarantineEntry {
+            source: source_of(&h.locator),
+            reason: format!("{reason}; no full frame taught its layout within the de-duplication window"),
+            payload: h.payload,
+            received_at: now,
+        })?;
+        moved += 1;
+    }
+    Ok(moved)
 }
 
 /// A held compact frame decoded with the layouts known now, under its own locator.
@@ -1210,5 +1247,56 @@ mod tests {
         assert_eq!(got, vec![(43, "0.05".to_owned()), (44, "0.1".to_owned())]);
         frame.protocol = Protocol::Mbus;
         assert!(wmbus_history_days(&clock, "W-1", None, &frame).is_empty());
+    }
+
+    /// A compact frame whose layout no full frame taught within the de-duplication window
+    /// leaves the holding area for the quarantine, with the reason, at the next expiry.
+    #[test]
+    fn a_held_frame_never_taught_goes_to_the_quarantine_after_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open_dir(dir.path()).unwrap();
+        let (cfg, vee) = (MqttConfig::default(), VeeConfig::default());
+        let now = Timestamp::now();
+        let held = |age_hours: i64| crate::store::HeldTelegram {
+            topic: "meters/gw1/raw".into(),
+            locator: "meters/gw1/raw".into(),
+            gateway: "gw1".into(),
+            payload: vec![0x0F, age_hours as u8],
+            received_at: now - SignedDuration::from_hours(age_hours),
+            meter: "12345678".into(),
+            manufacturer: 0x2C2D,
+            version: 0x1B,
+            device_type: 0x16,
+            signature: 0xBEEF,
+        };
+        let job = Job {
+            messages: vec![Message {
+                topic: "meters/gw1/raw".into(),
+                units: vec![Unit::Held(Box::new(held(30))), Unit::Held(Box::new(held(2)))],
+                received: now,
+            }],
+            ..Job::default()
+        };
+        let c = commit_group(&store, &cfg, &vee, &Default::default(), job).unwrap();
+        assert_eq!(c.held, 2);
+        let expire = Job {
+            expire_seen: true,
+            ..Job::default()
+        };
+        let c = commit_group(&store, &cfg, &vee, &Default::default(), expire).unwrap();
+        assert_eq!(c.quarantined, 1);
+        let txn = store.begin_read().unwrap();
+        let held_now = txn.held_telegrams().unwrap();
+        assert_eq!(held_now.len(), 1, "the frame inside the window stays held");
+        assert_eq!(held_now[0].1.payload, vec![0x0F, 2]);
+        let q = txn.quarantine_entries().unwrap();
+        assert_eq!(q.len(), 1);
+        assert_eq!(q[0].1.entry.source, "mqtt meters/gw1/raw");
+        assert_eq!(q[0].1.entry.payload, vec![0x0F, 30]);
+        assert!(
+            q[0].1.entry.reason.contains("no full frame taught its layout"),
+            "{}",
+            q[0].1.entry.reason
+        );
     }
 }
