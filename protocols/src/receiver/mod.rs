@@ -39,12 +39,12 @@ pub enum Kind {
 impl Kind {
     /// How the stick hands a telegram over, when it is known: the iM871A and the Amber sticks
     /// check the link layer's CRCs and remove them (IMST WM-Bus HCI: WMBUSMSG_IND carries the
-    /// message from the C field; Amber: transparent mode, L to the last data byte); the text
-    /// tools' lines are detected.
+    /// message from the C field; Amber: transparent mode, L to the last data byte; rtl_433
+    /// prints L + 1 bytes, CRCs removed); culfw and rtl_wmbus lines are detected.
     pub fn frame_format(self) -> Option<crate::wmbus::dll::FrameFormat> {
         match self {
-            Kind::Im871a | Kind::Amber => Some(crate::wmbus::dll::FrameFormat::Stripped),
-            Kind::Cul | Kind::RtlWmbus | Kind::Rtl433 => None,
+            Kind::Im871a | Kind::Amber | Kind::Rtl433 => Some(crate::wmbus::dll::FrameFormat::Stripped),
+            Kind::Cul | Kind::RtlWmbus => None,
         }
     }
 

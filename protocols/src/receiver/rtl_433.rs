@@ -18,8 +18,12 @@ pub fn line(mode: &str, frame: &[u8]) -> String {
         "mode": mode,
         "data": hex::encode(frame),
     });
+    // The id as rtl_433 prints it: the BCD digits, most significant first, as a number.
     if let Some(id) = frame.get(4..8) {
-        j["id"] = Value::from(u32::from_le_bytes([id[0], id[1], id[2], id[3]]));
+        let digits: String = id.iter().rev().map(|b| format!("{b:02X}")).collect();
+        if let Ok(n) = digits.parse::<u32>() {
+            j["id"] = Value::from(n);
+        }
     }
     format!("{j}\n")
 }
