@@ -240,32 +240,46 @@ pub fn decode_input(input: &[u8], protocol: Option<Protocol>, keys: &Keys) -> Ve
             .collect();
     }
     let text = String::from_utf8_lossy(input);
-    let mut out = Vec::new();
-    for (n, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let result = if line.starts_with('{') {
-            ert::decode_json_line(line, keys)
-        } else {
-            hexline::parse(line).and_then(|frame| {
-                let p = match protocol {
-                    Some(p) => p,
-                    None => detect_binary_with(&frame, keys).ok_or_else(|| {
-                        Error::Unrecognised(format!(
-                            "{} bytes starting {}",
-                            frame.len(),
-                            hexline::format(&frame[..frame.len().min(4)])
-                        ))
-                    })?,
-                };
-                decode_binary(p, &frame, keys)
-            })
-        };
-        out.push(FrameResult { line: n + 1, result });
+    text.lines()
+        .enumerate()
+        .filter_map(|(n, raw)| decode_line(raw, protocol, keys).map(|result| FrameResult { line: n + 1, result }))
+        .collect()
+}
+
+/// Whether input starting with `first` (its first byte that is not white space) is text
+/// telegrams (IEC 62056-21, DSMR: they start with `/`), not frames one per line.
+pub fn is_text_input(first: u8, protocol: Option<Protocol>) -> bool {
+    match protocol {
+        Some(p) => p.is_text(),
+        None => first & 0x7F == b'/',
     }
-    out
+}
+
+/// Decodes one line of line-framed input (a hex frame, an rtlamr or rtl_433 JSON line, a
+/// gateway envelope); `None` for a blank line or a `#` comment. What [`decode_input`] does per
+/// line, for a reader that goes line by line.
+pub fn decode_line(raw: &str, protocol: Option<Protocol>, keys: &Keys) -> Option<Result<Decoded>> {
+    let line = raw.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return None;
+    }
+    Some(if line.starts_with('{') {
+        ert::decode_json_line(line, keys)
+    } else {
+        hexline::parse(line).and_then(|frame| {
+            let p = match protocol {
+                Some(p) => p,
+                None => detect_binary_with(&frame, keys).ok_or_else(|| {
+                    Error::Unrecognised(format!(
+                        "{} bytes starting {}",
+                        frame.len(),
+                        hexline::format(&frame[..frame.len().min(4)])
+                    ))
+                })?,
+            };
+            decode_binary(p, &frame, keys)
+        })
+    })
 }
 
 /// IEC 62056-21 data messages carry STX; DSMR telegrams do not.

@@ -14,6 +14,7 @@ mod billing_openapi;
 mod cli;
 mod cradle_cli;
 mod cradle_session;
+mod decode_stream;
 mod fuzz_corpus;
 mod gateway_mqtt;
 mod gateway_rtl433;
