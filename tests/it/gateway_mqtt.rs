@@ -486,8 +486,10 @@ fn gateway_health_by_reason_and_undecodable_alert() {
     messages.push(("meters/pole-1/raw".into(), b"not a frame".to_vec()));
     publish_all(broker.port, &messages);
 
+    // The health check may run while the messages still arrive: the alert names what was
+    // counted then; the counts are checked once everything is committed.
     d.wait_for("the undecodable share logged", Duration::from_secs(30), |l| {
-        l.contains("undecodable share") && l.contains("pole-1") && l.contains("bch 25")
+        l.contains("undecodable share") && l.contains("pole-1") && l.contains("bch ")
     });
     d.wait_until("the undecodable alert published", Duration::from_secs(20), || {
         collector
@@ -507,12 +509,31 @@ fn gateway_health_by_reason_and_undecodable_alert() {
         .collect();
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert_eq!(alerts[0]["gateway"], "pole-1");
-    assert_eq!(alerts[0]["messages"], 36);
-    assert_eq!(alerts[0]["by_reason"], serde_json::json!({"bch": 25, "format": 1}));
-    assert!(!d.log().contains("undecodable share 0.0% is over"), "van-2 is healthy");
+    let (counted, bad) = (
+        alerts[0]["messages"].as_u64().unwrap(),
+        alerts[0]["undecodable"].as_u64().unwrap(),
+    );
+    assert!(counted >= 20 && bad * 100 > counted * 25, "{alerts:?}");
+    assert!(alerts[0]["by_reason"]["bch"].as_u64().unwrap() >= 1, "{alerts:?}");
+    assert!(
+        !d.log()
+            .lines()
+            .any(|l| l.contains("is over the limit") && l.contains("van-2")),
+        "van-2 is healthy"
+    );
 
-    // `gateways list` against the running daemon.
-    let list = s.json(&["--config", cfg.to_str().unwrap(), "gateways", "list", "--json"]);
+    // `gateways list` against the running daemon, once every message is committed.
+    let list_json = || s.json(&["--config", cfg.to_str().unwrap(), "gateways", "list", "--json"]);
+    d.wait_until("every message counted", Duration::from_secs(30), || {
+        list_json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["messages"].as_u64().unwrap())
+            .sum::<u64>()
+            == 66
+    });
+    let list = list_json();
     let by: BTreeMap<String, serde_json::Value> = list
         .as_array()
         .unwrap()
