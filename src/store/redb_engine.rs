@@ -42,6 +42,19 @@
 
 use std::path::{Path, PathBuf};
 
+/// Opens a table for reading in a query of the tables added after version 1 (intervals, wM-Bus
+/// layouts): a store opened read-only that predates the table has none, which answers the
+/// query's default (nothing stored). Defined before the modules that use it.
+macro_rules! table {
+    ($txn:expr, $def:expr) => {
+        match $txn.open_table(noted($def)) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Default::default()),
+            Err(e) => return Err(engine(e)),
+        }
+    };
+}
+
 mod intervals;
 mod wmbus;
 pub use intervals::IntervalListing;

@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::commit::{Committed, Job, Message, commit_group};
+use super::commit::{Committed, Job, Message, commit_group, expire_due};
 use super::config::{MqttConfig, topic_matches};
 use super::health;
 use super::message::{decode_payload, gateway_of_topic, locator_of, status_unit};
@@ -181,10 +181,7 @@ pub async fn run(ingest: GatewayIngest, token: CancellationToken) -> anyhow::Res
             let due = deadline.is_some_and(|d| Instant::now() >= d) || filling.len() >= cfg.batch_size;
             let housekeeping = !outbox.acked.is_empty() || !pending_alerts.is_empty();
             if due || (filling.is_empty() && housekeeping) {
-                let expire = last_expire.elapsed() > Duration::from_secs(60);
-                if expire {
-                    last_expire = Instant::now();
-                }
+                let expire = expire_due(&mut last_expire);
                 let job = Job {
                     messages: std::mem::take(&mut filling),
                     published: std::mem::take(&mut outbox.acked),

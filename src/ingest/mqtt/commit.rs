@@ -69,6 +69,16 @@ pub struct Job {
     pub keys: std::sync::Arc<meterd_protocols::decode::Keys>,
 }
 
+/// Whether de-duplication keys are due to be expired in the next job (once a minute; `last`
+/// is reset when they are): the cadence of every source that commits jobs.
+pub fn expire_due(last: &mut tokio::time::Instant) -> bool {
+    let due = last.elapsed() > std::time::Duration::from_secs(60);
+    if due {
+        *last = tokio::time::Instant::now();
+    }
+    due
+}
+
 /// What a committed job did.
 #[derive(Debug, Default)]
 pub struct Committed {

@@ -272,12 +272,7 @@ pub fn binary_as(
 ) -> Unit {
     let decoded = detect_binary(payload)
         .ok_or_else(|| Error::Unrecognised(format!("{} binary bytes", payload.len())))
-        .and_then(|p| match (p, wmbus_format) {
-            (Protocol::Wmbus, Some(f)) => {
-                meterd_protocols::wmbus::decode_as(payload, keys, formats, Some(f)).map(|d| (p, d))
-            }
-            _ => decode_frame(p, payload, received, keys, formats).map(|d| (p, d)),
-        });
+        .and_then(|p| decode_frame(p, payload, received, keys, formats, wmbus_format).map(|d| (p, d)));
     if let Err(Error::CompactFormat { meter, key }) = decoded {
         return held(topic, topic.to_owned(), gateway, payload, received, meter, key);
     }
@@ -333,11 +328,14 @@ fn decode_frame(
     received: Timestamp,
     keys: &Keys,
     formats: &dyn Formats,
+    wmbus_format: Option<FrameFormat>,
 ) -> Result<Decoded, Error> {
     match p {
         // Intervals get their times from the reception time.
         Protocol::Idm => ert::idm::decode_at(bytes, false, Some(received)),
         Protocol::NetIdm => ert::idm::decode_at(bytes, true, Some(received)),
+        // A source that knows its framing says so; otherwise it is detected.
+        Protocol::Wmbus => meterd_protocols::wmbus::decode_as(bytes, keys, formats, wmbus_format),
         p => decode_binary_with(p, bytes, keys, formats),
     }
 }
@@ -363,7 +361,7 @@ fn decode_line(
     }
     let bytes = hexline::parse(line)?;
     let p = detect_binary(&bytes).ok_or_else(|| Error::Unrecognised(format!("{} bytes of hex", bytes.len())))?;
-    let decoded = decode_frame(p, &bytes, received, keys, formats)?;
+    let decoded = decode_frame(p, &bytes, received, keys, formats, None)?;
     let layout = layout_of(p, &bytes, keys);
     Ok((topic_gateway.to_owned(), p, decoded, received, layout))
 }

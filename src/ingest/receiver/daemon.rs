@@ -19,7 +19,7 @@ use super::config::ReceiverConfig;
 use super::port::Port;
 use super::units::units_of;
 use crate::ingest::mqtt::MqttConfig;
-use crate::ingest::mqtt::commit::{Job, Message, commit_group};
+use crate::ingest::mqtt::commit::{Job, Message, commit_group, expire_due};
 use crate::ingest::mqtt::message::locator_of;
 use crate::store::Store;
 use crate::vee::VeeConfig;
@@ -130,16 +130,6 @@ pub async fn run(ingest: ReceiverIngest, cfg: ReceiverConfig, cancel: Cancellati
 }
 
 /// Waits `d` or until cancelled; false when cancelled.
-/// Whether a minute has passed since de-duplication keys were last expired (then it has
-/// just been reset): the MQTT session's cadence.
-fn expire_due(last: &mut Instant) -> bool {
-    let due = last.elapsed() > Duration::from_secs(60);
-    if due {
-        *last = Instant::now();
-    }
-    due
-}
-
 async fn pause(d: Duration, cancel: &CancellationToken) -> bool {
     tokio::select! {
         () = tokio::time::sleep(d) => true,

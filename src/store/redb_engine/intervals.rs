@@ -64,18 +64,6 @@ fn status_code(s: ReadStatus) -> u8 {
     s.code()
 }
 
-/// Opens a table for reading; a store opened read-only that predates the table has none
-/// (then `None`: nothing stored).
-macro_rules! table {
-    ($txn:expr, $def:expr) => {
-        match $txn.open_table(noted($def)) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Default::default()),
-            Err(e) => return Err(engine(e)),
-        }
-    };
-}
-
 macro_rules! impl_interval_queries {
     ($ty:ty) => {
         impl IntervalQueries for $ty {

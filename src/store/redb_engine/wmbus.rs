@@ -29,17 +29,6 @@ fn key_of(k: &FormatKey) -> (u16, u8, u8, u16) {
     (k.manufacturer, k.version, k.device_type, k.signature)
 }
 
-/// Opens a table for reading; a store opened read-only that predates the table has none.
-macro_rules! table {
-    ($txn:expr, $def:expr) => {
-        match $txn.open_table(noted($def)) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Default::default()),
-            Err(e) => return Err(engine(e)),
-        }
-    };
-}
-
 macro_rules! impl_wmbus_queries {
     ($ty:ty) => {
         impl WmbusQueries for $ty {
