@@ -29,6 +29,9 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+/// What each fuzz target checks, shared by the targets and the corpus replay test.
+#[doc(hidden)]
+pub mod fuzz_checks;
 pub mod ingest;
 pub mod metrics;
 pub mod model;

@@ -1,10 +1,7 @@
 //! The CSV imports (`meterd reads import`, `meterd meters import`): any bytes give meters, reads
 //! or an error naming the file, never a panic.
+//! The checks live in `meterd::fuzz_checks`, shared with the corpus replay test.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use meterd::ingest::files::{parse_meters_csv_bytes, parse_reads_csv_bytes};
 
-fuzz_target!(|data: &[u8]| {
-    let _ = parse_reads_csv_bytes("fuzz.csv", data);
-    let _ = parse_meters_csv_bytes("fuzz.csv", data);
-});
+fuzz_target!(|data: &[u8]| meterd::fuzz_checks::reads_csv(data));

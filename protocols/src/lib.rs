@@ -31,6 +31,10 @@ pub mod dsmr;
 pub mod error;
 pub mod ert;
 pub mod fixed_width;
+/// What each fuzz target checks, shared by the targets and the corpus replay test.
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub mod fuzz_checks;
 pub mod greenbutton;
 pub mod hexline;
 pub mod iec62056_21;

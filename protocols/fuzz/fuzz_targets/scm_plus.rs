@@ -1,11 +1,5 @@
+//! The checks live in `meterd_protocols::fuzz_checks`, shared with the corpus replay test.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use meterd_protocols::ert::scm_plus::ScmPlus;
 
-// Whatever SCM+ parses must be exactly what the encoder writes for those fields.
-fuzz_target!(|data: &[u8]| {
-    if let Ok(m) = ScmPlus::parse(data) {
-        assert_eq!(m.encode().as_slice(), data);
-        let _ = m.to_decoded();
-    }
-});
+fuzz_target!(|data: &[u8]| meterd_protocols::fuzz_checks::scm_plus(data));
