@@ -14,8 +14,11 @@ use crate::config::Config;
 use crate::ingest::files::{self, RouteFileOptions};
 use crate::store::{RedbStore, Store};
 
+/// A fuzz target's check: panics when a property fails.
+pub type Check = fn(&[u8]);
+
 /// Every fuzz target by name with its check.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("reads_csv", reads_csv),
     ("autoread_route", autoread_route),
     ("config_file", config_file),
@@ -23,7 +26,7 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
 ];
 
 /// The check of the named target.
-pub fn check_for(target: &str) -> Option<fn(&[u8])> {
+pub fn check_for(target: &str) -> Option<Check> {
     TARGETS.iter().find(|(name, _)| *name == target).map(|(_, f)| *f)
 }
 

@@ -8,6 +8,7 @@ use std::str::FromStr;
 
 use crate::decoded::Decoded;
 use crate::error::{Check, Error, Result};
+use crate::stream::{Framer, Framing, Piece};
 use crate::{dsmr, ert, hexline, iec62056_21, mbus, wmbus};
 
 /// Every protocol `meterd decode` names in its output.
@@ -216,43 +217,62 @@ pub struct FrameResult {
     pub result: Result<Decoded>,
 }
 
-/// Decodes a whole input: hex frames one per line, rtlamr JSON lines, gateway envelopes, or text
-/// telegrams (IEC 62056-21, DSMR). Without `protocol` the format is detected per frame.
+/// Decodes a whole input: hex frames one per line, rtlamr JSON lines, gateway envelopes, text
+/// telegrams (IEC 62056-21, DSMR) or raw binary M-Bus/wM-Bus frames. Without `protocol` the
+/// format is detected per frame. Cut by the same [`Framer`] `meterd decode` streams with;
+/// skipped bytes and M-Bus control frames are not frames and give no result.
 pub fn decode_input(input: &[u8], protocol: Option<Protocol>, keys: &Keys) -> Vec<FrameResult> {
-    // Bit 7 is masked throughout the text path: a capture taken on an 8N1 port still carries the
-    // 7E1 parity bits (`/` arrives as 0xAF, CR as 0x8D).
-    let text_start = input.iter().position(|&b| !(b & 0x7F).is_ascii_whitespace() && b != 0);
-    let is_text = match (protocol, text_start) {
-        (Some(p), _) => p.is_text(),
-        (None, Some(i)) => input[i] & 0x7F == b'/',
-        (None, None) => false,
-    };
-    if is_text {
-        return split_telegrams(input)
-            .into_iter()
-            .map(|(line, unit)| {
-                let p = protocol.unwrap_or_else(|| detect_text(unit));
-                FrameResult {
-                    line,
-                    result: decode_binary(p, unit, keys),
+    let mut framer = Framer::new(protocol, None);
+    framer.push(input);
+    framer.finish();
+    let mut out = Vec::new();
+    while let Some(piece) = framer.next_piece() {
+        match piece {
+            Piece::Frame(at, framing, bytes) => {
+                if let Some(result) = decode_piece(framing, bytes, protocol, keys) {
+                    out.push(FrameResult { line: at.line, result });
                 }
-            })
-            .collect();
+            }
+            Piece::Refused(at, e) => out.push(FrameResult {
+                line: at.line,
+                result: Err(e),
+            }),
+            Piece::Skipped(..) | Piece::Control(_) => {}
+        }
     }
-    let text = String::from_utf8_lossy(input);
-    text.lines()
-        .enumerate()
-        .filter_map(|(n, raw)| decode_line(raw, protocol, keys).map(|result| FrameResult { line: n + 1, result }))
-        .collect()
+    out
 }
 
-/// Whether input starting with `first` (its first byte that is not white space) is text
-/// telegrams (IEC 62056-21, DSMR: they start with `/`), not frames one per line.
-pub fn is_text_input(first: u8, protocol: Option<Protocol>) -> bool {
-    match protocol {
-        Some(p) => p.is_text(),
-        None => first & 0x7F == b'/',
+/// Decodes one frame the [`Framer`] cut with `framing`; `None` for a blank or comment line.
+pub fn decode_piece(
+    framing: Framing,
+    bytes: &[u8],
+    protocol: Option<Protocol>,
+    keys: &Keys,
+) -> Option<Result<Decoded>> {
+    match framing {
+        Framing::Lines => decode_line(&String::from_utf8_lossy(bytes), protocol, keys),
+        Framing::Telegrams => {
+            let p = protocol.unwrap_or_else(|| detect_text(bytes));
+            Some(decode_binary(p, bytes, keys))
+        }
+        Framing::Binary => Some(decode_frame(bytes, protocol, keys)),
     }
+}
+
+/// Decodes one binary frame, detecting its protocol unless given.
+fn decode_frame(frame: &[u8], protocol: Option<Protocol>, keys: &Keys) -> Result<Decoded> {
+    let p = match protocol {
+        Some(p) => p,
+        None => detect_binary_with(frame, keys).ok_or_else(|| {
+            Error::Unrecognised(format!(
+                "{} bytes starting {}",
+                frame.len(),
+                hexline::format(&frame[..frame.len().min(4)])
+            ))
+        })?,
+    };
+    decode_binary(p, frame, keys)
 }
 
 /// Decodes one line of line-framed input (a hex frame, an rtlamr or rtl_433 JSON line, a
@@ -266,19 +286,7 @@ pub fn decode_line(raw: &str, protocol: Option<Protocol>, keys: &Keys) -> Option
     Some(if line.starts_with('{') {
         ert::decode_json_line(line, keys)
     } else {
-        hexline::parse(line).and_then(|frame| {
-            let p = match protocol {
-                Some(p) => p,
-                None => detect_binary_with(&frame, keys).ok_or_else(|| {
-                    Error::Unrecognised(format!(
-                        "{} bytes starting {}",
-                        frame.len(),
-                        hexline::format(&frame[..frame.len().min(4)])
-                    ))
-                })?,
-            };
-            decode_binary(p, &frame, keys)
-        })
+        hexline::parse(line).and_then(|frame| decode_frame(&frame, protocol, keys))
     })
 }
 
@@ -289,46 +297,6 @@ fn detect_text(unit: &[u8]) -> Protocol {
     } else {
         Protocol::Dsmr
     }
-}
-
-/// Splits text input into telegrams, each starting at a line that begins with `/` (after any
-/// wake-up NULs; bit 7 ignored). A sign-on request line `/?…!` does not start a telegram of its
-/// own: it opens the one whose identification follows (a two-way probe capture).
-fn split_telegrams(input: &[u8]) -> Vec<(usize, &[u8])> {
-    let mut starts = Vec::new();
-    let mut line = 1;
-    let mut at_line_start = true;
-    // A request line was seen and the identification it asked for has not come yet.
-    let mut request_open = false;
-    for (i, &raw) in input.iter().enumerate() {
-        let b = raw & 0x7F;
-        if at_line_start && b == b'/' {
-            let is_request = input.get(i + 1).is_some_and(|&n| n & 0x7F == b'?');
-            if !request_open {
-                starts.push((line, i));
-            }
-            request_open = is_request;
-        }
-        at_line_start = b == b'\n' || (at_line_start && b == 0);
-        if b == b'\n' {
-            line += 1;
-        }
-    }
-    if starts.is_empty() {
-        let trimmed = input
-            .iter()
-            .position(|&b| !(b & 0x7F).is_ascii_whitespace())
-            .unwrap_or(0);
-        return vec![(1, &input[trimmed..])];
-    }
-    starts
-        .iter()
-        .enumerate()
-        .map(|(k, &(line, start))| {
-            let end = starts.get(k + 1).map_or(input.len(), |&(_, s)| s);
-            (line, &input[start..end])
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -352,27 +320,6 @@ mod tests {
         assert!(Keys::parse_assignment("12345678=0001").is_err());
         let err = Keys::parse_file("# keys\n12345678=000102030405060708090A0B0C0D0E0F\nbad\n").unwrap_err();
         assert!(err.to_string().contains("line 3"), "{err}");
-    }
-
-    #[test]
-    fn telegrams_split_at_slash_lines() {
-        let input = b"/AAA5\r\n1(2)\r\n!\r\n/BBB5\r\n!\r\n";
-        let units = split_telegrams(input);
-        assert_eq!(units.len(), 2);
-        assert_eq!(units[0].0, 1);
-        assert_eq!(units[1].0, 4);
-        assert!(units[1].1.starts_with(b"/BBB5"));
-    }
-
-    #[test]
-    fn a_sign_on_request_belongs_to_the_telegram_it_asks_for() {
-        let input = b"/?!\r\n/ISk5MT174\r\n\x021(2)\r\n!\r\n\x03x\r\n/?!\r\n/?!\r\n/LGZ4E350\r\n\x02!\r\n\x03x";
-        let units = split_telegrams(input);
-        assert_eq!(units.len(), 2, "{units:?}");
-        assert!(units[0].1.starts_with(b"/?!\r\n/ISk5"), "{:?}", units[0]);
-        assert!(units[1].1.starts_with(b"/?!\r\n/?!\r\n/LGZ4"), "{:?}", units[1]);
-        // Without requests every identification starts its own telegram.
-        assert_eq!(split_telegrams(b"/A\r\n/B\r\n/C\r\n").len(), 3);
     }
 
     #[test]

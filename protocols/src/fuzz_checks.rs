@@ -19,9 +19,11 @@ use crate::iec62056_21::{self, ProbeConfig, ProbeSession, ReadMode, dataset, mes
 use crate::mbus::{self, frame, link, record::Item, record::Records};
 use crate::wmbus;
 
-/// Every fuzz target by name with its check. The replay test fails on a corpus folder whose
-/// name is not here, so a new target cannot go without its replay.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+/// A fuzz target's check: panics when a property fails.
+pub type Check = fn(&[u8]);
+
+/// Every fuzz target by name with its check.
+pub const TARGETS: &[(&str, Check)] = &[
     ("scm", scm),
     ("scm_plus", scm_plus),
     ("idm", idm),
@@ -36,7 +38,7 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
 ];
 
 /// The check of the named target.
-pub fn check_for(target: &str) -> Option<fn(&[u8])> {
+pub fn check_for(target: &str) -> Option<Check> {
     TARGETS.iter().find(|(name, _)| *name == target).map(|(_, f)| *f)
 }
 
@@ -155,7 +157,7 @@ pub fn iec62056_21(data: &[u8]) {
     };
     let mut probe = ProbeSession::new(ProbeConfig {
         mode,
-        software_parity: data.len() % 3 == 0,
+        software_parity: data.len().is_multiple_of(3),
         ..ProbeConfig::default()
     });
     let ident = message::Identification {

@@ -5,6 +5,7 @@
 //! - [`error`]: the one error enum, telling an incomplete frame apart from an invalid one.
 //! - [`decoded`]: the protocol-neutral shape of a decoded frame (what `meterd decode` prints).
 //! - [`decode`]: format detection and dispatch over the modules below.
+//! - [`stream`]: cutting a byte stream into frames as it arrives (lines, text telegrams, binary).
 //! - [`ert`]: Itron ERT SCM, SCM+, IDM, NetIDM; Neptune R900/R900BCD; rtlamr JSON; gateway envelopes.
 //! - [`rtl433`]: rtl_433's JSON lines for the meter models it decodes (ERT, R900, wM-Bus).
 //! - [`mbus`]: wired M-Bus (EN 13757-2/-3) frames and the variable data structure.
@@ -42,6 +43,7 @@ pub mod mbus;
 pub mod nem12;
 pub mod receiver;
 pub mod rtl433;
+pub mod stream;
 pub mod wmbus;
 
 pub use decoded::{Decoded, Reading};
