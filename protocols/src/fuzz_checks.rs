@@ -17,6 +17,7 @@ use crate::ert::{Envelope, parse_json_line};
 use crate::iec62056_21::meter::{MeterConfig, MeterSim};
 use crate::iec62056_21::{self, ProbeConfig, ProbeSession, ReadMode, dataset, message};
 use crate::mbus::{self, frame, link, record::Item, record::Records};
+use crate::stream::Framer;
 use crate::wmbus;
 
 /// A fuzz target's check: panics when a property fails.
@@ -89,14 +90,38 @@ pub fn r900(data: &[u8]) {
     }
 }
 
-/// JSON lines (rtlamr, rtl_433, gateway envelopes) and line-framed input as a whole.
+/// JSON lines (rtlamr, rtl_433, gateway envelopes) and input as a whole; the stream framer
+/// cuts the same pieces whether the bytes come at once or a few at a time.
 pub fn ert_json(data: &[u8]) {
     let keys = Keys::new();
     let _ = decode_input(data, None, &keys);
+    let step = data.first().map_or(1, |&b| usize::from(b % 13) + 1);
+    assert_eq!(
+        pieces(data, data.len().max(1)),
+        pieces(data, step),
+        "framer pieces depend on chunking"
+    );
     if let Ok(line) = std::str::from_utf8(data) {
         let _ = parse_json_line(line, &keys);
         let _ = Envelope::parse(line);
     }
+}
+
+/// Every piece the stream framer cuts from `data` pushed `step` bytes at a time.
+fn pieces(data: &[u8], step: usize) -> Vec<String> {
+    let mut framer = Framer::new(None, None);
+    let mut out = Vec::new();
+    for chunk in data.chunks(step) {
+        framer.push(chunk);
+        while let Some(p) = framer.next_piece() {
+            out.push(format!("{p:?}"));
+        }
+    }
+    framer.finish();
+    while let Some(p) = framer.next_piece() {
+        out.push(format!("{p:?}"));
+    }
+    out
 }
 
 /// Wired M-Bus: what the frame parser takes re-encodes to the same bytes; the record layer on

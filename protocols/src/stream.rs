@@ -85,6 +85,8 @@ pub struct Framer {
     skipped: Option<(Position, u64)>,
     /// Telegram framing: the current telegram's scan state.
     telegram: TelegramScan,
+    /// Telegram framing: inside a telegram (else between two, looking for a start).
+    in_telegram: bool,
     /// Text framing found no telegram start yet (a forced text protocol on input without one
     /// gets the whole input as one frame, so its decoder names what is wrong).
     telegram_seen: bool,
@@ -126,6 +128,7 @@ impl Framer {
                 at_line_start: true,
                 ..TelegramScan::default()
             },
+            in_telegram: false,
             telegram_seen: false,
         }
     }
@@ -301,12 +304,13 @@ impl Framer {
 
     fn next_telegram(&mut self) -> Option<Piece<'_>> {
         let rest_len = self.buf.len() - self.start;
-        if !self.telegram_seen || self.scanned == 0 {
-            // Between telegrams: skip to the next `/` at a line start.
-            let scan = self.telegram;
-            let mut at_line_start = scan.at_line_start;
+        if !self.in_telegram {
+            // Between telegrams: look for the next `/` at a line start, from where the last
+            // look stopped (`telegram.at_line_start` is the state there).
+            let mut at_line_start = self.telegram.at_line_start;
             let mut found = None;
-            for (i, &raw) in self.buf[self.start..].iter().enumerate() {
+            for (k, &raw) in self.buf[self.start + self.scanned..].iter().enumerate() {
+                let i = self.scanned + k;
                 let b = raw & 0x7F;
                 if at_line_start && b == b'/' {
                     found = Some(i);
@@ -328,20 +332,23 @@ impl Framer {
                             .count();
                         self.advance(i, lines);
                     }
+                    // The `/` now at `start` begins a line.
+                    self.telegram.at_line_start = true;
                     if let Some(p) = self.take_skipped() {
                         return Some(p);
                     }
                     self.telegram_seen = true;
+                    self.in_telegram = true;
                     self.telegram = TelegramScan {
                         at_line_start: true,
                         ..TelegramScan::default()
                     };
-                    // Scanning starts inside the telegram, past its `/`.
                     self.scanned = 0;
                     return self.scan_telegram();
                 }
                 None => {
                     self.telegram.at_line_start = at_line_start;
+                    self.scanned = rest_len;
                     if self.ended {
                         if rest_len == 0 {
                             return self.take_skipped();
@@ -378,6 +385,7 @@ impl Framer {
                     if rest_len > MAX_TELEGRAM {
                         // Keep the memory bound while waiting for a start.
                         self.skip(rest_len);
+                        self.telegram.at_line_start = at_line_start;
                     }
                     return None;
                 }
@@ -443,6 +451,7 @@ impl Framer {
             None if i > MAX_TELEGRAM => {
                 let at = self.position();
                 self.advance(i, lines);
+                self.in_telegram = false;
                 // Resume between telegrams: the next `/` line starts the next one.
                 self.telegram = TelegramScan {
                     at_line_start: rest_ends_line(&self.buf[..self.start]),
@@ -466,6 +475,7 @@ impl Framer {
         let at = self.position();
         let from = self.start;
         self.advance(end, lines_in);
+        self.in_telegram = false;
         // After an end mark the next `/` starts a telegram even without a line end before it
         // (a probe's next sign-on right after a BCC).
         self.telegram = TelegramScan {
@@ -474,6 +484,7 @@ impl Framer {
         };
         // The next call looks for the next start.
         self.scanned = 0;
+        debug_assert!(!self.in_telegram);
         Some(Piece::Frame(at, Framing::Telegrams, &self.buf[from..from + end]))
     }
 
@@ -730,6 +741,23 @@ mod tests {
                 while f.next_piece().is_some() {}
                 assert!(f.held() <= MAX_TELEGRAM + 2 * chunk.len(), "{input:?}: {}", f.held());
             }
+        }
+    }
+
+    proptest::proptest! {
+        /// The pieces do not depend on how the input arrives: bytes from the frame marks of
+        /// every framing, pushed whole or a few at a time.
+        #[test]
+        fn pieces_do_not_depend_on_chunking(
+            data in proptest::collection::vec(
+                proptest::sample::select(vec![b'/', b'!', b'?', b'\n', b'\r', 2u8, 3, 0x68, 0x16, 0xE5, 0x10, 0x44, b'A', b'0', b'{', 0, 0xFF, 0x1F]),
+                0..400,
+            ),
+            step in 1usize..17,
+        ) {
+            let whole = cut(&data, None, data.len().max(1));
+            proptest::prop_assert_eq!(&whole, &cut(&data, None, step));
+            proptest::prop_assert_eq!(&cut(&data, Some(Protocol::Dsmr), data.len().max(1)), &cut(&data, Some(Protocol::Dsmr), step));
         }
     }
 }
