@@ -125,8 +125,8 @@ pub async fn run(ingest: GatewayIngest, token: CancellationToken) -> anyhow::Res
     let (client, mut eventloop) = AsyncClient::new(opts, requests);
 
     // The poller: drives the connection, reconnects with backoff, forwards every event. At
-    // shutdown it keeps driving until the DISCONNECT is written (so the acks queued before it
-    // reach the broker), or `poll_stop`.
+    // shutdown it keeps driving until the broker closed the connection after our DISCONNECT
+    // (so the acks queued before it reached the broker), or `poll_stop`.
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
     let poll_token = token.clone();
     let poll_stop = CancellationToken::new();
@@ -143,12 +143,13 @@ pub async fn run(ingest: GatewayIngest, token: CancellationToken) -> anyhow::Res
                     if matches!(ev, Event::Incoming(Packet::ConnAck(_))) {
                         backoff = Duration::from_millis(100);
                     }
-                    let bye = matches!(ev, Event::Outgoing(Outgoing::Disconnect));
-                    // After a shutdown nobody reads the events any more: drop them.
+                    // After a shutdown nobody reads the events any more: drop them. After the
+                    // DISCONNECT the loop reads on until the broker closes the connection (the
+                    // next poll fails, below): by then the broker has read every ack written
+                    // before it. (Closing first raced a quick restart: mosquitto let the new
+                    // connection take the session over before reading the old one's last
+                    // acks, and redelivered those messages.)
                     let _ = ev_tx.send(Ok(ev));
-                    if bye {
-                        break;
-                    }
                 }
                 Err(e) => {
                     // Shutting down: no reconnecting just to say goodbye.
@@ -385,8 +386,8 @@ pub async fn run(ingest: GatewayIngest, token: CancellationToken) -> anyhow::Res
             tracing::warn!(error = %e, "mqtt: could not clear acknowledged outbox rows; they will be published again");
         }
     }
-    // DISCONNECT after the acks queued before it; the poller stops once it is written (or
-    // after a second, when the broker is gone).
+    // DISCONNECT after the acks queued before it; the poller stops once the broker closed the
+    // connection (or after a second, when the broker is gone).
     let _ = tokio::time::timeout(Duration::from_secs(1), client.disconnect()).await;
     token.cancel();
     if tokio::time::timeout(Duration::from_secs(1), &mut poller).await.is_err() {
