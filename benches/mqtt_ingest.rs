@@ -10,6 +10,15 @@
 //! (`mqtt_ingest/tls`: a second mosquitto with a TLS listener and certificates made here with
 //! rcgen; meterd and the simulator verify the broker for `broker.test`).
 //!
+//! A null subscriber drains the same messages in the same run: `mosquitto_sub -c -q 1 -C 20000`
+//! (it only acks; stdout to /dev/null) holds a second persistent session (MQTT 5, like
+//! meterd's) on the same topics, so each iteration's messages are queued for both while both
+//! are offline; after meterd's timed ingest the bench times `mosquitto_sub` draining its copy.
+//! At the end one line per transport gives both medians and the ratio meterd / null
+//! subscriber (skipped when mosquitto_sub, from mosquitto-clients, is not installed). Over TLS
+//! mosquitto_sub verifies the chain with the bench's CA but not the name (`--insecure`: it
+//! cannot be told to expect `broker.test` while connecting to 127.0.0.1).
+//!
 //! Run: `cargo bench --bench mqtt_ingest -- --warm-up-time 1 --measurement-time 10`
 
 use std::sync::Arc;
@@ -26,13 +35,93 @@ use tokio_util::sync::CancellationToken;
 
 const MESSAGES: u64 = 20_000;
 
+/// The null subscriber: `mosquitto_sub` with a persistent MQTT 5 session on meterd's topics,
+/// which acks every QoS 1 message and does nothing else.
+struct NullSubscriber {
+    port: u16,
+    client_id: String,
+    ca_file: Option<std::path::PathBuf>,
+}
+
+impl NullSubscriber {
+    fn command(&self) -> std::process::Command {
+        let mut c = std::process::Command::new("mosquitto_sub");
+        c.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-V",
+            "5",
+            "-x",
+            "3600",
+            "-c",
+            "-q",
+            "1",
+        ])
+        .args(["-i", &self.client_id, "-t", "meters/+/rtlamr", "-t", "meters/+/raw"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit());
+        if let Some(ca) = &self.ca_file {
+            c.arg("--cafile").arg(ca).arg("--insecure");
+        }
+        c
+    }
+
+    /// Creates the session and its subscriptions (then offline); `None` without mosquitto_sub.
+    fn start(port: u16, name: &str, ca_file: Option<std::path::PathBuf>) -> Option<Self> {
+        let null = NullSubscriber {
+            port,
+            client_id: format!("bench-null-{name}"),
+            ca_file,
+        };
+        match null.command().arg("-E").status() {
+            Ok(s) if s.success() => Some(null),
+            Ok(s) => panic!("mosquitto_sub -E failed: {s}"),
+            Err(e) => {
+                eprintln!("mqtt_ingest: mosquitto_sub not runnable ({e}); no null subscriber");
+                None
+            }
+        }
+    }
+
+    /// Times the drain of `n` queued messages, from the process start to its exit.
+    fn drain(&self, n: u64) -> Duration {
+        let started = Instant::now();
+        let status = self
+            .command()
+            .args(["-C", &n.to_string(), "-W", "120"])
+            .status()
+            .expect("mosquitto_sub");
+        let took = started.elapsed();
+        assert!(status.success(), "mosquitto_sub did not receive {n} messages: {status}");
+        took
+    }
+}
+
+/// Median and range of messages/s over per-sample durations.
+fn rates(took: &[Duration]) -> (f64, f64, f64) {
+    let mut r: Vec<f64> = took.iter().map(|t| MESSAGES as f64 / t.as_secs_f64()).collect();
+    r.sort_by(f64::total_cmp);
+    let median = if r.len() % 2 == 1 {
+        r[r.len() / 2]
+    } else {
+        (r[r.len() / 2 - 1] + r[r.len() / 2]) / 2.0
+    };
+    (median, r[0], r[r.len() - 1])
+}
+
 /// CPU seconds this process has used (user + system), from /proc (100 ticks/s on Linux).
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<f64> = after.split_whitespace().filter_map(|x| x.parse().ok()).collect();
-    // Fields 14 and 15 of stat are the 12th and 13th after the command name.
-    f.get(11).zip(f.get(12)).map_or(0.0, |(u, s)| (u + s) / 100.0)
+    // Fields 14 and 15 of stat (utime, stime) are the 12th and 13th after the command name,
+    // counting the state letter (field 3). Until issue 17 the fields were parsed as numbers
+    // first, which dropped the state and read stime + cutime instead: the "messages per CPU
+    // second" figures printed before were far too high.
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(11) + tick(12)) / 100.0
 }
 
 /// A CA and a broker certificate for `broker.test`, in a folder the mosquitto user can read;
@@ -44,12 +133,14 @@ fn tls_files() -> (tempfile::TempDir, String) {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Names of their own: with rcgen's default name on both, OpenSSL (mosquitto_sub) takes
+    // the broker's certificate for a self-signed one and refuses it.
+    ca.distinguished_name.push(rcgen::DnType::CommonName, "meterd bench CA");
     let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
     let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["broker.test".to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
+    let mut cert = CertificateParams::new(vec!["broker.test".to_owned()]).unwrap();
+    cert.distinguished_name.push(rcgen::DnType::CommonName, "broker.test");
+    let cert = cert.signed_by(&key, &ca).unwrap();
     for (name, text) in [
         ("ca.pem", ca.pem()),
         ("server.pem", cert.pem()),
@@ -71,14 +162,14 @@ fn bench(c: &mut Criterion) {
         eprintln!("mqtt_ingest: mosquitto is not installed; skipping");
         return;
     };
-    bench_on(c, "tcp", broker.url(), TlsSettings::default());
+    bench_on(c, "tcp", broker.url(), broker.port, TlsSettings::default());
     let (pki, listener) = tls_files();
     let tls_broker = Mosquitto::start_with(false, &listener).unwrap().unwrap();
     let tls = TlsSettings {
         ca_file: Some(pki.path().join("ca.pem")),
         server_name: Some("broker.test".into()),
     };
-    bench_on(c, "tls", tls_broker.tls_url(), tls);
+    bench_on(c, "tls", tls_broker.tls_url(), tls_broker.port, tls);
 }
 
 /// The broker's TLS settings, for meterd's `[mqtt]` and the simulator's flags alike.
@@ -88,15 +179,13 @@ struct TlsSettings {
     server_name: Option<String>,
 }
 
-fn bench_on(c: &mut Criterion, name: &str, url: String, tls: TlsSettings) {
+fn bench_on(c: &mut Criterion, name: &str, url: String, port: u16, tls: TlsSettings) {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn meterd::store::Store> = Arc::new(RedbStore::open_dir(dir.path()).unwrap());
     let cfg = Arc::new(MqttConfig {
         broker: url.clone(),
         client_id: format!("bench-meterd-{name}"),
-        batch_size: 2000,
-        receive_maximum: 4000,
-        batch_latency_ms: 5,
+        // Group size, latency and in-flight window as shipped (MqttConfig::default()).
         ca_file: tls.ca_file.clone(),
         server_name: tls.server_name.clone(),
         ..MqttConfig::default()
@@ -150,6 +239,10 @@ fn bench_on(c: &mut Criterion, name: &str, url: String, tls: TlsSettings) {
         took
     };
     run_for(None);
+    let null = NullSubscriber::start(port, name, tls.ca_file.clone());
+    // Per iteration, both from the same queued messages: meterd's time, the null subscriber's.
+    let mut meterd_took = Vec::new();
+    let mut null_took = Vec::new();
     let mut seed = 0;
     let mut group = c.benchmark_group("mqtt_ingest");
     group
@@ -179,18 +272,35 @@ fn bench_on(c: &mut Criterion, name: &str, url: String, tls: TlsSettings) {
                     client_id: Some(format!("bench-sim-{name}-{seed}")),
                 };
                 rt.block_on(simulate(args)).unwrap();
-                total += run_for(Some(MESSAGES));
+                let took = run_for(Some(MESSAGES));
+                total += took;
+                meterd_took.push(took);
+                if let Some(null) = &null {
+                    null_took.push(null.drain(MESSAGES));
+                }
             }
             total
         })
     });
     group.finish();
+    if !null_took.is_empty() {
+        let (m, m_lo, m_hi) = rates(&meterd_took);
+        let (n, n_lo, n_hi) = rates(&null_took);
+        println!(
+            "mqtt_ingest/{name}: same {} iterations of {MESSAGES} queued QoS 1 messages: meterd {m:.0} msgs/s \
+             ({m_lo:.0}-{m_hi:.0}), null subscriber (mosquitto_sub) {n:.0} msgs/s ({n_lo:.0}-{n_hi:.0}): \
+             meterd / null subscriber = {:.2}",
+            meterd_took.len(),
+            m / n
+        );
+    }
     let (cpu, n) = cpu_total.get();
     if cpu > 0.0 {
         println!(
-            "mqtt_ingest/{name}: {n} messages used {cpu:.2} CPU seconds in meterd's threads: {:.0} messages per CPU \
-             second (wall-clock throughput is bounded by mosquitto, fsync and the machine's load)",
-            n as f64 / cpu
+            "mqtt_ingest/{name}: {n} messages used {cpu:.2} CPU seconds in meterd's threads (user + system, timed \
+             ingest only): {:.0} messages per CPU second, {:.1} µs per message",
+            n as f64 / cpu,
+            cpu * 1e6 / n as f64
         );
     }
 }

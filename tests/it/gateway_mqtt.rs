@@ -585,3 +585,115 @@ fn gateway_health_by_reason_and_undecodable_alert() {
     }
     d.stop();
 }
+
+/// A graceful stop (the cancellation token, as on SIGTERM) acks every message whose group
+/// committed before the DISCONNECT is written: the next session gets nothing back. (The acks
+/// still queued in the client at the stop used to be dropped with its event loop, and the
+/// broker redelivered them at the next start.) And only what committed is acked: the
+/// messages all come back to a session that stops before any commit.
+#[test]
+fn a_graceful_stop_acks_every_committed_message_and_nothing_else() {
+    use meterd::cli::simulate::gateway::{GatewayArgs, simulate};
+    use meterd::ingest::mqtt::{GatewayIngest, MqttConfig, client};
+    use std::sync::Arc;
+    use tokio_util::sync::CancellationToken;
+
+    const MESSAGES: u64 = 3000;
+    let broker = mosquitto::start(false);
+    let s = Scratch::new();
+    let store: Arc<dyn Store> = Arc::new(RedbStore::open_dir(s.dir.path()).unwrap());
+    let cfg = Arc::new(MqttConfig {
+        broker: broker.url(),
+        client_id: "meterd-graceful".into(),
+        ..MqttConfig::default()
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // One session: runs until `until` messages committed (or for `quiet` when None); returns
+    // the messages it committed.
+    let session = |until: Option<u64>, quiet: Duration| -> u64 {
+        let (tx, mut rx) = tokio::sync::watch::channel(0u64);
+        let ingest = GatewayIngest {
+            store: Arc::clone(&store),
+            config: Arc::clone(&cfg),
+            vee: Arc::default(),
+            intervals: Arc::default(),
+            keys: Arc::default(),
+            progress: Some(tx),
+        };
+        rt.block_on(async move {
+            let token = CancellationToken::new();
+            let task = tokio::spawn(client::run(ingest, token.clone()));
+            match until {
+                Some(n) => {
+                    while *rx.borrow_and_update() < n {
+                        tokio::time::timeout(Duration::from_secs(60), rx.changed())
+                            .await
+                            .expect("ingest stalled")
+                            .unwrap();
+                    }
+                }
+                None => tokio::time::sleep(quiet).await,
+            }
+            token.cancel();
+            task.await.unwrap().unwrap();
+            *rx.borrow()
+        })
+    };
+    let publish = |seed: u64| {
+        let args = GatewayArgs {
+            broker: broker.url(),
+            meters: 500,
+            rate: 0.0,
+            gateways: 3,
+            count: Some(MESSAGES),
+            corrupt_rate: 0.02,
+            seed,
+            topic_prefix: "meters".into(),
+            manifest: None,
+            tls: Default::default(),
+            client_id: Some(format!("sim-graceful-{seed}")),
+        };
+        rt.block_on(simulate(args)).unwrap();
+    };
+
+    // The persistent session and its subscriptions; then messages queued while it is offline.
+    assert_eq!(session(None, Duration::from_millis(1000)), 0);
+    publish(1);
+    // Stopped as soon as everything committed: the last group's acks are still queued then.
+    assert_eq!(session(Some(MESSAGES), Duration::ZERO), MESSAGES);
+    assert_eq!(
+        session(None, Duration::from_millis(1500)),
+        0,
+        "the broker redelivered messages meterd had committed and stopped gracefully"
+    );
+
+    // A stop before the first group's deadline (no commit, so no ack): everything comes back.
+    publish(2);
+    let cut_short = Arc::new(MqttConfig {
+        batch_size: usize::MAX,
+        batch_latency_ms: 60_000,
+        ..(*cfg).clone()
+    });
+    {
+        let ingest = GatewayIngest {
+            store: Arc::clone(&store),
+            config: cut_short,
+            vee: Arc::default(),
+            intervals: Arc::default(),
+            keys: Arc::default(),
+            progress: None,
+        };
+        rt.block_on(async move {
+            let token = CancellationToken::new();
+            let task = tokio::spawn(client::run(ingest, token.clone()));
+            tokio::time::sleep(Duration::from_millis(1000)).await;
+            token.cancel();
+            task.await.unwrap().unwrap();
+        });
+    }
+    assert_eq!(session(Some(MESSAGES), Duration::ZERO), MESSAGES);
+}

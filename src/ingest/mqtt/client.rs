@@ -5,6 +5,9 @@
 //! - Manual acks: a message is acked only after the transaction holding its reads (or its
 //!   quarantine entry) committed. Messages are decoded as they arrive and grouped (up to
 //!   `batch_size` messages or `batch_latency_ms`); one group commits while the next one fills.
+//!   One commit at a time (the store has one writer): group N+1's commit starts only after
+//!   group N's returned and N's acks were queued, and each ack follows its own group's commit.
+//!   At a graceful stop the acks of every committed group are written before the DISCONNECT.
 //! - A message received on an earlier connection is never acked on a later one: the broker
 //!   redelivers it (dup) and de-duplication stores it once.
 //! - Outbox: rows are published in id order; rumqttc reports `Outgoing::Publish(pkid)` in the
@@ -115,16 +118,24 @@ fn options(cfg: &MqttConfig) -> anyhow::Result<MqttOptions> {
 pub async fn run(ingest: GatewayIngest, token: CancellationToken) -> anyhow::Result<()> {
     let cfg = Arc::clone(&ingest.config);
     let opts = options(&cfg)?;
-    let (client, mut eventloop) = AsyncClient::new(opts, cfg.batch_size + usize::from(cfg.publish_inflight) + 64);
+    // Requests to the event loop: a whole window of acks (one group can hold every message the
+    // broker sent ahead of our acks), the outbox's publishes and a margin, so acking a group
+    // never waits for the event loop to write the acks before it.
+    let requests = usize::from(cfg.receive_maximum) + usize::from(cfg.publish_inflight) + 64;
+    let (client, mut eventloop) = AsyncClient::new(opts, requests);
 
-    // The poller: drives the connection, reconnects with backoff, forwards every event.
+    // The poller: drives the connection, reconnects with backoff, forwards every event. At
+    // shutdown it keeps driving until the broker closed the connection after our DISCONNECT
+    // (so the acks queued before it reached the broker), or `poll_stop`.
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
     let poll_token = token.clone();
-    let poller = tokio::spawn(async move {
+    let poll_stop = CancellationToken::new();
+    let poll_stopped = poll_stop.clone();
+    let mut poller = tokio::spawn(async move {
         let mut backoff = Duration::from_millis(100);
         loop {
             let ev = tokio::select! {
-                () = poll_token.cancelled() => break,
+                () = poll_stopped.cancelled() => break,
                 ev = eventloop.poll() => ev,
             };
             match ev {
@@ -132,13 +143,22 @@ pub async fn run(ingest: GatewayIngest, token: CancellationToken) -> anyhow::Res
                     if matches!(ev, Event::Incoming(Packet::ConnAck(_))) {
                         backoff = Duration::from_millis(100);
                     }
-                    if ev_tx.send(Ok(ev)).is_err() {
-                        break;
-                    }
+                    // After a shutdown nobody reads the events any more: drop them. After the
+                    // DISCONNECT the loop reads on until the broker closes the connection (the
+                    // next poll fails, below): by then the broker has read every ack written
+                    // before it. (Closing first raced a quick restart: mosquitto let the new
+                    // connection take the session over before reading the old one's last
+                    // acks, and redelivered those messages.)
+                    let _ = ev_tx.send(Ok(ev));
                 }
                 Err(e) => {
+                    // Shutting down: no reconnecting just to say goodbye.
+                    if poll_token.is_cancelled() {
+                        break;
+                    }
                     let _ = ev_tx.send(Err(e.to_string()));
                     tokio::select! {
+                        () = poll_stopped.cancelled() => break,
                         () = poll_token.cancelled() => break,
                         () = tokio::time::sleep(backoff) => {}
                     }
@@ -324,7 +344,9 @@ pub async fn run(ingest: GatewayIngest, token: CancellationToken) -> anyhow::Res
                     break r;
                 }
             }
-            () = tokio::time::sleep_until(sleep_until), if deadline.is_some() => {}
+            // Only while no commit runs: a group whose deadline passed during a commit waits
+            // for that commit (its end wakes the loop); a ready timer here would spin the loop.
+            () = tokio::time::sleep_until(sleep_until), if deadline.is_some() && running.is_none() => {}
             _ = health.tick() => {
                 let store = Arc::clone(&ingest.store);
                 let gateways = tokio::task::spawn_blocking(move || store.begin_read()?.gateways()).await??;
@@ -339,10 +361,18 @@ pub async fn run(ingest: GatewayIngest, token: CancellationToken) -> anyhow::Res
         }
     };
 
-    // A commit still running finishes (it cannot be interrupted); its messages stay un-acked
-    // and come back from the broker, which de-duplication absorbs.
-    if let Some((handle, _)) = running.take() {
-        let _ = handle.await;
+    // A commit still running finishes (it cannot be interrupted); once it is durable its
+    // messages are acked like any other group's. What was not committed stays un-acked and
+    // comes back from the broker, which de-duplication absorbs.
+    if let Some((handle, acks)) = running.take()
+        && let Ok(Ok(_)) = handle.await
+        && connected
+    {
+        for p in acks.iter().filter(|p| p.epoch == epoch) {
+            if client.try_ack(&p.publish).is_err() {
+                break;
+            }
+        }
     }
     // Rows already PUBACKed leave the outbox now rather than being republished next start.
     if !outbox.acked.is_empty() {
@@ -356,9 +386,13 @@ pub async fn run(ingest: GatewayIngest, token: CancellationToken) -> anyhow::Res
             tracing::warn!(error = %e, "mqtt: could not clear acknowledged outbox rows; they will be published again");
         }
     }
+    // DISCONNECT after the acks queued before it; the poller stops once the broker closed the
+    // connection (or after a second, when the broker is gone).
     let _ = tokio::time::timeout(Duration::from_secs(1), client.disconnect()).await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
     token.cancel();
-    let _ = poller.await;
+    if tokio::time::timeout(Duration::from_secs(1), &mut poller).await.is_err() {
+        poll_stop.cancel();
+        let _ = poller.await;
+    }
     result
 }
