@@ -113,8 +113,12 @@ pub struct Spool {
 
 /// Starts spooling an upload into `dir` (the daemon: its data directory).
 pub fn spool(dir: &Path) -> anyhow::Result<Spool> {
-    let file = tempfile::tempfile_in(dir)
-        .map_err(|e| anyhow!("cannot create a temporary file in {} for the upload: {e}", dir.display()))?;
+    let file = tempfile::tempfile_in(dir).map_err(|e| {
+        anyhow!(
+            "cannot create a temporary file in {} for the upload: {e}",
+            dir.display()
+        )
+    })?;
     Ok(Spool {
         file,
         scratch: dir.to_owned(),

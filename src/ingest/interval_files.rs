@@ -413,7 +413,12 @@ fn read_nem12(
 /// the nemwriter package's example).
 pub const POWER_OUTAGE_REASON: u16 = 79;
 
-fn read_cmep(file: &str, bytes: &dyn Source, clock: &DayClock, sink: &mut DaySink<'_>) -> Result<(), IntervalFileError> {
+fn read_cmep(
+    file: &str,
+    bytes: &dyn Source,
+    clock: &DayClock,
+    sink: &mut DaySink<'_>,
+) -> Result<(), IntervalFileError> {
     // Days of the records seen so far, sent on when a record of another meter or channel
     // comes (a head-end writes a meter's records together) and at the end: memory holds one
     // meter-channel's days at a time.

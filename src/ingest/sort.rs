@@ -88,7 +88,10 @@ impl Sorter {
         tempfile::tempfile_in(&self.dir).map_err(|e| {
             std::io::Error::new(
                 e.kind(),
-                format!("cannot create a temporary file in {} to sort the file: {e}", self.dir.display()),
+                format!(
+                    "cannot create a temporary file in {} to sort the file: {e}",
+                    self.dir.display()
+                ),
             )
         })
     }
@@ -272,12 +275,19 @@ mod tests {
             }
             assert_eq!(got.len(), expected.len(), "runs of {run}");
             for (g, e) in got.iter().zip(&expected) {
-                assert_eq!((&g.meter_id, g.read_at, g.value), (&e.meter_id, e.read_at, e.value), "runs of {run}");
+                assert_eq!(
+                    (&g.meter_id, g.read_at, g.value),
+                    (&e.meter_id, e.read_at, e.value),
+                    "runs of {run}"
+                );
                 assert_eq!(g.origin.source, "r.csv");
                 assert_eq!(g.codes, e.codes);
             }
             // Lines restored: each read's value is its line - 2.
-            assert!(got.iter().all(|r| r.origin.locator == format!("line {}", r.value.micros() + 2)));
+            assert!(
+                got.iter()
+                    .all(|r| r.origin.locator == format!("line {}", r.value.micros() + 2))
+            );
         }
         // Nothing left in the directory: the runs were unnamed files.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
