@@ -348,15 +348,15 @@ pub fn for_each_read(
 /// One row of a reads CSV, checked.
 fn parse_read(csv: &Csv<'_>, line: u64, row: &csv::StringRecord) -> Result<Read, ImportError> {
     {
-        let meter_id = csv.limited(line, &row, "meter_id", Field::MeterId)?.to_owned();
+        let meter_id = csv.limited(line, row, "meter_id", Field::MeterId)?.to_owned();
         let read_at: Timestamp = csv.parse(
             line,
-            &row,
+            row,
             "read_at",
             "an RFC 3339 time with offset (2025-01-31T08:00:00Z)",
             |v| v.parse().ok(),
         )?;
-        let raw = csv.limited(line, &row, "value", Field::RawValue)?;
+        let raw = csv.limited(line, row, "value", Field::RawValue)?;
         let value = Quantity::parse(raw)
             .map_err(|e| csv.field_error(line, "value", format!("{} is not a register value: {e}", quote(raw))))?;
         if value.is_negative() {
@@ -366,7 +366,7 @@ fn parse_read(csv: &Csv<'_>, line: u64, row: &csv::StringRecord) -> Result<Read,
                 format!("{} is negative; a register value never is", quote(raw)),
             ));
         }
-        let read_type = match csv.get(&row, "read_type") {
+        let read_type = match csv.get(row, "read_type") {
             None | Some("") => ReadType::Manual,
             Some(v) => ReadType::parse(v).ok_or_else(|| {
                 csv.field_error(
@@ -381,7 +381,7 @@ fn parse_read(csv: &Csv<'_>, line: u64, row: &csv::StringRecord) -> Result<Read,
             })?,
         };
         let codes = || {
-            csv.get(&row, "codes")
+            csv.get(row, "codes")
                 .unwrap_or("")
                 .split(';')
                 .map(str::trim)
@@ -390,7 +390,7 @@ fn parse_read(csv: &Csv<'_>, line: u64, row: &csv::StringRecord) -> Result<Read,
         // Counted lazily: a field of millions of codes is refused at the first one too many.
         limits::check_codes("codes", codes()).map_err(|e| csv.limit_error(line, e))?;
         let codes = codes().map(str::to_owned).collect();
-        let reader = csv.limited_opt(line, &row, "reader", Field::Reader)?;
+        let reader = csv.limited_opt(line, row, "reader", Field::Reader)?;
         let read = Read {
             meter_id,
             read_at,
@@ -782,7 +782,8 @@ pub fn import_reads_bytes(
     import_reads(store, config, file, &bytes, &std::env::temp_dir(), chunk, on_commit)
 }
 
-/// [`import_reads_file`] of a source (the daemon: a client's upload it spooled). The first
+/// [`import_reads_file`] of a source (the daemon: a client's upload it spooled); the report
+/// counts, without the stored reads' ids (`read_ids` is empty). The first
 /// pass checks every row and sorts the reads by meter, then time (so that chunks split the file
 /// by meter and every chunk sees the earlier reads of its meters already stored), in runs of
 /// bounded size spilled to unnamed temporary files in `scratch`; the second merges them into
@@ -811,7 +812,9 @@ pub fn import_reads(
             batch.push(read);
         }
         if batch.len() >= chunk || (end && !batch.is_empty()) {
-            let report = accept_reads(store, config, std::mem::take(&mut batch))?;
+            let mut report = accept_reads(store, config, std::mem::take(&mut batch))?;
+            // The stored reads' ids are not kept: they would grow with the file.
+            report.read_ids = Vec::new();
             total.absorb(report);
             on_commit(&total);
         }
