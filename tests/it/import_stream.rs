@@ -93,7 +93,10 @@ fn daemon_with_meters(s: &Scratch, meters: u32) -> Daemon {
     s.file("meters.csv", &csv);
     // A small page cache: the store's cache fills as the store grows (256 MiB by default); the
     // bound is about what the import itself holds.
-    let cfg = s.file("meterd.toml", "[daemon]\nstop_deadline_secs = 30\nstore_cache_mib = 32\n");
+    let cfg = s.file(
+        "meterd.toml",
+        "[daemon]\nstop_deadline_secs = 30\nstore_cache_mib = 32\n",
+    );
     let d = Daemon::start(s, &cfg);
     d.wait_for("the daemon running", Duration::from_secs(60), |l| {
         l.contains("meterd running")
