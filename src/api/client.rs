@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail};
 
 use super::commands::Command;
-use super::files::OutFile;
+use super::files::{OutFile, UploadFile};
 use super::frame::{self, ReadError};
-use super::proto::{CHUNK, Chunk, Reply, Request, Role, ToClient, ToDaemon};
+use super::proto::{Chunk, Reply, Request, Role, ToClient, ToDaemon};
 use super::{FRAME_TIMEOUT, HANDSHAKE_TIMEOUT, PROTOCOL_VERSION};
 
 /// A connection after a successful handshake.
@@ -136,7 +136,7 @@ impl Connection {
         &mut self,
         cmd: Command,
         on_behalf_of: Option<&str>,
-        mut upload: Option<Vec<u8>>,
+        mut upload: Option<UploadFile>,
         mut out: Option<OutFile>,
         stdout: &mut dyn Write,
         stderr: &mut dyn Write,
@@ -155,14 +155,15 @@ impl Connection {
             };
             match msg {
                 ToClient::SendUpload => {
-                    let bytes = upload
+                    let mut file = upload
                         .take()
                         .ok_or_else(|| anyhow!("the daemon asked for a file this command does not read"))?;
-                    for chunk in bytes.chunks(CHUNK) {
+                    // Chunk by chunk as read: the file is never held.
+                    file.stream(&mut |chunk| {
                         self.send(&ToDaemon::Upload {
                             data: Chunk(chunk.to_vec()),
-                        })?;
-                    }
+                        })
+                    })?;
                     self.send(&ToDaemon::UploadEnd)?;
                 }
                 ToClient::Stdout { data } => {

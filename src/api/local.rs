@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::anyhow;
 
 use super::commands::Transfer;
-use super::files::OutFile;
+use super::files::{OutFile, Upload, UploadFile};
 
 /// The uid owning the store file, or the data directory when there is no store yet (whoever
 /// creates it owns it).
@@ -20,17 +20,18 @@ pub fn store_owner(data_dir: &Path) -> Option<u32> {
         .map(|m| m.uid())
 }
 
-/// The files of a command run in process: what the client read, the file it writes.
+/// The files of a command run in process: the file the client opened, the file it writes.
 pub struct LocalTransfer {
-    pub upload: Option<Vec<u8>>,
+    pub upload: Option<UploadFile>,
     pub out: Option<OutFile>,
 }
 
 impl Transfer for LocalTransfer {
-    fn upload(&mut self) -> anyhow::Result<Vec<u8>> {
+    fn upload(&mut self) -> anyhow::Result<Upload> {
         self.upload
             .take()
-            .ok_or_else(|| anyhow!("no file was read for this command"))
+            .ok_or_else(|| anyhow!("no file was read for this command"))?
+            .into_upload()
     }
 
     fn deliver(&mut self, bytes: &[u8]) -> anyhow::Result<()> {

@@ -400,8 +400,8 @@ fn store_command(env: &Env, cmd: api_commands::Command, on_behalf_of: Option<&st
         eprintln!("meterd: error: refused: {m}");
         return 1;
     }
-    // Files stay with the client: read and prepared here, with this user's rights.
-    let upload = match cmd.upload().map(files::read_upload).transpose() {
+    // Files stay with the client: opened and prepared here, with this user's rights.
+    let upload = match cmd.upload().map(files::open_upload).transpose() {
         Ok(u) => u,
         Err(e) => return fail(e),
     };

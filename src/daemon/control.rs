@@ -12,8 +12,9 @@
 //! must come within [`HANDSHAKE_TIMEOUT`], each frame of a request within [`FRAME_TIMEOUT`]; a
 //! connection idle for [`IDLE_TIMEOUT`] is closed; at most [`MAX_CONNECTIONS`] connections at
 //! once and [`MAX_UPLOADS`] files being received (each at most
-//! [`MAX_FILE`](crate::api::files::MAX_FILE) bytes, buffered as it arrives: no allocation is
-//! sized by what a client claims). A command runs in a blocking task under `catch_unwind`: a
+//! [`MAX_FILE`](crate::api::files::MAX_FILE) bytes, spooled chunk by chunk as it arrives to a
+//! private temporary file the daemon creates in its data directory ([`files::spool`]): memory
+//! holds one chunk, and no allocation is sized by what a client claims). A command runs in a blocking task under `catch_unwind`: a
 //! panic is reported to the client and logged, and the daemon keeps serving.
 
 use std::io::Write;
@@ -31,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Shared, Signal};
 use crate::api::commands::{self, Ctx, Sink, Transfer};
-use crate::api::files::MAX_FILE;
+use crate::api::files::{self, MAX_FILE, Upload};
 use crate::api::frame::{self, FrameReader, ReadError};
 use crate::api::proto::{CHUNK, Chunk, Reply, Request, ToClient, ToDaemon};
 use crate::api::{Caller, Role};
@@ -43,7 +44,7 @@ use crate::config::Config;
 /// Connections served at once; more are refused ("busy") so that a flood cannot exhaust the
 /// daemon's tasks and memory.
 pub const MAX_CONNECTIONS: usize = 64;
-/// Files being received at once (each buffered in memory up to `MAX_FILE`).
+/// Files being received or imported at once (each spooled to disk, up to `MAX_FILE`).
 pub const MAX_UPLOADS: usize = 2;
 
 /// Binds the control socket (replacing a stale one, refusing when a live daemon answers on it),
@@ -347,11 +348,19 @@ impl Conn {
         }
     }
 
-    /// Receives the file a command reads, chunk by chunk, up to [`MAX_FILE`].
-    async fn receive_upload(&mut self) -> anyhow::Result<Vec<u8>> {
+    /// Receives the file a command reads, chunk by chunk, up to [`MAX_FILE`], into a private
+    /// temporary file in the data directory (unnamed: gone when closed, even after a crash).
+    async fn receive_upload(&mut self) -> anyhow::Result<Upload> {
+        let dir = self.server.shared.data_dir.clone();
+        let mut spool = match tokio::task::spawn_blocking(move || files::spool(&dir)).await? {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "cannot spool an upload");
+                return Err(self.violation(format!("the daemon cannot take the file: {e:#}")).await);
+            }
+        };
         self.send(&ToClient::SendUpload).await?;
         let deadline = tokio::time::Instant::now() + UPLOAD_TIMEOUT;
-        let mut bytes = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if left.is_zero() {
@@ -360,13 +369,23 @@ impl Conn {
             }
             match self.next(FRAME_TIMEOUT.min(left)).await {
                 Next::Msg(ToDaemon::Upload { data }) => {
-                    if (bytes.len() + data.0.len()) as u64 > MAX_FILE {
+                    if spool.len() + data.0.len() as u64 > MAX_FILE {
                         let m = format!("the file is larger than the {} MiB a command may read", MAX_FILE >> 20);
                         return Err(self.violation(m).await);
                     }
-                    bytes.extend_from_slice(&data.0);
+                    // A chunk into the page cache: off the async threads all the same.
+                    let (back, written) = tokio::task::spawn_blocking(move || {
+                        let r = spool.write(&data.0);
+                        (spool, r)
+                    })
+                    .await?;
+                    spool = back;
+                    if let Err(e) = written {
+                        tracing::error!(error = %format!("{e:#}"), "cannot spool an upload");
+                        return Err(self.violation(format!("the daemon cannot take the file: {e:#}")).await);
+                    }
                 }
-                Next::Msg(ToDaemon::UploadEnd) => return Ok(bytes),
+                Next::Msg(ToDaemon::UploadEnd) => return spool.finish(),
                 Next::Msg(other) => {
                     return Err(self
                         .violation(format!("expected a file chunk, got {}", kind(&other)))
@@ -572,15 +591,15 @@ impl Write for ErrSink {
     }
 }
 
-/// The files of a command run for a client: the bytes it sent; a produced file goes back in
-/// chunks, and the command waits for the client's word that it wrote it.
+/// The files of a command run for a client: the file it sent, spooled; a produced file goes
+/// back in chunks, and the command waits for the client's word that it wrote it.
 struct DaemonTransfer {
-    upload: Option<Vec<u8>>,
+    upload: Option<Upload>,
     pipe: Pipe,
 }
 
 impl Transfer for DaemonTransfer {
-    fn upload(&mut self) -> anyhow::Result<Vec<u8>> {
+    fn upload(&mut self) -> anyhow::Result<Upload> {
         self.upload
             .take()
             .ok_or_else(|| anyhow::anyhow!("the client sent no file for this command"))

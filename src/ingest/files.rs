@@ -1,20 +1,28 @@
 //! File imports: meter lists (CSV or the Sensus AutoRead route layout) and reads (CSV).
 //!
-//! A file is parsed and checked completely before anything is stored, so a bad file is
-//! refused as a whole with an error naming the file, line and field, and nothing of it is
-//! half-imported. The parsers take the file's bytes and the name to report (`*_bytes`): the
-//! daemon gets a client's file as bytes streamed over the control socket and never opens a
-//! path a client names; the `Path` functions read a local file and call them. Reads then go through [`accept_reads`] in chunks, each chunk one durable
-//! transaction; a progress callback hears about each commit (the CLI prints it, so that what
-//! meterd reported as committed is committed even if it is killed a moment later).
+//! A file is checked completely before anything is stored, so a bad file is refused as a whole
+//! with an error naming the file, line and field, and nothing of it is half-imported. Nothing
+//! holds the file: it is read as a stream ([`Source`]), twice. The first pass checks every row
+//! (and, for reads, sorts them into the importer's order in bounded runs, [`super::sort`]); the
+//! second stores. The daemon reads a client's upload it spooled to a private temporary file and
+//! never opens a path a client names; in process the same functions read the local file; the
+//! `*_bytes` functions read bytes in memory (tests, fuzzing). Reads go through [`accept_reads`]
+//! in chunks, each chunk one durable transaction; a progress callback hears about each commit
+//! (the CLI prints it, so that what meterd reported as committed is committed even if it is
+//! killed a moment later). Meters are stored in one durable transaction, as the second pass
+//! reads them.
 
 use std::collections::HashMap;
+use std::io::BufRead;
 use std::path::Path;
 
 use jiff::Timestamp;
 use meterd_protocols::fixed_width;
 
 use super::pipeline::{AcceptReport, accept_reads};
+use super::sort::Sorter;
+pub use super::source::Source;
+use super::source::{find_bad_utf8, head, next_line};
 use crate::model::limits::{self, Field, LimitError, quote};
 use crate::model::{Meter, MeterStatus, Origin, Quantity, Read, ReadType, Service};
 use crate::store::{Store, StoreError};
@@ -65,27 +73,36 @@ pub const METER_COLUMNS: [&str; 12] = [
 /// A CSV file with a checked header: column name → index.
 struct Csv<'b> {
     file: String,
-    reader: csv::Reader<&'b [u8]>,
+    reader: csv::Reader<Box<dyn BufRead + 'b>>,
     columns: HashMap<String, usize>,
 }
 
-/// Reads a local file whole, the error naming it.
-fn read_file(path: &Path) -> Result<Vec<u8>, ImportError> {
-    std::fs::read(path).map_err(|source| ImportError::Io {
+/// Opens a local file, the error naming it.
+fn open_file(path: &Path) -> Result<std::fs::File, ImportError> {
+    std::fs::File::open(path).map_err(|source| ImportError::Io {
         file: path.display().to_string(),
         source,
     })
 }
 
+fn io_error(file: &str, source: std::io::Error) -> ImportError {
+    ImportError::Io {
+        file: file.to_owned(),
+        source,
+    }
+}
+
 impl<'b> Csv<'b> {
-    fn open(file: &str, bytes: &'b [u8], known: &[&str], required: &[&str]) -> Result<Self, ImportError> {
-        check_encoding(file, bytes)?;
+    /// Opens the source at its start (its encoding checked by the caller's first pass).
+    fn open(file: &str, src: &'b dyn Source, known: &[&str], required: &[&str]) -> Result<Self, ImportError> {
+        let input = src.open().map_err(|e| io_error(file, e))?;
         let file = file.to_owned();
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(false)
             .trim(csv::Trim::All)
-            .from_reader(bytes);
+            .buffer_capacity(super::source::READ_BUFFER)
+            .from_reader(input);
         let header = reader.headers().map_err(|e| csv_error(&file, e))?.clone();
         if header.is_empty() || (header.len() == 1 && header[0].is_empty()) {
             return Err(ImportError::Line {
@@ -124,24 +141,21 @@ impl<'b> Csv<'b> {
         Ok(Csv { file, reader, columns })
     }
 
-    /// Every data row with its line number.
-    fn rows(&mut self) -> Result<Vec<(u64, csv::StringRecord)>, ImportError> {
-        let mut out = Vec::new();
-        let mut record = csv::StringRecord::new();
+    /// The next data row into `record` and its line number; `None` at the end.
+    fn next_row(&mut self, record: &mut csv::StringRecord) -> Result<Option<u64>, ImportError> {
         loop {
-            match self.reader.read_record(&mut record) {
-                Ok(false) => break,
+            match self.reader.read_record(record) {
+                Ok(false) => return Ok(None),
                 Ok(true) => {
                     let line = record.position().map(|p| p.line()).unwrap_or(0);
                     if record.len() == 1 && record[0].is_empty() {
                         continue; // blank line
                     }
-                    out.push((line, record.clone()));
+                    return Ok(Some(line));
                 }
                 Err(e) => return Err(csv_error(&self.file, e)),
             }
         }
-        Ok(out)
     }
 
     fn get<'r>(&self, row: &'r csv::StringRecord, column: &str) -> Option<&'r str> {
@@ -240,12 +254,18 @@ fn csv_error(file: &str, e: csv::Error) -> ImportError {
 /// line and the byte offset of the first one). Checked before parsing, so that the error is
 /// about the encoding rather than a column name full of NUL bytes.
 pub fn check_encoding(file: &str, bytes: &[u8]) -> Result<(), ImportError> {
+    check_source_encoding(file, &bytes)
+}
+
+/// [`check_encoding`] of a source, in one streaming pass.
+pub fn check_source_encoding(file: &str, src: &dyn Source) -> Result<(), ImportError> {
     let refuse = |line: u64, message: String| ImportError::Line {
         file: file.to_owned(),
         line,
         message,
     };
     const HINT: &str = "save it as UTF-8 (CSV UTF-8 in a spreadsheet) and import it again";
+    let bytes = head(src, 4096).map_err(|e| io_error(file, e))?;
     for (bom, order) in [([0xFF, 0xFE], "little-endian"), ([0xFE, 0xFF], "big-endian")] {
         if bytes.starts_with(&bom) {
             return Err(refuse(
@@ -276,18 +296,12 @@ pub fn check_encoding(file: &str, bytes: &[u8]) -> Result<(), ImportError> {
             ));
         }
     }
-    if let Err(e) = std::str::from_utf8(bytes) {
-        let at = e.valid_up_to();
-        let before = &bytes[..at];
-        let line = 1 + before.iter().filter(|b| **b == b'\n').count() as u64;
-        let line_start = before.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
+    if let Some(bad) = find_bad_utf8(src).map_err(|e| io_error(file, e))? {
         return Err(refuse(
-            line,
+            bad.line,
             format!(
                 "not valid UTF-8: byte 0x{:02X} at byte {} of the line (byte {} of the file); {HINT}",
-                bytes[at],
-                at - line_start + 1,
-                at + 1
+                bad.byte, bad.column, bad.offset
             ),
         ));
     }
@@ -296,25 +310,53 @@ pub fn check_encoding(file: &str, bytes: &[u8]) -> Result<(), ImportError> {
 
 /// Parse and check a reads CSV (`meter_id,read_at,value,read_type,codes[,reader]`).
 pub fn parse_reads_csv(path: &Path) -> Result<Vec<Read>, ImportError> {
-    parse_reads_csv_bytes(&path.display().to_string(), &read_file(path)?)
+    parse_reads_source(&path.display().to_string(), &open_file(path)?)
 }
 
 /// [`parse_reads_csv`] of a file's bytes; errors name `file`. Every text field is checked
 /// against its limit ([`crate::model::limits`]) before anything of it is kept.
 pub fn parse_reads_csv_bytes(file: &str, bytes: &[u8]) -> Result<Vec<Read>, ImportError> {
-    let mut csv = Csv::open(file, bytes, &READ_COLUMNS, &READ_REQUIRED)?;
-    let rows = csv.rows()?;
-    let mut reads = Vec::with_capacity(rows.len());
-    for (line, row) in rows {
-        let meter_id = csv.limited(line, &row, "meter_id", Field::MeterId)?.to_owned();
+    parse_reads_source(file, &bytes)
+}
+
+fn parse_reads_source(file: &str, src: &dyn Source) -> Result<Vec<Read>, ImportError> {
+    let mut reads = Vec::new();
+    for_each_read(file, src, &mut |_, read| {
+        reads.push(read);
+        Ok(())
+    })?;
+    Ok(reads)
+}
+
+/// Checks a reads CSV row by row, in one streaming pass (its encoding first), and hands each
+/// read with its line to `each`, in file order; stops at the first refusal.
+pub fn for_each_read(
+    file: &str,
+    src: &dyn Source,
+    each: &mut dyn FnMut(u64, Read) -> Result<(), ImportError>,
+) -> Result<(), ImportError> {
+    check_source_encoding(file, src)?;
+    let mut csv = Csv::open(file, src, &READ_COLUMNS, &READ_REQUIRED)?;
+    let mut row = csv::StringRecord::new();
+    while let Some(line) = csv.next_row(&mut row)? {
+        let read = parse_read(&csv, line, &row)?;
+        each(line, read)?;
+    }
+    Ok(())
+}
+
+/// One row of a reads CSV, checked.
+fn parse_read(csv: &Csv<'_>, line: u64, row: &csv::StringRecord) -> Result<Read, ImportError> {
+    {
+        let meter_id = csv.limited(line, row, "meter_id", Field::MeterId)?.to_owned();
         let read_at: Timestamp = csv.parse(
             line,
-            &row,
+            row,
             "read_at",
             "an RFC 3339 time with offset (2025-01-31T08:00:00Z)",
             |v| v.parse().ok(),
         )?;
-        let raw = csv.limited(line, &row, "value", Field::RawValue)?;
+        let raw = csv.limited(line, row, "value", Field::RawValue)?;
         let value = Quantity::parse(raw)
             .map_err(|e| csv.field_error(line, "value", format!("{} is not a register value: {e}", quote(raw))))?;
         if value.is_negative() {
@@ -324,7 +366,7 @@ pub fn parse_reads_csv_bytes(file: &str, bytes: &[u8]) -> Result<Vec<Read>, Impo
                 format!("{} is negative; a register value never is", quote(raw)),
             ));
         }
-        let read_type = match csv.get(&row, "read_type") {
+        let read_type = match csv.get(row, "read_type") {
             None | Some("") => ReadType::Manual,
             Some(v) => ReadType::parse(v).ok_or_else(|| {
                 csv.field_error(
@@ -339,7 +381,7 @@ pub fn parse_reads_csv_bytes(file: &str, bytes: &[u8]) -> Result<Vec<Read>, Impo
             })?,
         };
         let codes = || {
-            csv.get(&row, "codes")
+            csv.get(row, "codes")
                 .unwrap_or("")
                 .split(';')
                 .map(str::trim)
@@ -348,7 +390,7 @@ pub fn parse_reads_csv_bytes(file: &str, bytes: &[u8]) -> Result<Vec<Read>, Impo
         // Counted lazily: a field of millions of codes is refused at the first one too many.
         limits::check_codes("codes", codes()).map_err(|e| csv.limit_error(line, e))?;
         let codes = codes().map(str::to_owned).collect();
-        let reader = csv.limited_opt(line, &row, "reader", Field::Reader)?;
+        let reader = csv.limited_opt(line, row, "reader", Field::Reader)?;
         let read = Read {
             meter_id,
             read_at,
@@ -360,23 +402,63 @@ pub fn parse_reads_csv_bytes(file: &str, bytes: &[u8]) -> Result<Vec<Read>, Impo
             origin: Origin::file_line(&csv.file, line),
         };
         limits::check_read(&read).map_err(|e| csv.limit_error(line, e))?;
-        reads.push(read);
+        Ok(read)
     }
-    Ok(reads)
 }
 
 /// Parse and check a meters CSV.
 pub fn parse_meters_csv(path: &Path) -> Result<Vec<Meter>, ImportError> {
-    parse_meters_csv_bytes(&path.display().to_string(), &read_file(path)?)
+    collect_meters(&path.display().to_string(), &open_file(path)?, &MeterLayout::Csv)
 }
 
 /// [`parse_meters_csv`] of a file's bytes; errors name `file`.
 pub fn parse_meters_csv_bytes(file: &str, bytes: &[u8]) -> Result<Vec<Meter>, ImportError> {
-    let mut csv = Csv::open(file, bytes, &METER_COLUMNS, &METER_COLUMNS[..11])?;
-    let rows = csv.rows()?;
-    let mut meters = Vec::with_capacity(rows.len());
+    collect_meters(file, &bytes, &MeterLayout::Csv)
+}
+
+fn collect_meters(file: &str, src: &dyn Source, layout: &MeterLayout) -> Result<Vec<Meter>, ImportError> {
+    let mut meters = Vec::new();
+    for_each_meter(file, src, layout, &mut |m| {
+        meters.push(m);
+        Ok(())
+    })?;
+    Ok(meters)
+}
+
+/// The layout of a meter list.
+#[derive(Debug, Clone)]
+pub enum MeterLayout {
+    /// CSV with a header line ([`METER_COLUMNS`]).
+    Csv,
+    /// Sensus AutoRead route import records.
+    SensusRoute(RouteFileOptions),
+}
+
+/// Checks a meter list row by row, in one streaming pass (its encoding first), and hands each
+/// meter to `each`, in file order; stops at the first refusal. A meter listed twice is refused
+/// naming both lines (the one state kept across rows: each meter id and its line).
+pub fn for_each_meter(
+    file: &str,
+    src: &dyn Source,
+    layout: &MeterLayout,
+    each: &mut dyn FnMut(Meter) -> Result<(), ImportError>,
+) -> Result<(), ImportError> {
+    check_source_encoding(file, src)?;
+    match layout {
+        MeterLayout::Csv => for_each_meter_csv(file, src, each),
+        MeterLayout::SensusRoute(opts) => for_each_route_meter(file, src, opts, each),
+    }
+}
+
+fn for_each_meter_csv(
+    file: &str,
+    src: &dyn Source,
+    each: &mut dyn FnMut(Meter) -> Result<(), ImportError>,
+) -> Result<(), ImportError> {
+    let mut csv = Csv::open(file, src, &METER_COLUMNS, &METER_COLUMNS[..11])?;
     let mut lines: HashMap<String, u64> = HashMap::new();
-    for (line, row) in rows {
+    let mut row = csv::StringRecord::new();
+    while let Some(line) = csv.next_row(&mut row)? {
         let meter = Meter {
             meter_id: csv.limited(line, &row, "meter_id", Field::MeterId)?.to_owned(),
             account: csv.limited_opt(line, &row, "account", Field::Account)?.to_owned(),
@@ -418,9 +500,9 @@ pub fn parse_meters_csv_bytes(file: &str, bytes: &[u8]) -> Result<Vec<Meter>, Im
                 format!("meter {} already listed on line {first}", meter.meter_id),
             ));
         }
-        meters.push(meter);
+        each(meter)?;
     }
-    Ok(meters)
+    Ok(())
 }
 
 /// Options for a Sensus AutoRead route import; the layout carries neither route nor dials.
@@ -453,7 +535,11 @@ fn default_unit(service: Service) -> &'static str {
 
 /// Parse a Sensus AutoRead 155-character route import file into meters, in walk order.
 pub fn parse_sensus_route(path: &Path, opts: &RouteFileOptions) -> Result<Vec<Meter>, ImportError> {
-    parse_sensus_route_bytes(&path.display().to_string(), read_file(path)?, opts)
+    collect_meters(
+        &path.display().to_string(),
+        &open_file(path)?,
+        &MeterLayout::SensusRoute(opts.clone()),
+    )
 }
 
 /// [`parse_sensus_route`] of a file's bytes; errors name `file`, and the default route is its
@@ -463,18 +549,17 @@ pub fn parse_sensus_route_bytes(
     bytes: Vec<u8>,
     opts: &RouteFileOptions,
 ) -> Result<Vec<Meter>, ImportError> {
-    check_encoding(file, &bytes)?;
+    collect_meters(file, &bytes.as_slice(), &MeterLayout::SensusRoute(opts.clone()))
+}
+
+fn for_each_route_meter(
+    file: &str,
+    src: &dyn Source,
+    opts: &RouteFileOptions,
+    each: &mut dyn FnMut(Meter) -> Result<(), ImportError>,
+) -> Result<(), ImportError> {
     let file = file.to_owned();
     let path = Path::new(&file);
-    let text = String::from_utf8(bytes).map_err(|e| ImportError::Line {
-        file: file.clone(),
-        line: 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count() as u64,
-        message: "not valid UTF-8".into(),
-    })?;
-    let text = text.strip_prefix('\u{FEFF}').unwrap_or(&text);
     let route = opts.route.clone().unwrap_or_else(|| {
         path.file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -490,25 +575,36 @@ pub fn parse_sensus_route_bytes(
     // A character is at most 4 bytes of UTF-8: a longer line cannot be a record, and is refused
     // before it is split into characters.
     let max_line = layout.record_length * 4;
-    let mut meters = Vec::new();
+    let mut count: u32 = 0;
     let mut seen: HashMap<String, u64> = HashMap::new();
-    for (i, line_text) in text.split('\n').enumerate() {
-        let line = i as u64 + 1;
-        let line_text = line_text.strip_suffix('\r').unwrap_or(line_text);
-        if line_text.trim().is_empty() {
-            continue;
-        }
-        if line_text.len() > max_line {
+    let mut input = src.open().map_err(|e| io_error(&file, e))?;
+    let mut buf = Vec::new();
+    let mut line: u64 = 0;
+    while let Some(len) = next_line(&mut *input, &mut buf, max_line).map_err(|e| io_error(&file, e))? {
+        line += 1;
+        if len > max_line as u64 {
             return Err(ImportError::Line {
                 file: file.clone(),
                 line,
                 message: format!(
-                    "record too long: {} bytes, layout {} needs {} characters",
-                    line_text.len(),
-                    layout.name,
-                    layout.record_length
+                    "record too long: {len} bytes, layout {} needs {} characters",
+                    layout.name, layout.record_length
                 ),
             });
+        }
+        // The encoding was checked whole: every line is UTF-8.
+        let line_text = std::str::from_utf8(&buf).map_err(|_| ImportError::Line {
+            file: file.clone(),
+            line,
+            message: "not valid UTF-8".into(),
+        })?;
+        let line_text = if line == 1 {
+            line_text.strip_prefix('\u{FEFF}').unwrap_or(line_text)
+        } else {
+            line_text
+        };
+        if line_text.trim().is_empty() {
+            continue;
         }
         let rec = layout.parse(line_text).map_err(|e| ImportError::Line {
             file: file.clone(),
@@ -572,7 +668,7 @@ pub fn parse_sensus_route_bytes(
             meter_id,
             account: field("account_id"),
             route: route.clone(),
-            sequence: meters.len() as u32 + 1,
+            sequence: count + 1,
             service,
             unit: default_unit(service).to_owned(),
             dials: opts.dials,
@@ -588,9 +684,10 @@ pub fn parse_sensus_route_bytes(
             message: m,
         })?;
         limits::check_meter(&meter).map_err(|e| ferr(&e.field, e.message))?;
-        meters.push(meter);
+        count += 1;
+        each(meter)?;
     }
-    Ok(meters)
+    Ok(())
 }
 
 /// What a meter import changed.
@@ -620,6 +717,39 @@ pub fn store_meters(store: &dyn Store, meters: &[Meter]) -> Result<MeterImportRe
     })
 }
 
+/// Checks a meter list whole (first pass), then stores its meters (insert or update) in one
+/// durable transaction as a second pass reads them again: nothing of a bad file is stored, and no
+/// more than one row is held. Returns the meters in the file and what changed.
+pub fn import_meters(
+    store: &dyn Store,
+    file: &str,
+    src: &dyn Source,
+    layout: &MeterLayout,
+) -> Result<(u64, MeterImportReport), ImportError> {
+    let mut meters: u64 = 0;
+    for_each_meter(file, src, layout, &mut |_| {
+        meters += 1;
+        Ok(())
+    })?;
+    let report = crate::store::write_within(store, crate::store::INGEST_DEADLINE, |txn| {
+        let mut report = MeterImportReport::default();
+        for_each_meter(file, src, layout, &mut |m| {
+            match txn.meter(&m.meter_id)? {
+                None => report.added += 1,
+                Some(old) if old == m => {
+                    report.unchanged += 1;
+                    return Ok(());
+                }
+                Some(_) => report.updated += 1,
+            }
+            txn.put_meter(&m)?;
+            Ok(())
+        })?;
+        Ok::<_, ImportError>(report)
+    })?;
+    Ok((meters, report))
+}
+
 /// Import a reads CSV: check the whole file, then store it in chunks of `chunk` reads, each
 /// one durable transaction; `on_commit` is called after each commit with the running totals.
 pub fn import_reads_file(
@@ -629,17 +759,18 @@ pub fn import_reads_file(
     chunk: usize,
     on_commit: &mut dyn FnMut(&AcceptReport),
 ) -> Result<AcceptReport, ImportError> {
-    import_reads_bytes(
+    import_reads(
         store,
         config,
         &path.display().to_string(),
-        &read_file(path)?,
+        &open_file(path)?,
+        &std::env::temp_dir(),
         chunk,
         on_commit,
     )
 }
 
-/// [`import_reads_file`] of a file's bytes (a client's upload); errors name `file`.
+/// [`import_reads_file`] of a file's bytes; errors name `file`.
 pub fn import_reads_bytes(
     store: &dyn Store,
     config: &VeeConfig,
@@ -648,19 +779,49 @@ pub fn import_reads_bytes(
     chunk: usize,
     on_commit: &mut dyn FnMut(&AcceptReport),
 ) -> Result<AcceptReport, ImportError> {
-    let mut reads = parse_reads_csv_bytes(file, bytes)?;
-    // Keep each meter's reads together and in order, so chunks split the file by meter and
-    // every chunk sees the earlier reads of its meters already stored.
-    reads.sort_by(|a, b| a.meter_id.cmp(&b.meter_id).then(a.read_at.cmp(&b.read_at)));
+    import_reads(store, config, file, &bytes, &std::env::temp_dir(), chunk, on_commit)
+}
+
+/// [`import_reads_file`] of a source (the daemon: a client's upload it spooled); the report
+/// counts, without the stored reads' ids (`read_ids` is empty). The first
+/// pass checks every row and sorts the reads by meter, then time (so that chunks split the file
+/// by meter and every chunk sees the earlier reads of its meters already stored), in runs of
+/// bounded size spilled to unnamed temporary files in `scratch`; the second merges them into
+/// chunks. Memory does not grow with the file.
+pub fn import_reads(
+    store: &dyn Store,
+    config: &VeeConfig,
+    file: &str,
+    src: &dyn Source,
+    scratch: &Path,
+    chunk: usize,
+    on_commit: &mut dyn FnMut(&AcceptReport),
+) -> Result<AcceptReport, ImportError> {
+    let mut sorter = Sorter::new(scratch);
+    for_each_read(file, src, &mut |line, read| {
+        sorter.push(line, read).map_err(|e| io_error(file, e))
+    })?;
+    let mut sorted = sorter.finish(file).map_err(|e| io_error(file, e))?;
+    let chunk = chunk.max(1);
     let mut total = AcceptReport::default();
-    let mut rest = reads;
-    while !rest.is_empty() {
-        let tail = rest.split_off(rest.len().min(chunk.max(1)));
-        let report = accept_reads(store, config, std::mem::replace(&mut rest, tail))?;
-        total.absorb(report);
-        on_commit(&total);
+    let mut batch = Vec::with_capacity(chunk.min(super::sort::RUN_READS));
+    loop {
+        let next = sorted.next_read().map_err(|e| io_error(file, e))?;
+        let end = next.is_none();
+        if let Some(read) = next {
+            batch.push(read);
+        }
+        if batch.len() >= chunk || (end && !batch.is_empty()) {
+            let mut report = accept_reads(store, config, std::mem::take(&mut batch))?;
+            // The stored reads' ids are not kept: they would grow with the file.
+            report.read_ids = Vec::new();
+            total.absorb(report);
+            on_commit(&total);
+        }
+        if end {
+            return Ok(total);
+        }
     }
-    Ok(total)
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 //!
 //! Like `reads import`, a file is checked whole before anything is stored, and a bad one is
 //! refused naming the line and field. Memory stays bounded whatever the file's size: the file is
-//! read twice, line by line: the first pass checks every record (the format's rules, each day's
+//! read twice as a stream ([`Source`]: a client's upload the daemon spooled, a local file, or
+//! bytes), line by line (a line over [`MAX_LINE`] is refused, not held): the first pass checks every record (the format's rules, each day's
 //! number of values against its local day, interval boundaries), the second turns records into
 //! [`IncomingDay`]s and commits them in chunks. Facts on the layouts: `interval-data.md` §4.
 
@@ -15,6 +16,7 @@ use meterd_protocols::cmep::{self, Mepmd01};
 use meterd_protocols::nem12::{self, Nem12Event, Nem12Reader};
 
 use super::intervals::{IncomingDay, IncomingValue, IntervalReport, accept_interval_days};
+use super::source::{Source, next_line};
 use crate::model::Quantity;
 use crate::model::interval::{Channel, DayClock, Direction, INTERVAL_MINUTES, Method, Quality};
 use crate::model::limits;
@@ -59,31 +61,87 @@ impl crate::store::Retryable for IntervalFileError {
     }
 }
 
-/// The lines of a file with their 1-based numbers; CR LF or LF.
-fn lines(file: &str, bytes: &[u8]) -> impl Iterator<Item = Result<(u64, String), IntervalFileError>> {
-    let file = file.to_owned();
-    bytes.split(|b| *b == b'\n').enumerate().filter_map(move |(i, raw)| {
-        let line = i as u64 + 1;
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        if raw.iter().all(|b| b.is_ascii_whitespace()) {
-            return None;
-        }
-        Some(
-            std::str::from_utf8(raw)
-                .map(|s| (line, s.to_owned()))
-                .map_err(|e| IntervalFileError::Field {
-                    file: file.clone(),
+/// Bytes a line of an interval file may have: a day of 5-minute values with qualities is a few
+/// KiB; a longer line is refused without being held.
+pub const MAX_LINE: usize = 1 << 20;
+
+/// The lines of a file with their 1-based numbers; CR LF or LF; blank lines skipped.
+struct Lines<'s> {
+    file: String,
+    input: Box<dyn std::io::BufRead + 's>,
+    buf: Vec<u8>,
+    line: u64,
+}
+
+impl<'s> Lines<'s> {
+    fn open(file: &str, src: &'s dyn Source) -> Result<Self, IntervalFileError> {
+        let input = src.open().map_err(|e| IntervalFileError::File {
+            file: file.into(),
+            message: e.to_string(),
+        })?;
+        Ok(Lines {
+            file: file.to_owned(),
+            input,
+            buf: Vec::new(),
+            line: 0,
+        })
+    }
+}
+
+impl Iterator for Lines<'_> {
+    type Item = Result<(u64, String), IntervalFileError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let len = match next_line(&mut *self.input, &mut self.buf, MAX_LINE) {
+                Ok(Some(len)) => len,
+                Ok(None) => return None,
+                Err(e) => {
+                    return Some(Err(IntervalFileError::File {
+                        file: self.file.clone(),
+                        message: e.to_string(),
+                    }));
+                }
+            };
+            self.line += 1;
+            let line = self.line;
+            if len > MAX_LINE as u64 {
+                return Some(Err(IntervalFileError::Field {
+                    file: self.file.clone(),
                     line,
                     field: "record".into(),
-                    message: format!("not UTF-8 text ({e})"),
-                }),
-        )
-    })
+                    message: format!("{len} bytes long; a line has at most {} MiB", MAX_LINE >> 20),
+                }));
+            }
+            if self.buf.iter().all(|b| b.is_ascii_whitespace()) {
+                continue;
+            }
+            return Some(
+                std::str::from_utf8(&self.buf)
+                    .map(|s| (line, s.to_owned()))
+                    .map_err(|e| IntervalFileError::Field {
+                        file: self.file.clone(),
+                        line,
+                        field: "record".into(),
+                        message: format!("not UTF-8 text ({e})"),
+                    }),
+            );
+        }
+    }
+}
+
+fn lines<'s>(file: &str, src: &'s dyn Source) -> Result<Lines<'s>, IntervalFileError> {
+    Lines::open(file, src)
 }
 
 /// The format of a file from its first record.
 pub fn detect(file: &str, bytes: &[u8]) -> Result<IntervalFormat, IntervalFileError> {
-    let Some(first) = lines(file, bytes).next() else {
+    detect_source(file, &bytes)
+}
+
+/// [`detect`] of a source.
+pub fn detect_source(file: &str, src: &dyn Source) -> Result<IntervalFormat, IntervalFileError> {
+    let Some(first) = lines(file, src)?.next() else {
         return Err(IntervalFileError::File {
             file: file.into(),
             message: "the file is empty".into(),
@@ -118,6 +176,20 @@ pub fn import_bytes(
     chunk: usize,
     progress: &mut dyn FnMut(&IntervalReport),
 ) -> Result<IntervalReport, IntervalFileError> {
+    import(store, config, file, &bytes, format, chunk, progress)
+}
+
+/// [`import_bytes`] of a source (the daemon: a client's upload it spooled; in process: the
+/// file), read twice as a stream.
+pub fn import(
+    store: &dyn Store,
+    config: &IntervalConfig,
+    file: &str,
+    bytes: &dyn Source,
+    format: Option<IntervalFormat>,
+    chunk: usize,
+    progress: &mut dyn FnMut(&IntervalReport),
+) -> Result<IntervalReport, IntervalFileError> {
     let tz = config.time_zone().map_err(|message| IntervalFileError::File {
         file: file.into(),
         message,
@@ -125,7 +197,7 @@ pub fn import_bytes(
     let clock = DayClock::new(tz);
     let format = match format {
         Some(f) => f,
-        None => detect(file, bytes)?,
+        None => detect_source(file, bytes)?,
     };
     // First pass: check everything, store nothing.
     read_days(file, bytes, format, &clock, &mut |_| Ok(()), &|c| Ok(c.nmi.clone()))?;
@@ -189,7 +261,7 @@ type MeterOf<'s> = dyn Fn(&nem12::Channel) -> Result<String, StoreError> + 's;
 
 fn read_days(
     file: &str,
-    bytes: &[u8],
+    bytes: &dyn Source,
     format: IntervalFormat,
     clock: &DayClock,
     sink: &mut DaySink<'_>,
@@ -243,7 +315,7 @@ fn nem12_quality(q: nem12::QualityMethod) -> (Quality, Option<Method>) {
 
 fn read_nem12(
     file: &str,
-    bytes: &[u8],
+    bytes: &dyn Source,
     clock: &DayClock,
     sink: &mut DaySink<'_>,
     meter_of: &MeterOf<'_>,
@@ -327,7 +399,7 @@ fn read_nem12(
         }
         Ok(())
     };
-    for l in lines(file, bytes) {
+    for l in lines(file, bytes)? {
         let (n, text) = l?;
         for event in reader.push_line(n, &text).map_err(nem)? {
             handle(event, &mut channel)?;
@@ -341,13 +413,18 @@ fn read_nem12(
 /// the nemwriter package's example).
 pub const POWER_OUTAGE_REASON: u16 = 79;
 
-fn read_cmep(file: &str, bytes: &[u8], clock: &DayClock, sink: &mut DaySink<'_>) -> Result<(), IntervalFileError> {
+fn read_cmep(
+    file: &str,
+    bytes: &dyn Source,
+    clock: &DayClock,
+    sink: &mut DaySink<'_>,
+) -> Result<(), IntervalFileError> {
     // Days of the records seen so far, sent on when a record of another meter or channel
     // comes (a head-end writes a meter's records together) and at the end: memory holds one
     // meter-channel's days at a time.
     let mut open: BTreeMap<Date, IncomingDay> = BTreeMap::new();
     let mut open_key: Option<(String, String)> = None;
-    for l in lines(file, bytes) {
+    for l in lines(file, bytes)? {
         let (n, text) = l?;
         let record = Mepmd01::parse(&text).map_err(|e| cmep_error(file, n, e))?;
         if cmep::interval::is_register_units(&record.units) {

@@ -3,7 +3,8 @@
 //!
 //! - [`pipeline`]: [`accept_reads`] / [`accept_in`], the single entry into the store.
 //! - [`cradle`]: handheld recorders in cradles on serial ports.
-//! - [`files`]: meter lists and read files (CSV, Sensus AutoRead route layout).
+//! - [`files`]: meter lists and read files (CSV, Sensus AutoRead route layout), read as a stream
+//!   ([`source`]) and checked whole before anything is stored; reads sorted in bounded runs ([`sort`]).
 //! - [`mqtt`]: AMR/AMI gateways publishing radio packets to an MQTT broker.
 //! - [`meterbus`]: meters read over serial lines (IEC 62056-21 probe, wired M-Bus, DSMR P1).
 //! - [`receiver`]: wM-Bus receivers on serial ports and FIFOs (iM871A, Amber, CUL, rtl_wmbus, rtl_433).
@@ -18,5 +19,7 @@ pub mod mqtt;
 pub mod pipeline;
 pub mod quarantine;
 pub mod receiver;
+pub mod sort;
+pub mod source;
 
 pub use pipeline::{AcceptReport, accept_in, accept_reads, accept_reads_with};

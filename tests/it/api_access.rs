@@ -222,7 +222,8 @@ fn the_probe_findings_are_refused_and_the_store_stays_intact() {
     let o = s.run_as(NOBODY, &["tokens", "create", "x"]);
     assert!(texts(&o).1.contains("needs the admin role"), "{}", texts(&o).1);
 
-    // 4. An endless file: refused by its size, in the client; the daemon never sees it.
+    // 4. An endless file: refused by its size, in the client, once it streamed the limit (the
+    //    daemon spooled it to disk, and drops it when the client leaves).
     let started = Instant::now();
     let o = s.run(&["reads", "import", "/dev/zero"]);
     let (_, err) = texts(&o);

@@ -186,7 +186,7 @@ fn a_request_with_a_control_character_is_refused_and_the_connection_stays() {
 #[test]
 fn an_upload_past_the_limit_is_refused_by_the_daemon_itself() {
     // A client that ignores the limit the real client enforces: the daemon counts what
-    // arrives, refuses past 512 MiB and closes; nothing is stored.
+    // arrives (spooling it to disk), refuses past 512 MiB and closes; nothing is stored.
     let s = Scratch::new();
     let d = daemon(&s);
     let mut c = connect(&s);

@@ -18,6 +18,7 @@ mod decode_stream;
 mod fuzz_corpus;
 mod gateway_mqtt;
 mod gateway_rtl433;
+mod import_stream;
 mod input_limits;
 mod intervals;
 mod intervals_e2e;

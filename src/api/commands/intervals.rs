@@ -73,7 +73,7 @@ pub fn run(ctx: &Ctx<'_>, cmd: IntervalsCmd) -> anyhow::Result<()> {
             json,
             chunk,
         } => {
-            let bytes = ctx.upload()?;
+            let upload = ctx.upload()?;
             let name = file.display().to_string();
             let format = format.map(|f| match f {
                 FormatArg::Nem12 => IntervalFormat::Nem12,
@@ -84,11 +84,11 @@ pub fn run(ctx: &Ctx<'_>, cmd: IntervalsCmd) -> anyhow::Result<()> {
                 let _ = writeln!(sink, "committed {} days", r.days);
                 let _ = sink.flush();
             };
-            let report = interval_files::import_bytes(
+            let report = interval_files::import(
                 ctx.store,
                 &ctx.config.intervals,
                 &name,
-                &bytes,
+                &upload.file,
                 format,
                 chunk as usize,
                 &mut progress,

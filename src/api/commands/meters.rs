@@ -75,22 +75,20 @@ pub fn run(ctx: &Ctx<'_>, cmd: MetersCmd) -> anyhow::Result<()> {
             dials,
             decimals,
         } => {
-            // The client read the file and sent its bytes; `file` only names it in messages.
-            // The whole file is checked before anything is stored: a bad file changes nothing.
-            let bytes = ctx.upload()?;
+            // The client streamed the file; `file` only names it in messages. The whole file is
+            // checked before anything is stored (a bad file changes nothing), then stored in one
+            // transaction as it is read again: never held.
+            let upload = ctx.upload()?;
             let name = file.display().to_string();
-            let meters = match layout {
-                Layout::Csv => files::parse_meters_csv_bytes(&name, &bytes)?,
-                Layout::SensusAutoread => {
-                    files::parse_sensus_route_bytes(&name, bytes, &RouteFileOptions { route, dials, decimals })?
-                }
+            let layout = match layout {
+                Layout::Csv => files::MeterLayout::Csv,
+                Layout::SensusAutoread => files::MeterLayout::SensusRoute(RouteFileOptions { route, dials, decimals }),
             };
-            let store = ctx.store;
-            let r = files::store_meters(store, &meters)?;
+            let (count, r) = files::import_meters(ctx.store, &name, &upload.file, &layout)?;
             say!(
                 ctx,
                 "imported {} meters from {}: {} added, {} updated, {} unchanged",
-                meters.len(),
+                count,
                 file.display(),
                 r.added,
                 r.updated,

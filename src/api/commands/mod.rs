@@ -5,7 +5,8 @@
 //! The same [`run`] executes a command in the daemon (for a client of the control socket) and
 //! in process (when no daemon runs), so both print the same bytes and exit with the same code.
 //! A command prints through its [`Ctx`] (`say!`, `note!`); it never opens a path it is given:
-//! a file it reads arrives as bytes the client read ([`Ctx::upload`]), and a file it produces
+//! a file it reads arrives as a stream the client read, spooled by the daemon to a private
+//! temporary file ([`Ctx::upload`]), and a file it produces
 //! goes to the client, which writes it ([`Ctx::deliver`]).
 
 mod audit;
@@ -44,6 +45,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
+use super::files::Upload;
 use super::identity::Caller;
 use super::proto::Role;
 use crate::config::Config;
@@ -156,7 +158,7 @@ impl Command {
         }
     }
 
-    /// The file the command reads: the client reads it (with its own rights) and sends the
+    /// The file the command reads: the client opens it (with its own rights) and streams the
     /// bytes; the path itself only names the file in messages.
     pub fn upload(&self) -> Option<&Path> {
         match self {
@@ -208,8 +210,9 @@ pub trait Console {
 
 /// The files that cross between client and command.
 pub trait Transfer {
-    /// The bytes of the file the command reads (what the client read and sent).
-    fn upload(&mut self) -> anyhow::Result<Vec<u8>>;
+    /// The file the command reads: what the client sent, spooled by the daemon to a private
+    /// temporary file (in process: the local file itself).
+    fn upload(&mut self) -> anyhow::Result<Upload>;
     /// Hands the produced file to the client, which writes it; an error says why it could not
     /// (the same message in process and through the daemon).
     fn deliver(&mut self, bytes: &[u8]) -> anyhow::Result<()>;
@@ -253,8 +256,8 @@ impl<'a> Ctx<'a> {
         self.caller.clerk(self.on_behalf_of)
     }
 
-    /// The bytes of the file the command reads.
-    pub fn upload(&self) -> anyhow::Result<Vec<u8>> {
+    /// The file the command reads, to read as a stream from its start (as often as needed).
+    pub fn upload(&self) -> anyhow::Result<Upload> {
         self.transfer.borrow_mut().upload()
     }
 

@@ -42,9 +42,9 @@ pub fn run(ctx: &Ctx<'_>, cmd: ReadsCmd) -> anyhow::Result<()> {
     match cmd {
         ReadsCmd::Import { file, json, chunk } => {
             let store = ctx.store;
-            // The client read the file (with its own rights) and sent its bytes; `file` only
-            // names it in messages.
-            let bytes = ctx.upload()?;
+            // The client opened the file (with its own rights) and streamed it; `file` only
+            // names it in messages. Checked whole, then stored in chunks: never held.
+            let upload = ctx.upload()?;
             let name = file.display().to_string();
             let mut progress = |r: &AcceptReport| {
                 let line = format!("committed {} reads", r.imported + r.duplicates_skipped);
@@ -54,8 +54,15 @@ pub fn run(ctx: &Ctx<'_>, cmd: ReadsCmd) -> anyhow::Result<()> {
                 let _ = writeln!(sink, "{line}");
                 let _ = sink.flush();
             };
-            let report =
-                files::import_reads_bytes(store, &ctx.config.vee, &name, &bytes, chunk as usize, &mut progress)?;
+            let report = files::import_reads(
+                store,
+                &ctx.config.vee,
+                &name,
+                &upload.file,
+                &upload.scratch,
+                chunk as usize,
+                &mut progress,
+            )?;
             if json {
                 return print_json(ctx, &report);
             }

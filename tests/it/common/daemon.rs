@@ -63,6 +63,11 @@ impl Daemon {
         }
     }
 
+    /// The daemon's process id (for /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn log(&self) -> String {
         self.lines.lock().unwrap().join("\n")
     }
