@@ -163,12 +163,7 @@ fn sequential(mut source: Box<dyn Read + Send>, job: &Job<'_>, tally: &mut Tally
     let mut buf = vec![0u8; READ_CHUNK];
     let mut line = Vec::new();
     loop {
-        let n = read(&mut source, &mut buf)?;
-        if n == 0 {
-            framer.finish();
-        } else {
-            framer.push(&buf[..n]);
-        }
+        let n = feed(&mut source, &mut framer, &mut buf)?;
         while let Some(piece) = framer.next_piece() {
             line.clear();
             let outcome = job.decode(piece, &mut line);
@@ -270,12 +265,7 @@ fn parallel(
                 flush: false,
             };
             loop {
-                let n = read(&mut source, &mut buf)?;
-                if n == 0 {
-                    framer.finish();
-                } else {
-                    framer.push(&buf[..n]);
-                }
+                let n = feed(&mut source, &mut framer, &mut buf)?;
                 while let Some(piece) = framer.next_piece() {
                     batch.pieces.push(match piece {
                         Piece::Frame(at, framing, bytes) => {
@@ -338,6 +328,17 @@ fn parallel(
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the reading thread failed")));
         result.and(read)
     })
+}
+
+/// Reads what is ready into the framer; 0 when the input ended (and the framer was told).
+fn feed(source: &mut impl Read, framer: &mut Framer, buf: &mut [u8]) -> Result<usize> {
+    let n = read(source, buf)?;
+    if n == 0 {
+        framer.finish();
+    } else {
+        framer.push(&buf[..n]);
+    }
+    Ok(n)
 }
 
 /// Reads what is ready (at most `buf.len()` bytes); 0 at the end of the input.
