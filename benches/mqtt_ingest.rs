@@ -211,14 +211,7 @@ fn bench_on(c: &mut Criterion, name: &str, url: String, port: u16, tls: TlsSetti
             let started = Instant::now();
             let cpu0 = cpu_seconds();
             match until {
-                Some(n) => {
-                    while *rx.borrow_and_update() < n {
-                        tokio::time::timeout(Duration::from_secs(120), rx.changed())
-                            .await
-                            .expect("ingest stalled")
-                            .unwrap();
-                    }
-                }
+                Some(n) => client::committed(&mut rx, n, Duration::from_secs(120)).await.unwrap(),
                 // First run: just establish the session and its subscriptions.
                 None => tokio::time::sleep(Duration::from_millis(500)).await,
             }

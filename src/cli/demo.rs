@@ -254,9 +254,7 @@ fn gateway_demo(env: &Env, store: &std::sync::Arc<dyn Store>) -> anyhow::Result<
             client_id: Some("meterd-demo-gateways".into()),
         };
         let summary = super::simulate::gateway::simulate(args).await?;
-        while *rx.borrow_and_update() < MESSAGES {
-            tokio::time::timeout(std::time::Duration::from_secs(60), rx.changed()).await??;
-        }
+        client::committed(&mut rx, MESSAGES, std::time::Duration::from_secs(60)).await?;
         token.cancel();
         task.await??;
         anyhow::Ok(summary)

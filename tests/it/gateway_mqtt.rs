@@ -628,14 +628,7 @@ fn a_graceful_stop_acks_every_committed_message_and_nothing_else() {
             let token = CancellationToken::new();
             let task = tokio::spawn(client::run(ingest, token.clone()));
             match until {
-                Some(n) => {
-                    while *rx.borrow_and_update() < n {
-                        tokio::time::timeout(Duration::from_secs(60), rx.changed())
-                            .await
-                            .expect("ingest stalled")
-                            .unwrap();
-                    }
-                }
+                Some(n) => client::committed(&mut rx, n, Duration::from_secs(60)).await.unwrap(),
                 None => tokio::time::sleep(quiet).await,
             }
             token.cancel();

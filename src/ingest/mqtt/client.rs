@@ -53,6 +53,23 @@ pub struct GatewayIngest {
     pub progress: Option<tokio::sync::watch::Sender<u64>>,
 }
 
+/// Waits until a session's [`GatewayIngest::progress`] says `n` messages are committed; fails
+/// when no message is committed for `stall` (the demo, the benchmark and the tests run a session
+/// in process and wait for it this way).
+pub async fn committed(
+    progress: &mut tokio::sync::watch::Receiver<u64>,
+    n: u64,
+    stall: Duration,
+) -> anyhow::Result<()> {
+    while *progress.borrow_and_update() < n {
+        tokio::time::timeout(stall, progress.changed())
+            .await
+            .with_context(|| format!("ingest stalled at {} of {n} messages", *progress.borrow()))?
+            .context("the ingest session ended")?;
+    }
+    Ok(())
+}
+
 /// A message waiting for its group to commit.
 struct Pending {
     epoch: u64,
