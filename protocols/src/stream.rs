@@ -75,8 +75,6 @@ pub struct Framer {
     base: u64,
     /// Line number at `buf[start]`.
     line: usize,
-    /// Lines seen in `buf[start..start + scanned]`.
-    scanned_lines: usize,
     /// The input has ended.
     ended: bool,
     /// Skipping the rest of a line or telegram that was too long.
@@ -120,7 +118,6 @@ impl Framer {
             scanned: 0,
             base: 0,
             line: 1,
-            scanned_lines: 0,
             ended: false,
             discarding: false,
             skipped: None,
@@ -166,24 +163,22 @@ impl Framer {
     }
 
     /// Takes `n` bytes as consumed, counting their lines.
-    fn advance(&mut self, n: usize, lines: usize) {
-        self.start += n;
-        self.line += lines;
-        self.scanned = 0;
-        self.scanned_lines = 0;
-    }
-
-    fn skip(&mut self, n: usize) {
-        let lines = self.buf[self.start..self.start + n]
+    fn advance(&mut self, n: usize) {
+        self.line += self.buf[self.start..self.start + n]
             .iter()
             .filter(|&&b| b == b'\n')
             .count();
+        self.start += n;
+        self.scanned = 0;
+    }
+
+    fn skip(&mut self, n: usize) {
         let at = self.position();
         match &mut self.skipped {
             Some((_, count)) => *count += n as u64,
             None => self.skipped = Some((at, n as u64)),
         }
-        self.advance(n, lines);
+        self.advance(n);
     }
 
     /// Reported skipped bytes, if a run of them just ended.
@@ -254,16 +249,16 @@ impl Framer {
                     let n = rest.len();
                     if self.discarding {
                         self.discarding = false;
-                        self.advance(n, 0);
+                        self.advance(n);
                         continue;
                     }
-                    return Some(self.take_line(n, n, 0));
+                    return Some(self.take(Framing::Lines, n, n));
                 }
                 if rest.len() > MAX_LINE && !self.discarding {
                     let at = self.position();
                     self.discarding = true;
                     let n = rest.len();
-                    self.advance(n, 0);
+                    self.advance(n);
                     return Some(Piece::Refused(
                         at,
                         Error::invalid("line", format!("longer than {MAX_LINE} bytes")),
@@ -271,7 +266,7 @@ impl Framer {
                 }
                 if self.discarding {
                     let n = rest.len();
-                    self.advance(n, 0);
+                    self.advance(n);
                     return None;
                 }
                 self.scanned = rest.len();
@@ -279,27 +274,28 @@ impl Framer {
             };
             if self.discarding {
                 self.discarding = false;
-                self.advance(end + 1, 1);
+                self.advance(end + 1);
                 continue;
             }
             if end > MAX_LINE {
                 let at = self.position();
-                self.advance(end + 1, 1);
+                self.advance(end + 1);
                 return Some(Piece::Refused(
                     at,
                     Error::invalid("line", format!("longer than {MAX_LINE} bytes")),
                 ));
             }
-            return Some(self.take_line(end, end + 1, 1));
+            return Some(self.take(Framing::Lines, end, end + 1));
         }
     }
 
-    /// The line of `len` bytes at `start`, consuming `used` bytes.
-    fn take_line(&mut self, len: usize, used: usize, lines: usize) -> Piece<'_> {
+    /// The frame of `len` bytes at `start` cut by `framing`, consuming `used` bytes (a line's
+    /// line end is consumed, not part of the frame).
+    fn take(&mut self, framing: Framing, len: usize, used: usize) -> Piece<'_> {
         let at = self.position();
         let from = self.start;
-        self.advance(used, lines);
-        Piece::Frame(at, Framing::Lines, &self.buf[from..from + len])
+        self.advance(used);
+        Piece::Frame(at, framing, &self.buf[from..from + len])
     }
 
     fn next_telegram(&mut self) -> Option<Piece<'_>> {
@@ -326,11 +322,7 @@ impl Framer {
                     if junk {
                         self.skip(i);
                     } else {
-                        let lines = self.buf[self.start..self.start + i]
-                            .iter()
-                            .filter(|&&b| b == b'\n')
-                            .count();
-                        self.advance(i, lines);
+                        self.advance(i);
                     }
                     // The `/` now at `start` begins a line.
                     self.telegram.at_line_start = true;
@@ -360,17 +352,10 @@ impl Framer {
                                 .iter()
                                 .position(|&b| !(b & 0x7F).is_ascii_whitespace())
                                 .unwrap_or(0);
-                            let lines = self.buf[self.start..self.start + all]
-                                .iter()
-                                .filter(|&&b| b == b'\n')
-                                .count();
-                            self.advance(all, lines);
-                            let n = self.buf.len() - self.start;
-                            let at = self.position();
-                            let from = self.start;
-                            self.advance(n, 0);
+                            self.advance(all);
                             self.telegram_seen = true;
-                            return Some(Piece::Frame(at, Framing::Telegrams, &self.buf[from..from + n]));
+                            let n = self.buf.len() - self.start;
+                            return Some(self.take(Framing::Telegrams, n, n));
                         }
                         let junk = self.buf[self.start..]
                             .iter()
@@ -378,7 +363,7 @@ impl Framer {
                         if junk {
                             self.skip(rest_len);
                         } else {
-                            self.advance(rest_len, 0);
+                            self.advance(rest_len);
                         }
                         return self.take_skipped();
                     }
@@ -398,7 +383,6 @@ impl Framer {
     fn scan_telegram(&mut self) -> Option<Piece<'_>> {
         let rest = &self.buf[self.start..];
         let mut s = self.telegram;
-        let mut lines = self.scanned_lines;
         let mut end = None;
         let mut i = self.scanned;
         while i < rest.len() {
@@ -433,12 +417,9 @@ impl Framer {
             if s.at_line_start && b == b'!' {
                 s.bang_line = true;
             }
-            if b == b'\n' {
-                lines += 1;
-                if s.bang_line && !s.has_stx {
-                    end = Some(i + 1);
-                    break;
-                }
+            if b == b'\n' && s.bang_line && !s.has_stx {
+                end = Some(i + 1);
+                break;
             }
             s.at_line_start = b == b'\n' || (s.at_line_start && b == 0);
             i += 1;
@@ -450,7 +431,7 @@ impl Framer {
             Some(e) => e,
             None if i > MAX_TELEGRAM => {
                 let at = self.position();
-                self.advance(i, lines);
+                self.advance(i);
                 self.in_telegram = false;
                 // Resume between telegrams: the next `/` line starts the next one.
                 self.telegram = TelegramScan {
@@ -466,15 +447,9 @@ impl Framer {
             None => {
                 self.telegram = s;
                 self.scanned = rest.len();
-                self.scanned_lines = lines;
                 return None;
             }
         };
-        // Lines inside the piece: those before `end` (a line end at `end - 1` is the piece's).
-        let lines_in = rest[..end].iter().filter(|&&b| b == b'\n').count();
-        let at = self.position();
-        let from = self.start;
-        self.advance(end, lines_in);
         self.in_telegram = false;
         // After an end mark the next `/` starts a telegram even without a line end before it
         // (a probe's next sign-on right after a BCC).
@@ -482,10 +457,7 @@ impl Framer {
             at_line_start: true,
             ..TelegramScan::default()
         };
-        // The next call looks for the next start.
-        self.scanned = 0;
-        debug_assert!(!self.in_telegram);
-        Some(Piece::Frame(at, Framing::Telegrams, &self.buf[from..from + end]))
+        Some(self.take(Framing::Telegrams, end, end))
     }
 
     fn next_binary(&mut self) -> Option<Piece<'_>> {
@@ -495,21 +467,12 @@ impl Framer {
                 return if self.ended { self.take_skipped() } else { None };
             }
             match self.binary_frame(rest) {
-                Cut::Frame(n) | Cut::Control(n) if self.skipped.is_some() => {
-                    let _ = n;
-                    return self.take_skipped();
-                }
-                Cut::Frame(n) => {
-                    let lines = rest[..n].iter().filter(|&&b| b == b'\n').count();
-                    let at = self.position();
-                    let from = self.start;
-                    self.advance(n, lines);
-                    return Some(Piece::Frame(at, Framing::Binary, &self.buf[from..from + n]));
-                }
+                // The skipped bytes before a frame are reported first.
+                Cut::Frame(_) | Cut::Control(_) if self.skipped.is_some() => return self.take_skipped(),
+                Cut::Frame(n) => return Some(self.take(Framing::Binary, n, n)),
                 Cut::Control(n) => {
-                    let lines = rest[..n].iter().filter(|&&b| b == b'\n').count();
                     let at = self.position();
-                    self.advance(n, lines);
+                    self.advance(n);
                     return Some(Piece::Control(at));
                 }
                 Cut::Wait if !self.ended => return None,

@@ -118,31 +118,36 @@ struct Job<'a> {
 }
 
 impl Job<'_> {
-    /// Decodes one piece: its NDJSON line is appended to `out`.
-    fn decode(&self, piece: Piece<'_>, out: &mut Vec<u8>) -> Outcome {
-        match piece {
-            Piece::Frame(at, framing, bytes) => match decode_piece(framing, bytes, self.protocol, self.keys) {
-                None => Outcome::Blank,
-                Some(Ok(decoded)) => {
-                    let before = out.len();
-                    // Writing to a Vec cannot fail; a value that does not serialise would be a bug.
-                    match serde_json::to_writer(&mut *out, &decoded) {
-                        Ok(()) => {
-                            out.push(b'\n');
-                            Outcome::Decoded(out.len() - before)
-                        }
-                        Err(e) => {
-                            out.truncate(before);
-                            Outcome::Refused(at, e.to_string())
-                        }
+    /// Decodes one frame: its NDJSON line is appended to `out`.
+    fn decode(&self, at: Position, framing: Framing, bytes: &[u8], out: &mut Vec<u8>) -> Outcome {
+        match decode_piece(framing, bytes, self.protocol, self.keys) {
+            None => Outcome::Blank,
+            Some(Ok(decoded)) => {
+                let before = out.len();
+                // Writing to a Vec cannot fail; a value that does not serialise would be a bug.
+                match serde_json::to_writer(&mut *out, &decoded) {
+                    Ok(()) => {
+                        out.push(b'\n');
+                        Outcome::Decoded(out.len() - before)
+                    }
+                    Err(e) => {
+                        out.truncate(before);
+                        Outcome::Refused(at, e.to_string())
                     }
                 }
-                Some(Err(e)) => Outcome::Refused(at, e.to_string()),
-            },
-            Piece::Refused(at, e) => Outcome::Refused(at, e.to_string()),
-            Piece::Skipped(at, n) => Outcome::Skipped(at, n),
-            Piece::Control(_) => Outcome::Control,
+            }
+            Some(Err(e)) => Outcome::Refused(at, e.to_string()),
         }
+    }
+}
+
+/// A frame to decode, or what a piece that is no frame comes to.
+fn frame_or_outcome(piece: Piece<'_>) -> Result<(Position, Framing, &[u8]), Outcome> {
+    match piece {
+        Piece::Frame(at, framing, bytes) => Ok((at, framing, bytes)),
+        Piece::Refused(at, e) => Err(Outcome::Refused(at, e.to_string())),
+        Piece::Skipped(at, n) => Err(Outcome::Skipped(at, n)),
+        Piece::Control(_) => Err(Outcome::Control),
     }
 }
 
@@ -166,7 +171,10 @@ fn sequential(mut source: Box<dyn Read + Send>, job: &Job<'_>, tally: &mut Tally
         let n = feed(&mut source, &mut framer, &mut buf)?;
         while let Some(piece) = framer.next_piece() {
             line.clear();
-            let outcome = job.decode(piece, &mut line);
+            let outcome = match frame_or_outcome(piece) {
+                Ok((at, framing, bytes)) => job.decode(at, framing, bytes, &mut line),
+                Err(outcome) => outcome,
+            };
             tally.record(outcome, &line)?;
         }
         if n == 0 {
@@ -187,6 +195,25 @@ struct Batch {
     pieces: Vec<Cut>,
     /// The read that ended this batch was short: flush after writing it.
     flush: bool,
+}
+
+impl Batch {
+    fn new(seq: u64) -> Batch {
+        Batch {
+            seq,
+            data: Vec::with_capacity(BATCH_BYTES + 1024),
+            pieces: Vec::new(),
+            flush: false,
+        }
+    }
+
+    /// Sends this batch to the decoding threads and starts the next one in its place; `false`
+    /// when they are gone.
+    fn hand_over(&mut self, work: &std::sync::mpsc::SyncSender<Batch>, flush: bool) -> bool {
+        self.flush = flush;
+        let next = Batch::new(self.seq + 1);
+        work.send(std::mem::replace(self, next)).is_ok()
+    }
 }
 
 /// A piece kept by position in its batch's `data`.
@@ -234,9 +261,7 @@ fn parallel(
                         .pieces
                         .into_iter()
                         .map(|cut| match cut {
-                            Cut::Frame(at, framing, range) => {
-                                job.decode(Piece::Frame(at, framing, &batch.data[range]), &mut out)
-                            }
+                            Cut::Frame(at, framing, range) => job.decode(at, framing, &batch.data[range], &mut out),
                             Cut::Other(o) => o,
                         })
                         .collect();
@@ -257,52 +282,26 @@ fn parallel(
         let reader = scope.spawn(move || -> Result<()> {
             let mut framer = Framer::new(protocol, None);
             let mut buf = vec![0u8; READ_CHUNK];
-            let mut seq = 0;
-            let mut batch = Batch {
-                seq,
-                data: Vec::new(),
-                pieces: Vec::new(),
-                flush: false,
-            };
+            let mut batch = Batch::new(0);
             loop {
                 let n = feed(&mut source, &mut framer, &mut buf)?;
                 while let Some(piece) = framer.next_piece() {
-                    batch.pieces.push(match piece {
-                        Piece::Frame(at, framing, bytes) => {
+                    batch.pieces.push(match frame_or_outcome(piece) {
+                        Ok((at, framing, bytes)) => {
                             let from = batch.data.len();
                             batch.data.extend_from_slice(bytes);
                             Cut::Frame(at, framing, from..batch.data.len())
                         }
-                        Piece::Refused(at, e) => Cut::Other(Outcome::Refused(at, e.to_string())),
-                        Piece::Skipped(at, n) => Cut::Other(Outcome::Skipped(at, n)),
-                        Piece::Control(_) => Cut::Other(Outcome::Control),
+                        Err(outcome) => Cut::Other(outcome),
                     });
-                    if batch.data.len() >= BATCH_BYTES {
-                        seq += 1;
-                        let next = Batch {
-                            seq,
-                            data: Vec::with_capacity(BATCH_BYTES + 1024),
-                            pieces: Vec::new(),
-                            flush: false,
-                        };
-                        if work_tx.send(std::mem::replace(&mut batch, next)).is_err() {
-                            return Ok(());
-                        }
-                    }
-                }
-                let short = n < buf.len();
-                if (n == 0 || short) && !batch.pieces.is_empty() {
-                    batch.flush = true;
-                    seq += 1;
-                    let next = Batch {
-                        seq,
-                        data: Vec::new(),
-                        pieces: Vec::new(),
-                        flush: false,
-                    };
-                    if work_tx.send(std::mem::replace(&mut batch, next)).is_err() {
+                    if batch.data.len() >= BATCH_BYTES && !batch.hand_over(&work_tx, false) {
                         return Ok(());
                     }
+                }
+                // A short read (or the end): nothing more is ready, so what is cut goes out now
+                // and is flushed once written.
+                if n < buf.len() && !batch.pieces.is_empty() && !batch.hand_over(&work_tx, true) {
+                    return Ok(());
                 }
                 if n == 0 {
                     return Ok(());

@@ -20,39 +20,16 @@ const SCM: &str = "F95306F008951840EA0C101A";
 #[test]
 fn each_frame_comes_out_before_the_input_ends() {
     let s = Scratch::new();
-    let mut child = s
-        .cmd(&["decode"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if tx.send(line.unwrap()).is_err() {
-                return;
-            }
-        }
-    });
+    let mut f = Filter::start(&s, &[]);
     for n in 1..=2 {
-        writeln!(stdin, "{SCM}").unwrap();
-        stdin.flush().unwrap();
-        // A hang guard, not a speed check: without streaming nothing comes until EOF.
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("frame {n}: nothing printed while the input is open"));
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        assert_eq!(v["meter_id"], "54585868", "{line}");
+        f.send(format!("{SCM}\n").as_bytes());
+        // Without streaming nothing comes until EOF.
+        let v = f.next(&format!("frame {n}"));
+        assert_eq!(v["meter_id"], "54585868", "{v}");
     }
-    drop(stdin);
-    assert!(child.wait().unwrap().success());
-    assert!(
-        rx.recv_timeout(Duration::from_secs(5)).is_err(),
-        "two frames, two lines"
-    );
+    let (ok, err, rest) = f.finish();
+    assert!(ok, "{err}");
+    assert!(rest.is_empty(), "two frames, two lines: {rest:?}");
 }
 
 /// A line over the limit is refused naming its line, and reading goes on with the next.
@@ -201,12 +178,14 @@ impl Filter {
             .unwrap()
     }
 
-    /// Closes the input and waits; returns success and stderr.
-    fn finish(mut self) -> (bool, String) {
+    /// Closes the input and waits; returns success, stderr and the output lines not yet read.
+    fn finish(mut self) -> (bool, String, Vec<String>) {
         drop(self.stdin.take());
         let mut err = String::new();
         self.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-        (self.child.wait().unwrap().success(), err)
+        let ok = self.child.wait().unwrap().success();
+        // The reading thread ends at the end of the output.
+        (ok, err, self.lines.iter().collect())
     }
 }
 
@@ -216,24 +195,20 @@ impl Filter {
 fn each_text_telegram_comes_out_when_its_end_mark_arrives() {
     let s = Scratch::new();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("firmware-fixtures");
-    let dsmr = std::fs::read(root.join("dsmr/sagemcom-t210-d/v5.in")).unwrap();
-    let mut f = Filter::start(&s, &[]);
-    for n in 1..=2 {
-        f.send(&dsmr);
-        let v = f.next(&format!("DSMR telegram {n}"));
-        assert_eq!(v["protocol"], "dsmr", "{v}");
+    for (capture, protocol) in [
+        ("dsmr/sagemcom-t210-d/v5.in", "dsmr"),
+        ("iec62056-21/landis-gyr-e350/readout.in", "iec62056-21"),
+    ] {
+        let telegram = std::fs::read(root.join(capture)).unwrap();
+        let mut f = Filter::start(&s, &[]);
+        for n in 1..=2 {
+            f.send(&telegram);
+            let v = f.next(&format!("{capture}, telegram {n}"));
+            assert_eq!(v["protocol"], protocol, "{v}");
+        }
+        let (ok, err, _) = f.finish();
+        assert!(ok, "{err}");
     }
-    let (ok, err) = f.finish();
-    assert!(ok, "{err}");
-    let iec = std::fs::read(root.join("iec62056-21/landis-gyr-e350/readout.in")).unwrap();
-    let mut f = Filter::start(&s, &[]);
-    for n in 1..=2 {
-        f.send(&iec);
-        let v = f.next(&format!("IEC readout {n}"));
-        assert_eq!(v["protocol"], "iec62056-21", "{v}");
-    }
-    let (ok, err) = f.finish();
-    assert!(ok, "{err}");
 }
 
 /// Raw binary frames are cut by their length fields; garbage between them is skipped, counted
@@ -338,7 +313,7 @@ fn memory_stays_flat_over_a_million_lines() {
             seen += 1;
         }
         let kib = f.peak_kib();
-        let (ok, err) = f.finish();
+        let (ok, err, _) = f.finish();
         assert!(ok, "{err}");
         kib
     };
