@@ -252,13 +252,8 @@ fn csv_error(file: &str, e: csv::Error) -> ImportError {
 /// byte-order mark, UTF-16 without one (ASCII text in UTF-16 has a NUL byte in every other
 /// position: Windows tools write "Unicode" text so), or bytes that are not valid UTF-8 (the
 /// line and the byte offset of the first one). Checked before parsing, so that the error is
-/// about the encoding rather than a column name full of NUL bytes.
-pub fn check_encoding(file: &str, bytes: &[u8]) -> Result<(), ImportError> {
-    check_source_encoding(file, &bytes)
-}
-
-/// [`check_encoding`] of a source, in one streaming pass.
-pub fn check_source_encoding(file: &str, src: &dyn Source) -> Result<(), ImportError> {
+/// about the encoding rather than a column name full of NUL bytes. One streaming pass.
+fn check_encoding(file: &str, src: &dyn Source) -> Result<(), ImportError> {
     let refuse = |line: u64, message: String| ImportError::Line {
         file: file.to_owned(),
         line,
@@ -335,7 +330,7 @@ pub fn for_each_read(
     src: &dyn Source,
     each: &mut dyn FnMut(u64, Read) -> Result<(), ImportError>,
 ) -> Result<(), ImportError> {
-    check_source_encoding(file, src)?;
+    check_encoding(file, src)?;
     let mut csv = Csv::open(file, src, &READ_COLUMNS, &READ_REQUIRED)?;
     let mut row = csv::StringRecord::new();
     while let Some(line) = csv.next_row(&mut row)? {
@@ -347,63 +342,61 @@ pub fn for_each_read(
 
 /// One row of a reads CSV, checked.
 fn parse_read(csv: &Csv<'_>, line: u64, row: &csv::StringRecord) -> Result<Read, ImportError> {
-    {
-        let meter_id = csv.limited(line, row, "meter_id", Field::MeterId)?.to_owned();
-        let read_at: Timestamp = csv.parse(
+    let meter_id = csv.limited(line, row, "meter_id", Field::MeterId)?.to_owned();
+    let read_at: Timestamp = csv.parse(
+        line,
+        row,
+        "read_at",
+        "an RFC 3339 time with offset (2025-01-31T08:00:00Z)",
+        |v| v.parse().ok(),
+    )?;
+    let raw = csv.limited(line, row, "value", Field::RawValue)?;
+    let value = Quantity::parse(raw)
+        .map_err(|e| csv.field_error(line, "value", format!("{} is not a register value: {e}", quote(raw))))?;
+    if value.is_negative() {
+        return Err(csv.field_error(
             line,
-            row,
-            "read_at",
-            "an RFC 3339 time with offset (2025-01-31T08:00:00Z)",
-            |v| v.parse().ok(),
-        )?;
-        let raw = csv.limited(line, row, "value", Field::RawValue)?;
-        let value = Quantity::parse(raw)
-            .map_err(|e| csv.field_error(line, "value", format!("{} is not a register value: {e}", quote(raw))))?;
-        if value.is_negative() {
-            return Err(csv.field_error(
-                line,
-                "value",
-                format!("{} is negative; a register value never is", quote(raw)),
-            ));
-        }
-        let read_type = match csv.get(row, "read_type") {
-            None | Some("") => ReadType::Manual,
-            Some(v) => ReadType::parse(v).ok_or_else(|| {
-                csv.field_error(
-                    line,
-                    "read_type",
-                    format!(
-                        "{} is not a read type ({})",
-                        quote(v),
-                        ReadType::ALL.map(ReadType::as_str).join(", ")
-                    ),
-                )
-            })?,
-        };
-        let codes = || {
-            csv.get(row, "codes")
-                .unwrap_or("")
-                .split(';')
-                .map(str::trim)
-                .filter(|c| !c.is_empty())
-        };
-        // Counted lazily: a field of millions of codes is refused at the first one too many.
-        limits::check_codes("codes", codes()).map_err(|e| csv.limit_error(line, e))?;
-        let codes = codes().map(str::to_owned).collect();
-        let reader = csv.limited_opt(line, row, "reader", Field::Reader)?;
-        let read = Read {
-            meter_id,
-            read_at,
-            value,
-            raw: raw.to_owned(),
-            read_type,
-            codes,
-            reader: Some(reader).filter(|r| !r.is_empty()).map(str::to_owned),
-            origin: Origin::file_line(&csv.file, line),
-        };
-        limits::check_read(&read).map_err(|e| csv.limit_error(line, e))?;
-        Ok(read)
+            "value",
+            format!("{} is negative; a register value never is", quote(raw)),
+        ));
     }
+    let read_type = match csv.get(row, "read_type") {
+        None | Some("") => ReadType::Manual,
+        Some(v) => ReadType::parse(v).ok_or_else(|| {
+            csv.field_error(
+                line,
+                "read_type",
+                format!(
+                    "{} is not a read type ({})",
+                    quote(v),
+                    ReadType::ALL.map(ReadType::as_str).join(", ")
+                ),
+            )
+        })?,
+    };
+    let codes = || {
+        csv.get(row, "codes")
+            .unwrap_or("")
+            .split(';')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+    };
+    // Counted lazily: a field of millions of codes is refused at the first one too many.
+    limits::check_codes("codes", codes()).map_err(|e| csv.limit_error(line, e))?;
+    let codes = codes().map(str::to_owned).collect();
+    let reader = csv.limited_opt(line, row, "reader", Field::Reader)?;
+    let read = Read {
+        meter_id,
+        read_at,
+        value,
+        raw: raw.to_owned(),
+        read_type,
+        codes,
+        reader: Some(reader).filter(|r| !r.is_empty()).map(str::to_owned),
+        origin: Origin::file_line(&csv.file, line),
+    };
+    limits::check_read(&read).map_err(|e| csv.limit_error(line, e))?;
+    Ok(read)
 }
 
 /// Parse and check a meters CSV.
@@ -443,7 +436,17 @@ pub fn for_each_meter(
     layout: &MeterLayout,
     each: &mut dyn FnMut(Meter) -> Result<(), ImportError>,
 ) -> Result<(), ImportError> {
-    check_source_encoding(file, src)?;
+    check_encoding(file, src)?;
+    meters_of(file, src, layout, each)
+}
+
+/// [`for_each_meter`] of a source whose encoding was checked.
+fn meters_of(
+    file: &str,
+    src: &dyn Source,
+    layout: &MeterLayout,
+    each: &mut dyn FnMut(Meter) -> Result<(), ImportError>,
+) -> Result<(), ImportError> {
     match layout {
         MeterLayout::Csv => for_each_meter_csv(file, src, each),
         MeterLayout::SensusRoute(opts) => for_each_route_meter(file, src, opts, each),
@@ -733,7 +736,8 @@ pub fn import_meters(
     })?;
     let report = crate::store::write_within(store, crate::store::INGEST_DEADLINE, |txn| {
         let mut report = MeterImportReport::default();
-        for_each_meter(file, src, layout, &mut |m| {
+        // The first pass checked the encoding; the rows are checked again as they are read.
+        meters_of(file, src, layout, &mut |m| {
             match txn.meter(&m.meter_id)? {
                 None => report.added += 1,
                 Some(old) if old == m => {

@@ -4,9 +4,10 @@
 //! Like `reads import`, a file is checked whole before anything is stored, and a bad one is
 //! refused naming the line and field. Memory stays bounded whatever the file's size: the file is
 //! read twice as a stream ([`Source`]: a client's upload the daemon spooled, a local file, or
-//! bytes), line by line (a line over [`MAX_LINE`] is refused, not held): the first pass checks every record (the format's rules, each day's
-//! number of values against its local day, interval boundaries), the second turns records into
-//! [`IncomingDay`]s and commits them in chunks. Facts on the layouts: `interval-data.md` §4.
+//! bytes), line by line (a line over [`MAX_LINE`] is refused, not held): the first pass checks
+//! every record (the format's rules, each day's number of values against its local day,
+//! interval boundaries), the second turns records into [`IncomingDay`]s and commits them in
+//! chunks. Facts on the layouts: `interval-data.md` §4.
 
 use std::collections::BTreeMap;
 
